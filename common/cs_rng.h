@@ -1,0 +1,28 @@
+/* cs_rng.h - explicit-state pseudo-random numbers (STYLE.md R11): xoshiro256** seeded through
+ * splitmix64. Every random choice in calsweep (k-means seeding, selectors, sampling, test fills)
+ * takes a cs_rng so that a run replays from the seed stored with its job, never from the C
+ * library's generator.
+ */
+#ifndef CS_COMMON_CS_RNG_H
+#define CS_COMMON_CS_RNG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cs_rng {
+    uint64_t s[4];
+} cs_rng;
+
+/* Any seed, 0 included, gives a valid state. */
+void cs_rng_seed(cs_rng *r, uint64_t seed);
+uint64_t cs_rng_u64(cs_rng *r);
+/* Uniform in [0, 1) with 53 random bits. */
+double cs_rng_uniform(cs_rng *r);
+/* Uniform integer in [0, n); n == 0 returns 0. Unbiased (rejection). */
+uint64_t cs_rng_below(cs_rng *r, uint64_t n);
+/* Standard normal (Box-Muller, no cached second value, so the state alone defines the stream). */
+double cs_rng_normal(cs_rng *r);
+/* Fisher-Yates shuffle of idx[0..n). */
+void cs_rng_shuffle(cs_rng *r, size_t *idx, size_t n);
+
+#endif

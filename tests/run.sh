@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The README's test command: install what is missing, build plain and sanitized (ASan+UBSan, clang,
+# with libFuzzer targets), check formatting and banned functions, run every suite but bench, and end
+# with one line "N passed, N failed" counted from meson's testlog.json. Exits non-zero on any failure.
+#
+#   tests/run.sh            everything (what CI runs)
+#   tests/run.sh --quick    plain build only, no fuzzing
+#   tests/run.sh --suite S  only suite S (repeatable), in both builds
+set -uo pipefail
+. "$(dirname "$0")/../deploy/lib.sh"
+
+quick=0
+suites=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) quick=1 ;;
+        --suite) shift; suites+=(--suite "$1") ;;
+        -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "tests/run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+set -e
+cs_install_deps
+if [ -f "$CS_ROOT/tests/node/package-lock.json" ] &&
+   { [ ! -d "$CS_ROOT/tests/node/node_modules" ] ||
+     [ "$CS_ROOT/tests/node/package-lock.json" -nt "$CS_ROOT/tests/node/node_modules/.package-lock.json" ]; }; then
+    cs_say "installing test tools from the npm registry (tests/node/package-lock.json)"
+    (cd "$CS_ROOT/tests/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+set +e
+
+passed=0 failed=0 skipped=0
+check() { # check NAME COMMAND...: a repository check that counts as one test
+    if "${@:2}"; then passed=$((passed+1)); echo "ok - $1"; else failed=$((failed+1)); echo "FAILED - $1"; fi
+}
+
+cd "$CS_ROOT"
+mapfile -t csrc < <(git ls-files --cached --others --exclude-standard -- '*.c' '*.h' | while read -r f; do [ -f "$f" ] && echo "$f"; done)
+check "clang-format (.clang-format)" clang-format --dry-run -Werror "${csrc[@]}"
+banned() { ! grep -nE '\b(gets|sprintf|strcpy|strcat|atoi|atof|strtok|rand)\s*\(' "${csrc[@]}"; }
+check "no banned functions (STYLE.md R22)" banned
+
+werror=()
+[ "${CI:-}" = "true" ] && werror=(-Dwerror=true)
+
+run_build() { # run_build DIR CC [meson options...]
+    local dir=$1 ccomp=$2; shift 2
+    if ! CC=$ccomp cs_build "$dir" "${werror[@]}" "$@"; then
+        failed=$((failed+1)); echo "FAILED - build $dir"; return
+    fi
+    cs_say "testing $dir"
+    rm -f "$dir/meson-logs/testlog.json"
+    meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes 2 "${suites[@]}" \
+        > "$dir/meson-logs/run.txt" 2>&1
+    grep -E '^ *[0-9]+/[0-9]+ ' "$dir/meson-logs/run.txt" | grep -vE ' (OK|SKIP) ' || true
+    if [ -f "$dir/meson-logs/testlog.json" ]; then
+        read -r p f s < <(tests/summarize.sh "$dir/meson-logs/testlog.json")
+        passed=$((passed+p)) failed=$((failed+f)) skipped=$((skipped+s))
+        cs_say "$dir: $p passed, $f failed, $s skipped"
+    else
+        failed=$((failed+1)); echo "FAILED - $dir produced no testlog.json"
+    fi
+}
+
+run_build build gcc
+if [ $quick -eq 0 ]; then
+    run_build build-asan clang -Db_sanitize=address,undefined -Db_lundef=false -Dfuzz=true
+fi
+
+if [ $skipped -gt 0 ]; then
+    echo "$passed passed, $failed failed, $skipped skipped"
+else
+    echo "$passed passed, $failed failed"
+fi
+[ $failed -eq 0 ]
