@@ -72,6 +72,8 @@ static void json_escape(cs_buf *b, const char *s)
 }
 
 static void vwrite(cs_log_level level, const char *file, int line, const char *suffix,
+                   const char *fmt, va_list ap) CS_PRINTF(5, 0);
+static void vwrite(cs_log_level level, const char *file, int line, const char *suffix,
                    const char *fmt, va_list ap)
 {
     FILE *out = g_sink ? g_sink : stderr;

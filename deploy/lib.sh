@@ -28,8 +28,17 @@ cs_build() {
     local dir=$1; shift
     if [ ! -f "$CS_ROOT/$dir/build.ninja" ]; then
         cs_say "configuring $dir"
-        meson setup "$CS_ROOT/$dir" "$CS_ROOT" "$@" >/dev/null
+        local log
+        log=$(mktemp)
+        if ! meson setup "$CS_ROOT/$dir" "$CS_ROOT" "$@" >"$log" 2>&1; then
+            tail -n 30 "$log" >&2; rm -f "$log"
+            rm -rf "${CS_ROOT:?}/$dir"
+            return 1
+        fi
+        rm -f "$log"
     fi
     cs_say "building $dir"
-    ninja -C "$CS_ROOT/$dir" >/dev/null
+    # ninja prints only what failed (and warnings) when quiet is not possible; keep its errors.
+    ninja -C "$CS_ROOT/$dir" | grep -vE '^\[[0-9]+/[0-9]+\] ' >&2
+    return "${PIPESTATUS[0]}"
 }
