@@ -1,0 +1,317 @@
+/* cs_proto.h - protocol version 1 between calsweep-worker, calsweep (CLI) and calsweepd: typed
+ * messages, their encoding to JSON text and their strict decoding.
+ *
+ * Why: every byte that crosses an nng socket comes from another process, maybe another machine,
+ * maybe an older or newer build. The codec turns it into a typed struct or into a clear error that
+ * names the field ("HEARTBEAT.attempt: expected a positive integer, got \"x\""), and never crashes.
+ * Nothing outside this file sees a cJSON tree of a message (STYLE.md R7).
+ *
+ * Wire format: one JSON object per nng message, in canonical form (cs_canon.h: sorted keys, no
+ * whitespace), so an encoded message is a pure function of the struct:
+ *
+ *   {"v":1,"type":"CLAIM","token":"...","req_id":7, <the fields of the type>}
+ *
+ * "v" (the protocol version, 1) and "type" are required; "token" (a shared secret, when the
+ * coordinator asks for one) and "req_id" (an integer >= 1 the sender may use to match replies in
+ * logs) are optional. Every other key must be a field of the type: unknown keys are refused, so a
+ * typo or a newer peer is noticed at once. JSON null counts as absent for optional fields.
+ *
+ * Endpoints and the expected reply of each request:
+ *   work (worker REQ -> coordinator REP)
+ *     HELLO     {worker, host, capabilities}                       -> OK | ERROR
+ *     CLAIM     {worker, capabilities}       -> JOB {job_id, attempt, lease_s, timeout_s?, config}
+ *                                                                   | NO_WORK {retry_ms} | ERROR
+ *     HEARTBEAT {job_id, attempt, stage, done, total, log_tail}    -> ACK | ERROR (CS_ESTALE)
+ *     RESULT    {job_id, attempt, metrics, provenance}             -> ACK | ERROR
+ *     FAIL      {job_id, attempt, kind, reason, exit_status, signal, log_tail} -> ACK | ERROR
+ *     BYE       {worker, release_job?: {job_id, attempt}}          -> OK
+ *   control (CLI REQ -> coordinator REP); every reply is OK {data?} or ERROR {code, message}
+ *     SUBMIT {sweep, force}  PLAN {sweep}  STATUS {sweep?}  CANCEL {sweep? | job? | filter?}
+ *     PAUSE {sweep}  RESUME {sweep}  RETRY {sweep?, failed, lost}  EXTEND {sweep_id, sweep}
+ *     JOBS {sweep?, state?, limit, offset}  WORKERS {}  LOGS {job_id, attempt?, tail?}
+ *
+ * Field types: a "sweep reference" (STATUS.sweep, EXTEND.sweep_id, ...) is a string, the sweep's
+ * name or its decimal id. Where the field is a sweep DOCUMENT (SUBMIT, PLAN, EXTEND.sweep) it is a
+ * JSON object. JSON documents of their own (JOB.config, RESULT.metrics and provenance, the sweep
+ * documents, CANCEL.filter, OK.data) are carried in the structs as owned canonical JSON text.
+ * job_id, attempt and the other integers are int64 limited to +-2^53 (exact in a double).
+ *
+ * Limits: a whole message is at most CS_PROTO_MAX_BYTES; log_tail, FAIL.reason and ERROR.message
+ * at most CS_PROTO_MAX_TEXT bytes (senders cut logs with cs_proto_log_tail); names (worker, host,
+ * stage, models, ...) 1..CS_PROTO_MAX_NAME bytes; lists at most CS_PROTO_MAX_LIST items. Strings
+ * are valid UTF-8 without NUL (cs_json_parse refuses anything else).
+ *
+ * All functions are pure (no globals) and thread-safe on distinct messages.
+ */
+#ifndef CS_COMMON_CS_PROTO_H
+#define CS_COMMON_CS_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cs_err.h"
+
+#define CS_PROTO_VERSION   1
+#define CS_PROTO_MAX_BYTES ((size_t)8 << 20)  /* whole message; set NNG_OPT_RECVMAXSZ above it */
+#define CS_PROTO_MAX_TEXT  ((size_t)16 << 10) /* log_tail, FAIL.reason, ERROR.message */
+#define CS_PROTO_MAX_NAME  256                /* worker, host, stage, token, sweep refs, ... */
+#define CS_PROTO_MAX_LIST  1024               /* items of capabilities lists */
+
+/* X(enum, wire name, endpoint): the one list of message types. Endpoint: 'W' work request,
+ * 'C' control request, 'R' reply (on either endpoint). */
+#define CS_MSG_TYPE_LIST(X)               \
+    X(CS_MSG_HELLO, "HELLO", 'W')         \
+    X(CS_MSG_CLAIM, "CLAIM", 'W')         \
+    X(CS_MSG_JOB, "JOB", 'R')             \
+    X(CS_MSG_NO_WORK, "NO_WORK", 'R')     \
+    X(CS_MSG_HEARTBEAT, "HEARTBEAT", 'W') \
+    X(CS_MSG_ACK, "ACK", 'R')             \
+    X(CS_MSG_RESULT, "RESULT", 'W')       \
+    X(CS_MSG_FAIL, "FAIL", 'W')           \
+    X(CS_MSG_BYE, "BYE", 'W')             \
+    X(CS_MSG_SUBMIT, "SUBMIT", 'C')       \
+    X(CS_MSG_PLAN, "PLAN", 'C')           \
+    X(CS_MSG_STATUS, "STATUS", 'C')       \
+    X(CS_MSG_CANCEL, "CANCEL", 'C')       \
+    X(CS_MSG_PAUSE, "PAUSE", 'C')         \
+    X(CS_MSG_RESUME, "RESUME", 'C')       \
+    X(CS_MSG_RETRY, "RETRY", 'C')         \
+    X(CS_MSG_EXTEND, "EXTEND", 'C')       \
+    X(CS_MSG_JOBS, "JOBS", 'C')           \
+    X(CS_MSG_WORKERS, "WORKERS", 'C')     \
+    X(CS_MSG_LOGS, "LOGS", 'C')           \
+    X(CS_MSG_OK, "OK", 'R')               \
+    X(CS_MSG_ERROR, "ERROR", 'R')
+
+typedef enum cs_msg_type {
+    CS_MSG_NONE = 0, /* a zeroed message; never encoded */
+#define CS_MSG_TYPE_ENUM(e, name, ep) e,
+    CS_MSG_TYPE_LIST(CS_MSG_TYPE_ENUM)
+#undef CS_MSG_TYPE_ENUM
+            CS_MSG_TYPE_COUNT
+} cs_msg_type;
+
+typedef enum cs_msg_endpoint {
+    CS_EP_WORK = 'W',    /* a request on the work endpoint */
+    CS_EP_CONTROL = 'C', /* a request on the control endpoint */
+    CS_EP_REPLY = 'R',   /* a reply */
+} cs_msg_endpoint;
+
+/* FAIL.kind. The first four are error.json's kinds (the runner said why); the others are what the
+ * worker saw: crash (non-zero exit or a signal without error.json), timeout (the worker killed it),
+ * cancelled (the coordinator asked), spawn (the runner could not be started). */
+#define CS_FAIL_KIND_LIST(X)                  \
+    X(CS_FAIL_BAD_INPUT, "bad_input")         \
+    X(CS_FAIL_OOM, "oom")                     \
+    X(CS_FAIL_MODEL_MISSING, "model_missing") \
+    X(CS_FAIL_INTERNAL, "internal")           \
+    X(CS_FAIL_CRASH, "crash")                 \
+    X(CS_FAIL_TIMEOUT, "timeout")             \
+    X(CS_FAIL_CANCELLED, "cancelled")         \
+    X(CS_FAIL_SPAWN, "spawn")
+
+typedef enum cs_fail_kind {
+    CS_FAIL_NONE = 0,
+#define CS_FAIL_KIND_ENUM(e, name) e,
+    CS_FAIL_KIND_LIST(CS_FAIL_KIND_ENUM)
+#undef CS_FAIL_KIND_ENUM
+            CS_FAIL_KIND_COUNT
+} cs_fail_kind;
+
+/* One GPU a worker advertises. */
+typedef struct cs_gpu {
+    int64_t index; /* device index as the worker numbers them, >= 0 */
+    char *name;    /* e.g. "NVIDIA H100 80GB HBM3" */
+    int64_t mem_mb;
+} cs_gpu;
+
+/* What a worker can run. Wire: {"backends":[..],"models":[..],"threads":n,"mem_mb":n,"gpus":[
+ * {"index":0,"name":"..","mem_mb":n}, ..]}; every key required, lists may be empty. */
+typedef struct cs_caps {
+    char **backends; /* "native", "exec" */
+    size_t n_backends;
+    char **models; /* model folder names the worker has */
+    size_t n_models;
+    int64_t threads; /* >= 1 */
+    int64_t mem_mb;  /* >= 0, memory the worker may use */
+    cs_gpu *gpus;
+    size_t n_gpus;
+} cs_caps;
+
+/* The message bodies. Strings are char *, NULL = absent (optional fields only). Optional
+ * integers use 0 for absent (their wire values are >= 1). JSON documents (config, metrics, ...)
+ * are JSON text; after decoding it is canonical. */
+typedef struct cs_msg_hello {
+    char *worker, *host;
+    cs_caps caps; /* wire key "capabilities" */
+} cs_msg_hello;
+typedef struct cs_msg_claim {
+    char *worker;
+    cs_caps caps;
+} cs_msg_claim;
+typedef struct cs_msg_job {
+    int64_t job_id, attempt; /* >= 1 */
+    int64_t lease_s;         /* >= 1 */
+    int64_t timeout_s;       /* the sweep's policy.timeout_s; 0 = absent (no limit) */
+    char *config;            /* JSON object: the job config (schemas/job.schema.json) */
+} cs_msg_job;
+typedef struct cs_msg_no_work {
+    int64_t retry_ms; /* >= 0: ask again after this long */
+} cs_msg_no_work;
+typedef struct cs_msg_heartbeat {
+    int64_t job_id, attempt;
+    char *stage;         /* "load", "calibrate", "quantize", "evaluate", ... */
+    int64_t done, total; /* >= 0, progress within the stage */
+    char *log_tail;      /* may be "" */
+} cs_msg_heartbeat;
+typedef struct cs_msg_ack {
+    bool cancel;
+} cs_msg_ack;
+typedef struct cs_msg_result {
+    int64_t job_id, attempt;
+    char *metrics;    /* JSON object */
+    char *provenance; /* JSON object */
+} cs_msg_result;
+typedef struct cs_msg_fail {
+    int64_t job_id, attempt;
+    cs_fail_kind kind;
+    char *reason;        /* may be "" */
+    int64_t exit_status; /* -1 (did not exit) or 0..255 */
+    int64_t signal;      /* 0 (none) or 1..127 */
+    char *log_tail;
+} cs_msg_fail;
+typedef struct cs_msg_bye {
+    char *worker;
+    int64_t release_job_id,
+            release_attempt; /* 0,0 = absent; wire: "release_job":{job_id,attempt} */
+} cs_msg_bye;
+typedef struct cs_msg_submit {
+    char *sweep; /* JSON object: the sweep document */
+    bool force;
+} cs_msg_submit;
+typedef struct cs_msg_plan {
+    char *sweep; /* JSON object */
+} cs_msg_plan;
+typedef struct cs_msg_status {
+    char *sweep; /* sweep reference, NULL = all sweeps */
+} cs_msg_status;
+typedef struct cs_msg_cancel {
+    /* Exactly one of the three. */
+    char *sweep;  /* sweep reference */
+    int64_t job;  /* job id, 0 = absent */
+    char *filter; /* JSON object, e.g. {"sweep":"x","state":"queued"} */
+} cs_msg_cancel;
+typedef struct cs_msg_sweep_ref {
+    char *sweep;    /* sweep reference */
+} cs_msg_sweep_ref; /* PAUSE, RESUME */
+typedef struct cs_msg_retry {
+    char *sweep; /* sweep reference, NULL = all sweeps */
+    bool failed, lost;
+} cs_msg_retry;
+typedef struct cs_msg_extend {
+    char *sweep_id; /* sweep reference (name or decimal id) */
+    char *sweep;    /* JSON object: the extended sweep document */
+} cs_msg_extend;
+typedef struct cs_msg_jobs {
+    char *sweep;    /* sweep reference, NULL = all */
+    char *state;    /* a job state (queued, running, ...), NULL = all */
+    int64_t limit;  /* 1..100000 */
+    int64_t offset; /* >= 0 */
+} cs_msg_jobs;
+typedef struct cs_msg_logs {
+    int64_t job_id;
+    int64_t attempt; /* 0 = the latest */
+    int64_t tail;    /* bytes from the end, 0 = the whole log */
+} cs_msg_logs;
+typedef struct cs_msg_ok {
+    char *data; /* any JSON value, NULL = absent */
+} cs_msg_ok;
+typedef struct cs_msg_error {
+    cs_rc code;    /* wire: its name, "CS_ESTALE"; never CS_OK */
+    char *message; /* may be "" */
+} cs_msg_error;
+
+/* A decoded or to-be-encoded message: a tagged union on type.
+ *
+ * Ownership: after cs_msg_decode every pointer is owned by the message; free it all with
+ * cs_msg_fini. cs_msg_encode only borrows, so a message built for sending may point at the
+ * caller's own strings, in which case the caller must NOT call cs_msg_fini on it. */
+typedef struct cs_msg {
+    cs_msg_type type;
+    char *token;    /* NULL = absent */
+    int64_t req_id; /* 0 = absent */
+    union {
+        cs_msg_hello hello;
+        cs_msg_claim claim;
+        cs_msg_job job;
+        cs_msg_no_work no_work;
+        cs_msg_heartbeat heartbeat;
+        cs_msg_ack ack;
+        cs_msg_result result;
+        cs_msg_fail fail;
+        cs_msg_bye bye;
+        cs_msg_submit submit;
+        cs_msg_plan plan;
+        cs_msg_status status;
+        cs_msg_cancel cancel;
+        cs_msg_sweep_ref pause;
+        cs_msg_sweep_ref resume;
+        cs_msg_retry retry;
+        cs_msg_extend extend;
+        cs_msg_jobs jobs;
+        cs_msg_logs logs;
+        cs_msg_ok ok;
+        cs_msg_error error;
+    };
+} cs_msg;
+
+/* Zeroes m and sets its type. */
+void cs_msg_init(cs_msg *m, cs_msg_type type);
+
+/* Frees everything m owns and zeroes it. NULL-safe; safe on zeroed memory and after a failed
+ * decode. Only for messages whose pointers are owned (see cs_msg). */
+void cs_msg_fini(cs_msg *m);
+
+/* Encodes m (borrowed) as canonical JSON text. Returns CS_OK and *out = owned NUL-terminated text
+ * (free with free()), *len = its length (len may be NULL). Errors, with *out = NULL:
+ * CS_EINVAL for a message the decoder would refuse (a required string NULL, an id out of range, a
+ * JSON payload that does not parse or is not an object, a log_tail over CS_PROTO_MAX_TEXT, invalid
+ * UTF-8, ...), naming the field ("encode HEARTBEAT.job_id: expected a positive integer, got 0");
+ * CS_ETOOBIG when the text exceeds CS_PROTO_MAX_BYTES; CS_ENOMEM.
+ * Anything this returns decodes to an equal message. */
+cs_rc cs_msg_encode(const cs_msg *m, char **out, size_t *len, cs_err *err);
+
+/* Decodes data[0..len) (need not be NUL-terminated) into *m, which is overwritten (not freed:
+ * fini it first if it held something). On CS_OK *m holds owned fields; on error *m is zeroed.
+ * Errors, each with a message naming the place:
+ *   CS_ETOOBIG   len > CS_PROTO_MAX_BYTES
+ *   CS_EPARSE    not JSON, NUL bytes, invalid UTF-8, duplicate keys (cs_json_parse's message)
+ *   CS_EVERSION  "v" is an integer other than CS_PROTO_VERSION
+ *   CS_EPROTO    not an object; "v" or "type" missing or of the wrong type; unknown type; a
+ *                missing required field, a field of the wrong type or out of range, an unknown
+ *                field, an oversize string ("HEARTBEAT.log_tail: longer than 16384 bytes")
+ *   CS_ENOMEM */
+cs_rc cs_msg_decode(const void *data, size_t len, cs_msg *m, cs_err *err);
+
+/* Wire name of a type ("HEARTBEAT"); "?" for CS_MSG_NONE or out-of-range values. Never NULL. */
+const char *cs_msg_type_name(cs_msg_type t);
+/* The type of a wire name (exact, case-sensitive); CS_MSG_NONE when unknown. */
+cs_msg_type cs_msg_type_from_name(const char *name);
+/* Where the type travels; CS_EP_REPLY for replies. t must be a valid type (else CS_EP_REPLY). */
+cs_msg_endpoint cs_msg_type_endpoint(cs_msg_type t);
+
+/* Wire name of a fail kind ("oom"); "?" when out of range. Never NULL. */
+const char *cs_fail_kind_name(cs_fail_kind k);
+/* The kind of a wire name; CS_FAIL_NONE when unknown. */
+cs_fail_kind cs_fail_kind_from_name(const char *name);
+
+/* The code of a cs_rc name ("CS_ESTALE"); false when the name is unknown. */
+bool cs_rc_from_name(const char *name, cs_rc *out);
+
+/* Makes a log tail fit to send: the last at most CS_PROTO_MAX_TEXT bytes of log[0..len), starting
+ * at a character boundary, with every NUL byte and invalid UTF-8 byte replaced by '?'. Returns
+ * owned text (free with free()), or NULL on OOM. log may be NULL when len is 0. */
+char *cs_proto_log_tail(const char *log, size_t len);
+
+#endif
