@@ -1,0 +1,1943 @@
+/* cs_store.c - the SQLite job store (see cs_store.h for the contract).
+ *
+ * Every statement is prepared once per connection and kept in s->st[] (the claim path runs
+ * thousands of times a second). Each write operation runs inside op_begin/op_end: BEGIN IMMEDIATE
+ * ... COMMIT on its own, or SAVEPOINT ... RELEASE inside a batch, so an operation that fails leaves
+ * no trace either way. State changes are logged by the triggers of the schema (job_state_event,
+ * sweep_state_event): every UPDATE that changes job.state also sets state_at and state_why, every
+ * one that changes sweep.state also sets updated and state_why.
+ *
+ * Workload: one writer (the coordinator's loop thread); sweeps up to ~10^6 jobs; a few sweeps
+ * active at a time, so the claim scans active sweeps and takes each one's best job through the
+ * job_claim index (sweep_id, state, priority DESC, id), then picks among them.
+ */
+#include "cs_store.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include "cs_alloc.h"
+#include "cs_migrations.h"
+
+/* ---- statements ---------------------------------------------------------------------------- */
+
+#define ACTIVE_STATES "('queued','running','retry_wait')"
+/* Bit index of job.state, for masks bound as integers. */
+#define STATE_BIT                                                                         \
+    "(CASE state WHEN 'queued' THEN 0 WHEN 'running' THEN 1 WHEN 'retry_wait' THEN 2 "    \
+    "WHEN 'done' THEN 3 WHEN 'failed' THEN 4 WHEN 'lost' THEN 5 WHEN 'cancelled' THEN 6 " \
+    "ELSE 7 END)"
+#define FILTER "(?1 = 0 OR sweep_id = ?1) AND (?2 = 0 OR id = ?2) AND ((?3 >> " STATE_BIT ") & 1)"
+
+#define STMT_LIST(X)                                                                               \
+    X(BEGIN, "BEGIN IMMEDIATE")                                                                    \
+    X(COMMIT, "COMMIT")                                                                            \
+    X(ROLLBACK, "ROLLBACK")                                                                        \
+    X(SAVEPOINT, "SAVEPOINT cs_op")                                                                \
+    X(RELEASE, "RELEASE cs_op")                                                                    \
+    X(ROLLBACK_TO, "ROLLBACK TO cs_op")                                                            \
+    X(SWEEP_LIVE, "SELECT id FROM sweep WHERE name = ?1 AND state <> 'cancelled'")                 \
+    X(SWEEP_INSERT,                                                                                \
+      "INSERT INTO sweep (name, spec, spec_hash, max_attempts, backoff_base_ms, backoff_max_ms,"   \
+      " timeout_ms, priority, max_running, on_failure, state, state_why, created, updated)"        \
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'active', 'submitted', ?11, ?11)")        \
+    X(SWEEP_EVENT, "INSERT INTO job_event (time, sweep_id, from_state, to_state, why)"             \
+                   " VALUES (?1, ?2, NULL, ?3, ?4)")                                               \
+    X(SWEEP_BASICS, "SELECT state, priority, max_attempts FROM sweep WHERE id = ?1")               \
+    X(SWEEP_SPEC, "UPDATE sweep SET spec = ?2, spec_hash = ?3, updated = ?4 WHERE id = ?1")        \
+    X(SWEEP_SET_STATE, "UPDATE sweep SET state = ?2, state_why = ?3, updated = ?4"                 \
+                       " WHERE id = ?1 AND state = ?5")                                            \
+    X(SWEEP_SETTLE_ONE,                                                                            \
+      "UPDATE sweep SET state = 'done', state_why = 'no job left to run', updated = ?2"            \
+      " WHERE id = ?1 AND state = 'active' AND NOT EXISTS (SELECT 1 FROM job"                      \
+      " WHERE sweep_id = ?1 AND state IN " ACTIVE_STATES ")")                                      \
+    X(SWEEP_SETTLE_ALL,                                                                            \
+      "UPDATE sweep SET state = 'done', state_why = 'no job left to run', updated = ?1"            \
+      " WHERE state = 'active' AND NOT EXISTS (SELECT 1 FROM job"                                  \
+      " WHERE job.sweep_id = sweep.id AND job.state IN " ACTIVE_STATES ")")                        \
+    X(SWEEP_REOPEN,                                                                                \
+      "UPDATE sweep SET state = 'active', state_why = ?2, updated = ?1 WHERE state = 'done'"       \
+      " AND EXISTS (SELECT 1 FROM job WHERE job.sweep_id = sweep.id AND job.state "                \
+      "IN " ACTIVE_STATES ")")                                                                     \
+    X(SWEEP_POLICY, "SELECT backoff_base_ms, backoff_max_ms, on_failure FROM sweep WHERE id = ?1") \
+    X(SWEEP_STATE, "SELECT state FROM sweep WHERE id = ?1")                                        \
+    X(SWEEP_GET,                                                                                   \
+      "SELECT id, name, spec_hash, state, max_attempts, backoff_base_ms, backoff_max_ms,"          \
+      " timeout_ms, priority, max_running, on_failure, created FROM sweep WHERE id = ?1")          \
+    X(SWEEP_LIST,                                                                                  \
+      "SELECT id, name, spec_hash, state, max_attempts, backoff_base_ms, backoff_max_ms,"          \
+      " timeout_ms, priority, max_running, on_failure, created FROM sweep ORDER BY id")            \
+    X(CACHE_GET, "SELECT result_id FROM result_cache WHERE key = ?1")                              \
+    X(CACHE_PUT, "INSERT INTO result_cache (key, result_id, updated) VALUES (?1, ?2, ?3)"          \
+                 " ON CONFLICT (key) DO UPDATE SET result_id = excluded.result_id,"                \
+                 " updated = excluded.updated")                                                    \
+    X(JOB_INSERT,                                                                                  \
+      "INSERT INTO job (sweep_id, key, config, axes, baseline, state, state_at, state_why,"        \
+      " priority, max_attempts, result_id, req_model, req_backend, req_mem_mb, req_gpus, created)" \
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, json_extract(?3, '$.model.folder')," \
+      " CASE json_type(?3, '$.model.backend') WHEN 'text' THEN"                                    \
+      " json_extract(?3, '$.model.backend') WHEN 'object' THEN 'exec' ELSE 'native' END,"          \
+      " coalesce(json_extract(?3, '$.model.requires.mem_mb'), 0),"                                 \
+      " coalesce(json_extract(?3, '$.model.requires.gpus'), 0), ?7)"                               \
+      " ON CONFLICT (sweep_id, key) DO NOTHING")                                                   \
+    X(CLAIM_HELD, "SELECT id FROM job WHERE worker = ?1 AND state = 'running'"                     \
+                  " AND lease_until >= ?2 ORDER BY id LIMIT 1")                                    \
+    X(CLAIM_RENEW, "UPDATE job SET lease_until = max(lease_until, ?2), heartbeat_at = ?3"          \
+                   " WHERE id = ?1 RETURNING id, sweep_id, attempt, lease_until, key, config")     \
+    X(CLAIM,                                                                                       \
+      "UPDATE job SET state = 'running', state_at = ?2, state_why = 'claimed', worker = ?1,"       \
+      " attempt = attempt + 1, lease_until = ?3, heartbeat_at = ?2, not_before = NULL,"            \
+      " cancel_requested = 0 WHERE id = ("                                                         \
+      " SELECT b.jid FROM (SELECT s.max_running AS maxr,"                                          \
+      " (SELECT count(*) FROM job r WHERE r.sweep_id = s.id AND r.state = 'running') AS nrun,"     \
+      " (SELECT j.id FROM job j WHERE j.sweep_id = s.id AND j.state = 'queued'"                    \
+      " AND (?4 IS NULL OR j.req_model IN (SELECT value FROM json_each(?4)))"                      \
+      " AND (CASE j.req_backend WHEN 'native' THEN ?5 ELSE ?6 END)"                                \
+      " AND (?7 IS NULL OR j.req_mem_mb <= ?7) AND j.req_gpus <= ?8"                               \
+      " ORDER BY j.priority DESC, j.id LIMIT 1) AS jid"                                            \
+      " FROM sweep s WHERE s.state = 'active') b JOIN job k ON k.id = b.jid"                       \
+      " WHERE b.maxr = 0 OR b.nrun < b.maxr ORDER BY k.priority DESC, b.nrun, b.jid LIMIT 1)"      \
+      " RETURNING id, sweep_id, attempt, lease_until, key, config")                                \
+    X(SWEEP_TIMEOUT, "SELECT timeout_ms FROM sweep WHERE id = ?1")                                 \
+    X(ATTEMPT_INSERT, "INSERT INTO attempt (job_id, n, worker, host, started)"                     \
+                      " VALUES (?1, ?2, ?3, ?4, ?5)")                                              \
+    X(ATTEMPT_END, "UPDATE attempt SET ended = ?3, exit_status = ?4, signal = ?5,"                 \
+                   " log_path = coalesce(?6, log_path), outcome = ?7, error = ?8"                  \
+                   " WHERE job_id = ?1 AND n = ?2")                                                \
+    X(ATTEMPT_OUTCOME, "SELECT outcome FROM attempt WHERE job_id = ?1 AND n = ?2")                 \
+    X(HEARTBEAT, "UPDATE job SET lease_until = ?4, heartbeat_at = ?3,"                             \
+                 " progress = coalesce(?5, progress)"                                              \
+                 " WHERE id = ?1 AND attempt = ?2 AND state = 'running'"                           \
+                 " RETURNING cancel_requested")                                                    \
+    X(JOB_BRIEF, "SELECT state, attempt, key, sweep_id, cancel_requested, max_attempts"            \
+                 " FROM job WHERE id = ?1")                                                        \
+    X(RESULT_FIND, "SELECT id FROM result WHERE job_id = ?1 AND attempt = ?2")                     \
+    X(RESULT_INSERT, "INSERT INTO result (job_id, attempt, json, created)"                         \
+                     " VALUES (?1, ?2, ?3, ?4)")                                                   \
+    X(METRIC_INSERT, "INSERT INTO metric (result_id, job_id, task, metric, value, stderr, n)"      \
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                                       \
+    X(JOB_DONE, "UPDATE job SET state = 'done', state_at = ?2, state_why = ?3, result_id = ?4,"    \
+                " lease_until = NULL, not_before = NULL WHERE id = ?1")                            \
+    X(JOB_FAIL, "UPDATE job SET state = ?2, state_at = ?3, state_why = ?4, last_error = ?4,"       \
+                " not_before = ?5, lease_until = NULL,"                                            \
+                " worker = CASE WHEN ?2 = 'retry_wait' THEN NULL ELSE worker END WHERE id = ?1")   \
+    X(REAP_ATTEMPTS, "UPDATE attempt SET ended = ?1, outcome = 'expired', error = 'lease expired'" \
+                     " WHERE ended IS NULL AND (job_id, n) IN (SELECT id, attempt FROM job"        \
+                     " WHERE state = 'running' AND lease_until < ?1)")                             \
+    X(REAP_LEASES,                                                                                 \
+      "UPDATE job SET state = CASE WHEN cancel_requested THEN 'cancelled'"                         \
+      " WHEN attempt >= max_attempts THEN 'lost' ELSE 'queued' END, state_at = ?1,"                \
+      " state_why = CASE WHEN cancel_requested THEN 'lease expired with a cancel pending'"         \
+      " WHEN attempt >= max_attempts THEN 'lease expired, no attempts left'"                       \
+      " ELSE 'lease expired' END, last_error = 'lease expired',"                                   \
+      " worker = CASE WHEN cancel_requested OR attempt >= max_attempts THEN worker ELSE NULL END," \
+      " lease_until = NULL WHERE state = 'running' AND lease_until < ?1 RETURNING state")          \
+    X(REAP_RETRY, "UPDATE job SET state = 'queued', state_at = ?1,"                                \
+                  " state_why = 'retry backoff elapsed', not_before = NULL"                        \
+                  " WHERE state = 'retry_wait' AND not_before <= ?1")                              \
+    X(WORKER_SEEN,                                                                                 \
+      "INSERT INTO worker (id, host, capabilities, first_seen, last_seen)"                         \
+      " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (id) DO UPDATE SET"                                \
+      " host = coalesce(excluded.host, host),"                                                     \
+      " capabilities = coalesce(excluded.capabilities, capabilities), last_seen = ?4")             \
+    X(JOB_EXISTS, "SELECT 1 FROM job WHERE id = ?1")                                               \
+    X(CANCEL_WAITING,                                                                              \
+      "UPDATE job SET state = 'cancelled', state_at = ?4, state_why = ?5, not_before = NULL"       \
+      " WHERE " FILTER " AND state IN ('queued', 'retry_wait')")                                   \
+    X(CANCEL_RUNNING, "UPDATE job SET cancel_requested = 1, last_error = ?5"                       \
+                      " WHERE " FILTER " AND state = 'running' AND cancel_requested = 0")          \
+    X(RETRY,                                                                                       \
+      "UPDATE job SET state = 'queued', state_at = ?4, state_why = 'retry requested',"             \
+      " max_attempts = attempt + (SELECT max_attempts FROM sweep WHERE sweep.id = job.sweep_id),"  \
+      " not_before = NULL, cancel_requested = 0, worker = NULL"                                    \
+      " WHERE " FILTER " AND state IN ('failed', 'lost')"                                          \
+      " AND sweep_id NOT IN (SELECT id FROM sweep WHERE state = 'cancelled')")                     \
+    X(COUNT_SWEEP, "SELECT state, count(*) FROM job WHERE sweep_id = ?1 GROUP BY state")           \
+    X(COUNT_ALL, "SELECT state, count(*) FROM job GROUP BY state")                                 \
+    X(JOB_GET,                                                                                     \
+      "SELECT id, sweep_id, key, state, priority, attempt, max_attempts, lease_until, not_before," \
+      " result_id, cancel_requested, baseline, config, axes, worker, last_error"                   \
+      " FROM job WHERE id = ?1")
+
+enum {
+#define STMT_ENUM(name, sql) S_##name,
+    STMT_LIST(STMT_ENUM)
+#undef STMT_ENUM
+            S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+#define STMT_SQL(name, sql) sql,
+        STMT_LIST(STMT_SQL)
+#undef STMT_SQL
+};
+
+struct cs_store {
+    sqlite3 *db;
+    bool readonly;
+    bool batch;
+    sqlite3_stmt *st[S_COUNT];
+};
+
+static const char *const job_state_names[CS_JOB_NSTATES] = {
+        "queued", "running", "retry_wait", "done", "failed", "lost", "cancelled", "cached",
+};
+static const char *const sweep_state_names[] = {"active", "paused", "cancelled", "done"};
+
+const char *cs_job_state_name(cs_job_state st)
+{
+    if ((unsigned)st >= CS_JOB_NSTATES) {
+        return "?";
+    }
+    return job_state_names[st];
+}
+
+cs_rc cs_job_state_parse(const char *name, cs_job_state *out, cs_err *err)
+{
+    for (unsigned i = 0; i < CS_JOB_NSTATES; i++) {
+        if (name && strcmp(name, job_state_names[i]) == 0) {
+            *out = (cs_job_state)i;
+            return CS_OK;
+        }
+    }
+    return cs_err_set(err, CS_EINVAL, 0,
+                      "unknown job state '%s' (expected queued, running, retry_wait, done, "
+                      "failed, lost, cancelled or cached)",
+                      name ? name : "(null)");
+}
+
+const char *cs_sweep_state_name(cs_sweep_state st)
+{
+    if ((unsigned)st >= sizeof(sweep_state_names) / sizeof(sweep_state_names[0])) {
+        return "?";
+    }
+    return sweep_state_names[st];
+}
+
+static cs_sweep_state sweep_state_of(const char *name)
+{
+    for (unsigned i = 0; i < sizeof(sweep_state_names) / sizeof(sweep_state_names[0]); i++) {
+        if (name && strcmp(name, sweep_state_names[i]) == 0) {
+            return (cs_sweep_state)i;
+        }
+    }
+    return CS_SWEEP_CANCELLED;
+}
+
+static cs_job_state job_state_of(const char *name)
+{
+    for (unsigned i = 0; i < CS_JOB_NSTATES; i++) {
+        if (name && strcmp(name, job_state_names[i]) == 0) {
+            return (cs_job_state)i;
+        }
+    }
+    return CS_JOB_CANCELLED;
+}
+
+int cs_store_schema_version(void)
+{
+    return (int)cs_store_n_migrations;
+}
+
+/* ---- errors and statement helpers ------------------------------------------------------------ */
+
+/* Translates an SQLite failure at the boundary: the message is copied now. */
+static cs_rc db_err(cs_err *err, sqlite3 *db, int src, const char *what)
+{
+    cs_rc rc = CS_EDB;
+    int prim = src & 0xff;
+    if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED) {
+        rc = CS_EBUSY;
+    } else if (prim == SQLITE_NOMEM) {
+        rc = CS_ENOMEM;
+    } else if (prim == SQLITE_FULL) {
+        rc = CS_ENOSPC;
+    } else if (prim == SQLITE_IOERR || prim == SQLITE_CANTOPEN) {
+        rc = CS_EIO;
+    } else if (prim == SQLITE_CONSTRAINT) {
+        rc = CS_EEXIST;
+    } else if (prim == SQLITE_READONLY) {
+        rc = CS_ENOTSUP;
+    }
+    return cs_err_set(err, rc, src, "store: %s: %s", what,
+                      db ? sqlite3_errmsg(db) : sqlite3_errstr(src));
+}
+
+/* Returns the cached statement, reset and with cleared bindings. */
+static cs_rc stmt(cs_store *s, int id, sqlite3_stmt **out, cs_err *err)
+{
+    int src;
+    if (!s->st[id]) {
+        src = sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s->st[id],
+                                 NULL);
+        if (src != SQLITE_OK) {
+            *out = NULL;
+            return db_err(err, s->db, src, "prepare");
+        }
+    } else {
+        sqlite3_reset(s->st[id]);
+        sqlite3_clear_bindings(s->st[id]);
+    }
+    *out = s->st[id];
+    return CS_OK;
+}
+
+static void rel(sqlite3_stmt *st)
+{
+    if (st) {
+        sqlite3_reset(st);
+    }
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *text)
+{
+    if (text) {
+        sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(st, i);
+    }
+}
+
+/* Runs a statement that returns no rows to its end. */
+static cs_rc run(cs_store *s, sqlite3_stmt *st, const char *what, cs_err *err)
+{
+    int src = sqlite3_step(st);
+    while (src == SQLITE_ROW) {
+        src = sqlite3_step(st);
+    }
+    if (src != SQLITE_DONE) {
+        cs_rc rc = db_err(err, s->db, src, what);
+        sqlite3_reset(st);
+        return rc;
+    }
+    sqlite3_reset(st);
+    return CS_OK;
+}
+
+/* Runs a cached statement that takes no parameters. */
+static cs_rc run_id(cs_store *s, int id, const char *what, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    cs_rc rc = stmt(s, id, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    return run(s, st, what, err);
+}
+
+static void copy_text(char *dst, size_t n, const unsigned char *src)
+{
+    snprintf(dst, n, "%s", src ? (const char *)src : "");
+}
+
+/* ---- transactions ---------------------------------------------------------------------------- */
+
+static cs_rc op_begin(cs_store *s, cs_err *err)
+{
+    if (s->readonly) {
+        return cs_err_set(err, CS_ENOTSUP, 0, "store: the database is open read-only");
+    }
+    return run_id(s, s->batch ? S_SAVEPOINT : S_BEGIN, "begin", err);
+}
+
+/* Ends an operation: keeps its work when rc is CS_OK, undoes it otherwise; returns the outcome. */
+static cs_rc op_end(cs_store *s, cs_rc rc, cs_err *err)
+{
+    if (s->batch) {
+        if (rc == CS_OK) {
+            return run_id(s, S_RELEASE, "release", err);
+        }
+        run_id(s, S_ROLLBACK_TO, "rollback", NULL);
+        run_id(s, S_RELEASE, "release", NULL);
+        return rc;
+    }
+    if (rc == CS_OK) {
+        rc = run_id(s, S_COMMIT, "commit", err);
+        if (rc == CS_OK) {
+            return CS_OK;
+        }
+    }
+    if (!sqlite3_get_autocommit(s->db)) {
+        run_id(s, S_ROLLBACK, "rollback", NULL);
+    }
+    return rc;
+}
+
+cs_rc cs_store_begin(cs_store *s, cs_err *err)
+{
+    cs_rc rc;
+    if (s->readonly) {
+        return cs_err_set(err, CS_ENOTSUP, 0, "store: the database is open read-only");
+    }
+    if (s->batch) {
+        return cs_err_set(err, CS_ESTATE, 0, "store: a batch is already open");
+    }
+    rc = run_id(s, S_BEGIN, "begin batch", err);
+    if (rc == CS_OK) {
+        s->batch = true;
+    }
+    return rc;
+}
+
+cs_rc cs_store_commit(cs_store *s, cs_err *err)
+{
+    cs_rc rc;
+    if (!s->batch) {
+        return cs_err_set(err, CS_ESTATE, 0, "store: no batch is open");
+    }
+    s->batch = false;
+    rc = run_id(s, S_COMMIT, "commit batch", err);
+    if (rc != CS_OK && !sqlite3_get_autocommit(s->db)) {
+        run_id(s, S_ROLLBACK, "rollback", NULL);
+    }
+    return rc;
+}
+
+void cs_store_rollback(cs_store *s)
+{
+    if (s && s->batch) {
+        s->batch = false;
+        if (!sqlite3_get_autocommit(s->db)) {
+            run_id(s, S_ROLLBACK, "rollback", NULL);
+        }
+    }
+}
+
+bool cs_store_in_batch(const cs_store *s)
+{
+    return s->batch;
+}
+
+/* ---- open, migrate, close -------------------------------------------------------------------- */
+
+static cs_rc exec_sql(sqlite3 *db, const char *sql, const char *what, cs_err *err)
+{
+    char *msg = NULL;
+    int src = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (src != SQLITE_OK) {
+        cs_rc rc = cs_err_set(err, src == SQLITE_BUSY ? CS_EBUSY : CS_EDB, src, "store: %s: %s",
+                              what, msg ? msg : sqlite3_errstr(src));
+        sqlite3_free(msg);
+        return rc;
+    }
+    return CS_OK;
+}
+
+static cs_rc user_version(sqlite3 *db, int *out, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+    if (src == SQLITE_OK) {
+        src = sqlite3_step(st);
+    }
+    if (src != SQLITE_ROW) {
+        cs_rc rc = db_err(err, db, src, "read user_version");
+        sqlite3_finalize(st);
+        return rc;
+    }
+    *out = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return CS_OK;
+}
+
+static cs_rc refuse_newer(const char *path, int v, cs_err *err)
+{
+    return cs_err_set(err, CS_EVERSION, 0,
+                      "store: %s: schema version %d is newer than this calsweep knows (%d); "
+                      "use the calsweep that wrote it, or a newer one",
+                      path, v, (int)cs_store_n_migrations);
+}
+
+/* Applies every pending migration in one transaction. */
+static cs_rc migrate(sqlite3 *db, const char *path, cs_err *err)
+{
+    char pragma[64];
+    int v = 0;
+    cs_rc rc = exec_sql(db, "BEGIN IMMEDIATE", "begin migration", err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = user_version(db, &v, err);
+    if (rc == CS_OK && v > (int)cs_store_n_migrations) {
+        rc = refuse_newer(path, v, err);
+    }
+    for (size_t i = (size_t)(v < 0 ? 0 : v); rc == CS_OK && i < cs_store_n_migrations; i++) {
+        rc = exec_sql(db, cs_store_migrations[i], cs_store_migration_names[i], err);
+    }
+    if (rc == CS_OK && v < (int)cs_store_n_migrations) {
+        snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", (int)cs_store_n_migrations);
+        rc = exec_sql(db, pragma, "set user_version", err);
+    }
+    if (rc == CS_OK) {
+        rc = exec_sql(db, "COMMIT", "commit migration", err);
+    }
+    if (rc != CS_OK && !sqlite3_get_autocommit(db)) {
+        exec_sql(db, "ROLLBACK", "rollback migration", NULL);
+    }
+    return rc;
+}
+
+static cs_rc open_common(const char *path, bool readonly, cs_store **out, cs_err *err)
+{
+    cs_store *s = NULL;
+    int v = 0, src;
+    cs_rc rc = CS_OK;
+
+    *out = NULL;
+    if (!path || !*path) {
+        return cs_err_set(err, CS_EINVAL, 0, "store: no database path");
+    }
+    if (readonly && access(path, F_OK) != 0) {
+        return cs_err_set(err, CS_ENOENT, 0, "store: %s: no such database", path);
+    }
+    s = calloc(1, sizeof(*s));
+    if (!s) {
+        return cs_err_set(err, CS_ENOMEM, 0, "store: out of memory");
+    }
+    s->readonly = readonly;
+    src = sqlite3_open_v2(
+            path, &s->db,
+            readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (src != SQLITE_OK) {
+        rc = cs_err_set(err, CS_EIO, src, "store: %s: cannot open: %s", path,
+                        s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(src));
+        goto fail;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, 5000);
+    rc = user_version(s->db, &v, err);
+    if (rc != CS_OK) {
+        cs_err_prefix(err, "%s", path);
+        goto fail;
+    }
+    if (v > (int)cs_store_n_migrations) {
+        rc = refuse_newer(path, v, err);
+        goto fail;
+    }
+    if (readonly) {
+        if (v < (int)cs_store_n_migrations) {
+            rc = cs_err_set(err, CS_EVERSION, 0,
+                            v == 0 ? "store: %s: not a calsweep database (schema version %d)"
+                                   : "store: %s: schema version %d is older than this calsweep's; "
+                                     "start calsweepd on it once to migrate",
+                            path, v);
+            goto fail;
+        }
+        rc = exec_sql(s->db, "PRAGMA foreign_keys = ON", "pragmas", err);
+        if (rc != CS_OK) {
+            goto fail;
+        }
+    } else {
+        rc = exec_sql(s->db,
+                      "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                      " PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536;",
+                      "pragmas", err);
+        if (rc == CS_OK) {
+            rc = migrate(s->db, path, err);
+        }
+        if (rc != CS_OK) {
+            goto fail;
+        }
+    }
+    *out = s;
+    return CS_OK;
+fail:
+    cs_store_close(s);
+    return rc;
+}
+
+cs_rc cs_store_open(const char *path, cs_store **out, cs_err *err)
+{
+    return open_common(path, false, out, err);
+}
+
+cs_rc cs_store_open_ro(const char *path, cs_store **out, cs_err *err)
+{
+    return open_common(path, true, out, err);
+}
+
+void cs_store_close(cs_store *s)
+{
+    if (!s) {
+        return;
+    }
+    cs_store_rollback(s);
+    for (int i = 0; i < S_COUNT; i++) {
+        sqlite3_finalize(s->st[i]);
+    }
+    sqlite3_close(s->db);
+    free(s);
+}
+
+struct sqlite3 *cs_store_db(cs_store *s)
+{
+    return s->db;
+}
+
+/* ---- sweeps: small helpers ------------------------------------------------------------------- */
+
+/* Reads sweep.state: CS_ENOENT naming the sweep if there is none. */
+static cs_rc sweep_state(cs_store *s, int64_t sweep_id, cs_sweep_state *out, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    cs_rc rc = stmt(s, S_SWEEP_STATE, &st, err);
+    int src;
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, sweep_id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *out = sweep_state_of((const char *)sqlite3_column_text(st, 0));
+    } else if (src == SQLITE_DONE) {
+        rc = cs_err_set(err, CS_ENOENT, 0, "store: no sweep %lld", (long long)sweep_id);
+    } else {
+        rc = db_err(err, s->db, src, "read sweep");
+    }
+    rel(st);
+    return rc;
+}
+
+/* Moves a sweep from `from` to `to`; *changed tells whether it was in `from`. */
+static cs_rc sweep_set_state(cs_store *s, int64_t sweep_id, const char *from, const char *to,
+                             const char *why, int64_t now, bool *changed, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    cs_rc rc = stmt(s, S_SWEEP_SET_STATE, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, sweep_id);
+    bind_text(st, 2, to);
+    bind_text(st, 3, why);
+    sqlite3_bind_int64(st, 4, now);
+    bind_text(st, 5, from);
+    rc = run(s, st, "set sweep state", err);
+    if (changed) {
+        *changed = rc == CS_OK && sqlite3_changes(s->db) > 0;
+    }
+    return rc;
+}
+
+static cs_rc settle_one(cs_store *s, int64_t sweep_id, int64_t now, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    cs_rc rc = stmt(s, S_SWEEP_SETTLE_ONE, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, sweep_id);
+    sqlite3_bind_int64(st, 2, now);
+    return run(s, st, "settle sweep", err);
+}
+
+static cs_rc settle_all(cs_store *s, int64_t now, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    cs_rc rc = stmt(s, S_SWEEP_SETTLE_ALL, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, now);
+    return run(s, st, "settle sweeps", err);
+}
+
+static cs_rc reopen_sweeps(cs_store *s, const char *why, int64_t now, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    cs_rc rc = stmt(s, S_SWEEP_REOPEN, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, now);
+    bind_text(st, 2, why);
+    return run(s, st, "reopen sweeps", err);
+}
+
+/* ---- submit and extend ----------------------------------------------------------------------- */
+
+typedef struct insert_ctx {
+    int64_t sweep_id;
+    int priority;
+    int max_attempts;
+    bool force;
+    int64_t now;
+} insert_ctx;
+
+static bool key_ok(const char *key)
+{
+    size_t n = 0;
+    if (!key) {
+        return false;
+    }
+    for (; key[n]; n++) {
+        char c = key[n];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return false;
+        }
+    }
+    return n == 64;
+}
+
+static cs_rc lookup_cache(cs_store *s, const char *key, int64_t *result_id, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    cs_rc rc = stmt(s, S_CACHE_GET, &st, err);
+    int src;
+    *result_id = 0;
+    if (rc != CS_OK) {
+        return rc;
+    }
+    bind_text(st, 1, key);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *result_id = sqlite3_column_int64(st, 0);
+    } else if (src != SQLITE_DONE) {
+        rc = db_err(err, s->db, src, "look up result cache");
+    }
+    rel(st);
+    return rc;
+}
+
+/* Reads every cell of the stream into the sweep. */
+static cs_rc insert_cells(cs_store *s, const insert_ctx *ic, cs_cell_next_fn next, void *ctx,
+                          cs_store_submit_counts *c, cs_err *err)
+{
+    sqlite3_stmt *ins = NULL;
+    cs_cell cell;
+    cs_rc rc;
+
+    for (;;) {
+        int64_t result_id = 0;
+        memset(&cell, 0, sizeof(cell));
+        rc = next(ctx, &cell, err);
+        if (rc == CS_ENOENT) {
+            cs_err_clear(err);
+            return CS_OK;
+        }
+        if (rc != CS_OK) {
+            cs_err_prefix(err, "store: cell %zu", c->cells + 1);
+            return rc;
+        }
+        c->cells++;
+        if (!key_ok(cell.key) || !cell.config || !cell.axes) {
+            return cs_err_set(err, CS_EINVAL, 0, "store: cell %zu: %s", c->cells,
+                              !key_ok(cell.key) ? "key is not 64 lowercase hex digits"
+                                                : "config or axes missing");
+        }
+        if (!ic->force) {
+            rc = lookup_cache(s, cell.key, &result_id, err);
+            if (rc != CS_OK) {
+                return rc;
+            }
+        }
+        rc = stmt(s, S_JOB_INSERT, &ins, err);
+        if (rc != CS_OK) {
+            return rc;
+        }
+        sqlite3_bind_int64(ins, 1, ic->sweep_id);
+        bind_text(ins, 2, cell.key);
+        bind_text(ins, 3, cell.config);
+        bind_text(ins, 4, cell.axes);
+        sqlite3_bind_int(ins, 5, cell.baseline ? 1 : 0);
+        bind_text(ins, 6, result_id ? "cached" : "queued");
+        sqlite3_bind_int64(ins, 7, ic->now);
+        bind_text(ins, 8, result_id ? "result cached" : "submitted");
+        sqlite3_bind_int(ins, 9, ic->priority);
+        sqlite3_bind_int(ins, 10, ic->max_attempts);
+        if (result_id) {
+            sqlite3_bind_int64(ins, 11, result_id);
+        }
+        rc = run(s, ins, "insert job", err);
+        if (rc != CS_OK) {
+            cs_err_prefix(err, "cell %zu (key %.12s)", c->cells, cell.key);
+            return rc;
+        }
+        if (sqlite3_changes(s->db) == 0) {
+            c->existing++;
+            continue;
+        }
+        c->inserted++;
+        if (result_id) {
+            c->cached++;
+        } else {
+            c->queued++;
+        }
+        if (cell.baseline) {
+            c->baselines++;
+        }
+    }
+}
+
+static int64_t secs_to_ms(double sec)
+{
+    if (!(sec > 0)) {
+        return 0;
+    }
+    if (sec > (double)(INT64_MAX / 1000)) {
+        return INT64_MAX / 1000 * 1000;
+    }
+    return (int64_t)llround(sec * 1000.0);
+}
+
+cs_rc cs_store_submit(cs_store *s, const cs_sweep_meta *meta, cs_cell_next_fn next, void *ctx,
+                      bool force, int64_t now, cs_store_submit_counts *counts, cs_err *err)
+{
+    cs_store_submit_counts c = {0};
+    sqlite3_stmt *st = NULL;
+    insert_ctx ic = {0};
+    const cs_policy *p = meta ? &meta->policy : NULL;
+    cs_rc rc;
+    int src;
+
+    if (counts) {
+        memset(counts, 0, sizeof(*counts));
+    }
+    if (!meta || !meta->name || !meta->spec || !meta->spec_hash || !next) {
+        return cs_err_set(err, CS_EINVAL, 0, "store: submit: name, spec, hash and cells needed");
+    }
+    if (p->max_attempts < 1 || p->max_running < 0) {
+        return cs_err_set(err, CS_EINVAL, 0,
+                          "store: submit %s: max_attempts %d must be >= 1, max_running %d >= 0",
+                          meta->name, p->max_attempts, p->max_running);
+    }
+    rc = op_begin(s, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = stmt(s, S_SWEEP_LIVE, &st, err);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    bind_text(st, 1, meta->name);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        rc = cs_err_set(err, CS_EEXIST, 0,
+                        "store: sweep '%s' already exists (id %lld); extend it to add cells, "
+                        "or cancel it first",
+                        meta->name, (long long)sqlite3_column_int64(st, 0));
+    } else if (src != SQLITE_DONE) {
+        rc = db_err(err, s->db, src, "look up sweep");
+    }
+    rel(st);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    rc = stmt(s, S_SWEEP_INSERT, &st, err);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    bind_text(st, 1, meta->name);
+    bind_text(st, 2, meta->spec);
+    bind_text(st, 3, meta->spec_hash);
+    sqlite3_bind_int(st, 4, p->max_attempts);
+    sqlite3_bind_int64(st, 5, secs_to_ms(p->backoff_base_s));
+    sqlite3_bind_int64(st, 6, secs_to_ms(p->backoff_max_s));
+    sqlite3_bind_int64(st, 7, p->timeout_s > 0 ? p->timeout_s * 1000 : 0);
+    sqlite3_bind_int(st, 8, p->priority);
+    sqlite3_bind_int(st, 9, p->max_running);
+    bind_text(st, 10, p->stop_on_failure ? "stop" : "continue");
+    sqlite3_bind_int64(st, 11, now);
+    rc = run(s, st, "insert sweep", err);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    c.sweep_id = sqlite3_last_insert_rowid(s->db);
+    rc = stmt(s, S_SWEEP_EVENT, &st, err);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, c.sweep_id);
+    bind_text(st, 3, "active");
+    bind_text(st, 4, "submitted");
+    rc = run(s, st, "log sweep", err);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    ic.sweep_id = c.sweep_id;
+    ic.priority = p->priority;
+    ic.max_attempts = p->max_attempts;
+    ic.force = force;
+    ic.now = now;
+    rc = insert_cells(s, &ic, next, ctx, &c, err);
+    if (rc == CS_OK && c.inserted == 0) {
+        rc = cs_err_set(err, CS_EINVAL, 0, "store: sweep '%s' has no cells", meta->name);
+    }
+    if (rc == CS_OK) {
+        rc = settle_one(s, c.sweep_id, now, err);
+    }
+out:
+    rc = op_end(s, rc, err);
+    if (rc == CS_OK && counts) {
+        *counts = c;
+    }
+    return rc;
+}
+
+cs_rc cs_store_extend(cs_store *s, int64_t sweep_id, const cs_sweep_meta *meta,
+                      cs_cell_next_fn next, void *ctx, bool force, int64_t now,
+                      cs_store_submit_counts *counts, cs_err *err)
+{
+    cs_store_submit_counts c = {0};
+    sqlite3_stmt *st = NULL;
+    insert_ctx ic = {0};
+    cs_sweep_state state = CS_SWEEP_ACTIVE;
+    cs_rc rc;
+    int src;
+
+    if (counts) {
+        memset(counts, 0, sizeof(*counts));
+    }
+    if (!next) {
+        return cs_err_set(err, CS_EINVAL, 0, "store: extend: no cells");
+    }
+    rc = op_begin(s, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = stmt(s, S_SWEEP_BASICS, &st, err);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, sweep_id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        state = sweep_state_of((const char *)sqlite3_column_text(st, 0));
+        ic.priority = sqlite3_column_int(st, 1);
+        ic.max_attempts = sqlite3_column_int(st, 2);
+    } else if (src == SQLITE_DONE) {
+        rc = cs_err_set(err, CS_ENOENT, 0, "store: extend: no sweep %lld", (long long)sweep_id);
+    } else {
+        rc = db_err(err, s->db, src, "read sweep");
+    }
+    rel(st);
+    if (rc == CS_OK && state == CS_SWEEP_CANCELLED) {
+        rc = cs_err_set(err, CS_ESTATE, 0, "store: extend: sweep %lld is cancelled",
+                        (long long)sweep_id);
+    }
+    if (rc != CS_OK) {
+        goto out;
+    }
+    if (meta && meta->spec && meta->spec_hash) {
+        rc = stmt(s, S_SWEEP_SPEC, &st, err);
+        if (rc != CS_OK) {
+            goto out;
+        }
+        sqlite3_bind_int64(st, 1, sweep_id);
+        bind_text(st, 2, meta->spec);
+        bind_text(st, 3, meta->spec_hash);
+        sqlite3_bind_int64(st, 4, now);
+        rc = run(s, st, "update sweep spec", err);
+        if (rc != CS_OK) {
+            goto out;
+        }
+    }
+    c.sweep_id = sweep_id;
+    ic.sweep_id = sweep_id;
+    ic.force = force;
+    ic.now = now;
+    rc = insert_cells(s, &ic, next, ctx, &c, err);
+    if (rc == CS_OK && state == CS_SWEEP_DONE && c.queued > 0) {
+        rc = sweep_set_state(s, sweep_id, "done", "active", "extended", now, NULL, err);
+    }
+out:
+    rc = op_end(s, rc, err);
+    if (rc == CS_OK && counts) {
+        *counts = c;
+    }
+    return rc;
+}
+
+/* ---- claim ----------------------------------------------------------------------------------- */
+
+void cs_store_claim_fini(cs_store_claim *c)
+{
+    if (c) {
+        free(c->config);
+        memset(c, 0, sizeof(*c));
+    }
+}
+
+/* Fills out from a RETURNING row: id, sweep_id, attempt, lease_until, key, config. */
+static cs_rc claim_from_row(sqlite3_stmt *st, cs_store_claim *out, cs_err *err)
+{
+    out->job_id = sqlite3_column_int64(st, 0);
+    out->sweep_id = sqlite3_column_int64(st, 1);
+    out->attempt = sqlite3_column_int(st, 2);
+    out->lease_until = sqlite3_column_int64(st, 3);
+    copy_text(out->key, sizeof(out->key), sqlite3_column_text(st, 4));
+    out->config = cs_strdup((const char *)sqlite3_column_text(st, 5));
+    if (!out->config) {
+        return cs_err_set(err, CS_ENOMEM, 0, "store: claim: out of memory");
+    }
+    return CS_OK;
+}
+
+static cs_rc claim_held(cs_store *s, const cs_store_caps *caps, int64_t lease_until, int64_t now,
+                        cs_store_claim *out, bool *found, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t id = 0;
+    int src;
+    cs_rc rc = stmt(s, S_CLAIM_HELD, &st, err);
+    *found = false;
+    if (rc != CS_OK) {
+        return rc;
+    }
+    bind_text(st, 1, caps->worker);
+    sqlite3_bind_int64(st, 2, now);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        id = sqlite3_column_int64(st, 0);
+    } else if (src != SQLITE_DONE) {
+        rc = db_err(err, s->db, src, "look up held lease");
+    }
+    rel(st);
+    if (rc != CS_OK || id == 0) {
+        return rc;
+    }
+    rc = stmt(s, S_CLAIM_RENEW, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, lease_until);
+    sqlite3_bind_int64(st, 3, now);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        rc = claim_from_row(st, out, err);
+        out->again = true;
+        *found = rc == CS_OK;
+    } else {
+        rc = db_err(err, s->db, src, "renew held lease");
+    }
+    rel(st);
+    return rc;
+}
+
+cs_rc cs_store_claim_job(cs_store *s, const cs_store_caps *caps, int64_t lease_ms, int64_t now,
+                         cs_store_claim *out, cs_err *err)
+{
+    cs_store_claim c = {0};
+    sqlite3_stmt *st = NULL;
+    bool found = false;
+    int src;
+    cs_rc rc;
+
+    if (!caps || !caps->worker || !*caps->worker || lease_ms <= 0) {
+        return cs_err_set(err, CS_EINVAL, 0, "store: claim: a worker id and a lease are needed");
+    }
+    rc = op_begin(s, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = claim_held(s, caps, now + lease_ms, now, &c, &found, err);
+    if (rc != CS_OK || found) {
+        goto timeout;
+    }
+    rc = stmt(s, S_CLAIM, &st, err);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    bind_text(st, 1, caps->worker);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_int64(st, 3, now + lease_ms);
+    bind_text(st, 4, caps->models);
+    sqlite3_bind_int(st, 5, caps->native ? 1 : 0);
+    sqlite3_bind_int(st, 6, caps->exec ? 1 : 0);
+    if (caps->mem_mb >= 0) {
+        sqlite3_bind_int64(st, 7, caps->mem_mb);
+    }
+    sqlite3_bind_int64(st, 8, caps->gpus);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        rc = claim_from_row(st, &c, err);
+    } else if (src == SQLITE_DONE) {
+        rc = CS_ENOENT; /* nothing to do: not an error worth a message */
+    } else {
+        rc = db_err(err, s->db, src, "claim");
+    }
+    rel(st);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    rc = stmt(s, S_ATTEMPT_INSERT, &st, err);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, c.job_id);
+    sqlite3_bind_int(st, 2, c.attempt);
+    bind_text(st, 3, caps->worker);
+    bind_text(st, 4, caps->host);
+    sqlite3_bind_int64(st, 5, now);
+    rc = run(s, st, "record attempt", err);
+timeout:
+    if (rc == CS_OK) {
+        rc = stmt(s, S_SWEEP_TIMEOUT, &st, err);
+        if (rc == CS_OK) {
+            sqlite3_bind_int64(st, 1, c.sweep_id);
+            src = sqlite3_step(st);
+            if (src == SQLITE_ROW) {
+                c.timeout_ms = sqlite3_column_int64(st, 0);
+            } else {
+                rc = db_err(err, s->db, src, "read timeout");
+            }
+            rel(st);
+        }
+    }
+out:
+    rc = op_end(s, rc, err);
+    if (rc == CS_OK) {
+        *out = c;
+    } else {
+        cs_store_claim_fini(&c);
+    }
+    return rc;
+}
+
+/* ---- heartbeat, result, fail ------------------------------------------------------------------
+ */
+
+typedef struct job_brief {
+    cs_job_state state;
+    int attempt;
+    char key[65];
+    int64_t sweep_id;
+    bool cancel_requested;
+    int max_attempts;
+} job_brief;
+
+static cs_rc read_brief(cs_store *s, int64_t job_id, job_brief *b, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    cs_rc rc = stmt(s, S_JOB_BRIEF, &st, err);
+    int src;
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        b->state = job_state_of((const char *)sqlite3_column_text(st, 0));
+        b->attempt = sqlite3_column_int(st, 1);
+        copy_text(b->key, sizeof(b->key), sqlite3_column_text(st, 2));
+        b->sweep_id = sqlite3_column_int64(st, 3);
+        b->cancel_requested = sqlite3_column_int(st, 4) != 0;
+        b->max_attempts = sqlite3_column_int(st, 5);
+    } else if (src == SQLITE_DONE) {
+        rc = cs_err_set(err, CS_ENOENT, 0, "store: no job %lld", (long long)job_id);
+    } else {
+        rc = db_err(err, s->db, src, "read job");
+    }
+    rel(st);
+    return rc;
+}
+
+static cs_rc stale(cs_err *err, const char *what, int64_t job_id, int attempt, const job_brief *b)
+{
+    return cs_err_set(err, CS_ESTALE, 0,
+                      "store: %s of job %lld attempt %d refused: the job is %s "
+                      "at attempt %d",
+                      what, (long long)job_id, attempt, cs_job_state_name(b->state), b->attempt);
+}
+
+cs_rc cs_store_heartbeat(cs_store *s, int64_t job_id, int attempt, int64_t lease_ms,
+                         const char *progress, int64_t now, bool *cancel, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    job_brief b = {0};
+    bool found = false, cancel_pending = false;
+    int src;
+    cs_rc rc = op_begin(s, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = stmt(s, S_HEARTBEAT, &st, err);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int(st, 2, attempt);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int64(st, 4, now + (lease_ms > 0 ? lease_ms : 0));
+    bind_text(st, 5, progress);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        found = true;
+        cancel_pending = sqlite3_column_int(st, 0) != 0;
+    } else if (src != SQLITE_DONE) {
+        rc = db_err(err, s->db, src, "heartbeat");
+    }
+    rel(st);
+    if (rc == CS_OK && !found) {
+        rc = read_brief(s, job_id, &b, err);
+        if (rc == CS_OK) {
+            rc = stale(err, "heartbeat", job_id, attempt, &b);
+        }
+    }
+out:
+    rc = op_end(s, rc, err);
+    if (rc == CS_OK && cancel) {
+        *cancel = cancel_pending;
+    }
+    return rc;
+}
+
+static cs_rc end_attempt(cs_store *s, int64_t job_id, int attempt, const cs_store_exit *ex,
+                         const char *outcome, const char *error, int64_t now, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    cs_rc rc = stmt(s, S_ATTEMPT_END, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int(st, 2, attempt);
+    sqlite3_bind_int64(st, 3, now);
+    if (ex && ex->has_status) {
+        sqlite3_bind_int(st, 4, ex->exit_status);
+    }
+    if (ex && ex->signal) {
+        sqlite3_bind_int(st, 5, ex->signal);
+    }
+    bind_text(st, 6, ex ? ex->log_path : NULL);
+    bind_text(st, 7, outcome);
+    bind_text(st, 8, error);
+    return run(s, st, "end attempt", err);
+}
+
+static cs_rc find_result(cs_store *s, int64_t job_id, int attempt, int64_t *id, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    cs_rc rc = stmt(s, S_RESULT_FIND, &st, err);
+    int src;
+    *id = 0;
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int(st, 2, attempt);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+    } else if (src != SQLITE_DONE) {
+        rc = db_err(err, s->db, src, "find result");
+    }
+    rel(st);
+    return rc;
+}
+
+static cs_rc insert_metrics(cs_store *s, int64_t result_id, int64_t job_id,
+                            const cs_store_metric *m, size_t n, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    cs_rc rc = CS_OK;
+    for (size_t i = 0; i < n && rc == CS_OK; i++) {
+        if (!m[i].task || !m[i].metric) {
+            return cs_err_set(err, CS_EINVAL, 0, "store: result: metric %zu has no task or name",
+                              i);
+        }
+        rc = stmt(s, S_METRIC_INSERT, &st, err);
+        if (rc != CS_OK) {
+            break;
+        }
+        sqlite3_bind_int64(st, 1, result_id);
+        sqlite3_bind_int64(st, 2, job_id);
+        bind_text(st, 3, m[i].task);
+        bind_text(st, 4, m[i].metric);
+        if (isfinite(m[i].value)) {
+            sqlite3_bind_double(st, 5, m[i].value);
+        }
+        if (isfinite(m[i].stderr_)) {
+            sqlite3_bind_double(st, 6, m[i].stderr_);
+        }
+        if (m[i].n >= 0) {
+            sqlite3_bind_int64(st, 7, m[i].n);
+        }
+        rc = run(s, st, "insert metric", err);
+        if (rc == CS_EEXIST) {
+            rc = cs_err_set(err, CS_EINVAL, 0, "store: result: metric %s/%s given twice", m[i].task,
+                            m[i].metric);
+        }
+    }
+    return rc;
+}
+
+cs_rc cs_store_result(cs_store *s, int64_t job_id, int attempt, const char *json,
+                      const cs_store_metric *metrics, size_t n_metrics, const cs_store_exit *ex,
+                      int64_t now, bool *duplicate, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    job_brief b = {0};
+    int64_t result_id = 0;
+    bool dup = false;
+    cs_rc rc;
+
+    if (!json || !*json) {
+        return cs_err_set(err, CS_EINVAL, 0, "store: result of job %lld: empty document",
+                          (long long)job_id);
+    }
+    if (n_metrics > 0 && !metrics) {
+        return cs_err_set(err, CS_EINVAL, 0, "store: result: metrics missing");
+    }
+    rc = op_begin(s, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = find_result(s, job_id, attempt, &result_id, err);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    if (result_id) {
+        dup = true;
+        goto out;
+    }
+    rc = read_brief(s, job_id, &b, err);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    if (b.attempt != attempt || attempt < 1 ||
+        !(b.state == CS_JOB_RUNNING || b.state == CS_JOB_QUEUED || b.state == CS_JOB_RETRY_WAIT ||
+          b.state == CS_JOB_LOST)) {
+        rc = stale(err, "result", job_id, attempt, &b);
+        goto out;
+    }
+    rc = stmt(s, S_RESULT_INSERT, &st, err);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int(st, 2, attempt);
+    bind_text(st, 3, json);
+    sqlite3_bind_int64(st, 4, now);
+    rc = run(s, st, "insert result", err);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    result_id = sqlite3_last_insert_rowid(s->db);
+    rc = insert_metrics(s, result_id, job_id, metrics, n_metrics, err);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    rc = stmt(s, S_JOB_DONE, &st, err);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, now);
+    bind_text(st, 3, b.state == CS_JOB_RUNNING ? "result" : "late result");
+    sqlite3_bind_int64(st, 4, result_id);
+    rc = run(s, st, "mark done", err);
+    if (rc == CS_OK) {
+        rc = end_attempt(s, job_id, attempt, ex, "done", NULL, now, err);
+    }
+    if (rc == CS_OK) {
+        rc = stmt(s, S_CACHE_PUT, &st, err);
+    }
+    if (rc == CS_OK) {
+        bind_text(st, 1, b.key);
+        sqlite3_bind_int64(st, 2, result_id);
+        sqlite3_bind_int64(st, 3, now);
+        rc = run(s, st, "cache result", err);
+    }
+    if (rc == CS_OK) {
+        rc = settle_one(s, b.sweep_id, now, err);
+    }
+out:
+    rc = op_end(s, rc, err);
+    if (rc == CS_OK && duplicate) {
+        *duplicate = dup;
+    }
+    return rc;
+}
+
+/* base * 2^(attempt-1), capped at max, without overflow. */
+static int64_t backoff_ms(int64_t base, int64_t max, int attempt)
+{
+    int64_t d = base;
+    for (int i = 1; i < attempt && d < max; i++) {
+        d = d > INT64_MAX / 2 ? INT64_MAX : d * 2;
+    }
+    return d < max ? d : max;
+}
+
+cs_rc cs_store_fail(cs_store *s, int64_t job_id, int attempt, const char *reason,
+                    const cs_store_exit *ex, int64_t now, cs_job_state *next_state, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    job_brief b = {0};
+    cs_job_state to = CS_JOB_FAILED;
+    int64_t base = 0, max = 0, not_before = 0;
+    bool stop = false, repeated = false;
+    const char *why = reason && *reason ? reason : "failed";
+    int src;
+    cs_rc rc = op_begin(s, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = read_brief(s, job_id, &b, err);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    if (b.state != CS_JOB_RUNNING || b.attempt != attempt) {
+        /* A resent FAIL of an attempt already recorded as failed changes nothing. */
+        if (b.attempt == attempt) {
+            rc = stmt(s, S_ATTEMPT_OUTCOME, &st, err);
+            if (rc != CS_OK) {
+                goto out;
+            }
+            sqlite3_bind_int64(st, 1, job_id);
+            sqlite3_bind_int(st, 2, attempt);
+            src = sqlite3_step(st);
+            repeated = src == SQLITE_ROW && sqlite3_column_text(st, 0) &&
+                       strcmp((const char *)sqlite3_column_text(st, 0), "failed") == 0;
+            rel(st);
+        }
+        to = b.state;
+        if (!repeated) {
+            rc = stale(err, "failure", job_id, attempt, &b);
+        }
+        goto out;
+    }
+    rc = stmt(s, S_SWEEP_POLICY, &st, err);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, b.sweep_id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        base = sqlite3_column_int64(st, 0);
+        max = sqlite3_column_int64(st, 1);
+        stop = sqlite3_column_text(st, 2) &&
+               strcmp((const char *)sqlite3_column_text(st, 2), "stop") == 0;
+    } else {
+        rc = db_err(err, s->db, src, "read sweep policy");
+    }
+    rel(st);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    if (b.cancel_requested) {
+        to = CS_JOB_CANCELLED;
+    } else if (attempt < b.max_attempts && !(ex && ex->permanent)) {
+        to = CS_JOB_RETRY_WAIT;
+        not_before = now + backoff_ms(base, max, attempt);
+    }
+    rc = stmt(s, S_JOB_FAIL, &st, err);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    bind_text(st, 2, cs_job_state_name(to));
+    sqlite3_bind_int64(st, 3, now);
+    bind_text(st, 4, why);
+    if (to == CS_JOB_RETRY_WAIT) {
+        sqlite3_bind_int64(st, 5, not_before);
+    }
+    rc = run(s, st, "record failure", err);
+    if (rc == CS_OK) {
+        rc = end_attempt(s, job_id, attempt, ex, to == CS_JOB_CANCELLED ? "cancelled" : "failed",
+                         why, now, err);
+    }
+    if (rc == CS_OK && to == CS_JOB_FAILED && stop) {
+        rc = sweep_set_state(s, b.sweep_id, "active", "paused", "on_failure=stop: a job failed",
+                             now, NULL, err);
+    }
+    if (rc == CS_OK && to != CS_JOB_RETRY_WAIT) {
+        rc = settle_one(s, b.sweep_id, now, err);
+    }
+out:
+    rc = op_end(s, rc, err);
+    if (rc == CS_OK && next_state) {
+        *next_state = to;
+    }
+    return rc;
+}
+
+/* ---- reaper, workers ---------------------------------------------------------------------------
+ */
+
+cs_rc cs_store_reap(cs_store *s, int64_t now, cs_store_reap_counts *counts, cs_err *err)
+{
+    cs_store_reap_counts c = {0};
+    sqlite3_stmt *st = NULL;
+    int src;
+    cs_rc rc = op_begin(s, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = stmt(s, S_REAP_ATTEMPTS, &st, err);
+    if (rc == CS_OK) {
+        sqlite3_bind_int64(st, 1, now);
+        rc = run(s, st, "reap attempts", err);
+    }
+    if (rc == CS_OK) {
+        rc = stmt(s, S_REAP_LEASES, &st, err);
+    }
+    if (rc == CS_OK) {
+        sqlite3_bind_int64(st, 1, now);
+        while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+            cs_job_state to = job_state_of((const char *)sqlite3_column_text(st, 0));
+            if (to == CS_JOB_QUEUED) {
+                c.requeued++;
+            } else if (to == CS_JOB_LOST) {
+                c.lost++;
+            } else {
+                c.cancelled++;
+            }
+        }
+        if (src != SQLITE_DONE) {
+            rc = db_err(err, s->db, src, "reap leases");
+        }
+        rel(st);
+    }
+    if (rc == CS_OK) {
+        rc = stmt(s, S_REAP_RETRY, &st, err);
+    }
+    if (rc == CS_OK) {
+        sqlite3_bind_int64(st, 1, now);
+        rc = run(s, st, "requeue retries", err);
+        c.retried = rc == CS_OK ? (size_t)sqlite3_changes(s->db) : 0;
+    }
+    if (rc == CS_OK) {
+        rc = settle_all(s, now, err);
+    }
+    rc = op_end(s, rc, err);
+    if (rc == CS_OK && counts) {
+        *counts = c;
+    }
+    return rc;
+}
+
+cs_rc cs_store_worker_seen(cs_store *s, const char *worker, const char *host,
+                           const char *capabilities, int64_t now, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    cs_rc rc;
+    if (!worker || !*worker) {
+        return cs_err_set(err, CS_EINVAL, 0, "store: worker id missing");
+    }
+    rc = op_begin(s, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = stmt(s, S_WORKER_SEEN, &st, err);
+    if (rc == CS_OK) {
+        bind_text(st, 1, worker);
+        bind_text(st, 2, host);
+        bind_text(st, 3, capabilities);
+        sqlite3_bind_int64(st, 4, now);
+        rc = run(s, st, "record worker", err);
+    }
+    return op_end(s, rc, err);
+}
+
+/* ---- control -----------------------------------------------------------------------------------
+ */
+
+/* CS_ENOENT when the filter names a sweep or a job that does not exist. */
+static cs_rc check_filter(cs_store *s, const cs_store_filter *f, cs_sweep_state *sweep_st,
+                          cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    cs_rc rc = CS_OK;
+    int src;
+    if (f->sweep_id) {
+        rc = sweep_state(s, f->sweep_id, sweep_st, err);
+    }
+    if (rc == CS_OK && f->job_id) {
+        rc = stmt(s, S_JOB_EXISTS, &st, err);
+        if (rc != CS_OK) {
+            return rc;
+        }
+        sqlite3_bind_int64(st, 1, f->job_id);
+        src = sqlite3_step(st);
+        if (src == SQLITE_DONE) {
+            rc = cs_err_set(err, CS_ENOENT, 0, "store: no job %lld", (long long)f->job_id);
+        } else if (src != SQLITE_ROW) {
+            rc = db_err(err, s->db, src, "read job");
+        }
+        rel(st);
+    }
+    return rc;
+}
+
+static void bind_filter(sqlite3_stmt *st, const cs_store_filter *f, unsigned mask)
+{
+    sqlite3_bind_int64(st, 1, f->sweep_id);
+    sqlite3_bind_int64(st, 2, f->job_id);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)mask);
+}
+
+cs_rc cs_store_cancel(cs_store *s, const cs_store_filter *f, const char *why, int64_t now,
+                      cs_store_cancel_counts *counts, cs_err *err)
+{
+    cs_store_cancel_counts c = {0};
+    cs_sweep_state sst = CS_SWEEP_ACTIVE;
+    sqlite3_stmt *st = NULL;
+    const unsigned dflt = CS_JOB_MASK(CS_JOB_QUEUED) | CS_JOB_MASK(CS_JOB_RETRY_WAIT) |
+                          CS_JOB_MASK(CS_JOB_RUNNING);
+    unsigned mask;
+    const char *reason = why && *why ? why : "cancelled";
+    cs_rc rc;
+
+    if (!f) {
+        return cs_err_set(err, CS_EINVAL, 0, "store: cancel: no filter");
+    }
+    mask = f->states ? f->states : dflt;
+    rc = op_begin(s, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = check_filter(s, f, &sst, err);
+    if (rc == CS_OK) {
+        rc = stmt(s, S_CANCEL_WAITING, &st, err);
+    }
+    if (rc == CS_OK) {
+        bind_filter(st, f, mask);
+        sqlite3_bind_int64(st, 4, now);
+        bind_text(st, 5, reason);
+        rc = run(s, st, "cancel jobs", err);
+        c.cancelled = rc == CS_OK ? (size_t)sqlite3_changes(s->db) : 0;
+    }
+    if (rc == CS_OK) {
+        rc = stmt(s, S_CANCEL_RUNNING, &st, err);
+    }
+    if (rc == CS_OK) {
+        bind_filter(st, f, mask);
+        bind_text(st, 5, reason);
+        rc = run(s, st, "signal running jobs", err);
+        c.signalled = rc == CS_OK ? (size_t)sqlite3_changes(s->db) : 0;
+    }
+    if (rc == CS_OK && f->sweep_id && !f->job_id && !f->states && sst != CS_SWEEP_CANCELLED) {
+        rc = sweep_set_state(s, f->sweep_id, cs_sweep_state_name(sst), "cancelled", reason, now,
+                             NULL, err);
+    }
+    if (rc == CS_OK) {
+        rc = settle_all(s, now, err);
+    }
+    rc = op_end(s, rc, err);
+    if (rc == CS_OK && counts) {
+        *counts = c;
+    }
+    return rc;
+}
+
+cs_rc cs_store_pause(cs_store *s, int64_t sweep_id, int64_t now, cs_err *err)
+{
+    cs_sweep_state st = CS_SWEEP_ACTIVE;
+    cs_rc rc = op_begin(s, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = sweep_state(s, sweep_id, &st, err);
+    if (rc == CS_OK && (st == CS_SWEEP_CANCELLED || st == CS_SWEEP_DONE)) {
+        rc = cs_err_set(err, CS_ESTATE, 0, "store: cannot pause sweep %lld: it is %s",
+                        (long long)sweep_id, cs_sweep_state_name(st));
+    }
+    if (rc == CS_OK && st == CS_SWEEP_ACTIVE) {
+        rc = sweep_set_state(s, sweep_id, "active", "paused", "paused", now, NULL, err);
+    }
+    return op_end(s, rc, err);
+}
+
+cs_rc cs_store_resume(cs_store *s, int64_t sweep_id, int64_t now, cs_err *err)
+{
+    cs_sweep_state st = CS_SWEEP_ACTIVE;
+    cs_rc rc = op_begin(s, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = sweep_state(s, sweep_id, &st, err);
+    if (rc == CS_OK && st != CS_SWEEP_PAUSED) {
+        rc = cs_err_set(err, CS_ESTATE, 0, "store: cannot resume sweep %lld: it is %s",
+                        (long long)sweep_id, cs_sweep_state_name(st));
+    }
+    if (rc == CS_OK) {
+        rc = sweep_set_state(s, sweep_id, "paused", "active", "resumed", now, NULL, err);
+    }
+    if (rc == CS_OK) {
+        rc = settle_one(s, sweep_id, now, err);
+    }
+    return op_end(s, rc, err);
+}
+
+cs_rc cs_store_retry(cs_store *s, const cs_store_filter *f, int64_t now, size_t *n, cs_err *err)
+{
+    const unsigned allowed = CS_JOB_MASK(CS_JOB_FAILED) | CS_JOB_MASK(CS_JOB_LOST);
+    cs_sweep_state sst = CS_SWEEP_ACTIVE;
+    sqlite3_stmt *st = NULL;
+    size_t moved = 0;
+    unsigned mask;
+    cs_rc rc;
+
+    if (!f) {
+        return cs_err_set(err, CS_EINVAL, 0, "store: retry: no filter");
+    }
+    mask = f->states ? f->states : allowed;
+    if (mask & ~allowed) {
+        return cs_err_set(err, CS_EINVAL, 0,
+                          "store: retry: only failed and lost jobs can be "
+                          "retried");
+    }
+    rc = op_begin(s, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = check_filter(s, f, &sst, err);
+    if (rc == CS_OK) {
+        rc = stmt(s, S_RETRY, &st, err);
+    }
+    if (rc == CS_OK) {
+        bind_filter(st, f, mask);
+        sqlite3_bind_int64(st, 4, now);
+        rc = run(s, st, "retry jobs", err);
+        moved = rc == CS_OK ? (size_t)sqlite3_changes(s->db) : 0;
+    }
+    if (rc == CS_OK && moved > 0) {
+        rc = reopen_sweeps(s, "retry", now, err);
+    }
+    rc = op_end(s, rc, err);
+    if (rc == CS_OK && n) {
+        *n = moved;
+    }
+    return rc;
+}
+
+/* ---- queries ------------------------------------------------------------------------------------
+ */
+
+cs_rc cs_store_count(cs_store *s, int64_t sweep_id, cs_store_counts *out, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int src;
+    cs_rc rc = stmt(s, sweep_id ? S_COUNT_SWEEP : S_COUNT_ALL, &st, err);
+    memset(out, 0, sizeof(*out));
+    if (rc != CS_OK) {
+        return rc;
+    }
+    if (sweep_id) {
+        sqlite3_bind_int64(st, 1, sweep_id);
+    }
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        size_t k = (size_t)sqlite3_column_int64(st, 1);
+        for (unsigned i = 0; i < CS_JOB_NSTATES; i++) {
+            if (name && strcmp(name, job_state_names[i]) == 0) {
+                out->n[i] += k;
+            }
+        }
+        out->total += k;
+    }
+    if (src != SQLITE_DONE) {
+        rc = db_err(err, s->db, src, "count jobs");
+    }
+    rel(st);
+    return rc;
+}
+
+cs_rc cs_store_sweep_find(cs_store *s, const char *name, int64_t *id, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int src;
+    cs_rc rc = stmt(s, S_SWEEP_LIVE, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    bind_text(st, 1, name);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+    } else if (src == SQLITE_DONE) {
+        rc = cs_err_set(err, CS_ENOENT, 0, "store: no live sweep named '%s'",
+                        name ? name : "(null)");
+    } else {
+        rc = db_err(err, s->db, src, "find sweep");
+    }
+    rel(st);
+    return rc;
+}
+
+static void sweep_info_from_row(sqlite3_stmt *st, cs_store_sweep_info *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->id = sqlite3_column_int64(st, 0);
+    copy_text(o->name, sizeof(o->name), sqlite3_column_text(st, 1));
+    copy_text(o->spec_hash, sizeof(o->spec_hash), sqlite3_column_text(st, 2));
+    o->state = sweep_state_of((const char *)sqlite3_column_text(st, 3));
+    o->policy.max_attempts = sqlite3_column_int(st, 4);
+    o->policy.backoff_base_s = (double)sqlite3_column_int64(st, 5) / 1000.0;
+    o->policy.backoff_max_s = (double)sqlite3_column_int64(st, 6) / 1000.0;
+    o->policy.timeout_s = sqlite3_column_int64(st, 7) / 1000;
+    o->policy.priority = sqlite3_column_int(st, 8);
+    o->policy.max_running = sqlite3_column_int(st, 9);
+    o->policy.stop_on_failure = sqlite3_column_text(st, 10) &&
+                                strcmp((const char *)sqlite3_column_text(st, 10), "stop") == 0;
+    o->created = sqlite3_column_int64(st, 11);
+}
+
+cs_rc cs_store_sweep_get(cs_store *s, int64_t id, cs_store_sweep_info *out, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int src;
+    cs_rc rc = stmt(s, S_SWEEP_GET, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        sweep_info_from_row(st, out);
+    } else if (src == SQLITE_DONE) {
+        rc = cs_err_set(err, CS_ENOENT, 0, "store: no sweep %lld", (long long)id);
+    } else {
+        rc = db_err(err, s->db, src, "read sweep");
+    }
+    rel(st);
+    if (rc == CS_OK) {
+        rc = cs_store_count(s, id, &out->counts, err);
+    }
+    return rc;
+}
+
+cs_rc cs_store_sweep_list(cs_store *s, cs_store_sweep_fn fn, void *ctx, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    cs_store_sweep_info info;
+    int src;
+    cs_rc rc = stmt(s, S_SWEEP_LIST, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        sweep_info_from_row(st, &info);
+        rc = cs_store_count(s, info.id, &info.counts, err);
+        if (rc == CS_OK) {
+            rc = fn(ctx, &info, err);
+        }
+        if (rc != CS_OK) {
+            break;
+        }
+    }
+    if (rc == CS_OK && src != SQLITE_DONE) {
+        rc = db_err(err, s->db, src, "list sweeps");
+    }
+    rel(st);
+    return rc;
+}
+
+void cs_store_job_fini(cs_store_job *j)
+{
+    if (j) {
+        free(j->config);
+        free(j->axes);
+        free(j->worker);
+        free(j->last_error);
+        memset(j, 0, sizeof(*j));
+    }
+}
+
+static char *dup_col(sqlite3_stmt *st, int i, bool *oom)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    char *d;
+    if (!t) {
+        return NULL;
+    }
+    d = cs_strdup((const char *)t);
+    if (!d) {
+        *oom = true;
+    }
+    return d;
+}
+
+cs_rc cs_store_job_get(cs_store *s, int64_t id, cs_store_job *out, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    bool oom = false;
+    int src;
+    cs_rc rc = stmt(s, S_JOB_GET, &st, err);
+    memset(out, 0, sizeof(*out));
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        out->id = sqlite3_column_int64(st, 0);
+        out->sweep_id = sqlite3_column_int64(st, 1);
+        copy_text(out->key, sizeof(out->key), sqlite3_column_text(st, 2));
+        out->state = job_state_of((const char *)sqlite3_column_text(st, 3));
+        out->priority = sqlite3_column_int(st, 4);
+        out->attempt = sqlite3_column_int(st, 5);
+        out->max_attempts = sqlite3_column_int(st, 6);
+        out->lease_until = sqlite3_column_int64(st, 7);
+        out->not_before = sqlite3_column_int64(st, 8);
+        out->result_id = sqlite3_column_int64(st, 9);
+        out->cancel_requested = sqlite3_column_int(st, 10) != 0;
+        out->baseline = sqlite3_column_int(st, 11) != 0;
+        out->config = dup_col(st, 12, &oom);
+        out->axes = dup_col(st, 13, &oom);
+        out->worker = dup_col(st, 14, &oom);
+        out->last_error = dup_col(st, 15, &oom);
+        if (oom) {
+            rc = cs_err_set(err, CS_ENOMEM, 0, "store: job %lld: out of memory", (long long)id);
+        }
+    } else if (src == SQLITE_DONE) {
+        rc = cs_err_set(err, CS_ENOENT, 0, "store: no job %lld", (long long)id);
+    } else {
+        rc = db_err(err, s->db, src, "read job");
+    }
+    rel(st);
+    if (rc != CS_OK) {
+        cs_store_job_fini(out);
+    }
+    return rc;
+}
+
+cs_rc cs_store_key_cached(cs_store *s, const char *key, bool *cached, cs_err *err)
+{
+    int64_t id = 0;
+    cs_rc rc = lookup_cache(s, key, &id, err);
+    *cached = rc == CS_OK && id != 0;
+    return rc;
+}
+
+cs_rc cs_store_count_cached(cs_store *s, cs_cell_next_fn next, void *ctx, size_t *total,
+                            size_t *cached, cs_err *err)
+{
+    size_t n = 0, hit = 0;
+    cs_cell cell;
+    cs_rc rc;
+    for (;;) {
+        int64_t id = 0;
+        memset(&cell, 0, sizeof(cell));
+        rc = next(ctx, &cell, err);
+        if (rc == CS_ENOENT) {
+            cs_err_clear(err);
+            rc = CS_OK;
+            break;
+        }
+        if (rc != CS_OK) {
+            break;
+        }
+        n++;
+        rc = lookup_cache(s, cell.key, &id, err);
+        if (rc != CS_OK) {
+            break;
+        }
+        hit += id != 0;
+    }
+    if (rc == CS_OK) {
+        *total = n;
+        *cached = hit;
+    }
+    return rc;
+}

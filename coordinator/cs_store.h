@@ -1,0 +1,309 @@
+/* cs_store.h - the durable job store of the coordinator (SQLite).
+ *
+ * One file holds sweeps, jobs, attempts, results, metrics (long form), job events, workers and the
+ * result cache; the schema is schemas/migrations/ (compiled in, applied under PRAGMA user_version).
+ * Only the coordinator writes (cs_store_open); the CLI, TUI and exporters read
+ * (cs_store_open_ro). Connections use WAL, synchronous=FULL, foreign_keys=ON and a busy timeout;
+ * every write is a BEGIN IMMEDIATE transaction.
+ *
+ * Job states (ARCHITECTURE.md): queued -> running -> done | retry_wait -> queued | failed | lost |
+ * cancelled, plus cached. Every change of state writes a job_event row (a trigger on job.state).
+ * A running job holds a lease (worker, lease_until) and an attempt number; heartbeat, result and
+ * fail carry the attempt and are refused with CS_ESTALE when a newer attempt exists (fencing).
+ *
+ * Time: every operation takes `now` (ms since the Unix epoch), so tests control the clock and
+ * the daemon passes cs_time_wall_ms(). Durations are ms.
+ *
+ * Group commit: cs_store_begin() opens one write transaction; the operations called until
+ * cs_store_commit() join it (each still atomic on its own through a savepoint: an operation that
+ * fails leaves no trace and the batch goes on). Nothing done inside a batch is durable before
+ * cs_store_commit() returns CS_OK, so the daemon must not acknowledge any of them before that
+ * (and must answer all of them with an error if the commit fails). Outside a batch each
+ * operation is its own transaction.
+ *
+ * Threads: a cs_store is used by one thread at a time (the coordinator's loop thread).
+ */
+#ifndef CS_COORDINATOR_CS_STORE_H
+#define CS_COORDINATOR_CS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cs_err.h"
+#include "cs_plan.h"
+
+typedef struct cs_store cs_store;
+
+typedef enum cs_job_state {
+    CS_JOB_QUEUED = 0,
+    CS_JOB_RUNNING,
+    CS_JOB_RETRY_WAIT,
+    CS_JOB_DONE,
+    CS_JOB_FAILED,
+    CS_JOB_LOST,
+    CS_JOB_CANCELLED,
+    CS_JOB_CACHED,
+} cs_job_state;
+#define CS_JOB_NSTATES  8
+#define CS_JOB_MASK(st) (1u << (unsigned)(st))
+
+typedef enum cs_sweep_state {
+    CS_SWEEP_ACTIVE = 0,
+    CS_SWEEP_PAUSED,
+    CS_SWEEP_CANCELLED,
+    CS_SWEEP_DONE,
+} cs_sweep_state;
+
+/* "queued", "retry_wait", ...; "?" outside the enum. */
+const char *cs_job_state_name(cs_job_state st);
+/* CS_OK and *out for a state name; CS_EINVAL naming the text otherwise. */
+cs_rc cs_job_state_parse(const char *name, cs_job_state *out, cs_err *err);
+const char *cs_sweep_state_name(cs_sweep_state st);
+
+/* ---- open and close ---------------------------------------------------------------------- */
+
+/* Opens (creating if needed) the database at path for writing and brings its schema up to date
+ * (all pending migrations in one transaction). Refuses with CS_EVERSION a database whose
+ * user_version is newer than this binary knows, CS_EDB/CS_EIO/CS_EBUSY for SQLite failures.
+ * *out is owned (cs_store_close); NULL on error. */
+cs_rc cs_store_open(const char *path, cs_store **out, cs_err *err);
+
+/* Opens an existing database read-only (CLI, TUI, exporters). CS_ENOENT when the file does not
+ * exist, CS_EVERSION when its schema is older or newer than this binary's (it never migrates).
+ * Write operations on it return CS_ENOTSUP. */
+cs_rc cs_store_open_ro(const char *path, cs_store **out, cs_err *err);
+
+/* Closes; an open batch is rolled back. NULL-safe. */
+void cs_store_close(cs_store *s);
+
+/* The schema version this binary writes (the number of compiled-in migrations). */
+int cs_store_schema_version(void);
+
+/* ---- group commit ------------------------------------------------------------------------ */
+
+/* Opens a write transaction (BEGIN IMMEDIATE); CS_ESTATE if one is already open. */
+cs_rc cs_store_begin(cs_store *s, cs_err *err);
+/* Commits it. On error the whole batch is rolled back and nothing in it happened. */
+cs_rc cs_store_commit(cs_store *s, cs_err *err);
+/* Rolls back the open batch (no-op without one). */
+void cs_store_rollback(cs_store *s);
+bool cs_store_in_batch(const cs_store *s);
+
+/* ---- submit and extend --------------------------------------------------------------------- */
+
+typedef struct cs_store_submit_counts {
+    int64_t sweep_id;
+    size_t cells;     /* cells read from the stream */
+    size_t inserted;  /* new jobs (queued + cached) */
+    size_t queued;    /* new jobs to run */
+    size_t cached;    /* new jobs that reuse a good result (never with force) */
+    size_t baselines; /* new baseline jobs */
+    size_t existing;  /* cells whose key the sweep already had (extend; duplicates in a stream) */
+} cs_store_submit_counts;
+
+/* Inserts a sweep and every cell of the stream in ONE transaction: the whole sweep or nothing.
+ * A cell whose key has a good result (result_cache) becomes cached and points at that result,
+ * unless force. CS_EEXIST when a sweep of that name is live (not cancelled; use extend), errors
+ * of the stream are passed on (and nothing is stored). Inside a batch it joins the batch. */
+cs_rc cs_store_submit(cs_store *s, const cs_sweep_meta *meta, cs_cell_next_fn next, void *ctx,
+                      bool force, int64_t now, cs_store_submit_counts *counts, cs_err *err);
+
+/* Adds the cells of the stream that the sweep does not have yet (existing keys stay untouched,
+ * counted in existing), with the same cache rule; spec and spec_hash of meta replace the stored
+ * ones when meta is not NULL (its policy is ignored). A done sweep becomes active again.
+ * CS_ENOENT for an unknown sweep, CS_ESTATE for a cancelled one. One transaction. */
+cs_rc cs_store_extend(cs_store *s, int64_t sweep_id, const cs_sweep_meta *meta,
+                      cs_cell_next_fn next, void *ctx, bool force, int64_t now,
+                      cs_store_submit_counts *counts, cs_err *err);
+
+/* ---- the worker protocol ------------------------------------------------------------------- */
+
+/* What a worker can run. */
+typedef struct cs_store_caps {
+    const char *worker; /* worker id, required */
+    const char *host;   /* recorded on the attempt; may be NULL */
+    const char *models; /* JSON array of model folders it can load; NULL = any */
+    bool native;        /* runs the native engine */
+    bool exec;          /* runs exec-backend jobs */
+    int64_t mem_mb;     /* memory it offers; < 0 = no limit */
+    int64_t gpus;       /* GPUs it offers */
+} cs_store_caps;
+
+/* A job handed to a worker. Fini with cs_store_claim_fini. */
+typedef struct cs_store_claim {
+    int64_t job_id;
+    int64_t sweep_id;
+    int attempt;         /* the fencing token to send back */
+    int64_t lease_until; /* ms */
+    int64_t timeout_ms;  /* per-attempt wall-clock limit, 0 = none */
+    char key[65];
+    char *config; /* owned: canonical JSON of the job */
+    bool again;   /* the worker already held this lease (a resent CLAIM) */
+} cs_store_claim;
+
+void cs_store_claim_fini(cs_store_claim *c); /* NULL-safe; leaves c zeroed */
+
+/* Moves the best queued job that caps can run to running (attempt+1, lease until now+lease_ms):
+ * highest job priority first; among equal priorities the active sweep with the fewest running
+ * jobs, then the oldest job. Skips paused, cancelled and done sweeps and sweeps at max_running.
+ * A worker that already holds a live lease receives that job again (again = true, lease renewed),
+ * so a resent CLAIM never takes a second job. CS_ENOENT (err untouched) when there is nothing to
+ * do. *out is filled on CS_OK only. */
+cs_rc cs_store_claim_job(cs_store *s, const cs_store_caps *caps, int64_t lease_ms, int64_t now,
+                         cs_store_claim *out, cs_err *err);
+
+/* Renews the lease of (job, attempt) to now+lease_ms and stores progress (JSON, may be NULL).
+ * *cancel tells whether a cancel is pending (the ACK carries it). CS_ESTALE when the job is not
+ * running under that attempt (the worker must stop), CS_ENOENT for an unknown job. */
+cs_rc cs_store_heartbeat(cs_store *s, int64_t job_id, int attempt, int64_t lease_ms,
+                         const char *progress, int64_t now, bool *cancel, cs_err *err);
+
+/* One metric in long form. */
+typedef struct cs_store_metric {
+    const char *task;   /* "arith", "ppl:general", ... */
+    const char *metric; /* "acc", "acc_norm", "ppl", ... */
+    double value;
+    double stderr_; /* NaN = unknown */
+    int64_t n;      /* items; < 0 = unknown */
+} cs_store_metric;
+
+/* How an attempt ended, as the worker saw it. All fields optional (zeroed = unknown). */
+typedef struct cs_store_exit {
+    bool has_status;
+    int exit_status;
+    int signal;           /* 0 = none */
+    const char *log_path; /* the attempt's log file */
+    bool permanent;       /* fail only: do not retry (bad_input, model_missing) */
+} cs_store_exit;
+
+/* Stores the result of (job, attempt) and its metrics, moves the job to done and makes the result
+ * the cached one for the job's key. Idempotent: the same (job, attempt) again stores nothing and
+ * returns CS_OK with *duplicate = true (duplicate may be NULL). A late result of the newest
+ * attempt is accepted while no newer attempt started (job queued, retry_wait or lost after its
+ * lease expired); CS_ESTALE otherwise (an older attempt, or the job done/failed/cancelled by
+ * another attempt), CS_ENOENT for an unknown job, CS_EINVAL for an empty json. */
+cs_rc cs_store_result(cs_store *s, int64_t job_id, int attempt, const char *json,
+                      const cs_store_metric *metrics, size_t n_metrics, const cs_store_exit *ex,
+                      int64_t now, bool *duplicate, cs_err *err);
+
+/* Records the failure of (job, attempt): with a cancel pending the job becomes cancelled; with
+ * attempts left (and not ex->permanent) retry_wait until now + min(base * 2^(attempt-1), max);
+ * otherwise failed, and a sweep with on_failure=stop is paused. *next_state (may be NULL) says
+ * which. A repeated FAIL of the same attempt is CS_OK with no change. CS_ESTALE when the job is
+ * not running under that attempt, CS_ENOENT for an unknown job. */
+cs_rc cs_store_fail(cs_store *s, int64_t job_id, int attempt, const char *reason,
+                    const cs_store_exit *ex, int64_t now, cs_job_state *next_state, cs_err *err);
+
+typedef struct cs_store_reap_counts {
+    size_t requeued;  /* running with an expired lease -> queued */
+    size_t lost;      /* running with an expired lease and no attempts left -> lost */
+    size_t cancelled; /* expired while a cancel was pending -> cancelled */
+    size_t retried;   /* retry_wait whose not_before passed -> queued */
+} cs_store_reap_counts;
+
+/* The reaper: expired leases go back to queued, or to lost when their attempts are used up (or
+ * cancelled when a cancel was pending); retry_wait jobs whose time came go back to queued; sweeps
+ * with nothing left to run become done. Run at startup and on a timer. counts may be NULL. */
+cs_rc cs_store_reap(cs_store *s, int64_t now, cs_store_reap_counts *counts, cs_err *err);
+
+/* Records that a worker said hello or was heard from (upsert). capabilities: JSON, may be NULL. */
+cs_rc cs_store_worker_seen(cs_store *s, const char *worker, const char *host,
+                           const char *capabilities, int64_t now, cs_err *err);
+
+/* ---- control --------------------------------------------------------------------------------- */
+
+/* Selects jobs: every field that is set must match. */
+typedef struct cs_store_filter {
+    int64_t sweep_id; /* 0 = any sweep */
+    int64_t job_id;   /* 0 = any job */
+    unsigned states;  /* CS_JOB_MASK bits; 0 = the operation's default set */
+} cs_store_filter;
+
+typedef struct cs_store_cancel_counts {
+    size_t cancelled; /* queued/retry_wait jobs moved to cancelled */
+    size_t signalled; /* running jobs whose next heartbeat ACK says cancel */
+} cs_store_cancel_counts;
+
+/* Cancels the jobs of the filter (default states: queued, retry_wait, running; other states are
+ * never touched). A filter naming only a sweep (job_id 0, states 0) also marks the sweep cancelled
+ * so it hands out nothing more. CS_ENOENT when the named sweep or job does not exist. */
+cs_rc cs_store_cancel(cs_store *s, const cs_store_filter *f, const char *why, int64_t now,
+                      cs_store_cancel_counts *counts, cs_err *err);
+
+/* Pause: the sweep's queued jobs are not handed out (running ones go on). Resume undoes it.
+ * CS_ENOENT for an unknown sweep, CS_ESTATE for a cancelled or done sweep (pause) or one that is
+ * not paused (resume). Pausing a paused sweep is CS_OK. */
+cs_rc cs_store_pause(cs_store *s, int64_t sweep_id, int64_t now, cs_err *err);
+cs_rc cs_store_resume(cs_store *s, int64_t sweep_id, int64_t now, cs_err *err);
+
+/* Puts the failed and/or lost (f->states, default both; only those two are allowed) jobs of the
+ * filter back to queued with a fresh set of attempts (max_attempts = attempt + the sweep's
+ * max_attempts); a done sweep becomes active. *n = jobs moved (may be NULL). CS_EINVAL for other
+ * states in the mask. */
+cs_rc cs_store_retry(cs_store *s, const cs_store_filter *f, int64_t now, size_t *n, cs_err *err);
+
+/* ---- queries (read-only handles too) --------------------------------------------------------- */
+
+typedef struct cs_store_counts {
+    size_t n[CS_JOB_NSTATES]; /* jobs per state */
+    size_t total;
+} cs_store_counts;
+
+/* Jobs per state of one sweep (sweep_id > 0) or of all sweeps (0). */
+cs_rc cs_store_count(cs_store *s, int64_t sweep_id, cs_store_counts *out, cs_err *err);
+
+typedef struct cs_store_sweep_info {
+    int64_t id;
+    char name[128]; /* truncated if longer */
+    char spec_hash[65];
+    cs_sweep_state state;
+    cs_policy policy;
+    int64_t created;
+    cs_store_counts counts;
+} cs_store_sweep_info;
+
+/* The live (not cancelled) sweep of that name: CS_ENOENT if none. */
+cs_rc cs_store_sweep_find(cs_store *s, const char *name, int64_t *id, cs_err *err);
+/* One sweep with its counts: CS_ENOENT if none. */
+cs_rc cs_store_sweep_get(cs_store *s, int64_t id, cs_store_sweep_info *out, cs_err *err);
+/* Calls fn for every sweep, oldest first; a non-OK return of fn stops and is returned. */
+typedef cs_rc (*cs_store_sweep_fn)(void *ctx, const cs_store_sweep_info *info, cs_err *err);
+cs_rc cs_store_sweep_list(cs_store *s, cs_store_sweep_fn fn, void *ctx, cs_err *err);
+
+/* One job. Strings owned: fini with cs_store_job_fini. */
+typedef struct cs_store_job {
+    int64_t id;
+    int64_t sweep_id;
+    char key[65];
+    cs_job_state state;
+    int priority;
+    int attempt;
+    int max_attempts;
+    int64_t lease_until; /* 0 when none */
+    int64_t not_before;  /* 0 when none */
+    int64_t result_id;   /* 0 when none */
+    bool cancel_requested;
+    bool baseline;
+    char *config;
+    char *axes;
+    char *worker;     /* NULL when none */
+    char *last_error; /* NULL when none */
+} cs_store_job;
+
+cs_rc cs_store_job_get(cs_store *s, int64_t id, cs_store_job *out, cs_err *err);
+void cs_store_job_fini(cs_store_job *j); /* NULL-safe; leaves j zeroed */
+
+/* True when key has a good result in any sweep. */
+cs_rc cs_store_key_cached(cs_store *s, const char *key, bool *cached, cs_err *err);
+
+/* For `calsweep plan --db`: reads the whole stream and counts its cells (*total) and those whose
+ * key has a good result (*cached). Writes nothing; works on a read-only handle. */
+cs_rc cs_store_count_cached(cs_store *s, cs_cell_next_fn next, void *ctx, size_t *total,
+                            size_t *cached, cs_err *err);
+
+/* The underlying connection, for read-only ad-hoc queries (exports, tests). Borrowed, valid until
+ * cs_store_close. Do not write through it. */
+struct sqlite3 *cs_store_db(cs_store *s);
+
+#endif

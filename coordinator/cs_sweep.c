@@ -1,0 +1,2016 @@
+/* cs_sweep.c - sweep file parser and validator.
+ *
+ * One pass over the document with a cs_jctx: every problem is reported with its path and the walk
+ * goes on, so a user sees all mistakes at once. Method parameters (algorithms, selectors) are
+ * described by static tables; a value is resolved into a cJSON object with every default filled
+ * and then rendered canonically, so equal meanings give equal text (and equal job keys).
+ */
+#include "cs_sweep.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sys/stat.h>
+
+#include "cs_alloc.h"
+#include "cs_canon.h"
+#include "cs_path.h"
+
+#define MAX_AXIS_VALUES 100000 /* values of one axis after expanding ranges */
+#define MAX_SWEEP_FILE  ((size_t)4 << 20)
+
+/* ---- method tables (shared/specs/ptq-algorithms.md, selectors-and-metrics.md) -----------------
+ */
+
+typedef enum ptype {
+    PT_INT,   /* integer in [min, max] */
+    PT_NUM,   /* number in [min, max] (or (min, max] with excl_min) */
+    PT_BOOL,  /* boolean */
+    PT_ENUM,  /* one of choices; choices[0] is the default */
+    PT_GROUP, /* -1 or a positive power of two */
+    PT_POW2,  /* a positive power of two <= max */
+    PT_TASKS, /* list of data.sources names of kind "task"; default: all of them */
+} ptype;
+
+typedef struct pdef {
+    const char *key;
+    ptype type;
+    double def; /* INT, NUM, BOOL (0/1), GROUP, POW2 */
+    double min, max;
+    bool excl_min;
+    const char *const *choices; /* ENUM, NULL-terminated */
+} pdef;
+
+typedef struct mdef {
+    const char *name;
+    unsigned flags; /* CS_VAL_* */
+    const pdef *params;
+    size_t n_params;
+} mdef;
+
+static const char *const rtn_grids[] = {"awq", "gptq", NULL};
+static const char *const sq_weights[] = {"rtn", "gptq", NULL};
+static const char *const patterns[] = {"unstructured", "2:4", "4:8", NULL};
+static const char *const imatrix_types[] = {"q4_0", "q4_k", NULL};
+static const char *const acdm_stats[] = {"mean", "absmean", NULL};
+static const char *const acdm_modes[] = {"quota", "minimax", NULL};
+static const char *const ppl_modes[] = {"low", "high", "mid", NULL};
+
+#define P_INT(k, d, lo, hi)                       \
+    {                                             \
+        (k), PT_INT, (d), (lo), (hi), false, NULL \
+    }
+#define P_NUM(k, d, lo, hi)                       \
+    {                                             \
+        (k), PT_NUM, (d), (lo), (hi), false, NULL \
+    }
+#define P_NUM_POS(k, d, hi)                   \
+    {                                         \
+        (k), PT_NUM, (d), 0, (hi), true, NULL \
+    }
+#define P_BOOL(k, d)                         \
+    {                                        \
+        (k), PT_BOOL, (d), 0, 1, false, NULL \
+    }
+#define P_ENUM(k, c)                      \
+    {                                     \
+        (k), PT_ENUM, 0, 0, 0, false, (c) \
+    }
+#define P_GROUP(k, d)                              \
+    {                                              \
+        (k), PT_GROUP, (d), -1, 65536, false, NULL \
+    }
+#define P_POW2(k, d, hi)                        \
+    {                                           \
+        (k), PT_POW2, (d), 1, (hi), false, NULL \
+    }
+#define P_TASKS(k)                          \
+    {                                       \
+        (k), PT_TASKS, 0, 0, 0, false, NULL \
+    }
+#define NPARAMS(a) (sizeof(a) / sizeof((a)[0]))
+#define METHOD(name, flags, list)              \
+    {                                          \
+        (name), (flags), (list), NPARAMS(list) \
+    }
+
+static const pdef p_rtn[] = {P_INT("bits", 4, 2, 8), P_GROUP("group_size", 128), P_BOOL("sym", 0),
+                             P_ENUM("grid", rtn_grids)};
+static const pdef p_gptq[] = {
+        P_INT("bits", 4, 2, 8),       P_GROUP("group_size", 128), P_BOOL("sym", 1),
+        P_BOOL("act_order", 1),       P_NUM_POS("damp", 0.01, 1), P_POW2("block_size", 128, 4096),
+        P_BOOL("true_sequential", 1), P_BOOL("static_groups", 0)};
+static const pdef p_awq[] = {P_INT("bits", 4, 2, 8),       P_GROUP("group_size", 128),
+                             P_BOOL("zero_point", 1),      P_BOOL("duo_scaling", 1),
+                             P_INT("n_grid", 20, 1, 1000), P_BOOL("clip", 1)};
+static const pdef p_sq[] = {P_NUM("alpha", 0.5, 0, 1), P_INT("bits", 8, 2, 8),
+                            P_INT("act_bits", 8, 2, 16), P_ENUM("weights", sq_weights),
+                            P_NUM_POS("damp", 0.01, 1)};
+static const pdef p_sparsegpt[] = {P_NUM("sparsity", 0.5, 0, 0.99), P_ENUM("pattern", patterns),
+                                   P_NUM_POS("damp", 0.01, 1), P_POW2("block_size", 128, 4096)};
+static const pdef p_wanda[] = {P_NUM("sparsity", 0.5, 0, 0.99), P_ENUM("pattern", patterns)};
+static const pdef p_imatrix[] = {P_ENUM("type", imatrix_types), P_INT("chunk", 512, 16, 65536)};
+static const pdef p_none[] = {{NULL, PT_INT, 0, 0, 0, false, NULL}};
+
+static const mdef algorithms[] = {
+        {"none", CS_VAL_NONE | CS_VAL_NO_CALIB, p_none, 0},
+        METHOD("rtn", CS_VAL_NO_CALIB, p_rtn),
+        METHOD("gptq", 0, p_gptq),
+        METHOD("awq", 0, p_awq),
+        METHOD("smoothquant", 0, p_sq),
+        METHOD("sparsegpt", 0, p_sparsegpt),
+        METHOD("wanda", 0, p_wanda),
+        METHOD("imatrix", 0, p_imatrix),
+};
+
+static const pdef p_random[] = {P_BOOL("stratified", 0)};
+static const pdef p_selfcal[] = {P_NUM("t_init", 1.0, 0, 10), P_NUM("t_final", 1.0, 0, 10),
+                                 P_INT("n_sched", 10, 0, 1000000)};
+static const pdef p_selfgen[] = {
+        P_INT("prefix_texts", 5000, 1, 10000000), P_INT("prefix_tokens", 2, 1, 4096),
+        P_NUM("temperature", 0.6, 0, 10),         P_NUM_POS("top_p", 0.95, 1),
+        P_INT("top_k", 50, 0, 1000000),           P_NUM_POS("repetition_penalty", 1.2, 10),
+        P_NUM("ppl_quantile", 0.8, 0, 1)};
+static const pdef p_zipcal[] = {P_INT("search_limit", 2000, 1, 100000000)};
+static const pdef p_cola[] = {P_INT("proj_dim", 64, 1, 4096), P_INT("n_init", 10, 1, 1000),
+                              P_INT("max_iter", 300, 1, 1000000), P_NUM_POS("tol", 1e-4, 1)};
+static const pdef p_acdm[] = {P_INT("n_ref", 64, 1, 1000000), P_ENUM("stat", acdm_stats),
+                              P_ENUM("mode", acdm_modes), P_TASKS("reference")};
+static const pdef p_ppl[] = {P_ENUM("mode", ppl_modes)};
+static const pdef p_covercal[] = {P_NUM_POS("outlier_factor", 6, 1000),
+                                  P_NUM_POS("cover_frac", 0.5, 1)};
+
+static const mdef selectors[] = {
+        METHOD("random", 0, p_random),    METHOD("self_calibration", CS_VAL_NO_SOURCE, p_selfcal),
+        METHOD("self_gen", 0, p_selfgen), METHOD("zipcal", 0, p_zipcal),
+        METHOD("cola", 0, p_cola),        METHOD("acdm", 0, p_acdm),
+        METHOD("ppl_rank", 0, p_ppl),     METHOD("covercal", 0, p_covercal),
+};
+
+#define N_ALGORITHMS (sizeof(algorithms) / sizeof(algorithms[0]))
+#define N_SELECTORS  (sizeof(selectors) / sizeof(selectors[0]))
+
+static const char *const mission_names[CS_AXIS_N_MISSION] = {
+        "model", "algorithm", "selector", "n_samples", "seq_len", "source", "seed", "eval"};
+
+const char *cs_axis_kind_name(cs_axis_kind kind)
+{
+    if ((size_t)kind < CS_AXIS_N_MISSION) {
+        return mission_names[kind];
+    }
+    return "extra";
+}
+
+/* ---- parser state -------------------------------------------------------------------------- */
+
+typedef struct parser {
+    cs_jctx c;
+    cs_sweep *s;
+    cs_rc oom; /* CS_ENOMEM once an allocation failed */
+} parser;
+
+static char *dup(parser *p, const char *str)
+{
+    char *r = cs_strdup(str ? str : "");
+    if (!r) {
+        p->oom = CS_ENOMEM;
+    }
+    return r;
+}
+
+/* Canonical text of v (owned) or NULL after reporting why at the current path. */
+static char *canon_of(parser *p, const cJSON *v)
+{
+    char *out = NULL;
+    cs_err e = {0};
+    cs_rc rc = cs_canon_string(v, &out, NULL, &e);
+    if (rc == CS_ENOMEM) {
+        p->oom = CS_ENOMEM;
+    } else if (rc != CS_OK) {
+        cs_jctx_error(&p->c, v, NULL, "%s", e.msg);
+    }
+    return out;
+}
+
+static char *canon_string_value(parser *p, const char *str)
+{
+    cJSON *v = cJSON_CreateString(str);
+    char *out = NULL;
+    if (!v) {
+        p->oom = CS_ENOMEM;
+        return NULL;
+    }
+    out = canon_of(p, v);
+    cJSON_Delete(v);
+    return out;
+}
+
+static void add_or_oom(parser *p, cJSON *obj, const char *key, cJSON *item)
+{
+    if (!item || !cJSON_AddItemToObject(obj, key, item)) {
+        cJSON_Delete(item);
+        p->oom = CS_ENOMEM;
+    }
+}
+
+static bool is_pow2(int64_t v)
+{
+    return v > 0 && (v & (v - 1)) == 0;
+}
+
+/* "a, b, c" of names[0..n) into buf. */
+static void join_names(const char *const *names, size_t n, char *buf, size_t cap)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used + 1 < cap; i++) {
+        int w = snprintf(buf + used, cap - used, "%s%s", i ? ", " : "", names[i]);
+        if (w < 0) {
+            break;
+        }
+        used += (size_t)w;
+    }
+    if (used >= cap) {
+        buf[cap - 1] = '\0';
+    }
+}
+
+/* Reports "unknown <what> \"name\"" with a suggestion and the list of known names. */
+static void unknown_name(parser *p, const cJSON *node, const char *what, const char *name,
+                         const char *const *known, size_t n)
+{
+    char list[512];
+    const char *sugg = cs_json_suggest(name, known, n);
+    join_names(known, n, list, sizeof(list));
+    if (sugg) {
+        cs_jctx_error(&p->c, node, NULL, "unknown %s \"%s\" (did you mean \"%s\"?)", what, name,
+                      sugg);
+    } else if (n == 0) {
+        cs_jctx_error(&p->c, node, NULL, "unknown %s \"%s\" (none are defined)", what, name);
+    } else {
+        cs_jctx_error(&p->c, node, NULL, "unknown %s \"%s\" (known: %s)", what, name, list);
+    }
+}
+
+/* ---- models, data, policy ------------------------------------------------------------------- */
+
+static bool valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || (i > 0 && ch == '.');
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void check_member_name(parser *p, const cJSON *item, const char *what)
+{
+    if (!valid_name(item->string)) {
+        cs_jctx_error(&p->c, item, item->string,
+                      "%s names use letters, digits, '_', '-' and '.' (at most 64), got \"%s\"",
+                      what, item->string);
+    }
+}
+
+static void parse_models(parser *p, const cJSON *models)
+{
+    static const char *const keys[] = {"folder", "arch", "backend", "requires"};
+    static const char *const req_keys[] = {"mem_mb", "gpus"};
+    static const char *const archs[] = {"auto", "llama", "qwen2"};
+    static const char *const backend_keys[] = {"exec"};
+    cs_sweep *s = p->s;
+    size_t n = (size_t)cJSON_GetArraySize(models), i = 0;
+    const cJSON *m;
+
+    if (n == 0) {
+        cs_jctx_error(&p->c, models, NULL, "expected at least one model");
+        return;
+    }
+    s->models = cs_calloc_array(n, sizeof(*s->models));
+    if (!s->models) {
+        p->oom = CS_ENOMEM;
+        return;
+    }
+    cJSON_ArrayForEach(m, models)
+    {
+        cs_sweep_model *md = &s->models[i++];
+        const char *folder = NULL, *arch = "auto";
+        const cJSON *backend, *req = NULL;
+        cJSON *o = NULL, *b = NULL;
+        struct stat st;
+
+        s->n_models = i;
+        md->name = dup(p, m->string);
+        check_member_name(p, m, "model");
+        cs_jpath_push_key(&p->c.path, m->string);
+        if (cs_json_as_object(&p->c, m) != CS_OK) {
+            cs_jpath_pop(&p->c.path);
+            continue;
+        }
+        cs_json_check_keys(&p->c, m, keys, 4, CS_DIAG_ERROR);
+        cs_json_req_string(&p->c, m, "folder", &folder);
+        if (cs_json_opt_string(&p->c, m, "arch", "auto", &arch) == CS_OK &&
+            strcmp(arch, "auto") != 0 && strcmp(arch, "llama") != 0 && strcmp(arch, "qwen2") != 0) {
+            cs_jpath_push_key(&p->c.path, "arch");
+            unknown_name(p, cJSON_GetObjectItemCaseSensitive(m, "arch"), "architecture", arch,
+                         archs, 3);
+            cs_jpath_pop(&p->c.path);
+        }
+        md->arch = dup(p, arch);
+        md->folder = dup(p, folder);
+        if (folder && folder[0] == '\0') {
+            cs_jctx_error(&p->c, m, "folder", "expected a folder, got an empty string");
+        } else if (folder && (stat(folder, &st) != 0 || !S_ISDIR(st.st_mode))) {
+            cs_jctx_warn(&p->c, m, NULL, "folder does not exist: %s", folder);
+        }
+        backend = cJSON_GetObjectItemCaseSensitive(m, "backend");
+        if (backend && !cJSON_IsNull(backend)) {
+            cs_jpath_push_key(&p->c.path, "backend");
+            if (cJSON_IsString(backend)) {
+                if (strcmp(backend->valuestring, "native") != 0) {
+                    cs_jctx_error(&p->c, backend, NULL,
+                                  "expected \"native\" or {\"exec\": \"command template\"}, "
+                                  "got \"%s\"",
+                                  backend->valuestring);
+                }
+            } else if (cJSON_IsObject(backend)) {
+                const char *tmpl = NULL;
+                cs_json_check_keys(&p->c, backend, backend_keys, 1, CS_DIAG_ERROR);
+                if (cs_json_req_string(&p->c, backend, "exec", &tmpl) == CS_OK) {
+                    if (tmpl[0] == '\0') {
+                        cs_jctx_error(&p->c, backend, "exec",
+                                      "expected a command template, got an empty string");
+                    }
+                    md->exec = dup(p, tmpl);
+                }
+            } else {
+                char d[64];
+                cs_jctx_error(&p->c, backend, NULL,
+                              "expected \"native\" or {\"exec\": \"command template\"}, got %s",
+                              cs_json_describe(backend, d, sizeof(d)));
+            }
+            cs_jpath_pop(&p->c.path);
+        }
+        if (cs_json_opt_object(&p->c, m, "requires", &req) == CS_OK && req) {
+            cs_jpath_push_key(&p->c.path, "requires");
+            cs_json_check_keys(&p->c, req, req_keys, 2, CS_DIAG_ERROR);
+            cs_json_opt_int(&p->c, req, "mem_mb", 0, 0, INT64_MAX, &md->mem_mb);
+            cs_json_opt_int(&p->c, req, "gpus", 0, 0, 1024, &md->gpus);
+            cs_jpath_pop(&p->c.path);
+        }
+        /* The model as it enters a job: what determines results, not scheduling hints. */
+        o = cJSON_CreateObject();
+        if (!o) {
+            p->oom = CS_ENOMEM;
+        } else {
+            add_or_oom(p, o, "folder", cJSON_CreateString(folder ? folder : ""));
+            add_or_oom(p, o, "arch", cJSON_CreateString(arch));
+            if (md->exec) {
+                b = cJSON_CreateObject();
+                if (b) {
+                    add_or_oom(p, b, "exec", cJSON_CreateString(md->exec));
+                }
+                add_or_oom(p, o, "backend", b);
+            } else {
+                add_or_oom(p, o, "backend", cJSON_CreateString("native"));
+            }
+            md->canon = canon_of(p, o);
+            cJSON_Delete(o);
+        }
+        cs_jpath_pop(&p->c.path);
+    }
+}
+
+static void parse_sources(parser *p, const cJSON *sources)
+{
+    static const char *const keys[] = {"kind", "path", "text_field"};
+    static const char *const kinds[] = {"jsonl", "text", "task"};
+    cs_sweep *s = p->s;
+    size_t n = (size_t)cJSON_GetArraySize(sources), i = 0;
+    const cJSON *m;
+
+    if (n == 0) {
+        return;
+    }
+    s->sources = cs_calloc_array(n, sizeof(*s->sources));
+    if (!s->sources) {
+        p->oom = CS_ENOMEM;
+        return;
+    }
+    cJSON_ArrayForEach(m, sources)
+    {
+        cs_sweep_source *src = &s->sources[i++];
+        const char *kind = NULL, *path = NULL, *field = NULL;
+        cJSON *o;
+
+        s->n_sources = i;
+        src->name = dup(p, m->string);
+        check_member_name(p, m, "source");
+        cs_jpath_push_key(&p->c.path, m->string);
+        if (cs_json_as_object(&p->c, m) != CS_OK) {
+            cs_jpath_pop(&p->c.path);
+            continue;
+        }
+        cs_json_check_keys(&p->c, m, keys, 3, CS_DIAG_ERROR);
+        if (cs_json_req_string(&p->c, m, "kind", &kind) == CS_OK && strcmp(kind, "jsonl") != 0 &&
+            strcmp(kind, "text") != 0 && strcmp(kind, "task") != 0) {
+            cs_jpath_push_key(&p->c.path, "kind");
+            unknown_name(p, cJSON_GetObjectItemCaseSensitive(m, "kind"), "source kind", kind, kinds,
+                         3);
+            cs_jpath_pop(&p->c.path);
+            kind = NULL;
+        }
+        if (cs_json_req_string(&p->c, m, "path", &path) == CS_OK && path[0] == '\0') {
+            cs_jctx_error(&p->c, m, "path", "expected a file, got an empty string");
+        }
+        cs_json_opt_string(&p->c, m, "text_field", NULL, &field);
+        if (field && kind && strcmp(kind, "jsonl") != 0) {
+            cs_jctx_error(&p->c, cJSON_GetObjectItemCaseSensitive(m, "text_field"), "text_field",
+                          "only a \"jsonl\" source has a text field");
+        }
+        src->kind = dup(p, kind ? kind : "");
+        src->path = dup(p, path ? path : "");
+        o = cJSON_CreateObject();
+        if (!o) {
+            p->oom = CS_ENOMEM;
+        } else {
+            add_or_oom(p, o, "kind", cJSON_CreateString(src->kind ? src->kind : ""));
+            add_or_oom(p, o, "path", cJSON_CreateString(src->path ? src->path : ""));
+            if (kind && strcmp(kind, "jsonl") == 0) {
+                add_or_oom(p, o, "text_field", cJSON_CreateString(field ? field : "text"));
+            }
+            src->canon = canon_of(p, o);
+            cJSON_Delete(o);
+        }
+        cs_jpath_pop(&p->c.path);
+    }
+}
+
+/* One eval suite: {"tasks": {name: {path, limit, fewshot, fewshot_path}}, "perplexity": {name:
+ * {path, seq_len, max_windows}}, "limit", "fewshot"} -> canonical with the limits folded in. */
+static void parse_eval_suite(parser *p, const cJSON *m, cs_sweep_eval *ev)
+{
+    static const char *const keys[] = {"tasks", "perplexity", "limit", "fewshot"};
+    static const char *const task_keys[] = {"path", "limit", "fewshot", "fewshot_path"};
+    static const char *const ppl_keys[] = {"path", "seq_len", "max_windows"};
+    const cJSON *tasks = NULL, *ppl = NULL, *t;
+    int64_t limit = 0, fewshot = 0;
+    cJSON *o = NULL, *ot = NULL, *op = NULL;
+
+    cs_json_check_keys(&p->c, m, keys, 4, CS_DIAG_ERROR);
+    cs_json_opt_int(&p->c, m, "limit", 0, 0, INT64_MAX, &limit);
+    cs_json_opt_int(&p->c, m, "fewshot", 0, 0, 64, &fewshot);
+    cs_json_opt_object(&p->c, m, "tasks", &tasks);
+    cs_json_opt_object(&p->c, m, "perplexity", &ppl);
+    if (cJSON_GetArraySize(tasks) == 0 && cJSON_GetArraySize(ppl) == 0) {
+        cs_jctx_error(&p->c, m, NULL, "an eval suite needs at least one task or perplexity text");
+    }
+    o = cJSON_CreateObject();
+    ot = cJSON_CreateObject();
+    op = cJSON_CreateObject();
+    if (!o || !ot || !op) {
+        p->oom = CS_ENOMEM;
+        goto out;
+    }
+    if (tasks) {
+        cs_jpath_push_key(&p->c.path, "tasks");
+        cJSON_ArrayForEach(t, tasks)
+        {
+            const char *path = NULL, *fpath = NULL;
+            int64_t tl = limit, tf = fewshot;
+            cJSON *x = cJSON_CreateObject();
+            check_member_name(p, t, "task");
+            cs_jpath_push_key(&p->c.path, t->string);
+            if (cs_json_as_object(&p->c, t) == CS_OK) {
+                cs_json_check_keys(&p->c, t, task_keys, 4, CS_DIAG_ERROR);
+                cs_json_req_string(&p->c, t, "path", &path);
+                cs_json_opt_int(&p->c, t, "limit", limit, 0, INT64_MAX, &tl);
+                cs_json_opt_int(&p->c, t, "fewshot", fewshot, 0, 64, &tf);
+                cs_json_opt_string(&p->c, t, "fewshot_path", NULL, &fpath);
+                if (tf > 0 && !fpath) {
+                    cs_jctx_error(&p->c, t, NULL,
+                                  "fewshot is %lld but no \"fewshot_path\" gives the shots",
+                                  (long long)tf);
+                }
+            }
+            if (x) {
+                add_or_oom(p, x, "path", cJSON_CreateString(path ? path : ""));
+                add_or_oom(p, x, "limit", cJSON_CreateNumber((double)tl));
+                add_or_oom(p, x, "fewshot", cJSON_CreateNumber((double)tf));
+                add_or_oom(p, x, "fewshot_path",
+                           fpath ? cJSON_CreateString(fpath) : cJSON_CreateNull());
+            }
+            add_or_oom(p, ot, t->string, x);
+            cs_jpath_pop(&p->c.path);
+        }
+        cs_jpath_pop(&p->c.path);
+    }
+    if (ppl) {
+        cs_jpath_push_key(&p->c.path, "perplexity");
+        cJSON_ArrayForEach(t, ppl)
+        {
+            const char *path = NULL;
+            int64_t sl = 2048, mw = 0;
+            cJSON *x = cJSON_CreateObject();
+            check_member_name(p, t, "perplexity text");
+            cs_jpath_push_key(&p->c.path, t->string);
+            if (cs_json_as_object(&p->c, t) == CS_OK) {
+                cs_json_check_keys(&p->c, t, ppl_keys, 3, CS_DIAG_ERROR);
+                cs_json_req_string(&p->c, t, "path", &path);
+                cs_json_opt_int(&p->c, t, "seq_len", 2048, 2, 1 << 20, &sl);
+                cs_json_opt_int(&p->c, t, "max_windows", 0, 0, INT64_MAX, &mw);
+            }
+            if (x) {
+                add_or_oom(p, x, "path", cJSON_CreateString(path ? path : ""));
+                add_or_oom(p, x, "seq_len", cJSON_CreateNumber((double)sl));
+                add_or_oom(p, x, "max_windows", cJSON_CreateNumber((double)mw));
+            }
+            add_or_oom(p, op, t->string, x);
+            cs_jpath_pop(&p->c.path);
+        }
+        cs_jpath_pop(&p->c.path);
+    }
+    add_or_oom(p, o, "tasks", ot);
+    add_or_oom(p, o, "perplexity", op);
+    ot = op = NULL;
+    ev->canon = canon_of(p, o);
+out:
+    cJSON_Delete(o);
+    cJSON_Delete(ot);
+    cJSON_Delete(op);
+}
+
+static void parse_data(parser *p, const cJSON *data)
+{
+    static const char *const keys[] = {"sources", "eval"};
+    const cJSON *sources = NULL, *eval = NULL, *m;
+    cs_sweep *s = p->s;
+    size_t i = 0, n;
+
+    cs_json_check_keys(&p->c, data, keys, 2, CS_DIAG_ERROR);
+    if (cs_json_opt_object(&p->c, data, "sources", &sources) == CS_OK && sources) {
+        cs_jpath_push_key(&p->c.path, "sources");
+        parse_sources(p, sources);
+        cs_jpath_pop(&p->c.path);
+    }
+    if (cs_json_req_object(&p->c, data, "eval", &eval) != CS_OK) {
+        return;
+    }
+    cs_jpath_push_key(&p->c.path, "eval");
+    n = (size_t)cJSON_GetArraySize(eval);
+    if (n == 0) {
+        cs_jctx_error(&p->c, eval, NULL,
+                      "expected at least one named eval suite, e.g. {\"default\": {\"tasks\": "
+                      "{...}}}");
+    } else {
+        s->evals = cs_calloc_array(n, sizeof(*s->evals));
+        if (!s->evals) {
+            p->oom = CS_ENOMEM;
+            n = 0;
+        }
+    }
+    if (n > 0) {
+        cJSON_ArrayForEach(m, eval)
+        {
+            cs_sweep_eval *ev = &s->evals[i++];
+            s->n_evals = i;
+            ev->name = dup(p, m->string);
+            check_member_name(p, m, "eval suite");
+            cs_jpath_push_key(&p->c.path, m->string);
+            if (cs_json_as_object(&p->c, m) == CS_OK) {
+                parse_eval_suite(p, m, ev);
+            }
+            cs_jpath_pop(&p->c.path);
+        }
+    }
+    cs_jpath_pop(&p->c.path);
+}
+
+static void parse_policy(parser *p, const cJSON *pol)
+{
+    static const char *const keys[] = {"max_attempts", "backoff_s",   "backoff_max_s", "timeout_s",
+                                       "priority",     "max_running", "on_failure"};
+    cs_policy *po = &p->s->policy;
+    int64_t v;
+    const char *onf = "continue";
+
+    if (!pol) {
+        return;
+    }
+    cs_jpath_push_key(&p->c.path, "policy");
+    cs_json_check_keys(&p->c, pol, keys, 7, CS_DIAG_ERROR);
+    cs_json_opt_int(&p->c, pol, "max_attempts", 3, 1, 100, &v);
+    po->max_attempts = (int)v;
+    cs_json_opt_number(&p->c, pol, "backoff_s", 30, 0, 86400, &po->backoff_base_s);
+    cs_json_opt_number(&p->c, pol, "backoff_max_s", 3600, 0, 7 * 86400, &po->backoff_max_s);
+    if (po->backoff_max_s < po->backoff_base_s) {
+        cs_jctx_error(&p->c, cJSON_GetObjectItemCaseSensitive(pol, "backoff_max_s"),
+                      "backoff_max_s", "must be at least backoff_s (%g), got %g",
+                      po->backoff_base_s, po->backoff_max_s);
+    }
+    cs_json_opt_int(&p->c, pol, "timeout_s", 0, 0, INT64_MAX, &po->timeout_s);
+    cs_json_opt_int(&p->c, pol, "priority", 0, -1000000, 1000000, &v);
+    po->priority = (int)v;
+    cs_json_opt_int(&p->c, pol, "max_running", 0, 0, 1000000, &v);
+    po->max_running = (int)v;
+    if (cs_json_opt_string(&p->c, pol, "on_failure", "continue", &onf) == CS_OK) {
+        if (strcmp(onf, "stop") == 0) {
+            po->stop_on_failure = true;
+        } else if (strcmp(onf, "continue") != 0) {
+            cs_jctx_error(&p->c, cJSON_GetObjectItemCaseSensitive(pol, "on_failure"), "on_failure",
+                          "expected \"continue\" or \"stop\", got \"%s\"", onf);
+        }
+    }
+    cs_jpath_pop(&p->c.path);
+}
+
+/* ---- axis values ---------------------------------------------------------------------------- */
+
+/* Resolves one parameter of a method into o; reports problems at the current path. */
+static void resolve_param(parser *p, const cJSON *obj, const pdef *pd, cJSON *o)
+{
+    const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, pd->key) : NULL;
+    cs_sweep *s = p->s;
+    char d[64];
+
+    if (v && cJSON_IsNull(v)) {
+        v = NULL;
+    }
+    cs_jpath_push_key(&p->c.path, pd->key);
+    switch (pd->type) {
+    case PT_INT: {
+        int64_t x = (int64_t)pd->def;
+        if (v) {
+            cs_json_as_int(&p->c, v, (int64_t)pd->min, (int64_t)pd->max, &x);
+        }
+        add_or_oom(p, o, pd->key, cJSON_CreateNumber((double)x));
+        break;
+    }
+    case PT_NUM: {
+        double x = pd->def;
+        if (v && cs_json_as_number(&p->c, v, pd->min, pd->max, &x) == CS_OK && pd->excl_min &&
+            x <= pd->min) {
+            cs_jctx_error(&p->c, v, NULL, "expected a number > %g and <= %g, got %s", pd->min,
+                          pd->max, cs_json_describe(v, d, sizeof(d)));
+            x = pd->def;
+        }
+        add_or_oom(p, o, pd->key, cJSON_CreateNumber(x));
+        break;
+    }
+    case PT_BOOL: {
+        bool x = pd->def != 0;
+        if (v) {
+            cs_json_as_bool(&p->c, v, &x);
+        }
+        add_or_oom(p, o, pd->key, cJSON_CreateBool(x));
+        break;
+    }
+    case PT_ENUM: {
+        const char *x = pd->choices[0];
+        size_t nc = 0;
+        while (pd->choices[nc]) {
+            nc++;
+        }
+        if (v && cs_json_as_string(&p->c, v, &x) == CS_OK) {
+            size_t k = 0;
+            while (k < nc && strcmp(pd->choices[k], x) != 0) {
+                k++;
+            }
+            if (k == nc) {
+                unknown_name(p, v, "value", x, pd->choices, nc);
+                x = pd->choices[0];
+            }
+        }
+        add_or_oom(p, o, pd->key, cJSON_CreateString(x));
+        break;
+    }
+    case PT_GROUP:
+    case PT_POW2: {
+        int64_t x = (int64_t)pd->def;
+        if (v && cs_json_as_int(&p->c, v, pd->type == PT_GROUP ? -1 : 1, (int64_t)pd->max, &x) ==
+                         CS_OK) {
+            if (!is_pow2(x) && !(pd->type == PT_GROUP && x == -1)) {
+                cs_jctx_error(&p->c, v, NULL, "expected %sa positive power of two, got %lld",
+                              pd->type == PT_GROUP ? "-1 (one group per row) or " : "",
+                              (long long)x);
+                x = (int64_t)pd->def;
+            }
+        }
+        add_or_oom(p, o, pd->key, cJSON_CreateNumber((double)x));
+        break;
+    }
+    case PT_TASKS: {
+        cJSON *arr = NULL;
+        size_t n_added = 0;
+        if (v) {
+            const cJSON *e;
+            size_t i = 0;
+            if (cs_json_as_array(&p->c, v) == CS_OK) {
+                cJSON_ArrayForEach(e, v)
+                {
+                    const char *nm = NULL;
+                    size_t k;
+                    cs_jpath_push_index(&p->c.path, i++);
+                    if (cs_json_as_string(&p->c, e, &nm) == CS_OK) {
+                        for (k = 0; k < s->n_sources; k++) {
+                            if (s->sources[k].name && strcmp(s->sources[k].name, nm) == 0) {
+                                break;
+                            }
+                        }
+                        if (k == s->n_sources) {
+                            const char *names[64];
+                            size_t nn = 0;
+                            for (size_t j = 0; j < s->n_sources && nn < 64; j++) {
+                                names[nn++] = s->sources[j].name;
+                            }
+                            unknown_name(p, e, "source", nm, names, nn);
+                        } else if (strcmp(s->sources[k].kind, "task") != 0) {
+                            cs_jctx_error(&p->c, e, NULL,
+                                          "source \"%s\" is of kind \"%s\"; reference sets are "
+                                          "sources of kind \"task\"",
+                                          nm, s->sources[k].kind);
+                        }
+                    }
+                    cs_jpath_pop(&p->c.path);
+                }
+            }
+        }
+        arr = cJSON_CreateArray();
+        if (!arr) {
+            p->oom = CS_ENOMEM;
+            break;
+        }
+        /* The sources named (or every task source) as resolved objects, in source order. */
+        for (size_t k = 0; k < s->n_sources; k++) {
+            bool take = false;
+            if (!s->sources[k].kind || strcmp(s->sources[k].kind, "task") != 0) {
+                continue;
+            }
+            if (!v || !cJSON_IsArray(v)) {
+                take = true;
+            } else {
+                const cJSON *e;
+                cJSON_ArrayForEach(e, v)
+                {
+                    if (cJSON_IsString(e) && strcmp(e->valuestring, s->sources[k].name) == 0) {
+                        take = true;
+                    }
+                }
+            }
+            if (take && s->sources[k].canon) {
+                cJSON *src = cJSON_Parse(s->sources[k].canon);
+                if (!src || !cJSON_AddItemToArray(arr, src)) {
+                    cJSON_Delete(src);
+                    p->oom = CS_ENOMEM;
+                }
+                n_added++;
+            }
+        }
+        if (n_added == 0 && (!v || cJSON_GetArraySize(v) == 0)) {
+            cs_jctx_error(&p->c, v ? v : obj, NULL,
+                          "needs task reference sets: add a source of kind \"task\" to "
+                          "data.sources");
+        }
+        if (!cJSON_AddItemToObject(o, pd->key, arr)) {
+            cJSON_Delete(arr);
+            p->oom = CS_ENOMEM;
+        }
+        break;
+    }
+    }
+    cs_jpath_pop(&p->c.path);
+}
+
+/* "gptq" or "gptq(bits=3,group_size=64)": the name and the parameters written in the file. */
+static char *method_text(parser *p, const char *name, const cJSON *obj)
+{
+    cs_buf b = {0};
+    const cJSON *kv;
+    size_t n = 0;
+    cs_rc rc = cs_buf_puts(&b, name);
+    cJSON_ArrayForEach(kv, obj)
+    {
+        char *val;
+        if (strcmp(kv->string, "name") == 0) {
+            continue;
+        }
+        val = cJSON_PrintUnformatted(kv);
+        rc |= cs_buf_printf(&b, "%s%s=%s", n++ ? "," : "(", kv->string, val ? val : "?");
+        free(val);
+    }
+    if (n > 0) {
+        rc |= cs_buf_putc(&b, ')');
+    }
+    if (rc != CS_OK || !b.data) {
+        cs_buf_fini(&b);
+        p->oom = CS_ENOMEM;
+        return NULL;
+    }
+    return cs_buf_take(&b);
+}
+
+/* Resolves an algorithm or selector value (a name or an object with "name" and parameters) into
+ * val. Returns false after reporting a problem. */
+static bool resolve_method(parser *p, const cJSON *v, const mdef *table, size_t n_table,
+                           const char *what, cs_axis_value *val)
+{
+    const char *name = NULL;
+    const mdef *md = NULL;
+    const char *names[16];
+    size_t n_before = p->c.n_errors;
+    cJSON *o = NULL;
+    char d[64];
+
+    for (size_t i = 0; i < n_table; i++) {
+        names[i] = table[i].name;
+    }
+    if (cJSON_IsString(v)) {
+        name = v->valuestring;
+    } else if (cJSON_IsObject(v)) {
+        if (cs_json_req_string(&p->c, v, "name", &name) != CS_OK) {
+            return false;
+        }
+    } else {
+        cs_jctx_error(&p->c, v, NULL,
+                      "expected %s name or an object with \"name\" and parameters, got %s",
+                      strcmp(what, "algorithm") == 0 ? "an algorithm" : "a selector",
+                      cs_json_describe(v, d, sizeof(d)));
+        return false;
+    }
+    for (size_t i = 0; i < n_table; i++) {
+        if (strcmp(table[i].name, name) == 0) {
+            md = &table[i];
+        }
+    }
+    if (!md) {
+        if (cJSON_IsObject(v)) {
+            cs_jpath_push_key(&p->c.path, "name");
+            unknown_name(p, cJSON_GetObjectItemCaseSensitive(v, "name"), what, name, names,
+                         n_table);
+            cs_jpath_pop(&p->c.path);
+        } else {
+            unknown_name(p, v, what, name, names, n_table);
+        }
+        return false;
+    }
+    if (cJSON_IsObject(v)) {
+        const char *known[16];
+        known[0] = "name";
+        for (size_t i = 0; i < md->n_params; i++) {
+            known[i + 1] = md->params[i].key;
+        }
+        cs_json_check_keys(&p->c, v, known, md->n_params + 1, CS_DIAG_ERROR);
+    }
+    o = cJSON_CreateObject();
+    if (!o) {
+        p->oom = CS_ENOMEM;
+        return false;
+    }
+    add_or_oom(p, o, "name", cJSON_CreateString(md->name));
+    for (size_t i = 0; i < md->n_params; i++) {
+        resolve_param(p, cJSON_IsObject(v) ? v : NULL, &md->params[i], o);
+    }
+    /* Cross-parameter rules. */
+    {
+        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(o, "pattern");
+        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(o, "sparsity");
+        if (pat && sp && strcmp(pat->valuestring, "unstructured") != 0 && sp->valuedouble != 0.5) {
+            cs_jctx_error(&p->c, v, "sparsity",
+                          "pattern %s prunes exactly half of the weights: sparsity must be 0.5, "
+                          "got %g",
+                          pat->valuestring, sp->valuedouble);
+        }
+    }
+    val->flags = md->flags;
+    if (p->c.n_errors == n_before) {
+        val->canon = canon_of(p, o);
+        val->label = val->canon ? dup(p, val->canon) : NULL;
+        val->text = method_text(p, md->name, cJSON_IsObject(v) ? v : NULL);
+    }
+    cJSON_Delete(o);
+    return p->c.n_errors == n_before;
+}
+
+/* Index of the entry called name among n entries of stride bytes whose first member is a name. */
+static size_t find_named(const void *base, size_t n, size_t stride, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *nm = *(char *const *)(const void *)((const char *)base + i * stride);
+        if (nm && strcmp(nm, name) == 0) {
+            return i;
+        }
+    }
+    return SIZE_MAX;
+}
+
+/* Resolves a name of models / data.sources / data.eval. */
+static bool resolve_ref(parser *p, const cJSON *v, cs_axis_kind kind, cs_axis_value *val)
+{
+    const cs_sweep *s = p->s;
+    const char *name = NULL, *names[64];
+    const void *base;
+    size_t n, stride, idx, nn = 0;
+    const char *what;
+    const char *canon;
+
+    if (cs_json_as_string(&p->c, v, &name) != CS_OK) {
+        return false;
+    }
+    if (kind == CS_AXIS_MODEL) {
+        base = s->models, n = s->n_models, stride = sizeof(*s->models), what = "model";
+    } else if (kind == CS_AXIS_SOURCE) {
+        base = s->sources, n = s->n_sources, stride = sizeof(*s->sources), what = "source";
+    } else {
+        base = s->evals, n = s->n_evals, stride = sizeof(*s->evals), what = "eval suite";
+    }
+    idx = find_named(base, n, stride, name);
+    if (idx == SIZE_MAX) {
+        for (size_t i = 0; i < n && nn < 64; i++) {
+            names[nn++] = *(char *const *)(const void *)((const char *)base + i * stride);
+        }
+        unknown_name(p, v, what, name, names, nn);
+        return false;
+    }
+    if (kind == CS_AXIS_MODEL) {
+        canon = s->models[idx].canon;
+    } else if (kind == CS_AXIS_SOURCE) {
+        canon = s->sources[idx].canon;
+    } else {
+        canon = s->evals[idx].canon;
+    }
+    val->ref = idx;
+    val->canon = dup(p, canon ? canon : "null");
+    val->label = canon_string_value(p, name);
+    val->text = dup(p, name);
+    return true;
+}
+
+static bool resolve_int(parser *p, const cJSON *v, cs_axis_kind kind, cs_axis_value *val)
+{
+    int64_t x = 0;
+    char buf[32];
+    int64_t min = kind == CS_AXIS_SEED ? 0 : 1;
+    if (cs_json_as_int(&p->c, v, min, INT64_MAX, &x) != CS_OK) {
+        return false;
+    }
+    if (kind == CS_AXIS_SEQ_LEN && x > (1 << 20)) {
+        cs_jctx_error(&p->c, v, NULL, "expected at most 1048576 tokens, got %lld", (long long)x);
+        return false;
+    }
+    snprintf(buf, sizeof(buf), "%lld", (long long)x);
+    val->num = x;
+    val->canon = dup(p, buf);
+    val->label = dup(p, buf);
+    val->text = dup(p, buf);
+    return true;
+}
+
+/* Resolves one value v of an axis of kind kind at the current path. */
+static bool resolve_value(parser *p, const cJSON *v, cs_axis_kind kind, cs_axis_value *val)
+{
+    memset(val, 0, sizeof(*val));
+    switch (kind) {
+    case CS_AXIS_MODEL:
+    case CS_AXIS_SOURCE:
+    case CS_AXIS_EVAL:
+        return resolve_ref(p, v, kind, val);
+    case CS_AXIS_ALGORITHM:
+        return resolve_method(p, v, algorithms, N_ALGORITHMS, "algorithm", val);
+    case CS_AXIS_SELECTOR:
+        return resolve_method(p, v, selectors, N_SELECTORS, "selector", val);
+    case CS_AXIS_N_SAMPLES:
+    case CS_AXIS_SEQ_LEN:
+    case CS_AXIS_SEED:
+        return resolve_int(p, v, kind, val);
+    case CS_AXIS_EXTRA:
+        val->canon = canon_of(p, v);
+        val->label = val->canon ? dup(p, val->canon) : NULL;
+        val->text = val->canon ? dup(p, val->canon) : NULL;
+        return val->canon != NULL;
+    }
+    return false;
+}
+
+static void value_fini(cs_axis_value *v)
+{
+    free(v->canon);
+    free(v->label);
+    free(v->text);
+    v->canon = v->label = v->text = NULL;
+}
+
+static bool value_copy(parser *p, cs_axis_value *dst, const cs_axis_value *src)
+{
+    *dst = *src;
+    dst->canon = dup(p, src->canon);
+    dst->label = dup(p, src->label);
+    dst->text = dup(p, src->text);
+    return dst->canon && dst->label && dst->text;
+}
+
+/* Expands {"range": [lo, hi], "scale": "linear"|"log2", "step": s} into numbers (owned array). */
+static cJSON *expand_range(parser *p, const cJSON *r, cs_axis_kind kind)
+{
+    static const char *const keys[] = {"range", "scale", "step"};
+    const cJSON *range = NULL;
+    const char *scale = "linear";
+    bool ints = kind != CS_AXIS_EXTRA;
+    double lo = 0, hi = 0, step = 1;
+    int64_t ilo = 0, ihi = 0, istep = 1;
+    int64_t min = kind == CS_AXIS_SEED ? 0 : (ints ? 1 : INT64_MIN);
+    size_t before = p->c.n_errors;
+    cJSON *out = NULL;
+
+    cs_json_check_keys(&p->c, r, keys, 3, CS_DIAG_ERROR);
+    cs_json_opt_string(&p->c, r, "scale", "linear", &scale);
+    if (strcmp(scale, "linear") != 0 && strcmp(scale, "log2") != 0) {
+        cs_jctx_error(&p->c, cJSON_GetObjectItemCaseSensitive(r, "scale"), "scale",
+                      "expected \"linear\" or \"log2\", got \"%s\"", scale);
+        return NULL;
+    }
+    if (cs_json_req_array(&p->c, r, "range", &range) != CS_OK) {
+        return NULL;
+    }
+    cs_jpath_push_key(&p->c.path, "range");
+    if (cJSON_GetArraySize(range) != 2) {
+        cs_jctx_error(&p->c, range, NULL, "expected [low, high], got %d values",
+                      cJSON_GetArraySize(range));
+    } else {
+        cs_jpath_push_index(&p->c.path, 0);
+        if (ints) {
+            cs_json_as_int(&p->c, cJSON_GetArrayItem(range, 0), min, INT64_MAX, &ilo);
+        } else {
+            cs_json_as_number(&p->c, cJSON_GetArrayItem(range, 0), -INFINITY, INFINITY, &lo);
+        }
+        cs_jpath_pop(&p->c.path);
+        cs_jpath_push_index(&p->c.path, 1);
+        if (ints) {
+            cs_json_as_int(&p->c, cJSON_GetArrayItem(range, 1), min, INT64_MAX, &ihi);
+        } else {
+            cs_json_as_number(&p->c, cJSON_GetArrayItem(range, 1), -INFINITY, INFINITY, &hi);
+        }
+        cs_jpath_pop(&p->c.path);
+    }
+    cs_jpath_pop(&p->c.path);
+    if (ints) {
+        lo = (double)ilo;
+        hi = (double)ihi;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(r, "step")) {
+        if (strcmp(scale, "log2") == 0) {
+            cs_jctx_error(&p->c, cJSON_GetObjectItemCaseSensitive(r, "step"), "step",
+                          "a log2 range doubles each value and takes no step");
+        } else if (ints) {
+            cs_json_opt_int(&p->c, r, "step", 1, 1, INT64_MAX, &istep);
+            step = (double)istep;
+        } else if (cs_json_opt_number(&p->c, r, "step", 1, 0, INFINITY, &step) == CS_OK &&
+                   step <= 0) {
+            cs_jctx_error(&p->c, cJSON_GetObjectItemCaseSensitive(r, "step"), "step",
+                          "expected a positive step, got %g", step);
+        }
+    }
+    if (p->c.n_errors != before) {
+        return NULL;
+    }
+    if (lo > hi) {
+        cs_jctx_error(&p->c, range, "range", "low %g is above high %g", lo, hi);
+        return NULL;
+    }
+    if (strcmp(scale, "log2") == 0 && lo <= 0) {
+        cs_jctx_error(&p->c, range, "range", "a log2 range needs a positive low value, got %g", lo);
+        return NULL;
+    }
+    out = cJSON_CreateArray();
+    if (!out) {
+        p->oom = CS_ENOMEM;
+        return NULL;
+    }
+    for (size_t i = 0;; i++) {
+        double x;
+        cJSON *num;
+        if (strcmp(scale, "log2") == 0) {
+            if (ints && (i >= 62 || ilo > (INT64_MAX >> i))) {
+                break;
+            }
+            x = ints ? (double)(ilo << i) : lo * ldexp(1.0, (int)(i < 2000 ? i : 2000));
+        } else if (ints) {
+            if (i > 0 && (uint64_t)(ihi - ilo) / (uint64_t)istep < i) {
+                break;
+            }
+            x = (double)(ilo + (int64_t)i * istep);
+        } else {
+            x = lo + (double)i * step;
+        }
+        if (x > hi + (ints ? 0 : 1e-9 * fabs(step))) {
+            break;
+        }
+        if (i >= MAX_AXIS_VALUES) {
+            cs_jctx_error(&p->c, r, NULL, "the range gives more than %d values", MAX_AXIS_VALUES);
+            cJSON_Delete(out);
+            return NULL;
+        }
+        num = cJSON_CreateNumber(x);
+        if (!num || !cJSON_AddItemToArray(out, num)) {
+            cJSON_Delete(num);
+            p->oom = CS_ENOMEM;
+            break;
+        }
+    }
+    return out;
+}
+
+/* Fills ax->values from v (a list, or a range object) at the current path. */
+static void parse_axis_values(parser *p, const cJSON *v, cs_axis *ax)
+{
+    cJSON *expanded = NULL;
+    const cJSON *list = v, *e;
+    size_t n, i = 0;
+    char d[64];
+
+    if (cJSON_IsObject(v) && cJSON_GetObjectItemCaseSensitive(v, "range")) {
+        expanded = expand_range(p, v, ax->kind);
+        if (!expanded) {
+            return;
+        }
+        list = expanded;
+    } else if (!cJSON_IsArray(v)) {
+        cs_jctx_error(&p->c, v, NULL,
+                      "expected a list of values or {\"range\": [low, high]}, got %s",
+                      cs_json_describe(v, d, sizeof(d)));
+        return;
+    }
+    n = (size_t)cJSON_GetArraySize(list);
+    if (n == 0) {
+        cs_jctx_error(&p->c, v, NULL, "expected at least one value");
+        goto out;
+    }
+    if (n > MAX_AXIS_VALUES) {
+        cs_jctx_error(&p->c, v, NULL, "expected at most %d values, got %zu", MAX_AXIS_VALUES, n);
+        goto out;
+    }
+    ax->values = cs_calloc_array(n, sizeof(*ax->values));
+    if (!ax->values) {
+        p->oom = CS_ENOMEM;
+        goto out;
+    }
+    cJSON_ArrayForEach(e, list)
+    {
+        if (!expanded) {
+            cs_jpath_push_index(&p->c.path, i);
+        }
+        if (resolve_value(p, e, ax->kind, &ax->values[ax->n])) {
+            ax->n++;
+        } else {
+            value_fini(&ax->values[ax->n]);
+        }
+        if (!expanded) {
+            cs_jpath_pop(&p->c.path);
+        }
+        i++;
+    }
+out:
+    cJSON_Delete(expanded);
+}
+
+static bool valid_axis_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64 || (s[0] >= '0' && s[0] <= '9')) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool add_implicit(parser *p, cs_axis_kind kind)
+{
+    cs_sweep *s = p->s;
+    cs_axis *ax = &s->axes[s->n_axes];
+    size_t n = 1;
+
+    if (kind == CS_AXIS_MODEL) {
+        n = s->n_models;
+    } else if (kind == CS_AXIS_EVAL) {
+        n = s->n_evals;
+    }
+    if (n == 0) {
+        return false; /* already reported: no models / no eval suites */
+    }
+    ax->name = dup(p, mission_names[kind]);
+    ax->kind = kind;
+    ax->implicit = true;
+    ax->values = cs_calloc_array(n, sizeof(*ax->values));
+    if (!ax->values) {
+        p->oom = CS_ENOMEM;
+        return false;
+    }
+    s->mission[kind] = s->n_axes++;
+    for (size_t i = 0; i < n; i++) {
+        cs_axis_value *v = &ax->values[i];
+        switch (kind) {
+        case CS_AXIS_MODEL:
+            v->ref = i;
+            v->canon = dup(p, s->models[i].canon ? s->models[i].canon : "null");
+            v->label = canon_string_value(p, s->models[i].name);
+            break;
+        case CS_AXIS_EVAL:
+            v->ref = i;
+            v->canon = dup(p, s->evals[i].canon ? s->evals[i].canon : "null");
+            v->label = canon_string_value(p, s->evals[i].name);
+            break;
+        case CS_AXIS_SELECTOR:
+            v->canon = dup(p, "{\"name\":\"random\",\"stratified\":false}");
+            v->label = dup(p, v->canon);
+            break;
+        case CS_AXIS_N_SAMPLES:
+            v->num = 128;
+            v->canon = dup(p, "128");
+            v->label = dup(p, "128");
+            break;
+        case CS_AXIS_SEQ_LEN:
+            v->num = 2048;
+            v->canon = dup(p, "2048");
+            v->label = dup(p, "2048");
+            break;
+        case CS_AXIS_SEED:
+            v->canon = dup(p, "0");
+            v->label = dup(p, "0");
+            break;
+        case CS_AXIS_SOURCE:
+            v->ref = SIZE_MAX;
+            v->canon = dup(p, "null");
+            v->label = dup(p, "null");
+            break;
+        default:
+            break;
+        }
+        if (kind == CS_AXIS_MODEL || kind == CS_AXIS_EVAL) {
+            v->text = dup(p, kind == CS_AXIS_MODEL ? s->models[i].name : s->evals[i].name);
+        } else if (kind == CS_AXIS_SELECTOR) {
+            v->text = dup(p, "random");
+        } else {
+            v->text = dup(p, v->label ? v->label : "null");
+        }
+        ax->n++;
+    }
+    return true;
+}
+
+/* The default of grid.source when absent: the only text corpus, or null when nothing needs one. */
+static void default_source(parser *p, const cJSON *grid)
+{
+    cs_sweep *s = p->s;
+    size_t n_corpora = 0, which = 0;
+    bool needed = false;
+    const cs_axis *alg, *sel;
+    char list[512];
+    const char *names[64];
+
+    for (size_t i = 0; i < s->n_sources; i++) {
+        if (s->sources[i].kind && strcmp(s->sources[i].kind, "task") != 0) {
+            if (n_corpora < 64) {
+                names[n_corpora] = s->sources[i].name;
+            }
+            n_corpora++;
+            which = i;
+        }
+    }
+    if (!add_implicit(p, CS_AXIS_SOURCE)) {
+        return;
+    }
+    if (n_corpora == 1) {
+        cs_axis_value *v = &s->axes[s->mission[CS_AXIS_SOURCE]].values[0];
+        free(v->canon);
+        free(v->label);
+        free(v->text);
+        v->ref = which;
+        v->canon = dup(p, s->sources[which].canon ? s->sources[which].canon : "null");
+        v->label = canon_string_value(p, s->sources[which].name);
+        v->text = dup(p, s->sources[which].name);
+        return;
+    }
+    alg = &s->axes[s->mission[CS_AXIS_ALGORITHM]];
+    sel = &s->axes[s->mission[CS_AXIS_SELECTOR]];
+    for (size_t a = 0; a < alg->n; a++) {
+        for (size_t k = 0; k < sel->n; k++) {
+            if (!(alg->values[a].flags & CS_VAL_NO_CALIB) &&
+                !(sel->values[k].flags & CS_VAL_NO_SOURCE)) {
+                needed = true;
+            }
+        }
+    }
+    if (!needed) {
+        return;
+    }
+    join_names(names, n_corpora < 64 ? n_corpora : 64, list, sizeof(list));
+    if (n_corpora == 0) {
+        cs_jctx_error(&p->c, grid, NULL,
+                      "no \"source\" axis, and data.sources has no text corpus to calibrate on");
+    } else {
+        cs_jctx_error(&p->c, grid, NULL,
+                      "no \"source\" axis, and data.sources has %zu corpora (%s): list the ones "
+                      "to calibrate on in grid.source",
+                      n_corpora, list);
+    }
+}
+
+static void parse_grid(parser *p, const cJSON *grid)
+{
+    cs_sweep *s = p->s;
+    size_t n = (size_t)cJSON_GetArraySize(grid);
+    const cJSON *a;
+
+    for (size_t k = 0; k < CS_AXIS_N_MISSION; k++) {
+        s->mission[k] = SIZE_MAX;
+    }
+    s->axes = cs_calloc_array(n + CS_AXIS_N_MISSION, sizeof(*s->axes));
+    if (!s->axes) {
+        p->oom = CS_ENOMEM;
+        return;
+    }
+    cs_jpath_push_key(&p->c.path, "grid");
+    cJSON_ArrayForEach(a, grid)
+    {
+        cs_axis *ax = &s->axes[s->n_axes];
+        size_t k;
+        for (k = 0; k < CS_AXIS_N_MISSION; k++) {
+            if (strcmp(a->string, mission_names[k]) == 0) {
+                break;
+            }
+        }
+        ax->kind = (cs_axis_kind)k;
+        if (k == CS_AXIS_N_MISSION) {
+            const char *sugg = cs_json_suggest(a->string, mission_names, CS_AXIS_N_MISSION);
+            ax->kind = CS_AXIS_EXTRA;
+            if (!valid_axis_name(a->string)) {
+                cs_jctx_error(&p->c, a, a->string,
+                              "axis names use letters, digits and '_' and do not start with a "
+                              "digit");
+                continue;
+            }
+            if (sugg) {
+                cs_jctx_warn(&p->c, a, a->string,
+                             "not a mission axis: passed to the job as an extra axis (did you "
+                             "mean \"%s\"?)",
+                             sugg);
+            }
+        }
+        ax->name = dup(p, a->string);
+        if (k < CS_AXIS_N_MISSION) {
+            s->mission[k] = s->n_axes;
+        }
+        s->n_axes++;
+        cs_jpath_push_key(&p->c.path, a->string);
+        parse_axis_values(p, a, ax);
+        cs_jpath_pop(&p->c.path);
+    }
+    cs_jpath_pop(&p->c.path);
+    if (s->mission[CS_AXIS_ALGORITHM] == SIZE_MAX) {
+        cs_jctx_error(&p->c, grid, "grid", "missing the \"algorithm\" axis (e.g. [\"gptq\"])");
+        return;
+    }
+    for (size_t k = 0; k < CS_AXIS_N_MISSION; k++) {
+        if (s->mission[k] == SIZE_MAX && k != CS_AXIS_SOURCE) {
+            add_implicit(p, (cs_axis_kind)k);
+        }
+    }
+    if (s->mission[CS_AXIS_SOURCE] == SIZE_MAX) {
+        cs_jpath_push_key(&p->c.path, "grid");
+        default_source(p, grid);
+        cs_jpath_pop(&p->c.path);
+    }
+}
+
+static size_t find_axis(const cs_sweep *s, const char *name, size_t len)
+{
+    for (size_t i = 0; i < s->n_axes; i++) {
+        if (s->axes[i].name && strlen(s->axes[i].name) == len &&
+            memcmp(s->axes[i].name, name, len) == 0) {
+            return i;
+        }
+    }
+    return SIZE_MAX;
+}
+
+/* Reports an unknown axis name with a suggestion among the axes. */
+static void unknown_axis(parser *p, const cJSON *node, const char *key, const char *name)
+{
+    const char *names[128];
+    size_t nn = 0;
+    const char *sugg;
+    for (size_t i = 0; i < p->s->n_axes && nn < 128; i++) {
+        names[nn++] = p->s->axes[i].name;
+    }
+    sugg = cs_json_suggest(name, names, nn);
+    if (sugg) {
+        cs_jctx_error(&p->c, node, key, "unknown axis \"%s\" (did you mean \"%s\"?)", name, sugg);
+    } else {
+        cs_jctx_error(&p->c, node, key, "unknown axis \"%s\"", name);
+    }
+}
+
+static void parse_zip(parser *p, const cJSON *zip)
+{
+    cs_sweep *s = p->s;
+    size_t *group_of = NULL, n_groups = (size_t)cJSON_GetArraySize(zip), gi = 0;
+    const cJSON *g;
+
+    group_of = cs_alloc_array(s->n_axes, sizeof(*group_of));
+    s->dims = cs_calloc_array(s->n_axes, sizeof(*s->dims));
+    if (!group_of || !s->dims) {
+        p->oom = CS_ENOMEM;
+        free(group_of);
+        return;
+    }
+    for (size_t i = 0; i < s->n_axes; i++) {
+        group_of[i] = SIZE_MAX;
+    }
+    cs_jpath_push_key(&p->c.path, "zip");
+    cJSON_ArrayForEach(g, zip)
+    {
+        const cJSON *e;
+        size_t i = 0, first_len = 0;
+        const char *first_name = NULL;
+        cs_jpath_push_index(&p->c.path, gi);
+        if (cs_json_as_array(&p->c, g) != CS_OK) {
+            cs_jpath_pop(&p->c.path);
+            gi++;
+            continue;
+        }
+        if (cJSON_GetArraySize(g) < 2) {
+            cs_jctx_error(&p->c, g, NULL, "a zip group needs at least two axes");
+        }
+        cJSON_ArrayForEach(e, g)
+        {
+            const char *nm = NULL;
+            size_t ax;
+            cs_jpath_push_index(&p->c.path, i++);
+            if (cs_json_as_string(&p->c, e, &nm) == CS_OK) {
+                ax = find_axis(s, nm, strlen(nm));
+                if (ax == SIZE_MAX) {
+                    unknown_axis(p, e, NULL, nm);
+                } else if (s->axes[ax].implicit) {
+                    cs_jctx_error(&p->c, e, NULL, "axis \"%s\" is not in the grid", nm);
+                } else if (group_of[ax] != SIZE_MAX) {
+                    cs_jctx_error(&p->c, e, NULL, "axis \"%s\" is already in zip group %zu", nm,
+                                  group_of[ax]);
+                } else if (first_name && s->axes[ax].n != first_len) {
+                    cs_jctx_error(&p->c, e, NULL,
+                                  "axes zipped together need as many values each: \"%s\" has "
+                                  "%zu, \"%s\" has %zu",
+                                  first_name, first_len, nm, s->axes[ax].n);
+                } else {
+                    group_of[ax] = gi;
+                    if (!first_name) {
+                        first_name = s->axes[ax].name;
+                        first_len = s->axes[ax].n;
+                    }
+                }
+            }
+            cs_jpath_pop(&p->c.path);
+        }
+        cs_jpath_pop(&p->c.path);
+        gi++;
+    }
+    cs_jpath_pop(&p->c.path);
+    (void)n_groups;
+    /* Dimensions in axis order: a lone axis, or a whole zip group at its first member. */
+    for (size_t i = 0; i < s->n_axes; i++) {
+        cs_dim *d = &s->dims[s->n_dims];
+        size_t members = 0;
+        if (group_of[i] != SIZE_MAX) {
+            bool first = true;
+            for (size_t j = 0; j < i; j++) {
+                if (group_of[j] == group_of[i]) {
+                    first = false;
+                }
+            }
+            if (!first) {
+                continue;
+            }
+            for (size_t j = i; j < s->n_axes; j++) {
+                members += group_of[j] == group_of[i];
+            }
+        } else {
+            members = 1;
+        }
+        d->axes = cs_alloc_array(members, sizeof(*d->axes));
+        if (!d->axes) {
+            p->oom = CS_ENOMEM;
+            break;
+        }
+        for (size_t j = i; j < s->n_axes; j++) {
+            if (j == i || (group_of[i] != SIZE_MAX && group_of[j] == group_of[i])) {
+                d->axes[d->n_axes++] = j;
+            }
+        }
+        d->len = s->axes[i].n;
+        s->n_dims++;
+    }
+    free(group_of);
+}
+
+/* ---- exclude patterns ----------------------------------------------------------------------- */
+
+/* Glob with '*' only (any run of bytes). */
+static bool glob_match(const char *pat, const char *str)
+{
+    const char *star = NULL, *resume = NULL;
+    while (*str) {
+        if (*pat == '*') {
+            star = pat++;
+            resume = str;
+        } else if (*pat == *str) {
+            pat++;
+            str++;
+        } else if (star) {
+            pat = star + 1;
+            str = ++resume;
+        } else {
+            return false;
+        }
+    }
+    while (*pat == '*') {
+        pat++;
+    }
+    return *pat == '\0';
+}
+
+/* Does value v (a resolved label, may be NULL = missing) match pattern pat? */
+static bool pattern_match(parser *p, const cJSON *pat, const cJSON *v)
+{
+    if (!v) {
+        return false;
+    }
+    if (cJSON_IsArray(pat)) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, pat)
+        {
+            if (pattern_match(p, e, v)) {
+                return true;
+            }
+        }
+        return false;
+    }
+    if (cJSON_IsString(pat)) {
+        if (cJSON_IsObject(v)) { /* "gptq" stands for {"name": "gptq", ...} */
+            v = cJSON_GetObjectItemCaseSensitive(v, "name");
+            if (!v) {
+                return false;
+            }
+        }
+        if (strcmp(pat->valuestring, "*") == 0) {
+            return true;
+        }
+        if (cJSON_IsString(v)) {
+            return glob_match(pat->valuestring, v->valuestring);
+        }
+        if (strchr(pat->valuestring, '*') && !cJSON_IsObject(v) && !cJSON_IsArray(v)) {
+            char *txt = cJSON_PrintUnformatted(v);
+            bool m = txt && glob_match(pat->valuestring, txt);
+            free(txt);
+            return m;
+        }
+        return false;
+    }
+    if (cJSON_IsNumber(pat)) {
+        return cJSON_IsNumber(v) && v->valuedouble == pat->valuedouble;
+    }
+    if (cJSON_IsBool(pat)) {
+        return cJSON_IsBool(v) && cJSON_IsTrue(v) == cJSON_IsTrue(pat);
+    }
+    if (cJSON_IsNull(pat)) {
+        return cJSON_IsNull(v);
+    }
+    /* Objects compare by canonical text. */
+    {
+        char *a = canon_of(p, pat), *b = canon_of(p, v);
+        bool m = a && b && strcmp(a, b) == 0;
+        free(a);
+        free(b);
+        return m;
+    }
+}
+
+/* Follows a dotted path ("name", "a.b") into v; NULL when missing. */
+static const cJSON *follow(const cJSON *v, const char *path)
+{
+    char part[128];
+    while (v && *path) {
+        const char *dot = strchr(path, '.');
+        size_t len = dot ? (size_t)(dot - path) : strlen(path);
+        if (len >= sizeof(part) || !cJSON_IsObject(v)) {
+            return NULL;
+        }
+        memcpy(part, path, len);
+        part[len] = '\0';
+        v = cJSON_GetObjectItemCaseSensitive(v, part);
+        path = dot ? dot + 1 : path + len;
+    }
+    return v;
+}
+
+static void parse_excludes(parser *p, const cJSON *excl)
+{
+    cs_sweep *s = p->s;
+    size_t n = (size_t)cJSON_GetArraySize(excl), pi = 0;
+    const cJSON *pat;
+
+    s->excludes = cs_calloc_array(n, sizeof(*s->excludes));
+    if (!s->excludes) {
+        p->oom = CS_ENOMEM;
+        return;
+    }
+    cs_jpath_push_key(&p->c.path, "exclude");
+    cJSON_ArrayForEach(pat, excl)
+    {
+        cs_exclude *ex = &s->excludes[s->n_excludes];
+        const cJSON *cond;
+        bool ok = true, empty_match = false;
+        cs_jpath_push_index(&p->c.path, pi++);
+        if (cs_json_as_object(&p->c, pat) != CS_OK) {
+            cs_jpath_pop(&p->c.path);
+            continue;
+        }
+        if (cJSON_GetArraySize(pat) == 0) {
+            cs_jctx_error(&p->c, pat, NULL,
+                          "an empty pattern would exclude every cell; name at least one axis");
+            cs_jpath_pop(&p->c.path);
+            continue;
+        }
+        ex->conds = cs_calloc_array((size_t)cJSON_GetArraySize(pat), sizeof(*ex->conds));
+        if (!ex->conds) {
+            p->oom = CS_ENOMEM;
+            cs_jpath_pop(&p->c.path);
+            break;
+        }
+        s->n_excludes++;
+        cJSON_ArrayForEach(cond, pat)
+        {
+            const char *dot = strchr(cond->string, '.');
+            size_t len = dot ? (size_t)(dot - cond->string) : strlen(cond->string);
+            size_t ax = find_axis(s, cond->string, len);
+            cs_exclude_cond *ec = &ex->conds[ex->n_conds];
+            size_t hits = 0;
+            if (ax == SIZE_MAX) {
+                char nm[128];
+                snprintf(nm, sizeof(nm), "%.*s", (int)(len < 100 ? len : 100), cond->string);
+                unknown_axis(p, cond, cond->string, nm);
+                ok = false;
+                continue;
+            }
+            if (dot && (dot[1] == '\0' || strstr(dot, ".."))) {
+                cs_jctx_error(&p->c, cond, cond->string, "a dotted path needs names between dots");
+                ok = false;
+                continue;
+            }
+            ec->axis = ax;
+            ec->match = cs_calloc_array(s->axes[ax].n ? s->axes[ax].n : 1, sizeof(bool));
+            if (!ec->match) {
+                p->oom = CS_ENOMEM;
+                ok = false;
+                break;
+            }
+            ex->n_conds++;
+            for (size_t i = 0; i < s->axes[ax].n; i++) {
+                cJSON *lv = cJSON_Parse(s->axes[ax].values[i].label);
+                if (!lv) {
+                    p->oom = CS_ENOMEM;
+                    continue;
+                }
+                ec->match[i] = pattern_match(p, cond, follow(lv, dot ? dot + 1 : ""));
+                hits += ec->match[i];
+                cJSON_Delete(lv);
+            }
+            if (hits == 0) {
+                empty_match = true;
+            }
+        }
+        if (ok && empty_match) {
+            cs_jctx_warn(&p->c, pat, NULL, "matches no cell of the grid");
+        }
+        cs_jpath_pop(&p->c.path);
+    }
+    cs_jpath_pop(&p->c.path);
+}
+
+/* ---- include cells -------------------------------------------------------------------------- */
+
+static void parse_includes(parser *p, const cJSON *incl)
+{
+    cs_sweep *s = p->s;
+    size_t n = (size_t)cJSON_GetArraySize(incl), ii = 0;
+    const cJSON *cell;
+
+    s->includes = cs_calloc_array(n, sizeof(*s->includes));
+    if (!s->includes) {
+        p->oom = CS_ENOMEM;
+        return;
+    }
+    cs_jpath_push_key(&p->c.path, "include");
+    cJSON_ArrayForEach(cell, incl)
+    {
+        cs_include *inc = &s->includes[s->n_includes];
+        const cJSON *kv;
+        bool *given = NULL;
+        cs_jpath_push_index(&p->c.path, ii++);
+        if (cs_json_as_object(&p->c, cell) != CS_OK) {
+            cs_jpath_pop(&p->c.path);
+            continue;
+        }
+        inc->values = cs_calloc_array(s->n_axes, sizeof(*inc->values));
+        given = cs_calloc_array(s->n_axes, sizeof(*given));
+        if (!inc->values || !given) {
+            p->oom = CS_ENOMEM;
+            free(inc->values);
+            inc->values = NULL;
+            free(given);
+            cs_jpath_pop(&p->c.path);
+            break;
+        }
+        s->n_includes++;
+        cJSON_ArrayForEach(kv, cell)
+        {
+            size_t ax = find_axis(s, kv->string, strlen(kv->string));
+            if (ax == SIZE_MAX) {
+                unknown_axis(p, kv, kv->string, kv->string);
+                continue;
+            }
+            cs_jpath_push_key(&p->c.path, kv->string);
+            if (cJSON_IsArray(kv) && s->axes[ax].kind != CS_AXIS_EXTRA) {
+                cs_jctx_error(&p->c, kv, NULL,
+                              "an included cell takes one value per axis, got a list");
+            } else if (resolve_value(p, kv, s->axes[ax].kind, &inc->values[ax])) {
+                given[ax] = true;
+            } else {
+                value_fini(&inc->values[ax]);
+            }
+            cs_jpath_pop(&p->c.path);
+        }
+        for (size_t ax = 0; ax < s->n_axes; ax++) {
+            if (given[ax]) {
+                continue;
+            }
+            if (s->axes[ax].n == 1) {
+                value_copy(p, &inc->values[ax], &s->axes[ax].values[0]);
+            } else if (s->axes[ax].n > 1) {
+                cs_jctx_error(&p->c, cell, NULL,
+                              "missing axis \"%s\" (the grid has %zu values for it: name one)",
+                              s->axes[ax].name, s->axes[ax].n);
+            }
+        }
+        free(given);
+        cs_jpath_pop(&p->c.path);
+    }
+    cs_jpath_pop(&p->c.path);
+}
+
+/* ---- top level ------------------------------------------------------------------------------ */
+
+static void parse_doc(parser *p, const cJSON *doc)
+{
+    static const char *const keys[] = {"$schema", "name",    "description", "tags",
+                                       "models",  "data",    "grid",        "zip",
+                                       "include", "exclude", "policy"};
+    cs_sweep *s = p->s;
+    const char *name = NULL, *desc = "";
+    const cJSON *tags = NULL, *models = NULL, *data = NULL, *grid = NULL, *zip = NULL;
+    const cJSON *incl = NULL, *excl = NULL, *pol = NULL;
+
+    if (cs_json_as_object(&p->c, doc) != CS_OK) {
+        return;
+    }
+    cs_json_check_keys(&p->c, doc, keys, sizeof(keys) / sizeof(keys[0]), CS_DIAG_ERROR);
+    if (cs_json_req_string(&p->c, doc, "name", &name) == CS_OK && !valid_name(name)) {
+        cs_jctx_error(&p->c, cJSON_GetObjectItemCaseSensitive(doc, "name"), "name",
+                      "a sweep name uses letters, digits, '_', '-' and '.' (at most 64), got "
+                      "\"%s\"",
+                      name);
+    }
+    s->name = dup(p, name ? name : "");
+    cs_json_opt_string(&p->c, doc, "description", "", &desc);
+    s->description = dup(p, desc);
+    if (cs_json_opt_array(&p->c, doc, "tags", &tags) == CS_OK && tags) {
+        const cJSON *t;
+        size_t i = 0;
+        s->tags = cs_calloc_array((size_t)cJSON_GetArraySize(tags), sizeof(*s->tags));
+        if (!s->tags) {
+            p->oom = CS_ENOMEM;
+        } else {
+            cs_jpath_push_key(&p->c.path, "tags");
+            cJSON_ArrayForEach(t, tags)
+            {
+                const char *str = NULL;
+                cs_jpath_push_index(&p->c.path, i++);
+                if (cs_json_as_string(&p->c, t, &str) == CS_OK) {
+                    s->tags[s->n_tags++] = dup(p, str);
+                }
+                cs_jpath_pop(&p->c.path);
+            }
+            cs_jpath_pop(&p->c.path);
+        }
+    }
+    if (cs_json_req_object(&p->c, doc, "models", &models) == CS_OK) {
+        cs_jpath_push_key(&p->c.path, "models");
+        parse_models(p, models);
+        cs_jpath_pop(&p->c.path);
+    }
+    if (cs_json_req_object(&p->c, doc, "data", &data) == CS_OK) {
+        cs_jpath_push_key(&p->c.path, "data");
+        parse_data(p, data);
+        cs_jpath_pop(&p->c.path);
+    }
+    s->policy = (cs_policy){.max_attempts = 3, .backoff_base_s = 30, .backoff_max_s = 3600};
+    if (cs_json_opt_object(&p->c, doc, "policy", &pol) == CS_OK) {
+        parse_policy(p, pol);
+    }
+    if (cs_json_req_object(&p->c, doc, "grid", &grid) != CS_OK || p->oom) {
+        return;
+    }
+    parse_grid(p, grid);
+    if (p->oom || !s->axes) {
+        return;
+    }
+    if (cs_json_opt_array(&p->c, doc, "zip", &zip) == CS_OK) {
+        parse_zip(p, zip);
+    }
+    if (cs_json_opt_array(&p->c, doc, "exclude", &excl) == CS_OK && excl) {
+        parse_excludes(p, excl);
+    }
+    if (cs_json_opt_array(&p->c, doc, "include", &incl) == CS_OK && incl) {
+        parse_includes(p, incl);
+    }
+}
+
+cs_rc cs_sweep_parse(const char *text, size_t len, const char *name, cs_sweep **out,
+                     cs_diags *diags, cs_err *err)
+{
+    cs_diags local;
+    cs_diags *d = diags ? diags : &local;
+    cJSON *doc = NULL;
+    cs_sweep *s = NULL;
+    parser p;
+    cs_rc rc;
+
+    *out = NULL;
+    cs_diags_init(&local);
+    rc = cs_json_parse(text, len, name, &doc, err);
+    if (rc != CS_OK) {
+        if (rc == CS_EPARSE) {
+            cs_diags_add(d, CS_DIAG_ERROR, NULL, "", "%s", err ? err->msg : "not valid JSON");
+        }
+        goto out;
+    }
+    s = calloc(1, sizeof(*s));
+    if (!s) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "sweep: out of memory");
+        goto out;
+    }
+    memset(&p, 0, sizeof(p));
+    p.s = s;
+    cs_jctx_init(&p.c, d, NULL);
+    parse_doc(&p, doc);
+    if (p.oom != CS_OK || p.c.oom != CS_OK) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "sweep: out of memory");
+        goto out;
+    }
+    s->spec = NULL;
+    if (p.c.n_errors == 0) {
+        cs_err e = {0};
+        size_t slen = 0;
+        rc = cs_canon_string(doc, &s->spec, &slen, &e);
+        if (rc == CS_OK) {
+            rc = cs_sha256_hex(s->spec, slen, s->spec_hash, &e);
+        }
+        if (rc != CS_OK) {
+            rc = cs_err_set(err, rc, 0, "%s", e.msg);
+            goto out;
+        }
+    }
+    cs_diags_sort(d, doc);
+    for (size_t i = 0; i < d->len; i++) {
+        d->items[i].node = NULL; /* the tree is freed below */
+    }
+    if (p.c.n_errors > 0) {
+        rc = cs_diags_to_err(d, err);
+        if (rc == CS_OK) {
+            rc = cs_err_set(err, CS_ESCHEMA, 0, "the sweep is not valid");
+        }
+        goto out;
+    }
+    *out = s;
+    s = NULL;
+    rc = CS_OK;
+out:
+    cJSON_Delete(doc);
+    cs_sweep_destroy(s);
+    cs_diags_fini(&local);
+    return rc;
+}
+
+cs_rc cs_sweep_load(const char *path, cs_sweep **out, cs_diags *diags, cs_err *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    cs_rc rc;
+
+    *out = NULL;
+    rc = cs_path_read_file(path, MAX_SWEEP_FILE, &text, &len, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = cs_sweep_parse(text, len, path, out, diags, err);
+    free(text);
+    return rc;
+}
+
+void cs_sweep_destroy(cs_sweep *s)
+{
+    if (!s) {
+        return;
+    }
+    free(s->name);
+    free(s->description);
+    for (size_t i = 0; i < s->n_tags; i++) {
+        free(s->tags[i]);
+    }
+    free(s->tags);
+    for (size_t i = 0; i < s->n_models; i++) {
+        free(s->models[i].name);
+        free(s->models[i].folder);
+        free(s->models[i].arch);
+        free(s->models[i].exec);
+        free(s->models[i].canon);
+    }
+    free(s->models);
+    for (size_t i = 0; i < s->n_sources; i++) {
+        free(s->sources[i].name);
+        free(s->sources[i].kind);
+        free(s->sources[i].path);
+        free(s->sources[i].canon);
+    }
+    free(s->sources);
+    for (size_t i = 0; i < s->n_evals; i++) {
+        free(s->evals[i].name);
+        free(s->evals[i].canon);
+    }
+    free(s->evals);
+    for (size_t i = 0; i < s->n_includes; i++) {
+        for (size_t a = 0; a < s->n_axes && s->includes[i].values; a++) {
+            value_fini(&s->includes[i].values[a]);
+        }
+        free(s->includes[i].values);
+    }
+    free(s->includes);
+    for (size_t i = 0; i < s->n_axes; i++) {
+        for (size_t k = 0; k < s->axes[i].n; k++) {
+            value_fini(&s->axes[i].values[k]);
+        }
+        free(s->axes[i].values);
+        free(s->axes[i].name);
+    }
+    free(s->axes);
+    for (size_t i = 0; i < s->n_dims; i++) {
+        free(s->dims[i].axes);
+    }
+    free(s->dims);
+    for (size_t i = 0; i < s->n_excludes; i++) {
+        for (size_t k = 0; k < s->excludes[i].n_conds; k++) {
+            free(s->excludes[i].conds[k].match);
+        }
+        free(s->excludes[i].conds);
+    }
+    free(s->excludes);
+    free(s->spec);
+    free(s);
+}
+
+void cs_sweep_get_meta(const cs_sweep *s, cs_sweep_meta *out)
+{
+    out->name = s->name;
+    out->spec = s->spec;
+    out->spec_hash = s->spec_hash;
+    out->policy = s->policy;
+}
+
+const cs_sweep_model *cs_sweep_find_model(const cs_sweep *s, const char *name)
+{
+    size_t i = find_named(s->models, s->n_models, sizeof(*s->models), name);
+    return i == SIZE_MAX ? NULL : &s->models[i];
+}

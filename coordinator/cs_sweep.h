@@ -1,0 +1,163 @@
+/* cs_sweep.h - a sweep file parsed and validated into typed structs.
+ *
+ * The parser is the only place that sees cJSON (STYLE.md R7): it checks the whole file, reports
+ * every problem at once (each with its JSON path and a reason a person understands), fills the
+ * defaults of every algorithm and selector from the references (shared/specs), and pre-renders
+ * every axis value as canonical JSON, so grid expansion (cs_expand) only concatenates strings.
+ *
+ * Paths in a sweep file (model folders, corpora, task files) are kept as written: relative paths
+ * are relative to the directory calsweep and the workers run in (the repository root for the
+ * testbed), so job keys do not depend on where a file was checked out. A model folder that does
+ * not exist here is only a warning, since workers may see other file systems.
+ */
+#ifndef CS_COORDINATOR_CS_SWEEP_H
+#define CS_COORDINATOR_CS_SWEEP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cs_canon.h"
+#include "cs_err.h"
+#include "cs_json.h"
+#include "cs_plan.h"
+
+/* The axes every sweep has (the mission axes), and CS_AXIS_EXTRA for any other name. A mission
+ * axis the grid leaves out takes its default as a one-value implicit axis. */
+typedef enum cs_axis_kind {
+    CS_AXIS_MODEL = 0, /* names of `models`; default: every model */
+    CS_AXIS_ALGORITHM, /* required: "gptq" or {"name":"gptq","bits":4,...} */
+    CS_AXIS_SELECTOR,  /* default "random" */
+    CS_AXIS_N_SAMPLES, /* default 128 */
+    CS_AXIS_SEQ_LEN,   /* default 2048 */
+    CS_AXIS_SOURCE,    /* names of data.sources; default: the only text corpus */
+    CS_AXIS_SEED,      /* default 0 */
+    CS_AXIS_EVAL,      /* names of data.eval; default: every eval suite */
+    CS_AXIS_EXTRA,     /* any other name: passed to the job under "extra" */
+} cs_axis_kind;
+
+#define CS_AXIS_N_MISSION 8
+
+/* Flags of an axis value. */
+enum {
+    CS_VAL_NO_CALIB = 1u << 0,  /* algorithm uses no calibration data (none, rtn) */
+    CS_VAL_NONE = 1u << 1,      /* algorithm "none": the unquantized model */
+    CS_VAL_NO_SOURCE = 1u << 2, /* selector generates its own data (self_calibration) */
+};
+
+/* One resolved value of an axis. */
+typedef struct cs_axis_value {
+    char *canon;    /* owned: canonical JSON as it enters the job config (defaults filled) */
+    char *label;    /* owned: canonical JSON shown in a cell's axes (names for model/source/eval) */
+    char *text;     /* owned: short text for people: "gptq(bits=3)", "c4", "128" */
+    size_t ref;     /* MODEL, SOURCE, EVAL: index into models/sources/evals */
+    int64_t num;    /* N_SAMPLES, SEQ_LEN, SEED: the number */
+    unsigned flags; /* CS_VAL_* */
+} cs_axis_value;
+
+typedef struct cs_axis {
+    char *name; /* owned */
+    cs_axis_kind kind;
+    bool implicit;         /* filled in by default: not written in the grid */
+    size_t n;              /* values, >= 1 */
+    cs_axis_value *values; /* owned, n entries, in the order written (ranges expanded) */
+} cs_axis;
+
+/* A dimension of the product: one axis, or a zip group of axes of equal length varying together. */
+typedef struct cs_dim {
+    size_t n_axes;
+    size_t *axes; /* owned: indices into cs_sweep.axes */
+    size_t len;   /* values along this dimension */
+} cs_dim;
+
+/* One condition of an exclude pattern: the value of axis `axis` matches (pre-computed per value).
+ */
+typedef struct cs_exclude_cond {
+    size_t axis;
+    bool *match; /* owned: match[i] for axes[axis].values[i] */
+} cs_exclude_cond;
+
+/* A cell is excluded when every condition of some pattern holds. */
+typedef struct cs_exclude {
+    size_t n_conds;
+    cs_exclude_cond *conds; /* owned */
+} cs_exclude;
+
+/* An extra cell from `include`: one resolved value per axis (in axis order). */
+typedef struct cs_include {
+    cs_axis_value *values; /* owned, n_axes entries */
+} cs_include;
+
+typedef struct cs_sweep_model {
+    char *name;   /* owned: the key in `models` */
+    char *folder; /* owned: as written */
+    char *arch;   /* owned: "auto", "llama" or "qwen2" */
+    char *exec;   /* owned command template of the exec backend, NULL for native */
+    int64_t mem_mb;
+    int64_t gpus;
+    char *canon; /* owned: canonical {"arch","backend","folder"} as it enters the job config */
+} cs_sweep_model;
+
+typedef struct cs_sweep_source {
+    char *name;  /* owned: the key in data.sources */
+    char *kind;  /* owned: "jsonl", "text" or "task" */
+    char *path;  /* owned: as written */
+    char *canon; /* owned: canonical {"kind","path",...} */
+} cs_sweep_source;
+
+typedef struct cs_sweep_eval {
+    char *name;  /* owned: the key in data.eval */
+    char *canon; /* owned: canonical {"perplexity":{...},"tasks":{...}} with limits folded in */
+} cs_sweep_eval;
+
+typedef struct cs_sweep {
+    char *name;        /* owned */
+    char *description; /* owned, "" when absent */
+    char **tags;       /* owned */
+    size_t n_tags;
+    cs_sweep_model *models;
+    size_t n_models;
+    cs_sweep_source *sources;
+    size_t n_sources;
+    cs_sweep_eval *evals;
+    size_t n_evals;
+    cs_axis *axes; /* grid axes in file order, then implicit mission axes */
+    size_t n_axes;
+    size_t mission[CS_AXIS_N_MISSION]; /* index in axes of each mission axis (all present) */
+    cs_dim *dims; /* product dimensions in axis order (a zip group sits at its first axis) */
+    size_t n_dims;
+    cs_exclude *excludes;
+    size_t n_excludes;
+    cs_include *includes;
+    size_t n_includes;
+    cs_policy policy;
+    char *spec;                            /* owned: canonical JSON of the whole file */
+    char spec_hash[CS_SHA256_HEX_LEN + 1]; /* hex SHA-256 of spec */
+} cs_sweep;
+
+/* Parses and validates text[0..len) (a sweep file; name labels it in messages, NULL "<input>").
+ * Every problem goes to diags (may be NULL), sorted in document order, errors and warnings alike
+ * (the diags' node pointers are cleared: the tree is gone when this returns; print the list with
+ * a NULL doc). On CS_OK, *out is an owned sweep (cs_sweep_destroy); warnings may be present.
+ * Errors: CS_EPARSE (not JSON: one diagnostic with line:col), CS_ESCHEMA (invalid: err holds the
+ * first error and the count), CS_ENOMEM. *out is NULL on error. */
+cs_rc cs_sweep_parse(const char *text, size_t len, const char *name, cs_sweep **out,
+                     cs_diags *diags, cs_err *err);
+
+/* Reads the file at path and parses it as cs_sweep_parse (file errors name the file). */
+cs_rc cs_sweep_load(const char *path, cs_sweep **out, cs_diags *diags, cs_err *err);
+
+/* NULL-safe. */
+void cs_sweep_destroy(cs_sweep *s);
+
+/* Fills *out for the store; the strings are borrowed from s, valid until cs_sweep_destroy. */
+void cs_sweep_get_meta(const cs_sweep *s, cs_sweep_meta *out);
+
+/* The model called name, or NULL. Borrowed. The store finds a job's requirements (mem_mb, gpus,
+ * which are not part of the job key) through the "model" entry of its axes. */
+const cs_sweep_model *cs_sweep_find_model(const cs_sweep *s, const char *name);
+
+/* Name of a mission axis kind ("model", ..., "eval"); "extra" for CS_AXIS_EXTRA. */
+const char *cs_axis_kind_name(cs_axis_kind kind);
+
+#endif

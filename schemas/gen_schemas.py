@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""Writes sweep.schema.json and job.schema.json (JSON Schema draft 2020-12) from one table of
+algorithms and selectors, kept in step by hand with coordinator/cs_sweep.c's method tables.
+A development tool: the build and the tests only read the JSON files. Run from schemas/.
+check_schemas.py validates the shipped and test sweeps, and the job configs `calsweep plan`
+produces, against them."""
+import json
+
+
+def intp(lo, hi, d, desc=None):
+    o = {"type": "integer", "minimum": lo, "maximum": hi, "default": d}
+    if desc:
+        o["description"] = desc
+    return o
+
+
+def num(lo, hi, d, excl=False, desc=None):
+    o = {"type": "number", "maximum": hi, "default": d}
+    o["exclusiveMinimum" if excl else "minimum"] = lo
+    if desc:
+        o["description"] = desc
+    return o
+
+
+def enum(vals, desc=None):
+    o = {"enum": vals, "default": vals[0]}
+    if desc:
+        o["description"] = desc
+    return o
+
+
+def boolean(d, desc=None):
+    o = {"type": "boolean", "default": d}
+    if desc:
+        o["description"] = desc
+    return o
+
+
+group = {"description": "-1 (one group per row) or a positive power of two",
+         "default": 128,
+         "anyOf": [{"const": -1}, {"enum": [2**i for i in range(0, 17)]}]}
+pow2 = {"description": "a positive power of two", "default": 128, "enum": [2**i for i in range(0, 13)]}
+bits = intp(2, 8, 4, "weight bit width")
+algos = {
+  "none": ({}, "the unquantized model (what every baseline job runs)"),
+  "rtn": ({"bits": bits, "group_size": group, "sym": boolean(False),
+           "grid": enum(["awq", "gptq"], "quantizer family: AWQ's min/max grid or GPTQ's zero-including grid")},
+          "round to nearest, data-free"),
+  "gptq": ({"bits": bits, "group_size": group, "sym": boolean(True), "act_order": boolean(True),
+            "damp": num(0, 1, 0.01, True, "dampening, relative to mean(diag(H))"),
+            "block_size": pow2, "true_sequential": boolean(True), "static_groups": boolean(False)},
+           "GPTQ (IST-DASLab / AutoGPTQ defaults)"),
+  "awq": ({"bits": bits, "group_size": group, "zero_point": boolean(True), "duo_scaling": boolean(True),
+           "n_grid": intp(1, 1000, 20, "scale-search ratios tried"), "clip": boolean(True)}, "AWQ (AutoAWQ defaults)"),
+  "smoothquant": ({"alpha": num(0, 1, 0.5), "bits": intp(2, 8, 8), "act_bits": intp(2, 16, 8),
+                   "weights": enum(["rtn", "gptq"], "how the smoothed weights are quantized"),
+                   "damp": num(0, 1, 0.01, True)}, "SmoothQuant W8A8 (optionally followed by GPTQ)"),
+  "sparsegpt": ({"sparsity": num(0, 0.99, 0.5), "pattern": enum(["unstructured", "2:4", "4:8"]),
+                 "damp": num(0, 1, 0.01, True), "block_size": pow2}, "SparseGPT pruning"),
+  "wanda": ({"sparsity": num(0, 0.99, 0.5), "pattern": enum(["unstructured", "2:4", "4:8"])}, "Wanda pruning"),
+  "imatrix": ({"type": enum(["q4_0", "q4_k"]), "chunk": intp(16, 65536, 512)}, "llama.cpp importance-matrix quantization"),
+}
+sels = {
+  "random": ({"stratified": boolean(False, "split n evenly over sources")}, "uniform random samples"),
+  "self_calibration": ({"t_init": num(0, 10, 1.0), "t_final": num(0, 10, 1.0), "n_sched": intp(0, 1000000, 10)},
+                       "the model generates its own calibration data from BOS (needs no source)"),
+  "self_gen": ({"prefix_texts": intp(1, 10000000, 5000), "prefix_tokens": intp(1, 4096, 2),
+                "temperature": num(0, 10, 0.6), "top_p": num(0, 1, 0.95, True), "top_k": intp(0, 1000000, 50),
+                "repetition_penalty": num(0, 10, 1.2, True), "ppl_quantile": num(0, 1, 0.8)},
+               "Self-Gen: generations from short source prefixes, perplexity-filtered"),
+  "zipcal": ({"search_limit": intp(1, 100000000, 2000)}, "ZipCal greedy lexical coverage"),
+  "cola": ({"proj_dim": intp(1, 4096, 64), "n_init": intp(1, 1000, 10), "max_iter": intp(1, 1000000, 300),
+            "tol": num(0, 1, 0.0001, True)}, "COLA stage 3: k-means in activation space"),
+  "acdm": ({"n_ref": intp(1, 1000000, 64), "stat": enum(["mean", "absmean"]), "mode": enum(["quota", "minimax"]),
+            "reference": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                          "description": "names of data.sources of kind task; default: all of them"}},
+           "ACDM: activation statistics matched to task reference centroids"),
+  "ppl_rank": ({"mode": enum(["low", "high", "mid"])}, "rank by FP-model perplexity"),
+  "covercal": ({"outlier_factor": num(1, 1000, 6, True), "cover_frac": num(0, 1, 0.5, True)},
+               "CoverCal: greedy cover of outlier channels"),
+}
+
+
+def method_defs(table, what):
+    names = list(table)
+    variants = []
+    for n, (params, desc) in table.items():
+        props = {"name": {"const": n}}
+        props.update(params)
+        variants.append({"title": n, "description": desc, "type": "object", "required": ["name"],
+                         "properties": props, "additionalProperties": False})
+    obj = {"description": "a %s name, or an object with its name and parameters" % what,
+           "oneOf": [{"enum": names}] + variants}
+    return obj, variants
+
+
+alg_def, alg_variants = method_defs(algos, "algorithm")
+sel_def, sel_variants = method_defs(sels, "selector")
+name_re = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"
+range_def = {
+  "type": "object", "required": ["range"], "additionalProperties": False,
+  "properties": {
+    "range": {"type": "array", "prefixItems": [{"type": "number"}, {"type": "number"}], "minItems": 2, "maxItems": 2,
+              "description": "[low, high], both included when reached"},
+    "scale": {"enum": ["linear", "log2"], "default": "linear", "description": "log2 doubles from low"},
+    "step": {"type": "number", "exclusiveMinimum": 0, "default": 1, "description": "linear only"}
+  }
+}
+
+
+def axis(item):
+    return {"oneOf": [{"type": "array", "minItems": 1, "maxItems": 100000, "items": item}, {"$ref": "#/$defs/range"}]}
+
+
+sweep = {
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "$id": "https://calsweep.invalid/schemas/sweep.schema.json",
+  "title": "calsweep sweep file",
+  "description": "One study: models, data, a grid of job settings, and how to run the jobs. calsweep validates more than this schema can say (references between sections, zip lengths, exclude axes); `calsweep plan FILE` is the authority.",
+  "type": "object",
+  "required": ["name", "models", "data", "grid"],
+  "additionalProperties": False,
+  "properties": {
+    "$schema": {"type": "string"},
+    "name": {"type": "string", "pattern": name_re},
+    "description": {"type": "string"},
+    "tags": {"type": "array", "items": {"type": "string"}},
+    "models": {"type": "object", "minProperties": 1, "propertyNames": {"pattern": name_re},
+               "additionalProperties": {"$ref": "#/$defs/model"}},
+    "data": {"type": "object", "required": ["eval"], "additionalProperties": False,
+             "properties": {
+               "sources": {"type": "object", "propertyNames": {"pattern": name_re},
+                           "additionalProperties": {"$ref": "#/$defs/source"}},
+               "eval": {"type": "object", "minProperties": 1, "propertyNames": {"pattern": name_re},
+                        "additionalProperties": {"$ref": "#/$defs/eval_suite"}}}},
+    "grid": {"type": "object", "required": ["algorithm"],
+             "properties": {
+               "model": axis({"type": "string"}),
+               "algorithm": axis({"$ref": "#/$defs/algorithm"}),
+               "selector": axis({"$ref": "#/$defs/selector"}),
+               "n_samples": axis({"type": "integer", "minimum": 1}),
+               "seq_len": axis({"type": "integer", "minimum": 1, "maximum": 1048576}),
+               "source": axis({"type": "string"}),
+               "seed": axis({"type": "integer", "minimum": 0}),
+               "eval": axis({"type": "string"})},
+             "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]{0,63}$"},
+             "additionalProperties": axis({}),
+             "description": "Axes in product order (the first varies slowest). Missing mission axes take defaults: model and eval all, selector random, n_samples 128, seq_len 2048, source the only text corpus, seed 0. Other names are extra axes passed to the job."},
+    "zip": {"type": "array", "items": {"type": "array", "minItems": 2, "items": {"type": "string"}, "uniqueItems": True},
+            "description": "groups of grid axes with equally many values that vary together"},
+    "include": {"type": "array", "items": {"type": "object", "minProperties": 1},
+                "description": "extra cells: one value per axis; axes left out must have one value in the grid"},
+    "exclude": {"type": "array", "items": {"type": "object", "minProperties": 1,
+                "description": "a cell is left out when every entry matches: keys are axes or dotted paths (algorithm.name), values literals, globs with *, or lists of either"}},
+    "policy": {"$ref": "#/$defs/policy"}
+  },
+  "$defs": {
+    "range": range_def,
+    "algorithm": alg_def,
+    "selector": sel_def,
+    "model": {"type": "object", "required": ["folder"], "additionalProperties": False, "properties": {
+      "folder": {"type": "string", "minLength": 1, "description": "Hugging Face model folder; relative paths are relative to where calsweep and the workers run"},
+      "arch": {"enum": ["auto", "llama", "qwen2"], "default": "auto"},
+      "backend": {"oneOf": [{"const": "native"}, {"type": "object", "required": ["exec"], "additionalProperties": False,
+                  "properties": {"exec": {"type": "string", "minLength": 1, "description": "command template run with the job files"}}}],
+                  "default": "native"},
+      "requires": {"type": "object", "additionalProperties": False, "properties": {
+        "mem_mb": {"type": "integer", "minimum": 0, "default": 0},
+        "gpus": {"type": "integer", "minimum": 0, "maximum": 1024, "default": 0}}}}},
+    "source": {"type": "object", "required": ["kind", "path"], "additionalProperties": False, "properties": {
+      "kind": {"enum": ["jsonl", "text", "task"], "description": "a JSONL or plain-text corpus, or a task's train split"},
+      "path": {"type": "string", "minLength": 1},
+      "text_field": {"type": "string", "default": "text", "description": "jsonl only"}}},
+    "eval_suite": {"type": "object", "additionalProperties": False, "anyOf": [{"required": ["tasks"]}, {"required": ["perplexity"]}],
+      "properties": {
+        "tasks": {"type": "object", "additionalProperties": {"type": "object", "required": ["path"], "additionalProperties": False, "properties": {
+          "path": {"type": "string"}, "limit": {"type": "integer", "minimum": 0, "description": "0 = all items"},
+          "fewshot": {"type": "integer", "minimum": 0, "maximum": 64}, "fewshot_path": {"type": "string"}}}},
+        "perplexity": {"type": "object", "additionalProperties": {"type": "object", "required": ["path"], "additionalProperties": False, "properties": {
+          "path": {"type": "string"}, "seq_len": {"type": "integer", "minimum": 2, "maximum": 1048576, "default": 2048},
+          "max_windows": {"type": "integer", "minimum": 0, "default": 0}}}},
+        "limit": {"type": "integer", "minimum": 0, "default": 0, "description": "default limit per task"},
+        "fewshot": {"type": "integer", "minimum": 0, "maximum": 64, "default": 0}}},
+    "policy": {"type": "object", "additionalProperties": False, "properties": {
+      "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100, "default": 3},
+      "backoff_s": {"type": "number", "minimum": 0, "maximum": 86400, "default": 30, "description": "first retry delay; doubles per attempt"},
+      "backoff_max_s": {"type": "number", "minimum": 0, "maximum": 604800, "default": 3600},
+      "timeout_s": {"type": "integer", "minimum": 0, "default": 0, "description": "per attempt; 0 = none"},
+      "priority": {"type": "integer", "minimum": -1000000, "maximum": 1000000, "default": 0},
+      "max_running": {"type": "integer", "minimum": 0, "default": 0, "description": "0 = no cap"},
+      "on_failure": {"enum": ["continue", "stop"], "default": "continue"}}}
+  }
+}
+
+
+def resolved(variants):
+    out = []
+    for v in variants:
+        v = json.loads(json.dumps(v))
+        v["required"] = list(v["properties"].keys())
+        for k, p in v["properties"].items():
+            p.pop("default", None)
+        out.append(v)
+    return {"oneOf": out}
+
+
+job = {
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "$id": "https://calsweep.invalid/schemas/job.schema.json",
+  "title": "calsweep job config",
+  "description": "The fully resolved config of one job, as the coordinator hashes it: canonical JSON (sorted keys, no whitespace) of this object; key = SHA-256(config || engine version). Paths are as written in the sweep file. Calibration-free algorithms (none, rtn) have calibration, n_samples, seed and seq_len null.",
+  "type": "object",
+  "required": ["algorithm", "calibration", "eval", "extra", "model", "n_samples", "seed", "seq_len"],
+  "additionalProperties": False,
+  "properties": {
+    "algorithm": {"$ref": "#/$defs/algorithm"},
+    "calibration": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["selector", "source"], "additionalProperties": False,
+      "properties": {"selector": {"$ref": "#/$defs/selector"},
+                     "source": {"oneOf": [{"type": "null", "description": "the selector makes its own data"}, {"$ref": "#/$defs/source"}]}}}]},
+    "eval": {"type": "object", "required": ["perplexity", "tasks"], "additionalProperties": False, "properties": {
+      "tasks": {"type": "object", "additionalProperties": {"type": "object", "required": ["path", "limit", "fewshot", "fewshot_path"],
+        "additionalProperties": False, "properties": {"path": {"type": "string"}, "limit": {"type": "integer", "minimum": 0},
+        "fewshot": {"type": "integer", "minimum": 0}, "fewshot_path": {"type": ["string", "null"]}}}},
+      "perplexity": {"type": "object", "additionalProperties": {"type": "object", "required": ["path", "seq_len", "max_windows"],
+        "additionalProperties": False, "properties": {"path": {"type": "string"}, "seq_len": {"type": "integer", "minimum": 2},
+        "max_windows": {"type": "integer", "minimum": 0}}}}}},
+    "extra": {"type": "object", "description": "the sweep's extra axes, by name"},
+    "model": {"type": "object", "required": ["arch", "backend", "folder"], "additionalProperties": False, "properties": {
+      "arch": {"enum": ["auto", "llama", "qwen2"]},
+      "backend": {"oneOf": [{"const": "native"}, {"type": "object", "required": ["exec"], "additionalProperties": False, "properties": {"exec": {"type": "string"}}}]},
+      "folder": {"type": "string"}}},
+    "n_samples": {"type": ["integer", "null"], "minimum": 1},
+    "seed": {"type": ["integer", "null"], "minimum": 0},
+    "seq_len": {"type": ["integer", "null"], "minimum": 1}
+  },
+  "$defs": {
+    "algorithm": resolved(alg_variants),
+    "selector": resolved([v for v in sel_variants]),
+    "source": {"type": "object", "required": ["kind", "path"], "additionalProperties": False, "properties": {
+      "kind": {"enum": ["jsonl", "text", "task"]}, "path": {"type": "string"}, "text_field": {"type": "string"}}}
+  }
+}
+# acdm.reference resolves to source objects
+for v in job["$defs"]["selector"]["oneOf"]:
+    if v["title"] == "acdm":
+        v["properties"]["reference"] = {"type": "array", "items": {"$ref": "#/$defs/source"}, "minItems": 1}
+
+if __name__ == "__main__":
+    open("sweep.schema.json", "w").write(json.dumps(sweep, indent=2) + "\n")
+    open("job.schema.json", "w").write(json.dumps(job, indent=2) + "\n")

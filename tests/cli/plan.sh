@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# `calsweep plan`: counts, example cells, --json, refusals with counts, usage errors (exit 2),
+# validation errors (exit 1, every message on stderr), and that it writes nothing.
+cd "$CS_SOURCE_DIR" || exit 1
+n=0; fail=0
+ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
+has() { case "$1" in *"$2"*) return 0;; *) return 1;; esac; }
+echo "1..22"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
+out=$("$CALSWEEP" plan tests/data/sweeps/exclude.json 2>"$tmp/err"); rc=$?
+ok $rc "plan exits 0 on a valid sweep"
+has "$out" "sweep exclude: 4 jobs (3 cells + 1 baselines)"; ok $? "plan prints the total"
+has "$out" "grid: 6 cells, 3 excluded, 0 included, 0 duplicates removed"; ok $? "plan prints the grid counts"
+printf '%s\n' "$out" | grep -Eq '^    awq +2$'; ok $? "plan counts jobs per axis value (awq 2)"
+printf '%s\n' "$out" | grep -Eq '^    gptq +1$'; ok $? "plan counts jobs per axis value (gptq 1)"
+has "$out" "cached: not checked (no --db)"; ok $? "plan says the cache was not checked"
+[ "$(printf '%s\n' "$out" | grep -c '^  [0-9a-f]\{12\}')" = 4 ]; ok $? "plan shows example cells"
+[ ! -s "$tmp/err" ]; ok $? "no warnings for a clean sweep"
+
+out=$("$CALSWEEP" plan --examples 1 --json tests/data/sweeps/seeds.json); rc=$?
+ok $rc "plan --json exits 0"
+has "$out" '"jobs":5,"baselines":1,"grid_cells":6,"excluded":0,"included":0,"duplicates":2,"cached":null'
+ok $? "plan --json gives the counts"
+[ "$(printf '%s' "$out" | grep -o '"key":"[0-9a-f]\{64\}"' | wc -l)" = 1 ]; ok $? "plan --json --examples 1 gives one example with a key"
+
+"$CALSWEEP" plan --limit 8 tests/data/sweeps/product.json >/dev/null 2>"$tmp/err"; rc=$?
+[ $rc = 1 ]; ok $? "plan refuses a sweep over --limit with exit 1"
+grep -q "up to 9 jobs (8 grid cells - 0 excluded + 0 included + 1 baselines), more than the limit of 8" "$tmp/err"
+ok $? "the refusal gives the counts"
+
+"$CALSWEEP" plan tests/data/sweeps-bad/many-errors.json >/dev/null 2>"$tmp/err"; rc=$?
+[ $rc = 1 ]; ok $? "plan exits 1 on an invalid sweep"
+[ "$(grep -c ': error: ' "$tmp/err")" = 8 ]; ok $? "plan reports all 8 errors at once"
+grep -q 'many-errors.json: error: gird: unknown key (did you mean "grid"?)' "$tmp/err"; ok $? "errors name the file and the JSON path"
+
+"$CALSWEEP" plan >/dev/null 2>&1; [ $? = 2 ]; ok $? "plan without a file exits 2"
+"$CALSWEEP" plan --bogus x.json >/dev/null 2>&1; [ $? = 2 ]; ok $? "plan with an unknown option exits 2"
+"$CALSWEEP" plan --help | grep -q 'usage: calsweep plan'; ok $? "plan --help prints its usage"
+"$CALSWEEP" help plan | grep -q 'usage: calsweep plan'; ok $? "calsweep help plan prints the same"
+"$CALSWEEP" frobnicate >/dev/null 2>&1; [ $? = 2 ]; ok $? "an unknown command exits 2"
+
+"$CALSWEEP" plan --db "$tmp/none.db" tests/data/sweeps/zip.json >/dev/null 2>&1
+[ $? = 1 ] && [ ! -e "$tmp/none.db" ]; ok $? "plan --db never creates a database"
+exit $fail

@@ -1,0 +1,1058 @@
+/* store_test.c - the SQLite job store: migrations, submit, claim, leases, fencing, retries,
+ * control operations, cache reuse, scheduling order and group commit. Each test works on its
+ * own database file in a fresh temporary directory, and drives the clock through `now`. */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include "cs_store.h"
+#include "cs_test.h"
+#include "store_synth.h"
+
+#define T0     1700000000000LL /* a fixed "now" in ms */
+#define LEASE  60000LL
+#define WORKER "w1"
+
+typedef struct fixture {
+    char dir[64];
+    char path[96];
+    cs_store *s;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    cs_err err = {0};
+    if (!f) {
+        return -1;
+    }
+    snprintf(f->dir, sizeof(f->dir), "/tmp/cs_store_test.XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->path, sizeof(f->path), "%s/db.sqlite", f->dir);
+    if (cs_store_open(f->path, &f->s, &err) != CS_OK) {
+        fprintf(stderr, "open: %s\n", err.msg);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static void remove_db(const char *path)
+{
+    char p[256];
+    unlink(path);
+    snprintf(p, sizeof(p), "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s-shm", path);
+    unlink(p);
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    cs_store_close(f->s);
+    remove_db(f->path);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Runs a query returning one integer. */
+static int64_t q_int(cs_store *s, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(cs_store_db(s), sql, -1, &st, NULL) != SQLITE_OK) {
+        fail_msg("prepare %s: %s", sql, sqlite3_errmsg(cs_store_db(s)));
+    }
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        v = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
+static int64_t submit_n(cs_store *s, const char *name, size_t first, size_t n, cs_policy *pol,
+                        bool force, cs_store_submit_counts *c)
+{
+    cs_synth g;
+    cs_sweep_meta m = cs_synth_meta(name);
+    cs_store_submit_counts local;
+    cs_err err = {0};
+    cs_synth_init(&g, first, n);
+    if (pol) {
+        m.policy = *pol;
+    }
+    if (!c) {
+        c = &local;
+    }
+    if (cs_store_submit(s, &m, cs_synth_next, &g, force, T0, c, &err) != CS_OK) {
+        fail_msg("submit %s: %s", name, err.msg);
+    }
+    return c->sweep_id;
+}
+
+static cs_store_caps caps_of(const char *worker)
+{
+    cs_store_caps c = {.worker = worker, .host = "host-a", .native = true, .mem_mb = -1};
+    return c;
+}
+
+static cs_store_claim claim_ok(cs_store *s, const char *worker, int64_t now)
+{
+    cs_store_caps caps = caps_of(worker);
+    cs_store_claim c = {0};
+    cs_err err = {0};
+    cs_rc rc = cs_store_claim_job(s, &caps, LEASE, now, &c, &err);
+    if (rc != CS_OK) {
+        fail_msg("claim by %s: %s (%s)", worker, cs_rc_name(rc), err.msg);
+    }
+    return c;
+}
+
+static cs_rc claim_rc(cs_store *s, const char *worker, int64_t now, cs_store_claim *c)
+{
+    cs_store_caps caps = caps_of(worker);
+    cs_err err = {0};
+    return cs_store_claim_job(s, &caps, LEASE, now, c, &err);
+}
+
+static void job_state_is(cs_store *s, int64_t id, cs_job_state want)
+{
+    cs_store_job j;
+    cs_err err = {0};
+    assert_int_equal(cs_store_job_get(s, id, &j, &err), CS_OK);
+    if (j.state != want) {
+        fail_msg("job %lld is %s, want %s", (long long)id, cs_job_state_name(j.state),
+                 cs_job_state_name(want));
+    }
+    cs_store_job_fini(&j);
+}
+
+static void complete(cs_store *s, const cs_store_claim *c, int64_t now)
+{
+    cs_store_metric m[2] = {{"arith", "acc", 0.5, 0.01, 200},
+                            {"ppl:general", "ppl", 12.5, NAN, -1}};
+    cs_err err = {0};
+    bool dup = true;
+    assert_int_equal(
+            cs_store_result(s, c->job_id, c->attempt, "{\"ok\":true}", m, 2, NULL, now, &dup, &err),
+            CS_OK);
+    assert_false(dup);
+}
+
+/* ---- migrations ------------------------------------------------------------------------------ */
+
+static void test_migrate_and_reopen(void **state)
+{
+    fixture *f = *state;
+    cs_store *ro = NULL;
+    cs_err err = {0};
+    bool dummy = false;
+    assert_true(cs_store_schema_version() >= 1);
+    assert_int_equal(q_int(f->s, "PRAGMA user_version"), cs_store_schema_version());
+    assert_int_equal(q_int(f->s, "PRAGMA foreign_keys"), 1);
+    assert_int_equal(q_int(f->s, "PRAGMA synchronous"), 2); /* FULL */
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM sqlite_master WHERE name IN ('sweep', "
+                                 "'job', 'attempt', 'result', 'metric', 'job_event', 'worker', "
+                                 "'result_cache')"),
+                     8);
+    /* Reopening an up-to-date database applies nothing and keeps the data. */
+    submit_n(f->s, "a", 0, 5, NULL, false, NULL);
+    cs_store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(cs_store_open(f->path, &f->s, &err), CS_OK);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job"), 5);
+    /* Read-only: reads work, writes are refused. */
+    assert_int_equal(cs_store_open_ro(f->path, &ro, &err), CS_OK);
+    assert_int_equal(q_int(ro, "SELECT count(*) FROM job"), 5);
+    assert_int_equal(cs_store_pause(ro, 1, T0, &err), CS_ENOTSUP);
+    assert_int_equal(cs_store_key_cached(ro, "00", &dummy, &err), CS_OK);
+    assert_false(dummy);
+    cs_store_close(ro);
+    assert_int_equal(cs_store_open_ro("/nonexistent/db.sqlite", &ro, &err), CS_ENOENT);
+    assert_null(ro);
+}
+
+static void test_refuse_newer_db(void **state)
+{
+    fixture *f = *state;
+    cs_store *s2 = NULL;
+    cs_err err = {0};
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", cs_store_schema_version() + 1);
+    assert_int_equal(sqlite3_exec(cs_store_db(f->s), sql, NULL, NULL, NULL), SQLITE_OK);
+    cs_store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(cs_store_open(f->path, &s2, &err), CS_EVERSION);
+    assert_null(s2);
+    assert_non_null(strstr(err.msg, "newer"));
+    assert_non_null(strstr(err.msg, f->path));
+    assert_int_equal(cs_store_open_ro(f->path, &s2, &err), CS_EVERSION);
+    /* The file was not touched: still the newer version. */
+    {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(st, 0), cs_store_schema_version() + 1);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+    }
+    /* Setting it back makes it usable again. */
+    {
+        sqlite3 *db = NULL;
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", cs_store_schema_version());
+        assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+    }
+    assert_int_equal(cs_store_open(f->path, &f->s, &err), CS_OK);
+}
+
+static void test_ro_refuses_unmigrated(void **state)
+{
+    fixture *f = *state;
+    cs_store *ro = NULL;
+    cs_err err = {0};
+    char path[128];
+    sqlite3 *db = NULL;
+    snprintf(path, sizeof(path), "%s/empty.sqlite", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE x(a)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(cs_store_open_ro(path, &ro, &err), CS_EVERSION);
+    assert_non_null(strstr(err.msg, "not a calsweep database"));
+    remove_db(path);
+}
+
+/* ---- submit ---------------------------------------------------------------------------------- */
+
+static void test_submit_counts(void **state)
+{
+    fixture *f = *state;
+    cs_store_submit_counts c;
+    cs_store_sweep_info info;
+    cs_sweep_meta m = cs_synth_meta("dups");
+    cs_synth g;
+    cs_err err = {0};
+    int64_t id = submit_n(f->s, "s1", 0, 100, NULL, false, &c);
+    int64_t found = 0;
+
+    assert_int_equal(c.cells, 100);
+    assert_int_equal(c.inserted, 100);
+    assert_int_equal(c.queued, 100);
+    assert_int_equal(c.cached, 0);
+    assert_int_equal(c.baselines, 2); /* indices 0 and 97 */
+    assert_int_equal(cs_store_sweep_get(f->s, id, &info, &err), CS_OK);
+    assert_string_equal(info.name, "s1");
+    assert_int_equal(info.state, CS_SWEEP_ACTIVE);
+    assert_int_equal(info.counts.n[CS_JOB_QUEUED], 100);
+    assert_int_equal(info.policy.max_attempts, 3);
+    assert_true(info.policy.backoff_base_s == 30.0);
+    assert_int_equal(cs_store_sweep_find(f->s, "s1", &found, &err), CS_OK);
+    assert_int_equal(found, id);
+    assert_int_equal(cs_store_sweep_find(f->s, "nope", &found, &err), CS_ENOENT);
+    /* Requirements were read out of the config. */
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE req_model = 'models/testbed' "
+                                 "AND req_backend = 'native'"),
+                     100);
+
+    /* The same name again is refused, and nothing is added. */
+    cs_synth_init(&g, 0, 10);
+    m.name = "s1";
+    assert_int_equal(cs_store_submit(f->s, &m, cs_synth_next, &g, false, T0, &c, &err), CS_EEXIST);
+    assert_non_null(strstr(err.msg, "extend"));
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job"), 100);
+
+    /* Duplicate keys inside one stream: stored once, counted as existing. */
+    cs_synth_init(&g, 1000, 30);
+    g.dup_every = 10;
+    m.name = "dups";
+    assert_int_equal(cs_store_submit(f->s, &m, cs_synth_next, &g, false, T0, &c, &err), CS_OK);
+    assert_int_equal(c.cells, 30);
+    assert_int_equal(c.existing, 2);
+    assert_int_equal(c.inserted, 28);
+}
+
+static void test_submit_is_atomic(void **state)
+{
+    fixture *f = *state;
+    cs_store_submit_counts c;
+    cs_sweep_meta m = cs_synth_meta("broken");
+    cs_synth g;
+    cs_err err = {0};
+
+    cs_synth_init(&g, 0, 500);
+    g.fail_at = 400;
+    assert_int_equal(cs_store_submit(f->s, &m, cs_synth_next, &g, false, T0, &c, &err), CS_EIO);
+    assert_non_null(strstr(err.msg, "cell 400"));
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM sweep"), 0);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job"), 0);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job_event"), 0);
+    /* The name is free afterwards. */
+    submit_n(f->s, "broken", 0, 10, NULL, false, NULL);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job"), 10);
+}
+
+/* ---- claim, fencing, heartbeats ----------------------------------------------------------------
+ */
+
+static void test_claim_and_fencing(void **state)
+{
+    fixture *f = *state;
+    cs_store_claim c, c2 = {0};
+    cs_err err = {0};
+    bool cancel = true, dup = false;
+    cs_job_state next;
+
+    submit_n(f->s, "s", 0, 3, NULL, false, NULL);
+    c = claim_ok(f->s, WORKER, T0);
+    assert_int_equal(c.attempt, 1);
+    assert_int_equal(c.lease_until, T0 + LEASE);
+    assert_false(c.again);
+    assert_non_null(strstr(c.config, "\"seed\":0"));
+    assert_int_equal(strlen(c.key), 64);
+    job_state_is(f->s, c.job_id, CS_JOB_RUNNING);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM attempt WHERE n = 1 AND worker = 'w1' "
+                                 "AND host = 'host-a' AND started = 1700000000000"),
+                     1);
+
+    assert_int_equal(cs_store_heartbeat(f->s, c.job_id, 1, LEASE, "{\"stage\":\"quantize\"}",
+                                        T0 + 5000, &cancel, &err),
+                     CS_OK);
+    assert_false(cancel);
+    assert_int_equal(q_int(f->s, "SELECT lease_until FROM job WHERE state = 'running'"),
+                     T0 + 5000 + LEASE);
+    /* Wrong attempts are stale, an unknown job is not found. */
+    assert_int_equal(cs_store_heartbeat(f->s, c.job_id, 2, LEASE, NULL, T0, &cancel, &err),
+                     CS_ESTALE);
+    assert_non_null(strstr(err.msg, "running at attempt 1"));
+    assert_int_equal(cs_store_heartbeat(f->s, c.job_id, 0, LEASE, NULL, T0, &cancel, &err),
+                     CS_ESTALE);
+    assert_int_equal(cs_store_heartbeat(f->s, 999, 1, LEASE, NULL, T0, &cancel, &err), CS_ENOENT);
+    assert_int_equal(cs_store_result(f->s, c.job_id, 2, "{}", NULL, 0, NULL, T0, &dup, &err),
+                     CS_ESTALE);
+    assert_int_equal(cs_store_fail(f->s, c.job_id, 2, "boom", NULL, T0, &next, &err), CS_ESTALE);
+    job_state_is(f->s, c.job_id, CS_JOB_RUNNING);
+
+    /* A resent CLAIM from the same worker returns the same job; another worker is handed another.
+     */
+    c2 = claim_ok(f->s, WORKER, T0 + 10000);
+    assert_true(c2.again);
+    assert_int_equal(c2.job_id, c.job_id);
+    assert_int_equal(c2.attempt, 1);
+    assert_int_equal(c2.lease_until, T0 + 10000 + LEASE);
+    cs_store_claim_fini(&c2);
+    c2 = claim_ok(f->s, "w2", T0);
+    assert_int_not_equal(c2.job_id, c.job_id);
+    assert_false(c2.again);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM attempt"), 2);
+    cs_store_claim_fini(&c2);
+    cs_store_claim_fini(&c);
+}
+
+static void test_lease_expiry(void **state)
+{
+    fixture *f = *state;
+    cs_store_claim c, c2;
+    cs_store_reap_counts rc;
+    cs_err err = {0};
+    bool cancel;
+
+    submit_n(f->s, "s", 0, 1, NULL, false, NULL);
+    c = claim_ok(f->s, WORKER, T0);
+    /* Not yet expired at the lease's last millisecond. */
+    assert_int_equal(cs_store_reap(f->s, T0 + LEASE, &rc, &err), CS_OK);
+    assert_int_equal(rc.requeued, 0);
+    job_state_is(f->s, c.job_id, CS_JOB_RUNNING);
+    assert_int_equal(cs_store_reap(f->s, T0 + LEASE + 1, &rc, &err), CS_OK);
+    assert_int_equal(rc.requeued, 1);
+    assert_int_equal(rc.lost, 0);
+    job_state_is(f->s, c.job_id, CS_JOB_QUEUED);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM attempt WHERE outcome = 'expired'"), 1);
+    /* The old worker is fenced off; the next claim is attempt 2 and its own lease. */
+    assert_int_equal(
+            cs_store_heartbeat(f->s, c.job_id, 1, LEASE, NULL, T0 + LEASE + 2, &cancel, &err),
+            CS_ESTALE);
+    c2 = claim_ok(f->s, "w2", T0 + LEASE + 3);
+    assert_int_equal(c2.job_id, c.job_id);
+    assert_int_equal(c2.attempt, 2);
+    assert_int_equal(
+            cs_store_heartbeat(f->s, c.job_id, 1, LEASE, NULL, T0 + LEASE + 4, &cancel, &err),
+            CS_ESTALE);
+    assert_int_equal(cs_store_result(f->s, c.job_id, 1, "{}", NULL, 0, NULL, T0, NULL, &err),
+                     CS_ESTALE);
+    /* The event log holds the whole story with the worker of each step. */
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job_event WHERE job_id IS NOT NULL"), 3);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job_event WHERE from_state = 'running' "
+                                 "AND to_state = 'queued' AND worker = 'w1' AND attempt = 1 AND "
+                                 "why = 'lease expired'"),
+                     1);
+    cs_store_claim_fini(&c);
+    cs_store_claim_fini(&c2);
+}
+
+static void test_lost_vs_failed(void **state)
+{
+    fixture *f = *state;
+    cs_policy pol = cs_synth_meta("x").policy;
+    cs_store_counts counts;
+    cs_store_reap_counts rc;
+    cs_err err = {0};
+    cs_job_state next;
+    int64_t sid, t = T0;
+
+    pol.max_attempts = 2;
+    pol.backoff_base_s = 1;
+    sid = submit_n(f->s, "s", 0, 2, &pol, false, NULL);
+    /* Job A: its worker dies twice -> lost. Job B fails twice -> failed. */
+    for (int round = 1; round <= 2; round++) {
+        cs_store_claim a = claim_ok(f->s, "wa", t);
+        cs_store_claim b = claim_ok(f->s, "wb", t);
+        assert_int_equal(a.attempt, round);
+        assert_int_equal(b.attempt, round);
+        assert_int_equal(cs_store_fail(f->s, b.job_id, b.attempt, "exit 1", NULL, t, &next, &err),
+                         CS_OK);
+        assert_int_equal(next, round == 1 ? CS_JOB_RETRY_WAIT : CS_JOB_FAILED);
+        t += LEASE + 1;
+        assert_int_equal(cs_store_reap(f->s, t, &rc, &err), CS_OK);
+        assert_int_equal(rc.requeued, round == 1 ? 1 : 0);
+        assert_int_equal(rc.lost, round == 1 ? 0 : 1);
+        assert_int_equal(rc.retried, round == 1 ? 1 : 0);
+        cs_store_claim_fini(&a);
+        cs_store_claim_fini(&b);
+    }
+    assert_int_equal(cs_store_count(f->s, sid, &counts, &err), CS_OK);
+    assert_int_equal(counts.n[CS_JOB_LOST], 1);
+    assert_int_equal(counts.n[CS_JOB_FAILED], 1);
+    assert_int_equal(counts.total, 2);
+    assert_int_equal(q_int(f->s, "SELECT state FROM sweep") == -1, 0);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM sweep WHERE state = 'done'"), 1);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE state = 'failed' AND "
+                                 "last_error = 'exit 1'"),
+                     1);
+}
+
+static void test_backoff(void **state)
+{
+    fixture *f = *state;
+    cs_policy pol = cs_synth_meta("x").policy;
+    cs_store_exit ex = {.has_status = true, .exit_status = 3, .log_path = "logs/s/1-a1.log"};
+    cs_store_reap_counts rc;
+    cs_store_job j;
+    cs_err err = {0};
+    cs_job_state next;
+    const int64_t want[4] = {10000, 20000, 25000, 25000}; /* base 10 s, doubling, cap 25 s */
+    int64_t t = T0;
+
+    pol.max_attempts = 5;
+    pol.backoff_base_s = 10;
+    pol.backoff_max_s = 25;
+    submit_n(f->s, "s", 0, 1, &pol, false, NULL);
+    for (int a = 1; a <= 4; a++) {
+        cs_store_claim c = claim_ok(f->s, WORKER, t);
+        assert_int_equal(c.attempt, a);
+        assert_int_equal(cs_store_fail(f->s, c.job_id, a, "oom", &ex, t, &next, &err), CS_OK);
+        assert_int_equal(next, CS_JOB_RETRY_WAIT);
+        /* A resent FAIL is accepted and changes nothing. */
+        assert_int_equal(cs_store_fail(f->s, c.job_id, a, "oom", &ex, t + 1, &next, &err), CS_OK);
+        assert_int_equal(next, CS_JOB_RETRY_WAIT);
+        assert_int_equal(cs_store_job_get(f->s, c.job_id, &j, &err), CS_OK);
+        assert_int_equal(j.not_before - t, want[a - 1]);
+        assert_string_equal(j.last_error, "oom");
+        cs_store_job_fini(&j);
+        /* Nobody receives it before its time. */
+        assert_int_equal(cs_store_reap(f->s, t + want[a - 1] - 1, &rc, &err), CS_OK);
+        assert_int_equal(rc.retried, 0);
+        assert_int_equal(claim_rc(f->s, WORKER, t + want[a - 1] - 1, &c), CS_ENOENT);
+        t += want[a - 1];
+        assert_int_equal(cs_store_reap(f->s, t, &rc, &err), CS_OK);
+        assert_int_equal(rc.retried, 1);
+        cs_store_claim_fini(&c);
+    }
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM attempt WHERE exit_status = 3 AND "
+                                 "outcome = 'failed' AND log_path = 'logs/s/1-a1.log'"),
+                     4);
+    /* A permanent failure is not retried. */
+    {
+        cs_store_claim c = claim_ok(f->s, WORKER, t);
+        ex.permanent = true;
+        assert_int_equal(cs_store_fail(f->s, c.job_id, c.attempt, "bad_input", &ex, t, &next, &err),
+                         CS_OK);
+        assert_int_equal(next, CS_JOB_FAILED);
+        cs_store_claim_fini(&c);
+    }
+}
+
+/* ---- results and the cache ---------------------------------------------------------------------
+ */
+
+static void test_result_idempotent(void **state)
+{
+    fixture *f = *state;
+    cs_store_metric m[2] = {{"arith", "acc", 0.75, 0.02, 200}, {"facts", "acc", 0.5, NAN, -1}};
+    cs_store_claim c, c2;
+    cs_store_reap_counts rc;
+    cs_store_job j;
+    cs_err err = {0};
+    bool dup = false;
+
+    submit_n(f->s, "s", 0, 2, NULL, false, NULL);
+    c = claim_ok(f->s, WORKER, T0);
+    assert_int_equal(
+            cs_store_result(f->s, c.job_id, c.attempt, "{\"r\":1}", m, 2, NULL, T0 + 1, &dup, &err),
+            CS_OK);
+    assert_false(dup);
+    assert_int_equal(
+            cs_store_result(f->s, c.job_id, c.attempt, "{\"r\":1}", m, 2, NULL, T0 + 2, &dup, &err),
+            CS_OK);
+    assert_true(dup);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM result"), 1);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM metric"), 2);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM metric WHERE task = 'facts' AND stderr IS "
+                                 "NULL AND n IS NULL"),
+                     1);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM result_cache"), 1);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM attempt WHERE outcome = 'done'"), 1);
+    assert_int_equal(cs_store_job_get(f->s, c.job_id, &j, &err), CS_OK);
+    assert_int_equal(j.state, CS_JOB_DONE);
+    assert_int_equal(j.result_id, q_int(f->s, "SELECT id FROM result"));
+    cs_store_job_fini(&j);
+    /* A result for a done job under another attempt is stale. */
+    assert_int_equal(cs_store_result(f->s, c.job_id, 2, "{}", NULL, 0, NULL, T0, &dup, &err),
+                     CS_ESTALE);
+    /* A duplicate metric name fails the whole result, which leaves no trace. */
+    c2 = claim_ok(f->s, WORKER, T0 + 3);
+    m[1].task = "arith";
+    assert_int_equal(cs_store_result(f->s, c2.job_id, c2.attempt, "{}", m, 2, NULL, T0, &dup, &err),
+                     CS_EINVAL);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM result"), 1);
+    job_state_is(f->s, c2.job_id, CS_JOB_RUNNING);
+    /* A late result of the newest attempt after the lease expired is still taken. */
+    assert_int_equal(cs_store_reap(f->s, T0 + 3 + LEASE + 1, &rc, &err), CS_OK);
+    assert_int_equal(rc.requeued, 1);
+    assert_int_equal(cs_store_result(f->s, c2.job_id, c2.attempt, "{\"late\":1}", NULL, 0, NULL,
+                                     T0 + 2 * LEASE, &dup, &err),
+                     CS_OK);
+    job_state_is(f->s, c2.job_id, CS_JOB_DONE);
+    assert_int_equal(
+            cs_store_result(f->s, c2.job_id, c2.attempt, "", NULL, 0, NULL, T0, &dup, &err),
+            CS_EINVAL);
+    cs_store_claim_fini(&c);
+    cs_store_claim_fini(&c2);
+}
+
+static void test_cached_reuse_and_force(void **state)
+{
+    fixture *f = *state;
+    cs_store_submit_counts c;
+    cs_store_claim cl;
+    cs_store *ro = NULL;
+    cs_synth g;
+    cs_err err = {0};
+    size_t total = 0, cached = 0;
+    bool is_cached = false;
+    int64_t a, b;
+
+    a = submit_n(f->s, "a", 0, 4, NULL, false, NULL);
+    for (int i = 0; i < 3; i++) {
+        cl = claim_ok(f->s, WORKER, T0 + i);
+        complete(f->s, &cl, T0 + i);
+        cs_store_claim_fini(&cl);
+    }
+    /* Cells 0..2 have results now; b overlaps on 0..3 and adds 4..5. */
+    cs_synth_init(&g, 0, 6);
+    assert_int_equal(cs_store_open_ro(f->path, &ro, &err), CS_OK);
+    assert_int_equal(cs_store_count_cached(ro, cs_synth_next, &g, &total, &cached, &err), CS_OK);
+    assert_int_equal(total, 6);
+    assert_int_equal(cached, 3);
+    assert_int_equal(cs_store_key_cached(ro, g.key, &is_cached, &err), CS_OK);
+    assert_false(is_cached); /* the last cell (5) */
+    cs_store_close(ro);
+
+    b = submit_n(f->s, "b", 0, 6, NULL, false, &c);
+    assert_int_equal(c.cached, 3);
+    assert_int_equal(c.queued, 3);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job j JOIN job k ON j.key = k.key "
+                                 "WHERE j.sweep_id = 2 AND k.sweep_id = 1 AND j.state = 'cached' "
+                                 "AND j.result_id = k.result_id"),
+                     3);
+    /* With force nothing is cached. */
+    submit_n(f->s, "c", 0, 6, NULL, true, &c);
+    assert_int_equal(c.cached, 0);
+    assert_int_equal(c.queued, 6);
+    /* A sweep whose cells are all cached is done at once. */
+    submit_n(f->s, "d", 0, 3, NULL, false, &c);
+    assert_int_equal(c.cached, 3);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM sweep WHERE name = 'd' AND state = "
+                                 "'done'"),
+                     1);
+    (void)a;
+    (void)b;
+}
+
+/* ---- control --------------------------------------------------------------------------------- */
+
+static void test_cancel(void **state)
+{
+    fixture *f = *state;
+    cs_store_cancel_counts cc;
+    cs_store_filter flt = {0};
+    cs_store_claim c;
+    cs_store_counts counts;
+    cs_err err = {0};
+    cs_job_state next;
+    bool cancel = false;
+    int64_t sid, sid2;
+
+    sid = submit_n(f->s, "s", 0, 5, NULL, false, NULL);
+    c = claim_ok(f->s, WORKER, T0);
+    flt.sweep_id = sid;
+    assert_int_equal(cs_store_cancel(f->s, &flt, "user", T0 + 1, &cc, &err), CS_OK);
+    assert_int_equal(cc.cancelled, 4);
+    assert_int_equal(cc.signalled, 1);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM sweep WHERE state = 'cancelled'"), 1);
+    /* The running job hears about it in its heartbeat, then reports and ends cancelled. */
+    assert_int_equal(
+            cs_store_heartbeat(f->s, c.job_id, c.attempt, LEASE, NULL, T0 + 2, &cancel, &err),
+            CS_OK);
+    assert_true(cancel);
+    assert_int_equal(cs_store_fail(f->s, c.job_id, c.attempt, "SIGTERM", NULL, T0 + 3, &next, &err),
+                     CS_OK);
+    assert_int_equal(next, CS_JOB_CANCELLED);
+    assert_int_equal(cs_store_count(f->s, sid, &counts, &err), CS_OK);
+    assert_int_equal(counts.n[CS_JOB_CANCELLED], 5);
+    assert_int_equal(claim_rc(f->s, WORKER, T0 + 4, &c), CS_ENOENT);
+    cs_store_claim_fini(&c);
+
+    /* One job; then a state filter (only retry_wait jobs). */
+    sid2 = submit_n(f->s, "s2", 100, 4, NULL, false, NULL);
+    flt.sweep_id = 0;
+    flt.job_id = q_int(f->s, "SELECT min(id) FROM job WHERE sweep_id = 2");
+    assert_int_equal(cs_store_cancel(f->s, &flt, "one", T0, &cc, &err), CS_OK);
+    assert_int_equal(cc.cancelled, 1);
+    job_state_is(f->s, flt.job_id, CS_JOB_CANCELLED);
+    c = claim_ok(f->s, WORKER, T0);
+    assert_int_equal(cs_store_fail(f->s, c.job_id, c.attempt, "x", NULL, T0, &next, &err), CS_OK);
+    assert_int_equal(next, CS_JOB_RETRY_WAIT);
+    flt.job_id = 0;
+    flt.sweep_id = sid2;
+    flt.states = CS_JOB_MASK(CS_JOB_RETRY_WAIT);
+    assert_int_equal(cs_store_cancel(f->s, &flt, "filter", T0, &cc, &err), CS_OK);
+    assert_int_equal(cc.cancelled, 1);
+    assert_int_equal(cs_store_count(f->s, sid2, &counts, &err), CS_OK);
+    assert_int_equal(counts.n[CS_JOB_QUEUED], 2);
+    assert_int_equal(counts.n[CS_JOB_CANCELLED], 2);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM sweep WHERE id = 2 AND state = 'active'"),
+                     1);
+    flt.sweep_id = 77;
+    assert_int_equal(cs_store_cancel(f->s, &flt, "x", T0, &cc, &err), CS_ENOENT);
+    cs_store_claim_fini(&c);
+}
+
+static void test_cancel_on_expiry(void **state)
+{
+    fixture *f = *state;
+    cs_store_filter flt = {0};
+    cs_store_reap_counts rc;
+    cs_store_claim c;
+    cs_err err = {0};
+
+    submit_n(f->s, "s", 0, 1, NULL, false, NULL);
+    c = claim_ok(f->s, WORKER, T0);
+    flt.job_id = c.job_id;
+    assert_int_equal(cs_store_cancel(f->s, &flt, "stop it", T0, NULL, &err), CS_OK);
+    assert_int_equal(cs_store_reap(f->s, T0 + LEASE + 1, &rc, &err), CS_OK);
+    assert_int_equal(rc.cancelled, 1);
+    job_state_is(f->s, c.job_id, CS_JOB_CANCELLED);
+    cs_store_claim_fini(&c);
+}
+
+static void test_pause_resume(void **state)
+{
+    fixture *f = *state;
+    cs_store_claim c;
+    cs_store_filter flt = {0};
+    cs_err err = {0};
+    int64_t sid = submit_n(f->s, "s", 0, 3, NULL, false, NULL);
+
+    assert_int_equal(cs_store_pause(f->s, sid, T0, &err), CS_OK);
+    assert_int_equal(cs_store_pause(f->s, sid, T0, &err), CS_OK);
+    assert_int_equal(claim_rc(f->s, WORKER, T0, &c), CS_ENOENT);
+    assert_int_equal(cs_store_resume(f->s, sid, T0 + 1, &err), CS_OK);
+    assert_int_equal(cs_store_resume(f->s, sid, T0 + 1, &err), CS_ESTATE);
+    c = claim_ok(f->s, WORKER, T0 + 2);
+    cs_store_claim_fini(&c);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job_event WHERE job_id IS NULL AND "
+                                 "to_state = 'paused' AND from_state = 'active'"),
+                     1);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job_event WHERE job_id IS NULL AND "
+                                 "to_state = 'active' AND from_state = 'paused'"),
+                     1);
+    assert_int_equal(cs_store_pause(f->s, 42, T0, &err), CS_ENOENT);
+    flt.sweep_id = sid;
+    assert_int_equal(cs_store_cancel(f->s, &flt, "x", T0, NULL, &err), CS_OK);
+    assert_int_equal(cs_store_pause(f->s, sid, T0, &err), CS_ESTATE);
+    assert_non_null(strstr(err.msg, "cancelled"));
+}
+
+static void test_retry(void **state)
+{
+    fixture *f = *state;
+    cs_policy pol = cs_synth_meta("x").policy;
+    cs_store_filter flt = {0};
+    cs_store_claim a, b, c;
+    cs_store_job j;
+    cs_err err = {0};
+    cs_job_state next;
+    size_t n = 0;
+    int64_t sid;
+
+    pol.max_attempts = 1;
+    sid = submit_n(f->s, "s", 0, 2, &pol, false, NULL);
+    a = claim_ok(f->s, "wa", T0);
+    b = claim_ok(f->s, "wb", T0);
+    assert_int_equal(cs_store_fail(f->s, a.job_id, 1, "x", NULL, T0, &next, &err), CS_OK);
+    assert_int_equal(next, CS_JOB_FAILED);
+    assert_int_equal(cs_store_reap(f->s, T0 + LEASE + 1, NULL, &err), CS_OK);
+    job_state_is(f->s, b.job_id, CS_JOB_LOST);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM sweep WHERE state = 'done'"), 1);
+
+    flt.sweep_id = sid;
+    flt.states = CS_JOB_MASK(CS_JOB_DONE);
+    assert_int_equal(cs_store_retry(f->s, &flt, T0, &n, &err), CS_EINVAL);
+    flt.states = CS_JOB_MASK(CS_JOB_FAILED);
+    assert_int_equal(cs_store_retry(f->s, &flt, T0 + LEASE + 2, &n, &err), CS_OK);
+    assert_int_equal(n, 1);
+    job_state_is(f->s, a.job_id, CS_JOB_QUEUED);
+    job_state_is(f->s, b.job_id, CS_JOB_LOST);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM sweep WHERE state = 'active'"), 1);
+    flt.states = CS_JOB_MASK(CS_JOB_LOST);
+    assert_int_equal(cs_store_retry(f->s, &flt, T0 + LEASE + 2, &n, &err), CS_OK);
+    assert_int_equal(n, 1);
+    /* Fresh attempts: attempt numbers keep growing, the budget is renewed. */
+    c = claim_ok(f->s, WORKER, T0 + LEASE + 3);
+    assert_int_equal(c.attempt, 2);
+    assert_int_equal(cs_store_job_get(f->s, c.job_id, &j, &err), CS_OK);
+    assert_int_equal(j.max_attempts, 2);
+    cs_store_job_fini(&j);
+    cs_store_claim_fini(&a);
+    cs_store_claim_fini(&b);
+    cs_store_claim_fini(&c);
+}
+
+static void test_extend(void **state)
+{
+    fixture *f = *state;
+    cs_store_submit_counts c;
+    cs_store_claim cl;
+    cs_sweep_meta m = cs_synth_meta("s");
+    cs_synth g;
+    cs_err err = {0};
+    int64_t sid = submit_n(f->s, "s", 0, 2, NULL, false, NULL);
+
+    cl = claim_ok(f->s, WORKER, T0);
+    complete(f->s, &cl, T0);
+    cs_store_claim_fini(&cl);
+    cl = claim_ok(f->s, WORKER, T0);
+    complete(f->s, &cl, T0);
+    cs_store_claim_fini(&cl);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM sweep WHERE state = 'done'"), 1);
+
+    /* 0..1 exist (done), 2..4 are new. */
+    cs_synth_init(&g, 0, 5);
+    m.spec = "{\"synthetic\":2}";
+    assert_int_equal(cs_store_extend(f->s, sid, &m, cs_synth_next, &g, false, T0 + 5, &c, &err),
+                     CS_OK);
+    assert_int_equal(c.existing, 2);
+    assert_int_equal(c.inserted, 3);
+    assert_int_equal(c.queued, 3);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE state = 'done' AND attempt = 1"),
+                     2);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM sweep WHERE state = 'active' AND spec = "
+                                 "'{\"synthetic\":2}'"),
+                     1);
+    assert_int_equal(cs_store_extend(f->s, 99, NULL, cs_synth_next, &g, false, T0, &c, &err),
+                     CS_ENOENT);
+}
+
+static void test_on_failure_stop(void **state)
+{
+    fixture *f = *state;
+    cs_policy pol = cs_synth_meta("x").policy;
+    cs_store_claim c;
+    cs_err err = {0};
+    cs_job_state next;
+
+    pol.max_attempts = 2;
+    pol.stop_on_failure = true;
+    submit_n(f->s, "s", 0, 3, &pol, false, NULL);
+    c = claim_ok(f->s, WORKER, T0);
+    /* A retryable failure does not stop the sweep; the final one does. */
+    assert_int_equal(cs_store_fail(f->s, c.job_id, 1, "x", NULL, T0, &next, &err), CS_OK);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM sweep WHERE state = 'active'"), 1);
+    cs_store_claim_fini(&c);
+    assert_int_equal(cs_store_reap(f->s, T0 + 3600 * 1000, NULL, &err), CS_OK);
+    c = claim_ok(f->s, WORKER, T0 + 3600 * 1000);
+    assert_int_equal(c.attempt, 2);
+    assert_int_equal(cs_store_fail(f->s, c.job_id, 2, "x", NULL, T0, &next, &err), CS_OK);
+    assert_int_equal(next, CS_JOB_FAILED);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM sweep WHERE state = 'paused'"), 1);
+    cs_store_claim_fini(&c);
+    assert_int_equal(claim_rc(f->s, WORKER, T0 + 3600 * 1000, &c), CS_ENOENT);
+}
+
+/* ---- scheduling -------------------------------------------------------------------------------
+ */
+
+static void test_max_running(void **state)
+{
+    fixture *f = *state;
+    cs_policy pol = cs_synth_meta("x").policy;
+    cs_store_claim c[3];
+    char w[8];
+
+    pol.max_running = 2;
+    submit_n(f->s, "s", 0, 5, &pol, false, NULL);
+    for (int i = 0; i < 2; i++) {
+        snprintf(w, sizeof(w), "w%d", i);
+        c[i] = claim_ok(f->s, w, T0);
+    }
+    assert_int_equal(claim_rc(f->s, "w2", T0, &c[2]), CS_ENOENT);
+    complete(f->s, &c[0], T0);
+    c[2] = claim_ok(f->s, "w2", T0);
+    for (int i = 0; i < 3; i++) {
+        cs_store_claim_fini(&c[i]);
+    }
+}
+
+static void test_priority_and_fair_share(void **state)
+{
+    fixture *f = *state;
+    cs_policy pol = cs_synth_meta("x").policy;
+    int64_t lo, hi, a, b;
+    char w[16];
+    int from_a = 0, from_b = 0;
+
+    lo = submit_n(f->s, "lo", 0, 3, &pol, false, NULL);
+    pol.priority = 5;
+    hi = submit_n(f->s, "hi", 100, 3, &pol, false, NULL);
+    for (int i = 0; i < 3; i++) {
+        cs_store_claim c;
+        snprintf(w, sizeof(w), "p%d", i);
+        c = claim_ok(f->s, w, T0);
+        assert_int_equal(c.sweep_id, hi);
+        cs_store_claim_fini(&c);
+    }
+    {
+        cs_store_claim c = claim_ok(f->s, "p9", T0);
+        assert_int_equal(c.sweep_id, lo);
+        cs_store_claim_fini(&c);
+    }
+    /* Two sweeps of equal priority share the workers: the one with fewer running goes first. */
+    pol.priority = 10;
+    a = submit_n(f->s, "a", 200, 20, &pol, false, NULL);
+    b = submit_n(f->s, "b", 300, 20, &pol, false, NULL);
+    for (int i = 0; i < 10; i++) {
+        cs_store_claim c;
+        snprintf(w, sizeof(w), "f%d", i);
+        c = claim_ok(f->s, w, T0);
+        from_a += c.sweep_id == a;
+        from_b += c.sweep_id == b;
+        cs_store_claim_fini(&c);
+        assert_true(abs(from_a - from_b) <= 1);
+    }
+    assert_int_equal(from_a, 5);
+    assert_int_equal(from_b, 5);
+    /* Inside a sweep: FIFO. */
+    assert_int_equal(q_int(f->s, "SELECT max(id) FROM job WHERE sweep_id = 3 AND state = "
+                                 "'running'") < q_int(f->s, "SELECT min(id) FROM job WHERE "
+                                                            "sweep_id = 3 AND state = 'queued'"),
+                     1);
+}
+
+static void test_caps_matching(void **state)
+{
+    fixture *f = *state;
+    cs_sweep_meta m = cs_synth_meta("big");
+    cs_store_caps caps = caps_of("w");
+    cs_store_claim c = {0};
+    cs_synth g;
+    cs_err err = {0};
+
+    cs_synth_init(&g, 0, 1);
+    g.model = "models/big";
+    g.mem_mb = 8000;
+    assert_int_equal(cs_store_submit(f->s, &m, cs_synth_next, &g, false, T0, NULL, &err), CS_OK);
+    cs_synth_init(&g, 10, 1);
+    g.exec = true;
+    m.name = "exec";
+    assert_int_equal(cs_store_submit(f->s, &m, cs_synth_next, &g, false, T0, NULL, &err), CS_OK);
+
+    caps.mem_mb = 4000;
+    assert_int_equal(cs_store_claim_job(f->s, &caps, LEASE, T0, &c, &err), CS_ENOENT);
+    caps.mem_mb = 16000;
+    caps.models = "[\"models/small\"]";
+    assert_int_equal(cs_store_claim_job(f->s, &caps, LEASE, T0, &c, &err), CS_ENOENT);
+    caps.models = "[\"models/small\",\"models/big\"]";
+    assert_int_equal(cs_store_claim_job(f->s, &caps, LEASE, T0, &c, &err), CS_OK);
+    assert_non_null(strstr(c.config, "models/big"));
+    cs_store_claim_fini(&c);
+    /* The exec job needs an exec-capable worker. */
+    caps.worker = "w2";
+    caps.models = NULL;
+    assert_int_equal(cs_store_claim_job(f->s, &caps, LEASE, T0, &c, &err), CS_ENOENT);
+    caps.exec = true;
+    assert_int_equal(cs_store_claim_job(f->s, &caps, LEASE, T0, &c, &err), CS_OK);
+    assert_non_null(strstr(c.config, "\"exec\""));
+    cs_store_claim_fini(&c);
+    caps.worker = NULL;
+    assert_int_equal(cs_store_claim_job(f->s, &caps, LEASE, T0, &c, &err), CS_EINVAL);
+}
+
+/* ---- group commit and events -------------------------------------------------------------------
+ */
+
+static void test_group_commit(void **state)
+{
+    fixture *f = *state;
+    cs_store_claim c[10];
+    cs_store *ro = NULL;
+    cs_err err = {0};
+    bool cancel;
+    char w[8];
+
+    submit_n(f->s, "s", 0, 20, NULL, false, NULL);
+    assert_int_equal(cs_store_open_ro(f->path, &ro, &err), CS_OK);
+    assert_int_equal(cs_store_begin(f->s, &err), CS_OK);
+    assert_true(cs_store_in_batch(f->s));
+    assert_int_equal(cs_store_begin(f->s, &err), CS_ESTATE);
+    for (int i = 0; i < 10; i++) {
+        snprintf(w, sizeof(w), "w%d", i);
+        c[i] = claim_ok(f->s, w, T0);
+    }
+    /* An operation that fails inside the batch leaves the rest alone. */
+    assert_int_equal(cs_store_heartbeat(f->s, c[0].job_id, 9, LEASE, NULL, T0, &cancel, &err),
+                     CS_ESTALE);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE state = 'running'"), 10);
+    /* Nothing is visible to a reader before the commit. */
+    assert_int_equal(q_int(ro, "SELECT count(*) FROM job WHERE state = 'running'"), 0);
+    cs_store_rollback(f->s);
+    assert_false(cs_store_in_batch(f->s));
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE state = 'running'"), 0);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM attempt"), 0);
+    for (int i = 0; i < 10; i++) {
+        cs_store_claim_fini(&c[i]);
+    }
+
+    assert_int_equal(cs_store_begin(f->s, &err), CS_OK);
+    for (int i = 0; i < 10; i++) {
+        snprintf(w, sizeof(w), "w%d", i);
+        c[i] = claim_ok(f->s, w, T0);
+    }
+    for (int i = 0; i < 5; i++) {
+        complete(f->s, &c[i], T0 + 1);
+    }
+    assert_int_equal(cs_store_commit(f->s, &err), CS_OK);
+    assert_int_equal(cs_store_commit(f->s, &err), CS_ESTATE);
+    assert_int_equal(q_int(ro, "SELECT count(*) FROM job WHERE state = 'running'"), 5);
+    assert_int_equal(q_int(ro, "SELECT count(*) FROM job WHERE state = 'done'"), 5);
+    for (int i = 0; i < 10; i++) {
+        cs_store_claim_fini(&c[i]);
+    }
+    cs_store_close(ro);
+}
+
+static void test_every_transition_logged(void **state)
+{
+    fixture *f = *state;
+    cs_policy pol = cs_synth_meta("x").policy;
+    cs_store_claim c;
+    cs_err err = {0};
+    cs_job_state next;
+
+    pol.backoff_base_s = 1;
+    submit_n(f->s, "s", 0, 1, &pol, false, NULL);
+    c = claim_ok(f->s, WORKER, T0);
+    assert_int_equal(cs_store_fail(f->s, c.job_id, 1, "x", NULL, T0 + 10, &next, &err), CS_OK);
+    assert_int_equal(cs_store_reap(f->s, T0 + 2000, NULL, &err), CS_OK);
+    cs_store_claim_fini(&c);
+    c = claim_ok(f->s, WORKER, T0 + 2001);
+    complete(f->s, &c, T0 + 3000);
+    cs_store_claim_fini(&c);
+    /* queued->running, running->retry_wait, retry_wait->queued, queued->running, running->done */
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job_event WHERE job_id = 1"), 5);
+    assert_int_equal(q_int(f->s, "SELECT group_concat(to_state, ',') = "
+                                 "'running,retry_wait,queued,running,done' FROM "
+                                 "(SELECT to_state FROM job_event WHERE job_id = 1 ORDER BY id)"),
+                     1);
+    assert_int_equal(q_int(f->s, "SELECT time FROM job_event WHERE job_id = 1 AND to_state = "
+                                 "'done'"),
+                     T0 + 3000);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job_event WHERE job_id IS NULL AND "
+                                 "to_state = 'done'"),
+                     1);
+    assert_int_equal(cs_store_worker_seen(f->s, WORKER, "h", "{\"gpus\":1}", T0, &err), CS_OK);
+    assert_int_equal(cs_store_worker_seen(f->s, WORKER, NULL, NULL, T0 + 5, &err), CS_OK);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM worker WHERE host = 'h' AND last_seen = "
+                                 "1700000000005 AND first_seen = 1700000000000"),
+                     1);
+    assert_int_equal(q_int(f->s, "PRAGMA integrity_check") == -1, 0);
+}
+
+static void test_state_names(void **state)
+{
+    cs_job_state st;
+    cs_err err = {0};
+    (void)state;
+    for (int i = 0; i < CS_JOB_NSTATES; i++) {
+        assert_int_equal(cs_job_state_parse(cs_job_state_name((cs_job_state)i), &st, &err), CS_OK);
+        assert_int_equal(st, i);
+    }
+    assert_int_equal(cs_job_state_parse("zombie", &st, &err), CS_EINVAL);
+    assert_non_null(strstr(err.msg, "zombie"));
+    assert_string_equal(cs_sweep_state_name(CS_SWEEP_PAUSED), "paused");
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+            T(test_migrate_and_reopen),
+            T(test_refuse_newer_db),
+            T(test_ro_refuses_unmigrated),
+            T(test_submit_counts),
+            T(test_submit_is_atomic),
+            T(test_claim_and_fencing),
+            T(test_lease_expiry),
+            T(test_lost_vs_failed),
+            T(test_backoff),
+            T(test_result_idempotent),
+            T(test_cached_reuse_and_force),
+            T(test_cancel),
+            T(test_cancel_on_expiry),
+            T(test_pause_resume),
+            T(test_retry),
+            T(test_extend),
+            T(test_on_failure_stop),
+            T(test_max_running),
+            T(test_priority_and_fair_share),
+            T(test_caps_matching),
+            T(test_group_commit),
+            T(test_every_transition_logged),
+            cmocka_unit_test(test_state_names),
+    };
+    return CS_RUN_TESTS(tests);
+}

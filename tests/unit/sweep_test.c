@@ -1,0 +1,314 @@
+/* sweep_test.c - sweep file validation: every broken file in tests/data/sweeps-bad/NAME.json gives
+ * the messages listed in NAME.expected (each line must appear; the error and warning counts must
+ * match), defaults of the references are filled in, and the sweeps shipped in sweeps/ are valid. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include "cs_alloc.h"
+#include "cs_expand.h"
+#include "cs_path.h"
+#include "cs_sweep.h"
+#include "cs_test.h"
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Names (without ".json") of the JSON files in dir, sorted; owned. */
+static size_t list_json(const char *dir_path, char **names, size_t cap)
+{
+    DIR *dir = opendir(dir_path);
+    struct dirent *de;
+    size_t n = 0;
+    assert_non_null(dir);
+    while ((de = readdir(dir)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len > 5 && strcmp(de->d_name + len - 5, ".json") == 0 && n < cap) {
+            names[n++] = cs_strndup(de->d_name, len - 5);
+        }
+    }
+    closedir(dir);
+    qsort(names, n, sizeof(*names), cmp_str);
+    return n;
+}
+
+static void check_bad(const char *name)
+{
+    char json_path[512], exp_path[512];
+    char *expected = NULL, *line, *next;
+    size_t want_errors = 0, want_warnings = 0;
+    cs_sweep *s = NULL;
+    cs_diags d;
+    cs_err err = {0};
+    cs_buf out = {0};
+    cs_rc rc;
+
+    snprintf(json_path, sizeof(json_path), "tests/data/sweeps-bad/%s.json", name);
+    snprintf(exp_path, sizeof(exp_path), "tests/data/sweeps-bad/%s.expected", name);
+    if (cs_path_read_file(exp_path, 0, &expected, NULL, &err) != CS_OK) {
+        fail_msg("%s: %s", name, err.msg);
+    }
+    cs_diags_init(&d);
+    rc = cs_sweep_load(json_path, &s, &d, &err);
+    assert_null(s);
+    assert_true(rc == CS_ESCHEMA || rc == CS_EPARSE);
+    assert_int_equal(cs_diags_format(&d, NULL, NULL, &out), CS_OK);
+    for (line = expected; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) {
+            *next++ = '\0';
+        }
+        if (*line == '\0') {
+            continue;
+        }
+        want_errors += strncmp(line, "error: ", 7) == 0;
+        want_warnings += strncmp(line, "warning: ", 9) == 0;
+        if (!out.data || !strstr(out.data, line)) {
+            fail_msg("%s: expected the line\n  %s\nin\n%s", name, line,
+                     out.data ? out.data : "(nothing)");
+        }
+    }
+    if (d.n_errors != want_errors || d.n_warnings != want_warnings) {
+        fail_msg("%s: %zu errors and %zu warnings, expected %zu and %zu:\n%s", name, d.n_errors,
+                 d.n_warnings, want_errors, want_warnings, out.data ? out.data : "");
+    }
+    assert_true(want_errors > 0);
+    /* err carries the first error and the count. */
+    assert_true(err.msg[0] != '\0');
+    cs_buf_fini(&out);
+    cs_diags_fini(&d);
+    free(expected);
+}
+
+static void test_bad_sweeps(void **state)
+{
+    char *names[128];
+    size_t n = list_json("tests/data/sweeps-bad", names, 128);
+    (void)state;
+    assert_true(n >= 25);
+    for (size_t i = 0; i < n; i++) {
+        check_bad(names[i]);
+        free(names[i]);
+    }
+}
+
+static const char header[] =
+        "{\"name\":\"d\",\"models\":{\"m\":{\"folder\":\"tests/data\"}},"
+        "\"data\":{\"sources\":{\"c4\":{\"kind\":\"jsonl\",\"path\":\"c4.jsonl\"},"
+        "\"arc_train\":{\"kind\":\"task\",\"path\":\"arc-train.jsonl\"}},"
+        "\"eval\":{\"default\":{\"tasks\":{\"arc\":{\"path\":\"arc.jsonl\"}}}}},";
+
+static cs_sweep *parse_with(const char *rest, cs_diags *d)
+{
+    cs_buf b = {0};
+    cs_sweep *s = NULL;
+    cs_err err = {0};
+    cs_rc rc;
+    assert_int_equal(cs_buf_puts(&b, header), CS_OK);
+    assert_int_equal(cs_buf_puts(&b, rest), CS_OK);
+    rc = cs_sweep_parse(b.data, b.len, "inline", &s, d, &err);
+    if (rc != CS_OK) {
+        cs_diags_print(d, NULL, "inline", stderr);
+    }
+    assert_int_equal(rc, CS_OK);
+    cs_buf_fini(&b);
+    return s;
+}
+
+static const cs_axis *axis(const cs_sweep *s, cs_axis_kind k)
+{
+    return &s->axes[s->mission[k]];
+}
+
+/* Written by hand from shared/specs: the references' defaults. */
+static void test_defaults_filled(void **state)
+{
+    cs_diags d;
+    cs_sweep *s;
+    const cs_axis *a, *sel;
+    (void)state;
+    cs_diags_init(&d);
+    s = parse_with("\"grid\":{\"algorithm\":[\"gptq\",\"awq\",\"rtn\",\"smoothquant\","
+                   "\"sparsegpt\",\"wanda\",\"none\"],"
+                   "\"selector\":[\"random\",\"self_calibration\",\"self_gen\",\"zipcal\","
+                   "\"cola\",\"acdm\",\"ppl_rank\",\"covercal\"]}}",
+                   &d);
+    assert_int_equal(d.len, 0);
+    a = axis(s, CS_AXIS_ALGORITHM);
+    assert_int_equal(a->n, 7);
+    assert_string_equal(a->values[0].canon,
+                        "{\"act_order\":true,\"bits\":4,\"block_size\":128,\"damp\":0.01,"
+                        "\"group_size\":128,\"name\":\"gptq\",\"static_groups\":false,\"sym\":true,"
+                        "\"true_sequential\":true}");
+    assert_string_equal(a->values[1].canon,
+                        "{\"bits\":4,\"clip\":true,\"duo_scaling\":true,\"group_size\":128,"
+                        "\"n_grid\":20,\"name\":\"awq\",\"zero_point\":true}");
+    assert_string_equal(a->values[2].canon,
+                        "{\"bits\":4,\"grid\":\"awq\",\"group_size\":128,\"name\":\"rtn\","
+                        "\"sym\":false}");
+    assert_string_equal(a->values[3].canon,
+                        "{\"act_bits\":8,\"alpha\":0.5,\"bits\":8,\"damp\":0.01,"
+                        "\"name\":\"smoothquant\",\"weights\":\"rtn\"}");
+    assert_string_equal(a->values[5].canon,
+                        "{\"name\":\"wanda\",\"pattern\":\"unstructured\",\"sparsity\":0.5}");
+    assert_string_equal(a->values[6].canon, "{\"name\":\"none\"}");
+    assert_true(a->values[2].flags & CS_VAL_NO_CALIB);
+    assert_true(a->values[6].flags & CS_VAL_NONE);
+    assert_false(a->values[0].flags & CS_VAL_NO_CALIB);
+    sel = axis(s, CS_AXIS_SELECTOR);
+    assert_string_equal(sel->values[1].canon, "{\"n_sched\":10,\"name\":\"self_calibration\","
+                                              "\"t_final\":1,\"t_init\":1}");
+    assert_true(sel->values[1].flags & CS_VAL_NO_SOURCE);
+    assert_string_equal(sel->values[2].canon,
+                        "{\"name\":\"self_gen\",\"ppl_quantile\":0.8,\"prefix_texts\":5000,"
+                        "\"prefix_tokens\":2,\"repetition_penalty\":1.2,\"temperature\":0.6,"
+                        "\"top_k\":50,\"top_p\":0.95}");
+    assert_string_equal(sel->values[4].canon, "{\"max_iter\":300,\"n_init\":10,\"name\":\"cola\","
+                                              "\"proj_dim\":64,\"tol\":0.0001}");
+    assert_string_equal(sel->values[5].canon,
+                        "{\"mode\":\"quota\",\"n_ref\":64,\"name\":\"acdm\",\"reference\":"
+                        "[{\"kind\":\"task\",\"path\":\"arc-train.jsonl\"}],\"stat\":\"mean\"}");
+    /* Implicit mission axes and their defaults. */
+    assert_true(axis(s, CS_AXIS_N_SAMPLES)->implicit);
+    assert_int_equal(axis(s, CS_AXIS_N_SAMPLES)->values[0].num, 128);
+    assert_int_equal(axis(s, CS_AXIS_SEQ_LEN)->values[0].num, 2048);
+    assert_int_equal(axis(s, CS_AXIS_SEED)->values[0].num, 0);
+    assert_string_equal(axis(s, CS_AXIS_SOURCE)->values[0].text, "c4"); /* the only corpus */
+    assert_string_equal(axis(s, CS_AXIS_MODEL)->values[0].text, "m");
+    /* Policy defaults. */
+    assert_int_equal(s->policy.max_attempts, 3);
+    assert_true(s->policy.backoff_base_s == 30.0);
+    assert_true(s->policy.backoff_max_s == 3600.0);
+    assert_int_equal(s->policy.timeout_s, 0);
+    assert_false(s->policy.stop_on_failure);
+    cs_sweep_destroy(s);
+    cs_diags_fini(&d);
+}
+
+static void test_policy_and_meta(void **state)
+{
+    cs_diags d;
+    cs_sweep *s;
+    cs_sweep_meta meta;
+    (void)state;
+    cs_diags_init(&d);
+    s = parse_with("\"grid\":{\"algorithm\":[\"rtn\"]},\"policy\":{\"max_attempts\":5,"
+                   "\"backoff_s\":2,\"backoff_max_s\":60,\"timeout_s\":900,\"priority\":-3,"
+                   "\"max_running\":4,\"on_failure\":\"stop\"},\"tags\":[\"a\",\"b\"],"
+                   "\"description\":\"text\"}",
+                   &d);
+    cs_sweep_get_meta(s, &meta);
+    assert_string_equal(meta.name, "d");
+    assert_int_equal(strlen(meta.spec_hash), 64);
+    assert_non_null(strstr(meta.spec, "\"max_running\":4"));
+    assert_int_equal(meta.policy.max_attempts, 5);
+    assert_true(meta.policy.backoff_base_s == 2.0);
+    assert_true(meta.policy.backoff_max_s == 60.0);
+    assert_int_equal(meta.policy.timeout_s, 900);
+    assert_int_equal(meta.policy.priority, -3);
+    assert_int_equal(meta.policy.max_running, 4);
+    assert_true(meta.policy.stop_on_failure);
+    assert_int_equal(s->n_tags, 2);
+    assert_string_equal(s->description, "text");
+    assert_non_null(cs_sweep_find_model(s, "m"));
+    assert_null(cs_sweep_find_model(s, "x"));
+    cs_sweep_destroy(s);
+    cs_diags_fini(&d);
+}
+
+static void test_folder_warning_only(void **state)
+{
+    static const char text[] =
+            "{\"name\":\"w\",\"models\":{\"gone\":{\"folder\":\"no/such/dir\",\"requires\":"
+            "{\"mem_mb\":512,\"gpus\":1}}},"
+            "\"data\":{\"sources\":{\"c4\":{\"kind\":\"jsonl\",\"path\":\"c4.jsonl\"}},"
+            "\"eval\":{\"default\":{\"tasks\":{\"arc\":{\"path\":\"arc.jsonl\"}}}}},"
+            "\"grid\":{\"algorithm\":[\"gptq\"]}}";
+    cs_diags d;
+    cs_sweep *s = NULL;
+    cs_err err = {0};
+    cs_buf out = {0};
+    (void)state;
+    cs_diags_init(&d);
+    assert_int_equal(cs_sweep_parse(text, strlen(text), "w", &s, &d, &err), CS_OK);
+    assert_int_equal(d.n_errors, 0);
+    assert_int_equal(d.n_warnings, 1);
+    assert_int_equal(cs_diags_format(&d, NULL, NULL, &out), CS_OK);
+    assert_string_equal(out.data, "warning: models.gone: folder does not exist: no/such/dir\n");
+    assert_int_equal(s->models[0].mem_mb, 512);
+    assert_int_equal(s->models[0].gpus, 1);
+    cs_buf_fini(&out);
+    cs_sweep_destroy(s);
+    cs_diags_fini(&d);
+}
+
+static void test_extra_axis_near_mission_name_warns(void **state)
+{
+    cs_diags d;
+    cs_sweep *s;
+    cs_buf out = {0};
+    (void)state;
+    cs_diags_init(&d);
+    s = parse_with("\"grid\":{\"algorithm\":[\"gptq\"],\"n_sample\":[16,32]}}", &d);
+    assert_int_equal(d.n_warnings, 1);
+    assert_int_equal(cs_diags_format(&d, NULL, NULL, &out), CS_OK);
+    assert_non_null(strstr(out.data, "grid.n_sample: not a mission axis: passed to the job as an "
+                                     "extra axis (did you mean \"n_samples\"?)"));
+    cs_buf_fini(&out);
+    cs_sweep_destroy(s);
+    cs_diags_fini(&d);
+}
+
+/* The sweeps shipped in sweeps/ validate (warnings allowed: the testbed may not be built) and
+ * expand under the default limit. */
+static void test_shipped_sweeps(void **state)
+{
+    char *names[64];
+    char path[512];
+    size_t n = list_json("sweeps", names, 64);
+    (void)state;
+    assert_true(n >= 2);
+    for (size_t i = 0; i < n; i++) {
+        cs_diags d;
+        cs_sweep *s = NULL;
+        cs_expander *e = NULL;
+        cs_err err = {0};
+        cs_rc rc;
+        cs_diags_init(&d);
+        snprintf(path, sizeof(path), "sweeps/%s.json", names[i]);
+        rc = cs_sweep_load(path, &s, &d, &err);
+        if (rc != CS_OK) {
+            cs_diags_print(&d, NULL, path, stderr);
+            fail_msg("%s: %s", path, err.msg);
+        }
+        assert_int_equal(d.n_errors, 0);
+        assert_int_equal(cs_expand_create(s, NULL, &e, &err), CS_OK);
+        cs_expand_destroy(e);
+        cs_sweep_destroy(s);
+        cs_diags_fini(&d);
+        free(names[i]);
+    }
+}
+
+int main(void)
+{
+    const char *src = getenv("CS_SOURCE_DIR");
+    const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_bad_sweeps),
+            cmocka_unit_test(test_defaults_filled),
+            cmocka_unit_test(test_policy_and_meta),
+            cmocka_unit_test(test_folder_warning_only),
+            cmocka_unit_test(test_extra_axis_near_mission_name_warns),
+            cmocka_unit_test(test_shipped_sweeps),
+    };
+    if (!src || chdir(src) != 0) {
+        fprintf(stderr, "sweep_test: CS_SOURCE_DIR must name the source tree\n");
+        return 1;
+    }
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
