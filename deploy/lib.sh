@@ -39,6 +39,7 @@ cs_build() {
     fi
     cs_say "building $dir"
     # ninja prints only what failed (and warnings) when quiet is not possible; keep its errors.
-    ninja -C "$CS_ROOT/$dir" | grep -vE '^\[[0-9]+/[0-9]+\] ' >&2
-    return "${PIPESTATUS[0]}"
+    local rc=0
+    ninja -C "$CS_ROOT/$dir" > >(grep -vE '^(\[[0-9]+/[0-9]+\] |ninja: (Entering|Leaving) directory|ninja: no work to do)' >&2 || true) || rc=$?
+    return $rc
 }

@@ -65,6 +65,10 @@ run_build() { # run_build DIR CC [meson options...]
 }
 
 run_build build gcc
+demo() { # the README's main command must keep working at every commit
+    deploy/run-demo.sh > build/meson-logs/demo.txt 2>&1 || { tail -n 20 build/meson-logs/demo.txt; return 1; }
+}
+[ -f build/build.ninja ] && check "deploy/run-demo.sh (log: build/meson-logs/demo.txt)" demo
 if [ $quick -eq 0 ]; then
     run_build build-asan clang -Db_sanitize=address,undefined -Db_lundef=false -Dfuzz=true
 fi
