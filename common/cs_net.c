@@ -1,0 +1,360 @@
+/* cs_net.c - see cs_net.h. */
+#include "cs_net.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
+#include <sys/stat.h>
+
+#include "cs_alloc.h"
+#include "cs_path.h"
+
+#define PEM_MAX ((size_t)1 << 20)
+
+static const char *const endpoint_env[] = {"CALSWEEP_WORK", "CALSWEEP_CONTROL"};
+static const char *const endpoint_file[] = {"work.sock", "control.sock"};
+
+cs_rc cs_net_default_url(cs_net_endpoint which, char **out, cs_err *err)
+{
+    *out = NULL;
+    if ((unsigned)which > CS_NET_CONTROL)
+        return cs_err_set(err, CS_EINVAL, 0, "unknown endpoint %d", (int)which);
+    const char *env = getenv(endpoint_env[which]);
+    if (env != NULL && env[0] != '\0') {
+        *out = cs_strdup(env);
+        return *out ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "%s", endpoint_env[which]);
+    }
+    char *dir = NULL, *path = NULL;
+    cs_rc rc = cs_path_runtime_dir(&dir, err);
+    if (rc == CS_OK)
+        rc = cs_path_join(dir, endpoint_file[which], &path, err);
+    if (rc == CS_OK) {
+        size_t n = strlen(path) + sizeof "ipc://";
+        *out = malloc(n);
+        if (*out == NULL)
+            rc = cs_err_set(err, CS_ENOMEM, 0, "endpoint URL");
+        else
+            snprintf(*out, n, "ipc://%s", path);
+    }
+    free(path);
+    free(dir);
+    return rc;
+}
+
+typedef enum scheme { SCHEME_IPC, SCHEME_TCP, SCHEME_TLS, SCHEME_OTHER } scheme;
+
+static scheme url_scheme(const char *url, const char **rest)
+{
+    static const struct {
+        const char *prefix;
+        scheme s;
+    } known[] = {{"ipc://", SCHEME_IPC}, {"tcp://", SCHEME_TCP}, {"tls+tcp://", SCHEME_TLS}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        size_t n = strlen(known[i].prefix);
+        if (strncmp(url, known[i].prefix, n) == 0) {
+            *rest = url + n;
+            return known[i].s;
+        }
+    }
+    *rest = url;
+    return SCHEME_OTHER;
+}
+
+/* Copies the host part of "host:port" or "[v6]:port" into buf; "" for a wildcard. */
+static void url_host(const char *rest, char *buf, size_t cap)
+{
+    size_t n;
+    if (rest[0] == '[') {
+        const char *end = strchr(rest, ']');
+        rest++;
+        n = end ? (size_t)(end - rest) : strlen(rest);
+    } else {
+        const char *colon = strrchr(rest, ':');
+        n = colon ? (size_t)(colon - rest) : strlen(rest);
+    }
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(buf, rest, n);
+    buf[n] = '\0';
+}
+
+static bool host_is_loopback(const char *host)
+{
+    return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+           strcmp(host, "::1") == 0;
+}
+
+static bool tls_complete(const cs_net_tls *tls)
+{
+    return tls != NULL && tls->cert != NULL && tls->key != NULL && tls->ca != NULL;
+}
+
+cs_rc cs_net_check_listen(const char *url, bool have_token, const cs_net_tls *tls, bool insecure,
+                          cs_err *err)
+{
+    const char *rest;
+    char host[256];
+    switch (url_scheme(url, &rest)) {
+    case SCHEME_IPC:
+        if (rest[0] != '/')
+            return cs_err_set(err, CS_EINVAL, 0, "%s: an ipc:// endpoint needs an absolute path",
+                              url);
+        return CS_OK;
+    case SCHEME_TLS:
+        if (!tls_complete(tls))
+            return cs_err_set(err, CS_EAUTH, 0,
+                              "%s: tls+tcp:// needs --tls-cert, --tls-key and --tls-ca", url);
+        return CS_OK;
+    case SCHEME_TCP:
+        url_host(rest, host, sizeof host);
+        if (host_is_loopback(host) || have_token || insecure)
+            return CS_OK;
+        return cs_err_set(err, CS_EAUTH, 0,
+                          "%s: refusing to listen on a non-loopback address without "
+                          "authentication; add --token-file, use tls+tcp:// with --tls-cert/"
+                          "--tls-key/--tls-ca, or pass --insecure",
+                          url);
+    case SCHEME_OTHER:
+        break;
+    }
+    return cs_err_set(err, CS_EINVAL, 0,
+                      "%s: unknown endpoint scheme (expected ipc://, tcp:// or tls+tcp://)", url);
+}
+
+static cs_rc nng_fail(cs_err *err, int rv, const char *what, const char *url)
+{
+    cs_rc rc = rv == NNG_ETIMEDOUT ? CS_ETIMEDOUT : rv == NNG_ENOMEM ? CS_ENOMEM : CS_ENET;
+    return cs_err_set(err, rc, rv, "%s %s: %s", what, url, nng_strerror(rv));
+}
+
+/* A TLS config from the files of tls; server: require the peer's certificate. */
+static cs_rc tls_config(const cs_net_tls *tls, bool server, const char *host, nng_tls_config **out,
+                        cs_err *err)
+{
+    char *cert = NULL, *key = NULL, *ca = NULL;
+    nng_tls_config *cfg = NULL;
+    cs_rc rc = CS_OK;
+    int rv;
+    *out = NULL;
+    if (server && !tls_complete(tls))
+        return cs_err_set(err, CS_EAUTH, 0, "TLS needs a certificate, a key and a CA");
+    if (tls->ca == NULL)
+        return cs_err_set(err, CS_EAUTH, 0, "TLS needs --tls-ca to check the peer");
+    if ((tls->cert == NULL) != (tls->key == NULL))
+        return cs_err_set(err, CS_EINVAL, 0, "--tls-cert and --tls-key go together");
+    if ((rc = cs_path_read_file(tls->ca, PEM_MAX, &ca, NULL, err)) != CS_OK)
+        goto cleanup;
+    if (tls->cert != NULL &&
+        ((rc = cs_path_read_file(tls->cert, PEM_MAX, &cert, NULL, err)) != CS_OK ||
+         (rc = cs_path_read_file(tls->key, PEM_MAX, &key, NULL, err)) != CS_OK))
+        goto cleanup;
+    if ((rv = nng_tls_config_alloc(&cfg, server ? NNG_TLS_MODE_SERVER : NNG_TLS_MODE_CLIENT))) {
+        rc = nng_fail(err, rv, "TLS config for", host ? host : "listener");
+        goto cleanup;
+    }
+    if ((rv = nng_tls_config_ca_chain(cfg, ca, NULL)) != 0) {
+        rc = cs_err_set(err, CS_EAUTH, rv, "%s: not a usable CA certificate: %s", tls->ca,
+                        nng_strerror(rv));
+        goto cleanup;
+    }
+    if (cert != NULL && (rv = nng_tls_config_own_cert(cfg, cert, key, NULL)) != 0) {
+        rc = cs_err_set(err, CS_EAUTH, rv, "%s, %s: not a usable certificate and key: %s",
+                        tls->cert, tls->key, nng_strerror(rv));
+        goto cleanup;
+    }
+    if ((rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
+        (host != NULL && host[0] != '\0' && (rv = nng_tls_config_server_name(cfg, host)) != 0)) {
+        rc = nng_fail(err, rv, "TLS config for", host ? host : "listener");
+        goto cleanup;
+    }
+    *out = cfg;
+    cfg = NULL;
+cleanup:
+    if (cfg != NULL)
+        nng_tls_config_free(cfg);
+    free(cert);
+    free(key);
+    free(ca);
+    return rc;
+}
+
+cs_rc cs_net_listen(nng_socket *sock, const char *url, const cs_net_tls *tls, cs_err *err)
+{
+    const char *rest;
+    scheme sc = url_scheme(url, &rest);
+    nng_listener l;
+    nng_tls_config *cfg = NULL;
+    cs_rc rc = CS_OK;
+    int rv;
+    if (sc == SCHEME_OTHER)
+        return cs_err_set(err, CS_EINVAL, 0, "%s: unknown endpoint scheme", url);
+    if (sc == SCHEME_IPC) {
+        char *dir = cs_strdup(rest);
+        char *slash = dir ? strrchr(dir, '/') : NULL;
+        if (dir == NULL)
+            return cs_err_set(err, CS_ENOMEM, 0, "%s", url);
+        if (slash != NULL && slash != dir) {
+            *slash = '\0';
+            rc = cs_path_mkdir_p(dir, 0700, err);
+        }
+        free(dir);
+        if (rc != CS_OK)
+            return rc;
+    }
+    if ((rv = nng_rep0_open(sock)) != 0)
+        return nng_fail(err, rv, "open REP socket for", url);
+    if ((rv = nng_socket_set_size(*sock, NNG_OPT_RECVMAXSZ, CS_PROTO_MAX_BYTES + 4096)) != 0 ||
+        (rv = nng_listener_create(&l, *sock, url)) != 0) {
+        rc = nng_fail(err, rv, "listen on", url);
+        goto fail;
+    }
+    if (sc == SCHEME_IPC && (rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0600)) != 0) {
+        rc = nng_fail(err, rv, "set permissions of", url);
+        goto fail;
+    }
+    if (sc == SCHEME_TLS) {
+        if ((rc = tls_config(tls, true, NULL, &cfg, err)) != CS_OK)
+            goto fail;
+        rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, cfg);
+        nng_tls_config_free(cfg); /* the listener holds its own reference */
+        if (rv != 0) {
+            rc = nng_fail(err, rv, "TLS on", url);
+            goto fail;
+        }
+    }
+    if ((rv = nng_listener_start(l, 0)) != 0) {
+        rc = nng_fail(err, rv, "listen on", url);
+        goto fail;
+    }
+    return CS_OK;
+fail:
+    nng_close(*sock);
+    *sock = (nng_socket)NNG_SOCKET_INITIALIZER;
+    return rc;
+}
+
+cs_rc cs_net_dial(nng_socket *sock, const char *url, const cs_net_tls *tls, int resend_ms,
+                  cs_err *err)
+{
+    const char *rest;
+    scheme sc = url_scheme(url, &rest);
+    nng_dialer d;
+    nng_tls_config *cfg = NULL;
+    cs_rc rc = CS_OK;
+    int rv;
+    if (sc == SCHEME_OTHER)
+        return cs_err_set(err, CS_EINVAL, 0, "%s: unknown endpoint scheme", url);
+    if ((rv = nng_req0_open(sock)) != 0)
+        return nng_fail(err, rv, "open REQ socket for", url);
+    if ((rv = nng_socket_set_size(*sock, NNG_OPT_RECVMAXSZ, CS_PROTO_MAX_BYTES + 4096)) != 0 ||
+        (resend_ms > 0 &&
+         (rv = nng_socket_set_ms(*sock, NNG_OPT_REQ_RESENDTIME, (nng_duration)resend_ms)) != 0) ||
+        (rv = nng_socket_set_ms(*sock, NNG_OPT_RECONNMINT, 100)) != 0 ||
+        (rv = nng_socket_set_ms(*sock, NNG_OPT_RECONNMAXT, 2000)) != 0 ||
+        (rv = nng_dialer_create(&d, *sock, url)) != 0) {
+        rc = nng_fail(err, rv, "dial", url);
+        goto fail;
+    }
+    if (sc == SCHEME_TLS) {
+        char host[256];
+        if (tls == NULL) {
+            rc = cs_err_set(err, CS_EAUTH, 0,
+                            "%s: tls+tcp:// needs --tls-ca (and --tls-cert, "
+                            "--tls-key for the daemon to accept us)",
+                            url);
+            goto fail;
+        }
+        url_host(rest, host, sizeof host);
+        if ((rc = tls_config(tls, false, host, &cfg, err)) != CS_OK)
+            goto fail;
+        rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg);
+        nng_tls_config_free(cfg);
+        if (rv != 0) {
+            rc = nng_fail(err, rv, "TLS on", url);
+            goto fail;
+        }
+    }
+    if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0) {
+        rc = nng_fail(err, rv, "dial", url);
+        goto fail;
+    }
+    return CS_OK;
+fail:
+    nng_close(*sock);
+    *sock = (nng_socket)NNG_SOCKET_INITIALIZER;
+    return rc;
+}
+
+cs_rc cs_net_token_load(const char *path, char **out, cs_err *err)
+{
+    struct stat st;
+    char *text = NULL;
+    *out = NULL;
+    if (stat(path, &st) != 0)
+        return cs_err_errno(err, errno, "%s", path);
+    if ((st.st_mode & 077) != 0)
+        return cs_err_set(err, CS_EAUTH, 0,
+                          "%s: a token file must not be readable by others (chmod 600 %s)", path,
+                          path);
+    cs_rc rc = cs_path_read_file(path, 4096, &text, NULL, err);
+    if (rc != CS_OK)
+        return rc;
+    size_t n = strcspn(text, "\n");
+    while (n > 0 && (text[n - 1] == ' ' || text[n - 1] == '\t' || text[n - 1] == '\r'))
+        n--;
+    text[n] = '\0';
+    if (n == 0) {
+        free(text);
+        return cs_err_set(err, CS_EAUTH, 0, "%s: the token is empty", path);
+    }
+    if (n > CS_PROTO_MAX_NAME) {
+        free(text);
+        return cs_err_set(err, CS_EAUTH, 0, "%s: the token is longer than %d bytes", path,
+                          CS_PROTO_MAX_NAME);
+    }
+    *out = text;
+    return CS_OK;
+}
+
+bool cs_net_token_eq(const char *expected, const char *got)
+{
+    if (expected == NULL)
+        return false;
+    size_t n = strlen(expected);
+    size_t m = got != NULL ? strnlen(got, n + 1) : n + 1;
+    unsigned diff = (unsigned)(m != n);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char g = (got != NULL && i < m) ? (unsigned char)got[i] : 0;
+        diff |= (unsigned)((unsigned char)expected[i] ^ g);
+    }
+    return diff == 0;
+}
+
+cs_rc cs_net_call(nng_socket sock, const cs_msg *req, cs_msg *rep, int timeout_ms, cs_err *err)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    void *in = NULL;
+    size_t in_len = 0;
+    int rv;
+    cs_msg_init(rep, CS_MSG_ERROR);
+    cs_rc rc = cs_msg_encode(req, &buf, &len, err);
+    if (rc != CS_OK)
+        return rc;
+    if ((rv = nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, timeout_ms)) != 0 ||
+        (rv = nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, timeout_ms)) != 0 ||
+        (rv = nng_send(sock, buf, len, 0)) != 0 ||
+        (rv = nng_recv(sock, &in, &in_len, NNG_FLAG_ALLOC)) != 0) {
+        free(buf);
+        return nng_fail(err, rv, "request", cs_msg_type_name(req->type));
+    }
+    free(buf);
+    rc = cs_msg_decode(in, in_len, rep, err);
+    nng_free(in, in_len);
+    return rc;
+}
