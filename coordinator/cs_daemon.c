@@ -127,9 +127,14 @@ static void log_bad(cs_daemon *d, const dctx *c, const char *what, const char *d
 {
     if (!ratelog_ok(&d->rl_bad, "bad-message"))
         return;
-    char peer[128];
+    char peer[128], clean[300];
+    size_t n = 0;
     peer_name(c->pipe, peer, sizeof peer);
-    cs_log(CS_LOG_WARN, "%s endpoint, %s: %s: %s", ep_name(c->ep), peer, what, detail);
+    /* The detail may quote the peer's bytes: keep the log one printable line. */
+    for (const char *p = detail; p != NULL && *p != '\0' && n + 1 < sizeof clean; p++)
+        clean[n++] = (*p >= ' ' && *p < 0x7f) ? *p : '?';
+    clean[n] = '\0';
+    cs_log(CS_LOG_WARN, "%s endpoint, %s: %s: %s", ep_name(c->ep), peer, what, clean);
 }
 
 static void log_auth(cs_daemon *d, const dctx *c)
