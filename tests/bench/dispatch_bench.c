@@ -93,7 +93,7 @@ static int run(const char *label, bool tcp, int64_t jobs, int64_t workers)
     int64_t t_sub = cs_time_mono_ms();
     dt_submit(e.db, "bench", 0, (size_t)jobs, 3);
     t_sub = cs_time_mono_ms() - t_sub;
-    const char *extra[] = {"--claim-hold-ms", "200", "--log-level", "warn", NULL};
+    const char *extra[] = {"--claim-hold-ms", "200", "--log-level", "info", NULL};
     dt_start(&e, extra);
     nng_socket probe = dt_dial(e.work, NULL);
     if (!dt_ready(probe, NULL, 10000)) {
@@ -156,7 +156,7 @@ static int run_queued(int64_t queued)
     int64_t t_sub = cs_time_mono_ms();
     dt_submit(e.db, "big", 0, (size_t)queued, 3);
     t_sub = cs_time_mono_ms() - t_sub;
-    const char *extra[] = {"--claim-hold-ms", "200", "--log-level", "warn", NULL};
+    const char *extra[] = {"--claim-hold-ms", "200", "--log-level", "info", NULL};
     dt_start(&e, extra);
     nng_socket s = dt_dial(e.work, NULL);
     if (!dt_ready(s, NULL, 30000)) {
