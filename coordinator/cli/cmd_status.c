@@ -161,22 +161,33 @@ static int jobs_opt(void *ctx, int id, const char *arg)
     return CS_EXIT_USAGE;
 }
 
-/* The axes of a job as "name=value name=value". */
+/* The axes of a job as "name=value name=value": objects with a "name" (algorithm, selector) as
+ * their name and bit width, axes that do not apply (null) left out. */
 static void print_axes(const cJSON *axes)
 {
     const cJSON *v;
     bool first = true;
     cJSON_ArrayForEach(v, axes)
     {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(v, "name");
+        const cJSON *bits = cJSON_GetObjectItemCaseSensitive(v, "bits");
+        if (cJSON_IsNull(v)) {
+            continue;
+        }
         printf("%s%s=", first ? "" : " ", v->string);
+        first = false;
         if (cJSON_IsString(v)) {
             printf("%s", v->valuestring);
+        } else if (cJSON_IsObject(v) && cJSON_IsString(name)) {
+            printf("%s", name->valuestring);
+            if (cJSON_IsNumber(bits)) {
+                printf("(bits=%g)", bits->valuedouble);
+            }
         } else {
             char *t = cJSON_PrintUnformatted(v);
             printf("%s", t ? t : "?");
             free(t);
         }
-        first = false;
     }
 }
 
@@ -387,7 +398,9 @@ int cs_cmd_logs(const cs_client *base, int argc, char **argv)
         code = cs_client_print_json(d, "logs");
     } else if (code == CS_EXIT_OK) {
         const char *log = cs_client_str(d, "log");
-        if (strcmp(cs_client_str(d, "source"), "file") != 0) {
+        if (cs_client_int(d, "attempt") == 0) {
+            fprintf(stderr, "calsweep logs: job %lld has not started yet\n", (long long)a.job);
+        } else if (strcmp(cs_client_str(d, "source"), "file") != 0) {
             fprintf(stderr,
                     "calsweep logs: job %lld attempt %lld: log file not readable here; the last "
                     "lines the worker sent:\n",

@@ -79,14 +79,17 @@ static void print_error(const char *cmd, const char *source, const cs_msg_error 
 {
     const char *p = e->message ? e->message : "";
     if (e->code == CS_ESCHEMA && strchr(p, '\n')) {
+        size_t lines = 0;
         while (*p) {
             const char *nl = strchr(p, '\n');
             size_t n = nl ? (size_t)(nl - p) : strlen(p);
             fprintf(stderr, "%s%serror: %.*s\n", source ? source : "", source ? ": " : "", (int)n,
                     p);
             p += n + (nl != NULL);
+            lines++;
         }
-        fprintf(stderr, "calsweep %s: %s\n", cmd, cs_rc_str(e->code));
+        fprintf(stderr, "calsweep %s: %s%s%zu errors; nothing was changed\n", cmd,
+                source ? source : "", source ? ": " : "", lines);
         return;
     }
     fprintf(stderr, "calsweep %s: %s%s%s\n", cmd, source ? source : "", source ? ": " : "",
