@@ -591,9 +591,14 @@ static void test_scan_models(void **state)
     }
     const char *roots[] = {f->dir, f->dir, "/nonexistent-root"};
     assert_int_equal(cs_agent_scan_models(roots, 3, &models, &n, &err), CS_OK);
-    assert_int_equal(n, 2);
-    assert_string_equal(models[0], "a-model");
-    assert_string_equal(models[1], "b-model");
+    /* each as "/tmp/.../a-model" (root form = absolute form here) and as "a-model" */
+    assert_int_equal(n, 4);
+    snprintf(path, sizeof path, "%s/a-model", f->dir);
+    assert_string_equal(models[0], path);
+    snprintf(path, sizeof path, "%s/b-model", f->dir);
+    assert_string_equal(models[1], path);
+    assert_string_equal(models[2], "a-model");
+    assert_string_equal(models[3], "b-model");
     for (size_t i = 0; i < n; i++)
         free(models[i]);
     free(models);

@@ -117,24 +117,40 @@ cs_rc cs_agent_scan_models(const char *const *roots, size_t n_roots, char ***out
             int w = snprintf(path, sizeof path, "%s/%s/config.json", roots[r], e->d_name);
             if (w < 0 || (size_t)w >= sizeof path || stat(path, &st) != 0 || !S_ISREG(st.st_mode))
                 continue;
-            if (len == cap) {
-                size_t ncap = cap ? cap * 2 : 8;
-                char **nl = cs_realloc_array(list, ncap, sizeof *nl);
-                if (nl == NULL) {
+            /* The coordinator matches a job's model folder as written in the sweep
+             * (models.X.folder) against this list, so each model is advertised by its name,
+             * by <root>/<name> as the root was given, and by its absolute path. */
+            char rel[4096], absp[4096];
+            const char *forms[3] = {e->d_name, NULL, NULL};
+            int wr = snprintf(rel, sizeof rel, "%s%s%s", roots[r],
+                              roots[r][0] && roots[r][strlen(roots[r]) - 1] == '/' ? "" : "/",
+                              e->d_name);
+            if (wr > 0 && (size_t)wr < sizeof rel && strlen(rel) <= CS_PROTO_MAX_NAME)
+                forms[1] = rel;
+            if (realpath(rel, absp) != NULL && strlen(absp) <= CS_PROTO_MAX_NAME)
+                forms[2] = absp;
+            for (size_t f = 0; f < 3; f++) {
+                if (forms[f] == NULL)
+                    continue;
+                if (len == cap) {
+                    size_t ncap = cap ? cap * 2 : 8;
+                    char **nl = cs_realloc_array(list, ncap, sizeof *nl);
+                    if (nl == NULL) {
+                        closedir(d);
+                        rc = cs_err_set(err, CS_ENOMEM, 0, "model list");
+                        goto fail;
+                    }
+                    list = nl;
+                    cap = ncap;
+                }
+                list[len] = cs_strdup(forms[f]);
+                if (list[len] == NULL) {
                     closedir(d);
                     rc = cs_err_set(err, CS_ENOMEM, 0, "model list");
                     goto fail;
                 }
-                list = nl;
-                cap = ncap;
+                len++;
             }
-            list[len] = cs_strdup(e->d_name);
-            if (list[len] == NULL) {
-                closedir(d);
-                rc = cs_err_set(err, CS_ENOMEM, 0, "model list");
-                goto fail;
-            }
-            len++;
         }
         closedir(d);
     }

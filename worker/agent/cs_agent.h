@@ -93,8 +93,11 @@ void cs_agent_get_stats(cs_agent *a, cs_agent_stats *out);
 /* NULL-safe; only after cs_agent_run returned (or was never called). */
 void cs_agent_destroy(cs_agent *a);
 
-/* The names of subfolders holding config.json under each root, sorted, without duplicates.
- * *out owned (free each and the array). Unreadable roots are skipped with a warning. */
+/* The models under the roots: every subfolder holding config.json, listed by its name, by
+ * "<root>/<name>" (the root as given) and by its absolute path (the coordinator matches the
+ * sweep's models.X.folder, as written, against this list). Sorted, without duplicates, at most
+ * CS_PROTO_MAX_LIST. *out owned (free each and the array). Unreadable roots are skipped with a
+ * warning. */
 cs_rc cs_agent_scan_models(const char *const *roots, size_t n_roots, char ***out, size_t *n,
                            cs_err *err);
 
