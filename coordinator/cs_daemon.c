@@ -71,6 +71,7 @@ struct cs_daemon {
     bool stopping;
     bool wake, reap_soon;
     ratelog rl_bad, rl_auth, rl_db;
+    uint64_t n_work, n_commits; /* statistics, logged at the stop */
     uint32_t auth_ring[AUTH_RING];
     size_t auth_pos;
 };
@@ -127,9 +128,14 @@ static void log_bad(cs_daemon *d, const dctx *c, const char *what, const char *d
 {
     if (!ratelog_ok(&d->rl_bad, "bad-message"))
         return;
-    char peer[128];
+    char peer[128], clean[300];
+    size_t n = 0;
     peer_name(c->pipe, peer, sizeof peer);
-    cs_log(CS_LOG_WARN, "%s endpoint, %s: %s: %s", ep_name(c->ep), peer, what, detail);
+    /* The detail may quote the peer's bytes: keep the log one printable line. */
+    for (const char *p = detail; p != NULL && *p != '\0' && n + 1 < sizeof clean; p++)
+        clean[n++] = (*p >= ' ' && *p < 0x7f) ? *p : '?';
+    clean[n] = '\0';
+    cs_log(CS_LOG_WARN, "%s endpoint, %s: %s: %s", ep_name(c->ep), peer, what, clean);
 }
 
 static void log_auth(cs_daemon *d, const dctx *c)
@@ -846,6 +852,8 @@ static void drain(cs_daemon *d)
                 *done_tail = c;
                 done_tail = &c->next;
             }
+            d->n_work += (uint64_t)n;
+            d->n_commits += batch ? 1u : 0u;
             if (batch && cs_store_commit(d->store, &err) != CS_OK) {
                 if (ratelog_ok(&d->rl_db, "database-error"))
                     cs_log(CS_LOG_ERROR, "commit: %s", err.msg);
@@ -1055,7 +1063,13 @@ cs_rc cs_daemon_run(cs_daemon *d, cs_err *err)
     (void)err;
     uv_timer_start(&d->reap_timer, on_reap_timer, (uint64_t)d->o.reap_ms, (uint64_t)d->o.reap_ms);
     uv_run(&d->loop, UV_RUN_DEFAULT);
-    cs_log(CS_LOG_INFO, "calsweepd stopped");
+    uv_rusage_t ru;
+    double cpu = 0;
+    if (uv_getrusage(&ru) == 0)
+        cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+              (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    cs_log(CS_LOG_INFO, "calsweepd stopped: %llu work requests in %llu transactions, %.2f s CPU",
+           (unsigned long long)d->n_work, (unsigned long long)d->n_commits, cpu);
     return CS_OK;
 }
 

@@ -228,6 +228,51 @@ static void test_kill9_restart(void **state)
     assert_true(dt_integrity_ok(f->e.db));
 }
 
+/* Options from --config FILE (flags override it), --log-json, and a bad config refused. */
+static void test_config_file(void **state)
+{
+    fixture *f = *state;
+    char cfg[400], bad[400], cmd[600];
+    snprintf(cfg, sizeof cfg, "%s/calsweepd.json", f->e.dir);
+    snprintf(bad, sizeof bad, "%s/bad.json", f->e.dir);
+    FILE *c = fopen(cfg, "w");
+    assert_non_null(c);
+    fputs("{\"claim-hold-ms\": 300, \"lease-s\": 1, \"reap-ms\": 100, \"log-json\": true,"
+          " \"insecure\": false}\n",
+          c);
+    fclose(c);
+    c = fopen(bad, "w");
+    assert_non_null(c);
+    fputs("{\"claim-hold-msec\": 300}\n", c);
+    fclose(c);
+    const char *bad_args[] = {"--config", bad, NULL};
+    dt_start(&f->e, bad_args);
+    int st = dt_wait(f->e.pid, 10000);
+    f->e.pid = 0;
+    assert_true(st != -1 && WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 2);
+    snprintf(cmd, sizeof cmd, "grep -q 'claim-hold-msec: unknown option' '%s'", f->e.log);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(unlink(f->e.log), 0);
+
+    dt_submit(f->e.db, "s", 0, 1, 3);
+    const char *args[] = {"--config", cfg, "--lease-s", "7", NULL};
+    start(f, args);
+    cs_msg j = claim_job(f->w, "w1");
+    assert_int_equal(j.job.lease_s, 7); /* the flag overrides the file */
+    cs_msg_fini(&j);
+    cs_msg rep;
+    int64_t t0 = cs_time_mono_ms();
+    assert_int_equal(dt_claim(f->w, "w2", NULL, 5000, &rep), CS_OK);
+    int64_t took = cs_time_mono_ms() - t0;
+    assert_int_equal(rep.type, CS_MSG_NO_WORK);
+    cs_msg_fini(&rep);
+    if (took < 250 || took > 1500)
+        fail_msg("NO_WORK after %lld ms, want the 300 ms hold of the config file", (long long)took);
+    snprintf(cmd, sizeof cmd, "head -n 1 '%s' | grep -q '^{'", f->e.log);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +281,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_reap_and_stale, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sigterm_clean, setup, teardown),
             cmocka_unit_test_setup_teardown(test_kill9_restart, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_config_file, setup, teardown),
     };
     return cmocka_run_group_tests_name("daemon", tests, NULL, NULL);
 }
