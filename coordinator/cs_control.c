@@ -739,6 +739,49 @@ static bool read_log_file(const char *path, int64_t tail, char **out, size_t *le
     return true;
 }
 
+/* A failed attempt has no log path (FAIL carries none), but the worker keeps every attempt's log
+ * at <work-dir>/<job>-<attempt>/stderr.log: when another attempt of the job has a path of that
+ * form, the same folder with this attempt's number is tried. Owned path, or NULL. */
+static char *guess_log_path(sqlite3 *db, int64_t job, int64_t attempt)
+{
+    static const char sql[] = "SELECT log_path FROM attempt WHERE job_id = ?1 AND log_path IS "
+                              "NOT NULL ORDER BY n DESC LIMIT 1";
+    sqlite3_stmt *st = NULL;
+    cs_buf b = {0};
+    char needle[48];
+    const char *path, *hit = NULL, *p, *end;
+    char *out = NULL;
+
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 1, job) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+        goto out;
+    }
+    path = (const char *)sqlite3_column_text(st, 0);
+    snprintf(needle, sizeof(needle), "/%lld-", (long long)job);
+    for (p = strstr(path, needle); p; p = strstr(p + 1, needle)) {
+        hit = p;
+    }
+    if (!hit) {
+        goto out;
+    }
+    end = hit + strlen(needle);
+    if (*end < '0' || *end > '9') {
+        goto out;
+    }
+    while (*end >= '0' && *end <= '9') {
+        end++;
+    }
+    if (*end != '/' || cs_buf_printf(&b, "%.*s%s%lld%s", (int)(hit - path), path, needle,
+                                     (long long)attempt, end) != CS_OK) {
+        goto out;
+    }
+    out = cs_buf_take(&b);
+out:
+    cs_buf_fini(&b);
+    sqlite3_finalize(st);
+    return out;
+}
+
 static cs_rc handle_logs(cs_store *s, const cs_msg_logs *m, cs_msg *rep, cs_err *err)
 {
     static const char sql[] =
@@ -792,16 +835,24 @@ static cs_rc handle_logs(cs_store *s, const cs_msg_logs *m, cs_msg *rep, cs_err 
             goto oom;
         }
         from_file = read_log_file(path, m->tail, &log, &len);
+    } else if (attempt > 0 && sqlite3_column_type(st, 5) != SQLITE_NULL) {
+        path = guess_log_path(db, m->job_id, attempt);
+        from_file = path && read_log_file(path, m->tail, &log, &len);
+        if (!from_file) {
+            free(path);
+            path = NULL;
+        }
     }
     if (!from_file) {
-        /* The last heartbeat's log_tail (latest attempt), else the failure text. */
+        /* The failure text of the attempt (reason and the log tail the worker sent), else the
+         * last heartbeat's log_tail (latest attempt), else the job's last error. */
         const char *prog = latest ? col_text(st, 1) : NULL;
         cJSON *p = prog ? cJSON_Parse(prog) : NULL;
         const cJSON *lt = p ? cJSON_GetObjectItemCaseSensitive(p, "log_tail") : NULL;
-        if (cJSON_IsString(lt)) {
-            fallback = cs_strdup(lt->valuestring);
-        } else if (col_text(st, 4)) {
+        if (col_text(st, 4)) {
             fallback = cs_strdup(col_text(st, 4));
+        } else if (cJSON_IsString(lt)) {
+            fallback = cs_strdup(lt->valuestring);
         } else if (latest && col_text(st, 2)) {
             fallback = cs_strdup(col_text(st, 2));
         } else {
