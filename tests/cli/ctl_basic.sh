@@ -8,7 +8,7 @@ n=0; fail=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
 has() { case "$1" in *"$2"*) return 0;; *) return 1;; esac; }
 cs() { timeout 20 "$CALSWEEP" "$@"; }
-echo "1..42"
+echo "1..47"
 tmp=$(mktemp -d); pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
@@ -98,4 +98,22 @@ out=$(cs cancel product); [ $? = 0 ] && has "$out" "cancelled 12 jobs"; ok $? "c
 
 kill "$pid"; wait "$pid"; rc=$?; pid=
 [ $rc = 0 ]; ok $? "calsweepd stops cleanly on SIGTERM"
+
+# ---- a daemon that wants a token ----------------------------------------------------------------
+printf 'secret-%s\n' "$RANDOM$RANDOM" >"$tmp/token"; chmod 600 "$tmp/token"
+printf 'wrong\n' >"$tmp/wrong"; chmod 600 "$tmp/wrong"
+timeout 120 "$CALSWEEPD" --db "$tmp/auth.db" --work "ipc://$tmp/work2.sock" \
+    --control "ipc://$tmp/control2.sock" --token-file "$tmp/token" 2>"$tmp/daemon2.log" &
+pid=$!
+for _ in $(seq 100); do [ -S "$tmp/control2.sock" ] && break; sleep 0.1; done
+export CALSWEEP_CONTROL="ipc://$tmp/control2.sock"
+cs status >/dev/null 2>"$tmp/err"; rc=$?
+[ $rc = 1 ] && grep -q "authentication failed" "$tmp/err"; ok $? "without the token: exit 1, authentication failed"
+cs --token-file "$tmp/wrong" status >/dev/null 2>"$tmp/err"; rc=$?
+[ $rc = 1 ] && grep -q "authentication failed" "$tmp/err"; ok $? "a wrong token: exit 1"
+cs --token-file "$tmp/token" status >/dev/null; ok $? "--token-file before the command"
+CALSWEEP_TOKEN_FILE="$tmp/token" cs status --json | jq -e '.sweeps == []' >/dev/null; ok $? "CALSWEEP_TOKEN_FILE"
+chmod 644 "$tmp/token"
+cs status --token-file "$tmp/token" >/dev/null 2>"$tmp/err"; rc=$?
+[ $rc = 1 ] && grep -q "chmod 600" "$tmp/err"; ok $? "a token file others can read is refused"
 [ $fail = 0 ]
