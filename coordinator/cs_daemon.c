@@ -25,7 +25,7 @@
 
 enum { EP_WORK = 0, EP_CONTROL = 1, EP_COUNT = 2 };
 enum { ST_IDLE = 0, ST_RECV, ST_QUEUED, ST_HELD, ST_SEND };
-enum { AUTH_RING = 256, LOG_PER_SEC = 5 };
+enum { AUTH_RING = 256, LOG_PER_SEC = 5, HOSTS = 1024 };
 
 typedef struct dctx dctx;
 struct dctx {
@@ -71,6 +71,9 @@ struct cs_daemon {
     bool stopping;
     bool wake, reap_soon;
     ratelog rl_bad, rl_auth, rl_db;
+    struct {
+        char *worker, *host;
+    } hosts[HOSTS]; /* worker -> host from HELLO, direct-mapped (a collision forgets one) */
     uint64_t n_work, n_commits; /* statistics, logged at the stop */
     uint32_t auth_ring[AUTH_RING];
     size_t auth_pos;
@@ -258,6 +261,38 @@ static void on_aio(void *arg)
 
 /* ---- the work protocol (loop thread) ------------------------------------------------------- */
 
+static size_t host_slot(const char *worker)
+{
+    uint64_t h = 1469598103934665603u;
+    for (const unsigned char *p = (const unsigned char *)worker; *p != '\0'; p++)
+        h = (h ^ *p) * 1099511628211u;
+    return (size_t)(h % HOSTS);
+}
+
+static void host_set(cs_daemon *d, const char *worker, const char *host)
+{
+    size_t i = host_slot(worker);
+    char *w = cs_strdup(worker), *h = cs_strdup(host);
+    if (w == NULL || h == NULL) {
+        free(w);
+        free(h);
+        return;
+    }
+    free(d->hosts[i].worker);
+    free(d->hosts[i].host);
+    d->hosts[i].worker = w;
+    d->hosts[i].host = h;
+}
+
+/* The host a worker named in its HELLO, or NULL. */
+static const char *host_get(const cs_daemon *d, const char *worker)
+{
+    size_t i = host_slot(worker);
+    if (d->hosts[i].worker != NULL && strcmp(d->hosts[i].worker, worker) == 0)
+        return d->hosts[i].host;
+    return NULL;
+}
+
 static bool has_str(char *const *list, size_t n, const char *s)
 {
     for (size_t i = 0; i < n; i++)
@@ -322,7 +357,7 @@ static cs_rc try_claim(cs_daemon *d, dctx *c, int64_t now)
     }
     cs_store_caps caps = {
             .worker = cl->worker,
-            .host = NULL,
+            .host = host_get(d, cl->worker),
             .models = models,
             .native = has_str(cl->caps.backends, cl->caps.n_backends, "native"),
             .exec = has_str(cl->caps.backends, cl->caps.n_backends, "exec"),
@@ -595,6 +630,7 @@ static void do_hello(cs_daemon *d, dctx *c, int64_t now)
         store_error(d, c, rc, &err);
         return;
     }
+    host_set(d, h->worker, h->host);
     cs_log(CS_LOG_INFO, "worker %s on %s says hello", h->worker, h->host);
     set_simple(c, CS_MSG_OK);
 }
@@ -1112,6 +1148,10 @@ void cs_daemon_close(cs_daemon *d)
         free(c->out);
     }
     free(d->ctxs);
+    for (size_t i = 0; i < HOSTS; i++) {
+        free(d->hosts[i].worker);
+        free(d->hosts[i].host);
+    }
     cs_store_close(d->store);
     pthread_mutex_destroy(&d->mu);
     free(d->token);

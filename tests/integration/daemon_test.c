@@ -68,8 +68,16 @@ static void test_work_protocol(void **state)
     dt_submit(f->e.db, "s", 0, 3, 3);
     start(f, fast);
 
+    cs_msg hello;
+    assert_int_equal(dt_hello(f->w, "w1", NULL, 5000, &hello), CS_OK);
+    assert_int_equal(hello.type, CS_MSG_OK);
+    cs_msg_fini(&hello);
     cs_msg j1 = claim_job(f->w, "w1");
     assert_int_equal(j1.job.attempt, 1);
+    /* The attempt records the host the worker named in its HELLO. */
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM attempt WHERE worker = 'w1'"
+                                         " AND host = 'localhost'"),
+                     1);
     assert_int_equal(j1.job.lease_s, 1);
     assert_non_null(strstr(j1.job.config, "models/testbed"));
     /* The worker resends its CLAIM: the same job, not a second one. */
