@@ -110,6 +110,16 @@ static pid_t start_worker(e2e *t, const char *name)
     return pid;
 }
 
+/* Prints the tail of every log of the test folder (on failure). */
+static void dump_logs(const e2e *t)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "for f in '%s'/*.log; do echo \"== $f\"; tail -n 15 \"$f\"; done >&2",
+             t->env.dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not show the logs of %s\n", t->env.dir);
+}
+
 /* SIGTERM every worker (drain) and expect each to exit 0 within 10 s. */
 static void stop_workers(e2e *t)
 {
@@ -121,6 +131,10 @@ static void stop_workers(e2e *t)
             continue;
         int st = dt_wait(t->workers[i], 10000);
         t->workers[i] = 0;
+        if (!(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+            fprintf(stderr, "worker %zu: wait status %#x\n", i, (unsigned)st);
+            dump_logs(t);
+        }
         assert_true(st >= 0 && WIFEXITED(st));
         assert_int_equal(WEXITSTATUS(st), 0);
     }
@@ -145,10 +159,18 @@ static bool wait_done(e2e *t, int64_t want, int64_t limit_ms)
     while (cs_time_mono_ms() < end) {
         if (sql(t, "SELECT count(*) FROM job WHERE state = 'done'") == want)
             return true;
+        int st = 0;
+        if (t->env.pid > 0 && waitpid(t->env.pid, &st, WNOHANG) == t->env.pid) {
+            fprintf(stderr, "calsweepd ended unexpectedly (wait status %#x)\n", (unsigned)st);
+            t->env.pid = 0;
+            dump_logs(t);
+            return false;
+        }
         cs_time_sleep_ms(100);
     }
     fprintf(stderr, "done: %lld of %lld\n",
             (long long)sql(t, "SELECT count(*) FROM job WHERE state = 'done'"), (long long)want);
+    dump_logs(t);
     return false;
 }
 
@@ -262,7 +284,7 @@ static void test_coordinator_sigkilled_5_times(void **state)
         start_worker(t, name);
     }
     for (int k = 0; k < 5; k++) {
-        cs_time_sleep_ms(600);
+        cs_time_sleep_ms(400);
         dt_kill(&t->env);
         cs_time_sleep_ms(150);
         start_daemon(t, "30");
@@ -304,5 +326,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_coordinator_sigkilled_5_times, setup, teardown),
             cmocka_unit_test_setup_teardown(test_retry_on_failure, setup, teardown),
     };
+    const char *only = getenv("E2E_ONLY"); /* run one test by name while debugging */
+    if (only != NULL)
+        cmocka_set_test_filter(only);
     return cmocka_run_group_tests_name("e2e", tests, NULL, NULL);
 }
