@@ -825,7 +825,13 @@ static void drain(cs_daemon *d)
             cs_err err = {0};
             bool batch = false;
             int64_t n = 0;
-            while (q != NULL && n < d->o.max_batch) {
+            for (;;) {
+                /* Requests that came while this batch was being built join it (one fsync
+                 * for all of them), up to max_batch. */
+                if (q == NULL && n < d->o.max_batch)
+                    q = take_queue(d);
+                if (q == NULL || n >= d->o.max_batch)
+                    break;
                 dctx *c = q;
                 q = c->next;
                 c->next = NULL;
