@@ -574,6 +574,27 @@ static void test_testrun_result(void **state)
     cs_agent_destroy(f->agent);
 }
 
+static void test_exec_backend(void **state)
+{
+    fixture *f = *state;
+    /* the runner would fail: an exec-backend job must run the template instead */
+    assert_int_equal(write_script(f->runner, "exit 9\n"), 0);
+    f->cfg.exec_template = "echo \"exec ran $0 $1 job=$CALSWEEP_JOB_ID\" >&2; "
+                           "echo '{\"metrics\":{\"e\":{\"x\":2}}}' > result.json";
+    f->p.config = "{\"model\":{\"backend\":\"exec\",\"folder\":\"m\"}}";
+    start(f);
+    finish(f, 10000);
+    assert_int_equal(f->p.n[CS_MSG_RESULT], 1);
+    assert_string_equal(f->p.metrics, "{\"e\":{\"x\":2}}");
+    char path[400], *log = NULL;
+    cs_err err = {0};
+    snprintf(path, sizeof path, "%s/41-1/stderr.log", f->work);
+    assert_int_equal(cs_path_read_file(path, 0, &log, NULL, &err), CS_OK);
+    assert_non_null(strstr(log, "exec ran calsweep-exec job.json job=41"));
+    free(log);
+    cs_agent_destroy(f->agent);
+}
+
 static void test_scan_models(void **state)
 {
     fixture *f = *state;
@@ -647,6 +668,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_spawn_failure, setup, teardown),
             cmocka_unit_test_setup_teardown(test_testrun_runner, setup, teardown),
             cmocka_unit_test_setup_teardown(test_testrun_result, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_exec_backend, setup, teardown),
             cmocka_unit_test_setup_teardown(test_scan_models, setup, teardown),
             cmocka_unit_test_setup_teardown(test_log_tail, setup, teardown),
     };

@@ -655,7 +655,9 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
     path = NULL;
     bool exec = false;
     if (cs_json_parse(mj->config, strlen(mj->config), "job", &cfg, NULL) == CS_OK) {
-        const cJSON *b = cJSON_GetObjectItemCaseSensitive(cfg, "backend");
+        /* the backend is the model's (job.schema.json: model.backend) */
+        const cJSON *mo = cJSON_GetObjectItemCaseSensitive(cfg, "model");
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(mo, "backend");
         exec = cJSON_IsString(b) && strcmp(b->valuestring, "exec") == 0;
     }
     cJSON_Delete(cfg);
