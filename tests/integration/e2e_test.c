@@ -68,7 +68,7 @@ static pid_t start_daemon(e2e *t, const char *lease_s)
 
 /* Starts a worker named name (with --token-file token_file unless NULL); its stderr goes to
  * <dir>/<name>.log. */
-static pid_t start_worker_tok(e2e *t, const char *name, const char *token_file)
+static pid_t start_worker_args(e2e *t, const char *name, const char *const *more)
 {
     char bin[700], runner[700], work[600], log[600];
     snprintf(bin, sizeof bin, "%s/worker/calsweep-worker", t->build);
@@ -92,9 +92,18 @@ static pid_t start_worker_tok(e2e *t, const char *name, const char *token_file)
                     dt_mut("500"),
                     dt_mut("--threads"),
                     dt_mut("1"),
-                    token_file ? dt_mut("--token-file") : NULL,
-                    dt_mut(token_file),
+                    NULL,
+                    NULL,
+                    NULL,
+                    NULL,
+                    NULL,
+                    NULL,
                     NULL};
+    size_t k = 0;
+    while (argv[k] != NULL)
+        k++;
+    for (size_t i = 0; more != NULL && more[i] != NULL && k + 1 < sizeof argv / sizeof argv[0]; i++)
+        argv[k++] = dt_mut(more[i]);
     pid_t pid = fork();
     if (pid == 0) {
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
@@ -123,9 +132,15 @@ static void dump_logs(const e2e *t)
         fprintf(stderr, "could not show the logs of %s\n", t->env.dir);
 }
 
+static pid_t start_worker_tok(e2e *t, const char *name, const char *token_file)
+{
+    const char *more[] = {"--token-file", token_file, NULL};
+    return start_worker_args(t, name, token_file != NULL ? more : NULL);
+}
+
 static pid_t start_worker(e2e *t, const char *name)
 {
-    return start_worker_tok(t, name, NULL);
+    return start_worker_args(t, name, NULL);
 }
 
 /* SIGTERM every worker (drain) and expect each to exit 0 within 10 s. */
@@ -343,6 +358,57 @@ static void test_token_wrong_gets_nothing(void **state)
     check_one_result_each(t, jobs);
 }
 
+static void run_sh(const char *dir, const char *cmd)
+{
+    char full[2048];
+    snprintf(full, sizeof full, "cd '%s' && { %s ; } >openssl.log 2>&1", dir, cmd);
+    if (system(full) != 0)
+        fail_msg("openssl failed: %s (see %s/openssl.log)", cmd, dir);
+}
+
+/* Mutual TLS on tls+tcp://localhost: a worker whose certificate another CA signed gets nothing;
+ * one with a certificate of the daemon's CA runs the sweep. */
+static void test_tls_worker(void **state)
+{
+    e2e *t = *state;
+    const char *d = t->env.dir;
+    char f[8][400];
+    run_sh(d, "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca "
+              "-keyout ca.key -out ca.crt && "
+              "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=evil-ca "
+              "-keyout evil.key -out evil.crt && "
+              "printf 'subjectAltName=DNS:localhost\\n' > san.ext && "
+              "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key "
+              "-out server.csr && openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key "
+              "-CAcreateserial -days 2 -extfile san.ext -out server.crt && "
+              "openssl req -newkey rsa:2048 -nodes -subj /CN=worker -keyout client.key "
+              "-out client.csr && openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key "
+              "-CAcreateserial -days 2 -out client.crt && "
+              "openssl req -newkey rsa:2048 -nodes -subj /CN=worker -keyout bad.key "
+              "-out bad.csr && openssl x509 -req -in bad.csr -CA evil.crt -CAkey evil.key "
+              "-CAcreateserial -days 2 -out bad.crt");
+    static const char *const names[] = {"server.crt", "server.key", "ca.crt", "client.crt",
+                                        "client.key", "bad.crt",    "bad.key"};
+    for (size_t i = 0; i < 7; i++)
+        snprintf(f[i], sizeof f[i], "%s/%s", d, names[i]);
+    snprintf(t->env.work, sizeof t->env.work, "tls+tcp://localhost:%d",
+             21000 + (int)(getpid() % 19000) * 2);
+    int64_t jobs = submit(t, "e2e-token.json");
+    const char *extra[] = {"--claim-hold-ms", "300", "--reap-ms", "200", "--tls-cert", f[0],
+                           "--tls-key",       f[1],  "--tls-ca",  f[2],  NULL};
+    dt_start(&t->env, extra);
+    const char *bad[] = {"--tls-cert", f[5], "--tls-key", f[6], "--tls-ca", f[2], NULL};
+    start_worker_args(t, "outsider", bad);
+    cs_time_sleep_ms(2500);
+    assert_int_equal(sql(t, "SELECT count(*) FROM attempt"), 0);
+    const char *good[] = {"--tls-cert", f[3], "--tls-key", f[4], "--tls-ca", f[2], NULL};
+    start_worker_args(t, "insider", good);
+    assert_true(wait_done(t, jobs, 30000));
+    assert_int_equal(sql(t, "SELECT count(*) FROM attempt WHERE worker <> 'insider'"), 0);
+    stop_workers(t);
+    check_one_result_each(t, jobs);
+}
+
 static void test_retry_on_failure(void **state)
 {
     e2e *t = *state;
@@ -370,6 +436,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_coordinator_sigkilled_5_times, setup, teardown),
             cmocka_unit_test_setup_teardown(test_retry_on_failure, setup, teardown),
             cmocka_unit_test_setup_teardown(test_token_wrong_gets_nothing, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_tls_worker, setup, teardown),
     };
     const char *only = getenv("E2E_ONLY"); /* run one test by name while debugging */
     if (only != NULL)
