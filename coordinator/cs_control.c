@@ -7,7 +7,10 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cs_alloc.h"
 #include "cs_canon.h"
@@ -703,15 +706,29 @@ static void utf8_scrub(char *p, size_t n)
     }
 }
 
-/* Reads at most tail bytes (0 = all, capped at CTL_MAX_LOG) from the end of path. */
+/* Reads at most tail bytes (0 = all, capped at CTL_MAX_LOG) from the end of path. Only a regular
+ * file named stderr.log (the worker's per-attempt log) is read: a log path comes from a worker,
+ * and LOGS must not become a way to read any file of the coordinator's machine. */
 static bool read_log_file(const char *path, int64_t tail, char **out, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
+    static const char base[] = "/stderr.log";
+    size_t plen = strlen(path);
+    struct stat st;
+    FILE *f;
     long size;
     size_t want, got;
     char *buf;
+    int fd;
 
-    if (!f) {
+    if (plen < sizeof(base) - 1 || strcmp(path + plen - (sizeof(base) - 1), base) != 0) {
+        return false;
+    }
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (f = fdopen(fd, "rb")) == NULL) {
+        close(fd);
         return false;
     }
     if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0) {

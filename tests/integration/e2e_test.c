@@ -66,8 +66,9 @@ static pid_t start_daemon(e2e *t, const char *lease_s)
     return dt_start(&t->env, extra);
 }
 
-/* Starts a worker named name; its stderr goes to <dir>/<name>.log. */
-static pid_t start_worker(e2e *t, const char *name)
+/* Starts a worker named name (with --token-file token_file unless NULL); its stderr goes to
+ * <dir>/<name>.log. */
+static pid_t start_worker_args(e2e *t, const char *name, const char *const *more)
 {
     char bin[700], runner[700], work[600], log[600];
     snprintf(bin, sizeof bin, "%s/worker/calsweep-worker", t->build);
@@ -91,7 +92,18 @@ static pid_t start_worker(e2e *t, const char *name)
                     dt_mut("500"),
                     dt_mut("--threads"),
                     dt_mut("1"),
+                    NULL,
+                    NULL,
+                    NULL,
+                    NULL,
+                    NULL,
+                    NULL,
                     NULL};
+    size_t k = 0;
+    while (argv[k] != NULL)
+        k++;
+    for (size_t i = 0; more != NULL && more[i] != NULL && k + 1 < sizeof argv / sizeof argv[0]; i++)
+        argv[k++] = dt_mut(more[i]);
     pid_t pid = fork();
     if (pid == 0) {
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
@@ -110,6 +122,27 @@ static pid_t start_worker(e2e *t, const char *name)
     return pid;
 }
 
+/* Prints the tail of every log of the test folder (on failure). */
+static void dump_logs(const e2e *t)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "for f in '%s'/*.log; do echo \"== $f\"; tail -n 15 \"$f\"; done >&2",
+             t->env.dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not show the logs of %s\n", t->env.dir);
+}
+
+static pid_t start_worker_tok(e2e *t, const char *name, const char *token_file)
+{
+    const char *more[] = {"--token-file", token_file, NULL};
+    return start_worker_args(t, name, token_file != NULL ? more : NULL);
+}
+
+static pid_t start_worker(e2e *t, const char *name)
+{
+    return start_worker_args(t, name, NULL);
+}
+
 /* SIGTERM every worker (drain) and expect each to exit 0 within 10 s. */
 static void stop_workers(e2e *t)
 {
@@ -121,6 +154,10 @@ static void stop_workers(e2e *t)
             continue;
         int st = dt_wait(t->workers[i], 10000);
         t->workers[i] = 0;
+        if (!(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+            fprintf(stderr, "worker %zu: wait status %#x\n", i, (unsigned)st);
+            dump_logs(t);
+        }
         assert_true(st >= 0 && WIFEXITED(st));
         assert_int_equal(WEXITSTATUS(st), 0);
     }
@@ -145,10 +182,18 @@ static bool wait_done(e2e *t, int64_t want, int64_t limit_ms)
     while (cs_time_mono_ms() < end) {
         if (sql(t, "SELECT count(*) FROM job WHERE state = 'done'") == want)
             return true;
+        int st = 0;
+        if (t->env.pid > 0 && waitpid(t->env.pid, &st, WNOHANG) == t->env.pid) {
+            fprintf(stderr, "calsweepd ended unexpectedly (wait status %#x)\n", (unsigned)st);
+            t->env.pid = 0;
+            dump_logs(t);
+            return false;
+        }
         cs_time_sleep_ms(100);
     }
     fprintf(stderr, "done: %lld of %lld\n",
             (long long)sql(t, "SELECT count(*) FROM job WHERE state = 'done'"), (long long)want);
+    dump_logs(t);
     return false;
 }
 
@@ -262,7 +307,7 @@ static void test_coordinator_sigkilled_5_times(void **state)
         start_worker(t, name);
     }
     for (int k = 0; k < 5; k++) {
-        cs_time_sleep_ms(600);
+        cs_time_sleep_ms(400);
         dt_kill(&t->env);
         cs_time_sleep_ms(150);
         start_daemon(t, "30");
@@ -275,6 +320,93 @@ static void test_coordinator_sigkilled_5_times(void **state)
     stop_workers(t);
     check_one_result_each(t, jobs);
     assert_int_equal(sql(t, "SELECT count(*) FROM job WHERE state IN ('lost', 'failed')"), 0);
+}
+
+static void write_token(const char *path, const char *token)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, token, strlen(token)), (ssize_t)strlen(token));
+    close(fd);
+}
+
+static void test_token_wrong_gets_nothing(void **state)
+{
+    e2e *t = *state;
+    char good[400], bad[400];
+    snprintf(good, sizeof good, "%s/token", t->env.dir);
+    snprintf(bad, sizeof bad, "%s/bad-token", t->env.dir);
+    write_token(good, "the-right-token-0123456789\n");
+    write_token(bad, "a-wrong-token-0123456789\n");
+    int64_t jobs = submit(t, "e2e-token.json");
+    const char *extra[] = {"--claim-hold-ms", "300", "--reap-ms", "200",
+                           "--token-file",    good,  NULL};
+    dt_start(&t->env, extra);
+    start_worker_tok(t, "intruder", bad);
+    cs_time_sleep_ms(2000);
+    assert_int_equal(sql(t, "SELECT count(*) FROM attempt"), 0);
+    assert_int_equal(sql(t, "SELECT count(*) FROM job WHERE state = 'queued'"), jobs);
+    start_worker_tok(t, "member", good);
+    assert_true(wait_done(t, jobs, 30000));
+    assert_int_equal(sql(t, "SELECT count(*) FROM attempt WHERE worker <> 'member'"), 0);
+    /* the intruder was told why, and keeps running (it may be a token rotation) */
+    assert_int_equal(waitpid(t->workers[0], NULL, WNOHANG), 0);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "grep -q 'HELLO refused: CS_EAUTH' '%s/intruder.log'", t->env.dir);
+    assert_int_equal(system(cmd), 0);
+    stop_workers(t);
+    check_one_result_each(t, jobs);
+}
+
+static void run_sh(const char *dir, const char *cmd)
+{
+    char full[2048];
+    snprintf(full, sizeof full, "cd '%s' && { %s ; } >openssl.log 2>&1", dir, cmd);
+    if (system(full) != 0)
+        fail_msg("openssl failed: %s (see %s/openssl.log)", cmd, dir);
+}
+
+/* Mutual TLS on tls+tcp://localhost: a worker whose certificate another CA signed gets nothing;
+ * one with a certificate of the daemon's CA runs the sweep. */
+static void test_tls_worker(void **state)
+{
+    e2e *t = *state;
+    const char *d = t->env.dir;
+    char f[8][400];
+    run_sh(d, "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca "
+              "-keyout ca.key -out ca.crt && "
+              "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=evil-ca "
+              "-keyout evil.key -out evil.crt && "
+              "printf 'subjectAltName=DNS:localhost\\n' > san.ext && "
+              "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key "
+              "-out server.csr && openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key "
+              "-CAcreateserial -days 2 -extfile san.ext -out server.crt && "
+              "openssl req -newkey rsa:2048 -nodes -subj /CN=worker -keyout client.key "
+              "-out client.csr && openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key "
+              "-CAcreateserial -days 2 -out client.crt && "
+              "openssl req -newkey rsa:2048 -nodes -subj /CN=worker -keyout bad.key "
+              "-out bad.csr && openssl x509 -req -in bad.csr -CA evil.crt -CAkey evil.key "
+              "-CAcreateserial -days 2 -out bad.crt");
+    static const char *const names[] = {"server.crt", "server.key", "ca.crt", "client.crt",
+                                        "client.key", "bad.crt",    "bad.key"};
+    for (size_t i = 0; i < 7; i++)
+        snprintf(f[i], sizeof f[i], "%s/%s", d, names[i]);
+    snprintf(t->env.work, sizeof t->env.work, "tls+tcp://localhost:%d",
+             21000 + (int)(getpid() % 19000) * 2);
+    int64_t jobs = submit(t, "e2e-token.json");
+    const char *extra[] = {"--claim-hold-ms", "300", "--reap-ms", "200", "--tls-cert", f[0],
+                           "--tls-key",       f[1],  "--tls-ca",  f[2],  NULL};
+    dt_start(&t->env, extra);
+    const char *bad[] = {"--tls-cert", f[5], "--tls-key", f[6], "--tls-ca", f[2], NULL};
+    start_worker_args(t, "outsider", bad);
+    cs_time_sleep_ms(2500);
+    assert_int_equal(sql(t, "SELECT count(*) FROM attempt"), 0);
+    const char *good[] = {"--tls-cert", f[3], "--tls-key", f[4], "--tls-ca", f[2], NULL};
+    start_worker_args(t, "insider", good);
+    assert_true(wait_done(t, jobs, 30000));
+    assert_int_equal(sql(t, "SELECT count(*) FROM attempt WHERE worker <> 'insider'"), 0);
+    stop_workers(t);
+    check_one_result_each(t, jobs);
 }
 
 static void test_retry_on_failure(void **state)
@@ -303,6 +435,11 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_worker_sigkilled, setup, teardown),
             cmocka_unit_test_setup_teardown(test_coordinator_sigkilled_5_times, setup, teardown),
             cmocka_unit_test_setup_teardown(test_retry_on_failure, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_token_wrong_gets_nothing, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_tls_worker, setup, teardown),
     };
+    const char *only = getenv("E2E_ONLY"); /* run one test by name while debugging */
+    if (only != NULL)
+        cmocka_set_test_filter(only);
     return cmocka_run_group_tests_name("e2e", tests, NULL, NULL);
 }

@@ -64,9 +64,9 @@ static int teardown(void **state)
     fixture *f = *state;
     char path[256];
     static const char *const names[] = {"calsweep.db", "calsweep.db-wal", "calsweep.db-shm",
-                                        "job.log"};
+                                        "stderr.log", "other.log"};
     cs_store_close(f->s);
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < 5; i++) {
         snprintf(path, sizeof(path), "%s/%s", f->dir, names[i]);
         unlink(path);
     }
@@ -341,7 +341,7 @@ static void test_jobs_workers_logs(void **state)
     cJSON_Delete(d);
 
     /* With a result naming the log file: read from the file, at most tail bytes. */
-    snprintf(logpath, sizeof(logpath), "%s/job.log", f->dir);
+    snprintf(logpath, sizeof(logpath), "%s/stderr.log", f->dir);
     lf = fopen(logpath, "wb");
     assert_non_null(lf);
     fputs("line one\nline two\nlast line\n", lf);
@@ -411,6 +411,31 @@ static void test_cancel_pause_resume_retry_extend(void **state)
     cJSON_Delete(d);
     cs_store_claim_fini(&claim);
 
+    /* A log path that is not a worker's stderr.log is never read (LOGS reads files a worker
+     * names): the reply falls back to what the store holds. */
+    {
+        char other[256];
+        cs_store_exit ex2 = {0};
+        FILE *of;
+        snprintf(other, sizeof(other), "%s/other.log", f->dir);
+        of = fopen(other, "wb");
+        assert_non_null(of);
+        fputs("secret\n", of);
+        fclose(of);
+        ex2.log_path = other;
+        assert_int_equal(cs_store_claim_job(f->s, &caps, 60000, 10000, &claim, &err), CS_OK);
+        assert_int_equal(cs_store_result(f->s, claim.job_id, claim.attempt, "{\"metrics\":{}}",
+                                         NULL, 0, &ex2, 10000, NULL, &err),
+                         CS_OK);
+        cs_msg_init(&req, CS_MSG_LOGS);
+        req.logs.job_id = claim.job_id;
+        d = call_ok(f, &req);
+        assert_string_equal(str(d, "source"), "heartbeat");
+        assert_null(strstr(str(d, "log"), "secret"));
+        cJSON_Delete(d);
+        cs_store_claim_fini(&claim);
+    }
+
     /* CANCEL one job, then a filter, then the whole sweep. */
     cs_msg_init(&req, CS_MSG_CANCEL);
     req.cancel.job = 2;
@@ -444,7 +469,7 @@ static void test_cancel_pause_resume_retry_extend(void **state)
     cs_msg_init(&req, CS_MSG_CANCEL);
     req.cancel.sweep = "product";
     d = call_ok(f, &req);
-    assert_int_equal((int)num(d, "cancelled"), 12);
+    assert_int_equal((int)num(d, "cancelled"), 11);
     cJSON_Delete(d);
     cs_msg_init(&req, CS_MSG_STATUS);
     req.status.sweep = "1";
