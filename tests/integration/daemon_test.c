@@ -1,6 +1,8 @@
 /* daemon_test.c - the real calsweepd binary on ipc:// sockets in a temp folder, driven by a REQ
  * client: the work protocol (claim, resent claim, heartbeat, result, duplicate, stale), the long
  * poll, the reaper, SIGTERM and kill -9 with restart. Every wait is bounded. */
+#include <pthread.h>
+
 #include "cs_test.h"
 #include "integration/daemon_util.h"
 
@@ -273,6 +275,59 @@ static void test_config_file(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+typedef struct claimer {
+    const char *url;
+    cs_msg rep;
+    cs_rc rc;
+    int64_t took_ms;
+} claimer;
+
+static void *claim_thread(void *arg)
+{
+    claimer *c = arg;
+    nng_socket s = dt_dial(c->url, NULL);
+    int64_t t0 = cs_time_mono_ms();
+    c->rc = dt_claim(s, "sleeper", NULL, 8000, &c->rep);
+    c->took_ms = cs_time_mono_ms() - t0;
+    nng_close(s);
+    return NULL;
+}
+
+/* A CLAIM held by the long poll (5 s) receives a job as soon as a SUBMIT on the control
+ * endpoint creates one, not at the end of the hold. */
+static void test_submit_wakes_held_claim(void **state)
+{
+    fixture *f = *state;
+    const char *args[] = {"--claim-hold-ms", "5000", NULL};
+    start(f, args);
+    claimer c = {.url = f->e.work};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, claim_thread, &c), 0);
+    cs_time_sleep_ms(300);
+    nng_socket ctl = dt_dial(f->e.control, NULL);
+    cs_msg m, rep;
+    cs_msg_init(&m, CS_MSG_SUBMIT);
+    m.submit.sweep =
+            dt_mut("{\"name\":\"wake\",\"models\":{\"m\":{\"folder\":\"models/testbed\"}},"
+                   "\"data\":{\"sources\":{\"c4\":{\"kind\":\"jsonl\",\"path\":\"c4.jsonl\"}},"
+                   "\"eval\":{\"default\":{\"tasks\":{\"arc\":{\"path\":\"arc.jsonl\"}}}}},"
+                   "\"grid\":{\"algorithm\":[\"rtn\"],\"seed\":[0,1]}}");
+    assert_int_equal(dt_call(ctl, &m, &rep, 5000), CS_OK);
+    if (rep.type != CS_MSG_OK)
+        fail_msg("SUBMIT: %s %s", cs_msg_type_name(rep.type),
+                 rep.type == CS_MSG_ERROR ? rep.error.message : "");
+    cs_msg_fini(&rep);
+    nng_close(ctl);
+    pthread_join(th, NULL);
+    assert_int_equal(c.rc, CS_OK);
+    if (c.rep.type != CS_MSG_JOB)
+        fail_msg("held CLAIM: got %s", cs_msg_type_name(c.rep.type));
+    if (c.took_ms > 2500)
+        fail_msg("the held CLAIM was answered after %lld ms, not woken by the SUBMIT",
+                 (long long)c.took_ms);
+    cs_msg_fini(&c.rep);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -282,6 +337,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_sigterm_clean, setup, teardown),
             cmocka_unit_test_setup_teardown(test_kill9_restart, setup, teardown),
             cmocka_unit_test_setup_teardown(test_config_file, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_submit_wakes_held_claim, setup, teardown),
     };
     return cmocka_run_group_tests_name("daemon", tests, NULL, NULL);
 }

@@ -66,8 +66,9 @@ static pid_t start_daemon(e2e *t, const char *lease_s)
     return dt_start(&t->env, extra);
 }
 
-/* Starts a worker named name; its stderr goes to <dir>/<name>.log. */
-static pid_t start_worker(e2e *t, const char *name)
+/* Starts a worker named name (with --token-file token_file unless NULL); its stderr goes to
+ * <dir>/<name>.log. */
+static pid_t start_worker_tok(e2e *t, const char *name, const char *token_file)
 {
     char bin[700], runner[700], work[600], log[600];
     snprintf(bin, sizeof bin, "%s/worker/calsweep-worker", t->build);
@@ -91,6 +92,8 @@ static pid_t start_worker(e2e *t, const char *name)
                     dt_mut("500"),
                     dt_mut("--threads"),
                     dt_mut("1"),
+                    token_file ? dt_mut("--token-file") : NULL,
+                    dt_mut(token_file),
                     NULL};
     pid_t pid = fork();
     if (pid == 0) {
@@ -110,6 +113,21 @@ static pid_t start_worker(e2e *t, const char *name)
     return pid;
 }
 
+/* Prints the tail of every log of the test folder (on failure). */
+static void dump_logs(const e2e *t)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "for f in '%s'/*.log; do echo \"== $f\"; tail -n 15 \"$f\"; done >&2",
+             t->env.dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not show the logs of %s\n", t->env.dir);
+}
+
+static pid_t start_worker(e2e *t, const char *name)
+{
+    return start_worker_tok(t, name, NULL);
+}
+
 /* SIGTERM every worker (drain) and expect each to exit 0 within 10 s. */
 static void stop_workers(e2e *t)
 {
@@ -121,6 +139,10 @@ static void stop_workers(e2e *t)
             continue;
         int st = dt_wait(t->workers[i], 10000);
         t->workers[i] = 0;
+        if (!(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+            fprintf(stderr, "worker %zu: wait status %#x\n", i, (unsigned)st);
+            dump_logs(t);
+        }
         assert_true(st >= 0 && WIFEXITED(st));
         assert_int_equal(WEXITSTATUS(st), 0);
     }
@@ -145,10 +167,18 @@ static bool wait_done(e2e *t, int64_t want, int64_t limit_ms)
     while (cs_time_mono_ms() < end) {
         if (sql(t, "SELECT count(*) FROM job WHERE state = 'done'") == want)
             return true;
+        int st = 0;
+        if (t->env.pid > 0 && waitpid(t->env.pid, &st, WNOHANG) == t->env.pid) {
+            fprintf(stderr, "calsweepd ended unexpectedly (wait status %#x)\n", (unsigned)st);
+            t->env.pid = 0;
+            dump_logs(t);
+            return false;
+        }
         cs_time_sleep_ms(100);
     }
     fprintf(stderr, "done: %lld of %lld\n",
             (long long)sql(t, "SELECT count(*) FROM job WHERE state = 'done'"), (long long)want);
+    dump_logs(t);
     return false;
 }
 
@@ -262,7 +292,7 @@ static void test_coordinator_sigkilled_5_times(void **state)
         start_worker(t, name);
     }
     for (int k = 0; k < 5; k++) {
-        cs_time_sleep_ms(600);
+        cs_time_sleep_ms(400);
         dt_kill(&t->env);
         cs_time_sleep_ms(150);
         start_daemon(t, "30");
@@ -275,6 +305,42 @@ static void test_coordinator_sigkilled_5_times(void **state)
     stop_workers(t);
     check_one_result_each(t, jobs);
     assert_int_equal(sql(t, "SELECT count(*) FROM job WHERE state IN ('lost', 'failed')"), 0);
+}
+
+static void write_token(const char *path, const char *token)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, token, strlen(token)), (ssize_t)strlen(token));
+    close(fd);
+}
+
+static void test_token_wrong_gets_nothing(void **state)
+{
+    e2e *t = *state;
+    char good[400], bad[400];
+    snprintf(good, sizeof good, "%s/token", t->env.dir);
+    snprintf(bad, sizeof bad, "%s/bad-token", t->env.dir);
+    write_token(good, "the-right-token-0123456789\n");
+    write_token(bad, "a-wrong-token-0123456789\n");
+    int64_t jobs = submit(t, "e2e-token.json");
+    const char *extra[] = {"--claim-hold-ms", "300", "--reap-ms", "200",
+                           "--token-file",    good,  NULL};
+    dt_start(&t->env, extra);
+    start_worker_tok(t, "intruder", bad);
+    cs_time_sleep_ms(2000);
+    assert_int_equal(sql(t, "SELECT count(*) FROM attempt"), 0);
+    assert_int_equal(sql(t, "SELECT count(*) FROM job WHERE state = 'queued'"), jobs);
+    start_worker_tok(t, "member", good);
+    assert_true(wait_done(t, jobs, 30000));
+    assert_int_equal(sql(t, "SELECT count(*) FROM attempt WHERE worker <> 'member'"), 0);
+    /* the intruder was told why, and keeps running (it may be a token rotation) */
+    assert_int_equal(waitpid(t->workers[0], NULL, WNOHANG), 0);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "grep -q 'HELLO refused: CS_EAUTH' '%s/intruder.log'", t->env.dir);
+    assert_int_equal(system(cmd), 0);
+    stop_workers(t);
+    check_one_result_each(t, jobs);
 }
 
 static void test_retry_on_failure(void **state)
@@ -303,6 +369,10 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_worker_sigkilled, setup, teardown),
             cmocka_unit_test_setup_teardown(test_coordinator_sigkilled_5_times, setup, teardown),
             cmocka_unit_test_setup_teardown(test_retry_on_failure, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_token_wrong_gets_nothing, setup, teardown),
     };
+    const char *only = getenv("E2E_ONLY"); /* run one test by name while debugging */
+    if (only != NULL)
+        cmocka_set_test_filter(only);
     return cmocka_run_group_tests_name("e2e", tests, NULL, NULL);
 }

@@ -39,6 +39,7 @@ typedef struct peer {
     int jobs_to_give;
     const char *config;
     int64_t timeout_s;
+    int64_t lease_s; /* 0 = 30 */
     /* records (under mu) */
     int n[CS_MSG_TYPE_COUNT];
     int jobs_given;
@@ -89,7 +90,7 @@ static void peer_reply(peer *p, const cs_msg *req, cs_msg *rep, bool *drop)
             cs_msg_init(rep, CS_MSG_JOB);
             rep->job.job_id = 41 + p->jobs_given;
             rep->job.attempt = 1;
-            rep->job.lease_s = 30;
+            rep->job.lease_s = p->lease_s > 0 ? p->lease_s : 30;
             rep->job.timeout_s = p->timeout_s;
             rep->job.config = (char *)(uintptr_t)p->config;
             p->jobs_given++;
@@ -574,6 +575,42 @@ static void test_testrun_result(void **state)
     cs_agent_destroy(f->agent);
 }
 
+static void test_heartbeat_follows_lease(void **state)
+{
+    fixture *f = *state;
+    /* a 5 s heartbeat would lose a 1 s lease: the worker beats at least 3 times per lease */
+    assert_int_equal(write_script(f->runner, "sleep 1.3\necho '{\"metrics\":{}}' > result.json\n"),
+                     0);
+    f->cfg.heartbeat_ms = 5000;
+    f->p.lease_s = 1;
+    start(f);
+    finish(f, 10000);
+    assert_int_equal(f->p.n[CS_MSG_RESULT], 1);
+    assert_true(f->p.n[CS_MSG_HEARTBEAT] >= 3);
+    cs_agent_destroy(f->agent);
+}
+
+static void test_exec_backend(void **state)
+{
+    fixture *f = *state;
+    /* the runner would fail: an exec-backend job must run the template instead */
+    assert_int_equal(write_script(f->runner, "exit 9\n"), 0);
+    f->cfg.exec_template = "echo \"exec ran $0 $1 job=$CALSWEEP_JOB_ID\" >&2; "
+                           "echo '{\"metrics\":{\"e\":{\"x\":2}}}' > result.json";
+    f->p.config = "{\"model\":{\"backend\":\"exec\",\"folder\":\"m\"}}";
+    start(f);
+    finish(f, 10000);
+    assert_int_equal(f->p.n[CS_MSG_RESULT], 1);
+    assert_string_equal(f->p.metrics, "{\"e\":{\"x\":2}}");
+    char path[400], *log = NULL;
+    cs_err err = {0};
+    snprintf(path, sizeof path, "%s/41-1/stderr.log", f->work);
+    assert_int_equal(cs_path_read_file(path, 0, &log, NULL, &err), CS_OK);
+    assert_non_null(strstr(log, "exec ran calsweep-exec job.json job=41"));
+    free(log);
+    cs_agent_destroy(f->agent);
+}
+
 static void test_scan_models(void **state)
 {
     fixture *f = *state;
@@ -647,6 +684,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_spawn_failure, setup, teardown),
             cmocka_unit_test_setup_teardown(test_testrun_runner, setup, teardown),
             cmocka_unit_test_setup_teardown(test_testrun_result, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_exec_backend, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_heartbeat_follows_lease, setup, teardown),
             cmocka_unit_test_setup_teardown(test_scan_models, setup, teardown),
             cmocka_unit_test_setup_teardown(test_log_tail, setup, teardown),
     };

@@ -655,7 +655,9 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
     path = NULL;
     bool exec = false;
     if (cs_json_parse(mj->config, strlen(mj->config), "job", &cfg, NULL) == CS_OK) {
-        const cJSON *b = cJSON_GetObjectItemCaseSensitive(cfg, "backend");
+        /* the backend is the model's (job.schema.json: model.backend) */
+        const cJSON *mo = cJSON_GetObjectItemCaseSensitive(cfg, "model");
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(mo, "backend");
         exec = cJSON_IsString(b) && strcmp(b->valuestring, "exec") == 0;
     }
     cJSON_Delete(cfg);
@@ -679,7 +681,11 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
     if ((rc = cs_child_create(&a->loop, &j->child, &err)) != CS_OK ||
         (rc = cs_child_start(j->child, &spec, on_child_exit, a, &err)) != CS_OK)
         goto spawn_fail;
-    uv_timer_start(&a->hb, on_hb, (uint64_t)a->cfg.heartbeat_ms, (uint64_t)a->cfg.heartbeat_ms);
+    /* at least three heartbeats per lease, so one lost heartbeat never loses the lease */
+    int64_t hb_ms = a->cfg.heartbeat_ms;
+    if (mj->lease_s > 0 && mj->lease_s * 1000 / 3 < hb_ms)
+        hb_ms = mj->lease_s * 1000 / 3 > 100 ? mj->lease_s * 1000 / 3 : 100;
+    uv_timer_start(&a->hb, on_hb, (uint64_t)hb_ms, (uint64_t)hb_ms);
     return;
 
 spawn_fail:

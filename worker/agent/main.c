@@ -2,6 +2,7 @@
  * (cs_agent.h). Options are one table (STYLE.md R16); the contract is /work/notes/step3-contract.
  */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +235,7 @@ int main(int argc, char **argv)
         return CS_EXIT_USAGE;
     }
     cs_log_setup(level, log_json, NULL);
+    signal(SIGPIPE, SIG_IGN); /* a vanished peer is an error return, never a death */
 
     if (gethostname(host, sizeof host) != 0 || host[0] == '\0')
         snprintf(host, sizeof host, "localhost");
