@@ -102,7 +102,7 @@ int cs_cmd_submit(const cs_client *base, int argc, char **argv)
     cs_msg_init(&req, CS_MSG_SUBMIT);
     req.submit.sweep = doc;
     req.submit.force = a.force;
-    code = cs_client_call(&c, "submit", &req, a.pos[0], &d);
+    code = cs_client_call_long(&c, "submit", &req, a.pos[0], CS_CLIENT_LONG_MS, &d);
     if (code == CS_EXIT_OK) {
         print_warnings(d, a.pos[0]);
         if (a.json) {
@@ -154,7 +154,7 @@ int cs_cmd_extend(const cs_client *base, int argc, char **argv)
     cs_msg_init(&req, CS_MSG_EXTEND);
     req.extend.sweep_id = cs_client_borrow(a.pos[0]);
     req.extend.sweep = doc;
-    code = cs_client_call(&c, "extend", &req, a.pos[1], &d);
+    code = cs_client_call_long(&c, "extend", &req, a.pos[1], CS_CLIENT_LONG_MS, &d);
     if (code == CS_EXIT_OK) {
         if (a.json) {
             code = cs_client_print_json(d, "extend");

@@ -99,6 +99,12 @@ static void print_error(const char *cmd, const char *source, const cs_msg_error 
 int cs_client_call(const cs_client *c, const char *cmd, cs_msg *req, const char *source,
                    cJSON **data)
 {
+    return cs_client_call_long(c, cmd, req, source, 0, data);
+}
+
+int cs_client_call_long(const cs_client *c, const char *cmd, cs_msg *req, const char *source,
+                        int long_ms, cJSON **data)
+{
     char *url = NULL, *token = NULL;
     const char *token_file = c->token_file ? c->token_file : getenv("CALSWEEP_TOKEN_FILE");
     const cs_net_tls *tls = c->tls.ca || c->tls.cert || c->tls.key ? &c->tls : NULL;
@@ -135,7 +141,9 @@ int cs_client_call(const cs_client *c, const char *cmd, cs_msg *req, const char 
         code = unreachable(url);
         goto out;
     }
-    if (cs_net_dial(&sock, url, tls, 0, &err) != CS_OK) {
+    /* No resend while we wait: a SUBMIT sent twice would be refused as a duplicate. */
+    if (cs_net_dial(&sock, url, tls, (long_ms > timeout ? long_ms : timeout) + 1000, &err) !=
+        CS_OK) {
         if (err.rc == CS_EINVAL || err.rc == CS_EAUTH || err.rc == CS_ENOMEM) {
             fprintf(stderr, "calsweep %s: %s\n", cmd, err.msg);
         } else {
@@ -144,7 +152,33 @@ int cs_client_call(const cs_client *c, const char *cmd, cs_msg *req, const char 
         goto out;
     }
     open = true;
-    rc = cs_net_call(sock, req, &rep, timeout, &err);
+    if (long_ms > timeout) {
+        /* A cheap request first: no answer within the timeout means calsweepd is not there. */
+        cs_msg ping;
+        cs_msg_init(&ping, CS_MSG_WORKERS);
+        ping.token = token;
+        rc = cs_net_call(sock, &ping, &rep, timeout, &err);
+        if (rc == CS_ETIMEDOUT || rc == CS_ENET) {
+            code = unreachable(url);
+            goto out;
+        }
+        if (rc == CS_OK && rep.type == CS_MSG_ERROR) {
+            print_error(cmd, NULL, &rep.error);
+            goto out;
+        }
+        cs_msg_fini(&rep);
+        memset(&rep, 0, sizeof(rep));
+        rc = cs_net_call(sock, req, &rep, long_ms, &err);
+        if (rc == CS_ETIMEDOUT) {
+            fprintf(stderr,
+                    "calsweep %s: calsweepd at %s did not answer within %d s; it may still be "
+                    "working on it: see calsweep status\n",
+                    cmd, url, long_ms / 1000);
+            goto out;
+        }
+    } else {
+        rc = cs_net_call(sock, req, &rep, timeout, &err);
+    }
     if (rc == CS_ETIMEDOUT || rc == CS_ENET) {
         code = unreachable(url);
         goto out;

@@ -64,6 +64,13 @@ static inline char *cs_client_borrow(const char *s)
     return (char *)(uintptr_t)s;
 }
 
+/* The same for a request that may take long (SUBMIT, EXTEND of a big sweep): a cheap request
+ * first tells whether calsweepd answers within the timeout (CS_EXIT_UNREACHABLE otherwise), then
+ * req may take up to long_ms (a timeout then is CS_EXIT_FAIL: calsweepd may still be working). */
+#define CS_CLIENT_LONG_MS 600000
+int cs_client_call_long(const cs_client *c, const char *cmd, cs_msg *req, const char *source,
+                        int long_ms, cJSON **data);
+
 /* Prints data as one line of JSON to stdout. */
 int cs_client_print_json(const cJSON *data, const char *cmd);
 

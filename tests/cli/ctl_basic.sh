@@ -8,7 +8,7 @@ n=0; fail=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
 has() { case "$1" in *"$2"*) return 0;; *) return 1;; esac; }
 cs() { timeout 20 "$CALSWEEP" "$@"; }
-echo "1..47"
+echo "1..48"
 tmp=$(mktemp -d); pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
@@ -22,6 +22,10 @@ grep -qF "calsweepd is not running at ipc://$tmp/control.sock; start it with: ca
 ok $? "and says how to start it"
 cs --control tcp://127.0.0.1:9 --timeout-ms 300 jobs >/dev/null 2>"$tmp/err"; rc=$?
 [ $rc = 3 ]; ok $? "a tcp endpoint nobody listens on exits 3 within --timeout-ms"
+start=$(date +%s)
+cs --control tcp://127.0.0.1:9 --timeout-ms 300 submit tests/data/sweeps/product.json >/dev/null 2>"$tmp/err"; rc=$?
+[ $rc = 3 ] && [ $(( $(date +%s) - start )) -lt 10 ] && grep -q "calsweepd is not running" "$tmp/err"
+ok $? "submit (which may wait long for its reply) still exits 3 within --timeout-ms without a daemon"
 cs status a b >/dev/null 2>&1; [ $? = 2 ]; ok $? "status with two sweeps exits 2"
 cs cancel >/dev/null 2>&1; [ $? = 2 ]; ok $? "cancel without a sweep or --job exits 2"
 cs retry product >/dev/null 2>&1; [ $? = 2 ]; ok $? "retry without --failed/--lost exits 2"
