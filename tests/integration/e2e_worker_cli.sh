@@ -7,7 +7,7 @@ n=0; fail=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
 has() { case "$1" in *"$2"*) return 0;; *) return 1;; esac; }
 w() { timeout 20 "$CALSWEEP_WORKER" "$@"; }
-echo "1..8"
+echo "1..12"
 tmp=$(mktemp -d); pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
 
@@ -33,5 +33,30 @@ ms=$(( ($(date +%s%N) - start) / 1000000 ))
 [ $rc = 0 ]; ok $? "--once with nothing to do exits 0"
 [ $ms -lt 5000 ]; ok $? "... within 5 s ($ms ms)"
 has "$out" "registered with ipc://$tmp/work.sock as lone"; ok $? "it registered under its --name"
-[ $fail = 0 ] || { echo "# $out"; sed 's/^/# /' "$tmp/daemon.log" | tail -10; }
+
+# SIGTERM with --release: the running job is stopped and handed back at once; with --drain
+# (the default) the job is finished first.
+export CALSWEEP_CONTROL="ipc://$tmp/control.sock"
+timeout 20 "$CALSWEEP" submit tests/data/sweeps-e2e/e2e-kill.json >/dev/null
+running() { sqlite3 -readonly "$tmp/calsweep.db" "SELECT count(*) FROM job WHERE state = 'running' AND baseline = 0" 2>/dev/null; }
+timeout 60 "$CALSWEEP_WORKER" --coordinator "ipc://$tmp/work.sock" --name rel --release \
+    --model-root tests/data/e2e-models --runner "$CS_BUILD_DIR/tests/calsweep-testrun" \
+    --work-dir "$tmp/w" --heartbeat-ms 200 --kill-grace-ms 300 2>"$tmp/rel.log" &
+wp=$!
+for _ in $(seq 100); do [ "$(running)" = 1 ] && break; sleep 0.1; done
+start=$(date +%s%N); kill -TERM $wp; wait $wp; rc=$?
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+[ $rc = 0 ] && [ $ms -lt 1400 ]; ok $? "--release: exits 0 at once ($ms ms) though its job sleeps 1.5 s"
+[ "$(running)" = 0 ] && [ "$(sqlite3 -readonly "$tmp/calsweep.db" "SELECT count(*) FROM job WHERE state = 'done' AND baseline = 0")" = 0 ]
+ok $? "the released job is no longer running and not done"
+timeout 60 "$CALSWEEP_WORKER" --coordinator "ipc://$tmp/work.sock" --name dr \
+    --model-root tests/data/e2e-models --runner "$CS_BUILD_DIR/tests/calsweep-testrun" \
+    --work-dir "$tmp/w2" --heartbeat-ms 200 2>"$tmp/dr.log" &
+wp=$!
+for _ in $(seq 100); do [ "$(running)" = 1 ] && break; sleep 0.1; done
+kill -TERM $wp; wait $wp; rc=$?
+[ $rc = 0 ]; ok $? "--drain: exits 0 after its job"
+[ "$(sqlite3 -readonly "$tmp/calsweep.db" "SELECT count(*) FROM job WHERE state = 'done' AND baseline = 0")" = 1 ]
+ok $? "the drained job is done"
+[ $fail = 0 ] || { echo "# $out"; for f in "$tmp"/*.log; do echo "# $f"; tail -n 8 "$f" | sed 's/^/# /'; done; sed 's/^/# /' "$tmp/daemon.log" | tail -10; }
 [ $fail = 0 ]
