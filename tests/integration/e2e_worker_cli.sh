@@ -24,7 +24,7 @@ out=$(w --token-file "$tmp/token" --work-dir "$tmp/w" 2>&1); rc=$?
 [ $rc = 2 ] && has "$out" "chmod 600"; ok $? "a readable token file is refused"
 
 timeout 60 "$CALSWEEPD" --db "$tmp/calsweep.db" --work "ipc://$tmp/work.sock" \
-    --control "ipc://$tmp/control.sock" --claim-hold-ms 200 2>"$tmp/daemon.log" &
+    --control "ipc://$tmp/control.sock" --claim-hold-ms 200 --reap-ms 200 2>"$tmp/daemon.log" &
 pid=$!
 for _ in $(seq 100); do [ -S "$tmp/work.sock" ] && break; sleep 0.1; done
 start=$(date +%s%N)
@@ -38,24 +38,26 @@ has "$out" "registered with ipc://$tmp/work.sock as lone"; ok $? "it registered 
 # (the default) the job is finished first.
 export CALSWEEP_CONTROL="ipc://$tmp/control.sock"
 timeout 20 "$CALSWEEP" submit tests/data/sweeps-e2e/e2e-kill.json >/dev/null
-running() { sqlite3 -readonly "$tmp/calsweep.db" "SELECT count(*) FROM job WHERE state = 'running' AND baseline = 0" 2>/dev/null; }
-timeout 60 "$CALSWEEP_WORKER" --coordinator "ipc://$tmp/work.sock" --name rel --release \
+running() { sqlite3 -readonly "$tmp/calsweep.db" "SELECT count(*) FROM job WHERE state = 'running' AND baseline = 0 AND worker = '$1'" 2>/dev/null; }
+# (no timeout(1) wrapper: the worker must see exactly our one SIGTERM)
+"$CALSWEEP_WORKER" --coordinator "ipc://$tmp/work.sock" --name rel --release \
     --model-root tests/data/e2e-models --runner "$CS_BUILD_DIR/tests/calsweep-testrun" \
     --work-dir "$tmp/w" --heartbeat-ms 200 --kill-grace-ms 300 2>"$tmp/rel.log" &
 wp=$!
-for _ in $(seq 100); do [ "$(running)" = 1 ] && break; sleep 0.1; done
+for _ in $(seq 100); do [ "$(running rel)" = 1 ] && break; sleep 0.1; done
 start=$(date +%s%N); kill -TERM $wp; wait $wp; rc=$?
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 [ $rc = 0 ] && [ $ms -lt 1400 ]; ok $? "--release: exits 0 at once ($ms ms) though its job sleeps 1.5 s"
-[ "$(running)" = 0 ] && [ "$(sqlite3 -readonly "$tmp/calsweep.db" "SELECT count(*) FROM job WHERE state = 'done' AND baseline = 0")" = 0 ]
-ok $? "the released job is no longer running and not done"
-timeout 60 "$CALSWEEP_WORKER" --coordinator "ipc://$tmp/work.sock" --name dr \
+queued() { sqlite3 -readonly "$tmp/calsweep.db" "SELECT count(*) FROM job WHERE state = 'queued' AND baseline = 0" 2>/dev/null; }
+for _ in $(seq 100); do [ "$(queued)" = 3 ] && break; sleep 0.1; done
+[ "$(queued)" = 3 ]; ok $? "the released job is queued again"
+"$CALSWEEP_WORKER" --coordinator "ipc://$tmp/work.sock" --name dr \
     --model-root tests/data/e2e-models --runner "$CS_BUILD_DIR/tests/calsweep-testrun" \
     --work-dir "$tmp/w2" --heartbeat-ms 200 2>"$tmp/dr.log" &
 wp=$!
-for _ in $(seq 100); do [ "$(running)" = 1 ] && break; sleep 0.1; done
-kill -TERM $wp; wait $wp; rc=$?
-[ $rc = 0 ]; ok $? "--drain: exits 0 after its job"
+for _ in $(seq 100); do [ "$(running dr)" = 1 ] && break; sleep 0.1; done
+kill -TERM $wp; sleep 0.2; kill -TERM $wp; wait $wp; rc=$?
+[ $rc = 0 ]; ok $? "--drain: exits 0 after its job (a second SIGTERM within 1 s does not release it)"
 [ "$(sqlite3 -readonly "$tmp/calsweep.db" "SELECT count(*) FROM job WHERE state = 'done' AND baseline = 0")" = 1 ]
 ok $? "the drained job is done"
 [ $fail = 0 ] || { echo "# $out"; for f in "$tmp"/*.log; do echo "# $f"; tail -n 8 "$f" | sed 's/^/# /'; done; sed 's/^/# /' "$tmp/daemon.log" | tail -10; }

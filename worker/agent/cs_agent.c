@@ -74,6 +74,7 @@ struct cs_agent {
     int64_t backoff_ms;
     cs_rng rng;
     int stop_mode;
+    int64_t first_signal_ms; /* when the first SIGTERM/SIGINT came */
     bool claims_done, bye_sent, finished;
     int64_t jobs_ended;
     agent_job *job;
@@ -925,8 +926,13 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     cs_agent *a = s->data;
     int mode = a->cfg.release_on_term ? STOP_RELEASE : STOP_DRAIN;
-    if (a->stop_mode != STOP_NONE)
-        mode = STOP_RELEASE; /* a second signal: do not wait for the job */
+    int64_t now = cs_time_mono_ms();
+    /* A second signal means: do not wait for the job. Copies of the first that arrive together
+     * (timeout(1) and shells signal the child and then its process group) do not count. */
+    if (a->stop_mode != STOP_NONE && now - a->first_signal_ms >= 1000)
+        mode = STOP_RELEASE;
+    if (a->stop_mode == STOP_NONE)
+        a->first_signal_ms = now;
     cs_log(CS_LOG_INFO, "signal %d", signum);
     handle_stop(a, mode);
 }

@@ -22,8 +22,9 @@
  *
  * Stopping (cs_agent_request_stop, or SIGTERM/SIGINT when handle_signals): drain = finish and
  * report the current job, then BYE; release = stop the child and BYE with release_job. A second
- * signal while draining switches to release. --once (once): one CLAIM answer, at most one job, then
- * BYE. max_jobs: BYE after that many jobs ended (reported or dropped).
+ * signal while draining (at least 1 s after the first) switches to release. --once (once): one
+ * CLAIM answer, at most one job, then BYE. max_jobs: BYE after that many jobs ended (reported or
+ * dropped).
  */
 #ifndef CS_WORKER_AGENT_CS_AGENT_H
 #define CS_WORKER_AGENT_CS_AGENT_H
