@@ -315,7 +315,7 @@ static void test_result(void **state)
     assert_int_equal(
             write_script(f->runner,
                          "echo \"runner start job=$CALSWEEP_JOB_ID attempt=$CALSWEEP_ATTEMPT "
-                         "arg=$1\" >&2\n"
+                         "arg=$1 threads=$CALSWEEP_THREADS\" >&2\n"
                          "echo '{\"stage\":\"work\",\"done\":1,\"total\":4}' >&3\n"
                          "sleep 0.4\n"
                          "echo 'not json' >&3\n"
@@ -335,7 +335,7 @@ static void test_result(void **state)
     assert_string_equal(f->p.hb_stage, "work");
     assert_true(f->p.hb_done >= 1);
     assert_int_equal(f->p.hb_total, 4);
-    assert_non_null(strstr(f->p.hb_tail, "runner start job=41 attempt=1 arg=job.json"));
+    assert_non_null(strstr(f->p.hb_tail, "runner start job=41 attempt=1 arg=job.json threads=1"));
     assert_string_equal(f->p.metrics, "{\"t\":{\"acc\":0.5}}");
     assert_non_null(strstr(f->p.provenance, "\"env_job\":\"41\""));
     assert_non_null(strstr(f->p.provenance, "\"log_path\":\""));

@@ -611,9 +611,9 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
 {
     agent_job *j = calloc(1, sizeof *j);
     char name[64], *path = NULL;
-    char env_id[64], env_att[64];
+    char env_id[64], env_att[64], env_thr[64];
     const char *argv[6];
-    const char *env[3];
+    const char *env[4];
     cs_err err = {0};
     cJSON *cfg = NULL;
     cs_rc rc;
@@ -635,9 +635,11 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
     snprintf(name, sizeof name, "%" PRId64 "-%" PRId64, j->id, j->attempt);
     snprintf(env_id, sizeof env_id, "CALSWEEP_JOB_ID=%" PRId64, j->id);
     snprintf(env_att, sizeof env_att, "CALSWEEP_ATTEMPT=%" PRId64, j->attempt);
+    snprintf(env_thr, sizeof env_thr, "CALSWEEP_THREADS=%" PRId64, a->cfg.threads);
     env[0] = env_id;
     env[1] = env_att;
-    env[2] = NULL;
+    env[2] = env_thr;
+    env[3] = NULL;
     if ((rc = cs_path_join(a->cfg.work_dir, name, &j->dir, &err)) != CS_OK ||
         (rc = cs_path_mkdir_p(j->dir, 0755, &err)) != CS_OK)
         goto spawn_fail;

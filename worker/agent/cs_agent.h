@@ -9,16 +9,16 @@
  *
  * Protocol (cs_proto.h): HELLO until OK, then CLAIM; JOB -> the job runs in
  * <work_dir>/<job_id>-<attempt>/ (job.json = JOB.config, argv [runner, "job.json"], env
- * CALSWEEP_JOB_ID, CALSWEEP_ATTEMPT); HEARTBEAT every heartbeat_ms (at most lease_s/3) with stage,
- * progress and the log tail; ACK.cancel stops the child (FAIL kind cancelled); ERROR CS_ESTALE on a
- * heartbeat stops it and drops the job. When the child ends: exit 0 with result.json -> RESULT
- * (metrics = its "metrics", provenance = the whole document plus "log_path", "host", "worker");
- * otherwise FAIL with the exit status, signal, kind (error.json's kind, else
- * crash/timeout/cancelled/oom/spawn) and the log tail. A RESULT or FAIL is resent (with backoff)
- * until the coordinator answers: ACK or OK -> done; ERROR CS_ESTALE -> dropped (another attempt
- * owns the job). NO_WORK -> CLAIM again after retry_ms. Lost replies (the coordinator restarting)
- * are resent by nng's REQ resend and by the agent's own timeouts with exponential backoff (200 ms
- * doubling to 5 s, with jitter).
+ * CALSWEEP_JOB_ID, CALSWEEP_ATTEMPT, CALSWEEP_THREADS = cfg.threads); HEARTBEAT every heartbeat_ms
+ * (at most lease_s/3) with stage, progress and the log tail; ACK.cancel stops the child (FAIL kind
+ * cancelled); ERROR CS_ESTALE on a heartbeat stops it and drops the job. When the child ends: exit
+ * 0 with result.json -> RESULT (metrics = its "metrics", provenance = the whole document plus
+ * "log_path", "host", "worker"); otherwise FAIL with the exit status, signal, kind (error.json's
+ * kind, else crash/timeout/cancelled/oom/spawn) and the log tail. A RESULT or FAIL is resent (with
+ * backoff) until the coordinator answers: ACK or OK -> done; ERROR CS_ESTALE -> dropped (another
+ * attempt owns the job). NO_WORK -> CLAIM again after retry_ms. Lost replies (the coordinator
+ * restarting) are resent by nng's REQ resend and by the agent's own timeouts with exponential
+ * backoff (200 ms doubling to 5 s, with jitter).
  *
  * Stopping (cs_agent_request_stop, or SIGTERM/SIGINT when handle_signals): drain = finish and
  * report the current job, then BYE; release = stop the child and BYE with release_job. A second
