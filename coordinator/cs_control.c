@@ -1,24 +1,1083 @@
-/* cs_control.c - see cs_control.h. */
+/* cs_control.c - see cs_control.h. Reply shapes: step 3 contract ("Control replies"). */
 #include "cs_control.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "cs_alloc.h"
+#include "cs_canon.h"
+#include "cs_expand.h"
+#include "cs_json.h"
+#include "cs_sweep.h"
+
+/* A worker heard from within this long counts in STATUS.workers. */
+#define CTL_WORKER_ALIVE_MS ((int64_t)120000)
+/* The most log bytes LOGS sends (well below CS_PROTO_MAX_BYTES after JSON escaping). */
+#define CTL_MAX_LOG       ((size_t)1 << 20)
+#define CTL_PLAN_EXAMPLES 5
+
+/* ---- replies --------------------------------------------------------------------------------- */
 
 static cs_rc reply_error(cs_msg *rep, cs_rc code, const char *message, cs_err *err)
 {
+    size_t n = strlen(message);
     cs_msg_init(rep, CS_MSG_ERROR);
-    rep->error.code = code;
-    rep->error.message = cs_strdup(message);
-    if (rep->error.message == NULL)
+    rep->error.code = code == CS_OK ? CS_EINTERNAL : code;
+    if (n >= CS_PROTO_MAX_TEXT) {
+        n = CS_PROTO_MAX_TEXT - 1;
+        while (n > 0 && ((unsigned char)message[n] & 0xC0u) == 0x80u) {
+            n--; /* do not cut a UTF-8 sequence */
+        }
+    }
+    rep->error.message = cs_strndup(message, n);
+    if (rep->error.message == NULL) {
         return cs_err_set(err, CS_ENOMEM, 0, "control reply");
+    }
     return CS_OK;
 }
 
+/* Takes root (deleted here) and makes it the canonical data of an OK reply. */
+static cs_rc reply_ok(cs_msg *rep, cJSON *root, cs_err *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    cs_rc rc;
+    if (root == NULL) {
+        return cs_err_set(err, CS_ENOMEM, 0, "control reply");
+    }
+    rc = cs_canon_string(root, &text, &len, err);
+    cJSON_Delete(root);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    cs_msg_init(rep, CS_MSG_OK);
+    rep->ok.data = text;
+    return CS_OK;
+}
+
+/* Answers an error of a request: expected failures become an ERROR reply, out of memory is
+ * passed on. */
+static cs_rc reply_from_err(cs_msg *rep, cs_rc rc, const cs_err *e, cs_err *err)
+{
+    if (rc == CS_ENOMEM) {
+        return cs_err_set(err, CS_ENOMEM, 0, "%s", e->msg);
+    }
+    return reply_error(rep, rc, e->msg[0] ? e->msg : cs_rc_str(rc), err);
+}
+
+static bool add_num(cJSON *o, const char *key, double v)
+{
+    return cJSON_AddNumberToObject(o, key, v) != NULL;
+}
+
+static bool add_str_or_null(cJSON *o, const char *key, const char *v)
+{
+    return (v ? cJSON_AddStringToObject(o, key, v) : cJSON_AddNullToObject(o, key)) != NULL;
+}
+
+/* Adds JSON text as a value (an invalid or absent text becomes null). */
+static bool add_raw(cJSON *o, const char *key, const char *json)
+{
+    cJSON *v = json ? cJSON_Parse(json) : NULL;
+    if (v == NULL) {
+        v = cJSON_CreateNull();
+    }
+    return v != NULL && cJSON_AddItemToObject(o, key, v);
+}
+
+/* ---- sweep references ------------------------------------------------------------------------ */
+
+/* A name or a decimal id; CS_ENOENT naming the reference. */
+static cs_rc resolve_sweep(cs_store *s, const char *ref, int64_t *id, cs_err *err)
+{
+    cs_store_sweep_info info;
+    cs_err e = {0};
+    bool digits = ref[0] != '\0' && strlen(ref) <= 15;
+    cs_rc rc;
+
+    for (const char *p = ref; digits && *p; p++) {
+        digits = *p >= '0' && *p <= '9';
+    }
+    if (digits) {
+        int64_t v = strtoll(ref, NULL, 10);
+        rc = cs_store_sweep_get(s, v, &info, &e);
+        if (rc == CS_OK) {
+            *id = v;
+            return CS_OK;
+        }
+        if (rc != CS_ENOENT) {
+            return cs_err_set(err, rc, 0, "%s", e.msg);
+        }
+    }
+    rc = cs_store_sweep_find(s, ref, id, &e);
+    if (rc == CS_ENOENT) {
+        return cs_err_set(err, CS_ENOENT, 0, "no sweep '%s' (see calsweep status)", ref);
+    }
+    if (rc != CS_OK) {
+        return cs_err_set(err, rc, 0, "%s", e.msg);
+    }
+    return CS_OK;
+}
+
+/* ---- SUBMIT, PLAN, EXTEND: a sweep document ---------------------------------------------------
+ */
+
+/* Parses a sweep document. On a validation failure fills *msg (owned) with every error, one
+ * "path: reason" per line, and returns CS_ESCHEMA. Warnings go to warnings (may be NULL) as
+ * "path: reason" strings. */
+static cs_rc parse_sweep(const char *doc, const char *label, cs_sweep **out, cJSON *warnings,
+                         char **msg, cs_err *err)
+{
+    cs_diags diags;
+    cs_buf b = {0};
+    cs_rc rc;
+
+    *msg = NULL;
+    cs_diags_init(&diags);
+    rc = cs_sweep_parse(doc, strlen(doc), label, out, &diags, err);
+    if (rc == CS_ENOMEM) {
+        goto out;
+    }
+    for (size_t i = 0; i < diags.len; i++) {
+        const cs_diag *d = &diags.items[i];
+        const char *path = d->path[0] ? d->path : "(root)";
+        if (d->severity == CS_DIAG_ERROR) {
+            if (cs_buf_printf(&b, "%s%s: %s", b.len ? "\n" : "", path, d->message) != CS_OK) {
+                rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
+                goto out;
+            }
+        } else if (warnings) {
+            char line[1024];
+            snprintf(line, sizeof(line), "%s: %s", path, d->message);
+            if (!cJSON_AddItemToArray(warnings, cJSON_CreateString(line))) {
+                rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
+                goto out;
+            }
+        }
+    }
+    if (rc != CS_OK) {
+        if (diags.n_dropped > 0) {
+            (void)cs_buf_printf(&b, "\n... and %zu more", diags.n_dropped);
+        }
+        if (b.len == 0 && cs_buf_puts(&b, err->msg) != CS_OK) {
+            rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
+            goto out;
+        }
+        *msg = cs_buf_take(&b);
+        rc = CS_ESCHEMA;
+    }
+out:
+    cs_buf_fini(&b);
+    cs_diags_fini(&diags);
+    return rc;
+}
+
+static cs_rc handle_submit(cs_store *s, const cs_msg_submit *m, int64_t now, cs_msg *rep,
+                           cs_err *err)
+{
+    cs_sweep *sw = NULL;
+    cs_expander *e = NULL;
+    cs_sweep_meta meta;
+    cs_store_submit_counts c = {0};
+    cJSON *warnings = cJSON_CreateArray(), *root = NULL;
+    char *msg = NULL;
+    cs_err e2 = {0};
+    cs_rc rc;
+
+    if (!warnings) {
+        return cs_err_set(err, CS_ENOMEM, 0, "control reply");
+    }
+    rc = parse_sweep(m->sweep, "SUBMIT.sweep", &sw, warnings, &msg, err);
+    if (rc == CS_ESCHEMA) {
+        rc = reply_error(rep, CS_ESCHEMA, msg, err);
+        goto out;
+    }
+    if (rc != CS_OK) {
+        goto out;
+    }
+    rc = cs_expand_create(sw, NULL, &e, &e2);
+    if (rc == CS_OK) {
+        cs_sweep_get_meta(sw, &meta);
+        rc = cs_store_submit(s, &meta, cs_expand_next, e, m->force, now, &c, &e2);
+    }
+    if (rc != CS_OK) {
+        rc = reply_from_err(rep, rc, &e2, err);
+        goto out;
+    }
+    root = cJSON_CreateObject();
+    if (!root || !add_num(root, "sweep_id", (double)c.sweep_id) ||
+        !cJSON_AddStringToObject(root, "name", sw->name) ||
+        !add_num(root, "jobs", (double)c.inserted) || !add_num(root, "queued", (double)c.queued) ||
+        !add_num(root, "cached", (double)c.cached) ||
+        !add_num(root, "baselines", (double)c.baselines) ||
+        !cJSON_AddItemToObject(root, "warnings", warnings)) {
+        cJSON_Delete(root);
+        root = NULL;
+    } else {
+        warnings = NULL;
+    }
+    rc = reply_ok(rep, root, err);
+out:
+    cJSON_Delete(warnings);
+    free(msg);
+    cs_expand_destroy(e);
+    cs_sweep_destroy(sw);
+    return rc;
+}
+
+/* PLAN: the object `calsweep plan --json` prints (cmd_plan.c), cached counted in this store. */
+typedef struct plan_count {
+    const char *label; /* canonical JSON of the value, NULL = does not apply */
+    const char *text;
+    size_t count;
+} plan_count;
+
+typedef struct plan_axis {
+    plan_count *v;
+    size_t n, cap;
+} plan_axis;
+
+static cs_rc plan_count_value(plan_axis *pa, const cs_axis_value *v)
+{
+    for (size_t i = 0; i < pa->n; i++) {
+        const char *l = pa->v[i].label;
+        if ((l == NULL && v == NULL) || (l && v && strcmp(l, v->label) == 0)) {
+            pa->v[i].count++;
+            return CS_OK;
+        }
+    }
+    if (pa->n == pa->cap) {
+        size_t cap = pa->cap ? 2 * pa->cap : 8;
+        plan_count *g = cs_realloc_array(pa->v, cap, sizeof(*g));
+        if (!g) {
+            return CS_ENOMEM;
+        }
+        pa->v = g;
+        pa->cap = cap;
+    }
+    pa->v[pa->n].label = v ? v->label : NULL;
+    pa->v[pa->n].text = v ? v->text : "n/a";
+    pa->v[pa->n].count = 1;
+    pa->n++;
+    return CS_OK;
+}
+
+static cs_rc handle_plan(cs_store *s, const cs_msg_plan *m, cs_msg *rep, cs_err *err)
+{
+    cs_sweep *sw = NULL;
+    cs_expander *e = NULL;
+    cs_expand_counts c;
+    plan_axis *pa = NULL;
+    cJSON *root = NULL, *axes, *examples;
+    char *msg = NULL;
+    size_t cached = 0;
+    cs_cell cell;
+    cs_err e2 = {0};
+    cs_rc rc;
+
+    rc = parse_sweep(m->sweep, "PLAN.sweep", &sw, NULL, &msg, err);
+    if (rc == CS_ESCHEMA) {
+        rc = reply_error(rep, CS_ESCHEMA, msg, err);
+        goto out;
+    }
+    if (rc != CS_OK) {
+        goto out;
+    }
+    rc = cs_expand_create(sw, NULL, &e, &e2);
+    if (rc != CS_OK) {
+        rc = reply_from_err(rep, rc, &e2, err);
+        goto out;
+    }
+    pa = cs_calloc_array(sw->n_axes ? sw->n_axes : 1, sizeof(*pa));
+    root = cJSON_CreateObject();
+    examples = cJSON_CreateArray();
+    if (!pa || !root || !examples || !cJSON_AddItemToObject(root, "examples", examples)) {
+        cJSON_Delete(examples);
+        rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
+        goto out;
+    }
+    /* Grid values first, in order, so they are listed even when excluded everywhere. */
+    for (size_t a = 0; a < sw->n_axes; a++) {
+        for (size_t i = 0; i < sw->axes[a].n; i++) {
+            if (plan_count_value(&pa[a], &sw->axes[a].values[i]) != CS_OK) {
+                rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
+                goto out;
+            }
+            pa[a].v[pa[a].n - 1].count = 0;
+        }
+    }
+    while ((rc = cs_expand_next(e, &cell, &e2)) == CS_OK) {
+        const cs_axis_value *const *vals = cs_expand_cell_values(e);
+        bool hit = false;
+        for (size_t a = 0; a < sw->n_axes; a++) {
+            if (plan_count_value(&pa[a], vals[a]) != CS_OK) {
+                rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
+                goto out;
+            }
+        }
+        rc = cs_store_key_cached(s, cell.key, &hit, &e2);
+        if (rc != CS_OK) {
+            break;
+        }
+        cached += hit;
+        if ((size_t)cJSON_GetArraySize(examples) < CTL_PLAN_EXAMPLES) {
+            cJSON *ex = cJSON_CreateObject();
+            if (!ex || !cJSON_AddItemToArray(examples, ex) ||
+                !cJSON_AddStringToObject(ex, "key", cell.key) ||
+                !cJSON_AddBoolToObject(ex, "baseline", cell.baseline) ||
+                !add_raw(ex, "axes", cell.axes) || !add_raw(ex, "config", cell.config)) {
+                rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
+                goto out;
+            }
+        }
+    }
+    if (rc != CS_ENOENT) {
+        rc = reply_from_err(rep, rc, &e2, err);
+        goto out;
+    }
+    cs_expand_get_counts(e, &c);
+    axes = cJSON_AddObjectToObject(root, "axes");
+    if (!axes || !cJSON_AddStringToObject(root, "sweep", sw->name) ||
+        !cJSON_AddStringToObject(root, "spec_hash", sw->spec_hash) ||
+        !add_num(root, "jobs", (double)c.emitted) ||
+        !add_num(root, "baselines", (double)c.baselines) ||
+        !add_num(root, "grid_cells", (double)c.product) ||
+        !add_num(root, "excluded", (double)c.excluded) ||
+        !add_num(root, "included", (double)c.included) ||
+        !add_num(root, "duplicates", (double)c.duplicates) ||
+        !add_num(root, "cached", (double)cached)) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
+        goto out;
+    }
+    for (size_t a = 0; a < sw->n_axes; a++) {
+        cJSON *arr = cJSON_AddArrayToObject(axes, sw->axes[a].name);
+        if (!arr) {
+            rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
+            goto out;
+        }
+        for (size_t i = 0; i < pa[a].n; i++) {
+            cJSON *v = cJSON_CreateObject();
+            if (!v || !cJSON_AddItemToArray(arr, v) || !add_raw(v, "value", pa[a].v[i].label) ||
+                !cJSON_AddStringToObject(v, "text", pa[a].v[i].text) ||
+                !add_num(v, "jobs", (double)pa[a].v[i].count)) {
+                rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
+                goto out;
+            }
+        }
+    }
+    rc = reply_ok(rep, root, err);
+    root = NULL;
+out:
+    cJSON_Delete(root);
+    for (size_t a = 0; pa && a < sw->n_axes; a++) {
+        free(pa[a].v);
+    }
+    free(pa);
+    free(msg);
+    cs_expand_destroy(e);
+    cs_sweep_destroy(sw);
+    return rc;
+}
+
+static cs_rc handle_extend(cs_store *s, const cs_msg_extend *m, int64_t now, cs_msg *rep,
+                           cs_err *err)
+{
+    cs_sweep *sw = NULL;
+    cs_expander *e = NULL;
+    cs_sweep_meta meta;
+    cs_store_sweep_info info;
+    cs_store_submit_counts c = {0};
+    char *msg = NULL;
+    cJSON *root;
+    int64_t id = 0;
+    cs_err e2 = {0};
+    cs_rc rc;
+
+    rc = resolve_sweep(s, m->sweep_id, &id, &e2);
+    if (rc == CS_OK) {
+        rc = cs_store_sweep_get(s, id, &info, &e2);
+    }
+    if (rc != CS_OK) {
+        return reply_from_err(rep, rc, &e2, err);
+    }
+    rc = parse_sweep(m->sweep, "EXTEND.sweep", &sw, NULL, &msg, err);
+    if (rc == CS_ESCHEMA) {
+        rc = reply_error(rep, CS_ESCHEMA, msg, err);
+        goto out;
+    }
+    if (rc != CS_OK) {
+        goto out;
+    }
+    if (strcmp(sw->name, info.name) != 0) {
+        cs_err_set(&e2, CS_EINVAL, 0,
+                   "the file's sweep is named '%s', not '%s': extend adds cells to the same sweep",
+                   sw->name, info.name);
+        rc = reply_from_err(rep, CS_EINVAL, &e2, err);
+        goto out;
+    }
+    rc = cs_expand_create(sw, NULL, &e, &e2);
+    if (rc == CS_OK) {
+        cs_sweep_get_meta(sw, &meta);
+        rc = cs_store_extend(s, id, &meta, cs_expand_next, e, false, now, &c, &e2);
+    }
+    if (rc != CS_OK) {
+        rc = reply_from_err(rep, rc, &e2, err);
+        goto out;
+    }
+    root = cJSON_CreateObject();
+    if (root &&
+        (!add_num(root, "sweep_id", (double)id) || !add_num(root, "added", (double)c.inserted) ||
+         !add_num(root, "cached", (double)c.cached) ||
+         !add_num(root, "existing", (double)c.existing))) {
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    rc = reply_ok(rep, root, err);
+out:
+    free(msg);
+    cs_expand_destroy(e);
+    cs_sweep_destroy(sw);
+    return rc;
+}
+
+/* ---- STATUS ---------------------------------------------------------------------------------- */
+
+static cs_rc sweep_json(const cs_store_sweep_info *info, cJSON *list, cs_err *err)
+{
+    cJSON *o = cJSON_CreateObject(), *counts;
+    if (!o || !cJSON_AddItemToArray(list, o)) {
+        cJSON_Delete(o);
+        return cs_err_set(err, CS_ENOMEM, 0, "control reply");
+    }
+    counts = cJSON_AddObjectToObject(o, "counts");
+    if (!counts || !add_num(o, "id", (double)info->id) ||
+        !cJSON_AddStringToObject(o, "name", info->name) ||
+        !cJSON_AddStringToObject(o, "state", cs_sweep_state_name(info->state)) ||
+        !add_num(o, "priority", info->policy.priority) ||
+        !add_num(o, "created_ms", (double)info->created) ||
+        !add_num(o, "total", (double)info->counts.total)) {
+        return cs_err_set(err, CS_ENOMEM, 0, "control reply");
+    }
+    for (int st = 0; st < CS_JOB_NSTATES; st++) {
+        if (!add_num(counts, cs_job_state_name((cs_job_state)st), (double)info->counts.n[st])) {
+            return cs_err_set(err, CS_ENOMEM, 0, "control reply");
+        }
+    }
+    return CS_OK;
+}
+
+static cs_rc sweep_list_cb(void *ctx, const cs_store_sweep_info *info, cs_err *err)
+{
+    return sweep_json(info, ctx, err);
+}
+
+/* One integer from a query with up to two int64 parameters (absent: pass no_param). */
+static cs_rc query_i64(cs_store *s, const char *sql, int64_t p1, int64_t *out, cs_err *err)
+{
+    sqlite3 *db = cs_store_db(s);
+    sqlite3_stmt *st = NULL;
+    int r = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (r == SQLITE_OK && sqlite3_bind_parameter_count(st) >= 1) {
+        r = sqlite3_bind_int64(st, 1, p1);
+    }
+    if (r == SQLITE_OK) {
+        r = sqlite3_step(st);
+    }
+    if (r != SQLITE_ROW) {
+        cs_rc rc = cs_err_set(err, CS_EDB, r, "query: %s", sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        return rc;
+    }
+    *out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return CS_OK;
+}
+
+static cs_rc handle_status(cs_store *s, const cs_msg_status *m, int64_t now, cs_msg *rep,
+                           cs_err *err)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *list = root ? cJSON_AddArrayToObject(root, "sweeps") : NULL;
+    cs_store_sweep_info info;
+    int64_t workers = 0, id = 0;
+    cs_err e2 = {0};
+    cs_rc rc;
+
+    if (!list) {
+        cJSON_Delete(root);
+        return cs_err_set(err, CS_ENOMEM, 0, "control reply");
+    }
+    if (m->sweep) {
+        rc = resolve_sweep(s, m->sweep, &id, &e2);
+        if (rc == CS_OK) {
+            rc = cs_store_sweep_get(s, id, &info, &e2);
+        }
+        if (rc == CS_OK) {
+            rc = sweep_json(&info, list, &e2);
+        }
+    } else {
+        rc = cs_store_sweep_list(s, sweep_list_cb, list, &e2);
+    }
+    if (rc == CS_OK) {
+        rc = query_i64(s, "SELECT count(*) FROM worker WHERE last_seen >= ?1",
+                       now - CTL_WORKER_ALIVE_MS, &workers, &e2);
+    }
+    if (rc != CS_OK) {
+        cJSON_Delete(root);
+        return reply_from_err(rep, rc, &e2, err);
+    }
+    if (!add_num(root, "workers", (double)workers)) {
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    return reply_ok(rep, root, err);
+}
+
+/* ---- JOBS, WORKERS, LOGS: ad-hoc read queries ------------------------------------------------ */
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    return (const char *)sqlite3_column_text(st, i);
+}
+
+static cs_rc handle_jobs(cs_store *s, const cs_msg_jobs *m, cs_msg *rep, cs_err *err)
+{
+    static const char where[] = " FROM job WHERE (?1 = 0 OR sweep_id = ?1) AND (?2 IS NULL OR "
+                                "state = ?2)";
+    sqlite3 *db = cs_store_db(s);
+    sqlite3_stmt *st = NULL;
+    cJSON *root = NULL, *list = NULL;
+    cs_job_state state;
+    int64_t id = 0, total = 0;
+    char sql[512];
+    cs_err e2 = {0};
+    cs_rc rc;
+    int r;
+
+    if (m->sweep && (rc = resolve_sweep(s, m->sweep, &id, &e2)) != CS_OK) {
+        return reply_from_err(rep, rc, &e2, err);
+    }
+    if (m->state && (rc = cs_job_state_parse(m->state, &state, &e2)) != CS_OK) {
+        cs_err_set(&e2, CS_EINVAL, 0,
+                   "JOBS.state: unknown job state '%s' (queued, running, retry_wait, done, "
+                   "failed, lost, cancelled, cached)",
+                   m->state);
+        return reply_from_err(rep, CS_EINVAL, &e2, err);
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 0) {
+            snprintf(sql, sizeof(sql), "SELECT count(*)%s", where);
+        } else {
+            snprintf(sql, sizeof(sql),
+                     "SELECT id, sweep_id, state, attempt, key, worker, state_at, axes%s ORDER "
+                     "BY id LIMIT ?3 OFFSET ?4",
+                     where);
+        }
+        r = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+        if (r == SQLITE_OK) {
+            r = sqlite3_bind_int64(st, 1, id);
+        }
+        if (r == SQLITE_OK) {
+            r = m->state ? sqlite3_bind_text(st, 2, m->state, -1, SQLITE_STATIC)
+                         : sqlite3_bind_null(st, 2);
+        }
+        if (r == SQLITE_OK && pass == 1) {
+            r = sqlite3_bind_int64(st, 3, m->limit > 0 ? m->limit : 100);
+        }
+        if (r == SQLITE_OK && pass == 1) {
+            r = sqlite3_bind_int64(st, 4, m->offset);
+        }
+        if (r != SQLITE_OK) {
+            goto db_error;
+        }
+        if (pass == 0) {
+            if (sqlite3_step(st) != SQLITE_ROW) {
+                goto db_error;
+            }
+            total = sqlite3_column_int64(st, 0);
+            sqlite3_finalize(st);
+            st = NULL;
+            root = cJSON_CreateObject();
+            list = root ? cJSON_AddArrayToObject(root, "jobs") : NULL;
+            if (!list || !add_num(root, "total", (double)total)) {
+                goto oom;
+            }
+            continue;
+        }
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            cJSON *o = cJSON_CreateObject();
+            if (!o || !cJSON_AddItemToArray(list, o) ||
+                !add_num(o, "id", (double)sqlite3_column_int64(st, 0)) ||
+                !add_num(o, "sweep_id", (double)sqlite3_column_int64(st, 1)) ||
+                !cJSON_AddStringToObject(o, "state", col_text(st, 2)) ||
+                !add_num(o, "attempt", (double)sqlite3_column_int64(st, 3)) ||
+                !cJSON_AddStringToObject(o, "key", col_text(st, 4)) ||
+                !add_str_or_null(o, "worker", col_text(st, 5)) ||
+                !add_num(o, "updated_ms", (double)sqlite3_column_int64(st, 6)) ||
+                !add_raw(o, "axes", col_text(st, 7))) {
+                goto oom;
+            }
+        }
+        if (r != SQLITE_DONE) {
+            goto db_error;
+        }
+    }
+    sqlite3_finalize(st);
+    return reply_ok(rep, root, err);
+db_error:
+    cs_err_set(&e2, CS_EDB, r, "jobs: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    cJSON_Delete(root);
+    return reply_from_err(rep, CS_EDB, &e2, err);
+oom:
+    sqlite3_finalize(st);
+    cJSON_Delete(root);
+    return cs_err_set(err, CS_ENOMEM, 0, "control reply");
+}
+
+static cs_rc handle_workers(cs_store *s, cs_msg *rep, cs_err *err)
+{
+    static const char sql[] =
+            "SELECT w.id, w.host, w.last_seen, w.capabilities, (SELECT j.id FROM job j WHERE "
+            "j.worker = w.id AND j.state = 'running' ORDER BY j.id LIMIT 1) FROM worker w "
+            "ORDER BY w.id";
+    sqlite3 *db = cs_store_db(s);
+    sqlite3_stmt *st = NULL;
+    cJSON *root = cJSON_CreateObject();
+    cJSON *list = root ? cJSON_AddArrayToObject(root, "workers") : NULL;
+    cs_err e2 = {0};
+    int r;
+
+    if (!list) {
+        cJSON_Delete(root);
+        return cs_err_set(err, CS_ENOMEM, 0, "control reply");
+    }
+    r = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    while (r == SQLITE_OK && (r = sqlite3_step(st)) == SQLITE_ROW) {
+        cJSON *o = cJSON_CreateObject();
+        bool has_job = sqlite3_column_type(st, 4) != SQLITE_NULL;
+        if (!o || !cJSON_AddItemToArray(list, o) ||
+            !cJSON_AddStringToObject(o, "name", col_text(st, 0)) ||
+            !add_str_or_null(o, "host", col_text(st, 1)) ||
+            !add_num(o, "last_seen_ms", (double)sqlite3_column_int64(st, 2)) ||
+            !add_raw(o, "capabilities", col_text(st, 3)) ||
+            !(has_job ? add_num(o, "job_id", (double)sqlite3_column_int64(st, 4))
+                      : cJSON_AddNullToObject(o, "job_id") != NULL)) {
+            sqlite3_finalize(st);
+            cJSON_Delete(root);
+            return cs_err_set(err, CS_ENOMEM, 0, "control reply");
+        }
+        r = SQLITE_OK;
+    }
+    if (r != SQLITE_DONE) {
+        cs_err_set(&e2, CS_EDB, r, "workers: %s", sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        cJSON_Delete(root);
+        return reply_from_err(rep, CS_EDB, &e2, err);
+    }
+    sqlite3_finalize(st);
+    return reply_ok(rep, root, err);
+}
+
+/* Replaces bytes that are not valid UTF-8 (and NUL) by '?', in place. */
+static void utf8_scrub(char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)p[i];
+        size_t len = c < 0x80               ? 1
+                     : (c & 0xE0u) == 0xC0u ? 2
+                     : (c & 0xF0u) == 0xE0u ? 3
+                     : (c & 0xF8u) == 0xF0u ? 4
+                                            : 0;
+        if (c == 0 || len == 0 || i + len > n || !cs_utf8_valid(p + i, len, NULL)) {
+            p[i++] = '?';
+            continue;
+        }
+        i += len;
+    }
+}
+
+/* Reads at most tail bytes (0 = all, capped at CTL_MAX_LOG) from the end of path. Only a regular
+ * file named stderr.log (the worker's per-attempt log) is read: a log path comes from a worker,
+ * and LOGS must not become a way to read any file of the coordinator's machine. */
+static bool read_log_file(const char *path, int64_t tail, char **out, size_t *len)
+{
+    static const char base[] = "/stderr.log";
+    size_t plen = strlen(path);
+    struct stat st;
+    FILE *f;
+    long size;
+    size_t want, got;
+    char *buf;
+    int fd;
+
+    if (plen < sizeof(base) - 1 || strcmp(path + plen - (sizeof(base) - 1), base) != 0) {
+        return false;
+    }
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (f = fdopen(fd, "rb")) == NULL) {
+        close(fd);
+        return false;
+    }
+    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0) {
+        fclose(f);
+        return false;
+    }
+    want = (size_t)size;
+    if (tail > 0 && (uint64_t)tail < want) {
+        want = (size_t)tail;
+    }
+    if (want > CTL_MAX_LOG) {
+        want = CTL_MAX_LOG;
+    }
+    buf = malloc(want + 1);
+    if (!buf || fseek(f, size - (long)want, SEEK_SET) != 0) {
+        free(buf);
+        fclose(f);
+        return false;
+    }
+    got = fread(buf, 1, want, f);
+    fclose(f);
+    buf[got] = '\0';
+    *out = buf;
+    *len = got;
+    return true;
+}
+
+/* A failed attempt has no log path (FAIL carries none), but the worker keeps every attempt's log
+ * at <work-dir>/<job>-<attempt>/stderr.log: when another attempt of the job has a path of that
+ * form, the same folder with this attempt's number is tried. Owned path, or NULL. */
+static char *guess_log_path(sqlite3 *db, int64_t job, int64_t attempt)
+{
+    static const char sql[] = "SELECT log_path FROM attempt WHERE job_id = ?1 AND log_path IS "
+                              "NOT NULL ORDER BY n DESC LIMIT 1";
+    sqlite3_stmt *st = NULL;
+    cs_buf b = {0};
+    char needle[48];
+    const char *path, *hit = NULL, *p, *end;
+    char *out = NULL;
+
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 1, job) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+        goto out;
+    }
+    path = (const char *)sqlite3_column_text(st, 0);
+    snprintf(needle, sizeof(needle), "/%lld-", (long long)job);
+    for (p = strstr(path, needle); p; p = strstr(p + 1, needle)) {
+        hit = p;
+    }
+    if (!hit) {
+        goto out;
+    }
+    end = hit + strlen(needle);
+    if (*end < '0' || *end > '9') {
+        goto out;
+    }
+    while (*end >= '0' && *end <= '9') {
+        end++;
+    }
+    if (*end != '/' || cs_buf_printf(&b, "%.*s%s%lld%s", (int)(hit - path), path, needle,
+                                     (long long)attempt, end) != CS_OK) {
+        goto out;
+    }
+    out = cs_buf_take(&b);
+out:
+    cs_buf_fini(&b);
+    sqlite3_finalize(st);
+    return out;
+}
+
+static cs_rc handle_logs(cs_store *s, const cs_msg_logs *m, cs_msg *rep, cs_err *err)
+{
+    static const char sql[] =
+            "SELECT j.attempt, j.progress, j.last_error, a.log_path, a.error, a.n FROM job j "
+            "LEFT JOIN attempt a ON a.job_id = j.id AND a.n = (CASE WHEN ?2 > 0 THEN ?2 ELSE "
+            "j.attempt END) WHERE j.id = ?1";
+    sqlite3 *db = cs_store_db(s);
+    sqlite3_stmt *st = NULL;
+    cJSON *root = NULL;
+    char *log = NULL, *path = NULL, *fallback = NULL;
+    size_t len = 0;
+    int64_t attempt;
+    bool latest, from_file = false;
+    cs_err e2 = {0};
+    cs_rc rc = CS_OK;
+    int r;
+
+    r = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (r == SQLITE_OK) {
+        r = sqlite3_bind_int64(st, 1, m->job_id);
+    }
+    if (r == SQLITE_OK) {
+        r = sqlite3_bind_int64(st, 2, m->attempt);
+    }
+    if (r == SQLITE_OK) {
+        r = sqlite3_step(st);
+    }
+    if (r == SQLITE_DONE) {
+        sqlite3_finalize(st);
+        cs_err_set(&e2, CS_ENOENT, 0, "no job %lld (see calsweep jobs)", (long long)m->job_id);
+        return reply_from_err(rep, CS_ENOENT, &e2, err);
+    }
+    if (r != SQLITE_ROW) {
+        cs_err_set(&e2, CS_EDB, r, "logs: %s", sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        return reply_from_err(rep, CS_EDB, &e2, err);
+    }
+    attempt = m->attempt > 0 ? m->attempt : sqlite3_column_int64(st, 0);
+    latest = attempt == sqlite3_column_int64(st, 0);
+    if (m->attempt > 0 &&
+        (m->attempt > sqlite3_column_int64(st, 0) || sqlite3_column_type(st, 5) == SQLITE_NULL)) {
+        cs_err_set(&e2, CS_ENOENT, 0, "job %lld has no attempt %lld (it has %lld)",
+                   (long long)m->job_id, (long long)m->attempt,
+                   (long long)sqlite3_column_int64(st, 0));
+        sqlite3_finalize(st);
+        return reply_from_err(rep, CS_ENOENT, &e2, err);
+    }
+    if (col_text(st, 3)) {
+        path = cs_strdup(col_text(st, 3));
+        if (!path) {
+            goto oom;
+        }
+        from_file = read_log_file(path, m->tail, &log, &len);
+    } else if (attempt > 0 && sqlite3_column_type(st, 5) != SQLITE_NULL) {
+        path = guess_log_path(db, m->job_id, attempt);
+        from_file = path && read_log_file(path, m->tail, &log, &len);
+        if (!from_file) {
+            free(path);
+            path = NULL;
+        }
+    }
+    if (!from_file) {
+        /* The failure text of the attempt (reason and the log tail the worker sent), else the
+         * last heartbeat's log_tail (latest attempt), else the job's last error. */
+        const char *prog = latest ? col_text(st, 1) : NULL;
+        cJSON *p = prog ? cJSON_Parse(prog) : NULL;
+        const cJSON *lt = p ? cJSON_GetObjectItemCaseSensitive(p, "log_tail") : NULL;
+        if (col_text(st, 4)) {
+            fallback = cs_strdup(col_text(st, 4));
+        } else if (cJSON_IsString(lt)) {
+            fallback = cs_strdup(lt->valuestring);
+        } else if (latest && col_text(st, 2)) {
+            fallback = cs_strdup(col_text(st, 2));
+        } else {
+            fallback = cs_strdup("");
+        }
+        cJSON_Delete(p);
+        if (!fallback) {
+            goto oom;
+        }
+        len = strlen(fallback);
+        if (m->tail > 0 && (uint64_t)m->tail < len) {
+            memmove(fallback, fallback + len - (size_t)m->tail, (size_t)m->tail + 1);
+            len = (size_t)m->tail;
+        }
+        log = fallback;
+        fallback = NULL;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    utf8_scrub(log, len);
+    root = cJSON_CreateObject();
+    if (!root || !add_num(root, "job_id", (double)m->job_id) ||
+        !add_num(root, "attempt", (double)attempt) || !add_str_or_null(root, "path", path) ||
+        !cJSON_AddStringToObject(root, "source", from_file ? "file" : "heartbeat") ||
+        !cJSON_AddStringToObject(root, "log", log)) {
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    rc = reply_ok(rep, root, err);
+    free(log);
+    free(path);
+    return rc;
+oom:
+    sqlite3_finalize(st);
+    free(log);
+    free(path);
+    free(fallback);
+    return cs_err_set(err, CS_ENOMEM, 0, "control reply");
+}
+
+/* ---- CANCEL, PAUSE, RESUME, RETRY ------------------------------------------------------------ */
+
+/* CANCEL.filter: {"sweep": ref?, "state": name?, "job": id?}. */
+static cs_rc parse_cancel_filter(cs_store *s, const char *json, cs_store_filter *f, cs_err *err)
+{
+    static const char *const known[] = {"sweep", "state", "job"};
+    cJSON *doc = NULL;
+    const char *ref = NULL, *state = NULL;
+    int64_t job = 0;
+    cs_diags diags;
+    cs_jctx c;
+    cs_rc rc;
+
+    cs_diags_init(&diags);
+    rc = cs_json_parse(json, strlen(json), "CANCEL.filter", &doc, err);
+    if (rc != CS_OK) {
+        goto out;
+    }
+    cs_jctx_init(&c, &diags, err);
+    (void)cs_json_check_keys(&c, doc, known, 3, CS_DIAG_ERROR);
+    (void)cs_json_opt_string(&c, doc, "sweep", NULL, &ref);
+    (void)cs_json_opt_string(&c, doc, "state", NULL, &state);
+    (void)cs_json_opt_int(&c, doc, "job", 0, 0, INT64_C(9007199254740992), &job);
+    if (diags.n_errors > 0) {
+        cs_diags_sort(&diags, doc);
+        rc = cs_diags_to_err(&diags, err);
+        goto out;
+    }
+    if (ref && (rc = resolve_sweep(s, ref, &f->sweep_id, err)) != CS_OK) {
+        goto out;
+    }
+    if (state) {
+        cs_job_state js;
+        if (cs_job_state_parse(state, &js, err) != CS_OK) {
+            rc = cs_err_set(err, CS_EINVAL, 0, "CANCEL.filter.state: unknown job state '%s'",
+                            state);
+            goto out;
+        }
+        f->states = CS_JOB_MASK(js);
+    }
+    f->job_id = job;
+    if (!ref && !state && job == 0) {
+        rc = cs_err_set(err, CS_EINVAL, 0, "CANCEL.filter: name a sweep, a state or a job");
+    }
+out:
+    cs_diags_fini(&diags);
+    cJSON_Delete(doc);
+    return rc;
+}
+
+static cs_rc handle_cancel(cs_store *s, const cs_msg_cancel *m, int64_t now, cs_msg *rep,
+                           cs_err *err)
+{
+    cs_store_filter f = {0};
+    cs_store_cancel_counts c = {0};
+    cJSON *root;
+    cs_err e2 = {0};
+    cs_rc rc = CS_OK;
+
+    if (m->sweep) {
+        rc = resolve_sweep(s, m->sweep, &f.sweep_id, &e2);
+    } else if (m->job > 0) {
+        f.job_id = m->job;
+    } else if (m->filter) {
+        rc = parse_cancel_filter(s, m->filter, &f, &e2);
+    } else {
+        rc = cs_err_set(&e2, CS_EINVAL, 0, "CANCEL: name a sweep, a job or a filter");
+    }
+    if (rc == CS_OK) {
+        rc = cs_store_cancel(s, &f, "cancelled by the user", now, &c, &e2);
+    }
+    if (rc != CS_OK) {
+        return reply_from_err(rep, rc, &e2, err);
+    }
+    root = cJSON_CreateObject();
+    if (root && (!add_num(root, "cancelled", (double)c.cancelled) ||
+                 !add_num(root, "running", (double)c.signalled))) {
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    return reply_ok(rep, root, err);
+}
+
+static cs_rc handle_pause_resume(cs_store *s, const cs_msg_sweep_ref *m, bool pause, int64_t now,
+                                 cs_msg *rep, cs_err *err)
+{
+    cs_store_sweep_info info;
+    int64_t id = 0;
+    cJSON *root;
+    cs_err e2 = {0};
+    cs_rc rc;
+
+    rc = resolve_sweep(s, m->sweep, &id, &e2);
+    if (rc == CS_OK) {
+        rc = pause ? cs_store_pause(s, id, now, &e2) : cs_store_resume(s, id, now, &e2);
+    }
+    if (rc == CS_OK) {
+        rc = cs_store_sweep_get(s, id, &info, &e2);
+    }
+    if (rc != CS_OK) {
+        return reply_from_err(rep, rc, &e2, err);
+    }
+    root = cJSON_CreateObject();
+    if (root && (!add_num(root, "sweep_id", (double)id) ||
+                 !cJSON_AddStringToObject(root, "state", cs_sweep_state_name(info.state)))) {
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    return reply_ok(rep, root, err);
+}
+
+static cs_rc handle_retry(cs_store *s, const cs_msg_retry *m, int64_t now, cs_msg *rep, cs_err *err)
+{
+    cs_store_filter f = {0};
+    size_t n = 0;
+    cJSON *root;
+    cs_err e2 = {0};
+    cs_rc rc = CS_OK;
+
+    if (m->sweep) {
+        rc = resolve_sweep(s, m->sweep, &f.sweep_id, &e2);
+    }
+    f.states = (m->failed ? CS_JOB_MASK(CS_JOB_FAILED) : 0u) |
+               (m->lost ? CS_JOB_MASK(CS_JOB_LOST) : 0u);
+    if (rc == CS_OK) {
+        rc = cs_store_retry(s, &f, now, &n, &e2);
+    }
+    if (rc != CS_OK) {
+        return reply_from_err(rep, rc, &e2, err);
+    }
+    root = cJSON_CreateObject();
+    if (root && !add_num(root, "requeued", (double)n)) {
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    return reply_ok(rep, root, err);
+}
+
+/* ---- dispatch -------------------------------------------------------------------------------- */
+
 cs_rc cs_control_handle(cs_store *s, const cs_msg *req, int64_t now, cs_msg *rep, cs_err *err)
 {
-    (void)s;
-    (void)now;
-    /* The control requests are answered by the next commit of this file (issue 4). */
-    return reply_error(rep, CS_ENOTSUP, cs_msg_type_name(req->type), err);
+    memset(rep, 0, sizeof(*rep));
+    switch (req->type) {
+    case CS_MSG_SUBMIT:
+        return handle_submit(s, &req->submit, now, rep, err);
+    case CS_MSG_PLAN:
+        return handle_plan(s, &req->plan, rep, err);
+    case CS_MSG_EXTEND:
+        return handle_extend(s, &req->extend, now, rep, err);
+    case CS_MSG_STATUS:
+        return handle_status(s, &req->status, now, rep, err);
+    case CS_MSG_JOBS:
+        return handle_jobs(s, &req->jobs, rep, err);
+    case CS_MSG_WORKERS:
+        return handle_workers(s, rep, err);
+    case CS_MSG_LOGS:
+        return handle_logs(s, &req->logs, rep, err);
+    case CS_MSG_CANCEL:
+        return handle_cancel(s, &req->cancel, now, rep, err);
+    case CS_MSG_PAUSE:
+        return handle_pause_resume(s, &req->pause, true, now, rep, err);
+    case CS_MSG_RESUME:
+        return handle_pause_resume(s, &req->resume, false, now, rep, err);
+    case CS_MSG_RETRY:
+        return handle_retry(s, &req->retry, now, rep, err);
+    default:
+        break;
+    }
+    return reply_error(rep, CS_EPROTO, "not a control request", err);
 }

@@ -364,7 +364,7 @@ out:
     return code;
 }
 
-int cs_cmd_plan(int argc, char **argv)
+int cs_cmd_plan(const cs_client *base, int argc, char **argv)
 {
     plan_opts o = {.limit = 0, .n_examples = 5};
     cs_opt_parser p;
@@ -374,6 +374,7 @@ int cs_cmd_plan(int argc, char **argv)
     int64_t v;
     cs_rc rc;
 
+    (void)base; /* plan works without calsweepd */
     cs_opt_init(&p, argc, argv, 1);
     while ((rc = cs_opt_next(&p, plan_options, N_PLAN_OPTIONS, &id, &arg, &err)) == CS_OK) {
         switch (id) {

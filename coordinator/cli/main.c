@@ -1,7 +1,9 @@
-/* calsweep - the user's command: submit, plan, status, watch, export.
+/* calsweep - the user's command: plan, submit, status, jobs, workers, logs, cancel, pause, resume,
+ * retry, extend.
  *
- * Global options come before the subcommand; each subcommand parses the rest itself. The
- * subcommands are one table (name, function, summary) that drives both dispatch and `help`. */
+ * Global options (the connection to calsweepd) come before the subcommand; each subcommand parses
+ * the rest itself and accepts the connection options too. The subcommands are one table (name,
+ * function, summary) that drives both dispatch and `help`. */
 #include <stdio.h>
 #include <string.h>
 
@@ -11,6 +13,7 @@
 #include <uv.h>
 
 #include "cs_cli.h"
+#include "cs_client.h"
 #include "cs_config.h"
 #include "cs_opt.h"
 
@@ -27,16 +30,26 @@ typedef struct cs_cli_cmd {
     const char *summary;
 } cs_cli_cmd;
 
-static int cmd_help(int argc, char **argv);
+static int cmd_help(const cs_client *base, int argc, char **argv);
 
 static const cs_cli_cmd commands[] = {
         {"plan", cs_cmd_plan, "validate and expand a sweep file; print counts and example cells"},
+        {"submit", cs_cmd_submit, "send a sweep file to calsweepd and queue its jobs"},
+        {"status", cs_cmd_status, "progress of every sweep (or one) and the active workers"},
+        {"jobs", cs_cmd_jobs, "list jobs: state, attempt, worker, axis values"},
+        {"workers", cs_cmd_workers, "list the workers and what they run"},
+        {"logs", cs_cmd_logs, "print the log of a job's attempt"},
+        {"cancel", cs_cmd_cancel, "cancel a sweep or one job"},
+        {"pause", cs_cmd_pause, "stop handing out a sweep's jobs"},
+        {"resume", cs_cmd_resume, "hand out a paused sweep's jobs again"},
+        {"retry", cs_cmd_retry, "requeue failed or lost jobs"},
+        {"extend", cs_cmd_extend, "add the new cells of a changed sweep file to its sweep"},
         {"help", cmd_help, "show help for calsweep or one of its commands"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
-static void usage(FILE *out)
+static void usage(FILE *out, const cs_opt *table, size_t n)
 {
     fprintf(out, "usage: calsweep [OPTIONS] COMMAND [ARGS...]\n\n"
                  "Plan and submit calibration sweeps, watch them, and export their results.\n"
@@ -45,7 +58,7 @@ static void usage(FILE *out)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     }
     fprintf(out, "\noptions:\n");
-    cs_opt_print_help(out, options, sizeof(options) / sizeof(options[0]));
+    cs_opt_print_help(out, table, n);
     fprintf(out, "\n`calsweep help COMMAND` or `calsweep COMMAND --help` shows a command's "
                  "options.\n");
 }
@@ -61,12 +74,14 @@ static const cs_cli_cmd *find_command(const char *name)
 }
 
 /* calsweep help [COMMAND] */
-static int cmd_help(int argc, char **argv)
+static int cmd_help(const cs_client *base, int argc, char **argv)
 {
     const cs_cli_cmd *c;
     char *sub[] = {NULL, "--help", NULL};
+    cs_opt table[CS_CLIENT_MAX_OPTIONS];
+    size_t n = cs_client_options(table, options, sizeof(options) / sizeof(options[0]));
     if (argc < 2) {
-        usage(stdout);
+        usage(stdout, table, n);
         return CS_EXIT_OK;
     }
     if (argc > 2) {
@@ -79,11 +94,11 @@ static int cmd_help(int argc, char **argv)
         return CS_EXIT_USAGE;
     }
     if (c->fn == cmd_help) {
-        usage(stdout);
+        usage(stdout, table, n);
         return CS_EXIT_OK;
     }
     sub[0] = argv[1];
-    return c->fn(2, sub);
+    return c->fn(base, 2, sub);
 }
 
 int main(int argc, char **argv)
@@ -93,14 +108,17 @@ int main(int argc, char **argv)
     int id;
     const char *arg;
     const cs_cli_cmd *c;
+    cs_client client = {0};
+    cs_opt table[CS_CLIENT_MAX_OPTIONS];
+    size_t n = cs_client_options(table, options, sizeof(options) / sizeof(options[0]));
+    int code;
     cs_rc rc;
 
     cs_opt_init(&p, argc, argv, 1);
-    while ((rc = cs_opt_next(&p, options, sizeof(options) / sizeof(options[0]), &id, &arg, &err)) ==
-           CS_OK) {
+    while ((rc = cs_opt_next(&p, table, n, &id, &arg, &err)) == CS_OK) {
         switch (id) {
         case OPT_HELP:
-            usage(stdout);
+            usage(stdout, table, n);
             return CS_EXIT_OK;
         case OPT_VERSION:
             printf("calsweep %s (sqlite %s, nng %s, libuv %s, cJSON %s)\n", CS_VERSION,
@@ -113,8 +131,15 @@ int main(int argc, char **argv)
                 return CS_EXIT_USAGE;
             }
             /* The command sees argv from its own name on. */
-            return c->fn(argc - (p.i - 1), argv + (p.i - 1));
+            return c->fn(&client, argc - (p.i - 1), argv + (p.i - 1));
         default:
+            code = cs_client_take_option(&client, id, arg, "");
+            if (code != -1) {
+                if (code != CS_EXIT_OK) {
+                    return code;
+                }
+                break;
+            }
             fprintf(stderr, "calsweep: unexpected argument '%s' (see --help)\n", arg);
             return CS_EXIT_USAGE;
         }
@@ -123,6 +148,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "calsweep: %s (see --help)\n", err.msg);
         return CS_EXIT_USAGE;
     }
-    usage(stderr);
+    usage(stderr, table, n);
     return CS_EXIT_USAGE;
 }

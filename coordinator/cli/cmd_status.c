@@ -1,0 +1,416 @@
+/* cmd_status.c - the read commands: `calsweep status [SWEEP]`, `jobs`, `workers`, `logs JOB`.
+ * Text for people (aligned tables, a progress bar per sweep), --json for scripts (the reply data
+ * of calsweepd as it is). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cs_cli.h"
+#include "cs_time.h"
+
+enum { OPT_JSON, OPT_SWEEP, OPT_STATE, OPT_LIMIT, OPT_OFFSET, OPT_ATTEMPT, OPT_TAIL };
+
+static const cs_opt json_option = {"json",   0,    CS_OPT_NONE,
+                                   OPT_JSON, NULL, "print calsweepd's reply as one JSON object"};
+
+/* ---- status ---------------------------------------------------------------------------------- */
+
+typedef struct status_args {
+    const char *sweep;
+    bool json;
+} status_args;
+
+static int status_opt(void *ctx, int id, const char *arg)
+{
+    status_args *a = ctx;
+    if (id == OPT_JSON) {
+        a->json = true;
+        return CS_EXIT_OK;
+    }
+    if (a->sweep) {
+        fprintf(stderr, "calsweep status: expected at most one sweep, got '%s' and '%s'\n",
+                a->sweep, arg);
+        return CS_EXIT_USAGE;
+    }
+    a->sweep = arg;
+    return CS_EXIT_OK;
+}
+
+static void print_status(const cJSON *d)
+{
+    static const char *const states[] = {"queued", "running", "retry_wait",
+                                         "failed", "lost",    "cancelled"};
+    static const char *const heads[] = {"QUEUED", "RUNNING", "RETRY",
+                                        "FAILED", "LOST",    "CANCELLED"};
+    const cJSON *sweeps = cJSON_GetObjectItemCaseSensitive(d, "sweeps"), *sw;
+    int width = 4;
+    char bar[21];
+
+    cJSON_ArrayForEach(sw, sweeps)
+    {
+        int n = (int)strlen(cs_client_str(sw, "name"));
+        width = n > width ? n : width;
+    }
+    if (cJSON_GetArraySize(sweeps) == 0) {
+        printf("no sweeps yet (submit one: calsweep submit FILE)\n");
+    } else {
+        printf("%-4s %-*s %-9s %4s  %-27s %13s", "ID", width, "NAME", "STATE", "PRI", "PROGRESS",
+               "DONE/TOTAL");
+        for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+            printf(" %*s", (int)strlen(heads[i]) > 6 ? (int)strlen(heads[i]) : 6, heads[i]);
+        }
+        printf("\n");
+    }
+    cJSON_ArrayForEach(sw, sweeps)
+    {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(sw, "counts");
+        int64_t total = cs_client_int(sw, "total");
+        int64_t done = cs_client_int(c, "done") + cs_client_int(c, "cached");
+        char frac[32];
+        if (total == 0) {
+            for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
+                total += cs_client_int(c, states[i]);
+            }
+            total += done;
+        }
+        snprintf(frac, sizeof(frac), "%lld/%lld", (long long)done, (long long)total);
+        printf("%-4lld %-*s %-9s %4lld  [%s] %3d%% %13s", (long long)cs_client_int(sw, "id"), width,
+               cs_client_str(sw, "name"), cs_client_str(sw, "state"),
+               (long long)cs_client_int(sw, "priority"), cs_client_bar(done, total, bar, 20),
+               total > 0 ? (int)(100 * done / total) : 0, frac);
+        for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
+            printf(" %*lld", (int)strlen(heads[i]) > 6 ? (int)strlen(heads[i]) : 6,
+                   (long long)cs_client_int(c, states[i]));
+        }
+        printf("\n");
+        if (cs_client_int(c, "cached") > 0) {
+            printf("     %-*s (%lld of the done jobs reused cached results)\n", width, "",
+                   (long long)cs_client_int(c, "cached"));
+        }
+    }
+    printf("workers: %lld active\n", (long long)cs_client_int(d, "workers"));
+}
+
+int cs_cmd_status(const cs_client *base, int argc, char **argv)
+{
+    static const char usage[] =
+            "usage: calsweep status [OPTIONS] [SWEEP]\n\n"
+            "Shows every sweep (or one, by name or id): its state, a progress bar of the jobs\n"
+            "done (cached included) and the jobs per state, and how many workers are active.\n";
+    status_args a = {0};
+    cs_client c;
+    cs_msg req;
+    cJSON *d = NULL;
+    bool done;
+    int code = cs_cli_parse(base, &c, "status", usage, argc, argv, &json_option, 1, status_opt, &a,
+                            &done);
+    if (code != CS_EXIT_OK || done) {
+        return code;
+    }
+    cs_msg_init(&req, CS_MSG_STATUS);
+    req.status.sweep = cs_client_borrow(a.sweep);
+    code = cs_client_call(&c, "status", &req, NULL, &d);
+    if (code == CS_EXIT_OK) {
+        if (a.json) {
+            code = cs_client_print_json(d, "status");
+        } else {
+            print_status(d);
+        }
+    }
+    cJSON_Delete(d);
+    return code;
+}
+
+/* ---- jobs ------------------------------------------------------------------------------------ */
+
+typedef struct jobs_args {
+    const char *sweep, *state;
+    int64_t limit, offset;
+    bool json;
+} jobs_args;
+
+static int jobs_opt(void *ctx, int id, const char *arg)
+{
+    jobs_args *a = ctx;
+    cs_err err = {0};
+    switch (id) {
+    case OPT_JSON:
+        a->json = true;
+        return CS_EXIT_OK;
+    case OPT_SWEEP:
+        a->sweep = arg;
+        return CS_EXIT_OK;
+    case OPT_STATE:
+        a->state = arg;
+        return CS_EXIT_OK;
+    case OPT_LIMIT:
+        if (cs_parse_i64(arg, 1, 100000, &a->limit, "--limit", &err) == CS_OK) {
+            return CS_EXIT_OK;
+        }
+        break;
+    case OPT_OFFSET:
+        if (cs_parse_i64(arg, 0, INT64_C(1) << 53, &a->offset, "--offset", &err) == CS_OK) {
+            return CS_EXIT_OK;
+        }
+        break;
+    default:
+        cs_err_set(&err, CS_EINVAL, 0, "unexpected argument '%s'", arg);
+        break;
+    }
+    fprintf(stderr, "calsweep jobs: %s (see calsweep jobs --help)\n", err.msg);
+    return CS_EXIT_USAGE;
+}
+
+/* The axes of a job as "name=value name=value": objects with a "name" (algorithm, selector) as
+ * their name and bit width, axes that do not apply (null) left out. */
+static void print_axes(const cJSON *axes)
+{
+    const cJSON *v;
+    bool first = true;
+    cJSON_ArrayForEach(v, axes)
+    {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(v, "name");
+        const cJSON *bits = cJSON_GetObjectItemCaseSensitive(v, "bits");
+        if (cJSON_IsNull(v)) {
+            continue;
+        }
+        printf("%s%s=", first ? "" : " ", v->string);
+        first = false;
+        if (cJSON_IsString(v)) {
+            printf("%s", v->valuestring);
+        } else if (cJSON_IsObject(v) && cJSON_IsString(name)) {
+            printf("%s", name->valuestring);
+            if (cJSON_IsNumber(bits)) {
+                printf("(bits=%g)", bits->valuedouble);
+            }
+        } else {
+            char *t = cJSON_PrintUnformatted(v);
+            printf("%s", t ? t : "?");
+            free(t);
+        }
+    }
+}
+
+static void print_jobs(const cJSON *d)
+{
+    const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(d, "jobs"), *j;
+    int64_t now = cs_time_wall_ms();
+    int wworker = 6;
+    char ago[32];
+
+    cJSON_ArrayForEach(j, jobs)
+    {
+        int n = (int)strlen(cs_client_str(j, "worker"));
+        wworker = n > wworker ? n : wworker;
+    }
+    if (cJSON_GetArraySize(jobs) > 0) {
+        printf("%-6s %-5s %-10s %3s %-*s %-9s %-12s %s\n", "ID", "SWEEP", "STATE", "ATT", wworker,
+               "WORKER", "UPDATED", "KEY", "AXES");
+    }
+    cJSON_ArrayForEach(j, jobs)
+    {
+        const char *w = cs_client_str(j, "worker");
+        printf("%-6lld %-5lld %-10s %3lld %-*s %-9s %-12.12s ", (long long)cs_client_int(j, "id"),
+               (long long)cs_client_int(j, "sweep_id"), cs_client_str(j, "state"),
+               (long long)cs_client_int(j, "attempt"), wworker, w[0] ? w : "-",
+               cs_client_ago(cs_client_int(j, "updated_ms"), now, ago, sizeof(ago)),
+               cs_client_str(j, "key"));
+        print_axes(cJSON_GetObjectItemCaseSensitive(j, "axes"));
+        printf("\n");
+    }
+    printf("%d of %lld jobs shown\n", cJSON_GetArraySize(jobs),
+           (long long)cs_client_int(d, "total"));
+}
+
+int cs_cmd_jobs(const cs_client *base, int argc, char **argv)
+{
+    static const char usage[] =
+            "usage: calsweep jobs [OPTIONS]\n\n"
+            "Lists jobs, oldest first: id, sweep id, state, attempt, worker, last change, key and\n"
+            "axis values. States: queued, running, retry_wait, done, failed, lost, cancelled,\n"
+            "cached.\n";
+    static const cs_opt own[] = {
+            {"sweep", 0, CS_OPT_VALUE, OPT_SWEEP, "SWEEP", "only this sweep (name or id)"},
+            {"state", 0, CS_OPT_VALUE, OPT_STATE, "STATE", "only jobs in this state"},
+            {"limit", 0, CS_OPT_VALUE, OPT_LIMIT, "N", "at most N jobs (100)"},
+            {"offset", 0, CS_OPT_VALUE, OPT_OFFSET, "N", "skip the first N jobs (0)"},
+            {"json", 0, CS_OPT_NONE, OPT_JSON, NULL, "print calsweepd's reply as one JSON object"},
+    };
+    jobs_args a = {.limit = 100};
+    cs_client c;
+    cs_msg req;
+    cJSON *d = NULL;
+    bool done;
+    int code = cs_cli_parse(base, &c, "jobs", usage, argc, argv, own, sizeof(own) / sizeof(own[0]),
+                            jobs_opt, &a, &done);
+    if (code != CS_EXIT_OK || done) {
+        return code;
+    }
+    cs_msg_init(&req, CS_MSG_JOBS);
+    req.jobs.sweep = cs_client_borrow(a.sweep);
+    req.jobs.state = cs_client_borrow(a.state);
+    req.jobs.limit = a.limit;
+    req.jobs.offset = a.offset;
+    code = cs_client_call(&c, "jobs", &req, NULL, &d);
+    if (code == CS_EXIT_OK) {
+        if (a.json) {
+            code = cs_client_print_json(d, "jobs");
+        } else {
+            print_jobs(d);
+        }
+    }
+    cJSON_Delete(d);
+    return code;
+}
+
+/* ---- workers --------------------------------------------------------------------------------- */
+
+static int json_only_opt(void *ctx, int id, const char *arg)
+{
+    if (id == OPT_JSON) {
+        *(bool *)ctx = true;
+        return CS_EXIT_OK;
+    }
+    fprintf(stderr, "calsweep: unexpected argument '%s' (see --help)\n", arg);
+    return CS_EXIT_USAGE;
+}
+
+int cs_cmd_workers(const cs_client *base, int argc, char **argv)
+{
+    static const char usage[] = "usage: calsweep workers [OPTIONS]\n\n"
+                                "Lists the workers calsweepd has heard from: name, host, when it "
+                                "was last heard\nfrom and the job it runs.\n";
+    const cJSON *w;
+    int64_t now = cs_time_wall_ms();
+    bool json = false, done;
+    cs_client c;
+    cs_msg req;
+    cJSON *d = NULL;
+    char ago[32];
+    int wname = 6, whost = 4;
+    int code = cs_cli_parse(base, &c, "workers", usage, argc, argv, &json_option, 1, json_only_opt,
+                            &json, &done);
+    if (code != CS_EXIT_OK || done) {
+        return code;
+    }
+    cs_msg_init(&req, CS_MSG_WORKERS);
+    code = cs_client_call(&c, "workers", &req, NULL, &d);
+    if (code == CS_EXIT_OK && json) {
+        code = cs_client_print_json(d, "workers");
+    } else if (code == CS_EXIT_OK) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(d, "workers");
+        cJSON_ArrayForEach(w, list)
+        {
+            int n = (int)strlen(cs_client_str(w, "name")),
+                h = (int)strlen(cs_client_str(w, "host"));
+            wname = n > wname ? n : wname;
+            whost = h > whost ? h : whost;
+        }
+        if (cJSON_GetArraySize(list) == 0) {
+            printf("no workers yet (start one: calsweep-worker --model-root DIR)\n");
+        } else {
+            printf("%-*s %-*s %-10s %s\n", wname, "WORKER", whost, "HOST", "LAST SEEN", "JOB");
+        }
+        cJSON_ArrayForEach(w, list)
+        {
+            const cJSON *job = cJSON_GetObjectItemCaseSensitive(w, "job_id");
+            char jb[32] = "idle";
+            if (cJSON_IsNumber(job)) {
+                snprintf(jb, sizeof(jb), "%lld", (long long)job->valuedouble);
+            }
+            printf("%-*s %-*s %-10s %s\n", wname, cs_client_str(w, "name"), whost,
+                   cs_client_str(w, "host"),
+                   cs_client_ago(cs_client_int(w, "last_seen_ms"), now, ago, sizeof(ago)), jb);
+        }
+    }
+    cJSON_Delete(d);
+    return code;
+}
+
+/* ---- logs ------------------------------------------------------------------------------------ */
+
+typedef struct logs_args {
+    int64_t job, attempt, tail;
+    bool json;
+} logs_args;
+
+static int logs_opt(void *ctx, int id, const char *arg)
+{
+    logs_args *a = ctx;
+    cs_err err = {0};
+    cs_rc rc = CS_OK;
+    switch (id) {
+    case OPT_JSON:
+        a->json = true;
+        break;
+    case OPT_ATTEMPT:
+        rc = cs_parse_i64(arg, 1, 1000000, &a->attempt, "--attempt", &err);
+        break;
+    case OPT_TAIL:
+        rc = cs_parse_i64(arg, 0, INT64_C(1) << 40, &a->tail, "--tail", &err);
+        break;
+    default:
+        if (a->job) {
+            rc = cs_err_set(&err, CS_EINVAL, 0, "expected one job id, got another: '%s'", arg);
+        } else {
+            rc = cs_parse_i64(arg, 1, INT64_C(1) << 53, &a->job, "JOB", &err);
+        }
+        break;
+    }
+    if (rc != CS_OK) {
+        fprintf(stderr, "calsweep logs: %s (see calsweep logs --help)\n", err.msg);
+        return CS_EXIT_USAGE;
+    }
+    return CS_EXIT_OK;
+}
+
+int cs_cmd_logs(const cs_client *base, int argc, char **argv)
+{
+    static const char usage[] =
+            "usage: calsweep logs [OPTIONS] JOB\n\n"
+            "Prints the log (stderr) of a job's attempt: the log file when calsweepd can read it,\n"
+            "otherwise the last lines the worker sent with its heartbeats.\n";
+    static const cs_opt own[] = {
+            {"attempt", 0, CS_OPT_VALUE, OPT_ATTEMPT, "N", "this attempt (default: the latest)"},
+            {"tail", 0, CS_OPT_VALUE, OPT_TAIL, "BYTES", "only the last BYTES bytes (0 = all)"},
+            {"json", 0, CS_OPT_NONE, OPT_JSON, NULL, "print calsweepd's reply as one JSON object"},
+    };
+    logs_args a = {0};
+    cs_client c;
+    cs_msg req;
+    cJSON *d = NULL;
+    bool done;
+    int code = cs_cli_parse(base, &c, "logs", usage, argc, argv, own, sizeof(own) / sizeof(own[0]),
+                            logs_opt, &a, &done);
+    if (code != CS_EXIT_OK || done) {
+        return code;
+    }
+    if (a.job == 0) {
+        fprintf(stderr, "calsweep logs: expected a job id (see calsweep jobs)\n");
+        return CS_EXIT_USAGE;
+    }
+    cs_msg_init(&req, CS_MSG_LOGS);
+    req.logs.job_id = a.job;
+    req.logs.attempt = a.attempt;
+    req.logs.tail = a.tail;
+    code = cs_client_call(&c, "logs", &req, NULL, &d);
+    if (code == CS_EXIT_OK && a.json) {
+        code = cs_client_print_json(d, "logs");
+    } else if (code == CS_EXIT_OK) {
+        const char *log = cs_client_str(d, "log");
+        if (cs_client_int(d, "attempt") == 0) {
+            fprintf(stderr, "calsweep logs: job %lld has not started yet\n", (long long)a.job);
+        } else if (strcmp(cs_client_str(d, "source"), "file") != 0) {
+            fprintf(stderr,
+                    "calsweep logs: job %lld attempt %lld: log file not readable here; the last "
+                    "lines the worker sent:\n",
+                    (long long)a.job, (long long)cs_client_int(d, "attempt"));
+        }
+        fputs(log, stdout);
+        if (log[0] && log[strlen(log) - 1] != '\n') {
+            putchar('\n');
+        }
+    }
+    cJSON_Delete(d);
+    return code;
+}

@@ -1,0 +1,1159 @@
+/* cs_daemon.c - see cs_daemon.h. */
+#include "cs_daemon.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <nng/nng.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <uv.h>
+
+#include "cs_alloc.h"
+#include "cs_canon.h"
+#include "cs_control.h"
+#include "cs_json.h"
+#include "cs_log.h"
+#include "cs_store.h"
+#include "cs_store_extra.h"
+#include "cs_time.h"
+
+enum { EP_WORK = 0, EP_CONTROL = 1, EP_COUNT = 2 };
+enum { ST_IDLE = 0, ST_RECV, ST_QUEUED, ST_HELD, ST_SEND };
+enum { AUTH_RING = 256, LOG_PER_SEC = 5, HOSTS = 1024 };
+
+typedef struct dctx dctx;
+struct dctx {
+    struct cs_daemon *d;
+    int ep;
+    nng_ctx ctx;
+    nng_aio *aio;
+    _Atomic int state;
+    nng_msg *in;        /* received, while queued */
+    dctx *next;         /* queue link */
+    dctx *hnext;        /* held-claim list link */
+    cs_msg req;         /* decoded request (held claims keep it) */
+    char *out;          /* encoded reply to send */
+    size_t out_len;     /* its length */
+    bool in_batch;      /* its reply depends on the commit of the batch */
+    int64_t hold_until; /* monotonic ms, held claims */
+    uint32_t pipe;      /* nng pipe id of the peer */
+};
+
+typedef struct ratelog {
+    int64_t window; /* monotonic ms of the current one-second window */
+    unsigned n, suppressed;
+} ratelog;
+
+struct cs_daemon {
+    cs_daemon_opts o;
+    char *token;
+    cs_store *store;
+    uv_loop_t loop;
+    uv_async_t async;
+    uv_async_t stop_async;
+    uv_timer_t reap_timer, hold_timer;
+    uv_signal_t sig_term, sig_int;
+    bool loop_ready, handles_open, sockets_open, torn_down;
+    nng_socket sock[EP_COUNT];
+    dctx *ctxs;
+    size_t n_ctxs;
+    pthread_mutex_t mu;
+    dctx *q_head, *q_tail; /* received, waiting for the loop (under mu) */
+    dctx *held;            /* held claims (loop thread) */
+    _Atomic int n_sending;
+    _Atomic bool closing;
+    bool stopping;
+    bool wake, reap_soon;
+    ratelog rl_bad, rl_auth, rl_db;
+    struct {
+        char *worker, *host;
+    } hosts[HOSTS]; /* worker -> host from HELLO, direct-mapped (a collision forgets one) */
+    uint64_t n_work, n_commits; /* statistics, logged at the stop */
+    uint32_t auth_ring[AUTH_RING];
+    size_t auth_pos;
+};
+
+/* ---- logging, rate-limited ----------------------------------------------------------------- */
+
+static bool ratelog_ok(ratelog *r, const char *what)
+{
+    int64_t now = cs_time_mono_ms();
+    if (now - r->window >= 1000) {
+        if (r->suppressed > 0)
+            cs_log(CS_LOG_WARN, "%u more %s messages suppressed", r->suppressed, what);
+        r->window = now;
+        r->n = 0;
+        r->suppressed = 0;
+    }
+    if (r->n < LOG_PER_SEC) {
+        r->n++;
+        return true;
+    }
+    r->suppressed++;
+    return false;
+}
+
+static void peer_name(uint32_t pipe_id, char *buf, size_t n)
+{
+    nng_pipe p = NNG_PIPE_INITIALIZER;
+    nng_sockaddr sa;
+    p.id = pipe_id;
+    snprintf(buf, n, "pipe %u", (unsigned)pipe_id);
+    if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0)
+        return;
+    if (sa.s_family == NNG_AF_INET) {
+        char ip[INET_ADDRSTRLEN] = "?";
+        inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof ip);
+        snprintf(buf, n, "%s:%u (pipe %u)", ip, (unsigned)ntohs(sa.s_in.sa_port),
+                 (unsigned)pipe_id);
+    } else if (sa.s_family == NNG_AF_INET6) {
+        char ip[INET6_ADDRSTRLEN] = "?";
+        inet_ntop(AF_INET6, sa.s_in6.sa_addr, ip, sizeof ip);
+        snprintf(buf, n, "[%s]:%u (pipe %u)", ip, (unsigned)ntohs(sa.s_in6.sa_port),
+                 (unsigned)pipe_id);
+    } else if (sa.s_family == NNG_AF_IPC) {
+        snprintf(buf, n, "ipc peer (pipe %u)", (unsigned)pipe_id);
+    }
+}
+
+static const char *ep_name(int ep)
+{
+    return ep == EP_WORK ? "work" : "control";
+}
+
+static void log_bad(cs_daemon *d, const dctx *c, const char *what, const char *detail)
+{
+    if (!ratelog_ok(&d->rl_bad, "bad-message"))
+        return;
+    char peer[128], clean[300];
+    size_t n = 0;
+    peer_name(c->pipe, peer, sizeof peer);
+    /* The detail may quote the peer's bytes: keep the log one printable line. */
+    for (const char *p = detail; p != NULL && *p != '\0' && n + 1 < sizeof clean; p++)
+        clean[n++] = (*p >= ' ' && *p < 0x7f) ? *p : '?';
+    clean[n] = '\0';
+    cs_log(CS_LOG_WARN, "%s endpoint, %s: %s: %s", ep_name(c->ep), peer, what, clean);
+}
+
+static void log_auth(cs_daemon *d, const dctx *c)
+{
+    for (size_t i = 0; i < AUTH_RING; i++)
+        if (d->auth_ring[i] == c->pipe)
+            return;
+    d->auth_ring[d->auth_pos] = c->pipe;
+    d->auth_pos = (d->auth_pos + 1) % AUTH_RING;
+    if (!ratelog_ok(&d->rl_auth, "authentication-failure"))
+        return;
+    char peer[128];
+    peer_name(c->pipe, peer, sizeof peer);
+    cs_log(CS_LOG_WARN, "%s endpoint, %s: authentication failed", ep_name(c->ep), peer);
+}
+
+/* ---- replies ------------------------------------------------------------------------------- */
+
+/* Encodes rep as c's reply (replacing one already there). */
+static void set_reply(dctx *c, const cs_msg *rep)
+{
+    cs_err err = {0};
+    free(c->out);
+    c->out = NULL;
+    c->out_len = 0;
+    if (cs_msg_encode(rep, &c->out, &c->out_len, &err) == CS_OK)
+        return;
+    cs_log(CS_LOG_ERROR, "encode %s reply: %s", cs_msg_type_name(rep->type), err.msg);
+    cs_msg e;
+    cs_msg_init(&e, CS_MSG_ERROR);
+    e.error.code = CS_EINTERNAL;
+    e.error.message = (char *)"internal error";
+    if (cs_msg_encode(&e, &c->out, &c->out_len, &err) != CS_OK)
+        c->out = NULL;
+}
+
+static void set_error(dctx *c, cs_rc code, const char *message)
+{
+    cs_msg e;
+    cs_msg_init(&e, CS_MSG_ERROR);
+    e.error.code = code;
+    char buf[CS_PROTO_MAX_TEXT];
+    snprintf(buf, sizeof buf, "%s", message != NULL ? message : "");
+    e.error.message = buf;
+    set_reply(c, &e);
+}
+
+static void set_simple(dctx *c, cs_msg_type t)
+{
+    cs_msg m;
+    cs_msg_init(&m, t);
+    set_reply(c, &m);
+}
+
+/* Sends c's reply (or nothing when there is none: the peer's REQ resends) and frees what c holds
+ * of the request. */
+static void send_reply(cs_daemon *d, dctx *c)
+{
+    nng_msg *m = NULL;
+    cs_msg_fini(&c->req);
+    c->in_batch = false;
+    if (c->out == NULL || nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, c->out, c->out_len) != 0) {
+        if (m != NULL)
+            nng_msg_free(m);
+        free(c->out);
+        c->out = NULL;
+        atomic_store(&c->state, ST_RECV);
+        nng_ctx_recv(c->ctx, c->aio);
+        return;
+    }
+    free(c->out);
+    c->out = NULL;
+    atomic_fetch_add(&d->n_sending, 1);
+    atomic_store(&c->state, ST_SEND);
+    nng_aio_set_msg(c->aio, m);
+    nng_ctx_send(c->ctx, c->aio);
+}
+
+/* ---- the nng side (nng's threads) ---------------------------------------------------------- */
+
+static void on_aio(void *arg)
+{
+    dctx *c = arg;
+    cs_daemon *d = c->d;
+    int rv = nng_aio_result(c->aio);
+    if (atomic_load(&c->state) == ST_SEND) {
+        if (rv != 0)
+            nng_msg_free(nng_aio_get_msg(c->aio));
+        atomic_fetch_sub(&d->n_sending, 1);
+        if (atomic_load(&d->closing)) {
+            atomic_store(&c->state, ST_IDLE);
+            return;
+        }
+        atomic_store(&c->state, ST_RECV);
+        nng_ctx_recv(c->ctx, c->aio);
+        return;
+    }
+    if (rv != 0) {
+        if (rv == NNG_ECLOSED || rv == NNG_ECANCELED || atomic_load(&d->closing)) {
+            atomic_store(&c->state, ST_IDLE);
+            return;
+        }
+        nng_ctx_recv(c->ctx, c->aio);
+        return;
+    }
+    nng_msg *m = nng_aio_get_msg(c->aio);
+    c->in = m;
+    c->pipe = nng_msg_get_pipe(m).id;
+    atomic_store(&c->state, ST_QUEUED);
+    pthread_mutex_lock(&d->mu);
+    c->next = NULL;
+    if (d->q_tail != NULL)
+        d->q_tail->next = c;
+    else
+        d->q_head = c;
+    d->q_tail = c;
+    pthread_mutex_unlock(&d->mu);
+    uv_async_send(&d->async);
+}
+
+/* ---- the work protocol (loop thread) ------------------------------------------------------- */
+
+static size_t host_slot(const char *worker)
+{
+    uint64_t h = 1469598103934665603u;
+    for (const unsigned char *p = (const unsigned char *)worker; *p != '\0'; p++)
+        h = (h ^ *p) * 1099511628211u;
+    return (size_t)(h % HOSTS);
+}
+
+static void host_set(cs_daemon *d, const char *worker, const char *host)
+{
+    size_t i = host_slot(worker);
+    char *w = cs_strdup(worker), *h = cs_strdup(host);
+    if (w == NULL || h == NULL) {
+        free(w);
+        free(h);
+        return;
+    }
+    free(d->hosts[i].worker);
+    free(d->hosts[i].host);
+    d->hosts[i].worker = w;
+    d->hosts[i].host = h;
+}
+
+/* The host a worker named in its HELLO, or NULL. */
+static const char *host_get(const cs_daemon *d, const char *worker)
+{
+    size_t i = host_slot(worker);
+    if (d->hosts[i].worker != NULL && strcmp(d->hosts[i].worker, worker) == 0)
+        return d->hosts[i].host;
+    return NULL;
+}
+
+static bool has_str(char *const *list, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* JSON of caps (the wire shape), owned; NULL on OOM. */
+static char *caps_json(const cs_caps *caps)
+{
+    cJSON *o = cJSON_CreateObject(), *a;
+    char *out = NULL;
+    if (o == NULL)
+        return NULL;
+    if ((a = cJSON_AddArrayToObject(o, "backends")) == NULL)
+        goto cleanup;
+    for (size_t i = 0; i < caps->n_backends; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(caps->backends[i]));
+    if ((a = cJSON_AddArrayToObject(o, "models")) == NULL)
+        goto cleanup;
+    for (size_t i = 0; i < caps->n_models; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(caps->models[i]));
+    cJSON_AddNumberToObject(o, "threads", (double)caps->threads);
+    cJSON_AddNumberToObject(o, "mem_mb", (double)caps->mem_mb);
+    if ((a = cJSON_AddArrayToObject(o, "gpus")) == NULL)
+        goto cleanup;
+    for (size_t i = 0; i < caps->n_gpus; i++) {
+        cJSON *g = cJSON_CreateObject();
+        if (g == NULL)
+            goto cleanup;
+        cJSON_AddItemToArray(a, g);
+        cJSON_AddNumberToObject(g, "index", (double)caps->gpus[i].index);
+        cJSON_AddStringToObject(g, "name", caps->gpus[i].name);
+        cJSON_AddNumberToObject(g, "mem_mb", (double)caps->gpus[i].mem_mb);
+    }
+    out = cJSON_PrintUnformatted(o);
+cleanup:
+    cJSON_Delete(o);
+    return out;
+}
+
+/* Claims a job for the CLAIM held in c. CS_OK with c's JOB reply set, CS_ENOENT when nothing
+ * fits, another code with c's ERROR reply set. */
+static cs_rc try_claim(cs_daemon *d, dctx *c, int64_t now)
+{
+    const cs_msg_claim *cl = &c->req.claim;
+    cs_err err = {0};
+    char *models = NULL;
+    cs_store_claim job = {0};
+    cs_rc rc;
+    cJSON *a = cJSON_CreateArray();
+    if (a == NULL)
+        return CS_ENOMEM;
+    for (size_t i = 0; i < cl->caps.n_models; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(cl->caps.models[i]));
+    models = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    if (models == NULL) {
+        set_error(c, CS_EINTERNAL, "out of memory");
+        return CS_ENOMEM;
+    }
+    cs_store_caps caps = {
+            .worker = cl->worker,
+            .host = host_get(d, cl->worker),
+            .models = models,
+            .native = has_str(cl->caps.backends, cl->caps.n_backends, "native"),
+            .exec = has_str(cl->caps.backends, cl->caps.n_backends, "exec"),
+            .mem_mb = cl->caps.mem_mb > 0 ? cl->caps.mem_mb : -1,
+            .gpus = (int64_t)cl->caps.n_gpus,
+    };
+    rc = cs_store_claim_job(d->store, &caps, d->o.lease_s * 1000, now, &job, &err);
+    free(models);
+    if (rc == CS_ENOENT)
+        return rc;
+    if (rc != CS_OK) {
+        if (ratelog_ok(&d->rl_db, "database-error"))
+            cs_log(CS_LOG_ERROR, "claim for %s: %s", cl->worker, err.msg);
+        set_error(c, rc, err.msg);
+        return rc;
+    }
+    cs_msg rep;
+    cs_msg_init(&rep, CS_MSG_JOB);
+    rep.job.job_id = job.job_id;
+    rep.job.attempt = job.attempt;
+    rep.job.lease_s = d->o.lease_s;
+    rep.job.timeout_s = job.timeout_ms > 0 ? (job.timeout_ms + 999) / 1000 : 0;
+    rep.job.config = job.config;
+    set_reply(c, &rep);
+    cs_log(CS_LOG_DEBUG, "job %lld attempt %d -> %s%s", (long long)job.job_id, job.attempt,
+           cl->worker, job.again ? " (again)" : "");
+    cs_store_claim_fini(&job);
+    return CS_OK;
+}
+
+static void hold_reschedule(cs_daemon *d);
+
+static void hold_claim(cs_daemon *d, dctx *c)
+{
+    c->hold_until = cs_time_mono_ms() + d->o.claim_hold_ms;
+    atomic_store(&c->state, ST_HELD);
+    c->hnext = d->held;
+    d->held = c;
+    hold_reschedule(d);
+}
+
+static void no_work(dctx *c, int64_t retry_ms)
+{
+    cs_msg m;
+    cs_msg_init(&m, CS_MSG_NO_WORK);
+    m.no_work.retry_ms = retry_ms;
+    set_reply(c, &m);
+}
+
+/* Reply for a store error: the store's message, logged (rate-limited) when it is the database's
+ * fault rather than the request's. */
+static void store_error(cs_daemon *d, dctx *c, cs_rc rc, const cs_err *err)
+{
+    if (rc == CS_EDB || rc == CS_ENOSPC || rc == CS_EIO || rc == CS_EBUSY || rc == CS_ENOMEM) {
+        if (ratelog_ok(&d->rl_db, "database-error"))
+            cs_log(CS_LOG_ERROR, "%s: %s", cs_msg_type_name(c->req.type), err->msg);
+    }
+    set_error(c, rc, err->msg);
+}
+
+/* Parses RESULT.metrics {"task":{"n":N,"acc":v,"acc_stderr":s|null,...}} (result.schema.json;
+ * a metric may also be {"value":v,"stderr":s,"n":n}) into long form. Borrowed from root. */
+static cs_rc parse_metrics(const char *text, cJSON **root, cs_store_metric **out, size_t *n_out,
+                           cs_err *err)
+{
+    cs_rc rc = cs_json_parse(text, strlen(text), "RESULT.metrics", root, err);
+    size_t n = 0, cap = 0;
+    cs_store_metric *m = NULL;
+    if (rc != CS_OK)
+        return rc;
+    const cJSON *task;
+    cJSON_ArrayForEach(task, *root)
+    {
+        if (!cJSON_IsObject(task)) {
+            rc = cs_err_set(err, CS_EPROTO, 0, "RESULT.metrics.%s: expected an object",
+                            task->string);
+            goto fail;
+        }
+        const cJSON *tn = cJSON_GetObjectItemCaseSensitive(task, "n");
+        int64_t task_n = cJSON_IsNumber(tn) ? (int64_t)tn->valuedouble : -1;
+        const cJSON *v;
+        cJSON_ArrayForEach(v, task)
+        {
+            const char *name = v->string;
+            size_t len = strlen(name);
+            if (strcmp(name, "n") == 0 || cJSON_IsNull(v))
+                continue;
+            if (len > 7 && strcmp(name + len - 7, "_stderr") == 0) {
+                char base[CS_PROTO_MAX_NAME + 1];
+                if (len - 7 < sizeof base) {
+                    memcpy(base, name, len - 7);
+                    base[len - 7] = '\0';
+                    if (cJSON_GetObjectItemCaseSensitive(task, base) != NULL)
+                        continue;
+                }
+            }
+            cs_store_metric one = {.task = task->string, .metric = name, .n = task_n};
+            one.stderr_ = NAN;
+            if (cJSON_IsNumber(v)) {
+                one.value = v->valuedouble;
+                char key[CS_PROTO_MAX_NAME + 16];
+                snprintf(key, sizeof key, "%s_stderr", name);
+                const cJSON *se = cJSON_GetObjectItemCaseSensitive(task, key);
+                if (cJSON_IsNumber(se))
+                    one.stderr_ = se->valuedouble;
+            } else if (cJSON_IsObject(v)) {
+                const cJSON *val = cJSON_GetObjectItemCaseSensitive(v, "value");
+                const cJSON *se = cJSON_GetObjectItemCaseSensitive(v, "stderr");
+                const cJSON *nn = cJSON_GetObjectItemCaseSensitive(v, "n");
+                if (!cJSON_IsNumber(val)) {
+                    rc = cs_err_set(err, CS_EPROTO, 0,
+                                    "RESULT.metrics.%s.%s.value: expected a number", task->string,
+                                    name);
+                    goto fail;
+                }
+                one.value = val->valuedouble;
+                if (cJSON_IsNumber(se))
+                    one.stderr_ = se->valuedouble;
+                if (cJSON_IsNumber(nn))
+                    one.n = (int64_t)nn->valuedouble;
+            } else {
+                rc = cs_err_set(err, CS_EPROTO, 0,
+                                "RESULT.metrics.%s.%s: expected a number, an object or null",
+                                task->string, name);
+                goto fail;
+            }
+            if (n == cap) {
+                size_t nc = cap ? cap * 2 : 8;
+                cs_store_metric *g = cs_realloc_array(m, nc, sizeof *m);
+                if (g == NULL) {
+                    rc = cs_err_set(err, CS_ENOMEM, 0, "RESULT.metrics");
+                    goto fail;
+                }
+                m = g;
+                cap = nc;
+            }
+            m[n++] = one;
+        }
+    }
+    *out = m;
+    *n_out = n;
+    return CS_OK;
+fail:
+    free(m);
+    cJSON_Delete(*root);
+    *root = NULL;
+    return rc;
+}
+
+static void do_result(cs_daemon *d, dctx *c, int64_t now)
+{
+    const cs_msg_result *r = &c->req.result;
+    cJSON *mroot = NULL, *proot = NULL;
+    cs_store_metric *metrics = NULL;
+    size_t n_metrics = 0;
+    cs_err err = {0};
+    bool dup = false;
+    cs_rc rc = parse_metrics(r->metrics, &mroot, &metrics, &n_metrics, &err);
+    if (rc != CS_OK) {
+        log_bad(d, c, "RESULT refused", err.msg);
+        set_error(c, rc, err.msg);
+        return;
+    }
+    cs_store_exit ex = {0};
+    if (cs_json_parse(r->provenance, strlen(r->provenance), "RESULT.provenance", &proot, &err) ==
+        CS_OK) {
+        const cJSON *lp = cJSON_GetObjectItemCaseSensitive(proot, "log_path");
+        if (cJSON_IsString(lp))
+            ex.log_path = lp->valuestring;
+    }
+    if (r->attempt > INT32_MAX) {
+        set_error(c, CS_ESTALE, "stale attempt");
+        goto cleanup;
+    }
+    rc = cs_store_result(d->store, r->job_id, (int)r->attempt, r->provenance, metrics, n_metrics,
+                         &ex, now, &dup, &err);
+    if (rc == CS_OK) {
+        cs_msg ack;
+        cs_msg_init(&ack, CS_MSG_ACK);
+        set_reply(c, &ack);
+        if (!dup)
+            d->wake = true;
+    } else {
+        store_error(d, c, rc, &err);
+    }
+cleanup:
+    free(metrics);
+    cJSON_Delete(mroot);
+    cJSON_Delete(proot);
+}
+
+static void do_heartbeat(cs_daemon *d, dctx *c, int64_t now)
+{
+    const cs_msg_heartbeat *h = &c->req.heartbeat;
+    cs_err err = {0};
+    bool cancel = false;
+    char *progress = NULL;
+    cJSON *o = cJSON_CreateObject();
+    if (o != NULL) {
+        cJSON_AddStringToObject(o, "stage", h->stage);
+        cJSON_AddNumberToObject(o, "done", (double)h->done);
+        cJSON_AddNumberToObject(o, "total", (double)h->total);
+        cJSON_AddStringToObject(o, "log_tail", h->log_tail != NULL ? h->log_tail : "");
+        progress = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+    }
+    if (h->attempt > INT32_MAX) {
+        set_error(c, CS_ESTALE, "stale attempt");
+        free(progress);
+        return;
+    }
+    cs_rc rc = cs_store_heartbeat(d->store, h->job_id, (int)h->attempt, d->o.lease_s * 1000,
+                                  progress, now, &cancel, &err);
+    free(progress);
+    if (rc != CS_OK) {
+        store_error(d, c, rc, &err);
+        return;
+    }
+    cs_msg ack;
+    cs_msg_init(&ack, CS_MSG_ACK);
+    ack.ack.cancel = cancel;
+    set_reply(c, &ack);
+}
+
+static void do_fail(cs_daemon *d, dctx *c, int64_t now)
+{
+    const cs_msg_fail *f = &c->req.fail;
+    cs_err err = {0};
+    cs_buf why;
+    cs_buf_init(&why);
+    if (cs_buf_printf(&why, "%s: %s", cs_fail_kind_name(f->kind),
+                      f->reason != NULL ? f->reason : "") != CS_OK ||
+        (f->log_tail != NULL && f->log_tail[0] != '\0' &&
+         cs_buf_printf(&why, "\n--- log tail ---\n%s", f->log_tail) != CS_OK)) {
+        cs_buf_fini(&why);
+        set_error(c, CS_EINTERNAL, "out of memory");
+        return;
+    }
+    char *reason = cs_buf_take(&why);
+    cs_store_exit ex = {
+            .has_status = f->exit_status >= 0,
+            .exit_status = (int)(f->exit_status >= 0 ? f->exit_status : 0),
+            .signal = (int)f->signal,
+            .permanent = f->kind == CS_FAIL_BAD_INPUT || f->kind == CS_FAIL_MODEL_MISSING,
+    };
+    cs_job_state next = CS_JOB_FAILED;
+    cs_rc rc = f->attempt > INT32_MAX ? cs_err_set(&err, CS_ESTALE, 0, "stale attempt")
+                                      : cs_store_fail(d->store, f->job_id, (int)f->attempt, reason,
+                                                      &ex, now, &next, &err);
+    free(reason);
+    if (rc != CS_OK) {
+        store_error(d, c, rc, &err);
+        return;
+    }
+    cs_log(CS_LOG_INFO, "job %lld attempt %lld failed (%s): now %s", (long long)f->job_id,
+           (long long)f->attempt, cs_fail_kind_name(f->kind), cs_job_state_name(next));
+    d->wake = true;
+    d->reap_soon = true;
+    set_simple(c, CS_MSG_ACK);
+}
+
+static void do_hello(cs_daemon *d, dctx *c, int64_t now)
+{
+    const cs_msg_hello *h = &c->req.hello;
+    cs_err err = {0};
+    char *caps = caps_json(&h->caps);
+    cs_rc rc = cs_store_worker_seen(d->store, h->worker, h->host, caps, now, &err);
+    free(caps);
+    if (rc != CS_OK) {
+        store_error(d, c, rc, &err);
+        return;
+    }
+    host_set(d, h->worker, h->host);
+    cs_log(CS_LOG_INFO, "worker %s on %s says hello", h->worker, h->host);
+    set_simple(c, CS_MSG_OK);
+}
+
+static void do_bye(cs_daemon *d, dctx *c, int64_t now)
+{
+    const cs_msg_bye *b = &c->req.bye;
+    cs_err err = {0};
+    if (b->release_job_id > 0 && b->release_attempt > 0 && b->release_attempt <= INT32_MAX) {
+        bool released = false;
+        cs_rc rc = cs_store_release(d->store, b->release_job_id, (int)b->release_attempt, now,
+                                    &released, &err);
+        if (rc != CS_OK) {
+            store_error(d, c, rc, &err);
+            return;
+        }
+        if (released)
+            d->reap_soon = true;
+    }
+    cs_log(CS_LOG_INFO, "worker %s says bye", b->worker);
+    set_simple(c, CS_MSG_OK);
+}
+
+/* One decoded work request, inside the batch. */
+static void handle_work(cs_daemon *d, dctx *c, int64_t now)
+{
+    switch (c->req.type) {
+    case CS_MSG_HELLO:
+        do_hello(d, c, now);
+        break;
+    case CS_MSG_CLAIM: {
+        cs_rc rc = try_claim(d, c, now);
+        if (rc == CS_ENOENT) {
+            if (d->o.claim_hold_ms > 0 && !d->stopping) {
+                hold_claim(d, c);
+                return;
+            }
+            no_work(c, 1000);
+        }
+        break;
+    }
+    case CS_MSG_HEARTBEAT:
+        do_heartbeat(d, c, now);
+        break;
+    case CS_MSG_RESULT:
+        do_result(d, c, now);
+        break;
+    case CS_MSG_FAIL:
+        do_fail(d, c, now);
+        break;
+    case CS_MSG_BYE:
+        do_bye(d, c, now);
+        break;
+    default:
+        set_error(c, CS_EPROTO, "not a work request");
+        break;
+    }
+    c->in_batch = true;
+}
+
+/* Decodes c's message and checks it: true when it is a request to serve; false with an error
+ * reply (or none) set. */
+static bool admit(cs_daemon *d, dctx *c)
+{
+    cs_err err = {0};
+    size_t len = nng_msg_len(c->in);
+    cs_rc rc = cs_msg_decode(nng_msg_body(c->in), len, &c->req, &err);
+    nng_msg_free(c->in);
+    c->in = NULL;
+    if (rc != CS_OK) {
+        log_bad(d, c, "malformed message", err.msg);
+        if (d->token != NULL)
+            set_error(c, CS_EAUTH, "authentication failed");
+        else
+            set_error(c, rc, err.msg);
+        return false;
+    }
+    if (d->token != NULL && !cs_net_token_eq(d->token, c->req.token)) {
+        log_auth(d, c);
+        set_error(c, CS_EAUTH, "authentication failed");
+        return false;
+    }
+    cs_msg_endpoint want = c->ep == EP_WORK ? CS_EP_WORK : CS_EP_CONTROL;
+    if (cs_msg_type_endpoint(c->req.type) != want) {
+        log_bad(d, c, "not a request of this endpoint", cs_msg_type_name(c->req.type));
+        char msg[128];
+        snprintf(msg, sizeof msg, "%s is not a request of the %s endpoint",
+                 cs_msg_type_name(c->req.type), ep_name(c->ep));
+        set_error(c, CS_EPROTO, msg);
+        return false;
+    }
+    return true;
+}
+
+static void handle_control(cs_daemon *d, dctx *c, int64_t now)
+{
+    cs_msg rep;
+    cs_err err = {0};
+    cs_msg_init(&rep, CS_MSG_NONE);
+    cs_rc rc = cs_control_handle(d->store, &c->req, now, &rep, &err);
+    if (rc != CS_OK) {
+        cs_log(CS_LOG_ERROR, "control %s: %s", cs_msg_type_name(c->req.type), err.msg);
+        set_error(c, CS_EINTERNAL, "internal error");
+    } else {
+        set_reply(c, &rep);
+        if (rep.type == CS_MSG_OK &&
+            (c->req.type == CS_MSG_SUBMIT || c->req.type == CS_MSG_EXTEND ||
+             c->req.type == CS_MSG_RETRY || c->req.type == CS_MSG_RESUME))
+            d->wake = true;
+    }
+    cs_msg_fini(&rep);
+}
+
+/* ---- held claims ----------------------------------------------------------------------------- */
+
+static void on_hold_timer(uv_timer_t *t);
+
+static void hold_reschedule(cs_daemon *d)
+{
+    if (!d->handles_open)
+        return;
+    if (d->held == NULL) {
+        uv_timer_stop(&d->hold_timer);
+        return;
+    }
+    int64_t first = INT64_MAX, now = cs_time_mono_ms();
+    for (dctx *c = d->held; c != NULL; c = c->hnext)
+        if (c->hold_until < first)
+            first = c->hold_until;
+    uv_timer_start(&d->hold_timer, on_hold_timer, (uint64_t)(first > now ? first - now : 0), 0);
+}
+
+static void on_hold_timer(uv_timer_t *t)
+{
+    cs_daemon *d = t->data;
+    int64_t now = cs_time_mono_ms();
+    dctx *due = NULL;
+    for (dctx **p = &d->held; *p != NULL;) {
+        dctx *c = *p;
+        if (c->hold_until <= now + 1) {
+            *p = c->hnext;
+            c->hnext = due;
+            due = c;
+        } else {
+            p = &c->hnext;
+        }
+    }
+    while (due != NULL) {
+        dctx *c = due;
+        due = c->hnext;
+        c->hnext = NULL;
+        no_work(c, 0);
+        send_reply(d, c);
+    }
+    hold_reschedule(d);
+}
+
+/* Offers jobs to the held claims, in one batch. */
+static void wake_held(cs_daemon *d)
+{
+    cs_err err = {0};
+    int64_t now = cs_time_wall_ms();
+    dctx *got = NULL;
+    if (d->held == NULL)
+        return;
+    bool batch = cs_store_begin(d->store, &err) == CS_OK;
+    for (dctx **p = &d->held; *p != NULL;) {
+        dctx *c = *p;
+        cs_rc rc = try_claim(d, c, now);
+        if (rc == CS_ENOENT) {
+            p = &c->hnext;
+            continue;
+        }
+        *p = c->hnext;
+        c->hnext = got;
+        got = c;
+    }
+    if (batch && cs_store_commit(d->store, &err) != CS_OK) {
+        if (ratelog_ok(&d->rl_db, "database-error"))
+            cs_log(CS_LOG_ERROR, "commit: %s", err.msg);
+        for (dctx *c = got; c != NULL; c = c->hnext)
+            set_error(c, err.rc, err.msg);
+    }
+    while (got != NULL) {
+        dctx *c = got;
+        got = c->hnext;
+        c->hnext = NULL;
+        send_reply(d, c);
+    }
+    hold_reschedule(d);
+}
+
+static void reap(cs_daemon *d)
+{
+    cs_store_reap_counts n = {0};
+    cs_err err = {0};
+    cs_rc rc = cs_store_reap(d->store, cs_time_wall_ms(), &n, &err);
+    if (rc != CS_OK) {
+        if (ratelog_ok(&d->rl_db, "database-error"))
+            cs_log(CS_LOG_ERROR, "reaper: %s", err.msg);
+        return;
+    }
+    if (n.requeued + n.lost + n.cancelled + n.retried > 0)
+        cs_log(CS_LOG_INFO, "reaper: %zu requeued, %zu lost, %zu cancelled, %zu retried",
+               n.requeued, n.lost, n.cancelled, n.retried);
+    if (n.requeued + n.retried > 0)
+        d->wake = true;
+}
+
+/* ---- the drain ------------------------------------------------------------------------------- */
+
+static dctx *take_queue(cs_daemon *d)
+{
+    pthread_mutex_lock(&d->mu);
+    dctx *q = d->q_head;
+    d->q_head = d->q_tail = NULL;
+    pthread_mutex_unlock(&d->mu);
+    return q;
+}
+
+static void drain(cs_daemon *d)
+{
+    dctx *q;
+    while ((q = take_queue(d)) != NULL) {
+        while (q != NULL) {
+            dctx *done = NULL, *ctrl = NULL, **done_tail = &done, **ctrl_tail = &ctrl;
+            int64_t now = cs_time_wall_ms();
+            cs_err err = {0};
+            bool batch = false;
+            int64_t n = 0;
+            for (;;) {
+                /* Requests that came while this batch was being built join it (one fsync
+                 * for all of them), up to max_batch. */
+                if (q == NULL && n < d->o.max_batch)
+                    q = take_queue(d);
+                if (q == NULL || n >= d->o.max_batch)
+                    break;
+                dctx *c = q;
+                q = c->next;
+                c->next = NULL;
+                if (!admit(d, c)) {
+                    *done_tail = c;
+                    done_tail = &c->next;
+                    continue;
+                }
+                if (c->ep == EP_CONTROL) {
+                    *ctrl_tail = c;
+                    ctrl_tail = &c->next;
+                    continue;
+                }
+                if (!batch && !cs_store_in_batch(d->store)) {
+                    cs_err berr = {0};
+                    batch = cs_store_begin(d->store, &berr) == CS_OK;
+                    if (!batch && ratelog_ok(&d->rl_db, "database-error"))
+                        cs_log(CS_LOG_ERROR, "begin: %s", berr.msg);
+                }
+                n++;
+                handle_work(d, c, now);
+                if (atomic_load(&c->state) == ST_HELD)
+                    continue;
+                *done_tail = c;
+                done_tail = &c->next;
+            }
+            d->n_work += (uint64_t)n;
+            d->n_commits += batch ? 1u : 0u;
+            if (batch && cs_store_commit(d->store, &err) != CS_OK) {
+                if (ratelog_ok(&d->rl_db, "database-error"))
+                    cs_log(CS_LOG_ERROR, "commit: %s", err.msg);
+                for (dctx *c = done; c != NULL; c = c->next)
+                    if (c->in_batch)
+                        set_error(c, err.rc, err.msg);
+                d->wake = false;
+            }
+            while (done != NULL) {
+                dctx *c = done;
+                done = c->next;
+                c->next = NULL;
+                send_reply(d, c);
+            }
+            while (ctrl != NULL) {
+                dctx *c = ctrl;
+                ctrl = c->next;
+                c->next = NULL;
+                handle_control(d, c, cs_time_wall_ms());
+                send_reply(d, c);
+            }
+        }
+    }
+    if (d->reap_soon) {
+        d->reap_soon = false;
+        reap(d);
+    }
+    if (d->wake) {
+        d->wake = false;
+        wake_held(d);
+    }
+}
+
+static void on_async(uv_async_t *a)
+{
+    cs_daemon *d = a->data;
+    drain(d);
+}
+
+static void on_reap_timer(uv_timer_t *t)
+{
+    cs_daemon *d = t->data;
+    reap(d);
+    if (d->wake) {
+        d->wake = false;
+        wake_held(d);
+    }
+}
+
+/* ---- start and stop -------------------------------------------------------------------------- */
+
+static void on_close_handle(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void shutdown_loop(cs_daemon *d)
+{
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    cs_log(CS_LOG_INFO, "stopping: finishing the requests under way");
+    uv_timer_stop(&d->reap_timer);
+    drain(d);
+    /* Held claims: NO_WORK now, the worker asks again (and reaches the next daemon). */
+    while (d->held != NULL) {
+        dctx *c = d->held;
+        d->held = c->hnext;
+        c->hnext = NULL;
+        no_work(c, 1000);
+        send_reply(d, c);
+    }
+    uv_timer_stop(&d->hold_timer);
+    /* Let the replies leave before the sockets close (bounded). */
+    for (int i = 0; i < 100 && atomic_load(&d->n_sending) > 0; i++)
+        uv_sleep(5);
+    atomic_store(&d->closing, true);
+    for (int e = 0; e < EP_COUNT; e++)
+        nng_close(d->sock[e]);
+    d->sockets_open = false;
+    for (size_t i = 0; d->ctxs != NULL && i < d->n_ctxs; i++)
+        if (d->ctxs[i].aio != NULL)
+            nng_aio_stop(d->ctxs[i].aio);
+    /* Requests that arrived during the stop are dropped (their REQ resends). */
+    for (dctx *c = take_queue(d); c != NULL; c = c->next) {
+        if (c->in != NULL)
+            nng_msg_free(c->in);
+        c->in = NULL;
+    }
+    uv_close((uv_handle_t *)&d->async, on_close_handle);
+    uv_close((uv_handle_t *)&d->stop_async, on_close_handle);
+    uv_close((uv_handle_t *)&d->reap_timer, on_close_handle);
+    uv_close((uv_handle_t *)&d->hold_timer, on_close_handle);
+    if (d->o.signals) {
+        uv_close((uv_handle_t *)&d->sig_term, on_close_handle);
+        uv_close((uv_handle_t *)&d->sig_int, on_close_handle);
+    }
+    d->handles_open = false;
+}
+
+static void on_stop_async(uv_async_t *a)
+{
+    shutdown_loop(a->data);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    cs_log(CS_LOG_INFO, "signal %d", signum);
+    shutdown_loop(s->data);
+}
+
+void cs_daemon_opts_default(cs_daemon_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->lease_s = 60;
+    o->claim_hold_ms = 10000;
+    o->reap_ms = 5000;
+    o->max_batch = 1024;
+    o->n_work_ctx = 256;
+    o->n_control_ctx = 8;
+}
+
+cs_rc cs_daemon_open(const cs_daemon_opts *o, cs_daemon **out, cs_err *err)
+{
+    cs_daemon *d = NULL;
+    cs_rc rc;
+    *out = NULL;
+    if (o->db == NULL || o->work_url == NULL || o->control_url == NULL)
+        return cs_err_set(err, CS_EINVAL, 0, "the daemon needs a database and two endpoints");
+    if (o->lease_s < 1 || o->claim_hold_ms < 0 || o->reap_ms < 1 || o->max_batch < 1 ||
+        o->n_work_ctx < 1 || o->n_control_ctx < 1)
+        return cs_err_set(err, CS_EINVAL, 0, "daemon options out of range");
+    if ((rc = cs_net_check_listen(o->work_url, o->token != NULL, &o->tls, o->insecure, err)) !=
+                CS_OK ||
+        (rc = cs_net_check_listen(o->control_url, o->token != NULL, &o->tls, o->insecure, err)) !=
+                CS_OK)
+        return rc;
+    d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return cs_err_set(err, CS_ENOMEM, 0, "daemon");
+    d->o = *o;
+    d->sock[0] = d->sock[1] = (nng_socket)NNG_SOCKET_INITIALIZER;
+    pthread_mutex_init(&d->mu, NULL);
+    if (o->token != NULL && (d->token = cs_strdup(o->token)) == NULL) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "daemon");
+        goto fail;
+    }
+    if ((rc = cs_store_open(o->db, &d->store, err)) != CS_OK)
+        goto fail;
+    reap(d);
+    d->wake = false;
+    if (uv_loop_init(&d->loop) != 0) {
+        rc = cs_err_set(err, CS_EINTERNAL, 0, "uv_loop_init");
+        goto fail;
+    }
+    d->loop_ready = true;
+    uv_async_init(&d->loop, &d->async, on_async);
+    uv_async_init(&d->loop, &d->stop_async, on_stop_async);
+    uv_timer_init(&d->loop, &d->reap_timer);
+    uv_timer_init(&d->loop, &d->hold_timer);
+    d->async.data = d->stop_async.data = d->reap_timer.data = d->hold_timer.data = d;
+    if (o->signals) {
+        uv_signal_init(&d->loop, &d->sig_term);
+        uv_signal_init(&d->loop, &d->sig_int);
+        d->sig_term.data = d->sig_int.data = d;
+        uv_signal_start(&d->sig_term, on_signal, SIGTERM);
+        uv_signal_start(&d->sig_int, on_signal, SIGINT);
+    }
+    d->handles_open = true;
+    if ((rc = cs_net_listen(&d->sock[EP_WORK], o->work_url, &o->tls, err)) != CS_OK)
+        goto fail;
+    if ((rc = cs_net_listen(&d->sock[EP_CONTROL], o->control_url, &o->tls, err)) != CS_OK)
+        goto fail;
+    d->sockets_open = true;
+    d->n_ctxs = (size_t)o->n_work_ctx + (size_t)o->n_control_ctx;
+    d->ctxs = cs_calloc_array(d->n_ctxs, sizeof *d->ctxs);
+    if (d->ctxs == NULL) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "daemon contexts");
+        goto fail;
+    }
+    for (size_t i = 0; i < d->n_ctxs; i++) {
+        dctx *c = &d->ctxs[i];
+        int rv;
+        c->d = d;
+        c->ep = i < (size_t)o->n_work_ctx ? EP_WORK : EP_CONTROL;
+        if ((rv = nng_ctx_open(&c->ctx, d->sock[c->ep])) != 0 ||
+            (rv = nng_aio_alloc(&c->aio, on_aio, c)) != 0) {
+            rc = cs_err_set(err, CS_ENET, rv, "nng context: %s", nng_strerror(rv));
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < d->n_ctxs; i++) {
+        atomic_store(&d->ctxs[i].state, ST_RECV);
+        nng_ctx_recv(d->ctxs[i].ctx, d->ctxs[i].aio);
+    }
+    cs_log(CS_LOG_INFO, "calsweepd listening: work %s, control %s, database %s%s", o->work_url,
+           o->control_url, o->db, o->token != NULL ? ", token required" : "");
+    *out = d;
+    return CS_OK;
+fail:
+    cs_daemon_close(d);
+    return rc;
+}
+
+cs_rc cs_daemon_run(cs_daemon *d, cs_err *err)
+{
+    (void)err;
+    uv_timer_start(&d->reap_timer, on_reap_timer, (uint64_t)d->o.reap_ms, (uint64_t)d->o.reap_ms);
+    uv_run(&d->loop, UV_RUN_DEFAULT);
+    uv_rusage_t ru;
+    double cpu = 0;
+    if (uv_getrusage(&ru) == 0)
+        cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+              (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    cs_log(CS_LOG_INFO, "calsweepd stopped: %llu work requests in %llu transactions, %.2f s CPU",
+           (unsigned long long)d->n_work, (unsigned long long)d->n_commits, cpu);
+    return CS_OK;
+}
+
+void cs_daemon_stop(cs_daemon *d)
+{
+    uv_async_send(&d->stop_async);
+}
+
+void cs_daemon_close(cs_daemon *d)
+{
+    if (d == NULL)
+        return;
+    if (d->handles_open) {
+        shutdown_loop(d);
+    } else if (d->sockets_open || d->sock[0].id != 0 || d->sock[1].id != 0) {
+        atomic_store(&d->closing, true);
+        for (int e = 0; e < EP_COUNT; e++)
+            if (d->sock[e].id != 0)
+                nng_close(d->sock[e]);
+    }
+    if (d->loop_ready) {
+        uv_run(&d->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&d->loop);
+    }
+    for (size_t i = 0; d->ctxs != NULL && i < d->n_ctxs; i++) {
+        dctx *c = &d->ctxs[i];
+        if (c->aio != NULL) {
+            nng_aio_stop(c->aio);
+            nng_aio_free(c->aio);
+        }
+        if (c->in != NULL)
+            nng_msg_free(c->in);
+        cs_msg_fini(&c->req);
+        free(c->out);
+    }
+    free(d->ctxs);
+    for (size_t i = 0; i < HOSTS; i++) {
+        free(d->hosts[i].worker);
+        free(d->hosts[i].host);
+    }
+    cs_store_close(d->store);
+    pthread_mutex_destroy(&d->mu);
+    free(d->token);
+    free(d);
+}

@@ -1,0 +1,214 @@
+/* dispatch_bench.c - calsweepd's dispatch throughput: the real daemon (durable store,
+ * synchronous=FULL) and W simulated workers (threads, one REQ socket each) that CLAIM and RESULT
+ * jobs until none are left, on ipc:// and on tcp://127.0.0.1. Reports jobs claimed and completed
+ * per second and p50/p99 claim latency; then the daemon's resident memory with Q queued jobs.
+ *
+ *   dispatch_bench [--jobs N (20000)] [--workers W (64)] [--queued Q (1000000; 0 = skip)]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pthread.h>
+
+#include "cs_opt.h"
+#include "integration/daemon_util.h"
+
+typedef struct wstate {
+    const char *url;
+    int id;
+    int64_t *lat_us; /* claim latencies */
+    size_t n_lat, cap;
+    size_t done, errors;
+} wstate;
+
+static void *worker(void *arg)
+{
+    wstate *w = arg;
+    char name[32];
+    snprintf(name, sizeof name, "bench-%d", w->id);
+    nng_socket s = dt_dial(w->url, NULL);
+    if (!dt_ready(s, NULL, 10000)) {
+        w->errors++;
+        nng_close(s);
+        return NULL;
+    }
+    for (;;) {
+        cs_msg rep;
+        uint64_t t0 = cs_time_mono_ns();
+        cs_rc rc = dt_claim(s, name, NULL, 20000, &rep);
+        uint64_t t1 = cs_time_mono_ns();
+        if (rc != CS_OK) {
+            w->errors++;
+            break;
+        }
+        if (rep.type != CS_MSG_JOB) {
+            cs_msg_fini(&rep);
+            break; /* NO_WORK: the queue is empty */
+        }
+        if (w->n_lat < w->cap)
+            w->lat_us[w->n_lat++] = (int64_t)((t1 - t0) / 1000);
+        int64_t id = rep.job.job_id, at = rep.job.attempt;
+        cs_msg_fini(&rep);
+        rc = dt_result(s, id, at, NULL, 20000, &rep);
+        if (rc == CS_OK && rep.type == CS_MSG_ACK)
+            w->done++;
+        else
+            w->errors++;
+        cs_msg_fini(&rep);
+    }
+    nng_close(s);
+    return NULL;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int64_t rss_kb(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    int64_t v = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t n = strlen(field);
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, field, n) == 0 && line[n] == ':')
+            v = strtoll(line + n + 1, NULL, 10);
+    fclose(f);
+    return v;
+}
+
+static int run(const char *label, bool tcp, int64_t jobs, int64_t workers)
+{
+    dt_env e;
+    dt_env_init(&e);
+    if (tcp) {
+        snprintf(e.work, sizeof e.work, "tcp://127.0.0.1:%d", 30000 + (int)(getpid() % 20000));
+    }
+    int64_t t_sub = cs_time_mono_ms();
+    dt_submit(e.db, "bench", 0, (size_t)jobs, 3);
+    t_sub = cs_time_mono_ms() - t_sub;
+    const char *extra[] = {"--claim-hold-ms", "200", "--log-level", "info", NULL};
+    dt_start(&e, extra);
+    nng_socket probe = dt_dial(e.work, NULL);
+    if (!dt_ready(probe, NULL, 10000)) {
+        fprintf(stderr, "daemon did not start\n");
+        return 1;
+    }
+    nng_close(probe);
+
+    wstate *ws = calloc((size_t)workers, sizeof *ws);
+    pthread_t *th = calloc((size_t)workers, sizeof *th);
+    for (int64_t i = 0; i < workers; i++) {
+        ws[i].url = e.work;
+        ws[i].id = (int)i;
+        ws[i].cap = (size_t)jobs;
+        ws[i].lat_us = calloc((size_t)jobs, sizeof(int64_t));
+    }
+    uint64_t t0 = cs_time_mono_ns();
+    for (int64_t i = 0; i < workers; i++)
+        pthread_create(&th[i], NULL, worker, &ws[i]);
+    for (int64_t i = 0; i < workers; i++)
+        pthread_join(th[i], NULL);
+    double secs = (double)(cs_time_mono_ns() - t0) / 1e9;
+    int64_t rss = rss_kb(e.pid, "VmHWM");
+    size_t done = 0, errors = 0, n = 0;
+    for (int64_t i = 0; i < workers; i++) {
+        done += ws[i].done;
+        errors += ws[i].errors;
+        n += ws[i].n_lat;
+    }
+    int64_t *all = calloc(n + 1, sizeof *all);
+    size_t k = 0;
+    for (int64_t i = 0; i < workers; i++) {
+        memcpy(all + k, ws[i].lat_us, ws[i].n_lat * sizeof *all);
+        k += ws[i].n_lat;
+        free(ws[i].lat_us);
+    }
+    qsort(all, n, sizeof *all, cmp_i64);
+    kill(e.pid, SIGTERM);
+    int st = dt_wait(e.pid, 20000);
+    int64_t stored = dt_sql_int(e.db, "SELECT count(*) FROM result");
+    printf("%-4s workers %lld: %zu jobs claimed+completed in %.2f s = %.0f jobs/s; claim latency "
+           "p50 %.2f ms, p99 %.2f ms; errors %zu; results stored %lld; daemon peak RSS %lld KB; "
+           "exit %d; (submit %lld ms)\n",
+           label, (long long)workers, done, secs, (double)done / secs,
+           n ? (double)all[n / 2] / 1000.0 : 0.0, n ? (double)all[(n * 99) / 100] / 1000.0 : 0.0,
+           errors, (long long)stored, (long long)rss,
+           st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1, (long long)t_sub);
+    fflush(stdout);
+    free(all);
+    free(ws);
+    free(th);
+    dt_env_fini(&e);
+    return (stored == jobs && errors == 0) ? 0 : 1;
+}
+
+static int run_queued(int64_t queued)
+{
+    dt_env e;
+    dt_env_init(&e);
+    int64_t t_sub = cs_time_mono_ms();
+    dt_submit(e.db, "big", 0, (size_t)queued, 3);
+    t_sub = cs_time_mono_ms() - t_sub;
+    const char *extra[] = {"--claim-hold-ms", "200", "--log-level", "info", NULL};
+    dt_start(&e, extra);
+    nng_socket s = dt_dial(e.work, NULL);
+    if (!dt_ready(s, NULL, 30000)) {
+        fprintf(stderr, "daemon did not start\n");
+        return 1;
+    }
+    /* Claim and complete some jobs so the claim path has run over the big queue. */
+    uint64_t t0 = cs_time_mono_ns();
+    int done = 0;
+    for (int i = 0; i < 2000; i++) {
+        cs_msg rep;
+        if (dt_claim(s, "one", NULL, 20000, &rep) != CS_OK || rep.type != CS_MSG_JOB) {
+            cs_msg_fini(&rep);
+            break;
+        }
+        int64_t id = rep.job.job_id, at = rep.job.attempt;
+        cs_msg_fini(&rep);
+        if (dt_result(s, id, at, NULL, 20000, &rep) == CS_OK && rep.type == CS_MSG_ACK)
+            done++;
+        cs_msg_fini(&rep);
+    }
+    double secs = (double)(cs_time_mono_ns() - t0) / 1e9;
+    printf("queued %lld jobs (submit %.1f s): one worker claimed+completed %d in %.2f s "
+           "(%.0f jobs/s); daemon RSS %lld KB, peak %lld KB\n",
+           (long long)queued, (double)t_sub / 1000.0, done, secs, (double)done / secs,
+           (long long)rss_kb(e.pid, "VmRSS"), (long long)rss_kb(e.pid, "VmHWM"));
+    fflush(stdout);
+    nng_close(s);
+    kill(e.pid, SIGTERM);
+    dt_wait(e.pid, 20000);
+    dt_env_fini(&e);
+    return done == 2000 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    int64_t jobs = 20000, workers = 64, queued = 1000000;
+    cs_err err = {0};
+    for (int i = 1; i + 1 < argc; i += 2) {
+        int64_t *slot = strcmp(argv[i], "--jobs") == 0      ? &jobs
+                        : strcmp(argv[i], "--workers") == 0 ? &workers
+                        : strcmp(argv[i], "--queued") == 0  ? &queued
+                                                            : NULL;
+        if (slot == NULL || cs_parse_i64(argv[i + 1], 0, 100000000, slot, argv[i], &err) != CS_OK) {
+            fprintf(stderr, "usage: dispatch_bench [--jobs N] [--workers W] [--queued Q] %s\n",
+                    err.msg);
+            return 2;
+        }
+    }
+    int rc = run("ipc", false, jobs, workers);
+    rc |= run("tcp", true, jobs, workers);
+    if (queued > 0)
+        rc |= run_queued(queued);
+    return rc;
+}

@@ -1,0 +1,351 @@
+/* daemon_test.c - the real calsweepd binary on ipc:// sockets in a temp folder, driven by a REQ
+ * client: the work protocol (claim, resent claim, heartbeat, result, duplicate, stale), the long
+ * poll, the reaper, SIGTERM and kill -9 with restart. Every wait is bounded. */
+#include <pthread.h>
+
+#include "cs_test.h"
+#include "integration/daemon_util.h"
+
+static const char *const fast[] = {"--claim-hold-ms", "300", "--reap-ms", "100",
+                                   "--lease-s",       "1",   NULL};
+
+typedef struct fixture {
+    dt_env e;
+    nng_socket w;
+    bool dialed;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    dt_env_init(&f->e);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    if (f->dialed)
+        nng_close(f->w);
+    dt_kill(&f->e);
+    dt_env_fini(&f->e);
+    free(f);
+    return 0;
+}
+
+static void start(fixture *f, const char *const *extra)
+{
+    dt_start(&f->e, extra);
+    if (!f->dialed) {
+        f->w = dt_dial(f->e.work, NULL);
+        f->dialed = true;
+    }
+    assert_true(dt_ready(f->w, NULL, 10000));
+}
+
+static cs_msg claim_job(nng_socket w, const char *worker)
+{
+    cs_msg rep;
+    assert_int_equal(dt_claim(w, worker, NULL, 5000, &rep), CS_OK);
+    if (rep.type != CS_MSG_JOB)
+        fail_msg("CLAIM by %s: got %s", worker, cs_msg_type_name(rep.type));
+    return rep;
+}
+
+static void expect_error(const cs_msg *rep, cs_rc code)
+{
+    if (rep->type != CS_MSG_ERROR)
+        fail_msg("expected ERROR %s, got %s", cs_rc_name(code), cs_msg_type_name(rep->type));
+    if (rep->error.code != code)
+        fail_msg("expected %s, got %s: %s", cs_rc_name(code), cs_rc_name(rep->error.code),
+                 rep->error.message);
+}
+
+static void test_work_protocol(void **state)
+{
+    fixture *f = *state;
+    dt_submit(f->e.db, "s", 0, 3, 3);
+    start(f, fast);
+
+    cs_msg hello;
+    assert_int_equal(dt_hello(f->w, "w1", NULL, 5000, &hello), CS_OK);
+    assert_int_equal(hello.type, CS_MSG_OK);
+    cs_msg_fini(&hello);
+    cs_msg j1 = claim_job(f->w, "w1");
+    assert_int_equal(j1.job.attempt, 1);
+    /* The attempt records the host the worker named in its HELLO. */
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM attempt WHERE worker = 'w1'"
+                                         " AND host = 'localhost'"),
+                     1);
+    assert_int_equal(j1.job.lease_s, 1);
+    assert_non_null(strstr(j1.job.config, "models/testbed"));
+    /* The worker resends its CLAIM: the same job, not a second one. */
+    cs_msg again = claim_job(f->w, "w1");
+    assert_int_equal(again.job.job_id, j1.job.job_id);
+    assert_int_equal(again.job.attempt, 1);
+    cs_msg_fini(&again);
+
+    cs_msg m, rep;
+    cs_msg_init(&m, CS_MSG_HEARTBEAT);
+    m.heartbeat.job_id = j1.job.job_id;
+    m.heartbeat.attempt = 1;
+    m.heartbeat.stage = (char *)"load";
+    m.heartbeat.total = 10;
+    m.heartbeat.log_tail = (char *)"loading\n";
+    assert_int_equal(dt_call(f->w, &m, &rep, 5000), CS_OK);
+    assert_int_equal(rep.type, CS_MSG_ACK);
+    assert_false(rep.ack.cancel);
+    cs_msg_fini(&rep);
+    m.heartbeat.attempt = 2; /* an attempt that is not running */
+    assert_int_equal(dt_call(f->w, &m, &rep, 5000), CS_OK);
+    expect_error(&rep, CS_ESTALE);
+    cs_msg_fini(&rep);
+
+    /* RESULT, then the same RESULT again (a resend): ACK both, stored once. */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(dt_result(f->w, j1.job.job_id, 1, NULL, 5000, &rep), CS_OK);
+        assert_int_equal(rep.type, CS_MSG_ACK);
+        cs_msg_fini(&rep);
+    }
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM result WHERE job_id = %lld",
+             (long long)j1.job.job_id);
+    assert_int_equal(dt_sql_int(f->e.db, sql), 1);
+    snprintf(
+            sql, sizeof sql,
+            "SELECT count(*) FROM job WHERE id = %lld AND state = 'done' AND result_id IS NOT NULL",
+            (long long)j1.job.job_id);
+    assert_int_equal(dt_sql_int(f->e.db, sql), 1);
+    assert_true(dt_sql_int(f->e.db, "SELECT count(*) FROM metric") >= 1);
+
+    /* Wrong message types on the work endpoint: an ERROR, and the daemon goes on. */
+    cs_msg_init(&m, CS_MSG_STATUS);
+    assert_int_equal(dt_call(f->w, &m, &rep, 5000), CS_OK);
+    expect_error(&rep, CS_EPROTO);
+    cs_msg_fini(&rep);
+
+    /* FAIL of another job: ACK, and the job waits for its retry. */
+    cs_msg j2 = claim_job(f->w, "w2");
+    assert_int_not_equal(j2.job.job_id, j1.job.job_id);
+    cs_msg_init(&m, CS_MSG_FAIL);
+    m.fail.job_id = j2.job.job_id;
+    m.fail.attempt = j2.job.attempt;
+    m.fail.kind = CS_FAIL_CRASH;
+    m.fail.reason = (char *)"exit 1";
+    m.fail.exit_status = 1;
+    m.fail.log_tail = (char *)"boom\n";
+    assert_int_equal(dt_call(f->w, &m, &rep, 5000), CS_OK);
+    assert_int_equal(rep.type, CS_MSG_ACK);
+    cs_msg_fini(&rep);
+    cs_msg_fini(&j2);
+    cs_msg_fini(&j1);
+}
+
+static void test_no_work_within_hold(void **state)
+{
+    fixture *f = *state;
+    dt_submit(f->e.db, "s", 0, 1, 3);
+    start(f, fast);
+    cs_msg j = claim_job(f->w, "w1");
+    cs_msg_fini(&j);
+    cs_msg rep;
+    int64_t t0 = cs_time_mono_ms();
+    assert_int_equal(dt_claim(f->w, "w2", NULL, 5000, &rep), CS_OK);
+    int64_t took = cs_time_mono_ms() - t0;
+    assert_int_equal(rep.type, CS_MSG_NO_WORK);
+    cs_msg_fini(&rep);
+    if (took < 250 || took > 1500)
+        fail_msg("NO_WORK after %lld ms, want about the 300 ms hold", (long long)took);
+}
+
+/* The lease of a silent worker expires; the reaper requeues the job and wakes the claim held
+ * for another worker, which receives attempt 2; the old attempt's RESULT is refused as stale. */
+static void test_reap_and_stale(void **state)
+{
+    fixture *f = *state;
+    dt_submit(f->e.db, "s", 0, 1, 3);
+    start(f, fast);
+    cs_msg j = claim_job(f->w, "w1");
+    int64_t id = j.job.job_id;
+    cs_msg_fini(&j);
+    cs_msg rep;
+    int64_t end = cs_time_mono_ms() + 8000;
+    bool got = false;
+    while (!got && cs_time_mono_ms() < end) {
+        assert_int_equal(dt_claim(f->w, "w2", NULL, 5000, &rep), CS_OK);
+        if (rep.type == CS_MSG_JOB) {
+            assert_int_equal(rep.job.job_id, id);
+            assert_int_equal(rep.job.attempt, 2);
+            got = true;
+        } else {
+            assert_int_equal(rep.type, CS_MSG_NO_WORK);
+        }
+        cs_msg_fini(&rep);
+    }
+    assert_true(got);
+    assert_int_equal(dt_result(f->w, id, 1, NULL, 5000, &rep), CS_OK);
+    expect_error(&rep, CS_ESTALE);
+    cs_msg_fini(&rep);
+    assert_int_equal(dt_result(f->w, id, 2, NULL, 5000, &rep), CS_OK);
+    assert_int_equal(rep.type, CS_MSG_ACK);
+    cs_msg_fini(&rep);
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM result"), 1);
+}
+
+static void test_sigterm_clean(void **state)
+{
+    fixture *f = *state;
+    dt_submit(f->e.db, "s", 0, 2, 3);
+    start(f, fast);
+    cs_msg j = claim_job(f->w, "w1");
+    cs_msg rep;
+    assert_int_equal(dt_result(f->w, j.job.job_id, j.job.attempt, NULL, 5000, &rep), CS_OK);
+    cs_msg_fini(&rep);
+    cs_msg_fini(&j);
+    assert_int_equal(kill(f->e.pid, SIGTERM), 0);
+    int st = dt_wait(f->e.pid, 10000);
+    f->e.pid = 0;
+    assert_true(st != -1 && WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_true(dt_integrity_ok(f->e.db));
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM result"), 1);
+}
+
+static void test_kill9_restart(void **state)
+{
+    fixture *f = *state;
+    dt_submit(f->e.db, "s", 0, 1, 3);
+    start(f, fast);
+    cs_msg j = claim_job(f->w, "w1");
+    int64_t id = j.job.job_id;
+    cs_msg_fini(&j);
+    dt_kill(&f->e);
+    start(f, fast);
+    cs_msg rep;
+    int64_t end = cs_time_mono_ms() + 8000;
+    bool got = false;
+    while (!got && cs_time_mono_ms() < end) {
+        assert_int_equal(dt_claim(f->w, "w2", NULL, 5000, &rep), CS_OK);
+        if (rep.type == CS_MSG_JOB) {
+            assert_int_equal(rep.job.job_id, id);
+            assert_int_equal(rep.job.attempt, 2);
+            got = true;
+        }
+        cs_msg_fini(&rep);
+    }
+    assert_true(got);
+    assert_true(dt_integrity_ok(f->e.db));
+}
+
+/* Options from --config FILE (flags override it), --log-json, and a bad config refused. */
+static void test_config_file(void **state)
+{
+    fixture *f = *state;
+    char cfg[400], bad[400], cmd[600];
+    snprintf(cfg, sizeof cfg, "%s/calsweepd.json", f->e.dir);
+    snprintf(bad, sizeof bad, "%s/bad.json", f->e.dir);
+    FILE *c = fopen(cfg, "w");
+    assert_non_null(c);
+    fputs("{\"claim-hold-ms\": 300, \"lease-s\": 1, \"reap-ms\": 100, \"log-json\": true,"
+          " \"insecure\": false}\n",
+          c);
+    fclose(c);
+    c = fopen(bad, "w");
+    assert_non_null(c);
+    fputs("{\"claim-hold-msec\": 300}\n", c);
+    fclose(c);
+    const char *bad_args[] = {"--config", bad, NULL};
+    dt_start(&f->e, bad_args);
+    int st = dt_wait(f->e.pid, 10000);
+    f->e.pid = 0;
+    assert_true(st != -1 && WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 2);
+    snprintf(cmd, sizeof cmd, "grep -q 'claim-hold-msec: unknown option' '%s'", f->e.log);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(unlink(f->e.log), 0);
+
+    dt_submit(f->e.db, "s", 0, 1, 3);
+    const char *args[] = {"--config", cfg, "--lease-s", "7", NULL};
+    start(f, args);
+    cs_msg j = claim_job(f->w, "w1");
+    assert_int_equal(j.job.lease_s, 7); /* the flag overrides the file */
+    cs_msg_fini(&j);
+    cs_msg rep;
+    int64_t t0 = cs_time_mono_ms();
+    assert_int_equal(dt_claim(f->w, "w2", NULL, 5000, &rep), CS_OK);
+    int64_t took = cs_time_mono_ms() - t0;
+    assert_int_equal(rep.type, CS_MSG_NO_WORK);
+    cs_msg_fini(&rep);
+    if (took < 250 || took > 1500)
+        fail_msg("NO_WORK after %lld ms, want the 300 ms hold of the config file", (long long)took);
+    snprintf(cmd, sizeof cmd, "head -n 1 '%s' | grep -q '^{'", f->e.log);
+    assert_int_equal(system(cmd), 0);
+}
+
+typedef struct claimer {
+    const char *url;
+    cs_msg rep;
+    cs_rc rc;
+    int64_t took_ms;
+} claimer;
+
+static void *claim_thread(void *arg)
+{
+    claimer *c = arg;
+    nng_socket s = dt_dial(c->url, NULL);
+    int64_t t0 = cs_time_mono_ms();
+    c->rc = dt_claim(s, "sleeper", NULL, 8000, &c->rep);
+    c->took_ms = cs_time_mono_ms() - t0;
+    nng_close(s);
+    return NULL;
+}
+
+/* A CLAIM held by the long poll (5 s) receives a job as soon as a SUBMIT on the control
+ * endpoint creates one, not at the end of the hold. */
+static void test_submit_wakes_held_claim(void **state)
+{
+    fixture *f = *state;
+    const char *args[] = {"--claim-hold-ms", "5000", NULL};
+    start(f, args);
+    claimer c = {.url = f->e.work};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, claim_thread, &c), 0);
+    cs_time_sleep_ms(300);
+    nng_socket ctl = dt_dial(f->e.control, NULL);
+    cs_msg m, rep;
+    cs_msg_init(&m, CS_MSG_SUBMIT);
+    m.submit.sweep =
+            dt_mut("{\"name\":\"wake\",\"models\":{\"m\":{\"folder\":\"models/testbed\"}},"
+                   "\"data\":{\"sources\":{\"c4\":{\"kind\":\"jsonl\",\"path\":\"c4.jsonl\"}},"
+                   "\"eval\":{\"default\":{\"tasks\":{\"arc\":{\"path\":\"arc.jsonl\"}}}}},"
+                   "\"grid\":{\"algorithm\":[\"rtn\"],\"seed\":[0,1]}}");
+    assert_int_equal(dt_call(ctl, &m, &rep, 5000), CS_OK);
+    if (rep.type != CS_MSG_OK)
+        fail_msg("SUBMIT: %s %s", cs_msg_type_name(rep.type),
+                 rep.type == CS_MSG_ERROR ? rep.error.message : "");
+    cs_msg_fini(&rep);
+    nng_close(ctl);
+    pthread_join(th, NULL);
+    assert_int_equal(c.rc, CS_OK);
+    if (c.rep.type != CS_MSG_JOB)
+        fail_msg("held CLAIM: got %s", cs_msg_type_name(c.rep.type));
+    if (c.took_ms > 2500)
+        fail_msg("the held CLAIM was answered after %lld ms, not woken by the SUBMIT",
+                 (long long)c.took_ms);
+    cs_msg_fini(&c.rep);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(test_work_protocol, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_no_work_within_hold, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_reap_and_stale, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_sigterm_clean, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_kill9_restart, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_config_file, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_submit_wakes_held_claim, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("daemon", tests, NULL, NULL);
+}

@@ -1,0 +1,1085 @@
+/* cs_agent.c - see cs_agent.h. */
+#include "cs_agent.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <dirent.h>
+#include <nng/nng.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "cs_alloc.h"
+#include "cs_canon.h"
+#include "cs_child.h"
+#include "cs_json.h"
+#include "cs_log.h"
+#include "cs_path.h"
+#include "cs_proto.h"
+#include "cs_rng.h"
+#include "cs_time.h"
+
+#define BACKOFF_MIN_MS 200
+#define BACKOFF_MAX_MS 5000
+#define HB_TAIL_BYTES  2048
+#define FAIL_TAIL      8192
+
+enum { PH_IDLE = 0, PH_SEND, PH_RECV };
+enum { STOP_NONE = 0, STOP_DRAIN = 1, STOP_RELEASE = 2 };
+
+typedef struct agent_job {
+    int64_t id, attempt, timeout_s;
+    char *dir;
+    cs_child *child;
+    bool exited;
+    bool drop;            /* stale or released: no report */
+    bool cancel_seen;     /* ACK.cancel arrived */
+    char *report;         /* encoded RESULT/FAIL, owned; NULL until the child ended */
+    cs_msg_type rep_type; /* CS_MSG_RESULT or CS_MSG_FAIL */
+} agent_job;
+
+struct cs_agent {
+    cs_agent_cfg cfg;
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_timer_t delay;
+    uv_timer_t hb;
+    uv_signal_t sigterm, sigint;
+    bool loop_init;
+    nng_socket sock;
+    nng_ctx ctx;
+    nng_aio *aio;
+    bool sock_open, ctx_open;
+
+    pthread_mutex_t mu; /* guards the fields up to stats */
+    bool reply_ready;
+    int reply_rv;
+    nng_msg *reply_msg;
+    bool cancel_pending;
+    int stop_req;
+    bool wake_closed;
+    cs_agent_stats stats;
+
+    /* loop thread only */
+    int phase; /* also read by the aio callback, which runs strictly after the send */
+    cs_msg_type inflight;
+    int64_t req_id;
+    bool registered, waiting, hb_due;
+    int64_t backoff_ms;
+    cs_rng rng;
+    int stop_mode;
+    int64_t first_signal_ms; /* when the first SIGTERM/SIGINT came */
+    bool claims_done, bye_sent, finished;
+    int64_t jobs_ended;
+    agent_job *job;
+    int64_t release_id, release_attempt;
+    char **models;
+    size_t n_models;
+    char *backends[2];
+    size_t n_backends;
+    cs_rc last_err_code; /* the last ERROR code logged, to log repeats at debug level */
+};
+
+static void step(cs_agent *a);
+
+/* ---- models ---------------------------------------------------------------------------- */
+
+static int cmp_str(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+cs_rc cs_agent_scan_models(const char *const *roots, size_t n_roots, char ***out, size_t *n,
+                           cs_err *err)
+{
+    char **list = NULL;
+    size_t len = 0, cap = 0;
+    cs_rc rc = CS_OK;
+    *out = NULL;
+    *n = 0;
+    for (size_t r = 0; r < n_roots; r++) {
+        DIR *d = opendir(roots[r]);
+        struct dirent *e;
+        if (d == NULL) {
+            cs_log(CS_LOG_WARN, "--model-root %s: %s (skipped)", roots[r], strerror(errno));
+            continue;
+        }
+        while ((e = readdir(d)) != NULL) {
+            char path[4096];
+            struct stat st;
+            if (e->d_name[0] == '.' || strlen(e->d_name) > CS_PROTO_MAX_NAME)
+                continue;
+            int w = snprintf(path, sizeof path, "%s/%s/config.json", roots[r], e->d_name);
+            if (w < 0 || (size_t)w >= sizeof path || stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+                continue;
+            /* The coordinator matches a job's model folder as written in the sweep
+             * (models.X.folder) against this list, so each model is advertised by its name,
+             * by <root>/<name> as the root was given, and by its absolute path. */
+            char rel[4096], absp[4096];
+            const char *forms[3] = {e->d_name, NULL, NULL};
+            int wr = snprintf(rel, sizeof rel, "%s%s%s", roots[r],
+                              roots[r][0] && roots[r][strlen(roots[r]) - 1] == '/' ? "" : "/",
+                              e->d_name);
+            if (wr > 0 && (size_t)wr < sizeof rel && strlen(rel) <= CS_PROTO_MAX_NAME)
+                forms[1] = rel;
+            if (realpath(rel, absp) != NULL && strlen(absp) <= CS_PROTO_MAX_NAME)
+                forms[2] = absp;
+            for (size_t f = 0; f < 3; f++) {
+                if (forms[f] == NULL)
+                    continue;
+                if (len == cap) {
+                    size_t ncap = cap ? cap * 2 : 8;
+                    char **nl = cs_realloc_array(list, ncap, sizeof *nl);
+                    if (nl == NULL) {
+                        closedir(d);
+                        rc = cs_err_set(err, CS_ENOMEM, 0, "model list");
+                        goto fail;
+                    }
+                    list = nl;
+                    cap = ncap;
+                }
+                list[len] = cs_strdup(forms[f]);
+                if (list[len] == NULL) {
+                    closedir(d);
+                    rc = cs_err_set(err, CS_ENOMEM, 0, "model list");
+                    goto fail;
+                }
+                len++;
+            }
+        }
+        closedir(d);
+    }
+    if (len > 1)
+        qsort(list, len, sizeof *list, cmp_str);
+    size_t k = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (k > 0 && strcmp(list[k - 1], list[i]) == 0) {
+            free(list[i]);
+            continue;
+        }
+        list[k++] = list[i];
+    }
+    if (k > CS_PROTO_MAX_LIST) {
+        cs_log(CS_LOG_WARN, "%zu models found; advertising the first %d", k, CS_PROTO_MAX_LIST);
+        for (size_t i = CS_PROTO_MAX_LIST; i < k; i++)
+            free(list[i]);
+        k = CS_PROTO_MAX_LIST;
+    }
+    *out = list;
+    *n = k;
+    return CS_OK;
+fail:
+    for (size_t i = 0; i < len; i++)
+        free(list[i]);
+    free(list);
+    return rc;
+}
+
+/* ---- nng requests ---------------------------------------------------------------------- */
+
+static void post(cs_agent *a, int rv, nng_msg *m)
+{
+    pthread_mutex_lock(&a->mu);
+    a->reply_ready = true;
+    a->reply_rv = rv;
+    a->reply_msg = m;
+    if (!a->wake_closed)
+        uv_async_send(&a->wake);
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* nng thread: finish the send, start the receive, hand the outcome to the loop. */
+static void on_aio(void *arg)
+{
+    cs_agent *a = arg;
+    int rv = nng_aio_result(a->aio);
+    if (a->phase == PH_SEND) {
+        if (rv == 0) {
+            pthread_mutex_lock(&a->mu);
+            if (a->cancel_pending) {
+                pthread_mutex_unlock(&a->mu);
+                post(a, NNG_ECANCELED, NULL);
+                return;
+            }
+            a->phase = PH_RECV;
+            nng_ctx_recv(a->ctx, a->aio);
+            pthread_mutex_unlock(&a->mu);
+            return;
+        }
+        nng_msg *m = nng_aio_get_msg(a->aio);
+        if (m != NULL)
+            nng_msg_free(m);
+        nng_aio_set_msg(a->aio, NULL);
+        post(a, rv, NULL);
+        return;
+    }
+    post(a, rv, rv == 0 ? nng_aio_get_msg(a->aio) : NULL);
+}
+
+static void cancel_inflight(cs_agent *a)
+{
+    if (a->inflight == CS_MSG_NONE)
+        return;
+    pthread_mutex_lock(&a->mu);
+    a->cancel_pending = true;
+    nng_aio_cancel(a->aio);
+    pthread_mutex_unlock(&a->mu);
+}
+
+static int64_t timeout_for(const cs_agent *a, cs_msg_type t)
+{
+    if (t == CS_MSG_CLAIM)
+        return a->cfg.claim_timeout_ms > 0 ? a->cfg.claim_timeout_ms : 45000;
+    int64_t ms = a->cfg.request_timeout_ms > 0 ? a->cfg.request_timeout_ms : 15000;
+    if (t == CS_MSG_BYE && ms > 5000)
+        ms = 5000;
+    return ms;
+}
+
+/* Sends text (borrowed) as a request of type t. */
+static void send_text(cs_agent *a, cs_msg_type t, const char *text, size_t len)
+{
+    nng_msg *m = NULL;
+    int rv = nng_msg_alloc(&m, 0);
+    if (rv == 0)
+        rv = nng_msg_append(m, text, len);
+    if (rv != 0) {
+        if (m != NULL)
+            nng_msg_free(m);
+        cs_log(CS_LOG_ERROR, "%s: %s", cs_msg_type_name(t), nng_strerror(rv));
+        return;
+    }
+    pthread_mutex_lock(&a->mu);
+    a->cancel_pending = false;
+    a->stats.requests++;
+    pthread_mutex_unlock(&a->mu);
+    a->inflight = t;
+    a->phase = PH_SEND;
+    nng_aio_set_msg(a->aio, m);
+    nng_aio_set_timeout(a->aio, (nng_duration)timeout_for(a, t));
+    cs_log(CS_LOG_DEBUG, "-> %s", cs_msg_type_name(t));
+    nng_ctx_send(a->ctx, a->aio);
+}
+
+static void send_msg(cs_agent *a, cs_msg *m)
+{
+    char *text = NULL;
+    size_t len = 0;
+    cs_err err = {0};
+    m->token = (char *)(uintptr_t)a->cfg.token;
+    m->req_id = ++a->req_id;
+    if (cs_msg_encode(m, &text, &len, &err) != CS_OK) {
+        cs_log(CS_LOG_ERROR, "cannot encode %s: %s", cs_msg_type_name(m->type), err.msg);
+        return;
+    }
+    send_text(a, m->type, text, len);
+    free(text);
+}
+
+static void fill_caps(cs_agent *a, cs_caps *caps)
+{
+    memset(caps, 0, sizeof *caps);
+    caps->backends = a->backends;
+    caps->n_backends = a->n_backends;
+    caps->models = a->models;
+    caps->n_models = a->n_models;
+    caps->threads = a->cfg.threads;
+    caps->mem_mb = a->cfg.mem_mb;
+}
+
+static void send_hello(cs_agent *a)
+{
+    cs_msg m;
+    cs_msg_init(&m, CS_MSG_HELLO);
+    m.hello.worker = (char *)(uintptr_t)a->cfg.name;
+    m.hello.host = (char *)(uintptr_t)a->cfg.host;
+    fill_caps(a, &m.hello.caps);
+    send_msg(a, &m);
+}
+
+static void send_claim(cs_agent *a)
+{
+    cs_msg m;
+    cs_msg_init(&m, CS_MSG_CLAIM);
+    m.claim.worker = (char *)(uintptr_t)a->cfg.name;
+    fill_caps(a, &m.claim.caps);
+    send_msg(a, &m);
+}
+
+static void send_bye(cs_agent *a)
+{
+    cs_msg m;
+    cs_msg_init(&m, CS_MSG_BYE);
+    m.bye.worker = (char *)(uintptr_t)a->cfg.name;
+    m.bye.release_job_id = a->release_id;
+    m.bye.release_attempt = a->release_attempt;
+    a->bye_sent = true;
+    if (a->release_id > 0)
+        cs_log(CS_LOG_INFO, "BYE, releasing job %" PRId64 " attempt %" PRId64, a->release_id,
+               a->release_attempt);
+    else
+        cs_log(CS_LOG_INFO, "BYE");
+    send_msg(a, &m);
+}
+
+static void send_heartbeat(cs_agent *a)
+{
+    agent_job *j = a->job;
+    cs_msg m;
+    char *tail = cs_child_log_tail(cs_child_log_path(j->child), HB_TAIL_BYTES);
+    if (tail == NULL)
+        return;
+    cs_msg_init(&m, CS_MSG_HEARTBEAT);
+    m.heartbeat.job_id = j->id;
+    m.heartbeat.attempt = j->attempt;
+    m.heartbeat.stage = (char *)(uintptr_t)cs_child_stage(j->child);
+    m.heartbeat.done = cs_child_done(j->child);
+    m.heartbeat.total = cs_child_total(j->child);
+    m.heartbeat.log_tail = tail;
+    send_msg(a, &m);
+    free(tail);
+}
+
+/* ---- timers ---------------------------------------------------------------------------- */
+
+static void on_delay(uv_timer_t *t)
+{
+    cs_agent *a = t->data;
+    a->waiting = false;
+    step(a);
+}
+
+static void delay(cs_agent *a, int64_t ms)
+{
+    if (ms < 0)
+        ms = 0;
+    a->waiting = true;
+    uv_timer_start(&a->delay, on_delay, (uint64_t)ms, 0);
+}
+
+static int64_t next_backoff(cs_agent *a)
+{
+    int64_t ms = a->backoff_ms;
+    a->backoff_ms = ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms * 2;
+    return ms / 2 + (int64_t)cs_rng_below(&a->rng, (uint64_t)(ms / 2) + 1);
+}
+
+static void on_hb(uv_timer_t *t)
+{
+    cs_agent *a = t->data;
+    a->hb_due = true;
+    step(a);
+}
+
+/* ---- jobs ------------------------------------------------------------------------------ */
+
+static void job_free(agent_job *j)
+{
+    if (j == NULL)
+        return;
+    cs_child_destroy(j->child);
+    free(j->dir);
+    free(j->report);
+    free(j);
+}
+
+static void job_end(cs_agent *a)
+{
+    job_free(a->job);
+    a->job = NULL;
+    a->jobs_ended++;
+    a->hb_due = false;
+    uv_timer_stop(&a->hb);
+    if (a->cfg.once || (a->cfg.max_jobs > 0 && a->jobs_ended >= a->cfg.max_jobs))
+        a->claims_done = true;
+}
+
+static const char *signal_name(int sig)
+{
+    switch (sig) {
+    case SIGKILL:
+        return "SIGKILL";
+    case SIGTERM:
+        return "SIGTERM";
+    case SIGSEGV:
+        return "SIGSEGV";
+    case SIGABRT:
+        return "SIGABRT";
+    case SIGBUS:
+        return "SIGBUS";
+    case SIGFPE:
+        return "SIGFPE";
+    case SIGILL:
+        return "SIGILL";
+    case SIGINT:
+        return "SIGINT";
+    default:
+        return "signal";
+    }
+}
+
+/* RESULT from result.json, or NULL text with reason set when it is unusable. */
+static char *build_result(cs_agent *a, agent_job *j, char *reason, size_t reason_cap)
+{
+    char *path = NULL, *metrics = NULL, *prov = NULL, *text = NULL;
+    cJSON *doc = NULL;
+    cs_err err = {0};
+    cs_msg m;
+    if (cs_path_join(j->dir, "result.json", &path, &err) != CS_OK ||
+        cs_json_parse_file(path, 0, &doc, &err) != CS_OK) {
+        snprintf(reason, reason_cap, "exited 0 but result.json is unusable: %s", err.msg);
+        goto cleanup;
+    }
+    const cJSON *mo = cJSON_IsObject(doc) ? cJSON_GetObjectItemCaseSensitive(doc, "metrics") : NULL;
+    if (!cJSON_IsObject(mo)) {
+        snprintf(reason, reason_cap, "exited 0 but %s has no \"metrics\" object", path);
+        goto cleanup;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(doc, "log_path");
+    cJSON_DeleteItemFromObjectCaseSensitive(doc, "worker");
+    if (cJSON_GetObjectItemCaseSensitive(doc, "host") == NULL)
+        cJSON_AddStringToObject(doc, "host", a->cfg.host);
+    char *log_path = NULL;
+    if (cs_path_join(j->dir, "stderr.log", &log_path, NULL) == CS_OK) {
+        cJSON_AddStringToObject(doc, "log_path", log_path);
+        free(log_path);
+    }
+    cJSON_AddStringToObject(doc, "worker", a->cfg.name);
+    metrics = cJSON_PrintUnformatted(mo);
+    prov = cJSON_PrintUnformatted(doc);
+    if (metrics == NULL || prov == NULL) {
+        snprintf(reason, reason_cap, "out of memory encoding the result");
+        goto cleanup;
+    }
+    cs_msg_init(&m, CS_MSG_RESULT);
+    m.token = (char *)(uintptr_t)a->cfg.token;
+    m.req_id = ++a->req_id;
+    m.result.job_id = j->id;
+    m.result.attempt = j->attempt;
+    m.result.metrics = metrics;
+    m.result.provenance = prov;
+    if (cs_msg_encode(&m, &text, NULL, &err) != CS_OK) {
+        snprintf(reason, reason_cap, "result.json cannot be sent: %s", err.msg);
+        text = NULL;
+    }
+cleanup:
+    cJSON_Delete(doc);
+    free(path);
+    free(metrics);
+    free(prov);
+    return text;
+}
+
+/* error.json's kind and message, when there is one. */
+static void read_error_json(const agent_job *j, cs_fail_kind *kind, char *msg, size_t cap)
+{
+    char *path = NULL;
+    cJSON *doc = NULL;
+    *kind = CS_FAIL_NONE;
+    msg[0] = '\0';
+    if (cs_path_join(j->dir, "error.json", &path, NULL) != CS_OK)
+        return;
+    if (cs_json_parse_file(path, 1 << 20, &doc, NULL) == CS_OK && cJSON_IsObject(doc)) {
+        const cJSON *k = cJSON_GetObjectItemCaseSensitive(doc, "kind");
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "message");
+        if (cJSON_IsString(k)) {
+            *kind = cs_fail_kind_from_name(k->valuestring);
+            if (*kind == CS_FAIL_NONE || *kind > CS_FAIL_INTERNAL)
+                *kind = CS_FAIL_INTERNAL;
+        } else {
+            *kind = CS_FAIL_INTERNAL;
+        }
+        snprintf(msg, cap, "%s",
+                 cJSON_IsString(m) ? m->valuestring : "(error.json has no message)");
+    }
+    cJSON_Delete(doc);
+    free(path);
+}
+
+static char *build_fail(cs_agent *a, agent_job *j, const cs_child_outcome *o,
+                        const char *result_reason)
+{
+    char reason[2048], emsg[1536];
+    cs_fail_kind kind = CS_FAIL_CRASH, ekind;
+    char *text = NULL, *tail = NULL;
+    cs_err err = {0};
+    cs_msg m;
+
+    read_error_json(j, &ekind, emsg, sizeof emsg);
+    if (result_reason != NULL) {
+        kind = CS_FAIL_INTERNAL;
+        snprintf(reason, sizeof reason, "%s", result_reason);
+    } else if (o->stopped_by == CS_CHILD_STOP_TIMEOUT) {
+        kind = CS_FAIL_TIMEOUT;
+        snprintf(reason, sizeof reason, "stopped after the job timeout of %" PRId64 " s",
+                 j->timeout_s);
+    } else if (o->stopped_by == CS_CHILD_STOP_CANCEL) {
+        kind = CS_FAIL_CANCELLED;
+        snprintf(reason, sizeof reason, "cancelled by the coordinator");
+    } else if (o->oom) {
+        kind = CS_FAIL_OOM;
+        snprintf(reason, sizeof reason,
+                 "killed by the kernel OOM killer (cgroup memory.events oom_kill %" PRId64
+                 " -> %" PRId64 ")",
+                 o->oom_before, o->oom_after);
+    } else if (ekind != CS_FAIL_NONE) {
+        kind = ekind;
+        snprintf(reason, sizeof reason, "%s", emsg);
+    } else if (o->signal == SIGKILL && !o->sigkill_sent) {
+        snprintf(reason, sizeof reason, "%s",
+                 o->oom_before < 0 ? "killed by SIGKILL, not sent by the worker: possibly the "
+                                     "kernel OOM killer (no cgroup oom_kill counter to check)"
+                                   : "killed by SIGKILL from outside the worker (the cgroup "
+                                     "oom_kill counter did not grow)");
+    } else if (o->signal != 0) {
+        snprintf(reason, sizeof reason, "killed by signal %d (%s)", o->signal,
+                 signal_name(o->signal));
+    } else {
+        snprintf(reason, sizeof reason, "exited with status %" PRId64 " without error.json",
+                 o->exit_status);
+    }
+    tail = cs_child_log_tail(j->child ? cs_child_log_path(j->child) : NULL, FAIL_TAIL);
+    cs_msg_init(&m, CS_MSG_FAIL);
+    m.token = (char *)(uintptr_t)a->cfg.token;
+    m.req_id = ++a->req_id;
+    m.fail.job_id = j->id;
+    m.fail.attempt = j->attempt;
+    m.fail.kind = kind;
+    m.fail.reason = reason;
+    m.fail.exit_status = o->exit_status >= 0 && o->exit_status <= 255 ? o->exit_status : -1;
+    m.fail.signal = o->signal > 0 && o->signal <= 127 ? o->signal : 0;
+    m.fail.log_tail = tail != NULL ? tail : (char *)(uintptr_t) "";
+    if (cs_msg_encode(&m, &text, NULL, &err) != CS_OK) {
+        cs_log(CS_LOG_ERROR, "cannot encode FAIL: %s", err.msg);
+        text = NULL;
+    }
+    cs_log(CS_LOG_INFO, "job %" PRId64 " attempt %" PRId64 " failed (%s): %s", j->id, j->attempt,
+           cs_fail_kind_name(kind), reason);
+    free(tail);
+    return text;
+}
+
+static void on_child_exit(cs_child *c, const cs_child_outcome *o, void *data)
+{
+    cs_agent *a = data;
+    agent_job *j = a->job;
+    (void)c;
+    if (j == NULL)
+        return;
+    j->exited = true;
+    a->hb_due = false;
+    uv_timer_stop(&a->hb);
+    if (o->stopped_by == CS_CHILD_STOP_RELEASE) {
+        j->drop = true;
+        a->release_id = j->id;
+        a->release_attempt = j->attempt;
+    } else if (o->stopped_by == CS_CHILD_STOP_STALE) {
+        j->drop = true;
+    } else {
+        char reason[512];
+        char *text = NULL;
+        if (o->stopped_by == CS_CHILD_STOP_NONE && o->exit_status == 0) {
+            text = build_result(a, j, reason, sizeof reason);
+            if (text != NULL) {
+                j->rep_type = CS_MSG_RESULT;
+                cs_log(CS_LOG_INFO, "job %" PRId64 " attempt %" PRId64 " done in %" PRId64 " ms",
+                       j->id, j->attempt, o->elapsed_ms);
+            }
+        }
+        if (text == NULL) {
+            text = build_fail(a, j, o,
+                              o->stopped_by == CS_CHILD_STOP_NONE && o->exit_status == 0 ? reason
+                                                                                         : NULL);
+            j->rep_type = CS_MSG_FAIL;
+        }
+        j->report = text;
+        if (text == NULL)
+            j->drop = true;
+    }
+    if (a->inflight == CS_MSG_HEARTBEAT)
+        cancel_inflight(a);
+    step(a);
+}
+
+static void start_job(cs_agent *a, const cs_msg_job *mj)
+{
+    agent_job *j = calloc(1, sizeof *j);
+    char name[64], *path = NULL;
+    char env_id[64], env_att[64], env_thr[64];
+    const char *argv[6];
+    const char *env[4];
+    cs_err err = {0};
+    cJSON *cfg = NULL;
+    cs_rc rc;
+
+    if (j == NULL) {
+        cs_log(CS_LOG_ERROR, "out of memory starting job %" PRId64, mj->job_id);
+        return;
+    }
+    a->job = j;
+    j->id = mj->job_id;
+    j->attempt = mj->attempt;
+    j->timeout_s = mj->timeout_s;
+    pthread_mutex_lock(&a->mu);
+    a->stats.jobs_started++;
+    pthread_mutex_unlock(&a->mu);
+    cs_log(CS_LOG_INFO,
+           "job %" PRId64 " attempt %" PRId64 " (lease %" PRId64 " s, timeout %" PRId64 " s)",
+           j->id, j->attempt, mj->lease_s, mj->timeout_s);
+    snprintf(name, sizeof name, "%" PRId64 "-%" PRId64, j->id, j->attempt);
+    snprintf(env_id, sizeof env_id, "CALSWEEP_JOB_ID=%" PRId64, j->id);
+    snprintf(env_att, sizeof env_att, "CALSWEEP_ATTEMPT=%" PRId64, j->attempt);
+    snprintf(env_thr, sizeof env_thr, "CALSWEEP_THREADS=%" PRId64, a->cfg.threads);
+    env[0] = env_id;
+    env[1] = env_att;
+    env[2] = env_thr;
+    env[3] = NULL;
+    if ((rc = cs_path_join(a->cfg.work_dir, name, &j->dir, &err)) != CS_OK ||
+        (rc = cs_path_mkdir_p(j->dir, 0755, &err)) != CS_OK)
+        goto spawn_fail;
+    /* A folder left by an earlier run of this attempt must not lend it its outcome. */
+    static const char *const stale[] = {"result.json", "error.json"};
+    for (size_t i = 0; i < sizeof stale / sizeof stale[0]; i++) {
+        if (cs_path_join(j->dir, stale[i], &path, NULL) == CS_OK)
+            unlink(path);
+        free(path);
+        path = NULL;
+    }
+    if ((rc = cs_path_join(j->dir, "job.json", &path, &err)) != CS_OK ||
+        (rc = cs_path_write_atomic(path, mj->config, strlen(mj->config), 0644, &err)) != CS_OK)
+        goto spawn_fail;
+    free(path);
+    path = NULL;
+    bool exec = false;
+    if (cs_json_parse(mj->config, strlen(mj->config), "job", &cfg, NULL) == CS_OK) {
+        /* the backend is the model's (job.schema.json: model.backend) */
+        const cJSON *mo = cJSON_GetObjectItemCaseSensitive(cfg, "model");
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(mo, "backend");
+        exec = cJSON_IsString(b) && strcmp(b->valuestring, "exec") == 0;
+    }
+    cJSON_Delete(cfg);
+    if (exec && a->cfg.exec_template != NULL) {
+        argv[0] = "/bin/sh";
+        argv[1] = "-c";
+        argv[2] = a->cfg.exec_template;
+        argv[3] = "calsweep-exec";
+        argv[4] = "job.json";
+        argv[5] = NULL;
+    } else {
+        argv[0] = a->cfg.runner;
+        argv[1] = "job.json";
+        argv[2] = NULL;
+    }
+    cs_child_spec spec = {.dir = j->dir,
+                          .argv = argv,
+                          .env = env,
+                          .timeout_ms = mj->timeout_s > 0 ? mj->timeout_s * 1000 : 0,
+                          .kill_grace_ms = a->cfg.kill_grace_ms};
+    if ((rc = cs_child_create(&a->loop, &j->child, &err)) != CS_OK ||
+        (rc = cs_child_start(j->child, &spec, on_child_exit, a, &err)) != CS_OK)
+        goto spawn_fail;
+    /* at least three heartbeats per lease, so one lost heartbeat never loses the lease */
+    int64_t hb_ms = a->cfg.heartbeat_ms;
+    if (mj->lease_s > 0 && mj->lease_s * 1000 / 3 < hb_ms)
+        hb_ms = mj->lease_s * 1000 / 3 > 100 ? mj->lease_s * 1000 / 3 : 100;
+    uv_timer_start(&a->hb, on_hb, (uint64_t)hb_ms, (uint64_t)hb_ms);
+    return;
+
+spawn_fail:
+    free(path);
+    cs_log(CS_LOG_ERROR, "job %" PRId64 ": %s", j->id, err.msg);
+    {
+        cs_child_outcome o = {.exit_status = -1, .oom_before = -1, .oom_after = -1};
+        char *text = NULL;
+        cs_msg m;
+        cs_msg_init(&m, CS_MSG_FAIL);
+        m.token = (char *)(uintptr_t)a->cfg.token;
+        m.req_id = ++a->req_id;
+        m.fail.job_id = j->id;
+        m.fail.attempt = j->attempt;
+        m.fail.kind = CS_FAIL_SPAWN;
+        m.fail.reason = err.msg;
+        m.fail.exit_status = o.exit_status;
+        m.fail.log_tail = (char *)(uintptr_t) "";
+        if (cs_msg_encode(&m, &text, NULL, NULL) != CS_OK)
+            text = NULL;
+        j->exited = true;
+        j->report = text;
+        j->rep_type = CS_MSG_FAIL;
+        j->drop = text == NULL;
+    }
+}
+
+/* ---- the state machine ----------------------------------------------------------------- */
+
+static void log_error_reply(cs_agent *a, cs_msg_type t, const cs_msg *rep)
+{
+    cs_log_level lvl = rep->error.code == a->last_err_code ? CS_LOG_DEBUG : CS_LOG_WARN;
+    a->last_err_code = rep->error.code;
+    cs_log(lvl, "%s refused: %s: %s", cs_msg_type_name(t), cs_rc_name(rep->error.code),
+           rep->error.message ? rep->error.message : "");
+}
+
+static void finish(cs_agent *a);
+
+static void handle_reply(cs_agent *a, cs_msg_type t, int rv, nng_msg *nm)
+{
+    cs_msg rep;
+    cs_err err = {0};
+    cs_rc rc = CS_EIO;
+    cs_msg_init(&rep, CS_MSG_NONE);
+    if (rv == 0 && nm != NULL) {
+        rc = cs_msg_decode(nng_msg_body(nm), nng_msg_len(nm), &rep, &err);
+        if (rc != CS_OK)
+            cs_log(CS_LOG_WARN, "reply to %s: %s", cs_msg_type_name(t), err.msg);
+    } else if (rv != NNG_ECANCELED) {
+        cs_log(t == CS_MSG_CLAIM || t == CS_MSG_HELLO ? CS_LOG_DEBUG : CS_LOG_INFO,
+               "%s: no reply (%s)", cs_msg_type_name(t), nng_strerror(rv));
+    }
+    if (nm != NULL)
+        nng_msg_free(nm);
+    if (rc != CS_OK) {
+        pthread_mutex_lock(&a->mu);
+        a->stats.request_errors++;
+        pthread_mutex_unlock(&a->mu);
+        switch (t) {
+        case CS_MSG_BYE:
+            finish(a);
+            break;
+        case CS_MSG_HEARTBEAT:
+            break;
+        default:
+            if (!(rv == NNG_ECANCELED && a->stop_mode != STOP_NONE))
+                delay(a, next_backoff(a));
+            break;
+        }
+        return;
+    }
+    cs_log(CS_LOG_DEBUG, "<- %s", cs_msg_type_name(rep.type));
+    a->backoff_ms = BACKOFF_MIN_MS;
+    switch (t) {
+    case CS_MSG_HELLO:
+        if (rep.type == CS_MSG_OK) {
+            a->registered = true;
+            a->last_err_code = CS_OK;
+            cs_log(CS_LOG_INFO, "registered with %s as %s (%zu models)", a->cfg.coordinator,
+                   a->cfg.name, a->n_models);
+        } else {
+            if (rep.type == CS_MSG_ERROR)
+                log_error_reply(a, t, &rep);
+            delay(a, next_backoff(a) + (rep.type == CS_MSG_ERROR ? 1000 : 0));
+        }
+        break;
+    case CS_MSG_CLAIM:
+        if (rep.type == CS_MSG_JOB) {
+            if (a->cfg.once)
+                a->claims_done = true;
+            if (a->stop_mode != STOP_NONE) {
+                a->release_id = rep.job.job_id;
+                a->release_attempt = rep.job.attempt;
+            } else {
+                start_job(a, &rep.job);
+            }
+        } else if (rep.type == CS_MSG_NO_WORK) {
+            if (a->cfg.once)
+                a->claims_done = true;
+            else
+                delay(a, rep.no_work.retry_ms > 60000 ? 60000 : rep.no_work.retry_ms);
+        } else {
+            if (rep.type == CS_MSG_ERROR)
+                log_error_reply(a, t, &rep);
+            a->registered = false;
+            delay(a, next_backoff(a));
+        }
+        break;
+    case CS_MSG_HEARTBEAT:
+        if (a->job == NULL || a->job->exited)
+            break;
+        if (rep.type == CS_MSG_ACK && rep.ack.cancel && !a->job->cancel_seen) {
+            a->job->cancel_seen = true;
+            pthread_mutex_lock(&a->mu);
+            a->stats.cancels++;
+            pthread_mutex_unlock(&a->mu);
+            cs_log(CS_LOG_INFO, "job %" PRId64 ": cancel requested", a->job->id);
+            cs_child_stop(a->job->child, CS_CHILD_STOP_CANCEL);
+        } else if (rep.type == CS_MSG_ERROR && rep.error.code == CS_ESTALE) {
+            cs_log(CS_LOG_WARN, "job %" PRId64 " attempt %" PRId64 " is stale: stopping it",
+                   a->job->id, a->job->attempt);
+            cs_child_stop(a->job->child, CS_CHILD_STOP_STALE);
+        } else if (rep.type == CS_MSG_ERROR) {
+            log_error_reply(a, t, &rep);
+        }
+        break;
+    case CS_MSG_RESULT:
+    case CS_MSG_FAIL:
+        if (rep.type == CS_MSG_ACK || rep.type == CS_MSG_OK) {
+            pthread_mutex_lock(&a->mu);
+            if (t == CS_MSG_RESULT)
+                a->stats.results++;
+            else
+                a->stats.fails++;
+            pthread_mutex_unlock(&a->mu);
+            job_end(a);
+        } else if (rep.type == CS_MSG_ERROR && rep.error.code == CS_ESTALE) {
+            cs_log(CS_LOG_WARN, "%s of job %" PRId64 " refused as stale: dropped",
+                   cs_msg_type_name(t), a->job ? a->job->id : 0);
+            pthread_mutex_lock(&a->mu);
+            a->stats.dropped++;
+            pthread_mutex_unlock(&a->mu);
+            job_end(a);
+        } else {
+            if (rep.type == CS_MSG_ERROR)
+                log_error_reply(a, t, &rep);
+            delay(a, next_backoff(a));
+        }
+        break;
+    case CS_MSG_BYE:
+        finish(a);
+        break;
+    default:
+        break;
+    }
+    cs_msg_fini(&rep);
+}
+
+static void step(cs_agent *a)
+{
+    if (a->finished || a->inflight != CS_MSG_NONE)
+        return;
+    agent_job *j = a->job;
+    if (j != NULL) {
+        if (!j->exited) {
+            if (a->hb_due) {
+                a->hb_due = false;
+                send_heartbeat(a);
+            }
+            return;
+        }
+        if (!j->drop && j->report != NULL) {
+            if (!a->waiting)
+                send_text(a, j->rep_type, j->report, strlen(j->report));
+            return;
+        }
+        if (j->drop && a->release_id != j->id) {
+            pthread_mutex_lock(&a->mu);
+            a->stats.dropped++;
+            pthread_mutex_unlock(&a->mu);
+        }
+        job_end(a);
+    }
+    if (a->stop_mode != STOP_NONE || a->claims_done) {
+        if (!a->bye_sent) {
+            uv_timer_stop(&a->delay);
+            a->waiting = false;
+            send_bye(a);
+        }
+        return;
+    }
+    if (a->waiting)
+        return;
+    if (!a->registered)
+        send_hello(a);
+    else
+        send_claim(a);
+}
+
+static void handle_stop(cs_agent *a, int mode)
+{
+    if (mode <= a->stop_mode)
+        return;
+    a->stop_mode = mode;
+    cs_log(CS_LOG_INFO, "stopping (%s)", mode == STOP_RELEASE ? "release" : "drain");
+    if (a->job != NULL && !a->job->exited && mode == STOP_RELEASE)
+        cs_child_stop(a->job->child, CS_CHILD_STOP_RELEASE);
+    if (a->job == NULL && (a->inflight == CS_MSG_CLAIM || a->inflight == CS_MSG_HELLO))
+        cancel_inflight(a);
+    step(a);
+}
+
+static void on_wake(uv_async_t *h)
+{
+    cs_agent *a = h->data;
+    pthread_mutex_lock(&a->mu);
+    bool ready = a->reply_ready;
+    int rv = a->reply_rv;
+    nng_msg *m = a->reply_msg;
+    int stop = a->stop_req;
+    a->reply_ready = false;
+    a->reply_msg = NULL;
+    pthread_mutex_unlock(&a->mu);
+    if (ready) {
+        cs_msg_type t = a->inflight;
+        a->inflight = CS_MSG_NONE;
+        a->phase = PH_IDLE;
+        handle_reply(a, t, rv, m);
+    }
+    if (stop > a->stop_mode)
+        handle_stop(a, stop);
+    step(a);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    cs_agent *a = s->data;
+    int mode = a->cfg.release_on_term ? STOP_RELEASE : STOP_DRAIN;
+    int64_t now = cs_time_mono_ms();
+    /* A second signal means: do not wait for the job. Copies of the first that arrive together
+     * (timeout(1) and shells signal the child and then its process group) do not count. */
+    if (a->stop_mode != STOP_NONE && now - a->first_signal_ms >= 1000)
+        mode = STOP_RELEASE;
+    if (a->stop_mode == STOP_NONE)
+        a->first_signal_ms = now;
+    cs_log(CS_LOG_INFO, "signal %d", signum);
+    handle_stop(a, mode);
+}
+
+static void finish(cs_agent *a)
+{
+    if (a->finished)
+        return;
+    a->finished = true;
+    pthread_mutex_lock(&a->mu);
+    a->wake_closed = true;
+    pthread_mutex_unlock(&a->mu);
+    nng_aio_stop(a->aio);
+    if (a->job != NULL) {
+        job_free(a->job);
+        a->job = NULL;
+    }
+    uv_close((uv_handle_t *)&a->wake, NULL);
+    uv_close((uv_handle_t *)&a->delay, NULL);
+    uv_close((uv_handle_t *)&a->hb, NULL);
+    uv_close((uv_handle_t *)&a->sigterm, NULL);
+    uv_close((uv_handle_t *)&a->sigint, NULL);
+}
+
+/* ---- public ---------------------------------------------------------------------------- */
+
+cs_rc cs_agent_create(const cs_agent_cfg *cfg, cs_agent **out, cs_err *err)
+{
+    cs_agent *a = NULL;
+    cs_rc rc = CS_OK;
+    int rv;
+    *out = NULL;
+    if (cfg->coordinator == NULL || cfg->name == NULL || cfg->host == NULL || cfg->runner == NULL ||
+        cfg->work_dir == NULL)
+        return cs_err_set(err, CS_EINVAL, 0,
+                          "agent: coordinator, name, host, runner and "
+                          "work dir are required");
+    if (strlen(cfg->name) == 0 || strlen(cfg->name) > CS_PROTO_MAX_NAME)
+        return cs_err_set(err, CS_EINVAL, 0, "--name: 1..%d bytes", CS_PROTO_MAX_NAME);
+    if (cfg->threads < 1 || cfg->mem_mb < 0 || cfg->heartbeat_ms < 10 || cfg->kill_grace_ms < 0)
+        return cs_err_set(err, CS_EINVAL, 0, "agent: threads >= 1, mem >= 0, heartbeat >= 10 ms");
+    a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return cs_err_set(err, CS_ENOMEM, 0, "agent");
+    a->cfg = *cfg;
+    a->backoff_ms = BACKOFF_MIN_MS;
+    a->last_err_code = CS_OK;
+    cs_rng_seed(&a->rng, (uint64_t)cs_time_wall_ms() ^ ((uint64_t)getpid() << 32));
+    pthread_mutex_init(&a->mu, NULL);
+    a->backends[a->n_backends++] = "native";
+    if (cfg->exec_template != NULL)
+        a->backends[a->n_backends++] = "exec";
+    if ((rc = cs_path_mkdir_p(cfg->work_dir, 0755, err)) != CS_OK) {
+        cs_err_prefix(err, "--work-dir");
+        goto fail;
+    }
+    if ((rc = cs_agent_scan_models(cfg->model_root, cfg->n_model_root, &a->models, &a->n_models,
+                                   err)) != CS_OK)
+        goto fail;
+    const cs_net_tls *tls = cfg->tls.ca || cfg->tls.cert || cfg->tls.key ? &cfg->tls : NULL;
+    if ((rc = cs_net_dial(&a->sock, cfg->coordinator, tls,
+                          cfg->resend_ms > 0 ? (int)cfg->resend_ms : 30000, err)) != CS_OK)
+        goto fail;
+    a->sock_open = true;
+    if ((rv = nng_ctx_open(&a->ctx, a->sock)) != 0 ||
+        (rv = nng_aio_alloc(&a->aio, on_aio, a)) != 0) {
+        rc = cs_err_set(err, CS_ENET, rv, "nng: %s", nng_strerror(rv));
+        goto fail;
+    }
+    a->ctx_open = true;
+    if ((rv = uv_loop_init(&a->loop)) != 0) {
+        rc = cs_err_set(err, CS_EIO, rv, "uv_loop_init: %s", uv_strerror(rv));
+        goto fail;
+    }
+    a->loop_init = true;
+    uv_async_init(&a->loop, &a->wake, on_wake);
+    uv_timer_init(&a->loop, &a->delay);
+    uv_timer_init(&a->loop, &a->hb);
+    uv_signal_init(&a->loop, &a->sigterm);
+    uv_signal_init(&a->loop, &a->sigint);
+    a->wake.data = a->delay.data = a->hb.data = a->sigterm.data = a->sigint.data = a;
+    *out = a;
+    return CS_OK;
+fail:
+    cs_agent_destroy(a);
+    return rc;
+}
+
+cs_rc cs_agent_run(cs_agent *a, cs_err *err)
+{
+    if (a->cfg.handle_signals) {
+        uv_signal_start(&a->sigterm, on_signal, SIGTERM);
+        uv_signal_start(&a->sigint, on_signal, SIGINT);
+    }
+    cs_log(CS_LOG_INFO, "worker %s: coordinator %s, %zu models, runner %s", a->cfg.name,
+           a->cfg.coordinator, a->n_models, a->cfg.runner);
+    step(a);
+    int rv = uv_run(&a->loop, UV_RUN_DEFAULT);
+    (void)rv;
+    if (!a->finished)
+        return cs_err_set(err, CS_EINTERNAL, 0, "the loop ended before BYE");
+    return CS_OK;
+}
+
+void cs_agent_request_stop(cs_agent *a, cs_agent_stop_mode mode)
+{
+    pthread_mutex_lock(&a->mu);
+    int m = mode == CS_AGENT_RELEASE ? STOP_RELEASE : STOP_DRAIN;
+    if (m > a->stop_req)
+        a->stop_req = m;
+    if (!a->wake_closed)
+        uv_async_send(&a->wake);
+    pthread_mutex_unlock(&a->mu);
+}
+
+void cs_agent_get_stats(cs_agent *a, cs_agent_stats *out)
+{
+    pthread_mutex_lock(&a->mu);
+    *out = a->stats;
+    pthread_mutex_unlock(&a->mu);
+}
+
+void cs_agent_destroy(cs_agent *a)
+{
+    if (a == NULL)
+        return;
+    if (a->aio != NULL)
+        nng_aio_stop(a->aio);
+    if (a->loop_init) {
+        if (!a->finished)
+            finish(a);
+        uv_run(&a->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&a->loop);
+    }
+    if (a->aio != NULL)
+        nng_aio_free(a->aio);
+    if (a->ctx_open)
+        nng_ctx_close(a->ctx);
+    if (a->sock_open)
+        nng_close(a->sock);
+    if (a->reply_msg != NULL)
+        nng_msg_free(a->reply_msg);
+    for (size_t i = 0; i < a->n_models; i++)
+        free(a->models[i]);
+    free(a->models);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
+}
