@@ -86,6 +86,16 @@
       " coalesce(json_extract(?3, '$.model.requires.mem_mb'), 0),"                                 \
       " coalesce(json_extract(?3, '$.model.requires.gpus'), 0), ?7)"                               \
       " ON CONFLICT (sweep_id, key) DO NOTHING")                                                   \
+    X(JOB_INSERT_REQ,                                                                              \
+      "INSERT INTO job (sweep_id, key, config, axes, baseline, state, state_at, state_why,"        \
+      " priority, max_attempts, result_id, req_model, req_backend, req_mem_mb, req_gpus, created)" \
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?7)"             \
+      " ON CONFLICT (sweep_id, key) DO NOTHING")                                                   \
+    X(REQ_OF_MODEL,                                                                                \
+      "SELECT json_extract(?1, '$.folder'), CASE json_type(?1, '$.backend') WHEN 'text' THEN"      \
+      " json_extract(?1, '$.backend') WHEN 'object' THEN 'exec' ELSE 'native' END,"                \
+      " coalesce(json_extract(?1, '$.requires.mem_mb'), 0),"                                       \
+      " coalesce(json_extract(?1, '$.requires.gpus'), 0)")                                         \
     X(CLAIM_HELD, "SELECT id FROM job WHERE worker = ?1 AND state = 'running'"                     \
                   " AND lease_until >= ?2 ORDER BY id LIMIT 1")                                    \
     X(CLAIM_RENEW, "UPDATE job SET lease_until = max(lease_until, ?2), heartbeat_at = ?3"          \
@@ -178,11 +188,20 @@ static const char *const stmt_sql[S_COUNT] = {
 #undef STMT_SQL
 };
 
+/* The scheduling requirements of the last model object seen by the insert path: consecutive cells
+ * of a sweep share their model, so its JSON is evaluated once per distinct model, not per job. */
+typedef struct req_cache {
+    char *model; /* the model object's JSON text (NULL: empty) */
+    size_t len;
+    sqlite3_value *value[4]; /* req_model, req_backend, req_mem_mb, req_gpus */
+} req_cache;
+
 struct cs_store {
     sqlite3 *db;
     bool readonly;
     bool batch;
     sqlite3_stmt *st[S_COUNT];
+    req_cache req;
 };
 
 static const char *const job_state_names[CS_JOB_NSTATES] = {
@@ -562,12 +581,24 @@ cs_rc cs_store_open_ro(const char *path, cs_store **out, cs_err *err)
     return open_common(path, true, out, err);
 }
 
+static void req_cache_clear(req_cache *rc)
+{
+    free(rc->model);
+    rc->model = NULL;
+    rc->len = 0;
+    for (size_t i = 0; i < 4; i++) {
+        sqlite3_value_free(rc->value[i]);
+        rc->value[i] = NULL;
+    }
+}
+
 void cs_store_close(cs_store *s)
 {
     if (!s) {
         return;
     }
     cs_store_rollback(s);
+    req_cache_clear(&s->req);
     for (int i = 0; i < S_COUNT; i++) {
         sqlite3_finalize(s->st[i]);
     }
@@ -705,6 +736,168 @@ static cs_rc lookup_cache(cs_store *s, const char *key, int64_t *result_id, cs_e
     return rc;
 }
 
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+        p++;
+    }
+    return p;
+}
+
+/* p at the opening quote: returns the position after the closing quote, NULL if unterminated. */
+static const char *skip_string(const char *p, const char *end)
+{
+    for (p++; p < end; p++) {
+        if (*p == '\\') {
+            p++;
+        } else if (*p == '"') {
+            return p + 1;
+        }
+    }
+    return NULL;
+}
+
+/* p at the start of a JSON value: returns the position after it, NULL if it is not well formed
+ * as far as nesting and strings go (the full check is SQLite's, on the span found). */
+static const char *skip_value(const char *p, const char *end)
+{
+    size_t depth = 0;
+    if (p >= end) {
+        return NULL;
+    }
+    if (*p == '"') {
+        return skip_string(p, end);
+    }
+    if (*p != '{' && *p != '[') {
+        while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' &&
+               *p != '\t' && *p != '\r') {
+            p++;
+        }
+        return p;
+    }
+    for (; p < end; p++) {
+        if (*p == '"') {
+            p = skip_string(p, end);
+            if (!p) {
+                return NULL;
+            }
+            p--;
+        } else if (*p == '{' || *p == '[') {
+            depth++;
+        } else if (*p == '}' || *p == ']') {
+            if (--depth == 0) {
+                return p + 1;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Finds the value of the top-level key "model" of a JSON object. Returns false when the text is
+ * not a plain object or has no such key (an unescaped key; canonical JSON never escapes it). */
+static bool find_model(const char *json, const char **span, size_t *len)
+{
+    const char *end = json + strlen(json), *p = skip_ws(json, end);
+    if (p >= end || *p != '{') {
+        return false;
+    }
+    p = skip_ws(p + 1, end);
+    while (p < end && *p == '"') {
+        const char *k = p + 1, *kend = skip_string(p, end), *v;
+        if (!kend) {
+            return false;
+        }
+        p = skip_ws(kend, end);
+        if (p >= end || *p != ':') {
+            return false;
+        }
+        v = skip_ws(p + 1, end);
+        p = skip_value(v, end);
+        if (!p) {
+            return false;
+        }
+        if (kend - k == 6 && memcmp(k, "model\"", 6) == 0) {
+            *span = v;
+            *len = (size_t)(p - v);
+            return true;
+        }
+        p = skip_ws(p, end);
+        if (p < end && *p == ',') {
+            p = skip_ws(p + 1, end);
+        }
+    }
+    return false;
+}
+
+/* Fills s->req with the requirements of a model object (json, len), unless they are cached. */
+static cs_rc model_reqs(cs_store *s, const char *json, size_t len, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    req_cache *c = &s->req;
+    cs_rc rc;
+    int src;
+
+    if (c->model && c->len == len && memcmp(c->model, json, len) == 0) {
+        return CS_OK;
+    }
+    req_cache_clear(c);
+    rc = stmt(s, S_REQ_OF_MODEL, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_text(st, 1, json, (int)len, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        rc = db_err(err, s->db, src, "read the model's requirements");
+        rel(st);
+        return rc;
+    }
+    for (int i = 0; i < 4; i++) {
+        c->value[i] = sqlite3_value_dup(sqlite3_column_value(st, i));
+        if (!c->value[i]) {
+            rc = cs_err_set(err, CS_ENOMEM, 0, "store: out of memory");
+        }
+    }
+    rel(st);
+    c->model = rc == CS_OK ? malloc(len ? len : 1) : NULL;
+    if (rc == CS_OK && !c->model) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "store: out of memory");
+    }
+    if (rc != CS_OK) {
+        req_cache_clear(c);
+        return rc;
+    }
+    memcpy(c->model, json, len);
+    c->len = len;
+    return CS_OK;
+}
+
+/* Prepares the job insert for a config: the requirement columns come from the model object,
+ * evaluated once per distinct model (model_reqs); a config whose model cannot be found by
+ * find_model takes the statement that extracts them from the whole config. */
+static cs_rc job_insert_stmt(cs_store *s, const char *config, sqlite3_stmt **ins, cs_err *err)
+{
+    const char *span = NULL;
+    size_t len = 0;
+    cs_rc rc;
+
+    if (!find_model(config, &span, &len) || len > INT_MAX) {
+        return stmt(s, S_JOB_INSERT, ins, err);
+    }
+    rc = model_reqs(s, span, len, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = stmt(s, S_JOB_INSERT_REQ, ins, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    for (int i = 0; i < 4; i++) {
+        sqlite3_bind_value(*ins, 12 + i, s->req.value[i]);
+    }
+    return CS_OK;
+}
+
 /* Reads every cell of the stream into the sweep. */
 static cs_rc insert_cells(cs_store *s, const insert_ctx *ic, cs_cell_next_fn next, void *ctx,
                           cs_store_submit_counts *c, cs_err *err)
@@ -737,8 +930,9 @@ static cs_rc insert_cells(cs_store *s, const insert_ctx *ic, cs_cell_next_fn nex
                 return rc;
             }
         }
-        rc = stmt(s, S_JOB_INSERT, &ins, err);
+        rc = job_insert_stmt(s, cell.config, &ins, err);
         if (rc != CS_OK) {
+            cs_err_prefix(err, "cell %zu (key %.12s)", c->cells, cell.key);
             return rc;
         }
         sqlite3_bind_int64(ins, 1, ic->sweep_id);
