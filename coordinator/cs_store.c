@@ -202,6 +202,7 @@ struct cs_store {
     bool batch;
     sqlite3_stmt *st[S_COUNT];
     req_cache req;
+    bool defer_ckpt; /* the next commit skips its automatic checkpoint (a bulk insert) */
 };
 
 static const char *const job_state_names[CS_JOB_NSTATES] = {
@@ -502,6 +503,38 @@ static cs_rc migrate(sqlite3 *db, const char *path, cs_err *err)
     return rc;
 }
 
+/* Replaces SQLite's automatic checkpoint (same threshold, 1000 pages): the commit of a bulk insert
+ * skips it, leaving the copy to cs_store_checkpoint() or the next commit. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    cs_store *s = arg;
+    if (s->defer_ckpt) {
+        s->defer_ckpt = false;
+        return SQLITE_OK;
+    }
+    if (pages >= 1000) {
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    }
+    return SQLITE_OK;
+}
+
+cs_rc cs_store_checkpoint(cs_store *s, cs_err *err)
+{
+    int src;
+    if (s->readonly) {
+        return cs_err_set(err, CS_ENOTSUP, 0, "store: the database is open read-only");
+    }
+    if (s->batch) {
+        return cs_err_set(err, CS_ESTATE, 0, "store: checkpoint inside a batch");
+    }
+    src = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (src != SQLITE_OK) {
+        return db_err(err, s->db, src, "checkpoint");
+    }
+    s->defer_ckpt = false;
+    return CS_OK;
+}
+
 static cs_rc open_common(const char *path, bool readonly, cs_store **out, cs_err *err)
 {
     cs_store *s = NULL;
@@ -563,6 +596,7 @@ static cs_rc open_common(const char *path, bool readonly, cs_store **out, cs_err
         if (rc != CS_OK) {
             goto fail;
         }
+        sqlite3_wal_hook(s->db, wal_hook, s);
     }
     *out = s;
     return CS_OK;
@@ -1067,6 +1101,9 @@ cs_rc cs_store_submit(cs_store *s, const cs_sweep_meta *meta, cs_cell_next_fn ne
     if (rc == CS_OK) {
         rc = settle_one(s, c.sweep_id, now, err);
     }
+    if (rc == CS_OK && c.inserted >= CS_STORE_BULK_JOBS) {
+        s->defer_ckpt = true;
+    }
 out:
     rc = op_end(s, rc, err);
     if (rc == CS_OK && counts) {
@@ -1140,6 +1177,9 @@ cs_rc cs_store_extend(cs_store *s, int64_t sweep_id, const cs_sweep_meta *meta,
     rc = insert_cells(s, &ic, next, ctx, &c, err);
     if (rc == CS_OK && state == CS_SWEEP_DONE && c.queued > 0) {
         rc = sweep_set_state(s, sweep_id, "done", "active", "extended", now, NULL, err);
+    }
+    if (rc == CS_OK && c.inserted >= CS_STORE_BULK_JOBS) {
+        s->defer_ckpt = true;
     }
 out:
     rc = op_end(s, rc, err);
