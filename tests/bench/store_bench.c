@@ -67,10 +67,22 @@ static double proc_mb(const char *field)
     return mb;
 }
 
+/* Resets the process's peak RSS (VmHWM) and SQLite's heap high-water mark. */
+static void reset_peaks(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+    sqlite3_memory_highwater(1);
+}
+
 static void print_mem(const char *when)
 {
-    printf("bench: rss_%s %.1f MB (VmRSS; sqlite heap %.1f MB, its high-water %.1f MB)\n", when,
-           proc_mb("VmRSS:"), (double)sqlite3_memory_used() / 1e6,
+    printf("bench: rss_%s %.1f MB (VmRSS; peak since reset %.1f MB; sqlite heap %.1f MB, its "
+           "peak %.1f MB)\n",
+           when, proc_mb("VmRSS:"), proc_mb("VmHWM:"), (double)sqlite3_memory_used() / 1e6,
            (double)sqlite3_memory_highwater(0) / 1e6);
 }
 
@@ -234,7 +246,7 @@ int main(int argc, char **argv)
         cs_store_close(s);
         s = NULL;
         malloc_trim(0);
-        sqlite3_memory_highwater(1);
+        reset_peaks();
         if (cs_store_open(path, &s, &err) != CS_OK) {
             rc = fail("reopen", &err);
         } else {
@@ -250,13 +262,14 @@ int main(int argc, char **argv)
     if (rc == 0) {
         rc = bench_claim(s, 1, 1000, false, "single");
     }
+    print_mem("after_claims");
     if (rc == 0) {
         cs_store_counts counts;
         if (cs_store_count(s, 0, &counts, &err) == CS_OK) {
             printf("bench: final_done %zu of %zu\n", counts.n[CS_JOB_DONE], counts.total);
         }
     }
-    print_mem("after_claims");
+    print_mem("after_count_all");
     printf("bench: peak_rss_end %.1f MB (ru_maxrss, whole run)\n", peak_rss_mb());
     cs_store_close(s);
     remove_db(path);
