@@ -1007,6 +1007,34 @@ static void test_requirement_columns(void **state)
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE req_model = 'wrong'"), 0);
 }
 
+/* A config that is not JSON is refused, whether the fault is in its model object or elsewhere,
+ * and the sweep leaves no trace. */
+static void test_malformed_config(void **state)
+{
+    static const char *const bad[] = {
+            "{\"model\":{\"folder\":\"a\"},\"seed\":}",
+            "{\"model\":{\"folder\":},\"seed\":1}",
+            "{\"model\":{\"folder\":\"a\"}",
+            "not json",
+    };
+    fixture *f = *state;
+    cs_err err = {0};
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *configs[2] = {"{\"model\":{\"folder\":\"a\"},\"seed\":0}", bad[i]};
+        cell_list l = {.configs = configs, .n = 2};
+        cs_sweep_meta m = cs_synth_meta("bad");
+        cs_err_clear(&err);
+        assert_int_not_equal(cs_store_submit(f->s, &m, cell_list_next, &l, false, T0, NULL, &err),
+                             CS_OK);
+        if (!strstr(err.msg, "malformed JSON")) {
+            fail_msg("config %zu: %s", i, err.msg);
+        }
+    }
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job"), 0);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM sweep"), 0);
+}
+
 static int64_t file_size(const char *path)
 {
     struct stat st;
@@ -1019,6 +1047,7 @@ static void test_bulk_checkpoint(void **state)
     cell_list l = {.n = CS_STORE_BULK_JOBS, .pad = 1500};
     cs_sweep_meta m = cs_synth_meta("bulk");
     cs_store_claim c;
+    cs_store_counts counts;
     cs_err err = {0};
     int64_t before, after;
 
@@ -1051,6 +1080,11 @@ static void test_bulk_checkpoint(void **state)
     c = claim_ok(f->s, "w", T0);
     cs_store_claim_fini(&c);
     assert_true(file_size(f->path) - after > 6000000);
+    /* Counts over every sweep (summed per sweep, then per state). */
+    assert_int_equal(cs_store_count(f->s, 0, &counts, &err), CS_OK);
+    assert_int_equal(counts.total, 2 * CS_STORE_BULK_JOBS);
+    assert_int_equal(counts.n[CS_JOB_QUEUED], 2 * CS_STORE_BULK_JOBS - 1);
+    assert_int_equal(counts.n[CS_JOB_RUNNING], 1);
 }
 
 /* ---- group commit and events -------------------------------------------------------------------
@@ -1183,6 +1217,7 @@ int main(void)
             T(test_priority_and_fair_share),
             T(test_caps_matching),
             T(test_requirement_columns),
+            T(test_malformed_config),
             T(test_bulk_checkpoint),
             T(test_group_commit),
             T(test_every_transition_logged),
