@@ -270,7 +270,8 @@ int main(int argc, char **argv)
         }
     }
     print_mem("after_count_all");
-    printf("bench: peak_rss_end %.1f MB (ru_maxrss; reset with the peaks after the reopen)\n", peak_rss_mb());
+    printf("bench: peak_rss_end %.1f MB (ru_maxrss; reset with the peaks after the reopen)\n",
+           peak_rss_mb());
     cs_store_close(s);
     remove_db(path);
     return rc;
