@@ -86,6 +86,17 @@
       " coalesce(json_extract(?3, '$.model.requires.mem_mb'), 0),"                                 \
       " coalesce(json_extract(?3, '$.model.requires.gpus'), 0), ?7)"                               \
       " ON CONFLICT (sweep_id, key) DO NOTHING")                                                   \
+    X(JOB_INSERT_REQ,                                                                              \
+      "INSERT INTO job (sweep_id, key, config, axes, baseline, state, state_at, state_why,"        \
+      " priority, max_attempts, result_id, req_model, req_backend, req_mem_mb, req_gpus, created)" \
+      " VALUES (?1, ?2, CASE WHEN json_valid(?3) THEN ?3 ELSE json_extract(?3, '$') END,"          \
+      " ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?7)"                                 \
+      " ON CONFLICT (sweep_id, key) DO NOTHING")                                                   \
+    X(REQ_OF_MODEL,                                                                                \
+      "SELECT json_extract(?1, '$.folder'), CASE json_type(?1, '$.backend') WHEN 'text' THEN"      \
+      " json_extract(?1, '$.backend') WHEN 'object' THEN 'exec' ELSE 'native' END,"                \
+      " coalesce(json_extract(?1, '$.requires.mem_mb'), 0),"                                       \
+      " coalesce(json_extract(?1, '$.requires.gpus'), 0)")                                         \
     X(CLAIM_HELD, "SELECT id FROM job WHERE worker = ?1 AND state = 'running'"                     \
                   " AND lease_until >= ?2 ORDER BY id LIMIT 1")                                    \
     X(CLAIM_RENEW, "UPDATE job SET lease_until = max(lease_until, ?2), heartbeat_at = ?3"          \
@@ -159,7 +170,9 @@
       " WHERE " FILTER " AND state IN ('failed', 'lost')"                                          \
       " AND sweep_id NOT IN (SELECT id FROM sweep WHERE state = 'cancelled')")                     \
     X(COUNT_SWEEP, "SELECT state, count(*) FROM job WHERE sweep_id = ?1 GROUP BY state")           \
-    X(COUNT_ALL, "SELECT state, count(*) FROM job GROUP BY state")                                 \
+    X(COUNT_ALL, /* per sweep first: a scan of job_claim in order, no sort of every job */         \
+      "SELECT state, sum(n) FROM (SELECT sweep_id, state, count(*) AS n FROM job"                  \
+      " GROUP BY sweep_id, state) GROUP BY state")                                                 \
     X(JOB_GET,                                                                                     \
       "SELECT id, sweep_id, key, state, priority, attempt, max_attempts, lease_until, not_before," \
       " result_id, cancel_requested, baseline, config, axes, worker, last_error"                   \
@@ -178,11 +191,21 @@ static const char *const stmt_sql[S_COUNT] = {
 #undef STMT_SQL
 };
 
+/* The scheduling requirements of the last model object seen by the insert path: consecutive cells
+ * of a sweep share their model, so its JSON is evaluated once per distinct model, not per job. */
+typedef struct req_cache {
+    char *model; /* the model object's JSON text (NULL: empty) */
+    size_t len;
+    sqlite3_value *value[4]; /* req_model, req_backend, req_mem_mb, req_gpus */
+} req_cache;
+
 struct cs_store {
     sqlite3 *db;
     bool readonly;
     bool batch;
     sqlite3_stmt *st[S_COUNT];
+    req_cache req;
+    bool defer_ckpt; /* the next commit skips its automatic checkpoint (a bulk insert) */
 };
 
 static const char *const job_state_names[CS_JOB_NSTATES] = {
@@ -483,6 +506,38 @@ static cs_rc migrate(sqlite3 *db, const char *path, cs_err *err)
     return rc;
 }
 
+/* Replaces SQLite's automatic checkpoint (same threshold, 1000 pages): the commit of a bulk insert
+ * skips it, leaving the copy to cs_store_checkpoint() or the next commit. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    cs_store *s = arg;
+    if (s->defer_ckpt) {
+        s->defer_ckpt = false;
+        return SQLITE_OK;
+    }
+    if (pages >= 1000) {
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    }
+    return SQLITE_OK;
+}
+
+cs_rc cs_store_checkpoint(cs_store *s, cs_err *err)
+{
+    int src;
+    if (s->readonly) {
+        return cs_err_set(err, CS_ENOTSUP, 0, "store: the database is open read-only");
+    }
+    if (s->batch) {
+        return cs_err_set(err, CS_ESTATE, 0, "store: checkpoint inside a batch");
+    }
+    src = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (src != SQLITE_OK) {
+        return db_err(err, s->db, src, "checkpoint");
+    }
+    s->defer_ckpt = false;
+    return CS_OK;
+}
+
 static cs_rc open_common(const char *path, bool readonly, cs_store **out, cs_err *err)
 {
     cs_store *s = NULL;
@@ -544,6 +599,7 @@ static cs_rc open_common(const char *path, bool readonly, cs_store **out, cs_err
         if (rc != CS_OK) {
             goto fail;
         }
+        sqlite3_wal_hook(s->db, wal_hook, s);
     }
     *out = s;
     return CS_OK;
@@ -562,12 +618,24 @@ cs_rc cs_store_open_ro(const char *path, cs_store **out, cs_err *err)
     return open_common(path, true, out, err);
 }
 
+static void req_cache_clear(req_cache *rc)
+{
+    free(rc->model);
+    rc->model = NULL;
+    rc->len = 0;
+    for (size_t i = 0; i < 4; i++) {
+        sqlite3_value_free(rc->value[i]);
+        rc->value[i] = NULL;
+    }
+}
+
 void cs_store_close(cs_store *s)
 {
     if (!s) {
         return;
     }
     cs_store_rollback(s);
+    req_cache_clear(&s->req);
     for (int i = 0; i < S_COUNT; i++) {
         sqlite3_finalize(s->st[i]);
     }
@@ -705,6 +773,170 @@ static cs_rc lookup_cache(cs_store *s, const char *key, int64_t *result_id, cs_e
     return rc;
 }
 
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+        p++;
+    }
+    return p;
+}
+
+/* p at the opening quote: returns the position after the closing quote, NULL if unterminated. */
+static const char *skip_string(const char *p, const char *end)
+{
+    for (p++; p < end; p++) {
+        if (*p == '\\') {
+            p++;
+        } else if (*p == '"') {
+            return p + 1;
+        }
+    }
+    return NULL;
+}
+
+/* p at the start of a JSON value: returns the position after it, NULL if it is not well formed
+ * as far as nesting and strings go (the full check is SQLite's, on the span found). */
+static const char *skip_value(const char *p, const char *end)
+{
+    size_t depth = 0;
+    if (p >= end) {
+        return NULL;
+    }
+    if (*p == '"') {
+        return skip_string(p, end);
+    }
+    if (*p != '{' && *p != '[') {
+        while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' &&
+               *p != '\t' && *p != '\r') {
+            p++;
+        }
+        return p;
+    }
+    for (; p < end; p++) {
+        if (*p == '"') {
+            p = skip_string(p, end);
+            if (!p) {
+                return NULL;
+            }
+            p--;
+        } else if (*p == '{' || *p == '[') {
+            depth++;
+        } else if (*p == '}' || *p == ']') {
+            if (--depth == 0) {
+                return p + 1;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Finds the value of the top-level key "model" of a JSON object. Returns false when the text is
+ * not a plain object or has no such key (an unescaped key; canonical JSON never escapes it). */
+static bool find_model(const char *json, const char **span, size_t *len)
+{
+    const char *end = json + strlen(json), *p = skip_ws(json, end);
+    if (p >= end || *p != '{') {
+        return false;
+    }
+    p = skip_ws(p + 1, end);
+    while (p < end && *p == '"') {
+        const char *k = p + 1, *kend = skip_string(p, end), *v;
+        if (!kend) {
+            return false;
+        }
+        p = skip_ws(kend, end);
+        if (p >= end || *p != ':') {
+            return false;
+        }
+        v = skip_ws(p + 1, end);
+        p = skip_value(v, end);
+        if (!p) {
+            return false;
+        }
+        if (kend - k == 6 && memcmp(k, "model\"", 6) == 0) {
+            *span = v;
+            *len = (size_t)(p - v);
+            return true;
+        }
+        p = skip_ws(p, end);
+        if (p < end && *p == ',') {
+            p = skip_ws(p + 1, end);
+        }
+    }
+    return false;
+}
+
+/* Fills s->req with the requirements of a model object (json, len), unless they are cached. */
+static cs_rc model_reqs(cs_store *s, const char *json, size_t len, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    req_cache *c = &s->req;
+    cs_rc rc;
+    int src;
+
+    if (c->model && c->len == len && memcmp(c->model, json, len) == 0) {
+        return CS_OK;
+    }
+    req_cache_clear(c);
+    rc = stmt(s, S_REQ_OF_MODEL, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_text(st, 1, json, (int)len, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        rc = db_err(err, s->db, src, "read the model's requirements");
+        rel(st);
+        return rc;
+    }
+    for (int i = 0; i < 4; i++) {
+        c->value[i] = sqlite3_value_dup(sqlite3_column_value(st, i));
+        if (!c->value[i]) {
+            rc = cs_err_set(err, CS_ENOMEM, 0, "store: out of memory");
+        }
+    }
+    rel(st);
+    c->model = rc == CS_OK ? malloc(len ? len : 1) : NULL;
+    if (rc == CS_OK && !c->model) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "store: out of memory");
+    }
+    if (rc != CS_OK) {
+        req_cache_clear(c);
+        return rc;
+    }
+    memcpy(c->model, json, len);
+    c->len = len;
+    return CS_OK;
+}
+
+/* Prepares the job insert for a config: the requirement columns come from the model object,
+ * evaluated once per distinct model (model_reqs); a config whose model cannot be found by
+ * find_model takes the statement that extracts them from the whole config. Either way a config
+ * that is not valid JSON fails with SQLite's "malformed JSON" (JOB_INSERT_REQ checks json_valid,
+ * one parse instead of the five of JOB_INSERT). */
+static cs_rc job_insert_stmt(cs_store *s, const char *config, sqlite3_stmt **ins, cs_err *err)
+{
+    const char *span = NULL;
+    size_t len = 0;
+    cs_rc rc;
+
+    if (!find_model(config, &span, &len) || len > INT_MAX) {
+        return stmt(s, S_JOB_INSERT, ins, err);
+    }
+    rc = model_reqs(s, span, len, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = stmt(s, S_JOB_INSERT_REQ, ins, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    for (int i = 0; i < 4; i++) {
+        sqlite3_bind_value(*ins, 12 + i, s->req.value[i]);
+    }
+    return CS_OK;
+}
+
 /* Reads every cell of the stream into the sweep. */
 static cs_rc insert_cells(cs_store *s, const insert_ctx *ic, cs_cell_next_fn next, void *ctx,
                           cs_store_submit_counts *c, cs_err *err)
@@ -737,8 +969,9 @@ static cs_rc insert_cells(cs_store *s, const insert_ctx *ic, cs_cell_next_fn nex
                 return rc;
             }
         }
-        rc = stmt(s, S_JOB_INSERT, &ins, err);
+        rc = job_insert_stmt(s, cell.config, &ins, err);
         if (rc != CS_OK) {
+            cs_err_prefix(err, "cell %zu (key %.12s)", c->cells, cell.key);
             return rc;
         }
         sqlite3_bind_int64(ins, 1, ic->sweep_id);
@@ -873,6 +1106,9 @@ cs_rc cs_store_submit(cs_store *s, const cs_sweep_meta *meta, cs_cell_next_fn ne
     if (rc == CS_OK) {
         rc = settle_one(s, c.sweep_id, now, err);
     }
+    if (rc == CS_OK && c.inserted >= CS_STORE_BULK_JOBS) {
+        s->defer_ckpt = true;
+    }
 out:
     rc = op_end(s, rc, err);
     if (rc == CS_OK && counts) {
@@ -946,6 +1182,9 @@ cs_rc cs_store_extend(cs_store *s, int64_t sweep_id, const cs_sweep_meta *meta,
     rc = insert_cells(s, &ic, next, ctx, &c, err);
     if (rc == CS_OK && state == CS_SWEEP_DONE && c.queued > 0) {
         rc = sweep_set_state(s, sweep_id, "done", "active", "extended", now, NULL, err);
+    }
+    if (rc == CS_OK && c.inserted >= CS_STORE_BULK_JOBS) {
+        s->defer_ckpt = true;
     }
 out:
     rc = op_end(s, rc, err);

@@ -302,6 +302,20 @@ cs_rc cs_store_key_cached(cs_store *s, const char *key, bool *cached, cs_err *er
 cs_rc cs_store_count_cached(cs_store *s, cs_cell_next_fn next, void *ctx, size_t *total,
                             size_t *cached, cs_err *err);
 
+/* ---- WAL checkpoint ------------------------------------------------------------------------ */
+
+/* A submit or extend that inserts at least this many jobs leaves the WAL checkpoint of its commit
+ * (copying its pages into the database file, ~1 GB for 10^6 jobs) to cs_store_checkpoint() or,
+ * if that is never called, to the next commit. Smaller commits checkpoint as SQLite does by
+ * default (whenever the WAL exceeds 1000 pages). Durability does not change: a commit is durable
+ * once it is in the WAL. */
+#define CS_STORE_BULK_JOBS 4096
+
+/* Copies the committed WAL pages into the database file (a PASSIVE checkpoint: it never waits for
+ * readers). The daemon calls it from an idle timer; cheap when there is nothing to copy.
+ * CS_ESTATE inside a batch, CS_ENOTSUP on a read-only store. */
+cs_rc cs_store_checkpoint(cs_store *s, cs_err *err);
+
 /* The underlying connection, for read-only ad-hoc queries (exports, tests). Borrowed, valid until
  * cs_store_close. Do not write through it. */
 struct sqlite3 *cs_store_db(cs_store *s);

@@ -6,14 +6,21 @@
  *     transaction (group commit, as the daemon does), against the 1M-job database of (a); and,
  *     for contrast, one transaction per operation.
  *
- * Usage: store_bench [DIR] [CELLS_SCALE]. DIR (default /tmp) holds the scratch database, which is
- * removed at the end. Prints one "bench: key value unit" line per measurement.
+ * (c) Memory: peak RSS (VmHWM) of the whole process after the submit (expander included), and
+ *     the store's own cost with the 1M jobs queued: the database is closed and reopened (as a
+ *     restarted coordinator would), then RSS (VmRSS) and SQLite's heap (sqlite3_memory_used and
+ *     its high-water mark) are read before and after the claims of (b).
+ *
+ * Usage: store_bench [DIR]. DIR (default /tmp) holds the scratch database, which is removed at the
+ * end. Prints one "bench: key value unit" line per measurement.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <malloc.h>
+#include <sqlite3.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -38,6 +45,45 @@ static double peak_rss_mb(void)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_maxrss / 1024.0; /* Linux: KiB */
+}
+
+/* A "VmRSS:" / "VmHWM:" line of /proc/self/status, in MB; -1 if unreadable. */
+static double proc_mb(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    size_t n = strlen(field);
+    double mb = -1;
+    if (!f) {
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, field, n) == 0) {
+            mb = strtod(line + n, NULL) / 1024.0;
+            break;
+        }
+    }
+    fclose(f);
+    return mb;
+}
+
+/* Resets the process's peak RSS (VmHWM) and SQLite's heap high-water mark. */
+static void reset_peaks(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+    sqlite3_memory_highwater(1);
+}
+
+static void print_mem(const char *when)
+{
+    printf("bench: rss_%s %.1f MB (VmRSS; peak since reset %.1f MB; sqlite heap %.1f MB, its "
+           "peak %.1f MB)\n",
+           when, proc_mb("VmRSS:"), proc_mb("VmHWM:"), (double)sqlite3_memory_used() / 1e6,
+           (double)sqlite3_memory_highwater(0) / 1e6);
 }
 
 static void remove_db(const char *path)
@@ -70,7 +116,7 @@ static int bench_insert(const char *db_path, cs_store **out)
     cs_err err = {0};
     struct stat stbuf;
     size_t n = 0;
-    int64_t t0, t_expand, t_total;
+    int64_t t0, t_expand, t_total, t_ckpt;
 
     if (cs_sweep_parse(sweep_1m, sizeof(sweep_1m) - 1, "bench", &sw, NULL, &err) != CS_OK) {
         return fail("parse", &err);
@@ -103,16 +149,26 @@ static int bench_insert(const char *db_path, cs_store **out)
         return fail("submit", &err);
     }
     t_total = cs_time_mono_ms() - t0;
+    t0 = cs_time_mono_ms();
+    if (cs_store_checkpoint(s, &err) != CS_OK) {
+        return fail("checkpoint", &err);
+    }
+    t_ckpt = cs_time_mono_ms() - t0;
     cs_expand_get_counts(e, &ec);
     cs_expand_destroy(e);
     cs_sweep_destroy(sw);
     stat(db_path, &stbuf);
     printf("bench: insert_jobs %zu\n", c.inserted);
-    printf("bench: insert_total_ms %lld ms (expand + insert + commit, one transaction)\n",
+    printf("bench: insert_total_ms %lld ms (expand + insert + durable commit, one transaction)\n",
            (long long)t_total);
     printf("bench: insert_rate %.0f jobs/s\n", (double)c.inserted * 1000.0 / (double)t_total);
-    printf("bench: insert_peak_rss %.1f MB\n", peak_rss_mb());
-    printf("bench: db_size_after_insert %.1f MB (main file; WAL checkpointed on close)\n",
+    printf("bench: checkpoint_after_insert_ms %lld ms (cs_store_checkpoint, the deferred copy of "
+           "the WAL into the database file)\n",
+           (long long)t_ckpt);
+    printf("bench: insert_plus_checkpoint_ms %lld ms\n", (long long)(t_total + t_ckpt));
+    printf("bench: insert_peak_rss %.1f MB (VmHWM, whole process: expander included)\n",
+           proc_mb("VmHWM:"));
+    printf("bench: db_size_after_insert %.1f MB (main file, after the checkpoint)\n",
            (double)stbuf.st_size / 1e6);
     *out = s;
     return 0;
@@ -186,6 +242,18 @@ int main(int argc, char **argv)
     remove_db(path);
     rc = bench_insert(path, &s);
     if (rc == 0) {
+        /* The store's own memory with 1M queued jobs: reopen, as a restarted coordinator. */
+        cs_store_close(s);
+        s = NULL;
+        malloc_trim(0);
+        reset_peaks();
+        if (cs_store_open(path, &s, &err) != CS_OK) {
+            rc = fail("reopen", &err);
+        } else {
+            print_mem("reopened_1m_queued");
+        }
+    }
+    if (rc == 0) {
         rc = bench_claim(s, 256, 50000, true, "group256");
     }
     if (rc == 0) {
@@ -194,13 +262,16 @@ int main(int argc, char **argv)
     if (rc == 0) {
         rc = bench_claim(s, 1, 1000, false, "single");
     }
+    print_mem("after_claims");
     if (rc == 0) {
         cs_store_counts counts;
         if (cs_store_count(s, 0, &counts, &err) == CS_OK) {
             printf("bench: final_done %zu of %zu\n", counts.n[CS_JOB_DONE], counts.total);
         }
     }
-    printf("bench: peak_rss_end %.1f MB\n", peak_rss_mb());
+    print_mem("after_count_all");
+    printf("bench: peak_rss_end %.1f MB (ru_maxrss; reset with the peaks after the reopen)\n",
+           peak_rss_mb());
     cs_store_close(s);
     remove_db(path);
     return rc;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cs_store.h"
@@ -921,6 +922,171 @@ static void test_caps_matching(void **state)
     assert_int_equal(cs_store_claim_job(f->s, &caps, LEASE, T0, &c, &err), CS_EINVAL);
 }
 
+/* ---- the insert path: requirement columns and the deferred checkpoint --------------------------
+ */
+
+/* Cells from a list of hand-written configs (key: the index in hex), or, with pad > 0, n cells of
+ * ~pad bytes each. */
+typedef struct cell_list {
+    const char *const *configs;
+    size_t n, i, pad;
+    char key[65];
+    char *buf;
+} cell_list;
+
+static cs_rc cell_list_next(void *ctx, cs_cell *out, cs_err *err)
+{
+    cell_list *l = ctx;
+    (void)err;
+    if (l->i >= l->n) {
+        return CS_ENOENT;
+    }
+    snprintf(l->key, sizeof(l->key), "%064zx", l->i + 1);
+    out->key = l->key;
+    if (l->pad) {
+        snprintf(l->buf, l->pad + 200,
+                 "{\"extra\":{\"pad\":\"%0*zu\"},\"model\":{\"backend\":\"native\","
+                 "\"folder\":\"m\"},\"seed\":%zu}",
+                 (int)l->pad, l->i, l->i);
+        out->config = l->buf;
+    } else {
+        out->config = l->configs[l->i];
+    }
+    out->axes = "{}";
+    out->baseline = false;
+    l->i++;
+    return CS_OK;
+}
+
+static void test_requirement_columns(void **state)
+{
+    /* Consecutive repeats (the cache), a nested "model" key before the top-level one, strings
+     * with braces, quotes and escapes, whitespace, no model, exec backends, requirements. */
+    static const char *const configs[] = {
+            "{\"model\":{\"backend\":\"native\",\"folder\":\"a\"},\"seed\":1}",
+            "{\"model\":{\"backend\":\"native\",\"folder\":\"a\"},\"seed\":2}",
+            "{\"model\":{\"folder\":\"b\",\"requires\":{\"gpus\":2,\"mem_mb\":8000}}}",
+            "{\"a\":{\"model\":{\"folder\":\"wrong\"}},\"b\":\"}\\\"{\",\"model\":{\"folder\":"
+            "\"c\"}}",
+            "{\"x\":[1,{\"model\":2},\"]\"], \"model\" : "
+            "{\"folder\":\"d}\\\"\",\"backend\":{\"exec\":\"run {x}\"}}}",
+            "{\"model\":{\"backend\":\"exec\",\"folder\":\"e\",\"requires\":{\"mem_mb\":512.5}}}",
+            "{\"seed\":3}",
+            "{\"model\":null}",
+            "{\"model\":\"flat\"}",
+            "{\"model\":{\"backend\":\"native\",\"folder\":\"a\"},\"seed\":4}",
+    };
+    fixture *f = *state;
+    cell_list l = {.configs = configs, .n = sizeof(configs) / sizeof(configs[0])};
+    cs_sweep_meta m = cs_synth_meta("reqs");
+    cs_store_submit_counts c;
+    cs_err err = {0};
+
+    assert_int_equal(cs_store_submit(f->s, &m, cell_list_next, &l, false, T0, &c, &err), CS_OK);
+    assert_int_equal(c.inserted, l.n);
+    /* Every row holds what json_extract on its whole config gives (the former insert). */
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE"
+                                 " req_model IS NOT json_extract(config, '$.model.folder')"
+                                 " OR req_backend IS NOT (CASE json_type(config, '$.model.backend')"
+                                 " WHEN 'text' THEN json_extract(config, '$.model.backend')"
+                                 " WHEN 'object' THEN 'exec' ELSE 'native' END)"
+                                 " OR req_mem_mb IS NOT coalesce(json_extract(config,"
+                                 " '$.model.requires.mem_mb'), 0)"
+                                 " OR req_gpus IS NOT coalesce(json_extract(config,"
+                                 " '$.model.requires.gpus'), 0)"),
+                     0);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE req_model = 'a'"), 3);
+    assert_int_equal(q_int(f->s, "SELECT req_gpus * 100000 + req_mem_mb FROM job"
+                                 " WHERE req_model = 'b'"),
+                     208000);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE req_model = 'c'"), 1);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE req_model = 'd}\"'"
+                                 " AND req_backend = 'exec'"),
+                     1);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE req_model IS NULL"), 3);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE req_model = 'wrong'"), 0);
+}
+
+/* A config that is not JSON is refused, whether the fault is in its model object or elsewhere,
+ * and the sweep leaves no trace. */
+static void test_malformed_config(void **state)
+{
+    static const char *const bad[] = {
+            "{\"model\":{\"folder\":\"a\"},\"seed\":}",
+            "{\"model\":{\"folder\":},\"seed\":1}",
+            "{\"model\":{\"folder\":\"a\"}",
+            "not json",
+    };
+    fixture *f = *state;
+    cs_err err = {0};
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *configs[2] = {"{\"model\":{\"folder\":\"a\"},\"seed\":0}", bad[i]};
+        cell_list l = {.configs = configs, .n = 2};
+        cs_sweep_meta m = cs_synth_meta("bad");
+        cs_err_clear(&err);
+        assert_int_not_equal(cs_store_submit(f->s, &m, cell_list_next, &l, false, T0, NULL, &err),
+                             CS_OK);
+        if (!strstr(err.msg, "malformed JSON")) {
+            fail_msg("config %zu: %s", i, err.msg);
+        }
+    }
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job"), 0);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM sweep"), 0);
+}
+
+static int64_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
+}
+
+static void test_bulk_checkpoint(void **state)
+{
+    fixture *f = *state;
+    cell_list l = {.n = CS_STORE_BULK_JOBS, .pad = 1500};
+    cs_sweep_meta m = cs_synth_meta("bulk");
+    cs_store_claim c;
+    cs_store_counts counts;
+    cs_err err = {0};
+    int64_t before, after;
+
+    l.buf = malloc(l.pad + 200);
+    assert_non_null(l.buf);
+    before = file_size(f->path);
+    assert_int_equal(cs_store_submit(f->s, &m, cell_list_next, &l, false, T0, NULL, &err), CS_OK);
+    free(l.buf);
+    /* The ~7 MB commit is in the WAL only; the database file did not grow. */
+    assert_true(file_size(f->path) - before < 1000000);
+    assert_int_equal(cs_store_begin(f->s, &err), CS_OK);
+    assert_int_equal(cs_store_checkpoint(f->s, &err), CS_ESTATE);
+    cs_store_rollback(f->s);
+    assert_int_equal(cs_store_checkpoint(f->s, &err), CS_OK);
+    after = file_size(f->path);
+    assert_true(after - before > 6000000);
+    /* Cheap when there is nothing to copy; the jobs are all there. */
+    assert_int_equal(cs_store_checkpoint(f->s, &err), CS_OK);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE state = 'queued'"),
+                     CS_STORE_BULK_JOBS);
+
+    /* Without cs_store_checkpoint the next commit copies the WAL, as SQLite does by default. */
+    l.i = 0;
+    l.buf = malloc(l.pad + 200);
+    assert_non_null(l.buf);
+    m.name = "bulk2";
+    assert_int_equal(cs_store_submit(f->s, &m, cell_list_next, &l, false, T0, NULL, &err), CS_OK);
+    free(l.buf);
+    assert_true(file_size(f->path) - after < 1000000);
+    c = claim_ok(f->s, "w", T0);
+    cs_store_claim_fini(&c);
+    assert_true(file_size(f->path) - after > 6000000);
+    /* Counts over every sweep (summed per sweep, then per state). */
+    assert_int_equal(cs_store_count(f->s, 0, &counts, &err), CS_OK);
+    assert_int_equal(counts.total, 2 * CS_STORE_BULK_JOBS);
+    assert_int_equal(counts.n[CS_JOB_QUEUED], 2 * CS_STORE_BULK_JOBS - 1);
+    assert_int_equal(counts.n[CS_JOB_RUNNING], 1);
+}
+
 /* ---- group commit and events -------------------------------------------------------------------
  */
 
@@ -1050,6 +1216,9 @@ int main(void)
             T(test_max_running),
             T(test_priority_and_fair_share),
             T(test_caps_matching),
+            T(test_requirement_columns),
+            T(test_malformed_config),
+            T(test_bulk_checkpoint),
             T(test_group_commit),
             T(test_every_transition_logged),
             cmocka_unit_test(test_state_names),
