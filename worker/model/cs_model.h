@@ -147,7 +147,7 @@ cs_rc cs_model_logprobs(cs_model *m, const int32_t *tokens, size_t B, size_t T, 
 
 /* Perplexity, WikiText/GPTQ protocol: ids[0..n) cut into floor(n/window) non-overlapping windows;
  * each window's mean negative log-likelihood over its window-1 targets; ppl = exp(mean of the
- * window means). window_nll (NULL or [n/window]) gets the window means; `batch` windows run per
+ * window means). window_nll (NULL or [n/window]) receives the window means; `batch` windows run per
  * forward pass. CS_EINVAL when n < window. */
 cs_rc cs_model_ppl(cs_model *m, const int32_t *ids, size_t n, size_t window, size_t batch,
                    double *window_nll, size_t *n_windows, double *ppl, cs_err *err);

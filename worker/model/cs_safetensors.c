@@ -439,6 +439,19 @@ cs_rc cs_st_open_dir(cs_st **out, const char *dir, cs_err *err)
             goto cleanup;
         }
     }
+    /* The index is authoritative: keep each tensor only from the shard it names. */
+    size_t kept = 0;
+    for (size_t i = 0; i < st->n_tensors; i++) {
+        cs_st_tensor *t = &st->tensors[i];
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(wm, t->name);
+        const char *base = strrchr(st->maps[t->file_index].path, '/');
+        if (f && strcmp(f->valuestring, base + 1) == 0) {
+            st->tensors[kept++] = *t;
+        } else {
+            free(t->name);
+        }
+    }
+    st->n_tensors = kept;
     rc = finish(st, path.data, err);
     if (rc != CS_OK) {
         goto cleanup;
