@@ -40,9 +40,10 @@ enum {
     {                                                                       \
         "help", 'h', CS_OPT_NONE, OPT_HELP, NULL, "show this help and exit" \
     }
-#define OPT_THREADS_ROW                                                                       \
-    {                                                                                         \
-        "threads", 't', CS_OPT_VALUE, OPT_THREADS, "N", "threads for the kernels (default 1)" \
+#define OPT_THREADS_ROW                                                               \
+    {                                                                                 \
+        "threads", 't', CS_OPT_VALUE, OPT_THREADS, "N",                               \
+                "threads for BLAS and the kernels (default: BLAS default, kernels 1)" \
     }
 
 static const cs_opt main_options[] = {
@@ -413,6 +414,14 @@ int main(int argc, char **argv)
         cs_gen_params_default(&a.gen);
         const char *cmd = argv[1];
         int code;
+        /* --threads N also sets the BLAS threads (parsed again per command below) */
+        for (int i = 2; i + 1 < argc; i++) {
+            int64_t t;
+            if ((strcmp(argv[i], "--threads") == 0 || strcmp(argv[i], "-t") == 0) &&
+                cs_parse_i64(argv[i + 1], 1, 256, &t, "--threads", NULL) == CS_OK) {
+                openblas_set_num_threads((int)t);
+            }
+        }
         if (strcmp(cmd, "info") == 0) {
             code = parse_cmd(argc, argv, cmd, info_options, N_OPTS(info_options), &a);
             return code >= 0 ? code : cmd_info(&a);
