@@ -73,7 +73,9 @@ cs_rc cs_model_load(cs_model **out, const char *dir, int n_threads, cs_err *err)
 /* NULL-safe. */
 void cs_model_free(cs_model *m);
 
-/* The linear layer lin of layer i (NULL if out of range). Writable in place. */
+/* The linear layer lin of layer i (NULL if out of range). Writable in place: edit w/b, or point w
+ * (and b) at a buffer of the same shape that the caller owns and keeps alive until the model is
+ * freed or the pointer restored (the model frees only what it allocated at load). */
 cs_linear *cs_model_linear(cs_model *m, size_t layer, cs_lin lin);
 
 /* Bytes of f32 weights the model holds (tied embedding counted once). */
