@@ -1,25 +1,401 @@
-/* calsweep-run - runs one job in-process: load model, calibrate, quantize, evaluate, result.json.
- * This build answers --help and --version; the engine arrives with steps 4 to 7. */
+/* calsweep-run - the engine's command line: model info, tokenization, perplexity and generation.
+ * The runner contract mode (`calsweep-run job.json`: calibrate, quantize, evaluate, result.json)
+ * arrives with a later step and answers "not built yet". */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <cblas.h>
 #include <utf8proc.h>
 
+#include "cs_alloc.h"
 #include "cs_config.h"
+#include "cs_generate.h"
+#include "cs_model.h"
 #include "cs_opt.h"
+#include "cs_path.h"
+#include "cs_time.h"
+#include "cs_tok.h"
 
-enum { OPT_HELP, OPT_VERSION };
+enum {
+    OPT_HELP,
+    OPT_VERSION,
+    OPT_THREADS,
+    OPT_TEXT,
+    OPT_DATA,
+    OPT_SEQ_LEN,
+    OPT_BATCH,
+    OPT_PROMPT,
+    OPT_MAX_NEW,
+    OPT_TEMP,
+    OPT_TOP_K,
+    OPT_TOP_P,
+    OPT_REP,
+    OPT_SEED,
+    OPT_NO_SPECIAL,
+};
 
-static const cs_opt options[] = {
-        {"help", 'h', CS_OPT_NONE, OPT_HELP, NULL, "show this help and exit"},
+#define OPT_HELP_ROW                                                        \
+    {                                                                       \
+        "help", 'h', CS_OPT_NONE, OPT_HELP, NULL, "show this help and exit" \
+    }
+#define OPT_THREADS_ROW                                                               \
+    {                                                                                 \
+        "threads", 't', CS_OPT_VALUE, OPT_THREADS, "N",                               \
+                "threads for BLAS and the kernels (default: BLAS default, kernels 1)" \
+    }
+
+static const cs_opt main_options[] = {
+        OPT_HELP_ROW,
         {"version", 'V', CS_OPT_NONE, OPT_VERSION, NULL, "show versions and exit"},
 };
+static const cs_opt info_options[] = {OPT_HELP_ROW};
+static const cs_opt tok_options[] = {
+        OPT_HELP_ROW,
+        {"text", 0, CS_OPT_VALUE, OPT_TEXT, "S", "text to encode (default: standard input)"},
+        {"no-special", 0, CS_OPT_NONE, OPT_NO_SPECIAL, NULL, "do not add BOS / special tokens"},
+};
+static const cs_opt ppl_options[] = {
+        OPT_HELP_ROW,
+        OPT_THREADS_ROW,
+        {"data", 'd', CS_OPT_VALUE, OPT_DATA, "FILE", "text file, tokenized once (required)"},
+        {"seq-len", 'n', CS_OPT_VALUE, OPT_SEQ_LEN, "N", "window length in tokens (required)"},
+        {"batch", 'b', CS_OPT_VALUE, OPT_BATCH, "N", "windows per forward pass (default 1)"},
+};
+static const cs_opt gen_options[] = {
+        OPT_HELP_ROW,
+        OPT_THREADS_ROW,
+        {"prompt", 'p', CS_OPT_VALUE, OPT_PROMPT, "S", "prompt text (required)"},
+        {"max-new", 'm', CS_OPT_VALUE, OPT_MAX_NEW, "N", "tokens to generate (default 32)"},
+        {"temperature", 0, CS_OPT_VALUE, OPT_TEMP, "T", "0 = greedy (default 0)"},
+        {"top-k", 0, CS_OPT_VALUE, OPT_TOP_K, "K", "sample among the K best (0 = off)"},
+        {"top-p", 0, CS_OPT_VALUE, OPT_TOP_P, "P", "nucleus sampling (1 = off)"},
+        {"repetition-penalty", 0, CS_OPT_VALUE, OPT_REP, "R", "1 = off"},
+        {"seed", 0, CS_OPT_VALUE, OPT_SEED, "N", "sampling seed (default 0)"},
+};
+
+#define N_OPTS(t) (sizeof(t) / sizeof((t)[0]))
+
+typedef struct run_args {
+    const char *model;
+    const char *text, *data, *prompt;
+    int64_t threads, seq_len, batch;
+    bool no_special;
+    cs_gen_params gen;
+} run_args;
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: calsweep-run [OPTIONS] job.json\n\n"
-                 "Runs one calsweep job in this process and writes result.json.\n\noptions:\n");
-    cs_opt_print_help(out, options, sizeof(options) / sizeof(options[0]));
+    fprintf(out,
+            "usage: calsweep-run [OPTIONS] job.json\n"
+            "       calsweep-run info MODEL\n"
+            "       calsweep-run tokenize MODEL [--text S]\n"
+            "       calsweep-run ppl MODEL --data FILE --seq-len N [--threads N]\n"
+            "       calsweep-run generate MODEL --prompt S [--max-new N] [--threads N]\n\n"
+            "Runs one calsweep job in this process and writes result.json, or runs one engine\n"
+            "command on a Hugging Face model folder (COMMAND --help for its options).\n\n"
+            "options:\n");
+    cs_opt_print_help(out, main_options, N_OPTS(main_options));
+}
+
+static void cmd_usage(FILE *out, const char *cmd, const cs_opt *t, size_t n)
+{
+    static const struct {
+        const char *cmd, *line;
+    } lines[] = {
+            {"info", "info MODEL\n\nPrints the configuration and size of a model folder."},
+            {"tokenize", "tokenize MODEL [--text S]\n\nPrints the token ids of the text (or of "
+                         "standard input), one line."},
+            {"ppl", "ppl MODEL --data FILE --seq-len N\n\nPerplexity over non-overlapping windows "
+                    "(GPTQ protocol): the file is tokenized once,\ncut into floor(N_tokens/N) "
+                    "windows, PPL = exp(mean of the window mean NLLs)."},
+            {"generate", "generate MODEL --prompt S\n\nGenerates a continuation of the prompt "
+                         "(greedy unless --temperature > 0)."},
+    };
+    for (size_t i = 0; i < N_OPTS(lines); i++) {
+        if (strcmp(lines[i].cmd, cmd) == 0) {
+            fprintf(out, "usage: calsweep-run %s\n\noptions:\n", lines[i].line);
+        }
+    }
+    cs_opt_print_help(out, t, n);
+}
+
+/* Parses a subcommand's options; returns -1 to continue, else an exit code. */
+static int parse_cmd(int argc, char **argv, const char *cmd, const cs_opt *t, size_t n, run_args *a)
+{
+    cs_opt_parser p;
+    cs_err err = {0};
+    int id;
+    const char *arg;
+    cs_rc rc;
+    double d;
+    cs_opt_init(&p, argc, argv, 2);
+    while ((rc = cs_opt_next(&p, t, n, &id, &arg, &err)) == CS_OK) {
+        switch (id) {
+        case OPT_HELP:
+            cmd_usage(stdout, cmd, t, n);
+            return CS_EXIT_OK;
+        case CS_OPT_POSITIONAL:
+            if (a->model) {
+                fprintf(stderr, "calsweep-run %s: unexpected argument '%s' (see --help)\n", cmd,
+                        arg);
+                return CS_EXIT_USAGE;
+            }
+            a->model = arg;
+            break;
+        case OPT_THREADS:
+            rc = cs_parse_i64(arg, 1, 256, &a->threads, "--threads", &err);
+            break;
+        case OPT_TEXT:
+            a->text = arg;
+            break;
+        case OPT_NO_SPECIAL:
+            a->no_special = true;
+            break;
+        case OPT_DATA:
+            a->data = arg;
+            break;
+        case OPT_SEQ_LEN:
+            rc = cs_parse_i64(arg, 2, 1 << 20, &a->seq_len, "--seq-len", &err);
+            break;
+        case OPT_BATCH:
+            rc = cs_parse_i64(arg, 1, 4096, &a->batch, "--batch", &err);
+            break;
+        case OPT_PROMPT:
+            a->prompt = arg;
+            break;
+        case OPT_MAX_NEW: {
+            int64_t v;
+            rc = cs_parse_i64(arg, 0, 1 << 20, &v, "--max-new", &err);
+            a->gen.max_new = (size_t)v;
+            break;
+        }
+        case OPT_TOP_K: {
+            int64_t v;
+            rc = cs_parse_i64(arg, 0, 1 << 24, &v, "--top-k", &err);
+            a->gen.top_k = (size_t)v;
+            break;
+        }
+        case OPT_SEED: {
+            int64_t v;
+            rc = cs_parse_i64(arg, 0, INT64_MAX, &v, "--seed", &err);
+            a->gen.seed = (uint64_t)v;
+            break;
+        }
+        case OPT_TEMP:
+        case OPT_TOP_P:
+        case OPT_REP:
+            rc = cs_parse_double(arg, &d, "option value", &err);
+            if (id == OPT_TEMP) {
+                a->gen.temperature = d;
+            } else if (id == OPT_TOP_P) {
+                a->gen.top_p = d;
+            } else {
+                a->gen.rep_penalty = d;
+            }
+            break;
+        default:
+            break;
+        }
+        if (rc != CS_OK) {
+            break;
+        }
+    }
+    if (rc != CS_ENOENT) {
+        fprintf(stderr, "calsweep-run %s: %s (see --help)\n", cmd, err.msg);
+        return CS_EXIT_USAGE;
+    }
+    if (!a->model) {
+        fprintf(stderr, "calsweep-run %s: missing MODEL (a Hugging Face model folder)\n", cmd);
+        return CS_EXIT_USAGE;
+    }
+    return -1;
+}
+
+static int fail(const char *cmd, const cs_err *err)
+{
+    fprintf(stderr, "calsweep-run %s: %s\n", cmd, err->msg);
+    return CS_EXIT_FAIL;
+}
+
+static cs_rc load_tok(cs_tok **tok, const char *model, cs_err *err)
+{
+    cs_buf p;
+    cs_buf_init(&p);
+    if (cs_buf_printf(&p, "%s/tokenizer.json", model) != CS_OK) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    cs_rc rc = cs_tok_load(tok, p.data, err);
+    cs_buf_fini(&p);
+    return rc;
+}
+
+static int cmd_info(const run_args *a)
+{
+    cs_model *m = NULL;
+    cs_err err = {0};
+    if (cs_model_load(&m, a->model, 1, &err) != CS_OK) {
+        return fail("info", &err);
+    }
+    const cs_hfconfig *c = &m->cfg;
+    printf("architecture: %s\nlayers: %zu\nhidden: %zu\nheads: %zu\nkv_heads: %zu\n"
+           "head_dim: %zu\nintermediate: %zu\nvocab: %zu\nrms_norm_eps: %g\nrope_theta: %g\n"
+           "rope_scaling: %s\nattention_bias: %s\ntie_word_embeddings: %s\nbos: %d\n",
+           cs_arch_name(c->arch), c->n_layers, c->hidden, c->n_heads, c->n_kv_heads, c->head_dim,
+           c->intermediate, c->vocab, c->rms_eps, c->rope_theta, c->rope_llama3 ? "llama3" : "none",
+           c->attn_bias ? "true" : "false", c->tie_embeddings ? "true" : "false", c->bos);
+    printf("eos:");
+    for (size_t i = 0; i < c->n_eos; i++) {
+        printf(" %d", c->eos[i]);
+    }
+    printf("\nparameters: %zu\nf32_bytes: %zu\n", cs_model_params(m), cs_model_weight_bytes(m));
+    cs_model_free(m);
+    return CS_EXIT_OK;
+}
+
+static cs_rc read_stdin(char **out, size_t *len, cs_err *err)
+{
+    cs_buf b;
+    char chunk[4096];
+    size_t n;
+    cs_buf_init(&b);
+    while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0) {
+        if (cs_buf_append(&b, chunk, n) != CS_OK) {
+            cs_buf_fini(&b);
+            return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        }
+    }
+    if (ferror(stdin)) {
+        cs_buf_fini(&b);
+        return cs_err_errno(err, errno, "standard input");
+    }
+    *len = b.len;
+    if (!b.data && cs_buf_putc(&b, 0) == CS_OK) {
+        b.len = 0;
+    }
+    *out = cs_buf_take(&b);
+    return *out ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+}
+
+static int cmd_tokenize(const run_args *a)
+{
+    cs_tok *tok = NULL;
+    cs_err err = {0};
+    char *text = NULL;
+    size_t len = 0, n = 0;
+    int32_t *ids = NULL;
+    int code = CS_EXIT_FAIL;
+    if (load_tok(&tok, a->model, &err) != CS_OK) {
+        return fail("tokenize", &err);
+    }
+    if (a->text) {
+        text = cs_strdup(a->text);
+        len = strlen(a->text);
+    } else if (read_stdin(&text, &len, &err) != CS_OK) {
+        code = fail("tokenize", &err);
+        goto cleanup;
+    }
+    if (cs_tok_encode(tok, text, len, a->no_special ? 0 : CS_TOK_ADD_SPECIAL, &ids, &n, &err) !=
+        CS_OK) {
+        code = fail("tokenize", &err);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < n; i++) {
+        printf(i ? " %d" : "%d", ids[i]);
+    }
+    printf("\n");
+    code = CS_EXIT_OK;
+cleanup:
+    free(ids);
+    free(text);
+    cs_tok_destroy(tok);
+    return code;
+}
+
+static int cmd_ppl(const run_args *a)
+{
+    cs_tok *tok = NULL;
+    cs_model *m = NULL;
+    cs_err err = {0};
+    char *text = NULL;
+    size_t len = 0, n = 0, nw = 0;
+    int32_t *ids = NULL;
+    double *nll = NULL, ppl = 0;
+    int code = CS_EXIT_FAIL;
+    if (!a->data || a->seq_len == 0) {
+        fprintf(stderr, "calsweep-run ppl: --data FILE and --seq-len N are required\n");
+        return CS_EXIT_USAGE;
+    }
+    if (load_tok(&tok, a->model, &err) != CS_OK ||
+        cs_model_load(&m, a->model, (int)a->threads, &err) != CS_OK ||
+        cs_path_read_file(a->data, (size_t)1 << 30, &text, &len, &err) != CS_OK ||
+        cs_tok_encode(tok, text, len, CS_TOK_ADD_SPECIAL, &ids, &n, &err) != CS_OK) {
+        code = fail("ppl", &err);
+        goto cleanup;
+    }
+    nll = cs_alloc_array(n / (size_t)a->seq_len + 1, sizeof(double));
+    uint64_t t0 = cs_time_mono_ns();
+    if (!nll || cs_model_ppl(m, ids, n, (size_t)a->seq_len, (size_t)a->batch, nll, &nw, &ppl,
+                             &err) != CS_OK) {
+        if (!nll) {
+            cs_err_set(&err, CS_ENOMEM, 0, "out of memory");
+        }
+        code = fail("ppl", &err);
+        goto cleanup;
+    }
+    double secs = (double)(cs_time_mono_ns() - t0) / 1e9;
+    printf("tokens: %zu\nwindows: %zu\nseq_len: %lld\nppl: %.6f\nseconds: %.3f\ntokens_per_s: "
+           "%.1f\n",
+           n, nw, (long long)a->seq_len, ppl, secs, (double)(nw * (size_t)a->seq_len) / secs);
+    code = CS_EXIT_OK;
+cleanup:
+    free(nll);
+    free(ids);
+    free(text);
+    cs_model_free(m);
+    cs_tok_destroy(tok);
+    return code;
+}
+
+static int cmd_generate(run_args *a)
+{
+    cs_tok *tok = NULL;
+    cs_model *m = NULL;
+    cs_err err = {0};
+    size_t n = 0, n_out = 0;
+    int32_t *ids = NULL, *out = NULL;
+    char *dec = NULL;
+    size_t dlen = 0;
+    int code = CS_EXIT_FAIL;
+    if (!a->prompt) {
+        fprintf(stderr, "calsweep-run generate: --prompt S is required\n");
+        return CS_EXIT_USAGE;
+    }
+    if (load_tok(&tok, a->model, &err) != CS_OK ||
+        cs_model_load(&m, a->model, (int)a->threads, &err) != CS_OK ||
+        cs_tok_encode(tok, a->prompt, strlen(a->prompt), CS_TOK_ADD_SPECIAL, &ids, &n, &err) !=
+                CS_OK) {
+        code = fail("generate", &err);
+        goto cleanup;
+    }
+    a->gen.stop = m->cfg.eos;
+    a->gen.n_stop = m->cfg.n_eos;
+    if (cs_generate(m, ids, n, &a->gen, &out, &n_out, &err) != CS_OK ||
+        cs_tok_decode(tok, out, n_out, true, &dec, &dlen, &err) != CS_OK) {
+        code = fail("generate", &err);
+        goto cleanup;
+    }
+    fwrite(dec, 1, dlen, stdout);
+    printf("\n");
+    code = CS_EXIT_OK;
+cleanup:
+    free(dec);
+    free(out);
+    free(ids);
+    cs_model_free(m);
+    cs_tok_destroy(tok);
+    return code;
 }
 
 int main(int argc, char **argv)
@@ -30,9 +406,41 @@ int main(int argc, char **argv)
     const char *arg;
     cs_rc rc;
 
+    if (argc >= 2 && argv[1][0] != '-') {
+        run_args a;
+        memset(&a, 0, sizeof(a));
+        a.threads = 1;
+        a.batch = 1;
+        cs_gen_params_default(&a.gen);
+        const char *cmd = argv[1];
+        int code;
+        /* --threads N also sets the BLAS threads (parsed again per command below) */
+        for (int i = 2; i + 1 < argc; i++) {
+            int64_t t;
+            if ((strcmp(argv[i], "--threads") == 0 || strcmp(argv[i], "-t") == 0) &&
+                cs_parse_i64(argv[i + 1], 1, 256, &t, "--threads", NULL) == CS_OK) {
+                openblas_set_num_threads((int)t);
+            }
+        }
+        if (strcmp(cmd, "info") == 0) {
+            code = parse_cmd(argc, argv, cmd, info_options, N_OPTS(info_options), &a);
+            return code >= 0 ? code : cmd_info(&a);
+        }
+        if (strcmp(cmd, "tokenize") == 0) {
+            code = parse_cmd(argc, argv, cmd, tok_options, N_OPTS(tok_options), &a);
+            return code >= 0 ? code : cmd_tokenize(&a);
+        }
+        if (strcmp(cmd, "ppl") == 0) {
+            code = parse_cmd(argc, argv, cmd, ppl_options, N_OPTS(ppl_options), &a);
+            return code >= 0 ? code : cmd_ppl(&a);
+        }
+        if (strcmp(cmd, "generate") == 0) {
+            code = parse_cmd(argc, argv, cmd, gen_options, N_OPTS(gen_options), &a);
+            return code >= 0 ? code : cmd_generate(&a);
+        }
+    }
     cs_opt_init(&p, argc, argv, 1);
-    while ((rc = cs_opt_next(&p, options, sizeof(options) / sizeof(options[0]), &id, &arg, &err)) ==
-           CS_OK) {
+    while ((rc = cs_opt_next(&p, main_options, N_OPTS(main_options), &id, &arg, &err)) == CS_OK) {
         switch (id) {
         case OPT_HELP:
             usage(stdout);
@@ -41,6 +449,12 @@ int main(int argc, char **argv)
             printf("calsweep-run %s (OpenBLAS %s, utf8proc %s)\n", CS_VERSION,
                    openblas_get_config(), utf8proc_version());
             return CS_EXIT_OK;
+        case CS_OPT_POSITIONAL:
+            fprintf(stderr,
+                    "calsweep-run: running a job file ('%s') is not built yet (a later step); "
+                    "commands available now: info, tokenize, ppl, generate\n",
+                    arg);
+            return CS_EXIT_FAIL;
         default:
             fprintf(stderr, "calsweep-run: unexpected argument '%s' (see --help)\n", arg);
             return CS_EXIT_USAGE;
@@ -50,6 +464,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "calsweep-run: %s (see --help)\n", err.msg);
         return CS_EXIT_USAGE;
     }
-    fprintf(stderr, "calsweep-run: the engine is not built yet (steps 4-7)\n");
-    return CS_EXIT_FAIL;
+    fprintf(stderr, "calsweep-run: missing job.json or command (see --help)\n");
+    return CS_EXIT_USAGE;
 }

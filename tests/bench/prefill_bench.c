@@ -1,0 +1,272 @@
+/* prefill_bench.c - prefill throughput of the engine on a random-weight model shaped like
+ * Qwen2.5-0.5B (hidden 896, 24 layers, 14 heads, 2 kv heads, intermediate 4864, vocab 151936,
+ * tied embeddings, q/k/v biases), written as f32 safetensors at bench time (never committed).
+ *
+ * Usage: prefill_bench [DIR] [THREADS] [SEQ] [REPS] [keep]
+ *   DIR (default /tmp) receives DIR/cs-bench-qwen05/ (config.json + model.safetensors, ~2 GB);
+ *   it is reused when present and removed at the end unless "keep" is given (so
+ *   tests/bench/prefill_torch.py can run on the same weights).
+ * Prints "bench: key value unit" lines: the sgemm peak measured in this process (the largest of a
+ * few shapes, including the model's own), prefill tokens/s at SEQ, the achieved GFLOP/s and its
+ * fraction of the peak, and the peak RSS against the f32 weight size.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cs_alloc.h"
+#include "cs_model.h"
+#include "cs_rng.h"
+#include "cs_time.h"
+
+enum { HID = 896, LAYERS = 24, HEADS = 14, KV = 2, HD = 64, INTER = 4864, VOCAB = 151936 };
+
+typedef struct tdesc {
+    char name[96];
+    size_t rows, cols; /* cols 0: 1-D */
+    float scale;
+    float offset;
+} tdesc;
+
+static size_t list_tensors(tdesc *t)
+{
+    size_t n = 0;
+    const float s_h = 1.0f / sqrtf((float)HID), s_i = 1.0f / sqrtf((float)INTER);
+    snprintf(t[n].name, sizeof(t[n].name), "model.embed_tokens.weight");
+    t[n].rows = VOCAB, t[n].cols = HID, t[n].scale = 1.0f, t[n].offset = 0, n++;
+    snprintf(t[n].name, sizeof(t[n].name), "model.norm.weight");
+    t[n].rows = HID, t[n].cols = 0, t[n].scale = 0.1f, t[n].offset = 1.0f, n++;
+    for (int l = 0; l < LAYERS; l++) {
+        const struct {
+            const char *n;
+            size_t r, c;
+            float s, o;
+        } parts[] = {
+                {"input_layernorm.weight", HID, 0, 0.1f, 1.0f},
+                {"post_attention_layernorm.weight", HID, 0, 0.1f, 1.0f},
+                {"self_attn.q_proj.weight", HEADS * HD, HID, s_h, 0},
+                {"self_attn.q_proj.bias", HEADS * HD, 0, 0.1f, 0},
+                {"self_attn.k_proj.weight", KV * HD, HID, s_h, 0},
+                {"self_attn.k_proj.bias", KV * HD, 0, 0.1f, 0},
+                {"self_attn.v_proj.weight", KV * HD, HID, s_h, 0},
+                {"self_attn.v_proj.bias", KV * HD, 0, 0.1f, 0},
+                {"self_attn.o_proj.weight", HID, HEADS * HD, s_h, 0},
+                {"mlp.gate_proj.weight", INTER, HID, s_h, 0},
+                {"mlp.up_proj.weight", INTER, HID, s_h, 0},
+                {"mlp.down_proj.weight", HID, INTER, s_i, 0},
+        };
+        for (size_t k = 0; k < sizeof(parts) / sizeof(parts[0]); k++) {
+            snprintf(t[n].name, sizeof(t[n].name), "model.layers.%d.%s", l, parts[k].n);
+            t[n].rows = parts[k].r, t[n].cols = parts[k].c, t[n].scale = parts[k].s;
+            t[n].offset = parts[k].o, n++;
+        }
+    }
+    return n;
+}
+
+static int write_model(const char *dir)
+{
+    char p[512];
+    tdesc *t = calloc(2 + LAYERS * 12, sizeof(*t));
+    size_t n = list_tensors(t);
+    mkdir(dir, 0755);
+    snprintf(p, sizeof(p), "%s/config.json", dir);
+    FILE *f = fopen(p, "w");
+    if (!f) {
+        perror(p);
+        free(t);
+        return -1;
+    }
+    fprintf(f,
+            "{\"architectures\":[\"Qwen2ForCausalLM\"],\"hidden_size\":%d,\"intermediate_size\":%d,"
+            "\"num_hidden_layers\":%d,\"num_attention_heads\":%d,\"num_key_value_heads\":%d,"
+            "\"vocab_size\":%d,\"rms_norm_eps\":1e-6,\"rope_theta\":1000000.0,"
+            "\"max_position_embeddings\":32768,\"tie_word_embeddings\":true,\"hidden_act\":"
+            "\"silu\","
+            "\"bos_token_id\":151643,\"eos_token_id\":151645}\n",
+            HID, INTER, LAYERS, HEADS, KV, VOCAB);
+    fclose(f);
+    cs_buf h;
+    cs_buf_init(&h);
+    cs_buf_putc(&h, '{');
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t numel = t[i].rows * (t[i].cols ? t[i].cols : 1);
+        if (t[i].cols) {
+            cs_buf_printf(
+                    &h,
+                    "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%zu,%zu],\"data_offsets\":[%zu,%zu]}",
+                    i ? "," : "", t[i].name, t[i].rows, t[i].cols, off, off + numel * 4);
+        } else {
+            cs_buf_printf(&h,
+                          "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%zu],\"data_offsets\":[%zu,%zu]}",
+                          i ? "," : "", t[i].name, t[i].rows, off, off + numel * 4);
+        }
+        off += numel * 4;
+    }
+    cs_buf_putc(&h, '}');
+    while (h.len % 8) {
+        cs_buf_putc(&h, ' ');
+    }
+    snprintf(p, sizeof(p), "%s/model.safetensors", dir);
+    f = fopen(p, "wb");
+    if (!f) {
+        perror(p);
+        cs_buf_fini(&h);
+        free(t);
+        return -1;
+    }
+    uint8_t len8[8];
+    for (int i = 0; i < 8; i++) {
+        len8[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
+    }
+    fwrite(len8, 1, 8, f);
+    fwrite(h.data, 1, h.len, f);
+    cs_rng rng;
+    cs_rng_seed(&rng, 20261125);
+    float *chunk = malloc((size_t)(1u << 20) * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        size_t numel = t[i].rows * (t[i].cols ? t[i].cols : 1);
+        float a = t[i].scale * 1.7320508f;
+        for (size_t done = 0; done < numel;) {
+            size_t k = numel - done < (1u << 20) ? numel - done : (1u << 20);
+            for (size_t j = 0; j < k; j++) {
+                uint64_t u = cs_rng_u64(&rng);
+                chunk[j] = t[i].offset + a * ((float)(u >> 40) * (2.0f / 16777216.0f) - 1.0f);
+            }
+            fwrite(chunk, sizeof(float), k, f);
+            done += k;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    free(chunk);
+    cs_buf_fini(&h);
+    free(t);
+    return bad ? -1 : 0;
+}
+
+static double sgemm_gflops(int M, int N, int K, int reps)
+{
+    float *a = calloc((size_t)M * K, sizeof(float)), *b = calloc((size_t)N * K, sizeof(float));
+    float *c = calloc((size_t)M * N, sizeof(float));
+    for (size_t i = 0; i < (size_t)M * K; i++) {
+        a[i] = (float)(i % 7) * 0.1f;
+    }
+    for (size_t i = 0; i < (size_t)N * K; i++) {
+        b[i] = (float)(i % 5) * 0.1f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
+    double best = 0;
+    for (int r = 0; r < reps; r++) {
+        uint64_t t0 = cs_time_mono_ns();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
+        double s = (double)(cs_time_mono_ns() - t0) / 1e9;
+        double g = 2.0 * M * N * K / s / 1e9;
+        best = g > best ? g : best;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return best;
+}
+
+int main(int argc, char **argv)
+{
+    const char *base = argc > 1 ? argv[1] : "/tmp";
+    int threads = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 2;
+    size_t seq = argc > 3 ? (size_t)strtoul(argv[3], NULL, 10) : 512;
+    int reps = argc > 4 ? (int)strtol(argv[4], NULL, 10) : 2;
+    int keep = argc > 5 && strcmp(argv[5], "keep") == 0;
+    char dir[512], p[600];
+    snprintf(dir, sizeof(dir), "%s/cs-bench-qwen05", base);
+    snprintf(p, sizeof(p), "%s/model.safetensors", dir);
+    struct stat sb;
+    if (stat(p, &sb) != 0) {
+        uint64_t t0 = cs_time_mono_ns();
+        if (write_model(dir) != 0) {
+            return 1;
+        }
+        printf("bench: write_model %.1f s\n", (double)(cs_time_mono_ns() - t0) / 1e9);
+    }
+    openblas_set_num_threads(threads);
+    printf("bench: openblas %s threads %d\n", openblas_get_config(), openblas_get_num_threads());
+    double peak = 0, g;
+    const int shapes[][3] = {
+            {(int)seq, INTER, HID}, {(int)seq, HID, INTER}, {1024, 1024, 1024}, {2048, 2048, 2048}};
+    for (size_t i = 0; i < 4; i++) {
+        g = sgemm_gflops(shapes[i][0], shapes[i][1], shapes[i][2], 3);
+        printf("bench: sgemm_%dx%dx%d %.1f GFLOP/s\n", shapes[i][0], shapes[i][1], shapes[i][2], g);
+        peak = g > peak ? g : peak;
+    }
+    printf("bench: sgemm_peak %.1f GFLOP/s\n", peak);
+
+    cs_model *m = NULL;
+    cs_err err = {0};
+    uint64_t t0 = cs_time_mono_ns();
+    if (cs_model_load(&m, dir, threads, &err) != CS_OK) {
+        fprintf(stderr, "prefill_bench: %s\n", err.msg);
+        return 1;
+    }
+    printf("bench: load %.2f s\n", (double)(cs_time_mono_ns() - t0) / 1e9);
+    int32_t *ids = malloc(seq * sizeof(int32_t));
+    cs_rng rng;
+    cs_rng_seed(&rng, 1);
+    for (size_t i = 0; i < seq; i++) {
+        ids[i] = (int32_t)cs_rng_below(&rng, VOCAB);
+    }
+    float *logits = malloc(seq * (size_t)VOCAB * sizeof(float));
+    double best = 1e30;
+    for (int r = 0; r <= reps; r++) {
+        t0 = cs_time_mono_ns();
+        if (cs_model_forward(m, ids, 1, seq, NULL, NULL, NULL, logits, &err) != CS_OK) {
+            fprintf(stderr, "prefill_bench: %s\n", err.msg);
+            return 1;
+        }
+        double s = (double)(cs_time_mono_ns() - t0) / 1e9;
+        printf("bench: prefill_run%d %.3f s%s\n", r, s, r == 0 ? " (warm-up)" : "");
+        if (r > 0 && s < best) {
+            best = s;
+        }
+    }
+    /* FLOPs of the linear layers and lm_head (2*params*seq) plus attention (QK^T and PV, causal
+     * rows computed in full as the engine does). */
+    double lin = 0;
+    for (size_t l = 0; l < LAYERS; l++) {
+        for (int k = 0; k < CS_LIN_COUNT; k++) {
+            lin += (double)m->layers[l].lin[k].out * (double)m->layers[l].lin[k].in;
+        }
+    }
+    lin += (double)VOCAB * HID;
+    double flops = 2.0 * lin * (double)seq + 4.0 * LAYERS * HEADS * (double)seq * seq * HD;
+    double gf = flops / best / 1e9;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss = (double)ru.ru_maxrss * 1024.0;
+    double wbytes = (double)cs_model_weight_bytes(m);
+    printf("bench: prefill_seq %zu\n", seq);
+    printf("bench: prefill_best %.3f s\n", best);
+    printf("bench: prefill_tokens_per_s %.1f tok/s\n", (double)seq / best);
+    printf("bench: prefill_gflops %.1f GFLOP/s\n", gf);
+    printf("bench: fraction_of_sgemm_peak %.3f\n", gf / peak);
+    printf("bench: f32_weight_bytes %.0f (%.2f GB)\n", wbytes, wbytes / 1e9);
+    printf("bench: peak_rss %.0f (%.2f GB)\n", rss, rss / 1e9);
+    printf("bench: peak_rss_over_weights %.3f\n", rss / wbytes);
+    free(ids);
+    free(logits);
+    cs_model_free(m);
+    if (!keep) {
+        snprintf(p, sizeof(p), "%s/model.safetensors", dir);
+        unlink(p);
+        snprintf(p, sizeof(p), "%s/config.json", dir);
+        unlink(p);
+        rmdir(dir);
+    }
+    return 0;
+}

@@ -1,0 +1,132 @@
+/* engine_kernels_test.c - the threaded kernels equal naive double-precision versions, and give the
+ * same result with 1, 2 and 7 threads. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cs_kernels.h"
+#include "cs_test.h"
+
+static void fill(float *x, size_t n, uint64_t seed)
+{
+    cs_rng r;
+    cs_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) {
+        x[i] = (float)(cs_rng_uniform(&r) * 4.0 - 2.0);
+    }
+}
+
+static void test_rmsnorm_softmax_silu(void **state)
+{
+    (void)state;
+    enum { R = 37, D = 96 };
+    float x[R * D], w[D], y[R * D], y1[R * D], want[R * D];
+    fill(x, R * D, 1);
+    fill(w, D, 2);
+    for (size_t r = 0; r < R; r++) {
+        double ss = 0;
+        for (size_t i = 0; i < D; i++) {
+            ss += (double)x[r * D + i] * x[r * D + i];
+        }
+        for (size_t i = 0; i < D; i++) {
+            want[r * D + i] = (float)(w[i] * x[r * D + i] / sqrt(ss / D + 1e-5));
+        }
+    }
+    cs_rmsnorm(1, y1, x, w, R, D, 1e-5f);
+    cs_assert_close(y1, want, R * D, 1e-6, 1e-5);
+    for (int t = 2; t <= 7; t += 5) {
+        cs_rmsnorm(t, y, x, w, R, D, 1e-5f);
+        cs_assert_close(y, y1, R * D, 0, 0);
+    }
+    /* softmax with masked entries */
+    memcpy(y, x, sizeof(x));
+    for (size_t r = 0; r < R; r++) {
+        y[r * D + (r % D)] = -INFINITY;
+    }
+    memcpy(y1, y, sizeof(y));
+    cs_softmax_rows(3, y, R, D, D);
+    for (size_t r = 0; r < R; r++) {
+        double mx = -INFINITY, s = 0;
+        for (size_t i = 0; i < D; i++) {
+            mx = y1[r * D + i] > mx ? y1[r * D + i] : mx;
+        }
+        for (size_t i = 0; i < D; i++) {
+            s += exp(y1[r * D + i] - mx);
+        }
+        for (size_t i = 0; i < D; i++) {
+            want[r * D + i] = (float)(exp(y1[r * D + i] - mx) / s);
+        }
+        assert_true(y[r * D + (r % D)] == 0.0f);
+    }
+    cs_assert_close(y, want, R * D, 1e-7, 1e-5);
+    /* silu(g) * u */
+    float g[R * D], u[R * D];
+    fill(g, R * D, 3);
+    fill(u, R * D, 4);
+    for (size_t i = 0; i < R * D; i++) {
+        want[i] = (float)(g[i] / (1.0 + exp(-(double)g[i])) * u[i]);
+    }
+    cs_silu_mul(2, g, u, R * D);
+    cs_assert_close(g, want, R * D, 1e-6, 1e-5);
+}
+
+static void test_rope(void **state)
+{
+    (void)state;
+    enum { R = 5, NH = 3, HD = 8 };
+    float x[R * NH * HD], want[R * NH * HD], inv[HD / 2];
+    int32_t pos[R] = {0, 1, 7, 100, 511};
+    fill(x, R * NH * HD, 5);
+    for (size_t i = 0; i < HD / 2; i++) {
+        inv[i] = (float)pow(10000.0, -(double)(2 * i) / HD);
+    }
+    for (size_t r = 0; r < R; r++) {
+        for (size_t h = 0; h < NH; h++) {
+            const float *v = x + r * NH * HD + h * HD;
+            float *o = want + r * NH * HD + h * HD;
+            for (size_t i = 0; i < HD / 2; i++) {
+                double a = (double)pos[r] * inv[i];
+                o[i] = (float)(v[i] * cos(a) - v[i + HD / 2] * sin(a));
+                o[i + HD / 2] = (float)(v[i + HD / 2] * cos(a) + v[i] * sin(a));
+            }
+        }
+    }
+    cs_rope(2, x, R, NH * HD, NH, HD, pos, inv);
+    cs_assert_close(x, want, R * NH * HD, 2e-4, 1e-4);
+}
+
+typedef struct cover {
+    int hits[1000];
+} cover;
+
+static void mark(void *ctx, size_t b, size_t e)
+{
+    cover *c = ctx;
+    for (size_t i = b; i < e; i++) {
+        c->hits[i]++;
+    }
+}
+
+static void test_par_for_covers_once(void **state)
+{
+    (void)state;
+    const int threads[] = {0, 1, 2, 3, 16, 300};
+    for (size_t k = 0; k < sizeof(threads) / sizeof(threads[0]); k++) {
+        cover c;
+        memset(&c, 0, sizeof(c));
+        cs_par_for(threads[k], 1000, 7, mark, &c);
+        for (int i = 0; i < 1000; i++) {
+            assert_int_equal(c.hits[i], 1);
+        }
+    }
+    cs_par_for(4, 0, 1, mark, NULL); /* empty range: fn not called */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_rmsnorm_softmax_silu),
+            cmocka_unit_test(test_rope),
+            cmocka_unit_test(test_par_for_covers_once),
+    };
+    return cmocka_run_group_tests_name("engine_kernels", tests, NULL, NULL);
+}

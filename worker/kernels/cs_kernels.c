@@ -1,0 +1,222 @@
+/* cs_kernels.c - see cs_kernels.h. */
+#include "cs_kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include <pthread.h>
+
+#define CS_MAX_THREADS 256
+
+typedef struct par_job {
+    cs_range_fn fn;
+    void *ctx;
+    size_t begin, end;
+} par_job;
+
+static void *par_main(void *arg)
+{
+    par_job *j = arg;
+    j->fn(j->ctx, j->begin, j->end);
+    return NULL;
+}
+
+void cs_par_for(int n_threads, size_t n, size_t min_chunk, cs_range_fn fn, void *ctx)
+{
+    if (n == 0) {
+        return;
+    }
+    if (min_chunk == 0) {
+        min_chunk = 1;
+    }
+    size_t nt = n_threads < 1 ? 1 : (size_t)n_threads;
+    if (nt > CS_MAX_THREADS) {
+        nt = CS_MAX_THREADS;
+    }
+    if (nt > (n + min_chunk - 1) / min_chunk) {
+        nt = (n + min_chunk - 1) / min_chunk;
+    }
+    if (nt <= 1) {
+        fn(ctx, 0, n);
+        return;
+    }
+    par_job jobs[CS_MAX_THREADS];
+    pthread_t tids[CS_MAX_THREADS];
+    int started[CS_MAX_THREADS] = {0};
+    for (size_t i = 0; i < nt; i++) {
+        jobs[i].fn = fn;
+        jobs[i].ctx = ctx;
+        jobs[i].begin = n * i / nt;
+        jobs[i].end = n * (i + 1) / nt;
+    }
+    for (size_t i = 1; i < nt; i++) {
+        started[i] = pthread_create(&tids[i], NULL, par_main, &jobs[i]) == 0;
+        if (!started[i]) {
+            par_main(&jobs[i]); /* no thread: run inline, the result is the same */
+        }
+    }
+    par_main(&jobs[0]);
+    for (size_t i = 1; i < nt; i++) {
+        if (started[i]) {
+            pthread_join(tids[i], NULL);
+        }
+    }
+}
+
+typedef struct rms_ctx {
+    float *y;
+    const float *x, *w;
+    size_t dim;
+    float eps;
+} rms_ctx;
+
+static void rms_range(void *c, size_t b, size_t e)
+{
+    const rms_ctx *k = c;
+    for (size_t r = b; r < e; r++) {
+        const float *x = k->x + r * k->dim;
+        float *y = k->y + r * k->dim;
+        double ss = 0.0;
+        for (size_t i = 0; i < k->dim; i++) {
+            ss += (double)x[i] * (double)x[i];
+        }
+        float inv = (float)(1.0 / sqrt(ss / (double)k->dim + (double)k->eps));
+        for (size_t i = 0; i < k->dim; i++) {
+            y[i] = k->w[i] * (x[i] * inv);
+        }
+    }
+}
+
+void cs_rmsnorm(int n_threads, float *y, const float *x, const float *w, size_t rows, size_t dim,
+                float eps)
+{
+    rms_ctx c = {y, x, w, dim, eps};
+    cs_par_for(n_threads, rows, 16, rms_range, &c);
+}
+
+typedef struct rope_ctx {
+    float *x;
+    size_t ld, n_heads, head_dim;
+    const int32_t *pos;
+    const float *inv_freq;
+} rope_ctx;
+
+static void rope_range(void *c, size_t b, size_t e)
+{
+    const rope_ctx *k = c;
+    size_t half = k->head_dim / 2;
+    float cs[1024], sn[1024];
+    for (size_t r = b; r < e; r++) {
+        float p = (float)k->pos[r];
+        float *row = k->x + r * k->ld;
+        for (size_t i0 = 0; i0 < half; i0 += 1024) {
+            size_t i1 = i0 + 1024 < half ? i0 + 1024 : half;
+            for (size_t i = i0; i < i1; i++) {
+                float a = p * k->inv_freq[i];
+                cs[i - i0] = cosf(a);
+                sn[i - i0] = sinf(a);
+            }
+            for (size_t h = 0; h < k->n_heads; h++) {
+                float *v = row + h * k->head_dim;
+                for (size_t i = i0; i < i1; i++) {
+                    float x1 = v[i], x2 = v[i + half];
+                    v[i] = x1 * cs[i - i0] - x2 * sn[i - i0];
+                    v[i + half] = x2 * cs[i - i0] + x1 * sn[i - i0];
+                }
+            }
+        }
+    }
+}
+
+void cs_rope(int n_threads, float *x, size_t rows, size_t ld, size_t n_heads, size_t head_dim,
+             const int32_t *pos, const float *inv_freq)
+{
+    rope_ctx c = {x, ld, n_heads, head_dim, pos, inv_freq};
+    cs_par_for(n_threads, rows, 8, rope_range, &c);
+}
+
+typedef struct sm_ctx {
+    float *x;
+    size_t n, ld;
+} sm_ctx;
+
+static void sm_range(void *c, size_t b, size_t e)
+{
+    const sm_ctx *k = c;
+    for (size_t r = b; r < e; r++) {
+        float *x = k->x + r * k->ld;
+        float m = -INFINITY;
+        for (size_t i = 0; i < k->n; i++) {
+            m = x[i] > m ? x[i] : m;
+        }
+        if (m == -INFINITY) {
+            for (size_t i = 0; i < k->n; i++) {
+                x[i] = 0.0f;
+            }
+            continue;
+        }
+        double s = 0.0;
+        for (size_t i = 0; i < k->n; i++) {
+            float v = expf(x[i] - m);
+            x[i] = v;
+            s += v;
+        }
+        float inv = (float)(1.0 / s);
+        for (size_t i = 0; i < k->n; i++) {
+            x[i] *= inv;
+        }
+    }
+}
+
+void cs_softmax_rows(int n_threads, float *x, size_t rows, size_t n, size_t ld)
+{
+    sm_ctx c = {x, n, ld};
+    cs_par_for(n_threads, rows, 8, sm_range, &c);
+}
+
+typedef struct ew_ctx {
+    float *g;
+    const float *u;
+} ew_ctx;
+
+static void silu_range(void *c, size_t b, size_t e)
+{
+    const ew_ctx *k = c;
+    for (size_t i = b; i < e; i++) {
+        float g = k->g[i];
+        k->g[i] = g / (1.0f + expf(-g)) * k->u[i];
+    }
+}
+
+void cs_silu_mul(int n_threads, float *g, const float *u, size_t n)
+{
+    ew_ctx c = {g, u};
+    cs_par_for(n_threads, n, 16384, silu_range, &c);
+}
+
+static void add_range(void *c, size_t b, size_t e)
+{
+    const ew_ctx *k = c;
+    for (size_t i = b; i < e; i++) {
+        k->g[i] += k->u[i];
+    }
+}
+
+void cs_add(int n_threads, float *y, const float *x, size_t n)
+{
+    ew_ctx c = {y, x};
+    cs_par_for(n_threads, n, 65536, add_range, &c);
+}
+
+double cs_log_softmax_at(const float *x, size_t n, size_t col)
+{
+    float m = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        m = x[i] > m ? x[i] : m;
+    }
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        s += exp((double)x[i] - (double)m);
+    }
+    return (double)x[col] - (double)m - log(s);
+}

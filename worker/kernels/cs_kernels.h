@@ -1,0 +1,40 @@
+/* cs_kernels.h - the engine's non-BLAS kernels (f32), multi-threaded through cs_par_for.
+ *
+ * cs_par_for splits [0, n) into n_threads contiguous chunks and runs fn on each in its own
+ * thread (the calling thread takes the first chunk). Threads are created per call: the kernels
+ * here are called a few times per layer, so the cost (tens of microseconds) is small next to the
+ * matrix products. */
+#ifndef CS_WORKER_KERNELS_CS_KERNELS_H
+#define CS_WORKER_KERNELS_CS_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef void (*cs_range_fn)(void *ctx, size_t begin, size_t end);
+
+/* Runs fn over [0, n) on up to n_threads threads (1 or fewer = inline). Chunks smaller than
+ * min_chunk are not split further. */
+void cs_par_for(int n_threads, size_t n, size_t min_chunk, cs_range_fn fn, void *ctx);
+
+/* y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w, for rows r in [0, rows); y may equal x. */
+void cs_rmsnorm(int n_threads, float *y, const float *x, const float *w, size_t rows, size_t dim,
+                float eps);
+
+/* Rotary embedding, Hugging Face rotate-half layout, in place on x[rows][n_heads * head_dim]
+ * (row stride ld floats); row r has position pos[r]. inv_freq[head_dim/2]. */
+void cs_rope(int n_threads, float *x, size_t rows, size_t ld, size_t n_heads, size_t head_dim,
+             const int32_t *pos, const float *inv_freq);
+
+/* In place softmax of each row x[r][0..n); entries equal to -INFINITY get probability 0. */
+void cs_softmax_rows(int n_threads, float *x, size_t rows, size_t n, size_t ld);
+
+/* g[i] = silu(g[i]) * u[i] for i in [0, n). */
+void cs_silu_mul(int n_threads, float *g, const float *u, size_t n);
+
+/* y[i] += x[i]. */
+void cs_add(int n_threads, float *y, const float *x, size_t n);
+
+/* Row-wise log-softmax value of column col: returns log p(col) for x[0..n). */
+double cs_log_softmax_at(const float *x, size_t n, size_t col);
+
+#endif
