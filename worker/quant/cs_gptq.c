@@ -1,0 +1,329 @@
+/* cs_gptq.c - GPTQ fasterquant in C: LAPACK for the inverse Hessian factor, BLAS for the lazy
+ * batch update, and a column sweep that reproduces the reference's fp32 arithmetic. */
+#include "cs_gptq.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <lapacke.h>
+
+#include "cs_alloc.h"
+#include "cs_log.h"
+
+void cs_gptq_params_default(cs_gptq_params *p)
+{
+    *p = (cs_gptq_params){
+            .q = {.family = CS_QF_GPTQ, .bits = 4, .sym = false},
+            .group_size = -1,
+            .percdamp = 0.01,
+            .blocksize = 128,
+            .act_order = false,
+            .static_groups = false,
+            .damp_step = 0.01,
+            .damp_max = 0.2,
+    };
+}
+
+cs_rc cs_gptq_params_check(const cs_gptq_params *p, size_t cols, cs_err *err)
+{
+    cs_rc rc = cs_qspec_check(&p->q, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    if (p->group_size != -1 && (p->group_size < 1 || (size_t)p->group_size > cols)) {
+        return cs_err_set(err, CS_EINVAL, 0, "gptq.group_size: expected -1 or 1..%zu, got %ld",
+                          cols, p->group_size);
+    }
+    if (!(p->percdamp > 0.0) || !(p->percdamp <= 1.0)) {
+        return cs_err_set(err, CS_EINVAL, 0, "gptq.percdamp: expected (0, 1], got %g", p->percdamp);
+    }
+    if (p->blocksize < 1) {
+        return cs_err_set(err, CS_EINVAL, 0, "gptq.blocksize: must be >= 1");
+    }
+    if (p->static_groups && p->group_size == -1) {
+        return cs_err_set(err, CS_EINVAL, 0, "gptq.static_groups: needs a group_size");
+    }
+    if (!(p->damp_step >= 0.0) || !(p->damp_max >= 0.0)) {
+        return cs_err_set(err, CS_EINVAL, 0, "gptq.damp_step/damp_max: must be >= 0");
+    }
+    return CS_OK;
+}
+
+/* One factorization attempt: a = hd + damp I; a <- upper chol(inverse(a)). 0 on success. */
+static int hinv_try(double *a, const double *hd, size_t c, double damp)
+{
+    memcpy(a, hd, c * c * sizeof(double));
+    for (size_t j = 0; j < c; j++) {
+        a[j * c + j] += damp;
+    }
+    const lapack_int n = (lapack_int)c;
+    lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', n, a, n);
+    if (info != 0) {
+        return 1;
+    }
+    info = LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'L', n, a, n);
+    if (info != 0) {
+        return 1;
+    }
+    for (size_t i = 0; i < c; i++) { /* mirror the lower triangle up */
+        for (size_t j = i + 1; j < c; j++) {
+            a[i * c + j] = a[j * c + i];
+        }
+    }
+    info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', n, a, n);
+    if (info != 0) {
+        return 1;
+    }
+    for (size_t i = 0; i < c * c; i++) {
+        if (!isfinite(a[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+cs_rc cs_gptq_hinv(float *u, const double *hd, size_t cols, double percdamp, double damp_step,
+                   double damp_max, cs_gptq_result *res, cs_err *err)
+{
+    const size_t c = cols;
+    double *a = cs_alloc_array(c * c, sizeof(double));
+    if (!a) {
+        return cs_err_set(err, CS_ENOMEM, 0, "gptq: out of memory for a %zu x %zu inverse", c, c);
+    }
+    double mean = 0.0;
+    for (size_t j = 0; j < c; j++) {
+        mean += hd[j * c + j];
+    }
+    mean /= (double)c;
+    double pd = percdamp;
+    int retries = 0;
+    cs_rc rc = CS_OK;
+    for (;;) {
+        if (hinv_try(a, hd, c, pd * mean) == 0) {
+            break;
+        }
+        retries++;
+        if (damp_step <= 0.0 || pd + damp_step > damp_max + 1e-12) {
+            rc = cs_err_set(err, CS_ENUMERIC, 0,
+                            "gptq: H not positive definite even with percdamp %g (%d tries)", pd,
+                            retries);
+            break;
+        }
+        pd += damp_step;
+    }
+    if (res) {
+        res->percdamp = pd;
+        res->damp = pd * mean;
+        res->retries = retries;
+    }
+    for (size_t i = 0; i < c; i++) {
+        for (size_t j = 0; j < c; j++) {
+            if (rc == CS_OK) {
+                u[i * c + j] = j >= i ? (float)a[i * c + j] : 0.0f;
+            } else {
+                u[i * c + j] = i == j ? 1.0f : 0.0f;
+            }
+        }
+    }
+    free(a);
+    return rc;
+}
+
+typedef struct diag_idx {
+    double d;
+    size_t i;
+} diag_idx;
+
+static int cmp_desc_stable(const void *pa, const void *pb)
+{
+    const diag_idx *a = pa, *b = pb;
+    if (a->d != b->d) {
+        return a->d > b->d ? -1 : 1;
+    }
+    return a->i < b->i ? -1 : (a->i > b->i);
+}
+
+cs_rc cs_gptq_quantize(float *w, size_t rows, size_t cols, const float *h, const cs_gptq_params *p,
+                       cs_gptq_result *res, cs_err *err)
+{
+    const size_t R = rows, C = cols;
+    cs_gptq_result lres = {0};
+    float *wp = NULL, *u = NULL, *w1t = NULL, *et = NULL, *q1t = NULL;
+    double *hd = NULL;
+    size_t *perm = NULL;
+    diag_idx *di = NULL;
+    cs_qparam *rowp = NULL, *statp = NULL, *curp = NULL;
+    cs_rc rc = CS_OK;
+
+    if (!w || !h || R == 0 || C == 0) {
+        return cs_err_set(err, CS_EINVAL, 0, "gptq: empty layer (%zu x %zu)", R, C);
+    }
+    rc = cs_gptq_params_check(p, C, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    for (size_t i = 0; i < C * C; i++) {
+        if (!isfinite(h[i])) {
+            return cs_err_set(err, CS_EINVAL, 0, "gptq: H[%zu][%zu] is not finite", i / C, i % C);
+        }
+    }
+    const size_t bs = p->blocksize < C ? p->blocksize : C;
+    const size_t gs = p->group_size > 0 ? (size_t)p->group_size : 0;
+    const size_t ngroups = gs ? (C + gs - 1) / gs : 0;
+    wp = cs_alloc_array(R * C, sizeof(float));
+    u = cs_alloc_array(C * C, sizeof(float));
+    hd = cs_alloc_array(C * C, sizeof(double));
+    w1t = cs_alloc_array(bs * R, sizeof(float));
+    et = cs_alloc_array(bs * R, sizeof(float));
+    q1t = cs_alloc_array(bs * R, sizeof(float));
+    perm = cs_alloc_array(C, sizeof(size_t));
+    di = cs_alloc_array(C, sizeof(diag_idx));
+    rowp = cs_alloc_array(R, sizeof(cs_qparam));
+    statp = gs && p->static_groups ? cs_alloc_array(ngroups * R, sizeof(cs_qparam)) : NULL;
+    if (!wp || !u || !hd || !w1t || !et || !q1t || !perm || !di || !rowp ||
+        (gs && p->static_groups && !statp)) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "gptq: out of memory for a %zu x %zu layer", R, C);
+        goto out;
+    }
+
+    /* Per-row parameters from W before dead-column zeroing (quant.py find_params(W)). */
+    if (!gs) {
+        for (size_t r = 0; r < R; r++) {
+            cs_qparam_find(&rowp[r], &p->q, w + r * C, C);
+        }
+    }
+    memcpy(wp, w, R * C * sizeof(float));
+    for (size_t j = 0; j < C; j++) {
+        if (h[j * C + j] == 0.0f) {
+            lres.n_dead++;
+            for (size_t r = 0; r < R; r++) {
+                wp[r * C + j] = 0.0f;
+            }
+        }
+    }
+    if (statp) { /* pre-GPTQ weights, original contiguous groups */
+        for (size_t g = 0; g < ngroups; g++) {
+            const size_t c0 = g * gs, n = C - c0 < gs ? C - c0 : gs;
+            for (size_t r = 0; r < R; r++) {
+                cs_qparam_find(&statp[g * R + r], &p->q, wp + r * C + c0, n);
+            }
+        }
+    }
+    for (size_t j = 0; j < C; j++) {
+        const float d = h[j * C + j];
+        di[j] = (diag_idx){.d = d == 0.0f ? 1.0 : (double)d, .i = j};
+    }
+    if (p->act_order) {
+        qsort(di, C, sizeof(*di), cmp_desc_stable);
+    }
+    for (size_t j = 0; j < C; j++) {
+        perm[j] = di[j].i;
+    }
+    /* Permuted double H (dead diagonal = 1) and permuted W. */
+    for (size_t i = 0; i < C; i++) {
+        for (size_t j = 0; j < C; j++) {
+            hd[i * C + j] = (double)h[perm[i] * C + perm[j]];
+        }
+        if (hd[i * C + i] == 0.0) {
+            hd[i * C + i] = 1.0;
+        }
+    }
+    if (p->act_order) {
+        for (size_t r = 0; r < R; r++) {
+            float *row = wp + r * C;
+            for (size_t j = 0; j < C; j++) {
+                w[r * C + j] = row[perm[j]]; /* w is free until the end: use it as scratch */
+            }
+        }
+        memcpy(wp, w, R * C * sizeof(float));
+    }
+
+    rc = cs_gptq_hinv(u, hd, C, p->percdamp, p->damp_step, p->damp_max, &lres, err);
+    if (rc == CS_ENUMERIC) {
+        lres.rtn_fallback = true;
+        cs_log(CS_LOG_WARN, "gptq: %s; this %zu x %zu layer falls back to RTN",
+               err ? err->msg : "H not positive definite", R, C);
+        rc = CS_OK;
+        if (err) {
+            memset(err, 0, sizeof(*err));
+        }
+    } else if (rc != CS_OK) {
+        goto out;
+    }
+
+    double loss = 0.0;
+    curp = rowp;
+    for (size_t i1 = 0; i1 < C; i1 += bs) {
+        const size_t i2 = i1 + bs < C ? i1 + bs : C, nb = i2 - i1;
+        for (size_t r = 0; r < R; r++) {
+            for (size_t k = 0; k < nb; k++) {
+                w1t[k * R + r] = wp[r * C + i1 + k];
+            }
+        }
+        for (size_t i = 0; i < nb; i++) {
+            const size_t c = i1 + i;
+            if (gs) {
+                if (statp) {
+                    curp = statp + ((p->act_order ? perm[c] : c) / gs) * R;
+                } else if (c % gs == 0) {
+                    const size_t n = C - c < gs ? C - c : gs;
+                    for (size_t r = 0; r < R; r++) {
+                        cs_qparam_find(&rowp[r], &p->q, wp + r * C + c, n);
+                    }
+                    curp = rowp;
+                }
+            }
+            const float d = u[c * C + c];
+            float *wcol = w1t + i * R, *ecol = et + i * R, *qcol = q1t + i * R;
+            for (size_t r = 0; r < R; r++) {
+                const float wv = wcol[r];
+                const float qv = cs_qparam_apply(&curp[r], wv);
+                const float diff = wv - qv;
+                qcol[r] = qv;
+                loss += (double)((diff * diff) / (d * d));
+                ecol[r] = diff / d;
+            }
+            const float *urow = u + c * C + i1;
+            for (size_t k = i + 1; k < nb; k++) {
+                const float uk = urow[k];
+                float *dst = w1t + k * R;
+                for (size_t r = 0; r < R; r++) {
+                    dst[r] -= ecol[r] * uk;
+                }
+            }
+        }
+        for (size_t r = 0; r < R; r++) {
+            for (size_t k = 0; k < nb; k++) {
+                wp[r * C + i1 + k] = q1t[k * R + r];
+            }
+        }
+        if (i2 < C) {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)R, (int)(C - i2), (int)nb,
+                        -1.0f, et, (int)R, u + i1 * C + i2, (int)C, 1.0f, wp + i2, (int)C);
+        }
+    }
+    lres.loss = loss / 2.0;
+    for (size_t r = 0; r < R; r++) {
+        for (size_t j = 0; j < C; j++) {
+            w[r * C + perm[j]] = wp[r * C + j];
+        }
+    }
+
+out:
+    if (res) {
+        *res = lres;
+    }
+    free(wp);
+    free(u);
+    free(hd);
+    free(w1t);
+    free(et);
+    free(q1t);
+    free(perm);
+    free(di);
+    free(rowp);
+    free(statp);
+    return rc;
+}
