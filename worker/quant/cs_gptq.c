@@ -243,7 +243,7 @@ cs_rc cs_gptq_quantize(float *w, size_t rows, size_t cols, const float *h, const
     rc = cs_gptq_hinv(u, hd, C, p->percdamp, p->damp_step, p->damp_max, &lres, err);
     if (rc == CS_ENUMERIC) {
         lres.rtn_fallback = true;
-        cs_log(CS_LOG_WARN, "gptq: %s; this %zu x %zu layer falls back to RTN",
+        cs_log(CS_LOG_WARN, "%s; this %zu x %zu layer falls back to RTN",
                err ? err->msg : "H not positive definite", R, C);
         rc = CS_OK;
         if (err) {
