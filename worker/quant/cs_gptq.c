@@ -12,6 +12,8 @@
 #include "cs_alloc.h"
 #include "cs_log.h"
 
+#define ROW_TILE 128 /* rows per tile of the in-block sweep */
+
 void cs_gptq_params_default(cs_gptq_params *p)
 {
     *p = (cs_gptq_params){
@@ -51,7 +53,12 @@ cs_rc cs_gptq_params_check(const cs_gptq_params *p, size_t cols, cs_err *err)
     return CS_OK;
 }
 
-/* One factorization attempt: a = hd + damp I; a <- upper chol(inverse(a)). 0 on success. */
+/* One factorization attempt: a = hd + damp I; then the reference's three LAPACK calls, in the
+ * same column-major form torch issues them (cholesky 'L', cholesky_inverse = potri 'L', cholesky
+ * upper = potrf 'U'). H and H^-1 are symmetric, so the row-major buffer is already their
+ * column-major copy and no transposition is needed; that also makes U bit-identical to torch's.
+ * On success the column-major upper factor is left in a (row-major view: its lower triangle holds
+ * U transposed). 0 on success. */
 static int hinv_try(double *a, const double *hd, size_t c, double damp)
 {
     memcpy(a, hd, c * c * sizeof(double));
@@ -59,29 +66,28 @@ static int hinv_try(double *a, const double *hd, size_t c, double damp)
         a[j * c + j] += damp;
     }
     const lapack_int n = (lapack_int)c;
-    lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', n, a, n);
+    lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', n, a, n);
     if (info != 0) {
         return 1;
     }
-    info = LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'L', n, a, n);
+    info = LAPACKE_dpotri(LAPACK_COL_MAJOR, 'L', n, a, n);
     if (info != 0) {
         return 1;
     }
-    for (size_t i = 0; i < c; i++) { /* mirror the lower triangle up */
-        for (size_t j = i + 1; j < c; j++) {
-            a[i * c + j] = a[j * c + i];
+    /* column-major lower = row-major upper is valid: mirror it to the row-major lower, blocked */
+    const size_t bk = 64;
+    for (size_t i0 = 0; i0 < c; i0 += bk) {
+        for (size_t j0 = i0; j0 < c; j0 += bk) {
+            const size_t i1 = i0 + bk < c ? i0 + bk : c, j1 = j0 + bk < c ? j0 + bk : c;
+            for (size_t i = i0; i < i1; i++) {
+                for (size_t j = j0 > i + 1 ? j0 : i + 1; j < j1; j++) {
+                    a[j * c + i] = a[i * c + j];
+                }
+            }
         }
     }
-    info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', n, a, n);
-    if (info != 0) {
-        return 1;
-    }
-    for (size_t i = 0; i < c * c; i++) {
-        if (!isfinite(a[i])) {
-            return 1;
-        }
-    }
-    return 0;
+    info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', n, a, n);
+    return info != 0;
 }
 
 cs_rc cs_gptq_hinv(float *u, const double *hd, size_t cols, double percdamp, double damp_step,
@@ -118,12 +124,19 @@ cs_rc cs_gptq_hinv(float *u, const double *hd, size_t cols, double percdamp, dou
         res->damp = pd * mean;
         res->retries = retries;
     }
-    for (size_t i = 0; i < c; i++) {
-        for (size_t j = 0; j < c; j++) {
-            if (rc == CS_OK) {
-                u[i * c + j] = j >= i ? (float)a[i * c + j] : 0.0f;
-            } else {
-                u[i * c + j] = i == j ? 1.0f : 0.0f;
+    /* u (row-major upper) = the column-major upper factor: u[i][j] = a[j * c + i], blocked */
+    const size_t bk = 64;
+    for (size_t i0 = 0; i0 < c; i0 += bk) {
+        for (size_t j0 = 0; j0 < c; j0 += bk) {
+            const size_t i1 = i0 + bk < c ? i0 + bk : c, j1 = j0 + bk < c ? j0 + bk : c;
+            for (size_t i = i0; i < i1; i++) {
+                for (size_t j = j0; j < j1; j++) {
+                    if (rc == CS_OK) {
+                        u[i * c + j] = j >= i ? (float)a[j * c + i] : 0.0f;
+                    } else {
+                        u[i * c + j] = i == j ? 1.0f : 0.0f;
+                    }
+                }
             }
         }
     }
@@ -253,50 +266,62 @@ cs_rc cs_gptq_quantize(float *w, size_t rows, size_t cols, const float *h, const
         goto out;
     }
 
+    /* The sweep runs over tiles of ROW_TILE rows: rows are independent inside a block (their
+     * parameters are per row), and a tile's block (ROW_TILE x blocksize floats) stays in cache
+     * during the blocksize rank-1 updates. Per element, the arithmetic is the reference's. */
     double loss = 0.0;
-    curp = rowp;
     for (size_t i1 = 0; i1 < C; i1 += bs) {
         const size_t i2 = i1 + bs < C ? i1 + bs : C, nb = i2 - i1;
-        for (size_t r = 0; r < R; r++) {
-            for (size_t k = 0; k < nb; k++) {
-                w1t[k * R + r] = wp[r * C + i1 + k];
+        for (size_t r0 = 0; r0 < R; r0 += ROW_TILE) {
+            const size_t rt = R - r0 < ROW_TILE ? R - r0 : ROW_TILE;
+            for (size_t rr = 0; rr < rt; rr++) {
+                const float *src = wp + (r0 + rr) * C + i1;
+                for (size_t k = 0; k < nb; k++) {
+                    w1t[k * rt + rr] = src[k];
+                }
             }
-        }
-        for (size_t i = 0; i < nb; i++) {
-            const size_t c = i1 + i;
-            if (gs) {
-                if (statp) {
-                    curp = statp + ((p->act_order ? perm[c] : c) / gs) * R;
-                } else if (c % gs == 0) {
-                    const size_t n = C - c < gs ? C - c : gs;
-                    for (size_t r = 0; r < R; r++) {
-                        cs_qparam_find(&rowp[r], &p->q, wp + r * C + c, n);
+            for (size_t i = 0; i < nb; i++) {
+                const size_t c = i1 + i;
+                if (gs) {
+                    if (statp) {
+                        curp = statp + ((p->act_order ? perm[c] : c) / gs) * R;
+                    } else {
+                        curp = rowp;
+                        if (c % gs == 0) {
+                            const size_t n = C - c < gs ? C - c : gs;
+                            for (size_t rr = 0; rr < rt; rr++) {
+                                cs_qparam_find(&rowp[r0 + rr], &p->q, wp + (r0 + rr) * C + c, n);
+                            }
+                        }
                     }
+                } else {
                     curp = rowp;
                 }
-            }
-            const float d = u[c * C + c];
-            float *wcol = w1t + i * R, *ecol = et + i * R, *qcol = q1t + i * R;
-            for (size_t r = 0; r < R; r++) {
-                const float wv = wcol[r];
-                const float qv = cs_qparam_apply(&curp[r], wv);
-                const float diff = wv - qv;
-                qcol[r] = qv;
-                loss += (double)((diff * diff) / (d * d));
-                ecol[r] = diff / d;
-            }
-            const float *urow = u + c * C + i1;
-            for (size_t k = i + 1; k < nb; k++) {
-                const float uk = urow[k];
-                float *dst = w1t + k * R;
-                for (size_t r = 0; r < R; r++) {
-                    dst[r] -= ecol[r] * uk;
+                const cs_qparam *cp = curp + r0;
+                const float d = u[c * C + c];
+                float *wcol = w1t + i * rt, *qcol = q1t + i * rt, *ecol = et + i * R + r0;
+                for (size_t rr = 0; rr < rt; rr++) {
+                    const float wv = wcol[rr];
+                    const float qv = cs_qparam_apply(&cp[rr], wv);
+                    const float diff = wv - qv;
+                    qcol[rr] = qv;
+                    loss += (double)((diff * diff) / (d * d));
+                    ecol[rr] = diff / d;
+                }
+                const float *urow = u + c * C + i1;
+                for (size_t k = i + 1; k < nb; k++) {
+                    const float uk = urow[k];
+                    float *dst = w1t + k * rt;
+                    for (size_t rr = 0; rr < rt; rr++) {
+                        dst[rr] -= ecol[rr] * uk;
+                    }
                 }
             }
-        }
-        for (size_t r = 0; r < R; r++) {
-            for (size_t k = 0; k < nb; k++) {
-                wp[r * C + i1 + k] = q1t[k * R + r];
+            for (size_t rr = 0; rr < rt; rr++) {
+                float *dst = wp + (r0 + rr) * C + i1;
+                for (size_t k = 0; k < nb; k++) {
+                    dst[k] = q1t[k * rt + rr];
+                }
             }
         }
         if (i2 < C) {
