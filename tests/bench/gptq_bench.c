@@ -85,6 +85,10 @@ int main(int argc, char **argv)
     printf("gptq_bench C: rows %zu cols %zu group %zu act_order %d threads %s: hinv %.2f s, "
            "total %.2f s (loss %.6g)\n",
            R, C, G, (int)ACT, thr ? thr : "(default)", t_hinv, t_all, res.loss);
+    printf("  inside the total: prep %.2f s, hinv %.2f s, sweep %.2f s, lazy updates %.2f s, "
+           "rest %.2f s\n",
+           res.t_prep, res.t_hinv, res.t_sweep, res.t_update,
+           t_all - res.t_prep - res.t_hinv - res.t_sweep - res.t_update);
     free(w);
     free(h);
     free(u);

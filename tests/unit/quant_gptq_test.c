@@ -282,6 +282,38 @@ static void test_perm_and_static_groups(void **state)
     free(h);
 }
 
+/* The threaded sweep (row tiles of 128 on several threads) gives the same bits as one thread. */
+static void test_threads_same_bits(void **state)
+{
+    (void)state;
+    enum { R = 300, C = 160, T = 400 };
+    float *x = correlated_x(T, C, 71);
+    float *h = hessian_of(x, T, C);
+    float *w = malloc(R * C * sizeof(float)), *q1 = malloc(R * C * sizeof(float));
+    float *qn = malloc(R * C * sizeof(float));
+    cs_fill_normal(w, R * C, 1.0f, 72);
+    cs_gptq_params p;
+    cs_gptq_params_default(&p);
+    p.group_size = 32;
+    p.act_order = true;
+    p.threads = 1;
+    memcpy(q1, w, R * C * sizeof(float));
+    cs_gptq_result r1, rn;
+    assert_int_equal(cs_gptq_quantize(q1, R, C, h, &p, &r1, NULL), CS_OK);
+    for (size_t t = 2; t <= 4; t++) {
+        p.threads = t;
+        memcpy(qn, w, R * C * sizeof(float));
+        assert_int_equal(cs_gptq_quantize(qn, R, C, h, &p, &rn, NULL), CS_OK);
+        assert_memory_equal(q1, qn, R * C * sizeof(float));
+        assert_true(fabs(r1.loss - rn.loss) <= 1e-9 * r1.loss);
+    }
+    free(x);
+    free(h);
+    free(w);
+    free(q1);
+    free(qn);
+}
+
 /* Not positive definite: retries with more damping, then falls back to RTN. Bad input errors. */
 static void test_not_pd_and_errors(void **state)
 {
@@ -337,6 +369,7 @@ int main(void)
             cmocka_unit_test(test_loss_identity_and_dead_column),
             cmocka_unit_test(test_beats_rtn),
             cmocka_unit_test(test_perm_and_static_groups),
+            cmocka_unit_test(test_threads_same_bits),
             cmocka_unit_test(test_not_pd_and_errors),
     };
     return CS_RUN_TESTS(tests);

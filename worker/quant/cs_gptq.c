@@ -8,11 +8,14 @@
 
 #include <cblas.h>
 #include <lapacke.h>
+#include <pthread.h>
 
 #include "cs_alloc.h"
 #include "cs_log.h"
+#include "cs_time.h"
 
-#define ROW_TILE 128 /* rows per tile of the in-block sweep */
+#define ROW_TILE    128 /* rows per tile of the in-block sweep */
+#define MAX_THREADS 16  /* threads of the in-block sweep */
 
 void cs_gptq_params_default(cs_gptq_params *p)
 {
@@ -158,6 +161,89 @@ static int cmp_desc_stable(const void *pa, const void *pb)
     return a->i < b->i ? -1 : (a->i > b->i);
 }
 
+/* The in-block sweep over rows [r_begin, r_end) of one block, in tiles of ROW_TILE rows: rows are
+ * independent inside a block (their parameters are per row), and a tile's block (ROW_TILE x
+ * blocksize floats) stays in cache during the rank-1 updates. Per element, the arithmetic is the
+ * reference's. Parts of one block touch disjoint rows, so they run on separate threads. */
+typedef struct sweep_ctx {
+    const cs_gptq_params *p;
+    size_t R, C, gs;
+    const float *u;
+    float *wp, *et;
+    const size_t *perm;
+    cs_qparam *rowp;
+    const cs_qparam *statp;
+} sweep_ctx;
+
+typedef struct sweep_part {
+    const sweep_ctx *x;
+    size_t i1, nb, r_begin, r_end;
+    float *w1t, *q1t; /* ROW_TILE x nb scratch each */
+    double loss;
+} sweep_part;
+
+static void sweep_rows(sweep_part *sp)
+{
+    const sweep_ctx *x = sp->x;
+    const size_t R = x->R, C = x->C, gs = x->gs, i1 = sp->i1, nb = sp->nb;
+    const float *u = x->u;
+    float *wp = x->wp, *w1t = sp->w1t, *q1t = sp->q1t;
+    double loss = 0.0;
+    for (size_t r0 = sp->r_begin; r0 < sp->r_end; r0 += ROW_TILE) {
+        const size_t rt = sp->r_end - r0 < ROW_TILE ? sp->r_end - r0 : ROW_TILE;
+        for (size_t rr = 0; rr < rt; rr++) {
+            const float *src = wp + (r0 + rr) * C + i1;
+            for (size_t k = 0; k < nb; k++) {
+                w1t[k * rt + rr] = src[k];
+            }
+        }
+        for (size_t i = 0; i < nb; i++) {
+            const size_t c = i1 + i;
+            const cs_qparam *curp = x->rowp;
+            if (gs && x->statp) {
+                curp = x->statp + ((x->p->act_order ? x->perm[c] : c) / gs) * R;
+            } else if (gs && c % gs == 0) {
+                const size_t n = C - c < gs ? C - c : gs;
+                for (size_t rr = 0; rr < rt; rr++) {
+                    cs_qparam_find(&x->rowp[r0 + rr], &x->p->q, wp + (r0 + rr) * C + c, n);
+                }
+            }
+            const cs_qparam *cp = curp + r0;
+            const float d = u[c * C + c];
+            float *wcol = w1t + i * rt, *qcol = q1t + i * rt, *ecol = x->et + i * R + r0;
+            for (size_t rr = 0; rr < rt; rr++) {
+                const float wv = wcol[rr];
+                const float qv = cs_qparam_apply(&cp[rr], wv);
+                const float diff = wv - qv;
+                qcol[rr] = qv;
+                loss += (double)((diff * diff) / (d * d));
+                ecol[rr] = diff / d;
+            }
+            const float *urow = u + c * C + i1;
+            for (size_t k = i + 1; k < nb; k++) {
+                const float uk = urow[k];
+                float *dst = w1t + k * rt;
+                for (size_t rr = 0; rr < rt; rr++) {
+                    dst[rr] -= ecol[rr] * uk;
+                }
+            }
+        }
+        for (size_t rr = 0; rr < rt; rr++) {
+            float *dst = wp + (r0 + rr) * C + i1;
+            for (size_t k = 0; k < nb; k++) {
+                dst[k] = q1t[k * rt + rr];
+            }
+        }
+    }
+    sp->loss = loss;
+}
+
+static void *sweep_thread(void *arg)
+{
+    sweep_rows(arg);
+    return NULL;
+}
+
 cs_rc cs_gptq_quantize(float *w, size_t rows, size_t cols, const float *h, const cs_gptq_params *p,
                        cs_gptq_result *res, cs_err *err)
 {
@@ -167,7 +253,7 @@ cs_rc cs_gptq_quantize(float *w, size_t rows, size_t cols, const float *h, const
     double *hd = NULL;
     size_t *perm = NULL;
     diag_idx *di = NULL;
-    cs_qparam *rowp = NULL, *statp = NULL, *curp = NULL;
+    cs_qparam *rowp = NULL, *statp = NULL;
     cs_rc rc = CS_OK;
 
     if (!w || !h || R == 0 || C == 0) {
@@ -182,15 +268,17 @@ cs_rc cs_gptq_quantize(float *w, size_t rows, size_t cols, const float *h, const
             return cs_err_set(err, CS_EINVAL, 0, "gptq: H[%zu][%zu] is not finite", i / C, i % C);
         }
     }
+    uint64_t t0 = cs_time_mono_ns(), t1;
     const size_t bs = p->blocksize < C ? p->blocksize : C;
     const size_t gs = p->group_size > 0 ? (size_t)p->group_size : 0;
     const size_t ngroups = gs ? (C + gs - 1) / gs : 0;
     wp = cs_alloc_array(R * C, sizeof(float));
     u = cs_alloc_array(C * C, sizeof(float));
     hd = cs_alloc_array(C * C, sizeof(double));
-    w1t = cs_alloc_array(bs * R, sizeof(float));
+    const size_t tile_rows = (R + ROW_TILE - 1) / ROW_TILE * ROW_TILE;
+    w1t = cs_alloc_array(bs * tile_rows, sizeof(float));
     et = cs_alloc_array(bs * R, sizeof(float));
-    q1t = cs_alloc_array(bs * R, sizeof(float));
+    q1t = cs_alloc_array(bs * tile_rows, sizeof(float));
     perm = cs_alloc_array(C, sizeof(size_t));
     di = cs_alloc_array(C, sizeof(diag_idx));
     rowp = cs_alloc_array(R, sizeof(cs_qparam));
@@ -253,7 +341,12 @@ cs_rc cs_gptq_quantize(float *w, size_t rows, size_t cols, const float *h, const
         memcpy(wp, w, R * C * sizeof(float));
     }
 
+    t1 = cs_time_mono_ns();
+    lres.t_prep = (double)(t1 - t0) / 1e9;
+    t0 = t1;
     rc = cs_gptq_hinv(u, hd, C, p->percdamp, p->damp_step, p->damp_max, &lres, err);
+    t1 = cs_time_mono_ns();
+    lres.t_hinv = (double)(t1 - t0) / 1e9;
     if (rc == CS_ENUMERIC) {
         lres.rtn_fallback = true;
         cs_log(CS_LOG_WARN, "%s; this %zu x %zu layer falls back to RTN",
@@ -266,68 +359,71 @@ cs_rc cs_gptq_quantize(float *w, size_t rows, size_t cols, const float *h, const
         goto out;
     }
 
-    /* The sweep runs over tiles of ROW_TILE rows: rows are independent inside a block (their
-     * parameters are per row), and a tile's block (ROW_TILE x blocksize floats) stays in cache
-     * during the blocksize rank-1 updates. Per element, the arithmetic is the reference's. */
+    const size_t ntiles = (R + ROW_TILE - 1) / ROW_TILE;
+    size_t threads = p->threads;
+    if (threads == 0) {
+        const int ob = openblas_get_num_threads();
+        threads = ob > 0 ? (size_t)ob : 1;
+    }
+    threads = threads > MAX_THREADS ? MAX_THREADS : threads;
+    sweep_ctx sx = {.p = p,
+                    .R = R,
+                    .C = C,
+                    .gs = gs,
+                    .u = u,
+                    .wp = wp,
+                    .et = et,
+                    .perm = perm,
+                    .rowp = rowp,
+                    .statp = statp};
+    sweep_part parts[MAX_THREADS];
+    pthread_t tids[MAX_THREADS];
     double loss = 0.0;
+    t0 = cs_time_mono_ns();
     for (size_t i1 = 0; i1 < C; i1 += bs) {
         const size_t i2 = i1 + bs < C ? i1 + bs : C, nb = i2 - i1;
-        for (size_t r0 = 0; r0 < R; r0 += ROW_TILE) {
-            const size_t rt = R - r0 < ROW_TILE ? R - r0 : ROW_TILE;
-            for (size_t rr = 0; rr < rt; rr++) {
-                const float *src = wp + (r0 + rr) * C + i1;
-                for (size_t k = 0; k < nb; k++) {
-                    w1t[k * rt + rr] = src[k];
-                }
-            }
-            for (size_t i = 0; i < nb; i++) {
-                const size_t c = i1 + i;
-                if (gs) {
-                    if (statp) {
-                        curp = statp + ((p->act_order ? perm[c] : c) / gs) * R;
-                    } else {
-                        curp = rowp;
-                        if (c % gs == 0) {
-                            const size_t n = C - c < gs ? C - c : gs;
-                            for (size_t rr = 0; rr < rt; rr++) {
-                                cs_qparam_find(&rowp[r0 + rr], &p->q, wp + (r0 + rr) * C + c, n);
-                            }
-                        }
-                    }
-                } else {
-                    curp = rowp;
-                }
-                const cs_qparam *cp = curp + r0;
-                const float d = u[c * C + c];
-                float *wcol = w1t + i * rt, *qcol = q1t + i * rt, *ecol = et + i * R + r0;
-                for (size_t rr = 0; rr < rt; rr++) {
-                    const float wv = wcol[rr];
-                    const float qv = cs_qparam_apply(&cp[rr], wv);
-                    const float diff = wv - qv;
-                    qcol[rr] = qv;
-                    loss += (double)((diff * diff) / (d * d));
-                    ecol[rr] = diff / d;
-                }
-                const float *urow = u + c * C + i1;
-                for (size_t k = i + 1; k < nb; k++) {
-                    const float uk = urow[k];
-                    float *dst = w1t + k * rt;
-                    for (size_t rr = 0; rr < rt; rr++) {
-                        dst[rr] -= ecol[rr] * uk;
-                    }
-                }
-            }
-            for (size_t rr = 0; rr < rt; rr++) {
-                float *dst = wp + (r0 + rr) * C + i1;
-                for (size_t k = 0; k < nb; k++) {
-                    dst[k] = q1t[k * rt + rr];
-                }
-            }
+        size_t nthr = 1;
+        if (threads > 1) {
+            nthr = threads < ntiles ? threads : ntiles;
         }
+        for (size_t k = 0; k < nthr; k++) {
+            const size_t t_lo = ntiles * k / nthr, t_hi = ntiles * (k + 1) / nthr;
+            parts[k] = (sweep_part){.x = &sx,
+                                    .i1 = i1,
+                                    .nb = nb,
+                                    .r_begin = t_lo * ROW_TILE,
+                                    .r_end = t_hi * ROW_TILE < R ? t_hi * ROW_TILE : R,
+                                    .w1t = w1t + k * ROW_TILE * bs,
+                                    .q1t = q1t + k * ROW_TILE * bs,
+                                    .loss = 0.0};
+        }
+        size_t started = 0;
+        for (size_t k = 1; k < nthr; k++) {
+            if (pthread_create(&tids[k], NULL, sweep_thread, &parts[k]) != 0) {
+                break;
+            }
+            started = k;
+        }
+        sweep_rows(&parts[0]);
+        for (size_t k = started + 1; k < nthr; k++) {
+            sweep_rows(&parts[k]); /* a thread that could not start: run it here */
+        }
+        for (size_t k = 1; k <= started; k++) {
+            pthread_join(tids[k], NULL);
+        }
+        for (size_t k = 0; k < nthr; k++) {
+            loss += parts[k].loss;
+        }
+        t1 = cs_time_mono_ns();
+        lres.t_sweep += (double)(t1 - t0) / 1e9;
+        t0 = t1;
         if (i2 < C) {
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)R, (int)(C - i2), (int)nb,
                         -1.0f, et, (int)R, u + i1 * C + i2, (int)C, 1.0f, wp + i2, (int)C);
         }
+        t1 = cs_time_mono_ns();
+        lres.t_update += (double)(t1 - t0) / 1e9;
+        t0 = t1;
     }
     lres.loss = loss / 2.0;
     for (size_t r = 0; r < R; r++) {

@@ -32,6 +32,7 @@ typedef struct cs_gptq_params {
     bool static_groups; /* false (llm-compressor actorder="static": true) */
     double damp_step;   /* 0.01: added to percdamp on each Cholesky failure */
     double damp_max;    /* 0.2: last percdamp tried before the RTN fallback */
+    size_t threads;     /* threads of the column sweep; 0 = as many as OpenBLAS uses */
 } cs_gptq_params;
 
 typedef struct cs_gptq_result {
@@ -41,6 +42,10 @@ typedef struct cs_gptq_result {
     size_t n_dead;     /* columns with H[j][j] == 0 */
     int retries;       /* Cholesky failures before success or fallback */
     bool rtn_fallback; /* true if the layer was quantized by RTN (U = I) */
+    double t_prep;     /* seconds: copies, dead columns, parameters, permutation */
+    double t_hinv;     /* seconds: damping, Cholesky, inverse, Cholesky (LAPACK, double) */
+    double t_sweep;    /* seconds: the in-block column sweep (quantize + rank-1 updates) */
+    double t_update;   /* seconds: the lazy batch updates (sgemm) */
 } cs_gptq_result;
 
 void cs_gptq_params_default(cs_gptq_params *p);
