@@ -5,7 +5,7 @@
  * to even (rintf under the default FE_TONEAREST), as torch.round, and x/scale is a division, so
  * results match the references bit for bit. Families:
  *   CS_QF_GPTQ  IST-DASLab quant.py: range forced to contain 0; sym: zero = (maxq+1)/2, levels
- *               0..maxq; an all-zero slice gets the range [-1, 1].
+ *               0..maxq; an all-zero slice uses the range [-1, 1].
  *   CS_QF_AWQ   pseudo_quantize_tensor: asym (zero_point, default): range min..max not forced to
  *               contain 0, scale = max(mx-mn, 1e-5)/maxq; sym: scale =
  * max(absmax,1e-5)/(2^(b-1)-1), levels -2^(b-1)..2^(b-1)-1. CS_QF_SQ    smoothquant fake_quant.py:
@@ -69,7 +69,7 @@ cs_rc cs_quant_rtn(float *w, size_t rows, size_t cols, const cs_qspec *q, size_t
  * else 4) and *group; CS_EINVAL for an unknown name. */
 cs_rc cs_quant_rtn_preset(const char *name, cs_qspec *q, size_t *group, cs_err *err);
 
-/* Dynamic per-token activation fake-quantization (W8A8's "A8"): each row of x (tokens x cols) gets
+/* Dynamic per-token activation fake-quantization (W8A8's "A8"): each row of x (tokens x cols) has
  * its own parameters from its own values, every call. Use CS_QF_SQ (smoothquant, /127) or
  * CS_QF_CT (llm-compressor, /127.5). CS_EINVAL for a bad spec. */
 cs_rc cs_quant_act_per_token(float *x, size_t tokens, size_t cols, const cs_qspec *q, cs_err *err);
