@@ -4,7 +4,8 @@
  * H is the AR(1) correlation rho^|i-j| scaled by per-column magnitudes d_i d_j (positive
  * definite, correlated, built in O(C^2) by the same formula in both programs); W ~ N(0, 0.02^2).
  * Times cs_gptq_hinv alone (damping, Cholesky, inverse, Cholesky in double) and the whole
- * cs_gptq_quantize (4-bit asym, group 128, blocksize 128, percdamp 0.01).
+ * cs_gptq_quantize (4-bit asym, group 128, blocksize 128, percdamp 0.01) with each way of
+ * computing U (CS_GPTQ_HINV_REF, CS_GPTQ_HINV_UL).
  * Usage: gptq_bench [ROWS [COLS [GROUP [ACT_ORDER]]]]. Threads: OPENBLAS_NUM_THREADS.
  */
 #include <math.h>
@@ -66,29 +67,40 @@ int main(int argc, char **argv)
     cs_gptq_result res = {0};
     cs_err err = {0};
     double t0 = now_s();
-    if (cs_gptq_hinv(u, hd, C, 0.01, 0.01, 0.2, &res, &err) != CS_OK) {
+    if (cs_gptq_hinv(u, hd, C, 0.01, 0.01, 0.2, CS_GPTQ_HINV_REF, &res, &err) != CS_OK) {
         fprintf(stderr, "gptq_bench: %s\n", err.msg);
         return 1;
     }
     const double t_hinv = now_s() - t0;
-    cs_gptq_params p;
-    cs_gptq_params_default(&p);
-    p.group_size = (long)G;
-    p.act_order = ACT != 0;
-    t0 = now_s();
-    if (cs_gptq_quantize(w, R, C, h, &p, &res, &err) != CS_OK) {
-        fprintf(stderr, "gptq_bench: %s\n", err.msg);
+    const char *thr = getenv("OPENBLAS_NUM_THREADS");
+    float *w0 = malloc(R * C * sizeof(float));
+    if (!w0) {
+        fprintf(stderr, "gptq_bench: out of memory\n");
         return 1;
     }
-    const double t_all = now_s() - t0;
-    const char *thr = getenv("OPENBLAS_NUM_THREADS");
-    printf("gptq_bench C: rows %zu cols %zu group %zu act_order %d threads %s: hinv %.2f s, "
-           "total %.2f s (loss %.6g)\n",
-           R, C, G, (int)ACT, thr ? thr : "(default)", t_hinv, t_all, res.loss);
-    printf("  inside the total: prep %.2f s, hinv %.2f s, sweep %.2f s, lazy updates %.2f s, "
-           "rest %.2f s\n",
-           res.t_prep, res.t_hinv, res.t_sweep, res.t_update,
-           t_all - res.t_prep - res.t_hinv - res.t_sweep - res.t_update);
+    memcpy(w0, w, R * C * sizeof(float));
+    for (int m = 0; m < 2; m++) {
+        cs_gptq_params p;
+        cs_gptq_params_default(&p);
+        p.group_size = (long)G;
+        p.act_order = ACT != 0;
+        p.hinv = m ? CS_GPTQ_HINV_UL : CS_GPTQ_HINV_REF;
+        memcpy(w, w0, R * C * sizeof(float));
+        t0 = now_s();
+        if (cs_gptq_quantize(w, R, C, h, &p, &res, &err) != CS_OK) {
+            fprintf(stderr, "gptq_bench: %s\n", err.msg);
+            return 1;
+        }
+        const double t_all = now_s() - t0;
+        printf("gptq_bench C hinv=%s: rows %zu cols %zu group %zu act_order %d threads %s: "
+               "total %.2f s (loss %.6g)\n",
+               m ? "ul" : "ref", R, C, G, (int)ACT, thr ? thr : "(default)", t_all, res.loss);
+        printf("  prep %.2f s, hinv %.2f s, sweep %.2f s, lazy updates %.2f s, rest %.2f s\n",
+               res.t_prep, res.t_hinv, res.t_sweep, res.t_update,
+               t_all - res.t_prep - res.t_hinv - res.t_sweep - res.t_update);
+    }
+    printf("gptq_bench C: cs_gptq_hinv (ref) alone %.2f s\n", t_hinv);
+    free(w0);
     free(w);
     free(h);
     free(u);

@@ -282,6 +282,47 @@ static void test_perm_and_static_groups(void **state)
     free(h);
 }
 
+/* Both routes to U agree to float rounding on a well-conditioned and an ill-conditioned H. */
+static void test_hinv_methods_agree(void **state)
+{
+    (void)state;
+    enum { C = 150, T = 600 };
+    float *x = correlated_x(T, C, 81);
+    float *h = hessian_of(x, T, C);
+    double *hd = malloc(C * C * sizeof(double));
+    float *u1 = malloc(C * C * sizeof(float)), *u2 = malloc(C * C * sizeof(float));
+    for (size_t i = 0; i < C * C; i++) {
+        hd[i] = h[i];
+    }
+    cs_gptq_result r1, r2;
+    assert_int_equal(cs_gptq_hinv(u1, hd, C, 0.01, 0.01, 0.2, CS_GPTQ_HINV_REF, &r1, NULL), CS_OK);
+    assert_int_equal(cs_gptq_hinv(u2, hd, C, 0.01, 0.01, 0.2, CS_GPTQ_HINV_UL, &r2, NULL), CS_OK);
+    float umax = 0.0f;
+    for (size_t i = 0; i < C * C; i++) {
+        umax = fmaxf(umax, fabsf(u1[i]));
+    }
+    cs_assert_close(u2, u1, C * C, 1e-6 * umax, 1e-5);
+    for (size_t i = 0; i < C; i++) { /* upper triangular with a positive diagonal */
+        assert_true(u2[i * C + i] > 0.0f);
+        for (size_t j = 0; j < i; j++) {
+            assert_true(u2[i * C + j] == 0.0f);
+        }
+    }
+    /* not positive definite: both fail the same way and leave U = I */
+    for (size_t i = 0; i < C * C; i++) {
+        hd[i] = i % (C + 1) == 0 ? -1.0 : 0.0;
+    }
+    assert_int_equal(cs_gptq_hinv(u2, hd, C, 0.01, 0.01, 0.05, CS_GPTQ_HINV_UL, &r2, NULL),
+                     CS_ENUMERIC);
+    assert_int_equal(r2.retries, 5);
+    assert_true(u2[0] == 1.0f && u2[1] == 0.0f && u2[C + 1] == 1.0f);
+    free(x);
+    free(h);
+    free(hd);
+    free(u1);
+    free(u2);
+}
+
 /* The threaded sweep (row tiles of 128 on several threads) gives the same bits as one thread. */
 static void test_threads_same_bits(void **state)
 {
@@ -369,6 +410,7 @@ int main(void)
             cmocka_unit_test(test_loss_identity_and_dead_column),
             cmocka_unit_test(test_beats_rtn),
             cmocka_unit_test(test_perm_and_static_groups),
+            cmocka_unit_test(test_hinv_methods_agree),
             cmocka_unit_test(test_threads_same_bits),
             cmocka_unit_test(test_not_pd_and_errors),
     };

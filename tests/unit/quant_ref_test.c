@@ -157,6 +157,18 @@ static void test_gptq_matches(void **state)
         assert_int_equal(res.n_dead, 1);
         total_diff += diff;
         n_cases++;
+        /* the UL route to U: equal up to float rounding, so at most rare ties differ */
+        p.hinv = CS_GPTQ_HINV_UL;
+        memcpy(q, r->w, R * C * sizeof(float));
+        assert_int_equal(cs_gptq_quantize(q, R, C, r->h, &p, &res, NULL), CS_OK);
+        size_t diff_ul = 0;
+        for (size_t i = 0; i < R * C; i++) {
+            diff_ul += q[i] != want[i];
+        }
+        print_message("#   with hinv=ul: differing %zu / %zu, loss %.7g\n", diff_ul, R * C,
+                      res.loss);
+        assert_true(diff_ul * 200 <= R * C);
+        assert_true(fabs(res.loss - loss) <= 1e-3 * loss);
         free(want);
     }
     assert_int_equal(n_cases, 8);

@@ -50,6 +50,9 @@ cs_rc cs_gptq_params_check(const cs_gptq_params *p, size_t cols, cs_err *err)
     if (p->static_groups && p->group_size == -1) {
         return cs_err_set(err, CS_EINVAL, 0, "gptq.static_groups: needs a group_size");
     }
+    if (p->hinv != CS_GPTQ_HINV_REF && p->hinv != CS_GPTQ_HINV_UL) {
+        return cs_err_set(err, CS_EINVAL, 0, "gptq.hinv: unknown method %d", (int)p->hinv);
+    }
     if (!(p->damp_step >= 0.0) || !(p->damp_max >= 0.0)) {
         return cs_err_set(err, CS_EINVAL, 0, "gptq.damp_step/damp_max: must be >= 0");
     }
@@ -93,8 +96,35 @@ static int hinv_try(double *a, const double *hd, size_t c, double damp)
     return info != 0;
 }
 
+/* The UL route: a = J (hd + damp I) J (J reverses the order), lower Cholesky L (column-major),
+ * then V = J L J is upper with hd + damp I = V V^T; reversing the whole buffer turns L into V,
+ * and U = V^-1 (trtri) is the upper Cholesky factor of the inverse. Leaves U in column-major
+ * upper form like hinv_try. 0 on success. */
+static int hinv_try_ul(double *a, const double *hd, size_t c, double damp)
+{
+    const size_t nn = c * c;
+    for (size_t k = 0; k < nn; k++) {
+        a[k] = hd[nn - 1 - k];
+    }
+    for (size_t j = 0; j < c; j++) {
+        a[j * c + j] += damp;
+    }
+    const lapack_int n = (lapack_int)c;
+    lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', n, a, n);
+    if (info != 0) {
+        return 1;
+    }
+    for (size_t k = 0; k < nn / 2; k++) {
+        const double t = a[k];
+        a[k] = a[nn - 1 - k];
+        a[nn - 1 - k] = t;
+    }
+    info = LAPACKE_dtrtri(LAPACK_COL_MAJOR, 'U', 'N', n, a, n);
+    return info != 0;
+}
+
 cs_rc cs_gptq_hinv(float *u, const double *hd, size_t cols, double percdamp, double damp_step,
-                   double damp_max, cs_gptq_result *res, cs_err *err)
+                   double damp_max, cs_gptq_hinv_method method, cs_gptq_result *res, cs_err *err)
 {
     const size_t c = cols;
     double *a = cs_alloc_array(c * c, sizeof(double));
@@ -110,7 +140,9 @@ cs_rc cs_gptq_hinv(float *u, const double *hd, size_t cols, double percdamp, dou
     int retries = 0;
     cs_rc rc = CS_OK;
     for (;;) {
-        if (hinv_try(a, hd, c, pd * mean) == 0) {
+        const int bad = method == CS_GPTQ_HINV_UL ? hinv_try_ul(a, hd, c, pd * mean)
+                                                  : hinv_try(a, hd, c, pd * mean);
+        if (!bad) {
             break;
         }
         retries++;
@@ -344,7 +376,7 @@ cs_rc cs_gptq_quantize(float *w, size_t rows, size_t cols, const float *h, const
     t1 = cs_time_mono_ns();
     lres.t_prep = (double)(t1 - t0) / 1e9;
     t0 = t1;
-    rc = cs_gptq_hinv(u, hd, C, p->percdamp, p->damp_step, p->damp_max, &lres, err);
+    rc = cs_gptq_hinv(u, hd, C, p->percdamp, p->damp_step, p->damp_max, p->hinv, &lres, err);
     t1 = cs_time_mono_ns();
     lres.t_hinv = (double)(t1 - t0) / 1e9;
     if (rc == CS_ENUMERIC) {

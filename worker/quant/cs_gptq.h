@@ -22,17 +22,29 @@
 #include "cs_err.h"
 #include "cs_quantizer.h"
 
+/* How U (the upper Cholesky factor of H^-1) is computed, both in double with LAPACK:
+ * CS_GPTQ_HINV_REF: the reference's three calls, cholesky -> cholesky_inverse -> cholesky(upper)
+ *   (4/3 C^3 flops); U is bit-identical to torch's, so are the weights (tests/data/quant).
+ * CS_GPTQ_HINV_UL: H = V V^T with V upper (the Cholesky factor of the reversed H, reversed back),
+ *   then U = V^-1 (trtri): the same U in exact arithmetic with half the flops (2/3 C^3); agrees
+ *   with the reference to float rounding, so rare float ties may round the other way. */
+typedef enum cs_gptq_hinv_method {
+    CS_GPTQ_HINV_REF = 0,
+    CS_GPTQ_HINV_UL = 1,
+} cs_gptq_hinv_method;
+
 /* Parameters; cs_gptq_params_default gives the IST/AutoGPTQ values named below. */
 typedef struct cs_gptq_params {
-    cs_qspec q;         /* default Q-GPTQ, 4 bits, asym (IST; AutoGPTQ: sym) */
-    long group_size;    /* -1 = one set per row (IST default); 128 is the usual choice */
-    double percdamp;    /* 0.01 */
-    size_t blocksize;   /* 128 */
-    bool act_order;     /* false (AutoGPTQ desc_act: true) */
-    bool static_groups; /* false (llm-compressor actorder="static": true) */
-    double damp_step;   /* 0.01: added to percdamp on each Cholesky failure */
-    double damp_max;    /* 0.2: last percdamp tried before the RTN fallback */
-    size_t threads;     /* threads of the column sweep; 0 = as many as OpenBLAS uses */
+    cs_qspec q;               /* default Q-GPTQ, 4 bits, asym (IST; AutoGPTQ: sym) */
+    long group_size;          /* -1 = one set per row (IST default); 128 is the usual choice */
+    double percdamp;          /* 0.01 */
+    size_t blocksize;         /* 128 */
+    bool act_order;           /* false (AutoGPTQ desc_act: true) */
+    bool static_groups;       /* false (llm-compressor actorder="static": true) */
+    double damp_step;         /* 0.01: added to percdamp on each Cholesky failure */
+    double damp_max;          /* 0.2: last percdamp tried before the RTN fallback */
+    size_t threads;           /* threads of the column sweep; 0 = as many as OpenBLAS uses */
+    cs_gptq_hinv_method hinv; /* CS_GPTQ_HINV_REF */
 } cs_gptq_params;
 
 typedef struct cs_gptq_result {
@@ -61,11 +73,11 @@ cs_rc cs_gptq_quantize(float *w, size_t rows, size_t cols, const float *h, const
                        cs_gptq_result *res, cs_err *err);
 
 /* The shared preparation of GPTQ and SparseGPT: u (cols x cols, f32) = upper Cholesky factor of
- * (hd + damp I)^-1, damp = percdamp * mean(diag(hd)), retrying with percdamp += damp_step up to
- * damp_max. hd (cols x cols double, dead columns already fixed) is borrowed. Fills res->percdamp,
- * damp, retries. Returns CS_ENUMERIC when every damping failed (u is then the identity),
- * CS_ENOMEM. */
+ * (hd + damp I)^-1 computed by `method`, damp = percdamp * mean(diag(hd)), retrying with percdamp
+ * += damp_step up to damp_max. hd (cols x cols double, dead columns already fixed) is borrowed.
+ * Fills res->percdamp, damp, retries. Returns CS_ENUMERIC when every damping failed (u is then the
+ * identity), CS_ENOMEM. */
 cs_rc cs_gptq_hinv(float *u, const double *hd, size_t cols, double percdamp, double damp_step,
-                   double damp_max, cs_gptq_result *res, cs_err *err);
+                   double damp_max, cs_gptq_hinv_method method, cs_gptq_result *res, cs_err *err);
 
 #endif

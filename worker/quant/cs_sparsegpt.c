@@ -108,7 +108,8 @@ cs_rc cs_sparsegpt_prune(float *w, size_t rows, size_t cols, const float *h,
             }
         }
     }
-    rc = cs_gptq_hinv(u, hd, C, p->percdamp, p->damp_step, p->damp_max, &lres, err);
+    rc = cs_gptq_hinv(u, hd, C, p->percdamp, p->damp_step, p->damp_max, CS_GPTQ_HINV_REF, &lres,
+                      err);
     if (rc == CS_ENUMERIC) {
         lres.rtn_fallback = true;
         cs_log(CS_LOG_WARN, "%s; this %zu x %zu layer is pruned by magnitude (U = I)",
