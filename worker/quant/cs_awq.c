@@ -74,13 +74,13 @@ cs_rc cs_awq_w_mean(float *w_mean, size_t cols, const float *const *w, const siz
 void cs_awq_scales_for_ratio(float *s, const float *x_mean, const float *w_mean, size_t cols,
                              double ratio, bool duo)
 {
-    const float r = (float)ratio;
+    const float r = (float)ratio, r1 = (float)(1.0 - ratio); /* python-side doubles, as torch */
     float mx = -INFINITY, mn = INFINITY;
     bool nan = false;
     for (size_t j = 0; j < cols; j++) {
         float v;
         if (duo) {
-            v = powf(x_mean[j], r) / (powf(w_mean[j], 1.0f - r) + 1e-4f);
+            v = powf(x_mean[j], r) / (powf(w_mean[j], r1) + 1e-4f);
         } else {
             v = powf(x_mean[j], r);
         }
@@ -210,7 +210,10 @@ cs_rc cs_awq_clip_search(float *max_val, const float *w, size_t rows, size_t col
             double best = 1e9;
             float mbest = m0;
             for (size_t i = 0; i < n_try; i++) {
-                const float m = m0 * (1.0f - (float)i / (float)p->clip_grid);
+                const float m =
+                        m0 *
+                        (float)(1.0 -
+                                (double)i / (double)p->clip_grid); /* torch: f32 * f64 scalar */
                 for (size_t j = 0; j < g; j++) {
                     cur[j] = fminf(fmaxf(wg[j], -m), m);
                 }
