@@ -2,6 +2,7 @@
  * batch update, and a column sweep that reproduces the reference's fp32 arithmetic. */
 #include "cs_gptq.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,6 +291,9 @@ cs_rc cs_gptq_quantize(float *w, size_t rows, size_t cols, const float *h, const
 
     if (!w || !h || R == 0 || C == 0) {
         return cs_err_set(err, CS_EINVAL, 0, "gptq: empty layer (%zu x %zu)", R, C);
+    }
+    if (R > (size_t)INT_MAX || C > ((size_t)1 << 20)) {
+        return cs_err_set(err, CS_ETOOBIG, 0, "gptq: layer %zu x %zu is too large", R, C);
     }
     rc = cs_gptq_params_check(p, C, err);
     if (rc != CS_OK) {

@@ -1,6 +1,7 @@
 /* cs_sparsegpt.c - SparseGPT fasterprune: GPTQ's column sweep with a mask instead of a grid. */
 #include "cs_sparsegpt.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,9 @@ cs_rc cs_sparsegpt_prune(float *w, size_t rows, size_t cols, const float *h,
 
     if (!w || !h || R == 0 || C == 0) {
         return cs_err_set(err, CS_EINVAL, 0, "sparsegpt: empty layer (%zu x %zu)", R, C);
+    }
+    if (R > (size_t)INT_MAX || C > ((size_t)1 << 20)) {
+        return cs_err_set(err, CS_ETOOBIG, 0, "sparsegpt: layer %zu x %zu is too large", R, C);
     }
     rc = check(p, err);
     if (rc != CS_OK) {
