@@ -117,6 +117,17 @@ static void test_identity_h_equals_rtn(void **state)
         h[j * C + j] = 3.25f;
     }
     const long groups[] = {-1, 128, 32, 48, 320};
+    /* llm-compressor's W8A8 GPTQ: Q-CT int8 symmetric per channel */
+    {
+        cs_gptq_params p;
+        cs_gptq_params_default(&p);
+        p.q = (cs_qspec){.family = CS_QF_CT, .bits = 8, .sym = true};
+        memcpy(q, w, R * C * sizeof(float));
+        memcpy(ref, w, R * C * sizeof(float));
+        assert_int_equal(cs_gptq_quantize(q, R, C, h, &p, NULL, NULL), CS_OK);
+        assert_int_equal(cs_quant_rtn(ref, R, C, &p.q, 0, NULL), CS_OK);
+        assert_memory_equal(q, ref, R * C * sizeof(float));
+    }
     for (size_t gi = 0; gi < 5; gi++) {
         for (int sym = 0; sym < 2; sym++) {
             for (int ao = 0; ao < 2; ao++) {

@@ -108,6 +108,26 @@ static void test_sparsegpt_exact_patterns(void **state)
             }
         }
     }
+    /* pruning + per-row Q-GPTQ: kept weights on the row's grid (taken from the original row) */
+    p.prune_n = 2;
+    p.prune_m = 4;
+    p.quant = (cs_qspec){.family = CS_QF_GPTQ, .bits = 4, .sym = false};
+    memcpy(q, w, R * C * sizeof(float));
+    assert_int_equal(cs_sparsegpt_prune(q, R, C, h, &p, mask, NULL, NULL), CS_OK);
+    for (size_t r = 0; r < R; r++) {
+        cs_qparam qp;
+        cs_qparam_find(&qp, &p.quant, w + r * C, C);
+        size_t z = 0;
+        for (size_t j = 0; j < C; j++) {
+            assert_true(cs_qparam_apply(&qp, q[r * C + j]) == q[r * C + j]);
+            z += mask[r * C + j];
+            if (mask[r * C + j]) {
+                assert_true(q[r * C + j] == 0.0f);
+            }
+        }
+        assert_int_equal(z, C / 2);
+    }
+    p.quant.bits = 0;
     cs_err err = {0};
     p.prune_n = 3;
     p.prune_m = 3; /* 128 % 3 != 0 */
