@@ -74,6 +74,16 @@ static int unreachable(const char *url)
     return CS_EXIT_UNREACHABLE;
 }
 
+/* No answer in time: either nothing listens (nng dials in the background) or the daemon is busy. */
+static int no_answer(const char *url, int timeout_ms)
+{
+    fprintf(stderr,
+            "calsweepd is not running at %s, or did not answer within %.1f s (--timeout-ms); "
+            "start it with: calsweepd &\n",
+            url, timeout_ms / 1000.0);
+    return CS_EXIT_UNREACHABLE;
+}
+
 /* Prints an ERROR reply: a schema error one diagnostic per line. */
 static void print_error(const char *cmd, const char *source, const cs_msg_error *e)
 {
@@ -159,7 +169,7 @@ int cs_client_call_long(const cs_client *c, const char *cmd, cs_msg *req, const 
         ping.token = token;
         rc = cs_net_call(sock, &ping, &rep, timeout, &err);
         if (rc == CS_ETIMEDOUT || rc == CS_ENET) {
-            code = unreachable(url);
+            code = rc == CS_ETIMEDOUT ? no_answer(url, timeout) : unreachable(url);
             goto out;
         }
         if (rc == CS_OK && rep.type == CS_MSG_ERROR) {
@@ -180,7 +190,7 @@ int cs_client_call_long(const cs_client *c, const char *cmd, cs_msg *req, const 
         rc = cs_net_call(sock, req, &rep, timeout, &err);
     }
     if (rc == CS_ETIMEDOUT || rc == CS_ENET) {
-        code = unreachable(url);
+        code = rc == CS_ETIMEDOUT ? no_answer(url, timeout) : unreachable(url);
         goto out;
     }
     if (rc != CS_OK) {

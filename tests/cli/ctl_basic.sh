@@ -7,7 +7,8 @@ cd "$CS_SOURCE_DIR" || exit 1
 n=0; fail=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
 has() { case "$1" in *"$2"*) return 0;; *) return 1;; esac; }
-cs() { timeout 20 "$CALSWEEP" "$@"; }
+# A loaded CI machine may stall the daemon's fsyncs for seconds: wait longer than the default.
+cs() { timeout 40 "$CALSWEEP" --timeout-ms 15000 "$@"; }
 echo "1..48"
 tmp=$(mktemp -d); pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$tmp"; }

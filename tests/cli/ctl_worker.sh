@@ -6,7 +6,8 @@ cd "$CS_SOURCE_DIR" || exit 1
 n=0; fail=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
 has() { case "$1" in *"$2"*) return 0;; *) return 1;; esac; }
-cs() { timeout 20 "$CALSWEEP" "$@"; }
+# A loaded CI machine may stall the daemon's fsyncs for seconds: wait longer than the default.
+cs() { timeout 40 "$CALSWEEP" --timeout-ms 15000 "$@"; }
 # wait_for SECONDS JQ-FILTER ARGS...: polls `calsweep ARGS --json` until the filter prints true.
 wait_for() {
     local s=$1 f=$2; shift 2

@@ -6,7 +6,8 @@
 cd "$CS_SOURCE_DIR" || exit 1
 n=0; fail=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
-cs() { timeout 20 "$CALSWEEP" "$@"; }
+# A loaded CI machine may stall the daemon's fsyncs for seconds: wait longer than the default.
+cs() { timeout 40 "$CALSWEEP" --timeout-ms 15000 "$@"; }
 q() { sqlite3 -readonly "$tmp/calsweep.db" "$1" 2>/dev/null; }
 count() { cs status "$1" --json 2>/dev/null | jq -r ".sweeps[0].counts.$2" 2>/dev/null; }
 # wait_for SECONDS SWEEP JQ-CONDITION-ON-COUNTS
