@@ -74,7 +74,8 @@ struct cs_daemon {
     struct {
         char *worker, *host;
     } hosts[HOSTS]; /* worker -> host from HELLO, direct-mapped (a collision forgets one) */
-    uint64_t n_work, n_commits; /* statistics, logged at the stop */
+    uint64_t n_work, n_commits;              /* statistics, logged at the stop */
+    uint64_t n_requests, n_requests_at_tick; /* any request; idle = none since the last tick */
     uint32_t auth_ring[AUTH_RING];
     size_t auth_pos;
 };
@@ -871,6 +872,7 @@ static void drain(cs_daemon *d)
                 dctx *c = q;
                 q = c->next;
                 c->next = NULL;
+                d->n_requests++;
                 if (!admit(d, c)) {
                     *done_tail = c;
                     done_tail = &c->next;
@@ -935,10 +937,30 @@ static void on_async(uv_async_t *a)
     drain(d);
 }
 
+/* After a bulk submit the store leaves the WAL checkpoint for later (cs_store_checkpoint): do it
+ * when a whole reaper interval went by without a request, so it does not delay the workers. */
+static void checkpoint_if_idle(cs_daemon *d)
+{
+    cs_err err = {0};
+    bool idle = d->n_requests == d->n_requests_at_tick;
+    d->n_requests_at_tick = d->n_requests;
+    if (!idle || cs_store_in_batch(d->store) || !cs_store_checkpoint_owed(d->store))
+        return;
+    int64_t t0 = cs_time_mono_ms();
+    if (cs_store_checkpoint(d->store, &err) != CS_OK) {
+        if (ratelog_ok(&d->rl_db, "database-error"))
+            cs_log(CS_LOG_WARN, "checkpoint: %s", err.msg);
+        return;
+    }
+    cs_log(CS_LOG_INFO, "checkpointed the write-ahead log of a bulk submit in %.1f s",
+           (double)(cs_time_mono_ms() - t0) / 1000.0);
+}
+
 static void on_reap_timer(uv_timer_t *t)
 {
     cs_daemon *d = t->data;
     reap(d);
+    checkpoint_if_idle(d);
     if (d->wake) {
         d->wake = false;
         wake_held(d);

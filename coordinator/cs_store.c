@@ -206,6 +206,7 @@ struct cs_store {
     sqlite3_stmt *st[S_COUNT];
     req_cache req;
     bool defer_ckpt; /* the next commit skips its automatic checkpoint (a bulk insert) */
+    bool ckpt_owed;  /* a skipped checkpoint that cs_store_checkpoint() has not done yet */
 };
 
 static const char *const job_state_names[CS_JOB_NSTATES] = {
@@ -513,10 +514,12 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     cs_store *s = arg;
     if (s->defer_ckpt) {
         s->defer_ckpt = false;
+        s->ckpt_owed = true;
         return SQLITE_OK;
     }
-    if (pages >= 1000) {
-        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (pages >= 1000 &&
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) == SQLITE_OK) {
+        s->ckpt_owed = false;
     }
     return SQLITE_OK;
 }
@@ -535,7 +538,13 @@ cs_rc cs_store_checkpoint(cs_store *s, cs_err *err)
         return db_err(err, s->db, src, "checkpoint");
     }
     s->defer_ckpt = false;
+    s->ckpt_owed = false;
     return CS_OK;
+}
+
+bool cs_store_checkpoint_owed(const cs_store *s)
+{
+    return s->ckpt_owed;
 }
 
 static cs_rc open_common(const char *path, bool readonly, cs_store **out, cs_err *err)

@@ -316,6 +316,9 @@ cs_rc cs_store_count_cached(cs_store *s, cs_cell_next_fn next, void *ctx, size_t
  * CS_ESTATE inside a batch, CS_ENOTSUP on a read-only store. */
 cs_rc cs_store_checkpoint(cs_store *s, cs_err *err);
 
+/* Whether a bulk commit skipped its checkpoint and cs_store_checkpoint() has not made up for it. */
+bool cs_store_checkpoint_owed(const cs_store *s);
+
 /* The underlying connection, for read-only ad-hoc queries (exports, tests). Borrowed, valid until
  * cs_store_close. Do not write through it. */
 struct sqlite3 *cs_store_db(cs_store *s);

@@ -9,7 +9,7 @@ ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n
 has() { case "$1" in *"$2"*) return 0;; *) return 1;; esac; }
 # A loaded CI machine may stall the daemon's fsyncs for seconds: wait longer than the default.
 cs() { timeout 40 "$CALSWEEP" --timeout-ms 15000 "$@"; }
-echo "1..48"
+echo "1..50"
 tmp=$(mktemp -d); pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
@@ -100,6 +100,13 @@ cs logs 999 >/dev/null 2>"$tmp/err"; rc=$?
 out=$(cs cancel product); [ $? = 0 ] && has "$out" "cancelled 12 jobs"; ok $? "cancel a sweep"
 [ "$(cs status --json product 2>/dev/null | jq -r '.sweeps[0].state')" != active ] && \
     [ "$(cs status --json 1 | jq -r '.sweeps[0].state')" = cancelled ]; ok $? "the sweep is cancelled"
+
+# A bulk submit leaves its WAL checkpoint to the daemon, which does it once nobody is asking.
+out=$(cs submit tests/data/sweeps-ctl/ctl-bulk.json); rc=$?
+[ $rc = 0 ] && has "$out" "5001 jobs"; ok $? "a 5,000-job sweep is submitted"
+for _ in $(seq 50); do grep -q "checkpointed the write-ahead log" "$tmp/daemon.log" && break; sleep 0.2; done
+grep -q "checkpointed the write-ahead log of a bulk submit" "$tmp/daemon.log"
+ok $? "the idle daemon checkpoints the write-ahead log of the bulk submit"
 
 kill "$pid"; wait "$pid"; rc=$?; pid=
 [ $rc = 0 ]; ok $? "calsweepd stops cleanly on SIGTERM"
