@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # calsweep-run's engine commands on the testbed models: info, tokenize (ids of ref/tokens.jsonl),
 # ppl of heldout.txt equal to README's figures within 1e-3 relative, greedy generation, --help of
-# each command, clear errors for a missing model and for the job-file mode that is not built yet.
+# each command, clear errors for a missing model. (The job-file mode: tests/cli/run_job.sh.)
 n=0; fail=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
 R=$CALSWEEP_RUN

@@ -613,7 +613,8 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
     char name[64], *path = NULL;
     char env_id[64], env_att[64], env_thr[64];
     const char *argv[6];
-    const char *env[4];
+    const char *env[6];
+    cs_buf env_base, env_roots;
     cs_err err = {0};
     cJSON *cfg = NULL;
     cs_rc rc;
@@ -622,6 +623,8 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
         cs_log(CS_LOG_ERROR, "out of memory starting job %" PRId64, mj->job_id);
         return;
     }
+    cs_buf_init(&env_base);
+    cs_buf_init(&env_roots);
     a->job = j;
     j->id = mj->job_id;
     j->attempt = mj->attempt;
@@ -636,10 +639,30 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
     snprintf(env_id, sizeof env_id, "CALSWEEP_JOB_ID=%" PRId64, j->id);
     snprintf(env_att, sizeof env_att, "CALSWEEP_ATTEMPT=%" PRId64, j->attempt);
     snprintf(env_thr, sizeof env_thr, "CALSWEEP_THREADS=%" PRId64, a->cfg.threads);
+    /* The runner works in the job's folder: it resolves the config's relative paths against the
+     * folder this worker runs in, and looks for model folders under the worker's model roots. */
+    {
+        char cwd[4096], abs[4096];
+        bool ok = getcwd(cwd, sizeof cwd) != NULL &&
+                  cs_buf_printf(&env_base, "CALSWEEP_BASE_DIR=%s", cwd) == CS_OK &&
+                  cs_buf_printf(&env_roots, "CALSWEEP_MODEL_ROOTS=") == CS_OK;
+        for (size_t r = 0; ok && r < a->cfg.n_model_root; r++) {
+            const char *root = a->cfg.model_root[r];
+            if (realpath(root, abs) != NULL)
+                root = abs;
+            ok = cs_buf_printf(&env_roots, "%s%s", r ? ":" : "", root) == CS_OK;
+        }
+        if (!ok) {
+            rc = cs_err_set(&err, CS_ENOMEM, 0, "cannot set up the runner's environment");
+            goto spawn_fail;
+        }
+    }
     env[0] = env_id;
     env[1] = env_att;
     env[2] = env_thr;
-    env[3] = NULL;
+    env[3] = env_base.data;
+    env[4] = env_roots.data;
+    env[5] = NULL;
     if ((rc = cs_path_join(a->cfg.work_dir, name, &j->dir, &err)) != CS_OK ||
         (rc = cs_path_mkdir_p(j->dir, 0755, &err)) != CS_OK)
         goto spawn_fail;
@@ -681,8 +704,12 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
                           .env = env,
                           .timeout_ms = mj->timeout_s > 0 ? mj->timeout_s * 1000 : 0,
                           .kill_grace_ms = a->cfg.kill_grace_ms};
-    if ((rc = cs_child_create(&a->loop, &j->child, &err)) != CS_OK ||
-        (rc = cs_child_start(j->child, &spec, on_child_exit, a, &err)) != CS_OK)
+    rc = cs_child_create(&a->loop, &j->child, &err);
+    if (rc == CS_OK)
+        rc = cs_child_start(j->child, &spec, on_child_exit, a, &err);
+    cs_buf_fini(&env_base);
+    cs_buf_fini(&env_roots);
+    if (rc != CS_OK)
         goto spawn_fail;
     /* at least three heartbeats per lease, so one lost heartbeat never loses the lease */
     int64_t hb_ms = a->cfg.heartbeat_ms;
@@ -693,6 +720,8 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
 
 spawn_fail:
     free(path);
+    cs_buf_fini(&env_base);
+    cs_buf_fini(&env_roots);
     cs_log(CS_LOG_ERROR, "job %" PRId64 ": %s", j->id, err.msg);
     {
         cs_child_outcome o = {.exit_status = -1, .oom_before = -1, .oom_after = -1};

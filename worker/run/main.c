@@ -12,6 +12,7 @@
 #include "cs_alloc.h"
 #include "cs_config.h"
 #include "cs_generate.h"
+#include "cs_job.h"
 #include "cs_model.h"
 #include "cs_opt.h"
 #include "cs_path.h"
@@ -94,7 +95,11 @@ static void usage(FILE *out)
             "       calsweep-run ppl MODEL --data FILE --seq-len N [--threads N]\n"
             "       calsweep-run generate MODEL --prompt S [--max-new N] [--threads N]\n\n"
             "Runs one calsweep job in this process and writes result.json, or runs one engine\n"
-            "command on a Hugging Face model folder (COMMAND --help for its options).\n\n"
+            "command on a Hugging Face model folder (COMMAND --help for its options).\n"
+            "A job writes result.json (or error.json and exit 1) in the current folder and its\n"
+            "progress to fd 3; relative paths are resolved against $CALSWEEP_BASE_DIR, model\n"
+            "folders also under $CALSWEEP_MODEL_ROOTS (':'-separated); threads from\n"
+            "$CALSWEEP_THREADS.\n\n"
             "options:\n");
     cs_opt_print_help(out, main_options, N_OPTS(main_options));
 }
@@ -450,11 +455,7 @@ int main(int argc, char **argv)
                    openblas_get_config(), utf8proc_version());
             return CS_EXIT_OK;
         case CS_OPT_POSITIONAL:
-            fprintf(stderr,
-                    "calsweep-run: running a job file ('%s') is not built yet (a later step); "
-                    "commands available now: info, tokenize, ppl, generate\n",
-                    arg);
-            return CS_EXIT_FAIL;
+            return cs_run_job(arg);
         default:
             fprintf(stderr, "calsweep-run: unexpected argument '%s' (see --help)\n", arg);
             return CS_EXIT_USAGE;

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# calsweep-run job.json (the runner contract): a baseline job on the testbed models writes a
+# result.json that validates against schemas/result.schema.json, with the held-out perplexity of
+# sweeps/testbed/README.md; progress lines on fd 3; relative paths resolved against
+# CALSWEEP_BASE_DIR and model folders found under CALSWEEP_MODEL_ROOTS; failures write
+# error.json with the right kind and stage and exit 1.
+n=0; fail=0
+ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
+R=$CALSWEEP_RUN
+S=$(cd "${CS_SOURCE_DIR:-.}" && pwd)
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+validate() { node "$S/tests/node/validate-file.js" "$S/schemas/$1.schema.json" "$2"; }
+job() { # folder algorithm ppl-path tasks-json
+    printf '{"algorithm":{"name":"%s"},"calibration":null,"eval":{"perplexity":{"heldout":{"max_windows":0,"path":"%s","seq_len":256}},"tasks":%s},"extra":{},"model":{"arch":"llama","backend":"native","folder":"%s"},"n_samples":null,"seed":null,"seq_len":null}\n' \
+        "$2" "$3" "${4:-{\}}" "$1"
+}
+run() { # dir: runs the job of dir/job.json there, progress to dir/progress
+    (cd "$1" && rm -f result.json error.json && CALSWEEP_BASE_DIR=$S CALSWEEP_THREADS=2 "$R" job.json 3>progress 2>stderr)
+}
+echo "1..14"
+
+mkdir "$tmp/a"; job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt >"$tmp/a/job.json"
+run "$tmp/a"; ok $? "a baseline job exits 0"
+validate result "$tmp/a/result.json"; ok $? "result.json validates against result.schema.json"
+p=$(jq '.metrics["ppl:heldout"].ppl' "$tmp/a/result.json")
+awk -v p="$p" 'BEGIN { d = (p - 1.6357) / 1.6357; if (d < 0) d = -d; exit !(d < 1e-3) }'
+ok $? "its held-out perplexity is the README's 1.6357: $p"
+[ "$(jq '.metrics["ppl:heldout"].n' "$tmp/a/result.json")" = 14 ]; ok $? "over 14 windows of 256"
+[ "$(jq -r '.engine_version, .threads, (.timings | has("load") and has("evaluate") and has("total"))' "$tmp/a/result.json" | tr '\n' ' ')" = "calsweep-engine/0.1.0 2 true " ]
+ok $? "engine version, threads and stage timings are recorded"
+jq -e -s 'length >= 3 and all(.[]; has("stage") and has("done") and has("total"))' "$tmp/a/progress" >/dev/null
+ok $? "progress on fd 3: one JSON object per line with stage, done, total"
+[ ! -e "$tmp/a/error.json" ]; ok $? "no error.json on success"
+
+mkdir "$tmp/b"; job tb-qwen none sweeps/testbed/data/heldout.txt >"$tmp/b/job.json"
+(cd "$tmp/b" && CALSWEEP_BASE_DIR=$S CALSWEEP_MODEL_ROOTS=/nonexistent:$S/sweeps/testbed/models "$R" job.json 2>stderr)
+ok $? "a bare model name is found under CALSWEEP_MODEL_ROOTS"
+p=$(jq '.metrics["ppl:heldout"].ppl' "$tmp/b/result.json")
+want=$(sed -n 's/.*"ppl": \([0-9.]*\).*/\1/p' "$S/sweeps/testbed/ref/tb-qwen.metrics.json" | head -1)
+awk -v p="$p" -v w="$want" 'BEGIN { d = (p - w) / w; if (d < 0) d = -d; exit !(d < 1e-3) }'
+ok $? "tb-qwen's held-out perplexity: $p (README $want)"
+
+mkdir "$tmp/c"; job sweeps/testbed/models/no-such-model none sweeps/testbed/data/heldout.txt >"$tmp/c/job.json"
+run "$tmp/c"; rc=$?
+[ $rc = 1 ] && [ "$(jq -r '.kind + " " + .stage' "$tmp/c/error.json")" = "model_missing load" ]
+ok $? "a missing model: exit 1, error.json kind model_missing, stage load"
+jq -r .message "$tmp/c/error.json" | grep -q "model.folder: 'sweeps/testbed/models/no-such-model'"
+ok $? "the message names the field and the folder"
+validate error "$tmp/c/error.json"; ok $? "error.json validates against error.schema.json"
+
+mkdir "$tmp/d"; printf '{"model": ' >"$tmp/d/job.json"
+run "$tmp/d"; rc=$?
+[ $rc = 1 ] && [ "$(jq -r '.kind + " " + .stage' "$tmp/d/error.json")" = "bad_input config" ]
+ok $? "a malformed job.json: exit 1, kind bad_input, stage config"
+
+mkdir "$tmp/e"; job sweeps/testbed/models/tb-llama none sweeps/testbed/data/no-such.txt >"$tmp/e/job.json"
+run "$tmp/e"; rc=$?
+[ $rc = 1 ] && [ "$(jq -r '.kind + " " + .stage' "$tmp/e/error.json")" = "bad_input evaluate" ] &&
+    jq -r .message "$tmp/e/error.json" | grep -q "no-such.txt"
+ok $? "a missing perplexity text: exit 1, kind bad_input, stage evaluate, names the file"
+exit $fail

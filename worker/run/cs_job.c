@@ -1,0 +1,487 @@
+/* run: `calsweep-run job.json`, the runner contract (cs_job.h).
+ *
+ * Stages, in order: load (model and tokenizer), calibrate and quantize (algorithm != "none"),
+ * evaluate (perplexity texts and task files of config.eval), then result.json. Every stage's
+ * wall time goes into result.timings. A failure anywhere writes error.json with the stage and a
+ * kind the coordinator can act on (bad_input and model_missing are not retried usefully; oom and
+ * internal may be).
+ */
+#include "cs_job.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "cs_alloc.h"
+#include "cs_err.h"
+#include "cs_json.h"
+#include "cs_log.h"
+#include "cs_model.h"
+#include "cs_opt.h"
+#include "cs_path.h"
+#include "cs_time.h"
+#include "cs_tok.h"
+#include "cs_version.h"
+
+/* Largest perplexity text read into memory. */
+#define JOB_MAX_TEXT   ((size_t)256 << 20)
+#define JOB_MAX_CONFIG ((size_t)16 << 20)
+
+typedef struct job {
+    cJSON *cfg;
+    const char *base;  /* relative paths are resolved against this folder */
+    const char *roots; /* ':'-separated model roots, or NULL */
+    int threads;
+    FILE *progress; /* fd 3, or NULL */
+    const char *stage;
+    cs_model *model;
+    cs_tok *tok;
+    cJSON *metrics, *timings;
+    int64_t started_ms;
+    uint64_t t_job, t_stage;
+} job;
+
+/* ---- small helpers --------------------------------------------------------------------------- */
+
+static void progress(job *j, const char *what, const char *name, size_t done, size_t total)
+{
+    if (!j->progress) {
+        return;
+    }
+    fprintf(j->progress, "{\"stage\":\"%s\"", j->stage);
+    if (name) {
+        fprintf(j->progress, ",\"%s\":\"%s\"", what, name);
+    }
+    fprintf(j->progress, ",\"done\":%zu,\"total\":%zu}\n", done, total);
+    fflush(j->progress);
+}
+
+static void stage_begin(job *j, const char *stage)
+{
+    j->stage = stage;
+    j->t_stage = cs_time_mono_ns();
+    progress(j, NULL, NULL, 0, 1);
+}
+
+static cs_rc stage_end(job *j, cs_err *err)
+{
+    double s = (double)(cs_time_mono_ns() - j->t_stage) / 1e9;
+    if (!cJSON_AddNumberToObject(j->timings, j->stage, s)) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    cs_log(CS_LOG_INFO, "%s: %.2f s", j->stage, s);
+    return CS_OK;
+}
+
+static bool is_file(const char *path)
+{
+    return access(path, R_OK) == 0;
+}
+
+/* *out = path if absolute, else base/path. */
+static cs_rc resolve(const job *j, const char *path, char **out, cs_err *err)
+{
+    if (path[0] == '/') {
+        *out = cs_strdup(path);
+        return *out ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    return cs_path_join(j->base, path, out, err);
+}
+
+/* The model folder: base/folder, else <root>/folder or <root>/<last part of folder> for each
+ * model root (the worker matched the job to one of its models by either form). */
+static cs_rc resolve_model(const job *j, const char *folder, char **out, cs_err *err)
+{
+    char *dir = NULL, *cfg = NULL;
+    cs_rc rc = resolve(j, folder, &dir, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    if ((rc = cs_path_join(dir, "config.json", &cfg, err)) != CS_OK) {
+        free(dir);
+        return rc;
+    }
+    bool found = is_file(cfg);
+    free(cfg);
+    if (found) {
+        *out = dir;
+        return CS_OK;
+    }
+    free(dir);
+    dir = NULL;
+    const char *last = strrchr(folder, '/');
+    last = last && last[1] ? last + 1 : folder;
+    for (const char *r = j->roots; r && *r && folder[0] != '/';) {
+        const char *colon = strchr(r, ':');
+        size_t n = colon ? (size_t)(colon - r) : strlen(r);
+        for (int form = 0; form < 2 && n > 0; form++) {
+            cs_buf p;
+            cs_buf_init(&p);
+            if (cs_buf_printf(&p, "%.*s/%s/config.json", (int)n, r, form ? last : folder) !=
+                CS_OK) {
+                cs_buf_fini(&p);
+                return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+            }
+            if (is_file(p.data)) {
+                p.data[p.len - strlen("/config.json")] = '\0';
+                *out = cs_strdup(p.data);
+                cs_buf_fini(&p);
+                return *out ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+            }
+            cs_buf_fini(&p);
+        }
+        r = colon ? colon + 1 : NULL;
+    }
+    return cs_err_set(err, CS_ENOENT, 0,
+                      "model.folder: '%s': no config.json there (relative to %s)%s%s", folder,
+                      j->base, j->roots ? " nor under the model roots " : "",
+                      j->roots ? j->roots : "");
+}
+
+static const char *error_kind(const char *stage, cs_rc rc)
+{
+    switch (rc) {
+    case CS_ENOMEM:
+        return "oom";
+    case CS_ENOENT:
+        return strcmp(stage, "load") == 0 ? "model_missing" : "bad_input";
+    case CS_EINVAL:
+    case CS_EPARSE:
+    case CS_ESCHEMA:
+    case CS_ERANGE:
+    case CS_ETOOBIG:
+    case CS_ENOTSUP:
+        return "bad_input";
+    default:
+        return "internal";
+    }
+}
+
+/* ---- stages ---------------------------------------------------------------------------------- */
+
+static cs_rc load_config(job *j, const char *path, cs_err *err)
+{
+    cs_rc rc = cs_json_parse_file(path, JOB_MAX_CONFIG, &j->cfg, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    if (!cJSON_IsObject(j->cfg)) {
+        return cs_err_set(err, CS_ESCHEMA, 0, "%s: expected a JSON object", path);
+    }
+    return CS_OK;
+}
+
+static cs_rc stage_load(job *j, cs_err *err)
+{
+    cs_jctx c = {0};
+    const cJSON *model = NULL;
+    const char *folder = NULL;
+    char *dir = NULL, *tokpath = NULL;
+    cs_rc rc;
+
+    cs_jctx_init(&c, NULL, err);
+    if ((rc = cs_json_req_object(&c, j->cfg, "model", &model)) != CS_OK) {
+        goto out;
+    }
+    cs_jpath_push_key(&c.path, "model");
+    if ((rc = cs_json_req_string(&c, model, "folder", &folder)) != CS_OK) {
+        goto out;
+    }
+    if ((rc = resolve_model(j, folder, &dir, err)) != CS_OK) {
+        goto out;
+    }
+    cs_log(CS_LOG_INFO, "model %s", dir);
+    if ((rc = cs_path_join(dir, "tokenizer.json", &tokpath, err)) != CS_OK ||
+        (rc = cs_tok_load(&j->tok, tokpath, err)) != CS_OK ||
+        (rc = cs_model_load(&j->model, dir, j->threads, err)) != CS_OK) {
+        goto out;
+    }
+out:
+    free(tokpath);
+    free(dir);
+    return rc;
+}
+
+static cs_rc stage_quantize(job *j, cs_err *err)
+{
+    cs_jctx c = {0};
+    const cJSON *algo = NULL;
+    const char *name = NULL;
+    cs_rc rc;
+
+    cs_jctx_init(&c, NULL, err);
+    if ((rc = cs_json_req_object(&c, j->cfg, "algorithm", &algo)) != CS_OK) {
+        return rc;
+    }
+    cs_jpath_push_key(&c.path, "algorithm");
+    if ((rc = cs_json_req_string(&c, algo, "name", &name)) != CS_OK) {
+        return rc;
+    }
+    if (strcmp(name, "none") == 0) {
+        return CS_OK;
+    }
+    return cs_err_set(err, CS_ENOTSUP, 0,
+                      "algorithm.name: '%s' cannot run in this build of calsweep-run yet "
+                      "(only 'none')",
+                      name);
+}
+
+/* One perplexity text: config.eval.perplexity.<name> = {path, seq_len, max_windows}. */
+static cs_rc eval_ppl(job *j, const cJSON *spec, cs_err *err)
+{
+    cs_jctx c = {0};
+    const char *path = NULL;
+    int64_t seq_len = 0, max_windows = 0;
+    char *file = NULL, *text = NULL, key[300];
+    int32_t *ids = NULL;
+    double *nll = NULL, ppl = 0;
+    size_t len = 0, n = 0, nw = 0;
+    cs_rc rc;
+
+    cs_jctx_init(&c, NULL, err);
+    cs_jpath_push_key(&c.path, "eval");
+    cs_jpath_push_key(&c.path, "perplexity");
+    cs_jpath_push_key(&c.path, spec->string);
+    if ((rc = cs_json_req_string(&c, spec, "path", &path)) != CS_OK ||
+        (rc = cs_json_req_int(&c, spec, "seq_len", 2, 1 << 20, &seq_len)) != CS_OK ||
+        (rc = cs_json_opt_int(&c, spec, "max_windows", 0, 0, INT32_MAX, &max_windows)) != CS_OK) {
+        goto out;
+    }
+    if ((rc = resolve(j, path, &file, err)) != CS_OK ||
+        (rc = cs_path_read_file(file, JOB_MAX_TEXT, &text, &len, err)) != CS_OK ||
+        (rc = cs_tok_encode(j->tok, text, len, CS_TOK_ADD_SPECIAL, &ids, &n, err)) != CS_OK) {
+        goto out;
+    }
+    if (max_windows > 0 && n > (size_t)max_windows * (size_t)seq_len) {
+        n = (size_t)max_windows * (size_t)seq_len;
+    }
+    if (n < (size_t)seq_len) {
+        rc = cs_err_set(err, CS_EINVAL, 0,
+                        "eval.perplexity.%s: %s has %zu tokens, fewer than seq_len %lld",
+                        spec->string, path, n, (long long)seq_len);
+        goto out;
+    }
+    if (!(nll = cs_alloc_array(n / (size_t)seq_len + 1, sizeof(double)))) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+    progress(j, "task", spec->string, 0, 1);
+    if ((rc = cs_model_ppl(j->model, ids, n, (size_t)seq_len, 4, nll, &nw, &ppl, err)) != CS_OK) {
+        goto out;
+    }
+    snprintf(key, sizeof key, "ppl:%s", spec->string);
+    cJSON *m = cJSON_AddObjectToObject(j->metrics, key);
+    if (!m || !cJSON_AddNumberToObject(m, "n", (double)nw) ||
+        !cJSON_AddNumberToObject(m, "ppl", ppl) ||
+        !cJSON_AddNumberToObject(m, "tokens", (double)(nw * (size_t)seq_len))) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+    cs_log(CS_LOG_INFO, "ppl:%s = %.4f (%zu windows of %lld)", spec->string, ppl, nw,
+           (long long)seq_len);
+out:
+    free(nll);
+    free(ids);
+    free(text);
+    free(file);
+    return rc;
+}
+
+static cs_rc stage_evaluate(job *j, cs_err *err)
+{
+    const cJSON *eval = cJSON_GetObjectItemCaseSensitive(j->cfg, "eval");
+    const cJSON *ppl = cJSON_GetObjectItemCaseSensitive(eval, "perplexity");
+    const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(eval, "tasks");
+    const cJSON *it;
+    size_t total = (size_t)cJSON_GetArraySize(ppl) + (size_t)cJSON_GetArraySize(tasks), done = 0;
+    cs_rc rc;
+
+    if (!cJSON_IsObject(eval)) {
+        return cs_err_set(err, CS_ESCHEMA, 0, "eval: expected an object");
+    }
+    if (ppl && !cJSON_IsNull(ppl) && !cJSON_IsObject(ppl)) {
+        return cs_err_set(err, CS_ESCHEMA, 0, "eval.perplexity: expected an object");
+    }
+    cJSON_ArrayForEach(it, ppl)
+    {
+        if (!cJSON_IsObject(it)) {
+            return cs_err_set(err, CS_ESCHEMA, 0, "eval.perplexity.%s: expected an object",
+                              it->string);
+        }
+        if ((rc = eval_ppl(j, it, err)) != CS_OK) {
+            return rc;
+        }
+        progress(j, NULL, NULL, ++done, total);
+    }
+    if (cJSON_GetArraySize(tasks) > 0) {
+        return cs_err_set(err, CS_ENOTSUP, 0,
+                          "eval.tasks: scoring task files cannot run in this build of "
+                          "calsweep-run yet (only eval.perplexity)");
+    }
+    return CS_OK;
+}
+
+/* ---- result.json and error.json -------------------------------------------------------------- */
+
+static cs_rc write_json(const char *path, cJSON *doc, cs_err *err)
+{
+    char *text = cJSON_Print(doc);
+    if (!text) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    size_t n = strlen(text);
+    text[n] = '\n'; /* cJSON_Print's terminator becomes the final newline */
+    cs_rc rc = cs_path_write_atomic(path, text, n + 1, 0644, err);
+    free(text);
+    return rc;
+}
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) {
+        return 0;
+    }
+    return (double)ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
+}
+
+static cs_rc write_result(job *j, cs_err *err)
+{
+    char host[256] = "unknown";
+    cJSON *r = cJSON_CreateObject();
+    cs_rc rc;
+
+    if (gethostname(host, sizeof host - 1) != 0) {
+        snprintf(host, sizeof host, "unknown");
+    }
+    host[sizeof host - 1] = '\0';
+    if (!cJSON_AddNumberToObject(j->timings, "total",
+                                 (double)(cs_time_mono_ns() - j->t_job) / 1e9) ||
+        !r || !cJSON_AddNumberToObject(r, "version", 1)) {
+        cJSON_Delete(r);
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    cJSON_AddItemToObject(r, "metrics", j->metrics);
+    j->metrics = NULL;
+    cJSON_AddNullToObject(r, "calibration");
+    cJSON_AddItemToObject(r, "timings", j->timings);
+    j->timings = NULL;
+    if (!cJSON_AddNumberToObject(r, "peak_rss_mb", peak_rss_mb()) ||
+        !cJSON_AddStringToObject(r, "engine_version", CS_ENGINE_VERSION) ||
+        !cJSON_AddStringToObject(r, "host", host) ||
+        !cJSON_AddNumberToObject(r, "threads", j->threads) ||
+        !cJSON_AddNumberToObject(r, "started_ms", (double)j->started_ms) ||
+        !cJSON_AddNumberToObject(r, "ended_ms", (double)cs_time_wall_ms())) {
+        cJSON_Delete(r);
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    rc = write_json("result.json", r, err);
+    cJSON_Delete(r);
+    return rc;
+}
+
+static void write_error(const char *stage, const cs_err *e)
+{
+    cJSON *doc = cJSON_CreateObject();
+    cs_err err2 = {0};
+    const char *msg = e->msg[0] ? e->msg : cs_rc_str(e->rc);
+    fprintf(stderr, "calsweep-run: %s: %s\n", stage, msg);
+    if (!doc || !cJSON_AddStringToObject(doc, "kind", error_kind(stage, e->rc)) ||
+        !cJSON_AddStringToObject(doc, "message", msg) ||
+        !cJSON_AddStringToObject(doc, "stage", stage) ||
+        write_json("error.json", doc, &err2) != CS_OK) {
+        fprintf(stderr, "calsweep-run: cannot write error.json: %s\n",
+                err2.msg[0] ? err2.msg : "out of memory");
+    }
+    cJSON_Delete(doc);
+}
+
+/* ---- the job --------------------------------------------------------------------------------- */
+
+int cs_run_job(const char *job_path)
+{
+    job j = {0};
+    cs_err err = {0};
+    cs_rc rc;
+    const char *env;
+    int64_t threads = 1;
+
+    j.t_job = cs_time_mono_ns();
+    j.started_ms = cs_time_wall_ms();
+    j.base = getenv("CALSWEEP_BASE_DIR");
+    if (!j.base || !j.base[0]) {
+        j.base = ".";
+    }
+    j.roots = getenv("CALSWEEP_MODEL_ROOTS");
+    if (j.roots && !j.roots[0]) {
+        j.roots = NULL;
+    }
+    env = getenv("CALSWEEP_THREADS");
+    if (env && env[0] && cs_parse_i64(env, 1, 1024, &threads, "CALSWEEP_THREADS", &err) != CS_OK) {
+        j.stage = "config";
+        rc = err.rc;
+        goto fail;
+    }
+    j.threads = (int)threads;
+    if (fcntl(3, F_GETFD) != -1) {
+        j.progress = fdopen(3, "w");
+    }
+    j.metrics = cJSON_CreateObject();
+    j.timings = cJSON_CreateObject();
+    if (!j.metrics || !j.timings) {
+        j.stage = "config";
+        rc = cs_err_set(&err, CS_ENOMEM, 0, "out of memory");
+        goto fail;
+    }
+
+    j.stage = "config";
+    if ((rc = load_config(&j, job_path, &err)) != CS_OK) {
+        goto fail;
+    }
+    stage_begin(&j, "load");
+    if ((rc = stage_load(&j, &err)) != CS_OK || (rc = stage_end(&j, &err)) != CS_OK) {
+        goto fail;
+    }
+    stage_begin(&j, "quantize");
+    if ((rc = stage_quantize(&j, &err)) != CS_OK || (rc = stage_end(&j, &err)) != CS_OK) {
+        goto fail;
+    }
+    stage_begin(&j, "evaluate");
+    if ((rc = stage_evaluate(&j, &err)) != CS_OK || (rc = stage_end(&j, &err)) != CS_OK) {
+        goto fail;
+    }
+    j.stage = "result";
+    if ((rc = write_result(&j, &err)) != CS_OK) {
+        goto fail;
+    }
+    cs_model_free(j.model);
+    cs_tok_destroy(j.tok);
+    cJSON_Delete(j.cfg);
+    if (j.progress) {
+        fclose(j.progress);
+    }
+    return CS_EXIT_OK;
+
+fail:
+    if (rc == CS_OK) {
+        rc = CS_EINTERNAL;
+    }
+    if (err.rc == CS_OK) {
+        err.rc = rc;
+    }
+    write_error(j.stage, &err);
+    cs_model_free(j.model);
+    cs_tok_destroy(j.tok);
+    cJSON_Delete(j.cfg);
+    cJSON_Delete(j.metrics);
+    cJSON_Delete(j.timings);
+    if (j.progress) {
+        fclose(j.progress);
+    }
+    return CS_EXIT_FAIL;
+}

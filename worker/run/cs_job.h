@@ -1,0 +1,20 @@
+/* run: the runner contract (ARCHITECTURE.md "The job runner contract").
+ *
+ * `calsweep-run job.json` reads the resolved job config, loads the model, selects the
+ * calibration data, quantizes, evaluates, and writes result.json (schemas/result.schema.json) in
+ * the current folder; on failure it writes error.json {kind, message, stage} and exits 1.
+ * Progress goes to fd 3 when it is open, one JSON object per line:
+ * {"stage":"evaluate","task":"arith_mc","done":3,"total":7}. Logs go to stderr.
+ *
+ * Relative paths in the config are resolved against $CALSWEEP_BASE_DIR (the folder the worker
+ * runs in; default: the current folder); a model folder that is not found there is looked up
+ * in each folder of $CALSWEEP_MODEL_ROOTS (':'-separated, the worker's --model-root folders).
+ * Threads: $CALSWEEP_THREADS (default 1).
+ */
+#ifndef CS_RUN_CS_JOB_H
+#define CS_RUN_CS_JOB_H
+
+/* Runs the job of `job_path`; returns the process exit code (0, or 1 with error.json written). */
+int cs_run_job(const char *job_path);
+
+#endif
