@@ -43,6 +43,7 @@ struct dctx {
     bool in_batch;      /* its reply depends on the commit of the batch */
     int64_t hold_until; /* monotonic ms, held claims */
     uint32_t pipe;      /* nng pipe id of the peer */
+    int64_t t_recv;     /* monotonic ms when it arrived (slow-request warnings) */
 };
 
 typedef struct ratelog {
@@ -248,6 +249,7 @@ static void on_aio(void *arg)
     nng_msg *m = nng_aio_get_msg(c->aio);
     c->in = m;
     c->pipe = nng_msg_get_pipe(m).id;
+    c->t_recv = cs_time_mono_ms();
     atomic_store(&c->state, ST_QUEUED);
     pthread_mutex_lock(&d->mu);
     c->next = NULL;
@@ -841,6 +843,16 @@ static void reap(cs_daemon *d)
         d->wake = true;
 }
 
+/* A control request that waited or ran for seconds: say so, since the client may have given up
+ * (its --timeout-ms) and reported calsweepd as not answering. */
+static void slow_request(cs_daemon *d, const dctx *c, int64_t t_start)
+{
+    int64_t now = cs_time_mono_ms(), wait = t_start - c->t_recv, run = now - t_start;
+    if (wait + run >= 2000 && ratelog_ok(&d->rl_bad, "slow-request"))
+        cs_log(CS_LOG_WARN, "control %s: waited %.1f s in the queue, ran %.1f s",
+               cs_msg_type_name(c->req.type), (double)wait / 1000.0, (double)run / 1000.0);
+}
+
 /* ---- the drain ------------------------------------------------------------------------------- */
 
 static dctx *take_queue(cs_daemon *d)
@@ -916,7 +928,9 @@ static void drain(cs_daemon *d)
                 dctx *c = ctrl;
                 ctrl = c->next;
                 c->next = NULL;
+                int64_t t0 = cs_time_mono_ms();
                 handle_control(d, c, cs_time_wall_ms());
+                slow_request(d, c, t0);
                 send_reply(d, c);
             }
         }
