@@ -7,7 +7,7 @@ ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n
 R=$CALSWEEP_RUN
 S=${CS_SOURCE_DIR:-.}
 M=$S/sweeps/testbed/models
-echo "1..16"
+echo "1..21"
 out=$("$R" info "$M/tb-qwen"); ok $? "info exits 0"
 case "$out" in *"architecture: Qwen2ForCausalLM"*"kv_heads: 2"*"tie_word_embeddings: true"*"parameters: 1427712"*) ok 0 "info tb-qwen";; *) ok 1 "info tb-qwen: $out";; esac
 out=$("$R" info "$M/tb-llama"); case "$out" in *"LlamaForCausalLM"*"layers: 4"*"parameters: 3606784"*) ok 0 "info tb-llama";; *) ok 1 "info tb-llama: $out";; esac
@@ -26,8 +26,14 @@ out=$("$R" ppl "$M/tb-llama" --data "$S/sweeps/testbed/data/heldout.txt" --seq-l
 out=$("$R" generate "$M/tb-llama" --prompt "Zoe is a pilot. Every morning she goes to the" --max-new 3 2>&1); ok $? "generate exits 0: $out"
 [ -n "$out" ]; ok $? "generate prints text"
 out2=$("$R" generate "$M/tb-llama" --prompt "Zoe is a pilot. Every morning she goes to the" --max-new 3 --threads 2 2>&1); [ "$out" = "$out2" ]; ok $? "greedy generation is the same with 2 threads"
-for c in info tokenize ppl generate; do
+for c in info tokenize ppl generate eval; do
     "$R" $c --help | grep -q "usage: calsweep-run $c"; ok $? "$c --help"
 done
 out=$("$R" info /nonexistent 2>&1); [ $? -eq 1 ] && case "$out" in *"/nonexistent/config.json"*) true;; *) false;; esac; ok $? "info of a missing model names the file: $out"
+T=$S/sweeps/testbed/data/tasks
+out=$("$R" eval "$M/tb-llama" --task "$T/facts_mc.eval.jsonl" --first 40 --threads 2 2>/dev/null); ok $? "eval exits 0"
+printf '%s\n' "$out" | grep -Eq '^facts_mc +40 +0\.9750 '; ok $? "eval prints the README's first-40 facts_mc accuracy (97.5 %)"
+"$R" eval "$M/tb-llama" >/dev/null 2>&1; [ $? = 2 ]; ok $? "eval without --task exits 2"
+out=$("$R" eval "$M/tb-llama" --task "$S/sweeps/testbed/data/heldout.txt" 2>&1); [ $? = 1 ] && case "$out" in *"heldout.txt:1"*) true;; *) false;; esac
+ok $? "eval of a file that is not a task file names file:line: $out"
 exit $fail

@@ -17,7 +17,7 @@ job() { # folder algorithm ppl-path tasks-json
 run() { # dir: runs the job of dir/job.json there, progress to dir/progress
     (cd "$1" && rm -f result.json error.json && CALSWEEP_BASE_DIR=$S CALSWEEP_THREADS=2 "$R" job.json 3>progress 2>stderr)
 }
-echo "1..14"
+echo "1..19"
 
 mkdir "$tmp/a"; job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt >"$tmp/a/job.json"
 run "$tmp/a"; ok $? "a baseline job exits 0"
@@ -58,4 +58,24 @@ run "$tmp/e"; rc=$?
 [ $rc = 1 ] && [ "$(jq -r '.kind + " " + .stage' "$tmp/e/error.json")" = "bad_input evaluate" ] &&
     jq -r .message "$tmp/e/error.json" | grep -q "no-such.txt"
 ok $? "a missing perplexity text: exit 1, kind bad_input, stage evaluate, names the file"
+
+# tasks: multiple choice and generation, scored as `calsweep-run eval` scores them
+T=sweeps/testbed/data/tasks
+mkdir "$tmp/f"
+job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt \
+    "{\"arith\":{\"path\":\"$T/arith_mc.eval.jsonl\",\"limit\":40,\"fewshot\":0,\"fewshot_path\":null},\"gen\":{\"path\":\"$T/arith_gen.eval.jsonl\",\"limit\":8}}" >"$tmp/f/job.json"
+run "$tmp/f"; ok $? "a baseline job with two task files exits 0"
+validate result "$tmp/f/result.json"; ok $? "its result.json validates"
+want=$(cd "$S" && "$R" eval sweeps/testbed/models/tb-llama --task $T/arith_mc.eval.jsonl --limit 40 --json 2>/dev/null | jq -c '.tasks.arith_mc')
+got=$(jq -c '.metrics.arith' "$tmp/f/result.json")
+[ -n "$want" ] && [ "$got" = "$want" ]; ok $? "task metrics equal calsweep-run eval's on the same 40 items: $got"
+[ "$(jq '.metrics.gen | .n, (has("exact_match") and has("exact_match_stderr"))' "$tmp/f/result.json" | tr '\n' ' ')" = "8 true " ]
+ok $? "the generation task reports exact match over 8 items"
+
+mkdir "$tmp/g"
+job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt \
+    "{\"arith\":{\"path\":\"$T/arith_mc.eval.jsonl\",\"fewshot\":5}}" >"$tmp/g/job.json"
+run "$tmp/g"; rc=$?
+[ $rc = 1 ] && [ "$(jq -r .kind "$tmp/g/error.json")" = bad_input ] && jq -r .message "$tmp/g/error.json" | grep -q "eval.tasks.arith.fewshot"
+ok $? "few-shot prompts (not built yet) are refused as bad_input naming the field"
 exit $fail

@@ -24,6 +24,8 @@
 #include "cs_model.h"
 #include "cs_opt.h"
 #include "cs_path.h"
+#include "cs_score.h"
+#include "cs_task.h"
 #include "cs_time.h"
 #include "cs_tok.h"
 #include "cs_version.h"
@@ -292,6 +294,69 @@ out:
     return rc;
 }
 
+typedef struct task_progress {
+    job *j;
+    const char *name;
+} task_progress;
+
+static void on_item(void *ctx, size_t done, size_t total)
+{
+    task_progress *tp = ctx;
+    if (done == total || done % 10 == 0) {
+        progress(tp->j, "task", tp->name, done, total);
+    }
+}
+
+/* One task file: config.eval.tasks.<name> = {path, limit, fewshot, fewshot_path}. */
+static cs_rc eval_task(job *j, const cJSON *spec, cs_err *err)
+{
+    cs_jctx c;
+    const char *path = NULL;
+    int64_t limit = 0, fewshot = 0;
+    char *file = NULL;
+    cs_task t = {0};
+    cs_score s = {0};
+    task_progress tp = {j, spec->string};
+    cs_score_opts o = {.progress = on_item, .progress_ctx = &tp};
+    cs_rc rc;
+
+    cs_jctx_init(&c, NULL, err);
+    cs_jpath_push_key(&c.path, "eval");
+    cs_jpath_push_key(&c.path, "tasks");
+    cs_jpath_push_key(&c.path, spec->string);
+    if ((rc = cs_json_req_string(&c, spec, "path", &path)) != CS_OK ||
+        (rc = cs_json_opt_int(&c, spec, "limit", 0, 0, INT32_MAX, &limit)) != CS_OK ||
+        (rc = cs_json_opt_int(&c, spec, "fewshot", 0, 0, 1000, &fewshot)) != CS_OK) {
+        return rc;
+    }
+    if (fewshot > 0) {
+        return cs_err_set(err, CS_ENOTSUP, 0,
+                          "eval.tasks.%s.fewshot: few-shot prompts are not built yet (use 0)",
+                          spec->string);
+    }
+    if ((rc = resolve(j, path, &file, err)) != CS_OK ||
+        (rc = cs_task_load(&t, file, (size_t)limit, err)) != CS_OK ||
+        (rc = cs_score_task(j->model, j->tok, &t, &o, &s, err)) != CS_OK) {
+        goto out;
+    }
+    cJSON *m = cJSON_AddObjectToObject(j->metrics, spec->string);
+    if (!m) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+    if ((rc = cs_score_to_json(&s, t.kind, m, err)) != CS_OK) {
+        goto out;
+    }
+    cs_log(CS_LOG_INFO, "%s: %s %.4f over %zu items", spec->string,
+           t.kind == CS_TASK_GEN ? "exact match" : "acc",
+           t.kind == CS_TASK_GEN ? s.exact_strict : s.acc, s.n);
+out:
+    cs_score_free(&s);
+    cs_task_free(&t);
+    free(file);
+    return rc;
+}
+
 static cs_rc stage_evaluate(job *j, cs_err *err)
 {
     const cJSON *eval = cJSON_GetObjectItemCaseSensitive(j->cfg, "eval");
@@ -318,10 +383,18 @@ static cs_rc stage_evaluate(job *j, cs_err *err)
         }
         progress(j, NULL, NULL, ++done, total);
     }
-    if (cJSON_GetArraySize(tasks) > 0) {
-        return cs_err_set(err, CS_ENOTSUP, 0,
-                          "eval.tasks: scoring task files cannot run in this build of "
-                          "calsweep-run yet (only eval.perplexity)");
+    if (tasks && !cJSON_IsNull(tasks) && !cJSON_IsObject(tasks)) {
+        return cs_err_set(err, CS_ESCHEMA, 0, "eval.tasks: expected an object");
+    }
+    cJSON_ArrayForEach(it, tasks)
+    {
+        if (!cJSON_IsObject(it)) {
+            return cs_err_set(err, CS_ESCHEMA, 0, "eval.tasks.%s: expected an object", it->string);
+        }
+        if ((rc = eval_task(j, it, err)) != CS_OK) {
+            return rc;
+        }
+        progress(j, NULL, NULL, ++done, total);
     }
     return CS_OK;
 }

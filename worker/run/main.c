@@ -16,6 +16,8 @@
 #include "cs_model.h"
 #include "cs_opt.h"
 #include "cs_path.h"
+#include "cs_score.h"
+#include "cs_task.h"
 #include "cs_time.h"
 #include "cs_tok.h"
 
@@ -35,6 +37,10 @@ enum {
     OPT_REP,
     OPT_SEED,
     OPT_NO_SPECIAL,
+    OPT_TASK,
+    OPT_LIMIT,
+    OPT_FIRST,
+    OPT_JSON,
 };
 
 #define OPT_HELP_ROW                                                        \
@@ -76,14 +82,29 @@ static const cs_opt gen_options[] = {
         {"seed", 0, CS_OPT_VALUE, OPT_SEED, "N", "sampling seed (default 0)"},
 };
 
-#define N_OPTS(t) (sizeof(t) / sizeof((t)[0]))
+static const cs_opt eval_options[] = {
+        OPT_HELP_ROW,
+        OPT_THREADS_ROW,
+        {"task", 'T', CS_OPT_VALUE, OPT_TASK, "FILE", "task JSONL file (repeatable; required)"},
+        {"limit", 'l', CS_OPT_VALUE, OPT_LIMIT, "N",
+         "score a fixed-seed sample of N items per task (default: all)"},
+        {"first", 0, CS_OPT_VALUE, OPT_FIRST, "N", "score only the first N items of each task"},
+        {"max-new", 'm', CS_OPT_VALUE, OPT_MAX_NEW, "N",
+         "generation tasks: at most N new tokens (default 256)"},
+        {"json", 0, CS_OPT_NONE, OPT_JSON, NULL, "print one JSON object (result.json's metrics)"},
+};
+
+#define N_OPTS(t)     (sizeof(t) / sizeof((t)[0]))
+#define RUN_MAX_TASKS 64
 
 typedef struct run_args {
     const char *model;
     const char *text, *data, *prompt;
-    int64_t threads, seq_len, batch;
-    bool no_special;
+    int64_t threads, seq_len, batch, limit, first;
+    bool no_special, json;
     cs_gen_params gen;
+    const char *tasks[RUN_MAX_TASKS];
+    size_t n_tasks;
 } run_args;
 
 static void usage(FILE *out)
@@ -93,7 +114,8 @@ static void usage(FILE *out)
             "       calsweep-run info MODEL\n"
             "       calsweep-run tokenize MODEL [--text S]\n"
             "       calsweep-run ppl MODEL --data FILE --seq-len N [--threads N]\n"
-            "       calsweep-run generate MODEL --prompt S [--max-new N] [--threads N]\n\n"
+            "       calsweep-run generate MODEL --prompt S [--max-new N] [--threads N]\n"
+            "       calsweep-run eval MODEL --task FILE [--task FILE ...] [--limit N] [--json]\n\n"
             "Runs one calsweep job in this process and writes result.json, or runs one engine\n"
             "command on a Hugging Face model folder (COMMAND --help for its options).\n"
             "A job writes result.json (or error.json and exit 1) in the current folder and its\n"
@@ -117,6 +139,9 @@ static void cmd_usage(FILE *out, const char *cmd, const cs_opt *t, size_t n)
                     "windows, PPL = exp(mean of the window mean NLLs)."},
             {"generate", "generate MODEL --prompt S\n\nGenerates a continuation of the prompt "
                          "(greedy unless --temperature > 0)."},
+            {"eval", "eval MODEL --task FILE [--task FILE ...]\n\nScores task files: multiple "
+                     "choice by log-likelihood (acc, acc_norm, acc_bytes),\ngeneration by greedy "
+                     "decoding and exact match; prints one line per task and the\nmean accuracy."},
     };
     for (size_t i = 0; i < N_OPTS(lines); i++) {
         if (strcmp(lines[i].cmd, cmd) == 0) {
@@ -169,6 +194,22 @@ static int parse_cmd(int argc, char **argv, const char *cmd, const cs_opt *t, si
             break;
         case OPT_PROMPT:
             a->prompt = arg;
+            break;
+        case OPT_TASK:
+            if (a->n_tasks == RUN_MAX_TASKS) {
+                rc = cs_err_set(&err, CS_ERANGE, 0, "at most %d --task files", RUN_MAX_TASKS);
+            } else {
+                a->tasks[a->n_tasks++] = arg;
+            }
+            break;
+        case OPT_LIMIT:
+            rc = cs_parse_i64(arg, 1, INT64_MAX, &a->limit, "--limit", &err);
+            break;
+        case OPT_FIRST:
+            rc = cs_parse_i64(arg, 1, INT64_MAX, &a->first, "--first", &err);
+            break;
+        case OPT_JSON:
+            a->json = true;
             break;
         case OPT_MAX_NEW: {
             int64_t v;
@@ -403,6 +444,109 @@ cleanup:
     return code;
 }
 
+static void eval_progress(void *ctx, size_t done, size_t total)
+{
+    const char *name = ctx;
+    if (done == total || done % 20 == 0) {
+        fprintf(stderr, "\r%s: %zu/%zu", name, done, total);
+        if (done == total) {
+            fputc('\n', stderr);
+        }
+    }
+}
+
+static int cmd_eval(const run_args *a)
+{
+    cs_tok *tok = NULL;
+    cs_model *m = NULL;
+    cs_err err = {0};
+    cJSON *all = cJSON_CreateObject(), *tasks = all ? cJSON_AddObjectToObject(all, "tasks") : NULL;
+    double sum = 0;
+    size_t n_acc = 0;
+    int code = CS_EXIT_FAIL;
+
+    if (a->n_tasks == 0) {
+        fprintf(stderr, "calsweep-run eval: at least one --task FILE is required\n");
+        cJSON_Delete(all);
+        return CS_EXIT_USAGE;
+    }
+    if (!tasks) {
+        cs_err_set(&err, CS_ENOMEM, 0, "out of memory");
+        code = fail("eval", &err);
+        goto out;
+    }
+    if (load_tok(&tok, a->model, &err) != CS_OK ||
+        cs_model_load(&m, a->model, (int)a->threads, &err) != CS_OK) {
+        code = fail("eval", &err);
+        goto out;
+    }
+    if (!a->json) {
+        printf("%-16s %6s %8s %8s %8s %8s\n", "task", "n", "acc", "stderr", "acc_norm", "exact");
+    }
+    for (size_t i = 0; i < a->n_tasks; i++) {
+        cs_task t;
+        cs_score s;
+        cs_score_opts o = {.max_new = a->gen.max_new, .progress = a->json ? NULL : eval_progress};
+        if (cs_task_load(&t, a->tasks[i], (size_t)a->limit, &err) != CS_OK) {
+            code = fail("eval", &err);
+            goto out;
+        }
+        if (a->first > 0) {
+            cs_task_truncate(&t, (size_t)a->first);
+        }
+        o.progress_ctx = t.name;
+        if (cs_score_task(m, tok, &t, &o, &s, &err) != CS_OK) {
+            cs_task_free(&t);
+            code = fail("eval", &err);
+            goto out;
+        }
+        cJSON *obj = cJSON_AddObjectToObject(tasks, t.name);
+        if (!obj) {
+            cs_err_set(&err, CS_ENOMEM, 0, "out of memory");
+        }
+        if (!obj || cs_score_to_json(&s, t.kind, obj, &err) != CS_OK) {
+            cs_score_free(&s);
+            cs_task_free(&t);
+            code = fail("eval", &err);
+            goto out;
+        }
+        double headline = t.kind == CS_TASK_GEN ? s.exact_strict : s.acc;
+        sum += headline;
+        n_acc++;
+        if (!a->json) {
+            if (t.kind == CS_TASK_GEN) {
+                printf("%-16s %6zu %8s %8.4f %8s %8.4f\n", t.name, s.n, "-",
+                       cs_score_stderr(s.exact_strict, s.n), "-", s.exact_strict);
+            } else {
+                printf("%-16s %6zu %8.4f %8.4f %8.4f %8s\n", t.name, s.n, s.acc,
+                       cs_score_stderr(s.acc, s.n), s.acc_norm, "-");
+            }
+        }
+        cs_score_free(&s);
+        cs_task_free(&t);
+    }
+    if (a->json) {
+        char *text;
+        if (!cJSON_AddNumberToObject(all, "mean_accuracy", sum / (double)n_acc) ||
+            !(text = cJSON_PrintUnformatted(all))) {
+            cs_err_set(&err, CS_ENOMEM, 0, "out of memory");
+            code = fail("eval", &err);
+            goto out;
+        }
+        printf("%s\n", text);
+        free(text);
+    } else {
+        printf("mean accuracy (acc, or exact match for generation): %.4f over %zu tasks\n",
+               sum / (double)n_acc, n_acc);
+    }
+    code = CS_EXIT_OK;
+out:
+    cJSON_Delete(all);
+    cs_model_free(m);
+    cs_tok_destroy(tok);
+    return code;
+}
+
 int main(int argc, char **argv)
 {
     cs_opt_parser p;
@@ -442,6 +586,11 @@ int main(int argc, char **argv)
         if (strcmp(cmd, "generate") == 0) {
             code = parse_cmd(argc, argv, cmd, gen_options, N_OPTS(gen_options), &a);
             return code >= 0 ? code : cmd_generate(&a);
+        }
+        if (strcmp(cmd, "eval") == 0) {
+            a.gen.max_new = 0;
+            code = parse_cmd(argc, argv, cmd, eval_options, N_OPTS(eval_options), &a);
+            return code >= 0 ? code : cmd_eval(&a);
         }
     }
     cs_opt_init(&p, argc, argv, 1);

@@ -1,0 +1,352 @@
+/* eval: scoring tasks (cs_score.h). */
+#include "cs_score.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cs_alloc.h"
+#include "cs_generate.h"
+
+#define SCORE_MAX_NEW 256
+
+double cs_score_stderr(double p, size_t n)
+{
+    return n < 2 ? 0.0 : sqrt(p * (1.0 - p) / (double)(n - 1));
+}
+
+void cs_score_free(cs_score *s)
+{
+    if (s) {
+        free(s->ll);
+        free(s->pred);
+        memset(s, 0, sizeof(*s));
+    }
+}
+
+static size_t code_points(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        n += (*p & 0xC0) != 0x80;
+    }
+    return n;
+}
+
+static cs_rc encode(const cs_tok *tok, const char *a, const char *b, int32_t **ids, size_t *n,
+                    cs_err *err)
+{
+    cs_buf s;
+    cs_buf_init(&s);
+    cs_rc rc = b ? cs_buf_printf(&s, "%s %s", a, b) : cs_buf_printf(&s, "%s", a);
+    if (rc != CS_OK) {
+        cs_buf_fini(&s);
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    rc = cs_tok_encode(tok, s.data, s.len, CS_TOK_ADD_SPECIAL, ids, n, err);
+    cs_buf_fini(&s);
+    return rc;
+}
+
+/* LL[j] of option j of one item, all options in one batched forward pass. MC: the context is
+ * it->text and option j the continuation; multi-input: option j is the context and it->text the
+ * continuation. */
+static cs_rc item_ll(cs_model *m, const cs_tok *tok, cs_task_kind kind, const cs_task_item *it,
+                     double *ll, cs_err *err)
+{
+    size_t B = it->n_options, T = 0;
+    int32_t **full = cs_calloc_array(B, sizeof(int32_t *));
+    size_t *nfull = cs_calloc_array(B, sizeof(size_t)), *nctx = cs_calloc_array(B, sizeof(size_t));
+    int32_t *tokens = NULL, *ctx = NULL;
+    double *lp = NULL;
+    size_t n_ctx = 0;
+    cs_rc rc = CS_OK;
+
+    if (!full || !nfull || !nctx) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+    for (size_t j = 0; j < B; j++) {
+        const char *c = kind == CS_TASK_MC ? it->text : it->options[j];
+        const char *x = kind == CS_TASK_MC ? it->options[j] : it->text;
+        if (kind == CS_TASK_MULTI || j == 0) {
+            free(ctx);
+            ctx = NULL;
+            if ((rc = encode(tok, c, NULL, &ctx, &n_ctx, err)) != CS_OK) {
+                goto out;
+            }
+        }
+        if ((rc = encode(tok, c, x, &full[j], &nfull[j], err)) != CS_OK) {
+            goto out;
+        }
+        if (nfull[j] <= n_ctx || n_ctx == 0) {
+            rc = cs_err_set(err, CS_EINVAL, 0, "item %s: option %zu adds no tokens", it->id, j);
+            goto out;
+        }
+        nctx[j] = n_ctx;
+        T = nfull[j] > T ? nfull[j] : T;
+    }
+    tokens = cs_calloc_array(B * T, sizeof(int32_t));
+    lp = cs_alloc_array(B * T, sizeof(double));
+    if (!tokens || !lp) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+    for (size_t j = 0; j < B; j++) {
+        memcpy(tokens + j * T, full[j], nfull[j] * sizeof(int32_t));
+    }
+    if ((rc = cs_model_logprobs(m, tokens, B, T, nfull, lp, err)) != CS_OK) {
+        goto out;
+    }
+    for (size_t j = 0; j < B; j++) {
+        double s = 0;
+        for (size_t t = nctx[j] - 1; t + 1 < nfull[j]; t++) {
+            s += lp[j * T + t];
+        }
+        ll[j] = s;
+    }
+out:
+    for (size_t j = 0; full && j < B; j++) {
+        free(full[j]);
+    }
+    free(full);
+    free(nfull);
+    free(nctx);
+    free(ctx);
+    free(tokens);
+    free(lp);
+    return rc;
+}
+
+static size_t argmax(const double *v, size_t n)
+{
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++) {
+        if (v[i] > v[best]) {
+            best = i;
+        }
+    }
+    return best;
+}
+
+/* ---- generation ------------------------------------------------------------------------------ */
+
+/* Removes "," and "$" and a trailing "."; owned copy of s[0..n). */
+static char *normalize_number(const char *s, size_t n)
+{
+    char *out = cs_alloc_array(n + 1, 1);
+    size_t k = 0;
+    if (!out) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != ',' && s[i] != '$') {
+            out[k++] = s[i];
+        }
+    }
+    while (k > 0 && out[k - 1] == '.') {
+        k--;
+    }
+    out[k] = '\0';
+    return out;
+}
+
+static bool num_char(char c)
+{
+    return (c >= '0' && c <= '9') || c == '.' || c == ',' || c == '$';
+}
+
+/* The number starting at p (an optional '-', then digits, '.', ',' or '$' with a digit among
+ * them); its length, or 0. */
+static size_t number_at(const char *p)
+{
+    size_t i = p[0] == '-' ? 1 : 0, digits = 0;
+    while (num_char(p[i])) {
+        digits += p[i] >= '0' && p[i] <= '9';
+        i++;
+    }
+    return digits > 0 ? i : 0;
+}
+
+cs_rc cs_score_extract(const char *text, char **strict, char **flex, cs_err *err)
+{
+    const char *h = strstr(text, "####");
+    *strict = *flex = NULL;
+    if (h) {
+        const char *p = h + 4;
+        while (*p == ' ') {
+            p++;
+        }
+        size_t n = number_at(p);
+        if (n > 0 && !(*strict = normalize_number(p, n))) {
+            return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        }
+    }
+    const char *last = NULL;
+    size_t last_n = 0;
+    for (const char *p = text; *p;) {
+        size_t n = (p == text || !num_char(p[-1])) ? number_at(p) : 0;
+        if (n > 0) {
+            last = p;
+            last_n = n;
+            p += n;
+        } else {
+            p++;
+        }
+    }
+    if (last && !(*flex = normalize_number(last, last_n))) {
+        free(*strict);
+        *strict = NULL;
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    return CS_OK;
+}
+
+static void cut_at(char *text, const char *stop)
+{
+    char *p = stop[0] ? strstr(text, stop) : NULL;
+    if (p) {
+        *p = '\0';
+    }
+}
+
+static cs_rc gen_item(cs_model *m, const cs_tok *tok, const cs_task_item *it, size_t max_new,
+                      bool *strict_ok, bool *flex_ok, cs_err *err)
+{
+    int32_t *prompt = NULL, *out = NULL;
+    size_t n_prompt = 0, n_out = 0, len = 0;
+    char *text = NULL, *strict = NULL, *flex = NULL, *want = NULL;
+    cs_gen_params p;
+    cs_rc rc;
+
+    cs_gen_params_default(&p);
+    p.max_new = max_new;
+    p.stop = m->cfg.eos;
+    p.n_stop = m->cfg.n_eos;
+    if ((rc = encode(tok, it->text, NULL, &prompt, &n_prompt, err)) != CS_OK ||
+        (rc = cs_generate(m, prompt, n_prompt, &p, &out, &n_out, err)) != CS_OK ||
+        (rc = cs_tok_decode(tok, out, n_out, true, &text, &len, err)) != CS_OK) {
+        goto done;
+    }
+    for (size_t i = 0; i < it->n_options; i++) {
+        cut_at(text, it->options[i]);
+    }
+    cut_at(text, "\n\n");
+    if ((rc = cs_score_extract(text, &strict, &flex, err)) != CS_OK) {
+        goto done;
+    }
+    if (!(want = normalize_number(it->answer, strlen(it->answer)))) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        goto done;
+    }
+    *strict_ok = strict && strcmp(strict, want) == 0;
+    *flex_ok = flex && strcmp(flex, want) == 0;
+done:
+    free(prompt);
+    free(out);
+    free(text);
+    free(strict);
+    free(flex);
+    free(want);
+    return rc;
+}
+
+/* ---- tasks ----------------------------------------------------------------------------------- */
+
+cs_rc cs_score_task(cs_model *m, const cs_tok *tok, const cs_task *t, const cs_score_opts *o,
+                    cs_score *out, cs_err *err)
+{
+    size_t max_opt = 0, hits = 0, hits_norm = 0, hits_bytes = 0, hits_flex = 0;
+    double *norm = NULL, *bytes = NULL;
+    cs_rc rc = CS_OK;
+
+    memset(out, 0, sizeof(*out));
+    if (t->kind == CS_TASK_REF) {
+        return cs_err_set(err, CS_EINVAL, 0, "%s: a reference file cannot be scored", t->path);
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        out->n_ll += t->kind == CS_TASK_GEN ? 0 : t->items[i].n_options;
+        max_opt = t->items[i].n_options > max_opt ? t->items[i].n_options : max_opt;
+    }
+    out->pred = cs_calloc_array(t->n ? t->n : 1, sizeof(int));
+    out->ll = cs_calloc_array(out->n_ll ? out->n_ll : 1, sizeof(double));
+    norm = cs_calloc_array(max_opt + 1, sizeof(double));
+    bytes = cs_calloc_array(max_opt + 1, sizeof(double));
+    if (!out->pred || !out->ll || !norm || !bytes) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0, off = 0; i < t->n; i++) {
+        const cs_task_item *it = &t->items[i];
+        if (t->kind == CS_TASK_GEN) {
+            bool s = false, f = false;
+            if ((rc = gen_item(m, tok, it, o && o->max_new ? o->max_new : SCORE_MAX_NEW, &s, &f,
+                               err)) != CS_OK) {
+                goto fail;
+            }
+            out->pred[i] = s;
+            hits += s;
+            hits_flex += f;
+        } else {
+            double *ll = out->ll + off;
+            if ((rc = item_ll(m, tok, t->kind, it, ll, err)) != CS_OK) {
+                goto fail;
+            }
+            for (size_t j = 0; j < it->n_options; j++) {
+                size_t cp = code_points(it->options[j]), nb = strlen(it->options[j]);
+                norm[j] = ll[j] / (double)(cp ? cp : 1);
+                bytes[j] = ll[j] / (double)(nb ? nb : 1);
+            }
+            out->pred[i] = (int)argmax(ll, it->n_options);
+            hits += out->pred[i] == it->gold;
+            hits_norm += (int)argmax(norm, it->n_options) == it->gold;
+            hits_bytes += (int)argmax(bytes, it->n_options) == it->gold;
+            off += it->n_options;
+        }
+        if (o && o->progress) {
+            o->progress(o->progress_ctx, i + 1, t->n);
+        }
+    }
+    out->n = t->n;
+    if (t->kind == CS_TASK_GEN) {
+        out->exact_strict = (double)hits / (double)t->n;
+        out->exact_flex = (double)hits_flex / (double)t->n;
+    } else {
+        out->acc = (double)hits / (double)t->n;
+        out->acc_norm = (double)hits_norm / (double)t->n;
+        out->acc_bytes = (double)hits_bytes / (double)t->n;
+    }
+    free(norm);
+    free(bytes);
+    return CS_OK;
+fail:
+    free(norm);
+    free(bytes);
+    cs_score_free(out);
+    return rc;
+}
+
+cs_rc cs_score_to_json(const cs_score *s, cs_task_kind kind, cJSON *obj, cs_err *err)
+{
+    struct {
+        const char *key;
+        double v;
+        bool on;
+    } rows[] = {
+            {"n", (double)s->n, true},
+            {"acc", s->acc, kind != CS_TASK_GEN},
+            {"acc_stderr", cs_score_stderr(s->acc, s->n), kind != CS_TASK_GEN},
+            {"acc_norm", s->acc_norm, kind == CS_TASK_MC},
+            {"acc_norm_stderr", cs_score_stderr(s->acc_norm, s->n), kind == CS_TASK_MC},
+            {"acc_bytes", s->acc_bytes, kind == CS_TASK_MC},
+            {"exact_match", s->exact_strict, kind == CS_TASK_GEN},
+            {"exact_match_stderr", cs_score_stderr(s->exact_strict, s->n), kind == CS_TASK_GEN},
+            {"exact_match_flex", s->exact_flex, kind == CS_TASK_GEN},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        if (rows[i].on && !cJSON_AddNumberToObject(obj, rows[i].key, rows[i].v)) {
+            return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        }
+    }
+    return CS_OK;
+}

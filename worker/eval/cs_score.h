@@ -1,0 +1,63 @@
+/* eval: scoring a task with a model (shared/specs/selectors-and-metrics.md E1, E2, M1, M2).
+ *
+ * Multiple choice, lm-eval's rule as sweeps/testbed/README.md writes it down:
+ *   ctx  = encode(context) (with the model's special prefix, e.g. BOS),
+ *   cont = encode(context + " " + choice)[len(ctx):],
+ *   LL   = sum of log p(cont[i] | ctx + cont[..i]);
+ *   acc = [argmax LL == gold], acc_norm divides LL by the choice's length in characters (code
+ *   points), acc_bytes by its length in bytes; ties go to the lowest index (numpy argmax).
+ * Multiple input (WinoGrande): the one continuation is scored after each context, LL as above.
+ * Generation: greedy decoding of at most max_new tokens, cut at the first stop string (the item's
+ * "stop" list plus a blank line) or EOS; strict = the first "#### <number>", flexible = the last
+ * number of the output; numbers are compared after removing "," and "$" and a trailing ".".
+ * Standard errors: sqrt(p (1 - p) / (N - 1)) (N = 1: 0).
+ */
+#ifndef CS_EVAL_CS_SCORE_H
+#define CS_EVAL_CS_SCORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "cs_model.h"
+#include "cs_task.h"
+#include "cs_tok.h"
+
+typedef struct cs_score {
+    size_t n;
+    double acc, acc_norm, acc_bytes; /* MC and multi-input (acc_norm/bytes: MC only) */
+    double exact_strict, exact_flex; /* generation */
+    double *ll; /* MC: per item the LL of each option, n_ll values in item order; owned */
+    size_t n_ll;
+    int *pred; /* per item the argmax of LL (MC) or 1/0 strict match (generation); owned */
+} cs_score;
+
+/* Called after each item (may be NULL). */
+typedef void (*cs_score_progress_fn)(void *ctx, size_t done, size_t total);
+
+typedef struct cs_score_opts {
+    size_t max_new; /* generation: 0 = 256 */
+    cs_score_progress_fn progress;
+    void *progress_ctx;
+} cs_score_opts;
+
+/* Scores every item of t (MC, multi-input or generation; a reference file is CS_EINVAL). */
+cs_rc cs_score_task(cs_model *m, const cs_tok *tok, const cs_task *t, const cs_score_opts *o,
+                    cs_score *out, cs_err *err);
+
+void cs_score_free(cs_score *s); /* NULL-safe */
+
+/* Adds the metrics of s to obj, as result.json writes them: n, then acc, acc_stderr, acc_norm,
+ * acc_norm_stderr, acc_bytes (MC), acc, acc_stderr (multi-input) or exact_match,
+ * exact_match_stderr, exact_match_flex (generation). */
+cs_rc cs_score_to_json(const cs_score *s, cs_task_kind kind, cJSON *obj, cs_err *err);
+
+/* sqrt(p (1 - p) / (n - 1)), 0 for n < 2. */
+double cs_score_stderr(double p, size_t n);
+
+/* Generation answers: the strict "#### number" (NULL if none) and the last number (NULL if none)
+ * of text, normalized; owned strings. */
+cs_rc cs_score_extract(const char *text, char **strict, char **flex, cs_err *err);
+
+#endif

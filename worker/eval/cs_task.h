@@ -1,0 +1,58 @@
+/* eval: task files (shared/specs/selectors-and-metrics.md, "Task JSONL format").
+ *
+ * One JSON object per line; every item of a file has the same kind:
+ *   MC          {"id","task","context","choices":[..],"gold":int}
+ *   multi-input {"id","task","contexts":[..],"continuation","gold":int}   (WinoGrande style)
+ *   generation  {"id","task","prompt","answer","stop":[..]}
+ *   reference   {"id","task","text"}                                      (ACDM's train side)
+ * Errors name the file and line: "tasks/x.jsonl:12: choices[2]: expected a string, got 3".
+ */
+#ifndef CS_EVAL_CS_TASK_H
+#define CS_EVAL_CS_TASK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cs_err.h"
+
+typedef enum cs_task_kind {
+    CS_TASK_MC = 0,
+    CS_TASK_MULTI = 1,
+    CS_TASK_GEN = 2,
+    CS_TASK_REF = 3,
+} cs_task_kind;
+
+typedef struct cs_task_item {
+    char *id;
+    char *text;     /* MC: context; multi-input: continuation; generation: prompt; ref: text */
+    char **options; /* MC: choices; multi-input: contexts; generation: stop strings */
+    size_t n_options;
+    char *answer; /* generation only */
+    int gold;     /* MC and multi-input: index into options */
+    size_t line;  /* 1-based line in the file */
+} cs_task_item;
+
+typedef struct cs_task {
+    char *path;
+    char *name; /* the items' "task" */
+    cs_task_kind kind;
+    cs_task_item *items;
+    size_t n;
+} cs_task;
+
+/* The fixed seed of `limit` subsampling: every job of every sweep scores the same items. */
+#define CS_TASK_LIMIT_SEED UINT64_C(0x5eed0f7a5c)
+
+/* Loads path. limit > 0 keeps a subset of `limit` items chosen with CS_TASK_LIMIT_SEED, in file
+ * order (all items when the file has no more than limit). CS_EPARSE / CS_ESCHEMA name file:line;
+ * CS_ENOENT for a missing file; an empty file is CS_EINVAL. */
+cs_rc cs_task_load(cs_task *t, const char *path, size_t limit, cs_err *err);
+
+/* Keeps the first n items (tests and quick runs). */
+void cs_task_truncate(cs_task *t, size_t n);
+
+void cs_task_free(cs_task *t); /* NULL-safe; leaves *t zeroed */
+
+const char *cs_task_kind_name(cs_task_kind k);
+
+#endif
