@@ -13,10 +13,13 @@
 #include "cs_config.h"
 #include "cs_generate.h"
 #include "cs_job.h"
+#include "cs_json.h"
 #include "cs_model.h"
 #include "cs_opt.h"
 #include "cs_path.h"
+#include "cs_pipeline.h"
 #include "cs_score.h"
+#include "cs_source.h"
 #include "cs_task.h"
 #include "cs_time.h"
 #include "cs_tok.h"
@@ -41,6 +44,12 @@ enum {
     OPT_LIMIT,
     OPT_FIRST,
     OPT_JSON,
+    OPT_ALGO,
+    OPT_BITS,
+    OPT_GROUP,
+    OPT_CALIB,
+    OPT_N_SAMPLES,
+    OPT_PPL,
 };
 
 #define OPT_HELP_ROW                                                        \
@@ -94,6 +103,23 @@ static const cs_opt eval_options[] = {
         {"json", 0, CS_OPT_NONE, OPT_JSON, NULL, "print one JSON object (result.json's metrics)"},
 };
 
+static const cs_opt quant_options[] = {
+        OPT_HELP_ROW,
+        OPT_THREADS_ROW,
+        {"algo", 'a', CS_OPT_VALUE, OPT_ALGO, "NAME|JSON",
+         "rtn or gptq, or a job config's algorithm object (required)"},
+        {"bits", 'b', CS_OPT_VALUE, OPT_BITS, "N", "bits, 2..8 (default 4)"},
+        {"group-size", 'g', CS_OPT_VALUE, OPT_GROUP, "N", "group size; -1 = per row (default 128)"},
+        {"calib", 'c', CS_OPT_VALUE, OPT_CALIB, "FILE",
+         "calibration text: .jsonl (field \"text\") or plain text"},
+        {"n-samples", 0, CS_OPT_VALUE, OPT_N_SAMPLES, "N", "calibration samples (default 128)"},
+        {"seq-len", 'n', CS_OPT_VALUE, OPT_SEQ_LEN, "N", "tokens per sample (default 512)"},
+        {"seed", 0, CS_OPT_VALUE, OPT_SEED, "N", "calibration seed (default 0)"},
+        {"ppl", 0, CS_OPT_VALUE, OPT_PPL, "FILE",
+         "after quantizing: perplexity of FILE, windows of 256"},
+        {"task", 'T', CS_OPT_VALUE, OPT_TASK, "FILE", "after quantizing: score a task file"},
+};
+
 #define N_OPTS(t)     (sizeof(t) / sizeof((t)[0]))
 #define RUN_MAX_TASKS 64
 
@@ -105,6 +131,9 @@ typedef struct run_args {
     cs_gen_params gen;
     const char *tasks[RUN_MAX_TASKS];
     size_t n_tasks;
+    const char *algo, *calib, *ppl;
+    int64_t bits, group, n_samples;
+    bool has_bits, has_group;
 } run_args;
 
 static void usage(FILE *out)
@@ -115,6 +144,7 @@ static void usage(FILE *out)
             "       calsweep-run tokenize MODEL [--text S]\n"
             "       calsweep-run ppl MODEL --data FILE --seq-len N [--threads N]\n"
             "       calsweep-run generate MODEL --prompt S [--max-new N] [--threads N]\n"
+            "       calsweep-run quantize MODEL --algo rtn|gptq [--calib FILE] [--ppl FILE]\n"
             "       calsweep-run eval MODEL --task FILE [--task FILE ...] [--limit N] [--json]\n\n"
             "Runs one calsweep job in this process and writes result.json, or runs one engine\n"
             "command on a Hugging Face model folder (COMMAND --help for its options).\n"
@@ -139,6 +169,9 @@ static void cmd_usage(FILE *out, const char *cmd, const cs_opt *t, size_t n)
                     "windows, PPL = exp(mean of the window mean NLLs)."},
             {"generate", "generate MODEL --prompt S\n\nGenerates a continuation of the prompt "
                          "(greedy unless --temperature > 0)."},
+            {"quantize", "quantize MODEL --algo NAME|JSON [--calib FILE]\n\nQuantizes every "
+                         "linear layer block by block (simulated: quantized then\ndequantized), "
+                         "with per-layer progress, then optionally evaluates (--ppl, --task)."},
             {"eval", "eval MODEL --task FILE [--task FILE ...]\n\nScores task files: multiple "
                      "choice by log-likelihood (acc, acc_norm, acc_bytes),\ngeneration by greedy "
                      "decoding and exact match; prints one line per task and the\nmean accuracy."},
@@ -210,6 +243,26 @@ static int parse_cmd(int argc, char **argv, const char *cmd, const cs_opt *t, si
             break;
         case OPT_JSON:
             a->json = true;
+            break;
+        case OPT_ALGO:
+            a->algo = arg;
+            break;
+        case OPT_BITS:
+            rc = cs_parse_i64(arg, 2, 8, &a->bits, "--bits", &err);
+            a->has_bits = true;
+            break;
+        case OPT_GROUP:
+            rc = cs_parse_i64(arg, -1, 65536, &a->group, "--group-size", &err);
+            a->has_group = true;
+            break;
+        case OPT_CALIB:
+            a->calib = arg;
+            break;
+        case OPT_N_SAMPLES:
+            rc = cs_parse_i64(arg, 1, 1 << 20, &a->n_samples, "--n-samples", &err);
+            break;
+        case OPT_PPL:
+            a->ppl = arg;
             break;
         case OPT_MAX_NEW: {
             int64_t v;
@@ -547,6 +600,143 @@ out:
     return code;
 }
 
+static void quant_progress(void *ctx, size_t layer, size_t n_layers, double secs)
+{
+    (void)ctx;
+    fprintf(stderr, "quantize: layer %zu/%zu done in %.2f s\n", layer + 1, n_layers, secs);
+}
+
+/* The algorithm object of --algo (a name or JSON) with --bits / --group-size applied. */
+static cs_rc algo_json(const run_args *a, cJSON **out, cs_err *err)
+{
+    cs_rc rc = CS_OK;
+    if (a->algo[0] == '{') {
+        rc = cs_json_parse(a->algo, strlen(a->algo), "--algo", out, err);
+    } else {
+        *out = cJSON_CreateObject();
+        if (!*out || !cJSON_AddStringToObject(*out, "name", a->algo)) {
+            rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        }
+    }
+    if (rc == CS_OK && cJSON_IsObject(*out)) {
+        if (a->has_bits) {
+            cJSON_DeleteItemFromObject(*out, "bits");
+            cJSON_AddNumberToObject(*out, "bits", (double)a->bits);
+        }
+        if (a->has_group) {
+            cJSON_DeleteItemFromObject(*out, "group_size");
+            cJSON_AddNumberToObject(*out, "group_size", (double)a->group);
+        }
+    }
+    return rc;
+}
+
+static int cmd_quantize(run_args *a)
+{
+    cs_tok *tok = NULL;
+    cs_model *m = NULL;
+    cs_err err = {0};
+    cJSON *algo = NULL;
+    cs_pipe_params pp;
+    cs_pipe_report rep = {0};
+    int32_t *stream = NULL, *calib = NULL;
+    size_t n_stream = 0, *offsets = NULL;
+    int code = CS_EXIT_FAIL;
+
+    if (!a->algo) {
+        fprintf(stderr, "calsweep-run quantize: --algo is required (rtn, gptq)\n");
+        return CS_EXIT_USAGE;
+    }
+    if (algo_json(a, &algo, &err) != CS_OK || cs_pipe_params_from_json(&pp, algo, &err) != CS_OK) {
+        fprintf(stderr, "calsweep-run quantize: %s\n", err.msg);
+        cJSON_Delete(algo);
+        return err.rc == CS_ENOMEM ? CS_EXIT_FAIL : CS_EXIT_USAGE;
+    }
+    if (cs_pipe_needs_calib(&pp) && !a->calib) {
+        fprintf(stderr, "calsweep-run quantize: %s needs --calib FILE\n", a->algo);
+        cJSON_Delete(algo);
+        return CS_EXIT_USAGE;
+    }
+    if (load_tok(&tok, a->model, &err) != CS_OK ||
+        cs_model_load(&m, a->model, (int)a->threads, &err) != CS_OK) {
+        code = fail("quantize", &err);
+        goto out;
+    }
+    if (cs_pipe_needs_calib(&pp)) {
+        size_t n = strlen(a->calib);
+        cs_calib_source src = {.kind = n > 6 && strcmp(a->calib + n - 6, ".jsonl") == 0 ? "jsonl"
+                                                                                        : "text",
+                               .path = a->calib};
+        if (cs_calib_source_tokens(&src, tok, &stream, &n_stream, &err) != CS_OK ||
+            cs_calib_random_windows(stream, n_stream, (size_t)a->n_samples, (size_t)a->seq_len,
+                                    a->gen.seed, &calib, &offsets, &err) != CS_OK) {
+            code = fail("quantize", &err);
+            goto out;
+        }
+        fprintf(stderr, "calibration: %lld windows of %lld tokens from %s (%zu tokens)\n",
+                (long long)a->n_samples, (long long)a->seq_len, a->calib, n_stream);
+    }
+    if (cs_pipe_quantize(m, calib, (size_t)a->n_samples, (size_t)a->seq_len, &pp, quant_progress,
+                         NULL, &rep, &err) != CS_OK) {
+        code = fail("quantize", &err);
+        goto out;
+    }
+    printf("quantized %zu layers in %.2f s: loss %.6g, rtn fallbacks %zu\n", m->cfg.n_layers,
+           rep.seconds, rep.loss, rep.n_fallback);
+    if (a->ppl) {
+        char *text = NULL;
+        int32_t *ids = NULL;
+        size_t len = 0, n = 0, nw = 0;
+        double ppl = 0;
+        double *nll = NULL;
+        cs_rc rc = cs_path_read_file(a->ppl, (size_t)1 << 30, &text, &len, &err);
+        if (rc == CS_OK) {
+            rc = cs_tok_encode(tok, text, len, CS_TOK_ADD_SPECIAL, &ids, &n, &err);
+        }
+        if (rc == CS_OK && !(nll = cs_alloc_array(n / 256 + 1, sizeof(double)))) {
+            rc = cs_err_set(&err, CS_ENOMEM, 0, "out of memory");
+        }
+        if (rc == CS_OK) {
+            rc = cs_model_ppl(m, ids, n, 256, 4, nll, &nw, &ppl, &err);
+        }
+        free(text);
+        free(ids);
+        free(nll);
+        if (rc != CS_OK) {
+            code = fail("quantize", &err);
+            goto out;
+        }
+        printf("ppl: %.6f (%zu windows of 256)\n", ppl, nw);
+    }
+    for (size_t i = 0; i < a->n_tasks; i++) {
+        cs_task t;
+        cs_score s;
+        if (cs_task_load(&t, a->tasks[i], (size_t)a->limit, &err) != CS_OK) {
+            code = fail("quantize", &err);
+            goto out;
+        }
+        if (cs_score_task(m, tok, &t, NULL, &s, &err) != CS_OK) {
+            cs_task_free(&t);
+            code = fail("quantize", &err);
+            goto out;
+        }
+        printf("%s: %s %.4f (%zu items)\n", t.name, t.kind == CS_TASK_GEN ? "exact_match" : "acc",
+               t.kind == CS_TASK_GEN ? s.exact_strict : s.acc, s.n);
+        cs_score_free(&s);
+        cs_task_free(&t);
+    }
+    code = CS_EXIT_OK;
+out:
+    cs_pipe_report_fini(&rep);
+    cJSON_Delete(algo);
+    free(stream);
+    free(calib);
+    free(offsets);
+    cs_model_free(m);
+    cs_tok_destroy(tok);
+    return code;
+}
+
 int main(int argc, char **argv)
 {
     cs_opt_parser p;
@@ -586,6 +776,13 @@ int main(int argc, char **argv)
         if (strcmp(cmd, "generate") == 0) {
             code = parse_cmd(argc, argv, cmd, gen_options, N_OPTS(gen_options), &a);
             return code >= 0 ? code : cmd_generate(&a);
+        }
+        if (strcmp(cmd, "quantize") == 0) {
+            a.n_samples = 128;
+            a.seq_len = 512;
+            a.gen.seed = 0;
+            code = parse_cmd(argc, argv, cmd, quant_options, N_OPTS(quant_options), &a);
+            return code >= 0 ? code : cmd_quantize(&a);
         }
         if (strcmp(cmd, "eval") == 0) {
             a.gen.max_new = 0;

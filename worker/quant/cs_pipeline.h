@@ -1,0 +1,73 @@
+/* quant: the model-level pipeline (ARCHITECTURE.md "The native engine"; specs/ptq-algorithms.md).
+ *
+ * Simulated quantization of every linear layer of every block, block by block, in place in a
+ * loaded cs_model: the calibration batch is embedded once; for each block the statistics its
+ * algorithm needs are streamed through the forward hooks of cs_model_block (Hessians in double,
+ * cs_hessian), its linears are quantized, and the block's output becomes the next block's input.
+ * Memory: the batch's hidden states twice (input and working copy) plus one Hessian per group of
+ * linears that share an input; no activation of another block is kept.
+ *
+ * Trajectory: "quantized" (the default, as the GPTQ reference: block i+1 sees the output of the
+ * already quantized block i) or "fp" (statistics from the unmodified model). With
+ * true_sequential (GPTQ's default) the groups of a block {q,k,v}, {o}, {gate,up}, {down} are
+ * quantized in that order, each group's Hessian taken after the groups before it were
+ * quantized; without it all four Hessians come from one pass.
+ *
+ * Algorithms built: "rtn" (no calibration), "gptq". A layer whose Hessian is not positive
+ * definite after the damping retries is quantized with RTN and listed in the report.
+ */
+#ifndef CS_QUANT_CS_PIPELINE_H
+#define CS_QUANT_CS_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "cs_err.h"
+#include "cs_gptq.h"
+#include "cs_model.h"
+#include "cs_quantizer.h"
+
+typedef enum cs_pipe_algo {
+    CS_PIPE_RTN = 0,
+    CS_PIPE_GPTQ = 1,
+} cs_pipe_algo;
+
+typedef struct cs_pipe_params {
+    cs_pipe_algo algo;
+    cs_qspec q;      /* bits, sym, quantizer family */
+    long group_size; /* -1: one set of parameters per output row */
+    cs_gptq_params gptq;
+    bool true_sequential;
+    bool fp_trajectory;
+} cs_pipe_params;
+
+/* Reads the job config's algorithm object ({"name":"gptq","bits":4,...}; the keys of
+ * coordinator/cs_sweep.c with their defaults). CS_ENOTSUP for an algorithm this pipeline does
+ * not run yet, CS_ESCHEMA for a bad value, both naming "algorithm.<key>". */
+cs_rc cs_pipe_params_from_json(cs_pipe_params *p, const cJSON *algo, cs_err *err);
+
+/* Whether the algorithm needs calibration data. */
+bool cs_pipe_needs_calib(const cs_pipe_params *p);
+
+typedef void (*cs_pipe_progress_fn)(void *ctx, size_t layer, size_t n_layers, double seconds);
+
+typedef struct cs_pipe_report {
+    cJSON *layers; /* [{"layer","linear","loss","damp","retries","rtn_fallback"}], owned */
+    size_t n_fallback;
+    double seconds; /* total */
+    double loss;    /* sum of the GPTQ losses */
+} cs_pipe_report;
+
+/* Quantizes m in place. tokens: n_samples sequences of seq_len ids (ignored, may be NULL, when the
+ * algorithm needs no calibration). CS_EINVAL for a group size that does not divide a layer's
+ * input width. */
+cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, size_t seq_len,
+                       const cs_pipe_params *p, cs_pipe_progress_fn progress, void *progress_ctx,
+                       cs_pipe_report *rep, cs_err *err);
+
+void cs_pipe_report_fini(cs_pipe_report *r); /* NULL-safe */
+
+#endif
