@@ -3,21 +3,22 @@
 # result.json that validates against schemas/result.schema.json, with the held-out perplexity of
 # sweeps/testbed/README.md; progress lines on fd 3; relative paths resolved against
 # CALSWEEP_BASE_DIR and model folders found under CALSWEEP_MODEL_ROOTS; failures write
-# error.json with the right kind and stage and exit 1.
+# error.json with the right kind and stage and exit 1; a GPTQ job records its calibration set and
+# per-layer losses.
 n=0; fail=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
 R=$CALSWEEP_RUN
 S=$(cd "${CS_SOURCE_DIR:-.}" && pwd)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 validate() { node "$S/tests/node/validate-file.js" "$S/schemas/$1.schema.json" "$2"; }
-job() { # folder algorithm ppl-path tasks-json
-    printf '{"algorithm":{"name":"%s"},"calibration":null,"eval":{"perplexity":{"heldout":{"max_windows":0,"path":"%s","seq_len":256}},"tasks":%s},"extra":{},"model":{"arch":"llama","backend":"native","folder":"%s"},"n_samples":null,"seed":null,"seq_len":null}\n' \
-        "$2" "$3" "${4:-{\}}" "$1"
+job() { # folder algorithm ppl-path tasks-json [calibration n_samples seq_len]
+    printf '{"algorithm":%s,"calibration":%s,"n_samples":%s,"seq_len":%s,"seed":3,"eval":{"perplexity":{"heldout":{"max_windows":0,"path":"%s","seq_len":256}},"tasks":%s},"extra":{},"model":{"arch":"llama","backend":"native","folder":"%s"}}\n' \
+        "$(case $2 in "{"*) echo "$2";; *) echo "{\"name\":\"$2\"}";; esac)" "${5:-null}" "${6:-null}" "${7:-null}" "$3" "${4:-{\}}" "$1"
 }
 run() { # dir: runs the job of dir/job.json there, progress to dir/progress
     (cd "$1" && rm -f result.json error.json && CALSWEEP_BASE_DIR=$S CALSWEEP_THREADS=2 "$R" job.json 3>progress 2>stderr)
 }
-echo "1..19"
+echo "1..25"
 
 mkdir "$tmp/a"; job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt >"$tmp/a/job.json"
 run "$tmp/a"; ok $? "a baseline job exits 0"
@@ -78,4 +79,21 @@ job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt \
 run "$tmp/g"; rc=$?
 [ $rc = 1 ] && [ "$(jq -r .kind "$tmp/g/error.json")" = bad_input ] && jq -r .message "$tmp/g/error.json" | grep -q "eval.tasks.arith.fewshot"
 ok $? "few-shot prompts (not built yet) are refused as bad_input naming the field"
+
+# quantization jobs: GPTQ with random calibration windows, RTN without calibration
+CAL='{"selector":{"name":"random","stratified":false},"source":{"kind":"jsonl","path":"sweeps/testbed/data/corpus/arith.jsonl","text_field":"text"}}'
+mkdir "$tmp/h"
+job sweeps/testbed/models/tb-qwen '{"name":"gptq","bits":4,"group_size":32,"sym":false,"act_order":true,"damp":0.01,"block_size":128,"true_sequential":true,"static_groups":false}' \
+    sweeps/testbed/data/heldout.txt "" "$CAL" 16 64 >"$tmp/h/job.json"
+run "$tmp/h"; ok $? "a GPTQ job exits 0"
+validate result "$tmp/h/result.json"; ok $? "its result.json validates"
+[ "$(jq -c '[.calibration.selector, .calibration.n, .calibration.seq_len, .calibration.tokens, (.calibration.sample_ids | length)]' "$tmp/h/result.json")" = '["random",16,64,1024,16]' ]
+ok $? "it records the calibration set: selector, n, seq_len, tokens and the 16 window offsets"
+[ "$(jq '.extra.layers | length' "$tmp/h/result.json")" = 21 ] && [ "$(jq '.extra.rtn_fallbacks' "$tmp/h/result.json")" = 0 ]
+ok $? "and each of the 21 quantized linears with its GPTQ loss"
+grep -q '"stage":"quantize","layer":2,"done":3,"total":3' "$tmp/h/progress"; ok $? "per-layer progress on fd 3"
+mkdir "$tmp/i"; job sweeps/testbed/models/tb-qwen '{"name":"gptq"}' sweeps/testbed/data/heldout.txt "" \
+    '{"selector":{"name":"zipcal"},"source":{"kind":"jsonl","path":"sweeps/testbed/data/corpus/arith.jsonl"}}' 16 64 >"$tmp/i/job.json"
+run "$tmp/i"; rc=$?
+[ $rc = 1 ] && [ "$(jq -r '.kind + " " + .stage' "$tmp/i/error.json")" = "bad_input calibrate" ]; ok $? "a selector not built yet: bad_input at the calibrate stage"
 exit $fail

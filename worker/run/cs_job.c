@@ -24,7 +24,9 @@
 #include "cs_model.h"
 #include "cs_opt.h"
 #include "cs_path.h"
+#include "cs_pipeline.h"
 #include "cs_score.h"
+#include "cs_source.h"
 #include "cs_task.h"
 #include "cs_time.h"
 #include "cs_tok.h"
@@ -44,6 +46,9 @@ typedef struct job {
     cs_model *model;
     cs_tok *tok;
     cJSON *metrics, *timings;
+    cJSON *calibration, *extra; /* result.json's, or NULL */
+    int32_t *calib;             /* n_samples * seq_len tokens */
+    size_t n_samples, seq_len;
     int64_t started_ms;
     uint64_t t_job, t_stage;
 } job;
@@ -209,28 +214,139 @@ out:
     return rc;
 }
 
-static cs_rc stage_quantize(job *j, cs_err *err)
+/* config.calibration = {selector: {name: "random", ...}, source: {kind, path, text_field}} with
+ * n_samples, seq_len and seed at the top level: random windows of the source (cs_source.h). */
+static cs_rc stage_calibrate(job *j, cs_err *err)
 {
-    cs_jctx c = {0};
-    const cJSON *algo = NULL;
-    const char *name = NULL;
+    const cJSON *cal = cJSON_GetObjectItemCaseSensitive(j->cfg, "calibration"), *sel, *src;
+    const char *sel_name = NULL, *kind = NULL, *path = NULL, *field = NULL;
+    int64_t n = 0, seq = 0, seed = 0;
+    char *file = NULL;
+    int32_t *stream = NULL;
+    size_t n_stream = 0, *offsets = NULL;
+    cs_jctx c;
     cs_rc rc;
 
     cs_jctx_init(&c, NULL, err);
-    if ((rc = cs_json_req_object(&c, j->cfg, "algorithm", &algo)) != CS_OK) {
+    if ((rc = cs_json_req_int(&c, j->cfg, "n_samples", 1, 1 << 20, &n)) != CS_OK ||
+        (rc = cs_json_req_int(&c, j->cfg, "seq_len", 1, 1 << 20, &seq)) != CS_OK ||
+        (rc = cs_json_opt_int(&c, j->cfg, "seed", 0, 0, INT64_MAX, &seed)) != CS_OK ||
+        (rc = cs_json_req_object(&c, j->cfg, "calibration", &cal)) != CS_OK) {
         return rc;
     }
-    cs_jpath_push_key(&c.path, "algorithm");
-    if ((rc = cs_json_req_string(&c, algo, "name", &name)) != CS_OK) {
+    cs_jpath_push_key(&c.path, "calibration");
+    if ((rc = cs_json_req_object(&c, cal, "selector", &sel)) != CS_OK ||
+        (rc = cs_json_req_object(&c, cal, "source", &src)) != CS_OK) {
         return rc;
     }
-    if (strcmp(name, "none") == 0) {
+    cs_jpath_push_key(&c.path, "selector");
+    if ((rc = cs_json_req_string(&c, sel, "name", &sel_name)) != CS_OK) {
+        return rc;
+    }
+    cs_jpath_pop(&c.path);
+    if (strcmp(sel_name, "random") != 0) {
+        return cs_err_set(err, CS_ENOTSUP, 0,
+                          "calibration.selector.name: '%s' is not built into this engine yet "
+                          "(random)",
+                          sel_name);
+    }
+    cs_jpath_push_key(&c.path, "source");
+    if ((rc = cs_json_req_string(&c, src, "kind", &kind)) != CS_OK ||
+        (rc = cs_json_req_string(&c, src, "path", &path)) != CS_OK ||
+        (rc = cs_json_opt_string(&c, src, "text_field", NULL, &field)) != CS_OK) {
+        return rc;
+    }
+    if ((rc = resolve(j, path, &file, err)) != CS_OK) {
+        return rc;
+    }
+    cs_calib_source cs = {.kind = kind, .path = file, .text_field = field};
+    if ((rc = cs_calib_source_tokens(&cs, j->tok, &stream, &n_stream, err)) != CS_OK ||
+        (rc = cs_calib_random_windows(stream, n_stream, (size_t)n, (size_t)seq, (uint64_t)seed,
+                                      &j->calib, &offsets, err)) != CS_OK) {
+        goto out;
+    }
+    j->n_samples = (size_t)n;
+    j->seq_len = (size_t)seq;
+    cJSON *r = j->calibration = cJSON_CreateObject(), *ids = NULL, *det = NULL;
+    if (!r || !cJSON_AddStringToObject(r, "selector", sel_name) ||
+        !cJSON_AddStringToObject(r, "source", path) ||
+        !cJSON_AddNumberToObject(r, "n", (double)n) ||
+        !cJSON_AddNumberToObject(r, "seq_len", (double)seq) ||
+        !cJSON_AddNumberToObject(r, "tokens", (double)(n * seq)) ||
+        !(ids = cJSON_AddArrayToObject(r, "sample_ids")) ||
+        !(det = cJSON_AddObjectToObject(r, "details")) ||
+        !cJSON_AddStringToObject(det, "composition", "random_windows") ||
+        !cJSON_AddNumberToObject(det, "stream_tokens", (double)n_stream)) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < (size_t)n; i++) {
+        cJSON *v = cJSON_CreateNumber((double)offsets[i]);
+        if (!v || !cJSON_AddItemToArray(ids, v)) {
+            cJSON_Delete(v);
+            rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+            goto out;
+        }
+    }
+    cs_log(CS_LOG_INFO, "calibration: %lld random windows of %lld tokens from %s", (long long)n,
+           (long long)seq, path);
+out:
+    free(file);
+    free(stream);
+    free(offsets);
+    return rc;
+}
+
+static void on_layer(void *ctx, size_t layer, size_t n_layers, double secs)
+{
+    job *j = ctx;
+    if (j->progress) {
+        fprintf(j->progress, "{\"stage\":\"quantize\",\"layer\":%zu,\"done\":%zu,\"total\":%zu}\n",
+                layer, layer + 1, n_layers);
+        fflush(j->progress);
+    }
+    cs_log(CS_LOG_INFO, "quantize: layer %zu/%zu in %.2f s", layer + 1, n_layers, secs);
+}
+
+/* Reads the algorithm; "none" (the baseline) leaves the model as it is. */
+static cs_rc stage_quantize(job *j, cs_err *err)
+{
+    const cJSON *algo = cJSON_GetObjectItemCaseSensitive(j->cfg, "algorithm");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(algo, "name");
+    cs_pipe_params pp;
+    cs_pipe_report rep = {0};
+    cs_rc rc;
+
+    if (!cJSON_IsObject(algo) || !cJSON_IsString(name)) {
+        return cs_err_set(err, CS_ESCHEMA, 0, "algorithm: expected an object with a name");
+    }
+    if (strcmp(name->valuestring, "none") == 0) {
         return CS_OK;
     }
-    return cs_err_set(err, CS_ENOTSUP, 0,
-                      "algorithm.name: '%s' cannot run in this build of calsweep-run yet "
-                      "(only 'none')",
-                      name);
+    if ((rc = cs_pipe_params_from_json(&pp, algo, err)) != CS_OK) {
+        return rc;
+    }
+    if (cs_pipe_needs_calib(&pp)) {
+        j->stage = "calibrate";
+        if ((rc = stage_calibrate(j, err)) != CS_OK) {
+            return rc;
+        }
+        j->stage = "quantize";
+    }
+    if ((rc = cs_pipe_quantize(j->model, j->calib, j->n_samples, j->seq_len, &pp, on_layer, j, &rep,
+                               err)) != CS_OK) {
+        return rc;
+    }
+    if (!(j->extra = cJSON_CreateObject()) ||
+        !cJSON_AddNumberToObject(j->extra, "quant_loss", rep.loss) ||
+        !cJSON_AddNumberToObject(j->extra, "rtn_fallbacks", (double)rep.n_fallback)) {
+        cs_pipe_report_fini(&rep);
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    cJSON_AddItemToObject(j->extra, "layers", rep.layers);
+    rep.layers = NULL;
+    cs_pipe_report_fini(&rep);
+    return CS_OK;
 }
 
 /* One perplexity text: config.eval.perplexity.<name> = {path, seq_len, max_windows}. */
@@ -441,7 +557,12 @@ static cs_rc write_result(job *j, cs_err *err)
     }
     cJSON_AddItemToObject(r, "metrics", j->metrics);
     j->metrics = NULL;
-    cJSON_AddNullToObject(r, "calibration");
+    if (j->calibration) {
+        cJSON_AddItemToObject(r, "calibration", j->calibration);
+        j->calibration = NULL;
+    } else {
+        cJSON_AddNullToObject(r, "calibration");
+    }
     cJSON_AddItemToObject(r, "timings", j->timings);
     j->timings = NULL;
     if (!cJSON_AddNumberToObject(r, "peak_rss_mb", peak_rss_mb()) ||
@@ -452,6 +573,10 @@ static cs_rc write_result(job *j, cs_err *err)
         !cJSON_AddNumberToObject(r, "ended_ms", (double)cs_time_wall_ms())) {
         cJSON_Delete(r);
         return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    if (j->extra) {
+        cJSON_AddItemToObject(r, "extra", j->extra);
+        j->extra = NULL;
     }
     rc = write_json("result.json", r, err);
     cJSON_Delete(r);
@@ -535,6 +660,7 @@ int cs_run_job(const char *job_path)
     cs_model_free(j.model);
     cs_tok_destroy(j.tok);
     cJSON_Delete(j.cfg);
+    free(j.calib);
     if (j.progress) {
         fclose(j.progress);
     }
@@ -553,6 +679,9 @@ fail:
     cJSON_Delete(j.cfg);
     cJSON_Delete(j.metrics);
     cJSON_Delete(j.timings);
+    cJSON_Delete(j.calibration);
+    cJSON_Delete(j.extra);
+    free(j.calib);
     if (j.progress) {
         fclose(j.progress);
     }
