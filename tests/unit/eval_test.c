@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "cs_json.h"
@@ -62,13 +63,21 @@ static void load_task(const char *task, size_t first, cs_task *t)
 
 /* ---- task files -------------------------------------------------------------------------- */
 
-static void expect_error(const char *content, const char *want)
+/* Writes content to a new temporary file; its path in path (a "/tmp/cs-eval-test-XXXXXX"), or
+ * rewrites path when it was made already. */
+static void write_tmp(char *path, const char *content)
 {
-    char path[] = "/tmp/cs-eval-test-XXXXXX";
-    int fd = mkstemp(path);
+    int fd =
+            strstr(path, "XXXXXX") ? mkstemp(path) : open(path, O_WRONLY | O_TRUNC | O_CREAT, 0600);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
     close(fd);
+}
+
+static void expect_error(const char *content, const char *want)
+{
+    char path[] = "/tmp/cs-eval-test-XXXXXX";
+    write_tmp(path, content);
     cs_task t;
     cs_err err = {0};
     cs_rc rc = cs_task_load(&t, path, 0, &err);
@@ -98,6 +107,136 @@ static void test_task_errors(void **state)
     expect_error("{\"id\":\"a\",\"task\":\"t\",\"context\":\"c\",\"choices\":[\"a\",\"b\"]}\n",
                  "gold");
     expect_error("\n\n", "no items");
+    /* multiple input */
+    expect_error("{\"id\":\"w\",\"task\":\"t\",\"contexts\":[\"a\",\"b\"],\"gold\":0}\n",
+                 "missing required key \"continuation\"");
+    expect_error("{\"id\":\"w\",\"task\":\"t\",\"contexts\":[\"a\",\"b\"],\"continuation\":"
+                 "\"c\",\"gold\":2}\n",
+                 ":1: gold");
+    expect_error("{\"id\":\"w\",\"task\":\"t\",\"contexts\":[\"a\"],\"continuation\":\"c\","
+                 "\"gold\":0}\n",
+                 ":1: contexts: expected at least 2");
+    /* generation and reference items */
+    expect_error("{\"id\":\"g\",\"task\":\"t\",\"prompt\":\"p\"}\n",
+                 "missing required key \"answer\"");
+    expect_error("{\"id\":\"g\",\"task\":\"t\",\"prompt\":\"p\",\"answer\":\"1\",\"stop\":"
+                 "[1]}\n",
+                 ":1: stop[0]: expected a string");
+    expect_error("{\"id\":\"r\",\"task\":\"t\"}\n", "missing required key \"text\"");
+    expect_error(MC("a", "0") "{\"id\":\"b\",\"task\":\"u\",\"context\":\"c\",\"choices\":[\"a\","
+                              "\"b\"],\"gold\":0}\n",
+                 ":2: task: \"u\"");
+}
+
+/* Other seeds give other samples; the default seed is CS_TASK_LIMIT_SEED. */
+static void test_task_seed(void **state)
+{
+    (void)state;
+    cs_task a, b, c;
+    cs_err err = {0};
+    char *p = src_path("sweeps/testbed/data/tasks/facts_mc.eval.jsonl");
+    assert_int_equal(cs_task_load(&a, p, 30, &err), CS_OK);
+    assert_int_equal(cs_task_load_seeded(&b, p, 30, CS_TASK_LIMIT_SEED, &err), CS_OK);
+    assert_int_equal(cs_task_load_seeded(&c, p, 30, 7, &err), CS_OK);
+    size_t same_b = 0, same_c = 0;
+    for (size_t i = 0; i < 30; i++) {
+        same_b += strcmp(a.items[i].id, b.items[i].id) == 0;
+        same_c += strcmp(a.items[i].id, c.items[i].id) == 0;
+    }
+    assert_int_equal(same_b, 30);
+    assert_true(same_c < 30);
+    cs_task_free(&a);
+    cs_task_free(&b);
+    cs_task_free(&c);
+    /* a limit at or above the size keeps every item */
+    assert_int_equal(cs_task_load(&a, p, 100000, &err), CS_OK);
+    assert_int_equal(a.n, 200);
+    cs_task_free(&a);
+    free(p);
+}
+
+/* ---- few-shot ------------------------------------------------------------------------------ */
+
+static void load_tmp(const char *content, cs_task *t, char *path)
+{
+    cs_err err = {0};
+    write_tmp(path, content);
+    cs_rc rc = cs_task_load(t, path, 0, &err);
+    if (rc != CS_OK) {
+        print_error("%s\n", err.msg);
+    }
+    assert_int_equal(rc, CS_OK);
+}
+
+static void test_fewshot(void **state)
+{
+    (void)state;
+    char tp[] = "/tmp/cs-eval-test-XXXXXX", sp[] = "/tmp/cs-eval-test-XXXXXX";
+    char gp[] = "/tmp/cs-eval-test-XXXXXX";
+    cs_task t, g;
+    cs_err err = {0};
+    /* MC: shots are context + " " + gold choice; an item never sees itself */
+    load_tmp("{\"id\":\"a\",\"task\":\"t\",\"context\":\"Q: 1+1\",\"choices\":[\"2\",\"3\"],"
+             "\"gold\":0}\n"
+             "{\"id\":\"b\",\"task\":\"t\",\"context\":\"Q: 2+2\",\"choices\":[\"5\",\"4\"],"
+             "\"gold\":1}\n",
+             &t, tp);
+    write_tmp(sp, "{\"id\":\"s1\",\"task\":\"t\",\"context\":\"Q: 0+1\",\"choices\":[\"0\","
+                  "\"1\"],\"gold\":1}\n"
+                  "{\"id\":\"a\",\"task\":\"t\",\"context\":\"Q: 1+1\",\"choices\":[\"2\",\"3\"],"
+                  "\"gold\":0}\n"
+                  "{\"id\":\"s2\",\"task\":\"t\",\"context\":\"Q: 3+3\",\"choices\":[\"6\","
+                  "\"7\"],\"gold\":0}\n");
+    assert_int_equal(cs_task_fewshot(&t, sp, 2, "Sums.\n\n", &err), CS_OK);
+    assert_string_equal(t.items[0].text, "Sums.\n\nQ: 0+1 1\n\nQ: 3+3 6\n\nQ: 1+1");
+    assert_string_equal(t.items[1].text, "Sums.\n\nQ: 0+1 1\n\nQ: 1+1 2\n\nQ: 2+2");
+    assert_string_equal(t.items[1].options[1], "4"); /* choices untouched */
+    cs_task_free(&t);
+    /* k = 0 changes nothing; too few shots for item a (it skips itself) is an error */
+    load_tmp("{\"id\":\"a\",\"task\":\"t\",\"context\":\"Q: 1+1\",\"choices\":[\"2\",\"3\"],"
+             "\"gold\":0}\n",
+             &t, tp);
+    assert_int_equal(cs_task_fewshot(&t, sp, 0, NULL, &err), CS_OK);
+    assert_string_equal(t.items[0].text, "Q: 1+1");
+    assert_int_not_equal(cs_task_fewshot(&t, sp, 3, NULL, &err), CS_OK);
+    assert_non_null(strstr(err.msg, sp));
+    assert_non_null(strstr(err.msg, "3 shots"));
+    cs_task_free(&t);
+    unlink(tp);
+    /* generation: prompt + " " + answer, no description */
+    load_tmp("{\"id\":\"g1\",\"task\":\"g\",\"prompt\":\"Question: 5-2?\\nAnswer:\",\"answer\":"
+             "\"3\"}\n",
+             &g, gp);
+    char gs[] = "/tmp/cs-eval-test-XXXXXX";
+    write_tmp(gs, "{\"id\":\"h\",\"task\":\"g\",\"prompt\":\"Question: 1+2?\\nAnswer:\","
+                  "\"answer\":\"3\"}\n");
+    assert_int_equal(cs_task_fewshot(&g, gs, 1, NULL, &err), CS_OK);
+    assert_string_equal(g.items[0].text, "Question: 1+2?\nAnswer: 3\n\nQuestion: 5-2?\nAnswer:");
+    /* shots of another kind: the error names the shot file */
+    assert_int_equal(cs_task_fewshot(&g, sp, 1, NULL, &err), CS_ESCHEMA);
+    assert_non_null(strstr(err.msg, sp));
+    /* a bad shot file: its own file:line error */
+    char bp[] = "/tmp/cs-eval-test-XXXXXX";
+    write_tmp(bp, "{\"id\":\"h\",\"task\":\"g\",\"prompt\":\"p\",\"answer\":\"3\"}\n{oops\n");
+    assert_int_not_equal(cs_task_fewshot(&g, bp, 1, NULL, &err), CS_OK);
+    assert_non_null(strstr(err.msg, ":2"));
+    cs_task_free(&g);
+    /* multiple input: the prefix goes before every context */
+    load_tmp("{\"id\":\"w\",\"task\":\"w\",\"contexts\":[\"A cat\",\"A dog\"],\"continuation\":"
+             "\"barks\",\"gold\":1}\n",
+             &t, tp);
+    write_tmp(gs, "{\"id\":\"v\",\"task\":\"w\",\"contexts\":[\"A cow\",\"A bird\"],"
+                  "\"continuation\":\"moos\",\"gold\":0}\n");
+    assert_int_equal(cs_task_fewshot(&t, gs, 1, NULL, &err), CS_OK);
+    assert_string_equal(t.items[0].options[0], "A cow moos\n\nA cat");
+    assert_string_equal(t.items[0].options[1], "A cow moos\n\nA dog");
+    assert_string_equal(t.items[0].text, "barks");
+    cs_task_free(&t);
+    unlink(tp);
+    unlink(sp);
+    unlink(gp);
+    unlink(gs);
+    unlink(bp);
 }
 
 static void test_task_limit(void **state)
@@ -203,6 +342,83 @@ static void test_mc_qwen(void **state)
     check_model("tb-qwen", qwen_first40);
 }
 
+/* ---- multiple input (WinoGrande-style partial scoring) ------------------------------------ */
+
+/* From the first 20 prose_cause items: the gold ending of item i is the one continuation, the
+ * contexts are item i's and the next item's with another gold ending (in alternating order), so
+ * the right context must make the ending likelier. Each LL must also equal the MC scorer's LL of
+ * the same context and ending. */
+static void test_multi_input(void **state)
+{
+    (void)state;
+    cs_model *m = NULL;
+    cs_tok *tok = NULL;
+    cs_task mc, mi;
+    cs_score sm, si;
+    cs_err err = {0};
+    cs_buf b;
+    char path[] = "/tmp/cs-eval-test-XXXXXX";
+    size_t pos[20];
+    load("tb-llama", &m, &tok);
+    load_task("prose_cause", 20, &mc);
+    assert_int_equal(cs_score_task(m, tok, &mc, NULL, &sm, &err), CS_OK);
+    cs_buf_init(&b);
+    for (size_t i = 0; i < 20; i++) {
+        const cs_task_item *a = &mc.items[i], *o = NULL;
+        const char *end = a->options[a->gold];
+        for (size_t k = 1; k < mc.n && !o; k++) {
+            const cs_task_item *c = &mc.items[(i + k) % mc.n];
+            o = strcmp(c->options[c->gold], end) != 0 ? c : NULL;
+        }
+        assert_non_null(o);
+        pos[i] = i % 2;
+        cJSON *obj = cJSON_CreateObject(), *ctx = cJSON_AddArrayToObject(obj, "contexts");
+        char id[32];
+        snprintf(id, sizeof id, "w%zu", i);
+        cJSON_AddStringToObject(obj, "id", id);
+        cJSON_AddStringToObject(obj, "task", "wino");
+        cJSON_AddItemToArray(ctx, cJSON_CreateString(pos[i] == 0 ? a->text : o->text));
+        cJSON_AddItemToArray(ctx, cJSON_CreateString(pos[i] == 0 ? o->text : a->text));
+        cJSON_AddStringToObject(obj, "continuation", end);
+        cJSON_AddNumberToObject(obj, "gold", (double)pos[i]);
+        char *line = cJSON_PrintUnformatted(obj);
+        assert_int_equal(cs_buf_printf(&b, "%s\n", line), CS_OK);
+        free(line);
+        cJSON_Delete(obj);
+    }
+    write_tmp(path, b.data);
+    cs_buf_fini(&b);
+    assert_int_equal(cs_task_load(&mi, path, 0, &err), CS_OK);
+    unlink(path);
+    assert_int_equal(mi.kind, CS_TASK_MULTI);
+    cs_rc rc = cs_score_task(m, tok, &mi, NULL, &si, &err);
+    if (rc != CS_OK) {
+        print_error("%s\n", err.msg);
+    }
+    assert_int_equal(rc, CS_OK);
+    assert_int_equal(si.n, 20);
+    assert_int_equal(si.n_ll, 40);
+    for (size_t i = 0; i < 20; i++) {
+        double want = sm.ll[4 * i + (size_t)mc.items[i].gold];
+        cs_assert_close_d(&si.ll[2 * i + pos[i]], &want, 1, 1e-4, 0);
+    }
+    if (si.acc < 0.8) { /* chance is 0.5 */
+        print_error("multi-input acc %.3f over 20 items\n", si.acc);
+        fail();
+    }
+    cJSON *js = cJSON_CreateObject();
+    assert_int_equal(cs_score_to_json(&si, CS_TASK_MULTI, js, &err), CS_OK);
+    assert_non_null(cJSON_GetObjectItem(js, "acc_stderr"));
+    assert_null(cJSON_GetObjectItem(js, "acc_norm")); /* MC only */
+    cJSON_Delete(js);
+    cs_score_free(&sm);
+    cs_score_free(&si);
+    cs_task_free(&mc);
+    cs_task_free(&mi);
+    cs_tok_destroy(tok);
+    cs_model_free(m);
+}
+
 /* ---- generation ------------------------------------------------------------------------------ */
 
 static void test_extract(void **state)
@@ -273,7 +489,8 @@ int main(void)
             cmocka_unit_test(test_task_errors), cmocka_unit_test(test_task_limit),
             cmocka_unit_test(test_mc_llama),    cmocka_unit_test(test_mc_qwen),
             cmocka_unit_test(test_extract),     cmocka_unit_test(test_gen_llama),
-            cmocka_unit_test(test_gen_qwen),
+            cmocka_unit_test(test_gen_qwen),    cmocka_unit_test(test_task_seed),
+            cmocka_unit_test(test_fewshot),     cmocka_unit_test(test_multi_input),
     };
     return cmocka_run_group_tests_name("eval", tests, NULL, NULL);
 }
