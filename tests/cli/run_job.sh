@@ -18,7 +18,7 @@ job() { # folder algorithm ppl-path tasks-json [calibration n_samples seq_len]
 run() { # dir: runs the job of dir/job.json there, progress to dir/progress
     (cd "$1" && rm -f result.json error.json && CALSWEEP_BASE_DIR=$S CALSWEEP_THREADS=2 "$R" job.json 3>progress 2>stderr)
 }
-echo "1..25"
+echo "1..27"
 
 mkdir "$tmp/a"; job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt >"$tmp/a/job.json"
 run "$tmp/a"; ok $? "a baseline job exits 0"
