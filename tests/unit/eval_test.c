@@ -312,6 +312,15 @@ static void check_model(const char *name, const double *want_acc)
             cs_assert_close_d(s.ll + 4 * i, want, 4, 1e-3, 0);
             cJSON_Delete(ref);
         }
+        if (k == 2) { /* arith_mc (contexts of many lengths): 8 items per pass, right-padded */
+            cs_score sb;
+            cs_score_opts ob = {.batch_rows = 32};
+            assert_int_equal(cs_score_task(m, tok, &t, &ob, &sb, &err), CS_OK);
+            assert_int_equal(sb.n_ll, s.n_ll);
+            cs_assert_close_d(sb.ll, s.ll, s.n_ll, 1e-4, 0);
+            assert_true(sb.acc == s.acc && sb.acc_norm == s.acc_norm);
+            cs_score_free(&sb);
+        }
         if (fabs(s.acc - want_acc[k]) > 1.0 / 40 + 1e-9) {
             print_error("%s %s: acc %.4f, README first 40: %.4f (tolerance: one item)\n", name,
                         mc_tasks[k], s.acc, want_acc[k]);

@@ -37,7 +37,9 @@ typedef struct cs_score {
 typedef void (*cs_score_progress_fn)(void *ctx, size_t done, size_t total);
 
 typedef struct cs_score_opts {
-    size_t max_new; /* generation: 0 = 256 */
+    size_t max_new;    /* generation: 0 = 256 */
+    size_t batch_rows; /* MC / multi-input: sequences per forward pass, whole items; 0 = one item
+                          per pass (fastest on CPU) */
     cs_score_progress_fn progress;
     void *progress_ctx;
 } cs_score_opts;
