@@ -2,7 +2,8 @@
  * multiple-choice scorer reproduces the per-choice log-likelihoods of sweeps/testbed/ref/
  * <model>.mc.jsonl (atol 1e-3, same argmax) and the "first 40" accuracies of
  * sweeps/testbed/README.md within one item on every task and both models; generation exact match
- * on arith_gen within the stated tolerance; the number extraction rules. */
+ * on the first 40 arith_gen items within 10 points of the README; the number extraction rules;
+ * few-shot prompts; multiple-input (WinoGrande-style) scoring. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -310,6 +311,11 @@ static void check_model(const char *name, const double *want_acc)
                 want[j] = cJSON_GetArrayItem(ll, j)->valuedouble;
             }
             cs_assert_close_d(s.ll + 4 * i, want, 4, 1e-3, 0);
+            int best = 0;
+            for (int j = 1; j < 4; j++) {
+                best = want[j] > want[best] ? j : best;
+            }
+            assert_int_equal(s.pred[i], best); /* the same argmax as PyTorch */
             cJSON_Delete(ref);
         }
         if (k == 2) { /* arith_mc (contexts of many lengths): 8 items per pass, right-padded */
@@ -451,8 +457,10 @@ static void test_extract(void **state)
     assert_null(f);
 }
 
-/* arith_gen, the first 20 items, greedy, 48 new tokens (the README's rule): README has 95.0 % /
- * 78.0 % over 100 items; on 20 items we accept that figure +-20 points (the subset is small). */
+/* arith_gen, the first 40 items, greedy, 48 new tokens (the README's rule): README has 95.0 % /
+ * 78.0 % over 100 items; on the first 40 we accept that figure +-10 points (4 items): the subset
+ * differs from the whole file by 0.5 points on either model, while a broken prompt, stop rule or
+ * "#### number" extraction costs far more. */
 static void check_gen(const char *name, double want)
 {
     cs_model *m = NULL;
@@ -462,14 +470,14 @@ static void check_gen(const char *name, double want)
     cs_err err = {0};
     cs_score_opts o = {.max_new = 48};
     load(name, &m, &tok);
-    load_task("arith_gen", 20, &t);
+    load_task("arith_gen", 40, &t);
     assert_int_equal(t.kind, CS_TASK_GEN);
     cs_rc rc = cs_score_task(m, tok, &t, &o, &s, &err);
     if (rc != CS_OK) {
         print_error("%s\n", err.msg);
     }
     assert_int_equal(rc, CS_OK);
-    if (fabs(s.exact_strict - want) > 0.2) {
+    if (fabs(s.exact_strict - want) > 0.1 + 1e-9) {
         print_error("%s arith_gen: exact match %.3f, README %.3f\n", name, s.exact_strict, want);
         fail();
     }
