@@ -1,9 +1,9 @@
 /* eval_test.c - worker/eval on the testbed: task files load with errors that name file:line; the
  * multiple-choice scorer reproduces the per-choice log-likelihoods of sweeps/testbed/ref/
- * <model>.mc.jsonl (atol 1e-3, same argmax) and the "first 40" accuracies of
- * sweeps/testbed/README.md within one item on every task and both models; generation exact match
- * on the first 40 arith_gen items within 10 points of the README; the number extraction rules;
- * few-shot prompts; multiple-input (WinoGrande-style) scoring. */
+ * <model>.mc.jsonl (atol 1e-3, same argmax) from the same ctx/cont token ids, and the "first 40"
+ * accuracies of sweeps/testbed/README.md within one item on every task and both models; generation
+ * exact match on the first 40 arith_gen items within 10 points of the README; the number extraction
+ * rules; few-shot prompts; multiple-input (WinoGrande-style) scoring. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -274,6 +274,31 @@ static const char *const mc_tasks[] = {"prose_cause", "prose_work", "arith_mc", 
 static const double llama_first40[] = {1.0, 1.0, 1.0, 0.95, 0.975};
 static const double qwen_first40[] = {1.0, 1.0, 0.975, 0.55, 1.0};
 
+/* The scorer's tokenization equals the reference's: ctx and each choice's continuation ids. */
+static void check_ids(const cs_tok *tok, const cs_task_item *it, const cJSON *ref)
+{
+    int32_t *ctx = NULL, *full = NULL;
+    size_t n_ctx = 0, n_full = 0;
+    cs_err err = {0};
+    const cJSON *want = cJSON_GetObjectItem(ref, "ctx");
+    assert_int_equal(cs_score_encode(tok, it->text, NULL, &ctx, &n_ctx, &err), CS_OK);
+    assert_int_equal(n_ctx, (size_t)cJSON_GetArraySize(want));
+    for (size_t k = 0; k < n_ctx; k++) {
+        assert_int_equal(ctx[k], cJSON_GetArrayItem(want, (int)k)->valueint);
+    }
+    for (size_t j = 0; j < it->n_options; j++) {
+        const cJSON *cont = cJSON_GetArrayItem(cJSON_GetObjectItem(ref, "conts"), (int)j);
+        assert_int_equal(cs_score_encode(tok, it->text, it->options[j], &full, &n_full, &err),
+                         CS_OK);
+        assert_int_equal(n_full - n_ctx, (size_t)cJSON_GetArraySize(cont));
+        for (size_t k = n_ctx; k < n_full; k++) {
+            assert_int_equal(full[k], cJSON_GetArrayItem(cont, (int)(k - n_ctx))->valueint);
+        }
+        free(full);
+    }
+    free(ctx);
+}
+
 static void check_model(const char *name, const double *want_acc)
 {
     cs_model *m = NULL;
@@ -311,6 +336,7 @@ static void check_model(const char *name, const double *want_acc)
                 want[j] = cJSON_GetArrayItem(ll, j)->valuedouble;
             }
             cs_assert_close_d(s.ll + 4 * i, want, 4, 1e-3, 0);
+            check_ids(tok, &t.items[i], ref);
             int best = 0;
             for (int j = 1; j < 4; j++) {
                 best = want[j] > want[best] ? j : best;

@@ -34,8 +34,8 @@ static size_t code_points(const char *s)
     return n;
 }
 
-static cs_rc encode(const cs_tok *tok, const char *a, const char *b, int32_t **ids, size_t *n,
-                    cs_err *err)
+cs_rc cs_score_encode(const cs_tok *tok, const char *a, const char *b, int32_t **ids, size_t *n,
+                      cs_err *err)
 {
     cs_buf s;
     cs_buf_init(&s);
@@ -80,11 +80,11 @@ static cs_rc batch_ll(cs_model *m, const cs_tok *tok, const cs_task *t, size_t i
             if (t->kind == CS_TASK_MULTI || j == 0) {
                 free(ctx);
                 ctx = NULL;
-                if ((rc = encode(tok, c, NULL, &ctx, &n_ctx, err)) != CS_OK) {
+                if ((rc = cs_score_encode(tok, c, NULL, &ctx, &n_ctx, err)) != CS_OK) {
                     goto out;
                 }
             }
-            if ((rc = encode(tok, c, x, &full[b], &nfull[b], err)) != CS_OK) {
+            if ((rc = cs_score_encode(tok, c, x, &full[b], &nfull[b], err)) != CS_OK) {
                 goto out;
             }
             if (nfull[b] <= n_ctx || n_ctx == 0) {
@@ -233,7 +233,7 @@ static cs_rc gen_item(cs_model *m, const cs_tok *tok, const cs_task_item *it, si
     p.max_new = max_new;
     p.stop = m->cfg.eos;
     p.n_stop = m->cfg.n_eos;
-    if ((rc = encode(tok, it->text, NULL, &prompt, &n_prompt, err)) != CS_OK ||
+    if ((rc = cs_score_encode(tok, it->text, NULL, &prompt, &n_prompt, err)) != CS_OK ||
         (rc = cs_generate(m, prompt, n_prompt, &p, &out, &n_out, err)) != CS_OK ||
         (rc = cs_tok_decode(tok, out, n_out, true, &text, &len, err)) != CS_OK) {
         goto done;

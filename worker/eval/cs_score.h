@@ -55,6 +55,12 @@ void cs_score_free(cs_score *s); /* NULL-safe */
  * exact_match_stderr, exact_match_flex (generation). */
 cs_rc cs_score_to_json(const cs_score *s, cs_task_kind kind, cJSON *obj, cs_err *err);
 
+/* The ids of a (b NULL) or of a + " " + b, with the tokenizer's special prefix (BOS where the
+ * model has one): the scorer's tokenization. MC: ctx = cs_score_encode(context, NULL), the
+ * continuation = cs_score_encode(context, choice) minus its first len(ctx) ids. Owned *ids. */
+cs_rc cs_score_encode(const cs_tok *tok, const char *a, const char *b, int32_t **ids, size_t *n,
+                      cs_err *err);
+
 /* sqrt(p (1 - p) / (n - 1)), 0 for n < 2. */
 double cs_score_stderr(double p, size_t n);
 
