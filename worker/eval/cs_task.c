@@ -229,20 +229,33 @@ cs_rc cs_task_load(cs_task *t, const char *path, size_t limit, cs_err *err)
 
 cs_rc cs_task_load_seeded(cs_task *t, const char *path, size_t limit, uint64_t seed, cs_err *err)
 {
-    char *text = NULL, name[512];
-    size_t len = 0, cap = 0, line = 0;
+    char *text = NULL;
+    size_t len = 0;
     cs_rc rc;
 
     memset(t, 0, sizeof(*t));
     if ((rc = cs_path_read_file(path, TASK_MAX_FILE, &text, &len, err)) != CS_OK) {
         return rc;
     }
+    rc = cs_task_parse(t, path, text, len, limit, seed, err);
+    free(text);
+    return rc;
+}
+
+cs_rc cs_task_parse(cs_task *t, const char *path, const char *text, size_t len, size_t limit,
+                    uint64_t seed, cs_err *err)
+{
+    char name[512];
+    size_t cap = 0, line = 0;
+    cs_rc rc;
+
+    memset(t, 0, sizeof(*t));
     if (!(t->path = cs_strdup(path))) {
         rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
         goto fail;
     }
-    for (char *p = text, *end = text + len; p < end;) {
-        char *nl = memchr(p, '\n', (size_t)(end - p));
+    for (const char *p = text, *end = text + len; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
         cJSON *o = NULL;
         cs_err e = {0};
@@ -295,10 +308,8 @@ cs_rc cs_task_load_seeded(cs_task *t, const char *path, size_t limit, uint64_t s
     if (limit > 0 && t->n > limit && (rc = subsample(t, limit, seed, err)) != CS_OK) {
         goto fail;
     }
-    free(text);
     return CS_OK;
 fail:
-    free(text);
     cs_task_free(t);
     return rc;
 }

@@ -53,6 +53,11 @@ cs_rc cs_task_load(cs_task *t, const char *path, size_t limit, cs_err *err);
  * scored in file order. */
 cs_rc cs_task_load_seeded(cs_task *t, const char *path, size_t limit, uint64_t seed, cs_err *err);
 
+/* cs_task_load_seeded on text[0..len) in memory (need not be NUL-terminated); path names it in
+ * errors and becomes t->path. */
+cs_rc cs_task_parse(cs_task *t, const char *path, const char *text, size_t len, size_t limit,
+                    uint64_t seed, cs_err *err);
+
 /* Few-shot prompts (specs E1 "Few-shot", Task JSONL format): loads the shot file shots_path (the
  * same kind of items as t: MC, multi-input or generation) and prefixes every item of t with
  *   description + shot_1 + "\n\n" + ... + shot_k + "\n\n"
