@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The README's main command: install what is missing, build, and run the demo.
+# The README's main command: install what is missing, build, and run the demo sweep for real.
 #
-# What the demo does today: prints the versions of the four binaries, then checks and expands the
-# shipped sweeps on the bundled testbed (`calsweep plan`). Running the demo sweep end to end needs
-# the job runner (`calsweep-run JOB.json`: calibrate, quantize, evaluate), which is not built yet.
+# What it does: prints the versions, checks the shipped sweeps (`calsweep plan`), then starts a
+# private calsweepd (sockets and database in a temporary folder) and one calsweep-worker, submits
+# sweeps/demo.json (both testbed models, RTN and GPTQ at 4 and 3 bits, calibrated on two domains,
+# plus the unquantized baselines), shows the progress, and prints a table of held-out perplexity
+# and multiple-choice accuracy per job from the runners' result.json files. Everything it starts
+# is stopped on exit. CALSWEEP_DEMO_KEEP=1 keeps the folder (database, job folders, logs).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cs_install_deps
@@ -17,9 +20,62 @@ cs_say "versions"
 "$B/worker/calsweep-worker" --version
 "$B/worker/calsweep-run" --version
 
-for s in sweeps/gptq-nsamples-seqlen.json sweeps/selectors-compare.json; do
+for s in sweeps/gptq-nsamples-seqlen.json sweeps/selectors-compare.json sweeps/demo.json; do
     cs_say "calsweep plan $s"
-    "$B/coordinator/calsweep" plan "$s"
+    "$B/coordinator/calsweep" plan "$s" | head -4
 done
 
-echo "not built yet: running the demo sweep (needs calsweep-run JOB.json: calibration, quantization, evaluation)"
+dir=$(mktemp -d /tmp/calsweep-demo.XXXXXX)
+dpid= wpid=
+stop() {
+    [ -n "$wpid" ] && kill "$wpid" 2>/dev/null && wait "$wpid" 2>/dev/null || true
+    [ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null || true
+    if [ "${CALSWEEP_DEMO_KEEP:-0}" = 1 ]; then echo "kept: $dir"; else rm -rf "$dir"; fi
+}
+trap stop EXIT
+export CALSWEEP_CONTROL="ipc://$dir/control.sock" CALSWEEP_WORK="ipc://$dir/work.sock"
+cs_say "starting calsweepd and one worker (logs in $dir)"
+"$B/coordinator/calsweepd" --db "$dir/calsweep.db" 2>"$dir/calsweepd.log" &
+dpid=$!
+for _ in $(seq 100); do [ -S "$dir/control.sock" ] && break; sleep 0.1; done
+"$B/worker/calsweep-worker" --model-root sweeps/testbed/models --threads 2 \
+    --work-dir "$dir/work" 2>"$dir/worker.log" &
+wpid=$!
+
+cs_say "calsweep submit sweeps/demo.json"
+"$B/coordinator/calsweep" submit sweeps/demo.json
+start=$(date +%s)
+last=-1
+while :; do
+    st=$("$B/coordinator/calsweep" status --json demo)
+    read -r total finished failed <<<"$(jq -r '.sweeps[0].counts as $c | [([$c[]] | add), (($c.done // 0) + ($c.cached // 0) + ($c.failed // 0) + ($c.lost // 0) + ($c.cancelled // 0)), (($c.failed // 0) + ($c.lost // 0))] | @tsv' <<<"$st")"
+    if [ "$finished" != "$last" ]; then
+        printf '  %d/%d jobs finished, %d failed, %ds\n' "$finished" "$total" "$failed" $(( $(date +%s) - start )) >&2
+        last=$finished
+    fi
+    [ "$finished" -ge "$total" ] && break
+    if ! kill -0 "$wpid" 2>/dev/null || ! kill -0 "$dpid" 2>/dev/null; then
+        cs_say "calsweepd or the worker stopped; see $dir/*.log"; CALSWEEP_DEMO_KEEP=1; exit 1
+    fi
+    sleep 2
+done
+"$B/coordinator/calsweep" status demo
+
+cs_say "results (held-out perplexity, windows of 256; mean accuracy over 5 tasks, a fixed sample of 100 items each)"
+printf '%-9s %-34s %-9s %9s %9s\n' model algorithm calib ppl mean_acc
+for r in "$dir"/work/*/result.json; do
+    j=${r%/result.json}/job.json
+    jq -r --slurpfile res "$r" '
+        [ (.model.folder | split("/") | last),
+          (.algorithm | if .name == "none" then "none (unquantized)" else "\(.name) \(.bits)-bit g\(.group_size)" end),
+          (if .calibration == null then "-" else (.calibration.source.path | split("/") | last | split(".") | first) end),
+          ($res[0].metrics["ppl:heldout"].ppl | . * 10000 | round / 10000 | tostring),
+          ([$res[0].metrics | to_entries[] | select(.value.acc != null) | .value.acc] | add / length | . * 1000 | round / 10 | tostring)
+        ] | @tsv' "$j"
+done | sort -k1,1 -k2,2 | awk -F'\t' '{ printf "%-9s %-34s %-9s %9s %8s%%\n", $1, $2, $3, $4, $5 }'
+n_failed=$("$B/coordinator/calsweep" jobs --json --sweep demo --state failed | jq '.total')
+if [ "$n_failed" != 0 ]; then
+    cs_say "$n_failed jobs failed: calsweep jobs --state failed; calsweep logs JOB (folder kept)"
+    CALSWEEP_DEMO_KEEP=1
+    exit 1
+fi

@@ -3,6 +3,11 @@
  * jobs until none are left, on ipc:// and on tcp://127.0.0.1. Reports jobs claimed and completed
  * per second and p50/p99 claim latency; then the daemon's resident memory with Q queued jobs.
  *
+ * Two load generators, each W workers with their own REQ socket and strict claim -> result ->
+ * claim order: "threads" (one blocking thread per worker) and "async" (every worker a state
+ * machine on nng's callbacks, no thread of its own), so that on a small machine the client's
+ * thread switching does not hide the daemon's throughput.
+ *
  *   dispatch_bench [--jobs N (20000)] [--workers W (64)] [--queued Q (1000000; 0 = skip)]
  */
 #include <stdio.h>
@@ -61,6 +66,153 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* ---- the async load generator ---- */
+
+typedef struct actl {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int active;
+} actl;
+
+typedef struct aworker {
+    wstate st;
+    nng_socket s;
+    nng_aio *aio;
+    int phase; /* 0 claim sent, 1 claim reply awaited, 2 result sent, 3 result reply awaited */
+    char name[32];
+    uint64_t t0;
+    actl *ctl;
+} aworker;
+
+static void a_finish(aworker *w)
+{
+    pthread_mutex_lock(&w->ctl->mu);
+    w->ctl->active--;
+    pthread_cond_signal(&w->ctl->cv);
+    pthread_mutex_unlock(&w->ctl->mu);
+}
+
+static bool a_send(aworker *w, const cs_msg *m)
+{
+    char *text = NULL;
+    size_t len = 0;
+    nng_msg *msg = NULL;
+    if (cs_msg_encode(m, &text, &len, NULL) != CS_OK || nng_msg_alloc(&msg, 0) != 0 ||
+        nng_msg_append(msg, text, len) != 0) {
+        free(text);
+        if (msg)
+            nng_msg_free(msg);
+        return false;
+    }
+    free(text);
+    nng_aio_set_msg(w->aio, msg);
+    nng_send_aio(w->s, w->aio);
+    return true;
+}
+
+static bool a_claim(aworker *w)
+{
+    cs_msg m;
+    cs_msg_init(&m, CS_MSG_CLAIM);
+    m.claim.worker = w->name;
+    dt_caps(&m.claim.caps);
+    w->phase = 0;
+    w->t0 = cs_time_mono_ns();
+    return a_send(w, &m);
+}
+
+static void a_cb(void *arg)
+{
+    aworker *w = arg;
+    int rv = nng_aio_result(w->aio);
+    if (rv != 0) {
+        if (w->phase == 0 || w->phase == 2)
+            nng_msg_free(nng_aio_get_msg(w->aio));
+        w->st.errors++;
+        a_finish(w);
+        return;
+    }
+    if (w->phase == 0 || w->phase == 2) { /* sent: wait for the reply */
+        w->phase++;
+        nng_recv_aio(w->s, w->aio);
+        return;
+    }
+    nng_msg *in = nng_aio_get_msg(w->aio);
+    cs_msg rep;
+    cs_rc rc = cs_msg_decode(nng_msg_body(in), nng_msg_len(in), &rep, NULL);
+    nng_msg_free(in);
+    if (rc != CS_OK) {
+        w->st.errors++;
+        a_finish(w);
+        return;
+    }
+    if (w->phase == 1) {
+        if (rep.type != CS_MSG_JOB) { /* NO_WORK: the queue is empty */
+            cs_msg_fini(&rep);
+            a_finish(w);
+            return;
+        }
+        if (w->st.n_lat < w->st.cap)
+            w->st.lat_us[w->st.n_lat++] = (int64_t)((cs_time_mono_ns() - w->t0) / 1000);
+        cs_msg m;
+        cs_msg_init(&m, CS_MSG_RESULT);
+        m.result.job_id = rep.job.job_id;
+        m.result.attempt = rep.job.attempt;
+        m.result.metrics = (char *)"{\"arith\":{\"acc\":0.5,\"acc_stderr\":0.01,\"n\":100}}";
+        m.result.provenance = (char *)"{\"host\":\"localhost\",\"log_path\":\"/tmp/x.log\"}";
+        cs_msg_fini(&rep);
+        w->phase = 2;
+        if (!a_send(w, &m)) {
+            w->st.errors++;
+            a_finish(w);
+        }
+        return;
+    }
+    if (rep.type == CS_MSG_ACK)
+        w->st.done++;
+    else
+        w->st.errors++;
+    cs_msg_fini(&rep);
+    if (!a_claim(w)) {
+        w->st.errors++;
+        a_finish(w);
+    }
+}
+
+/* Runs the W async workers until every one got NO_WORK (or an error). */
+static void run_async(wstate *ws, int64_t workers)
+{
+    actl ctl = {.active = (int)workers};
+    aworker *aw = calloc((size_t)workers, sizeof *aw);
+    pthread_mutex_init(&ctl.mu, NULL);
+    pthread_cond_init(&ctl.cv, NULL);
+    for (int64_t i = 0; i < workers; i++) {
+        aworker *w = &aw[i];
+        w->st = ws[i];
+        w->ctl = &ctl;
+        snprintf(w->name, sizeof w->name, "bench-%d", w->st.id);
+        w->s = dt_dial(w->st.url, NULL);
+        nng_aio_alloc(&w->aio, a_cb, w);
+        nng_aio_set_timeout(w->aio, 20000);
+    }
+    for (int64_t i = 0; i < workers; i++) {
+        if (!dt_ready(aw[i].s, NULL, 10000) || !a_claim(&aw[i])) {
+            aw[i].st.errors++;
+            a_finish(&aw[i]);
+        }
+    }
+    pthread_mutex_lock(&ctl.mu);
+    while (ctl.active > 0)
+        pthread_cond_wait(&ctl.cv, &ctl.mu);
+    pthread_mutex_unlock(&ctl.mu);
+    for (int64_t i = 0; i < workers; i++) {
+        nng_aio_free(aw[i].aio);
+        nng_close(aw[i].s);
+        ws[i] = aw[i].st;
+    }
+    free(aw);
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -83,7 +235,7 @@ static int64_t rss_kb(pid_t pid, const char *field)
     return v;
 }
 
-static int run(const char *label, bool tcp, int64_t jobs, int64_t workers)
+static int run(const char *label, bool tcp, bool async, int64_t jobs, int64_t workers)
 {
     dt_env e;
     dt_env_init(&e);
@@ -111,10 +263,14 @@ static int run(const char *label, bool tcp, int64_t jobs, int64_t workers)
         ws[i].lat_us = calloc((size_t)jobs, sizeof(int64_t));
     }
     uint64_t t0 = cs_time_mono_ns();
-    for (int64_t i = 0; i < workers; i++)
-        pthread_create(&th[i], NULL, worker, &ws[i]);
-    for (int64_t i = 0; i < workers; i++)
-        pthread_join(th[i], NULL);
+    if (async) {
+        run_async(ws, workers);
+    } else {
+        for (int64_t i = 0; i < workers; i++)
+            pthread_create(&th[i], NULL, worker, &ws[i]);
+        for (int64_t i = 0; i < workers; i++)
+            pthread_join(th[i], NULL);
+    }
     double secs = (double)(cs_time_mono_ns() - t0) / 1e9;
     int64_t rss = rss_kb(e.pid, "VmHWM");
     size_t done = 0, errors = 0, n = 0;
@@ -134,10 +290,11 @@ static int run(const char *label, bool tcp, int64_t jobs, int64_t workers)
     kill(e.pid, SIGTERM);
     int st = dt_wait(e.pid, 20000);
     int64_t stored = dt_sql_int(e.db, "SELECT count(*) FROM result");
-    printf("%-4s workers %lld: %zu jobs claimed+completed in %.2f s = %.0f jobs/s; claim latency "
+    printf("%-4s %-7s workers %lld: %zu jobs claimed+completed in %.2f s = %.0f jobs/s; claim "
+           "latency "
            "p50 %.2f ms, p99 %.2f ms; errors %zu; results stored %lld; daemon peak RSS %lld KB; "
            "exit %d; (submit %lld ms)\n",
-           label, (long long)workers, done, secs, (double)done / secs,
+           label, async ? "async" : "threads", (long long)workers, done, secs, (double)done / secs,
            n ? (double)all[n / 2] / 1000.0 : 0.0, n ? (double)all[(n * 99) / 100] / 1000.0 : 0.0,
            errors, (long long)stored, (long long)rss,
            st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1, (long long)t_sub);
@@ -206,8 +363,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    int rc = run("ipc", false, jobs, workers);
-    rc |= run("tcp", true, jobs, workers);
+    int rc = run("ipc", false, false, jobs, workers);
+    rc |= run("ipc", false, true, jobs, workers);
+    rc |= run("tcp", true, false, jobs, workers);
+    rc |= run("tcp", true, true, jobs, workers);
     if (queued > 0)
         rc |= run_queued(queued);
     return rc;
