@@ -275,28 +275,83 @@ static const double llama_first40[] = {1.0, 1.0, 1.0, 0.95, 0.975};
 static const double qwen_first40[] = {1.0, 1.0, 0.975, 0.55, 1.0};
 
 /* The scorer's tokenization equals the reference's: ctx and each choice's continuation ids. */
-static void check_ids(const cs_tok *tok, const cs_task_item *it, const cJSON *ref)
+static void check_ids(const cs_model *m, const cs_tok *tok, const cs_task_item *it,
+                      const cJSON *ref)
 {
-    int32_t *ctx = NULL, *full = NULL;
+    int32_t *full = NULL;
     size_t n_ctx = 0, n_full = 0;
     cs_err err = {0};
     const cJSON *want = cJSON_GetObjectItem(ref, "ctx");
-    assert_int_equal(cs_score_encode(tok, it->text, NULL, &ctx, &n_ctx, &err), CS_OK);
-    assert_int_equal(n_ctx, (size_t)cJSON_GetArraySize(want));
-    for (size_t k = 0; k < n_ctx; k++) {
-        assert_int_equal(ctx[k], cJSON_GetArrayItem(want, (int)k)->valueint);
-    }
     for (size_t j = 0; j < it->n_options; j++) {
         const cJSON *cont = cJSON_GetArrayItem(cJSON_GetObjectItem(ref, "conts"), (int)j);
-        assert_int_equal(cs_score_encode(tok, it->text, it->options[j], &full, &n_full, &err),
+        assert_int_equal(cs_score_split(tok, m->cfg.eos[0], it->text, it->options[j], &full,
+                                        &n_full, &n_ctx, &err),
                          CS_OK);
+        assert_int_equal(n_ctx, (size_t)cJSON_GetArraySize(want));
+        for (size_t k = 0; k < n_ctx; k++) {
+            assert_int_equal(full[k], cJSON_GetArrayItem(want, (int)k)->valueint);
+        }
         assert_int_equal(n_full - n_ctx, (size_t)cJSON_GetArraySize(cont));
         for (size_t k = n_ctx; k < n_full; k++) {
             assert_int_equal(full[k], cJSON_GetArrayItem(cont, (int)(k - n_ctx))->valueint);
         }
         free(full);
     }
-    free(ctx);
+}
+
+/* E1's edge rules: trailing whitespace of the context moves to the continuation; an empty
+ * context is BOS (tb-llama) or, without BOS (tb-qwen), the EOS token standing in. */
+static void test_context_rules(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"tb-llama", "tb-qwen"};
+    for (size_t k = 0; k < 2; k++) {
+        cs_model *m = NULL;
+        cs_tok *tok = NULL;
+        cs_err err = {0};
+        int32_t *a = NULL, *b = NULL, *c = NULL, *want = NULL;
+        size_t na, nb, nc, ca, cb, cc, nw;
+        load(names[k], &m, &tok);
+        int32_t eos = m->cfg.eos[0];
+        assert_int_equal(
+                cs_score_split(tok, eos, "Kraboudell is a city in", "Mirath", &a, &na, &ca, &err),
+                CS_OK);
+        assert_int_equal(
+                cs_score_split(tok, eos, "Kraboudell is a city in ", "Mirath", &b, &nb, &cb, &err),
+                CS_OK);
+        assert_int_equal(ca, cb); /* the same context ids */
+        assert_memory_equal(a, b, ca * sizeof(int32_t));
+        assert_int_equal(
+                cs_score_encode(tok, "Kraboudell is a city in ", "Mirath", &want, &nw, &err),
+                CS_OK);
+        assert_int_equal(nb, nw); /* and the space goes with the continuation */
+        assert_memory_equal(b, want, nw * sizeof(int32_t));
+        free(want);
+        assert_int_equal(cs_score_split(tok, eos, "", "Mirath", &c, &nc, &cc, &err), CS_OK);
+        assert_int_equal(cc, 1);
+        assert_true(nc > 1);
+        assert_int_equal(c[0], k == 0 ? 1534 : eos); /* tb-llama: BOS; tb-qwen: EOS */
+        assert_int_equal(cs_score_split(tok, -1, "", "Mirath", &want, &nw, &cc, &err),
+                         k == 0 ? CS_OK : CS_EINVAL);
+        free(want);
+        /* an empty-context MC item scores */
+        char path[] = "/tmp/cs-eval-test-XXXXXX";
+        cs_task t;
+        cs_score sc;
+        load_tmp("{\"id\":\"e\",\"task\":\"e\",\"context\":\"\",\"choices\":[\"Kraboudell is "
+                 "a city in Mirath\",\"in city a Mirath is Kraboudell\"],\"gold\":0}\n",
+                 &t, path);
+        unlink(path);
+        assert_int_equal(cs_score_task(m, tok, &t, NULL, &sc, &err), CS_OK);
+        assert_true(sc.ll[0] < 0 && sc.ll[1] < 0 && sc.ll[0] > sc.ll[1]);
+        cs_score_free(&sc);
+        cs_task_free(&t);
+        free(a);
+        free(b);
+        free(c);
+        cs_tok_destroy(tok);
+        cs_model_free(m);
+    }
 }
 
 static void check_model(const char *name, const double *want_acc)
@@ -336,7 +391,7 @@ static void check_model(const char *name, const double *want_acc)
                 want[j] = cJSON_GetArrayItem(ll, j)->valuedouble;
             }
             cs_assert_close_d(s.ll + 4 * i, want, 4, 1e-3, 0);
-            check_ids(tok, &t.items[i], ref);
+            check_ids(m, tok, &t.items[i], ref);
             int best = 0;
             for (int j = 1; j < 4; j++) {
                 best = want[j] > want[best] ? j : best;
@@ -529,11 +584,12 @@ static void test_gen_qwen(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_task_errors), cmocka_unit_test(test_task_limit),
-            cmocka_unit_test(test_mc_llama),    cmocka_unit_test(test_mc_qwen),
-            cmocka_unit_test(test_extract),     cmocka_unit_test(test_gen_llama),
-            cmocka_unit_test(test_gen_qwen),    cmocka_unit_test(test_task_seed),
-            cmocka_unit_test(test_fewshot),     cmocka_unit_test(test_multi_input),
+            cmocka_unit_test(test_task_errors),   cmocka_unit_test(test_task_limit),
+            cmocka_unit_test(test_mc_llama),      cmocka_unit_test(test_mc_qwen),
+            cmocka_unit_test(test_extract),       cmocka_unit_test(test_gen_llama),
+            cmocka_unit_test(test_gen_qwen),      cmocka_unit_test(test_task_seed),
+            cmocka_unit_test(test_fewshot),       cmocka_unit_test(test_multi_input),
+            cmocka_unit_test(test_context_rules),
     };
     return cmocka_run_group_tests_name("eval", tests, NULL, NULL);
 }

@@ -49,6 +49,60 @@ cs_rc cs_score_encode(const cs_tok *tok, const char *a, const char *b, int32_t *
     return rc;
 }
 
+cs_rc cs_score_split(const cs_tok *tok, int32_t stand_in, const char *context,
+                     const char *continuation, int32_t **full, size_t *n_full, size_t *n_ctx,
+                     cs_err *err)
+{
+    int32_t *ctx = NULL, *ids = NULL;
+    size_t nc = 0, n = 0, keep = strlen(context);
+    char *trimmed = NULL;
+    cs_rc rc;
+
+    *full = NULL;
+    *n_full = *n_ctx = 0;
+    while (keep > 0 && strchr(" \t\n\r", context[keep - 1])) {
+        keep--;
+    }
+    if (!(trimmed = cs_alloc_array(keep + 1, 1))) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    memcpy(trimmed, context, keep);
+    trimmed[keep] = '\0';
+    if ((rc = cs_score_encode(tok, trimmed, NULL, &ctx, &nc, err)) != CS_OK ||
+        (rc = cs_score_encode(tok, context, continuation, &ids, &n, err)) != CS_OK) {
+        goto out;
+    }
+    if (nc == 0) { /* an empty context and no BOS: the stand-in token is the context */
+        int32_t *with = stand_in >= 0 ? cs_alloc_array(n + 1, sizeof(int32_t)) : NULL;
+        if (stand_in < 0) {
+            rc = cs_err_set(err, CS_EINVAL, 0,
+                            "an empty context, and the model has neither BOS nor EOS to stand in");
+            goto out;
+        }
+        if (!with) {
+            rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+            goto out;
+        }
+        with[0] = stand_in;
+        if (n > 0) {
+            memcpy(with + 1, ids, n * sizeof(int32_t));
+        }
+        free(ids);
+        ids = with;
+        n++;
+        nc = 1;
+    }
+    *full = ids;
+    *n_full = n;
+    *n_ctx = nc;
+    ids = NULL;
+out:
+    free(trimmed);
+    free(ctx);
+    free(ids);
+    return rc;
+}
+
 /* LL of every option of items [i0, i1) of t, in item order into ll, all in one batched forward
  * pass. MC: the context is it->text and option j the continuation; multi-input: option j is the
  * context and it->text the continuation. */
@@ -56,10 +110,10 @@ static cs_rc batch_ll(cs_model *m, const cs_tok *tok, const cs_task *t, size_t i
                       double *ll, cs_err *err)
 {
     size_t B = 0, T = 0, b = 0;
-    int32_t **full = NULL, *tokens = NULL, *ctx = NULL;
+    int32_t **full = NULL, *tokens = NULL;
+    int32_t stand_in = m->cfg.n_eos > 0 ? m->cfg.eos[0] : -1;
     size_t *nfull = NULL, *nctx = NULL;
     double *lp = NULL;
-    size_t n_ctx = 0;
     cs_rc rc = CS_OK;
 
     for (size_t i = i0; i < i1; i++) {
@@ -77,22 +131,15 @@ static cs_rc batch_ll(cs_model *m, const cs_tok *tok, const cs_task *t, size_t i
         for (size_t j = 0; j < it->n_options; j++, b++) {
             const char *c = t->kind == CS_TASK_MC ? it->text : it->options[j];
             const char *x = t->kind == CS_TASK_MC ? it->options[j] : it->text;
-            if (t->kind == CS_TASK_MULTI || j == 0) {
-                free(ctx);
-                ctx = NULL;
-                if ((rc = cs_score_encode(tok, c, NULL, &ctx, &n_ctx, err)) != CS_OK) {
-                    goto out;
-                }
-            }
-            if ((rc = cs_score_encode(tok, c, x, &full[b], &nfull[b], err)) != CS_OK) {
+            if ((rc = cs_score_split(tok, stand_in, c, x, &full[b], &nfull[b], &nctx[b], err)) !=
+                CS_OK) {
                 goto out;
             }
-            if (nfull[b] <= n_ctx || n_ctx == 0) {
+            if (nfull[b] <= nctx[b]) {
                 rc = cs_err_set(err, CS_EINVAL, 0, "%s:%zu: item %s: option %zu adds no tokens",
                                 t->path, it->line, it->id, j);
                 goto out;
             }
-            nctx[b] = n_ctx;
             T = nfull[b] > T ? nfull[b] : T;
         }
     }
@@ -122,7 +169,6 @@ out:
     free(full);
     free(nfull);
     free(nctx);
-    free(ctx);
     free(tokens);
     free(lp);
     return rc;
