@@ -266,6 +266,36 @@ static void cut_at(char *text, const char *stop)
     }
 }
 
+/* Ends generation once the decoded text holds a stop string or a blank line. */
+typedef struct gen_stop {
+    const cs_tok *tok;
+    const cs_task_item *it;
+} gen_stop;
+
+static bool has_stop(const char *text, const cs_task_item *it)
+{
+    for (size_t i = 0; i < it->n_options; i++) {
+        if (it->options[i][0] && strstr(text, it->options[i])) {
+            return true;
+        }
+    }
+    return strstr(text, "\n\n") != NULL;
+}
+
+static bool gen_until(void *ctx, const int32_t *gen, size_t n_gen)
+{
+    const gen_stop *g = ctx;
+    char *text = NULL;
+    size_t len = 0;
+    cs_err err = {0};
+    if (cs_tok_decode(g->tok, gen, n_gen, true, &text, &len, &err) != CS_OK) {
+        return false; /* decoded (and reported) again after generation */
+    }
+    bool stop = has_stop(text, g->it);
+    free(text);
+    return stop;
+}
+
 static cs_rc gen_item(cs_model *m, const cs_tok *tok, const cs_task_item *it, size_t max_new,
                       bool *strict_ok, bool *flex_ok, cs_err *err)
 {
@@ -279,6 +309,9 @@ static cs_rc gen_item(cs_model *m, const cs_tok *tok, const cs_task_item *it, si
     p.max_new = max_new;
     p.stop = m->cfg.eos;
     p.n_stop = m->cfg.n_eos;
+    gen_stop g = {tok, it};
+    p.until = gen_until;
+    p.until_ctx = &g;
     if ((rc = cs_score_encode(tok, it->text, NULL, &prompt, &n_prompt, err)) != CS_OK ||
         (rc = cs_generate(m, prompt, n_prompt, &p, &out, &n_out, err)) != CS_OK ||
         (rc = cs_tok_decode(tok, out, n_out, true, &text, &len, err)) != CS_OK) {
