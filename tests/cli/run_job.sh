@@ -4,7 +4,7 @@
 # sweeps/testbed/README.md; progress lines on fd 3; relative paths resolved against
 # CALSWEEP_BASE_DIR and model folders found under CALSWEEP_MODEL_ROOTS; failures write
 # error.json with the right kind and stage and exit 1; a GPTQ job records its calibration set and
-# per-layer losses.
+# per-layer losses; a few-shot task scores as `calsweep-run eval --fewshot --shots` does.
 n=0; fail=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
 R=$CALSWEEP_RUN
@@ -18,7 +18,7 @@ job() { # folder algorithm ppl-path tasks-json [calibration n_samples seq_len]
 run() { # dir: runs the job of dir/job.json there, progress to dir/progress
     (cd "$1" && rm -f result.json error.json && CALSWEEP_BASE_DIR=$S CALSWEEP_THREADS=2 "$R" job.json 3>progress 2>stderr)
 }
-echo "1..25"
+echo "1..27"
 
 mkdir "$tmp/a"; job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt >"$tmp/a/job.json"
 run "$tmp/a"; ok $? "a baseline job exits 0"
@@ -77,8 +77,17 @@ mkdir "$tmp/g"
 job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt \
     "{\"arith\":{\"path\":\"$T/arith_mc.eval.jsonl\",\"fewshot\":5}}" >"$tmp/g/job.json"
 run "$tmp/g"; rc=$?
-[ $rc = 1 ] && [ "$(jq -r .kind "$tmp/g/error.json")" = bad_input ] && jq -r .message "$tmp/g/error.json" | grep -q "eval.tasks.arith.fewshot"
-ok $? "few-shot prompts (not built yet) are refused as bad_input naming the field"
+[ $rc = 1 ] && [ "$(jq -r .kind "$tmp/g/error.json")" = bad_input ] && jq -r .message "$tmp/g/error.json" | grep -q "eval.tasks.arith.fewshot_path"
+ok $? "fewshot without a fewshot_path is refused as bad_input naming the field"
+mkdir "$tmp/g2"
+job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt \
+    "{\"arith\":{\"path\":\"$T/arith_mc.eval.jsonl\",\"limit\":12,\"fewshot\":3,\"fewshot_path\":\"$T/arith_mc.train.jsonl\"}}" >"$tmp/g2/job.json"
+run "$tmp/g2"; ok $? "a job with 3-shot prompts exits 0"
+want=$(cd "$S" && "$R" eval sweeps/testbed/models/tb-llama --task $T/arith_mc.eval.jsonl --limit 12 --fewshot 3 --shots $T/arith_mc.train.jsonl --json 2>/dev/null | jq -c '.tasks.arith_mc')
+zero=$(cd "$S" && "$R" eval sweeps/testbed/models/tb-llama --task $T/arith_mc.eval.jsonl --limit 12 --json 2>/dev/null | jq -c '.tasks.arith_mc')
+got=$(jq -c '.metrics.arith' "$tmp/g2/result.json")
+[ -n "$want" ] && [ "$got" = "$want" ] && [ "$(jq .n <<<"$got")" = 12 ]
+ok $? "its metrics equal calsweep-run eval --fewshot 3 --shots on the same 12 items: $got (0-shot: $zero)"
 
 # quantization jobs: GPTQ with random calibration windows, RTN without calibration
 CAL='{"selector":{"name":"random","stratified":false},"source":{"kind":"jsonl","path":"sweeps/testbed/data/corpus/arith.jsonl","text_field":"text"}}'

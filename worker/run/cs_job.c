@@ -429,7 +429,7 @@ static cs_rc eval_task(job *j, const cJSON *spec, cs_err *err)
     cs_jctx c;
     const char *path = NULL;
     int64_t limit = 0, fewshot = 0;
-    char *file = NULL;
+    char *file = NULL, *shots = NULL;
     cs_task t = {0};
     cs_score s = {0};
     task_progress tp = {j, spec->string};
@@ -446,12 +446,20 @@ static cs_rc eval_task(job *j, const cJSON *spec, cs_err *err)
         return rc;
     }
     if (fewshot > 0) {
-        return cs_err_set(err, CS_ENOTSUP, 0,
-                          "eval.tasks.%s.fewshot: few-shot prompts are not built yet (use 0)",
-                          spec->string);
+        const cJSON *fp = cJSON_GetObjectItemCaseSensitive(spec, "fewshot_path");
+        if (!cJSON_IsString(fp) || !fp->valuestring[0]) {
+            return cs_err_set(err, CS_ESCHEMA, 0,
+                              "eval.tasks.%s.fewshot_path: fewshot is %lld but no file gives "
+                              "the shots",
+                              spec->string, (long long)fewshot);
+        }
+        if ((rc = resolve(j, fp->valuestring, &shots, err)) != CS_OK) {
+            return rc;
+        }
     }
     if ((rc = resolve(j, path, &file, err)) != CS_OK ||
         (rc = cs_task_load(&t, file, (size_t)limit, err)) != CS_OK ||
+        (shots && (rc = cs_task_fewshot(&t, shots, (size_t)fewshot, NULL, err)) != CS_OK) ||
         (rc = cs_score_task(j->model, j->tok, &t, &o, &s, err)) != CS_OK) {
         goto out;
     }
@@ -470,6 +478,7 @@ out:
     cs_score_free(&s);
     cs_task_free(&t);
     free(file);
+    free(shots);
     return rc;
 }
 
