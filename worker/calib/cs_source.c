@@ -807,11 +807,9 @@ cs_rc cs_calib_check_overlap(const cs_calib_source *src, size_t n_src,
             }
             if (hit) {
                 rc = cs_err_set(err, CS_EINVAL, 0,
-                                "calibration item '%s' (%s:%zu) overlaps evaluation item '%s' "
-                                "(%s:%zu): %s; a calibration item may never come from an "
-                                "evaluation split",
-                                d[i].id, src[s].path, d[i].line, hit->id, hit->path, hit->line,
-                                why);
+                                "calibration overlaps evaluation (%s): %s:%zu '%s' = %s:%zu '%s'",
+                                why, src[s].path, d[i].line, d[i].id, hit->path, hit->line,
+                                hit->id);
             }
         }
         cs_calib_docs_free(d, nd);

@@ -99,8 +99,9 @@ cJSON *cs_calib_pool_describe(const cs_calib_pool *pool, const cs_calib_source *
 /* Refuses a calibration source that shares an item with an evaluation file (a task file): the
  * same item id, or the same normalized text (task sources: the question/context; other sources:
  * the whole document, against the eval item's text and its text + gold answer). CS_EINVAL with
- * "calibration item '<id>' (<file>:<line>) overlaps evaluation item '<id>' (<file>:<line>): same
- * id|text; a calibration item may never come from an evaluation split". */
+ * "calibration overlaps evaluation (same id|same text): <file>:<line> '<id>' = <eval file>:<line>
+ * '<id>'" for the first overlapping item (a calibration item may never come from an evaluation
+ * split). */
 cs_rc cs_calib_check_overlap(const cs_calib_source *src, size_t n_src,
                              const char *const *eval_paths, size_t n_eval, cs_err *err);
 
