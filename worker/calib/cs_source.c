@@ -714,8 +714,9 @@ cJSON *cs_calib_pool_describe(const cs_calib_pool *pool, const cs_calib_source *
             !cJSON_AddStringToObject(s, "kind", src[i].kind) ||
             !cJSON_AddStringToObject(s, "path", src[i].path) ||
             (src[i].text_field && !cJSON_AddStringToObject(s, "field", src[i].text_field)) ||
-            !cJSON_AddStringToObject(s, "format",
-                                     src[i].format == CS_CALIB_FMT_QA ? "qa" : "plain") ||
+            (strcmp(src[i].kind, "task") == 0 &&
+             !cJSON_AddStringToObject(s, "format",
+                                      src[i].format == CS_CALIB_FMT_QA ? "qa" : "plain")) ||
             !cJSON_AddNumberToObject(s, "items", (double)cnt)) {
             cJSON_Delete(j);
             return NULL;

@@ -92,7 +92,8 @@ cs_rc cs_calib_pool_build(const cs_calib_source *src, size_t n_src, const cs_tok
                           const cs_calib_compose_opts *o, cs_calib_pool *pool, cs_err *err);
 
 /* The record of a pool for result.json: {"composition", "n", "seq_len", "seed", "add_bos",
- * "sources": [{"name", "kind", "path", "field", "format", "items"}]}; NULL on no memory. */
+ * "sources": [{"name", "kind", "path", "field", "format" (task sources), "items"}]}; NULL on
+ * no memory. */
 cJSON *cs_calib_pool_describe(const cs_calib_pool *pool, const cs_calib_source *src, size_t n_src,
                               const cs_calib_compose_opts *o);
 

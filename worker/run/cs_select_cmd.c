@@ -42,7 +42,8 @@ static const cs_opt sel_options[] = {
          "random, selfcal, selfgen, zipcal, ppl, or {\"name\":..., params} (default random)"},
         {"n", 'n', CS_OPT_VALUE, SEL_N, "N", "items to select (default: the selector's, 128)"},
         {"seq-len", 'L', CS_OPT_VALUE, SEL_SEQ_LEN, "N",
-         "tokens per pool item / generated sequence (default 512)"},
+         "tokens per pool item / generated sequence (default: zipcal 128, selfcal and selfgen "
+         "2048, others 512)"},
         {"seed", 0, CS_OPT_VALUE, SEL_SEED, "N", "seed of the pool and the selector (default 0)"},
         {"pool", 'p', CS_OPT_VALUE, SEL_POOL, "N", "candidate pool size (default 1000)"},
         {"compose", 0, CS_OPT_VALUE, SEL_COMPOSE, "MODE",
@@ -311,11 +312,14 @@ int cs_cmd_select(int argc, char **argv)
     if (a.has_seed) {
         sp.seed = (uint64_t)a.seed;
     }
-    if (a.has_seq_len || sp.kind == CS_SEL_SELFCAL || sp.kind == CS_SEL_SELFGEN) {
-        /* --seq-len (default 512) also bounds the generating selectors unless their JSON says */
-        if (a.has_seq_len || !(a.selector && strstr(a.selector, "\"seq_len\""))) {
-            sp.seq_len = (size_t)a.seq_len;
-        }
+    /* --seq-len sets the pool's item length and the generated length; without it: ZipCal's
+     * L = 128, the generating selectors' seq_len (2048 unless their JSON says), else 512 */
+    if (a.has_seq_len) {
+        sp.seq_len = (size_t)a.seq_len;
+    } else if (sp.kind == CS_SEL_ZIPCAL) {
+        a.seq_len = 128;
+    } else if (sp.kind == CS_SEL_SELFCAL || sp.kind == CS_SEL_SELFGEN) {
+        a.seq_len = (int64_t)sp.seq_len;
     }
     if (sp.kind != CS_SEL_SELFCAL && a.n_src == 0) {
         fprintf(stderr, "calsweep-run select: selector %s needs at least one --source\n",
