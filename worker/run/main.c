@@ -19,6 +19,7 @@
 #include "cs_path.h"
 #include "cs_pipeline.h"
 #include "cs_score.h"
+#include "cs_select_cmd.h"
 #include "cs_source.h"
 #include "cs_task.h"
 #include "cs_time.h"
@@ -158,7 +159,9 @@ static void usage(FILE *out)
             "       calsweep-run generate MODEL --prompt S [--max-new N] [--threads N]\n"
             "       calsweep-run quantize MODEL --algo rtn|gptq [--calib FILE] [--ppl FILE]\n"
             "       calsweep-run eval MODEL --task FILE [--task FILE ...] [--limit N] [--seed S]\n"
-            "                         [--fewshot K --shots FILE ...] [--json]\n\n"
+            "                         [--fewshot K --shots FILE ...] [--json]\n"
+            "       calsweep-run select MODEL --source NAME=FILE[:field] ... --selector "
+            "NAME|JSON\n\n"
             "Runs one calsweep job in this process and writes result.json, or runs one engine\n"
             "command on a Hugging Face model folder (COMMAND --help for its options).\n"
             "A job writes result.json (or error.json and exit 1) in the current folder and its\n"
@@ -822,6 +825,9 @@ int main(int argc, char **argv)
             a.gen.seed = 0;
             code = parse_cmd(argc, argv, cmd, quant_options, N_OPTS(quant_options), &a);
             return code >= 0 ? code : cmd_quantize(&a);
+        }
+        if (strcmp(cmd, "select") == 0) {
+            return cs_cmd_select(argc, argv);
         }
         if (strcmp(cmd, "eval") == 0) {
             a.gen.max_new = 0;
