@@ -18,7 +18,7 @@ job() { # folder algorithm ppl-path tasks-json [calibration n_samples seq_len]
 run() { # dir: runs the job of dir/job.json there, progress to dir/progress
     (cd "$1" && rm -f result.json error.json && CALSWEEP_BASE_DIR=$S CALSWEEP_THREADS=2 "$R" job.json 3>progress 2>stderr)
 }
-echo "1..27"
+echo "1..30"
 
 mkdir "$tmp/a"; job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt >"$tmp/a/job.json"
 run "$tmp/a"; ok $? "a baseline job exits 0"
@@ -102,7 +102,18 @@ ok $? "it records the calibration set: selector, n, seq_len, tokens and the 16 w
 ok $? "and each of the 21 quantized linears with its GPTQ loss"
 grep -q '"stage":"quantize","layer":2,"done":3,"total":3' "$tmp/h/progress"; ok $? "per-layer progress on fd 3"
 mkdir "$tmp/i"; job sweeps/testbed/models/tb-qwen '{"name":"gptq"}' sweeps/testbed/data/heldout.txt "" \
-    '{"selector":{"name":"zipcal"},"source":{"kind":"jsonl","path":"sweeps/testbed/data/corpus/arith.jsonl"}}' 16 64 >"$tmp/i/job.json"
+    '{"selector":{"name":"covercal"},"source":{"kind":"jsonl","path":"sweeps/testbed/data/corpus/arith.jsonl"}}' 16 64 >"$tmp/i/job.json"
 run "$tmp/i"; rc=$?
 [ $rc = 1 ] && [ "$(jq -r '.kind + " " + .stage' "$tmp/i/error.json")" = "bad_input calibrate" ]; ok $? "a selector not built yet: bad_input at the calibrate stage"
+mkdir "$tmp/k"; job sweeps/testbed/models/tb-qwen '{"name":"gptq","bits":4,"group_size":32,"sym":false}' sweeps/testbed/data/heldout.txt "" \
+    '{"selector":{"name":"zipcal","search_limit":2000},"source":{"kind":"jsonl","path":"sweeps/testbed/data/corpus/code.jsonl","text_field":"text"}}' 8 64 >"$tmp/k/job.json"
+run "$tmp/k"; ok $? "a GPTQ job calibrated with ZipCal exits 0"
+[ "$(jq -r '[.calibration.selector, (.calibration.sample_ids | length), .calibration.details.selector, .calibration.details.pool] | map(tostring) | join(" ")' "$tmp/k/result.json")" = "zipcal 8 zipcal 32" ]
+ok $? "it records ZipCal's choice of 8 among a pool of 32 and its diagnostics"
+mkdir "$tmp/l"; job sweeps/testbed/models/tb-qwen '{"name":"gptq"}' sweeps/testbed/data/heldout.txt \
+    "{\"facts\":{\"path\":\"$T/facts_mc.eval.jsonl\"}}" \
+    "{\"selector\":{\"name\":\"random\"},\"source\":{\"kind\":\"task\",\"path\":\"$T/facts_mc.eval.jsonl\"}}" 8 64 >"$tmp/l/job.json"
+run "$tmp/l"; rc=$?
+[ $rc = 1 ] && [ "$(jq -r .kind "$tmp/l/error.json")" = bad_input ] && jq -r .message "$tmp/l/error.json" | grep -q "overlaps evaluation"
+ok $? "calibrating on an evaluation split is refused: $(jq -r .message "$tmp/l/error.json" 2>/dev/null | cut -c1-100)"
 exit $fail
