@@ -13,8 +13,11 @@
  * quantized in that order, each group's Hessian taken after the groups before it were
  * quantized; without it all four Hessians come from one pass.
  *
- * Algorithms built: "rtn" (no calibration), "gptq". A layer whose Hessian is not positive
- * definite after the damping retries is quantized with RTN and listed in the report.
+ * Algorithms built: "rtn" (no calibration), "gptq", "awq" (four scaling groups searched on the
+ * unmodified block with the module losses, duo scaling, folded into the norms / up_proj, clip
+ * search, Q-AWQ; FP trajectory by default), "sparsegpt" and "wanda" (unstructured or N:M; all
+ * statistics of a block from one forward, quantized trajectory). A layer whose Hessian is not
+ * positive definite after the damping retries is quantized with RTN and listed in the report.
  */
 #ifndef CS_QUANT_CS_PIPELINE_H
 #define CS_QUANT_CS_PIPELINE_H
@@ -25,6 +28,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cs_awq.h"
 #include "cs_err.h"
 #include "cs_gptq.h"
 #include "cs_model.h"
@@ -33,13 +37,24 @@
 typedef enum cs_pipe_algo {
     CS_PIPE_RTN = 0,
     CS_PIPE_GPTQ = 1,
+    CS_PIPE_AWQ = 2,
+    CS_PIPE_SPARSEGPT = 3,
+    CS_PIPE_WANDA = 4,
 } cs_pipe_algo;
+
+/* "rtn", "gptq", "awq", "sparsegpt", "wanda". */
+const char *cs_pipe_algo_name(cs_pipe_algo a);
 
 typedef struct cs_pipe_params {
     cs_pipe_algo algo;
     cs_qspec q;      /* bits, sym, quantizer family */
     long group_size; /* -1: one set of parameters per output row */
     cs_gptq_params gptq;
+    cs_awq_params awq; /* awq: q, group_size copied from above */
+    bool awq_clip;     /* awq: the clip search (default true) */
+    double sparsity;   /* sparsegpt, wanda: 0.5 */
+    size_t prune_n;    /* N:M (0 = unstructured) */
+    size_t prune_m;
     bool true_sequential;
     bool fp_trajectory;
 } cs_pipe_params;
