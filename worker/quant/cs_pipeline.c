@@ -12,6 +12,7 @@
 #include "cs_hessian.h"
 #include "cs_json.h"
 #include "cs_log.h"
+#include "cs_path.h"
 #include "cs_smooth.h"
 #include "cs_sparsegpt.h"
 #include "cs_time.h"
@@ -750,5 +751,159 @@ out:
     if (rc != CS_OK) {
         cs_pipe_report_fini(rep);
     }
+    return rc;
+}
+
+/* ---- saving ---------------------------------------------------------------------------------- */
+
+typedef struct st_item {
+    char name[96];
+    const float *data;
+    size_t d0, d1; /* d1 == 0: a vector */
+} st_item;
+
+static cs_rc copy_file(const char *src_dir, const char *dst_dir, const char *name, bool required,
+                       cs_err *err)
+{
+    char *src = NULL, *dst = NULL, *data = NULL;
+    size_t len = 0;
+    cs_rc rc = cs_path_join(src_dir, name, &src, err);
+    if (rc == CS_OK) {
+        rc = cs_path_join(dst_dir, name, &dst, err);
+    }
+    if (rc == CS_OK) {
+        rc = cs_path_read_file(src, (size_t)1 << 30, &data, &len, err);
+        if (rc == CS_ENOENT && !required) {
+            rc = CS_OK;
+        } else if (rc == CS_OK) {
+            rc = cs_path_write_atomic(dst, data, len, 0644, err);
+        }
+    }
+    free(src);
+    free(dst);
+    free(data);
+    return rc;
+}
+
+cs_rc cs_pipe_save(const cs_model *m, const char *src_dir, const char *dst_dir,
+                   const cJSON *qconfig, cs_err *err)
+{
+    static const char *const part[CS_LIN_COUNT] = {
+            "self_attn", "self_attn", "self_attn", "self_attn", "mlp", "mlp", "mlp"};
+    static const char *const extra[] = {"generation_config.json", "tokenizer_config.json",
+                                        "special_tokens_map.json", "vocab.json", "merges.txt"};
+    size_t L = m->cfg.n_layers, H = m->cfg.hidden, n = 0, cap = 3 + L * (2 + 2 * CS_LIN_COUNT);
+    st_item *it = cs_alloc_array(cap, sizeof(st_item));
+    cJSON *hdr = NULL;
+    char *hjson = NULL, *path = NULL, *qtext = NULL;
+    uint8_t *buf = NULL;
+    cs_rc rc = CS_OK;
+
+    if (!it || !(hdr = cJSON_CreateObject())) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+#define ADD(D, A, B, ...)                                     \
+    do {                                                      \
+        snprintf(it[n].name, sizeof it[n].name, __VA_ARGS__); \
+        it[n].data = (D);                                     \
+        it[n].d0 = (A);                                       \
+        it[n].d1 = (B);                                       \
+        n++;                                                  \
+    } while (0)
+    ADD(m->embed, m->cfg.vocab, H, "model.embed_tokens.weight");
+    ADD(m->final_norm, H, 0, "model.norm.weight");
+    if (m->lm_head.w != m->embed) {
+        ADD(m->lm_head.w, m->cfg.vocab, H, "lm_head.weight");
+    }
+    for (size_t l = 0; l < L; l++) {
+        const cs_layer *ly = &m->layers[l];
+        ADD(ly->attn_norm, H, 0, "model.layers.%zu.input_layernorm.weight", l);
+        ADD(ly->mlp_norm, H, 0, "model.layers.%zu.post_attention_layernorm.weight", l);
+        for (int k = 0; k < CS_LIN_COUNT; k++) {
+            const cs_linear *lin = &ly->lin[k];
+            ADD(lin->w, lin->out, lin->in, "model.layers.%zu.%s.%s.weight", l, part[k],
+                cs_lin_name((cs_lin)k));
+            if (lin->b) {
+                ADD(lin->b, lin->out, 0, "model.layers.%zu.%s.%s.bias", l, part[k],
+                    cs_lin_name((cs_lin)k));
+            }
+        }
+    }
+#undef ADD
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t bytes = it[i].d0 * (it[i].d1 ? it[i].d1 : 1) * sizeof(float);
+        cJSON *t = cJSON_CreateObject(), *shape = cJSON_CreateArray(), *offs = cJSON_CreateArray();
+        if (!t || !shape || !offs || !cJSON_AddItemToObject(hdr, it[i].name, t) ||
+            !cJSON_AddStringToObject(t, "dtype", "F32") ||
+            !cJSON_AddItemToObject(t, "shape", shape) ||
+            !cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)it[i].d0)) ||
+            (it[i].d1 && !cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)it[i].d1))) ||
+            !cJSON_AddItemToObject(t, "data_offsets", offs) ||
+            !cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off)) ||
+            !cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + bytes)))) {
+            cJSON_Delete(t);
+            cJSON_Delete(shape);
+            cJSON_Delete(offs);
+            rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+            goto out;
+        }
+        off += bytes;
+    }
+    cJSON *meta = cJSON_AddObjectToObject(hdr, "__metadata__");
+    if (!meta || !cJSON_AddStringToObject(meta, "format", "pt") ||
+        !(hjson = cJSON_PrintUnformatted(hdr))) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+    size_t hlen = strlen(hjson), pad = (8 - hlen % 8) % 8, total = 8 + hlen + pad + off;
+    if (!(buf = malloc(total))) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory (%zu bytes of safetensors)", total);
+        goto out;
+    }
+    uint64_t hl = hlen + pad;
+    for (int b = 0; b < 8; b++) {
+        buf[b] = (uint8_t)(hl >> (8 * b));
+    }
+    memcpy(buf + 8, hjson, hlen);
+    memset(buf + 8 + hlen, ' ', pad);
+    off = 8 + hlen + pad;
+    for (size_t i = 0; i < n; i++) {
+        size_t bytes = it[i].d0 * (it[i].d1 ? it[i].d1 : 1) * sizeof(float);
+        memcpy(buf + off, it[i].data, bytes); /* little-endian f32, as the host */
+        off += bytes;
+    }
+    if ((rc = cs_path_mkdir_p(dst_dir, 0755, err)) != CS_OK ||
+        (rc = cs_path_join(dst_dir, "model.safetensors", &path, err)) != CS_OK ||
+        (rc = cs_path_write_atomic(path, buf, total, 0644, err)) != CS_OK ||
+        (rc = copy_file(src_dir, dst_dir, "config.json", true, err)) != CS_OK ||
+        (rc = copy_file(src_dir, dst_dir, "tokenizer.json", true, err)) != CS_OK) {
+        goto out;
+    }
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
+        if ((rc = copy_file(src_dir, dst_dir, extra[i], false, err)) != CS_OK) {
+            goto out;
+        }
+    }
+    if (qconfig) {
+        free(path);
+        path = NULL;
+        if (!(qtext = cJSON_Print(qconfig))) {
+            rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+            goto out;
+        }
+        if ((rc = cs_path_join(dst_dir, "quantization_config.json", &path, err)) != CS_OK ||
+            (rc = cs_path_write_atomic(path, qtext, strlen(qtext), 0644, err)) != CS_OK) {
+            goto out;
+        }
+    }
+out:
+    free(it);
+    cJSON_Delete(hdr);
+    free(hjson);
+    free(path);
+    free(qtext);
+    free(buf);
     return rc;
 }

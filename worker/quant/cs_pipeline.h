@@ -85,4 +85,12 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
 
 void cs_pipe_report_fini(cs_pipe_report *r); /* NULL-safe */
 
+/* Writes m as a Hugging Face folder dst_dir (created): model.safetensors with every weight in
+ * F32 (the dequantized values exactly; the source's bf16 would round them), config.json and
+ * tokenizer.json copied from src_dir (required), generation_config.json, tokenizer_config.json,
+ * special_tokens_map.json, vocab.json, merges.txt when present, and quantization_config.json =
+ * qconfig (not written if NULL). The folder loads back with cs_model_load. */
+cs_rc cs_pipe_save(const cs_model *m, const char *src_dir, const char *dst_dir,
+                   const cJSON *qconfig, cs_err *err);
+
 #endif
