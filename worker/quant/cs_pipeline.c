@@ -32,7 +32,7 @@ static const cs_lin group_lins[4][3] = {
 
 const char *cs_pipe_algo_name(cs_pipe_algo a)
 {
-    static const char *const names[] = {"rtn", "gptq", "awq", "sparsegpt", "wanda"};
+    static const char *const names[] = {"rtn", "gptq", "awq", "sparsegpt", "wanda", "smoothquant"};
     return (unsigned)a < sizeof names / sizeof names[0] ? names[a] : "?";
 }
 
@@ -43,6 +43,7 @@ static const char *const algo_keys[][6] = {
         [CS_PIPE_AWQ] = {"duo_scaling", "n_grid", "clip"},
         [CS_PIPE_SPARSEGPT] = {"sparsity", "nm", "damp", "block_size"},
         [CS_PIPE_WANDA] = {"sparsity", "nm"},
+        [CS_PIPE_SMOOTHQUANT] = {"alpha", "smooth", "act_bits", "act_order", "damp", "block_size"},
 };
 
 static cs_rc check_keys(cs_jctx *c, const cJSON *algo, cs_pipe_algo a)
@@ -92,7 +93,7 @@ cs_rc cs_pipe_params_from_json(cs_pipe_params *p, const cJSON *algo, cs_err *err
         (rc = cs_json_req_string(&c, algo, "name", &name)) != CS_OK) {
         return rc;
     }
-    for (int i = 0; i <= CS_PIPE_WANDA; i++) {
+    for (int i = 0; i <= CS_PIPE_SMOOTHQUANT; i++) {
         if (strcmp(name, cs_pipe_algo_name((cs_pipe_algo)i)) == 0) {
             a = i;
         }
@@ -100,15 +101,18 @@ cs_rc cs_pipe_params_from_json(cs_pipe_params *p, const cJSON *algo, cs_err *err
     if (a < 0) {
         return cs_err_set(err, CS_ENOTSUP, 0,
                           "algorithm.name: '%s' is not built into this engine (rtn, gptq, awq, "
-                          "sparsegpt, wanda)",
+                          "sparsegpt, wanda, smoothquant)",
                           name);
     }
     p->algo = (cs_pipe_algo)a;
-    bool gptq = p->algo == CS_PIPE_GPTQ, prune = a >= CS_PIPE_SPARSEGPT;
+    bool gptq = p->algo == CS_PIPE_GPTQ, sq = p->algo == CS_PIPE_SMOOTHQUANT;
+    bool prune = p->algo == CS_PIPE_SPARSEGPT || p->algo == CS_PIPE_WANDA;
+    int64_t act_bits = 8;
+    p->fault_nonpd_layer = -1;
     if ((rc = check_keys(&c, algo, p->algo)) != CS_OK ||
-        (rc = cs_json_opt_int(&c, algo, "bits", 4, 2, 8, &bits)) != CS_OK ||
-        (rc = cs_json_opt_int(&c, algo, "group_size", 128, -1, 65536, &group)) != CS_OK ||
-        (rc = cs_json_opt_bool(&c, algo, "sym", gptq, &p->q.sym)) != CS_OK ||
+        (rc = cs_json_opt_int(&c, algo, "bits", sq ? 8 : 4, 2, 8, &bits)) != CS_OK ||
+        (rc = cs_json_opt_int(&c, algo, "group_size", sq ? -1 : 128, -1, 65536, &group)) != CS_OK ||
+        (rc = cs_json_opt_bool(&c, algo, "sym", gptq || sq, &p->q.sym)) != CS_OK ||
         (rc = cs_json_opt_string(&c, algo, "trajectory",
                                  p->algo == CS_PIPE_AWQ ? "fp" : "quantized", &traj)) != CS_OK) {
         return rc;
@@ -146,8 +150,14 @@ cs_rc cs_pipe_params_from_json(cs_pipe_params *p, const cJSON *algo, cs_err *err
         break;
     case CS_PIPE_GPTQ:
     case CS_PIPE_SPARSEGPT:
+    case CS_PIPE_SMOOTHQUANT:
         p->q.family = CS_QF_GPTQ;
-        if ((gptq &&
+        if ((sq &&
+             ((rc = cs_json_opt_number(&c, algo, "alpha", 0.5, 0, 1, &p->alpha)) != CS_OK ||
+              (rc = cs_json_opt_bool(&c, algo, "smooth", true, &p->smooth)) != CS_OK ||
+              (rc = cs_json_opt_int(&c, algo, "act_bits", 8, 2, 8, &act_bits)) != CS_OK ||
+              (rc = cs_json_opt_bool(&c, algo, "act_order", true, &p->gptq.act_order)) != CS_OK)) ||
+            (gptq &&
              ((rc = cs_json_opt_bool(&c, algo, "act_order", true, &p->gptq.act_order)) != CS_OK ||
               (rc = cs_json_opt_bool(&c, algo, "true_sequential", true, &p->true_sequential)) !=
                       CS_OK ||
@@ -161,6 +171,7 @@ cs_rc cs_pipe_params_from_json(cs_pipe_params *p, const cJSON *algo, cs_err *err
         p->gptq.group_size = group;
         p->gptq.percdamp = damp;
         p->gptq.blocksize = (size_t)block;
+        p->act_bits = sq ? (int)act_bits : 0;
         break;
     default:
         break;
@@ -310,12 +321,17 @@ static cs_rc gptq_groups(cs_model *m, size_t layer, const float *x, float *work,
         } else if ((rc = cs_hessian_get(hc.h[first], h, err)) != CS_OK) {
             goto out;
         }
+        if (p->fault_nonpd_layer >= 0 && (size_t)p->fault_nonpd_layer == layer) {
+            for (size_t i = 0; i < cols * cols; i++) {
+                h[i] = -h[i];
+            }
+        }
         for (int k = 0; k < 3 && group_lins[g][k] != CS_LIN_COUNT; k++) {
             cs_lin l = group_lins[g][k];
             cs_linear *lin = &m->layers[layer].lin[l];
             cs_gptq_result res;
             memset(&res, 0, sizeof(res));
-            if (p->algo == CS_PIPE_GPTQ) {
+            if (p->algo == CS_PIPE_GPTQ || p->algo == CS_PIPE_SMOOTHQUANT) {
                 if ((rc = check_group(p, layer, l, lin->in, err)) == CS_OK) {
                     rc = cs_gptq_quantize(lin->w, lin->out, lin->in, h, &p->gptq, &res, err);
                 }
@@ -673,12 +689,73 @@ out:
     return rc;
 }
 
+/* ---- SmoothQuant ----------------------------------------------------------------------------- */
+
+typedef struct sq_ctx {
+    cs_actstats st[2]; /* q_proj input, gate_proj input */
+} sq_ctx;
+
+static cs_rc sq_stats(void *ctx, const cs_hook_event *ev, cs_err *err)
+{
+    sq_ctx *c = ctx;
+    if (ev->kind != CS_HOOK_LINEAR_IN || (ev->lin != CS_LIN_Q && ev->lin != CS_LIN_GATE)) {
+        return CS_OK;
+    }
+    return cs_actstats_add(&c->st[ev->lin == CS_LIN_Q ? 0 : 1], ev->x, ev->rows, err);
+}
+
+cs_rc cs_pipe_smooth_block(cs_model *m, size_t layer, float *x, size_t n, size_t T,
+                           const size_t *lens, double alpha, cs_err *err)
+{
+    static const cs_lin pairs[2][3] = {{CS_LIN_Q, CS_LIN_K, CS_LIN_V},
+                                       {CS_LIN_GATE, CS_LIN_UP, CS_LIN_COUNT}};
+    size_t H = m->cfg.hidden;
+    sq_ctx c;
+    cs_hooks hooks = {.fn = sq_stats, .ctx = &c, .mask = 1u << CS_HOOK_LINEAR_IN};
+    cs_smooth_params sp;
+    float *s = cs_alloc_array(H, sizeof(float));
+    cs_rc rc;
+
+    memset(&c, 0, sizeof(c));
+    cs_smooth_params_default(&sp);
+    sp.alpha = alpha;
+    if (!s) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    if ((rc = cs_actstats_init(&c.st[0], H, err)) != CS_OK ||
+        (rc = cs_actstats_init(&c.st[1], H, err)) != CS_OK ||
+        (rc = cs_model_block(m, layer, x, n, T, lens, &hooks, err)) != CS_OK) {
+        goto out;
+    }
+    for (int k = 0; k < 2; k++) {
+        cs_layer *ly = &m->layers[layer];
+        const float *w[3];
+        size_t rows[3], nl = 0;
+        for (; nl < 3 && pairs[k][nl] != CS_LIN_COUNT; nl++) {
+            w[nl] = ly->lin[pairs[k][nl]].w;
+            rows[nl] = ly->lin[pairs[k][nl]].out;
+        }
+        if ((rc = cs_smooth_scales(s, H, c.st[k].absmax, w, rows, nl, &sp, err)) != CS_OK) {
+            goto out;
+        }
+        cs_smooth_fold_norm(k == 0 ? ly->attn_norm : ly->mlp_norm, NULL, s, H);
+        for (size_t i = 0; i < nl; i++) {
+            cs_smooth_scale_cols(ly->lin[pairs[k][i]].w, rows[i], H, s);
+        }
+    }
+out:
+    cs_actstats_fini(&c.st[0]);
+    cs_actstats_fini(&c.st[1]);
+    free(s);
+    return rc;
+}
+
 cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, size_t seq_len,
                        const cs_pipe_params *p, cs_pipe_progress_fn progress, void *progress_ctx,
                        cs_pipe_report *rep, cs_err *err)
 {
     size_t L = m->cfg.n_layers, hidden = m->cfg.hidden, rows = n_samples * seq_len;
-    float *x = NULL, *work = NULL;
+    float *x = NULL, *work = NULL, *xfp = NULL;
     size_t *lens = NULL;
     uint64_t t0 = cs_time_mono_ns();
     cs_rc rc = CS_OK;
@@ -707,6 +784,13 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
         if ((rc = cs_model_embed(m, tokens, rows, x, err)) != CS_OK) {
             goto out;
         }
+        if (p->algo == CS_PIPE_SMOOTHQUANT && p->smooth) {
+            if (!(xfp = cs_alloc_array(rows * hidden, sizeof(float)))) {
+                rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+                goto out;
+            }
+            memcpy(xfp, x, rows * hidden * sizeof(float));
+        }
     }
     for (size_t layer = 0; layer < L; layer++) {
         uint64_t tl = cs_time_mono_ns();
@@ -716,7 +800,11 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
             rc = awq_layer(m, layer, x, work, n_samples, seq_len, lens, p, rep, err);
         } else {
             float *next = NULL;
-            if (p->fp_trajectory) {
+            if (p->algo == CS_PIPE_SMOOTHQUANT && p->smooth) {
+                /* statistics from the FP trajectory (xfp), which the smoothing leaves unchanged */
+                rc = cs_pipe_smooth_block(m, layer, xfp, n_samples, seq_len, lens, p->alpha, err);
+            }
+            if (rc == CS_OK && p->fp_trajectory) {
                 /* the next block's input is this block's output before quantization */
                 if (!(next = cs_alloc_array(rows * hidden, sizeof(float)))) {
                     rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
@@ -743,8 +831,12 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
             progress(progress_ctx, layer, L, (double)(cs_time_mono_ns() - tl) / 1e9);
         }
     }
+    if (p->algo == CS_PIPE_SMOOTHQUANT) {
+        m->act_bits = p->act_bits;
+    }
 out:
     rep->seconds = (double)(cs_time_mono_ns() - t0) / 1e9;
+    free(xfp);
     free(x);
     free(work);
     free(lens);

@@ -40,9 +40,12 @@ typedef enum cs_pipe_algo {
     CS_PIPE_AWQ = 2,
     CS_PIPE_SPARSEGPT = 3,
     CS_PIPE_WANDA = 4,
+    CS_PIPE_SMOOTHQUANT = 5, /* smoothing (input_layernorm -> q,k,v; post_attention -> gate,up),
+                              * then GPTQ W8 per row, all Hessians of a block from one forward;
+                              * sets m->act_bits (per-token dynamic activation fake quant) */
 } cs_pipe_algo;
 
-/* "rtn", "gptq", "awq", "sparsegpt", "wanda". */
+/* "rtn", "gptq", "awq", "sparsegpt", "wanda", "smoothquant". */
 const char *cs_pipe_algo_name(cs_pipe_algo a);
 
 typedef struct cs_pipe_params {
@@ -55,14 +58,26 @@ typedef struct cs_pipe_params {
     double sparsity;   /* sparsegpt, wanda: 0.5 */
     size_t prune_n;    /* N:M (0 = unstructured) */
     size_t prune_m;
+    double alpha; /* smoothquant: migration strength (0.5) */
+    bool smooth;  /* smoothquant: false = W8A8 GPTQ without smoothing */
+    int act_bits; /* smoothquant: 8 */
     bool true_sequential;
     bool fp_trajectory;
+    long fault_nonpd_layer; /* tests only (not from JSON): -1 off; else that block's Hessians are
+                             * negated (not positive definite) to exercise the RTN fallback */
 } cs_pipe_params;
 
 /* Reads the job config's algorithm object ({"name":"gptq","bits":4,...}; the keys of
  * coordinator/cs_sweep.c with their defaults). CS_ENOTSUP for an algorithm this pipeline does
  * not run yet, CS_ESCHEMA for a bad value, both naming "algorithm.<key>". */
 cs_rc cs_pipe_params_from_json(cs_pipe_params *p, const cJSON *algo, cs_err *err);
+
+/* SmoothQuant's smoothing of block `layer` in place (the float model is unchanged): runs the
+ * block on x[n*T][hidden] (in place: x becomes its output) collecting act_max at the inputs of
+ * q_proj and gate_proj, then s = cs_smooth_scales(ABSMAX, alpha) is folded into input_layernorm /
+ * q,k,v and post_attention_layernorm / gate,up. */
+cs_rc cs_pipe_smooth_block(cs_model *m, size_t layer, float *x, size_t n, size_t T,
+                           const size_t *lens, double alpha, cs_err *err);
 
 /* Whether the algorithm needs calibration data. */
 bool cs_pipe_needs_calib(const cs_pipe_params *p);
