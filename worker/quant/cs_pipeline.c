@@ -766,8 +766,9 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
     }
     if (cs_pipe_needs_calib(p)) {
         if (!tokens || rows == 0) {
-            return cs_err_set(err, CS_EINVAL, 0, "%s needs calibration data",
-                              cs_pipe_algo_name(p->algo));
+            rc = cs_err_set(err, CS_EINVAL, 0, "%s needs calibration data",
+                            cs_pipe_algo_name(p->algo));
+            goto out;
         }
         x = cs_alloc_array(rows * hidden, sizeof(float));
         work = cs_alloc_array(rows * hidden, sizeof(float));
