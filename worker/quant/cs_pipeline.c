@@ -1000,3 +1000,52 @@ out:
     free(buf);
     return rc;
 }
+
+cJSON *cs_pipe_params_to_json(const cs_pipe_params *p)
+{
+    static const char *const fam[] = {"gptq", "awq", "sq", "ct"};
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && cJSON_AddStringToObject(o, "name", cs_pipe_algo_name(p->algo)) &&
+              cJSON_AddNumberToObject(o, "version", 1) &&
+              cJSON_AddStringToObject(o, "trajectory", p->fp_trajectory ? "fp" : "quantized");
+    if (ok && (p->algo == CS_PIPE_SPARSEGPT || p->algo == CS_PIPE_WANDA)) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "%zu:%zu", p->prune_n, p->prune_m);
+        ok = cJSON_AddNumberToObject(o, "sparsity", p->sparsity) &&
+             cJSON_AddStringToObject(o, "nm", p->prune_m ? nm : "");
+    } else if (ok) {
+        ok = cJSON_AddNumberToObject(o, "bits", p->q.bits) &&
+             cJSON_AddNumberToObject(o, "group_size", (double)p->group_size) &&
+             cJSON_AddBoolToObject(o, "sym", p->q.sym) &&
+             cJSON_AddStringToObject(o, "grid", (unsigned)p->q.family < 4 ? fam[p->q.family] : "?");
+    }
+    if (ok && (p->algo == CS_PIPE_GPTQ || p->algo == CS_PIPE_SMOOTHQUANT ||
+               p->algo == CS_PIPE_SPARSEGPT)) {
+        ok = cJSON_AddNumberToObject(o, "damp", p->gptq.percdamp) &&
+             cJSON_AddNumberToObject(o, "damp_step", p->gptq.damp_step) &&
+             cJSON_AddNumberToObject(o, "damp_max", p->gptq.damp_max) &&
+             cJSON_AddNumberToObject(o, "block_size", (double)p->gptq.blocksize) &&
+             cJSON_AddBoolToObject(o, "act_order", p->gptq.act_order) &&
+             cJSON_AddBoolToObject(o, "static_groups", p->gptq.static_groups) &&
+             cJSON_AddBoolToObject(o, "true_sequential", p->true_sequential);
+    }
+    if (ok && p->algo == CS_PIPE_AWQ) {
+        ok = cJSON_AddBoolToObject(o, "duo_scaling", p->awq.duo_scaling) &&
+             cJSON_AddNumberToObject(o, "n_grid", (double)p->awq.n_grid) &&
+             cJSON_AddBoolToObject(o, "clip", p->awq_clip) &&
+             cJSON_AddNumberToObject(o, "clip_grid", (double)p->awq.clip_grid) &&
+             cJSON_AddNumberToObject(o, "clip_tokens", (double)p->awq.clip_tokens);
+    }
+    if (ok && p->algo == CS_PIPE_SMOOTHQUANT) {
+        ok = cJSON_AddNumberToObject(o, "alpha", p->alpha) &&
+             cJSON_AddBoolToObject(o, "smooth", p->smooth) &&
+             cJSON_AddStringToObject(o, "smooth_variant", "absmax") &&
+             cJSON_AddNumberToObject(o, "act_bits", p->act_bits) &&
+             cJSON_AddStringToObject(o, "act_quant", "per-token symmetric dynamic");
+    }
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}

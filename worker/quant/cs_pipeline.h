@@ -79,6 +79,9 @@ cs_rc cs_pipe_params_from_json(cs_pipe_params *p, const cJSON *algo, cs_err *err
 cs_rc cs_pipe_smooth_block(cs_model *m, size_t layer, float *x, size_t n, size_t T,
                            const size_t *lens, double alpha, cs_err *err);
 
+/* Every resolved parameter (defaults included), for quantization_config.json; NULL on ENOMEM. */
+cJSON *cs_pipe_params_to_json(const cs_pipe_params *p);
+
 /* Whether the algorithm needs calibration data. */
 bool cs_pipe_needs_calib(const cs_pipe_params *p);
 

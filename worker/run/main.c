@@ -60,6 +60,7 @@ enum {
     OPT_NM,
     OPT_TRAJ,
     OPT_SAVE,
+    OPT_ALPHA,
 };
 
 #define OPT_HELP_ROW                                                        \
@@ -135,6 +136,7 @@ static const cs_opt quant_options[] = {
         {"nm", 0, CS_OPT_VALUE, OPT_NM, "N:M", "sparsegpt, wanda: N:M pattern (2:4, 4:8)"},
         {"trajectory", 0, CS_OPT_VALUE, OPT_TRAJ, "fp|quantized",
          "next block's input (default: awq fp, others quantized)"},
+        {"alpha", 0, CS_OPT_VALUE, OPT_ALPHA, "X", "smoothquant: migration strength (0.5)"},
         {"save", 0, CS_OPT_VALUE, OPT_SAVE, "DIR",
          "write the quantized model (F32 safetensors) and quantization_config.json"},
 };
@@ -155,7 +157,7 @@ typedef struct run_args {
     bool has_bits, has_group;
     int sym; /* 0 unset, 1 sym, 2 asym */
     bool act_order;
-    const char *sparsity, *nm, *traj, *save;
+    const char *sparsity, *nm, *traj, *save, *alpha;
 } run_args;
 
 static void usage(FILE *out)
@@ -300,6 +302,10 @@ static int parse_cmd(int argc, char **argv, const char *cmd, const cs_opt *t, si
             break;
         case OPT_NM:
             a->nm = arg;
+            break;
+        case OPT_ALPHA:
+            rc = cs_parse_double(arg, &d, "--alpha", &err);
+            a->alpha = arg;
             break;
         case OPT_TRAJ:
             a->traj = arg;
@@ -655,12 +661,13 @@ static void quant_progress(void *ctx, size_t layer, size_t n_layers, double secs
 }
 
 /* quantization_config.json: the parsed parameters, the calibration and the report. */
-static cJSON *quant_config(const run_args *a, const cJSON *algo, const cs_pipe_report *rep,
-                           const char *calib_sha)
+static cJSON *quant_config(const run_args *a, const cJSON *algo, const cs_pipe_params *pp,
+                           const cs_pipe_report *rep, const char *calib_sha)
 {
     cJSON *o = cJSON_CreateObject(), *fb = NULL;
     if (!o || !cJSON_AddStringToObject(o, "quantizer", "calsweep-run quantize") ||
         !cJSON_AddItemToObject(o, "algorithm", cJSON_Duplicate(algo, true)) ||
+        !cJSON_AddItemToObject(o, "parameters", cs_pipe_params_to_json(pp)) ||
         !cJSON_AddStringToObject(o, "source_model", a->model) ||
         !cJSON_AddStringToObject(o, "weights_dtype", "F32 (dequantized)") ||
         !(fb = cJSON_AddArrayToObject(o, "rtn_fallback_layers"))) {
@@ -733,6 +740,10 @@ static cs_rc algo_json(const run_args *a, cJSON **out, cs_err *err)
         if (a->sparsity) {
             cJSON_DeleteItemFromObject(*out, "sparsity");
             cJSON_AddNumberToObject(*out, "sparsity", strtod(a->sparsity, NULL));
+        }
+        if (a->alpha) {
+            cJSON_DeleteItemFromObject(*out, "alpha");
+            cJSON_AddNumberToObject(*out, "alpha", strtod(a->alpha, NULL));
         }
         if (a->nm) {
             cJSON_DeleteItemFromObject(*out, "nm");
@@ -816,7 +827,7 @@ static int cmd_quantize(run_args *a)
     printf("quantized %zu layers in %.2f s: loss %.6g, rtn fallbacks %zu\n", m->cfg.n_layers,
            rep.seconds, rep.loss, rep.n_fallback);
     if (a->save) {
-        cJSON *qc = quant_config(a, algo, &rep, calib_sha);
+        cJSON *qc = quant_config(a, algo, &pp, &rep, calib_sha);
         if (!qc) {
             cs_err_set(&err, CS_ENOMEM, 0, "out of memory");
         }
