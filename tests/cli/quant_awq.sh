@@ -4,7 +4,7 @@
 # grid (Q-AWQ, asymmetric, same groups) at 3 bits, groups of 32; SmoothQuant+GPTQ (W8A8) runs end
 # to end; --save writes a folder that loads back with the same perplexity, with
 # quantization_config.json (parameters, the calibration file's SHA-256, RTN fallbacks); fd 3
-# gets one JSON line per block; bad options exit 2 with the option named.
+# receives one JSON line per block; bad options exit 2 with the option named.
 # (At 4 bits, and at 3 bits with groups of 64 on tb-qwen, the testbed models barely move and AWQ
 # does not beat RTN: see the table in BENCHMARKS.md "Model quantization".)
 n=0; fail=0
