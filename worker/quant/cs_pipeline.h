@@ -5,7 +5,9 @@
  * algorithm needs are streamed through the forward hooks of cs_model_block (Hessians in double,
  * cs_hessian), its linears are quantized, and the block's output becomes the next block's input.
  * Memory: the batch's hidden states twice (input and working copy) plus one Hessian per group of
- * linears that share an input; no activation of another block is kept.
+ * linears that share an input; no activation of another block is kept. AWQ adds this block's
+ * cached inputs of q, o, gate and down and two module outputs; SmoothQuant a third copy of the
+ * hidden states (its FP trajectory for the smoothing statistics).
  *
  * Trajectory: "quantized" (the default, as the GPTQ reference: block i+1 sees the output of the
  * already quantized block i) or "fp" (statistics from the unmodified model). With
