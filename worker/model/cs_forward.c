@@ -66,6 +66,22 @@ static void linear_fwd(const cs_linear *l, const float *x, size_t rows, float *y
     }
 }
 
+/* Per-token symmetric fake quantization of x[rows][cols] in place (cs_model.act_bits). */
+static void act_fake_quant(float *x, size_t rows, size_t cols, int bits)
+{
+    const float qmax = (float)((1 << (bits - 1)) - 1);
+    for (size_t r = 0; r < rows; r++) {
+        float *xr = x + r * cols, mx = 0.0f;
+        for (size_t j = 0; j < cols; j++) {
+            mx = fmaxf(mx, fabsf(xr[j]));
+        }
+        const float scale = fmaxf(mx, 1e-5f) / qmax;
+        for (size_t j = 0; j < cols; j++) {
+            xr[j] = rintf(xr[j] / scale) * scale;
+        }
+    }
+}
+
 typedef struct block_ws {
     float *h, *q, *k, *v, *att, *o, *g, *u, *scores;
     int32_t *pos;
@@ -135,6 +151,9 @@ static cs_rc block_fwd(cs_model *m, size_t layer, float *x, size_t B, size_t T, 
             return rc;
         }
     }
+    if (m->act_bits) {
+        act_fake_quant(w->h, rows, H, m->act_bits);
+    }
     linear_fwd(&Ly->lin[CS_LIN_Q], w->h, rows, w->q);
     linear_fwd(&Ly->lin[CS_LIN_K], w->h, rows, w->k);
     linear_fwd(&Ly->lin[CS_LIN_V], w->h, rows, w->v);
@@ -177,6 +196,9 @@ static cs_rc block_fwd(cs_model *m, size_t layer, float *x, size_t B, size_t T, 
     if (rc != CS_OK) {
         return rc;
     }
+    if (m->act_bits) {
+        act_fake_quant(w->att, rows, qd, m->act_bits);
+    }
     linear_fwd(&Ly->lin[CS_LIN_O], w->att, rows, w->o);
     cs_add(nt, x, w->o, rows * H);
 
@@ -188,6 +210,9 @@ static cs_rc block_fwd(cs_model *m, size_t layer, float *x, size_t B, size_t T, 
             return rc;
         }
     }
+    if (m->act_bits) {
+        act_fake_quant(w->h, rows, H, m->act_bits);
+    }
     linear_fwd(&Ly->lin[CS_LIN_GATE], w->h, rows, w->g);
     linear_fwd(&Ly->lin[CS_LIN_UP], w->h, rows, w->u);
     cs_silu_mul(nt, w->g, w->u, rows * ni);
@@ -195,6 +220,9 @@ static cs_rc block_fwd(cs_model *m, size_t layer, float *x, size_t B, size_t T, 
                    &Ly->lin[CS_LIN_DOWN], err);
     if (rc != CS_OK) {
         return rc;
+    }
+    if (m->act_bits) {
+        act_fake_quant(w->g, rows, ni, m->act_bits);
     }
     linear_fwd(&Ly->lin[CS_LIN_DOWN], w->g, rows, w->o);
     rc = call_hook(hooks, CS_HOOK_MLP_OUT, layer, CS_LIN_COUNT, w->o, rows, H, w->valid, NULL, err);

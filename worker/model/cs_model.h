@@ -61,6 +61,10 @@ typedef struct cs_model {
     cs_layer *layers;
     float *inv_freq; /* [head_dim/2], llama3 scaling applied */
     int n_threads;
+    /* 0 (default): float activations. 2..8: the input of every linear of every block is fake
+     * quantized per token, symmetric, dynamic (SmoothQuant's Q-SQ: scale = max(absmax, 1e-5) /
+     * (2^(bits-1) - 1), x = round(x / scale) scale) on each forward, after the hooks saw it. */
+    int act_bits;
     /* private */
     void *priv;
 } cs_model;

@@ -1,15 +1,22 @@
 /* quant: the model-level pipeline (cs_pipeline.h). */
 #include "cs_pipeline.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cblas.h>
 
 #include "cs_alloc.h"
 #include "cs_hessian.h"
 #include "cs_json.h"
 #include "cs_log.h"
+#include "cs_path.h"
+#include "cs_smooth.h"
+#include "cs_sparsegpt.h"
 #include "cs_time.h"
+#include "cs_wanda.h"
 
 /* The groups of linears that share an input, in true-sequential order; the first of each group
  * is the one whose input the hooks accumulate. */
@@ -23,49 +30,105 @@ static const cs_lin group_lins[4][3] = {
 
 /* ---- parameters ------------------------------------------------------------------------------ */
 
+const char *cs_pipe_algo_name(cs_pipe_algo a)
+{
+    static const char *const names[] = {"rtn", "gptq", "awq", "sparsegpt", "wanda", "smoothquant"};
+    return (unsigned)a < sizeof names / sizeof names[0] ? names[a] : "?";
+}
+
+/* The keys each algorithm accepts (besides name, bits, group_size, sym, trajectory). */
+static const char *const algo_keys[][6] = {
+        [CS_PIPE_RTN] = {"grid"},
+        [CS_PIPE_GPTQ] = {"act_order", "damp", "block_size", "true_sequential", "static_groups"},
+        [CS_PIPE_AWQ] = {"duo_scaling", "n_grid", "clip"},
+        [CS_PIPE_SPARSEGPT] = {"sparsity", "nm", "damp", "block_size"},
+        [CS_PIPE_WANDA] = {"sparsity", "nm"},
+        [CS_PIPE_SMOOTHQUANT] = {"alpha", "smooth", "act_bits", "act_order", "damp", "block_size"},
+};
+
+static cs_rc check_keys(cs_jctx *c, const cJSON *algo, cs_pipe_algo a)
+{
+    const char *keys[16] = {"name", "bits", "group_size", "sym", "trajectory"};
+    size_t n = 5;
+    for (size_t i = 0; i < 6 && algo_keys[a][i]; i++) {
+        keys[n++] = algo_keys[a][i];
+    }
+    return cs_json_check_keys(c, algo, keys, n, CS_DIAG_ERROR);
+}
+
+static cs_rc parse_nm(const char *nm, size_t *n, size_t *m, cs_err *err)
+{
+    char *end = NULL;
+    unsigned long a = strtoul(nm, &end, 10), b = 0;
+    if (end != nm && *end == ':') {
+        const char *p2 = end + 1;
+        b = strtoul(p2, &end, 10);
+        if (end == p2) {
+            b = 0;
+        }
+    }
+    if (!end || *end != '\0' || a == 0 || b == 0 || a >= b || b > 64) {
+        return cs_err_set(err, CS_ESCHEMA, 0, "algorithm.nm: '%s' (N:M with 0 < N < M <= 64)", nm);
+    }
+    *n = a;
+    *m = b;
+    return CS_OK;
+}
+
 cs_rc cs_pipe_params_from_json(cs_pipe_params *p, const cJSON *algo, cs_err *err)
 {
-    static const char *const rtn_keys[] = {"name", "bits", "group_size", "sym", "grid"};
-    static const char *const gptq_keys[] = {"name",         "bits", "group_size", "sym",
-                                            "act_order",    "damp", "block_size", "true_sequential",
-                                            "static_groups"};
     cs_jctx c;
-    const char *name = NULL, *grid = NULL;
-    int64_t bits = 4, group = 128, block = 128;
+    const char *name = NULL, *grid = NULL, *traj = NULL, *nm = NULL;
+    int64_t bits = 4, group = 128, block = 128, n_grid = 20;
     double damp = 0.01;
     cs_rc rc;
+    int a = -1;
 
     memset(p, 0, sizeof(*p));
     cs_gptq_params_default(&p->gptq);
+    cs_awq_params_default(&p->awq);
     cs_jctx_init(&c, NULL, err);
     cs_jpath_push_key(&c.path, "algorithm");
     if ((rc = cs_json_as_object(&c, algo)) != CS_OK ||
         (rc = cs_json_req_string(&c, algo, "name", &name)) != CS_OK) {
         return rc;
     }
-    bool rtn = strcmp(name, "rtn") == 0, gptq = strcmp(name, "gptq") == 0;
-    if (!rtn && !gptq) {
+    for (int i = 0; i <= CS_PIPE_SMOOTHQUANT; i++) {
+        if (strcmp(name, cs_pipe_algo_name((cs_pipe_algo)i)) == 0) {
+            a = i;
+        }
+    }
+    if (a < 0) {
         return cs_err_set(err, CS_ENOTSUP, 0,
-                          "algorithm.name: '%s' is not built into this engine yet (rtn, gptq)",
+                          "algorithm.name: '%s' is not built into this engine (rtn, gptq, awq, "
+                          "sparsegpt, wanda, smoothquant)",
                           name);
     }
-    p->algo = rtn ? CS_PIPE_RTN : CS_PIPE_GPTQ;
-    if ((rc = cs_json_check_keys(&c, algo, rtn ? rtn_keys : gptq_keys,
-                                 rtn ? sizeof rtn_keys / sizeof rtn_keys[0]
-                                     : sizeof gptq_keys / sizeof gptq_keys[0],
-                                 CS_DIAG_ERROR)) != CS_OK ||
-        (rc = cs_json_opt_int(&c, algo, "bits", 4, 2, 8, &bits)) != CS_OK ||
-        (rc = cs_json_opt_int(&c, algo, "group_size", 128, -1, 65536, &group)) != CS_OK ||
-        (rc = cs_json_opt_bool(&c, algo, "sym", gptq, &p->q.sym)) != CS_OK) {
+    p->algo = (cs_pipe_algo)a;
+    bool gptq = p->algo == CS_PIPE_GPTQ, sq = p->algo == CS_PIPE_SMOOTHQUANT;
+    bool prune = p->algo == CS_PIPE_SPARSEGPT || p->algo == CS_PIPE_WANDA;
+    int64_t act_bits = 8;
+    p->fault_nonpd_layer = -1;
+    if ((rc = check_keys(&c, algo, p->algo)) != CS_OK ||
+        (rc = cs_json_opt_int(&c, algo, "bits", sq ? 8 : 4, 2, 8, &bits)) != CS_OK ||
+        (rc = cs_json_opt_int(&c, algo, "group_size", sq ? -1 : 128, -1, 65536, &group)) != CS_OK ||
+        (rc = cs_json_opt_bool(&c, algo, "sym", gptq || sq, &p->q.sym)) != CS_OK ||
+        (rc = cs_json_opt_string(&c, algo, "trajectory",
+                                 p->algo == CS_PIPE_AWQ ? "fp" : "quantized", &traj)) != CS_OK) {
         return rc;
     }
     if (group == 0) {
         return cs_err_set(err, CS_ESCHEMA, 0, "algorithm.group_size: 0 (use -1 for per row)");
     }
+    if (strcmp(traj, "fp") != 0 && strcmp(traj, "quantized") != 0) {
+        return cs_err_set(err, CS_ESCHEMA, 0, "algorithm.trajectory: '%s' (fp or quantized)", traj);
+    }
+    p->fp_trajectory = strcmp(traj, "fp") == 0;
     p->q.bits = (int)bits;
     p->group_size = group;
-    p->true_sequential = true;
-    if (rtn) {
+    p->true_sequential = gptq;
+    switch (p->algo) {
+    case CS_PIPE_RTN:
         if ((rc = cs_json_opt_string(&c, algo, "grid", "awq", &grid)) != CS_OK) {
             return rc;
         }
@@ -73,21 +136,61 @@ cs_rc cs_pipe_params_from_json(cs_pipe_params *p, const cJSON *algo, cs_err *err
             return cs_err_set(err, CS_ESCHEMA, 0, "algorithm.grid: '%s' (awq or gptq)", grid);
         }
         p->q.family = strcmp(grid, "awq") == 0 ? CS_QF_AWQ : CS_QF_GPTQ;
-        return cs_qspec_check(&p->q, err);
+        break;
+    case CS_PIPE_AWQ:
+        p->q.family = CS_QF_AWQ;
+        if ((rc = cs_json_opt_bool(&c, algo, "duo_scaling", true, &p->awq.duo_scaling)) != CS_OK ||
+            (rc = cs_json_opt_int(&c, algo, "n_grid", 20, 1, 1000, &n_grid)) != CS_OK ||
+            (rc = cs_json_opt_bool(&c, algo, "clip", true, &p->awq_clip)) != CS_OK) {
+            return rc;
+        }
+        p->awq.q = p->q;
+        p->awq.group_size = group > 0 ? (size_t)group : 0;
+        p->awq.n_grid = (size_t)n_grid;
+        break;
+    case CS_PIPE_GPTQ:
+    case CS_PIPE_SPARSEGPT:
+    case CS_PIPE_SMOOTHQUANT:
+        p->q.family = CS_QF_GPTQ;
+        if ((sq &&
+             ((rc = cs_json_opt_number(&c, algo, "alpha", 0.5, 0, 1, &p->alpha)) != CS_OK ||
+              (rc = cs_json_opt_bool(&c, algo, "smooth", true, &p->smooth)) != CS_OK ||
+              (rc = cs_json_opt_int(&c, algo, "act_bits", 8, 2, 8, &act_bits)) != CS_OK ||
+              (rc = cs_json_opt_bool(&c, algo, "act_order", true, &p->gptq.act_order)) != CS_OK)) ||
+            (gptq &&
+             ((rc = cs_json_opt_bool(&c, algo, "act_order", true, &p->gptq.act_order)) != CS_OK ||
+              (rc = cs_json_opt_bool(&c, algo, "true_sequential", true, &p->true_sequential)) !=
+                      CS_OK ||
+              (rc = cs_json_opt_bool(&c, algo, "static_groups", false, &p->gptq.static_groups)) !=
+                      CS_OK)) ||
+            (rc = cs_json_opt_number(&c, algo, "damp", 0.01, 1e-9, 1, &damp)) != CS_OK ||
+            (rc = cs_json_opt_int(&c, algo, "block_size", 128, 1, 4096, &block)) != CS_OK) {
+            return rc;
+        }
+        p->gptq.q = p->q;
+        p->gptq.group_size = group;
+        p->gptq.percdamp = damp;
+        p->gptq.blocksize = (size_t)block;
+        p->act_bits = sq ? (int)act_bits : 0;
+        break;
+    default:
+        break;
     }
-    p->q.family = CS_QF_GPTQ;
-    if ((rc = cs_json_opt_bool(&c, algo, "act_order", true, &p->gptq.act_order)) != CS_OK ||
-        (rc = cs_json_opt_number(&c, algo, "damp", 0.01, 1e-9, 1, &damp)) != CS_OK ||
-        (rc = cs_json_opt_int(&c, algo, "block_size", 128, 1, 4096, &block)) != CS_OK ||
-        (rc = cs_json_opt_bool(&c, algo, "true_sequential", true, &p->true_sequential)) != CS_OK ||
-        (rc = cs_json_opt_bool(&c, algo, "static_groups", false, &p->gptq.static_groups)) !=
-                CS_OK) {
-        return rc;
+    if (prune) {
+        if ((rc = cs_json_opt_number(&c, algo, "sparsity", 0.5, 0, 0.99, &p->sparsity)) != CS_OK ||
+            (rc = cs_json_opt_string(&c, algo, "nm", "", &nm)) != CS_OK) {
+            return rc;
+        }
+        if (nm[0] && (rc = parse_nm(nm, &p->prune_n, &p->prune_m, err)) != CS_OK) {
+            return rc;
+        }
+        if (p->prune_m && p->algo == CS_PIPE_SPARSEGPT && p->gptq.blocksize % p->prune_m != 0) {
+            return cs_err_set(err, CS_ESCHEMA, 0,
+                              "algorithm.nm: M = %zu does not divide block_size %zu", p->prune_m,
+                              p->gptq.blocksize);
+        }
+        return CS_OK; /* pruning only: bits and group_size are not used */
     }
-    p->gptq.q = p->q;
-    p->gptq.group_size = group;
-    p->gptq.percdamp = damp;
-    p->gptq.blocksize = (size_t)block;
     return cs_qspec_check(&p->q, err);
 }
 
@@ -176,8 +279,8 @@ static cs_rc on_linear_in(void *ctx, const cs_hook_event *ev, cs_err *err)
     return cs_hessian_add(hc->h[ev->lin], ev->x, ev->rows, err);
 }
 
-/* GPTQ of the groups [g0, g1) of one block: one forward pass of the block on a copy of x collects
- * their Hessians, then each of their linears is quantized. */
+/* GPTQ, SparseGPT or Wanda of the groups [g0, g1) of one block: one forward pass of the block on a
+ * copy of x collects their Hessians, then each of their linears is quantized. */
 static cs_rc gptq_groups(cs_model *m, size_t layer, const float *x, float *work, size_t n, size_t T,
                          const size_t *lens, int g0, int g1, const cs_pipe_params *p,
                          cs_pipe_report *rep, cs_err *err)
@@ -186,6 +289,7 @@ static cs_rc gptq_groups(cs_model *m, size_t layer, const float *x, float *work,
     cs_hooks hooks = {.fn = on_linear_in, .ctx = &hc, .mask = 1u << CS_HOOK_LINEAR_IN};
     size_t hidden = m->cfg.hidden;
     float *h = NULL;
+    double *sumsq = NULL;
     cs_rc rc = CS_OK;
 
     for (int g = g0; g < g1 && rc == CS_OK; g++) {
@@ -207,26 +311,442 @@ static cs_rc gptq_groups(cs_model *m, size_t layer, const float *x, float *work,
             rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory (Hessian of %zu columns)", cols);
             goto out;
         }
-        if ((rc = cs_hessian_get(hc.h[first], h, err)) != CS_OK) {
+        if (p->algo == CS_PIPE_WANDA) {
+            free(sumsq);
+            if (!(sumsq = cs_alloc_array(cols, sizeof(double)))) {
+                rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+                goto out;
+            }
+            cs_hessian_diag(hc.h[first], sumsq);
+        } else if ((rc = cs_hessian_get(hc.h[first], h, err)) != CS_OK) {
             goto out;
+        }
+        if (p->fault_nonpd_layer >= 0 && (size_t)p->fault_nonpd_layer == layer) {
+            for (size_t i = 0; i < cols * cols; i++) {
+                h[i] = -h[i];
+            }
         }
         for (int k = 0; k < 3 && group_lins[g][k] != CS_LIN_COUNT; k++) {
             cs_lin l = group_lins[g][k];
             cs_linear *lin = &m->layers[layer].lin[l];
             cs_gptq_result res;
-            if ((rc = check_group(p, layer, l, lin->in, err)) != CS_OK ||
-                (rc = cs_gptq_quantize(lin->w, lin->out, lin->in, h, &p->gptq, &res, err)) !=
-                        CS_OK ||
-                (rc = record(rep, layer, l, &res, err)) != CS_OK) {
+            memset(&res, 0, sizeof(res));
+            if (p->algo == CS_PIPE_GPTQ || p->algo == CS_PIPE_SMOOTHQUANT) {
+                if ((rc = check_group(p, layer, l, lin->in, err)) == CS_OK) {
+                    rc = cs_gptq_quantize(lin->w, lin->out, lin->in, h, &p->gptq, &res, err);
+                }
+            } else if (p->algo == CS_PIPE_SPARSEGPT) {
+                cs_sparsegpt_params sp;
+                cs_sparsegpt_params_default(&sp);
+                sp.sparsity = p->sparsity;
+                sp.prune_n = p->prune_n;
+                sp.prune_m = p->prune_m;
+                sp.blocksize = p->gptq.blocksize;
+                sp.percdamp = p->gptq.percdamp;
+                rc = cs_sparsegpt_prune(lin->w, lin->out, lin->in, h, &sp, NULL, &res, err);
+            } else {
+                rc = cs_wanda_prune(lin->w, lin->out, lin->in, sumsq, p->sparsity, p->prune_n,
+                                    p->prune_m, NULL, err);
+            }
+            if (rc != CS_OK || (rc = record(rep, layer, l, p->algo == CS_PIPE_WANDA ? NULL : &res,
+                                            err)) != CS_OK) {
                 goto out;
             }
         }
     }
 out:
     free(h);
+    free(sumsq);
     for (int l = 0; l < CS_LIN_COUNT; l++) {
         cs_hessian_destroy(hc.h[l]);
     }
+    return rc;
+}
+
+/* ---- AWQ ------------------------------------------------------------------------------------- */
+
+/* The cached inputs of one block (FP): X_q (attention norm output), X_o, X_gate (MLP norm output),
+ * X_down; and, for the attention loss, where the o_proj input of a trial forward goes. */
+typedef struct awq_ctx {
+    cs_model *m;
+    size_t layer, n, T, rows;
+    const size_t *lens;
+    const cs_pipe_params *p;
+    float *xin;               /* the block input (borrowed) */
+    float *work;              /* a copy of it the trial forwards overwrite */
+    float *cap[CS_LIN_COUNT]; /* capture targets (Q, O, GATE, DOWN) */
+    bool stop_at_o;           /* abort the trial forward once o_proj's input is captured */
+    float *yref, *ybuf;       /* reference and trial outputs [rows][max width] */
+    float *g, *u;             /* MLP scratch [rows][inter] */
+    float *wsave;             /* saved weights of one scaling group */
+    const cs_lin *lins;       /* the scaled linears of the current search */
+    size_t n_lins;
+    int kind; /* 0 attention, 1 mlp, 2 down */
+} awq_ctx;
+
+static cs_rc awq_capture(void *ctx, const cs_hook_event *ev, cs_err *err)
+{
+    awq_ctx *c = ctx;
+    if (ev->kind != CS_HOOK_LINEAR_IN || !c->cap[ev->lin]) {
+        return CS_OK;
+    }
+    memcpy(c->cap[ev->lin], ev->x, ev->rows * ev->cols * sizeof(float));
+    if (c->stop_at_o && ev->lin == CS_LIN_O) {
+        return cs_err_set(err, CS_ECANCELED, 0, "awq: trial forward stopped at o_proj");
+    }
+    return CS_OK;
+}
+
+/* y[rows][lin->out] = x lin^T + b */
+static void awq_linear(const cs_linear *l, const float *x, size_t rows, float *y)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)l->out, (int)l->in, 1.0f,
+                x, (int)l->in, l->w, (int)l->in, 0.0f, y, (int)l->out);
+    if (l->b) {
+        for (size_t r = 0; r < rows; r++) {
+            for (size_t j = 0; j < l->out; j++) {
+                y[r * l->out + j] += l->b[j];
+            }
+        }
+    }
+}
+
+/* The module output of the current search into y: attention = o_proj(attention(X)) by a trial
+ * block forward stopped at o_proj; mlp = down(silu(gate X) * up X); down = down_proj(X_down). */
+static cs_rc awq_module(awq_ctx *c, float *y, cs_err *err)
+{
+    cs_layer *ly = &c->m->layers[c->layer];
+    size_t rows = c->rows, ni = ly->lin[CS_LIN_GATE].out;
+    if (c->kind == 0) {
+        cs_hooks hooks = {.fn = awq_capture, .ctx = c, .mask = 1u << CS_HOOK_LINEAR_IN};
+        float *save_q = c->cap[CS_LIN_Q], *save_g = c->cap[CS_LIN_GATE];
+        float *save_d = c->cap[CS_LIN_DOWN], *save_o = c->cap[CS_LIN_O];
+        c->cap[CS_LIN_Q] = c->cap[CS_LIN_GATE] = c->cap[CS_LIN_DOWN] = NULL;
+        c->cap[CS_LIN_O] = c->g; /* scratch, rows x q_dim fits in rows x inter? checked by caller */
+        c->stop_at_o = true;
+        memcpy(c->work, c->xin, rows * c->m->cfg.hidden * sizeof(float));
+        cs_rc rc = cs_model_block(c->m, c->layer, c->work, c->n, c->T, c->lens, &hooks, err);
+        c->stop_at_o = false;
+        c->cap[CS_LIN_Q] = save_q;
+        c->cap[CS_LIN_GATE] = save_g;
+        c->cap[CS_LIN_DOWN] = save_d;
+        c->cap[CS_LIN_O] = save_o;
+        if (rc != CS_ECANCELED) {
+            return rc == CS_OK ? cs_err_set(err, CS_EINTERNAL, 0, "awq: o_proj was not reached")
+                               : rc;
+        }
+        awq_linear(&ly->lin[CS_LIN_O], c->g, rows, y);
+        return CS_OK;
+    }
+    if (c->kind == 1) {
+        awq_linear(&ly->lin[CS_LIN_GATE], c->cap[CS_LIN_GATE], rows, c->g);
+        awq_linear(&ly->lin[CS_LIN_UP], c->cap[CS_LIN_GATE], rows, c->u);
+        for (size_t i = 0; i < rows * ni; i++) {
+            float g = c->g[i];
+            c->g[i] = g / (1.0f + expf(-g)) * c->u[i];
+        }
+        awq_linear(&ly->lin[CS_LIN_DOWN], c->g, rows, y);
+        return CS_OK;
+    }
+    awq_linear(&ly->lin[CS_LIN_DOWN], c->cap[CS_LIN_DOWN], rows, y);
+    return CS_OK;
+}
+
+static cs_rc awq_loss(void *ctx, const float *s, double *loss, cs_err *err)
+{
+    awq_ctx *c = ctx;
+    cs_layer *ly = &c->m->layers[c->layer];
+    size_t off = 0, hidden = c->m->cfg.hidden;
+    cs_rc rc = CS_OK;
+    for (size_t i = 0; i < c->n_lins && rc == CS_OK; i++) {
+        cs_linear *l = &ly->lin[c->lins[i]];
+        memcpy(c->wsave + off, l->w, l->out * l->in * sizeof(float));
+        off += l->out * l->in;
+        rc = cs_awq_quant_scaled(l->w, l->out, l->in, s, &c->p->awq.q, c->p->awq.group_size, err);
+    }
+    if (rc == CS_OK) {
+        rc = awq_module(c, c->ybuf, err);
+    }
+    off = 0;
+    for (size_t i = 0; i < c->n_lins; i++) {
+        cs_linear *l = &ly->lin[c->lins[i]];
+        memcpy(l->w, c->wsave + off, l->out * l->in * sizeof(float));
+        off += l->out * l->in;
+    }
+    if (rc != CS_OK) {
+        return rc;
+    }
+    double acc = 0.0;
+    size_t nel = c->rows * hidden;
+    for (size_t i = 0; i < nel; i++) {
+        double d = (double)c->yref[i] - (double)c->ybuf[i];
+        acc += d * d;
+    }
+    *loss = acc / (double)nel;
+    return CS_OK;
+}
+
+static void col_abs_mean(float *mean, const float *x, size_t rows, size_t cols)
+{
+    double *acc = cs_calloc_array(cols, sizeof(double));
+    if (!acc) {
+        return; /* the caller checked memory before; keeps mean as is */
+    }
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t j = 0; j < cols; j++) {
+            acc[j] += fabs((double)x[r * cols + j]);
+        }
+    }
+    for (size_t j = 0; j < cols; j++) {
+        mean[j] = (float)(acc[j] / (double)rows);
+    }
+    free(acc);
+}
+
+/* One scaling group's search: s receives the best scales. */
+static cs_rc awq_search(awq_ctx *c, int kind, const cs_lin *lins, size_t n_lins, const float *x,
+                        size_t cols, float *s, size_t layer, cs_pipe_report *rep, cs_err *err)
+{
+    cs_layer *ly = &c->m->layers[c->layer];
+    const float *w[3];
+    size_t wr[3];
+    float *x_mean = cs_alloc_array(cols, sizeof(float));
+    float *w_mean = cs_alloc_array(cols, sizeof(float));
+    cs_awq_search_result res;
+    cs_rc rc = CS_OK;
+    if (!x_mean || !w_mean) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n_lins; i++) {
+        w[i] = ly->lin[lins[i]].w;
+        wr[i] = ly->lin[lins[i]].out;
+        if ((rc = check_group(c->p, layer, lins[i], cols, err)) != CS_OK) {
+            goto out;
+        }
+    }
+    col_abs_mean(x_mean, x, c->rows, cols);
+    if ((rc = cs_awq_w_mean(w_mean, cols, w, wr, n_lins, c->p->awq.group_size, err)) != CS_OK) {
+        goto out;
+    }
+    c->kind = kind;
+    c->lins = lins;
+    c->n_lins = n_lins;
+    if ((rc = awq_module(c, c->yref, err)) != CS_OK ||
+        (rc = cs_awq_search_scale(s, x_mean, w_mean, cols, &c->p->awq, awq_loss, c, &res, err)) !=
+                CS_OK) {
+        goto out;
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddItemToArray(rep->layers, o) ||
+        !cJSON_AddNumberToObject(o, "layer", (double)layer) ||
+        !cJSON_AddStringToObject(o, "scale_group", cs_lin_name(lins[0])) ||
+        !cJSON_AddNumberToObject(o, "ratio", res.best_ratio) ||
+        !cJSON_AddNumberToObject(o, "loss", res.best_loss) ||
+        !cJSON_AddNumberToObject(o, "loss_r0", res.loss_r0)) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+    if (isfinite(res.best_loss)) {
+        rep->loss += res.best_loss;
+    }
+out:
+    free(x_mean);
+    free(w_mean);
+    return rc;
+}
+
+static cs_rc awq_clip(awq_ctx *c, cs_lin l, const float *x, cs_err *err)
+{
+    cs_linear *lin = &c->m->layers[c->layer].lin[l];
+    size_t g = c->p->awq.group_size ? c->p->awq.group_size : lin->in;
+    float *mv = cs_alloc_array(lin->out * (lin->in / g), sizeof(float));
+    if (!mv) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    cs_rc rc = cs_awq_clip_search(mv, lin->w, lin->out, lin->in, x, c->rows, &c->p->awq, err);
+    if (rc == CS_OK) {
+        cs_awq_apply_clip(lin->w, lin->out, lin->in, mv, c->p->awq.group_size);
+    }
+    free(mv);
+    return rc;
+}
+
+/* AWQ of block `layer`: x (the block input) becomes the next block's input. */
+static cs_rc awq_layer(cs_model *m, size_t layer, float *x, float *work, size_t n, size_t T,
+                       const size_t *lens, const cs_pipe_params *p, cs_pipe_report *rep,
+                       cs_err *err)
+{
+    static const cs_lin qkv[] = {CS_LIN_Q, CS_LIN_K, CS_LIN_V};
+    static const cs_lin gu[] = {CS_LIN_GATE, CS_LIN_UP};
+    static const cs_lin dn[] = {CS_LIN_DOWN};
+    cs_layer *ly = &m->layers[layer];
+    size_t rows = n * T, H = m->cfg.hidden, qd = ly->lin[CS_LIN_O].in;
+    size_t ni = ly->lin[CS_LIN_GATE].out, wmax = 0, ymax = H > ni ? H : ni;
+    awq_ctx c = {.m = m,
+                 .layer = layer,
+                 .n = n,
+                 .T = T,
+                 .rows = rows,
+                 .lens = lens,
+                 .p = p,
+                 .xin = x,
+                 .work = work};
+    float *s_qkv = NULL, *s_gu = NULL, *s_d = NULL, *next = NULL;
+    cs_rc rc = CS_OK;
+
+    for (int l = 0; l < CS_LIN_COUNT; l++) {
+        size_t e = ly->lin[l].out * ly->lin[l].in;
+        wmax += l == CS_LIN_Q || l == CS_LIN_GATE ? e : 0; /* the largest groups: q+k+v, gate+up */
+        wmax += l == CS_LIN_K || l == CS_LIN_V || l == CS_LIN_UP ? e : 0;
+    }
+    c.cap[CS_LIN_Q] = cs_alloc_array(rows * H, sizeof(float));
+    c.cap[CS_LIN_O] = cs_alloc_array(rows * qd, sizeof(float));
+    c.cap[CS_LIN_GATE] = cs_alloc_array(rows * H, sizeof(float));
+    c.cap[CS_LIN_DOWN] = cs_alloc_array(rows * ni, sizeof(float));
+    c.yref = cs_alloc_array(rows * ymax, sizeof(float));
+    c.ybuf = cs_alloc_array(rows * ymax, sizeof(float));
+    c.g = cs_alloc_array(rows * (ni > qd ? ni : qd), sizeof(float));
+    c.u = cs_alloc_array(rows * ni, sizeof(float));
+    c.wsave = cs_alloc_array(wmax, sizeof(float));
+    s_qkv = cs_alloc_array(H, sizeof(float));
+    s_gu = cs_alloc_array(H, sizeof(float));
+    s_d = cs_alloc_array(ni, sizeof(float));
+    next = cs_alloc_array(rows * H, sizeof(float));
+    if (!c.cap[CS_LIN_Q] || !c.cap[CS_LIN_O] || !c.cap[CS_LIN_GATE] || !c.cap[CS_LIN_DOWN] ||
+        !c.yref || !c.ybuf || !c.g || !c.u || !c.wsave || !s_qkv || !s_gu || !s_d || !next) {
+        rc = cs_err_set(err, CS_ENOMEM, 0,
+                        "out of memory (AWQ caches of layer %zu for %zu calibration tokens)", layer,
+                        rows);
+        goto out;
+    }
+    /* one FP forward caches the inputs; its output is the FP trajectory's next input */
+    {
+        cs_hooks hooks = {.fn = awq_capture, .ctx = &c, .mask = 1u << CS_HOOK_LINEAR_IN};
+        memcpy(next, x, rows * H * sizeof(float));
+        if ((rc = cs_model_block(m, layer, next, n, T, lens, &hooks, err)) != CS_OK) {
+            goto out;
+        }
+    }
+    /* the four searches on the unmodified block (v -> o only for multi-head attention with
+     * v and o of the same shape: never for the GQA models; skipped) */
+    if ((rc = awq_search(&c, 0, qkv, 3, c.cap[CS_LIN_Q], H, s_qkv, layer, rep, err)) != CS_OK ||
+        (rc = awq_search(&c, 1, gu, 2, c.cap[CS_LIN_GATE], H, s_gu, layer, rep, err)) != CS_OK ||
+        (rc = awq_search(&c, 2, dn, 1, c.cap[CS_LIN_DOWN], ni, s_d, layer, rep, err)) != CS_OK) {
+        goto out;
+    }
+    /* fold */
+    cs_smooth_fold_norm(ly->attn_norm, NULL, s_qkv, H);
+    for (int k = 0; k < 3; k++) {
+        cs_smooth_scale_cols(ly->lin[qkv[k]].w, ly->lin[qkv[k]].out, H, s_qkv);
+    }
+    cs_smooth_scale_inputs(c.cap[CS_LIN_Q], rows, H, s_qkv);
+    cs_smooth_fold_norm(ly->mlp_norm, NULL, s_gu, H);
+    for (int k = 0; k < 2; k++) {
+        cs_smooth_scale_cols(ly->lin[gu[k]].w, ly->lin[gu[k]].out, H, s_gu);
+    }
+    cs_smooth_scale_inputs(c.cap[CS_LIN_GATE], rows, H, s_gu);
+    cs_smooth_fold_prev_linear(ly->lin[CS_LIN_UP].w, ly->lin[CS_LIN_UP].b, ni, H, s_d);
+    cs_smooth_scale_cols(ly->lin[CS_LIN_DOWN].w, ly->lin[CS_LIN_DOWN].out, ni, s_d);
+    cs_smooth_scale_inputs(c.cap[CS_LIN_DOWN], rows, ni, s_d);
+    /* clip v, o, gate, up, down */
+    if (p->awq_clip) {
+        if ((rc = awq_clip(&c, CS_LIN_V, c.cap[CS_LIN_Q], err)) != CS_OK ||
+            (rc = awq_clip(&c, CS_LIN_O, c.cap[CS_LIN_O], err)) != CS_OK ||
+            (rc = awq_clip(&c, CS_LIN_GATE, c.cap[CS_LIN_GATE], err)) != CS_OK ||
+            (rc = awq_clip(&c, CS_LIN_UP, c.cap[CS_LIN_GATE], err)) != CS_OK ||
+            (rc = awq_clip(&c, CS_LIN_DOWN, c.cap[CS_LIN_DOWN], err)) != CS_OK) {
+            goto out;
+        }
+    }
+    for (int l = 0; l < CS_LIN_COUNT; l++) {
+        cs_linear *lin = &ly->lin[l];
+        if ((rc = check_group(p, layer, (cs_lin)l, lin->in, err)) != CS_OK ||
+            (rc = cs_quant_rtn(lin->w, lin->out, lin->in, &p->awq.q, p->awq.group_size, err)) !=
+                    CS_OK ||
+            (rc = record(rep, layer, (cs_lin)l, NULL, err)) != CS_OK) {
+            goto out;
+        }
+    }
+    if (p->fp_trajectory) {
+        memcpy(x, next, rows * H * sizeof(float));
+    } else {
+        rc = cs_model_block(m, layer, x, n, T, lens, NULL, err);
+    }
+out:
+    for (int l = 0; l < CS_LIN_COUNT; l++) {
+        free(c.cap[l]);
+    }
+    free(c.yref);
+    free(c.ybuf);
+    free(c.g);
+    free(c.u);
+    free(c.wsave);
+    free(s_qkv);
+    free(s_gu);
+    free(s_d);
+    free(next);
+    return rc;
+}
+
+/* ---- SmoothQuant ----------------------------------------------------------------------------- */
+
+typedef struct sq_ctx {
+    cs_actstats st[2]; /* q_proj input, gate_proj input */
+} sq_ctx;
+
+static cs_rc sq_stats(void *ctx, const cs_hook_event *ev, cs_err *err)
+{
+    sq_ctx *c = ctx;
+    if (ev->kind != CS_HOOK_LINEAR_IN || (ev->lin != CS_LIN_Q && ev->lin != CS_LIN_GATE)) {
+        return CS_OK;
+    }
+    return cs_actstats_add(&c->st[ev->lin == CS_LIN_Q ? 0 : 1], ev->x, ev->rows, err);
+}
+
+cs_rc cs_pipe_smooth_block(cs_model *m, size_t layer, float *x, size_t n, size_t T,
+                           const size_t *lens, double alpha, cs_err *err)
+{
+    static const cs_lin pairs[2][3] = {{CS_LIN_Q, CS_LIN_K, CS_LIN_V},
+                                       {CS_LIN_GATE, CS_LIN_UP, CS_LIN_COUNT}};
+    size_t H = m->cfg.hidden;
+    sq_ctx c;
+    cs_hooks hooks = {.fn = sq_stats, .ctx = &c, .mask = 1u << CS_HOOK_LINEAR_IN};
+    cs_smooth_params sp;
+    float *s = cs_alloc_array(H, sizeof(float));
+    cs_rc rc;
+
+    memset(&c, 0, sizeof(c));
+    cs_smooth_params_default(&sp);
+    sp.alpha = alpha;
+    if (!s) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    if ((rc = cs_actstats_init(&c.st[0], H, err)) != CS_OK ||
+        (rc = cs_actstats_init(&c.st[1], H, err)) != CS_OK ||
+        (rc = cs_model_block(m, layer, x, n, T, lens, &hooks, err)) != CS_OK) {
+        goto out;
+    }
+    for (int k = 0; k < 2; k++) {
+        cs_layer *ly = &m->layers[layer];
+        const float *w[3];
+        size_t rows[3], nl = 0;
+        for (; nl < 3 && pairs[k][nl] != CS_LIN_COUNT; nl++) {
+            w[nl] = ly->lin[pairs[k][nl]].w;
+            rows[nl] = ly->lin[pairs[k][nl]].out;
+        }
+        if ((rc = cs_smooth_scales(s, H, c.st[k].absmax, w, rows, nl, &sp, err)) != CS_OK) {
+            goto out;
+        }
+        cs_smooth_fold_norm(k == 0 ? ly->attn_norm : ly->mlp_norm, NULL, s, H);
+        for (size_t i = 0; i < nl; i++) {
+            cs_smooth_scale_cols(ly->lin[pairs[k][i]].w, rows[i], H, s);
+        }
+    }
+out:
+    cs_actstats_fini(&c.st[0]);
+    cs_actstats_fini(&c.st[1]);
+    free(s);
     return rc;
 }
 
@@ -235,7 +755,7 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
                        cs_pipe_report *rep, cs_err *err)
 {
     size_t L = m->cfg.n_layers, hidden = m->cfg.hidden, rows = n_samples * seq_len;
-    float *x = NULL, *work = NULL;
+    float *x = NULL, *work = NULL, *xfp = NULL;
     size_t *lens = NULL;
     uint64_t t0 = cs_time_mono_ns();
     cs_rc rc = CS_OK;
@@ -246,8 +766,9 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
     }
     if (cs_pipe_needs_calib(p)) {
         if (!tokens || rows == 0) {
-            return cs_err_set(err, CS_EINVAL, 0, "%s needs calibration data",
-                              p->algo == CS_PIPE_GPTQ ? "gptq" : "this algorithm");
+            rc = cs_err_set(err, CS_EINVAL, 0, "%s needs calibration data",
+                            cs_pipe_algo_name(p->algo));
+            goto out;
         }
         x = cs_alloc_array(rows * hidden, sizeof(float));
         work = cs_alloc_array(rows * hidden, sizeof(float));
@@ -264,14 +785,27 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
         if ((rc = cs_model_embed(m, tokens, rows, x, err)) != CS_OK) {
             goto out;
         }
+        if (p->algo == CS_PIPE_SMOOTHQUANT && p->smooth) {
+            if (!(xfp = cs_alloc_array(rows * hidden, sizeof(float)))) {
+                rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+                goto out;
+            }
+            memcpy(xfp, x, rows * hidden * sizeof(float));
+        }
     }
     for (size_t layer = 0; layer < L; layer++) {
         uint64_t tl = cs_time_mono_ns();
         if (p->algo == CS_PIPE_RTN) {
             rc = rtn_layer(m, layer, p, rep, err);
+        } else if (p->algo == CS_PIPE_AWQ) {
+            rc = awq_layer(m, layer, x, work, n_samples, seq_len, lens, p, rep, err);
         } else {
             float *next = NULL;
-            if (p->fp_trajectory) {
+            if (p->algo == CS_PIPE_SMOOTHQUANT && p->smooth) {
+                /* statistics from the FP trajectory (xfp), which the smoothing leaves unchanged */
+                rc = cs_pipe_smooth_block(m, layer, xfp, n_samples, seq_len, lens, p->alpha, err);
+            }
+            if (rc == CS_OK && p->fp_trajectory) {
                 /* the next block's input is this block's output before quantization */
                 if (!(next = cs_alloc_array(rows * hidden, sizeof(float)))) {
                     rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
@@ -298,8 +832,12 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
             progress(progress_ctx, layer, L, (double)(cs_time_mono_ns() - tl) / 1e9);
         }
     }
+    if (p->algo == CS_PIPE_SMOOTHQUANT) {
+        m->act_bits = p->act_bits;
+    }
 out:
     rep->seconds = (double)(cs_time_mono_ns() - t0) / 1e9;
+    free(xfp);
     free(x);
     free(work);
     free(lens);
@@ -307,4 +845,207 @@ out:
         cs_pipe_report_fini(rep);
     }
     return rc;
+}
+
+/* ---- saving ---------------------------------------------------------------------------------- */
+
+typedef struct st_item {
+    char name[96];
+    const float *data;
+    size_t d0, d1; /* d1 == 0: a vector */
+} st_item;
+
+static cs_rc copy_file(const char *src_dir, const char *dst_dir, const char *name, bool required,
+                       cs_err *err)
+{
+    char *src = NULL, *dst = NULL, *data = NULL;
+    size_t len = 0;
+    cs_rc rc = cs_path_join(src_dir, name, &src, err);
+    if (rc == CS_OK) {
+        rc = cs_path_join(dst_dir, name, &dst, err);
+    }
+    if (rc == CS_OK) {
+        rc = cs_path_read_file(src, (size_t)1 << 30, &data, &len, err);
+        if (rc == CS_ENOENT && !required) {
+            rc = CS_OK;
+        } else if (rc == CS_OK) {
+            rc = cs_path_write_atomic(dst, data, len, 0644, err);
+        }
+    }
+    free(src);
+    free(dst);
+    free(data);
+    return rc;
+}
+
+cs_rc cs_pipe_save(const cs_model *m, const char *src_dir, const char *dst_dir,
+                   const cJSON *qconfig, cs_err *err)
+{
+    static const char *const part[CS_LIN_COUNT] = {
+            "self_attn", "self_attn", "self_attn", "self_attn", "mlp", "mlp", "mlp"};
+    static const char *const extra[] = {"generation_config.json", "tokenizer_config.json",
+                                        "special_tokens_map.json", "vocab.json", "merges.txt"};
+    size_t L = m->cfg.n_layers, H = m->cfg.hidden, n = 0, cap = 3 + L * (2 + 2 * CS_LIN_COUNT);
+    st_item *it = cs_alloc_array(cap, sizeof(st_item));
+    cJSON *hdr = NULL;
+    char *hjson = NULL, *path = NULL, *qtext = NULL;
+    uint8_t *buf = NULL;
+    cs_rc rc = CS_OK;
+
+    if (!it || !(hdr = cJSON_CreateObject())) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+#define ADD(D, A, B, ...)                                     \
+    do {                                                      \
+        snprintf(it[n].name, sizeof it[n].name, __VA_ARGS__); \
+        it[n].data = (D);                                     \
+        it[n].d0 = (A);                                       \
+        it[n].d1 = (B);                                       \
+        n++;                                                  \
+    } while (0)
+    ADD(m->embed, m->cfg.vocab, H, "model.embed_tokens.weight");
+    ADD(m->final_norm, H, 0, "model.norm.weight");
+    if (m->lm_head.w != m->embed) {
+        ADD(m->lm_head.w, m->cfg.vocab, H, "lm_head.weight");
+    }
+    for (size_t l = 0; l < L; l++) {
+        const cs_layer *ly = &m->layers[l];
+        ADD(ly->attn_norm, H, 0, "model.layers.%zu.input_layernorm.weight", l);
+        ADD(ly->mlp_norm, H, 0, "model.layers.%zu.post_attention_layernorm.weight", l);
+        for (int k = 0; k < CS_LIN_COUNT; k++) {
+            const cs_linear *lin = &ly->lin[k];
+            ADD(lin->w, lin->out, lin->in, "model.layers.%zu.%s.%s.weight", l, part[k],
+                cs_lin_name((cs_lin)k));
+            if (lin->b) {
+                ADD(lin->b, lin->out, 0, "model.layers.%zu.%s.%s.bias", l, part[k],
+                    cs_lin_name((cs_lin)k));
+            }
+        }
+    }
+#undef ADD
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t bytes = it[i].d0 * (it[i].d1 ? it[i].d1 : 1) * sizeof(float);
+        cJSON *t = cJSON_CreateObject(), *shape = cJSON_CreateArray(), *offs = cJSON_CreateArray();
+        if (!t || !shape || !offs || !cJSON_AddItemToObject(hdr, it[i].name, t) ||
+            !cJSON_AddStringToObject(t, "dtype", "F32") ||
+            !cJSON_AddItemToObject(t, "shape", shape) ||
+            !cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)it[i].d0)) ||
+            (it[i].d1 && !cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)it[i].d1))) ||
+            !cJSON_AddItemToObject(t, "data_offsets", offs) ||
+            !cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off)) ||
+            !cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + bytes)))) {
+            cJSON_Delete(t);
+            cJSON_Delete(shape);
+            cJSON_Delete(offs);
+            rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+            goto out;
+        }
+        off += bytes;
+    }
+    cJSON *meta = cJSON_AddObjectToObject(hdr, "__metadata__");
+    if (!meta || !cJSON_AddStringToObject(meta, "format", "pt") ||
+        !(hjson = cJSON_PrintUnformatted(hdr))) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+    size_t hlen = strlen(hjson), pad = (8 - hlen % 8) % 8, total = 8 + hlen + pad + off;
+    if (!(buf = malloc(total))) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory (%zu bytes of safetensors)", total);
+        goto out;
+    }
+    uint64_t hl = hlen + pad;
+    for (int b = 0; b < 8; b++) {
+        buf[b] = (uint8_t)(hl >> (8 * b));
+    }
+    memcpy(buf + 8, hjson, hlen);
+    memset(buf + 8 + hlen, ' ', pad);
+    off = 8 + hlen + pad;
+    for (size_t i = 0; i < n; i++) {
+        size_t bytes = it[i].d0 * (it[i].d1 ? it[i].d1 : 1) * sizeof(float);
+        memcpy(buf + off, it[i].data, bytes); /* little-endian f32, as the host */
+        off += bytes;
+    }
+    if ((rc = cs_path_mkdir_p(dst_dir, 0755, err)) != CS_OK ||
+        (rc = cs_path_join(dst_dir, "model.safetensors", &path, err)) != CS_OK ||
+        (rc = cs_path_write_atomic(path, buf, total, 0644, err)) != CS_OK ||
+        (rc = copy_file(src_dir, dst_dir, "config.json", true, err)) != CS_OK ||
+        (rc = copy_file(src_dir, dst_dir, "tokenizer.json", true, err)) != CS_OK) {
+        goto out;
+    }
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
+        if ((rc = copy_file(src_dir, dst_dir, extra[i], false, err)) != CS_OK) {
+            goto out;
+        }
+    }
+    if (qconfig) {
+        free(path);
+        path = NULL;
+        if (!(qtext = cJSON_Print(qconfig))) {
+            rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+            goto out;
+        }
+        if ((rc = cs_path_join(dst_dir, "quantization_config.json", &path, err)) != CS_OK ||
+            (rc = cs_path_write_atomic(path, qtext, strlen(qtext), 0644, err)) != CS_OK) {
+            goto out;
+        }
+    }
+out:
+    free(it);
+    cJSON_Delete(hdr);
+    free(hjson);
+    free(path);
+    free(qtext);
+    free(buf);
+    return rc;
+}
+
+cJSON *cs_pipe_params_to_json(const cs_pipe_params *p)
+{
+    static const char *const fam[] = {"gptq", "awq", "sq", "ct"};
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && cJSON_AddStringToObject(o, "name", cs_pipe_algo_name(p->algo)) &&
+              cJSON_AddNumberToObject(o, "version", 1) &&
+              cJSON_AddStringToObject(o, "trajectory", p->fp_trajectory ? "fp" : "quantized");
+    if (ok && (p->algo == CS_PIPE_SPARSEGPT || p->algo == CS_PIPE_WANDA)) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "%zu:%zu", p->prune_n, p->prune_m);
+        ok = cJSON_AddNumberToObject(o, "sparsity", p->sparsity) &&
+             cJSON_AddStringToObject(o, "nm", p->prune_m ? nm : "");
+    } else if (ok) {
+        ok = cJSON_AddNumberToObject(o, "bits", p->q.bits) &&
+             cJSON_AddNumberToObject(o, "group_size", (double)p->group_size) &&
+             cJSON_AddBoolToObject(o, "sym", p->q.sym) &&
+             cJSON_AddStringToObject(o, "grid", (unsigned)p->q.family < 4 ? fam[p->q.family] : "?");
+    }
+    if (ok && (p->algo == CS_PIPE_GPTQ || p->algo == CS_PIPE_SMOOTHQUANT ||
+               p->algo == CS_PIPE_SPARSEGPT)) {
+        ok = cJSON_AddNumberToObject(o, "damp", p->gptq.percdamp) &&
+             cJSON_AddNumberToObject(o, "damp_step", p->gptq.damp_step) &&
+             cJSON_AddNumberToObject(o, "damp_max", p->gptq.damp_max) &&
+             cJSON_AddNumberToObject(o, "block_size", (double)p->gptq.blocksize) &&
+             cJSON_AddBoolToObject(o, "act_order", p->gptq.act_order) &&
+             cJSON_AddBoolToObject(o, "static_groups", p->gptq.static_groups) &&
+             cJSON_AddBoolToObject(o, "true_sequential", p->true_sequential);
+    }
+    if (ok && p->algo == CS_PIPE_AWQ) {
+        ok = cJSON_AddBoolToObject(o, "duo_scaling", p->awq.duo_scaling) &&
+             cJSON_AddNumberToObject(o, "n_grid", (double)p->awq.n_grid) &&
+             cJSON_AddBoolToObject(o, "clip", p->awq_clip) &&
+             cJSON_AddNumberToObject(o, "clip_grid", (double)p->awq.clip_grid) &&
+             cJSON_AddNumberToObject(o, "clip_tokens", (double)p->awq.clip_tokens);
+    }
+    if (ok && p->algo == CS_PIPE_SMOOTHQUANT) {
+        ok = cJSON_AddNumberToObject(o, "alpha", p->alpha) &&
+             cJSON_AddBoolToObject(o, "smooth", p->smooth) &&
+             cJSON_AddStringToObject(o, "smooth_variant", "absmax") &&
+             cJSON_AddNumberToObject(o, "act_bits", p->act_bits) &&
+             cJSON_AddStringToObject(o, "act_quant", "per-token symmetric dynamic");
+    }
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
 }

@@ -5,7 +5,9 @@
  * algorithm needs are streamed through the forward hooks of cs_model_block (Hessians in double,
  * cs_hessian), its linears are quantized, and the block's output becomes the next block's input.
  * Memory: the batch's hidden states twice (input and working copy) plus one Hessian per group of
- * linears that share an input; no activation of another block is kept.
+ * linears that share an input; no activation of another block is kept. AWQ adds this block's
+ * cached inputs of q, o, gate and down and two module outputs; SmoothQuant a third copy of the
+ * hidden states (its FP trajectory for the smoothing statistics).
  *
  * Trajectory: "quantized" (the default, as the GPTQ reference: block i+1 sees the output of the
  * already quantized block i) or "fp" (statistics from the unmodified model). With
@@ -13,8 +15,11 @@
  * quantized in that order, each group's Hessian taken after the groups before it were
  * quantized; without it all four Hessians come from one pass.
  *
- * Algorithms built: "rtn" (no calibration), "gptq". A layer whose Hessian is not positive
- * definite after the damping retries is quantized with RTN and listed in the report.
+ * Algorithms built: "rtn" (no calibration), "gptq", "awq" (four scaling groups searched on the
+ * unmodified block with the module losses, duo scaling, folded into the norms / up_proj, clip
+ * search, Q-AWQ; FP trajectory by default), "sparsegpt" and "wanda" (unstructured or N:M; all
+ * statistics of a block from one forward, quantized trajectory). A layer whose Hessian is not
+ * positive definite after the damping retries is quantized with RTN and listed in the report.
  */
 #ifndef CS_QUANT_CS_PIPELINE_H
 #define CS_QUANT_CS_PIPELINE_H
@@ -25,6 +30,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cs_awq.h"
 #include "cs_err.h"
 #include "cs_gptq.h"
 #include "cs_model.h"
@@ -33,21 +39,50 @@
 typedef enum cs_pipe_algo {
     CS_PIPE_RTN = 0,
     CS_PIPE_GPTQ = 1,
+    CS_PIPE_AWQ = 2,
+    CS_PIPE_SPARSEGPT = 3,
+    CS_PIPE_WANDA = 4,
+    CS_PIPE_SMOOTHQUANT = 5, /* smoothing (input_layernorm -> q,k,v; post_attention -> gate,up),
+                              * then GPTQ W8 per row, all Hessians of a block from one forward;
+                              * sets m->act_bits (per-token dynamic activation fake quant) */
 } cs_pipe_algo;
+
+/* "rtn", "gptq", "awq", "sparsegpt", "wanda", "smoothquant". */
+const char *cs_pipe_algo_name(cs_pipe_algo a);
 
 typedef struct cs_pipe_params {
     cs_pipe_algo algo;
     cs_qspec q;      /* bits, sym, quantizer family */
     long group_size; /* -1: one set of parameters per output row */
     cs_gptq_params gptq;
+    cs_awq_params awq; /* awq: q, group_size copied from above */
+    bool awq_clip;     /* awq: the clip search (default true) */
+    double sparsity;   /* sparsegpt, wanda: 0.5 */
+    size_t prune_n;    /* N:M (0 = unstructured) */
+    size_t prune_m;
+    double alpha; /* smoothquant: migration strength (0.5) */
+    bool smooth;  /* smoothquant: false = W8A8 GPTQ without smoothing */
+    int act_bits; /* smoothquant: 8 */
     bool true_sequential;
     bool fp_trajectory;
+    long fault_nonpd_layer; /* tests only (not from JSON): -1 off; else that block's Hessians are
+                             * negated (not positive definite) to exercise the RTN fallback */
 } cs_pipe_params;
 
 /* Reads the job config's algorithm object ({"name":"gptq","bits":4,...}; the keys of
  * coordinator/cs_sweep.c with their defaults). CS_ENOTSUP for an algorithm this pipeline does
  * not run yet, CS_ESCHEMA for a bad value, both naming "algorithm.<key>". */
 cs_rc cs_pipe_params_from_json(cs_pipe_params *p, const cJSON *algo, cs_err *err);
+
+/* SmoothQuant's smoothing of block `layer` in place (the float model is unchanged): runs the
+ * block on x[n*T][hidden] (in place: x becomes its output) collecting act_max at the inputs of
+ * q_proj and gate_proj, then s = cs_smooth_scales(ABSMAX, alpha) is folded into input_layernorm /
+ * q,k,v and post_attention_layernorm / gate,up. */
+cs_rc cs_pipe_smooth_block(cs_model *m, size_t layer, float *x, size_t n, size_t T,
+                           const size_t *lens, double alpha, cs_err *err);
+
+/* Every resolved parameter (defaults included), for quantization_config.json; NULL on ENOMEM. */
+cJSON *cs_pipe_params_to_json(const cs_pipe_params *p);
 
 /* Whether the algorithm needs calibration data. */
 bool cs_pipe_needs_calib(const cs_pipe_params *p);
@@ -69,5 +104,13 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
                        cs_pipe_report *rep, cs_err *err);
 
 void cs_pipe_report_fini(cs_pipe_report *r); /* NULL-safe */
+
+/* Writes m as a Hugging Face folder dst_dir (created): model.safetensors with every weight in
+ * F32 (the dequantized values exactly; the source's bf16 would round them), config.json and
+ * tokenizer.json copied from src_dir (required), generation_config.json, tokenizer_config.json,
+ * special_tokens_map.json, vocab.json, merges.txt when present, and quantization_config.json =
+ * qconfig (not written if NULL). The folder loads back with cs_model_load. */
+cs_rc cs_pipe_save(const cs_model *m, const char *src_dir, const char *dst_dir,
+                   const cJSON *qconfig, cs_err *err);
 
 #endif

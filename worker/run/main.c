@@ -7,9 +7,12 @@
 #include <string.h>
 
 #include <cblas.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <utf8proc.h>
 
 #include "cs_alloc.h"
+#include "cs_canon.h"
 #include "cs_config.h"
 #include "cs_generate.h"
 #include "cs_job.h"
@@ -53,6 +56,14 @@ enum {
     OPT_PPL,
     OPT_FEWSHOT,
     OPT_SHOTS,
+    OPT_SYM,
+    OPT_ASYM,
+    OPT_ACT_ORDER,
+    OPT_SPARSITY,
+    OPT_NM,
+    OPT_TRAJ,
+    OPT_SAVE,
+    OPT_ALPHA,
 };
 
 #define OPT_HELP_ROW                                                        \
@@ -116,7 +127,7 @@ static const cs_opt quant_options[] = {
         OPT_HELP_ROW,
         OPT_THREADS_ROW,
         {"algo", 'a', CS_OPT_VALUE, OPT_ALGO, "NAME|JSON",
-         "rtn or gptq, or a job config's algorithm object (required)"},
+         "rtn, gptq, awq, sparsegpt or wanda, or a job config's algorithm object (required)"},
         {"bits", 'b', CS_OPT_VALUE, OPT_BITS, "N", "bits, 2..8 (default 4)"},
         {"group-size", 'g', CS_OPT_VALUE, OPT_GROUP, "N", "group size; -1 = per row (default 128)"},
         {"calib", 'c', CS_OPT_VALUE, OPT_CALIB, "FILE",
@@ -127,6 +138,16 @@ static const cs_opt quant_options[] = {
         {"ppl", 0, CS_OPT_VALUE, OPT_PPL, "FILE",
          "after quantizing: perplexity of FILE, windows of 256"},
         {"task", 'T', CS_OPT_VALUE, OPT_TASK, "FILE", "after quantizing: score a task file"},
+        {"sym", 0, CS_OPT_NONE, OPT_SYM, NULL, "symmetric grid (default: gptq sym, others asym)"},
+        {"asym", 0, CS_OPT_NONE, OPT_ASYM, NULL, "asymmetric grid"},
+        {"act-order", 0, CS_OPT_NONE, OPT_ACT_ORDER, NULL, "gptq: columns by decreasing H_jj"},
+        {"sparsity", 0, CS_OPT_VALUE, OPT_SPARSITY, "X", "sparsegpt, wanda: fraction (0.5)"},
+        {"nm", 0, CS_OPT_VALUE, OPT_NM, "N:M", "sparsegpt, wanda: N:M pattern (2:4, 4:8)"},
+        {"trajectory", 0, CS_OPT_VALUE, OPT_TRAJ, "fp|quantized",
+         "next block's input (default: awq fp, others quantized)"},
+        {"alpha", 0, CS_OPT_VALUE, OPT_ALPHA, "X", "smoothquant: migration strength (0.5)"},
+        {"save", 0, CS_OPT_VALUE, OPT_SAVE, "DIR",
+         "write the quantized model (F32 safetensors) and quantization_config.json"},
 };
 
 #define N_OPTS(t)     (sizeof(t) / sizeof((t)[0]))
@@ -147,6 +168,9 @@ typedef struct run_args {
     const char *algo, *calib, *ppl;
     int64_t bits, group, n_samples;
     bool has_bits, has_group;
+    int sym; /* 0 unset, 1 sym, 2 asym */
+    bool act_order;
+    const char *sparsity, *nm, *traj, *save, *alpha;
 } run_args;
 
 static void usage(FILE *out)
@@ -157,7 +181,8 @@ static void usage(FILE *out)
             "       calsweep-run tokenize MODEL [--text S]\n"
             "       calsweep-run ppl MODEL --data FILE --seq-len N [--threads N]\n"
             "       calsweep-run generate MODEL --prompt S [--max-new N] [--threads N]\n"
-            "       calsweep-run quantize MODEL --algo rtn|gptq [--calib FILE] [--ppl FILE]\n"
+            "       calsweep-run quantize MODEL --algo NAME [--calib FILE] [--save DIR] [--ppl "
+            "FILE]\n"
             "       calsweep-run eval MODEL --task FILE [--task FILE ...] [--limit N] [--seed S]\n"
             "                         [--fewshot K --shots FILE ...] [--json]\n"
             "       calsweep-run select MODEL --source NAME=FILE[:field] ... --selector "
@@ -289,6 +314,30 @@ static int parse_cmd(int argc, char **argv, const char *cmd, const cs_opt *t, si
             break;
         case OPT_PPL:
             a->ppl = arg;
+            break;
+        case OPT_SYM:
+        case OPT_ASYM:
+            a->sym = id == OPT_SYM ? 1 : 2;
+            break;
+        case OPT_ACT_ORDER:
+            a->act_order = true;
+            break;
+        case OPT_SPARSITY:
+            rc = cs_parse_double(arg, &d, "--sparsity", &err);
+            a->sparsity = arg;
+            break;
+        case OPT_NM:
+            a->nm = arg;
+            break;
+        case OPT_ALPHA:
+            rc = cs_parse_double(arg, &d, "--alpha", &err);
+            a->alpha = arg;
+            break;
+        case OPT_TRAJ:
+            a->traj = arg;
+            break;
+        case OPT_SAVE:
+            a->save = arg;
             break;
         case OPT_MAX_NEW: {
             int64_t v;
@@ -644,8 +693,61 @@ out:
 
 static void quant_progress(void *ctx, size_t layer, size_t n_layers, double secs)
 {
-    (void)ctx;
+    FILE *fd3 = ctx;
     fprintf(stderr, "quantize: layer %zu/%zu done in %.2f s\n", layer + 1, n_layers, secs);
+    if (fd3) {
+        fprintf(fd3, "{\"stage\":\"quantize\",\"layer\":%zu,\"done\":%zu,\"total\":%zu}\n", layer,
+                layer + 1, n_layers);
+        fflush(fd3);
+    }
+}
+
+/* quantization_config.json: the parsed parameters, the calibration and the report. */
+static cJSON *quant_config(const run_args *a, const cJSON *algo, const cs_pipe_params *pp,
+                           const cs_pipe_report *rep, const char *calib_sha)
+{
+    cJSON *o = cJSON_CreateObject(), *fb = NULL;
+    if (!o || !cJSON_AddStringToObject(o, "quantizer", "calsweep-run quantize") ||
+        !cJSON_AddItemToObject(o, "algorithm", cJSON_Duplicate(algo, true)) ||
+        !cJSON_AddItemToObject(o, "parameters", cs_pipe_params_to_json(pp)) ||
+        !cJSON_AddStringToObject(o, "source_model", a->model) ||
+        !cJSON_AddStringToObject(o, "weights_dtype", "F32 (dequantized)") ||
+        !(fb = cJSON_AddArrayToObject(o, "rtn_fallback_layers"))) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    if (a->calib) {
+        cJSON *c = cJSON_AddObjectToObject(o, "calibration");
+        if (!c || !cJSON_AddStringToObject(c, "file", a->calib) ||
+            !cJSON_AddStringToObject(c, "sha256", calib_sha) ||
+            !cJSON_AddNumberToObject(c, "n_samples", (double)a->n_samples) ||
+            !cJSON_AddNumberToObject(c, "seq_len", (double)a->seq_len) ||
+            !cJSON_AddNumberToObject(c, "seed", (double)a->gen.seed)) {
+            cJSON_Delete(o);
+            return NULL;
+        }
+    }
+    const cJSON *l;
+    cJSON_ArrayForEach(l, rep->layers)
+    {
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(l, "rtn_fallback"))) {
+            cJSON *e = cJSON_Duplicate(l, true);
+            if (!e ||
+                !cJSON_AddStringToObject(e, "reason",
+                                         "Hessian not positive definite after damping") ||
+                !cJSON_AddItemToArray(fb, e)) {
+                cJSON_Delete(e);
+                cJSON_Delete(o);
+                return NULL;
+            }
+        }
+    }
+    if (!cJSON_AddItemToObject(o, "layers", cJSON_Duplicate(rep->layers, true)) ||
+        !cJSON_AddNumberToObject(o, "seconds", rep->seconds)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
 }
 
 /* The algorithm object of --algo (a name or JSON) with --bits / --group-size applied. */
@@ -669,6 +771,30 @@ static cs_rc algo_json(const run_args *a, cJSON **out, cs_err *err)
             cJSON_DeleteItemFromObject(*out, "group_size");
             cJSON_AddNumberToObject(*out, "group_size", (double)a->group);
         }
+        if (a->sym) {
+            cJSON_DeleteItemFromObject(*out, "sym");
+            cJSON_AddBoolToObject(*out, "sym", a->sym == 1);
+        }
+        if (a->act_order) {
+            cJSON_DeleteItemFromObject(*out, "act_order");
+            cJSON_AddBoolToObject(*out, "act_order", true);
+        }
+        if (a->sparsity) {
+            cJSON_DeleteItemFromObject(*out, "sparsity");
+            cJSON_AddNumberToObject(*out, "sparsity", strtod(a->sparsity, NULL));
+        }
+        if (a->alpha) {
+            cJSON_DeleteItemFromObject(*out, "alpha");
+            cJSON_AddNumberToObject(*out, "alpha", strtod(a->alpha, NULL));
+        }
+        if (a->nm) {
+            cJSON_DeleteItemFromObject(*out, "nm");
+            cJSON_AddStringToObject(*out, "nm", a->nm);
+        }
+        if (a->traj) {
+            cJSON_DeleteItemFromObject(*out, "trajectory");
+            cJSON_AddStringToObject(*out, "trajectory", a->traj);
+        }
     }
     return rc;
 }
@@ -684,9 +810,12 @@ static int cmd_quantize(run_args *a)
     int32_t *stream = NULL, *calib = NULL;
     size_t n_stream = 0, *offsets = NULL;
     int code = CS_EXIT_FAIL;
+    char calib_sha[CS_SHA256_HEX_LEN + 1] = "";
+    FILE *fd3 = NULL;
 
     if (!a->algo) {
-        fprintf(stderr, "calsweep-run quantize: --algo is required (rtn, gptq)\n");
+        fprintf(stderr,
+                "calsweep-run quantize: --algo is required (rtn, gptq, awq, sparsegpt, wanda)\n");
         return CS_EXIT_USAGE;
     }
     if (algo_json(a, &algo, &err) != CS_OK || cs_pipe_params_from_json(&pp, algo, &err) != CS_OK) {
@@ -718,13 +847,40 @@ static int cmd_quantize(run_args *a)
         fprintf(stderr, "calibration: %lld windows of %lld tokens from %s (%zu tokens)\n",
                 (long long)a->n_samples, (long long)a->seq_len, a->calib, n_stream);
     }
+    if (cs_pipe_needs_calib(&pp)) {
+        char *raw = NULL;
+        size_t rlen = 0;
+        cs_rc rc = cs_path_read_file(a->calib, (size_t)1 << 34, &raw, &rlen, &err);
+        if (rc == CS_OK) {
+            rc = cs_sha256_hex(raw, rlen, calib_sha, &err);
+        }
+        free(raw);
+        if (rc != CS_OK) {
+            code = fail("quantize", &err);
+            goto out;
+        }
+    }
+    fd3 = fcntl(3, F_GETFD) != -1 ? fdopen(dup(3), "w") : NULL;
     if (cs_pipe_quantize(m, calib, (size_t)a->n_samples, (size_t)a->seq_len, &pp, quant_progress,
-                         NULL, &rep, &err) != CS_OK) {
+                         fd3, &rep, &err) != CS_OK) {
         code = fail("quantize", &err);
         goto out;
     }
     printf("quantized %zu layers in %.2f s: loss %.6g, rtn fallbacks %zu\n", m->cfg.n_layers,
            rep.seconds, rep.loss, rep.n_fallback);
+    if (a->save) {
+        cJSON *qc = quant_config(a, algo, &pp, &rep, calib_sha);
+        if (!qc) {
+            cs_err_set(&err, CS_ENOMEM, 0, "out of memory");
+        }
+        cs_rc rc = qc ? cs_pipe_save(m, a->model, a->save, qc, &err) : CS_ENOMEM;
+        cJSON_Delete(qc);
+        if (rc != CS_OK) {
+            code = fail("quantize", &err);
+            goto out;
+        }
+        printf("saved: %s\n", a->save);
+    }
     if (a->ppl) {
         char *text = NULL;
         int32_t *ids = NULL;
@@ -769,6 +925,9 @@ static int cmd_quantize(run_args *a)
     }
     code = CS_EXIT_OK;
 out:
+    if (fd3) {
+        fclose(fd3);
+    }
     cs_pipe_report_fini(&rep);
     cJSON_Delete(algo);
     free(stream);
