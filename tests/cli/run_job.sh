@@ -18,7 +18,7 @@ job() { # folder algorithm ppl-path tasks-json [calibration n_samples seq_len]
 run() { # dir: runs the job of dir/job.json there, progress to dir/progress
     (cd "$1" && rm -f result.json error.json && CALSWEEP_BASE_DIR=$S CALSWEEP_THREADS=2 "$R" job.json 3>progress 2>stderr)
 }
-echo "1..30"
+echo "1..33"
 
 mkdir "$tmp/a"; job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt >"$tmp/a/job.json"
 run "$tmp/a"; ok $? "a baseline job exits 0"
@@ -116,4 +116,14 @@ mkdir "$tmp/l"; job sweeps/testbed/models/tb-qwen '{"name":"gptq"}' sweeps/testb
 run "$tmp/l"; rc=$?
 [ $rc = 1 ] && [ "$(jq -r .kind "$tmp/l/error.json")" = bad_input ] && jq -r .message "$tmp/l/error.json" | grep -q "overlaps evaluation"
 ok $? "calibrating on an evaluation split is refused: $(jq -r .message "$tmp/l/error.json" 2>/dev/null | cut -c1-100)"
+
+# the job config's names of the other algorithms (coordinator/cs_sweep.c) reach the pipeline
+R4='{"selector":{"name":"random"},"source":{"kind":"jsonl","path":"sweeps/testbed/data/corpus/prose.jsonl"}}'
+mkdir "$tmp/m"; job sweeps/testbed/models/tb-qwen '{"name":"awq","bits":4,"group_size":64,"zero_point":true,"duo_scaling":true,"n_grid":20,"clip":true}' sweeps/testbed/data/heldout.txt "" "$R4" 8 64 >"$tmp/m/job.json"
+run "$tmp/m"; ok $? "an AWQ job with the sweep's keys (zero_point, n_grid, clip) exits 0"
+mkdir "$tmp/n"; job sweeps/testbed/models/tb-qwen '{"name":"sparsegpt","sparsity":0.5,"pattern":"2:4","damp":0.01,"block_size":128}' sweeps/testbed/data/heldout.txt "" "$R4" 8 64 >"$tmp/n/job.json"
+run "$tmp/n"; ok $? "a SparseGPT 2:4 job with the sweep's keys exits 0"
+mkdir "$tmp/o"; job sweeps/testbed/models/tb-qwen '{"name":"smoothquant","alpha":0.5,"bits":8,"act_bits":8,"weights":"rtn","damp":0.01}' sweeps/testbed/data/heldout.txt "" "$R4" 8 64 >"$tmp/o/job.json"
+run "$tmp/o"; rc=$?
+[ $rc = 1 ] && jq -r .message "$tmp/o/error.json" | grep -q "algorithm.weights"; ok $? "SmoothQuant with RTN weights (not built) is refused naming algorithm.weights"
 exit $fail

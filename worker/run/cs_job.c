@@ -436,6 +436,43 @@ static void on_layer(void *ctx, size_t layer, size_t n_layers, double secs)
     cs_log(CS_LOG_INFO, "quantize: layer %zu/%zu in %.2f s", layer + 1, n_layers, secs);
 }
 
+/* The job config's algorithm object (coordinator/cs_sweep.c names) in the pipeline's terms:
+ * awq.zero_point -> sym = !zero_point; sparsegpt/wanda pattern "N:M" -> nm ("unstructured":
+ * none); smoothquant.weights "gptq" is the pipeline's SmoothQuant+GPTQ ("rtn" is not built). */
+static cs_rc algo_for_pipeline(const cJSON *algo, cJSON **out, cs_err *err)
+{
+    cJSON *o = cJSON_Duplicate(algo, true);
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
+    cJSON *v;
+    if (!o) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    if (cJSON_IsString(name) && strcmp(name->valuestring, "awq") == 0 &&
+        (v = cJSON_DetachItemFromObjectCaseSensitive(o, "zero_point")) != NULL) {
+        bool zp = cJSON_IsTrue(v);
+        cJSON_Delete(v);
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "sym");
+        cJSON_AddBoolToObject(o, "sym", !zp);
+    }
+    if ((v = cJSON_DetachItemFromObjectCaseSensitive(o, "pattern")) != NULL) {
+        if (cJSON_IsString(v) && strcmp(v->valuestring, "unstructured") != 0) {
+            cJSON_AddStringToObject(o, "nm", v->valuestring);
+        }
+        cJSON_Delete(v);
+    }
+    if ((v = cJSON_DetachItemFromObjectCaseSensitive(o, "weights")) != NULL) {
+        bool gptq = cJSON_IsString(v) && strcmp(v->valuestring, "gptq") == 0;
+        cJSON_Delete(v);
+        if (!gptq) {
+            cJSON_Delete(o);
+            return cs_err_set(err, CS_ENOTSUP, 0,
+                              "algorithm.weights: only \"gptq\" (SmoothQuant+GPTQ) is built");
+        }
+    }
+    *out = o;
+    return CS_OK;
+}
+
 /* Reads the algorithm; "none" (the baseline) leaves the model as it is. */
 static cs_rc stage_quantize(job *j, cs_err *err)
 {
@@ -451,7 +488,13 @@ static cs_rc stage_quantize(job *j, cs_err *err)
     if (strcmp(name->valuestring, "none") == 0) {
         return CS_OK;
     }
-    if ((rc = cs_pipe_params_from_json(&pp, algo, err)) != CS_OK) {
+    cJSON *palgo = NULL;
+    if ((rc = algo_for_pipeline(algo, &palgo, err)) != CS_OK) {
+        return rc;
+    }
+    rc = cs_pipe_params_from_json(&pp, palgo, err);
+    cJSON_Delete(palgo);
+    if (rc != CS_OK) {
         return rc;
     }
     if (cs_pipe_needs_calib(&pp)) {
