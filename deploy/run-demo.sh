@@ -61,13 +61,13 @@ while :; do
 done
 "$B/coordinator/calsweep" status demo
 
-cs_say "results (held-out perplexity, windows of 256; mean accuracy over 5 tasks, a fixed sample of 100 items each)"
+cs_say "results (held-out perplexity, windows of 256; mean accuracy over 5 tasks, a fixed sample of 50 items each)"
 printf '%-9s %-34s %-9s %9s %9s\n' model algorithm calib ppl mean_acc
 for r in "$dir"/work/*/result.json; do
     j=${r%/result.json}/job.json
     jq -r --slurpfile res "$r" '
         [ (.model.folder | split("/") | last),
-          (.algorithm | if .name == "none" then "none (unquantized)" else "\(.name) \(.bits)-bit g\(.group_size)" end),
+          (.algorithm | if .name == "none" then "none (unquantized)" elif .name == "smoothquant" then "smoothquant+gptq W\(.bits)A\(.act_bits) a=\(.alpha)" else "\(.name) \(.bits)-bit g\(.group_size)" end),
           (if .calibration == null then "-" else (.calibration.source.path | split("/") | last | split(".") | first) end),
           ($res[0].metrics["ppl:heldout"].ppl | . * 10000 | round / 10000 | tostring),
           ([$res[0].metrics | to_entries[] | select(.value.acc != null) | .value.acc] | add / length | . * 1000 | round / 10 | tostring)
