@@ -28,7 +28,7 @@ static cs_rc read_jsonl(const cs_calib_source *src, cs_buf *all, cs_err *err)
     char *text = NULL, name[512];
     size_t len = 0, line = 0;
     cs_rc rc = cs_path_read_file(src->path, SOURCE_MAX_FILE, &text, &len, err);
-    for (char *p = text, *end = text + len; rc == CS_OK && p < end;) {
+    for (char *p = text, *end = text ? text + len : NULL; rc == CS_OK && p < end;) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
         cJSON *o = NULL;
