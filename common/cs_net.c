@@ -13,6 +13,7 @@
 
 #include "cs_alloc.h"
 #include "cs_path.h"
+#include "cs_time.h"
 
 #define PEM_MAX ((size_t)1 << 20)
 
@@ -183,12 +184,52 @@ cleanup:
     return rc;
 }
 
+/* Creates and starts a listener for url on sock (the ipc folder exists). */
+static cs_rc start_listener(nng_socket sock, const char *url, scheme sc, const cs_net_tls *tls,
+                            nng_listener *out, cs_err *err)
+{
+    nng_listener l;
+    nng_tls_config *cfg = NULL;
+    cs_rc rc;
+    int rv;
+    if ((rv = nng_listener_create(&l, sock, url)) != 0)
+        return nng_fail(err, rv, "listen on", url);
+    if (sc == SCHEME_IPC && (rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0600)) != 0) {
+        rc = nng_fail(err, rv, "set permissions of", url);
+        goto fail;
+    }
+    if (sc == SCHEME_TLS) {
+        if ((rc = tls_config(tls, true, NULL, &cfg, err)) != CS_OK)
+            goto fail;
+        rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, cfg);
+        nng_tls_config_free(cfg); /* the listener holds its own reference */
+        if (rv != 0) {
+            rc = nng_fail(err, rv, "TLS on", url);
+            goto fail;
+        }
+    }
+    if ((rv = nng_listener_start(l, 0)) != 0) {
+        rc = nng_fail(err, rv, "listen on", url);
+        goto fail;
+    }
+    if (out != NULL)
+        *out = l;
+    return CS_OK;
+fail:
+    nng_listener_close(l);
+    return rc;
+}
+
 cs_rc cs_net_listen(nng_socket *sock, const char *url, const cs_net_tls *tls, cs_err *err)
+{
+    return cs_net_listen_l(sock, url, tls, NULL, err);
+}
+
+cs_rc cs_net_listen_l(nng_socket *sock, const char *url, const cs_net_tls *tls, nng_listener *l,
+                      cs_err *err)
 {
     const char *rest;
     scheme sc = url_scheme(url, &rest);
-    nng_listener l;
-    nng_tls_config *cfg = NULL;
     cs_rc rc = CS_OK;
     int rv;
     if (sc == SCHEME_OTHER)
@@ -208,34 +249,26 @@ cs_rc cs_net_listen(nng_socket *sock, const char *url, const cs_net_tls *tls, cs
     }
     if ((rv = nng_rep0_open(sock)) != 0)
         return nng_fail(err, rv, "open REP socket for", url);
-    if ((rv = nng_socket_set_size(*sock, NNG_OPT_RECVMAXSZ, CS_PROTO_MAX_BYTES + 4096)) != 0 ||
-        (rv = nng_listener_create(&l, *sock, url)) != 0) {
+    if ((rv = nng_socket_set_size(*sock, NNG_OPT_RECVMAXSZ, CS_PROTO_MAX_BYTES + 4096)) != 0) {
         rc = nng_fail(err, rv, "listen on", url);
         goto fail;
     }
-    if (sc == SCHEME_IPC && (rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0600)) != 0) {
-        rc = nng_fail(err, rv, "set permissions of", url);
+    if ((rc = start_listener(*sock, url, sc, tls, l, err)) != CS_OK)
         goto fail;
-    }
-    if (sc == SCHEME_TLS) {
-        if ((rc = tls_config(tls, true, NULL, &cfg, err)) != CS_OK)
-            goto fail;
-        rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, cfg);
-        nng_tls_config_free(cfg); /* the listener holds its own reference */
-        if (rv != 0) {
-            rc = nng_fail(err, rv, "TLS on", url);
-            goto fail;
-        }
-    }
-    if ((rv = nng_listener_start(l, 0)) != 0) {
-        rc = nng_fail(err, rv, "listen on", url);
-        goto fail;
-    }
     return CS_OK;
 fail:
     nng_close(*sock);
     *sock = (nng_socket)NNG_SOCKET_INITIALIZER;
     return rc;
+}
+
+cs_rc cs_net_relisten(nng_socket sock, nng_listener *l, const char *url, const cs_net_tls *tls,
+                      cs_err *err)
+{
+    const char *rest;
+    scheme sc = url_scheme(url, &rest);
+    nng_listener_close(*l);
+    return start_listener(sock, url, sc, tls, l, err);
 }
 
 cs_rc cs_net_dial(nng_socket *sock, const char *url, const cs_net_tls *tls, int resend_ms,
@@ -346,12 +379,23 @@ cs_rc cs_net_call(nng_socket sock, const cs_msg *req, cs_msg *rep, int timeout_m
     cs_rc rc = cs_msg_encode(req, &buf, &len, err);
     if (rc != CS_OK)
         return rc;
-    if ((rv = nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, timeout_ms)) != 0 ||
-        (rv = nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, timeout_ms)) != 0 ||
-        (rv = nng_send(sock, buf, len, 0)) != 0 ||
-        (rv = nng_recv(sock, &in, &in_len, NNG_FLAG_ALLOC)) != 0) {
-        free(buf);
-        return nng_fail(err, rv, "request", cs_msg_type_name(req->type));
+    /* A connection reset before the reply (calsweepd restarted a stalled listener, cs_net.h, or
+     * the daemon restarted) sends the request once more, within the same time budget. */
+    int64_t end = cs_time_mono_ms() + timeout_ms;
+    for (int attempt = 0;; attempt++) {
+        int64_t left = end - cs_time_mono_ms();
+        if (left < 1)
+            left = 1;
+        if ((rv = nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, (nng_duration)left)) != 0 ||
+            (rv = nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, (nng_duration)left)) != 0 ||
+            (rv = nng_send(sock, buf, len, 0)) != 0 ||
+            (rv = nng_recv(sock, &in, &in_len, NNG_FLAG_ALLOC)) != 0) {
+            if (rv == NNG_ECONNRESET && attempt == 0 && cs_time_mono_ms() < end)
+                continue;
+            free(buf);
+            return nng_fail(err, rv, "request", cs_msg_type_name(req->type));
+        }
+        break;
     }
     free(buf);
     rc = cs_msg_decode(in, in_len, rep, err);

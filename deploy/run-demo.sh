@@ -3,7 +3,7 @@
 #
 # What it does: prints the versions, checks the shipped sweeps (`calsweep plan`), then starts a
 # private calsweepd (sockets and database in a temporary folder) and one calsweep-worker, submits
-# sweeps/demo.json (both testbed models, RTN and GPTQ at 4 and 3 bits, calibrated on two domains,
+# sweeps/demo.json (both testbed models, RTN, GPTQ, AWQ at 4 and 3 bits and SmoothQuant+GPTQ,
 # plus the unquantized baselines), shows the progress, and prints a table of held-out perplexity
 # and multiple-choice accuracy per job from the runners' result.json files. Everything it starts
 # is stopped on exit. CALSWEEP_DEMO_KEEP=1 keeps the folder (database, job folders, logs).

@@ -146,6 +146,16 @@ int cs_client_call_long(const cs_client *c, const char *cmd, cs_msg *req, const 
         }
         req->token = token;
     }
+    /* A request that cannot be encoded (an unknown --state, ...) is refused before dialing. */
+    {
+        char *text = NULL;
+        size_t len = 0;
+        if (cs_msg_encode(req, &text, &len, &err) != CS_OK) {
+            fprintf(stderr, "calsweep %s: %s\n", cmd, err.msg);
+            goto out;
+        }
+        free(text);
+    }
     /* An ipc socket that is not there: no daemon, no need to wait for the timeout. */
     if (strncmp(url, "ipc://", 6) == 0 && stat(url + 6, &st) != 0) {
         code = unreachable(url);

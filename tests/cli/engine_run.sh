@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # calsweep-run's engine commands on the testbed models: info, tokenize (ids of ref/tokens.jsonl),
 # ppl of heldout.txt equal to README's figures within 1e-3 relative, greedy generation, --help of
-# each command, clear errors for a missing model. (The job-file mode: tests/cli/run_job.sh.)
+# each command, clear errors for a missing model, eval's few-shot options. (The job-file mode: tests/cli/run_job.sh.)
 n=0; fail=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
 R=$CALSWEEP_RUN
 S=${CS_SOURCE_DIR:-.}
 M=$S/sweeps/testbed/models
-echo "1..21"
+echo "1..24"
 out=$("$R" info "$M/tb-qwen"); ok $? "info exits 0"
 case "$out" in *"architecture: Qwen2ForCausalLM"*"kv_heads: 2"*"tie_word_embeddings: true"*"parameters: 1427712"*) ok 0 "info tb-qwen";; *) ok 1 "info tb-qwen: $out";; esac
 out=$("$R" info "$M/tb-llama"); case "$out" in *"LlamaForCausalLM"*"layers: 4"*"parameters: 3606784"*) ok 0 "info tb-llama";; *) ok 1 "info tb-llama: $out";; esac
@@ -36,4 +36,10 @@ printf '%s\n' "$out" | grep -Eq '^facts_mc +40 +0\.9750 '; ok $? "eval prints th
 "$R" eval "$M/tb-llama" >/dev/null 2>&1; [ $? = 2 ]; ok $? "eval without --task exits 2"
 out=$("$R" eval "$M/tb-llama" --task "$S/sweeps/testbed/data/heldout.txt" 2>&1); [ $? = 1 ] && case "$out" in *"heldout.txt:1"*) true;; *) false;; esac
 ok $? "eval of a file that is not a task file names file:line: $out"
+"$R" eval "$M/tb-llama" --task "$T/facts_mc.eval.jsonl" --fewshot 2 >/dev/null 2>&1; [ $? = 2 ]; ok $? "eval --fewshot without --shots exits 2"
+out=$("$R" eval "$M/tb-llama" --task "$T/facts_mc.eval.jsonl" --fewshot 2 --shots "$T/arith_gen.train.jsonl" 2>&1); [ $? = 1 ] && case "$out" in *"arith_gen.train.jsonl"*) true;; *) false;; esac
+ok $? "eval with shots of another kind fails naming the shot file: $out"
+a=$("$R" eval "$M/tb-llama" --task "$T/facts_mc.eval.jsonl" --limit 20 --json 2>/dev/null | jq -c .tasks.facts_mc)
+b=$("$R" eval "$M/tb-llama" --task "$T/facts_mc.eval.jsonl" --limit 20 --fewshot 2 --shots "$T/facts_mc.train.jsonl" --json 2>/dev/null | jq -c .tasks.facts_mc)
+[ "$(jq .n <<<"$a") $(jq .n <<<"$b")" = "20 20" ]; ok $? "eval --limit 20, 0-shot and 2-shot: $a / $b"
 exit $fail

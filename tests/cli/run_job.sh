@@ -4,7 +4,7 @@
 # sweeps/testbed/README.md; progress lines on fd 3; relative paths resolved against
 # CALSWEEP_BASE_DIR and model folders found under CALSWEEP_MODEL_ROOTS; failures write
 # error.json with the right kind and stage and exit 1; a GPTQ job records its calibration set and
-# per-layer losses.
+# per-layer losses; a few-shot task scores as `calsweep-run eval --fewshot --shots` does.
 n=0; fail=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
 R=$CALSWEEP_RUN
@@ -18,7 +18,7 @@ job() { # folder algorithm ppl-path tasks-json [calibration n_samples seq_len]
 run() { # dir: runs the job of dir/job.json there, progress to dir/progress
     (cd "$1" && rm -f result.json error.json && CALSWEEP_BASE_DIR=$S CALSWEEP_THREADS=2 "$R" job.json 3>progress 2>stderr)
 }
-echo "1..25"
+echo "1..33"
 
 mkdir "$tmp/a"; job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt >"$tmp/a/job.json"
 run "$tmp/a"; ok $? "a baseline job exits 0"
@@ -77,8 +77,17 @@ mkdir "$tmp/g"
 job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt \
     "{\"arith\":{\"path\":\"$T/arith_mc.eval.jsonl\",\"fewshot\":5}}" >"$tmp/g/job.json"
 run "$tmp/g"; rc=$?
-[ $rc = 1 ] && [ "$(jq -r .kind "$tmp/g/error.json")" = bad_input ] && jq -r .message "$tmp/g/error.json" | grep -q "eval.tasks.arith.fewshot"
-ok $? "few-shot prompts (not built yet) are refused as bad_input naming the field"
+[ $rc = 1 ] && [ "$(jq -r .kind "$tmp/g/error.json")" = bad_input ] && jq -r .message "$tmp/g/error.json" | grep -q "eval.tasks.arith.fewshot_path"
+ok $? "fewshot without a fewshot_path is refused as bad_input naming the field"
+mkdir "$tmp/g2"
+job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt \
+    "{\"arith\":{\"path\":\"$T/arith_mc.eval.jsonl\",\"limit\":12,\"fewshot\":3,\"fewshot_path\":\"$T/arith_mc.train.jsonl\"}}" >"$tmp/g2/job.json"
+run "$tmp/g2"; ok $? "a job with 3-shot prompts exits 0"
+want=$(cd "$S" && "$R" eval sweeps/testbed/models/tb-llama --task $T/arith_mc.eval.jsonl --limit 12 --fewshot 3 --shots $T/arith_mc.train.jsonl --json 2>/dev/null | jq -c '.tasks.arith_mc')
+zero=$(cd "$S" && "$R" eval sweeps/testbed/models/tb-llama --task $T/arith_mc.eval.jsonl --limit 12 --json 2>/dev/null | jq -c '.tasks.arith_mc')
+got=$(jq -c '.metrics.arith' "$tmp/g2/result.json")
+[ -n "$want" ] && [ "$got" = "$want" ] && [ "$(jq .n <<<"$got")" = 12 ]
+ok $? "its metrics equal calsweep-run eval --fewshot 3 --shots on the same 12 items: $got (0-shot: $zero)"
 
 # quantization jobs: GPTQ with random calibration windows, RTN without calibration
 CAL='{"selector":{"name":"random","stratified":false},"source":{"kind":"jsonl","path":"sweeps/testbed/data/corpus/arith.jsonl","text_field":"text"}}'
@@ -93,7 +102,28 @@ ok $? "it records the calibration set: selector, n, seq_len, tokens and the 16 w
 ok $? "and each of the 21 quantized linears with its GPTQ loss"
 grep -q '"stage":"quantize","layer":2,"done":3,"total":3' "$tmp/h/progress"; ok $? "per-layer progress on fd 3"
 mkdir "$tmp/i"; job sweeps/testbed/models/tb-qwen '{"name":"gptq"}' sweeps/testbed/data/heldout.txt "" \
-    '{"selector":{"name":"zipcal"},"source":{"kind":"jsonl","path":"sweeps/testbed/data/corpus/arith.jsonl"}}' 16 64 >"$tmp/i/job.json"
+    '{"selector":{"name":"covercal"},"source":{"kind":"jsonl","path":"sweeps/testbed/data/corpus/arith.jsonl"}}' 16 64 >"$tmp/i/job.json"
 run "$tmp/i"; rc=$?
 [ $rc = 1 ] && [ "$(jq -r '.kind + " " + .stage' "$tmp/i/error.json")" = "bad_input calibrate" ]; ok $? "a selector not built yet: bad_input at the calibrate stage"
+mkdir "$tmp/k"; job sweeps/testbed/models/tb-qwen '{"name":"gptq","bits":4,"group_size":32,"sym":false}' sweeps/testbed/data/heldout.txt "" \
+    '{"selector":{"name":"zipcal","search_limit":2000},"source":{"kind":"jsonl","path":"sweeps/testbed/data/corpus/code.jsonl","text_field":"text"}}' 8 64 >"$tmp/k/job.json"
+run "$tmp/k"; ok $? "a GPTQ job calibrated with ZipCal exits 0"
+[ "$(jq -r '[.calibration.selector, (.calibration.sample_ids | length), .calibration.details.selector, .calibration.details.pool] | map(tostring) | join(" ")' "$tmp/k/result.json")" = "zipcal 8 zipcal 32" ]
+ok $? "it records ZipCal's choice of 8 among a pool of 32 and its diagnostics"
+mkdir "$tmp/l"; job sweeps/testbed/models/tb-qwen '{"name":"gptq"}' sweeps/testbed/data/heldout.txt \
+    "{\"facts\":{\"path\":\"$T/facts_mc.eval.jsonl\"}}" \
+    "{\"selector\":{\"name\":\"random\"},\"source\":{\"kind\":\"task\",\"path\":\"$T/facts_mc.eval.jsonl\"}}" 8 64 >"$tmp/l/job.json"
+run "$tmp/l"; rc=$?
+[ $rc = 1 ] && [ "$(jq -r .kind "$tmp/l/error.json")" = bad_input ] && jq -r .message "$tmp/l/error.json" | grep -q "overlaps evaluation"
+ok $? "calibrating on an evaluation split is refused: $(jq -r .message "$tmp/l/error.json" 2>/dev/null | cut -c1-100)"
+
+# the job config's names of the other algorithms (coordinator/cs_sweep.c) reach the pipeline
+R4='{"selector":{"name":"random"},"source":{"kind":"jsonl","path":"sweeps/testbed/data/corpus/prose.jsonl"}}'
+mkdir "$tmp/m"; job sweeps/testbed/models/tb-qwen '{"name":"awq","bits":4,"group_size":64,"zero_point":true,"duo_scaling":true,"n_grid":20,"clip":true}' sweeps/testbed/data/heldout.txt "" "$R4" 8 64 >"$tmp/m/job.json"
+run "$tmp/m"; ok $? "an AWQ job with the sweep's keys (zero_point, n_grid, clip) exits 0"
+mkdir "$tmp/n"; job sweeps/testbed/models/tb-qwen '{"name":"sparsegpt","sparsity":0.5,"pattern":"2:4","damp":0.01,"block_size":128}' sweeps/testbed/data/heldout.txt "" "$R4" 8 64 >"$tmp/n/job.json"
+run "$tmp/n"; ok $? "a SparseGPT 2:4 job with the sweep's keys exits 0"
+mkdir "$tmp/o"; job sweeps/testbed/models/tb-qwen '{"name":"smoothquant","alpha":0.5,"bits":8,"act_bits":8,"weights":"rtn","damp":0.01}' sweeps/testbed/data/heldout.txt "" "$R4" 8 64 >"$tmp/o/job.json"
+run "$tmp/o"; rc=$?
+[ $rc = 1 ] && jq -r .message "$tmp/o/error.json" | grep -q "algorithm.weights"; ok $? "SmoothQuant with RTN weights (not built) is refused naming algorithm.weights"
 exit $fail

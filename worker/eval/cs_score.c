@@ -8,7 +8,8 @@
 #include "cs_alloc.h"
 #include "cs_generate.h"
 
-#define SCORE_MAX_NEW 256
+#define SCORE_MAX_NEW    256
+#define SCORE_BATCH_ROWS 1 /* one item per pass: on CPU less padding beats bigger batches */
 
 double cs_score_stderr(double p, size_t n)
 {
@@ -33,8 +34,8 @@ static size_t code_points(const char *s)
     return n;
 }
 
-static cs_rc encode(const cs_tok *tok, const char *a, const char *b, int32_t **ids, size_t *n,
-                    cs_err *err)
+cs_rc cs_score_encode(const cs_tok *tok, const char *a, const char *b, int32_t **ids, size_t *n,
+                      cs_err *err)
 {
     cs_buf s;
     cs_buf_init(&s);
@@ -48,43 +49,99 @@ static cs_rc encode(const cs_tok *tok, const char *a, const char *b, int32_t **i
     return rc;
 }
 
-/* LL[j] of option j of one item, all options in one batched forward pass. MC: the context is
- * it->text and option j the continuation; multi-input: option j is the context and it->text the
- * continuation. */
-static cs_rc item_ll(cs_model *m, const cs_tok *tok, cs_task_kind kind, const cs_task_item *it,
-                     double *ll, cs_err *err)
+cs_rc cs_score_split(const cs_tok *tok, int32_t stand_in, const char *context,
+                     const char *continuation, int32_t **full, size_t *n_full, size_t *n_ctx,
+                     cs_err *err)
 {
-    size_t B = it->n_options, T = 0;
-    int32_t **full = cs_calloc_array(B, sizeof(int32_t *));
-    size_t *nfull = cs_calloc_array(B, sizeof(size_t)), *nctx = cs_calloc_array(B, sizeof(size_t));
-    int32_t *tokens = NULL, *ctx = NULL;
+    int32_t *ctx = NULL, *ids = NULL;
+    size_t nc = 0, n = 0, keep = strlen(context);
+    char *trimmed = NULL;
+    cs_rc rc;
+
+    *full = NULL;
+    *n_full = *n_ctx = 0;
+    while (keep > 0 && strchr(" \t\n\r", context[keep - 1])) {
+        keep--;
+    }
+    if (!(trimmed = cs_alloc_array(keep + 1, 1))) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    memcpy(trimmed, context, keep);
+    trimmed[keep] = '\0';
+    if ((rc = cs_score_encode(tok, trimmed, NULL, &ctx, &nc, err)) != CS_OK ||
+        (rc = cs_score_encode(tok, context, continuation, &ids, &n, err)) != CS_OK) {
+        goto out;
+    }
+    if (nc == 0) { /* an empty context and no BOS: the stand-in token is the context */
+        int32_t *with = stand_in >= 0 ? cs_alloc_array(n + 1, sizeof(int32_t)) : NULL;
+        if (stand_in < 0) {
+            rc = cs_err_set(err, CS_EINVAL, 0,
+                            "an empty context, and the model has neither BOS nor EOS to stand in");
+            goto out;
+        }
+        if (!with) {
+            rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+            goto out;
+        }
+        with[0] = stand_in;
+        if (n > 0) {
+            memcpy(with + 1, ids, n * sizeof(int32_t));
+        }
+        free(ids);
+        ids = with;
+        n++;
+        nc = 1;
+    }
+    *full = ids;
+    *n_full = n;
+    *n_ctx = nc;
+    ids = NULL;
+out:
+    free(trimmed);
+    free(ctx);
+    free(ids);
+    return rc;
+}
+
+/* LL of every option of items [i0, i1) of t, in item order into ll, all in one batched forward
+ * pass. MC: the context is it->text and option j the continuation; multi-input: option j is the
+ * context and it->text the continuation. */
+static cs_rc batch_ll(cs_model *m, const cs_tok *tok, const cs_task *t, size_t i0, size_t i1,
+                      double *ll, cs_err *err)
+{
+    size_t B = 0, T = 0, b = 0;
+    int32_t **full = NULL, *tokens = NULL;
+    int32_t stand_in = m->cfg.n_eos > 0 ? m->cfg.eos[0] : -1;
+    size_t *nfull = NULL, *nctx = NULL;
     double *lp = NULL;
-    size_t n_ctx = 0;
     cs_rc rc = CS_OK;
 
+    for (size_t i = i0; i < i1; i++) {
+        B += t->items[i].n_options;
+    }
+    full = cs_calloc_array(B, sizeof(int32_t *));
+    nfull = cs_calloc_array(B, sizeof(size_t));
+    nctx = cs_calloc_array(B, sizeof(size_t));
     if (!full || !nfull || !nctx) {
         rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
         goto out;
     }
-    for (size_t j = 0; j < B; j++) {
-        const char *c = kind == CS_TASK_MC ? it->text : it->options[j];
-        const char *x = kind == CS_TASK_MC ? it->options[j] : it->text;
-        if (kind == CS_TASK_MULTI || j == 0) {
-            free(ctx);
-            ctx = NULL;
-            if ((rc = encode(tok, c, NULL, &ctx, &n_ctx, err)) != CS_OK) {
+    for (size_t i = i0; i < i1; i++) {
+        const cs_task_item *it = &t->items[i];
+        for (size_t j = 0; j < it->n_options; j++, b++) {
+            const char *c = t->kind == CS_TASK_MC ? it->text : it->options[j];
+            const char *x = t->kind == CS_TASK_MC ? it->options[j] : it->text;
+            if ((rc = cs_score_split(tok, stand_in, c, x, &full[b], &nfull[b], &nctx[b], err)) !=
+                CS_OK) {
                 goto out;
             }
+            if (nfull[b] <= nctx[b]) {
+                rc = cs_err_set(err, CS_EINVAL, 0, "%s:%zu: item %s: option %zu adds no tokens",
+                                t->path, it->line, it->id, j);
+                goto out;
+            }
+            T = nfull[b] > T ? nfull[b] : T;
         }
-        if ((rc = encode(tok, c, x, &full[j], &nfull[j], err)) != CS_OK) {
-            goto out;
-        }
-        if (nfull[j] <= n_ctx || n_ctx == 0) {
-            rc = cs_err_set(err, CS_EINVAL, 0, "item %s: option %zu adds no tokens", it->id, j);
-            goto out;
-        }
-        nctx[j] = n_ctx;
-        T = nfull[j] > T ? nfull[j] : T;
     }
     tokens = cs_calloc_array(B * T, sizeof(int32_t));
     lp = cs_alloc_array(B * T, sizeof(double));
@@ -92,27 +149,26 @@ static cs_rc item_ll(cs_model *m, const cs_tok *tok, cs_task_kind kind, const cs
         rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
         goto out;
     }
-    for (size_t j = 0; j < B; j++) {
-        memcpy(tokens + j * T, full[j], nfull[j] * sizeof(int32_t));
+    for (b = 0; b < B; b++) {
+        memcpy(tokens + b * T, full[b], nfull[b] * sizeof(int32_t));
     }
     if ((rc = cs_model_logprobs(m, tokens, B, T, nfull, lp, err)) != CS_OK) {
         goto out;
     }
-    for (size_t j = 0; j < B; j++) {
-        double s = 0;
-        for (size_t t = nctx[j] - 1; t + 1 < nfull[j]; t++) {
-            s += lp[j * T + t];
+    for (b = 0; b < B; b++) {
+        double sum = 0;
+        for (size_t k = nctx[b] - 1; k + 1 < nfull[b]; k++) {
+            sum += lp[b * T + k];
         }
-        ll[j] = s;
+        ll[b] = sum;
     }
 out:
-    for (size_t j = 0; full && j < B; j++) {
-        free(full[j]);
+    for (size_t k = 0; full && k < B; k++) {
+        free(full[k]);
     }
     free(full);
     free(nfull);
     free(nctx);
-    free(ctx);
     free(tokens);
     free(lp);
     return rc;
@@ -210,6 +266,36 @@ static void cut_at(char *text, const char *stop)
     }
 }
 
+/* Ends generation once the decoded text holds a stop string or a blank line. */
+typedef struct gen_stop {
+    const cs_tok *tok;
+    const cs_task_item *it;
+} gen_stop;
+
+static bool has_stop(const char *text, const cs_task_item *it)
+{
+    for (size_t i = 0; i < it->n_options; i++) {
+        if (it->options[i][0] && strstr(text, it->options[i])) {
+            return true;
+        }
+    }
+    return strstr(text, "\n\n") != NULL;
+}
+
+static bool gen_until(void *ctx, const int32_t *gen, size_t n_gen)
+{
+    const gen_stop *g = ctx;
+    char *text = NULL;
+    size_t len = 0;
+    cs_err err = {0};
+    if (cs_tok_decode(g->tok, gen, n_gen, true, &text, &len, &err) != CS_OK) {
+        return false; /* decoded (and reported) again after generation */
+    }
+    bool stop = has_stop(text, g->it);
+    free(text);
+    return stop;
+}
+
 static cs_rc gen_item(cs_model *m, const cs_tok *tok, const cs_task_item *it, size_t max_new,
                       bool *strict_ok, bool *flex_ok, cs_err *err)
 {
@@ -223,7 +309,10 @@ static cs_rc gen_item(cs_model *m, const cs_tok *tok, const cs_task_item *it, si
     p.max_new = max_new;
     p.stop = m->cfg.eos;
     p.n_stop = m->cfg.n_eos;
-    if ((rc = encode(tok, it->text, NULL, &prompt, &n_prompt, err)) != CS_OK ||
+    gen_stop g = {tok, it};
+    p.until = gen_until;
+    p.until_ctx = &g;
+    if ((rc = cs_score_encode(tok, it->text, NULL, &prompt, &n_prompt, err)) != CS_OK ||
         (rc = cs_generate(m, prompt, n_prompt, &p, &out, &n_out, err)) != CS_OK ||
         (rc = cs_tok_decode(tok, out, n_out, true, &text, &len, err)) != CS_OK) {
         goto done;
@@ -276,35 +365,48 @@ cs_rc cs_score_task(cs_model *m, const cs_tok *tok, const cs_task *t, const cs_s
         rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
         goto fail;
     }
-    for (size_t i = 0, off = 0; i < t->n; i++) {
-        const cs_task_item *it = &t->items[i];
+    size_t rows = o && o->batch_rows ? o->batch_rows : SCORE_BATCH_ROWS;
+    for (size_t i = 0, off = 0; i < t->n;) {
+        size_t i1 = i + 1;
         if (t->kind == CS_TASK_GEN) {
-            bool s = false, f = false;
-            if ((rc = gen_item(m, tok, it, o && o->max_new ? o->max_new : SCORE_MAX_NEW, &s, &f,
-                               err)) != CS_OK) {
+            bool sm = false, f = false;
+            if ((rc = gen_item(m, tok, &t->items[i], o && o->max_new ? o->max_new : SCORE_MAX_NEW,
+                               &sm, &f, err)) != CS_OK) {
                 goto fail;
             }
-            out->pred[i] = s;
-            hits += s;
+            out->pred[i] = sm;
+            hits += sm;
             hits_flex += f;
         } else {
-            double *ll = out->ll + off;
-            if ((rc = item_ll(m, tok, t->kind, it, ll, err)) != CS_OK) {
+            /* as many whole items as fit in `rows` sequences (at least one) */
+            for (size_t r = t->items[i].n_options; i1 < t->n; i1++) {
+                r += t->items[i1].n_options;
+                if (r > rows) {
+                    break;
+                }
+            }
+            if ((rc = batch_ll(m, tok, t, i, i1, out->ll + off, err)) != CS_OK) {
                 goto fail;
             }
-            for (size_t j = 0; j < it->n_options; j++) {
-                size_t cp = code_points(it->options[j]), nb = strlen(it->options[j]);
-                norm[j] = ll[j] / (double)(cp ? cp : 1);
-                bytes[j] = ll[j] / (double)(nb ? nb : 1);
+            for (size_t k = i; k < i1; k++) {
+                const cs_task_item *it = &t->items[k];
+                const double *ll = out->ll + off;
+                for (size_t j = 0; j < it->n_options; j++) {
+                    size_t cp = code_points(it->options[j]), nb = strlen(it->options[j]);
+                    norm[j] = ll[j] / (double)(cp ? cp : 1);
+                    bytes[j] = ll[j] / (double)(nb ? nb : 1);
+                }
+                out->pred[k] = (int)argmax(ll, it->n_options);
+                hits += out->pred[k] == it->gold;
+                hits_norm += (int)argmax(norm, it->n_options) == it->gold;
+                hits_bytes += (int)argmax(bytes, it->n_options) == it->gold;
+                off += it->n_options;
             }
-            out->pred[i] = (int)argmax(ll, it->n_options);
-            hits += out->pred[i] == it->gold;
-            hits_norm += (int)argmax(norm, it->n_options) == it->gold;
-            hits_bytes += (int)argmax(bytes, it->n_options) == it->gold;
-            off += it->n_options;
         }
-        if (o && o->progress) {
-            o->progress(o->progress_ctx, i + 1, t->n);
+        for (; i < i1; i++) {
+            if (o && o->progress) {
+                o->progress(o->progress_ctx, i + 1, t->n);
+            }
         }
     }
     out->n = t->n;

@@ -1,7 +1,8 @@
 /* eval: scoring a task with a model (shared/specs/selectors-and-metrics.md E1, E2, M1, M2).
  *
  * Multiple choice, lm-eval's rule as sweeps/testbed/README.md writes it down:
- *   ctx  = encode(context) (with the model's special prefix, e.g. BOS),
+ *   ctx  = encode(context without trailing whitespace) (with the model's special prefix, e.g.
+ *          BOS; an empty one without BOS is the EOS token, E1 "Empty context"),
  *   cont = encode(context + " " + choice)[len(ctx):],
  *   LL   = sum of log p(cont[i] | ctx + cont[..i]);
  *   acc = [argmax LL == gold], acc_norm divides LL by the choice's length in characters (code
@@ -37,7 +38,9 @@ typedef struct cs_score {
 typedef void (*cs_score_progress_fn)(void *ctx, size_t done, size_t total);
 
 typedef struct cs_score_opts {
-    size_t max_new; /* generation: 0 = 256 */
+    size_t max_new;    /* generation: 0 = 256 */
+    size_t batch_rows; /* MC / multi-input: sequences per forward pass, whole items; 0 = one item
+                          per pass (fastest on CPU) */
     cs_score_progress_fn progress;
     void *progress_ctx;
 } cs_score_opts;
@@ -52,6 +55,21 @@ void cs_score_free(cs_score *s); /* NULL-safe */
  * acc_norm_stderr, acc_bytes (MC), acc, acc_stderr (multi-input) or exact_match,
  * exact_match_stderr, exact_match_flex (generation). */
 cs_rc cs_score_to_json(const cs_score *s, cs_task_kind kind, cJSON *obj, cs_err *err);
+
+/* The ids of a (b NULL) or of a + " " + b, with the tokenizer's special prefix (BOS where the
+ * model has one): the scorer's tokenization. MC: ctx = cs_score_encode(context, NULL), the
+ * continuation = cs_score_encode(context, choice) minus its first len(ctx) ids. Owned *ids. */
+cs_rc cs_score_encode(const cs_tok *tok, const char *a, const char *b, int32_t **ids, size_t *n,
+                      cs_err *err);
+
+/* The E1 split of one (context, continuation) pair, as the scorer does it: *full = the ids of
+ * context + " " + continuation; its first *n_ctx ids are the context's = the ids of the context
+ * without its trailing whitespace (lm-eval moves that to the continuation). When those are none
+ * (an empty context, no BOS) stand_in (the EOS id; < 0: none, an error) is put before full and
+ * counts as the context. The continuation's ids are (*full)[*n_ctx..*n_full). Owned *full. */
+cs_rc cs_score_split(const cs_tok *tok, int32_t stand_in, const char *context,
+                     const char *continuation, int32_t **full, size_t *n_full, size_t *n_ctx,
+                     cs_err *err);
 
 /* sqrt(p (1 - p) / (n - 1)), 0 for n < 2. */
 double cs_score_stderr(double p, size_t n);

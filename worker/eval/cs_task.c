@@ -185,8 +185,8 @@ static cs_rc parse_item(cs_task *t, const cJSON *o, cs_task_item *it, cs_err *er
     return CS_OK;
 }
 
-/* Keeps `limit` items chosen with the fixed seed, in file order. */
-static cs_rc subsample(cs_task *t, size_t limit, cs_err *err)
+/* Keeps `limit` items chosen with seed, in file order. */
+static cs_rc subsample(cs_task *t, size_t limit, uint64_t seed, cs_err *err)
 {
     size_t *idx = cs_alloc_array(t->n, sizeof(size_t));
     cs_task_item *keep = cs_alloc_array(limit, sizeof(cs_task_item));
@@ -201,7 +201,7 @@ static cs_rc subsample(cs_task *t, size_t limit, cs_err *err)
     for (size_t i = 0; i < t->n; i++) {
         idx[i] = i;
     }
-    cs_rng_seed(&rng, CS_TASK_LIMIT_SEED);
+    cs_rng_seed(&rng, seed);
     cs_rng_shuffle(&rng, idx, t->n);
     for (size_t i = 0; i < limit; i++) {
         chosen[idx[i]] = true;
@@ -224,20 +224,38 @@ static cs_rc subsample(cs_task *t, size_t limit, cs_err *err)
 
 cs_rc cs_task_load(cs_task *t, const char *path, size_t limit, cs_err *err)
 {
-    char *text = NULL, name[512];
-    size_t len = 0, cap = 0, line = 0;
+    return cs_task_load_seeded(t, path, limit, CS_TASK_LIMIT_SEED, err);
+}
+
+cs_rc cs_task_load_seeded(cs_task *t, const char *path, size_t limit, uint64_t seed, cs_err *err)
+{
+    char *text = NULL;
+    size_t len = 0;
     cs_rc rc;
 
     memset(t, 0, sizeof(*t));
     if ((rc = cs_path_read_file(path, TASK_MAX_FILE, &text, &len, err)) != CS_OK) {
         return rc;
     }
+    rc = cs_task_parse(t, path, text, len, limit, seed, err);
+    free(text);
+    return rc;
+}
+
+cs_rc cs_task_parse(cs_task *t, const char *path, const char *text, size_t len, size_t limit,
+                    uint64_t seed, cs_err *err)
+{
+    char name[512];
+    size_t cap = 0, line = 0;
+    cs_rc rc;
+
+    memset(t, 0, sizeof(*t));
     if (!(t->path = cs_strdup(path))) {
         rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
         goto fail;
     }
-    for (char *p = text, *end = text + len; p < end;) {
-        char *nl = memchr(p, '\n', (size_t)(end - p));
+    for (const char *p = text, *end = text + len; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
         cJSON *o = NULL;
         cs_err e = {0};
@@ -287,13 +305,114 @@ cs_rc cs_task_load(cs_task *t, const char *path, size_t limit, cs_err *err)
         rc = cs_err_set(err, CS_EINVAL, 0, "%s: no items", path);
         goto fail;
     }
-    if (limit > 0 && t->n > limit && (rc = subsample(t, limit, err)) != CS_OK) {
+    if (limit > 0 && t->n > limit && (rc = subsample(t, limit, seed, err)) != CS_OK) {
         goto fail;
     }
-    free(text);
     return CS_OK;
 fail:
-    free(text);
     cs_task_free(t);
+    return rc;
+}
+
+/* ---- few-shot ------------------------------------------------------------------------------ */
+
+/* The text of one shot: what its gold answer looks like when scored. */
+static cs_rc shot_text(const cs_task *shots, const cs_task_item *s, cs_buf *b)
+{
+    switch (shots->kind) {
+    case CS_TASK_MC:
+        return cs_buf_printf(b, "%s %s", s->text, s->options[s->gold]);
+    case CS_TASK_MULTI:
+        return cs_buf_printf(b, "%s %s", s->options[s->gold], s->text);
+    case CS_TASK_GEN:
+        return cs_buf_printf(b, "%s %s", s->text, s->answer);
+    case CS_TASK_REF:
+        break;
+    }
+    return CS_EINVAL;
+}
+
+/* *field = prefix + *field. */
+static cs_rc prepend(char **field, const char *prefix, size_t n)
+{
+    size_t len = strlen(*field);
+    char *s = cs_alloc_array(n + len + 1, 1);
+    if (!s) {
+        return CS_ENOMEM;
+    }
+    if (n > 0) {
+        memcpy(s, prefix, n);
+    }
+    memcpy(s + n, *field, len + 1);
+    free(*field);
+    *field = s;
+    return CS_OK;
+}
+
+cs_rc cs_task_fewshot(cs_task *t, const char *shots_path, size_t k, const char *description,
+                      cs_err *err)
+{
+    cs_task shots = {0};
+    cs_buf pre;
+    cs_rc rc;
+
+    cs_buf_init(&pre);
+    if (k == 0) {
+        return CS_OK;
+    }
+    if (t->kind == CS_TASK_REF) {
+        return cs_err_set(err, CS_EINVAL, 0, "%s: reference items take no few-shot prompt",
+                          t->path);
+    }
+    if ((rc = cs_task_load(&shots, shots_path, 0, err)) != CS_OK) {
+        return rc;
+    }
+    if (shots.kind != t->kind) {
+        rc = cs_err_set(err, CS_ESCHEMA, 0, "%s: %s shots for a task of %s items (%s)", shots_path,
+                        cs_task_kind_name(shots.kind), cs_task_kind_name(t->kind), t->path);
+        goto out;
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        cs_task_item *it = &t->items[i];
+        size_t used = 0;
+        pre.len = 0;
+        if (pre.data) {
+            pre.data[0] = '\0';
+        }
+        if (description && (rc = cs_buf_printf(&pre, "%s", description)) != CS_OK) {
+            goto oom;
+        }
+        for (size_t j = 0; j < shots.n && used < k; j++) {
+            if (strcmp(shots.items[j].id, it->id) == 0) {
+                continue;
+            }
+            if ((rc = shot_text(&shots, &shots.items[j], &pre)) != CS_OK ||
+                (rc = cs_buf_append(&pre, "\n\n", 2)) != CS_OK) {
+                goto oom;
+            }
+            used++;
+        }
+        if (used < k) {
+            rc = cs_err_set(err, CS_EINVAL, 0, "%s: %zu shots asked, the file has %zu for item %s",
+                            shots_path, k, used, it->id);
+            goto out;
+        }
+        if (t->kind == CS_TASK_MULTI) {
+            for (size_t j = 0; j < it->n_options; j++) {
+                if ((rc = prepend(&it->options[j], pre.data, pre.len)) != CS_OK) {
+                    goto oom;
+                }
+            }
+        } else if ((rc = prepend(&it->text, pre.data, pre.len)) != CS_OK) {
+            goto oom;
+        }
+    }
+    rc = CS_OK;
+    goto out;
+oom:
+    rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+out:
+    cs_buf_fini(&pre);
+    cs_task_free(&shots);
     return rc;
 }

@@ -48,6 +48,30 @@ typedef struct cs_task {
  * CS_ENOENT for a missing file; an empty file is CS_EINVAL. */
 cs_rc cs_task_load(cs_task *t, const char *path, size_t limit, cs_err *err);
 
+/* cs_task_load with another sampling seed. The `limit` rule: the indices 0..n-1 are shuffled by
+ * cs_rng_shuffle (Fisher-Yates) under cs_rng_seed(seed); the first `limit` of them are kept and
+ * scored in file order. */
+cs_rc cs_task_load_seeded(cs_task *t, const char *path, size_t limit, uint64_t seed, cs_err *err);
+
+/* cs_task_load_seeded on text[0..len) in memory (need not be NUL-terminated); path names it in
+ * errors and becomes t->path. */
+cs_rc cs_task_parse(cs_task *t, const char *path, const char *text, size_t len, size_t limit,
+                    uint64_t seed, cs_err *err);
+
+/* Few-shot prompts (specs E1 "Few-shot", Task JSONL format): loads the shot file shots_path (the
+ * same kind of items as t: MC, multi-input or generation) and prefixes every item of t with
+ *   description + shot_1 + "\n\n" + ... + shot_k + "\n\n"
+ * (description verbatim, may be NULL; give it its own trailing "\n\n" as MMLU's header has).
+ * A shot is rendered as its gold answer would be scored: MC  context + " " + choices[gold];
+ * multi-input  contexts[gold] + " " + continuation; generation  prompt + " " + answer.
+ * The shots of an item are the first k items of the shot file whose id differs from the item's
+ * (so a file never shows an item its own answer). The prefix goes before the MC context, before
+ * every multi-input context and before the generation prompt. k = 0 changes nothing. Errors:
+ * the shot file's own load errors (file:line), CS_ESCHEMA when its kind differs from t's,
+ * CS_EINVAL when it has fewer than k usable shots. */
+cs_rc cs_task_fewshot(cs_task *t, const char *shots_path, size_t k, const char *description,
+                      cs_err *err);
+
 /* Keeps the first n items (tests and quick runs). */
 void cs_task_truncate(cs_task *t, size_t n);
 

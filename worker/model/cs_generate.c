@@ -163,6 +163,9 @@ cs_rc cs_generate(cs_model *m, const int32_t *prompt, size_t n_prompt, const cs_
         for (size_t i = 0; i < p->n_stop; i++) {
             stop = stop || p->stop[i] == t;
         }
+        if (!stop && p->until) {
+            stop = p->until(p->until_ctx, hist + n_prompt, n - n_prompt);
+        }
         if (stop || step + 1 == p->max_new) {
             break;
         }

@@ -4,10 +4,12 @@
  * prompt or generated so far: logit < 0 ? logit * p : logit / p), then greedy argmax when
  * temperature == 0 (the lowest id among equal maxima, as torch.argmax), otherwise temperature,
  * top-k, top-p (smallest set whose probability reaches top_p, always at least one token) and a draw
- * from the seeded cs_rng. Generation ends after max_new tokens or at a stop token (which is
- * included in the output). */
+ * from the seeded cs_rng. Generation ends after max_new tokens, at a stop token (which is
+ * included in the output) or when the `until` callback says so. */
 #ifndef CS_WORKER_MODEL_CS_GENERATE_H
 #define CS_WORKER_MODEL_CS_GENERATE_H
+
+#include <stdbool.h>
 
 #include "cs_model.h"
 #include "cs_rng.h"
@@ -21,6 +23,10 @@ typedef struct cs_gen_params {
     uint64_t seed;
     const int32_t *stop; /* stop token ids */
     size_t n_stop;
+    /* NULL, or called after each new token with the new tokens so far; true ends generation
+     * there (the token stays in the output), e.g. when the text holds a stop string. */
+    bool (*until)(void *ctx, const int32_t *gen, size_t n_gen);
+    void *until_ctx;
 } cs_gen_params;
 
 /* Defaults: greedy, max_new 32, no top-k/top-p/penalty, seed 0, no stop tokens. */

@@ -26,6 +26,7 @@
 #include "cs_path.h"
 #include "cs_pipeline.h"
 #include "cs_score.h"
+#include "cs_select.h"
 #include "cs_source.h"
 #include "cs_task.h"
 #include "cs_time.h"
@@ -214,86 +215,213 @@ out:
     return rc;
 }
 
-/* config.calibration = {selector: {name: "random", ...}, source: {kind, path, text_field}} with
- * n_samples, seq_len and seed at the top level: random windows of the source (cs_source.h). */
+/* The sweep's selector object (coordinator/cs_sweep.c names) as worker/calib parameters. */
+static cs_rc selector_params(const cJSON *sel, size_t n, size_t seq_len, uint64_t seed,
+                             cs_select_params *p, cs_err *err)
+{
+    static const struct {
+        const char *sweep, *calib;
+    } names[] = {{"self_calibration", "selfcal"}, {"self_gen", "selfgen"}, {"ppl_rank", "ppl"}},
+      keys[] = {{"search_limit", "cap"}, {"prefix_texts", "m"}, {"prefix_tokens", "prefix_len"}};
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(sel, "name"), *v;
+    cJSON *o = cJSON_CreateObject();
+    cs_rc rc = CS_OK;
+
+    if (!cJSON_IsString(name)) {
+        cJSON_Delete(o);
+        return cs_err_set(err, CS_ESCHEMA, 0, "calibration.selector.name: expected a string");
+    }
+    if (!o) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    cJSON_ArrayForEach(v, sel)
+    {
+        const char *key = v->string;
+        cJSON *copy = NULL;
+        if (strcmp(key, "name") == 0) {
+            const char *nm = v->valuestring;
+            for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+                if (strcmp(nm, names[i].sweep) == 0) {
+                    nm = names[i].calib;
+                }
+            }
+            copy = cJSON_CreateString(nm);
+        } else {
+            for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+                if (strcmp(key, keys[i].sweep) == 0) {
+                    key = keys[i].calib;
+                }
+            }
+            copy = cJSON_Duplicate(v, true);
+        }
+        if (!copy || !cJSON_AddItemToObject(o, key, copy)) {
+            cJSON_Delete(copy);
+            rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+            break;
+        }
+    }
+    const char *nm = cJSON_GetObjectItemCaseSensitive(o, "name")->valuestring;
+    bool gen = strcmp(nm, "selfcal") == 0 || strcmp(nm, "selfgen") == 0;
+    if (rc == CS_OK && (!cJSON_AddNumberToObject(o, "n", (double)n) ||
+                        !cJSON_AddNumberToObject(o, "seed", (double)seed) ||
+                        (gen && !cJSON_AddNumberToObject(o, "seq_len", (double)seq_len)))) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    if (rc == CS_OK && strcmp(nm, "random") != 0 && strcmp(nm, "selfcal") != 0 &&
+        strcmp(nm, "selfgen") != 0 && strcmp(nm, "zipcal") != 0 && strcmp(nm, "ppl") != 0) {
+        rc = cs_err_set(err, CS_ENOTSUP, 0,
+                        "calibration.selector.name: '%s' is not built into this engine yet "
+                        "(random, self_calibration, self_gen, zipcal, ppl_rank)",
+                        name->valuestring);
+    }
+    if (rc == CS_OK) {
+        rc = cs_select_params_parse(o, "calibration.selector", p, err);
+    }
+    cJSON_Delete(o);
+    return rc;
+}
+
+/* The task files of config.eval.tasks, resolved (owned array of owned strings). */
+static cs_rc eval_paths(job *j, char ***out, size_t *n, cs_err *err)
+{
+    const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(j->cfg, "eval"), "tasks");
+    const cJSON *it;
+    size_t k = 0, cap = (size_t)cJSON_GetArraySize(tasks);
+    char **paths = cs_calloc_array(cap ? cap : 1, sizeof(char *));
+    if (!paths) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    cJSON_ArrayForEach(it, tasks)
+    {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(it, "path");
+        if (cJSON_IsString(p) && resolve(j, p->valuestring, &paths[k], err) == CS_OK) {
+            k++;
+        }
+    }
+    *out = paths;
+    *n = k;
+    return CS_OK;
+}
+
+/* config.calibration = {selector: {name, params...}, source: {kind, path, text_field}} with
+ * n_samples, seq_len and seed at the top level. The pool: random windows of the source (the GPTQ
+ * convention; 4 n candidates for the selectors that choose among them), checked against the
+ * evaluation task files for overlap; then the selector picks n of them (or generates n). */
 static cs_rc stage_calibrate(job *j, cs_err *err)
 {
-    const cJSON *cal = cJSON_GetObjectItemCaseSensitive(j->cfg, "calibration"), *sel, *src;
-    const char *sel_name = NULL, *kind = NULL, *path = NULL, *field = NULL;
+    const cJSON *cal = NULL, *sel = NULL, *src = NULL;
+    const char *kind = NULL, *path = NULL, *field = NULL;
     int64_t n = 0, seq = 0, seed = 0;
-    char *file = NULL;
-    int32_t *stream = NULL;
-    size_t n_stream = 0, *offsets = NULL;
+    char *file = NULL, **evals = NULL;
+    size_t n_evals = 0;
+    cs_select_params sp;
+    cs_calib_pool pool = {0};
+    cs_calib_selection selection = {0};
     cs_jctx c;
     cs_rc rc;
 
     cs_jctx_init(&c, NULL, err);
     if ((rc = cs_json_req_int(&c, j->cfg, "n_samples", 1, 1 << 20, &n)) != CS_OK ||
-        (rc = cs_json_req_int(&c, j->cfg, "seq_len", 1, 1 << 20, &seq)) != CS_OK ||
+        (rc = cs_json_req_int(&c, j->cfg, "seq_len", 2, 1 << 20, &seq)) != CS_OK ||
         (rc = cs_json_opt_int(&c, j->cfg, "seed", 0, 0, INT64_MAX, &seed)) != CS_OK ||
         (rc = cs_json_req_object(&c, j->cfg, "calibration", &cal)) != CS_OK) {
         return rc;
     }
     cs_jpath_push_key(&c.path, "calibration");
-    if ((rc = cs_json_req_object(&c, cal, "selector", &sel)) != CS_OK ||
-        (rc = cs_json_req_object(&c, cal, "source", &src)) != CS_OK) {
+    if ((rc = cs_json_req_object(&c, cal, "selector", &sel)) != CS_OK) {
         return rc;
     }
-    cs_jpath_push_key(&c.path, "selector");
-    if ((rc = cs_json_req_string(&c, sel, "name", &sel_name)) != CS_OK) {
+    if ((rc = selector_params(sel, (size_t)n, (size_t)seq, (uint64_t)seed, &sp, err)) != CS_OK) {
         return rc;
     }
-    cs_jpath_pop(&c.path);
-    if (strcmp(sel_name, "random") != 0) {
-        return cs_err_set(err, CS_ENOTSUP, 0,
-                          "calibration.selector.name: '%s' is not built into this engine yet "
-                          "(random)",
-                          sel_name);
+    bool generates = sp.kind == CS_SEL_SELFCAL;
+    if (!generates) {
+        if ((rc = cs_json_req_object(&c, cal, "source", &src)) != CS_OK) {
+            return rc;
+        }
+        cs_jpath_push_key(&c.path, "source");
+        if ((rc = cs_json_req_string(&c, src, "kind", &kind)) != CS_OK ||
+            (rc = cs_json_req_string(&c, src, "path", &path)) != CS_OK ||
+            (rc = cs_json_opt_string(&c, src, "text_field", NULL, &field)) != CS_OK ||
+            (rc = resolve(j, path, &file, err)) != CS_OK) {
+            goto out;
+        }
+        cs_calib_source cs = {.kind = kind, .path = file, .text_field = field, .name = "source"};
+        cs_calib_compose_opts co;
+        cs_calib_compose_opts_default(&co);
+        co.mode = CS_COMPOSE_RANDOM_WINDOWS;
+        co.n = sp.kind == CS_SEL_RANDOM ? (size_t)n : 4 * (size_t)n;
+        co.seq_len = (size_t)seq;
+        co.seed = (uint64_t)seed;
+        co.add_bos = false;
+        if ((rc = eval_paths(j, &evals, &n_evals, err)) != CS_OK ||
+            (rc = cs_calib_check_overlap(&cs, 1, (const char *const *)evals, n_evals, err)) !=
+                    CS_OK ||
+            (rc = cs_calib_pool_build(&cs, 1, j->tok, &co, &pool, err)) != CS_OK) {
+            goto out;
+        }
     }
-    cs_jpath_push_key(&c.path, "source");
-    if ((rc = cs_json_req_string(&c, src, "kind", &kind)) != CS_OK ||
-        (rc = cs_json_req_string(&c, src, "path", &path)) != CS_OK ||
-        (rc = cs_json_opt_string(&c, src, "text_field", NULL, &field)) != CS_OK) {
-        return rc;
-    }
-    if ((rc = resolve(j, path, &file, err)) != CS_OK) {
-        return rc;
-    }
-    cs_calib_source cs = {.kind = kind, .path = file, .text_field = field};
-    if ((rc = cs_calib_source_tokens(&cs, j->tok, &stream, &n_stream, err)) != CS_OK ||
-        (rc = cs_calib_random_windows(stream, n_stream, (size_t)n, (size_t)seq, (uint64_t)seed,
-                                      &j->calib, &offsets, err)) != CS_OK) {
+    if ((rc = cs_select_run(&sp, &pool, j->model, j->tok, NULL, NULL, &selection, err)) != CS_OK) {
         goto out;
     }
-    j->n_samples = (size_t)n;
-    j->seq_len = (size_t)seq;
-    cJSON *r = j->calibration = cJSON_CreateObject(), *ids = NULL, *det = NULL;
-    if (!r || !cJSON_AddStringToObject(r, "selector", sel_name) ||
-        !cJSON_AddStringToObject(r, "source", path) ||
-        !cJSON_AddNumberToObject(r, "n", (double)n) ||
-        !cJSON_AddNumberToObject(r, "seq_len", (double)seq) ||
-        !cJSON_AddNumberToObject(r, "tokens", (double)(n * seq)) ||
-        !(ids = cJSON_AddArrayToObject(r, "sample_ids")) ||
-        !(det = cJSON_AddObjectToObject(r, "details")) ||
-        !cJSON_AddStringToObject(det, "composition", "random_windows") ||
-        !cJSON_AddNumberToObject(det, "stream_tokens", (double)n_stream)) {
+    if (!(j->calib = cs_calloc_array((size_t)(n * seq), sizeof(int32_t)))) {
         rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < (size_t)n; i++) {
-        cJSON *v = cJSON_CreateNumber((double)offsets[i]);
+    cJSON *r = j->calibration = cJSON_CreateObject(), *ids = NULL, *det = NULL;
+    if (!r ||
+        !cJSON_AddStringToObject(r, "selector", cJSON_GetObjectItem(sel, "name")->valuestring) ||
+        (path && !cJSON_AddStringToObject(r, "source", path)) ||
+        !cJSON_AddNumberToObject(r, "n", (double)n) ||
+        !cJSON_AddNumberToObject(r, "seq_len", (double)seq) ||
+        !cJSON_AddNumberToObject(r, "tokens", (double)(n * seq)) ||
+        !(ids = cJSON_AddArrayToObject(r, "sample_ids"))) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < selection.n && i < (size_t)n; i++) {
+        const cs_calib_item *it =
+                selection.generated ? &selection.generated[i] : &pool.items[selection.index[i]];
+        if (it->n_tokens < (size_t)seq) {
+            rc = cs_err_set(err, CS_EINVAL, 0,
+                            "calibration: sample %s has %zu tokens, fewer than seq_len %lld",
+                            it->id, it->n_tokens, (long long)seq);
+            goto out;
+        }
+        memcpy(j->calib + i * (size_t)seq, it->tokens, (size_t)seq * sizeof(int32_t));
+        cJSON *v = cJSON_CreateString(it->id);
         if (!v || !cJSON_AddItemToArray(ids, v)) {
             cJSON_Delete(v);
             rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
             goto out;
         }
     }
-    cs_log(CS_LOG_INFO, "calibration: %lld random windows of %lld tokens from %s", (long long)n,
-           (long long)seq, path);
+    if (selection.n < (size_t)n) {
+        rc = cs_err_set(err, CS_EINVAL, 0, "calibration: the selector returned %zu of %lld samples",
+                        selection.n, (long long)n);
+        goto out;
+    }
+    det = selection.diag ? selection.diag : cJSON_CreateObject();
+    selection.diag = NULL;
+    if (!det || !cJSON_AddItemToObject(r, "details", det) ||
+        !cJSON_AddStringToObject(det, "composition", generates ? "generated" : "random_windows") ||
+        !cJSON_AddNumberToObject(det, "pool", (double)pool.n)) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+    j->n_samples = (size_t)n;
+    j->seq_len = (size_t)seq;
+    cs_log(CS_LOG_INFO, "calibration: %s picked %lld of %zu candidates of %lld tokens",
+           cJSON_GetObjectItem(sel, "name")->valuestring, (long long)n, pool.n, (long long)seq);
 out:
+    for (size_t i = 0; i < n_evals; i++) {
+        free(evals[i]);
+    }
+    free(evals);
     free(file);
-    free(stream);
-    free(offsets);
+    cs_calib_pool_free(&pool);
+    cs_calib_selection_free(&selection);
     return rc;
 }
 
@@ -306,6 +434,43 @@ static void on_layer(void *ctx, size_t layer, size_t n_layers, double secs)
         fflush(j->progress);
     }
     cs_log(CS_LOG_INFO, "quantize: layer %zu/%zu in %.2f s", layer + 1, n_layers, secs);
+}
+
+/* The job config's algorithm object (coordinator/cs_sweep.c names) in the pipeline's terms:
+ * awq.zero_point -> sym = !zero_point; sparsegpt/wanda pattern "N:M" -> nm ("unstructured":
+ * none); smoothquant.weights "gptq" is the pipeline's SmoothQuant+GPTQ ("rtn" is not built). */
+static cs_rc algo_for_pipeline(const cJSON *algo, cJSON **out, cs_err *err)
+{
+    cJSON *o = cJSON_Duplicate(algo, true);
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
+    cJSON *v;
+    if (!o) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    if (cJSON_IsString(name) && strcmp(name->valuestring, "awq") == 0 &&
+        (v = cJSON_DetachItemFromObjectCaseSensitive(o, "zero_point")) != NULL) {
+        bool zp = cJSON_IsTrue(v);
+        cJSON_Delete(v);
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "sym");
+        cJSON_AddBoolToObject(o, "sym", !zp);
+    }
+    if ((v = cJSON_DetachItemFromObjectCaseSensitive(o, "pattern")) != NULL) {
+        if (cJSON_IsString(v) && strcmp(v->valuestring, "unstructured") != 0) {
+            cJSON_AddStringToObject(o, "nm", v->valuestring);
+        }
+        cJSON_Delete(v);
+    }
+    if ((v = cJSON_DetachItemFromObjectCaseSensitive(o, "weights")) != NULL) {
+        bool gptq = cJSON_IsString(v) && strcmp(v->valuestring, "gptq") == 0;
+        cJSON_Delete(v);
+        if (!gptq) {
+            cJSON_Delete(o);
+            return cs_err_set(err, CS_ENOTSUP, 0,
+                              "algorithm.weights: only \"gptq\" (SmoothQuant+GPTQ) is built");
+        }
+    }
+    *out = o;
+    return CS_OK;
 }
 
 /* Reads the algorithm; "none" (the baseline) leaves the model as it is. */
@@ -323,7 +488,13 @@ static cs_rc stage_quantize(job *j, cs_err *err)
     if (strcmp(name->valuestring, "none") == 0) {
         return CS_OK;
     }
-    if ((rc = cs_pipe_params_from_json(&pp, algo, err)) != CS_OK) {
+    cJSON *palgo = NULL;
+    if ((rc = algo_for_pipeline(algo, &palgo, err)) != CS_OK) {
+        return rc;
+    }
+    rc = cs_pipe_params_from_json(&pp, palgo, err);
+    cJSON_Delete(palgo);
+    if (rc != CS_OK) {
         return rc;
     }
     if (cs_pipe_needs_calib(&pp)) {
@@ -429,7 +600,7 @@ static cs_rc eval_task(job *j, const cJSON *spec, cs_err *err)
     cs_jctx c;
     const char *path = NULL;
     int64_t limit = 0, fewshot = 0;
-    char *file = NULL;
+    char *file = NULL, *shots = NULL;
     cs_task t = {0};
     cs_score s = {0};
     task_progress tp = {j, spec->string};
@@ -446,12 +617,20 @@ static cs_rc eval_task(job *j, const cJSON *spec, cs_err *err)
         return rc;
     }
     if (fewshot > 0) {
-        return cs_err_set(err, CS_ENOTSUP, 0,
-                          "eval.tasks.%s.fewshot: few-shot prompts are not built yet (use 0)",
-                          spec->string);
+        const cJSON *fp = cJSON_GetObjectItemCaseSensitive(spec, "fewshot_path");
+        if (!cJSON_IsString(fp) || !fp->valuestring[0]) {
+            return cs_err_set(err, CS_ESCHEMA, 0,
+                              "eval.tasks.%s.fewshot_path: fewshot is %lld but no file gives "
+                              "the shots",
+                              spec->string, (long long)fewshot);
+        }
+        if ((rc = resolve(j, fp->valuestring, &shots, err)) != CS_OK) {
+            return rc;
+        }
     }
     if ((rc = resolve(j, path, &file, err)) != CS_OK ||
         (rc = cs_task_load(&t, file, (size_t)limit, err)) != CS_OK ||
+        (shots && (rc = cs_task_fewshot(&t, shots, (size_t)fewshot, NULL, err)) != CS_OK) ||
         (rc = cs_score_task(j->model, j->tok, &t, &o, &s, err)) != CS_OK) {
         goto out;
     }
@@ -470,6 +649,7 @@ out:
     cs_score_free(&s);
     cs_task_free(&t);
     free(file);
+    free(shots);
     return rc;
 }
 

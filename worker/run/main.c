@@ -22,6 +22,7 @@
 #include "cs_path.h"
 #include "cs_pipeline.h"
 #include "cs_score.h"
+#include "cs_select_cmd.h"
 #include "cs_source.h"
 #include "cs_task.h"
 #include "cs_time.h"
@@ -53,6 +54,8 @@ enum {
     OPT_CALIB,
     OPT_N_SAMPLES,
     OPT_PPL,
+    OPT_FEWSHOT,
+    OPT_SHOTS,
     OPT_SYM,
     OPT_ASYM,
     OPT_ACT_ORDER,
@@ -112,6 +115,12 @@ static const cs_opt eval_options[] = {
         {"max-new", 'm', CS_OPT_VALUE, OPT_MAX_NEW, "N",
          "generation tasks: at most N new tokens (default 256)"},
         {"json", 0, CS_OPT_NONE, OPT_JSON, NULL, "print one JSON object (result.json's metrics)"},
+        {"seed", 0, CS_OPT_VALUE, OPT_SEED, "S",
+         "the --limit sample's seed (default: the fixed one)"},
+        {"fewshot", 'k', CS_OPT_VALUE, OPT_FEWSHOT, "K",
+         "prefix each item with K shots joined by blank lines (needs --shots)"},
+        {"shots", 0, CS_OPT_VALUE, OPT_SHOTS, "FILE",
+         "few-shot file of the same schema, one per --task in order (repeatable)"},
 };
 
 static const cs_opt quant_options[] = {
@@ -152,6 +161,10 @@ typedef struct run_args {
     cs_gen_params gen;
     const char *tasks[RUN_MAX_TASKS];
     size_t n_tasks;
+    const char *shots[RUN_MAX_TASKS];
+    size_t n_shots;
+    int64_t fewshot;
+    bool has_seed;
     const char *algo, *calib, *ppl;
     int64_t bits, group, n_samples;
     bool has_bits, has_group;
@@ -170,7 +183,10 @@ static void usage(FILE *out)
             "       calsweep-run generate MODEL --prompt S [--max-new N] [--threads N]\n"
             "       calsweep-run quantize MODEL --algo NAME [--calib FILE] [--save DIR] [--ppl "
             "FILE]\n"
-            "       calsweep-run eval MODEL --task FILE [--task FILE ...] [--limit N] [--json]\n\n"
+            "       calsweep-run eval MODEL --task FILE [--task FILE ...] [--limit N] [--seed S]\n"
+            "                         [--fewshot K --shots FILE ...] [--json]\n"
+            "       calsweep-run select MODEL --source NAME=FILE[:field] ... --selector "
+            "NAME|JSON\n\n"
             "Runs one calsweep job in this process and writes result.json, or runs one engine\n"
             "command on a Hugging Face model folder (COMMAND --help for its options).\n"
             "A job writes result.json (or error.json and exit 1) in the current folder and its\n"
@@ -263,6 +279,16 @@ static int parse_cmd(int argc, char **argv, const char *cmd, const cs_opt *t, si
         case OPT_LIMIT:
             rc = cs_parse_i64(arg, 1, INT64_MAX, &a->limit, "--limit", &err);
             break;
+        case OPT_SHOTS:
+            if (a->n_shots == RUN_MAX_TASKS) {
+                rc = cs_err_set(&err, CS_ERANGE, 0, "at most %d --shots files", RUN_MAX_TASKS);
+            } else {
+                a->shots[a->n_shots++] = arg;
+            }
+            break;
+        case OPT_FEWSHOT:
+            rc = cs_parse_i64(arg, 0, 1000, &a->fewshot, "--fewshot", &err);
+            break;
         case OPT_FIRST:
             rc = cs_parse_i64(arg, 1, INT64_MAX, &a->first, "--first", &err);
             break;
@@ -329,6 +355,7 @@ static int parse_cmd(int argc, char **argv, const char *cmd, const cs_opt *t, si
             int64_t v;
             rc = cs_parse_i64(arg, 0, INT64_MAX, &v, "--seed", &err);
             a->gen.seed = (uint64_t)v;
+            a->has_seed = true;
             break;
         }
         case OPT_TEMP:
@@ -572,6 +599,14 @@ static int cmd_eval(const run_args *a)
         cJSON_Delete(all);
         return CS_EXIT_USAGE;
     }
+    if ((a->fewshot > 0 || a->n_shots > 0) && a->n_shots != a->n_tasks) {
+        fprintf(stderr,
+                "calsweep-run eval: --fewshot needs one --shots FILE per --task (%zu --task, "
+                "%zu --shots)\n",
+                a->n_tasks, a->n_shots);
+        cJSON_Delete(all);
+        return CS_EXIT_USAGE;
+    }
     if (!tasks) {
         cs_err_set(&err, CS_ENOMEM, 0, "out of memory");
         code = fail("eval", &err);
@@ -589,12 +624,19 @@ static int cmd_eval(const run_args *a)
         cs_task t;
         cs_score s;
         cs_score_opts o = {.max_new = a->gen.max_new, .progress = a->json ? NULL : eval_progress};
-        if (cs_task_load(&t, a->tasks[i], (size_t)a->limit, &err) != CS_OK) {
+        if (cs_task_load_seeded(&t, a->tasks[i], (size_t)a->limit,
+                                a->has_seed ? a->gen.seed : CS_TASK_LIMIT_SEED, &err) != CS_OK) {
             code = fail("eval", &err);
             goto out;
         }
         if (a->first > 0) {
             cs_task_truncate(&t, (size_t)a->first);
+        }
+        if (a->fewshot > 0 &&
+            cs_task_fewshot(&t, a->shots[i], (size_t)a->fewshot, NULL, &err) != CS_OK) {
+            cs_task_free(&t);
+            code = fail("eval", &err);
+            goto out;
         }
         o.progress_ctx = t.name;
         if (cs_score_task(m, tok, &t, &o, &s, &err) != CS_OK) {
@@ -942,6 +984,9 @@ int main(int argc, char **argv)
             a.gen.seed = 0;
             code = parse_cmd(argc, argv, cmd, quant_options, N_OPTS(quant_options), &a);
             return code >= 0 ? code : cmd_quantize(&a);
+        }
+        if (strcmp(cmd, "select") == 0) {
+            return cs_cmd_select(argc, argv);
         }
         if (strcmp(cmd, "eval") == 0) {
             a.gen.max_new = 0;

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# calsweep-run select on the testbed: ids printed one a line, the same for a seed and different for
+# another, --json with the pool record and diagnostics, self-calibration sequences of exactly
+# --seq-len tokens, the overlap refusal naming both files, and clear errors (missing source file,
+# bad JSON line, unknown selector key, no source).
+n=0; fail=0
+ok() { n=$((n+1)); local m; m=$(printf "%s" "$2" | tr "\n" " "); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
+R=$CALSWEEP_RUN
+S=${CS_SOURCE_DIR:-.}
+M=$S/sweeps/testbed/models/tb-llama
+D=$S/sweeps/testbed/data
+TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
+echo "1..14"
+"$R" select --help | grep -q "usage: calsweep-run select"; ok $? "select --help"
+sel() { "$R" select "$M" --source "prose=$D/corpus/prose.jsonl" --source "code=$D/corpus/code.jsonl:text" --pool 40 --seq-len 32 --n 5 "$@" 2>"$TMP/err"; }
+a=$(sel --selector zipcal --seed 1); ok $? "zipcal exits 0"
+[ "$(printf '%s\n' "$a" | wc -l)" = 5 ] && printf '%s\n' "$a" | grep -Eq '^(prose|code):w[0-9]+$'; ok $? "five ids NAME:wOFFSET: $a"
+b=$(sel --selector zipcal --seed 1); [ "$a" = "$b" ]; ok $? "same seed, same ids"
+c=$(sel --selector '{"name":"random","stratified":true}' --seed 1); d=$(sel --selector '{"name":"random","stratified":true}' --seed 2)
+[ -n "$c" ] && [ "$c" != "$d" ]; ok $? "another seed, other ids"
+[ "$(printf '%s\n' "$c" | grep -c '^prose:')" = 3 ]; ok $? "stratified: 3 of 5 from the first source"
+grep -q "select: building a pool of 40 x 32 tokens (random_windows)" "$TMP/err"; ok $? "progress on stderr"
+j=$(sel --selector '{"name":"ppl","mode":"mid"}' --compose concat --json)
+case "$j" in *'"composition":"concat"'*'"ids":['*'"selector":"ppl"'*'"forward_s"'*) ok 0 "--json: pool record, ids, diagnostics";; *) ok 1 "--json: $j";; esac
+g=$("$R" select "$M" --selector '{"name":"selfcal","t_init":1.5,"t_final":0.5}' --n 2 --seq-len 24 2>/dev/null)
+[ "$(printf '%s\n' "$g" | awk '{print NF-1}' | sort -u)" = 24 ] && printf '%s\n' "$g" | grep -q '^gen:1 1534 '; ok $? "selfcal: 2 sequences of exactly 24 tokens starting with BOS"
+T=$D/tasks
+out=$("$R" select "$M" --source "t=$T/arith_mc.train.jsonl" --eval "$T/arith_mc.eval.jsonl" --eval "$T/facts_mc.eval.jsonl" --pool 8 --seq-len 16 --n 2 2>&1); ok $? "train split vs eval splits: no overlap"
+{ head -n 2 "$T/arith_mc.train.jsonl"; sed -n 5p "$T/arith_mc.eval.jsonl" | sed 's/"id":"[^"]*"/"id":"copied"/'; } > "$TMP/leak.jsonl"
+out=$("$R" select "$M" --source "t=$TMP/leak.jsonl" --eval "$T/arith_mc.eval.jsonl" --pool 2 --seq-len 8 --n 1 2>&1)
+[ $? = 1 ] && case "$out" in *"overlaps evaluation (same text)"*"leak.jsonl:3 'copied'"*"arith_mc.eval.jsonl:5"*) true;; *) false;; esac; ok $? "overlap refused naming both files: $out"
+out=$("$R" select "$M" --source "x=$TMP/missing.jsonl" --n 1 2>&1); [ $? = 1 ] && case "$out" in *"missing.jsonl"*) true;; *) false;; esac; ok $? "missing source file: $out"
+printf '{"text":"fine"}\n{"text": nope}\n' > "$TMP/bad.jsonl"
+out=$("$R" select "$M" --source "x=$TMP/bad.jsonl" --n 1 2>&1); [ $? = 1 ] && case "$out" in *"bad.jsonl:2"*) true;; *) false;; esac; ok $? "bad JSON line names file:line: $out"
+out=$(sel --selector '{"name":"zipcal","kap":3}' 2>&1; cat "$TMP/err"); case "$out" in *"selector.kap: unknown key"*) ok 0 "unknown selector key names the path";; *) ok 1 "unknown key: $out";; esac
+exit $fail

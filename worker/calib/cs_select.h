@@ -1,0 +1,117 @@
+/* calib: the cheap selectors (shared/specs/selectors-and-metrics.md S1-S4, S7).
+ *
+ * Every selector is deterministic for a given seed and reports its choice as a
+ * cs_calib_selection: indices into the pool (random, zipcal, ppl) or generated sequences
+ * (selfcal, selfgen), and diagnostics (cs_calib_selection.diag, a JSON object with at least
+ * "selector", the parameters, "forward_s" and "select_s").
+ *
+ * - random (S1): n distinct indices drawn uniformly; stratified: n split evenly over the pool's
+ *   sources (remainder to the first), drawn within each source.
+ * - selfcal (S2): each sequence starts with BOS alone; step i samples at t_i = t_init + (i /
+ *   n_sched)(t_final - t_init) for i <= n_sched, then t_final (t = 0: argmax); on EOS, BOS is
+ *   appended and a fresh generation starts (the key/value cache is reset, i restarts at 0) until
+ *   the sequence has exactly seq_len tokens. Ids "gen:<k>".
+ * - selfgen (S3): m pool items (a seeded shuffle) give prefixes of prefix_len text tokens (after
+ *   BOS, which is kept when the item starts with it); each is continued up to seq_len tokens in all
+ *   with temperature / top-k / top-p / repetition penalty, stopping at EOS; generations whose
+ *   perplexity is >= the ppl_quantile quantile (linear interpolation, numpy's default) are dropped;
+ *   n survivors are drawn at random. Ids "gen:<k>", diag records each one's prefix item and ppl.
+ * - zipcal (S4): each token id maps to its decoded piece, lowercased, with spaces and BPE space
+ *   marks stripped (special tokens and empty strings skipped); greedy max coverage of these
+ *   strings over the items: each step searches all remaining items, or a random `cap` of them when
+ *   more remain, and picks the largest |C_i \ covered|, ties to the larger |C_i|, then the lower
+ *   index. With several sources: n per source, then k-center greedy (first center the first
+ *   chosen item, squared L2) on mean input embeddings down to n.
+ * - ppl (S7): the mean next-token NLL of each item under the model; mode low keeps the n lowest,
+ *   high the n highest, mid the n nearest the median (ties to the lower index).
+ */
+#ifndef CS_CALIB_CS_SELECT_H
+#define CS_CALIB_CS_SELECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "cs_calib.h"
+#include "cs_err.h"
+#include "cs_model.h"
+#include "cs_tok.h"
+
+typedef enum cs_sel_kind {
+    CS_SEL_RANDOM = 0,
+    CS_SEL_SELFCAL,
+    CS_SEL_SELFGEN,
+    CS_SEL_ZIPCAL,
+    CS_SEL_PPL,
+    CS_SEL_COUNT
+} cs_sel_kind;
+
+typedef enum cs_ppl_mode { CS_PPL_LOW = 0, CS_PPL_MID, CS_PPL_HIGH } cs_ppl_mode;
+
+/* Every parameter of S1-S4 and S7 with the spec's default (cs_select_params_default). */
+typedef struct cs_select_params {
+    cs_sel_kind kind;
+    size_t n;      /* 128 */
+    uint64_t seed; /* 0 */
+    /* random */
+    bool stratified; /* false */
+    /* selfcal (seq_len is shared with selfgen) */
+    double t_init, t_final; /* 1.0, 1.0 */
+    size_t n_sched;         /* 10 */
+    size_t seq_len;         /* selfcal / selfgen: tokens per sequence, 2048 */
+    /* selfgen */
+    size_t m;                               /* 5000 prefixes */
+    size_t prefix_len;                      /* 2 */
+    double temperature, top_p, rep_penalty; /* 0.6, 0.95, 1.2 */
+    size_t top_k;                           /* 50 */
+    double ppl_quantile;                    /* 0.8 */
+    /* zipcal */
+    size_t cap; /* 2000 */
+    /* ppl */
+    cs_ppl_mode mode; /* low */
+    /* forward passes (ppl, selfgen scoring): sequences per pass */
+    size_t batch; /* 8 */
+} cs_select_params;
+
+/* "random", "selfcal", "selfgen", "zipcal", "ppl". */
+const char *cs_select_name(cs_sel_kind k);
+
+/* The spec's defaults for selector kind (n 128, seed 0; zipcal's L = 128 is the pool's seq_len). */
+void cs_select_params_default(cs_select_params *p, cs_sel_kind kind);
+
+/* Parses a job config's "selector" object ({"name": "zipcal", "n": 128, ...}) found at path (for
+ * errors, e.g. "calibration.selector"): defaults first, then the keys. A key the named selector
+ * does not take, a wrong type or an out-of-range value is CS_ESCHEMA naming "<path>.<key>". */
+cs_rc cs_select_params_parse(const cJSON *obj, const char *path, cs_select_params *p, cs_err *err);
+
+/* Same from a bare name ("zipcal") or JSON text ("{\"name\":\"zipcal\",\"n\":16}"). */
+cs_rc cs_select_params_parse_str(const char *s, cs_select_params *p, cs_err *err);
+
+/* The parameters as JSON (every key, for result.json); NULL on no memory. */
+cJSON *cs_select_params_json(const cs_select_params *p);
+
+/* Progress callback: done of total units (items scored, sequences generated). */
+typedef void (*cs_select_progress)(void *ctx, const char *stage, size_t done, size_t total);
+
+/* Runs selector p->kind. m and tok may be NULL for random and single-source zipcal (tok is
+ * needed by zipcal; m by selfcal, selfgen, ppl and multi-source zipcal). *out is zeroed first;
+ * free with cs_calib_selection_free. CS_EINVAL when the pool has fewer than n items (or a
+ * stratum fewer than its share). */
+cs_rc cs_select_run(const cs_select_params *p, const cs_calib_pool *pool, cs_model *m,
+                    const cs_tok *tok, cs_select_progress progress, void *pctx,
+                    cs_calib_selection *out, cs_err *err);
+
+/* ZipCal's greedy rule on explicit sets (exposed for tests): sets[i][0..set_n[i]) are sorted,
+ * distinct class ids below n_classes. Picks n of the n_items (n <= n_items) into out[0..n); gain
+ * (NULL or [n]) receives each pick's new coverage. Uses rng only when more than cap remain. */
+cs_rc cs_zipcal_greedy(const uint32_t *const *sets, const size_t *set_n, size_t n_items,
+                       size_t n_classes, size_t n, size_t cap, uint64_t seed, size_t *out,
+                       size_t *gain, cs_err *err);
+
+/* k-center greedy (first center = row 0, squared L2) on x[n_rows][dim]: k row indices into out. */
+cs_rc cs_kcenter_greedy(const float *x, size_t n_rows, size_t dim, size_t k, size_t *out,
+                        cs_err *err);
+
+#endif

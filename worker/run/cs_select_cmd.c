@@ -1,0 +1,393 @@
+/* run: `calsweep-run select` (cs_select_cmd.h). */
+#include "cs_select_cmd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "cs_alloc.h"
+#include "cs_calib.h"
+#include "cs_model.h"
+#include "cs_opt.h"
+#include "cs_path.h"
+#include "cs_select.h"
+#include "cs_source.h"
+#include "cs_tok.h"
+
+enum {
+    SEL_HELP,
+    SEL_THREADS,
+    SEL_SOURCE,
+    SEL_SELECTOR,
+    SEL_N,
+    SEL_SEQ_LEN,
+    SEL_SEED,
+    SEL_EVAL,
+    SEL_JSON,
+    SEL_COMPOSE,
+    SEL_POOL,
+    SEL_FORMAT,
+    SEL_NO_BOS,
+};
+
+static const cs_opt sel_options[] = {
+        {"help", 'h', CS_OPT_NONE, SEL_HELP, NULL, "show this help and exit"},
+        {"threads", 't', CS_OPT_VALUE, SEL_THREADS, "N", "threads (default 1)"},
+        {"source", 's', CS_OPT_VALUE, SEL_SOURCE, "NAME[@Q]=FILE[:FIELD]",
+         "a source (repeatable): .jsonl (FIELD, default \"text\"; a task file when its lines "
+         "have \"task\"), else plain text (documents separated by blank lines); @Q = quota"},
+        {"selector", 'S', CS_OPT_VALUE, SEL_SELECTOR, "NAME|JSON",
+         "random, selfcal, selfgen, zipcal, ppl, or {\"name\":..., params} (default random)"},
+        {"n", 'n', CS_OPT_VALUE, SEL_N, "N", "items to select (default: the selector's, 128)"},
+        {"seq-len", 'L', CS_OPT_VALUE, SEL_SEQ_LEN, "N",
+         "tokens per pool item / generated sequence (default: zipcal 128, selfcal and selfgen "
+         "2048, others 512)"},
+        {"seed", 0, CS_OPT_VALUE, SEL_SEED, "N", "seed of the pool and the selector (default 0)"},
+        {"pool", 'p', CS_OPT_VALUE, SEL_POOL, "N", "candidate pool size (default 1000)"},
+        {"compose", 0, CS_OPT_VALUE, SEL_COMPOSE, "MODE",
+         "random_windows (default), concat or per_doc"},
+        {"format", 0, CS_OPT_VALUE, SEL_FORMAT, "F", "task sources: plain (default) or qa"},
+        {"no-bos", 0, CS_OPT_NONE, SEL_NO_BOS, NULL, "do not start pool items with BOS"},
+        {"eval", 'e', CS_OPT_VALUE, SEL_EVAL, "FILE",
+         "evaluation task file (repeatable): refuse any overlap with the sources"},
+        {"json", 0, CS_OPT_NONE, SEL_JSON, NULL,
+         "print one JSON object: pool record, ids, diagnostics (and generated tokens)"},
+};
+#define N_SEL_OPTS (sizeof sel_options / sizeof sel_options[0])
+#define MAX_SRC    32
+
+typedef struct sel_args {
+    const char *model, *selector;
+    cs_calib_source src[MAX_SRC];
+    char *src_buf[MAX_SRC];
+    size_t n_src;
+    const char *eval[MAX_SRC];
+    size_t n_eval;
+    int64_t threads, n, seq_len, seed, pool;
+    bool json, has_n, has_seed, has_seq_len;
+    cs_calib_compose compose;
+    cs_calib_format format;
+    bool no_bos;
+} sel_args;
+
+/* NAME[@Q]=FILE[:FIELD] */
+static cs_rc parse_source(sel_args *a, const char *arg, cs_err *err)
+{
+    if (a->n_src == MAX_SRC) {
+        return cs_err_set(err, CS_ERANGE, 0, "at most %d --source", MAX_SRC);
+    }
+    char *s = cs_strdup(arg), *eq = s ? strchr(s, '=') : NULL;
+    if (!s) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    a->src_buf[a->n_src] = s;
+    if (!eq || eq == s || !eq[1]) {
+        return cs_err_set(err, CS_EINVAL, 0, "--source '%s': expected NAME=FILE[:FIELD]", arg);
+    }
+    *eq = '\0';
+    cs_calib_source *c = &a->src[a->n_src++];
+    memset(c, 0, sizeof(*c));
+    char *at = strchr(s, '@');
+    if (at) {
+        int64_t q;
+        *at = '\0';
+        cs_rc rc = cs_parse_i64(at + 1, 1, 1 << 24, &q, "--source quota", err);
+        if (rc != CS_OK) {
+            return rc;
+        }
+        c->quota = (size_t)q;
+    }
+    c->name = s;
+    c->path = eq + 1;
+    char *colon = strrchr(eq + 1, ':');
+    if (colon && strchr(colon, '/') == NULL && colon[1]) {
+        *colon = '\0';
+        c->text_field = colon + 1;
+    }
+    size_t n = strlen(c->path);
+    if (n > 6 && strcmp(c->path + n - 6, ".jsonl") == 0) {
+        c->kind = "jsonl";
+        if (!c->text_field) {
+            /* a task file when its first line has "task" */
+            FILE *f = fopen(c->path, "r");
+            char line[4096];
+            if (f && fgets(line, sizeof line, f) && strstr(line, "\"task\"")) {
+                c->kind = "task";
+            }
+            if (f) {
+                fclose(f);
+            }
+        }
+    } else {
+        c->kind = "text";
+    }
+    return CS_OK;
+}
+
+static int parse_args(int argc, char **argv, sel_args *a)
+{
+    cs_opt_parser p;
+    cs_err err = {0};
+    int id;
+    const char *arg;
+    cs_rc rc;
+    cs_opt_init(&p, argc, argv, 2);
+    while ((rc = cs_opt_next(&p, sel_options, N_SEL_OPTS, &id, &arg, &err)) == CS_OK) {
+        switch (id) {
+        case SEL_HELP:
+            printf("usage: calsweep-run select MODEL --source NAME=FILE[:FIELD] ... [--selector "
+                   "NAME|JSON]\n       [--n N] [--seq-len L] [--seed S] [--eval FILE ...] "
+                   "[--json]\n\nBuilds a candidate pool of --pool items of --seq-len tokens from "
+                   "the sources and runs\na calibration-data selector on it; prints the chosen "
+                   "ids, one a line (generated\nsequences: \"gen:K\" and their tokens). Progress "
+                   "goes to standard error.\n\noptions:\n");
+            cs_opt_print_help(stdout, sel_options, N_SEL_OPTS);
+            return CS_EXIT_OK;
+        case CS_OPT_POSITIONAL:
+            if (a->model) {
+                rc = cs_err_set(&err, CS_EINVAL, 0, "unexpected argument '%s'", arg);
+            }
+            a->model = arg;
+            break;
+        case SEL_THREADS:
+            rc = cs_parse_i64(arg, 1, 256, &a->threads, "--threads", &err);
+            break;
+        case SEL_SOURCE:
+            rc = parse_source(a, arg, &err);
+            break;
+        case SEL_SELECTOR:
+            a->selector = arg;
+            break;
+        case SEL_N:
+            rc = cs_parse_i64(arg, 1, 1 << 24, &a->n, "--n", &err);
+            a->has_n = true;
+            break;
+        case SEL_SEQ_LEN:
+            rc = cs_parse_i64(arg, 2, 1 << 20, &a->seq_len, "--seq-len", &err);
+            a->has_seq_len = true;
+            break;
+        case SEL_SEED:
+            rc = cs_parse_i64(arg, 0, INT64_MAX, &a->seed, "--seed", &err);
+            a->has_seed = true;
+            break;
+        case SEL_POOL:
+            rc = cs_parse_i64(arg, 1, 1 << 24, &a->pool, "--pool", &err);
+            break;
+        case SEL_COMPOSE:
+            rc = cs_calib_compose_parse(arg, &a->compose, &err);
+            break;
+        case SEL_FORMAT:
+            if (strcmp(arg, "plain") == 0 || strcmp(arg, "qa") == 0) {
+                a->format = arg[0] == 'q' ? CS_CALIB_FMT_QA : CS_CALIB_FMT_PLAIN;
+            } else {
+                rc = cs_err_set(&err, CS_EINVAL, 0, "--format '%s': expected plain or qa", arg);
+            }
+            break;
+        case SEL_NO_BOS:
+            a->no_bos = true;
+            break;
+        case SEL_EVAL:
+            if (a->n_eval == MAX_SRC) {
+                rc = cs_err_set(&err, CS_ERANGE, 0, "at most %d --eval", MAX_SRC);
+            } else {
+                a->eval[a->n_eval++] = arg;
+            }
+            break;
+        case SEL_JSON:
+            a->json = true;
+            break;
+        default:
+            break;
+        }
+        if (rc != CS_OK) {
+            break;
+        }
+    }
+    if (rc != CS_ENOENT) {
+        fprintf(stderr, "calsweep-run select: %s (see --help)\n", err.msg);
+        return CS_EXIT_USAGE;
+    }
+    if (!a->model) {
+        fprintf(stderr, "calsweep-run select: missing MODEL (a Hugging Face model folder)\n");
+        return CS_EXIT_USAGE;
+    }
+    return -1;
+}
+
+static void progress(void *ctx, const char *stage, size_t done, size_t total)
+{
+    (void)ctx;
+    if (done == total || done % 16 == 0) {
+        fprintf(stderr, "select: %s %zu/%zu\n", stage, done, total);
+    }
+}
+
+static cJSON *tokens_json(const cs_calib_item *it)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t t = 0; a && t < it->n_tokens; t++) {
+        cJSON *x = cJSON_CreateNumber(it->tokens[t]);
+        if (!x || !cJSON_AddItemToArray(a, x)) {
+            cJSON_Delete(x);
+            cJSON_Delete(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+static cs_rc print_json(const sel_args *a, const cs_calib_pool *pool,
+                        const cs_calib_compose_opts *co, const cs_calib_selection *s, cs_err *err)
+{
+    cJSON *j = cJSON_CreateObject(), *ids = cJSON_CreateArray(), *gen = NULL;
+    cJSON *pj = pool->n ? cs_calib_pool_describe(pool, a->src, a->n_src, co) : cJSON_CreateNull();
+    bool ok = j && ids && pj && cJSON_AddItemToObject(j, "pool", pj);
+    if (!ok) {
+        cJSON_Delete(pj);
+    }
+    ok = ok && cJSON_AddItemToObject(j, "ids", ids);
+    if (!ok) {
+        cJSON_Delete(ids);
+    }
+    if (ok && s->generated) {
+        gen = cJSON_AddArrayToObject(j, "generated");
+        ok = gen != NULL;
+    }
+    for (size_t k = 0; ok && k < s->n; k++) {
+        const char *id = s->generated ? s->generated[k].id : pool->items[s->index[k]].id;
+        cJSON *x = cJSON_CreateString(id);
+        ok = x && cJSON_AddItemToArray(ids, x);
+        if (ok && gen) {
+            cJSON *t = tokens_json(&s->generated[k]);
+            ok = t && cJSON_AddItemToArray(gen, t);
+        }
+    }
+    ok = ok && cJSON_AddItemReferenceToObject(j, "diag", s->diag);
+    char *txt = ok ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (!txt) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    printf("%s\n", txt);
+    free(txt);
+    return CS_OK;
+}
+
+int cs_cmd_select(int argc, char **argv)
+{
+    sel_args a;
+    cs_err err = {0};
+    cs_tok *tok = NULL;
+    cs_model *m = NULL;
+    cs_calib_pool pool = {0};
+    cs_calib_selection sel = {0};
+    cs_select_params sp;
+    cs_calib_compose_opts co;
+    int code = CS_EXIT_FAIL;
+    cs_rc rc = CS_OK;
+    memset(&a, 0, sizeof a);
+    a.threads = 1;
+    a.seq_len = 512;
+    a.pool = 1000;
+    int pc = parse_args(argc, argv, &a);
+    if (pc >= 0) {
+        code = pc;
+        goto cleanup;
+    }
+    if (a.selector) {
+        rc = cs_select_params_parse_str(a.selector, &sp, &err);
+    } else {
+        cs_select_params_default(&sp, CS_SEL_RANDOM);
+    }
+    if (rc != CS_OK) {
+        fprintf(stderr, "calsweep-run select: %s\n", err.msg);
+        code = CS_EXIT_USAGE;
+        goto cleanup;
+    }
+    if (a.has_n) {
+        sp.n = (size_t)a.n;
+    }
+    if (a.has_seed) {
+        sp.seed = (uint64_t)a.seed;
+    }
+    /* --seq-len sets the pool's item length and the generated length; without it: ZipCal's
+     * L = 128, the generating selectors' seq_len (2048 unless their JSON says), else 512 */
+    if (a.has_seq_len) {
+        sp.seq_len = (size_t)a.seq_len;
+    } else if (sp.kind == CS_SEL_ZIPCAL) {
+        a.seq_len = 128;
+    } else if (sp.kind == CS_SEL_SELFCAL || sp.kind == CS_SEL_SELFGEN) {
+        a.seq_len = (int64_t)sp.seq_len;
+    }
+    if (sp.kind != CS_SEL_SELFCAL && a.n_src == 0) {
+        fprintf(stderr, "calsweep-run select: selector %s needs at least one --source\n",
+                cs_select_name(sp.kind));
+        code = CS_EXIT_USAGE;
+        goto cleanup;
+    }
+    for (size_t i = 0; i < a.n_src; i++) {
+        a.src[i].format = a.format;
+    }
+    openblas_set_num_threads((int)a.threads);
+    {
+        cs_buf tp;
+        cs_buf_init(&tp);
+        rc = cs_buf_printf(&tp, "%s/tokenizer.json", a.model) == CS_OK
+                     ? cs_tok_load(&tok, tp.data, &err)
+                     : cs_err_set(&err, CS_ENOMEM, 0, "out of memory");
+        cs_buf_fini(&tp);
+    }
+    bool need_model = sp.kind != CS_SEL_RANDOM && !(sp.kind == CS_SEL_ZIPCAL && a.n_src < 2);
+    if (rc == CS_OK && need_model) {
+        rc = cs_model_load(&m, a.model, (int)a.threads, &err);
+    }
+    if (rc == CS_OK && a.n_eval > 0) {
+        rc = cs_calib_check_overlap(a.src, a.n_src, a.eval, a.n_eval, &err);
+    }
+    cs_calib_compose_opts_default(&co);
+    co.mode = a.compose;
+    co.n = (size_t)a.pool;
+    co.seq_len = (size_t)a.seq_len;
+    co.seed = (uint64_t)a.seed;
+    co.add_bos = !a.no_bos;
+    if (rc == CS_OK && a.n_src > 0) {
+        fprintf(stderr, "select: building a pool of %zu x %zu tokens (%s)\n", co.n, co.seq_len,
+                cs_calib_compose_name(co.mode));
+        rc = cs_calib_pool_build(a.src, a.n_src, tok, &co, &pool, &err);
+    }
+    if (rc == CS_OK) {
+        fprintf(stderr, "select: %s, n = %zu\n", cs_select_name(sp.kind), sp.n);
+        rc = cs_select_run(&sp, &pool, m, tok, progress, NULL, &sel, &err);
+    }
+    if (rc == CS_OK && a.json) {
+        rc = print_json(&a, &pool, &co, &sel, &err);
+    } else if (rc == CS_OK) {
+        for (size_t k = 0; k < sel.n; k++) {
+            if (sel.generated) {
+                printf("%s", sel.generated[k].id);
+                for (size_t t = 0; t < sel.generated[k].n_tokens; t++) {
+                    printf(" %d", (int)sel.generated[k].tokens[t]);
+                }
+                printf("\n");
+            } else {
+                printf("%s\n", pool.items[sel.index[k]].id);
+            }
+        }
+    }
+    if (rc != CS_OK) {
+        fprintf(stderr, "calsweep-run select: %s\n", err.msg);
+        goto cleanup;
+    }
+    code = CS_EXIT_OK;
+cleanup:
+    cs_calib_selection_free(&sel);
+    cs_calib_pool_free(&pool);
+    cs_model_free(m);
+    cs_tok_destroy(tok);
+    for (size_t i = 0; i < a.n_src || (i < MAX_SRC && a.src_buf[i]); i++) {
+        free(a.src_buf[i]);
+    }
+    return code;
+}
