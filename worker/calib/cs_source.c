@@ -31,7 +31,7 @@ static cs_rc read_jsonl(const cs_calib_source *src, cs_buf *all, cs_err *err)
     if (rc != CS_OK) {
         return rc;
     }
-    for (char *p = text, *end = text + len; rc == CS_OK && p < end;) {
+    for (char *p = text, *end = text ? text + len : NULL; rc == CS_OK && p < end;) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
         cJSON *o = NULL;
@@ -285,7 +285,7 @@ static cs_rc docs_jsonl(const cs_calib_source *src, doc_list *l, cs_err *err)
     if (rc != CS_OK) {
         return rc;
     }
-    for (char *p = text, *end = text + len; rc == CS_OK && p < end;) {
+    for (char *p = text, *end = text ? text + len : NULL; rc == CS_OK && p < end;) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
         cJSON *o = NULL;
