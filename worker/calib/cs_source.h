@@ -106,7 +106,8 @@ cJSON *cs_calib_pool_describe(const cs_calib_pool *pool, const cs_calib_source *
 cs_rc cs_calib_check_overlap(const cs_calib_source *src, size_t n_src,
                              const char *const *eval_paths, size_t n_eval, cs_err *err);
 
-/* Reads the documents of src and tokenizes them into *ids (owned) / *n. Errors name file:line. */
+/* The documents of src (cs_calib_source_docs) joined with a blank line and tokenized without
+ * special tokens into *ids (owned) / *n: the stream of cs_calib_random_windows. */
 cs_rc cs_calib_source_tokens(const cs_calib_source *src, const cs_tok *tok, int32_t **ids,
                              size_t *n, cs_err *err);
 
