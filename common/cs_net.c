@@ -222,12 +222,6 @@ fail:
 
 cs_rc cs_net_listen(nng_socket *sock, const char *url, const cs_net_tls *tls, cs_err *err)
 {
-    return cs_net_listen_l(sock, url, tls, NULL, err);
-}
-
-cs_rc cs_net_listen_l(nng_socket *sock, const char *url, const cs_net_tls *tls, nng_listener *l,
-                      cs_err *err)
-{
     const char *rest;
     scheme sc = url_scheme(url, &rest);
     cs_rc rc = CS_OK;
@@ -253,22 +247,13 @@ cs_rc cs_net_listen_l(nng_socket *sock, const char *url, const cs_net_tls *tls, 
         rc = nng_fail(err, rv, "listen on", url);
         goto fail;
     }
-    if ((rc = start_listener(*sock, url, sc, tls, l, err)) != CS_OK)
+    if ((rc = start_listener(*sock, url, sc, tls, NULL, err)) != CS_OK)
         goto fail;
     return CS_OK;
 fail:
     nng_close(*sock);
     *sock = (nng_socket)NNG_SOCKET_INITIALIZER;
     return rc;
-}
-
-cs_rc cs_net_relisten(nng_socket sock, nng_listener *l, const char *url, const cs_net_tls *tls,
-                      cs_err *err)
-{
-    const char *rest;
-    scheme sc = url_scheme(url, &rest);
-    nng_listener_close(*l);
-    return start_listener(sock, url, sc, tls, l, err);
 }
 
 cs_rc cs_net_dial(nng_socket *sock, const char *url, const cs_net_tls *tls, int resend_ms,
@@ -379,8 +364,8 @@ cs_rc cs_net_call(nng_socket sock, const cs_msg *req, cs_msg *rep, int timeout_m
     cs_rc rc = cs_msg_encode(req, &buf, &len, err);
     if (rc != CS_OK)
         return rc;
-    /* A connection reset before the reply (calsweepd restarted a stalled listener, cs_net.h, or
-     * the daemon restarted) sends the request once more, within the same time budget. */
+    /* A connection reset before the reply (the daemon restarted, or dropped the connection)
+     * sends the request once more, within the same time budget. */
     int64_t end = cs_time_mono_ms() + timeout_ms;
     for (int attempt = 0;; attempt++) {
         int64_t left = end - cs_time_mono_ms();

@@ -46,19 +46,10 @@ cs_rc cs_net_check_listen(const char *url, bool have_token, const cs_net_tls *tl
  * and the socket file made 0600. For tls+tcp:// a server TLS config with required peer
  * authentication. The receive limit is above CS_PROTO_MAX_BYTES. */
 cs_rc cs_net_listen(nng_socket *sock, const char *url, const cs_net_tls *tls, cs_err *err);
-/* The same, also giving the listener (for cs_net_relisten). */
-cs_rc cs_net_listen_l(nng_socket *sock, const char *url, const cs_net_tls *tls, nng_listener *l,
-                      cs_err *err);
-
-/* nng 1.5.2 (Debian 12) has a listener that can stop accepting for good: when a peer goes away
- * during the SP handshake, the transport fails the socket's pending accept with NNG_ECLOSED,
- * which the core takes as "listener closed" and never accepts again (later peers connect and
- * negotiate, but the socket never gets their pipe, so no request of theirs is read; a client
- * that dials and exits at once is enough). Its statistics do not show it. calsweepd probes its
- * endpoints (coordinator/cs_daemon.c); cs_net_relisten closes a listener and starts a new one on
- * the same socket and URL (closing the listener also closes the pipes it accepted). */
-cs_rc cs_net_relisten(nng_socket sock, nng_listener *l, const char *url, const cs_net_tls *tls,
-                      cs_err *err);
+/* Known problem of nng 1.5.2 (Debian 12), not worked around: a peer that connects and goes away
+ * during the SP handshake can make the listener stop accepting for good (the transport fails the
+ * socket's pending accept with NNG_ECLOSED, which the core takes as "listener closed"). Our own
+ * clients avoid it (calsweep encodes a request before dialing); see docs/running.md. */
 
 /* Opens a REQ socket dialing url asynchronously (nng reconnects on its own when the daemon
  * restarts). resend_ms: the REQ resend time (0 = nng's default). tls may be NULL. */

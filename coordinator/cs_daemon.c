@@ -10,7 +10,6 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <nng/nng.h>
-#include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <uv.h>
@@ -59,17 +58,10 @@ struct cs_daemon {
     uv_loop_t loop;
     uv_async_t async;
     uv_async_t stop_async;
-    uv_timer_t reap_timer, hold_timer, guard_timer;
+    uv_timer_t reap_timer, hold_timer;
     uv_signal_t sig_term, sig_int;
     bool loop_ready, handles_open, sockets_open, torn_down;
     nng_socket sock[EP_COUNT];
-    nng_listener lst[EP_COUNT];
-    _Atomic uint64_t pipe_adds[EP_COUNT]; /* pipes the socket took (nng pipe notification) */
-    struct {
-        nng_socket sock; /* the probe's REQ socket while probing */
-        bool on;
-        uint64_t adds0; /* pipe_adds when the probe started */
-    } probe[EP_COUNT];
     dctx *ctxs;
     size_t n_ctxs;
     pthread_mutex_t mu;
@@ -989,58 +981,6 @@ static void on_reap_timer(uv_timer_t *t)
     }
 }
 
-/* A listener of nng 1.5.2 stops accepting for good when a peer leaves during the SP handshake
- * (cs_net.h). The guard dials each ipc:// and tcp:// endpoint every GUARD_MS and, one period
- * later, checks that the socket took a pipe in between (the probe's or anyone's); if not, the
- * listener is stalled and a new one is started. (tls+tcp:// endpoints are not probed: the probe
- * would need a client certificate.) */
-#define GUARD_MS 2000
-
-static void on_pipe_add(nng_pipe p, nng_pipe_ev ev, void *arg)
-{
-    (void)p;
-    (void)ev;
-    atomic_fetch_add((_Atomic uint64_t *)arg, 1);
-}
-
-static void probe_stop(cs_daemon *d, int ep)
-{
-    if (d->probe[ep].on) {
-        nng_close(d->probe[ep].sock);
-        d->probe[ep].on = false;
-    }
-}
-
-static void on_guard_timer(uv_timer_t *t)
-{
-    cs_daemon *d = t->data;
-    for (int ep = 0; ep < EP_COUNT; ep++) {
-        const char *url = ep == EP_WORK ? d->o.work_url : d->o.control_url;
-        if (strncmp(url, "tls+", 4) == 0)
-            continue;
-        if (!d->probe[ep].on) {
-            d->probe[ep].adds0 = atomic_load(&d->pipe_adds[ep]);
-            if (nng_req0_open(&d->probe[ep].sock) == 0) {
-                d->probe[ep].on = true;
-                if (nng_dial(d->probe[ep].sock, url, NULL, NNG_FLAG_NONBLOCK) != 0)
-                    probe_stop(d, ep);
-            }
-            continue;
-        }
-        bool stalled = atomic_load(&d->pipe_adds[ep]) == d->probe[ep].adds0;
-        probe_stop(d, ep);
-        if (!stalled)
-            continue;
-        cs_err err = {0};
-        cs_log(CS_LOG_WARN,
-               "%s endpoint %s stopped accepting (a peer left during the handshake); starting a "
-               "new listener",
-               ep_name(ep), url);
-        if (cs_net_relisten(d->sock[ep], &d->lst[ep], url, &d->o.tls, &err) != CS_OK)
-            cs_log(CS_LOG_ERROR, "%s endpoint %s: %s (retrying)", ep_name(ep), url, err.msg);
-    }
-}
-
 /* ---- start and stop -------------------------------------------------------------------------- */
 
 static void on_close_handle(uv_handle_t *h)
@@ -1055,9 +995,6 @@ static void shutdown_loop(cs_daemon *d)
     d->stopping = true;
     cs_log(CS_LOG_INFO, "stopping: finishing the requests under way");
     uv_timer_stop(&d->reap_timer);
-    uv_timer_stop(&d->guard_timer);
-    for (int ep = 0; ep < EP_COUNT; ep++)
-        probe_stop(d, ep);
     drain(d);
     /* Held claims: NO_WORK now, the worker asks again (and reaches the next daemon). */
     while (d->held != NULL) {
@@ -1088,7 +1025,6 @@ static void shutdown_loop(cs_daemon *d)
     uv_close((uv_handle_t *)&d->stop_async, on_close_handle);
     uv_close((uv_handle_t *)&d->reap_timer, on_close_handle);
     uv_close((uv_handle_t *)&d->hold_timer, on_close_handle);
-    uv_close((uv_handle_t *)&d->guard_timer, on_close_handle);
     if (d->o.signals) {
         uv_close((uv_handle_t *)&d->sig_term, on_close_handle);
         uv_close((uv_handle_t *)&d->sig_int, on_close_handle);
@@ -1156,9 +1092,7 @@ cs_rc cs_daemon_open(const cs_daemon_opts *o, cs_daemon **out, cs_err *err)
     uv_async_init(&d->loop, &d->stop_async, on_stop_async);
     uv_timer_init(&d->loop, &d->reap_timer);
     uv_timer_init(&d->loop, &d->hold_timer);
-    uv_timer_init(&d->loop, &d->guard_timer);
     d->async.data = d->stop_async.data = d->reap_timer.data = d->hold_timer.data = d;
-    d->guard_timer.data = d;
     if (o->signals) {
         uv_signal_init(&d->loop, &d->sig_term);
         uv_signal_init(&d->loop, &d->sig_int);
@@ -1167,14 +1101,10 @@ cs_rc cs_daemon_open(const cs_daemon_opts *o, cs_daemon **out, cs_err *err)
         uv_signal_start(&d->sig_int, on_signal, SIGINT);
     }
     d->handles_open = true;
-    if ((rc = cs_net_listen_l(&d->sock[EP_WORK], o->work_url, &o->tls, &d->lst[EP_WORK], err)) !=
-        CS_OK)
+    if ((rc = cs_net_listen(&d->sock[EP_WORK], o->work_url, &o->tls, err)) != CS_OK)
         goto fail;
-    if ((rc = cs_net_listen_l(&d->sock[EP_CONTROL], o->control_url, &o->tls, &d->lst[EP_CONTROL],
-                              err)) != CS_OK)
+    if ((rc = cs_net_listen(&d->sock[EP_CONTROL], o->control_url, &o->tls, err)) != CS_OK)
         goto fail;
-    for (int ep = 0; ep < EP_COUNT; ep++)
-        nng_pipe_notify(d->sock[ep], NNG_PIPE_EV_ADD_POST, on_pipe_add, &d->pipe_adds[ep]);
     d->sockets_open = true;
     d->n_ctxs = (size_t)o->n_work_ctx + (size_t)o->n_control_ctx;
     d->ctxs = cs_calloc_array(d->n_ctxs, sizeof *d->ctxs);
@@ -1210,7 +1140,6 @@ cs_rc cs_daemon_run(cs_daemon *d, cs_err *err)
 {
     (void)err;
     uv_timer_start(&d->reap_timer, on_reap_timer, (uint64_t)d->o.reap_ms, (uint64_t)d->o.reap_ms);
-    uv_timer_start(&d->guard_timer, on_guard_timer, GUARD_MS, GUARD_MS);
     uv_run(&d->loop, UV_RUN_DEFAULT);
     uv_rusage_t ru;
     double cpu = 0;

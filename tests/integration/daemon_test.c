@@ -2,8 +2,6 @@
  * client: the work protocol (claim, resent claim, heartbeat, result, duplicate, stale), the long
  * poll, the reaper, SIGTERM and kill -9 with restart. Every wait is bounded. */
 #include <pthread.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 
 #include "cs_test.h"
 #include "integration/daemon_util.h"
@@ -214,45 +212,6 @@ static void test_sigterm_clean(void **state)
     assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM result"), 1);
 }
 
-/* nng 1.5.2's listener stops accepting for good when a peer leaves during the SP handshake
- * (common/cs_net.h). 50 peers that connect to the control endpoint and close at once (some after
- * half a header) trigger it every time on this machine; calsweepd's guard notices within two probe
- * periods (4 s) and starts a new listener, so a control request made afterwards is answered, and so
- * is one made later. */
-static void test_handshake_abort(void **state)
-{
-    fixture *f = *state;
-    start(f, fast);
-    for (int round = 0; round < 3; round++) {
-        /* peers that connect and leave before or during the handshake (plain sockets: nng's own
-         * sockets closed mid-dial leak inside nng) */
-        assert_true(strncmp(f->e.control, "ipc://", 6) == 0);
-        for (int k = 0; k < 50; k++) {
-            int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-            struct sockaddr_un a = {.sun_family = AF_UNIX};
-            assert_true(fd >= 0);
-            snprintf(a.sun_path, sizeof a.sun_path, "%s", f->e.control + 6);
-            if (connect(fd, (const struct sockaddr *)&a, sizeof a) == 0) {
-                if (k % 3 == 1)
-                    assert_int_equal(write(fd, "\0SP\0", 4), 4);
-                else if (k % 3 == 2)
-                    usleep((useconds_t)k * 20);
-            }
-            close(fd);
-        }
-        nng_socket c = dt_dial(f->e.control, NULL);
-        cs_msg m, rep;
-        cs_msg_init(&m, CS_MSG_WORKERS);
-        cs_err err = {0};
-        cs_rc rc = cs_net_call(c, &m, &rep, 12000, &err);
-        if (rc != CS_OK)
-            fail_msg("round %d: WORKERS: %s", round, err.msg);
-        assert_int_equal(rep.type, CS_MSG_OK);
-        cs_msg_fini(&rep);
-        nng_close(c);
-    }
-}
-
 static void test_kill9_restart(void **state)
 {
     fixture *f = *state;
@@ -385,7 +344,6 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_reap_and_stale, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sigterm_clean, setup, teardown),
             cmocka_unit_test_setup_teardown(test_kill9_restart, setup, teardown),
-            cmocka_unit_test_setup_teardown(test_handshake_abort, setup, teardown),
             cmocka_unit_test_setup_teardown(test_config_file, setup, teardown),
             cmocka_unit_test_setup_teardown(test_submit_wakes_held_claim, setup, teardown),
     };
