@@ -4,11 +4,16 @@
  * up, the following linears' columns scaled down: the float model is unchanged); a quantized model
  * saved and reloaded gives identical logits; Wanda's 50% per row and the N:M patterns of Wanda and
  * SparseGPT hold on every pruned layer; a non-positive-definite Hessian (injected) falls back to
- * RTN, is recorded, and gives exactly the RTN weights. Calibration: 16 windows of 64 tokens. */
+ * RTN, is recorded, and gives exactly the RTN weights; true-sequential GPTQ, whose statistics
+ * passes stop at the input of the group they collect, gives bit for bit the weights of a naive
+ * twin that runs every pass through the whole block, and the report's stage times add up.
+ * Calibration: 16 windows of 64 tokens. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cs_gptq.h"
+#include "cs_hessian.h"
 #include "cs_json.h"
 #include "cs_model.h"
 #include "cs_path.h"
@@ -399,6 +404,91 @@ static void test_rtn_fallback(void **state)
     free(tok);
 }
 
+/* The naive twin of true-sequential GPTQ: every statistics pass runs the whole block. */
+typedef struct twin_ctx {
+    cs_hessian *h;
+    cs_lin lin;
+} twin_ctx;
+
+static cs_rc twin_hook(void *ctx, const cs_hook_event *ev, cs_err *err)
+{
+    twin_ctx *t = ctx;
+    if (ev->kind == CS_HOOK_LINEAR_IN && ev->lin == t->lin) {
+        return cs_hessian_add(t->h, ev->x, ev->rows, err);
+    }
+    return CS_OK;
+}
+
+static void gptq_twin(cs_model *m, const int32_t *tok, const cs_pipe_params *p)
+{
+    static const cs_lin groups[4][3] = {{CS_LIN_Q, CS_LIN_K, CS_LIN_V},
+                                        {CS_LIN_O, CS_LIN_COUNT, CS_LIN_COUNT},
+                                        {CS_LIN_GATE, CS_LIN_UP, CS_LIN_COUNT},
+                                        {CS_LIN_DOWN, CS_LIN_COUNT, CS_LIN_COUNT}};
+    const size_t H = m->cfg.hidden, rows = N_CAL * T_CAL;
+    float *x = malloc(rows * H * sizeof(float)), *work = malloc(rows * H * sizeof(float));
+    cs_err err = {0};
+    assert_true(x && work);
+    check_rc(cs_model_embed(m, tok, rows, x, &err), &err);
+    for (size_t l = 0; l < m->cfg.n_layers; l++) {
+        for (int g = 0; g < 4; g++) {
+            const size_t cols = m->layers[l].lin[groups[g][0]].in;
+            twin_ctx t = {.lin = groups[g][0]};
+            cs_hooks hooks = {.fn = twin_hook, .ctx = &t, .mask = 1u << CS_HOOK_LINEAR_IN};
+            float *h = malloc(cols * cols * sizeof(float));
+            assert_non_null(h);
+            check_rc(cs_hessian_create(&t.h, cols, &err), &err);
+            memcpy(work, x, rows * H * sizeof(float));
+            check_rc(cs_model_block(m, l, work, N_CAL, T_CAL, NULL, &hooks, &err), &err);
+            check_rc(cs_hessian_get(t.h, h, &err), &err);
+            for (int k = 0; k < 3 && groups[g][k] != CS_LIN_COUNT; k++) {
+                cs_linear *lin = &m->layers[l].lin[groups[g][k]];
+                cs_gptq_result res;
+                check_rc(cs_gptq_quantize(lin->w, lin->out, lin->in, h, &p->gptq, &res, &err),
+                         &err);
+            }
+            cs_hessian_destroy(t.h);
+            free(h);
+        }
+        check_rc(cs_model_block(m, l, x, N_CAL, T_CAL, NULL, NULL, &err), &err);
+    }
+    free(x);
+    free(work);
+}
+
+static void test_gptq_early_stop_twin(void **state)
+{
+    (void)state;
+    cs_model *a = load_model("tb-qwen"), *b = load_model("tb-qwen");
+    int32_t *tok = calib_tokens("tb-qwen");
+    cs_pipe_params p;
+    cs_pipe_report rep;
+    params(&p, "{\"name\":\"gptq\",\"bits\":3,\"group_size\":64}");
+    assert_true(p.true_sequential);
+    quantize(a, tok, &p, &rep);
+    gptq_twin(b, tok, &p);
+    size_t differ = 0;
+    for (size_t l = 0; l < a->cfg.n_layers; l++) {
+        for (int k = 0; k < CS_LIN_COUNT; k++) {
+            const cs_linear *la = &a->layers[l].lin[k], *lb = &b->layers[l].lin[k];
+            differ += memcmp(la->w, lb->w, la->out * la->in * sizeof(float)) != 0;
+        }
+    }
+    assert_int_equal(differ, 0);
+    const cs_pipe_timing *t = &rep.t;
+    double sum =
+            t->embed + t->forward + t->stats + t->solve + t->search + t->clip + t->smooth + t->rtn;
+    print_message("# gptq: %.3f s in all; forward %.3f, statistics %.3f, solve %.3f\n", rep.seconds,
+                  t->forward, t->stats, t->solve);
+    assert_true(t->forward > 0 && t->stats > 0 && t->solve > 0);
+    assert_true(t->search == 0 && t->clip == 0 && t->smooth == 0 && t->rtn == 0);
+    assert_true(sum <= rep.seconds * 1.001 && sum >= rep.seconds * 0.8);
+    cs_pipe_report_fini(&rep);
+    free(tok);
+    cs_model_free(a);
+    cs_model_free(b);
+}
+
 static void test_bad_params(void **state)
 {
     (void)state;
@@ -443,6 +533,7 @@ int main(void)
             cmocka_unit_test(test_sparsegpt_unstructured),
             cmocka_unit_test(test_sparsegpt_4_8),
             cmocka_unit_test(test_rtn_fallback),
+            cmocka_unit_test(test_gptq_early_stop_twin),
             cmocka_unit_test(test_bad_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

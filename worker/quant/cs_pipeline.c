@@ -199,6 +199,29 @@ bool cs_pipe_needs_calib(const cs_pipe_params *p)
     return p->algo != CS_PIPE_RTN;
 }
 
+static double secs_since(uint64_t t0)
+{
+    return (double)(cs_time_mono_ns() - t0) / 1e9;
+}
+
+cJSON *cs_pipe_timing_json(const cs_pipe_timing *t)
+{
+    const struct {
+        const char *k;
+        double v;
+    } f[] = {{"embed", t->embed},   {"forward", t->forward}, {"stats", t->stats},
+             {"solve", t->solve},   {"search", t->search},   {"clip", t->clip},
+             {"smooth", t->smooth}, {"rtn", t->rtn}};
+    cJSON *o = cJSON_CreateObject();
+    for (size_t i = 0; o && i < sizeof f / sizeof f[0]; i++) {
+        if (!cJSON_AddNumberToObject(o, f[i].k, f[i].v)) {
+            cJSON_Delete(o);
+            o = NULL;
+        }
+    }
+    return o;
+}
+
 void cs_pipe_report_fini(cs_pipe_report *r)
 {
     if (r) {
@@ -249,6 +272,7 @@ static cs_rc record(cs_pipe_report *rep, size_t layer, cs_lin l, const cs_gptq_r
 static cs_rc rtn_layer(cs_model *m, size_t layer, const cs_pipe_params *p, cs_pipe_report *rep,
                        cs_err *err)
 {
+    uint64_t t0 = cs_time_mono_ns();
     for (int l = 0; l < CS_LIN_COUNT; l++) {
         cs_linear *lin = &m->layers[layer].lin[l];
         cs_rc rc = check_group(p, layer, (cs_lin)l, lin->in, err);
@@ -263,30 +287,48 @@ static cs_rc rtn_layer(cs_model *m, size_t layer, const cs_pipe_params *p, cs_pi
             return rc;
         }
     }
+    rep->t.rtn += secs_since(t0);
     return CS_OK;
 }
 
 typedef struct hook_ctx {
     cs_hessian *h[CS_LIN_COUNT]; /* for the first linear of each group being collected */
+    cs_lin stop_at; /* the pass ends after this linear's input (CS_LIN_COUNT: runs to the end) */
+    bool stopped;   /* it did: the CS_ECANCELED of cs_model_block is ours, not an error */
+    double stats_s; /* time spent in cs_hessian_add */
 } hook_ctx;
 
 static cs_rc on_linear_in(void *ctx, const cs_hook_event *ev, cs_err *err)
 {
     hook_ctx *hc = ctx;
-    if (ev->kind != CS_HOOK_LINEAR_IN || !hc->h[ev->lin]) {
+    if (ev->kind != CS_HOOK_LINEAR_IN) {
         return CS_OK;
     }
-    return cs_hessian_add(hc->h[ev->lin], ev->x, ev->rows, err);
+    if (hc->h[ev->lin]) {
+        uint64_t t0 = cs_time_mono_ns();
+        cs_rc rc = cs_hessian_add(hc->h[ev->lin], ev->x, ev->rows, err);
+        hc->stats_s += secs_since(t0);
+        if (rc != CS_OK) {
+            return rc;
+        }
+    }
+    if (ev->lin == hc->stop_at) {
+        hc->stopped = true; /* nothing after this input can change the statistics collected */
+        return CS_ECANCELED;
+    }
+    return CS_OK;
 }
 
 /* GPTQ, SparseGPT or Wanda of the groups [g0, g1) of one block: one forward pass of the block on a
- * copy of x collects their Hessians, then each of their linears is quantized. */
+ * copy of x collects their Hessians (it stops at the input of group g1 - 1, whose statistics are
+ * the last it needs), then each of their linears is quantized. */
 static cs_rc gptq_groups(cs_model *m, size_t layer, const float *x, float *work, size_t n, size_t T,
                          const size_t *lens, int g0, int g1, const cs_pipe_params *p,
                          cs_pipe_report *rep, cs_err *err)
 {
-    hook_ctx hc = {0};
+    hook_ctx hc = {.stop_at = group_lins[g1 - 1][0]};
     cs_hooks hooks = {.fn = on_linear_in, .ctx = &hc, .mask = 1u << CS_HOOK_LINEAR_IN};
+    uint64_t t0;
     size_t hidden = m->cfg.hidden;
     float *h = NULL;
     double *sumsq = NULL;
@@ -300,9 +342,17 @@ static cs_rc gptq_groups(cs_model *m, size_t layer, const float *x, float *work,
         goto out;
     }
     memcpy(work, x, n * T * hidden * sizeof(float));
-    if ((rc = cs_model_block(m, layer, work, n, T, lens, &hooks, err)) != CS_OK) {
+    t0 = cs_time_mono_ns();
+    rc = cs_model_block(m, layer, work, n, T, lens, &hooks, err);
+    rep->t.forward += secs_since(t0) - hc.stats_s;
+    rep->t.stats += hc.stats_s;
+    if (rc == CS_ECANCELED && hc.stopped) {
+        rc = CS_OK;
+    }
+    if (rc != CS_OK) {
         goto out;
     }
+    t0 = cs_time_mono_ns();
     for (int g = g0; g < g1; g++) {
         cs_lin first = group_lins[g][0];
         size_t cols = m->layers[layer].lin[first].in;
@@ -354,6 +404,7 @@ static cs_rc gptq_groups(cs_model *m, size_t layer, const float *x, float *work,
             }
         }
     }
+    rep->t.solve += secs_since(t0);
 out:
     free(h);
     free(sumsq);
@@ -593,6 +644,7 @@ static cs_rc awq_layer(cs_model *m, size_t layer, float *x, float *work, size_t 
                  .xin = x,
                  .work = work};
     float *s_qkv = NULL, *s_gu = NULL, *s_d = NULL, *next = NULL;
+    uint64_t t0;
     cs_rc rc = CS_OK;
 
     for (int l = 0; l < CS_LIN_COUNT; l++) {
@@ -621,6 +673,7 @@ static cs_rc awq_layer(cs_model *m, size_t layer, float *x, float *work, size_t 
         goto out;
     }
     /* one FP forward caches the inputs; its output is the FP trajectory's next input */
+    t0 = cs_time_mono_ns();
     {
         cs_hooks hooks = {.fn = awq_capture, .ctx = &c, .mask = 1u << CS_HOOK_LINEAR_IN};
         memcpy(next, x, rows * H * sizeof(float));
@@ -628,6 +681,8 @@ static cs_rc awq_layer(cs_model *m, size_t layer, float *x, float *work, size_t 
             goto out;
         }
     }
+    rep->t.forward += secs_since(t0);
+    t0 = cs_time_mono_ns();
     /* the four searches on the unmodified block (v -> o only for multi-head attention with
      * v and o of the same shape: never for the GQA models; skipped) */
     if ((rc = awq_search(&c, 0, qkv, 3, c.cap[CS_LIN_Q], H, s_qkv, layer, rep, err)) != CS_OK ||
@@ -649,7 +704,9 @@ static cs_rc awq_layer(cs_model *m, size_t layer, float *x, float *work, size_t 
     cs_smooth_fold_prev_linear(ly->lin[CS_LIN_UP].w, ly->lin[CS_LIN_UP].b, ni, H, s_d);
     cs_smooth_scale_cols(ly->lin[CS_LIN_DOWN].w, ly->lin[CS_LIN_DOWN].out, ni, s_d);
     cs_smooth_scale_inputs(c.cap[CS_LIN_DOWN], rows, ni, s_d);
+    rep->t.search += secs_since(t0);
     /* clip v, o, gate, up, down */
+    t0 = cs_time_mono_ns();
     if (p->awq_clip) {
         if ((rc = awq_clip(&c, CS_LIN_V, c.cap[CS_LIN_Q], err)) != CS_OK ||
             (rc = awq_clip(&c, CS_LIN_O, c.cap[CS_LIN_O], err)) != CS_OK ||
@@ -659,6 +716,8 @@ static cs_rc awq_layer(cs_model *m, size_t layer, float *x, float *work, size_t 
             goto out;
         }
     }
+    rep->t.clip += secs_since(t0);
+    t0 = cs_time_mono_ns();
     for (int l = 0; l < CS_LIN_COUNT; l++) {
         cs_linear *lin = &ly->lin[l];
         if ((rc = check_group(p, layer, (cs_lin)l, lin->in, err)) != CS_OK ||
@@ -668,11 +727,14 @@ static cs_rc awq_layer(cs_model *m, size_t layer, float *x, float *work, size_t 
             goto out;
         }
     }
+    rep->t.rtn += secs_since(t0);
+    t0 = cs_time_mono_ns();
     if (p->fp_trajectory) {
         memcpy(x, next, rows * H * sizeof(float));
     } else {
         rc = cs_model_block(m, layer, x, n, T, lens, NULL, err);
     }
+    rep->t.forward += secs_since(t0);
 out:
     for (int l = 0; l < CS_LIN_COUNT; l++) {
         free(c.cap[l]);
@@ -782,9 +844,11 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
         for (size_t i = 0; i < n_samples; i++) {
             lens[i] = seq_len;
         }
+        uint64_t te = cs_time_mono_ns();
         if ((rc = cs_model_embed(m, tokens, rows, x, err)) != CS_OK) {
             goto out;
         }
+        rep->t.embed += secs_since(te);
         if (p->algo == CS_PIPE_SMOOTHQUANT && p->smooth) {
             if (!(xfp = cs_alloc_array(rows * hidden, sizeof(float)))) {
                 rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
@@ -801,10 +865,13 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
             rc = awq_layer(m, layer, x, work, n_samples, seq_len, lens, p, rep, err);
         } else {
             float *next = NULL;
+            uint64_t ts = cs_time_mono_ns();
             if (p->algo == CS_PIPE_SMOOTHQUANT && p->smooth) {
                 /* statistics from the FP trajectory (xfp), which the smoothing leaves unchanged */
                 rc = cs_pipe_smooth_block(m, layer, xfp, n_samples, seq_len, lens, p->alpha, err);
+                rep->t.smooth += secs_since(ts);
             }
+            ts = cs_time_mono_ns();
             if (rc == CS_OK && p->fp_trajectory) {
                 /* the next block's input is this block's output before quantization */
                 if (!(next = cs_alloc_array(rows * hidden, sizeof(float)))) {
@@ -814,15 +881,18 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
                 memcpy(next, x, rows * hidden * sizeof(float));
                 rc = cs_model_block(m, layer, next, n_samples, seq_len, lens, NULL, err);
             }
+            rep->t.forward += secs_since(ts);
             for (int g = 0; g < N_GROUPS && rc == CS_OK; g += p->true_sequential ? 1 : N_GROUPS) {
                 rc = gptq_groups(m, layer, x, work, n_samples, seq_len, lens, g,
                                  p->true_sequential ? g + 1 : N_GROUPS, p, rep, err);
             }
+            ts = cs_time_mono_ns();
             if (rc == CS_OK && next) {
                 memcpy(x, next, rows * hidden * sizeof(float));
             } else if (rc == CS_OK) {
                 rc = cs_model_block(m, layer, x, n_samples, seq_len, lens, NULL, err);
             }
+            rep->t.forward += secs_since(ts);
             free(next);
         }
         if (rc != CS_OK) {

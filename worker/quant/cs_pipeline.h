@@ -13,7 +13,8 @@
  * already quantized block i) or "fp" (statistics from the unmodified model). With
  * true_sequential (GPTQ's default) the groups of a block {q,k,v}, {o}, {gate,up}, {down} are
  * quantized in that order, each group's Hessian taken after the groups before it were
- * quantized; without it all four Hessians come from one pass.
+ * quantized (each of these passes stops once the group's input is seen: the rest of the block
+ * cannot change it); without it all four Hessians come from one pass.
  *
  * Algorithms built: "rtn" (no calibration), "gptq", "awq" (four scaling groups searched on the
  * unmodified block with the module losses, duo scaling, folded into the norms / up_proj, clip
@@ -89,12 +90,30 @@ bool cs_pipe_needs_calib(const cs_pipe_params *p);
 
 typedef void (*cs_pipe_progress_fn)(void *ctx, size_t layer, size_t n_layers, double seconds);
 
+/* Where the time went, in seconds (wall clock of the calling thread; they add up to about
+ * cs_pipe_report.seconds). */
+typedef struct cs_pipe_timing {
+    double embed;   /* embedding the calibration batch */
+    double forward; /* block forwards: statistics passes (true-sequential passes stop at the
+                     * input of the group they collect), the next block's input, AWQ's FP pass */
+    double stats;   /* accumulating Hessians / activation statistics inside those forwards */
+    double solve;   /* GPTQ / SparseGPT / Wanda per linear (H^-1 factor, column sweeps, masks) */
+    double search;  /* AWQ scale search (its trial forwards included) */
+    double clip;    /* AWQ clip search */
+    double smooth;  /* SmoothQuant: the FP-trajectory pass collecting act_max, and the folding */
+    double rtn;     /* round-to-nearest of whole layers (RTN, AWQ's final quantization) */
+} cs_pipe_timing;
+
 typedef struct cs_pipe_report {
     cJSON *layers; /* [{"layer","linear","loss","damp","retries","rtn_fallback"}], owned */
     size_t n_fallback;
     double seconds; /* total */
     double loss;    /* sum of the GPTQ losses */
+    cs_pipe_timing t;
 } cs_pipe_report;
+
+/* rep->t as {"embed":s,"forward":s,...}; NULL on no memory. */
+cJSON *cs_pipe_timing_json(const cs_pipe_timing *t);
 
 /* Quantizes m in place. tokens: n_samples sequences of seq_len ids (ignored, may be NULL, when the
  * algorithm needs no calibration). CS_EINVAL for a group size that does not divide a layer's

@@ -510,7 +510,8 @@ static cs_rc stage_quantize(job *j, cs_err *err)
     }
     if (!(j->extra = cJSON_CreateObject()) ||
         !cJSON_AddNumberToObject(j->extra, "quant_loss", rep.loss) ||
-        !cJSON_AddNumberToObject(j->extra, "rtn_fallbacks", (double)rep.n_fallback)) {
+        !cJSON_AddNumberToObject(j->extra, "rtn_fallbacks", (double)rep.n_fallback) ||
+        !cJSON_AddItemToObject(j->extra, "quant_timing", cs_pipe_timing_json(&rep.t))) {
         cs_pipe_report_fini(&rep);
         return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
     }

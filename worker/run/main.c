@@ -743,7 +743,8 @@ static cJSON *quant_config(const run_args *a, const cJSON *algo, const cs_pipe_p
         }
     }
     if (!cJSON_AddItemToObject(o, "layers", cJSON_Duplicate(rep->layers, true)) ||
-        !cJSON_AddNumberToObject(o, "seconds", rep->seconds)) {
+        !cJSON_AddNumberToObject(o, "seconds", rep->seconds) ||
+        !cJSON_AddItemToObject(o, "timing", cs_pipe_timing_json(&rep->t))) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -868,6 +869,10 @@ static int cmd_quantize(run_args *a)
     }
     printf("quantized %zu layers in %.2f s: loss %.6g, rtn fallbacks %zu\n", m->cfg.n_layers,
            rep.seconds, rep.loss, rep.n_fallback);
+    printf("time: embed %.2f s, forward %.2f s, statistics %.2f s, solve %.2f s, search %.2f s, "
+           "clip %.2f s, smoothing %.2f s, rtn %.2f s\n",
+           rep.t.embed, rep.t.forward, rep.t.stats, rep.t.solve, rep.t.search, rep.t.clip,
+           rep.t.smooth, rep.t.rtn);
     if (a->save) {
         cJSON *qc = quant_config(a, algo, &pp, &rep, calib_sha);
         if (!qc) {
