@@ -1,9 +1,12 @@
 /* cs_awq.c - AWQ's scale formula, grid search over a loss callback, and clip search. */
 #include "cs_awq.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cblas.h>
 
 #include "cs_alloc.h"
 #include "cs_log.h"
@@ -171,7 +174,8 @@ cs_rc cs_awq_clip_search(float *max_val, const float *w, size_t rows, size_t col
                          size_t tokens, const cs_awq_params *p, cs_err *err)
 {
     const size_t g = p->group_size == 0 ? cols : p->group_size;
-    if (rows == 0 || cols == 0 || tokens == 0 || cols % g != 0) {
+    if (rows == 0 || cols == 0 || tokens == 0 || cols % g != 0 || rows > INT_MAX ||
+        cols > INT_MAX) {
         return cs_err_set(err, CS_EINVAL, 0,
                           "awq clip: bad sizes (rows %zu, cols %zu, tokens %zu, group %zu)", rows,
                           cols, tokens, g);
@@ -180,69 +184,80 @@ cs_rc cs_awq_clip_search(float *max_val, const float *w, size_t rows, size_t col
     if (rc != CS_OK) {
         return rc;
     }
-    const size_t step = tokens / (p->clip_tokens ? p->clip_tokens : 1) > 0
-                                ? tokens / (p->clip_tokens ? p->clip_tokens : 1)
-                                : 1;
+    const size_t per = p->clip_tokens ? p->clip_tokens : 1;
+    const size_t step = tokens / per > 0 ? tokens / per : 1;
     const size_t ns = (tokens + step - 1) / step, ng = cols / g;
-    const size_t n_try = p->clip_grid / 2; /* max_shrink 0.5 */
-    float *cur = cs_alloc_array(g, sizeof(float));
-    double *ref = cs_alloc_array(ns, sizeof(double));
-    if (!cur || !ref) {
-        free(cur);
-        free(ref);
-        return cs_err_set(err, CS_ENOMEM, 0, "awq clip: out of memory");
+    const size_t n_try = p->clip_grid / 2;                 /* max_shrink 0.5 */
+    float *xs = cs_alloc_array(ns * cols, sizeof(float));  /* the sampled tokens */
+    float *cand = cs_alloc_array(rows * g, sizeof(float)); /* one candidate's group of every row */
+    float *ref = cs_alloc_array(ns * rows, sizeof(float)); /* X_g W_g^T */
+    float *out = cs_alloc_array(ns * rows, sizeof(float)); /* X_g Q_g^T */
+    float *m0 = cs_alloc_array(rows, sizeof(float));
+    double *best = cs_alloc_array(rows, sizeof(double));
+    double *e = cs_alloc_array(rows, sizeof(double));
+    if (!xs || !cand || !ref || !out || !m0 || !best || !e) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "awq clip: out of memory");
+        goto out;
     }
-    for (size_t r = 0; r < rows; r++) {
-        for (size_t gi = 0; gi < ng; gi++) {
-            const float *wg = w + r * cols + gi * g;
-            float m0 = 0.0f;
+    for (size_t t = 0; t < ns; t++) {
+        memcpy(xs + t * cols, x + t * step * cols, cols * sizeof(float));
+    }
+    for (size_t gi = 0; gi < ng; gi++) {
+        const float *wg = w + gi * g, *xg = xs + gi * g; /* leading dimension cols */
+        for (size_t r = 0; r < rows; r++) {
+            float m = 0.0f;
             for (size_t j = 0; j < g; j++) {
-                m0 = fmaxf(m0, fabsf(wg[j]));
+                m = fmaxf(m, fabsf(wg[r * cols + j]));
             }
-            for (size_t t = 0; t < ns; t++) {
-                const float *xt = x + t * step * cols + gi * g;
-                double a = 0.0;
+            m0[r] = m;
+            best[r] = 1e9;
+            max_val[r * ng + gi] = m;
+        }
+        /* ref[t][r] = sum_{j in g} x_tj w_rj, float as the reference's (x * w).sum(-1) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)ns, (int)rows, (int)g, 1.0f, xg,
+                    (int)cols, wg, (int)cols, 0.0f, ref, (int)rows);
+        for (size_t i = 0; i < n_try; i++) {
+            for (size_t r = 0; r < rows; r++) {
+                /* torch: f32 * f64 scalar */
+                const float m = m0[r] * (float)(1.0 - (double)i / (double)p->clip_grid);
+                float *c = cand + r * g;
                 for (size_t j = 0; j < g; j++) {
-                    a += (double)xt[j] * wg[j];
-                }
-                ref[t] = a;
-            }
-            double best = 1e9;
-            float mbest = m0;
-            for (size_t i = 0; i < n_try; i++) {
-                const float m =
-                        m0 *
-                        (float)(1.0 -
-                                (double)i / (double)p->clip_grid); /* torch: f32 * f64 scalar */
-                for (size_t j = 0; j < g; j++) {
-                    cur[j] = fminf(fmaxf(wg[j], -m), m);
+                    c[j] = fminf(fmaxf(wg[r * cols + j], -m), m);
                 }
                 cs_qparam qp;
-                cs_qparam_find(&qp, &p->q, cur, g);
+                cs_qparam_find(&qp, &p->q, c, g);
                 for (size_t j = 0; j < g; j++) {
-                    cur[j] = cs_qparam_apply(&qp, cur[j]);
-                }
-                double e = 0.0;
-                for (size_t t = 0; t < ns; t++) {
-                    const float *xt = x + t * step * cols + gi * g;
-                    double a = 0.0;
-                    for (size_t j = 0; j < g; j++) {
-                        a += (double)xt[j] * cur[j];
-                    }
-                    e += (a - ref[t]) * (a - ref[t]);
-                }
-                e /= (double)ns;
-                if (e < best) {
-                    best = e;
-                    mbest = m;
+                    c[j] = cs_qparam_apply(&qp, c[j]);
                 }
             }
-            max_val[r * ng + gi] = mbest;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)ns, (int)rows, (int)g, 1.0f,
+                        xg, (int)cols, cand, (int)g, 0.0f, out, (int)rows);
+            memset(e, 0, rows * sizeof(double));
+            for (size_t t = 0; t < ns; t++) {
+                const float *o = out + t * rows, *f = ref + t * rows;
+                for (size_t r = 0; r < rows; r++) {
+                    const double d = (double)o[r] - (double)f[r];
+                    e[r] += d * d;
+                }
+            }
+            for (size_t r = 0; r < rows; r++) {
+                const double er = e[r] / (double)ns;
+                if (er < best[r]) {
+                    best[r] = er;
+                    max_val[r * ng + gi] = m0[r] * (float)(1.0 - (double)i / (double)p->clip_grid);
+                }
+            }
         }
     }
-    free(cur);
+out:
+    free(xs);
+    free(cand);
     free(ref);
-    return CS_OK;
+    free(out);
+    free(m0);
+    free(best);
+    free(e);
+    return rc;
 }
 
 void cs_awq_apply_clip(float *w, size_t rows, size_t cols, const float *max_val, size_t group)

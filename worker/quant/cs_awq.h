@@ -68,7 +68,9 @@ cs_rc cs_awq_search_scale(float *best_s, const float *x_mean, const float *w_mea
 /* Clip search for one linear: w (rows x cols) borrowed, x (tokens x cols, the linear's cached
  * input, already divided by the AWQ scales) borrowed. max_val (rows x ceil(cols / group)) receives,
  * per (row, group), the clip m = m0 (1 - i / clip_grid), i < clip_grid / 2, with m0 = max|W[r, g]|,
- * minimising mean_t (sum_{j in g} x_tj (Q(clamp(w, +-m))_j - w_j))^2 (strictly; start 1e9).
+ * minimising mean_t (sum_{j in g} x_tj Q(clamp(w, +-m))_j - sum_{j in g} x_tj w_j)^2 (strictly;
+ * start 1e9). The sums are float products through sgemm (X_g Q_g^T for every row of a candidate
+ * at once), as the reference's float (x * w).sum(-1); the mean is accumulated in double.
  * CS_EINVAL for bad sizes, CS_ENOMEM. */
 cs_rc cs_awq_clip_search(float *max_val, const float *w, size_t rows, size_t cols, const float *x,
                          size_t tokens, const cs_awq_params *p, cs_err *err);
