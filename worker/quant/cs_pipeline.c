@@ -292,7 +292,8 @@ static cs_rc rtn_layer(cs_model *m, size_t layer, const cs_pipe_params *p, cs_pi
 }
 
 typedef struct hook_ctx {
-    cs_hessian *h[CS_LIN_COUNT]; /* for the first linear of each group being collected */
+    cs_hessian *h[CS_LIN_COUNT];   /* for the first linear of each group being collected */
+    cs_actstats *st[CS_LIN_COUNT]; /* the same for Wanda, which needs only sum_t x_tj^2 */
     cs_lin stop_at; /* the pass ends after this linear's input (CS_LIN_COUNT: runs to the end) */
     bool stopped;   /* it did: the CS_ECANCELED of cs_model_block is ours, not an error */
     double stats_s; /* time spent in cs_hessian_add */
@@ -304,9 +305,10 @@ static cs_rc on_linear_in(void *ctx, const cs_hook_event *ev, cs_err *err)
     if (ev->kind != CS_HOOK_LINEAR_IN) {
         return CS_OK;
     }
-    if (hc->h[ev->lin]) {
+    if (hc->h[ev->lin] || hc->st[ev->lin]) {
         uint64_t t0 = cs_time_mono_ns();
-        cs_rc rc = cs_hessian_add(hc->h[ev->lin], ev->x, ev->rows, err);
+        cs_rc rc = hc->h[ev->lin] ? cs_hessian_add(hc->h[ev->lin], ev->x, ev->rows, err)
+                                  : cs_actstats_add(hc->st[ev->lin], ev->x, ev->rows, err);
         hc->stats_s += secs_since(t0);
         if (rc != CS_OK) {
             return rc;
@@ -331,12 +333,18 @@ static cs_rc gptq_groups(cs_model *m, size_t layer, const float *x, float *work,
     uint64_t t0;
     size_t hidden = m->cfg.hidden;
     float *h = NULL;
-    double *sumsq = NULL;
+    cs_actstats st[CS_LIN_COUNT];
     cs_rc rc = CS_OK;
 
+    memset(st, 0, sizeof(st));
     for (int g = g0; g < g1 && rc == CS_OK; g++) {
         cs_lin first = group_lins[g][0];
-        rc = cs_hessian_create(&hc.h[first], m->layers[layer].lin[first].in, err);
+        if (p->algo == CS_PIPE_WANDA) {
+            rc = cs_actstats_init(&st[first], m->layers[layer].lin[first].in, err);
+            hc.st[first] = &st[first];
+        } else {
+            rc = cs_hessian_create(&hc.h[first], m->layers[layer].lin[first].in, err);
+        }
     }
     if (rc != CS_OK) {
         goto out;
@@ -356,22 +364,18 @@ static cs_rc gptq_groups(cs_model *m, size_t layer, const float *x, float *work,
     for (int g = g0; g < g1; g++) {
         cs_lin first = group_lins[g][0];
         size_t cols = m->layers[layer].lin[first].in;
-        free(h);
-        if (!(h = cs_alloc_array(cols * cols, sizeof(float)))) {
-            rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory (Hessian of %zu columns)", cols);
-            goto out;
-        }
-        if (p->algo == CS_PIPE_WANDA) {
-            free(sumsq);
-            if (!(sumsq = cs_alloc_array(cols, sizeof(double)))) {
-                rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        const double *sumsq = st[first].sum_sq;
+        if (p->algo != CS_PIPE_WANDA) {
+            free(h);
+            if (!(h = cs_alloc_array(cols * cols, sizeof(float)))) {
+                rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory (Hessian of %zu columns)", cols);
                 goto out;
             }
-            cs_hessian_diag(hc.h[first], sumsq);
-        } else if ((rc = cs_hessian_get(hc.h[first], h, err)) != CS_OK) {
-            goto out;
+            if ((rc = cs_hessian_get(hc.h[first], h, err)) != CS_OK) {
+                goto out;
+            }
         }
-        if (p->fault_nonpd_layer >= 0 && (size_t)p->fault_nonpd_layer == layer) {
+        if (h && p->fault_nonpd_layer >= 0 && (size_t)p->fault_nonpd_layer == layer) {
             for (size_t i = 0; i < cols * cols; i++) {
                 h[i] = -h[i];
             }
@@ -407,9 +411,9 @@ static cs_rc gptq_groups(cs_model *m, size_t layer, const float *x, float *work,
     rep->t.solve += secs_since(t0);
 out:
     free(h);
-    free(sumsq);
     for (int l = 0; l < CS_LIN_COUNT; l++) {
         cs_hessian_destroy(hc.h[l]);
+        cs_actstats_fini(&st[l]);
     }
     return rc;
 }

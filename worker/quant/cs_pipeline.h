@@ -5,7 +5,8 @@
  * algorithm needs are streamed through the forward hooks of cs_model_block (Hessians in double,
  * cs_hessian), its linears are quantized, and the block's output becomes the next block's input.
  * Memory: the batch's hidden states twice (input and working copy) plus one Hessian per group of
- * linears that share an input; no activation of another block is kept. AWQ adds this block's
+ * linears that share an input (Wanda: only per-column sums of squares, sum_t x_tj^2); no
+ * activation of another block is kept. AWQ adds this block's
  * cached inputs of q, o, gate and down and two module outputs; SmoothQuant a third copy of the
  * hidden states (its FP trajectory for the smoothing statistics).
  *
