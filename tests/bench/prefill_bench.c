@@ -2,10 +2,11 @@
  * Qwen2.5-0.5B (hidden 896, 24 layers, 14 heads, 2 kv heads, intermediate 4864, vocab 151936,
  * tied embeddings, q/k/v biases), written as f32 safetensors at bench time (never committed).
  *
- * Usage: prefill_bench [DIR] [THREADS] [SEQ] [REPS] [keep]
+ * Usage: prefill_bench [DIR] [THREADS] [SEQ] [REPS] [keep|write]
  *   DIR (default /tmp) receives DIR/cs-bench-qwen05/ (config.json + model.safetensors, ~2 GB);
  *   it is reused when present and removed at the end unless "keep" is given (so
- *   tests/bench/prefill_torch.py can run on the same weights).
+ *   tests/bench/prefill_torch.py can run on the same weights); "write" only writes the folder
+ *   (tests/bench/quant_qwen05.sh) and exits.
  * Prints "bench: key value unit" lines: the sgemm peak measured in this process (the largest of a
  * few shapes, including the model's own), prefill tokens/s at SEQ, the achieved GFLOP/s and its
  * fraction of the peak, and the peak RSS against the f32 weight size.
@@ -184,6 +185,7 @@ int main(int argc, char **argv)
     size_t seq = argc > 3 ? (size_t)strtoul(argv[3], NULL, 10) : 512;
     int reps = argc > 4 ? (int)strtol(argv[4], NULL, 10) : 2;
     int keep = argc > 5 && strcmp(argv[5], "keep") == 0;
+    int write_only = argc > 5 && strcmp(argv[5], "write") == 0;
     char dir[512], p[600];
     snprintf(dir, sizeof(dir), "%s/cs-bench-qwen05", base);
     snprintf(p, sizeof(p), "%s/model.safetensors", dir);
@@ -194,6 +196,9 @@ int main(int argc, char **argv)
             return 1;
         }
         printf("bench: write_model %.1f s\n", (double)(cs_time_mono_ns() - t0) / 1e9);
+    }
+    if (write_only) {
+        return 0;
     }
     openblas_set_num_threads(threads);
     printf("bench: openblas %s threads %d\n", openblas_get_config(), openblas_get_num_threads());

