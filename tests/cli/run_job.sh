@@ -18,7 +18,7 @@ job() { # folder algorithm ppl-path tasks-json [calibration n_samples seq_len]
 run() { # dir: runs the job of dir/job.json there, progress to dir/progress
     (cd "$1" && rm -f result.json error.json && CALSWEEP_BASE_DIR=$S CALSWEEP_THREADS=2 "$R" job.json 3>progress 2>stderr)
 }
-echo "1..33"
+echo "1..35"
 
 mkdir "$tmp/a"; job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt >"$tmp/a/job.json"
 run "$tmp/a"; ok $? "a baseline job exits 0"
@@ -124,6 +124,10 @@ run "$tmp/m"; ok $? "an AWQ job with the sweep's keys (zero_point, n_grid, clip)
 mkdir "$tmp/n"; job sweeps/testbed/models/tb-qwen '{"name":"sparsegpt","sparsity":0.5,"pattern":"2:4","damp":0.01,"block_size":128}' sweeps/testbed/data/heldout.txt "" "$R4" 8 64 >"$tmp/n/job.json"
 run "$tmp/n"; ok $? "a SparseGPT 2:4 job with the sweep's keys exits 0"
 mkdir "$tmp/o"; job sweeps/testbed/models/tb-qwen '{"name":"smoothquant","alpha":0.5,"bits":8,"act_bits":8,"weights":"rtn","damp":0.01}' sweeps/testbed/data/heldout.txt "" "$R4" 8 64 >"$tmp/o/job.json"
-run "$tmp/o"; rc=$?
-[ $rc = 1 ] && jq -r .message "$tmp/o/error.json" | grep -q "algorithm.weights"; ok $? "SmoothQuant with RTN weights (not built) is refused naming algorithm.weights"
+run "$tmp/o"; ok $? "an original-SmoothQuant job (weights rtn) exits 0"
+jq -e '.extra.quant_timing.smooth > 0 and .extra.quant_timing.solve == 0 and .extra.quant_timing.rtn > 0' "$tmp/o/result.json" >/dev/null
+ok $? "it smooths and rounds to nearest, with no GPTQ solve (extra.quant_timing)"
+mkdir "$tmp/p"; job sweeps/testbed/models/tb-qwen '{"name":"smoothquant","alpha":0.5,"bits":8,"act_bits":8,"weights":"awq","damp":0.01}' sweeps/testbed/data/heldout.txt "" "$R4" 8 64 >"$tmp/p/job.json"
+run "$tmp/p"; rc=$?
+[ $rc = 1 ] && jq -r .message "$tmp/p/error.json" | grep -q "algorithm.weights"; ok $? "SmoothQuant with unknown weights is refused naming algorithm.weights"
 exit $fail

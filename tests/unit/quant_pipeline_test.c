@@ -1,7 +1,8 @@
 /* quant_pipeline_test.c - model-level invariants of the quantization pipeline (cs_pipeline.h) on
  * the testbed models: SmoothQuant's smoothing + folding leaves the float logits unchanged; W8A8
  * with smoothing beats W8A8 without on a model with injected outlier channels (norm weights scaled
- * up, the following linears' columns scaled down: the float model is unchanged); a quantized model
+ * up, the following linears' columns scaled down: the float model is unchanged), with GPTQ weights
+ * and with the original SmoothQuant's Q-SQ weights (on their per-row grid); a quantized model
  * saved and reloaded gives identical logits; Wanda's 50% per row and the N:M patterns of Wanda and
  * SparseGPT hold on every pruned layer; a non-positive-definite Hessian (injected) falls back to
  * RTN, is recorded, and gives exactly the RTN weights; true-sequential GPTQ, whose statistics
@@ -222,9 +223,8 @@ static void inject_outliers(cs_model *m, float f)
 
 /* The testbed models are so robust that 8-bit quantization moves the perplexity by noise (both
  * ways); the comparison is the held-out logits' mean squared error to the float model. */
-static void test_w8a8_outliers(void **state)
+static void w8a8_outliers(const char *weights)
 {
-    (void)state;
     const char *name = "tb-llama";
     int32_t *tok = calib_tokens(name);
     cs_model *a = load_model(name), *b = load_model(name);
@@ -239,18 +239,42 @@ static void test_w8a8_outliers(void **state)
     float *lf = logits_of(a, held);
     cs_pipe_params ps, pn;
     cs_pipe_report ra, rb;
-    params(&ps, "{\"name\":\"smoothquant\",\"alpha\":0.5}");
-    params(&pn, "{\"name\":\"smoothquant\",\"smooth\":false}");
+    char js[128], jn[128];
+    snprintf(js, sizeof js, "{\"name\":\"smoothquant\",\"alpha\":0.5,\"weights\":\"%s\"}", weights);
+    snprintf(jn, sizeof jn, "{\"name\":\"smoothquant\",\"smooth\":false,\"weights\":\"%s\"}",
+             weights);
+    params(&ps, js);
+    params(&pn, jn);
     quantize(a, tok, &ps, &ra);
     quantize(b, tok, &pn, &rb);
     assert_int_equal(a->act_bits, 8);
     double pa = heldout_ppl(a, name), pb = heldout_ppl(b, name);
     float *la = logits_of(a, held), *lb = logits_of(b, held);
     double ea = mse(la, lf, nl), eb = mse(lb, lf, nl);
-    print_message("# W8A8 on %s with outliers: held-out logits MSE to float: smoothed %.4g, not "
-                  "smoothed %.4g (ppl float %.6f, smoothed %.6f, not smoothed %.6f)\n",
-                  name, ea, eb, fp_inj, pa, pb);
+    print_message("# W8A8 (%s weights) on %s with outliers: held-out logits MSE to float: smoothed "
+                  "%.4g, not smoothed %.4g (ppl float %.6f, smoothed %.6f, not smoothed %.6f)\n",
+                  weights, name, ea, eb, fp_inj, pa, pb);
     assert_true(ea < eb);
+    if (strcmp(weights, "rtn") == 0) {
+        /* Q-SQ: every row is a multiple of its scale max|w| / 127, and max|w| is 127 steps */
+        for (size_t l = 0; l < a->cfg.n_layers; l++) {
+            for (int k = 0; k < CS_LIN_COUNT; k++) {
+                const cs_linear *lin = &a->layers[l].lin[k];
+                for (size_t r = 0; r < lin->out; r++) {
+                    const float *w = lin->w + r * lin->in;
+                    float mx = 0.0f;
+                    for (size_t j = 0; j < lin->in; j++) {
+                        mx = fmaxf(mx, fabsf(w[j]));
+                    }
+                    const float scale = mx / 127.0f;
+                    for (size_t j = 0; j < lin->in; j++) {
+                        const float q = w[j] / scale;
+                        assert_true(fabsf(q - rintf(q)) < 1e-3f && fabsf(q) <= 127.001f);
+                    }
+                }
+            }
+        }
+    }
     free(la);
     free(lb);
     free(lf);
@@ -260,6 +284,19 @@ static void test_w8a8_outliers(void **state)
     cs_model_free(a);
     cs_model_free(b);
     free(tok);
+}
+
+static void test_w8a8_outliers(void **state)
+{
+    (void)state;
+    w8a8_outliers("gptq");
+}
+
+/* The original SmoothQuant: Q-SQ weights per row. */
+static void test_w8a8_outliers_rtn(void **state)
+{
+    (void)state;
+    w8a8_outliers("rtn");
 }
 
 static void test_save_reload(void **state)
@@ -499,6 +536,7 @@ static void test_bad_params(void **state)
             "{\"name\":\"awq\",\"trajectory\":\"sideways\"}",
             "{\"name\":\"rtn\",\"alpha\":0.5}",
             "{\"name\":\"smoothquant\",\"alpha\":2}",
+            "{\"name\":\"smoothquant\",\"weights\":\"awq\"}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cJSON *j = cJSON_Parse(bad[i]);
@@ -527,6 +565,7 @@ int main(void)
             cmocka_unit_test(test_smooth_invariant_llama),
             cmocka_unit_test(test_smooth_invariant_qwen),
             cmocka_unit_test(test_w8a8_outliers),
+            cmocka_unit_test(test_w8a8_outliers_rtn),
             cmocka_unit_test(test_save_reload),
             cmocka_unit_test(test_wanda_unstructured),
             cmocka_unit_test(test_wanda_2_4),

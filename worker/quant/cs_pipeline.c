@@ -37,20 +37,21 @@ const char *cs_pipe_algo_name(cs_pipe_algo a)
 }
 
 /* The keys each algorithm accepts (besides name, bits, group_size, sym, trajectory). */
-static const char *const algo_keys[][6] = {
+static const char *const algo_keys[][8] = {
         [CS_PIPE_RTN] = {"grid"},
         [CS_PIPE_GPTQ] = {"act_order", "damp", "block_size", "true_sequential", "static_groups"},
         [CS_PIPE_AWQ] = {"duo_scaling", "n_grid", "clip"},
         [CS_PIPE_SPARSEGPT] = {"sparsity", "nm", "damp", "block_size"},
         [CS_PIPE_WANDA] = {"sparsity", "nm"},
-        [CS_PIPE_SMOOTHQUANT] = {"alpha", "smooth", "act_bits", "act_order", "damp", "block_size"},
+        [CS_PIPE_SMOOTHQUANT] = {"alpha", "smooth", "act_bits", "act_order", "damp", "block_size",
+                                 "weights"},
 };
 
 static cs_rc check_keys(cs_jctx *c, const cJSON *algo, cs_pipe_algo a)
 {
     const char *keys[16] = {"name", "bits", "group_size", "sym", "trajectory"};
     size_t n = 5;
-    for (size_t i = 0; i < 6 && algo_keys[a][i]; i++) {
+    for (size_t i = 0; i < 8 && algo_keys[a][i]; i++) {
         keys[n++] = algo_keys[a][i];
     }
     return cs_json_check_keys(c, algo, keys, n, CS_DIAG_ERROR);
@@ -78,7 +79,7 @@ static cs_rc parse_nm(const char *nm, size_t *n, size_t *m, cs_err *err)
 cs_rc cs_pipe_params_from_json(cs_pipe_params *p, const cJSON *algo, cs_err *err)
 {
     cs_jctx c;
-    const char *name = NULL, *grid = NULL, *traj = NULL, *nm = NULL;
+    const char *name = NULL, *grid = NULL, *traj = NULL, *nm = NULL, *weights = NULL;
     int64_t bits = 4, group = 128, block = 128, n_grid = 20;
     double damp = 0.01;
     cs_rc rc;
@@ -156,6 +157,7 @@ cs_rc cs_pipe_params_from_json(cs_pipe_params *p, const cJSON *algo, cs_err *err
              ((rc = cs_json_opt_number(&c, algo, "alpha", 0.5, 0, 1, &p->alpha)) != CS_OK ||
               (rc = cs_json_opt_bool(&c, algo, "smooth", true, &p->smooth)) != CS_OK ||
               (rc = cs_json_opt_int(&c, algo, "act_bits", 8, 2, 8, &act_bits)) != CS_OK ||
+              (rc = cs_json_opt_string(&c, algo, "weights", "gptq", &weights)) != CS_OK ||
               (rc = cs_json_opt_bool(&c, algo, "act_order", true, &p->gptq.act_order)) != CS_OK)) ||
             (gptq &&
              ((rc = cs_json_opt_bool(&c, algo, "act_order", true, &p->gptq.act_order)) != CS_OK ||
@@ -166,6 +168,16 @@ cs_rc cs_pipe_params_from_json(cs_pipe_params *p, const cJSON *algo, cs_err *err
             (rc = cs_json_opt_number(&c, algo, "damp", 0.01, 1e-9, 1, &damp)) != CS_OK ||
             (rc = cs_json_opt_int(&c, algo, "block_size", 128, 1, 4096, &block)) != CS_OK) {
             return rc;
+        }
+        if (sq && strcmp(weights, "gptq") != 0) {
+            if (strcmp(weights, "rtn") != 0) {
+                return cs_err_set(err, CS_ESCHEMA, 0, "algorithm.weights: '%s' (gptq or rtn)",
+                                  weights);
+            }
+            /* the original SmoothQuant: Q-SQ weights, symmetric, max|w| / (2^(b-1) - 1) */
+            p->sq_rtn = true;
+            p->q.family = CS_QF_SQ;
+            p->q.sym = true;
         }
         p->gptq.q = p->q;
         p->gptq.group_size = group;
@@ -867,6 +879,17 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
             rc = rtn_layer(m, layer, p, rep, err);
         } else if (p->algo == CS_PIPE_AWQ) {
             rc = awq_layer(m, layer, x, work, n_samples, seq_len, lens, p, rep, err);
+        } else if (p->algo == CS_PIPE_SMOOTHQUANT && p->sq_rtn) {
+            /* the original SmoothQuant: smoothing statistics from the FP trajectory (xfp), then
+             * Q-SQ weights, which need no activation */
+            uint64_t ts = cs_time_mono_ns();
+            if (p->smooth) {
+                rc = cs_pipe_smooth_block(m, layer, xfp, n_samples, seq_len, lens, p->alpha, err);
+            }
+            rep->t.smooth += secs_since(ts);
+            if (rc == CS_OK) {
+                rc = rtn_layer(m, layer, p, rep, err);
+            }
         } else {
             float *next = NULL;
             uint64_t ts = cs_time_mono_ns();
@@ -1093,7 +1116,7 @@ cJSON *cs_pipe_params_to_json(const cs_pipe_params *p)
              cJSON_AddBoolToObject(o, "sym", p->q.sym) &&
              cJSON_AddStringToObject(o, "grid", (unsigned)p->q.family < 4 ? fam[p->q.family] : "?");
     }
-    if (ok && (p->algo == CS_PIPE_GPTQ || p->algo == CS_PIPE_SMOOTHQUANT ||
+    if (ok && (p->algo == CS_PIPE_GPTQ || (p->algo == CS_PIPE_SMOOTHQUANT && !p->sq_rtn) ||
                p->algo == CS_PIPE_SPARSEGPT)) {
         ok = cJSON_AddNumberToObject(o, "damp", p->gptq.percdamp) &&
              cJSON_AddNumberToObject(o, "damp_step", p->gptq.damp_step) &&
@@ -1114,6 +1137,7 @@ cJSON *cs_pipe_params_to_json(const cs_pipe_params *p)
         ok = cJSON_AddNumberToObject(o, "alpha", p->alpha) &&
              cJSON_AddBoolToObject(o, "smooth", p->smooth) &&
              cJSON_AddStringToObject(o, "smooth_variant", "absmax") &&
+             cJSON_AddStringToObject(o, "weights", p->sq_rtn ? "rtn" : "gptq") &&
              cJSON_AddNumberToObject(o, "act_bits", p->act_bits) &&
              cJSON_AddStringToObject(o, "act_quant", "per-token symmetric dynamic");
     }

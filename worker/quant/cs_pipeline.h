@@ -45,7 +45,8 @@ typedef enum cs_pipe_algo {
     CS_PIPE_SPARSEGPT = 3,
     CS_PIPE_WANDA = 4,
     CS_PIPE_SMOOTHQUANT = 5, /* smoothing (input_layernorm -> q,k,v; post_attention -> gate,up),
-                              * then GPTQ W8 per row, all Hessians of a block from one forward;
+                              * then GPTQ W8 per row, all Hessians of a block from one forward
+                              * (or, weights "rtn", Q-SQ per row as the original SmoothQuant);
                               * sets m->act_bits (per-token dynamic activation fake quant) */
 } cs_pipe_algo;
 
@@ -64,6 +65,8 @@ typedef struct cs_pipe_params {
     size_t prune_m;
     double alpha; /* smoothquant: migration strength (0.5) */
     bool smooth;  /* smoothquant: false = W8A8 GPTQ without smoothing */
+    bool sq_rtn;  /* smoothquant "weights": "rtn": the original SmoothQuant (Q-SQ weights per row,
+                   * no GPTQ; statistics from the FP trajectory); default "gptq" */
     int act_bits; /* smoothquant: 8 */
     bool true_sequential;
     bool fp_trajectory;

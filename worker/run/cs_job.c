@@ -438,7 +438,8 @@ static void on_layer(void *ctx, size_t layer, size_t n_layers, double secs)
 
 /* The job config's algorithm object (coordinator/cs_sweep.c names) in the pipeline's terms:
  * awq.zero_point -> sym = !zero_point; sparsegpt/wanda pattern "N:M" -> nm ("unstructured":
- * none); smoothquant.weights "gptq" is the pipeline's SmoothQuant+GPTQ ("rtn" is not built). */
+ * none); smoothquant.weights ("gptq": SmoothQuant+GPTQ, "rtn": the original SmoothQuant) passes
+ * through. */
 static cs_rc algo_for_pipeline(const cJSON *algo, cJSON **out, cs_err *err)
 {
     cJSON *o = cJSON_Duplicate(algo, true);
@@ -459,15 +460,6 @@ static cs_rc algo_for_pipeline(const cJSON *algo, cJSON **out, cs_err *err)
             cJSON_AddStringToObject(o, "nm", v->valuestring);
         }
         cJSON_Delete(v);
-    }
-    if ((v = cJSON_DetachItemFromObjectCaseSensitive(o, "weights")) != NULL) {
-        bool gptq = cJSON_IsString(v) && strcmp(v->valuestring, "gptq") == 0;
-        cJSON_Delete(v);
-        if (!gptq) {
-            cJSON_Delete(o);
-            return cs_err_set(err, CS_ENOTSUP, 0,
-                              "algorithm.weights: only \"gptq\" (SmoothQuant+GPTQ) is built");
-        }
     }
     *out = o;
     return CS_OK;
