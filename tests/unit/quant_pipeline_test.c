@@ -2,7 +2,8 @@
  * the testbed models: SmoothQuant's smoothing + folding leaves the float logits unchanged; W8A8
  * with smoothing beats W8A8 without on a model with injected outlier channels (norm weights scaled
  * up, the following linears' columns scaled down: the float model is unchanged), with GPTQ weights
- * and with the original SmoothQuant's Q-SQ weights (on their per-row grid); a quantized model
+ * and with the original SmoothQuant's Q-SQ weights (on their per-row grid); on the same model,
+ * GPTQ and AWQ end closer to the float logits than RTN on their grids; a quantized model
  * saved and reloaded gives identical logits; Wanda's 50% per row and the N:M patterns of Wanda and
  * SparseGPT hold on every pruned layer; a non-positive-definite Hessian (injected) falls back to
  * RTN, is recorded, and gives exactly the RTN weights; true-sequential GPTQ, whose statistics
@@ -299,6 +300,51 @@ static void test_w8a8_outliers_rtn(void **state)
     w8a8_outliers("rtn");
 }
 
+/* specs/ptq-algorithms.md section 8's smoke test on the model with injected outlier channels:
+ * GPTQ and AWQ (4 bits, groups of 64) end closer to the float model than RTN on the same grid
+ * (held-out logits MSE). */
+static void test_gptq_awq_beat_rtn_outliers(void **state)
+{
+    (void)state;
+    static const char *const pairs[2][2] = {
+            {"{\"name\":\"gptq\",\"bits\":4,\"group_size\":64}",
+             "{\"name\":\"rtn\",\"bits\":4,\"group_size\":64,\"grid\":\"gptq\",\"sym\":true}"},
+            {"{\"name\":\"awq\",\"bits\":4,\"group_size\":64}",
+             "{\"name\":\"rtn\",\"bits\":4,\"group_size\":64,\"grid\":\"awq\"}"}};
+    const char *name = "tb-llama";
+    int32_t *tok = calib_tokens(name);
+    size_t nh = 0;
+    int32_t *held = heldout_ids(name, &nh);
+    cs_model *f = load_model(name);
+    inject_outliers(f, 64.0f);
+    const size_t nl = 2 * T_CAL * f->cfg.vocab;
+    float *lf = logits_of(f, held);
+    for (int k = 0; k < 2; k++) {
+        double e[2];
+        for (int i = 0; i < 2; i++) {
+            cs_model *m = load_model(name);
+            cs_pipe_params p;
+            cs_pipe_report rep;
+            inject_outliers(m, 64.0f);
+            params(&p, pairs[k][i]);
+            quantize(m, tok, &p, &rep);
+            float *lg = logits_of(m, held);
+            e[i] = mse(lg, lf, nl);
+            free(lg);
+            cs_pipe_report_fini(&rep);
+            cs_model_free(m);
+        }
+        print_message(
+                "# %s with outliers: held-out logits MSE to float %.4g, RTN on its grid %.4g\n",
+                k == 0 ? "GPTQ" : "AWQ", e[0], e[1]);
+        assert_true(e[0] < e[1]);
+    }
+    free(lf);
+    free(held);
+    free(tok);
+    cs_model_free(f);
+}
+
 static void test_save_reload(void **state)
 {
     (void)state;
@@ -566,6 +612,7 @@ int main(void)
             cmocka_unit_test(test_smooth_invariant_qwen),
             cmocka_unit_test(test_w8a8_outliers),
             cmocka_unit_test(test_w8a8_outliers_rtn),
+            cmocka_unit_test(test_gptq_awq_beat_rtn_outliers),
             cmocka_unit_test(test_save_reload),
             cmocka_unit_test(test_wanda_unstructured),
             cmocka_unit_test(test_wanda_2_4),
