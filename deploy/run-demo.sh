@@ -39,7 +39,7 @@ cs_say "starting calsweepd and one worker (logs in $dir)"
 dpid=$!
 for _ in $(seq 100); do [ -S "$dir/control.sock" ] && break; sleep 0.1; done
 "$B/worker/calsweep-worker" --model-root sweeps/testbed/models --threads 2 \
-    --work-dir "$dir/work" 2>"$dir/worker.log" &
+    --work-dir "$dir/work" --cache-dir "$dir/cache" 2>"$dir/worker.log" &
 wpid=$!
 
 cs_say "calsweep submit sweeps/demo.json"

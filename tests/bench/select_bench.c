@@ -1,13 +1,23 @@
-/* select_bench.c - time of each calibration-data selector on the testbed model (tb-llama), split
- * into forward passes (or generation, or embedding means) and the selection itself, as the
- * selectors report them in their diagnostics (forward_s, select_s).
+/* select_bench.c - time of each calibration-data selector, split into forward passes (or
+ * generation, or embedding means) and the selection itself, as the selectors report them in their
+ * diagnostics (forward_s, select_s).
  *
- * Usage: select_bench [THREADS] [POOL] [SEQ] [N] [GEN_N] [GEN_M]
- *   defaults 2, 1000, 512, 128, 8, 32. The pool is POOL random windows of SEQ tokens over the four
- *   testbed corpora (prose, arith, code, facts; even quotas); random, zipcal (one source: prose
- *   alone; four sources: with the k-center step) and ppl pick N of it. The generating selectors run
- *   smaller (they decode token by token): selfcal makes GEN_N sequences of SEQ tokens; selfgen
- *   generates GEN_M continuations of SEQ tokens and keeps GEN_N.
+ * Usage: select_bench [THREADS] [POOL] [SEQ] [N] [GEN_N] [GEN_M] [MODEL] [SUBSET] [DIR]
+ *   defaults 2, 1000, 512, 128, 8, 32, tb-llama, 16, /tmp. The pool is POOL random windows of SEQ
+ *   tokens over the four testbed corpora (prose, arith, code, facts; even quotas; tb-llama's
+ *   tokenizer); random, zipcal (one source: prose alone; four sources: with the k-center step),
+ *   ppl, cola, acdm (reference: the arith_mc and facts_mc train splits) and covercal pick N of it.
+ *   MODEL tb-llama: every selector on the full pool, each cold (no cache, its own forward pass),
+ *   then cola, acdm, covercal and ppl in a row sharing one cache (one pass for the first three).
+ *   The generating selectors run smaller: selfcal makes GEN_N sequences of SEQ tokens; selfgen
+ *   generates GEN_M continuations of up to SEQ tokens and keeps GEN_N.
+ *   MODEL qwen05: the random-weight Qwen2.5-0.5B-shaped model of bench_qwen05.h (DIR/cs-bench-
+ *   qwen05, written when missing and kept). Its forward pass over POOL x SEQ tokens would take
+ *   hours on two cores, so it is timed on the first SUBSET candidates (one pass for the hook
+ *   statistics, one for the NLL) and extrapolated linearly to POOL, and the reference items are
+ *   forwarded in full; the selection part runs on the full POOL, on the statistics of a pool of
+ *   POOL windows of 8 tokens (the statistics have the same size whatever the length), read from a
+ *   cache. The generating selectors are not run on it.
  * Prints "bench: selector forward_s select_s total_s note" lines.
  */
 #include <stdio.h>
@@ -15,11 +25,16 @@
 #include <string.h>
 
 #include <cblas.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "bench_qwen05.h"
 #include "cs_alloc.h"
+#include "cs_cache.h"
 #include "cs_calib.h"
 #include "cs_model.h"
 #include "cs_opt.h"
+#include "cs_pstat.h"
 #include "cs_select.h"
 #include "cs_source.h"
 #include "cs_time.h"
@@ -45,23 +60,242 @@ static size_t arg(int argc, char **argv, int i, size_t def)
     return def;
 }
 
+static double now_s(void)
+{
+    return (double)cs_time_mono_ns() * 1e-9;
+}
+
+static double diag_num(const cs_calib_selection *s, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItem(s->diag, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0.0;
+}
+
+static double stats_num(const cs_calib_selection *s, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(s->diag, "stats"), key);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0.0;
+}
+
 static int run(const char *label, const cs_select_params *p, const cs_calib_pool *pool, cs_model *m,
-               const cs_tok *tok, const char *note)
+               const cs_tok *tok, const cs_select_env *env, const char *note)
 {
     cs_calib_selection s;
     cs_err err = {0};
-    uint64_t t0 = cs_time_mono_ns();
-    if (cs_select_run(p, pool, m, tok, NULL, NULL, &s, &err) != CS_OK) {
+    double t0 = now_s();
+    if (cs_select_run_env(p, pool, m, tok, env, NULL, NULL, &s, &err) != CS_OK) {
         fprintf(stderr, "select_bench: %s: %s\n", label, err.msg);
         return 1;
     }
-    double total = (double)(cs_time_mono_ns() - t0) * 1e-9;
-    printf("bench: %-16s forward_s %8.3f select_s %8.4f total_s %8.3f  %s\n", label,
-           cJSON_GetObjectItem(s.diag, "forward_s")->valuedouble,
-           cJSON_GetObjectItem(s.diag, "select_s")->valuedouble, total, note);
+    double total = now_s() - t0;
+    char extra[96] = "";
+    if (cJSON_GetObjectItem(s.diag, "stats")) {
+        snprintf(extra, sizeof extra, " [forwarded %.0f items, %.0f cache hits]",
+                 stats_num(&s, "items_forwarded"), stats_num(&s, "cache_hits"));
+    }
+    printf("bench: %-20s forward_s %9.3f select_s %8.4f total_s %9.3f  %s%s\n", label,
+           diag_num(&s, "forward_s"), diag_num(&s, "select_s"), total, note, extra);
     fflush(stdout);
     cs_calib_selection_free(&s);
     return 0;
+}
+
+/* A fresh cache folder (removed by drop_cache). */
+static cs_rc open_cache(char *dir, size_t cap, const char *model_dir, cs_pstat_ctx *ctx,
+                        char id[CS_CACHE_KEY_LEN + 1], cs_err *err)
+{
+    const char *t = getenv("TMPDIR");
+    snprintf(dir, cap, "%s/select_bench_XXXXXX", t && t[0] ? t : "/tmp");
+    if (!mkdtemp(dir)) {
+        return cs_err_set(err, CS_EIO, 0, "mkdtemp %s failed", dir);
+    }
+    memset(ctx, 0, sizeof(*ctx));
+    cs_rc rc = cs_cache_open(dir, &ctx->cache, err);
+    if (rc == CS_OK) {
+        rc = cs_cache_model_id(model_dir, id, err);
+    }
+    ctx->model_id = id;
+    return rc;
+}
+
+static void drop_cache(const char *dir, cs_pstat_ctx *ctx)
+{
+    char cmd[512];
+    cs_cache_close(ctx->cache);
+    ctx->cache = NULL;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "select_bench: could not remove %s\n", dir);
+    }
+}
+
+static void params(cs_select_params *p, cs_sel_kind k, size_t n)
+{
+    cs_select_params_default(p, k);
+    p->n = n;
+}
+
+/* The activation selectors and ppl cold (no cache), then in a row on one cache. */
+static int act_selectors(const cs_calib_pool *pool, const cs_calib_pool *ref, cs_model *m,
+                         const cs_tok *tok, const char *model_dir, size_t n)
+{
+    cs_select_params p;
+    cs_select_env env = {.reference = ref};
+    int code = 0;
+    params(&p, CS_SEL_COLA, n);
+    code |= run("cola", &p, pool, m, tok, &env, "cold: mlp_mean pass; proj 64, 10 restarts");
+    params(&p, CS_SEL_ACDM, n);
+    code |= run("acdm", &p, pool, m, tok, &env, "cold: in_mean pass + reference items, quota");
+    params(&p, CS_SEL_COVERCAL, n);
+    code |= run("covercal", &p, pool, m, tok, &env, "cold: in_absmax pass");
+    char dir[256], id[CS_CACHE_KEY_LEN + 1];
+    cs_pstat_ctx ctx;
+    cs_err err = {0};
+    if (open_cache(dir, sizeof dir, model_dir, &ctx, id, &err) != CS_OK) {
+        fprintf(stderr, "select_bench: %s\n", err.msg);
+        return 1;
+    }
+    env.stats = &ctx;
+    params(&p, CS_SEL_COLA, n);
+    code |= run("cached: cola", &p, pool, m, tok, &env, "one pass: all 4 hook statistics");
+    params(&p, CS_SEL_ACDM, n);
+    code |= run("cached: acdm", &p, pool, m, tok, &env, "pool from the cache, reference pass");
+    p.acdm_mode = CS_ACDM_MINIMAX;
+    code |= run("cached: acdm-minimax", &p, pool, m, tok, &env, "from the cache");
+    params(&p, CS_SEL_COVERCAL, n);
+    code |= run("cached: covercal", &p, pool, m, tok, &env, "from the cache");
+    params(&p, CS_SEL_PPL, n);
+    code |= run("cached: ppl", &p, pool, m, tok, &env, "nll pass (output layer)");
+    code |= run("cached: ppl again", &p, pool, m, tok, &env, "from the cache");
+    drop_cache(dir, &ctx);
+    return code;
+}
+
+static int bench_qwen05(const cs_calib_source *src, size_t n_src, const cs_calib_pool *pool4,
+                        const cs_calib_pool *pool1, const cs_calib_pool *ref, const cs_tok *tok,
+                        size_t threads, size_t L, size_t n, size_t subset, const char *base)
+{
+    char mdir[512], p[600];
+    struct stat sb;
+    cs_model *m = NULL;
+    cs_err err = {0};
+    cs_select_params sp;
+    int code = 0;
+    snprintf(mdir, sizeof mdir, "%s/cs-bench-qwen05", base);
+    snprintf(p, sizeof p, "%s/model.safetensors", mdir);
+    if (stat(p, &sb) != 0) {
+        double t0 = now_s();
+        if (write_model(mdir) != 0) {
+            return 1;
+        }
+        printf("bench: wrote %s in %.1f s\n", mdir, now_s() - t0);
+    }
+    double t0 = now_s();
+    if (cs_model_load(&m, mdir, (int)threads, &err) != CS_OK) {
+        fprintf(stderr, "select_bench: %s\n", err.msg);
+        return 1;
+    }
+    printf("bench: model qwen05 (random weights, %zu layers, hidden %zu, vocab %zu) loaded in "
+           "%.1f s\n",
+           m->cfg.n_layers, m->cfg.hidden, m->cfg.vocab, now_s() - t0);
+    params(&sp, CS_SEL_RANDOM, n);
+    code |= run("random", &sp, pool4, m, tok, NULL, "");
+    params(&sp, CS_SEL_ZIPCAL, n);
+    code |= run("zipcal-1src", &sp, pool1, m, tok, NULL, "prose only, cap 2000");
+    code |= run("zipcal-4src", &sp, pool4, m, tok, NULL,
+                "n per source + k-center (forward = embeddings)");
+    /* forward passes: SUBSET candidates, extrapolated */
+    cs_calib_pool sub = *pool4;
+    sub.n = subset < pool4->n ? subset : pool4->n;
+    cs_pstats st;
+    t0 = now_s();
+    if (cs_pstat_get(NULL, m, &sub, CS_PSTAT_HOOKED, 8, NULL, NULL, &st, &err) != CS_OK) {
+        fprintf(stderr, "select_bench: %s\n", err.msg);
+        cs_model_free(m);
+        return 1;
+    }
+    double t_hook = now_s() - t0;
+    cs_pstats_free(&st);
+    t0 = now_s();
+    if (cs_pstat_get(NULL, m, &sub, CS_PSTAT_BIT(CS_PSTAT_NLL), 8, NULL, NULL, &st, &err) !=
+        CS_OK) {
+        fprintf(stderr, "select_bench: %s\n", err.msg);
+        cs_model_free(m);
+        return 1;
+    }
+    double t_nll = now_s() - t0;
+    cs_pstats_free(&st);
+    double scale = (double)pool4->n / (double)sub.n;
+    printf("bench: forward hook pass   %zu x %zu tokens in %.1f s (%.1f tok/s) -> %zu candidates: "
+           "%.0f s (extrapolated)\n",
+           sub.n, L, t_hook, (double)(sub.n * L) / t_hook, pool4->n, t_hook * scale);
+    printf("bench: forward nll pass    %zu x %zu tokens in %.1f s (%.1f tok/s) -> %zu candidates: "
+           "%.0f s (extrapolated)\n",
+           sub.n, L, t_nll, (double)(sub.n * L) / t_nll, pool4->n, t_nll * scale);
+    size_t ref_tok = 0;
+    for (size_t i = 0; i < ref->n; i++) {
+        ref_tok += ref->items[i].n_tokens;
+    }
+    t0 = now_s();
+    if (cs_pstat_get(NULL, m, ref, CS_PSTAT_BIT(CS_PSTAT_IN_MEAN), 8, NULL, NULL, &st, &err) !=
+        CS_OK) {
+        fprintf(stderr, "select_bench: %s\n", err.msg);
+        cs_model_free(m);
+        return 1;
+    }
+    double t_ref = now_s() - t0;
+    cs_pstats_free(&st);
+    printf("bench: forward reference   %zu items, %zu tokens in %.1f s (measured in full)\n",
+           ref->n, ref_tok, t_ref);
+    /* the selection part on the full pool: statistics of POOL windows of 8 tokens, cached */
+    cs_calib_pool short_pool = {0}, short_ref = {0};
+    cs_calib_compose_opts o;
+    cs_calib_compose_opts_default(&o);
+    o.n = pool4->n;
+    o.seq_len = 8;
+    char dir[256], id[CS_CACHE_KEY_LEN + 1];
+    cs_pstat_ctx ctx;
+    if (cs_calib_pool_build(src, n_src, tok, &o, &short_pool, &err) != CS_OK ||
+        cs_calib_ref_pool_build(src + n_src, 2, tok, 8, true, &short_ref, &err) != CS_OK ||
+        open_cache(dir, sizeof dir, mdir, &ctx, id, &err) != CS_OK) {
+        fprintf(stderr, "select_bench: %s\n", err.msg);
+        cs_model_free(m);
+        return 1;
+    }
+    t0 = now_s();
+    const unsigned all = CS_PSTAT_HOOKED | CS_PSTAT_BIT(CS_PSTAT_NLL);
+    if (cs_pstat_get(&ctx, m, &short_pool, all, 8, NULL, NULL, &st, &err) != CS_OK) {
+        fprintf(stderr, "select_bench: %s\n", err.msg);
+        cs_model_free(m);
+        return 1;
+    }
+    cs_pstats_free(&st);
+    if (cs_pstat_get(&ctx, m, &short_ref, CS_PSTAT_HOOKED, 8, NULL, NULL, &st, &err) != CS_OK) {
+        fprintf(stderr, "select_bench: %s\n", err.msg);
+        cs_model_free(m);
+        return 1;
+    }
+    cs_pstats_free(&st);
+    printf("bench: statistics of %zu x 8 tokens (and the reference) for the selection part: "
+           "%.1f s\n",
+           short_pool.n, now_s() - t0);
+    cs_select_env env = {.reference = &short_ref, .stats = &ctx};
+    params(&sp, CS_SEL_COLA, n);
+    code |= run("sel: cola", &sp, &short_pool, m, tok, &env,
+                "selection part (forward = cache read)");
+    params(&sp, CS_SEL_ACDM, n);
+    code |= run("sel: acdm", &sp, &short_pool, m, tok, &env, "quota");
+    sp.acdm_mode = CS_ACDM_MINIMAX;
+    code |= run("sel: acdm-minimax", &sp, &short_pool, m, tok, &env, "");
+    params(&sp, CS_SEL_COVERCAL, n);
+    code |= run("sel: covercal", &sp, &short_pool, m, tok, &env, "");
+    params(&sp, CS_SEL_PPL, n);
+    code |= run("sel: ppl", &sp, &short_pool, m, tok, &env, "");
+    drop_cache(dir, &ctx);
+    cs_calib_pool_free(&short_pool);
+    cs_calib_pool_free(&short_ref);
+    cs_model_free(m);
+    return code;
 }
 
 int main(int argc, char **argv)
@@ -69,25 +303,40 @@ int main(int argc, char **argv)
     size_t threads = arg(argc, argv, 1, 2), n_pool = arg(argc, argv, 2, 1000);
     size_t L = arg(argc, argv, 3, 512), n = arg(argc, argv, 4, 128);
     size_t gen_n = arg(argc, argv, 5, 8), gen_m = arg(argc, argv, 6, 32);
+    const char *model = argc > 7 ? argv[7] : "tb-llama";
+    size_t subset = arg(argc, argv, 8, 16);
+    const char *base = argc > 9 ? argv[9] : "/tmp";
     static const char *const names[] = {"prose", "arith", "code", "facts"};
-    char *paths[4] = {0};
+    static const char *const refs[] = {"arith_mc.train", "facts_mc.train"};
+    char *paths[6] = {0};
     char *mdir = src_path("sweeps/testbed/models/tb-llama");
     char *tpath = src_path("sweeps/testbed/models/tb-llama/tokenizer.json");
-    cs_calib_source src[4];
-    cs_calib_pool pool4 = {0}, pool1 = {0};
+    cs_calib_source src[6];
+    cs_calib_pool pool4 = {0}, pool1 = {0}, ref = {0};
     cs_model *m = NULL;
     cs_tok *tok = NULL;
     cs_err err = {0};
     int code = 1;
-    openblas_set_num_threads((int)threads);
-    for (size_t i = 0; i < 4; i++) {
-        char rel[96];
-        snprintf(rel, sizeof rel, "sweeps/testbed/data/corpus/%s.jsonl", names[i]);
-        paths[i] = src_path(rel);
-        src[i] = (cs_calib_source){.kind = "jsonl", .path = paths[i], .name = names[i]};
+    bool qwen = strcmp(model, "qwen05") == 0;
+    if (!qwen && strcmp(model, "tb-llama") != 0) {
+        fprintf(stderr, "select_bench: MODEL is tb-llama or qwen05, not '%s'\n", model);
+        return 2;
     }
-    if (cs_model_load(&m, mdir, (int)threads, &err) != CS_OK ||
-        cs_tok_load(&tok, tpath, &err) != CS_OK) {
+    openblas_set_num_threads((int)threads);
+    for (size_t i = 0; i < 6; i++) {
+        char rel[96];
+        if (i < 4) {
+            snprintf(rel, sizeof rel, "sweeps/testbed/data/corpus/%s.jsonl", names[i]);
+        } else {
+            snprintf(rel, sizeof rel, "sweeps/testbed/data/tasks/%s.jsonl", refs[i - 4]);
+        }
+        paths[i] = src_path(rel);
+        src[i] = (cs_calib_source){.kind = i < 4 ? "jsonl" : "task",
+                                   .path = paths[i],
+                                   .name = i < 4 ? names[i] : refs[i - 4]};
+    }
+    if (cs_tok_load(&tok, tpath, &err) != CS_OK ||
+        (!qwen && cs_model_load(&m, mdir, (int)threads, &err) != CS_OK)) {
         fprintf(stderr, "select_bench: %s\n", err.msg);
         goto cleanup;
     }
@@ -95,47 +344,49 @@ int main(int argc, char **argv)
     cs_calib_compose_opts_default(&o);
     o.n = n_pool;
     o.seq_len = L;
-    uint64_t t0 = cs_time_mono_ns();
+    double t0 = now_s();
     if (cs_calib_pool_build(src, 4, tok, &o, &pool4, &err) != CS_OK ||
-        cs_calib_pool_build(src, 1, tok, &o, &pool1, &err) != CS_OK) {
+        cs_calib_pool_build(src, 1, tok, &o, &pool1, &err) != CS_OK ||
+        cs_calib_ref_pool_build(src + 4, 2, tok, L, true, &ref, &err) != CS_OK) {
         fprintf(stderr, "select_bench: %s\n", err.msg);
         goto cleanup;
     }
-    printf("bench: model tb-llama threads %zu pool %zu x %zu tokens, n %zu (pools built in %.3f "
-           "s)\n",
-           threads, n_pool, L, n, (double)(cs_time_mono_ns() - t0) * 1e-9 / 2);
+    printf("bench: model %s threads %zu pool %zu x %zu tokens, n %zu, %zu reference items (pools "
+           "built in %.3f s)\n",
+           model, threads, n_pool, L, n, ref.n, now_s() - t0);
+    if (qwen) {
+        code = bench_qwen05(src, 4, &pool4, &pool1, &ref, tok, threads, L, n, subset, base);
+        goto cleanup;
+    }
     cs_select_params p;
     char note[128];
-    cs_select_params_default(&p, CS_SEL_RANDOM);
-    p.n = n;
-    code = run("random", &p, &pool4, m, tok, "");
+    params(&p, CS_SEL_RANDOM, n);
+    code = run("random", &p, &pool4, m, tok, NULL, "");
     p.stratified = true;
-    code |= run("random-strat", &p, &pool4, m, tok, "4 sources");
-    cs_select_params_default(&p, CS_SEL_ZIPCAL);
-    p.n = n;
-    code |= run("zipcal-1src", &p, &pool1, m, tok, "prose only, cap 2000");
-    code |= run("zipcal-4src", &p, &pool4, m, tok,
+    code |= run("random-strat", &p, &pool4, m, tok, NULL, "4 sources");
+    params(&p, CS_SEL_ZIPCAL, n);
+    code |= run("zipcal-1src", &p, &pool1, m, tok, NULL, "prose only, cap 2000");
+    code |= run("zipcal-4src", &p, &pool4, m, tok, NULL,
                 "n per source + k-center (forward = embeddings)");
-    cs_select_params_default(&p, CS_SEL_PPL);
-    p.n = n;
-    code |= run("ppl-low", &p, &pool4, m, tok, "batch 8");
-    cs_select_params_default(&p, CS_SEL_SELFCAL);
-    p.n = gen_n;
+    params(&p, CS_SEL_PPL, n);
+    code |= run("ppl-low", &p, &pool4, m, tok, NULL, "cold: nll pass, batch 8");
+    code |= act_selectors(&pool4, &ref, m, tok, mdir, n);
+    params(&p, CS_SEL_SELFCAL, gen_n);
     p.seq_len = L;
     snprintf(note, sizeof note, "%zu sequences x %zu tokens", gen_n, L);
-    code |= run("selfcal", &p, NULL, m, tok, note);
-    cs_select_params_default(&p, CS_SEL_SELFGEN);
-    p.n = gen_n;
+    code |= run("selfcal", &p, NULL, m, tok, NULL, note);
+    params(&p, CS_SEL_SELFGEN, gen_n);
     p.m = gen_m;
     p.seq_len = L;
     snprintf(note, sizeof note, "%zu generations of <= %zu tokens, keep %zu", gen_m, L, gen_n);
-    code |= run("selfgen", &p, &pool4, m, tok, note);
+    code |= run("selfgen", &p, &pool4, m, tok, NULL, note);
 cleanup:
     cs_calib_pool_free(&pool4);
     cs_calib_pool_free(&pool1);
+    cs_calib_pool_free(&ref);
     cs_model_free(m);
     cs_tok_destroy(tok);
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < 6; i++) {
         free(paths[i]);
     }
     free(mdir);

@@ -2,7 +2,9 @@
 # calsweep-run select on the testbed: ids printed one a line, the same for a seed and different for
 # another, --json with the pool record and diagnostics, self-calibration sequences of exactly
 # --seq-len tokens, the overlap refusal naming both files, and clear errors (missing source file,
-# bad JSON line, unknown selector key, no source).
+# bad JSON line, unknown selector key, no source); COLA, ACDM (with --reference, refused without
+# it or when it overlaps --eval) and CoverCal, and --cache-dir: a second selection among 1,000
+# candidates on the same model and pool forwards none of them.
 n=0; fail=0
 ok() { n=$((n+1)); local m; m=$(printf "%s" "$2" | tr "\n" " "); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
 R=$CALSWEEP_RUN
@@ -10,7 +12,7 @@ S=${CS_SOURCE_DIR:-.}
 M=$S/sweeps/testbed/models/tb-llama
 D=$S/sweeps/testbed/data
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
-echo "1..14"
+echo "1..21"
 "$R" select --help | grep -q "usage: calsweep-run select"; ok $? "select --help"
 sel() { "$R" select "$M" --source "prose=$D/corpus/prose.jsonl" --source "code=$D/corpus/code.jsonl:text" --pool 40 --seq-len 32 --n 5 "$@" 2>"$TMP/err"; }
 a=$(sel --selector zipcal --seed 1); ok $? "zipcal exits 0"
@@ -33,4 +35,18 @@ out=$("$R" select "$M" --source "x=$TMP/missing.jsonl" --n 1 2>&1); [ $? = 1 ] &
 printf '{"text":"fine"}\n{"text": nope}\n' > "$TMP/bad.jsonl"
 out=$("$R" select "$M" --source "x=$TMP/bad.jsonl" --n 1 2>&1); [ $? = 1 ] && case "$out" in *"bad.jsonl:2"*) true;; *) false;; esac; ok $? "bad JSON line names file:line: $out"
 out=$(sel --selector '{"name":"zipcal","kap":3}' 2>&1; cat "$TMP/err"); case "$out" in *"selector.kap: unknown key"*) ok 0 "unknown selector key names the path";; *) ok 1 "unknown key: $out";; esac
+j=$(sel --selector '{"name":"cola","proj_dim":8}' --json)
+[ "$(jq -c '[(.ids | length), .diag.selector, (.diag.cluster_sizes | add), .diag.stats.items_forwarded]' <<<"$j")" = '[5,"cola",40,40]' ]; ok $? "cola: 5 ids, cluster sizes over the 40 candidates, 40 items forwarded"
+sel --selector acdm >/dev/null; rc=$?; out=$(cat "$TMP/err"); [ $rc = 2 ] && case "$out" in *"acdm needs --reference"*) true;; *) false;; esac; ok $? "acdm without --reference: usage error: $out"
+a=$(sel --selector acdm --reference "arith=$T/arith_mc.train.jsonl" --reference "facts=$T/facts_mc.ref.jsonl" --json)
+[ "$(jq -c '[(.ids | length), .diag.tasks, .diag.per_task]' <<<"$a")" = '[5,["arith","facts"],[3,2]]' ]; ok $? "acdm with a .train.jsonl and a .ref.jsonl reference: quotas 3 + 2"
+sel --selector acdm --reference "arith=$T/arith_mc.eval.jsonl" --eval "$T/arith_mc.eval.jsonl" >/dev/null; rc=$?; out=$(cat "$TMP/err"); [ $rc = 1 ] && case "$out" in *"ACDM reference overlaps evaluation"*) true;; *) false;; esac
+ok $? "a reference that is an --eval file is refused: $(printf '%s' "$out" | cut -c1-90)"
+sel --selector covercal --reference "arith=$T/arith_mc.train.jsonl" >/dev/null; [ $? = 2 ] && grep -q "for acdm only" "$TMP/err"; ok $? "--reference with another selector: usage error"
+C=$TMP/cache
+big() { "$R" select "$M" --source "prose=$D/corpus/prose.jsonl" --source "code=$D/corpus/code.jsonl" --pool 1000 --seq-len 8 --n 16 --selector covercal --cache-dir "$C" --json 2>"$TMP/err"; }
+x=$(big); y=$(big)
+[ "$(jq -c '[.diag.stats.items_forwarded, .diag.stats.cache_writes]' <<<"$x")" = '[1000,4]' ] && [ "$(jq -c '[.diag.stats.items_forwarded, .diag.stats.forward_passes, .diag.stats.cache_hits]' <<<"$y")" = '[0,0,1]' ]
+ok $? "--cache-dir: 1,000 candidates forwarded once, the second selection reads the cache"
+[ "$(jq -c .ids <<<"$x")" = "$(jq -c .ids <<<"$y")" ] && [ "$(jq '.ids | length' <<<"$y")" = 16 ]; ok $? "and picks the same 16"
 exit $fail

@@ -18,7 +18,7 @@ job() { # folder algorithm ppl-path tasks-json [calibration n_samples seq_len]
 run() { # dir: runs the job of dir/job.json there, progress to dir/progress
     (cd "$1" && rm -f result.json error.json && CALSWEEP_BASE_DIR=$S CALSWEEP_THREADS=2 "$R" job.json 3>progress 2>stderr)
 }
-echo "1..35"
+echo "1..36"
 
 mkdir "$tmp/a"; job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt >"$tmp/a/job.json"
 run "$tmp/a"; ok $? "a baseline job exits 0"
@@ -101,10 +101,16 @@ ok $? "it records the calibration set: selector, n, seq_len, tokens and the 16 w
 [ "$(jq '.extra.layers | length' "$tmp/h/result.json")" = 21 ] && [ "$(jq '.extra.rtn_fallbacks' "$tmp/h/result.json")" = 0 ]
 ok $? "and each of the 21 quantized linears with its GPTQ loss"
 grep -q '"stage":"quantize","layer":2,"done":3,"total":3' "$tmp/h/progress"; ok $? "per-layer progress on fd 3"
-mkdir "$tmp/i"; job sweeps/testbed/models/tb-qwen '{"name":"gptq"}' sweeps/testbed/data/heldout.txt "" \
+mkdir "$tmp/i"; job sweeps/testbed/models/tb-qwen '{"name":"gptq","bits":4,"group_size":32}' sweeps/testbed/data/heldout.txt "" \
     '{"selector":{"name":"covercal"},"source":{"kind":"jsonl","path":"sweeps/testbed/data/corpus/arith.jsonl"}}' 16 64 >"$tmp/i/job.json"
 run "$tmp/i"; rc=$?
-[ $rc = 1 ] && [ "$(jq -r '.kind + " " + .stage' "$tmp/i/error.json")" = "bad_input calibrate" ]; ok $? "a selector not built yet: bad_input at the calibrate stage"
+[ $rc = 0 ] && [ "$(jq -r '[.calibration.selector, (.calibration.sample_ids | length), .calibration.details.pool, (.calibration.details.outlier_channels | length), .calibration.details.stats.cache] | map(tostring) | join(" ")' "$tmp/i/result.json")" = "covercal 16 64 3 null" ]
+ok $? "a CoverCal job picks 16 of 64 candidates and records its outlier channels per layer (no cache without CALSWEEP_CACHE_DIR)"
+mkdir "$tmp/i2"; job sweeps/testbed/models/tb-qwen '{"name":"gptq"}' sweeps/testbed/data/heldout.txt "" \
+    '{"selector":{"name":"kmeans"},"source":{"kind":"jsonl","path":"sweeps/testbed/data/corpus/arith.jsonl"}}' 16 64 >"$tmp/i2/job.json"
+run "$tmp/i2"; rc=$?
+[ $rc = 1 ] && [ "$(jq -r '.kind + " " + .stage' "$tmp/i2/error.json")" = "bad_input calibrate" ] && jq -r .message "$tmp/i2/error.json" | grep -q "calibration.selector.name: unknown selector 'kmeans'"
+ok $? "an unknown selector: bad_input at the calibrate stage, naming the field"
 mkdir "$tmp/k"; job sweeps/testbed/models/tb-qwen '{"name":"gptq","bits":4,"group_size":32,"sym":false}' sweeps/testbed/data/heldout.txt "" \
     '{"selector":{"name":"zipcal","search_limit":2000},"source":{"kind":"jsonl","path":"sweeps/testbed/data/corpus/code.jsonl","text_field":"text"}}' 8 64 >"$tmp/k/job.json"
 run "$tmp/k"; ok $? "a GPTQ job calibrated with ZipCal exits 0"

@@ -316,6 +316,7 @@ static void test_result(void **state)
             write_script(f->runner,
                          "echo \"runner start job=$CALSWEEP_JOB_ID attempt=$CALSWEEP_ATTEMPT "
                          "arg=$1 threads=$CALSWEEP_THREADS\" >&2\n"
+                         "echo \"cache=${CALSWEEP_CACHE_DIR-unset}\" >&2\n"
                          "echo '{\"stage\":\"work\",\"done\":1,\"total\":4}' >&3\n"
                          "sleep 0.4\n"
                          "echo 'not json' >&3\n"
@@ -325,8 +326,13 @@ static void test_result(void **state)
                          "\"env_job\":\"%s\"}' \"$CALSWEEP_JOB_ID\" > result.json\n"),
             0);
     f->cfg.token = "sekrit";
+    f->cfg.cache_dir = "rel-cache"; /* relative to the worker's folder */
     start(f);
     finish(f, 10000);
+    char cwd[300], want_cache[400];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(want_cache, sizeof want_cache, "cache=%s/rel-cache", cwd);
+    assert_non_null(strstr(f->p.hb_tail, want_cache));
     assert_int_equal(f->p.n[CS_MSG_HELLO], 1);
     assert_int_equal(f->p.n[CS_MSG_RESULT], 1);
     assert_int_equal(f->p.n[CS_MSG_FAIL], 0);
@@ -354,9 +360,10 @@ static void test_result(void **state)
 static void test_fail_error_json(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(write_script(f->runner, "echo 'about to fail' >&2\n"
-                                             "echo '{\"kind\":\"bad_input\",\"message\":\"nope: "
-                                             "bits\"}' > error.json\nexit 3\n"),
+    assert_int_equal(write_script(f->runner,
+                                  "echo \"about to fail, cache=${CALSWEEP_CACHE_DIR-unset}\" >&2\n"
+                                  "echo '{\"kind\":\"bad_input\",\"message\":\"nope: "
+                                  "bits\"}' > error.json\nexit 3\n"),
                      0);
     start(f);
     finish(f, 10000);
@@ -365,7 +372,7 @@ static void test_fail_error_json(void **state)
     assert_int_equal(f->p.fail_exit, 3);
     assert_int_equal(f->p.fail_signal, 0);
     assert_string_equal(f->p.fail_reason, "nope: bits");
-    assert_non_null(strstr(f->p.fail_tail, "about to fail"));
+    assert_non_null(strstr(f->p.fail_tail, "about to fail, cache=unset")); /* no cache_dir */
     assert_int_equal(stats_of(f).fails, 1);
     cs_agent_destroy(f->agent);
 }

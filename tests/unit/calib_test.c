@@ -888,8 +888,44 @@ static void test_params(void **state)
     assert_int_equal(cs_select_params_parse_str("{\"name\":\"ppl\",\"mode\":\"median\"}", &p, &err),
                      CS_ESCHEMA);
     assert_non_null(strstr(err.msg, "selector.mode"));
-    assert_int_equal(cs_select_params_parse_str("cola", &p, &err), CS_ESCHEMA);
+    assert_int_equal(cs_select_params_parse_str("kmeans", &p, &err), CS_ESCHEMA);
     assert_non_null(strstr(err.msg, "selector.name"));
+    assert_non_null(strstr(err.msg, "cola, acdm, covercal"));
+    /* COLA, ACDM and CoverCal: the spec's defaults, and a round trip */
+    assert_int_equal(cs_select_params_parse_str("cola", &p, &err), CS_OK);
+    assert_int_equal(p.proj_dim, 64);
+    assert_int_equal(p.n_init, 10);
+    assert_int_equal(p.max_iter, 300);
+    assert_float_equal(p.tol, 1e-4, 1e-15);
+    assert_int_equal(cs_select_params_parse_str("covercal", &p, &err), CS_OK);
+    assert_float_equal(p.outlier_factor, 6.0, 0);
+    assert_float_equal(p.cover_frac, 0.5, 0);
+    assert_int_equal(cs_select_params_parse_str("acdm", &p, &err), CS_OK);
+    assert_int_equal(p.n_ref, 64);
+    assert_int_equal(p.acdm_stat, CS_ACDM_MEAN);
+    assert_int_equal(p.acdm_mode, CS_ACDM_QUOTA);
+    assert_int_equal(
+            cs_select_params_parse_str(
+                    "{\"name\":\"acdm\",\"stat\":\"absmean\",\"mode\":\"minimax\",\"n_ref\":8}", &p,
+                    &err),
+            CS_OK);
+    assert_int_equal(p.acdm_stat, CS_ACDM_ABSMEAN);
+    assert_int_equal(p.acdm_mode, CS_ACDM_MINIMAX);
+    j = cs_select_params_json(&p);
+    assert_int_equal(cs_select_params_parse(j, "x", &q, &err), CS_OK);
+    assert_memory_equal(&p, &q, sizeof p);
+    assert_string_equal(cJSON_GetObjectItem(j, "mode")->valuestring, "minimax");
+    cJSON_Delete(j);
+    assert_int_equal(cs_select_params_parse_str("{\"name\":\"acdm\",\"stat\":\"max\"}", &p, &err),
+                     CS_ESCHEMA);
+    assert_non_null(strstr(err.msg, "selector.stat"));
+    assert_int_equal(
+            cs_select_params_parse_str("{\"name\":\"covercal\",\"cover_frac\":1.5}", &p, &err),
+            CS_ESCHEMA);
+    assert_non_null(strstr(err.msg, "selector.cover_frac"));
+    assert_int_equal(cs_select_params_parse_str("{\"name\":\"cola\",\"stat\":\"mean\"}", &p, &err),
+                     CS_ESCHEMA);
+    assert_non_null(strstr(err.msg, "unknown key for selector cola"));
     assert_int_not_equal(cs_select_params_parse_str("{\"name\":", &p, &err), CS_OK);
 }
 

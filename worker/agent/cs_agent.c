@@ -613,8 +613,8 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
     char name[64], *path = NULL;
     char env_id[64], env_att[64], env_thr[64];
     const char *argv[6];
-    const char *env[6];
-    cs_buf env_base, env_roots;
+    const char *env[7];
+    cs_buf env_base, env_roots, env_cache;
     cs_err err = {0};
     cJSON *cfg = NULL;
     cs_rc rc;
@@ -625,6 +625,7 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
     }
     cs_buf_init(&env_base);
     cs_buf_init(&env_roots);
+    cs_buf_init(&env_cache);
     a->job = j;
     j->id = mj->job_id;
     j->attempt = mj->attempt;
@@ -652,6 +653,13 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
                 root = abs;
             ok = cs_buf_printf(&env_roots, "%s%s", r ? ":" : "", root) == CS_OK;
         }
+        if (ok && a->cfg.cache_dir != NULL) {
+            const char *cd = a->cfg.cache_dir;
+            if (cd[0] != '/')
+                ok = cs_buf_printf(&env_cache, "CALSWEEP_CACHE_DIR=%s/%s", cwd, cd) == CS_OK;
+            else
+                ok = cs_buf_printf(&env_cache, "CALSWEEP_CACHE_DIR=%s", cd) == CS_OK;
+        }
         if (!ok) {
             rc = cs_err_set(&err, CS_ENOMEM, 0, "cannot set up the runner's environment");
             goto spawn_fail;
@@ -662,7 +670,8 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
     env[2] = env_thr;
     env[3] = env_base.data;
     env[4] = env_roots.data;
-    env[5] = NULL;
+    env[5] = env_cache.data; /* NULL (the end) without a cache */
+    env[6] = NULL;
     if ((rc = cs_path_join(a->cfg.work_dir, name, &j->dir, &err)) != CS_OK ||
         (rc = cs_path_mkdir_p(j->dir, 0755, &err)) != CS_OK)
         goto spawn_fail;
@@ -709,6 +718,7 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
         rc = cs_child_start(j->child, &spec, on_child_exit, a, &err);
     cs_buf_fini(&env_base);
     cs_buf_fini(&env_roots);
+    cs_buf_fini(&env_cache);
     if (rc != CS_OK)
         goto spawn_fail;
     /* at least three heartbeats per lease, so one lost heartbeat never loses the lease */
@@ -722,6 +732,7 @@ spawn_fail:
     free(path);
     cs_buf_fini(&env_base);
     cs_buf_fini(&env_roots);
+    cs_buf_fini(&env_cache);
     cs_log(CS_LOG_ERROR, "job %" PRId64 ": %s", j->id, err.msg);
     {
         cs_child_outcome o = {.exit_status = -1, .oom_before = -1, .oom_after = -1};

@@ -9,7 +9,9 @@
  *
  * Protocol (cs_proto.h): HELLO until OK, then CLAIM; JOB -> the job runs in
  * <work_dir>/<job_id>-<attempt>/ (job.json = JOB.config, argv [runner, "job.json"], env
- * CALSWEEP_JOB_ID, CALSWEEP_ATTEMPT, CALSWEEP_THREADS = cfg.threads); HEARTBEAT every heartbeat_ms
+ * CALSWEEP_JOB_ID, CALSWEEP_ATTEMPT, CALSWEEP_THREADS = cfg.threads, CALSWEEP_BASE_DIR,
+ * CALSWEEP_MODEL_ROOTS, and CALSWEEP_CACHE_DIR = cfg.cache_dir, absolute, when set, where the
+ * runner keeps what jobs can share: the selectors' pool statistics); HEARTBEAT every heartbeat_ms
  * (at most lease_s/3) with stage, progress and the log tail; ACK.cancel stops the child (FAIL kind
  * cancelled); ERROR CS_ESTALE on a heartbeat stops it and drops the job. When the child ends: exit
  * 0 with result.json -> RESULT (metrics = its "metrics", provenance = the whole document plus
@@ -50,6 +52,7 @@ typedef struct cs_agent_cfg {
     const char *runner;         /* the runner program, required */
     const char *exec_template;  /* a shell command for exec-backend jobs; NULL = no exec */
     const char *work_dir;       /* per-attempt folders go here (created), required */
+    const char *cache_dir;      /* the runner's cache (created by it); NULL = no cache */
     const char *token;          /* shared token or NULL */
     cs_net_tls tls;             /* all NULL = no TLS */
     int64_t heartbeat_ms;       /* >= 10 */

@@ -31,6 +31,8 @@ enum {
     OPT_RUNNER,
     OPT_EXEC_TEMPLATE,
     OPT_WORK_DIR,
+    OPT_CACHE_DIR,
+    OPT_NO_CACHE,
     OPT_TOKEN_FILE,
     OPT_TLS_CERT,
     OPT_TLS_KEY,
@@ -59,6 +61,10 @@ static const cs_opt options[] = {
          "shell command for exec-backend jobs (run in the attempt folder, with job.json)"},
         {"work-dir", 'w', CS_OPT_VALUE, OPT_WORK_DIR, "DIR",
          "per-attempt folders (default $XDG_STATE_HOME/calsweep/work)"},
+        {"cache-dir", 0, CS_OPT_VALUE, OPT_CACHE_DIR, "DIR",
+         "what jobs share, e.g. the selectors' pool statistics (default "
+         "$XDG_STATE_HOME/calsweep/cache; the runner gets it as CALSWEEP_CACHE_DIR)"},
+        {"no-cache", 0, CS_OPT_NONE, OPT_NO_CACHE, NULL, "run jobs without a cache"},
         {"token-file", 0, CS_OPT_VALUE, OPT_TOKEN_FILE, "F",
          "shared token file (env CALSWEEP_TOKEN_FILE)"},
         {"tls-cert", 0, CS_OPT_VALUE, OPT_TLS_CERT, "F", "client certificate (tls+tcp://)"},
@@ -124,6 +130,8 @@ int main(int argc, char **argv)
     const char *roots[MAX_ROOTS];
     const char *token_file = NULL, *log_level = NULL;
     char *url = NULL, *name = NULL, *runner = NULL, *work_dir = NULL, *token = NULL;
+    char *cache_dir = NULL;
+    bool no_cache = false;
     char host[256] = "localhost";
     bool log_json = false;
     cs_agent *a = NULL;
@@ -192,6 +200,12 @@ int main(int argc, char **argv)
             break;
         case OPT_WORK_DIR:
             cfg.work_dir = arg;
+            break;
+        case OPT_CACHE_DIR:
+            cfg.cache_dir = arg;
+            break;
+        case OPT_NO_CACHE:
+            no_cache = true;
             break;
         case OPT_TOKEN_FILE:
             token_file = arg;
@@ -271,6 +285,19 @@ int main(int argc, char **argv)
         free(state);
         cfg.work_dir = work_dir;
     }
+    if (no_cache) {
+        cfg.cache_dir = NULL;
+    } else if (cfg.cache_dir == NULL) {
+        char *state = NULL;
+        if (cs_path_state_dir(true, &state, &err) != CS_OK ||
+            cs_path_join(state, "cache", &cache_dir, &err) != CS_OK) {
+            free(state);
+            fprintf(stderr, "calsweep-worker: %s\n", err.msg);
+            goto cleanup;
+        }
+        free(state);
+        cfg.cache_dir = cache_dir;
+    }
     if (token_file == NULL)
         token_file = getenv("CALSWEEP_TOKEN_FILE");
     if (token_file != NULL && token_file[0] != '\0') {
@@ -302,6 +329,7 @@ cleanup:
     free(name);
     free(runner);
     free(work_dir);
+    free(cache_dir);
     free(token);
     return code;
 }

@@ -1,4 +1,5 @@
-/* calib: the cheap selectors (cs_select.h). */
+/* calib: the selectors' parameters and dispatch, and random, selfcal, selfgen, zipcal and ppl
+ * (cs_select.h); cola, acdm and covercal are in cs_select_act.c. */
 #include "cs_select.h"
 
 #include <math.h>
@@ -13,8 +14,11 @@
 #include "cs_time.h"
 
 static const char *const sel_names[CS_SEL_COUNT] = {"random", "selfcal", "selfgen", "zipcal",
-                                                    "ppl"};
-static const char *const ppl_modes[] = {"low", "mid", "high"};
+                                                    "ppl",    "cola",    "acdm",    "covercal"};
+#define SEL_LIST "random, selfcal, selfgen, zipcal, ppl, cola, acdm, covercal"
+static const char *const ppl_modes[] = {"low", "mid", "high", NULL};
+static const char *const acdm_stats[] = {"mean", "absmean", NULL};
+static const char *const acdm_modes[] = {"quota", "minimax", NULL};
 
 const char *cs_select_name(cs_sel_kind k)
 {
@@ -39,15 +43,27 @@ void cs_select_params_default(cs_select_params *p, cs_sel_kind kind)
     p->ppl_quantile = 0.8;
     p->cap = 2000;
     p->mode = CS_PPL_LOW;
+    p->proj_dim = 64;
+    p->n_init = 10;
+    p->max_iter = 300;
+    p->tol = 1e-4;
+    p->n_ref = 64;
+    p->acdm_stat = CS_ACDM_MEAN;
+    p->acdm_mode = CS_ACDM_QUOTA;
+    p->outlier_factor = 6.0;
+    p->cover_frac = 0.5;
     p->batch = 8;
 }
 
 /* ---- parameters: one table gives the parser and the JSON record ---- */
 
-typedef enum ptype { P_SIZE, P_U64, P_DOUBLE, P_BOOL, P_MODE } ptype;
+/* P_MODE, P_ASTAT, P_AMODE: a name of `choices` stored as cs_ppl_mode, cs_acdm_stat, cs_acdm_mode
+ */
+typedef enum ptype { P_SIZE, P_U64, P_DOUBLE, P_BOOL, P_MODE, P_ASTAT, P_AMODE } ptype;
 
 #define K(kind) (1u << (kind))
 #define K_ALL   ((1u << CS_SEL_COUNT) - 1)
+#define K_ACT   (K(CS_SEL_COLA) | K(CS_SEL_ACDM) | K(CS_SEL_COVERCAL))
 
 static const struct param_row {
     const char *key;
@@ -55,30 +71,45 @@ static const struct param_row {
     size_t off;
     double min, max;
     unsigned kinds;
+    const char *const *choices; /* P_MODE, P_ASTAT, P_AMODE */
 } param_rows[] = {
-        {"n", P_SIZE, offsetof(cs_select_params, n), 1, 1 << 24, K_ALL},
-        {"seed", P_U64, offsetof(cs_select_params, seed), 0, 9007199254740992.0, K_ALL},
-        {"stratified", P_BOOL, offsetof(cs_select_params, stratified), 0, 1, K(CS_SEL_RANDOM)},
-        {"t_init", P_DOUBLE, offsetof(cs_select_params, t_init), 0, 100, K(CS_SEL_SELFCAL)},
-        {"t_final", P_DOUBLE, offsetof(cs_select_params, t_final), 0, 100, K(CS_SEL_SELFCAL)},
-        {"n_sched", P_SIZE, offsetof(cs_select_params, n_sched), 0, 1 << 24, K(CS_SEL_SELFCAL)},
+        {"n", P_SIZE, offsetof(cs_select_params, n), 1, 1 << 24, K_ALL, NULL},
+        {"seed", P_U64, offsetof(cs_select_params, seed), 0, 9007199254740992.0, K_ALL, NULL},
+        {"stratified", P_BOOL, offsetof(cs_select_params, stratified), 0, 1, K(CS_SEL_RANDOM),
+         NULL},
+        {"t_init", P_DOUBLE, offsetof(cs_select_params, t_init), 0, 100, K(CS_SEL_SELFCAL), NULL},
+        {"t_final", P_DOUBLE, offsetof(cs_select_params, t_final), 0, 100, K(CS_SEL_SELFCAL), NULL},
+        {"n_sched", P_SIZE, offsetof(cs_select_params, n_sched), 0, 1 << 24, K(CS_SEL_SELFCAL),
+         NULL},
         {"seq_len", P_SIZE, offsetof(cs_select_params, seq_len), 2, 1 << 20,
-         K(CS_SEL_SELFCAL) | K(CS_SEL_SELFGEN)},
-        {"m", P_SIZE, offsetof(cs_select_params, m), 1, 1 << 24, K(CS_SEL_SELFGEN)},
+         K(CS_SEL_SELFCAL) | K(CS_SEL_SELFGEN), NULL},
+        {"m", P_SIZE, offsetof(cs_select_params, m), 1, 1 << 24, K(CS_SEL_SELFGEN), NULL},
         {"prefix_len", P_SIZE, offsetof(cs_select_params, prefix_len), 1, 1 << 20,
-         K(CS_SEL_SELFGEN)},
+         K(CS_SEL_SELFGEN), NULL},
         {"temperature", P_DOUBLE, offsetof(cs_select_params, temperature), 0, 100,
-         K(CS_SEL_SELFGEN)},
-        {"top_p", P_DOUBLE, offsetof(cs_select_params, top_p), 1e-9, 1, K(CS_SEL_SELFGEN)},
-        {"top_k", P_SIZE, offsetof(cs_select_params, top_k), 0, 1 << 24, K(CS_SEL_SELFGEN)},
+         K(CS_SEL_SELFGEN), NULL},
+        {"top_p", P_DOUBLE, offsetof(cs_select_params, top_p), 1e-9, 1, K(CS_SEL_SELFGEN), NULL},
+        {"top_k", P_SIZE, offsetof(cs_select_params, top_k), 0, 1 << 24, K(CS_SEL_SELFGEN), NULL},
         {"repetition_penalty", P_DOUBLE, offsetof(cs_select_params, rep_penalty), 1e-9, 100,
-         K(CS_SEL_SELFGEN)},
+         K(CS_SEL_SELFGEN), NULL},
         {"ppl_quantile", P_DOUBLE, offsetof(cs_select_params, ppl_quantile), 0, 1,
-         K(CS_SEL_SELFGEN)},
-        {"cap", P_SIZE, offsetof(cs_select_params, cap), 1, 1 << 30, K(CS_SEL_ZIPCAL)},
-        {"mode", P_MODE, offsetof(cs_select_params, mode), 0, 2, K(CS_SEL_PPL)},
+         K(CS_SEL_SELFGEN), NULL},
+        {"cap", P_SIZE, offsetof(cs_select_params, cap), 1, 1 << 30, K(CS_SEL_ZIPCAL), NULL},
+        {"mode", P_MODE, offsetof(cs_select_params, mode), 0, 2, K(CS_SEL_PPL), ppl_modes},
+        {"proj_dim", P_SIZE, offsetof(cs_select_params, proj_dim), 1, 4096, K(CS_SEL_COLA), NULL},
+        {"n_init", P_SIZE, offsetof(cs_select_params, n_init), 1, 1000, K(CS_SEL_COLA), NULL},
+        {"max_iter", P_SIZE, offsetof(cs_select_params, max_iter), 1, 1000000, K(CS_SEL_COLA),
+         NULL},
+        {"tol", P_DOUBLE, offsetof(cs_select_params, tol), 1e-300, 1, K(CS_SEL_COLA), NULL},
+        {"n_ref", P_SIZE, offsetof(cs_select_params, n_ref), 1, 1000000, K(CS_SEL_ACDM), NULL},
+        {"stat", P_ASTAT, offsetof(cs_select_params, acdm_stat), 0, 1, K(CS_SEL_ACDM), acdm_stats},
+        {"mode", P_AMODE, offsetof(cs_select_params, acdm_mode), 0, 1, K(CS_SEL_ACDM), acdm_modes},
+        {"outlier_factor", P_DOUBLE, offsetof(cs_select_params, outlier_factor), 1e-300, 1000,
+         K(CS_SEL_COVERCAL), NULL},
+        {"cover_frac", P_DOUBLE, offsetof(cs_select_params, cover_frac), 1e-300, 1,
+         K(CS_SEL_COVERCAL), NULL},
         {"batch", P_SIZE, offsetof(cs_select_params, batch), 1, 4096,
-         K(CS_SEL_PPL) | K(CS_SEL_SELFGEN)},
+         K(CS_SEL_PPL) | K(CS_SEL_SELFGEN) | K_ACT, NULL},
 };
 #define N_PARAMS (sizeof param_rows / sizeof param_rows[0])
 
@@ -102,17 +133,14 @@ cs_rc cs_select_params_parse(const cJSON *obj, const char *path, cs_select_param
     }
     const cJSON *nm = cJSON_GetObjectItemCaseSensitive(obj, "name");
     if (!cJSON_IsString(nm)) {
-        return cs_err_set(err, CS_ESCHEMA, 0,
-                          "%s.name: expected a string (random, selfcal, selfgen, zipcal, ppl)",
-                          where);
+        return cs_err_set(err, CS_ESCHEMA, 0, "%s.name: expected a string (" SEL_LIST ")", where);
     }
     size_t kind = 0;
     while (kind < CS_SEL_COUNT && strcmp(sel_names[kind], nm->valuestring) != 0) {
         kind++;
     }
     if (kind == CS_SEL_COUNT) {
-        return cs_err_set(err, CS_ESCHEMA, 0,
-                          "%s.name: unknown selector '%s' (random, selfcal, selfgen, zipcal, ppl)",
+        return cs_err_set(err, CS_ESCHEMA, 0, "%s.name: unknown selector '%s' (" SEL_LIST ")",
                           where, nm->valuestring);
     }
     cs_select_params_default(p, (cs_sel_kind)kind);
@@ -141,16 +169,30 @@ cs_rc cs_select_params_parse(const cJSON *obj, const char *path, cs_select_param
             *(bool *)dst = cJSON_IsTrue(v);
             continue;
         }
-        if (r->type == P_MODE) {
+        if (r->choices) {
             size_t md = 0;
-            while (cJSON_IsString(v) && md < 3 && strcmp(ppl_modes[md], v->valuestring) != 0) {
+            while (cJSON_IsString(v) && r->choices[md] &&
+                   strcmp(r->choices[md], v->valuestring) != 0) {
                 md++;
             }
-            if (!cJSON_IsString(v) || md == 3) {
-                return cs_err_set(err, CS_ESCHEMA, 0,
-                                  "%s.%s: expected \"low\", \"mid\" or \"high\"", where, r->key);
+            if (!cJSON_IsString(v) || !r->choices[md]) {
+                char names[128];
+                size_t o = 0;
+                for (size_t c = 0; r->choices[c] && o < sizeof names; c++) {
+                    int w = snprintf(names + o, sizeof names - o, "%s\"%s\"", c ? ", " : "",
+                                     r->choices[c]);
+                    o += w > 0 ? (size_t)w : 0;
+                }
+                return cs_err_set(err, CS_ESCHEMA, 0, "%s.%s: expected one of %s", where, r->key,
+                                  names);
             }
-            *(cs_ppl_mode *)dst = (cs_ppl_mode)md;
+            if (r->type == P_MODE) {
+                *(cs_ppl_mode *)dst = (cs_ppl_mode)md;
+            } else if (r->type == P_ASTAT) {
+                *(cs_acdm_stat *)dst = (cs_acdm_stat)md;
+            } else {
+                *(cs_acdm_mode *)dst = (cs_acdm_mode)md;
+            }
             continue;
         }
         double d = v->valuedouble;
@@ -204,6 +246,12 @@ cJSON *cs_select_params_json(const cs_select_params *p)
             break;
         case P_MODE:
             ok = cJSON_AddStringToObject(j, r->key, ppl_modes[*(const cs_ppl_mode *)src]) != NULL;
+            break;
+        case P_ASTAT:
+            ok = cJSON_AddStringToObject(j, r->key, acdm_stats[*(const cs_acdm_stat *)src]) != NULL;
+            break;
+        case P_AMODE:
+            ok = cJSON_AddStringToObject(j, r->key, acdm_modes[*(const cs_acdm_mode *)src]) != NULL;
             break;
         case P_SIZE:
             ok = cJSON_AddNumberToObject(j, r->key, (double)*(const size_t *)src) != NULL;
@@ -538,22 +586,25 @@ static double median_of(const double *v, size_t n)
 }
 
 static cs_rc sel_ppl(const cs_select_params *p, const cs_calib_pool *pool, cs_model *m,
-                     cs_select_progress progress, void *pctx, cs_calib_selection *out, cs_err *err)
+                     cs_pstat_ctx *sc, cs_select_progress progress, void *pctx,
+                     cs_calib_selection *out, cs_err *err)
 {
-    double *nll = cs_calloc_array(pool->n, sizeof(double)), *chosen = NULL;
+    cs_pstats st = {0};
+    double *nll = NULL, *chosen = NULL;
     ranked *r = cs_calloc_array(pool->n, sizeof(ranked));
     cs_rc rc = CS_OK;
     out->index = cs_calloc_array(p->n, sizeof(size_t));
     chosen = cs_calloc_array(p->n, sizeof(double));
-    if (!nll || !r || !out->index || !chosen) {
+    if (!r || !out->index || !chosen) {
         rc = oom(err);
         goto cleanup;
     }
     uint64_t t0 = cs_time_mono_ns();
-    if ((rc = score_nll(m, pool->items, NULL, pool->n, p->batch, progress, pctx, "ppl", nll,
-                        err)) != CS_OK) {
+    if ((rc = cs_pstat_get(sc, m, pool, CS_PSTAT_BIT(CS_PSTAT_NLL), p->batch, progress, pctx, &st,
+                           err)) != CS_OK) {
         goto cleanup;
     }
+    nll = st.nll;
     double fwd = secs_since(t0);
     t0 = cs_time_mono_ns();
     double med = median_of(nll, pool->n);
@@ -578,7 +629,7 @@ static cs_rc sel_ppl(const cs_select_params *p, const cs_calib_pool *pool, cs_mo
     }
     rc = diag_times(out, fwd, sel, err);
 cleanup:
-    free(nll);
+    cs_pstats_free(&st);
     free(r);
     free(chosen);
     return rc;
@@ -1142,10 +1193,36 @@ cleanup:
 
 /* ---- dispatch ---- */
 
-cs_rc cs_select_run(const cs_select_params *p, const cs_calib_pool *pool, cs_model *m,
-                    const cs_tok *tok, cs_select_progress progress, void *pctx,
-                    cs_calib_selection *out, cs_err *err)
+/* diag.stats: where the statistics came from and what this run's forward passes cost. */
+static cs_rc diag_stats(cs_calib_selection *out, const cs_pstat_ctx *sc,
+                        const cs_pstat_counters *before, cs_err *err)
 {
+    const cs_pstat_counters *a = &sc->count;
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && cJSON_AddItemToObject(out->diag, "stats", o);
+    if (!ok) {
+        cJSON_Delete(o);
+        return oom(err);
+    }
+    ok = (sc->cache && sc->model_id
+                  ? cJSON_AddStringToObject(o, "cache", cs_cache_dir(sc->cache)) != NULL
+                  : cJSON_AddNullToObject(o, "cache") != NULL) &&
+         cJSON_AddNumberToObject(o, "forward_passes", (double)(a->passes - before->passes)) &&
+         cJSON_AddNumberToObject(o, "items_forwarded", (double)(a->items - before->items)) &&
+         cJSON_AddNumberToObject(o, "tokens_forwarded", (double)(a->tokens - before->tokens)) &&
+         cJSON_AddNumberToObject(o, "cache_hits", (double)(a->hits - before->hits)) &&
+         cJSON_AddNumberToObject(o, "computed", (double)(a->computed - before->computed)) &&
+         cJSON_AddNumberToObject(o, "cache_writes", (double)(a->written - before->written));
+    return ok ? CS_OK : oom(err);
+}
+
+cs_rc cs_select_run_env(const cs_select_params *p, const cs_calib_pool *pool, cs_model *m,
+                        const cs_tok *tok, const cs_select_env *env, cs_select_progress progress,
+                        void *pctx, cs_calib_selection *out, cs_err *err)
+{
+    cs_pstat_ctx local = {0}, *sc = env && env->stats ? env->stats : &local;
+    cs_pstat_counters before = sc->count;
+    bool uses_stats = false;
     cs_rc rc;
     memset(out, 0, sizeof(*out));
     if (p->n == 0) {
@@ -1158,9 +1235,14 @@ cs_rc cs_select_run(const cs_select_params *p, const cs_calib_pool *pool, cs_mod
                           "selector %s: the pool has %zu items, fewer than n = %zu",
                           cs_select_name(p->kind), pool ? pool->n : 0, p->n);
     }
-    if ((p->kind == CS_SEL_SELFCAL || p->kind == CS_SEL_SELFGEN || p->kind == CS_SEL_PPL) && !m) {
+    if (p->kind != CS_SEL_RANDOM && p->kind != CS_SEL_ZIPCAL && !m) {
         return cs_err_set(err, CS_EINVAL, 0, "selector %s needs the model",
                           cs_select_name(p->kind));
+    }
+    if (p->kind == CS_SEL_ACDM && (!env || !env->reference || env->reference->n == 0)) {
+        return cs_err_set(err, CS_EINVAL, 0,
+                          "selector acdm needs the reference items of its tasks (reference: task "
+                          "sources with train-side items)");
     }
     if ((rc = diag_init(p, out, err)) != CS_OK) {
         cs_calib_selection_free(out);
@@ -1180,14 +1262,37 @@ cs_rc cs_select_run(const cs_select_params *p, const cs_calib_pool *pool, cs_mod
         rc = sel_zipcal(p, pool, m, tok, out, err);
         break;
     case CS_SEL_PPL:
-        rc = sel_ppl(p, pool, m, progress, pctx, out, err);
+        uses_stats = true;
+        rc = sel_ppl(p, pool, m, sc, progress, pctx, out, err);
+        break;
+    case CS_SEL_COLA:
+        uses_stats = true;
+        rc = cs_select_cola(p, pool, m, sc, progress, pctx, out, err);
+        break;
+    case CS_SEL_ACDM:
+        uses_stats = true;
+        rc = cs_select_acdm(p, pool, env->reference, m, sc, progress, pctx, out, err);
+        break;
+    case CS_SEL_COVERCAL:
+        uses_stats = true;
+        rc = cs_select_covercal(p, pool, m, sc, progress, pctx, out, err);
         break;
     default:
         rc = cs_err_set(err, CS_EINVAL, 0, "unknown selector %d", (int)p->kind);
         break;
     }
+    if (rc == CS_OK && uses_stats) {
+        rc = diag_stats(out, sc, &before, err);
+    }
     if (rc != CS_OK) {
         cs_calib_selection_free(out);
     }
     return rc;
+}
+
+cs_rc cs_select_run(const cs_select_params *p, const cs_calib_pool *pool, cs_model *m,
+                    const cs_tok *tok, cs_select_progress progress, void *pctx,
+                    cs_calib_selection *out, cs_err *err)
+{
+    return cs_select_run_env(p, pool, m, tok, NULL, progress, pctx, out, err);
 }

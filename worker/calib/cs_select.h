@@ -1,9 +1,11 @@
-/* calib: the cheap selectors (shared/specs/selectors-and-metrics.md S1-S4, S7).
+/* calib: the calibration-data selectors (shared/specs/selectors-and-metrics.md S1-S8).
  *
  * Every selector is deterministic for a given seed and reports its choice as a
- * cs_calib_selection: indices into the pool (random, zipcal, ppl) or generated sequences
- * (selfcal, selfgen), and diagnostics (cs_calib_selection.diag, a JSON object with at least
- * "selector", the parameters, "forward_s" and "select_s").
+ * cs_calib_selection: indices into the pool (random, zipcal, ppl, cola, acdm, covercal) or
+ * generated sequences (selfcal, selfgen), and diagnostics (cs_calib_selection.diag, a JSON object
+ * with at least "selector", the parameters, "forward_s" and "select_s"; the selectors that read
+ * pool statistics add "stats": where each statistic came from and how many forward passes, items
+ * and tokens this run cost).
  *
  * - random (S1): n distinct indices drawn uniformly; stratified: n split evenly over the pool's
  *   sources (remainder to the first), drawn within each source.
@@ -22,8 +24,17 @@
  *   more remain, and picks the largest |C_i \ covered|, ties to the larger |C_i|, then the lower
  *   index. With several sources: n per source, then k-center greedy (first center the first
  *   chosen item, squared L2) on mean input embeddings down to n.
- * - ppl (S7): the mean next-token NLL of each item under the model; mode low keeps the n lowest,
- *   high the n highest, mid the n nearest the median (ties to the lower index).
+ * - ppl (S7): the mean next-token NLL of each item under the model (cs_pstat.h "nll"); mode low
+ *   keeps the n lowest, high the n highest, mid the n nearest the median (ties to the lower index).
+ * - cola (S5), acdm (S6), covercal (S8): cs_select_act.h. ACDM needs the reference items of its
+ *   tasks (cs_select_env.reference: one pool source per task, every item of the task's reference
+ *   file); from each task it uses n_ref of them (a seeded sample; all when fewer), refuses a
+ *   reference item whose tokens equal a pool item's, and records the ids it used.
+ * The pool statistics (ppl, cola, acdm, covercal) come from cs_pstat_get with the context of
+ * cs_select_env.stats (the worker's cache), so a second selection on the same model and pool
+ * costs no forward pass. ACDM, CoverCal and ppl depend on the seed through the pool (and ACDM
+ * through its reference sample, CoverCal through its tie order); COLA through its projection and
+ * k-means.
  */
 #ifndef CS_CALIB_CS_SELECT_H
 #define CS_CALIB_CS_SELECT_H
@@ -37,6 +48,8 @@
 #include "cs_calib.h"
 #include "cs_err.h"
 #include "cs_model.h"
+#include "cs_pstat.h"
+#include "cs_select_act.h"
 #include "cs_tok.h"
 
 typedef enum cs_sel_kind {
@@ -45,12 +58,15 @@ typedef enum cs_sel_kind {
     CS_SEL_SELFGEN,
     CS_SEL_ZIPCAL,
     CS_SEL_PPL,
+    CS_SEL_COLA,
+    CS_SEL_ACDM,
+    CS_SEL_COVERCAL,
     CS_SEL_COUNT
 } cs_sel_kind;
 
 typedef enum cs_ppl_mode { CS_PPL_LOW = 0, CS_PPL_MID, CS_PPL_HIGH } cs_ppl_mode;
 
-/* Every parameter of S1-S4 and S7 with the spec's default (cs_select_params_default). */
+/* Every parameter of S1-S8 with the spec's default (cs_select_params_default). */
 typedef struct cs_select_params {
     cs_sel_kind kind;
     size_t n;      /* 128 */
@@ -71,11 +87,23 @@ typedef struct cs_select_params {
     size_t cap; /* 2000 */
     /* ppl */
     cs_ppl_mode mode; /* low */
-    /* forward passes (ppl, selfgen scoring): sequences per pass */
+    /* cola */
+    size_t proj_dim; /* 64 */
+    size_t n_init;   /* 10 k-means restarts */
+    size_t max_iter; /* 300 */
+    double tol;      /* 1e-4 */
+    /* acdm ("stat" and "mode" in JSON) */
+    size_t n_ref;           /* 64 reference items per task */
+    cs_acdm_stat acdm_stat; /* mean */
+    cs_acdm_mode acdm_mode; /* quota */
+    /* covercal */
+    double outlier_factor; /* 6 */
+    double cover_frac;     /* 0.5 */
+    /* forward passes (ppl, cola, acdm, covercal, selfgen scoring): sequences per pass */
     size_t batch; /* 8 */
 } cs_select_params;
 
-/* "random", "selfcal", "selfgen", "zipcal", "ppl". */
+/* "random", "selfcal", "selfgen", "zipcal", "ppl", "cola", "acdm", "covercal". */
 const char *cs_select_name(cs_sel_kind k);
 
 /* The spec's defaults for selector kind (n 128, seed 0; zipcal's L = 128 is the pool's seq_len). */
@@ -95,10 +123,22 @@ cJSON *cs_select_params_json(const cs_select_params *p);
 /* Progress callback: done of total units (items scored, sequences generated). */
 typedef void (*cs_select_progress)(void *ctx, const char *stage, size_t done, size_t total);
 
+/* What a selector may need beyond the pool; every pointer borrowed, each may be NULL. */
+typedef struct cs_select_env {
+    const cs_calib_pool *reference; /* acdm: the reference items, one source per task */
+    cs_pstat_ctx *stats;            /* pool statistics: cache and counters (NULL: no cache) */
+} cs_select_env;
+
 /* Runs selector p->kind. m and tok may be NULL for random and single-source zipcal (tok is
- * needed by zipcal; m by selfcal, selfgen, ppl and multi-source zipcal). *out is zeroed first;
- * free with cs_calib_selection_free. CS_EINVAL when the pool has fewer than n items (or a
- * stratum fewer than its share). */
+ * needed by zipcal; m by every other one except random). *out is zeroed first; free with
+ * cs_calib_selection_free. CS_EINVAL when the pool has fewer than n items (or a stratum fewer
+ * than its share), and for acdm without reference items or with a reference item equal to a
+ * pool item. env may be NULL. */
+cs_rc cs_select_run_env(const cs_select_params *p, const cs_calib_pool *pool, cs_model *m,
+                        const cs_tok *tok, const cs_select_env *env, cs_select_progress progress,
+                        void *pctx, cs_calib_selection *out, cs_err *err);
+
+/* cs_select_run_env without an environment (no cache; acdm cannot run). */
 cs_rc cs_select_run(const cs_select_params *p, const cs_calib_pool *pool, cs_model *m,
                     const cs_tok *tok, cs_select_progress progress, void *pctx,
                     cs_calib_selection *out, cs_err *err);
@@ -113,5 +153,17 @@ cs_rc cs_zipcal_greedy(const uint32_t *const *sets, const size_t *set_n, size_t 
 /* k-center greedy (first center = row 0, squared L2) on x[n_rows][dim]: k row indices into out. */
 cs_rc cs_kcenter_greedy(const float *x, size_t n_rows, size_t dim, size_t k, size_t *out,
                         cs_err *err);
+
+/* The activation selectors' runners (cs_select_act.c), called by cs_select_run_env with a
+ * diagnostics object already holding "selector" and "params"; stats is never NULL. */
+cs_rc cs_select_cola(const cs_select_params *p, const cs_calib_pool *pool, cs_model *m,
+                     cs_pstat_ctx *stats, cs_select_progress progress, void *pctx,
+                     cs_calib_selection *out, cs_err *err);
+cs_rc cs_select_acdm(const cs_select_params *p, const cs_calib_pool *pool,
+                     const cs_calib_pool *reference, cs_model *m, cs_pstat_ctx *stats,
+                     cs_select_progress progress, void *pctx, cs_calib_selection *out, cs_err *err);
+cs_rc cs_select_covercal(const cs_select_params *p, const cs_calib_pool *pool, cs_model *m,
+                         cs_pstat_ctx *stats, cs_select_progress progress, void *pctx,
+                         cs_calib_selection *out, cs_err *err);
 
 #endif

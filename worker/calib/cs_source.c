@@ -642,6 +642,14 @@ static const eval_key *find_key(const eval_key *k, size_t n, const char *s)
 cs_rc cs_calib_check_overlap(const cs_calib_source *src, size_t n_src,
                              const char *const *eval_paths, size_t n_eval, cs_err *err)
 {
+    return cs_calib_check_disjoint(src, n_src, eval_paths, n_eval, "calibration", "evaluation",
+                                   err);
+}
+
+cs_rc cs_calib_check_disjoint(const cs_calib_source *src, size_t n_src,
+                              const char *const *eval_paths, size_t n_eval, const char *what,
+                              const char *other, cs_err *err)
+{
     cs_task *tasks = cs_alloc_array(n_eval ? n_eval : 1, sizeof(cs_task));
     size_t n_items = 0, n_loaded = 0, nk = 0, ni = 0;
     eval_key *texts = NULL, *ids = NULL;
@@ -707,10 +715,9 @@ cs_rc cs_calib_check_overlap(const cs_calib_source *src, size_t n_src,
                 why = "same text";
             }
             if (hit) {
-                rc = cs_err_set(err, CS_EINVAL, 0,
-                                "calibration overlaps evaluation (%s): %s:%zu '%s' = %s:%zu '%s'",
-                                why, src[s].path, d[i].line, d[i].id, hit->path, hit->line,
-                                hit->id);
+                rc = cs_err_set(err, CS_EINVAL, 0, "%s overlaps %s (%s): %s:%zu '%s' = %s:%zu '%s'",
+                                what, other, why, src[s].path, d[i].line, d[i].id, hit->path,
+                                hit->line, hit->id);
             }
         }
         cs_calib_docs_free(d, nd);
@@ -749,5 +756,72 @@ cs_rc cs_calib_source_tokens(const cs_calib_source *src, const cs_tok *tok, int3
     }
     cs_buf_fini(&all);
     cs_calib_docs_free(docs, n_docs);
+    return rc;
+}
+
+cs_rc cs_calib_ref_pool_build(const cs_calib_source *src, size_t n_src, const cs_tok *tok,
+                              size_t seq_len, bool add_bos, cs_calib_pool *pool, cs_err *err)
+{
+    int32_t bos = add_bos ? cs_tok_bos(tok) : -1;
+    size_t n_head = bos >= 0 ? 1 : 0, cap = 0;
+    cs_rc rc = CS_OK;
+    memset(pool, 0, sizeof(*pool));
+    if (n_src == 0 || seq_len <= n_head) {
+        return cs_err_set(err, CS_EINVAL, 0,
+                          "reference items: need at least one source and seq_len > %zu", n_head);
+    }
+    if (!(pool->sources = cs_calloc_array(n_src, sizeof(char *)))) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    pool->seq_len = seq_len;
+    for (size_t i = 0; rc == CS_OK && i < n_src; i++) {
+        char def[32];
+        snprintf(def, sizeof def, "ref%zu", i);
+        const char *name = src[i].name ? src[i].name : def;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(pool->sources[j], name) == 0) {
+                rc = cs_err_set(err, CS_EINVAL, 0, "reference items: two sources named '%s'", name);
+            }
+        }
+        pool->sources[i] = str_dup(name);
+        pool->n_sources = i + 1;
+        if (rc == CS_OK && !pool->sources[i]) {
+            rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        }
+        cs_calib_doc *d = NULL;
+        size_t nd = 0, got = 0;
+        if (rc == CS_OK) {
+            rc = cs_calib_source_docs(&src[i], &d, &nd, err);
+        }
+        if (rc == CS_OK && pool->n + nd > cap) {
+            size_t nc = pool->n + nd;
+            cs_calib_item *ni = cs_realloc_array(pool->items, nc ? nc : 1, sizeof(cs_calib_item));
+            if (!ni) {
+                rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+            } else {
+                pool->items = ni;
+                cap = nc;
+            }
+        }
+        for (size_t k = 0; rc == CS_OK && k < nd; k++) {
+            int32_t *ids = NULL;
+            size_t n_ids = 0;
+            rc = cs_tok_encode(tok, d[k].text, strlen(d[k].text), 0, &ids, &n_ids, err);
+            if (rc == CS_OK && n_ids > 0) {
+                size_t keep = n_ids < seq_len - n_head ? n_ids : seq_len - n_head;
+                rc = pool_add(pool, cap, i, join_id(name, d[k].id), &bos, n_head, ids, keep, err);
+                got++;
+            }
+            free(ids);
+        }
+        if (rc == CS_OK && got == 0) {
+            rc = cs_err_set(err, CS_EINVAL, 0, "reference source '%s' (%s) has no items", name,
+                            src[i].path);
+        }
+        cs_calib_docs_free(d, nd);
+    }
+    if (rc != CS_OK) {
+        cs_calib_pool_free(pool);
+    }
     return rc;
 }

@@ -106,6 +106,22 @@ cJSON *cs_calib_pool_describe(const cs_calib_pool *pool, const cs_calib_source *
 cs_rc cs_calib_check_overlap(const cs_calib_source *src, size_t n_src,
                              const char *const *eval_paths, size_t n_eval, cs_err *err);
 
+/* cs_calib_check_overlap with other words: refuses a document of src that shares an id or a
+ * normalized text with an item of the task files paths, saying "<what> overlaps <other> (same
+ * id|same text): ..." (e.g. "ACDM reference overlaps evaluation"). */
+cs_rc cs_calib_check_disjoint(const cs_calib_source *src, size_t n_src, const char *const *paths,
+                              size_t n_paths, const char *what, const char *other, cs_err *err);
+
+/* ACDM's reference items: every document of each source, in file order (a task file's items as
+ * text: an MC item as context + " " + gold choice, so a .train.jsonl split and its .ref.jsonl
+ * rendering {"id","task","text"} give the same items), tokenized without special tokens, BOS
+ * first with add_bos and a tokenizer BOS, cut to seq_len tokens; shorter items are kept whole.
+ * One pool source per source (its name, or "ref<k>"), ids "<name>:<document id>". *pool zeroed
+ * first; free with cs_calib_pool_free. CS_EINVAL when a source has no item or two share a name;
+ * errors of the source files name file:line. */
+cs_rc cs_calib_ref_pool_build(const cs_calib_source *src, size_t n_src, const cs_tok *tok,
+                              size_t seq_len, bool add_bos, cs_calib_pool *pool, cs_err *err);
+
 /* The documents of src (cs_calib_source_docs) joined with a blank line and tokenized without
  * special tokens into *ids (owned) / *n: the stream of cs_calib_random_windows. */
 cs_rc cs_calib_source_tokens(const cs_calib_source *src, const cs_tok *tok, int32_t **ids,

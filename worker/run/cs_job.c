@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cs_alloc.h"
+#include "cs_cache.h"
 #include "cs_err.h"
 #include "cs_json.h"
 #include "cs_log.h"
@@ -25,6 +26,7 @@
 #include "cs_opt.h"
 #include "cs_path.h"
 #include "cs_pipeline.h"
+#include "cs_pstat.h"
 #include "cs_score.h"
 #include "cs_select.h"
 #include "cs_source.h"
@@ -39,8 +41,10 @@
 
 typedef struct job {
     cJSON *cfg;
-    const char *base;  /* relative paths are resolved against this folder */
-    const char *roots; /* ':'-separated model roots, or NULL */
+    const char *base;      /* relative paths are resolved against this folder */
+    const char *roots;     /* ':'-separated model roots, or NULL */
+    const char *cache_dir; /* $CALSWEEP_CACHE_DIR, or NULL: no cache */
+    char *model_dir;       /* the resolved model folder, owned */
     int threads;
     FILE *progress; /* fd 3, or NULL */
     const char *stage;
@@ -209,15 +213,19 @@ static cs_rc stage_load(job *j, cs_err *err)
         (rc = cs_model_load(&j->model, dir, j->threads, err)) != CS_OK) {
         goto out;
     }
+    j->model_dir = dir;
+    dir = NULL;
 out:
     free(tokpath);
     free(dir);
     return rc;
 }
 
-/* The sweep's selector object (coordinator/cs_sweep.c names) as worker/calib parameters. */
+/* The sweep's selector object (coordinator/cs_sweep.c names) as worker/calib parameters. ACDM's
+ * "reference" (the resolved task sources, a list of source objects) is not a parameter of
+ * worker/calib: *reference points at it (borrowed from sel; NULL when absent). */
 static cs_rc selector_params(const cJSON *sel, size_t n, size_t seq_len, uint64_t seed,
-                             cs_select_params *p, cs_err *err)
+                             cs_select_params *p, const cJSON **reference, cs_err *err)
 {
     static const struct {
         const char *sweep, *calib;
@@ -227,6 +235,7 @@ static cs_rc selector_params(const cJSON *sel, size_t n, size_t seq_len, uint64_
     cJSON *o = cJSON_CreateObject();
     cs_rc rc = CS_OK;
 
+    *reference = NULL;
     if (!cJSON_IsString(name)) {
         cJSON_Delete(o);
         return cs_err_set(err, CS_ESCHEMA, 0, "calibration.selector.name: expected a string");
@@ -238,6 +247,10 @@ static cs_rc selector_params(const cJSON *sel, size_t n, size_t seq_len, uint64_
     {
         const char *key = v->string;
         cJSON *copy = NULL;
+        if (strcmp(key, "reference") == 0 && strcmp(name->valuestring, "acdm") == 0) {
+            *reference = v;
+            continue;
+        }
         if (strcmp(key, "name") == 0) {
             const char *nm = v->valuestring;
             for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -267,18 +280,79 @@ static cs_rc selector_params(const cJSON *sel, size_t n, size_t seq_len, uint64_
                         (gen && !cJSON_AddNumberToObject(o, "seq_len", (double)seq_len)))) {
         rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
     }
-    if (rc == CS_OK && strcmp(nm, "random") != 0 && strcmp(nm, "selfcal") != 0 &&
-        strcmp(nm, "selfgen") != 0 && strcmp(nm, "zipcal") != 0 && strcmp(nm, "ppl") != 0) {
-        rc = cs_err_set(err, CS_ENOTSUP, 0,
-                        "calibration.selector.name: '%s' is not built into this engine yet "
-                        "(random, self_calibration, self_gen, zipcal, ppl_rank)",
-                        name->valuestring);
-    }
     if (rc == CS_OK) {
         rc = cs_select_params_parse(o, "calibration.selector", p, err);
     }
     cJSON_Delete(o);
     return rc;
+}
+
+/* ACDM's reference sources from the job's selector.reference (resolved source objects of kind
+ * "task", coordinator/cs_sweep.c), each named after its file ("arith_mc.train" for
+ * .../arith_mc.train.jsonl). *src (owned array) and *paths (owned strings) / *n. */
+static cs_rc reference_sources(job *j, const cJSON *ref, cs_calib_source **src, char ***paths,
+                               size_t *n, cs_err *err)
+{
+    const cJSON *e;
+    size_t k = 0, cap = (size_t)cJSON_GetArraySize(ref);
+    *src = NULL;
+    *paths = NULL;
+    *n = 0;
+    if (!cJSON_IsArray(ref) || cap == 0) {
+        return cs_err_set(err, CS_ESCHEMA, 0,
+                          "calibration.selector.reference: expected a non-empty list of task "
+                          "sources");
+    }
+    *src = cs_calloc_array(cap, sizeof(cs_calib_source));
+    *paths = cs_calloc_array(2 * cap, sizeof(char *)); /* [path, name] per source */
+    if (!*src || !*paths) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    cJSON_ArrayForEach(e, ref)
+    {
+        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(e, "kind");
+        const cJSON *path = cJSON_GetObjectItemCaseSensitive(e, "path");
+        if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "task") != 0 ||
+            !cJSON_IsString(path)) {
+            return cs_err_set(err, CS_ESCHEMA, 0,
+                              "calibration.selector.reference[%zu]: expected a source of kind "
+                              "\"task\" with a path",
+                              k);
+        }
+        cs_rc rc = resolve(j, path->valuestring, &(*paths)[2 * k], err);
+        if (rc != CS_OK) {
+            return rc;
+        }
+        const char *base = strrchr(path->valuestring, '/');
+        base = base ? base + 1 : path->valuestring;
+        size_t bl = strlen(base);
+        if (bl > 6 && strcmp(base + bl - 6, ".jsonl") == 0) {
+            bl -= 6;
+        }
+        if (!((*paths)[2 * k + 1] = cs_strndup(base, bl))) {
+            return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        }
+        (*src)[k] = (cs_calib_source){
+                .kind = "task", .path = (*paths)[2 * k], .name = (*paths)[2 * k + 1]};
+        *n = ++k;
+    }
+    return CS_OK;
+}
+
+static void free_strings(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+static void on_select(void *ctx, const char *stage, size_t done, size_t total)
+{
+    job *j = ctx;
+    if (done == total || done % 8 == 0) {
+        progress(j, "step", stage, done, total);
+    }
 }
 
 /* The task files of config.eval.tasks, resolved (owned array of owned strings). */
@@ -306,18 +380,24 @@ static cs_rc eval_paths(job *j, char ***out, size_t *n, cs_err *err)
 
 /* config.calibration = {selector: {name, params...}, source: {kind, path, text_field}} with
  * n_samples, seq_len and seed at the top level. The pool: random windows of the source (the GPTQ
- * convention; 4 n candidates for the selectors that choose among them), checked against the
- * evaluation task files for overlap; then the selector picks n of them (or generates n). */
+ * convention): n_samples of them for random, 4 x n_samples candidates for the selectors that
+ * choose among them; checked against the evaluation task files for overlap; then the selector
+ * picks n of them (or generates n). ACDM's reference sources are checked against the evaluation
+ * files and the calibration source, and read whole (cs_calib_ref_pool_build). The pool
+ * statistics go through the cache of $CALSWEEP_CACHE_DIR when it is set. */
 static cs_rc stage_calibrate(job *j, cs_err *err)
 {
-    const cJSON *cal = NULL, *sel = NULL, *src = NULL;
+    const cJSON *cal = NULL, *sel = NULL, *src = NULL, *refj = NULL;
     const char *kind = NULL, *path = NULL, *field = NULL;
     int64_t n = 0, seq = 0, seed = 0;
-    char *file = NULL, **evals = NULL;
-    size_t n_evals = 0;
+    char *file = NULL, **evals = NULL, **ref_strs = NULL;
+    size_t n_evals = 0, n_ref = 0;
+    cs_calib_source *ref_src = NULL;
     cs_select_params sp;
-    cs_calib_pool pool = {0};
+    cs_calib_pool pool = {0}, ref = {0};
     cs_calib_selection selection = {0};
+    cs_pstat_ctx stats = {0};
+    char model_id[CS_CACHE_KEY_LEN + 1];
     cs_jctx c;
     cs_rc rc;
 
@@ -332,7 +412,8 @@ static cs_rc stage_calibrate(job *j, cs_err *err)
     if ((rc = cs_json_req_object(&c, cal, "selector", &sel)) != CS_OK) {
         return rc;
     }
-    if ((rc = selector_params(sel, (size_t)n, (size_t)seq, (uint64_t)seed, &sp, err)) != CS_OK) {
+    if ((rc = selector_params(sel, (size_t)n, (size_t)seq, (uint64_t)seed, &sp, &refj, err)) !=
+        CS_OK) {
         return rc;
     }
     bool generates = sp.kind == CS_SEL_SELFCAL;
@@ -357,12 +438,60 @@ static cs_rc stage_calibrate(job *j, cs_err *err)
         co.add_bos = false;
         if ((rc = eval_paths(j, &evals, &n_evals, err)) != CS_OK ||
             (rc = cs_calib_check_overlap(&cs, 1, (const char *const *)evals, n_evals, err)) !=
-                    CS_OK ||
-            (rc = cs_calib_pool_build(&cs, 1, j->tok, &co, &pool, err)) != CS_OK) {
+                    CS_OK) {
+            goto out;
+        }
+        if (sp.kind == CS_SEL_ACDM) {
+            if (!refj) {
+                rc = cs_err_set(err, CS_ESCHEMA, 0,
+                                "calibration.selector.reference: acdm needs its task reference "
+                                "sources");
+                goto out;
+            }
+            const char **rp = NULL;
+            if ((rc = reference_sources(j, refj, &ref_src, &ref_strs, &n_ref, err)) != CS_OK) {
+                goto out;
+            }
+            if (!(rp = cs_calloc_array(n_ref, sizeof(char *)))) {
+                rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+                goto out;
+            }
+            for (size_t i = 0; i < n_ref; i++) {
+                rp[i] = ref_src[i].path;
+            }
+            /* the reference: disjoint from the evaluation split and from the pool's source */
+            rc = cs_calib_check_disjoint(ref_src, n_ref, (const char *const *)evals, n_evals,
+                                         "ACDM reference", "evaluation", err);
+            if (rc == CS_OK) {
+                rc = cs_calib_check_disjoint(&cs, 1, rp, n_ref, "calibration", "ACDM reference",
+                                             err);
+            }
+            free(rp);
+            if (rc != CS_OK || (rc = cs_calib_ref_pool_build(ref_src, n_ref, j->tok, (size_t)seq,
+                                                             co.add_bos, &ref, err)) != CS_OK) {
+                goto out;
+            }
+        }
+        if ((rc = cs_calib_pool_build(&cs, 1, j->tok, &co, &pool, err)) != CS_OK) {
             goto out;
         }
     }
-    if ((rc = cs_select_run(&sp, &pool, j->model, j->tok, NULL, NULL, &selection, err)) != CS_OK) {
+    bool uses_stats = sp.kind == CS_SEL_PPL || sp.kind == CS_SEL_COLA || sp.kind == CS_SEL_ACDM ||
+                      sp.kind == CS_SEL_COVERCAL;
+    if (uses_stats && j->cache_dir) {
+        cs_err cerr = {0};
+        if (cs_cache_open(j->cache_dir, &stats.cache, &cerr) != CS_OK ||
+            cs_cache_model_id(j->model_dir, model_id, &cerr) != CS_OK) {
+            cs_log(CS_LOG_WARN, "cache: not used: %s", cerr.msg);
+            cs_cache_close(stats.cache);
+            stats.cache = NULL;
+        } else {
+            stats.model_id = model_id;
+        }
+    }
+    cs_select_env env = {.reference = ref.n ? &ref : NULL, .stats = &stats};
+    if ((rc = cs_select_run_env(&sp, &pool, j->model, j->tok, &env, on_select, j, &selection,
+                                err)) != CS_OK) {
         goto out;
     }
     if (!(j->calib = cs_calloc_array((size_t)(n * seq), sizeof(int32_t)))) {
@@ -410,6 +539,24 @@ static cs_rc stage_calibrate(job *j, cs_err *err)
         rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
         goto out;
     }
+    if (n_ref > 0) {
+        cJSON *rs = cJSON_AddArrayToObject(det, "reference_sources");
+        for (size_t i = 0; rs && i < n_ref; i++) {
+            cJSON *o = cJSON_CreateObject();
+            if (!o || !cJSON_AddItemToArray(rs, o) ||
+                !cJSON_AddStringToObject(o, "name", ref_src[i].name) ||
+                !cJSON_AddStringToObject(
+                        o, "path",
+                        cJSON_GetObjectItem(cJSON_GetArrayItem(refj, (int)i), "path")
+                                ->valuestring)) {
+                rs = NULL;
+            }
+        }
+        if (!rs) {
+            rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+            goto out;
+        }
+    }
     j->n_samples = (size_t)n;
     j->seq_len = (size_t)seq;
     cs_log(CS_LOG_INFO, "calibration: %s picked %lld of %zu candidates of %lld tokens",
@@ -420,7 +567,11 @@ out:
     }
     free(evals);
     free(file);
+    free(ref_src);
+    free_strings(ref_strs, refj ? 2 * (size_t)cJSON_GetArraySize(refj) : 0);
+    cs_cache_close(stats.cache);
     cs_calib_pool_free(&pool);
+    cs_calib_pool_free(&ref);
     cs_calib_selection_free(&selection);
     return rc;
 }
@@ -792,6 +943,10 @@ int cs_run_job(const char *job_path)
     if (j.roots && !j.roots[0]) {
         j.roots = NULL;
     }
+    j.cache_dir = getenv("CALSWEEP_CACHE_DIR");
+    if (j.cache_dir && !j.cache_dir[0]) {
+        j.cache_dir = NULL;
+    }
     env = getenv("CALSWEEP_THREADS");
     if (env && env[0] && cs_parse_i64(env, 1, 1024, &threads, "CALSWEEP_THREADS", &err) != CS_OK) {
         j.stage = "config";
@@ -834,6 +989,7 @@ int cs_run_job(const char *job_path)
     cs_tok_destroy(j.tok);
     cJSON_Delete(j.cfg);
     free(j.calib);
+    free(j.model_dir);
     if (j.progress) {
         fclose(j.progress);
     }
@@ -855,6 +1011,7 @@ fail:
     cJSON_Delete(j.calibration);
     cJSON_Delete(j.extra);
     free(j.calib);
+    free(j.model_dir);
     if (j.progress) {
         fclose(j.progress);
     }

@@ -9,7 +9,15 @@
  * Relative paths in the config are resolved against $CALSWEEP_BASE_DIR (the folder the worker
  * runs in; default: the current folder); a model folder that is not found there is looked up
  * in each folder of $CALSWEEP_MODEL_ROOTS (':'-separated, the worker's --model-root folders).
- * Threads: $CALSWEEP_THREADS (default 1).
+ * Threads: $CALSWEEP_THREADS (default 1). Cache: $CALSWEEP_CACHE_DIR (the worker's --cache-dir;
+ * unset or empty: nothing is cached) holds the pool statistics of the selectors ppl_rank, cola,
+ * acdm and covercal (worker/calib/cs_pstat.h), so another job with the same model and pool reads
+ * them instead of running the forward passes again; result.json's calibration.details.stats says
+ * what this job forwarded and what it read from the cache.
+ *
+ * Calibration: the candidate pool of a selector that chooses (every one but random and the
+ * generating ones) is 4 x n_samples random windows of seq_len tokens of calibration.source
+ * (seeded by the job's seed); random takes n_samples windows; self_calibration makes its own.
  */
 #ifndef CS_RUN_CS_JOB_H
 #define CS_RUN_CS_JOB_H

@@ -8,10 +8,12 @@
 #include <cblas.h>
 
 #include "cs_alloc.h"
+#include "cs_cache.h"
 #include "cs_calib.h"
 #include "cs_model.h"
 #include "cs_opt.h"
 #include "cs_path.h"
+#include "cs_pstat.h"
 #include "cs_select.h"
 #include "cs_source.h"
 #include "cs_tok.h"
@@ -30,6 +32,8 @@ enum {
     SEL_POOL,
     SEL_FORMAT,
     SEL_NO_BOS,
+    SEL_REFERENCE,
+    SEL_CACHE_DIR,
 };
 
 static const cs_opt sel_options[] = {
@@ -39,7 +43,14 @@ static const cs_opt sel_options[] = {
          "a source (repeatable): .jsonl (FIELD, default \"text\"; a task file when its lines "
          "have \"task\"), else plain text (documents separated by blank lines); @Q = quota"},
         {"selector", 'S', CS_OPT_VALUE, SEL_SELECTOR, "NAME|JSON",
-         "random, selfcal, selfgen, zipcal, ppl, or {\"name\":..., params} (default random)"},
+         "random, selfcal, selfgen, zipcal, ppl, cola, acdm, covercal, or {\"name\":..., "
+         "params} (default random)"},
+        {"reference", 'r', CS_OPT_VALUE, SEL_REFERENCE, "NAME=FILE",
+         "acdm: a task's reference items, a task file (.train.jsonl or .ref.jsonl; repeatable, "
+         "one per task)"},
+        {"cache-dir", 0, CS_OPT_VALUE, SEL_CACHE_DIR, "DIR",
+         "cache of pool statistics (ppl, cola, acdm, covercal; default $CALSWEEP_CACHE_DIR, "
+         "else none)"},
         {"n", 'n', CS_OPT_VALUE, SEL_N, "N", "items to select (default: the selector's, 128)"},
         {"seq-len", 'L', CS_OPT_VALUE, SEL_SEQ_LEN, "N",
          "tokens per pool item / generated sequence (default: zipcal 128, selfcal and selfgen "
@@ -59,10 +70,13 @@ static const cs_opt sel_options[] = {
 #define MAX_SRC    32
 
 typedef struct sel_args {
-    const char *model, *selector;
+    const char *model, *selector, *cache_dir;
     cs_calib_source src[MAX_SRC];
     char *src_buf[MAX_SRC];
     size_t n_src;
+    cs_calib_source ref[MAX_SRC];
+    char *ref_buf[MAX_SRC];
+    size_t n_ref;
     const char *eval[MAX_SRC];
     size_t n_eval;
     int64_t threads, n, seq_len, seed, pool;
@@ -126,6 +140,25 @@ static cs_rc parse_source(sel_args *a, const char *arg, cs_err *err)
     return CS_OK;
 }
 
+/* NAME=FILE, a task file */
+static cs_rc parse_reference(sel_args *a, const char *arg, cs_err *err)
+{
+    if (a->n_ref == MAX_SRC) {
+        return cs_err_set(err, CS_ERANGE, 0, "at most %d --reference", MAX_SRC);
+    }
+    char *s = cs_strdup(arg), *eq = s ? strchr(s, '=') : NULL;
+    if (!s) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    a->ref_buf[a->n_ref] = s;
+    if (!eq || eq == s || !eq[1]) {
+        return cs_err_set(err, CS_EINVAL, 0, "--reference '%s': expected NAME=FILE", arg);
+    }
+    *eq = '\0';
+    a->ref[a->n_ref++] = (cs_calib_source){.kind = "task", .path = eq + 1, .name = s};
+    return CS_OK;
+}
+
 static int parse_args(int argc, char **argv, sel_args *a)
 {
     cs_opt_parser p;
@@ -139,10 +172,12 @@ static int parse_args(int argc, char **argv, sel_args *a)
         case SEL_HELP:
             printf("usage: calsweep-run select MODEL --source NAME=FILE[:FIELD] ... [--selector "
                    "NAME|JSON]\n       [--n N] [--seq-len L] [--seed S] [--eval FILE ...] "
-                   "[--json]\n\nBuilds a candidate pool of --pool items of --seq-len tokens from "
-                   "the sources and runs\na calibration-data selector on it; prints the chosen "
-                   "ids, one a line (generated\nsequences: \"gen:K\" and their tokens). Progress "
-                   "goes to standard error.\n\noptions:\n");
+                   "[--reference NAME=FILE ...]\n       [--cache-dir DIR] [--json]\n\nBuilds a "
+                   "candidate pool of --pool items of --seq-len tokens from the sources and runs\n"
+                   "a calibration-data selector on it; prints the chosen ids, one a line "
+                   "(generated\nsequences: \"gen:K\" and their tokens). Progress goes to standard "
+                   "error.\nacdm needs --reference (one per task); the reference files must be "
+                   "disjoint from\nthe sources and from the --eval files.\n\noptions:\n");
             cs_opt_print_help(stdout, sel_options, N_SEL_OPTS);
             return CS_EXIT_OK;
         case CS_OPT_POSITIONAL:
@@ -187,6 +222,12 @@ static int parse_args(int argc, char **argv, sel_args *a)
             break;
         case SEL_NO_BOS:
             a->no_bos = true;
+            break;
+        case SEL_REFERENCE:
+            rc = parse_reference(a, arg, &err);
+            break;
+        case SEL_CACHE_DIR:
+            a->cache_dir = arg;
             break;
         case SEL_EVAL:
             if (a->n_eval == MAX_SRC) {
@@ -281,8 +322,10 @@ int cs_cmd_select(int argc, char **argv)
     cs_err err = {0};
     cs_tok *tok = NULL;
     cs_model *m = NULL;
-    cs_calib_pool pool = {0};
+    cs_calib_pool pool = {0}, ref = {0};
     cs_calib_selection sel = {0};
+    cs_pstat_ctx stats = {0};
+    char model_id[CS_CACHE_KEY_LEN + 1];
     cs_select_params sp;
     cs_calib_compose_opts co;
     int code = CS_EXIT_FAIL;
@@ -346,6 +389,43 @@ int cs_cmd_select(int argc, char **argv)
     if (rc == CS_OK && a.n_eval > 0) {
         rc = cs_calib_check_overlap(a.src, a.n_src, a.eval, a.n_eval, &err);
     }
+    if (rc == CS_OK && sp.kind == CS_SEL_ACDM && a.n_ref == 0) {
+        fprintf(stderr, "calsweep-run select: acdm needs --reference NAME=FILE (one per task)\n");
+        code = CS_EXIT_USAGE;
+        goto cleanup;
+    }
+    if (rc == CS_OK && a.n_ref > 0 && sp.kind != CS_SEL_ACDM) {
+        fprintf(stderr, "calsweep-run select: --reference is for acdm only\n");
+        code = CS_EXIT_USAGE;
+        goto cleanup;
+    }
+    if (rc == CS_OK && a.n_ref > 0) {
+        const char *rp[MAX_SRC];
+        for (size_t i = 0; i < a.n_ref; i++) {
+            rp[i] = a.ref[i].path;
+        }
+        rc = a.n_eval ? cs_calib_check_disjoint(a.ref, a.n_ref, a.eval, a.n_eval, "ACDM reference",
+                                                "evaluation", &err)
+                      : CS_OK;
+        if (rc == CS_OK) {
+            rc = cs_calib_check_disjoint(a.src, a.n_src, rp, a.n_ref, "calibration",
+                                         "ACDM reference", &err);
+        }
+        if (rc == CS_OK) {
+            rc = cs_calib_ref_pool_build(a.ref, a.n_ref, tok, (size_t)a.seq_len, !a.no_bos, &ref,
+                                         &err);
+        }
+    }
+    if (!a.cache_dir) {
+        a.cache_dir = getenv("CALSWEEP_CACHE_DIR");
+    }
+    if (rc == CS_OK && m && a.cache_dir && a.cache_dir[0]) {
+        rc = cs_cache_open(a.cache_dir, &stats.cache, &err);
+        if (rc == CS_OK) {
+            rc = cs_cache_model_id(a.model, model_id, &err);
+        }
+        stats.model_id = model_id;
+    }
     cs_calib_compose_opts_default(&co);
     co.mode = a.compose;
     co.n = (size_t)a.pool;
@@ -359,7 +439,8 @@ int cs_cmd_select(int argc, char **argv)
     }
     if (rc == CS_OK) {
         fprintf(stderr, "select: %s, n = %zu\n", cs_select_name(sp.kind), sp.n);
-        rc = cs_select_run(&sp, &pool, m, tok, progress, NULL, &sel, &err);
+        cs_select_env env = {.reference = ref.n ? &ref : NULL, .stats = &stats};
+        rc = cs_select_run_env(&sp, &pool, m, tok, &env, progress, NULL, &sel, &err);
     }
     if (rc == CS_OK && a.json) {
         rc = print_json(&a, &pool, &co, &sel, &err);
@@ -384,10 +465,15 @@ int cs_cmd_select(int argc, char **argv)
 cleanup:
     cs_calib_selection_free(&sel);
     cs_calib_pool_free(&pool);
+    cs_calib_pool_free(&ref);
+    cs_cache_close(stats.cache);
     cs_model_free(m);
     cs_tok_destroy(tok);
     for (size_t i = 0; i < a.n_src || (i < MAX_SRC && a.src_buf[i]); i++) {
         free(a.src_buf[i]);
+    }
+    for (size_t i = 0; i < MAX_SRC; i++) {
+        free(a.ref_buf[i]);
     }
     return code;
 }
