@@ -10,7 +10,12 @@
  *     for bit (an all-ones importance is not: its weights are sqrt(sigma2 + x^2));
  *   - every value lies on its block's grid; all-zero blocks give zeros, never NaN; bad widths,
  *     importances and weights are refused with clear messages;
- *   - the accumulator equals a naive sum of squares and skips padding rows. */
+ *   - the accumulator equals a naive sum of squares and skips padding rows;
+ *   - on tb-qwen the pipeline's collection equals a naive twin that runs every chunk alone
+ *     through cs_model_forward, the quantized model equals cs_imatrix_quantize of the original
+ *     weights with the collected importances (FP trajectory; Q4_K falls back to Q5_0 on the
+ *     192-wide layers), every linear's imatrix-weighted error is below llama.cpp's Q4_0 without
+ *     an imatrix, and the parameters parse and print as documented. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +23,22 @@
 #include "cs_half.h"
 #include "cs_imatrix.h"
 #include "cs_json.h"
+#include "cs_model.h"
 #include "cs_path.h"
+#include "cs_pipeline.h"
 #include "cs_safetensors.h"
+#include "cs_source.h"
 #include "cs_test.h"
+#include "cs_tok.h"
+
+static char *src_path(const char *rel)
+{
+    const char *root = getenv("CS_SOURCE_DIR");
+    cs_buf b;
+    cs_buf_init(&b);
+    assert_int_equal(cs_buf_printf(&b, "%s/%s", root ? root : ".", rel), CS_OK);
+    return cs_buf_take(&b);
+}
 
 static void check_rc(cs_rc rc, const cs_err *err)
 {
@@ -607,6 +625,323 @@ static void test_accumulator(void **state)
     free(x);
 }
 
+/* ---- the pipeline on tb-qwen ---------------------------------------------------------------- */
+
+#define N_CAL 6
+#define T_CAL 100
+
+static cs_model *load_qwen(void)
+{
+    char *dir = src_path("sweeps/testbed/models/tb-qwen");
+    cs_model *m = NULL;
+    cs_err err = {0};
+    check_rc(cs_model_load(&m, dir, 2, &err), &err);
+    free(dir);
+    return m;
+}
+
+static int32_t *calib_tokens(void)
+{
+    char *tp = src_path("sweeps/testbed/models/tb-qwen/tokenizer.json");
+    char *cp = src_path("sweeps/testbed/data/corpus/prose.jsonl");
+    cs_tok *tok = NULL;
+    cs_err err = {0};
+    int32_t *stream = NULL, *out = NULL;
+    size_t n = 0, *offs = NULL;
+    check_rc(cs_tok_load(&tok, tp, &err), &err);
+    cs_calib_source src = {.kind = "jsonl", .path = cp};
+    check_rc(cs_calib_source_tokens(&src, tok, &stream, &n, &err), &err);
+    check_rc(cs_calib_random_windows(stream, n, N_CAL, T_CAL, 1, &out, &offs, &err), &err);
+    free(stream);
+    free(offs);
+    free(tp);
+    free(cp);
+    cs_tok_destroy(tok);
+    return out;
+}
+
+typedef struct twin_ctx {
+    size_t n_layers;
+    double *sum2[64][CS_LIN_COUNT];
+    size_t count;
+} twin_ctx;
+
+static cs_rc twin_hook(void *ctx, const cs_hook_event *ev, cs_err *err)
+{
+    (void)err;
+    twin_ctx *c = ctx;
+    if (ev->kind != CS_HOOK_LINEAR_IN) {
+        return CS_OK;
+    }
+    for (size_t r = 0; r < ev->rows; r++) {
+        for (size_t j = 0; j < ev->cols; j++) {
+            c->sum2[ev->layer][ev->lin][j] +=
+                    (double)ev->x[r * ev->cols + j] * ev->x[r * ev->cols + j];
+        }
+    }
+    if (ev->layer == 0 && ev->lin == CS_LIN_Q) {
+        c->count += ev->rows;
+    }
+    return CS_OK;
+}
+
+/* The twin: every chunk alone (B = 1, no padding) through the whole model's forward. */
+static void twin_collect(cs_model *m, const int32_t *tok, size_t chunk, twin_ctx *c)
+{
+    cs_err err = {0};
+    cs_hooks hooks = {.fn = twin_hook, .ctx = c, .mask = 1u << CS_HOOK_LINEAR_IN};
+    memset(c, 0, sizeof(*c));
+    c->n_layers = m->cfg.n_layers;
+    assert_true(c->n_layers <= 64);
+    for (size_t l = 0; l < c->n_layers; l++) {
+        for (int k = 0; k < CS_LIN_COUNT; k++) {
+            c->sum2[l][k] = calloc(m->layers[l].lin[k].in, sizeof(double));
+        }
+    }
+    for (size_t s = 0; s < N_CAL; s++) {
+        for (size_t t0 = 0; t0 < T_CAL; t0 += chunk) {
+            size_t len = T_CAL - t0 < chunk ? T_CAL - t0 : chunk;
+            if (len < 16) {
+                continue;
+            }
+            check_rc(cs_model_forward(m, tok + s * T_CAL + t0, 1, len, NULL, NULL, &hooks, NULL,
+                                      &err),
+                     &err);
+        }
+    }
+}
+
+static void twin_free(twin_ctx *c)
+{
+    for (size_t l = 0; l < c->n_layers; l++) {
+        for (int k = 0; k < CS_LIN_COUNT; k++) {
+            free(c->sum2[l][k]);
+        }
+    }
+}
+
+static void test_collect_matches_twin(void **state)
+{
+    (void)state;
+    cs_model *m = load_qwen();
+    int32_t *tok = calib_tokens();
+    cs_err err = {0};
+    /* chunk 48: pieces 48, 48 and a 4-token tail (dropped); 40: 40, 40, 20 (kept); 512: whole */
+    const size_t chunks[] = {48, 40, 512};
+    const size_t want_count[] = {N_CAL * 96, N_CAL * 100, N_CAL * 100};
+    for (int ci = 0; ci < 3; ci++) {
+        float *imp = NULL;
+        size_t n = 0, count = 0, off = 0;
+        check_rc(cs_pipe_imatrix_collect(m, tok, N_CAL, T_CAL, chunks[ci], &imp, &n, &count, &err),
+                 &err);
+        assert_int_equal(count, want_count[ci]);
+        twin_ctx tw;
+        twin_collect(m, tok, chunks[ci], &tw);
+        assert_int_equal(tw.count, count);
+        double worst = 0;
+        for (size_t l = 0; l < m->cfg.n_layers; l++) {
+            const cs_layer *ly = &m->layers[l];
+            const float *q = imp + off;
+            for (int k = 0; k < CS_LIN_COUNT; k++) {
+                const size_t in = ly->lin[k].in;
+                const float *e = imp + off;
+                for (size_t j = 0; j < in; j++) {
+                    const double want = tw.sum2[l][k][j] / (double)tw.count;
+                    const double d = fabs((double)e[j] - want);
+                    worst = fmax(worst, d / (want + 1e-30));
+                    if (!(d <= 1e-4 * want + 1e-12)) {
+                        fail_msg("chunk %zu layers.%zu.%s[%zu]: %.9g, twin %.9g", chunks[ci], l,
+                                 cs_lin_name((cs_lin)k), j, (double)e[j], want);
+                    }
+                }
+                /* q, k, v share their input, as do gate and up: identical entries */
+                if (k == CS_LIN_K || k == CS_LIN_V) {
+                    assert_memory_equal(e, q, in * sizeof(float));
+                }
+                if (k == CS_LIN_UP) {
+                    assert_memory_equal(e, e - ly->lin[CS_LIN_GATE].in, in * sizeof(float));
+                }
+                off += in;
+            }
+        }
+        assert_int_equal(off, n);
+        print_message("# chunk %zu: %zu tokens, max relative difference to the twin %.2g\n",
+                      chunks[ci], count, worst);
+        twin_free(&tw);
+        free(imp);
+    }
+    /* no chunk of 16 tokens */
+    float *imp = NULL;
+    size_t n = 0, count = 0;
+    assert_int_equal(cs_pipe_imatrix_collect(m, tok, N_CAL, 12, 512, &imp, &n, &count, &err),
+                     CS_EINVAL);
+    assert_non_null(strstr(err.msg, "no chunk of at least 16 tokens"));
+    assert_null(imp);
+    free(tok);
+    cs_model_free(m);
+}
+
+static cJSON *algo(const char *json)
+{
+    cJSON *a = cJSON_Parse(json);
+    assert_non_null(a);
+    return a;
+}
+
+static void test_pipeline_equals_layerwise(void **state)
+{
+    (void)state;
+    cs_model *m0 = load_qwen();
+    int32_t *tok = calib_tokens();
+    cs_err err = {0};
+    float *imp = NULL;
+    size_t n = 0, count = 0;
+    check_rc(cs_pipe_imatrix_collect(m0, tok, N_CAL, T_CAL, 64, &imp, &n, &count, &err), &err);
+    const char *types[] = {"q4_0", "q4_k"};
+    for (int ti = 0; ti < 2; ti++) {
+        char js[128];
+        snprintf(js, sizeof(js), "{\"name\":\"imatrix\",\"type\":\"%s\",\"chunk\":64}", types[ti]);
+        cJSON *a = algo(js);
+        cs_pipe_params p;
+        check_rc(cs_pipe_params_from_json(&p, a, &err), &err);
+        cJSON_Delete(a);
+        assert_true(cs_pipe_needs_calib(&p) && p.fp_trajectory);
+        cs_model *m = load_qwen();
+        cs_pipe_report rep;
+        check_rc(cs_pipe_quantize(m, tok, N_CAL, T_CAL, &p, NULL, NULL, &rep, &err), &err);
+        assert_int_equal(cJSON_GetArraySize(rep.layers), (int)(m->cfg.n_layers * CS_LIN_COUNT));
+        assert_true(rep.t.imatrix > 0 && rep.t.stats > 0 && rep.t.forward > 0);
+        assert_true(rep.t.solve == 0 && rep.t.rtn == 0);
+        size_t off = 0, n_fallback = 0, n_better = 0;
+        const cJSON *rec = rep.layers->child;
+        double loss_sum = 0, worst = 0;
+        for (size_t l = 0; l < m->cfg.n_layers; l++) {
+            for (int k = 0; k < CS_LIN_COUNT; k++, rec = rec->next) {
+                const cs_linear *orig = &m0->layers[l].lin[k], *got = &m->layers[l].lin[k];
+                const size_t sz = orig->out * orig->in;
+                cs_imx_type t = ti == 0 ? CS_IMX_Q4_0 : CS_IMX_Q4_K;
+                if (t == CS_IMX_Q4_K && orig->in % 256 != 0) {
+                    t = CS_IMX_Q5_0;
+                    n_fallback++;
+                }
+                float *want = malloc(sz * sizeof(float)), *plain = malloc(sz * sizeof(float));
+                memcpy(want, orig->w, sz * sizeof(float));
+                memcpy(plain, orig->w, sz * sizeof(float));
+                check_rc(cs_imatrix_quantize(want, orig->out, orig->in, t, imp + off, &err), &err);
+                check_rc(cs_imatrix_quantize(plain, orig->out, orig->in, t, NULL, &err), &err);
+                /* the statistics came from the unmodified model: bit for bit */
+                assert_memory_equal(got->w, want, sz * sizeof(float));
+                /* the record */
+                assert_int_equal((size_t)cJSON_GetObjectItem(rec, "layer")->valuedouble, l);
+                assert_string_equal(cJSON_GetObjectItem(rec, "linear")->valuestring,
+                                    cs_lin_name((cs_lin)k));
+                assert_string_equal(cJSON_GetObjectItem(rec, "type")->valuestring,
+                                    cs_imatrix_type_name(t));
+                assert_int_equal(cJSON_IsTrue(cJSON_GetObjectItem(rec, "fallback")),
+                                 t != (ti == 0 ? CS_IMX_Q4_0 : CS_IMX_Q4_K));
+                assert_int_equal((size_t)cJSON_GetObjectItem(rec, "tokens")->valuedouble, count);
+                /* imatrix-weighted error against llama.cpp's quantization without an imatrix */
+                double e_im = 0, e_plain = 0;
+                for (size_t r = 0; r < orig->out; r++) {
+                    for (size_t j = 0; j < orig->in; j++) {
+                        double a1 = (double)orig->w[r * orig->in + j] - want[r * orig->in + j];
+                        double a2 = (double)orig->w[r * orig->in + j] - plain[r * orig->in + j];
+                        e_im += imp[off + j] * a1 * a1;
+                        e_plain += imp[off + j] * a2 * a2;
+                    }
+                }
+                assert_true(fabs(cJSON_GetObjectItem(rec, "loss")->valuedouble - e_im) <=
+                            1e-9 * e_im);
+                loss_sum += e_im;
+                n_better += e_im < e_plain;
+                worst = fmax(worst, e_im / e_plain);
+                if (ti == 0 && !(e_im < e_plain)) {
+                    fail_msg("layers.%zu.%s: imatrix-weighted error %.6g, not below plain Q4_0 "
+                             "%.6g",
+                             l, cs_lin_name((cs_lin)k), e_im, e_plain);
+                }
+                free(want);
+                free(plain);
+                off += orig->in;
+            }
+        }
+        print_message("# %s: %zu of %zu linears with a lower imatrix-weighted error than without "
+                      "the imatrix (worst ratio %.3f), %zu q5_0 fallbacks\n",
+                      types[ti], n_better, m->cfg.n_layers * CS_LIN_COUNT, worst, n_fallback);
+        assert_true(fabs(rep.loss - loss_sum) <= 1e-9 * loss_sum);
+        /* tb-qwen: hidden 192 (q, k, v, o, gate, up) falls back, down (512 inputs) does not */
+        assert_int_equal(n_fallback, ti == 0 ? 0 : m->cfg.n_layers * 6);
+        assert_true(n_better * 4 >= m->cfg.n_layers * CS_LIN_COUNT * 3);
+        cs_pipe_report_fini(&rep);
+        cs_model_free(m);
+    }
+    /* calibration too short for one chunk */
+    cJSON *a = algo("{\"name\":\"imatrix\"}");
+    cs_pipe_params p;
+    cs_pipe_report rep;
+    check_rc(cs_pipe_params_from_json(&p, a, &err), &err);
+    cJSON_Delete(a);
+    assert_int_equal(cs_pipe_quantize(m0, tok, 8, 12, &p, NULL, NULL, &rep, &err), CS_EINVAL);
+    assert_non_null(strstr(err.msg, "no chunk of at least 16 tokens (seq_len 12, chunk 512)"));
+    free(imp);
+    free(tok);
+    cs_model_free(m0);
+}
+
+static void test_params(void **state)
+{
+    (void)state;
+    cs_pipe_params p;
+    cs_err err = {0};
+    cJSON *a = algo("{\"name\":\"imatrix\"}");
+    check_rc(cs_pipe_params_from_json(&p, a, &err), &err);
+    cJSON_Delete(a);
+    assert_int_equal(p.algo, CS_PIPE_IMATRIX);
+    assert_int_equal(p.imx_type, CS_IMX_Q4_0);
+    assert_int_equal(p.imx_chunk, 512);
+    assert_string_equal(cs_pipe_algo_name(p.algo), "imatrix");
+    a = algo("{\"name\":\"imatrix\",\"type\":\"q4_k\",\"chunk\":128}");
+    check_rc(cs_pipe_params_from_json(&p, a, &err), &err);
+    cJSON_Delete(a);
+    assert_int_equal(p.imx_type, CS_IMX_Q4_K);
+    assert_int_equal(p.imx_chunk, 128);
+    cJSON *o = cs_pipe_params_to_json(&p);
+    assert_non_null(o);
+    assert_string_equal(cJSON_GetObjectItem(o, "name")->valuestring, "imatrix");
+    assert_string_equal(cJSON_GetObjectItem(o, "type")->valuestring, "q4_k");
+    assert_int_equal((int)cJSON_GetObjectItem(o, "chunk")->valuedouble, 128);
+    assert_string_equal(cJSON_GetObjectItem(o, "trajectory")->valuestring, "fp");
+    assert_int_equal((int)cJSON_GetObjectItem(o, "min_chunk_tokens")->valuedouble, 16);
+    assert_int_equal((int)cJSON_GetObjectItem(o, "super_block")->valuedouble, 256);
+    assert_non_null(strstr(cJSON_GetObjectItem(o, "fallback")->valuestring, "q5_0"));
+    cJSON_Delete(o);
+    const struct {
+        const char *json, *msg;
+        cs_rc rc;
+    } bad[] = {
+            {"{\"name\":\"imatrix\",\"type\":\"q8_0\"}", "algorithm.type: 'q8_0'", CS_ESCHEMA},
+            {"{\"name\":\"imatrix\",\"type\":4}", "algorithm.type", CS_ESCHEMA},
+            {"{\"name\":\"imatrix\",\"chunk\":8}", "algorithm.chunk", CS_ESCHEMA},
+            {"{\"name\":\"imatrix\",\"chunk\":100000}", "algorithm.chunk", CS_ESCHEMA},
+            {"{\"name\":\"imatrix\",\"bits\":4}", "algorithm.bits: unknown key", CS_ESCHEMA},
+            {"{\"name\":\"imatrix\",\"trajectory\":\"fp\"}", "algorithm.trajectory", CS_ESCHEMA},
+            {"{\"name\":\"imatrx\"}", "algorithm.name: 'imatrx'", CS_ENOTSUP},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        a = algo(bad[i].json);
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(cs_pipe_params_from_json(&p, a, &err), bad[i].rc);
+        if (!strstr(err.msg, bad[i].msg)) {
+            fail_msg("%s: '%s' does not name %s", bad[i].json, err.msg, bad[i].msg);
+        }
+        cJSON_Delete(a);
+    }
+    cs_pipe_timing t = {.imatrix = 1.5};
+    o = cs_pipe_timing_json(&t);
+    assert_true(cJSON_GetObjectItem(o, "imatrix")->valuedouble == 1.5);
+    cJSON_Delete(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -619,6 +954,9 @@ int main(void)
             cmocka_unit_test(test_zero_and_degenerate),
             cmocka_unit_test(test_errors),
             cmocka_unit_test(test_accumulator),
+            cmocka_unit_test(test_collect_matches_twin),
+            cmocka_unit_test(test_pipeline_equals_layerwise),
+            cmocka_unit_test(test_params),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
