@@ -6,7 +6,7 @@
 #
 #   tests/bench/quant_qwen05.sh [BUILD] [N_SAMPLES] [SEQ_LEN] [ALGOS...]
 #     BUILD      build folder (build)
-#     ALGOS      any of rtn gptq awq smoothquant sparsegpt wanda (default: all six)
+#     ALGOS      any of rtn gptq awq smoothquant sparsegpt wanda imatrix imatrix-q4k (default: all)
 #   Environment: CS_BENCH_DIR (default /tmp) receives cs-bench-qwen05/ (~2 GB, f32, written by
 #   prefill_bench, reused when present, never committed; remove it yourself afterwards).
 #
@@ -19,7 +19,7 @@ S=$(cd "$(dirname "$0")/../.." && pwd)
 B=${1:-build}; NS=${2:-128}; SL=${3:-512}
 shift $(( $# < 3 ? $# : 3 ))
 algos=("$@")
-[ ${#algos[@]} -gt 0 ] || algos=(rtn gptq awq smoothquant sparsegpt wanda)
+[ ${#algos[@]} -gt 0 ] || algos=(rtn gptq awq smoothquant sparsegpt wanda imatrix imatrix-q4k)
 R=$B/worker/calsweep-run
 base=${CS_BENCH_DIR:-/tmp}
 M=$base/cs-bench-qwen05
@@ -34,17 +34,19 @@ cat "$S"/sweeps/testbed/data/corpus/*.jsonl >"$tmp/calib.jsonl"
 
 echo "# $(date -u +%FT%TZ) $(uname -n), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)," \
      "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, $NS x $SL calibration tokens"
-echo "| algorithm | settings | wall s | user s | sys s | peak RSS MB | embed | forward | statistics | solve | search | clip | smoothing | rtn |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| algorithm | settings | wall s | user s | sys s | peak RSS MB | embed | forward | statistics | solve | search | clip | smoothing | rtn | imatrix |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for a in "${algos[@]}"; do
     case $a in
         smoothquant) o=(--bits 8 --group-size -1); set_="W8A8, alpha 0.5, per row" ;;
         sparsegpt|wanda) o=(); set_="50% unstructured" ;;
         rtn|gptq|awq) o=(--bits 4 --group-size 128); set_="4-bit, g128" ;;
+        imatrix) o=(--type q4_0); set_="llama.cpp Q4_0, chunks of 512" ;;
+        imatrix-q4k) o=(--type q4_k); set_="llama.cpp Q4_K (Q5_0 where 896 inputs)" ;;
         *) echo "quant_qwen05: unknown algorithm '$a'" >&2; exit 2 ;;
     esac
     # fd 3 to /dev/null first, so that time -o does not get fd 3 (calsweep-run writes progress there)
-    /usr/bin/time -f "%e %U %S %M" -o "$tmp/t" "$R" quantize "$M" --algo "$a" "${o[@]}" \
+    /usr/bin/time -f "%e %U %S %M" -o "$tmp/t" "$R" quantize "$M" --algo "${a%-q4k}" "${o[@]}" \
         --calib "$tmp/calib.jsonl" --n-samples "$NS" --seq-len "$SL" --threads 2 \
         >"$tmp/out" 2>"$tmp/err" 3>/dev/null || { tail -n 5 "$tmp/err" >&2; exit 1; }
     read -r wall usr sys rss <"$tmp/t"

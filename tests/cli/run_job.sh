@@ -4,7 +4,8 @@
 # sweeps/testbed/README.md; progress lines on fd 3; relative paths resolved against
 # CALSWEEP_BASE_DIR and model folders found under CALSWEEP_MODEL_ROOTS; failures write
 # error.json with the right kind and stage and exit 1; a GPTQ job records its calibration set and
-# per-layer losses; a few-shot task scores as `calsweep-run eval --fewshot --shots` does.
+# per-layer losses; a few-shot task scores as `calsweep-run eval --fewshot --shots` does; the
+# other algorithms run with the sweep's keys, llama.cpp imatrix included.
 n=0; fail=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
 R=$CALSWEEP_RUN
@@ -18,7 +19,7 @@ job() { # folder algorithm ppl-path tasks-json [calibration n_samples seq_len]
 run() { # dir: runs the job of dir/job.json there, progress to dir/progress
     (cd "$1" && rm -f result.json error.json && CALSWEEP_BASE_DIR=$S CALSWEEP_THREADS=2 "$R" job.json 3>progress 2>stderr)
 }
-echo "1..36"
+echo "1..40"
 
 mkdir "$tmp/a"; job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt >"$tmp/a/job.json"
 run "$tmp/a"; ok $? "a baseline job exits 0"
@@ -136,4 +137,13 @@ ok $? "it smooths and rounds to nearest, with no GPTQ solve (extra.quant_timing)
 mkdir "$tmp/p"; job sweeps/testbed/models/tb-qwen '{"name":"smoothquant","alpha":0.5,"bits":8,"act_bits":8,"weights":"awq","damp":0.01}' sweeps/testbed/data/heldout.txt "" "$R4" 8 64 >"$tmp/p/job.json"
 run "$tmp/p"; rc=$?
 [ $rc = 1 ] && jq -r .message "$tmp/p/error.json" | grep -q "algorithm.weights"; ok $? "SmoothQuant with unknown weights is refused naming algorithm.weights"
+mkdir "$tmp/q"; job sweeps/testbed/models/tb-qwen '{"name":"imatrix","type":"q4_k","chunk":64}' sweeps/testbed/data/heldout.txt "" "$R4" 8 96 >"$tmp/q/job.json"
+run "$tmp/q"; ok $? "a llama.cpp imatrix job (q4_k, chunks of 64) exits 0"
+validate result "$tmp/q/result.json"; ok $? "its result.json validates"
+jq -e '(.extra.layers | length == 21) and ([.extra.layers[] | .type] | sort | unique == ["q4_k", "q5_0"]) and all(.extra.layers[]; .tokens == 768) and .extra.quant_timing.imatrix > 0 and .extra.quant_timing.solve == 0' "$tmp/q/result.json" >/dev/null
+ok $? "it records 21 linears (q4_k, q5_0 where 192 inputs), 8 x 96 tokens in chunks of 64 and 32, and its time"
+mkdir "$tmp/r"; job sweeps/testbed/models/tb-qwen '{"name":"imatrix","type":"q3_k","chunk":512}' sweeps/testbed/data/heldout.txt "" "$R4" 8 64 >"$tmp/r/job.json"
+run "$tmp/r"; rc=$?
+[ $rc = 1 ] && [ "$(jq -r .kind "$tmp/r/error.json")" = bad_input ] && jq -r .message "$tmp/r/error.json" | grep -q "algorithm.type"
+ok $? "an unknown imatrix type is refused as bad_input naming algorithm.type"
 exit $fail

@@ -10,6 +10,7 @@
 
 #include "cs_alloc.h"
 #include "cs_hessian.h"
+#include "cs_imatrix.h"
 #include "cs_json.h"
 #include "cs_log.h"
 #include "cs_path.h"
@@ -28,15 +29,19 @@ static const cs_lin group_lins[4][3] = {
 };
 #define N_GROUPS 4
 
+#define IMX_MIN_TOKENS 16 /* llama.cpp's imatrix ignores products of fewer tokens */
+
 /* ---- parameters ------------------------------------------------------------------------------ */
 
 const char *cs_pipe_algo_name(cs_pipe_algo a)
 {
-    static const char *const names[] = {"rtn", "gptq", "awq", "sparsegpt", "wanda", "smoothquant"};
+    static const char *const names[] = {"rtn",   "gptq",        "awq",    "sparsegpt",
+                                        "wanda", "smoothquant", "imatrix"};
     return (unsigned)a < sizeof names / sizeof names[0] ? names[a] : "?";
 }
 
-/* The keys each algorithm accepts (besides name, bits, group_size, sym, trajectory). */
+/* The keys each algorithm accepts (besides name, bits, group_size, sym, trajectory; imatrix: only
+ * name and these, its grid, blocks and trajectory being fixed). */
 static const char *const algo_keys[][8] = {
         [CS_PIPE_RTN] = {"grid"},
         [CS_PIPE_GPTQ] = {"act_order", "damp", "block_size", "true_sequential", "static_groups"},
@@ -45,12 +50,13 @@ static const char *const algo_keys[][8] = {
         [CS_PIPE_WANDA] = {"sparsity", "nm"},
         [CS_PIPE_SMOOTHQUANT] = {"alpha", "smooth", "act_bits", "act_order", "damp", "block_size",
                                  "weights"},
+        [CS_PIPE_IMATRIX] = {"type", "chunk"},
 };
 
 static cs_rc check_keys(cs_jctx *c, const cJSON *algo, cs_pipe_algo a)
 {
     const char *keys[16] = {"name", "bits", "group_size", "sym", "trajectory"};
-    size_t n = 5;
+    size_t n = a == CS_PIPE_IMATRIX ? 1 : 5;
     for (size_t i = 0; i < 8 && algo_keys[a][i]; i++) {
         keys[n++] = algo_keys[a][i];
     }
@@ -76,6 +82,30 @@ static cs_rc parse_nm(const char *nm, size_t *n, size_t *m, cs_err *err)
     return CS_OK;
 }
 
+/* imatrix: {"name":"imatrix","type":"q4_0"|"q4_k","chunk":512} and nothing else. */
+static cs_rc imatrix_params(cs_pipe_params *p, cs_jctx *c, const cJSON *algo, cs_err *err)
+{
+    const char *type = NULL;
+    int64_t chunk = 512;
+    cs_rc rc;
+    p->fault_nonpd_layer = -1;
+    p->fp_trajectory = true;
+    if ((rc = check_keys(c, algo, CS_PIPE_IMATRIX)) != CS_OK ||
+        (rc = cs_json_opt_string(c, algo, "type", "q4_0", &type)) != CS_OK ||
+        (rc = cs_json_opt_int(c, algo, "chunk", 512, 16, 65536, &chunk)) != CS_OK) {
+        return rc;
+    }
+    if (strcmp(type, "q4_0") == 0) {
+        p->imx_type = CS_IMX_Q4_0;
+    } else if (strcmp(type, "q4_k") == 0) {
+        p->imx_type = CS_IMX_Q4_K;
+    } else {
+        return cs_err_set(err, CS_ESCHEMA, 0, "algorithm.type: '%s' (q4_0 or q4_k)", type);
+    }
+    p->imx_chunk = (size_t)chunk;
+    return CS_OK;
+}
+
 cs_rc cs_pipe_params_from_json(cs_pipe_params *p, const cJSON *algo, cs_err *err)
 {
     cs_jctx c;
@@ -94,7 +124,7 @@ cs_rc cs_pipe_params_from_json(cs_pipe_params *p, const cJSON *algo, cs_err *err
         (rc = cs_json_req_string(&c, algo, "name", &name)) != CS_OK) {
         return rc;
     }
-    for (int i = 0; i <= CS_PIPE_SMOOTHQUANT; i++) {
+    for (int i = 0; i <= CS_PIPE_IMATRIX; i++) {
         if (strcmp(name, cs_pipe_algo_name((cs_pipe_algo)i)) == 0) {
             a = i;
         }
@@ -102,10 +132,13 @@ cs_rc cs_pipe_params_from_json(cs_pipe_params *p, const cJSON *algo, cs_err *err
     if (a < 0) {
         return cs_err_set(err, CS_ENOTSUP, 0,
                           "algorithm.name: '%s' is not built into this engine (rtn, gptq, awq, "
-                          "sparsegpt, wanda, smoothquant)",
+                          "sparsegpt, wanda, smoothquant, imatrix)",
                           name);
     }
     p->algo = (cs_pipe_algo)a;
+    if (p->algo == CS_PIPE_IMATRIX) {
+        return imatrix_params(p, &c, algo, err);
+    }
     bool gptq = p->algo == CS_PIPE_GPTQ, sq = p->algo == CS_PIPE_SMOOTHQUANT;
     bool prune = p->algo == CS_PIPE_SPARSEGPT || p->algo == CS_PIPE_WANDA;
     int64_t act_bits = 8;
@@ -223,7 +256,7 @@ cJSON *cs_pipe_timing_json(const cs_pipe_timing *t)
         double v;
     } f[] = {{"embed", t->embed},   {"forward", t->forward}, {"stats", t->stats},
              {"solve", t->solve},   {"search", t->search},   {"clip", t->clip},
-             {"smooth", t->smooth}, {"rtn", t->rtn}};
+             {"smooth", t->smooth}, {"rtn", t->rtn},         {"imatrix", t->imatrix}};
     cJSON *o = cJSON_CreateObject();
     for (size_t i = 0; o && i < sizeof f / sizeof f[0]; i++) {
         if (!cJSON_AddNumberToObject(o, f[i].k, f[i].v)) {
@@ -828,6 +861,11 @@ out:
     return rc;
 }
 
+static cs_rc imx_run(cs_model *m, const int32_t *tokens, size_t n_samples, size_t seq_len,
+                     const cs_pipe_params *p, bool quantize, float *imp_out, size_t *count,
+                     cs_pipe_progress_fn progress, void *progress_ctx, cs_pipe_report *rep,
+                     cs_err *err);
+
 cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, size_t seq_len,
                        const cs_pipe_params *p, cs_pipe_progress_fn progress, void *progress_ctx,
                        cs_pipe_report *rep, cs_err *err)
@@ -846,6 +884,12 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
         if (!tokens || rows == 0) {
             rc = cs_err_set(err, CS_EINVAL, 0, "%s needs calibration data",
                             cs_pipe_algo_name(p->algo));
+            goto out;
+        }
+        if (p->algo == CS_PIPE_IMATRIX) {
+            size_t count = 0;
+            rc = imx_run(m, tokens, n_samples, seq_len, p, true, NULL, &count, progress,
+                         progress_ctx, rep, err);
             goto out;
         }
         x = cs_alloc_array(rows * hidden, sizeof(float));
@@ -942,6 +986,308 @@ out:
         cs_pipe_report_fini(rep);
     }
     return rc;
+}
+
+/* ---- llama.cpp imatrix ----------------------------------------------------------------------- */
+
+/* The chunks of cs_pipe_imatrix_collect: out[n_pieces][T] (T = min(chunk, seq_len); a shorter
+ * piece is right-padded with its own first token) and lens[n_pieces]; owned, free both. */
+static cs_rc imx_chunks(const int32_t *tokens, size_t n, size_t seq_len, size_t chunk,
+                        int32_t **out, size_t **lens, size_t *n_pieces, size_t *t_out, cs_err *err)
+{
+    const size_t T = chunk < seq_len ? chunk : seq_len;
+    size_t per = 0, np = 0;
+    *out = NULL;
+    *lens = NULL;
+    for (size_t s0 = 0; T > 0 && s0 < seq_len; s0 += T) {
+        per += seq_len - s0 >= IMX_MIN_TOKENS ? 1 : 0;
+    }
+    if (per == 0 || n == 0) {
+        return cs_err_set(err, CS_EINVAL, 0,
+                          "imatrix: no chunk of at least %d tokens (seq_len %zu, chunk %zu)",
+                          IMX_MIN_TOKENS, seq_len, chunk);
+    }
+    *out = cs_alloc_array(n * per * T, sizeof(int32_t));
+    *lens = cs_alloc_array(n * per, sizeof(size_t));
+    if (!*out || !*lens) {
+        free(*out);
+        free(*lens);
+        *out = NULL;
+        *lens = NULL;
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory (%zu imatrix chunks)", n * per);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const int32_t *seq = tokens + i * seq_len;
+        for (size_t s0 = 0; s0 < seq_len; s0 += T) {
+            const size_t len = seq_len - s0 < T ? seq_len - s0 : T;
+            if (len < IMX_MIN_TOKENS) {
+                continue;
+            }
+            int32_t *dst = *out + np * T;
+            memcpy(dst, seq + s0, len * sizeof(int32_t));
+            for (size_t t = len; t < T; t++) {
+                dst[t] = seq[s0];
+            }
+            (*lens)[np++] = len;
+        }
+    }
+    *n_pieces = np;
+    *t_out = T;
+    return CS_OK;
+}
+
+typedef struct imx_ctx {
+    size_t layer;
+    cs_imatrix_acc acc[CS_LIN_COUNT]; /* the first linear of each group (q, o, gate, down) */
+    double stats_s;
+} imx_ctx;
+
+static cs_rc imx_hook(void *ctx, const cs_hook_event *ev, cs_err *err)
+{
+    imx_ctx *c = ctx;
+    if (ev->kind != CS_HOOK_LINEAR_IN || !c->acc[ev->lin].sum2) {
+        return CS_OK;
+    }
+    uint64_t t0 = cs_time_mono_ns();
+    cs_err e = {0};
+    cs_rc rc = cs_imatrix_acc_add(&c->acc[ev->lin], ev->x, ev->rows, ev->valid, &e);
+    c->stats_s += secs_since(t0);
+    if (rc != CS_OK) {
+        return cs_err_set(err, rc, 0, "layers.%zu.%s: %s", c->layer, cs_lin_name(ev->lin), e.msg);
+    }
+    return CS_OK;
+}
+
+/* The type of one linear: Q4_K falls back to Q5_0 where cols is not a multiple of 256, as
+ * llama.cpp's tensor_type_fallback; a width that is no multiple of 32 is refused. */
+static cs_rc imx_type_for(const cs_pipe_params *p, size_t layer, cs_lin l, size_t cols,
+                          cs_imx_type *t, bool *fallback, cs_err *err)
+{
+    *t = p->imx_type;
+    *fallback = false;
+    if (*t == CS_IMX_Q4_K && cols % cs_imatrix_block_size(CS_IMX_Q4_K) != 0) {
+        *t = CS_IMX_Q5_0;
+        *fallback = true;
+    }
+    if (cols % cs_imatrix_block_size(*t) != 0) {
+        return cs_err_set(err, CS_EINVAL, 0,
+                          "algorithm.type: %s needs the input width of layers.%zu.%s, %zu, to be "
+                          "a multiple of %zu",
+                          cs_imatrix_type_name(p->imx_type), layer, cs_lin_name(l), cols,
+                          cs_imatrix_block_size(*t));
+    }
+    return CS_OK;
+}
+
+/* Quantizes one linear with imp; records it (type, fallback, tokens, imp-weighted error). */
+static cs_rc imx_linear(cs_model *m, size_t layer, cs_lin l, const float *imp, size_t count,
+                        const cs_pipe_params *p, float *wsave, cs_pipe_report *rep, cs_err *err)
+{
+    cs_linear *lin = &m->layers[layer].lin[l];
+    cs_imx_type t;
+    bool fallback;
+    cs_err e = {0};
+    cs_rc rc = imx_type_for(p, layer, l, lin->in, &t, &fallback, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    memcpy(wsave, lin->w, lin->out * lin->in * sizeof(float));
+    if ((rc = cs_imatrix_quantize(lin->w, lin->out, lin->in, t, imp, &e)) != CS_OK) {
+        return cs_err_set(err, rc, 0, "layers.%zu.%s: %s", layer, cs_lin_name(l), e.msg);
+    }
+    double loss = 0.0;
+    for (size_t r = 0; r < lin->out; r++) {
+        for (size_t j = 0; j < lin->in; j++) {
+            double d = (double)wsave[r * lin->in + j] - (double)lin->w[r * lin->in + j];
+            loss += (double)imp[j] * d * d;
+        }
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (o && !cJSON_AddItemToArray(rep->layers, o)) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    if (!o || !cJSON_AddNumberToObject(o, "layer", (double)layer) ||
+        !cJSON_AddStringToObject(o, "linear", cs_lin_name(l)) ||
+        !cJSON_AddStringToObject(o, "type", cs_imatrix_type_name(t)) ||
+        !cJSON_AddBoolToObject(o, "fallback", fallback) ||
+        !cJSON_AddNumberToObject(o, "tokens", (double)count) ||
+        !cJSON_AddNumberToObject(o, "loss", loss)) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    rep->loss += loss;
+    return CS_OK;
+}
+
+/* One block: x (its FP input, n x T) becomes its FP output; the statistics of its linears' inputs
+ * give imp, copied to imp_out (if not NULL; cs_pipe_imatrix_collect's layout for this layer) and,
+ * if quantize, used to quantize the block's linears (after the forward, so that the next block
+ * sees the unmodified block's output). */
+static cs_rc imx_block(cs_model *m, size_t layer, float *x, size_t n, size_t T, const size_t *lens,
+                       const cs_pipe_params *p, bool quantize, float *imp_out, size_t *count,
+                       cs_pipe_report *rep, cs_err *err)
+{
+    cs_layer *ly = &m->layers[layer];
+    imx_ctx c;
+    cs_hooks hooks = {.fn = imx_hook, .ctx = &c, .mask = 1u << CS_HOOK_LINEAR_IN};
+    float *imp = NULL, *wsave = NULL;
+    size_t max_in = 0, max_w = 0;
+    uint64_t t0;
+    cs_rc rc = CS_OK;
+
+    memset(&c, 0, sizeof(c));
+    c.layer = layer;
+    for (int l = 0; l < CS_LIN_COUNT; l++) {
+        max_in = ly->lin[l].in > max_in ? ly->lin[l].in : max_in;
+        max_w = ly->lin[l].in * ly->lin[l].out > max_w ? ly->lin[l].in * ly->lin[l].out : max_w;
+    }
+    for (int g = 0; g < N_GROUPS && rc == CS_OK; g++) {
+        cs_lin first = group_lins[g][0];
+        rc = cs_imatrix_acc_init(&c.acc[first], ly->lin[first].in, err);
+    }
+    imp = cs_alloc_array(max_in, sizeof(float));
+    wsave = quantize ? cs_alloc_array(max_w, sizeof(float)) : NULL;
+    if (rc == CS_OK && (!imp || (quantize && !wsave))) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    if (rc != CS_OK) {
+        goto out;
+    }
+    t0 = cs_time_mono_ns();
+    rc = cs_model_block(m, layer, x, n, T, lens, &hooks, err);
+    rep->t.forward += secs_since(t0) - c.stats_s;
+    rep->t.stats += c.stats_s;
+    if (rc != CS_OK) {
+        goto out;
+    }
+    t0 = cs_time_mono_ns();
+    for (int g = 0; g < N_GROUPS; g++) {
+        const cs_imatrix_acc *acc = &c.acc[group_lins[g][0]];
+        if ((rc = cs_imatrix_acc_get(acc, imp, err)) != CS_OK) {
+            goto out;
+        }
+        *count = acc->count;
+        for (int k = 0; k < 3 && group_lins[g][k] != CS_LIN_COUNT; k++) {
+            cs_lin l = group_lins[g][k];
+            if (imp_out) {
+                /* cs_lin order inside the layer: q k v o gate up down */
+                size_t off = 0;
+                for (int i = 0; i < (int)l; i++) {
+                    off += ly->lin[i].in;
+                }
+                memcpy(imp_out + off, imp, ly->lin[l].in * sizeof(float));
+            }
+            if (quantize &&
+                (rc = imx_linear(m, layer, l, imp, acc->count, p, wsave, rep, err)) != CS_OK) {
+                goto out;
+            }
+        }
+    }
+    rep->t.imatrix += secs_since(t0);
+out:
+    for (int l = 0; l < CS_LIN_COUNT; l++) {
+        cs_imatrix_acc_fini(&c.acc[l]);
+    }
+    free(imp);
+    free(wsave);
+    return rc;
+}
+
+/* The imatrix algorithm over the whole model: chunks embedded once, then block by block on the
+ * FP trajectory (collect, then quantize if asked). imp_out: NULL or the collect layout. */
+static cs_rc imx_run(cs_model *m, const int32_t *tokens, size_t n_samples, size_t seq_len,
+                     const cs_pipe_params *p, bool quantize, float *imp_out, size_t *count,
+                     cs_pipe_progress_fn progress, void *progress_ctx, cs_pipe_report *rep,
+                     cs_err *err)
+{
+    int32_t *ct = NULL;
+    size_t *lens = NULL, np = 0, T = 0, off = 0;
+    float *x = NULL;
+    cs_rc rc = imx_chunks(tokens, n_samples, seq_len, p->imx_chunk, &ct, &lens, &np, &T, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    if (!(x = cs_alloc_array(np * T * m->cfg.hidden, sizeof(float)))) {
+        rc = cs_err_set(err, CS_ENOMEM, 0,
+                        "out of memory (imatrix activations: %zu chunks x %zu x %zu floats)", np, T,
+                        m->cfg.hidden);
+        goto out;
+    }
+    uint64_t te = cs_time_mono_ns();
+    if ((rc = cs_model_embed(m, ct, np * T, x, err)) != CS_OK) {
+        goto out;
+    }
+    rep->t.embed += secs_since(te);
+    for (size_t layer = 0; layer < m->cfg.n_layers; layer++) {
+        uint64_t tl = cs_time_mono_ns();
+        if ((rc = imx_block(m, layer, x, np, T, lens, p, quantize, imp_out ? imp_out + off : NULL,
+                            count, rep, err)) != CS_OK) {
+            goto out;
+        }
+        for (int l = 0; l < CS_LIN_COUNT; l++) {
+            off += m->layers[layer].lin[l].in;
+        }
+        if (progress) {
+            progress(progress_ctx, layer, m->cfg.n_layers, secs_since(tl));
+        }
+    }
+    if (quantize && p->imx_type == CS_IMX_Q4_K) {
+        size_t n_fb = 0, n_all = 0;
+        const cJSON *r;
+        cJSON_ArrayForEach(r, rep->layers)
+        {
+            n_fb += cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "fallback"));
+            n_all++;
+        }
+        if (n_fb) {
+            cs_log(CS_LOG_WARN,
+                   "imatrix: %zu of %zu linears have an input width that is not a multiple of 256 "
+                   "and were quantized as q5_0 (llama.cpp's fallback for q4_k; listed in the "
+                   "report)",
+                   n_fb, n_all);
+        }
+    }
+out:
+    free(ct);
+    free(lens);
+    free(x);
+    return rc;
+}
+
+cs_rc cs_pipe_imatrix_collect(cs_model *m, const int32_t *tokens, size_t n_samples, size_t seq_len,
+                              size_t chunk, float **out, size_t *n_out, size_t *count, cs_err *err)
+{
+    cs_pipe_params p;
+    cs_pipe_report rep;
+    size_t total = 0;
+    cs_rc rc;
+    memset(&p, 0, sizeof(p));
+    memset(&rep, 0, sizeof(rep));
+    *out = NULL;
+    *n_out = 0;
+    *count = 0;
+    p.algo = CS_PIPE_IMATRIX;
+    p.imx_chunk = chunk;
+    if (!tokens || chunk == 0) {
+        return cs_err_set(err, CS_EINVAL, 0, "imatrix: no calibration tokens or chunk 0");
+    }
+    for (size_t layer = 0; layer < m->cfg.n_layers; layer++) {
+        for (int l = 0; l < CS_LIN_COUNT; l++) {
+            total += m->layers[layer].lin[l].in;
+        }
+    }
+    if (!(*out = cs_alloc_array(total, sizeof(float)))) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    rc = imx_run(m, tokens, n_samples, seq_len, &p, false, *out, count, NULL, NULL, &rep, err);
+    if (rc != CS_OK) {
+        free(*out);
+        *out = NULL;
+        *count = 0;
+        return rc;
+    }
+    *n_out = total;
+    return CS_OK;
 }
 
 /* ---- saving ---------------------------------------------------------------------------------- */
@@ -1110,6 +1456,27 @@ cJSON *cs_pipe_params_to_json(const cs_pipe_params *p)
         snprintf(nm, sizeof nm, "%zu:%zu", p->prune_n, p->prune_m);
         ok = cJSON_AddNumberToObject(o, "sparsity", p->sparsity) &&
              cJSON_AddStringToObject(o, "nm", p->prune_m ? nm : "");
+    } else if (ok && p->algo == CS_PIPE_IMATRIX) {
+        bool k = p->imx_type == CS_IMX_Q4_K;
+        ok = cJSON_AddStringToObject(o, "type", cs_imatrix_type_name(p->imx_type)) &&
+             cJSON_AddNumberToObject(o, "chunk", (double)p->imx_chunk) &&
+             cJSON_AddNumberToObject(o, "min_chunk_tokens", IMX_MIN_TOKENS) &&
+             cJSON_AddNumberToObject(o, "bits", 4) &&
+             cJSON_AddNumberToObject(o, "block_size", 32) &&
+             cJSON_AddNumberToObject(o, "super_block", k ? 256 : 0) &&
+             cJSON_AddBoolToObject(o, "sym", !k) &&
+             cJSON_AddStringToObject(o, "scale_dtype",
+                                     k ? "fp16 d, dmin; 6-bit scales, mins" : "fp16") &&
+             cJSON_AddStringToObject(o, "fallback",
+                                     k ? "q5_0 where the input width is not a "
+                                         "multiple of 256"
+                                       : "") &&
+             cJSON_AddStringToObject(o, "statistics",
+                                     "sum x^2 / count per input column, FP model, double") &&
+             cJSON_AddStringToObject(o, "chunking",
+                                     "each sequence cut into chunks of `chunk` tokens; chunks "
+                                     "under min_chunk_tokens dropped") &&
+             cJSON_AddStringToObject(o, "reference", "llama.cpp imatrix + ggml-quants.c");
     } else if (ok) {
         ok = cJSON_AddNumberToObject(o, "bits", p->q.bits) &&
              cJSON_AddNumberToObject(o, "group_size", (double)p->group_size) &&

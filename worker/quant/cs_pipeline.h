@@ -5,8 +5,9 @@
  * algorithm needs are streamed through the forward hooks of cs_model_block (Hessians in double,
  * cs_hessian), its linears are quantized, and the block's output becomes the next block's input.
  * Memory: the batch's hidden states twice (input and working copy) plus one Hessian per group of
- * linears that share an input (Wanda: only per-column sums of squares, sum_t x_tj^2); no
- * activation of another block is kept. AWQ adds this block's
+ * linears that share an input (Wanda: only per-column sums of squares, sum_t x_tj^2; imatrix:
+ * the hidden states of its chunks once, and four per-column sums); no activation of another
+ * block is kept. AWQ adds this block's
  * cached inputs of q, o, gate and down and two module outputs; SmoothQuant a third copy of the
  * hidden states (its FP trajectory for the smoothing statistics).
  *
@@ -20,7 +21,9 @@
  * Algorithms built: "rtn" (no calibration), "gptq", "awq" (four scaling groups searched on the
  * unmodified block with the module losses, duo scaling, folded into the norms / up_proj, clip
  * search, Q-AWQ; FP trajectory by default), "sparsegpt" and "wanda" (unstructured or N:M; all
- * statistics of a block from one forward, quantized trajectory). A layer whose Hessian is not
+ * statistics of a block from one forward, quantized trajectory), "imatrix" (llama.cpp's
+ * importance-matrix Q4_0 / Q4_K, cs_imatrix.h: per-column mean squares of each linear's input from
+ * the unmodified model, chunked as cs_pipe_imatrix_collect says). A layer whose Hessian is not
  * positive definite after the damping retries is quantized with RTN and listed in the report.
  */
 #ifndef CS_QUANT_CS_PIPELINE_H
@@ -35,6 +38,7 @@
 #include "cs_awq.h"
 #include "cs_err.h"
 #include "cs_gptq.h"
+#include "cs_imatrix.h"
 #include "cs_model.h"
 #include "cs_quantizer.h"
 
@@ -48,9 +52,11 @@ typedef enum cs_pipe_algo {
                               * then GPTQ W8 per row, all Hessians of a block from one forward
                               * (or, weights "rtn", Q-SQ per row as the original SmoothQuant);
                               * sets m->act_bits (per-token dynamic activation fake quant) */
+    CS_PIPE_IMATRIX = 6,     /* llama.cpp imatrix: FP-trajectory statistics, Q4_0 or Q4_K (Q5_0
+                              * for a Q4_K layer whose input width is not a multiple of 256) */
 } cs_pipe_algo;
 
-/* "rtn", "gptq", "awq", "sparsegpt", "wanda", "smoothquant". */
+/* "rtn", "gptq", "awq", "sparsegpt", "wanda", "smoothquant", "imatrix". */
 const char *cs_pipe_algo_name(cs_pipe_algo a);
 
 typedef struct cs_pipe_params {
@@ -68,6 +74,8 @@ typedef struct cs_pipe_params {
     bool sq_rtn;  /* smoothquant "weights": "rtn": the original SmoothQuant (Q-SQ weights per row,
                    * no GPTQ; statistics from the FP trajectory); default "gptq" */
     int act_bits; /* smoothquant: 8 */
+    cs_imx_type imx_type; /* imatrix "type": q4_0 (default) or q4_k */
+    size_t imx_chunk;     /* imatrix "chunk": tokens per chunk (512), 16..65536 */
     bool true_sequential;
     bool fp_trajectory;
     long fault_nonpd_layer; /* tests only (not from JSON): -1 off; else that block's Hessians are
@@ -106,10 +114,13 @@ typedef struct cs_pipe_timing {
     double clip;    /* AWQ clip search */
     double smooth;  /* SmoothQuant: the FP-trajectory pass collecting act_max, and the folding */
     double rtn;     /* round-to-nearest of whole layers (RTN, AWQ's final quantization) */
+    double imatrix; /* imatrix: the llama.cpp scale searches, encoding and decoding per row */
 } cs_pipe_timing;
 
 typedef struct cs_pipe_report {
-    cJSON *layers; /* [{"layer","linear","loss","damp","retries","rtn_fallback"}], owned */
+    cJSON *layers; /* [{"layer","linear","loss","damp","retries","rtn_fallback"}], owned; imatrix:
+                    * [{"layer","linear","type","fallback","tokens","loss"}] with loss =
+                    * sum_j imp_j sum_r (W_rj - Q_rj)^2 */
     size_t n_fallback;
     double seconds; /* total */
     double loss;    /* sum of the GPTQ losses */
@@ -127,6 +138,21 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
                        cs_pipe_report *rep, cs_err *err);
 
 void cs_pipe_report_fini(cs_pipe_report *r); /* NULL-safe */
+
+/* The importance matrix of llama.cpp's imatrix tool for every linear of m, which is not modified:
+ * each of the n_samples calibration sequences (seq_len tokens) is cut into consecutive chunks of
+ * `chunk` tokens, the last one shorter, and a chunk of fewer than 16 tokens is dropped (llama.cpp
+ * collects no product of fewer than 16 tokens); every chunk is its own sequence (positions from
+ * 0, causal attention within the chunk), the tokens used as given (llama.cpp also puts BOS first
+ * in each chunk for vocabularies that add one). The chunks run through the unquantized model
+ * block by block (FP trajectory), and the input of each linear gives sum2[j] += x_j^2 over the
+ * real tokens (padding excluded), in double; imp[j] = sum2[j] / count. q, k and v (and gate and up)
+ * share one input and get identical entries. Memory: the chunks' hidden states once.
+ * *out (owned, free) receives, layer by layer and within a layer in cs_lin order (q, k, v, o,
+ * gate, up, down), lin->in floats per linear; *n_out their total; *count the tokens counted.
+ * CS_EINVAL when no chunk has 16 tokens, or on a non-finite activation (named). */
+cs_rc cs_pipe_imatrix_collect(cs_model *m, const int32_t *tokens, size_t n_samples, size_t seq_len,
+                              size_t chunk, float **out, size_t *n_out, size_t *count, cs_err *err);
 
 /* Writes m as a Hugging Face folder dst_dir (created): model.safetensors with every weight in
  * F32 (the dequantized values exactly; the source's bf16 would round them), config.json and

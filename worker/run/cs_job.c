@@ -589,8 +589,8 @@ static void on_layer(void *ctx, size_t layer, size_t n_layers, double secs)
 
 /* The job config's algorithm object (coordinator/cs_sweep.c names) in the pipeline's terms:
  * awq.zero_point -> sym = !zero_point; sparsegpt/wanda pattern "N:M" -> nm ("unstructured":
- * none); smoothquant.weights ("gptq": SmoothQuant+GPTQ, "rtn": the original SmoothQuant) passes
- * through. */
+ * none); smoothquant.weights ("gptq": SmoothQuant+GPTQ, "rtn": the original SmoothQuant) and
+ * imatrix's type ("q4_0", "q4_k") and chunk pass through unchanged. */
 static cs_rc algo_for_pipeline(const cJSON *algo, cJSON **out, cs_err *err)
 {
     cJSON *o = cJSON_Duplicate(algo, true);

@@ -64,6 +64,8 @@ enum {
     OPT_TRAJ,
     OPT_SAVE,
     OPT_ALPHA,
+    OPT_QTYPE,
+    OPT_CHUNK,
 };
 
 #define OPT_HELP_ROW                                                        \
@@ -127,7 +129,8 @@ static const cs_opt quant_options[] = {
         OPT_HELP_ROW,
         OPT_THREADS_ROW,
         {"algo", 'a', CS_OPT_VALUE, OPT_ALGO, "NAME|JSON",
-         "rtn, gptq, awq, sparsegpt or wanda, or a job config's algorithm object (required)"},
+         "rtn, gptq, awq, smoothquant, sparsegpt, wanda or imatrix, or a job config's algorithm "
+         "object (required)"},
         {"bits", 'b', CS_OPT_VALUE, OPT_BITS, "N", "bits, 2..8 (default 4)"},
         {"group-size", 'g', CS_OPT_VALUE, OPT_GROUP, "N", "group size; -1 = per row (default 128)"},
         {"calib", 'c', CS_OPT_VALUE, OPT_CALIB, "FILE",
@@ -146,6 +149,8 @@ static const cs_opt quant_options[] = {
         {"trajectory", 0, CS_OPT_VALUE, OPT_TRAJ, "fp|quantized",
          "next block's input (default: awq fp, others quantized)"},
         {"alpha", 0, CS_OPT_VALUE, OPT_ALPHA, "X", "smoothquant: migration strength (0.5)"},
+        {"type", 0, CS_OPT_VALUE, OPT_QTYPE, "q4_0|q4_k", "imatrix: llama.cpp type (q4_0)"},
+        {"chunk", 0, CS_OPT_VALUE, OPT_CHUNK, "N", "imatrix: tokens per chunk (512)"},
         {"save", 0, CS_OPT_VALUE, OPT_SAVE, "DIR",
          "write the quantized model (F32 safetensors) and quantization_config.json"},
 };
@@ -170,7 +175,8 @@ typedef struct run_args {
     bool has_bits, has_group;
     int sym; /* 0 unset, 1 sym, 2 asym */
     bool act_order;
-    const char *sparsity, *nm, *traj, *save, *alpha;
+    const char *sparsity, *nm, *traj, *save, *alpha, *qtype;
+    int64_t chunk; /* 0: unset */
 } run_args;
 
 static void usage(FILE *out)
@@ -338,6 +344,12 @@ static int parse_cmd(int argc, char **argv, const char *cmd, const cs_opt *t, si
             break;
         case OPT_SAVE:
             a->save = arg;
+            break;
+        case OPT_QTYPE:
+            a->qtype = arg;
+            break;
+        case OPT_CHUNK:
+            rc = cs_parse_i64(arg, 16, 65536, &a->chunk, "--chunk", &err);
             break;
         case OPT_MAX_NEW: {
             int64_t v;
@@ -796,6 +808,14 @@ static cs_rc algo_json(const run_args *a, cJSON **out, cs_err *err)
             cJSON_DeleteItemFromObject(*out, "trajectory");
             cJSON_AddStringToObject(*out, "trajectory", a->traj);
         }
+        if (a->qtype) {
+            cJSON_DeleteItemFromObject(*out, "type");
+            cJSON_AddStringToObject(*out, "type", a->qtype);
+        }
+        if (a->chunk) {
+            cJSON_DeleteItemFromObject(*out, "chunk");
+            cJSON_AddNumberToObject(*out, "chunk", (double)a->chunk);
+        }
     }
     return rc;
 }
@@ -815,8 +835,8 @@ static int cmd_quantize(run_args *a)
     FILE *fd3 = NULL;
 
     if (!a->algo) {
-        fprintf(stderr,
-                "calsweep-run quantize: --algo is required (rtn, gptq, awq, sparsegpt, wanda)\n");
+        fprintf(stderr, "calsweep-run quantize: --algo is required (rtn, gptq, awq, smoothquant, "
+                        "sparsegpt, wanda, imatrix)\n");
         return CS_EXIT_USAGE;
     }
     if (algo_json(a, &algo, &err) != CS_OK || cs_pipe_params_from_json(&pp, algo, &err) != CS_OK) {
@@ -870,9 +890,9 @@ static int cmd_quantize(run_args *a)
     printf("quantized %zu layers in %.2f s: loss %.6g, rtn fallbacks %zu\n", m->cfg.n_layers,
            rep.seconds, rep.loss, rep.n_fallback);
     printf("time: embed %.2f s, forward %.2f s, statistics %.2f s, solve %.2f s, search %.2f s, "
-           "clip %.2f s, smoothing %.2f s, rtn %.2f s\n",
+           "clip %.2f s, smoothing %.2f s, rtn %.2f s, imatrix %.2f s\n",
            rep.t.embed, rep.t.forward, rep.t.stats, rep.t.solve, rep.t.search, rep.t.clip,
-           rep.t.smooth, rep.t.rtn);
+           rep.t.smooth, rep.t.rtn, rep.t.imatrix);
     if (a->save) {
         cJSON *qc = quant_config(a, algo, &pp, &rep, calib_sha);
         if (!qc) {
