@@ -2,6 +2,9 @@
  *
  * One file holds sweeps, jobs, attempts, results, metrics (long form), job events, workers and the
  * result cache; the schema is schemas/migrations/ (compiled in, applied under PRAGMA user_version).
+ * Since version 2 a job's config and axes are stored as lists of shared fragments (table job_row,
+ * see 0002_fragments.sql); the view `job` and every accessor here give back the exact text that
+ * was submitted.
  * Only the coordinator writes (cs_store_open); the CLI, TUI and exporters read
  * (cs_store_open_ro). Connections use WAL, synchronous=FULL, foreign_keys=ON and a busy timeout;
  * every write is a BEGIN IMMEDIATE transaction.
@@ -104,8 +107,11 @@ typedef struct cs_store_submit_counts {
 
 /* Inserts a sweep and every cell of the stream in ONE transaction: the whole sweep or nothing.
  * A cell whose key has a good result (result_cache) becomes cached and points at that result,
- * unless force. CS_EEXIST when a sweep of that name is live (not cancelled; use extend), errors
- * of the stream are passed on (and nothing is stored). Inside a batch it joins the batch. */
+ * unless force. A key that the stream repeats is stored once (counted in existing); cells marked
+ * unique (cs_cell.unique) are trusted not to repeat one. A config or axes text that is not valid
+ * JSON is refused (CS_EINVAL, "malformed JSON", naming the cell). CS_EEXIST when a sweep of that
+ * name is live (not cancelled; use extend), errors of the stream are passed on (and nothing is
+ * stored). Inside a batch it joins the batch. */
 cs_rc cs_store_submit(cs_store *s, const cs_sweep_meta *meta, cs_cell_next_fn next, void *ctx,
                       bool force, int64_t now, cs_store_submit_counts *counts, cs_err *err);
 

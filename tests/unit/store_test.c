@@ -926,10 +926,10 @@ static void test_caps_matching(void **state)
  */
 
 /* Cells from a list of hand-written configs (key: the index in hex), or, with pad > 0, n cells of
- * ~pad bytes each. */
+ * ~pad bytes each, distinct from cell `first` on (so that they share no fragment). */
 typedef struct cell_list {
     const char *const *configs;
-    size_t n, i, pad;
+    size_t n, i, pad, first;
     char key[65];
     char *buf;
 } cell_list;
@@ -947,7 +947,7 @@ static cs_rc cell_list_next(void *ctx, cs_cell *out, cs_err *err)
         snprintf(l->buf, l->pad + 200,
                  "{\"extra\":{\"pad\":\"%0*zu\"},\"model\":{\"backend\":\"native\","
                  "\"folder\":\"m\"},\"seed\":%zu}",
-                 (int)l->pad, l->i, l->i);
+                 (int)l->pad, l->first + l->i, l->i);
         out->config = l->buf;
     } else {
         out->config = l->configs[l->i];
@@ -1071,6 +1071,7 @@ static void test_bulk_checkpoint(void **state)
 
     /* Without cs_store_checkpoint the next commit copies the WAL, as SQLite does by default. */
     l.i = 0;
+    l.first = CS_STORE_BULK_JOBS;
     l.buf = malloc(l.pad + 200);
     assert_non_null(l.buf);
     m.name = "bulk2";
