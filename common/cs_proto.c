@@ -1,4 +1,4 @@
-/* cs_proto.c - protocol v1 codec (see cs_proto.h).
+/* cs_proto.c - protocol v2 codec (see cs_proto.h).
  *
  * One table describes the fields of every message type (key, kind, offset in cs_msg, bounds); the
  * decoder, the encoder and cs_msg_fini all walk it, so a field added to the table is decoded,
@@ -114,16 +114,17 @@ bool cs_rc_from_name(const char *name, cs_rc *out)
 /* ---- the field table --------------------------------------------------------------------- */
 
 typedef enum fkind {
-    F_NAME,   /* char *: 1..CS_PROTO_MAX_NAME bytes; with enums: one of them */
-    F_TEXT,   /* char *: 0..CS_PROTO_MAX_TEXT bytes */
-    F_INT,    /* int64_t in [min, max]; optional ones use 0 for absent (min >= 1) */
-    F_BOOL,   /* bool */
-    F_OBJ,    /* char *: JSON object text */
-    F_ANY,    /* char *: any JSON value as text */
-    F_CAPS,   /* cs_caps */
-    F_JOBREF, /* int64_t job_id at off, attempt at off2: {"job_id":..,"attempt":..} */
-    F_RC,     /* cs_rc by name, not CS_OK */
-    F_KIND,   /* cs_fail_kind by name */
+    F_NAME,     /* char *: 1..CS_PROTO_MAX_NAME bytes; with enums: one of them */
+    F_TEXT,     /* char *: 0..CS_PROTO_MAX_TEXT bytes */
+    F_INT,      /* int64_t in [min, max]; optional ones use 0 for absent (min >= 1) */
+    F_BOOL,     /* bool */
+    F_OBJ,      /* char *: JSON object text */
+    F_ANY,      /* char *: any JSON value as text */
+    F_CAPS,     /* cs_caps */
+    F_JOBREF,   /* int64_t job_id at off, attempt at off2: {"job_id":..,"attempt":..} */
+    F_RC,       /* cs_rc by name, not CS_OK */
+    F_KIND,     /* cs_fail_kind by name */
+    F_CLAIMREQ, /* cs_msg_claim: {"worker":..,"capabilities":..}; worker NULL = absent */
 } fkind;
 
 typedef struct field {
@@ -186,6 +187,7 @@ static const field F_RESULT[] = {
         ID("attempt", result.attempt),
         FLD("metrics", F_OBJ, true, result.metrics),
         FLD("provenance", F_OBJ, true, result.provenance),
+        FLD("claim", F_CLAIMREQ, false, result.claim),
 };
 static const field F_FAIL[] = {
         ID("job_id", fail.job_id),
@@ -195,6 +197,7 @@ static const field F_FAIL[] = {
         FINT("exit_status", true, fail.exit_status, -1, 255),
         FINT("signal", true, fail.signal, 0, 127),
         FLD("log_tail", F_TEXT, true, fail.log_tail),
+        FLD("claim", F_CLAIMREQ, false, fail.claim),
 };
 static const field F_BYE[] = {
         FLD("worker", F_NAME, true, bye.worker),
@@ -321,6 +324,11 @@ static void fields_fini(cs_msg *m, const field *f, size_t n)
         case F_CAPS:
             caps_fini(AT(m, f[i].off, cs_caps));
             break;
+        case F_CLAIMREQ:
+            free(AT(m, f[i].off, cs_msg_claim)->worker);
+            AT(m, f[i].off, cs_msg_claim)->worker = NULL;
+            caps_fini(&AT(m, f[i].off, cs_msg_claim)->caps);
+            break;
         case F_INT:
         case F_BOOL:
         case F_JOBREF:
@@ -425,6 +433,7 @@ out:
 }
 
 static const char *const CAPS_KEYS[] = {"backends", "models", "threads", "mem_mb", "gpus"};
+static const char *const CLAIM_KEYS[] = {"worker", "capabilities"};
 static const char *const GPU_KEYS[] = {"index", "name", "mem_mb"};
 static const char *const JOBREF_KEYS[] = {"job_id", "attempt"};
 
@@ -571,6 +580,33 @@ static cs_rc decode_field(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *
         return rc;
     case F_CAPS:
         return decode_caps(c, obj, f->key, AT(m, f->off, cs_caps));
+    case F_CLAIMREQ: {
+        cs_msg_claim *cl = AT(m, f->off, cs_msg_claim);
+        const cJSON *o = NULL;
+        rc = f->required ? cs_json_req_object(c, obj, f->key, &o)
+                         : cs_json_opt_object(c, obj, f->key, &o);
+        if (rc != CS_OK || !o) {
+            return rc;
+        }
+        cs_jpath_push_key(&c->path, f->key);
+        rc = cs_json_check_keys(c, o, CLAIM_KEYS, 2, CS_DIAG_ERROR);
+        if (rc == CS_OK) {
+            rc = cs_json_req_string(c, o, "worker", &s);
+        }
+        if (rc == CS_OK) {
+            cs_jpath_push_key(&c->path, "worker");
+            rc = check_name(c, cJSON_GetObjectItemCaseSensitive(o, "worker"), s, NULL);
+            cs_jpath_pop(&c->path);
+        }
+        if (rc == CS_OK) {
+            rc = decode_caps(c, o, "capabilities", &cl->caps);
+        }
+        if (rc == CS_OK) {
+            rc = dup_into(&cl->worker, s, c->err);
+        }
+        cs_jpath_pop(&c->path);
+        return rc;
+    }
     case F_JOBREF: {
         const cJSON *o = NULL;
         rc = f->required ? cs_json_req_object(c, obj, f->key, &o)
@@ -863,6 +899,18 @@ static cs_rc encode_field(cJSON *obj, const field *f, const cs_msg *m, const cha
         break;
     case F_CAPS:
         return encode_caps(obj, f->key, CAT(m, f->off, cs_caps), type, err);
+    case F_CLAIMREQ: {
+        const cs_msg_claim *cl = CAT(m, f->off, cs_msg_claim);
+        cJSON *o;
+        if (!cl->worker) {
+            return f->required ? enc_fail(err, type, f->key, "required but NULL") : CS_OK;
+        }
+        o = cJSON_AddObjectToObject(obj, f->key);
+        if (!o || !cJSON_AddStringToObject(o, "worker", cl->worker)) {
+            return cs_err_set(err, CS_ENOMEM, 0, "encode: out of memory");
+        }
+        return encode_caps(o, "capabilities", &cl->caps, type, err);
+    }
     case F_JOBREF: {
         int64_t id = *CAT(m, f->off, int64_t), at = *CAT(m, f->off2, int64_t);
         cJSON *o;
