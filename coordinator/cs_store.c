@@ -29,7 +29,13 @@
 
 /* ---- statements ---------------------------------------------------------------------------- */
 
-#define ACTIVE_STATES "('queued','running','retry_wait')"
+/* Whether sweep SID (an SQL expression) has a job that may still run. Three probes of job_claim
+ * rather than state IN (...): SQLite builds a small table for an IN list of more than two values
+ * every time it runs the statement, and these run after every result. */
+#define ACTIVE_JOB(sid)                                                                 \
+    "(EXISTS (SELECT 1 FROM job_row WHERE sweep_id = " sid " AND state = 'queued') OR"  \
+    " EXISTS (SELECT 1 FROM job_row WHERE sweep_id = " sid " AND state = 'running') OR" \
+    " EXISTS (SELECT 1 FROM job_row WHERE sweep_id = " sid " AND state = 'retry_wait'))"
 /* Bit index of job.state, for masks bound as integers. */
 #define STATE_BIT                                                                         \
     "(CASE state WHEN 'queued' THEN 0 WHEN 'running' THEN 1 WHEN 'retry_wait' THEN 2 "    \
@@ -57,16 +63,13 @@
                        " WHERE id = ?1 AND state = ?5")                                            \
     X(SWEEP_SETTLE_ONE,                                                                            \
       "UPDATE sweep SET state = 'done', state_why = 'no job left to run', updated = ?2"            \
-      " WHERE id = ?1 AND state = 'active' AND NOT EXISTS (SELECT 1 FROM job_row"                  \
-      " WHERE sweep_id = ?1 AND state IN " ACTIVE_STATES ")")                                      \
+      " WHERE id = ?1 AND state = 'active' AND NOT " ACTIVE_JOB("?1"))                             \
     X(SWEEP_SETTLE_ALL,                                                                            \
       "UPDATE sweep SET state = 'done', state_why = 'no job left to run', updated = ?1"            \
-      " WHERE state = 'active' AND NOT EXISTS (SELECT 1 FROM job_row"                              \
-      " WHERE job_row.sweep_id = sweep.id AND job_row.state IN " ACTIVE_STATES ")")                \
+      " WHERE state = 'active' AND NOT " ACTIVE_JOB("sweep.id"))                                   \
     X(SWEEP_REOPEN,                                                                                \
       "UPDATE sweep SET state = 'active', state_why = ?2, updated = ?1 WHERE state = 'done'"       \
-      " AND EXISTS (SELECT 1 FROM job_row WHERE job_row.sweep_id = sweep.id AND job_row.state "    \
-      "IN " ACTIVE_STATES ")")                                                                     \
+      " AND " ACTIVE_JOB("sweep.id"))                                                              \
     X(SWEEP_POLICY, "SELECT backoff_base_ms, backoff_max_ms, on_failure FROM sweep WHERE id = ?1") \
     X(SWEEP_STATE, "SELECT state FROM sweep WHERE id = ?1")                                        \
     X(SWEEP_GET,                                                                                   \
@@ -113,7 +116,7 @@
       " SELECT b.jid FROM (SELECT s.max_running AS maxr,"                                          \
       " (SELECT count(*) FROM job_row r WHERE r.sweep_id = s.id AND r.state = 'running') AS nrun," \
       " (SELECT j.id FROM job_row j WHERE j.sweep_id = s.id AND j.state = 'queued'"                \
-      " AND (?4 IS NULL OR j.req_model IN (SELECT value FROM json_each(?4)))"                      \
+      " AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(?4) WHERE value = j.req_model))"        \
       " AND (CASE j.req_backend WHEN 'native' THEN ?5 ELSE ?6 END)"                                \
       " AND (?7 IS NULL OR j.req_mem_mb <= ?7) AND j.req_gpus <= ?8"                               \
       " ORDER BY j.priority DESC, j.id LIMIT 1) AS jid"                                            \
@@ -662,10 +665,15 @@ static cs_rc open_common(const char *path, bool readonly, cs_store **out, cs_err
             goto fail;
         }
     } else {
+        /* temp_store = MEMORY keeps the sub-journal of each operation's savepoint in memory: a
+         * batch of the daemon runs every operation in a savepoint, and SQLite saves each page
+         * the operation changes there first; past 64 KiB it wrote them to a temporary file, ~40
+         * writes per claimed and completed job. No query of the store sorts or builds large
+         * temporary tables (the big counts walk job_claim in order). */
         rc = exec_sql(s->db,
                       "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
                       " PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = OFF;"
-                      " PRAGMA cache_size = -65536;",
+                      " PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
                       "pragmas", err);
         if (rc == CS_OK) {
             rc = migrate(s->db, path, err);
