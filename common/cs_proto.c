@@ -515,6 +515,78 @@ out:
     return rc;
 }
 
+/* The text of the message being decoded. When it is canonical (cs_canon_is_canonical: what
+ * cs_msg_encode sends), a payload's canonical text is its own bytes in it, found by member_span
+ * without rendering the tree again. */
+typedef struct msg_src {
+    const char *text;
+    size_t len;
+    bool canonical;
+} msg_src;
+
+/* p at a JSON value of a canonical text ending before end: the position after it. */
+static const char *skip_json_value(const char *p, const char *end)
+{
+    size_t depth = 0;
+    bool in_str = false;
+    for (; p < end; p++) {
+        char ch = *p;
+        if (in_str) {
+            if (ch == '\\') {
+                p++;
+            } else if (ch == '"') {
+                in_str = false;
+                if (depth == 0) {
+                    return p + 1;
+                }
+            }
+        } else if (ch == '"') {
+            in_str = true;
+        } else if (ch == '{' || ch == '[') {
+            depth++;
+        } else if (ch == '}' || ch == ']') {
+            if (depth == 0) {
+                return p; /* the end of a scalar at the end of its container */
+            }
+            if (--depth == 0) {
+                return p + 1;
+            }
+        } else if (ch == ',' && depth == 0) {
+            return p;
+        }
+    }
+    return end;
+}
+
+/* The value of the top-level member key of a canonical object text (keys without escapes, no
+ * whitespace): its offset and length. false when there is no such member. */
+static bool member_span(const msg_src *src, const char *key, size_t *off, size_t *n)
+{
+    const char *p = src->text + 1, *end = src->text + src->len;
+    size_t kl = strlen(key);
+    if (src->len < 2 || src->text[0] != '{') {
+        return false;
+    }
+    while (p < end && *p == '"') {
+        const char *k = p + 1, *kend = memchr(k, '"', (size_t)(end - k)), *v, *vend;
+        if (!kend || kend + 1 >= end || kend[1] != ':') {
+            return false;
+        }
+        v = kend + 2;
+        vend = skip_json_value(v, end);
+        if ((size_t)(kend - k) == kl && memcmp(k, key, kl) == 0) {
+            *off = (size_t)(v - src->text);
+            *n = (size_t)(vend - v);
+            return true;
+        }
+        if (vend >= end || *vend != ',') {
+            return false;
+        }
+        p = vend + 1;
+    }
+    return false;
+}
+
 /* Canonical text of v (a node of the message) into *dst. */
 static cs_rc canon_into(cs_jctx *c, const cJSON *v, char **dst)
 {
@@ -529,7 +601,20 @@ static cs_rc canon_into(cs_jctx *c, const cJSON *v, char **dst)
     return CS_OK;
 }
 
-static cs_rc decode_field(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *m)
+/* A payload field's canonical text into *dst: its bytes in a canonical message, else rendered. */
+static cs_rc payload_into(cs_jctx *c, const msg_src *src, const char *key, const cJSON *v,
+                          char **dst)
+{
+    size_t off = 0, n = 0;
+    if (src && src->canonical && member_span(src, key, &off, &n)) {
+        *dst = cs_strndup(src->text + off, n);
+        return *dst ? CS_OK : cs_err_set(c->err, CS_ENOMEM, 0, "decode: out of memory");
+    }
+    return canon_into(c, v, dst);
+}
+
+static cs_rc decode_field(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *m,
+                          const msg_src *src)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, f->key);
     const char *s = NULL;
@@ -565,7 +650,7 @@ static cs_rc decode_field(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *
             return rc;
         }
         cs_jpath_push_key(&c->path, f->key);
-        rc = canon_into(c, o, AT(m, f->off, char *));
+        rc = payload_into(c, src, f->key, o, AT(m, f->off, char *));
         cs_jpath_pop(&c->path);
         return rc;
     }
@@ -575,7 +660,7 @@ static cs_rc decode_field(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *
                                : CS_OK;
         }
         cs_jpath_push_key(&c->path, f->key);
-        rc = canon_into(c, v, AT(m, f->off, char *));
+        rc = payload_into(c, src, f->key, v, AT(m, f->off, char *));
         cs_jpath_pop(&c->path);
         return rc;
     case F_CAPS:
@@ -664,7 +749,7 @@ static cs_rc check_message(cs_jctx *c, const cJSON *obj, const cs_msg *m)
 }
 
 /* Walks the fields of an already-parsed message object. */
-static cs_rc decode_tree(const cJSON *root, cs_msg *m, cs_err *err)
+static cs_rc decode_tree(const cJSON *root, const msg_src *src, cs_msg *m, cs_err *err)
 {
     cs_jctx c;
     const char *type_name = NULL;
@@ -713,10 +798,10 @@ static cs_rc decode_tree(const cJSON *root, cs_msg *m, cs_err *err)
     }
     rc = cs_json_check_keys(&c, root, known, n_known, CS_DIAG_ERROR);
     for (size_t i = 0; rc == CS_OK && i < sizeof(ENVELOPE) / sizeof(ENVELOPE[0]); i++) {
-        rc = decode_field(&c, root, &ENVELOPE[i], m);
+        rc = decode_field(&c, root, &ENVELOPE[i], m, src);
     }
     for (size_t i = 0; rc == CS_OK && i < tf->n; i++) {
-        rc = decode_field(&c, root, &tf->fields[i], m);
+        rc = decode_field(&c, root, &tf->fields[i], m, src);
     }
     if (rc == CS_OK) {
         rc = check_message(&c, root, m);
@@ -727,6 +812,7 @@ static cs_rc decode_tree(const cJSON *root, cs_msg *m, cs_err *err)
 cs_rc cs_msg_decode(const void *data, size_t len, cs_msg *m, cs_err *err)
 {
     cJSON *root = NULL;
+    msg_src src;
     cs_rc rc;
     memset(m, 0, sizeof(*m));
     if (len > CS_PROTO_MAX_BYTES) {
@@ -737,7 +823,10 @@ cs_rc cs_msg_decode(const void *data, size_t len, cs_msg *m, cs_err *err)
     if (rc != CS_OK) {
         return rc;
     }
-    rc = decode_tree(root, m, err);
+    src.text = data;
+    src.len = len;
+    src.canonical = data && cs_canon_is_canonical(data, len);
+    rc = decode_tree(root, &src, m, err);
     if (rc == CS_EPROTO && err) {
         err->rc = CS_EPROTO; /* the getters report CS_ESCHEMA */
     }
@@ -835,13 +924,25 @@ static cs_rc encode_caps(cJSON *parent, const char *key, const cs_caps *caps, co
     return CS_OK;
 }
 
-/* Parses a JSON payload text and adds it under key. */
+/* Adds a JSON payload text under key: as it is when it is canonical already (what the decoder
+ * hands out, and the store's configs; one scan, no tree), else parsed (and canonicalised with
+ * the message). */
 static cs_rc add_json(cJSON *obj, const char *key, const char *text, bool want_object,
                       const char *type, cs_err *err)
 {
     cJSON *t = NULL;
     cs_err e = {0};
-    cs_rc rc = cs_json_parse(text, strlen(text), key, &t, &e);
+    size_t len = strlen(text);
+    cs_rc rc;
+    if ((!want_object || text[0] == '{') && cs_canon_is_canonical(text, len)) {
+        t = cJSON_CreateRaw(text);
+        if (!t || !cJSON_AddItemToObject(obj, key, t)) {
+            cJSON_Delete(t);
+            return cs_err_set(err, CS_ENOMEM, 0, "encode: out of memory");
+        }
+        return CS_OK;
+    }
+    rc = cs_json_parse(text, len, key, &t, &e);
     if (rc == CS_ENOMEM) {
         return cs_err_set(err, CS_ENOMEM, 0, "encode: out of memory");
     }
@@ -948,6 +1049,7 @@ static cs_rc encode_field(cJSON *obj, const field *f, const cs_msg *m, const cha
 cs_rc cs_msg_encode(const cs_msg *m, char **out, size_t *len, cs_err *err)
 {
     cJSON *root = NULL;
+    cs_buf buf = {0};
     char *text = NULL;
     size_t n = 0;
     cs_msg check;
@@ -978,10 +1080,17 @@ cs_rc cs_msg_encode(const cs_msg *m, char **out, size_t *len, cs_err *err)
     if (rc != CS_OK) {
         goto out;
     }
-    rc = cs_canon_string(root, &text, &n, &e);
+    /* Trusted: the only raw items are payloads add_json found canonical. */
+    rc = cs_canon_append_trusted(root, &buf, &e);
     if (rc != CS_OK) {
         rc = cs_err_set(err, rc == CS_ENOMEM ? CS_ENOMEM : CS_EINVAL, 0, "encode %s: %s", type,
                         e.msg);
+        goto out;
+    }
+    n = buf.len;
+    text = cs_buf_take(&buf);
+    if (!text) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "encode: out of memory");
         goto out;
     }
     if (n > CS_PROTO_MAX_BYTES) {
@@ -1003,6 +1112,7 @@ cs_rc cs_msg_encode(const cs_msg *m, char **out, size_t *len, cs_err *err)
     }
 out:
     free(text);
+    cs_buf_fini(&buf);
     cJSON_Delete(root);
     return rc;
 }
