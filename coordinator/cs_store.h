@@ -18,11 +18,14 @@
  * the daemon passes cs_time_wall_ms(). Durations are ms.
  *
  * Group commit: cs_store_begin() opens one write transaction; the operations called until
- * cs_store_commit() join it (each still atomic on its own through a savepoint: an operation that
- * fails leaves no trace and the batch goes on). Nothing done inside a batch is durable before
- * cs_store_commit() returns CS_OK, so the daemon must not acknowledge any of them before that
- * (and must answer all of them with an error if the commit fails). Outside a batch each
- * operation is its own transaction.
+ * cs_store_commit() join it, each still atomic on its own: an operation that fails leaves no
+ * trace and the batch goes on. Most do it with a savepoint; the worker operations (claim,
+ * heartbeat, result, fail, worker seen) check everything before they write instead, and if one
+ * of them fails after a write (I/O, memory) cs_store_commit rolls the whole batch back and
+ * returns an error. Nothing done inside a batch is durable before cs_store_commit() returns
+ * CS_OK, so the daemon must not acknowledge any of them before that (and must answer all of
+ * them with an error if the commit fails). Outside a batch each operation is its own
+ * transaction.
  *
  * Threads: a cs_store is used by one thread at a time (the coordinator's loop thread).
  */
