@@ -33,6 +33,7 @@
 #ifndef CS_COMMON_CS_CANON_H
 #define CS_COMMON_CS_CANON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,16 @@
  * invalid UTF-8, raw/invalid item, NULL tree), CS_ERANGE (NaN/Inf, too deep), each naming the JSON
  * path; CS_ENOMEM. On error out holds its old content. */
 cs_rc cs_canon_append(const cJSON *tree, cs_buf *out, cs_err *err);
+
+/* The same, except that raw items (cJSON_Raw) are copied as they are: the caller vouches that each
+ * is canonical JSON text (cs_canon_is_canonical), e.g. a payload spliced into a message. */
+cs_rc cs_canon_append_trusted(const cJSON *tree, cs_buf *out, cs_err *err);
+
+/* Whether text[0..len) is exactly the canonical text of a JSON value: what cs_canon_append gives
+ * for what cs_json_parse reads from it. Conservative: it may say false for a canonical text with
+ * an escaped character in an object key or a \u escape in a string (callers then canonicalise
+ * the slow way); it never says true for a text that is not canonical. Pure; no allocation. */
+bool cs_canon_is_canonical(const char *text, size_t len);
 
 /* Returns the canonical text as an owned NUL-terminated string in *out (free with free()) and its
  * length in *len (may be NULL). Errors as cs_canon_append; *out = NULL on error. */

@@ -144,14 +144,18 @@ static void near_text(const char *text, size_t len, size_t off, char *buf, size_
 }
 
 /* Checks a parsed tree for duplicate keys and non-finite numbers; reports the first. */
+/* Refuses numbers beyond a double and duplicate keys. path NULL: a quick pass that only returns
+ * the code; the caller walks again with a path for the message (errors are rare, paths are not
+ * free: every key of every message would be formatted). */
 static cs_rc check_tree(const cJSON *v, cs_jpath *path, const char *name, cs_err *err)
 {
     const cJSON *a, *b;
     size_t i = 0;
     cs_rc rc;
     if (cJSON_IsNumber(v) && !isfinite(v->valuedouble)) {
-        return cs_err_set(err, CS_EPARSE, 0, "%s: %s: number out of range of a double", name,
-                          cs_jpath_display(path));
+        return path ? cs_err_set(err, CS_EPARSE, 0, "%s: %s: number out of range of a double", name,
+                                 cs_jpath_display(path))
+                    : CS_EPARSE;
     }
     if (!cJSON_IsObject(v) && !cJSON_IsArray(v)) {
         return CS_OK;
@@ -161,16 +165,21 @@ static cs_rc check_tree(const cJSON *v, cs_jpath *path, const char *name, cs_err
             /* Quadratic, but objects in configs and messages are small. */
             for (b = v->child; b != a; b = b->next) {
                 if (strcmp(a->string, b->string) == 0) {
-                    return cs_err_set(err, CS_EPARSE, 0, "%s: %s: duplicate key \"%.60s\"", name,
-                                      cs_jpath_display(path), a->string);
+                    return path ? cs_err_set(err, CS_EPARSE, 0, "%s: %s: duplicate key \"%.60s\"",
+                                             name, cs_jpath_display(path), a->string)
+                                : CS_EPARSE;
                 }
             }
-            cs_jpath_push_key(path, a->string);
-        } else {
+            if (path) {
+                cs_jpath_push_key(path, a->string);
+            }
+        } else if (path) {
             cs_jpath_push_index(path, i);
         }
         rc = check_tree(a, path, name, err);
-        cs_jpath_pop(path);
+        if (path) {
+            cs_jpath_pop(path);
+        }
         if (rc != CS_OK) {
             return rc;
         }
@@ -229,8 +238,11 @@ cs_rc cs_json_parse(const char *text, size_t len, const char *name, cJSON **out,
         }
         goto out;
     }
-    cs_jpath_init(&path);
-    rc = check_tree(tree, &path, name, err);
+    rc = check_tree(tree, NULL, name, NULL);
+    if (rc != CS_OK) {
+        cs_jpath_init(&path);
+        rc = check_tree(tree, &path, name, err);
+    }
     if (rc != CS_OK) {
         cJSON_Delete(tree);
         tree = NULL;

@@ -1,4 +1,4 @@
-/* cs_proto.c - protocol v1 codec (see cs_proto.h).
+/* cs_proto.c - protocol v2 codec (see cs_proto.h).
  *
  * One table describes the fields of every message type (key, kind, offset in cs_msg, bounds); the
  * decoder, the encoder and cs_msg_fini all walk it, so a field added to the table is decoded,
@@ -114,16 +114,17 @@ bool cs_rc_from_name(const char *name, cs_rc *out)
 /* ---- the field table --------------------------------------------------------------------- */
 
 typedef enum fkind {
-    F_NAME,   /* char *: 1..CS_PROTO_MAX_NAME bytes; with enums: one of them */
-    F_TEXT,   /* char *: 0..CS_PROTO_MAX_TEXT bytes */
-    F_INT,    /* int64_t in [min, max]; optional ones use 0 for absent (min >= 1) */
-    F_BOOL,   /* bool */
-    F_OBJ,    /* char *: JSON object text */
-    F_ANY,    /* char *: any JSON value as text */
-    F_CAPS,   /* cs_caps */
-    F_JOBREF, /* int64_t job_id at off, attempt at off2: {"job_id":..,"attempt":..} */
-    F_RC,     /* cs_rc by name, not CS_OK */
-    F_KIND,   /* cs_fail_kind by name */
+    F_NAME,     /* char *: 1..CS_PROTO_MAX_NAME bytes; with enums: one of them */
+    F_TEXT,     /* char *: 0..CS_PROTO_MAX_TEXT bytes */
+    F_INT,      /* int64_t in [min, max]; optional ones use 0 for absent (min >= 1) */
+    F_BOOL,     /* bool */
+    F_OBJ,      /* char *: JSON object text */
+    F_ANY,      /* char *: any JSON value as text */
+    F_CAPS,     /* cs_caps */
+    F_JOBREF,   /* int64_t job_id at off, attempt at off2: {"job_id":..,"attempt":..} */
+    F_RC,       /* cs_rc by name, not CS_OK */
+    F_KIND,     /* cs_fail_kind by name */
+    F_CLAIMREQ, /* cs_msg_claim: {"worker":..,"capabilities":..}; worker NULL = absent */
 } fkind;
 
 typedef struct field {
@@ -186,6 +187,7 @@ static const field F_RESULT[] = {
         ID("attempt", result.attempt),
         FLD("metrics", F_OBJ, true, result.metrics),
         FLD("provenance", F_OBJ, true, result.provenance),
+        FLD("claim", F_CLAIMREQ, false, result.claim),
 };
 static const field F_FAIL[] = {
         ID("job_id", fail.job_id),
@@ -195,6 +197,7 @@ static const field F_FAIL[] = {
         FINT("exit_status", true, fail.exit_status, -1, 255),
         FINT("signal", true, fail.signal, 0, 127),
         FLD("log_tail", F_TEXT, true, fail.log_tail),
+        FLD("claim", F_CLAIMREQ, false, fail.claim),
 };
 static const field F_BYE[] = {
         FLD("worker", F_NAME, true, bye.worker),
@@ -321,6 +324,11 @@ static void fields_fini(cs_msg *m, const field *f, size_t n)
         case F_CAPS:
             caps_fini(AT(m, f[i].off, cs_caps));
             break;
+        case F_CLAIMREQ:
+            free(AT(m, f[i].off, cs_msg_claim)->worker);
+            AT(m, f[i].off, cs_msg_claim)->worker = NULL;
+            caps_fini(&AT(m, f[i].off, cs_msg_claim)->caps);
+            break;
         case F_INT:
         case F_BOOL:
         case F_JOBREF:
@@ -425,6 +433,7 @@ out:
 }
 
 static const char *const CAPS_KEYS[] = {"backends", "models", "threads", "mem_mb", "gpus"};
+static const char *const CLAIM_KEYS[] = {"worker", "capabilities"};
 static const char *const GPU_KEYS[] = {"index", "name", "mem_mb"};
 static const char *const JOBREF_KEYS[] = {"job_id", "attempt"};
 
@@ -506,6 +515,78 @@ out:
     return rc;
 }
 
+/* The text of the message being decoded. When it is canonical (cs_canon_is_canonical: what
+ * cs_msg_encode sends), a payload's canonical text is its own bytes in it, found by member_span
+ * without rendering the tree again. */
+typedef struct msg_src {
+    const char *text;
+    size_t len;
+    bool canonical;
+} msg_src;
+
+/* p at a JSON value of a canonical text ending before end: the position after it. */
+static const char *skip_json_value(const char *p, const char *end)
+{
+    size_t depth = 0;
+    bool in_str = false;
+    for (; p < end; p++) {
+        char ch = *p;
+        if (in_str) {
+            if (ch == '\\') {
+                p++;
+            } else if (ch == '"') {
+                in_str = false;
+                if (depth == 0) {
+                    return p + 1;
+                }
+            }
+        } else if (ch == '"') {
+            in_str = true;
+        } else if (ch == '{' || ch == '[') {
+            depth++;
+        } else if (ch == '}' || ch == ']') {
+            if (depth == 0) {
+                return p; /* the end of a scalar at the end of its container */
+            }
+            if (--depth == 0) {
+                return p + 1;
+            }
+        } else if (ch == ',' && depth == 0) {
+            return p;
+        }
+    }
+    return end;
+}
+
+/* The value of the top-level member key of a canonical object text (keys without escapes, no
+ * whitespace): its offset and length. false when there is no such member. */
+static bool member_span(const msg_src *src, const char *key, size_t *off, size_t *n)
+{
+    const char *p = src->text + 1, *end = src->text + src->len;
+    size_t kl = strlen(key);
+    if (src->len < 2 || src->text[0] != '{') {
+        return false;
+    }
+    while (p < end && *p == '"') {
+        const char *k = p + 1, *kend = memchr(k, '"', (size_t)(end - k)), *v, *vend;
+        if (!kend || kend + 1 >= end || kend[1] != ':') {
+            return false;
+        }
+        v = kend + 2;
+        vend = skip_json_value(v, end);
+        if ((size_t)(kend - k) == kl && memcmp(k, key, kl) == 0) {
+            *off = (size_t)(v - src->text);
+            *n = (size_t)(vend - v);
+            return true;
+        }
+        if (vend >= end || *vend != ',') {
+            return false;
+        }
+        p = vend + 1;
+    }
+    return false;
+}
+
 /* Canonical text of v (a node of the message) into *dst. */
 static cs_rc canon_into(cs_jctx *c, const cJSON *v, char **dst)
 {
@@ -520,7 +601,20 @@ static cs_rc canon_into(cs_jctx *c, const cJSON *v, char **dst)
     return CS_OK;
 }
 
-static cs_rc decode_field(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *m)
+/* A payload field's canonical text into *dst: its bytes in a canonical message, else rendered. */
+static cs_rc payload_into(cs_jctx *c, const msg_src *src, const char *key, const cJSON *v,
+                          char **dst)
+{
+    size_t off = 0, n = 0;
+    if (src && src->canonical && member_span(src, key, &off, &n)) {
+        *dst = cs_strndup(src->text + off, n);
+        return *dst ? CS_OK : cs_err_set(c->err, CS_ENOMEM, 0, "decode: out of memory");
+    }
+    return canon_into(c, v, dst);
+}
+
+static cs_rc decode_field(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *m,
+                          const msg_src *src)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, f->key);
     const char *s = NULL;
@@ -556,7 +650,7 @@ static cs_rc decode_field(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *
             return rc;
         }
         cs_jpath_push_key(&c->path, f->key);
-        rc = canon_into(c, o, AT(m, f->off, char *));
+        rc = payload_into(c, src, f->key, o, AT(m, f->off, char *));
         cs_jpath_pop(&c->path);
         return rc;
     }
@@ -566,11 +660,38 @@ static cs_rc decode_field(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *
                                : CS_OK;
         }
         cs_jpath_push_key(&c->path, f->key);
-        rc = canon_into(c, v, AT(m, f->off, char *));
+        rc = payload_into(c, src, f->key, v, AT(m, f->off, char *));
         cs_jpath_pop(&c->path);
         return rc;
     case F_CAPS:
         return decode_caps(c, obj, f->key, AT(m, f->off, cs_caps));
+    case F_CLAIMREQ: {
+        cs_msg_claim *cl = AT(m, f->off, cs_msg_claim);
+        const cJSON *o = NULL;
+        rc = f->required ? cs_json_req_object(c, obj, f->key, &o)
+                         : cs_json_opt_object(c, obj, f->key, &o);
+        if (rc != CS_OK || !o) {
+            return rc;
+        }
+        cs_jpath_push_key(&c->path, f->key);
+        rc = cs_json_check_keys(c, o, CLAIM_KEYS, 2, CS_DIAG_ERROR);
+        if (rc == CS_OK) {
+            rc = cs_json_req_string(c, o, "worker", &s);
+        }
+        if (rc == CS_OK) {
+            cs_jpath_push_key(&c->path, "worker");
+            rc = check_name(c, cJSON_GetObjectItemCaseSensitive(o, "worker"), s, NULL);
+            cs_jpath_pop(&c->path);
+        }
+        if (rc == CS_OK) {
+            rc = decode_caps(c, o, "capabilities", &cl->caps);
+        }
+        if (rc == CS_OK) {
+            rc = dup_into(&cl->worker, s, c->err);
+        }
+        cs_jpath_pop(&c->path);
+        return rc;
+    }
     case F_JOBREF: {
         const cJSON *o = NULL;
         rc = f->required ? cs_json_req_object(c, obj, f->key, &o)
@@ -628,7 +749,7 @@ static cs_rc check_message(cs_jctx *c, const cJSON *obj, const cs_msg *m)
 }
 
 /* Walks the fields of an already-parsed message object. */
-static cs_rc decode_tree(const cJSON *root, cs_msg *m, cs_err *err)
+static cs_rc decode_tree(const cJSON *root, const msg_src *src, cs_msg *m, cs_err *err)
 {
     cs_jctx c;
     const char *type_name = NULL;
@@ -677,10 +798,10 @@ static cs_rc decode_tree(const cJSON *root, cs_msg *m, cs_err *err)
     }
     rc = cs_json_check_keys(&c, root, known, n_known, CS_DIAG_ERROR);
     for (size_t i = 0; rc == CS_OK && i < sizeof(ENVELOPE) / sizeof(ENVELOPE[0]); i++) {
-        rc = decode_field(&c, root, &ENVELOPE[i], m);
+        rc = decode_field(&c, root, &ENVELOPE[i], m, src);
     }
     for (size_t i = 0; rc == CS_OK && i < tf->n; i++) {
-        rc = decode_field(&c, root, &tf->fields[i], m);
+        rc = decode_field(&c, root, &tf->fields[i], m, src);
     }
     if (rc == CS_OK) {
         rc = check_message(&c, root, m);
@@ -691,6 +812,7 @@ static cs_rc decode_tree(const cJSON *root, cs_msg *m, cs_err *err)
 cs_rc cs_msg_decode(const void *data, size_t len, cs_msg *m, cs_err *err)
 {
     cJSON *root = NULL;
+    msg_src src;
     cs_rc rc;
     memset(m, 0, sizeof(*m));
     if (len > CS_PROTO_MAX_BYTES) {
@@ -701,7 +823,10 @@ cs_rc cs_msg_decode(const void *data, size_t len, cs_msg *m, cs_err *err)
     if (rc != CS_OK) {
         return rc;
     }
-    rc = decode_tree(root, m, err);
+    src.text = data;
+    src.len = len;
+    src.canonical = data && cs_canon_is_canonical(data, len);
+    rc = decode_tree(root, &src, m, err);
     if (rc == CS_EPROTO && err) {
         err->rc = CS_EPROTO; /* the getters report CS_ESCHEMA */
     }
@@ -799,13 +924,25 @@ static cs_rc encode_caps(cJSON *parent, const char *key, const cs_caps *caps, co
     return CS_OK;
 }
 
-/* Parses a JSON payload text and adds it under key. */
+/* Adds a JSON payload text under key: as it is when it is canonical already (what the decoder
+ * hands out, and the store's configs; one scan, no tree), else parsed (and canonicalised with
+ * the message). */
 static cs_rc add_json(cJSON *obj, const char *key, const char *text, bool want_object,
                       const char *type, cs_err *err)
 {
     cJSON *t = NULL;
     cs_err e = {0};
-    cs_rc rc = cs_json_parse(text, strlen(text), key, &t, &e);
+    size_t len = strlen(text);
+    cs_rc rc;
+    if ((!want_object || text[0] == '{') && cs_canon_is_canonical(text, len)) {
+        t = cJSON_CreateRaw(text);
+        if (!t || !cJSON_AddItemToObject(obj, key, t)) {
+            cJSON_Delete(t);
+            return cs_err_set(err, CS_ENOMEM, 0, "encode: out of memory");
+        }
+        return CS_OK;
+    }
+    rc = cs_json_parse(text, len, key, &t, &e);
     if (rc == CS_ENOMEM) {
         return cs_err_set(err, CS_ENOMEM, 0, "encode: out of memory");
     }
@@ -863,6 +1000,18 @@ static cs_rc encode_field(cJSON *obj, const field *f, const cs_msg *m, const cha
         break;
     case F_CAPS:
         return encode_caps(obj, f->key, CAT(m, f->off, cs_caps), type, err);
+    case F_CLAIMREQ: {
+        const cs_msg_claim *cl = CAT(m, f->off, cs_msg_claim);
+        cJSON *o;
+        if (!cl->worker) {
+            return f->required ? enc_fail(err, type, f->key, "required but NULL") : CS_OK;
+        }
+        o = cJSON_AddObjectToObject(obj, f->key);
+        if (!o || !cJSON_AddStringToObject(o, "worker", cl->worker)) {
+            return cs_err_set(err, CS_ENOMEM, 0, "encode: out of memory");
+        }
+        return encode_caps(o, "capabilities", &cl->caps, type, err);
+    }
     case F_JOBREF: {
         int64_t id = *CAT(m, f->off, int64_t), at = *CAT(m, f->off2, int64_t);
         cJSON *o;
@@ -900,6 +1049,7 @@ static cs_rc encode_field(cJSON *obj, const field *f, const cs_msg *m, const cha
 cs_rc cs_msg_encode(const cs_msg *m, char **out, size_t *len, cs_err *err)
 {
     cJSON *root = NULL;
+    cs_buf buf = {0};
     char *text = NULL;
     size_t n = 0;
     cs_msg check;
@@ -930,10 +1080,17 @@ cs_rc cs_msg_encode(const cs_msg *m, char **out, size_t *len, cs_err *err)
     if (rc != CS_OK) {
         goto out;
     }
-    rc = cs_canon_string(root, &text, &n, &e);
+    /* Trusted: the only raw items are payloads add_json found canonical. */
+    rc = cs_canon_append_trusted(root, &buf, &e);
     if (rc != CS_OK) {
         rc = cs_err_set(err, rc == CS_ENOMEM ? CS_ENOMEM : CS_EINVAL, 0, "encode %s: %s", type,
                         e.msg);
+        goto out;
+    }
+    n = buf.len;
+    text = cs_buf_take(&buf);
+    if (!text) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "encode: out of memory");
         goto out;
     }
     if (n > CS_PROTO_MAX_BYTES) {
@@ -955,6 +1112,7 @@ cs_rc cs_msg_encode(const cs_msg *m, char **out, size_t *len, cs_err *err)
     }
 out:
     free(text);
+    cs_buf_fini(&buf);
     cJSON_Delete(root);
     return rc;
 }

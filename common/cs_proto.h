@@ -1,4 +1,4 @@
-/* cs_proto.h - protocol version 1 between calsweep-worker, calsweep (CLI) and calsweepd: typed
+/* cs_proto.h - protocol version 2 between calsweep-worker, calsweep (CLI) and calsweepd: typed
  * messages, their encoding to JSON text and their strict decoding.
  *
  * Why: every byte that crosses an nng socket comes from another process, maybe another machine,
@@ -9,9 +9,9 @@
  * Wire format: one JSON object per nng message, in canonical form (cs_canon.h: sorted keys, no
  * whitespace), so an encoded message is a pure function of the struct:
  *
- *   {"v":1,"type":"CLAIM","token":"...","req_id":7, <the fields of the type>}
+ *   {"v":2,"type":"CLAIM","token":"...","req_id":7, <the fields of the type>}
  *
- * "v" (the protocol version, 1) and "type" are required; "token" (a shared secret, when the
+ * "v" (the protocol version, 2) and "type" are required; "token" (a shared secret, when the
  * coordinator asks for one) and "req_id" (an integer >= 1 the sender may use to match replies in
  * logs) are optional. Every other key must be a field of the type: unknown keys are refused, so a
  * typo or a newer peer is noticed at once. JSON null counts as absent for optional fields.
@@ -22,13 +22,24 @@
  *     CLAIM     {worker, capabilities}       -> JOB {job_id, attempt, lease_s, timeout_s?, config}
  *                                                                   | NO_WORK {retry_ms} | ERROR
  *     HEARTBEAT {job_id, attempt, stage, done, total, log_tail}    -> ACK | ERROR (CS_ESTALE)
- *     RESULT    {job_id, attempt, metrics, provenance}             -> ACK | ERROR
- *     FAIL      {job_id, attempt, kind, reason, exit_status, signal, log_tail} -> ACK | ERROR
+ *     RESULT    {job_id, attempt, metrics, provenance, claim?}     -> ACK | ERROR
+ *     FAIL      {job_id, attempt, kind, reason, exit_status, signal, log_tail, claim?} -> ACK |
+ *                                                                      ERROR
+ *               claim = {worker, capabilities}, a CLAIM riding along: the report is stored as
+ *               without it, and then the coordinator claims the worker's next job at once, so
+ *               one round trip ends a job and starts the next. The reply is then JOB (report
+ *               stored, here is the next job), NO_WORK {retry_ms} (report stored, nothing to run
+ *               now: CLAIM after retry_ms, that one long-polls) or ERROR (report not stored or
+ *               refused, e.g. CS_ESTALE; nothing was claimed). A resent report with claim gets
+ *               the same job again, as a resent CLAIM does.
  *     BYE       {worker, release_job?: {job_id, attempt}}          -> OK
  *   control (CLI REQ -> coordinator REP); every reply is OK {data?} or ERROR {code, message}
  *     SUBMIT {sweep, force}  PLAN {sweep}  STATUS {sweep?}  CANCEL {sweep? | job? | filter?}
  *     PAUSE {sweep}  RESUME {sweep}  RETRY {sweep?, failed, lost}  EXTEND {sweep_id, sweep}
  *     JOBS {sweep?, state?, limit, offset}  WORKERS {}  LOGS {job_id, attempt?, tail?}
+ *
+ * Version 2 added RESULT.claim and FAIL.claim; a peer speaking version 1 is refused (CS_EVERSION),
+ * so calsweepd and its workers are upgraded together.
  *
  * Field types: a "sweep reference" (STATUS.sweep, EXTEND.sweep_id, ...) is a string, the sweep's
  * name or its decimal id. Where the field is a sweep DOCUMENT (SUBMIT, PLAN, EXTEND.sweep) it is a
@@ -52,7 +63,7 @@
 
 #include "cs_err.h"
 
-#define CS_PROTO_VERSION   1
+#define CS_PROTO_VERSION   2
 #define CS_PROTO_MAX_BYTES ((size_t)8 << 20)  /* whole message; set NNG_OPT_RECVMAXSZ above it */
 #define CS_PROTO_MAX_TEXT  ((size_t)16 << 10) /* log_tail, FAIL.reason, ERROR.message */
 #define CS_PROTO_MAX_NAME  256                /* worker, host, stage, token, sweep refs, ... */
@@ -170,8 +181,9 @@ typedef struct cs_msg_ack {
 } cs_msg_ack;
 typedef struct cs_msg_result {
     int64_t job_id, attempt;
-    char *metrics;    /* JSON object */
-    char *provenance; /* JSON object */
+    char *metrics;      /* JSON object */
+    char *provenance;   /* JSON object */
+    cs_msg_claim claim; /* optional: claim.worker NULL = absent */
 } cs_msg_result;
 typedef struct cs_msg_fail {
     int64_t job_id, attempt;
@@ -180,6 +192,7 @@ typedef struct cs_msg_fail {
     int64_t exit_status; /* -1 (did not exit) or 0..255 */
     int64_t signal;      /* 0 (none) or 1..127 */
     char *log_tail;
+    cs_msg_claim claim; /* optional: claim.worker NULL = absent */
 } cs_msg_fail;
 typedef struct cs_msg_bye {
     char *worker;

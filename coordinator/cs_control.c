@@ -16,6 +16,7 @@
 #include "cs_canon.h"
 #include "cs_expand.h"
 #include "cs_json.h"
+#include "cs_prefetch.h"
 #include "cs_sweep.h"
 
 /* A worker heard from within this long counts in STATUS.workers. */
@@ -180,6 +181,30 @@ out:
     return rc;
 }
 
+/* Submits (sweep_id 0) or extends a sweep with the cells of e: the expansion runs on a second
+ * thread, ahead of the insert (cs_prefetch.h), or in line when no thread can be started. */
+static cs_rc insert_expanded(cs_store *s, int64_t sweep_id, const cs_sweep_meta *meta,
+                             cs_expander *e, bool force, int64_t now, cs_store_submit_counts *c,
+                             cs_err *err)
+{
+    cs_prefetch *pf = NULL;
+    cs_cell_next_fn next = cs_expand_next;
+    void *ctx = e;
+    cs_rc rc;
+
+    if (cs_prefetch_start(cs_expand_next, e, &pf, NULL) == CS_OK) {
+        next = cs_prefetch_next;
+        ctx = pf;
+    }
+    if (sweep_id == 0) {
+        rc = cs_store_submit(s, meta, next, ctx, force, now, c, err);
+    } else {
+        rc = cs_store_extend(s, sweep_id, meta, next, ctx, force, now, c, err);
+    }
+    cs_prefetch_destroy(pf);
+    return rc;
+}
+
 static cs_rc handle_submit(cs_store *s, const cs_msg_submit *m, int64_t now, cs_msg *rep,
                            cs_err *err)
 {
@@ -206,7 +231,7 @@ static cs_rc handle_submit(cs_store *s, const cs_msg_submit *m, int64_t now, cs_
     rc = cs_expand_create(sw, NULL, &e, &e2);
     if (rc == CS_OK) {
         cs_sweep_get_meta(sw, &meta);
-        rc = cs_store_submit(s, &meta, cs_expand_next, e, m->force, now, &c, &e2);
+        rc = insert_expanded(s, 0, &meta, e, m->force, now, &c, &e2);
     }
     if (rc != CS_OK) {
         rc = reply_from_err(rep, rc, &e2, err);
@@ -426,7 +451,7 @@ static cs_rc handle_extend(cs_store *s, const cs_msg_extend *m, int64_t now, cs_
     rc = cs_expand_create(sw, NULL, &e, &e2);
     if (rc == CS_OK) {
         cs_sweep_get_meta(sw, &meta);
-        rc = cs_store_extend(s, id, &meta, cs_expand_next, e, false, now, &c, &e2);
+        rc = insert_expanded(s, id, &meta, e, false, now, &c, &e2);
     }
     if (rc != CS_OK) {
         rc = reply_from_err(rep, rc, &e2, err);

@@ -338,11 +338,10 @@ cleanup:
     return out;
 }
 
-/* Claims a job for the CLAIM held in c. CS_OK with c's JOB reply set, CS_ENOENT when nothing
- * fits, another code with c's ERROR reply set. */
-static cs_rc try_claim(cs_daemon *d, dctx *c, int64_t now)
+/* Claims a job for cl (c's CLAIM, or the claim riding on its RESULT or FAIL). CS_OK with c's JOB
+ * reply set, CS_ENOENT when nothing fits, another code with c's ERROR reply set. */
+static cs_rc try_claim(cs_daemon *d, dctx *c, const cs_msg_claim *cl, int64_t now)
 {
-    const cs_msg_claim *cl = &c->req.claim;
     cs_err err = {0};
     char *models = NULL;
     cs_store_claim job = {0};
@@ -510,6 +509,21 @@ fail:
     return rc;
 }
 
+/* After a RESULT or FAIL was stored: the claim riding on it, if any, gets the worker's next job
+ * (JOB) or NO_WORK; the report stands either way (a store error of the claim is logged and
+ * answered NO_WORK, so the worker does not resend a report that is stored). */
+static void claim_after_report(cs_daemon *d, dctx *c, const cs_msg_claim *cl, int64_t now)
+{
+    cs_rc rc;
+    if (cl->worker == NULL)
+        return;
+    rc = try_claim(d, c, cl, now);
+    if (rc == CS_ENOENT)
+        no_work(c, 0);
+    else if (rc != CS_OK)
+        no_work(c, 1000);
+}
+
 static void do_result(cs_daemon *d, dctx *c, int64_t now)
 {
     const cs_msg_result *r = &c->req.result;
@@ -543,6 +557,7 @@ static void do_result(cs_daemon *d, dctx *c, int64_t now)
         set_reply(c, &ack);
         if (!dup)
             d->wake = true;
+        claim_after_report(d, c, &r->claim, now);
     } else {
         store_error(d, c, rc, &err);
     }
@@ -620,6 +635,7 @@ static void do_fail(cs_daemon *d, dctx *c, int64_t now)
     d->wake = true;
     d->reap_soon = true;
     set_simple(c, CS_MSG_ACK);
+    claim_after_report(d, c, &f->claim, now);
 }
 
 static void do_hello(cs_daemon *d, dctx *c, int64_t now)
@@ -665,7 +681,7 @@ static void handle_work(cs_daemon *d, dctx *c, int64_t now)
         do_hello(d, c, now);
         break;
     case CS_MSG_CLAIM: {
-        cs_rc rc = try_claim(d, c, now);
+        cs_rc rc = try_claim(d, c, &c->req.claim, now);
         if (rc == CS_ENOENT) {
             if (d->o.claim_hold_ms > 0 && !d->stopping) {
                 hold_claim(d, c);
@@ -802,7 +818,7 @@ static void wake_held(cs_daemon *d)
     bool batch = cs_store_begin(d->store, &err) == CS_OK;
     for (dctx **p = &d->held; *p != NULL;) {
         dctx *c = *p;
-        cs_rc rc = try_claim(d, c, now);
+        cs_rc rc = try_claim(d, c, &c->req.claim, now);
         if (rc == CS_ENOENT) {
             p = &c->hnext;
             continue;

@@ -5,7 +5,9 @@
  * drains the whole queue, decodes, runs every work-endpoint request of the drain in one store
  * batch (group commit), and replies only after the commit. CLAIM is a long poll: with nothing to
  * run the context is held and answered NO_WORK before claim_hold_ms, or with a JOB as soon as one
- * appears (after a submit, retry, resume, extend, result, fail or reap). Control requests go to
+ * appears (after a submit, retry, resume, extend, result, fail or reap). A claim riding on a
+ * RESULT or FAIL (protocol v2) is tried once, after the report, and answered JOB or NO_WORK at
+ * once (not held). Control requests go to
  * cs_control_handle, each in its own transaction. The reaper runs at startup and on a timer.
  *
  * Threads: cs_daemon_run blocks on the calling thread; cs_daemon_stop may be called from any

@@ -27,6 +27,11 @@ typedef struct slot {
     uint8_t raw[32];
     bool baseline;
     const cs_axis_value **vals; /* n_axes */
+    /* The last build of this slot, so the next one rewrites only what changed: */
+    const cs_axis_value **built; /* n_axes: the values cfg and axes were built from */
+    bool built_ok;               /* cfg, axes, cfg_prefix and axes_end are valid */
+    size_t cfg_prefix;           /* length of cfg up to the end of the "model" member */
+    size_t *axes_end;            /* n_axes: length of axes after its i-th member (sorted order) */
 } slot;
 
 typedef enum phase { PH_GRID, PH_INCLUDE, PH_DONE } phase;
@@ -234,7 +239,9 @@ cs_rc cs_expand_create(const cs_sweep *s, const cs_expand_opts *opts, cs_expande
     e->none_value.flags = CS_VAL_NONE | CS_VAL_NO_CALIB;
     for (int k = 0; k < 2; k++) {
         e->slots[k].vals = cs_calloc_array(s->n_axes, sizeof(*e->slots[k].vals));
-        if (!e->slots[k].vals) {
+        e->slots[k].built = cs_calloc_array(s->n_axes, sizeof(*e->slots[k].built));
+        e->slots[k].axes_end = cs_calloc_array(s->n_axes, sizeof(*e->slots[k].axes_end));
+        if (!e->slots[k].vals || !e->slots[k].built || !e->slots[k].axes_end) {
             rc = CS_ENOMEM;
         }
     }
@@ -298,6 +305,8 @@ void cs_expand_destroy(cs_expander *e)
         cs_buf_fini(&e->slots[k].cfg);
         cs_buf_fini(&e->slots[k].axes);
         free(e->slots[k].vals);
+        free(e->slots[k].built);
+        free(e->slots[k].axes_end);
     }
     free(e->none_value.canon);
     free(e->none_value.label);
@@ -364,8 +373,35 @@ static cs_rc hash_cell(cs_expander *e, const char *text, size_t prefix, size_t l
     return CS_OK;
 }
 
+/* Whether the config up to the end of its "model" member depends only on values that are the same
+ * as in the slot's last build (algorithm, selector, source, eval, extras, model). */
+static bool cfg_prefix_same(const cs_expander *e, const slot *sl)
+{
+    const cs_sweep *s = e->s;
+    const size_t *m = s->mission;
+    static const cs_axis_kind kinds[] = {CS_AXIS_ALGORITHM, CS_AXIS_SELECTOR, CS_AXIS_SOURCE,
+                                         CS_AXIS_EVAL, CS_AXIS_MODEL};
+    if (!sl->built_ok) {
+        return false;
+    }
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (sl->vals[m[kinds[i]]] != sl->built[m[kinds[i]]]) {
+            return false;
+        }
+    }
+    for (size_t i = 0; i < e->n_extra; i++) {
+        if (sl->vals[e->extra[i]] != sl->built[e->extra[i]]) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Builds config, axes and key of the cell whose values are sl->vals (already nulled where an axis
- * does not apply). Keys in canonical (sorted) order; the scalars that vary most come last. */
+ * does not apply). Keys in canonical (sorted) order; the scalars that vary most come last. Only
+ * what changed since the slot's last build is written again: the config from its "n_samples"
+ * member on when the members before it are unchanged, the axes from the first axis whose value
+ * changed (consecutive cells of the product differ in the last axes). */
 static cs_rc build(cs_expander *e, slot *sl, cs_err *err)
 {
     const cs_sweep *s = e->s;
@@ -373,40 +409,47 @@ static cs_rc build(cs_expander *e, slot *sl, cs_err *err)
     const cs_axis_value *const *v = sl->vals;
     cs_buf *b = &sl->cfg, *x = &sl->axes;
     cs_rc rc = CS_OK;
-    size_t cfg_len, prefix;
+    size_t cfg_len, prefix, first = 0;
+    bool same_prefix = cfg_prefix_same(e, sl);
 
-    b->len = 0;
-    x->len = 0;
-    if (b->data) {
-        b->data[0] = '\0';
-    }
-    rc |= put(b, "{\"algorithm\":");
-    rc |= put(b, v[m[CS_AXIS_ALGORITHM]]->canon);
-    rc |= put(b, ",\"calibration\":");
-    if (v[m[CS_AXIS_SELECTOR]]) {
-        rc |= put(b, "{\"selector\":");
-        rc |= put(b, v[m[CS_AXIS_SELECTOR]]->canon);
-        rc |= put(b, ",\"source\":");
-        rc |= put(b, v[m[CS_AXIS_SOURCE]] ? v[m[CS_AXIS_SOURCE]]->canon : "null");
-        rc |= put(b, "}");
-    } else {
-        rc |= put(b, "null");
-    }
-    rc |= put(b, ",\"eval\":");
-    rc |= put(b, v[m[CS_AXIS_EVAL]]->canon);
-    rc |= put(b, ",\"extra\":{");
-    for (size_t i = 0, n = 0; i < e->n_extra; i++) {
-        const cs_axis_value *ev = v[e->extra[i]];
-        if (!ev) {
-            continue;
+    if (sl->built_ok) {
+        while (first < s->n_axes && v[e->order[first]] == sl->built[e->order[first]]) {
+            first++;
         }
-        rc |= put(b, n++ ? ",\"" : "\"");
-        rc |= put(b, s->axes[e->extra[i]].name);
-        rc |= put(b, "\":");
-        rc |= put(b, ev->canon);
     }
-    rc |= put(b, "},\"model\":");
-    rc |= put(b, v[m[CS_AXIS_MODEL]]->canon);
+    sl->built_ok = false;
+    if (same_prefix) {
+        b->len = sl->cfg_prefix;
+    } else {
+        b->len = 0;
+        rc |= put(b, "{\"algorithm\":");
+        rc |= put(b, v[m[CS_AXIS_ALGORITHM]]->canon);
+        rc |= put(b, ",\"calibration\":");
+        if (v[m[CS_AXIS_SELECTOR]]) {
+            rc |= put(b, "{\"selector\":");
+            rc |= put(b, v[m[CS_AXIS_SELECTOR]]->canon);
+            rc |= put(b, ",\"source\":");
+            rc |= put(b, v[m[CS_AXIS_SOURCE]] ? v[m[CS_AXIS_SOURCE]]->canon : "null");
+            rc |= put(b, "}");
+        } else {
+            rc |= put(b, "null");
+        }
+        rc |= put(b, ",\"eval\":");
+        rc |= put(b, v[m[CS_AXIS_EVAL]]->canon);
+        rc |= put(b, ",\"extra\":{");
+        for (size_t i = 0, n = 0; i < e->n_extra; i++) {
+            const cs_axis_value *ev = v[e->extra[i]];
+            if (!ev) {
+                continue;
+            }
+            rc |= put(b, n++ ? ",\"" : "\"");
+            rc |= put(b, s->axes[e->extra[i]].name);
+            rc |= put(b, "\":");
+            rc |= put(b, ev->canon);
+        }
+        rc |= put(b, "},\"model\":");
+        rc |= put(b, v[m[CS_AXIS_MODEL]]->canon);
+    }
     prefix = b->len;
     rc |= put(b, ",\"n_samples\":");
     rc |= put(b, v[m[CS_AXIS_N_SAMPLES]] ? v[m[CS_AXIS_N_SAMPLES]]->canon : "null");
@@ -416,13 +459,17 @@ static cs_rc build(cs_expander *e, slot *sl, cs_err *err)
     rc |= put(b, v[m[CS_AXIS_SEQ_LEN]] ? v[m[CS_AXIS_SEQ_LEN]]->canon : "null");
     rc |= put(b, "}");
     /* Axes: every axis by name, null where it does not apply. */
-    rc |= put(x, "{");
-    for (size_t i = 0; i < s->n_axes; i++) {
+    x->len = first > 0 ? sl->axes_end[first - 1] : 0;
+    if (first == 0) {
+        rc |= put(x, "{");
+    }
+    for (size_t i = first; i < s->n_axes; i++) {
         const cs_axis_value *av = v[e->order[i]];
         rc |= put(x, i ? ",\"" : "\"");
         rc |= put(x, s->axes[e->order[i]].name);
         rc |= put(x, "\":");
         rc |= put(x, av ? av->label : "null");
+        sl->axes_end[i] = x->len;
     }
     rc |= put(x, "}");
     cfg_len = b->len;
@@ -437,6 +484,9 @@ static cs_rc build(cs_expander *e, slot *sl, cs_err *err)
         return rc;
     }
     cs_hex_encode(sl->raw, 32, sl->key);
+    sl->cfg_prefix = prefix;
+    memcpy(sl->built, sl->vals, s->n_axes * sizeof(*sl->built));
+    sl->built_ok = true;
     return CS_OK;
 }
 
@@ -494,10 +544,14 @@ static bool next_candidate(cs_expander *e, slot *sl)
 
 static void fill_cell(const slot *sl, cs_cell *out)
 {
+    memset(out, 0, sizeof(*out));
     out->key = sl->key;
     out->config = sl->cfg.data;
     out->axes = sl->axes.data;
     out->baseline = sl->baseline;
+    out->config_len = sl->cfg.len;
+    out->axes_len = sl->axes.len;
+    out->unique = true; /* set_insert dropped every repeat */
 }
 
 cs_rc cs_expand_next(void *ctx, cs_cell *out, cs_err *err)

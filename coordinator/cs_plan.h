@@ -23,12 +23,19 @@ typedef struct cs_policy {
     bool stop_on_failure;  /* on_failure: "stop" pauses the sweep at the first failed job */
 } cs_policy;
 
-/* One resolved cell of a sweep. Strings are borrowed, valid until the next call of the iterator. */
+/* One resolved cell of a sweep. Strings are borrowed, valid until the next call of the iterator.
+ * A producer that zeroes the struct first (as it should) leaves the optional fields unset. */
 typedef struct cs_cell {
     const char *key;    /* 64 lowercase hex: SHA-256(canonical config + engine version) */
     const char *config; /* canonical JSON of the fully resolved job config */
     const char *axes;   /* canonical JSON object of this cell's axis values (display, grouping) */
     bool baseline;      /* the automatic unquantized baseline (algorithm "none") */
+    /* Optional: */
+    size_t config_len; /* strlen(config) when the producer knows it, else 0 */
+    size_t axes_len;   /* strlen(axes) likewise */
+    bool unique;       /* the producer guarantees that no earlier cell of this stream had this key
+                        * (cs_expand drops repeats itself), so the store need not check it against
+                        * the stream again (it still checks it against the sweep's stored jobs) */
 } cs_cell;
 
 /* Produces the next cell: CS_OK with *out filled, CS_ENOENT after the last cell, another code

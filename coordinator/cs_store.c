@@ -23,11 +23,19 @@
 #include <unistd.h>
 
 #include "cs_alloc.h"
+#include "cs_frag.h"
+#include "cs_keyset.h"
 #include "cs_migrations.h"
 
 /* ---- statements ---------------------------------------------------------------------------- */
 
-#define ACTIVE_STATES "('queued','running','retry_wait')"
+/* Whether sweep SID (an SQL expression) has a job that may still run. Three probes of job_claim
+ * rather than state IN (...): SQLite builds a small table for an IN list of more than two values
+ * every time it runs the statement, and these run after every result. */
+#define ACTIVE_JOB(sid)                                                                 \
+    "(EXISTS (SELECT 1 FROM job_row WHERE sweep_id = " sid " AND state = 'queued') OR"  \
+    " EXISTS (SELECT 1 FROM job_row WHERE sweep_id = " sid " AND state = 'running') OR" \
+    " EXISTS (SELECT 1 FROM job_row WHERE sweep_id = " sid " AND state = 'retry_wait'))"
 /* Bit index of job.state, for masks bound as integers. */
 #define STATE_BIT                                                                         \
     "(CASE state WHEN 'queued' THEN 0 WHEN 'running' THEN 1 WHEN 'retry_wait' THEN 2 "    \
@@ -55,16 +63,13 @@
                        " WHERE id = ?1 AND state = ?5")                                            \
     X(SWEEP_SETTLE_ONE,                                                                            \
       "UPDATE sweep SET state = 'done', state_why = 'no job left to run', updated = ?2"            \
-      " WHERE id = ?1 AND state = 'active' AND NOT EXISTS (SELECT 1 FROM job"                      \
-      " WHERE sweep_id = ?1 AND state IN " ACTIVE_STATES ")")                                      \
+      " WHERE id = ?1 AND state = 'active' AND NOT " ACTIVE_JOB("?1"))                             \
     X(SWEEP_SETTLE_ALL,                                                                            \
       "UPDATE sweep SET state = 'done', state_why = 'no job left to run', updated = ?1"            \
-      " WHERE state = 'active' AND NOT EXISTS (SELECT 1 FROM job"                                  \
-      " WHERE job.sweep_id = sweep.id AND job.state IN " ACTIVE_STATES ")")                        \
+      " WHERE state = 'active' AND NOT " ACTIVE_JOB("sweep.id"))                                   \
     X(SWEEP_REOPEN,                                                                                \
       "UPDATE sweep SET state = 'active', state_why = ?2, updated = ?1 WHERE state = 'done'"       \
-      " AND EXISTS (SELECT 1 FROM job WHERE job.sweep_id = sweep.id AND job.state "                \
-      "IN " ACTIVE_STATES ")")                                                                     \
+      " AND " ACTIVE_JOB("sweep.id"))                                                              \
     X(SWEEP_POLICY, "SELECT backoff_base_ms, backoff_max_ms, on_failure FROM sweep WHERE id = ?1") \
     X(SWEEP_STATE, "SELECT state FROM sweep WHERE id = ?1")                                        \
     X(SWEEP_GET,                                                                                   \
@@ -78,43 +83,46 @@
                  " ON CONFLICT (key) DO UPDATE SET result_id = excluded.result_id,"                \
                  " updated = excluded.updated")                                                    \
     X(JOB_INSERT,                                                                                  \
-      "INSERT INTO job (sweep_id, key, config, axes, baseline, state, state_at, state_why,"        \
-      " priority, max_attempts, result_id, req_model, req_backend, req_mem_mb, req_gpus, created)" \
-      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, json_extract(?3, '$.model.folder')," \
-      " CASE json_type(?3, '$.model.backend') WHEN 'text' THEN"                                    \
-      " json_extract(?3, '$.model.backend') WHEN 'object' THEN 'exec' ELSE 'native' END,"          \
-      " coalesce(json_extract(?3, '$.model.requires.mem_mb'), 0),"                                 \
-      " coalesce(json_extract(?3, '$.model.requires.gpus'), 0), ?7)"                               \
-      " ON CONFLICT (sweep_id, key) DO NOTHING")                                                   \
-    X(JOB_INSERT_REQ,                                                                              \
-      "INSERT INTO job (sweep_id, key, config, axes, baseline, state, state_at, state_why,"        \
-      " priority, max_attempts, result_id, req_model, req_backend, req_mem_mb, req_gpus, created)" \
-      " VALUES (?1, ?2, CASE WHEN json_valid(?3) THEN ?3 ELSE json_extract(?3, '$') END,"          \
-      " ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?7)"                                 \
-      " ON CONFLICT (sweep_id, key) DO NOTHING")                                                   \
+      "INSERT OR FAIL INTO job_row (sweep_id, key, cfg, axs, config_raw, axes_raw, baseline,"      \
+      " state, state_at, state_why, priority, max_attempts, result_id, req_model, req_backend,"    \
+      " req_mem_mb, req_gpus, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"      \
+      " ?12, ?13, ?14, ?15, ?16, ?17, ?9)")                                                        \
+    X(REQ_OF_CONFIG,                                                                               \
+      "SELECT json_extract(?1, '$.model.folder'), CASE json_type(?1, '$.model.backend')"           \
+      " WHEN 'text' THEN json_extract(?1, '$.model.backend') WHEN 'object' THEN 'exec'"            \
+      " ELSE 'native' END, coalesce(json_extract(?1, '$.model.requires.mem_mb'), 0),"              \
+      " coalesce(json_extract(?1, '$.model.requires.gpus'), 0)")                                   \
+    X(JSON_VALID, "SELECT json_valid(?1)")                                                         \
+    X(FRAG_FIND, "SELECT id FROM fragment WHERE text = ?1")                                        \
+    X(FRAG_INSERT, "INSERT INTO fragment (text) SELECT ?1 WHERE json_valid('{' || ?1 || '}')")     \
+    X(FRAG_GET, "SELECT text FROM fragment WHERE id = ?1")                                         \
+    X(KEY_OF, "SELECT key FROM job_row WHERE id = ?1")                                             \
+    X(SWEEP_KEYS, "SELECT id, key FROM job_row WHERE sweep_id = ?1")                               \
+    X(CACHE_ANY, "SELECT EXISTS (SELECT 1 FROM result_cache)")                                     \
     X(REQ_OF_MODEL,                                                                                \
       "SELECT json_extract(?1, '$.folder'), CASE json_type(?1, '$.backend') WHEN 'text' THEN"      \
       " json_extract(?1, '$.backend') WHEN 'object' THEN 'exec' ELSE 'native' END,"                \
       " coalesce(json_extract(?1, '$.requires.mem_mb'), 0),"                                       \
       " coalesce(json_extract(?1, '$.requires.gpus'), 0)")                                         \
-    X(CLAIM_HELD, "SELECT id FROM job WHERE worker = ?1 AND state = 'running'"                     \
+    X(CLAIM_HELD, "SELECT id FROM job_row WHERE worker = ?1 AND state = 'running'"                 \
                   " AND lease_until >= ?2 ORDER BY id LIMIT 1")                                    \
-    X(CLAIM_RENEW, "UPDATE job SET lease_until = max(lease_until, ?2), heartbeat_at = ?3"          \
-                   " WHERE id = ?1 RETURNING id, sweep_id, attempt, lease_until, key, config")     \
+    X(CLAIM_RENEW,                                                                                 \
+      "UPDATE job_row SET lease_until = max(lease_until, ?2), heartbeat_at = ?3"                   \
+      " WHERE id = ?1 RETURNING id, sweep_id, attempt, lease_until, key, cfg, config_raw")         \
     X(CLAIM,                                                                                       \
-      "UPDATE job SET state = 'running', state_at = ?2, state_why = 'claimed', worker = ?1,"       \
+      "UPDATE job_row SET state = 'running', state_at = ?2, state_why = 'claimed', worker = ?1,"   \
       " attempt = attempt + 1, lease_until = ?3, heartbeat_at = ?2, not_before = NULL,"            \
       " cancel_requested = 0 WHERE id = ("                                                         \
       " SELECT b.jid FROM (SELECT s.max_running AS maxr,"                                          \
-      " (SELECT count(*) FROM job r WHERE r.sweep_id = s.id AND r.state = 'running') AS nrun,"     \
-      " (SELECT j.id FROM job j WHERE j.sweep_id = s.id AND j.state = 'queued'"                    \
-      " AND (?4 IS NULL OR j.req_model IN (SELECT value FROM json_each(?4)))"                      \
+      " (SELECT count(*) FROM job_row r WHERE r.sweep_id = s.id AND r.state = 'running') AS nrun," \
+      " (SELECT j.id FROM job_row j WHERE j.sweep_id = s.id AND j.state = 'queued'"                \
+      " AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(?4) WHERE value = j.req_model))"        \
       " AND (CASE j.req_backend WHEN 'native' THEN ?5 ELSE ?6 END)"                                \
       " AND (?7 IS NULL OR j.req_mem_mb <= ?7) AND j.req_gpus <= ?8"                               \
       " ORDER BY j.priority DESC, j.id LIMIT 1) AS jid"                                            \
-      " FROM sweep s WHERE s.state = 'active') b JOIN job k ON k.id = b.jid"                       \
+      " FROM sweep s WHERE s.state = 'active') b JOIN job_row k ON k.id = b.jid"                   \
       " WHERE b.maxr = 0 OR b.nrun < b.maxr ORDER BY k.priority DESC, b.nrun, b.jid LIMIT 1)"      \
-      " RETURNING id, sweep_id, attempt, lease_until, key, config")                                \
+      " RETURNING id, sweep_id, attempt, lease_until, key, cfg, config_raw")                       \
     X(SWEEP_TIMEOUT, "SELECT timeout_ms FROM sweep WHERE id = ?1")                                 \
     X(ATTEMPT_INSERT, "INSERT INTO attempt (job_id, n, worker, host, started)"                     \
                       " VALUES (?1, ?2, ?3, ?4, ?5)")                                              \
@@ -122,34 +130,35 @@
                    " log_path = coalesce(?6, log_path), outcome = ?7, error = ?8"                  \
                    " WHERE job_id = ?1 AND n = ?2")                                                \
     X(ATTEMPT_OUTCOME, "SELECT outcome FROM attempt WHERE job_id = ?1 AND n = ?2")                 \
-    X(HEARTBEAT, "UPDATE job SET lease_until = ?4, heartbeat_at = ?3,"                             \
+    X(HEARTBEAT, "UPDATE job_row SET lease_until = ?4, heartbeat_at = ?3,"                         \
                  " progress = coalesce(?5, progress)"                                              \
                  " WHERE id = ?1 AND attempt = ?2 AND state = 'running'"                           \
                  " RETURNING cancel_requested")                                                    \
     X(JOB_BRIEF, "SELECT state, attempt, key, sweep_id, cancel_requested, max_attempts"            \
-                 " FROM job WHERE id = ?1")                                                        \
+                 " FROM job_row WHERE id = ?1")                                                    \
     X(RESULT_FIND, "SELECT id FROM result WHERE job_id = ?1 AND attempt = ?2")                     \
     X(RESULT_INSERT, "INSERT INTO result (job_id, attempt, json, created)"                         \
                      " VALUES (?1, ?2, ?3, ?4)")                                                   \
     X(METRIC_INSERT, "INSERT INTO metric (result_id, job_id, task, metric, value, stderr, n)"      \
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                                       \
-    X(JOB_DONE, "UPDATE job SET state = 'done', state_at = ?2, state_why = ?3, result_id = ?4,"    \
-                " lease_until = NULL, not_before = NULL WHERE id = ?1")                            \
-    X(JOB_FAIL, "UPDATE job SET state = ?2, state_at = ?3, state_why = ?4, last_error = ?4,"       \
+    X(JOB_DONE,                                                                                    \
+      "UPDATE job_row SET state = 'done', state_at = ?2, state_why = ?3, result_id = ?4,"          \
+      " lease_until = NULL, not_before = NULL WHERE id = ?1")                                      \
+    X(JOB_FAIL, "UPDATE job_row SET state = ?2, state_at = ?3, state_why = ?4, last_error = ?4,"   \
                 " not_before = ?5, lease_until = NULL,"                                            \
                 " worker = CASE WHEN ?2 = 'retry_wait' THEN NULL ELSE worker END WHERE id = ?1")   \
     X(REAP_ATTEMPTS, "UPDATE attempt SET ended = ?1, outcome = 'expired', error = 'lease expired'" \
-                     " WHERE ended IS NULL AND (job_id, n) IN (SELECT id, attempt FROM job"        \
+                     " WHERE ended IS NULL AND (job_id, n) IN (SELECT id, attempt FROM job_row"    \
                      " WHERE state = 'running' AND lease_until < ?1)")                             \
     X(REAP_LEASES,                                                                                 \
-      "UPDATE job SET state = CASE WHEN cancel_requested THEN 'cancelled'"                         \
+      "UPDATE job_row SET state = CASE WHEN cancel_requested THEN 'cancelled'"                     \
       " WHEN attempt >= max_attempts THEN 'lost' ELSE 'queued' END, state_at = ?1,"                \
       " state_why = CASE WHEN cancel_requested THEN 'lease expired with a cancel pending'"         \
       " WHEN attempt >= max_attempts THEN 'lease expired, no attempts left'"                       \
       " ELSE 'lease expired' END, last_error = 'lease expired',"                                   \
       " worker = CASE WHEN cancel_requested OR attempt >= max_attempts THEN worker ELSE NULL END," \
       " lease_until = NULL WHERE state = 'running' AND lease_until < ?1 RETURNING state")          \
-    X(REAP_RETRY, "UPDATE job SET state = 'queued', state_at = ?1,"                                \
+    X(REAP_RETRY, "UPDATE job_row SET state = 'queued', state_at = ?1,"                            \
                   " state_why = 'retry backoff elapsed', not_before = NULL"                        \
                   " WHERE state = 'retry_wait' AND not_before <= ?1")                              \
     X(WORKER_SEEN,                                                                                 \
@@ -157,26 +166,26 @@
       " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (id) DO UPDATE SET"                                \
       " host = coalesce(excluded.host, host),"                                                     \
       " capabilities = coalesce(excluded.capabilities, capabilities), last_seen = ?4")             \
-    X(JOB_EXISTS, "SELECT 1 FROM job WHERE id = ?1")                                               \
+    X(JOB_EXISTS, "SELECT 1 FROM job_row WHERE id = ?1")                                           \
     X(CANCEL_WAITING,                                                                              \
-      "UPDATE job SET state = 'cancelled', state_at = ?4, state_why = ?5, not_before = NULL"       \
+      "UPDATE job_row SET state = 'cancelled', state_at = ?4, state_why = ?5, not_before = NULL"   \
       " WHERE " FILTER " AND state IN ('queued', 'retry_wait')")                                   \
-    X(CANCEL_RUNNING, "UPDATE job SET cancel_requested = 1, last_error = ?5"                       \
+    X(CANCEL_RUNNING, "UPDATE job_row SET cancel_requested = 1, last_error = ?5"                   \
                       " WHERE " FILTER " AND state = 'running' AND cancel_requested = 0")          \
-    X(RETRY,                                                                                       \
-      "UPDATE job SET state = 'queued', state_at = ?4, state_why = 'retry requested',"             \
-      " max_attempts = attempt + (SELECT max_attempts FROM sweep WHERE sweep.id = job.sweep_id),"  \
-      " not_before = NULL, cancel_requested = 0, worker = NULL"                                    \
-      " WHERE " FILTER " AND state IN ('failed', 'lost')"                                          \
-      " AND sweep_id NOT IN (SELECT id FROM sweep WHERE state = 'cancelled')")                     \
-    X(COUNT_SWEEP, "SELECT state, count(*) FROM job WHERE sweep_id = ?1 GROUP BY state")           \
+    X(RETRY, "UPDATE job_row SET state = 'queued', state_at = ?4, state_why = 'retry requested',"  \
+             " max_attempts = attempt + (SELECT max_attempts FROM sweep WHERE sweep.id = "         \
+             "job_row.sweep_id),"                                                                  \
+             " not_before = NULL, cancel_requested = 0, worker = NULL"                             \
+             " WHERE " FILTER " AND state IN ('failed', 'lost')"                                   \
+             " AND sweep_id NOT IN (SELECT id FROM sweep WHERE state = 'cancelled')")              \
+    X(COUNT_SWEEP, "SELECT state, count(*) FROM job_row WHERE sweep_id = ?1 GROUP BY state")       \
     X(COUNT_ALL, /* per sweep first: a scan of job_claim in order, no sort of every job */         \
-      "SELECT state, sum(n) FROM (SELECT sweep_id, state, count(*) AS n FROM job"                  \
+      "SELECT state, sum(n) FROM (SELECT sweep_id, state, count(*) AS n FROM job_row"              \
       " GROUP BY sweep_id, state) GROUP BY state")                                                 \
     X(JOB_GET,                                                                                     \
       "SELECT id, sweep_id, key, state, priority, attempt, max_attempts, lease_until, not_before," \
-      " result_id, cancel_requested, baseline, config, axes, worker, last_error"                   \
-      " FROM job WHERE id = ?1")
+      " result_id, cancel_requested, baseline, cfg, config_raw, axs, axes_raw, worker, last_error" \
+      " FROM job_row WHERE id = ?1")
 
 enum {
 #define STMT_ENUM(name, sql) S_##name,
@@ -194,8 +203,9 @@ static const char *const stmt_sql[S_COUNT] = {
 /* The scheduling requirements of the last model object seen by the insert path: consecutive cells
  * of a sweep share their model, so its JSON is evaluated once per distinct model, not per job. */
 typedef struct req_cache {
-    char *model; /* the model object's JSON text (NULL: empty) */
+    char *model; /* the JSON text the values come from (NULL: empty) */
     size_t len;
+    bool whole;              /* model is a whole config (REQ_OF_CONFIG), not a model object */
     sqlite3_value *value[4]; /* req_model, req_backend, req_mem_mb, req_gpus */
 } req_cache;
 
@@ -204,9 +214,15 @@ struct cs_store {
     bool readonly;
     bool batch;
     sqlite3_stmt *st[S_COUNT];
+    sqlite3_stmt *bulk; /* the multi-row job insert (bulk_stmt) */
     req_cache req;
-    bool defer_ckpt; /* the next commit skips its automatic checkpoint (a bulk insert) */
-    bool ckpt_owed;  /* a skipped checkpoint that cs_store_checkpoint() has not done yet */
+    cs_frag_map frags; /* fragment text <-> id, a cache of the fragment table */
+    bool frags_fresh;  /* fragment rows inserted since the last commit: a rollback forgets frags */
+    bool poisoned;     /* an operation of the batch failed after it wrote: commit rolls back */
+    char poison[160];  /* its message */
+    cs_buf text;       /* scratch: a rebuilt config or axes text */
+    bool defer_ckpt;   /* the next commit skips its automatic checkpoint (a bulk insert) */
+    bool ckpt_owed;    /* a skipped checkpoint that cs_store_checkpoint() has not done yet */
 };
 
 static const char *const job_state_names[CS_JOB_NSTATES] = {
@@ -370,6 +386,21 @@ static cs_rc op_begin(cs_store *s, cs_err *err)
     return run_id(s, s->batch ? S_SAVEPOINT : S_BEGIN, "begin", err);
 }
 
+/* After a rollback: fragment ids inserted since the last commit may be gone, so the map forgets
+ * everything (it is only a cache of the table). */
+static void rolled_back(cs_store *s)
+{
+    if (s->frags_fresh) {
+        cs_frag_map_clear(&s->frags);
+        s->frags_fresh = false;
+    }
+}
+
+static void committed(cs_store *s)
+{
+    s->frags_fresh = false;
+}
+
 /* Ends an operation: keeps its work when rc is CS_OK, undoes it otherwise; returns the outcome. */
 static cs_rc op_end(cs_store *s, cs_rc rc, cs_err *err)
 {
@@ -379,16 +410,45 @@ static cs_rc op_end(cs_store *s, cs_rc rc, cs_err *err)
         }
         run_id(s, S_ROLLBACK_TO, "rollback", NULL);
         run_id(s, S_RELEASE, "release", NULL);
+        rolled_back(s);
         return rc;
     }
     if (rc == CS_OK) {
         rc = run_id(s, S_COMMIT, "commit", err);
         if (rc == CS_OK) {
+            committed(s);
             return CS_OK;
         }
     }
     if (!sqlite3_get_autocommit(s->db)) {
         run_id(s, S_ROLLBACK, "rollback", NULL);
+    }
+    rolled_back(s);
+    return rc;
+}
+
+/* The worker operations (claim, heartbeat, result, fail, worker seen) in a batch: no savepoint.
+ * They check everything before they write, so what can fail after a write is I/O, memory or a
+ * broken database; then the whole batch is rolled back at cs_store_commit instead. A savepoint
+ * per operation made SQLite copy each page the operation changed into its sub-journal first
+ * (~10% of a claimed and completed job's CPU time). Outside a batch: op_begin and op_end. */
+static cs_rc op_begin_w(cs_store *s, int64_t *mark, cs_err *err)
+{
+    if (s->batch) {
+        *mark = sqlite3_total_changes64(s->db);
+        return CS_OK;
+    }
+    return op_begin(s, err);
+}
+
+static cs_rc op_end_w(cs_store *s, cs_rc rc, int64_t mark, cs_err *err)
+{
+    if (!s->batch) {
+        return op_end(s, rc, err);
+    }
+    if (rc != CS_OK && sqlite3_total_changes64(s->db) != mark && !s->poisoned) {
+        s->poisoned = true;
+        snprintf(s->poison, sizeof(s->poison), "%s", err ? err->msg : cs_rc_str(rc));
     }
     return rc;
 }
@@ -405,6 +465,7 @@ cs_rc cs_store_begin(cs_store *s, cs_err *err)
     rc = run_id(s, S_BEGIN, "begin batch", err);
     if (rc == CS_OK) {
         s->batch = true;
+        s->poisoned = false;
     }
     return rc;
 }
@@ -416,10 +477,23 @@ cs_rc cs_store_commit(cs_store *s, cs_err *err)
         return cs_err_set(err, CS_ESTATE, 0, "store: no batch is open");
     }
     s->batch = false;
-    rc = run_id(s, S_COMMIT, "commit batch", err);
-    if (rc != CS_OK && !sqlite3_get_autocommit(s->db)) {
+    if (s->poisoned) {
+        s->poisoned = false;
+        rc = cs_err_set(err, CS_EDB, 0,
+                        "store: an operation of the batch failed after it wrote (%s): the batch "
+                        "is rolled back",
+                        s->poison);
+    } else {
+        rc = run_id(s, S_COMMIT, "commit batch", err);
+    }
+    if (rc == CS_OK) {
+        committed(s);
+        return CS_OK;
+    }
+    if (!sqlite3_get_autocommit(s->db)) {
         run_id(s, S_ROLLBACK, "rollback", NULL);
     }
+    rolled_back(s);
     return rc;
 }
 
@@ -427,9 +501,11 @@ void cs_store_rollback(cs_store *s)
 {
     if (s && s->batch) {
         s->batch = false;
+        s->poisoned = false;
         if (!sqlite3_get_autocommit(s->db)) {
             run_id(s, S_ROLLBACK, "rollback", NULL);
         }
+        rolled_back(s);
     }
 }
 
@@ -478,7 +554,29 @@ static cs_rc refuse_newer(const char *path, int v, cs_err *err)
                       path, v, (int)cs_store_n_migrations);
 }
 
-/* Applies every pending migration in one transaction. */
+/* CS_OK when PRAGMA foreign_key_check finds nothing; CS_EDB naming the first violation. */
+static cs_rc check_foreign_keys(sqlite3 *db, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    cs_rc rc = CS_OK;
+    int src = sqlite3_prepare_v2(db, "PRAGMA foreign_key_check", -1, &st, NULL);
+    if (src == SQLITE_OK) {
+        src = sqlite3_step(st);
+    }
+    if (src == SQLITE_ROW) {
+        rc = cs_err_set(
+                err, CS_EDB, 0, "store: migration left a dangling reference: %s row %lld -> %s",
+                (const char *)sqlite3_column_text(st, 0), (long long)sqlite3_column_int64(st, 1),
+                (const char *)sqlite3_column_text(st, 2));
+    } else if (src != SQLITE_DONE) {
+        rc = db_err(err, db, src, "foreign_key_check");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Applies every pending migration in one transaction. Foreign keys are off while it runs (the
+ * caller's pragma; a migration may rebuild a referenced table) and checked before the commit. */
 static cs_rc migrate(sqlite3 *db, const char *path, cs_err *err)
 {
     char pragma[64];
@@ -493,6 +591,9 @@ static cs_rc migrate(sqlite3 *db, const char *path, cs_err *err)
     }
     for (size_t i = (size_t)(v < 0 ? 0 : v); rc == CS_OK && i < cs_store_n_migrations; i++) {
         rc = exec_sql(db, cs_store_migrations[i], cs_store_migration_names[i], err);
+    }
+    if (rc == CS_OK && v < (int)cs_store_n_migrations) {
+        rc = check_foreign_keys(db, err);
     }
     if (rc == CS_OK && v < (int)cs_store_n_migrations) {
         snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", (int)cs_store_n_migrations);
@@ -565,9 +666,13 @@ static cs_rc open_common(const char *path, bool readonly, cs_store **out, cs_err
         return cs_err_set(err, CS_ENOMEM, 0, "store: out of memory");
     }
     s->readonly = readonly;
+    /* NOMUTEX: a cs_store is used by one thread at a time (cs_store.h), so the connection needs
+     * no lock of its own around every call (SQLite's global locks stay). */
     src = sqlite3_open_v2(
             path, &s->db,
-            readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+            SQLITE_OPEN_NOMUTEX |
+                    (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE),
+            NULL);
     if (src != SQLITE_OK) {
         rc = cs_err_set(err, CS_EIO, src, "store: %s: cannot open: %s", path,
                         s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(src));
@@ -598,12 +703,21 @@ static cs_rc open_common(const char *path, bool readonly, cs_store **out, cs_err
             goto fail;
         }
     } else {
+        /* temp_store = MEMORY keeps the sub-journal of each operation's savepoint in memory: a
+         * batch of the daemon runs every operation in a savepoint, and SQLite saves each page
+         * the operation changes there first; past 64 KiB it wrote them to a temporary file, ~40
+         * writes per claimed and completed job. No query of the store sorts or builds large
+         * temporary tables (the big counts walk job_claim in order). */
         rc = exec_sql(s->db,
                       "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-                      " PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536;",
+                      " PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = OFF;"
+                      " PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
                       "pragmas", err);
         if (rc == CS_OK) {
             rc = migrate(s->db, path, err);
+        }
+        if (rc == CS_OK) {
+            rc = exec_sql(s->db, "PRAGMA foreign_keys = ON", "pragmas", err);
         }
         if (rc != CS_OK) {
             goto fail;
@@ -632,6 +746,7 @@ static void req_cache_clear(req_cache *rc)
     free(rc->model);
     rc->model = NULL;
     rc->len = 0;
+    rc->whole = false;
     for (size_t i = 0; i < 4; i++) {
         sqlite3_value_free(rc->value[i]);
         rc->value[i] = NULL;
@@ -645,9 +760,12 @@ void cs_store_close(cs_store *s)
     }
     cs_store_rollback(s);
     req_cache_clear(&s->req);
+    cs_frag_map_fini(&s->frags);
+    cs_buf_fini(&s->text);
     for (int i = 0; i < S_COUNT; i++) {
         sqlite3_finalize(s->st[i]);
     }
+    sqlite3_finalize(s->bulk);
     sqlite3_close(s->db);
     free(s);
 }
@@ -744,22 +862,29 @@ typedef struct insert_ctx {
     int priority;
     int max_attempts;
     bool force;
+    bool extend; /* the sweep may have jobs already: load their keys first */
     int64_t now;
 } insert_ctx;
 
+/* Lowercase hex digits (a table: this runs once per cell of a 10^6-cell insert). */
+static const unsigned char hex_digit[256] = {
+        ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+        ['8'] = 1, ['9'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+};
+
 static bool key_ok(const char *key)
 {
-    size_t n = 0;
+    unsigned bad = 0;
     if (!key) {
         return false;
     }
-    for (; key[n]; n++) {
-        char c = key[n];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+    for (size_t n = 0; n < 64; n++) {
+        if (!key[n]) {
             return false;
         }
+        bad |= hex_digit[(unsigned char)key[n]] ^ 1u;
     }
-    return n == 64;
+    return bad == 0 && key[64] == '\0';
 }
 
 static cs_rc lookup_cache(cs_store *s, const char *key, int64_t *result_id, cs_err *err)
@@ -782,112 +907,287 @@ static cs_rc lookup_cache(cs_store *s, const char *key, int64_t *result_id, cs_e
     return rc;
 }
 
-static const char *skip_ws(const char *p, const char *end)
+/* Runs a one-column, one-row query with one text parameter; *out = its integer. */
+static cs_rc query_int_text(cs_store *s, int id, const char *text, size_t len, int64_t *out,
+                            bool *found, const char *what, cs_err *err)
 {
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
-        p++;
+    sqlite3_stmt *st = NULL;
+    cs_rc rc = stmt(s, id, &st, err);
+    int src;
+    *found = false;
+    if (rc != CS_OK) {
+        return rc;
     }
-    return p;
+    if (text) {
+        sqlite3_bind_text(st, 1, text, (int)len, SQLITE_STATIC);
+    }
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *out = sqlite3_column_int64(st, 0);
+        *found = true;
+    } else if (src != SQLITE_DONE) {
+        rc = db_err(err, s->db, src, what);
+    }
+    rel(st);
+    return rc;
 }
 
-/* p at the opening quote: returns the position after the closing quote, NULL if unterminated. */
-static const char *skip_string(const char *p, const char *end)
+/* ---- fragments ----------------------------------------------------------------------------- */
+
+/* The fragment id of member text[0..len): the map, else the table, else a new row. A new member
+ * must be valid JSON as the only member of an object: CS_EINVAL "malformed JSON" otherwise. */
+static cs_rc frag_id(cs_store *s, const char *text, size_t len, int64_t *id, cs_err *err)
 {
-    for (p++; p < end; p++) {
-        if (*p == '\\') {
-            p++;
-        } else if (*p == '"') {
-            return p + 1;
+    uint64_t h = cs_frag_hash(text, len);
+    sqlite3_stmt *st = NULL;
+    bool found = false;
+    cs_rc rc;
+
+    *id = cs_frag_map_find_text(&s->frags, text, len, h);
+    if (*id > 0) {
+        return CS_OK;
+    }
+    if (len > INT_MAX) {
+        return cs_err_set(err, CS_ETOOBIG, 0, "member of %zu bytes", len);
+    }
+    rc = query_int_text(s, S_FRAG_FIND, text, len, id, &found, "find fragment", err);
+    if (rc == CS_OK && !found) {
+        rc = stmt(s, S_FRAG_INSERT, &st, err);
+        if (rc == CS_OK) {
+            sqlite3_bind_text(st, 1, text, (int)len, SQLITE_STATIC);
+            rc = run(s, st, "insert fragment", err);
+        }
+        if (rc == CS_OK && sqlite3_changes(s->db) == 0) {
+            return cs_err_set(err, CS_EINVAL, 0, "malformed JSON in the member '%.*s'",
+                              (int)(len < 60 ? len : 60), text);
+        }
+        if (rc == CS_OK) {
+            *id = sqlite3_last_insert_rowid(s->db);
+            s->frags_fresh = true;
         }
     }
-    return NULL;
+    if (rc == CS_OK) {
+        rc = cs_frag_map_add(&s->frags, *id, text, len, h, err);
+    }
+    return rc;
 }
 
-/* p at the start of a JSON value: returns the position after it, NULL if it is not well formed
- * as far as nesting and strings go (the full check is SQLite's, on the span found). */
-static const char *skip_value(const char *p, const char *end)
+/* The text of fragment id: the map, else the table. Returns borrowed, valid until the next
+ * fragment lookup. */
+static cs_rc frag_text(cs_store *s, int64_t id, const char **text, size_t *len, cs_err *err)
 {
-    size_t depth = 0;
-    if (p >= end) {
-        return NULL;
+    sqlite3_stmt *st = NULL;
+    cs_rc rc;
+    int src;
+
+    *text = cs_frag_map_find_id(&s->frags, id, len);
+    if (*text) {
+        return CS_OK;
     }
-    if (*p == '"') {
-        return skip_string(p, end);
+    rc = stmt(s, S_FRAG_GET, &st, err);
+    if (rc != CS_OK) {
+        return rc;
     }
-    if (*p != '{' && *p != '[') {
-        while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' &&
-               *p != '\t' && *p != '\r') {
-            p++;
-        }
-        return p;
+    sqlite3_bind_int64(st, 1, id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        rc = cs_frag_map_add(&s->frags, id, t ? t : "", t ? n : 0, cs_frag_hash(t ? t : "", n),
+                             err);
+    } else if (src == SQLITE_DONE) {
+        rc = cs_err_set(err, CS_EDB, 0, "store: fragment %lld is missing", (long long)id);
+    } else {
+        rc = db_err(err, s->db, src, "read fragment");
     }
-    for (; p < end; p++) {
-        if (*p == '"') {
-            p = skip_string(p, end);
-            if (!p) {
-                return NULL;
-            }
-            p--;
-        } else if (*p == '{' || *p == '[') {
-            depth++;
-        } else if (*p == '}' || *p == ']') {
-            if (--depth == 0) {
-                return p + 1;
-            }
-        }
+    rel(st);
+    if (rc == CS_OK) {
+        *text = cs_frag_map_find_id(&s->frags, id, len);
     }
-    return NULL;
+    return rc;
 }
 
-/* Finds the value of the top-level key "model" of a JSON object. Returns false when the text is
- * not a plain object or has no such key (an unescaped key; canonical JSON never escapes it). */
-static bool find_model(const char *json, const char **span, size_t *len)
+/* Rebuilds a config or axes text into s->text: raw when not NULL, else '{' + the texts of the
+ * fragments of the id list + '}'. Returns an owned copy in *out (free()). */
+static cs_rc rebuild(cs_store *s, const char *ids, const char *raw, char **out, cs_err *err)
 {
-    const char *end = json + strlen(json), *p = skip_ws(json, end);
-    if (p >= end || *p != '{') {
+    int64_t id[CS_FRAG_MAX_MEMBERS];
+    size_t n = 0;
+    cs_rc rc = CS_OK;
+
+    *out = NULL;
+    if (raw) {
+        *out = cs_strdup(raw);
+        return *out ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "store: out of memory");
+    }
+    if (!cs_frag_parse_ids(ids, id, CS_FRAG_MAX_MEMBERS, &n)) {
+        return cs_err_set(err, CS_EDB, 0, "store: bad fragment list '%.40s'", ids ? ids : "");
+    }
+    s->text.len = 0;
+    rc = cs_buf_putc(&s->text, '{');
+    for (size_t i = 0; i < n && rc == CS_OK; i++) {
+        const char *t = NULL;
+        size_t len = 0;
+        rc = frag_text(s, id[i], &t, &len, err);
+        if (rc == CS_OK && i > 0) {
+            rc = cs_buf_putc(&s->text, ',');
+        }
+        if (rc == CS_OK) {
+            rc = cs_buf_append(&s->text, t, len);
+        }
+    }
+    if (rc == CS_OK) {
+        rc = cs_buf_putc(&s->text, '}');
+    }
+    if (rc == CS_OK) {
+        *out = cs_strndup(s->text.data, s->text.len);
+        if (!*out) {
+            rc = CS_ENOMEM;
+        }
+    }
+    if (rc == CS_ENOMEM) {
+        cs_err_set(err, CS_ENOMEM, 0, "store: out of memory");
+    }
+    return rc;
+}
+
+/* The members of the previous cell's config (or axes) and their ids: consecutive cells share
+ * most members, which are then found with one memcmp instead of a hash lookup. */
+typedef struct member_memo {
+    cs_buf text;
+    cs_frag_span span[CS_FRAG_MAX_MEMBERS];
+    int64_t id[CS_FRAG_MAX_MEMBERS];
+    size_t n;
+} member_memo;
+
+/* An object text as stored: the id list in ids, or *raw = true when the text is kept whole
+ * (it is not an object that cs_frag_split can cut; then it must still be valid JSON). spans/n
+ * receive the members (n = 0 when raw). The members before the first byte in which text differs
+ * from the previous cell's (memo) are that cell's: only the rest is split and looked up. */
+static cs_rc encode_object(cs_store *s, member_memo *memo, const char *text, size_t len,
+                           cs_buf *ids, bool *raw, cs_frag_span *spans, size_t *n, const char *what,
+                           cs_err *err)
+{
+    int64_t id[CS_FRAG_MAX_MEMBERS];
+    size_t keep = 0, rest = 0;
+    bool ok;
+    cs_rc rc = CS_OK;
+
+    ids->len = 0;
+    *raw = false;
+    if (memo->n > 0) {
+        /* Member k is the memo's when its bytes and the separator after it are common. */
+        size_t common = cs_frag_common_prefix(text, len, memo->text.data, memo->text.len);
+        while (keep < memo->n && memo->span[keep].off + memo->span[keep].len < common) {
+            keep++;
+        }
+    }
+    if (keep > 0) {
+        memcpy(spans, memo->span, keep * sizeof(*spans));
+        memcpy(id, memo->id, keep * sizeof(*id));
+        ok = cs_frag_split_from(text, len, memo->span[keep - 1].off + memo->span[keep - 1].len + 1,
+                                spans + keep, CS_FRAG_MAX_MEMBERS - keep, &rest);
+        *n = keep + rest;
+    } else {
+        ok = cs_frag_split(text, len, spans, CS_FRAG_MAX_MEMBERS, n);
+    }
+    if (!ok) {
+        int64_t valid = 0;
+        bool found = false;
+        *n = 0;
+        *raw = true;
+        memo->n = 0;
+        if (len > INT_MAX) {
+            return cs_err_set(err, CS_ETOOBIG, 0, "%s of %zu bytes", what, len);
+        }
+        rc = query_int_text(s, S_JSON_VALID, text, len, &valid, &found, "check JSON", err);
+        if (rc == CS_OK && !valid) {
+            rc = cs_err_set(err, CS_EINVAL, 0, "%s: malformed JSON", what);
+        }
+        return rc;
+    }
+    for (size_t i = keep; i < *n && rc == CS_OK; i++) {
+        const char *m = text + spans[i].off;
+        /* After the member that changed, the others are often the memo's again. */
+        if (i < memo->n && memo->span[i].len == spans[i].len &&
+            memcmp(memo->text.data + memo->span[i].off, m, spans[i].len) == 0) {
+            id[i] = memo->id[i];
+            continue;
+        }
+        rc = frag_id(s, m, spans[i].len, &id[i], err);
+        if (rc != CS_OK) {
+            cs_err_prefix(err, "%s", what);
+        }
+    }
+    if (rc == CS_OK) {
+        rc = cs_frag_format_ids(ids, id, *n);
+        if (rc != CS_OK) {
+            return cs_err_set(err, CS_ENOMEM, 0, "store: out of memory");
+        }
+    }
+    memo->text.len = 0;
+    memo->n = 0;
+    if (rc == CS_OK && cs_buf_append(&memo->text, text, len) == CS_OK) {
+        memcpy(memo->span, spans, *n * sizeof(*spans));
+        memcpy(memo->id, id, *n * sizeof(*id));
+        memo->n = *n;
+    }
+    return rc;
+}
+
+static bool is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* When member m[0..len) is "model": value (the key written plainly, as canonical JSON always
+ * does), the value's span without surrounding whitespace. */
+static bool model_member(const char *m, size_t len, const char **v, size_t *vlen)
+{
+    size_t i = 0, end = len;
+    while (i < len && is_ws(m[i])) {
+        i++;
+    }
+    if (len - i < 7 || memcmp(m + i, "\"model\"", 7) != 0) {
         return false;
     }
-    p = skip_ws(p + 1, end);
-    while (p < end && *p == '"') {
-        const char *k = p + 1, *kend = skip_string(p, end), *v;
-        if (!kend) {
-            return false;
-        }
-        p = skip_ws(kend, end);
-        if (p >= end || *p != ':') {
-            return false;
-        }
-        v = skip_ws(p + 1, end);
-        p = skip_value(v, end);
-        if (!p) {
-            return false;
-        }
-        if (kend - k == 6 && memcmp(k, "model\"", 6) == 0) {
-            *span = v;
-            *len = (size_t)(p - v);
-            return true;
-        }
-        p = skip_ws(p, end);
-        if (p < end && *p == ',') {
-            p = skip_ws(p + 1, end);
-        }
+    i += 7;
+    while (i < len && is_ws(m[i])) {
+        i++;
     }
-    return false;
+    if (i >= len || m[i] != ':') {
+        return false;
+    }
+    i++;
+    while (i < len && is_ws(m[i])) {
+        i++;
+    }
+    while (end > i && is_ws(m[end - 1])) {
+        end--;
+    }
+    *v = m + i;
+    *vlen = end - i;
+    return true;
 }
 
-/* Fills s->req with the requirements of a model object (json, len), unless they are cached. */
-static cs_rc model_reqs(cs_store *s, const char *json, size_t len, cs_err *err)
+/* Fills s->req with the requirements of json[0..len) - a model object (whole = false) or a whole
+ * config (whole = true) - unless they are cached. A malformed text fails with SQLite's
+ * "malformed JSON". */
+static cs_rc reqs_of(cs_store *s, const char *json, size_t len, bool whole, cs_err *err)
 {
     sqlite3_stmt *st = NULL;
     req_cache *c = &s->req;
     cs_rc rc;
     int src;
 
-    if (c->model && c->len == len && memcmp(c->model, json, len) == 0) {
+    if (c->model && c->whole == whole && c->len == len && memcmp(c->model, json, len) == 0) {
         return CS_OK;
     }
     req_cache_clear(c);
-    rc = stmt(s, S_REQ_OF_MODEL, &st, err);
+    if (len > INT_MAX) {
+        return cs_err_set(err, CS_ETOOBIG, 0, "store: config of %zu bytes", len);
+    }
+    rc = stmt(s, whole ? S_REQ_OF_CONFIG : S_REQ_OF_MODEL, &st, err);
     if (rc != CS_OK) {
         return rc;
     }
@@ -915,95 +1215,426 @@ static cs_rc model_reqs(cs_store *s, const char *json, size_t len, cs_err *err)
     }
     memcpy(c->model, json, len);
     c->len = len;
+    c->whole = whole;
     return CS_OK;
 }
 
-/* Prepares the job insert for a config: the requirement columns come from the model object,
- * evaluated once per distinct model (model_reqs); a config whose model cannot be found by
- * find_model takes the statement that extracts them from the whole config. Either way a config
- * that is not valid JSON fails with SQLite's "malformed JSON" (JOB_INSERT_REQ checks json_valid,
- * one parse instead of the five of JOB_INSERT). */
-static cs_rc job_insert_stmt(cs_store *s, const char *config, sqlite3_stmt **ins, cs_err *err)
+/* The requirement columns of a config: from its "model" member, evaluated once per distinct
+ * model (consecutive cells share it), else from the whole text (the model key escaped, no model,
+ * or a config kept raw). */
+static cs_rc config_reqs(cs_store *s, const char *config, size_t len, const cs_frag_span *spans,
+                         size_t n, cs_err *err)
 {
-    const char *span = NULL;
-    size_t len = 0;
-    cs_rc rc;
+    for (size_t i = 0; i < n; i++) {
+        const char *v = NULL;
+        size_t vlen = 0;
+        if (model_member(config + spans[i].off, spans[i].len, &v, &vlen)) {
+            return reqs_of(s, v, vlen, false, err);
+        }
+    }
+    return reqs_of(s, config, len, true, err);
+}
 
-    if (!find_model(config, &span, &len) || len > INT_MAX) {
-        return stmt(s, S_JOB_INSERT, ins, err);
+/* ---- the insert path ------------------------------------------------------------------------ */
+
+/* One of the 17 values per row of JOB_INSERT that the requirement cache provides, copied out of
+ * it (the cache may hold another model's by the time the row is written). */
+typedef struct req_val {
+    int type; /* SQLITE_NULL, _INTEGER, _FLOAT, _TEXT */
+    int64_t i;
+    double d;
+    cs_buf text;
+} req_val;
+
+/* A job waiting in the insert batch: its own copies of everything it binds. */
+typedef struct pending_row {
+    char key[65];
+    cs_buf cfg, axes; /* id lists, or the whole texts when raw */
+    bool cfg_raw, axes_raw;
+    bool baseline;
+    int64_t result_id; /* 0: queued */
+    req_val req[4];
+} pending_row;
+
+/* Rows per multi-row INSERT: one statement per job cost as much again as the row itself. The
+ * insert is OR FAIL and job_row's references are deferred (0002_fragments.sql): no constraint can
+ * then make SQLite undo part of a statement, so it keeps no statement journal (a copy of every
+ * page the statement touches); on an error the operation's transaction or savepoint is undone
+ * whole anyway. */
+#define INSERT_ROWS 32
+
+/* Per-insert state: the sweep's keys, the previous cell's members, the batch of rows. */
+typedef struct inserter {
+    cs_keyset keys; /* the sweep's stored keys, once keys_on */
+    bool keys_on;   /* keys holds every stored job of the sweep (extend, or a cell not unique) */
+    member_memo cfg_memo, axes_memo;
+    cs_frag_span spans[CS_FRAG_MAX_MEMBERS];
+    pending_row rows[INSERT_ROWS];
+    size_t n_rows;
+} inserter;
+
+static void inserter_fini(inserter *in)
+{
+    cs_keyset_fini(&in->keys);
+    cs_buf_fini(&in->cfg_memo.text);
+    cs_buf_fini(&in->axes_memo.text);
+    for (size_t r = 0; r < INSERT_ROWS; r++) {
+        cs_buf_fini(&in->rows[r].cfg);
+        cs_buf_fini(&in->rows[r].axes);
+        for (int i = 0; i < 4; i++) {
+            cs_buf_fini(&in->rows[r].req[i].text);
+        }
     }
-    rc = model_reqs(s, span, len, err);
+}
+
+/* Puts the keys of the sweep's stored jobs into in->keys. */
+static cs_rc load_keys(cs_store *s, inserter *in, int64_t sweep_id, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    cs_rc rc = stmt(s, S_SWEEP_KEYS, &st, err);
+    int src;
     if (rc != CS_OK) {
         return rc;
     }
-    rc = stmt(s, S_JOB_INSERT_REQ, ins, err);
-    if (rc != CS_OK) {
-        return rc;
+    sqlite3_bind_int64(st, 1, sweep_id);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(st, 1);
+        if (!key_ok(key)) {
+            rc = cs_err_set(err, CS_EDB, 0, "store: job %lld has a bad key",
+                            (long long)sqlite3_column_int64(st, 0));
+            break;
+        }
+        rc = cs_keyset_add(&in->keys, cs_keyset_fingerprint(key), sqlite3_column_int64(st, 0), err);
+        if (rc != CS_OK) {
+            break;
+        }
     }
-    for (int i = 0; i < 4; i++) {
-        sqlite3_bind_value(*ins, 12 + i, s->req.value[i]);
+    if (rc == CS_OK && src != SQLITE_DONE) {
+        rc = db_err(err, s->db, src, "read the sweep's keys");
+    }
+    rel(st);
+    return rc;
+}
+
+/* Whether the sweep has a job with key (fingerprint fp) already: stored, or in the batch. */
+static cs_rc key_known(cs_store *s, const inserter *in, const char *key, uint64_t fp, bool *known,
+                       cs_err *err)
+{
+    *known = false;
+    for (size_t r = 0; r < in->n_rows; r++) {
+        if (memcmp(in->rows[r].key, key, 64) == 0) {
+            *known = true;
+            return CS_OK;
+        }
+    }
+    for (size_t i = cs_keyset_first(&in->keys, fp); i != CS_KEYSET_END;
+         i = cs_keyset_next(&in->keys, fp, i)) {
+        sqlite3_stmt *st = NULL;
+        cs_rc rc = stmt(s, S_KEY_OF, &st, err);
+        int src;
+        if (rc != CS_OK) {
+            return rc;
+        }
+        sqlite3_bind_int64(st, 1, cs_keyset_id(&in->keys, i));
+        src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            const char *k = (const char *)sqlite3_column_text(st, 0);
+            *known = k && strcmp(k, key) == 0;
+        } else if (src != SQLITE_DONE) {
+            rc = db_err(err, s->db, src, "read a job's key");
+        }
+        rel(st);
+        if (rc != CS_OK || *known) {
+            return rc;
+        }
     }
     return CS_OK;
+}
+
+static cs_rc copy_req(req_val *v, sqlite3_value *src)
+{
+    v->type = sqlite3_value_type(src);
+    if (v->type == SQLITE_INTEGER) {
+        v->i = sqlite3_value_int64(src);
+    } else if (v->type == SQLITE_FLOAT) {
+        v->d = sqlite3_value_double(src);
+    } else if (v->type == SQLITE_TEXT) {
+        const char *t = (const char *)sqlite3_value_text(src);
+        v->text.len = 0;
+        return cs_buf_append(&v->text, t ? t : "", (size_t)sqlite3_value_bytes(src));
+    } else {
+        v->type = SQLITE_NULL;
+    }
+    return CS_OK;
+}
+
+/* Encodes a cell that the sweep does not have into the next row of the batch. */
+static cs_rc add_row(cs_store *s, inserter *in, const cs_cell *cell, int64_t result_id, cs_err *err)
+{
+    pending_row *row = &in->rows[in->n_rows];
+    cs_frag_span axes_spans[CS_FRAG_MAX_MEMBERS];
+    size_t n = 0, n_axes = 0;
+    size_t cfg_len = cell->config_len ? cell->config_len : strlen(cell->config);
+    size_t axes_len = cell->axes_len ? cell->axes_len : strlen(cell->axes);
+    cs_rc rc;
+
+    rc = encode_object(s, &in->cfg_memo, cell->config, cfg_len, &row->cfg, &row->cfg_raw, in->spans,
+                       &n, "config", err);
+    if (rc == CS_OK) {
+        rc = config_reqs(s, cell->config, cfg_len, in->spans, n, err);
+    }
+    if (rc == CS_OK) {
+        rc = encode_object(s, &in->axes_memo, cell->axes, axes_len, &row->axes, &row->axes_raw,
+                           axes_spans, &n_axes, "axes", err);
+    }
+    if (rc != CS_OK) {
+        return rc;
+    }
+    if (row->cfg_raw) {
+        row->cfg.len = 0;
+        rc = cs_buf_append(&row->cfg, cell->config, cfg_len);
+    }
+    if (rc == CS_OK && row->axes_raw) {
+        row->axes.len = 0;
+        rc = cs_buf_append(&row->axes, cell->axes, axes_len);
+    }
+    for (int i = 0; i < 4 && rc == CS_OK; i++) {
+        rc = copy_req(&row->req[i], s->req.value[i]);
+    }
+    if (rc != CS_OK) {
+        return cs_err_set(err, CS_ENOMEM, 0, "store: out of memory");
+    }
+    memcpy(row->key, cell->key, 65);
+    row->baseline = cell->baseline;
+    row->result_id = result_id;
+    in->n_rows++;
+    return CS_OK;
+}
+
+static void bind_row(sqlite3_stmt *st, int b, const insert_ctx *ic, const pending_row *row)
+{
+    sqlite3_bind_int64(st, b + 1, ic->sweep_id);
+    sqlite3_bind_text(st, b + 2, row->key, 64, SQLITE_STATIC);
+    if (row->cfg_raw) {
+        sqlite3_bind_text(st, b + 3, "[]", 2, SQLITE_STATIC);
+        sqlite3_bind_text(st, b + 5, row->cfg.data, (int)row->cfg.len, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_text(st, b + 3, row->cfg.data, (int)row->cfg.len, SQLITE_STATIC);
+        sqlite3_bind_null(st, b + 5);
+    }
+    if (row->axes_raw) {
+        sqlite3_bind_text(st, b + 4, "[]", 2, SQLITE_STATIC);
+        sqlite3_bind_text(st, b + 6, row->axes.data, (int)row->axes.len, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_text(st, b + 4, row->axes.data, (int)row->axes.len, SQLITE_STATIC);
+        sqlite3_bind_null(st, b + 6);
+    }
+    sqlite3_bind_int(st, b + 7, row->baseline ? 1 : 0);
+    sqlite3_bind_text(st, b + 8, row->result_id ? "cached" : "queued", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, b + 9, ic->now);
+    sqlite3_bind_text(st, b + 10, row->result_id ? "result cached" : "submitted", -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_int(st, b + 11, ic->priority);
+    sqlite3_bind_int(st, b + 12, ic->max_attempts);
+    if (row->result_id) {
+        sqlite3_bind_int64(st, b + 13, row->result_id);
+    } else {
+        sqlite3_bind_null(st, b + 13);
+    }
+    for (int i = 0; i < 4; i++) {
+        const req_val *v = &row->req[i];
+        if (v->type == SQLITE_INTEGER) {
+            sqlite3_bind_int64(st, b + 14 + i, v->i);
+        } else if (v->type == SQLITE_FLOAT) {
+            sqlite3_bind_double(st, b + 14 + i, v->d);
+        } else if (v->type == SQLITE_TEXT) {
+            sqlite3_bind_text(st, b + 14 + i, v->text.data ? v->text.data : "", (int)v->text.len,
+                              SQLITE_STATIC);
+        } else {
+            sqlite3_bind_null(st, b + 14 + i);
+        }
+    }
+}
+
+/* The multi-row insert (INSERT_ROWS rows), prepared on first use. */
+static cs_rc bulk_stmt(cs_store *s, sqlite3_stmt **out, cs_err *err)
+{
+    cs_buf sql = {0};
+    int src;
+    cs_rc rc = CS_OK;
+
+    if (s->bulk) {
+        sqlite3_reset(s->bulk);
+        *out = s->bulk;
+        return CS_OK;
+    }
+    /* JOB_INSERT's column list, then its values once per row with the parameters shifted. */
+    rc = cs_buf_puts(&sql, stmt_sql[S_JOB_INSERT]);
+    if (rc == CS_OK) {
+        char *values = strstr(sql.data, " VALUES ");
+        sql.len = (size_t)(values - sql.data) + 8;
+        for (int r = 0; r < INSERT_ROWS && rc == CS_OK; r++) {
+            int b = 17 * r;
+            rc = cs_buf_printf(&sql, "%s(", r ? "," : "");
+            for (int i = 1; i <= 17 && rc == CS_OK; i++) {
+                rc = cs_buf_printf(&sql, "?%d,", b + i);
+            }
+            if (rc == CS_OK) {
+                rc = cs_buf_printf(&sql, "?%d)", b + 9); /* created = state_at */
+            }
+        }
+    }
+    if (rc != CS_OK) {
+        cs_buf_fini(&sql);
+        return cs_err_set(err, CS_ENOMEM, 0, "store: out of memory");
+    }
+    src = sqlite3_prepare_v3(s->db, sql.data, -1, SQLITE_PREPARE_PERSISTENT, &s->bulk, NULL);
+    cs_buf_fini(&sql);
+    if (src != SQLITE_OK) {
+        return db_err(err, s->db, src, "prepare the bulk insert");
+    }
+    *out = s->bulk;
+    return CS_OK;
+}
+
+/* Writes the batch: one multi-row INSERT when it is full, else one INSERT per row. With keys_on
+ * the new jobs' keys join in->keys (rowids of one INSERT are consecutive: the table only grows at
+ * its end; checked on the first and last row). */
+static cs_rc flush_rows(cs_store *s, inserter *in, const insert_ctx *ic, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t last = 0;
+    cs_rc rc = CS_OK;
+
+    if (in->n_rows == INSERT_ROWS) {
+        rc = bulk_stmt(s, &st, err);
+        for (size_t r = 0; r < in->n_rows && rc == CS_OK; r++) {
+            bind_row(st, 17 * (int)r, ic, &in->rows[r]);
+        }
+        if (rc == CS_OK) {
+            rc = run(s, st, "insert jobs", err);
+        }
+        if (rc == CS_OK && sqlite3_changes(s->db) != INSERT_ROWS) {
+            rc = cs_err_set(err, CS_EINTERNAL, 0, "store: the bulk insert stored %d rows",
+                            sqlite3_changes(s->db));
+        }
+    } else {
+        for (size_t r = 0; r < in->n_rows && rc == CS_OK; r++) {
+            rc = stmt(s, S_JOB_INSERT, &st, err);
+            if (rc == CS_OK) {
+                bind_row(st, 0, ic, &in->rows[r]);
+                rc = run(s, st, "insert job", err);
+            }
+        }
+    }
+    last = sqlite3_last_insert_rowid(s->db);
+    if (rc == CS_OK && in->keys_on && in->n_rows > 0) {
+        int64_t first = last - (int64_t)in->n_rows + 1;
+        for (int k = 0; k < 2 && rc == CS_OK; k++) {
+            sqlite3_stmt *q = NULL;
+            const pending_row *row = &in->rows[k ? in->n_rows - 1 : 0];
+            rc = stmt(s, S_KEY_OF, &q, err);
+            if (rc == CS_OK) {
+                sqlite3_bind_int64(q, 1, k ? last : first);
+                if (sqlite3_step(q) != SQLITE_ROW || !sqlite3_column_text(q, 0) ||
+                    strcmp((const char *)sqlite3_column_text(q, 0), row->key) != 0) {
+                    rc = cs_err_set(err, CS_EINTERNAL, 0,
+                                    "store: the batch's job ids are not consecutive");
+                }
+                rel(q);
+            }
+        }
+        for (size_t r = 0; r < in->n_rows && rc == CS_OK; r++) {
+            rc = cs_keyset_add(&in->keys, cs_keyset_fingerprint(in->rows[r].key),
+                               first + (int64_t)r, err);
+        }
+    }
+    in->n_rows = 0;
+    return rc;
 }
 
 /* Reads every cell of the stream into the sweep. */
 static cs_rc insert_cells(cs_store *s, const insert_ctx *ic, cs_cell_next_fn next, void *ctx,
                           cs_store_submit_counts *c, cs_err *err)
 {
-    sqlite3_stmt *ins = NULL;
+    inserter *in = calloc(1, sizeof(*in));
+    bool probe_cache = false, found = false;
+    int64_t any = 0;
+    size_t flushed = 0; /* cells up to the first one in the batch */
     cs_cell cell;
-    cs_rc rc;
+    cs_rc rc = CS_OK;
 
-    for (;;) {
+    if (!in) {
+        return cs_err_set(err, CS_ENOMEM, 0, "store: out of memory");
+    }
+    if (!ic->force) {
+        /* An empty cache (a new database) needs no probe per cell. */
+        rc = query_int_text(s, S_CACHE_ANY, NULL, 0, &any, &found, "probe result cache", err);
+        probe_cache = any != 0;
+    }
+    if (rc == CS_OK && ic->extend) {
+        rc = load_keys(s, in, ic->sweep_id, err);
+        in->keys_on = true;
+    }
+    while (rc == CS_OK) {
         int64_t result_id = 0;
+        bool known = false;
         memset(&cell, 0, sizeof(cell));
         rc = next(ctx, &cell, err);
         if (rc == CS_ENOENT) {
             cs_err_clear(err);
-            return CS_OK;
+            rc = CS_OK;
+            break;
         }
         if (rc != CS_OK) {
             cs_err_prefix(err, "store: cell %zu", c->cells + 1);
-            return rc;
+            break;
         }
         c->cells++;
         if (!key_ok(cell.key) || !cell.config || !cell.axes) {
-            return cs_err_set(err, CS_EINVAL, 0, "store: cell %zu: %s", c->cells,
-                              !key_ok(cell.key) ? "key is not 64 lowercase hex digits"
-                                                : "config or axes missing");
+            rc = cs_err_set(err, CS_EINVAL, 0, "store: cell %zu: %s", c->cells,
+                            !key_ok(cell.key) ? "key is not 64 lowercase hex digits"
+                                              : "config or axes missing");
+            break;
         }
-        if (!ic->force) {
-            rc = lookup_cache(s, cell.key, &result_id, err);
-            if (rc != CS_OK) {
-                return rc;
+        if (!cell.unique && !in->keys_on) {
+            /* The cells so far needed no check; this one is checked against them all. */
+            rc = flush_rows(s, in, ic, err);
+            if (rc == CS_OK) {
+                rc = load_keys(s, in, ic->sweep_id, err);
             }
+            in->keys_on = true;
         }
-        rc = job_insert_stmt(s, cell.config, &ins, err);
+        if (rc == CS_OK && in->keys_on) {
+            rc = key_known(s, in, cell.key, cs_keyset_fingerprint(cell.key), &known, err);
+        }
         if (rc != CS_OK) {
-            cs_err_prefix(err, "cell %zu (key %.12s)", c->cells, cell.key);
-            return rc;
+            break;
         }
-        sqlite3_bind_int64(ins, 1, ic->sweep_id);
-        bind_text(ins, 2, cell.key);
-        bind_text(ins, 3, cell.config);
-        bind_text(ins, 4, cell.axes);
-        sqlite3_bind_int(ins, 5, cell.baseline ? 1 : 0);
-        bind_text(ins, 6, result_id ? "cached" : "queued");
-        sqlite3_bind_int64(ins, 7, ic->now);
-        bind_text(ins, 8, result_id ? "result cached" : "submitted");
-        sqlite3_bind_int(ins, 9, ic->priority);
-        sqlite3_bind_int(ins, 10, ic->max_attempts);
-        if (result_id) {
-            sqlite3_bind_int64(ins, 11, result_id);
-        }
-        rc = run(s, ins, "insert job", err);
-        if (rc != CS_OK) {
-            cs_err_prefix(err, "cell %zu (key %.12s)", c->cells, cell.key);
-            return rc;
-        }
-        if (sqlite3_changes(s->db) == 0) {
+        if (known) {
             c->existing++;
             continue;
+        }
+        if (probe_cache) {
+            rc = lookup_cache(s, cell.key, &result_id, err);
+            if (rc != CS_OK) {
+                break;
+            }
+        }
+        if (in->n_rows == 0) {
+            flushed = c->cells - 1;
+        }
+        rc = add_row(s, in, &cell, result_id, err);
+        if (rc != CS_OK) {
+            cs_err_prefix(err, "store: cell %zu (key %.12s)", c->cells, cell.key);
+            break;
+        }
+        if (in->n_rows == INSERT_ROWS) {
+            rc = flush_rows(s, in, ic, err);
+            if (rc != CS_OK) {
+                cs_err_prefix(err, "store: cells %zu..%zu", flushed + 1, c->cells);
+                break;
+            }
         }
         c->inserted++;
         if (result_id) {
@@ -1015,6 +1646,15 @@ static cs_rc insert_cells(cs_store *s, const insert_ctx *ic, cs_cell_next_fn nex
             c->baselines++;
         }
     }
+    if (rc == CS_OK && in->n_rows > 0) {
+        rc = flush_rows(s, in, ic, err);
+        if (rc != CS_OK) {
+            cs_err_prefix(err, "store: cells %zu..%zu", flushed + 1, c->cells);
+        }
+    }
+    inserter_fini(in);
+    free(in);
+    return rc;
 }
 
 static int64_t secs_to_ms(double sec)
@@ -1187,6 +1827,7 @@ cs_rc cs_store_extend(cs_store *s, int64_t sweep_id, const cs_sweep_meta *meta,
     c.sweep_id = sweep_id;
     ic.sweep_id = sweep_id;
     ic.force = force;
+    ic.extend = true;
     ic.now = now;
     rc = insert_cells(s, &ic, next, ctx, &c, err);
     if (rc == CS_OK && state == CS_SWEEP_DONE && c.queued > 0) {
@@ -1213,25 +1854,44 @@ void cs_store_claim_fini(cs_store_claim *c)
     }
 }
 
-/* Fills out from a RETURNING row: id, sweep_id, attempt, lease_until, key, config. */
-static cs_rc claim_from_row(sqlite3_stmt *st, cs_store_claim *out, cs_err *err)
+/* Fills out from a RETURNING row: id, sweep_id, attempt, lease_until, key, cfg, config_raw. The
+ * config is the raw text, or, when *ids is set (owned), still to be rebuilt from that fragment
+ * list by finish_claim once the statement is reset. */
+static cs_rc claim_from_row(sqlite3_stmt *st, cs_store_claim *out, char **ids, cs_err *err)
 {
+    const char *raw = (const char *)sqlite3_column_text(st, 6);
     out->job_id = sqlite3_column_int64(st, 0);
     out->sweep_id = sqlite3_column_int64(st, 1);
     out->attempt = sqlite3_column_int(st, 2);
     out->lease_until = sqlite3_column_int64(st, 3);
     copy_text(out->key, sizeof(out->key), sqlite3_column_text(st, 4));
-    out->config = cs_strdup((const char *)sqlite3_column_text(st, 5));
-    if (!out->config) {
+    if (raw) {
+        out->config = cs_strdup(raw);
+    } else {
+        *ids = cs_strdup((const char *)sqlite3_column_text(st, 5));
+    }
+    if (!out->config && !*ids) {
         return cs_err_set(err, CS_ENOMEM, 0, "store: claim: out of memory");
     }
     return CS_OK;
+}
+
+/* Rebuilds the config of a claim from its fragment list (claim_from_row); frees ids. */
+static cs_rc finish_claim(cs_store *s, cs_store_claim *out, char *ids, cs_err *err)
+{
+    cs_rc rc = CS_OK;
+    if (ids) {
+        rc = rebuild(s, ids, NULL, &out->config, err);
+        free(ids);
+    }
+    return rc;
 }
 
 static cs_rc claim_held(cs_store *s, const cs_store_caps *caps, int64_t lease_until, int64_t now,
                         cs_store_claim *out, bool *found, cs_err *err)
 {
     sqlite3_stmt *st = NULL;
+    char *ids = NULL;
     int64_t id = 0;
     int src;
     cs_rc rc = stmt(s, S_CLAIM_HELD, &st, err);
@@ -1260,21 +1920,28 @@ static cs_rc claim_held(cs_store *s, const cs_store_caps *caps, int64_t lease_un
     sqlite3_bind_int64(st, 3, now);
     src = sqlite3_step(st);
     if (src == SQLITE_ROW) {
-        rc = claim_from_row(st, out, err);
+        rc = claim_from_row(st, out, &ids, err);
         out->again = true;
-        *found = rc == CS_OK;
     } else {
         rc = db_err(err, s->db, src, "renew held lease");
     }
     rel(st);
+    if (rc == CS_OK) {
+        rc = finish_claim(s, out, ids, err);
+        ids = NULL;
+    }
+    free(ids);
+    *found = rc == CS_OK;
     return rc;
 }
 
 cs_rc cs_store_claim_job(cs_store *s, const cs_store_caps *caps, int64_t lease_ms, int64_t now,
                          cs_store_claim *out, cs_err *err)
 {
+    int64_t mark = 0;
     cs_store_claim c = {0};
     sqlite3_stmt *st = NULL;
+    char *ids = NULL;
     bool found = false;
     int src;
     cs_rc rc;
@@ -1282,7 +1949,7 @@ cs_rc cs_store_claim_job(cs_store *s, const cs_store_caps *caps, int64_t lease_m
     if (!caps || !caps->worker || !*caps->worker || lease_ms <= 0) {
         return cs_err_set(err, CS_EINVAL, 0, "store: claim: a worker id and a lease are needed");
     }
-    rc = op_begin(s, err);
+    rc = op_begin_w(s, &mark, err);
     if (rc != CS_OK) {
         return rc;
     }
@@ -1306,13 +1973,17 @@ cs_rc cs_store_claim_job(cs_store *s, const cs_store_caps *caps, int64_t lease_m
     sqlite3_bind_int64(st, 8, caps->gpus);
     src = sqlite3_step(st);
     if (src == SQLITE_ROW) {
-        rc = claim_from_row(st, &c, err);
+        rc = claim_from_row(st, &c, &ids, err);
     } else if (src == SQLITE_DONE) {
         rc = CS_ENOENT; /* nothing to do: not an error worth a message */
     } else {
         rc = db_err(err, s->db, src, "claim");
     }
     rel(st);
+    if (rc == CS_OK) {
+        rc = finish_claim(s, &c, ids, err);
+        ids = NULL;
+    }
     if (rc != CS_OK) {
         goto out;
     }
@@ -1341,7 +2012,8 @@ timeout:
         }
     }
 out:
-    rc = op_end(s, rc, err);
+    free(ids);
+    rc = op_end_w(s, rc, mark, err);
     if (rc == CS_OK) {
         *out = c;
     } else {
@@ -1399,11 +2071,12 @@ static cs_rc stale(cs_err *err, const char *what, int64_t job_id, int attempt, c
 cs_rc cs_store_heartbeat(cs_store *s, int64_t job_id, int attempt, int64_t lease_ms,
                          const char *progress, int64_t now, bool *cancel, cs_err *err)
 {
+    int64_t mark = 0;
     sqlite3_stmt *st = NULL;
     job_brief b = {0};
     bool found = false, cancel_pending = false;
     int src;
-    cs_rc rc = op_begin(s, err);
+    cs_rc rc = op_begin_w(s, &mark, err);
     if (rc != CS_OK) {
         return rc;
     }
@@ -1431,7 +2104,7 @@ cs_rc cs_store_heartbeat(cs_store *s, int64_t job_id, int attempt, int64_t lease
         }
     }
 out:
-    rc = op_end(s, rc, err);
+    rc = op_end_w(s, rc, mark, err);
     if (rc == CS_OK && cancel) {
         *cancel = cancel_pending;
     }
@@ -1518,10 +2191,30 @@ static cs_rc insert_metrics(cs_store *s, int64_t result_id, int64_t job_id,
     return rc;
 }
 
+/* The metrics' names are set and each (task, metric) appears once: checked before anything is
+ * written (op_begin_w). */
+static cs_rc check_metrics(const cs_store_metric *m, size_t n, cs_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!m[i].task || !m[i].metric) {
+            return cs_err_set(err, CS_EINVAL, 0, "store: result: metric %zu has no task or name",
+                              i);
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(m[i].task, m[j].task) == 0 && strcmp(m[i].metric, m[j].metric) == 0) {
+                return cs_err_set(err, CS_EINVAL, 0, "store: result: metric %s/%s given twice",
+                                  m[i].task, m[i].metric);
+            }
+        }
+    }
+    return CS_OK;
+}
+
 cs_rc cs_store_result(cs_store *s, int64_t job_id, int attempt, const char *json,
                       const cs_store_metric *metrics, size_t n_metrics, const cs_store_exit *ex,
                       int64_t now, bool *duplicate, cs_err *err)
 {
+    int64_t mark = 0;
     sqlite3_stmt *st = NULL;
     job_brief b = {0};
     int64_t result_id = 0;
@@ -1535,7 +2228,11 @@ cs_rc cs_store_result(cs_store *s, int64_t job_id, int attempt, const char *json
     if (n_metrics > 0 && !metrics) {
         return cs_err_set(err, CS_EINVAL, 0, "store: result: metrics missing");
     }
-    rc = op_begin(s, err);
+    rc = check_metrics(metrics, n_metrics, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = op_begin_w(s, &mark, err);
     if (rc != CS_OK) {
         return rc;
     }
@@ -1599,7 +2296,7 @@ cs_rc cs_store_result(cs_store *s, int64_t job_id, int attempt, const char *json
         rc = settle_one(s, b.sweep_id, now, err);
     }
 out:
-    rc = op_end(s, rc, err);
+    rc = op_end_w(s, rc, mark, err);
     if (rc == CS_OK && duplicate) {
         *duplicate = dup;
     }
@@ -1619,6 +2316,7 @@ static int64_t backoff_ms(int64_t base, int64_t max, int attempt)
 cs_rc cs_store_fail(cs_store *s, int64_t job_id, int attempt, const char *reason,
                     const cs_store_exit *ex, int64_t now, cs_job_state *next_state, cs_err *err)
 {
+    int64_t mark = 0;
     sqlite3_stmt *st = NULL;
     job_brief b = {0};
     cs_job_state to = CS_JOB_FAILED;
@@ -1626,7 +2324,7 @@ cs_rc cs_store_fail(cs_store *s, int64_t job_id, int attempt, const char *reason
     bool stop = false, repeated = false;
     const char *why = reason && *reason ? reason : "failed";
     int src;
-    cs_rc rc = op_begin(s, err);
+    cs_rc rc = op_begin_w(s, &mark, err);
     if (rc != CS_OK) {
         return rc;
     }
@@ -1702,7 +2400,7 @@ cs_rc cs_store_fail(cs_store *s, int64_t job_id, int attempt, const char *reason
         rc = settle_one(s, b.sweep_id, now, err);
     }
 out:
-    rc = op_end(s, rc, err);
+    rc = op_end_w(s, rc, mark, err);
     if (rc == CS_OK && next_state) {
         *next_state = to;
     }
@@ -1767,12 +2465,13 @@ cs_rc cs_store_reap(cs_store *s, int64_t now, cs_store_reap_counts *counts, cs_e
 cs_rc cs_store_worker_seen(cs_store *s, const char *worker, const char *host,
                            const char *capabilities, int64_t now, cs_err *err)
 {
+    int64_t mark = 0;
     sqlite3_stmt *st = NULL;
     cs_rc rc;
     if (!worker || !*worker) {
         return cs_err_set(err, CS_EINVAL, 0, "store: worker id missing");
     }
-    rc = op_begin(s, err);
+    rc = op_begin_w(s, &mark, err);
     if (rc != CS_OK) {
         return rc;
     }
@@ -1784,7 +2483,7 @@ cs_rc cs_store_worker_seen(cs_store *s, const char *worker, const char *host,
         sqlite3_bind_int64(st, 4, now);
         rc = run(s, st, "record worker", err);
     }
-    return op_end(s, rc, err);
+    return op_end_w(s, rc, mark, err);
 }
 
 /* ---- control -----------------------------------------------------------------------------------
@@ -2109,6 +2808,7 @@ static char *dup_col(sqlite3_stmt *st, int i, bool *oom)
 cs_rc cs_store_job_get(cs_store *s, int64_t id, cs_store_job *out, cs_err *err)
 {
     sqlite3_stmt *st = NULL;
+    char *cfg = NULL, *cfg_raw = NULL, *axs = NULL, *axes_raw = NULL;
     bool oom = false;
     int src;
     cs_rc rc = stmt(s, S_JOB_GET, &st, err);
@@ -2131,10 +2831,12 @@ cs_rc cs_store_job_get(cs_store *s, int64_t id, cs_store_job *out, cs_err *err)
         out->result_id = sqlite3_column_int64(st, 9);
         out->cancel_requested = sqlite3_column_int(st, 10) != 0;
         out->baseline = sqlite3_column_int(st, 11) != 0;
-        out->config = dup_col(st, 12, &oom);
-        out->axes = dup_col(st, 13, &oom);
-        out->worker = dup_col(st, 14, &oom);
-        out->last_error = dup_col(st, 15, &oom);
+        cfg = dup_col(st, 12, &oom);
+        cfg_raw = dup_col(st, 13, &oom);
+        axs = dup_col(st, 14, &oom);
+        axes_raw = dup_col(st, 15, &oom);
+        out->worker = dup_col(st, 16, &oom);
+        out->last_error = dup_col(st, 17, &oom);
         if (oom) {
             rc = cs_err_set(err, CS_ENOMEM, 0, "store: job %lld: out of memory", (long long)id);
         }
@@ -2144,9 +2846,22 @@ cs_rc cs_store_job_get(cs_store *s, int64_t id, cs_store_job *out, cs_err *err)
         rc = db_err(err, s->db, src, "read job");
     }
     rel(st);
+    if (rc == CS_OK) {
+        rc = rebuild(s, cfg, cfg_raw, &out->config, err);
+        if (rc == CS_OK) {
+            rc = rebuild(s, axs, axes_raw, &out->axes, err);
+        }
+        if (rc != CS_OK) {
+            cs_err_prefix(err, "job %lld", (long long)id);
+        }
+    }
     if (rc != CS_OK) {
         cs_store_job_fini(out);
     }
+    free(cfg);
+    free(cfg_raw);
+    free(axs);
+    free(axes_raw);
     return rc;
 }
 

@@ -2,6 +2,9 @@
  *
  * One file holds sweeps, jobs, attempts, results, metrics (long form), job events, workers and the
  * result cache; the schema is schemas/migrations/ (compiled in, applied under PRAGMA user_version).
+ * Since version 2 a job's config and axes are stored as lists of shared fragments (table job_row,
+ * see 0002_fragments.sql); the view `job` and every accessor here give back the exact text that
+ * was submitted.
  * Only the coordinator writes (cs_store_open); the CLI, TUI and exporters read
  * (cs_store_open_ro). Connections use WAL, synchronous=FULL, foreign_keys=ON and a busy timeout;
  * every write is a BEGIN IMMEDIATE transaction.
@@ -15,11 +18,14 @@
  * the daemon passes cs_time_wall_ms(). Durations are ms.
  *
  * Group commit: cs_store_begin() opens one write transaction; the operations called until
- * cs_store_commit() join it (each still atomic on its own through a savepoint: an operation that
- * fails leaves no trace and the batch goes on). Nothing done inside a batch is durable before
- * cs_store_commit() returns CS_OK, so the daemon must not acknowledge any of them before that
- * (and must answer all of them with an error if the commit fails). Outside a batch each
- * operation is its own transaction.
+ * cs_store_commit() join it, each still atomic on its own: an operation that fails leaves no
+ * trace and the batch goes on. Most do it with a savepoint; the worker operations (claim,
+ * heartbeat, result, fail, worker seen) check everything before they write instead, and if one
+ * of them fails after a write (I/O, memory) cs_store_commit rolls the whole batch back and
+ * returns an error. Nothing done inside a batch is durable before cs_store_commit() returns
+ * CS_OK, so the daemon must not acknowledge any of them before that (and must answer all of
+ * them with an error if the commit fails). Outside a batch each operation is its own
+ * transaction.
  *
  * Threads: a cs_store is used by one thread at a time (the coordinator's loop thread).
  */
@@ -104,8 +110,11 @@ typedef struct cs_store_submit_counts {
 
 /* Inserts a sweep and every cell of the stream in ONE transaction: the whole sweep or nothing.
  * A cell whose key has a good result (result_cache) becomes cached and points at that result,
- * unless force. CS_EEXIST when a sweep of that name is live (not cancelled; use extend), errors
- * of the stream are passed on (and nothing is stored). Inside a batch it joins the batch. */
+ * unless force. A key that the stream repeats is stored once (counted in existing); cells marked
+ * unique (cs_cell.unique) are trusted not to repeat one. A config or axes text that is not valid
+ * JSON is refused (CS_EINVAL, "malformed JSON", naming the cell). CS_EEXIST when a sweep of that
+ * name is live (not cancelled; use extend), errors of the stream are passed on (and nothing is
+ * stored). Inside a batch it joins the batch. */
 cs_rc cs_store_submit(cs_store *s, const cs_sweep_meta *meta, cs_cell_next_fn next, void *ctx,
                       bool force, int64_t now, cs_store_submit_counts *counts, cs_err *err);
 

@@ -12,7 +12,7 @@ cs_rc cs_store_release(cs_store *s, int64_t job_id, int attempt, int64_t now, bo
     if (released != NULL)
         *released = false;
     int rv = sqlite3_prepare_v2(db,
-                                "UPDATE job SET lease_until = ?3 WHERE id = ?1 AND attempt = ?2"
+                                "UPDATE job_row SET lease_until = ?3 WHERE id = ?1 AND attempt = ?2"
                                 " AND state = 'running' AND lease_until > ?3",
                                 -1, &st, NULL);
     if (rv != SQLITE_OK) {

@@ -6,9 +6,13 @@
  * Two load generators, each W workers with their own REQ socket and strict claim -> result ->
  * claim order: "threads" (one blocking thread per worker) and "async" (every worker a state
  * machine on nng's callbacks, no thread of its own), so that on a small machine the client's
- * thread switching does not hide the daemon's throughput.
+ * thread switching does not hide the daemon's throughput. As calsweep-worker does (protocol v2),
+ * each RESULT carries the claim of the worker's next job: one round trip per job after the first
+ * CLAIM. With --separate 1 they send CLAIM and RESULT as two requests (protocol v1's pattern).
+ * Claim latency: a request that claims (CLAIM, or RESULT with its claim) sent -> JOB received.
  *
  *   dispatch_bench [--jobs N (20000)] [--workers W (64)] [--queued Q (1000000; 0 = skip)]
+ *                  [--separate 0|1 (0)] [--only ipc-async|... (all four)]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +22,8 @@
 
 #include "cs_opt.h"
 #include "integration/daemon_util.h"
+
+static bool separate; /* --separate: CLAIM and RESULT as two requests */
 
 typedef struct wstate {
     const char *url;
@@ -38,16 +44,18 @@ static void *worker(void *arg)
         nng_close(s);
         return NULL;
     }
+    cs_msg rep;
+    uint64_t t0 = cs_time_mono_ns();
+    cs_rc rc = dt_claim(s, name, NULL, 20000, &rep);
     for (;;) {
-        cs_msg rep;
-        uint64_t t0 = cs_time_mono_ns();
-        cs_rc rc = dt_claim(s, name, NULL, 20000, &rep);
         uint64_t t1 = cs_time_mono_ns();
         if (rc != CS_OK) {
             w->errors++;
             break;
         }
         if (rep.type != CS_MSG_JOB) {
+            if (rep.type == CS_MSG_ERROR)
+                w->errors++;
             cs_msg_fini(&rep);
             break; /* NO_WORK: the queue is empty */
         }
@@ -55,12 +63,22 @@ static void *worker(void *arg)
             w->lat_us[w->n_lat++] = (int64_t)((t1 - t0) / 1000);
         int64_t id = rep.job.job_id, at = rep.job.attempt;
         cs_msg_fini(&rep);
-        rc = dt_result(s, id, at, NULL, 20000, &rep);
-        if (rc == CS_OK && rep.type == CS_MSG_ACK)
+        t0 = cs_time_mono_ns();
+        if (separate) {
+            rc = dt_result(s, id, at, NULL, 20000, &rep);
+            if (rc == CS_OK && rep.type == CS_MSG_ACK)
+                w->done++;
+            else
+                w->errors++;
+            cs_msg_fini(&rep);
+            t0 = cs_time_mono_ns();
+            rc = dt_claim(s, name, NULL, 20000, &rep);
+            continue;
+        }
+        /* The result carries the claim of the next job: JOB or NO_WORK acknowledge it. */
+        rc = dt_result_claim(s, id, at, name, 20000, &rep);
+        if (rc == CS_OK && (rep.type == CS_MSG_JOB || rep.type == CS_MSG_NO_WORK))
             w->done++;
-        else
-            w->errors++;
-        cs_msg_fini(&rep);
     }
     nng_close(s);
     return NULL;
@@ -146,8 +164,22 @@ static void a_cb(void *arg)
         a_finish(w);
         return;
     }
+    if (w->phase == 3 && !separate) {
+        /* The reply to a RESULT with its claim: stored, and JOB or NO_WORK for the claim. */
+        if (rep.type == CS_MSG_JOB || rep.type == CS_MSG_NO_WORK) {
+            w->st.done++;
+        } else {
+            w->st.errors++;
+            cs_msg_fini(&rep);
+            a_finish(w);
+            return;
+        }
+        w->phase = 1;
+    }
     if (w->phase == 1) {
         if (rep.type != CS_MSG_JOB) { /* NO_WORK: the queue is empty */
+            if (rep.type == CS_MSG_ERROR)
+                w->st.errors++;
             cs_msg_fini(&rep);
             a_finish(w);
             return;
@@ -160,8 +192,13 @@ static void a_cb(void *arg)
         m.result.attempt = rep.job.attempt;
         m.result.metrics = (char *)"{\"arith\":{\"acc\":0.5,\"acc_stderr\":0.01,\"n\":100}}";
         m.result.provenance = (char *)"{\"host\":\"localhost\",\"log_path\":\"/tmp/x.log\"}";
+        if (!separate) {
+            m.result.claim.worker = w->name;
+            dt_caps(&m.result.claim.caps);
+        }
         cs_msg_fini(&rep);
         w->phase = 2;
+        w->t0 = cs_time_mono_ns();
         if (!a_send(w, &m)) {
             w->st.errors++;
             a_finish(w);
@@ -350,23 +387,35 @@ static int run_queued(int64_t queued)
 
 int main(int argc, char **argv)
 {
-    int64_t jobs = 20000, workers = 64, queued = 1000000;
+    int64_t jobs = 20000, workers = 64, queued = 1000000, sep = 0;
+    const char *only = NULL;
     cs_err err = {0};
     for (int i = 1; i + 1 < argc; i += 2) {
-        int64_t *slot = strcmp(argv[i], "--jobs") == 0      ? &jobs
-                        : strcmp(argv[i], "--workers") == 0 ? &workers
-                        : strcmp(argv[i], "--queued") == 0  ? &queued
-                                                            : NULL;
+        if (strcmp(argv[i], "--only") == 0) {
+            only = argv[i + 1];
+            continue;
+        }
+        int64_t *slot = strcmp(argv[i], "--jobs") == 0       ? &jobs
+                        : strcmp(argv[i], "--workers") == 0  ? &workers
+                        : strcmp(argv[i], "--queued") == 0   ? &queued
+                        : strcmp(argv[i], "--separate") == 0 ? &sep
+                                                             : NULL;
         if (slot == NULL || cs_parse_i64(argv[i + 1], 0, 100000000, slot, argv[i], &err) != CS_OK) {
-            fprintf(stderr, "usage: dispatch_bench [--jobs N] [--workers W] [--queued Q] %s\n",
+            fprintf(stderr,
+                    "usage: dispatch_bench [--jobs N] [--workers W] [--queued Q] [--separate 0|1]"
+                    " [--only ipc-threads|ipc-async|tcp-threads|tcp-async] %s\n",
                     err.msg);
             return 2;
         }
     }
-    int rc = run("ipc", false, false, jobs, workers);
-    rc |= run("ipc", false, true, jobs, workers);
-    rc |= run("tcp", true, false, jobs, workers);
-    rc |= run("tcp", true, true, jobs, workers);
+    separate = sep != 0;
+    printf("%s\n", separate ? "CLAIM and RESULT as two requests (--separate 1)"
+                            : "each RESULT carries the next CLAIM (protocol v2)");
+    int rc = 0;
+    static const char *const names[] = {"ipc-threads", "ipc-async", "tcp-threads", "tcp-async"};
+    for (int k = 0; k < 4; k++)
+        if (only == NULL || strcmp(only, names[k]) == 0)
+            rc |= run(k < 2 ? "ipc" : "tcp", k >= 2, k % 2 == 1, jobs, workers);
     if (queued > 0)
         rc |= run_queued(queued);
     return rc;

@@ -2,6 +2,8 @@
  * parse, the canonical text must re-parse, canonicalise to the same text (idempotence), and hash
  * the same; anything else abort()s, so the fuzzer checks a property and not only crashes.
  *
+ * A text cs_canon_is_canonical accepts must parse and canonicalise to itself.
+ *
  * Each input goes through both parsers: cJSON directly (which lets duplicate keys, invalid UTF-8
  * and infinities reach cs_canon, exercising its refusals) and cs_json_parse (with its positions,
  * pre-scan and tree checks). */
@@ -81,6 +83,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fail("unexpected parse error", err.msg, cs_rc_name(rc));
     } else if (strncmp(err.msg, "fuzz.json", 9) != 0) {
         fail("parse error does not name the input", err.msg, NULL);
+    }
+    /* The scanner never calls a text canonical that is not what cs_canon makes of it. */
+    if (cs_canon_is_canonical((const char *)data, size)) {
+        char *c = NULL;
+        char *copy = malloc(size + 1);
+        if (!copy) {
+            return 0;
+        }
+        memcpy(copy, data, size);
+        copy[size] = '\0';
+        if (cs_json_parse(copy, size, "canonical", &t, &err) != CS_OK) {
+            fail("a text the scanner calls canonical does not parse", copy, err.msg);
+        }
+        if (cs_canon_string(t, &c, NULL, &err) != CS_OK || strcmp(c, copy) != 0) {
+            fail("a text the scanner calls canonical is not", copy, c);
+        }
+        free(c);
+        free(copy);
+        cJSON_Delete(t);
     }
     return 0;
 }

@@ -27,40 +27,40 @@ static int teardown(void **state)
 }
 
 static const char *const samples[] = {
-        "{\"v\":1,\"type\":\"CLAIM\",\"worker\":\"w\",\"capabilities\":{\"backends\":[\"native\"],"
+        "{\"v\":2,\"type\":\"CLAIM\",\"worker\":\"w\",\"capabilities\":{\"backends\":[\"native\"],"
         "\"models\":[],\"threads\":1,\"mem_mb\":0,\"gpus\":[]}}",
-        "{\"v\":1,\"type\":\"RESULT\",\"job_id\":1,\"attempt\":1,\"metrics\":{},\"provenance\":{}}",
-        "{\"v\":1,\"type\":\"HEARTBEAT\",\"job_id\":1,\"attempt\":1,\"stage\":\"x\",\"done\":0,"
+        "{\"v\":2,\"type\":\"RESULT\",\"job_id\":1,\"attempt\":1,\"metrics\":{},\"provenance\":{}}",
+        "{\"v\":2,\"type\":\"HEARTBEAT\",\"job_id\":1,\"attempt\":1,\"stage\":\"x\",\"done\":0,"
         "\"total\":1,\"log_tail\":\"\"}",
-        "{\"v\":1,\"type\":\"STATUS\"}",
-        "{\"v\":1,\"type\":\"SUBMIT\",\"sweep\":{},\"force\":false}",
+        "{\"v\":2,\"type\":\"STATUS\"}",
+        "{\"v\":2,\"type\":\"SUBMIT\",\"sweep\":{},\"force\":false}",
 };
 
 /* Well-formed requests that must be refused: wrong types, unknown keys and types, requests of
  * the other endpoint, unknown jobs, huge attempts, bad metrics. */
 static const char *const refused[] = {
-        "{\"v\":1,\"type\":\"CLAIM\",\"worker\":7,\"capabilities\":{}}",
-        "{\"v\":1,\"type\":\"RESULT\",\"job_id\":\"1\",\"attempt\":1,\"metrics\":{},"
+        "{\"v\":2,\"type\":\"CLAIM\",\"worker\":7,\"capabilities\":{}}",
+        "{\"v\":2,\"type\":\"RESULT\",\"job_id\":\"1\",\"attempt\":1,\"metrics\":{},"
         "\"provenance\":{}}",
         "{\"v\":2,\"type\":\"CLAIM\"}",
-        "{\"v\":1,\"type\":\"TEAPOT\"}",
-        "{\"v\":1,\"type\":\"JOB\",\"job_id\":1,\"attempt\":1,\"lease_s\":1,\"config\":{}}",
-        "{\"v\":1,\"type\":\"CLAIM\",\"worker\":\"w\",\"extra\":1}",
-        "{\"v\":1,\"type\":\"RESULT\",\"job_id\":999999,\"attempt\":1,\"metrics\":{},"
+        "{\"v\":2,\"type\":\"TEAPOT\"}",
+        "{\"v\":2,\"type\":\"JOB\",\"job_id\":1,\"attempt\":1,\"lease_s\":1,\"config\":{}}",
+        "{\"v\":2,\"type\":\"CLAIM\",\"worker\":\"w\",\"extra\":1}",
+        "{\"v\":2,\"type\":\"RESULT\",\"job_id\":999999,\"attempt\":1,\"metrics\":{},"
         "\"provenance\":{}}",
-        "{\"v\":1,\"type\":\"RESULT\",\"job_id\":1,\"attempt\":9007199254740992,\"metrics\":{},"
+        "{\"v\":2,\"type\":\"RESULT\",\"job_id\":1,\"attempt\":9007199254740992,\"metrics\":{},"
         "\"provenance\":{}}",
-        "{\"v\":1,\"type\":\"RESULT\",\"job_id\":1,\"attempt\":1,\"metrics\":{\"t\":[1]},"
+        "{\"v\":2,\"type\":\"RESULT\",\"job_id\":1,\"attempt\":1,\"metrics\":{\"t\":[1]},"
         "\"provenance\":{}}",
-        "{\"v\":1,\"type\":\"HEARTBEAT\",\"job_id\":12345,\"attempt\":3,\"stage\":\"x\","
+        "{\"v\":2,\"type\":\"HEARTBEAT\",\"job_id\":12345,\"attempt\":3,\"stage\":\"x\","
         "\"done\":0,\"total\":1,\"log_tail\":\"\"}",
-        "{\"v\":1,\"type\":\"FAIL\",\"job_id\":12345,\"attempt\":3,\"kind\":\"oom\","
+        "{\"v\":2,\"type\":\"FAIL\",\"job_id\":12345,\"attempt\":3,\"kind\":\"oom\","
         "\"reason\":\"\",\"exit_status\":-1,\"signal\":9,\"log_tail\":\"\"}",
         "[1,2,3]",
         "null",
         "",
-        "{\"v\":1,\"type\":\"SUBMIT\",\"sweep\":{},\"force\":false}",
-        "{\"v\":1,\"type\":\"STATUS\",\"sweep\":[]}",
+        "{\"v\":2,\"type\":\"SUBMIT\",\"sweep\":{},\"force\":false}",
+        "{\"v\":2,\"type\":\"STATUS\",\"sweep\":[]}",
 };
 
 /* One message: CS_OK when an ERROR came back, CS_ETIMEDOUT when none did. */

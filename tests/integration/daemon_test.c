@@ -142,6 +142,79 @@ static void test_work_protocol(void **state)
     cs_msg_fini(&j1);
 }
 
+/* Protocol v2: a claim riding on a RESULT or FAIL. One round trip stores the report and hands
+ * out the worker's next job; a resend gets that job again; a stale report claims nothing; with
+ * nothing left the reply is NO_WORK at once (no long poll). */
+static void test_report_claims_next(void **state)
+{
+    fixture *f = *state;
+    char sql[200];
+    cs_msg rep, m;
+    dt_submit(f->e.db, "s", 0, 3, 3);
+    start(f, (const char *const[]){"--claim-hold-ms", "2000", NULL});
+
+    cs_msg j1 = claim_job(f->w, "w1");
+    assert_int_equal(dt_result_claim(f->w, j1.job.job_id, 1, "w1", 5000, &rep), CS_OK);
+    if (rep.type != CS_MSG_JOB)
+        fail_msg("RESULT with claim: got %s", cs_msg_type_name(rep.type));
+    int64_t j2 = rep.job.job_id;
+    assert_int_not_equal(j2, j1.job.job_id);
+    assert_int_equal(rep.job.attempt, 1);
+    assert_non_null(strstr(rep.job.config, "models/testbed"));
+    cs_msg_fini(&rep);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM job WHERE id = %lld AND state = 'done'",
+             (long long)j1.job.job_id);
+    assert_int_equal(dt_sql_int(f->e.db, sql), 1);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM job WHERE id = %lld AND state = 'running' AND worker = 'w1'",
+             (long long)j2);
+    assert_int_equal(dt_sql_int(f->e.db, sql), 1);
+    /* The reply was lost and the worker resends: the result is stored once, the same job (and
+     * attempt) comes back, no new attempt starts. */
+    assert_int_equal(dt_result_claim(f->w, j1.job.job_id, 1, "w1", 5000, &rep), CS_OK);
+    assert_int_equal(rep.type, CS_MSG_JOB);
+    assert_int_equal(rep.job.job_id, j2);
+    assert_int_equal(rep.job.attempt, 1);
+    cs_msg_fini(&rep);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM result WHERE job_id = %lld",
+             (long long)j1.job.job_id);
+    assert_int_equal(dt_sql_int(f->e.db, sql), 1);
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM attempt"), 2);
+    /* A stale report (attempt 2 never ran) is refused and claims nothing. */
+    assert_int_equal(dt_result_claim(f->w, j2, 2, "w2", 5000, &rep), CS_OK);
+    expect_error(&rep, CS_ESTALE);
+    cs_msg_fini(&rep);
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM job WHERE worker = 'w2'"), 0);
+    /* FAIL with a claim: the failure is recorded, the last job comes back. */
+    cs_msg_init(&m, CS_MSG_FAIL);
+    m.fail.job_id = j2;
+    m.fail.attempt = 1;
+    m.fail.kind = CS_FAIL_INTERNAL;
+    m.fail.reason = (char *)"boom";
+    m.fail.exit_status = 1;
+    m.fail.log_tail = (char *)"";
+    m.fail.claim.worker = (char *)"w1";
+    dt_caps(&m.fail.claim.caps);
+    assert_int_equal(dt_call(f->w, &m, &rep, 5000), CS_OK);
+    assert_int_equal(rep.type, CS_MSG_JOB);
+    int64_t j3 = rep.job.job_id;
+    assert_true(j3 != j1.job.job_id && j3 != j2);
+    cs_msg_fini(&rep);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM job WHERE id = %lld AND state = 'retry_wait'",
+             (long long)j2);
+    assert_int_equal(dt_sql_int(f->e.db, sql), 1);
+    /* Nothing left to run (j2 waits for its backoff): NO_WORK, answered at once although
+     * claims are held for 2 s. */
+    int64_t t0 = cs_time_mono_ms();
+    assert_int_equal(dt_result_claim(f->w, j3, 1, "w1", 5000, &rep), CS_OK);
+    assert_int_equal(rep.type, CS_MSG_NO_WORK);
+    assert_true(cs_time_mono_ms() - t0 < 1500);
+    cs_msg_fini(&rep);
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM job WHERE state = 'done'"), 2);
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM job WHERE state = 'running'"), 0);
+    cs_msg_fini(&j1);
+}
+
 static void test_no_work_within_hold(void **state)
 {
     fixture *f = *state;
@@ -340,6 +413,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(test_work_protocol, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_report_claims_next, setup, teardown),
             cmocka_unit_test_setup_teardown(test_no_work_within_hold, setup, teardown),
             cmocka_unit_test_setup_teardown(test_reap_and_stale, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sigterm_clean, setup, teardown),

@@ -243,6 +243,21 @@ static inline cs_rc dt_result(nng_socket s, int64_t job, int64_t attempt, const 
     return dt_call(s, &m, rep, timeout_ms);
 }
 
+/* RESULT with a claim for worker's next job riding on it (protocol v2): JOB, NO_WORK or ERROR. */
+static inline cs_rc dt_result_claim(nng_socket s, int64_t job, int64_t attempt, const char *worker,
+                                    int timeout_ms, cs_msg *rep)
+{
+    cs_msg m;
+    cs_msg_init(&m, CS_MSG_RESULT);
+    m.result.job_id = job;
+    m.result.attempt = attempt;
+    m.result.metrics = (char *)"{\"arith\":{\"acc\":0.5,\"acc_stderr\":0.01,\"n\":100}}";
+    m.result.provenance = (char *)"{\"host\":\"localhost\",\"log_path\":\"/tmp/x.log\"}";
+    m.result.claim.worker = dt_mut(worker);
+    dt_caps(&m.result.claim.caps);
+    return dt_call(s, &m, rep, timeout_ms);
+}
+
 /* An integer from one SQL query on the database (read-only connection). */
 static inline int64_t dt_sql_int(const char *db, const char *sql)
 {

@@ -43,6 +43,7 @@ typedef struct peer {
     /* records (under mu) */
     int n[CS_MSG_TYPE_COUNT];
     int jobs_given;
+    int report_claims; /* RESULTs/FAILs that carried a claim */
     bool restarted, first_report_refused;
     char hb_stage[64];
     int64_t hb_done, hb_total;
@@ -127,13 +128,34 @@ static void peer_reply(peer *p, const cs_msg *req, cs_msg *rep, bool *drop)
             copy(p->fail_reason, sizeof p->fail_reason, req->fail.reason);
             copy(p->fail_tail, sizeof p->fail_tail, req->fail.log_tail);
         }
-        if (p->mode == MODE_RESULT_RETRY && !p->first_report_refused) {
-            p->first_report_refused = true;
-            cs_msg_init(rep, CS_MSG_ERROR);
-            rep->error.code = CS_EDB;
-            rep->error.message = (char *)(uintptr_t) "database busy";
-        } else {
-            cs_msg_init(rep, CS_MSG_ACK);
+        {
+            const cs_msg_claim *cl =
+                    req->type == CS_MSG_RESULT ? &req->result.claim : &req->fail.claim;
+            if (cl->worker != NULL) {
+                p->report_claims++;
+                assert_string_equal(cl->worker, "w1");
+                assert_int_equal(cl->caps.threads, 1);
+            }
+            if (p->mode == MODE_RESULT_RETRY && !p->first_report_refused) {
+                p->first_report_refused = true;
+                cs_msg_init(rep, CS_MSG_ERROR);
+                rep->error.code = CS_EDB;
+                rep->error.message = (char *)(uintptr_t) "database busy";
+            } else if (cl->worker != NULL && p->jobs_given < p->jobs_to_give) {
+                /* As calsweepd: the report is stored and the claim gets the next job. */
+                cs_msg_init(rep, CS_MSG_JOB);
+                rep->job.job_id = 41 + p->jobs_given;
+                rep->job.attempt = 1;
+                rep->job.lease_s = p->lease_s > 0 ? p->lease_s : 30;
+                rep->job.timeout_s = p->timeout_s;
+                rep->job.config = (char *)(uintptr_t)p->config;
+                p->jobs_given++;
+            } else if (cl->worker != NULL) {
+                cs_msg_init(rep, CS_MSG_NO_WORK);
+                rep->no_work.retry_ms = 50;
+            } else {
+                cs_msg_init(rep, CS_MSG_ACK);
+            }
         }
         break;
     default:
@@ -532,6 +554,46 @@ static void test_drain(void **state)
     cs_agent_destroy(f->agent);
 }
 
+/* Protocol v2: each report but the last carries a claim and its JOB reply is the next job, so the
+ * agent sends one CLAIM for three jobs; the last report (max_jobs) carries none. */
+static void test_report_claims_next(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(write_script(f->runner, "echo '{\"metrics\":{}}' > result.json\n"), 0);
+    f->cfg.max_jobs = 3;
+    f->p.jobs_to_give = 5;
+    start(f);
+    finish(f, 10000);
+    assert_int_equal(f->p.n[CS_MSG_CLAIM], 1);
+    assert_int_equal(f->p.n[CS_MSG_RESULT], 3);
+    assert_int_equal(f->p.report_claims, 2);
+    assert_int_equal(f->p.jobs_given, 3);
+    assert_int_equal(stats_of(f).jobs_started, 3);
+    assert_int_equal(stats_of(f).results, 3);
+    assert_int_equal(f->p.bye_release_id, 0);
+    cs_agent_destroy(f->agent);
+}
+
+/* A FAIL carries the claim too; NO_WORK to it means the report is stored and the agent CLAIMs
+ * (long poll) after retry_ms. */
+static void test_report_claim_no_work(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(write_script(f->runner, "exit 5\n"), 0);
+    f->cfg.max_jobs = 0;
+    f->p.jobs_to_give = 1;
+    start(f);
+    assert_true(wait_for(&f->p, CS_MSG_FAIL, 1, 5000));
+    assert_true(wait_for(&f->p, CS_MSG_CLAIM, 2, 5000));
+    cs_agent_request_stop(f->agent, CS_AGENT_DRAIN);
+    finish(f, 5000);
+    assert_int_equal(f->p.n[CS_MSG_FAIL], 1);
+    assert_int_equal(f->p.report_claims, 1);
+    assert_int_equal(stats_of(f).fails, 1);
+    assert_int_equal(stats_of(f).jobs_started, 1);
+    cs_agent_destroy(f->agent);
+}
+
 static void test_spawn_failure(void **state)
 {
     fixture *f = *state;
@@ -688,6 +750,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_once_no_work, setup, teardown),
             cmocka_unit_test_setup_teardown(test_release, setup, teardown),
             cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_report_claims_next, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_report_claim_no_work, setup, teardown),
             cmocka_unit_test_setup_teardown(test_spawn_failure, setup, teardown),
             cmocka_unit_test_setup_teardown(test_testrun_runner, setup, teardown),
             cmocka_unit_test_setup_teardown(test_testrun_result, setup, teardown),

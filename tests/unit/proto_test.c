@@ -97,6 +97,12 @@ static void fill_result(cs_msg *m)
     m->result.metrics = METRICS_CANON;
     m->result.provenance = PROV_CANON;
 }
+static void fill_result_claim(cs_msg *m)
+{
+    fill_result(m);
+    m->result.claim.worker = "node7:gpu0";
+    fill_caps(&m->result.claim.caps);
+}
 static void fill_fail(cs_msg *m)
 {
     m->fail.job_id = 43;
@@ -116,6 +122,14 @@ static void fill_fail_signal(cs_msg *m)
     m->fail.exit_status = -1;
     m->fail.signal = 9;
     m->fail.log_tail = "calibrate: 12/128\n";
+}
+static void fill_fail_claim(cs_msg *m)
+{
+    fill_fail(m);
+    m->fail.claim.worker = "node7:gpu0";
+    fill_caps(&m->fail.claim.caps);
+    m->fail.claim.caps.gpus = NULL;
+    m->fail.claim.caps.n_gpus = 0;
 }
 static void fill_bye(cs_msg *m)
 {
@@ -220,8 +234,10 @@ static const sample SAMPLES[] = {
         {"heartbeat", CS_MSG_HEARTBEAT, fill_heartbeat},
         {"ack", CS_MSG_ACK, fill_ack},
         {"result", CS_MSG_RESULT, fill_result},
+        {"result_claim", CS_MSG_RESULT, fill_result_claim},
         {"fail", CS_MSG_FAIL, fill_fail},
         {"fail_signal", CS_MSG_FAIL, fill_fail_signal},
+        {"fail_claim", CS_MSG_FAIL, fill_fail_claim},
         {"bye", CS_MSG_BYE, fill_bye},
         {"bye_release", CS_MSG_BYE, fill_bye_release},
         {"submit", CS_MSG_SUBMIT, fill_submit},
@@ -329,6 +345,8 @@ static void assert_msg_eq(const cs_msg *want, const cs_msg *got)
         assert_int_equal(want->result.attempt, got->result.attempt);
         assert_str_eq(want->result.metrics, got->result.metrics);
         assert_str_eq(want->result.provenance, got->result.provenance);
+        assert_str_eq(want->result.claim.worker, got->result.claim.worker);
+        assert_caps_eq(&want->result.claim.caps, &got->result.claim.caps);
         break;
     case CS_MSG_FAIL:
         assert_int_equal(want->fail.job_id, got->fail.job_id);
@@ -338,6 +356,8 @@ static void assert_msg_eq(const cs_msg *want, const cs_msg *got)
         assert_int_equal(want->fail.exit_status, got->fail.exit_status);
         assert_int_equal(want->fail.signal, got->fail.signal);
         assert_str_eq(want->fail.log_tail, got->fail.log_tail);
+        assert_str_eq(want->fail.claim.worker, got->fail.claim.worker);
+        assert_caps_eq(&want->fail.claim.caps, &got->fail.claim.caps);
         break;
     case CS_MSG_BYE:
         assert_str_eq(want->bye.worker, got->bye.worker);
@@ -451,12 +471,12 @@ static void test_wire_form(void **state)
     m.heartbeat.log_tail = "";
     assert_int_equal(cs_msg_encode(&m, &t, NULL, NULL), CS_OK);
     assert_string_equal(t, "{\"attempt\":1,\"done\":0,\"job_id\":5,\"log_tail\":\"\",\"stage\":"
-                           "\"load\",\"total\":3,\"type\":\"HEARTBEAT\",\"v\":1}");
+                           "\"load\",\"total\":3,\"type\":\"HEARTBEAT\",\"v\":2}");
     free(t);
     cs_msg_init(&m, CS_MSG_WORKERS);
     m.token = "t";
     assert_int_equal(cs_msg_encode(&m, &t, NULL, NULL), CS_OK);
-    assert_string_equal(t, "{\"token\":\"t\",\"type\":\"WORKERS\",\"v\":1}");
+    assert_string_equal(t, "{\"token\":\"t\",\"type\":\"WORKERS\",\"v\":2}");
     free(t);
 }
 
@@ -467,15 +487,15 @@ static void test_lenient_forms(void **state)
     static const struct {
         const char *in, *canon;
     } cases[] = {
-            {" { \"type\" : \"ACK\", \"cancel\" : false, \"v\" : 1.0 }\n",
-             "{\"cancel\":false,\"type\":\"ACK\",\"v\":1}"},
-            {"{\"v\":1,\"type\":\"STATUS\",\"sweep\":null,\"token\":null,\"req_id\":null}",
-             "{\"type\":\"STATUS\",\"v\":1}"},
-            {"{\"v\":1,\"type\":\"OK\",\"data\":null}", "{\"data\":null,\"type\":\"OK\",\"v\":1}"},
-            {"{\"v\":1,\"type\":\"OK\",\"data\":[1,\"\\u00e9\",{\"b\":1,\"a\":2}]}",
-             "{\"data\":[1,\"\xc3\xa9\",{\"a\":2,\"b\":1}],\"type\":\"OK\",\"v\":1}"},
-            {"{\"v\":1,\"type\":\"LOGS\",\"job_id\":3e0,\"attempt\":null}",
-             "{\"job_id\":3,\"type\":\"LOGS\",\"v\":1}"},
+            {" { \"type\" : \"ACK\", \"cancel\" : false, \"v\" : 2.0 }\n",
+             "{\"cancel\":false,\"type\":\"ACK\",\"v\":2}"},
+            {"{\"v\":2,\"type\":\"STATUS\",\"sweep\":null,\"token\":null,\"req_id\":null}",
+             "{\"type\":\"STATUS\",\"v\":2}"},
+            {"{\"v\":2,\"type\":\"OK\",\"data\":null}", "{\"data\":null,\"type\":\"OK\",\"v\":2}"},
+            {"{\"v\":2,\"type\":\"OK\",\"data\":[1,\"\\u00e9\",{\"b\":1,\"a\":2}]}",
+             "{\"data\":[1,\"\xc3\xa9\",{\"a\":2,\"b\":1}],\"type\":\"OK\",\"v\":2}"},
+            {"{\"v\":2,\"type\":\"LOGS\",\"job_id\":3e0,\"attempt\":null}",
+             "{\"job_id\":3,\"type\":\"LOGS\",\"v\":2}"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -502,127 +522,160 @@ typedef struct bad_case {
     const char *fragment; /* must appear in err.msg */
 } bad_case;
 
-#define HB_HEAD "{\"v\":1,\"type\":\"HEARTBEAT\",\"job_id\":1,\"attempt\":1,\"stage\":\"load\","
+#define HB_HEAD "{\"v\":2,\"type\":\"HEARTBEAT\",\"job_id\":1,\"attempt\":1,\"stage\":\"load\","
+#define RESULT_HEAD \
+    "{\"v\":2,\"type\":\"RESULT\",\"job_id\":1,\"attempt\":1,\"metrics\":{},\"provenance\":{},"
+#define CAPS_MIN "{\"backends\":[\"native\"],\"models\":[],\"threads\":1,\"mem_mb\":0,\"gpus\":[]}"
 static const bad_case BAD[] = {
         {"not JSON", "hello", 0, CS_EPARSE, "message:1:1"},
         {"empty", "", 0, CS_EPARSE, "empty"},
-        {"truncated", "{\"v\":1,\"type\":", 0, CS_EPARSE, "message:1:"},
-        {"trailing data", "{\"v\":1,\"type\":\"WORKERS\"} x", 0, CS_EPARSE, "message:1:"},
+        {"truncated", "{\"v\":2,\"type\":", 0, CS_EPARSE, "message:1:"},
+        {"trailing data", "{\"v\":2,\"type\":\"WORKERS\"} x", 0, CS_EPARSE, "message:1:"},
         {"array", "[1,2]", 0, CS_EPROTO, "expected a JSON object, got an array"},
         {"string", "\"CLAIM\"", 0, CS_EPROTO, "expected a JSON object, got a string"},
         {"no version", "{\"type\":\"WORKERS\"}", 0, CS_EPROTO, "missing required key \"v\""},
         {"version as string", "{\"v\":\"1\",\"type\":\"WORKERS\"}", 0, CS_EPROTO, "v: expected"},
-        {"version 2", "{\"v\":2,\"type\":\"WORKERS\"}", 0, CS_EVERSION, "protocol version 2"},
+        {"version 1", "{\"v\":1,\"type\":\"WORKERS\"}", 0, CS_EVERSION, "protocol version 1"},
+        {"version 3", "{\"v\":3,\"type\":\"WORKERS\"}", 0, CS_EVERSION, "protocol version 3"},
         {"version 0", "{\"v\":0,\"type\":\"WORKERS\"}", 0, CS_EVERSION, "protocol version 0"},
         {"version 1.5", "{\"v\":1.5,\"type\":\"WORKERS\"}", 0, CS_EPROTO, "got 1.5"},
-        {"no type", "{\"v\":1}", 0, CS_EPROTO, "missing required key \"type\""},
-        {"type not a string", "{\"v\":1,\"type\":3}", 0, CS_EPROTO, "type: expected a string"},
-        {"unknown type", "{\"v\":1,\"type\":\"GIMME\"}", 0, CS_EPROTO,
+        {"no type", "{\"v\":2}", 0, CS_EPROTO, "missing required key \"type\""},
+        {"type not a string", "{\"v\":2,\"type\":3}", 0, CS_EPROTO, "type: expected a string"},
+        {"unknown type", "{\"v\":2,\"type\":\"GIMME\"}", 0, CS_EPROTO,
          "unknown message type \"GIMME\""},
-        {"type case", "{\"v\":1,\"type\":\"claim\"}", 0, CS_EPROTO, "unknown message type"},
-        {"unknown field", "{\"v\":1,\"type\":\"WORKERS\",\"verbose\":true}", 0, CS_EPROTO,
+        {"type case", "{\"v\":2,\"type\":\"claim\"}", 0, CS_EPROTO, "unknown message type"},
+        {"unknown field", "{\"v\":2,\"type\":\"WORKERS\",\"verbose\":true}", 0, CS_EPROTO,
          "WORKERS.verbose: unknown key"},
-        {"typo suggestion", "{\"v\":1,\"type\":\"ACK\",\"cancle\":true}", 0, CS_EPROTO,
+        {"typo suggestion", "{\"v\":2,\"type\":\"ACK\",\"cancle\":true}", 0, CS_EPROTO,
          "did you mean \"cancel\""},
-        {"missing required", "{\"v\":1,\"type\":\"ACK\"}", 0, CS_EPROTO,
+        {"missing required", "{\"v\":2,\"type\":\"ACK\"}", 0, CS_EPROTO,
          "ACK: missing required key \"cancel\""},
         {"duplicate attempt", HB_HEAD "\"done\":0,\"total\":1,\"log_tail\":\"\",\"attempt\":\"x\"}",
          0, CS_EPARSE, "duplicate key \"attempt\""},
         {"attempt wrong type",
-         "{\"v\":1,\"type\":\"HEARTBEAT\",\"job_id\":1,\"attempt\":\"x\",\"stage\":\"load\","
+         "{\"v\":2,\"type\":\"HEARTBEAT\",\"job_id\":1,\"attempt\":\"x\",\"stage\":\"load\","
          "\"done\":0,\"total\":1,\"log_tail\":\"\"}",
          0, CS_EPROTO, "HEARTBEAT.attempt: expected a positive integer, got \"x\""},
         {"negative job id",
-         "{\"v\":1,\"type\":\"RESULT\",\"job_id\":-4,\"attempt\":1,\"metrics\":{},"
+         "{\"v\":2,\"type\":\"RESULT\",\"job_id\":-4,\"attempt\":1,\"metrics\":{},"
          "\"provenance\":{}}",
          0, CS_EPROTO, "RESULT.job_id: expected a positive integer, got -4"},
         {"zero attempt",
-         "{\"v\":1,\"type\":\"JOB\",\"job_id\":1,\"attempt\":0,\"lease_s\":60,\"config\":{}}", 0,
+         "{\"v\":2,\"type\":\"JOB\",\"job_id\":1,\"attempt\":0,\"lease_s\":60,\"config\":{}}", 0,
          CS_EPROTO, "JOB.attempt: expected a positive integer, got 0"},
         {"fractional id",
-         "{\"v\":1,\"type\":\"JOB\",\"job_id\":1.5,\"attempt\":1,\"lease_s\":60,\"config\":{}}", 0,
+         "{\"v\":2,\"type\":\"JOB\",\"job_id\":1.5,\"attempt\":1,\"lease_s\":60,\"config\":{}}", 0,
          CS_EPROTO, "JOB.job_id"},
         {"id beyond 2^53",
-         "{\"v\":1,\"type\":\"JOB\",\"job_id\":1e17,\"attempt\":1,\"lease_s\":60,\"config\":{}}", 0,
+         "{\"v\":2,\"type\":\"JOB\",\"job_id\":1e17,\"attempt\":1,\"lease_s\":60,\"config\":{}}", 0,
          CS_EPROTO, "2^53"},
         {"config not an object",
-         "{\"v\":1,\"type\":\"JOB\",\"job_id\":1,\"attempt\":1,\"lease_s\":60,\"config\":\"{}\"}",
+         "{\"v\":2,\"type\":\"JOB\",\"job_id\":1,\"attempt\":1,\"lease_s\":60,\"config\":\"{}\"}",
          0, CS_EPROTO, "JOB.config: expected an object"},
         {"negative done", HB_HEAD "\"done\":-1,\"total\":1,\"log_tail\":\"\"}", 0, CS_EPROTO,
          "HEARTBEAT.done: expected a non-negative integer"},
         {"log_tail not a string", HB_HEAD "\"done\":0,\"total\":1,\"log_tail\":[\"a\"]}", 0,
          CS_EPROTO, "HEARTBEAT.log_tail: expected a string, got an array"},
         {"empty stage",
-         "{\"v\":1,\"type\":\"HEARTBEAT\",\"job_id\":1,\"attempt\":1,\"stage\":\"\",\"done\":0,"
+         "{\"v\":2,\"type\":\"HEARTBEAT\",\"job_id\":1,\"attempt\":1,\"stage\":\"\",\"done\":0,"
          "\"total\":1,\"log_tail\":\"\"}",
          0, CS_EPROTO, "HEARTBEAT.stage: expected a non-empty string"},
-        {"bool as int", "{\"v\":1,\"type\":\"ACK\",\"cancel\":1}", 0, CS_EPROTO,
+        {"bool as int", "{\"v\":2,\"type\":\"ACK\",\"cancel\":1}", 0, CS_EPROTO,
          "ACK.cancel: expected a boolean, got 1"},
-        {"embedded NUL", "{\"v\":1,\"type\":\"WORKERS\"}\0", 26, CS_EPARSE, "NUL"},
-        {"NUL inside string", "{\"v\":1,\"type\":\"BYE\",\"worker\":\"a\0b\"}", 35, CS_EPARSE,
+        {"embedded NUL", "{\"v\":2,\"type\":\"WORKERS\"}\0", 26, CS_EPARSE, "NUL"},
+        {"NUL inside string", "{\"v\":2,\"type\":\"BYE\",\"worker\":\"a\0b\"}", 35, CS_EPARSE,
          "NUL"},
-        {"escaped NUL", "{\"v\":1,\"type\":\"BYE\",\"worker\":\"a\\u0000b\"}", 0, CS_EPARSE,
+        {"escaped NUL", "{\"v\":2,\"type\":\"BYE\",\"worker\":\"a\\u0000b\"}", 0, CS_EPARSE,
          "\\u0000"},
-        {"invalid UTF-8", "{\"v\":1,\"type\":\"BYE\",\"worker\":\"a\xff\"}", 0, CS_EPARSE, "UTF-8"},
-        {"overlong UTF-8", "{\"v\":1,\"type\":\"BYE\",\"worker\":\"\xc0\xaf\"}", 0, CS_EPARSE,
+        {"invalid UTF-8", "{\"v\":2,\"type\":\"BYE\",\"worker\":\"a\xff\"}", 0, CS_EPARSE, "UTF-8"},
+        {"overlong UTF-8", "{\"v\":2,\"type\":\"BYE\",\"worker\":\"\xc0\xaf\"}", 0, CS_EPARSE,
          "UTF-8"},
-        {"lone surrogate", "{\"v\":1,\"type\":\"BYE\",\"worker\":\"\\udc00\"}", 0, CS_EPARSE,
+        {"lone surrogate", "{\"v\":2,\"type\":\"BYE\",\"worker\":\"\\udc00\"}", 0, CS_EPARSE,
          "message:1:"},
-        {"duplicate key", "{\"v\":1,\"type\":\"ACK\",\"cancel\":true,\"cancel\":false}", 0,
+        {"duplicate key", "{\"v\":2,\"type\":\"ACK\",\"cancel\":true,\"cancel\":false}", 0,
          CS_EPARSE, "duplicate key \"cancel\""},
         {"unknown fail kind",
-         "{\"v\":1,\"type\":\"FAIL\",\"job_id\":1,\"attempt\":1,\"kind\":\"segv\",\"reason\":\"\","
+         "{\"v\":2,\"type\":\"FAIL\",\"job_id\":1,\"attempt\":1,\"kind\":\"segv\",\"reason\":\"\","
          "\"exit_status\":1,\"signal\":0,\"log_tail\":\"\"}",
          0, CS_EPROTO, "FAIL.kind: unknown failure kind \"segv\""},
         {"signal out of range",
-         "{\"v\":1,\"type\":\"FAIL\",\"job_id\":1,\"attempt\":1,\"kind\":\"crash\",\"reason\":\"\","
+         "{\"v\":2,\"type\":\"FAIL\",\"job_id\":1,\"attempt\":1,\"kind\":\"crash\",\"reason\":\"\","
          "\"exit_status\":-1,\"signal\":300,\"log_tail\":\"\"}",
          0, CS_EPROTO, "FAIL.signal: expected an integer in 0..127, got "},
-        {"unknown error code", "{\"v\":1,\"type\":\"ERROR\",\"code\":\"EBAD\",\"message\":\"\"}", 0,
+        {"unknown error code", "{\"v\":2,\"type\":\"ERROR\",\"code\":\"EBAD\",\"message\":\"\"}", 0,
          CS_EPROTO, "ERROR.code: unknown error code \"EBAD\""},
-        {"CS_OK as error code", "{\"v\":1,\"type\":\"ERROR\",\"code\":\"CS_OK\",\"message\":\"\"}",
+        {"CS_OK as error code", "{\"v\":2,\"type\":\"ERROR\",\"code\":\"CS_OK\",\"message\":\"\"}",
          0, CS_EPROTO, "ERROR.code"},
         {"unknown job state",
-         "{\"v\":1,\"type\":\"JOBS\",\"state\":\"zombie\",\"limit\":1,"
+         "{\"v\":2,\"type\":\"JOBS\",\"state\":\"zombie\",\"limit\":1,"
          "\"offset\":0}",
          0, CS_EPROTO, "JOBS.state: unknown value \"zombie\""},
-        {"jobs limit 0", "{\"v\":1,\"type\":\"JOBS\",\"limit\":0,\"offset\":0}", 0, CS_EPROTO,
+        {"jobs limit 0", "{\"v\":2,\"type\":\"JOBS\",\"limit\":0,\"offset\":0}", 0, CS_EPROTO,
          "JOBS.limit: expected an integer in 1..100000"},
-        {"cancel with two targets", "{\"v\":1,\"type\":\"CANCEL\",\"sweep\":\"demo\",\"job\":3}", 0,
+        {"cancel with two targets", "{\"v\":2,\"type\":\"CANCEL\",\"sweep\":\"demo\",\"job\":3}", 0,
          CS_EPROTO, "CANCEL: expected exactly one of"},
-        {"cancel with nothing", "{\"v\":1,\"type\":\"CANCEL\"}", 0, CS_EPROTO,
+        {"cancel with nothing", "{\"v\":2,\"type\":\"CANCEL\"}", 0, CS_EPROTO,
          "expected exactly one of \"sweep\", \"job\", \"filter\", got 0"},
         {"capabilities missing key",
-         "{\"v\":1,\"type\":\"CLAIM\",\"worker\":\"w\",\"capabilities\":{\"backends\":[],"
+         "{\"v\":2,\"type\":\"CLAIM\",\"worker\":\"w\",\"capabilities\":{\"backends\":[],"
          "\"models\":[],\"threads\":1,\"mem_mb\":0}}",
          0, CS_EPROTO, "CLAIM.capabilities: missing required key \"gpus\""},
         {"capabilities bad item",
-         "{\"v\":1,\"type\":\"CLAIM\",\"worker\":\"w\",\"capabilities\":{\"backends\":[\"native\","
+         "{\"v\":2,\"type\":\"CLAIM\",\"worker\":\"w\",\"capabilities\":{\"backends\":[\"native\","
          "7],\"models\":[],\"threads\":1,\"mem_mb\":0,\"gpus\":[]}}",
          0, CS_EPROTO, "CLAIM.capabilities.backends[1]: expected a string, got 7"},
         {"gpu unknown key",
-         "{\"v\":1,\"type\":\"HELLO\",\"worker\":\"w\",\"host\":\"h\",\"capabilities\":{"
+         "{\"v\":2,\"type\":\"HELLO\",\"worker\":\"w\",\"host\":\"h\",\"capabilities\":{"
          "\"backends\":[],\"models\":[],\"threads\":1,\"mem_mb\":0,\"gpus\":[{\"index\":0,"
          "\"name\":\"g\",\"mem_mb\":1,\"uuid\":\"x\"}]}}",
          0, CS_EPROTO, "HELLO.capabilities.gpus[0].uuid: unknown key"},
         {"zero threads",
-         "{\"v\":1,\"type\":\"CLAIM\",\"worker\":\"w\",\"capabilities\":{\"backends\":[],"
+         "{\"v\":2,\"type\":\"CLAIM\",\"worker\":\"w\",\"capabilities\":{\"backends\":[],"
          "\"models\":[],\"threads\":0,\"mem_mb\":0,\"gpus\":[]}}",
          0, CS_EPROTO, "CLAIM.capabilities.threads"},
         {"release_job half",
-         "{\"v\":1,\"type\":\"BYE\",\"worker\":\"w\",\"release_job\":{"
+         "{\"v\":2,\"type\":\"BYE\",\"worker\":\"w\",\"release_job\":{"
          "\"job_id\":3}}",
          0, CS_EPROTO, "BYE.release_job: missing required key \"attempt\""},
-        {"token empty", "{\"v\":1,\"type\":\"WORKERS\",\"token\":\"\"}", 0, CS_EPROTO,
+        {"token empty", "{\"v\":2,\"type\":\"WORKERS\",\"token\":\"\"}", 0, CS_EPROTO,
          "WORKERS.token: expected a non-empty string"},
-        {"req_id negative", "{\"v\":1,\"type\":\"WORKERS\",\"req_id\":-1}", 0, CS_EPROTO,
+        {"req_id negative", "{\"v\":2,\"type\":\"WORKERS\",\"req_id\":-1}", 0, CS_EPROTO,
          "WORKERS.req_id"},
-        {"submit force missing", "{\"v\":1,\"type\":\"SUBMIT\",\"sweep\":{}}", 0, CS_EPROTO,
+        {"submit force missing", "{\"v\":2,\"type\":\"SUBMIT\",\"sweep\":{}}", 0, CS_EPROTO,
          "SUBMIT: missing required key \"force\""},
-        {"infinite number", "{\"v\":1,\"type\":\"NO_WORK\",\"retry_ms\":1e999}", 0, CS_EPARSE,
+        {"infinite number", "{\"v\":2,\"type\":\"NO_WORK\",\"retry_ms\":1e999}", 0, CS_EPARSE,
          "message"},
-        {"retry_ms too big", "{\"v\":1,\"type\":\"NO_WORK\",\"retry_ms\":1e12}", 0, CS_EPROTO,
+        {"retry_ms too big", "{\"v\":2,\"type\":\"NO_WORK\",\"retry_ms\":1e12}", 0, CS_EPROTO,
          "NO_WORK.retry_ms"},
+        /* The claim that rides on a RESULT or FAIL (version 2), as strict as a CLAIM. */
+        {"result claim not an object", RESULT_HEAD "\"claim\":\"w\"}", 0, CS_EPROTO,
+         "RESULT.claim: expected an object, got \"w\""},
+        {"result claim unknown key",
+         RESULT_HEAD "\"claim\":{\"worker\":\"w\",\"capabilities\":" CAPS_MIN ",\"priority\":1}}",
+         0, CS_EPROTO, "RESULT.claim.priority: unknown key"},
+        {"result claim without worker", RESULT_HEAD "\"claim\":{\"capabilities\":" CAPS_MIN "}}", 0,
+         CS_EPROTO, "RESULT.claim: missing required key \"worker\""},
+        {"result claim empty worker",
+         RESULT_HEAD "\"claim\":{\"worker\":\"\",\"capabilities\":" CAPS_MIN "}}", 0, CS_EPROTO,
+         "RESULT.claim.worker: expected a non-empty string"},
+        {"result claim worker not a string",
+         RESULT_HEAD "\"claim\":{\"worker\":7,\"capabilities\":" CAPS_MIN "}}", 0, CS_EPROTO,
+         "RESULT.claim.worker: expected a string, got 7"},
+        {"result claim without capabilities", RESULT_HEAD "\"claim\":{\"worker\":\"w\"}}", 0,
+         CS_EPROTO, "RESULT.claim: missing required key \"capabilities\""},
+        {"result claim bad capabilities",
+         RESULT_HEAD "\"claim\":{\"worker\":\"w\",\"capabilities\":{\"backends\":[],"
+                     "\"models\":[],\"threads\":0,\"mem_mb\":0,\"gpus\":[]}}}",
+         0, CS_EPROTO, "RESULT.claim.capabilities.threads"},
+        {"fail claim typo",
+         "{\"v\":2,\"type\":\"FAIL\",\"job_id\":1,\"attempt\":1,\"kind\":\"oom\",\"reason\":"
+         "\"\",\"exit_status\":1,\"signal\":0,\"log_tail\":\"\",\"claim\":{\"worker\":\"w\","
+         "\"capabilites\":" CAPS_MIN "}}",
+         0, CS_EPROTO, "did you mean \"capabilities\""},
+        {"claim on a heartbeat",
+         HB_HEAD "\"done\":0,\"total\":1,\"log_tail\":\"\",\"claim\":{"
+                 "\"worker\":\"w\",\"capabilities\":" CAPS_MIN "}}",
+         0, CS_EPROTO, "HEARTBEAT.claim: unknown key"},
 };
 
 static void test_malformed(void **state)
@@ -654,7 +707,7 @@ static void test_oversize(void **state)
     (void)state;
 
     /* A whole message over the cap is refused before parsing. */
-    assert_int_equal(cs_buf_puts(&b, "{\"v\":1,\"type\":\"OK\",\"data\":\""), CS_OK);
+    assert_int_equal(cs_buf_puts(&b, "{\"v\":2,\"type\":\"OK\",\"data\":\""), CS_OK);
     while (b.len <= CS_PROTO_MAX_BYTES) {
         assert_int_equal(
                 cs_buf_puts(&b, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"), CS_OK);
@@ -691,14 +744,14 @@ static void test_oversize(void **state)
 
     /* A name over CS_PROTO_MAX_NAME. */
     big[CS_PROTO_MAX_NAME + 1] = '\0';
-    assert_int_equal(cs_buf_printf(&b, "{\"v\":1,\"type\":\"BYE\",\"worker\":\"%s\"}", big), CS_OK);
+    assert_int_equal(cs_buf_printf(&b, "{\"v\":2,\"type\":\"BYE\",\"worker\":\"%s\"}", big), CS_OK);
     assert_int_equal(cs_msg_decode(b.data, b.len, &m, &err), CS_EPROTO);
     assert_non_null(strstr(err.msg, "BYE.worker: longer than 256 bytes"));
     cs_buf_fini(&b);
 
     /* A list over CS_PROTO_MAX_LIST. */
     assert_int_equal(cs_buf_puts(&b,
-                                 "{\"v\":1,\"type\":\"CLAIM\",\"worker\":\"w\",\"capabilities\":"
+                                 "{\"v\":2,\"type\":\"CLAIM\",\"worker\":\"w\",\"capabilities\":"
                                  "{\"threads\":1,\"mem_mb\":0,\"gpus\":[],\"backends\":[],"
                                  "\"models\":["),
                      CS_OK);

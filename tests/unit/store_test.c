@@ -926,10 +926,10 @@ static void test_caps_matching(void **state)
  */
 
 /* Cells from a list of hand-written configs (key: the index in hex), or, with pad > 0, n cells of
- * ~pad bytes each. */
+ * ~pad bytes each, distinct from cell `first` on (so that they share no fragment). */
 typedef struct cell_list {
     const char *const *configs;
-    size_t n, i, pad;
+    size_t n, i, pad, first;
     char key[65];
     char *buf;
 } cell_list;
@@ -947,7 +947,7 @@ static cs_rc cell_list_next(void *ctx, cs_cell *out, cs_err *err)
         snprintf(l->buf, l->pad + 200,
                  "{\"extra\":{\"pad\":\"%0*zu\"},\"model\":{\"backend\":\"native\","
                  "\"folder\":\"m\"},\"seed\":%zu}",
-                 (int)l->pad, l->i, l->i);
+                 (int)l->pad, l->first + l->i, l->i);
         out->config = l->buf;
     } else {
         out->config = l->configs[l->i];
@@ -1071,6 +1071,7 @@ static void test_bulk_checkpoint(void **state)
 
     /* Without cs_store_checkpoint the next commit copies the WAL, as SQLite does by default. */
     l.i = 0;
+    l.first = CS_STORE_BULK_JOBS;
     l.buf = malloc(l.pad + 200);
     assert_non_null(l.buf);
     m.name = "bulk2";
@@ -1138,6 +1139,61 @@ static void test_group_commit(void **state)
         cs_store_claim_fini(&c[i]);
     }
     cs_store_close(ro);
+}
+
+/* The worker operations of a batch use no savepoint: a refusal before any write (stale, a metric
+ * given twice, nothing to claim) leaves the batch going on; a failure after a write (here a
+ * trigger of the test's making refuses the attempt row of one claim) rolls the whole batch back
+ * at the commit, which says so, and the store goes on afterwards. */
+static void test_batch_without_savepoints(void **state)
+{
+    fixture *f = *state;
+    cs_store_metric twice[2] = {{"arith", "acc", 0.5, 0.01, 10}, {"arith", "acc", 0.6, 0.01, 10}};
+    cs_store_claim a, b, c;
+    cs_err err = {0};
+    bool cancel;
+
+    submit_n(f->s, "s", 0, 5, NULL, false, NULL);
+    assert_int_equal(cs_store_begin(f->s, &err), CS_OK);
+    a = claim_ok(f->s, "w1", T0);
+    assert_int_equal(cs_store_heartbeat(f->s, a.job_id, 7, LEASE, NULL, T0, &cancel, &err),
+                     CS_ESTALE);
+    assert_int_equal(
+            cs_store_result(f->s, a.job_id, a.attempt, "{}", twice, 2, NULL, T0, NULL, &err),
+            CS_EINVAL);
+    assert_non_null(strstr(err.msg, "given twice"));
+    complete(f->s, &a, T0);
+    assert_int_equal(cs_store_commit(f->s, &err), CS_OK);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE state = 'done'"), 1);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM metric"), 2);
+
+    assert_int_equal(sqlite3_exec(cs_store_db(f->s),
+                                  "CREATE TEMP TRIGGER boom BEFORE INSERT ON attempt"
+                                  " WHEN new.worker = 'boom' BEGIN"
+                                  " SELECT RAISE(FAIL, 'attempt refused'); END",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(cs_store_begin(f->s, &err), CS_OK);
+    b = claim_ok(f->s, "w2", T0 + 1);
+    assert_int_not_equal(claim_rc(f->s, "boom", T0 + 1, &c), CS_OK);
+    assert_int_equal(cs_store_commit(f->s, &err), CS_EDB);
+    assert_non_null(strstr(err.msg, "rolled back"));
+    assert_non_null(strstr(err.msg, "attempt refused"));
+    assert_false(cs_store_in_batch(f->s));
+    /* Nothing of that batch stayed: w2's claim is gone too. */
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE state = 'running'"), 0);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM attempt"), 1);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job_event WHERE to_state = 'running'"), 1);
+    assert_int_equal(sqlite3_exec(cs_store_db(f->s), "DROP TRIGGER temp.boom", NULL, NULL, NULL),
+                     SQLITE_OK);
+    /* Outside a batch the same failure undoes only its own operation. */
+    cs_store_claim_fini(&b);
+    b = claim_ok(f->s, "w2", T0 + 2);
+    complete(f->s, &b, T0 + 2);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE state = 'done'"), 2);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    cs_store_claim_fini(&a);
+    cs_store_claim_fini(&b);
 }
 
 static void test_every_transition_logged(void **state)
@@ -1220,6 +1276,7 @@ int main(void)
             T(test_malformed_config),
             T(test_bulk_checkpoint),
             T(test_group_commit),
+            T(test_batch_without_savepoints),
             T(test_every_transition_logged),
             cmocka_unit_test(test_state_names),
     };

@@ -424,6 +424,22 @@ static const char *signal_name(int sig)
     }
 }
 
+/* Whether the report of the job now ending should carry a claim for the next one (protocol v2):
+ * not when the agent stops, runs once, or reaches max_jobs with this job. */
+static bool claim_next(const cs_agent *a)
+{
+    return a->stop_mode == STOP_NONE && !a->claims_done && !a->cfg.once &&
+           !(a->cfg.max_jobs > 0 && a->jobs_ended + 1 >= a->cfg.max_jobs);
+}
+
+static void set_report_claim(cs_agent *a, cs_msg_claim *cl)
+{
+    if (claim_next(a)) {
+        cl->worker = (char *)(uintptr_t)a->cfg.name;
+        fill_caps(a, &cl->caps);
+    }
+}
+
 /* RESULT from result.json, or NULL text with reason set when it is unusable. */
 static char *build_result(cs_agent *a, agent_job *j, char *reason, size_t reason_cap)
 {
@@ -464,6 +480,7 @@ static char *build_result(cs_agent *a, agent_job *j, char *reason, size_t reason
     m.result.attempt = j->attempt;
     m.result.metrics = metrics;
     m.result.provenance = prov;
+    set_report_claim(a, &m.result.claim);
     if (cs_msg_encode(&m, &text, NULL, &err) != CS_OK) {
         snprintf(reason, reason_cap, "result.json cannot be sent: %s", err.msg);
         text = NULL;
@@ -555,6 +572,7 @@ static char *build_fail(cs_agent *a, agent_job *j, const cs_child_outcome *o,
     m.fail.exit_status = o->exit_status >= 0 && o->exit_status <= 255 ? o->exit_status : -1;
     m.fail.signal = o->signal > 0 && o->signal <= 127 ? o->signal : 0;
     m.fail.log_tail = tail != NULL ? tail : (char *)(uintptr_t) "";
+    set_report_claim(a, &m.fail.claim);
     if (cs_msg_encode(&m, &text, NULL, &err) != CS_OK) {
         cs_log(CS_LOG_ERROR, "cannot encode FAIL: %s", err.msg);
         text = NULL;
@@ -747,6 +765,7 @@ spawn_fail:
         m.fail.reason = err.msg;
         m.fail.exit_status = o.exit_status;
         m.fail.log_tail = (char *)(uintptr_t) "";
+        set_report_claim(a, &m.fail.claim);
         if (cs_msg_encode(&m, &text, NULL, NULL) != CS_OK)
             text = NULL;
         j->exited = true;
@@ -767,6 +786,18 @@ static void log_error_reply(cs_agent *a, cs_msg_type t, const cs_msg *rep)
 }
 
 static void finish(cs_agent *a);
+
+/* A JOB answered a CLAIM or the claim of a report: run it, or hand it back in the BYE when the
+ * agent is stopping. */
+static void got_job(cs_agent *a, const cs_msg_job *job)
+{
+    if (a->stop_mode != STOP_NONE) {
+        a->release_id = job->job_id;
+        a->release_attempt = job->attempt;
+    } else {
+        start_job(a, job);
+    }
+}
 
 static void handle_reply(cs_agent *a, cs_msg_type t, int rv, nng_msg *nm)
 {
@@ -820,12 +851,7 @@ static void handle_reply(cs_agent *a, cs_msg_type t, int rv, nng_msg *nm)
         if (rep.type == CS_MSG_JOB) {
             if (a->cfg.once)
                 a->claims_done = true;
-            if (a->stop_mode != STOP_NONE) {
-                a->release_id = rep.job.job_id;
-                a->release_attempt = rep.job.attempt;
-            } else {
-                start_job(a, &rep.job);
-            }
+            got_job(a, &rep.job);
         } else if (rep.type == CS_MSG_NO_WORK) {
             if (a->cfg.once)
                 a->claims_done = true;
@@ -858,7 +884,9 @@ static void handle_reply(cs_agent *a, cs_msg_type t, int rv, nng_msg *nm)
         break;
     case CS_MSG_RESULT:
     case CS_MSG_FAIL:
-        if (rep.type == CS_MSG_ACK || rep.type == CS_MSG_OK) {
+        if (rep.type == CS_MSG_ACK || rep.type == CS_MSG_OK || rep.type == CS_MSG_JOB ||
+            rep.type == CS_MSG_NO_WORK) {
+            /* Stored. JOB and NO_WORK answer the claim that rode on the report. */
             pthread_mutex_lock(&a->mu);
             if (t == CS_MSG_RESULT)
                 a->stats.results++;
@@ -866,6 +894,11 @@ static void handle_reply(cs_agent *a, cs_msg_type t, int rv, nng_msg *nm)
                 a->stats.fails++;
             pthread_mutex_unlock(&a->mu);
             job_end(a);
+            if (rep.type == CS_MSG_JOB) {
+                got_job(a, &rep.job);
+            } else if (rep.type == CS_MSG_NO_WORK && !a->claims_done) {
+                delay(a, rep.no_work.retry_ms > 60000 ? 60000 : rep.no_work.retry_ms);
+            }
         } else if (rep.type == CS_MSG_ERROR && rep.error.code == CS_ESTALE) {
             cs_log(CS_LOG_WARN, "%s of job %" PRId64 " refused as stale: dropped",
                    cs_msg_type_name(t), a->job ? a->job->id : 0);

@@ -16,11 +16,14 @@
  * cancelled); ERROR CS_ESTALE on a heartbeat stops it and drops the job. When the child ends: exit
  * 0 with result.json -> RESULT (metrics = its "metrics", provenance = the whole document plus
  * "log_path", "host", "worker"); otherwise FAIL with the exit status, signal, kind (error.json's
- * kind, else crash/timeout/cancelled/oom/spawn) and the log tail. A RESULT or FAIL is resent (with
- * backoff) until the coordinator answers: ACK or OK -> done; ERROR CS_ESTALE -> dropped (another
- * attempt owns the job). NO_WORK -> CLAIM again after retry_ms. Lost replies (the coordinator
- * restarting) are resent by nng's REQ resend and by the agent's own timeouts with exponential
- * backoff (200 ms doubling to 5 s, with jitter).
+ * kind, else crash/timeout/cancelled/oom/spawn) and the log tail. Unless the agent is stopping,
+ * runs --once or ends its max_jobs with this job, the RESULT or FAIL carries a claim for the next
+ * job (protocol v2), so one round trip reports a job and starts the next. A RESULT or FAIL is
+ * resent (with backoff) until the coordinator answers: ACK or OK -> done; JOB -> done, and that is
+ * the next job; NO_WORK -> done, CLAIM after retry_ms; ERROR CS_ESTALE -> dropped (another
+ * attempt owns the job). NO_WORK to a CLAIM -> CLAIM again after retry_ms. Lost replies (the
+ * coordinator restarting) are resent by nng's REQ resend and by the agent's own timeouts with
+ * exponential backoff (200 ms doubling to 5 s, with jitter).
  *
  * Stopping (cs_agent_request_stop, or SIGTERM/SIGINT when handle_signals): drain = finish and
  * report the current job, then BYE; release = stop the child and BYE with release_job. A second
