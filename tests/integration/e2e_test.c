@@ -251,7 +251,7 @@ static void test_sweep_200_four_workers(void **state)
         snprintf(name, sizeof name, "w%d", i);
         start_worker(t, name);
     }
-    assert_true(wait_done(t, jobs, 120000));
+    assert_true(wait_done(t, jobs, 240000));
     stop_workers(t);
     check_one_result_each(t, jobs);
     /* every worker took part, and every attempt is recorded with its log path */
@@ -280,7 +280,7 @@ static void test_worker_sigkilled(void **state)
     waitpid(a, NULL, 0);
     t->workers[0] = 0;
     start_worker(t, "rescuer");
-    assert_true(wait_done(t, jobs, 60000));
+    assert_true(wait_done(t, jobs, 150000));
     stop_workers(t);
     check_one_result_each(t, jobs);
     char q[256];
@@ -313,7 +313,7 @@ static void test_coordinator_sigkilled_5_times(void **state)
         start_daemon(t, "30");
     }
     assert_true(sql(t, "SELECT count(*) FROM job WHERE state = 'done'") < jobs);
-    assert_true(wait_done(t, jobs, 120000));
+    assert_true(wait_done(t, jobs, 240000));
     /* the workers came back on their own: all still alive */
     for (size_t i = 0; i < t->n_workers; i++)
         assert_int_equal(waitpid(t->workers[i], NULL, WNOHANG), 0);
@@ -347,7 +347,7 @@ static void test_token_wrong_gets_nothing(void **state)
     assert_int_equal(sql(t, "SELECT count(*) FROM attempt"), 0);
     assert_int_equal(sql(t, "SELECT count(*) FROM job WHERE state = 'queued'"), jobs);
     start_worker_tok(t, "member", good);
-    assert_true(wait_done(t, jobs, 30000));
+    assert_true(wait_done(t, jobs, 90000));
     assert_int_equal(sql(t, "SELECT count(*) FROM attempt WHERE worker <> 'member'"), 0);
     /* the intruder was told why, and keeps running (it may be a token rotation) */
     assert_int_equal(waitpid(t->workers[0], NULL, WNOHANG), 0);
@@ -403,7 +403,7 @@ static void test_tls_worker(void **state)
     assert_int_equal(sql(t, "SELECT count(*) FROM attempt"), 0);
     const char *good[] = {"--tls-cert", f[3], "--tls-key", f[4], "--tls-ca", f[2], NULL};
     start_worker_args(t, "insider", good);
-    assert_true(wait_done(t, jobs, 30000));
+    assert_true(wait_done(t, jobs, 90000));
     assert_int_equal(sql(t, "SELECT count(*) FROM attempt WHERE worker <> 'insider'"), 0);
     stop_workers(t);
     check_one_result_each(t, jobs);
@@ -416,7 +416,7 @@ static void test_retry_on_failure(void **state)
     start_daemon(t, "30");
     start_worker(t, "f0");
     start_worker(t, "f1");
-    assert_true(wait_done(t, jobs, 60000));
+    assert_true(wait_done(t, jobs, 150000));
     stop_workers(t);
     check_one_result_each(t, jobs);
     /* the 5 failing cells failed once (error.json's kind and message kept) and then succeeded */
