@@ -2,7 +2,12 @@
  * heads, 2 kv heads, intermediate 4864, vocab 151936, tied embeddings, q/k/v biases), written as
  * f32 safetensors (~2 GB) at bench time, never committed: write_model(dir) makes dir/config.json
  * and dir/model.safetensors (weights uniform with the per-tensor scales below, seeded). Shared by
- * tests/bench/prefill_bench.c and select_bench.c; static, include once per program. */
+ * tests/bench/prefill_bench.c and select_bench.c; static, include once per program.
+ *
+ * CS_BENCH_QWEN05_LAYERS=N (1..24) writes only the first N blocks (the same weights as the first N
+ * blocks of the full model: one seeded stream, tensors in file order) into cs-bench-qwen05-LN/, so
+ * that a slow whole-model benchmark can measure a few blocks at full size and scale the per-block
+ * part (tests/bench/quant_qwen05.sh). */
 #ifndef CS_TESTS_BENCH_QWEN05_H
 #define CS_TESTS_BENCH_QWEN05_H
 
@@ -15,7 +20,26 @@
 #include "cs_alloc.h"
 #include "cs_rng.h"
 
-enum { HID = 896, LAYERS = 24, HEADS = 14, KV = 2, HD = 64, INTER = 4864, VOCAB = 151936 };
+enum { HID = 896, LAYERS_FULL = 24, HEADS = 14, KV = 2, HD = 64, INTER = 4864, VOCAB = 151936 };
+
+/* The number of blocks to write: CS_BENCH_QWEN05_LAYERS, else all 24. */
+static int bench_layers(void)
+{
+    const char *v = getenv("CS_BENCH_QWEN05_LAYERS");
+    long n = v && *v ? strtol(v, NULL, 10) : LAYERS_FULL;
+    return n >= 1 && n <= LAYERS_FULL ? (int)n : LAYERS_FULL;
+}
+
+/* dir = base/cs-bench-qwen05, or base/cs-bench-qwen05-LN when fewer blocks are asked for. */
+static void bench_model_dir(char *dir, size_t cap, const char *base)
+{
+    int n = bench_layers();
+    if (n == LAYERS_FULL) {
+        snprintf(dir, cap, "%s/cs-bench-qwen05", base);
+    } else {
+        snprintf(dir, cap, "%s/cs-bench-qwen05-L%d", base, n);
+    }
+}
 
 typedef struct tdesc {
     char name[96];
@@ -32,7 +56,7 @@ static size_t list_tensors(tdesc *t)
     t[n].rows = VOCAB, t[n].cols = HID, t[n].scale = 1.0f, t[n].offset = 0, n++;
     snprintf(t[n].name, sizeof(t[n].name), "model.norm.weight");
     t[n].rows = HID, t[n].cols = 0, t[n].scale = 0.1f, t[n].offset = 1.0f, n++;
-    for (int l = 0; l < LAYERS; l++) {
+    for (int l = 0, layers = bench_layers(); l < layers; l++) {
         const struct {
             const char *n;
             size_t r, c;
@@ -63,7 +87,7 @@ static size_t list_tensors(tdesc *t)
 static int write_model(const char *dir)
 {
     char p[512];
-    tdesc *t = calloc(2 + LAYERS * 12, sizeof(*t));
+    tdesc *t = calloc(2 + (size_t)bench_layers() * 12, sizeof(*t));
     size_t n = list_tensors(t);
     mkdir(dir, 0755);
     snprintf(p, sizeof(p), "%s/config.json", dir);
@@ -80,7 +104,7 @@ static int write_model(const char *dir)
             "\"max_position_embeddings\":32768,\"tie_word_embeddings\":true,\"hidden_act\":"
             "\"silu\","
             "\"bos_token_id\":151643,\"eos_token_id\":151645}\n",
-            HID, INTER, LAYERS, HEADS, KV, VOCAB);
+            HID, INTER, bench_layers(), HEADS, KV, VOCAB);
     fclose(f);
     cs_buf h;
     cs_buf_init(&h);

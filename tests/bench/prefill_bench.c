@@ -61,7 +61,7 @@ int main(int argc, char **argv)
     int keep = argc > 5 && strcmp(argv[5], "keep") == 0;
     int write_only = argc > 5 && strcmp(argv[5], "write") == 0;
     char dir[512], p[600];
-    snprintf(dir, sizeof(dir), "%s/cs-bench-qwen05", base);
+    bench_model_dir(dir, sizeof(dir), base);
     snprintf(p, sizeof(p), "%s/model.safetensors", dir);
     struct stat sb;
     if (stat(p, &sb) != 0) {
@@ -117,13 +117,14 @@ int main(int argc, char **argv)
     /* FLOPs of the linear layers and lm_head (2*params*seq) plus attention (QK^T and PV, causal
      * rows computed in full as the engine does). */
     double lin = 0;
-    for (size_t l = 0; l < LAYERS; l++) {
+    for (size_t l = 0; l < m->cfg.n_layers; l++) {
         for (int k = 0; k < CS_LIN_COUNT; k++) {
             lin += (double)m->layers[l].lin[k].out * (double)m->layers[l].lin[k].in;
         }
     }
     lin += (double)VOCAB * HID;
-    double flops = 2.0 * lin * (double)seq + 4.0 * LAYERS * HEADS * (double)seq * seq * HD;
+    double flops = 2.0 * lin * (double)seq +
+                   4.0 * (double)m->cfg.n_layers * HEADS * (double)seq * seq * HD;
     double gf = flops / best / 1e9;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

