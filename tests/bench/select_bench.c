@@ -173,6 +173,25 @@ static int act_selectors(const cs_calib_pool *pool, const cs_calib_pool *ref, cs
     return code;
 }
 
+/* selfcal (gen_n sequences of L tokens, one at a time) and selfgen (gen_m generations of up to L
+ * tokens, keep gen_n; prefixes from pool). */
+static int gen_selectors(const cs_calib_pool *pool, cs_model *m, const cs_tok *tok, size_t gen_n,
+                         size_t gen_m, size_t L)
+{
+    cs_select_params p;
+    char note[128];
+    params(&p, CS_SEL_SELFCAL, gen_n);
+    p.seq_len = L;
+    snprintf(note, sizeof note, "%zu sequences x %zu tokens, one at a time", gen_n, L);
+    int code = run("selfcal", &p, NULL, m, tok, NULL, note);
+    params(&p, CS_SEL_SELFGEN, gen_n);
+    p.m = gen_m;
+    p.seq_len = L;
+    snprintf(note, sizeof note, "%zu generations of <= %zu tokens, keep %zu", gen_m, L, gen_n);
+    code |= run("selfgen", &p, pool, m, tok, NULL, note);
+    return code;
+}
+
 static int bench_qwen05(const cs_calib_source *src, size_t n_src, const cs_calib_pool *pool4,
                         const cs_calib_pool *pool1, const cs_calib_pool *ref, const cs_tok *tok,
                         size_t threads, size_t L, size_t n, size_t subset, size_t gen_n,
@@ -296,16 +315,7 @@ static int bench_qwen05(const cs_calib_source *src, size_t n_src, const cs_calib
     code |= run("sel: ppl", &sp, &short_pool, m, tok, &env, "");
     drop_cache(dir, &ctx);
     if (gen_n > 0) {
-        char note[128];
-        params(&sp, CS_SEL_SELFCAL, gen_n);
-        sp.seq_len = L;
-        snprintf(note, sizeof note, "%zu sequences x %zu tokens, one at a time", gen_n, L);
-        code |= run("selfcal", &sp, NULL, m, tok, NULL, note);
-        params(&sp, CS_SEL_SELFGEN, gen_n);
-        sp.m = gen_m;
-        sp.seq_len = L;
-        snprintf(note, sizeof note, "%zu generations of <= %zu tokens, keep %zu", gen_m, L, gen_n);
-        code |= run("selfgen", &sp, pool4, m, tok, NULL, note);
+        code |= gen_selectors(pool4, m, tok, gen_n, gen_m, L);
     }
     cs_calib_pool_free(&short_pool);
     cs_calib_pool_free(&short_ref);
@@ -375,7 +385,6 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     cs_select_params p;
-    char note[128];
     params(&p, CS_SEL_RANDOM, n);
     code = run("random", &p, &pool4, m, tok, NULL, "");
     p.stratified = true;
@@ -387,15 +396,7 @@ int main(int argc, char **argv)
     params(&p, CS_SEL_PPL, n);
     code |= run("ppl-low", &p, &pool4, m, tok, NULL, "cold: nll pass, batch 8");
     code |= act_selectors(&pool4, &ref, m, tok, mdir, n);
-    params(&p, CS_SEL_SELFCAL, gen_n);
-    p.seq_len = L;
-    snprintf(note, sizeof note, "%zu sequences x %zu tokens", gen_n, L);
-    code |= run("selfcal", &p, NULL, m, tok, NULL, note);
-    params(&p, CS_SEL_SELFGEN, gen_n);
-    p.m = gen_m;
-    p.seq_len = L;
-    snprintf(note, sizeof note, "%zu generations of <= %zu tokens, keep %zu", gen_m, L, gen_n);
-    code |= run("selfgen", &p, &pool4, m, tok, NULL, note);
+    code |= gen_selectors(&pool4, m, tok, gen_n, gen_m, L);
 cleanup:
     cs_calib_pool_free(&pool4);
     cs_calib_pool_free(&pool1);
