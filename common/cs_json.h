@@ -192,6 +192,13 @@ cs_rc cs_json_req_number(cs_jctx *c, const cJSON *obj, const char *key, double m
 cs_rc cs_json_opt_number(cs_jctx *c, const cJSON *obj, const char *key, double def, double min,
                          double max, double *out);
 
+/* Building: a new array of n numbers (NULL on no memory). */
+cJSON *cs_json_size_array(const size_t *v, size_t n);
+cJSON *cs_json_double_array(const double *v, size_t n);
+
+/* Adds item (owned) to obj under key; false, with item freed, when item is NULL or on no memory. */
+bool cs_json_add(cJSON *obj, const char *key, cJSON *item);
+
 /* Objects and arrays: *out is the member (borrowed); opt_* gives NULL when missing or null. */
 cs_rc cs_json_req_object(cs_jctx *c, const cJSON *obj, const char *key, const cJSON **out);
 cs_rc cs_json_opt_object(cs_jctx *c, const cJSON *obj, const char *key, const cJSON **out);

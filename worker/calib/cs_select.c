@@ -283,52 +283,11 @@ static cs_rc oom(cs_err *err)
     return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
 }
 
-static cJSON *size_array(const size_t *v, size_t n)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; a && i < n; i++) {
-        cJSON *x = cJSON_CreateNumber((double)v[i]);
-        if (!x || !cJSON_AddItemToArray(a, x)) {
-            cJSON_Delete(x);
-            cJSON_Delete(a);
-            return NULL;
-        }
-    }
-    return a;
-}
-
-static cJSON *double_array(const double *v, size_t n)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; a && i < n; i++) {
-        cJSON *x = cJSON_CreateNumber(v[i]);
-        if (!x || !cJSON_AddItemToArray(a, x)) {
-            cJSON_Delete(x);
-            cJSON_Delete(a);
-            return NULL;
-        }
-    }
-    return a;
-}
-
-/* Adds item (owned) to obj under key; false (and item freed) on failure. */
-static bool add(cJSON *obj, const char *key, cJSON *item)
-{
-    if (!item) {
-        return false;
-    }
-    if (!cJSON_AddItemToObject(obj, key, item)) {
-        cJSON_Delete(item);
-        return false;
-    }
-    return true;
-}
-
 static cs_rc diag_init(const cs_select_params *p, cs_calib_selection *out, cs_err *err)
 {
     out->diag = cJSON_CreateObject();
     if (!out->diag || !cJSON_AddStringToObject(out->diag, "selector", cs_select_name(p->kind)) ||
-        !add(out->diag, "params", cs_select_params_json(p))) {
+        !cs_json_add(out->diag, "params", cs_select_params_json(p))) {
         return oom(err);
     }
     return CS_OK;
@@ -387,7 +346,7 @@ static cs_rc sel_random(const cs_select_params *p, const cs_calib_pool *pool,
         out->n += want;
         per[s] = want;
     }
-    if (!add(out->diag, "per_source", size_array(per, ns))) {
+    if (!cs_json_add(out->diag, "per_source", cs_json_size_array(per, ns))) {
         rc = oom(err);
         goto cleanup;
     }
@@ -485,7 +444,7 @@ static cs_rc sel_selfcal(const cs_select_params *p, cs_model *m, const cs_tok *t
             progress(pctx, "generate", k + 1, p->n);
         }
     }
-    if (!add(out->diag, "eos_restarts", size_array(restarts, p->n))) {
+    if (!cs_json_add(out->diag, "eos_restarts", cs_json_size_array(restarts, p->n))) {
         rc = oom(err);
         goto cleanup;
     }
@@ -623,7 +582,7 @@ static cs_rc sel_ppl(const cs_select_params *p, const cs_calib_pool *pool, cs_mo
     double sel = secs_since(t0);
     if (!cJSON_AddStringToObject(out->diag, "mode", ppl_modes[p->mode]) ||
         !cJSON_AddNumberToObject(out->diag, "median_nll", med) ||
-        !add(out->diag, "nll", double_array(chosen, p->n))) {
+        !cs_json_add(out->diag, "nll", cs_json_double_array(chosen, p->n))) {
         rc = oom(err);
         goto cleanup;
     }
@@ -795,8 +754,8 @@ static cs_rc sel_selfgen(const cs_select_params *p, const cs_calib_pool *pool, c
         }
         memcpy(it->id, id, strlen(id) + 1);
     }
-    if (rc == CS_OK && (!add(out->diag, "prefix_of", src_ids) ||
-                        !add(out->diag, "ppl", double_array(chosen_ppl, p->n)) ||
+    if (rc == CS_OK && (!cs_json_add(out->diag, "prefix_of", src_ids) ||
+                        !cs_json_add(out->diag, "ppl", cs_json_double_array(chosen_ppl, p->n)) ||
                         !cJSON_AddNumberToObject(out->diag, "ppl_threshold", thr) ||
                         !cJSON_AddNumberToObject(out->diag, "generated", (double)n_gen) ||
                         !cJSON_AddNumberToObject(out->diag, "survivors", (double)n_surv))) {
@@ -1111,7 +1070,7 @@ static cs_rc sel_zipcal(const cs_select_params *p, const cs_calib_pool *pool, cs
             !cJSON_AddNumberToObject(o, "candidates", (double)k) ||
             !cJSON_AddNumberToObject(o, "selected", (double)want) ||
             !cJSON_AddNumberToObject(o, "covered", (double)covered) ||
-            !add(o, "gains", size_array(gain, want))) {
+            !cs_json_add(o, "gains", cs_json_size_array(gain, want))) {
             rc = oom(err);
             goto cleanup;
         }

@@ -9,6 +9,7 @@
 #include <cblas.h>
 
 #include "cs_alloc.h"
+#include "cs_json.h"
 #include "cs_kmeans.h"
 #include "cs_rng.h"
 #include "cs_select.h"
@@ -362,47 +363,6 @@ static cs_rc oom(cs_err *err)
     return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
 }
 
-/* Adds item (owned) to obj under key; false (and item freed) on failure. */
-static bool add(cJSON *obj, const char *key, cJSON *item)
-{
-    if (!item) {
-        return false;
-    }
-    if (!cJSON_AddItemToObject(obj, key, item)) {
-        cJSON_Delete(item);
-        return false;
-    }
-    return true;
-}
-
-static cJSON *size_array(const size_t *v, size_t n)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; a && i < n; i++) {
-        cJSON *x = cJSON_CreateNumber((double)v[i]);
-        if (!x || !cJSON_AddItemToArray(a, x)) {
-            cJSON_Delete(x);
-            cJSON_Delete(a);
-            return NULL;
-        }
-    }
-    return a;
-}
-
-static cJSON *double_array(const double *v, size_t n)
-{
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; a && i < n; i++) {
-        cJSON *x = cJSON_CreateNumber(v[i]);
-        if (!x || !cJSON_AddItemToArray(a, x)) {
-            cJSON_Delete(x);
-            cJSON_Delete(a);
-            return NULL;
-        }
-    }
-    return a;
-}
-
 static cs_rc times(cs_calib_selection *out, double fwd, double sel, cs_err *err)
 {
     if (!cJSON_AddNumberToObject(out->diag, "forward_s", fwd) ||
@@ -462,12 +422,14 @@ cs_rc cs_select_cola(const cs_select_params *p, const cs_calib_pool *pool, cs_mo
     out->n = k;
     double sel = secs_since(t0);
     if (!cJSON_AddNumberToObject(out->diag, "dim", (double)(st.n_layers * st.hidden)) ||
-        !add(out->diag, "cluster_sizes", size_array(km.size, k)) ||
+        !cs_json_add(out->diag, "cluster_sizes", cs_json_size_array(km.size, k)) ||
         !cJSON_AddNumberToObject(out->diag, "inertia", km.inertia) ||
-        !add(out->diag, "restart_inertia", double_array(km.restart_inertia, km.n_init)) ||
-        !add(out->diag, "restart_iterations", size_array(km.restart_iter, km.n_init)) ||
+        !cs_json_add(out->diag, "restart_inertia",
+                     cs_json_double_array(km.restart_inertia, km.n_init)) ||
+        !cs_json_add(out->diag, "restart_iterations",
+                     cs_json_size_array(km.restart_iter, km.n_init)) ||
         !cJSON_AddNumberToObject(out->diag, "best_restart", (double)km.best) ||
-        !add(out->diag, "distances", double_array(md, k))) {
+        !cs_json_add(out->diag, "distances", cs_json_double_array(md, k))) {
         rc = oom(err);
         goto cleanup;
     }
@@ -606,7 +568,7 @@ cs_rc cs_select_acdm(const cs_select_params *p, const cs_calib_pool *pool,
     out->n = p->n;
     double sel = secs_since(t0);
     cJSON *names = cJSON_CreateArray(), *dt = cJSON_CreateArray();
-    bool ok = add(out->diag, "tasks", names) && add(out->diag, "d", dt);
+    bool ok = cs_json_add(out->diag, "tasks", names) && cs_json_add(out->diag, "d", dt);
     for (size_t t = 0; ok && t < T; t++) {
         cJSON *s = cJSON_CreateString(reference->sources[t]);
         ok = s && cJSON_AddItemToArray(names, s);
@@ -616,15 +578,15 @@ cs_rc cs_select_acdm(const cs_select_params *p, const cs_calib_pool *pool,
     }
     for (size_t k = 0; ok && k < p->n; k++) {
         per[task[k]]++;
-        cJSON *row = double_array(d + out->index[k] * T, T);
+        cJSON *row = cs_json_double_array(d + out->index[k] * T, T);
         ok = row && cJSON_AddItemToArray(dt, row);
         if (!ok) {
             cJSON_Delete(row);
         }
     }
-    if (!ok || !add(out->diag, "task_of", size_array(task, p->n)) ||
-        !add(out->diag, "per_task", size_array(per, T)) ||
-        !add(out->diag, "score", double_array(score, p->n))) {
+    if (!ok || !cs_json_add(out->diag, "task_of", cs_json_size_array(task, p->n)) ||
+        !cs_json_add(out->diag, "per_task", cs_json_size_array(per, T)) ||
+        !cs_json_add(out->diag, "score", cs_json_double_array(score, p->n))) {
         rc = oom(err);
         goto cleanup;
     }
@@ -670,8 +632,8 @@ cs_rc cs_select_covercal(const cs_select_params *p, const cs_calib_pool *pool, c
     }
     out->n = p->n;
     double sel = secs_since(t0);
-    if (!add(out->diag, "outlier_channels", size_array(nout, st.n_layers)) ||
-        !add(out->diag, "gain", double_array(gain, p->n)) ||
+    if (!cs_json_add(out->diag, "outlier_channels", cs_json_size_array(nout, st.n_layers)) ||
+        !cs_json_add(out->diag, "gain", cs_json_double_array(gain, p->n)) ||
         !cJSON_AddNumberToObject(out->diag, "resets", (double)resets)) {
         rc = oom(err);
         goto cleanup;
