@@ -8,16 +8,15 @@
  * cs_rng stream, so the output is byte-for-byte the same on every machine; a test regenerates the
  * files and compares them with the committed ones.
  *
- * Layout under --out DIR:
- *   corpus/{prose,arith,code,facts}.jsonl   {"id","text"} calibration corpora
- *   tasks/<task>.eval.jsonl                 evaluation split (selectors-and-metrics.md task format)
- *   tasks/<task>.train.jsonl                train-side split, same schema, disjoint from eval
- *   tasks/<task>.ref.jsonl                  the train split as ACDM reference items
- * {"id","task","text"} heldout.txt                             held-out mixed-domain text for
- * perplexity SUMMARY.txt                             sizes and the disjointness proof The program
- * checks, and fails otherwise, that no train-side context equals an eval context, that no
- * arithmetic question or program of a task occurs in the corpora, and that no held-out document
- * occurs in the corpora.
+ * Layout under --out DIR: corpus/{prose,arith,code,facts}.jsonl, the calibration corpora
+ * ({"id","text"}); tasks/<task>.eval.jsonl, the evaluation split (selectors-and-metrics.md task
+ * format); tasks/<task>.train.jsonl, the train-side split, same schema, disjoint from eval;
+ * tasks/<task>.ref.jsonl, the train split as ACDM reference items ({"id","task","text"});
+ * heldout.txt, held-out mixed-domain text for perplexity (40 documents), and heldout_long.txt,
+ * the same 40 followed by 360 more (for comparisons of quantizers whose perplexities differ by
+ * tenths of a percent); SUMMARY.txt, sizes and the disjointness proof. The program checks, and
+ * fails otherwise, that no train-side context equals an eval context, that no arithmetic question
+ * or program of a task occurs in the corpora, and that no held-out document occurs in the corpora.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -48,6 +47,7 @@ enum {
     N_CODE_DOCS = 700,
     N_FACT_DOCS_PER_ENTITY = 12,
     N_HELDOUT_PER_DOMAIN = 10,
+    N_HELDOUT_LONG_PER_DOMAIN = 100,
 };
 
 /* ---------------------------------------------------------------- world tables */
@@ -1231,14 +1231,34 @@ static cs_rc gen_corpus(tb_gen *g, tb_domain d, cs_err *err)
     return rc;
 }
 
+/* Writes the held-out text gathered so far (n documents) as NAME, with its summary line. */
+static cs_rc write_heldout(tb_gen *g, const char *name, cs_buf *out, size_t n, cs_err *err)
+{
+    cs_rc rc = cs_buf_putc(out, '\n');
+    if (rc == CS_OK) {
+        rc = write_file(g, name, out, err);
+    }
+    if (rc == CS_OK) {
+        rc = cs_buf_printf(&g->summary,
+                           "%s %zu documents %zu bytes, none equal to a corpus document\n", name, n,
+                           out->len);
+    }
+    if (rc == CS_OK) {
+        out->data[--out->len] = '\0'; /* drop the final newline again: more documents follow */
+    }
+    return rc;
+}
+
 /* Held-out text: fresh documents of every domain, interleaved, joined by blank lines; none may
- * equal a corpus document. */
+ * equal a corpus document. heldout.txt holds the first N_HELDOUT_PER_DOMAIN rounds, and
+ * heldout_long.txt the same text continued to N_HELDOUT_LONG_PER_DOMAIN rounds (drawn after
+ * everything else, so that the longer file changes nothing before it). */
 static cs_rc gen_heldout(tb_gen *g, cs_err *err)
 {
     cs_buf doc = {0}, out = {0};
     size_t n = 0, redrawn = 0;
     cs_rc rc = CS_OK;
-    for (size_t i = 0; i < N_HELDOUT_PER_DOMAIN && rc == CS_OK; i++) {
+    for (size_t i = 0; i < N_HELDOUT_LONG_PER_DOMAIN && rc == CS_OK; i++) {
         for (size_t d = 0; d < 4 && rc == CS_OK; d++) {
             do {
                 rc = domain_doc(g, (tb_domain)d, pick(&g->rng, N_CITIES + N_SCHOLARS), &doc,
@@ -1251,17 +1271,12 @@ static cs_rc gen_heldout(tb_gen *g, cs_err *err)
                 rc = cs_buf_append(&out, doc.data, doc.len);
             }
         }
+        if (rc == CS_OK && i + 1 == N_HELDOUT_PER_DOMAIN) {
+            rc = write_heldout(g, "heldout.txt", &out, n, err);
+        }
     }
     if (rc == CS_OK) {
-        rc = cs_buf_putc(&out, '\n');
-    }
-    if (rc == CS_OK) {
-        rc = write_file(g, "heldout.txt", &out, err);
-    }
-    if (rc == CS_OK) {
-        rc = cs_buf_printf(&g->summary,
-                           "heldout %zu documents %zu bytes, none equal to a corpus document\n", n,
-                           out.len);
+        rc = write_heldout(g, "heldout_long.txt", &out, n, err);
     }
     cs_buf_fini(&doc);
     cs_buf_fini(&out);
