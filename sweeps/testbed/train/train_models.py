@@ -47,16 +47,16 @@ from train_tokenizer import Tokenizer  # noqa: E402
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 CONFIGS = {
-    "tb-llama": dict(arch="llama", hidden_size=256, num_hidden_layers=4, num_attention_heads=8,
-                     num_key_value_heads=2, intermediate_size=704, vocab_size=1536,
+    "tb-llama": dict(arch="llama", hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
+                     num_key_value_heads=2, intermediate_size=384, vocab_size=1536,
                      rms_norm_eps=1e-5, rope_theta=10000.0, max_position_embeddings=512,
                      tie_word_embeddings=False, bos="<|begin_of_text|>", eos="<|end_of_text|>",
-                     steps=1500, batch=8, seq=256, lr=2e-3, seed=1234),
-    "tb-qwen": dict(arch="qwen2", hidden_size=192, num_hidden_layers=3, num_attention_heads=6,
-                    num_key_value_heads=2, intermediate_size=512, vocab_size=1280,
+                     steps=1000, batch=8, seq=256, lr=2e-3, weight_decay=0.0, seed=1234),
+    "tb-qwen": dict(arch="qwen2", hidden_size=128, num_hidden_layers=3, num_attention_heads=4,
+                    num_key_value_heads=2, intermediate_size=256, vocab_size=1280,
                     rms_norm_eps=1e-6, rope_theta=10000.0, max_position_embeddings=512,
                     tie_word_embeddings=True, bos=None, eos="<|endoftext|>",
-                    steps=1500, batch=8, seq=256, lr=2e-3, seed=4321),
+                    steps=1000, batch=8, seq=256, lr=2e-3, weight_decay=0.0, seed=4321),
 }
 MC_TASKS = ["prose_cause", "prose_work", "arith_mc", "code_mc", "facts_mc"]
 SUBSET = 40  # items per task that calsweep's C test scores
@@ -418,7 +418,7 @@ def lr_at(step, c):
 def train(model, stream, c, ckdir, resume, log, no_train=False):
     decay = [p for n, p in model.named_parameters() if p.dim() == 2]
     other = [p for n, p in model.named_parameters() if p.dim() != 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": c["weight_decay"]},
                              {"params": other, "weight_decay": 0.0}], lr=c["lr"], betas=(0.9, 0.95))
     g = torch.Generator().manual_seed(c["seed"])
     step, curve, t_spent = 0, [], 0.0
