@@ -360,6 +360,23 @@ static cs_rc run(cs_store *s, sqlite3_stmt *st, const char *what, cs_err *err)
     return CS_OK;
 }
 
+/* Steps a bound statement that returns at most one row, then releases it: *found says whether
+ * there was a row, and *out is its first column (left alone without one). */
+static cs_rc step_int64(cs_store *s, sqlite3_stmt *st, int64_t *out, bool *found, const char *what,
+                        cs_err *err)
+{
+    int src = sqlite3_step(st);
+    cs_rc rc = CS_OK;
+    *found = src == SQLITE_ROW;
+    if (*found) {
+        *out = sqlite3_column_int64(st, 0);
+    } else if (src != SQLITE_DONE) {
+        rc = db_err(err, s->db, src, what);
+    }
+    rel(st);
+    return rc;
+}
+
 /* Runs a cached statement that takes no parameters. */
 static cs_rc run_id(cs_store *s, int id, const char *what, cs_err *err)
 {
@@ -401,6 +418,21 @@ static void committed(cs_store *s)
     s->frags_fresh = false;
 }
 
+/* After a transaction's COMMIT (rc = its outcome, or an earlier failure that skipped it): the
+ * transaction is committed, or else rolled back. Returns rc. */
+static cs_rc commit_or_roll_back(cs_store *s, cs_rc rc)
+{
+    if (rc == CS_OK) {
+        committed(s);
+        return CS_OK;
+    }
+    if (!sqlite3_get_autocommit(s->db)) {
+        run_id(s, S_ROLLBACK, "rollback", NULL);
+    }
+    rolled_back(s);
+    return rc;
+}
+
 /* Ends an operation: keeps its work when rc is CS_OK, undoes it otherwise; returns the outcome. */
 static cs_rc op_end(cs_store *s, cs_rc rc, cs_err *err)
 {
@@ -415,16 +447,8 @@ static cs_rc op_end(cs_store *s, cs_rc rc, cs_err *err)
     }
     if (rc == CS_OK) {
         rc = run_id(s, S_COMMIT, "commit", err);
-        if (rc == CS_OK) {
-            committed(s);
-            return CS_OK;
-        }
     }
-    if (!sqlite3_get_autocommit(s->db)) {
-        run_id(s, S_ROLLBACK, "rollback", NULL);
-    }
-    rolled_back(s);
-    return rc;
+    return commit_or_roll_back(s, rc);
 }
 
 /* The worker operations (claim, heartbeat, result, fail, worker seen) in a batch: no savepoint.
@@ -486,15 +510,7 @@ cs_rc cs_store_commit(cs_store *s, cs_err *err)
     } else {
         rc = run_id(s, S_COMMIT, "commit batch", err);
     }
-    if (rc == CS_OK) {
-        committed(s);
-        return CS_OK;
-    }
-    if (!sqlite3_get_autocommit(s->db)) {
-        run_id(s, S_ROLLBACK, "rollback", NULL);
-    }
-    rolled_back(s);
-    return rc;
+    return commit_or_roll_back(s, rc);
 }
 
 void cs_store_rollback(cs_store *s)
@@ -891,20 +907,13 @@ static cs_rc lookup_cache(cs_store *s, const char *key, int64_t *result_id, cs_e
 {
     sqlite3_stmt *st = NULL;
     cs_rc rc = stmt(s, S_CACHE_GET, &st, err);
-    int src;
+    bool found;
     *result_id = 0;
     if (rc != CS_OK) {
         return rc;
     }
     bind_text(st, 1, key);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        *result_id = sqlite3_column_int64(st, 0);
-    } else if (src != SQLITE_DONE) {
-        rc = db_err(err, s->db, src, "look up result cache");
-    }
-    rel(st);
-    return rc;
+    return step_int64(s, st, result_id, &found, "look up result cache", err);
 }
 
 /* Runs a one-column, one-row query with one text parameter; *out = its integer. */
@@ -913,7 +922,6 @@ static cs_rc query_int_text(cs_store *s, int id, const char *text, size_t len, i
 {
     sqlite3_stmt *st = NULL;
     cs_rc rc = stmt(s, id, &st, err);
-    int src;
     *found = false;
     if (rc != CS_OK) {
         return rc;
@@ -921,15 +929,7 @@ static cs_rc query_int_text(cs_store *s, int id, const char *text, size_t len, i
     if (text) {
         sqlite3_bind_text(st, 1, text, (int)len, SQLITE_STATIC);
     }
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        *out = sqlite3_column_int64(st, 0);
-        *found = true;
-    } else if (src != SQLITE_DONE) {
-        rc = db_err(err, s->db, src, what);
-    }
-    rel(st);
-    return rc;
+    return step_int64(s, st, out, found, what, err);
 }
 
 /* ---- fragments ----------------------------------------------------------------------------- */
@@ -1893,6 +1893,7 @@ static cs_rc claim_held(cs_store *s, const cs_store_caps *caps, int64_t lease_un
     sqlite3_stmt *st = NULL;
     char *ids = NULL;
     int64_t id = 0;
+    bool held = false;
     int src;
     cs_rc rc = stmt(s, S_CLAIM_HELD, &st, err);
     *found = false;
@@ -1901,13 +1902,7 @@ static cs_rc claim_held(cs_store *s, const cs_store_caps *caps, int64_t lease_un
     }
     bind_text(st, 1, caps->worker);
     sqlite3_bind_int64(st, 2, now);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        id = sqlite3_column_int64(st, 0);
-    } else if (src != SQLITE_DONE) {
-        rc = db_err(err, s->db, src, "look up held lease");
-    }
-    rel(st);
+    rc = step_int64(s, st, &id, &held, "look up held lease", err);
     if (rc != CS_OK || id == 0) {
         return rc;
     }
@@ -2138,21 +2133,14 @@ static cs_rc find_result(cs_store *s, int64_t job_id, int attempt, int64_t *id, 
 {
     sqlite3_stmt *st = NULL;
     cs_rc rc = stmt(s, S_RESULT_FIND, &st, err);
-    int src;
+    bool found;
     *id = 0;
     if (rc != CS_OK) {
         return rc;
     }
     sqlite3_bind_int64(st, 1, job_id);
     sqlite3_bind_int(st, 2, attempt);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        *id = sqlite3_column_int64(st, 0);
-    } else if (src != SQLITE_DONE) {
-        rc = db_err(err, s->db, src, "find result");
-    }
-    rel(st);
-    return rc;
+    return step_int64(s, st, id, &found, "find result", err);
 }
 
 static cs_rc insert_metrics(cs_store *s, int64_t result_id, int64_t job_id,
