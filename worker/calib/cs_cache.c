@@ -97,22 +97,6 @@ bool cs_cache_has(const cs_cache *c, const char *key)
     return yes;
 }
 
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) {
-        v |= (uint64_t)p[i] << (8 * i);
-    }
-    return v;
-}
-
 cs_rc cs_cache_get(cs_cache *c, const char *key, void **data, size_t *len, cs_err *err)
 {
     char *path = NULL, *buf = NULL;
@@ -146,7 +130,7 @@ cs_rc cs_cache_get(cs_cache *c, const char *key, void **data, size_t *len, cs_er
         why = "not a cache entry (bad magic)";
     } else if (memcmp(buf + 8, key, CS_CACHE_KEY_LEN) != 0) {
         why = "the entry holds another key";
-    } else if (get_u64((const uint8_t *)buf + 72) != (uint64_t)(n - CACHE_HDR)) {
+    } else if (cs_get_le64((const uint8_t *)buf + 72) != (uint64_t)(n - CACHE_HDR)) {
         why = "truncated or extended payload (length does not match)";
     } else {
         uint8_t sum[32];
@@ -191,7 +175,7 @@ cs_rc cs_cache_put(cs_cache *c, const char *key, const void *data, size_t len, c
     }
     memcpy(buf, CACHE_MAGIC, 8);
     memcpy(buf + 8, key, CS_CACHE_KEY_LEN);
-    put_u64(buf + 72, (uint64_t)len);
+    cs_put_le64(buf + 72, (uint64_t)len);
     if ((rc = cs_sha256(data, len, buf + 80, err)) != CS_OK) {
         goto out;
     }

@@ -27,6 +27,23 @@
 
 #define CS_CACHE_KEY_LEN 64 /* hex digits; buffers are CS_CACHE_KEY_LEN + 1 */
 
+/* Little-endian u64 at p: the byte order of every cache entry's header and of the keys' inputs. */
+static inline void cs_put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static inline uint64_t cs_get_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v |= (uint64_t)p[i] << (8 * i);
+    }
+    return v;
+}
+
 typedef struct cs_cache cs_cache;
 
 /* Counters since cs_cache_open. */

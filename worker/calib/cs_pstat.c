@@ -43,22 +43,6 @@ void cs_pstats_free(cs_pstats *s)
 
 /* ---- keys ---- */
 
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) {
-        v |= (uint64_t)p[i] << (8 * i);
-    }
-    return v;
-}
-
 /* hex = SHA-256 of the pool's items: for each, its length (u64) and ids (i32), little-endian. */
 static cs_rc pool_hash(const cs_calib_pool *pool, char hex[CS_SHA256_HEX_LEN + 1], cs_err *err)
 {
@@ -70,11 +54,11 @@ static cs_rc pool_hash(const cs_calib_pool *pool, char hex[CS_SHA256_HEX_LEN + 1
     if (!buf) {
         return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
     }
-    put_u64(p, (uint64_t)pool->n);
+    cs_put_le64(p, (uint64_t)pool->n);
     p += 8;
     for (size_t i = 0; i < pool->n; i++) {
         const cs_calib_item *it = &pool->items[i];
-        put_u64(p, (uint64_t)it->n_tokens);
+        cs_put_le64(p, (uint64_t)it->n_tokens);
         p += 8;
         for (size_t t = 0; t < it->n_tokens; t++) {
             uint32_t v = (uint32_t)it->tokens[t];
@@ -307,8 +291,8 @@ static bool cache_read(cs_cache *c, const char *key, cs_pstat_kind k, cs_pstats 
     const uint8_t *p = data;
     size_t want = stat_bytes(s, k);
     bool ok = len == PAYLOAD_HDR + want && memcmp(p, "CSPS", 4) == 0 &&
-              get_u64(p + 8) == (uint64_t)k && get_u64(p + 16) == (uint64_t)s->n &&
-              get_u64(p + 24) == (uint64_t)(k == CS_PSTAT_NLL ? 1 : s->n_layers * s->hidden);
+              cs_get_le64(p + 8) == (uint64_t)k && cs_get_le64(p + 16) == (uint64_t)s->n &&
+              cs_get_le64(p + 24) == (uint64_t)(k == CS_PSTAT_NLL ? 1 : s->n_layers * s->hidden);
     if (!ok) {
         cs_log(CS_LOG_WARN, "cache: ignoring %s/%s.bin: not the %s of this pool (recomputing)",
                cs_cache_dir(c), key, stat_defs[k].name);
@@ -342,9 +326,9 @@ static void cache_write(cs_cache *c, const char *key, cs_pstat_kind k, cs_pstats
     }
     memcpy(buf, "CSPS", 4);
     memset(buf + 4, 0, 4);
-    put_u64(buf + 8, (uint64_t)k);
-    put_u64(buf + 16, (uint64_t)s->n);
-    put_u64(buf + 24, (uint64_t)(k == CS_PSTAT_NLL ? 1 : s->n_layers * s->hidden));
+    cs_put_le64(buf + 8, (uint64_t)k);
+    cs_put_le64(buf + 16, (uint64_t)s->n);
+    cs_put_le64(buf + 24, (uint64_t)(k == CS_PSTAT_NLL ? 1 : s->n_layers * s->hidden));
     memcpy(buf + PAYLOAD_HDR, stat_data(s, k), want);
     if (cs_cache_put(c, key, buf, PAYLOAD_HDR + want, &e) != CS_OK) {
         cs_log(CS_LOG_WARN, "cache: could not write the %s statistic: %s", stat_defs[k].name,

@@ -513,14 +513,9 @@ cleanup:
 
 /* ---- S7 perplexity rank ---- */
 
-typedef struct ranked {
-    double key;
-    size_t idx;
-} ranked;
-
-static int ranked_cmp(const void *a, const void *b)
+int cs_ranked_cmp(const void *a, const void *b)
 {
-    const ranked *x = a, *y = b;
+    const cs_ranked *x = a, *y = b;
     if (x->key != y->key) {
         return x->key < y->key ? -1 : 1;
     }
@@ -530,13 +525,13 @@ static int ranked_cmp(const void *a, const void *b)
 static double median_of(const double *v, size_t n)
 {
     double *s = cs_calloc_array(n, sizeof(double));
-    ranked *r = cs_calloc_array(n, sizeof(ranked));
+    cs_ranked *r = cs_calloc_array(n, sizeof(cs_ranked));
     double med = NAN;
     if (s && r && n > 0) {
         for (size_t i = 0; i < n; i++) {
-            r[i] = (ranked){v[i], i};
+            r[i] = (cs_ranked){v[i], i};
         }
-        qsort(r, n, sizeof(*r), ranked_cmp);
+        qsort(r, n, sizeof(*r), cs_ranked_cmp);
         med = n % 2 ? r[n / 2].key : 0.5 * (r[n / 2 - 1].key + r[n / 2].key);
     }
     free(s);
@@ -550,7 +545,7 @@ static cs_rc sel_ppl(const cs_select_params *p, const cs_calib_pool *pool, cs_mo
 {
     cs_pstats st = {0};
     double *nll = NULL, *chosen = NULL;
-    ranked *r = cs_calloc_array(pool->n, sizeof(ranked));
+    cs_ranked *r = cs_calloc_array(pool->n, sizeof(cs_ranked));
     cs_rc rc = CS_OK;
     out->index = cs_calloc_array(p->n, sizeof(size_t));
     chosen = cs_calloc_array(p->n, sizeof(double));
@@ -573,7 +568,7 @@ static cs_rc sel_ppl(const cs_select_params *p, const cs_calib_pool *pool, cs_mo
                    : p->mode == CS_PPL_HIGH ? -nll[i]
                                             : fabs(nll[i] - med);
     }
-    qsort(r, pool->n, sizeof(*r), ranked_cmp);
+    qsort(r, pool->n, sizeof(*r), cs_ranked_cmp);
     for (size_t i = 0; i < p->n; i++) {
         out->index[i] = r[i].idx;
         chosen[i] = nll[r[i].idx];
@@ -599,13 +594,13 @@ cleanup:
 /* numpy.percentile's default (linear interpolation) of v[0..n) at q in [0, 1]. */
 static double quantile(const double *v, size_t n, double q)
 {
-    ranked *r = cs_calloc_array(n, sizeof(ranked));
+    cs_ranked *r = cs_calloc_array(n, sizeof(cs_ranked));
     double out = NAN;
     if (r && n > 0) {
         for (size_t i = 0; i < n; i++) {
-            r[i] = (ranked){v[i], i};
+            r[i] = (cs_ranked){v[i], i};
         }
-        qsort(r, n, sizeof(*r), ranked_cmp);
+        qsort(r, n, sizeof(*r), cs_ranked_cmp);
         double pos = q * (double)(n - 1);
         size_t lo = (size_t)floor(pos), hi = lo + 1 < n ? lo + 1 : lo;
         out = r[lo].key + (pos - (double)lo) * (r[hi].key - r[lo].key);

@@ -166,4 +166,13 @@ cs_rc cs_select_covercal(const cs_select_params *p, const cs_calib_pool *pool, c
                          cs_pstat_ctx *stats, cs_select_progress progress, void *pctx,
                          cs_calib_selection *out, cs_err *err);
 
+/* A score and the candidate it belongs to; cs_ranked_cmp (for qsort) orders by key, then by
+ * index, so ties rank the same way on every machine. Shared by the selectors that rank. */
+typedef struct cs_ranked {
+    double key;
+    size_t idx;
+} cs_ranked;
+
+int cs_ranked_cmp(const void *a, const void *b);
+
 #endif

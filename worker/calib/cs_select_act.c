@@ -89,20 +89,6 @@ void cs_acdm_distances(const float *s, size_t n, const float *mu, size_t T, size
     }
 }
 
-typedef struct ranked {
-    double key;
-    size_t idx;
-} ranked;
-
-static int ranked_cmp(const void *a, const void *b)
-{
-    const ranked *x = a, *y = b;
-    if (x->key != y->key) {
-        return x->key < y->key ? -1 : 1;
-    }
-    return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
 cs_rc cs_acdm_choose(const double *d, size_t n, size_t T, size_t n_sel, cs_acdm_mode mode,
                      size_t *out, size_t *task, double *score, cs_err *err)
 {
@@ -148,7 +134,7 @@ cs_rc cs_acdm_choose(const double *d, size_t n, size_t T, size_t n_sel, cs_acdm_
         return CS_OK;
     }
     double *mean = cs_calloc_array(T, sizeof(double)), *sd = cs_calloc_array(T, sizeof(double));
-    ranked *r = cs_calloc_array(n, sizeof(ranked));
+    cs_ranked *r = cs_calloc_array(n, sizeof(cs_ranked));
     if (!mean || !sd || !r) {
         free(mean);
         free(sd);
@@ -172,9 +158,9 @@ cs_rc cs_acdm_choose(const double *d, size_t n, size_t T, size_t n_sel, cs_acdm_
             double zt = sd[t] > 0.0 ? (d[i * T + t] - mean[t]) / sd[t] : 0.0;
             mx = zt > mx ? zt : mx;
         }
-        r[i] = (ranked){mx, i};
+        r[i] = (cs_ranked){mx, i};
     }
-    qsort(r, n, sizeof(*r), ranked_cmp);
+    qsort(r, n, sizeof(*r), cs_ranked_cmp);
     for (size_t k = 0; k < n_sel; k++) {
         size_t i = r[k].idx, near = 0;
         for (size_t t = 1; t < T; t++) {
