@@ -61,7 +61,7 @@ while :; do
 done
 "$B/coordinator/calsweep" status demo
 
-cs_say "results (held-out perplexity, windows of 256; mean accuracy over 5 tasks, a fixed sample of 50 items each)"
+cs_say "results (held-out perplexity on heldout_long.txt, windows of 256; mean accuracy over 5 tasks, a fixed sample of 50 items each)"
 printf '%-9s %-34s %-9s %9s %9s\n' model algorithm calib ppl mean_acc
 for r in "$dir"/work/*/result.json; do
     j=${r%/result.json}/job.json
