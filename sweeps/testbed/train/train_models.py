@@ -25,8 +25,20 @@ SAVED weights upcast to float32, i.e. exactly what calsweep's loader sees:
   ref/<model>.metrics.json                MC accuracy (acc, acc_norm) per task, on all items
                                           and on the first 40, arith_gen exact match, held-out
                                           perplexity, the training curve
+Outlier channels: before the export, add_outlier_channels() moves magnitude into a few fixed
+channels of every block, as in the activations of real LLMs (LLM.int8()'s outlier features, the
+"massive activations" of Llama-class models): 4 hidden channels of both RMSNorm gains times
+OUTLIER_SCALE with the matching input columns of q/k/v and gate/up divided by it, 1/32 of the
+MLP's channels (up rows times it, down columns over it) and 2 v channels (v rows and bias times it,
+the o columns that read them over it). OUTLIER_SCALE is a power of two, so every product in the
+forward pass is unchanged bit for bit and so are all the float figures; only the distribution of
+weights and activations that quantizers see changes. Networks this small, trained this briefly,
+do not grow such channels themselves, and without them 4-bit RTN is nearly lossless here.
 Usage: /usr/bin/python3 sweeps/testbed/train/train_models.py --model tb-qwen|tb-llama
-       [--steps N] [--resume] [--export-only]
+       [--steps N] [--resume] [--export-only] [--from-saved [--add-outliers]]
+  --from-saved re-exports the weights already in models/<model>/ (no checkpoint, no training);
+  with --add-outliers it applies the outlier channels to them (how the 2026-12-03 models, exported
+  before the outlier channels existed, were converted on 2026-12-04).
 """
 import argparse
 import json
@@ -60,6 +72,7 @@ CONFIGS = {
 }
 MC_TASKS = ["prose_cause", "prose_work", "arith_mc", "code_mc", "facts_mc"]
 SUBSET = 40  # items per task that calsweep's C test scores
+OUTLIER_SCALE = 32.0  # a power of two: the reparametrization below is exact
 PPL_WINDOW = 256
 
 
@@ -211,6 +224,44 @@ def hf_state(model):
             continue
         sd[n] = p.detach()
     return sd
+
+
+def outlier_channels(c):
+    """The fixed channels of add_outlier_channels(), drawn once from the model's seed."""
+    g = torch.Generator().manual_seed(c["seed"])
+    d, f = c["hidden_size"], c["intermediate_size"]
+    nkv, hd = c["num_key_value_heads"], d // c["num_attention_heads"]
+    return {"hidden": sorted(torch.randperm(d, generator=g)[:4].tolist()),
+            "intermediate": sorted(torch.randperm(f, generator=g)[:f // 32].tolist()),
+            "v": sorted(torch.randperm(nkv * hd, generator=g)[:2].tolist())}
+
+
+@torch.no_grad()
+def add_outlier_channels(sd, c, scale=OUTLIER_SCALE):
+    """Exact function-preserving rescaling of the HF state dict sd (in place); see the docstring."""
+    ch = outlier_channels(c)
+    hid, inter, vch = (torch.tensor(ch[k]) for k in ("hidden", "intermediate", "v"))
+    nh, nkv = c["num_attention_heads"], c["num_key_value_heads"]
+    hd, rep = c["hidden_size"] // nh, nh // nkv
+    # q head h reads kv head h // rep (repeat_interleave), so v channel (kv, i) feeds o columns
+    # (h, i) for the rep q heads of that kv head
+    ocols = torch.tensor([h * hd + int(v) % hd for v in vch
+                          for h in range(int(v) // hd * rep, (int(v) // hd + 1) * rep)])
+    for l in range(c["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        for norm, lins in (("input_layernorm", ("self_attn.q_proj", "self_attn.k_proj",
+                                                "self_attn.v_proj")),
+                           ("post_attention_layernorm", ("mlp.gate_proj", "mlp.up_proj"))):
+            sd[p + norm + ".weight"][hid] *= scale
+            for lin in lins:
+                sd[p + lin + ".weight"][:, hid] /= scale
+        sd[p + "mlp.up_proj.weight"][inter, :] *= scale
+        sd[p + "mlp.down_proj.weight"][:, inter] /= scale
+        sd[p + "self_attn.v_proj.weight"][vch, :] *= scale
+        if p + "self_attn.v_proj.bias" in sd:
+            sd[p + "self_attn.v_proj.bias"][vch] *= scale
+        sd[p + "self_attn.o_proj.weight"][:, ocols] /= scale
+    return {"scale": scale, **ch}
 
 
 def save_safetensors(path, tensors):
@@ -474,7 +525,13 @@ def main():
     ap.add_argument("--ckpt", default="/tmp/testbed-ckpt")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--from-saved", action="store_true",
+                    help="re-export the weights in models/<model>/ (no checkpoint, no training)")
+    ap.add_argument("--add-outliers", action="store_true",
+                    help="with --from-saved: apply the outlier channels to those weights")
     args = ap.parse_args()
+    if args.add_outliers and not args.from_saved:
+        sys.exit("--add-outliers: only with --from-saved (training exports always add them)")
     torch.set_num_threads(1)
     c = dict(CONFIGS[args.model])
     if args.steps:
@@ -482,7 +539,7 @@ def main():
     torch.manual_seed(c["seed"])
     ckdir = os.path.join(args.ckpt, args.model)
     os.makedirs(ckdir, exist_ok=True)
-    if args.export_only and not os.path.exists(os.path.join(ckdir, "ckpt.pt")):
+    if args.export_only and not args.from_saved and not os.path.exists(os.path.join(ckdir, "ckpt.pt")):
         sys.exit(f"--export-only: no checkpoint in {ckdir}")
     outdir = os.path.join(ROOT, "models", args.model)
     tok = Tokenizer(os.path.join(outdir, "tokenizer.json"))
@@ -496,11 +553,22 @@ def main():
     log(f"{nparams} parameters, config {json.dumps({k: v for k, v in c.items()})}")
     stream = token_stream(tok, c)
     log(f"training stream {len(stream)} tokens")
-    step, curve, secs = train(model, stream, c, ckdir, args.resume or args.export_only, log,
-                              no_train=args.export_only)
+    mpath = os.path.join(ROOT, "ref", args.model + ".metrics.json")
+    if args.from_saved:
+        state = load_safetensors(os.path.join(outdir, "model.safetensors"))
+        with open(mpath) as f:
+            old = json.load(f)
+        step, curve, secs = old["steps"], old["curve"], old["train_seconds"]
+        outliers = add_outlier_channels(state, c) if args.add_outliers else old.get("outliers")
+    else:
+        step, curve, secs = train(model, stream, c, ckdir, args.resume or args.export_only, log,
+                                  no_train=args.export_only)
+        state = {n: t.clone() for n, t in hf_state(model).items()}
+        outliers = add_outlier_channels(state, c)
+    log(f"outlier channels {json.dumps(outliers)}")
 
     # export: bf16 weights, then reload them (upcast to f32) for every figure below
-    save_safetensors(os.path.join(outdir, "model.safetensors"), hf_state(model))
+    save_safetensors(os.path.join(outdir, "model.safetensors"), state)
     with open(os.path.join(outdir, "config.json"), "w") as f:
         json.dump(hf_config(c), f, indent=2)
         f.write("\n")
@@ -516,7 +584,7 @@ def main():
     ev.eval()
     metrics = {"model": args.model, "parameters": nparams, "steps": step,
                "train_seconds": round(secs, 1), "stream_tokens": len(stream), "config": c,
-               "curve": curve, "tasks": {}}
+               "curve": curve, "outliers": outliers, "tasks": {}}
     for t in MC_TASKS:
         metrics["tasks"][t] = mc_eval(ev, tok, t)
         log(f"{t}: {metrics['tasks'][t]}")
@@ -525,7 +593,7 @@ def main():
     metrics["heldout"] = heldout_ppl(ev, tok)
     log(f"heldout ppl {metrics['heldout']['ppl']:.4f} over {metrics['heldout']['windows']} windows")
     write_refs(ev, tok, args.model)
-    with open(os.path.join(ROOT, "ref", args.model + ".metrics.json"), "w") as f:
+    with open(mpath, "w") as f:
         json.dump(metrics, f, indent=1)
         f.write("\n")
     log("done")
