@@ -67,7 +67,7 @@ for r in "$dir"/work/*/result.json; do
     j=${r%/result.json}/job.json
     jq -r --slurpfile res "$r" '
         [ (.model.folder | split("/") | last),
-          (.algorithm | if .name == "none" then "none (unquantized)" elif .name == "smoothquant" then "smoothquant+gptq W\(.bits)A\(.act_bits) a=\(.alpha)" else "\(.name) \(.bits)-bit g\(.group_size)" end),
+          (.algorithm | if .name == "none" then "none (unquantized)" elif .name == "smoothquant" then "smoothquant+gptq W\(.bits)A\(.act_bits) a=\(.alpha)" else "\(.name) \(.bits)-bit \(if .group_size == -1 then "per row" else "g\(.group_size)" end)" end),
           (if .calibration == null then "-" else (.calibration.source.path | split("/") | last | split(".") | first) end),
           ($res[0].metrics["ppl:heldout"].ppl | . * 10000 | round / 10000 | tostring),
           ([$res[0].metrics | to_entries[] | select(.value.acc != null) | .value.acc] | add / length | . * 1000 | round / 10 | tostring)
