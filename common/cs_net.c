@@ -9,6 +9,8 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
+#include <nng/supplemental/util/platform.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 
 #include "cs_alloc.h"
@@ -385,5 +387,82 @@ cs_rc cs_net_call(nng_socket sock, const cs_msg *req, cs_msg *rep, int timeout_m
     free(buf);
     rc = cs_msg_decode(in, in_len, rep, err);
     nng_free(in, in_len);
+    return rc;
+}
+
+/* The number of connections (pipes) of sock, or -1 when nng's statistics do not say. */
+static int64_t socket_pipes(nng_socket sock)
+{
+    nng_stat *all = NULL, *mine, *pipes;
+    int64_t n = -1;
+    if (nng_stats_get(&all) != 0)
+        return -1;
+    mine = nng_stat_find_socket(all, sock);
+    pipes = mine != NULL ? nng_stat_find(mine, "pipes") : NULL;
+    if (pipes != NULL)
+        n = (int64_t)nng_stat_value(pipes);
+    nng_stats_free(all);
+    return n;
+}
+
+static void call_done(void *arg)
+{
+    atomic_store((atomic_int *)arg, 1);
+}
+
+cs_rc cs_net_call_watch(nng_socket sock, const cs_msg *req, cs_msg *rep, int timeout_ms,
+                        int dead_ms, cs_err *err)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    nng_aio *aio = NULL;
+    nng_msg *in = NULL;
+    atomic_int done = 0;
+    int64_t down_since = 0, now;
+    bool dead = false;
+    int rv;
+    cs_msg_init(rep, CS_MSG_ERROR);
+    cs_rc rc = cs_msg_encode(req, &buf, &len, err);
+    if (rc != CS_OK)
+        return rc;
+    int poll_ms = dead_ms / 10 < 10 ? 10 : dead_ms / 10 > 100 ? 100 : dead_ms / 10;
+    if ((rv = nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, (nng_duration)timeout_ms)) != 0 ||
+        (rv = nng_send(sock, buf, len, 0)) != 0 ||
+        (rv = nng_aio_alloc(&aio, call_done, &done)) != 0) {
+        free(buf);
+        return nng_fail(err, rv, "request", cs_msg_type_name(req->type));
+    }
+    free(buf);
+    nng_aio_set_timeout(aio, (nng_duration)timeout_ms);
+    nng_recv_aio(sock, aio);
+    while (!atomic_load(&done)) {
+        nng_msleep((nng_duration)poll_ms);
+        if (atomic_load(&done))
+            break;
+        now = cs_time_mono_ms();
+        if (socket_pipes(sock) != 0) {
+            down_since = 0;
+        } else if (down_since == 0) {
+            down_since = now;
+        } else if (now - down_since >= dead_ms) {
+            dead = true;
+            nng_aio_cancel(aio);
+            break;
+        }
+    }
+    nng_aio_wait(aio);
+    rv = nng_aio_result(aio);
+    if (rv == 0)
+        in = nng_aio_get_msg(aio);
+    nng_aio_free(aio);
+    if (dead && in == NULL)
+        return cs_err_set(err, CS_ENET, NNG_ECLOSED,
+                          "request %s: the peer closed the connection and did not come back "
+                          "within %d ms",
+                          cs_msg_type_name(req->type), dead_ms);
+    if (in == NULL)
+        return nng_fail(err, rv, "request", cs_msg_type_name(req->type));
+    rc = cs_msg_decode(nng_msg_body(in), nng_msg_len(in), rep, err);
+    nng_msg_free(in);
     return rc;
 }

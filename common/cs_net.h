@@ -69,4 +69,13 @@ bool cs_net_token_eq(const char *expected, const char *got);
  * came, CS_ENET for other nng errors, decode errors as cs_msg_decode reports them. */
 cs_rc cs_net_call(nng_socket sock, const cs_msg *req, cs_msg *rep, int timeout_ms, cs_err *err);
 
+/* The same for a request that may take long (a big SUBMIT): waits up to timeout_ms for the reply,
+ * but gives up with CS_ENET ("... closed the connection ...") once the socket has had no
+ * connection for dead_ms: calsweepd died and did not come back. When it comes back within
+ * dead_ms, nng sends the request again on the new connection (so such a request must be
+ * idempotent, as SUBMIT is). Polls the socket's nng statistics; where they are not available it
+ * waits the whole timeout_ms, as cs_net_call does. Blocks; any thread. */
+cs_rc cs_net_call_watch(nng_socket sock, const cs_msg *req, cs_msg *rep, int timeout_ms,
+                        int dead_ms, cs_err *err);
+
 #endif

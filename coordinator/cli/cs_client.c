@@ -161,7 +161,8 @@ int cs_client_call_long(const cs_client *c, const char *cmd, cs_msg *req, const 
         code = unreachable(url);
         goto out;
     }
-    /* No resend while we wait: a SUBMIT sent twice would be refused as a duplicate. */
+    /* No timed resend while a big SUBMIT is stored. After a reconnect (calsweepd restarted) nng
+     * sends the request again: SUBMIT of a stored sweep returns it, EXTEND adds nothing twice. */
     if (cs_net_dial(&sock, url, tls, (long_ms > timeout ? long_ms : timeout) + 1000, &err) !=
         CS_OK) {
         if (err.rc == CS_EINVAL || err.rc == CS_EAUTH || err.rc == CS_ENOMEM) {
@@ -188,7 +189,17 @@ int cs_client_call_long(const cs_client *c, const char *cmd, cs_msg *req, const 
         }
         cs_msg_fini(&rep);
         memset(&rep, 0, sizeof(rep));
-        rc = cs_net_call(sock, req, &rep, long_ms, &err);
+        rc = cs_net_call_watch(sock, req, &rep, long_ms, timeout, &err);
+        if (rc == CS_ENET) {
+            fprintf(stderr,
+                    "calsweep %s: calsweepd at %s went away while handling the request and did "
+                    "not come back within %.1f s (--timeout-ms); it may or may not have been "
+                    "done: once calsweepd runs again, see calsweep status (sending the same sweep "
+                    "file again is safe)\n",
+                    cmd, url, timeout / 1000.0);
+            code = CS_EXIT_UNREACHABLE;
+            goto out;
+        }
         if (rc == CS_ETIMEDOUT) {
             fprintf(stderr,
                     "calsweep %s: calsweepd at %s did not answer within %d s; it may still be "
