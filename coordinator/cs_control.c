@@ -24,6 +24,8 @@
 /* The most log bytes LOGS sends (well below CS_PROTO_MAX_BYTES after JSON escaping). */
 #define CTL_MAX_LOG       ((size_t)1 << 20)
 #define CTL_PLAN_EXAMPLES 5
+/* The most characters of a job's last error that JOBS sends (its whole text: calsweep logs). */
+#define CTL_MAX_JOB_ERROR 512
 
 /* ---- replies --------------------------------------------------------------------------------- */
 
@@ -657,9 +659,9 @@ static cs_rc handle_jobs(cs_store *s, const cs_msg_jobs *m, cs_msg *rep, cs_err 
             snprintf(sql, sizeof(sql), "SELECT count(*)%s", where);
         } else {
             snprintf(sql, sizeof(sql),
-                     "SELECT id, sweep_id, state, attempt, key, worker, state_at, axes%s ORDER "
-                     "BY id LIMIT ?3 OFFSET ?4",
-                     where);
+                     "SELECT id, sweep_id, state, attempt, key, worker, state_at, axes, "
+                     "substr(last_error, 1, %d)%s ORDER BY id LIMIT ?3 OFFSET ?4",
+                     CTL_MAX_JOB_ERROR, where);
         }
         r = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
         if (r == SQLITE_OK) {
@@ -702,7 +704,8 @@ static cs_rc handle_jobs(cs_store *s, const cs_msg_jobs *m, cs_msg *rep, cs_err 
                 !cJSON_AddStringToObject(o, "key", col_text(st, 4)) ||
                 !add_str_or_null(o, "worker", col_text(st, 5)) ||
                 !add_num(o, "updated_ms", (double)sqlite3_column_int64(st, 6)) ||
-                !add_raw(o, "axes", col_text(st, 7))) {
+                !add_raw(o, "axes", col_text(st, 7)) ||
+                !add_str_or_null(o, "last_error", col_text(st, 8))) {
                 goto oom;
             }
         }
