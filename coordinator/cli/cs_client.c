@@ -84,6 +84,19 @@ static int no_answer(const char *url, int timeout_ms)
     return CS_EXIT_UNREACHABLE;
 }
 
+/* No reply: over tls+tcp:// a failed TLS handshake is told as what it is (exit 1), not as a
+ * calsweepd that is not running. */
+static int no_reply(const char *cmd, const char *url, const cs_net_tls *tls, int timeout_ms,
+                    cs_rc rc)
+{
+    cs_err err = {0};
+    if (tls != NULL && cs_net_tls_diagnose(url, tls, timeout_ms, &err) != CS_OK) {
+        fprintf(stderr, "calsweep %s: %s\n", cmd, err.msg);
+        return CS_EXIT_FAIL;
+    }
+    return rc == CS_ETIMEDOUT ? no_answer(url, timeout_ms) : unreachable(url);
+}
+
 /* Prints an ERROR reply: a schema error one diagnostic per line. */
 static void print_error(const char *cmd, const char *source, const cs_msg_error *e)
 {
@@ -180,7 +193,7 @@ int cs_client_call_long(const cs_client *c, const char *cmd, cs_msg *req, const 
         ping.token = token;
         rc = cs_net_call(sock, &ping, &rep, timeout, &err);
         if (rc == CS_ETIMEDOUT || rc == CS_ENET) {
-            code = rc == CS_ETIMEDOUT ? no_answer(url, timeout) : unreachable(url);
+            code = no_reply(cmd, url, tls, timeout, rc);
             goto out;
         }
         if (rc == CS_OK && rep.type == CS_MSG_ERROR) {
@@ -211,7 +224,7 @@ int cs_client_call_long(const cs_client *c, const char *cmd, cs_msg *req, const 
         rc = cs_net_call(sock, req, &rep, timeout, &err);
     }
     if (rc == CS_ETIMEDOUT || rc == CS_ENET) {
-        code = rc == CS_ETIMEDOUT ? no_answer(url, timeout) : unreachable(url);
+        code = no_reply(cmd, url, tls, timeout, rc);
         goto out;
     }
     if (rc != CS_OK) {
