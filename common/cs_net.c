@@ -9,9 +9,12 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
+#include <nng/supplemental/util/platform.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 
 #include "cs_alloc.h"
+#include "cs_log.h"
 #include "cs_path.h"
 #include "cs_time.h"
 
@@ -386,4 +389,241 @@ cs_rc cs_net_call(nng_socket sock, const cs_msg *req, cs_msg *rep, int timeout_m
     rc = cs_msg_decode(in, in_len, rep, err);
     nng_free(in, in_len);
     return rc;
+}
+
+/* The number of connections (pipes) of sock, or -1 when nng's statistics do not say. */
+static int64_t socket_pipes(nng_socket sock)
+{
+    nng_stat *all = NULL, *mine, *pipes;
+    int64_t n = -1;
+    if (nng_stats_get(&all) != 0)
+        return -1;
+    mine = nng_stat_find_socket(all, sock);
+    pipes = mine != NULL ? nng_stat_find(mine, "pipes") : NULL;
+    if (pipes != NULL)
+        n = (int64_t)nng_stat_value(pipes);
+    nng_stats_free(all);
+    return n;
+}
+
+static void call_done(void *arg)
+{
+    atomic_store((atomic_int *)arg, 1);
+}
+
+cs_rc cs_net_call_watch(nng_socket sock, const cs_msg *req, cs_msg *rep, int timeout_ms,
+                        int dead_ms, cs_err *err)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    nng_aio *aio = NULL;
+    nng_msg *in = NULL;
+    atomic_int done = 0;
+    int64_t down_since = 0, now;
+    bool dead = false;
+    int rv;
+    cs_msg_init(rep, CS_MSG_ERROR);
+    cs_rc rc = cs_msg_encode(req, &buf, &len, err);
+    if (rc != CS_OK)
+        return rc;
+    int poll_ms = dead_ms / 10 < 10 ? 10 : dead_ms / 10 > 100 ? 100 : dead_ms / 10;
+    if ((rv = nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, (nng_duration)timeout_ms)) != 0 ||
+        (rv = nng_send(sock, buf, len, 0)) != 0 ||
+        (rv = nng_aio_alloc(&aio, call_done, &done)) != 0) {
+        free(buf);
+        return nng_fail(err, rv, "request", cs_msg_type_name(req->type));
+    }
+    free(buf);
+    nng_aio_set_timeout(aio, (nng_duration)timeout_ms);
+    nng_recv_aio(sock, aio);
+    while (!atomic_load(&done)) {
+        nng_msleep((nng_duration)poll_ms);
+        if (atomic_load(&done))
+            break;
+        now = cs_time_mono_ms();
+        if (socket_pipes(sock) != 0) {
+            down_since = 0;
+        } else if (down_since == 0) {
+            down_since = now;
+        } else if (now - down_since >= dead_ms) {
+            dead = true;
+            nng_aio_cancel(aio);
+            break;
+        }
+    }
+    nng_aio_wait(aio);
+    rv = nng_aio_result(aio);
+    if (rv == 0)
+        in = nng_aio_get_msg(aio);
+    nng_aio_free(aio);
+    if (dead && in == NULL)
+        return cs_err_set(err, CS_ENET, NNG_ECLOSED,
+                          "request %s: the peer closed the connection and did not come back "
+                          "within %d ms",
+                          cs_msg_type_name(req->type), dead_ms);
+    if (in == NULL)
+        return nng_fail(err, rv, "request", cs_msg_type_name(req->type));
+    rc = cs_msg_decode(nng_msg_body(in), nng_msg_len(in), rep, err);
+    nng_msg_free(in);
+    return rc;
+}
+
+/* ---- TLS failures ---------------------------------------------------------------------------- */
+
+/* One test connection to url: TLS handshake with cfg, then the SP header of a REQ peer sent and
+ * calsweepd's read (so its listener never sees a peer leave mid-handshake). 0 or an nng error. */
+static int tls_probe(const char *url, nng_tls_config *cfg, int timeout_ms)
+{
+    static const uint8_t req_header[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0};
+    uint8_t hdr[8], got[8];
+    nng_stream_dialer *d = NULL;
+    nng_stream *st = NULL;
+    nng_aio *aio = NULL;
+    nng_iov iov;
+    int rv;
+    memcpy(hdr, req_header, sizeof hdr);
+    if ((rv = nng_stream_dialer_alloc(&d, url)) != 0 ||
+        (rv = nng_stream_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg)) != 0 ||
+        (rv = nng_aio_alloc(&aio, NULL, NULL)) != 0)
+        goto out;
+    nng_aio_set_timeout(aio, (nng_duration)timeout_ms);
+    nng_stream_dialer_dial(d, aio);
+    nng_aio_wait(aio);
+    if ((rv = nng_aio_result(aio)) != 0)
+        goto out;
+    st = nng_aio_get_output(aio, 0);
+    for (int dir = 0; dir < 2; dir++) {
+        size_t done = 0;
+        while (done < sizeof hdr) {
+            iov.iov_buf = (dir == 0 ? hdr : got) + done;
+            iov.iov_len = sizeof hdr - done;
+            if ((rv = nng_aio_set_iov(aio, 1, &iov)) != 0)
+                goto out;
+            if (dir == 0)
+                nng_stream_send(st, aio);
+            else
+                nng_stream_recv(st, aio);
+            nng_aio_wait(aio);
+            if ((rv = nng_aio_result(aio)) != 0)
+                goto out;
+            done += nng_aio_count(aio);
+        }
+    }
+out:
+    if (st != NULL) {
+        nng_stream_close(st);
+        nng_stream_free(st);
+    }
+    nng_aio_free(aio);
+    nng_stream_dialer_free(d);
+    return rv;
+}
+
+/* A handshake failure, as opposed to nothing answering at all. */
+static bool tls_failed(int rv)
+{
+    return rv == NNG_ECRYPTO || rv == NNG_EPEERAUTH || rv == NNG_ECONNSHUT || rv == NNG_ECLOSED ||
+           rv == NNG_ECONNRESET || rv == NNG_ECONNABORTED;
+}
+
+static bool host_is_address(const char *host)
+{
+    return host[0] != '\0' &&
+           (strchr(host, ':') != NULL || strspn(host, "0123456789.") == strlen(host));
+}
+
+cs_rc cs_net_tls_diagnose(const char *url, const cs_net_tls *tls, int timeout_ms, cs_err *err)
+{
+    const char *rest;
+    char host[256];
+    nng_tls_config *cfg = NULL;
+    cs_err e = {0};
+    int rv;
+    if (url_scheme(url, &rest) != SCHEME_TLS || tls == NULL || tls->ca == NULL)
+        return CS_OK;
+    url_host(rest, host, sizeof host);
+    /* 1: as calsweep connects. */
+    if (tls_config(tls, false, host, &cfg, &e) != CS_OK)
+        return CS_OK;
+    rv = tls_probe(url, cfg, timeout_ms);
+    nng_tls_config_free(cfg);
+    if (!tls_failed(rv))
+        return CS_OK;
+    cs_log(CS_LOG_DEBUG, "%s: TLS handshake: %s", url, nng_strerror(rv));
+    /* 2: the chain only, not the name. */
+    if (tls_config(tls, false, NULL, &cfg, &e) != CS_OK)
+        return CS_OK;
+    rv = tls_probe(url, cfg, timeout_ms);
+    nng_tls_config_free(cfg);
+    if (rv == 0) {
+        if (host_is_address(host))
+            return cs_err_set(err, CS_EAUTH, 0,
+                              "TLS with %s failed: calsweepd's certificate does not name %s as a "
+                              "DNS name (mbedTLS 2.28 ignores IP:%s in subjectAltName; add "
+                              "DNS:%s)",
+                              url, host, host, host);
+        return cs_err_set(err, CS_EAUTH, 0,
+                          "TLS with %s failed: calsweepd's certificate does not name %s (connect "
+                          "by a name its subjectAltName lists)",
+                          url, host);
+    }
+    /* 3: no check of calsweepd's certificate: does calsweepd accept ours? */
+    if (tls_config(tls, false, NULL, &cfg, &e) != CS_OK)
+        return CS_OK;
+    rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_NONE);
+    if (rv == 0)
+        rv = tls_probe(url, cfg, timeout_ms);
+    nng_tls_config_free(cfg);
+    if (rv == 0)
+        return cs_err_set(err, CS_EAUTH, 0,
+                          "TLS with %s failed: calsweepd's certificate is not signed by the CA "
+                          "of --tls-ca %s",
+                          url, tls->ca);
+    if (tls->cert == NULL)
+        return cs_err_set(err, CS_EAUTH, 0,
+                          "TLS with %s failed: calsweepd requires a client certificate "
+                          "(--tls-cert and --tls-key)",
+                          url);
+    return cs_err_set(err, CS_EAUTH, 0,
+                      "TLS with %s failed: calsweepd refused our certificate %s (not signed by "
+                      "the CA of its --tls-ca?)",
+                      url, tls->cert);
+}
+
+/* The sum of the "auth" counters of the listeners (or dialers) of socket id in the scope list. */
+static uint64_t auth_failures(nng_stat *root, const char *kind, int id, const char **url)
+{
+    uint64_t n = 0;
+    for (nng_stat *s = nng_stat_child(root); s != NULL; s = nng_stat_next(s)) {
+        nng_stat *sock, *auth, *u;
+        if (strcmp(nng_stat_name(s), kind) != 0)
+            continue;
+        sock = nng_stat_find(s, "socket");
+        auth = nng_stat_find(s, "auth");
+        u = nng_stat_find(s, "url");
+        if (sock == NULL || auth == NULL || (int)nng_stat_value(sock) != id)
+            continue;
+        if (u != NULL && nng_stat_type(u) == NNG_STAT_STRING && url != NULL)
+            *url = nng_stat_string(u);
+        n += nng_stat_value(auth);
+    }
+    return n;
+}
+
+void cs_net_tls_log_failures(nng_socket sock, uint64_t *seen)
+{
+    nng_stat *all = NULL;
+    const char *url = NULL;
+    uint64_t n;
+    if (nng_stats_get(&all) != 0)
+        return;
+    n = auth_failures(all, "listener", nng_socket_id(sock), &url);
+    if (url != NULL && strncmp(url, "tls+tcp://", 10) == 0 && n > *seen)
+        cs_log(CS_LOG_WARN,
+               "%s: %llu TLS handshake%s failed (a peer whose certificate is not signed by "
+               "--tls-ca, that sent none, or that does not accept ours)",
+               url, (unsigned long long)(n - *seen), n - *seen == 1 ? "" : "s");
+    if (n > *seen)
+        *seen = n;
+    nng_stats_free(all);
 }

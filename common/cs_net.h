@@ -56,6 +56,21 @@ cs_rc cs_net_listen(nng_socket *sock, const char *url, const cs_net_tls *tls, cs
 cs_rc cs_net_dial(nng_socket *sock, const char *url, const cs_net_tls *tls, int resend_ms,
                   cs_err *err);
 
+/* After a request over tls+tcp:// got no answer: says what failed in the TLS handshake, from up
+ * to three test connections (each completes the SP handshake before it closes): the full check;
+ * the certificate chain without the name; no check of calsweepd's certificate at all. CS_OK when
+ * url is not tls+tcp://, the handshake works, or nothing answers (not a TLS problem); CS_EAUTH with
+ * a message naming what failed otherwise: calsweepd's certificate does not name the host, is not
+ * signed by the CA of tls->ca, or calsweepd refused ours. An IP address is matched only against
+ * the DNS names of the certificate (mbedTLS 2.28 of Debian 12 ignores IP entries of
+ * subjectAltName): the message says to list it as DNS:ADDRESS. Blocks up to about 3 timeout_ms. */
+cs_rc cs_net_tls_diagnose(const char *url, const cs_net_tls *tls, int timeout_ms, cs_err *err);
+
+/* Logs a warning for the TLS handshakes that failed on the tls+tcp:// listeners of sock since the
+ * last call (nng counts them; it tells neither the peer nor the reason). *seen: the count logged
+ * so far, 0 at first. Nothing for other transports. One thread per seen. */
+void cs_net_tls_log_failures(nng_socket sock, uint64_t *seen);
+
 /* Reads a token file: its first line, trailing whitespace removed. Refuses a file that group or
  * others may read (CS_EAUTH naming the file and `chmod 600`), an empty token, or one longer than
  * CS_PROTO_MAX_NAME. *out owned. */
@@ -68,5 +83,14 @@ bool cs_net_token_eq(const char *expected, const char *got);
  * timeout_ms for the reply and decodes it into rep (cs_msg_fini it). CS_ETIMEDOUT when no reply
  * came, CS_ENET for other nng errors, decode errors as cs_msg_decode reports them. */
 cs_rc cs_net_call(nng_socket sock, const cs_msg *req, cs_msg *rep, int timeout_ms, cs_err *err);
+
+/* The same for a request that may take long (a big SUBMIT): waits up to timeout_ms for the reply,
+ * but gives up with CS_ENET ("... closed the connection ...") once the socket has had no
+ * connection for dead_ms: calsweepd died and did not come back. When it comes back within
+ * dead_ms, nng sends the request again on the new connection (so such a request must be
+ * idempotent, as SUBMIT is). Polls the socket's nng statistics; where they are not available it
+ * waits the whole timeout_ms, as cs_net_call does. Blocks; any thread. */
+cs_rc cs_net_call_watch(nng_socket sock, const cs_msg *req, cs_msg *rep, int timeout_ms,
+                        int dead_ms, cs_err *err);
 
 #endif

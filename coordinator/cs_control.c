@@ -24,6 +24,8 @@
 /* The most log bytes LOGS sends (well below CS_PROTO_MAX_BYTES after JSON escaping). */
 #define CTL_MAX_LOG       ((size_t)1 << 20)
 #define CTL_PLAN_EXAMPLES 5
+/* The most characters of a job's last error that JOBS sends (its whole text: calsweep logs). */
+#define CTL_MAX_JOB_ERROR 512
 
 /* ---- replies --------------------------------------------------------------------------------- */
 
@@ -205,6 +207,38 @@ static cs_rc insert_expanded(cs_store *s, int64_t sweep_id, const cs_sweep_meta 
     return rc;
 }
 
+/* A resend of a SUBMIT that was stored (nng sends a request again on the new connection after
+ * calsweepd restarts): a live sweep of that name whose spec has the same content hash. Sets
+ * *found and adds the stored sweep's counts to root ("already_stored": true). A sweep of that
+ * name with another spec is left to cs_store_submit, which refuses it (CS_EEXIST). */
+static cs_rc find_stored(cs_store *s, const cs_sweep *sw, cJSON *root, bool *found, cs_err *err)
+{
+    cs_store_sweep_info info;
+    int64_t id = 0;
+    cs_rc rc;
+
+    *found = false;
+    rc = cs_store_sweep_find(s, sw->name, &id, err);
+    if (rc == CS_ENOENT) {
+        return CS_OK;
+    }
+    if (rc == CS_OK) {
+        rc = cs_store_sweep_get(s, id, &info, err);
+    }
+    if (rc != CS_OK || strcmp(info.spec_hash, sw->spec_hash) != 0) {
+        return rc;
+    }
+    *found = true;
+    if (!add_num(root, "sweep_id", (double)id) ||
+        !add_num(root, "jobs", (double)info.counts.total) ||
+        !add_num(root, "queued", (double)info.counts.n[CS_JOB_QUEUED]) ||
+        !add_num(root, "cached", (double)info.counts.n[CS_JOB_CACHED]) ||
+        !cJSON_AddTrueToObject(root, "already_stored")) {
+        return cs_err_set(err, CS_ENOMEM, 0, "control reply");
+    }
+    return CS_OK;
+}
+
 static cs_rc handle_submit(cs_store *s, const cs_msg_submit *m, int64_t now, cs_msg *rep,
                            cs_err *err)
 {
@@ -215,6 +249,7 @@ static cs_rc handle_submit(cs_store *s, const cs_msg_submit *m, int64_t now, cs_
     cJSON *warnings = cJSON_CreateArray(), *root = NULL;
     char *msg = NULL;
     cs_err e2 = {0};
+    bool stored = false;
     cs_rc rc;
 
     if (!warnings) {
@@ -228,7 +263,29 @@ static cs_rc handle_submit(cs_store *s, const cs_msg_submit *m, int64_t now, cs_
     if (rc != CS_OK) {
         goto out;
     }
-    rc = cs_expand_create(sw, NULL, &e, &e2);
+    root = cJSON_CreateObject();
+    if (!root) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
+        goto out;
+    }
+    rc = find_stored(s, sw, root, &stored, &e2);
+    if (rc == CS_OK && stored) {
+        if (!cJSON_AddStringToObject(root, "name", sw->name) ||
+            !cJSON_AddItemToObject(root, "warnings", warnings)) {
+            cJSON_Delete(root);
+            root = NULL;
+        } else {
+            warnings = NULL;
+        }
+        rc = reply_ok(rep, root, err);
+        root = NULL;
+        goto out;
+    }
+    cJSON_Delete(root);
+    root = NULL;
+    if (rc == CS_OK) {
+        rc = cs_expand_create(sw, NULL, &e, &e2);
+    }
     if (rc == CS_OK) {
         cs_sweep_get_meta(sw, &meta);
         rc = insert_expanded(s, 0, &meta, e, m->force, now, &c, &e2);
@@ -602,9 +659,9 @@ static cs_rc handle_jobs(cs_store *s, const cs_msg_jobs *m, cs_msg *rep, cs_err 
             snprintf(sql, sizeof(sql), "SELECT count(*)%s", where);
         } else {
             snprintf(sql, sizeof(sql),
-                     "SELECT id, sweep_id, state, attempt, key, worker, state_at, axes%s ORDER "
-                     "BY id LIMIT ?3 OFFSET ?4",
-                     where);
+                     "SELECT id, sweep_id, state, attempt, key, worker, state_at, axes, "
+                     "substr(last_error, 1, %d)%s ORDER BY id LIMIT ?3 OFFSET ?4",
+                     CTL_MAX_JOB_ERROR, where);
         }
         r = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
         if (r == SQLITE_OK) {
@@ -647,7 +704,8 @@ static cs_rc handle_jobs(cs_store *s, const cs_msg_jobs *m, cs_msg *rep, cs_err 
                 !cJSON_AddStringToObject(o, "key", col_text(st, 4)) ||
                 !add_str_or_null(o, "worker", col_text(st, 5)) ||
                 !add_num(o, "updated_ms", (double)sqlite3_column_int64(st, 6)) ||
-                !add_raw(o, "axes", col_text(st, 7))) {
+                !add_raw(o, "axes", col_text(st, 7)) ||
+                !add_str_or_null(o, "last_error", col_text(st, 8))) {
                 goto oom;
             }
         }

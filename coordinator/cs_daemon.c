@@ -72,6 +72,7 @@ struct cs_daemon {
     bool stopping;
     bool wake, reap_soon;
     ratelog rl_bad, rl_auth, rl_db;
+    uint64_t tls_failed[EP_COUNT]; /* failed TLS handshakes logged so far, per endpoint */
     struct {
         char *worker, *host;
     } hosts[HOSTS]; /* worker -> host from HELLO, direct-mapped (a collision forgets one) */
@@ -991,6 +992,8 @@ static void on_reap_timer(uv_timer_t *t)
     cs_daemon *d = t->data;
     reap(d);
     checkpoint_if_idle(d);
+    for (int i = 0; i < EP_COUNT && d->o.tls.cert != NULL; i++)
+        cs_net_tls_log_failures(d->sock[i], &d->tls_failed[i]);
     if (d->wake) {
         d->wake = false;
         wake_held(d);

@@ -13,6 +13,7 @@
  */
 #include "cs_store.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -664,6 +665,34 @@ bool cs_store_checkpoint_owed(const cs_store *s)
     return s->ckpt_owed;
 }
 
+/* SQLite opens a file it may not write read-only without a word, and every write would fail
+ * later: refuse at open, naming the file (or its folder, where the -wal and -shm files go). */
+static cs_rc check_writable(sqlite3 *db, const char *path, cs_err *err)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+
+    if (sqlite3_db_readonly(db, "main") == 1) {
+        return cs_err_set(err, CS_EIO, 0,
+                          "store: %s: the database file is read-only (calsweepd must write it: "
+                          "check its owner and permissions)",
+                          path);
+    }
+    if (slash == NULL) {
+        snprintf(dir, sizeof(dir), ".");
+    } else {
+        snprintf(dir, sizeof(dir), "%.*s", (int)(n ? n : 1), path);
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        return cs_err_set(err, CS_EIO, errno,
+                          "store: %s: its folder %s is not writable (calsweepd keeps the "
+                          "write-ahead log next to the database)",
+                          path, dir);
+    }
+    return CS_OK;
+}
+
 static cs_rc open_common(const char *path, bool readonly, cs_store **out, cs_err *err)
 {
     cs_store *s = NULL;
@@ -696,6 +725,12 @@ static cs_rc open_common(const char *path, bool readonly, cs_store **out, cs_err
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, 5000);
+    if (!readonly) {
+        rc = check_writable(s->db, path, err);
+        if (rc != CS_OK) {
+            goto fail;
+        }
+    }
     rc = user_version(s->db, &v, err);
     if (rc != CS_OK) {
         cs_err_prefix(err, "%s", path);

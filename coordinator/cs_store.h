@@ -71,7 +71,9 @@ const char *cs_sweep_state_name(cs_sweep_state st);
 
 /* Opens (creating if needed) the database at path for writing and brings its schema up to date
  * (all pending migrations in one transaction). Refuses with CS_EVERSION a database whose
- * user_version is newer than this binary knows, CS_EDB/CS_EIO/CS_EBUSY for SQLite failures.
+ * user_version is newer than this binary knows, CS_EIO naming the file for a database file (or
+ * folder) it may not write (SQLite would open it read-only and fail every write later),
+ * CS_EDB/CS_EIO/CS_EBUSY for SQLite failures.
  * *out is owned (cs_store_close); NULL on error. */
 cs_rc cs_store_open(const char *path, cs_store **out, cs_err *err);
 

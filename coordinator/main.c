@@ -1,13 +1,17 @@
 /* calsweepd - the coordinator daemon: owns the database and hands jobs to workers over nng
  * (cs_daemon.h). Options come from the environment, then --config FILE (a JSON object whose keys
  * are the long options without dashes), then the command line, each overriding the one before. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <nng/nng.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "cs_alloc.h"
@@ -228,12 +232,62 @@ static cs_rc settings_defaults(settings *s, cs_err *err)
     return CS_OK;
 }
 
+/* Takes the exclusive lock of the database: flock on DB.lock next to it, held until exit (the
+ * descriptor is not inherited by children). A second calsweepd on the same database is refused
+ * here, naming the file and the pid written in it; readers (calsweep plan --db, exports) open the
+ * database read-only and never look at the lock. Returns the descriptor, or -1 after printing
+ * why. */
+static int lock_db(const char *db)
+{
+    char *path = NULL, pid[32] = "";
+    size_t n = strlen(db) + sizeof ".lock";
+    ssize_t got;
+    int fd = -1;
+    path = malloc(n);
+    if (path == NULL) {
+        fprintf(stderr, "calsweepd: out of memory\n");
+        return -1;
+    }
+    snprintf(path, n, "%s.lock", db);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "calsweepd: %s: cannot create the lock file of the database: %s\n", path,
+                strerror(errno));
+        goto fail;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        got = pread(fd, pid, sizeof pid - 1, 0);
+        pid[got > 0 ? strcspn(pid, "\n") : 0] = '\0';
+        if (e == EWOULDBLOCK)
+            fprintf(stderr,
+                    "calsweepd: %s is in use by another calsweepd%s%s%s (it holds %s); stop "
+                    "it first, or give this one another --db\n",
+                    db, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "", path);
+        else
+            fprintf(stderr, "calsweepd: %s: cannot lock: %s\n", path, strerror(e));
+        goto fail;
+    }
+    snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, strlen(pid), 0) < 0) {
+        fprintf(stderr, "calsweepd: %s: cannot write: %s\n", path, strerror(errno));
+        goto fail;
+    }
+    free(path);
+    return fd;
+fail:
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    return -1;
+}
+
 static int serve(settings *s)
 {
     cs_err err = {0};
     char *token = NULL, *dir = NULL;
     cs_daemon *d = NULL;
-    int code = CS_EXIT_FAIL;
+    int code = CS_EXIT_FAIL, lock = -1;
     if (s->db == NULL) {
         if (cs_path_state_dir(true, &dir, &err) != CS_OK ||
             cs_path_join(dir, "calsweep.db", &s->db, &err) != CS_OK) {
@@ -241,6 +295,9 @@ static int serve(settings *s)
             goto cleanup;
         }
     }
+    lock = lock_db(s->db);
+    if (lock < 0)
+        goto cleanup;
     if (s->token_file != NULL && cs_net_token_load(s->token_file, &token, &err) != CS_OK) {
         fprintf(stderr, "calsweepd: %s\n", err.msg);
         goto cleanup;
@@ -273,6 +330,8 @@ static int serve(settings *s)
     code = CS_EXIT_OK;
 cleanup:
     cs_daemon_close(d);
+    if (lock >= 0)
+        close(lock); /* after the store is closed: the lock outlives every write */
     free(token);
     free(dir);
     return code;

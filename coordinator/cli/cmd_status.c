@@ -36,11 +36,19 @@ static int status_opt(void *ctx, int id, const char *arg)
     return CS_EXIT_OK;
 }
 
+/* The state a person reads: calsweepd's sweep state, except that a sweep with nothing left to
+ * run ("done") whose finished jobs all failed or were lost is "failed". */
+static const char *shown_state(const cJSON *sw, int64_t ok, int64_t bad)
+{
+    const char *state = cs_client_str(sw, "state");
+    return strcmp(state, "done") == 0 && ok == 0 && bad > 0 ? "failed" : state;
+}
+
 static void print_status(const cJSON *d)
 {
-    static const char *const states[] = {"queued", "running", "retry_wait",
+    static const char *const states[] = {"queued", "running", "retry_wait", "done",
                                          "failed", "lost",    "cancelled"};
-    static const char *const heads[] = {"QUEUED", "RUNNING", "RETRY",
+    static const char *const heads[] = {"QUEUED", "RUNNING", "RETRY",    "DONE",
                                         "FAILED", "LOST",    "CANCELLED"};
     const cJSON *sweeps = cJSON_GetObjectItemCaseSensitive(d, "sweeps"), *sw;
     int width = 4;
@@ -54,8 +62,8 @@ static void print_status(const cJSON *d)
     if (cJSON_GetArraySize(sweeps) == 0) {
         printf("no sweeps yet (submit one: calsweep submit FILE)\n");
     } else {
-        printf("%-4s %-*s %-9s %4s  %-27s %13s", "ID", width, "NAME", "STATE", "PRI", "PROGRESS",
-               "DONE/TOTAL");
+        printf("%-4s %-*s %-9s %4s  %-27s %14s", "ID", width, "NAME", "STATE", "PRI", "PROGRESS",
+               "FINISHED/TOTAL");
         for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
             printf(" %*s", (int)strlen(heads[i]) > 6 ? (int)strlen(heads[i]) : 6, heads[i]);
         }
@@ -65,27 +73,39 @@ static void print_status(const cJSON *d)
     {
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(sw, "counts");
         int64_t total = cs_client_int(sw, "total");
-        int64_t done = cs_client_int(c, "done") + cs_client_int(c, "cached");
+        int64_t ok = cs_client_int(c, "done") + cs_client_int(c, "cached");
+        int64_t bad = cs_client_int(c, "failed") + cs_client_int(c, "lost");
+        /* Progress counts every job that will not run again, whatever its outcome. */
+        int64_t finished = ok + bad + cs_client_int(c, "cancelled");
         char frac[32];
         if (total == 0) {
             for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
                 total += cs_client_int(c, states[i]);
             }
-            total += done;
+            total += cs_client_int(c, "cached");
         }
-        snprintf(frac, sizeof(frac), "%lld/%lld", (long long)done, (long long)total);
-        printf("%-4lld %-*s %-9s %4lld  [%s] %3d%% %13s", (long long)cs_client_int(sw, "id"), width,
-               cs_client_str(sw, "name"), cs_client_str(sw, "state"),
-               (long long)cs_client_int(sw, "priority"), cs_client_bar(done, total, bar, 20),
-               total > 0 ? (int)(100 * done / total) : 0, frac);
+        snprintf(frac, sizeof(frac), "%lld/%lld", (long long)finished, (long long)total);
+        printf("%-4lld %-*s %-9s %4lld  [%s] %3d%% %14s", (long long)cs_client_int(sw, "id"), width,
+               cs_client_str(sw, "name"), shown_state(sw, ok, bad),
+               (long long)cs_client_int(sw, "priority"), cs_client_bar(finished, total, bar, 20),
+               total > 0 ? (int)(100 * finished / total) : 0, frac);
         for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
-            printf(" %*lld", (int)strlen(heads[i]) > 6 ? (int)strlen(heads[i]) : 6,
-                   (long long)cs_client_int(c, states[i]));
+            int64_t v = cs_client_int(c, states[i]);
+            if (strcmp(states[i], "done") == 0) {
+                v = ok;
+            }
+            printf(" %*lld", (int)strlen(heads[i]) > 6 ? (int)strlen(heads[i]) : 6, (long long)v);
         }
         printf("\n");
         if (cs_client_int(c, "cached") > 0) {
             printf("     %-*s (%lld of the done jobs reused cached results)\n", width, "",
                    (long long)cs_client_int(c, "cached"));
+        }
+        if (bad > 0) {
+            printf("     %-*s (%lld failed, %lld lost: calsweep jobs --sweep %lld --state "
+                   "failed)\n",
+                   width, "", (long long)cs_client_int(c, "failed"),
+                   (long long)cs_client_int(c, "lost"), (long long)cs_client_int(sw, "id"));
         }
     }
     printf("workers: %lld active\n", (long long)cs_client_int(d, "workers"));
@@ -95,8 +115,10 @@ int cs_cmd_status(const cs_client *base, int argc, char **argv)
 {
     static const char usage[] =
             "usage: calsweep status [OPTIONS] [SWEEP]\n\n"
-            "Shows every sweep (or one, by name or id): its state, a progress bar of the jobs\n"
-            "done (cached included) and the jobs per state, and how many workers are active.\n";
+            "Shows every sweep (or one, by name or id): its state (a sweep with nothing left to\n"
+            "run whose jobs all failed or were lost shows as failed), a progress bar of the jobs\n"
+            "finished (done, cached, failed, lost or cancelled), the jobs per state, and how\n"
+            "many workers are active.\n";
     status_args a = {0};
     cs_client c;
     cs_msg req;
@@ -191,6 +213,38 @@ static void print_axes(const cJSON *axes)
     }
 }
 
+/* The LAST ERROR column of calsweep jobs: "kind: reason" as calsweepd stores it, its first line
+ * only, cut to JOBS_ERROR_WIDTH characters (the whole text: calsweep jobs --json, calsweep logs).
+ */
+#define JOBS_ERROR_WIDTH 40
+
+/* Fills cell (JOBS_ERROR_CELL bytes) from the error text; "-" when there is none. Counts
+ * characters, not bytes, and never cuts a UTF-8 sequence. */
+#define JOBS_ERROR_CELL (4 * JOBS_ERROR_WIDTH + 1)
+static const char *error_cell(const char *text, char *cell)
+{
+    size_t n = strcspn(text, "\r\n"), chars = 0, cut = n;
+    bool more = text[n] != '\0' && text[n + strspn(text + n, "\r\n")] != '\0';
+    if (n == 0) {
+        snprintf(cell, JOBS_ERROR_CELL, "-");
+        return cell;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (((unsigned char)text[i] & 0xC0u) != 0x80u) {
+            if (chars == JOBS_ERROR_WIDTH - 3) {
+                cut = i;
+            }
+            chars++;
+        }
+    }
+    if (chars > JOBS_ERROR_WIDTH || more) {
+        snprintf(cell, JOBS_ERROR_CELL, "%.*s...", (int)cut, text);
+    } else {
+        snprintf(cell, JOBS_ERROR_CELL, "%.*s", (int)n, text);
+    }
+    return cell;
+}
+
 static void print_jobs(const cJSON *d)
 {
     const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(d, "jobs"), *j;
@@ -204,16 +258,18 @@ static void print_jobs(const cJSON *d)
         wworker = n > wworker ? n : wworker;
     }
     if (cJSON_GetArraySize(jobs) > 0) {
-        printf("%-6s %-5s %-10s %3s %-*s %-9s %-12s %s\n", "ID", "SWEEP", "STATE", "ATT", wworker,
-               "WORKER", "UPDATED", "KEY", "AXES");
+        printf("%-6s %-5s %-10s %3s %-*s %-9s %-*s %-12s %s\n", "ID", "SWEEP", "STATE", "ATT",
+               wworker, "WORKER", "UPDATED", JOBS_ERROR_WIDTH, "LAST ERROR", "KEY", "AXES");
     }
     cJSON_ArrayForEach(j, jobs)
     {
         const char *w = cs_client_str(j, "worker");
-        printf("%-6lld %-5lld %-10s %3lld %-*s %-9s %-12.12s ", (long long)cs_client_int(j, "id"),
-               (long long)cs_client_int(j, "sweep_id"), cs_client_str(j, "state"),
-               (long long)cs_client_int(j, "attempt"), wworker, w[0] ? w : "-",
-               cs_client_ago(cs_client_int(j, "updated_ms"), now, ago, sizeof(ago)),
+        char error[JOBS_ERROR_CELL];
+        printf("%-6lld %-5lld %-10s %3lld %-*s %-9s %-*s %-12.12s ",
+               (long long)cs_client_int(j, "id"), (long long)cs_client_int(j, "sweep_id"),
+               cs_client_str(j, "state"), (long long)cs_client_int(j, "attempt"), wworker,
+               w[0] ? w : "-", cs_client_ago(cs_client_int(j, "updated_ms"), now, ago, sizeof(ago)),
+               JOBS_ERROR_WIDTH, error_cell(cs_client_str(j, "last_error"), error),
                cs_client_str(j, "key"));
         print_axes(cJSON_GetObjectItemCaseSensitive(j, "axes"));
         printf("\n");
@@ -226,7 +282,8 @@ int cs_cmd_jobs(const cs_client *base, int argc, char **argv)
 {
     static const char usage[] =
             "usage: calsweep jobs [OPTIONS]\n\n"
-            "Lists jobs, oldest first: id, sweep id, state, attempt, worker, last change, key and\n"
+            "Lists jobs, oldest first: id, sweep id, state, attempt, worker, last change, last\n"
+            "error (kind and first line of the reason; see calsweep logs for all of it), key and\n"
             "axis values. States: queued, running, retry_wait, done, failed, lost, cancelled,\n"
             "cached.\n";
     static const cs_opt own[] = {

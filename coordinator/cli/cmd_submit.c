@@ -107,6 +107,13 @@ int cs_cmd_submit(const cs_client *base, int argc, char **argv)
         print_warnings(d, a.pos[0]);
         if (a.json) {
             code = cs_client_print_json(d, "submit");
+        } else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "already_stored"))) {
+            /* A resend (calsweepd restarted while answering) or the same file again. */
+            printf("sweep %s was already stored with this content (id %lld): %lld jobs; nothing "
+                   "was added\n",
+                   cs_client_str(d, "name"), (long long)cs_client_int(d, "sweep_id"),
+                   (long long)cs_client_int(d, "jobs"));
+            printf("follow it with: calsweep status %s\n", cs_client_str(d, "name"));
         } else {
             printf("submitted sweep %s (id %lld): %lld jobs, %lld queued, %lld cached, %lld "
                    "baseline%s\n",

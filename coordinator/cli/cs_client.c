@@ -84,6 +84,19 @@ static int no_answer(const char *url, int timeout_ms)
     return CS_EXIT_UNREACHABLE;
 }
 
+/* No reply: over tls+tcp:// a failed TLS handshake is told as what it is (exit 1), not as a
+ * calsweepd that is not running. */
+static int no_reply(const char *cmd, const char *url, const cs_net_tls *tls, int timeout_ms,
+                    cs_rc rc)
+{
+    cs_err err = {0};
+    if (tls != NULL && cs_net_tls_diagnose(url, tls, timeout_ms, &err) != CS_OK) {
+        fprintf(stderr, "calsweep %s: %s\n", cmd, err.msg);
+        return CS_EXIT_FAIL;
+    }
+    return rc == CS_ETIMEDOUT ? no_answer(url, timeout_ms) : unreachable(url);
+}
+
 /* Prints an ERROR reply: a schema error one diagnostic per line. */
 static void print_error(const char *cmd, const char *source, const cs_msg_error *e)
 {
@@ -161,7 +174,8 @@ int cs_client_call_long(const cs_client *c, const char *cmd, cs_msg *req, const 
         code = unreachable(url);
         goto out;
     }
-    /* No resend while we wait: a SUBMIT sent twice would be refused as a duplicate. */
+    /* No timed resend while a big SUBMIT is stored. After a reconnect (calsweepd restarted) nng
+     * sends the request again: SUBMIT of a stored sweep returns it, EXTEND adds nothing twice. */
     if (cs_net_dial(&sock, url, tls, (long_ms > timeout ? long_ms : timeout) + 1000, &err) !=
         CS_OK) {
         if (err.rc == CS_EINVAL || err.rc == CS_EAUTH || err.rc == CS_ENOMEM) {
@@ -179,7 +193,7 @@ int cs_client_call_long(const cs_client *c, const char *cmd, cs_msg *req, const 
         ping.token = token;
         rc = cs_net_call(sock, &ping, &rep, timeout, &err);
         if (rc == CS_ETIMEDOUT || rc == CS_ENET) {
-            code = rc == CS_ETIMEDOUT ? no_answer(url, timeout) : unreachable(url);
+            code = no_reply(cmd, url, tls, timeout, rc);
             goto out;
         }
         if (rc == CS_OK && rep.type == CS_MSG_ERROR) {
@@ -188,7 +202,17 @@ int cs_client_call_long(const cs_client *c, const char *cmd, cs_msg *req, const 
         }
         cs_msg_fini(&rep);
         memset(&rep, 0, sizeof(rep));
-        rc = cs_net_call(sock, req, &rep, long_ms, &err);
+        rc = cs_net_call_watch(sock, req, &rep, long_ms, timeout, &err);
+        if (rc == CS_ENET) {
+            fprintf(stderr,
+                    "calsweep %s: calsweepd at %s went away while handling the request and did "
+                    "not come back within %.1f s (--timeout-ms); it may or may not have been "
+                    "done: once calsweepd runs again, see calsweep status (sending the same sweep "
+                    "file again is safe)\n",
+                    cmd, url, timeout / 1000.0);
+            code = CS_EXIT_UNREACHABLE;
+            goto out;
+        }
         if (rc == CS_ETIMEDOUT) {
             fprintf(stderr,
                     "calsweep %s: calsweepd at %s did not answer within %d s; it may still be "
@@ -200,7 +224,7 @@ int cs_client_call_long(const cs_client *c, const char *cmd, cs_msg *req, const 
         rc = cs_net_call(sock, req, &rep, timeout, &err);
     }
     if (rc == CS_ETIMEDOUT || rc == CS_ENET) {
-        code = rc == CS_ETIMEDOUT ? no_answer(url, timeout) : unreachable(url);
+        code = no_reply(cmd, url, tls, timeout, rc);
         goto out;
     }
     if (rc != CS_OK) {

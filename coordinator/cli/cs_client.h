@@ -51,7 +51,8 @@ int cs_client_take_option(cs_client *c, int id, const char *arg, const char *cmd
 
 /* Sends req (token filled in here) and waits for the reply. CS_EXIT_OK with *data = the parsed
  * OK data (owned, cJSON_Delete; a JSON null when the reply had none); otherwise prints
- * "calsweep CMD: ..." to stderr and returns CS_EXIT_FAIL (ERROR reply, bad token file, ...) or
+ * "calsweep CMD: ..." to stderr and returns CS_EXIT_FAIL (ERROR reply, bad token file, failed TLS
+ * handshake: what failed, cs_net_tls_diagnose, ...) or
  * CS_EXIT_UNREACHABLE. A CS_ESCHEMA message is printed one line per diagnostic, prefixed with
  * source when it is not NULL. */
 int cs_client_call(const cs_client *c, const char *cmd, cs_msg *req, const char *source,

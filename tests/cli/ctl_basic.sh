@@ -9,7 +9,7 @@ ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n
 has() { case "$1" in *"$2"*) return 0;; *) return 1;; esac; }
 # A loaded CI machine may stall the daemon's fsyncs for seconds: wait longer than the default.
 cs() { timeout 40 "$CALSWEEP" --timeout-ms 15000 "$@"; }
-echo "1..50"
+echo "1..51"
 tmp=$(mktemp -d); pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
@@ -47,8 +47,12 @@ for _ in $(seq 100); do [ -S "$tmp/control.sock" ] && break; sleep 0.1; done
 out=$(cs submit tests/data/sweeps/product.json 2>"$tmp/err"); rc=$?
 ok $rc "submit exits 0"
 has "$out" "submitted sweep product (id 1): 9 jobs, 9 queued, 0 cached, 1 baseline"; ok $? "submit prints the counts"
-cs submit tests/data/sweeps/product.json >/dev/null 2>"$tmp/err"; rc=$?
-[ $rc = 1 ] && grep -q "calsweep submit: " "$tmp/err"; ok $? "a second submit of a live sweep exits 1 with a message"
+out=$(cs submit tests/data/sweeps/product.json 2>"$tmp/err"); rc=$?
+[ $rc = 0 ] && has "$out" "sweep product was already stored with this content (id 1): 9 jobs; nothing was added"
+ok $? "the same file again (as nng resends it after a daemon restart) exits 0 naming the stored sweep"
+sed 's/"seed": \[0, 1\]/"seed": [0, 3]/' tests/data/sweeps/product.json >"$tmp/product-other.json"
+cs submit "$tmp/product-other.json" >/dev/null 2>"$tmp/err"; rc=$?
+[ $rc = 1 ] && grep -q "calsweep submit: .*already exists" "$tmp/err"; ok $? "another file under a live sweep's name exits 1 with a message"
 cs submit tests/data/sweeps-bad/many-errors.json >/dev/null 2>"$tmp/err"; rc=$?
 [ $rc = 1 ]; ok $? "an invalid sweep exits 1"
 [ "$(grep -c 'many-errors.json: error: ' "$tmp/err")" = 8 ]; ok $? "every validation error is printed, one per line"

@@ -409,6 +409,57 @@ static void test_submit_wakes_held_claim(void **state)
     cs_msg_fini(&c.rep);
 }
 
+/* A fake calsweepd on the control socket: answers the CLI's first request (its liveness check)
+ * with OK, takes the SUBMIT and dies without answering. */
+static void *answer_then_die(void *arg)
+{
+    nng_socket *s = arg;
+    void *in = NULL;
+    size_t n = 0;
+    char *out = NULL;
+    size_t len = 0;
+    cs_msg rep;
+    if (nng_recv(*s, &in, &n, NNG_FLAG_ALLOC) == 0) {
+        nng_free(in, n);
+        cs_msg_init(&rep, CS_MSG_OK);
+        rep.ok.data = dt_mut("{\"workers\":[]}");
+        if (cs_msg_encode(&rep, &out, &len, NULL) == CS_OK)
+            nng_send(*s, out, len, 0);
+        free(out);
+        if (nng_recv(*s, &in, &n, NNG_FLAG_ALLOC) == 0)
+            nng_free(in, n);
+    }
+    nng_close(*s);
+    return NULL;
+}
+
+static void test_cli_submit_daemon_dies(void **state)
+{
+    fixture *f = *state;
+    nng_socket s;
+    pthread_t th;
+    cs_err err = {0};
+    char cmd[2048];
+    const char *b = getenv("CS_BUILD_DIR"), *src = getenv("CS_SOURCE_DIR");
+    assert_int_equal(cs_net_listen(&s, f->e.control, NULL, &err), CS_OK);
+    assert_int_equal(pthread_create(&th, NULL, answer_then_die, &s), 0);
+    snprintf(cmd, sizeof cmd,
+             "timeout 60 '%s/coordinator/calsweep' --control '%s' --timeout-ms 1000 submit "
+             "'%s/tests/data/sweeps/product.json' >/dev/null 2>'%s/cli.err'",
+             b ? b : "build", f->e.control, src ? src : ".", f->e.dir);
+    int64_t t0 = cs_time_mono_ms();
+    int st = system(cmd);
+    int64_t took = cs_time_mono_ms() - t0;
+    pthread_join(th, NULL);
+    /* Exit 3 (unreachable) within a few --timeout-ms, not after the 600 s a big submit may take. */
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 3);
+    assert_true(took < 15000);
+    snprintf(cmd, sizeof cmd, "grep -q 'went away while handling the request' '%s/cli.err'",
+             f->e.dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -420,6 +471,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_kill9_restart, setup, teardown),
             cmocka_unit_test_setup_teardown(test_config_file, setup, teardown),
             cmocka_unit_test_setup_teardown(test_submit_wakes_held_claim, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_cli_submit_daemon_dies, setup, teardown),
     };
     return cmocka_run_group_tests_name("daemon", tests, NULL, NULL);
 }

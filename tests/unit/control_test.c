@@ -133,6 +133,15 @@ static const char *str(const cJSON *o, const char *key)
     return v->valuestring;
 }
 
+/* Jobs in the store, whatever their state. */
+static int count_jobs(fixture *f)
+{
+    cs_store_counts c;
+    cs_err err = {0};
+    assert_int_equal(cs_store_count(f->s, 0, &c, &err), CS_OK);
+    return (int)c.total;
+}
+
 static int64_t submit_product(fixture *f)
 {
     cs_msg req;
@@ -160,11 +169,32 @@ static void test_submit_and_status(void **state)
     char *msg, ref[32];
     int64_t id = submit_product(f);
 
-    /* A second submit of a live sweep is refused. */
+    /* The same document again (nng resends a SUBMIT after calsweepd restarted): the stored
+     * sweep, nothing added. */
     cs_msg_init(&req, CS_MSG_SUBMIT);
     req.submit.sweep = f->product;
-    msg = call_err(f, &req, CS_EEXIST);
-    free(msg);
+    d = call_ok(f, &req);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "already_stored")));
+    assert_int_equal((int64_t)num(d, "sweep_id"), id);
+    assert_string_equal(str(d, "name"), "product");
+    assert_int_equal((int)num(d, "jobs"), 9);
+    assert_int_equal((int)num(d, "queued"), 9);
+    cJSON_Delete(d);
+    assert_int_equal(count_jobs(f), 9);
+
+    /* Another document under the same name is refused. */
+    {
+        char *other = cs_strdup(f->product);
+        char *seed = strstr(other, "\"seed\": [0, 1]");
+        assert_non_null(seed);
+        seed[strlen("\"seed\": [0, ")] = '2';
+        req.submit.sweep = other;
+        msg = call_err(f, &req, CS_EEXIST);
+        assert_non_null(strstr(msg, "already exists"));
+        free(msg);
+        free(other);
+    }
+    assert_int_equal(count_jobs(f), 9);
 
     cs_msg_init(&req, CS_MSG_STATUS);
     d = call_ok(f, &req);

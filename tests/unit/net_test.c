@@ -11,6 +11,7 @@
 
 #include "cs_net.h"
 #include "cs_test.h"
+#include "cs_time.h"
 
 static void test_default_url_env(void **state)
 {
@@ -158,6 +159,76 @@ static void test_ipc_roundtrip(void **state)
     rmdir(dir);
 }
 
+/* A REP peer that takes one request and dies without answering; with reopen, it comes back on
+ * the same URL and answers the request that nng sends again. */
+typedef struct dying_peer {
+    nng_socket s;
+    const char *url;
+    bool reopen;
+} dying_peer;
+
+static void *die_after_request(void *arg)
+{
+    dying_peer *p = arg;
+    void *in = NULL;
+    size_t n = 0;
+    cs_err err = {0};
+    if (nng_recv(p->s, &in, &n, NNG_FLAG_ALLOC) != 0)
+        return NULL;
+    nng_free(in, n);
+    nng_close(p->s);
+    if (p->reopen && cs_net_listen(&p->s, p->url, NULL, &err) == CS_OK)
+        rep_once(&p->s);
+    return NULL;
+}
+
+static void test_call_watch(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/cs_net_watch_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char url[128], path[96];
+    snprintf(path, sizeof path, "%s/control.sock", dir);
+    snprintf(url, sizeof url, "ipc://%s", path);
+    dying_peer p = {.url = url};
+    nng_socket req;
+    cs_err err = {0};
+    cs_msg m, r;
+    pthread_t th;
+    cs_msg_init(&m, CS_MSG_SUBMIT);
+    m.submit.sweep = (char[]){"{}"};
+
+    /* The peer dies and stays away: CS_ENET after about dead_ms, not the 60 s timeout. */
+    assert_int_equal(cs_net_listen(&p.s, url, NULL, &err), CS_OK);
+    assert_int_equal(pthread_create(&th, NULL, die_after_request, &p), 0);
+    assert_int_equal(cs_net_dial(&req, url, NULL, 120000, &err), CS_OK);
+    int64_t t0 = cs_time_mono_ms();
+    assert_int_equal(cs_net_call_watch(req, &m, &r, 60000, 500, &err), CS_ENET);
+    int64_t took = cs_time_mono_ms() - t0;
+    assert_true(took >= 500 && took < 10000);
+    assert_non_null(strstr(err.msg, "did not come back within 500 ms"));
+    cs_msg_fini(&r);
+    pthread_join(th, NULL);
+    nng_close(req);
+
+    /* It comes back within dead_ms: the request is sent again on the new connection and the
+     * reply of the new peer is returned. */
+    p.reopen = true;
+    unlink(path);
+    assert_int_equal(cs_net_listen(&p.s, url, NULL, &err), CS_OK);
+    assert_int_equal(pthread_create(&th, NULL, die_after_request, &p), 0);
+    assert_int_equal(cs_net_dial(&req, url, NULL, 120000, &err), CS_OK);
+    assert_int_equal(cs_net_call_watch(req, &m, &r, 60000, 10000, &err), CS_OK);
+    assert_int_equal(r.type, CS_MSG_OK);
+    assert_string_equal(r.ok.data, "{\"echo\":\"SUBMIT\"}");
+    cs_msg_fini(&r);
+    pthread_join(th, NULL);
+    nng_close(req);
+    nng_close(p.s);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void test_tls_needs_files(void **state)
 {
     (void)state;
@@ -174,7 +245,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_default_url_env), cmocka_unit_test(test_check_listen),
             cmocka_unit_test(test_token_file),      cmocka_unit_test(test_token_eq),
-            cmocka_unit_test(test_ipc_roundtrip),   cmocka_unit_test(test_tls_needs_files),
+            cmocka_unit_test(test_ipc_roundtrip),   cmocka_unit_test(test_call_watch),
+            cmocka_unit_test(test_tls_needs_files),
     };
     return cmocka_run_group_tests_name("net", tests, NULL, NULL);
 }
