@@ -631,8 +631,8 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
     char name[64], *path = NULL;
     char env_id[64], env_att[64], env_thr[64];
     const char *argv[6];
-    const char *env[7];
-    cs_buf env_base, env_roots, env_cache;
+    const char *env[8];
+    cs_buf env_base, env_roots, env_data, env_cache;
     cs_err err = {0};
     cJSON *cfg = NULL;
     cs_rc rc;
@@ -643,6 +643,7 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
     }
     cs_buf_init(&env_base);
     cs_buf_init(&env_roots);
+    cs_buf_init(&env_data);
     cs_buf_init(&env_cache);
     a->job = j;
     j->id = mj->job_id;
@@ -671,6 +672,15 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
                 root = abs;
             ok = cs_buf_printf(&env_roots, "%s%s", r ? ":" : "", root) == CS_OK;
         }
+        ok = ok && cs_buf_printf(&env_data, "CALSWEEP_DATA_ROOTS=") == CS_OK;
+        for (size_t r = 0; ok && r < a->cfg.n_data_root; r++) {
+            const char *root = a->cfg.data_root[r];
+            if (realpath(root, abs) != NULL)
+                root = abs;
+            ok = cs_buf_printf(&env_data, "%s%s", r ? ":" : "", root) == CS_OK;
+        }
+        if (ok && a->cfg.n_data_root == 0)
+            ok = cs_buf_printf(&env_data, "%s", cwd) == CS_OK;
         if (ok && a->cfg.cache_dir != NULL) {
             const char *cd = a->cfg.cache_dir;
             if (cd[0] != '/')
@@ -688,8 +698,9 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
     env[2] = env_thr;
     env[3] = env_base.data;
     env[4] = env_roots.data;
-    env[5] = env_cache.data; /* NULL (the end) without a cache */
-    env[6] = NULL;
+    env[5] = env_data.data;
+    env[6] = env_cache.data; /* NULL (the end) without a cache */
+    env[7] = NULL;
     if ((rc = cs_path_join(a->cfg.work_dir, name, &j->dir, &err)) != CS_OK ||
         (rc = cs_path_mkdir_p(j->dir, 0755, &err)) != CS_OK)
         goto spawn_fail;
@@ -736,6 +747,7 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
         rc = cs_child_start(j->child, &spec, on_child_exit, a, &err);
     cs_buf_fini(&env_base);
     cs_buf_fini(&env_roots);
+    cs_buf_fini(&env_data);
     cs_buf_fini(&env_cache);
     if (rc != CS_OK)
         goto spawn_fail;
@@ -750,6 +762,7 @@ spawn_fail:
     free(path);
     cs_buf_fini(&env_base);
     cs_buf_fini(&env_roots);
+    cs_buf_fini(&env_data);
     cs_buf_fini(&env_cache);
     cs_log(CS_LOG_ERROR, "job %" PRId64 ": %s", j->id, err.msg);
     {

@@ -26,6 +26,7 @@ enum {
     OPT_COORDINATOR,
     OPT_NAME,
     OPT_MODEL_ROOT,
+    OPT_DATA_ROOT,
     OPT_THREADS,
     OPT_MEM_MB,
     OPT_RUNNER,
@@ -52,7 +53,11 @@ static const cs_opt options[] = {
          "work endpoint of calsweepd (env CALSWEEP_WORK; default ipc://$XDG_RUNTIME_DIR/...)"},
         {"name", 'n', CS_OPT_VALUE, OPT_NAME, "S", "worker name (default host-pid)"},
         {"model-root", 'm', CS_OPT_VALUE, OPT_MODEL_ROOT, "DIR",
-         "folder of model folders (with config.json); repeatable"},
+         "folder of model folders (with config.json); repeatable. Model folders of jobs must "
+         "lie inside one (default: the folder the worker runs in)"},
+        {"data-root", 'd', CS_OPT_VALUE, OPT_DATA_ROOT, "DIR",
+         "folder that jobs may read data files from (sources, eval tasks, texts); repeatable "
+         "(default: the folder the worker runs in)"},
         {"threads", 't', CS_OPT_VALUE, OPT_THREADS, "N", "CPU threads offered (default: all)"},
         {"mem-mb", 0, CS_OPT_VALUE, OPT_MEM_MB, "N", "memory offered in MiB (default: physical)"},
         {"runner", 0, CS_OPT_VALUE, OPT_RUNNER, "PATH",
@@ -127,7 +132,7 @@ int main(int argc, char **argv)
     cs_err err = {0};
     int id, code = CS_EXIT_FAIL;
     const char *arg;
-    const char *roots[MAX_ROOTS];
+    const char *roots[MAX_ROOTS], *data_roots[MAX_ROOTS];
     const char *token_file = NULL, *log_level = NULL;
     char *url = NULL, *name = NULL, *runner = NULL, *work_dir = NULL, *token = NULL;
     char *cache_dir = NULL;
@@ -146,6 +151,7 @@ int main(int argc, char **argv)
     cfg.kill_grace_ms = 5000;
     cfg.handle_signals = true;
     cfg.model_root = roots;
+    cfg.data_root = data_roots;
 
     cs_opt_init(&p, argc, argv, 1);
     while ((rc = cs_opt_next(&p, options, N_OPTIONS, &id, &arg, &err)) == CS_OK) {
@@ -169,6 +175,13 @@ int main(int argc, char **argv)
                 return CS_EXIT_USAGE;
             }
             roots[cfg.n_model_root++] = arg;
+            break;
+        case OPT_DATA_ROOT:
+            if (cfg.n_data_root >= MAX_ROOTS) {
+                fprintf(stderr, "calsweep-worker: at most %d --data-root\n", MAX_ROOTS);
+                return CS_EXIT_USAGE;
+            }
+            data_roots[cfg.n_data_root++] = arg;
             break;
         case OPT_THREADS:
         case OPT_MEM_MB:
