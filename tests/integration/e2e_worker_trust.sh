@@ -4,6 +4,8 @@
 # - paths: a sweep naming /etc/passwd, or a symlink out of the worker's --data-root, as a data
 #   file fails bad_input naming the path, and no byte of the file reaches error.json, the stored
 #   error, `calsweep jobs` or `calsweep logs`;
+# - a model whose weights are all NaN: its baseline fails bad_input naming the metric, not done
+#   with "ppl": null;
 # Bounded by timeouts.
 cd "$CS_SOURCE_DIR" || exit 1
 n=0; fail=0
@@ -77,6 +79,31 @@ errs=$(cat "$tmp"/work-wpath/*/error.json 2>/dev/null)
 all="$err_abs$err_link$jobs_out$logs_out$errs$(q 'SELECT error FROM attempt')"
 case "$all" in *"$secret"*|*"root:x:"*) false;; *) true;; esac
 ok $? "no text of /etc/passwd in error.json, the stored errors, calsweep jobs or calsweep logs"
+stop_worker
+
+# ---- non-finite metrics ---------------------------------------------------------------------
+# tb-llama with every weight byte 0xFF: each bf16 weight is NaN
+mkdir -p "$tmp/models/nan"
+cp sweeps/testbed/models/tb-llama/*.json "$tmp/models/nan/"
+st=sweeps/testbed/models/tb-llama/model.safetensors
+hl=$(od -An -t u8 -N8 "$st" | tr -d ' ')
+{ head -c $((8 + hl)) "$st"; head -c $(($(stat -c %s "$st") - 8 - hl)) /dev/zero | tr '\0' '\377'; } >"$tmp/models/nan/model.safetensors"
+cat >"$tmp/nan.json" <<JSON
+{"name": "nan", "models": {"m": {"folder": "$tmp/models/nan"}},
+ "data": {"sources": {"c": {"kind": "text", "path": "sweeps/testbed/data/heldout.txt"}},
+          "eval": {"default": {"perplexity": {"p": {"path": "sweeps/testbed/data/heldout.txt", "seq_len": 64}}}}},
+ "grid": {"algorithm": ["none"]}, "policy": {"max_attempts": 1}}
+JSON
+worker wnan --model-root "$tmp/models"
+cs submit "$tmp/nan.json" >/dev/null && wait_for 60 nan '.failed == 1'
+ok $? "the baseline of an all-NaN model fails"
+err_nan=$(q "SELECT j.last_error FROM job j JOIN sweep s ON s.id = j.sweep_id WHERE s.name = 'nan'")
+case "$err_nan" in "bad_input: metrics.ppl:p.ppl is NaN"*) true;; *) false;; esac
+ok $? "... as bad_input naming the metric ($(echo "$err_nan" | head -1))"
+[ "$(jq -r '.kind + " " + .message' "$tmp"/work-wnan/*/error.json | cut -c1-35)" = "bad_input metrics.ppl:p.ppl is NaN:" ] &&
+    [ "$(q "SELECT count(*) FROM result r JOIN job j ON j.id = r.job_id JOIN sweep s ON s.id = j.sweep_id WHERE s.name = 'nan'")" = 0 ] &&
+    ! ls "$tmp"/work-wnan/*/result.json >/dev/null 2>&1
+ok $? "error.json says so; no result.json, no stored result"
 stop_worker
 
 kill "$pid"; wait "$pid"; pid=

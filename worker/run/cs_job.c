@@ -9,6 +9,7 @@
 #include "cs_job.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +183,7 @@ static const char *error_kind(const char *stage, cs_rc rc)
     case CS_ERANGE:
     case CS_ETOOBIG:
     case CS_ENOTSUP:
+    case CS_ENUMERIC: /* a non-finite metric: the same again on a retry */
         return "bad_input";
     default:
         return "internal";
@@ -818,6 +820,34 @@ out:
     return rc;
 }
 
+/* Every number in v (metrics, nested objects) is finite: a NaN or infinite perplexity or score
+ * (a model whose weights are NaN, an overflow) fails the job naming the metric, instead of being
+ * stored as null. CS_ENUMERIC. */
+static cs_rc check_finite(const cJSON *v, const char *path, cs_err *err)
+{
+    const cJSON *it;
+    if (cJSON_IsNumber(v) && !isfinite(v->valuedouble)) {
+        return cs_err_set(err, CS_ENUMERIC, 0,
+                          "%s is %s: the model or the data give no finite value (are the model's "
+                          "weights finite?)",
+                          path, isnan(v->valuedouble) ? "NaN" : "infinite");
+    }
+    cJSON_ArrayForEach(it, v)
+    {
+        char sub[256];
+        if (cJSON_IsArray(v)) {
+            snprintf(sub, sizeof sub, "%s[]", path);
+        } else {
+            snprintf(sub, sizeof sub, "%s.%s", path, it->string ? it->string : "?");
+        }
+        cs_rc rc = check_finite(it, sub, err);
+        if (rc != CS_OK) {
+            return rc;
+        }
+    }
+    return CS_OK;
+}
+
 static cs_rc stage_evaluate(job *j, cs_err *err)
 {
     const cJSON *eval = cJSON_GetObjectItemCaseSensitive(j->cfg, "eval");
@@ -857,7 +887,7 @@ static cs_rc stage_evaluate(job *j, cs_err *err)
         }
         progress(j, NULL, NULL, ++done, total);
     }
-    return CS_OK;
+    return check_finite(j->metrics, "metrics", err);
 }
 
 /* ---- result.json and error.json -------------------------------------------------------------- */

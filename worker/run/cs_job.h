@@ -3,6 +3,8 @@
  * `calsweep-run job.json` reads the resolved job config, loads the model, selects the
  * calibration data, quantizes, evaluates, and writes result.json (schemas/result.schema.json) in
  * the current folder; on failure it writes error.json {kind, message, stage} and exits 1.
+ * Metrics that are not finite (NaN or infinite) are a failure: error.json kind bad_input, the
+ * message naming the metric ("metrics.ppl:heldout.ppl is NaN: ...").
  * Progress goes to fd 3 when it is open, one JSON object per line:
  * {"stage":"evaluate","task":"arith_mc","done":3,"total":7}. Logs go to stderr.
  *
