@@ -4,6 +4,7 @@
 # - paths: a sweep naming /etc/passwd, or a symlink out of the worker's --data-root, as a data
 #   file fails bad_input naming the path, and no byte of the file reaches error.json, the stored
 #   error, `calsweep jobs` or `calsweep logs`;
+# - a failed attempt records its log file, so `calsweep logs` shows it;
 # - a model whose weights are all NaN: its baseline fails bad_input naming the metric, not done
 #   with "ppl": null;
 # Bounded by timeouts.
@@ -79,6 +80,13 @@ errs=$(cat "$tmp"/work-wpath/*/error.json 2>/dev/null)
 all="$err_abs$err_link$jobs_out$logs_out$errs$(q 'SELECT error FROM attempt')"
 case "$all" in *"$secret"*|*"root:x:"*) false;; *) true;; esac
 ok $? "no text of /etc/passwd in error.json, the stored errors, calsweep jobs or calsweep logs"
+# a failed attempt records its log file: calsweep logs reads it on this machine
+id=$(q "SELECT j.id FROM job j JOIN sweep s ON s.id = j.sweep_id WHERE s.name = 'h-abs'")
+lp=$(q "SELECT log_path FROM attempt WHERE job_id = $id")
+out=$(cs logs "$id" 2>&1)
+[ "$lp" = "$tmp/work-wpath/$id-1/stderr.log" ]; ok $? "the failed attempt's log path is stored ($lp)"
+case "$out" in *"not readable here"*) false;; *"calsweep-run: evaluate: eval.tasks.t.path"*) true;; *) false;; esac
+ok $? "calsweep logs shows the failed attempt's log: $(echo "$out" | grep -m1 'calsweep-run:')"
 stop_worker
 
 # ---- non-finite metrics ---------------------------------------------------------------------

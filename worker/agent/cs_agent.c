@@ -572,6 +572,8 @@ static char *build_fail(cs_agent *a, agent_job *j, const cs_child_outcome *o,
     m.fail.exit_status = o->exit_status >= 0 && o->exit_status <= 255 ? o->exit_status : -1;
     m.fail.signal = o->signal > 0 && o->signal <= 127 ? o->signal : 0;
     m.fail.log_tail = tail != NULL ? tail : (char *)(uintptr_t) "";
+    /* the log stays in the attempt folder: calsweep logs reads it on this machine */
+    m.fail.log_path = j->child ? (char *)(uintptr_t)cs_child_log_path(j->child) : NULL;
     set_report_claim(a, &m.fail.claim);
     if (cs_msg_encode(&m, &text, NULL, &err) != CS_OK) {
         cs_log(CS_LOG_ERROR, "cannot encode FAIL: %s", err.msg);

@@ -18,8 +18,8 @@
  * ACK.cancel stops the child (FAIL kind cancelled); ERROR CS_ESTALE on a heartbeat stops it and
  * drops the job. When the child ends: exit 0 with result.json -> RESULT (metrics = its "metrics",
  * provenance = the whole document plus "log_path", "host", "worker"); otherwise FAIL with the exit
- * status, signal, kind (error.json's kind, else crash/timeout/cancelled/oom/spawn) and the log
- * tail. Unless the agent is stopping, runs --once or ends its max_jobs with this job, the RESULT or
+ * status, signal, kind (error.json's kind, else crash/timeout/cancelled/oom/spawn), the log
+ * tail and the log's path. Unless the agent is stopping, runs --once or ends its max_jobs with this job, the RESULT or
  * FAIL carries a claim for the next job (protocol v2), so one round trip reports a job and starts
  * the next. A RESULT or FAIL is resent (with backoff) until the coordinator answers: ACK or OK ->
  * done; JOB -> done, and that is the next job; NO_WORK -> done, CLAIM after retry_ms; ERROR
