@@ -7,6 +7,9 @@
 # - a failed attempt records its log file, so `calsweep logs` shows it;
 # - a model whose weights are all NaN: its baseline fails bad_input naming the metric, not done
 #   with "ppl": null;
+# - the exec backend: a sweep saying "backend": "exec" is never handed to a worker without an
+#   --exec-template, and a worker with one runs that command (a script that records that it ran
+#   and writes result.json), not calsweep-run; a command template in the sweep is refused;
 # Bounded by timeouts.
 cd "$CS_SOURCE_DIR" || exit 1
 n=0; fail=0
@@ -113,6 +116,57 @@ ok $? "... as bad_input naming the metric ($(echo "$err_nan" | head -1))"
     ! ls "$tmp"/work-wnan/*/result.json >/dev/null 2>&1
 ok $? "error.json says so; no result.json, no stored result"
 stop_worker
+
+# ---- the exec backend ----------------------------------------------------------------------
+mkdir -p "$tmp/marks"
+cat >"$tmp/exec.sh" <<SH
+#!/bin/sh
+# the test's exec backend: records that it ran, then writes result.json (the runner contract)
+echo "exec.sh: job \$CALSWEEP_JOB_ID attempt \$CALSWEEP_ATTEMPT with \$1" >&2
+[ -f "\$1" ] || exit 3
+touch "$tmp/marks/ran-\$CALSWEEP_JOB_ID"
+printf '{"version":1,"metrics":{"exec":{"value":4242}},"calibration":null,"timings":{"total":0.1},"peak_rss_mb":1,"engine_version":"exec-test/1","host":"h"}\n' >result.json
+SH
+chmod +x "$tmp/exec.sh"
+sweep_tiny() { # NAME BACKEND-JSON
+    cat <<JSON
+{"name": "$1", "models": {"tiny": {"folder": "tests/data/e2e-models/tiny", "backend": $2}},
+ "data": {"sources": {"c": {"kind": "jsonl", "path": "tests/data/e2e-models/none.jsonl"}},
+          "eval": {"default": {"tasks": {"t": {"path": "tests/data/e2e-models/none.jsonl"}}}}},
+ "grid": {"algorithm": ["rtn"], "test_i": [1, 2]}, "policy": {"max_attempts": 1}}
+JSON
+}
+sweep_tiny x-exec '"exec"' >"$tmp/x-exec.json"
+sweep_tiny x-native '"native"' >"$tmp/x-native.json"
+sweep_tiny x-tmpl '{"exec": "false"}' >"$tmp/x-tmpl.json"
+out=$(cs submit "$tmp/x-tmpl.json" 2>&1); rc=$?
+[ $rc = 1 ] && case "$out" in *'models.tiny.backend: expected "native" or "exec", got an object: a command template in a sweep file is not run'*) true;; *) false;; esac
+ok $? "a command template in the sweep file is refused: $(echo "$out" | head -1)"
+testrun="$CS_BUILD_DIR/tests/calsweep-testrun"
+worker wn --model-root tests/data/e2e-models --runner "$testrun"
+cs submit "$tmp/x-exec.json" >/dev/null && cs submit "$tmp/x-native.json" >/dev/null
+wait_for 30 x-native '.done == 3'; ok $? "a worker without --exec-template runs the native sweep"
+sleep 1
+[ "$(cs status x-exec --json | jq -r '.sweeps[0].counts.queued')" = 3 ] &&
+    [ "$(q "SELECT count(*) FROM attempt a JOIN job j ON j.id = a.job_id JOIN sweep s ON s.id = j.sweep_id WHERE s.name = 'x-exec'")" = 0 ]
+ok $? "... and is never handed a job of the exec sweep (3 queued, no attempt)"
+wnp=$wp
+worker wx --model-root tests/data/e2e-models --runner "$testrun" --exec-template "$tmp/exec.sh \"\$1\""
+wait_for 30 x-exec '.done == 3'; ok $? "a worker with --exec-template runs the exec sweep"
+[ "$(ls "$tmp/marks" | wc -l)" = 3 ] &&
+    [ "$(q "SELECT count(*) FROM attempt a JOIN job j ON j.id = a.job_id JOIN sweep s ON s.id = j.sweep_id WHERE s.name = 'x-exec' AND a.worker = 'wx'")" = 3 ]
+ok $? "through the script: 3 marker files, every attempt on wx"
+[ "$(q "SELECT count(*) FROM metric m JOIN job j ON j.id = m.job_id JOIN sweep s ON s.id = j.sweep_id WHERE s.name = 'x-exec' AND m.task = 'exec' AND m.value = 4242")" = 3 ] &&
+    [ "$(q "SELECT count(*) FROM result r JOIN job j ON j.id = r.job_id JOIN sweep s ON s.id = j.sweep_id WHERE s.name = 'x-exec' AND json_extract(r.json, '$.engine_version') = 'exec-test/1'")" = 3 ]
+ok $? "the stored results are the script's (metric exec.value 4242, engine exec-test/1)"
+stop_worker; wp=$wnp; stop_worker
+# calsweep-run itself refuses an exec job rather than run it natively
+mkdir -p "$tmp/run-exec"
+jq -c '.model.backend = "exec"' "$(ls "$tmp"/work-wx/*/job.json | head -1)" >"$tmp/run-exec/job.json"
+(cd "$tmp/run-exec" && "$CALSWEEP_RUN" job.json 2>/dev/null); rc=$?
+[ $rc = 1 ] && [ "$(jq -r .kind "$tmp/run-exec/error.json")" = bad_input ] &&
+    jq -r .message "$tmp/run-exec/error.json" | grep -q 'model.backend is "exec": calsweep-run runs only "native" jobs'
+ok $? "calsweep-run refuses a job whose backend is exec: $(jq -r .message "$tmp/run-exec/error.json")"
 
 kill "$pid"; wait "$pid"; pid=
 [ "$(sqlite3 "$tmp/calsweep.db" 'PRAGMA integrity_check')" = ok ] || fail=1

@@ -680,6 +680,47 @@ static void test_exec_backend(void **state)
     cs_agent_destroy(f->agent);
 }
 
+/* The worker runs exactly the job's backend: an exec job on a worker without --exec-template, or
+ * a backend it does not know (a command template from an old sweep), is refused with FAIL and a
+ * reason, and the native runner (which would succeed) never runs. */
+static void test_backend_refused(void **state)
+{
+    fixture *f = *state;
+    char mark[400];
+    snprintf(mark, sizeof mark, "%s/ran", f->work);
+    char script[600];
+    snprintf(script, sizeof script, "touch %s\necho '{\"metrics\":{}}' > result.json\n", mark);
+    assert_int_equal(write_script(f->runner, script), 0);
+    f->p.config = "{\"model\":{\"backend\":\"exec\",\"folder\":\"m\"}}";
+    start(f);
+    finish(f, 10000);
+    assert_int_equal(f->p.n[CS_MSG_RESULT], 0);
+    assert_int_equal(f->p.n[CS_MSG_FAIL], 1);
+    assert_int_equal(f->p.fail_kind, CS_FAIL_SPAWN);
+    assert_non_null(strstr(f->p.fail_reason, "no --exec-template"));
+    assert_int_equal(access(mark, F_OK), -1);
+    cs_agent_destroy(f->agent);
+}
+
+static void test_backend_unknown(void **state)
+{
+    fixture *f = *state;
+    char mark[400], script[600];
+    snprintf(mark, sizeof mark, "%s/ran", f->work);
+    snprintf(script, sizeof script, "touch %s\necho '{\"metrics\":{}}' > result.json\n", mark);
+    assert_int_equal(write_script(f->runner, script), 0);
+    f->cfg.exec_template = script;
+    f->p.config = "{\"model\":{\"backend\":{\"exec\":\"false\"},\"folder\":\"m\"}}";
+    start(f);
+    finish(f, 10000);
+    assert_int_equal(f->p.n[CS_MSG_RESULT], 0);
+    assert_int_equal(f->p.n[CS_MSG_FAIL], 1);
+    assert_int_equal(f->p.fail_kind, CS_FAIL_BAD_INPUT);
+    assert_non_null(strstr(f->p.fail_reason, "model.backend is an object"));
+    assert_int_equal(access(mark, F_OK), -1);
+    cs_agent_destroy(f->agent);
+}
+
 static void test_scan_models(void **state)
 {
     fixture *f = *state;
@@ -756,6 +797,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_testrun_runner, setup, teardown),
             cmocka_unit_test_setup_teardown(test_testrun_result, setup, teardown),
             cmocka_unit_test_setup_teardown(test_exec_backend, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_backend_refused, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_backend_unknown, setup, teardown),
             cmocka_unit_test_setup_teardown(test_heartbeat_follows_lease, setup, teardown),
             cmocka_unit_test_setup_teardown(test_scan_models, setup, teardown),
             cmocka_unit_test_setup_teardown(test_log_tail, setup, teardown),

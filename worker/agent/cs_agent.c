@@ -637,6 +637,7 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
     cs_buf env_base, env_roots, env_data, env_cache;
     cs_err err = {0};
     cJSON *cfg = NULL;
+    cs_fail_kind fkind = CS_FAIL_SPAWN;
     cs_rc rc;
 
     if (j == NULL) {
@@ -719,26 +720,46 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
         goto spawn_fail;
     free(path);
     path = NULL;
-    bool exec = false;
+    /* The job names its backend (job.schema.json: model.backend); the worker runs exactly that
+     * one and refuses a job whose backend it cannot run, never falling back to another. */
+    const char *backend = "native";
+    char bdesc[64] = "";
     if (cs_json_parse(mj->config, strlen(mj->config), "job", &cfg, NULL) == CS_OK) {
-        /* the backend is the model's (job.schema.json: model.backend) */
         const cJSON *mo = cJSON_GetObjectItemCaseSensitive(cfg, "model");
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(mo, "backend");
-        exec = cJSON_IsString(b) && strcmp(b->valuestring, "exec") == 0;
+        if (cJSON_IsString(b))
+            backend = b->valuestring;
+        else if (b != NULL && !cJSON_IsNull(b))
+            backend = cs_json_describe(b, bdesc, sizeof bdesc);
     }
-    cJSON_Delete(cfg);
-    if (exec && a->cfg.exec_template != NULL) {
+    if (strcmp(backend, "exec") == 0 && a->cfg.exec_template != NULL) {
         argv[0] = "/bin/sh";
         argv[1] = "-c";
         argv[2] = a->cfg.exec_template;
         argv[3] = "calsweep-exec";
         argv[4] = "job.json";
         argv[5] = NULL;
-    } else {
+    } else if (strcmp(backend, "native") == 0) {
         argv[0] = a->cfg.runner;
         argv[1] = "job.json";
         argv[2] = NULL;
+    } else if (strcmp(backend, "exec") == 0) {
+        rc = cs_err_set(&err, CS_ENOTSUP, 0,
+                        "model.backend is \"exec\" but this worker has no --exec-template: it "
+                        "runs only the native backend and does not run this job with another");
+        cJSON_Delete(cfg);
+        goto spawn_fail;
+    } else {
+        fkind = CS_FAIL_BAD_INPUT;
+        rc = cs_err_set(&err, CS_ENOTSUP, 0,
+                        "model.backend is %s%s%s: this worker runs \"native\"%s; a sweep names "
+                        "\"native\" or \"exec\" (the worker's --exec-template)",
+                        bdesc[0] ? "" : "\"", backend, bdesc[0] ? "" : "\"",
+                        a->cfg.exec_template != NULL ? " and \"exec\"" : "");
+        cJSON_Delete(cfg);
+        goto spawn_fail;
     }
+    cJSON_Delete(cfg);
     cs_child_spec spec = {.dir = j->dir,
                           .argv = argv,
                           .env = env,
@@ -776,7 +797,7 @@ spawn_fail:
         m.req_id = ++a->req_id;
         m.fail.job_id = j->id;
         m.fail.attempt = j->attempt;
-        m.fail.kind = CS_FAIL_SPAWN;
+        m.fail.kind = fkind;
         m.fail.reason = err.msg;
         m.fail.exit_status = o.exit_status;
         m.fail.log_tail = (char *)(uintptr_t) "";

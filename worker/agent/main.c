@@ -63,7 +63,9 @@ static const cs_opt options[] = {
         {"runner", 0, CS_OPT_VALUE, OPT_RUNNER, "PATH",
          "job runner (default: calsweep-run next to this binary)"},
         {"exec-template", 0, CS_OPT_VALUE, OPT_EXEC_TEMPLATE, "S",
-         "shell command for exec-backend jobs (run in the attempt folder, with job.json)"},
+         "shell command for jobs whose model's backend is \"exec\" (run as sh -c S "
+         "calsweep-exec job.json in the attempt folder); without it the worker runs only "
+         "native jobs"},
         {"work-dir", 'w', CS_OPT_VALUE, OPT_WORK_DIR, "DIR",
          "per-attempt folders (default $XDG_STATE_HOME/calsweep/work)"},
         {"cache-dir", 0, CS_OPT_VALUE, OPT_CACHE_DIR, "DIR",

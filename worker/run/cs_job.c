@@ -220,6 +220,17 @@ static cs_rc stage_load(job *j, cs_err *err)
     if ((rc = cs_json_req_string(&c, model, "folder", &folder)) != CS_OK) {
         goto out;
     }
+    /* calsweep-run is the native backend: it never runs a job meant for another engine */
+    const cJSON *backend = cJSON_GetObjectItemCaseSensitive(model, "backend");
+    if (backend && !cJSON_IsNull(backend) &&
+        !(cJSON_IsString(backend) && strcmp(backend->valuestring, "native") == 0)) {
+        char d[64];
+        rc = cs_err_set(err, CS_ENOTSUP, 0,
+                        "model.backend is %s: calsweep-run runs only \"native\" jobs (an exec "
+                        "job runs the worker's --exec-template)",
+                        cs_json_describe(backend, d, sizeof d));
+        goto out;
+    }
     if ((rc = resolve_model(j, folder, &dir, err)) != CS_OK) {
         goto out;
     }
