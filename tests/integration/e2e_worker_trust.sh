@@ -10,6 +10,8 @@
 # - the exec backend: a sweep saying "backend": "exec" is never handed to a worker without an
 #   --exec-template, and a worker with one runs that command (a script that records that it ran
 #   and writes result.json), not calsweep-run; a command template in the sweep is refused;
+# - the job dies with its worker: SIGKILL a worker while its runner (or an exec command and its
+#   own children) sleeps, and the job's whole process group is gone within a few seconds;
 # Bounded by timeouts.
 cd "$CS_SOURCE_DIR" || exit 1
 n=0; fail=0
@@ -28,6 +30,7 @@ wait_for() {
 tmp=$(mktemp -d); pid=; wp=
 cleanup() {
     for p in $wp $pid; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    for g in $(cat "$tmp/groups" 2>/dev/null); do kill -9 -- "-$g" 2>/dev/null; done
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -167,6 +170,57 @@ jq -c '.model.backend = "exec"' "$(ls "$tmp"/work-wx/*/job.json | head -1)" >"$t
 [ $rc = 1 ] && [ "$(jq -r .kind "$tmp/run-exec/error.json")" = bad_input ] &&
     jq -r .message "$tmp/run-exec/error.json" | grep -q 'model.backend is "exec": calsweep-run runs only "native" jobs'
 ok $? "calsweep-run refuses a job whose backend is exec: $(jq -r .message "$tmp/run-exec/error.json")"
+
+# ---- the job dies with its worker -------------------------------------------------------------
+# (the test runner sleeps 10 minutes in 10 steps: no progress write, so no SIGPIPE, in the test)
+# group_of PID: the process group of PID; alive_in GROUP: how many processes are in it
+group_of() { ps -o pgid= -p "$1" 2>/dev/null | tr -d ' '; }
+alive_in() { ps -eo pgid= | tr -d ' ' | grep -cx "$1"; }
+sweep_tiny k-native '"native"' | jq -c '.name = "k-native" | .grid.test_sleep_ms = [600000] | .grid.test_i = [1]' >"$tmp/k-native.json"
+sweep_tiny k-exec '"exec"' | jq -c '.name = "k-exec" | .grid.test_sleep_ms = [60000] | .grid.test_i = [1]' >"$tmp/k-exec.json"
+cat >"$tmp/slow.sh" <<'SH'
+#!/bin/sh
+# an exec backend that starts a child of its own and waits: the whole group must die
+sleep 60 &
+wait
+SH
+chmod +x "$tmp/slow.sh"
+kill_test() { # NAME SWEEP [WORKER OPTIONS]: SIGKILL the worker while its job runs
+    local name=$1 sweep=$2; shift 2
+    "$CALSWEEP_WORKER" --coordinator "ipc://$tmp/work.sock" --name "$name" \
+        --work-dir "$tmp/work-$name" --heartbeat-ms 200 --threads 1 --no-cache \
+        --model-root tests/data/e2e-models --runner "$testrun" "$@" 2>"$tmp/$name.log" &
+    wp=$!
+    cs submit "$tmp/$sweep.json" >/dev/null
+    wait_for 30 "$sweep" '.running == 1'
+    local child="" g="" n=0
+    for _ in $(seq 100); do
+        child=$(ps -o pid= --ppid "$wp" | tr -d ' ' | head -1)
+        g=$(group_of "$child")
+        n=$(alive_in "$g")
+        [ -n "$g" ] && [ "$n" -ge 2 ] && break
+        sleep 0.1
+    done
+    [ -n "$g" ] && echo "$g" >>"$tmp/groups" # for the cleanup, should the test fail
+    kill -9 "$wp"; wait "$wp" 2>/dev/null; wp=
+    for _ in $(seq 50); do [ "$(alive_in "$g")" = 0 ] && break; sleep 0.1; done
+    echo "$n $(alive_in "$g")"
+}
+r=$(kill_test knat k-native)
+[ "${r#* }" = 0 ] && [ "${r% *}" -ge 2 ]
+ok $? "SIGKILL of a worker: its runner is gone within 5 s (processes in the job's group before/after: $r)"
+r=$(kill_test kexec k-exec --exec-template "$tmp/slow.sh")
+[ "${r#* }" = 0 ] && [ "${r% *}" -ge 3 ]
+ok $? "... and an exec command with a child of its own: the whole group is gone (before/after: $r)"
+
+# a runner that cannot be started is still named as such (the guard starts, the runner would not)
+sweep_tiny s-spawn '"native"' | jq -c '.name = "s-spawn" | .grid.test_i = [7]' >"$tmp/s-spawn.json"
+worker wspawn --model-root tests/data/e2e-models --runner /nonexistent/calsweep-run
+cs submit "$tmp/s-spawn.json" >/dev/null && wait_for 30 s-spawn '.failed == 1'
+err_spawn=$(q "SELECT j.last_error FROM job j JOIN sweep s ON s.id = j.sweep_id WHERE s.name = 's-spawn' AND j.state = 'failed'")
+case "$err_spawn" in "spawn: cannot start /nonexistent/calsweep-run: "*) true;; *) false;; esac
+ok $? "a runner that does not exist fails spawn naming it ($(echo "$err_spawn" | head -1))"
+stop_worker
 
 kill "$pid"; wait "$pid"; pid=
 [ "$(sqlite3 "$tmp/calsweep.db" 'PRAGMA integrity_check')" = ok ] || fail=1

@@ -764,7 +764,8 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
                           .argv = argv,
                           .env = env,
                           .timeout_ms = mj->timeout_s > 0 ? mj->timeout_s * 1000 : 0,
-                          .kill_grace_ms = a->cfg.kill_grace_ms};
+                          .kill_grace_ms = a->cfg.kill_grace_ms,
+                          .guard = a->cfg.guard};
     rc = cs_child_create(&a->loop, &j->child, &err);
     if (rc == CS_OK)
         rc = cs_child_start(j->child, &spec, on_child_exit, a, &err);

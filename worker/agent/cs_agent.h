@@ -7,6 +7,8 @@
  * under a mutex and wakes the loop (uv_async_send), so the loop keeps supervising the child and
  * its timers while a CLAIM long poll is outstanding (STYLE.md R13).
  *
+ * Each job runs under cfg.guard when it is set (cs_child.h), so it dies with the worker.
+ *
  * Protocol (cs_proto.h): HELLO until OK, then CLAIM; JOB -> the job runs in
  * <work_dir>/<job_id>-<attempt>/ (job.json = JOB.config, argv [runner, "job.json"], env
  * CALSWEEP_JOB_ID, CALSWEEP_ATTEMPT, CALSWEEP_THREADS = cfg.threads, CALSWEEP_BASE_DIR,
@@ -19,13 +21,13 @@
  * drops the job. When the child ends: exit 0 with result.json -> RESULT (metrics = its "metrics",
  * provenance = the whole document plus "log_path", "host", "worker"); otherwise FAIL with the exit
  * status, signal, kind (error.json's kind, else crash/timeout/cancelled/oom/spawn), the log
- * tail and the log's path. Unless the agent is stopping, runs --once or ends its max_jobs with this job, the RESULT or
- * FAIL carries a claim for the next job (protocol v2), so one round trip reports a job and starts
- * the next. A RESULT or FAIL is resent (with backoff) until the coordinator answers: ACK or OK ->
- * done; JOB -> done, and that is the next job; NO_WORK -> done, CLAIM after retry_ms; ERROR
- * CS_ESTALE -> dropped (another attempt owns the job). NO_WORK to a CLAIM -> CLAIM again after
- * retry_ms. Lost replies (the coordinator restarting) are resent by nng's REQ resend and by the
- * agent's own timeouts with exponential backoff (200 ms doubling to 5 s, with jitter).
+ * tail and the log's path. Unless the agent is stopping, runs --once or ends its max_jobs with this
+ * job, the RESULT or FAIL carries a claim for the next job (protocol v2), so one round trip reports
+ * a job and starts the next. A RESULT or FAIL is resent (with backoff) until the coordinator
+ * answers: ACK or OK -> done; JOB -> done, and that is the next job; NO_WORK -> done, CLAIM after
+ * retry_ms; ERROR CS_ESTALE -> dropped (another attempt owns the job). NO_WORK to a CLAIM -> CLAIM
+ * again after retry_ms. Lost replies (the coordinator restarting) are resent by nng's REQ resend
+ * and by the agent's own timeouts with exponential backoff (200 ms doubling to 5 s, with jitter).
  *
  * Stopping (cs_agent_request_stop, or SIGTERM/SIGINT when handle_signals): drain = finish and
  * report the current job, then BYE; release = stop the child and BYE with release_job. A second
@@ -58,6 +60,8 @@ typedef struct cs_agent_cfg {
     int64_t mem_mb;             /* >= 0 */
     const char *runner;         /* the runner program, required */
     const char *exec_template;  /* a shell command for exec-backend jobs; NULL = no exec */
+    const char *guard;          /* the program that guards each job (cs_child.h: calsweep-worker
+                                   itself, so the job dies with the worker); NULL = none */
     const char *work_dir;       /* per-attempt folders go here (created), required */
     const char *cache_dir;      /* the runner's cache (created by it); NULL = no cache */
     const char *token;          /* shared token or NULL */

@@ -14,6 +14,7 @@
 
 #include "cs_agent.h"
 #include "cs_alloc.h"
+#include "cs_child.h"
 #include "cs_config.h"
 #include "cs_log.h"
 #include "cs_net.h"
@@ -111,6 +112,14 @@ static void usage(FILE *out)
     cs_opt_print_help(out, options, N_OPTIONS);
 }
 
+/* Our own binary: it guards each job (cs_child.h), so a job dies with its worker. */
+static char *own_exe(void)
+{
+    char exe[4096];
+    size_t n = sizeof exe;
+    return uv_exepath(exe, &n) == 0 ? cs_strdup(exe) : NULL;
+}
+
 /* The runner next to our own binary. */
 static char *default_runner(void)
 {
@@ -137,7 +146,7 @@ int main(int argc, char **argv)
     const char *roots[MAX_ROOTS], *data_roots[MAX_ROOTS];
     const char *token_file = NULL, *log_level = NULL;
     char *url = NULL, *name = NULL, *runner = NULL, *work_dir = NULL, *token = NULL;
-    char *cache_dir = NULL;
+    char *cache_dir = NULL, *guard = NULL;
     bool no_cache = false;
     char host[256] = "localhost";
     bool log_json = false;
@@ -155,6 +164,8 @@ int main(int argc, char **argv)
     cfg.model_root = roots;
     cfg.data_root = data_roots;
 
+    if (argc >= 2 && strcmp(argv[1], CS_CHILD_GUARD_FLAG) == 0)
+        return cs_child_guard_main(argc, argv);
     cs_opt_init(&p, argc, argv, 1);
     while ((rc = cs_opt_next(&p, options, N_OPTIONS, &id, &arg, &err)) == CS_OK) {
         switch (id) {
@@ -289,6 +300,10 @@ int main(int argc, char **argv)
         runner = default_runner();
         cfg.runner = runner;
     }
+    guard = own_exe();
+    if (guard == NULL)
+        cs_log(CS_LOG_WARN, "cannot find this program's path: jobs will not die with the worker");
+    cfg.guard = guard;
     if (cfg.work_dir == NULL) {
         char *state = NULL;
         if (cs_path_state_dir(true, &state, &err) != CS_OK ||
@@ -343,6 +358,7 @@ cleanup:
     free(url);
     free(name);
     free(runner);
+    free(guard);
     free(work_dir);
     free(cache_dir);
     free(token);
