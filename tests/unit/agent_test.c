@@ -413,6 +413,26 @@ static void test_crash_signal(void **state)
     cs_agent_destroy(f->agent);
 }
 
+/* Under the guard (calsweep-worker --child-guard, cs_child.h) the worker sees the outcome it would
+ * see without it: the same signal, the runner's log. */
+static void test_guard_transparent(void **state)
+{
+    fixture *f = *state;
+    const char *bd = getenv("CS_BUILD_DIR");
+    char guard[512];
+    snprintf(guard, sizeof guard, "%s/worker/calsweep-worker", bd ? bd : "build");
+    assert_int_equal(write_script(f->runner, "echo \"guarded runner\" >&2\nkill -SEGV $$\n"), 0);
+    f->cfg.guard = guard;
+    start(f);
+    finish(f, 10000);
+    assert_int_equal(f->p.n[CS_MSG_FAIL], 1);
+    assert_int_equal(f->p.fail_kind, CS_FAIL_CRASH);
+    assert_int_equal(f->p.fail_exit, -1);
+    assert_int_equal(f->p.fail_signal, SIGSEGV);
+    assert_non_null(strstr(f->p.fail_tail, "guarded runner"));
+    cs_agent_destroy(f->agent);
+}
+
 static void test_exit_without_error_json(void **state)
 {
     fixture *f = *state;
@@ -797,6 +817,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_testrun_runner, setup, teardown),
             cmocka_unit_test_setup_teardown(test_testrun_result, setup, teardown),
             cmocka_unit_test_setup_teardown(test_exec_backend, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_guard_transparent, setup, teardown),
             cmocka_unit_test_setup_teardown(test_backend_refused, setup, teardown),
             cmocka_unit_test_setup_teardown(test_backend_unknown, setup, teardown),
             cmocka_unit_test_setup_teardown(test_heartbeat_follows_lease, setup, teardown),
