@@ -27,7 +27,7 @@ wait_for() {
     done
     return 1
 }
-tmp=$(mktemp -d); pid=; wp=
+tmp=$(cd "$(mktemp -d)" && pwd -P); pid=; wp=
 cleanup() {
     for p in $wp $pid; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
     for g in $(cat "$tmp/groups" 2>/dev/null); do kill -9 -- "-$g" 2>/dev/null; done
@@ -173,9 +173,18 @@ ok $? "calsweep-run refuses a job whose backend is exec: $(jq -r .message "$tmp/
 
 # ---- the job dies with its worker -------------------------------------------------------------
 # (the test runner sleeps 10 minutes in 10 steps: no progress write, so no SIGPIPE, in the test)
-# group_of PID: the process group of PID; alive_in GROUP: how many processes are in it
-group_of() { ps -o pgid= -p "$1" 2>/dev/null | tr -d ' '; }
-alive_in() { ps -eo pgid= | tr -d ' ' | grep -cx "$1"; }
+# From /proc (no ps needed): "PID STATE PPID PGRP" of every process
+procs() {
+    local f st
+    for f in /proc/[0-9]*/stat; do
+        st=$(cat "$f" 2>/dev/null) || continue
+        set -- ${st##*) }
+        echo "${f//[^0-9]/} $1 $2 $3"
+    done
+}
+child_of() { procs | awk -v p="$1" '$3 == p { print $1; exit }'; }
+group_of() { procs | awk -v p="$1" '$1 == p { print $4 }'; }
+alive_in() { procs | awk -v g="$1" '$4 == g && $2 != "Z" { n++ } END { print n + 0 }'; }
 sweep_tiny k-native '"native"' | jq -c '.name = "k-native" | .grid.test_sleep_ms = [600000] | .grid.test_i = [1]' >"$tmp/k-native.json"
 sweep_tiny k-exec '"exec"' | jq -c '.name = "k-exec" | .grid.test_sleep_ms = [60000] | .grid.test_i = [1]' >"$tmp/k-exec.json"
 cat >"$tmp/slow.sh" <<'SH'
@@ -195,7 +204,7 @@ kill_test() { # NAME SWEEP [WORKER OPTIONS]: SIGKILL the worker while its job ru
     wait_for 30 "$sweep" '.running == 1'
     local child="" g="" n=0
     for _ in $(seq 100); do
-        child=$(ps -o pid= --ppid "$wp" | tr -d ' ' | head -1)
+        child=$(child_of "$wp")
         g=$(group_of "$child")
         n=$(alive_in "$g")
         [ -n "$g" ] && [ "$n" -ge 2 ] && break
