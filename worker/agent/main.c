@@ -55,7 +55,7 @@ static const cs_opt options[] = {
         {"name", 'n', CS_OPT_VALUE, OPT_NAME, "S", "worker name (default host-pid)"},
         {"model-root", 'm', CS_OPT_VALUE, OPT_MODEL_ROOT, "DIR",
          "folder of model folders (with config.json); repeatable. Model folders of jobs must "
-         "lie inside one (default: the folder the worker runs in)"},
+         "lie inside one"},
         {"data-root", 'd', CS_OPT_VALUE, OPT_DATA_ROOT, "DIR",
          "folder that jobs may read data files from (sources, eval tasks, texts); repeatable "
          "(default: the folder the worker runs in)"},
