@@ -66,12 +66,19 @@ hostile() { # NAME TASK-PATH PPL-PATH
 JSON
 }
 hostile h-abs /etc/passwd "$tmp/data/heldout.txt" >"$tmp/h-abs.json"
+hostile h-src sweeps/testbed/data/tasks/arith_mc.eval.jsonl "$tmp/data/heldout.txt" |
+    jq -c '.name = "h-src" | .data.sources.c = {"kind": "jsonl", "path": "/etc/passwd"} |
+           .grid = {"algorithm": [{"name": "gptq", "bits": 4, "group_size": 32}], "n_samples": [4], "seq_len": [32]}' >"$tmp/h-src.json"
 hostile h-link sweeps/testbed/data/tasks/arith_mc.eval.jsonl "$tmp/data/notes.txt" >"$tmp/h-link.json"
 worker wpath --model-root sweeps/testbed/models --data-root "$tmp/data" --data-root sweeps/testbed/data
 cs submit "$tmp/h-abs.json" >/dev/null && cs submit "$tmp/h-link.json" >/dev/null
 ok $? "submit two sweeps naming /etc/passwd and a symlink to it as data files"
 wait_for 60 h-abs '.failed == 1' && wait_for 60 h-link '.failed == 1'
 ok $? "their jobs fail"
+cs submit "$tmp/h-src.json" >/dev/null && wait_for 60 h-src '.failed == 1'
+err_src=$(q "SELECT j.last_error FROM job j JOIN sweep s ON s.id = j.sweep_id WHERE s.name = 'h-src' AND j.state = 'failed'")
+case "$err_src" in bad_input:*"calibration.source.path: /etc/passwd is outside the allowed roots"*) true;; *) false;; esac
+ok $? "/etc/passwd as the calibration source: bad_input naming it ($(echo "$err_src" | head -1))"
 err_abs=$(q "SELECT j.last_error FROM job j JOIN sweep s ON s.id = j.sweep_id WHERE s.name = 'h-abs'")
 err_link=$(q "SELECT j.last_error FROM job j JOIN sweep s ON s.id = j.sweep_id WHERE s.name = 'h-link'")
 case "$err_abs" in bad_input:*"eval.tasks.t.path: /etc/passwd is outside the allowed roots ("*"$tmp/data"*) true;; *) false;; esac
@@ -83,7 +90,7 @@ jobs_out=$(cs jobs --json 2>&1); logs_out=$(for s in h-abs h-link; do
     cs logs "$id" 2>&1; done)
 errs=$(cat "$tmp"/work-wpath/*/error.json 2>/dev/null)
 [ -n "$errs" ] && [ -n "$logs_out" ]; ok $? "error.json and the logs are there to look at"
-all="$err_abs$err_link$jobs_out$logs_out$errs$(q 'SELECT error FROM attempt')"
+all="$err_abs$err_link$err_src$jobs_out$logs_out$errs$(q 'SELECT error FROM attempt')"
 case "$all" in *"$secret"*|*"root:x:"*) false;; *) true;; esac
 ok $? "no text of /etc/passwd in error.json, the stored errors, calsweep jobs or calsweep logs"
 # a failed attempt records its log file: calsweep logs reads it on this machine
