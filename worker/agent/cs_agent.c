@@ -627,6 +627,53 @@ static void on_child_exit(cs_child *c, const cs_child_outcome *o, void *data)
     step(a);
 }
 
+/* The job names its backend (job.schema.json: model.backend); the worker runs exactly that one
+ * and refuses a job whose backend it cannot run, never falling back to another. Fills argv (at
+ * least 6 entries; borrowed strings). CS_ENOTSUP with *kind spawn (an exec job, no template:
+ * another worker may run it) or bad_input (a backend no worker runs). */
+static cs_rc backend_argv(const cs_agent *a, const char *config, const char **argv,
+                          cs_fail_kind *kind, cs_err *err)
+{
+    char bdesc[64] = "";
+    const char *backend = "native";
+    cJSON *cfg = NULL;
+    cs_rc rc = CS_OK;
+    if (cs_json_parse(config, strlen(config), "job", &cfg, NULL) == CS_OK) {
+        const cJSON *mo = cJSON_GetObjectItemCaseSensitive(cfg, "model");
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(mo, "backend");
+        if (cJSON_IsString(b))
+            backend = b->valuestring;
+        else if (b != NULL && !cJSON_IsNull(b))
+            backend = cs_json_describe(b, bdesc, sizeof bdesc);
+    }
+    if (strcmp(backend, "exec") == 0 && a->cfg.exec_template != NULL) {
+        argv[0] = "/bin/sh";
+        argv[1] = "-c";
+        argv[2] = a->cfg.exec_template;
+        argv[3] = "calsweep-exec";
+        argv[4] = "job.json";
+        argv[5] = NULL;
+    } else if (strcmp(backend, "native") == 0) {
+        argv[0] = a->cfg.runner;
+        argv[1] = "job.json";
+        argv[2] = NULL;
+    } else if (strcmp(backend, "exec") == 0) {
+        *kind = CS_FAIL_SPAWN;
+        rc = cs_err_set(err, CS_ENOTSUP, 0,
+                        "model.backend is \"exec\" but this worker has no --exec-template: it "
+                        "runs only the native backend and does not run this job with another");
+    } else {
+        *kind = CS_FAIL_BAD_INPUT;
+        rc = cs_err_set(err, CS_ENOTSUP, 0,
+                        "model.backend is %s%s%s: this worker runs \"native\"%s; a sweep names "
+                        "\"native\" or \"exec\" (the worker's --exec-template)",
+                        bdesc[0] ? "" : "\"", backend, bdesc[0] ? "" : "\"",
+                        a->cfg.exec_template != NULL ? " and \"exec\"" : "");
+    }
+    cJSON_Delete(cfg);
+    return rc;
+}
+
 static void start_job(cs_agent *a, const cs_msg_job *mj)
 {
     agent_job *j = calloc(1, sizeof *j);
@@ -636,7 +683,6 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
     const char *env[8];
     cs_buf env_base, env_roots, env_data, env_cache;
     cs_err err = {0};
-    cJSON *cfg = NULL;
     cs_fail_kind fkind = CS_FAIL_SPAWN;
     cs_rc rc;
 
@@ -720,46 +766,8 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
         goto spawn_fail;
     free(path);
     path = NULL;
-    /* The job names its backend (job.schema.json: model.backend); the worker runs exactly that
-     * one and refuses a job whose backend it cannot run, never falling back to another. */
-    const char *backend = "native";
-    char bdesc[64] = "";
-    if (cs_json_parse(mj->config, strlen(mj->config), "job", &cfg, NULL) == CS_OK) {
-        const cJSON *mo = cJSON_GetObjectItemCaseSensitive(cfg, "model");
-        const cJSON *b = cJSON_GetObjectItemCaseSensitive(mo, "backend");
-        if (cJSON_IsString(b))
-            backend = b->valuestring;
-        else if (b != NULL && !cJSON_IsNull(b))
-            backend = cs_json_describe(b, bdesc, sizeof bdesc);
-    }
-    if (strcmp(backend, "exec") == 0 && a->cfg.exec_template != NULL) {
-        argv[0] = "/bin/sh";
-        argv[1] = "-c";
-        argv[2] = a->cfg.exec_template;
-        argv[3] = "calsweep-exec";
-        argv[4] = "job.json";
-        argv[5] = NULL;
-    } else if (strcmp(backend, "native") == 0) {
-        argv[0] = a->cfg.runner;
-        argv[1] = "job.json";
-        argv[2] = NULL;
-    } else if (strcmp(backend, "exec") == 0) {
-        rc = cs_err_set(&err, CS_ENOTSUP, 0,
-                        "model.backend is \"exec\" but this worker has no --exec-template: it "
-                        "runs only the native backend and does not run this job with another");
-        cJSON_Delete(cfg);
+    if ((rc = backend_argv(a, mj->config, argv, &fkind, &err)) != CS_OK)
         goto spawn_fail;
-    } else {
-        fkind = CS_FAIL_BAD_INPUT;
-        rc = cs_err_set(&err, CS_ENOTSUP, 0,
-                        "model.backend is %s%s%s: this worker runs \"native\"%s; a sweep names "
-                        "\"native\" or \"exec\" (the worker's --exec-template)",
-                        bdesc[0] ? "" : "\"", backend, bdesc[0] ? "" : "\"",
-                        a->cfg.exec_template != NULL ? " and \"exec\"" : "");
-        cJSON_Delete(cfg);
-        goto spawn_fail;
-    }
-    cJSON_Delete(cfg);
     cs_child_spec spec = {.dir = j->dir,
                           .argv = argv,
                           .env = env,
