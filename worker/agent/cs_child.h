@@ -65,7 +65,9 @@ typedef void (*cs_child_exit_cb)(cs_child *c, const cs_child_outcome *o, void *d
  * prctl, and polled once a second), runs argv in a child of its own, in its process group, and
  * waits; when the worker dies it SIGKILLs the whole group (the runner, or an exec command and
  * everything it started). Otherwise it ends as its child ended (the same exit status, or the
- * same signal), so the worker sees the outcome it would see without the guard. */
+ * same signal), so the worker sees the outcome it would see without the guard. The kernel sends
+ * the death signal when the thread that spawned the guard ends: start children from a thread
+ * that outlives them (the agent's loop thread, the worker's main thread). */
 #define CS_CHILD_GUARD_FLAG "--child-guard"
 
 /* The guard's main (argv as above). Returns the exit status, or does not return (it re-raises
