@@ -386,3 +386,66 @@ out:
     free(base_copy);
     return rc;
 }
+
+/* Whether the resolved path p is root or lies inside it (root resolved, without a trailing '/'
+ * except "/" itself). */
+static bool inside(const char *p, const char *root)
+{
+    size_t n = strlen(root);
+    if (n == 1 && root[0] == '/') {
+        return p[0] == '/';
+    }
+    return strncmp(p, root, n) == 0 && (p[n] == '\0' || p[n] == '/');
+}
+
+cs_rc cs_path_confine(const char *path, const char *roots, const char *what, char **out,
+                      cs_err *err)
+{
+    char *real = NULL;
+    cs_buf list;
+    cs_rc rc = CS_OK;
+    *out = NULL;
+    if (path == NULL || path[0] == '\0') {
+        return cs_err_set(err, CS_EINVAL, 0, "%s: empty path", what);
+    }
+    real = realpath(path, NULL);
+    if (real == NULL) {
+        return cs_err_errno(err, errno, "%s: %s", what, path);
+    }
+    cs_buf_init(&list);
+    for (const char *r = roots; r != NULL && *r != '\0';) {
+        const char *colon = strchr(r, ':');
+        size_t n = colon ? (size_t)(colon - r) : strlen(r);
+        char *one = n > 0 ? cs_strndup(r, n) : NULL;
+        char *rr = one != NULL ? realpath(one, NULL) : NULL;
+        free(one);
+        r = colon ? colon + 1 : NULL;
+        if (rr == NULL) {
+            continue;
+        }
+        bool in = inside(real, rr);
+        if (cs_buf_printf(&list, "%s%s", list.len ? ", " : "", rr) != CS_OK) {
+            rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        }
+        free(rr);
+        if (rc != CS_OK) {
+            goto out;
+        }
+        if (in) {
+            *out = real;
+            real = NULL;
+            goto out;
+        }
+    }
+    if (list.len == 0) {
+        rc = cs_err_set(err, CS_EINVAL, 0, "%s: %s is outside the allowed roots: there are none",
+                        what, path);
+    } else {
+        rc = cs_err_set(err, CS_EINVAL, 0, "%s: %s is outside the allowed roots (%s)", what, path,
+                        list.data);
+    }
+out:
+    cs_buf_fini(&list);
+    free(real);
+    return rc;
+}

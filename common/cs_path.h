@@ -59,4 +59,15 @@ cs_rc cs_path_read_file(const char *path, size_t max_bytes, char **out, size_t *
 cs_rc cs_path_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                            cs_err *err);
 
+/* Confines path to roots: resolves it with realpath (every "..", "." and symlink followed; the
+ * file or folder must exist) and checks that the result is one of roots, or lies inside one.
+ * roots is a ':'-separated list of folders, each resolved the same way (a root that does not
+ * exist is skipped; a root cannot contain ':'). Returns the resolved path in *out (owned, free
+ * with free()). Errors name what (e.g. "data.sources.x.path") and the path as given:
+ * CS_ENOENT "<what>: <path>: No such file or directory" (or another realpath error as
+ * cs_err_errno), CS_EINVAL "<what>: <path> is outside the allowed roots (<root>, ...)" (or
+ * "... there are no allowed roots" when none exists). The text of the file is never read. */
+cs_rc cs_path_confine(const char *path, const char *roots, const char *what, char **out,
+                      cs_err *err);
+
 #endif

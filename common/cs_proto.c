@@ -197,6 +197,7 @@ static const field F_FAIL[] = {
         FINT("exit_status", true, fail.exit_status, -1, 255),
         FINT("signal", true, fail.signal, 0, 127),
         FLD("log_tail", F_TEXT, true, fail.log_tail),
+        FLD("log_path", F_TEXT, false, fail.log_path),
         FLD("claim", F_CLAIMREQ, false, fail.claim),
 };
 static const field F_BYE[] = {

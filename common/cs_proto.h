@@ -192,6 +192,7 @@ typedef struct cs_msg_fail {
     int64_t exit_status; /* -1 (did not exit) or 0..255 */
     int64_t signal;      /* 0 (none) or 1..127 */
     char *log_tail;
+    char *log_path;     /* optional: the attempt's log file on the worker's machine, NULL */
     cs_msg_claim claim; /* optional: claim.worker NULL = absent */
 } cs_msg_fail;
 typedef struct cs_msg_bye {

@@ -621,6 +621,7 @@ static void do_fail(cs_daemon *d, dctx *c, int64_t now)
             .exit_status = (int)(f->exit_status >= 0 ? f->exit_status : 0),
             .signal = (int)f->signal,
             .permanent = f->kind == CS_FAIL_BAD_INPUT || f->kind == CS_FAIL_MODEL_MISSING,
+            .log_path = f->log_path,
     };
     cs_job_state next = CS_JOB_FAILED;
     cs_rc rc = f->attempt > INT32_MAX ? cs_err_set(&err, CS_ESTALE, 0, "stale attempt")

@@ -118,7 +118,7 @@
       " (SELECT count(*) FROM job_row r WHERE r.sweep_id = s.id AND r.state = 'running') AS nrun," \
       " (SELECT j.id FROM job_row j WHERE j.sweep_id = s.id AND j.state = 'queued'"                \
       " AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(?4) WHERE value = j.req_model))"        \
-      " AND (CASE j.req_backend WHEN 'native' THEN ?5 ELSE ?6 END)"                                \
+      " AND (CASE j.req_backend WHEN 'native' THEN ?5 WHEN 'exec' THEN ?6 ELSE 0 END)"             \
       " AND (?7 IS NULL OR j.req_mem_mb <= ?7) AND j.req_gpus <= ?8"                               \
       " ORDER BY j.priority DESC, j.id LIMIT 1) AS jid"                                            \
       " FROM sweep s WHERE s.state = 'active') b JOIN job_row k ON k.id = b.jid"                   \

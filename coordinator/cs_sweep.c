@@ -287,7 +287,6 @@ static void parse_models(parser *p, const cJSON *models)
     static const char *const keys[] = {"folder", "arch", "backend", "requires"};
     static const char *const req_keys[] = {"mem_mb", "gpus"};
     static const char *const archs[] = {"auto", "llama", "qwen2"};
-    static const char *const backend_keys[] = {"exec"};
     cs_sweep *s = p->s;
     size_t n = (size_t)cJSON_GetArraySize(models), i = 0;
     const cJSON *m;
@@ -306,7 +305,7 @@ static void parse_models(parser *p, const cJSON *models)
         cs_sweep_model *md = &s->models[i++];
         const char *folder = NULL, *arch = "auto";
         const cJSON *backend, *req = NULL;
-        cJSON *o = NULL, *b = NULL;
+        cJSON *o = NULL;
         struct stat st;
 
         s->n_models = i;
@@ -335,28 +334,21 @@ static void parse_models(parser *p, const cJSON *models)
         }
         backend = cJSON_GetObjectItemCaseSensitive(m, "backend");
         if (backend && !cJSON_IsNull(backend)) {
+            /* One contract: the sweep names the backend, the worker brings the command (its
+             * --exec-template). A command template in the sweep would let anyone who can
+             * submit run code on every worker. */
             cs_jpath_push_key(&p->c.path, "backend");
-            if (cJSON_IsString(backend)) {
-                if (strcmp(backend->valuestring, "native") != 0) {
-                    cs_jctx_error(&p->c, backend, NULL,
-                                  "expected \"native\" or {\"exec\": \"command template\"}, "
-                                  "got \"%s\"",
-                                  backend->valuestring);
-                }
+            if (cJSON_IsString(backend) && strcmp(backend->valuestring, "exec") == 0) {
+                md->exec = true;
             } else if (cJSON_IsObject(backend)) {
-                const char *tmpl = NULL;
-                cs_json_check_keys(&p->c, backend, backend_keys, 1, CS_DIAG_ERROR);
-                if (cs_json_req_string(&p->c, backend, "exec", &tmpl) == CS_OK) {
-                    if (tmpl[0] == '\0') {
-                        cs_jctx_error(&p->c, backend, "exec",
-                                      "expected a command template, got an empty string");
-                    }
-                    md->exec = dup(p, tmpl);
-                }
-            } else {
-                char d[64];
                 cs_jctx_error(&p->c, backend, NULL,
-                              "expected \"native\" or {\"exec\": \"command template\"}, got %s",
+                              "expected \"native\" or \"exec\", got an object: a command "
+                              "template in a sweep file is not run (anyone who can submit would "
+                              "run it on every worker); write \"exec\" to run the command each "
+                              "worker was started with (--exec-template)");
+            } else if (!cJSON_IsString(backend) || strcmp(backend->valuestring, "native") != 0) {
+                char d[64];
+                cs_jctx_error(&p->c, backend, NULL, "expected \"native\" or \"exec\", got %s",
                               cs_json_describe(backend, d, sizeof(d)));
             }
             cs_jpath_pop(&p->c.path);
@@ -375,15 +367,7 @@ static void parse_models(parser *p, const cJSON *models)
         } else {
             add_or_oom(p, o, "folder", cJSON_CreateString(folder ? folder : ""));
             add_or_oom(p, o, "arch", cJSON_CreateString(arch));
-            if (md->exec) {
-                b = cJSON_CreateObject();
-                if (b) {
-                    add_or_oom(p, b, "exec", cJSON_CreateString(md->exec));
-                }
-                add_or_oom(p, o, "backend", b);
-            } else {
-                add_or_oom(p, o, "backend", cJSON_CreateString("native"));
-            }
+            add_or_oom(p, o, "backend", cJSON_CreateString(md->exec ? "exec" : "native"));
             md->canon = canon_of(p, o);
             cJSON_Delete(o);
         }
@@ -1955,7 +1939,6 @@ void cs_sweep_destroy(cs_sweep *s)
         free(s->models[i].name);
         free(s->models[i].folder);
         free(s->models[i].arch);
-        free(s->models[i].exec);
         free(s->models[i].canon);
     }
     free(s->models);

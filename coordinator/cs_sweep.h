@@ -92,7 +92,7 @@ typedef struct cs_sweep_model {
     char *name;   /* owned: the key in `models` */
     char *folder; /* owned: as written */
     char *arch;   /* owned: "auto", "llama" or "qwen2" */
-    char *exec;   /* owned command template of the exec backend, NULL for native */
+    bool exec;    /* backend "exec" (each worker's --exec-template), else "native" */
     int64_t mem_mb;
     int64_t gpus;
     char *canon; /* owned: canonical {"arch","backend","folder"} as it enters the job config */

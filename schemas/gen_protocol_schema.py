@@ -81,6 +81,7 @@ MESSAGES = [
       ("reason", ref("text"), True),
       ("exit_status", integer(-1, 255, "-1 when the runner did not exit"), True),
       ("signal", integer(0, 127, "0 when none"), True), ("log_tail", ref("text"), True),
+      ("log_path", opt(ref("text")), False),
       ("claim", opt(ref("claim")), False)]),
     ("BYE", "work request", "A worker leaves, maybe handing back the job it holds.",
      [("worker", ref("name"), True), ("release_job", opt(ref("job_ref")), False)]),

@@ -161,9 +161,8 @@ sweep = {
     "model": {"type": "object", "required": ["folder"], "additionalProperties": False, "properties": {
       "folder": {"type": "string", "minLength": 1, "description": "Hugging Face model folder; relative paths are relative to where calsweep and the workers run"},
       "arch": {"enum": ["auto", "llama", "qwen2"], "default": "auto"},
-      "backend": {"oneOf": [{"const": "native"}, {"type": "object", "required": ["exec"], "additionalProperties": False,
-                  "properties": {"exec": {"type": "string", "minLength": 1, "description": "command template run with the job files"}}}],
-                  "default": "native"},
+      "backend": {"enum": ["native", "exec"], "default": "native",
+                  "description": "native: calsweep-run; exec: the command each worker was started with (--exec-template). Jobs go only to workers that run their backend. A command template in the sweep file is refused: anyone who can submit would run it on every worker"},
       "requires": {"type": "object", "additionalProperties": False, "properties": {
         "mem_mb": {"type": "integer", "minimum": 0, "default": 0},
         "gpus": {"type": "integer", "minimum": 0, "maximum": 1024, "default": 0}}}}},
@@ -227,7 +226,7 @@ job = {
     "extra": {"type": "object", "description": "the sweep's extra axes, by name"},
     "model": {"type": "object", "required": ["arch", "backend", "folder"], "additionalProperties": False, "properties": {
       "arch": {"enum": ["auto", "llama", "qwen2"]},
-      "backend": {"oneOf": [{"const": "native"}, {"type": "object", "required": ["exec"], "additionalProperties": False, "properties": {"exec": {"type": "string"}}}]},
+      "backend": {"enum": ["native", "exec"]},
       "folder": {"type": "string"}}},
     "n_samples": {"type": ["integer", "null"], "minimum": 1},
     "seed": {"type": ["integer", "null"], "minimum": 0},

@@ -30,7 +30,7 @@ T=$D/tasks
 out=$("$R" select "$M" --source "t=$T/arith_mc.train.jsonl" --eval "$T/arith_mc.eval.jsonl" --eval "$T/facts_mc.eval.jsonl" --pool 8 --seq-len 16 --n 2 2>&1); ok $? "train split vs eval splits: no overlap"
 { head -n 2 "$T/arith_mc.train.jsonl"; sed -n 5p "$T/arith_mc.eval.jsonl" | sed 's/"id":"[^"]*"/"id":"copied"/'; } > "$TMP/leak.jsonl"
 out=$("$R" select "$M" --source "t=$TMP/leak.jsonl" --eval "$T/arith_mc.eval.jsonl" --pool 2 --seq-len 8 --n 1 2>&1)
-[ $? = 1 ] && case "$out" in *"overlaps evaluation (same text)"*"leak.jsonl:3 'copied'"*"arith_mc.eval.jsonl:5"*) true;; *) false;; esac; ok $? "overlap refused naming both files: $out"
+[ $? = 1 ] && case "$out" in *"overlaps evaluation (same text)"*"leak.jsonl:3 = "*"arith_mc.eval.jsonl:5"*) true;; *) false;; esac; ok $? "overlap refused naming both files: $out"
 out=$("$R" select "$M" --source "x=$TMP/missing.jsonl" --n 1 2>&1); [ $? = 1 ] && case "$out" in *"missing.jsonl"*) true;; *) false;; esac; ok $? "missing source file: $out"
 printf '{"text":"fine"}\n{"text": nope}\n' > "$TMP/bad.jsonl"
 out=$("$R" select "$M" --source "x=$TMP/bad.jsonl" --n 1 2>&1); [ $? = 1 ] && case "$out" in *"bad.jsonl:2"*) true;; *) false;; esac; ok $? "bad JSON line names file:line: $out"

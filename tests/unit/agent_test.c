@@ -413,6 +413,26 @@ static void test_crash_signal(void **state)
     cs_agent_destroy(f->agent);
 }
 
+/* Under the guard (calsweep-worker --child-guard, cs_child.h) the worker sees the outcome it would
+ * see without it: the same signal, the runner's log. */
+static void test_guard_transparent(void **state)
+{
+    fixture *f = *state;
+    const char *bd = getenv("CS_BUILD_DIR");
+    char guard[512];
+    snprintf(guard, sizeof guard, "%s/worker/calsweep-worker", bd ? bd : "build");
+    assert_int_equal(write_script(f->runner, "echo \"guarded runner\" >&2\nkill -SEGV $$\n"), 0);
+    f->cfg.guard = guard;
+    start(f);
+    finish(f, 10000);
+    assert_int_equal(f->p.n[CS_MSG_FAIL], 1);
+    assert_int_equal(f->p.fail_kind, CS_FAIL_CRASH);
+    assert_int_equal(f->p.fail_exit, -1);
+    assert_int_equal(f->p.fail_signal, SIGSEGV);
+    assert_non_null(strstr(f->p.fail_tail, "guarded runner"));
+    cs_agent_destroy(f->agent);
+}
+
 static void test_exit_without_error_json(void **state)
 {
     fixture *f = *state;
@@ -680,6 +700,47 @@ static void test_exec_backend(void **state)
     cs_agent_destroy(f->agent);
 }
 
+/* The worker runs exactly the job's backend: an exec job on a worker without --exec-template, or
+ * a backend it does not know (a command template from an old sweep), is refused with FAIL and a
+ * reason, and the native runner (which would succeed) never runs. */
+static void test_backend_refused(void **state)
+{
+    fixture *f = *state;
+    char mark[400];
+    snprintf(mark, sizeof mark, "%s/ran", f->work);
+    char script[600];
+    snprintf(script, sizeof script, "touch %s\necho '{\"metrics\":{}}' > result.json\n", mark);
+    assert_int_equal(write_script(f->runner, script), 0);
+    f->p.config = "{\"model\":{\"backend\":\"exec\",\"folder\":\"m\"}}";
+    start(f);
+    finish(f, 10000);
+    assert_int_equal(f->p.n[CS_MSG_RESULT], 0);
+    assert_int_equal(f->p.n[CS_MSG_FAIL], 1);
+    assert_int_equal(f->p.fail_kind, CS_FAIL_SPAWN);
+    assert_non_null(strstr(f->p.fail_reason, "no --exec-template"));
+    assert_int_equal(access(mark, F_OK), -1);
+    cs_agent_destroy(f->agent);
+}
+
+static void test_backend_unknown(void **state)
+{
+    fixture *f = *state;
+    char mark[400], script[600];
+    snprintf(mark, sizeof mark, "%s/ran", f->work);
+    snprintf(script, sizeof script, "touch %s\necho '{\"metrics\":{}}' > result.json\n", mark);
+    assert_int_equal(write_script(f->runner, script), 0);
+    f->cfg.exec_template = script;
+    f->p.config = "{\"model\":{\"backend\":{\"exec\":\"false\"},\"folder\":\"m\"}}";
+    start(f);
+    finish(f, 10000);
+    assert_int_equal(f->p.n[CS_MSG_RESULT], 0);
+    assert_int_equal(f->p.n[CS_MSG_FAIL], 1);
+    assert_int_equal(f->p.fail_kind, CS_FAIL_BAD_INPUT);
+    assert_non_null(strstr(f->p.fail_reason, "model.backend is an object"));
+    assert_int_equal(access(mark, F_OK), -1);
+    cs_agent_destroy(f->agent);
+}
+
 static void test_scan_models(void **state)
 {
     fixture *f = *state;
@@ -756,6 +817,9 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_testrun_runner, setup, teardown),
             cmocka_unit_test_setup_teardown(test_testrun_result, setup, teardown),
             cmocka_unit_test_setup_teardown(test_exec_backend, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_guard_transparent, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_backend_refused, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_backend_unknown, setup, teardown),
             cmocka_unit_test_setup_teardown(test_heartbeat_follows_lease, setup, teardown),
             cmocka_unit_test_setup_teardown(test_scan_models, setup, teardown),
             cmocka_unit_test_setup_teardown(test_log_tail, setup, teardown),

@@ -91,6 +91,42 @@ static void expect_error(const char *content, const char *want)
     }
 }
 
+/* Errors name file, line and column but never quote the file's text: a data file may be any file
+ * a sweep names (/etc/shadow), and the message travels to the coordinator and its logs. */
+static void expect_no_content(const char *content, const char *want, const char *secret)
+{
+    char path[] = "/tmp/cs-eval-test-XXXXXX";
+    write_tmp(path, content);
+    cs_task t;
+    cs_err err = {0};
+    cs_rc rc = cs_task_load(&t, path, 0, &err);
+    unlink(path);
+    assert_int_not_equal(rc, CS_OK);
+    if (!strstr(err.msg, want) || !strstr(err.msg, path) || strstr(err.msg, secret)) {
+        print_error("message \"%s\" lacks \"%s\" or the file name, or shows \"%s\"\n", err.msg,
+                    want, secret);
+        fail();
+    }
+}
+
+static void test_task_errors_hide_content(void **state)
+{
+    (void)state;
+    expect_no_content("root:x:0:0:root:/root:/bin/bash\n", ":1:1:1: syntax error", "root:x");
+    expect_no_content("{\"id\": \"a\", \"pw\": se3cret}\n", ":1:1:", "se3cret");
+    expect_no_content("{\"id\":\"a\",\"task\":\"se3cret\",\"context\":\"c\",\"choices\":[\"a\","
+                      "\"b\"],\"gold\":0}\n{\"id\":\"b\",\"task\":\"t2\",\"context\":\"c\","
+                      "\"choices\":[\"a\",\"b\"],\"gold\":0}\n",
+                      ":2: task: not the task of the earlier items (line 1)", "se3cret");
+    expect_no_content("{\"id\":\"se3cret\",\"task\":\"t\",\"context\":\"c\",\"choices\":[\"a\","
+                      "\"b\"],\"gold\":0}\n{\"id\":\"se3cret\",\"task\":\"t\",\"context\":\"c\","
+                      "\"choices\":[\"a\",\"b\"],\"gold\":0}\n",
+                      ":2: its id is already used on line 1", "se3cret");
+    expect_no_content("{\"id\":\"a\",\"task\":\"t\",\"context\":\"c\",\"choices\":[\"a\","
+                      "\"b\"],\"gold\":\"se3cret\"}\n",
+                      ":1: gold", "se3cret");
+}
+
 #define MC(id, gold)                                                                               \
     "{\"id\":\"" id "\",\"task\":\"t\",\"context\":\"c\",\"choices\":[\"a\",\"b\"],\"gold\":" gold \
     "}\n"
@@ -127,7 +163,7 @@ static void test_task_errors(void **state)
     expect_error("{\"id\":\"r\",\"task\":\"t\"}\n", "missing required key \"text\"");
     expect_error(MC("a", "0") "{\"id\":\"b\",\"task\":\"u\",\"context\":\"c\",\"choices\":[\"a\","
                               "\"b\"],\"gold\":0}\n",
-                 ":2: task: \"u\"");
+                 ":2: task: not the task of the earlier items (line 1)");
 }
 
 /* Other seeds give other samples; the default seed is CS_TASK_LIMIT_SEED. */
@@ -621,12 +657,13 @@ static void test_gen_qwen(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_task_errors),   cmocka_unit_test(test_task_limit),
-            cmocka_unit_test(test_mc_llama),      cmocka_unit_test(test_mc_qwen),
-            cmocka_unit_test(test_extract),       cmocka_unit_test(test_gen_llama),
-            cmocka_unit_test(test_gen_qwen),      cmocka_unit_test(test_task_seed),
-            cmocka_unit_test(test_fewshot),       cmocka_unit_test(test_multi_input),
-            cmocka_unit_test(test_context_rules), cmocka_unit_test(test_gen_until),
+            cmocka_unit_test(test_task_errors), cmocka_unit_test(test_task_errors_hide_content),
+            cmocka_unit_test(test_task_limit),  cmocka_unit_test(test_mc_llama),
+            cmocka_unit_test(test_mc_qwen),     cmocka_unit_test(test_extract),
+            cmocka_unit_test(test_gen_llama),   cmocka_unit_test(test_gen_qwen),
+            cmocka_unit_test(test_task_seed),   cmocka_unit_test(test_fewshot),
+            cmocka_unit_test(test_multi_input), cmocka_unit_test(test_context_rules),
+            cmocka_unit_test(test_gen_until),
     };
     return cmocka_run_group_tests_name("eval", tests, NULL, NULL);
 }

@@ -334,7 +334,7 @@ static void test_key_changes_with_any_value(void **state)
             {"\"seed\":[0]", "\"seed\":[0],\"selector\":[\"zipcal\"]", false},
             {"\"folder\":\"tests/data\"", "\"folder\":\"tests/data/sweeps\"", true},
             {"\"arch\":\"llama\"", "\"arch\":\"qwen2\"", true},
-            {"\"arch\":\"llama\"", "\"arch\":\"llama\",\"backend\":{\"exec\":\"run {job}\"}", true},
+            {"\"arch\":\"llama\"", "\"arch\":\"llama\",\"backend\":\"exec\"", true},
             {"\"limit\":100", "\"limit\":101", true},
             {"\"path\":\"arc.jsonl\"", "\"path\":\"arc2.jsonl\"", true},
     };

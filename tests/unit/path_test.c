@@ -364,6 +364,58 @@ static void test_atomic_write_full_disk(void **state)
     assert_int_equal(count_entries(f->dir), 1);
 }
 
+/* cs_path_confine: inside the roots after realpath, or refused naming the path and the roots;
+ * "..", symlinks and absolute paths cannot escape. */
+static void test_confine(void **state)
+{
+    fixture *f = *state;
+    char root[128], other[128], file[192], link[192], esc[256], roots[300], *out = NULL;
+    cs_err err = {0};
+    snprintf(root, sizeof root, "%s/root", f->dir);
+    snprintf(other, sizeof other, "%s/other", f->dir);
+    assert_int_equal(mkdir(root, 0700), 0);
+    assert_int_equal(mkdir(other, 0700), 0);
+    snprintf(file, sizeof file, "%s/data.txt", root);
+    assert_int_equal(cs_path_write_atomic(file, "x", 1, 0600, NULL), CS_OK);
+    snprintf(link, sizeof link, "%s/passwd", root);
+    assert_int_equal(symlink("/etc/passwd", link), 0);
+
+    assert_int_equal(cs_path_confine(file, root, "data", &out, &err), CS_OK);
+    assert_non_null(out);
+    assert_string_equal(strrchr(out, '/'), "/data.txt");
+    free(out);
+    out = NULL;
+    /* the root itself, and a second root in a list with a missing one */
+    assert_int_equal(cs_path_confine(root, root, "data", &out, &err), CS_OK);
+    free(out);
+    out = NULL;
+    snprintf(roots, sizeof roots, "/nonexistent:%s:%s", other, root);
+    assert_int_equal(cs_path_confine(file, roots, "data", &out, &err), CS_OK);
+    free(out);
+    out = NULL;
+
+    assert_int_equal(cs_path_confine("/etc/passwd", root, "data.sources.x.path", &out, &err),
+                     CS_EINVAL);
+    assert_null(out);
+    assert_non_null(
+            strstr(err.msg, "data.sources.x.path: /etc/passwd is outside the allowed roots"));
+    assert_non_null(strstr(err.msg, "/root)"));
+    assert_int_equal(cs_path_confine(link, root, "data", &out, &err), CS_EINVAL);
+    assert_non_null(strstr(err.msg, link));
+    snprintf(esc, sizeof esc, "%s/../other", root);
+    assert_int_equal(cs_path_confine(esc, root, "data", &out, &err), CS_EINVAL);
+    /* a root that is a prefix of the name but not a folder above it */
+    snprintf(esc, sizeof esc, "%s/root2", f->dir);
+    assert_int_equal(mkdir(esc, 0700), 0);
+    assert_int_equal(cs_path_confine(esc, root, "data", &out, &err), CS_EINVAL);
+    assert_int_equal(cs_path_confine(file, "/nonexistent", "data", &out, &err), CS_EINVAL);
+    assert_non_null(strstr(err.msg, "there are none"));
+    snprintf(esc, sizeof esc, "%s/missing.txt", root);
+    assert_int_equal(cs_path_confine(esc, root, "data", &out, &err), CS_ENOENT);
+    assert_non_null(strstr(err.msg, "missing.txt"));
+    assert_null(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,6 +426,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_read_file, setup, teardown),
             cmocka_unit_test_setup_teardown(test_atomic_write, setup, teardown),
             cmocka_unit_test_setup_teardown(test_atomic_write_full_disk, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_confine, setup, teardown),
     };
     return CS_RUN_TESTS(tests);
 }

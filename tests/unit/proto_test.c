@@ -122,6 +122,7 @@ static void fill_fail_signal(cs_msg *m)
     m->fail.exit_status = -1;
     m->fail.signal = 9;
     m->fail.log_tail = "calibrate: 12/128\n";
+    m->fail.log_path = "/home/u/.local/state/calsweep/work/44-1/stderr.log";
 }
 static void fill_fail_claim(cs_msg *m)
 {

@@ -16,15 +16,16 @@
 #include "cs_plan.h"
 
 typedef struct cs_synth {
-    size_t first;      /* first cell index */
-    size_t n;          /* cells to produce */
-    size_t i;          /* cells produced so far */
-    const char *model; /* model folder; NULL "models/testbed" */
-    bool exec;         /* exec backend instead of native */
-    int64_t mem_mb;    /* model requirement; 0 = none */
-    int variant;       /* changes every key */
-    size_t fail_at;    /* > 0: the stream fails with CS_EIO at this cell (1-based) */
-    size_t dup_every;  /* > 0: every dup_every-th cell repeats the previous index */
+    size_t first;        /* first cell index */
+    size_t n;            /* cells to produce */
+    size_t i;            /* cells produced so far */
+    const char *model;   /* model folder; NULL "models/testbed" */
+    bool exec;           /* exec backend instead of native */
+    const char *backend; /* the model's backend as JSON text; NULL: by exec */
+    int64_t mem_mb;      /* model requirement; 0 = none */
+    int variant;         /* changes every key */
+    size_t fail_at;      /* > 0: the stream fails with CS_EIO at this cell (1-based) */
+    size_t dup_every;    /* > 0: every dup_every-th cell repeats the previous index */
     char key[CS_SHA256_HEX_LEN + 1];
     char config[768];
     char axes[256];
@@ -76,7 +77,10 @@ static inline cs_rc cs_synth_next(void *ctx, cs_cell *out, cs_err *err)
                  "\"model\":{\"arch\":\"llama\",\"backend\":%s,\"folder\":\"%s\"%s},"
                  "\"seed\":%zu,\"variant\":%d}",
                  algos[idx % 3], (size_t)16 << (idx / 3 % 5), selectors[idx / 15 % 4],
-                 (size_t)64 << (idx / 60 % 3), g->exec ? "{\"exec\":\"run {job}\"}" : "\"native\"",
+                 (size_t)64 << (idx / 60 % 3),
+                 g->backend ? g->backend
+                 : g->exec  ? "{\"exec\":\"run {job}\"}"
+                            : "\"native\"",
                  model, req, idx / 180, g->variant);
     if (w < 0 || (size_t)w >= sizeof(g->config)) {
         return cs_err_set(err, CS_ETOOBIG, 0, "synthetic config too long");

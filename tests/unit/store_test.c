@@ -918,6 +918,14 @@ static void test_caps_matching(void **state)
     assert_int_equal(cs_store_claim_job(f->s, &caps, LEASE, T0, &c, &err), CS_OK);
     assert_non_null(strstr(c.config, "\"exec\""));
     cs_store_claim_fini(&c);
+    /* A backend that is neither native nor exec goes to no worker, not to an exec one. */
+    cs_synth_init(&g, 20, 1);
+    g.backend = "\"docker\"";
+    m.name = "docker";
+    assert_int_equal(cs_store_submit(f->s, &m, cs_synth_next, &g, false, T0, NULL, &err), CS_OK);
+    caps.worker = "w3";
+    caps.native = true;
+    assert_int_equal(cs_store_claim_job(f->s, &caps, LEASE, T0, &c, &err), CS_ENOENT);
     caps.worker = NULL;
     assert_int_equal(cs_store_claim_job(f->s, &caps, LEASE, T0, &c, &err), CS_EINVAL);
 }

@@ -572,6 +572,8 @@ static char *build_fail(cs_agent *a, agent_job *j, const cs_child_outcome *o,
     m.fail.exit_status = o->exit_status >= 0 && o->exit_status <= 255 ? o->exit_status : -1;
     m.fail.signal = o->signal > 0 && o->signal <= 127 ? o->signal : 0;
     m.fail.log_tail = tail != NULL ? tail : (char *)(uintptr_t) "";
+    /* the log stays in the attempt folder: calsweep logs reads it on this machine */
+    m.fail.log_path = j->child ? (char *)(uintptr_t)cs_child_log_path(j->child) : NULL;
     set_report_claim(a, &m.fail.claim);
     if (cs_msg_encode(&m, &text, NULL, &err) != CS_OK) {
         cs_log(CS_LOG_ERROR, "cannot encode FAIL: %s", err.msg);
@@ -625,16 +627,63 @@ static void on_child_exit(cs_child *c, const cs_child_outcome *o, void *data)
     step(a);
 }
 
+/* The job names its backend (job.schema.json: model.backend); the worker runs exactly that one
+ * and refuses a job whose backend it cannot run, never falling back to another. Fills argv (at
+ * least 6 entries; borrowed strings). CS_ENOTSUP with *kind spawn (an exec job, no template:
+ * another worker may run it) or bad_input (a backend no worker runs). */
+static cs_rc backend_argv(const cs_agent *a, const char *config, const char **argv,
+                          cs_fail_kind *kind, cs_err *err)
+{
+    char bdesc[64] = "";
+    const char *backend = "native";
+    cJSON *cfg = NULL;
+    cs_rc rc = CS_OK;
+    if (cs_json_parse(config, strlen(config), "job", &cfg, NULL) == CS_OK) {
+        const cJSON *mo = cJSON_GetObjectItemCaseSensitive(cfg, "model");
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(mo, "backend");
+        if (cJSON_IsString(b))
+            backend = b->valuestring;
+        else if (b != NULL && !cJSON_IsNull(b))
+            backend = cs_json_describe(b, bdesc, sizeof bdesc);
+    }
+    if (strcmp(backend, "exec") == 0 && a->cfg.exec_template != NULL) {
+        argv[0] = "/bin/sh";
+        argv[1] = "-c";
+        argv[2] = a->cfg.exec_template;
+        argv[3] = "calsweep-exec";
+        argv[4] = "job.json";
+        argv[5] = NULL;
+    } else if (strcmp(backend, "native") == 0) {
+        argv[0] = a->cfg.runner;
+        argv[1] = "job.json";
+        argv[2] = NULL;
+    } else if (strcmp(backend, "exec") == 0) {
+        *kind = CS_FAIL_SPAWN;
+        rc = cs_err_set(err, CS_ENOTSUP, 0,
+                        "model.backend is \"exec\" but this worker has no --exec-template: it "
+                        "runs only the native backend and does not run this job with another");
+    } else {
+        *kind = CS_FAIL_BAD_INPUT;
+        rc = cs_err_set(err, CS_ENOTSUP, 0,
+                        "model.backend is %s%s%s: this worker runs \"native\"%s; a sweep names "
+                        "\"native\" or \"exec\" (the worker's --exec-template)",
+                        bdesc[0] ? "" : "\"", backend, bdesc[0] ? "" : "\"",
+                        a->cfg.exec_template != NULL ? " and \"exec\"" : "");
+    }
+    cJSON_Delete(cfg);
+    return rc;
+}
+
 static void start_job(cs_agent *a, const cs_msg_job *mj)
 {
     agent_job *j = calloc(1, sizeof *j);
     char name[64], *path = NULL;
     char env_id[64], env_att[64], env_thr[64];
     const char *argv[6];
-    const char *env[7];
-    cs_buf env_base, env_roots, env_cache;
+    const char *env[8];
+    cs_buf env_base, env_roots, env_data, env_cache;
     cs_err err = {0};
-    cJSON *cfg = NULL;
+    cs_fail_kind fkind = CS_FAIL_SPAWN;
     cs_rc rc;
 
     if (j == NULL) {
@@ -643,6 +692,7 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
     }
     cs_buf_init(&env_base);
     cs_buf_init(&env_roots);
+    cs_buf_init(&env_data);
     cs_buf_init(&env_cache);
     a->job = j;
     j->id = mj->job_id;
@@ -671,6 +721,15 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
                 root = abs;
             ok = cs_buf_printf(&env_roots, "%s%s", r ? ":" : "", root) == CS_OK;
         }
+        ok = ok && cs_buf_printf(&env_data, "CALSWEEP_DATA_ROOTS=") == CS_OK;
+        for (size_t r = 0; ok && r < a->cfg.n_data_root; r++) {
+            const char *root = a->cfg.data_root[r];
+            if (realpath(root, abs) != NULL)
+                root = abs;
+            ok = cs_buf_printf(&env_data, "%s%s", r ? ":" : "", root) == CS_OK;
+        }
+        if (ok && a->cfg.n_data_root == 0)
+            ok = cs_buf_printf(&env_data, "%s", cwd) == CS_OK;
         if (ok && a->cfg.cache_dir != NULL) {
             const char *cd = a->cfg.cache_dir;
             if (cd[0] != '/')
@@ -688,8 +747,9 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
     env[2] = env_thr;
     env[3] = env_base.data;
     env[4] = env_roots.data;
-    env[5] = env_cache.data; /* NULL (the end) without a cache */
-    env[6] = NULL;
+    env[5] = env_data.data;
+    env[6] = env_cache.data; /* NULL (the end) without a cache */
+    env[7] = NULL;
     if ((rc = cs_path_join(a->cfg.work_dir, name, &j->dir, &err)) != CS_OK ||
         (rc = cs_path_mkdir_p(j->dir, 0755, &err)) != CS_OK)
         goto spawn_fail;
@@ -706,36 +766,20 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
         goto spawn_fail;
     free(path);
     path = NULL;
-    bool exec = false;
-    if (cs_json_parse(mj->config, strlen(mj->config), "job", &cfg, NULL) == CS_OK) {
-        /* the backend is the model's (job.schema.json: model.backend) */
-        const cJSON *mo = cJSON_GetObjectItemCaseSensitive(cfg, "model");
-        const cJSON *b = cJSON_GetObjectItemCaseSensitive(mo, "backend");
-        exec = cJSON_IsString(b) && strcmp(b->valuestring, "exec") == 0;
-    }
-    cJSON_Delete(cfg);
-    if (exec && a->cfg.exec_template != NULL) {
-        argv[0] = "/bin/sh";
-        argv[1] = "-c";
-        argv[2] = a->cfg.exec_template;
-        argv[3] = "calsweep-exec";
-        argv[4] = "job.json";
-        argv[5] = NULL;
-    } else {
-        argv[0] = a->cfg.runner;
-        argv[1] = "job.json";
-        argv[2] = NULL;
-    }
+    if ((rc = backend_argv(a, mj->config, argv, &fkind, &err)) != CS_OK)
+        goto spawn_fail;
     cs_child_spec spec = {.dir = j->dir,
                           .argv = argv,
                           .env = env,
                           .timeout_ms = mj->timeout_s > 0 ? mj->timeout_s * 1000 : 0,
-                          .kill_grace_ms = a->cfg.kill_grace_ms};
+                          .kill_grace_ms = a->cfg.kill_grace_ms,
+                          .guard = a->cfg.guard};
     rc = cs_child_create(&a->loop, &j->child, &err);
     if (rc == CS_OK)
         rc = cs_child_start(j->child, &spec, on_child_exit, a, &err);
     cs_buf_fini(&env_base);
     cs_buf_fini(&env_roots);
+    cs_buf_fini(&env_data);
     cs_buf_fini(&env_cache);
     if (rc != CS_OK)
         goto spawn_fail;
@@ -750,6 +794,7 @@ spawn_fail:
     free(path);
     cs_buf_fini(&env_base);
     cs_buf_fini(&env_roots);
+    cs_buf_fini(&env_data);
     cs_buf_fini(&env_cache);
     cs_log(CS_LOG_ERROR, "job %" PRId64 ": %s", j->id, err.msg);
     {
@@ -761,7 +806,7 @@ spawn_fail:
         m.req_id = ++a->req_id;
         m.fail.job_id = j->id;
         m.fail.attempt = j->attempt;
-        m.fail.kind = CS_FAIL_SPAWN;
+        m.fail.kind = fkind;
         m.fail.reason = err.msg;
         m.fail.exit_status = o.exit_status;
         m.fail.log_tail = (char *)(uintptr_t) "";

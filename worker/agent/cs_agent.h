@@ -7,23 +7,27 @@
  * under a mutex and wakes the loop (uv_async_send), so the loop keeps supervising the child and
  * its timers while a CLAIM long poll is outstanding (STYLE.md R13).
  *
+ * Each job runs under cfg.guard when it is set (cs_child.h), so it dies with the worker.
+ *
  * Protocol (cs_proto.h): HELLO until OK, then CLAIM; JOB -> the job runs in
  * <work_dir>/<job_id>-<attempt>/ (job.json = JOB.config, argv [runner, "job.json"], env
  * CALSWEEP_JOB_ID, CALSWEEP_ATTEMPT, CALSWEEP_THREADS = cfg.threads, CALSWEEP_BASE_DIR,
- * CALSWEEP_MODEL_ROOTS, and CALSWEEP_CACHE_DIR = cfg.cache_dir, absolute, when set, where the
- * runner keeps what jobs can share: the selectors' pool statistics); HEARTBEAT every heartbeat_ms
- * (at most lease_s/3) with stage, progress and the log tail; ACK.cancel stops the child (FAIL kind
- * cancelled); ERROR CS_ESTALE on a heartbeat stops it and drops the job. When the child ends: exit
- * 0 with result.json -> RESULT (metrics = its "metrics", provenance = the whole document plus
- * "log_path", "host", "worker"); otherwise FAIL with the exit status, signal, kind (error.json's
- * kind, else crash/timeout/cancelled/oom/spawn) and the log tail. Unless the agent is stopping,
- * runs --once or ends its max_jobs with this job, the RESULT or FAIL carries a claim for the next
- * job (protocol v2), so one round trip reports a job and starts the next. A RESULT or FAIL is
- * resent (with backoff) until the coordinator answers: ACK or OK -> done; JOB -> done, and that is
- * the next job; NO_WORK -> done, CLAIM after retry_ms; ERROR CS_ESTALE -> dropped (another
- * attempt owns the job). NO_WORK to a CLAIM -> CLAIM again after retry_ms. Lost replies (the
- * coordinator restarting) are resent by nng's REQ resend and by the agent's own timeouts with
- * exponential backoff (200 ms doubling to 5 s, with jitter).
+ * CALSWEEP_MODEL_ROOTS (the model roots, absolute; the runner confines model folders to them, or to
+ * the base folder when there are none), CALSWEEP_DATA_ROOTS (the data roots, absolute, else the
+ * worker's folder; the runner confines data files to them), and CALSWEEP_CACHE_DIR = cfg.cache_dir,
+ * absolute, when set, where the runner keeps what jobs can share: the selectors' pool statistics);
+ * HEARTBEAT every heartbeat_ms (at most lease_s/3) with stage, progress and the log tail;
+ * ACK.cancel stops the child (FAIL kind cancelled); ERROR CS_ESTALE on a heartbeat stops it and
+ * drops the job. When the child ends: exit 0 with result.json -> RESULT (metrics = its "metrics",
+ * provenance = the whole document plus "log_path", "host", "worker"); otherwise FAIL with the exit
+ * status, signal, kind (error.json's kind, else crash/timeout/cancelled/oom/spawn), the log
+ * tail and the log's path. Unless the agent is stopping, runs --once or ends its max_jobs with this
+ * job, the RESULT or FAIL carries a claim for the next job (protocol v2), so one round trip reports
+ * a job and starts the next. A RESULT or FAIL is resent (with backoff) until the coordinator
+ * answers: ACK or OK -> done; JOB -> done, and that is the next job; NO_WORK -> done, CLAIM after
+ * retry_ms; ERROR CS_ESTALE -> dropped (another attempt owns the job). NO_WORK to a CLAIM -> CLAIM
+ * again after retry_ms. Lost replies (the coordinator restarting) are resent by nng's REQ resend
+ * and by the agent's own timeouts with exponential backoff (200 ms doubling to 5 s, with jitter).
  *
  * Stopping (cs_agent_request_stop, or SIGTERM/SIGINT when handle_signals): drain = finish and
  * report the current job, then BYE; release = stop the child and BYE with release_job. A second
@@ -50,10 +54,14 @@ typedef struct cs_agent_cfg {
     const char *host;              /* host name sent in HELLO and provenance, required */
     const char *const *model_root; /* folders whose subfolders with config.json are models */
     size_t n_model_root;
+    const char *const *data_root; /* folders jobs may read data files from; none = the cwd */
+    size_t n_data_root;
     int64_t threads;            /* >= 1 */
     int64_t mem_mb;             /* >= 0 */
     const char *runner;         /* the runner program, required */
     const char *exec_template;  /* a shell command for exec-backend jobs; NULL = no exec */
+    const char *guard;          /* the program that guards each job (cs_child.h: calsweep-worker
+                                   itself, so the job dies with the worker); NULL = none */
     const char *work_dir;       /* per-attempt folders go here (created), required */
     const char *cache_dir;      /* the runner's cache (created by it); NULL = no cache */
     const char *token;          /* shared token or NULL */

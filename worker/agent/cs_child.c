@@ -8,7 +8,10 @@
 #include <string.h>
 
 #include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cs_alloc.h"
@@ -73,6 +76,83 @@ int64_t cs_child_oom_kills(void)
     free(events);
     free(cg);
     return n;
+}
+
+/* ---- the guard (a process of its own: see cs_child.h) ------------------------------------- */
+
+/* Ends the guard as its child ended: the same signal, else the same exit status. */
+static int guard_finish(int status)
+{
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        struct rlimit no_core = {0, 0};
+        sigset_t one;
+        setrlimit(RLIMIT_CORE, &no_core); /* the child dumped its core already, if at all */
+        signal(sig, SIG_DFL);
+        sigemptyset(&one);
+        sigaddset(&one, sig);
+        sigprocmask(SIG_UNBLOCK, &one, NULL);
+        raise(sig);
+        return 128 + sig;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+int cs_child_guard_main(int argc, char **argv)
+{
+    sigset_t set, old;
+    siginfo_t si;
+    struct timespec tick = {1, 0};
+    char *end = NULL;
+    int k = 3, status = 0;
+
+    if (argc < 5 || strcmp(argv[1], CS_CHILD_GUARD_FLAG) != 0 || strcmp(argv[3], "--") != 0) {
+        fprintf(stderr, "usage: %s %s WORKER_PID -- PROGRAM [ARGS]\n", argv[0],
+                CS_CHILD_GUARD_FLAG);
+        return 2;
+    }
+    long worker = strtol(argv[2], &end, 10);
+    if (end == argv[2] || *end != '\0' || worker <= 1) {
+        fprintf(stderr, "%s: bad worker pid '%s'\n", CS_CHILD_GUARD_FLAG, argv[2]);
+        return 2;
+    }
+    /* SIGUSR1 says the worker died. Every signal we wait for is blocked first, so none is lost
+     * between here and the wait. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, &old);
+    if (prctl(PR_SET_PDEATHSIG, SIGUSR1) != 0 || getppid() != (pid_t)worker) {
+        return 1; /* the worker died before the prctl: run nothing */
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "%s: fork: %s\n", CS_CHILD_GUARD_FLAG, strerror(errno));
+        return 127;
+    }
+    if (pid == 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        execvp(argv[k + 1], argv + k + 1);
+        fprintf(stderr, "cannot start %s: %s\n", argv[k + 1], strerror(errno));
+        _exit(127);
+    }
+    for (;;) {
+        int sig = sigtimedwait(&set, &si, &tick);
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid) {
+            return guard_finish(status);
+        }
+        if (sig == SIGUSR1 || getppid() != (pid_t)worker) {
+            /* the worker is gone: the job's whole process group goes too (ourselves last) */
+            kill(0, SIGKILL);
+            return 1;
+        }
+        /* SIGTERM, SIGINT, SIGHUP: the worker signals the whole group, so the child has it
+         * too; we wait for the child to end. */
+    }
 }
 
 cs_rc cs_child_create(uv_loop_t *loop, cs_child **out, cs_err *err)
@@ -262,7 +342,8 @@ cs_rc cs_child_start(cs_child *c, const cs_child_spec *spec, cs_child_exit_cb cb
 {
     uv_process_options_t opts;
     uv_stdio_container_t stdio[4];
-    char **env = NULL;
+    char **env = NULL, **gargv = NULL;
+    char ppid[32];
     int log_fd = -1, rv;
     cs_rc rc = CS_OK;
 
@@ -303,6 +384,36 @@ cs_rc cs_child_start(cs_child *c, const cs_child_spec *spec, cs_child_exit_cb cb
     opts.exit_cb = on_exit_cb;
     opts.file = spec->argv[0];
     opts.args = (char **)(uintptr_t)spec->argv;
+    if (spec->guard != NULL && strchr(spec->argv[0], '/') != NULL &&
+        access(spec->argv[0], X_OK) != 0) {
+        /* the guard would start, and only its child fail: say it now, as uv_spawn would */
+        int e = errno;
+        rc = cs_err_set(err,
+                        e == ENOENT   ? CS_ENOENT
+                        : e == EACCES ? CS_EAUTH
+                                      : CS_EIO,
+                        e, "cannot start %s: %s", spec->argv[0], strerror(e));
+        goto cleanup;
+    }
+    if (spec->guard != NULL) {
+        size_t n = 0;
+        while (spec->argv[n] != NULL)
+            n++;
+        gargv = cs_calloc_array(n + 5, sizeof *gargv);
+        if (gargv == NULL) {
+            rc = cs_err_set(err, CS_ENOMEM, 0, "child arguments");
+            goto cleanup;
+        }
+        snprintf(ppid, sizeof ppid, "%ld", (long)getpid());
+        gargv[0] = (char *)(uintptr_t)spec->guard;
+        gargv[1] = (char *)(uintptr_t)CS_CHILD_GUARD_FLAG;
+        gargv[2] = ppid;
+        gargv[3] = (char *)(uintptr_t) "--";
+        for (size_t i = 0; i < n; i++)
+            gargv[4 + i] = (char *)(uintptr_t)spec->argv[i];
+        opts.file = spec->guard;
+        opts.args = gargv;
+    }
     opts.env = env;
     opts.cwd = spec->dir;
     opts.flags = UV_PROCESS_DETACHED;
@@ -319,7 +430,7 @@ cs_rc cs_child_start(cs_child *c, const cs_child_spec *spec, cs_child_exit_cb cb
     c->n_open++;
     if (rv != 0) {
         rc = rv == UV_ENOENT ? CS_ENOENT : rv == UV_EACCES ? CS_EAUTH : CS_EIO;
-        rc = cs_err_set(err, rc, rv, "cannot start %s: %s", spec->argv[0], uv_strerror(rv));
+        rc = cs_err_set(err, rc, rv, "cannot start %s: %s", opts.file, uv_strerror(rv));
         goto cleanup;
     }
     c->running = true;
@@ -330,6 +441,7 @@ cleanup:
     if (log_fd >= 0)
         close(log_fd);
     free(env);
+    free(gargv);
     return rc;
 }
 

@@ -40,6 +40,8 @@ typedef struct cs_child_spec {
                                 be NULL */
     int64_t timeout_ms;      /* 0 = none */
     int64_t kill_grace_ms;   /* between SIGTERM and SIGKILL, >= 0 */
+    const char *guard;       /* a program that runs cs_child_guard_main when its argv[1] is
+                                CS_CHILD_GUARD_FLAG (calsweep-worker itself), or NULL: no guard */
 } cs_child_spec;
 
 typedef struct cs_child_outcome {
@@ -56,6 +58,21 @@ typedef struct cs_child_outcome {
 /* Called once on the loop thread when the child has exited. o is borrowed for the call. The
  * callback may call cs_child_destroy(c). */
 typedef void (*cs_child_exit_cb)(cs_child *c, const cs_child_outcome *o, void *data);
+
+/* The guard: the child dies with the worker. With spec.guard, the spawned process is
+ * `guard --child-guard <worker pid> -- argv...`: it asks the kernel for a signal when the worker
+ * dies (prctl PR_SET_PDEATHSIG; checked against the worker pid for a worker that died before the
+ * prctl, and polled once a second), runs argv in a child of its own, in its process group, and
+ * waits; when the worker dies it SIGKILLs the whole group (the runner, or an exec command and
+ * everything it started). Otherwise it ends as its child ended (the same exit status, or the
+ * same signal), so the worker sees the outcome it would see without the guard. The kernel sends
+ * the death signal when the thread that spawned the guard ends: start children from a thread
+ * that outlives them (the agent's loop thread, the worker's main thread). */
+#define CS_CHILD_GUARD_FLAG "--child-guard"
+
+/* The guard's main (argv as above). Returns the exit status, or does not return (it re-raises
+ * the child's signal, or is SIGKILLed with its group). */
+int cs_child_guard_main(int argc, char **argv);
 
 /* Allocates a child bound to loop (borrowed; must outlive the child). */
 cs_rc cs_child_create(uv_loop_t *loop, cs_child **out, cs_err *err);

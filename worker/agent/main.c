@@ -14,6 +14,7 @@
 
 #include "cs_agent.h"
 #include "cs_alloc.h"
+#include "cs_child.h"
 #include "cs_config.h"
 #include "cs_log.h"
 #include "cs_net.h"
@@ -26,6 +27,7 @@ enum {
     OPT_COORDINATOR,
     OPT_NAME,
     OPT_MODEL_ROOT,
+    OPT_DATA_ROOT,
     OPT_THREADS,
     OPT_MEM_MB,
     OPT_RUNNER,
@@ -52,13 +54,19 @@ static const cs_opt options[] = {
          "work endpoint of calsweepd (env CALSWEEP_WORK; default ipc://$XDG_RUNTIME_DIR/...)"},
         {"name", 'n', CS_OPT_VALUE, OPT_NAME, "S", "worker name (default host-pid)"},
         {"model-root", 'm', CS_OPT_VALUE, OPT_MODEL_ROOT, "DIR",
-         "folder of model folders (with config.json); repeatable"},
+         "folder of model folders (with config.json); repeatable. Model folders of jobs must "
+         "lie inside one"},
+        {"data-root", 'd', CS_OPT_VALUE, OPT_DATA_ROOT, "DIR",
+         "folder that jobs may read data files from (sources, eval tasks, texts); repeatable "
+         "(default: the folder the worker runs in)"},
         {"threads", 't', CS_OPT_VALUE, OPT_THREADS, "N", "CPU threads offered (default: all)"},
         {"mem-mb", 0, CS_OPT_VALUE, OPT_MEM_MB, "N", "memory offered in MiB (default: physical)"},
         {"runner", 0, CS_OPT_VALUE, OPT_RUNNER, "PATH",
          "job runner (default: calsweep-run next to this binary)"},
         {"exec-template", 0, CS_OPT_VALUE, OPT_EXEC_TEMPLATE, "S",
-         "shell command for exec-backend jobs (run in the attempt folder, with job.json)"},
+         "shell command for jobs whose model's backend is \"exec\" (run as sh -c S "
+         "calsweep-exec job.json in the attempt folder); without it the worker runs only "
+         "native jobs"},
         {"work-dir", 'w', CS_OPT_VALUE, OPT_WORK_DIR, "DIR",
          "per-attempt folders (default $XDG_STATE_HOME/calsweep/work)"},
         {"cache-dir", 0, CS_OPT_VALUE, OPT_CACHE_DIR, "DIR",
@@ -104,6 +112,14 @@ static void usage(FILE *out)
     cs_opt_print_help(out, options, N_OPTIONS);
 }
 
+/* Our own binary: it guards each job (cs_child.h), so a job dies with its worker. */
+static char *own_exe(void)
+{
+    char exe[4096];
+    size_t n = sizeof exe;
+    return uv_exepath(exe, &n) == 0 ? cs_strdup(exe) : NULL;
+}
+
 /* The runner next to our own binary. */
 static char *default_runner(void)
 {
@@ -127,10 +143,10 @@ int main(int argc, char **argv)
     cs_err err = {0};
     int id, code = CS_EXIT_FAIL;
     const char *arg;
-    const char *roots[MAX_ROOTS];
+    const char *roots[MAX_ROOTS], *data_roots[MAX_ROOTS];
     const char *token_file = NULL, *log_level = NULL;
     char *url = NULL, *name = NULL, *runner = NULL, *work_dir = NULL, *token = NULL;
-    char *cache_dir = NULL;
+    char *cache_dir = NULL, *guard = NULL;
     bool no_cache = false;
     char host[256] = "localhost";
     bool log_json = false;
@@ -146,7 +162,10 @@ int main(int argc, char **argv)
     cfg.kill_grace_ms = 5000;
     cfg.handle_signals = true;
     cfg.model_root = roots;
+    cfg.data_root = data_roots;
 
+    if (argc >= 2 && strcmp(argv[1], CS_CHILD_GUARD_FLAG) == 0)
+        return cs_child_guard_main(argc, argv);
     cs_opt_init(&p, argc, argv, 1);
     while ((rc = cs_opt_next(&p, options, N_OPTIONS, &id, &arg, &err)) == CS_OK) {
         switch (id) {
@@ -169,6 +188,13 @@ int main(int argc, char **argv)
                 return CS_EXIT_USAGE;
             }
             roots[cfg.n_model_root++] = arg;
+            break;
+        case OPT_DATA_ROOT:
+            if (cfg.n_data_root >= MAX_ROOTS) {
+                fprintf(stderr, "calsweep-worker: at most %d --data-root\n", MAX_ROOTS);
+                return CS_EXIT_USAGE;
+            }
+            data_roots[cfg.n_data_root++] = arg;
             break;
         case OPT_THREADS:
         case OPT_MEM_MB:
@@ -274,6 +300,10 @@ int main(int argc, char **argv)
         runner = default_runner();
         cfg.runner = runner;
     }
+    guard = own_exe();
+    if (guard == NULL)
+        cs_log(CS_LOG_WARN, "cannot find this program's path: jobs will not die with the worker");
+    cfg.guard = guard;
     if (cfg.work_dir == NULL) {
         char *state = NULL;
         if (cs_path_state_dir(true, &state, &err) != CS_OK ||
@@ -328,6 +358,7 @@ cleanup:
     free(url);
     free(name);
     free(runner);
+    free(guard);
     free(work_dir);
     free(cache_dir);
     free(token);

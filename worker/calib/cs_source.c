@@ -186,7 +186,7 @@ static cs_rc docs_jsonl(const cs_calib_source *src, doc_list *l, cs_err *err)
         line++;
         if (n > 0 && !(n == 1 && p[0] == '\r')) {
             snprintf(name, sizeof name, "%s:%zu", src->path, line);
-            rc = cs_json_parse(p, n, name, &o, err);
+            rc = cs_task_parse_line(p, n, name, &o, err);
             const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, field);
             const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
             if (rc == CS_OK && !cJSON_IsString(v)) {
@@ -715,9 +715,8 @@ cs_rc cs_calib_check_disjoint(const cs_calib_source *src, size_t n_src,
                 why = "same text";
             }
             if (hit) {
-                rc = cs_err_set(err, CS_EINVAL, 0, "%s overlaps %s (%s): %s:%zu '%s' = %s:%zu '%s'",
-                                what, other, why, src[s].path, d[i].line, d[i].id, hit->path,
-                                hit->line, hit->id);
+                rc = cs_err_set(err, CS_EINVAL, 0, "%s overlaps %s (%s): %s:%zu = %s:%zu", what,
+                                other, why, src[s].path, d[i].line, hit->path, hit->line);
             }
         }
         cs_calib_docs_free(d, nd);

@@ -10,6 +10,39 @@
 #include "cs_path.h"
 #include "cs_rng.h"
 
+/* The length of a JSON syntax message msg[0..) up to the first quote at or after skip (what
+ * follows a quote quotes the text of the file), without a trailing " near" and ' ', ':'. */
+static size_t unquoted_len(const char *msg, size_t skip)
+{
+    size_t keep = skip + strcspn(msg + skip, "'\"");
+    while (keep > skip && (msg[keep - 1] == ' ' || msg[keep - 1] == ':')) {
+        keep--;
+    }
+    if (keep >= skip + 5 && strncmp(msg + keep - 5, " near", 5) == 0) {
+        keep -= 5;
+    }
+    return keep;
+}
+
+/* The length of a schema message msg[0..) without its ", got <value>" tail (the value is the
+ * file's text; the keys and the expectation named before it are ours). */
+static size_t without_value_len(const char *msg)
+{
+    const char *got = strstr(msg, ", got ");
+    return got ? (size_t)(got - msg) : strlen(msg);
+}
+
+cs_rc cs_task_parse_line(const char *p, size_t n, const char *name, cJSON **out, cs_err *err)
+{
+    cs_err e = {0};
+    cs_rc rc = cs_json_parse(p, n, name, out, &e);
+    if (rc == CS_OK) {
+        return CS_OK;
+    }
+    size_t skip = strncmp(e.msg, name, strlen(name)) == 0 ? strlen(name) : 0;
+    return cs_err_set(err, rc, e.cause, "%.*s", (int)unquoted_len(e.msg, skip), e.msg);
+}
+
 #define TASK_MAX_FILE ((size_t)1 << 30)
 
 const char *cs_task_kind_name(cs_task_kind k)
@@ -152,8 +185,8 @@ static cs_rc parse_item(cs_task *t, const cJSON *o, cs_task_item *it, cs_err *er
         return cs_err_set(err, CS_ESCHEMA, 0, "a %s item in a file of %s items",
                           cs_task_kind_name(k), cs_task_kind_name(t->kind));
     } else if (strcmp(task, t->name) != 0) {
-        return cs_err_set(err, CS_ESCHEMA, 0, "task: \"%s\", but earlier items are \"%s\"", task,
-                          t->name);
+        return cs_err_set(err, CS_ESCHEMA, 0, "task: not the task of the earlier items (line %zu)",
+                          t->items[0].line);
     }
     switch (k) {
     case CS_TASK_MC:
@@ -265,7 +298,7 @@ cs_rc cs_task_parse(cs_task *t, const char *path, const char *text, size_t len, 
             continue;
         }
         snprintf(name, sizeof name, "%s:%zu", path, line);
-        if ((rc = cs_json_parse(p, n, name, &o, err)) != CS_OK) {
+        if ((rc = cs_task_parse_line(p, n, name, &o, err)) != CS_OK) {
             goto fail;
         }
         if (t->n == cap) {
@@ -286,14 +319,15 @@ cs_rc cs_task_parse(cs_task *t, const char *path, const char *text, size_t len, 
         cJSON_Delete(o);
         if (rc != CS_OK) {
             item_fini(it);
-            rc = cs_err_set(err, rc == CS_ENOMEM ? CS_ENOMEM : CS_ESCHEMA, 0, "%s: %s", name,
+            rc = cs_err_set(err, rc == CS_ENOMEM ? CS_ENOMEM : CS_ESCHEMA, 0, "%s: %.*s", name,
+                            e.msg[0] ? (int)without_value_len(e.msg) : (int)strlen(cs_rc_str(rc)),
                             e.msg[0] ? e.msg : cs_rc_str(rc));
             goto fail;
         }
         for (size_t i = 0; i < t->n; i++) {
             if (strcmp(t->items[i].id, it->id) == 0) {
-                rc = cs_err_set(err, CS_ESCHEMA, 0, "%s: id \"%s\" already used on line %zu", name,
-                                it->id, t->items[i].line);
+                rc = cs_err_set(err, CS_ESCHEMA, 0, "%s: its id is already used on line %zu", name,
+                                t->items[i].line);
                 item_fini(it);
                 goto fail;
             }
@@ -393,8 +427,9 @@ cs_rc cs_task_fewshot(cs_task *t, const char *shots_path, size_t k, const char *
             used++;
         }
         if (used < k) {
-            rc = cs_err_set(err, CS_EINVAL, 0, "%s: %zu shots asked, the file has %zu for item %s",
-                            shots_path, k, used, it->id);
+            rc = cs_err_set(err, CS_EINVAL, 0,
+                            "%s: %zu shots asked, the file has %zu for the item on line %zu of %s",
+                            shots_path, k, used, it->line, t->path);
             goto out;
         }
         if (t->kind == CS_TASK_MULTI) {

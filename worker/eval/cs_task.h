@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "cs_err.h"
+#include "cs_json.h"
 
 typedef enum cs_task_kind {
     CS_TASK_MC = 0,
@@ -52,6 +53,12 @@ cs_rc cs_task_load(cs_task *t, const char *path, size_t limit, cs_err *err);
  * cs_rng_shuffle (Fisher-Yates) under cs_rng_seed(seed); the first `limit` of them are kept and
  * scored in file order. */
 cs_rc cs_task_load_seeded(cs_task *t, const char *path, size_t limit, uint64_t seed, cs_err *err);
+
+/* Parses one line p[0..n) of a JSON-lines data file like cs_json_parse; name is "<file>:<line>".
+ * Errors give the position and the kind of mistake but never the text of the file (a data file
+ * may hold anything, and its errors travel to the coordinator and its logs):
+ * "<file>:<line>:<line>:<col>: syntax error", not "... near 'root:x:0:0'". */
+cs_rc cs_task_parse_line(const char *p, size_t n, const char *name, cJSON **out, cs_err *err);
 
 /* cs_task_load_seeded on text[0..len) in memory (need not be NUL-terminated); path names it in
  * errors and becomes t->path. */

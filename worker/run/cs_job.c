@@ -9,6 +9,7 @@
 #include "cs_job.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,9 @@ typedef struct job {
     cJSON *cfg;
     const char *base;      /* relative paths are resolved against this folder */
     const char *roots;     /* ':'-separated model roots, or NULL */
+    const char *model_ok;  /* ':'-separated folders model folders must lie in (roots, else base) */
+    const char *data_ok;   /* ':'-separated folders data files must lie in ($CALSWEEP_DATA_ROOTS,
+                              else base) */
     const char *cache_dir; /* $CALSWEEP_CACHE_DIR, or NULL: no cache */
     char *model_dir;       /* the resolved model folder, owned */
     int threads;
@@ -95,64 +99,75 @@ static bool is_file(const char *path)
     return access(path, R_OK) == 0;
 }
 
-/* *out = path if absolute, else base/path. */
-static cs_rc resolve(const job *j, const char *path, char **out, cs_err *err)
+/* *out = path if absolute, else base/path, resolved (realpath) and confined to the data roots:
+ * a file outside them (by "..", a symlink or an absolute path) is refused naming what and path. */
+static cs_rc resolve(const job *j, const char *what, const char *path, char **out, cs_err *err)
 {
-    if (path[0] == '/') {
-        *out = cs_strdup(path);
-        return *out ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    char *joined = NULL;
+    cs_rc rc = path[0] == '/' ? ((joined = cs_strdup(path)) != NULL
+                                         ? CS_OK
+                                         : cs_err_set(err, CS_ENOMEM, 0, "out of memory"))
+                              : cs_path_join(j->base, path, &joined, err);
+    if (rc == CS_OK) {
+        rc = cs_path_confine(joined, j->data_ok, what, out, err);
     }
-    return cs_path_join(j->base, path, out, err);
+    free(joined);
+    return rc;
 }
 
 /* The model folder: base/folder, else <root>/folder or <root>/<last part of folder> for each
- * model root (the worker matched the job to one of its models by either form). */
+ * model root (the worker matched the job to one of its models by either form); resolved
+ * (realpath) and confined to the model roots (else the base folder). */
 static cs_rc resolve_model(const job *j, const char *folder, char **out, cs_err *err)
 {
     char *dir = NULL, *cfg = NULL;
-    cs_rc rc = resolve(j, folder, &dir, err);
-    if (rc != CS_OK) {
+    cs_rc rc = CS_OK;
+    if (folder[0] == '/') {
+        dir = cs_strdup(folder);
+    } else if ((rc = cs_path_join(j->base, folder, &dir, err)) != CS_OK) {
         return rc;
     }
-    if ((rc = cs_path_join(dir, "config.json", &cfg, err)) != CS_OK) {
+    if (!dir || (rc = cs_path_join(dir, "config.json", &cfg, err)) != CS_OK) {
         free(dir);
-        return rc;
+        return rc != CS_OK ? rc : cs_err_set(err, CS_ENOMEM, 0, "out of memory");
     }
     bool found = is_file(cfg);
     free(cfg);
-    if (found) {
-        *out = dir;
-        return CS_OK;
-    }
-    free(dir);
-    dir = NULL;
     const char *last = strrchr(folder, '/');
     last = last && last[1] ? last + 1 : folder;
-    for (const char *r = j->roots; r && *r && folder[0] != '/';) {
+    for (const char *r = j->roots; !found && r && *r && folder[0] != '/';) {
         const char *colon = strchr(r, ':');
         size_t n = colon ? (size_t)(colon - r) : strlen(r);
-        for (int form = 0; form < 2 && n > 0; form++) {
+        for (int form = 0; form < 2 && n > 0 && !found; form++) {
             cs_buf p;
             cs_buf_init(&p);
             if (cs_buf_printf(&p, "%.*s/%s/config.json", (int)n, r, form ? last : folder) !=
                 CS_OK) {
                 cs_buf_fini(&p);
+                free(dir);
                 return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
             }
             if (is_file(p.data)) {
                 p.data[p.len - strlen("/config.json")] = '\0';
-                *out = cs_strdup(p.data);
-                cs_buf_fini(&p);
-                return *out ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+                free(dir);
+                dir = cs_buf_take(&p);
+                found = true;
             }
             cs_buf_fini(&p);
         }
         r = colon ? colon + 1 : NULL;
     }
-    return cs_err_set(err, CS_ENOENT, 0,
-                      "model.folder: '%s': no config.json there (relative to %s)%s%s", folder,
-                      j->base, j->roots ? " nor under the model roots " : "",
-                      j->roots ? j->roots : "");
+    if (found) {
+        rc = dir ? cs_path_confine(dir, j->model_ok, "model.folder", out, err)
+                 : cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    } else {
+        rc = cs_err_set(err, CS_ENOENT, 0,
+                        "model.folder: '%s': no config.json there (relative to %s)%s%s", folder,
+                        j->base, j->roots ? " nor under the model roots " : "",
+                        j->roots ? j->roots : "");
+    }
+    free(dir);
+    return rc;
 }
 
 static const char *error_kind(const char *stage, cs_rc rc)
@@ -168,6 +183,7 @@ static const char *error_kind(const char *stage, cs_rc rc)
     case CS_ERANGE:
     case CS_ETOOBIG:
     case CS_ENOTSUP:
+    case CS_ENUMERIC: /* a non-finite metric: the same again on a retry */
         return "bad_input";
     default:
         return "internal";
@@ -202,6 +218,17 @@ static cs_rc stage_load(job *j, cs_err *err)
     }
     cs_jpath_push_key(&c.path, "model");
     if ((rc = cs_json_req_string(&c, model, "folder", &folder)) != CS_OK) {
+        goto out;
+    }
+    /* calsweep-run is the native backend: it never runs a job meant for another engine */
+    const cJSON *backend = cJSON_GetObjectItemCaseSensitive(model, "backend");
+    if (backend && !cJSON_IsNull(backend) &&
+        !(cJSON_IsString(backend) && strcmp(backend->valuestring, "native") == 0)) {
+        char d[64];
+        rc = cs_err_set(err, CS_ENOTSUP, 0,
+                        "model.backend is %s: calsweep-run runs only \"native\" jobs (an exec "
+                        "job runs the worker's --exec-template)",
+                        cs_json_describe(backend, d, sizeof d));
         goto out;
     }
     if ((rc = resolve_model(j, folder, &dir, err)) != CS_OK) {
@@ -319,7 +346,8 @@ static cs_rc reference_sources(job *j, const cJSON *ref, cs_calib_source **src, 
                               "\"task\" with a path",
                               k);
         }
-        cs_rc rc = resolve(j, path->valuestring, &(*paths)[2 * k], err);
+        cs_rc rc = resolve(j, "calibration.selector.reference", path->valuestring, &(*paths)[2 * k],
+                           err);
         if (rc != CS_OK) {
             return rc;
         }
@@ -369,7 +397,8 @@ static cs_rc eval_paths(job *j, char ***out, size_t *n, cs_err *err)
     cJSON_ArrayForEach(it, tasks)
     {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(it, "path");
-        if (cJSON_IsString(p) && resolve(j, p->valuestring, &paths[k], err) == CS_OK) {
+        if (cJSON_IsString(p) &&
+            resolve(j, "eval.tasks", p->valuestring, &paths[k], err) == CS_OK) {
             k++;
         }
     }
@@ -425,7 +454,7 @@ static cs_rc stage_calibrate(job *j, cs_err *err)
         if ((rc = cs_json_req_string(&c, src, "kind", &kind)) != CS_OK ||
             (rc = cs_json_req_string(&c, src, "path", &path)) != CS_OK ||
             (rc = cs_json_opt_string(&c, src, "text_field", NULL, &field)) != CS_OK ||
-            (rc = resolve(j, path, &file, err)) != CS_OK) {
+            (rc = resolve(j, "calibration.source.path", path, &file, err)) != CS_OK) {
             goto out;
         }
         cs_calib_source cs = {.kind = kind, .path = file, .text_field = field, .name = "source"};
@@ -674,6 +703,7 @@ static cs_rc eval_ppl(job *j, const cJSON *spec, cs_err *err)
     int32_t *ids = NULL;
     double *nll = NULL, ppl = 0;
     size_t len = 0, n = 0, nw = 0;
+    char what[192];
     cs_rc rc;
 
     cs_jctx_init(&c, NULL, err);
@@ -685,7 +715,8 @@ static cs_rc eval_ppl(job *j, const cJSON *spec, cs_err *err)
         (rc = cs_json_opt_int(&c, spec, "max_windows", 0, 0, INT32_MAX, &max_windows)) != CS_OK) {
         goto out;
     }
-    if ((rc = resolve(j, path, &file, err)) != CS_OK ||
+    snprintf(what, sizeof what, "eval.perplexity.%s.path", spec->string);
+    if ((rc = resolve(j, what, path, &file, err)) != CS_OK ||
         (rc = cs_path_read_file(file, JOB_MAX_TEXT, &text, &len, err)) != CS_OK ||
         (rc = cs_tok_encode(j->tok, text, len, CS_TOK_ADD_SPECIAL, &ids, &n, err)) != CS_OK) {
         goto out;
@@ -749,6 +780,7 @@ static cs_rc eval_task(job *j, const cJSON *spec, cs_err *err)
     cs_score s = {0};
     task_progress tp = {j, spec->string};
     cs_score_opts o = {.progress = on_item, .progress_ctx = &tp};
+    char what[192];
     cs_rc rc;
 
     cs_jctx_init(&c, NULL, err);
@@ -768,11 +800,13 @@ static cs_rc eval_task(job *j, const cJSON *spec, cs_err *err)
                               "the shots",
                               spec->string, (long long)fewshot);
         }
-        if ((rc = resolve(j, fp->valuestring, &shots, err)) != CS_OK) {
+        snprintf(what, sizeof what, "eval.tasks.%s.fewshot_path", spec->string);
+        if ((rc = resolve(j, what, fp->valuestring, &shots, err)) != CS_OK) {
             return rc;
         }
     }
-    if ((rc = resolve(j, path, &file, err)) != CS_OK ||
+    snprintf(what, sizeof what, "eval.tasks.%s.path", spec->string);
+    if ((rc = resolve(j, what, path, &file, err)) != CS_OK ||
         (rc = cs_task_load(&t, file, (size_t)limit, err)) != CS_OK ||
         (shots && (rc = cs_task_fewshot(&t, shots, (size_t)fewshot, NULL, err)) != CS_OK) ||
         (rc = cs_score_task(j->model, j->tok, &t, &o, &s, err)) != CS_OK) {
@@ -795,6 +829,34 @@ out:
     free(file);
     free(shots);
     return rc;
+}
+
+/* Every number in v (metrics, nested objects) is finite: a NaN or infinite perplexity or score
+ * (a model whose weights are NaN, an overflow) fails the job naming the metric, instead of being
+ * stored as null. CS_ENUMERIC. */
+static cs_rc check_finite(const cJSON *v, const char *path, cs_err *err)
+{
+    const cJSON *it;
+    if (cJSON_IsNumber(v) && !isfinite(v->valuedouble)) {
+        return cs_err_set(err, CS_ENUMERIC, 0,
+                          "%s is %s: the model or the data give no finite value (are the model's "
+                          "weights finite?)",
+                          path, isnan(v->valuedouble) ? "NaN" : "infinite");
+    }
+    cJSON_ArrayForEach(it, v)
+    {
+        char sub[256];
+        if (cJSON_IsArray(v)) {
+            snprintf(sub, sizeof sub, "%s[]", path);
+        } else {
+            snprintf(sub, sizeof sub, "%s.%s", path, it->string ? it->string : "?");
+        }
+        cs_rc rc = check_finite(it, sub, err);
+        if (rc != CS_OK) {
+            return rc;
+        }
+    }
+    return CS_OK;
 }
 
 static cs_rc stage_evaluate(job *j, cs_err *err)
@@ -836,7 +898,7 @@ static cs_rc stage_evaluate(job *j, cs_err *err)
         }
         progress(j, NULL, NULL, ++done, total);
     }
-    return CS_OK;
+    return check_finite(j->metrics, "metrics", err);
 }
 
 /* ---- result.json and error.json -------------------------------------------------------------- */
@@ -942,6 +1004,11 @@ int cs_run_job(const char *job_path)
     j.roots = getenv("CALSWEEP_MODEL_ROOTS");
     if (j.roots && !j.roots[0]) {
         j.roots = NULL;
+    }
+    j.model_ok = j.roots ? j.roots : j.base;
+    j.data_ok = getenv("CALSWEEP_DATA_ROOTS");
+    if (!j.data_ok || !j.data_ok[0]) {
+        j.data_ok = j.base;
     }
     j.cache_dir = getenv("CALSWEEP_CACHE_DIR");
     if (j.cache_dir && !j.cache_dir[0]) {

@@ -3,12 +3,17 @@
  * `calsweep-run job.json` reads the resolved job config, loads the model, selects the
  * calibration data, quantizes, evaluates, and writes result.json (schemas/result.schema.json) in
  * the current folder; on failure it writes error.json {kind, message, stage} and exits 1.
+ * Metrics that are not finite (NaN or infinite) are a failure: error.json kind bad_input, the
+ * message naming the metric ("metrics.ppl:heldout.ppl is NaN: ...").
  * Progress goes to fd 3 when it is open, one JSON object per line:
  * {"stage":"evaluate","task":"arith_mc","done":3,"total":7}. Logs go to stderr.
  *
  * Relative paths in the config are resolved against $CALSWEEP_BASE_DIR (the folder the worker
  * runs in; default: the current folder); a model folder that is not found there is looked up
  * in each folder of $CALSWEEP_MODEL_ROOTS (':'-separated, the worker's --model-root folders).
+ * Every path is resolved (realpath) and confined: model folders to $CALSWEEP_MODEL_ROOTS, data
+ * files to $CALSWEEP_DATA_ROOTS (':'-separated, the worker's --data-root folders), each the base
+ * folder when unset or empty; a path outside fails bad_input naming it and the roots.
  * Threads: $CALSWEEP_THREADS (default 1). Cache: $CALSWEEP_CACHE_DIR (the worker's --cache-dir;
  * unset or empty: nothing is cached) holds the pool statistics of the selectors ppl_rank, cola,
  * acdm and covercal (worker/calib/cs_pstat.h), so another job with the same model and pool reads

@@ -197,8 +197,9 @@ static void usage(FILE *out)
             "command on a Hugging Face model folder (COMMAND --help for its options).\n"
             "A job writes result.json (or error.json and exit 1) in the current folder and its\n"
             "progress to fd 3; relative paths are resolved against $CALSWEEP_BASE_DIR, model\n"
-            "folders also under $CALSWEEP_MODEL_ROOTS (':'-separated); threads from\n"
-            "$CALSWEEP_THREADS.\n\n"
+            "folders also under $CALSWEEP_MODEL_ROOTS (':'-separated); model folders must lie\n"
+            "inside $CALSWEEP_MODEL_ROOTS and data files inside $CALSWEEP_DATA_ROOTS (each the\n"
+            "base folder when unset); threads from $CALSWEEP_THREADS.\n\n"
             "options:\n");
     cs_opt_print_help(out, main_options, N_OPTS(main_options));
 }
