@@ -28,36 +28,37 @@
 
 /* ---- sizes (bytes) ----------------------------------------------------------------------- */
 
-#define CS_LIMIT_MSG_BYTES        ((size_t)8 << 20)           /* one protocol message, encoded */
-#define CS_LIMIT_MSG_RECV_BYTES   (CS_LIMIT_MSG_BYTES + 4096) /* NNG_OPT_RECVMAXSZ */
-#define CS_LIMIT_MSG_ENVELOPE     ((size_t)64 << 10) /* a message's fields around one document */
-#define CS_LIMIT_SWEEP_BYTES      ((size_t)4 << 20)  /* a sweep file, and its canonical text */
-#define CS_LIMIT_JOB_CONFIG_BYTES (CS_LIMIT_MSG_BYTES - CS_LIMIT_MSG_ENVELOPE) /* one job config \
-                                                                                */
-#define CS_LIMIT_TEXT_BYTES ((size_t)16 << 10) /* log_tail, FAIL.reason, ERROR.message */
-#define CS_LIMIT_NAME_BYTES 256                /* worker, host, stage, token, sweep refs */
-#define CS_LIMIT_LIST_ITEMS 1024               /* items of a capabilities list */
-#define CS_LIMIT_JSON_DEPTH 64                 /* nesting of any JSON text cs_json_parse reads */
+#define CS_LIMIT_MSG_BYTES      ((size_t)8 << 20)           /* one protocol message, encoded */
+#define CS_LIMIT_MSG_RECV_BYTES (CS_LIMIT_MSG_BYTES + 4096) /* NNG_OPT_RECVMAXSZ */
+#define CS_LIMIT_MSG_ENVELOPE   ((size_t)64 << 10) /* a message's fields around one document */
+#define CS_LIMIT_SWEEP_BYTES    ((size_t)4 << 20)  /* a sweep file, and its canonical text */
+#define CS_LIMIT_JOB_CONFIG_BYTES                                  \
+    (CS_LIMIT_MSG_BYTES - CS_LIMIT_MSG_ENVELOPE) /* one job config \
+                                                  */
+#define CS_LIMIT_TEXT_BYTES ((size_t)16 << 10)   /* log_tail, FAIL.reason, ERROR.message */
+#define CS_LIMIT_NAME_BYTES 256                  /* worker, host, stage, token, sweep refs */
+#define CS_LIMIT_LIST_ITEMS 1024                 /* items of a capabilities list */
+#define CS_LIMIT_JSON_DEPTH 64                   /* nesting of any JSON text cs_json_parse reads */
 
 /* ---- counts, durations and amounts: the numeric fields of a sweep file -------------------- */
 
 #define CS_LIMIT_INT_EXACT     (INT64_C(1) << 53) /* integers beyond are not exact in a double */
 #define CS_LIMIT_N_SAMPLES     (INT64_C(1) << 20) /* calibration samples of a job */
 #define CS_LIMIT_SEQ_LEN       (INT64_C(1) << 20) /* tokens per sample or perplexity window */
-#define CS_LIMIT_SEED          CS_LIMIT_INT_EXACT
-#define CS_LIMIT_EVAL_ITEMS    (INT64_C(1) << 24) /* eval "limit": items scored per task */
-#define CS_LIMIT_PPL_WINDOWS   (INT64_C(1) << 24) /* perplexity max_windows */
-#define CS_LIMIT_FEWSHOT       64                 /* shots before each eval item */
-#define CS_LIMIT_MEM_MB        (INT64_C(1) << 24) /* requires.mem_mb: 16 TiB */
-#define CS_LIMIT_GPUS          1024               /* requires.gpus (= GPUs a worker can list) */
-#define CS_LIMIT_TIMEOUT_S     (30 * 86400)       /* policy.timeout_s and JOB.timeout_s */
-#define CS_LIMIT_LEASE_S       (7 * 86400)        /* calsweepd --lease-s and JOB.lease_s */
-#define CS_LIMIT_BACKOFF_S     86400              /* policy.backoff_s */
-#define CS_LIMIT_BACKOFF_MAX_S (7 * 86400)        /* policy.backoff_max_s */
-#define CS_LIMIT_ATTEMPTS      100                /* policy.max_attempts */
-#define CS_LIMIT_PRIORITY      1000000            /* policy.priority in -this..this */
-#define CS_LIMIT_MAX_RUNNING   1000000            /* policy.max_running */
-#define CS_LIMIT_AXIS_VALUES   100000             /* values of one axis after ranges expand */
+#define CS_LIMIT_SEED          (CS_LIMIT_INT_EXACT - 1) /* every seed below is exact */
+#define CS_LIMIT_EVAL_ITEMS    (INT64_C(1) << 24)       /* eval "limit": items scored per task */
+#define CS_LIMIT_PPL_WINDOWS   (INT64_C(1) << 24)       /* perplexity max_windows */
+#define CS_LIMIT_FEWSHOT       64                       /* shots before each eval item */
+#define CS_LIMIT_MEM_MB        (INT64_C(1) << 24)       /* requires.mem_mb: 16 TiB */
+#define CS_LIMIT_GPUS          1024         /* requires.gpus (= GPUs a worker can list) */
+#define CS_LIMIT_TIMEOUT_S     (30 * 86400) /* policy.timeout_s and JOB.timeout_s */
+#define CS_LIMIT_LEASE_S       (7 * 86400)  /* calsweepd --lease-s and JOB.lease_s */
+#define CS_LIMIT_BACKOFF_S     86400        /* policy.backoff_s */
+#define CS_LIMIT_BACKOFF_MAX_S (7 * 86400)  /* policy.backoff_max_s */
+#define CS_LIMIT_ATTEMPTS      100          /* policy.max_attempts */
+#define CS_LIMIT_PRIORITY      1000000      /* policy.priority in -this..this */
+#define CS_LIMIT_MAX_RUNNING   1000000      /* policy.max_running */
+#define CS_LIMIT_AXIS_VALUES   100000       /* values of one axis after ranges expand */
 
 /* X(name, path as the validator reports it, min, max): every integer field of a sweep file with
  * a bound of this table. In paths, "S" stands for a name (of a model, eval suite, task or text). */

@@ -164,8 +164,8 @@ static const field F_CLAIM[] = {
 static const field F_JOB[] = {
         ID("job_id", job.job_id),
         ID("attempt", job.attempt),
-        FINT("lease_s", true, job.lease_s, 1, 7 * 86400),
-        FINT("timeout_s", false, job.timeout_s, 1, 30 * 86400),
+        FINT("lease_s", true, job.lease_s, 1, CS_LIMIT_LEASE_S),
+        FINT("timeout_s", false, job.timeout_s, 1, CS_LIMIT_TIMEOUT_S),
         FLD("config", F_OBJ, true, job.config),
 };
 static const field F_NO_WORK[] = {

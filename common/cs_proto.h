@@ -62,12 +62,15 @@
 #include <stdint.h>
 
 #include "cs_err.h"
+#include "cs_limits.h"
 
-#define CS_PROTO_VERSION   2
-#define CS_PROTO_MAX_BYTES ((size_t)8 << 20)  /* whole message; set NNG_OPT_RECVMAXSZ above it */
-#define CS_PROTO_MAX_TEXT  ((size_t)16 << 10) /* log_tail, FAIL.reason, ERROR.message */
-#define CS_PROTO_MAX_NAME  256                /* worker, host, stage, token, sweep refs, ... */
-#define CS_PROTO_MAX_LIST  1024               /* items of capabilities lists */
+/* The sizes are those of the one table of limits (cs_limits.h). */
+#define CS_PROTO_VERSION 2
+#define CS_PROTO_MAX_BYTES \
+    CS_LIMIT_MSG_BYTES /* whole message; sockets take CS_LIMIT_MSG_RECV_BYTES */
+#define CS_PROTO_MAX_TEXT CS_LIMIT_TEXT_BYTES /* log_tail, FAIL.reason, ERROR.message */
+#define CS_PROTO_MAX_NAME CS_LIMIT_NAME_BYTES /* worker, host, stage, token, sweep refs, ... */
+#define CS_PROTO_MAX_LIST CS_LIMIT_LIST_ITEMS /* items of capabilities lists */
 
 /* X(enum, wire name, endpoint): the one list of message types. Endpoint: 'W' work request,
  * 'C' control request, 'R' reply (on either endpoint). */

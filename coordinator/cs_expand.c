@@ -16,6 +16,7 @@
 
 #include "cs_alloc.h"
 #include "cs_canon.h"
+#include "cs_limits.h"
 #include "cs_version.h"
 
 #define MAX_PRODUCT ((size_t)200000000) /* cells the counting pass may walk (about 1 s) */
@@ -476,6 +477,13 @@ static cs_rc build(cs_expander *e, slot *sl, cs_err *err)
     rc |= put(b, CS_ENGINE_VERSION);
     if (rc != CS_OK) {
         return cs_err_set(err, CS_ENOMEM, 0, "expand: out of memory");
+    }
+    /* A config travels in a JOB message: refuse it here, where the sweep is still being checked,
+     * rather than at dispatch. */
+    if (cfg_len > CS_LIMIT_JOB_CONFIG_BYTES) {
+        return cs_err_set(err, CS_ETOOBIG, 0,
+                          "a job config of this sweep is %zu bytes, above the limit of %zu",
+                          cfg_len, (size_t)CS_LIMIT_JOB_CONFIG_BYTES);
     }
     rc = hash_cell(e, b->data, prefix, b->len, sl->raw, err);
     b->len = cfg_len;

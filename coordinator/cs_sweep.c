@@ -16,10 +16,10 @@
 
 #include "cs_alloc.h"
 #include "cs_canon.h"
+#include "cs_limits.h"
 #include "cs_path.h"
 
-#define MAX_AXIS_VALUES 100000 /* values of one axis after expanding ranges */
-#define MAX_SWEEP_FILE  ((size_t)4 << 20)
+#define MAX_AXIS_VALUES CS_LIMIT_AXIS_VALUES
 
 /* ---- method tables (shared/specs/ptq-algorithms.md, selectors-and-metrics.md) -----------------
  */
@@ -364,8 +364,8 @@ static void parse_models(parser *p, const cJSON *models)
         if (cs_json_opt_object(&p->c, m, "requires", &req) == CS_OK && req) {
             cs_jpath_push_key(&p->c.path, "requires");
             cs_json_check_keys(&p->c, req, req_keys, 2, CS_DIAG_ERROR);
-            cs_json_opt_int(&p->c, req, "mem_mb", 0, 0, INT64_MAX, &md->mem_mb);
-            cs_json_opt_int(&p->c, req, "gpus", 0, 0, 1024, &md->gpus);
+            cs_json_opt_int(&p->c, req, "mem_mb", 0, 0, CS_LIMIT_MEM_MB, &md->mem_mb);
+            cs_json_opt_int(&p->c, req, "gpus", 0, 0, CS_LIMIT_GPUS, &md->gpus);
             cs_jpath_pop(&p->c.path);
         }
         /* The model as it enters a job: what determines results, not scheduling hints. */
@@ -468,8 +468,8 @@ static void parse_eval_suite(parser *p, const cJSON *m, cs_sweep_eval *ev)
     cJSON *o = NULL, *ot = NULL, *op = NULL;
 
     cs_json_check_keys(&p->c, m, keys, 4, CS_DIAG_ERROR);
-    cs_json_opt_int(&p->c, m, "limit", 0, 0, INT64_MAX, &limit);
-    cs_json_opt_int(&p->c, m, "fewshot", 0, 0, 64, &fewshot);
+    cs_json_opt_int(&p->c, m, "limit", 0, 0, CS_LIMIT_EVAL_ITEMS, &limit);
+    cs_json_opt_int(&p->c, m, "fewshot", 0, 0, CS_LIMIT_FEWSHOT, &fewshot);
     cs_json_opt_object(&p->c, m, "tasks", &tasks);
     cs_json_opt_object(&p->c, m, "perplexity", &ppl);
     if (cJSON_GetArraySize(tasks) == 0 && cJSON_GetArraySize(ppl) == 0) {
@@ -494,8 +494,8 @@ static void parse_eval_suite(parser *p, const cJSON *m, cs_sweep_eval *ev)
             if (cs_json_as_object(&p->c, t) == CS_OK) {
                 cs_json_check_keys(&p->c, t, task_keys, 4, CS_DIAG_ERROR);
                 cs_json_req_string(&p->c, t, "path", &path);
-                cs_json_opt_int(&p->c, t, "limit", limit, 0, INT64_MAX, &tl);
-                cs_json_opt_int(&p->c, t, "fewshot", fewshot, 0, 64, &tf);
+                cs_json_opt_int(&p->c, t, "limit", limit, 0, CS_LIMIT_EVAL_ITEMS, &tl);
+                cs_json_opt_int(&p->c, t, "fewshot", fewshot, 0, CS_LIMIT_FEWSHOT, &tf);
                 cs_json_opt_string(&p->c, t, "fewshot_path", NULL, &fpath);
                 if (tf > 0 && !fpath) {
                     cs_jctx_error(&p->c, t, NULL,
@@ -527,8 +527,8 @@ static void parse_eval_suite(parser *p, const cJSON *m, cs_sweep_eval *ev)
             if (cs_json_as_object(&p->c, t) == CS_OK) {
                 cs_json_check_keys(&p->c, t, ppl_keys, 3, CS_DIAG_ERROR);
                 cs_json_req_string(&p->c, t, "path", &path);
-                cs_json_opt_int(&p->c, t, "seq_len", 2048, 2, 1 << 20, &sl);
-                cs_json_opt_int(&p->c, t, "max_windows", 0, 0, INT64_MAX, &mw);
+                cs_json_opt_int(&p->c, t, "seq_len", 2048, 2, CS_LIMIT_SEQ_LEN, &sl);
+                cs_json_opt_int(&p->c, t, "max_windows", 0, 0, CS_LIMIT_PPL_WINDOWS, &mw);
             }
             if (x) {
                 add_or_oom(p, x, "path", cJSON_CreateString(path ? path : ""));
@@ -609,19 +609,20 @@ static void parse_policy(parser *p, const cJSON *pol)
     }
     cs_jpath_push_key(&p->c.path, "policy");
     cs_json_check_keys(&p->c, pol, keys, 7, CS_DIAG_ERROR);
-    cs_json_opt_int(&p->c, pol, "max_attempts", 3, 1, 100, &v);
+    cs_json_opt_int(&p->c, pol, "max_attempts", 3, 1, CS_LIMIT_ATTEMPTS, &v);
     po->max_attempts = (int)v;
-    cs_json_opt_number(&p->c, pol, "backoff_s", 30, 0, 86400, &po->backoff_base_s);
-    cs_json_opt_number(&p->c, pol, "backoff_max_s", 3600, 0, 7 * 86400, &po->backoff_max_s);
+    cs_json_opt_number(&p->c, pol, "backoff_s", 30, 0, CS_LIMIT_BACKOFF_S, &po->backoff_base_s);
+    cs_json_opt_number(&p->c, pol, "backoff_max_s", 3600, 0, CS_LIMIT_BACKOFF_MAX_S,
+                       &po->backoff_max_s);
     if (po->backoff_max_s < po->backoff_base_s) {
         cs_jctx_error(&p->c, cJSON_GetObjectItemCaseSensitive(pol, "backoff_max_s"),
                       "backoff_max_s", "must be at least backoff_s (%g), got %g",
                       po->backoff_base_s, po->backoff_max_s);
     }
-    cs_json_opt_int(&p->c, pol, "timeout_s", 0, 0, INT64_MAX, &po->timeout_s);
-    cs_json_opt_int(&p->c, pol, "priority", 0, -1000000, 1000000, &v);
+    cs_json_opt_int(&p->c, pol, "timeout_s", 0, 0, CS_LIMIT_TIMEOUT_S, &po->timeout_s);
+    cs_json_opt_int(&p->c, pol, "priority", 0, -CS_LIMIT_PRIORITY, CS_LIMIT_PRIORITY, &v);
     po->priority = (int)v;
-    cs_json_opt_int(&p->c, pol, "max_running", 0, 0, 1000000, &v);
+    cs_json_opt_int(&p->c, pol, "max_running", 0, 0, CS_LIMIT_MAX_RUNNING, &v);
     po->max_running = (int)v;
     if (cs_json_opt_string(&p->c, pol, "on_failure", "continue", &onf) == CS_OK) {
         if (strcmp(onf, "stop") == 0) {
@@ -959,12 +960,11 @@ static bool resolve_int(parser *p, const cJSON *v, cs_axis_kind kind, cs_axis_va
 {
     int64_t x = 0;
     char buf[32];
-    int64_t min = kind == CS_AXIS_SEED ? 0 : 1;
-    if (cs_json_as_int(&p->c, v, min, INT64_MAX, &x) != CS_OK) {
-        return false;
-    }
-    if (kind == CS_AXIS_SEQ_LEN && x > (1 << 20)) {
-        cs_jctx_error(&p->c, v, NULL, "expected at most 1048576 tokens, got %lld", (long long)x);
+    int64_t min = kind == CS_AXIS_SEED ? 0 : kind == CS_AXIS_SEQ_LEN ? 2 : 1;
+    int64_t max = kind == CS_AXIS_SEED        ? CS_LIMIT_SEED
+                  : kind == CS_AXIS_N_SAMPLES ? CS_LIMIT_N_SAMPLES
+                                              : CS_LIMIT_SEQ_LEN;
+    if (cs_json_as_int(&p->c, v, min, max, &x) != CS_OK) {
         return false;
     }
     snprintf(buf, sizeof(buf), "%lld", (long long)x);
@@ -1870,6 +1870,12 @@ cs_rc cs_sweep_parse(const char *text, size_t len, const char *name, cs_sweep **
 
     *out = NULL;
     cs_diags_init(&local);
+    if (len > CS_LIMIT_SWEEP_BYTES) {
+        rc = cs_err_set(err, CS_ETOOBIG, 0, "%s: %zu bytes, above the limit of %zu for a sweep",
+                        name ? name : "<input>", len, CS_LIMIT_SWEEP_BYTES);
+        cs_diags_add(d, CS_DIAG_ERROR, NULL, "", "%s", err ? err->msg : "too big");
+        goto out;
+    }
     rc = cs_json_parse(text, len, name, &doc, err);
     if (rc != CS_OK) {
         if (rc == CS_EPARSE) {
@@ -1902,6 +1908,13 @@ cs_rc cs_sweep_parse(const char *text, size_t len, const char *name, cs_sweep **
             rc = cs_err_set(err, rc, 0, "%s", e.msg);
             goto out;
         }
+        /* The canonical text travels in SUBMIT: it may be longer than the file (1e9 is written
+         * out in full), so it has the limit of the file as well. */
+        if (slen > CS_LIMIT_SWEEP_BYTES) {
+            cs_jctx_error(&p.c, doc, NULL,
+                          "the sweep's canonical JSON is %zu bytes, above the limit of %zu", slen,
+                          CS_LIMIT_SWEEP_BYTES);
+        }
     }
     cs_diags_sort(d, doc);
     for (size_t i = 0; i < d->len; i++) {
@@ -1931,7 +1944,7 @@ cs_rc cs_sweep_load(const char *path, cs_sweep **out, cs_diags *diags, cs_err *e
     cs_rc rc;
 
     *out = NULL;
-    rc = cs_path_read_file(path, MAX_SWEEP_FILE, &text, &len, err);
+    rc = cs_path_read_file(path, CS_LIMIT_SWEEP_BYTES, &text, &len, err);
     if (rc != CS_OK) {
         return rc;
     }

@@ -8,6 +8,7 @@
 #include "cs_canon.h"
 #include "cs_cli.h"
 #include "cs_json.h"
+#include "cs_limits.h"
 
 enum { OPT_FORCE, OPT_JSON };
 
@@ -39,16 +40,24 @@ static int submit_opt(void *ctx, int id, const char *arg)
     }
 }
 
-/* The sweep file as canonical JSON text (owned), or NULL after printing why. */
+/* The sweep file as canonical JSON text (owned), or NULL after printing why. The sizes are
+ * those calsweepd (and plan) accept, so a sweep that fits here fits in the SUBMIT message. */
 static char *load_sweep(const char *cmd, const char *path)
 {
     cJSON *tree = NULL;
     char *text = NULL;
     size_t len;
     cs_err err = {0};
-    if (cs_json_parse_file(path, 0, &tree, &err) != CS_OK ||
+    if (cs_json_parse_file(path, CS_LIMIT_SWEEP_BYTES, &tree, &err) != CS_OK ||
         cs_canon_string(tree, &text, &len, &err) != CS_OK) {
         fprintf(stderr, "calsweep %s: %s\n", cmd, err.msg);
+    } else if (len > CS_LIMIT_SWEEP_BYTES) {
+        fprintf(stderr,
+                "calsweep %s: %s: the sweep's canonical JSON is %zu bytes, above the limit of "
+                "%zu\n",
+                cmd, path, len, CS_LIMIT_SWEEP_BYTES);
+        free(text);
+        text = NULL;
     } else if (!cJSON_IsObject(tree)) {
         fprintf(stderr, "calsweep %s: %s: expected a JSON object (a sweep file)\n", cmd, path);
         free(text);

@@ -21,6 +21,7 @@
 #include "cs_cache.h"
 #include "cs_err.h"
 #include "cs_json.h"
+#include "cs_limits.h"
 #include "cs_log.h"
 #include "cs_model.h"
 #include "cs_opt.h"
@@ -37,7 +38,7 @@
 
 /* Largest perplexity text read into memory. */
 #define JOB_MAX_TEXT   ((size_t)256 << 20)
-#define JOB_MAX_CONFIG ((size_t)16 << 20)
+#define JOB_MAX_CONFIG CS_LIMIT_JOB_CONFIG_BYTES
 
 typedef struct job {
     cJSON *cfg;
@@ -402,9 +403,9 @@ static cs_rc stage_calibrate(job *j, cs_err *err)
     cs_rc rc;
 
     cs_jctx_init(&c, NULL, err);
-    if ((rc = cs_json_req_int(&c, j->cfg, "n_samples", 1, 1 << 20, &n)) != CS_OK ||
-        (rc = cs_json_req_int(&c, j->cfg, "seq_len", 2, 1 << 20, &seq)) != CS_OK ||
-        (rc = cs_json_opt_int(&c, j->cfg, "seed", 0, 0, INT64_MAX, &seed)) != CS_OK ||
+    if ((rc = cs_json_req_int(&c, j->cfg, "n_samples", 1, CS_LIMIT_N_SAMPLES, &n)) != CS_OK ||
+        (rc = cs_json_req_int(&c, j->cfg, "seq_len", 2, CS_LIMIT_SEQ_LEN, &seq)) != CS_OK ||
+        (rc = cs_json_opt_int(&c, j->cfg, "seed", 0, 0, CS_LIMIT_SEED, &seed)) != CS_OK ||
         (rc = cs_json_req_object(&c, j->cfg, "calibration", &cal)) != CS_OK) {
         return rc;
     }
@@ -681,8 +682,9 @@ static cs_rc eval_ppl(job *j, const cJSON *spec, cs_err *err)
     cs_jpath_push_key(&c.path, "perplexity");
     cs_jpath_push_key(&c.path, spec->string);
     if ((rc = cs_json_req_string(&c, spec, "path", &path)) != CS_OK ||
-        (rc = cs_json_req_int(&c, spec, "seq_len", 2, 1 << 20, &seq_len)) != CS_OK ||
-        (rc = cs_json_opt_int(&c, spec, "max_windows", 0, 0, INT32_MAX, &max_windows)) != CS_OK) {
+        (rc = cs_json_req_int(&c, spec, "seq_len", 2, CS_LIMIT_SEQ_LEN, &seq_len)) != CS_OK ||
+        (rc = cs_json_opt_int(&c, spec, "max_windows", 0, 0, CS_LIMIT_PPL_WINDOWS, &max_windows)) !=
+                CS_OK) {
         goto out;
     }
     if ((rc = resolve(j, path, &file, err)) != CS_OK ||
@@ -756,8 +758,8 @@ static cs_rc eval_task(job *j, const cJSON *spec, cs_err *err)
     cs_jpath_push_key(&c.path, "tasks");
     cs_jpath_push_key(&c.path, spec->string);
     if ((rc = cs_json_req_string(&c, spec, "path", &path)) != CS_OK ||
-        (rc = cs_json_opt_int(&c, spec, "limit", 0, 0, INT32_MAX, &limit)) != CS_OK ||
-        (rc = cs_json_opt_int(&c, spec, "fewshot", 0, 0, 1000, &fewshot)) != CS_OK) {
+        (rc = cs_json_opt_int(&c, spec, "limit", 0, 0, CS_LIMIT_EVAL_ITEMS, &limit)) != CS_OK ||
+        (rc = cs_json_opt_int(&c, spec, "fewshot", 0, 0, CS_LIMIT_FEWSHOT, &fewshot)) != CS_OK) {
         return rc;
     }
     if (fewshot > 0) {
