@@ -3,6 +3,7 @@
  * poll, the reaper, SIGTERM and kill -9 with restart. Every wait is bounded. */
 #include <pthread.h>
 
+#include "cs_path.h"
 #include "cs_test.h"
 #include "integration/daemon_util.h"
 
@@ -232,6 +233,59 @@ static void test_no_work_within_hold(void **state)
         fail_msg("NO_WORK after %lld ms, want about the 300 ms hold", (long long)took);
 }
 
+/* A job whose JOB message cannot be encoded (a policy.timeout_s beyond the protocol's, as an older
+ * database may hold) fails once, for good, with the reason; the claim goes on to the next job, so
+ * neither the worker nor the other sweeps wait, and nothing is logged again. */
+static void test_unsendable_job_fails_once(void **state)
+{
+    fixture *f = *state;
+    cs_store *st = NULL;
+    cs_err err = {0};
+    cs_synth g;
+    cs_store_submit_counts c;
+    cs_sweep_meta m = cs_synth_meta("old");
+    m.policy.timeout_s = (int64_t)CS_LIMIT_TIMEOUT_S + 86400;
+    cs_synth_init(&g, 0, 2);
+    assert_int_equal(cs_store_open(f->e.db, &st, &err), CS_OK);
+    assert_int_equal(cs_store_submit(st, &m, cs_synth_next, &g, false, cs_time_wall_ms(), &c, &err),
+                     CS_OK);
+    cs_store_close(st);
+    dt_submit(f->e.db, "good", 10, 1, 3);
+    start(f, fast);
+
+    cs_msg j = claim_job(f->w, "w1"); /* the good sweep's job, after both old ones failed */
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM job j JOIN sweep s ON s.id = j.sweep_id WHERE j.id = %lld"
+             " AND s.name = 'good'",
+             (long long)j.job.job_id);
+    assert_int_equal(dt_sql_int(f->e.db, sql), 1);
+    cs_msg_fini(&j);
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM job j JOIN sweep s ON s.id ="
+                                         " j.sweep_id WHERE s.name = 'old' AND j.state = 'failed'"
+                                         " AND j.attempt = 1"),
+                     2);
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM attempt WHERE error LIKE"
+                                         " '%cannot send this job%timeout_s%'"),
+                     2);
+    /* Later claims: nothing more to hand out, the failed jobs stay failed, no new log lines. */
+    cs_msg rep;
+    assert_int_equal(dt_claim(f->w, "w2", NULL, 5000, &rep), CS_OK);
+    assert_int_equal(rep.type, CS_MSG_NO_WORK);
+    cs_msg_fini(&rep);
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM attempt a JOIN job j ON j.id ="
+                                         " a.job_id JOIN sweep s ON s.id = j.sweep_id"
+                                         " WHERE s.name = 'old'"),
+                     2);
+    char *log = NULL;
+    assert_int_equal(cs_path_read_file(f->e.log, 0, &log, NULL, &err), CS_OK);
+    size_t lines = 0;
+    for (const char *p = log; (p = strstr(p, "cannot send this job")) != NULL; p++)
+        lines++;
+    free(log);
+    assert_int_equal(lines, 2);
+}
+
 /* The lease of a silent worker expires; the reaper requeues the job and wakes the claim held
  * for another worker, which receives attempt 2; the old attempt's RESULT is refused as stale. */
 static void test_reap_and_stale(void **state)
@@ -415,6 +469,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_work_protocol, setup, teardown),
             cmocka_unit_test_setup_teardown(test_report_claims_next, setup, teardown),
             cmocka_unit_test_setup_teardown(test_no_work_within_hold, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_unsendable_job_fails_once, setup, teardown),
             cmocka_unit_test_setup_teardown(test_reap_and_stale, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sigterm_clean, setup, teardown),
             cmocka_unit_test_setup_teardown(test_kill9_restart, setup, teardown),
