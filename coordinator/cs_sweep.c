@@ -637,6 +637,38 @@ static void parse_policy(parser *p, const cJSON *pol)
 
 /* ---- axis values ---------------------------------------------------------------------------- */
 
+static int source_ref_cmp(const void *a, const void *b)
+{
+    const cs_sweep_source *x = *(const cs_sweep_source *const *)a;
+    const cs_sweep_source *y = *(const cs_sweep_source *const *)b;
+    int c = strcmp(x->name ? x->name : "", y->name ? y->name : "");
+    return c != 0 ? c : (x > y) - (x < y);
+}
+
+/* Indices of s->sources sorted by name (bytes, as canonical JSON sorts keys): owned, or NULL on
+ * OOM (then p->oom is set). */
+static size_t *sources_by_name(parser *p)
+{
+    const cs_sweep *s = p->s;
+    const cs_sweep_source **refs = cs_calloc_array(s->n_sources + 1, sizeof(*refs));
+    size_t *idx = cs_calloc_array(s->n_sources + 1, sizeof(*idx));
+    if (!refs || !idx) {
+        free(refs);
+        free(idx);
+        p->oom = CS_ENOMEM;
+        return NULL;
+    }
+    for (size_t i = 0; i < s->n_sources; i++) {
+        refs[i] = &s->sources[i];
+    }
+    qsort(refs, s->n_sources, sizeof(*refs), source_ref_cmp);
+    for (size_t i = 0; i < s->n_sources; i++) {
+        idx[i] = (size_t)(refs[i] - s->sources);
+    }
+    free(refs);
+    return idx;
+}
+
 /* Resolves one parameter of a method into o; reports problems at the current path. */
 static void resolve_param(parser *p, const cJSON *obj, const pdef *pd, cJSON *o)
 {
@@ -712,7 +744,7 @@ static void resolve_param(parser *p, const cJSON *obj, const pdef *pd, cJSON *o)
     }
     case PT_TASKS: {
         cJSON *arr = NULL;
-        size_t n_added = 0;
+        size_t n_added = 0, *order = NULL;
         if (v) {
             const cJSON *e;
             size_t i = 0;
@@ -751,8 +783,13 @@ static void resolve_param(parser *p, const cJSON *obj, const pdef *pd, cJSON *o)
             p->oom = CS_ENOMEM;
             break;
         }
-        /* The sources named (or every task source) as resolved objects, in source order. */
-        for (size_t k = 0; k < s->n_sources; k++) {
+        /* The sources named (or every task source) as resolved objects, in the order of their
+         * names: the order calsweepd always used (it resolves the canonical text, whose members
+         * are sorted), so the keys of stored jobs stay as they are, whatever order the file
+         * writes data.sources or the list in. */
+        order = sources_by_name(p);
+        for (size_t oi = 0; order && oi < s->n_sources; oi++) {
+            size_t k = order[oi];
             bool take = false;
             if (!s->sources[k].kind || strcmp(s->sources[k].kind, "task") != 0) {
                 continue;
@@ -777,6 +814,7 @@ static void resolve_param(parser *p, const cJSON *obj, const pdef *pd, cJSON *o)
                 n_added++;
             }
         }
+        free(order);
         if (n_added == 0 && (!v || cJSON_GetArraySize(v) == 0)) {
             cs_jctx_error(&p->c, v ? v : obj, NULL,
                           "needs task reference sets: add a source of kind \"task\" to "

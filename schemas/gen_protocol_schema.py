@@ -90,7 +90,7 @@ MESSAGES = [
     ("BYE", "work request", "A worker leaves, maybe handing back the job it holds.",
      [("worker", ref("name"), True), ("release_job", opt(ref("job_ref")), False)]),
     ("SUBMIT", "control request", "Submit a sweep document.",
-     [("sweep", obj_json("the sweep document (sweep.schema.json)"), True),
+     [("sweep", obj_json("the sweep document (sweep.schema.json), sent as written without whitespace: its member order is the order of its jobs"), True),
       ("force", {"type": "boolean"}, True)]),
     ("PLAN", "control request", "Validate and expand a sweep without writing.",
      [("sweep", obj_json("the sweep document (sweep.schema.json)"), True)]),
