@@ -16,9 +16,10 @@
  *
  * Numeric fields of a sweep file: CS_LIMIT_FIELDS lists each with its JSON path (as the validator
  * reports it), its smallest and largest accepted value. The validator refuses anything outside
- * with that path; the codec (JOB.timeout_s) and the runner (job config) accept the same range, and
- * tests walk the table (tests/unit/sweep_test.c: the max validates and round-trips through the
- * codec; max + 1 is refused naming the path).
+ * with that path; the codec (JOB.timeout_s) and the runner (cs_job_check_limits, before it loads
+ * anything) accept the same range, and tests walk the table (tests/unit/limits_test.c: the max
+ * validates, every job round-trips through JOB and passes the runner's check; max + 1 is refused
+ * naming the path).
  */
 #ifndef CS_COMMON_CS_LIMITS_H
 #define CS_COMMON_CS_LIMITS_H

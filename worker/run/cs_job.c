@@ -189,6 +189,54 @@ static cs_rc load_config(job *j, const char *path, cs_err *err)
     return CS_OK;
 }
 
+cs_rc cs_job_check_limits(const cJSON *cfg, cs_err *err)
+{
+    const cJSON *eval = NULL, *tasks = NULL, *ppl = NULL, *e;
+    int64_t v;
+    cs_jctx c;
+    cs_rc rc;
+
+    cs_jctx_init(&c, NULL, err);
+    if (!cJSON_IsObject(cfg)) {
+        return cs_err_set(err, CS_ESCHEMA, 0, "job config: expected a JSON object");
+    }
+    if ((rc = cs_json_opt_int(&c, cfg, "n_samples", 1, 1, CS_LIMIT_N_SAMPLES, &v)) != CS_OK ||
+        (rc = cs_json_opt_int(&c, cfg, "seq_len", 2, 2, CS_LIMIT_SEQ_LEN, &v)) != CS_OK ||
+        (rc = cs_json_opt_int(&c, cfg, "seed", 0, 0, CS_LIMIT_SEED, &v)) != CS_OK ||
+        (rc = cs_json_opt_object(&c, cfg, "eval", &eval)) != CS_OK || !eval) {
+        return rc;
+    }
+    cs_jpath_push_key(&c.path, "eval");
+    if ((rc = cs_json_opt_object(&c, eval, "tasks", &tasks)) != CS_OK ||
+        (rc = cs_json_opt_object(&c, eval, "perplexity", &ppl)) != CS_OK) {
+        return rc;
+    }
+    cs_jpath_push_key(&c.path, "tasks");
+    cJSON_ArrayForEach(e, tasks)
+    {
+        cs_jpath_push_key(&c.path, e->string);
+        if ((rc = cs_json_as_object(&c, e)) != CS_OK ||
+            (rc = cs_json_opt_int(&c, e, "limit", 0, 0, CS_LIMIT_EVAL_ITEMS, &v)) != CS_OK ||
+            (rc = cs_json_opt_int(&c, e, "fewshot", 0, 0, CS_LIMIT_FEWSHOT, &v)) != CS_OK) {
+            return rc;
+        }
+        cs_jpath_pop(&c.path);
+    }
+    cs_jpath_pop(&c.path);
+    cs_jpath_push_key(&c.path, "perplexity");
+    cJSON_ArrayForEach(e, ppl)
+    {
+        cs_jpath_push_key(&c.path, e->string);
+        if ((rc = cs_json_as_object(&c, e)) != CS_OK ||
+            (rc = cs_json_opt_int(&c, e, "seq_len", 2, 2, CS_LIMIT_SEQ_LEN, &v)) != CS_OK ||
+            (rc = cs_json_opt_int(&c, e, "max_windows", 0, 0, CS_LIMIT_PPL_WINDOWS, &v)) != CS_OK) {
+            return rc;
+        }
+        cs_jpath_pop(&c.path);
+    }
+    return CS_OK;
+}
+
 static cs_rc stage_load(job *j, cs_err *err)
 {
     cs_jctx c = {0};
@@ -968,7 +1016,8 @@ int cs_run_job(const char *job_path)
     }
 
     j.stage = "config";
-    if ((rc = load_config(&j, job_path, &err)) != CS_OK) {
+    if ((rc = load_config(&j, job_path, &err)) != CS_OK ||
+        (rc = cs_job_check_limits(j.cfg, &err)) != CS_OK) {
         goto fail;
     }
     stage_begin(&j, "load");
