@@ -165,10 +165,27 @@ const char *cs_axis_kind_name(cs_axis_kind kind)
 
 /* ---- parser state -------------------------------------------------------------------------- */
 
+/* Names of models, data.sources or data.eval sorted for lookups: a grid may name 100,000 models,
+ * and a scan per value made that quadratic. */
+typedef struct name_ref {
+    const char *name;
+    size_t idx;
+} name_ref;
+
+typedef struct name_index {
+    name_ref *refs; /* owned, sorted by name */
+    size_t len;     /* refs in use */
+    size_t n;       /* entries of the table when built (a table that grew is indexed again) */
+    bool built;
+} name_index;
+
+enum { NAMES_MODELS, NAMES_SOURCES, NAMES_EVALS, NAMES_N };
+
 typedef struct parser {
     cs_jctx c;
     cs_sweep *s;
-    cs_rc oom; /* CS_ENOMEM once an allocation failed */
+    cs_rc oom;                 /* CS_ENOMEM once an allocation failed */
+    name_index names[NAMES_N]; /* lazily built lookups */
 } parser;
 
 static char *dup(parser *p, const char *str)
@@ -252,6 +269,63 @@ static void unknown_name(parser *p, const cJSON *node, const char *what, const c
     } else {
         cs_jctx_error(&p->c, node, NULL, "unknown %s \"%s\" (known: %s)", what, name, list);
     }
+}
+
+/* Index of the entry called name among n entries of stride bytes whose first member is a name. */
+static size_t find_named(const void *base, size_t n, size_t stride, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *nm = *(char *const *)(const void *)((const char *)base + i * stride);
+        if (nm && strcmp(nm, name) == 0) {
+            return i;
+        }
+    }
+    return SIZE_MAX;
+}
+
+static int name_ref_cmp(const void *a, const void *b)
+{
+    return strcmp(((const name_ref *)a)->name, ((const name_ref *)b)->name);
+}
+
+/* Index of the entry called name among the n entries of stride bytes at base (whose first member
+ * is the name) of table which, or SIZE_MAX: O(log n) after one sort per table. */
+static size_t lookup_name(parser *p, int which, const void *base, size_t n, size_t stride,
+                          const char *name)
+{
+    name_index *ix = &p->names[which];
+    if (!ix->built || ix->n != n) {
+        free(ix->refs);
+        ix->refs = cs_calloc_array(n + 1, sizeof(*ix->refs));
+        ix->built = ix->refs != NULL;
+        ix->len = 0;
+        if (!ix->refs) {
+            p->oom = CS_ENOMEM;
+            return find_named(base, n, stride, name);
+        }
+        for (size_t i = 0; i < n; i++) {
+            const char *nm = *(char *const *)(const void *)((const char *)base + i * stride);
+            if (nm) {
+                ix->refs[ix->len++] = (name_ref){nm, i};
+            }
+        }
+        qsort(ix->refs, ix->len, sizeof(*ix->refs), name_ref_cmp);
+        ix->n = n;
+    }
+    for (size_t lo = 0, hi = ix->len; lo < hi;) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(name, ix->refs[mid].name);
+        p->s->n_name_cmp++;
+        if (c == 0) {
+            return ix->refs[mid].idx;
+        }
+        if (c < 0) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    return SIZE_MAX;
 }
 
 /* ---- models, data, policy ------------------------------------------------------------------- */
@@ -745,6 +819,7 @@ static void resolve_param(parser *p, const cJSON *obj, const pdef *pd, cJSON *o)
     case PT_TASKS: {
         cJSON *arr = NULL;
         size_t n_added = 0, *order = NULL;
+        bool *named = NULL;
         if (v) {
             const cJSON *e;
             size_t i = 0;
@@ -755,12 +830,9 @@ static void resolve_param(parser *p, const cJSON *obj, const pdef *pd, cJSON *o)
                     size_t k;
                     cs_jpath_push_index(&p->c.path, i++);
                     if (cs_json_as_string(&p->c, e, &nm) == CS_OK) {
-                        for (k = 0; k < s->n_sources; k++) {
-                            if (s->sources[k].name && strcmp(s->sources[k].name, nm) == 0) {
-                                break;
-                            }
-                        }
-                        if (k == s->n_sources) {
+                        k = lookup_name(p, NAMES_SOURCES, s->sources, s->n_sources,
+                                        sizeof(*s->sources), nm);
+                        if (k == SIZE_MAX) {
                             const char *names[64];
                             size_t nn = 0;
                             for (size_t j = 0; j < s->n_sources && nn < 64; j++) {
@@ -788,23 +860,30 @@ static void resolve_param(parser *p, const cJSON *obj, const pdef *pd, cJSON *o)
          * are sorted), so the keys of stored jobs stay as they are, whatever order the file
          * writes data.sources or the list in. */
         order = sources_by_name(p);
+        named = v && cJSON_IsArray(v) ? cs_calloc_array(s->n_sources + 1, sizeof(*named)) : NULL;
+        if (v && cJSON_IsArray(v)) {
+            const cJSON *e;
+            if (!named) {
+                p->oom = CS_ENOMEM;
+            }
+            cJSON_ArrayForEach(e, v)
+            {
+                size_t k = cJSON_IsString(e) && named
+                                   ? lookup_name(p, NAMES_SOURCES, s->sources, s->n_sources,
+                                                 sizeof(*s->sources), e->valuestring)
+                                   : SIZE_MAX;
+                if (k != SIZE_MAX) {
+                    named[k] = true;
+                }
+            }
+        }
         for (size_t oi = 0; order && oi < s->n_sources; oi++) {
             size_t k = order[oi];
-            bool take = false;
+            bool take;
             if (!s->sources[k].kind || strcmp(s->sources[k].kind, "task") != 0) {
                 continue;
             }
-            if (!v || !cJSON_IsArray(v)) {
-                take = true;
-            } else {
-                const cJSON *e;
-                cJSON_ArrayForEach(e, v)
-                {
-                    if (cJSON_IsString(e) && strcmp(e->valuestring, s->sources[k].name) == 0) {
-                        take = true;
-                    }
-                }
-            }
+            take = !v || !cJSON_IsArray(v) || (named && named[k]);
             if (take && s->sources[k].canon) {
                 cJSON *src = cJSON_Parse(s->sources[k].canon);
                 if (!src || !cJSON_AddItemToArray(arr, src)) {
@@ -815,6 +894,7 @@ static void resolve_param(parser *p, const cJSON *obj, const pdef *pd, cJSON *o)
             }
         }
         free(order);
+        free(named);
         if (n_added == 0 && (!v || cJSON_GetArraySize(v) == 0)) {
             cs_jctx_error(&p->c, v ? v : obj, NULL,
                           "needs task reference sets: add a source of kind \"task\" to "
@@ -940,18 +1020,6 @@ static bool resolve_method(parser *p, const cJSON *v, const mdef *table, size_t 
     return p->c.n_errors == n_before;
 }
 
-/* Index of the entry called name among n entries of stride bytes whose first member is a name. */
-static size_t find_named(const void *base, size_t n, size_t stride, const char *name)
-{
-    for (size_t i = 0; i < n; i++) {
-        const char *nm = *(char *const *)(const void *)((const char *)base + i * stride);
-        if (nm && strcmp(nm, name) == 0) {
-            return i;
-        }
-    }
-    return SIZE_MAX;
-}
-
 /* Resolves a name of models / data.sources / data.eval. */
 static bool resolve_ref(parser *p, const cJSON *v, cs_axis_kind kind, cs_axis_value *val)
 {
@@ -972,7 +1040,11 @@ static bool resolve_ref(parser *p, const cJSON *v, cs_axis_kind kind, cs_axis_va
     } else {
         base = s->evals, n = s->n_evals, stride = sizeof(*s->evals), what = "eval suite";
     }
-    idx = find_named(base, n, stride, name);
+    idx = lookup_name(p,
+                      kind == CS_AXIS_MODEL    ? NAMES_MODELS
+                      : kind == CS_AXIS_SOURCE ? NAMES_SOURCES
+                                               : NAMES_EVALS,
+                      base, n, stride, name);
     if (idx == SIZE_MAX) {
         for (size_t i = 0; i < n && nn < 64; i++) {
             names[nn++] = *(char *const *)(const void *)((const char *)base + i * stride);
@@ -1906,6 +1978,7 @@ cs_rc cs_sweep_parse(const char *text, size_t len, const char *name, cs_sweep **
     parser p;
     cs_rc rc;
 
+    memset(&p, 0, sizeof(p));
     *out = NULL;
     cs_diags_init(&local);
     if (len > CS_LIMIT_SWEEP_BYTES) {
@@ -1926,7 +1999,6 @@ cs_rc cs_sweep_parse(const char *text, size_t len, const char *name, cs_sweep **
         rc = cs_err_set(err, CS_ENOMEM, 0, "sweep: out of memory");
         goto out;
     }
-    memset(&p, 0, sizeof(p));
     p.s = s;
     cs_jctx_init(&p.c, d, NULL);
     parse_doc(&p, doc);
@@ -1969,6 +2041,9 @@ cs_rc cs_sweep_parse(const char *text, size_t len, const char *name, cs_sweep **
     s = NULL;
     rc = CS_OK;
 out:
+    for (int i = 0; i < NAMES_N; i++) {
+        free(p.names[i].refs);
+    }
     cJSON_Delete(doc);
     cs_sweep_destroy(s);
     cs_diags_fini(&local);

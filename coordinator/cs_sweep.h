@@ -131,7 +131,9 @@ typedef struct cs_sweep {
     cs_include *includes;
     size_t n_includes;
     cs_policy policy;
-    char *spec;                            /* owned: canonical JSON of the whole file */
+    size_t n_name_cmp; /* name comparisons made resolving references to models, sources and
+                          eval suites: O(log n) each (tests count them) */
+    char *spec;        /* owned: canonical JSON of the whole file */
     char spec_hash[CS_SHA256_HEX_LEN + 1]; /* hex SHA-256 of spec */
 } cs_sweep;
 
