@@ -179,13 +179,15 @@ typedef struct name_index {
     bool built;
 } name_index;
 
-enum { NAMES_MODELS, NAMES_SOURCES, NAMES_EVALS, NAMES_N };
+enum { NAMES_MODELS, NAMES_SOURCES, NAMES_EVALS, NAMES_AXES, NAMES_N };
 
 typedef struct parser {
     cs_jctx c;
     cs_sweep *s;
     cs_rc oom;                 /* CS_ENOMEM once an allocation failed */
     name_index names[NAMES_N]; /* lazily built lookups */
+    cJSON ***labels;           /* labels[axis][value] parsed once for exclude patterns, or NULL */
+    size_t exclude_tests;      /* axis values the exclude conditions test, so far */
 } parser;
 
 static char *dup(parser *p, const char *str)
@@ -1507,15 +1509,15 @@ static void parse_grid(parser *p, const cJSON *grid)
     }
 }
 
-static size_t find_axis(const cs_sweep *s, const char *name, size_t len)
+static size_t find_axis(parser *p, const char *name, size_t len)
 {
-    for (size_t i = 0; i < s->n_axes; i++) {
-        if (s->axes[i].name && strlen(s->axes[i].name) == len &&
-            memcmp(s->axes[i].name, name, len) == 0) {
-            return i;
-        }
+    char buf[128];
+    if (len >= sizeof(buf)) {
+        return SIZE_MAX; /* axis names have at most 64 bytes */
     }
-    return SIZE_MAX;
+    memcpy(buf, name, len);
+    buf[len] = '\0';
+    return lookup_name(p, NAMES_AXES, p->s->axes, p->s->n_axes, sizeof(*p->s->axes), buf);
 }
 
 /* Reports an unknown axis name with a suggestion among the axes. */
@@ -1572,7 +1574,7 @@ static void parse_zip(parser *p, const cJSON *zip)
             size_t ax;
             cs_jpath_push_index(&p->c.path, i++);
             if (cs_json_as_string(&p->c, e, &nm) == CS_OK) {
-                ax = find_axis(s, nm, strlen(nm));
+                ax = find_axis(p, nm, strlen(nm));
                 if (ax == SIZE_MAX) {
                     unknown_axis(p, e, NULL, nm);
                 } else if (s->axes[ax].implicit) {
@@ -1736,6 +1738,29 @@ static const cJSON *follow(const cJSON *v, const char *path)
     return v;
 }
 
+/* The label of value i of axis ax as a tree, parsed once (owned by p), or NULL (OOM set). */
+static const cJSON *parsed_label(parser *p, size_t ax, size_t i)
+{
+    const cs_sweep *s = p->s;
+    if (!p->labels) {
+        p->labels = cs_calloc_array(s->n_axes, sizeof(*p->labels));
+    }
+    if (p->labels && !p->labels[ax]) {
+        p->labels[ax] = cs_calloc_array(s->axes[ax].n + 1, sizeof(**p->labels));
+    }
+    if (!p->labels || !p->labels[ax]) {
+        p->oom = CS_ENOMEM;
+        return NULL;
+    }
+    if (!p->labels[ax][i]) {
+        p->labels[ax][i] = cJSON_Parse(s->axes[ax].values[i].label);
+        if (!p->labels[ax][i]) {
+            p->oom = CS_ENOMEM;
+        }
+    }
+    return p->labels[ax][i];
+}
+
 static void parse_excludes(parser *p, const cJSON *excl)
 {
     cs_sweep *s = p->s;
@@ -1752,7 +1777,7 @@ static void parse_excludes(parser *p, const cJSON *excl)
     {
         cs_exclude *ex = &s->excludes[s->n_excludes];
         const cJSON *cond;
-        bool ok = true, empty_match = false;
+        bool ok = true, empty_match = false, over = false;
         cs_jpath_push_index(&p->c.path, pi++);
         if (cs_json_as_object(&p->c, pat) != CS_OK) {
             cs_jpath_pop(&p->c.path);
@@ -1775,7 +1800,7 @@ static void parse_excludes(parser *p, const cJSON *excl)
         {
             const char *dot = strchr(cond->string, '.');
             size_t len = dot ? (size_t)(dot - cond->string) : strlen(cond->string);
-            size_t ax = find_axis(s, cond->string, len);
+            size_t ax = find_axis(p, cond->string, len);
             cs_exclude_cond *ec = &ex->conds[ex->n_conds];
             size_t hits = 0;
             if (ax == SIZE_MAX) {
@@ -1791,6 +1816,19 @@ static void parse_excludes(parser *p, const cJSON *excl)
                 continue;
             }
             ec->axis = ax;
+            /* Each condition tests every value of its axis: bound the total, so that validating
+             * (and the walk over the grid) stays fast whatever the file holds. */
+            p->exclude_tests += s->axes[ax].n;
+            if (p->exclude_tests > CS_LIMIT_EXCLUDE_TESTS) {
+                cs_jctx_error(&p->c, cond, cond->string,
+                              "the exclude patterns test more than %lld axis values in all; "
+                              "list values in fewer patterns (the patterns after this one were "
+                              "not checked)",
+                              (long long)CS_LIMIT_EXCLUDE_TESTS);
+                ok = false;
+                over = true;
+                break;
+            }
             ec->match = cs_calloc_array(s->axes[ax].n ? s->axes[ax].n : 1, sizeof(bool));
             if (!ec->match) {
                 p->oom = CS_ENOMEM;
@@ -1799,14 +1837,12 @@ static void parse_excludes(parser *p, const cJSON *excl)
             }
             ex->n_conds++;
             for (size_t i = 0; i < s->axes[ax].n; i++) {
-                cJSON *lv = cJSON_Parse(s->axes[ax].values[i].label);
+                const cJSON *lv = parsed_label(p, ax, i);
                 if (!lv) {
-                    p->oom = CS_ENOMEM;
                     continue;
                 }
                 ec->match[i] = pattern_match(p, cond, follow(lv, dot ? dot + 1 : ""));
                 hits += ec->match[i];
-                cJSON_Delete(lv);
             }
             if (hits == 0) {
                 empty_match = true;
@@ -1816,6 +1852,9 @@ static void parse_excludes(parser *p, const cJSON *excl)
             cs_jctx_warn(&p->c, pat, NULL, "matches no cell of the grid");
         }
         cs_jpath_pop(&p->c.path);
+        if (over) {
+            break;
+        }
     }
     cs_jpath_pop(&p->c.path);
 }
@@ -1857,7 +1896,7 @@ static void parse_includes(parser *p, const cJSON *incl)
         s->n_includes++;
         cJSON_ArrayForEach(kv, cell)
         {
-            size_t ax = find_axis(s, kv->string, strlen(kv->string));
+            size_t ax = find_axis(p, kv->string, strlen(kv->string));
             if (ax == SIZE_MAX) {
                 unknown_axis(p, kv, kv->string, kv->string);
                 continue;
@@ -2044,6 +2083,13 @@ out:
     for (int i = 0; i < NAMES_N; i++) {
         free(p.names[i].refs);
     }
+    for (size_t a = 0; p.labels && a < p.s->n_axes; a++) {
+        for (size_t i = 0; p.labels[a] && i < p.s->axes[a].n; i++) {
+            cJSON_Delete(p.labels[a][i]);
+        }
+        free(p.labels[a]);
+    }
+    free(p.labels);
     cJSON_Delete(doc);
     cs_sweep_destroy(s);
     cs_diags_fini(&local);
