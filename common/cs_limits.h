@@ -43,25 +43,26 @@
 
 /* ---- counts, durations and amounts: the numeric fields of a sweep file -------------------- */
 
-#define CS_LIMIT_INT_EXACT     (INT64_C(1) << 53) /* integers beyond are not exact in a double */
-#define CS_LIMIT_N_SAMPLES     (INT64_C(1) << 20) /* calibration samples of a job */
-#define CS_LIMIT_SEQ_LEN       (INT64_C(1) << 20) /* tokens per sample or perplexity window */
-#define CS_LIMIT_SEED          (CS_LIMIT_INT_EXACT - 1) /* every seed below is exact */
-#define CS_LIMIT_EVAL_ITEMS    (INT64_C(1) << 24)       /* eval "limit": items scored per task */
-#define CS_LIMIT_PPL_WINDOWS   (INT64_C(1) << 24)       /* perplexity max_windows */
-#define CS_LIMIT_FEWSHOT       64                       /* shots before each eval item */
-#define CS_LIMIT_MEM_MB        (INT64_C(1) << 24)       /* requires.mem_mb: 16 TiB */
-#define CS_LIMIT_GPUS          1024               /* requires.gpus (= GPUs a worker can list) */
-#define CS_LIMIT_TIMEOUT_S     (30 * 86400)       /* policy.timeout_s and JOB.timeout_s */
-#define CS_LIMIT_LEASE_S       (7 * 86400)        /* calsweepd --lease-s and JOB.lease_s */
-#define CS_LIMIT_BACKOFF_S     86400              /* policy.backoff_s */
-#define CS_LIMIT_BACKOFF_MAX_S (7 * 86400)        /* policy.backoff_max_s */
-#define CS_LIMIT_ATTEMPTS      100                /* policy.max_attempts */
-#define CS_LIMIT_PRIORITY      1000000            /* policy.priority in -this..this */
-#define CS_LIMIT_MAX_RUNNING   1000000            /* policy.max_running */
-#define CS_LIMIT_AXIS_VALUES   100000             /* values of one axis after ranges expand */
-#define CS_LIMIT_EXCLUDE_TESTS (INT64_C(1) << 24) /* exclude conditions x values of their axes */
-#define CS_LIMIT_EXCLUDE_WORK  (INT64_C(1) << 31) /* grid cells x exclude patterns to check */
+#define CS_LIMIT_INT_EXACT      (INT64_C(1) << 53) /* integers beyond are not exact in a double */
+#define CS_LIMIT_N_SAMPLES      (INT64_C(1) << 20) /* calibration samples of a job */
+#define CS_LIMIT_SEQ_LEN        (INT64_C(1) << 20) /* tokens per sample or perplexity window */
+#define CS_LIMIT_SEED           (CS_LIMIT_INT_EXACT - 1) /* every seed below is exact */
+#define CS_LIMIT_EVAL_ITEMS     (INT64_C(1) << 24)       /* eval "limit": items scored per task */
+#define CS_LIMIT_PPL_WINDOWS    (INT64_C(1) << 24)       /* perplexity max_windows */
+#define CS_LIMIT_FEWSHOT        64                       /* shots before each eval item */
+#define CS_LIMIT_MEM_MB         (INT64_C(1) << 24)       /* requires.mem_mb: 16 TiB */
+#define CS_LIMIT_GPUS           1024               /* requires.gpus (= GPUs a worker can list) */
+#define CS_LIMIT_TIMEOUT_S      (30 * 86400)       /* policy.timeout_s and JOB.timeout_s */
+#define CS_LIMIT_LEASE_S        (7 * 86400)        /* calsweepd --lease-s and JOB.lease_s */
+#define CS_LIMIT_BACKOFF_S      86400              /* policy.backoff_s */
+#define CS_LIMIT_BACKOFF_MAX_S  (7 * 86400)        /* policy.backoff_max_s */
+#define CS_LIMIT_ATTEMPTS       100                /* policy.max_attempts */
+#define CS_LIMIT_PRIORITY       1000000            /* policy.priority in -this..this */
+#define CS_LIMIT_MAX_RUNNING    1000000            /* policy.max_running */
+#define CS_LIMIT_AXIS_VALUES    100000             /* values of one axis after ranges expand */
+#define CS_LIMIT_EXCLUDE_TESTS  (INT64_C(1) << 24) /* exclude conditions x values of their axes */
+#define CS_LIMIT_EXCLUDE_WORK   (INT64_C(1) << 31) /* grid cells x exclude patterns to check */
+#define CS_LIMIT_INCLUDE_VALUES (INT64_C(1) << 24) /* include cells x axes */
 
 /* X(name, path as the validator reports it, min, max): every integer field of a sweep file with
  * a bound of this table. In paths, "S" stands for a name (of a model, eval suite, task or text). */

@@ -1867,6 +1867,15 @@ static void parse_includes(parser *p, const cJSON *incl)
     size_t n = (size_t)cJSON_GetArraySize(incl), ii = 0;
     const cJSON *cell;
 
+    /* Each include cell holds a value of every axis: bound the total, or a file of many axes
+     * and many cells would ask for gigabytes. */
+    if (n > 0 && s->n_axes > (size_t)CS_LIMIT_INCLUDE_VALUES / n) {
+        cs_jctx_error(&p->c, incl, "include",
+                      "%zu include cells x %zu axes is more than %lld cell values; use fewer "
+                      "include cells or axes",
+                      n, s->n_axes, (long long)CS_LIMIT_INCLUDE_VALUES);
+        return;
+    }
     s->includes = cs_calloc_array(n, sizeof(*s->includes));
     if (!s->includes) {
         p->oom = CS_ENOMEM;

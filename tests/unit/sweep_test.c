@@ -397,6 +397,26 @@ static void test_exclude_work_bounded(void **state)
     assert_null(e);
     assert_non_null(strstr(err.msg, "the grid has 100000000 cells and 22 exclude patterns"));
     cs_sweep_destroy(s);
+    s = NULL;
+    /* Include cells hold a value of every axis: 4,100 cells x 4,108 axes (4,100 extra ones and
+     * the 8 mission axes) is over CS_LIMIT_INCLUDE_VALUES, refused before anything is allocated
+     * (about 1 GB). */
+    b.len = 0;
+    assert_int_equal(cs_buf_puts(&b, exclude_head), CS_OK);
+    assert_int_equal(cs_buf_puts(&b, "\"grid\":{\"algorithm\":[\"rtn\"]"), CS_OK);
+    for (int i = 0; i < 4100; i++) {
+        assert_int_equal(cs_buf_printf(&b, ",\"x%d\":[0]", i), CS_OK);
+    }
+    assert_int_equal(cs_buf_puts(&b, "},\"include\":["), CS_OK);
+    for (int i = 0; i < 4100; i++) {
+        assert_int_equal(cs_buf_printf(&b, "%s{\"algorithm\":\"rtn\"}", i ? "," : ""), CS_OK);
+    }
+    assert_int_equal(cs_buf_puts(&b, "]}"), CS_OK);
+    cs_diags_init(&d);
+    assert_int_equal(cs_sweep_parse(b.data, b.len, "in", &s, &d, &err), CS_ESCHEMA);
+    assert_string_equal(err.msg, "include: 4100 include cells x 4108 axes is more than 16777216 "
+                                 "cell values; use fewer include cells or axes");
+    cs_diags_fini(&d);
     cs_buf_fini(&b);
 }
 
