@@ -8,12 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cs_limits.h"
 #include "cs_path.h"
 
 #define MAX_INT_EXACT  9007199254740992.0 /* 2^53 */
 #define DESCRIBE_CHARS 40
 #define SUGGEST_MAX    64
 #define DIAGS_DEFAULT  1000
+
+/* CS_LIMIT_JSON_DEPTH as text, for messages. */
+#define CS_JSON_STR(x)     #x
+#define CS_JSON_XSTR(x)    CS_JSON_STR(x)
+#define CS_JSON_DEPTH_TEXT CS_JSON_XSTR(CS_LIMIT_JSON_DEPTH)
 
 /* ---- parsing ----------------------------------------------------------------------------- */
 
@@ -86,14 +92,16 @@ bool cs_utf8_valid(const char *s, size_t n, size_t *bad_off)
     return true;
 }
 
-/* Pre-scan for what cJSON accepts but we refuse: NUL bytes, invalid UTF-8 inside strings, and the
- * \u0000 escape. Returns the offset of the first problem and its description, or SIZE_MAX. Only
- * what lies inside string literals (as a JSON lexer sees them) is checked for UTF-8; anything
- * malformed outside strings is left to cJSON's syntax error. */
+/* Pre-scan for what cJSON accepts but we refuse: NUL bytes, invalid UTF-8 inside strings, the
+ * \u0000 escape, and nesting deeper than CS_LIMIT_JSON_DEPTH (refused before any tree is built).
+ * Returns the offset of the first problem and its description, or SIZE_MAX. Only what lies inside
+ * string literals (as a JSON lexer sees them) is checked for UTF-8; anything malformed outside
+ * strings is left to cJSON's syntax error. */
 static size_t prescan(const char *text, size_t len, const char **what)
 {
     const unsigned char *s = (const unsigned char *)text;
     bool in_str = false;
+    size_t depth = 0;
     for (size_t i = 0; i < len; i++) {
         if (s[i] == 0) {
             *what = "NUL byte in JSON text";
@@ -101,6 +109,14 @@ static size_t prescan(const char *text, size_t len, const char **what)
         }
         if (!in_str) {
             in_str = s[i] == '"';
+            if (s[i] == '[' || s[i] == '{') {
+                if (++depth > CS_LIMIT_JSON_DEPTH) {
+                    *what = "nested deeper than " CS_JSON_DEPTH_TEXT " levels";
+                    return i;
+                }
+            } else if ((s[i] == ']' || s[i] == '}') && depth > 0) {
+                depth--;
+            }
             continue;
         }
         if (s[i] == '"') {
@@ -143,13 +159,109 @@ static void near_text(const char *text, size_t len, size_t off, char *buf, size_
     buf[j] = '\0';
 }
 
-/* Checks a parsed tree for duplicate keys and non-finite numbers; reports the first. */
+/* ---- duplicate keys: O(n log n) in the members of an object ----------------------------- */
+
+/* Objects up to this many members are checked pairwise (at most 28 comparisons, no allocation). */
+#define DUP_PAIRWISE 8
+
+typedef struct key_ref {
+    const cJSON *item;
+    size_t pos; /* index in the object */
+} key_ref;
+
+/* By key, then by position: equal keys end up adjacent, in document order. */
+static int key_ref_cmp(const key_ref *a, const key_ref *b, size_t *n_cmp)
+{
+    int c = strcmp(a->item->string, b->item->string);
+    (*n_cmp)++;
+    if (c != 0) {
+        return c;
+    }
+    return (a->pos > b->pos) - (a->pos < b->pos);
+}
+
+/* Bottom-up merge sort of a[0..n) using tmp[0..n); worst case n * ceil(log2 n) comparisons,
+ * whatever the keys (no hash an attacker could flood). Returns the array holding the result. */
+static key_ref *merge_sort(key_ref *a, key_ref *tmp, size_t n, size_t *n_cmp)
+{
+    for (size_t width = 1; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n;
+            size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi) {
+                tmp[k++] = key_ref_cmp(&a[j], &a[i], n_cmp) < 0 ? a[j++] : a[i++];
+            }
+            while (i < mid) {
+                tmp[k++] = a[i++];
+            }
+            while (j < hi) {
+                tmp[k++] = a[j++];
+            }
+        }
+        key_ref *t = a;
+        a = tmp;
+        tmp = t;
+    }
+    return a;
+}
+
+cs_rc cs_json_find_duplicate(const cJSON *obj, const cJSON **dup, size_t *n_cmp)
+{
+    size_t n = 0, pos = 0, cmp = 0, best = SIZE_MAX;
+    key_ref *refs = NULL, *sorted;
+    const cJSON *a, *b;
+
+    *dup = NULL;
+    if (!cJSON_IsObject(obj)) {
+        return CS_OK;
+    }
+    for (a = obj->child; a; a = a->next) {
+        n++;
+    }
+    if (n <= DUP_PAIRWISE) {
+        for (a = obj->child; a && !*dup; a = a->next) {
+            for (b = obj->child; b != a; b = b->next) {
+                cmp++;
+                if (strcmp(a->string, b->string) == 0) {
+                    *dup = a;
+                    break;
+                }
+            }
+        }
+        goto out;
+    }
+    refs = cs_alloc_array(2 * n, sizeof(*refs));
+    if (!refs) {
+        return CS_ENOMEM;
+    }
+    for (a = obj->child; a; a = a->next, pos++) {
+        refs[pos] = (key_ref){a, pos};
+    }
+    sorted = merge_sort(refs, refs + n, n, &cmp);
+    /* The first duplicate in document order: the smallest position that follows an equal key. */
+    for (size_t i = 1; i < n; i++) {
+        if (sorted[i].pos < best &&
+            strcmp(sorted[i].item->string, sorted[i - 1].item->string) == 0) {
+            best = sorted[i].pos;
+            *dup = sorted[i].item;
+        }
+    }
+    cmp += n - 1;
+    free(refs);
+out:
+    if (n_cmp) {
+        *n_cmp += cmp;
+    }
+    return CS_OK;
+}
+
 /* Refuses numbers beyond a double and duplicate keys. path NULL: a quick pass that only returns
  * the code; the caller walks again with a path for the message (errors are rare, paths are not
- * free: every key of every message would be formatted). */
+ * free: every key of every message would be formatted). The depth is bounded by prescan. */
 static cs_rc check_tree(const cJSON *v, cs_jpath *path, const char *name, cs_err *err)
 {
-    const cJSON *a, *b;
+    const cJSON *a, *dup = NULL;
     size_t i = 0;
     cs_rc rc;
     if (cJSON_IsNumber(v) && !isfinite(v->valuedouble)) {
@@ -160,19 +272,17 @@ static cs_rc check_tree(const cJSON *v, cs_jpath *path, const char *name, cs_err
     if (!cJSON_IsObject(v) && !cJSON_IsArray(v)) {
         return CS_OK;
     }
+    if (cs_json_find_duplicate(v, &dup, NULL) != CS_OK) {
+        return cs_err_set(err, CS_ENOMEM, 0, "%s: out of memory", name);
+    }
+    if (dup) {
+        return path ? cs_err_set(err, CS_EPARSE, 0, "%s: %s: duplicate key \"%.60s\"", name,
+                                 cs_jpath_display(path), dup->string)
+                    : CS_EPARSE;
+    }
     for (a = v->child; a; a = a->next, i++) {
-        if (cJSON_IsObject(v)) {
-            /* Quadratic, but objects in configs and messages are small. */
-            for (b = v->child; b != a; b = b->next) {
-                if (strcmp(a->string, b->string) == 0) {
-                    return path ? cs_err_set(err, CS_EPARSE, 0, "%s: %s: duplicate key \"%.60s\"",
-                                             name, cs_jpath_display(path), a->string)
-                                : CS_EPARSE;
-                }
-            }
-            if (path) {
-                cs_jpath_push_key(path, a->string);
-            }
+        if (path && cJSON_IsObject(v)) {
+            cs_jpath_push_key(path, a->string);
         } else if (path) {
             cs_jpath_push_index(path, i);
         }
@@ -238,8 +348,8 @@ cs_rc cs_json_parse(const char *text, size_t len, const char *name, cJSON **out,
         }
         goto out;
     }
-    rc = check_tree(tree, NULL, name, NULL);
-    if (rc != CS_OK) {
+    rc = check_tree(tree, NULL, name, err);
+    if (rc == CS_EPARSE) {
         cs_jpath_init(&path);
         rc = check_tree(tree, &path, name, err);
     }

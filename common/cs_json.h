@@ -42,7 +42,11 @@
  * are 1-based; columns count characters (UTF-8 code points), not bytes. After a successful syntax
  * parse the tree is checked too, with the JSON path instead of line:col: a duplicate key in one
  * object ("<name>: grid: duplicate key \"bits\"") and a number that overflows a double ("1e999")
- * are CS_EPARSE as well. Nesting is limited to 1000 levels (cJSON's limit). CS_ENOMEM on OOM. */
+ * are CS_EPARSE as well. Nesting deeper than CS_LIMIT_JSON_DEPTH (64) levels is refused before
+ * any tree is built ("<name>:<line>:<col>: nested deeper than 64 levels"). The work is linear in
+ * the text (the duplicate-key check sorts each object's keys: O(n log n) comparisons for n
+ * members, whatever the keys), so a message with 150,000 keys costs milliseconds, not minutes.
+ * Callers bound the size before calling (cs_msg_decode, cs_json_parse_file). CS_ENOMEM on OOM. */
 cs_rc cs_json_parse(const char *text, size_t len, const char *name, cJSON **out, cs_err *err);
 
 /* Reads path (at most max_bytes; 0 = CS_JSON_MAX_FILE) and parses it like cs_json_parse with the
@@ -222,6 +226,13 @@ cs_rc cs_json_check_keys(cs_jctx *c, const cJSON *obj, const char *const *known,
                          cs_diag_severity sev);
 
 /* ---- small utilities --------------------------------------------------------------------- */
+
+/* Finds the first member of obj (in document order) whose key an earlier member already has:
+ * *dup = that member (borrowed), or NULL when the keys are distinct or obj is not an object.
+ * O(n log n) key comparisons for n members (a merge sort of the keys; small objects pairwise);
+ * when n_cmp is non-NULL the comparisons made are ADDED to *n_cmp, so tests can count the work.
+ * Returns CS_OK, or CS_ENOMEM (*dup NULL). */
+cs_rc cs_json_find_duplicate(const cJSON *obj, const cJSON **dup, size_t *n_cmp);
 
 /* "a string", "a number", "a boolean", "null", "an object", "an array", "an invalid value". */
 const char *cs_json_type_name(const cJSON *v);

@@ -246,7 +246,7 @@ cs_rc cs_net_listen(nng_socket *sock, const char *url, const cs_net_tls *tls, cs
     }
     if ((rv = nng_rep0_open(sock)) != 0)
         return nng_fail(err, rv, "open REP socket for", url);
-    if ((rv = nng_socket_set_size(*sock, NNG_OPT_RECVMAXSZ, CS_PROTO_MAX_BYTES + 4096)) != 0) {
+    if ((rv = nng_socket_set_size(*sock, NNG_OPT_RECVMAXSZ, CS_LIMIT_MSG_RECV_BYTES)) != 0) {
         rc = nng_fail(err, rv, "listen on", url);
         goto fail;
     }
@@ -272,7 +272,7 @@ cs_rc cs_net_dial(nng_socket *sock, const char *url, const cs_net_tls *tls, int 
         return cs_err_set(err, CS_EINVAL, 0, "%s: unknown endpoint scheme", url);
     if ((rv = nng_req0_open(sock)) != 0)
         return nng_fail(err, rv, "open REQ socket for", url);
-    if ((rv = nng_socket_set_size(*sock, NNG_OPT_RECVMAXSZ, CS_PROTO_MAX_BYTES + 4096)) != 0 ||
+    if ((rv = nng_socket_set_size(*sock, NNG_OPT_RECVMAXSZ, CS_LIMIT_MSG_RECV_BYTES)) != 0 ||
         (resend_ms > 0 &&
          (rv = nng_socket_set_ms(*sock, NNG_OPT_REQ_RESENDTIME, (nng_duration)resend_ms)) != 0) ||
         (rv = nng_socket_set_ms(*sock, NNG_OPT_RECONNMINT, 100)) != 0 ||

@@ -119,6 +119,7 @@ typedef enum fkind {
     F_INT,      /* int64_t in [min, max]; optional ones use 0 for absent (min >= 1) */
     F_BOOL,     /* bool */
     F_OBJ,      /* char *: JSON object text */
+    F_DOC,      /* char *: JSON object text kept as written (compact, members in their order) */
     F_ANY,      /* char *: any JSON value as text */
     F_CAPS,     /* cs_caps */
     F_JOBREF,   /* int64_t job_id at off, attempt at off2: {"job_id":..,"attempt":..} */
@@ -164,8 +165,8 @@ static const field F_CLAIM[] = {
 static const field F_JOB[] = {
         ID("job_id", job.job_id),
         ID("attempt", job.attempt),
-        FINT("lease_s", true, job.lease_s, 1, 7 * 86400),
-        FINT("timeout_s", false, job.timeout_s, 1, 30 * 86400),
+        FINT("lease_s", true, job.lease_s, 1, CS_LIMIT_LEASE_S),
+        FINT("timeout_s", false, job.timeout_s, 1, CS_LIMIT_TIMEOUT_S),
         FLD("config", F_OBJ, true, job.config),
 };
 static const field F_NO_WORK[] = {
@@ -206,11 +207,11 @@ static const field F_BYE[] = {
          offsetof(cs_msg, bye.release_attempt), 1, INT64_MAX, NULL, 0},
 };
 static const field F_SUBMIT[] = {
-        FLD("sweep", F_OBJ, true, submit.sweep),
+        FLD("sweep", F_DOC, true, submit.sweep),
         FLD("force", F_BOOL, true, submit.force),
 };
 static const field F_PLAN[] = {
-        FLD("sweep", F_OBJ, true, plan.sweep),
+        FLD("sweep", F_DOC, true, plan.sweep),
 };
 static const field F_STATUS[] = {
         FLD("sweep", F_NAME, false, status.sweep),
@@ -233,7 +234,7 @@ static const field F_RETRY[] = {
 };
 static const field F_EXTEND[] = {
         FLD("sweep_id", F_NAME, true, extend.sweep_id),
-        FLD("sweep", F_OBJ, true, extend.sweep),
+        FLD("sweep", F_DOC, true, extend.sweep),
 };
 static const field F_JOBS[] = {
         FLD("sweep", F_NAME, false, jobs.sweep),
@@ -318,6 +319,7 @@ static void fields_fini(cs_msg *m, const field *f, size_t n)
         case F_NAME:
         case F_TEXT:
         case F_OBJ:
+        case F_DOC:
         case F_ANY:
             free(*AT(m, f[i].off, char *));
             *AT(m, f[i].off, char *) = NULL;
@@ -614,6 +616,36 @@ static cs_rc payload_into(cs_jctx *c, const msg_src *src, const char *key, const
     return canon_into(c, v, dst);
 }
 
+/* A sweep document's text into *dst as it was written: its bytes in the message (compact, as
+ * cs_msg_encode sends it), checked to mean the same as the parsed value v. A message that spells
+ * it otherwise (whitespace, escaped keys) gives the canonical text: the same sweep, its object
+ * members sorted. */
+static cs_rc doc_into(cs_jctx *c, const msg_src *src, const char *key, const cJSON *v, char **dst)
+{
+    size_t off = 0, n = 0;
+    char *canon = NULL, *again = NULL, *text = NULL;
+    cJSON *t = NULL;
+    cs_rc rc = canon_into(c, v, &canon);
+    if (rc != CS_OK || !src || !member_span(src, key, &off, &n) || src->text[off] != '{') {
+        *dst = canon;
+        return rc;
+    }
+    text = cs_strndup(src->text + off, n);
+    if (text && cs_json_parse(text, n, key, &t, NULL) == CS_OK &&
+        cs_canon_string(t, &again, NULL, NULL) == CS_OK && strcmp(again, canon) == 0) {
+        *dst = text;
+        text = NULL;
+    } else {
+        *dst = canon;
+        canon = NULL;
+    }
+    cJSON_Delete(t);
+    free(again);
+    free(canon);
+    free(text);
+    return *dst ? CS_OK : cs_err_set(c->err, CS_ENOMEM, 0, "decode: out of memory");
+}
+
 static cs_rc decode_field(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *m,
                           const msg_src *src)
 {
@@ -643,7 +675,8 @@ static cs_rc decode_field(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *
                        : cs_json_opt_int(c, obj, f->key, 0, f->min, f->max, AT(m, f->off, int64_t));
     case F_BOOL:
         return cs_json_req_bool(c, obj, f->key, AT(m, f->off, bool));
-    case F_OBJ: {
+    case F_OBJ:
+    case F_DOC: {
         const cJSON *o = NULL;
         rc = f->required ? cs_json_req_object(c, obj, f->key, &o)
                          : cs_json_opt_object(c, obj, f->key, &o);
@@ -651,7 +684,8 @@ static cs_rc decode_field(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *
             return rc;
         }
         cs_jpath_push_key(&c->path, f->key);
-        rc = payload_into(c, src, f->key, o, AT(m, f->off, char *));
+        rc = f->kind == F_DOC ? doc_into(c, src, f->key, o, AT(m, f->off, char *))
+                              : payload_into(c, src, f->key, o, AT(m, f->off, char *));
         cs_jpath_pop(&c->path);
         return rc;
     }
@@ -925,6 +959,56 @@ static cs_rc encode_caps(cJSON *parent, const char *key, const cs_caps *caps, co
     return CS_OK;
 }
 
+/* Adds a sweep document under key as written, only without whitespace: its member order is the
+ * order of the sweep's axes and models, which canonical JSON would sort away. */
+static cs_rc add_doc(cJSON *obj, const char *key, const char *text, const char *type, cs_err *err)
+{
+    cJSON *t = NULL, *raw;
+    cs_err e = {0};
+    size_t len = strlen(text), j = 0;
+    bool in_str = false;
+    char *compact;
+    cs_rc rc = cs_json_parse(text, len, key, &t, &e);
+    if (rc == CS_OK && !cJSON_IsObject(t)) {
+        rc = cs_err_set(&e, CS_EINVAL, 0, "expected a JSON object, got %s", cs_json_type_name(t));
+    }
+    cJSON_Delete(t);
+    if (rc == CS_ENOMEM) {
+        return cs_err_set(err, CS_ENOMEM, 0, "encode: out of memory");
+    }
+    if (rc != CS_OK) {
+        return cs_err_set(err, CS_EINVAL, 0, "encode %s.%s: %s", type, key, e.msg);
+    }
+    compact = malloc(len + 1);
+    if (!compact) {
+        return cs_err_set(err, CS_ENOMEM, 0, "encode: out of memory");
+    }
+    for (size_t i = 0; i < len; i++) {
+        char ch = text[i];
+        if (in_str) {
+            if (ch == '\\' && i + 1 < len) {
+                compact[j++] = ch;
+                ch = text[++i];
+            } else if (ch == '"') {
+                in_str = false;
+            }
+        } else if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
+            continue;
+        } else if (ch == '"') {
+            in_str = true;
+        }
+        compact[j++] = ch;
+    }
+    compact[j] = '\0';
+    raw = cJSON_CreateRaw(compact);
+    free(compact);
+    if (!raw || !cJSON_AddItemToObject(obj, key, raw)) {
+        cJSON_Delete(raw);
+        return cs_err_set(err, CS_ENOMEM, 0, "encode: out of memory");
+    }
+    return CS_OK;
+}
+
 /* Adds a JSON payload text under key: as it is when it is canonical already (what the decoder
  * hands out, and the store's configs; one scan, no tree), else parsed (and canonicalised with
  * the message). */
@@ -971,10 +1055,14 @@ static cs_rc encode_field(cJSON *obj, const field *f, const cs_msg *m, const cha
     case F_NAME:
     case F_TEXT:
     case F_OBJ:
+    case F_DOC:
     case F_ANY: {
         const char *s = *CAT(m, f->off, str_ptr);
         if (!s) {
             return f->required ? enc_fail(err, type, f->key, "required but NULL") : CS_OK;
+        }
+        if (f->kind == F_DOC) {
+            return add_doc(obj, f->key, s, type, err);
         }
         if (f->kind == F_OBJ || f->kind == F_ANY) {
             return add_json(obj, f->key, s, f->kind == F_OBJ, type, err);
@@ -1081,7 +1169,8 @@ cs_rc cs_msg_encode(const cs_msg *m, char **out, size_t *len, cs_err *err)
     if (rc != CS_OK) {
         goto out;
     }
-    /* Trusted: the only raw items are payloads add_json found canonical. */
+    /* Trusted: the only raw items are payloads add_json found canonical, and the sweep documents
+     * add_doc checked and compacted (then the message is canonical but for their member order). */
     rc = cs_canon_append_trusted(root, &buf, &e);
     if (rc != CS_OK) {
         rc = cs_err_set(err, rc == CS_ENOMEM ? CS_ENOMEM : CS_EINVAL, 0, "encode %s: %s", type,

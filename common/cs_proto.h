@@ -7,7 +7,8 @@
  * Nothing outside this file sees a cJSON tree of a message (STYLE.md R7).
  *
  * Wire format: one JSON object per nng message, in canonical form (cs_canon.h: sorted keys, no
- * whitespace), so an encoded message is a pure function of the struct:
+ * whitespace), so an encoded message is a pure function of the struct (one exception: a sweep
+ * document keeps its members in the order written, see below):
  *
  *   {"v":2,"type":"CLAIM","token":"...","req_id":7, <the fields of the type>}
  *
@@ -44,7 +45,12 @@
  * Field types: a "sweep reference" (STATUS.sweep, EXTEND.sweep_id, ...) is a string, the sweep's
  * name or its decimal id. Where the field is a sweep DOCUMENT (SUBMIT, PLAN, EXTEND.sweep) it is a
  * JSON object. JSON documents of their own (JOB.config, RESULT.metrics and provenance, the sweep
- * documents, CANCEL.filter, OK.data) are carried in the structs as owned canonical JSON text.
+ * documents, CANCEL.filter, OK.data) are carried in the structs as owned canonical JSON text,
+ * except the sweep documents: they travel as written, only without whitespace, because the order
+ * of a sweep's grid axes, models and eval suites is the order of its jobs (calsweep plan's order,
+ * which calsweepd follows when it hands jobs out); sorted keys would lose it. The decoder gives
+ * their text as it came (checked to mean the same as the parsed value), or canonical text when
+ * the sender spelled it otherwise.
  * job_id, attempt and the other integers are int64 limited to +-2^53 (exact in a double).
  *
  * Limits: a whole message is at most CS_PROTO_MAX_BYTES; log_tail, FAIL.reason and ERROR.message
@@ -62,12 +68,15 @@
 #include <stdint.h>
 
 #include "cs_err.h"
+#include "cs_limits.h"
 
-#define CS_PROTO_VERSION   2
-#define CS_PROTO_MAX_BYTES ((size_t)8 << 20)  /* whole message; set NNG_OPT_RECVMAXSZ above it */
-#define CS_PROTO_MAX_TEXT  ((size_t)16 << 10) /* log_tail, FAIL.reason, ERROR.message */
-#define CS_PROTO_MAX_NAME  256                /* worker, host, stage, token, sweep refs, ... */
-#define CS_PROTO_MAX_LIST  1024               /* items of capabilities lists */
+/* The sizes are those of the one table of limits (cs_limits.h). */
+#define CS_PROTO_VERSION 2
+#define CS_PROTO_MAX_BYTES \
+    CS_LIMIT_MSG_BYTES /* whole message; sockets take CS_LIMIT_MSG_RECV_BYTES */
+#define CS_PROTO_MAX_TEXT CS_LIMIT_TEXT_BYTES /* log_tail, FAIL.reason, ERROR.message */
+#define CS_PROTO_MAX_NAME CS_LIMIT_NAME_BYTES /* worker, host, stage, token, sweep refs, ... */
+#define CS_PROTO_MAX_LIST CS_LIMIT_LIST_ITEMS /* items of capabilities lists */
 
 /* X(enum, wire name, endpoint): the one list of message types. Endpoint: 'W' work request,
  * 'C' control request, 'R' reply (on either endpoint). */
@@ -152,7 +161,7 @@ typedef struct cs_caps {
 
 /* The message bodies. Strings are char *, NULL = absent (optional fields only). Optional
  * integers use 0 for absent (their wire values are >= 1). JSON documents (config, metrics, ...)
- * are JSON text; after decoding it is canonical. */
+ * are JSON text; after decoding it is canonical (sweep documents: compact, in written order). */
 typedef struct cs_msg_hello {
     char *worker, *host;
     cs_caps caps; /* wire key "capabilities" */

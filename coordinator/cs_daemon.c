@@ -339,6 +339,29 @@ cleanup:
     return out;
 }
 
+/* A claimed job whose JOB message cannot be encoded (e.g. a limit of an older database beyond
+ * the protocol's) can never run: it fails at once, for good, with the reason, logged once. So it
+ * neither blocks its sweep nor comes back at every claim with a renewed lease. */
+static void fail_unsendable(cs_daemon *d, const cs_store_claim *job, const cs_err *why, int64_t now)
+{
+    cs_err err = {0};
+    char reason[CS_PROTO_MAX_TEXT];
+    cs_store_exit ex = {.permanent = true};
+    cs_job_state next = CS_JOB_FAILED;
+    snprintf(reason, sizeof reason, "internal: calsweepd cannot send this job to a worker: %s",
+             why->msg);
+    cs_log(CS_LOG_ERROR, "job %lld: %s", (long long)job->job_id, reason);
+    if (cs_store_fail(d->store, job->job_id, job->attempt, reason, &ex, now, &next, &err) !=
+                CS_OK &&
+        ratelog_ok(&d->rl_db, "database-error"))
+        cs_log(CS_LOG_ERROR, "job %lld: %s", (long long)job->job_id, err.msg);
+    d->reap_soon = true;
+}
+
+/* Jobs failed as unsendable within one claim before it answers NO_WORK (the rest wait for the next
+ * claim): bounds the work of one request. */
+#define CLAIM_MAX_UNSENDABLE 16
+
 /* Claims a job for cl (c's CLAIM, or the claim riding on its RESULT or FAIL). CS_OK with c's JOB
  * reply set, CS_ENOENT when nothing fits, another code with c's ERROR reply set. */
 static cs_rc try_claim(cs_daemon *d, dctx *c, const cs_msg_claim *cl, int64_t now)
@@ -347,6 +370,7 @@ static cs_rc try_claim(cs_daemon *d, dctx *c, const cs_msg_claim *cl, int64_t no
     char *models = NULL;
     cs_store_claim job = {0};
     cs_rc rc;
+    int unsendable = 0;
     cJSON *a = cJSON_CreateArray();
     if (a == NULL)
         return CS_ENOMEM;
@@ -367,28 +391,47 @@ static cs_rc try_claim(cs_daemon *d, dctx *c, const cs_msg_claim *cl, int64_t no
             .mem_mb = cl->caps.mem_mb > 0 ? cl->caps.mem_mb : -1,
             .gpus = (int64_t)cl->caps.n_gpus,
     };
-    rc = cs_store_claim_job(d->store, &caps, d->o.lease_s * 1000, now, &job, &err);
-    free(models);
-    if (rc == CS_ENOENT)
-        return rc;
-    if (rc != CS_OK) {
-        if (ratelog_ok(&d->rl_db, "database-error"))
-            cs_log(CS_LOG_ERROR, "claim for %s: %s", cl->worker, err.msg);
-        set_error(c, rc, err.msg);
-        return rc;
+    for (;;) {
+        rc = cs_store_claim_job(d->store, &caps, d->o.lease_s * 1000, now, &job, &err);
+        if (rc != CS_OK)
+            break;
+        cs_msg rep;
+        char *text = NULL;
+        size_t len = 0;
+        cs_msg_init(&rep, CS_MSG_JOB);
+        rep.job.job_id = job.job_id;
+        rep.job.attempt = job.attempt;
+        rep.job.lease_s = d->o.lease_s;
+        rep.job.timeout_s = job.timeout_ms > 0 ? (job.timeout_ms + 999) / 1000 : 0;
+        rep.job.config = job.config;
+        rc = cs_msg_encode(&rep, &text, &len, &err);
+        if (rc == CS_OK) {
+            free(c->out);
+            c->out = text;
+            c->out_len = len;
+            cs_log(CS_LOG_DEBUG, "job %lld attempt %d -> %s%s", (long long)job.job_id, job.attempt,
+                   cl->worker, job.again ? " (again)" : "");
+            cs_store_claim_fini(&job);
+            break;
+        }
+        if (rc == CS_ENOMEM) {
+            cs_store_claim_fini(&job);
+            break;
+        }
+        fail_unsendable(d, &job, &err, now);
+        cs_store_claim_fini(&job);
+        if (++unsendable >= CLAIM_MAX_UNSENDABLE) {
+            rc = CS_ENOENT;
+            break;
+        }
     }
-    cs_msg rep;
-    cs_msg_init(&rep, CS_MSG_JOB);
-    rep.job.job_id = job.job_id;
-    rep.job.attempt = job.attempt;
-    rep.job.lease_s = d->o.lease_s;
-    rep.job.timeout_s = job.timeout_ms > 0 ? (job.timeout_ms + 999) / 1000 : 0;
-    rep.job.config = job.config;
-    set_reply(c, &rep);
-    cs_log(CS_LOG_DEBUG, "job %lld attempt %d -> %s%s", (long long)job.job_id, job.attempt,
-           cl->worker, job.again ? " (again)" : "");
-    cs_store_claim_fini(&job);
-    return CS_OK;
+    free(models);
+    if (rc == CS_OK || rc == CS_ENOENT)
+        return rc;
+    if (ratelog_ok(&d->rl_db, "database-error"))
+        cs_log(CS_LOG_ERROR, "claim for %s: %s", cl->worker, err.msg);
+    set_error(c, rc, err.msg);
+    return rc;
 }
 
 static void hold_reschedule(cs_daemon *d);

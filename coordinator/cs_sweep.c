@@ -16,10 +16,10 @@
 
 #include "cs_alloc.h"
 #include "cs_canon.h"
+#include "cs_limits.h"
 #include "cs_path.h"
 
-#define MAX_AXIS_VALUES 100000 /* values of one axis after expanding ranges */
-#define MAX_SWEEP_FILE  ((size_t)4 << 20)
+#define MAX_AXIS_VALUES CS_LIMIT_AXIS_VALUES
 
 /* ---- method tables (shared/specs/ptq-algorithms.md, selectors-and-metrics.md) -----------------
  */
@@ -165,10 +165,29 @@ const char *cs_axis_kind_name(cs_axis_kind kind)
 
 /* ---- parser state -------------------------------------------------------------------------- */
 
+/* Names of models, data.sources or data.eval sorted for lookups: a grid may name 100,000 models,
+ * and a scan per value made that quadratic. */
+typedef struct name_ref {
+    const char *name;
+    size_t idx;
+} name_ref;
+
+typedef struct name_index {
+    name_ref *refs; /* owned, sorted by name */
+    size_t len;     /* refs in use */
+    size_t n;       /* entries of the table when built (a table that grew is indexed again) */
+    bool built;
+} name_index;
+
+enum { NAMES_MODELS, NAMES_SOURCES, NAMES_EVALS, NAMES_AXES, NAMES_N };
+
 typedef struct parser {
     cs_jctx c;
     cs_sweep *s;
-    cs_rc oom; /* CS_ENOMEM once an allocation failed */
+    cs_rc oom;                 /* CS_ENOMEM once an allocation failed */
+    name_index names[NAMES_N]; /* lazily built lookups */
+    cJSON ***labels;           /* labels[axis][value] parsed once for exclude patterns, or NULL */
+    size_t exclude_tests;      /* axis values the exclude conditions test, so far */
 } parser;
 
 static char *dup(parser *p, const char *str)
@@ -252,6 +271,63 @@ static void unknown_name(parser *p, const cJSON *node, const char *what, const c
     } else {
         cs_jctx_error(&p->c, node, NULL, "unknown %s \"%s\" (known: %s)", what, name, list);
     }
+}
+
+/* Index of the entry called name among n entries of stride bytes whose first member is a name. */
+static size_t find_named(const void *base, size_t n, size_t stride, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *nm = *(char *const *)(const void *)((const char *)base + i * stride);
+        if (nm && strcmp(nm, name) == 0) {
+            return i;
+        }
+    }
+    return SIZE_MAX;
+}
+
+static int name_ref_cmp(const void *a, const void *b)
+{
+    return strcmp(((const name_ref *)a)->name, ((const name_ref *)b)->name);
+}
+
+/* Index of the entry called name among the n entries of stride bytes at base (whose first member
+ * is the name) of table which, or SIZE_MAX: O(log n) after one sort per table. */
+static size_t lookup_name(parser *p, int which, const void *base, size_t n, size_t stride,
+                          const char *name)
+{
+    name_index *ix = &p->names[which];
+    if (!ix->built || ix->n != n) {
+        free(ix->refs);
+        ix->refs = cs_calloc_array(n + 1, sizeof(*ix->refs));
+        ix->built = ix->refs != NULL;
+        ix->len = 0;
+        if (!ix->refs) {
+            p->oom = CS_ENOMEM;
+            return find_named(base, n, stride, name);
+        }
+        for (size_t i = 0; i < n; i++) {
+            const char *nm = *(char *const *)(const void *)((const char *)base + i * stride);
+            if (nm) {
+                ix->refs[ix->len++] = (name_ref){nm, i};
+            }
+        }
+        qsort(ix->refs, ix->len, sizeof(*ix->refs), name_ref_cmp);
+        ix->n = n;
+    }
+    for (size_t lo = 0, hi = ix->len; lo < hi;) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(name, ix->refs[mid].name);
+        p->s->n_name_cmp++;
+        if (c == 0) {
+            return ix->refs[mid].idx;
+        }
+        if (c < 0) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    return SIZE_MAX;
 }
 
 /* ---- models, data, policy ------------------------------------------------------------------- */
@@ -356,8 +432,8 @@ static void parse_models(parser *p, const cJSON *models)
         if (cs_json_opt_object(&p->c, m, "requires", &req) == CS_OK && req) {
             cs_jpath_push_key(&p->c.path, "requires");
             cs_json_check_keys(&p->c, req, req_keys, 2, CS_DIAG_ERROR);
-            cs_json_opt_int(&p->c, req, "mem_mb", 0, 0, INT64_MAX, &md->mem_mb);
-            cs_json_opt_int(&p->c, req, "gpus", 0, 0, 1024, &md->gpus);
+            cs_json_opt_int(&p->c, req, "mem_mb", 0, 0, CS_LIMIT_MEM_MB, &md->mem_mb);
+            cs_json_opt_int(&p->c, req, "gpus", 0, 0, CS_LIMIT_GPUS, &md->gpus);
             cs_jpath_pop(&p->c.path);
         }
         /* The model as it enters a job: what determines results, not scheduling hints. */
@@ -452,8 +528,8 @@ static void parse_eval_suite(parser *p, const cJSON *m, cs_sweep_eval *ev)
     cJSON *o = NULL, *ot = NULL, *op = NULL;
 
     cs_json_check_keys(&p->c, m, keys, 4, CS_DIAG_ERROR);
-    cs_json_opt_int(&p->c, m, "limit", 0, 0, INT64_MAX, &limit);
-    cs_json_opt_int(&p->c, m, "fewshot", 0, 0, 64, &fewshot);
+    cs_json_opt_int(&p->c, m, "limit", 0, 0, CS_LIMIT_EVAL_ITEMS, &limit);
+    cs_json_opt_int(&p->c, m, "fewshot", 0, 0, CS_LIMIT_FEWSHOT, &fewshot);
     cs_json_opt_object(&p->c, m, "tasks", &tasks);
     cs_json_opt_object(&p->c, m, "perplexity", &ppl);
     if (cJSON_GetArraySize(tasks) == 0 && cJSON_GetArraySize(ppl) == 0) {
@@ -478,8 +554,8 @@ static void parse_eval_suite(parser *p, const cJSON *m, cs_sweep_eval *ev)
             if (cs_json_as_object(&p->c, t) == CS_OK) {
                 cs_json_check_keys(&p->c, t, task_keys, 4, CS_DIAG_ERROR);
                 cs_json_req_string(&p->c, t, "path", &path);
-                cs_json_opt_int(&p->c, t, "limit", limit, 0, INT64_MAX, &tl);
-                cs_json_opt_int(&p->c, t, "fewshot", fewshot, 0, 64, &tf);
+                cs_json_opt_int(&p->c, t, "limit", limit, 0, CS_LIMIT_EVAL_ITEMS, &tl);
+                cs_json_opt_int(&p->c, t, "fewshot", fewshot, 0, CS_LIMIT_FEWSHOT, &tf);
                 cs_json_opt_string(&p->c, t, "fewshot_path", NULL, &fpath);
                 if (tf > 0 && !fpath) {
                     cs_jctx_error(&p->c, t, NULL,
@@ -511,8 +587,8 @@ static void parse_eval_suite(parser *p, const cJSON *m, cs_sweep_eval *ev)
             if (cs_json_as_object(&p->c, t) == CS_OK) {
                 cs_json_check_keys(&p->c, t, ppl_keys, 3, CS_DIAG_ERROR);
                 cs_json_req_string(&p->c, t, "path", &path);
-                cs_json_opt_int(&p->c, t, "seq_len", 2048, 2, 1 << 20, &sl);
-                cs_json_opt_int(&p->c, t, "max_windows", 0, 0, INT64_MAX, &mw);
+                cs_json_opt_int(&p->c, t, "seq_len", 2048, 2, CS_LIMIT_SEQ_LEN, &sl);
+                cs_json_opt_int(&p->c, t, "max_windows", 0, 0, CS_LIMIT_PPL_WINDOWS, &mw);
             }
             if (x) {
                 add_or_oom(p, x, "path", cJSON_CreateString(path ? path : ""));
@@ -593,19 +669,20 @@ static void parse_policy(parser *p, const cJSON *pol)
     }
     cs_jpath_push_key(&p->c.path, "policy");
     cs_json_check_keys(&p->c, pol, keys, 7, CS_DIAG_ERROR);
-    cs_json_opt_int(&p->c, pol, "max_attempts", 3, 1, 100, &v);
+    cs_json_opt_int(&p->c, pol, "max_attempts", 3, 1, CS_LIMIT_ATTEMPTS, &v);
     po->max_attempts = (int)v;
-    cs_json_opt_number(&p->c, pol, "backoff_s", 30, 0, 86400, &po->backoff_base_s);
-    cs_json_opt_number(&p->c, pol, "backoff_max_s", 3600, 0, 7 * 86400, &po->backoff_max_s);
+    cs_json_opt_number(&p->c, pol, "backoff_s", 30, 0, CS_LIMIT_BACKOFF_S, &po->backoff_base_s);
+    cs_json_opt_number(&p->c, pol, "backoff_max_s", 3600, 0, CS_LIMIT_BACKOFF_MAX_S,
+                       &po->backoff_max_s);
     if (po->backoff_max_s < po->backoff_base_s) {
         cs_jctx_error(&p->c, cJSON_GetObjectItemCaseSensitive(pol, "backoff_max_s"),
                       "backoff_max_s", "must be at least backoff_s (%g), got %g",
                       po->backoff_base_s, po->backoff_max_s);
     }
-    cs_json_opt_int(&p->c, pol, "timeout_s", 0, 0, INT64_MAX, &po->timeout_s);
-    cs_json_opt_int(&p->c, pol, "priority", 0, -1000000, 1000000, &v);
+    cs_json_opt_int(&p->c, pol, "timeout_s", 0, 0, CS_LIMIT_TIMEOUT_S, &po->timeout_s);
+    cs_json_opt_int(&p->c, pol, "priority", 0, -CS_LIMIT_PRIORITY, CS_LIMIT_PRIORITY, &v);
     po->priority = (int)v;
-    cs_json_opt_int(&p->c, pol, "max_running", 0, 0, 1000000, &v);
+    cs_json_opt_int(&p->c, pol, "max_running", 0, 0, CS_LIMIT_MAX_RUNNING, &v);
     po->max_running = (int)v;
     if (cs_json_opt_string(&p->c, pol, "on_failure", "continue", &onf) == CS_OK) {
         if (strcmp(onf, "stop") == 0) {
@@ -619,6 +696,38 @@ static void parse_policy(parser *p, const cJSON *pol)
 }
 
 /* ---- axis values ---------------------------------------------------------------------------- */
+
+static int source_ref_cmp(const void *a, const void *b)
+{
+    const cs_sweep_source *x = *(const cs_sweep_source *const *)a;
+    const cs_sweep_source *y = *(const cs_sweep_source *const *)b;
+    int c = strcmp(x->name ? x->name : "", y->name ? y->name : "");
+    return c != 0 ? c : (x > y) - (x < y);
+}
+
+/* Indices of s->sources sorted by name (bytes, as canonical JSON sorts keys): owned, or NULL on
+ * OOM (then p->oom is set). */
+static size_t *sources_by_name(parser *p)
+{
+    const cs_sweep *s = p->s;
+    const cs_sweep_source **refs = cs_calloc_array(s->n_sources + 1, sizeof(*refs));
+    size_t *idx = cs_calloc_array(s->n_sources + 1, sizeof(*idx));
+    if (!refs || !idx) {
+        free(refs);
+        free(idx);
+        p->oom = CS_ENOMEM;
+        return NULL;
+    }
+    for (size_t i = 0; i < s->n_sources; i++) {
+        refs[i] = &s->sources[i];
+    }
+    qsort(refs, s->n_sources, sizeof(*refs), source_ref_cmp);
+    for (size_t i = 0; i < s->n_sources; i++) {
+        idx[i] = (size_t)(refs[i] - s->sources);
+    }
+    free(refs);
+    return idx;
+}
 
 /* Resolves one parameter of a method into o; reports problems at the current path. */
 static void resolve_param(parser *p, const cJSON *obj, const pdef *pd, cJSON *o)
@@ -695,7 +804,8 @@ static void resolve_param(parser *p, const cJSON *obj, const pdef *pd, cJSON *o)
     }
     case PT_TASKS: {
         cJSON *arr = NULL;
-        size_t n_added = 0;
+        size_t n_added = 0, *order = NULL;
+        bool *named = NULL;
         if (v) {
             const cJSON *e;
             size_t i = 0;
@@ -706,12 +816,9 @@ static void resolve_param(parser *p, const cJSON *obj, const pdef *pd, cJSON *o)
                     size_t k;
                     cs_jpath_push_index(&p->c.path, i++);
                     if (cs_json_as_string(&p->c, e, &nm) == CS_OK) {
-                        for (k = 0; k < s->n_sources; k++) {
-                            if (s->sources[k].name && strcmp(s->sources[k].name, nm) == 0) {
-                                break;
-                            }
-                        }
-                        if (k == s->n_sources) {
+                        k = lookup_name(p, NAMES_SOURCES, s->sources, s->n_sources,
+                                        sizeof(*s->sources), nm);
+                        if (k == SIZE_MAX) {
                             const char *names[64];
                             size_t nn = 0;
                             for (size_t j = 0; j < s->n_sources && nn < 64; j++) {
@@ -734,23 +841,35 @@ static void resolve_param(parser *p, const cJSON *obj, const pdef *pd, cJSON *o)
             p->oom = CS_ENOMEM;
             break;
         }
-        /* The sources named (or every task source) as resolved objects, in source order. */
-        for (size_t k = 0; k < s->n_sources; k++) {
-            bool take = false;
+        /* The sources named (or every task source) as resolved objects, in the order of their
+         * names: the order calsweepd always used (it resolves the canonical text, whose members
+         * are sorted), so the keys of stored jobs stay as they are, whatever order the file
+         * writes data.sources or the list in. */
+        order = sources_by_name(p);
+        named = v && cJSON_IsArray(v) ? cs_calloc_array(s->n_sources + 1, sizeof(*named)) : NULL;
+        if (v && cJSON_IsArray(v)) {
+            const cJSON *e;
+            if (!named) {
+                p->oom = CS_ENOMEM;
+            }
+            cJSON_ArrayForEach(e, v)
+            {
+                size_t k = cJSON_IsString(e) && named
+                                   ? lookup_name(p, NAMES_SOURCES, s->sources, s->n_sources,
+                                                 sizeof(*s->sources), e->valuestring)
+                                   : SIZE_MAX;
+                if (k != SIZE_MAX) {
+                    named[k] = true;
+                }
+            }
+        }
+        for (size_t oi = 0; order && oi < s->n_sources; oi++) {
+            size_t k = order[oi];
+            bool take;
             if (!s->sources[k].kind || strcmp(s->sources[k].kind, "task") != 0) {
                 continue;
             }
-            if (!v || !cJSON_IsArray(v)) {
-                take = true;
-            } else {
-                const cJSON *e;
-                cJSON_ArrayForEach(e, v)
-                {
-                    if (cJSON_IsString(e) && strcmp(e->valuestring, s->sources[k].name) == 0) {
-                        take = true;
-                    }
-                }
-            }
+            take = !v || !cJSON_IsArray(v) || (named && named[k]);
             if (take && s->sources[k].canon) {
                 cJSON *src = cJSON_Parse(s->sources[k].canon);
                 if (!src || !cJSON_AddItemToArray(arr, src)) {
@@ -760,6 +879,8 @@ static void resolve_param(parser *p, const cJSON *obj, const pdef *pd, cJSON *o)
                 n_added++;
             }
         }
+        free(order);
+        free(named);
         if (n_added == 0 && (!v || cJSON_GetArraySize(v) == 0)) {
             cs_jctx_error(&p->c, v ? v : obj, NULL,
                           "needs task reference sets: add a source of kind \"task\" to "
@@ -885,18 +1006,6 @@ static bool resolve_method(parser *p, const cJSON *v, const mdef *table, size_t 
     return p->c.n_errors == n_before;
 }
 
-/* Index of the entry called name among n entries of stride bytes whose first member is a name. */
-static size_t find_named(const void *base, size_t n, size_t stride, const char *name)
-{
-    for (size_t i = 0; i < n; i++) {
-        const char *nm = *(char *const *)(const void *)((const char *)base + i * stride);
-        if (nm && strcmp(nm, name) == 0) {
-            return i;
-        }
-    }
-    return SIZE_MAX;
-}
-
 /* Resolves a name of models / data.sources / data.eval. */
 static bool resolve_ref(parser *p, const cJSON *v, cs_axis_kind kind, cs_axis_value *val)
 {
@@ -917,7 +1026,11 @@ static bool resolve_ref(parser *p, const cJSON *v, cs_axis_kind kind, cs_axis_va
     } else {
         base = s->evals, n = s->n_evals, stride = sizeof(*s->evals), what = "eval suite";
     }
-    idx = find_named(base, n, stride, name);
+    idx = lookup_name(p,
+                      kind == CS_AXIS_MODEL    ? NAMES_MODELS
+                      : kind == CS_AXIS_SOURCE ? NAMES_SOURCES
+                                               : NAMES_EVALS,
+                      base, n, stride, name);
     if (idx == SIZE_MAX) {
         for (size_t i = 0; i < n && nn < 64; i++) {
             names[nn++] = *(char *const *)(const void *)((const char *)base + i * stride);
@@ -943,12 +1056,11 @@ static bool resolve_int(parser *p, const cJSON *v, cs_axis_kind kind, cs_axis_va
 {
     int64_t x = 0;
     char buf[32];
-    int64_t min = kind == CS_AXIS_SEED ? 0 : 1;
-    if (cs_json_as_int(&p->c, v, min, INT64_MAX, &x) != CS_OK) {
-        return false;
-    }
-    if (kind == CS_AXIS_SEQ_LEN && x > (1 << 20)) {
-        cs_jctx_error(&p->c, v, NULL, "expected at most 1048576 tokens, got %lld", (long long)x);
+    int64_t min = kind == CS_AXIS_SEED ? 0 : kind == CS_AXIS_SEQ_LEN ? 2 : 1;
+    int64_t max = kind == CS_AXIS_SEED        ? CS_LIMIT_SEED
+                  : kind == CS_AXIS_N_SAMPLES ? CS_LIMIT_N_SAMPLES
+                                              : CS_LIMIT_SEQ_LEN;
+    if (cs_json_as_int(&p->c, v, min, max, &x) != CS_OK) {
         return false;
     }
     snprintf(buf, sizeof(buf), "%lld", (long long)x);
@@ -1381,15 +1493,15 @@ static void parse_grid(parser *p, const cJSON *grid)
     }
 }
 
-static size_t find_axis(const cs_sweep *s, const char *name, size_t len)
+static size_t find_axis(parser *p, const char *name, size_t len)
 {
-    for (size_t i = 0; i < s->n_axes; i++) {
-        if (s->axes[i].name && strlen(s->axes[i].name) == len &&
-            memcmp(s->axes[i].name, name, len) == 0) {
-            return i;
-        }
+    char buf[128];
+    if (len >= sizeof(buf)) {
+        return SIZE_MAX; /* axis names have at most 64 bytes */
     }
-    return SIZE_MAX;
+    memcpy(buf, name, len);
+    buf[len] = '\0';
+    return lookup_name(p, NAMES_AXES, p->s->axes, p->s->n_axes, sizeof(*p->s->axes), buf);
 }
 
 /* Reports an unknown axis name with a suggestion among the axes. */
@@ -1446,7 +1558,7 @@ static void parse_zip(parser *p, const cJSON *zip)
             size_t ax;
             cs_jpath_push_index(&p->c.path, i++);
             if (cs_json_as_string(&p->c, e, &nm) == CS_OK) {
-                ax = find_axis(s, nm, strlen(nm));
+                ax = find_axis(p, nm, strlen(nm));
                 if (ax == SIZE_MAX) {
                     unknown_axis(p, e, NULL, nm);
                 } else if (s->axes[ax].implicit) {
@@ -1610,6 +1722,29 @@ static const cJSON *follow(const cJSON *v, const char *path)
     return v;
 }
 
+/* The label of value i of axis ax as a tree, parsed once (owned by p), or NULL (OOM set). */
+static const cJSON *parsed_label(parser *p, size_t ax, size_t i)
+{
+    const cs_sweep *s = p->s;
+    if (!p->labels) {
+        p->labels = cs_calloc_array(s->n_axes, sizeof(*p->labels));
+    }
+    if (p->labels && !p->labels[ax]) {
+        p->labels[ax] = cs_calloc_array(s->axes[ax].n + 1, sizeof(**p->labels));
+    }
+    if (!p->labels || !p->labels[ax]) {
+        p->oom = CS_ENOMEM;
+        return NULL;
+    }
+    if (!p->labels[ax][i]) {
+        p->labels[ax][i] = cJSON_Parse(s->axes[ax].values[i].label);
+        if (!p->labels[ax][i]) {
+            p->oom = CS_ENOMEM;
+        }
+    }
+    return p->labels[ax][i];
+}
+
 static void parse_excludes(parser *p, const cJSON *excl)
 {
     cs_sweep *s = p->s;
@@ -1626,7 +1761,7 @@ static void parse_excludes(parser *p, const cJSON *excl)
     {
         cs_exclude *ex = &s->excludes[s->n_excludes];
         const cJSON *cond;
-        bool ok = true, empty_match = false;
+        bool ok = true, empty_match = false, over = false;
         cs_jpath_push_index(&p->c.path, pi++);
         if (cs_json_as_object(&p->c, pat) != CS_OK) {
             cs_jpath_pop(&p->c.path);
@@ -1649,7 +1784,7 @@ static void parse_excludes(parser *p, const cJSON *excl)
         {
             const char *dot = strchr(cond->string, '.');
             size_t len = dot ? (size_t)(dot - cond->string) : strlen(cond->string);
-            size_t ax = find_axis(s, cond->string, len);
+            size_t ax = find_axis(p, cond->string, len);
             cs_exclude_cond *ec = &ex->conds[ex->n_conds];
             size_t hits = 0;
             if (ax == SIZE_MAX) {
@@ -1665,6 +1800,19 @@ static void parse_excludes(parser *p, const cJSON *excl)
                 continue;
             }
             ec->axis = ax;
+            /* Each condition tests every value of its axis: bound the total, so that validating
+             * (and the walk over the grid) stays fast whatever the file holds. */
+            p->exclude_tests += s->axes[ax].n;
+            if (p->exclude_tests > CS_LIMIT_EXCLUDE_TESTS) {
+                cs_jctx_error(&p->c, cond, cond->string,
+                              "the exclude patterns test more than %lld axis values in all; "
+                              "list values in fewer patterns (the patterns after this one were "
+                              "not checked)",
+                              (long long)CS_LIMIT_EXCLUDE_TESTS);
+                ok = false;
+                over = true;
+                break;
+            }
             ec->match = cs_calloc_array(s->axes[ax].n ? s->axes[ax].n : 1, sizeof(bool));
             if (!ec->match) {
                 p->oom = CS_ENOMEM;
@@ -1673,14 +1821,12 @@ static void parse_excludes(parser *p, const cJSON *excl)
             }
             ex->n_conds++;
             for (size_t i = 0; i < s->axes[ax].n; i++) {
-                cJSON *lv = cJSON_Parse(s->axes[ax].values[i].label);
+                const cJSON *lv = parsed_label(p, ax, i);
                 if (!lv) {
-                    p->oom = CS_ENOMEM;
                     continue;
                 }
                 ec->match[i] = pattern_match(p, cond, follow(lv, dot ? dot + 1 : ""));
                 hits += ec->match[i];
-                cJSON_Delete(lv);
             }
             if (hits == 0) {
                 empty_match = true;
@@ -1690,6 +1836,9 @@ static void parse_excludes(parser *p, const cJSON *excl)
             cs_jctx_warn(&p->c, pat, NULL, "matches no cell of the grid");
         }
         cs_jpath_pop(&p->c.path);
+        if (over) {
+            break;
+        }
     }
     cs_jpath_pop(&p->c.path);
 }
@@ -1702,6 +1851,15 @@ static void parse_includes(parser *p, const cJSON *incl)
     size_t n = (size_t)cJSON_GetArraySize(incl), ii = 0;
     const cJSON *cell;
 
+    /* Each include cell holds a value of every axis: bound the total, or a file of many axes
+     * and many cells would ask for gigabytes. */
+    if (n > 0 && s->n_axes > (size_t)CS_LIMIT_INCLUDE_VALUES / n) {
+        cs_jctx_error(&p->c, incl, "include",
+                      "%zu include cells x %zu axes is more than %lld cell values; use fewer "
+                      "include cells or axes",
+                      n, s->n_axes, (long long)CS_LIMIT_INCLUDE_VALUES);
+        return;
+    }
     s->includes = cs_calloc_array(n, sizeof(*s->includes));
     if (!s->includes) {
         p->oom = CS_ENOMEM;
@@ -1731,7 +1889,7 @@ static void parse_includes(parser *p, const cJSON *incl)
         s->n_includes++;
         cJSON_ArrayForEach(kv, cell)
         {
-            size_t ax = find_axis(s, kv->string, strlen(kv->string));
+            size_t ax = find_axis(p, kv->string, strlen(kv->string));
             if (ax == SIZE_MAX) {
                 unknown_axis(p, kv, kv->string, kv->string);
                 continue;
@@ -1852,8 +2010,15 @@ cs_rc cs_sweep_parse(const char *text, size_t len, const char *name, cs_sweep **
     parser p;
     cs_rc rc;
 
+    memset(&p, 0, sizeof(p));
     *out = NULL;
     cs_diags_init(&local);
+    if (len > CS_LIMIT_SWEEP_BYTES) {
+        rc = cs_err_set(err, CS_ETOOBIG, 0, "%s: %zu bytes, above the limit of %zu for a sweep",
+                        name ? name : "<input>", len, CS_LIMIT_SWEEP_BYTES);
+        cs_diags_add(d, CS_DIAG_ERROR, NULL, "", "%s", err ? err->msg : "too big");
+        goto out;
+    }
     rc = cs_json_parse(text, len, name, &doc, err);
     if (rc != CS_OK) {
         if (rc == CS_EPARSE) {
@@ -1866,7 +2031,6 @@ cs_rc cs_sweep_parse(const char *text, size_t len, const char *name, cs_sweep **
         rc = cs_err_set(err, CS_ENOMEM, 0, "sweep: out of memory");
         goto out;
     }
-    memset(&p, 0, sizeof(p));
     p.s = s;
     cs_jctx_init(&p.c, d, NULL);
     parse_doc(&p, doc);
@@ -1886,6 +2050,13 @@ cs_rc cs_sweep_parse(const char *text, size_t len, const char *name, cs_sweep **
             rc = cs_err_set(err, rc, 0, "%s", e.msg);
             goto out;
         }
+        /* The canonical text travels in SUBMIT: it may be longer than the file (1e9 is written
+         * out in full), so it has the limit of the file as well. */
+        if (slen > CS_LIMIT_SWEEP_BYTES) {
+            cs_jctx_error(&p.c, doc, NULL,
+                          "the sweep's canonical JSON is %zu bytes, above the limit of %zu", slen,
+                          CS_LIMIT_SWEEP_BYTES);
+        }
     }
     cs_diags_sort(d, doc);
     for (size_t i = 0; i < d->len; i++) {
@@ -1902,6 +2073,16 @@ cs_rc cs_sweep_parse(const char *text, size_t len, const char *name, cs_sweep **
     s = NULL;
     rc = CS_OK;
 out:
+    for (int i = 0; i < NAMES_N; i++) {
+        free(p.names[i].refs);
+    }
+    for (size_t a = 0; p.labels && a < p.s->n_axes; a++) {
+        for (size_t i = 0; p.labels[a] && i < p.s->axes[a].n; i++) {
+            cJSON_Delete(p.labels[a][i]);
+        }
+        free(p.labels[a]);
+    }
+    free(p.labels);
     cJSON_Delete(doc);
     cs_sweep_destroy(s);
     cs_diags_fini(&local);
@@ -1915,7 +2096,7 @@ cs_rc cs_sweep_load(const char *path, cs_sweep **out, cs_diags *diags, cs_err *e
     cs_rc rc;
 
     *out = NULL;
-    rc = cs_path_read_file(path, MAX_SWEEP_FILE, &text, &len, err);
+    rc = cs_path_read_file(path, CS_LIMIT_SWEEP_BYTES, &text, &len, err);
     if (rc != CS_OK) {
         return rc;
     }

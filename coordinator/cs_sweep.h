@@ -131,7 +131,9 @@ typedef struct cs_sweep {
     cs_include *includes;
     size_t n_includes;
     cs_policy policy;
-    char *spec;                            /* owned: canonical JSON of the whole file */
+    size_t n_name_cmp; /* name comparisons made resolving references to models, sources and
+                          eval suites: O(log n) each (tests count them) */
+    char *spec;        /* owned: canonical JSON of the whole file */
     char spec_hash[CS_SHA256_HEX_LEN + 1]; /* hex SHA-256 of spec */
 } cs_sweep;
 
@@ -139,12 +141,15 @@ typedef struct cs_sweep {
  * Every problem goes to diags (may be NULL), sorted in document order, errors and warnings alike
  * (the diags' node pointers are cleared: the tree is gone when this returns; print the list with
  * a NULL doc). On CS_OK, *out is an owned sweep (cs_sweep_destroy); warnings may be present.
- * Errors: CS_EPARSE (not JSON: one diagnostic with line:col), CS_ESCHEMA (invalid: err holds the
- * first error and the count), CS_ENOMEM. *out is NULL on error. */
+ * Errors: CS_ETOOBIG (len above CS_LIMIT_SWEEP_BYTES; a canonical text above it is a validation
+ * error at the root: every sweep that validates fits in a SUBMIT message), CS_EPARSE (not JSON: one
+ * diagnostic with line:col), CS_ESCHEMA (invalid: err holds the first error and the count; every
+ * numeric field is bounded by cs_limits.h), CS_ENOMEM. *out is NULL on error. */
 cs_rc cs_sweep_parse(const char *text, size_t len, const char *name, cs_sweep **out,
                      cs_diags *diags, cs_err *err);
 
-/* Reads the file at path and parses it as cs_sweep_parse (file errors name the file). */
+/* Reads the file at path (at most CS_LIMIT_SWEEP_BYTES, else CS_ETOOBIG) and parses it as
+ * cs_sweep_parse (file errors name the file). */
 cs_rc cs_sweep_load(const char *path, cs_sweep **out, cs_diags *diags, cs_err *err);
 
 /* NULL-safe. */

@@ -129,7 +129,7 @@ static cs_rc apply(settings *s, int id, const char *name, const char *arg, cs_er
     case OPT_FOREGROUND:
         return CS_OK;
     case OPT_LEASE_S:
-        return cs_parse_i64(arg, 1, 86400 * 7, &s->lease_s, name, err);
+        return cs_parse_i64(arg, 1, CS_LIMIT_LEASE_S, &s->lease_s, name, err);
     case OPT_CLAIM_HOLD_MS:
         return cs_parse_i64(arg, 0, 29000, &s->claim_hold_ms, name, err);
     case OPT_REAP_MS:

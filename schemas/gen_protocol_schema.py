@@ -10,12 +10,17 @@ schema, and tests/unit/proto_test.c checks the same examples against the C codec
 Known differences: maxLength counts characters here and bytes in C (equal for ASCII); the C
 decoder also refuses NUL characters and duplicate keys, which JSON Schema cannot express."""
 import json
+import os
 import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from limits import LIMITS as L  # noqa: E402
 
 EXACT = 2 ** 53
-MAX_NAME = 256
-MAX_TEXT = 16384
-MAX_LIST = 1024
+MAX_NAME = L["NAME_BYTES"]
+MAX_TEXT = L["TEXT_BYTES"]
+MAX_LIST = L["LIST_ITEMS"]
 
 rc_names = re.findall(r"X\((CS_[A-Z]+), -?\d+,", open("common/cs_err.h").read())
 error_codes = [n for n in rc_names if n != "CS_OK"]
@@ -53,8 +58,8 @@ MESSAGES = [
      [("worker", ref("name"), True), ("capabilities", ref("capabilities"), True)]),
     ("JOB", "reply", "A leased job: run attempt `attempt` of `job_id` and renew the lease.",
      [("job_id", ref("id"), True), ("attempt", ref("id"), True),
-      ("lease_s", integer(1, 7 * 86400, "lease length in seconds"), True),
-      ("timeout_s", integer(1, 30 * 86400, "the sweep's per-job time limit (policy.timeout_s)"), False),
+      ("lease_s", integer(1, L["LEASE_S"], "lease length in seconds"), True),
+      ("timeout_s", integer(1, L["TIMEOUT_S"], "the sweep's per-job time limit (policy.timeout_s)"), False),
       ("config", obj_json("the fully resolved job config (job.schema.json)"), True)]),
     ("NO_WORK", "reply", "Nothing to do now; ask again after retry_ms.",
      [("retry_ms", integer(0, 86400000), True)]),
@@ -86,7 +91,7 @@ MESSAGES = [
     ("BYE", "work request", "A worker leaves, maybe handing back the job it holds.",
      [("worker", ref("name"), True), ("release_job", opt(ref("job_ref")), False)]),
     ("SUBMIT", "control request", "Submit a sweep document.",
-     [("sweep", obj_json("the sweep document (sweep.schema.json)"), True),
+     [("sweep", obj_json("the sweep document (sweep.schema.json), sent as written without whitespace: its member order is the order of its jobs"), True),
       ("force", {"type": "boolean"}, True)]),
     ("PLAN", "control request", "Validate and expand a sweep without writing.",
      [("sweep", obj_json("the sweep document (sweep.schema.json)"), True)]),

@@ -6,6 +6,8 @@ check_schemas.py validates the shipped and test sweeps, and the job configs `cal
 produces, against them."""
 import json
 
+from limits import LIMITS as L
+
 
 def intp(lo, hi, d, desc=None):
     o = {"type": "integer", "minimum": lo, "maximum": hi, "default": d}
@@ -109,7 +111,7 @@ range_def = {
 
 
 def axis(item):
-    return {"oneOf": [{"type": "array", "minItems": 1, "maxItems": 100000, "items": item}, {"$ref": "#/$defs/range"}]}
+    return {"oneOf": [{"type": "array", "minItems": 1, "maxItems": L["AXIS_VALUES"], "items": item}, {"$ref": "#/$defs/range"}]}
 
 
 sweep = {
@@ -138,10 +140,10 @@ sweep = {
                "model": axis({"type": "string"}),
                "algorithm": axis({"$ref": "#/$defs/algorithm"}),
                "selector": axis({"$ref": "#/$defs/selector"}),
-               "n_samples": axis({"type": "integer", "minimum": 1}),
-               "seq_len": axis({"type": "integer", "minimum": 1, "maximum": 1048576}),
+               "n_samples": axis({"type": "integer", "minimum": 1, "maximum": L["N_SAMPLES"]}),
+               "seq_len": axis({"type": "integer", "minimum": 2, "maximum": L["SEQ_LEN"]}),
                "source": axis({"type": "string"}),
-               "seed": axis({"type": "integer", "minimum": 0}),
+               "seed": axis({"type": "integer", "minimum": 0, "maximum": L["SEED"]}),
                "eval": axis({"type": "string"})},
              "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]{0,63}$"},
              "additionalProperties": axis({}),
@@ -164,8 +166,8 @@ sweep = {
       "backend": {"enum": ["native", "exec"], "default": "native",
                   "description": "native: calsweep-run; exec: the command each worker was started with (--exec-template). Jobs go only to workers that run their backend. A command template in the sweep file is refused: anyone who can submit would run it on every worker"},
       "requires": {"type": "object", "additionalProperties": False, "properties": {
-        "mem_mb": {"type": "integer", "minimum": 0, "default": 0},
-        "gpus": {"type": "integer", "minimum": 0, "maximum": 1024, "default": 0}}}}},
+        "mem_mb": {"type": "integer", "minimum": 0, "maximum": L["MEM_MB"], "default": 0},
+        "gpus": {"type": "integer", "minimum": 0, "maximum": L["GPUS"], "default": 0}}}}},
     "source": {"type": "object", "required": ["kind", "path"], "additionalProperties": False, "properties": {
       "kind": {"enum": ["jsonl", "text", "task"], "description": "a JSONL or plain-text corpus, or a task's train split"},
       "path": {"type": "string", "minLength": 1},
@@ -173,20 +175,20 @@ sweep = {
     "eval_suite": {"type": "object", "additionalProperties": False, "anyOf": [{"required": ["tasks"]}, {"required": ["perplexity"]}],
       "properties": {
         "tasks": {"type": "object", "additionalProperties": {"type": "object", "required": ["path"], "additionalProperties": False, "properties": {
-          "path": {"type": "string"}, "limit": {"type": "integer", "minimum": 0, "description": "0 = all items"},
-          "fewshot": {"type": "integer", "minimum": 0, "maximum": 64}, "fewshot_path": {"type": "string"}}}},
+          "path": {"type": "string"}, "limit": {"type": "integer", "minimum": 0, "maximum": L["EVAL_ITEMS"], "description": "0 = all items"},
+          "fewshot": {"type": "integer", "minimum": 0, "maximum": L["FEWSHOT"]}, "fewshot_path": {"type": "string"}}}},
         "perplexity": {"type": "object", "additionalProperties": {"type": "object", "required": ["path"], "additionalProperties": False, "properties": {
-          "path": {"type": "string"}, "seq_len": {"type": "integer", "minimum": 2, "maximum": 1048576, "default": 2048},
-          "max_windows": {"type": "integer", "minimum": 0, "default": 0}}}},
-        "limit": {"type": "integer", "minimum": 0, "default": 0, "description": "default limit per task"},
-        "fewshot": {"type": "integer", "minimum": 0, "maximum": 64, "default": 0}}},
+          "path": {"type": "string"}, "seq_len": {"type": "integer", "minimum": 2, "maximum": L["SEQ_LEN"], "default": 2048},
+          "max_windows": {"type": "integer", "minimum": 0, "maximum": L["PPL_WINDOWS"], "default": 0}}}},
+        "limit": {"type": "integer", "minimum": 0, "maximum": L["EVAL_ITEMS"], "default": 0, "description": "default limit per task"},
+        "fewshot": {"type": "integer", "minimum": 0, "maximum": L["FEWSHOT"], "default": 0}}},
     "policy": {"type": "object", "additionalProperties": False, "properties": {
-      "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100, "default": 3},
-      "backoff_s": {"type": "number", "minimum": 0, "maximum": 86400, "default": 30, "description": "first retry delay; doubles per attempt"},
-      "backoff_max_s": {"type": "number", "minimum": 0, "maximum": 604800, "default": 3600},
-      "timeout_s": {"type": "integer", "minimum": 0, "default": 0, "description": "per attempt; 0 = none"},
-      "priority": {"type": "integer", "minimum": -1000000, "maximum": 1000000, "default": 0},
-      "max_running": {"type": "integer", "minimum": 0, "default": 0, "description": "0 = no cap"},
+      "max_attempts": {"type": "integer", "minimum": 1, "maximum": L["ATTEMPTS"], "default": 3},
+      "backoff_s": {"type": "number", "minimum": 0, "maximum": L["BACKOFF_S"], "default": 30, "description": "first retry delay; doubles per attempt"},
+      "backoff_max_s": {"type": "number", "minimum": 0, "maximum": L["BACKOFF_MAX_S"], "default": 3600},
+      "timeout_s": {"type": "integer", "minimum": 0, "maximum": L["TIMEOUT_S"], "default": 0, "description": "per attempt; 0 = none"},
+      "priority": {"type": "integer", "minimum": -L["PRIORITY"], "maximum": L["PRIORITY"], "default": 0},
+      "max_running": {"type": "integer", "minimum": 0, "maximum": L["MAX_RUNNING"], "default": 0, "description": "0 = no cap"},
       "on_failure": {"enum": ["continue", "stop"], "default": "continue"}}}
   }
 }
@@ -218,19 +220,19 @@ job = {
                      "source": {"oneOf": [{"type": "null", "description": "the selector makes its own data"}, {"$ref": "#/$defs/source"}]}}}]},
     "eval": {"type": "object", "required": ["perplexity", "tasks"], "additionalProperties": False, "properties": {
       "tasks": {"type": "object", "additionalProperties": {"type": "object", "required": ["path", "limit", "fewshot", "fewshot_path"],
-        "additionalProperties": False, "properties": {"path": {"type": "string"}, "limit": {"type": "integer", "minimum": 0},
-        "fewshot": {"type": "integer", "minimum": 0}, "fewshot_path": {"type": ["string", "null"]}}}},
+        "additionalProperties": False, "properties": {"path": {"type": "string"}, "limit": {"type": "integer", "minimum": 0, "maximum": L["EVAL_ITEMS"]},
+        "fewshot": {"type": "integer", "minimum": 0, "maximum": L["FEWSHOT"]}, "fewshot_path": {"type": ["string", "null"]}}}},
       "perplexity": {"type": "object", "additionalProperties": {"type": "object", "required": ["path", "seq_len", "max_windows"],
-        "additionalProperties": False, "properties": {"path": {"type": "string"}, "seq_len": {"type": "integer", "minimum": 2},
-        "max_windows": {"type": "integer", "minimum": 0}}}}}},
+        "additionalProperties": False, "properties": {"path": {"type": "string"}, "seq_len": {"type": "integer", "minimum": 2, "maximum": L["SEQ_LEN"]},
+        "max_windows": {"type": "integer", "minimum": 0, "maximum": L["PPL_WINDOWS"]}}}}}},
     "extra": {"type": "object", "description": "the sweep's extra axes, by name"},
     "model": {"type": "object", "required": ["arch", "backend", "folder"], "additionalProperties": False, "properties": {
       "arch": {"enum": ["auto", "llama", "qwen2"]},
       "backend": {"enum": ["native", "exec"]},
       "folder": {"type": "string"}}},
-    "n_samples": {"type": ["integer", "null"], "minimum": 1},
-    "seed": {"type": ["integer", "null"], "minimum": 0},
-    "seq_len": {"type": ["integer", "null"], "minimum": 1}
+    "n_samples": {"type": ["integer", "null"], "minimum": 1, "maximum": L["N_SAMPLES"]},
+    "seed": {"type": ["integer", "null"], "minimum": 0, "maximum": L["SEED"]},
+    "seq_len": {"type": ["integer", "null"], "minimum": 2, "maximum": L["SEQ_LEN"]}
   },
   "$defs": {
     "algorithm": resolved(alg_variants),

@@ -8,6 +8,8 @@
 #include "cs_canon.h"
 #include "cs_cli.h"
 #include "cs_json.h"
+#include "cs_limits.h"
+#include "cs_path.h"
 
 enum { OPT_FORCE, OPT_JSON };
 
@@ -39,21 +41,35 @@ static int submit_opt(void *ctx, int id, const char *arg)
     }
 }
 
-/* The sweep file as canonical JSON text (owned), or NULL after printing why. */
+/* The sweep file's text (owned), or NULL after printing why. It is sent as written (the codec
+ * only drops whitespace): the order of its axes and models is the order of its jobs, which
+ * canonical JSON would sort away. The sizes are those calsweepd (and plan) accept, so a sweep
+ * that passes here fits in the SUBMIT message. */
 static char *load_sweep(const char *cmd, const char *path)
 {
     cJSON *tree = NULL;
-    char *text = NULL;
-    size_t len;
+    char *text = NULL, *canon = NULL;
+    size_t len = 0, canon_len = 0;
     cs_err err = {0};
-    if (cs_json_parse_file(path, 0, &tree, &err) != CS_OK ||
-        cs_canon_string(tree, &text, &len, &err) != CS_OK) {
+    if (cs_path_read_file(path, CS_LIMIT_SWEEP_BYTES, &text, &len, &err) != CS_OK ||
+        cs_json_parse(text, len, path, &tree, &err) != CS_OK ||
+        cs_canon_string(tree, &canon, &canon_len, &err) != CS_OK) {
         fprintf(stderr, "calsweep %s: %s\n", cmd, err.msg);
+        free(text);
+        text = NULL;
+    } else if (canon_len > CS_LIMIT_SWEEP_BYTES) {
+        fprintf(stderr,
+                "calsweep %s: %s: the sweep's canonical JSON is %zu bytes, above the limit of "
+                "%zu\n",
+                cmd, path, canon_len, CS_LIMIT_SWEEP_BYTES);
+        free(text);
+        text = NULL;
     } else if (!cJSON_IsObject(tree)) {
         fprintf(stderr, "calsweep %s: %s: expected a JSON object (a sweep file)\n", cmd, path);
         free(text);
         text = NULL;
     }
+    free(canon);
     cJSON_Delete(tree);
     return text;
 }

@@ -9,7 +9,7 @@ ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n
 has() { case "$1" in *"$2"*) return 0;; *) return 1;; esac; }
 # A loaded CI machine may stall the daemon's fsyncs for seconds: wait longer than the default.
 cs() { timeout 40 "$CALSWEEP" --timeout-ms 15000 "$@"; }
-echo "1..51"
+echo "1..53"
 tmp=$(mktemp -d); pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
@@ -111,6 +111,23 @@ out=$(cs submit tests/data/sweeps-ctl/ctl-bulk.json); rc=$?
 for _ in $(seq 50); do grep -q "checkpointed the write-ahead log" "$tmp/daemon.log" && break; sleep 0.2; done
 grep -q "checkpointed the write-ahead log of a bulk submit" "$tmp/daemon.log"
 ok $? "the idle daemon checkpoints the write-ahead log of the bulk submit"
+
+# plan and calsweepd resolve a sweep the same way: an ACDM sweep whose task sources, models and
+# grid axes are not written in sorted order gets plan --json's keys, in plan's (written) order.
+cat >"$tmp/order.json" <<'EOF'
+{"name": "order",
+ "models": {"zz": {"folder": "sweeps/testbed/models/tb-qwen"}, "aa": {"folder": "sweeps/testbed/models/tb-llama"}},
+ "data": {"sources": {"prose": {"kind": "jsonl", "path": "sweeps/testbed/data/corpus/prose.jsonl"},
+                      "zt": {"kind": "task", "path": "sweeps/testbed/data/tasks/arith_mc.train.jsonl"},
+                      "at": {"kind": "task", "path": "sweeps/testbed/data/tasks/code_mc.train.jsonl"}},
+          "eval": {"default": {"perplexity": {"g": {"path": "sweeps/testbed/data/heldout.txt"}}}}},
+ "grid": {"seq_len": [256, 128], "algorithm": ["gptq", "awq"], "selector": ["acdm"], "source": ["prose"]}}
+EOF
+"$CALSWEEP" plan --json --examples 1000 "$tmp/order.json" | jq -r '.examples[].key' >"$tmp/plan.keys"
+cs submit "$tmp/order.json" >/dev/null; ok $? "an ACDM sweep is submitted"
+cs jobs --json --sweep order --limit 1000 | jq -r '.jobs | sort_by(.id) | .[].key' >"$tmp/daemon.keys"
+[ "$(wc -l <"$tmp/plan.keys")" = 10 ] && cmp -s "$tmp/plan.keys" "$tmp/daemon.keys"
+ok $? "calsweepd stores plan --json's keys, in plan's order"
 
 kill "$pid"; wait "$pid"; rc=$?; pid=
 [ $rc = 0 ]; ok $? "calsweepd stops cleanly on SIGTERM"

@@ -5,7 +5,7 @@ cd "$CS_SOURCE_DIR" || exit 1
 n=0; fail=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
 has() { case "$1" in *"$2"*) return 0;; *) return 1;; esac; }
-echo "1..22"
+echo "1..26"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 out=$("$CALSWEEP" plan tests/data/sweeps/exclude.json 2>"$tmp/err"); rc=$?
@@ -42,4 +42,25 @@ grep -q 'many-errors.json: error: gird: unknown key (did you mean "grid"?)' "$tm
 
 "$CALSWEEP" plan --db "$tmp/none.db" tests/data/sweeps/zip.json >/dev/null 2>&1
 [ $? = 1 ] && [ ! -e "$tmp/none.db" ]; ok $? "plan --db never creates a database"
+# One size limit for plan, submit and the protocol (common/cs_limits.h): a file over 4 MiB, and a
+# smaller one whose canonical JSON (1e15 written out in full) is over it, are refused by both,
+# before any daemon is asked (submit used to read up to 16 MiB).
+python3 - "$tmp" <<'PY'
+import json, sys
+d = json.load(open("tests/data/sweeps/product.json"))
+d["description"] = "x" * (5 << 20)
+json.dump(d, open(sys.argv[1] + "/big.json", "w"))
+d["description"] = "x"
+d["grid"]["x"] = [[10 ** 15] * 300000]
+open(sys.argv[1] + "/canon.json", "w").write(json.dumps(d).replace("1000000000000000", "1e15"))
+PY
+export CALSWEEP_CONTROL="ipc://$tmp/nobody.sock"
+for cmd in plan submit; do
+    "$CALSWEEP" $cmd "$tmp/big.json" >/dev/null 2>"$tmp/err"; rc=$?
+    [ $rc = 1 ] && grep -q "big.json: [0-9]* bytes is larger than the limit of 4194304" "$tmp/err"
+    ok $? "$cmd refuses a sweep file over 4 MiB with exit 1"
+    "$CALSWEEP" $cmd "$tmp/canon.json" >/dev/null 2>"$tmp/err"; rc=$?
+    [ $rc = 1 ] && grep -q "canonical JSON is [0-9]* bytes, above the limit of 4194304" "$tmp/err"
+    ok $? "$cmd refuses a sweep whose canonical JSON is over 4 MiB"
+done
 exit $fail

@@ -3,6 +3,9 @@
  * poll, the reaper, SIGTERM and kill -9 with restart. Every wait is bounded. */
 #include <pthread.h>
 
+#include "cs_expand.h"
+#include "cs_path.h"
+#include "cs_sweep.h"
 #include "cs_test.h"
 #include "integration/daemon_util.h"
 
@@ -230,6 +233,126 @@ static void test_no_work_within_hold(void **state)
     cs_msg_fini(&rep);
     if (took < 250 || took > 1500)
         fail_msg("NO_WORK after %lld ms, want about the 300 ms hold", (long long)took);
+}
+
+/* A job whose JOB message cannot be encoded (a policy.timeout_s beyond the protocol's, as an older
+ * database may hold) fails once, for good, with the reason; the claim goes on to the next job, so
+ * neither the worker nor the other sweeps wait, and nothing is logged again. */
+static void test_unsendable_job_fails_once(void **state)
+{
+    fixture *f = *state;
+    cs_store *st = NULL;
+    cs_err err = {0};
+    cs_synth g;
+    cs_store_submit_counts c;
+    cs_sweep_meta m = cs_synth_meta("old");
+    m.policy.timeout_s = (int64_t)CS_LIMIT_TIMEOUT_S + 86400;
+    cs_synth_init(&g, 0, 2);
+    assert_int_equal(cs_store_open(f->e.db, &st, &err), CS_OK);
+    assert_int_equal(cs_store_submit(st, &m, cs_synth_next, &g, false, cs_time_wall_ms(), &c, &err),
+                     CS_OK);
+    cs_store_close(st);
+    dt_submit(f->e.db, "good", 10, 1, 3);
+    start(f, fast);
+
+    cs_msg j = claim_job(f->w, "w1"); /* the good sweep's job, after both old ones failed */
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM job j JOIN sweep s ON s.id = j.sweep_id WHERE j.id = %lld"
+             " AND s.name = 'good'",
+             (long long)j.job.job_id);
+    assert_int_equal(dt_sql_int(f->e.db, sql), 1);
+    cs_msg_fini(&j);
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM job j JOIN sweep s ON s.id ="
+                                         " j.sweep_id WHERE s.name = 'old' AND j.state = 'failed'"
+                                         " AND j.attempt = 1"),
+                     2);
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM attempt WHERE error LIKE"
+                                         " '%cannot send this job%timeout_s%'"),
+                     2);
+    /* Later claims: nothing more to hand out, the failed jobs stay failed, no new log lines. */
+    cs_msg rep;
+    assert_int_equal(dt_claim(f->w, "w2", NULL, 5000, &rep), CS_OK);
+    assert_int_equal(rep.type, CS_MSG_NO_WORK);
+    cs_msg_fini(&rep);
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM attempt a JOIN job j ON j.id ="
+                                         " a.job_id JOIN sweep s ON s.id = j.sweep_id"
+                                         " WHERE s.name = 'old'"),
+                     2);
+    char *log = NULL;
+    assert_int_equal(cs_path_read_file(f->e.log, 0, &log, NULL, &err), CS_OK);
+    size_t lines = 0;
+    for (const char *p = log; (p = strstr(p, "cannot send this job")) != NULL; p++)
+        lines++;
+    free(log);
+    assert_int_equal(lines, 2);
+}
+
+/* A sweep whose grid, models and task sources are not written in sorted order, with an ACDM
+ * selector (its reference list names task sources). */
+static const char order_sweep[] =
+        "{\n  \"name\": \"order\",\n"
+        "  \"models\": {\"zz\": {\"folder\": \"models/testbed\", \"arch\": \"qwen2\"},\n"
+        "             \"aa\": {\"folder\": \"models/testbed\", \"arch\": \"llama\"}},\n"
+        "  \"data\": {\"sources\": {\"prose\": {\"kind\": \"jsonl\", \"path\": \"p.jsonl\"},\n"
+        "                         \"zt\": {\"kind\": \"task\", \"path\": \"z.train.jsonl\"},\n"
+        "                         \"at\": {\"kind\": \"task\", \"path\": \"a.train.jsonl\"}},\n"
+        "           \"eval\": {\"default\": {\"perplexity\": {\"g\": {\"path\": \"h.txt\"}}}}},\n"
+        "  \"grid\": {\"seq_len\": [256, 128], \"algorithm\": [\"gptq\", \"awq\"],\n"
+        "           \"selector\": [{\"name\": \"acdm\", \"reference\": [\"zt\", \"at\"]}],\n"
+        "           \"source\": [\"prose\"]}\n}\n";
+
+/* plan and calsweepd resolve a sweep the same way: the jobs calsweepd stores from a SUBMIT (sent
+ * as calsweep submit sends it) have plan's keys, and at equal priority CLAIMs hand them out in
+ * plan's order, the written order (grid axes and models as written). */
+static void test_dispatch_follows_plan(void **state)
+{
+    fixture *f = *state;
+    cs_sweep *sw = NULL;
+    cs_expander *ex = NULL;
+    cs_err err = {0};
+    cs_cell cell;
+    char *keys[32], *configs[32];
+    size_t n = 0;
+    assert_int_equal(cs_sweep_parse(order_sweep, strlen(order_sweep), "order", &sw, NULL, &err),
+                     CS_OK);
+    assert_int_equal(cs_expand_create(sw, NULL, &ex, &err), CS_OK);
+    while (cs_expand_next(ex, &cell, &err) == CS_OK) {
+        assert_true(n < 32);
+        keys[n] = cs_strdup(cell.key);
+        configs[n] = cs_strdup(cell.config);
+        n++;
+    }
+    assert_int_equal(n, 10);
+    cs_expand_destroy(ex);
+    cs_sweep_destroy(sw);
+
+    start(f, fast);
+    nng_socket ctl = dt_dial(f->e.control, NULL);
+    cs_msg m, rep;
+    cs_msg_init(&m, CS_MSG_SUBMIT);
+    m.submit.sweep = dt_mut(order_sweep);
+    assert_int_equal(dt_call(ctl, &m, &rep, 20000), CS_OK);
+    if (rep.type != CS_MSG_OK)
+        fail_msg("SUBMIT: %s", rep.error.message);
+    cs_msg_fini(&rep);
+    nng_close(ctl);
+
+    for (size_t i = 0; i < n; i++) {
+        char sql[200], worker[16];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM job WHERE id = %zu AND key = '%s'", i + 1,
+                 keys[i]);
+        if (dt_sql_int(f->e.db, sql) != 1)
+            fail_msg("stored job %zu does not have plan's key %.12s", i + 1, keys[i]);
+        snprintf(worker, sizeof worker, "w%zu", i);
+        cs_msg j = claim_job(f->w, worker);
+        if (strcmp(j.job.config, configs[i]) != 0)
+            fail_msg("claim %zu got job %lld, not plan's job %zu:\n  %s\n  %s", i,
+                     (long long)j.job.job_id, i, j.job.config, configs[i]);
+        cs_msg_fini(&j);
+        free(keys[i]);
+        free(configs[i]);
+    }
 }
 
 /* The lease of a silent worker expires; the reaper requeues the job and wakes the claim held
@@ -466,6 +589,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_work_protocol, setup, teardown),
             cmocka_unit_test_setup_teardown(test_report_claims_next, setup, teardown),
             cmocka_unit_test_setup_teardown(test_no_work_within_hold, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_unsendable_job_fails_once, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_dispatch_follows_plan, setup, teardown),
             cmocka_unit_test_setup_teardown(test_reap_and_stale, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sigterm_clean, setup, teardown),
             cmocka_unit_test_setup_teardown(test_kill9_restart, setup, teardown),

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cs_json.h"
+#include "cs_limits.h"
 #include "cs_test.h"
 
 static cJSON *parse_ok(const char *text)
@@ -485,6 +486,117 @@ static void test_describe_and_utf8(void **state)
     assert_false(cs_utf8_valid("\xf4\x90\x80\x80", 4, &bad)); /* > U+10FFFF */
 }
 
+/* The duplicate-key check counts its comparisons: with 150,000 keys it makes O(n log n) of them
+ * (the old pairwise check made n^2/2 = 1.1e10 and took 78 s of CPU for a 2.9 MB message), and it
+ * still finds the first duplicate in document order, wherever it is. */
+static void test_duplicates_linearithmic(void **state)
+{
+    enum { N = 150000 };
+    cJSON *o = cJSON_CreateObject();
+    const cJSON *dup = (const cJSON *)1;
+    size_t n_cmp = 0, bound = 0;
+    char key[32];
+    (void)state;
+    assert_non_null(o);
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "k%07d", (i * 7919) % N); /* distinct, not in order */
+        assert_non_null(cJSON_AddNumberToObject(o, key, i));
+    }
+    for (size_t n = 1; n < N; n *= 2) {
+        bound += N; /* N per merge pass: N * ceil(log2 N) */
+    }
+    bound += N; /* the final scan */
+    assert_int_equal(cs_json_find_duplicate(o, &dup, &n_cmp), CS_OK);
+    assert_null(dup);
+    assert_true(n_cmp > 0);
+    assert_true(n_cmp <= bound);
+    assert_true(n_cmp < (size_t)N * 100); /* far below N^2 / 2 */
+    /* Two duplicates: the one later in the document is not reported first. */
+    assert_non_null(cJSON_AddNumberToObject(o, "k0000005", 1));
+    assert_non_null(cJSON_AddNumberToObject(o, "k0000003", 2));
+    n_cmp = 0;
+    assert_int_equal(cs_json_find_duplicate(o, &dup, &n_cmp), CS_OK);
+    assert_non_null(dup);
+    assert_string_equal(dup->string, "k0000005");
+    assert_ptr_equal(dup, cJSON_GetArrayItem(o, N));
+    assert_true(n_cmp <= bound + 2 * 20 + 2);
+    cJSON_Delete(o);
+    /* Small objects: pairwise, and the same answer. */
+    o = cJSON_Parse("{\"a\":1,\"b\":2,\"c\":3,\"b\":4,\"a\":5}");
+    assert_non_null(o);
+    assert_int_equal(cs_json_find_duplicate(o, &dup, NULL), CS_OK);
+    assert_string_equal(dup->string, "b");
+    assert_ptr_equal(dup, cJSON_GetArrayItem(o, 3));
+    cJSON_Delete(o);
+    assert_int_equal(cs_json_find_duplicate(NULL, &dup, NULL), CS_OK);
+    assert_null(dup);
+}
+
+/* The same through cs_json_parse: a text of 150,000 keys parses (in milliseconds; the old check
+ * needed minutes, past this test's meson timeout), and one duplicate among them is named. */
+static void test_parse_many_keys(void **state)
+{
+    enum { N = 150000 };
+    cs_buf b = {0};
+    cJSON *t = NULL;
+    cs_err err = {0};
+    (void)state;
+    assert_int_equal(cs_buf_putc(&b, '{'), CS_OK);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(cs_buf_printf(&b, "%s\"k%07d\":%d", i ? "," : "", i, i), CS_OK);
+    }
+    assert_int_equal(cs_buf_puts(&b, "}"), CS_OK);
+    assert_int_equal(cs_json_parse(b.data, b.len, "many", &t, &err), CS_OK);
+    assert_int_equal(cJSON_GetArraySize(t), N);
+    cJSON_Delete(t);
+    b.len--; /* drop the '}' */
+    assert_int_equal(cs_buf_puts(&b, ",\"k0123456\":0}"), CS_OK);
+    assert_int_equal(cs_json_parse(b.data, b.len, "many", &t, &err), CS_EPARSE);
+    assert_null(t);
+    assert_string_equal(err.msg, "many: (root): duplicate key \"k0123456\"");
+    cs_buf_fini(&b);
+}
+
+/* Nesting is bounded before cJSON builds anything: CS_LIMIT_JSON_DEPTH levels parse, one more is
+ * refused with its position. */
+static void test_parse_depth(void **state)
+{
+    char text[4 * CS_LIMIT_JSON_DEPTH + 8];
+    size_t n = 0;
+    cJSON *t = NULL;
+    cs_err err = {0};
+    char want[96];
+    (void)state;
+    for (int i = 0; i < CS_LIMIT_JSON_DEPTH; i++) {
+        text[n++] = i % 2 ? '[' : '{';
+        if (i % 2 == 0) {
+            memcpy(text + n, "\"a\":", 4);
+            n += 4;
+        }
+    }
+    text[n++] = '1';
+    for (int i = CS_LIMIT_JSON_DEPTH - 1; i >= 0; i--) {
+        text[n++] = i % 2 ? ']' : '}';
+    }
+    assert_int_equal(cs_json_parse(text, n, "deep", &t, &err), CS_OK);
+    cJSON_Delete(t);
+    /* Strings do not count: brackets inside them are text. */
+    t = parse_ok("{\"[[[[\": \"{{{{\"}");
+    cJSON_Delete(t);
+    n = 0;
+    for (int i = 0; i <= CS_LIMIT_JSON_DEPTH; i++) {
+        text[n++] = '[';
+    }
+    for (int i = 0; i <= CS_LIMIT_JSON_DEPTH; i++) {
+        text[n++] = ']';
+    }
+    assert_int_equal(cs_json_parse(text, n, "deep", &t, &err), CS_EPARSE);
+    assert_null(t);
+    snprintf(want, sizeof(want), "deep:1:%d: nested deeper than %d levels", CS_LIMIT_JSON_DEPTH + 1,
+             CS_LIMIT_JSON_DEPTH);
+    assert_string_equal(err.msg, want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -498,6 +610,9 @@ int main(void)
             cmocka_unit_test(test_diags_cap_and_root),
             cmocka_unit_test(test_suggest),
             cmocka_unit_test(test_describe_and_utf8),
+            cmocka_unit_test(test_duplicates_linearithmic),
+            cmocka_unit_test(test_parse_many_keys),
+            cmocka_unit_test(test_parse_depth),
     };
     return CS_RUN_TESTS(tests);
 }

@@ -10,6 +10,7 @@
 
 #include "cs_alloc.h"
 #include "cs_expand.h"
+#include "cs_limits.h"
 #include "cs_path.h"
 #include "cs_sweep.h"
 #include "cs_test.h"
@@ -295,6 +296,130 @@ static void test_shipped_sweeps(void **state)
     }
 }
 
+/* References are looked up, not scanned: a grid naming 100,000 models (the most one axis may
+ * have) resolves with O(log n) name comparisons each; the scan made 5e9 (62 s for this file),
+ * and an ACDM reference list naming every task source as well. */
+static void test_many_references_resolve_fast(void **state)
+{
+    enum { N = 100000 };
+    cs_buf b = {0};
+    cs_sweep *s = NULL;
+    cs_err err = {0};
+    const cs_axis *ax;
+    (void)state;
+    assert_int_equal(cs_buf_puts(&b, "{\"name\":\"many\",\"models\":{"), CS_OK);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(cs_buf_printf(&b, "%s\"m%06d\":{\"folder\":\"f\"}", i ? "," : "", i),
+                         CS_OK);
+    }
+    assert_int_equal(cs_buf_puts(&b, "},\"data\":{\"sources\":{"), CS_OK);
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(cs_buf_printf(&b, "\"t%04d\":{\"kind\":\"task\",\"path\":\"t\"},", i),
+                         CS_OK);
+    }
+    assert_int_equal(cs_buf_puts(&b, "\"prose\":{\"kind\":\"jsonl\",\"path\":\"p\"}},\"eval\":{"
+                                     "\"default\":{\"perplexity\":{\"g\":{\"path\":\"h\"}}}}},"
+                                     "\"grid\":{\"algorithm\":[\"gptq\"],\"selector\":[{\"name\":"
+                                     "\"acdm\",\"reference\":["),
+                     CS_OK);
+    for (int i = 999; i >= 0; i--) {
+        assert_int_equal(cs_buf_printf(&b, "\"t%04d\"%s", i, i ? "," : ""), CS_OK);
+    }
+    assert_int_equal(cs_buf_puts(&b, "]}],\"model\":["), CS_OK);
+    for (int i = N - 1; i >= 0; i--) {
+        assert_int_equal(cs_buf_printf(&b, "\"m%06d\"%s", i, i ? "," : ""), CS_OK);
+    }
+    assert_int_equal(cs_buf_puts(&b, "]}}"), CS_OK);
+    assert_int_equal(cs_sweep_parse(b.data, b.len, "many", &s, NULL, &err), CS_OK);
+    ax = axis(s, CS_AXIS_MODEL);
+    assert_int_equal(ax->n, N);
+    assert_int_equal(ax->values[0].ref, N - 1); /* written last to first */
+    assert_int_equal(ax->values[N - 1].ref, 0);
+    /* 101,000 lookups, at most 17 comparisons each in 100,000 sorted names. */
+    assert_true(s->n_name_cmp > 0);
+    assert_true(s->n_name_cmp <= (size_t)(N + 1000) * 17);
+    cs_sweep_destroy(s);
+    cs_buf_fini(&b);
+}
+
+static const char exclude_head[] =
+        "{\"name\":\"ex\",\"models\":{\"m\":{\"folder\":\"f\"}},\"data\":{\"sources\":{\"prose\":"
+        "{\"kind\":\"jsonl\",\"path\":\"p\"}},\"eval\":{\"default\":{\"perplexity\":{\"g\":{"
+        "\"path\":"
+        "\"h\"}}}}},";
+
+/* Exclude patterns cost (conditions x axis values) to validate and (cells x patterns) to apply:
+ * both are bounded (cs_limits.h), so a file of many patterns is refused with the place named
+ * instead of keeping calsweepd busy for hours. */
+static void test_exclude_work_bounded(void **state)
+{
+    cs_buf b = {0};
+    cs_sweep *s = NULL;
+    cs_expander *e = NULL;
+    cs_diags d;
+    cs_err err = {0};
+    size_t fit = (size_t)CS_LIMIT_EXCLUDE_TESTS / 100000, named = 0;
+    char want[64];
+    (void)state;
+    /* 100,000 seeds; pattern i excludes seed i: the first `fit` patterns fit the budget. */
+    assert_int_equal(cs_buf_puts(&b, exclude_head), CS_OK);
+    assert_int_equal(cs_buf_puts(&b, "\"grid\":{\"algorithm\":[\"gptq\"],\"seed\":{\"range\":"
+                                     "[1,100000]}},\"exclude\":["),
+                     CS_OK);
+    for (size_t i = 0; i < fit + 50; i++) {
+        assert_int_equal(cs_buf_printf(&b, "%s{\"seed\":%zu}", i ? "," : "", i + 1), CS_OK);
+    }
+    assert_int_equal(cs_buf_puts(&b, "]}"), CS_OK);
+    cs_diags_init(&d);
+    assert_int_equal(cs_sweep_parse(b.data, b.len, "ex", &s, &d, &err), CS_ESCHEMA);
+    snprintf(want, sizeof(want), "exclude[%zu].seed", fit);
+    for (size_t i = 0; i < d.len; i++) {
+        if (d.items[i].severity == CS_DIAG_ERROR) {
+            assert_string_equal(d.items[i].path, want);
+            assert_non_null(strstr(d.items[i].message, "list values in fewer patterns"));
+            named++;
+        }
+    }
+    assert_int_equal(named, 1); /* once, not once per pattern */
+    cs_diags_fini(&d);
+    /* 100,000,000 cells and 22 patterns: more than CS_LIMIT_EXCLUDE_WORK checks. */
+    b.len = 0;
+    assert_int_equal(cs_buf_puts(&b, exclude_head), CS_OK);
+    assert_int_equal(cs_buf_puts(&b, "\"grid\":{\"algorithm\":[\"gptq\"],\"seed\":{\"range\":"
+                                     "[1,10000]},\"x\":{\"range\":[1,10000]}},\"exclude\":["),
+                     CS_OK);
+    for (size_t i = 0; i < 22; i++) {
+        assert_int_equal(cs_buf_printf(&b, "%s{\"seed\":%zu}", i ? "," : "", i + 1), CS_OK);
+    }
+    assert_int_equal(cs_buf_puts(&b, "]}"), CS_OK);
+    assert_int_equal(cs_sweep_parse(b.data, b.len, "ex", &s, NULL, &err), CS_OK);
+    assert_int_equal(cs_expand_create(s, NULL, &e, &err), CS_ETOOBIG);
+    assert_null(e);
+    assert_non_null(strstr(err.msg, "the grid has 100000000 cells and 22 exclude patterns"));
+    cs_sweep_destroy(s);
+    s = NULL;
+    /* Include cells hold a value of every axis: 4,100 cells x 4,108 axes (4,100 extra ones and
+     * the 8 mission axes) is over CS_LIMIT_INCLUDE_VALUES, refused before anything is allocated
+     * (about 1 GB). */
+    b.len = 0;
+    assert_int_equal(cs_buf_puts(&b, exclude_head), CS_OK);
+    assert_int_equal(cs_buf_puts(&b, "\"grid\":{\"algorithm\":[\"rtn\"]"), CS_OK);
+    for (int i = 0; i < 4100; i++) {
+        assert_int_equal(cs_buf_printf(&b, ",\"x%d\":[0]", i), CS_OK);
+    }
+    assert_int_equal(cs_buf_puts(&b, "},\"include\":["), CS_OK);
+    for (int i = 0; i < 4100; i++) {
+        assert_int_equal(cs_buf_printf(&b, "%s{\"algorithm\":\"rtn\"}", i ? "," : ""), CS_OK);
+    }
+    assert_int_equal(cs_buf_puts(&b, "]}"), CS_OK);
+    cs_diags_init(&d);
+    assert_int_equal(cs_sweep_parse(b.data, b.len, "in", &s, &d, &err), CS_ESCHEMA);
+    assert_string_equal(err.msg, "include: 4100 include cells x 4108 axes is more than 16777216 "
+                                 "cell values; use fewer include cells or axes");
+    cs_diags_fini(&d);
+    cs_buf_fini(&b);
+}
+
 int main(void)
 {
     const char *src = getenv("CS_SOURCE_DIR");
@@ -305,6 +430,8 @@ int main(void)
             cmocka_unit_test(test_folder_warning_only),
             cmocka_unit_test(test_extra_axis_near_mission_name_warns),
             cmocka_unit_test(test_shipped_sweeps),
+            cmocka_unit_test(test_many_references_resolve_fast),
+            cmocka_unit_test(test_exclude_work_bounded),
     };
     if (!src || chdir(src) != 0) {
         fprintf(stderr, "sweep_test: CS_SOURCE_DIR must name the source tree\n");

@@ -22,6 +22,7 @@
 #include "cs_cache.h"
 #include "cs_err.h"
 #include "cs_json.h"
+#include "cs_limits.h"
 #include "cs_log.h"
 #include "cs_model.h"
 #include "cs_opt.h"
@@ -38,7 +39,7 @@
 
 /* Largest perplexity text read into memory. */
 #define JOB_MAX_TEXT   ((size_t)256 << 20)
-#define JOB_MAX_CONFIG ((size_t)16 << 20)
+#define JOB_MAX_CONFIG CS_LIMIT_JOB_CONFIG_BYTES
 
 typedef struct job {
     cJSON *cfg;
@@ -200,6 +201,54 @@ static cs_rc load_config(job *j, const char *path, cs_err *err)
     }
     if (!cJSON_IsObject(j->cfg)) {
         return cs_err_set(err, CS_ESCHEMA, 0, "%s: expected a JSON object", path);
+    }
+    return CS_OK;
+}
+
+cs_rc cs_job_check_limits(const cJSON *cfg, cs_err *err)
+{
+    const cJSON *eval = NULL, *tasks = NULL, *ppl = NULL, *e;
+    int64_t v;
+    cs_jctx c;
+    cs_rc rc;
+
+    cs_jctx_init(&c, NULL, err);
+    if (!cJSON_IsObject(cfg)) {
+        return cs_err_set(err, CS_ESCHEMA, 0, "job config: expected a JSON object");
+    }
+    if ((rc = cs_json_opt_int(&c, cfg, "n_samples", 1, 1, CS_LIMIT_N_SAMPLES, &v)) != CS_OK ||
+        (rc = cs_json_opt_int(&c, cfg, "seq_len", 2, 2, CS_LIMIT_SEQ_LEN, &v)) != CS_OK ||
+        (rc = cs_json_opt_int(&c, cfg, "seed", 0, 0, CS_LIMIT_SEED, &v)) != CS_OK ||
+        (rc = cs_json_opt_object(&c, cfg, "eval", &eval)) != CS_OK || !eval) {
+        return rc;
+    }
+    cs_jpath_push_key(&c.path, "eval");
+    if ((rc = cs_json_opt_object(&c, eval, "tasks", &tasks)) != CS_OK ||
+        (rc = cs_json_opt_object(&c, eval, "perplexity", &ppl)) != CS_OK) {
+        return rc;
+    }
+    cs_jpath_push_key(&c.path, "tasks");
+    cJSON_ArrayForEach(e, tasks)
+    {
+        cs_jpath_push_key(&c.path, e->string);
+        if ((rc = cs_json_as_object(&c, e)) != CS_OK ||
+            (rc = cs_json_opt_int(&c, e, "limit", 0, 0, CS_LIMIT_EVAL_ITEMS, &v)) != CS_OK ||
+            (rc = cs_json_opt_int(&c, e, "fewshot", 0, 0, CS_LIMIT_FEWSHOT, &v)) != CS_OK) {
+            return rc;
+        }
+        cs_jpath_pop(&c.path);
+    }
+    cs_jpath_pop(&c.path);
+    cs_jpath_push_key(&c.path, "perplexity");
+    cJSON_ArrayForEach(e, ppl)
+    {
+        cs_jpath_push_key(&c.path, e->string);
+        if ((rc = cs_json_as_object(&c, e)) != CS_OK ||
+            (rc = cs_json_opt_int(&c, e, "seq_len", 2, 2, CS_LIMIT_SEQ_LEN, &v)) != CS_OK ||
+            (rc = cs_json_opt_int(&c, e, "max_windows", 0, 0, CS_LIMIT_PPL_WINDOWS, &v)) != CS_OK) {
+            return rc;
+        }
+        cs_jpath_pop(&c.path);
     }
     return CS_OK;
 }
@@ -431,9 +480,9 @@ static cs_rc stage_calibrate(job *j, cs_err *err)
     cs_rc rc;
 
     cs_jctx_init(&c, NULL, err);
-    if ((rc = cs_json_req_int(&c, j->cfg, "n_samples", 1, 1 << 20, &n)) != CS_OK ||
-        (rc = cs_json_req_int(&c, j->cfg, "seq_len", 2, 1 << 20, &seq)) != CS_OK ||
-        (rc = cs_json_opt_int(&c, j->cfg, "seed", 0, 0, INT64_MAX, &seed)) != CS_OK ||
+    if ((rc = cs_json_req_int(&c, j->cfg, "n_samples", 1, CS_LIMIT_N_SAMPLES, &n)) != CS_OK ||
+        (rc = cs_json_req_int(&c, j->cfg, "seq_len", 2, CS_LIMIT_SEQ_LEN, &seq)) != CS_OK ||
+        (rc = cs_json_opt_int(&c, j->cfg, "seed", 0, 0, CS_LIMIT_SEED, &seed)) != CS_OK ||
         (rc = cs_json_req_object(&c, j->cfg, "calibration", &cal)) != CS_OK) {
         return rc;
     }
@@ -711,8 +760,9 @@ static cs_rc eval_ppl(job *j, const cJSON *spec, cs_err *err)
     cs_jpath_push_key(&c.path, "perplexity");
     cs_jpath_push_key(&c.path, spec->string);
     if ((rc = cs_json_req_string(&c, spec, "path", &path)) != CS_OK ||
-        (rc = cs_json_req_int(&c, spec, "seq_len", 2, 1 << 20, &seq_len)) != CS_OK ||
-        (rc = cs_json_opt_int(&c, spec, "max_windows", 0, 0, INT32_MAX, &max_windows)) != CS_OK) {
+        (rc = cs_json_req_int(&c, spec, "seq_len", 2, CS_LIMIT_SEQ_LEN, &seq_len)) != CS_OK ||
+        (rc = cs_json_opt_int(&c, spec, "max_windows", 0, 0, CS_LIMIT_PPL_WINDOWS, &max_windows)) !=
+                CS_OK) {
         goto out;
     }
     snprintf(what, sizeof what, "eval.perplexity.%s.path", spec->string);
@@ -788,8 +838,8 @@ static cs_rc eval_task(job *j, const cJSON *spec, cs_err *err)
     cs_jpath_push_key(&c.path, "tasks");
     cs_jpath_push_key(&c.path, spec->string);
     if ((rc = cs_json_req_string(&c, spec, "path", &path)) != CS_OK ||
-        (rc = cs_json_opt_int(&c, spec, "limit", 0, 0, INT32_MAX, &limit)) != CS_OK ||
-        (rc = cs_json_opt_int(&c, spec, "fewshot", 0, 0, 1000, &fewshot)) != CS_OK) {
+        (rc = cs_json_opt_int(&c, spec, "limit", 0, 0, CS_LIMIT_EVAL_ITEMS, &limit)) != CS_OK ||
+        (rc = cs_json_opt_int(&c, spec, "fewshot", 0, 0, CS_LIMIT_FEWSHOT, &fewshot)) != CS_OK) {
         return rc;
     }
     if (fewshot > 0) {
@@ -1033,7 +1083,8 @@ int cs_run_job(const char *job_path)
     }
 
     j.stage = "config";
-    if ((rc = load_config(&j, job_path, &err)) != CS_OK) {
+    if ((rc = load_config(&j, job_path, &err)) != CS_OK ||
+        (rc = cs_job_check_limits(j.cfg, &err)) != CS_OK) {
         goto fail;
     }
     stage_begin(&j, "load");

@@ -27,6 +27,18 @@
 #ifndef CS_RUN_CS_JOB_H
 #define CS_RUN_CS_JOB_H
 
+#include <cjson/cJSON.h>
+
+#include "cs_err.h"
+
+/* Checks every number of a job config (cfg borrowed) against the table of limits (cs_limits.h),
+ * the bounds the sweep validator used, before anything is loaded: n_samples, seq_len, seed, and
+ * each eval task's limit and fewshot and each perplexity text's seq_len and max_windows (null or
+ * absent ones are left to the stages). CS_OK, or CS_ESCHEMA with err naming the field
+ * ("eval.tasks.arith.limit: expected an integer in 0..16777216, got ..."). The stages read the
+ * same bounds. */
+cs_rc cs_job_check_limits(const cJSON *cfg, cs_err *err);
+
 /* Runs the job of `job_path`; returns the process exit code (0, or 1 with error.json written). */
 int cs_run_job(const char *job_path);
 
