@@ -1157,6 +1157,11 @@ static void shutdown_loop(cs_daemon *d)
     if (d->o.signals) {
         uv_close((uv_handle_t *)&d->sig_term, on_close_handle);
         uv_close((uv_handle_t *)&d->sig_int, on_close_handle);
+        /* Closing restores the default action, which would kill the process on the copy of the
+         * signal that timeout(1) and shells send the process group right after the first: the
+         * stop is under way, so later ones are ignored. */
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGINT, SIG_IGN);
     }
     d->handles_open = false;
 }
