@@ -76,7 +76,12 @@ struct cs_daemon {
     struct {
         char *worker, *host;
     } hosts[HOSTS]; /* worker -> host from HELLO, direct-mapped (a collision forgets one) */
-    uint64_t n_work, n_commits;              /* statistics, logged at the stop */
+    struct {
+        char *worker;
+        char instance[CS_PROTO_TOKEN_LEN + 1]; /* "" = none recorded */
+        int64_t at;                            /* wall ms of the last store touch */
+    } touched[HOSTS];           /* worker -> its last cs_store_worker_touch, direct-mapped */
+    uint64_t n_work, n_commits; /* statistics, logged at the stop */
     uint64_t n_requests, n_requests_at_tick; /* any request; idle = none since the last tick */
     uint32_t auth_ring[AUTH_RING];
     size_t auth_pos;
@@ -433,13 +438,40 @@ static void no_work(dctx *c, int64_t retry_ms)
 }
 
 /* Records that worker (with instance, or NULL) was heard from; a store error is only logged: the
- * request it came with goes on. */
+ * request it came with goes on. A worker heard from in the last second under the same instance
+ * costs no statement (the store writes last_seen at most once a second anyway). */
 static void worker_touch(cs_daemon *d, const char *worker, const char *instance, int64_t now)
 {
     cs_err err = {0};
-    if (cs_store_worker_touch(d->store, worker, instance, now, &err) != CS_OK &&
-        ratelog_ok(&d->rl_db, "database-error"))
-        cs_log(CS_LOG_ERROR, "worker %s: %s", worker, err.msg);
+    size_t i = host_slot(worker);
+    if (d->touched[i].worker != NULL && strcmp(d->touched[i].worker, worker) == 0 &&
+        now - d->touched[i].at < 1000 && now >= d->touched[i].at &&
+        (instance == NULL || strcmp(instance, d->touched[i].instance) == 0))
+        return;
+    if (cs_store_worker_touch(d->store, worker, instance, now, &err) != CS_OK) {
+        if (ratelog_ok(&d->rl_db, "database-error"))
+            cs_log(CS_LOG_ERROR, "worker %s: %s", worker, err.msg);
+        return;
+    }
+    if (d->touched[i].worker == NULL || strcmp(d->touched[i].worker, worker) != 0) {
+        char *w = cs_strdup(worker);
+        if (w == NULL)
+            return;
+        free(d->touched[i].worker);
+        d->touched[i].worker = w;
+        d->touched[i].instance[0] = '\0';
+    }
+    if (instance != NULL)
+        snprintf(d->touched[i].instance, sizeof d->touched[i].instance, "%s", instance);
+    d->touched[i].at = now;
+}
+
+/* Forgets the last touch of worker (its BYE: the next message must reach the store). */
+static void worker_untouch(cs_daemon *d, const char *worker)
+{
+    size_t i = host_slot(worker);
+    if (d->touched[i].worker != NULL && strcmp(d->touched[i].worker, worker) == 0)
+        d->touched[i].at = 0;
 }
 
 /* Reply for a store error: the store's message, logged (rate-limited) when it is the database's
@@ -594,7 +626,8 @@ static void do_result(cs_daemon *d, dctx *c, int64_t now)
         log_refused(d, c, r->worker, &err);
         set_error(c, rc, err.msg);
     } else if (rc == CS_OK) {
-        worker_touch(d, r->worker, NULL, now);
+        if (r->claim.worker == NULL)
+            worker_touch(d, r->worker, NULL, now); /* else claim_after_report touches */
         cs_msg ack;
         cs_msg_init(&ack, CS_MSG_ACK);
         set_reply(c, &ack);
@@ -679,7 +712,8 @@ static void do_fail(cs_daemon *d, dctx *c, int64_t now)
         store_error(d, c, rc, &err);
         return;
     }
-    worker_touch(d, f->worker, NULL, now);
+    if (f->claim.worker == NULL)
+        worker_touch(d, f->worker, NULL, now); /* else claim_after_report touches */
     cs_log(CS_LOG_INFO, "job %lld attempt %lld failed (%s): now %s", (long long)f->job_id,
            (long long)f->attempt, cs_fail_kind_name(f->kind), cs_job_state_name(next));
     d->wake = true;
@@ -750,6 +784,7 @@ static void do_bye(cs_daemon *d, dctx *c, int64_t now)
             d->reap_soon = true;
     }
     size_t dropped = drop_held_claims(d, b->worker, b->instance);
+    worker_untouch(d, b->worker);
     if (cs_store_worker_bye(d->store, b->worker, b->instance, now, NULL, &err) != CS_OK &&
         ratelog_ok(&d->rl_db, "database-error"))
         cs_log(CS_LOG_ERROR, "bye of %s: %s", b->worker, err.msg);
@@ -1323,6 +1358,7 @@ void cs_daemon_close(cs_daemon *d)
     for (size_t i = 0; i < HOSTS; i++) {
         free(d->hosts[i].worker);
         free(d->hosts[i].host);
+        free(d->touched[i].worker);
     }
     cs_store_close(d->store);
     pthread_mutex_destroy(&d->mu);
