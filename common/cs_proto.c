@@ -1,4 +1,4 @@
-/* cs_proto.c - protocol v2 codec (see cs_proto.h).
+/* cs_proto.c - protocol v3 codec (see cs_proto.h).
  *
  * One table describes the fields of every message type (key, kind, offset in cs_msg, bounds); the
  * decoder, the encoder and cs_msg_fini all walk it, so a field added to the table is decoded,
@@ -9,12 +9,14 @@
  */
 #include "cs_proto.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <sys/random.h>
 
 #include "cs_alloc.h"
 #include "cs_canon.h"
@@ -125,7 +127,9 @@ typedef enum fkind {
     F_JOBREF,   /* int64_t job_id at off, attempt at off2: {"job_id":..,"attempt":..} */
     F_RC,       /* cs_rc by name, not CS_OK */
     F_KIND,     /* cs_fail_kind by name */
-    F_CLAIMREQ, /* cs_msg_claim: {"worker":..,"capabilities":..}; worker NULL = absent */
+    F_CLAIMREQ, /* cs_msg_claim: {"worker":..,"instance":..,"capabilities":..}; worker NULL =
+                   absent */
+    F_TOKEN,    /* char *: CS_PROTO_TOKEN_LEN lowercase hex digits */
 } fkind;
 
 typedef struct field {
@@ -136,15 +140,16 @@ typedef struct field {
     int64_t min, max;
     const char *const *enums; /* F_NAME: allowed values, or NULL */
     size_t n_enums;
+    size_t off3; /* F_JOBREF: the char * lease_token */
 } field;
 
-#define FLD(key, kind, req, member)                                \
-    {                                                              \
-        key, kind, req, offsetof(cs_msg, member), 0, 0, 0, NULL, 0 \
-    }
-#define FINT(key, req, member, lo, hi)                                \
+#define FLD(key, kind, req, member)                                   \
     {                                                                 \
-        key, F_INT, req, offsetof(cs_msg, member), 0, lo, hi, NULL, 0 \
+        key, kind, req, offsetof(cs_msg, member), 0, 0, 0, NULL, 0, 0 \
+    }
+#define FINT(key, req, member, lo, hi)                                   \
+    {                                                                    \
+        key, F_INT, req, offsetof(cs_msg, member), 0, lo, hi, NULL, 0, 0 \
     }
 #define ID(key, member) FINT(key, true, member, 1, INT64_MAX)
 
@@ -160,11 +165,13 @@ static const field F_HELLO[] = {
 };
 static const field F_CLAIM[] = {
         FLD("worker", F_NAME, true, claim.worker),
+        FLD("instance", F_TOKEN, true, claim.instance),
         FLD("capabilities", F_CAPS, true, claim.caps),
 };
 static const field F_JOB[] = {
         ID("job_id", job.job_id),
         ID("attempt", job.attempt),
+        FLD("lease_token", F_TOKEN, true, job.lease_token),
         FINT("lease_s", true, job.lease_s, 1, CS_LIMIT_LEASE_S),
         FINT("timeout_s", false, job.timeout_s, 1, CS_LIMIT_TIMEOUT_S),
         FLD("config", F_OBJ, true, job.config),
@@ -173,8 +180,10 @@ static const field F_NO_WORK[] = {
         FINT("retry_ms", true, no_work.retry_ms, 0, 86400000),
 };
 static const field F_HEARTBEAT[] = {
+        FLD("worker", F_NAME, true, heartbeat.worker),
         ID("job_id", heartbeat.job_id),
         ID("attempt", heartbeat.attempt),
+        FLD("lease_token", F_TOKEN, true, heartbeat.lease_token),
         FLD("stage", F_NAME, true, heartbeat.stage),
         FINT("done", true, heartbeat.done, 0, INT64_MAX),
         FINT("total", true, heartbeat.total, 0, INT64_MAX),
@@ -184,15 +193,19 @@ static const field F_ACK[] = {
         FLD("cancel", F_BOOL, true, ack.cancel),
 };
 static const field F_RESULT[] = {
+        FLD("worker", F_NAME, true, result.worker),
         ID("job_id", result.job_id),
         ID("attempt", result.attempt),
+        FLD("lease_token", F_TOKEN, true, result.lease_token),
         FLD("metrics", F_OBJ, true, result.metrics),
         FLD("provenance", F_OBJ, true, result.provenance),
         FLD("claim", F_CLAIMREQ, false, result.claim),
 };
 static const field F_FAIL[] = {
+        FLD("worker", F_NAME, true, fail.worker),
         ID("job_id", fail.job_id),
         ID("attempt", fail.attempt),
+        FLD("lease_token", F_TOKEN, true, fail.lease_token),
         FLD("kind", F_KIND, true, fail.kind),
         FLD("reason", F_TEXT, true, fail.reason),
         FINT("exit_status", true, fail.exit_status, -1, 255),
@@ -203,8 +216,10 @@ static const field F_FAIL[] = {
 };
 static const field F_BYE[] = {
         FLD("worker", F_NAME, true, bye.worker),
+        FLD("instance", F_TOKEN, true, bye.instance),
         {"release_job", F_JOBREF, false, offsetof(cs_msg, bye.release_job_id),
-         offsetof(cs_msg, bye.release_attempt), 1, INT64_MAX, NULL, 0},
+         offsetof(cs_msg, bye.release_attempt), 1, INT64_MAX, NULL, 0,
+         offsetof(cs_msg, bye.release_lease_token)},
 };
 static const field F_SUBMIT[] = {
         FLD("sweep", F_DOC, true, submit.sweep),
@@ -239,7 +254,7 @@ static const field F_EXTEND[] = {
 static const field F_JOBS[] = {
         FLD("sweep", F_NAME, false, jobs.sweep),
         {"state", F_NAME, false, offsetof(cs_msg, jobs.state), 0, 0, 0, JOB_STATES,
-         sizeof(JOB_STATES) / sizeof(JOB_STATES[0])},
+         sizeof(JOB_STATES) / sizeof(JOB_STATES[0]), 0},
         FINT("limit", true, jobs.limit, 1, 100000),
         FINT("offset", true, jobs.offset, 0, INT64_MAX),
 };
@@ -321,6 +336,7 @@ static void fields_fini(cs_msg *m, const field *f, size_t n)
         case F_OBJ:
         case F_DOC:
         case F_ANY:
+        case F_TOKEN:
             free(*AT(m, f[i].off, char *));
             *AT(m, f[i].off, char *) = NULL;
             break;
@@ -330,11 +346,16 @@ static void fields_fini(cs_msg *m, const field *f, size_t n)
         case F_CLAIMREQ:
             free(AT(m, f[i].off, cs_msg_claim)->worker);
             AT(m, f[i].off, cs_msg_claim)->worker = NULL;
+            free(AT(m, f[i].off, cs_msg_claim)->instance);
+            AT(m, f[i].off, cs_msg_claim)->instance = NULL;
             caps_fini(&AT(m, f[i].off, cs_msg_claim)->caps);
+            break;
+        case F_JOBREF:
+            free(*AT(m, f[i].off3, char *));
+            *AT(m, f[i].off3, char *) = NULL;
             break;
         case F_INT:
         case F_BOOL:
-        case F_JOBREF:
         case F_RC:
         case F_KIND:
             break;
@@ -379,6 +400,16 @@ static cs_rc check_name(cs_jctx *c, const cJSON *v, const char *s, const field *
             }
         }
         return cs_jctx_error(c, v, NULL, "unknown value \"%s\"", s);
+    }
+    return CS_OK;
+}
+
+/* A string that is a token (lease_token, instance). */
+static cs_rc check_token(cs_jctx *c, const cJSON *v, const char *s)
+{
+    if (!cs_proto_token_ok(s)) {
+        return cs_jctx_error(c, v, NULL, "expected %d lowercase hex digits, got %zu characters",
+                             CS_PROTO_TOKEN_LEN, strlen(s));
     }
     return CS_OK;
 }
@@ -436,9 +467,9 @@ out:
 }
 
 static const char *const CAPS_KEYS[] = {"backends", "models", "threads", "mem_mb", "gpus"};
-static const char *const CLAIM_KEYS[] = {"worker", "capabilities"};
+static const char *const CLAIM_KEYS[] = {"worker", "instance", "capabilities"};
 static const char *const GPU_KEYS[] = {"index", "name", "mem_mb"};
-static const char *const JOBREF_KEYS[] = {"job_id", "attempt"};
+static const char *const JOBREF_KEYS[] = {"job_id", "attempt", "lease_token"};
 
 static cs_rc decode_gpu(cs_jctx *c, const cJSON *v, cs_gpu *g)
 {
@@ -655,6 +686,7 @@ static cs_rc decode_field(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *
     switch (f->kind) {
     case F_NAME:
     case F_TEXT:
+    case F_TOKEN:
         rc = f->required ? cs_json_req_string(c, obj, f->key, &s)
                          : cs_json_opt_string(c, obj, f->key, NULL, &s);
         if (rc != CS_OK || !s) {
@@ -663,6 +695,8 @@ static cs_rc decode_field(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *
         cs_jpath_push_key(&c->path, f->key);
         if (f->kind == F_NAME) {
             rc = check_name(c, v, s, f);
+        } else if (f->kind == F_TOKEN) {
+            rc = check_token(c, v, s);
         } else if (strlen(s) > CS_PROTO_MAX_TEXT) {
             rc = cs_jctx_error(c, v, NULL, "longer than %zu bytes (%zu)", CS_PROTO_MAX_TEXT,
                                strlen(s));
@@ -709,7 +743,7 @@ static cs_rc decode_field(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *
             return rc;
         }
         cs_jpath_push_key(&c->path, f->key);
-        rc = cs_json_check_keys(c, o, CLAIM_KEYS, 2, CS_DIAG_ERROR);
+        rc = cs_json_check_keys(c, o, CLAIM_KEYS, 3, CS_DIAG_ERROR);
         if (rc == CS_OK) {
             rc = cs_json_req_string(c, o, "worker", &s);
         }
@@ -719,10 +753,21 @@ static cs_rc decode_field(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *
             cs_jpath_pop(&c->path);
         }
         if (rc == CS_OK) {
-            rc = decode_caps(c, o, "capabilities", &cl->caps);
+            rc = dup_into(&cl->worker, s, c->err);
         }
         if (rc == CS_OK) {
-            rc = dup_into(&cl->worker, s, c->err);
+            rc = cs_json_req_string(c, o, "instance", &s);
+        }
+        if (rc == CS_OK) {
+            cs_jpath_push_key(&c->path, "instance");
+            rc = check_token(c, cJSON_GetObjectItemCaseSensitive(o, "instance"), s);
+            cs_jpath_pop(&c->path);
+        }
+        if (rc == CS_OK) {
+            rc = dup_into(&cl->instance, s, c->err);
+        }
+        if (rc == CS_OK) {
+            rc = decode_caps(c, o, "capabilities", &cl->caps);
         }
         cs_jpath_pop(&c->path);
         return rc;
@@ -735,12 +780,23 @@ static cs_rc decode_field(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *
             return rc;
         }
         cs_jpath_push_key(&c->path, f->key);
-        rc = cs_json_check_keys(c, o, JOBREF_KEYS, 2, CS_DIAG_ERROR);
+        rc = cs_json_check_keys(c, o, JOBREF_KEYS, 3, CS_DIAG_ERROR);
         if (rc == CS_OK) {
             rc = cs_json_req_int(c, o, "job_id", f->min, f->max, AT(m, f->off, int64_t));
         }
         if (rc == CS_OK) {
             rc = cs_json_req_int(c, o, "attempt", f->min, f->max, AT(m, f->off2, int64_t));
+        }
+        if (rc == CS_OK) {
+            rc = cs_json_req_string(c, o, "lease_token", &s);
+        }
+        if (rc == CS_OK) {
+            cs_jpath_push_key(&c->path, "lease_token");
+            rc = check_token(c, cJSON_GetObjectItemCaseSensitive(o, "lease_token"), s);
+            cs_jpath_pop(&c->path);
+        }
+        if (rc == CS_OK) {
+            rc = dup_into(AT(m, f->off3, char *), s, c->err);
         }
         cs_jpath_pop(&c->path);
         return rc;
@@ -1056,7 +1112,8 @@ static cs_rc encode_field(cJSON *obj, const field *f, const cs_msg *m, const cha
     case F_TEXT:
     case F_OBJ:
     case F_DOC:
-    case F_ANY: {
+    case F_ANY:
+    case F_TOKEN: {
         const char *s = *CAT(m, f->off, str_ptr);
         if (!s) {
             return f->required ? enc_fail(err, type, f->key, "required but NULL") : CS_OK;
@@ -1095,23 +1152,32 @@ static cs_rc encode_field(cJSON *obj, const field *f, const cs_msg *m, const cha
         if (!cl->worker) {
             return f->required ? enc_fail(err, type, f->key, "required but NULL") : CS_OK;
         }
+        if (!cl->instance) {
+            return enc_fail(err, type, f->key, "instance is required but NULL");
+        }
         o = cJSON_AddObjectToObject(obj, f->key);
-        if (!o || !cJSON_AddStringToObject(o, "worker", cl->worker)) {
+        if (!o || !cJSON_AddStringToObject(o, "worker", cl->worker) ||
+            !cJSON_AddStringToObject(o, "instance", cl->instance)) {
             return cs_err_set(err, CS_ENOMEM, 0, "encode: out of memory");
         }
         return encode_caps(o, "capabilities", &cl->caps, type, err);
     }
     case F_JOBREF: {
         int64_t id = *CAT(m, f->off, int64_t), at = *CAT(m, f->off2, int64_t);
+        const char *tok = *CAT(m, f->off3, str_ptr);
         cJSON *o;
-        if (id == 0 && at == 0 && !f->required) {
+        if (id == 0 && at == 0 && !tok && !f->required) {
             return CS_OK;
         }
         if (id < f->min || id > INT_EXACT || at < f->min || at > INT_EXACT) {
             return enc_fail(err, type, f->key, "job_id and attempt must both be >= 1");
         }
+        if (!tok) {
+            return enc_fail(err, type, f->key, "lease_token is required but NULL");
+        }
         o = cJSON_AddObjectToObject(obj, f->key);
-        ok = o && add_int(o, "job_id", id) && add_int(o, "attempt", at);
+        ok = o && add_int(o, "job_id", id) && add_int(o, "attempt", at) &&
+             cJSON_AddStringToObject(o, "lease_token", tok) != NULL;
         break;
     }
     case F_RC: {
@@ -1205,6 +1271,58 @@ out:
     cs_buf_fini(&buf);
     cJSON_Delete(root);
     return rc;
+}
+
+/* ---- tokens ------------------------------------------------------------------------------- */
+
+cs_rc cs_proto_new_token(char out[CS_PROTO_TOKEN_LEN + 1], cs_err *err)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[CS_PROTO_TOKEN_LEN / 2];
+    size_t got = 0;
+    while (got < sizeof(raw)) {
+        ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            out[0] = '\0';
+            return cs_err_errno(err, n < 0 ? errno : EIO, "getrandom (a lease token)");
+        }
+        got += (size_t)n;
+    }
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[CS_PROTO_TOKEN_LEN] = '\0';
+    return CS_OK;
+}
+
+bool cs_proto_token_ok(const char *s)
+{
+    size_t i = 0;
+    if (!s) {
+        return false;
+    }
+    for (; s[i] != '\0' && i <= CS_PROTO_TOKEN_LEN; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+            return false;
+        }
+    }
+    return i == CS_PROTO_TOKEN_LEN;
+}
+
+bool cs_proto_token_eq(const char *a, const char *b)
+{
+    unsigned diff = 0;
+    if (!cs_proto_token_ok(a) || !cs_proto_token_ok(b)) {
+        return false;
+    }
+    for (size_t i = 0; i < CS_PROTO_TOKEN_LEN; i++) {
+        diff |= (unsigned)((unsigned char)a[i] ^ (unsigned char)b[i]);
+    }
+    return diff == 0;
 }
 
 /* ---- log tails --------------------------------------------------------------------------- */

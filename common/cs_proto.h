@@ -1,4 +1,4 @@
-/* cs_proto.h - protocol version 2 between calsweep-worker, calsweep (CLI) and calsweepd: typed
+/* cs_proto.h - protocol version 3 between calsweep-worker, calsweep (CLI) and calsweepd: typed
  * messages, their encoding to JSON text and their strict decoding.
  *
  * Why: every byte that crosses an nng socket comes from another process, maybe another machine,
@@ -10,9 +10,9 @@
  * whitespace), so an encoded message is a pure function of the struct (one exception: a sweep
  * document keeps its members in the order written, see below):
  *
- *   {"v":2,"type":"CLAIM","token":"...","req_id":7, <the fields of the type>}
+ *   {"v":3,"type":"CLAIM","token":"...","req_id":7, <the fields of the type>}
  *
- * "v" (the protocol version, 2) and "type" are required; "token" (a shared secret, when the
+ * "v" (the protocol version, 3) and "type" are required; "token" (a shared secret, when the
  * coordinator asks for one) and "req_id" (an integer >= 1 the sender may use to match replies in
  * logs) are optional. Every other key must be a field of the type: unknown keys are refused, so a
  * typo or a newer peer is noticed at once. JSON null counts as absent for optional fields.
@@ -20,27 +20,39 @@
  * Endpoints and the expected reply of each request:
  *   work (worker REQ -> coordinator REP)
  *     HELLO     {worker, host, capabilities}                       -> OK | ERROR
- *     CLAIM     {worker, capabilities}       -> JOB {job_id, attempt, lease_s, timeout_s?, config}
- *                                                                   | NO_WORK {retry_ms} | ERROR
- *     HEARTBEAT {job_id, attempt, stage, done, total, log_tail}    -> ACK | ERROR (CS_ESTALE)
- *     RESULT    {job_id, attempt, metrics, provenance, claim?}     -> ACK | ERROR
- *     FAIL      {job_id, attempt, kind, reason, exit_status, signal, log_tail, claim?} -> ACK |
- *                                                                      ERROR
- *               claim = {worker, capabilities}, a CLAIM riding along: the report is stored as
- *               without it, and then the coordinator claims the worker's next job at once, so
- *               one round trip ends a job and starts the next. The reply is then JOB (report
- *               stored, here is the next job), NO_WORK {retry_ms} (report stored, nothing to run
- *               now: CLAIM after retry_ms, that one long-polls) or ERROR (report not stored or
- *               refused, e.g. CS_ESTALE; nothing was claimed). A resent report with claim gets
- *               the same job again, as a resent CLAIM does.
- *     BYE       {worker, release_job?: {job_id, attempt}}          -> OK
+ *     CLAIM     {worker, instance, capabilities}
+ *                 -> JOB {job_id, attempt, lease_token, lease_s, timeout_s?, config}
+ *                  | NO_WORK {retry_ms} | ERROR
+ *     HEARTBEAT {worker, job_id, attempt, lease_token, stage, done, total, log_tail}
+ *                                                                  -> ACK | ERROR (CS_ESTALE)
+ *     RESULT    {worker, job_id, attempt, lease_token, metrics, provenance, claim?} -> ACK | ERROR
+ *     FAIL      {worker, job_id, attempt, lease_token, kind, reason, exit_status, signal,
+ *                log_tail, claim?}                                 -> ACK | ERROR
+ *               claim = {worker, instance, capabilities}, a CLAIM riding along: the report is
+ *               stored as without it, and then the coordinator claims the worker's next job at
+ *               once, so one round trip ends a job and starts the next. The reply is then JOB
+ *               (report stored, here is the next job), NO_WORK {retry_ms} (report stored,
+ *               nothing to run now: CLAIM after retry_ms, that one long-polls) or ERROR (report
+ *               not stored or refused, e.g. CS_ESTALE; nothing was claimed). A resent report
+ *               with claim gets the same job again, as a resent CLAIM does.
+ *     BYE       {worker, instance, release_job?: {job_id, attempt, lease_token}} -> OK | ERROR
  *   control (CLI REQ -> coordinator REP); every reply is OK {data?} or ERROR {code, message}
  *     SUBMIT {sweep, force}  PLAN {sweep}  STATUS {sweep?}  CANCEL {sweep? | job? | filter?}
  *     PAUSE {sweep}  RESUME {sweep}  RETRY {sweep?, failed, lost}  EXTEND {sweep_id, sweep}
  *     JOBS {sweep?, state?, limit, offset}  WORKERS {}  LOGS {job_id, attempt?, tail?}
  *
- * Version 2 added RESULT.claim and FAIL.claim; a peer speaking version 1 is refused (CS_EVERSION),
- * so calsweepd and its workers are upgraded together.
+ * Leases (version 3): JOB.lease_token is a secret the coordinator draws for each attempt it
+ * leases (CS_PROTO_TOKEN_LEN lowercase hex digits, 128 random bits). Every message about a job
+ * (HEARTBEAT, RESULT, FAIL, BYE.release_job) names the worker and that token; the coordinator
+ * refuses it (ERROR CS_ESTALE) unless both match the attempt's lease holder, so nobody can report
+ * for, renew or hand back another worker's job by guessing its job id and attempt. instance
+ * (same form) is drawn by the worker once per process and kept secret: a resent CLAIM of the same
+ * worker and instance gets the job that worker already holds, with its token, and nobody else's
+ * CLAIM ever does. BYE's instance ends the long-poll CLAIM that worker process still has pending.
+ *
+ * Version 3 added the lease tokens and instance; version 2 added RESULT.claim and FAIL.claim. A
+ * peer speaking another version is refused (CS_EVERSION), so calsweepd and its workers are
+ * upgraded together.
  *
  * Field types: a "sweep reference" (STATUS.sweep, EXTEND.sweep_id, ...) is a string, the sweep's
  * name or its decimal id. Where the field is a sweep DOCUMENT (SUBMIT, PLAN, EXTEND.sweep) it is a
@@ -71,7 +83,8 @@
 #include "cs_limits.h"
 
 /* The sizes are those of the one table of limits (cs_limits.h). */
-#define CS_PROTO_VERSION 2
+#define CS_PROTO_VERSION   3
+#define CS_PROTO_TOKEN_LEN 32 /* lease_token, instance: lowercase hex digits (128 bits) */
 #define CS_PROTO_MAX_BYTES \
     CS_LIMIT_MSG_BYTES /* whole message; sockets take CS_LIMIT_MSG_RECV_BYTES */
 #define CS_PROTO_MAX_TEXT CS_LIMIT_TEXT_BYTES /* log_tail, FAIL.reason, ERROR.message */
@@ -168,10 +181,12 @@ typedef struct cs_msg_hello {
 } cs_msg_hello;
 typedef struct cs_msg_claim {
     char *worker;
+    char *instance; /* CS_PROTO_TOKEN_LEN hex digits: the worker process's secret id */
     cs_caps caps;
 } cs_msg_claim;
 typedef struct cs_msg_job {
     int64_t job_id, attempt; /* >= 1 */
+    char *lease_token;       /* CS_PROTO_TOKEN_LEN hex digits: the lease's secret */
     int64_t lease_s;         /* >= 1 */
     int64_t timeout_s;       /* the sweep's policy.timeout_s; 0 = absent (no limit) */
     char *config;            /* JSON object: the job config (schemas/job.schema.json) */
@@ -180,7 +195,9 @@ typedef struct cs_msg_no_work {
     int64_t retry_ms; /* >= 0: ask again after this long */
 } cs_msg_no_work;
 typedef struct cs_msg_heartbeat {
+    char *worker;
     int64_t job_id, attempt;
+    char *lease_token;   /* JOB.lease_token of this attempt */
     char *stage;         /* "load", "calibrate", "quantize", "evaluate", ... */
     int64_t done, total; /* >= 0, progress within the stage */
     char *log_tail;      /* may be "" */
@@ -189,13 +206,17 @@ typedef struct cs_msg_ack {
     bool cancel;
 } cs_msg_ack;
 typedef struct cs_msg_result {
+    char *worker;
     int64_t job_id, attempt;
+    char *lease_token;  /* JOB.lease_token of this attempt */
     char *metrics;      /* JSON object */
     char *provenance;   /* JSON object */
     cs_msg_claim claim; /* optional: claim.worker NULL = absent */
 } cs_msg_result;
 typedef struct cs_msg_fail {
+    char *worker;
     int64_t job_id, attempt;
+    char *lease_token; /* JOB.lease_token of this attempt */
     cs_fail_kind kind;
     char *reason;        /* may be "" */
     int64_t exit_status; /* -1 (did not exit) or 0..255 */
@@ -206,8 +227,10 @@ typedef struct cs_msg_fail {
 } cs_msg_fail;
 typedef struct cs_msg_bye {
     char *worker;
-    int64_t release_job_id,
-            release_attempt; /* 0,0 = absent; wire: "release_job":{job_id,attempt} */
+    char *instance; /* CLAIM.instance of this worker process */
+    /* 0, 0, NULL = absent; wire: "release_job":{job_id,attempt,lease_token} */
+    int64_t release_job_id, release_attempt;
+    char *release_lease_token;
 } cs_msg_bye;
 typedef struct cs_msg_submit {
     char *sweep; /* JSON object: the sweep document */
@@ -331,6 +354,18 @@ cs_fail_kind cs_fail_kind_from_name(const char *name);
 
 /* The code of a cs_rc name ("CS_ESTALE"); false when the name is unknown. */
 bool cs_rc_from_name(const char *name, cs_rc *out);
+
+/* Draws a fresh secret of CS_PROTO_TOKEN_LEN lowercase hex digits (128 bits from the kernel's
+ * CSPRNG, getrandom(2)) into out, NUL-terminated: a lease_token or an instance. CS_EIO (named in
+ * err) when the kernel gives no randomness. Thread-safe. */
+cs_rc cs_proto_new_token(char out[CS_PROTO_TOKEN_LEN + 1], cs_err *err);
+
+/* Whether s is a well-formed token (CS_PROTO_TOKEN_LEN lowercase hex digits). */
+bool cs_proto_token_ok(const char *s);
+
+/* Compares two tokens in time independent of where they differ (a wrong guess tells nothing
+ * about the right one). false when either is NULL or malformed. */
+bool cs_proto_token_eq(const char *a, const char *b);
 
 /* Makes a log tail fit to send: the last at most CS_PROTO_MAX_TEXT bytes of log[0..len), starting
  * at a character boundary, with every NUL byte and invalid UTF-8 byte replaced by '?'. Returns

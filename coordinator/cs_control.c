@@ -19,7 +19,9 @@
 #include "cs_prefetch.h"
 #include "cs_sweep.h"
 
-/* A worker heard from within this long counts in STATUS.workers. */
+/* A worker heard from within this long (any message: heartbeats every few seconds, long-poll
+ * claims every 10 s) and that has not said BYE since counts as active (STATUS.workers,
+ * WORKERS[].active). */
 #define CTL_WORKER_ALIVE_MS ((int64_t)120000)
 /* The most log bytes LOGS sends (well below CS_PROTO_MAX_BYTES after JSON escaping). */
 #define CTL_MAX_LOG       ((size_t)1 << 20)
@@ -609,7 +611,7 @@ static cs_rc handle_status(cs_store *s, const cs_msg_status *m, int64_t now, cs_
         rc = cs_store_sweep_list(s, sweep_list_cb, list, &e2);
     }
     if (rc == CS_OK) {
-        rc = query_i64(s, "SELECT count(*) FROM worker WHERE last_seen >= ?1",
+        rc = query_i64(s, "SELECT count(*) FROM worker WHERE last_seen >= ?1 AND bye_at IS NULL",
                        now - CTL_WORKER_ALIVE_MS, &workers, &e2);
     }
     if (rc != CS_OK) {
@@ -726,12 +728,12 @@ oom:
     return cs_err_set(err, CS_ENOMEM, 0, "control reply");
 }
 
-static cs_rc handle_workers(cs_store *s, cs_msg *rep, cs_err *err)
+static cs_rc handle_workers(cs_store *s, int64_t now, cs_msg *rep, cs_err *err)
 {
     static const char sql[] =
             "SELECT w.id, w.host, w.last_seen, w.capabilities, (SELECT j.id FROM job j WHERE "
-            "j.worker = w.id AND j.state = 'running' ORDER BY j.id LIMIT 1) FROM worker w "
-            "ORDER BY w.id";
+            "j.worker = w.id AND j.state = 'running' ORDER BY j.id LIMIT 1), "
+            "w.last_seen >= ?1 AND w.bye_at IS NULL FROM worker w ORDER BY w.id";
     sqlite3 *db = cs_store_db(s);
     sqlite3_stmt *st = NULL;
     cJSON *root = cJSON_CreateObject();
@@ -744,6 +746,8 @@ static cs_rc handle_workers(cs_store *s, cs_msg *rep, cs_err *err)
         return cs_err_set(err, CS_ENOMEM, 0, "control reply");
     }
     r = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (r == SQLITE_OK)
+        sqlite3_bind_int64(st, 1, now - CTL_WORKER_ALIVE_MS);
     while (r == SQLITE_OK && (r = sqlite3_step(st)) == SQLITE_ROW) {
         cJSON *o = cJSON_CreateObject();
         bool has_job = sqlite3_column_type(st, 4) != SQLITE_NULL;
@@ -751,6 +755,7 @@ static cs_rc handle_workers(cs_store *s, cs_msg *rep, cs_err *err)
             !cJSON_AddStringToObject(o, "name", col_text(st, 0)) ||
             !add_str_or_null(o, "host", col_text(st, 1)) ||
             !add_num(o, "last_seen_ms", (double)sqlite3_column_int64(st, 2)) ||
+            !cJSON_AddBoolToObject(o, "active", sqlite3_column_int(st, 5) != 0) ||
             !add_raw(o, "capabilities", col_text(st, 3)) ||
             !(has_job ? add_num(o, "job_id", (double)sqlite3_column_int64(st, 4))
                       : cJSON_AddNullToObject(o, "job_id") != NULL)) {
@@ -1148,7 +1153,7 @@ cs_rc cs_control_handle(cs_store *s, const cs_msg *req, int64_t now, cs_msg *rep
     case CS_MSG_JOBS:
         return handle_jobs(s, &req->jobs, rep, err);
     case CS_MSG_WORKERS:
-        return handle_workers(s, rep, err);
+        return handle_workers(s, now, rep, err);
     case CS_MSG_LOGS:
         return handle_logs(s, &req->logs, rep, err);
     case CS_MSG_CANCEL:

@@ -71,12 +71,18 @@ struct cs_daemon {
     _Atomic bool closing;
     bool stopping;
     bool wake, reap_soon;
-    ratelog rl_bad, rl_auth, rl_db;
+    ratelog rl_bad, rl_auth, rl_db, rl_lease;
     uint64_t tls_failed[EP_COUNT]; /* failed TLS handshakes logged so far, per endpoint */
+    int64_t pruned_at;             /* monotonic ms of the last worker prune */
     struct {
         char *worker, *host;
     } hosts[HOSTS]; /* worker -> host from HELLO, direct-mapped (a collision forgets one) */
-    uint64_t n_work, n_commits;              /* statistics, logged at the stop */
+    struct {
+        char *worker;
+        char instance[CS_PROTO_TOKEN_LEN + 1]; /* "" = none recorded */
+        int64_t at;                            /* wall ms of the last store touch */
+    } touched[HOSTS];           /* worker -> its last cs_store_worker_touch, direct-mapped */
+    uint64_t n_work, n_commits; /* statistics, logged at the stop */
     uint64_t n_requests, n_requests_at_tick; /* any request; idle = none since the last tick */
     uint32_t auth_ring[AUTH_RING];
     size_t auth_pos;
@@ -156,6 +162,26 @@ static void log_auth(cs_daemon *d, const dctx *c)
     char peer[128];
     peer_name(c->pipe, peer, sizeof peer);
     cs_log(CS_LOG_WARN, "%s endpoint, %s: authentication failed", ep_name(c->ep), peer);
+}
+
+/* A report (HEARTBEAT, RESULT, FAIL, BYE.release_job) refused for its lease: one line per refused
+ * message (rate-limited), naming the peer and the worker it claimed to be. */
+static void log_refused(cs_daemon *d, const dctx *c, const char *worker, const cs_err *err)
+{
+    if (!ratelog_ok(&d->rl_lease, "refused-report"))
+        return;
+    char peer[128], who[80], msg[300];
+    size_t n = 0;
+    peer_name(c->pipe, peer, sizeof peer);
+    for (const char *p = worker; p != NULL && *p != '\0' && n + 1 < sizeof who; p++)
+        who[n++] = (*p >= ' ' && *p < 0x7f && *p != '"') ? *p : '?';
+    who[n] = '\0';
+    n = 0;
+    for (const char *p = err->msg; *p != '\0' && n + 1 < sizeof msg; p++)
+        msg[n++] = (*p >= ' ' && *p < 0x7f) ? *p : '?';
+    msg[n] = '\0';
+    cs_log(CS_LOG_WARN, "work endpoint, %s: %s from worker \"%s\" refused: %s", peer,
+           cs_msg_type_name(c->req.type), who, msg);
 }
 
 /* ---- replies ------------------------------------------------------------------------------- */
@@ -342,7 +368,8 @@ cleanup:
 /* A claimed job whose JOB message cannot be encoded (e.g. a limit of an older database beyond
  * the protocol's) can never run: it fails at once, for good, with the reason, logged once. So it
  * neither blocks its sweep nor comes back at every claim with a renewed lease. */
-static void fail_unsendable(cs_daemon *d, const cs_store_claim *job, const cs_err *why, int64_t now)
+static void fail_unsendable(cs_daemon *d, const char *worker, const cs_store_claim *job,
+                            const cs_err *why, int64_t now)
 {
     cs_err err = {0};
     char reason[CS_PROTO_MAX_TEXT];
@@ -351,8 +378,8 @@ static void fail_unsendable(cs_daemon *d, const cs_store_claim *job, const cs_er
     snprintf(reason, sizeof reason, "internal: calsweepd cannot send this job to a worker: %s",
              why->msg);
     cs_log(CS_LOG_ERROR, "job %lld: %s", (long long)job->job_id, reason);
-    if (cs_store_fail(d->store, job->job_id, job->attempt, reason, &ex, now, &next, &err) !=
-                CS_OK &&
+    if (cs_store_fail(d->store, job->job_id, job->attempt, worker, job->lease_token, reason, &ex,
+                      now, &next, &err) != CS_OK &&
         ratelog_ok(&d->rl_db, "database-error"))
         cs_log(CS_LOG_ERROR, "job %lld: %s", (long long)job->job_id, err.msg);
     d->reap_soon = true;
@@ -384,6 +411,7 @@ static cs_rc try_claim(cs_daemon *d, dctx *c, const cs_msg_claim *cl, int64_t no
     }
     cs_store_caps caps = {
             .worker = cl->worker,
+            .instance = cl->instance,
             .host = host_get(d, cl->worker),
             .models = models,
             .native = has_str(cl->caps.backends, cl->caps.n_backends, "native"),
@@ -401,6 +429,7 @@ static cs_rc try_claim(cs_daemon *d, dctx *c, const cs_msg_claim *cl, int64_t no
         cs_msg_init(&rep, CS_MSG_JOB);
         rep.job.job_id = job.job_id;
         rep.job.attempt = job.attempt;
+        rep.job.lease_token = job.lease_token;
         rep.job.lease_s = d->o.lease_s;
         rep.job.timeout_s = job.timeout_ms > 0 ? (job.timeout_ms + 999) / 1000 : 0;
         rep.job.config = job.config;
@@ -418,7 +447,7 @@ static cs_rc try_claim(cs_daemon *d, dctx *c, const cs_msg_claim *cl, int64_t no
             cs_store_claim_fini(&job);
             break;
         }
-        fail_unsendable(d, &job, &err, now);
+        fail_unsendable(d, cl->worker, &job, &err, now);
         cs_store_claim_fini(&job);
         if (++unsendable >= CLAIM_MAX_UNSENDABLE) {
             rc = CS_ENOENT;
@@ -451,6 +480,43 @@ static void no_work(dctx *c, int64_t retry_ms)
     cs_msg_init(&m, CS_MSG_NO_WORK);
     m.no_work.retry_ms = retry_ms;
     set_reply(c, &m);
+}
+
+/* Records that worker (with instance, or NULL) was heard from; a store error is only logged: the
+ * request it came with goes on. A worker heard from in the last second under the same instance
+ * costs no statement (the store writes last_seen at most once a second anyway). */
+static void worker_touch(cs_daemon *d, const char *worker, const char *instance, int64_t now)
+{
+    cs_err err = {0};
+    size_t i = host_slot(worker);
+    if (d->touched[i].worker != NULL && strcmp(d->touched[i].worker, worker) == 0 &&
+        now - d->touched[i].at < 1000 && now >= d->touched[i].at &&
+        (instance == NULL || strcmp(instance, d->touched[i].instance) == 0))
+        return;
+    if (cs_store_worker_touch(d->store, worker, instance, now, &err) != CS_OK) {
+        if (ratelog_ok(&d->rl_db, "database-error"))
+            cs_log(CS_LOG_ERROR, "worker %s: %s", worker, err.msg);
+        return;
+    }
+    if (d->touched[i].worker == NULL || strcmp(d->touched[i].worker, worker) != 0) {
+        char *w = cs_strdup(worker);
+        if (w == NULL)
+            return;
+        free(d->touched[i].worker);
+        d->touched[i].worker = w;
+        d->touched[i].instance[0] = '\0';
+    }
+    if (instance != NULL)
+        snprintf(d->touched[i].instance, sizeof d->touched[i].instance, "%s", instance);
+    d->touched[i].at = now;
+}
+
+/* Forgets the last touch of worker (its BYE: the next message must reach the store). */
+static void worker_untouch(cs_daemon *d, const char *worker)
+{
+    size_t i = host_slot(worker);
+    if (d->touched[i].worker != NULL && strcmp(d->touched[i].worker, worker) == 0)
+        d->touched[i].at = 0;
 }
 
 /* Reply for a store error: the store's message, logged (rate-limited) when it is the database's
@@ -561,6 +627,12 @@ static void claim_after_report(cs_daemon *d, dctx *c, const cs_msg_claim *cl, in
     cs_rc rc;
     if (cl->worker == NULL)
         return;
+    if (strcmp(cl->worker,
+               c->req.type == CS_MSG_RESULT ? c->req.result.worker : c->req.fail.worker) != 0) {
+        no_work(c, 1000); /* the report stands; a claim for another name is not served */
+        return;
+    }
+    worker_touch(d, cl->worker, cl->instance, now);
     rc = try_claim(d, c, cl, now);
     if (rc == CS_ENOENT)
         no_work(c, 0);
@@ -593,9 +665,14 @@ static void do_result(cs_daemon *d, dctx *c, int64_t now)
         set_error(c, CS_ESTALE, "stale attempt");
         goto cleanup;
     }
-    rc = cs_store_result(d->store, r->job_id, (int)r->attempt, r->provenance, metrics, n_metrics,
-                         &ex, now, &dup, &err);
-    if (rc == CS_OK) {
+    rc = cs_store_result(d->store, r->job_id, (int)r->attempt, r->worker, r->lease_token,
+                         r->provenance, metrics, n_metrics, &ex, now, &dup, &err);
+    if (rc == CS_ESTALE) {
+        log_refused(d, c, r->worker, &err);
+        set_error(c, rc, err.msg);
+    } else if (rc == CS_OK) {
+        if (r->claim.worker == NULL)
+            worker_touch(d, r->worker, NULL, now); /* else claim_after_report touches */
         cs_msg ack;
         cs_msg_init(&ack, CS_MSG_ACK);
         set_reply(c, &ack);
@@ -631,13 +708,16 @@ static void do_heartbeat(cs_daemon *d, dctx *c, int64_t now)
         free(progress);
         return;
     }
-    cs_rc rc = cs_store_heartbeat(d->store, h->job_id, (int)h->attempt, d->o.lease_s * 1000,
-                                  progress, now, &cancel, &err);
+    cs_rc rc = cs_store_heartbeat(d->store, h->job_id, (int)h->attempt, h->worker, h->lease_token,
+                                  d->o.lease_s * 1000, progress, now, &cancel, &err);
     free(progress);
+    if (rc == CS_ESTALE)
+        log_refused(d, c, h->worker, &err);
     if (rc != CS_OK) {
         store_error(d, c, rc, &err);
         return;
     }
+    worker_touch(d, h->worker, NULL, now);
     cs_msg ack;
     cs_msg_init(&ack, CS_MSG_ACK);
     ack.ack.cancel = cancel;
@@ -667,14 +747,19 @@ static void do_fail(cs_daemon *d, dctx *c, int64_t now)
             .log_path = f->log_path,
     };
     cs_job_state next = CS_JOB_FAILED;
-    cs_rc rc = f->attempt > INT32_MAX ? cs_err_set(&err, CS_ESTALE, 0, "stale attempt")
-                                      : cs_store_fail(d->store, f->job_id, (int)f->attempt, reason,
-                                                      &ex, now, &next, &err);
+    cs_rc rc = f->attempt > INT32_MAX
+                       ? cs_err_set(&err, CS_ESTALE, 0, "stale attempt")
+                       : cs_store_fail(d->store, f->job_id, (int)f->attempt, f->worker,
+                                       f->lease_token, reason, &ex, now, &next, &err);
     free(reason);
+    if (rc == CS_ESTALE)
+        log_refused(d, c, f->worker, &err);
     if (rc != CS_OK) {
         store_error(d, c, rc, &err);
         return;
     }
+    if (f->claim.worker == NULL)
+        worker_touch(d, f->worker, NULL, now); /* else claim_after_report touches */
     cs_log(CS_LOG_INFO, "job %lld attempt %lld failed (%s): now %s", (long long)f->job_id,
            (long long)f->attempt, cs_fail_kind_name(f->kind), cs_job_state_name(next));
     d->wake = true;
@@ -699,14 +784,44 @@ static void do_hello(cs_daemon *d, dctx *c, int64_t now)
     set_simple(c, CS_MSG_OK);
 }
 
+static void hold_reschedule(cs_daemon *d);
+
+/* The long-poll CLAIMs still held for worker process (worker, instance) are answered NO_WORK at
+ * once, without a lease: that process said BYE and will never run a job. Returns how many. */
+static size_t drop_held_claims(cs_daemon *d, const char *worker, const char *instance)
+{
+    size_t n = 0;
+    for (dctx **p = &d->held; *p != NULL;) {
+        dctx *h = *p;
+        if (strcmp(h->req.claim.worker, worker) != 0 ||
+            !cs_proto_token_eq(h->req.claim.instance, instance)) {
+            p = &h->hnext;
+            continue;
+        }
+        *p = h->hnext;
+        h->hnext = NULL;
+        no_work(h, 1000);
+        send_reply(d, h);
+        n++;
+    }
+    if (n > 0)
+        hold_reschedule(d);
+    return n;
+}
+
 static void do_bye(cs_daemon *d, dctx *c, int64_t now)
 {
     const cs_msg_bye *b = &c->req.bye;
     cs_err err = {0};
-    if (b->release_job_id > 0 && b->release_attempt > 0 && b->release_attempt <= INT32_MAX) {
-        bool released = false;
-        cs_rc rc = cs_store_release(d->store, b->release_job_id, (int)b->release_attempt, now,
-                                    &released, &err);
+    bool released = false;
+    if (b->release_job_id > 0) {
+        cs_rc rc =
+                b->release_attempt > INT32_MAX
+                        ? cs_err_set(&err, CS_ESTALE, 0, "stale attempt")
+                        : cs_store_release(d->store, b->release_job_id, (int)b->release_attempt,
+                                           b->worker, b->release_lease_token, now, &released, &err);
+        if (rc == CS_ESTALE)
+            log_refused(d, c, b->worker, &err);
         if (rc != CS_OK) {
             store_error(d, c, rc, &err);
             return;
@@ -714,7 +829,14 @@ static void do_bye(cs_daemon *d, dctx *c, int64_t now)
         if (released)
             d->reap_soon = true;
     }
-    cs_log(CS_LOG_INFO, "worker %s says bye", b->worker);
+    size_t dropped = drop_held_claims(d, b->worker, b->instance);
+    worker_untouch(d, b->worker);
+    if (cs_store_worker_bye(d->store, b->worker, b->instance, now, NULL, &err) != CS_OK &&
+        ratelog_ok(&d->rl_db, "database-error"))
+        cs_log(CS_LOG_ERROR, "bye of %s: %s", b->worker, err.msg);
+    cs_log(CS_LOG_INFO, "worker %s says bye%s%s", b->worker,
+           released ? ", handing back its job" : "",
+           dropped > 0 ? ", its pending claim answered without a job" : "");
     set_simple(c, CS_MSG_OK);
 }
 
@@ -726,6 +848,7 @@ static void handle_work(cs_daemon *d, dctx *c, int64_t now)
         do_hello(d, c, now);
         break;
     case CS_MSG_CLAIM: {
+        worker_touch(d, c->req.claim.worker, c->req.claim.instance, now);
         cs_rc rc = try_claim(d, c, &c->req.claim, now);
         if (rc == CS_ENOENT) {
             if (d->o.claim_hold_ms > 0 && !d->stopping) {
@@ -1031,10 +1154,36 @@ static void checkpoint_if_idle(cs_daemon *d)
            (double)(cs_time_mono_ms() - t0) / 1000.0);
 }
 
+/* Deletes the rows of workers not seen for worker_prune_s that run nothing, at most once a
+ * minute (or once per prune period when that is shorter). */
+static void prune_workers(cs_daemon *d)
+{
+    cs_err err = {0};
+    size_t n = 0;
+    int64_t mono = cs_time_mono_ms(), every = d->o.worker_prune_s * 1000;
+    if (d->o.worker_prune_s <= 0)
+        return;
+    if (every > 60000)
+        every = 60000;
+    if (d->pruned_at != 0 && mono - d->pruned_at < every)
+        return;
+    d->pruned_at = mono;
+    if (cs_store_worker_prune(d->store, cs_time_wall_ms(), d->o.worker_prune_s * 1000, &n, &err) !=
+        CS_OK) {
+        if (ratelog_ok(&d->rl_db, "database-error"))
+            cs_log(CS_LOG_ERROR, "prune workers: %s", err.msg);
+        return;
+    }
+    if (n > 0)
+        cs_log(CS_LOG_INFO, "forgot %zu workers not seen for %lld s", n,
+               (long long)d->o.worker_prune_s);
+}
+
 static void on_reap_timer(uv_timer_t *t)
 {
     cs_daemon *d = t->data;
     reap(d);
+    prune_workers(d);
     checkpoint_if_idle(d);
     for (int i = 0; i < EP_COUNT && d->o.tls.cert != NULL; i++)
         cs_net_tls_log_failures(d->sock[i], &d->tls_failed[i]);
@@ -1091,6 +1240,11 @@ static void shutdown_loop(cs_daemon *d)
     if (d->o.signals) {
         uv_close((uv_handle_t *)&d->sig_term, on_close_handle);
         uv_close((uv_handle_t *)&d->sig_int, on_close_handle);
+        /* Closing restores the default action, which would kill the process on the copy of the
+         * signal that timeout(1) and shells send the process group right after the first: the
+         * stop is under way, so later ones are ignored. */
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGINT, SIG_IGN);
     }
     d->handles_open = false;
 }
@@ -1115,6 +1269,7 @@ void cs_daemon_opts_default(cs_daemon_opts *o)
     o->max_batch = 1024;
     o->n_work_ctx = 256;
     o->n_control_ctx = 8;
+    o->worker_prune_s = 3600;
 }
 
 cs_rc cs_daemon_open(const cs_daemon_opts *o, cs_daemon **out, cs_err *err)
@@ -1125,7 +1280,7 @@ cs_rc cs_daemon_open(const cs_daemon_opts *o, cs_daemon **out, cs_err *err)
     if (o->db == NULL || o->work_url == NULL || o->control_url == NULL)
         return cs_err_set(err, CS_EINVAL, 0, "the daemon needs a database and two endpoints");
     if (o->lease_s < 1 || o->claim_hold_ms < 0 || o->reap_ms < 1 || o->max_batch < 1 ||
-        o->n_work_ctx < 1 || o->n_control_ctx < 1)
+        o->n_work_ctx < 1 || o->n_control_ctx < 1 || o->worker_prune_s < 0)
         return cs_err_set(err, CS_EINVAL, 0, "daemon options out of range");
     if ((rc = cs_net_check_listen(o->work_url, o->token != NULL, &o->tls, o->insecure, err)) !=
                 CS_OK ||
@@ -1145,6 +1300,7 @@ cs_rc cs_daemon_open(const cs_daemon_opts *o, cs_daemon **out, cs_err *err)
     if ((rc = cs_store_open(o->db, &d->store, err)) != CS_OK)
         goto fail;
     reap(d);
+    prune_workers(d);
     d->wake = false;
     if (uv_loop_init(&d->loop) != 0) {
         rc = cs_err_set(err, CS_EINTERNAL, 0, "uv_loop_init");
@@ -1250,6 +1406,7 @@ void cs_daemon_close(cs_daemon *d)
     for (size_t i = 0; i < HOSTS; i++) {
         free(d->hosts[i].worker);
         free(d->hosts[i].host);
+        free(d->touched[i].worker);
     }
     cs_store_close(d->store);
     pthread_mutex_destroy(&d->mu);

@@ -7,7 +7,11 @@
  * run the context is held and answered NO_WORK before claim_hold_ms, or with a JOB as soon as one
  * appears (after a submit, retry, resume, extend, result, fail or reap). A claim riding on a
  * RESULT or FAIL (protocol v2) is tried once, after the report, and answered JOB or NO_WORK at
- * once (not held). Control requests go to
+ * once (not held). Every report about a job must come from its lease holder (worker and lease
+ * token, protocol v3): others are refused with CS_ESTALE and logged. A BYE answers the claim its
+ * worker process still has held NO_WORK, without a lease. Every message of a worker moves its
+ * last_seen; workers not seen for worker_prune_s that run nothing are deleted by the reaper timer.
+ * Control requests go to
  * cs_control_handle, each in its own transaction. The reaper runs at startup and on a timer.
  *
  * Threads: cs_daemon_run blocks on the calling thread; cs_daemon_stop may be called from any
@@ -35,6 +39,8 @@ typedef struct cs_daemon_opts {
     int64_t max_batch;       /* work messages per transaction (1024) */
     int n_work_ctx;          /* contexts of the work endpoint (256) */
     int n_control_ctx;       /* contexts of the control endpoint (8) */
+    int64_t worker_prune_s;  /* forget workers not seen this long that run nothing (3600); 0 =
+                                never */
     bool signals;            /* stop on SIGTERM/SIGINT */
 } cs_daemon_opts;
 

@@ -27,6 +27,9 @@
 #include "cs_frag.h"
 #include "cs_keyset.h"
 #include "cs_migrations.h"
+#include "cs_proto.h"
+
+_Static_assert(CS_STORE_TOKEN_LEN == CS_PROTO_TOKEN_LEN, "lease tokens travel in JOB.lease_token");
 
 /* ---- statements ---------------------------------------------------------------------------- */
 
@@ -105,8 +108,10 @@
       " json_extract(?1, '$.backend') WHEN 'object' THEN 'exec' ELSE 'native' END,"                \
       " coalesce(json_extract(?1, '$.requires.mem_mb'), 0),"                                       \
       " coalesce(json_extract(?1, '$.requires.gpus'), 0)")                                         \
-    X(CLAIM_HELD, "SELECT id FROM job_row WHERE worker = ?1 AND state = 'running'"                 \
-                  " AND lease_until >= ?2 ORDER BY id LIMIT 1")                                    \
+    X(CLAIM_HELD,                                                                                  \
+      "SELECT j.id, a.instance, a.lease_token FROM job_row j JOIN attempt a ON a.job_id = j.id"    \
+      " AND a.n = j.attempt WHERE j.worker = ?1 AND j.state = 'running'"                           \
+      " AND j.lease_until >= ?2 ORDER BY j.id")                                                    \
     X(CLAIM_RENEW,                                                                                 \
       "UPDATE job_row SET lease_until = max(lease_until, ?2), heartbeat_at = ?3"                   \
       " WHERE id = ?1 RETURNING id, sweep_id, attempt, lease_until, key, cfg, config_raw")         \
@@ -125,8 +130,9 @@
       " WHERE b.maxr = 0 OR b.nrun < b.maxr ORDER BY k.priority DESC, b.nrun, b.jid LIMIT 1)"      \
       " RETURNING id, sweep_id, attempt, lease_until, key, cfg, config_raw")                       \
     X(SWEEP_TIMEOUT, "SELECT timeout_ms FROM sweep WHERE id = ?1")                                 \
-    X(ATTEMPT_INSERT, "INSERT INTO attempt (job_id, n, worker, host, started)"                     \
-                      " VALUES (?1, ?2, ?3, ?4, ?5)")                                              \
+    X(ATTEMPT_INSERT, "INSERT INTO attempt (job_id, n, worker, host, started, lease_token,"        \
+                      " instance) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                            \
+    X(LEASE_GET, "SELECT worker, lease_token FROM attempt WHERE job_id = ?1 AND n = ?2")           \
     X(ATTEMPT_END, "UPDATE attempt SET ended = ?3, exit_status = ?4, signal = ?5,"                 \
                    " log_path = coalesce(?6, log_path), outcome = ?7, error = ?8"                  \
                    " WHERE job_id = ?1 AND n = ?2")                                                \
@@ -166,7 +172,13 @@
       "INSERT INTO worker (id, host, capabilities, first_seen, last_seen)"                         \
       " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (id) DO UPDATE SET"                                \
       " host = coalesce(excluded.host, host),"                                                     \
-      " capabilities = coalesce(excluded.capabilities, capabilities), last_seen = ?4")             \
+      " capabilities = coalesce(excluded.capabilities, capabilities), last_seen = ?4,"             \
+      " bye_at = NULL")                                                                            \
+    X(WORKER_TOUCH,                                                                                \
+      "INSERT INTO worker (id, instance, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)"           \
+      " ON CONFLICT (id) DO UPDATE SET last_seen = max(last_seen, ?3), bye_at = NULL,"             \
+      " instance = coalesce(?2, instance) WHERE last_seen < ?3 - 1000 OR bye_at IS NOT NULL"       \
+      " OR (?2 IS NOT NULL AND instance IS NOT ?2)")                                               \
     X(JOB_EXISTS, "SELECT 1 FROM job_row WHERE id = ?1")                                           \
     X(CANCEL_WAITING,                                                                              \
       "UPDATE job_row SET state = 'cancelled', state_at = ?4, state_why = ?5, not_before = NULL"   \
@@ -1922,22 +1934,41 @@ static cs_rc finish_claim(cs_store *s, cs_store_claim *out, char *ids, cs_err *e
     return rc;
 }
 
+/* The live lease of caps' worker process (worker and instance), renewed to lease_until: *found
+ * and out filled (again = true) when there is one. A claim without an instance, or with another
+ * one, never sees a lease (and so never its token). */
 static cs_rc claim_held(cs_store *s, const cs_store_caps *caps, int64_t lease_until, int64_t now,
                         cs_store_claim *out, bool *found, cs_err *err)
 {
     sqlite3_stmt *st = NULL;
     char *ids = NULL;
+    char token[CS_STORE_TOKEN_LEN + 1] = "";
     int64_t id = 0;
-    bool held = false;
     int src;
-    cs_rc rc = stmt(s, S_CLAIM_HELD, &st, err);
+    cs_rc rc;
     *found = false;
+    if (!caps->instance) {
+        return CS_OK;
+    }
+    rc = stmt(s, S_CLAIM_HELD, &st, err);
     if (rc != CS_OK) {
         return rc;
     }
     bind_text(st, 1, caps->worker);
     sqlite3_bind_int64(st, 2, now);
-    rc = step_int64(s, st, &id, &held, "look up held lease", err);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *inst = (const char *)sqlite3_column_text(st, 1);
+        const char *tok = (const char *)sqlite3_column_text(st, 2);
+        if (cs_proto_token_eq(inst, caps->instance) && cs_proto_token_ok(tok)) {
+            id = sqlite3_column_int64(st, 0);
+            copy_text(token, sizeof(token), (const unsigned char *)tok);
+            break;
+        }
+    }
+    if (src != SQLITE_ROW && src != SQLITE_DONE) {
+        rc = db_err(err, s->db, src, "look up held lease");
+    }
+    rel(st);
     if (rc != CS_OK || id == 0) {
         return rc;
     }
@@ -1952,6 +1983,7 @@ static cs_rc claim_held(cs_store *s, const cs_store_caps *caps, int64_t lease_un
     if (src == SQLITE_ROW) {
         rc = claim_from_row(st, out, &ids, err);
         out->again = true;
+        memcpy(out->lease_token, token, sizeof(token));
     } else {
         rc = db_err(err, s->db, src, "renew held lease");
     }
@@ -1978,6 +2010,9 @@ cs_rc cs_store_claim_job(cs_store *s, const cs_store_caps *caps, int64_t lease_m
 
     if (!caps || !caps->worker || !*caps->worker || lease_ms <= 0) {
         return cs_err_set(err, CS_EINVAL, 0, "store: claim: a worker id and a lease are needed");
+    }
+    if (caps->instance && !cs_proto_token_ok(caps->instance)) {
+        return cs_err_set(err, CS_EINVAL, 0, "store: claim: malformed instance");
     }
     rc = op_begin_w(s, &mark, err);
     if (rc != CS_OK) {
@@ -2014,6 +2049,9 @@ cs_rc cs_store_claim_job(cs_store *s, const cs_store_caps *caps, int64_t lease_m
         rc = finish_claim(s, &c, ids, err);
         ids = NULL;
     }
+    if (rc == CS_OK) {
+        rc = cs_proto_new_token(c.lease_token, err);
+    }
     if (rc != CS_OK) {
         goto out;
     }
@@ -2026,6 +2064,8 @@ cs_rc cs_store_claim_job(cs_store *s, const cs_store_caps *caps, int64_t lease_m
     bind_text(st, 3, caps->worker);
     bind_text(st, 4, caps->host);
     sqlite3_bind_int64(st, 5, now);
+    bind_text(st, 6, c.lease_token);
+    bind_text(st, 7, caps->instance);
     rc = run(s, st, "record attempt", err);
 timeout:
     if (rc == CS_OK) {
@@ -2098,8 +2138,57 @@ static cs_rc stale(cs_err *err, const char *what, int64_t job_id, int attempt, c
                       what, (long long)job_id, attempt, cs_job_state_name(b->state), b->attempt);
 }
 
-cs_rc cs_store_heartbeat(cs_store *s, int64_t job_id, int attempt, int64_t lease_ms,
-                         const char *progress, int64_t now, bool *cancel, cs_err *err)
+cs_rc cs_store_lease_check(cs_store *s, int64_t job_id, int attempt, const char *worker,
+                           const char *token, const char *what, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    bool holder = false;
+    int src;
+    cs_rc rc = stmt(s, S_LEASE_GET, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int(st, 2, attempt);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        const char *w = (const char *)sqlite3_column_text(st, 0);
+        /* The token comparison takes the same time wherever a guess goes wrong. */
+        bool token_ok = cs_proto_token_eq((const char *)sqlite3_column_text(st, 1), token);
+        holder = token_ok && w && worker && strcmp(w, worker) == 0;
+        if (!holder) {
+            rc = cs_err_set(err, CS_ESTALE, 0,
+                            "store: %s of job %lld attempt %d refused: worker \"%.64s\" does not "
+                            "hold its lease (wrong worker or lease token)",
+                            what, (long long)job_id, attempt, worker ? worker : "");
+        }
+    } else if (src == SQLITE_DONE) {
+        rc = CS_ENOENT;
+    } else {
+        rc = db_err(err, s->db, src, "read lease");
+    }
+    rel(st);
+    return rc;
+}
+
+/* cs_store_lease_check inside an operation: CS_OK when worker holds the lease; CS_ESTALE when it
+ * does not; for an attempt that does not exist, the job's own state decides (CS_ENOENT for an
+ * unknown job, CS_ESTALE naming its state otherwise). */
+static cs_rc lease_holder(cs_store *s, int64_t job_id, int attempt, const char *worker,
+                          const char *token, const char *what, cs_err *err)
+{
+    job_brief b = {0};
+    cs_rc rc = cs_store_lease_check(s, job_id, attempt, worker, token, what, err);
+    if (rc != CS_ENOENT) {
+        return rc;
+    }
+    rc = read_brief(s, job_id, &b, err);
+    return rc == CS_OK ? stale(err, what, job_id, attempt, &b) : rc;
+}
+
+cs_rc cs_store_heartbeat(cs_store *s, int64_t job_id, int attempt, const char *worker,
+                         const char *token, int64_t lease_ms, const char *progress, int64_t now,
+                         bool *cancel, cs_err *err)
 {
     int64_t mark = 0;
     sqlite3_stmt *st = NULL;
@@ -2109,6 +2198,10 @@ cs_rc cs_store_heartbeat(cs_store *s, int64_t job_id, int attempt, int64_t lease
     cs_rc rc = op_begin_w(s, &mark, err);
     if (rc != CS_OK) {
         return rc;
+    }
+    rc = lease_holder(s, job_id, attempt, worker, token, "heartbeat", err);
+    if (rc != CS_OK) {
+        goto out;
     }
     rc = stmt(s, S_HEARTBEAT, &st, err);
     if (rc != CS_OK) {
@@ -2233,9 +2326,10 @@ static cs_rc check_metrics(const cs_store_metric *m, size_t n, cs_err *err)
     return CS_OK;
 }
 
-cs_rc cs_store_result(cs_store *s, int64_t job_id, int attempt, const char *json,
-                      const cs_store_metric *metrics, size_t n_metrics, const cs_store_exit *ex,
-                      int64_t now, bool *duplicate, cs_err *err)
+cs_rc cs_store_result(cs_store *s, int64_t job_id, int attempt, const char *worker,
+                      const char *token, const char *json, const cs_store_metric *metrics,
+                      size_t n_metrics, const cs_store_exit *ex, int64_t now, bool *duplicate,
+                      cs_err *err)
 {
     int64_t mark = 0;
     sqlite3_stmt *st = NULL;
@@ -2258,6 +2352,10 @@ cs_rc cs_store_result(cs_store *s, int64_t job_id, int attempt, const char *json
     rc = op_begin_w(s, &mark, err);
     if (rc != CS_OK) {
         return rc;
+    }
+    rc = lease_holder(s, job_id, attempt, worker, token, "result", err);
+    if (rc != CS_OK) {
+        goto out;
     }
     rc = find_result(s, job_id, attempt, &result_id, err);
     if (rc != CS_OK) {
@@ -2336,8 +2434,9 @@ static int64_t backoff_ms(int64_t base, int64_t max, int attempt)
     return d < max ? d : max;
 }
 
-cs_rc cs_store_fail(cs_store *s, int64_t job_id, int attempt, const char *reason,
-                    const cs_store_exit *ex, int64_t now, cs_job_state *next_state, cs_err *err)
+cs_rc cs_store_fail(cs_store *s, int64_t job_id, int attempt, const char *worker, const char *token,
+                    const char *reason, const cs_store_exit *ex, int64_t now,
+                    cs_job_state *next_state, cs_err *err)
 {
     int64_t mark = 0;
     sqlite3_stmt *st = NULL;
@@ -2351,7 +2450,10 @@ cs_rc cs_store_fail(cs_store *s, int64_t job_id, int attempt, const char *reason
     if (rc != CS_OK) {
         return rc;
     }
-    rc = read_brief(s, job_id, &b, err);
+    rc = lease_holder(s, job_id, attempt, worker, token, "failure", err);
+    if (rc == CS_OK) {
+        rc = read_brief(s, job_id, &b, err);
+    }
     if (rc != CS_OK) {
         goto out;
     }
@@ -2504,6 +2606,29 @@ cs_rc cs_store_worker_seen(cs_store *s, const char *worker, const char *host,
         bind_text(st, 2, host);
         bind_text(st, 3, capabilities);
         sqlite3_bind_int64(st, 4, now);
+        rc = run(s, st, "record worker", err);
+    }
+    return op_end_w(s, rc, mark, err);
+}
+
+cs_rc cs_store_worker_touch(cs_store *s, const char *worker, const char *instance, int64_t now,
+                            cs_err *err)
+{
+    int64_t mark = 0;
+    sqlite3_stmt *st = NULL;
+    cs_rc rc;
+    if (!worker || !*worker) {
+        return cs_err_set(err, CS_EINVAL, 0, "store: worker id missing");
+    }
+    rc = op_begin_w(s, &mark, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = stmt(s, S_WORKER_TOUCH, &st, err);
+    if (rc == CS_OK) {
+        bind_text(st, 1, worker);
+        bind_text(st, 2, instance);
+        sqlite3_bind_int64(st, 3, now);
         rc = run(s, st, "record worker", err);
     }
     return op_end_w(s, rc, mark, err);

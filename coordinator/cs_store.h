@@ -11,8 +11,11 @@
  *
  * Job states (ARCHITECTURE.md): queued -> running -> done | retry_wait -> queued | failed | lost |
  * cancelled, plus cached. Every change of state writes a job_event row (a trigger on job.state).
- * A running job holds a lease (worker, lease_until) and an attempt number; heartbeat, result and
- * fail carry the attempt and are refused with CS_ESTALE when a newer attempt exists (fencing).
+ * A running job holds a lease (worker, lease_until) and an attempt number; each attempt has a lease
+ * token, a secret drawn when it is handed out (schema version 3). Heartbeat, result, fail and
+ * release name the attempt, the worker and the token, and are refused with CS_ESTALE when a newer
+ * attempt exists or when the worker or token is not the attempt's (fencing): only the lease
+ * holder can renew, report or hand back a job.
  *
  * Time: every operation takes `now` (ms since the Unix epoch), so tests control the clock and
  * the daemon passes cs_time_wall_ms(). Durations are ms.
@@ -132,22 +135,27 @@ cs_rc cs_store_extend(cs_store *s, int64_t sweep_id, const cs_sweep_meta *meta,
 
 /* What a worker can run. */
 typedef struct cs_store_caps {
-    const char *worker; /* worker id, required */
-    const char *host;   /* recorded on the attempt; may be NULL */
-    const char *models; /* JSON array of model folders it can load; NULL = any */
-    bool native;        /* runs the native engine */
-    bool exec;          /* runs exec-backend jobs */
-    int64_t mem_mb;     /* memory it offers; < 0 = no limit */
-    int64_t gpus;       /* GPUs it offers */
+    const char *worker;   /* worker id, required */
+    const char *instance; /* the worker process's secret id (CLAIM.instance); NULL = none */
+    const char *host;     /* recorded on the attempt; may be NULL */
+    const char *models;   /* JSON array of model folders it can load; NULL = any */
+    bool native;          /* runs the native engine */
+    bool exec;            /* runs exec-backend jobs */
+    int64_t mem_mb;       /* memory it offers; < 0 = no limit */
+    int64_t gpus;         /* GPUs it offers */
 } cs_store_caps;
+
+/* Length of a lease token: lowercase hex digits (128 random bits). */
+#define CS_STORE_TOKEN_LEN 32
 
 /* A job handed to a worker. Fini with cs_store_claim_fini. */
 typedef struct cs_store_claim {
     int64_t job_id;
     int64_t sweep_id;
-    int attempt;         /* the fencing token to send back */
-    int64_t lease_until; /* ms */
-    int64_t timeout_ms;  /* per-attempt wall-clock limit, 0 = none */
+    int attempt;                              /* the attempt number to send back */
+    char lease_token[CS_STORE_TOKEN_LEN + 1]; /* the lease's secret to send back */
+    int64_t lease_until;                      /* ms */
+    int64_t timeout_ms;                       /* per-attempt wall-clock limit, 0 = none */
     char key[65];
     char *config; /* owned: canonical JSON of the job */
     bool again;   /* the worker already held this lease (a resent CLAIM) */
@@ -155,20 +163,32 @@ typedef struct cs_store_claim {
 
 void cs_store_claim_fini(cs_store_claim *c); /* NULL-safe; leaves c zeroed */
 
-/* Moves the best queued job that caps can run to running (attempt+1, lease until now+lease_ms):
- * highest job priority first; among equal priorities the active sweep with the fewest running
- * jobs, then the oldest job. Skips paused, cancelled and done sweeps and sweeps at max_running.
- * A worker that already holds a live lease receives that job again (again = true, lease renewed),
- * so a resent CLAIM never takes a second job. CS_ENOENT (err untouched) when there is nothing to
- * do. *out is filled on CS_OK only. */
+/* Moves the best queued job that caps can run to running (attempt+1, lease until now+lease_ms,
+ * a fresh lease token stored with the attempt): highest job priority first; among equal
+ * priorities the active sweep with the fewest running jobs, then the oldest job. Skips paused,
+ * cancelled and done sweeps and sweeps at max_running. A worker process (worker and instance)
+ * that already holds a live lease receives that job again with its token (again = true, lease
+ * renewed), so a resent CLAIM never takes a second job; a claim under the same worker name with
+ * another instance (or none) never sees that lease. CS_ENOENT (err untouched) when there is
+ * nothing to do. *out is filled on CS_OK only. */
 cs_rc cs_store_claim_job(cs_store *s, const cs_store_caps *caps, int64_t lease_ms, int64_t now,
                          cs_store_claim *out, cs_err *err);
 
-/* Renews the lease of (job, attempt) to now+lease_ms and stores progress (JSON, may be NULL).
- * *cancel tells whether a cancel is pending (the ACK carries it). CS_ESTALE when the job is not
- * running under that attempt (the worker must stop), CS_ENOENT for an unknown job. */
-cs_rc cs_store_heartbeat(cs_store *s, int64_t job_id, int attempt, int64_t lease_ms,
-                         const char *progress, int64_t now, bool *cancel, cs_err *err);
+/* Whether worker holds the lease of (job, attempt) under token (constant-time comparison of the
+ * token). CS_OK when it does; CS_ESTALE when the attempt exists but another worker holds it or
+ * the token differs (the message names the job, the attempt and the claimed worker: a refused
+ * report, maybe forged); CS_ENOENT (err untouched) when the job has no such attempt. Read-only;
+ * what (e.g. "result") names the operation in the message. The operations below check it first. */
+cs_rc cs_store_lease_check(cs_store *s, int64_t job_id, int attempt, const char *worker,
+                           const char *token, const char *what, cs_err *err);
+
+/* Renews the lease of (job, attempt) held by worker under token to now+lease_ms and stores
+ * progress (JSON, may be NULL). *cancel tells whether a cancel is pending (the ACK carries it).
+ * CS_ESTALE when the job is not running under that attempt (the worker must stop) or worker and
+ * token are not its lease's (cs_store_lease_check), CS_ENOENT for an unknown job. */
+cs_rc cs_store_heartbeat(cs_store *s, int64_t job_id, int attempt, const char *worker,
+                         const char *token, int64_t lease_ms, const char *progress, int64_t now,
+                         bool *cancel, cs_err *err);
 
 /* One metric in long form. */
 typedef struct cs_store_metric {
@@ -189,22 +209,27 @@ typedef struct cs_store_exit {
 } cs_store_exit;
 
 /* Stores the result of (job, attempt) and its metrics, moves the job to done and makes the result
- * the cached one for the job's key. Idempotent: the same (job, attempt) again stores nothing and
- * returns CS_OK with *duplicate = true (duplicate may be NULL). A late result of the newest
- * attempt is accepted while no newer attempt started (job queued, retry_wait or lost after its
- * lease expired); CS_ESTALE otherwise (an older attempt, or the job done/failed/cancelled by
- * another attempt), CS_ENOENT for an unknown job, CS_EINVAL for an empty json. */
-cs_rc cs_store_result(cs_store *s, int64_t job_id, int attempt, const char *json,
-                      const cs_store_metric *metrics, size_t n_metrics, const cs_store_exit *ex,
-                      int64_t now, bool *duplicate, cs_err *err);
+ * the cached one for the job's key. Only from the lease holder: worker and token must be the
+ * attempt's (cs_store_lease_check), else CS_ESTALE and nothing is stored or cached. Idempotent:
+ * the same (job, attempt) again stores nothing and returns CS_OK with *duplicate = true
+ * (duplicate may be NULL). A late result of the newest attempt is accepted while no newer attempt
+ * started (job queued, retry_wait or lost after its lease expired); CS_ESTALE otherwise (an older
+ * attempt, or the job done/failed/cancelled by another attempt), CS_ENOENT for an unknown job,
+ * CS_EINVAL for an empty json. */
+cs_rc cs_store_result(cs_store *s, int64_t job_id, int attempt, const char *worker,
+                      const char *token, const char *json, const cs_store_metric *metrics,
+                      size_t n_metrics, const cs_store_exit *ex, int64_t now, bool *duplicate,
+                      cs_err *err);
 
 /* Records the failure of (job, attempt): with a cancel pending the job becomes cancelled; with
  * attempts left (and not ex->permanent) retry_wait until now + min(base * 2^(attempt-1), max);
  * otherwise failed, and a sweep with on_failure=stop is paused. *next_state (may be NULL) says
  * which. A repeated FAIL of the same attempt is CS_OK with no change. CS_ESTALE when the job is
- * not running under that attempt, CS_ENOENT for an unknown job. */
-cs_rc cs_store_fail(cs_store *s, int64_t job_id, int attempt, const char *reason,
-                    const cs_store_exit *ex, int64_t now, cs_job_state *next_state, cs_err *err);
+ * not running under that attempt or worker and token are not its lease's, CS_ENOENT for an
+ * unknown job. */
+cs_rc cs_store_fail(cs_store *s, int64_t job_id, int attempt, const char *worker, const char *token,
+                    const char *reason, const cs_store_exit *ex, int64_t now,
+                    cs_job_state *next_state, cs_err *err);
 
 typedef struct cs_store_reap_counts {
     size_t requeued;  /* running with an expired lease -> queued */
@@ -218,9 +243,16 @@ typedef struct cs_store_reap_counts {
  * with nothing left to run become done. Run at startup and on a timer. counts may be NULL. */
 cs_rc cs_store_reap(cs_store *s, int64_t now, cs_store_reap_counts *counts, cs_err *err);
 
-/* Records that a worker said hello or was heard from (upsert). capabilities: JSON, may be NULL. */
+/* Records that a worker said hello (upsert): last_seen = now, host and capabilities (JSON) when
+ * not NULL, and clears its BYE. */
 cs_rc cs_store_worker_seen(cs_store *s, const char *worker, const char *host,
                            const char *capabilities, int64_t now, cs_err *err);
+
+/* Records that a worker was heard from (CLAIM, HEARTBEAT, RESULT, FAIL): creates its row if
+ * needed, moves last_seen to now (writing only when it is a second or more behind, so a busy
+ * worker costs no write per message), clears its BYE, and records instance when not NULL. */
+cs_rc cs_store_worker_touch(cs_store *s, const char *worker, const char *instance, int64_t now,
+                            cs_err *err);
 
 /* ---- control --------------------------------------------------------------------------------- */
 

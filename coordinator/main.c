@@ -40,6 +40,7 @@ enum {
     OPT_REAP_MS,
     OPT_MAX_BATCH,
     OPT_CONTEXTS,
+    OPT_WORKER_PRUNE_S,
     OPT_LOG_JSON,
     OPT_LOG_LEVEL,
     OPT_FOREGROUND,
@@ -70,6 +71,8 @@ static const cs_opt options[] = {
         {"max-batch", 0, CS_OPT_VALUE, OPT_MAX_BATCH, "N", "work requests per transaction (1024)"},
         {"contexts", 0, CS_OPT_VALUE, OPT_CONTEXTS, "N",
          "concurrent work requests (nng contexts, 256)"},
+        {"worker-prune-s", 0, CS_OPT_VALUE, OPT_WORKER_PRUNE_S, "N",
+         "forget workers not heard from for N s that run no job (3600; 0 = never)"},
         {"log-json", 0, CS_OPT_NONE, OPT_LOG_JSON, NULL, "log JSON lines"},
         {"log-level", 0, CS_OPT_VALUE, OPT_LOG_LEVEL, "L", "error, warn, info (default), debug"},
         {"foreground", 0, CS_OPT_NONE, OPT_FOREGROUND, NULL, "stay in the foreground (default)"},
@@ -79,7 +82,7 @@ static const cs_opt options[] = {
 typedef struct settings {
     char *db, *work, *control, *token_file, *tls_cert, *tls_key, *tls_ca, *config;
     bool insecure, log_json;
-    int64_t lease_s, claim_hold_ms, reap_ms, max_batch, contexts;
+    int64_t lease_s, claim_hold_ms, reap_ms, max_batch, contexts, worker_prune_s;
     cs_log_level level;
 } settings;
 
@@ -138,6 +141,8 @@ static cs_rc apply(settings *s, int id, const char *name, const char *arg, cs_er
         return cs_parse_i64(arg, 1, 1000000, &s->max_batch, name, err);
     case OPT_CONTEXTS:
         return cs_parse_i64(arg, 1, 65536, &s->contexts, name, err);
+    case OPT_WORKER_PRUNE_S:
+        return cs_parse_i64(arg, 0, 86400 * 365, &s->worker_prune_s, name, err);
     case OPT_LOG_LEVEL:
         if (cs_log_level_parse(arg, &s->level) != CS_OK)
             return cs_err_set(err, CS_EINVAL, 0, "%s: unknown log level '%s'", name, arg);
@@ -220,6 +225,7 @@ static cs_rc settings_defaults(settings *s, cs_err *err)
     s->reap_ms = 5000;
     s->max_batch = 1024;
     s->contexts = 256;
+    s->worker_prune_s = 3600;
     s->level = CS_LOG_INFO;
     if ((rc = cs_net_default_url(CS_NET_WORK, &s->work, err)) != CS_OK ||
         (rc = cs_net_default_url(CS_NET_CONTROL, &s->control, err)) != CS_OK)
@@ -317,6 +323,7 @@ static int serve(settings *s)
     o.reap_ms = s->reap_ms;
     o.max_batch = s->max_batch;
     o.n_work_ctx = (int)s->contexts;
+    o.worker_prune_s = s->worker_prune_s;
     o.signals = true;
     if (cs_daemon_open(&o, &d, &err) != CS_OK) {
         cs_log(CS_LOG_ERROR, "%s", err.msg);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes protocol.schema.json (JSON Schema draft 2020-12) for protocol version 2, kept in step by
+"""Writes protocol.schema.json (JSON Schema draft 2020-12) for protocol version 3, kept in step by
 hand with the field table of common/cs_proto.c (the C decoder is the definition; this schema
 documents it for other languages). The error codes are read from common/cs_err.h.
 A development tool: the build and the tests only read the JSON file. Run from the repo root:
@@ -54,33 +54,42 @@ MESSAGES = [
     ("HELLO", "work request", "A worker introduces itself; reply OK or ERROR.",
      [("worker", ref("name"), True), ("host", ref("name"), True),
       ("capabilities", ref("capabilities"), True)]),
-    ("CLAIM", "work request", "A worker asks for a job; reply JOB, NO_WORK or ERROR.",
-     [("worker", ref("name"), True), ("capabilities", ref("capabilities"), True)]),
-    ("JOB", "reply", "A leased job: run attempt `attempt` of `job_id` and renew the lease.",
+    ("CLAIM", "work request", "A worker asks for a job; reply JOB, NO_WORK or ERROR. A resent "
+     "CLAIM of the same worker and instance gets the job that worker process already holds.",
+     [("worker", ref("name"), True), ("instance", ref("instance"), True),
+      ("capabilities", ref("capabilities"), True)]),
+    ("JOB", "reply", "A leased job: run attempt `attempt` of `job_id` and renew the lease; every "
+     "message about it names the worker and lease_token.",
      [("job_id", ref("id"), True), ("attempt", ref("id"), True),
+      ("lease_token", ref("lease_token"), True),
       ("lease_s", integer(1, L["LEASE_S"], "lease length in seconds"), True),
       ("timeout_s", integer(1, L["TIMEOUT_S"], "the sweep's per-job time limit (policy.timeout_s)"), False),
       ("config", obj_json("the fully resolved job config (job.schema.json)"), True)]),
     ("NO_WORK", "reply", "Nothing to do now; ask again after retry_ms.",
      [("retry_ms", integer(0, 86400000), True)]),
     ("HEARTBEAT", "work request", "Progress of a running attempt; reply ACK (maybe cancel) or "
-     "ERROR CS_ESTALE when the attempt is no longer current.",
-     [("job_id", ref("id"), True), ("attempt", ref("id"), True), ("stage", ref("name"), True),
+     "ERROR CS_ESTALE when the attempt is no longer current or the worker does not hold its "
+     "lease.",
+     [("worker", ref("name"), True), ("job_id", ref("id"), True), ("attempt", ref("id"), True),
+      ("lease_token", ref("lease_token"), True), ("stage", ref("name"), True),
       ("done", ref("count"), True), ("total", ref("count"), True),
       ("log_tail", ref("text"), True)]),
     ("ACK", "reply", "Acknowledges HEARTBEAT, RESULT or FAIL; cancel asks the worker to stop.",
      [("cancel", {"type": "boolean"}, True)]),
     ("RESULT", "work request", "The result of an attempt; stored idempotently per (job_id, "
      "attempt). Reply ACK or ERROR; with claim: JOB (stored, and the worker's next job), NO_WORK "
-     "(stored, nothing to run now) or ERROR (not stored, nothing claimed).",
-     [("job_id", ref("id"), True), ("attempt", ref("id"), True),
+     "(stored, nothing to run now) or ERROR (not stored, nothing claimed). Stored only from the "
+     "lease holder (worker and lease_token of the JOB).",
+     [("worker", ref("name"), True), ("job_id", ref("id"), True), ("attempt", ref("id"), True),
+      ("lease_token", ref("lease_token"), True),
       ("metrics", obj_json("metrics per task (result.schema.json#/properties/metrics)"), True),
       ("provenance", obj_json("the rest of result.json: timings, samples, engine, host, ..."),
        True),
       ("claim", opt(ref("claim")), False)]),
     ("FAIL", "work request", "An attempt failed. Reply ACK or ERROR; with claim: JOB, NO_WORK or "
-     "ERROR as for RESULT.",
-     [("job_id", ref("id"), True), ("attempt", ref("id"), True),
+     "ERROR as for RESULT. Stored only from the lease holder.",
+     [("worker", ref("name"), True), ("job_id", ref("id"), True), ("attempt", ref("id"), True),
+      ("lease_token", ref("lease_token"), True),
       ("kind", {"enum": fail_kinds, "description": "error.json kinds, then what the worker saw"},
        True),
       ("reason", ref("text"), True),
@@ -88,8 +97,10 @@ MESSAGES = [
       ("signal", integer(0, 127, "0 when none"), True), ("log_tail", ref("text"), True),
       ("log_path", opt(ref("text")), False),
       ("claim", opt(ref("claim")), False)]),
-    ("BYE", "work request", "A worker leaves, maybe handing back the job it holds.",
-     [("worker", ref("name"), True), ("release_job", opt(ref("job_ref")), False)]),
+    ("BYE", "work request", "A worker leaves, maybe handing back the job it holds; the "
+     "long-poll CLAIM its process (instance) still has pending gets NO_WORK.",
+     [("worker", ref("name"), True), ("instance", ref("instance"), True),
+      ("release_job", opt(ref("job_ref")), False)]),
     ("SUBMIT", "control request", "Submit a sweep document.",
      [("sweep", obj_json("the sweep document (sweep.schema.json), sent as written without whitespace: its member order is the order of its jobs"), True),
       ("force", {"type": "boolean"}, True)]),
@@ -126,7 +137,13 @@ MESSAGES = [
 ]
 
 defs = {
-    "version": {"const": 2, "description": "protocol version"},
+    "version": {"const": 3, "description": "protocol version"},
+    "lease_token": {"type": "string", "pattern": "^[0-9a-f]{32}$",
+                    "description": "the secret of one lease (128 random bits), drawn by the "
+                                   "coordinator for each attempt it leases"},
+    "instance": {"type": "string", "pattern": "^[0-9a-f]{32}$",
+                 "description": "a secret id (128 random bits) the worker draws once per "
+                                "process"},
     "token": {"type": "string", "minLength": 1, "maxLength": MAX_NAME,
               "description": "shared secret, when the coordinator asks for one"},
     "req_id": {"type": "integer", "minimum": 1, "maximum": EXACT,
@@ -139,17 +156,19 @@ defs = {
     "sweep_ref": {"type": "string", "minLength": 1, "maxLength": MAX_NAME,
                   "description": "a sweep's name or its decimal id"},
     "job_ref": {"type": "object", "additionalProperties": False,
-                "required": ["job_id", "attempt"],
-                "properties": {"job_id": ref("id"), "attempt": ref("id")}},
+                "required": ["job_id", "attempt", "lease_token"],
+                "properties": {"job_id": ref("id"), "attempt": ref("id"),
+                               "lease_token": ref("lease_token")}},
     "gpu": {"type": "object", "additionalProperties": False,
             "required": ["index", "name", "mem_mb"],
             "properties": {"index": integer(0, 65535), "name": ref("name"),
                            "mem_mb": ref("count")}},
     "claim": {"type": "object", "additionalProperties": False,
-              "required": ["worker", "capabilities"],
+              "required": ["worker", "instance", "capabilities"],
               "description": "a CLAIM riding on a RESULT or FAIL (version 2): the coordinator "
                              "claims the worker's next job once the report is stored",
-              "properties": {"worker": ref("name"), "capabilities": ref("capabilities")}},
+              "properties": {"worker": ref("name"), "instance": ref("instance"),
+                             "capabilities": ref("capabilities")}},
     "capabilities": {
         "type": "object", "additionalProperties": False,
         "required": ["backends", "models", "threads", "mem_mb", "gpus"],
@@ -183,7 +202,7 @@ for name, endpoint, desc, fields in MESSAGES:
 schema = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "https://calsweep.invalid/schemas/protocol.schema.json",
-    "title": "calsweep protocol v2 message",
+    "title": "calsweep protocol v3 message",
     "description": "One message between calsweep-worker, calsweep (CLI) and calsweepd: a JSON "
                    "object with the envelope {v, type, token?, req_id?} and the fields of its "
                    "type. Generated by schemas/gen_protocol_schema.py from the field table of "

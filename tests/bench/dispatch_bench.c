@@ -62,10 +62,12 @@ static void *worker(void *arg)
         if (w->n_lat < w->cap)
             w->lat_us[w->n_lat++] = (int64_t)((t1 - t0) / 1000);
         int64_t id = rep.job.job_id, at = rep.job.attempt;
+        char lease[CS_PROTO_TOKEN_LEN + 1];
+        snprintf(lease, sizeof lease, "%s", rep.job.lease_token);
         cs_msg_fini(&rep);
         t0 = cs_time_mono_ns();
         if (separate) {
-            rc = dt_result(s, id, at, NULL, 20000, &rep);
+            rc = dt_result(s, name, lease, id, at, NULL, 20000, &rep);
             if (rc == CS_OK && rep.type == CS_MSG_ACK)
                 w->done++;
             else
@@ -76,7 +78,7 @@ static void *worker(void *arg)
             continue;
         }
         /* The result carries the claim of the next job: JOB or NO_WORK acknowledge it. */
-        rc = dt_result_claim(s, id, at, name, 20000, &rep);
+        rc = dt_result_claim(s, id, at, name, lease, 20000, &rep);
         if (rc == CS_OK && (rep.type == CS_MSG_JOB || rep.type == CS_MSG_NO_WORK))
             w->done++;
     }
@@ -133,6 +135,7 @@ static bool a_claim(aworker *w)
     cs_msg m;
     cs_msg_init(&m, CS_MSG_CLAIM);
     m.claim.worker = w->name;
+    m.claim.instance = dt_mut(DT_INSTANCE);
     dt_caps(&m.claim.caps);
     w->phase = 0;
     w->t0 = cs_time_mono_ns();
@@ -188,18 +191,22 @@ static void a_cb(void *arg)
             w->st.lat_us[w->st.n_lat++] = (int64_t)((cs_time_mono_ns() - w->t0) / 1000);
         cs_msg m;
         cs_msg_init(&m, CS_MSG_RESULT);
+        m.result.worker = w->name;
+        m.result.lease_token = rep.job.lease_token;
         m.result.job_id = rep.job.job_id;
         m.result.attempt = rep.job.attempt;
         m.result.metrics = (char *)"{\"arith\":{\"acc\":0.5,\"acc_stderr\":0.01,\"n\":100}}";
         m.result.provenance = (char *)"{\"host\":\"localhost\",\"log_path\":\"/tmp/x.log\"}";
         if (!separate) {
             m.result.claim.worker = w->name;
+            m.result.claim.instance = dt_mut(DT_INSTANCE);
             dt_caps(&m.result.claim.caps);
         }
-        cs_msg_fini(&rep);
         w->phase = 2;
         w->t0 = cs_time_mono_ns();
-        if (!a_send(w, &m)) {
+        bool sent = a_send(w, &m); /* encodes m, which borrows rep's lease token */
+        cs_msg_fini(&rep);
+        if (!sent) {
             w->st.errors++;
             a_finish(w);
         }
@@ -367,8 +374,11 @@ static int run_queued(int64_t queued)
             break;
         }
         int64_t id = rep.job.job_id, at = rep.job.attempt;
+        char lease[CS_PROTO_TOKEN_LEN + 1];
+        snprintf(lease, sizeof lease, "%s", rep.job.lease_token);
         cs_msg_fini(&rep);
-        if (dt_result(s, id, at, NULL, 20000, &rep) == CS_OK && rep.type == CS_MSG_ACK)
+        if (dt_result(s, "one", lease, id, at, NULL, 20000, &rep) == CS_OK &&
+            rep.type == CS_MSG_ACK)
             done++;
         cs_msg_fini(&rep);
     }

@@ -234,10 +234,11 @@ static int bench_claim(cs_store *s, size_t batch, size_t jobs, bool group, const
             }
         }
         for (size_t i = 0; i < k; i++) {
-            if (cs_store_heartbeat(s, held[i].job_id, held[i].attempt, 60000, NULL, now, NULL,
-                                   &err) != CS_OK ||
-                cs_store_result(s, held[i].job_id, held[i].attempt, result_json, m, 3, NULL, now,
-                                NULL, &err) != CS_OK) {
+            snprintf(worker, sizeof(worker), "%s-%zu", label, i);
+            if (cs_store_heartbeat(s, held[i].job_id, held[i].attempt, worker, held[i].lease_token,
+                                   60000, NULL, now, NULL, &err) != CS_OK ||
+                cs_store_result(s, held[i].job_id, held[i].attempt, worker, held[i].lease_token,
+                                result_json, m, 3, NULL, now, NULL, &err) != CS_OK) {
                 return fail("result", &err);
             }
             cs_store_claim_fini(&held[i]);

@@ -69,7 +69,7 @@ static void test_token(void **state)
         assert_int_equal(dt_claim(w, "thief", bad[i], 5000, &rep), CS_OK);
         expect_auth_error(&rep);
         cs_msg_fini(&rep);
-        assert_int_equal(dt_result(w, 1, 1, bad[i], 5000, &rep), CS_OK);
+        assert_int_equal(dt_result(w, "thief", DT_NO_LEASE, 1, 1, bad[i], 5000, &rep), CS_OK);
         expect_auth_error(&rep);
         cs_msg_fini(&rep);
     }
@@ -78,7 +78,7 @@ static void test_token(void **state)
         void *in = NULL;
         size_t n = 0;
         nng_socket_set_ms(w, NNG_OPT_RECVTIMEO, 5000);
-        assert_int_equal(nng_send(w, dt_mut("{\"v\":2,\"type\":\"CLAIM\""), 21, 0), 0);
+        assert_int_equal(nng_send(w, dt_mut("{\"v\":3,\"type\":\"CLAIM\""), 21, 0), 0);
         assert_int_equal(nng_recv(w, &in, &n, NNG_FLAG_ALLOC), 0);
         assert_int_equal(cs_msg_decode(in, n, &rep, NULL), CS_OK);
         nng_free(in, n);
@@ -98,8 +98,10 @@ static void test_token(void **state)
     assert_int_equal(dt_claim(w, "w1", "s3cret-token", 5000, &rep), CS_OK);
     assert_int_equal(rep.type, CS_MSG_JOB);
     int64_t id = rep.job.job_id;
+    char lease[CS_PROTO_TOKEN_LEN + 1];
+    snprintf(lease, sizeof lease, "%s", rep.job.lease_token);
     cs_msg_fini(&rep);
-    assert_int_equal(dt_result(w, id, 1, "s3cret-token", 5000, &rep), CS_OK);
+    assert_int_equal(dt_result(w, "w1", lease, id, 1, "s3cret-token", 5000, &rep), CS_OK);
     assert_int_equal(rep.type, CS_MSG_ACK);
     cs_msg_fini(&rep);
     nng_close(w);

@@ -1,6 +1,7 @@
 /* daemon_test.c - the real calsweepd binary on ipc:// sockets in a temp folder, driven by a REQ
  * client: the work protocol (claim, resent claim, heartbeat, result, duplicate, stale), the long
  * poll, the reaper, SIGTERM and kill -9 with restart. Every wait is bounded. */
+#include <cjson/cJSON.h>
 #include <pthread.h>
 
 #include "cs_expand.h"
@@ -87,27 +88,26 @@ static void test_work_protocol(void **state)
     cs_msg again = claim_job(f->w, "w1");
     assert_int_equal(again.job.job_id, j1.job.job_id);
     assert_int_equal(again.job.attempt, 1);
+    assert_string_equal(again.job.lease_token, j1.job.lease_token);
     cs_msg_fini(&again);
 
     cs_msg m, rep;
-    cs_msg_init(&m, CS_MSG_HEARTBEAT);
-    m.heartbeat.job_id = j1.job.job_id;
-    m.heartbeat.attempt = 1;
-    m.heartbeat.stage = (char *)"load";
-    m.heartbeat.total = 10;
-    m.heartbeat.log_tail = (char *)"loading\n";
-    assert_int_equal(dt_call(f->w, &m, &rep, 5000), CS_OK);
+    assert_int_equal(dt_heartbeat(f->w, "w1", j1.job.lease_token, j1.job.job_id, 1, 5000, &rep),
+                     CS_OK);
     assert_int_equal(rep.type, CS_MSG_ACK);
     assert_false(rep.ack.cancel);
     cs_msg_fini(&rep);
-    m.heartbeat.attempt = 2; /* an attempt that is not running */
-    assert_int_equal(dt_call(f->w, &m, &rep, 5000), CS_OK);
+    /* an attempt that is not running */
+    assert_int_equal(dt_heartbeat(f->w, "w1", j1.job.lease_token, j1.job.job_id, 2, 5000, &rep),
+                     CS_OK);
     expect_error(&rep, CS_ESTALE);
     cs_msg_fini(&rep);
 
     /* RESULT, then the same RESULT again (a resend): ACK both, stored once. */
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(dt_result(f->w, j1.job.job_id, 1, NULL, 5000, &rep), CS_OK);
+        assert_int_equal(
+                dt_result(f->w, "w1", j1.job.lease_token, j1.job.job_id, 1, NULL, 5000, &rep),
+                CS_OK);
         assert_int_equal(rep.type, CS_MSG_ACK);
         cs_msg_fini(&rep);
     }
@@ -131,14 +131,9 @@ static void test_work_protocol(void **state)
     /* FAIL of another job: ACK, and the job waits for its retry. */
     cs_msg j2 = claim_job(f->w, "w2");
     assert_int_not_equal(j2.job.job_id, j1.job.job_id);
-    cs_msg_init(&m, CS_MSG_FAIL);
-    m.fail.job_id = j2.job.job_id;
-    m.fail.attempt = j2.job.attempt;
-    m.fail.kind = CS_FAIL_CRASH;
-    m.fail.reason = (char *)"exit 1";
-    m.fail.exit_status = 1;
-    m.fail.log_tail = (char *)"boom\n";
-    assert_int_equal(dt_call(f->w, &m, &rep, 5000), CS_OK);
+    assert_int_equal(
+            dt_fail(f->w, "w2", j2.job.lease_token, j2.job.job_id, j2.job.attempt, 5000, &rep),
+            CS_OK);
     assert_int_equal(rep.type, CS_MSG_ACK);
     cs_msg_fini(&rep);
     cs_msg_fini(&j2);
@@ -157,10 +152,13 @@ static void test_report_claims_next(void **state)
     start(f, (const char *const[]){"--claim-hold-ms", "2000", NULL});
 
     cs_msg j1 = claim_job(f->w, "w1");
-    assert_int_equal(dt_result_claim(f->w, j1.job.job_id, 1, "w1", 5000, &rep), CS_OK);
+    char lease2[CS_PROTO_TOKEN_LEN + 1], lease3[CS_PROTO_TOKEN_LEN + 1];
+    assert_int_equal(dt_result_claim(f->w, j1.job.job_id, 1, "w1", j1.job.lease_token, 5000, &rep),
+                     CS_OK);
     if (rep.type != CS_MSG_JOB)
         fail_msg("RESULT with claim: got %s", cs_msg_type_name(rep.type));
     int64_t j2 = rep.job.job_id;
+    snprintf(lease2, sizeof lease2, "%s", rep.job.lease_token);
     assert_int_not_equal(j2, j1.job.job_id);
     assert_int_equal(rep.job.attempt, 1);
     assert_non_null(strstr(rep.job.config, "models/testbed"));
@@ -174,22 +172,26 @@ static void test_report_claims_next(void **state)
     assert_int_equal(dt_sql_int(f->e.db, sql), 1);
     /* The reply was lost and the worker resends: the result is stored once, the same job (and
      * attempt) comes back, no new attempt starts. */
-    assert_int_equal(dt_result_claim(f->w, j1.job.job_id, 1, "w1", 5000, &rep), CS_OK);
+    assert_int_equal(dt_result_claim(f->w, j1.job.job_id, 1, "w1", j1.job.lease_token, 5000, &rep),
+                     CS_OK);
     assert_int_equal(rep.type, CS_MSG_JOB);
     assert_int_equal(rep.job.job_id, j2);
     assert_int_equal(rep.job.attempt, 1);
+    assert_string_equal(rep.job.lease_token, lease2);
     cs_msg_fini(&rep);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM result WHERE job_id = %lld",
              (long long)j1.job.job_id);
     assert_int_equal(dt_sql_int(f->e.db, sql), 1);
     assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM attempt"), 2);
     /* A stale report (attempt 2 never ran) is refused and claims nothing. */
-    assert_int_equal(dt_result_claim(f->w, j2, 2, "w2", 5000, &rep), CS_OK);
+    assert_int_equal(dt_result_claim(f->w, j2, 2, "w2", lease2, 5000, &rep), CS_OK);
     expect_error(&rep, CS_ESTALE);
     cs_msg_fini(&rep);
     assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM job WHERE worker = 'w2'"), 0);
     /* FAIL with a claim: the failure is recorded, the last job comes back. */
     cs_msg_init(&m, CS_MSG_FAIL);
+    m.fail.worker = dt_mut("w1");
+    m.fail.lease_token = lease2;
     m.fail.job_id = j2;
     m.fail.attempt = 1;
     m.fail.kind = CS_FAIL_INTERNAL;
@@ -197,10 +199,12 @@ static void test_report_claims_next(void **state)
     m.fail.exit_status = 1;
     m.fail.log_tail = (char *)"";
     m.fail.claim.worker = (char *)"w1";
+    m.fail.claim.instance = dt_mut(DT_INSTANCE);
     dt_caps(&m.fail.claim.caps);
     assert_int_equal(dt_call(f->w, &m, &rep, 5000), CS_OK);
     assert_int_equal(rep.type, CS_MSG_JOB);
     int64_t j3 = rep.job.job_id;
+    snprintf(lease3, sizeof lease3, "%s", rep.job.lease_token);
     assert_true(j3 != j1.job.job_id && j3 != j2);
     cs_msg_fini(&rep);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM job WHERE id = %lld AND state = 'retry_wait'",
@@ -209,7 +213,7 @@ static void test_report_claims_next(void **state)
     /* Nothing left to run (j2 waits for its backoff): NO_WORK, answered at once although
      * claims are held for 2 s. */
     int64_t t0 = cs_time_mono_ms();
-    assert_int_equal(dt_result_claim(f->w, j3, 1, "w1", 5000, &rep), CS_OK);
+    assert_int_equal(dt_result_claim(f->w, j3, 1, "w1", lease3, 5000, &rep), CS_OK);
     assert_int_equal(rep.type, CS_MSG_NO_WORK);
     assert_true(cs_time_mono_ms() - t0 < 1500);
     cs_msg_fini(&rep);
@@ -364,6 +368,8 @@ static void test_reap_and_stale(void **state)
     start(f, fast);
     cs_msg j = claim_job(f->w, "w1");
     int64_t id = j.job.job_id;
+    char lease1[CS_PROTO_TOKEN_LEN + 1], lease2[CS_PROTO_TOKEN_LEN + 1] = "";
+    snprintf(lease1, sizeof lease1, "%s", j.job.lease_token);
     cs_msg_fini(&j);
     cs_msg rep;
     int64_t end = cs_time_mono_ms() + 8000;
@@ -373,6 +379,7 @@ static void test_reap_and_stale(void **state)
         if (rep.type == CS_MSG_JOB) {
             assert_int_equal(rep.job.job_id, id);
             assert_int_equal(rep.job.attempt, 2);
+            snprintf(lease2, sizeof lease2, "%s", rep.job.lease_token);
             got = true;
         } else {
             assert_int_equal(rep.type, CS_MSG_NO_WORK);
@@ -380,10 +387,10 @@ static void test_reap_and_stale(void **state)
         cs_msg_fini(&rep);
     }
     assert_true(got);
-    assert_int_equal(dt_result(f->w, id, 1, NULL, 5000, &rep), CS_OK);
+    assert_int_equal(dt_result(f->w, "w1", lease1, id, 1, NULL, 5000, &rep), CS_OK);
     expect_error(&rep, CS_ESTALE);
     cs_msg_fini(&rep);
-    assert_int_equal(dt_result(f->w, id, 2, NULL, 5000, &rep), CS_OK);
+    assert_int_equal(dt_result(f->w, "w2", lease2, id, 2, NULL, 5000, &rep), CS_OK);
     assert_int_equal(rep.type, CS_MSG_ACK);
     cs_msg_fini(&rep);
     assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM result"), 1);
@@ -396,7 +403,9 @@ static void test_sigterm_clean(void **state)
     start(f, fast);
     cs_msg j = claim_job(f->w, "w1");
     cs_msg rep;
-    assert_int_equal(dt_result(f->w, j.job.job_id, j.job.attempt, NULL, 5000, &rep), CS_OK);
+    assert_int_equal(
+            dt_result(f->w, "w1", j.job.lease_token, j.job.job_id, j.job.attempt, NULL, 5000, &rep),
+            CS_OK);
     cs_msg_fini(&rep);
     cs_msg_fini(&j);
     assert_int_equal(kill(f->e.pid, SIGTERM), 0);
@@ -583,6 +592,287 @@ static void test_cli_submit_daemon_dies(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Issue 17: reports are bound to the lease. Another connection that knows the running job's id
+ * and attempt but not its lease token (or names another worker) is refused: nothing is stored,
+ * cached, renewed, failed or handed back, and each refusal is logged with the claimed worker. */
+static void test_forged_reports_refused(void **state)
+{
+    fixture *f = *state;
+    char sql[300];
+    cs_msg rep;
+    dt_submit(f->e.db, "s", 0, 3, 3);
+    start(f, (const char *const[]){"--claim-hold-ms", "300", "--lease-s", "30", NULL});
+    cs_msg j = claim_job(f->w, "w1");
+    int64_t id = j.job.job_id, at = j.job.attempt;
+    snprintf(sql, sizeof sql, "SELECT lease_until FROM job WHERE id = %lld", (long long)id);
+    int64_t lease_until = dt_sql_int(f->e.db, sql);
+    nng_socket adv = dt_dial(f->e.work, NULL);
+
+    static const struct {
+        const char *worker, *lease;
+    } forgeries[] = {{"w1", DT_NO_LEASE}, {"evil", DT_NO_LEASE}, {"evil", NULL}};
+    for (size_t i = 0; i < sizeof forgeries / sizeof forgeries[0]; i++) {
+        /* the right token under another name, too */
+        const char *lease = forgeries[i].lease ? forgeries[i].lease : j.job.lease_token;
+        const char *w = forgeries[i].worker;
+        assert_int_equal(dt_result(adv, w, lease, id, at, NULL, 5000, &rep), CS_OK);
+        expect_error(&rep, CS_ESTALE);
+        assert_non_null(strstr(rep.error.message, "does not hold its lease"));
+        cs_msg_fini(&rep);
+        assert_int_equal(dt_heartbeat(adv, w, lease, id, at, 5000, &rep), CS_OK);
+        expect_error(&rep, CS_ESTALE);
+        cs_msg_fini(&rep);
+        assert_int_equal(dt_fail(adv, w, lease, id, at, 5000, &rep), CS_OK);
+        expect_error(&rep, CS_ESTALE);
+        cs_msg_fini(&rep);
+        assert_int_equal(dt_bye(adv, w, id, at, lease, 5000, &rep), CS_OK);
+        expect_error(&rep, CS_ESTALE);
+        cs_msg_fini(&rep);
+    }
+    /* A report without a lease token is not even a version-3 message. */
+    {
+        char raw[400];
+        void *in = NULL;
+        size_t n = 0;
+        int len = snprintf(raw, sizeof raw,
+                           "{\"v\":3,\"type\":\"RESULT\",\"worker\":\"w1\",\"job_id\":%lld,"
+                           "\"attempt\":%lld,\"metrics\":{},\"provenance\":{}}",
+                           (long long)id, (long long)at);
+        nng_socket_set_ms(adv, NNG_OPT_RECVTIMEO, 5000);
+        assert_int_equal(nng_send(adv, raw, (size_t)len, 0), 0);
+        assert_int_equal(nng_recv(adv, &in, &n, NNG_FLAG_ALLOC), 0);
+        assert_int_equal(cs_msg_decode(in, n, &rep, NULL), CS_OK);
+        nng_free(in, n);
+        expect_error(&rep, CS_EPROTO);
+        assert_non_null(strstr(rep.error.message, "lease_token"));
+        cs_msg_fini(&rep);
+    }
+    /* A CLAIM under the holder's name from another process never sees its lease. */
+    {
+        cs_msg m;
+        cs_msg_init(&m, CS_MSG_CLAIM);
+        m.claim.worker = dt_mut("w1");
+        m.claim.instance = dt_mut("eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee");
+        dt_caps(&m.claim.caps);
+        assert_int_equal(dt_call(adv, &m, &rep, 5000), CS_OK);
+        assert_int_equal(rep.type, CS_MSG_JOB);
+        assert_int_not_equal(rep.job.job_id, id);
+        assert_string_not_equal(rep.job.lease_token, j.job.lease_token);
+        cs_msg_fini(&rep);
+    }
+    nng_close(adv);
+    /* Nothing forged left a trace. */
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM result"), 0);
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM result_cache"), 0);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM job WHERE id = %lld AND state = 'running' AND lease_until = %lld"
+             " AND progress IS NULL",
+             (long long)id, (long long)lease_until);
+    assert_int_equal(dt_sql_int(f->e.db, sql), 1);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM attempt WHERE job_id = %lld AND ended IS NULL",
+             (long long)id);
+    assert_int_equal(dt_sql_int(f->e.db, sql), 1);
+    /* Logged with the name the peer claimed. */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd,
+             "grep -q 'RESULT from worker \"evil\" refused: store: result of job %lld attempt "
+             "%lld refused' '%s'",
+             (long long)id, (long long)at, f->e.log);
+    assert_int_equal(system(cmd), 0);
+    /* The holder's result is stored and cached. */
+    assert_int_equal(dt_result(f->w, "w1", j.job.lease_token, id, at, NULL, 5000, &rep), CS_OK);
+    assert_int_equal(rep.type, CS_MSG_ACK);
+    cs_msg_fini(&rep);
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM result"), 1);
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM result_cache"), 1);
+    cs_msg_fini(&j);
+}
+
+typedef struct holder {
+    const char *url, *worker;
+    cs_msg rep;
+    cs_rc rc;
+    int64_t took_ms;
+} holder;
+
+static void *hold_thread(void *arg)
+{
+    holder *h = arg;
+    nng_socket s = dt_dial(h->url, NULL);
+    int64_t t0 = cs_time_mono_ms();
+    h->rc = dt_claim(s, h->worker, NULL, 9000, &h->rep);
+    h->took_ms = cs_time_mono_ms() - t0;
+    nng_close(s);
+    return NULL;
+}
+
+static void submit_over_control(fixture *f, const char *name)
+{
+    char doc[600];
+    nng_socket ctl = dt_dial(f->e.control, NULL);
+    cs_msg m, rep;
+    snprintf(doc, sizeof doc,
+             "{\"name\":\"%s\",\"models\":{\"m\":{\"folder\":\"models/testbed\"}},"
+             "\"data\":{\"sources\":{\"c4\":{\"kind\":\"jsonl\",\"path\":\"c4.jsonl\"}},"
+             "\"eval\":{\"default\":{\"tasks\":{\"arc\":{\"path\":\"arc.jsonl\"}}}}},"
+             "\"grid\":{\"algorithm\":[\"rtn\"],\"seed\":[0]}}",
+             name);
+    cs_msg_init(&m, CS_MSG_SUBMIT);
+    m.submit.sweep = doc;
+    assert_int_equal(dt_call(ctl, &m, &rep, 5000), CS_OK);
+    if (rep.type != CS_MSG_OK)
+        fail_msg("SUBMIT: %s %s", cs_msg_type_name(rep.type),
+                 rep.type == CS_MSG_ERROR ? rep.error.message : "");
+    cs_msg_fini(&rep);
+    nng_close(ctl);
+}
+
+/* Issue 17: a worker that said BYE is never leased a job through the long-poll CLAIM it still
+ * had pending: that claim is answered NO_WORK at once, and a job submitted later stays queued.
+ * A BYE from another process of the same name (another instance) leaves the claim alone. */
+static void test_bye_ends_pending_claim(void **state)
+{
+    fixture *f = *state;
+    start(f, (const char *const[]){"--claim-hold-ms", "6000", NULL});
+    holder h = {.url = f->e.work, .worker = "leaver"};
+    pthread_t th;
+    cs_msg rep;
+    assert_int_equal(pthread_create(&th, NULL, hold_thread, &h), 0);
+    cs_time_sleep_ms(300);
+    /* not its process: the claim stays held */
+    assert_int_equal(
+            dt_bye_as(f->w, "leaver", "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", 0, 0, NULL, 5000, &rep),
+            CS_OK);
+    assert_int_equal(rep.type, CS_MSG_OK);
+    cs_msg_fini(&rep);
+    cs_time_sleep_ms(200);
+    assert_int_equal(dt_bye(f->w, "leaver", 0, 0, NULL, 5000, &rep), CS_OK);
+    assert_int_equal(rep.type, CS_MSG_OK);
+    cs_msg_fini(&rep);
+    cs_time_sleep_ms(300);
+    submit_over_control(f, "after-bye");
+    pthread_join(th, NULL);
+    assert_int_equal(h.rc, CS_OK);
+    if (h.rep.type != CS_MSG_NO_WORK)
+        fail_msg("the pending CLAIM of a worker that said BYE got %s",
+                 cs_msg_type_name(h.rep.type));
+    assert_true(h.took_ms < 3000); /* answered at the BYE, not at the end of the 6 s hold */
+    cs_msg_fini(&h.rep);
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM attempt"), 0);
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM job WHERE state <> 'queued'"), 0);
+    /* The same with a job that appears while the claim is held by a worker that stays. */
+    holder h2 = {.url = f->e.work, .worker = "stayer"};
+    assert_int_equal(pthread_create(&th, NULL, hold_thread, &h2), 0);
+    cs_time_sleep_ms(300);
+    assert_int_equal(
+            dt_bye_as(f->w, "stayer", "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", 0, 0, NULL, 5000, &rep),
+            CS_OK);
+    cs_msg_fini(&rep);
+    submit_over_control(f, "for-stayer");
+    pthread_join(th, NULL);
+    assert_int_equal(h2.rc, CS_OK);
+    assert_int_equal(h2.rep.type, CS_MSG_JOB);
+    cs_msg_fini(&h2.rep);
+}
+
+/* The data of a control request's OK reply (owned). */
+static cJSON *control_data(fixture *f, cs_msg_type t)
+{
+    nng_socket ctl = dt_dial(f->e.control, NULL);
+    cs_msg m, rep;
+    cs_msg_init(&m, t);
+    assert_int_equal(dt_call(ctl, &m, &rep, 5000), CS_OK);
+    assert_int_equal(rep.type, CS_MSG_OK);
+    cJSON *d = cJSON_Parse(rep.ok.data);
+    assert_non_null(d);
+    cs_msg_fini(&rep);
+    nng_close(ctl);
+    return d;
+}
+
+/* WORKERS[].active of worker (-1 when it is not listed). */
+static int worker_active(fixture *f, const char *worker)
+{
+    cJSON *d = control_data(f, CS_MSG_WORKERS), *w;
+    int active = -1;
+    cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(d, "workers"))
+    {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(w, "name");
+        if (cJSON_IsString(name) && strcmp(name->valuestring, worker) == 0)
+            active = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(w, "active"));
+    }
+    cJSON_Delete(d);
+    return active;
+}
+
+static int64_t status_workers(fixture *f)
+{
+    cJSON *d = control_data(f, CS_MSG_STATUS);
+    int64_t n = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(d, "workers"));
+    cJSON_Delete(d);
+    return n;
+}
+
+/* Issue 17: last_seen follows every message (a worker that only heartbeats is seen now, not at
+ * its HELLO); a worker that said BYE is not active; idle workers are pruned after
+ * --worker-prune-s, those running a job are kept. */
+static void test_worker_liveness(void **state)
+{
+    fixture *f = *state;
+    cs_msg rep;
+    dt_submit(f->e.db, "s", 0, 2, 3);
+    start(f, (const char *const[]){"--claim-hold-ms", "300", "--lease-s", "30", "--reap-ms", "100",
+                                   "--worker-prune-s", "2", NULL});
+    assert_int_equal(dt_hello(f->w, "busy", NULL, 5000, &rep), CS_OK);
+    cs_msg_fini(&rep);
+    int64_t hello_at = dt_sql_int(f->e.db, "SELECT last_seen FROM worker WHERE id = 'busy'");
+    cs_msg j = claim_job(f->w, "busy");
+    for (int i = 0; i < 4; i++) { /* 4 s of heartbeats, nothing else */
+        cs_time_sleep_ms(1000);
+        assert_int_equal(dt_heartbeat(f->w, "busy", j.job.lease_token, j.job.job_id, j.job.attempt,
+                                      5000, &rep),
+                         CS_OK);
+        assert_int_equal(rep.type, CS_MSG_ACK);
+        cs_msg_fini(&rep);
+    }
+    int64_t seen = dt_sql_int(f->e.db, "SELECT last_seen FROM worker WHERE id = 'busy'");
+    if (seen - hello_at < 2500)
+        fail_msg("last_seen moved %lld ms in 4 s of heartbeats", (long long)(seen - hello_at));
+    /* ...and kept it from being pruned (it also runs a job). */
+    assert_int_equal(worker_active(f, "busy"), 1);
+
+    /* A worker that says BYE is no longer active, at once. */
+    assert_int_equal(dt_hello(f->w, "leaver", NULL, 5000, &rep), CS_OK);
+    cs_msg_fini(&rep);
+    assert_int_equal(worker_active(f, "leaver"), 1);
+    int64_t before = status_workers(f);
+    assert_int_equal(dt_bye(f->w, "leaver", 0, 0, NULL, 5000, &rep), CS_OK);
+    cs_msg_fini(&rep);
+    assert_int_equal(worker_active(f, "leaver"), 0);
+    assert_int_equal(status_workers(f), before - 1);
+
+    /* Fake names are forgotten after --worker-prune-s (2 s); the busy worker stays. */
+    for (int i = 0; i < 30; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "fake-%d", i);
+        assert_int_equal(dt_hello(f->w, name, NULL, 5000, &rep), CS_OK);
+        cs_msg_fini(&rep);
+    }
+    assert_true(dt_sql_int(f->e.db, "SELECT count(*) FROM worker WHERE id LIKE 'fake-%'") == 30);
+    int64_t end = cs_time_mono_ms() + 8000;
+    while (cs_time_mono_ms() < end &&
+           dt_sql_int(f->e.db, "SELECT count(*) FROM worker WHERE id LIKE 'fake-%'") > 0) {
+        cs_time_sleep_ms(200);
+        assert_int_equal(dt_heartbeat(f->w, "busy", j.job.lease_token, j.job.job_id, j.job.attempt,
+                                      5000, &rep),
+                         CS_OK);
+        cs_msg_fini(&rep);
+    }
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM worker WHERE id LIKE 'fake-%'"), 0);
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM worker WHERE id = 'busy'"), 1);
+    cs_msg_fini(&j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -597,6 +887,9 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_config_file, setup, teardown),
             cmocka_unit_test_setup_teardown(test_submit_wakes_held_claim, setup, teardown),
             cmocka_unit_test_setup_teardown(test_cli_submit_daemon_dies, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_forged_reports_refused, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_bye_ends_pending_claim, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_worker_liveness, setup, teardown),
     };
     return cmocka_run_group_tests_name("daemon", tests, NULL, NULL);
 }

@@ -170,6 +170,12 @@ static inline nng_socket dt_dial(const char *url, const cs_net_tls *tls)
     return s;
 }
 
+/* The instance of every test worker process (CLAIM.instance, BYE.instance); workers differ by name.
+ */
+#define DT_INSTANCE "d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7"
+/* A well-formed lease token that no lease has (2^-128 to collide with a drawn one). */
+#define DT_NO_LEASE "00000000000000000000000000000000"
+
 static char dt_model0[] = "models/testbed";
 static char dt_backend0[] = "native";
 static char *dt_models[] = {dt_model0};
@@ -226,16 +232,20 @@ static inline cs_rc dt_claim(nng_socket s, const char *worker, const char *token
     cs_msg_init(&m, CS_MSG_CLAIM);
     m.token = dt_mut(token);
     m.claim.worker = dt_mut(worker);
+    m.claim.instance = dt_mut(DT_INSTANCE);
     dt_caps(&m.claim.caps);
     return dt_call(s, &m, rep, timeout_ms);
 }
 
-static inline cs_rc dt_result(nng_socket s, int64_t job, int64_t attempt, const char *token,
-                              int timeout_ms, cs_msg *rep)
+/* RESULT of (job, attempt) by worker under lease (JOB.lease_token); token: the shared token. */
+static inline cs_rc dt_result(nng_socket s, const char *worker, const char *lease, int64_t job,
+                              int64_t attempt, const char *token, int timeout_ms, cs_msg *rep)
 {
     cs_msg m;
     cs_msg_init(&m, CS_MSG_RESULT);
     m.token = dt_mut(token);
+    m.result.worker = dt_mut(worker);
+    m.result.lease_token = dt_mut(lease);
     m.result.job_id = job;
     m.result.attempt = attempt;
     m.result.metrics = (char *)"{\"arith\":{\"acc\":0.5,\"acc_stderr\":0.01,\"n\":100}}";
@@ -243,19 +253,80 @@ static inline cs_rc dt_result(nng_socket s, int64_t job, int64_t attempt, const 
     return dt_call(s, &m, rep, timeout_ms);
 }
 
-/* RESULT with a claim for worker's next job riding on it (protocol v2): JOB, NO_WORK or ERROR. */
+/* RESULT by worker under lease with a claim for its next job riding on it (protocol v2): JOB,
+ * NO_WORK or ERROR. */
 static inline cs_rc dt_result_claim(nng_socket s, int64_t job, int64_t attempt, const char *worker,
-                                    int timeout_ms, cs_msg *rep)
+                                    const char *lease, int timeout_ms, cs_msg *rep)
 {
     cs_msg m;
     cs_msg_init(&m, CS_MSG_RESULT);
+    m.result.worker = dt_mut(worker);
+    m.result.lease_token = dt_mut(lease);
     m.result.job_id = job;
     m.result.attempt = attempt;
     m.result.metrics = (char *)"{\"arith\":{\"acc\":0.5,\"acc_stderr\":0.01,\"n\":100}}";
     m.result.provenance = (char *)"{\"host\":\"localhost\",\"log_path\":\"/tmp/x.log\"}";
     m.result.claim.worker = dt_mut(worker);
+    m.result.claim.instance = dt_mut(DT_INSTANCE);
     dt_caps(&m.result.claim.caps);
     return dt_call(s, &m, rep, timeout_ms);
+}
+
+/* HEARTBEAT of (job, attempt) by worker under lease. */
+static inline cs_rc dt_heartbeat(nng_socket s, const char *worker, const char *lease, int64_t job,
+                                 int64_t attempt, int timeout_ms, cs_msg *rep)
+{
+    cs_msg m;
+    cs_msg_init(&m, CS_MSG_HEARTBEAT);
+    m.heartbeat.worker = dt_mut(worker);
+    m.heartbeat.lease_token = dt_mut(lease);
+    m.heartbeat.job_id = job;
+    m.heartbeat.attempt = attempt;
+    m.heartbeat.stage = dt_mut("load");
+    m.heartbeat.total = 10;
+    m.heartbeat.log_tail = dt_mut("loading\n");
+    return dt_call(s, &m, rep, timeout_ms);
+}
+
+/* FAIL (crash, exit 1) of (job, attempt) by worker under lease. */
+static inline cs_rc dt_fail(nng_socket s, const char *worker, const char *lease, int64_t job,
+                            int64_t attempt, int timeout_ms, cs_msg *rep)
+{
+    cs_msg m;
+    cs_msg_init(&m, CS_MSG_FAIL);
+    m.fail.worker = dt_mut(worker);
+    m.fail.lease_token = dt_mut(lease);
+    m.fail.job_id = job;
+    m.fail.attempt = attempt;
+    m.fail.kind = CS_FAIL_CRASH;
+    m.fail.reason = dt_mut("exit 1");
+    m.fail.exit_status = 1;
+    m.fail.log_tail = dt_mut("boom\n");
+    return dt_call(s, &m, rep, timeout_ms);
+}
+
+/* BYE of worker process (worker, instance), handing back (job, attempt) under lease when job > 0.
+ */
+static inline cs_rc dt_bye_as(nng_socket s, const char *worker, const char *instance, int64_t job,
+                              int64_t attempt, const char *lease, int timeout_ms, cs_msg *rep)
+{
+    cs_msg m;
+    cs_msg_init(&m, CS_MSG_BYE);
+    m.bye.worker = dt_mut(worker);
+    m.bye.instance = dt_mut(instance);
+    if (job > 0) {
+        m.bye.release_job_id = job;
+        m.bye.release_attempt = attempt;
+        m.bye.release_lease_token = dt_mut(lease);
+    }
+    return dt_call(s, &m, rep, timeout_ms);
+}
+
+/* BYE of worker (process DT_INSTANCE). */
+static inline cs_rc dt_bye(nng_socket s, const char *worker, int64_t job, int64_t attempt,
+                           const char *lease, int timeout_ms, cs_msg *rep)
+{
+    return dt_bye_as(s, worker, DT_INSTANCE, job, attempt, lease, timeout_ms, rep);
 }
 
 /* An integer from one SQL query on the database (read-only connection). */

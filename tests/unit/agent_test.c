@@ -27,6 +27,7 @@ enum peer_mode {
     MODE_STALE,        /* ERROR CS_ESTALE to heartbeats */
     MODE_RESULT_RETRY, /* the first RESULT/FAIL gets ERROR CS_EDB */
     MODE_RESTART,      /* the first heartbeat: no reply, close and reopen the socket */
+    MODE_AUTH,         /* every request: ERROR CS_EAUTH, as calsweepd answers a wrong token */
 };
 
 typedef struct peer {
@@ -54,6 +55,11 @@ typedef struct peer {
     char fail_reason[2048], fail_tail[4096];
     int64_t bye_release_id, bye_release_attempt;
     char token_seen[64];
+    /* protocol v3: the lease token of each job handed out (job 41 + i), the instance of the
+     * first CLAIM, and every report that named the wrong worker, lease or instance */
+    char leases[8][CS_PROTO_TOKEN_LEN + 1];
+    char instance[CS_PROTO_TOKEN_LEN + 1];
+    int lease_mismatch;
 } peer;
 
 typedef struct fixture {
@@ -65,6 +71,7 @@ typedef struct fixture {
     cs_agent *agent;
     pthread_t th;
     cs_rc run_rc;
+    volatile bool run_done; /* cs_agent_run returned */
 } fixture;
 
 static void copy(char *dst, size_t cap, const char *src)
@@ -72,35 +79,90 @@ static void copy(char *dst, size_t cap, const char *src)
     snprintf(dst, cap, "%s", src ? src : "");
 }
 
+/* The lease token of job id, as this peer hands it out (NULL for a job it never gave). */
+static const char *lease_of(peer *p, int64_t id)
+{
+    int64_t i = id - 41;
+    if (i < 0 || i >= 8 || i >= p->jobs_given)
+        return NULL;
+    return p->leases[i];
+}
+
+/* A JOB reply for the next job, with a fresh lease token. */
+static void give_job(peer *p, cs_msg *rep)
+{
+    int i = p->jobs_given;
+    cs_msg_init(rep, CS_MSG_JOB);
+    rep->job.job_id = 41 + i;
+    rep->job.attempt = 1;
+    assert_true(i < 8);
+    assert_int_equal(cs_proto_new_token(p->leases[i], NULL), CS_OK);
+    rep->job.lease_token = p->leases[i];
+    rep->job.lease_s = p->lease_s > 0 ? p->lease_s : 30;
+    rep->job.timeout_s = p->timeout_s;
+    rep->job.config = (char *)(uintptr_t)p->config;
+    p->jobs_given++;
+}
+
+/* Checks that a report about job names this worker and the job's lease token. */
+static void check_lease(peer *p, const char *worker, int64_t job, const char *lease)
+{
+    const char *want = lease_of(p, job);
+    if (worker == NULL || strcmp(worker, "w1") != 0 || want == NULL ||
+        !cs_proto_token_eq(want, lease)) {
+        fprintf(stderr, "peer: report for job %lld by %s names the wrong lease\n", (long long)job,
+                worker ? worker : "(none)");
+        p->lease_mismatch++;
+    }
+}
+
+/* Checks that a CLAIM (or BYE) names the instance of the agent's first CLAIM. */
+static void check_instance(peer *p, const char *instance)
+{
+    if (!cs_proto_token_ok(instance)) {
+        p->lease_mismatch++;
+    } else if (p->instance[0] == '\0') {
+        copy(p->instance, sizeof p->instance, instance);
+    } else if (strcmp(p->instance, instance) != 0) {
+        p->lease_mismatch++;
+    }
+}
+
 static void peer_reply(peer *p, const cs_msg *req, cs_msg *rep, bool *drop)
 {
     *drop = false;
     p->n[req->type]++;
     copy(p->token_seen, sizeof p->token_seen, req->token);
+    if (p->mode == MODE_AUTH) {
+        cs_msg_init(rep, CS_MSG_ERROR);
+        rep->error.code = CS_EAUTH;
+        rep->error.message = (char *)(uintptr_t) "authentication failed";
+        return;
+    }
     switch (req->type) {
     case CS_MSG_HELLO:
     case CS_MSG_BYE:
         if (req->type == CS_MSG_BYE) {
             p->bye_release_id = req->bye.release_job_id;
             p->bye_release_attempt = req->bye.release_attempt;
+            check_instance(p, req->bye.instance);
+            if (req->bye.release_job_id > 0)
+                check_lease(p, req->bye.worker, req->bye.release_job_id,
+                            req->bye.release_lease_token);
         }
         cs_msg_init(rep, CS_MSG_OK);
         break;
     case CS_MSG_CLAIM:
+        check_instance(p, req->claim.instance);
         if (p->jobs_given < p->jobs_to_give) {
-            cs_msg_init(rep, CS_MSG_JOB);
-            rep->job.job_id = 41 + p->jobs_given;
-            rep->job.attempt = 1;
-            rep->job.lease_s = p->lease_s > 0 ? p->lease_s : 30;
-            rep->job.timeout_s = p->timeout_s;
-            rep->job.config = (char *)(uintptr_t)p->config;
-            p->jobs_given++;
+            give_job(p, rep);
         } else {
             cs_msg_init(rep, CS_MSG_NO_WORK);
             rep->no_work.retry_ms = 50;
         }
         break;
     case CS_MSG_HEARTBEAT:
+        check_lease(p, req->heartbeat.worker, req->heartbeat.job_id, req->heartbeat.lease_token);
         copy(p->hb_stage, sizeof p->hb_stage, req->heartbeat.stage);
         copy(p->hb_tail, sizeof p->hb_tail, req->heartbeat.log_tail);
         p->hb_done = req->heartbeat.done;
@@ -118,6 +180,10 @@ static void peer_reply(peer *p, const cs_msg *req, cs_msg *rep, bool *drop)
         break;
     case CS_MSG_RESULT:
     case CS_MSG_FAIL:
+        if (req->type == CS_MSG_RESULT)
+            check_lease(p, req->result.worker, req->result.job_id, req->result.lease_token);
+        else
+            check_lease(p, req->fail.worker, req->fail.job_id, req->fail.lease_token);
         if (req->type == CS_MSG_RESULT) {
             copy(p->metrics, sizeof p->metrics, req->result.metrics);
             copy(p->provenance, sizeof p->provenance, req->result.provenance);
@@ -135,6 +201,7 @@ static void peer_reply(peer *p, const cs_msg *req, cs_msg *rep, bool *drop)
                 p->report_claims++;
                 assert_string_equal(cl->worker, "w1");
                 assert_int_equal(cl->caps.threads, 1);
+                check_instance(p, cl->instance);
             }
             if (p->mode == MODE_RESULT_RETRY && !p->first_report_refused) {
                 p->first_report_refused = true;
@@ -143,13 +210,7 @@ static void peer_reply(peer *p, const cs_msg *req, cs_msg *rep, bool *drop)
                 rep->error.message = (char *)(uintptr_t) "database busy";
             } else if (cl->worker != NULL && p->jobs_given < p->jobs_to_give) {
                 /* As calsweepd: the report is stored and the claim gets the next job. */
-                cs_msg_init(rep, CS_MSG_JOB);
-                rep->job.job_id = 41 + p->jobs_given;
-                rep->job.attempt = 1;
-                rep->job.lease_s = p->lease_s > 0 ? p->lease_s : 30;
-                rep->job.timeout_s = p->timeout_s;
-                rep->job.config = (char *)(uintptr_t)p->config;
-                p->jobs_given++;
+                give_job(p, rep);
             } else if (cl->worker != NULL) {
                 cs_msg_init(rep, CS_MSG_NO_WORK);
                 rep->no_work.retry_ms = 50;
@@ -228,6 +289,7 @@ static void *agent_thread(void *arg)
     f->run_rc = cs_agent_run(f->agent, &err);
     if (f->run_rc != CS_OK)
         fprintf(stderr, "agent: %s\n", err.msg);
+    f->run_done = true;
     return NULL;
 }
 
@@ -306,6 +368,8 @@ static void finish(fixture *f, int64_t limit_ms)
     nng_close(f->p.sock);
     assert_false(late);
     assert_int_equal(f->run_rc, CS_OK);
+    /* Every report named this worker and the lease token of its job (protocol v3). */
+    assert_int_equal(f->p.lease_mismatch, 0);
 }
 
 static bool wait_for(peer *p, cs_msg_type t, int count, int64_t limit_ms)
@@ -539,6 +603,35 @@ static void test_once_no_work(void **state)
     finish(f, 5000);
     assert_int_equal(f->p.n[CS_MSG_CLAIM], 1);
     assert_int_equal(stats_of(f).jobs_started, 0);
+    cs_agent_destroy(f->agent);
+}
+
+/* Issue 17: calsweepd answers a wrong token with ERROR CS_EAUTH. That is permanent: the agent
+ * says so once, naming the endpoint, and ends with CS_EAUTH (calsweep-worker exits 1) instead of
+ * retrying forever. */
+static void test_auth_refusal_is_final(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(write_script(f->runner, "exit 0\n"), 0);
+    f->p.mode = MODE_AUTH;
+    f->cfg.token = "a-wrong-token";
+    start(f);
+    int64_t t0 = cs_time_mono_ms();
+    while (!f->run_done && cs_time_mono_ms() - t0 < 5000)
+        cs_time_sleep_ms(10);
+    int64_t took = cs_time_mono_ms() - t0;
+    if (!f->run_done)
+        cs_agent_request_stop(f->agent, CS_AGENT_RELEASE); /* it kept retrying */
+    pthread_join(f->th, NULL);
+    f->p.stop = true;
+    pthread_join(f->p.th, NULL);
+    nng_close(f->p.sock);
+    assert_int_equal(f->run_rc, CS_EAUTH);
+    assert_true(took < 5000);
+    assert_int_equal(f->p.n[CS_MSG_HELLO], 1); /* no retry */
+    assert_int_equal(f->p.n[CS_MSG_CLAIM], 0);
+    assert_int_equal(f->p.n[CS_MSG_BYE], 0);
+    assert_string_equal(f->p.token_seen, "a-wrong-token");
     cs_agent_destroy(f->agent);
 }
 
@@ -810,6 +903,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
             cmocka_unit_test_setup_teardown(test_once_no_work, setup, teardown),
             cmocka_unit_test_setup_teardown(test_release, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_auth_refusal_is_final, setup, teardown),
             cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
             cmocka_unit_test_setup_teardown(test_report_claims_next, setup, teardown),
             cmocka_unit_test_setup_teardown(test_report_claim_no_work, setup, teardown),

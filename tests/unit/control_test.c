@@ -357,10 +357,10 @@ static void test_jobs_workers_logs(void **state)
     cJSON_Delete(d);
 
     /* LOGS before a log file: the heartbeat's log_tail. */
-    assert_int_equal(cs_store_heartbeat(f->s, claim.job_id, claim.attempt, 60000,
-                                        "{\"log_tail\":\"step 1\\nstep 2\\n\"}", 9500, &cancel,
-                                        &err),
-                     CS_OK);
+    assert_int_equal(
+            cs_store_heartbeat(f->s, claim.job_id, claim.attempt, caps.worker, claim.lease_token,
+                               60000, "{\"log_tail\":\"step 1\\nstep 2\\n\"}", 9500, &cancel, &err),
+            CS_OK);
     cs_msg_init(&req, CS_MSG_LOGS);
     req.logs.job_id = claim.job_id;
     d = call_ok(f, &req);
@@ -377,8 +377,9 @@ static void test_jobs_workers_logs(void **state)
     fputs("line one\nline two\nlast line\n", lf);
     fclose(lf);
     ex.log_path = logpath;
-    assert_int_equal(cs_store_result(f->s, claim.job_id, claim.attempt, "{\"metrics\":{}}", NULL, 0,
-                                     &ex, 9800, NULL, &err),
+    assert_int_equal(cs_store_result(f->s, claim.job_id, claim.attempt, caps.worker,
+                                     claim.lease_token, "{\"metrics\":{}}", NULL, 0, &ex, 9800,
+                                     NULL, &err),
                      CS_OK);
     req.logs.tail = 10;
     d = call_ok(f, &req);
@@ -426,9 +427,9 @@ static void test_cancel_pause_resume_retry_extend(void **state)
 
     /* A permanent failure, then RETRY --failed. */
     assert_int_equal(cs_store_claim_job(f->s, &caps, 60000, 10000, &claim, &err), CS_OK);
-    assert_int_equal(
-            cs_store_fail(f->s, claim.job_id, claim.attempt, "bad input", &ex, 10000, NULL, &err),
-            CS_OK);
+    assert_int_equal(cs_store_fail(f->s, claim.job_id, claim.attempt, caps.worker,
+                                   claim.lease_token, "bad input", &ex, 10000, NULL, &err),
+                     CS_OK);
     cs_msg_init(&req, CS_MSG_RETRY);
     req.retry.sweep = "product";
     req.retry.lost = true;
@@ -454,8 +455,9 @@ static void test_cancel_pause_resume_retry_extend(void **state)
         fclose(of);
         ex2.log_path = other;
         assert_int_equal(cs_store_claim_job(f->s, &caps, 60000, 10000, &claim, &err), CS_OK);
-        assert_int_equal(cs_store_result(f->s, claim.job_id, claim.attempt, "{\"metrics\":{}}",
-                                         NULL, 0, &ex2, 10000, NULL, &err),
+        assert_int_equal(cs_store_result(f->s, claim.job_id, claim.attempt, caps.worker,
+                                         claim.lease_token, "{\"metrics\":{}}", NULL, 0, &ex2,
+                                         10000, NULL, &err),
                          CS_OK);
         cs_msg_init(&req, CS_MSG_LOGS);
         req.logs.job_id = claim.job_id;

@@ -81,8 +81,8 @@ static int setup(void **state)
         rc = cs_store_claim_job(st, &caps, 60000, 2000, &claim, &err);
     }
     if (rc == CS_OK) {
-        rc = cs_store_result(st, claim.job_id, claim.attempt, "{\"metrics\":{}}", NULL, 0, NULL,
-                             3000, NULL, &err);
+        rc = cs_store_result(st, claim.job_id, claim.attempt, caps.worker, claim.lease_token,
+                             "{\"metrics\":{}}", NULL, 0, NULL, 3000, NULL, &err);
         cs_store_claim_fini(&claim);
     }
     if (rc != CS_OK) {

@@ -47,6 +47,8 @@ static void fill_caps(cs_caps *c)
     "{\"engine\":\"calsweep " \
     "0.1.0\",\"host\":\"node7\",\"peak_rss_mb\":812,\"selected\":[3,17,42]}"
 #define SWEEP_CANON "{\"grid\":{\"bits\":[3,4]},\"name\":\"demo\"}"
+#define LEASE       "5f0c2a9be13d47a8c6f1e0d2b3a49587"
+#define INSTANCE    "0123456789abcdef0123456789abcdef"
 
 static void fill_hello(cs_msg *m)
 {
@@ -59,6 +61,7 @@ static void fill_hello(cs_msg *m)
 static void fill_claim(cs_msg *m)
 {
     m->claim.worker = "node7:gpu0";
+    m->claim.instance = INSTANCE;
     fill_caps(&m->claim.caps);
     m->claim.caps.gpus = NULL; /* a CPU-only worker */
     m->claim.caps.n_gpus = 0;
@@ -68,6 +71,7 @@ static void fill_job(cs_msg *m)
 {
     m->job.job_id = 9007199254740992; /* 2^53: the largest exact id */
     m->job.attempt = 2;
+    m->job.lease_token = LEASE;
     m->job.lease_s = 60;
     m->job.timeout_s = 3600;
     m->job.config = CONFIG_IN;
@@ -78,8 +82,10 @@ static void fill_no_work(cs_msg *m)
 }
 static void fill_heartbeat(cs_msg *m)
 {
+    m->heartbeat.worker = "node7:gpu0";
     m->heartbeat.job_id = 42;
     m->heartbeat.attempt = 1;
+    m->heartbeat.lease_token = LEASE;
     m->heartbeat.stage = "quantize";
     m->heartbeat.done = 7;
     m->heartbeat.total = 24;
@@ -92,8 +98,10 @@ static void fill_ack(cs_msg *m)
 }
 static void fill_result(cs_msg *m)
 {
+    m->result.worker = "node7:gpu0";
     m->result.job_id = 42;
     m->result.attempt = 1;
+    m->result.lease_token = LEASE;
     m->result.metrics = METRICS_CANON;
     m->result.provenance = PROV_CANON;
 }
@@ -101,12 +109,15 @@ static void fill_result_claim(cs_msg *m)
 {
     fill_result(m);
     m->result.claim.worker = "node7:gpu0";
+    m->result.claim.instance = INSTANCE;
     fill_caps(&m->result.claim.caps);
 }
 static void fill_fail(cs_msg *m)
 {
+    m->fail.worker = "node7:gpu0";
     m->fail.job_id = 43;
     m->fail.attempt = 3;
+    m->fail.lease_token = LEASE;
     m->fail.kind = CS_FAIL_OOM;
     m->fail.reason = "out of memory while allocating the Hessian (4096 x 4096)";
     m->fail.exit_status = 1;
@@ -115,8 +126,10 @@ static void fill_fail(cs_msg *m)
 }
 static void fill_fail_signal(cs_msg *m)
 {
+    m->fail.worker = "node7:gpu1";
     m->fail.job_id = 44;
     m->fail.attempt = 1;
+    m->fail.lease_token = LEASE;
     m->fail.kind = CS_FAIL_CRASH;
     m->fail.reason = "killed by signal 9";
     m->fail.exit_status = -1;
@@ -128,6 +141,7 @@ static void fill_fail_claim(cs_msg *m)
 {
     fill_fail(m);
     m->fail.claim.worker = "node7:gpu0";
+    m->fail.claim.instance = INSTANCE;
     fill_caps(&m->fail.claim.caps);
     m->fail.claim.caps.gpus = NULL;
     m->fail.claim.caps.n_gpus = 0;
@@ -135,12 +149,15 @@ static void fill_fail_claim(cs_msg *m)
 static void fill_bye(cs_msg *m)
 {
     m->bye.worker = "node7:gpu0";
+    m->bye.instance = INSTANCE;
 }
 static void fill_bye_release(cs_msg *m)
 {
     m->bye.worker = "node7:gpu0";
+    m->bye.instance = INSTANCE;
     m->bye.release_job_id = 42;
     m->bye.release_attempt = 1;
+    m->bye.release_lease_token = LEASE;
 }
 static void fill_submit(cs_msg *m)
 {
@@ -318,11 +335,13 @@ static void assert_msg_eq(const cs_msg *want, const cs_msg *got)
         break;
     case CS_MSG_CLAIM:
         assert_str_eq(want->claim.worker, got->claim.worker);
+        assert_str_eq(want->claim.instance, got->claim.instance);
         assert_caps_eq(&want->claim.caps, &got->claim.caps);
         break;
     case CS_MSG_JOB:
         assert_int_equal(want->job.job_id, got->job.job_id);
         assert_int_equal(want->job.attempt, got->job.attempt);
+        assert_str_eq(want->job.lease_token, got->job.lease_token);
         assert_int_equal(want->job.lease_s, got->job.lease_s);
         assert_int_equal(want->job.timeout_s, got->job.timeout_s);
         assert_str_eq(canon_of(want->job.config), got->job.config);
@@ -333,6 +352,8 @@ static void assert_msg_eq(const cs_msg *want, const cs_msg *got)
     case CS_MSG_HEARTBEAT:
         assert_int_equal(want->heartbeat.job_id, got->heartbeat.job_id);
         assert_int_equal(want->heartbeat.attempt, got->heartbeat.attempt);
+        assert_str_eq(want->heartbeat.worker, got->heartbeat.worker);
+        assert_str_eq(want->heartbeat.lease_token, got->heartbeat.lease_token);
         assert_str_eq(want->heartbeat.stage, got->heartbeat.stage);
         assert_int_equal(want->heartbeat.done, got->heartbeat.done);
         assert_int_equal(want->heartbeat.total, got->heartbeat.total);
@@ -344,6 +365,9 @@ static void assert_msg_eq(const cs_msg *want, const cs_msg *got)
     case CS_MSG_RESULT:
         assert_int_equal(want->result.job_id, got->result.job_id);
         assert_int_equal(want->result.attempt, got->result.attempt);
+        assert_str_eq(want->result.worker, got->result.worker);
+        assert_str_eq(want->result.lease_token, got->result.lease_token);
+        assert_str_eq(want->result.claim.instance, got->result.claim.instance);
         assert_str_eq(want->result.metrics, got->result.metrics);
         assert_str_eq(want->result.provenance, got->result.provenance);
         assert_str_eq(want->result.claim.worker, got->result.claim.worker);
@@ -352,6 +376,9 @@ static void assert_msg_eq(const cs_msg *want, const cs_msg *got)
     case CS_MSG_FAIL:
         assert_int_equal(want->fail.job_id, got->fail.job_id);
         assert_int_equal(want->fail.attempt, got->fail.attempt);
+        assert_str_eq(want->fail.worker, got->fail.worker);
+        assert_str_eq(want->fail.lease_token, got->fail.lease_token);
+        assert_str_eq(want->fail.claim.instance, got->fail.claim.instance);
         assert_int_equal(want->fail.kind, got->fail.kind);
         assert_str_eq(want->fail.reason, got->fail.reason);
         assert_int_equal(want->fail.exit_status, got->fail.exit_status);
@@ -364,6 +391,8 @@ static void assert_msg_eq(const cs_msg *want, const cs_msg *got)
         assert_str_eq(want->bye.worker, got->bye.worker);
         assert_int_equal(want->bye.release_job_id, got->bye.release_job_id);
         assert_int_equal(want->bye.release_attempt, got->bye.release_attempt);
+        assert_str_eq(want->bye.instance, got->bye.instance);
+        assert_str_eq(want->bye.release_lease_token, got->bye.release_lease_token);
         break;
     case CS_MSG_SUBMIT:
         assert_str_eq(want->submit.sweep, got->submit.sweep);
@@ -465,19 +494,22 @@ static void test_wire_form(void **state)
     char *t = NULL;
     (void)state;
     cs_msg_init(&m, CS_MSG_HEARTBEAT);
+    m.heartbeat.worker = "w";
     m.heartbeat.job_id = 5;
     m.heartbeat.attempt = 1;
+    m.heartbeat.lease_token = LEASE;
     m.heartbeat.stage = "load";
     m.heartbeat.total = 3;
     m.heartbeat.log_tail = "";
     assert_int_equal(cs_msg_encode(&m, &t, NULL, NULL), CS_OK);
-    assert_string_equal(t, "{\"attempt\":1,\"done\":0,\"job_id\":5,\"log_tail\":\"\",\"stage\":"
-                           "\"load\",\"total\":3,\"type\":\"HEARTBEAT\",\"v\":2}");
+    assert_string_equal(t, "{\"attempt\":1,\"done\":0,\"job_id\":5,\"lease_token\":\"" LEASE
+                           "\",\"log_tail\":\"\",\"stage\":\"load\",\"total\":3,\"type\":"
+                           "\"HEARTBEAT\",\"v\":3,\"worker\":\"w\"}");
     free(t);
     cs_msg_init(&m, CS_MSG_WORKERS);
     m.token = "t";
     assert_int_equal(cs_msg_encode(&m, &t, NULL, NULL), CS_OK);
-    assert_string_equal(t, "{\"token\":\"t\",\"type\":\"WORKERS\",\"v\":2}");
+    assert_string_equal(t, "{\"token\":\"t\",\"type\":\"WORKERS\",\"v\":3}");
     free(t);
 }
 
@@ -488,15 +520,15 @@ static void test_lenient_forms(void **state)
     static const struct {
         const char *in, *canon;
     } cases[] = {
-            {" { \"type\" : \"ACK\", \"cancel\" : false, \"v\" : 2.0 }\n",
-             "{\"cancel\":false,\"type\":\"ACK\",\"v\":2}"},
-            {"{\"v\":2,\"type\":\"STATUS\",\"sweep\":null,\"token\":null,\"req_id\":null}",
-             "{\"type\":\"STATUS\",\"v\":2}"},
-            {"{\"v\":2,\"type\":\"OK\",\"data\":null}", "{\"data\":null,\"type\":\"OK\",\"v\":2}"},
-            {"{\"v\":2,\"type\":\"OK\",\"data\":[1,\"\\u00e9\",{\"b\":1,\"a\":2}]}",
-             "{\"data\":[1,\"\xc3\xa9\",{\"a\":2,\"b\":1}],\"type\":\"OK\",\"v\":2}"},
-            {"{\"v\":2,\"type\":\"LOGS\",\"job_id\":3e0,\"attempt\":null}",
-             "{\"job_id\":3,\"type\":\"LOGS\",\"v\":2}"},
+            {" { \"type\" : \"ACK\", \"cancel\" : false, \"v\" : 3.0 }\n",
+             "{\"cancel\":false,\"type\":\"ACK\",\"v\":3}"},
+            {"{\"v\":3,\"type\":\"STATUS\",\"sweep\":null,\"token\":null,\"req_id\":null}",
+             "{\"type\":\"STATUS\",\"v\":3}"},
+            {"{\"v\":3,\"type\":\"OK\",\"data\":null}", "{\"data\":null,\"type\":\"OK\",\"v\":3}"},
+            {"{\"v\":3,\"type\":\"OK\",\"data\":[1,\"\\u00e9\",{\"b\":1,\"a\":2}]}",
+             "{\"data\":[1,\"\xc3\xa9\",{\"a\":2,\"b\":1}],\"type\":\"OK\",\"v\":3}"},
+            {"{\"v\":3,\"type\":\"LOGS\",\"job_id\":3e0,\"attempt\":null}",
+             "{\"job_id\":3,\"type\":\"LOGS\",\"v\":3}"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -523,138 +555,148 @@ typedef struct bad_case {
     const char *fragment; /* must appear in err.msg */
 } bad_case;
 
-#define HB_HEAD "{\"v\":2,\"type\":\"HEARTBEAT\",\"job_id\":1,\"attempt\":1,\"stage\":\"load\","
-#define RESULT_HEAD \
-    "{\"v\":2,\"type\":\"RESULT\",\"job_id\":1,\"attempt\":1,\"metrics\":{},\"provenance\":{},"
+#define LEASE_KV "\"lease_token\":\"" LEASE "\","
+#define HB_HEAD0 \
+    "{\"v\":3,\"type\":\"HEARTBEAT\",\"worker\":\"w\"," LEASE_KV "\"job_id\":1,\"attempt\":1,"
+#define HB_HEAD HB_HEAD0 "\"stage\":\"load\","
+#define RESULT_HEAD                                                                         \
+    "{\"v\":3,\"type\":\"RESULT\",\"worker\":\"w\"," LEASE_KV "\"job_id\":1,\"attempt\":1," \
+    "\"metrics\":{},\"provenance\":{},"
 #define CAPS_MIN "{\"backends\":[\"native\"],\"models\":[],\"threads\":1,\"mem_mb\":0,\"gpus\":[]}"
 static const bad_case BAD[] = {
         {"not JSON", "hello", 0, CS_EPARSE, "message:1:1"},
         {"empty", "", 0, CS_EPARSE, "empty"},
-        {"truncated", "{\"v\":2,\"type\":", 0, CS_EPARSE, "message:1:"},
-        {"trailing data", "{\"v\":2,\"type\":\"WORKERS\"} x", 0, CS_EPARSE, "message:1:"},
+        {"truncated", "{\"v\":3,\"type\":", 0, CS_EPARSE, "message:1:"},
+        {"trailing data", "{\"v\":3,\"type\":\"WORKERS\"} x", 0, CS_EPARSE, "message:1:"},
         {"array", "[1,2]", 0, CS_EPROTO, "expected a JSON object, got an array"},
         {"string", "\"CLAIM\"", 0, CS_EPROTO, "expected a JSON object, got a string"},
         {"no version", "{\"type\":\"WORKERS\"}", 0, CS_EPROTO, "missing required key \"v\""},
         {"version as string", "{\"v\":\"1\",\"type\":\"WORKERS\"}", 0, CS_EPROTO, "v: expected"},
         {"version 1", "{\"v\":1,\"type\":\"WORKERS\"}", 0, CS_EVERSION, "protocol version 1"},
-        {"version 3", "{\"v\":3,\"type\":\"WORKERS\"}", 0, CS_EVERSION, "protocol version 3"},
+        {"version 2", "{\"v\":2,\"type\":\"WORKERS\"}", 0, CS_EVERSION, "protocol version 2"},
         {"version 0", "{\"v\":0,\"type\":\"WORKERS\"}", 0, CS_EVERSION, "protocol version 0"},
         {"version 1.5", "{\"v\":1.5,\"type\":\"WORKERS\"}", 0, CS_EPROTO, "got 1.5"},
-        {"no type", "{\"v\":2}", 0, CS_EPROTO, "missing required key \"type\""},
-        {"type not a string", "{\"v\":2,\"type\":3}", 0, CS_EPROTO, "type: expected a string"},
-        {"unknown type", "{\"v\":2,\"type\":\"GIMME\"}", 0, CS_EPROTO,
+        {"no type", "{\"v\":3}", 0, CS_EPROTO, "missing required key \"type\""},
+        {"type not a string", "{\"v\":3,\"type\":3}", 0, CS_EPROTO, "type: expected a string"},
+        {"unknown type", "{\"v\":3,\"type\":\"GIMME\"}", 0, CS_EPROTO,
          "unknown message type \"GIMME\""},
-        {"type case", "{\"v\":2,\"type\":\"claim\"}", 0, CS_EPROTO, "unknown message type"},
-        {"unknown field", "{\"v\":2,\"type\":\"WORKERS\",\"verbose\":true}", 0, CS_EPROTO,
+        {"type case", "{\"v\":3,\"type\":\"claim\"}", 0, CS_EPROTO, "unknown message type"},
+        {"unknown field", "{\"v\":3,\"type\":\"WORKERS\",\"verbose\":true}", 0, CS_EPROTO,
          "WORKERS.verbose: unknown key"},
-        {"typo suggestion", "{\"v\":2,\"type\":\"ACK\",\"cancle\":true}", 0, CS_EPROTO,
+        {"typo suggestion", "{\"v\":3,\"type\":\"ACK\",\"cancle\":true}", 0, CS_EPROTO,
          "did you mean \"cancel\""},
-        {"missing required", "{\"v\":2,\"type\":\"ACK\"}", 0, CS_EPROTO,
+        {"missing required", "{\"v\":3,\"type\":\"ACK\"}", 0, CS_EPROTO,
          "ACK: missing required key \"cancel\""},
         {"duplicate attempt", HB_HEAD "\"done\":0,\"total\":1,\"log_tail\":\"\",\"attempt\":\"x\"}",
          0, CS_EPARSE, "duplicate key \"attempt\""},
         {"attempt wrong type",
-         "{\"v\":2,\"type\":\"HEARTBEAT\",\"job_id\":1,\"attempt\":\"x\",\"stage\":\"load\","
-         "\"done\":0,\"total\":1,\"log_tail\":\"\"}",
+         "{\"v\":3,\"type\":\"HEARTBEAT\",\"worker\":\"w\",\"job_id\":1,\"attempt\":\"x\","
+         "\"stage\":\"load\",\"done\":0,\"total\":1,\"log_tail\":\"\"}",
          0, CS_EPROTO, "HEARTBEAT.attempt: expected a positive integer, got \"x\""},
         {"negative job id",
-         "{\"v\":2,\"type\":\"RESULT\",\"job_id\":-4,\"attempt\":1,\"metrics\":{},"
-         "\"provenance\":{}}",
+         "{\"v\":3,\"type\":\"RESULT\",\"worker\":\"w\",\"job_id\":-4,\"attempt\":1,"
+         "\"metrics\":{},\"provenance\":{}}",
          0, CS_EPROTO, "RESULT.job_id: expected a positive integer, got -4"},
         {"zero attempt",
-         "{\"v\":2,\"type\":\"JOB\",\"job_id\":1,\"attempt\":0,\"lease_s\":60,\"config\":{}}", 0,
+         "{\"v\":3,\"type\":\"JOB\",\"job_id\":1,\"attempt\":0,\"lease_s\":60,\"config\":{}}", 0,
          CS_EPROTO, "JOB.attempt: expected a positive integer, got 0"},
         {"fractional id",
-         "{\"v\":2,\"type\":\"JOB\",\"job_id\":1.5,\"attempt\":1,\"lease_s\":60,\"config\":{}}", 0,
+         "{\"v\":3,\"type\":\"JOB\",\"job_id\":1.5,\"attempt\":1,\"lease_s\":60,\"config\":{}}", 0,
          CS_EPROTO, "JOB.job_id"},
         {"id beyond 2^53",
-         "{\"v\":2,\"type\":\"JOB\",\"job_id\":1e17,\"attempt\":1,\"lease_s\":60,\"config\":{}}", 0,
+         "{\"v\":3,\"type\":\"JOB\",\"job_id\":1e17,\"attempt\":1,\"lease_s\":60,\"config\":{}}", 0,
          CS_EPROTO, "2^53"},
         {"config not an object",
-         "{\"v\":2,\"type\":\"JOB\",\"job_id\":1,\"attempt\":1,\"lease_s\":60,\"config\":\"{}\"}",
+         "{\"v\":3,\"type\":\"JOB\",\"job_id\":1,\"attempt\":1," LEASE_KV "\"lease_s\":60,"
+         "\"config\":\"{}\"}",
          0, CS_EPROTO, "JOB.config: expected an object"},
         {"negative done", HB_HEAD "\"done\":-1,\"total\":1,\"log_tail\":\"\"}", 0, CS_EPROTO,
          "HEARTBEAT.done: expected a non-negative integer"},
         {"log_tail not a string", HB_HEAD "\"done\":0,\"total\":1,\"log_tail\":[\"a\"]}", 0,
          CS_EPROTO, "HEARTBEAT.log_tail: expected a string, got an array"},
-        {"empty stage",
-         "{\"v\":2,\"type\":\"HEARTBEAT\",\"job_id\":1,\"attempt\":1,\"stage\":\"\",\"done\":0,"
-         "\"total\":1,\"log_tail\":\"\"}",
-         0, CS_EPROTO, "HEARTBEAT.stage: expected a non-empty string"},
-        {"bool as int", "{\"v\":2,\"type\":\"ACK\",\"cancel\":1}", 0, CS_EPROTO,
+        {"empty stage", HB_HEAD0 "\"stage\":\"\",\"done\":0,\"total\":1,\"log_tail\":\"\"}", 0,
+         CS_EPROTO, "HEARTBEAT.stage: expected a non-empty string"},
+        {"bool as int", "{\"v\":3,\"type\":\"ACK\",\"cancel\":1}", 0, CS_EPROTO,
          "ACK.cancel: expected a boolean, got 1"},
-        {"embedded NUL", "{\"v\":2,\"type\":\"WORKERS\"}\0", 26, CS_EPARSE, "NUL"},
-        {"NUL inside string", "{\"v\":2,\"type\":\"BYE\",\"worker\":\"a\0b\"}", 35, CS_EPARSE,
+        {"embedded NUL", "{\"v\":3,\"type\":\"WORKERS\"}\0", 26, CS_EPARSE, "NUL"},
+        {"NUL inside string", "{\"v\":3,\"type\":\"BYE\",\"worker\":\"a\0b\"}", 35, CS_EPARSE,
          "NUL"},
-        {"escaped NUL", "{\"v\":2,\"type\":\"BYE\",\"worker\":\"a\\u0000b\"}", 0, CS_EPARSE,
+        {"escaped NUL", "{\"v\":3,\"type\":\"BYE\",\"worker\":\"a\\u0000b\"}", 0, CS_EPARSE,
          "\\u0000"},
-        {"invalid UTF-8", "{\"v\":2,\"type\":\"BYE\",\"worker\":\"a\xff\"}", 0, CS_EPARSE, "UTF-8"},
-        {"overlong UTF-8", "{\"v\":2,\"type\":\"BYE\",\"worker\":\"\xc0\xaf\"}", 0, CS_EPARSE,
+        {"invalid UTF-8", "{\"v\":3,\"type\":\"BYE\",\"worker\":\"a\xff\"}", 0, CS_EPARSE, "UTF-8"},
+        {"overlong UTF-8", "{\"v\":3,\"type\":\"BYE\",\"worker\":\"\xc0\xaf\"}", 0, CS_EPARSE,
          "UTF-8"},
-        {"lone surrogate", "{\"v\":2,\"type\":\"BYE\",\"worker\":\"\\udc00\"}", 0, CS_EPARSE,
+        {"lone surrogate", "{\"v\":3,\"type\":\"BYE\",\"worker\":\"\\udc00\"}", 0, CS_EPARSE,
          "message:1:"},
-        {"duplicate key", "{\"v\":2,\"type\":\"ACK\",\"cancel\":true,\"cancel\":false}", 0,
+        {"duplicate key", "{\"v\":3,\"type\":\"ACK\",\"cancel\":true,\"cancel\":false}", 0,
          CS_EPARSE, "duplicate key \"cancel\""},
         {"unknown fail kind",
-         "{\"v\":2,\"type\":\"FAIL\",\"job_id\":1,\"attempt\":1,\"kind\":\"segv\",\"reason\":\"\","
+         "{\"v\":3,\"type\":\"FAIL\",\"worker\":\"w\"," LEASE_KV "\"job_id\":1,\"attempt\":1,"
+         "\"kind\":\"segv\",\"reason\":\"\","
          "\"exit_status\":1,\"signal\":0,\"log_tail\":\"\"}",
          0, CS_EPROTO, "FAIL.kind: unknown failure kind \"segv\""},
         {"signal out of range",
-         "{\"v\":2,\"type\":\"FAIL\",\"job_id\":1,\"attempt\":1,\"kind\":\"crash\",\"reason\":\"\","
+         "{\"v\":3,\"type\":\"FAIL\",\"worker\":\"w\"," LEASE_KV "\"job_id\":1,\"attempt\":1,"
+         "\"kind\":\"crash\",\"reason\":\"\","
          "\"exit_status\":-1,\"signal\":300,\"log_tail\":\"\"}",
          0, CS_EPROTO, "FAIL.signal: expected an integer in 0..127, got "},
-        {"unknown error code", "{\"v\":2,\"type\":\"ERROR\",\"code\":\"EBAD\",\"message\":\"\"}", 0,
+        {"unknown error code", "{\"v\":3,\"type\":\"ERROR\",\"code\":\"EBAD\",\"message\":\"\"}", 0,
          CS_EPROTO, "ERROR.code: unknown error code \"EBAD\""},
-        {"CS_OK as error code", "{\"v\":2,\"type\":\"ERROR\",\"code\":\"CS_OK\",\"message\":\"\"}",
+        {"CS_OK as error code", "{\"v\":3,\"type\":\"ERROR\",\"code\":\"CS_OK\",\"message\":\"\"}",
          0, CS_EPROTO, "ERROR.code"},
         {"unknown job state",
-         "{\"v\":2,\"type\":\"JOBS\",\"state\":\"zombie\",\"limit\":1,"
+         "{\"v\":3,\"type\":\"JOBS\",\"state\":\"zombie\",\"limit\":1,"
          "\"offset\":0}",
          0, CS_EPROTO, "JOBS.state: unknown value \"zombie\""},
-        {"jobs limit 0", "{\"v\":2,\"type\":\"JOBS\",\"limit\":0,\"offset\":0}", 0, CS_EPROTO,
+        {"jobs limit 0", "{\"v\":3,\"type\":\"JOBS\",\"limit\":0,\"offset\":0}", 0, CS_EPROTO,
          "JOBS.limit: expected an integer in 1..100000"},
-        {"cancel with two targets", "{\"v\":2,\"type\":\"CANCEL\",\"sweep\":\"demo\",\"job\":3}", 0,
+        {"cancel with two targets", "{\"v\":3,\"type\":\"CANCEL\",\"sweep\":\"demo\",\"job\":3}", 0,
          CS_EPROTO, "CANCEL: expected exactly one of"},
-        {"cancel with nothing", "{\"v\":2,\"type\":\"CANCEL\"}", 0, CS_EPROTO,
+        {"cancel with nothing", "{\"v\":3,\"type\":\"CANCEL\"}", 0, CS_EPROTO,
          "expected exactly one of \"sweep\", \"job\", \"filter\", got 0"},
         {"capabilities missing key",
-         "{\"v\":2,\"type\":\"CLAIM\",\"worker\":\"w\",\"capabilities\":{\"backends\":[],"
+         "{\"v\":3,\"type\":\"CLAIM\",\"worker\":\"w\",\"instance\":\"" INSTANCE
+         "\",\"capabilities\":{\"backends\":[],"
          "\"models\":[],\"threads\":1,\"mem_mb\":0}}",
          0, CS_EPROTO, "CLAIM.capabilities: missing required key \"gpus\""},
         {"capabilities bad item",
-         "{\"v\":2,\"type\":\"CLAIM\",\"worker\":\"w\",\"capabilities\":{\"backends\":[\"native\","
+         "{\"v\":3,\"type\":\"CLAIM\",\"worker\":\"w\",\"instance\":\"" INSTANCE
+         "\",\"capabilities\":{\"backends\":[\"native\","
          "7],\"models\":[],\"threads\":1,\"mem_mb\":0,\"gpus\":[]}}",
          0, CS_EPROTO, "CLAIM.capabilities.backends[1]: expected a string, got 7"},
         {"gpu unknown key",
-         "{\"v\":2,\"type\":\"HELLO\",\"worker\":\"w\",\"host\":\"h\",\"capabilities\":{"
+         "{\"v\":3,\"type\":\"HELLO\",\"worker\":\"w\",\"host\":\"h\",\"capabilities\":{"
          "\"backends\":[],\"models\":[],\"threads\":1,\"mem_mb\":0,\"gpus\":[{\"index\":0,"
          "\"name\":\"g\",\"mem_mb\":1,\"uuid\":\"x\"}]}}",
          0, CS_EPROTO, "HELLO.capabilities.gpus[0].uuid: unknown key"},
         {"zero threads",
-         "{\"v\":2,\"type\":\"CLAIM\",\"worker\":\"w\",\"capabilities\":{\"backends\":[],"
+         "{\"v\":3,\"type\":\"CLAIM\",\"worker\":\"w\",\"instance\":\"" INSTANCE
+         "\",\"capabilities\":{\"backends\":[],"
          "\"models\":[],\"threads\":0,\"mem_mb\":0,\"gpus\":[]}}",
          0, CS_EPROTO, "CLAIM.capabilities.threads"},
         {"release_job half",
-         "{\"v\":2,\"type\":\"BYE\",\"worker\":\"w\",\"release_job\":{"
-         "\"job_id\":3}}",
+         "{\"v\":3,\"type\":\"BYE\",\"worker\":\"w\",\"instance\":\"" INSTANCE
+         "\",\"release_job\":{\"job_id\":3}}",
          0, CS_EPROTO, "BYE.release_job: missing required key \"attempt\""},
-        {"token empty", "{\"v\":2,\"type\":\"WORKERS\",\"token\":\"\"}", 0, CS_EPROTO,
+        {"token empty", "{\"v\":3,\"type\":\"WORKERS\",\"token\":\"\"}", 0, CS_EPROTO,
          "WORKERS.token: expected a non-empty string"},
-        {"req_id negative", "{\"v\":2,\"type\":\"WORKERS\",\"req_id\":-1}", 0, CS_EPROTO,
+        {"req_id negative", "{\"v\":3,\"type\":\"WORKERS\",\"req_id\":-1}", 0, CS_EPROTO,
          "WORKERS.req_id"},
-        {"submit force missing", "{\"v\":2,\"type\":\"SUBMIT\",\"sweep\":{}}", 0, CS_EPROTO,
+        {"submit force missing", "{\"v\":3,\"type\":\"SUBMIT\",\"sweep\":{}}", 0, CS_EPROTO,
          "SUBMIT: missing required key \"force\""},
-        {"infinite number", "{\"v\":2,\"type\":\"NO_WORK\",\"retry_ms\":1e999}", 0, CS_EPARSE,
+        {"infinite number", "{\"v\":3,\"type\":\"NO_WORK\",\"retry_ms\":1e999}", 0, CS_EPARSE,
          "message"},
-        {"retry_ms too big", "{\"v\":2,\"type\":\"NO_WORK\",\"retry_ms\":1e12}", 0, CS_EPROTO,
+        {"retry_ms too big", "{\"v\":3,\"type\":\"NO_WORK\",\"retry_ms\":1e12}", 0, CS_EPROTO,
          "NO_WORK.retry_ms"},
         /* The claim that rides on a RESULT or FAIL (version 2), as strict as a CLAIM. */
         {"result claim not an object", RESULT_HEAD "\"claim\":\"w\"}", 0, CS_EPROTO,
          "RESULT.claim: expected an object, got \"w\""},
         {"result claim unknown key",
-         RESULT_HEAD "\"claim\":{\"worker\":\"w\",\"capabilities\":" CAPS_MIN ",\"priority\":1}}",
+         RESULT_HEAD "\"claim\":{\"worker\":\"w\",\"instance\":\"" INSTANCE
+                     "\",\"capabilities\":" CAPS_MIN ",\"priority\":1}}",
          0, CS_EPROTO, "RESULT.claim.priority: unknown key"},
-        {"result claim without worker", RESULT_HEAD "\"claim\":{\"capabilities\":" CAPS_MIN "}}", 0,
+        {"result claim without worker",
+         RESULT_HEAD "\"claim\":{\"instance\":\"" INSTANCE "\",\"capabilities\":" CAPS_MIN "}}", 0,
          CS_EPROTO, "RESULT.claim: missing required key \"worker\""},
         {"result claim empty worker",
          RESULT_HEAD "\"claim\":{\"worker\":\"\",\"capabilities\":" CAPS_MIN "}}", 0, CS_EPROTO,
@@ -662,17 +704,60 @@ static const bad_case BAD[] = {
         {"result claim worker not a string",
          RESULT_HEAD "\"claim\":{\"worker\":7,\"capabilities\":" CAPS_MIN "}}", 0, CS_EPROTO,
          "RESULT.claim.worker: expected a string, got 7"},
-        {"result claim without capabilities", RESULT_HEAD "\"claim\":{\"worker\":\"w\"}}", 0,
-         CS_EPROTO, "RESULT.claim: missing required key \"capabilities\""},
+        {"result claim without capabilities",
+         RESULT_HEAD "\"claim\":{\"worker\":\"w\",\"instance\":\"" INSTANCE "\"}}", 0, CS_EPROTO,
+         "RESULT.claim: missing required key \"capabilities\""},
         {"result claim bad capabilities",
-         RESULT_HEAD "\"claim\":{\"worker\":\"w\",\"capabilities\":{\"backends\":[],"
+         RESULT_HEAD "\"claim\":{\"worker\":\"w\",\"instance\":\"" INSTANCE
+                     "\",\"capabilities\":{\"backends\":[],"
                      "\"models\":[],\"threads\":0,\"mem_mb\":0,\"gpus\":[]}}}",
          0, CS_EPROTO, "RESULT.claim.capabilities.threads"},
         {"fail claim typo",
-         "{\"v\":2,\"type\":\"FAIL\",\"job_id\":1,\"attempt\":1,\"kind\":\"oom\",\"reason\":"
-         "\"\",\"exit_status\":1,\"signal\":0,\"log_tail\":\"\",\"claim\":{\"worker\":\"w\","
+         "{\"v\":3,\"type\":\"FAIL\",\"worker\":\"w\"," LEASE_KV "\"job_id\":1,\"attempt\":1,"
+         "\"kind\":\"oom\",\"reason\":\"\",\"exit_status\":1,\"signal\":0,\"log_tail\":\"\","
+         "\"claim\":{\"worker\":\"w\",\"instance\":\"" INSTANCE "\","
          "\"capabilites\":" CAPS_MIN "}}",
          0, CS_EPROTO, "did you mean \"capabilities\""},
+        /* Version 3: every report names the worker and the lease token of its JOB. */
+        {"heartbeat without lease_token",
+         "{\"v\":3,\"type\":\"HEARTBEAT\",\"worker\":\"w\",\"job_id\":1,\"attempt\":1,"
+         "\"stage\":\"load\",\"done\":0,\"total\":1,\"log_tail\":\"\"}",
+         0, CS_EPROTO, "HEARTBEAT: missing required key \"lease_token\""},
+        {"result without worker",
+         "{\"v\":3,\"type\":\"RESULT\"," LEASE_KV "\"job_id\":1,\"attempt\":1,\"metrics\":{},"
+         "\"provenance\":{}}",
+         0, CS_EPROTO, "RESULT: missing required key \"worker\""},
+        {"lease_token too short",
+         HB_HEAD0 "\"stage\":\"x\",\"done\":0,\"total\":1,\"log_tail\":"
+                  "\"\",\"lease_token\":\"abc\"}",
+         0, CS_EPARSE, "duplicate key \"lease_token\""},
+        {"lease_token upper case",
+         "{\"v\":3,\"type\":\"FAIL\",\"worker\":\"w\",\"lease_token\":"
+         "\"5F0C2A9BE13D47A8C6F1E0D2B3A49587\",\"job_id\":1,\"attempt\":1,\"kind\":\"oom\","
+         "\"reason\":\"\",\"exit_status\":1,\"signal\":0,\"log_tail\":\"\"}",
+         0, CS_EPROTO, "FAIL.lease_token: expected 32 lowercase hex digits"},
+        {"lease_token one digit long",
+         "{\"v\":3,\"type\":\"JOB\",\"job_id\":1,\"attempt\":1,\"lease_token\":\"" LEASE
+         "0\",\"lease_s\":60,\"config\":{}}",
+         0, CS_EPROTO, "JOB.lease_token: expected 32 lowercase hex digits, got 33 characters"},
+        {"lease_token not a string",
+         "{\"v\":3,\"type\":\"RESULT\",\"worker\":\"w\",\"lease_token\":7,\"job_id\":1,"
+         "\"attempt\":1,\"metrics\":{},\"provenance\":{}}",
+         0, CS_EPROTO, "RESULT.lease_token: expected a string, got 7"},
+        {"claim without instance",
+         "{\"v\":3,\"type\":\"CLAIM\",\"worker\":\"w\",\"capabilities\":" CAPS_MIN "}", 0,
+         CS_EPROTO, "CLAIM: missing required key \"instance\""},
+        {"result claim without instance",
+         RESULT_HEAD "\"claim\":{\"worker\":\"w\",\"capabilities\":" CAPS_MIN "}}", 0, CS_EPROTO,
+         "RESULT.claim: missing required key \"instance\""},
+        {"release_job without lease_token",
+         "{\"v\":3,\"type\":\"BYE\",\"worker\":\"w\",\"instance\":\"" INSTANCE
+         "\",\"release_job\":{\"job_id\":3,\"attempt\":1}}",
+         0, CS_EPROTO, "BYE.release_job: missing required key \"lease_token\""},
+        {"release_job short lease_token",
+         "{\"v\":3,\"type\":\"BYE\",\"worker\":\"w\",\"instance\":\"" INSTANCE
+         "\",\"release_job\":{\"job_id\":3,\"attempt\":1,\"lease_token\":\"00\"}}",
+         0, CS_EPROTO, "BYE.release_job.lease_token: expected 32 lowercase hex digits"},
         {"claim on a heartbeat",
          HB_HEAD "\"done\":0,\"total\":1,\"log_tail\":\"\",\"claim\":{"
                  "\"worker\":\"w\",\"capabilities\":" CAPS_MIN "}}",
@@ -708,7 +793,7 @@ static void test_oversize(void **state)
     (void)state;
 
     /* A whole message over the cap is refused before parsing. */
-    assert_int_equal(cs_buf_puts(&b, "{\"v\":2,\"type\":\"OK\",\"data\":\""), CS_OK);
+    assert_int_equal(cs_buf_puts(&b, "{\"v\":3,\"type\":\"OK\",\"data\":\""), CS_OK);
     while (b.len <= CS_PROTO_MAX_BYTES) {
         assert_int_equal(
                 cs_buf_puts(&b, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"), CS_OK);
@@ -724,8 +809,10 @@ static void test_oversize(void **state)
     memset(big, 'a', CS_PROTO_MAX_TEXT + 1);
     big[CS_PROTO_MAX_TEXT] = '\0';
     cs_msg_init(&m, CS_MSG_HEARTBEAT);
+    m.heartbeat.worker = "w";
     m.heartbeat.job_id = 1;
     m.heartbeat.attempt = 1;
+    m.heartbeat.lease_token = LEASE;
     m.heartbeat.stage = "load";
     m.heartbeat.log_tail = big;
     assert_int_equal(cs_msg_encode(&m, &t, NULL, &err), CS_OK);
@@ -745,17 +832,18 @@ static void test_oversize(void **state)
 
     /* A name over CS_PROTO_MAX_NAME. */
     big[CS_PROTO_MAX_NAME + 1] = '\0';
-    assert_int_equal(cs_buf_printf(&b, "{\"v\":2,\"type\":\"BYE\",\"worker\":\"%s\"}", big), CS_OK);
+    assert_int_equal(cs_buf_printf(&b, "{\"v\":3,\"type\":\"BYE\",\"worker\":\"%s\"}", big), CS_OK);
     assert_int_equal(cs_msg_decode(b.data, b.len, &m, &err), CS_EPROTO);
     assert_non_null(strstr(err.msg, "BYE.worker: longer than 256 bytes"));
     cs_buf_fini(&b);
 
     /* A list over CS_PROTO_MAX_LIST. */
-    assert_int_equal(cs_buf_puts(&b,
-                                 "{\"v\":2,\"type\":\"CLAIM\",\"worker\":\"w\",\"capabilities\":"
-                                 "{\"threads\":1,\"mem_mb\":0,\"gpus\":[],\"backends\":[],"
-                                 "\"models\":["),
-                     CS_OK);
+    assert_int_equal(
+            cs_buf_puts(&b, "{\"v\":3,\"type\":\"CLAIM\",\"worker\":\"w\",\"instance\":\"" INSTANCE
+                            "\",\"capabilities\":"
+                            "{\"threads\":1,\"mem_mb\":0,\"gpus\":[],\"backends\":[],"
+                            "\"models\":["),
+            CS_OK);
     for (int i = 0; i <= CS_PROTO_MAX_LIST; i++) {
         assert_int_equal(cs_buf_puts(&b, i ? ",\"m\"" : "\"m\""), CS_OK);
     }
@@ -817,8 +905,10 @@ static void test_encode_errors(void **state)
     assert_int_equal(cs_msg_encode(&m, &t, NULL, &err), CS_EINVAL);
 
     cs_msg_init(&m, CS_MSG_FAIL);
+    m.fail.worker = "w";
     m.fail.job_id = 1;
     m.fail.attempt = 1;
+    m.fail.lease_token = LEASE;
     m.fail.reason = "";
     m.fail.log_tail = "";
     assert_int_equal(cs_msg_encode(&m, &t, NULL, &err), CS_EINVAL); /* kind NONE */
@@ -832,9 +922,30 @@ static void test_encode_errors(void **state)
 
     cs_msg_init(&m, CS_MSG_BYE);
     m.bye.worker = "w";
+    m.bye.instance = INSTANCE;
     m.bye.release_attempt = 1;
     assert_int_equal(cs_msg_encode(&m, &t, NULL, &err), CS_EINVAL);
     assert_non_null(strstr(err.msg, "BYE.release_job"));
+    m.bye.release_job_id = 1;
+    assert_int_equal(cs_msg_encode(&m, &t, NULL, &err), CS_EINVAL);
+    assert_non_null(strstr(err.msg, "BYE.release_job: lease_token is required"));
+
+    /* The lease fields of version 3: required, and well-formed. */
+    make_sample(&SAMPLES[4], &m); /* heartbeat */
+    m.heartbeat.lease_token = NULL;
+    assert_int_equal(cs_msg_encode(&m, &t, NULL, &err), CS_EINVAL);
+    assert_non_null(strstr(err.msg, "HEARTBEAT.lease_token: required but NULL"));
+    m.heartbeat.lease_token = "not-hex-not-hex-not-hex-not-hex-";
+    assert_int_equal(cs_msg_encode(&m, &t, NULL, &err), CS_EINVAL);
+    assert_non_null(strstr(err.msg, "HEARTBEAT.lease_token: expected 32 lowercase hex digits"));
+    make_sample(&SAMPLES[7], &m); /* result_claim */
+    m.result.claim.instance = NULL;
+    assert_int_equal(cs_msg_encode(&m, &t, NULL, &err), CS_EINVAL);
+    assert_non_null(strstr(err.msg, "RESULT.claim: instance is required"));
+    m.result.claim.instance = INSTANCE;
+    m.result.worker = NULL;
+    assert_int_equal(cs_msg_encode(&m, &t, NULL, &err), CS_EINVAL);
+    assert_non_null(strstr(err.msg, "RESULT.worker: required but NULL"));
 
     cs_msg_init(&m, CS_MSG_JOBS);
     m.jobs.state = "zombie";
@@ -842,6 +953,36 @@ static void test_encode_errors(void **state)
     assert_int_equal(cs_msg_encode(&m, &t, NULL, &err), CS_EINVAL);
     assert_non_null(strstr(err.msg, "JOBS.state"));
     assert_null(t);
+}
+
+/* Lease tokens: fresh ones are well-formed and differ; comparison is exact. */
+static void test_tokens(void **state)
+{
+    char a[CS_PROTO_TOKEN_LEN + 1], b[CS_PROTO_TOKEN_LEN + 1];
+    (void)state;
+    assert_int_equal(cs_proto_new_token(a, NULL), CS_OK);
+    assert_int_equal(cs_proto_new_token(b, NULL), CS_OK);
+    assert_int_equal(strlen(a), CS_PROTO_TOKEN_LEN);
+    assert_true(cs_proto_token_ok(a));
+    assert_true(cs_proto_token_ok(b));
+    assert_string_not_equal(a, b); /* 2^-128 to fail by chance */
+    assert_true(cs_proto_token_eq(a, a));
+    assert_false(cs_proto_token_eq(a, b));
+    assert_false(cs_proto_token_eq(a, NULL));
+    assert_false(cs_proto_token_eq(NULL, NULL));
+    assert_false(cs_proto_token_ok(NULL));
+    assert_false(cs_proto_token_ok(""));
+    assert_false(cs_proto_token_ok("0123456789abcdef0123456789abcde"));   /* 31 */
+    assert_false(cs_proto_token_ok("0123456789abcdef0123456789abcdef0")); /* 33 */
+    assert_false(cs_proto_token_ok("0123456789abcdef0123456789abcdeg"));
+    assert_false(cs_proto_token_ok("0123456789ABCDEF0123456789abcdef"));
+    assert_true(cs_proto_token_ok(LEASE));
+    b[0] = a[0];
+    memcpy(b, a, CS_PROTO_TOKEN_LEN - 1); /* differs in the last digit only */
+    b[CS_PROTO_TOKEN_LEN - 1] = a[CS_PROTO_TOKEN_LEN - 1] == '0' ? '1' : '0';
+    assert_false(cs_proto_token_eq(a, b));
+    /* A malformed token never equals anything, not even itself. */
+    assert_false(cs_proto_token_eq("x", "x"));
 }
 
 static void test_names(void **state)
@@ -1024,7 +1165,7 @@ int main(void)
             cmocka_unit_test(test_lenient_forms), cmocka_unit_test(test_malformed),
             cmocka_unit_test(test_oversize),      cmocka_unit_test(test_encode_errors),
             cmocka_unit_test(test_names),         cmocka_unit_test(test_log_tail),
-            cmocka_unit_test(test_examples),
+            cmocka_unit_test(test_tokens),        cmocka_unit_test(test_examples),
     };
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cs_store.h"
+#include "cs_store_extra.h"
 #include "cs_test.h"
 #include "store_synth.h"
 
@@ -102,9 +103,13 @@ static int64_t submit_n(cs_store *s, const char *name, size_t first, size_t n, c
     return c->sweep_id;
 }
 
+/* Every test worker runs as one process (instance); claims differ by the worker name. */
+#define INSTANCE "00112233445566778899aabbccddeeff"
+
 static cs_store_caps caps_of(const char *worker)
 {
-    cs_store_caps c = {.worker = worker, .host = "host-a", .native = true, .mem_mb = -1};
+    cs_store_caps c = {
+            .worker = worker, .instance = INSTANCE, .host = "host-a", .native = true, .mem_mb = -1};
     return c;
 }
 
@@ -139,15 +144,16 @@ static void job_state_is(cs_store *s, int64_t id, cs_job_state want)
     cs_store_job_fini(&j);
 }
 
-static void complete(cs_store *s, const cs_store_claim *c, int64_t now)
+/* The RESULT of claim c by its holder worker. */
+static void complete(cs_store *s, const char *worker, const cs_store_claim *c, int64_t now)
 {
     cs_store_metric m[2] = {{"arith", "acc", 0.5, 0.01, 200},
                             {"ppl:general", "ppl", 12.5, NAN, -1}};
     cs_err err = {0};
     bool dup = true;
-    assert_int_equal(
-            cs_store_result(s, c->job_id, c->attempt, "{\"ok\":true}", m, 2, NULL, now, &dup, &err),
-            CS_OK);
+    assert_int_equal(cs_store_result(s, c->job_id, c->attempt, worker, c->lease_token,
+                                     "{\"ok\":true}", m, 2, NULL, now, &dup, &err),
+                     CS_OK);
     assert_false(dup);
 }
 
@@ -329,22 +335,29 @@ static void test_claim_and_fencing(void **state)
                                  "AND host = 'host-a' AND started = 1700000000000"),
                      1);
 
-    assert_int_equal(cs_store_heartbeat(f->s, c.job_id, 1, LEASE, "{\"stage\":\"quantize\"}",
-                                        T0 + 5000, &cancel, &err),
+    assert_int_equal(cs_store_heartbeat(f->s, c.job_id, 1, WORKER, c.lease_token, LEASE,
+                                        "{\"stage\":\"quantize\"}", T0 + 5000, &cancel, &err),
                      CS_OK);
     assert_false(cancel);
     assert_int_equal(q_int(f->s, "SELECT lease_until FROM job WHERE state = 'running'"),
                      T0 + 5000 + LEASE);
     /* Wrong attempts are stale, an unknown job is not found. */
-    assert_int_equal(cs_store_heartbeat(f->s, c.job_id, 2, LEASE, NULL, T0, &cancel, &err),
+    assert_int_equal(cs_store_heartbeat(f->s, c.job_id, 2, WORKER, c.lease_token, LEASE, NULL, T0,
+                                        &cancel, &err),
                      CS_ESTALE);
     assert_non_null(strstr(err.msg, "running at attempt 1"));
-    assert_int_equal(cs_store_heartbeat(f->s, c.job_id, 0, LEASE, NULL, T0, &cancel, &err),
+    assert_int_equal(cs_store_heartbeat(f->s, c.job_id, 0, WORKER, c.lease_token, LEASE, NULL, T0,
+                                        &cancel, &err),
                      CS_ESTALE);
-    assert_int_equal(cs_store_heartbeat(f->s, 999, 1, LEASE, NULL, T0, &cancel, &err), CS_ENOENT);
-    assert_int_equal(cs_store_result(f->s, c.job_id, 2, "{}", NULL, 0, NULL, T0, &dup, &err),
+    assert_int_equal(
+            cs_store_heartbeat(f->s, 999, 1, WORKER, c.lease_token, LEASE, NULL, T0, &cancel, &err),
+            CS_ENOENT);
+    assert_int_equal(cs_store_result(f->s, c.job_id, 2, WORKER, c.lease_token, "{}", NULL, 0, NULL,
+                                     T0, &dup, &err),
                      CS_ESTALE);
-    assert_int_equal(cs_store_fail(f->s, c.job_id, 2, "boom", NULL, T0, &next, &err), CS_ESTALE);
+    assert_int_equal(
+            cs_store_fail(f->s, c.job_id, 2, WORKER, c.lease_token, "boom", NULL, T0, &next, &err),
+            CS_ESTALE);
     job_state_is(f->s, c.job_id, CS_JOB_RUNNING);
 
     /* A resent CLAIM from the same worker returns the same job; another worker is handed another.
@@ -383,16 +396,17 @@ static void test_lease_expiry(void **state)
     job_state_is(f->s, c.job_id, CS_JOB_QUEUED);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM attempt WHERE outcome = 'expired'"), 1);
     /* The old worker is fenced off; the next claim is attempt 2 and its own lease. */
-    assert_int_equal(
-            cs_store_heartbeat(f->s, c.job_id, 1, LEASE, NULL, T0 + LEASE + 2, &cancel, &err),
-            CS_ESTALE);
+    assert_int_equal(cs_store_heartbeat(f->s, c.job_id, 1, WORKER, c.lease_token, LEASE, NULL,
+                                        T0 + LEASE + 2, &cancel, &err),
+                     CS_ESTALE);
     c2 = claim_ok(f->s, "w2", T0 + LEASE + 3);
     assert_int_equal(c2.job_id, c.job_id);
     assert_int_equal(c2.attempt, 2);
-    assert_int_equal(
-            cs_store_heartbeat(f->s, c.job_id, 1, LEASE, NULL, T0 + LEASE + 4, &cancel, &err),
-            CS_ESTALE);
-    assert_int_equal(cs_store_result(f->s, c.job_id, 1, "{}", NULL, 0, NULL, T0, NULL, &err),
+    assert_int_equal(cs_store_heartbeat(f->s, c.job_id, 1, WORKER, c.lease_token, LEASE, NULL,
+                                        T0 + LEASE + 4, &cancel, &err),
+                     CS_ESTALE);
+    assert_int_equal(cs_store_result(f->s, c.job_id, 1, WORKER, c.lease_token, "{}", NULL, 0, NULL,
+                                     T0, NULL, &err),
                      CS_ESTALE);
     /* The event log holds the whole story with the worker of each step. */
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM job_event WHERE job_id IS NOT NULL"), 3);
@@ -423,7 +437,8 @@ static void test_lost_vs_failed(void **state)
         cs_store_claim b = claim_ok(f->s, "wb", t);
         assert_int_equal(a.attempt, round);
         assert_int_equal(b.attempt, round);
-        assert_int_equal(cs_store_fail(f->s, b.job_id, b.attempt, "exit 1", NULL, t, &next, &err),
+        assert_int_equal(cs_store_fail(f->s, b.job_id, b.attempt, "wb", b.lease_token, "exit 1",
+                                       NULL, t, &next, &err),
                          CS_OK);
         assert_int_equal(next, round == 1 ? CS_JOB_RETRY_WAIT : CS_JOB_FAILED);
         t += LEASE + 1;
@@ -464,10 +479,14 @@ static void test_backoff(void **state)
     for (int a = 1; a <= 4; a++) {
         cs_store_claim c = claim_ok(f->s, WORKER, t);
         assert_int_equal(c.attempt, a);
-        assert_int_equal(cs_store_fail(f->s, c.job_id, a, "oom", &ex, t, &next, &err), CS_OK);
+        assert_int_equal(
+                cs_store_fail(f->s, c.job_id, a, WORKER, c.lease_token, "oom", &ex, t, &next, &err),
+                CS_OK);
         assert_int_equal(next, CS_JOB_RETRY_WAIT);
         /* A resent FAIL is accepted and changes nothing. */
-        assert_int_equal(cs_store_fail(f->s, c.job_id, a, "oom", &ex, t + 1, &next, &err), CS_OK);
+        assert_int_equal(cs_store_fail(f->s, c.job_id, a, WORKER, c.lease_token, "oom", &ex, t + 1,
+                                       &next, &err),
+                         CS_OK);
         assert_int_equal(next, CS_JOB_RETRY_WAIT);
         assert_int_equal(cs_store_job_get(f->s, c.job_id, &j, &err), CS_OK);
         assert_int_equal(j.not_before - t, want[a - 1]);
@@ -489,7 +508,8 @@ static void test_backoff(void **state)
     {
         cs_store_claim c = claim_ok(f->s, WORKER, t);
         ex.permanent = true;
-        assert_int_equal(cs_store_fail(f->s, c.job_id, c.attempt, "bad_input", &ex, t, &next, &err),
+        assert_int_equal(cs_store_fail(f->s, c.job_id, c.attempt, WORKER, c.lease_token,
+                                       "bad_input", &ex, t, &next, &err),
                          CS_OK);
         assert_int_equal(next, CS_JOB_FAILED);
         cs_store_claim_fini(&c);
@@ -511,13 +531,13 @@ static void test_result_idempotent(void **state)
 
     submit_n(f->s, "s", 0, 2, NULL, false, NULL);
     c = claim_ok(f->s, WORKER, T0);
-    assert_int_equal(
-            cs_store_result(f->s, c.job_id, c.attempt, "{\"r\":1}", m, 2, NULL, T0 + 1, &dup, &err),
-            CS_OK);
+    assert_int_equal(cs_store_result(f->s, c.job_id, c.attempt, WORKER, c.lease_token, "{\"r\":1}",
+                                     m, 2, NULL, T0 + 1, &dup, &err),
+                     CS_OK);
     assert_false(dup);
-    assert_int_equal(
-            cs_store_result(f->s, c.job_id, c.attempt, "{\"r\":1}", m, 2, NULL, T0 + 2, &dup, &err),
-            CS_OK);
+    assert_int_equal(cs_store_result(f->s, c.job_id, c.attempt, WORKER, c.lease_token, "{\"r\":1}",
+                                     m, 2, NULL, T0 + 2, &dup, &err),
+                     CS_OK);
     assert_true(dup);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM result"), 1);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM metric"), 2);
@@ -531,25 +551,27 @@ static void test_result_idempotent(void **state)
     assert_int_equal(j.result_id, q_int(f->s, "SELECT id FROM result"));
     cs_store_job_fini(&j);
     /* A result for a done job under another attempt is stale. */
-    assert_int_equal(cs_store_result(f->s, c.job_id, 2, "{}", NULL, 0, NULL, T0, &dup, &err),
+    assert_int_equal(cs_store_result(f->s, c.job_id, 2, WORKER, c.lease_token, "{}", NULL, 0, NULL,
+                                     T0, &dup, &err),
                      CS_ESTALE);
     /* A duplicate metric name fails the whole result, which leaves no trace. */
     c2 = claim_ok(f->s, WORKER, T0 + 3);
     m[1].task = "arith";
-    assert_int_equal(cs_store_result(f->s, c2.job_id, c2.attempt, "{}", m, 2, NULL, T0, &dup, &err),
+    assert_int_equal(cs_store_result(f->s, c2.job_id, c2.attempt, WORKER, c2.lease_token, "{}", m,
+                                     2, NULL, T0, &dup, &err),
                      CS_EINVAL);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM result"), 1);
     job_state_is(f->s, c2.job_id, CS_JOB_RUNNING);
     /* A late result of the newest attempt after the lease expired is still taken. */
     assert_int_equal(cs_store_reap(f->s, T0 + 3 + LEASE + 1, &rc, &err), CS_OK);
     assert_int_equal(rc.requeued, 1);
-    assert_int_equal(cs_store_result(f->s, c2.job_id, c2.attempt, "{\"late\":1}", NULL, 0, NULL,
-                                     T0 + 2 * LEASE, &dup, &err),
+    assert_int_equal(cs_store_result(f->s, c2.job_id, c2.attempt, WORKER, c2.lease_token,
+                                     "{\"late\":1}", NULL, 0, NULL, T0 + 2 * LEASE, &dup, &err),
                      CS_OK);
     job_state_is(f->s, c2.job_id, CS_JOB_DONE);
-    assert_int_equal(
-            cs_store_result(f->s, c2.job_id, c2.attempt, "", NULL, 0, NULL, T0, &dup, &err),
-            CS_EINVAL);
+    assert_int_equal(cs_store_result(f->s, c2.job_id, c2.attempt, WORKER, c2.lease_token, "", NULL,
+                                     0, NULL, T0, &dup, &err),
+                     CS_EINVAL);
     cs_store_claim_fini(&c);
     cs_store_claim_fini(&c2);
 }
@@ -569,7 +591,7 @@ static void test_cached_reuse_and_force(void **state)
     a = submit_n(f->s, "a", 0, 4, NULL, false, NULL);
     for (int i = 0; i < 3; i++) {
         cl = claim_ok(f->s, WORKER, T0 + i);
-        complete(f->s, &cl, T0 + i);
+        complete(f->s, WORKER, &cl, T0 + i);
         cs_store_claim_fini(&cl);
     }
     /* Cells 0..2 have results now; b overlaps on 0..3 and adds 4..5. */
@@ -625,11 +647,12 @@ static void test_cancel(void **state)
     assert_int_equal(cc.signalled, 1);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM sweep WHERE state = 'cancelled'"), 1);
     /* The running job hears about it in its heartbeat, then reports and ends cancelled. */
-    assert_int_equal(
-            cs_store_heartbeat(f->s, c.job_id, c.attempt, LEASE, NULL, T0 + 2, &cancel, &err),
-            CS_OK);
+    assert_int_equal(cs_store_heartbeat(f->s, c.job_id, c.attempt, WORKER, c.lease_token, LEASE,
+                                        NULL, T0 + 2, &cancel, &err),
+                     CS_OK);
     assert_true(cancel);
-    assert_int_equal(cs_store_fail(f->s, c.job_id, c.attempt, "SIGTERM", NULL, T0 + 3, &next, &err),
+    assert_int_equal(cs_store_fail(f->s, c.job_id, c.attempt, WORKER, c.lease_token, "SIGTERM",
+                                   NULL, T0 + 3, &next, &err),
                      CS_OK);
     assert_int_equal(next, CS_JOB_CANCELLED);
     assert_int_equal(cs_store_count(f->s, sid, &counts, &err), CS_OK);
@@ -645,7 +668,9 @@ static void test_cancel(void **state)
     assert_int_equal(cc.cancelled, 1);
     job_state_is(f->s, flt.job_id, CS_JOB_CANCELLED);
     c = claim_ok(f->s, WORKER, T0);
-    assert_int_equal(cs_store_fail(f->s, c.job_id, c.attempt, "x", NULL, T0, &next, &err), CS_OK);
+    assert_int_equal(cs_store_fail(f->s, c.job_id, c.attempt, WORKER, c.lease_token, "x", NULL, T0,
+                                   &next, &err),
+                     CS_OK);
     assert_int_equal(next, CS_JOB_RETRY_WAIT);
     flt.job_id = 0;
     flt.sweep_id = sid2;
@@ -724,7 +749,9 @@ static void test_retry(void **state)
     sid = submit_n(f->s, "s", 0, 2, &pol, false, NULL);
     a = claim_ok(f->s, "wa", T0);
     b = claim_ok(f->s, "wb", T0);
-    assert_int_equal(cs_store_fail(f->s, a.job_id, 1, "x", NULL, T0, &next, &err), CS_OK);
+    assert_int_equal(
+            cs_store_fail(f->s, a.job_id, 1, "wa", a.lease_token, "x", NULL, T0, &next, &err),
+            CS_OK);
     assert_int_equal(next, CS_JOB_FAILED);
     assert_int_equal(cs_store_reap(f->s, T0 + LEASE + 1, NULL, &err), CS_OK);
     job_state_is(f->s, b.job_id, CS_JOB_LOST);
@@ -764,10 +791,10 @@ static void test_extend(void **state)
     int64_t sid = submit_n(f->s, "s", 0, 2, NULL, false, NULL);
 
     cl = claim_ok(f->s, WORKER, T0);
-    complete(f->s, &cl, T0);
+    complete(f->s, WORKER, &cl, T0);
     cs_store_claim_fini(&cl);
     cl = claim_ok(f->s, WORKER, T0);
-    complete(f->s, &cl, T0);
+    complete(f->s, WORKER, &cl, T0);
     cs_store_claim_fini(&cl);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM sweep WHERE state = 'done'"), 1);
 
@@ -801,13 +828,17 @@ static void test_on_failure_stop(void **state)
     submit_n(f->s, "s", 0, 3, &pol, false, NULL);
     c = claim_ok(f->s, WORKER, T0);
     /* A retryable failure does not stop the sweep; the final one does. */
-    assert_int_equal(cs_store_fail(f->s, c.job_id, 1, "x", NULL, T0, &next, &err), CS_OK);
+    assert_int_equal(
+            cs_store_fail(f->s, c.job_id, 1, WORKER, c.lease_token, "x", NULL, T0, &next, &err),
+            CS_OK);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM sweep WHERE state = 'active'"), 1);
     cs_store_claim_fini(&c);
     assert_int_equal(cs_store_reap(f->s, T0 + 3600 * 1000, NULL, &err), CS_OK);
     c = claim_ok(f->s, WORKER, T0 + 3600 * 1000);
     assert_int_equal(c.attempt, 2);
-    assert_int_equal(cs_store_fail(f->s, c.job_id, 2, "x", NULL, T0, &next, &err), CS_OK);
+    assert_int_equal(
+            cs_store_fail(f->s, c.job_id, 2, WORKER, c.lease_token, "x", NULL, T0, &next, &err),
+            CS_OK);
     assert_int_equal(next, CS_JOB_FAILED);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM sweep WHERE state = 'paused'"), 1);
     cs_store_claim_fini(&c);
@@ -831,7 +862,7 @@ static void test_max_running(void **state)
         c[i] = claim_ok(f->s, w, T0);
     }
     assert_int_equal(claim_rc(f->s, "w2", T0, &c[2]), CS_ENOENT);
-    complete(f->s, &c[0], T0);
+    complete(f->s, "w0", &c[0], T0);
     c[2] = claim_ok(f->s, "w2", T0);
     for (int i = 0; i < 3; i++) {
         cs_store_claim_fini(&c[i]);
@@ -1118,7 +1149,8 @@ static void test_group_commit(void **state)
         c[i] = claim_ok(f->s, w, T0);
     }
     /* An operation that fails inside the batch leaves the rest alone. */
-    assert_int_equal(cs_store_heartbeat(f->s, c[0].job_id, 9, LEASE, NULL, T0, &cancel, &err),
+    assert_int_equal(cs_store_heartbeat(f->s, c[0].job_id, 9, "w0", c[0].lease_token, LEASE, NULL,
+                                        T0, &cancel, &err),
                      CS_ESTALE);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE state = 'running'"), 10);
     /* Nothing is visible to a reader before the commit. */
@@ -1137,7 +1169,8 @@ static void test_group_commit(void **state)
         c[i] = claim_ok(f->s, w, T0);
     }
     for (int i = 0; i < 5; i++) {
-        complete(f->s, &c[i], T0 + 1);
+        snprintf(w, sizeof(w), "w%d", i);
+        complete(f->s, w, &c[i], T0 + 1);
     }
     assert_int_equal(cs_store_commit(f->s, &err), CS_OK);
     assert_int_equal(cs_store_commit(f->s, &err), CS_ESTATE);
@@ -1164,13 +1197,14 @@ static void test_batch_without_savepoints(void **state)
     submit_n(f->s, "s", 0, 5, NULL, false, NULL);
     assert_int_equal(cs_store_begin(f->s, &err), CS_OK);
     a = claim_ok(f->s, "w1", T0);
-    assert_int_equal(cs_store_heartbeat(f->s, a.job_id, 7, LEASE, NULL, T0, &cancel, &err),
+    assert_int_equal(cs_store_heartbeat(f->s, a.job_id, 7, WORKER, a.lease_token, LEASE, NULL, T0,
+                                        &cancel, &err),
                      CS_ESTALE);
-    assert_int_equal(
-            cs_store_result(f->s, a.job_id, a.attempt, "{}", twice, 2, NULL, T0, NULL, &err),
-            CS_EINVAL);
+    assert_int_equal(cs_store_result(f->s, a.job_id, a.attempt, WORKER, a.lease_token, "{}", twice,
+                                     2, NULL, T0, NULL, &err),
+                     CS_EINVAL);
     assert_non_null(strstr(err.msg, "given twice"));
-    complete(f->s, &a, T0);
+    complete(f->s, "w1", &a, T0);
     assert_int_equal(cs_store_commit(f->s, &err), CS_OK);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE state = 'done'"), 1);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM metric"), 2);
@@ -1197,7 +1231,7 @@ static void test_batch_without_savepoints(void **state)
     /* Outside a batch the same failure undoes only its own operation. */
     cs_store_claim_fini(&b);
     b = claim_ok(f->s, "w2", T0 + 2);
-    complete(f->s, &b, T0 + 2);
+    complete(f->s, "w2", &b, T0 + 2);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE state = 'done'"), 2);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
     cs_store_claim_fini(&a);
@@ -1215,11 +1249,13 @@ static void test_every_transition_logged(void **state)
     pol.backoff_base_s = 1;
     submit_n(f->s, "s", 0, 1, &pol, false, NULL);
     c = claim_ok(f->s, WORKER, T0);
-    assert_int_equal(cs_store_fail(f->s, c.job_id, 1, "x", NULL, T0 + 10, &next, &err), CS_OK);
+    assert_int_equal(cs_store_fail(f->s, c.job_id, 1, WORKER, c.lease_token, "x", NULL, T0 + 10,
+                                   &next, &err),
+                     CS_OK);
     assert_int_equal(cs_store_reap(f->s, T0 + 2000, NULL, &err), CS_OK);
     cs_store_claim_fini(&c);
     c = claim_ok(f->s, WORKER, T0 + 2001);
-    complete(f->s, &c, T0 + 3000);
+    complete(f->s, WORKER, &c, T0 + 3000);
     cs_store_claim_fini(&c);
     /* queued->running, running->retry_wait, retry_wait->queued, queued->running, running->done */
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM job_event WHERE job_id = 1"), 5);
@@ -1239,6 +1275,175 @@ static void test_every_transition_logged(void **state)
                                  "1700000000005 AND first_seen = 1700000000000"),
                      1);
     assert_int_equal(q_int(f->s, "PRAGMA integrity_check") == -1, 0);
+}
+
+/* Issue 17: every report about a job is bound to its lease holder (worker and lease token). A
+ * peer that knows the job id and attempt but not the token, or names another worker, renews
+ * nothing, stores nothing, caches nothing and hands nothing back. */
+static void test_lease_bound_reports(void **state)
+{
+    fixture *f = *state;
+    static const char *const wrong[] = {"ffffffffffffffffffffffffffffffff", "short", NULL};
+    cs_store_claim c, c2, other;
+    cs_err err = {0};
+    cs_job_state next = CS_JOB_QUEUED;
+    bool cancel = false, dup = true, released = true;
+    char right[CS_STORE_TOKEN_LEN + 1];
+
+    submit_n(f->s, "s", 0, 3, NULL, false, NULL);
+    c = claim_ok(f->s, WORKER, T0);
+    assert_int_equal(strlen(c.lease_token), CS_STORE_TOKEN_LEN);
+    assert_int_equal(strspn(c.lease_token, "0123456789abcdef"), CS_STORE_TOKEN_LEN);
+    memcpy(right, c.lease_token, sizeof(right));
+    /* The token is kept with the attempt, and each attempt draws its own. */
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM attempt WHERE length(lease_token) = 32"), 1);
+    other = claim_ok(f->s, "w2", T0);
+    assert_string_not_equal(other.lease_token, right);
+
+    for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+        const char *tok = wrong[i];
+        assert_int_equal(cs_store_heartbeat(f->s, c.job_id, 1, WORKER, tok, LEASE, "{\"x\":1}",
+                                            T0 + 1000, &cancel, &err),
+                         CS_ESTALE);
+        assert_non_null(strstr(err.msg, "does not hold its lease"));
+        assert_non_null(strstr(err.msg, "\"w1\""));
+        assert_int_equal(cs_store_result(f->s, c.job_id, 1, WORKER, tok, "{\"forged\":1}", NULL, 0,
+                                         NULL, T0 + 1000, &dup, &err),
+                         CS_ESTALE);
+        assert_int_equal(cs_store_fail(f->s, c.job_id, 1, WORKER, tok, "forged", NULL, T0 + 1000,
+                                       &next, &err),
+                         CS_ESTALE);
+        assert_int_equal(
+                cs_store_release(f->s, c.job_id, 1, WORKER, tok, T0 + 1000, &released, &err),
+                CS_ESTALE);
+        assert_false(released);
+    }
+    /* The right token under another worker's name is refused too; so is another lease's token. */
+    assert_int_equal(cs_store_result(f->s, c.job_id, 1, "w2", right, "{\"forged\":1}", NULL, 0,
+                                     NULL, T0 + 1000, &dup, &err),
+                     CS_ESTALE);
+    assert_non_null(strstr(err.msg, "worker \"w2\" does not hold its lease"));
+    assert_int_equal(cs_store_heartbeat(f->s, c.job_id, 1, WORKER, other.lease_token, LEASE, NULL,
+                                        T0 + 1000, &cancel, &err),
+                     CS_ESTALE);
+    assert_int_equal(cs_store_lease_check(f->s, c.job_id, 1, WORKER, right, "x", &err), CS_OK);
+    assert_int_equal(cs_store_lease_check(f->s, c.job_id, 7, WORKER, right, "x", &err), CS_ENOENT);
+    /* Nothing forged left a trace: no result, no cache entry, lease and progress untouched. */
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM result"), 0);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM result_cache"), 0);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM attempt WHERE ended IS NOT NULL"), 0);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE state = 'running' AND "
+                                 "progress IS NULL AND lease_until = 1700000060000"),
+                     2);
+
+    /* A claim under the same name by another process (another instance, or none) never gets the
+     * holder's lease or its token: it is handed another job. */
+    {
+        cs_store_caps caps = caps_of(WORKER);
+        caps.instance = "99999999999999999999999999999999";
+        assert_int_equal(cs_store_claim_job(f->s, &caps, LEASE, T0 + 2000, &c2, &err), CS_OK);
+        assert_false(c2.again);
+        assert_int_not_equal(c2.job_id, c.job_id);
+        assert_string_not_equal(c2.lease_token, right);
+        cs_store_claim_fini(&c2);
+        caps.instance = NULL;
+        assert_int_equal(cs_store_claim_job(f->s, &caps, LEASE, T0 + 2000, &c2, &err), CS_ENOENT);
+        caps.instance = "not hex";
+        assert_int_equal(cs_store_claim_job(f->s, &caps, LEASE, T0 + 2000, &c2, &err), CS_EINVAL);
+    }
+    /* Its own resent CLAIM gets the same lease back, token included. */
+    c2 = claim_ok(f->s, WORKER, T0 + 3000);
+    assert_true(c2.again);
+    assert_int_equal(c2.job_id, c.job_id);
+    assert_string_equal(c2.lease_token, right);
+    cs_store_claim_fini(&c2);
+
+    /* The holder's own reports are accepted, and only its result enters the cache. */
+    assert_int_equal(cs_store_heartbeat(f->s, c.job_id, 1, WORKER, right, LEASE, NULL, T0 + 4000,
+                                        &cancel, &err),
+                     CS_OK);
+    assert_int_equal(cs_store_result(f->s, c.job_id, 1, WORKER, right, "{\"real\":1}", NULL, 0,
+                                     NULL, T0 + 5000, &dup, &err),
+                     CS_OK);
+    assert_false(dup);
+    /* A resend of it is a duplicate; a forged one after it is still refused. */
+    assert_int_equal(cs_store_result(f->s, c.job_id, 1, WORKER, right, "{\"real\":1}", NULL, 0,
+                                     NULL, T0 + 5001, &dup, &err),
+                     CS_OK);
+    assert_true(dup);
+    assert_int_equal(cs_store_result(f->s, c.job_id, 1, WORKER, wrong[0], "{\"forged\":1}", NULL, 0,
+                                     NULL, T0 + 5002, &dup, &err),
+                     CS_ESTALE);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM result WHERE json = '{\"real\":1}'"), 1);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM result_cache"), 1);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM result WHERE json LIKE '%forged%'"), 0);
+    job_state_is(f->s, c.job_id, CS_JOB_DONE);
+    /* The other lease is released by its holder only. */
+    assert_int_equal(cs_store_release(f->s, other.job_id, other.attempt, "w2", other.lease_token,
+                                      T0 + 6000, &released, &err),
+                     CS_OK);
+    assert_true(released);
+    cs_store_claim_fini(&c);
+    cs_store_claim_fini(&other);
+}
+
+/* Issue 17: last_seen follows every message, BYE marks a worker gone until it speaks again, and
+ * idle workers that run nothing are pruned. */
+static void test_worker_liveness(void **state)
+{
+    fixture *f = *state;
+    cs_store_claim c;
+    cs_err err = {0};
+    bool marked = false;
+    size_t n = 99;
+
+    assert_int_equal(cs_store_worker_seen(f->s, WORKER, "h", "{}", T0, &err), CS_OK);
+    /* Touches move last_seen (at most one write a second) and record the instance. */
+    assert_int_equal(cs_store_worker_touch(f->s, WORKER, INSTANCE, T0 + 500, &err), CS_OK);
+    assert_int_equal(q_int(f->s, "SELECT last_seen - 1700000000000 FROM worker"), 500);
+    assert_int_equal(cs_store_worker_touch(f->s, WORKER, NULL, T0 + 900, &err), CS_OK);
+    assert_int_equal(q_int(f->s, "SELECT last_seen - 1700000000000 FROM worker"), 500);
+    assert_int_equal(cs_store_worker_touch(f->s, WORKER, NULL, T0 + 120000, &err), CS_OK);
+    assert_int_equal(q_int(f->s, "SELECT last_seen - 1700000000000 FROM worker"), 120000);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM worker WHERE instance = '" INSTANCE "'"), 1);
+    /* A touch by an unknown name creates its row. */
+    assert_int_equal(cs_store_worker_touch(f->s, "fresh", NULL, T0 + 120000, &err), CS_OK);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM worker"), 2);
+
+    /* BYE of another process of the same name changes nothing; its own marks it gone; any later
+     * message brings it back. */
+    assert_int_equal(cs_store_worker_bye(f->s, WORKER, "99999999999999999999999999999999",
+                                         T0 + 121000, &marked, &err),
+                     CS_OK);
+    assert_false(marked);
+    assert_int_equal(cs_store_worker_bye(f->s, WORKER, INSTANCE, T0 + 122000, &marked, &err),
+                     CS_OK);
+    assert_true(marked);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM worker WHERE bye_at IS NOT NULL"), 1);
+    assert_int_equal(cs_store_worker_touch(f->s, WORKER, NULL, T0 + 122100, &err), CS_OK);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM worker WHERE bye_at IS NOT NULL"), 0);
+    assert_int_equal(cs_store_worker_bye(f->s, WORKER, INSTANCE, T0 + 122200, &marked, &err),
+                     CS_OK);
+    assert_int_equal(cs_store_worker_seen(f->s, WORKER, "h", NULL, T0 + 122300, &err), CS_OK);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM worker WHERE bye_at IS NOT NULL"), 0);
+
+    /* Pruning: a worker that runs a job stays however old its last_seen; idle ones go. */
+    submit_n(f->s, "s", 0, 1, NULL, false, NULL);
+    c = claim_ok(f->s, "busy", T0);
+    assert_int_equal(cs_store_worker_touch(f->s, "busy", NULL, T0, &err), CS_OK);
+    for (int i = 0; i < 50; i++) {
+        char w[32];
+        snprintf(w, sizeof(w), "fake-%d", i);
+        assert_int_equal(cs_store_worker_touch(f->s, w, NULL, T0 + i, &err), CS_OK);
+    }
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM worker"), 53);
+    assert_int_equal(cs_store_worker_prune(f->s, T0 + 3600000 + 30, 3600000, &n, &err), CS_OK);
+    assert_int_equal(n, 30); /* fake-0 .. fake-29; busy runs a job */
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM worker WHERE id = 'busy'"), 1);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM worker WHERE id LIKE 'fake-%'"), 20);
+    assert_int_equal(cs_store_worker_prune(f->s, T0 + 9000000, 3600000, &n, &err), CS_OK);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM worker"), 1); /* busy */
+    cs_store_claim_fini(&c);
 }
 
 static void test_state_names(void **state)
@@ -1266,6 +1471,8 @@ int main(void)
             T(test_submit_counts),
             T(test_submit_is_atomic),
             T(test_claim_and_fencing),
+            T(test_lease_bound_reports),
+            T(test_worker_liveness),
             T(test_lease_expiry),
             T(test_lost_vs_failed),
             T(test_backoff),

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ enum { STOP_NONE = 0, STOP_DRAIN = 1, STOP_RELEASE = 2 };
 
 typedef struct agent_job {
     int64_t id, attempt, timeout_s;
+    char lease_token[CS_PROTO_TOKEN_LEN + 1]; /* JOB.lease_token: named in every report */
     char *dir;
     cs_child *child;
     bool exited;
@@ -79,6 +81,10 @@ struct cs_agent {
     int64_t jobs_ended;
     agent_job *job;
     int64_t release_id, release_attempt;
+    char release_token[CS_PROTO_TOKEN_LEN + 1];
+    char instance[CS_PROTO_TOKEN_LEN + 1]; /* CLAIM.instance: this process's secret id */
+    cs_rc fatal;                           /* a refusal that retrying cannot fix; CS_OK = none */
+    char fatal_msg[256];
     char **models;
     size_t n_models;
     char *backends[2];
@@ -308,6 +314,7 @@ static void send_claim(cs_agent *a)
     cs_msg m;
     cs_msg_init(&m, CS_MSG_CLAIM);
     m.claim.worker = (char *)(uintptr_t)a->cfg.name;
+    m.claim.instance = a->instance;
     fill_caps(a, &m.claim.caps);
     send_msg(a, &m);
 }
@@ -317,8 +324,10 @@ static void send_bye(cs_agent *a)
     cs_msg m;
     cs_msg_init(&m, CS_MSG_BYE);
     m.bye.worker = (char *)(uintptr_t)a->cfg.name;
+    m.bye.instance = a->instance;
     m.bye.release_job_id = a->release_id;
     m.bye.release_attempt = a->release_attempt;
+    m.bye.release_lease_token = a->release_id > 0 ? a->release_token : NULL;
     a->bye_sent = true;
     if (a->release_id > 0)
         cs_log(CS_LOG_INFO, "BYE, releasing job %" PRId64 " attempt %" PRId64, a->release_id,
@@ -336,8 +345,10 @@ static void send_heartbeat(cs_agent *a)
     if (tail == NULL)
         return;
     cs_msg_init(&m, CS_MSG_HEARTBEAT);
+    m.heartbeat.worker = (char *)(uintptr_t)a->cfg.name;
     m.heartbeat.job_id = j->id;
     m.heartbeat.attempt = j->attempt;
+    m.heartbeat.lease_token = j->lease_token;
     m.heartbeat.stage = (char *)(uintptr_t)cs_child_stage(j->child);
     m.heartbeat.done = cs_child_done(j->child);
     m.heartbeat.total = cs_child_total(j->child);
@@ -436,6 +447,7 @@ static void set_report_claim(cs_agent *a, cs_msg_claim *cl)
 {
     if (claim_next(a)) {
         cl->worker = (char *)(uintptr_t)a->cfg.name;
+        cl->instance = a->instance;
         fill_caps(a, &cl->caps);
     }
 }
@@ -476,8 +488,10 @@ static char *build_result(cs_agent *a, agent_job *j, char *reason, size_t reason
     cs_msg_init(&m, CS_MSG_RESULT);
     m.token = (char *)(uintptr_t)a->cfg.token;
     m.req_id = ++a->req_id;
+    m.result.worker = (char *)(uintptr_t)a->cfg.name;
     m.result.job_id = j->id;
     m.result.attempt = j->attempt;
+    m.result.lease_token = j->lease_token;
     m.result.metrics = metrics;
     m.result.provenance = prov;
     set_report_claim(a, &m.result.claim);
@@ -565,8 +579,10 @@ static char *build_fail(cs_agent *a, agent_job *j, const cs_child_outcome *o,
     cs_msg_init(&m, CS_MSG_FAIL);
     m.token = (char *)(uintptr_t)a->cfg.token;
     m.req_id = ++a->req_id;
+    m.fail.worker = (char *)(uintptr_t)a->cfg.name;
     m.fail.job_id = j->id;
     m.fail.attempt = j->attempt;
+    m.fail.lease_token = j->lease_token;
     m.fail.kind = kind;
     m.fail.reason = reason;
     m.fail.exit_status = o->exit_status >= 0 && o->exit_status <= 255 ? o->exit_status : -1;
@@ -599,6 +615,7 @@ static void on_child_exit(cs_child *c, const cs_child_outcome *o, void *data)
         j->drop = true;
         a->release_id = j->id;
         a->release_attempt = j->attempt;
+        memcpy(a->release_token, j->lease_token, sizeof a->release_token);
     } else if (o->stopped_by == CS_CHILD_STOP_STALE) {
         j->drop = true;
     } else {
@@ -697,6 +714,7 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
     a->job = j;
     j->id = mj->job_id;
     j->attempt = mj->attempt;
+    snprintf(j->lease_token, sizeof j->lease_token, "%s", mj->lease_token);
     j->timeout_s = mj->timeout_s;
     pthread_mutex_lock(&a->mu);
     a->stats.jobs_started++;
@@ -804,8 +822,10 @@ spawn_fail:
         cs_msg_init(&m, CS_MSG_FAIL);
         m.token = (char *)(uintptr_t)a->cfg.token;
         m.req_id = ++a->req_id;
+        m.fail.worker = (char *)(uintptr_t)a->cfg.name;
         m.fail.job_id = j->id;
         m.fail.attempt = j->attempt;
+        m.fail.lease_token = j->lease_token;
         m.fail.kind = fkind;
         m.fail.reason = err.msg;
         m.fail.exit_status = o.exit_status;
@@ -832,6 +852,21 @@ static void log_error_reply(cs_agent *a, cs_msg_type t, const cs_msg *rep)
 
 static void finish(cs_agent *a);
 
+/* A refusal that no retry can fix (a wrong token, another protocol version): log it once, naming
+ * the endpoint, and end the agent without BYE (calsweepd would refuse that too); cs_agent_run
+ * returns code with the message, so calsweep-worker exits non-zero. A running job is stopped. */
+static void fatal(cs_agent *a, cs_rc code, const char *fmt, ...) CS_PRINTF(3, 4);
+static void fatal(cs_agent *a, cs_rc code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->fatal_msg, sizeof a->fatal_msg, fmt, ap);
+    va_end(ap);
+    a->fatal = code;
+    cs_log(CS_LOG_ERROR, "%s", a->fatal_msg);
+    finish(a);
+}
+
 /* A JOB answered a CLAIM or the claim of a report: run it, or hand it back in the BYE when the
  * agent is stopping. */
 static void got_job(cs_agent *a, const cs_msg_job *job)
@@ -839,6 +874,7 @@ static void got_job(cs_agent *a, const cs_msg_job *job)
     if (a->stop_mode != STOP_NONE) {
         a->release_id = job->job_id;
         a->release_attempt = job->attempt;
+        snprintf(a->release_token, sizeof a->release_token, "%s", job->lease_token);
     } else {
         start_job(a, job);
     }
@@ -852,6 +888,14 @@ static void handle_reply(cs_agent *a, cs_msg_type t, int rv, nng_msg *nm)
     cs_msg_init(&rep, CS_MSG_NONE);
     if (rv == 0 && nm != NULL) {
         rc = cs_msg_decode(nng_msg_body(nm), nng_msg_len(nm), &rep, &err);
+        if (rc == CS_EVERSION) {
+            nng_msg_free(nm);
+            fatal(a, CS_EVERSION,
+                  "calsweepd at %s speaks another protocol version (%s): upgrade calsweepd and "
+                  "the workers together",
+                  a->cfg.coordinator, err.msg);
+            return;
+        }
         if (rc != CS_OK)
             cs_log(CS_LOG_WARN, "reply to %s: %s", cs_msg_type_name(t), err.msg);
     } else if (rv != NNG_ECANCELED) {
@@ -878,6 +922,22 @@ static void handle_reply(cs_agent *a, cs_msg_type t, int rv, nng_msg *nm)
         return;
     }
     cs_log(CS_LOG_DEBUG, "<- %s", cs_msg_type_name(rep.type));
+    if (rep.type == CS_MSG_ERROR && (rep.error.code == CS_EAUTH || rep.error.code == CS_EVERSION)) {
+        /* calsweepd answers CS_EAUTH "authentication failed" to a wrong or missing token (and
+         * to anything it cannot read when it has one): permanent, so do not retry forever. */
+        char what[200];
+        snprintf(what, sizeof what, "%s: %s", cs_msg_type_name(t),
+                 rep.error.message != NULL ? rep.error.message : "");
+        fatal(a, rep.error.code,
+              rep.error.code == CS_EAUTH
+                      ? "calsweepd at %s refused this worker (%s): check --token-file "
+                        "(or CALSWEEP_TOKEN_FILE) against calsweepd's token; not retrying"
+                      : "calsweepd at %s refused this worker's protocol version (%s): upgrade "
+                        "calsweepd and the workers together",
+              a->cfg.coordinator, what);
+        cs_msg_fini(&rep);
+        return;
+    }
     a->backoff_ms = BACKOFF_MIN_MS;
     switch (t) {
     case CS_MSG_HELLO:
@@ -1101,6 +1161,8 @@ cs_rc cs_agent_create(const cs_agent_cfg *cfg, cs_agent **out, cs_err *err)
     a->backoff_ms = BACKOFF_MIN_MS;
     a->last_err_code = CS_OK;
     cs_rng_seed(&a->rng, (uint64_t)cs_time_wall_ms() ^ ((uint64_t)getpid() << 32));
+    if ((rc = cs_proto_new_token(a->instance, err)) != CS_OK)
+        goto fail;
     pthread_mutex_init(&a->mu, NULL);
     a->backends[a->n_backends++] = "native";
     if (cfg->exec_template != NULL)
@@ -1152,6 +1214,8 @@ cs_rc cs_agent_run(cs_agent *a, cs_err *err)
     step(a);
     int rv = uv_run(&a->loop, UV_RUN_DEFAULT);
     (void)rv;
+    if (a->fatal != CS_OK)
+        return cs_err_set(err, a->fatal, 0, "%s", a->fatal_msg);
     if (!a->finished)
         return cs_err_set(err, CS_EINTERNAL, 0, "the loop ended before BYE");
     return CS_OK;

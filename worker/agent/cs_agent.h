@@ -26,8 +26,12 @@
  * a job and starts the next. A RESULT or FAIL is resent (with backoff) until the coordinator
  * answers: ACK or OK -> done; JOB -> done, and that is the next job; NO_WORK -> done, CLAIM after
  * retry_ms; ERROR CS_ESTALE -> dropped (another attempt owns the job). NO_WORK to a CLAIM -> CLAIM
- * again after retry_ms. Lost replies (the coordinator restarting) are resent by nng's REQ resend
- * and by the agent's own timeouts with exponential backoff (200 ms doubling to 5 s, with jitter).
+ * again after retry_ms. Protocol v3: every HEARTBEAT, RESULT, FAIL and BYE.release_job names the
+ * worker and the JOB's lease_token; CLAIM and BYE name the agent's instance (drawn at create).
+ * ERROR CS_EAUTH (a wrong token) or CS_EVERSION to any request is final: logged once with the
+ * endpoint, no BYE, and cs_agent_run returns that code. Lost replies (the coordinator restarting)
+ * are resent by nng's REQ resend and by the agent's own timeouts with exponential backoff (200 ms
+ * doubling to 5 s, with jitter).
  *
  * Stopping (cs_agent_request_stop, or SIGTERM/SIGINT when handle_signals): drain = finish and
  * report the current job, then BYE; release = stop the child and BYE with release_job. A second
