@@ -335,8 +335,11 @@ static int json_only_opt(void *ctx, int id, const char *arg)
 int cs_cmd_workers(const cs_client *base, int argc, char **argv)
 {
     static const char usage[] = "usage: calsweep workers [OPTIONS]\n\n"
-                                "Lists the workers calsweepd has heard from: name, host, when it "
-                                "was last heard\nfrom and the job it runs.\n";
+                                "Lists the workers calsweepd has heard from: name, host, state, "
+                                "when it was last\nheard from and the job it runs. A worker is "
+                                "active when calsweepd heard from\nit recently and it has not "
+                                "said goodbye; calsweepd forgets idle workers after\n"
+                                "--worker-prune-s.\n";
     const cJSON *w;
     int64_t now = cs_time_wall_ms();
     bool json = false, done;
@@ -366,7 +369,8 @@ int cs_cmd_workers(const cs_client *base, int argc, char **argv)
         if (cJSON_GetArraySize(list) == 0) {
             printf("no workers yet (start one: calsweep-worker --model-root DIR)\n");
         } else {
-            printf("%-*s %-*s %-10s %s\n", wname, "WORKER", whost, "HOST", "LAST SEEN", "JOB");
+            printf("%-*s %-*s %-6s %-10s %s\n", wname, "WORKER", whost, "HOST", "STATE",
+                   "LAST SEEN", "JOB");
         }
         cJSON_ArrayForEach(w, list)
         {
@@ -375,8 +379,9 @@ int cs_cmd_workers(const cs_client *base, int argc, char **argv)
             if (cJSON_IsNumber(job)) {
                 snprintf(jb, sizeof(jb), "%lld", (long long)job->valuedouble);
             }
-            printf("%-*s %-*s %-10s %s\n", wname, cs_client_str(w, "name"), whost,
+            printf("%-*s %-*s %-6s %-10s %s\n", wname, cs_client_str(w, "name"), whost,
                    cs_client_str(w, "host"),
+                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(w, "active")) ? "active" : "gone",
                    cs_client_ago(cs_client_int(w, "last_seen_ms"), now, ago, sizeof(ago)), jb);
         }
     }

@@ -17,7 +17,7 @@ wait_for() {
     done
     return 1
 }
-echo "1..17"
+echo "1..19"
 tmp=$(mktemp -d); pid=; wpid=
 cleanup() {
     [ -n "$wpid" ] && kill "$wpid" 2>/dev/null && wait "$wpid" 2>/dev/null
@@ -42,6 +42,7 @@ wait_for 30 '.sweeps[0].counts.failed == 3 and .sweeps[0].counts.done == 1' stat
 ok $? "three jobs fail, the baseline is done"
 [ "$(cs workers --json | jq -r '.workers[0].name')" = w1 ]; ok $? "workers lists the worker"
 cs workers | grep -Eq '^w1 '; ok $? "workers prints a row"
+cs workers | grep -Eq '^w1 .* active '; ok $? "a worker that talks to calsweepd is active"
 
 job=$(cs jobs --json --state failed --limit 1 | jq '.jobs[0].id')
 lg=$(cs logs --json "$job"); ok $? "logs --json of a failed job"
@@ -65,6 +66,7 @@ out=$(cs cancel --job "$sj"); has "$out" "1 running job will stop at the next he
 wait_for 30 '.total == 1' jobs --sweep ctl-sleep --state cancelled; ok $? "the running job ends cancelled"
 
 kill "$wpid"; wait "$wpid"; wpid=
+cs workers | grep -Eq '^w1 .* gone '; ok $? "a worker that said goodbye is gone"
 kill "$pid"; wait "$pid"; rc=$?; pid=
 [ $rc = 0 ]; ok $? "calsweepd stops cleanly"
 [ $fail = 0 ] || { echo "# daemon log:"; sed 's/^/# /' "$tmp/daemon.log" | tail -20; echo "# worker log:"; sed 's/^/# /' "$tmp/worker.log" | tail -20; }
