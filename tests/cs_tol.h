@@ -114,8 +114,11 @@ typedef struct cs_tol_gptq_report {
     size_t near_ties; /* values whose interval holds more than one level */
     size_t bad_row;   /* the first bad value: row, column (original order) */
     size_t bad_col;
-    double got, want; /* ... its value and the exact replay's rounding */
-    double max_delta; /* largest delta_c / scale seen: how close to a tie a value must be */
+    double got, want;  /* ... its value and the exact replay's rounding */
+    double *x, *delta; /* set by the caller, NULL for none (zero-initialize the report): rows x
+                          cols arrays (original order) that get each pre-rounding value of the
+                          exact replay and its bound */
+    double max_delta;  /* largest delta_c / scale seen: how close to a tie a value must be */
 } cs_tol_gptq_report;
 
 /* Parameters of the slice v[0..n) (exact values, as double) when each is known to +-delta: the
@@ -154,7 +157,10 @@ static inline bool cs_tol_gptq_judge(const float *w, const float *h, size_t R, s
                                      const cs_gptq_params *p, const float *out,
                                      cs_tol_gptq_report *rep)
 {
+    double *keep_x = rep->x, *keep_delta = rep->delta;
     memset(rep, 0, sizeof(*rep));
+    rep->x = keep_x;
+    rep->delta = keep_delta;
     const size_t gs = p->group_size > 0 ? (size_t)p->group_size : 0;
     const size_t bs = p->blocksize < C ? p->blocksize : C;
     size_t *perm = malloc(C * sizeof(size_t));
@@ -258,6 +264,10 @@ static inline bool cs_tol_gptq_judge(const float *w, const float *h, size_t R, s
             }
             del[c] = g + 2.0 * CS_TOL_U * fabs(x[c]);
             rep->max_delta = fmax(rep->max_delta, del[c] / (double)cur.scale);
+            if (rep->x && rep->delta) {
+                rep->x[r * C + perm[c]] = x[c];
+                rep->delta[r * C + perm[c]] = del[c];
+            }
             const float got = out[r * C + perm[c]];
             bool ok = false;
             float want = 0.0f;

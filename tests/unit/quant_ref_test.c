@@ -162,7 +162,7 @@ static void test_gptq_matches(void **state)
         memcpy(q, r->w, R * C * sizeof(float));
         cs_gptq_result res;
         assert_int_equal(cs_gptq_quantize(q, R, C, r->h, &p, &res, NULL), CS_OK);
-        cs_tol_gptq_report jr, jq;
+        cs_tol_gptq_report jr = {0}, jq = {0};
         const bool ref_ok = cs_tol_gptq_judge(r->w, r->h, R, C, &p, want, &jr);
         const bool our_ok = cs_tol_gptq_judge(r->w, r->h, R, C, &p, q, &jq);
         size_t diff = 0, rows_apart = 0;

@@ -144,8 +144,8 @@ typedef struct mini {
     const cs_gptq_params *p;
 } mini;
 
-static void mini_gptq(const mini *m, enum order o, float *out, float *scale, size_t flip_r,
-                      size_t flip_c)
+static void mini_gptq(const mini *m, enum order o, float *out, float *scale, float *xs,
+                      size_t flip_r, size_t flip_c)
 {
     const size_t R = m->R, C = m->C, gs = m->p->group_size > 0 ? (size_t)m->p->group_size : 0;
     const size_t bs = m->p->blocksize;
@@ -183,6 +183,7 @@ static void mini_gptq(const mini *m, enum order o, float *out, float *scale, siz
             }
             out[r * C + m->perm[c]] = q;
             scale[r * C + m->perm[c]] = cur.scale;
+            xs[r * C + m->perm[c]] = x;
             e[c] = (x - q) / m->u[c * C + c];
         }
     }
@@ -244,6 +245,9 @@ static void test_gptq_orders(void **state)
     float *w = malloc(R * C * sizeof(float)), *u = malloc(C * C * sizeof(float));
     float *wz = malloc(R * C * sizeof(float)), *out = malloc(R * C * sizeof(float));
     float *ref = malloc(R * C * sizeof(float)), *sc = malloc(R * C * sizeof(float));
+    float *xf = malloc(R * C * sizeof(float));
+    double *xe = malloc(R * C * sizeof(double)), *de = malloc(R * C * sizeof(double));
+    size_t beyond_one = 0; /* realized errors above one rounding of x: the sum bound is needed */
     size_t *perm = malloc(C * sizeof(size_t));
     cs_fill_normal(x, T * C, 1.0f, 7);
     for (size_t t = 0; t < T; t++) {
@@ -284,13 +288,25 @@ static void test_gptq_orders(void **state)
         }
         w[c0] = wz[c0] = tie; /* inside the range: the parameters stay as they were */
         mini m = {.R = R, .C = C, .w = w, .wz = wz, .u = u, .perm = perm, .p = &p};
-        cs_tol_gptq_report rep;
+        cs_tol_gptq_report rep = {.x = xe, .delta = de};
         size_t apart = 0;
+        double worst = 0.0;
         for (int o = 0; o < N_ORDERS; o++) {
-            mini_gptq(&m, (enum order)o, out, sc, SIZE_MAX, SIZE_MAX);
+            mini_gptq(&m, (enum order)o, out, sc, xf, SIZE_MAX, SIZE_MAX);
             if (!cs_tol_gptq_judge(w, h, R, C, &p, out, &rep)) {
                 fail_msg("case %zu, %s order: [%zu][%zu] = %.9g, replay %.9g", ci, order_name[o],
                          rep.bad_row, rep.bad_col, rep.got, rep.want);
+            }
+            /* the bound holds for the error each order really makes */
+            for (size_t i = 0; i < R * C; i++) {
+                const double err = fabs((double)xf[i] - xe[i]);
+                if (!(err <= de[i])) {
+                    fail_msg("case %zu, %s order: x[%zu] = %.9g is %.3g from the exact %.9g,"
+                             " above its bound %.3g",
+                             ci, order_name[o], i, (double)xf[i], err, xe[i], de[i]);
+                }
+                worst = fmax(worst, err / de[i]);
+                beyond_one += err > 2.0 * CS_TOL_U * fabs(xe[i]);
             }
             if (o == 0) {
                 memcpy(ref, out, R * C * sizeof(float));
@@ -303,16 +319,16 @@ static void test_gptq_orders(void **state)
         assert_int_equal(cs_gptq_quantize(out, R, C, h, &p, NULL, NULL), CS_OK);
         assert_true(cs_tol_gptq_judge(w, h, R, C, &p, out, &rep));
         print_message("# case %zu: %zu of %d other orders give other weights; %zu near ties,"
-                      " max delta/scale %.2g\n",
-                      ci, apart, N_ORDERS - 1, rep.near_ties, rep.max_delta);
+                      " max delta/scale %.2g, largest error / bound %.2g\n",
+                      ci, apart, N_ORDERS - 1, rep.near_ties, rep.max_delta, worst);
         assert_true(rep.max_delta < 1e-3);
         assert_true(rep.near_ties >= 1); /* the tie planted above */
         /* accepted: the other level at the exact tie, followed consistently */
-        mini_gptq(&m, FORWARD, out, sc, 0, 0);
+        mini_gptq(&m, FORWARD, out, sc, xf, 0, 0);
         assert_true(out[c0] != ref[c0]);
         assert_true(cs_tol_gptq_judge(w, h, R, C, &p, out, &rep));
         /* rejected: one step off at the last processed column, which is no tie */
-        mini_gptq(&m, FORWARD, ref, sc, SIZE_MAX, SIZE_MAX);
+        mini_gptq(&m, FORWARD, ref, sc, xf, SIZE_MAX, SIZE_MAX);
         const size_t bad_i = 3 * C + perm[C - 1];
         memcpy(out, ref, R * C * sizeof(float));
         out[bad_i] += out[bad_i] > 0.0f ? -sc[bad_i] : sc[bad_i];
@@ -328,6 +344,11 @@ static void test_gptq_orders(void **state)
         out[nz] *= 1.001f;
         assert_false(cs_tol_gptq_judge(w, h, R, C, &p, out, &rep));
     }
+    print_message("# %zu pre-rounding values off by more than one rounding\n", beyond_one);
+    assert_true(beyond_one > 0);
+    free(xf);
+    free(xe);
+    free(de);
     free(x);
     free(h);
     free(w);
