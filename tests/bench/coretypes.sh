@@ -32,8 +32,10 @@ for ct in "${cores[@]}"; do
            sed -n 's/^Core: //p' | head -n 1)
     t0=$(date +%s)
     OPENBLAS_CORETYPE=$ct meson test -C "$B" --no-rebuild "${tests[@]}" >"$B/meson-logs/coretype-$ct.txt" 2>&1
+    rc=$?
     t1=$(date +%s)
     read -r p f _ < <("$S/tests/summarize.sh" "$B/meson-logs/testlog.json")
+    [ $rc != 0 ] && [ "$f" = 0 ] && f="meson test exited $rc"
     failed=$(jq -r 'select(.result != "OK" and .result != "SKIP") | .name' "$B/meson-logs/testlog.json" |
              tr '\n' ' ')
     cp "$B/meson-logs/testlog.json" "$B/meson-logs/testlog-coretype-$ct.json"
