@@ -32,6 +32,7 @@ fi
 set +e
 
 passed=0 failed=0 skipped=0
+logs=() # the testlog.json of each build tested in this run
 check() { # check NAME COMMAND...: a repository check that counts as one test
     if "${@:2}"; then passed=$((passed+1)); echo "ok - $1"; else failed=$((failed+1)); echo "FAILED - $1"; fi
 }
@@ -56,6 +57,7 @@ run_build() { # run_build DIR CC [meson options...]
         > "$dir/meson-logs/run.txt" 2>&1
     grep -E '^ *[0-9]+/[0-9]+ ' "$dir/meson-logs/run.txt" | grep -vE ' (OK|SKIP) ' || true
     if [ -f "$dir/meson-logs/testlog.json" ]; then
+        logs+=("$dir/meson-logs/testlog.json")
         read -r p f s < <(tests/summarize.sh "$dir/meson-logs/testlog.json")
         passed=$((passed+p)) failed=$((failed+f)) skipped=$((skipped+s))
         cs_say "$dir: $p passed, $f failed, $s skipped"
@@ -72,6 +74,17 @@ demo() { # the README's main command must keep working at every commit
 if [ $quick -eq 0 ]; then
     run_build build-asan clang -Db_sanitize=address,undefined -Db_lundef=false -Dfuzz=true
 fi
+
+slowest() { # the 10 slowest tests of both builds: seconds, build, name (meson's testlog.json)
+    local d
+    [ ${#logs[@]} -gt 0 ] || return 0
+    echo "slowest tests (seconds, build, test):"
+    for d in "${logs[@]}"; do
+        jq -r --arg b "${d%%/*}" '"\(.duration) \($b) \(.name)"' "$d"
+    done | sort -rn | head -n 10 | awk '{ t = $3; for (i = 4; i <= NF; i++) t = t " " $i;
+                                          printf "  %7.1f  %-10s %s\n", $1, $2, t }'
+}
+slowest
 
 if [ $skipped -gt 0 ]; then
     echo "$passed passed, $failed failed, $skipped skipped"

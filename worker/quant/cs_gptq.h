@@ -24,7 +24,9 @@
 
 /* How U (the upper Cholesky factor of H^-1) is computed, both in double with LAPACK:
  * CS_GPTQ_HINV_REF: the reference's three calls, cholesky -> cholesky_inverse -> cholesky(upper)
- *   (4/3 C^3 flops); U is bit-identical to torch's, so are the weights (tests/data/quant).
+ *   (4/3 C^3 flops); U matches torch's to float rounding, and the weights too, except where a
+ *   value lies within the float error of a rounding boundary (BLAS kernels differ between CPUs;
+ *   tests/cs_tol.h bounds it, tests/data/quant).
  * CS_GPTQ_HINV_UL: H = V V^T with V upper (the Cholesky factor of the reversed H, reversed back),
  *   then U = V^-1 (trtri): the same U in exact arithmetic with half the flops (2/3 C^3); agrees
  *   with the reference to float rounding, so rare float ties may round the other way. */
