@@ -4,11 +4,12 @@
 # lists it only as IP:ADDRESS (which mbedTLS 2.28 does not match) is refused with a message that
 # says so; a client certificate of another CA, a wrong --tls-ca and no client certificate each
 # get a message naming what failed (exit 1, not "calsweepd is not running"), and calsweepd logs
-# the failed handshakes. Every command is bounded by `timeout`; the daemons are stopped on exit.
+# the failed handshakes. A worker whose handshake fails exits 1 naming the cause instead of
+# retrying in silence. Every command is bounded by `timeout`; the daemons are stopped on exit.
 cd "$CS_SOURCE_DIR" || exit 1
 n=0; fail=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
-echo "1..9"
+echo "1..12"
 tmp=$(mktemp -d); pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
@@ -63,5 +64,25 @@ grep -qF "calsweepd's certificate does not name 127.0.0.1 as a DNS name (mbedTLS
 ok $? "with a message that says why and what to add"
 for _ in $(seq 50); do grep -q "TLS handshake" "$tmp/ip.log" && break; sleep 0.1; done
 grep -q "TLS handshake" "$tmp/ip.log"; ok $? "calsweepd logs that handshake too"
+stop
+
+# A worker on a tls+tcp:// work endpoint with a wrong --tls-ca: it says why and gives up.
+wurl="tls+tcp://127.0.0.1:$((port + 1))"
+timeout 120 "$CALSWEEPD" --db "$tmp/w.db" --work "$wurl" --control "ipc://$tmp/control.sock" \
+    --tls-cert "$tmp/both.crt" --tls-key "$tmp/server.key" --tls-ca "$tmp/ca.crt" --reap-ms 200 \
+    2>"$tmp/w.log" &
+pid=$!
+for _ in $(seq 100); do grep -q "calsweepd listening" "$tmp/w.log" && break; sleep 0.1; done
+worker() { timeout 60 "$CALSWEEP_WORKER" --coordinator "$wurl" --name w1 --model-root "$tmp" \
+    --work-dir "$tmp/work" --tls-cert "$tmp/client.crt" --tls-key "$tmp/client.key" "$@"; }
+worker --tls-ca "$tmp/evil.crt" 2>"$tmp/worker.err"; rc=$?
+[ $rc = 1 ]; ok $? "a worker whose TLS handshake fails exits 1 (not retrying forever)"
+grep -qF "TLS with $wurl failed: calsweepd's certificate is not signed by the CA of --tls-ca $tmp/evil.crt" "$tmp/worker.err"
+ok $? "and says what failed"
+worker --tls-ca "$tmp/ca.crt" --once 2>"$tmp/worker-good.err" &
+wp=$!
+for _ in $(seq 100); do grep -q "registered with" "$tmp/worker-good.err" && break; sleep 0.1; done
+grep -q "registered with $wurl" "$tmp/worker-good.err"; ok $? "a worker with the right CA registers over TLS"
+kill "$wp" 2>/dev/null; wait "$wp" 2>/dev/null
 stop
 [ $fail = 0 ]

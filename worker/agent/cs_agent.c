@@ -21,6 +21,7 @@
 #include "cs_child.h"
 #include "cs_json.h"
 #include "cs_log.h"
+#include "cs_net.h"
 #include "cs_path.h"
 #include "cs_proto.h"
 #include "cs_rng.h"
@@ -238,12 +239,19 @@ static void cancel_inflight(cs_agent *a)
     pthread_mutex_unlock(&a->mu);
 }
 
+static const cs_net_tls *agent_tls(const cs_agent *a)
+{
+    const cs_net_tls *tls = &a->cfg.tls;
+    return tls->ca || tls->cert || tls->key ? tls : NULL;
+}
+
 static int64_t timeout_for(const cs_agent *a, cs_msg_type t)
 {
     if (t == CS_MSG_CLAIM)
         return a->cfg.claim_timeout_ms > 0 ? a->cfg.claim_timeout_ms : 45000;
     int64_t ms = a->cfg.request_timeout_ms > 0 ? a->cfg.request_timeout_ms : 15000;
-    if (t == CS_MSG_BYE && ms > 5000)
+    /* A HELLO over TLS that gets no answer may be a failed handshake: find out soon. */
+    if ((t == CS_MSG_BYE || (t == CS_MSG_HELLO && agent_tls(a) != NULL)) && ms > 5000)
         ms = 5000;
     return ms;
 }
@@ -901,6 +909,16 @@ static void handle_reply(cs_agent *a, cs_msg_type t, int rv, nng_msg *nm)
     } else if (rv != NNG_ECANCELED) {
         cs_log(t == CS_MSG_CLAIM || t == CS_MSG_HELLO ? CS_LOG_DEBUG : CS_LOG_INFO,
                "%s: no reply (%s)", cs_msg_type_name(t), nng_strerror(rv));
+        /* Over tls+tcp:// an unanswered HELLO may be a handshake that failed (nng retries it
+         * silently): probe it, and give up naming the cause, as for a wrong token. The probe
+         * blocks the loop a few seconds at most, only while no job runs. */
+        if (t == CS_MSG_HELLO && !a->registered && agent_tls(a) != NULL &&
+            cs_net_tls_diagnose(a->cfg.coordinator, agent_tls(a), 3000, &err) != CS_OK) {
+            if (nm != NULL)
+                nng_msg_free(nm);
+            fatal(a, CS_EAUTH, "%s", err.msg);
+            return;
+        }
     }
     if (nm != NULL)
         nng_msg_free(nm);
@@ -1174,7 +1192,7 @@ cs_rc cs_agent_create(const cs_agent_cfg *cfg, cs_agent **out, cs_err *err)
     if ((rc = cs_agent_scan_models(cfg->model_root, cfg->n_model_root, &a->models, &a->n_models,
                                    err)) != CS_OK)
         goto fail;
-    const cs_net_tls *tls = cfg->tls.ca || cfg->tls.cert || cfg->tls.key ? &cfg->tls : NULL;
+    const cs_net_tls *tls = agent_tls(a);
     if ((rc = cs_net_dial(&a->sock, cfg->coordinator, tls,
                           cfg->resend_ms > 0 ? (int)cfg->resend_ms : 30000, err)) != CS_OK)
         goto fail;
