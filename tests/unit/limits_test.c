@@ -94,7 +94,7 @@ static void limits_codec_round_trip(const cs_sweep *s)
         cs_msg_init(&m, CS_MSG_JOB);
         m.job.job_id = 1;
         m.job.attempt = 1;
-        m.job.lease_token = cs_strdup("0123456789abcdef0123456789abcdef");
+        m.job.lease_token = (char *)(uintptr_t) "0123456789abcdef0123456789abcdef";
         m.job.lease_s = CS_LIMIT_LEASE_S;
         m.job.timeout_s = s->policy.timeout_s;
         m.job.config = cs_strdup(cell.config);
