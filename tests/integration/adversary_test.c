@@ -24,11 +24,12 @@
  *   real engine (calsweep-run) fails their jobs bad_input naming the path, without a byte of the
  *   file in any stored error.
  * A malformed message is refused as "authentication failed" (calsweepd tells a peer it cannot
- * authenticate nothing more); the row's decode_says is then what cs_msg_decode, the daemon's own
+ * authenticate nothing more); the row's decode is then what cs_msg_decode, the daemon's own
  * codec, says about the same bytes, and the daemon log names the reason.
  * To add an adversary, add a builder and a row.
  *
- * Every wait is bounded; sized for two busy CPU cores (6 jobs of 0.9 s and a baseline run). */
+ * Every wait is bounded; sized for two busy CPU cores (8 jobs of 1.2 s, and a baseline run:
+ * an ASan build on a busy machine still fits two rounds of attacks). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1018,6 +1019,7 @@ static void check_logged_reasons(run *r)
  * half-way (an orphaned calsweepd would hold the test's output open). */
 typedef struct fixture {
     run ref, adv;
+    char *want, *got; /* the results of ref and adv */
 } fixture;
 
 static int setup(void **state)
@@ -1031,6 +1033,8 @@ static int teardown(void **state)
     fixture *f = *state;
     run_fini(&f->ref);
     run_fini(&f->adv);
+    free(f->want);
+    free(f->got);
     free(f);
     return 0;
 }
@@ -1044,13 +1048,13 @@ static void test_adversaries_while_a_worker_runs(void **state)
     /* Without adversary: the results to compare with. */
     run_init(ref);
     int64_t jobs = run_sweep(ref, false, &none);
-    char *want = results_of(ref);
+    char *want = f->want = results_of(ref);
     stop_daemon(ref);
     run_fini(ref);
 
     run_init(adv);
     assert_int_equal(run_sweep(adv, true, &ty), jobs);
-    char *got = results_of(adv);
+    char *got = f->got = results_of(adv);
 
     /* The attacks ran while jobs ran (several rounds), and each was answered as its row says
      * every time, with calsweepd serving a STATUS right after each. */
@@ -1059,7 +1063,7 @@ static void test_adversaries_while_a_worker_runs(void **state)
     for (size_t i = 0; i < N_ATTACKS; i++)
         fprintf(stderr, "  %-50s answered %zu, dropped %zu, slowest reply %lld ms\n",
                 ATTACKS[i].name, ty.answered[i], ty.dropped[i], (long long)ty.slowest[i]);
-    assert_true(ty.rounds >= 3);
+    assert_true(ty.rounds >= 2);
     for (size_t i = 0; i < N_ATTACKS; i++) {
         assert_int_equal(ty.sent[i], ty.rounds);
         assert_int_equal(ty.answered[i] + ty.dropped[i], ty.sent[i]);
@@ -1112,8 +1116,6 @@ static void test_adversaries_while_a_worker_runs(void **state)
     check_logged_reasons(adv);
     stop_daemon(adv);
     assert_true(dt_integrity_ok(adv->env.db));
-    free(want);
-    free(got);
     run_fini(adv);
 }
 
