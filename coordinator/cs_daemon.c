@@ -594,8 +594,15 @@ static cs_rc parse_metrics(const char *text, cJSON **root, cs_store_metric **out
         {
             const char *name = v->string;
             size_t len = strlen(name);
-            if (strcmp(name, "n") == 0 || cJSON_IsNull(v))
+            if (strcmp(name, "n") == 0)
                 continue;
+            if (cJSON_IsNull(v)) { /* a NaN or infinity written as null: never a result */
+                rc = cs_err_set(err, CS_EPROTO, 0,
+                                "RESULT.metrics.%s.%s: null is not a finite number (the worker "
+                                "must report the job as failed)",
+                                task->string, name);
+                goto fail;
+            }
             if (len > 7 && strcmp(name + len - 7, "_stderr") == 0) {
                 char base[CS_PROTO_MAX_NAME + 1];
                 if (len - 7 < sizeof base) {

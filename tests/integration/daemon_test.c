@@ -688,6 +688,36 @@ static void test_forged_reports_refused(void **state)
     cs_msg_fini(&j);
 }
 
+/* A RESULT whose metric is null (a NaN or infinity a runner wrote) is refused, even from the
+ * lease holder: a job is never done with a metric that is not a number (issue 17). */
+static void test_null_metric_refused(void **state)
+{
+    fixture *f = *state;
+    cs_msg m, rep;
+    dt_submit(f->e.db, "s", 0, 1, 1);
+    start(f, (const char *const[]){"--claim-hold-ms", "300", NULL});
+    cs_msg j = claim_job(f->w, "w1");
+    cs_msg_init(&m, CS_MSG_RESULT);
+    m.result.worker = dt_mut("w1");
+    m.result.lease_token = j.job.lease_token;
+    m.result.job_id = j.job.job_id;
+    m.result.attempt = j.job.attempt;
+    m.result.metrics = dt_mut("{\"wiki\":{\"ppl\":null},\"arith\":{\"acc\":0.5}}");
+    m.result.provenance = dt_mut("{\"host\":\"localhost\"}");
+    assert_int_equal(dt_call(f->w, &m, &rep, 5000), CS_OK);
+    expect_error(&rep, CS_EPROTO);
+    assert_non_null(strstr(rep.error.message, "RESULT.metrics.wiki.ppl: null is not a finite"));
+    cs_msg_fini(&rep);
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM result"), 0);
+    assert_int_equal(
+            dt_result(f->w, "w1", j.job.lease_token, j.job.job_id, j.job.attempt, NULL, 5000, &rep),
+            CS_OK);
+    assert_int_equal(rep.type, CS_MSG_ACK);
+    cs_msg_fini(&rep);
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM result"), 1);
+    cs_msg_fini(&j);
+}
+
 typedef struct holder {
     const char *url, *worker;
     cs_msg rep;
@@ -888,6 +918,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_submit_wakes_held_claim, setup, teardown),
             cmocka_unit_test_setup_teardown(test_cli_submit_daemon_dies, setup, teardown),
             cmocka_unit_test_setup_teardown(test_forged_reports_refused, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_null_metric_refused, setup, teardown),
             cmocka_unit_test_setup_teardown(test_bye_ends_pending_claim, setup, teardown),
             cmocka_unit_test_setup_teardown(test_worker_liveness, setup, teardown),
     };

@@ -522,6 +522,23 @@ static void test_exit0_without_result(void **state)
     cs_agent_destroy(f->agent);
 }
 
+/* A runner (an exec command, say) that writes a metric it could not compute as null: the job
+ * fails bad_input naming the metric, it is never reported as a result (issue 17). */
+static void test_result_null_metric(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(write_script(f->runner, "printf '{\"metrics\":{\"wiki\":{\"ppl\":null},"
+                                             "\"t\":{\"acc\":0.5}}}' > result.json\n"),
+                     0);
+    start(f);
+    finish(f, 10000);
+    assert_int_equal(f->p.n[CS_MSG_RESULT], 0);
+    assert_int_equal(f->p.n[CS_MSG_FAIL], 1);
+    assert_int_equal(f->p.fail_kind, CS_FAIL_BAD_INPUT);
+    assert_non_null(strstr(f->p.fail_reason, "metrics.wiki.ppl is not a finite number"));
+    cs_agent_destroy(f->agent);
+}
+
 static void test_timeout(void **state)
 {
     fixture *f = *state;
@@ -896,6 +913,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_crash_signal, setup, teardown),
             cmocka_unit_test_setup_teardown(test_exit_without_error_json, setup, teardown),
             cmocka_unit_test_setup_teardown(test_exit0_without_result, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_result_null_metric, setup, teardown),
             cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
             cmocka_unit_test_setup_teardown(test_cancel_with_kill, setup, teardown),
             cmocka_unit_test_setup_teardown(test_stale_drops, setup, teardown),

@@ -460,8 +460,34 @@ static void set_report_claim(cs_agent *a, cs_msg_claim *cl)
     }
 }
 
-/* RESULT from result.json, or NULL text with reason set when it is unusable. */
-static char *build_result(cs_agent *a, agent_job *j, char *reason, size_t reason_cap)
+/* A metric that is not a finite number (JSON has no NaN or infinity: a runner that computed one
+ * writes null) makes the result unusable: the job failed, and running it again gives the same.
+ * The first such metric is named in reason. Values are numbers, or objects with a "value". */
+static bool metrics_finite(const cJSON *metrics, char *reason, size_t reason_cap)
+{
+    const cJSON *task, *v;
+    cJSON_ArrayForEach(task, metrics)
+    {
+        if (!cJSON_IsObject(task))
+            continue;
+        cJSON_ArrayForEach(v, task)
+        {
+            const cJSON *val = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "value") : v;
+            if (cJSON_IsNull(val)) {
+                snprintf(reason, reason_cap,
+                         "result.json metrics.%s.%s is not a finite number (null: NaN or "
+                         "infinity)",
+                         task->string, v->string);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* RESULT from result.json, or NULL text with reason and *kind set when it is unusable. */
+static char *build_result(cs_agent *a, agent_job *j, char *reason, size_t reason_cap,
+                          cs_fail_kind *kind)
 {
     char *path = NULL, *metrics = NULL, *prov = NULL, *text = NULL;
     cJSON *doc = NULL;
@@ -475,6 +501,10 @@ static char *build_result(cs_agent *a, agent_job *j, char *reason, size_t reason
     const cJSON *mo = cJSON_IsObject(doc) ? cJSON_GetObjectItemCaseSensitive(doc, "metrics") : NULL;
     if (!cJSON_IsObject(mo)) {
         snprintf(reason, reason_cap, "exited 0 but %s has no \"metrics\" object", path);
+        goto cleanup;
+    }
+    if (!metrics_finite(mo, reason, reason_cap)) {
+        *kind = CS_FAIL_BAD_INPUT;
         goto cleanup;
     }
     cJSON_DeleteItemFromObjectCaseSensitive(doc, "log_path");
@@ -542,7 +572,7 @@ static void read_error_json(const agent_job *j, cs_fail_kind *kind, char *msg, s
 }
 
 static char *build_fail(cs_agent *a, agent_job *j, const cs_child_outcome *o,
-                        const char *result_reason)
+                        const char *result_reason, cs_fail_kind result_kind)
 {
     char reason[2048], emsg[1536];
     cs_fail_kind kind = CS_FAIL_CRASH, ekind;
@@ -552,7 +582,7 @@ static char *build_fail(cs_agent *a, agent_job *j, const cs_child_outcome *o,
 
     read_error_json(j, &ekind, emsg, sizeof emsg);
     if (result_reason != NULL) {
-        kind = CS_FAIL_INTERNAL;
+        kind = result_kind;
         snprintf(reason, sizeof reason, "%s", result_reason);
     } else if (o->stopped_by == CS_CHILD_STOP_TIMEOUT) {
         kind = CS_FAIL_TIMEOUT;
@@ -629,8 +659,9 @@ static void on_child_exit(cs_child *c, const cs_child_outcome *o, void *data)
     } else {
         char reason[512];
         char *text = NULL;
+        cs_fail_kind rkind = CS_FAIL_INTERNAL;
         if (o->stopped_by == CS_CHILD_STOP_NONE && o->exit_status == 0) {
-            text = build_result(a, j, reason, sizeof reason);
+            text = build_result(a, j, reason, sizeof reason, &rkind);
             if (text != NULL) {
                 j->rep_type = CS_MSG_RESULT;
                 cs_log(CS_LOG_INFO, "job %" PRId64 " attempt %" PRId64 " done in %" PRId64 " ms",
@@ -640,7 +671,8 @@ static void on_child_exit(cs_child *c, const cs_child_outcome *o, void *data)
         if (text == NULL) {
             text = build_fail(a, j, o,
                               o->stopped_by == CS_CHILD_STOP_NONE && o->exit_status == 0 ? reason
-                                                                                         : NULL);
+                                                                                         : NULL,
+                              rkind);
             j->rep_type = CS_MSG_FAIL;
         }
         j->report = text;
