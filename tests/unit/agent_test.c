@@ -811,44 +811,41 @@ static void test_exec_backend(void **state)
 }
 
 /* The worker runs exactly the job's backend: an exec job on a worker without --exec-template, or
- * a backend it does not know (a command template from an old sweep), is refused with FAIL and a
- * reason, and the native runner (which would succeed) never runs. */
-static void test_backend_refused(void **state)
+ * a backend it does not know (a command template from an old sweep), is refused with FAIL, kind
+ * and reason, and neither the native runner (which would succeed) nor the exec template runs
+ * (both are a script that leaves a mark). */
+static void expect_backend_refused(fixture *f, const char *config, bool with_template,
+                                   cs_fail_kind kind, const char *reason)
 {
-    fixture *f = *state;
-    char mark[400];
-    snprintf(mark, sizeof mark, "%s/ran", f->work);
-    char script[600];
-    snprintf(script, sizeof script, "touch %s\necho '{\"metrics\":{}}' > result.json\n", mark);
-    assert_int_equal(write_script(f->runner, script), 0);
-    f->p.config = "{\"model\":{\"backend\":\"exec\",\"folder\":\"m\"}}";
-    start(f);
-    finish(f, 10000);
-    assert_int_equal(f->p.n[CS_MSG_RESULT], 0);
-    assert_int_equal(f->p.n[CS_MSG_FAIL], 1);
-    assert_int_equal(f->p.fail_kind, CS_FAIL_SPAWN);
-    assert_non_null(strstr(f->p.fail_reason, "no --exec-template"));
-    assert_int_equal(access(mark, F_OK), -1);
-    cs_agent_destroy(f->agent);
-}
-
-static void test_backend_unknown(void **state)
-{
-    fixture *f = *state;
     char mark[400], script[600];
     snprintf(mark, sizeof mark, "%s/ran", f->work);
     snprintf(script, sizeof script, "touch %s\necho '{\"metrics\":{}}' > result.json\n", mark);
     assert_int_equal(write_script(f->runner, script), 0);
-    f->cfg.exec_template = script;
-    f->p.config = "{\"model\":{\"backend\":{\"exec\":\"false\"},\"folder\":\"m\"}}";
+    if (with_template) {
+        f->cfg.exec_template = script;
+    }
+    f->p.config = config;
     start(f);
     finish(f, 10000);
     assert_int_equal(f->p.n[CS_MSG_RESULT], 0);
     assert_int_equal(f->p.n[CS_MSG_FAIL], 1);
-    assert_int_equal(f->p.fail_kind, CS_FAIL_BAD_INPUT);
-    assert_non_null(strstr(f->p.fail_reason, "model.backend is an object"));
+    assert_int_equal(f->p.fail_kind, kind);
+    assert_non_null(strstr(f->p.fail_reason, reason));
     assert_int_equal(access(mark, F_OK), -1);
     cs_agent_destroy(f->agent);
+}
+
+static void test_backend_refused(void **state)
+{
+    expect_backend_refused(*state, "{\"model\":{\"backend\":\"exec\",\"folder\":\"m\"}}", false,
+                           CS_FAIL_SPAWN, "no --exec-template");
+}
+
+static void test_backend_unknown(void **state)
+{
+    expect_backend_refused(*state,
+                           "{\"model\":{\"backend\":{\"exec\":\"false\"},\"folder\":\"m\"}}", true,
+                           CS_FAIL_BAD_INPUT, "model.backend is an object");
 }
 
 static void test_scan_models(void **state)
