@@ -1,5 +1,5 @@
 /* calsweep-worker - the worker agent: asks calsweepd for jobs and runs each in a child process
- * (cs_agent.h). Options are one table (STYLE.md R16); the contract is /work/notes/step3-contract.
+ * (cs_agent.h). Options are one table (STYLE.md R16); the runner contract is in docs/running.md.
  */
 #include <inttypes.h>
 #include <signal.h>
