@@ -44,6 +44,12 @@ static void check_tree(const cJSON *t)
         fail("canonical text has an embedded NUL", c1, NULL);
     }
     rc = cs_json_parse(c1, len1, "canonical", &back, &err);
+    if (rc == CS_EPARSE && strstr(err.msg, "nested deeper than") != NULL) {
+        /* cJSON builds trees deeper than the reader's bound (CS_LIMIT_JSON_DEPTH): their text
+         * is refused on the way back in, by design. */
+        free(c1);
+        return;
+    }
     if (rc != CS_OK) {
         fail("canonical text does not re-parse", c1, err.msg);
     }
