@@ -2,7 +2,7 @@
 """Development check (needs python3-jsonschema and a built calsweep): the shipped and test sweeps
 validate against sweep.schema.json, and every job config `calsweep plan --json` prints for them
 validates against job.schema.json. Usage: schemas/check_schemas.py BUILD_DIR (from the repo root).
-The C validator (coordinator/cs_sweep.c) checks more than the schema can (references, zip
+The C validator (coordinator/sweep/cs_sweep.c) checks more than the schema can (references, zip
 lengths, exclude axes); the files in tests/data/sweeps-bad are mostly schema-valid on purpose."""
 import glob
 import json

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes sweep.schema.json and job.schema.json (JSON Schema draft 2020-12) from one table of
-algorithms and selectors, kept in step by hand with coordinator/cs_sweep.c's method tables.
+algorithms and selectors, kept in step by hand with coordinator/sweep/cs_sweep.c's method tables.
 A development tool: the build and the tests only read the JSON files. Run from schemas/.
 check_schemas.py validates the shipped and test sweeps, and the job configs `calsweep plan`
 produces, against them."""

@@ -1,8 +1,8 @@
 -- 0001_init.sql - the calsweep job store, first schema.
 --
--- Applied by coordinator/cs_store.c inside one transaction under PRAGMA user_version (this file
+-- Applied by coordinator/store/cs_store.c inside one transaction under PRAGMA user_version (this file
 -- takes a database from version 0 to 1). The file is compiled into the binary (see
--- coordinator/gen_migrations.c); editing it after a release means adding 0002_*.sql instead.
+-- coordinator/store/gen_migrations.c); editing it after a release means adding 0002_*.sql instead.
 --
 -- Times are integer milliseconds since the Unix epoch. Job states (ARCHITECTURE.md):
 --   queued -> running -> done | retry_wait -> queued | failed | lost | cancelled, and cached.

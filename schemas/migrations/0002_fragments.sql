@@ -1,6 +1,6 @@
 -- 0002_fragments.sql - compact job rows: configs and axes as lists of shared fragments.
 --
--- Applied by coordinator/cs_store.c inside the migration transaction, with foreign_keys OFF (the
+-- Applied by coordinator/store/cs_store.c inside the migration transaction, with foreign_keys OFF (the
 -- job table is rebuilt, SQLite's documented 12-step procedure); cs_store.c runs
 -- PRAGMA foreign_key_check before it commits. Takes a database from version 1 to 2.
 --

@@ -1,6 +1,6 @@
 -- 0003_leases.sql - lease tokens and worker liveness (protocol version 3).
 --
--- Applied by coordinator/cs_store.c inside the migration transaction; takes a database from
+-- Applied by coordinator/store/cs_store.c inside the migration transaction; takes a database from
 -- version 2 to 3. Only columns and an index are added: every row of version 2 stays as it was.
 --
 -- A lease is now bound to a secret: when the coordinator hands out an attempt it draws a lease

@@ -124,7 +124,7 @@ run "$tmp/l"; rc=$?
 [ $rc = 1 ] && [ "$(jq -r .kind "$tmp/l/error.json")" = bad_input ] && jq -r .message "$tmp/l/error.json" | grep -q "overlaps evaluation"
 ok $? "calibrating on an evaluation split is refused: $(jq -r .message "$tmp/l/error.json" 2>/dev/null | cut -c1-100)"
 
-# the job config's names of the other algorithms (coordinator/cs_sweep.c) reach the pipeline
+# the job config's names of the other algorithms (coordinator/sweep/cs_sweep.c) reach the pipeline
 R4='{"selector":{"name":"random"},"source":{"kind":"jsonl","path":"sweeps/testbed/data/corpus/prose.jsonl"}}'
 mkdir "$tmp/m"; job sweeps/testbed/models/tb-qwen '{"name":"awq","bits":4,"group_size":64,"zero_point":true,"duo_scaling":true,"n_grid":20,"clip":true}' sweeps/testbed/data/heldout.txt "" "$R4" 8 64 >"$tmp/m/job.json"
 run "$tmp/m"; ok $? "an AWQ job with the sweep's keys (zero_point, n_grid, clip) exits 0"

@@ -297,7 +297,7 @@ out:
     return rc;
 }
 
-/* The sweep's selector object (coordinator/cs_sweep.c names) as worker/calib parameters. ACDM's
+/* The sweep's selector object (coordinator/sweep/cs_sweep.c names) as worker/calib parameters. ACDM's
  * "reference" (the resolved task sources, a list of source objects) is not a parameter of
  * worker/calib: *reference points at it (borrowed from sel; NULL when absent). */
 static cs_rc selector_params(const cJSON *sel, size_t n, size_t seq_len, uint64_t seed,
@@ -364,7 +364,7 @@ static cs_rc selector_params(const cJSON *sel, size_t n, size_t seq_len, uint64_
 }
 
 /* ACDM's reference sources from the job's selector.reference (resolved source objects of kind
- * "task", coordinator/cs_sweep.c), each named after its file ("arith_mc.train" for
+ * "task", coordinator/sweep/cs_sweep.c), each named after its file ("arith_mc.train" for
  * .../arith_mc.train.jsonl). *src (owned array) and *paths (owned strings) / *n. */
 static cs_rc reference_sources(job *j, const cJSON *ref, cs_calib_source **src, char ***paths,
                                size_t *n, cs_err *err)
@@ -665,7 +665,7 @@ static void on_layer(void *ctx, size_t layer, size_t n_layers, double secs)
     cs_log(CS_LOG_INFO, "quantize: layer %zu/%zu in %.2f s", layer + 1, n_layers, secs);
 }
 
-/* The job config's algorithm object (coordinator/cs_sweep.c names) in the pipeline's terms:
+/* The job config's algorithm object (coordinator/sweep/cs_sweep.c names) in the pipeline's terms:
  * awq.zero_point -> sym = !zero_point; sparsegpt/wanda pattern "N:M" -> nm ("unstructured":
  * none); smoothquant.weights ("gptq": SmoothQuant+GPTQ, "rtn": the original SmoothQuant) and
  * imatrix's type ("q4_0", "q4_k") and chunk pass through unchanged. */

@@ -83,7 +83,7 @@ typedef struct cs_pipe_params {
 } cs_pipe_params;
 
 /* Reads the job config's algorithm object ({"name":"gptq","bits":4,...}; the keys of
- * coordinator/cs_sweep.c with their defaults). CS_ENOTSUP for an algorithm this pipeline does
+ * coordinator/sweep/cs_sweep.c with their defaults). CS_ENOTSUP for an algorithm this pipeline does
  * not run yet, CS_ESCHEMA for a bad value, both naming "algorithm.<key>". */
 cs_rc cs_pipe_params_from_json(cs_pipe_params *p, const cJSON *algo, cs_err *err);
 
