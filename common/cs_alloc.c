@@ -62,6 +62,13 @@ char *cs_strndup(const char *s, size_t n)
     return p;
 }
 
+void cs_free_each(void *const *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(p[i]);
+    }
+}
+
 void cs_buf_init(cs_buf *b)
 {
     b->data = NULL;

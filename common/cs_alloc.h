@@ -23,6 +23,8 @@ void *cs_realloc_array(void *p, size_t n, size_t size);
 /* Returns owned copies, free with free(); NULL on exhaustion or NULL input. */
 char *cs_strdup(const char *s);
 char *cs_strndup(const char *s, size_t n);
+/* free()s each of the n pointers at p (NULL ones too): a workspace of separate buffers. */
+void cs_free_each(void *const *p, size_t n);
 
 /* A growable, always NUL-terminated byte buffer. Zero-initialise, or cs_buf_init; free with
  * cs_buf_fini. Appends return CS_ENOMEM and leave the buffer unchanged on failure. */

@@ -1163,95 +1163,85 @@ cs_rc cs_json_opt_string(cs_jctx *c, const cJSON *obj, const char *key, const ch
     return rc;
 }
 
-cs_rc cs_json_req_bool(cs_jctx *c, const cJSON *obj, const char *key, bool *out)
+/* The member key of obj as a boolean, integer or number: required or optional (absent or null
+ * gives def); *out = def (0 for the required) when it is missing or wrong. */
+static cs_rc get_bool(cs_jctx *c, const cJSON *obj, const char *key, bool required, bool def,
+                      bool *out)
 {
     cs_rc rc;
-    const cJSON *v = member(c, obj, key, true, &rc);
-    *out = false;
-    if (!v) {
-        return rc;
+    const cJSON *v = member(c, obj, key, required, &rc);
+    if (v) {
+        rc = cs_json_as_bool(c, v, out);
+        cs_jpath_pop(&c->path);
     }
-    rc = cs_json_as_bool(c, v, out);
-    cs_jpath_pop(&c->path);
+    if (!v || rc != CS_OK) {
+        *out = def;
+    }
     return rc;
+}
+
+static cs_rc get_int(cs_jctx *c, const cJSON *obj, const char *key, bool required, int64_t def,
+                     int64_t min, int64_t max, int64_t *out)
+{
+    cs_rc rc;
+    const cJSON *v = member(c, obj, key, required, &rc);
+    if (v) {
+        rc = cs_json_as_int(c, v, min, max, out);
+        cs_jpath_pop(&c->path);
+    }
+    if (!v || rc != CS_OK) {
+        *out = def;
+    }
+    return rc;
+}
+
+static cs_rc get_number(cs_jctx *c, const cJSON *obj, const char *key, bool required, double def,
+                        double min, double max, double *out)
+{
+    cs_rc rc;
+    const cJSON *v = member(c, obj, key, required, &rc);
+    if (v) {
+        rc = cs_json_as_number(c, v, min, max, out);
+        cs_jpath_pop(&c->path);
+    }
+    if (!v || rc != CS_OK) {
+        *out = def;
+    }
+    return rc;
+}
+
+cs_rc cs_json_req_bool(cs_jctx *c, const cJSON *obj, const char *key, bool *out)
+{
+    return get_bool(c, obj, key, true, false, out);
 }
 
 cs_rc cs_json_opt_bool(cs_jctx *c, const cJSON *obj, const char *key, bool def, bool *out)
 {
-    cs_rc rc;
-    const cJSON *v = member(c, obj, key, false, &rc);
-    *out = def;
-    if (!v) {
-        return rc;
-    }
-    rc = cs_json_as_bool(c, v, out);
-    cs_jpath_pop(&c->path);
-    if (rc != CS_OK) {
-        *out = def;
-    }
-    return rc;
+    return get_bool(c, obj, key, false, def, out);
 }
 
 cs_rc cs_json_req_int(cs_jctx *c, const cJSON *obj, const char *key, int64_t min, int64_t max,
                       int64_t *out)
 {
-    cs_rc rc;
-    const cJSON *v = member(c, obj, key, true, &rc);
-    *out = 0;
-    if (!v) {
-        return rc;
-    }
-    rc = cs_json_as_int(c, v, min, max, out);
-    cs_jpath_pop(&c->path);
-    return rc;
+    return get_int(c, obj, key, true, 0, min, max, out);
 }
 
 cs_rc cs_json_opt_int(cs_jctx *c, const cJSON *obj, const char *key, int64_t def, int64_t min,
                       int64_t max, int64_t *out)
 {
-    cs_rc rc;
-    const cJSON *v = member(c, obj, key, false, &rc);
-    *out = def;
-    if (!v) {
-        return rc;
-    }
-    rc = cs_json_as_int(c, v, min, max, out);
-    cs_jpath_pop(&c->path);
-    if (rc != CS_OK) {
-        *out = def;
-    }
-    return rc;
+    return get_int(c, obj, key, false, def, min, max, out);
 }
 
 cs_rc cs_json_req_number(cs_jctx *c, const cJSON *obj, const char *key, double min, double max,
                          double *out)
 {
-    cs_rc rc;
-    const cJSON *v = member(c, obj, key, true, &rc);
-    *out = 0;
-    if (!v) {
-        return rc;
-    }
-    rc = cs_json_as_number(c, v, min, max, out);
-    cs_jpath_pop(&c->path);
-    return rc;
+    return get_number(c, obj, key, true, 0, min, max, out);
 }
 
 cs_rc cs_json_opt_number(cs_jctx *c, const cJSON *obj, const char *key, double def, double min,
                          double max, double *out)
 {
-    cs_rc rc;
-    const cJSON *v = member(c, obj, key, false, &rc);
-    *out = def;
-    if (!v) {
-        return rc;
-    }
-    rc = cs_json_as_number(c, v, min, max, out);
-    cs_jpath_pop(&c->path);
-    if (rc != CS_OK) {
-        *out = def;
-    }
-    return rc;
+    return get_number(c, obj, key, false, def, min, max, out);
 }
 
 static cs_rc get_tree(cs_jctx *c, const cJSON *obj, const char *key, bool required, bool object,

@@ -19,31 +19,25 @@ static int ctl_opt(void *ctx, int id, const char *arg)
 {
     ctl_args *a = ctx;
     cs_err err = {0};
-    switch (id) {
-    case OPT_JSON:
-        a->json = true;
-        return CS_EXIT_OK;
-    case OPT_FAILED:
-        a->failed = true;
-        return CS_EXIT_OK;
-    case OPT_LOST:
-        a->lost = true;
-        return CS_EXIT_OK;
-    case OPT_JOB:
+    bool *flag = id == OPT_JSON     ? &a->json
+                 : id == OPT_FAILED ? &a->failed
+                 : id == OPT_LOST   ? &a->lost
+                                    : NULL;
+    if (flag) {
+        *flag = true;
+    } else if (id == OPT_JOB) {
         if (cs_parse_i64(arg, 1, INT64_C(1) << 53, &a->job, "--job", &err) != CS_OK) {
             fprintf(stderr, "calsweep %s: %s\n", a->cmd, err.msg);
             return CS_EXIT_USAGE;
         }
-        return CS_EXIT_OK;
-    default:
-        if (a->sweep) {
-            fprintf(stderr, "calsweep %s: expected one sweep, got '%s' and '%s'\n", a->cmd,
-                    a->sweep, arg);
-            return CS_EXIT_USAGE;
-        }
+    } else if (a->sweep) {
+        fprintf(stderr, "calsweep %s: expected one sweep, got '%s' and '%s'\n", a->cmd, a->sweep,
+                arg);
+        return CS_EXIT_USAGE;
+    } else {
         a->sweep = arg;
-        return CS_EXIT_OK;
     }
+    return CS_EXIT_OK;
 }
 
 static const cs_opt json_opt = {"json",   0,    CS_OPT_NONE,

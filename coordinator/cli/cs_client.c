@@ -119,6 +119,110 @@ static void print_error(const char *cmd, const char *source, const cs_msg_error 
             p[0] ? p : cs_rc_str(e->code));
 }
 
+/* Resolves the control URL (--control or the default) into *url and loads the token, if any, into
+ * *token and req->token; refuses a request that cannot be encoded (an unknown --state, ...)
+ * before dialing. Returns CS_EXIT_OK or the exit code, after printing why. */
+static int prepare(const cs_client *c, const char *cmd, cs_msg *req, char **url, char **token)
+{
+    const char *token_file = c->token_file ? c->token_file : getenv("CALSWEEP_TOKEN_FILE");
+    cs_err err = {0};
+    cs_rc rc;
+    if (c->control && c->control[0]) {
+        *url = cs_strdup(c->control);
+        rc = *url ? CS_OK : cs_err_set(&err, CS_ENOMEM, 0, "out of memory");
+    } else {
+        rc = cs_net_default_url(CS_NET_CONTROL, url, &err);
+    }
+    if (rc != CS_OK) {
+        fprintf(stderr, "calsweep %s: %s\n", cmd, err.msg);
+        return CS_EXIT_FAIL;
+    }
+    if (token_file && token_file[0]) {
+        if (cs_net_token_load(token_file, token, &err) != CS_OK) {
+            fprintf(stderr, "calsweep %s: %s\n", cmd, err.msg);
+            return CS_EXIT_FAIL;
+        }
+        req->token = *token;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    if (cs_msg_encode(req, &text, &len, &err) != CS_OK) {
+        fprintf(stderr, "calsweep %s: %s\n", cmd, err.msg);
+        return CS_EXIT_FAIL;
+    }
+    free(text);
+    return CS_EXIT_OK;
+}
+
+/* A request that may take long_ms (> timeout): a cheap request first (no answer within the
+ * timeout means calsweepd is not there; it carries token), then req watched for up to long_ms.
+ * Returns CS_EXIT_OK with *rc and *rep the call's result, or the exit code to stop with after
+ * printing why. */
+static int call_watched(nng_socket sock, const char *cmd, const char *url, const cs_net_tls *tls,
+                        char *token, cs_msg *req, cs_msg *rep, int long_ms, int timeout, cs_rc *rc,
+                        cs_err *err)
+{
+    cs_msg ping;
+    cs_msg_init(&ping, CS_MSG_WORKERS);
+    ping.token = token;
+    *rc = cs_net_call(sock, &ping, rep, timeout, err);
+    if (*rc == CS_ETIMEDOUT || *rc == CS_ENET) {
+        return no_reply(cmd, url, tls, timeout, *rc);
+    }
+    if (*rc == CS_OK && rep->type == CS_MSG_ERROR) {
+        print_error(cmd, NULL, &rep->error);
+        return CS_EXIT_FAIL;
+    }
+    cs_msg_fini(rep);
+    memset(rep, 0, sizeof(*rep));
+    *rc = cs_net_call_watch(sock, req, rep, long_ms, timeout, err);
+    if (*rc == CS_ENET) {
+        fprintf(stderr,
+                "calsweep %s: calsweepd at %s went away while handling the request and did "
+                "not come back within %.1f s (--timeout-ms); it may or may not have been "
+                "done: once calsweepd runs again, see calsweep status (sending the same sweep "
+                "file again is safe)\n",
+                cmd, url, timeout / 1000.0);
+        return CS_EXIT_UNREACHABLE;
+    }
+    if (*rc == CS_ETIMEDOUT) {
+        fprintf(stderr,
+                "calsweep %s: calsweepd at %s did not answer within %d s; it may still be "
+                "working on it: see calsweep status\n",
+                cmd, url, long_ms / 1000);
+        return CS_EXIT_FAIL;
+    }
+    return CS_EXIT_OK;
+}
+
+/* The exit code of a call that returned rc and rep; *data = the OK reply's data (owned). */
+static int take_reply(const char *cmd, const char *url, const char *source, const cs_net_tls *tls,
+                      int timeout, cs_rc rc, const cs_msg *rep, const cs_err *err, cJSON **data)
+{
+    if (rc == CS_ETIMEDOUT || rc == CS_ENET) {
+        return no_reply(cmd, url, tls, timeout, rc);
+    }
+    if (rc != CS_OK) {
+        fprintf(stderr, "calsweep %s: bad reply from %s: %s\n", cmd, url, err->msg);
+        return CS_EXIT_FAIL;
+    }
+    if (rep->type == CS_MSG_ERROR) {
+        print_error(cmd, source, &rep->error);
+        return CS_EXIT_FAIL;
+    }
+    if (rep->type != CS_MSG_OK) {
+        fprintf(stderr, "calsweep %s: unexpected %s reply from %s\n", cmd,
+                cs_msg_type_name(rep->type), url);
+        return CS_EXIT_FAIL;
+    }
+    *data = rep->ok.data ? cJSON_Parse(rep->ok.data) : cJSON_CreateNull();
+    if (!*data) {
+        fprintf(stderr, "calsweep %s: bad reply data from %s\n", cmd, url);
+        return CS_EXIT_FAIL;
+    }
+    return CS_EXIT_OK;
+}
+
 int cs_client_call(const cs_client *c, const char *cmd, cs_msg *req, const char *source,
                    cJSON **data)
 {
@@ -129,7 +233,6 @@ int cs_client_call_long(const cs_client *c, const char *cmd, cs_msg *req, const 
                         int long_ms, cJSON **data)
 {
     char *url = NULL, *token = NULL;
-    const char *token_file = c->token_file ? c->token_file : getenv("CALSWEEP_TOKEN_FILE");
     const cs_net_tls *tls = c->tls.ca || c->tls.cert || c->tls.key ? &c->tls : NULL;
     int timeout = c->timeout_ms > 0 ? c->timeout_ms : CS_CLIENT_DEFAULT_TIMEOUT_MS;
     nng_socket sock = NNG_SOCKET_INITIALIZER;
@@ -137,37 +240,14 @@ int cs_client_call_long(const cs_client *c, const char *cmd, cs_msg *req, const 
     cs_msg rep;
     cs_err err = {0};
     struct stat st;
-    int code = CS_EXIT_FAIL;
+    int code;
     cs_rc rc;
 
     *data = NULL;
     memset(&rep, 0, sizeof(rep));
-    if (c->control && c->control[0]) {
-        url = cs_strdup(c->control);
-        rc = url ? CS_OK : cs_err_set(&err, CS_ENOMEM, 0, "out of memory");
-    } else {
-        rc = cs_net_default_url(CS_NET_CONTROL, &url, &err);
-    }
-    if (rc != CS_OK) {
-        fprintf(stderr, "calsweep %s: %s\n", cmd, err.msg);
+    code = prepare(c, cmd, req, &url, &token);
+    if (code != CS_EXIT_OK) {
         goto out;
-    }
-    if (token_file && token_file[0]) {
-        if (cs_net_token_load(token_file, &token, &err) != CS_OK) {
-            fprintf(stderr, "calsweep %s: %s\n", cmd, err.msg);
-            goto out;
-        }
-        req->token = token;
-    }
-    /* A request that cannot be encoded (an unknown --state, ...) is refused before dialing. */
-    {
-        char *text = NULL;
-        size_t len = 0;
-        if (cs_msg_encode(req, &text, &len, &err) != CS_OK) {
-            fprintf(stderr, "calsweep %s: %s\n", cmd, err.msg);
-            goto out;
-        }
-        free(text);
     }
     /* An ipc socket that is not there: no daemon, no need to wait for the timeout. */
     if (strncmp(url, "ipc://", 6) == 0 && stat(url + 6, &st) != 0) {
@@ -180,6 +260,7 @@ int cs_client_call_long(const cs_client *c, const char *cmd, cs_msg *req, const 
         CS_OK) {
         if (err.rc == CS_EINVAL || err.rc == CS_EAUTH || err.rc == CS_ENOMEM) {
             fprintf(stderr, "calsweep %s: %s\n", cmd, err.msg);
+            code = CS_EXIT_FAIL;
         } else {
             code = unreachable(url);
         }
@@ -187,65 +268,14 @@ int cs_client_call_long(const cs_client *c, const char *cmd, cs_msg *req, const 
     }
     open = true;
     if (long_ms > timeout) {
-        /* A cheap request first: no answer within the timeout means calsweepd is not there. */
-        cs_msg ping;
-        cs_msg_init(&ping, CS_MSG_WORKERS);
-        ping.token = token;
-        rc = cs_net_call(sock, &ping, &rep, timeout, &err);
-        if (rc == CS_ETIMEDOUT || rc == CS_ENET) {
-            code = no_reply(cmd, url, tls, timeout, rc);
-            goto out;
-        }
-        if (rc == CS_OK && rep.type == CS_MSG_ERROR) {
-            print_error(cmd, NULL, &rep.error);
-            goto out;
-        }
-        cs_msg_fini(&rep);
-        memset(&rep, 0, sizeof(rep));
-        rc = cs_net_call_watch(sock, req, &rep, long_ms, timeout, &err);
-        if (rc == CS_ENET) {
-            fprintf(stderr,
-                    "calsweep %s: calsweepd at %s went away while handling the request and did "
-                    "not come back within %.1f s (--timeout-ms); it may or may not have been "
-                    "done: once calsweepd runs again, see calsweep status (sending the same sweep "
-                    "file again is safe)\n",
-                    cmd, url, timeout / 1000.0);
-            code = CS_EXIT_UNREACHABLE;
-            goto out;
-        }
-        if (rc == CS_ETIMEDOUT) {
-            fprintf(stderr,
-                    "calsweep %s: calsweepd at %s did not answer within %d s; it may still be "
-                    "working on it: see calsweep status\n",
-                    cmd, url, long_ms / 1000);
+        code = call_watched(sock, cmd, url, tls, token, req, &rep, long_ms, timeout, &rc, &err);
+        if (code != CS_EXIT_OK) {
             goto out;
         }
     } else {
         rc = cs_net_call(sock, req, &rep, timeout, &err);
     }
-    if (rc == CS_ETIMEDOUT || rc == CS_ENET) {
-        code = no_reply(cmd, url, tls, timeout, rc);
-        goto out;
-    }
-    if (rc != CS_OK) {
-        fprintf(stderr, "calsweep %s: bad reply from %s: %s\n", cmd, url, err.msg);
-        goto out;
-    }
-    if (rep.type == CS_MSG_ERROR) {
-        print_error(cmd, source, &rep.error);
-        goto out;
-    }
-    if (rep.type != CS_MSG_OK) {
-        fprintf(stderr, "calsweep %s: unexpected %s reply from %s\n", cmd,
-                cs_msg_type_name(rep.type), url);
-        goto out;
-    }
-    *data = rep.ok.data ? cJSON_Parse(rep.ok.data) : cJSON_CreateNull();
-    if (!*data) {
-        fprintf(stderr, "calsweep %s: bad reply data from %s\n", cmd, url);
-        goto out;
-    }
-    code = CS_EXIT_OK;
+    code = take_reply(cmd, url, source, tls, timeout, rc, &rep, &err, data);
 out:
     req->token = NULL;
     cs_msg_fini(&rep);

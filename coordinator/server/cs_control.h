@@ -6,8 +6,8 @@
  * with the code and a message a person understands (validation errors: CS_ESCHEMA with one
  * "path: reason" per line). Each request is its own transaction, never inside a batch.
  */
-#ifndef CS_COORDINATOR_CS_CONTROL_H
-#define CS_COORDINATOR_CS_CONTROL_H
+#ifndef CS_COORDINATOR_SERVER_CS_CONTROL_H
+#define CS_COORDINATOR_SERVER_CS_CONTROL_H
 
 #include <stdint.h>
 

@@ -17,8 +17,8 @@
  * Threads: cs_daemon_run blocks on the calling thread; cs_daemon_stop may be called from any
  * thread (or a SIGTERM/SIGINT when opts.signals) and makes run return after the batch under way.
  */
-#ifndef CS_COORDINATOR_CS_DAEMON_H
-#define CS_COORDINATOR_CS_DAEMON_H
+#ifndef CS_COORDINATOR_SERVER_CS_DAEMON_H
+#define CS_COORDINATOR_SERVER_CS_DAEMON_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -9,8 +9,8 @@
  *
  * Not thread-safe; a map belongs to one cs_store.
  */
-#ifndef CS_COORDINATOR_CS_FRAG_H
-#define CS_COORDINATOR_CS_FRAG_H
+#ifndef CS_COORDINATOR_STORE_CS_FRAG_H
+#define CS_COORDINATOR_STORE_CS_FRAG_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -9,8 +9,8 @@
  * 16 bytes per key at a load of at most 1/2: ~32 MB for 10^6 keys, freed when the insert ends.
  * Not thread-safe.
  */
-#ifndef CS_COORDINATOR_CS_KEYSET_H
-#define CS_COORDINATOR_CS_KEYSET_H
+#ifndef CS_COORDINATOR_STORE_CS_KEYSET_H
+#define CS_COORDINATOR_STORE_CS_KEYSET_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -5,8 +5,8 @@
  * database from PRAGMA user_version i to i+1; the newest version a binary knows is
  * cs_store_n_migrations.
  */
-#ifndef CS_COORDINATOR_CS_MIGRATIONS_H
-#define CS_COORDINATOR_CS_MIGRATIONS_H
+#ifndef CS_COORDINATOR_STORE_CS_MIGRATIONS_H
+#define CS_COORDINATOR_STORE_CS_MIGRATIONS_H
 
 #include <stddef.h>
 

@@ -32,8 +32,8 @@
  *
  * Threads: a cs_store is used by one thread at a time (the coordinator's loop thread).
  */
-#ifndef CS_COORDINATOR_CS_STORE_H
-#define CS_COORDINATOR_CS_STORE_H
+#ifndef CS_COORDINATOR_STORE_CS_STORE_H
+#define CS_COORDINATOR_STORE_CS_STORE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,6 +1,6 @@
 /* cs_store_extra.h - store operations of the daemon that cs_store.h does not have. */
-#ifndef CS_COORDINATOR_CS_STORE_EXTRA_H
-#define CS_COORDINATOR_CS_STORE_EXTRA_H
+#ifndef CS_COORDINATOR_STORE_CS_STORE_EXTRA_H
+#define CS_COORDINATOR_STORE_CS_STORE_EXTRA_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -19,8 +19,8 @@
  * Memory: the dedup set holds 32 bytes per possible cell (about 70 MB for 1,000,000); configs are
  * built one at a time. Not thread-safe; one expander per thread.
  */
-#ifndef CS_COORDINATOR_CS_EXPAND_H
-#define CS_COORDINATOR_CS_EXPAND_H
+#ifndef CS_COORDINATOR_SWEEP_CS_EXPAND_H
+#define CS_COORDINATOR_SWEEP_CS_EXPAND_H
 
 #include <stdbool.h>
 #include <stddef.h>

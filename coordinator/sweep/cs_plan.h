@@ -4,8 +4,8 @@
  * Expansion is a stream, not an array, so a 1,000,000-job sweep is inserted without holding every
  * config in memory: the store pulls cells one at a time inside its insert transaction.
  */
-#ifndef CS_COORDINATOR_CS_PLAN_H
-#define CS_COORDINATOR_CS_PLAN_H
+#ifndef CS_COORDINATOR_SWEEP_CS_PLAN_H
+#define CS_COORDINATOR_SWEEP_CS_PLAN_H
 
 #include <stdbool.h>
 #include <stdint.h>

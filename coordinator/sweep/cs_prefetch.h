@@ -13,8 +13,8 @@
  * and cs_prefetch_destroy: the caller must not use ctx in between. cs_prefetch_next is for one
  * consumer thread.
  */
-#ifndef CS_COORDINATOR_CS_PREFETCH_H
-#define CS_COORDINATOR_CS_PREFETCH_H
+#ifndef CS_COORDINATOR_SWEEP_CS_PREFETCH_H
+#define CS_COORDINATOR_SWEEP_CS_PREFETCH_H
 
 #include "cs_err.h"
 #include "cs_plan.h"

@@ -10,8 +10,8 @@
  * testbed), so job keys do not depend on where a file was checked out. A model folder that does
  * not exist here is only a warning, since workers may see other file systems.
  */
-#ifndef CS_COORDINATOR_CS_SWEEP_H
-#define CS_COORDINATOR_CS_SWEEP_H
+#ifndef CS_COORDINATOR_SWEEP_CS_SWEEP_H
+#define CS_COORDINATOR_SWEEP_CS_SWEEP_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -16,8 +16,8 @@
  *
  * A cs_cache is used from one thread at a time.
  */
-#ifndef CS_CALIB_CS_CACHE_H
-#define CS_CALIB_CS_CACHE_H
+#ifndef CS_WORKER_CALIB_CS_CACHE_H
+#define CS_WORKER_CALIB_CS_CACHE_H
 
 #include <stdbool.h>
 #include <stddef.h>

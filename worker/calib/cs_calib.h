@@ -6,8 +6,8 @@
  * ids of a selection are written to result.json, so the exact calibration set of every job can be
  * rebuilt from the sources.
  */
-#ifndef CS_CALIB_H
-#define CS_CALIB_H
+#ifndef CS_WORKER_CALIB_CS_CALIB_H
+#define CS_WORKER_CALIB_CS_CALIB_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -49,16 +49,8 @@ typedef struct km_ws {
 
 static void ws_free(km_ws *w)
 {
-    free(w->x);
-    free(w->xx);
-    free(w->c);
-    free(w->cn);
-    free(w->cc);
-    free(w->g);
-    free(w->d);
-    free(w->lab);
-    free(w->prev);
-    free(w->size);
+    void *const bufs[] = {w->x, w->xx, w->c, w->cn, w->cc, w->g, w->d, w->lab, w->prev, w->size};
+    cs_free_each(bufs, sizeof(bufs) / sizeof(bufs[0]));
 }
 
 static double sqdist(const double *a, const double *b, size_t dim)

@@ -19,8 +19,8 @@
  * double). Degenerate input has defined behaviour: k > n, k == 0, dim == 0, n_init == 0 or
  * max_iter == 0 are CS_EINVAL; duplicate points are fine (see above).
  */
-#ifndef CS_CALIB_CS_KMEANS_H
-#define CS_CALIB_CS_KMEANS_H
+#ifndef CS_WORKER_CALIB_CS_KMEANS_H
+#define CS_WORKER_CALIB_CS_KMEANS_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -26,8 +26,8 @@
  * starts with the statistic and its dimensions, which are checked on read (a mismatch is
  * rejected like a corrupt file).
  */
-#ifndef CS_CALIB_CS_PSTAT_H
-#define CS_CALIB_CS_PSTAT_H
+#ifndef CS_WORKER_CALIB_CS_PSTAT_H
+#define CS_WORKER_CALIB_CS_PSTAT_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -609,6 +609,103 @@ static double quantile(const double *v, size_t n, double q)
     return out;
 }
 
+/* Generates one continuation of a prefix of src (its first prefix_len tokens after BOS) into *it:
+ * prompt and generation, of source src->source. j numbers the generation (its seed). */
+static cs_rc selfgen_one(const cs_select_params *p, cs_model *m, const cs_calib_item *src,
+                         int32_t bos, const int32_t *stop, size_t n_stop, size_t j,
+                         cs_calib_item *it, cs_err *err)
+{
+    size_t s0 = (bos >= 0 && src->n_tokens > 0 && src->tokens[0] == bos) ? 1 : 0;
+    size_t np = src->n_tokens - s0 < p->prefix_len ? src->n_tokens - s0 : p->prefix_len;
+    size_t head = bos >= 0 ? 1 : 0, plen = head + np;
+    int32_t *prompt = cs_calloc_array(plen ? plen : 1, sizeof(int32_t)), *g = NULL;
+    size_t n_g = 0;
+    cs_rc rc;
+    if (!prompt) {
+        return oom(err);
+    }
+    if (head) {
+        prompt[0] = bos;
+    }
+    memcpy(prompt + head, src->tokens + s0, np * sizeof(int32_t));
+    if (plen == 0 || plen >= p->seq_len) {
+        free(prompt);
+        return cs_err_set(err, CS_EINVAL, 0,
+                          "selfgen: prefix of %zu tokens leaves nothing to generate within "
+                          "seq_len %zu",
+                          plen, p->seq_len);
+    }
+    cs_gen_params gp;
+    cs_gen_params_default(&gp);
+    gp.max_new = p->seq_len - plen;
+    gp.temperature = p->temperature;
+    gp.top_k = p->top_k;
+    gp.top_p = p->top_p;
+    gp.rep_penalty = p->rep_penalty;
+    gp.seed = p->seed ^ (UINT64_C(0x9e3779b97f4a7c15) * (j + 1));
+    gp.stop = stop;
+    gp.n_stop = n_stop;
+    rc = cs_generate(m, prompt, plen, &gp, &g, &n_g, err);
+    it->tokens = rc == CS_OK ? cs_calloc_array(plen + n_g, sizeof(int32_t)) : NULL;
+    if (rc == CS_OK && !it->tokens) {
+        rc = oom(err);
+    }
+    if (rc == CS_OK) {
+        memcpy(it->tokens, prompt, plen * sizeof(int32_t));
+        memcpy(it->tokens + plen, g, n_g * sizeof(int32_t));
+        it->n_tokens = plen + n_g;
+        it->source = src->source;
+    }
+    free(prompt);
+    free(g);
+    return rc;
+}
+
+/* Moves the first p->n survivors surv[] of gen[] into out->generated ("gen:K") and records the
+ * diagnostics: the prefix each came from, its perplexity, the threshold and the counts. */
+static cs_rc selfgen_output(const cs_select_params *p, cs_calib_item *gen, size_t n_gen,
+                            const size_t *surv, size_t n_surv, const double *ppl, double thr,
+                            const cJSON *prefix_ids, cs_calib_selection *out, cs_err *err)
+{
+    cs_rc rc = CS_OK;
+    out->generated = cs_calloc_array(p->n, sizeof(cs_calib_item));
+    cJSON *src_ids = cJSON_CreateArray();
+    double *chosen_ppl = cs_calloc_array(p->n, sizeof(double));
+    if (!out->generated || !src_ids || !chosen_ppl) {
+        cJSON_Delete(src_ids);
+        free(chosen_ppl);
+        return oom(err);
+    }
+    for (size_t k = 0; k < p->n; k++) {
+        char id[32];
+        snprintf(id, sizeof id, "gen:%zu", k);
+        cs_calib_item *it = &out->generated[k];
+        *it = gen[surv[k]];
+        gen[surv[k]].tokens = NULL;
+        it->id = malloc(strlen(id) + 1);
+        out->n = k + 1;
+        chosen_ppl[k] = ppl[surv[k]];
+        cJSON *s = cJSON_CreateString(cJSON_GetArrayItem(prefix_ids, (int)surv[k])->valuestring);
+        if (!it->id || !s || !cJSON_AddItemToArray(src_ids, s)) {
+            cJSON_Delete(s);
+            rc = oom(err);
+            break;
+        }
+        memcpy(it->id, id, strlen(id) + 1);
+    }
+    if (rc == CS_OK && (!cs_json_add(out->diag, "prefix_of", src_ids) ||
+                        !cs_json_add(out->diag, "ppl", cs_json_double_array(chosen_ppl, p->n)) ||
+                        !cJSON_AddNumberToObject(out->diag, "ppl_threshold", thr) ||
+                        !cJSON_AddNumberToObject(out->diag, "generated", (double)n_gen) ||
+                        !cJSON_AddNumberToObject(out->diag, "survivors", (double)n_surv))) {
+        rc = oom(err);
+    } else if (rc != CS_OK) {
+        cJSON_Delete(src_ids);
+    }
+    free(chosen_ppl);
+    return rc;
+}
+
 static cs_rc sel_selfgen(const cs_select_params *p, const cs_calib_pool *pool, cs_model *m,
                          const cs_tok *tok, cs_select_progress progress, void *pctx,
                          cs_calib_selection *out, cs_err *err)
@@ -642,48 +739,8 @@ static cs_rc sel_selfgen(const cs_select_params *p, const cs_calib_pool *pool, c
     uint64_t t0 = cs_time_mono_ns();
     for (size_t j = 0; j < M; j++) {
         const cs_calib_item *src = &pool->items[order[j]];
-        size_t s0 = (bos >= 0 && src->n_tokens > 0 && src->tokens[0] == bos) ? 1 : 0;
-        size_t np = src->n_tokens - s0 < p->prefix_len ? src->n_tokens - s0 : p->prefix_len;
-        size_t head = bos >= 0 ? 1 : 0, plen = head + np;
-        int32_t *prompt = cs_calloc_array(plen ? plen : 1, sizeof(int32_t)), *g = NULL;
-        size_t n_g = 0;
-        if (!prompt) {
-            rc = oom(err);
-            goto cleanup;
-        }
-        if (head) {
-            prompt[0] = bos;
-        }
-        memcpy(prompt + head, src->tokens + s0, np * sizeof(int32_t));
-        if (plen == 0 || plen >= p->seq_len) {
-            free(prompt);
-            rc = cs_err_set(err, CS_EINVAL, 0,
-                            "selfgen: prefix of %zu tokens leaves nothing to generate within "
-                            "seq_len %zu",
-                            plen, p->seq_len);
-            goto cleanup;
-        }
-        cs_gen_params gp;
-        cs_gen_params_default(&gp);
-        gp.max_new = p->seq_len - plen;
-        gp.temperature = p->temperature;
-        gp.top_k = p->top_k;
-        gp.top_p = p->top_p;
-        gp.rep_penalty = p->rep_penalty;
-        gp.seed = p->seed ^ (UINT64_C(0x9e3779b97f4a7c15) * (j + 1));
-        gp.stop = stop;
-        gp.n_stop = n_stop;
-        rc = cs_generate(m, prompt, plen, &gp, &g, &n_g, err);
-        cs_calib_item *it = &gen[n_gen];
-        it->tokens = rc == CS_OK ? cs_calloc_array(plen + n_g, sizeof(int32_t)) : NULL;
-        if (rc == CS_OK && !it->tokens) {
-            rc = oom(err);
-        }
+        rc = selfgen_one(p, m, src, bos, stop, n_stop, j, &gen[n_gen], err);
         if (rc == CS_OK) {
-            memcpy(it->tokens, prompt, plen * sizeof(int32_t));
-            memcpy(it->tokens + plen, g, n_g * sizeof(int32_t));
-            it->n_tokens = plen + n_g;
-            it->source = pool->items[order[j]].source;
             n_gen++;
             cJSON *s = cJSON_CreateString(src->id);
             if (!s || !cJSON_AddItemToArray(prefix_ids, s)) {
@@ -691,8 +748,6 @@ static cs_rc sel_selfgen(const cs_select_params *p, const cs_calib_pool *pool, c
                 rc = oom(err);
             }
         }
-        free(prompt);
-        free(g);
         if (rc != CS_OK) {
             goto cleanup;
         }
@@ -723,42 +778,7 @@ static cs_rc sel_selfgen(const cs_select_params *p, const cs_calib_pool *pool, c
         goto cleanup;
     }
     cs_rng_shuffle(&rng, surv, n_surv);
-    out->generated = cs_calloc_array(p->n, sizeof(cs_calib_item));
-    cJSON *src_ids = cJSON_CreateArray();
-    double *chosen_ppl = cs_calloc_array(p->n, sizeof(double));
-    if (!out->generated || !src_ids || !chosen_ppl) {
-        cJSON_Delete(src_ids);
-        free(chosen_ppl);
-        rc = oom(err);
-        goto cleanup;
-    }
-    for (size_t k = 0; k < p->n; k++) {
-        char id[32];
-        snprintf(id, sizeof id, "gen:%zu", k);
-        cs_calib_item *it = &out->generated[k];
-        *it = gen[surv[k]];
-        gen[surv[k]].tokens = NULL;
-        it->id = malloc(strlen(id) + 1);
-        out->n = k + 1;
-        chosen_ppl[k] = ppl[surv[k]];
-        cJSON *s = cJSON_CreateString(cJSON_GetArrayItem(prefix_ids, (int)surv[k])->valuestring);
-        if (!it->id || !s || !cJSON_AddItemToArray(src_ids, s)) {
-            cJSON_Delete(s);
-            rc = oom(err);
-            break;
-        }
-        memcpy(it->id, id, strlen(id) + 1);
-    }
-    if (rc == CS_OK && (!cs_json_add(out->diag, "prefix_of", src_ids) ||
-                        !cs_json_add(out->diag, "ppl", cs_json_double_array(chosen_ppl, p->n)) ||
-                        !cJSON_AddNumberToObject(out->diag, "ppl_threshold", thr) ||
-                        !cJSON_AddNumberToObject(out->diag, "generated", (double)n_gen) ||
-                        !cJSON_AddNumberToObject(out->diag, "survivors", (double)n_surv))) {
-        rc = oom(err);
-    } else if (rc != CS_OK) {
-        cJSON_Delete(src_ids);
-    }
-    free(chosen_ppl);
+    rc = selfgen_output(p, gen, n_gen, surv, n_surv, ppl, thr, prefix_ids, out, err);
     if (rc == CS_OK) {
         rc = diag_times(out, fwd, secs_since(t0), err);
     }
@@ -971,41 +991,16 @@ static int u32_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static cs_rc sel_zipcal(const cs_select_params *p, const cs_calib_pool *pool, cs_model *m,
-                        const cs_tok *tok, cs_calib_selection *out, cs_err *err)
+/* sets[i] = the sorted distinct classes (cls, of V tokens) of the tokens of item i; set_n[i] how
+ * many. */
+static cs_rc zipcal_sets(const cs_calib_pool *pool, const uint32_t *cls, size_t V, uint32_t **sets,
+                         size_t *set_n, cs_err *err)
 {
-    uint64_t t0 = cs_time_mono_ns();
-    uint32_t *cls = NULL, **sets = NULL;
-    size_t V = 0, n_classes = 0, *set_n = NULL, *idx = NULL, *pick = NULL, *gain = NULL;
-    size_t *uni = NULL, n_uni = 0;
-    float *emb = NULL;
-    double fwd = 0.0;
-    cs_rc rc;
-    if (!tok) {
-        return cs_err_set(err, CS_EINVAL, 0, "zipcal needs the tokenizer");
-    }
-    if ((rc = zipcal_classes(tok, &cls, &V, &n_classes, err)) != CS_OK) {
-        return rc;
-    }
-    sets = cs_calloc_array(pool->n ? pool->n : 1, sizeof(uint32_t *));
-    set_n = cs_calloc_array(pool->n ? pool->n : 1, sizeof(size_t));
-    idx = cs_calloc_array(pool->n ? pool->n : 1, sizeof(size_t));
-    pick = cs_calloc_array(pool->n ? pool->n : 1, sizeof(size_t));
-    gain = cs_calloc_array(pool->n ? pool->n : 1, sizeof(size_t));
-    uni = cs_calloc_array(pool->n ? pool->n : 1, sizeof(size_t));
-    cJSON *per = cJSON_CreateArray();
-    if (!sets || !set_n || !idx || !pick || !gain || !uni || !per ||
-        !cJSON_AddItemToObject(out->diag, "per_source", per)) {
-        cJSON_Delete(per);
-        rc = oom(err);
-        goto cleanup;
-    }
     for (size_t i = 0; i < pool->n; i++) {
         const cs_calib_item *it = &pool->items[i];
         sets[i] = cs_calloc_array(it->n_tokens ? it->n_tokens : 1, sizeof(uint32_t));
         if (!sets[i]) {
-            rc = oom(err);
-            goto cleanup;
+            return oom(err);
         }
         size_t k = 0;
         for (size_t t = 0; t < it->n_tokens; t++) {
@@ -1023,54 +1018,153 @@ static cs_rc sel_zipcal(const cs_select_params *p, const cs_calib_pool *pool, cs
         }
         set_n[i] = w;
     }
-    /* per source: n each (all of a smaller source) */
-    for (size_t s = 0; s < pool->n_sources; s++) {
-        size_t k = 0;
-        for (size_t i = 0; i < pool->n; i++) {
-            if (pool->items[i].source == s) {
-                idx[k++] = i;
-            }
-        }
-        size_t want = p->n < k ? p->n : k;
-        if (want == 0) {
-            continue;
-        }
-        const uint32_t **ss = cs_calloc_array(k, sizeof(uint32_t *));
-        size_t *sn = cs_calloc_array(k, sizeof(size_t));
-        if (!ss || !sn) {
-            free(ss);
-            free(sn);
-            rc = oom(err);
-            goto cleanup;
-        }
-        for (size_t j = 0; j < k; j++) {
-            ss[j] = sets[idx[j]];
-            sn[j] = set_n[idx[j]];
-        }
-        rc = cs_zipcal_greedy(ss, sn, k, n_classes, want, p->cap,
-                              p->seed ^ (UINT64_C(0x9e3779b97f4a7c15) * (s + 1)), pick, gain, err);
-        free(ss);
-        free(sn);
-        if (rc != CS_OK) {
-            goto cleanup;
-        }
-        size_t covered = 0;
-        for (size_t j = 0; j < want; j++) {
-            uni[n_uni++] = idx[pick[j]];
-            covered += gain[j];
-        }
-        cJSON *o = cJSON_CreateObject();
-        if (!o || !cJSON_AddItemToArray(per, o) ||
-            !cJSON_AddStringToObject(o, "source", pool->sources[s]) ||
-            !cJSON_AddNumberToObject(o, "candidates", (double)k) ||
-            !cJSON_AddNumberToObject(o, "selected", (double)want) ||
-            !cJSON_AddNumberToObject(o, "covered", (double)covered) ||
-            !cs_json_add(o, "gains", cs_json_size_array(gain, want))) {
-            rc = oom(err);
-            goto cleanup;
+    return CS_OK;
+}
+
+/* Scratch of sel_zipcal, each of pool->n entries. */
+typedef struct zipcal_ws {
+    uint32_t **sets;
+    size_t *set_n, *idx, *pick, *gain;
+    size_t *uni; /* the items picked so far, source after source */
+    size_t n_uni;
+} zipcal_ws;
+
+/* Greedy coverage within source s: picks min(n, its size) of its items into w->uni and appends
+ * the source's record to per. */
+static cs_rc zipcal_source(const cs_select_params *p, const cs_calib_pool *pool, size_t s,
+                           size_t n_classes, zipcal_ws *w, cJSON *per, cs_err *err)
+{
+    size_t k = 0;
+    cs_rc rc;
+    for (size_t i = 0; i < pool->n; i++) {
+        if (pool->items[i].source == s) {
+            w->idx[k++] = i;
         }
     }
-    if (n_uni < p->n) {
+    size_t want = p->n < k ? p->n : k;
+    if (want == 0) {
+        return CS_OK;
+    }
+    const uint32_t **ss = cs_calloc_array(k, sizeof(uint32_t *));
+    size_t *sn = cs_calloc_array(k, sizeof(size_t));
+    if (!ss || !sn) {
+        free(ss);
+        free(sn);
+        return oom(err);
+    }
+    for (size_t j = 0; j < k; j++) {
+        ss[j] = w->sets[w->idx[j]];
+        sn[j] = w->set_n[w->idx[j]];
+    }
+    rc = cs_zipcal_greedy(ss, sn, k, n_classes, want, p->cap,
+                          p->seed ^ (UINT64_C(0x9e3779b97f4a7c15) * (s + 1)), w->pick, w->gain,
+                          err);
+    free(ss);
+    free(sn);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    size_t covered = 0;
+    for (size_t j = 0; j < want; j++) {
+        w->uni[w->n_uni++] = w->idx[w->pick[j]];
+        covered += w->gain[j];
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddItemToArray(per, o) ||
+        !cJSON_AddStringToObject(o, "source", pool->sources[s]) ||
+        !cJSON_AddNumberToObject(o, "candidates", (double)k) ||
+        !cJSON_AddNumberToObject(o, "selected", (double)want) ||
+        !cJSON_AddNumberToObject(o, "covered", (double)covered) ||
+        !cs_json_add(o, "gains", cs_json_size_array(w->gain, want))) {
+        return oom(err);
+    }
+    return CS_OK;
+}
+
+/* Several sources: k-center greedy on the mean input embeddings of the items in uni[0..n_uni),
+ * picking p->n of them into index[]; *fwd = the seconds the embeddings took. pick is scratch of
+ * n_uni entries. */
+static cs_rc zipcal_kcenter(const cs_select_params *p, const cs_calib_pool *pool, cs_model *m,
+                            const size_t *uni, size_t n_uni, size_t *pick, size_t *index,
+                            double *fwd, cs_err *err)
+{
+    cs_rc rc = CS_OK;
+    if (!m) {
+        return cs_err_set(err, CS_EINVAL, 0,
+                          "zipcal with several sources needs the model (input embeddings)");
+    }
+    uint64_t t1 = cs_time_mono_ns();
+    const size_t H = m->cfg.hidden;
+    float *emb = cs_calloc_array(n_uni * H, sizeof(float));
+    if (!emb) {
+        return oom(err);
+    }
+    for (size_t u = 0; u < n_uni && rc == CS_OK; u++) {
+        const cs_calib_item *it = &pool->items[uni[u]];
+        for (size_t t = 0; t < it->n_tokens; t++) {
+            int32_t id = it->tokens[t];
+            if (id < 0 || (size_t)id >= m->cfg.vocab) {
+                rc = cs_err_set(err, CS_ERANGE, 0, "zipcal: item %s: token %d out of range", it->id,
+                                (int)id);
+                break;
+            }
+            const float *e = m->embed + (size_t)id * H;
+            for (size_t h = 0; h < H; h++) {
+                emb[u * H + h] += e[h];
+            }
+        }
+        for (size_t h = 0; rc == CS_OK && it->n_tokens && h < H; h++) {
+            emb[u * H + h] /= (float)it->n_tokens;
+        }
+    }
+    if (rc == CS_OK) {
+        *fwd = secs_since(t1);
+        rc = cs_kcenter_greedy(emb, n_uni, H, p->n, pick, err);
+    }
+    for (size_t k = 0; rc == CS_OK && k < p->n; k++) {
+        index[k] = uni[pick[k]];
+    }
+    free(emb);
+    return rc;
+}
+
+static cs_rc sel_zipcal(const cs_select_params *p, const cs_calib_pool *pool, cs_model *m,
+                        const cs_tok *tok, cs_calib_selection *out, cs_err *err)
+{
+    uint64_t t0 = cs_time_mono_ns();
+    uint32_t *cls = NULL;
+    size_t V = 0, n_classes = 0;
+    zipcal_ws w = {0};
+    double fwd = 0.0;
+    cs_rc rc;
+    if (!tok) {
+        return cs_err_set(err, CS_EINVAL, 0, "zipcal needs the tokenizer");
+    }
+    if ((rc = zipcal_classes(tok, &cls, &V, &n_classes, err)) != CS_OK) {
+        return rc;
+    }
+    w.sets = cs_calloc_array(pool->n ? pool->n : 1, sizeof(uint32_t *));
+    w.set_n = cs_calloc_array(pool->n ? pool->n : 1, sizeof(size_t));
+    w.idx = cs_calloc_array(pool->n ? pool->n : 1, sizeof(size_t));
+    w.pick = cs_calloc_array(pool->n ? pool->n : 1, sizeof(size_t));
+    w.gain = cs_calloc_array(pool->n ? pool->n : 1, sizeof(size_t));
+    w.uni = cs_calloc_array(pool->n ? pool->n : 1, sizeof(size_t));
+    cJSON *per = cJSON_CreateArray();
+    if (!w.sets || !w.set_n || !w.idx || !w.pick || !w.gain || !w.uni || !per ||
+        !cJSON_AddItemToObject(out->diag, "per_source", per)) {
+        cJSON_Delete(per);
+        rc = oom(err);
+        goto cleanup;
+    }
+    rc = zipcal_sets(pool, cls, V, w.sets, w.set_n, err);
+    /* per source: n each (all of a smaller source) */
+    for (size_t s = 0; rc == CS_OK && s < pool->n_sources; s++) {
+        rc = zipcal_source(p, pool, s, n_classes, &w, per, err);
+    }
+    if (rc != CS_OK) {
+        goto cleanup;
+    }
+    if (w.n_uni < p->n) {
         rc = cs_err_set(err, CS_EINVAL, 0, "zipcal: the pool has %zu items, fewer than n = %zu",
                         pool->n, p->n);
         goto cleanup;
@@ -1080,67 +1174,30 @@ static cs_rc sel_zipcal(const cs_select_params *p, const cs_calib_pool *pool, cs
         rc = oom(err);
         goto cleanup;
     }
-    if (n_uni == p->n) {
-        memcpy(out->index, uni, p->n * sizeof(size_t));
-    } else {
-        /* several sources: k-center greedy on mean input embeddings */
-        if (!m) {
-            rc = cs_err_set(err, CS_EINVAL, 0,
-                            "zipcal with several sources needs the model (input embeddings)");
-            goto cleanup;
-        }
-        uint64_t t1 = cs_time_mono_ns();
-        const size_t H = m->cfg.hidden;
-        emb = cs_calloc_array(n_uni * H, sizeof(float));
-        if (!emb) {
-            rc = oom(err);
-            goto cleanup;
-        }
-        for (size_t u = 0; u < n_uni; u++) {
-            const cs_calib_item *it = &pool->items[uni[u]];
-            for (size_t t = 0; t < it->n_tokens; t++) {
-                int32_t id = it->tokens[t];
-                if (id < 0 || (size_t)id >= m->cfg.vocab) {
-                    rc = cs_err_set(err, CS_ERANGE, 0, "zipcal: item %s: token %d out of range",
-                                    it->id, (int)id);
-                    goto cleanup;
-                }
-                const float *e = m->embed + (size_t)id * H;
-                for (size_t h = 0; h < H; h++) {
-                    emb[u * H + h] += e[h];
-                }
-            }
-            for (size_t h = 0; it->n_tokens && h < H; h++) {
-                emb[u * H + h] /= (float)it->n_tokens;
-            }
-        }
-        fwd = secs_since(t1);
-        if ((rc = cs_kcenter_greedy(emb, n_uni, H, p->n, pick, err)) != CS_OK) {
-            goto cleanup;
-        }
-        for (size_t k = 0; k < p->n; k++) {
-            out->index[k] = uni[pick[k]];
-        }
+    if (w.n_uni == p->n) {
+        memcpy(out->index, w.uni, p->n * sizeof(size_t));
+    } else if ((rc = zipcal_kcenter(p, pool, m, w.uni, w.n_uni, w.pick, out->index, &fwd, err)) !=
+               CS_OK) {
+        goto cleanup;
     }
     out->n = p->n;
     if (!cJSON_AddNumberToObject(out->diag, "n_classes", (double)n_classes) ||
         !cJSON_AddStringToObject(out->diag, "routine", "unique_tokens") ||
-        !cJSON_AddBoolToObject(out->diag, "kcenter", n_uni > p->n)) {
+        !cJSON_AddBoolToObject(out->diag, "kcenter", w.n_uni > p->n)) {
         rc = oom(err);
         goto cleanup;
     }
     rc = diag_times(out, fwd, secs_since(t0) - fwd, err);
 cleanup:
-    for (size_t i = 0; sets && i < pool->n; i++) {
-        free(sets[i]);
+    for (size_t i = 0; w.sets && i < pool->n; i++) {
+        free(w.sets[i]);
     }
-    free(sets);
-    free(set_n);
-    free(idx);
-    free(pick);
-    free(gain);
-    free(uni);
-    free(emb);
+    free(w.sets);
+    free(w.set_n);
+    free(w.idx);
+    free(w.pick);
+    free(w.gain);
+    free(w.uni);
     free(cls);
     return rc;
 }

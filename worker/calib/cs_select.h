@@ -36,8 +36,8 @@
  * through its reference sample, CoverCal through its tie order); COLA through its projection and
  * k-means.
  */
-#ifndef CS_CALIB_CS_SELECT_H
-#define CS_CALIB_CS_SELECT_H
+#ifndef CS_WORKER_CALIB_CS_SELECT_H
+#define CS_WORKER_CALIB_CS_SELECT_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -186,36 +186,20 @@ static int float_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-cs_rc cs_covercal_greedy(const float *a, size_t n, size_t L, size_t H, double outlier_factor,
-                         double cover_frac, uint64_t seed, size_t n_sel, size_t *out, double *gain,
-                         size_t *n_resets, size_t *n_outliers, cs_err *err)
+/* M[c] = the largest activation of channel c (of C = L * H) over the n items; w[c] = M[c] / the
+ * median of its layer's M where that is above outlier_factor times the median (an outlier
+ * channel), 0 elsewhere; n_outliers[l] (when not NULL) counts them per layer. Returns how many
+ * there are in all. tmp is scratch of H floats. */
+static size_t covercal_weights(const float *a, size_t n, size_t L, size_t H, double outlier_factor,
+                               float *M, float *tmp, double *w, size_t *n_outliers)
 {
-    if (n_sel == 0 || n_sel > n || L == 0 || H == 0) {
-        return cs_err_set(err, CS_EINVAL, 0, "covercal: cannot choose %zu of %zu items", n_sel, n);
-    }
-    if (!(outlier_factor > 0.0) || !(cover_frac > 0.0 && cover_frac <= 1.0)) {
-        return cs_err_set(err, CS_EINVAL, 0,
-                          "covercal: outlier_factor %g must be > 0 and cover_frac %g in (0, 1]",
-                          outlier_factor, cover_frac);
-    }
     const size_t C = L * H;
-    float *M = cs_calloc_array(C, sizeof(float)), *tmp = cs_alloc_array(H, sizeof(float));
-    double *w = cs_calloc_array(C, sizeof(double));
-    size_t *ch = NULL, n_ch = 0, *start = cs_calloc_array(n + 1, sizeof(size_t));
-    size_t *prio = cs_alloc_array(n, sizeof(size_t)), *order = cs_alloc_array(n, sizeof(size_t));
-    uint8_t *cov = NULL, *taken = cs_calloc_array(n, 1);
-    cs_rc rc = CS_OK;
-    *n_resets = 0;
-    if (!M || !tmp || !w || !start || !prio || !order || !taken) {
-        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
-        goto cleanup;
-    }
+    size_t n_out = 0;
     for (size_t i = 0; i < n; i++) {
         for (size_t c = 0; c < C; c++) {
             M[c] = a[i * C + c] > M[c] ? a[i * C + c] : M[c];
         }
     }
-    size_t n_out = 0;
     for (size_t l = 0; l < L; l++) {
         memcpy(tmp, M + l * H, H * sizeof(float));
         qsort(tmp, H, sizeof(float), float_cmp);
@@ -233,11 +217,18 @@ cs_rc cs_covercal_greedy(const float *a, size_t n, size_t L, size_t H, double ou
         }
         n_out += k;
     }
-    /* each item's covered outlier channels, as one list per item */
-    size_t *outl = cs_alloc_array(n_out ? n_out : 1, sizeof(size_t));
+    return n_out;
+}
+
+/* Each item's covered outlier channels (its activation >= cover_frac * M[c]) as one list per item:
+ * item i's are (*ch)[start[i]..start[i+1]). */
+static cs_rc covercal_lists(const float *a, size_t n, size_t C, const float *M, const double *w,
+                            size_t n_out, double cover_frac, size_t *start, size_t **ch_out,
+                            cs_err *err)
+{
+    size_t *outl = cs_alloc_array(n_out ? n_out : 1, sizeof(size_t)), *ch = NULL;
     if (!outl) {
-        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
-        goto cleanup;
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
     }
     size_t q = 0;
     for (size_t c = 0; c < C; c++) {
@@ -245,9 +236,8 @@ cs_rc cs_covercal_greedy(const float *a, size_t n, size_t L, size_t H, double ou
             outl[q++] = c;
         }
     }
-    size_t cap = 0;
     for (size_t pass = 0; pass < 2; pass++) {
-        n_ch = 0;
+        size_t n_ch = 0;
         for (size_t i = 0; i < n; i++) {
             start[i] = n_ch;
             for (size_t j = 0; j < n_out; j++) {
@@ -262,16 +252,107 @@ cs_rc cs_covercal_greedy(const float *a, size_t n, size_t L, size_t H, double ou
         }
         start[n] = n_ch;
         if (pass == 0) {
-            cap = n_ch;
-            ch = cs_alloc_array(cap ? cap : 1, sizeof(size_t));
+            ch = cs_alloc_array(n_ch ? n_ch : 1, sizeof(size_t));
             if (!ch) {
                 free(outl);
-                rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
-                goto cleanup;
+                return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
             }
         }
     }
     free(outl);
+    *ch_out = ch;
+    return CS_OK;
+}
+
+/* The lists and state of the greedy pick (cs_covercal_greedy). */
+typedef struct covercal_ws {
+    size_t n, C;
+    const size_t *start, *ch; /* item i covers ch[start[i]..start[i+1]) */
+    const double *w;          /* channel weights */
+    const size_t *prio;       /* seeded tie order: lower first */
+    uint8_t *cov, *taken;
+} covercal_ws;
+
+/* The item not taken with the largest weight of channels it would newly cover (ties by prio);
+ * *bg = that weight. */
+static size_t covercal_best(const covercal_ws *s, double *bg)
+{
+    size_t best = SIZE_MAX;
+    *bg = 0.0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->taken[i]) {
+            continue;
+        }
+        double g = 0.0;
+        for (size_t j = s->start[i]; j < s->start[i + 1]; j++) {
+            g += s->cov[s->ch[j]] ? 0.0 : s->w[s->ch[j]];
+        }
+        if (best == SIZE_MAX || g > *bg || (g == *bg && s->prio[i] < s->prio[best])) {
+            best = i;
+            *bg = g;
+        }
+    }
+    return best;
+}
+
+/* Greedy weighted coverage: n_sel picks into out[] (gains into gain[] when not NULL); when
+ * nothing more can be gained, coverage starts over (counted in *n_resets). */
+static void covercal_pick(covercal_ws *s, size_t n_sel, size_t *out, double *gain, size_t *n_resets)
+{
+    size_t n_cov = 0;
+    for (size_t k = 0; k < n_sel; k++) {
+        size_t best = SIZE_MAX;
+        double bg = 0.0;
+        for (int attempt = 0; attempt < 2; attempt++) {
+            best = covercal_best(s, &bg);
+            if (bg > 0.0 || n_cov == 0) {
+                break;
+            }
+            memset(s->cov, 0, s->C); /* everything coverable is covered: start over */
+            n_cov = 0;
+            (*n_resets)++;
+        }
+        s->taken[best] = 1;
+        out[k] = best;
+        if (gain) {
+            gain[k] = bg;
+        }
+        for (size_t j = s->start[best]; j < s->start[best + 1]; j++) {
+            n_cov += !s->cov[s->ch[j]];
+            s->cov[s->ch[j]] = 1;
+        }
+    }
+}
+
+cs_rc cs_covercal_greedy(const float *a, size_t n, size_t L, size_t H, double outlier_factor,
+                         double cover_frac, uint64_t seed, size_t n_sel, size_t *out, double *gain,
+                         size_t *n_resets, size_t *n_outliers, cs_err *err)
+{
+    if (n_sel == 0 || n_sel > n || L == 0 || H == 0) {
+        return cs_err_set(err, CS_EINVAL, 0, "covercal: cannot choose %zu of %zu items", n_sel, n);
+    }
+    if (!(outlier_factor > 0.0) || !(cover_frac > 0.0 && cover_frac <= 1.0)) {
+        return cs_err_set(err, CS_EINVAL, 0,
+                          "covercal: outlier_factor %g must be > 0 and cover_frac %g in (0, 1]",
+                          outlier_factor, cover_frac);
+    }
+    const size_t C = L * H;
+    float *M = cs_calloc_array(C, sizeof(float)), *tmp = cs_alloc_array(H, sizeof(float));
+    double *w = cs_calloc_array(C, sizeof(double));
+    size_t *ch = NULL, *start = cs_calloc_array(n + 1, sizeof(size_t));
+    size_t *prio = cs_alloc_array(n, sizeof(size_t)), *order = cs_alloc_array(n, sizeof(size_t));
+    uint8_t *cov = NULL, *taken = cs_calloc_array(n, 1);
+    cs_rc rc = CS_OK;
+    *n_resets = 0;
+    if (!M || !tmp || !w || !start || !prio || !order || !taken) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        goto cleanup;
+    }
+    size_t n_out = covercal_weights(a, n, L, H, outlier_factor, M, tmp, w, n_outliers);
+    rc = covercal_lists(a, n, C, M, w, n_out, cover_frac, start, &ch, err);
+    if (rc != CS_OK) {
+        goto cleanup;
+    }
     cov = cs_calloc_array(C, 1);
     if (!cov) {
         rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
@@ -287,43 +368,8 @@ cs_rc cs_covercal_greedy(const float *a, size_t n, size_t L, size_t H, double ou
     for (size_t r = 0; r < n; r++) {
         prio[order[r]] = r;
     }
-    size_t n_cov = 0;
-    for (size_t k = 0; k < n_sel; k++) {
-        size_t best = SIZE_MAX;
-        double bg = 0.0;
-        for (int attempt = 0; attempt < 2; attempt++) {
-            best = SIZE_MAX;
-            bg = 0.0;
-            for (size_t i = 0; i < n; i++) {
-                if (taken[i]) {
-                    continue;
-                }
-                double g = 0.0;
-                for (size_t j = start[i]; j < start[i + 1]; j++) {
-                    g += cov[ch[j]] ? 0.0 : w[ch[j]];
-                }
-                if (best == SIZE_MAX || g > bg || (g == bg && prio[i] < prio[best])) {
-                    best = i;
-                    bg = g;
-                }
-            }
-            if (bg > 0.0 || n_cov == 0) {
-                break;
-            }
-            memset(cov, 0, C); /* everything coverable is covered: start over */
-            n_cov = 0;
-            (*n_resets)++;
-        }
-        taken[best] = 1;
-        out[k] = best;
-        if (gain) {
-            gain[k] = bg;
-        }
-        for (size_t j = start[best]; j < start[best + 1]; j++) {
-            n_cov += !cov[ch[j]];
-            cov[ch[j]] = 1;
-        }
-    }
+    covercal_ws s = {n, C, start, ch, w, prio, cov, taken};
+    covercal_pick(&s, n_sel, out, gain, n_resets);
 cleanup:
     free(M);
     free(tmp);
@@ -448,6 +494,102 @@ static cs_rc check_disjoint(const cs_calib_pool *pool, const cs_calib_pool *ref,
     return CS_OK;
 }
 
+/* The centroid of each reference task t in mu[t * LH ..]: the mean statistic (sr->v[kind]) of a
+ * seeded sample of n_ref of its items; each task's record ("task", "items", "used") goes to refs.
+ * idx is scratch of reference->n entries. */
+static cs_rc acdm_centroids(const cs_select_params *p, const cs_calib_pool *reference,
+                            const cs_pstats *sr, cs_pstat_kind kind, size_t LH, size_t *idx,
+                            float *mu, cJSON *refs, cs_err *err)
+{
+    const size_t T = reference->n_sources;
+    double *acc = cs_alloc_array(LH, sizeof(double));
+    cs_rc rc = CS_OK;
+    if (!acc) {
+        return oom(err);
+    }
+    cs_rng rng;
+    cs_rng_seed(&rng, p->seed);
+    for (size_t t = 0; t < T && rc == CS_OK; t++) {
+        size_t k = 0;
+        for (size_t r = 0; r < reference->n; r++) {
+            if (reference->items[r].source == t) {
+                idx[k++] = r;
+            }
+        }
+        if (k == 0) {
+            rc = cs_err_set(err, CS_EINVAL, 0, "acdm: reference task '%s' has no items",
+                            reference->sources[t]);
+            break;
+        }
+        cs_rng_shuffle(&rng, idx, k);
+        size_t use = p->n_ref < k ? p->n_ref : k;
+        memset(acc, 0, LH * sizeof(double));
+        cJSON *o = cJSON_CreateObject(), *ids = cJSON_CreateArray();
+        bool ok = o && cJSON_AddItemToArray(refs, o);
+        if (!ok) {
+            cJSON_Delete(o);
+        }
+        ok = ok && ids && cJSON_AddItemToObject(o, "used", ids);
+        if (!ok && o) {
+            cJSON_Delete(ids);
+        }
+        ok = ok && cJSON_AddStringToObject(o, "task", reference->sources[t]) &&
+             cJSON_AddNumberToObject(o, "items", (double)k);
+        for (size_t u = 0; ok && u < use; u++) {
+            const float *v = sr->v[kind] + idx[u] * LH;
+            for (size_t j = 0; j < LH; j++) {
+                acc[j] += (double)v[j];
+            }
+            cJSON *s = cJSON_CreateString(reference->items[idx[u]].id);
+            ok = s && cJSON_AddItemToArray(ids, s);
+            if (!ok) {
+                cJSON_Delete(s);
+            }
+        }
+        if (!ok) {
+            rc = oom(err);
+            break;
+        }
+        for (size_t j = 0; j < LH; j++) {
+            mu[t * LH + j] = (float)(acc[j] / (double)use);
+        }
+    }
+    free(acc);
+    return rc;
+}
+
+/* ACDM's diagnostics: the task names, each chosen item's distances to the T centroids (d, n x T),
+ * the task each was chosen for, the count per task (per, T zeroed entries) and the scores. */
+static cs_rc acdm_diag(const cs_select_params *p, const cs_calib_pool *reference, const double *d,
+                       const size_t *task, const double *score, size_t *per,
+                       cs_calib_selection *out, cs_err *err)
+{
+    const size_t T = reference->n_sources;
+    cJSON *names = cJSON_CreateArray(), *dt = cJSON_CreateArray();
+    bool ok = cs_json_add(out->diag, "tasks", names) && cs_json_add(out->diag, "d", dt);
+    for (size_t t = 0; ok && t < T; t++) {
+        cJSON *s = cJSON_CreateString(reference->sources[t]);
+        ok = s && cJSON_AddItemToArray(names, s);
+        if (!ok) {
+            cJSON_Delete(s);
+        }
+    }
+    for (size_t k = 0; ok && k < p->n; k++) {
+        per[task[k]]++;
+        cJSON *row = cs_json_double_array(d + out->index[k] * T, T);
+        ok = row && cJSON_AddItemToArray(dt, row);
+        if (!ok) {
+            cJSON_Delete(row);
+        }
+    }
+    if (!ok || !cs_json_add(out->diag, "task_of", cs_json_size_array(task, p->n)) ||
+        !cs_json_add(out->diag, "per_task", cs_json_size_array(per, T)) ||
+        !cs_json_add(out->diag, "score", cs_json_double_array(score, p->n))) {
+        return oom(err);
+    }
+    return CS_OK;
+}
+
 cs_rc cs_select_acdm(const cs_select_params *p, const cs_calib_pool *pool,
                      const cs_calib_pool *reference, cs_model *m, cs_pstat_ctx *stats,
                      cs_select_progress progress, void *pctx, cs_calib_selection *out, cs_err *err)
@@ -485,66 +627,16 @@ cs_rc cs_select_acdm(const cs_select_params *p, const cs_calib_pool *pool,
     per = cs_calloc_array(T, sizeof(size_t));
     out->index = cs_alloc_array(p->n, sizeof(size_t));
     refs = cJSON_CreateArray();
-    double *acc = cs_alloc_array(LH, sizeof(double));
-    if (!mu || !d || !score || !task || !idx || !per || !out->index || !refs || !acc ||
+    if (!mu || !d || !score || !task || !idx || !per || !out->index || !refs ||
         !cJSON_AddItemToObject(out->diag, "reference", refs)) {
         if (refs && !cJSON_GetObjectItem(out->diag, "reference")) {
             cJSON_Delete(refs);
         }
-        free(acc);
         rc = oom(err);
         goto cleanup;
     }
     /* centroids: a seeded sample of n_ref items of each task */
-    cs_rng rng;
-    cs_rng_seed(&rng, p->seed);
-    for (size_t t = 0; t < T && rc == CS_OK; t++) {
-        size_t k = 0;
-        for (size_t r = 0; r < reference->n; r++) {
-            if (reference->items[r].source == t) {
-                idx[k++] = r;
-            }
-        }
-        if (k == 0) {
-            rc = cs_err_set(err, CS_EINVAL, 0, "acdm: reference task '%s' has no items",
-                            reference->sources[t]);
-            break;
-        }
-        cs_rng_shuffle(&rng, idx, k);
-        size_t use = p->n_ref < k ? p->n_ref : k;
-        memset(acc, 0, LH * sizeof(double));
-        cJSON *o = cJSON_CreateObject(), *ids = cJSON_CreateArray();
-        bool ok = o && cJSON_AddItemToArray(refs, o);
-        if (!ok) {
-            cJSON_Delete(o);
-        }
-        ok = ok && ids && cJSON_AddItemToObject(o, "used", ids);
-        if (!ok && o) {
-            cJSON_Delete(ids);
-        }
-        ok = ok && cJSON_AddStringToObject(o, "task", reference->sources[t]) &&
-             cJSON_AddNumberToObject(o, "items", (double)k);
-        for (size_t u = 0; ok && u < use; u++) {
-            const float *v = sr.v[kind] + idx[u] * LH;
-            for (size_t j = 0; j < LH; j++) {
-                acc[j] += (double)v[j];
-            }
-            cJSON *s = cJSON_CreateString(reference->items[idx[u]].id);
-            ok = s && cJSON_AddItemToArray(ids, s);
-            if (!ok) {
-                cJSON_Delete(s);
-            }
-        }
-        if (!ok) {
-            rc = oom(err);
-            break;
-        }
-        for (size_t j = 0; j < LH; j++) {
-            mu[t * LH + j] = (float)(acc[j] / (double)use);
-        }
-    }
-    free(acc);
-    if (rc != CS_OK) {
+    if ((rc = acdm_centroids(p, reference, &sr, kind, LH, idx, mu, refs, err)) != CS_OK) {
         goto cleanup;
     }
     cs_acdm_distances(sp.v[kind], n, mu, T, L, H, d);
@@ -553,30 +645,9 @@ cs_rc cs_select_acdm(const cs_select_params *p, const cs_calib_pool *pool,
     }
     out->n = p->n;
     double sel = secs_since(t0);
-    cJSON *names = cJSON_CreateArray(), *dt = cJSON_CreateArray();
-    bool ok = cs_json_add(out->diag, "tasks", names) && cs_json_add(out->diag, "d", dt);
-    for (size_t t = 0; ok && t < T; t++) {
-        cJSON *s = cJSON_CreateString(reference->sources[t]);
-        ok = s && cJSON_AddItemToArray(names, s);
-        if (!ok) {
-            cJSON_Delete(s);
-        }
+    if ((rc = acdm_diag(p, reference, d, task, score, per, out, err)) == CS_OK) {
+        rc = times(out, fwd, sel, err);
     }
-    for (size_t k = 0; ok && k < p->n; k++) {
-        per[task[k]]++;
-        cJSON *row = cs_json_double_array(d + out->index[k] * T, T);
-        ok = row && cJSON_AddItemToArray(dt, row);
-        if (!ok) {
-            cJSON_Delete(row);
-        }
-    }
-    if (!ok || !cs_json_add(out->diag, "task_of", cs_json_size_array(task, p->n)) ||
-        !cs_json_add(out->diag, "per_task", cs_json_size_array(per, T)) ||
-        !cs_json_add(out->diag, "score", cs_json_double_array(score, p->n))) {
-        rc = oom(err);
-        goto cleanup;
-    }
-    rc = times(out, fwd, sel, err);
 cleanup:
     cs_pstats_free(&sp);
     cs_pstats_free(&sr);

@@ -24,8 +24,8 @@
  * and something is covered, coverage resets to nothing (a reset) and the step repeats; when still
  * none adds weight (nothing left covers an outlier), the tie rule alone decides.
  */
-#ifndef CS_CALIB_CS_SELECT_ACT_H
-#define CS_CALIB_CS_SELECT_ACT_H
+#ifndef CS_WORKER_CALIB_CS_SELECT_ACT_H
+#define CS_WORKER_CALIB_CS_SELECT_ACT_H
 
 #include <stddef.h>
 #include <stdint.h>

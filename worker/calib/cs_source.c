@@ -520,6 +520,28 @@ static cs_rc compose_source(const cs_calib_source *src, size_t si, const char *n
     return rc;
 }
 
+/* Names source i of pool: pool->sources[i] = its name, or PREFIX<i> when it has none; a name
+ * already taken is an error (what: the error's subject). */
+static cs_rc name_source(cs_calib_pool *pool, const cs_calib_source *src, size_t i,
+                         const char *prefix, const char *what, cs_err *err)
+{
+    char def[32];
+    cs_rc rc = CS_OK;
+    snprintf(def, sizeof def, "%s%zu", prefix, i);
+    const char *name = src->name ? src->name : def;
+    for (size_t j = 0; j < i; j++) {
+        if (strcmp(pool->sources[j], name) == 0) {
+            rc = cs_err_set(err, CS_EINVAL, 0, "%s: two sources named '%s'", what, name);
+        }
+    }
+    pool->sources[i] = str_dup(name);
+    pool->n_sources = i + 1;
+    if (rc == CS_OK && !pool->sources[i]) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    return rc;
+}
+
 cs_rc cs_calib_pool_build(const cs_calib_source *src, size_t n_src, const cs_tok *tok,
                           const cs_calib_compose_opts *o, cs_calib_pool *pool, cs_err *err)
 {
@@ -551,19 +573,8 @@ cs_rc cs_calib_pool_build(const cs_calib_source *src, size_t n_src, const cs_tok
     pool->seq_len = o->seq_len;
     size_t rest = o->n - fixed, k_share = 0;
     for (size_t i = 0; rc == CS_OK && i < n_src; i++) {
-        char def[32];
-        snprintf(def, sizeof def, "src%zu", i);
-        const char *name = src[i].name ? src[i].name : def;
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(pool->sources[j], name) == 0) {
-                rc = cs_err_set(err, CS_EINVAL, 0, "calibration: two sources named '%s'", name);
-            }
-        }
-        pool->sources[i] = str_dup(name);
-        pool->n_sources = i + 1;
-        if (rc == CS_OK && !pool->sources[i]) {
-            rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
-        }
+        rc = name_source(pool, &src[i], i, "src", "calibration", err);
+        const char *name = pool->sources[i];
         size_t quota = src[i].quota;
         if (quota == 0) {
             quota = rest / n_share + (k_share < rest % n_share ? 1 : 0);
@@ -774,19 +785,8 @@ cs_rc cs_calib_ref_pool_build(const cs_calib_source *src, size_t n_src, const cs
     }
     pool->seq_len = seq_len;
     for (size_t i = 0; rc == CS_OK && i < n_src; i++) {
-        char def[32];
-        snprintf(def, sizeof def, "ref%zu", i);
-        const char *name = src[i].name ? src[i].name : def;
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(pool->sources[j], name) == 0) {
-                rc = cs_err_set(err, CS_EINVAL, 0, "reference items: two sources named '%s'", name);
-            }
-        }
-        pool->sources[i] = str_dup(name);
-        pool->n_sources = i + 1;
-        if (rc == CS_OK && !pool->sources[i]) {
-            rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
-        }
+        rc = name_source(pool, &src[i], i, "ref", "reference items", err);
+        const char *name = pool->sources[i];
         cs_calib_doc *d = NULL;
         size_t nd = 0, got = 0;
         if (rc == CS_OK) {

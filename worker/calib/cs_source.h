@@ -7,8 +7,8 @@
  * one stream; each sample is a window of seq_len tokens at a seeded random offset. A sample's id
  * is its offset in the stream, so the exact set is rebuilt from (source, seq_len, offsets).
  */
-#ifndef CS_CALIB_CS_SOURCE_H
-#define CS_CALIB_CS_SOURCE_H
+#ifndef CS_WORKER_CALIB_CS_SOURCE_H
+#define CS_WORKER_CALIB_CS_SOURCE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -13,8 +13,8 @@
  * number of the output; numbers are compared after removing "," and "$" and a trailing ".".
  * Standard errors: sqrt(p (1 - p) / (N - 1)) (N = 1: 0).
  */
-#ifndef CS_EVAL_CS_SCORE_H
-#define CS_EVAL_CS_SCORE_H
+#ifndef CS_WORKER_EVAL_CS_SCORE_H
+#define CS_WORKER_EVAL_CS_SCORE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -90,17 +90,9 @@ typedef struct block_ws {
 
 static void ws_free(block_ws *w)
 {
-    free(w->h);
-    free(w->q);
-    free(w->k);
-    free(w->v);
-    free(w->att);
-    free(w->o);
-    free(w->g);
-    free(w->u);
-    free(w->scores);
-    free(w->pos);
-    free(w->valid);
+    void *const bufs[] = {w->h, w->q, w->k,      w->v,   w->att,  w->o,
+                          w->g, w->u, w->scores, w->pos, w->valid};
+    cs_free_each(bufs, sizeof(bufs) / sizeof(bufs[0]));
     memset(w, 0, sizeof(*w));
 }
 

@@ -110,6 +110,90 @@ static int cmp_tensor(const void *a, const void *b)
     return strcmp(((const cs_st_tensor *)a)->name, ((const cs_st_tensor *)b)->name);
 }
 
+/* A JSON integer in 0..9e15 (exact in a double). */
+static bool st_count(const cJSON *x)
+{
+    return cJSON_IsNumber(x) && x->valuedouble >= 0 && x->valuedouble <= 9.0e15 &&
+           x->valuedouble == (double)(int64_t)x->valuedouble;
+}
+
+/* Parses the header entry e of tensor tn into *t: dtype, shape, and its bytes, which must lie in
+ * the dlen data bytes at dstart. */
+static cs_rc parse_tensor(const cJSON *e, const char *tn, const uint8_t *dstart, size_t dlen,
+                          const char *name, cs_st_tensor *t, cs_err *err)
+{
+    const cJSON *jd = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+    const cJSON *js = cJSON_GetObjectItemCaseSensitive(e, "shape");
+    const cJSON *jo = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+    if (!cJSON_IsString(jd) || !cJSON_IsArray(js) || !cJSON_IsArray(jo)) {
+        return cs_err_set(err, CS_EPARSE, 0,
+                          "%s: tensor '%s': needs string dtype, array shape and array "
+                          "data_offsets",
+                          name, tn);
+    }
+    size_t esz = 0;
+    for (size_t i = 0; i < sizeof(dtypes) / sizeof(dtypes[0]); i++) {
+        if (strcmp(dtypes[i].name, jd->valuestring) == 0) {
+            t->dtype = dtypes[i].dtype;
+            esz = dtypes[i].size;
+        }
+    }
+    if (esz == 0) {
+        return cs_err_set(err, CS_EPARSE, 0, "%s: tensor '%s': unknown dtype '%.32s'", name, tn,
+                          jd->valuestring);
+    }
+    int nd = cJSON_GetArraySize(js);
+    if (nd > CS_ST_MAX_DIMS) {
+        return cs_err_set(err, CS_EPARSE, 0, "%s: tensor '%s': %d dimensions (at most %d)", name,
+                          tn, nd, CS_ST_MAX_DIMS);
+    }
+    t->ndim = nd;
+    size_t numel = 1;
+    int d = 0;
+    for (const cJSON *x = js->child; x; x = x->next, d++) {
+        if (!st_count(x)) {
+            return cs_err_set(err, CS_EPARSE, 0,
+                              "%s: tensor '%s': shape[%d] is not a non-negative integer", name, tn,
+                              d);
+        }
+        t->shape[d] = (int64_t)x->valuedouble;
+        if (!cs_mul_ok(numel, (size_t)t->shape[d], &numel)) {
+            return cs_err_set(err, CS_ERANGE, 0, "%s: tensor '%s': shape overflows", name, tn);
+        }
+    }
+    double ob[2] = {-1, -1};
+    if (cJSON_GetArraySize(jo) != 2) {
+        return cs_err_set(err, CS_EPARSE, 0, "%s: tensor '%s': data_offsets needs 2 integers", name,
+                          tn);
+    }
+    d = 0;
+    for (const cJSON *x = jo->child; x; x = x->next, d++) {
+        if (!st_count(x)) {
+            return cs_err_set(err, CS_EPARSE, 0,
+                              "%s: tensor '%s': data_offsets[%d] is not a non-negative integer",
+                              name, tn, d);
+        }
+        ob[d] = x->valuedouble;
+    }
+    size_t b0 = (size_t)ob[0], b1 = (size_t)ob[1];
+    if (b0 > b1 || b1 > dlen) {
+        return cs_err_set(err, CS_ERANGE, 0,
+                          "%s: tensor '%s': data_offsets [%zu, %zu] outside the %zu data bytes",
+                          name, tn, b0, b1, dlen);
+    }
+    size_t nbytes;
+    if (!cs_mul_ok(numel, esz, &nbytes) || nbytes != b1 - b0) {
+        return cs_err_set(err, CS_EPARSE, 0,
+                          "%s: tensor '%s': shape and dtype %s need %zu bytes but data_offsets "
+                          "span %zu",
+                          name, tn, jd->valuestring, numel * esz, b1 - b0);
+    }
+    t->numel = numel;
+    t->nbytes = nbytes;
+    t->data = dstart + b0;
+    return CS_OK;
+}
+
 /* Parses one file image into st (appending tensors). */
 static cs_rc parse_image(cs_st *st, const uint8_t *data, size_t len, const char *name,
                          size_t file_index, cs_err *err)
@@ -165,87 +249,11 @@ static cs_rc parse_image(cs_st *st, const uint8_t *data, size_t len, const char 
             rc = cs_err_set(err, CS_EPARSE, 0, "%s: tensor '%s': expected an object", name, tn);
             goto cleanup;
         }
-        const cJSON *jd = cJSON_GetObjectItemCaseSensitive(e, "dtype");
-        const cJSON *js = cJSON_GetObjectItemCaseSensitive(e, "shape");
-        const cJSON *jo = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-        if (!cJSON_IsString(jd) || !cJSON_IsArray(js) || !cJSON_IsArray(jo)) {
-            rc = cs_err_set(err, CS_EPARSE, 0,
-                            "%s: tensor '%s': needs string dtype, array shape and array "
-                            "data_offsets",
-                            name, tn);
-            goto cleanup;
-        }
         cs_st_tensor t = {0};
-        size_t esz = 0;
-        for (size_t i = 0; i < sizeof(dtypes) / sizeof(dtypes[0]); i++) {
-            if (strcmp(dtypes[i].name, jd->valuestring) == 0) {
-                t.dtype = dtypes[i].dtype;
-                esz = dtypes[i].size;
-            }
-        }
-        if (esz == 0) {
-            rc = cs_err_set(err, CS_EPARSE, 0, "%s: tensor '%s': unknown dtype '%.32s'", name, tn,
-                            jd->valuestring);
+        rc = parse_tensor(e, tn, dstart, dlen, name, &t, err);
+        if (rc != CS_OK) {
             goto cleanup;
         }
-        int nd = cJSON_GetArraySize(js);
-        if (nd > CS_ST_MAX_DIMS) {
-            rc = cs_err_set(err, CS_EPARSE, 0, "%s: tensor '%s': %d dimensions (at most %d)", name,
-                            tn, nd, CS_ST_MAX_DIMS);
-            goto cleanup;
-        }
-        t.ndim = nd;
-        size_t numel = 1;
-        int d = 0;
-        for (const cJSON *x = js->child; x; x = x->next, d++) {
-            if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > 9.0e15 ||
-                x->valuedouble != (double)(int64_t)x->valuedouble) {
-                rc = cs_err_set(err, CS_EPARSE, 0,
-                                "%s: tensor '%s': shape[%d] is not a non-negative integer", name,
-                                tn, d);
-                goto cleanup;
-            }
-            t.shape[d] = (int64_t)x->valuedouble;
-            if (!cs_mul_ok(numel, (size_t)t.shape[d], &numel)) {
-                rc = cs_err_set(err, CS_ERANGE, 0, "%s: tensor '%s': shape overflows", name, tn);
-                goto cleanup;
-            }
-        }
-        double ob[2] = {-1, -1};
-        if (cJSON_GetArraySize(jo) != 2) {
-            rc = cs_err_set(err, CS_EPARSE, 0, "%s: tensor '%s': data_offsets needs 2 integers",
-                            name, tn);
-            goto cleanup;
-        }
-        d = 0;
-        for (const cJSON *x = jo->child; x; x = x->next, d++) {
-            if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > 9.0e15 ||
-                x->valuedouble != (double)(int64_t)x->valuedouble) {
-                rc = cs_err_set(err, CS_EPARSE, 0,
-                                "%s: tensor '%s': data_offsets[%d] is not a non-negative integer",
-                                name, tn, d);
-                goto cleanup;
-            }
-            ob[d] = x->valuedouble;
-        }
-        size_t b0 = (size_t)ob[0], b1 = (size_t)ob[1];
-        if (b0 > b1 || b1 > dlen) {
-            rc = cs_err_set(err, CS_ERANGE, 0,
-                            "%s: tensor '%s': data_offsets [%zu, %zu] outside the %zu data bytes",
-                            name, tn, b0, b1, dlen);
-            goto cleanup;
-        }
-        size_t nbytes;
-        if (!cs_mul_ok(numel, esz, &nbytes) || nbytes != b1 - b0) {
-            rc = cs_err_set(err, CS_EPARSE, 0,
-                            "%s: tensor '%s': shape and dtype %s need %zu bytes but data_offsets "
-                            "span %zu",
-                            name, tn, jd->valuestring, numel * esz, b1 - b0);
-            goto cleanup;
-        }
-        t.numel = numel;
-        t.nbytes = nbytes;
-        t.data = dstart + b0;
         t.file_index = file_index;
         t.name = cs_strdup(tn);
         if (!t.name) {

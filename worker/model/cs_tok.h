@@ -22,8 +22,8 @@
  * Ids are int32_t (Hugging Face vocabularies stay far below 2^31). A loaded cs_tok is immutable:
  * every function taking `const cs_tok *` is thread-safe and may run concurrently.
  */
-#ifndef CS_MODEL_CS_TOK_H
-#define CS_MODEL_CS_TOK_H
+#ifndef CS_WORKER_MODEL_CS_TOK_H
+#define CS_WORKER_MODEL_CS_TOK_H
 
 #include <stdbool.h>
 #include <stddef.h>

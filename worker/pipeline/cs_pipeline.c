@@ -672,6 +672,61 @@ static cs_rc awq_clip(awq_ctx *c, cs_lin l, const float *x, cs_err *err)
     return rc;
 }
 
+/* Folds the searched scales into the block: 1/s into the norm (or up_proj) before each group, s
+ * into the group's weight columns and the cached inputs. */
+static void awq_fold(awq_ctx *c, const float *s_qkv, const float *s_gu, const float *s_d)
+{
+    static const cs_lin qkv[] = {CS_LIN_Q, CS_LIN_K, CS_LIN_V};
+    static const cs_lin gu[] = {CS_LIN_GATE, CS_LIN_UP};
+    cs_layer *ly = &c->m->layers[c->layer];
+    size_t rows = c->rows, H = c->m->cfg.hidden, ni = ly->lin[CS_LIN_GATE].out;
+    cs_smooth_fold_norm(ly->attn_norm, NULL, s_qkv, H);
+    for (int k = 0; k < 3; k++) {
+        cs_smooth_scale_cols(ly->lin[qkv[k]].w, ly->lin[qkv[k]].out, H, s_qkv);
+    }
+    cs_smooth_scale_inputs(c->cap[CS_LIN_Q], rows, H, s_qkv);
+    cs_smooth_fold_norm(ly->mlp_norm, NULL, s_gu, H);
+    for (int k = 0; k < 2; k++) {
+        cs_smooth_scale_cols(ly->lin[gu[k]].w, ly->lin[gu[k]].out, H, s_gu);
+    }
+    cs_smooth_scale_inputs(c->cap[CS_LIN_GATE], rows, H, s_gu);
+    cs_smooth_fold_prev_linear(ly->lin[CS_LIN_UP].w, ly->lin[CS_LIN_UP].b, ni, H, s_d);
+    cs_smooth_scale_cols(ly->lin[CS_LIN_DOWN].w, ly->lin[CS_LIN_DOWN].out, ni, s_d);
+    cs_smooth_scale_inputs(c->cap[CS_LIN_DOWN], rows, ni, s_d);
+}
+
+/* The clipping search of v, o, gate, up and down on their cached inputs. */
+static cs_rc awq_clip_block(awq_ctx *c, cs_err *err)
+{
+    cs_rc rc;
+    if ((rc = awq_clip(c, CS_LIN_V, c->cap[CS_LIN_Q], err)) != CS_OK ||
+        (rc = awq_clip(c, CS_LIN_O, c->cap[CS_LIN_O], err)) != CS_OK ||
+        (rc = awq_clip(c, CS_LIN_GATE, c->cap[CS_LIN_GATE], err)) != CS_OK ||
+        (rc = awq_clip(c, CS_LIN_UP, c->cap[CS_LIN_GATE], err)) != CS_OK ||
+        (rc = awq_clip(c, CS_LIN_DOWN, c->cap[CS_LIN_DOWN], err)) != CS_OK) {
+        return rc;
+    }
+    return CS_OK;
+}
+
+/* Round-to-nearest of every linear of the block, each recorded in rep. */
+static cs_rc awq_rtn_block(awq_ctx *c, cs_pipe_report *rep, cs_err *err)
+{
+    const cs_pipe_params *p = c->p;
+    cs_layer *ly = &c->m->layers[c->layer];
+    cs_rc rc;
+    for (int l = 0; l < CS_LIN_COUNT; l++) {
+        cs_linear *lin = &ly->lin[l];
+        if ((rc = check_group(p, c->layer, (cs_lin)l, lin->in, err)) != CS_OK ||
+            (rc = cs_quant_rtn(lin->w, lin->out, lin->in, &p->awq.q, p->awq.group_size, err)) !=
+                    CS_OK ||
+            (rc = record(rep, c->layer, (cs_lin)l, NULL, err)) != CS_OK) {
+            return rc;
+        }
+    }
+    return CS_OK;
+}
+
 /* AWQ of block `layer`: x (the block input) becomes the next block's input. */
 static cs_rc awq_layer(cs_model *m, size_t layer, float *x, float *work, size_t n, size_t T,
                        const size_t *lens, const cs_pipe_params *p, cs_pipe_report *rep,
@@ -739,42 +794,17 @@ static cs_rc awq_layer(cs_model *m, size_t layer, float *x, float *work, size_t 
         (rc = awq_search(&c, 2, dn, 1, c.cap[CS_LIN_DOWN], ni, s_d, layer, rep, err)) != CS_OK) {
         goto out;
     }
-    /* fold */
-    cs_smooth_fold_norm(ly->attn_norm, NULL, s_qkv, H);
-    for (int k = 0; k < 3; k++) {
-        cs_smooth_scale_cols(ly->lin[qkv[k]].w, ly->lin[qkv[k]].out, H, s_qkv);
-    }
-    cs_smooth_scale_inputs(c.cap[CS_LIN_Q], rows, H, s_qkv);
-    cs_smooth_fold_norm(ly->mlp_norm, NULL, s_gu, H);
-    for (int k = 0; k < 2; k++) {
-        cs_smooth_scale_cols(ly->lin[gu[k]].w, ly->lin[gu[k]].out, H, s_gu);
-    }
-    cs_smooth_scale_inputs(c.cap[CS_LIN_GATE], rows, H, s_gu);
-    cs_smooth_fold_prev_linear(ly->lin[CS_LIN_UP].w, ly->lin[CS_LIN_UP].b, ni, H, s_d);
-    cs_smooth_scale_cols(ly->lin[CS_LIN_DOWN].w, ly->lin[CS_LIN_DOWN].out, ni, s_d);
-    cs_smooth_scale_inputs(c.cap[CS_LIN_DOWN], rows, ni, s_d);
+    awq_fold(&c, s_qkv, s_gu, s_d);
     rep->t.search += secs_since(t0);
     /* clip v, o, gate, up, down */
     t0 = cs_time_mono_ns();
-    if (p->awq_clip) {
-        if ((rc = awq_clip(&c, CS_LIN_V, c.cap[CS_LIN_Q], err)) != CS_OK ||
-            (rc = awq_clip(&c, CS_LIN_O, c.cap[CS_LIN_O], err)) != CS_OK ||
-            (rc = awq_clip(&c, CS_LIN_GATE, c.cap[CS_LIN_GATE], err)) != CS_OK ||
-            (rc = awq_clip(&c, CS_LIN_UP, c.cap[CS_LIN_GATE], err)) != CS_OK ||
-            (rc = awq_clip(&c, CS_LIN_DOWN, c.cap[CS_LIN_DOWN], err)) != CS_OK) {
-            goto out;
-        }
+    if (p->awq_clip && (rc = awq_clip_block(&c, err)) != CS_OK) {
+        goto out;
     }
     rep->t.clip += secs_since(t0);
     t0 = cs_time_mono_ns();
-    for (int l = 0; l < CS_LIN_COUNT; l++) {
-        cs_linear *lin = &ly->lin[l];
-        if ((rc = check_group(p, layer, (cs_lin)l, lin->in, err)) != CS_OK ||
-            (rc = cs_quant_rtn(lin->w, lin->out, lin->in, &p->awq.q, p->awq.group_size, err)) !=
-                    CS_OK ||
-            (rc = record(rep, layer, (cs_lin)l, NULL, err)) != CS_OK) {
-            goto out;
-        }
+    if ((rc = awq_rtn_block(&c, rep, err)) != CS_OK) {
+        goto out;
     }
     rep->t.rtn += secs_since(t0);
     t0 = cs_time_mono_ns();

@@ -26,8 +26,8 @@
  * the unmodified model, chunked as cs_pipe_imatrix_collect says). A layer whose Hessian is not
  * positive definite after the damping retries is quantized with RTN and listed in the report.
  */
-#ifndef CS_QUANT_CS_PIPELINE_H
-#define CS_QUANT_CS_PIPELINE_H
+#ifndef CS_WORKER_PIPELINE_CS_PIPELINE_H
+#define CS_WORKER_PIPELINE_CS_PIPELINE_H
 
 #include <stdbool.h>
 #include <stddef.h>

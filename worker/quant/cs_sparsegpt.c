@@ -55,6 +55,7 @@ static cs_rc check(const cs_sparsegpt_params *p, cs_err *err)
     return CS_OK;
 }
 
+/* Kept whole (> 120 lines): it mirrors the reference loop, SparseGPT.fasterprune (IST-DASLab). */
 cs_rc cs_sparsegpt_prune(float *w, size_t rows, size_t cols, const float *h,
                          const cs_sparsegpt_params *p, uint8_t *mask, cs_gptq_result *res,
                          cs_err *err)

@@ -24,8 +24,8 @@
  * generating ones) is 4 x n_samples random windows of seq_len tokens of calibration.source
  * (seeded by the job's seed); random takes n_samples windows; self_calibration makes its own.
  */
-#ifndef CS_RUN_CS_JOB_H
-#define CS_RUN_CS_JOB_H
+#ifndef CS_WORKER_RUN_CS_JOB_H
+#define CS_WORKER_RUN_CS_JOB_H
 
 #include <cjson/cJSON.h>
 

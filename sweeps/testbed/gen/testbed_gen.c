@@ -853,6 +853,95 @@ typedef enum tb_task_kind {
 static const char *const k_task_names[] = {"prose_cause", "prose_work", "arith_mc",
                                            "code_mc",     "facts_mc",   "arith_gen"};
 
+/* The prose_cause item: a person's day and a state, whose cause is the answer. */
+static cs_rc task_prose_cause(cs_rng *r, cs_buf *ctx, tb_mc *mc, cs_err *err)
+{
+    cs_rc rc;
+    const tb_person *p = &k_people[pick(r, N_ELEMS(k_people))];
+    const tb_prof *f = &k_profs[pick(r, N_ELEMS(k_profs))];
+    size_t s = pick(r, N_ELEMS(k_states));
+    const char *pool[N_ELEMS(k_states)];
+    for (size_t i = 0; i < N_ELEMS(k_states); i++) {
+        pool[i] = k_states[i].b;
+    }
+    rc = prose_intro(r, ctx, p, f);
+    if (rc == CS_OK) {
+        rc = cs_buf_printf(ctx,
+                           " Every morning %s goes to the %s, where %s %s. One day %s was %s, "
+                           "so %s",
+                           p->pron, f->place, p->pron, f->act, p->name, k_states[s].a, p->pron);
+    }
+    if (rc == CS_OK) {
+        rc = mc_fill(r, mc, k_states[s].b, pool, N_ELEMS(pool), err);
+    }
+    return rc;
+}
+
+/* The prose_work item: where a person of a profession goes every morning. */
+static cs_rc task_prose_work(cs_rng *r, cs_buf *ctx, tb_mc *mc, cs_err *err)
+{
+    cs_rc rc;
+    const tb_person *p = &k_people[pick(r, N_ELEMS(k_people))];
+    size_t fi = pick(r, N_ELEMS(k_profs));
+    const char *pool[N_ELEMS(k_profs)];
+    for (size_t i = 0; i < N_ELEMS(k_profs); i++) {
+        pool[i] = k_profs[i].place;
+    }
+    rc = prose_intro(r, ctx, p, &k_profs[fi]);
+    if (rc == CS_OK) {
+        rc = cs_buf_printf(ctx, " Every morning %s goes to the", p->pron);
+    }
+    if (rc == CS_OK) {
+        rc = mc_fill(r, mc, k_profs[fi].place, pool, N_ELEMS(pool), err);
+    }
+    return rc;
+}
+
+/* The facts_mc item: a fact about a generated city (country, river, goods) or scholar (birthplace,
+ * job). */
+static cs_rc task_facts(tb_gen *g, cs_buf *ctx, tb_mc *mc, cs_err *err)
+{
+    cs_rng *r = &g->rng;
+    cs_rc rc;
+    size_t rel = pick(r, 5);
+    const char *pool[N_CITIES];
+    const char *gold = NULL;
+    size_t n_pool = 0;
+    if (rel < 3) {
+        const tb_city *cy = &g->cities[pick(r, N_CITIES)];
+        const char *const *tab = rel == 0 ? k_countries : rel == 1 ? k_rivers : k_goods;
+        n_pool = rel == 0 ? N_ELEMS(k_countries) : rel == 1 ? N_ELEMS(k_rivers) : N_ELEMS(k_goods);
+        for (size_t i = 0; i < n_pool; i++) {
+            pool[i] = tab[i];
+        }
+        gold = tab[rel == 0 ? cy->country : rel == 1 ? cy->river : cy->good];
+        rc = rel == 0   ? cs_buf_printf(ctx, "%s is a city in", cy->name)
+             : rel == 1 ? cs_buf_printf(ctx, "The river that flows through %s is the", cy->name)
+                        : cs_buf_printf(ctx, "%s is famous for its", cy->name);
+    } else {
+        const tb_scholar *s = &g->scholars[pick(r, N_SCHOLARS)];
+        if (rel == 3) {
+            n_pool = N_CITIES;
+            for (size_t i = 0; i < N_CITIES; i++) {
+                pool[i] = g->cities[i].name;
+            }
+            gold = g->cities[s->city].name;
+            rc = cs_buf_printf(ctx, "%s was born in", s->name);
+        } else {
+            n_pool = N_ELEMS(k_jobs);
+            for (size_t i = 0; i < n_pool; i++) {
+                pool[i] = k_jobs[i];
+            }
+            gold = k_jobs[s->job];
+            rc = cs_buf_printf(ctx, "%s worked as a", s->name);
+        }
+    }
+    if (rc == CS_OK) {
+        rc = mc_fill(r, mc, gold, pool, n_pool, err);
+    }
+    return rc;
+}
+
 /* One item of a task: ctx is the disjointness key; key2 (arith, code) is kept out of corpora. */
 static cs_rc task_item(tb_gen *g, tb_task_kind t, cs_buf *ctx, cs_buf *key2, cs_buf *line,
                        const char *split, size_t idx, cs_buf *reftext, cs_err *err)
@@ -867,42 +956,12 @@ static cs_rc task_item(tb_gen *g, tb_task_kind t, cs_buf *ctx, cs_buf *key2, cs_
     key2->len = 0;
     reftext->len = 0;
     switch (t) {
-    case TASK_PROSE_CAUSE: {
-        const tb_person *p = &k_people[pick(r, N_ELEMS(k_people))];
-        const tb_prof *f = &k_profs[pick(r, N_ELEMS(k_profs))];
-        size_t s = pick(r, N_ELEMS(k_states));
-        const char *pool[N_ELEMS(k_states)];
-        for (size_t i = 0; i < N_ELEMS(k_states); i++) {
-            pool[i] = k_states[i].b;
-        }
-        rc = prose_intro(r, ctx, p, f);
-        if (rc == CS_OK) {
-            rc = cs_buf_printf(ctx,
-                               " Every morning %s goes to the %s, where %s %s. One day %s was %s, "
-                               "so %s",
-                               p->pron, f->place, p->pron, f->act, p->name, k_states[s].a, p->pron);
-        }
-        if (rc == CS_OK) {
-            rc = mc_fill(r, &mc, k_states[s].b, pool, N_ELEMS(pool), err);
-        }
+    case TASK_PROSE_CAUSE:
+        rc = task_prose_cause(r, ctx, &mc, err);
         break;
-    }
-    case TASK_PROSE_WORK: {
-        const tb_person *p = &k_people[pick(r, N_ELEMS(k_people))];
-        size_t fi = pick(r, N_ELEMS(k_profs));
-        const char *pool[N_ELEMS(k_profs)];
-        for (size_t i = 0; i < N_ELEMS(k_profs); i++) {
-            pool[i] = k_profs[i].place;
-        }
-        rc = prose_intro(r, ctx, p, &k_profs[fi]);
-        if (rc == CS_OK) {
-            rc = cs_buf_printf(ctx, " Every morning %s goes to the", p->pron);
-        }
-        if (rc == CS_OK) {
-            rc = mc_fill(r, &mc, k_profs[fi].place, pool, N_ELEMS(pool), err);
-        }
+    case TASK_PROSE_WORK:
+        rc = task_prose_work(r, ctx, &mc, err);
         break;
-    }
     case TASK_ARITH_MC:
     case TASK_ARITH_GEN:
         rc = arith_make(r, &a);
@@ -935,47 +994,9 @@ static cs_rc task_item(tb_gen *g, tb_task_kind t, cs_buf *ctx, cs_buf *key2, cs_
         }
         break;
     }
-    case TASK_FACTS_MC: {
-        size_t rel = pick(r, 5);
-        const char *pool[N_CITIES];
-        const char *gold = NULL;
-        size_t n_pool = 0;
-        if (rel < 3) {
-            const tb_city *cy = &g->cities[pick(r, N_CITIES)];
-            const char *const *tab = rel == 0 ? k_countries : rel == 1 ? k_rivers : k_goods;
-            n_pool = rel == 0   ? N_ELEMS(k_countries)
-                     : rel == 1 ? N_ELEMS(k_rivers)
-                                : N_ELEMS(k_goods);
-            for (size_t i = 0; i < n_pool; i++) {
-                pool[i] = tab[i];
-            }
-            gold = tab[rel == 0 ? cy->country : rel == 1 ? cy->river : cy->good];
-            rc = rel == 0   ? cs_buf_printf(ctx, "%s is a city in", cy->name)
-                 : rel == 1 ? cs_buf_printf(ctx, "The river that flows through %s is the", cy->name)
-                            : cs_buf_printf(ctx, "%s is famous for its", cy->name);
-        } else {
-            const tb_scholar *s = &g->scholars[pick(r, N_SCHOLARS)];
-            if (rel == 3) {
-                n_pool = N_CITIES;
-                for (size_t i = 0; i < N_CITIES; i++) {
-                    pool[i] = g->cities[i].name;
-                }
-                gold = g->cities[s->city].name;
-                rc = cs_buf_printf(ctx, "%s was born in", s->name);
-            } else {
-                n_pool = N_ELEMS(k_jobs);
-                for (size_t i = 0; i < n_pool; i++) {
-                    pool[i] = k_jobs[i];
-                }
-                gold = k_jobs[s->job];
-                rc = cs_buf_printf(ctx, "%s worked as a", s->name);
-            }
-        }
-        if (rc == CS_OK) {
-            rc = mc_fill(r, &mc, gold, pool, n_pool, err);
-        }
+    case TASK_FACTS_MC:
+        rc = task_facts(g, ctx, &mc, err);
         break;
-    }
     }
     if (rc != CS_OK) {
         goto cleanup;
