@@ -20,7 +20,6 @@
 #include "cs_json.h"
 #include "cs_log.h"
 #include "cs_store.h"
-#include "cs_store_extra.h"
 #include "cs_time.h"
 
 enum { EP_WORK = 0, EP_CONTROL = 1, EP_COUNT = 2 };

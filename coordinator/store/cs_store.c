@@ -28,6 +28,7 @@
 #include "cs_keyset.h"
 #include "cs_migrations.h"
 #include "cs_proto.h"
+#include "cs_store_testing.h"
 
 _Static_assert(CS_STORE_TOKEN_LEN == CS_PROTO_TOKEN_LEN, "lease tokens travel in JOB.lease_token");
 
@@ -46,6 +47,10 @@ _Static_assert(CS_STORE_TOKEN_LEN == CS_PROTO_TOKEN_LEN, "lease tokens travel in
     "WHEN 'done' THEN 3 WHEN 'failed' THEN 4 WHEN 'lost' THEN 5 WHEN 'cancelled' THEN 6 " \
     "ELSE 7 END)"
 #define FILTER "(?1 = 0 OR sweep_id = ?1) AND (?2 = 0 OR id = ?2) AND ((?3 >> " STATE_BIT ") & 1)"
+/* A worker counts as active: seen at or after ?1 and no BYE since (cs_store_worker_list). */
+#define WORKER_ACTIVE "(last_seen >= ?1 AND bye_at IS NULL)"
+/* The jobs that cs_store_job_list selects: one sweep (?1, 0 = any), one state (?2, NULL = any). */
+#define JOBS_WHERE " FROM job WHERE (?1 = 0 OR sweep_id = ?1) AND (?2 IS NULL OR state = ?2)"
 
 #define STMT_LIST(X)                                                                               \
     X(BEGIN, "BEGIN IMMEDIATE")                                                                    \
@@ -198,7 +203,26 @@ _Static_assert(CS_STORE_TOKEN_LEN == CS_PROTO_TOKEN_LEN, "lease tokens travel in
     X(JOB_GET,                                                                                     \
       "SELECT id, sweep_id, key, state, priority, attempt, max_attempts, lease_until, not_before," \
       " result_id, cancel_requested, baseline, cfg, config_raw, axs, axes_raw, worker, last_error" \
-      " FROM job_row WHERE id = ?1")
+      " FROM job_row WHERE id = ?1")                                                               \
+    X(RELEASE_LEASE, "UPDATE job_row SET lease_until = ?3 WHERE id = ?1 AND attempt = ?2"          \
+                     " AND state = 'running' AND lease_until > ?3")                                \
+    X(WORKER_BYE, "UPDATE worker SET bye_at = ?3, last_seen = max(last_seen, ?3) WHERE id = ?1"    \
+                  " AND (instance IS NULL OR ?2 IS NULL OR instance = ?2)")                        \
+    X(WORKER_PRUNE, "DELETE FROM worker WHERE last_seen < ?1 AND NOT EXISTS (SELECT 1 FROM"        \
+                    " job_row j WHERE j.worker = worker.id AND j.state = 'running')")              \
+    X(WORKERS_ACTIVE, "SELECT count(*) FROM worker WHERE " WORKER_ACTIVE)                          \
+    X(WORKER_LIST,                                                                                 \
+      "SELECT w.id, w.host, w.last_seen, w.capabilities, (SELECT j.id FROM job j WHERE"            \
+      " j.worker = w.id AND j.state = 'running' ORDER BY j.id LIMIT 1), " WORKER_ACTIVE            \
+      " FROM worker w ORDER BY w.id")                                                              \
+    X(JOB_COUNT, "SELECT count(*)" JOBS_WHERE)                                                     \
+    X(JOB_LIST, "SELECT id, sweep_id, state, attempt, key, worker, state_at, axes,"                \
+                " substr(last_error, 1, ?5)" JOBS_WHERE " ORDER BY id LIMIT ?3 OFFSET ?4")         \
+    X(JOB_LOG, "SELECT j.attempt, j.progress, j.last_error, a.log_path, a.error, a.n FROM job j"   \
+               " LEFT JOIN attempt a ON a.job_id = j.id AND a.n = (CASE WHEN ?2 > 0 THEN ?2 ELSE"  \
+               " j.attempt END) WHERE j.id = ?1")                                                  \
+    X(LAST_LOG_PATH, "SELECT log_path FROM attempt WHERE job_id = ?1 AND log_path IS NOT NULL"     \
+                     " ORDER BY n DESC LIMIT 1")
 
 enum {
 #define STMT_ENUM(name, sql) S_##name,
@@ -833,7 +857,7 @@ void cs_store_close(cs_store *s)
     free(s);
 }
 
-struct sqlite3 *cs_store_db(cs_store *s)
+struct sqlite3 *cs_store_test_db(cs_store *s)
 {
     return s->db;
 }
@@ -2657,6 +2681,88 @@ cs_rc cs_store_worker_touch(cs_store *s, const char *worker, const char *instanc
     return op_end_w(s, rc, mark, err);
 }
 
+cs_rc cs_store_release(cs_store *s, int64_t job_id, int attempt, const char *worker,
+                       const char *token, int64_t now, bool *released, cs_err *err)
+{
+    int64_t mark = 0;
+    sqlite3_stmt *st = NULL;
+    cs_rc rc;
+    if (released) {
+        *released = false;
+    }
+    rc = cs_store_lease_check(s, job_id, attempt, worker, token, "release", err);
+    if (rc == CS_ENOENT) {
+        return CS_OK; /* no such attempt: nothing to hand back */
+    }
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = op_begin_w(s, &mark, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = stmt(s, S_RELEASE_LEASE, &st, err);
+    if (rc == CS_OK) {
+        sqlite3_bind_int64(st, 1, job_id);
+        sqlite3_bind_int(st, 2, attempt);
+        sqlite3_bind_int64(st, 3, now);
+        rc = run(s, st, "release job", err);
+    }
+    if (rc == CS_OK && released) {
+        *released = sqlite3_changes(s->db) > 0;
+    }
+    return op_end_w(s, rc, mark, err);
+}
+
+cs_rc cs_store_worker_bye(cs_store *s, const char *worker, const char *instance, int64_t now,
+                          bool *marked, cs_err *err)
+{
+    int64_t mark = 0;
+    sqlite3_stmt *st = NULL;
+    cs_rc rc;
+    if (marked) {
+        *marked = false;
+    }
+    rc = op_begin_w(s, &mark, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = stmt(s, S_WORKER_BYE, &st, err);
+    if (rc == CS_OK) {
+        bind_text(st, 1, worker);
+        bind_text(st, 2, instance);
+        sqlite3_bind_int64(st, 3, now);
+        rc = run(s, st, "record bye", err);
+    }
+    if (rc == CS_OK && marked) {
+        *marked = sqlite3_changes(s->db) > 0;
+    }
+    return op_end_w(s, rc, mark, err);
+}
+
+cs_rc cs_store_worker_prune(cs_store *s, int64_t now, int64_t idle_ms, size_t *n, cs_err *err)
+{
+    int64_t mark = 0;
+    sqlite3_stmt *st = NULL;
+    cs_rc rc;
+    if (n) {
+        *n = 0;
+    }
+    rc = op_begin_w(s, &mark, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    rc = stmt(s, S_WORKER_PRUNE, &st, err);
+    if (rc == CS_OK) {
+        sqlite3_bind_int64(st, 1, now - idle_ms);
+        rc = run(s, st, "prune workers", err);
+    }
+    if (rc == CS_OK && n) {
+        *n = (size_t)sqlite3_changes(s->db);
+    }
+    return op_end_w(s, rc, mark, err);
+}
+
 /* ---- control -----------------------------------------------------------------------------------
  */
 
@@ -3073,5 +3179,175 @@ cs_rc cs_store_count_cached(cs_store *s, cs_cell_next_fn next, void *ctx, size_t
         *total = n;
         *cached = hit;
     }
+    return rc;
+}
+
+/* ---- the control socket's reads ---------------------------------------------------------------
+ */
+
+cs_rc cs_store_worker_count_active(cs_store *s, int64_t active_since, size_t *n, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = 0;
+    bool found = false;
+    cs_rc rc = stmt(s, S_WORKERS_ACTIVE, &st, err);
+    *n = 0;
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, active_since);
+    rc = step_int64(s, st, &v, &found, "count workers", err);
+    *n = rc == CS_OK ? (size_t)v : 0;
+    return rc;
+}
+
+cs_rc cs_store_worker_list(cs_store *s, int64_t active_since, cs_store_worker_fn fn, void *ctx,
+                           cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int src;
+    cs_rc rc = stmt(s, S_WORKER_LIST, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, active_since);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        cs_store_worker_row w = {
+                .name = (const char *)sqlite3_column_text(st, 0),
+                .host = (const char *)sqlite3_column_text(st, 1),
+                .last_seen = sqlite3_column_int64(st, 2),
+                .capabilities = (const char *)sqlite3_column_text(st, 3),
+                .job_id = sqlite3_column_int64(st, 4),
+                .active = sqlite3_column_int(st, 5) != 0,
+        };
+        rc = fn(ctx, &w, err);
+        if (rc != CS_OK) {
+            break;
+        }
+    }
+    if (rc == CS_OK && src != SQLITE_DONE) {
+        rc = db_err(err, s->db, src, "list workers");
+    }
+    rel(st);
+    return rc;
+}
+
+cs_rc cs_store_job_list(cs_store *s, const cs_store_job_query *q, int64_t *total,
+                        cs_store_job_row_fn fn, void *ctx, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    bool found = false;
+    int src;
+    cs_rc rc = stmt(s, S_JOB_COUNT, &st, err);
+    *total = 0;
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, q->sweep_id);
+    bind_text(st, 2, q->state);
+    rc = step_int64(s, st, total, &found, "count jobs", err);
+    if (rc == CS_OK) {
+        rc = stmt(s, S_JOB_LIST, &st, err);
+    }
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, q->sweep_id);
+    bind_text(st, 2, q->state);
+    sqlite3_bind_int64(st, 3, q->limit);
+    sqlite3_bind_int64(st, 4, q->offset);
+    sqlite3_bind_int(st, 5, q->error_chars);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        cs_store_job_row j = {
+                .id = sqlite3_column_int64(st, 0),
+                .sweep_id = sqlite3_column_int64(st, 1),
+                .state = (const char *)sqlite3_column_text(st, 2),
+                .attempt = sqlite3_column_int64(st, 3),
+                .key = (const char *)sqlite3_column_text(st, 4),
+                .worker = (const char *)sqlite3_column_text(st, 5),
+                .state_at = sqlite3_column_int64(st, 6),
+                .axes = (const char *)sqlite3_column_text(st, 7),
+                .last_error = (const char *)sqlite3_column_text(st, 8),
+        };
+        rc = fn(ctx, &j, err);
+        if (rc != CS_OK) {
+            break;
+        }
+    }
+    if (rc == CS_OK && src != SQLITE_DONE) {
+        rc = db_err(err, s->db, src, "list jobs");
+    }
+    rel(st);
+    return rc;
+}
+
+void cs_store_attempt_log_fini(cs_store_attempt_log *l)
+{
+    if (l) {
+        free(l->progress);
+        free(l->last_error);
+        free(l->log_path);
+        free(l->error);
+        memset(l, 0, sizeof(*l));
+    }
+}
+
+cs_rc cs_store_attempt_log_get(cs_store *s, int64_t job_id, int64_t attempt,
+                               cs_store_attempt_log *out, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    bool oom = false;
+    int src;
+    cs_rc rc = stmt(s, S_JOB_LOG, &st, err);
+    memset(out, 0, sizeof(*out));
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, attempt);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        out->job_attempt = sqlite3_column_int64(st, 0);
+        out->progress = dup_col(st, 1, &oom);
+        out->last_error = dup_col(st, 2, &oom);
+        out->log_path = dup_col(st, 3, &oom);
+        out->error = dup_col(st, 4, &oom);
+        out->has_attempt = sqlite3_column_type(st, 5) != SQLITE_NULL;
+        if (oom) {
+            rc = cs_err_set(err, CS_ENOMEM, 0, "store: job %lld: out of memory", (long long)job_id);
+        }
+    } else if (src == SQLITE_DONE) {
+        rc = cs_err_set(err, CS_ENOENT, 0, "store: no job %lld", (long long)job_id);
+    } else {
+        rc = db_err(err, s->db, src, "read job log");
+    }
+    rel(st);
+    if (rc != CS_OK) {
+        cs_store_attempt_log_fini(out);
+    }
+    return rc;
+}
+
+cs_rc cs_store_last_log_path(cs_store *s, int64_t job_id, char **path, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    bool oom = false;
+    int src;
+    cs_rc rc = stmt(s, S_LAST_LOG_PATH, &st, err);
+    *path = NULL;
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *path = dup_col(st, 0, &oom);
+        if (oom) {
+            rc = cs_err_set(err, CS_ENOMEM, 0, "store: out of memory");
+        }
+    } else if (src != SQLITE_DONE) {
+        rc = db_err(err, s->db, src, "read log path");
+    }
+    rel(st);
     return rc;
 }

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "cs_store.h"
-#include "cs_store_extra.h"
+#include "cs_store_testing.h"
 #include "cs_test.h"
 #include "store_synth.h"
 
@@ -73,8 +73,8 @@ static int64_t q_int(cs_store *s, const char *sql)
 {
     sqlite3_stmt *st = NULL;
     int64_t v = -1;
-    if (sqlite3_prepare_v2(cs_store_db(s), sql, -1, &st, NULL) != SQLITE_OK) {
-        fail_msg("prepare %s: %s", sql, sqlite3_errmsg(cs_store_db(s)));
+    if (sqlite3_prepare_v2(cs_store_test_db(s), sql, -1, &st, NULL) != SQLITE_OK) {
+        fail_msg("prepare %s: %s", sql, sqlite3_errmsg(cs_store_test_db(s)));
     }
     if (sqlite3_step(st) == SQLITE_ROW) {
         v = sqlite3_column_int64(st, 0);
@@ -197,7 +197,7 @@ static void test_refuse_newer_db(void **state)
     cs_err err = {0};
     char sql[64];
     snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", cs_store_schema_version() + 1);
-    assert_int_equal(sqlite3_exec(cs_store_db(f->s), sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(cs_store_test_db(f->s), sql, NULL, NULL, NULL), SQLITE_OK);
     cs_store_close(f->s);
     f->s = NULL;
     assert_int_equal(cs_store_open(f->path, &s2, &err), CS_EVERSION);
@@ -1209,7 +1209,7 @@ static void test_batch_without_savepoints(void **state)
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE state = 'done'"), 1);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM metric"), 2);
 
-    assert_int_equal(sqlite3_exec(cs_store_db(f->s),
+    assert_int_equal(sqlite3_exec(cs_store_test_db(f->s),
                                   "CREATE TEMP TRIGGER boom BEFORE INSERT ON attempt"
                                   " WHEN new.worker = 'boom' BEGIN"
                                   " SELECT RAISE(FAIL, 'attempt refused'); END",
@@ -1226,7 +1226,7 @@ static void test_batch_without_savepoints(void **state)
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE state = 'running'"), 0);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM attempt"), 1);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM job_event WHERE to_state = 'running'"), 1);
-    assert_int_equal(sqlite3_exec(cs_store_db(f->s), "DROP TRIGGER temp.boom", NULL, NULL, NULL),
+    assert_int_equal(sqlite3_exec(cs_store_test_db(f->s), "DROP TRIGGER temp.boom", NULL, NULL, NULL),
                      SQLITE_OK);
     /* Outside a batch the same failure undoes only its own operation. */
     cs_store_claim_fini(&b);
