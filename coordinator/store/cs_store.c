@@ -393,15 +393,8 @@ bool cs_store_in_batch(const cs_store *s)
 
 static cs_rc exec_sql(sqlite3 *db, const char *sql, const char *what, cs_err *err)
 {
-    char *msg = NULL;
-    int src = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    if (src != SQLITE_OK) {
-        cs_rc rc = cs_err_set(err, src == SQLITE_BUSY ? CS_EBUSY : CS_EDB, src, "store: %s: %s",
-                              what, msg ? msg : sqlite3_errstr(src));
-        sqlite3_free(msg);
-        return rc;
-    }
-    return CS_OK;
+    int src = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    return src == SQLITE_OK ? CS_OK : st_err(db, src, what, err);
 }
 
 static cs_rc user_version(sqlite3 *db, int *out, cs_err *err)
@@ -577,8 +570,9 @@ static cs_rc open_common(const char *path, bool readonly, cs_store **out, cs_err
                     (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE),
             NULL);
     if (src != SQLITE_OK) {
-        rc = cs_err_set(err, CS_EIO, src, "store: %s: cannot open: %s", path,
-                        s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(src));
+        char what[512];
+        snprintf(what, sizeof(what), "%s: cannot open", path);
+        rc = st_err(s->db, src, what, err);
         goto fail;
     }
     sqlite3_extended_result_codes(s->db, 1);
