@@ -15,6 +15,7 @@
 #include "cs_canon.h"
 #include "cs_expand.h"
 #include "cs_json.h"
+#include "cs_plan_report.h"
 #include "cs_prefetch.h"
 #include "cs_sweep.h"
 
@@ -316,53 +317,21 @@ out:
     return rc;
 }
 
-/* PLAN: the object `calsweep plan --json` prints (cmd_plan.c), cached counted in this store. */
-typedef struct plan_count {
-    const char *label; /* canonical JSON of the value, NULL = does not apply */
-    const char *text;
-    size_t count;
-} plan_count;
-
-typedef struct plan_axis {
-    plan_count *v;
-    size_t n, cap;
-} plan_axis;
-
-static cs_rc plan_count_value(plan_axis *pa, const cs_axis_value *v)
+static cs_rc plan_cached(void *ctx, const char *key, bool *hit, cs_err *err)
 {
-    for (size_t i = 0; i < pa->n; i++) {
-        const char *l = pa->v[i].label;
-        if ((l == NULL && v == NULL) || (l && v && strcmp(l, v->label) == 0)) {
-            pa->v[i].count++;
-            return CS_OK;
-        }
-    }
-    if (pa->n == pa->cap) {
-        size_t cap = pa->cap ? 2 * pa->cap : 8;
-        plan_count *g = cs_realloc_array(pa->v, cap, sizeof(*g));
-        if (!g) {
-            return CS_ENOMEM;
-        }
-        pa->v = g;
-        pa->cap = cap;
-    }
-    pa->v[pa->n].label = v ? v->label : NULL;
-    pa->v[pa->n].text = v ? v->text : "n/a";
-    pa->v[pa->n].count = 1;
-    pa->n++;
-    return CS_OK;
+    return cs_store_key_cached(ctx, key, hit, err);
 }
 
+/* PLAN: the object `calsweep plan --json` prints (cs_plan_report.h), cached counted in this
+ * store. */
 static cs_rc handle_plan(cs_store *s, const cs_msg_plan *m, cs_msg *rep, cs_err *err)
 {
+    cs_plan_report_opts ro = {
+            .n_examples = CTL_PLAN_EXAMPLES, .cached = plan_cached, .cached_ctx = s};
     cs_sweep *sw = NULL;
     cs_expander *e = NULL;
-    cs_expand_counts c;
-    plan_axis *pa = NULL;
-    cJSON *root = NULL, *axes, *examples;
+    cJSON *root = NULL;
     char *msg = NULL;
-    size_t cached = 0;
-    cs_cell cell;
     cs_err e2 = {0};
     cs_rc rc;
 
@@ -375,95 +344,11 @@ static cs_rc handle_plan(cs_store *s, const cs_msg_plan *m, cs_msg *rep, cs_err 
         goto out;
     }
     rc = cs_expand_create(sw, NULL, &e, &e2);
-    if (rc != CS_OK) {
-        rc = reply_from_err(rep, rc, &e2, err);
-        goto out;
+    if (rc == CS_OK) {
+        rc = cs_plan_report_build(sw, e, &ro, &root, &e2);
     }
-    pa = cs_calloc_array(sw->n_axes ? sw->n_axes : 1, sizeof(*pa));
-    root = cJSON_CreateObject();
-    examples = cJSON_CreateArray();
-    if (!pa || !root || !examples || !cJSON_AddItemToObject(root, "examples", examples)) {
-        cJSON_Delete(examples);
-        rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
-        goto out;
-    }
-    /* Grid values first, in order, so they are listed even when excluded everywhere. */
-    for (size_t a = 0; a < sw->n_axes; a++) {
-        for (size_t i = 0; i < sw->axes[a].n; i++) {
-            if (plan_count_value(&pa[a], &sw->axes[a].values[i]) != CS_OK) {
-                rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
-                goto out;
-            }
-            pa[a].v[pa[a].n - 1].count = 0;
-        }
-    }
-    while ((rc = cs_expand_next(e, &cell, &e2)) == CS_OK) {
-        const cs_axis_value *const *vals = cs_expand_cell_values(e);
-        bool hit = false;
-        for (size_t a = 0; a < sw->n_axes; a++) {
-            if (plan_count_value(&pa[a], vals[a]) != CS_OK) {
-                rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
-                goto out;
-            }
-        }
-        rc = cs_store_key_cached(s, cell.key, &hit, &e2);
-        if (rc != CS_OK) {
-            break;
-        }
-        cached += hit;
-        if ((size_t)cJSON_GetArraySize(examples) < CTL_PLAN_EXAMPLES) {
-            cJSON *ex = cJSON_CreateObject();
-            if (!ex || !cJSON_AddItemToArray(examples, ex) ||
-                !cJSON_AddStringToObject(ex, "key", cell.key) ||
-                !cJSON_AddBoolToObject(ex, "baseline", cell.baseline) ||
-                !add_raw(ex, "axes", cell.axes) || !add_raw(ex, "config", cell.config)) {
-                rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
-                goto out;
-            }
-        }
-    }
-    if (rc != CS_ENOENT) {
-        rc = reply_from_err(rep, rc, &e2, err);
-        goto out;
-    }
-    cs_expand_get_counts(e, &c);
-    axes = cJSON_AddObjectToObject(root, "axes");
-    if (!axes || !cJSON_AddStringToObject(root, "sweep", sw->name) ||
-        !cJSON_AddStringToObject(root, "spec_hash", sw->spec_hash) ||
-        !add_num(root, "jobs", (double)c.emitted) ||
-        !add_num(root, "baselines", (double)c.baselines) ||
-        !add_num(root, "grid_cells", (double)c.product) ||
-        !add_num(root, "excluded", (double)c.excluded) ||
-        !add_num(root, "included", (double)c.included) ||
-        !add_num(root, "duplicates", (double)c.duplicates) ||
-        !add_num(root, "cached", (double)cached)) {
-        rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
-        goto out;
-    }
-    for (size_t a = 0; a < sw->n_axes; a++) {
-        cJSON *arr = cJSON_AddArrayToObject(axes, sw->axes[a].name);
-        if (!arr) {
-            rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
-            goto out;
-        }
-        for (size_t i = 0; i < pa[a].n; i++) {
-            cJSON *v = cJSON_CreateObject();
-            if (!v || !cJSON_AddItemToArray(arr, v) || !add_raw(v, "value", pa[a].v[i].label) ||
-                !cJSON_AddStringToObject(v, "text", pa[a].v[i].text) ||
-                !add_num(v, "jobs", (double)pa[a].v[i].count)) {
-                rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
-                goto out;
-            }
-        }
-    }
-    rc = reply_ok(rep, root, err);
-    root = NULL;
+    rc = rc == CS_OK ? reply_ok(rep, root, err) : reply_from_err(rep, rc, &e2, err);
 out:
-    cJSON_Delete(root);
-    for (size_t a = 0; pa && a < sw->n_axes; a++) {
-        free(pa[a].v);
-    }
-    free(pa);
     free(msg);
     cs_expand_destroy(e);
     cs_sweep_destroy(sw);
