@@ -9,7 +9,7 @@
  * (cs_store_open_ro). Connections use WAL, synchronous=FULL, foreign_keys=ON and a busy timeout;
  * every write is a BEGIN IMMEDIATE transaction.
  *
- * Job states (ARCHITECTURE.md): queued -> running -> done | retry_wait -> queued | failed | lost |
+ * Job states (docs/architecture.md): queued -> running -> done | retry_wait -> queued | failed | lost |
  * cancelled, plus cached. Every change of state writes a job_event row (a trigger on job.state).
  * A running job holds a lease (worker, lease_until) and an attempt number; each attempt has a lease
  * token, a secret drawn when it is handed out (schema version 3). Heartbeat, result, fail and
@@ -31,6 +31,9 @@
  * transaction.
  *
  * Threads: a cs_store is used by one thread at a time (the coordinator's loop thread).
+ *
+ * The store owns all SQL: the daemon, the control handlers and the CLI ask these functions and
+ * never see the connection (only the store's tests do, through cs_store_testing.h).
  */
 #ifndef CS_COORDINATOR_CS_STORE_H
 #define CS_COORDINATOR_CS_STORE_H
