@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <nng/nng.h>
+#include <uv.h>
+
 const char *cs_rc_str(cs_rc rc)
 {
     switch (rc) {
@@ -98,6 +101,37 @@ cs_rc cs_err_errno(cs_err *err, int errno_value, const char *fmt, ...)
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
     return cs_err_set(err, rc, errno_value, "%s: %s", what, strerror(errno_value));
+}
+
+cs_rc cs_err_nng(cs_err *err, int rv, cs_rc dflt, const char *fmt, ...)
+{
+    cs_rc rc = rv == NNG_ETIMEDOUT ? CS_ETIMEDOUT : rv == NNG_ENOMEM ? CS_ENOMEM : dflt;
+    char what[192];
+    va_list ap;
+    if (!err) {
+        return rc;
+    }
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    return cs_err_set(err, rc, rv, "%s: %s", what, nng_strerror(rv));
+}
+
+cs_rc cs_err_uv(cs_err *err, int rv, const char *fmt, ...)
+{
+    cs_rc rc = rv == UV_ENOENT   ? CS_ENOENT
+               : rv == UV_EACCES ? CS_EAUTH
+               : rv == UV_ENOMEM ? CS_ENOMEM
+                                 : CS_EIO;
+    char what[192];
+    va_list ap;
+    if (!err) {
+        return rc;
+    }
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    return cs_err_set(err, rc, rv, "%s: %s", what, uv_strerror(rv));
 }
 
 void cs_err_prefix(cs_err *err, const char *fmt, ...)

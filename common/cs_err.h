@@ -2,8 +2,9 @@
  *
  * Every function that can fail returns cs_rc (CS_OK == 0, errors negative, as in libuv) and takes
  * an optional `cs_err *err` as its last parameter, filled with a human message and the foreign
- * cause (errno, uv, nng or sqlite code). Foreign codes are translated here, at the boundary, and
- * never passed upward as a cs_rc (STYLE.md R4, R5).
+ * cause (errno, uv, nng or sqlite code). Foreign codes are translated at one boundary each and
+ * never passed upward as a cs_rc (docs/style.md R4, R5): errno (cs_err_errno), nng (cs_err_nng)
+ * and libuv (cs_err_uv) here, SQLite inside the store (st_err, coordinator/store/cs_store.c).
  */
 #ifndef CS_COMMON_CS_ERR_H
 #define CS_COMMON_CS_ERR_H
@@ -74,6 +75,16 @@ cs_rc cs_err_vset(cs_err *err, cs_rc rc, int cause, const char *fmt, va_list ap)
 /* Maps errno to a cs_rc (ENOMEM, ENOENT, EEXIST, ENOSPC/EDQUOT, ...; others CS_EIO), fills err with
  * "<what>: strerror(errno_value)" and returns the code. */
 cs_rc cs_err_errno(cs_err *err, int errno_value, const char *fmt, ...) CS_PRINTF(3, 4);
+
+/* The boundary of nng (rv != 0, an nng error code): fills err with "<what>: <nng's text>" (cause
+ * rv) and returns CS_ETIMEDOUT for NNG_ETIMEDOUT, CS_ENOMEM for NNG_ENOMEM, otherwise dflt (CS_ENET
+ * for a socket or a request, CS_EAUTH where a certificate or key was refused). */
+cs_rc cs_err_nng(cs_err *err, int rv, cs_rc dflt, const char *fmt, ...) CS_PRINTF(4, 5);
+
+/* The boundary of libuv (rv < 0, a libuv error code): fills err with "<what>: <libuv's text>"
+ * (cause rv) and returns CS_ENOENT for UV_ENOENT, CS_EAUTH for UV_EACCES, CS_ENOMEM for UV_ENOMEM,
+ * otherwise CS_EIO. */
+cs_rc cs_err_uv(cs_err *err, int rv, const char *fmt, ...) CS_PRINTF(3, 4);
 
 /* Prepends "<prefix>: " to err->msg (truncating at the end); keeps rc and cause. NULL-safe. */
 void cs_err_prefix(cs_err *err, const char *fmt, ...) CS_PRINTF(2, 3);

@@ -132,8 +132,7 @@ cs_rc cs_net_check_listen(const char *url, bool have_token, const cs_net_tls *tl
 
 static cs_rc nng_fail(cs_err *err, int rv, const char *what, const char *url)
 {
-    cs_rc rc = rv == NNG_ETIMEDOUT ? CS_ETIMEDOUT : rv == NNG_ENOMEM ? CS_ENOMEM : CS_ENET;
-    return cs_err_set(err, rc, rv, "%s %s: %s", what, url, nng_strerror(rv));
+    return cs_err_nng(err, rv, CS_ENET, "%s %s", what, url);
 }
 
 /* A TLS config from the files of tls; server: require the peer's certificate. */
@@ -162,13 +161,12 @@ static cs_rc tls_config(const cs_net_tls *tls, bool server, const char *host, nn
         goto cleanup;
     }
     if ((rv = nng_tls_config_ca_chain(cfg, ca, NULL)) != 0) {
-        rc = cs_err_set(err, CS_EAUTH, rv, "%s: not a usable CA certificate: %s", tls->ca,
-                        nng_strerror(rv));
+        rc = cs_err_nng(err, rv, CS_EAUTH, "%s: not a usable CA certificate", tls->ca);
         goto cleanup;
     }
     if (cert != NULL && (rv = nng_tls_config_own_cert(cfg, cert, key, NULL)) != 0) {
-        rc = cs_err_set(err, CS_EAUTH, rv, "%s, %s: not a usable certificate and key: %s",
-                        tls->cert, tls->key, nng_strerror(rv));
+        rc = cs_err_nng(err, rv, CS_EAUTH, "%s, %s: not a usable certificate and key", tls->cert,
+                        tls->key);
         goto cleanup;
     }
     if ((rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||

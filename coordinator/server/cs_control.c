@@ -8,7 +8,6 @@
 
 #include <cjson/cJSON.h>
 #include <fcntl.h>
-#include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +15,7 @@
 #include "cs_canon.h"
 #include "cs_expand.h"
 #include "cs_json.h"
+#include "cs_plan_report.h"
 #include "cs_prefetch.h"
 #include "cs_sweep.h"
 
@@ -317,53 +317,21 @@ out:
     return rc;
 }
 
-/* PLAN: the object `calsweep plan --json` prints (cmd_plan.c), cached counted in this store. */
-typedef struct plan_count {
-    const char *label; /* canonical JSON of the value, NULL = does not apply */
-    const char *text;
-    size_t count;
-} plan_count;
-
-typedef struct plan_axis {
-    plan_count *v;
-    size_t n, cap;
-} plan_axis;
-
-static cs_rc plan_count_value(plan_axis *pa, const cs_axis_value *v)
+static cs_rc plan_cached(void *ctx, const char *key, bool *hit, cs_err *err)
 {
-    for (size_t i = 0; i < pa->n; i++) {
-        const char *l = pa->v[i].label;
-        if ((l == NULL && v == NULL) || (l && v && strcmp(l, v->label) == 0)) {
-            pa->v[i].count++;
-            return CS_OK;
-        }
-    }
-    if (pa->n == pa->cap) {
-        size_t cap = pa->cap ? 2 * pa->cap : 8;
-        plan_count *g = cs_realloc_array(pa->v, cap, sizeof(*g));
-        if (!g) {
-            return CS_ENOMEM;
-        }
-        pa->v = g;
-        pa->cap = cap;
-    }
-    pa->v[pa->n].label = v ? v->label : NULL;
-    pa->v[pa->n].text = v ? v->text : "n/a";
-    pa->v[pa->n].count = 1;
-    pa->n++;
-    return CS_OK;
+    return cs_store_key_cached(ctx, key, hit, err);
 }
 
+/* PLAN: the object `calsweep plan --json` prints (cs_plan_report.h), cached counted in this
+ * store. */
 static cs_rc handle_plan(cs_store *s, const cs_msg_plan *m, cs_msg *rep, cs_err *err)
 {
+    cs_plan_report_opts ro = {
+            .n_examples = CTL_PLAN_EXAMPLES, .cached = plan_cached, .cached_ctx = s};
     cs_sweep *sw = NULL;
     cs_expander *e = NULL;
-    cs_expand_counts c;
-    plan_axis *pa = NULL;
-    cJSON *root = NULL, *axes, *examples;
+    cJSON *root = NULL;
     char *msg = NULL;
-    size_t cached = 0;
-    cs_cell cell;
     cs_err e2 = {0};
     cs_rc rc;
 
@@ -376,95 +344,11 @@ static cs_rc handle_plan(cs_store *s, const cs_msg_plan *m, cs_msg *rep, cs_err 
         goto out;
     }
     rc = cs_expand_create(sw, NULL, &e, &e2);
-    if (rc != CS_OK) {
-        rc = reply_from_err(rep, rc, &e2, err);
-        goto out;
+    if (rc == CS_OK) {
+        rc = cs_plan_report_build(sw, e, &ro, &root, &e2);
     }
-    pa = cs_calloc_array(sw->n_axes ? sw->n_axes : 1, sizeof(*pa));
-    root = cJSON_CreateObject();
-    examples = cJSON_CreateArray();
-    if (!pa || !root || !examples || !cJSON_AddItemToObject(root, "examples", examples)) {
-        cJSON_Delete(examples);
-        rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
-        goto out;
-    }
-    /* Grid values first, in order, so they are listed even when excluded everywhere. */
-    for (size_t a = 0; a < sw->n_axes; a++) {
-        for (size_t i = 0; i < sw->axes[a].n; i++) {
-            if (plan_count_value(&pa[a], &sw->axes[a].values[i]) != CS_OK) {
-                rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
-                goto out;
-            }
-            pa[a].v[pa[a].n - 1].count = 0;
-        }
-    }
-    while ((rc = cs_expand_next(e, &cell, &e2)) == CS_OK) {
-        const cs_axis_value *const *vals = cs_expand_cell_values(e);
-        bool hit = false;
-        for (size_t a = 0; a < sw->n_axes; a++) {
-            if (plan_count_value(&pa[a], vals[a]) != CS_OK) {
-                rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
-                goto out;
-            }
-        }
-        rc = cs_store_key_cached(s, cell.key, &hit, &e2);
-        if (rc != CS_OK) {
-            break;
-        }
-        cached += hit;
-        if ((size_t)cJSON_GetArraySize(examples) < CTL_PLAN_EXAMPLES) {
-            cJSON *ex = cJSON_CreateObject();
-            if (!ex || !cJSON_AddItemToArray(examples, ex) ||
-                !cJSON_AddStringToObject(ex, "key", cell.key) ||
-                !cJSON_AddBoolToObject(ex, "baseline", cell.baseline) ||
-                !add_raw(ex, "axes", cell.axes) || !add_raw(ex, "config", cell.config)) {
-                rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
-                goto out;
-            }
-        }
-    }
-    if (rc != CS_ENOENT) {
-        rc = reply_from_err(rep, rc, &e2, err);
-        goto out;
-    }
-    cs_expand_get_counts(e, &c);
-    axes = cJSON_AddObjectToObject(root, "axes");
-    if (!axes || !cJSON_AddStringToObject(root, "sweep", sw->name) ||
-        !cJSON_AddStringToObject(root, "spec_hash", sw->spec_hash) ||
-        !add_num(root, "jobs", (double)c.emitted) ||
-        !add_num(root, "baselines", (double)c.baselines) ||
-        !add_num(root, "grid_cells", (double)c.product) ||
-        !add_num(root, "excluded", (double)c.excluded) ||
-        !add_num(root, "included", (double)c.included) ||
-        !add_num(root, "duplicates", (double)c.duplicates) ||
-        !add_num(root, "cached", (double)cached)) {
-        rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
-        goto out;
-    }
-    for (size_t a = 0; a < sw->n_axes; a++) {
-        cJSON *arr = cJSON_AddArrayToObject(axes, sw->axes[a].name);
-        if (!arr) {
-            rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
-            goto out;
-        }
-        for (size_t i = 0; i < pa[a].n; i++) {
-            cJSON *v = cJSON_CreateObject();
-            if (!v || !cJSON_AddItemToArray(arr, v) || !add_raw(v, "value", pa[a].v[i].label) ||
-                !cJSON_AddStringToObject(v, "text", pa[a].v[i].text) ||
-                !add_num(v, "jobs", (double)pa[a].v[i].count)) {
-                rc = cs_err_set(err, CS_ENOMEM, 0, "control reply");
-                goto out;
-            }
-        }
-    }
-    rc = reply_ok(rep, root, err);
-    root = NULL;
+    rc = rc == CS_OK ? reply_ok(rep, root, err) : reply_from_err(rep, rc, &e2, err);
 out:
-    cJSON_Delete(root);
-    for (size_t a = 0; pa && a < sw->n_axes; a++) {
-        free(pa[a].v);
-    }
-    free(pa);
     free(msg);
     cs_expand_destroy(e);
     cs_sweep_destroy(sw);
@@ -563,35 +447,14 @@ static cs_rc sweep_list_cb(void *ctx, const cs_store_sweep_info *info, cs_err *e
     return sweep_json(info, ctx, err);
 }
 
-/* One integer from a query with up to two int64 parameters (absent: pass no_param). */
-static cs_rc query_i64(cs_store *s, const char *sql, int64_t p1, int64_t *out, cs_err *err)
-{
-    sqlite3 *db = cs_store_db(s);
-    sqlite3_stmt *st = NULL;
-    int r = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (r == SQLITE_OK && sqlite3_bind_parameter_count(st) >= 1) {
-        r = sqlite3_bind_int64(st, 1, p1);
-    }
-    if (r == SQLITE_OK) {
-        r = sqlite3_step(st);
-    }
-    if (r != SQLITE_ROW) {
-        cs_rc rc = cs_err_set(err, CS_EDB, r, "query: %s", sqlite3_errmsg(db));
-        sqlite3_finalize(st);
-        return rc;
-    }
-    *out = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return CS_OK;
-}
-
 static cs_rc handle_status(cs_store *s, const cs_msg_status *m, int64_t now, cs_msg *rep,
                            cs_err *err)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *list = root ? cJSON_AddArrayToObject(root, "sweeps") : NULL;
     cs_store_sweep_info info;
-    int64_t workers = 0, id = 0;
+    size_t workers = 0;
+    int64_t id = 0;
     cs_err e2 = {0};
     cs_rc rc;
 
@@ -611,8 +474,7 @@ static cs_rc handle_status(cs_store *s, const cs_msg_status *m, int64_t now, cs_
         rc = cs_store_sweep_list(s, sweep_list_cb, list, &e2);
     }
     if (rc == CS_OK) {
-        rc = query_i64(s, "SELECT count(*) FROM worker WHERE last_seen >= ?1 AND bye_at IS NULL",
-                       now - CTL_WORKER_ALIVE_MS, &workers, &e2);
+        rc = cs_store_worker_count_active(s, now - CTL_WORKER_ALIVE_MS, &workers, &e2);
     }
     if (rc != CS_OK) {
         cJSON_Delete(root);
@@ -625,153 +487,93 @@ static cs_rc handle_status(cs_store *s, const cs_msg_status *m, int64_t now, cs_
     return reply_ok(rep, root, err);
 }
 
-/* ---- JOBS, WORKERS, LOGS: ad-hoc read queries ------------------------------------------------ */
+/* ---- JOBS, WORKERS, LOGS ------------------------------------------------------------------- */
 
-static const char *col_text(sqlite3_stmt *st, int i)
+static cs_rc job_row_cb(void *ctx, const cs_store_job_row *j, cs_err *err)
 {
-    return (const char *)sqlite3_column_text(st, i);
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddItemToArray(ctx, o) || !add_num(o, "id", (double)j->id) ||
+        !add_num(o, "sweep_id", (double)j->sweep_id) ||
+        !cJSON_AddStringToObject(o, "state", j->state) ||
+        !add_num(o, "attempt", (double)j->attempt) || !cJSON_AddStringToObject(o, "key", j->key) ||
+        !add_str_or_null(o, "worker", j->worker) ||
+        !add_num(o, "updated_ms", (double)j->state_at) || !add_raw(o, "axes", j->axes) ||
+        !add_str_or_null(o, "last_error", j->last_error)) {
+        return cs_err_set(err, CS_ENOMEM, 0, "control reply");
+    }
+    return CS_OK;
 }
 
 static cs_rc handle_jobs(cs_store *s, const cs_msg_jobs *m, cs_msg *rep, cs_err *err)
 {
-    static const char where[] = " FROM job WHERE (?1 = 0 OR sweep_id = ?1) AND (?2 IS NULL OR "
-                                "state = ?2)";
-    sqlite3 *db = cs_store_db(s);
-    sqlite3_stmt *st = NULL;
-    cJSON *root = NULL, *list = NULL;
-    cs_job_state state;
-    int64_t id = 0, total = 0;
-    char sql[512];
-    cs_err e2 = {0};
-    cs_rc rc;
-    int r;
-
-    if (m->sweep && (rc = resolve_sweep(s, m->sweep, &id, &e2)) != CS_OK) {
-        return reply_from_err(rep, rc, &e2, err);
-    }
-    if (m->state && (rc = cs_job_state_parse(m->state, &state, &e2)) != CS_OK) {
-        cs_err_set(&e2, CS_EINVAL, 0,
-                   "JOBS.state: unknown job state '%s' (queued, running, retry_wait, done, "
-                   "failed, lost, cancelled, cached)",
-                   m->state);
-        return reply_from_err(rep, CS_EINVAL, &e2, err);
-    }
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass == 0) {
-            snprintf(sql, sizeof(sql), "SELECT count(*)%s", where);
-        } else {
-            snprintf(sql, sizeof(sql),
-                     "SELECT id, sweep_id, state, attempt, key, worker, state_at, axes, "
-                     "substr(last_error, 1, %d)%s ORDER BY id LIMIT ?3 OFFSET ?4",
-                     CTL_MAX_JOB_ERROR, where);
-        }
-        r = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-        if (r == SQLITE_OK) {
-            r = sqlite3_bind_int64(st, 1, id);
-        }
-        if (r == SQLITE_OK) {
-            r = m->state ? sqlite3_bind_text(st, 2, m->state, -1, SQLITE_STATIC)
-                         : sqlite3_bind_null(st, 2);
-        }
-        if (r == SQLITE_OK && pass == 1) {
-            r = sqlite3_bind_int64(st, 3, m->limit > 0 ? m->limit : 100);
-        }
-        if (r == SQLITE_OK && pass == 1) {
-            r = sqlite3_bind_int64(st, 4, m->offset);
-        }
-        if (r != SQLITE_OK) {
-            goto db_error;
-        }
-        if (pass == 0) {
-            if (sqlite3_step(st) != SQLITE_ROW) {
-                goto db_error;
-            }
-            total = sqlite3_column_int64(st, 0);
-            sqlite3_finalize(st);
-            st = NULL;
-            root = cJSON_CreateObject();
-            list = root ? cJSON_AddArrayToObject(root, "jobs") : NULL;
-            if (!list || !add_num(root, "total", (double)total)) {
-                goto oom;
-            }
-            continue;
-        }
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-            cJSON *o = cJSON_CreateObject();
-            if (!o || !cJSON_AddItemToArray(list, o) ||
-                !add_num(o, "id", (double)sqlite3_column_int64(st, 0)) ||
-                !add_num(o, "sweep_id", (double)sqlite3_column_int64(st, 1)) ||
-                !cJSON_AddStringToObject(o, "state", col_text(st, 2)) ||
-                !add_num(o, "attempt", (double)sqlite3_column_int64(st, 3)) ||
-                !cJSON_AddStringToObject(o, "key", col_text(st, 4)) ||
-                !add_str_or_null(o, "worker", col_text(st, 5)) ||
-                !add_num(o, "updated_ms", (double)sqlite3_column_int64(st, 6)) ||
-                !add_raw(o, "axes", col_text(st, 7)) ||
-                !add_str_or_null(o, "last_error", col_text(st, 8))) {
-                goto oom;
-            }
-        }
-        if (r != SQLITE_DONE) {
-            goto db_error;
-        }
-    }
-    sqlite3_finalize(st);
-    return reply_ok(rep, root, err);
-db_error:
-    cs_err_set(&e2, CS_EDB, r, "jobs: %s", sqlite3_errmsg(db));
-    sqlite3_finalize(st);
-    cJSON_Delete(root);
-    return reply_from_err(rep, CS_EDB, &e2, err);
-oom:
-    sqlite3_finalize(st);
-    cJSON_Delete(root);
-    return cs_err_set(err, CS_ENOMEM, 0, "control reply");
-}
-
-static cs_rc handle_workers(cs_store *s, int64_t now, cs_msg *rep, cs_err *err)
-{
-    static const char sql[] =
-            "SELECT w.id, w.host, w.last_seen, w.capabilities, (SELECT j.id FROM job j WHERE "
-            "j.worker = w.id AND j.state = 'running' ORDER BY j.id LIMIT 1), "
-            "w.last_seen >= ?1 AND w.bye_at IS NULL FROM worker w ORDER BY w.id";
-    sqlite3 *db = cs_store_db(s);
-    sqlite3_stmt *st = NULL;
+    cs_store_job_query q = {.state = m->state,
+                            .limit = m->limit > 0 ? m->limit : 100,
+                            .offset = m->offset,
+                            .error_chars = CTL_MAX_JOB_ERROR};
     cJSON *root = cJSON_CreateObject();
-    cJSON *list = root ? cJSON_AddArrayToObject(root, "workers") : NULL;
+    cJSON *list = root ? cJSON_AddArrayToObject(root, "jobs") : NULL;
+    cs_job_state state;
+    int64_t total = 0;
     cs_err e2 = {0};
-    int r;
+    cs_rc rc = CS_OK;
 
     if (!list) {
         cJSON_Delete(root);
         return cs_err_set(err, CS_ENOMEM, 0, "control reply");
     }
-    r = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (r == SQLITE_OK)
-        sqlite3_bind_int64(st, 1, now - CTL_WORKER_ALIVE_MS);
-    while (r == SQLITE_OK && (r = sqlite3_step(st)) == SQLITE_ROW) {
-        cJSON *o = cJSON_CreateObject();
-        bool has_job = sqlite3_column_type(st, 4) != SQLITE_NULL;
-        if (!o || !cJSON_AddItemToArray(list, o) ||
-            !cJSON_AddStringToObject(o, "name", col_text(st, 0)) ||
-            !add_str_or_null(o, "host", col_text(st, 1)) ||
-            !add_num(o, "last_seen_ms", (double)sqlite3_column_int64(st, 2)) ||
-            !cJSON_AddBoolToObject(o, "active", sqlite3_column_int(st, 5) != 0) ||
-            !add_raw(o, "capabilities", col_text(st, 3)) ||
-            !(has_job ? add_num(o, "job_id", (double)sqlite3_column_int64(st, 4))
-                      : cJSON_AddNullToObject(o, "job_id") != NULL)) {
-            sqlite3_finalize(st);
-            cJSON_Delete(root);
-            return cs_err_set(err, CS_ENOMEM, 0, "control reply");
-        }
-        r = SQLITE_OK;
+    if (m->sweep) {
+        rc = resolve_sweep(s, m->sweep, &q.sweep_id, &e2);
     }
-    if (r != SQLITE_DONE) {
-        cs_err_set(&e2, CS_EDB, r, "workers: %s", sqlite3_errmsg(db));
-        sqlite3_finalize(st);
+    if (rc == CS_OK && m->state && cs_job_state_parse(m->state, &state, &e2) != CS_OK) {
+        rc = cs_err_set(&e2, CS_EINVAL, 0,
+                        "JOBS.state: unknown job state '%s' (queued, running, retry_wait, done, "
+                        "failed, lost, cancelled, cached)",
+                        m->state);
+    }
+    if (rc == CS_OK) {
+        rc = cs_store_job_list(s, &q, &total, job_row_cb, list, &e2);
+    }
+    if (rc != CS_OK) {
         cJSON_Delete(root);
-        return reply_from_err(rep, CS_EDB, &e2, err);
+        return reply_from_err(rep, rc, &e2, err);
     }
-    sqlite3_finalize(st);
+    if (!add_num(root, "total", (double)total)) {
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    return reply_ok(rep, root, err);
+}
+
+static cs_rc worker_row_cb(void *ctx, const cs_store_worker_row *w, cs_err *err)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddItemToArray(ctx, o) || !cJSON_AddStringToObject(o, "name", w->name) ||
+        !add_str_or_null(o, "host", w->host) || !add_num(o, "last_seen_ms", (double)w->last_seen) ||
+        !cJSON_AddBoolToObject(o, "active", w->active) ||
+        !add_raw(o, "capabilities", w->capabilities) ||
+        !(w->job_id ? add_num(o, "job_id", (double)w->job_id)
+                    : cJSON_AddNullToObject(o, "job_id") != NULL)) {
+        return cs_err_set(err, CS_ENOMEM, 0, "control reply");
+    }
+    return CS_OK;
+}
+
+static cs_rc handle_workers(cs_store *s, int64_t now, cs_msg *rep, cs_err *err)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *list = root ? cJSON_AddArrayToObject(root, "workers") : NULL;
+    cs_err e2 = {0};
+    cs_rc rc;
+
+    if (!list) {
+        cJSON_Delete(root);
+        return cs_err_set(err, CS_ENOMEM, 0, "control reply");
+    }
+    rc = cs_store_worker_list(s, now - CTL_WORKER_ALIVE_MS, worker_row_cb, list, &e2);
+    if (rc != CS_OK) {
+        cJSON_Delete(root);
+        return reply_from_err(rep, rc, &e2, err);
+    }
     return reply_ok(rep, root, err);
 }
 
@@ -847,21 +649,16 @@ static bool read_log_file(const char *path, int64_t tail, char **out, size_t *le
 /* A failed attempt has no log path (FAIL carries none), but the worker keeps every attempt's log
  * at <work-dir>/<job>-<attempt>/stderr.log: when another attempt of the job has a path of that
  * form, the same folder with this attempt's number is tried. Owned path, or NULL. */
-static char *guess_log_path(sqlite3 *db, int64_t job, int64_t attempt)
+static char *guess_log_path(cs_store *s, int64_t job, int64_t attempt)
 {
-    static const char sql[] = "SELECT log_path FROM attempt WHERE job_id = ?1 AND log_path IS "
-                              "NOT NULL ORDER BY n DESC LIMIT 1";
-    sqlite3_stmt *st = NULL;
     cs_buf b = {0};
     char needle[48];
-    const char *path, *hit = NULL, *p, *end;
-    char *out = NULL;
+    char *path = NULL, *out = NULL;
+    const char *hit = NULL, *p, *end;
 
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 1, job) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+    if (cs_store_last_log_path(s, job, &path, NULL) != CS_OK || !path) {
         goto out;
     }
-    path = (const char *)sqlite3_column_text(st, 0);
     snprintf(needle, sizeof(needle), "/%lld-", (long long)job);
     for (p = strstr(path, needle); p; p = strstr(p + 1, needle)) {
         hit = p;
@@ -883,65 +680,71 @@ static char *guess_log_path(sqlite3 *db, int64_t job, int64_t attempt)
     out = cs_buf_take(&b);
 out:
     cs_buf_fini(&b);
-    sqlite3_finalize(st);
+    free(path);
     return out;
+}
+
+/* The text LOGS shows when no log file can be read: the failure text of the attempt (reason and
+ * the log tail the worker sent), else the last heartbeat's log_tail (latest attempt), else the
+ * job's last error, cut to its last tail bytes (tail > 0). Owned, or NULL (out of memory). */
+static char *log_fallback(const cs_store_attempt_log *l, bool latest, int64_t tail, size_t *len)
+{
+    const char *prog = latest ? l->progress : NULL;
+    cJSON *p = prog ? cJSON_Parse(prog) : NULL;
+    const cJSON *lt = p ? cJSON_GetObjectItemCaseSensitive(p, "log_tail") : NULL;
+    char *text;
+    if (l->error) {
+        text = cs_strdup(l->error);
+    } else if (cJSON_IsString(lt)) {
+        text = cs_strdup(lt->valuestring);
+    } else if (latest && l->last_error) {
+        text = cs_strdup(l->last_error);
+    } else {
+        text = cs_strdup("");
+    }
+    cJSON_Delete(p);
+    if (!text) {
+        return NULL;
+    }
+    *len = strlen(text);
+    if (tail > 0 && (uint64_t)tail < *len) {
+        memmove(text, text + *len - (size_t)tail, (size_t)tail + 1);
+        *len = (size_t)tail;
+    }
+    return text;
 }
 
 static cs_rc handle_logs(cs_store *s, const cs_msg_logs *m, cs_msg *rep, cs_err *err)
 {
-    static const char sql[] =
-            "SELECT j.attempt, j.progress, j.last_error, a.log_path, a.error, a.n FROM job j "
-            "LEFT JOIN attempt a ON a.job_id = j.id AND a.n = (CASE WHEN ?2 > 0 THEN ?2 ELSE "
-            "j.attempt END) WHERE j.id = ?1";
-    sqlite3 *db = cs_store_db(s);
-    sqlite3_stmt *st = NULL;
+    cs_store_attempt_log l;
     cJSON *root = NULL;
-    char *log = NULL, *path = NULL, *fallback = NULL;
+    char *log = NULL, *path = NULL;
     size_t len = 0;
     int64_t attempt;
     bool latest, from_file = false;
     cs_err e2 = {0};
-    cs_rc rc = CS_OK;
-    int r;
+    cs_rc rc;
 
-    r = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (r == SQLITE_OK) {
-        r = sqlite3_bind_int64(st, 1, m->job_id);
-    }
-    if (r == SQLITE_OK) {
-        r = sqlite3_bind_int64(st, 2, m->attempt);
-    }
-    if (r == SQLITE_OK) {
-        r = sqlite3_step(st);
-    }
-    if (r == SQLITE_DONE) {
-        sqlite3_finalize(st);
+    rc = cs_store_attempt_log_get(s, m->job_id, m->attempt, &l, &e2);
+    if (rc == CS_ENOENT) {
         cs_err_set(&e2, CS_ENOENT, 0, "no job %lld (see calsweep jobs)", (long long)m->job_id);
-        return reply_from_err(rep, CS_ENOENT, &e2, err);
     }
-    if (r != SQLITE_ROW) {
-        cs_err_set(&e2, CS_EDB, r, "logs: %s", sqlite3_errmsg(db));
-        sqlite3_finalize(st);
-        return reply_from_err(rep, CS_EDB, &e2, err);
+    if (rc == CS_OK && m->attempt > 0 && (m->attempt > l.job_attempt || !l.has_attempt)) {
+        rc = cs_err_set(&e2, CS_ENOENT, 0, "job %lld has no attempt %lld (it has %lld)",
+                        (long long)m->job_id, (long long)m->attempt, (long long)l.job_attempt);
+        cs_store_attempt_log_fini(&l);
     }
-    attempt = m->attempt > 0 ? m->attempt : sqlite3_column_int64(st, 0);
-    latest = attempt == sqlite3_column_int64(st, 0);
-    if (m->attempt > 0 &&
-        (m->attempt > sqlite3_column_int64(st, 0) || sqlite3_column_type(st, 5) == SQLITE_NULL)) {
-        cs_err_set(&e2, CS_ENOENT, 0, "job %lld has no attempt %lld (it has %lld)",
-                   (long long)m->job_id, (long long)m->attempt,
-                   (long long)sqlite3_column_int64(st, 0));
-        sqlite3_finalize(st);
-        return reply_from_err(rep, CS_ENOENT, &e2, err);
+    if (rc != CS_OK) {
+        return reply_from_err(rep, rc, &e2, err);
     }
-    if (col_text(st, 3)) {
-        path = cs_strdup(col_text(st, 3));
-        if (!path) {
-            goto oom;
-        }
+    attempt = m->attempt > 0 ? m->attempt : l.job_attempt;
+    latest = attempt == l.job_attempt;
+    if (l.log_path) {
+        path = l.log_path;
+        l.log_path = NULL;
         from_file = read_log_file(path, m->tail, &log, &len);
-    } else if (attempt > 0 && sqlite3_column_type(st, 5) != SQLITE_NULL) {
-        path = guess_log_path(db, m->job_id, attempt);
+    } else if (attempt > 0 && l.has_attempt) {
+        path = guess_log_path(s, m->job_id, attempt);
         from_file = path && read_log_file(path, m->tail, &log, &len);
         if (!from_file) {
             free(path);
@@ -949,40 +752,18 @@ static cs_rc handle_logs(cs_store *s, const cs_msg_logs *m, cs_msg *rep, cs_err 
         }
     }
     if (!from_file) {
-        /* The failure text of the attempt (reason and the log tail the worker sent), else the
-         * last heartbeat's log_tail (latest attempt), else the job's last error. */
-        const char *prog = latest ? col_text(st, 1) : NULL;
-        cJSON *p = prog ? cJSON_Parse(prog) : NULL;
-        const cJSON *lt = p ? cJSON_GetObjectItemCaseSensitive(p, "log_tail") : NULL;
-        if (col_text(st, 4)) {
-            fallback = cs_strdup(col_text(st, 4));
-        } else if (cJSON_IsString(lt)) {
-            fallback = cs_strdup(lt->valuestring);
-        } else if (latest && col_text(st, 2)) {
-            fallback = cs_strdup(col_text(st, 2));
-        } else {
-            fallback = cs_strdup("");
-        }
-        cJSON_Delete(p);
-        if (!fallback) {
-            goto oom;
-        }
-        len = strlen(fallback);
-        if (m->tail > 0 && (uint64_t)m->tail < len) {
-            memmove(fallback, fallback + len - (size_t)m->tail, (size_t)m->tail + 1);
-            len = (size_t)m->tail;
-        }
-        log = fallback;
-        fallback = NULL;
+        log = log_fallback(&l, latest, m->tail, &len);
     }
-    sqlite3_finalize(st);
-    st = NULL;
-    utf8_scrub(log, len);
-    root = cJSON_CreateObject();
-    if (!root || !add_num(root, "job_id", (double)m->job_id) ||
-        !add_num(root, "attempt", (double)attempt) || !add_str_or_null(root, "path", path) ||
-        !cJSON_AddStringToObject(root, "source", from_file ? "file" : "heartbeat") ||
-        !cJSON_AddStringToObject(root, "log", log)) {
+    cs_store_attempt_log_fini(&l);
+    if (log) {
+        utf8_scrub(log, len);
+        root = cJSON_CreateObject();
+    }
+    if (root &&
+        (!add_num(root, "job_id", (double)m->job_id) ||
+         !add_num(root, "attempt", (double)attempt) || !add_str_or_null(root, "path", path) ||
+         !cJSON_AddStringToObject(root, "source", from_file ? "file" : "heartbeat") ||
+         !cJSON_AddStringToObject(root, "log", log))) {
         cJSON_Delete(root);
         root = NULL;
     }
@@ -990,12 +771,6 @@ static cs_rc handle_logs(cs_store *s, const cs_msg_logs *m, cs_msg *rep, cs_err 
     free(log);
     free(path);
     return rc;
-oom:
-    sqlite3_finalize(st);
-    free(log);
-    free(path);
-    free(fallback);
-    return cs_err_set(err, CS_ENOMEM, 0, "control reply");
 }
 
 /* ---- CANCEL, PAUSE, RESUME, RETRY ------------------------------------------------------------ */

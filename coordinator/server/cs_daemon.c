@@ -20,7 +20,6 @@
 #include "cs_json.h"
 #include "cs_log.h"
 #include "cs_store.h"
-#include "cs_store_extra.h"
 #include "cs_time.h"
 
 enum { EP_WORK = 0, EP_CONTROL = 1, EP_COUNT = 2 };
@@ -1324,6 +1323,7 @@ cs_rc cs_daemon_open(const cs_daemon_opts *o, cs_daemon **out, cs_err *err)
 {
     cs_daemon *d = NULL;
     cs_rc rc;
+    int rv;
     *out = NULL;
     if (o->db == NULL || o->work_url == NULL || o->control_url == NULL)
         return cs_err_set(err, CS_EINVAL, 0, "the daemon needs a database and two endpoints");
@@ -1350,8 +1350,8 @@ cs_rc cs_daemon_open(const cs_daemon_opts *o, cs_daemon **out, cs_err *err)
     reap(d);
     prune_workers(d);
     d->wake = false;
-    if (uv_loop_init(&d->loop) != 0) {
-        rc = cs_err_set(err, CS_EINTERNAL, 0, "uv_loop_init");
+    if ((rv = uv_loop_init(&d->loop)) != 0) {
+        rc = cs_err_uv(err, rv, "uv_loop_init");
         goto fail;
     }
     d->loop_ready = true;
@@ -1381,12 +1381,11 @@ cs_rc cs_daemon_open(const cs_daemon_opts *o, cs_daemon **out, cs_err *err)
     }
     for (size_t i = 0; i < d->n_ctxs; i++) {
         dctx *c = &d->ctxs[i];
-        int rv;
         c->d = d;
         c->ep = i < (size_t)o->n_work_ctx ? EP_WORK : EP_CONTROL;
         if ((rv = nng_ctx_open(&c->ctx, d->sock[c->ep])) != 0 ||
             (rv = nng_aio_alloc(&c->aio, on_aio, c)) != 0) {
-            rc = cs_err_set(err, CS_ENET, rv, "nng context: %s", nng_strerror(rv));
+            rc = cs_err_nng(err, rv, CS_ENET, "nng context");
             goto fail;
         }
     }

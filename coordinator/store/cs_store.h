@@ -9,7 +9,7 @@
  * (cs_store_open_ro). Connections use WAL, synchronous=FULL, foreign_keys=ON and a busy timeout;
  * every write is a BEGIN IMMEDIATE transaction.
  *
- * Job states (ARCHITECTURE.md): queued -> running -> done | retry_wait -> queued | failed | lost |
+ * Job states (docs/architecture.md): queued -> running -> done | retry_wait -> queued | failed | lost |
  * cancelled, plus cached. Every change of state writes a job_event row (a trigger on job.state).
  * A running job holds a lease (worker, lease_until) and an attempt number; each attempt has a lease
  * token, a secret drawn when it is handed out (schema version 3). Heartbeat, result, fail and
@@ -31,6 +31,9 @@
  * transaction.
  *
  * Threads: a cs_store is used by one thread at a time (the coordinator's loop thread).
+ *
+ * The store owns all SQL: the daemon, the control handlers and the CLI ask these functions and
+ * never see the connection (only the store's tests do, through cs_store_testing.h).
  */
 #ifndef CS_COORDINATOR_STORE_CS_STORE_H
 #define CS_COORDINATOR_STORE_CS_STORE_H
@@ -254,6 +257,23 @@ cs_rc cs_store_worker_seen(cs_store *s, const char *worker, const char *host,
 cs_rc cs_store_worker_touch(cs_store *s, const char *worker, const char *instance, int64_t now,
                             cs_err *err);
 
+/* A worker hands back the job it holds (BYE.release_job): the lease of (job, attempt) expires
+ * now, so the next cs_store_reap puts the job back to queued (the attempt counts as used). Only
+ * the lease holder may: CS_ESTALE when worker and token are not the attempt's
+ * (cs_store_lease_check) and nothing changes; CS_OK and nothing changes when the job has no such
+ * attempt. *released (may be NULL) says whether a running lease of that attempt existed. */
+cs_rc cs_store_release(cs_store *s, int64_t job_id, int attempt, const char *worker,
+                       const char *token, int64_t now, bool *released, cs_err *err);
+
+/* A worker said BYE: marks it gone (bye_at = now) unless its row records another instance (a newer
+ * process of the same name). *marked (may be NULL) says whether a row changed. */
+cs_rc cs_store_worker_bye(cs_store *s, const char *worker, const char *instance, int64_t now,
+                          bool *marked, cs_err *err);
+
+/* Deletes the workers not seen since now - idle_ms that run no job (their rows only; attempts
+ * keep the names). *n (may be NULL) = rows deleted. */
+cs_rc cs_store_worker_prune(cs_store *s, int64_t now, int64_t idle_ms, size_t *n, cs_err *err);
+
 /* ---- control --------------------------------------------------------------------------------- */
 
 /* Selects jobs: every field that is set must match. */
@@ -345,6 +365,74 @@ cs_rc cs_store_key_cached(cs_store *s, const char *key, bool *cached, cs_err *er
 cs_rc cs_store_count_cached(cs_store *s, cs_cell_next_fn next, void *ctx, size_t *total,
                             size_t *cached, cs_err *err);
 
+/* ---- the control socket's reads (STATUS, JOBS, WORKERS, LOGS) -------------------------------- */
+
+/* A worker counts as active when it was seen at or after active_since and has not said BYE since.
+ * *n = the number of active workers. */
+cs_rc cs_store_worker_count_active(cs_store *s, int64_t active_since, size_t *n, cs_err *err);
+
+/* One worker row. Strings borrowed: valid until the callback returns. */
+typedef struct cs_store_worker_row {
+    const char *name;
+    const char *host;         /* NULL when unknown */
+    int64_t last_seen;        /* ms */
+    const char *capabilities; /* JSON text as the worker sent it; NULL when none */
+    int64_t job_id;           /* its running job with the lowest id; 0 when none */
+    bool active;              /* see cs_store_worker_count_active */
+} cs_store_worker_row;
+typedef cs_rc (*cs_store_worker_fn)(void *ctx, const cs_store_worker_row *w, cs_err *err);
+
+/* Calls fn for every worker, by name; a non-OK return of fn stops and is returned. */
+cs_rc cs_store_worker_list(cs_store *s, int64_t active_since, cs_store_worker_fn fn, void *ctx,
+                           cs_err *err);
+
+/* Which jobs cs_store_job_list gives. */
+typedef struct cs_store_job_query {
+    int64_t sweep_id;  /* 0 = any sweep */
+    const char *state; /* a job state's name (cs_job_state_name); NULL = any */
+    int64_t limit;     /* the most rows (< 0: no limit) */
+    int64_t offset;    /* rows skipped first */
+    int error_chars;   /* last_error is cut to its first error_chars characters */
+} cs_store_job_query;
+
+/* One job row. Strings borrowed: valid until the callback returns. */
+typedef struct cs_store_job_row {
+    int64_t id;
+    int64_t sweep_id;
+    const char *state; /* its name */
+    int64_t attempt;
+    const char *key;
+    const char *worker;     /* NULL when none */
+    int64_t state_at;       /* ms: when it entered its state */
+    const char *axes;       /* JSON text */
+    const char *last_error; /* NULL when none */
+} cs_store_job_row;
+typedef cs_rc (*cs_store_job_row_fn)(void *ctx, const cs_store_job_row *j, cs_err *err);
+
+/* *total = the number of jobs that q selects; then calls fn for each of its page (by id, from
+ * q->offset, at most q->limit); a non-OK return of fn stops and is returned. */
+cs_rc cs_store_job_list(cs_store *s, const cs_store_job_query *q, int64_t *total,
+                        cs_store_job_row_fn fn, void *ctx, cs_err *err);
+
+/* What LOGS shows of one attempt of a job. Strings owned (cs_store_attempt_log_fini), NULL when
+ * the column is. */
+typedef struct cs_store_attempt_log {
+    int64_t job_attempt; /* the job's newest attempt number (0: never claimed) */
+    bool has_attempt;    /* the attempt asked for has a row */
+    char *progress;      /* the job's last heartbeat progress (JSON) */
+    char *last_error;    /* the job's last error */
+    char *log_path;      /* the attempt's log file, as its worker reported it */
+    char *error;         /* the attempt's failure text */
+} cs_store_attempt_log;
+
+/* The log facts of attempt (<= 0: the job's newest) of job_id. CS_ENOENT for an unknown job. */
+cs_rc cs_store_attempt_log_get(cs_store *s, int64_t job_id, int64_t attempt,
+                               cs_store_attempt_log *out, cs_err *err);
+void cs_store_attempt_log_fini(cs_store_attempt_log *l); /* NULL-safe; leaves l zeroed */
+
+/* The log path of the newest attempt of job_id that has one: *path owned, NULL when none. */
+cs_rc cs_store_last_log_path(cs_store *s, int64_t job_id, char **path, cs_err *err);
+
 /* ---- WAL checkpoint ------------------------------------------------------------------------ */
 
 /* A submit or extend that inserts at least this many jobs leaves the WAL checkpoint of its commit
@@ -361,9 +449,5 @@ cs_rc cs_store_checkpoint(cs_store *s, cs_err *err);
 
 /* Whether a bulk commit skipped its checkpoint and cs_store_checkpoint() has not made up for it. */
 bool cs_store_checkpoint_owed(const cs_store *s);
-
-/* The underlying connection, for read-only ad-hoc queries (exports, tests). Borrowed, valid until
- * cs_store_close. Do not write through it. */
-struct sqlite3 *cs_store_db(cs_store *s);
 
 #endif

@@ -14,7 +14,7 @@
 
 #include "cs_alloc.h"
 #include "cs_migrations.h"
-#include "cs_store.h"
+#include "cs_store_testing.h"
 #include "cs_test.h"
 #include "store_synth.h"
 
@@ -204,7 +204,7 @@ static void test_exact_texts(void **state)
     assert_int_equal(cs_store_submit(s, &m, text_next, &l, false, T0, &c, &err), CS_OK);
     assert_int_equal(c.inserted, N_TRICKY);
     /* The view, as sqlite3 users and the control API read it. */
-    assert_int_equal(sqlite3_prepare_v2(cs_store_db(s), "SELECT config, axes FROM job ORDER BY id",
+    assert_int_equal(sqlite3_prepare_v2(cs_store_test_db(s), "SELECT config, axes FROM job ORDER BY id",
                                         -1, &st, NULL),
                      SQLITE_OK);
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -216,14 +216,14 @@ static void test_exact_texts(void **state)
     assert_int_equal(i, N_TRICKY);
     /* Only what fragments cannot hold is kept whole: the five configs that are not an object a
      * job splits ("{ }", an array, a number, a string, 70 members) and the axes "[]". */
-    assert_int_equal(q_int(cs_store_db(s), "SELECT count(*) FROM job_row WHERE config_raw IS NOT "
+    assert_int_equal(q_int(cs_store_test_db(s), "SELECT count(*) FROM job_row WHERE config_raw IS NOT "
                                            "NULL"),
                      5);
-    assert_int_equal(q_int(cs_store_db(s), "SELECT count(*) FROM job_row WHERE axes_raw IS NOT "
+    assert_int_equal(q_int(cs_store_test_db(s), "SELECT count(*) FROM job_row WHERE axes_raw IS NOT "
                                            "NULL"),
                      1);
     /* Members shared by the cells are stored once. */
-    assert_int_equal(q_int(cs_store_db(s), "SELECT count(*) FROM fragment WHERE text = "
+    assert_int_equal(q_int(cs_store_test_db(s), "SELECT count(*) FROM fragment WHERE text = "
                                            "'\"model\":{\"folder\":\"m\"}'"),
                      1);
     /* The C accessors, on the writer and on a read-only handle. */
@@ -260,7 +260,7 @@ static void test_exact_texts(void **state)
         assert_non_null(strstr(err.msg, "cell 2"));
         assert_non_null(strstr(err.msg, "malformed JSON"));
         assert_non_null(strstr(err.msg, "\"b\":tru"));
-        assert_int_equal(q_int(cs_store_db(s), "SELECT count(*) FROM sweep WHERE name = 'bad'"), 0);
+        assert_int_equal(q_int(cs_store_test_db(s), "SELECT count(*) FROM sweep WHERE name = 'bad'"), 0);
     }
 }
 
@@ -375,7 +375,7 @@ static void test_migrate_v1(void **state)
     /* A read-only open refuses the old schema; the writer migrates it. */
     assert_int_equal(cs_store_open_ro(f->path, &s, &err), CS_EVERSION);
     s = open_store(f);
-    db = cs_store_db(s);
+    db = cs_store_test_db(s);
     assert_int_equal(q_int(db, "PRAGMA user_version"), cs_store_schema_version());
     assert_true(cs_store_schema_version() >= 2);
     for (size_t i = 0; i < N_V1_TABLES; i++) {
@@ -449,7 +449,7 @@ static void test_migrate_v1(void **state)
     cs_store_close(s);
     f->s = NULL;
     s = open_store(f);
-    assert_int_equal(q_int(cs_store_db(s), "SELECT count(*) FROM job"), N_TRICKY);
+    assert_int_equal(q_int(cs_store_test_db(s), "SELECT count(*) FROM job"), N_TRICKY);
 }
 
 /* ---- the fragment cache and rollbacks ------------------------------------------------------ */
@@ -464,7 +464,7 @@ static void configs_are(cs_store *s, const char *name, size_t first, size_t n, i
     size_t k = 0;
     cs_synth_init(&g, first, n);
     g.variant = variant;
-    assert_int_equal(sqlite3_prepare_v2(cs_store_db(s),
+    assert_int_equal(sqlite3_prepare_v2(cs_store_test_db(s),
                                         "SELECT j.config, j.key, j.id FROM job j JOIN sweep s ON "
                                         "s.id = j.sweep_id WHERE s.name = ?1 ORDER BY j.id",
                                         -1, &st, NULL),
@@ -497,7 +497,7 @@ static void test_fragments_after_rollback(void **state)
     g.variant = 1;
     g.fail_at = 250;
     assert_int_equal(cs_store_submit(s, &m, cs_synth_next, &g, false, T0, NULL, &err), CS_EIO);
-    assert_int_equal(q_int(cs_store_db(s), "SELECT count(*) FROM fragment"), 0);
+    assert_int_equal(q_int(cs_store_test_db(s), "SELECT count(*) FROM fragment"), 0);
     /* The same cells again must store them again (not take ids the cache remembered). */
     cs_synth_init(&g, 0, 200);
     g.variant = 1;
@@ -534,7 +534,7 @@ static void test_fragments_after_rollback(void **state)
     g.variant = 4;
     assert_int_equal(cs_store_submit(s, &m, cs_synth_next, &g, false, T0, NULL, &err), CS_OK);
     configs_are(s, "e", 3000, 50, 4);
-    assert_int_equal(q_int(cs_store_db(s), "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    assert_int_equal(q_int(cs_store_test_db(s), "SELECT count(*) FROM pragma_foreign_key_check"), 0);
 }
 
 /* ---- uniqueness without an index ----------------------------------------------------------- */
@@ -589,10 +589,10 @@ static void test_keys_unique_without_index(void **state)
     assert_int_equal(c.existing, 3); /* cells 25, 50, 75 repeat their predecessors */
     assert_int_equal(c.inserted, 97);
     /* Never two jobs with one key in a sweep. */
-    assert_int_equal(q_int(cs_store_db(s), "SELECT count(*) FROM (SELECT sweep_id, key FROM "
+    assert_int_equal(q_int(cs_store_test_db(s), "SELECT count(*) FROM (SELECT sweep_id, key FROM "
                                            "job_row GROUP BY sweep_id, key HAVING count(*) > 1)"),
                      0);
-    assert_int_equal(q_int(cs_store_db(s), "SELECT count(*) FROM job_row WHERE sweep_id = 1"), 700);
+    assert_int_equal(q_int(cs_store_test_db(s), "SELECT count(*) FROM job_row WHERE sweep_id = 1"), 700);
 }
 
 int main(void)

@@ -17,7 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cs_store.h"
+#include "cs_store_testing.h"
 #include "cs_test.h"
 #include "cs_time.h"
 
@@ -100,7 +100,7 @@ static int64_t check_db(const crash_env *e, const char *name)
     if (cs_store_open(e->db, &s, &err) != CS_OK) {
         fail_msg("reopen after kill: %s", err.msg);
     }
-    db = cs_store_db(s);
+    db = cs_store_test_db(s);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");

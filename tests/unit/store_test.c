@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "cs_store.h"
-#include "cs_store_extra.h"
+#include "cs_store_testing.h"
 #include "cs_test.h"
 #include "store_synth.h"
 
@@ -73,8 +73,8 @@ static int64_t q_int(cs_store *s, const char *sql)
 {
     sqlite3_stmt *st = NULL;
     int64_t v = -1;
-    if (sqlite3_prepare_v2(cs_store_db(s), sql, -1, &st, NULL) != SQLITE_OK) {
-        fail_msg("prepare %s: %s", sql, sqlite3_errmsg(cs_store_db(s)));
+    if (sqlite3_prepare_v2(cs_store_test_db(s), sql, -1, &st, NULL) != SQLITE_OK) {
+        fail_msg("prepare %s: %s", sql, sqlite3_errmsg(cs_store_test_db(s)));
     }
     if (sqlite3_step(st) == SQLITE_ROW) {
         v = sqlite3_column_int64(st, 0);
@@ -197,7 +197,7 @@ static void test_refuse_newer_db(void **state)
     cs_err err = {0};
     char sql[64];
     snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", cs_store_schema_version() + 1);
-    assert_int_equal(sqlite3_exec(cs_store_db(f->s), sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(cs_store_test_db(f->s), sql, NULL, NULL, NULL), SQLITE_OK);
     cs_store_close(f->s);
     f->s = NULL;
     assert_int_equal(cs_store_open(f->path, &s2, &err), CS_EVERSION);
@@ -1209,7 +1209,7 @@ static void test_batch_without_savepoints(void **state)
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE state = 'done'"), 1);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM metric"), 2);
 
-    assert_int_equal(sqlite3_exec(cs_store_db(f->s),
+    assert_int_equal(sqlite3_exec(cs_store_test_db(f->s),
                                   "CREATE TEMP TRIGGER boom BEFORE INSERT ON attempt"
                                   " WHEN new.worker = 'boom' BEGIN"
                                   " SELECT RAISE(FAIL, 'attempt refused'); END",
@@ -1226,8 +1226,9 @@ static void test_batch_without_savepoints(void **state)
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM job WHERE state = 'running'"), 0);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM attempt"), 1);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM job_event WHERE to_state = 'running'"), 1);
-    assert_int_equal(sqlite3_exec(cs_store_db(f->s), "DROP TRIGGER temp.boom", NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+            sqlite3_exec(cs_store_test_db(f->s), "DROP TRIGGER temp.boom", NULL, NULL, NULL),
+            SQLITE_OK);
     /* Outside a batch the same failure undoes only its own operation. */
     cs_store_claim_fini(&b);
     b = claim_ok(f->s, "w2", T0 + 2);
@@ -1446,6 +1447,128 @@ static void test_worker_liveness(void **state)
     cs_store_claim_fini(&c);
 }
 
+/* ---- the control socket's reads and the guard ---------------------------------------------- */
+
+typedef struct rows {
+    size_t n;
+    char text[1024];
+} rows;
+
+static cs_rc collect_job(void *ctx, const cs_store_job_row *j, cs_err *err)
+{
+    rows *r = ctx;
+    size_t used = strlen(r->text);
+    (void)err;
+    snprintf(r->text + used, sizeof(r->text) - used, "%lld:%s:%lld:%s:%s;", (long long)j->id,
+             j->state, (long long)j->attempt, j->worker ? j->worker : "-",
+             j->last_error ? j->last_error : "-");
+    r->n++;
+    return CS_OK;
+}
+
+static cs_rc collect_worker(void *ctx, const cs_store_worker_row *w, cs_err *err)
+{
+    rows *r = ctx;
+    size_t used = strlen(r->text);
+    (void)err;
+    snprintf(r->text + used, sizeof(r->text) - used, "%s:%s:%lld:%d;", w->name,
+             w->host ? w->host : "-", (long long)w->job_id, w->active ? 1 : 0);
+    r->n++;
+    return CS_OK;
+}
+
+static void test_control_reads(void **state)
+{
+    fixture *f = *state;
+    cs_store_job_query q = {.limit = 100, .error_chars = 4};
+    cs_store_attempt_log l;
+    cs_store_claim c;
+    cs_err err = {0};
+    rows r = {0};
+    int64_t total = 0;
+    size_t n = 99;
+    char *path = NULL;
+    cs_job_state next;
+
+    submit_n(f->s, "s", 0, 3, NULL, false, NULL);
+    c = claim_ok(f->s, WORKER, T0);
+    assert_int_equal(cs_store_fail(f->s, c.job_id, c.attempt, WORKER, c.lease_token, "boom boom",
+                                   NULL, T0 + 10, &next, &err),
+                     CS_OK);
+    cs_store_claim_fini(&c);
+    c = claim_ok(f->s, "w2", T0 + 20);
+
+    /* JOBS: every job with its total, a page, one state; last_error cut to error_chars. */
+    assert_int_equal(cs_store_job_list(f->s, &q, &total, collect_job, &r, &err), CS_OK);
+    assert_int_equal(total, 3);
+    assert_string_equal(r.text, "1:retry_wait:1:-:boom;2:running:1:w2:-;3:queued:0:-:-;");
+    memset(&r, 0, sizeof(r));
+    q.limit = 1;
+    q.offset = 1;
+    assert_int_equal(cs_store_job_list(f->s, &q, &total, collect_job, &r, &err), CS_OK);
+    assert_int_equal(total, 3);
+    assert_string_equal(r.text, "2:running:1:w2:-;");
+    memset(&r, 0, sizeof(r));
+    q = (cs_store_job_query){.state = "queued", .limit = -1, .error_chars = 512};
+    assert_int_equal(cs_store_job_list(f->s, &q, &total, collect_job, &r, &err), CS_OK);
+    assert_int_equal(total, 1);
+    assert_string_equal(r.text, "3:queued:0:-:-;");
+
+    /* WORKERS: active = seen since the bound and no BYE; the running job of each. */
+    assert_int_equal(cs_store_worker_seen(f->s, WORKER, "h1", NULL, T0, &err), CS_OK);
+    assert_int_equal(cs_store_worker_seen(f->s, "w2", NULL, NULL, T0 + 20, &err), CS_OK);
+    assert_int_equal(cs_store_worker_count_active(f->s, T0, &n, &err), CS_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(cs_store_worker_count_active(f->s, T0 + 1, &n, &err), CS_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(cs_store_worker_bye(f->s, "w2", NULL, T0 + 30, NULL, &err), CS_OK);
+    assert_int_equal(cs_store_worker_count_active(f->s, T0, &n, &err), CS_OK);
+    assert_int_equal(n, 1);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(cs_store_worker_list(f->s, T0, collect_worker, &r, &err), CS_OK);
+    assert_string_equal(r.text, "w1:h1:0:1;w2:-:2:0;");
+
+    /* LOGS: the attempt's facts; an unknown job is CS_ENOENT. */
+    assert_int_equal(cs_store_attempt_log_get(f->s, 1, 0, &l, &err), CS_OK);
+    assert_int_equal(l.job_attempt, 1);
+    assert_true(l.has_attempt);
+    assert_string_equal(l.error, "boom boom");
+    assert_null(l.log_path);
+    cs_store_attempt_log_fini(&l);
+    assert_int_equal(cs_store_attempt_log_get(f->s, 1, 2, &l, &err), CS_OK);
+    assert_false(l.has_attempt);
+    cs_store_attempt_log_fini(&l);
+    assert_int_equal(cs_store_attempt_log_get(f->s, 99, 0, &l, &err), CS_ENOENT);
+    assert_int_equal(cs_store_last_log_path(f->s, 1, &path, &err), CS_OK);
+    assert_null(path);
+    cs_store_claim_fini(&c);
+}
+
+/* The guard: no store, a bad argument, a write on a read-only handle (the operations that were
+ * cs_store_extra's wrote through the connection and met SQLite's refusal, CS_EDB). */
+static void test_guard(void **state)
+{
+    fixture *f = *state;
+    cs_store *ro = NULL;
+    cs_store_counts counts;
+    cs_err err = {0};
+    bool flag = true;
+    size_t n = 99;
+
+    assert_int_equal(cs_store_worker_bye(NULL, WORKER, NULL, T0, &flag, &err), CS_EINVAL);
+    assert_false(flag);
+    assert_int_equal(cs_store_count(NULL, 0, &counts, &err), CS_EINVAL);
+    assert_int_equal(cs_store_worker_seen(f->s, "", NULL, NULL, T0, &err), CS_EINVAL);
+    assert_string_equal(err.msg, "store: worker id missing");
+    assert_int_equal(cs_store_open_ro(f->path, &ro, &err), CS_OK);
+    assert_int_equal(cs_store_worker_bye(ro, WORKER, NULL, T0, &flag, &err), CS_ENOTSUP);
+    assert_int_equal(cs_store_worker_prune(ro, T0, 1000, &n, &err), CS_ENOTSUP);
+    assert_int_equal(n, 0);
+    assert_int_equal(cs_store_worker_touch(ro, WORKER, NULL, T0, &err), CS_ENOTSUP);
+    assert_int_equal(cs_store_count(ro, 0, &counts, &err), CS_OK);
+    cs_store_close(ro);
+}
+
 static void test_state_names(void **state)
 {
     cs_job_state st;
@@ -1493,6 +1616,8 @@ int main(void)
             T(test_group_commit),
             T(test_batch_without_savepoints),
             T(test_every_transition_logged),
+            T(test_control_reads),
+            T(test_guard),
             cmocka_unit_test(test_state_names),
     };
     return CS_RUN_TESTS(tests);

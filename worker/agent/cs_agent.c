@@ -1231,12 +1231,12 @@ cs_rc cs_agent_create(const cs_agent_cfg *cfg, cs_agent **out, cs_err *err)
     a->sock_open = true;
     if ((rv = nng_ctx_open(&a->ctx, a->sock)) != 0 ||
         (rv = nng_aio_alloc(&a->aio, on_aio, a)) != 0) {
-        rc = cs_err_set(err, CS_ENET, rv, "nng: %s", nng_strerror(rv));
+        rc = cs_err_nng(err, rv, CS_ENET, "nng");
         goto fail;
     }
     a->ctx_open = true;
     if ((rv = uv_loop_init(&a->loop)) != 0) {
-        rc = cs_err_set(err, CS_EIO, rv, "uv_loop_init: %s", uv_strerror(rv));
+        rc = cs_err_uv(err, rv, "uv_loop_init");
         goto fail;
     }
     a->loop_init = true;

@@ -429,8 +429,7 @@ cs_rc cs_child_start(cs_child *c, const cs_child_spec *spec, cs_child_exit_cb cb
     c->proc_init = true;
     c->n_open++;
     if (rv != 0) {
-        rc = rv == UV_ENOENT ? CS_ENOENT : rv == UV_EACCES ? CS_EAUTH : CS_EIO;
-        rc = cs_err_set(err, rc, rv, "cannot start %s: %s", opts.file, uv_strerror(rv));
+        rc = cs_err_uv(err, rv, "cannot start %s", opts.file);
         goto cleanup;
     }
     c->running = true;
