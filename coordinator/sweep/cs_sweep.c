@@ -17,140 +17,15 @@
 #include "cs_alloc.h"
 #include "cs_canon.h"
 #include "cs_limits.h"
+#include "cs_methods.h"
 #include "cs_path.h"
 
 #define MAX_AXIS_VALUES CS_LIMIT_AXIS_VALUES
 
-/* ---- method tables (shared/specs/ptq-algorithms.md, selectors-and-metrics.md) -----------------
- */
-
-typedef enum ptype {
-    PT_INT,   /* integer in [min, max] */
-    PT_NUM,   /* number in [min, max] (or (min, max] with excl_min) */
-    PT_BOOL,  /* boolean */
-    PT_ENUM,  /* one of choices; choices[0] is the default */
-    PT_GROUP, /* -1 or a positive power of two */
-    PT_POW2,  /* a positive power of two <= max */
-    PT_TASKS, /* list of data.sources names of kind "task"; default: all of them */
-} ptype;
-
-typedef struct pdef {
-    const char *key;
-    ptype type;
-    double def; /* INT, NUM, BOOL (0/1), GROUP, POW2 */
-    double min, max;
-    bool excl_min;
-    const char *const *choices; /* ENUM, NULL-terminated */
-} pdef;
-
-typedef struct mdef {
-    const char *name;
-    unsigned flags; /* CS_VAL_* */
-    const pdef *params;
-    size_t n_params;
-} mdef;
-
-static const char *const rtn_grids[] = {"awq", "gptq", NULL};
-static const char *const sq_weights[] = {"rtn", "gptq", NULL};
-static const char *const patterns[] = {"unstructured", "2:4", "4:8", NULL};
-static const char *const imatrix_types[] = {"q4_0", "q4_k", NULL};
-static const char *const acdm_stats[] = {"mean", "absmean", NULL};
-static const char *const acdm_modes[] = {"quota", "minimax", NULL};
-static const char *const ppl_modes[] = {"low", "high", "mid", NULL};
-
-#define P_INT(k, d, lo, hi)                       \
-    {                                             \
-        (k), PT_INT, (d), (lo), (hi), false, NULL \
-    }
-#define P_NUM(k, d, lo, hi)                       \
-    {                                             \
-        (k), PT_NUM, (d), (lo), (hi), false, NULL \
-    }
-#define P_NUM_POS(k, d, hi)                   \
-    {                                         \
-        (k), PT_NUM, (d), 0, (hi), true, NULL \
-    }
-#define P_BOOL(k, d)                         \
-    {                                        \
-        (k), PT_BOOL, (d), 0, 1, false, NULL \
-    }
-#define P_ENUM(k, c)                      \
-    {                                     \
-        (k), PT_ENUM, 0, 0, 0, false, (c) \
-    }
-#define P_GROUP(k, d)                              \
-    {                                              \
-        (k), PT_GROUP, (d), -1, 65536, false, NULL \
-    }
-#define P_POW2(k, d, hi)                        \
-    {                                           \
-        (k), PT_POW2, (d), 1, (hi), false, NULL \
-    }
-#define P_TASKS(k)                          \
-    {                                       \
-        (k), PT_TASKS, 0, 0, 0, false, NULL \
-    }
-#define NPARAMS(a) (sizeof(a) / sizeof((a)[0]))
-#define METHOD(name, flags, list)              \
-    {                                          \
-        (name), (flags), (list), NPARAMS(list) \
-    }
-
-static const pdef p_rtn[] = {P_INT("bits", 4, 2, 8), P_GROUP("group_size", 128), P_BOOL("sym", 0),
-                             P_ENUM("grid", rtn_grids)};
-static const pdef p_gptq[] = {
-        P_INT("bits", 4, 2, 8),       P_GROUP("group_size", 128), P_BOOL("sym", 1),
-        P_BOOL("act_order", 1),       P_NUM_POS("damp", 0.01, 1), P_POW2("block_size", 128, 4096),
-        P_BOOL("true_sequential", 1), P_BOOL("static_groups", 0)};
-static const pdef p_awq[] = {P_INT("bits", 4, 2, 8),       P_GROUP("group_size", 128),
-                             P_BOOL("zero_point", 1),      P_BOOL("duo_scaling", 1),
-                             P_INT("n_grid", 20, 1, 1000), P_BOOL("clip", 1)};
-static const pdef p_sq[] = {P_NUM("alpha", 0.5, 0, 1), P_INT("bits", 8, 2, 8),
-                            P_INT("act_bits", 8, 2, 16), P_ENUM("weights", sq_weights),
-                            P_NUM_POS("damp", 0.01, 1)};
-static const pdef p_sparsegpt[] = {P_NUM("sparsity", 0.5, 0, 0.99), P_ENUM("pattern", patterns),
-                                   P_NUM_POS("damp", 0.01, 1), P_POW2("block_size", 128, 4096)};
-static const pdef p_wanda[] = {P_NUM("sparsity", 0.5, 0, 0.99), P_ENUM("pattern", patterns)};
-static const pdef p_imatrix[] = {P_ENUM("type", imatrix_types), P_INT("chunk", 512, 16, 65536)};
-static const pdef p_none[] = {{NULL, PT_INT, 0, 0, 0, false, NULL}};
-
-static const mdef algorithms[] = {
-        {"none", CS_VAL_NONE | CS_VAL_NO_CALIB, p_none, 0},
-        METHOD("rtn", CS_VAL_NO_CALIB, p_rtn),
-        METHOD("gptq", 0, p_gptq),
-        METHOD("awq", 0, p_awq),
-        METHOD("smoothquant", 0, p_sq),
-        METHOD("sparsegpt", 0, p_sparsegpt),
-        METHOD("wanda", 0, p_wanda),
-        METHOD("imatrix", 0, p_imatrix),
-};
-
-static const pdef p_random[] = {P_BOOL("stratified", 0)};
-static const pdef p_selfcal[] = {P_NUM("t_init", 1.0, 0, 10), P_NUM("t_final", 1.0, 0, 10),
-                                 P_INT("n_sched", 10, 0, 1000000)};
-static const pdef p_selfgen[] = {
-        P_INT("prefix_texts", 5000, 1, 10000000), P_INT("prefix_tokens", 2, 1, 4096),
-        P_NUM("temperature", 0.6, 0, 10),         P_NUM_POS("top_p", 0.95, 1),
-        P_INT("top_k", 50, 0, 1000000),           P_NUM_POS("repetition_penalty", 1.2, 10),
-        P_NUM("ppl_quantile", 0.8, 0, 1)};
-static const pdef p_zipcal[] = {P_INT("search_limit", 2000, 1, 100000000)};
-static const pdef p_cola[] = {P_INT("proj_dim", 64, 1, 4096), P_INT("n_init", 10, 1, 1000),
-                              P_INT("max_iter", 300, 1, 1000000), P_NUM_POS("tol", 1e-4, 1)};
-static const pdef p_acdm[] = {P_INT("n_ref", 64, 1, 1000000), P_ENUM("stat", acdm_stats),
-                              P_ENUM("mode", acdm_modes), P_TASKS("reference")};
-static const pdef p_ppl[] = {P_ENUM("mode", ppl_modes)};
-static const pdef p_covercal[] = {P_NUM_POS("outlier_factor", 6, 1000),
-                                  P_NUM_POS("cover_frac", 0.5, 1)};
-
-static const mdef selectors[] = {
-        METHOD("random", 0, p_random),    METHOD("self_calibration", CS_VAL_NO_SOURCE, p_selfcal),
-        METHOD("self_gen", 0, p_selfgen), METHOD("zipcal", 0, p_zipcal),
-        METHOD("cola", 0, p_cola),        METHOD("acdm", 0, p_acdm),
-        METHOD("ppl_rank", 0, p_ppl),     METHOD("covercal", 0, p_covercal),
-};
-
-#define N_ALGORITHMS (sizeof(algorithms) / sizeof(algorithms[0]))
-#define N_SELECTORS  (sizeof(selectors) / sizeof(selectors[0]))
+_Static_assert((unsigned)CS_VAL_NO_CALIB == (unsigned)CS_METHOD_NO_CALIB &&
+                       (unsigned)CS_VAL_NONE == (unsigned)CS_METHOD_NONE &&
+                       (unsigned)CS_VAL_NO_SOURCE == (unsigned)CS_METHOD_NO_SOURCE,
+               "axis value flags are the table's method flags");
 
 static const char *const mission_names[CS_AXIS_N_MISSION] = {
         "model", "algorithm", "selector", "n_samples", "seq_len", "source", "seed", "eval"};
@@ -234,43 +109,11 @@ static void add_or_oom(parser *p, cJSON *obj, const char *key, cJSON *item)
     }
 }
 
-static bool is_pow2(int64_t v)
-{
-    return v > 0 && (v & (v - 1)) == 0;
-}
-
-/* "a, b, c" of names[0..n) into buf. */
-static void join_names(const char *const *names, size_t n, char *buf, size_t cap)
-{
-    size_t used = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < n && used + 1 < cap; i++) {
-        int w = snprintf(buf + used, cap - used, "%s%s", i ? ", " : "", names[i]);
-        if (w < 0) {
-            break;
-        }
-        used += (size_t)w;
-    }
-    if (used >= cap) {
-        buf[cap - 1] = '\0';
-    }
-}
-
 /* Reports "unknown <what> \"name\"" with a suggestion and the list of known names. */
 static void unknown_name(parser *p, const cJSON *node, const char *what, const char *name,
                          const char *const *known, size_t n)
 {
-    char list[512];
-    const char *sugg = cs_json_suggest(name, known, n);
-    join_names(known, n, list, sizeof(list));
-    if (sugg) {
-        cs_jctx_error(&p->c, node, NULL, "unknown %s \"%s\" (did you mean \"%s\"?)", what, name,
-                      sugg);
-    } else if (n == 0) {
-        cs_jctx_error(&p->c, node, NULL, "unknown %s \"%s\" (none are defined)", what, name);
-    } else {
-        cs_jctx_error(&p->c, node, NULL, "unknown %s \"%s\" (known: %s)", what, name, list);
-    }
+    cs_json_unknown_name(&p->c, node, what, name, known, n);
 }
 
 /* Index of the entry called name among n entries of stride bytes whose first member is a name. */
@@ -729,171 +572,102 @@ static size_t *sources_by_name(parser *p)
     return idx;
 }
 
-/* Resolves one parameter of a method into o; reports problems at the current path. */
-static void resolve_param(parser *p, const cJSON *obj, const pdef *pd, cJSON *o)
+/* acdm's "reference" (a TASKS parameter of the table): the named sources of kind "task", or all
+ * of them, as resolved source objects into o under key. */
+static bool resolve_tasks(void *ctx, cs_jctx *c, const cJSON *obj, const cJSON *v, const char *key,
+                          cJSON *o)
 {
-    const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, pd->key) : NULL;
+    parser *p = ctx;
     cs_sweep *s = p->s;
-    char d[64];
-
-    if (v && cJSON_IsNull(v)) {
-        v = NULL;
-    }
-    cs_jpath_push_key(&p->c.path, pd->key);
-    switch (pd->type) {
-    case PT_INT: {
-        int64_t x = (int64_t)pd->def;
-        if (v) {
-            cs_json_as_int(&p->c, v, (int64_t)pd->min, (int64_t)pd->max, &x);
-        }
-        add_or_oom(p, o, pd->key, cJSON_CreateNumber((double)x));
-        break;
-    }
-    case PT_NUM: {
-        double x = pd->def;
-        if (v && cs_json_as_number(&p->c, v, pd->min, pd->max, &x) == CS_OK && pd->excl_min &&
-            x <= pd->min) {
-            cs_jctx_error(&p->c, v, NULL, "expected a number > %g and <= %g, got %s", pd->min,
-                          pd->max, cs_json_describe(v, d, sizeof(d)));
-            x = pd->def;
-        }
-        add_or_oom(p, o, pd->key, cJSON_CreateNumber(x));
-        break;
-    }
-    case PT_BOOL: {
-        bool x = pd->def != 0;
-        if (v) {
-            cs_json_as_bool(&p->c, v, &x);
-        }
-        add_or_oom(p, o, pd->key, cJSON_CreateBool(x));
-        break;
-    }
-    case PT_ENUM: {
-        const char *x = pd->choices[0];
-        size_t nc = 0;
-        while (pd->choices[nc]) {
-            nc++;
-        }
-        if (v && cs_json_as_string(&p->c, v, &x) == CS_OK) {
-            size_t k = 0;
-            while (k < nc && strcmp(pd->choices[k], x) != 0) {
-                k++;
-            }
-            if (k == nc) {
-                unknown_name(p, v, "value", x, pd->choices, nc);
-                x = pd->choices[0];
-            }
-        }
-        add_or_oom(p, o, pd->key, cJSON_CreateString(x));
-        break;
-    }
-    case PT_GROUP:
-    case PT_POW2: {
-        int64_t x = (int64_t)pd->def;
-        if (v && cs_json_as_int(&p->c, v, pd->type == PT_GROUP ? -1 : 1, (int64_t)pd->max, &x) ==
-                         CS_OK) {
-            if (!is_pow2(x) && !(pd->type == PT_GROUP && x == -1)) {
-                cs_jctx_error(&p->c, v, NULL, "expected %sa positive power of two, got %lld",
-                              pd->type == PT_GROUP ? "-1 (one group per row) or " : "",
-                              (long long)x);
-                x = (int64_t)pd->def;
-            }
-        }
-        add_or_oom(p, o, pd->key, cJSON_CreateNumber((double)x));
-        break;
-    }
-    case PT_TASKS: {
-        cJSON *arr = NULL;
-        size_t n_added = 0, *order = NULL;
-        bool *named = NULL;
-        if (v) {
-            const cJSON *e;
-            size_t i = 0;
-            if (cs_json_as_array(&p->c, v) == CS_OK) {
-                cJSON_ArrayForEach(e, v)
-                {
-                    const char *nm = NULL;
-                    size_t k;
-                    cs_jpath_push_index(&p->c.path, i++);
-                    if (cs_json_as_string(&p->c, e, &nm) == CS_OK) {
-                        k = lookup_name(p, NAMES_SOURCES, s->sources, s->n_sources,
-                                        sizeof(*s->sources), nm);
-                        if (k == SIZE_MAX) {
-                            const char *names[64];
-                            size_t nn = 0;
-                            for (size_t j = 0; j < s->n_sources && nn < 64; j++) {
-                                names[nn++] = s->sources[j].name;
-                            }
-                            unknown_name(p, e, "source", nm, names, nn);
-                        } else if (strcmp(s->sources[k].kind, "task") != 0) {
-                            cs_jctx_error(&p->c, e, NULL,
-                                          "source \"%s\" is of kind \"%s\"; reference sets are "
-                                          "sources of kind \"task\"",
-                                          nm, s->sources[k].kind);
-                        }
-                    }
-                    cs_jpath_pop(&p->c.path);
-                }
-            }
-        }
-        arr = cJSON_CreateArray();
-        if (!arr) {
-            p->oom = CS_ENOMEM;
-            break;
-        }
-        /* The sources named (or every task source) as resolved objects, in the order of their
-         * names: the order calsweepd always used (it resolves the canonical text, whose members
-         * are sorted), so the keys of stored jobs stay as they are, whatever order the file
-         * writes data.sources or the list in. */
-        order = sources_by_name(p);
-        named = v && cJSON_IsArray(v) ? cs_calloc_array(s->n_sources + 1, sizeof(*named)) : NULL;
-        if (v && cJSON_IsArray(v)) {
-            const cJSON *e;
-            if (!named) {
-                p->oom = CS_ENOMEM;
-            }
+    size_t before = c->n_errors;
+    cJSON *arr = NULL;
+    size_t n_added = 0, *order = NULL;
+    bool *named = NULL;
+    if (v) {
+        const cJSON *e;
+        size_t i = 0;
+        if (cs_json_as_array(&p->c, v) == CS_OK) {
             cJSON_ArrayForEach(e, v)
             {
-                size_t k = cJSON_IsString(e) && named
-                                   ? lookup_name(p, NAMES_SOURCES, s->sources, s->n_sources,
-                                                 sizeof(*s->sources), e->valuestring)
-                                   : SIZE_MAX;
-                if (k != SIZE_MAX) {
-                    named[k] = true;
+                const char *nm = NULL;
+                size_t k;
+                cs_jpath_push_index(&p->c.path, i++);
+                if (cs_json_as_string(&p->c, e, &nm) == CS_OK) {
+                    k = lookup_name(p, NAMES_SOURCES, s->sources, s->n_sources, sizeof(*s->sources),
+                                    nm);
+                    if (k == SIZE_MAX) {
+                        const char *names[64];
+                        size_t nn = 0;
+                        for (size_t j = 0; j < s->n_sources && nn < 64; j++) {
+                            names[nn++] = s->sources[j].name;
+                        }
+                        unknown_name(p, e, "source", nm, names, nn);
+                    } else if (strcmp(s->sources[k].kind, "task") != 0) {
+                        cs_jctx_error(&p->c, e, NULL,
+                                      "source \"%s\" is of kind \"%s\"; reference sets are "
+                                      "sources of kind \"task\"",
+                                      nm, s->sources[k].kind);
+                    }
                 }
+                cs_jpath_pop(&p->c.path);
             }
         }
-        for (size_t oi = 0; order && oi < s->n_sources; oi++) {
-            size_t k = order[oi];
-            bool take;
-            if (!s->sources[k].kind || strcmp(s->sources[k].kind, "task") != 0) {
-                continue;
-            }
-            take = !v || !cJSON_IsArray(v) || (named && named[k]);
-            if (take && s->sources[k].canon) {
-                cJSON *src = cJSON_Parse(s->sources[k].canon);
-                if (!src || !cJSON_AddItemToArray(arr, src)) {
-                    cJSON_Delete(src);
-                    p->oom = CS_ENOMEM;
-                }
-                n_added++;
-            }
-        }
-        free(order);
-        free(named);
-        if (n_added == 0 && (!v || cJSON_GetArraySize(v) == 0)) {
-            cs_jctx_error(&p->c, v ? v : obj, NULL,
-                          "needs task reference sets: add a source of kind \"task\" to "
-                          "data.sources");
-        }
-        if (!cJSON_AddItemToObject(o, pd->key, arr)) {
-            cJSON_Delete(arr);
+    }
+    arr = cJSON_CreateArray();
+    if (!arr) {
+        p->oom = CS_ENOMEM;
+        return false;
+    }
+    /* The sources named (or every task source) as resolved objects, in the order of their
+     * names: the order calsweepd always used (it resolves the canonical text, whose members
+     * are sorted), so the keys of stored jobs stay as they are, whatever order the file
+     * writes data.sources or the list in. */
+    order = sources_by_name(p);
+    named = v && cJSON_IsArray(v) ? cs_calloc_array(s->n_sources + 1, sizeof(*named)) : NULL;
+    if (v && cJSON_IsArray(v)) {
+        const cJSON *e;
+        if (!named) {
             p->oom = CS_ENOMEM;
         }
-        break;
+        cJSON_ArrayForEach(e, v)
+        {
+            size_t k = cJSON_IsString(e) && named
+                               ? lookup_name(p, NAMES_SOURCES, s->sources, s->n_sources,
+                                             sizeof(*s->sources), e->valuestring)
+                               : SIZE_MAX;
+            if (k != SIZE_MAX) {
+                named[k] = true;
+            }
+        }
     }
+    for (size_t oi = 0; order && oi < s->n_sources; oi++) {
+        size_t k = order[oi];
+        bool take;
+        if (!s->sources[k].kind || strcmp(s->sources[k].kind, "task") != 0) {
+            continue;
+        }
+        take = !v || !cJSON_IsArray(v) || (named && named[k]);
+        if (take && s->sources[k].canon) {
+            cJSON *src = cJSON_Parse(s->sources[k].canon);
+            if (!src || !cJSON_AddItemToArray(arr, src)) {
+                cJSON_Delete(src);
+                p->oom = CS_ENOMEM;
+            }
+            n_added++;
+        }
     }
-    cs_jpath_pop(&p->c.path);
+    free(order);
+    free(named);
+    if (n_added == 0 && (!v || cJSON_GetArraySize(v) == 0)) {
+        cs_jctx_error(&p->c, v ? v : obj, NULL,
+                      "needs task reference sets: add a source of kind \"task\" to "
+                      "data.sources");
+    }
+    if (!cJSON_AddItemToObject(o, key, arr)) {
+        cJSON_Delete(arr);
+        p->oom = CS_ENOMEM;
+    }
+    return c->n_errors == before;
 }
 
 /* "gptq" or "gptq(bits=3,group_size=64)": the name and the parameters written in the file. */
@@ -925,85 +699,30 @@ static char *method_text(parser *p, const char *name, const cJSON *obj)
 }
 
 /* Resolves an algorithm or selector value (a name or an object with "name" and parameters) into
- * val. Returns false after reporting a problem. */
-static bool resolve_method(parser *p, const cJSON *v, const mdef *table, size_t n_table,
-                           const char *what, cs_axis_value *val)
+ * val with the table (common/cs_methods.h). Returns false after reporting a problem. */
+static bool resolve_method(parser *p, const cJSON *v, cs_mfamily f, cs_axis_value *val)
 {
-    const char *name = NULL;
-    const mdef *md = NULL;
-    const char *names[16];
     size_t n_before = p->c.n_errors;
-    cJSON *o = NULL;
-    char d[64];
+    cs_mresolve r = {.tasks = resolve_tasks, .tasks_ctx = p, .out = cJSON_CreateObject()};
 
-    for (size_t i = 0; i < n_table; i++) {
-        names[i] = table[i].name;
-    }
-    if (cJSON_IsString(v)) {
-        name = v->valuestring;
-    } else if (cJSON_IsObject(v)) {
-        if (cs_json_req_string(&p->c, v, "name", &name) != CS_OK) {
-            return false;
-        }
-    } else {
-        cs_jctx_error(&p->c, v, NULL,
-                      "expected %s name or an object with \"name\" and parameters, got %s",
-                      strcmp(what, "algorithm") == 0 ? "an algorithm" : "a selector",
-                      cs_json_describe(v, d, sizeof(d)));
-        return false;
-    }
-    for (size_t i = 0; i < n_table; i++) {
-        if (strcmp(table[i].name, name) == 0) {
-            md = &table[i];
-        }
-    }
-    if (!md) {
-        if (cJSON_IsObject(v)) {
-            cs_jpath_push_key(&p->c.path, "name");
-            unknown_name(p, cJSON_GetObjectItemCaseSensitive(v, "name"), what, name, names,
-                         n_table);
-            cs_jpath_pop(&p->c.path);
-        } else {
-            unknown_name(p, v, what, name, names, n_table);
-        }
-        return false;
-    }
-    if (cJSON_IsObject(v)) {
-        const char *known[16];
-        known[0] = "name";
-        for (size_t i = 0; i < md->n_params; i++) {
-            known[i + 1] = md->params[i].key;
-        }
-        cs_json_check_keys(&p->c, v, known, md->n_params + 1, CS_DIAG_ERROR);
-    }
-    o = cJSON_CreateObject();
-    if (!o) {
+    if (!r.out) {
         p->oom = CS_ENOMEM;
         return false;
     }
-    add_or_oom(p, o, "name", cJSON_CreateString(md->name));
-    for (size_t i = 0; i < md->n_params; i++) {
-        resolve_param(p, cJSON_IsObject(v) ? v : NULL, &md->params[i], o);
+    cs_method_resolve(&p->c, v, f, &r);
+    if (r.oom) {
+        p->oom = CS_ENOMEM;
     }
-    /* Cross-parameter rules. */
-    {
-        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(o, "pattern");
-        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(o, "sparsity");
-        if (pat && sp && strcmp(pat->valuestring, "unstructured") != 0 && sp->valuedouble != 0.5) {
-            cs_jctx_error(&p->c, v, "sparsity",
-                          "pattern %s prunes exactly half of the weights: sparsity must be 0.5, "
-                          "got %g",
-                          pat->valuestring, sp->valuedouble);
-        }
+    if (r.md) {
+        val->flags = r.md->flags;
     }
-    val->flags = md->flags;
-    if (p->c.n_errors == n_before) {
-        val->canon = canon_of(p, o);
+    if (r.md && p->c.n_errors == n_before) {
+        val->canon = canon_of(p, r.out);
         val->label = val->canon ? dup(p, val->canon) : NULL;
-        val->text = method_text(p, md->name, cJSON_IsObject(v) ? v : NULL);
+        val->text = method_text(p, r.md->name, cJSON_IsObject(v) ? v : NULL);
     }
-    cJSON_Delete(o);
-    return p->c.n_errors == n_before;
+    cJSON_Delete(r.out);
+    return r.md && p->c.n_errors == n_before;
 }
 
 /* Resolves a name of models / data.sources / data.eval. */
@@ -1081,9 +800,9 @@ static bool resolve_value(parser *p, const cJSON *v, cs_axis_kind kind, cs_axis_
     case CS_AXIS_EVAL:
         return resolve_ref(p, v, kind, val);
     case CS_AXIS_ALGORITHM:
-        return resolve_method(p, v, algorithms, N_ALGORITHMS, "algorithm", val);
+        return resolve_method(p, v, CS_MF_ALGORITHM, val);
     case CS_AXIS_SELECTOR:
-        return resolve_method(p, v, selectors, N_SELECTORS, "selector", val);
+        return resolve_method(p, v, CS_MF_SELECTOR, val);
     case CS_AXIS_N_SAMPLES:
     case CS_AXIS_SEQ_LEN:
     case CS_AXIS_SEED:
@@ -1414,7 +1133,7 @@ static void default_source(parser *p, const cJSON *grid)
     if (!needed) {
         return;
     }
-    join_names(names, n_corpora < 64 ? n_corpora : 64, list, sizeof(list));
+    cs_join_names(names, n_corpora < 64 ? n_corpora : 64, list, sizeof(list));
     if (n_corpora == 0) {
         cs_jctx_error(&p->c, grid, NULL,
                       "no \"source\" axis, and data.sources has no text corpus to calibrate on");

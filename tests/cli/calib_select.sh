@@ -22,9 +22,9 @@ c=$(sel --selector '{"name":"random","stratified":true}' --seed 1); d=$(sel --se
 [ -n "$c" ] && [ "$c" != "$d" ]; ok $? "another seed, other ids"
 [ "$(printf '%s\n' "$c" | grep -c '^prose:')" = 3 ]; ok $? "stratified: 3 of 5 from the first source"
 grep -q "select: building a pool of 40 x 32 tokens (random_windows)" "$TMP/err"; ok $? "progress on stderr"
-j=$(sel --selector '{"name":"ppl","mode":"mid"}' --compose concat --json)
-case "$j" in *'"composition":"concat"'*'"ids":['*'"selector":"ppl"'*'"forward_s"'*) ok 0 "--json: pool record, ids, diagnostics";; *) ok 1 "--json: $j";; esac
-g=$("$R" select "$M" --selector '{"name":"selfcal","t_init":1.5,"t_final":0.5}' --n 2 --seq-len 24 2>/dev/null)
+j=$(sel --selector '{"name":"ppl_rank","mode":"mid"}' --compose concat --json)
+case "$j" in *'"composition":"concat"'*'"ids":['*'"selector":"ppl_rank"'*'"forward_s"'*) ok 0 "--json: pool record, ids, diagnostics";; *) ok 1 "--json: $j";; esac
+g=$("$R" select "$M" --selector '{"name":"self_calibration","t_init":1.5,"t_final":0.5}' --n 2 --seq-len 24 2>/dev/null)
 [ "$(printf '%s\n' "$g" | awk '{print NF-1}' | sort -u)" = 24 ] && printf '%s\n' "$g" | grep -q '^gen:1 1534 '; ok $? "selfcal: 2 sequences of exactly 24 tokens starting with BOS"
 T=$D/tasks
 out=$("$R" select "$M" --source "t=$T/arith_mc.train.jsonl" --eval "$T/arith_mc.eval.jsonl" --eval "$T/facts_mc.eval.jsonl" --pool 8 --seq-len 16 --n 2 2>&1); ok $? "train split vs eval splits: no overlap"

@@ -17,6 +17,7 @@
 #include "cs_generate.h"
 #include "cs_job.h"
 #include "cs_json.h"
+#include "cs_methods.h"
 #include "cs_model.h"
 #include "cs_opt.h"
 #include "cs_path.h"
@@ -49,23 +50,13 @@ enum {
     OPT_FIRST,
     OPT_JSON,
     OPT_ALGO,
-    OPT_BITS,
-    OPT_GROUP,
     OPT_CALIB,
     OPT_N_SAMPLES,
     OPT_PPL,
     OPT_FEWSHOT,
     OPT_SHOTS,
-    OPT_SYM,
-    OPT_ASYM,
-    OPT_ACT_ORDER,
-    OPT_SPARSITY,
-    OPT_NM,
-    OPT_TRAJ,
     OPT_SAVE,
-    OPT_ALPHA,
-    OPT_QTYPE,
-    OPT_CHUNK,
+    OPT_PARAM = 1000, /* + index in param_keys: a parameter of the table (cs_methods.h) */
 };
 
 #define OPT_HELP_ROW                                                        \
@@ -131,8 +122,6 @@ static const cs_opt quant_options[] = {
         {"algo", 'a', CS_OPT_VALUE, OPT_ALGO, "NAME|JSON",
          "rtn, gptq, awq, smoothquant, sparsegpt, wanda or imatrix, or a job config's algorithm "
          "object (required)"},
-        {"bits", 'b', CS_OPT_VALUE, OPT_BITS, "N", "bits, 2..8 (default 4)"},
-        {"group-size", 'g', CS_OPT_VALUE, OPT_GROUP, "N", "group size; -1 = per row (default 128)"},
         {"calib", 'c', CS_OPT_VALUE, OPT_CALIB, "FILE",
          "calibration text: .jsonl (field \"text\") or plain text"},
         {"n-samples", 0, CS_OPT_VALUE, OPT_N_SAMPLES, "N", "calibration samples (default 128)"},
@@ -141,22 +130,99 @@ static const cs_opt quant_options[] = {
         {"ppl", 0, CS_OPT_VALUE, OPT_PPL, "FILE",
          "after quantizing: perplexity of FILE, windows of 256"},
         {"task", 'T', CS_OPT_VALUE, OPT_TASK, "FILE", "after quantizing: score a task file"},
-        {"sym", 0, CS_OPT_NONE, OPT_SYM, NULL, "symmetric grid (default: gptq sym, others asym)"},
-        {"asym", 0, CS_OPT_NONE, OPT_ASYM, NULL, "asymmetric grid"},
-        {"act-order", 0, CS_OPT_NONE, OPT_ACT_ORDER, NULL, "gptq: columns by decreasing H_jj"},
-        {"sparsity", 0, CS_OPT_VALUE, OPT_SPARSITY, "X", "sparsegpt, wanda: fraction (0.5)"},
-        {"nm", 0, CS_OPT_VALUE, OPT_NM, "N:M", "sparsegpt, wanda: N:M pattern (2:4, 4:8)"},
-        {"trajectory", 0, CS_OPT_VALUE, OPT_TRAJ, "fp|quantized",
-         "next block's input (default: awq fp, others quantized)"},
-        {"alpha", 0, CS_OPT_VALUE, OPT_ALPHA, "X", "smoothquant: migration strength (0.5)"},
-        {"type", 0, CS_OPT_VALUE, OPT_QTYPE, "q4_0|q4_k", "imatrix: llama.cpp type (q4_0)"},
-        {"chunk", 0, CS_OPT_VALUE, OPT_CHUNK, "N", "imatrix: tokens per chunk (512)"},
         {"save", 0, CS_OPT_VALUE, OPT_SAVE, "DIR",
          "write the quantized model (F32 safetensors) and quantization_config.json"},
 };
 
-#define N_OPTS(t)     (sizeof(t) / sizeof((t)[0]))
-#define RUN_MAX_TASKS 64
+#define N_OPTS(t)      (sizeof(t) / sizeof((t)[0]))
+#define RUN_MAX_TASKS  64
+#define RUN_MAX_PARAMS 64
+
+/* The algorithms' parameters as flags of quantize, derived from the table: --KEY VALUE (a key's
+ * '_' written '-'), and --KEY / --no-KEY for a boolean. */
+typedef struct param_flag {
+    const char *key;
+    const cs_mparam *p; /* the first row with this key */
+    char lng[48], no[52], help[320];
+} param_flag;
+
+static param_flag param_keys[RUN_MAX_PARAMS];
+static size_t n_param_keys;
+static cs_opt quant_table[N_OPTS(quant_options) + 2 * RUN_MAX_PARAMS];
+static size_t n_quant_table;
+
+/* "gptq true, smoothquant true" (the algorithms that take key, each with its default). */
+static void algos_of(const char *key, char *buf, size_t cap)
+{
+    size_t n, used = 0;
+    const cs_method *t = cs_methods(CS_MF_ALGORITHM, &n);
+    buf[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < t[i].n_params; k++) {
+            char def[48];
+            if (strcmp(t[i].params[k].key, key) == 0 && used + 1 < cap) {
+                cs_mparam_default_text(&t[i].params[k], def, sizeof def);
+                int w = snprintf(buf + used, cap - used, "%s%s %s", used ? ", " : "", t[i].name,
+                                 def);
+                used += w > 0 ? (size_t)w : 0;
+            }
+        }
+    }
+}
+
+static void add_param_flag(const cs_mparam *p)
+{
+    char algos[160], desc[144];
+    param_flag *f = &param_keys[n_param_keys];
+    for (size_t i = 0; i < n_param_keys; i++) {
+        if (strcmp(param_keys[i].key, p->key) == 0) {
+            return;
+        }
+    }
+    if (n_param_keys == RUN_MAX_PARAMS || p->type == CS_MT_TASKS) {
+        return;
+    }
+    f->key = p->key;
+    f->p = p;
+    snprintf(f->lng, sizeof f->lng, "%s", p->key);
+    snprintf(f->no, sizeof f->no, "no-%s", p->key);
+    for (char *c = f->lng; *c; c++) {
+        *c = *c == '_' ? '-' : *c;
+    }
+    for (char *c = f->no; *c; c++) {
+        *c = *c == '_' ? '-' : *c;
+    }
+    algos_of(p->key, algos, sizeof algos);
+    cs_mparam_describe(p, desc, sizeof desc);
+    snprintf(f->help, sizeof f->help, "%s; default %s", desc, algos);
+    quant_table[n_quant_table++] = (cs_opt){f->lng,
+                                            0,
+                                            p->type == CS_MT_BOOL ? CS_OPT_NONE : CS_OPT_VALUE,
+                                            OPT_PARAM + (int)n_param_keys,
+                                            p->type == CS_MT_BOOL ? NULL : "V",
+                                            f->help};
+    if (p->type == CS_MT_BOOL) {
+        quant_table[n_quant_table++] =
+                (cs_opt){f->no,       0,
+                         CS_OPT_NONE, OPT_PARAM + RUN_MAX_PARAMS + (int)n_param_keys,
+                         NULL,        "sets it to false"};
+    }
+    n_param_keys++;
+}
+
+/* quant_options, then one flag per parameter key of the table (engine-only ones included). */
+static void build_quant_table(void)
+{
+    size_t n;
+    const cs_method *t = cs_methods(CS_MF_ALGORITHM, &n);
+    memcpy(quant_table, quant_options, sizeof quant_options);
+    n_quant_table = N_OPTS(quant_options);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < t[i].n_params; k++) {
+            add_param_flag(&t[i].params[k]);
+        }
+    }
+}
 
 typedef struct run_args {
     const char *model;
@@ -170,13 +236,10 @@ typedef struct run_args {
     size_t n_shots;
     int64_t fewshot;
     bool has_seed;
-    const char *algo, *calib, *ppl;
-    int64_t bits, group, n_samples;
-    bool has_bits, has_group;
-    int sym; /* 0 unset, 1 sym, 2 asym */
-    bool act_order;
-    const char *sparsity, *nm, *traj, *save, *alpha, *qtype;
-    int64_t chunk; /* 0: unset */
+    const char *algo, *calib, *ppl, *save;
+    int64_t n_samples;
+    const char *param[RUN_MAX_PARAMS]; /* the value of each --KEY given, "true" / "false" for a
+                                        * boolean; NULL: not given */
 } run_args;
 
 static void usage(FILE *out)
@@ -305,14 +368,6 @@ static int parse_cmd(int argc, char **argv, const char *cmd, const cs_opt *t, si
         case OPT_ALGO:
             a->algo = arg;
             break;
-        case OPT_BITS:
-            rc = cs_parse_i64(arg, 2, 8, &a->bits, "--bits", &err);
-            a->has_bits = true;
-            break;
-        case OPT_GROUP:
-            rc = cs_parse_i64(arg, -1, 65536, &a->group, "--group-size", &err);
-            a->has_group = true;
-            break;
         case OPT_CALIB:
             a->calib = arg;
             break;
@@ -322,35 +377,8 @@ static int parse_cmd(int argc, char **argv, const char *cmd, const cs_opt *t, si
         case OPT_PPL:
             a->ppl = arg;
             break;
-        case OPT_SYM:
-        case OPT_ASYM:
-            a->sym = id == OPT_SYM ? 1 : 2;
-            break;
-        case OPT_ACT_ORDER:
-            a->act_order = true;
-            break;
-        case OPT_SPARSITY:
-            rc = cs_parse_double(arg, &d, "--sparsity", &err);
-            a->sparsity = arg;
-            break;
-        case OPT_NM:
-            a->nm = arg;
-            break;
-        case OPT_ALPHA:
-            rc = cs_parse_double(arg, &d, "--alpha", &err);
-            a->alpha = arg;
-            break;
-        case OPT_TRAJ:
-            a->traj = arg;
-            break;
         case OPT_SAVE:
             a->save = arg;
-            break;
-        case OPT_QTYPE:
-            a->qtype = arg;
-            break;
-        case OPT_CHUNK:
-            rc = cs_parse_i64(arg, 16, 65536, &a->chunk, "--chunk", &err);
             break;
         case OPT_MAX_NEW: {
             int64_t v;
@@ -384,6 +412,11 @@ static int parse_cmd(int argc, char **argv, const char *cmd, const cs_opt *t, si
             }
             break;
         default:
+            if (id >= OPT_PARAM + RUN_MAX_PARAMS) {
+                a->param[id - OPT_PARAM - RUN_MAX_PARAMS] = "false";
+            } else if (id >= OPT_PARAM) {
+                a->param[id - OPT_PARAM] = arg ? arg : "true";
+            }
             break;
         }
         if (rc != CS_OK) {
@@ -764,7 +797,21 @@ static cJSON *quant_config(const run_args *a, const cJSON *algo, const cs_pipe_p
     return o;
 }
 
-/* The algorithm object of --algo (a name or JSON) with --bits / --group-size applied. */
+/* A flag's value as JSON: a boolean, a number for a numeric parameter (text that is not a number
+ * stays a string, so the table names the parameter and what it expected), else a string. */
+static cJSON *param_value(const param_flag *f, const char *v)
+{
+    double d;
+    if (f->p->type == CS_MT_BOOL) {
+        return cJSON_CreateBool(strcmp(v, "true") == 0);
+    }
+    if (f->p->type != CS_MT_ENUM && cs_parse_double(v, &d, f->key, NULL) == CS_OK) {
+        return cJSON_CreateNumber(d);
+    }
+    return cJSON_CreateString(v);
+}
+
+/* The algorithm object of --algo (a name or JSON) with the parameter flags applied. */
 static cs_rc algo_json(const run_args *a, cJSON **out, cs_err *err)
 {
     cs_rc rc = CS_OK;
@@ -776,46 +823,12 @@ static cs_rc algo_json(const run_args *a, cJSON **out, cs_err *err)
             rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
         }
     }
-    if (rc == CS_OK && cJSON_IsObject(*out)) {
-        if (a->has_bits) {
-            cJSON_DeleteItemFromObject(*out, "bits");
-            cJSON_AddNumberToObject(*out, "bits", (double)a->bits);
-        }
-        if (a->has_group) {
-            cJSON_DeleteItemFromObject(*out, "group_size");
-            cJSON_AddNumberToObject(*out, "group_size", (double)a->group);
-        }
-        if (a->sym) {
-            cJSON_DeleteItemFromObject(*out, "sym");
-            cJSON_AddBoolToObject(*out, "sym", a->sym == 1);
-        }
-        if (a->act_order) {
-            cJSON_DeleteItemFromObject(*out, "act_order");
-            cJSON_AddBoolToObject(*out, "act_order", true);
-        }
-        if (a->sparsity) {
-            cJSON_DeleteItemFromObject(*out, "sparsity");
-            cJSON_AddNumberToObject(*out, "sparsity", strtod(a->sparsity, NULL));
-        }
-        if (a->alpha) {
-            cJSON_DeleteItemFromObject(*out, "alpha");
-            cJSON_AddNumberToObject(*out, "alpha", strtod(a->alpha, NULL));
-        }
-        if (a->nm) {
-            cJSON_DeleteItemFromObject(*out, "nm");
-            cJSON_AddStringToObject(*out, "nm", a->nm);
-        }
-        if (a->traj) {
-            cJSON_DeleteItemFromObject(*out, "trajectory");
-            cJSON_AddStringToObject(*out, "trajectory", a->traj);
-        }
-        if (a->qtype) {
-            cJSON_DeleteItemFromObject(*out, "type");
-            cJSON_AddStringToObject(*out, "type", a->qtype);
-        }
-        if (a->chunk) {
-            cJSON_DeleteItemFromObject(*out, "chunk");
-            cJSON_AddNumberToObject(*out, "chunk", (double)a->chunk);
+    for (size_t i = 0; rc == CS_OK && cJSON_IsObject(*out) && i < n_param_keys; i++) {
+        if (a->param[i]) {
+            cJSON_DeleteItemFromObjectCaseSensitive(*out, param_keys[i].key);
+            if (!cs_json_add(*out, param_keys[i].key, param_value(&param_keys[i], a->param[i]))) {
+                rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+            }
         }
     }
     return rc;
@@ -1008,7 +1021,8 @@ int main(int argc, char **argv)
             a.n_samples = 128;
             a.seq_len = 512;
             a.gen.seed = 0;
-            code = parse_cmd(argc, argv, cmd, quant_options, N_OPTS(quant_options), &a);
+            build_quant_table();
+            code = parse_cmd(argc, argv, cmd, quant_table, n_quant_table, &a);
             return code >= 0 ? code : cmd_quantize(&a);
         }
         if (strcmp(cmd, "select") == 0) {
