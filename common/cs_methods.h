@@ -24,6 +24,7 @@
 #include <stdio.h>
 
 #include "cs_json.h"
+#include "cs_opt.h"
 
 /* ---- what the engine reads: the landing structs --------------------------------------------- */
 
@@ -242,5 +243,38 @@ void cs_mparam_describe(const cs_mparam *p, char *buf, size_t cap);
 
 /* The default of p as text ("128", "0.01", "true", "gptq"; "all task sources" for TASKS). */
 void cs_mparam_default_text(const cs_mparam *p, char *buf, size_t cap);
+
+/* ---- command-line flags (cs_methods_flags.c) ------------------------------------------------ */
+
+#define CS_MFLAGS_MAX      64 /* distinct parameter keys of a family */
+#define CS_MFLAGS_BASE_MAX 48 /* the command's own options */
+
+typedef struct cs_mflag {
+    const cs_mparam *p; /* the first row with this key */
+    char lng[48], no[52], help[320];
+    const char *value; /* what the command line gave ("true" / "false" for a boolean), or NULL */
+} cs_mflag;
+
+/* A command's option table: its own options, then --KEY V for every parameter key of a family
+ * (the key's '_' written '-'; a boolean is --KEY or --no-KEY), the help naming each method that
+ * takes it with its default. Ids id_base + i (and id_base + CS_MFLAGS_MAX + i for --no-KEY). */
+typedef struct cs_mflags {
+    cs_mfamily family;
+    int id_base;
+    cs_opt opts[CS_MFLAGS_BASE_MAX + 2 * CS_MFLAGS_MAX];
+    size_t n_opts;
+    cs_mflag keys[CS_MFLAGS_MAX];
+    size_t n_keys;
+} cs_mflags;
+
+void cs_mflags_init(cs_mflags *fl, cs_mfamily f, const cs_opt *base, size_t n_base, int id_base);
+
+/* Records the flag of option id (true), or returns false for an id that is not a parameter. */
+bool cs_mflags_take(cs_mflags *fl, int id, const char *arg);
+
+/* *out (owned) = the method value (a name or JSON text; what labels its parse errors) as an
+ * object with the flags given applied; the table checks it afterwards. */
+cs_rc cs_mflags_apply(const cs_mflags *fl, const char *value, const char *what, cJSON **out,
+                      cs_err *err);
 
 #endif

@@ -12,7 +12,7 @@ S=${CS_SOURCE_DIR:-.}
 M=$S/sweeps/testbed/models/tb-llama
 D=$S/sweeps/testbed/data
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
-echo "1..21"
+echo "1..23"
 "$R" select --help | grep -q "usage: calsweep-run select"; ok $? "select --help"
 sel() { "$R" select "$M" --source "prose=$D/corpus/prose.jsonl" --source "code=$D/corpus/code.jsonl:text" --pool 40 --seq-len 32 --n 5 "$@" 2>"$TMP/err"; }
 a=$(sel --selector zipcal --seed 1); ok $? "zipcal exits 0"
@@ -35,6 +35,10 @@ out=$("$R" select "$M" --source "x=$TMP/missing.jsonl" --n 1 2>&1); [ $? = 1 ] &
 printf '{"text":"fine"}\n{"text": nope}\n' > "$TMP/bad.jsonl"
 out=$("$R" select "$M" --source "x=$TMP/bad.jsonl" --n 1 2>&1); [ $? = 1 ] && case "$out" in *"bad.jsonl:2"*) true;; *) false;; esac; ok $? "bad JSON line names file:line: $out"
 out=$(sel --selector '{"name":"zipcal","kap":3}' 2>&1; cat "$TMP/err"); case "$out" in *"selector.kap: unknown key"*) ok 0 "unknown selector key names the path";; *) ok 1 "unknown key: $out";; esac
+a=$(sel --selector zipcal --search-limit 3 --seed 1); b=$(sel --selector '{"name":"zipcal","search_limit":3}' --seed 1)
+[ -n "$a" ] && [ "$a" = "$b" ]; ok $? "a selector parameter as a flag (--search-limit, from the table) equals it in --selector's JSON"
+sel --selector ppl_rank --mode median >/dev/null; rc=$?
+[ $rc = 2 ] && grep -q 'selector.mode: unknown value "median" (known: low, high, mid)' "$TMP/err"; ok $? "a bad flag value: exit 2 with the sweep validator's message"
 j=$(sel --selector '{"name":"cola","proj_dim":8}' --json)
 [ "$(jq -c '[(.ids | length), .diag.selector, (.diag.cluster_sizes | add), .diag.stats.items_forwarded]' <<<"$j")" = '[5,"cola",40,40]' ]; ok $? "cola: 5 ids, cluster sizes over the 40 candidates, 40 items forwarded"
 sel --selector acdm >/dev/null; rc=$?; out=$(cat "$TMP/err"); [ $rc = 2 ] && case "$out" in *"acdm needs --reference"*) true;; *) false;; esac; ok $? "acdm without --reference: usage error: $out"

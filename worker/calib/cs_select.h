@@ -1,38 +1,40 @@
 /* calib: the calibration-data selectors (shared/specs/selectors-and-metrics.md S1-S8).
  *
  * Every selector is deterministic for a given seed and reports its choice as a
- * cs_calib_selection: indices into the pool (random, zipcal, ppl, cola, acdm, covercal) or
- * generated sequences (selfcal, selfgen), and diagnostics (cs_calib_selection.diag, a JSON object
- * with at least "selector", the parameters, "forward_s" and "select_s"; the selectors that read
- * pool statistics add "stats": where each statistic came from and how many forward passes, items
- * and tokens this run cost).
+ * cs_calib_selection: indices into the pool (random, zipcal, ppl_rank, cola, acdm, covercal) or
+ * generated sequences (self_calibration, self_gen), and diagnostics (cs_calib_selection.diag, a
+ * JSON object with at least "selector", the parameters, "forward_s" and "select_s"; the selectors
+ * that read pool statistics add "stats": where each statistic came from and how many forward
+ * passes, items and tokens this run cost).
  *
  * - random (S1): n distinct indices drawn uniformly; stratified: n split evenly over the pool's
  *   sources (remainder to the first), drawn within each source.
- * - selfcal (S2): each sequence starts with BOS alone; step i samples at t_i = t_init + (i /
- *   n_sched)(t_final - t_init) for i <= n_sched, then t_final (t = 0: argmax); on EOS, BOS is
+ * - self_calibration (S2): each sequence starts with BOS alone; step i samples at t_i = t_init + (i
+ * / n_sched)(t_final - t_init) for i <= n_sched, then t_final (t = 0: argmax); on EOS, BOS is
  *   appended and a fresh generation starts (the key/value cache is reset, i restarts at 0) until
  *   the sequence has exactly seq_len tokens. Ids "gen:<k>".
- * - selfgen (S3): m pool items (a seeded shuffle) give prefixes of prefix_len text tokens (after
+ * - self_gen (S3): prefix_texts pool items (a seeded shuffle) give prefixes of prefix_tokens text
+ *   tokens (after
  *   BOS, which is kept when the item starts with it); each is continued up to seq_len tokens in all
  *   with temperature / top-k / top-p / repetition penalty, stopping at EOS; generations whose
  *   perplexity is >= the ppl_quantile quantile (linear interpolation, numpy's default) are dropped;
  *   n survivors are drawn at random. Ids "gen:<k>", diag records each one's prefix item and ppl.
  * - zipcal (S4): each token id maps to its decoded piece, lowercased, with spaces and BPE space
  *   marks stripped (special tokens and empty strings skipped); greedy max coverage of these
- *   strings over the items: each step searches all remaining items, or a random `cap` of them when
- *   more remain, and picks the largest |C_i \ covered|, ties to the larger |C_i|, then the lower
- *   index. With several sources: n per source, then k-center greedy (first center the first
+ *   strings over the items: each step searches all remaining items, or a random `search_limit` of
+ * them when more remain, and picks the largest |C_i \ covered|, ties to the larger |C_i|, then the
+ * lower index. With several sources: n per source, then k-center greedy (first center the first
  *   chosen item, squared L2) on mean input embeddings down to n.
- * - ppl (S7): the mean next-token NLL of each item under the model (cs_pstat.h "nll"); mode low
- *   keeps the n lowest, high the n highest, mid the n nearest the median (ties to the lower index).
+ * - ppl_rank (S7): the mean next-token NLL of each item under the model (cs_pstat.h "nll"); mode
+ * low keeps the n lowest, high the n highest, mid the n nearest the median (ties to the lower
+ * index).
  * - cola (S5), acdm (S6), covercal (S8): cs_select_act.h. ACDM needs the reference items of its
  *   tasks (cs_select_env.reference: one pool source per task, every item of the task's reference
  *   file); from each task it uses n_ref of them (a seeded sample; all when fewer), refuses a
  *   reference item whose tokens equal a pool item's, and records the ids it used.
- * The pool statistics (ppl, cola, acdm, covercal) come from cs_pstat_get with the context of
+ * The pool statistics (ppl_rank, cola, acdm, covercal) come from cs_pstat_get with the context of
  * cs_select_env.stats (the worker's cache), so a second selection on the same model and pool
- * costs no forward pass. ACDM, CoverCal and ppl depend on the seed through the pool (and ACDM
+ * costs no forward pass. ACDM, CoverCal and ppl_rank depend on the seed through the pool (and ACDM
  * through its reference sample, CoverCal through its tie order); COLA through its projection and
  * k-means.
  */
