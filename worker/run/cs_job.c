@@ -338,7 +338,6 @@ static void calib_run_fini(calib_run *cr)
 /* ACDM's reference: disjoint from the evaluation split and from the pool's source, read whole. */
 static cs_rc calib_reference(job *j, calib_run *cr, const cs_calib_source *src, cs_err *err)
 {
-    const char **rp = NULL;
     cs_rc rc;
     if (j->js.n_reference == 0) {
         return cs_err_set(err, CS_ESCHEMA, 0,
@@ -347,23 +346,9 @@ static cs_rc calib_reference(job *j, calib_run *cr, const cs_calib_source *src, 
     if ((rc = reference_sources(j, &cr->ref_src, &cr->ref_strs, &cr->n_ref, err)) != CS_OK) {
         return rc;
     }
-    if (!(rp = cs_calloc_array(cr->n_ref, sizeof(char *)))) {
-        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
-    }
-    for (size_t i = 0; i < cr->n_ref; i++) {
-        rp[i] = cr->ref_src[i].path;
-    }
-    rc = cs_calib_check_disjoint(cr->ref_src, cr->n_ref, (const char *const *)cr->evals,
-                                 cr->n_evals, "ACDM reference", "evaluation", err);
-    if (rc == CS_OK) {
-        rc = cs_calib_check_disjoint(src, 1, rp, cr->n_ref, "calibration", "ACDM reference", err);
-    }
-    free(rp);
-    if (rc == CS_OK) {
-        rc = cs_calib_ref_pool_build(cr->ref_src, cr->n_ref, j->tok, (size_t)j->js.seq_len, false,
-                                     &cr->ref, err);
-    }
-    return rc;
+    return cs_calib_acdm_reference(cr->ref_src, cr->n_ref, src, 1, (const char *const *)cr->evals,
+                                   cr->n_evals, j->tok, (size_t)j->js.seq_len, false, &cr->ref,
+                                   err);
 }
 
 /* The candidate pool: random windows of the source (n_samples for random, 4 x n_samples for the

@@ -376,29 +376,6 @@ static int select_params(sel_args *a, cs_select_params *sp)
     return -1;
 }
 
-/* ACDM's reference items: disjoint from the --eval files and the sources. */
-static cs_rc acdm_reference(const sel_args *a, const cs_tok *tok, cs_calib_pool *ref, cs_err *err)
-{
-    const char *rp[MAX_SRC];
-    cs_rc rc = CS_OK;
-    for (size_t i = 0; i < a->n_ref; i++) {
-        rp[i] = a->ref[i].path;
-    }
-    if (a->n_eval) {
-        rc = cs_calib_check_disjoint(a->ref, a->n_ref, a->eval, a->n_eval, "ACDM reference",
-                                     "evaluation", err);
-    }
-    if (rc == CS_OK) {
-        rc = cs_calib_check_disjoint(a->src, a->n_src, rp, a->n_ref, "calibration",
-                                     "ACDM reference", err);
-    }
-    if (rc == CS_OK) {
-        rc = cs_calib_ref_pool_build(a->ref, a->n_ref, tok, (size_t)a->seq_len, !a->no_bos, ref,
-                                     err);
-    }
-    return rc;
-}
-
 /* The chosen ids, one a line (generated sequences with their tokens), or --json's record. */
 static cs_rc print_selection(const sel_args *a, const cs_calib_pool *pool,
                              const cs_calib_compose_opts *co, const cs_calib_selection *sel,
@@ -478,7 +455,8 @@ int cs_cmd_select(int argc, char **argv)
         goto cleanup;
     }
     if (rc == CS_OK && a.n_ref > 0) {
-        rc = acdm_reference(&a, tok, &ref, &err);
+        rc = cs_calib_acdm_reference(a.ref, a.n_ref, a.src, a.n_src, a.eval, a.n_eval, tok,
+                                     (size_t)a.seq_len, !a.no_bos, &ref, &err);
     }
     if (!a.cache_dir) {
         a.cache_dir = getenv("CALSWEEP_CACHE_DIR");
