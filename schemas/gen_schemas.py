@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Writes sweep.schema.json and job.schema.json (JSON Schema draft 2020-12) from one table of
-algorithms and selectors, kept in step by hand with coordinator/sweep/cs_sweep.c's method tables.
+"""Writes sweep.schema.json and job.schema.json (JSON Schema draft 2020-12). The algorithms and
+selectors come from schemas/methods.json, the output of `calsweep methods --json` (the table of
+common/cs_methods.c; tests/cli/methods.sh checks the committed file is that output).
 A development tool: the build and the tests only read the JSON files. Run from schemas/.
 check_schemas.py validates the shipped and test sweeps, and the job configs `calsweep plan`
 produces, against them."""
 import json
+import os
 
 from limits import LIMITS as L
 
@@ -38,49 +40,45 @@ def boolean(d, desc=None):
     return o
 
 
-group = {"description": "-1 (one group per row) or a positive power of two",
-         "default": 128,
-         "anyOf": [{"const": -1}, {"enum": [2**i for i in range(0, 17)]}]}
-pow2 = {"description": "a positive power of two", "default": 128, "enum": [2**i for i in range(0, 13)]}
-bits = intp(2, 8, 4, "weight bit width")
-algos = {
-  "none": ({}, "the unquantized model (what every baseline job runs)"),
-  "rtn": ({"bits": bits, "group_size": group, "sym": boolean(False),
-           "grid": enum(["awq", "gptq"], "quantizer family: AWQ's min/max grid or GPTQ's zero-including grid")},
-          "round to nearest, data-free"),
-  "gptq": ({"bits": bits, "group_size": group, "sym": boolean(True), "act_order": boolean(True),
-            "damp": num(0, 1, 0.01, True, "dampening, relative to mean(diag(H))"),
-            "block_size": pow2, "true_sequential": boolean(True), "static_groups": boolean(False)},
-           "GPTQ (IST-DASLab / AutoGPTQ defaults)"),
-  "awq": ({"bits": bits, "group_size": group, "zero_point": boolean(True), "duo_scaling": boolean(True),
-           "n_grid": intp(1, 1000, 20, "scale-search ratios tried"), "clip": boolean(True)}, "AWQ (AutoAWQ defaults)"),
-  "smoothquant": ({"alpha": num(0, 1, 0.5), "bits": intp(2, 8, 8), "act_bits": intp(2, 16, 8),
-                   "weights": enum(["rtn", "gptq"], "how the smoothed weights are quantized"),
-                   "damp": num(0, 1, 0.01, True)}, "SmoothQuant W8A8 (optionally followed by GPTQ)"),
-  "sparsegpt": ({"sparsity": num(0, 0.99, 0.5), "pattern": enum(["unstructured", "2:4", "4:8"]),
-                 "damp": num(0, 1, 0.01, True), "block_size": pow2}, "SparseGPT pruning"),
-  "wanda": ({"sparsity": num(0, 0.99, 0.5), "pattern": enum(["unstructured", "2:4", "4:8"])}, "Wanda pruning"),
-  "imatrix": ({"type": enum(["q4_0", "q4_k"]), "chunk": intp(16, 65536, 512)}, "llama.cpp importance-matrix quantization"),
-}
-sels = {
-  "random": ({"stratified": boolean(False, "split n evenly over sources")}, "uniform random samples"),
-  "self_calibration": ({"t_init": num(0, 10, 1.0), "t_final": num(0, 10, 1.0), "n_sched": intp(0, 1000000, 10)},
-                       "the model generates its own calibration data from BOS (needs no source)"),
-  "self_gen": ({"prefix_texts": intp(1, 10000000, 5000), "prefix_tokens": intp(1, 4096, 2),
-                "temperature": num(0, 10, 0.6), "top_p": num(0, 1, 0.95, True), "top_k": intp(0, 1000000, 50),
-                "repetition_penalty": num(0, 10, 1.2, True), "ppl_quantile": num(0, 1, 0.8)},
-               "Self-Gen: generations from short source prefixes, perplexity-filtered"),
-  "zipcal": ({"search_limit": intp(1, 100000000, 2000)}, "ZipCal greedy lexical coverage"),
-  "cola": ({"proj_dim": intp(1, 4096, 64), "n_init": intp(1, 1000, 10), "max_iter": intp(1, 1000000, 300),
-            "tol": num(0, 1, 0.0001, True)}, "COLA stage 3: k-means in activation space"),
-  "acdm": ({"n_ref": intp(1, 1000000, 64), "stat": enum(["mean", "absmean"]), "mode": enum(["quota", "minimax"]),
-            "reference": {"type": "array", "items": {"type": "string"}, "minItems": 1,
-                          "description": "names of data.sources of kind task; default: all of them"}},
-           "ACDM: activation statistics matched to task reference centroids"),
-  "ppl_rank": ({"mode": enum(["low", "high", "mid"])}, "rank by FP-model perplexity"),
-  "covercal": ({"outlier_factor": num(1, 1000, 6, True), "cover_frac": num(0, 1, 0.5, True)},
-               "CoverCal: greedy cover of outlier channels"),
-}
+def param_schema(p):
+    """One parameter of schemas/methods.json as a JSON Schema."""
+    t, d = p["type"], p.get("default")
+    if t == "integer":
+        o = intp(int(p["min"]), int(p["max"]), int(d))
+    elif t == "number":
+        o = num(p["min"], p["max"], d, p["exclusive_min"])
+    elif t == "boolean":
+        o = boolean(d)
+    elif t == "enum":
+        o = {"enum": p["choices"], "default": d}
+    elif t == "group_size":
+        o = {"description": "-1 (one group per row) or a positive power of two", "default": int(d),
+             "anyOf": [{"const": -1}, {"enum": [2**i for i in range(0, int(p["max"]).bit_length())]}]}
+    elif t == "power_of_two":
+        o = {"description": "a positive power of two", "default": int(d),
+             "enum": [2**i for i in range(0, int(p["max"]).bit_length())]}
+    elif t == "task_sources":
+        o = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+    else:
+        raise ValueError("methods.json: unknown type %s of %s" % (t, p["key"]))
+    if p.get("description"):
+        o["description"] = p["description"]
+    return o
+
+
+def read_methods(family):
+    """{name: ({key: schema}, description)} of one family of schemas/methods.json (the output of
+    `calsweep methods --json`, the table of common/cs_methods.c), engine-only parameters left out."""
+    out = {}
+    for m in METHODS[family]:
+        params = {p["key"]: param_schema(p) for p in m["params"] if not p["engine_only"]}
+        out[m["name"]] = (params, m["description"])
+    return out
+
+
+METHODS = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "methods.json")))
+algos = read_methods("algorithms")
+sels = read_methods("selectors")
 
 
 def method_defs(table, what):

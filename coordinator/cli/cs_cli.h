@@ -15,6 +15,9 @@ typedef int (*cs_cli_cmd_fn)(const cs_client *base, int argc, char **argv);
 /* calsweep plan FILE [--json] [--limit N] [--db PATH] [--examples N] (cmd_plan.c) */
 int cs_cmd_plan(const cs_client *base, int argc, char **argv);
 
+/* calsweep methods [NAME] [--json]: the table of algorithms and selectors (cmd_methods.c) */
+int cs_cmd_methods(const cs_client *base, int argc, char **argv);
+
 /* calsweep submit FILE [--force] [--json]; calsweep extend SWEEP FILE [--json] (cmd_submit.c) */
 int cs_cmd_submit(const cs_client *base, int argc, char **argv);
 int cs_cmd_extend(const cs_client *base, int argc, char **argv);

@@ -34,6 +34,7 @@ static int cmd_help(const cs_client *base, int argc, char **argv);
 
 static const cs_cli_cmd commands[] = {
         {"plan", cs_cmd_plan, "validate and expand a sweep file; print counts and example cells"},
+        {"methods", cs_cmd_methods, "list the algorithms and selectors and their parameters"},
         {"submit", cs_cmd_submit, "send a sweep file to calsweepd and queue its jobs"},
         {"status", cs_cmd_status, "progress of every sweep (or one) and the active workers"},
         {"jobs", cs_cmd_jobs, "list jobs: state, attempt, worker, axis values"},

@@ -1,9 +1,11 @@
 /* cs_sweep.c - sweep file parser and validator.
  *
  * One pass over the document with a cs_jctx: every problem is reported with its path and the walk
- * goes on, so a user sees all mistakes at once. Method parameters (algorithms, selectors) are
- * described by static tables; a value is resolved into a cJSON object with every default filled
- * and then rendered canonically, so equal meanings give equal text (and equal job keys).
+ * goes on, so a user sees all mistakes at once. Method parameters (algorithms, selectors) come
+ * from the table of common/cs_methods.h; a value is resolved into a cJSON object with every
+ * default filled and then rendered canonically, so equal meanings give equal text (and equal job
+ * keys). Models, data, policy and the method values are parsed in cs_sweep_data.c; this file
+ * holds the grid, zips, excludes, includes and the top level.
  */
 #include "cs_sweep.h"
 
@@ -17,140 +19,16 @@
 #include "cs_alloc.h"
 #include "cs_canon.h"
 #include "cs_limits.h"
+#include "cs_methods.h"
 #include "cs_path.h"
+#include "cs_sweep_int.h"
 
 #define MAX_AXIS_VALUES CS_LIMIT_AXIS_VALUES
 
-/* ---- method tables (shared/specs/ptq-algorithms.md, selectors-and-metrics.md) -----------------
- */
-
-typedef enum ptype {
-    PT_INT,   /* integer in [min, max] */
-    PT_NUM,   /* number in [min, max] (or (min, max] with excl_min) */
-    PT_BOOL,  /* boolean */
-    PT_ENUM,  /* one of choices; choices[0] is the default */
-    PT_GROUP, /* -1 or a positive power of two */
-    PT_POW2,  /* a positive power of two <= max */
-    PT_TASKS, /* list of data.sources names of kind "task"; default: all of them */
-} ptype;
-
-typedef struct pdef {
-    const char *key;
-    ptype type;
-    double def; /* INT, NUM, BOOL (0/1), GROUP, POW2 */
-    double min, max;
-    bool excl_min;
-    const char *const *choices; /* ENUM, NULL-terminated */
-} pdef;
-
-typedef struct mdef {
-    const char *name;
-    unsigned flags; /* CS_VAL_* */
-    const pdef *params;
-    size_t n_params;
-} mdef;
-
-static const char *const rtn_grids[] = {"awq", "gptq", NULL};
-static const char *const sq_weights[] = {"rtn", "gptq", NULL};
-static const char *const patterns[] = {"unstructured", "2:4", "4:8", NULL};
-static const char *const imatrix_types[] = {"q4_0", "q4_k", NULL};
-static const char *const acdm_stats[] = {"mean", "absmean", NULL};
-static const char *const acdm_modes[] = {"quota", "minimax", NULL};
-static const char *const ppl_modes[] = {"low", "high", "mid", NULL};
-
-#define P_INT(k, d, lo, hi)                       \
-    {                                             \
-        (k), PT_INT, (d), (lo), (hi), false, NULL \
-    }
-#define P_NUM(k, d, lo, hi)                       \
-    {                                             \
-        (k), PT_NUM, (d), (lo), (hi), false, NULL \
-    }
-#define P_NUM_POS(k, d, hi)                   \
-    {                                         \
-        (k), PT_NUM, (d), 0, (hi), true, NULL \
-    }
-#define P_BOOL(k, d)                         \
-    {                                        \
-        (k), PT_BOOL, (d), 0, 1, false, NULL \
-    }
-#define P_ENUM(k, c)                      \
-    {                                     \
-        (k), PT_ENUM, 0, 0, 0, false, (c) \
-    }
-#define P_GROUP(k, d)                              \
-    {                                              \
-        (k), PT_GROUP, (d), -1, 65536, false, NULL \
-    }
-#define P_POW2(k, d, hi)                        \
-    {                                           \
-        (k), PT_POW2, (d), 1, (hi), false, NULL \
-    }
-#define P_TASKS(k)                          \
-    {                                       \
-        (k), PT_TASKS, 0, 0, 0, false, NULL \
-    }
-#define NPARAMS(a) (sizeof(a) / sizeof((a)[0]))
-#define METHOD(name, flags, list)              \
-    {                                          \
-        (name), (flags), (list), NPARAMS(list) \
-    }
-
-static const pdef p_rtn[] = {P_INT("bits", 4, 2, 8), P_GROUP("group_size", 128), P_BOOL("sym", 0),
-                             P_ENUM("grid", rtn_grids)};
-static const pdef p_gptq[] = {
-        P_INT("bits", 4, 2, 8),       P_GROUP("group_size", 128), P_BOOL("sym", 1),
-        P_BOOL("act_order", 1),       P_NUM_POS("damp", 0.01, 1), P_POW2("block_size", 128, 4096),
-        P_BOOL("true_sequential", 1), P_BOOL("static_groups", 0)};
-static const pdef p_awq[] = {P_INT("bits", 4, 2, 8),       P_GROUP("group_size", 128),
-                             P_BOOL("zero_point", 1),      P_BOOL("duo_scaling", 1),
-                             P_INT("n_grid", 20, 1, 1000), P_BOOL("clip", 1)};
-static const pdef p_sq[] = {P_NUM("alpha", 0.5, 0, 1), P_INT("bits", 8, 2, 8),
-                            P_INT("act_bits", 8, 2, 16), P_ENUM("weights", sq_weights),
-                            P_NUM_POS("damp", 0.01, 1)};
-static const pdef p_sparsegpt[] = {P_NUM("sparsity", 0.5, 0, 0.99), P_ENUM("pattern", patterns),
-                                   P_NUM_POS("damp", 0.01, 1), P_POW2("block_size", 128, 4096)};
-static const pdef p_wanda[] = {P_NUM("sparsity", 0.5, 0, 0.99), P_ENUM("pattern", patterns)};
-static const pdef p_imatrix[] = {P_ENUM("type", imatrix_types), P_INT("chunk", 512, 16, 65536)};
-static const pdef p_none[] = {{NULL, PT_INT, 0, 0, 0, false, NULL}};
-
-static const mdef algorithms[] = {
-        {"none", CS_VAL_NONE | CS_VAL_NO_CALIB, p_none, 0},
-        METHOD("rtn", CS_VAL_NO_CALIB, p_rtn),
-        METHOD("gptq", 0, p_gptq),
-        METHOD("awq", 0, p_awq),
-        METHOD("smoothquant", 0, p_sq),
-        METHOD("sparsegpt", 0, p_sparsegpt),
-        METHOD("wanda", 0, p_wanda),
-        METHOD("imatrix", 0, p_imatrix),
-};
-
-static const pdef p_random[] = {P_BOOL("stratified", 0)};
-static const pdef p_selfcal[] = {P_NUM("t_init", 1.0, 0, 10), P_NUM("t_final", 1.0, 0, 10),
-                                 P_INT("n_sched", 10, 0, 1000000)};
-static const pdef p_selfgen[] = {
-        P_INT("prefix_texts", 5000, 1, 10000000), P_INT("prefix_tokens", 2, 1, 4096),
-        P_NUM("temperature", 0.6, 0, 10),         P_NUM_POS("top_p", 0.95, 1),
-        P_INT("top_k", 50, 0, 1000000),           P_NUM_POS("repetition_penalty", 1.2, 10),
-        P_NUM("ppl_quantile", 0.8, 0, 1)};
-static const pdef p_zipcal[] = {P_INT("search_limit", 2000, 1, 100000000)};
-static const pdef p_cola[] = {P_INT("proj_dim", 64, 1, 4096), P_INT("n_init", 10, 1, 1000),
-                              P_INT("max_iter", 300, 1, 1000000), P_NUM_POS("tol", 1e-4, 1)};
-static const pdef p_acdm[] = {P_INT("n_ref", 64, 1, 1000000), P_ENUM("stat", acdm_stats),
-                              P_ENUM("mode", acdm_modes), P_TASKS("reference")};
-static const pdef p_ppl[] = {P_ENUM("mode", ppl_modes)};
-static const pdef p_covercal[] = {P_NUM_POS("outlier_factor", 6, 1000),
-                                  P_NUM_POS("cover_frac", 0.5, 1)};
-
-static const mdef selectors[] = {
-        METHOD("random", 0, p_random),    METHOD("self_calibration", CS_VAL_NO_SOURCE, p_selfcal),
-        METHOD("self_gen", 0, p_selfgen), METHOD("zipcal", 0, p_zipcal),
-        METHOD("cola", 0, p_cola),        METHOD("acdm", 0, p_acdm),
-        METHOD("ppl_rank", 0, p_ppl),     METHOD("covercal", 0, p_covercal),
-};
-
-#define N_ALGORITHMS (sizeof(algorithms) / sizeof(algorithms[0]))
-#define N_SELECTORS  (sizeof(selectors) / sizeof(selectors[0]))
+_Static_assert((unsigned)CS_VAL_NO_CALIB == (unsigned)CS_METHOD_NO_CALIB &&
+                       (unsigned)CS_VAL_NONE == (unsigned)CS_METHOD_NONE &&
+                       (unsigned)CS_VAL_NO_SOURCE == (unsigned)CS_METHOD_NO_SOURCE,
+               "axis value flags are the table's method flags");
 
 static const char *const mission_names[CS_AXIS_N_MISSION] = {
         "model", "algorithm", "selector", "n_samples", "seq_len", "source", "seed", "eval"};
@@ -163,34 +41,7 @@ const char *cs_axis_kind_name(cs_axis_kind kind)
     return "extra";
 }
 
-/* ---- parser state -------------------------------------------------------------------------- */
-
-/* Names of models, data.sources or data.eval sorted for lookups: a grid may name 100,000 models,
- * and a scan per value made that quadratic. */
-typedef struct name_ref {
-    const char *name;
-    size_t idx;
-} name_ref;
-
-typedef struct name_index {
-    name_ref *refs; /* owned, sorted by name */
-    size_t len;     /* refs in use */
-    size_t n;       /* entries of the table when built (a table that grew is indexed again) */
-    bool built;
-} name_index;
-
-enum { NAMES_MODELS, NAMES_SOURCES, NAMES_EVALS, NAMES_AXES, NAMES_N };
-
-typedef struct parser {
-    cs_jctx c;
-    cs_sweep *s;
-    cs_rc oom;                 /* CS_ENOMEM once an allocation failed */
-    name_index names[NAMES_N]; /* lazily built lookups */
-    cJSON ***labels;           /* labels[axis][value] parsed once for exclude patterns, or NULL */
-    size_t exclude_tests;      /* axis values the exclude conditions test, so far */
-} parser;
-
-static char *dup(parser *p, const char *str)
+char *sw_dup(parser *p, const char *str)
 {
     char *r = cs_strdup(str ? str : "");
     if (!r) {
@@ -200,7 +51,7 @@ static char *dup(parser *p, const char *str)
 }
 
 /* Canonical text of v (owned) or NULL after reporting why at the current path. */
-static char *canon_of(parser *p, const cJSON *v)
+char *sw_canon_of(parser *p, const cJSON *v)
 {
     char *out = NULL;
     cs_err e = {0};
@@ -213,7 +64,7 @@ static char *canon_of(parser *p, const cJSON *v)
     return out;
 }
 
-static char *canon_string_value(parser *p, const char *str)
+char *sw_canon_string_value(parser *p, const char *str)
 {
     cJSON *v = cJSON_CreateString(str);
     char *out = NULL;
@@ -221,12 +72,12 @@ static char *canon_string_value(parser *p, const char *str)
         p->oom = CS_ENOMEM;
         return NULL;
     }
-    out = canon_of(p, v);
+    out = sw_canon_of(p, v);
     cJSON_Delete(v);
     return out;
 }
 
-static void add_or_oom(parser *p, cJSON *obj, const char *key, cJSON *item)
+void sw_add_or_oom(parser *p, cJSON *obj, const char *key, cJSON *item)
 {
     if (!item || !cJSON_AddItemToObject(obj, key, item)) {
         cJSON_Delete(item);
@@ -234,43 +85,11 @@ static void add_or_oom(parser *p, cJSON *obj, const char *key, cJSON *item)
     }
 }
 
-static bool is_pow2(int64_t v)
-{
-    return v > 0 && (v & (v - 1)) == 0;
-}
-
-/* "a, b, c" of names[0..n) into buf. */
-static void join_names(const char *const *names, size_t n, char *buf, size_t cap)
-{
-    size_t used = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < n && used + 1 < cap; i++) {
-        int w = snprintf(buf + used, cap - used, "%s%s", i ? ", " : "", names[i]);
-        if (w < 0) {
-            break;
-        }
-        used += (size_t)w;
-    }
-    if (used >= cap) {
-        buf[cap - 1] = '\0';
-    }
-}
-
 /* Reports "unknown <what> \"name\"" with a suggestion and the list of known names. */
-static void unknown_name(parser *p, const cJSON *node, const char *what, const char *name,
-                         const char *const *known, size_t n)
+void sw_unknown_name(parser *p, const cJSON *node, const char *what, const char *name,
+                     const char *const *known, size_t n)
 {
-    char list[512];
-    const char *sugg = cs_json_suggest(name, known, n);
-    join_names(known, n, list, sizeof(list));
-    if (sugg) {
-        cs_jctx_error(&p->c, node, NULL, "unknown %s \"%s\" (did you mean \"%s\"?)", what, name,
-                      sugg);
-    } else if (n == 0) {
-        cs_jctx_error(&p->c, node, NULL, "unknown %s \"%s\" (none are defined)", what, name);
-    } else {
-        cs_jctx_error(&p->c, node, NULL, "unknown %s \"%s\" (known: %s)", what, name, list);
-    }
+    cs_json_unknown_name(&p->c, node, what, name, known, n);
 }
 
 /* Index of the entry called name among n entries of stride bytes whose first member is a name. */
@@ -292,8 +111,8 @@ static int name_ref_cmp(const void *a, const void *b)
 
 /* Index of the entry called name among the n entries of stride bytes at base (whose first member
  * is the name) of table which, or SIZE_MAX: O(log n) after one sort per table. */
-static size_t lookup_name(parser *p, int which, const void *base, size_t n, size_t stride,
-                          const char *name)
+size_t sw_lookup_name(parser *p, int which, const void *base, size_t n, size_t stride,
+                      const char *name)
 {
     name_index *ix = &p->names[which];
     if (!ix->built || ix->n != n) {
@@ -330,681 +149,7 @@ static size_t lookup_name(parser *p, int which, const void *base, size_t n, size
     return SIZE_MAX;
 }
 
-/* ---- models, data, policy ------------------------------------------------------------------- */
-
-static bool valid_name(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 64) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || (i > 0 && ch == '.');
-        if (!ok) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static void check_member_name(parser *p, const cJSON *item, const char *what)
-{
-    if (!valid_name(item->string)) {
-        cs_jctx_error(&p->c, item, item->string,
-                      "%s names use letters, digits, '_', '-' and '.' (at most 64), got \"%s\"",
-                      what, item->string);
-    }
-}
-
-static void parse_models(parser *p, const cJSON *models)
-{
-    static const char *const keys[] = {"folder", "arch", "backend", "requires"};
-    static const char *const req_keys[] = {"mem_mb", "gpus"};
-    static const char *const archs[] = {"auto", "llama", "qwen2"};
-    cs_sweep *s = p->s;
-    size_t n = (size_t)cJSON_GetArraySize(models), i = 0;
-    const cJSON *m;
-
-    if (n == 0) {
-        cs_jctx_error(&p->c, models, NULL, "expected at least one model");
-        return;
-    }
-    s->models = cs_calloc_array(n, sizeof(*s->models));
-    if (!s->models) {
-        p->oom = CS_ENOMEM;
-        return;
-    }
-    cJSON_ArrayForEach(m, models)
-    {
-        cs_sweep_model *md = &s->models[i++];
-        const char *folder = NULL, *arch = "auto";
-        const cJSON *backend, *req = NULL;
-        cJSON *o = NULL;
-        struct stat st;
-
-        s->n_models = i;
-        md->name = dup(p, m->string);
-        check_member_name(p, m, "model");
-        cs_jpath_push_key(&p->c.path, m->string);
-        if (cs_json_as_object(&p->c, m) != CS_OK) {
-            cs_jpath_pop(&p->c.path);
-            continue;
-        }
-        cs_json_check_keys(&p->c, m, keys, 4, CS_DIAG_ERROR);
-        cs_json_req_string(&p->c, m, "folder", &folder);
-        if (cs_json_opt_string(&p->c, m, "arch", "auto", &arch) == CS_OK &&
-            strcmp(arch, "auto") != 0 && strcmp(arch, "llama") != 0 && strcmp(arch, "qwen2") != 0) {
-            cs_jpath_push_key(&p->c.path, "arch");
-            unknown_name(p, cJSON_GetObjectItemCaseSensitive(m, "arch"), "architecture", arch,
-                         archs, 3);
-            cs_jpath_pop(&p->c.path);
-        }
-        md->arch = dup(p, arch);
-        md->folder = dup(p, folder);
-        if (folder && folder[0] == '\0') {
-            cs_jctx_error(&p->c, m, "folder", "expected a folder, got an empty string");
-        } else if (folder && (stat(folder, &st) != 0 || !S_ISDIR(st.st_mode))) {
-            cs_jctx_warn(&p->c, m, NULL, "folder does not exist: %s", folder);
-        }
-        backend = cJSON_GetObjectItemCaseSensitive(m, "backend");
-        if (backend && !cJSON_IsNull(backend)) {
-            /* One contract: the sweep names the backend, the worker brings the command (its
-             * --exec-template). A command template in the sweep would let anyone who can
-             * submit run code on every worker. */
-            cs_jpath_push_key(&p->c.path, "backend");
-            if (cJSON_IsString(backend) && strcmp(backend->valuestring, "exec") == 0) {
-                md->exec = true;
-            } else if (cJSON_IsObject(backend)) {
-                cs_jctx_error(&p->c, backend, NULL,
-                              "expected \"native\" or \"exec\", got an object: a command "
-                              "template in a sweep file is not run (anyone who can submit would "
-                              "run it on every worker); write \"exec\" to run the command each "
-                              "worker was started with (--exec-template)");
-            } else if (!cJSON_IsString(backend) || strcmp(backend->valuestring, "native") != 0) {
-                char d[64];
-                cs_jctx_error(&p->c, backend, NULL, "expected \"native\" or \"exec\", got %s",
-                              cs_json_describe(backend, d, sizeof(d)));
-            }
-            cs_jpath_pop(&p->c.path);
-        }
-        if (cs_json_opt_object(&p->c, m, "requires", &req) == CS_OK && req) {
-            cs_jpath_push_key(&p->c.path, "requires");
-            cs_json_check_keys(&p->c, req, req_keys, 2, CS_DIAG_ERROR);
-            cs_json_opt_int(&p->c, req, "mem_mb", 0, 0, CS_LIMIT_MEM_MB, &md->mem_mb);
-            cs_json_opt_int(&p->c, req, "gpus", 0, 0, CS_LIMIT_GPUS, &md->gpus);
-            cs_jpath_pop(&p->c.path);
-        }
-        /* The model as it enters a job: what determines results, not scheduling hints. */
-        o = cJSON_CreateObject();
-        if (!o) {
-            p->oom = CS_ENOMEM;
-        } else {
-            add_or_oom(p, o, "folder", cJSON_CreateString(folder ? folder : ""));
-            add_or_oom(p, o, "arch", cJSON_CreateString(arch));
-            add_or_oom(p, o, "backend", cJSON_CreateString(md->exec ? "exec" : "native"));
-            md->canon = canon_of(p, o);
-            cJSON_Delete(o);
-        }
-        cs_jpath_pop(&p->c.path);
-    }
-}
-
-static void parse_sources(parser *p, const cJSON *sources)
-{
-    static const char *const keys[] = {"kind", "path", "text_field"};
-    static const char *const kinds[] = {"jsonl", "text", "task"};
-    cs_sweep *s = p->s;
-    size_t n = (size_t)cJSON_GetArraySize(sources), i = 0;
-    const cJSON *m;
-
-    if (n == 0) {
-        return;
-    }
-    s->sources = cs_calloc_array(n, sizeof(*s->sources));
-    if (!s->sources) {
-        p->oom = CS_ENOMEM;
-        return;
-    }
-    cJSON_ArrayForEach(m, sources)
-    {
-        cs_sweep_source *src = &s->sources[i++];
-        const char *kind = NULL, *path = NULL, *field = NULL;
-        cJSON *o;
-
-        s->n_sources = i;
-        src->name = dup(p, m->string);
-        check_member_name(p, m, "source");
-        cs_jpath_push_key(&p->c.path, m->string);
-        if (cs_json_as_object(&p->c, m) != CS_OK) {
-            cs_jpath_pop(&p->c.path);
-            continue;
-        }
-        cs_json_check_keys(&p->c, m, keys, 3, CS_DIAG_ERROR);
-        if (cs_json_req_string(&p->c, m, "kind", &kind) == CS_OK && strcmp(kind, "jsonl") != 0 &&
-            strcmp(kind, "text") != 0 && strcmp(kind, "task") != 0) {
-            cs_jpath_push_key(&p->c.path, "kind");
-            unknown_name(p, cJSON_GetObjectItemCaseSensitive(m, "kind"), "source kind", kind, kinds,
-                         3);
-            cs_jpath_pop(&p->c.path);
-            kind = NULL;
-        }
-        if (cs_json_req_string(&p->c, m, "path", &path) == CS_OK && path[0] == '\0') {
-            cs_jctx_error(&p->c, m, "path", "expected a file, got an empty string");
-        }
-        cs_json_opt_string(&p->c, m, "text_field", NULL, &field);
-        if (field && kind && strcmp(kind, "jsonl") != 0) {
-            cs_jctx_error(&p->c, cJSON_GetObjectItemCaseSensitive(m, "text_field"), "text_field",
-                          "only a \"jsonl\" source has a text field");
-        }
-        src->kind = dup(p, kind ? kind : "");
-        src->path = dup(p, path ? path : "");
-        o = cJSON_CreateObject();
-        if (!o) {
-            p->oom = CS_ENOMEM;
-        } else {
-            add_or_oom(p, o, "kind", cJSON_CreateString(src->kind ? src->kind : ""));
-            add_or_oom(p, o, "path", cJSON_CreateString(src->path ? src->path : ""));
-            if (kind && strcmp(kind, "jsonl") == 0) {
-                add_or_oom(p, o, "text_field", cJSON_CreateString(field ? field : "text"));
-            }
-            src->canon = canon_of(p, o);
-            cJSON_Delete(o);
-        }
-        cs_jpath_pop(&p->c.path);
-    }
-}
-
-/* One eval suite: {"tasks": {name: {path, limit, fewshot, fewshot_path}}, "perplexity": {name:
- * {path, seq_len, max_windows}}, "limit", "fewshot"} -> canonical with the limits folded in. */
-static void parse_eval_suite(parser *p, const cJSON *m, cs_sweep_eval *ev)
-{
-    static const char *const keys[] = {"tasks", "perplexity", "limit", "fewshot"};
-    static const char *const task_keys[] = {"path", "limit", "fewshot", "fewshot_path"};
-    static const char *const ppl_keys[] = {"path", "seq_len", "max_windows"};
-    const cJSON *tasks = NULL, *ppl = NULL, *t;
-    int64_t limit = 0, fewshot = 0;
-    cJSON *o = NULL, *ot = NULL, *op = NULL;
-
-    cs_json_check_keys(&p->c, m, keys, 4, CS_DIAG_ERROR);
-    cs_json_opt_int(&p->c, m, "limit", 0, 0, CS_LIMIT_EVAL_ITEMS, &limit);
-    cs_json_opt_int(&p->c, m, "fewshot", 0, 0, CS_LIMIT_FEWSHOT, &fewshot);
-    cs_json_opt_object(&p->c, m, "tasks", &tasks);
-    cs_json_opt_object(&p->c, m, "perplexity", &ppl);
-    if (cJSON_GetArraySize(tasks) == 0 && cJSON_GetArraySize(ppl) == 0) {
-        cs_jctx_error(&p->c, m, NULL, "an eval suite needs at least one task or perplexity text");
-    }
-    o = cJSON_CreateObject();
-    ot = cJSON_CreateObject();
-    op = cJSON_CreateObject();
-    if (!o || !ot || !op) {
-        p->oom = CS_ENOMEM;
-        goto out;
-    }
-    if (tasks) {
-        cs_jpath_push_key(&p->c.path, "tasks");
-        cJSON_ArrayForEach(t, tasks)
-        {
-            const char *path = NULL, *fpath = NULL;
-            int64_t tl = limit, tf = fewshot;
-            cJSON *x = cJSON_CreateObject();
-            check_member_name(p, t, "task");
-            cs_jpath_push_key(&p->c.path, t->string);
-            if (cs_json_as_object(&p->c, t) == CS_OK) {
-                cs_json_check_keys(&p->c, t, task_keys, 4, CS_DIAG_ERROR);
-                cs_json_req_string(&p->c, t, "path", &path);
-                cs_json_opt_int(&p->c, t, "limit", limit, 0, CS_LIMIT_EVAL_ITEMS, &tl);
-                cs_json_opt_int(&p->c, t, "fewshot", fewshot, 0, CS_LIMIT_FEWSHOT, &tf);
-                cs_json_opt_string(&p->c, t, "fewshot_path", NULL, &fpath);
-                if (tf > 0 && !fpath) {
-                    cs_jctx_error(&p->c, t, NULL,
-                                  "fewshot is %lld but no \"fewshot_path\" gives the shots",
-                                  (long long)tf);
-                }
-            }
-            if (x) {
-                add_or_oom(p, x, "path", cJSON_CreateString(path ? path : ""));
-                add_or_oom(p, x, "limit", cJSON_CreateNumber((double)tl));
-                add_or_oom(p, x, "fewshot", cJSON_CreateNumber((double)tf));
-                add_or_oom(p, x, "fewshot_path",
-                           fpath ? cJSON_CreateString(fpath) : cJSON_CreateNull());
-            }
-            add_or_oom(p, ot, t->string, x);
-            cs_jpath_pop(&p->c.path);
-        }
-        cs_jpath_pop(&p->c.path);
-    }
-    if (ppl) {
-        cs_jpath_push_key(&p->c.path, "perplexity");
-        cJSON_ArrayForEach(t, ppl)
-        {
-            const char *path = NULL;
-            int64_t sl = 2048, mw = 0;
-            cJSON *x = cJSON_CreateObject();
-            check_member_name(p, t, "perplexity text");
-            cs_jpath_push_key(&p->c.path, t->string);
-            if (cs_json_as_object(&p->c, t) == CS_OK) {
-                cs_json_check_keys(&p->c, t, ppl_keys, 3, CS_DIAG_ERROR);
-                cs_json_req_string(&p->c, t, "path", &path);
-                cs_json_opt_int(&p->c, t, "seq_len", 2048, 2, CS_LIMIT_SEQ_LEN, &sl);
-                cs_json_opt_int(&p->c, t, "max_windows", 0, 0, CS_LIMIT_PPL_WINDOWS, &mw);
-            }
-            if (x) {
-                add_or_oom(p, x, "path", cJSON_CreateString(path ? path : ""));
-                add_or_oom(p, x, "seq_len", cJSON_CreateNumber((double)sl));
-                add_or_oom(p, x, "max_windows", cJSON_CreateNumber((double)mw));
-            }
-            add_or_oom(p, op, t->string, x);
-            cs_jpath_pop(&p->c.path);
-        }
-        cs_jpath_pop(&p->c.path);
-    }
-    add_or_oom(p, o, "tasks", ot);
-    add_or_oom(p, o, "perplexity", op);
-    ot = op = NULL;
-    ev->canon = canon_of(p, o);
-out:
-    cJSON_Delete(o);
-    cJSON_Delete(ot);
-    cJSON_Delete(op);
-}
-
-static void parse_data(parser *p, const cJSON *data)
-{
-    static const char *const keys[] = {"sources", "eval"};
-    const cJSON *sources = NULL, *eval = NULL, *m;
-    cs_sweep *s = p->s;
-    size_t i = 0, n;
-
-    cs_json_check_keys(&p->c, data, keys, 2, CS_DIAG_ERROR);
-    if (cs_json_opt_object(&p->c, data, "sources", &sources) == CS_OK && sources) {
-        cs_jpath_push_key(&p->c.path, "sources");
-        parse_sources(p, sources);
-        cs_jpath_pop(&p->c.path);
-    }
-    if (cs_json_req_object(&p->c, data, "eval", &eval) != CS_OK) {
-        return;
-    }
-    cs_jpath_push_key(&p->c.path, "eval");
-    n = (size_t)cJSON_GetArraySize(eval);
-    if (n == 0) {
-        cs_jctx_error(&p->c, eval, NULL,
-                      "expected at least one named eval suite, e.g. {\"default\": {\"tasks\": "
-                      "{...}}}");
-    } else {
-        s->evals = cs_calloc_array(n, sizeof(*s->evals));
-        if (!s->evals) {
-            p->oom = CS_ENOMEM;
-            n = 0;
-        }
-    }
-    if (n > 0) {
-        cJSON_ArrayForEach(m, eval)
-        {
-            cs_sweep_eval *ev = &s->evals[i++];
-            s->n_evals = i;
-            ev->name = dup(p, m->string);
-            check_member_name(p, m, "eval suite");
-            cs_jpath_push_key(&p->c.path, m->string);
-            if (cs_json_as_object(&p->c, m) == CS_OK) {
-                parse_eval_suite(p, m, ev);
-            }
-            cs_jpath_pop(&p->c.path);
-        }
-    }
-    cs_jpath_pop(&p->c.path);
-}
-
-static void parse_policy(parser *p, const cJSON *pol)
-{
-    static const char *const keys[] = {"max_attempts", "backoff_s",   "backoff_max_s", "timeout_s",
-                                       "priority",     "max_running", "on_failure"};
-    cs_policy *po = &p->s->policy;
-    int64_t v;
-    const char *onf = "continue";
-
-    if (!pol) {
-        return;
-    }
-    cs_jpath_push_key(&p->c.path, "policy");
-    cs_json_check_keys(&p->c, pol, keys, 7, CS_DIAG_ERROR);
-    cs_json_opt_int(&p->c, pol, "max_attempts", 3, 1, CS_LIMIT_ATTEMPTS, &v);
-    po->max_attempts = (int)v;
-    cs_json_opt_number(&p->c, pol, "backoff_s", 30, 0, CS_LIMIT_BACKOFF_S, &po->backoff_base_s);
-    cs_json_opt_number(&p->c, pol, "backoff_max_s", 3600, 0, CS_LIMIT_BACKOFF_MAX_S,
-                       &po->backoff_max_s);
-    if (po->backoff_max_s < po->backoff_base_s) {
-        cs_jctx_error(&p->c, cJSON_GetObjectItemCaseSensitive(pol, "backoff_max_s"),
-                      "backoff_max_s", "must be at least backoff_s (%g), got %g",
-                      po->backoff_base_s, po->backoff_max_s);
-    }
-    cs_json_opt_int(&p->c, pol, "timeout_s", 0, 0, CS_LIMIT_TIMEOUT_S, &po->timeout_s);
-    cs_json_opt_int(&p->c, pol, "priority", 0, -CS_LIMIT_PRIORITY, CS_LIMIT_PRIORITY, &v);
-    po->priority = (int)v;
-    cs_json_opt_int(&p->c, pol, "max_running", 0, 0, CS_LIMIT_MAX_RUNNING, &v);
-    po->max_running = (int)v;
-    if (cs_json_opt_string(&p->c, pol, "on_failure", "continue", &onf) == CS_OK) {
-        if (strcmp(onf, "stop") == 0) {
-            po->stop_on_failure = true;
-        } else if (strcmp(onf, "continue") != 0) {
-            cs_jctx_error(&p->c, cJSON_GetObjectItemCaseSensitive(pol, "on_failure"), "on_failure",
-                          "expected \"continue\" or \"stop\", got \"%s\"", onf);
-        }
-    }
-    cs_jpath_pop(&p->c.path);
-}
-
 /* ---- axis values ---------------------------------------------------------------------------- */
-
-static int source_ref_cmp(const void *a, const void *b)
-{
-    const cs_sweep_source *x = *(const cs_sweep_source *const *)a;
-    const cs_sweep_source *y = *(const cs_sweep_source *const *)b;
-    int c = strcmp(x->name ? x->name : "", y->name ? y->name : "");
-    return c != 0 ? c : (x > y) - (x < y);
-}
-
-/* Indices of s->sources sorted by name (bytes, as canonical JSON sorts keys): owned, or NULL on
- * OOM (then p->oom is set). */
-static size_t *sources_by_name(parser *p)
-{
-    const cs_sweep *s = p->s;
-    const cs_sweep_source **refs = cs_calloc_array(s->n_sources + 1, sizeof(*refs));
-    size_t *idx = cs_calloc_array(s->n_sources + 1, sizeof(*idx));
-    if (!refs || !idx) {
-        free(refs);
-        free(idx);
-        p->oom = CS_ENOMEM;
-        return NULL;
-    }
-    for (size_t i = 0; i < s->n_sources; i++) {
-        refs[i] = &s->sources[i];
-    }
-    qsort(refs, s->n_sources, sizeof(*refs), source_ref_cmp);
-    for (size_t i = 0; i < s->n_sources; i++) {
-        idx[i] = (size_t)(refs[i] - s->sources);
-    }
-    free(refs);
-    return idx;
-}
-
-/* Resolves one parameter of a method into o; reports problems at the current path. */
-static void resolve_param(parser *p, const cJSON *obj, const pdef *pd, cJSON *o)
-{
-    const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, pd->key) : NULL;
-    cs_sweep *s = p->s;
-    char d[64];
-
-    if (v && cJSON_IsNull(v)) {
-        v = NULL;
-    }
-    cs_jpath_push_key(&p->c.path, pd->key);
-    switch (pd->type) {
-    case PT_INT: {
-        int64_t x = (int64_t)pd->def;
-        if (v) {
-            cs_json_as_int(&p->c, v, (int64_t)pd->min, (int64_t)pd->max, &x);
-        }
-        add_or_oom(p, o, pd->key, cJSON_CreateNumber((double)x));
-        break;
-    }
-    case PT_NUM: {
-        double x = pd->def;
-        if (v && cs_json_as_number(&p->c, v, pd->min, pd->max, &x) == CS_OK && pd->excl_min &&
-            x <= pd->min) {
-            cs_jctx_error(&p->c, v, NULL, "expected a number > %g and <= %g, got %s", pd->min,
-                          pd->max, cs_json_describe(v, d, sizeof(d)));
-            x = pd->def;
-        }
-        add_or_oom(p, o, pd->key, cJSON_CreateNumber(x));
-        break;
-    }
-    case PT_BOOL: {
-        bool x = pd->def != 0;
-        if (v) {
-            cs_json_as_bool(&p->c, v, &x);
-        }
-        add_or_oom(p, o, pd->key, cJSON_CreateBool(x));
-        break;
-    }
-    case PT_ENUM: {
-        const char *x = pd->choices[0];
-        size_t nc = 0;
-        while (pd->choices[nc]) {
-            nc++;
-        }
-        if (v && cs_json_as_string(&p->c, v, &x) == CS_OK) {
-            size_t k = 0;
-            while (k < nc && strcmp(pd->choices[k], x) != 0) {
-                k++;
-            }
-            if (k == nc) {
-                unknown_name(p, v, "value", x, pd->choices, nc);
-                x = pd->choices[0];
-            }
-        }
-        add_or_oom(p, o, pd->key, cJSON_CreateString(x));
-        break;
-    }
-    case PT_GROUP:
-    case PT_POW2: {
-        int64_t x = (int64_t)pd->def;
-        if (v && cs_json_as_int(&p->c, v, pd->type == PT_GROUP ? -1 : 1, (int64_t)pd->max, &x) ==
-                         CS_OK) {
-            if (!is_pow2(x) && !(pd->type == PT_GROUP && x == -1)) {
-                cs_jctx_error(&p->c, v, NULL, "expected %sa positive power of two, got %lld",
-                              pd->type == PT_GROUP ? "-1 (one group per row) or " : "",
-                              (long long)x);
-                x = (int64_t)pd->def;
-            }
-        }
-        add_or_oom(p, o, pd->key, cJSON_CreateNumber((double)x));
-        break;
-    }
-    case PT_TASKS: {
-        cJSON *arr = NULL;
-        size_t n_added = 0, *order = NULL;
-        bool *named = NULL;
-        if (v) {
-            const cJSON *e;
-            size_t i = 0;
-            if (cs_json_as_array(&p->c, v) == CS_OK) {
-                cJSON_ArrayForEach(e, v)
-                {
-                    const char *nm = NULL;
-                    size_t k;
-                    cs_jpath_push_index(&p->c.path, i++);
-                    if (cs_json_as_string(&p->c, e, &nm) == CS_OK) {
-                        k = lookup_name(p, NAMES_SOURCES, s->sources, s->n_sources,
-                                        sizeof(*s->sources), nm);
-                        if (k == SIZE_MAX) {
-                            const char *names[64];
-                            size_t nn = 0;
-                            for (size_t j = 0; j < s->n_sources && nn < 64; j++) {
-                                names[nn++] = s->sources[j].name;
-                            }
-                            unknown_name(p, e, "source", nm, names, nn);
-                        } else if (strcmp(s->sources[k].kind, "task") != 0) {
-                            cs_jctx_error(&p->c, e, NULL,
-                                          "source \"%s\" is of kind \"%s\"; reference sets are "
-                                          "sources of kind \"task\"",
-                                          nm, s->sources[k].kind);
-                        }
-                    }
-                    cs_jpath_pop(&p->c.path);
-                }
-            }
-        }
-        arr = cJSON_CreateArray();
-        if (!arr) {
-            p->oom = CS_ENOMEM;
-            break;
-        }
-        /* The sources named (or every task source) as resolved objects, in the order of their
-         * names: the order calsweepd always used (it resolves the canonical text, whose members
-         * are sorted), so the keys of stored jobs stay as they are, whatever order the file
-         * writes data.sources or the list in. */
-        order = sources_by_name(p);
-        named = v && cJSON_IsArray(v) ? cs_calloc_array(s->n_sources + 1, sizeof(*named)) : NULL;
-        if (v && cJSON_IsArray(v)) {
-            const cJSON *e;
-            if (!named) {
-                p->oom = CS_ENOMEM;
-            }
-            cJSON_ArrayForEach(e, v)
-            {
-                size_t k = cJSON_IsString(e) && named
-                                   ? lookup_name(p, NAMES_SOURCES, s->sources, s->n_sources,
-                                                 sizeof(*s->sources), e->valuestring)
-                                   : SIZE_MAX;
-                if (k != SIZE_MAX) {
-                    named[k] = true;
-                }
-            }
-        }
-        for (size_t oi = 0; order && oi < s->n_sources; oi++) {
-            size_t k = order[oi];
-            bool take;
-            if (!s->sources[k].kind || strcmp(s->sources[k].kind, "task") != 0) {
-                continue;
-            }
-            take = !v || !cJSON_IsArray(v) || (named && named[k]);
-            if (take && s->sources[k].canon) {
-                cJSON *src = cJSON_Parse(s->sources[k].canon);
-                if (!src || !cJSON_AddItemToArray(arr, src)) {
-                    cJSON_Delete(src);
-                    p->oom = CS_ENOMEM;
-                }
-                n_added++;
-            }
-        }
-        free(order);
-        free(named);
-        if (n_added == 0 && (!v || cJSON_GetArraySize(v) == 0)) {
-            cs_jctx_error(&p->c, v ? v : obj, NULL,
-                          "needs task reference sets: add a source of kind \"task\" to "
-                          "data.sources");
-        }
-        if (!cJSON_AddItemToObject(o, pd->key, arr)) {
-            cJSON_Delete(arr);
-            p->oom = CS_ENOMEM;
-        }
-        break;
-    }
-    }
-    cs_jpath_pop(&p->c.path);
-}
-
-/* "gptq" or "gptq(bits=3,group_size=64)": the name and the parameters written in the file. */
-static char *method_text(parser *p, const char *name, const cJSON *obj)
-{
-    cs_buf b = {0};
-    const cJSON *kv;
-    size_t n = 0;
-    cs_rc rc = cs_buf_puts(&b, name);
-    cJSON_ArrayForEach(kv, obj)
-    {
-        char *val;
-        if (strcmp(kv->string, "name") == 0) {
-            continue;
-        }
-        val = cJSON_PrintUnformatted(kv);
-        rc |= cs_buf_printf(&b, "%s%s=%s", n++ ? "," : "(", kv->string, val ? val : "?");
-        free(val);
-    }
-    if (n > 0) {
-        rc |= cs_buf_putc(&b, ')');
-    }
-    if (rc != CS_OK || !b.data) {
-        cs_buf_fini(&b);
-        p->oom = CS_ENOMEM;
-        return NULL;
-    }
-    return cs_buf_take(&b);
-}
-
-/* Resolves an algorithm or selector value (a name or an object with "name" and parameters) into
- * val. Returns false after reporting a problem. */
-static bool resolve_method(parser *p, const cJSON *v, const mdef *table, size_t n_table,
-                           const char *what, cs_axis_value *val)
-{
-    const char *name = NULL;
-    const mdef *md = NULL;
-    const char *names[16];
-    size_t n_before = p->c.n_errors;
-    cJSON *o = NULL;
-    char d[64];
-
-    for (size_t i = 0; i < n_table; i++) {
-        names[i] = table[i].name;
-    }
-    if (cJSON_IsString(v)) {
-        name = v->valuestring;
-    } else if (cJSON_IsObject(v)) {
-        if (cs_json_req_string(&p->c, v, "name", &name) != CS_OK) {
-            return false;
-        }
-    } else {
-        cs_jctx_error(&p->c, v, NULL,
-                      "expected %s name or an object with \"name\" and parameters, got %s",
-                      strcmp(what, "algorithm") == 0 ? "an algorithm" : "a selector",
-                      cs_json_describe(v, d, sizeof(d)));
-        return false;
-    }
-    for (size_t i = 0; i < n_table; i++) {
-        if (strcmp(table[i].name, name) == 0) {
-            md = &table[i];
-        }
-    }
-    if (!md) {
-        if (cJSON_IsObject(v)) {
-            cs_jpath_push_key(&p->c.path, "name");
-            unknown_name(p, cJSON_GetObjectItemCaseSensitive(v, "name"), what, name, names,
-                         n_table);
-            cs_jpath_pop(&p->c.path);
-        } else {
-            unknown_name(p, v, what, name, names, n_table);
-        }
-        return false;
-    }
-    if (cJSON_IsObject(v)) {
-        const char *known[16];
-        known[0] = "name";
-        for (size_t i = 0; i < md->n_params; i++) {
-            known[i + 1] = md->params[i].key;
-        }
-        cs_json_check_keys(&p->c, v, known, md->n_params + 1, CS_DIAG_ERROR);
-    }
-    o = cJSON_CreateObject();
-    if (!o) {
-        p->oom = CS_ENOMEM;
-        return false;
-    }
-    add_or_oom(p, o, "name", cJSON_CreateString(md->name));
-    for (size_t i = 0; i < md->n_params; i++) {
-        resolve_param(p, cJSON_IsObject(v) ? v : NULL, &md->params[i], o);
-    }
-    /* Cross-parameter rules. */
-    {
-        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(o, "pattern");
-        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(o, "sparsity");
-        if (pat && sp && strcmp(pat->valuestring, "unstructured") != 0 && sp->valuedouble != 0.5) {
-            cs_jctx_error(&p->c, v, "sparsity",
-                          "pattern %s prunes exactly half of the weights: sparsity must be 0.5, "
-                          "got %g",
-                          pat->valuestring, sp->valuedouble);
-        }
-    }
-    val->flags = md->flags;
-    if (p->c.n_errors == n_before) {
-        val->canon = canon_of(p, o);
-        val->label = val->canon ? dup(p, val->canon) : NULL;
-        val->text = method_text(p, md->name, cJSON_IsObject(v) ? v : NULL);
-    }
-    cJSON_Delete(o);
-    return p->c.n_errors == n_before;
-}
 
 /* Resolves a name of models / data.sources / data.eval. */
 static bool resolve_ref(parser *p, const cJSON *v, cs_axis_kind kind, cs_axis_value *val)
@@ -1026,16 +171,16 @@ static bool resolve_ref(parser *p, const cJSON *v, cs_axis_kind kind, cs_axis_va
     } else {
         base = s->evals, n = s->n_evals, stride = sizeof(*s->evals), what = "eval suite";
     }
-    idx = lookup_name(p,
-                      kind == CS_AXIS_MODEL    ? NAMES_MODELS
-                      : kind == CS_AXIS_SOURCE ? NAMES_SOURCES
-                                               : NAMES_EVALS,
-                      base, n, stride, name);
+    idx = sw_lookup_name(p,
+                         kind == CS_AXIS_MODEL    ? NAMES_MODELS
+                         : kind == CS_AXIS_SOURCE ? NAMES_SOURCES
+                                                  : NAMES_EVALS,
+                         base, n, stride, name);
     if (idx == SIZE_MAX) {
         for (size_t i = 0; i < n && nn < 64; i++) {
             names[nn++] = *(char *const *)(const void *)((const char *)base + i * stride);
         }
-        unknown_name(p, v, what, name, names, nn);
+        sw_unknown_name(p, v, what, name, names, nn);
         return false;
     }
     if (kind == CS_AXIS_MODEL) {
@@ -1046,9 +191,9 @@ static bool resolve_ref(parser *p, const cJSON *v, cs_axis_kind kind, cs_axis_va
         canon = s->evals[idx].canon;
     }
     val->ref = idx;
-    val->canon = dup(p, canon ? canon : "null");
-    val->label = canon_string_value(p, name);
-    val->text = dup(p, name);
+    val->canon = sw_dup(p, canon ? canon : "null");
+    val->label = sw_canon_string_value(p, name);
+    val->text = sw_dup(p, name);
     return true;
 }
 
@@ -1065,9 +210,9 @@ static bool resolve_int(parser *p, const cJSON *v, cs_axis_kind kind, cs_axis_va
     }
     snprintf(buf, sizeof(buf), "%lld", (long long)x);
     val->num = x;
-    val->canon = dup(p, buf);
-    val->label = dup(p, buf);
-    val->text = dup(p, buf);
+    val->canon = sw_dup(p, buf);
+    val->label = sw_dup(p, buf);
+    val->text = sw_dup(p, buf);
     return true;
 }
 
@@ -1081,17 +226,17 @@ static bool resolve_value(parser *p, const cJSON *v, cs_axis_kind kind, cs_axis_
     case CS_AXIS_EVAL:
         return resolve_ref(p, v, kind, val);
     case CS_AXIS_ALGORITHM:
-        return resolve_method(p, v, algorithms, N_ALGORITHMS, "algorithm", val);
+        return sw_resolve_method(p, v, CS_MF_ALGORITHM, val);
     case CS_AXIS_SELECTOR:
-        return resolve_method(p, v, selectors, N_SELECTORS, "selector", val);
+        return sw_resolve_method(p, v, CS_MF_SELECTOR, val);
     case CS_AXIS_N_SAMPLES:
     case CS_AXIS_SEQ_LEN:
     case CS_AXIS_SEED:
         return resolve_int(p, v, kind, val);
     case CS_AXIS_EXTRA:
-        val->canon = canon_of(p, v);
-        val->label = val->canon ? dup(p, val->canon) : NULL;
-        val->text = val->canon ? dup(p, val->canon) : NULL;
+        val->canon = sw_canon_of(p, v);
+        val->label = val->canon ? sw_dup(p, val->canon) : NULL;
+        val->text = val->canon ? sw_dup(p, val->canon) : NULL;
         return val->canon != NULL;
     }
     return false;
@@ -1108,9 +253,9 @@ static void value_fini(cs_axis_value *v)
 static bool value_copy(parser *p, cs_axis_value *dst, const cs_axis_value *src)
 {
     *dst = *src;
-    dst->canon = dup(p, src->canon);
-    dst->label = dup(p, src->label);
-    dst->text = dup(p, src->text);
+    dst->canon = sw_dup(p, src->canon);
+    dst->label = sw_dup(p, src->label);
+    dst->text = sw_dup(p, src->text);
     return dst->canon && dst->label && dst->text;
 }
 
@@ -1308,7 +453,7 @@ static bool add_implicit(parser *p, cs_axis_kind kind)
     if (n == 0) {
         return false; /* already reported: no models / no eval suites */
     }
-    ax->name = dup(p, mission_names[kind]);
+    ax->name = sw_dup(p, mission_names[kind]);
     ax->kind = kind;
     ax->implicit = true;
     ax->values = cs_calloc_array(n, sizeof(*ax->values));
@@ -1322,46 +467,46 @@ static bool add_implicit(parser *p, cs_axis_kind kind)
         switch (kind) {
         case CS_AXIS_MODEL:
             v->ref = i;
-            v->canon = dup(p, s->models[i].canon ? s->models[i].canon : "null");
-            v->label = canon_string_value(p, s->models[i].name);
+            v->canon = sw_dup(p, s->models[i].canon ? s->models[i].canon : "null");
+            v->label = sw_canon_string_value(p, s->models[i].name);
             break;
         case CS_AXIS_EVAL:
             v->ref = i;
-            v->canon = dup(p, s->evals[i].canon ? s->evals[i].canon : "null");
-            v->label = canon_string_value(p, s->evals[i].name);
+            v->canon = sw_dup(p, s->evals[i].canon ? s->evals[i].canon : "null");
+            v->label = sw_canon_string_value(p, s->evals[i].name);
             break;
         case CS_AXIS_SELECTOR:
-            v->canon = dup(p, "{\"name\":\"random\",\"stratified\":false}");
-            v->label = dup(p, v->canon);
+            v->canon = sw_dup(p, "{\"name\":\"random\",\"stratified\":false}");
+            v->label = sw_dup(p, v->canon);
             break;
         case CS_AXIS_N_SAMPLES:
             v->num = 128;
-            v->canon = dup(p, "128");
-            v->label = dup(p, "128");
+            v->canon = sw_dup(p, "128");
+            v->label = sw_dup(p, "128");
             break;
         case CS_AXIS_SEQ_LEN:
             v->num = 2048;
-            v->canon = dup(p, "2048");
-            v->label = dup(p, "2048");
+            v->canon = sw_dup(p, "2048");
+            v->label = sw_dup(p, "2048");
             break;
         case CS_AXIS_SEED:
-            v->canon = dup(p, "0");
-            v->label = dup(p, "0");
+            v->canon = sw_dup(p, "0");
+            v->label = sw_dup(p, "0");
             break;
         case CS_AXIS_SOURCE:
             v->ref = SIZE_MAX;
-            v->canon = dup(p, "null");
-            v->label = dup(p, "null");
+            v->canon = sw_dup(p, "null");
+            v->label = sw_dup(p, "null");
             break;
         default:
             break;
         }
         if (kind == CS_AXIS_MODEL || kind == CS_AXIS_EVAL) {
-            v->text = dup(p, kind == CS_AXIS_MODEL ? s->models[i].name : s->evals[i].name);
+            v->text = sw_dup(p, kind == CS_AXIS_MODEL ? s->models[i].name : s->evals[i].name);
         } else if (kind == CS_AXIS_SELECTOR) {
-            v->text = dup(p, "random");
+            v->text = sw_dup(p, "random");
         } else {
-            v->text = dup(p, v->label ? v->label : "null");
+            v->text = sw_dup(p, v->label ? v->label : "null");
         }
         ax->n++;
     }
@@ -1396,9 +541,9 @@ static void default_source(parser *p, const cJSON *grid)
         free(v->label);
         free(v->text);
         v->ref = which;
-        v->canon = dup(p, s->sources[which].canon ? s->sources[which].canon : "null");
-        v->label = canon_string_value(p, s->sources[which].name);
-        v->text = dup(p, s->sources[which].name);
+        v->canon = sw_dup(p, s->sources[which].canon ? s->sources[which].canon : "null");
+        v->label = sw_canon_string_value(p, s->sources[which].name);
+        v->text = sw_dup(p, s->sources[which].name);
         return;
     }
     alg = &s->axes[s->mission[CS_AXIS_ALGORITHM]];
@@ -1414,7 +559,7 @@ static void default_source(parser *p, const cJSON *grid)
     if (!needed) {
         return;
     }
-    join_names(names, n_corpora < 64 ? n_corpora : 64, list, sizeof(list));
+    cs_join_names(names, n_corpora < 64 ? n_corpora : 64, list, sizeof(list));
     if (n_corpora == 0) {
         cs_jctx_error(&p->c, grid, NULL,
                       "no \"source\" axis, and data.sources has no text corpus to calibrate on");
@@ -1467,7 +612,7 @@ static void parse_grid(parser *p, const cJSON *grid)
                              sugg);
             }
         }
-        ax->name = dup(p, a->string);
+        ax->name = sw_dup(p, a->string);
         if (k < CS_AXIS_N_MISSION) {
             s->mission[k] = s->n_axes;
         }
@@ -1501,7 +646,7 @@ static size_t find_axis(parser *p, const char *name, size_t len)
     }
     memcpy(buf, name, len);
     buf[len] = '\0';
-    return lookup_name(p, NAMES_AXES, p->s->axes, p->s->n_axes, sizeof(*p->s->axes), buf);
+    return sw_lookup_name(p, NAMES_AXES, p->s->axes, p->s->n_axes, sizeof(*p->s->axes), buf);
 }
 
 /* Reports an unknown axis name with a suggestion among the axes. */
@@ -1696,7 +841,7 @@ static bool pattern_match(parser *p, const cJSON *pat, const cJSON *v)
     }
     /* Objects compare by canonical text. */
     {
-        char *a = canon_of(p, pat), *b = canon_of(p, v);
+        char *a = sw_canon_of(p, pat), *b = sw_canon_of(p, v);
         bool m = a && b && strcmp(a, b) == 0;
         free(a);
         free(b);
@@ -1939,15 +1084,15 @@ static void parse_doc(parser *p, const cJSON *doc)
         return;
     }
     cs_json_check_keys(&p->c, doc, keys, sizeof(keys) / sizeof(keys[0]), CS_DIAG_ERROR);
-    if (cs_json_req_string(&p->c, doc, "name", &name) == CS_OK && !valid_name(name)) {
+    if (cs_json_req_string(&p->c, doc, "name", &name) == CS_OK && !sw_valid_name(name)) {
         cs_jctx_error(&p->c, cJSON_GetObjectItemCaseSensitive(doc, "name"), "name",
                       "a sweep name uses letters, digits, '_', '-' and '.' (at most 64), got "
                       "\"%s\"",
                       name);
     }
-    s->name = dup(p, name ? name : "");
+    s->name = sw_dup(p, name ? name : "");
     cs_json_opt_string(&p->c, doc, "description", "", &desc);
-    s->description = dup(p, desc);
+    s->description = sw_dup(p, desc);
     if (cs_json_opt_array(&p->c, doc, "tags", &tags) == CS_OK && tags) {
         const cJSON *t;
         size_t i = 0;
@@ -1961,7 +1106,7 @@ static void parse_doc(parser *p, const cJSON *doc)
                 const char *str = NULL;
                 cs_jpath_push_index(&p->c.path, i++);
                 if (cs_json_as_string(&p->c, t, &str) == CS_OK) {
-                    s->tags[s->n_tags++] = dup(p, str);
+                    s->tags[s->n_tags++] = sw_dup(p, str);
                 }
                 cs_jpath_pop(&p->c.path);
             }
@@ -1970,17 +1115,17 @@ static void parse_doc(parser *p, const cJSON *doc)
     }
     if (cs_json_req_object(&p->c, doc, "models", &models) == CS_OK) {
         cs_jpath_push_key(&p->c.path, "models");
-        parse_models(p, models);
+        sw_parse_models(p, models);
         cs_jpath_pop(&p->c.path);
     }
     if (cs_json_req_object(&p->c, doc, "data", &data) == CS_OK) {
         cs_jpath_push_key(&p->c.path, "data");
-        parse_data(p, data);
+        sw_parse_data(p, data);
         cs_jpath_pop(&p->c.path);
     }
     s->policy = (cs_policy){.max_attempts = 3, .backoff_base_s = 30, .backoff_max_s = 3600};
     if (cs_json_opt_object(&p->c, doc, "policy", &pol) == CS_OK) {
-        parse_policy(p, pol);
+        sw_parse_policy(p, pol);
     }
     if (cs_json_req_object(&p->c, doc, "grid", &grid) != CS_OK || p->oom) {
         return;

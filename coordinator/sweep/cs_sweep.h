@@ -1,9 +1,10 @@
 /* cs_sweep.h - a sweep file parsed and validated into typed structs.
  *
- * The parser is the only place that sees cJSON (STYLE.md R7): it checks the whole file, reports
- * every problem at once (each with its JSON path and a reason a person understands), fills the
- * defaults of every algorithm and selector from the references (shared/specs), and pre-renders
- * every axis value as canonical JSON, so grid expansion (cs_expand) only concatenates strings.
+ * The parser is the only place that sees cJSON (docs/style.md R7): it checks the whole file,
+ * reports every problem at once (each with its JSON path and a reason a person understands),
+ * fills the defaults of every algorithm and selector from the table of common/cs_methods.h, and
+ * pre-renders every axis value as canonical JSON, so grid expansion (cs_expand) only
+ * concatenates strings.
  *
  * Paths in a sweep file (model folders, corpora, task files) are kept as written: relative paths
  * are relative to the directory calsweep and the workers run in (the repository root for the

@@ -12,7 +12,7 @@ S=${CS_SOURCE_DIR:-.}
 M=$S/sweeps/testbed/models/tb-llama
 D=$S/sweeps/testbed/data
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
-echo "1..21"
+echo "1..23"
 "$R" select --help | grep -q "usage: calsweep-run select"; ok $? "select --help"
 sel() { "$R" select "$M" --source "prose=$D/corpus/prose.jsonl" --source "code=$D/corpus/code.jsonl:text" --pool 40 --seq-len 32 --n 5 "$@" 2>"$TMP/err"; }
 a=$(sel --selector zipcal --seed 1); ok $? "zipcal exits 0"
@@ -22,9 +22,9 @@ c=$(sel --selector '{"name":"random","stratified":true}' --seed 1); d=$(sel --se
 [ -n "$c" ] && [ "$c" != "$d" ]; ok $? "another seed, other ids"
 [ "$(printf '%s\n' "$c" | grep -c '^prose:')" = 3 ]; ok $? "stratified: 3 of 5 from the first source"
 grep -q "select: building a pool of 40 x 32 tokens (random_windows)" "$TMP/err"; ok $? "progress on stderr"
-j=$(sel --selector '{"name":"ppl","mode":"mid"}' --compose concat --json)
-case "$j" in *'"composition":"concat"'*'"ids":['*'"selector":"ppl"'*'"forward_s"'*) ok 0 "--json: pool record, ids, diagnostics";; *) ok 1 "--json: $j";; esac
-g=$("$R" select "$M" --selector '{"name":"selfcal","t_init":1.5,"t_final":0.5}' --n 2 --seq-len 24 2>/dev/null)
+j=$(sel --selector '{"name":"ppl_rank","mode":"mid"}' --compose concat --json)
+case "$j" in *'"composition":"concat"'*'"ids":['*'"selector":"ppl_rank"'*'"forward_s"'*) ok 0 "--json: pool record, ids, diagnostics";; *) ok 1 "--json: $j";; esac
+g=$("$R" select "$M" --selector '{"name":"self_calibration","t_init":1.5,"t_final":0.5}' --n 2 --seq-len 24 2>/dev/null)
 [ "$(printf '%s\n' "$g" | awk '{print NF-1}' | sort -u)" = 24 ] && printf '%s\n' "$g" | grep -q '^gen:1 1534 '; ok $? "selfcal: 2 sequences of exactly 24 tokens starting with BOS"
 T=$D/tasks
 out=$("$R" select "$M" --source "t=$T/arith_mc.train.jsonl" --eval "$T/arith_mc.eval.jsonl" --eval "$T/facts_mc.eval.jsonl" --pool 8 --seq-len 16 --n 2 2>&1); ok $? "train split vs eval splits: no overlap"
@@ -35,6 +35,10 @@ out=$("$R" select "$M" --source "x=$TMP/missing.jsonl" --n 1 2>&1); [ $? = 1 ] &
 printf '{"text":"fine"}\n{"text": nope}\n' > "$TMP/bad.jsonl"
 out=$("$R" select "$M" --source "x=$TMP/bad.jsonl" --n 1 2>&1); [ $? = 1 ] && case "$out" in *"bad.jsonl:2"*) true;; *) false;; esac; ok $? "bad JSON line names file:line: $out"
 out=$(sel --selector '{"name":"zipcal","kap":3}' 2>&1; cat "$TMP/err"); case "$out" in *"selector.kap: unknown key"*) ok 0 "unknown selector key names the path";; *) ok 1 "unknown key: $out";; esac
+a=$(sel --selector zipcal --search-limit 3 --seed 1); b=$(sel --selector '{"name":"zipcal","search_limit":3}' --seed 1)
+[ -n "$a" ] && [ "$a" = "$b" ]; ok $? "a selector parameter as a flag (--search-limit, from the table) equals it in --selector's JSON"
+sel --selector ppl_rank --mode median >/dev/null; rc=$?
+[ $rc = 2 ] && grep -q 'selector.mode: unknown value "median" (known: low, high, mid)' "$TMP/err"; ok $? "a bad flag value: exit 2 with the sweep validator's message"
 j=$(sel --selector '{"name":"cola","proj_dim":8}' --json)
 [ "$(jq -c '[(.ids | length), .diag.selector, (.diag.cluster_sizes | add), .diag.stats.items_forwarded]' <<<"$j")" = '[5,"cola",40,40]' ]; ok $? "cola: 5 ids, cluster sizes over the 40 candidates, 40 items forwarded"
 sel --selector acdm >/dev/null; rc=$?; out=$(cat "$TMP/err"); [ $rc = 2 ] && case "$out" in *"acdm needs --reference"*) true;; *) false;; esac; ok $? "acdm without --reference: usage error: $out"

@@ -37,9 +37,9 @@ ok $? "fd 3: one JSON line per block"
 "$R" quantize "$M/tb-qwen" --algo awq --trajectory sideways --calib "$tmp/calib.jsonl" \
     >/dev/null 2>"$tmp/err"; rc=$?
 [ $rc = 2 ] && grep -q "algorithm.trajectory" "$tmp/err"; ok $? "--trajectory sideways: exit 2, named"
-"$R" quantize "$M/tb-qwen" --algo wanda --nm 4:2 --calib "$tmp/calib.jsonl" >/dev/null 2>"$tmp/err"
+"$R" quantize "$M/tb-qwen" --algo wanda --pattern 4:2 --calib "$tmp/calib.jsonl" >/dev/null 2>"$tmp/err"
 rc=$?
-[ $rc = 2 ] && grep -q "algorithm.nm" "$tmp/err"; ok $? "--nm 4:2: exit 2, named"
+[ $rc = 2 ] && grep -q "algorithm.pattern: unknown value \"4:2\"" "$tmp/err"; ok $? "--pattern 4:2: exit 2, named"
 "$R" quantize "$M/tb-qwen" --algo rtn --alpha 0.5 >/dev/null 2>"$tmp/err"; rc=$?
 [ $rc = 2 ] && grep -q "alpha" "$tmp/err"; ok $? "--alpha with rtn: exit 2, named"
 "$R" quantize "$M/tb-qwen" --algo rtn --act-order >/dev/null 2>"$tmp/err"; rc=$?

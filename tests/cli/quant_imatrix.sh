@@ -57,7 +57,7 @@ bad() { # expected-rc pattern args...: exit code and message
     [ $rc = "$want" ] && grep -q -- "$pat" "$tmp/err"
 }
 bad 2 "algorithm.bits: unknown key" --algo imatrix --bits 4; ok $? "--bits with imatrix: exit 2, algorithm.bits named"
-bad 2 "algorithm.type: 'q8_0'" --algo imatrix --type q8_0; ok $? "--type q8_0: exit 2, algorithm.type named"
+bad 2 "algorithm.type: unknown value \"q8_0\"" --algo imatrix --type q8_0; ok $? "--type q8_0: exit 2, algorithm.type named"
 bad 2 "algorithm.chunk" --algo '{"name":"imatrix","chunk":8}'; ok $? "chunk 8: exit 2, algorithm.chunk named"
 bad 1 "no chunk of at least 16 tokens" --algo imatrix --seq-len 12; ok $? "12-token windows: exit 1, no chunk of 16 tokens"
 exit $fail

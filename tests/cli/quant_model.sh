@@ -30,7 +30,7 @@ for model in tb-llama tb-qwen; do
     done
 done
 [ "${CS_SANITIZED:-0}" = 1 ] && runs=("tb-llama 4 -1" "tb-qwen 3 64")
-echo "1..$((2 * ${#runs[@]} + 6))"
+echo "1..$((2 * ${#runs[@]} + 7))"
 for run in "${runs[@]}"; do
     set -- $run
     model=$1; shift
@@ -44,14 +44,16 @@ for run in "${runs[@]}"; do
     ok $? "$model, $1 bits, $grp: AWQ ppl $a < RTN ppl $r"
 done
 "$R" quantize "$M/tb-qwen" --algo sparsegptx >/dev/null 2>"$tmp/err"; rc=$?
-[ $rc = 2 ] && grep -q "algorithm.name: 'sparsegptx'" "$tmp/err"; ok $? "an unknown algorithm: exit 2, named"
+[ $rc = 2 ] && grep -q "algorithm.name: unknown algorithm \"sparsegptx\" (did you mean \"sparsegpt\"?)" "$tmp/err"; ok $? "an unknown algorithm: exit 2, named"
 "$R" quantize "$M/tb-qwen" --algo rtn --bits 9 >/dev/null 2>"$tmp/err"; rc=$?
-[ $rc = 2 ] && grep -q -- "--bits" "$tmp/err"; ok $? "--bits 9: exit 2"
+[ $rc = 2 ] && grep -q "algorithm.bits: expected an integer in 2..8, got 9" "$tmp/err"; ok $? "--bits 9: exit 2, named as a sweep names it"
 "$R" quantize "$M/tb-qwen" --algo gptq >/dev/null 2>"$tmp/err"; rc=$?
 [ $rc = 2 ] && grep -q "needs --calib" "$tmp/err"; ok $? "gptq without --calib: exit 2"
 "$R" quantize "$M/tb-qwen" --algo gptq --calib "$tmp/none.jsonl" >/dev/null 2>"$tmp/err"; rc=$?
 [ $rc = 1 ] && grep -q "none.jsonl" "$tmp/err"; ok $? "a missing calibration file: exit 1, named"
+"$R" quantize "$M/tb-qwen" --algo rtn --group-size 512 >/dev/null 2>"$tmp/err"; rc=$?
+[ $rc = 1 ] && grep -q "group_size: 512 does not divide" "$tmp/err"; ok $? "a group size that does not divide a layer: exit 1, named"
 "$R" quantize "$M/tb-qwen" --algo rtn --group-size 48 >/dev/null 2>"$tmp/err"; rc=$?
-[ $rc = 1 ] && grep -q "group_size: 48 does not divide" "$tmp/err"; ok $? "a group size that does not divide a layer: exit 1, named"
+[ $rc = 2 ] && grep -q "algorithm.group_size: expected -1 (one group per row) or a positive power of two, got 48" "$tmp/err"; ok $? "a group size that is no power of two: exit 2, named as a sweep names it"
 "$R" quantize --help | grep -q "usage: calsweep-run quantize"; ok $? "quantize --help"
 exit $fail

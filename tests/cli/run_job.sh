@@ -110,8 +110,8 @@ ok $? "a CoverCal job picks 16 of 64 candidates and records its outlier channels
 mkdir "$tmp/i2"; job sweeps/testbed/models/tb-qwen '{"name":"gptq"}' sweeps/testbed/data/heldout.txt "" \
     '{"selector":{"name":"kmeans"},"source":{"kind":"jsonl","path":"sweeps/testbed/data/corpus/arith.jsonl"}}' 16 64 >"$tmp/i2/job.json"
 run "$tmp/i2"; rc=$?
-[ $rc = 1 ] && [ "$(jq -r '.kind + " " + .stage' "$tmp/i2/error.json")" = "bad_input calibrate" ] && jq -r .message "$tmp/i2/error.json" | grep -q "calibration.selector.name: unknown selector 'kmeans'"
-ok $? "an unknown selector: bad_input at the calibrate stage, naming the field"
+[ $rc = 1 ] && [ "$(jq -r '.kind + " " + .stage' "$tmp/i2/error.json")" = "bad_input config" ] && jq -r .message "$tmp/i2/error.json" | grep -q 'calibration.selector.name: unknown selector "kmeans"'
+ok $? "an unknown selector: bad_input when the config is read, before the model loads, naming the field"
 mkdir "$tmp/k"; job sweeps/testbed/models/tb-qwen '{"name":"gptq","bits":4,"group_size":32,"sym":false}' sweeps/testbed/data/heldout.txt "" \
     '{"selector":{"name":"zipcal","search_limit":2000},"source":{"kind":"jsonl","path":"sweeps/testbed/data/corpus/code.jsonl","text_field":"text"}}' 8 64 >"$tmp/k/job.json"
 run "$tmp/k"; ok $? "a GPTQ job calibrated with ZipCal exits 0"

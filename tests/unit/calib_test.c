@@ -844,7 +844,7 @@ static void test_params(void **state)
     cs_select_params p;
     cs_err err = {0};
     /* the spec's defaults */
-    assert_int_equal(cs_select_params_parse_str("selfgen", &p, &err), CS_OK);
+    assert_int_equal(cs_select_params_parse_str("self_gen", &p, &err), CS_OK);
     assert_int_equal(p.kind, CS_SEL_SELFGEN);
     assert_int_equal(p.n, 128);
     assert_int_equal(p.m, 5000);
@@ -854,7 +854,7 @@ static void test_params(void **state)
     assert_float_equal(p.top_p, 0.95, 1e-12);
     assert_float_equal(p.rep_penalty, 1.2, 1e-12);
     assert_float_equal(p.ppl_quantile, 0.8, 1e-12);
-    assert_int_equal(cs_select_params_parse_str("selfcal", &p, &err), CS_OK);
+    assert_int_equal(cs_select_params_parse_str("self_calibration", &p, &err), CS_OK);
     assert_float_equal(p.t_init, 1.0, 0);
     assert_float_equal(p.t_final, 1.0, 0);
     assert_int_equal(p.n_sched, 10);
@@ -862,36 +862,40 @@ static void test_params(void **state)
     assert_int_equal(cs_select_params_parse_str("zipcal", &p, &err), CS_OK);
     assert_int_equal(p.cap, 2000);
     assert_int_equal(
-            cs_select_params_parse_str("{\"name\":\"ppl\",\"mode\":\"high\",\"n\":16}", &p, &err),
+            cs_select_params_parse_str("{\"name\":\"ppl_rank\",\"mode\":\"high\"}", &p, &err),
             CS_OK);
     assert_int_equal(p.mode, CS_PPL_HIGH);
-    assert_int_equal(p.n, 16);
-    /* round trip through the JSON record */
+    assert_int_equal(p.n, 128);
+    /* round trip through the JSON record (the table's keys; n and seed are the job's) */
     cJSON *j = cs_select_params_json(&p);
-    cs_select_params q;
-    assert_int_equal(cs_select_params_parse(j, "x", &q, &err), CS_OK);
+    cs_select_params q = p;
+    assert_int_equal(cs_select_params_parse(j, "x", true, &q, &err), CS_OK);
     assert_memory_equal(&p, &q, sizeof p);
     cJSON_Delete(j);
 
     /* errors name the path */
-    cJSON *o = cJSON_Parse("{\"name\":\"zipcal\",\"n\":16,\"temprature\":1}");
-    assert_int_equal(cs_select_params_parse(o, "calibration.selector", &p, &err), CS_ESCHEMA);
+    cJSON *o = cJSON_Parse("{\"name\":\"zipcal\",\"temprature\":1}");
+    assert_int_equal(cs_select_params_parse(o, "calibration.selector", false, &p, &err),
+                     CS_ESCHEMA);
     assert_non_null(strstr(err.msg, "calibration.selector.temprature"));
     assert_non_null(strstr(err.msg, "unknown key"));
     cJSON_Delete(o);
     /* a key of another selector is unknown here */
-    assert_int_equal(cs_select_params_parse_str("{\"name\":\"random\",\"cap\":5}", &p, &err),
-                     CS_ESCHEMA);
-    assert_non_null(strstr(err.msg, "selector.cap"));
-    assert_int_equal(cs_select_params_parse_str("{\"name\":\"random\",\"n\":1.5}", &p, &err),
-                     CS_ESCHEMA);
-    assert_non_null(strstr(err.msg, "selector.n"));
-    assert_int_equal(cs_select_params_parse_str("{\"name\":\"ppl\",\"mode\":\"median\"}", &p, &err),
-                     CS_ESCHEMA);
+    assert_int_equal(
+            cs_select_params_parse_str("{\"name\":\"random\",\"search_limit\":5}", &p, &err),
+            CS_ESCHEMA);
+    assert_non_null(strstr(err.msg, "selector.search_limit"));
+    assert_int_equal(
+            cs_select_params_parse_str("{\"name\":\"zipcal\",\"search_limit\":1.5}", &p, &err),
+            CS_ESCHEMA);
+    assert_non_null(strstr(err.msg, "selector.search_limit: expected an integer"));
+    assert_int_equal(
+            cs_select_params_parse_str("{\"name\":\"ppl_rank\",\"mode\":\"median\"}", &p, &err),
+            CS_ESCHEMA);
     assert_non_null(strstr(err.msg, "selector.mode"));
     assert_int_equal(cs_select_params_parse_str("kmeans", &p, &err), CS_ESCHEMA);
-    assert_non_null(strstr(err.msg, "selector.name"));
-    assert_non_null(strstr(err.msg, "cola, acdm, covercal"));
+    assert_non_null(strstr(err.msg, "selector: unknown selector \"kmeans\""));
+    assert_non_null(strstr(err.msg, "cola, acdm, ppl_rank, covercal"));
     /* COLA, ACDM and CoverCal: the spec's defaults, and a round trip */
     assert_int_equal(cs_select_params_parse_str("cola", &p, &err), CS_OK);
     assert_int_equal(p.proj_dim, 64);
@@ -913,7 +917,8 @@ static void test_params(void **state)
     assert_int_equal(p.acdm_stat, CS_ACDM_ABSMEAN);
     assert_int_equal(p.acdm_mode, CS_ACDM_MINIMAX);
     j = cs_select_params_json(&p);
-    assert_int_equal(cs_select_params_parse(j, "x", &q, &err), CS_OK);
+    q = p;
+    assert_int_equal(cs_select_params_parse(j, "x", true, &q, &err), CS_OK);
     assert_memory_equal(&p, &q, sizeof p);
     assert_string_equal(cJSON_GetObjectItem(j, "mode")->valuestring, "minimax");
     cJSON_Delete(j);
@@ -926,7 +931,7 @@ static void test_params(void **state)
     assert_non_null(strstr(err.msg, "selector.cover_frac"));
     assert_int_equal(cs_select_params_parse_str("{\"name\":\"cola\",\"stat\":\"mean\"}", &p, &err),
                      CS_ESCHEMA);
-    assert_non_null(strstr(err.msg, "unknown key for selector cola"));
+    assert_non_null(strstr(err.msg, "selector.stat: unknown key"));
     assert_int_not_equal(cs_select_params_parse_str("{\"name\":", &p, &err), CS_OK);
 }
 

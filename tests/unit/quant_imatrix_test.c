@@ -919,13 +919,14 @@ static void test_params(void **state)
         const char *json, *msg;
         cs_rc rc;
     } bad[] = {
-            {"{\"name\":\"imatrix\",\"type\":\"q8_0\"}", "algorithm.type: 'q8_0'", CS_ESCHEMA},
+            {"{\"name\":\"imatrix\",\"type\":\"q8_0\"}", "algorithm.type: unknown value \"q8_0\"",
+             CS_ESCHEMA},
             {"{\"name\":\"imatrix\",\"type\":4}", "algorithm.type", CS_ESCHEMA},
             {"{\"name\":\"imatrix\",\"chunk\":8}", "algorithm.chunk", CS_ESCHEMA},
             {"{\"name\":\"imatrix\",\"chunk\":100000}", "algorithm.chunk", CS_ESCHEMA},
             {"{\"name\":\"imatrix\",\"bits\":4}", "algorithm.bits: unknown key", CS_ESCHEMA},
             {"{\"name\":\"imatrix\",\"trajectory\":\"fp\"}", "algorithm.trajectory", CS_ESCHEMA},
-            {"{\"name\":\"imatrx\"}", "algorithm.name: 'imatrx'", CS_ENOTSUP},
+            {"{\"name\":\"imatrx\"}", "algorithm.name: unknown algorithm \"imatrx\"", CS_ESCHEMA},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         a = algo(bad[i].json);

@@ -439,7 +439,7 @@ static void test_wanda_unstructured(void **state)
 static void test_wanda_2_4(void **state)
 {
     (void)state;
-    check_sparse("{\"name\":\"wanda\",\"nm\":\"2:4\"}", 2, 4, false);
+    check_sparse("{\"name\":\"wanda\",\"pattern\":\"2:4\"}", 2, 4, false);
 }
 
 static void test_sparsegpt_unstructured(void **state)
@@ -451,7 +451,7 @@ static void test_sparsegpt_unstructured(void **state)
 static void test_sparsegpt_4_8(void **state)
 {
     (void)state;
-    check_sparse("{\"name\":\"sparsegpt\",\"nm\":\"4:8\"}", 4, 8, false);
+    check_sparse("{\"name\":\"sparsegpt\",\"pattern\":\"4:8\"}", 4, 8, false);
 }
 
 static void test_rtn_fallback(void **state)
@@ -573,13 +573,38 @@ static void test_gptq_early_stop_twin(void **state)
     cs_model_free(b);
 }
 
+/* issue 18: the original SmoothQuant (weights "rtn") takes every statistic from the unmodified
+ * model, and quantization_config.json says so ("trajectory": "fp"; it said "quantized"). The
+ * default weights are "gptq" (SmoothQuant+GPTQ), in the table the sweep and the engine share. */
+static void test_smoothquant_records_what_ran(void **state)
+{
+    static const struct {
+        const char *json, *traj, *weights;
+    } cases[] = {
+            {"{\"name\":\"smoothquant\",\"weights\":\"rtn\"}", "fp", "rtn"},
+            {"{\"name\":\"smoothquant\"}", "quantized", "gptq"},
+            {"{\"name\":\"smoothquant\",\"weights\":\"gptq\"}", "quantized", "gptq"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cs_pipe_params p;
+        params(&p, cases[i].json);
+        cJSON *o = cs_pipe_params_to_json(&p);
+        assert_non_null(o);
+        assert_string_equal(cJSON_GetObjectItem(o, "trajectory")->valuestring, cases[i].traj);
+        assert_string_equal(cJSON_GetObjectItem(o, "weights")->valuestring, cases[i].weights);
+        cJSON_Delete(o);
+    }
+}
+
 static void test_bad_params(void **state)
 {
     (void)state;
     static const char *const bad[] = {
             "{\"name\":\"gptqx\"}",
             "{\"name\":\"gptq\",\"bits\":9}",
-            "{\"name\":\"wanda\",\"nm\":\"4:2\"}",
+            "{\"name\":\"wanda\",\"pattern\":\"4:2\"}",
+            "{\"name\":\"gptq\",\"group_size\":48}",
             "{\"name\":\"awq\",\"trajectory\":\"sideways\"}",
             "{\"name\":\"rtn\",\"alpha\":0.5}",
             "{\"name\":\"smoothquant\",\"alpha\":2}",
@@ -597,7 +622,7 @@ static void test_bad_params(void **state)
     cs_pipe_params p;
     cs_pipe_report rep;
     cs_err err = {0};
-    params(&p, "{\"name\":\"gptq\",\"group_size\":48}");
+    params(&p, "{\"name\":\"gptq\",\"group_size\":256}");
     int32_t *tok = calib_tokens("tb-llama");
     assert_int_equal(cs_pipe_quantize(m, tok, N_CAL, T_CAL, &p, NULL, NULL, &rep, &err), CS_EINVAL);
     assert_non_null(strstr(err.msg, "does not divide"));
@@ -609,6 +634,7 @@ static void test_bad_params(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_smoothquant_records_what_ran),
             cmocka_unit_test(test_smooth_invariant_llama),
             cmocka_unit_test(test_smooth_invariant_qwen),
             cmocka_unit_test(test_w8a8_outliers),

@@ -154,7 +154,7 @@ static void test_defaults_filled(void **state)
                         "\"sym\":false}");
     assert_string_equal(a->values[3].canon,
                         "{\"act_bits\":8,\"alpha\":0.5,\"bits\":8,\"damp\":0.01,"
-                        "\"name\":\"smoothquant\",\"weights\":\"rtn\"}");
+                        "\"name\":\"smoothquant\",\"weights\":\"gptq\"}");
     assert_string_equal(a->values[5].canon,
                         "{\"name\":\"wanda\",\"pattern\":\"unstructured\",\"sparsity\":0.5}");
     assert_string_equal(a->values[6].canon, "{\"name\":\"none\"}");

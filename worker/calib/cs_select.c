@@ -13,203 +13,40 @@
 #include "cs_rng.h"
 #include "cs_time.h"
 
-static const char *const sel_names[CS_SEL_COUNT] = {"random", "selfcal", "selfgen", "zipcal",
-                                                    "ppl",    "cola",    "acdm",    "covercal"};
-#define SEL_LIST "random, selfcal, selfgen, zipcal, ppl, cola, acdm, covercal"
-static const char *const ppl_modes[] = {"low", "mid", "high", NULL};
-static const char *const acdm_stats[] = {"mean", "absmean", NULL};
-static const char *const acdm_modes[] = {"quota", "minimax", NULL};
+static const char *const ppl_modes[] = {"low", "high", "mid"}; /* cs_ppl_mode's order */
 
 const char *cs_select_name(cs_sel_kind k)
 {
-    return (size_t)k < CS_SEL_COUNT ? sel_names[k] : "?";
+    const cs_method *md = cs_method_of_kind(CS_MF_SELECTOR, (int)k);
+    return md ? md->name : "?";
 }
 
 void cs_select_params_default(cs_select_params *p, cs_sel_kind kind)
 {
     memset(p, 0, sizeof(*p));
-    p->kind = kind;
     p->n = 128;
-    p->t_init = 1.0;
-    p->t_final = 1.0;
-    p->n_sched = 10;
     p->seq_len = 2048;
-    p->m = 5000;
-    p->prefix_len = 2;
-    p->temperature = 0.6;
-    p->top_p = 0.95;
-    p->top_k = 50;
-    p->rep_penalty = 1.2;
-    p->ppl_quantile = 0.8;
-    p->cap = 2000;
-    p->mode = CS_PPL_LOW;
-    p->proj_dim = 64;
-    p->n_init = 10;
-    p->max_iter = 300;
-    p->tol = 1e-4;
-    p->n_ref = 64;
-    p->acdm_stat = CS_ACDM_MEAN;
-    p->acdm_mode = CS_ACDM_QUOTA;
-    p->outlier_factor = 6.0;
-    p->cover_frac = 0.5;
+    /* every selector's defaults, then the kind's own (parameters shared by name agree) */
+    for (int k = CS_SEL_COUNT - 1; k >= 0; k--) {
+        cs_method_defaults(cs_method_of_kind(CS_MF_SELECTOR, k), p);
+    }
+    cs_method_defaults(cs_method_of_kind(CS_MF_SELECTOR, (int)kind), p);
     p->batch = 8;
+    p->kind = kind;
 }
 
-/* ---- parameters: one table gives the parser and the JSON record ---- */
+/* ---- parameters: the table of common/cs_methods.h ---- */
 
-/* P_MODE, P_ASTAT, P_AMODE: a name of `choices` stored as cs_ppl_mode, cs_acdm_stat, cs_acdm_mode
- */
-typedef enum ptype { P_SIZE, P_U64, P_DOUBLE, P_BOOL, P_MODE, P_ASTAT, P_AMODE } ptype;
-
-#define K(kind) (1u << (kind))
-#define K_ALL   ((1u << CS_SEL_COUNT) - 1)
-#define K_ACT   (K(CS_SEL_COLA) | K(CS_SEL_ACDM) | K(CS_SEL_COVERCAL))
-
-static const struct param_row {
-    const char *key;
-    ptype type;
-    size_t off;
-    double min, max;
-    unsigned kinds;
-    const char *const *choices; /* P_MODE, P_ASTAT, P_AMODE */
-} param_rows[] = {
-        {"n", P_SIZE, offsetof(cs_select_params, n), 1, 1 << 24, K_ALL, NULL},
-        {"seed", P_U64, offsetof(cs_select_params, seed), 0, 9007199254740992.0, K_ALL, NULL},
-        {"stratified", P_BOOL, offsetof(cs_select_params, stratified), 0, 1, K(CS_SEL_RANDOM),
-         NULL},
-        {"t_init", P_DOUBLE, offsetof(cs_select_params, t_init), 0, 100, K(CS_SEL_SELFCAL), NULL},
-        {"t_final", P_DOUBLE, offsetof(cs_select_params, t_final), 0, 100, K(CS_SEL_SELFCAL), NULL},
-        {"n_sched", P_SIZE, offsetof(cs_select_params, n_sched), 0, 1 << 24, K(CS_SEL_SELFCAL),
-         NULL},
-        {"seq_len", P_SIZE, offsetof(cs_select_params, seq_len), 2, 1 << 20,
-         K(CS_SEL_SELFCAL) | K(CS_SEL_SELFGEN), NULL},
-        {"m", P_SIZE, offsetof(cs_select_params, m), 1, 1 << 24, K(CS_SEL_SELFGEN), NULL},
-        {"prefix_len", P_SIZE, offsetof(cs_select_params, prefix_len), 1, 1 << 20,
-         K(CS_SEL_SELFGEN), NULL},
-        {"temperature", P_DOUBLE, offsetof(cs_select_params, temperature), 0, 100,
-         K(CS_SEL_SELFGEN), NULL},
-        {"top_p", P_DOUBLE, offsetof(cs_select_params, top_p), 1e-9, 1, K(CS_SEL_SELFGEN), NULL},
-        {"top_k", P_SIZE, offsetof(cs_select_params, top_k), 0, 1 << 24, K(CS_SEL_SELFGEN), NULL},
-        {"repetition_penalty", P_DOUBLE, offsetof(cs_select_params, rep_penalty), 1e-9, 100,
-         K(CS_SEL_SELFGEN), NULL},
-        {"ppl_quantile", P_DOUBLE, offsetof(cs_select_params, ppl_quantile), 0, 1,
-         K(CS_SEL_SELFGEN), NULL},
-        {"cap", P_SIZE, offsetof(cs_select_params, cap), 1, 1 << 30, K(CS_SEL_ZIPCAL), NULL},
-        {"mode", P_MODE, offsetof(cs_select_params, mode), 0, 2, K(CS_SEL_PPL), ppl_modes},
-        {"proj_dim", P_SIZE, offsetof(cs_select_params, proj_dim), 1, 4096, K(CS_SEL_COLA), NULL},
-        {"n_init", P_SIZE, offsetof(cs_select_params, n_init), 1, 1000, K(CS_SEL_COLA), NULL},
-        {"max_iter", P_SIZE, offsetof(cs_select_params, max_iter), 1, 1000000, K(CS_SEL_COLA),
-         NULL},
-        {"tol", P_DOUBLE, offsetof(cs_select_params, tol), 1e-300, 1, K(CS_SEL_COLA), NULL},
-        {"n_ref", P_SIZE, offsetof(cs_select_params, n_ref), 1, 1000000, K(CS_SEL_ACDM), NULL},
-        {"stat", P_ASTAT, offsetof(cs_select_params, acdm_stat), 0, 1, K(CS_SEL_ACDM), acdm_stats},
-        {"mode", P_AMODE, offsetof(cs_select_params, acdm_mode), 0, 1, K(CS_SEL_ACDM), acdm_modes},
-        {"outlier_factor", P_DOUBLE, offsetof(cs_select_params, outlier_factor), 1e-300, 1000,
-         K(CS_SEL_COVERCAL), NULL},
-        {"cover_frac", P_DOUBLE, offsetof(cs_select_params, cover_frac), 1e-300, 1,
-         K(CS_SEL_COVERCAL), NULL},
-        {"batch", P_SIZE, offsetof(cs_select_params, batch), 1, 4096,
-         K(CS_SEL_PPL) | K(CS_SEL_SELFGEN) | K_ACT, NULL},
-};
-#define N_PARAMS (sizeof param_rows / sizeof param_rows[0])
-
-static void keys_of(cs_sel_kind k, char *buf, size_t cap)
+cs_rc cs_select_params_parse(const cJSON *obj, const char *path, bool engine, cs_select_params *p,
+                             cs_err *err)
 {
-    size_t o = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < N_PARAMS && o < cap; i++) {
-        if (param_rows[i].kinds & K(k)) {
-            int w = snprintf(buf + o, cap - o, "%s%s", o ? ", " : "", param_rows[i].key);
-            o += w > 0 ? (size_t)w : 0;
-        }
+    cs_select_params keep = *p;
+    cs_mresolve r = {.engine = engine, .dst = p};
+    cs_rc rc = cs_method_check(obj, CS_MF_SELECTOR, path ? path : "selector", &r, err);
+    if (rc != CS_OK) {
+        *p = keep;
     }
-}
-
-cs_rc cs_select_params_parse(const cJSON *obj, const char *path, cs_select_params *p, cs_err *err)
-{
-    const char *where = path ? path : "selector";
-    if (!cJSON_IsObject(obj)) {
-        return cs_err_set(err, CS_ESCHEMA, 0, "%s: expected an object", where);
-    }
-    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(obj, "name");
-    if (!cJSON_IsString(nm)) {
-        return cs_err_set(err, CS_ESCHEMA, 0, "%s.name: expected a string (" SEL_LIST ")", where);
-    }
-    size_t kind = 0;
-    while (kind < CS_SEL_COUNT && strcmp(sel_names[kind], nm->valuestring) != 0) {
-        kind++;
-    }
-    if (kind == CS_SEL_COUNT) {
-        return cs_err_set(err, CS_ESCHEMA, 0, "%s.name: unknown selector '%s' (" SEL_LIST ")",
-                          where, nm->valuestring);
-    }
-    cs_select_params_default(p, (cs_sel_kind)kind);
-    for (const cJSON *v = obj->child; v; v = v->next) {
-        if (strcmp(v->string, "name") == 0) {
-            continue;
-        }
-        const struct param_row *r = NULL;
-        for (size_t i = 0; i < N_PARAMS && !r; i++) {
-            if (strcmp(param_rows[i].key, v->string) == 0 && (param_rows[i].kinds & K(kind))) {
-                r = &param_rows[i];
-            }
-        }
-        if (!r) {
-            char keys[512];
-            keys_of((cs_sel_kind)kind, keys, sizeof keys);
-            return cs_err_set(err, CS_ESCHEMA, 0, "%s.%s: unknown key for selector %s (name, %s)",
-                              where, v->string, sel_names[kind], keys);
-        }
-        char *dst = (char *)p + r->off;
-        if (r->type == P_BOOL) {
-            if (!cJSON_IsBool(v)) {
-                return cs_err_set(err, CS_ESCHEMA, 0, "%s.%s: expected true or false", where,
-                                  r->key);
-            }
-            *(bool *)dst = cJSON_IsTrue(v);
-            continue;
-        }
-        if (r->choices) {
-            size_t md = 0;
-            while (cJSON_IsString(v) && r->choices[md] &&
-                   strcmp(r->choices[md], v->valuestring) != 0) {
-                md++;
-            }
-            if (!cJSON_IsString(v) || !r->choices[md]) {
-                char names[128];
-                size_t o = 0;
-                for (size_t c = 0; r->choices[c] && o < sizeof names; c++) {
-                    int w = snprintf(names + o, sizeof names - o, "%s\"%s\"", c ? ", " : "",
-                                     r->choices[c]);
-                    o += w > 0 ? (size_t)w : 0;
-                }
-                return cs_err_set(err, CS_ESCHEMA, 0, "%s.%s: expected one of %s", where, r->key,
-                                  names);
-            }
-            if (r->type == P_MODE) {
-                *(cs_ppl_mode *)dst = (cs_ppl_mode)md;
-            } else if (r->type == P_ASTAT) {
-                *(cs_acdm_stat *)dst = (cs_acdm_stat)md;
-            } else {
-                *(cs_acdm_mode *)dst = (cs_acdm_mode)md;
-            }
-            continue;
-        }
-        double d = v->valuedouble;
-        if (!cJSON_IsNumber(v) || !(d >= r->min && d <= r->max) ||
-            (r->type != P_DOUBLE && d != floor(d))) {
-            return cs_err_set(err, CS_ESCHEMA, 0, "%s.%s: expected %s in [%g, %g]", where, r->key,
-                              r->type == P_DOUBLE ? "a number" : "an integer", r->min, r->max);
-        }
-        if (r->type == P_SIZE) {
-            *(size_t *)dst = (size_t)d;
-        } else if (r->type == P_U64) {
-            *(uint64_t *)dst = (uint64_t)d;
-        } else {
-            *(double *)dst = d;
-        }
-    }
-    return CS_OK;
+    return rc;
 }
 
 cs_rc cs_select_params_parse_str(const char *s, cs_select_params *p, cs_err *err)
@@ -217,58 +54,23 @@ cs_rc cs_select_params_parse_str(const char *s, cs_select_params *p, cs_err *err
     cJSON *o = NULL;
     cs_rc rc;
     if (s[0] != '{') {
-        o = cJSON_CreateObject();
-        if (!o || !cJSON_AddStringToObject(o, "name", s)) {
-            cJSON_Delete(o);
+        o = cJSON_CreateString(s);
+        if (!o) {
             return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
         }
     } else if ((rc = cs_json_parse(s, strlen(s), "--selector", &o, err)) != CS_OK) {
         return rc;
     }
-    rc = cs_select_params_parse(o, "selector", p, err);
+    cs_select_params_default(p, CS_SEL_RANDOM);
+    rc = cs_select_params_parse(o, "selector", true, p, err);
     cJSON_Delete(o);
     return rc;
 }
 
 cJSON *cs_select_params_json(const cs_select_params *p)
 {
-    cJSON *j = cJSON_CreateObject();
-    bool ok = j && cJSON_AddStringToObject(j, "name", cs_select_name(p->kind));
-    for (size_t i = 0; ok && i < N_PARAMS; i++) {
-        const struct param_row *r = &param_rows[i];
-        const char *src = (const char *)p + r->off;
-        if (!(r->kinds & K(p->kind))) {
-            continue;
-        }
-        switch (r->type) {
-        case P_BOOL:
-            ok = cJSON_AddBoolToObject(j, r->key, *(const bool *)src) != NULL;
-            break;
-        case P_MODE:
-            ok = cJSON_AddStringToObject(j, r->key, ppl_modes[*(const cs_ppl_mode *)src]) != NULL;
-            break;
-        case P_ASTAT:
-            ok = cJSON_AddStringToObject(j, r->key, acdm_stats[*(const cs_acdm_stat *)src]) != NULL;
-            break;
-        case P_AMODE:
-            ok = cJSON_AddStringToObject(j, r->key, acdm_modes[*(const cs_acdm_mode *)src]) != NULL;
-            break;
-        case P_SIZE:
-            ok = cJSON_AddNumberToObject(j, r->key, (double)*(const size_t *)src) != NULL;
-            break;
-        case P_U64:
-            ok = cJSON_AddNumberToObject(j, r->key, (double)*(const uint64_t *)src) != NULL;
-            break;
-        case P_DOUBLE:
-            ok = cJSON_AddNumberToObject(j, r->key, *(const double *)src) != NULL;
-            break;
-        }
-    }
-    if (!ok) {
-        cJSON_Delete(j);
-        return NULL;
-    }
-    return j;
+    const cs_method *md = cs_method_of_kind(CS_MF_SELECTOR, (int)p->kind);
+    return md ? cs_method_to_json(md, p, true) : NULL;
 }
 
 /* ---- helpers ---- */

@@ -1,38 +1,40 @@
 /* calib: the calibration-data selectors (shared/specs/selectors-and-metrics.md S1-S8).
  *
  * Every selector is deterministic for a given seed and reports its choice as a
- * cs_calib_selection: indices into the pool (random, zipcal, ppl, cola, acdm, covercal) or
- * generated sequences (selfcal, selfgen), and diagnostics (cs_calib_selection.diag, a JSON object
- * with at least "selector", the parameters, "forward_s" and "select_s"; the selectors that read
- * pool statistics add "stats": where each statistic came from and how many forward passes, items
- * and tokens this run cost).
+ * cs_calib_selection: indices into the pool (random, zipcal, ppl_rank, cola, acdm, covercal) or
+ * generated sequences (self_calibration, self_gen), and diagnostics (cs_calib_selection.diag, a
+ * JSON object with at least "selector", the parameters, "forward_s" and "select_s"; the selectors
+ * that read pool statistics add "stats": where each statistic came from and how many forward
+ * passes, items and tokens this run cost).
  *
  * - random (S1): n distinct indices drawn uniformly; stratified: n split evenly over the pool's
  *   sources (remainder to the first), drawn within each source.
- * - selfcal (S2): each sequence starts with BOS alone; step i samples at t_i = t_init + (i /
- *   n_sched)(t_final - t_init) for i <= n_sched, then t_final (t = 0: argmax); on EOS, BOS is
+ * - self_calibration (S2): each sequence starts with BOS alone; step i samples at t_i = t_init + (i
+ * / n_sched)(t_final - t_init) for i <= n_sched, then t_final (t = 0: argmax); on EOS, BOS is
  *   appended and a fresh generation starts (the key/value cache is reset, i restarts at 0) until
  *   the sequence has exactly seq_len tokens. Ids "gen:<k>".
- * - selfgen (S3): m pool items (a seeded shuffle) give prefixes of prefix_len text tokens (after
+ * - self_gen (S3): prefix_texts pool items (a seeded shuffle) give prefixes of prefix_tokens text
+ *   tokens (after
  *   BOS, which is kept when the item starts with it); each is continued up to seq_len tokens in all
  *   with temperature / top-k / top-p / repetition penalty, stopping at EOS; generations whose
  *   perplexity is >= the ppl_quantile quantile (linear interpolation, numpy's default) are dropped;
  *   n survivors are drawn at random. Ids "gen:<k>", diag records each one's prefix item and ppl.
  * - zipcal (S4): each token id maps to its decoded piece, lowercased, with spaces and BPE space
  *   marks stripped (special tokens and empty strings skipped); greedy max coverage of these
- *   strings over the items: each step searches all remaining items, or a random `cap` of them when
- *   more remain, and picks the largest |C_i \ covered|, ties to the larger |C_i|, then the lower
- *   index. With several sources: n per source, then k-center greedy (first center the first
+ *   strings over the items: each step searches all remaining items, or a random `search_limit` of
+ * them when more remain, and picks the largest |C_i \ covered|, ties to the larger |C_i|, then the
+ * lower index. With several sources: n per source, then k-center greedy (first center the first
  *   chosen item, squared L2) on mean input embeddings down to n.
- * - ppl (S7): the mean next-token NLL of each item under the model (cs_pstat.h "nll"); mode low
- *   keeps the n lowest, high the n highest, mid the n nearest the median (ties to the lower index).
+ * - ppl_rank (S7): the mean next-token NLL of each item under the model (cs_pstat.h "nll"); mode
+ * low keeps the n lowest, high the n highest, mid the n nearest the median (ties to the lower
+ * index).
  * - cola (S5), acdm (S6), covercal (S8): cs_select_act.h. ACDM needs the reference items of its
  *   tasks (cs_select_env.reference: one pool source per task, every item of the task's reference
  *   file); from each task it uses n_ref of them (a seeded sample; all when fewer), refuses a
  *   reference item whose tokens equal a pool item's, and records the ids it used.
- * The pool statistics (ppl, cola, acdm, covercal) come from cs_pstat_get with the context of
+ * The pool statistics (ppl_rank, cola, acdm, covercal) come from cs_pstat_get with the context of
  * cs_select_env.stats (the worker's cache), so a second selection on the same model and pool
- * costs no forward pass. ACDM, CoverCal and ppl depend on the seed through the pool (and ACDM
+ * costs no forward pass. ACDM, CoverCal and ppl_rank depend on the seed through the pool (and ACDM
  * through its reference sample, CoverCal through its tie order); COLA through its projection and
  * k-means.
  */
@@ -47,74 +49,31 @@
 
 #include "cs_calib.h"
 #include "cs_err.h"
+#include "cs_methods.h"
 #include "cs_model.h"
 #include "cs_pstat.h"
 #include "cs_select_act.h"
 #include "cs_tok.h"
 
-typedef enum cs_sel_kind {
-    CS_SEL_RANDOM = 0,
-    CS_SEL_SELFCAL,
-    CS_SEL_SELFGEN,
-    CS_SEL_ZIPCAL,
-    CS_SEL_PPL,
-    CS_SEL_COLA,
-    CS_SEL_ACDM,
-    CS_SEL_COVERCAL,
-    CS_SEL_COUNT
-} cs_sel_kind;
+/* cs_sel_kind, cs_ppl_mode and cs_select_params (every parameter of S1-S8 with the spec's
+ * default) are defined with the table of selectors in common/cs_methods.h. */
 
-typedef enum cs_ppl_mode { CS_PPL_LOW = 0, CS_PPL_MID, CS_PPL_HIGH } cs_ppl_mode;
-
-/* Every parameter of S1-S8 with the spec's default (cs_select_params_default). */
-typedef struct cs_select_params {
-    cs_sel_kind kind;
-    size_t n;      /* 128 */
-    uint64_t seed; /* 0 */
-    /* random */
-    bool stratified; /* false */
-    /* selfcal (seq_len is shared with selfgen) */
-    double t_init, t_final; /* 1.0, 1.0 */
-    size_t n_sched;         /* 10 */
-    size_t seq_len;         /* selfcal / selfgen: tokens per sequence, 2048 */
-    /* selfgen */
-    size_t m;                               /* 5000 prefixes */
-    size_t prefix_len;                      /* 2 */
-    double temperature, top_p, rep_penalty; /* 0.6, 0.95, 1.2 */
-    size_t top_k;                           /* 50 */
-    double ppl_quantile;                    /* 0.8 */
-    /* zipcal */
-    size_t cap; /* 2000 */
-    /* ppl */
-    cs_ppl_mode mode; /* low */
-    /* cola */
-    size_t proj_dim; /* 64 */
-    size_t n_init;   /* 10 k-means restarts */
-    size_t max_iter; /* 300 */
-    double tol;      /* 1e-4 */
-    /* acdm ("stat" and "mode" in JSON) */
-    size_t n_ref;           /* 64 reference items per task */
-    cs_acdm_stat acdm_stat; /* mean */
-    cs_acdm_mode acdm_mode; /* quota */
-    /* covercal */
-    double outlier_factor; /* 6 */
-    double cover_frac;     /* 0.5 */
-    /* forward passes (ppl, cola, acdm, covercal, selfgen scoring): sequences per pass */
-    size_t batch; /* 8 */
-} cs_select_params;
-
-/* "random", "selfcal", "selfgen", "zipcal", "ppl", "cola", "acdm", "covercal". */
+/* The selector's name in the table: "random", "self_calibration", "self_gen", "zipcal",
+ * "ppl_rank", "cola", "acdm", "covercal". */
 const char *cs_select_name(cs_sel_kind k);
 
 /* The spec's defaults for selector kind (n 128, seed 0; zipcal's L = 128 is the pool's seq_len). */
 void cs_select_params_default(cs_select_params *p, cs_sel_kind kind);
 
-/* Parses a job config's "selector" object ({"name": "zipcal", "n": 128, ...}) found at path (for
- * errors, e.g. "calibration.selector"): defaults first, then the keys. A key the named selector
- * does not take, a wrong type or an out-of-range value is CS_ESCHEMA naming "<path>.<key>". */
-cs_rc cs_select_params_parse(const cJSON *obj, const char *path, cs_select_params *p, cs_err *err);
+/* Parses a selector value (a name, or {"name": "zipcal", "search_limit": 500, ...}) found at path
+ * (for errors, e.g. "calibration.selector") with the table (cs_method_resolve; engine: also the
+ * engine-only "batch"): the first problem is CS_ESCHEMA naming "<path>.<key>", as the sweep
+ * validator words it. p->n, p->seed and p->seq_len are kept (the job's, or the command's). */
+cs_rc cs_select_params_parse(const cJSON *obj, const char *path, bool engine, cs_select_params *p,
+                             cs_err *err);
 
-/* Same from a bare name ("zipcal") or JSON text ("{\"name\":\"zipcal\",\"n\":16}"). */
+/* Same from a bare name ("zipcal") or JSON text ("{\"name\":\"zipcal\",\"search_limit\":16}"),
+ * engine-only parameters allowed. */
 cs_rc cs_select_params_parse_str(const char *s, cs_select_params *p, cs_err *err);
 
 /* The parameters as JSON (every key, for result.json); NULL on no memory. */

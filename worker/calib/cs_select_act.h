@@ -31,12 +31,12 @@
 #include <stdint.h>
 
 #include "cs_err.h"
+#include "cs_methods.h"
 
 #define CS_COLA_EPS    1e-8
 #define CS_COLA_R_SALT UINT64_C(0xc01a5eedc01a5eed)
 
-typedef enum cs_acdm_stat { CS_ACDM_MEAN = 0, CS_ACDM_ABSMEAN } cs_acdm_stat;
-typedef enum cs_acdm_mode { CS_ACDM_QUOTA = 0, CS_ACDM_MINIMAX } cs_acdm_mode;
+/* cs_acdm_stat and cs_acdm_mode: common/cs_methods.h (the table of selector parameters). */
 
 /* z[n][proj_dim] from mlp_mean[n][L][H] as above. CS_EINVAL for zero sizes, CS_ENOMEM. */
 cs_rc cs_cola_features(const float *mlp_mean, size_t n, size_t L, size_t H, size_t proj_dim,

@@ -824,3 +824,30 @@ cs_rc cs_calib_ref_pool_build(const cs_calib_source *src, size_t n_src, const cs
     }
     return rc;
 }
+
+cs_rc cs_calib_acdm_reference(const cs_calib_source *ref, size_t n_ref, const cs_calib_source *src,
+                              size_t n_src, const char *const *evals, size_t n_evals,
+                              const cs_tok *tok, size_t seq_len, bool add_bos, cs_calib_pool *pool,
+                              cs_err *err)
+{
+    const char **rp = cs_calloc_array(n_ref + 1, sizeof(char *));
+    cs_rc rc = CS_OK;
+    if (!rp) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    for (size_t i = 0; i < n_ref; i++) {
+        rp[i] = ref[i].path;
+    }
+    if (n_evals > 0) {
+        rc = cs_calib_check_disjoint(ref, n_ref, evals, n_evals, "ACDM reference", "evaluation",
+                                     err);
+    }
+    if (rc == CS_OK) {
+        rc = cs_calib_check_disjoint(src, n_src, rp, n_ref, "calibration", "ACDM reference", err);
+    }
+    free(rp);
+    if (rc == CS_OK) {
+        rc = cs_calib_ref_pool_build(ref, n_ref, tok, seq_len, add_bos, pool, err);
+    }
+    return rc;
+}

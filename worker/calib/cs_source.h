@@ -122,6 +122,14 @@ cs_rc cs_calib_check_disjoint(const cs_calib_source *src, size_t n_src, const ch
 cs_rc cs_calib_ref_pool_build(const cs_calib_source *src, size_t n_src, const cs_tok *tok,
                               size_t seq_len, bool add_bos, cs_calib_pool *pool, cs_err *err);
 
+/* ACDM's reference as a job and `calsweep-run select` take it: ref (n_ref task files) must be
+ * disjoint from the evaluation files evals and from the calibration sources src (both checked
+ * with cs_calib_check_disjoint), then cs_calib_ref_pool_build. */
+cs_rc cs_calib_acdm_reference(const cs_calib_source *ref, size_t n_ref, const cs_calib_source *src,
+                              size_t n_src, const char *const *evals, size_t n_evals,
+                              const cs_tok *tok, size_t seq_len, bool add_bos, cs_calib_pool *pool,
+                              cs_err *err);
+
 /* The documents of src (cs_calib_source_docs) joined with a blank line and tokenized without
  * special tokens into *ids (owned) / *n: the stream of cs_calib_random_windows. */
 cs_rc cs_calib_source_tokens(const cs_calib_source *src, const cs_tok *tok, int32_t **ids,

@@ -40,203 +40,111 @@ const char *cs_pipe_algo_name(cs_pipe_algo a)
     return (unsigned)a < sizeof names / sizeof names[0] ? names[a] : "?";
 }
 
-/* The keys each algorithm accepts (besides name, bits, group_size, sym, trajectory; imatrix: only
- * name and these, its grid, blocks and trajectory being fixed). */
-static const char *const algo_keys[][8] = {
-        [CS_PIPE_RTN] = {"grid"},
-        [CS_PIPE_GPTQ] = {"act_order", "damp", "block_size", "true_sequential", "static_groups"},
-        [CS_PIPE_AWQ] = {"duo_scaling", "n_grid", "clip"},
-        [CS_PIPE_SPARSEGPT] = {"sparsity", "nm", "damp", "block_size"},
-        [CS_PIPE_WANDA] = {"sparsity", "nm"},
-        [CS_PIPE_SMOOTHQUANT] = {"alpha", "smooth", "act_bits", "act_order", "damp", "block_size",
-                                 "weights"},
-        [CS_PIPE_IMATRIX] = {"type", "chunk"},
-};
-
-static cs_rc check_keys(cs_jctx *c, const cJSON *algo, cs_pipe_algo a)
+/* The algorithm's pattern as N:M (0:0 unstructured), by its index in the table's choices. */
+static void pattern_nm(int pattern, size_t *n, size_t *m)
 {
-    const char *keys[16] = {"name", "bits", "group_size", "sym", "trajectory"};
-    size_t n = a == CS_PIPE_IMATRIX ? 1 : 5;
-    for (size_t i = 0; i < 8 && algo_keys[a][i]; i++) {
-        keys[n++] = algo_keys[a][i];
-    }
-    return cs_json_check_keys(c, algo, keys, n, CS_DIAG_ERROR);
+    static const size_t nm[][2] = {{0, 0}, {2, 4}, {4, 8}};
+    *n = nm[pattern][0];
+    *m = nm[pattern][1];
 }
 
-static cs_rc parse_nm(const char *nm, size_t *n, size_t *m, cs_err *err)
+/* GPTQ's settings, shared by gptq, smoothquant (weights "gptq") and sparsegpt. */
+static void gptq_settings(cs_pipe_params *p, const cs_algo_params *a)
 {
-    char *end = NULL;
-    unsigned long a = strtoul(nm, &end, 10), b = 0;
-    if (end != nm && *end == ':') {
-        const char *p2 = end + 1;
-        b = strtoul(p2, &end, 10);
-        if (end == p2) {
-            b = 0;
+    p->q.family = CS_QF_GPTQ;
+    p->gptq.act_order = a->act_order;
+    p->gptq.static_groups = a->static_groups;
+    p->true_sequential = a->kind == CS_ALGO_GPTQ && a->true_sequential;
+    if (a->kind == CS_ALGO_SMOOTHQUANT) {
+        p->alpha = a->alpha;
+        p->smooth = a->smooth;
+        p->act_bits = (int)a->act_bits;
+        if (a->weights == 0) {
+            /* the original SmoothQuant: Q-SQ weights, symmetric, max|w| / (2^(b-1) - 1); every
+             * statistic comes from the unmodified model, and the record says so */
+            p->sq_rtn = true;
+            p->q.family = CS_QF_SQ;
+            p->q.sym = true;
+            p->fp_trajectory = true;
         }
     }
-    if (!end || *end != '\0' || a == 0 || b == 0 || a >= b || b > 64) {
-        return cs_err_set(err, CS_ESCHEMA, 0, "algorithm.nm: '%s' (N:M with 0 < N < M <= 64)", nm);
-    }
-    *n = a;
-    *m = b;
-    return CS_OK;
+    p->gptq.q = p->q;
+    p->gptq.group_size = p->group_size;
+    p->gptq.percdamp = a->damp;
+    p->gptq.blocksize = (size_t)a->block_size;
 }
 
-/* imatrix: {"name":"imatrix","type":"q4_0"|"q4_k","chunk":512} and nothing else. */
-static cs_rc imatrix_params(cs_pipe_params *p, cs_jctx *c, const cJSON *algo, cs_err *err)
+cs_rc cs_pipe_params_from_algo(cs_pipe_params *p, const cs_algo_params *a, cs_err *err)
 {
-    const char *type = NULL;
-    int64_t chunk = 512;
-    cs_rc rc;
-    p->fault_nonpd_layer = -1;
-    p->fp_trajectory = true;
-    if ((rc = check_keys(c, algo, CS_PIPE_IMATRIX)) != CS_OK ||
-        (rc = cs_json_opt_string(c, algo, "type", "q4_0", &type)) != CS_OK ||
-        (rc = cs_json_opt_int(c, algo, "chunk", 512, 16, 65536, &chunk)) != CS_OK) {
-        return rc;
-    }
-    if (strcmp(type, "q4_0") == 0) {
-        p->imx_type = CS_IMX_Q4_0;
-    } else if (strcmp(type, "q4_k") == 0) {
-        p->imx_type = CS_IMX_Q4_K;
-    } else {
-        return cs_err_set(err, CS_ESCHEMA, 0, "algorithm.type: '%s' (q4_0 or q4_k)", type);
-    }
-    p->imx_chunk = (size_t)chunk;
-    return CS_OK;
-}
-
-cs_rc cs_pipe_params_from_json(cs_pipe_params *p, const cJSON *algo, cs_err *err)
-{
-    cs_jctx c;
-    const char *name = NULL, *grid = NULL, *traj = NULL, *nm = NULL, *weights = NULL;
-    int64_t bits = 4, group = 128, block = 128, n_grid = 20;
-    double damp = 0.01;
-    cs_rc rc;
-    int a = -1;
+    static const cs_pipe_algo algo_of[] = {[CS_ALGO_RTN] = CS_PIPE_RTN,
+                                           [CS_ALGO_GPTQ] = CS_PIPE_GPTQ,
+                                           [CS_ALGO_AWQ] = CS_PIPE_AWQ,
+                                           [CS_ALGO_SMOOTHQUANT] = CS_PIPE_SMOOTHQUANT,
+                                           [CS_ALGO_SPARSEGPT] = CS_PIPE_SPARSEGPT,
+                                           [CS_ALGO_WANDA] = CS_PIPE_WANDA,
+                                           [CS_ALGO_IMATRIX] = CS_PIPE_IMATRIX};
+    bool prune = a->kind == CS_ALGO_SPARSEGPT || a->kind == CS_ALGO_WANDA;
 
     memset(p, 0, sizeof(*p));
     cs_gptq_params_default(&p->gptq);
     cs_awq_params_default(&p->awq);
-    cs_jctx_init(&c, NULL, err);
-    cs_jpath_push_key(&c.path, "algorithm");
-    if ((rc = cs_json_as_object(&c, algo)) != CS_OK ||
-        (rc = cs_json_req_string(&c, algo, "name", &name)) != CS_OK) {
-        return rc;
-    }
-    for (int i = 0; i <= CS_PIPE_IMATRIX; i++) {
-        if (strcmp(name, cs_pipe_algo_name((cs_pipe_algo)i)) == 0) {
-            a = i;
-        }
-    }
-    if (a < 0) {
-        return cs_err_set(err, CS_ENOTSUP, 0,
-                          "algorithm.name: '%s' is not built into this engine (rtn, gptq, awq, "
-                          "sparsegpt, wanda, smoothquant, imatrix)",
-                          name);
-    }
-    p->algo = (cs_pipe_algo)a;
-    if (p->algo == CS_PIPE_IMATRIX) {
-        return imatrix_params(p, &c, algo, err);
-    }
-    bool gptq = p->algo == CS_PIPE_GPTQ, sq = p->algo == CS_PIPE_SMOOTHQUANT;
-    bool prune = p->algo == CS_PIPE_SPARSEGPT || p->algo == CS_PIPE_WANDA;
-    int64_t act_bits = 8;
     p->fault_nonpd_layer = -1;
-    if ((rc = check_keys(&c, algo, p->algo)) != CS_OK ||
-        (rc = cs_json_opt_int(&c, algo, "bits", sq ? 8 : 4, 2, 8, &bits)) != CS_OK ||
-        (rc = cs_json_opt_int(&c, algo, "group_size", sq ? -1 : 128, -1, 65536, &group)) != CS_OK ||
-        (rc = cs_json_opt_bool(&c, algo, "sym", gptq || sq, &p->q.sym)) != CS_OK ||
-        (rc = cs_json_opt_string(&c, algo, "trajectory",
-                                 p->algo == CS_PIPE_AWQ ? "fp" : "quantized", &traj)) != CS_OK) {
-        return rc;
+    if (a->kind == CS_ALGO_NONE || (size_t)a->kind >= sizeof algo_of / sizeof algo_of[0]) {
+        return cs_err_set(err, CS_ENOTSUP, 0,
+                          "algorithm.name: \"none\" leaves the model as it is: nothing to "
+                          "quantize");
     }
-    if (group == 0) {
-        return cs_err_set(err, CS_ESCHEMA, 0, "algorithm.group_size: 0 (use -1 for per row)");
-    }
-    if (strcmp(traj, "fp") != 0 && strcmp(traj, "quantized") != 0) {
-        return cs_err_set(err, CS_ESCHEMA, 0, "algorithm.trajectory: '%s' (fp or quantized)", traj);
-    }
-    p->fp_trajectory = strcmp(traj, "fp") == 0;
-    p->q.bits = (int)bits;
-    p->group_size = group;
-    p->true_sequential = gptq;
-    switch (p->algo) {
-    case CS_PIPE_RTN:
-        if ((rc = cs_json_opt_string(&c, algo, "grid", "awq", &grid)) != CS_OK) {
-            return rc;
-        }
-        if (strcmp(grid, "awq") != 0 && strcmp(grid, "gptq") != 0) {
-            return cs_err_set(err, CS_ESCHEMA, 0, "algorithm.grid: '%s' (awq or gptq)", grid);
-        }
-        p->q.family = strcmp(grid, "awq") == 0 ? CS_QF_AWQ : CS_QF_GPTQ;
+    p->algo = algo_of[a->kind];
+    p->fp_trajectory = a->trajectory == 1 || a->kind == CS_ALGO_IMATRIX;
+    p->q.bits = prune ? 4 : (int)a->bits;
+    p->q.sym = a->kind == CS_ALGO_AWQ ? !a->zero_point : a->sym;
+    p->group_size = prune ? 128 : (long)a->group_size;
+    switch (a->kind) {
+    case CS_ALGO_RTN:
+        p->q.family = a->grid == 0 ? CS_QF_AWQ : CS_QF_GPTQ;
         break;
-    case CS_PIPE_AWQ:
+    case CS_ALGO_AWQ:
         p->q.family = CS_QF_AWQ;
-        if ((rc = cs_json_opt_bool(&c, algo, "duo_scaling", true, &p->awq.duo_scaling)) != CS_OK ||
-            (rc = cs_json_opt_int(&c, algo, "n_grid", 20, 1, 1000, &n_grid)) != CS_OK ||
-            (rc = cs_json_opt_bool(&c, algo, "clip", true, &p->awq_clip)) != CS_OK) {
-            return rc;
-        }
+        p->awq.duo_scaling = a->duo_scaling;
+        p->awq_clip = a->clip;
         p->awq.q = p->q;
-        p->awq.group_size = group > 0 ? (size_t)group : 0;
-        p->awq.n_grid = (size_t)n_grid;
+        p->awq.group_size = p->group_size > 0 ? (size_t)p->group_size : 0;
+        p->awq.n_grid = (size_t)a->n_grid;
         break;
-    case CS_PIPE_GPTQ:
-    case CS_PIPE_SPARSEGPT:
-    case CS_PIPE_SMOOTHQUANT:
-        p->q.family = CS_QF_GPTQ;
-        if ((sq &&
-             ((rc = cs_json_opt_number(&c, algo, "alpha", 0.5, 0, 1, &p->alpha)) != CS_OK ||
-              (rc = cs_json_opt_bool(&c, algo, "smooth", true, &p->smooth)) != CS_OK ||
-              (rc = cs_json_opt_int(&c, algo, "act_bits", 8, 2, 8, &act_bits)) != CS_OK ||
-              (rc = cs_json_opt_string(&c, algo, "weights", "gptq", &weights)) != CS_OK ||
-              (rc = cs_json_opt_bool(&c, algo, "act_order", true, &p->gptq.act_order)) != CS_OK)) ||
-            (gptq &&
-             ((rc = cs_json_opt_bool(&c, algo, "act_order", true, &p->gptq.act_order)) != CS_OK ||
-              (rc = cs_json_opt_bool(&c, algo, "true_sequential", true, &p->true_sequential)) !=
-                      CS_OK ||
-              (rc = cs_json_opt_bool(&c, algo, "static_groups", false, &p->gptq.static_groups)) !=
-                      CS_OK)) ||
-            (rc = cs_json_opt_number(&c, algo, "damp", 0.01, 1e-9, 1, &damp)) != CS_OK ||
-            (rc = cs_json_opt_int(&c, algo, "block_size", 128, 1, 4096, &block)) != CS_OK) {
-            return rc;
-        }
-        if (sq && strcmp(weights, "gptq") != 0) {
-            if (strcmp(weights, "rtn") != 0) {
-                return cs_err_set(err, CS_ESCHEMA, 0, "algorithm.weights: '%s' (gptq or rtn)",
-                                  weights);
-            }
-            /* the original SmoothQuant: Q-SQ weights, symmetric, max|w| / (2^(b-1) - 1) */
-            p->sq_rtn = true;
-            p->q.family = CS_QF_SQ;
-            p->q.sym = true;
-        }
-        p->gptq.q = p->q;
-        p->gptq.group_size = group;
-        p->gptq.percdamp = damp;
-        p->gptq.blocksize = (size_t)block;
-        p->act_bits = sq ? (int)act_bits : 0;
+    case CS_ALGO_GPTQ:
+    case CS_ALGO_SPARSEGPT:
+    case CS_ALGO_SMOOTHQUANT:
+        gptq_settings(p, a);
         break;
+    case CS_ALGO_IMATRIX:
+        p->imx_type = a->type == 0 ? CS_IMX_Q4_0 : CS_IMX_Q4_K;
+        p->imx_chunk = (size_t)a->chunk;
+        return CS_OK;
     default:
         break;
     }
     if (prune) {
-        if ((rc = cs_json_opt_number(&c, algo, "sparsity", 0.5, 0, 0.99, &p->sparsity)) != CS_OK ||
-            (rc = cs_json_opt_string(&c, algo, "nm", "", &nm)) != CS_OK) {
-            return rc;
-        }
-        if (nm[0] && (rc = parse_nm(nm, &p->prune_n, &p->prune_m, err)) != CS_OK) {
-            return rc;
-        }
+        p->sparsity = a->sparsity;
+        pattern_nm(a->pattern, &p->prune_n, &p->prune_m);
         if (p->prune_m && p->algo == CS_PIPE_SPARSEGPT && p->gptq.blocksize % p->prune_m != 0) {
             return cs_err_set(err, CS_ESCHEMA, 0,
-                              "algorithm.nm: M = %zu does not divide block_size %zu", p->prune_m,
-                              p->gptq.blocksize);
+                              "algorithm.pattern: M = %zu does not divide block_size %zu",
+                              p->prune_m, p->gptq.blocksize);
         }
         return CS_OK; /* pruning only: bits and group_size are not used */
     }
     return cs_qspec_check(&p->q, err);
+}
+
+cs_rc cs_pipe_params_from_json(cs_pipe_params *p, const cJSON *algo, cs_err *err)
+{
+    cs_algo_params a;
+    cs_mresolve r = {.engine = true, .dst = &a};
+    cs_rc rc = cs_method_check(algo, CS_MF_ALGORITHM, "algorithm", &r, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    return cs_pipe_params_from_algo(p, &a, err);
 }
 
 bool cs_pipe_needs_calib(const cs_pipe_params *p)

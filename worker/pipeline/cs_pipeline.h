@@ -39,6 +39,7 @@
 #include "cs_err.h"
 #include "cs_gptq.h"
 #include "cs_imatrix.h"
+#include "cs_methods.h"
 #include "cs_model.h"
 #include "cs_quantizer.h"
 
@@ -82,9 +83,14 @@ typedef struct cs_pipe_params {
                              * negated (not positive definite) to exercise the RTN fallback */
 } cs_pipe_params;
 
-/* Reads the job config's algorithm object ({"name":"gptq","bits":4,...}; the keys of
- * coordinator/sweep/cs_sweep.c with their defaults). CS_ENOTSUP for an algorithm this pipeline does
- * not run yet, CS_ESCHEMA for a bad value, both naming "algorithm.<key>". */
+/* The pipeline's parameters from an algorithm resolved by the table (common/cs_methods.h): no
+ * checks but those between parameters that only the engine knows (an N:M pattern's M must
+ * divide block_size; cs_qspec_check). CS_ENOTSUP for "none" (nothing to quantize). */
+cs_rc cs_pipe_params_from_algo(cs_pipe_params *p, const cs_algo_params *a, cs_err *err);
+
+/* Resolves an algorithm value ("gptq" or {"name":"gptq","bits":4,...}) with the table, engine-only
+ * parameters allowed (calsweep-run quantize), then cs_pipe_params_from_algo. CS_ESCHEMA naming
+ * "algorithm.<key>" as the sweep validator words it. */
 cs_rc cs_pipe_params_from_json(cs_pipe_params *p, const cJSON *algo, cs_err *err);
 
 /* SmoothQuant's smoothing of block `layer` in place (the float model is unchanged): runs the

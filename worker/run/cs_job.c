@@ -21,6 +21,7 @@
 #include "cs_alloc.h"
 #include "cs_cache.h"
 #include "cs_err.h"
+#include "cs_jobspec.h"
 #include "cs_json.h"
 #include "cs_limits.h"
 #include "cs_log.h"
@@ -42,7 +43,7 @@
 #define JOB_MAX_CONFIG CS_LIMIT_JOB_CONFIG_BYTES
 
 typedef struct job {
-    cJSON *cfg;
+    cs_jobspec js;         /* the job config, parsed once */
     const char *base;      /* relative paths are resolved against this folder */
     const char *roots;     /* ':'-separated model roots, or NULL */
     const char *model_ok;  /* ':'-separated folders model folders must lie in (roots, else base) */
@@ -195,92 +196,38 @@ static const char *error_kind(const char *stage, cs_rc rc)
 
 static cs_rc load_config(job *j, const char *path, cs_err *err)
 {
-    cs_rc rc = cs_json_parse_file(path, JOB_MAX_CONFIG, &j->cfg, err);
-    if (rc != CS_OK) {
-        return rc;
+    char *text = NULL;
+    size_t len = 0;
+    cs_rc rc = cs_path_read_file(path, JOB_MAX_CONFIG, &text, &len, err);
+    if (rc == CS_OK) {
+        rc = cs_jobspec_parse(text, len, path, &j->js, err);
     }
-    if (!cJSON_IsObject(j->cfg)) {
-        return cs_err_set(err, CS_ESCHEMA, 0, "%s: expected a JSON object", path);
-    }
-    return CS_OK;
+    free(text);
+    return rc;
 }
 
 cs_rc cs_job_check_limits(const cJSON *cfg, cs_err *err)
 {
-    const cJSON *eval = NULL, *tasks = NULL, *ppl = NULL, *e;
-    int64_t v;
-    cs_jctx c;
-    cs_rc rc;
-
-    cs_jctx_init(&c, NULL, err);
-    if (!cJSON_IsObject(cfg)) {
-        return cs_err_set(err, CS_ESCHEMA, 0, "job config: expected a JSON object");
-    }
-    if ((rc = cs_json_opt_int(&c, cfg, "n_samples", 1, 1, CS_LIMIT_N_SAMPLES, &v)) != CS_OK ||
-        (rc = cs_json_opt_int(&c, cfg, "seq_len", 2, 2, CS_LIMIT_SEQ_LEN, &v)) != CS_OK ||
-        (rc = cs_json_opt_int(&c, cfg, "seed", 0, 0, CS_LIMIT_SEED, &v)) != CS_OK ||
-        (rc = cs_json_opt_object(&c, cfg, "eval", &eval)) != CS_OK || !eval) {
-        return rc;
-    }
-    cs_jpath_push_key(&c.path, "eval");
-    if ((rc = cs_json_opt_object(&c, eval, "tasks", &tasks)) != CS_OK ||
-        (rc = cs_json_opt_object(&c, eval, "perplexity", &ppl)) != CS_OK) {
-        return rc;
-    }
-    cs_jpath_push_key(&c.path, "tasks");
-    cJSON_ArrayForEach(e, tasks)
-    {
-        cs_jpath_push_key(&c.path, e->string);
-        if ((rc = cs_json_as_object(&c, e)) != CS_OK ||
-            (rc = cs_json_opt_int(&c, e, "limit", 0, 0, CS_LIMIT_EVAL_ITEMS, &v)) != CS_OK ||
-            (rc = cs_json_opt_int(&c, e, "fewshot", 0, 0, CS_LIMIT_FEWSHOT, &v)) != CS_OK) {
-            return rc;
-        }
-        cs_jpath_pop(&c.path);
-    }
-    cs_jpath_pop(&c.path);
-    cs_jpath_push_key(&c.path, "perplexity");
-    cJSON_ArrayForEach(e, ppl)
-    {
-        cs_jpath_push_key(&c.path, e->string);
-        if ((rc = cs_json_as_object(&c, e)) != CS_OK ||
-            (rc = cs_json_opt_int(&c, e, "seq_len", 2, 2, CS_LIMIT_SEQ_LEN, &v)) != CS_OK ||
-            (rc = cs_json_opt_int(&c, e, "max_windows", 0, 0, CS_LIMIT_PPL_WINDOWS, &v)) != CS_OK) {
-            return rc;
-        }
-        cs_jpath_pop(&c.path);
-    }
-    return CS_OK;
+    cs_jobspec js;
+    cs_rc rc = cs_jobspec_from_json(cfg, &js, err);
+    cs_jobspec_fini(&js);
+    return rc;
 }
 
 static cs_rc stage_load(job *j, cs_err *err)
 {
-    cs_jctx c = {0};
-    const cJSON *model = NULL;
-    const char *folder = NULL;
+    const char *backend = j->js.model.backend;
     char *dir = NULL, *tokpath = NULL;
     cs_rc rc;
 
-    cs_jctx_init(&c, NULL, err);
-    if ((rc = cs_json_req_object(&c, j->cfg, "model", &model)) != CS_OK) {
-        goto out;
-    }
-    cs_jpath_push_key(&c.path, "model");
-    if ((rc = cs_json_req_string(&c, model, "folder", &folder)) != CS_OK) {
-        goto out;
-    }
     /* calsweep-run is the native backend: it never runs a job meant for another engine */
-    const cJSON *backend = cJSON_GetObjectItemCaseSensitive(model, "backend");
-    if (backend && !cJSON_IsNull(backend) &&
-        !(cJSON_IsString(backend) && strcmp(backend->valuestring, "native") == 0)) {
-        char d[64];
-        rc = cs_err_set(err, CS_ENOTSUP, 0,
-                        "model.backend is %s: calsweep-run runs only \"native\" jobs (an exec "
-                        "job runs the worker's --exec-template)",
-                        cs_json_describe(backend, d, sizeof d));
-        goto out;
+    if (backend && strcmp(backend, "native") != 0) {
+        return cs_err_set(err, CS_ENOTSUP, 0,
+                          "model.backend is \"%s\": calsweep-run runs only \"native\" jobs (an "
+                          "exec job runs the worker's --exec-template)",
+                          backend);
     }
-    if ((rc = resolve_model(j, folder, &dir, err)) != CS_OK) {
+    if ((rc = resolve_model(j, j->js.model.folder, &dir, err)) != CS_OK) {
         goto out;
     }
     cs_log(CS_LOG_INFO, "model %s", dir);
@@ -297,111 +244,26 @@ out:
     return rc;
 }
 
-/* The sweep's selector object (coordinator/sweep/cs_sweep.c names) as worker/calib parameters. ACDM's
- * "reference" (the resolved task sources, a list of source objects) is not a parameter of
- * worker/calib: *reference points at it (borrowed from sel; NULL when absent). */
-static cs_rc selector_params(const cJSON *sel, size_t n, size_t seq_len, uint64_t seed,
-                             cs_select_params *p, const cJSON **reference, cs_err *err)
+/* ACDM's reference sources (the job's resolved sources of kind "task"), resolved and each named
+ * after its file ("arith_mc.train" for .../arith_mc.train.jsonl). *src (owned array) and *paths
+ * (owned strings: [path, name] per source) / *n. */
+static cs_rc reference_sources(job *j, cs_calib_source **src, char ***paths, size_t *n, cs_err *err)
 {
-    static const struct {
-        const char *sweep, *calib;
-    } names[] = {{"self_calibration", "selfcal"}, {"self_gen", "selfgen"}, {"ppl_rank", "ppl"}},
-      keys[] = {{"search_limit", "cap"}, {"prefix_texts", "m"}, {"prefix_tokens", "prefix_len"}};
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(sel, "name"), *v;
-    cJSON *o = cJSON_CreateObject();
-    cs_rc rc = CS_OK;
-
-    *reference = NULL;
-    if (!cJSON_IsString(name)) {
-        cJSON_Delete(o);
-        return cs_err_set(err, CS_ESCHEMA, 0, "calibration.selector.name: expected a string");
-    }
-    if (!o) {
-        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
-    }
-    cJSON_ArrayForEach(v, sel)
-    {
-        const char *key = v->string;
-        cJSON *copy = NULL;
-        if (strcmp(key, "reference") == 0 && strcmp(name->valuestring, "acdm") == 0) {
-            *reference = v;
-            continue;
-        }
-        if (strcmp(key, "name") == 0) {
-            const char *nm = v->valuestring;
-            for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-                if (strcmp(nm, names[i].sweep) == 0) {
-                    nm = names[i].calib;
-                }
-            }
-            copy = cJSON_CreateString(nm);
-        } else {
-            for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-                if (strcmp(key, keys[i].sweep) == 0) {
-                    key = keys[i].calib;
-                }
-            }
-            copy = cJSON_Duplicate(v, true);
-        }
-        if (!copy || !cJSON_AddItemToObject(o, key, copy)) {
-            cJSON_Delete(copy);
-            rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
-            break;
-        }
-    }
-    const char *nm = cJSON_GetObjectItemCaseSensitive(o, "name")->valuestring;
-    bool gen = strcmp(nm, "selfcal") == 0 || strcmp(nm, "selfgen") == 0;
-    if (rc == CS_OK && (!cJSON_AddNumberToObject(o, "n", (double)n) ||
-                        !cJSON_AddNumberToObject(o, "seed", (double)seed) ||
-                        (gen && !cJSON_AddNumberToObject(o, "seq_len", (double)seq_len)))) {
-        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
-    }
-    if (rc == CS_OK) {
-        rc = cs_select_params_parse(o, "calibration.selector", p, err);
-    }
-    cJSON_Delete(o);
-    return rc;
-}
-
-/* ACDM's reference sources from the job's selector.reference (resolved source objects of kind
- * "task", coordinator/sweep/cs_sweep.c), each named after its file ("arith_mc.train" for
- * .../arith_mc.train.jsonl). *src (owned array) and *paths (owned strings) / *n. */
-static cs_rc reference_sources(job *j, const cJSON *ref, cs_calib_source **src, char ***paths,
-                               size_t *n, cs_err *err)
-{
-    const cJSON *e;
-    size_t k = 0, cap = (size_t)cJSON_GetArraySize(ref);
-    *src = NULL;
-    *paths = NULL;
+    const cs_jobspec *js = &j->js;
+    *src = cs_calloc_array(js->n_reference + 1, sizeof(cs_calib_source));
+    *paths = cs_calloc_array(2 * js->n_reference + 1, sizeof(char *));
     *n = 0;
-    if (!cJSON_IsArray(ref) || cap == 0) {
-        return cs_err_set(err, CS_ESCHEMA, 0,
-                          "calibration.selector.reference: expected a non-empty list of task "
-                          "sources");
-    }
-    *src = cs_calloc_array(cap, sizeof(cs_calib_source));
-    *paths = cs_calloc_array(2 * cap, sizeof(char *)); /* [path, name] per source */
     if (!*src || !*paths) {
         return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
     }
-    cJSON_ArrayForEach(e, ref)
-    {
-        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(e, "kind");
-        const cJSON *path = cJSON_GetObjectItemCaseSensitive(e, "path");
-        if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "task") != 0 ||
-            !cJSON_IsString(path)) {
-            return cs_err_set(err, CS_ESCHEMA, 0,
-                              "calibration.selector.reference[%zu]: expected a source of kind "
-                              "\"task\" with a path",
-                              k);
-        }
-        cs_rc rc = resolve(j, "calibration.selector.reference", path->valuestring, &(*paths)[2 * k],
-                           err);
+    for (size_t k = 0; k < js->n_reference; k++) {
+        const char *path = js->reference[k].path;
+        cs_rc rc = resolve(j, "calibration.selector.reference", path, &(*paths)[2 * k], err);
         if (rc != CS_OK) {
             return rc;
         }
-        const char *base = strrchr(path->valuestring, '/');
-        base = base ? base + 1 : path->valuestring;
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
         size_t bl = strlen(base);
         if (bl > 6 && strcmp(base + bl - 6, ".jsonl") == 0) {
             bl -= 6;
@@ -411,7 +273,7 @@ static cs_rc reference_sources(job *j, const cJSON *ref, cs_calib_source **src, 
         }
         (*src)[k] = (cs_calib_source){
                 .kind = "task", .path = (*paths)[2 * k], .name = (*paths)[2 * k + 1]};
-        *n = ++k;
+        *n = k + 1;
     }
     return CS_OK;
 }
@@ -435,19 +297,13 @@ static void on_select(void *ctx, const char *stage, size_t done, size_t total)
 /* The task files of config.eval.tasks, resolved (owned array of owned strings). */
 static cs_rc eval_paths(job *j, char ***out, size_t *n, cs_err *err)
 {
-    const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(j->cfg, "eval"), "tasks");
-    const cJSON *it;
-    size_t k = 0, cap = (size_t)cJSON_GetArraySize(tasks);
-    char **paths = cs_calloc_array(cap ? cap : 1, sizeof(char *));
+    size_t k = 0;
+    char **paths = cs_calloc_array(j->js.n_tasks + 1, sizeof(char *));
     if (!paths) {
         return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
     }
-    cJSON_ArrayForEach(it, tasks)
-    {
-        const cJSON *p = cJSON_GetObjectItemCaseSensitive(it, "path");
-        if (cJSON_IsString(p) &&
-            resolve(j, "eval.tasks", p->valuestring, &paths[k], err) == CS_OK) {
+    for (size_t i = 0; i < j->js.n_tasks; i++) {
+        if (resolve(j, "eval.tasks", j->js.tasks[i].path, &paths[k], err) == CS_OK) {
             k++;
         }
     }
@@ -456,201 +312,197 @@ static cs_rc eval_paths(job *j, char ***out, size_t *n, cs_err *err)
     return CS_OK;
 }
 
-/* config.calibration = {selector: {name, params...}, source: {kind, path, text_field}} with
- * n_samples, seq_len and seed at the top level. The pool: random windows of the source (the GPTQ
- * convention): n_samples of them for random, 4 x n_samples candidates for the selectors that
- * choose among them; checked against the evaluation task files for overlap; then the selector
- * picks n of them (or generates n). ACDM's reference sources are checked against the evaluation
- * files and the calibration source, and read whole (cs_calib_ref_pool_build). The pool
- * statistics go through the cache of $CALSWEEP_CACHE_DIR when it is set. */
-static cs_rc stage_calibrate(job *j, cs_err *err)
-{
-    const cJSON *cal = NULL, *sel = NULL, *src = NULL, *refj = NULL;
-    const char *kind = NULL, *path = NULL, *field = NULL;
-    int64_t n = 0, seq = 0, seed = 0;
-    char *file = NULL, **evals = NULL, **ref_strs = NULL;
-    size_t n_evals = 0, n_ref = 0;
-    cs_calib_source *ref_src = NULL;
-    cs_select_params sp;
-    cs_calib_pool pool = {0}, ref = {0};
-    cs_calib_selection selection = {0};
-    cs_pstat_ctx stats = {0};
+/* What stage_calibrate builds and frees. */
+typedef struct calib_run {
+    char *file, **evals, **ref_strs;
+    size_t n_evals, n_ref;
+    cs_calib_source *ref_src;
+    cs_calib_pool pool, ref;
+    cs_calib_selection selection;
+    cs_pstat_ctx stats;
     char model_id[CS_CACHE_KEY_LEN + 1];
-    cs_jctx c;
-    cs_rc rc;
+} calib_run;
 
-    cs_jctx_init(&c, NULL, err);
-    if ((rc = cs_json_req_int(&c, j->cfg, "n_samples", 1, CS_LIMIT_N_SAMPLES, &n)) != CS_OK ||
-        (rc = cs_json_req_int(&c, j->cfg, "seq_len", 2, CS_LIMIT_SEQ_LEN, &seq)) != CS_OK ||
-        (rc = cs_json_opt_int(&c, j->cfg, "seed", 0, 0, CS_LIMIT_SEED, &seed)) != CS_OK ||
-        (rc = cs_json_req_object(&c, j->cfg, "calibration", &cal)) != CS_OK) {
+static void calib_run_fini(calib_run *cr)
+{
+    free_strings(cr->evals, cr->n_evals);
+    free(cr->file);
+    free(cr->ref_src);
+    free_strings(cr->ref_strs, 2 * cr->n_ref);
+    cs_cache_close(cr->stats.cache);
+    cs_calib_pool_free(&cr->pool);
+    cs_calib_pool_free(&cr->ref);
+    cs_calib_selection_free(&cr->selection);
+}
+
+/* ACDM's reference: disjoint from the evaluation split and from the pool's source, read whole. */
+static cs_rc calib_reference(job *j, calib_run *cr, const cs_calib_source *src, cs_err *err)
+{
+    cs_rc rc;
+    if (j->js.n_reference == 0) {
+        return cs_err_set(err, CS_ESCHEMA, 0,
+                          "calibration.selector.reference: acdm needs its task reference sources");
+    }
+    if ((rc = reference_sources(j, &cr->ref_src, &cr->ref_strs, &cr->n_ref, err)) != CS_OK) {
         return rc;
     }
-    cs_jpath_push_key(&c.path, "calibration");
-    if ((rc = cs_json_req_object(&c, cal, "selector", &sel)) != CS_OK) {
+    return cs_calib_acdm_reference(cr->ref_src, cr->n_ref, src, 1, (const char *const *)cr->evals,
+                                   cr->n_evals, j->tok, (size_t)j->js.seq_len, false, &cr->ref,
+                                   err);
+}
+
+/* The candidate pool: random windows of the source (n_samples for random, 4 x n_samples for the
+ * selectors that choose), checked against the evaluation files for overlap. */
+static cs_rc calib_pool(job *j, calib_run *cr, cs_err *err)
+{
+    const cs_jobspec *js = &j->js;
+    cs_rc rc;
+    if (!js->has_source) {
+        return cs_err_set(err, CS_ESCHEMA, 0, "calibration.source: %s needs a source",
+                          js->sel_md->name);
+    }
+    if ((rc = resolve(j, "calibration.source.path", js->source.path, &cr->file, err)) != CS_OK) {
         return rc;
     }
-    if ((rc = selector_params(sel, (size_t)n, (size_t)seq, (uint64_t)seed, &sp, &refj, err)) !=
-        CS_OK) {
+    cs_calib_source cs = {.kind = js->source.kind,
+                          .path = cr->file,
+                          .text_field = js->source.text_field,
+                          .name = "source"};
+    cs_calib_compose_opts co;
+    cs_calib_compose_opts_default(&co);
+    co.mode = CS_COMPOSE_RANDOM_WINDOWS;
+    co.n = js->sel.kind == CS_SEL_RANDOM ? (size_t)js->n_samples : 4 * (size_t)js->n_samples;
+    co.seq_len = (size_t)js->seq_len;
+    co.seed = (uint64_t)js->seed;
+    co.add_bos = false;
+    if ((rc = eval_paths(j, &cr->evals, &cr->n_evals, err)) != CS_OK ||
+        (rc = cs_calib_check_overlap(&cs, 1, (const char *const *)cr->evals, cr->n_evals, err)) !=
+                CS_OK) {
         return rc;
     }
-    bool generates = sp.kind == CS_SEL_SELFCAL;
-    if (!generates) {
-        if ((rc = cs_json_req_object(&c, cal, "source", &src)) != CS_OK) {
-            return rc;
-        }
-        cs_jpath_push_key(&c.path, "source");
-        if ((rc = cs_json_req_string(&c, src, "kind", &kind)) != CS_OK ||
-            (rc = cs_json_req_string(&c, src, "path", &path)) != CS_OK ||
-            (rc = cs_json_opt_string(&c, src, "text_field", NULL, &field)) != CS_OK ||
-            (rc = resolve(j, "calibration.source.path", path, &file, err)) != CS_OK) {
-            goto out;
-        }
-        cs_calib_source cs = {.kind = kind, .path = file, .text_field = field, .name = "source"};
-        cs_calib_compose_opts co;
-        cs_calib_compose_opts_default(&co);
-        co.mode = CS_COMPOSE_RANDOM_WINDOWS;
-        co.n = sp.kind == CS_SEL_RANDOM ? (size_t)n : 4 * (size_t)n;
-        co.seq_len = (size_t)seq;
-        co.seed = (uint64_t)seed;
-        co.add_bos = false;
-        if ((rc = eval_paths(j, &evals, &n_evals, err)) != CS_OK ||
-            (rc = cs_calib_check_overlap(&cs, 1, (const char *const *)evals, n_evals, err)) !=
-                    CS_OK) {
-            goto out;
-        }
-        if (sp.kind == CS_SEL_ACDM) {
-            if (!refj) {
-                rc = cs_err_set(err, CS_ESCHEMA, 0,
-                                "calibration.selector.reference: acdm needs its task reference "
-                                "sources");
-                goto out;
-            }
-            const char **rp = NULL;
-            if ((rc = reference_sources(j, refj, &ref_src, &ref_strs, &n_ref, err)) != CS_OK) {
-                goto out;
-            }
-            if (!(rp = cs_calloc_array(n_ref, sizeof(char *)))) {
-                rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
-                goto out;
-            }
-            for (size_t i = 0; i < n_ref; i++) {
-                rp[i] = ref_src[i].path;
-            }
-            /* the reference: disjoint from the evaluation split and from the pool's source */
-            rc = cs_calib_check_disjoint(ref_src, n_ref, (const char *const *)evals, n_evals,
-                                         "ACDM reference", "evaluation", err);
-            if (rc == CS_OK) {
-                rc = cs_calib_check_disjoint(&cs, 1, rp, n_ref, "calibration", "ACDM reference",
-                                             err);
-            }
-            free(rp);
-            if (rc != CS_OK || (rc = cs_calib_ref_pool_build(ref_src, n_ref, j->tok, (size_t)seq,
-                                                             co.add_bos, &ref, err)) != CS_OK) {
-                goto out;
-            }
-        }
-        if ((rc = cs_calib_pool_build(&cs, 1, j->tok, &co, &pool, err)) != CS_OK) {
-            goto out;
-        }
+    if (js->sel.kind == CS_SEL_ACDM && (rc = calib_reference(j, cr, &cs, err)) != CS_OK) {
+        return rc;
     }
-    bool uses_stats = sp.kind == CS_SEL_PPL || sp.kind == CS_SEL_COLA || sp.kind == CS_SEL_ACDM ||
-                      sp.kind == CS_SEL_COVERCAL;
-    if (uses_stats && j->cache_dir) {
-        cs_err cerr = {0};
-        if (cs_cache_open(j->cache_dir, &stats.cache, &cerr) != CS_OK ||
-            cs_cache_model_id(j->model_dir, model_id, &cerr) != CS_OK) {
-            cs_log(CS_LOG_WARN, "cache: not used: %s", cerr.msg);
-            cs_cache_close(stats.cache);
-            stats.cache = NULL;
-        } else {
-            stats.model_id = model_id;
-        }
+    return cs_calib_pool_build(&cs, 1, j->tok, &co, &cr->pool, err);
+}
+
+/* The pool statistics go through the cache of $CALSWEEP_CACHE_DIR when it is set. */
+static void calib_cache(job *j, calib_run *cr)
+{
+    cs_sel_kind k = j->js.sel.kind;
+    bool uses_stats =
+            k == CS_SEL_PPL || k == CS_SEL_COLA || k == CS_SEL_ACDM || k == CS_SEL_COVERCAL;
+    cs_err cerr = {0};
+    if (!uses_stats || !j->cache_dir) {
+        return;
     }
-    cs_select_env env = {.reference = ref.n ? &ref : NULL, .stats = &stats};
-    if ((rc = cs_select_run_env(&sp, &pool, j->model, j->tok, &env, on_select, j, &selection,
-                                err)) != CS_OK) {
-        goto out;
+    if (cs_cache_open(j->cache_dir, &cr->stats.cache, &cerr) != CS_OK ||
+        cs_cache_model_id(j->model_dir, cr->model_id, &cerr) != CS_OK) {
+        cs_log(CS_LOG_WARN, "cache: not used: %s", cerr.msg);
+        cs_cache_close(cr->stats.cache);
+        cr->stats.cache = NULL;
+    } else {
+        cr->stats.model_id = cr->model_id;
     }
-    if (!(j->calib = cs_calloc_array((size_t)(n * seq), sizeof(int32_t)))) {
-        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
-        goto out;
+}
+
+/* The chosen samples into j->calib and their ids into result.json's calibration. */
+static cs_rc calib_take(job *j, calib_run *cr, cJSON *ids, cs_err *err)
+{
+    size_t n = (size_t)j->js.n_samples, seq = (size_t)j->js.seq_len;
+    const cs_calib_selection *sel = &cr->selection;
+    if (!(j->calib = cs_calloc_array(n * seq, sizeof(int32_t)))) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
     }
-    cJSON *r = j->calibration = cJSON_CreateObject(), *ids = NULL, *det = NULL;
-    if (!r ||
-        !cJSON_AddStringToObject(r, "selector", cJSON_GetObjectItem(sel, "name")->valuestring) ||
-        (path && !cJSON_AddStringToObject(r, "source", path)) ||
-        !cJSON_AddNumberToObject(r, "n", (double)n) ||
-        !cJSON_AddNumberToObject(r, "seq_len", (double)seq) ||
-        !cJSON_AddNumberToObject(r, "tokens", (double)(n * seq)) ||
-        !(ids = cJSON_AddArrayToObject(r, "sample_ids"))) {
-        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < selection.n && i < (size_t)n; i++) {
+    for (size_t i = 0; i < sel->n && i < n; i++) {
         const cs_calib_item *it =
-                selection.generated ? &selection.generated[i] : &pool.items[selection.index[i]];
-        if (it->n_tokens < (size_t)seq) {
-            rc = cs_err_set(err, CS_EINVAL, 0,
-                            "calibration: sample %s has %zu tokens, fewer than seq_len %lld",
-                            it->id, it->n_tokens, (long long)seq);
-            goto out;
+                sel->generated ? &sel->generated[i] : &cr->pool.items[sel->index[i]];
+        if (it->n_tokens < seq) {
+            return cs_err_set(err, CS_EINVAL, 0,
+                              "calibration: sample %s has %zu tokens, fewer than seq_len %zu",
+                              it->id, it->n_tokens, seq);
         }
-        memcpy(j->calib + i * (size_t)seq, it->tokens, (size_t)seq * sizeof(int32_t));
+        memcpy(j->calib + i * seq, it->tokens, seq * sizeof(int32_t));
         cJSON *v = cJSON_CreateString(it->id);
         if (!v || !cJSON_AddItemToArray(ids, v)) {
             cJSON_Delete(v);
-            rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
-            goto out;
+            return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
         }
     }
-    if (selection.n < (size_t)n) {
-        rc = cs_err_set(err, CS_EINVAL, 0, "calibration: the selector returned %zu of %lld samples",
-                        selection.n, (long long)n);
-        goto out;
+    if (sel->n < n) {
+        return cs_err_set(err, CS_EINVAL, 0,
+                          "calibration: the selector returned %zu of %zu samples", sel->n, n);
     }
-    det = selection.diag ? selection.diag : cJSON_CreateObject();
-    selection.diag = NULL;
+    return CS_OK;
+}
+
+/* result.json's calibration: selector, source, sizes, sample ids and the selector's details. */
+static cs_rc calib_record(job *j, calib_run *cr, cs_err *err)
+{
+    const cs_jobspec *js = &j->js;
+    cJSON *r = j->calibration = cJSON_CreateObject(), *ids = NULL, *det = NULL;
+    cs_rc rc;
+    if (!r || !cJSON_AddStringToObject(r, "selector", js->sel_md->name) ||
+        (js->has_source && !cJSON_AddStringToObject(r, "source", js->source.path)) ||
+        !cJSON_AddNumberToObject(r, "n", (double)js->n_samples) ||
+        !cJSON_AddNumberToObject(r, "seq_len", (double)js->seq_len) ||
+        !cJSON_AddNumberToObject(r, "tokens", (double)(js->n_samples * js->seq_len)) ||
+        !(ids = cJSON_AddArrayToObject(r, "sample_ids"))) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    if ((rc = calib_take(j, cr, ids, err)) != CS_OK) {
+        return rc;
+    }
+    det = cr->selection.diag ? cr->selection.diag : cJSON_CreateObject();
+    cr->selection.diag = NULL;
     if (!det || !cJSON_AddItemToObject(r, "details", det) ||
-        !cJSON_AddStringToObject(det, "composition", generates ? "generated" : "random_windows") ||
-        !cJSON_AddNumberToObject(det, "pool", (double)pool.n)) {
-        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
-        goto out;
+        !cJSON_AddStringToObject(det, "composition",
+                                 js->has_source ? "random_windows" : "generated") ||
+        !cJSON_AddNumberToObject(det, "pool", (double)cr->pool.n)) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
     }
-    if (n_ref > 0) {
-        cJSON *rs = cJSON_AddArrayToObject(det, "reference_sources");
-        for (size_t i = 0; rs && i < n_ref; i++) {
-            cJSON *o = cJSON_CreateObject();
-            if (!o || !cJSON_AddItemToArray(rs, o) ||
-                !cJSON_AddStringToObject(o, "name", ref_src[i].name) ||
-                !cJSON_AddStringToObject(
-                        o, "path",
-                        cJSON_GetObjectItem(cJSON_GetArrayItem(refj, (int)i), "path")
-                                ->valuestring)) {
-                rs = NULL;
-            }
-        }
-        if (!rs) {
-            rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
-            goto out;
+    cJSON *rs = cr->n_ref > 0 ? cJSON_AddArrayToObject(det, "reference_sources") : det;
+    for (size_t i = 0; rs && i < cr->n_ref; i++) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(rs, o) ||
+            !cJSON_AddStringToObject(o, "name", cr->ref_src[i].name) ||
+            !cJSON_AddStringToObject(o, "path", js->reference[i].path)) {
+            rs = NULL;
         }
     }
-    j->n_samples = (size_t)n;
-    j->seq_len = (size_t)seq;
-    cs_log(CS_LOG_INFO, "calibration: %s picked %lld of %zu candidates of %lld tokens",
-           cJSON_GetObjectItem(sel, "name")->valuestring, (long long)n, pool.n, (long long)seq);
-out:
-    for (size_t i = 0; i < n_evals; i++) {
-        free(evals[i]);
+    return rs ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+}
+
+/* config.calibration = {selector: {name, params...}, source: {kind, path, text_field}} with
+ * n_samples, seq_len and seed at the top level: the pool (calib_pool; none for the generating
+ * self_calibration), then the selector picks n_samples of them (or generates them). */
+static cs_rc stage_calibrate(job *j, cs_err *err)
+{
+    const cs_jobspec *js = &j->js;
+    calib_run cr = {0};
+    cs_rc rc = CS_OK;
+
+    if (!js->has_calibration || !js->has_sizes) {
+        return cs_err_set(err, CS_ESCHEMA, 0,
+                          "calibration: %s needs calibration data: the job has none",
+                          js->algo_md->name);
     }
-    free(evals);
-    free(file);
-    free(ref_src);
-    free_strings(ref_strs, refj ? 2 * (size_t)cJSON_GetArraySize(refj) : 0);
-    cs_cache_close(stats.cache);
-    cs_calib_pool_free(&pool);
-    cs_calib_pool_free(&ref);
-    cs_calib_selection_free(&selection);
+    if (js->sel.kind != CS_SEL_SELFCAL) {
+        rc = calib_pool(j, &cr, err);
+    }
+    if (rc == CS_OK) {
+        calib_cache(j, &cr);
+        cs_select_env env = {.reference = cr.ref.n ? &cr.ref : NULL, .stats = &cr.stats};
+        rc = cs_select_run_env(&js->sel, &cr.pool, j->model, j->tok, &env, on_select, j,
+                               &cr.selection, err);
+    }
+    if (rc == CS_OK && (rc = calib_record(j, &cr, err)) == CS_OK) {
+        j->n_samples = (size_t)js->n_samples;
+        j->seq_len = (size_t)js->seq_len;
+        cs_log(CS_LOG_INFO, "calibration: %s picked %lld of %zu candidates of %lld tokens",
+               js->sel_md->name, (long long)js->n_samples, cr.pool.n, (long long)js->seq_len);
+    }
+    calib_run_fini(&cr);
     return rc;
 }
 
@@ -665,57 +517,18 @@ static void on_layer(void *ctx, size_t layer, size_t n_layers, double secs)
     cs_log(CS_LOG_INFO, "quantize: layer %zu/%zu in %.2f s", layer + 1, n_layers, secs);
 }
 
-/* The job config's algorithm object (coordinator/sweep/cs_sweep.c names) in the pipeline's terms:
- * awq.zero_point -> sym = !zero_point; sparsegpt/wanda pattern "N:M" -> nm ("unstructured":
- * none); smoothquant.weights ("gptq": SmoothQuant+GPTQ, "rtn": the original SmoothQuant) and
- * imatrix's type ("q4_0", "q4_k") and chunk pass through unchanged. */
-static cs_rc algo_for_pipeline(const cJSON *algo, cJSON **out, cs_err *err)
-{
-    cJSON *o = cJSON_Duplicate(algo, true);
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
-    cJSON *v;
-    if (!o) {
-        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
-    }
-    if (cJSON_IsString(name) && strcmp(name->valuestring, "awq") == 0 &&
-        (v = cJSON_DetachItemFromObjectCaseSensitive(o, "zero_point")) != NULL) {
-        bool zp = cJSON_IsTrue(v);
-        cJSON_Delete(v);
-        cJSON_DeleteItemFromObjectCaseSensitive(o, "sym");
-        cJSON_AddBoolToObject(o, "sym", !zp);
-    }
-    if ((v = cJSON_DetachItemFromObjectCaseSensitive(o, "pattern")) != NULL) {
-        if (cJSON_IsString(v) && strcmp(v->valuestring, "unstructured") != 0) {
-            cJSON_AddStringToObject(o, "nm", v->valuestring);
-        }
-        cJSON_Delete(v);
-    }
-    *out = o;
-    return CS_OK;
-}
-
-/* Reads the algorithm; "none" (the baseline) leaves the model as it is. */
+/* The algorithm (resolved by the table when the config was parsed); "none" (the baseline) leaves
+ * the model as it is. */
 static cs_rc stage_quantize(job *j, cs_err *err)
 {
-    const cJSON *algo = cJSON_GetObjectItemCaseSensitive(j->cfg, "algorithm");
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(algo, "name");
     cs_pipe_params pp;
     cs_pipe_report rep = {0};
     cs_rc rc;
 
-    if (!cJSON_IsObject(algo) || !cJSON_IsString(name)) {
-        return cs_err_set(err, CS_ESCHEMA, 0, "algorithm: expected an object with a name");
-    }
-    if (strcmp(name->valuestring, "none") == 0) {
+    if (j->js.algo.kind == CS_ALGO_NONE) {
         return CS_OK;
     }
-    cJSON *palgo = NULL;
-    if ((rc = algo_for_pipeline(algo, &palgo, err)) != CS_OK) {
-        return rc;
-    }
-    rc = cs_pipe_params_from_json(&pp, palgo, err);
-    cJSON_Delete(palgo);
-    if (rc != CS_OK) {
+    if ((rc = cs_pipe_params_from_algo(&pp, &j->js.algo, err)) != CS_OK) {
         return rc;
     }
     if (cs_pipe_needs_calib(&pp)) {
@@ -743,11 +556,10 @@ static cs_rc stage_quantize(job *j, cs_err *err)
 }
 
 /* One perplexity text: config.eval.perplexity.<name> = {path, seq_len, max_windows}. */
-static cs_rc eval_ppl(job *j, const cJSON *spec, cs_err *err)
+static cs_rc eval_ppl(job *j, const cs_jobspec_ppl *spec, cs_err *err)
 {
-    cs_jctx c = {0};
-    const char *path = NULL;
-    int64_t seq_len = 0, max_windows = 0;
+    const char *path = spec->path;
+    int64_t seq_len = spec->seq_len, max_windows = spec->max_windows;
     char *file = NULL, *text = NULL, key[300];
     int32_t *ids = NULL;
     double *nll = NULL, ppl = 0;
@@ -755,17 +567,7 @@ static cs_rc eval_ppl(job *j, const cJSON *spec, cs_err *err)
     char what[192];
     cs_rc rc;
 
-    cs_jctx_init(&c, NULL, err);
-    cs_jpath_push_key(&c.path, "eval");
-    cs_jpath_push_key(&c.path, "perplexity");
-    cs_jpath_push_key(&c.path, spec->string);
-    if ((rc = cs_json_req_string(&c, spec, "path", &path)) != CS_OK ||
-        (rc = cs_json_req_int(&c, spec, "seq_len", 2, CS_LIMIT_SEQ_LEN, &seq_len)) != CS_OK ||
-        (rc = cs_json_opt_int(&c, spec, "max_windows", 0, 0, CS_LIMIT_PPL_WINDOWS, &max_windows)) !=
-                CS_OK) {
-        goto out;
-    }
-    snprintf(what, sizeof what, "eval.perplexity.%s.path", spec->string);
+    snprintf(what, sizeof what, "eval.perplexity.%s.path", spec->name);
     if ((rc = resolve(j, what, path, &file, err)) != CS_OK ||
         (rc = cs_path_read_file(file, JOB_MAX_TEXT, &text, &len, err)) != CS_OK ||
         (rc = cs_tok_encode(j->tok, text, len, CS_TOK_ADD_SPECIAL, &ids, &n, err)) != CS_OK) {
@@ -777,18 +579,18 @@ static cs_rc eval_ppl(job *j, const cJSON *spec, cs_err *err)
     if (n < (size_t)seq_len) {
         rc = cs_err_set(err, CS_EINVAL, 0,
                         "eval.perplexity.%s: %s has %zu tokens, fewer than seq_len %lld",
-                        spec->string, path, n, (long long)seq_len);
+                        spec->name, path, n, (long long)seq_len);
         goto out;
     }
     if (!(nll = cs_alloc_array(n / (size_t)seq_len + 1, sizeof(double)))) {
         rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
         goto out;
     }
-    progress(j, "task", spec->string, 0, 1);
+    progress(j, "task", spec->name, 0, 1);
     if ((rc = cs_model_ppl(j->model, ids, n, (size_t)seq_len, 4, nll, &nw, &ppl, err)) != CS_OK) {
         goto out;
     }
-    snprintf(key, sizeof key, "ppl:%s", spec->string);
+    snprintf(key, sizeof key, "ppl:%s", spec->name);
     cJSON *m = cJSON_AddObjectToObject(j->metrics, key);
     if (!m || !cJSON_AddNumberToObject(m, "n", (double)nw) ||
         !cJSON_AddNumberToObject(m, "ppl", ppl) ||
@@ -796,7 +598,7 @@ static cs_rc eval_ppl(job *j, const cJSON *spec, cs_err *err)
         rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
         goto out;
     }
-    cs_log(CS_LOG_INFO, "ppl:%s = %.4f (%zu windows of %lld)", spec->string, ppl, nw,
+    cs_log(CS_LOG_INFO, "ppl:%s = %.4f (%zu windows of %lld)", spec->name, ppl, nw,
            (long long)seq_len);
 out:
     free(nll);
@@ -820,49 +622,39 @@ static void on_item(void *ctx, size_t done, size_t total)
 }
 
 /* One task file: config.eval.tasks.<name> = {path, limit, fewshot, fewshot_path}. */
-static cs_rc eval_task(job *j, const cJSON *spec, cs_err *err)
+static cs_rc eval_task(job *j, const cs_jobspec_task *spec, cs_err *err)
 {
-    cs_jctx c;
-    const char *path = NULL;
-    int64_t limit = 0, fewshot = 0;
+    const char *path = spec->path;
+    int64_t limit = spec->limit, fewshot = spec->fewshot;
     char *file = NULL, *shots = NULL;
     cs_task t = {0};
     cs_score s = {0};
-    task_progress tp = {j, spec->string};
+    task_progress tp = {j, spec->name};
     cs_score_opts o = {.progress = on_item, .progress_ctx = &tp};
     char what[192];
     cs_rc rc;
 
-    cs_jctx_init(&c, NULL, err);
-    cs_jpath_push_key(&c.path, "eval");
-    cs_jpath_push_key(&c.path, "tasks");
-    cs_jpath_push_key(&c.path, spec->string);
-    if ((rc = cs_json_req_string(&c, spec, "path", &path)) != CS_OK ||
-        (rc = cs_json_opt_int(&c, spec, "limit", 0, 0, CS_LIMIT_EVAL_ITEMS, &limit)) != CS_OK ||
-        (rc = cs_json_opt_int(&c, spec, "fewshot", 0, 0, CS_LIMIT_FEWSHOT, &fewshot)) != CS_OK) {
-        return rc;
-    }
     if (fewshot > 0) {
-        const cJSON *fp = cJSON_GetObjectItemCaseSensitive(spec, "fewshot_path");
-        if (!cJSON_IsString(fp) || !fp->valuestring[0]) {
+        const char *fp = spec->fewshot_path;
+        if (!fp || !fp[0]) {
             return cs_err_set(err, CS_ESCHEMA, 0,
                               "eval.tasks.%s.fewshot_path: fewshot is %lld but no file gives "
                               "the shots",
-                              spec->string, (long long)fewshot);
+                              spec->name, (long long)fewshot);
         }
-        snprintf(what, sizeof what, "eval.tasks.%s.fewshot_path", spec->string);
-        if ((rc = resolve(j, what, fp->valuestring, &shots, err)) != CS_OK) {
+        snprintf(what, sizeof what, "eval.tasks.%s.fewshot_path", spec->name);
+        if ((rc = resolve(j, what, fp, &shots, err)) != CS_OK) {
             return rc;
         }
     }
-    snprintf(what, sizeof what, "eval.tasks.%s.path", spec->string);
+    snprintf(what, sizeof what, "eval.tasks.%s.path", spec->name);
     if ((rc = resolve(j, what, path, &file, err)) != CS_OK ||
         (rc = cs_task_load(&t, file, (size_t)limit, err)) != CS_OK ||
         (shots && (rc = cs_task_fewshot(&t, shots, (size_t)fewshot, NULL, err)) != CS_OK) ||
         (rc = cs_score_task(j->model, j->tok, &t, &o, &s, err)) != CS_OK) {
         goto out;
     }
-    cJSON *m = cJSON_AddObjectToObject(j->metrics, spec->string);
+    cJSON *m = cJSON_AddObjectToObject(j->metrics, spec->name);
     if (!m) {
         rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
         goto out;
@@ -870,7 +662,7 @@ static cs_rc eval_task(job *j, const cJSON *spec, cs_err *err)
     if ((rc = cs_score_to_json(&s, t.kind, m, err)) != CS_OK) {
         goto out;
     }
-    cs_log(CS_LOG_INFO, "%s: %s %.4f over %zu items", spec->string,
+    cs_log(CS_LOG_INFO, "%s: %s %.4f over %zu items", spec->name,
            t.kind == CS_TASK_GEN ? "exact match" : "acc",
            t.kind == CS_TASK_GEN ? s.exact_strict : s.acc, s.n);
 out:
@@ -911,39 +703,18 @@ static cs_rc check_finite(const cJSON *v, const char *path, cs_err *err)
 
 static cs_rc stage_evaluate(job *j, cs_err *err)
 {
-    const cJSON *eval = cJSON_GetObjectItemCaseSensitive(j->cfg, "eval");
-    const cJSON *ppl = cJSON_GetObjectItemCaseSensitive(eval, "perplexity");
-    const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(eval, "tasks");
-    const cJSON *it;
-    size_t total = (size_t)cJSON_GetArraySize(ppl) + (size_t)cJSON_GetArraySize(tasks), done = 0;
+    const cs_jobspec *js = &j->js;
+    size_t total = js->n_ppl + js->n_tasks, done = 0;
     cs_rc rc;
 
-    if (!cJSON_IsObject(eval)) {
-        return cs_err_set(err, CS_ESCHEMA, 0, "eval: expected an object");
-    }
-    if (ppl && !cJSON_IsNull(ppl) && !cJSON_IsObject(ppl)) {
-        return cs_err_set(err, CS_ESCHEMA, 0, "eval.perplexity: expected an object");
-    }
-    cJSON_ArrayForEach(it, ppl)
-    {
-        if (!cJSON_IsObject(it)) {
-            return cs_err_set(err, CS_ESCHEMA, 0, "eval.perplexity.%s: expected an object",
-                              it->string);
-        }
-        if ((rc = eval_ppl(j, it, err)) != CS_OK) {
+    for (size_t i = 0; i < js->n_ppl; i++) {
+        if ((rc = eval_ppl(j, &js->ppl[i], err)) != CS_OK) {
             return rc;
         }
         progress(j, NULL, NULL, ++done, total);
     }
-    if (tasks && !cJSON_IsNull(tasks) && !cJSON_IsObject(tasks)) {
-        return cs_err_set(err, CS_ESCHEMA, 0, "eval.tasks: expected an object");
-    }
-    cJSON_ArrayForEach(it, tasks)
-    {
-        if (!cJSON_IsObject(it)) {
-            return cs_err_set(err, CS_ESCHEMA, 0, "eval.tasks.%s: expected an object", it->string);
-        }
-        if ((rc = eval_task(j, it, err)) != CS_OK) {
+    for (size_t i = 0; i < js->n_tasks; i++) {
+        if ((rc = eval_task(j, &js->tasks[i], err)) != CS_OK) {
             return rc;
         }
         progress(j, NULL, NULL, ++done, total);
@@ -1083,8 +854,7 @@ int cs_run_job(const char *job_path)
     }
 
     j.stage = "config";
-    if ((rc = load_config(&j, job_path, &err)) != CS_OK ||
-        (rc = cs_job_check_limits(j.cfg, &err)) != CS_OK) {
+    if ((rc = load_config(&j, job_path, &err)) != CS_OK) {
         goto fail;
     }
     stage_begin(&j, "load");
@@ -1105,7 +875,7 @@ int cs_run_job(const char *job_path)
     }
     cs_model_free(j.model);
     cs_tok_destroy(j.tok);
-    cJSON_Delete(j.cfg);
+    cs_jobspec_fini(&j.js);
     free(j.calib);
     free(j.model_dir);
     if (j.progress) {
@@ -1123,7 +893,7 @@ fail:
     write_error(j.stage, &err);
     cs_model_free(j.model);
     cs_tok_destroy(j.tok);
-    cJSON_Delete(j.cfg);
+    cs_jobspec_fini(&j.js);
     cJSON_Delete(j.metrics);
     cJSON_Delete(j.timings);
     cJSON_Delete(j.calibration);

@@ -1,4 +1,4 @@
-/* run: the runner contract (ARCHITECTURE.md "The job runner contract").
+/* run: the runner contract (docs/architecture.md "The job runner contract").
  *
  * `calsweep-run job.json` reads the resolved job config, loads the model, selects the
  * calibration data, quantizes, evaluates, and writes result.json (schemas/result.schema.json) in
@@ -31,12 +31,11 @@
 
 #include "cs_err.h"
 
-/* Checks every number of a job config (cfg borrowed) against the table of limits (cs_limits.h),
- * the bounds the sweep validator used, before anything is loaded: n_samples, seq_len, seed, and
- * each eval task's limit and fewshot and each perplexity text's seq_len and max_windows (null or
- * absent ones are left to the stages). CS_OK, or CS_ESCHEMA with err naming the field
- * ("eval.tasks.arith.limit: expected an integer in 0..16777216, got ..."). The stages read the
- * same bounds. */
+/* Checks a job config (cfg borrowed) as the runner does before it loads anything: the whole
+ * config is parsed into a cs_jobspec (common/cs_jobspec.h), every number against the table of
+ * limits (cs_limits.h; the bounds the sweep validator used) and the algorithm and selector against
+ * the table of methods (cs_methods.h). CS_OK, or CS_ESCHEMA with err naming the field
+ * ("eval.tasks.arith.limit: expected an integer in 0..16777216, got ..."). */
 cs_rc cs_job_check_limits(const cJSON *cfg, cs_err *err);
 
 /* Runs the job of `job_path`; returns the process exit code (0, or 1 with error.json written). */

@@ -10,6 +10,7 @@
 #include "cs_alloc.h"
 #include "cs_cache.h"
 #include "cs_calib.h"
+#include "cs_limits.h"
 #include "cs_model.h"
 #include "cs_opt.h"
 #include "cs_path.h"
@@ -67,7 +68,11 @@ static const cs_opt sel_options[] = {
          "print one JSON object: pool record, ids, diagnostics (and generated tokens)"},
 };
 #define N_SEL_OPTS (sizeof sel_options / sizeof sel_options[0])
-#define MAX_SRC    32
+#define SEL_PARAM  1000 /* and on: the selectors' parameters (sel_flags) */
+
+/* select's options: sel_options, then --KEY V for every selector parameter of the table. */
+static cs_mflags sel_flags;
+#define MAX_SRC 32
 
 typedef struct sel_args {
     const char *model, *selector, *cache_dir;
@@ -159,6 +164,84 @@ static cs_rc parse_reference(sel_args *a, const char *arg, cs_err *err)
     return CS_OK;
 }
 
+static void sel_usage(void)
+{
+    printf("usage: calsweep-run select MODEL --source NAME=FILE[:FIELD] ... [--selector "
+           "NAME|JSON]\n       [--n N] [--seq-len L] [--seed S] [--eval FILE ...] "
+           "[--reference NAME=FILE ...]\n       [--cache-dir DIR] [--json]\n\nBuilds a "
+           "candidate pool of --pool items of --seq-len tokens from the sources and runs\n"
+           "a calibration-data selector on it; prints the chosen ids, one a line "
+           "(generated\nsequences: \"gen:K\" and their tokens). Progress goes to standard "
+           "error.\nacdm needs --reference (one per task); the reference files must be "
+           "disjoint from\nthe sources and from the --eval files.\n\noptions:\n");
+    cs_opt_print_help(stdout, sel_flags.opts, sel_flags.n_opts);
+}
+
+/* One option of select (not --help, not the MODEL) into a. */
+static cs_rc take_sel_option(sel_args *a, int id, const char *arg, cs_err *err)
+{
+    cs_rc rc = CS_OK;
+    switch (id) {
+    case SEL_THREADS:
+        rc = cs_parse_i64(arg, 1, 256, &a->threads, "--threads", err);
+        break;
+    case SEL_SOURCE:
+        rc = parse_source(a, arg, err);
+        break;
+    case SEL_SELECTOR:
+        a->selector = arg;
+        break;
+    case SEL_N:
+        rc = cs_parse_i64(arg, 1, 1 << 24, &a->n, "--n", err);
+        a->has_n = true;
+        break;
+    case SEL_SEQ_LEN:
+        rc = cs_parse_i64(arg, 2, CS_LIMIT_SEQ_LEN, &a->seq_len, "--seq-len", err);
+        a->has_seq_len = true;
+        break;
+    case SEL_SEED:
+        rc = cs_parse_i64(arg, 0, INT64_MAX, &a->seed, "--seed", err);
+        a->has_seed = true;
+        break;
+    case SEL_POOL:
+        rc = cs_parse_i64(arg, 1, 1 << 24, &a->pool, "--pool", err);
+        break;
+    case SEL_COMPOSE:
+        rc = cs_calib_compose_parse(arg, &a->compose, err);
+        break;
+    case SEL_FORMAT:
+        if (strcmp(arg, "plain") == 0 || strcmp(arg, "qa") == 0) {
+            a->format = arg[0] == 'q' ? CS_CALIB_FMT_QA : CS_CALIB_FMT_PLAIN;
+        } else {
+            rc = cs_err_set(err, CS_EINVAL, 0, "--format '%s': expected plain or qa", arg);
+        }
+        break;
+    case SEL_NO_BOS:
+        a->no_bos = true;
+        break;
+    case SEL_REFERENCE:
+        rc = parse_reference(a, arg, err);
+        break;
+    case SEL_CACHE_DIR:
+        a->cache_dir = arg;
+        break;
+    case SEL_EVAL:
+        if (a->n_eval == MAX_SRC) {
+            rc = cs_err_set(err, CS_ERANGE, 0, "at most %d --eval", MAX_SRC);
+        } else {
+            a->eval[a->n_eval++] = arg;
+        }
+        break;
+    case SEL_JSON:
+        a->json = true;
+        break;
+    default:
+        cs_mflags_take(&sel_flags, id, arg);
+        break;
+    }
+    return rc;
+}
+
 static int parse_args(int argc, char **argv, sel_args *a)
 {
     cs_opt_parser p;
@@ -167,80 +250,17 @@ static int parse_args(int argc, char **argv, sel_args *a)
     const char *arg;
     cs_rc rc;
     cs_opt_init(&p, argc, argv, 2);
-    while ((rc = cs_opt_next(&p, sel_options, N_SEL_OPTS, &id, &arg, &err)) == CS_OK) {
-        switch (id) {
-        case SEL_HELP:
-            printf("usage: calsweep-run select MODEL --source NAME=FILE[:FIELD] ... [--selector "
-                   "NAME|JSON]\n       [--n N] [--seq-len L] [--seed S] [--eval FILE ...] "
-                   "[--reference NAME=FILE ...]\n       [--cache-dir DIR] [--json]\n\nBuilds a "
-                   "candidate pool of --pool items of --seq-len tokens from the sources and runs\n"
-                   "a calibration-data selector on it; prints the chosen ids, one a line "
-                   "(generated\nsequences: \"gen:K\" and their tokens). Progress goes to standard "
-                   "error.\nacdm needs --reference (one per task); the reference files must be "
-                   "disjoint from\nthe sources and from the --eval files.\n\noptions:\n");
-            cs_opt_print_help(stdout, sel_options, N_SEL_OPTS);
+    cs_mflags_init(&sel_flags, CS_MF_SELECTOR, sel_options, N_SEL_OPTS, SEL_PARAM);
+    while ((rc = cs_opt_next(&p, sel_flags.opts, sel_flags.n_opts, &id, &arg, &err)) == CS_OK) {
+        if (id == SEL_HELP) {
+            sel_usage();
             return CS_EXIT_OK;
-        case CS_OPT_POSITIONAL:
-            if (a->model) {
-                rc = cs_err_set(&err, CS_EINVAL, 0, "unexpected argument '%s'", arg);
-            }
+        }
+        if (id == CS_OPT_POSITIONAL) {
+            rc = a->model ? cs_err_set(&err, CS_EINVAL, 0, "unexpected argument '%s'", arg) : CS_OK;
             a->model = arg;
-            break;
-        case SEL_THREADS:
-            rc = cs_parse_i64(arg, 1, 256, &a->threads, "--threads", &err);
-            break;
-        case SEL_SOURCE:
-            rc = parse_source(a, arg, &err);
-            break;
-        case SEL_SELECTOR:
-            a->selector = arg;
-            break;
-        case SEL_N:
-            rc = cs_parse_i64(arg, 1, 1 << 24, &a->n, "--n", &err);
-            a->has_n = true;
-            break;
-        case SEL_SEQ_LEN:
-            rc = cs_parse_i64(arg, 2, 1 << 20, &a->seq_len, "--seq-len", &err);
-            a->has_seq_len = true;
-            break;
-        case SEL_SEED:
-            rc = cs_parse_i64(arg, 0, INT64_MAX, &a->seed, "--seed", &err);
-            a->has_seed = true;
-            break;
-        case SEL_POOL:
-            rc = cs_parse_i64(arg, 1, 1 << 24, &a->pool, "--pool", &err);
-            break;
-        case SEL_COMPOSE:
-            rc = cs_calib_compose_parse(arg, &a->compose, &err);
-            break;
-        case SEL_FORMAT:
-            if (strcmp(arg, "plain") == 0 || strcmp(arg, "qa") == 0) {
-                a->format = arg[0] == 'q' ? CS_CALIB_FMT_QA : CS_CALIB_FMT_PLAIN;
-            } else {
-                rc = cs_err_set(&err, CS_EINVAL, 0, "--format '%s': expected plain or qa", arg);
-            }
-            break;
-        case SEL_NO_BOS:
-            a->no_bos = true;
-            break;
-        case SEL_REFERENCE:
-            rc = parse_reference(a, arg, &err);
-            break;
-        case SEL_CACHE_DIR:
-            a->cache_dir = arg;
-            break;
-        case SEL_EVAL:
-            if (a->n_eval == MAX_SRC) {
-                rc = cs_err_set(&err, CS_ERANGE, 0, "at most %d --eval", MAX_SRC);
-            } else {
-                a->eval[a->n_eval++] = arg;
-            }
-            break;
-        case SEL_JSON:
-            a->json = true;
-            break;
-        default:
-            break;
+        } else {
+            rc = take_sel_option(a, id, arg, &err);
         }
         if (rc != CS_OK) {
             break;
@@ -316,6 +336,68 @@ static cs_rc print_json(const sel_args *a, const cs_calib_pool *pool,
     return CS_OK;
 }
 
+/* The selector's parameters from --selector, its parameter flags, --n, --seed and --seq-len; -1 to
+ * go on, else an exit code (a usage error has been printed). */
+static int select_params(sel_args *a, cs_select_params *sp)
+{
+    cs_err err = {0};
+    cJSON *o = NULL;
+    cs_rc rc = cs_mflags_apply(&sel_flags, a->selector ? a->selector : "random", "--selector", &o,
+                               &err);
+    cs_select_params_default(sp, CS_SEL_RANDOM);
+    if (rc == CS_OK) {
+        rc = cs_select_params_parse(o, "selector", true, sp, &err);
+    }
+    cJSON_Delete(o);
+    if (rc != CS_OK) {
+        fprintf(stderr, "calsweep-run select: %s\n", err.msg);
+        return CS_EXIT_USAGE;
+    }
+    if (a->has_n) {
+        sp->n = (size_t)a->n;
+    }
+    if (a->has_seed) {
+        sp->seed = (uint64_t)a->seed;
+    }
+    /* --seq-len sets the pool's item length and the generated length; without it: ZipCal's
+     * L = 128, the generating selectors' 2048, else 512 */
+    if (a->has_seq_len) {
+        sp->seq_len = (size_t)a->seq_len;
+    } else if (sp->kind == CS_SEL_ZIPCAL) {
+        a->seq_len = 128;
+    } else if (sp->kind == CS_SEL_SELFCAL || sp->kind == CS_SEL_SELFGEN) {
+        a->seq_len = (int64_t)sp->seq_len;
+    }
+    if (sp->kind != CS_SEL_SELFCAL && a->n_src == 0) {
+        fprintf(stderr, "calsweep-run select: selector %s needs at least one --source\n",
+                cs_select_name(sp->kind));
+        return CS_EXIT_USAGE;
+    }
+    return -1;
+}
+
+/* The chosen ids, one a line (generated sequences with their tokens), or --json's record. */
+static cs_rc print_selection(const sel_args *a, const cs_calib_pool *pool,
+                             const cs_calib_compose_opts *co, const cs_calib_selection *sel,
+                             cs_err *err)
+{
+    if (a->json) {
+        return print_json(a, pool, co, sel, err);
+    }
+    for (size_t k = 0; k < sel->n; k++) {
+        if (sel->generated) {
+            printf("%s", sel->generated[k].id);
+            for (size_t t = 0; t < sel->generated[k].n_tokens; t++) {
+                printf(" %d", (int)sel->generated[k].tokens[t]);
+            }
+            printf("\n");
+        } else {
+            printf("%s\n", pool->items[sel->index[k]].id);
+        }
+    }
+    return CS_OK;
+}
+
 int cs_cmd_select(int argc, char **argv)
 {
     sel_args a;
@@ -339,35 +421,8 @@ int cs_cmd_select(int argc, char **argv)
         code = pc;
         goto cleanup;
     }
-    if (a.selector) {
-        rc = cs_select_params_parse_str(a.selector, &sp, &err);
-    } else {
-        cs_select_params_default(&sp, CS_SEL_RANDOM);
-    }
-    if (rc != CS_OK) {
-        fprintf(stderr, "calsweep-run select: %s\n", err.msg);
-        code = CS_EXIT_USAGE;
-        goto cleanup;
-    }
-    if (a.has_n) {
-        sp.n = (size_t)a.n;
-    }
-    if (a.has_seed) {
-        sp.seed = (uint64_t)a.seed;
-    }
-    /* --seq-len sets the pool's item length and the generated length; without it: ZipCal's
-     * L = 128, the generating selectors' seq_len (2048 unless their JSON says), else 512 */
-    if (a.has_seq_len) {
-        sp.seq_len = (size_t)a.seq_len;
-    } else if (sp.kind == CS_SEL_ZIPCAL) {
-        a.seq_len = 128;
-    } else if (sp.kind == CS_SEL_SELFCAL || sp.kind == CS_SEL_SELFGEN) {
-        a.seq_len = (int64_t)sp.seq_len;
-    }
-    if (sp.kind != CS_SEL_SELFCAL && a.n_src == 0) {
-        fprintf(stderr, "calsweep-run select: selector %s needs at least one --source\n",
-                cs_select_name(sp.kind));
-        code = CS_EXIT_USAGE;
+    if ((pc = select_params(&a, &sp)) >= 0) {
+        code = pc;
         goto cleanup;
     }
     for (size_t i = 0; i < a.n_src; i++) {
@@ -400,21 +455,8 @@ int cs_cmd_select(int argc, char **argv)
         goto cleanup;
     }
     if (rc == CS_OK && a.n_ref > 0) {
-        const char *rp[MAX_SRC];
-        for (size_t i = 0; i < a.n_ref; i++) {
-            rp[i] = a.ref[i].path;
-        }
-        rc = a.n_eval ? cs_calib_check_disjoint(a.ref, a.n_ref, a.eval, a.n_eval, "ACDM reference",
-                                                "evaluation", &err)
-                      : CS_OK;
-        if (rc == CS_OK) {
-            rc = cs_calib_check_disjoint(a.src, a.n_src, rp, a.n_ref, "calibration",
-                                         "ACDM reference", &err);
-        }
-        if (rc == CS_OK) {
-            rc = cs_calib_ref_pool_build(a.ref, a.n_ref, tok, (size_t)a.seq_len, !a.no_bos, &ref,
-                                         &err);
-        }
+        rc = cs_calib_acdm_reference(a.ref, a.n_ref, a.src, a.n_src, a.eval, a.n_eval, tok,
+                                     (size_t)a.seq_len, !a.no_bos, &ref, &err);
     }
     if (!a.cache_dir) {
         a.cache_dir = getenv("CALSWEEP_CACHE_DIR");
@@ -442,20 +484,8 @@ int cs_cmd_select(int argc, char **argv)
         cs_select_env env = {.reference = ref.n ? &ref : NULL, .stats = &stats};
         rc = cs_select_run_env(&sp, &pool, m, tok, &env, progress, NULL, &sel, &err);
     }
-    if (rc == CS_OK && a.json) {
-        rc = print_json(&a, &pool, &co, &sel, &err);
-    } else if (rc == CS_OK) {
-        for (size_t k = 0; k < sel.n; k++) {
-            if (sel.generated) {
-                printf("%s", sel.generated[k].id);
-                for (size_t t = 0; t < sel.generated[k].n_tokens; t++) {
-                    printf(" %d", (int)sel.generated[k].tokens[t]);
-                }
-                printf("\n");
-            } else {
-                printf("%s\n", pool.items[sel.index[k]].id);
-            }
-        }
+    if (rc == CS_OK) {
+        rc = print_selection(&a, &pool, &co, &sel, &err);
     }
     if (rc != CS_OK) {
         fprintf(stderr, "calsweep-run select: %s\n", err.msg);

@@ -17,6 +17,8 @@
 #include "cs_generate.h"
 #include "cs_job.h"
 #include "cs_json.h"
+#include "cs_limits.h"
+#include "cs_methods.h"
 #include "cs_model.h"
 #include "cs_opt.h"
 #include "cs_path.h"
@@ -49,23 +51,13 @@ enum {
     OPT_FIRST,
     OPT_JSON,
     OPT_ALGO,
-    OPT_BITS,
-    OPT_GROUP,
     OPT_CALIB,
     OPT_N_SAMPLES,
     OPT_PPL,
     OPT_FEWSHOT,
     OPT_SHOTS,
-    OPT_SYM,
-    OPT_ASYM,
-    OPT_ACT_ORDER,
-    OPT_SPARSITY,
-    OPT_NM,
-    OPT_TRAJ,
     OPT_SAVE,
-    OPT_ALPHA,
-    OPT_QTYPE,
-    OPT_CHUNK,
+    OPT_PARAM = 1000, /* and on: the algorithms' parameters (quant_flags) */
 };
 
 #define OPT_HELP_ROW                                                        \
@@ -131,8 +123,6 @@ static const cs_opt quant_options[] = {
         {"algo", 'a', CS_OPT_VALUE, OPT_ALGO, "NAME|JSON",
          "rtn, gptq, awq, smoothquant, sparsegpt, wanda or imatrix, or a job config's algorithm "
          "object (required)"},
-        {"bits", 'b', CS_OPT_VALUE, OPT_BITS, "N", "bits, 2..8 (default 4)"},
-        {"group-size", 'g', CS_OPT_VALUE, OPT_GROUP, "N", "group size; -1 = per row (default 128)"},
         {"calib", 'c', CS_OPT_VALUE, OPT_CALIB, "FILE",
          "calibration text: .jsonl (field \"text\") or plain text"},
         {"n-samples", 0, CS_OPT_VALUE, OPT_N_SAMPLES, "N", "calibration samples (default 128)"},
@@ -141,22 +131,16 @@ static const cs_opt quant_options[] = {
         {"ppl", 0, CS_OPT_VALUE, OPT_PPL, "FILE",
          "after quantizing: perplexity of FILE, windows of 256"},
         {"task", 'T', CS_OPT_VALUE, OPT_TASK, "FILE", "after quantizing: score a task file"},
-        {"sym", 0, CS_OPT_NONE, OPT_SYM, NULL, "symmetric grid (default: gptq sym, others asym)"},
-        {"asym", 0, CS_OPT_NONE, OPT_ASYM, NULL, "asymmetric grid"},
-        {"act-order", 0, CS_OPT_NONE, OPT_ACT_ORDER, NULL, "gptq: columns by decreasing H_jj"},
-        {"sparsity", 0, CS_OPT_VALUE, OPT_SPARSITY, "X", "sparsegpt, wanda: fraction (0.5)"},
-        {"nm", 0, CS_OPT_VALUE, OPT_NM, "N:M", "sparsegpt, wanda: N:M pattern (2:4, 4:8)"},
-        {"trajectory", 0, CS_OPT_VALUE, OPT_TRAJ, "fp|quantized",
-         "next block's input (default: awq fp, others quantized)"},
-        {"alpha", 0, CS_OPT_VALUE, OPT_ALPHA, "X", "smoothquant: migration strength (0.5)"},
-        {"type", 0, CS_OPT_VALUE, OPT_QTYPE, "q4_0|q4_k", "imatrix: llama.cpp type (q4_0)"},
-        {"chunk", 0, CS_OPT_VALUE, OPT_CHUNK, "N", "imatrix: tokens per chunk (512)"},
         {"save", 0, CS_OPT_VALUE, OPT_SAVE, "DIR",
          "write the quantized model (F32 safetensors) and quantization_config.json"},
 };
 
 #define N_OPTS(t)     (sizeof(t) / sizeof((t)[0]))
 #define RUN_MAX_TASKS 64
+
+/* quantize's options: quant_options, then --KEY V for every algorithm parameter of the table
+ * (common/cs_methods.h), from OPT_PARAM on. */
+static cs_mflags quant_flags;
 
 typedef struct run_args {
     const char *model;
@@ -170,13 +154,8 @@ typedef struct run_args {
     size_t n_shots;
     int64_t fewshot;
     bool has_seed;
-    const char *algo, *calib, *ppl;
-    int64_t bits, group, n_samples;
-    bool has_bits, has_group;
-    int sym; /* 0 unset, 1 sym, 2 asym */
-    bool act_order;
-    const char *sparsity, *nm, *traj, *save, *alpha, *qtype;
-    int64_t chunk; /* 0: unset */
+    const char *algo, *calib, *ppl, *save;
+    int64_t n_samples;
 } run_args;
 
 static void usage(FILE *out)
@@ -232,6 +211,112 @@ static void cmd_usage(FILE *out, const char *cmd, const cs_opt *t, size_t n)
     cs_opt_print_help(out, t, n);
 }
 
+/* One option of a subcommand (not --help, not the MODEL) into a. */
+static cs_rc take_option(run_args *a, int id, const char *arg, cs_err *err)
+{
+    cs_rc rc = CS_OK;
+    double d;
+    switch (id) {
+    case OPT_THREADS:
+        rc = cs_parse_i64(arg, 1, 256, &a->threads, "--threads", err);
+        break;
+    case OPT_TEXT:
+        a->text = arg;
+        break;
+    case OPT_NO_SPECIAL:
+        a->no_special = true;
+        break;
+    case OPT_DATA:
+        a->data = arg;
+        break;
+    case OPT_SEQ_LEN:
+        rc = cs_parse_i64(arg, 2, CS_LIMIT_SEQ_LEN, &a->seq_len, "--seq-len", err);
+        break;
+    case OPT_BATCH:
+        rc = cs_parse_i64(arg, 1, 4096, &a->batch, "--batch", err);
+        break;
+    case OPT_PROMPT:
+        a->prompt = arg;
+        break;
+    case OPT_TASK:
+        if (a->n_tasks == RUN_MAX_TASKS) {
+            rc = cs_err_set(err, CS_ERANGE, 0, "at most %d --task files", RUN_MAX_TASKS);
+        } else {
+            a->tasks[a->n_tasks++] = arg;
+        }
+        break;
+    case OPT_LIMIT:
+        rc = cs_parse_i64(arg, 1, INT64_MAX, &a->limit, "--limit", err);
+        break;
+    case OPT_SHOTS:
+        if (a->n_shots == RUN_MAX_TASKS) {
+            rc = cs_err_set(err, CS_ERANGE, 0, "at most %d --shots files", RUN_MAX_TASKS);
+        } else {
+            a->shots[a->n_shots++] = arg;
+        }
+        break;
+    case OPT_FEWSHOT:
+        rc = cs_parse_i64(arg, 0, 1000, &a->fewshot, "--fewshot", err);
+        break;
+    case OPT_FIRST:
+        rc = cs_parse_i64(arg, 1, INT64_MAX, &a->first, "--first", err);
+        break;
+    case OPT_JSON:
+        a->json = true;
+        break;
+    case OPT_ALGO:
+        a->algo = arg;
+        break;
+    case OPT_CALIB:
+        a->calib = arg;
+        break;
+    case OPT_N_SAMPLES:
+        rc = cs_parse_i64(arg, 1, CS_LIMIT_N_SAMPLES, &a->n_samples, "--n-samples", err);
+        break;
+    case OPT_PPL:
+        a->ppl = arg;
+        break;
+    case OPT_SAVE:
+        a->save = arg;
+        break;
+    case OPT_MAX_NEW: {
+        int64_t v;
+        rc = cs_parse_i64(arg, 0, 1 << 20, &v, "--max-new", err);
+        a->gen.max_new = (size_t)v;
+        break;
+    }
+    case OPT_TOP_K: {
+        int64_t v;
+        rc = cs_parse_i64(arg, 0, 1 << 24, &v, "--top-k", err);
+        a->gen.top_k = (size_t)v;
+        break;
+    }
+    case OPT_SEED: {
+        int64_t v;
+        rc = cs_parse_i64(arg, 0, INT64_MAX, &v, "--seed", err);
+        a->gen.seed = (uint64_t)v;
+        a->has_seed = true;
+        break;
+    }
+    case OPT_TEMP:
+    case OPT_TOP_P:
+    case OPT_REP:
+        rc = cs_parse_double(arg, &d, "option value", err);
+        if (id == OPT_TEMP) {
+            a->gen.temperature = d;
+        } else if (id == OPT_TOP_P) {
+            a->gen.top_p = d;
+        } else {
+            a->gen.rep_penalty = d;
+        }
+        break;
+    default:
+        cs_mflags_take(&quant_flags, id, arg);
+        break;
+    }
+    return rc;
+}
+
 /* Parses a subcommand's options; returns -1 to continue, else an exit code. */
 static int parse_cmd(int argc, char **argv, const char *cmd, const cs_opt *t, size_t n, run_args *a)
 {
@@ -240,153 +325,19 @@ static int parse_cmd(int argc, char **argv, const char *cmd, const cs_opt *t, si
     int id;
     const char *arg;
     cs_rc rc;
-    double d;
     cs_opt_init(&p, argc, argv, 2);
     while ((rc = cs_opt_next(&p, t, n, &id, &arg, &err)) == CS_OK) {
-        switch (id) {
-        case OPT_HELP:
+        if (id == OPT_HELP) {
             cmd_usage(stdout, cmd, t, n);
             return CS_EXIT_OK;
-        case CS_OPT_POSITIONAL:
-            if (a->model) {
-                fprintf(stderr, "calsweep-run %s: unexpected argument '%s' (see --help)\n", cmd,
-                        arg);
-                return CS_EXIT_USAGE;
-            }
+        }
+        if (id == CS_OPT_POSITIONAL && a->model) {
+            fprintf(stderr, "calsweep-run %s: unexpected argument '%s' (see --help)\n", cmd, arg);
+            return CS_EXIT_USAGE;
+        }
+        if (id == CS_OPT_POSITIONAL) {
             a->model = arg;
-            break;
-        case OPT_THREADS:
-            rc = cs_parse_i64(arg, 1, 256, &a->threads, "--threads", &err);
-            break;
-        case OPT_TEXT:
-            a->text = arg;
-            break;
-        case OPT_NO_SPECIAL:
-            a->no_special = true;
-            break;
-        case OPT_DATA:
-            a->data = arg;
-            break;
-        case OPT_SEQ_LEN:
-            rc = cs_parse_i64(arg, 2, 1 << 20, &a->seq_len, "--seq-len", &err);
-            break;
-        case OPT_BATCH:
-            rc = cs_parse_i64(arg, 1, 4096, &a->batch, "--batch", &err);
-            break;
-        case OPT_PROMPT:
-            a->prompt = arg;
-            break;
-        case OPT_TASK:
-            if (a->n_tasks == RUN_MAX_TASKS) {
-                rc = cs_err_set(&err, CS_ERANGE, 0, "at most %d --task files", RUN_MAX_TASKS);
-            } else {
-                a->tasks[a->n_tasks++] = arg;
-            }
-            break;
-        case OPT_LIMIT:
-            rc = cs_parse_i64(arg, 1, INT64_MAX, &a->limit, "--limit", &err);
-            break;
-        case OPT_SHOTS:
-            if (a->n_shots == RUN_MAX_TASKS) {
-                rc = cs_err_set(&err, CS_ERANGE, 0, "at most %d --shots files", RUN_MAX_TASKS);
-            } else {
-                a->shots[a->n_shots++] = arg;
-            }
-            break;
-        case OPT_FEWSHOT:
-            rc = cs_parse_i64(arg, 0, 1000, &a->fewshot, "--fewshot", &err);
-            break;
-        case OPT_FIRST:
-            rc = cs_parse_i64(arg, 1, INT64_MAX, &a->first, "--first", &err);
-            break;
-        case OPT_JSON:
-            a->json = true;
-            break;
-        case OPT_ALGO:
-            a->algo = arg;
-            break;
-        case OPT_BITS:
-            rc = cs_parse_i64(arg, 2, 8, &a->bits, "--bits", &err);
-            a->has_bits = true;
-            break;
-        case OPT_GROUP:
-            rc = cs_parse_i64(arg, -1, 65536, &a->group, "--group-size", &err);
-            a->has_group = true;
-            break;
-        case OPT_CALIB:
-            a->calib = arg;
-            break;
-        case OPT_N_SAMPLES:
-            rc = cs_parse_i64(arg, 1, 1 << 20, &a->n_samples, "--n-samples", &err);
-            break;
-        case OPT_PPL:
-            a->ppl = arg;
-            break;
-        case OPT_SYM:
-        case OPT_ASYM:
-            a->sym = id == OPT_SYM ? 1 : 2;
-            break;
-        case OPT_ACT_ORDER:
-            a->act_order = true;
-            break;
-        case OPT_SPARSITY:
-            rc = cs_parse_double(arg, &d, "--sparsity", &err);
-            a->sparsity = arg;
-            break;
-        case OPT_NM:
-            a->nm = arg;
-            break;
-        case OPT_ALPHA:
-            rc = cs_parse_double(arg, &d, "--alpha", &err);
-            a->alpha = arg;
-            break;
-        case OPT_TRAJ:
-            a->traj = arg;
-            break;
-        case OPT_SAVE:
-            a->save = arg;
-            break;
-        case OPT_QTYPE:
-            a->qtype = arg;
-            break;
-        case OPT_CHUNK:
-            rc = cs_parse_i64(arg, 16, 65536, &a->chunk, "--chunk", &err);
-            break;
-        case OPT_MAX_NEW: {
-            int64_t v;
-            rc = cs_parse_i64(arg, 0, 1 << 20, &v, "--max-new", &err);
-            a->gen.max_new = (size_t)v;
-            break;
-        }
-        case OPT_TOP_K: {
-            int64_t v;
-            rc = cs_parse_i64(arg, 0, 1 << 24, &v, "--top-k", &err);
-            a->gen.top_k = (size_t)v;
-            break;
-        }
-        case OPT_SEED: {
-            int64_t v;
-            rc = cs_parse_i64(arg, 0, INT64_MAX, &v, "--seed", &err);
-            a->gen.seed = (uint64_t)v;
-            a->has_seed = true;
-            break;
-        }
-        case OPT_TEMP:
-        case OPT_TOP_P:
-        case OPT_REP:
-            rc = cs_parse_double(arg, &d, "option value", &err);
-            if (id == OPT_TEMP) {
-                a->gen.temperature = d;
-            } else if (id == OPT_TOP_P) {
-                a->gen.top_p = d;
-            } else {
-                a->gen.rep_penalty = d;
-            }
-            break;
-        default:
-            break;
-        }
-        if (rc != CS_OK) {
+        } else if ((rc = take_option(a, id, arg, &err)) != CS_OK) {
             break;
         }
     }
@@ -764,61 +715,85 @@ static cJSON *quant_config(const run_args *a, const cJSON *algo, const cs_pipe_p
     return o;
 }
 
-/* The algorithm object of --algo (a name or JSON) with --bits / --group-size applied. */
 static cs_rc algo_json(const run_args *a, cJSON **out, cs_err *err)
 {
-    cs_rc rc = CS_OK;
-    if (a->algo[0] == '{') {
-        rc = cs_json_parse(a->algo, strlen(a->algo), "--algo", out, err);
-    } else {
-        *out = cJSON_CreateObject();
-        if (!*out || !cJSON_AddStringToObject(*out, "name", a->algo)) {
+    return cs_mflags_apply(&quant_flags, a->algo, "--algo", out, err);
+}
+
+/* The calibration batch of quantize: --n-samples random windows of --seq-len tokens of --calib
+ * (seeded), *calib owned; calib_sha the file's SHA-256 for quantization_config.json. */
+static cs_rc quant_calib(const run_args *a, const cs_tok *tok, int32_t **calib,
+                         char calib_sha[CS_SHA256_HEX_LEN + 1], cs_err *err)
+{
+    size_t n = strlen(a->calib), n_stream = 0, *offsets = NULL, rlen = 0;
+    int32_t *stream = NULL;
+    char *raw = NULL;
+    cs_calib_source src = {.kind = n > 6 && strcmp(a->calib + n - 6, ".jsonl") == 0 ? "jsonl"
+                                                                                    : "text",
+                           .path = a->calib};
+    cs_rc rc = cs_calib_source_tokens(&src, tok, &stream, &n_stream, err);
+    if (rc == CS_OK) {
+        rc = cs_calib_random_windows(stream, n_stream, (size_t)a->n_samples, (size_t)a->seq_len,
+                                     a->gen.seed, calib, &offsets, err);
+    }
+    if (rc == CS_OK) {
+        fprintf(stderr, "calibration: %lld windows of %lld tokens from %s (%zu tokens)\n",
+                (long long)a->n_samples, (long long)a->seq_len, a->calib, n_stream);
+        rc = cs_path_read_file(a->calib, (size_t)1 << 34, &raw, &rlen, err);
+    }
+    if (rc == CS_OK) {
+        rc = cs_sha256_hex(raw, rlen, calib_sha, err);
+    }
+    free(raw);
+    free(stream);
+    free(offsets);
+    return rc;
+}
+
+/* After quantizing: --ppl FILE (windows of 256) and each --task. */
+static cs_rc quant_eval(const run_args *a, cs_model *m, const cs_tok *tok, cs_err *err)
+{
+    if (a->ppl) {
+        char *text = NULL;
+        int32_t *ids = NULL;
+        size_t len = 0, n = 0, nw = 0;
+        double ppl = 0;
+        double *nll = NULL;
+        cs_rc rc = cs_path_read_file(a->ppl, (size_t)1 << 30, &text, &len, err);
+        if (rc == CS_OK) {
+            rc = cs_tok_encode(tok, text, len, CS_TOK_ADD_SPECIAL, &ids, &n, err);
+        }
+        if (rc == CS_OK && !(nll = cs_alloc_array(n / 256 + 1, sizeof(double)))) {
             rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
         }
+        if (rc == CS_OK) {
+            rc = cs_model_ppl(m, ids, n, 256, 4, nll, &nw, &ppl, err);
+        }
+        free(text);
+        free(ids);
+        free(nll);
+        if (rc != CS_OK) {
+            return rc;
+        }
+        printf("ppl: %.6f (%zu windows of 256)\n", ppl, nw);
     }
-    if (rc == CS_OK && cJSON_IsObject(*out)) {
-        if (a->has_bits) {
-            cJSON_DeleteItemFromObject(*out, "bits");
-            cJSON_AddNumberToObject(*out, "bits", (double)a->bits);
+    for (size_t i = 0; i < a->n_tasks; i++) {
+        cs_task t;
+        cs_score s;
+        cs_rc rc = cs_task_load(&t, a->tasks[i], (size_t)a->limit, err);
+        if (rc != CS_OK) {
+            return rc;
         }
-        if (a->has_group) {
-            cJSON_DeleteItemFromObject(*out, "group_size");
-            cJSON_AddNumberToObject(*out, "group_size", (double)a->group);
+        if ((rc = cs_score_task(m, tok, &t, NULL, &s, err)) != CS_OK) {
+            cs_task_free(&t);
+            return rc;
         }
-        if (a->sym) {
-            cJSON_DeleteItemFromObject(*out, "sym");
-            cJSON_AddBoolToObject(*out, "sym", a->sym == 1);
-        }
-        if (a->act_order) {
-            cJSON_DeleteItemFromObject(*out, "act_order");
-            cJSON_AddBoolToObject(*out, "act_order", true);
-        }
-        if (a->sparsity) {
-            cJSON_DeleteItemFromObject(*out, "sparsity");
-            cJSON_AddNumberToObject(*out, "sparsity", strtod(a->sparsity, NULL));
-        }
-        if (a->alpha) {
-            cJSON_DeleteItemFromObject(*out, "alpha");
-            cJSON_AddNumberToObject(*out, "alpha", strtod(a->alpha, NULL));
-        }
-        if (a->nm) {
-            cJSON_DeleteItemFromObject(*out, "nm");
-            cJSON_AddStringToObject(*out, "nm", a->nm);
-        }
-        if (a->traj) {
-            cJSON_DeleteItemFromObject(*out, "trajectory");
-            cJSON_AddStringToObject(*out, "trajectory", a->traj);
-        }
-        if (a->qtype) {
-            cJSON_DeleteItemFromObject(*out, "type");
-            cJSON_AddStringToObject(*out, "type", a->qtype);
-        }
-        if (a->chunk) {
-            cJSON_DeleteItemFromObject(*out, "chunk");
-            cJSON_AddNumberToObject(*out, "chunk", (double)a->chunk);
-        }
+        printf("%s: %s %.4f (%zu items)\n", t.name, t.kind == CS_TASK_GEN ? "exact_match" : "acc",
+               t.kind == CS_TASK_GEN ? s.exact_strict : s.acc, s.n);
+        cs_score_free(&s);
+        cs_task_free(&t);
     }
-    return rc;
+    return CS_OK;
 }
 
 static int cmd_quantize(run_args *a)
@@ -829,8 +804,7 @@ static int cmd_quantize(run_args *a)
     cJSON *algo = NULL;
     cs_pipe_params pp;
     cs_pipe_report rep = {0};
-    int32_t *stream = NULL, *calib = NULL;
-    size_t n_stream = 0, *offsets = NULL;
+    int32_t *calib = NULL;
     int code = CS_EXIT_FAIL;
     char calib_sha[CS_SHA256_HEX_LEN + 1] = "";
     FILE *fd3 = NULL;
@@ -855,32 +829,9 @@ static int cmd_quantize(run_args *a)
         code = fail("quantize", &err);
         goto out;
     }
-    if (cs_pipe_needs_calib(&pp)) {
-        size_t n = strlen(a->calib);
-        cs_calib_source src = {.kind = n > 6 && strcmp(a->calib + n - 6, ".jsonl") == 0 ? "jsonl"
-                                                                                        : "text",
-                               .path = a->calib};
-        if (cs_calib_source_tokens(&src, tok, &stream, &n_stream, &err) != CS_OK ||
-            cs_calib_random_windows(stream, n_stream, (size_t)a->n_samples, (size_t)a->seq_len,
-                                    a->gen.seed, &calib, &offsets, &err) != CS_OK) {
-            code = fail("quantize", &err);
-            goto out;
-        }
-        fprintf(stderr, "calibration: %lld windows of %lld tokens from %s (%zu tokens)\n",
-                (long long)a->n_samples, (long long)a->seq_len, a->calib, n_stream);
-    }
-    if (cs_pipe_needs_calib(&pp)) {
-        char *raw = NULL;
-        size_t rlen = 0;
-        cs_rc rc = cs_path_read_file(a->calib, (size_t)1 << 34, &raw, &rlen, &err);
-        if (rc == CS_OK) {
-            rc = cs_sha256_hex(raw, rlen, calib_sha, &err);
-        }
-        free(raw);
-        if (rc != CS_OK) {
-            code = fail("quantize", &err);
-            goto out;
-        }
+    if (cs_pipe_needs_calib(&pp) && quant_calib(a, tok, &calib, calib_sha, &err) != CS_OK) {
+        code = fail("quantize", &err);
+        goto out;
     }
     fd3 = fcntl(3, F_GETFD) != -1 ? fdopen(dup(3), "w") : NULL;
     if (cs_pipe_quantize(m, calib, (size_t)a->n_samples, (size_t)a->seq_len, &pp, quant_progress,
@@ -907,47 +858,9 @@ static int cmd_quantize(run_args *a)
         }
         printf("saved: %s\n", a->save);
     }
-    if (a->ppl) {
-        char *text = NULL;
-        int32_t *ids = NULL;
-        size_t len = 0, n = 0, nw = 0;
-        double ppl = 0;
-        double *nll = NULL;
-        cs_rc rc = cs_path_read_file(a->ppl, (size_t)1 << 30, &text, &len, &err);
-        if (rc == CS_OK) {
-            rc = cs_tok_encode(tok, text, len, CS_TOK_ADD_SPECIAL, &ids, &n, &err);
-        }
-        if (rc == CS_OK && !(nll = cs_alloc_array(n / 256 + 1, sizeof(double)))) {
-            rc = cs_err_set(&err, CS_ENOMEM, 0, "out of memory");
-        }
-        if (rc == CS_OK) {
-            rc = cs_model_ppl(m, ids, n, 256, 4, nll, &nw, &ppl, &err);
-        }
-        free(text);
-        free(ids);
-        free(nll);
-        if (rc != CS_OK) {
-            code = fail("quantize", &err);
-            goto out;
-        }
-        printf("ppl: %.6f (%zu windows of 256)\n", ppl, nw);
-    }
-    for (size_t i = 0; i < a->n_tasks; i++) {
-        cs_task t;
-        cs_score s;
-        if (cs_task_load(&t, a->tasks[i], (size_t)a->limit, &err) != CS_OK) {
-            code = fail("quantize", &err);
-            goto out;
-        }
-        if (cs_score_task(m, tok, &t, NULL, &s, &err) != CS_OK) {
-            cs_task_free(&t);
-            code = fail("quantize", &err);
-            goto out;
-        }
-        printf("%s: %s %.4f (%zu items)\n", t.name, t.kind == CS_TASK_GEN ? "exact_match" : "acc",
-               t.kind == CS_TASK_GEN ? s.exact_strict : s.acc, s.n);
-        cs_score_free(&s);
-        cs_task_free(&t);
+    if (quant_eval(a, m, tok, &err) != CS_OK) {
+        code = fail("quantize", &err);
+        goto out;
     }
     code = CS_EXIT_OK;
 out:
@@ -956,9 +869,7 @@ out:
     }
     cs_pipe_report_fini(&rep);
     cJSON_Delete(algo);
-    free(stream);
     free(calib);
-    free(offsets);
     cs_model_free(m);
     cs_tok_destroy(tok);
     return code;
@@ -1008,7 +919,9 @@ int main(int argc, char **argv)
             a.n_samples = 128;
             a.seq_len = 512;
             a.gen.seed = 0;
-            code = parse_cmd(argc, argv, cmd, quant_options, N_OPTS(quant_options), &a);
+            cs_mflags_init(&quant_flags, CS_MF_ALGORITHM, quant_options, N_OPTS(quant_options),
+                           OPT_PARAM);
+            code = parse_cmd(argc, argv, cmd, quant_flags.opts, quant_flags.n_opts, &a);
             return code >= 0 ? code : cmd_quantize(&a);
         }
         if (strcmp(cmd, "select") == 0) {
