@@ -9,12 +9,12 @@
  * (cs_store_open_ro). Connections use WAL, synchronous=FULL, foreign_keys=ON and a busy timeout;
  * every write is a BEGIN IMMEDIATE transaction.
  *
- * Job states (docs/architecture.md): queued -> running -> done | retry_wait -> queued | failed | lost |
- * cancelled, plus cached. Every change of state writes a job_event row (a trigger on job.state).
- * A running job holds a lease (worker, lease_until) and an attempt number; each attempt has a lease
- * token, a secret drawn when it is handed out (schema version 3). Heartbeat, result, fail and
- * release name the attempt, the worker and the token, and are refused with CS_ESTALE when a newer
- * attempt exists or when the worker or token is not the attempt's (fencing): only the lease
+ * Job states (docs/architecture.md): queued -> running -> done | retry_wait -> queued | failed |
+ * lost | cancelled, plus cached. Every change of state writes a job_event row (a trigger on
+ * job.state). A running job holds a lease (worker, lease_until) and an attempt number; each attempt
+ * has a lease token, a secret drawn when it is handed out (schema version 3). Heartbeat, result,
+ * fail and release name the attempt, the worker and the token, and are refused with CS_ESTALE when
+ * a newer attempt exists or when the worker or token is not the attempt's (fencing): only the lease
  * holder can renew, report or hand back a job.
  *
  * Time: every operation takes `now` (ms since the Unix epoch), so tests control the clock and

@@ -204,8 +204,8 @@ static void test_exact_texts(void **state)
     assert_int_equal(cs_store_submit(s, &m, text_next, &l, false, T0, &c, &err), CS_OK);
     assert_int_equal(c.inserted, N_TRICKY);
     /* The view, as sqlite3 users and the control API read it. */
-    assert_int_equal(sqlite3_prepare_v2(cs_store_test_db(s), "SELECT config, axes FROM job ORDER BY id",
-                                        -1, &st, NULL),
+    assert_int_equal(sqlite3_prepare_v2(cs_store_test_db(s),
+                                        "SELECT config, axes FROM job ORDER BY id", -1, &st, NULL),
                      SQLITE_OK);
     while (sqlite3_step(st) == SQLITE_ROW) {
         assert_string_equal((const char *)sqlite3_column_text(st, 0), tricky_configs[i]);
@@ -216,15 +216,17 @@ static void test_exact_texts(void **state)
     assert_int_equal(i, N_TRICKY);
     /* Only what fragments cannot hold is kept whole: the five configs that are not an object a
      * job splits ("{ }", an array, a number, a string, 70 members) and the axes "[]". */
-    assert_int_equal(q_int(cs_store_test_db(s), "SELECT count(*) FROM job_row WHERE config_raw IS NOT "
-                                           "NULL"),
+    assert_int_equal(q_int(cs_store_test_db(s),
+                           "SELECT count(*) FROM job_row WHERE config_raw IS NOT "
+                           "NULL"),
                      5);
-    assert_int_equal(q_int(cs_store_test_db(s), "SELECT count(*) FROM job_row WHERE axes_raw IS NOT "
-                                           "NULL"),
+    assert_int_equal(q_int(cs_store_test_db(s),
+                           "SELECT count(*) FROM job_row WHERE axes_raw IS NOT "
+                           "NULL"),
                      1);
     /* Members shared by the cells are stored once. */
     assert_int_equal(q_int(cs_store_test_db(s), "SELECT count(*) FROM fragment WHERE text = "
-                                           "'\"model\":{\"folder\":\"m\"}'"),
+                                                "'\"model\":{\"folder\":\"m\"}'"),
                      1);
     /* The C accessors, on the writer and on a read-only handle. */
     assert_int_equal(cs_store_open_ro(f->path, &ro, &err), CS_OK);
@@ -260,7 +262,8 @@ static void test_exact_texts(void **state)
         assert_non_null(strstr(err.msg, "cell 2"));
         assert_non_null(strstr(err.msg, "malformed JSON"));
         assert_non_null(strstr(err.msg, "\"b\":tru"));
-        assert_int_equal(q_int(cs_store_test_db(s), "SELECT count(*) FROM sweep WHERE name = 'bad'"), 0);
+        assert_int_equal(
+                q_int(cs_store_test_db(s), "SELECT count(*) FROM sweep WHERE name = 'bad'"), 0);
     }
 }
 
@@ -534,7 +537,8 @@ static void test_fragments_after_rollback(void **state)
     g.variant = 4;
     assert_int_equal(cs_store_submit(s, &m, cs_synth_next, &g, false, T0, NULL, &err), CS_OK);
     configs_are(s, "e", 3000, 50, 4);
-    assert_int_equal(q_int(cs_store_test_db(s), "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    assert_int_equal(q_int(cs_store_test_db(s), "SELECT count(*) FROM pragma_foreign_key_check"),
+                     0);
 }
 
 /* ---- uniqueness without an index ----------------------------------------------------------- */
@@ -589,10 +593,12 @@ static void test_keys_unique_without_index(void **state)
     assert_int_equal(c.existing, 3); /* cells 25, 50, 75 repeat their predecessors */
     assert_int_equal(c.inserted, 97);
     /* Never two jobs with one key in a sweep. */
-    assert_int_equal(q_int(cs_store_test_db(s), "SELECT count(*) FROM (SELECT sweep_id, key FROM "
-                                           "job_row GROUP BY sweep_id, key HAVING count(*) > 1)"),
+    assert_int_equal(q_int(cs_store_test_db(s),
+                           "SELECT count(*) FROM (SELECT sweep_id, key FROM "
+                           "job_row GROUP BY sweep_id, key HAVING count(*) > 1)"),
                      0);
-    assert_int_equal(q_int(cs_store_test_db(s), "SELECT count(*) FROM job_row WHERE sweep_id = 1"), 700);
+    assert_int_equal(q_int(cs_store_test_db(s), "SELECT count(*) FROM job_row WHERE sweep_id = 1"),
+                     700);
 }
 
 int main(void)
