@@ -1,4 +1,4 @@
-/* cs_proto.h - protocol version 3 between calsweep-worker, calsweep (CLI) and calsweepd: typed
+/* cs_proto.h - protocol version 4 between calsweep-worker, calsweep (CLI) and calsweepd: typed
  * messages, their encoding to JSON text and their strict decoding.
  *
  * Why: every byte that crosses an nng socket comes from another process, maybe another machine,
@@ -10,9 +10,9 @@
  * whitespace), so an encoded message is a pure function of the struct (one exception: a sweep
  * document keeps its members in the order written, see below):
  *
- *   {"v":3,"type":"CLAIM","token":"...","req_id":7, <the fields of the type>}
+ *   {"v":4,"type":"CLAIM","token":"...","req_id":7, <the fields of the type>}
  *
- * "v" (the protocol version, 3) and "type" are required; "token" (a shared secret, when the
+ * "v" (the protocol version, 4) and "type" are required; "token" (a shared secret, when the
  * coordinator asks for one) and "req_id" (an integer >= 1 the sender may use to match replies in
  * logs) are optional. Every other key must be a field of the type: unknown keys are refused, so a
  * typo or a newer peer is noticed at once. JSON null counts as absent for optional fields.
@@ -25,7 +25,9 @@
  *                  | NO_WORK {retry_ms} | ERROR
  *     HEARTBEAT {worker, job_id, attempt, lease_token, stage, done, total, log_tail}
  *                                                                  -> ACK | ERROR (CS_ESTALE)
- *     RESULT    {worker, job_id, attempt, lease_token, metrics, provenance, claim?} -> ACK | ERROR
+ *     RESULT    {worker, job_id, attempt, lease_token, result, claim?}      -> ACK | ERROR
+ *               result = result.json as the worker read it, plus its "worker" and "log_path"
+ *               (cs_result.h): the metrics travel once, inside it
  *     FAIL      {worker, job_id, attempt, lease_token, kind, reason, exit_status, signal,
  *                log_tail, claim?}                                 -> ACK | ERROR
  *               claim = {worker, instance, capabilities}, a CLAIM riding along: the report is
@@ -50,13 +52,17 @@
  * worker and instance gets the job that worker already holds, with its token, and nobody else's
  * CLAIM ever does. BYE's instance ends the long-poll CLAIM that worker process still has pending.
  *
- * Version 3 added the lease tokens and instance; version 2 added RESULT.claim and FAIL.claim. A
+ * Version 4 replaced RESULT.metrics and RESULT.provenance (which held the metrics a second time,
+ * in the whole result.json) by RESULT.result, decoded by the result codec (cs_result.h); version
+ * 3 added the lease tokens and instance; version 2 added RESULT.claim and FAIL.claim. A
  * peer speaking another version is refused (CS_EVERSION), so calsweepd and its workers are
  * upgraded together.
  *
  * Field types: a "sweep reference" (STATUS.sweep, EXTEND.sweep_id, ...) is a string, the sweep's
  * name or its decimal id. Where the field is a sweep DOCUMENT (SUBMIT, PLAN, EXTEND.sweep) it is a
- * JSON object. JSON documents of their own (JOB.config, RESULT.metrics and provenance, the sweep
+ * JSON object. RESULT.result is a typed cs_result (cs_result.h: its refusals, e.g. a null metric,
+ * are CS_EPROTO naming "RESULT.result.metrics.<task>.<metric>"). JSON documents of their own
+ * (JOB.config, the sweep
  * documents, CANCEL.filter, OK.data) are carried in the structs as owned canonical JSON text,
  * except the sweep documents: they travel as written, only without whitespace, because the order
  * of a sweep's grid axes, models and eval suites is the order of its jobs (calsweep plan's order,
@@ -81,9 +87,10 @@
 
 #include "cs_err.h"
 #include "cs_limits.h"
+#include "cs_result.h"
 
 /* The sizes are those of the one table of limits (cs_limits.h). */
-#define CS_PROTO_VERSION   3
+#define CS_PROTO_VERSION   4
 #define CS_PROTO_TOKEN_LEN 32 /* lease_token, instance: lowercase hex digits (128 bits) */
 #define CS_PROTO_MAX_BYTES \
     CS_LIMIT_MSG_BYTES /* whole message; sockets take CS_LIMIT_MSG_RECV_BYTES */
@@ -172,9 +179,10 @@ typedef struct cs_caps {
     size_t n_gpus;
 } cs_caps;
 
-/* The message bodies. Strings are char *, NULL = absent (optional fields only). Optional
- * integers use 0 for absent (their wire values are >= 1). JSON documents (config, metrics, ...)
- * are JSON text; after decoding it is canonical (sweep documents: compact, in written order). */
+/* The message bodies. Strings are char *, NULL = absent (optional fields only).
+ * Optional integers use 0 for absent (their wire values are >= 1). JSON documents (config, metrics,
+ * ...) are JSON text; after decoding it is canonical (sweep documents: compact, in written order).
+ */
 typedef struct cs_msg_hello {
     char *worker, *host;
     cs_caps caps; /* wire key "capabilities" */
@@ -209,8 +217,7 @@ typedef struct cs_msg_result {
     char *worker;
     int64_t job_id, attempt;
     char *lease_token;  /* JOB.lease_token of this attempt */
-    char *metrics;      /* JSON object */
-    char *provenance;   /* JSON object */
+    cs_result result;   /* result.json with the worker's provenance (cs_result.h) */
     cs_msg_claim claim; /* optional: claim.worker NULL = absent */
 } cs_msg_result;
 typedef struct cs_msg_fail {

@@ -460,88 +460,61 @@ static void set_report_claim(cs_agent *a, cs_msg_claim *cl)
     }
 }
 
-/* A metric that is not a finite number (JSON has no NaN or infinity: a runner that computed one
- * writes null) makes the result unusable: the job failed, and running it again gives the same.
- * The first such metric is named in reason. Values are numbers, or objects with a "value". */
-static bool metrics_finite(const cJSON *metrics, char *reason, size_t reason_cap)
+/* The worker's provenance on the result: its name, its log file, and its host when the runner
+ * named none. */
+static cs_rc add_provenance(const cs_agent *a, const agent_job *j, cs_result *r, cs_err *err)
 {
-    const cJSON *task, *v;
-    cJSON_ArrayForEach(task, metrics)
-    {
-        if (!cJSON_IsObject(task))
-            continue;
-        cJSON_ArrayForEach(v, task)
-        {
-            const cJSON *val = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "value") : v;
-            if (cJSON_IsNull(val)) {
-                snprintf(reason, reason_cap,
-                         "result.json metrics.%s.%s is not a finite number (null: NaN or "
-                         "infinity)",
-                         task->string, v->string);
-                return false;
-            }
-        }
-    }
-    return true;
+    free(r->worker);
+    free(r->log_path);
+    r->log_path = NULL;
+    r->worker = cs_strdup(a->cfg.name);
+    if (r->host == NULL)
+        r->host = cs_strdup(a->cfg.host);
+    if (r->worker == NULL || r->host == NULL)
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    return cs_path_join(j->dir, "stderr.log", &r->log_path, err);
 }
 
-/* RESULT from result.json, or NULL text with reason and *kind set when it is unusable. */
+/* RESULT from result.json, or NULL text with reason and *kind set when it is unusable. A metric
+ * that is not a finite number (JSON has no NaN or infinity: a runner that computed one writes
+ * null) makes the result unusable: the job failed, and running it again gives the same. */
 static char *build_result(cs_agent *a, agent_job *j, char *reason, size_t reason_cap,
                           cs_fail_kind *kind)
 {
-    char *path = NULL, *metrics = NULL, *prov = NULL, *text = NULL;
-    cJSON *doc = NULL;
+    char *path = NULL, *text = NULL;
     cs_err err = {0};
     cs_msg m;
-    if (cs_path_join(j->dir, "result.json", &path, &err) != CS_OK ||
-        cs_json_parse_file(path, 0, &doc, &err) != CS_OK) {
+    cs_msg_init(&m, CS_MSG_RESULT);
+    cs_rc rc = cs_path_join(j->dir, "result.json", &path, &err);
+    if (rc == CS_OK)
+        rc = cs_result_read_file(path, &m.result.result, &err);
+    if (rc == CS_ERANGE) {
         snprintf(reason, reason_cap, "exited 0 but result.json is unusable: %s", err.msg);
-        goto cleanup;
-    }
-    const cJSON *mo = cJSON_IsObject(doc) ? cJSON_GetObjectItemCaseSensitive(doc, "metrics") : NULL;
-    if (!cJSON_IsObject(mo)) {
-        snprintf(reason, reason_cap, "exited 0 but %s has no \"metrics\" object", path);
-        goto cleanup;
-    }
-    if (!metrics_finite(mo, reason, reason_cap)) {
         *kind = CS_FAIL_BAD_INPUT;
         goto cleanup;
     }
-    cJSON_DeleteItemFromObjectCaseSensitive(doc, "log_path");
-    cJSON_DeleteItemFromObjectCaseSensitive(doc, "worker");
-    if (cJSON_GetObjectItemCaseSensitive(doc, "host") == NULL)
-        cJSON_AddStringToObject(doc, "host", a->cfg.host);
-    char *log_path = NULL;
-    if (cs_path_join(j->dir, "stderr.log", &log_path, NULL) == CS_OK) {
-        cJSON_AddStringToObject(doc, "log_path", log_path);
-        free(log_path);
-    }
-    cJSON_AddStringToObject(doc, "worker", a->cfg.name);
-    metrics = cJSON_PrintUnformatted(mo);
-    prov = cJSON_PrintUnformatted(doc);
-    if (metrics == NULL || prov == NULL) {
-        snprintf(reason, reason_cap, "out of memory encoding the result");
+    if (rc != CS_OK) {
+        snprintf(reason, reason_cap, "exited 0 but result.json is unusable: %s", err.msg);
         goto cleanup;
     }
-    cs_msg_init(&m, CS_MSG_RESULT);
+    if (add_provenance(a, j, &m.result.result, &err) != CS_OK) {
+        snprintf(reason, reason_cap, "result.json cannot be sent: %s", err.msg);
+        goto cleanup;
+    }
     m.token = (char *)(uintptr_t)a->cfg.token;
     m.req_id = ++a->req_id;
     m.result.worker = (char *)(uintptr_t)a->cfg.name;
     m.result.job_id = j->id;
     m.result.attempt = j->attempt;
     m.result.lease_token = j->lease_token;
-    m.result.metrics = metrics;
-    m.result.provenance = prov;
     set_report_claim(a, &m.result.claim);
     if (cs_msg_encode(&m, &text, NULL, &err) != CS_OK) {
         snprintf(reason, reason_cap, "result.json cannot be sent: %s", err.msg);
         text = NULL;
     }
 cleanup:
-    cJSON_Delete(doc);
+    cs_result_fini(&m.result.result); /* the rest of m is borrowed */
     free(path);
-    free(metrics);
-    free(prov);
     return text;
 }
 
