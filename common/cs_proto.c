@@ -327,6 +327,14 @@ static void caps_fini(cs_caps *c)
     memset(c, 0, sizeof(*c));
 }
 
+/* A decoded message's strings are const for its readers and owned by the message: the codec,
+ * which allocated them, frees them. */
+static void free_owned(const char **s)
+{
+    free((void *)(uintptr_t)*s);
+    *s = NULL;
+}
+
 static void fields_fini(cs_msg *m, const field *f, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -344,10 +352,8 @@ static void fields_fini(cs_msg *m, const field *f, size_t n)
             caps_fini(AT(m, f[i].off, cs_caps));
             break;
         case F_CLAIMREQ:
-            free(AT(m, f[i].off, cs_msg_claim)->worker);
-            AT(m, f[i].off, cs_msg_claim)->worker = NULL;
-            free(AT(m, f[i].off, cs_msg_claim)->instance);
-            AT(m, f[i].off, cs_msg_claim)->instance = NULL;
+            free_owned(&AT(m, f[i].off, cs_msg_claim)->worker);
+            free_owned(&AT(m, f[i].off, cs_msg_claim)->instance);
             caps_fini(&AT(m, f[i].off, cs_msg_claim)->caps);
             break;
         case F_JOBREF:
@@ -701,7 +707,9 @@ static cs_rc decode_claimreq(cs_jctx *c, const cJSON *obj, const field *f, cs_ms
         cs_jpath_pop(&c->path);
     }
     if (rc == CS_OK) {
-        rc = dup_into(&cl->worker, s, c->err);
+        char *w = NULL;
+        rc = dup_into(&w, s, c->err);
+        cl->worker = w;
     }
     if (rc == CS_OK) {
         rc = cs_json_req_string(c, o, "instance", &s);
@@ -712,7 +720,9 @@ static cs_rc decode_claimreq(cs_jctx *c, const cJSON *obj, const field *f, cs_ms
         cs_jpath_pop(&c->path);
     }
     if (rc == CS_OK) {
-        rc = dup_into(&cl->instance, s, c->err);
+        char *inst = NULL;
+        rc = dup_into(&inst, s, c->err);
+        cl->instance = inst;
     }
     if (rc == CS_OK) {
         rc = decode_caps(c, o, "capabilities", &cl->caps);

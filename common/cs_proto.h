@@ -179,98 +179,99 @@ typedef struct cs_caps {
     size_t n_gpus;
 } cs_caps;
 
-/* The message bodies. Strings are char *, NULL = absent (optional fields only).
+/* The message bodies. Strings are const char *, NULL = absent (optional fields only): borrowed
+ * from the caller when encoding, owned by the message after decoding (cs_msg_fini frees them).
  * Optional integers use 0 for absent (their wire values are >= 1). JSON documents (config, metrics,
  * ...) are JSON text; after decoding it is canonical (sweep documents: compact, in written order).
  */
 typedef struct cs_msg_hello {
-    char *worker, *host;
+    const char *worker, *host;
     cs_caps caps; /* wire key "capabilities" */
 } cs_msg_hello;
 typedef struct cs_msg_claim {
-    char *worker;
-    char *instance; /* CS_PROTO_TOKEN_LEN hex digits: the worker process's secret id */
+    const char *worker;
+    const char *instance; /* CS_PROTO_TOKEN_LEN hex digits: the worker process's secret id */
     cs_caps caps;
 } cs_msg_claim;
 typedef struct cs_msg_job {
     int64_t job_id, attempt; /* >= 1 */
-    char *lease_token;       /* CS_PROTO_TOKEN_LEN hex digits: the lease's secret */
+    const char *lease_token; /* CS_PROTO_TOKEN_LEN hex digits: the lease's secret */
     int64_t lease_s;         /* >= 1 */
     int64_t timeout_s;       /* the sweep's policy.timeout_s; 0 = absent (no limit) */
-    char *config;            /* JSON object: the job config (schemas/job.schema.json) */
+    const char *config;      /* JSON object: the job config (schemas/job.schema.json) */
 } cs_msg_job;
 typedef struct cs_msg_no_work {
     int64_t retry_ms; /* >= 0: ask again after this long */
 } cs_msg_no_work;
 typedef struct cs_msg_heartbeat {
-    char *worker;
+    const char *worker;
     int64_t job_id, attempt;
-    char *lease_token;   /* JOB.lease_token of this attempt */
-    char *stage;         /* "load", "calibrate", "quantize", "evaluate", ... */
-    int64_t done, total; /* >= 0, progress within the stage */
-    char *log_tail;      /* may be "" */
+    const char *lease_token; /* JOB.lease_token of this attempt */
+    const char *stage;       /* "load", "calibrate", "quantize", "evaluate", ... */
+    int64_t done, total;     /* >= 0, progress within the stage */
+    const char *log_tail;    /* may be "" */
 } cs_msg_heartbeat;
 typedef struct cs_msg_ack {
     bool cancel;
 } cs_msg_ack;
 typedef struct cs_msg_result {
-    char *worker;
+    const char *worker;
     int64_t job_id, attempt;
-    char *lease_token;  /* JOB.lease_token of this attempt */
-    cs_result result;   /* result.json with the worker's provenance (cs_result.h) */
-    cs_msg_claim claim; /* optional: claim.worker NULL = absent */
+    const char *lease_token; /* JOB.lease_token of this attempt */
+    cs_result result;        /* result.json with the worker's provenance (cs_result.h) */
+    cs_msg_claim claim;      /* optional: claim.worker NULL = absent */
 } cs_msg_result;
 typedef struct cs_msg_fail {
-    char *worker;
+    const char *worker;
     int64_t job_id, attempt;
-    char *lease_token; /* JOB.lease_token of this attempt */
+    const char *lease_token; /* JOB.lease_token of this attempt */
     cs_fail_kind kind;
-    char *reason;        /* may be "" */
+    const char *reason;  /* may be "" */
     int64_t exit_status; /* -1 (did not exit) or 0..255 */
     int64_t signal;      /* 0 (none) or 1..127 */
-    char *log_tail;
-    char *log_path;     /* optional: the attempt's log file on the worker's machine, NULL */
-    cs_msg_claim claim; /* optional: claim.worker NULL = absent */
+    const char *log_tail;
+    const char *log_path; /* optional: the attempt's log file on the worker's machine, NULL */
+    cs_msg_claim claim;   /* optional: claim.worker NULL = absent */
 } cs_msg_fail;
 typedef struct cs_msg_bye {
-    char *worker;
-    char *instance; /* CLAIM.instance of this worker process */
+    const char *worker;
+    const char *instance; /* CLAIM.instance of this worker process */
     /* 0, 0, NULL = absent; wire: "release_job":{job_id,attempt,lease_token} */
     int64_t release_job_id, release_attempt;
-    char *release_lease_token;
+    const char *release_lease_token;
 } cs_msg_bye;
 typedef struct cs_msg_submit {
-    char *sweep; /* JSON object: the sweep document */
+    const char *sweep; /* JSON object: the sweep document */
     bool force;
 } cs_msg_submit;
 typedef struct cs_msg_plan {
-    char *sweep; /* JSON object */
+    const char *sweep; /* JSON object */
 } cs_msg_plan;
 typedef struct cs_msg_status {
-    char *sweep; /* sweep reference, NULL = all sweeps */
+    const char *sweep; /* sweep reference, NULL = all sweeps */
 } cs_msg_status;
 typedef struct cs_msg_cancel {
     /* Exactly one of the three. */
-    char *sweep;  /* sweep reference */
-    int64_t job;  /* job id, 0 = absent */
-    char *filter; /* JSON object, e.g. {"sweep":"x","state":"queued"} */
+    const char *sweep;  /* sweep reference */
+    int64_t job;        /* job id, 0 = absent */
+    const char *filter; /* JSON object, e.g. {"sweep":"x","state":"queued"} */
 } cs_msg_cancel;
 typedef struct cs_msg_sweep_ref {
-    char *sweep;    /* sweep reference */
-} cs_msg_sweep_ref; /* PAUSE, RESUME */
+    const char *sweep; /* sweep reference */
+} cs_msg_sweep_ref;    /* PAUSE, RESUME */
 typedef struct cs_msg_retry {
-    char *sweep; /* sweep reference, NULL = all sweeps */
+    const char *sweep; /* sweep reference, NULL = all sweeps */
     bool failed, lost;
 } cs_msg_retry;
 typedef struct cs_msg_extend {
-    char *sweep_id; /* sweep reference (name or decimal id) */
-    char *sweep;    /* JSON object: the extended sweep document */
+    const char *sweep_id; /* sweep reference (name or decimal id) */
+    const char *sweep;    /* JSON object: the extended sweep document */
 } cs_msg_extend;
 typedef struct cs_msg_jobs {
-    char *sweep;    /* sweep reference, NULL = all */
-    char *state;    /* a job state (queued, running, ...), NULL = all */
-    int64_t limit;  /* 1..100000 */
-    int64_t offset; /* >= 0 */
+    const char *sweep; /* sweep reference, NULL = all */
+    const char *state; /* a job state (queued, running, ...), NULL = all */
+    int64_t limit;     /* 1..100000 */
+    int64_t offset;    /* >= 0 */
 } cs_msg_jobs;
 typedef struct cs_msg_logs {
     int64_t job_id;
@@ -278,11 +279,11 @@ typedef struct cs_msg_logs {
     int64_t tail;    /* bytes from the end, 0 = the whole log */
 } cs_msg_logs;
 typedef struct cs_msg_ok {
-    char *data; /* any JSON value, NULL = absent */
+    const char *data; /* any JSON value, NULL = absent */
 } cs_msg_ok;
 typedef struct cs_msg_error {
-    cs_rc code;    /* wire: its name, "CS_ESTALE"; never CS_OK */
-    char *message; /* may be "" */
+    cs_rc code;          /* wire: its name, "CS_ESTALE"; never CS_OK */
+    const char *message; /* may be "" */
 } cs_msg_error;
 
 /* A decoded or to-be-encoded message: a tagged union on type.
@@ -292,8 +293,8 @@ typedef struct cs_msg_error {
  * caller's own strings, in which case the caller must NOT call cs_msg_fini on it. */
 typedef struct cs_msg {
     cs_msg_type type;
-    char *token;    /* NULL = absent */
-    int64_t req_id; /* 0 = absent */
+    const char *token; /* NULL = absent */
+    int64_t req_id;    /* 0 = absent */
     union {
         cs_msg_hello hello;
         cs_msg_claim claim;

@@ -199,7 +199,7 @@ static void set_reply(dctx *c, const cs_msg *rep)
     cs_msg e;
     cs_msg_init(&e, CS_MSG_ERROR);
     e.error.code = CS_EINTERNAL;
-    e.error.message = (char *)"internal error";
+    e.error.message = "internal error";
     if (cs_msg_encode(&e, &c->out, &c->out_len, &err) != CS_OK)
         c->out = NULL;
 }

@@ -101,7 +101,7 @@ static void give_job(peer *p, cs_msg *rep)
     rep->job.lease_token = p->leases[i];
     rep->job.lease_s = p->lease_s > 0 ? p->lease_s : 30;
     rep->job.timeout_s = p->timeout_s;
-    rep->job.config = (char *)(uintptr_t)p->config;
+    rep->job.config = p->config;
     p->jobs_given++;
 }
 
@@ -137,7 +137,7 @@ static void peer_reply(peer *p, const cs_msg *req, cs_msg *rep, bool *drop)
     if (p->mode == MODE_AUTH) {
         cs_msg_init(rep, CS_MSG_ERROR);
         rep->error.code = CS_EAUTH;
-        rep->error.message = (char *)(uintptr_t) "authentication failed";
+        rep->error.message = "authentication failed";
         return;
     }
     switch (req->type) {
@@ -171,7 +171,7 @@ static void peer_reply(peer *p, const cs_msg *req, cs_msg *rep, bool *drop)
         if (p->mode == MODE_STALE) {
             cs_msg_init(rep, CS_MSG_ERROR);
             rep->error.code = CS_ESTALE;
-            rep->error.message = (char *)(uintptr_t) "stale attempt";
+            rep->error.message = "stale attempt";
         } else if (p->mode == MODE_RESTART && !p->restarted) {
             *drop = true;
         } else {
@@ -218,7 +218,7 @@ static void peer_reply(peer *p, const cs_msg *req, cs_msg *rep, bool *drop)
                 p->first_report_refused = true;
                 cs_msg_init(rep, CS_MSG_ERROR);
                 rep->error.code = CS_EDB;
-                rep->error.message = (char *)(uintptr_t) "database busy";
+                rep->error.message = "database busy";
             } else if (cl->worker != NULL && p->jobs_given < p->jobs_to_give) {
                 /* As calsweepd: the report is stored and the claim gets the next job. */
                 give_job(p, rep);
@@ -233,7 +233,7 @@ static void peer_reply(peer *p, const cs_msg *req, cs_msg *rep, bool *drop)
     default:
         cs_msg_init(rep, CS_MSG_ERROR);
         rep->error.code = CS_EPROTO;
-        rep->error.message = (char *)(uintptr_t) "unexpected";
+        rep->error.message = "unexpected";
         break;
     }
 }

@@ -286,7 +286,7 @@ static void send_msg(cs_agent *a, cs_msg *m)
     char *text = NULL;
     size_t len = 0;
     cs_err err = {0};
-    m->token = (char *)(uintptr_t)a->cfg.token;
+    m->token = a->cfg.token;
     m->req_id = ++a->req_id;
     if (cs_msg_encode(m, &text, &len, &err) != CS_OK) {
         cs_log(CS_LOG_ERROR, "cannot encode %s: %s", cs_msg_type_name(m->type), err.msg);
@@ -311,8 +311,8 @@ static void send_hello(cs_agent *a)
 {
     cs_msg m;
     cs_msg_init(&m, CS_MSG_HELLO);
-    m.hello.worker = (char *)(uintptr_t)a->cfg.name;
-    m.hello.host = (char *)(uintptr_t)a->cfg.host;
+    m.hello.worker = a->cfg.name;
+    m.hello.host = a->cfg.host;
     fill_caps(a, &m.hello.caps);
     send_msg(a, &m);
 }
@@ -321,7 +321,7 @@ static void send_claim(cs_agent *a)
 {
     cs_msg m;
     cs_msg_init(&m, CS_MSG_CLAIM);
-    m.claim.worker = (char *)(uintptr_t)a->cfg.name;
+    m.claim.worker = a->cfg.name;
     m.claim.instance = a->instance;
     fill_caps(a, &m.claim.caps);
     send_msg(a, &m);
@@ -331,7 +331,7 @@ static void send_bye(cs_agent *a)
 {
     cs_msg m;
     cs_msg_init(&m, CS_MSG_BYE);
-    m.bye.worker = (char *)(uintptr_t)a->cfg.name;
+    m.bye.worker = a->cfg.name;
     m.bye.instance = a->instance;
     m.bye.release_job_id = a->release_id;
     m.bye.release_attempt = a->release_attempt;
@@ -353,11 +353,11 @@ static void send_heartbeat(cs_agent *a)
     if (tail == NULL)
         return;
     cs_msg_init(&m, CS_MSG_HEARTBEAT);
-    m.heartbeat.worker = (char *)(uintptr_t)a->cfg.name;
+    m.heartbeat.worker = a->cfg.name;
     m.heartbeat.job_id = j->id;
     m.heartbeat.attempt = j->attempt;
     m.heartbeat.lease_token = j->lease_token;
-    m.heartbeat.stage = (char *)(uintptr_t)cs_child_stage(j->child);
+    m.heartbeat.stage = cs_child_stage(j->child);
     m.heartbeat.done = cs_child_done(j->child);
     m.heartbeat.total = cs_child_total(j->child);
     m.heartbeat.log_tail = tail;
@@ -454,7 +454,7 @@ static bool claim_next(const cs_agent *a)
 static void set_report_claim(cs_agent *a, cs_msg_claim *cl)
 {
     if (claim_next(a)) {
-        cl->worker = (char *)(uintptr_t)a->cfg.name;
+        cl->worker = a->cfg.name;
         cl->instance = a->instance;
         fill_caps(a, &cl->caps);
     }
@@ -501,9 +501,9 @@ static char *build_result(cs_agent *a, agent_job *j, char *reason, size_t reason
         snprintf(reason, reason_cap, "result.json cannot be sent: %s", err.msg);
         goto cleanup;
     }
-    m.token = (char *)(uintptr_t)a->cfg.token;
+    m.token = a->cfg.token;
     m.req_id = ++a->req_id;
-    m.result.worker = (char *)(uintptr_t)a->cfg.name;
+    m.result.worker = a->cfg.name;
     m.result.job_id = j->id;
     m.result.attempt = j->attempt;
     m.result.lease_token = j->lease_token;
@@ -588,9 +588,9 @@ static char *build_fail(cs_agent *a, agent_job *j, const cs_child_outcome *o,
     }
     tail = cs_child_log_tail(j->child ? cs_child_log_path(j->child) : NULL, FAIL_TAIL);
     cs_msg_init(&m, CS_MSG_FAIL);
-    m.token = (char *)(uintptr_t)a->cfg.token;
+    m.token = a->cfg.token;
     m.req_id = ++a->req_id;
-    m.fail.worker = (char *)(uintptr_t)a->cfg.name;
+    m.fail.worker = a->cfg.name;
     m.fail.job_id = j->id;
     m.fail.attempt = j->attempt;
     m.fail.lease_token = j->lease_token;
@@ -598,9 +598,9 @@ static char *build_fail(cs_agent *a, agent_job *j, const cs_child_outcome *o,
     m.fail.reason = reason;
     m.fail.exit_status = o->exit_status >= 0 && o->exit_status <= 255 ? o->exit_status : -1;
     m.fail.signal = o->signal > 0 && o->signal <= 127 ? o->signal : 0;
-    m.fail.log_tail = tail != NULL ? tail : (char *)(uintptr_t) "";
+    m.fail.log_tail = tail != NULL ? tail : "";
     /* the log stays in the attempt folder: calsweep logs reads it on this machine */
-    m.fail.log_path = j->child ? (char *)(uintptr_t)cs_child_log_path(j->child) : NULL;
+    m.fail.log_path = j->child ? cs_child_log_path(j->child) : NULL;
     set_report_claim(a, &m.fail.claim);
     if (cs_msg_encode(&m, &text, NULL, &err) != CS_OK) {
         cs_log(CS_LOG_ERROR, "cannot encode FAIL: %s", err.msg);
@@ -833,16 +833,16 @@ spawn_fail:
         char *text = NULL;
         cs_msg m;
         cs_msg_init(&m, CS_MSG_FAIL);
-        m.token = (char *)(uintptr_t)a->cfg.token;
+        m.token = a->cfg.token;
         m.req_id = ++a->req_id;
-        m.fail.worker = (char *)(uintptr_t)a->cfg.name;
+        m.fail.worker = a->cfg.name;
         m.fail.job_id = j->id;
         m.fail.attempt = j->attempt;
         m.fail.lease_token = j->lease_token;
         m.fail.kind = fkind;
         m.fail.reason = err.msg;
         m.fail.exit_status = o.exit_status;
-        m.fail.log_tail = (char *)(uintptr_t) "";
+        m.fail.log_tail = "";
         set_report_claim(a, &m.fail.claim);
         if (cs_msg_encode(&m, &text, NULL, NULL) != CS_OK)
             text = NULL;
