@@ -170,12 +170,35 @@ static void encode_refusals(void **state)
     assert_non_null(strstr(err.msg, "others.metrics"));
 }
 
+/* schemas/protocol.schema.json states the C bound (schemas/limits.py reads cs_limits.h when the
+ * schema is generated): a changed limit without a regenerated schema fails here. */
+static void schema_in_step(void **state)
+{
+    (void)state;
+    const char *src = getenv("CS_SOURCE_DIR");
+    char path[4096];
+    cJSON *doc = NULL;
+    cs_err err = {0};
+    snprintf(path, sizeof path, "%s/schemas/protocol.schema.json", src ? src : ".");
+    assert_int_equal(cs_json_parse_file(path, 0, &doc, &err), CS_OK);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(
+                    cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "$defs"),
+                                                     "result"),
+                    "properties"),
+            "metrics");
+    const cJSON *max = cJSON_GetObjectItemCaseSensitive(m, "maxProperties");
+    assert_true(cJSON_IsNumber(max));
+    assert_int_equal((int64_t)max->valuedouble, CS_LIMIT_RESULT_METRICS);
+    cJSON_Delete(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(round_trip),      cmocka_unit_test(minimal),
             cmocka_unit_test(refusals),        cmocka_unit_test(too_many),
-            cmocka_unit_test(encode_refusals),
+            cmocka_unit_test(encode_refusals), cmocka_unit_test(schema_in_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
