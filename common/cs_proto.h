@@ -25,7 +25,7 @@
  *                  | NO_WORK {retry_ms} | ERROR
  *     HEARTBEAT {worker, job_id, attempt, lease_token, stage, done, total, log_tail}
  *                                                                  -> ACK | ERROR (CS_ESTALE)
- *     RESULT    {worker, job_id, attempt, lease_token, result, claim?}      -> ACK | ERROR
+ *     RESULT    {worker, job_id, attempt, lease_token, result, claim?}  -> ACK | ERROR
  *               result = result.json as the worker read it, plus its "worker" and "log_path"
  *               (cs_result.h): the metrics travel once, inside it
  *     FAIL      {worker, job_id, attempt, lease_token, kind, reason, exit_status, signal,
@@ -54,16 +54,16 @@
  *
  * Version 4 replaced RESULT.metrics and RESULT.provenance (which held the metrics a second time,
  * in the whole result.json) by RESULT.result, decoded by the result codec (cs_result.h); version
- * 3 added the lease tokens and instance; version 2 added RESULT.claim and FAIL.claim. A
- * peer speaking another version is refused (CS_EVERSION), so calsweepd and its workers are
- * upgraded together.
+ * 3 added the lease tokens and instance; version 2 added RESULT.claim and FAIL.claim. A peer
+ * speaking another version is refused (CS_EVERSION), so calsweepd and its workers are upgraded
+ * together.
  *
  * Field types: a "sweep reference" (STATUS.sweep, EXTEND.sweep_id, ...) is a string, the sweep's
  * name or its decimal id. Where the field is a sweep DOCUMENT (SUBMIT, PLAN, EXTEND.sweep) it is a
  * JSON object. RESULT.result is a typed cs_result (cs_result.h: its refusals, e.g. a null metric,
  * are CS_EPROTO naming "RESULT.result.metrics.<task>.<metric>"). JSON documents of their own
- * (JOB.config, the sweep
- * documents, CANCEL.filter, OK.data) are carried in the structs as owned canonical JSON text,
+ * (JOB.config, the sweep documents, CANCEL.filter, OK.data) are carried in the structs as owned
+ * canonical JSON text,
  * except the sweep documents: they travel as written, only without whitespace, because the order
  * of a sweep's grid axes, models and eval suites is the order of its jobs (calsweep plan's order,
  * which calsweepd follows when it hands jobs out); sorted keys would lose it. The decoder gives
@@ -73,8 +73,9 @@
  *
  * Limits: a whole message is at most CS_PROTO_MAX_BYTES; log_tail, FAIL.reason and ERROR.message
  * at most CS_PROTO_MAX_TEXT bytes (senders cut logs with cs_proto_log_tail); names (worker, host,
- * stage, models, ...) 1..CS_PROTO_MAX_NAME bytes; lists at most CS_PROTO_MAX_LIST items. Strings
- * are valid UTF-8 without NUL (cs_json_parse refuses anything else).
+ * stage, models, ...) 1..CS_PROTO_MAX_NAME bytes; lists at most CS_PROTO_MAX_LIST items; a
+ * RESULT at most CS_LIMIT_RESULT_METRICS metric values. Strings are valid UTF-8 without NUL
+ * (cs_json_parse refuses anything else).
  *
  * All functions are pure (no globals) and thread-safe on distinct messages.
  */

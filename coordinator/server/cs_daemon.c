@@ -532,8 +532,8 @@ static void store_error(cs_daemon *d, dctx *c, cs_rc rc, const cs_err *err)
 
 /* The metrics of r in the store's long form (task, metric, value, stderr, n), borrowed from r:
  * a metric "<m>_stderr" is the stderr of "<m>" when the task has "<m>", else a metric of its own.
- * O(n log n) in the n metrics (the codec keeps each task's metrics sorted: a partner is a bsearch
- * away; a lookup by scanning made a RESULT of 150,000 metrics stall calsweepd for minutes). */
+ * O(n log n) in the n metrics (at most CS_LIMIT_RESULT_METRICS): the codec keeps each task's
+ * metrics sorted, so a partner is a bsearch away. */
 static cs_rc long_form(const cs_result *r, cs_store_metric **out, size_t *n_out, cs_err *err)
 {
     size_t n = 0, total = cs_result_count_metrics(r);
