@@ -127,6 +127,29 @@ static void refusals(void **state)
     refused("{\"metrics\":{}", CS_EPARSE, "");
 }
 
+/* A tree built in memory can hold NaN and infinities (text cannot): refused the same way. */
+static void non_finite_tree(void **state)
+{
+    (void)state;
+    const double bad[] = {NAN, INFINITY, -INFINITY};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cJSON *doc = cJSON_CreateObject();
+        cJSON *t = cJSON_AddObjectToObject(cJSON_AddObjectToObject(doc, "metrics"), "arith");
+        cJSON_AddNumberToObject(t, "n", 10);
+        cJSON_AddNumberToObject(t, "acc", bad[i]);
+        cs_result r;
+        cs_err err = {0};
+        cs_jctx c;
+        cs_jctx_init(&c, NULL, &err);
+        cs_jpath_push_key(&c.path, "RESULT");
+        assert_int_equal(cs_result_from_json(&c, doc, &r), CS_ERANGE);
+        assert_int_equal(err.rc, CS_ERANGE);
+        assert_non_null(strstr(err.msg, "RESULT.metrics.arith.acc: not a finite number"));
+        assert_null(r.tasks);
+        cJSON_Delete(doc);
+    }
+}
+
 /* At most CS_LIMIT_RESULT_METRICS metric values, in one task or spread over many. */
 static void too_many(void **state)
 {
@@ -196,9 +219,10 @@ static void schema_in_step(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(round_trip),      cmocka_unit_test(minimal),
-            cmocka_unit_test(refusals),        cmocka_unit_test(too_many),
-            cmocka_unit_test(encode_refusals), cmocka_unit_test(schema_in_step),
+            cmocka_unit_test(round_trip),     cmocka_unit_test(minimal),
+            cmocka_unit_test(refusals),       cmocka_unit_test(non_finite_tree),
+            cmocka_unit_test(too_many),       cmocka_unit_test(encode_refusals),
+            cmocka_unit_test(schema_in_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
