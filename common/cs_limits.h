@@ -40,6 +40,7 @@
 #define CS_LIMIT_NAME_BYTES 256                  /* worker, host, stage, token, sweep refs */
 #define CS_LIMIT_LIST_ITEMS 1024                 /* items of a capabilities list */
 #define CS_LIMIT_JSON_DEPTH 64                   /* nesting of any JSON text cs_json_parse reads */
+#define CS_LIMIT_RESULT_METRICS 16384 /* metric values of one result (all tasks), and its tasks */
 
 /* ---- counts, durations and amounts: the numeric fields of a sweep file -------------------- */
 
@@ -96,5 +97,7 @@ _Static_assert(3 * CS_LIMIT_TEXT_BYTES + 16 * CS_LIMIT_NAME_BYTES < CS_LIMIT_MSG
                "texts and names fit in the envelope");
 _Static_assert(CS_LIMIT_TIMEOUT_S <= CS_LIMIT_INT_EXACT / 1000, "timeouts in ms stay exact");
 _Static_assert(CS_LIMIT_GPUS <= CS_LIMIT_LIST_ITEMS, "a worker can list as many GPUs");
+_Static_assert(CS_LIMIT_RESULT_METRICS * 64 < CS_LIMIT_MSG_BYTES / 2,
+               "a result of short-named metrics fits in RESULT");
 
 #endif

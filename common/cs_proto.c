@@ -1,4 +1,4 @@
-/* cs_proto.c - protocol v3 codec (see cs_proto.h).
+/* cs_proto.c - protocol v4 codec (see cs_proto.h).
  *
  * One table describes the fields of every message type (key, kind, offset in cs_msg, bounds); the
  * decoder, the encoder and cs_msg_fini all walk it, so a field added to the table is decoded,
@@ -130,6 +130,7 @@ typedef enum fkind {
     F_CLAIMREQ, /* cs_msg_claim: {"worker":..,"instance":..,"capabilities":..}; worker NULL =
                    absent */
     F_TOKEN,    /* char *: CS_PROTO_TOKEN_LEN lowercase hex digits */
+    F_RESDOC,   /* cs_result: result.json (cs_result.h) */
 } fkind;
 
 typedef struct field {
@@ -197,8 +198,7 @@ static const field F_RESULT[] = {
         ID("job_id", result.job_id),
         ID("attempt", result.attempt),
         FLD("lease_token", F_TOKEN, true, result.lease_token),
-        FLD("metrics", F_OBJ, true, result.metrics),
-        FLD("provenance", F_OBJ, true, result.provenance),
+        FLD("result", F_RESDOC, true, result.result),
         FLD("claim", F_CLAIMREQ, false, result.claim),
 };
 static const field F_FAIL[] = {
@@ -327,6 +327,14 @@ static void caps_fini(cs_caps *c)
     memset(c, 0, sizeof(*c));
 }
 
+/* A decoded message's strings are const for its readers and owned by the message: the codec,
+ * which allocated them, frees them. */
+static void free_owned(const char **s)
+{
+    free((void *)(uintptr_t)*s);
+    *s = NULL;
+}
+
 static void fields_fini(cs_msg *m, const field *f, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -344,15 +352,16 @@ static void fields_fini(cs_msg *m, const field *f, size_t n)
             caps_fini(AT(m, f[i].off, cs_caps));
             break;
         case F_CLAIMREQ:
-            free(AT(m, f[i].off, cs_msg_claim)->worker);
-            AT(m, f[i].off, cs_msg_claim)->worker = NULL;
-            free(AT(m, f[i].off, cs_msg_claim)->instance);
-            AT(m, f[i].off, cs_msg_claim)->instance = NULL;
+            free_owned(&AT(m, f[i].off, cs_msg_claim)->worker);
+            free_owned(&AT(m, f[i].off, cs_msg_claim)->instance);
             caps_fini(&AT(m, f[i].off, cs_msg_claim)->caps);
             break;
         case F_JOBREF:
             free(*AT(m, f[i].off3, char *));
             *AT(m, f[i].off3, char *) = NULL;
+            break;
+        case F_RESDOC:
+            cs_result_fini(AT(m, f[i].off, cs_result));
             break;
         case F_INT:
         case F_BOOL:
@@ -677,6 +686,99 @@ static cs_rc doc_into(cs_jctx *c, const msg_src *src, const char *key, const cJS
     return *dst ? CS_OK : cs_err_set(c->err, CS_ENOMEM, 0, "decode: out of memory");
 }
 
+/* F_CLAIMREQ: {"worker":..,"instance":..,"capabilities":..} into *cl. */
+static cs_rc decode_claimreq(cs_jctx *c, const cJSON *obj, const field *f, cs_msg_claim *cl)
+{
+    const cJSON *o = NULL;
+    const char *s = NULL;
+    cs_rc rc = f->required ? cs_json_req_object(c, obj, f->key, &o)
+                           : cs_json_opt_object(c, obj, f->key, &o);
+    if (rc != CS_OK || !o) {
+        return rc;
+    }
+    cs_jpath_push_key(&c->path, f->key);
+    rc = cs_json_check_keys(c, o, CLAIM_KEYS, 3, CS_DIAG_ERROR);
+    if (rc == CS_OK) {
+        rc = cs_json_req_string(c, o, "worker", &s);
+    }
+    if (rc == CS_OK) {
+        cs_jpath_push_key(&c->path, "worker");
+        rc = check_name(c, cJSON_GetObjectItemCaseSensitive(o, "worker"), s, NULL);
+        cs_jpath_pop(&c->path);
+    }
+    if (rc == CS_OK) {
+        char *w = NULL;
+        rc = dup_into(&w, s, c->err);
+        cl->worker = w;
+    }
+    if (rc == CS_OK) {
+        rc = cs_json_req_string(c, o, "instance", &s);
+    }
+    if (rc == CS_OK) {
+        cs_jpath_push_key(&c->path, "instance");
+        rc = check_token(c, cJSON_GetObjectItemCaseSensitive(o, "instance"), s);
+        cs_jpath_pop(&c->path);
+    }
+    if (rc == CS_OK) {
+        char *inst = NULL;
+        rc = dup_into(&inst, s, c->err);
+        cl->instance = inst;
+    }
+    if (rc == CS_OK) {
+        rc = decode_caps(c, o, "capabilities", &cl->caps);
+    }
+    cs_jpath_pop(&c->path);
+    return rc;
+}
+
+/* F_JOBREF: {"job_id":..,"attempt":..,"lease_token":..} into the three members of f. */
+static cs_rc decode_jobref(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *m)
+{
+    const cJSON *o = NULL;
+    const char *s = NULL;
+    cs_rc rc = f->required ? cs_json_req_object(c, obj, f->key, &o)
+                           : cs_json_opt_object(c, obj, f->key, &o);
+    if (rc != CS_OK || !o) {
+        return rc;
+    }
+    cs_jpath_push_key(&c->path, f->key);
+    rc = cs_json_check_keys(c, o, JOBREF_KEYS, 3, CS_DIAG_ERROR);
+    if (rc == CS_OK) {
+        rc = cs_json_req_int(c, o, "job_id", f->min, f->max, AT(m, f->off, int64_t));
+    }
+    if (rc == CS_OK) {
+        rc = cs_json_req_int(c, o, "attempt", f->min, f->max, AT(m, f->off2, int64_t));
+    }
+    if (rc == CS_OK) {
+        rc = cs_json_req_string(c, o, "lease_token", &s);
+    }
+    if (rc == CS_OK) {
+        cs_jpath_push_key(&c->path, "lease_token");
+        rc = check_token(c, cJSON_GetObjectItemCaseSensitive(o, "lease_token"), s);
+        cs_jpath_pop(&c->path);
+    }
+    if (rc == CS_OK) {
+        rc = dup_into(AT(m, f->off3, char *), s, c->err);
+    }
+    cs_jpath_pop(&c->path);
+    return rc;
+}
+
+/* F_RESDOC: the result codec's decoder; its refusals (a null metric is CS_ERANGE there, too
+ * many metrics CS_ETOOBIG) are protocol errors here. */
+static cs_rc decode_result(cs_jctx *c, const cJSON *obj, const field *f, cs_result *r)
+{
+    const cJSON *o = NULL;
+    cs_rc rc = cs_json_req_object(c, obj, f->key, &o);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    cs_jpath_push_key(&c->path, f->key);
+    rc = cs_result_from_json(c, o, r);
+    cs_jpath_pop(&c->path);
+    return rc == CS_OK || rc == CS_ENOMEM ? rc : CS_ESCHEMA;
+}
+
 static cs_rc decode_field(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *m,
                           const msg_src *src)
 {
@@ -734,73 +836,12 @@ static cs_rc decode_field(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *
         return rc;
     case F_CAPS:
         return decode_caps(c, obj, f->key, AT(m, f->off, cs_caps));
-    case F_CLAIMREQ: {
-        cs_msg_claim *cl = AT(m, f->off, cs_msg_claim);
-        const cJSON *o = NULL;
-        rc = f->required ? cs_json_req_object(c, obj, f->key, &o)
-                         : cs_json_opt_object(c, obj, f->key, &o);
-        if (rc != CS_OK || !o) {
-            return rc;
-        }
-        cs_jpath_push_key(&c->path, f->key);
-        rc = cs_json_check_keys(c, o, CLAIM_KEYS, 3, CS_DIAG_ERROR);
-        if (rc == CS_OK) {
-            rc = cs_json_req_string(c, o, "worker", &s);
-        }
-        if (rc == CS_OK) {
-            cs_jpath_push_key(&c->path, "worker");
-            rc = check_name(c, cJSON_GetObjectItemCaseSensitive(o, "worker"), s, NULL);
-            cs_jpath_pop(&c->path);
-        }
-        if (rc == CS_OK) {
-            rc = dup_into(&cl->worker, s, c->err);
-        }
-        if (rc == CS_OK) {
-            rc = cs_json_req_string(c, o, "instance", &s);
-        }
-        if (rc == CS_OK) {
-            cs_jpath_push_key(&c->path, "instance");
-            rc = check_token(c, cJSON_GetObjectItemCaseSensitive(o, "instance"), s);
-            cs_jpath_pop(&c->path);
-        }
-        if (rc == CS_OK) {
-            rc = dup_into(&cl->instance, s, c->err);
-        }
-        if (rc == CS_OK) {
-            rc = decode_caps(c, o, "capabilities", &cl->caps);
-        }
-        cs_jpath_pop(&c->path);
-        return rc;
-    }
-    case F_JOBREF: {
-        const cJSON *o = NULL;
-        rc = f->required ? cs_json_req_object(c, obj, f->key, &o)
-                         : cs_json_opt_object(c, obj, f->key, &o);
-        if (rc != CS_OK || !o) {
-            return rc;
-        }
-        cs_jpath_push_key(&c->path, f->key);
-        rc = cs_json_check_keys(c, o, JOBREF_KEYS, 3, CS_DIAG_ERROR);
-        if (rc == CS_OK) {
-            rc = cs_json_req_int(c, o, "job_id", f->min, f->max, AT(m, f->off, int64_t));
-        }
-        if (rc == CS_OK) {
-            rc = cs_json_req_int(c, o, "attempt", f->min, f->max, AT(m, f->off2, int64_t));
-        }
-        if (rc == CS_OK) {
-            rc = cs_json_req_string(c, o, "lease_token", &s);
-        }
-        if (rc == CS_OK) {
-            cs_jpath_push_key(&c->path, "lease_token");
-            rc = check_token(c, cJSON_GetObjectItemCaseSensitive(o, "lease_token"), s);
-            cs_jpath_pop(&c->path);
-        }
-        if (rc == CS_OK) {
-            rc = dup_into(AT(m, f->off3, char *), s, c->err);
-        }
-        cs_jpath_pop(&c->path);
-        return rc;
-    }
+    case F_CLAIMREQ:
+        return decode_claimreq(c, obj, f, AT(m, f->off, cs_msg_claim));
+    case F_JOBREF:
+        return decode_jobref(c, obj, f, m);
+    case F_RESDOC:
+        return decode_result(c, obj, f, AT(m, f->off, cs_result));
     case F_RC:
     case F_KIND:
         rc = cs_json_req_string(c, obj, f->key, &s);
@@ -1161,6 +1202,20 @@ static cs_rc encode_field(cJSON *obj, const field *f, const cs_msg *m, const cha
             return cs_err_set(err, CS_ENOMEM, 0, "encode: out of memory");
         }
         return encode_caps(o, "capabilities", &cl->caps, type, err);
+    }
+    case F_RESDOC: {
+        cJSON *t = NULL;
+        cs_err e = {0};
+        cs_rc rc = cs_result_to_json(CAT(m, f->off, cs_result), &t, &e);
+        if (rc != CS_OK) {
+            return rc == CS_ENOMEM ? cs_err_set(err, CS_ENOMEM, 0, "encode: out of memory")
+                                   : enc_fail(err, type, f->key, e.msg);
+        }
+        ok = cJSON_AddItemToObject(obj, f->key, t);
+        if (!ok) {
+            cJSON_Delete(t);
+        }
+        break;
     }
     case F_JOBREF: {
         int64_t id = *CAT(m, f->off, int64_t), at = *CAT(m, f->off2, int64_t);

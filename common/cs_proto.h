@@ -1,4 +1,4 @@
-/* cs_proto.h - protocol version 3 between calsweep-worker, calsweep (CLI) and calsweepd: typed
+/* cs_proto.h - protocol version 4 between calsweep-worker, calsweep (CLI) and calsweepd: typed
  * messages, their encoding to JSON text and their strict decoding.
  *
  * Why: every byte that crosses an nng socket comes from another process, maybe another machine,
@@ -10,9 +10,9 @@
  * whitespace), so an encoded message is a pure function of the struct (one exception: a sweep
  * document keeps its members in the order written, see below):
  *
- *   {"v":3,"type":"CLAIM","token":"...","req_id":7, <the fields of the type>}
+ *   {"v":4,"type":"CLAIM","token":"...","req_id":7, <the fields of the type>}
  *
- * "v" (the protocol version, 3) and "type" are required; "token" (a shared secret, when the
+ * "v" (the protocol version, 4) and "type" are required; "token" (a shared secret, when the
  * coordinator asks for one) and "req_id" (an integer >= 1 the sender may use to match replies in
  * logs) are optional. Every other key must be a field of the type: unknown keys are refused, so a
  * typo or a newer peer is noticed at once. JSON null counts as absent for optional fields.
@@ -25,7 +25,9 @@
  *                  | NO_WORK {retry_ms} | ERROR
  *     HEARTBEAT {worker, job_id, attempt, lease_token, stage, done, total, log_tail}
  *                                                                  -> ACK | ERROR (CS_ESTALE)
- *     RESULT    {worker, job_id, attempt, lease_token, metrics, provenance, claim?} -> ACK | ERROR
+ *     RESULT    {worker, job_id, attempt, lease_token, result, claim?}  -> ACK | ERROR
+ *               result = result.json as the worker read it, plus its "worker" and "log_path"
+ *               (cs_result.h): the metrics travel once, inside it
  *     FAIL      {worker, job_id, attempt, lease_token, kind, reason, exit_status, signal,
  *                log_tail, claim?}                                 -> ACK | ERROR
  *               claim = {worker, instance, capabilities}, a CLAIM riding along: the report is
@@ -50,14 +52,18 @@
  * worker and instance gets the job that worker already holds, with its token, and nobody else's
  * CLAIM ever does. BYE's instance ends the long-poll CLAIM that worker process still has pending.
  *
- * Version 3 added the lease tokens and instance; version 2 added RESULT.claim and FAIL.claim. A
- * peer speaking another version is refused (CS_EVERSION), so calsweepd and its workers are
- * upgraded together.
+ * Version 4 replaced RESULT.metrics and RESULT.provenance (which held the metrics a second time,
+ * in the whole result.json) by RESULT.result, decoded by the result codec (cs_result.h); version
+ * 3 added the lease tokens and instance; version 2 added RESULT.claim and FAIL.claim. A peer
+ * speaking another version is refused (CS_EVERSION), so calsweepd and its workers are upgraded
+ * together.
  *
  * Field types: a "sweep reference" (STATUS.sweep, EXTEND.sweep_id, ...) is a string, the sweep's
  * name or its decimal id. Where the field is a sweep DOCUMENT (SUBMIT, PLAN, EXTEND.sweep) it is a
- * JSON object. JSON documents of their own (JOB.config, RESULT.metrics and provenance, the sweep
- * documents, CANCEL.filter, OK.data) are carried in the structs as owned canonical JSON text,
+ * JSON object. RESULT.result is a typed cs_result (cs_result.h: its refusals, e.g. a null metric,
+ * are CS_EPROTO naming "RESULT.result.metrics.<task>.<metric>"). JSON documents of their own
+ * (JOB.config, the sweep documents, CANCEL.filter, OK.data) are carried in the structs as owned
+ * canonical JSON text,
  * except the sweep documents: they travel as written, only without whitespace, because the order
  * of a sweep's grid axes, models and eval suites is the order of its jobs (calsweep plan's order,
  * which calsweepd follows when it hands jobs out); sorted keys would lose it. The decoder gives
@@ -67,8 +73,9 @@
  *
  * Limits: a whole message is at most CS_PROTO_MAX_BYTES; log_tail, FAIL.reason and ERROR.message
  * at most CS_PROTO_MAX_TEXT bytes (senders cut logs with cs_proto_log_tail); names (worker, host,
- * stage, models, ...) 1..CS_PROTO_MAX_NAME bytes; lists at most CS_PROTO_MAX_LIST items. Strings
- * are valid UTF-8 without NUL (cs_json_parse refuses anything else).
+ * stage, models, ...) 1..CS_PROTO_MAX_NAME bytes; lists at most CS_PROTO_MAX_LIST items; a
+ * RESULT at most CS_LIMIT_RESULT_METRICS metric values. Strings are valid UTF-8 without NUL
+ * (cs_json_parse refuses anything else).
  *
  * All functions are pure (no globals) and thread-safe on distinct messages.
  */
@@ -81,9 +88,10 @@
 
 #include "cs_err.h"
 #include "cs_limits.h"
+#include "cs_result.h"
 
 /* The sizes are those of the one table of limits (cs_limits.h). */
-#define CS_PROTO_VERSION   3
+#define CS_PROTO_VERSION   4
 #define CS_PROTO_TOKEN_LEN 32 /* lease_token, instance: lowercase hex digits (128 bits) */
 #define CS_PROTO_MAX_BYTES \
     CS_LIMIT_MSG_BYTES /* whole message; sockets take CS_LIMIT_MSG_RECV_BYTES */
@@ -172,98 +180,99 @@ typedef struct cs_caps {
     size_t n_gpus;
 } cs_caps;
 
-/* The message bodies. Strings are char *, NULL = absent (optional fields only). Optional
- * integers use 0 for absent (their wire values are >= 1). JSON documents (config, metrics, ...)
- * are JSON text; after decoding it is canonical (sweep documents: compact, in written order). */
+/* The message bodies. Strings are const char *, NULL = absent (optional fields only): borrowed
+ * from the caller when encoding, owned by the message after decoding (cs_msg_fini frees them).
+ * Optional integers use 0 for absent (their wire values are >= 1). JSON documents (config, metrics,
+ * ...) are JSON text; after decoding it is canonical (sweep documents: compact, in written order).
+ */
 typedef struct cs_msg_hello {
-    char *worker, *host;
+    const char *worker, *host;
     cs_caps caps; /* wire key "capabilities" */
 } cs_msg_hello;
 typedef struct cs_msg_claim {
-    char *worker;
-    char *instance; /* CS_PROTO_TOKEN_LEN hex digits: the worker process's secret id */
+    const char *worker;
+    const char *instance; /* CS_PROTO_TOKEN_LEN hex digits: the worker process's secret id */
     cs_caps caps;
 } cs_msg_claim;
 typedef struct cs_msg_job {
     int64_t job_id, attempt; /* >= 1 */
-    char *lease_token;       /* CS_PROTO_TOKEN_LEN hex digits: the lease's secret */
+    const char *lease_token; /* CS_PROTO_TOKEN_LEN hex digits: the lease's secret */
     int64_t lease_s;         /* >= 1 */
     int64_t timeout_s;       /* the sweep's policy.timeout_s; 0 = absent (no limit) */
-    char *config;            /* JSON object: the job config (schemas/job.schema.json) */
+    const char *config;      /* JSON object: the job config (schemas/job.schema.json) */
 } cs_msg_job;
 typedef struct cs_msg_no_work {
     int64_t retry_ms; /* >= 0: ask again after this long */
 } cs_msg_no_work;
 typedef struct cs_msg_heartbeat {
-    char *worker;
+    const char *worker;
     int64_t job_id, attempt;
-    char *lease_token;   /* JOB.lease_token of this attempt */
-    char *stage;         /* "load", "calibrate", "quantize", "evaluate", ... */
-    int64_t done, total; /* >= 0, progress within the stage */
-    char *log_tail;      /* may be "" */
+    const char *lease_token; /* JOB.lease_token of this attempt */
+    const char *stage;       /* "load", "calibrate", "quantize", "evaluate", ... */
+    int64_t done, total;     /* >= 0, progress within the stage */
+    const char *log_tail;    /* may be "" */
 } cs_msg_heartbeat;
 typedef struct cs_msg_ack {
     bool cancel;
 } cs_msg_ack;
 typedef struct cs_msg_result {
-    char *worker;
+    const char *worker;
     int64_t job_id, attempt;
-    char *lease_token;  /* JOB.lease_token of this attempt */
-    char *metrics;      /* JSON object */
-    char *provenance;   /* JSON object */
-    cs_msg_claim claim; /* optional: claim.worker NULL = absent */
+    const char *lease_token; /* JOB.lease_token of this attempt */
+    cs_result result;        /* result.json with the worker's provenance (cs_result.h) */
+    cs_msg_claim claim;      /* optional: claim.worker NULL = absent */
 } cs_msg_result;
 typedef struct cs_msg_fail {
-    char *worker;
+    const char *worker;
     int64_t job_id, attempt;
-    char *lease_token; /* JOB.lease_token of this attempt */
+    const char *lease_token; /* JOB.lease_token of this attempt */
     cs_fail_kind kind;
-    char *reason;        /* may be "" */
+    const char *reason;  /* may be "" */
     int64_t exit_status; /* -1 (did not exit) or 0..255 */
     int64_t signal;      /* 0 (none) or 1..127 */
-    char *log_tail;
-    char *log_path;     /* optional: the attempt's log file on the worker's machine, NULL */
-    cs_msg_claim claim; /* optional: claim.worker NULL = absent */
+    const char *log_tail;
+    const char *log_path; /* optional: the attempt's log file on the worker's machine, NULL */
+    cs_msg_claim claim;   /* optional: claim.worker NULL = absent */
 } cs_msg_fail;
 typedef struct cs_msg_bye {
-    char *worker;
-    char *instance; /* CLAIM.instance of this worker process */
+    const char *worker;
+    const char *instance; /* CLAIM.instance of this worker process */
     /* 0, 0, NULL = absent; wire: "release_job":{job_id,attempt,lease_token} */
     int64_t release_job_id, release_attempt;
-    char *release_lease_token;
+    const char *release_lease_token;
 } cs_msg_bye;
 typedef struct cs_msg_submit {
-    char *sweep; /* JSON object: the sweep document */
+    const char *sweep; /* JSON object: the sweep document */
     bool force;
 } cs_msg_submit;
 typedef struct cs_msg_plan {
-    char *sweep; /* JSON object */
+    const char *sweep; /* JSON object */
 } cs_msg_plan;
 typedef struct cs_msg_status {
-    char *sweep; /* sweep reference, NULL = all sweeps */
+    const char *sweep; /* sweep reference, NULL = all sweeps */
 } cs_msg_status;
 typedef struct cs_msg_cancel {
     /* Exactly one of the three. */
-    char *sweep;  /* sweep reference */
-    int64_t job;  /* job id, 0 = absent */
-    char *filter; /* JSON object, e.g. {"sweep":"x","state":"queued"} */
+    const char *sweep;  /* sweep reference */
+    int64_t job;        /* job id, 0 = absent */
+    const char *filter; /* JSON object, e.g. {"sweep":"x","state":"queued"} */
 } cs_msg_cancel;
 typedef struct cs_msg_sweep_ref {
-    char *sweep;    /* sweep reference */
-} cs_msg_sweep_ref; /* PAUSE, RESUME */
+    const char *sweep; /* sweep reference */
+} cs_msg_sweep_ref;    /* PAUSE, RESUME */
 typedef struct cs_msg_retry {
-    char *sweep; /* sweep reference, NULL = all sweeps */
+    const char *sweep; /* sweep reference, NULL = all sweeps */
     bool failed, lost;
 } cs_msg_retry;
 typedef struct cs_msg_extend {
-    char *sweep_id; /* sweep reference (name or decimal id) */
-    char *sweep;    /* JSON object: the extended sweep document */
+    const char *sweep_id; /* sweep reference (name or decimal id) */
+    const char *sweep;    /* JSON object: the extended sweep document */
 } cs_msg_extend;
 typedef struct cs_msg_jobs {
-    char *sweep;    /* sweep reference, NULL = all */
-    char *state;    /* a job state (queued, running, ...), NULL = all */
-    int64_t limit;  /* 1..100000 */
-    int64_t offset; /* >= 0 */
+    const char *sweep; /* sweep reference, NULL = all */
+    const char *state; /* a job state (queued, running, ...), NULL = all */
+    int64_t limit;     /* 1..100000 */
+    int64_t offset;    /* >= 0 */
 } cs_msg_jobs;
 typedef struct cs_msg_logs {
     int64_t job_id;
@@ -271,11 +280,11 @@ typedef struct cs_msg_logs {
     int64_t tail;    /* bytes from the end, 0 = the whole log */
 } cs_msg_logs;
 typedef struct cs_msg_ok {
-    char *data; /* any JSON value, NULL = absent */
+    const char *data; /* any JSON value, NULL = absent */
 } cs_msg_ok;
 typedef struct cs_msg_error {
-    cs_rc code;    /* wire: its name, "CS_ESTALE"; never CS_OK */
-    char *message; /* may be "" */
+    cs_rc code;          /* wire: its name, "CS_ESTALE"; never CS_OK */
+    const char *message; /* may be "" */
 } cs_msg_error;
 
 /* A decoded or to-be-encoded message: a tagged union on type.
@@ -285,8 +294,8 @@ typedef struct cs_msg_error {
  * caller's own strings, in which case the caller must NOT call cs_msg_fini on it. */
 typedef struct cs_msg {
     cs_msg_type type;
-    char *token;    /* NULL = absent */
-    int64_t req_id; /* 0 = absent */
+    const char *token; /* NULL = absent */
+    int64_t req_id;    /* 0 = absent */
     union {
         cs_msg_hello hello;
         cs_msg_claim claim;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes protocol.schema.json (JSON Schema draft 2020-12) for protocol version 3, kept in step by
+"""Writes protocol.schema.json (JSON Schema draft 2020-12) for protocol version 4, kept in step by
 hand with the field table of common/cs_proto.c (the C decoder is the definition; this schema
 documents it for other languages). The error codes are read from common/cs_err.h.
 A development tool: the build and the tests only read the JSON file. Run from the repo root:
@@ -82,9 +82,7 @@ MESSAGES = [
      "lease holder (worker and lease_token of the JOB).",
      [("worker", ref("name"), True), ("job_id", ref("id"), True), ("attempt", ref("id"), True),
       ("lease_token", ref("lease_token"), True),
-      ("metrics", obj_json("metrics per task (result.schema.json#/properties/metrics)"), True),
-      ("provenance", obj_json("the rest of result.json: timings, samples, engine, host, ..."),
-       True),
+      ("result", ref("result"), True),
       ("claim", opt(ref("claim")), False)]),
     ("FAIL", "work request", "An attempt failed. Reply ACK or ERROR; with claim: JOB, NO_WORK or "
      "ERROR as for RESULT. Stored only from the lease holder.",
@@ -137,7 +135,30 @@ MESSAGES = [
 ]
 
 defs = {
-    "version": {"const": 3, "description": "protocol version"},
+    "version": {"const": 4, "description": "protocol version"},
+    "result": {
+        "type": "object",
+        "description": "result.json (result.schema.json) as the worker read it, plus the "
+                       "worker's \"worker\" and \"log_path\" (common/cs_result.h); the metrics "
+                       "travel here once. At most %d metric values in all (the C decoder counts "
+                       "them over every task); a null metric (a NaN or infinity) is refused."
+                       % L["RESULT_METRICS"],
+        "required": ["metrics"],
+        "properties": {
+            "metrics": {
+                "type": "object",
+                "maxProperties": L["RESULT_METRICS"],
+                "additionalProperties": {
+                    "type": "object",
+                    "maxProperties": L["RESULT_METRICS"] + 1,
+                    "properties": {"n": integer(0)},
+                    "additionalProperties": {"type": "number"},
+                },
+            },
+            "worker": ref("name"),
+            "log_path": ref("text"),
+        },
+    },
     "lease_token": {"type": "string", "pattern": "^[0-9a-f]{32}$",
                     "description": "the secret of one lease (128 random bits), drawn by the "
                                    "coordinator for each attempt it leases"},

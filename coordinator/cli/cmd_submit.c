@@ -175,7 +175,7 @@ int cs_cmd_extend(const cs_client *base, int argc, char **argv)
         return CS_EXIT_FAIL;
     }
     cs_msg_init(&req, CS_MSG_EXTEND);
-    req.extend.sweep_id = cs_client_borrow(a.pos[0]);
+    req.extend.sweep_id = a.pos[0];
     req.extend.sweep = doc;
     code = cs_client_call_long(&c, "extend", &req, a.pos[1], CS_CLIENT_LONG_MS, &d);
     if (code == CS_EXIT_OK) {

@@ -198,7 +198,7 @@ static void set_reply(dctx *c, const cs_msg *rep)
     cs_msg e;
     cs_msg_init(&e, CS_MSG_ERROR);
     e.error.code = CS_EINTERNAL;
-    e.error.message = (char *)"internal error";
+    e.error.message = "internal error";
     if (cs_msg_encode(&e, &c->out, &c->out_len, &err) != CS_OK)
         c->out = NULL;
 }
@@ -529,141 +529,41 @@ static void store_error(cs_daemon *d, dctx *c, cs_rc rc, const cs_err *err)
     set_error(c, rc, err->msg);
 }
 
-static int member_cmp(const void *a, const void *b)
+/* The metrics of r in the store's long form (task, metric, value, stderr, n), borrowed from r:
+ * a metric "<m>_stderr" is the stderr of "<m>" when the task has "<m>", else a metric of its own.
+ * O(n log n) in the n metrics (at most CS_LIMIT_RESULT_METRICS): the codec keeps each task's
+ * metrics sorted, so a partner is a bsearch away. */
+static cs_rc long_form(const cs_result *r, cs_store_metric **out, size_t *n_out, cs_err *err)
 {
-    return strcmp((*(const cJSON *const *)a)->string, (*(const cJSON *const *)b)->string);
-}
-
-static int name_cmp(const void *name, const void *b)
-{
-    return strcmp(name, (*(const cJSON *const *)b)->string);
-}
-
-/* The member of obj named name, through by_name (obj's members sorted by name; cs_json_parse
- * refuses duplicate keys): O(log n), where cJSON's own lookup scans the members. */
-static const cJSON *member(const cJSON *const *by_name, size_t n, const char *name)
-{
-    const cJSON *const *hit = bsearch(name, by_name, n, sizeof *by_name, name_cmp);
-    return hit != NULL ? *hit : NULL;
-}
-
-/* Parses RESULT.metrics {"task":{"n":N,"acc":v,"acc_stderr":s|null,...}} (result.schema.json;
- * a metric may also be {"value":v,"stderr":s,"n":n}) into long form. Borrowed from root.
- * O(n log n) in the n metrics of a task: each "_stderr" partner is looked up in the task's
- * members sorted once (a lookup by scanning made a RESULT of 150,000 metrics, which anyone with
- * the shared token may send, stall calsweepd for minutes before its lease was even checked). */
-static cs_rc parse_metrics(const char *text, cJSON **root, cs_store_metric **out, size_t *n_out,
-                           cs_err *err)
-{
-    cs_rc rc = cs_json_parse(text, strlen(text), "RESULT.metrics", root, err);
-    size_t n = 0, cap = 0, n_by_name = 0;
-    cs_store_metric *m = NULL;
-    const cJSON **by_name = NULL;
-    if (rc != CS_OK)
-        return rc;
-    const cJSON *task;
-    cJSON_ArrayForEach(task, *root)
-    {
-        if (!cJSON_IsObject(task)) {
-            rc = cs_err_set(err, CS_EPROTO, 0, "RESULT.metrics.%s: expected an object",
-                            task->string);
-            goto fail;
-        }
-        const cJSON *v;
-        free(by_name);
-        n_by_name = 0;
-        cJSON_ArrayForEach(v, task)
-        {
-            n_by_name++;
-        }
-        by_name = cs_alloc_array(n_by_name > 0 ? n_by_name : 1, sizeof *by_name);
-        if (by_name == NULL) {
-            rc = cs_err_set(err, CS_ENOMEM, 0, "RESULT.metrics");
-            goto fail;
-        }
-        n_by_name = 0;
-        cJSON_ArrayForEach(v, task)
-        {
-            by_name[n_by_name++] = v;
-        }
-        qsort(by_name, n_by_name, sizeof *by_name, member_cmp);
-        const cJSON *tn = member(by_name, n_by_name, "n");
-        int64_t task_n = cJSON_IsNumber(tn) ? (int64_t)tn->valuedouble : -1;
-        cJSON_ArrayForEach(v, task)
-        {
-            const char *name = v->string;
+    size_t n = 0, total = cs_result_count_metrics(r);
+    cs_store_metric *m = cs_alloc_array(total > 0 ? total : 1, sizeof *m);
+    if (m == NULL)
+        return cs_err_set(err, CS_ENOMEM, 0, "RESULT.result.metrics");
+    for (size_t i = 0; i < r->n_tasks; i++) {
+        const cs_result_task *t = &r->tasks[i];
+        for (size_t k = 0; k < t->n_metrics; k++) {
+            const char *name = t->metrics[k].name;
             size_t len = strlen(name);
-            if (strcmp(name, "n") == 0)
-                continue;
-            if (cJSON_IsNull(v)) { /* a NaN or infinity written as null: never a result */
-                rc = cs_err_set(err, CS_EPROTO, 0,
-                                "RESULT.metrics.%s.%s: null is not a finite number (the worker "
-                                "must report the job as failed)",
-                                task->string, name);
-                goto fail;
-            }
             if (len > 7 && strcmp(name + len - 7, "_stderr") == 0) {
-                char base[CS_PROTO_MAX_NAME + 1];
-                if (len - 7 < sizeof base) {
-                    memcpy(base, name, len - 7);
-                    base[len - 7] = '\0';
-                    if (member(by_name, n_by_name, base) != NULL)
-                        continue;
-                }
+                char base[CS_LIMIT_NAME_BYTES + 1];
+                memcpy(base, name, len - 7);
+                base[len - 7] = '\0';
+                if (cs_result_metric(t, base) != NULL)
+                    continue;
             }
-            cs_store_metric one = {.task = task->string, .metric = name, .n = task_n};
-            one.stderr_ = NAN;
-            if (cJSON_IsNumber(v)) {
-                one.value = v->valuedouble;
-                char key[CS_PROTO_MAX_NAME + 16];
-                snprintf(key, sizeof key, "%s_stderr", name);
-                const cJSON *se = member(by_name, n_by_name, key);
-                if (cJSON_IsNumber(se))
-                    one.stderr_ = se->valuedouble;
-            } else if (cJSON_IsObject(v)) {
-                const cJSON *val = cJSON_GetObjectItemCaseSensitive(v, "value");
-                const cJSON *se = cJSON_GetObjectItemCaseSensitive(v, "stderr");
-                const cJSON *nn = cJSON_GetObjectItemCaseSensitive(v, "n");
-                if (!cJSON_IsNumber(val)) {
-                    rc = cs_err_set(err, CS_EPROTO, 0,
-                                    "RESULT.metrics.%s.%s.value: expected a number", task->string,
-                                    name);
-                    goto fail;
-                }
-                one.value = val->valuedouble;
-                if (cJSON_IsNumber(se))
-                    one.stderr_ = se->valuedouble;
-                if (cJSON_IsNumber(nn))
-                    one.n = (int64_t)nn->valuedouble;
-            } else {
-                rc = cs_err_set(err, CS_EPROTO, 0,
-                                "RESULT.metrics.%s.%s: expected a number, an object or null",
-                                task->string, name);
-                goto fail;
-            }
-            if (n == cap) {
-                size_t nc = cap ? cap * 2 : 8;
-                cs_store_metric *g = cs_realloc_array(m, nc, sizeof *m);
-                if (g == NULL) {
-                    rc = cs_err_set(err, CS_ENOMEM, 0, "RESULT.metrics");
-                    goto fail;
-                }
-                m = g;
-                cap = nc;
-            }
-            m[n++] = one;
+            char key[CS_LIMIT_NAME_BYTES + 16];
+            snprintf(key, sizeof key, "%s_stderr", name);
+            const cs_result_value *se = cs_result_metric(t, key);
+            m[n++] = (cs_store_metric){.task = t->name,
+                                       .metric = name,
+                                       .value = t->metrics[k].value,
+                                       .stderr_ = se != NULL ? se->value : NAN,
+                                       .n = t->has_n ? t->n : -1};
         }
     }
-    free(by_name);
     *out = m;
     *n_out = n;
     return CS_OK;
-fail:
-    free(by_name);
-    free(m);
-    cJSON_Delete(*root);
-    *root = NULL;
-    return rc;
 }
 
 /* After a RESULT or FAIL was stored: the claim riding on it, if any, gets the worker's next job
@@ -690,30 +590,28 @@ static void claim_after_report(cs_daemon *d, dctx *c, const cs_msg_claim *cl, in
 static void do_result(cs_daemon *d, dctx *c, int64_t now)
 {
     const cs_msg_result *r = &c->req.result;
-    cJSON *mroot = NULL, *proot = NULL;
     cs_store_metric *metrics = NULL;
     size_t n_metrics = 0;
+    char *text = NULL;
     cs_err err = {0};
     bool dup = false;
-    cs_rc rc = parse_metrics(r->metrics, &mroot, &metrics, &n_metrics, &err);
+    /* The codec refused non-finite metrics and oversize results when the message was decoded;
+     * what is stored is the result's canonical text, the same bytes wherever it is encoded. */
+    cs_rc rc = long_form(&r->result, &metrics, &n_metrics, &err);
+    if (rc == CS_OK)
+        rc = cs_result_encode(&r->result, &text, NULL, &err);
     if (rc != CS_OK) {
         log_bad(d, c, "RESULT refused", err.msg);
         set_error(c, rc, err.msg);
-        return;
+        goto cleanup;
     }
-    cs_store_exit ex = {0};
-    if (cs_json_parse(r->provenance, strlen(r->provenance), "RESULT.provenance", &proot, &err) ==
-        CS_OK) {
-        const cJSON *lp = cJSON_GetObjectItemCaseSensitive(proot, "log_path");
-        if (cJSON_IsString(lp))
-            ex.log_path = lp->valuestring;
-    }
+    cs_store_exit ex = {.log_path = r->result.log_path};
     if (r->attempt > INT32_MAX) {
         set_error(c, CS_ESTALE, "stale attempt");
         goto cleanup;
     }
-    rc = cs_store_result(d->store, r->job_id, (int)r->attempt, r->worker, r->lease_token,
-                         r->provenance, metrics, n_metrics, &ex, now, &dup, &err);
+    rc = cs_store_result(d->store, r->job_id, (int)r->attempt, r->worker, r->lease_token, text,
+                         metrics, n_metrics, &ex, now, &dup, &err);
     if (rc == CS_ESTALE) {
         log_refused(d, c, r->worker, &err);
         set_error(c, rc, err.msg);
@@ -731,8 +629,7 @@ static void do_result(cs_daemon *d, dctx *c, int64_t now)
     }
 cleanup:
     free(metrics);
-    cJSON_Delete(mroot);
-    cJSON_Delete(proot);
+    free(text);
 }
 
 static void do_heartbeat(cs_daemon *d, dctx *c, int64_t now)

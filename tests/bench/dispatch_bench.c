@@ -195,8 +195,7 @@ static void a_cb(void *arg)
         m.result.lease_token = rep.job.lease_token;
         m.result.job_id = rep.job.job_id;
         m.result.attempt = rep.job.attempt;
-        m.result.metrics = (char *)"{\"arith\":{\"acc\":0.5,\"acc_stderr\":0.01,\"n\":100}}";
-        m.result.provenance = (char *)"{\"host\":\"localhost\",\"log_path\":\"/tmp/x.log\"}";
+        dt_fill_result(&m.result.result);
         if (!separate) {
             m.result.claim.worker = w->name;
             m.result.claim.instance = dt_mut(DT_INSTANCE);

@@ -11,6 +11,9 @@ ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n
 R=$CALSWEEP_RUN
 S=$(cd "${CS_SOURCE_DIR:-.}" && pwd)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+# result.json holds the exact doubles (canonical JSON); `eval --json` prints cJSON's 15 digits,
+# which may be 1 ulp off: compare to 12 significant places, keys sorted
+r12() { jq -cS 'with_entries(if .key != "n" and (.value | type) == "number" then .value |= (. * 1e12 | round) else . end)'; }
 validate() { node "$S/tests/node/validate-file.js" "$S/schemas/$1.schema.json" "$2"; }
 job() { # folder algorithm ppl-path tasks-json [calibration n_samples seq_len]
     printf '{"algorithm":%s,"calibration":%s,"n_samples":%s,"seq_len":%s,"seed":3,"eval":{"perplexity":{"heldout":{"max_windows":0,"path":"%s","seq_len":256}},"tasks":%s},"extra":{},"model":{"arch":"llama","backend":"native","folder":"%s"}}\n' \
@@ -68,8 +71,8 @@ job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt \
     "{\"arith\":{\"path\":\"$T/arith_mc.eval.jsonl\",\"limit\":40,\"fewshot\":0,\"fewshot_path\":null},\"gen\":{\"path\":\"$T/arith_gen.eval.jsonl\",\"limit\":8}}" >"$tmp/f/job.json"
 run "$tmp/f"; ok $? "a baseline job with two task files exits 0"
 validate result "$tmp/f/result.json"; ok $? "its result.json validates"
-want=$(cd "$S" && "$R" eval sweeps/testbed/models/tb-llama --task $T/arith_mc.eval.jsonl --limit 40 --json 2>/dev/null | jq -c '.tasks.arith_mc')
-got=$(jq -c '.metrics.arith' "$tmp/f/result.json")
+want=$(cd "$S" && "$R" eval sweeps/testbed/models/tb-llama --task $T/arith_mc.eval.jsonl --limit 40 --json 2>/dev/null | jq -cS '.tasks.arith_mc' | r12)
+got=$(jq -cS '.metrics.arith' "$tmp/f/result.json" | r12)
 [ -n "$want" ] && [ "$got" = "$want" ]; ok $? "task metrics equal calsweep-run eval's on the same 40 items: $got"
 [ "$(jq '.metrics.gen | .n, (has("exact_match") and has("exact_match_stderr"))' "$tmp/f/result.json" | tr '\n' ' ')" = "8 true " ]
 ok $? "the generation task reports exact match over 8 items"
@@ -84,9 +87,9 @@ mkdir "$tmp/g2"
 job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt \
     "{\"arith\":{\"path\":\"$T/arith_mc.eval.jsonl\",\"limit\":12,\"fewshot\":3,\"fewshot_path\":\"$T/arith_mc.train.jsonl\"}}" >"$tmp/g2/job.json"
 run "$tmp/g2"; ok $? "a job with 3-shot prompts exits 0"
-want=$(cd "$S" && "$R" eval sweeps/testbed/models/tb-llama --task $T/arith_mc.eval.jsonl --limit 12 --fewshot 3 --shots $T/arith_mc.train.jsonl --json 2>/dev/null | jq -c '.tasks.arith_mc')
-zero=$(cd "$S" && "$R" eval sweeps/testbed/models/tb-llama --task $T/arith_mc.eval.jsonl --limit 12 --json 2>/dev/null | jq -c '.tasks.arith_mc')
-got=$(jq -c '.metrics.arith' "$tmp/g2/result.json")
+want=$(cd "$S" && "$R" eval sweeps/testbed/models/tb-llama --task $T/arith_mc.eval.jsonl --limit 12 --fewshot 3 --shots $T/arith_mc.train.jsonl --json 2>/dev/null | jq -cS '.tasks.arith_mc' | r12)
+zero=$(cd "$S" && "$R" eval sweeps/testbed/models/tb-llama --task $T/arith_mc.eval.jsonl --limit 12 --json 2>/dev/null | jq -cS '.tasks.arith_mc' | r12)
+got=$(jq -cS '.metrics.arith' "$tmp/g2/result.json" | r12)
 [ -n "$want" ] && [ "$got" = "$want" ] && [ "$(jq .n <<<"$got")" = 12 ]
 ok $? "its metrics equal calsweep-run eval --fewshot 3 --shots on the same 12 items: $got (0-shot: $zero)"
 

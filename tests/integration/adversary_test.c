@@ -292,6 +292,17 @@ static char *take(cs_buf *b, size_t *len)
     return cs_buf_take(b);
 }
 
+/* A result of {"test":{"value":-666}} with others (static storage). */
+static void forged_fill(cs_result *r, const char *others)
+{
+    static cs_result_value v[] = {{"value", -666}};
+    static cs_result_task t[] = {{"test", false, 0, v, 1}};
+    memset(r, 0, sizeof *r);
+    r->tasks = t;
+    r->n_tasks = 1;
+    r->others = dt_mut(others);
+}
+
 static char *forged_result(const target *t, const char *worker, size_t *len)
 {
     char tok[CS_PROTO_TOKEN_LEN + 1];
@@ -302,8 +313,8 @@ static char *forged_result(const target *t, const char *worker, size_t *len)
     m.result.lease_token = tok;
     m.result.job_id = t->job_id;
     m.result.attempt = t->attempt;
-    m.result.metrics = dt_mut("{\"test\":{\"value\":-666,\"forged\":1}}");
-    m.result.provenance = dt_mut("{\"host\":\"evil\",\"forged\":true}");
+    forged_fill(&m.result.result, "{\"forged\":true}");
+    m.result.result.host = dt_mut("evil");
     return encode(&m, len);
 }
 
@@ -329,8 +340,7 @@ static char *result_with_claim(const target *t, size_t *len)
     m.result.lease_token = tok;
     m.result.job_id = t->job_id;
     m.result.attempt = t->attempt;
-    m.result.metrics = dt_mut("{\"test\":{\"value\":-666}}");
-    m.result.provenance = dt_mut("{\"forged\":true}");
+    forged_fill(&m.result.result, "{\"forged\":true}");
     m.result.claim.worker = dt_mut(t->worker);
     m.result.claim.instance = inst;
     dt_caps(&m.result.claim.caps);
@@ -342,9 +352,9 @@ static char *result_no_token(const target *t, size_t *len)
 {
     cs_buf b = {0};
     assert_int_equal(cs_buf_printf(&b,
-                                   "{\"v\":3,\"type\":\"RESULT\",\"token\":\"" TOKEN "\","
+                                   "{\"v\":4,\"type\":\"RESULT\",\"token\":\"" TOKEN "\","
                                    "\"worker\":\"%s\",\"job_id\":%lld,\"attempt\":%lld,"
-                                   "\"metrics\":{\"test\":{\"value\":-666}},\"provenance\":{}}",
+                                   "\"result\":{\"metrics\":{\"test\":{\"value\":-666}}}}",
                                    t->worker, (long long)t->job_id, (long long)t->attempt),
                      CS_OK);
     return take(&b, len);
@@ -353,13 +363,13 @@ static char *result_no_token(const target *t, size_t *len)
 static char *result_empty_token(const target *t, size_t *len)
 {
     cs_buf b = {0};
-    assert_int_equal(cs_buf_printf(&b,
-                                   "{\"v\":3,\"type\":\"RESULT\",\"token\":\"" TOKEN "\","
-                                   "\"worker\":\"%s\",\"lease_token\":\"\",\"job_id\":%lld,"
-                                   "\"attempt\":%lld,\"metrics\":{\"test\":{\"value\":-666}},"
-                                   "\"provenance\":{}}",
-                                   t->worker, (long long)t->job_id, (long long)t->attempt),
-                     CS_OK);
+    assert_int_equal(
+            cs_buf_printf(&b,
+                          "{\"v\":4,\"type\":\"RESULT\",\"token\":\"" TOKEN "\","
+                          "\"worker\":\"%s\",\"lease_token\":\"\",\"job_id\":%lld,"
+                          "\"attempt\":%lld,\"result\":{\"metrics\":{\"test\":{\"value\":-666}}}}",
+                          t->worker, (long long)t->job_id, (long long)t->attempt),
+            CS_OK);
     return take(&b, len);
 }
 
@@ -417,7 +427,7 @@ static char *bye_release_no_token(const target *t, size_t *len)
 {
     cs_buf b = {0};
     assert_int_equal(cs_buf_printf(&b,
-                                   "{\"v\":3,\"type\":\"BYE\",\"token\":\"" TOKEN "\","
+                                   "{\"v\":4,\"type\":\"BYE\",\"token\":\"" TOKEN "\","
                                    "\"worker\":\"%s\",\"instance\":\"" DT_INSTANCE "\","
                                    "\"release_job\":{\"job_id\":%lld,\"attempt\":%lld}}",
                                    t->worker, (long long)t->job_id, (long long)t->attempt),
@@ -442,27 +452,27 @@ static char *flood(const char *head, const char *tail, size_t *len)
 static char *claim_flood_no_token(const target *t, size_t *len)
 {
     (void)t;
-    return flood("{\"v\":3,\"type\":\"CLAIM\",\"worker\":\"" MALLORY "\",", "}", len);
+    return flood("{\"v\":4,\"type\":\"CLAIM\",\"worker\":\"" MALLORY "\",", "}", len);
 }
 
 static char *claim_flood_wrong_token(const target *t, size_t *len)
 {
     (void)t;
-    return flood("{\"v\":3,\"type\":\"CLAIM\",\"token\":\"wrong\",\"worker\":\"" MALLORY "\",", "}",
+    return flood("{\"v\":4,\"type\":\"CLAIM\",\"token\":\"wrong\",\"worker\":\"" MALLORY "\",", "}",
                  len);
 }
 
 static char *status_flood_no_token(const target *t, size_t *len)
 {
     (void)t;
-    return flood("{\"v\":3,\"type\":\"STATUS\",", "}", len);
+    return flood("{\"v\":4,\"type\":\"STATUS\",", "}", len);
 }
 
 /* Well-formed but for the token: a SUBMIT whose sweep document is the flood. */
 static char *submit_flood_wrong_token(const target *t, size_t *len)
 {
     (void)t;
-    return flood("{\"v\":3,\"type\":\"SUBMIT\",\"token\":\"wrong\",\"force\":false,\"sweep\":{",
+    return flood("{\"v\":4,\"type\":\"SUBMIT\",\"token\":\"wrong\",\"force\":false,\"sweep\":{",
                  "}}", len);
 }
 
@@ -472,17 +482,17 @@ static char *result_flood_metrics(const target *t, size_t *len)
     char tok[CS_PROTO_TOKEN_LEN + 1], head[600];
     guess(tok);
     snprintf(head, sizeof head,
-             "{\"v\":3,\"type\":\"RESULT\",\"token\":\"" TOKEN "\",\"worker\":\"%s\","
-             "\"lease_token\":\"%s\",\"job_id\":%lld,\"attempt\":%lld,\"provenance\":{},"
-             "\"metrics\":{\"test\":{",
+             "{\"v\":4,\"type\":\"RESULT\",\"token\":\"" TOKEN "\",\"worker\":\"%s\","
+             "\"lease_token\":\"%s\",\"job_id\":%lld,\"attempt\":%lld,"
+             "\"result\":{\"metrics\":{\"test\":{",
              t->worker, tok, (long long)t->job_id, (long long)t->attempt);
-    return flood(head, "}}}", len);
+    return flood(head, "}}}}", len);
 }
 
 static char *submit_flood_token(const target *t, size_t *len)
 {
     (void)t;
-    return flood("{\"v\":3,\"type\":\"SUBMIT\",\"token\":\"" TOKEN "\",\"force\":false,\"sweep\":{"
+    return flood("{\"v\":4,\"type\":\"SUBMIT\",\"token\":\"" TOKEN "\",\"force\":false,\"sweep\":{"
                  "\"name\":\"adv-flood\",",
                  "}}", len);
 }
@@ -511,7 +521,7 @@ static char *nested_bare(const target *t, size_t *len)
 static char *nested_in_submit(const target *t, size_t *len)
 {
     (void)t;
-    return nested("{\"v\":3,\"type\":\"SUBMIT\",\"token\":\"" TOKEN "\",\"force\":false,\"sweep\":{"
+    return nested("{\"v\":4,\"type\":\"SUBMIT\",\"token\":\"" TOKEN "\",\"force\":false,\"sweep\":{"
                   "\"name\":\"adv-nested\",\"grid\":{\"x\":",
                   "}}}", len);
 }
@@ -523,7 +533,7 @@ static char *heartbeat_of_size(const target *t, size_t size, size_t *len)
     cs_buf b = {0};
     guess(tok);
     assert_int_equal(cs_buf_printf(&b,
-                                   "{\"v\":3,\"type\":\"HEARTBEAT\",\"token\":\"" TOKEN "\","
+                                   "{\"v\":4,\"type\":\"HEARTBEAT\",\"token\":\"" TOKEN "\","
                                    "\"worker\":\"%s\",\"lease_token\":\"%s\",\"job_id\":%lld,"
                                    "\"attempt\":%lld,\"stage\":\"x\",\"done\":0,\"total\":0,"
                                    "\"log_tail\":\"",
@@ -607,7 +617,7 @@ static char *submit_big_mem(const target *t, size_t *len)
 /* A SUBMIT of exactly the protocol's limit whose sweep is over CS_LIMIT_SWEEP_BYTES. */
 static char *submit_at_max(const target *t, size_t *len)
 {
-    const char *head = "{\"v\":3,\"type\":\"SUBMIT\",\"token\":\"" TOKEN "\",\"force\":false,"
+    const char *head = "{\"v\":4,\"type\":\"SUBMIT\",\"token\":\"" TOKEN "\",\"force\":false,"
                        "\"sweep\":{\"name\":\"adv-big\",\"description\":\"";
     cs_buf b = {0};
     (void)t;
@@ -700,8 +710,10 @@ static const attack ATTACKS[] = {
          AUTH_FAILED, "unknown key", false},
         {"SUBMIT of a 150,000-key sweep, wrong token", submit_flood_wrong_token, TO_CONTROL,
          CS_EAUTH, AUTH_FAILED, NULL, false},
-        {"RESULT with 150,000 metrics, guessed token", result_flood_metrics, TO_WORK, CS_ESTALE,
-         NULL, NULL, false},
+        /* over CS_LIMIT_RESULT_METRICS: the codec refuses it, and a malformed message gets no
+         * more than CS_EAUTH where a token is set */
+        {"RESULT with 150,000 metrics, guessed token", result_flood_metrics, TO_WORK, CS_EAUTH,
+         AUTH_FAILED, NULL, false},
         {"SUBMIT of a 150,000-key sweep", submit_flood_token, TO_CONTROL, CS_ESCHEMA, "unknown key",
          NULL, false},
         /* out-of-range policies: refused naming the path, nothing stored */

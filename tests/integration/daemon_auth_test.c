@@ -78,7 +78,7 @@ static void test_token(void **state)
         void *in = NULL;
         size_t n = 0;
         nng_socket_set_ms(w, NNG_OPT_RECVTIMEO, 5000);
-        assert_int_equal(nng_send(w, dt_mut("{\"v\":3,\"type\":\"CLAIM\""), 21, 0), 0);
+        assert_int_equal(nng_send(w, dt_mut("{\"v\":4,\"type\":\"CLAIM\""), 21, 0), 0);
         assert_int_equal(nng_recv(w, &in, &n, NNG_FLAG_ALLOC), 0);
         assert_int_equal(cs_msg_decode(in, n, &rep, NULL), CS_OK);
         nng_free(in, n);

@@ -27,42 +27,42 @@ static int teardown(void **state)
 }
 
 static const char *const samples[] = {
-        "{\"v\":3,\"type\":\"CLAIM\",\"worker\":\"w\",\"instance\":\"" DT_INSTANCE "\","
+        "{\"v\":4,\"type\":\"CLAIM\",\"worker\":\"w\",\"instance\":\"" DT_INSTANCE "\","
         "\"capabilities\":{\"backends\":[\"native\"],\"models\":[],\"threads\":1,\"mem_mb\":0,"
         "\"gpus\":[]}}",
-        "{\"v\":3,\"type\":\"RESULT\",\"worker\":\"w\",\"lease_token\":\"" DT_NO_LEASE "\","
-        "\"job_id\":1,\"attempt\":1,\"metrics\":{},\"provenance\":{}}",
-        "{\"v\":3,\"type\":\"HEARTBEAT\",\"worker\":\"w\",\"lease_token\":\"" DT_NO_LEASE "\","
+        "{\"v\":4,\"type\":\"RESULT\",\"worker\":\"w\",\"lease_token\":\"" DT_NO_LEASE "\","
+        "\"job_id\":1,\"attempt\":1,\"result\":{\"metrics\":{}}}",
+        "{\"v\":4,\"type\":\"HEARTBEAT\",\"worker\":\"w\",\"lease_token\":\"" DT_NO_LEASE "\","
         "\"job_id\":1,\"attempt\":1,\"stage\":\"x\",\"done\":0,\"total\":1,\"log_tail\":\"\"}",
-        "{\"v\":3,\"type\":\"STATUS\"}",
-        "{\"v\":3,\"type\":\"SUBMIT\",\"sweep\":{},\"force\":false}",
+        "{\"v\":4,\"type\":\"STATUS\"}",
+        "{\"v\":4,\"type\":\"SUBMIT\",\"sweep\":{},\"force\":false}",
 };
 
 /* Well-formed requests that must be refused: wrong types, unknown keys and types, requests of
  * the other endpoint, unknown jobs, huge attempts, bad metrics. */
 static const char *const refused[] = {
-        "{\"v\":3,\"type\":\"CLAIM\",\"worker\":7,\"capabilities\":{}}",
-        "{\"v\":3,\"type\":\"RESULT\",\"job_id\":\"1\",\"attempt\":1,\"metrics\":{},"
-        "\"provenance\":{}}",
-        "{\"v\":3,\"type\":\"CLAIM\"}",
-        "{\"v\":3,\"type\":\"TEAPOT\"}",
-        "{\"v\":3,\"type\":\"JOB\",\"job_id\":1,\"attempt\":1,\"lease_s\":1,\"config\":{}}",
-        "{\"v\":3,\"type\":\"CLAIM\",\"worker\":\"w\",\"extra\":1}",
-        "{\"v\":3,\"type\":\"RESULT\",\"job_id\":999999,\"attempt\":1,\"metrics\":{},"
-        "\"provenance\":{}}",
-        "{\"v\":3,\"type\":\"RESULT\",\"job_id\":1,\"attempt\":9007199254740992,\"metrics\":{},"
-        "\"provenance\":{}}",
-        "{\"v\":3,\"type\":\"RESULT\",\"job_id\":1,\"attempt\":1,\"metrics\":{\"t\":[1]},"
-        "\"provenance\":{}}",
-        "{\"v\":3,\"type\":\"HEARTBEAT\",\"job_id\":12345,\"attempt\":3,\"stage\":\"x\","
+        "{\"v\":4,\"type\":\"CLAIM\",\"worker\":7,\"capabilities\":{}}",
+        "{\"v\":4,\"type\":\"RESULT\",\"job_id\":\"1\",\"attempt\":1,"
+        "\"result\":{\"metrics\":{}}}",
+        "{\"v\":4,\"type\":\"CLAIM\"}",
+        "{\"v\":4,\"type\":\"TEAPOT\"}",
+        "{\"v\":4,\"type\":\"JOB\",\"job_id\":1,\"attempt\":1,\"lease_s\":1,\"config\":{}}",
+        "{\"v\":4,\"type\":\"CLAIM\",\"worker\":\"w\",\"extra\":1}",
+        "{\"v\":4,\"type\":\"RESULT\",\"job_id\":999999,\"attempt\":1,"
+        "\"result\":{\"metrics\":{}}}",
+        "{\"v\":4,\"type\":\"RESULT\",\"job_id\":1,\"attempt\":9007199254740992,"
+        "\"result\":{\"metrics\":{}}}",
+        "{\"v\":4,\"type\":\"RESULT\",\"job_id\":1,\"attempt\":1,"
+        "\"result\":{\"metrics\":{\"t\":[1]}}}",
+        "{\"v\":4,\"type\":\"HEARTBEAT\",\"job_id\":12345,\"attempt\":3,\"stage\":\"x\","
         "\"done\":0,\"total\":1,\"log_tail\":\"\"}",
-        "{\"v\":3,\"type\":\"FAIL\",\"job_id\":12345,\"attempt\":3,\"kind\":\"oom\","
+        "{\"v\":4,\"type\":\"FAIL\",\"job_id\":12345,\"attempt\":3,\"kind\":\"oom\","
         "\"reason\":\"\",\"exit_status\":-1,\"signal\":9,\"log_tail\":\"\"}",
         "[1,2,3]",
         "null",
         "",
-        "{\"v\":3,\"type\":\"SUBMIT\",\"sweep\":{},\"force\":false}",
-        "{\"v\":3,\"type\":\"STATUS\",\"sweep\":[]}",
+        "{\"v\":4,\"type\":\"SUBMIT\",\"sweep\":{},\"force\":false}",
+        "{\"v\":4,\"type\":\"STATUS\",\"sweep\":[]}",
 };
 
 /* One message: CS_OK when an ERROR came back, CS_ETIMEDOUT when none did. */

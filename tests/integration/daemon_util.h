@@ -237,6 +237,19 @@ static inline cs_rc dt_claim(nng_socket s, const char *worker, const char *token
     return dt_call(s, &m, rep, timeout_ms);
 }
 
+/* The result every test RESULT carries: {"host":"localhost","log_path":"/tmp/x.log","metrics":
+ * {"arith":{"acc":0.5,"acc_stderr":0.01,"n":100}}} (static storage: never fini'd). */
+static inline void dt_fill_result(cs_result *r)
+{
+    static cs_result_value arith[] = {{"acc", 0.5}, {"acc_stderr", 0.01}};
+    static cs_result_task tasks[] = {{"arith", true, 100, arith, 2}};
+    memset(r, 0, sizeof *r);
+    r->tasks = tasks;
+    r->n_tasks = 1;
+    r->host = dt_mut("localhost");
+    r->log_path = dt_mut("/tmp/x.log");
+}
+
 /* RESULT of (job, attempt) by worker under lease (JOB.lease_token); token: the shared token. */
 static inline cs_rc dt_result(nng_socket s, const char *worker, const char *lease, int64_t job,
                               int64_t attempt, const char *token, int timeout_ms, cs_msg *rep)
@@ -248,8 +261,7 @@ static inline cs_rc dt_result(nng_socket s, const char *worker, const char *leas
     m.result.lease_token = dt_mut(lease);
     m.result.job_id = job;
     m.result.attempt = attempt;
-    m.result.metrics = (char *)"{\"arith\":{\"acc\":0.5,\"acc_stderr\":0.01,\"n\":100}}";
-    m.result.provenance = (char *)"{\"host\":\"localhost\",\"log_path\":\"/tmp/x.log\"}";
+    dt_fill_result(&m.result.result);
     return dt_call(s, &m, rep, timeout_ms);
 }
 
@@ -264,8 +276,7 @@ static inline cs_rc dt_result_claim(nng_socket s, int64_t job, int64_t attempt, 
     m.result.lease_token = dt_mut(lease);
     m.result.job_id = job;
     m.result.attempt = attempt;
-    m.result.metrics = (char *)"{\"arith\":{\"acc\":0.5,\"acc_stderr\":0.01,\"n\":100}}";
-    m.result.provenance = (char *)"{\"host\":\"localhost\",\"log_path\":\"/tmp/x.log\"}";
+    dt_fill_result(&m.result.result);
     m.result.claim.worker = dt_mut(worker);
     m.result.claim.instance = dt_mut(DT_INSTANCE);
     dt_caps(&m.result.claim.caps);

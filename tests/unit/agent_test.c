@@ -50,6 +50,7 @@ typedef struct peer {
     int64_t hb_done, hb_total;
     char hb_tail[4096];
     char metrics[1024], provenance[4096];
+    char result_wire[8192]; /* the last RESULT as it came over the wire */
     cs_fail_kind fail_kind;
     int64_t fail_exit, fail_signal;
     char fail_reason[2048], fail_tail[4096];
@@ -100,7 +101,7 @@ static void give_job(peer *p, cs_msg *rep)
     rep->job.lease_token = p->leases[i];
     rep->job.lease_s = p->lease_s > 0 ? p->lease_s : 30;
     rep->job.timeout_s = p->timeout_s;
-    rep->job.config = (char *)(uintptr_t)p->config;
+    rep->job.config = p->config;
     p->jobs_given++;
 }
 
@@ -136,7 +137,7 @@ static void peer_reply(peer *p, const cs_msg *req, cs_msg *rep, bool *drop)
     if (p->mode == MODE_AUTH) {
         cs_msg_init(rep, CS_MSG_ERROR);
         rep->error.code = CS_EAUTH;
-        rep->error.message = (char *)(uintptr_t) "authentication failed";
+        rep->error.message = "authentication failed";
         return;
     }
     switch (req->type) {
@@ -170,7 +171,7 @@ static void peer_reply(peer *p, const cs_msg *req, cs_msg *rep, bool *drop)
         if (p->mode == MODE_STALE) {
             cs_msg_init(rep, CS_MSG_ERROR);
             rep->error.code = CS_ESTALE;
-            rep->error.message = (char *)(uintptr_t) "stale attempt";
+            rep->error.message = "stale attempt";
         } else if (p->mode == MODE_RESTART && !p->restarted) {
             *drop = true;
         } else {
@@ -185,8 +186,18 @@ static void peer_reply(peer *p, const cs_msg *req, cs_msg *rep, bool *drop)
         else
             check_lease(p, req->fail.worker, req->fail.job_id, req->fail.lease_token);
         if (req->type == CS_MSG_RESULT) {
-            copy(p->metrics, sizeof p->metrics, req->result.metrics);
-            copy(p->provenance, sizeof p->provenance, req->result.provenance);
+            /* metrics: the canonical text of the metrics alone; provenance: of the whole */
+            const cs_result *r = &req->result.result;
+            cs_result only = {.tasks = r->tasks, .n_tasks = r->n_tasks};
+            char *t = NULL;
+            assert_int_equal(cs_result_encode(&only, &t, NULL, NULL), CS_OK);
+            assert_true(strncmp(t, "{\"metrics\":", 11) == 0);
+            t[strlen(t) - 1] = '\0';
+            copy(p->metrics, sizeof p->metrics, t + 11);
+            free(t);
+            assert_int_equal(cs_result_encode(r, &t, NULL, NULL), CS_OK);
+            copy(p->provenance, sizeof p->provenance, t);
+            free(t);
         } else {
             p->fail_kind = req->fail.kind;
             p->fail_exit = req->fail.exit_status;
@@ -207,7 +218,7 @@ static void peer_reply(peer *p, const cs_msg *req, cs_msg *rep, bool *drop)
                 p->first_report_refused = true;
                 cs_msg_init(rep, CS_MSG_ERROR);
                 rep->error.code = CS_EDB;
-                rep->error.message = (char *)(uintptr_t) "database busy";
+                rep->error.message = "database busy";
             } else if (cl->worker != NULL && p->jobs_given < p->jobs_to_give) {
                 /* As calsweepd: the report is stored and the claim gets the next job. */
                 give_job(p, rep);
@@ -222,7 +233,7 @@ static void peer_reply(peer *p, const cs_msg *req, cs_msg *rep, bool *drop)
     default:
         cs_msg_init(rep, CS_MSG_ERROR);
         rep->error.code = CS_EPROTO;
-        rep->error.message = (char *)(uintptr_t) "unexpected";
+        rep->error.message = "unexpected";
         break;
     }
 }
@@ -246,8 +257,12 @@ static void *peer_main(void *arg)
             nng_free(buf, len);
             continue;
         }
-        nng_free(buf, len);
         pthread_mutex_lock(&p->mu);
+        if (req.type == CS_MSG_RESULT && len < sizeof p->result_wire) {
+            memcpy(p->result_wire, buf, len);
+            p->result_wire[len] = '\0';
+        }
+        nng_free(buf, len);
         peer_reply(p, &req, &rep, &drop);
         bool restart = drop && p->mode == MODE_RESTART && !p->restarted;
         pthread_mutex_unlock(&p->mu);
@@ -535,7 +550,7 @@ static void test_result_null_metric(void **state)
     assert_int_equal(f->p.n[CS_MSG_RESULT], 0);
     assert_int_equal(f->p.n[CS_MSG_FAIL], 1);
     assert_int_equal(f->p.fail_kind, CS_FAIL_BAD_INPUT);
-    assert_non_null(strstr(f->p.fail_reason, "metrics.wiki.ppl is not a finite number"));
+    assert_non_null(strstr(f->p.fail_reason, "metrics.wiki.ppl: not a finite number"));
     cs_agent_destroy(f->agent);
 }
 
@@ -606,6 +621,31 @@ static void test_restart(void **state)
     assert_true(f->p.restarted);
     assert_int_equal(f->p.n[CS_MSG_RESULT], 1);
     assert_string_equal(f->p.metrics, "{\"a\":{\"b\":1}}");
+    cs_agent_destroy(f->agent);
+}
+
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* A RESULT carries the metrics once (protocol 3 sent them as RESULT.metrics and again inside
+ * RESULT.provenance, the whole result.json). */
+static void test_result_metrics_once(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(write_script(f->runner, "echo '{\"metrics\":{\"wiki\":{\"zz_ppl\":12.5,"
+                                             "\"n\":3}},\"host\":\"h\"}' > result.json\n"),
+                     0);
+    start(f);
+    finish(f, 10000);
+    assert_int_equal(f->p.n[CS_MSG_RESULT], 1);
+    assert_int_equal(count_of(f->p.result_wire, "\"zz_ppl\""), 1);
+    assert_int_equal(count_of(f->p.result_wire, "12.5"), 1);
+    assert_int_equal(count_of(f->p.result_wire, "\"metrics\""), 1);
     cs_agent_destroy(f->agent);
 }
 
@@ -916,6 +956,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_stale_drops, setup, teardown),
             cmocka_unit_test_setup_teardown(test_result_resent, setup, teardown),
             cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_result_metrics_once, setup, teardown),
             cmocka_unit_test_setup_teardown(test_once_no_work, setup, teardown),
             cmocka_unit_test_setup_teardown(test_release, setup, teardown),
             cmocka_unit_test_setup_teardown(test_auth_refusal_is_final, setup, teardown),

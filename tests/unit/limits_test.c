@@ -97,7 +97,8 @@ static void limits_codec_round_trip(const cs_sweep *s)
         m.job.lease_token = (char *)(uintptr_t) "0123456789abcdef0123456789abcdef";
         m.job.lease_s = CS_LIMIT_LEASE_S;
         m.job.timeout_s = s->policy.timeout_s;
-        m.job.config = cs_strdup(cell.config);
+        char *config = cs_strdup(cell.config);
+        m.job.config = config;
         if (cs_msg_encode(&m, &text, &len, &err) != CS_OK) {
             fail_msg("JOB of %s: %s", cell.axes, err.msg);
         }
@@ -112,7 +113,7 @@ static void limits_codec_round_trip(const cs_sweep *s)
         }
         cJSON_Delete(cfg);
         cs_msg_fini(&back);
-        free(m.job.config);
+        free(config);
         free(text);
         n++;
     }

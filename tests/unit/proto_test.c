@@ -14,6 +14,7 @@
 #include "cs_alloc.h"
 #include "cs_path.h"
 #include "cs_proto.h"
+#include "cs_result.h"
 #include "cs_test.h"
 
 /* ---- samples: one or more filled messages per type (borrowed strings; never fini'd) --------- */
@@ -41,11 +42,6 @@ static void fill_caps(cs_caps *c)
 #define CONFIG_CANON                                                                               \
     "{\"algorithm\":{\"bits\":4,\"name\":\"gptq\"},\"model\":{\"folder\":\"sweeps/testbed/models/" \
     "tb-qwen\"},\"n_samples\":128,\"seed\":0,\"seq_len\":2048}"
-#define METRICS_CANON \
-    "{\"arith_mc\":{\"acc\":0.62,\"acc_norm\":0.6,\"n\":200},\"wikitext\":{\"ppl\":14.25}}"
-#define PROV_CANON            \
-    "{\"engine\":\"calsweep " \
-    "0.1.0\",\"host\":\"node7\",\"peak_rss_mb\":812,\"selected\":[3,17,42]}"
 #define SWEEP_CANON "{\"grid\":{\"bits\":[3,4]},\"name\":\"demo\"}"
 #define LEASE       "5f0c2a9be13d47a8c6f1e0d2b3a49587"
 #define INSTANCE    "0123456789abcdef0123456789abcdef"
@@ -102,8 +98,18 @@ static void fill_result(cs_msg *m)
     m->result.job_id = 42;
     m->result.attempt = 1;
     m->result.lease_token = LEASE;
-    m->result.metrics = METRICS_CANON;
-    m->result.provenance = PROV_CANON;
+    static cs_result_value arith[] = {{"acc", 0.62}, {"acc_norm", 0.6}};
+    static cs_result_value wiki[] = {{"ppl", 14.25}};
+    static cs_result_task tasks[] = {{"arith_mc", true, 200, arith, 2},
+                                     {"wikitext", false, 0, wiki, 1}};
+    cs_result *r = &m->result.result;
+    r->tasks = tasks;
+    r->n_tasks = 2;
+    r->host = "node7";
+    r->has_peak_rss_mb = true;
+    r->peak_rss_mb = 812;
+    r->engine_version = "calsweep-engine/0.1.0";
+    r->calibration = "{\"n\":3,\"sample_ids\":[3,17,42],\"selector\":\"random\"}";
 }
 static void fill_result_claim(cs_msg *m)
 {
@@ -322,6 +328,17 @@ static const char *canon_of(const char *text)
     return text && strcmp(text, CONFIG_IN) == 0 ? CONFIG_CANON : text;
 }
 
+/* Results are equal when their canonical texts are. */
+static void assert_result_eq(const cs_result *want, const cs_result *got)
+{
+    char *a = NULL, *b = NULL;
+    assert_int_equal(cs_result_encode(want, &a, NULL, NULL), CS_OK);
+    assert_int_equal(cs_result_encode(got, &b, NULL, NULL), CS_OK);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+}
+
 static void assert_msg_eq(const cs_msg *want, const cs_msg *got)
 {
     assert_int_equal(want->type, got->type);
@@ -368,8 +385,7 @@ static void assert_msg_eq(const cs_msg *want, const cs_msg *got)
         assert_str_eq(want->result.worker, got->result.worker);
         assert_str_eq(want->result.lease_token, got->result.lease_token);
         assert_str_eq(want->result.claim.instance, got->result.claim.instance);
-        assert_str_eq(want->result.metrics, got->result.metrics);
-        assert_str_eq(want->result.provenance, got->result.provenance);
+        assert_result_eq(&want->result.result, &got->result.result);
         assert_str_eq(want->result.claim.worker, got->result.claim.worker);
         assert_caps_eq(&want->result.claim.caps, &got->result.claim.caps);
         break;
@@ -504,12 +520,12 @@ static void test_wire_form(void **state)
     assert_int_equal(cs_msg_encode(&m, &t, NULL, NULL), CS_OK);
     assert_string_equal(t, "{\"attempt\":1,\"done\":0,\"job_id\":5,\"lease_token\":\"" LEASE
                            "\",\"log_tail\":\"\",\"stage\":\"load\",\"total\":3,\"type\":"
-                           "\"HEARTBEAT\",\"v\":3,\"worker\":\"w\"}");
+                           "\"HEARTBEAT\",\"v\":4,\"worker\":\"w\"}");
     free(t);
     cs_msg_init(&m, CS_MSG_WORKERS);
     m.token = "t";
     assert_int_equal(cs_msg_encode(&m, &t, NULL, NULL), CS_OK);
-    assert_string_equal(t, "{\"token\":\"t\",\"type\":\"WORKERS\",\"v\":3}");
+    assert_string_equal(t, "{\"token\":\"t\",\"type\":\"WORKERS\",\"v\":4}");
     free(t);
 }
 
@@ -520,15 +536,15 @@ static void test_lenient_forms(void **state)
     static const struct {
         const char *in, *canon;
     } cases[] = {
-            {" { \"type\" : \"ACK\", \"cancel\" : false, \"v\" : 3.0 }\n",
-             "{\"cancel\":false,\"type\":\"ACK\",\"v\":3}"},
-            {"{\"v\":3,\"type\":\"STATUS\",\"sweep\":null,\"token\":null,\"req_id\":null}",
-             "{\"type\":\"STATUS\",\"v\":3}"},
-            {"{\"v\":3,\"type\":\"OK\",\"data\":null}", "{\"data\":null,\"type\":\"OK\",\"v\":3}"},
-            {"{\"v\":3,\"type\":\"OK\",\"data\":[1,\"\\u00e9\",{\"b\":1,\"a\":2}]}",
-             "{\"data\":[1,\"\xc3\xa9\",{\"a\":2,\"b\":1}],\"type\":\"OK\",\"v\":3}"},
-            {"{\"v\":3,\"type\":\"LOGS\",\"job_id\":3e0,\"attempt\":null}",
-             "{\"job_id\":3,\"type\":\"LOGS\",\"v\":3}"},
+            {" { \"type\" : \"ACK\", \"cancel\" : false, \"v\" : 4.0 }\n",
+             "{\"cancel\":false,\"type\":\"ACK\",\"v\":4}"},
+            {"{\"v\":4,\"type\":\"STATUS\",\"sweep\":null,\"token\":null,\"req_id\":null}",
+             "{\"type\":\"STATUS\",\"v\":4}"},
+            {"{\"v\":4,\"type\":\"OK\",\"data\":null}", "{\"data\":null,\"type\":\"OK\",\"v\":4}"},
+            {"{\"v\":4,\"type\":\"OK\",\"data\":[1,\"\\u00e9\",{\"b\":1,\"a\":2}]}",
+             "{\"data\":[1,\"\xc3\xa9\",{\"a\":2,\"b\":1}],\"type\":\"OK\",\"v\":4}"},
+            {"{\"v\":4,\"type\":\"LOGS\",\"job_id\":3e0,\"attempt\":null}",
+             "{\"job_id\":3,\"type\":\"LOGS\",\"v\":4}"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -557,57 +573,73 @@ typedef struct bad_case {
 
 #define LEASE_KV "\"lease_token\":\"" LEASE "\","
 #define HB_HEAD0 \
-    "{\"v\":3,\"type\":\"HEARTBEAT\",\"worker\":\"w\"," LEASE_KV "\"job_id\":1,\"attempt\":1,"
+    "{\"v\":4,\"type\":\"HEARTBEAT\",\"worker\":\"w\"," LEASE_KV "\"job_id\":1,\"attempt\":1,"
 #define HB_HEAD HB_HEAD0 "\"stage\":\"load\","
+#define RESULT_HEAD_NR \
+    "{\"v\":4,\"type\":\"RESULT\",\"worker\":\"w\"," LEASE_KV "\"job_id\":1,\"attempt\":1,"
 #define RESULT_HEAD                                                                         \
-    "{\"v\":3,\"type\":\"RESULT\",\"worker\":\"w\"," LEASE_KV "\"job_id\":1,\"attempt\":1," \
-    "\"metrics\":{},\"provenance\":{},"
+    "{\"v\":4,\"type\":\"RESULT\",\"worker\":\"w\"," LEASE_KV "\"job_id\":1,\"attempt\":1," \
+    "\"result\":{\"metrics\":{}},"
 #define CAPS_MIN "{\"backends\":[\"native\"],\"models\":[],\"threads\":1,\"mem_mb\":0,\"gpus\":[]}"
 static const bad_case BAD[] = {
         {"not JSON", "hello", 0, CS_EPARSE, "message:1:1"},
         {"empty", "", 0, CS_EPARSE, "empty"},
-        {"truncated", "{\"v\":3,\"type\":", 0, CS_EPARSE, "message:1:"},
-        {"trailing data", "{\"v\":3,\"type\":\"WORKERS\"} x", 0, CS_EPARSE, "message:1:"},
+        {"truncated", "{\"v\":4,\"type\":", 0, CS_EPARSE, "message:1:"},
+        {"trailing data", "{\"v\":4,\"type\":\"WORKERS\"} x", 0, CS_EPARSE, "message:1:"},
         {"array", "[1,2]", 0, CS_EPROTO, "expected a JSON object, got an array"},
         {"string", "\"CLAIM\"", 0, CS_EPROTO, "expected a JSON object, got a string"},
         {"no version", "{\"type\":\"WORKERS\"}", 0, CS_EPROTO, "missing required key \"v\""},
         {"version as string", "{\"v\":\"1\",\"type\":\"WORKERS\"}", 0, CS_EPROTO, "v: expected"},
         {"version 1", "{\"v\":1,\"type\":\"WORKERS\"}", 0, CS_EVERSION, "protocol version 1"},
         {"version 2", "{\"v\":2,\"type\":\"WORKERS\"}", 0, CS_EVERSION, "protocol version 2"},
+        {"version 3", "{\"v\":3,\"type\":\"WORKERS\"}", 0, CS_EVERSION,
+         "protocol version 3 is not supported (this build speaks version 4)"},
+        /* RESULT.result goes through the result codec (version 4) */
+        {"result null metric", RESULT_HEAD_NR "\"result\":{\"metrics\":{\"wiki\":{\"ppl\":null}}}}",
+         0, CS_EPROTO, "RESULT.result.metrics.wiki.ppl: not a finite number"},
+        {"result metric a string",
+         RESULT_HEAD_NR "\"result\":{\"metrics\":{\"t\":{\"acc\":\"1\"}}}}", 0, CS_EPROTO,
+         "RESULT.result.metrics.t.acc: expected a finite number"},
+        {"result without metrics", RESULT_HEAD_NR "\"result\":{\"host\":\"h\"}}", 0, CS_EPROTO,
+         "RESULT.result: missing required key \"metrics\""},
+        {"result metrics twice over (version 3)",
+         RESULT_HEAD_NR "\"result\":{\"metrics\":{}},"
+                        "\"metrics\":{}}",
+         0, CS_EPROTO, "RESULT.metrics: unknown key"},
         {"version 0", "{\"v\":0,\"type\":\"WORKERS\"}", 0, CS_EVERSION, "protocol version 0"},
         {"version 1.5", "{\"v\":1.5,\"type\":\"WORKERS\"}", 0, CS_EPROTO, "got 1.5"},
-        {"no type", "{\"v\":3}", 0, CS_EPROTO, "missing required key \"type\""},
-        {"type not a string", "{\"v\":3,\"type\":3}", 0, CS_EPROTO, "type: expected a string"},
-        {"unknown type", "{\"v\":3,\"type\":\"GIMME\"}", 0, CS_EPROTO,
+        {"no type", "{\"v\":4}", 0, CS_EPROTO, "missing required key \"type\""},
+        {"type not a string", "{\"v\":4,\"type\":3}", 0, CS_EPROTO, "type: expected a string"},
+        {"unknown type", "{\"v\":4,\"type\":\"GIMME\"}", 0, CS_EPROTO,
          "unknown message type \"GIMME\""},
-        {"type case", "{\"v\":3,\"type\":\"claim\"}", 0, CS_EPROTO, "unknown message type"},
-        {"unknown field", "{\"v\":3,\"type\":\"WORKERS\",\"verbose\":true}", 0, CS_EPROTO,
+        {"type case", "{\"v\":4,\"type\":\"claim\"}", 0, CS_EPROTO, "unknown message type"},
+        {"unknown field", "{\"v\":4,\"type\":\"WORKERS\",\"verbose\":true}", 0, CS_EPROTO,
          "WORKERS.verbose: unknown key"},
-        {"typo suggestion", "{\"v\":3,\"type\":\"ACK\",\"cancle\":true}", 0, CS_EPROTO,
+        {"typo suggestion", "{\"v\":4,\"type\":\"ACK\",\"cancle\":true}", 0, CS_EPROTO,
          "did you mean \"cancel\""},
-        {"missing required", "{\"v\":3,\"type\":\"ACK\"}", 0, CS_EPROTO,
+        {"missing required", "{\"v\":4,\"type\":\"ACK\"}", 0, CS_EPROTO,
          "ACK: missing required key \"cancel\""},
         {"duplicate attempt", HB_HEAD "\"done\":0,\"total\":1,\"log_tail\":\"\",\"attempt\":\"x\"}",
          0, CS_EPARSE, "duplicate key \"attempt\""},
         {"attempt wrong type",
-         "{\"v\":3,\"type\":\"HEARTBEAT\",\"worker\":\"w\",\"job_id\":1,\"attempt\":\"x\","
+         "{\"v\":4,\"type\":\"HEARTBEAT\",\"worker\":\"w\",\"job_id\":1,\"attempt\":\"x\","
          "\"stage\":\"load\",\"done\":0,\"total\":1,\"log_tail\":\"\"}",
          0, CS_EPROTO, "HEARTBEAT.attempt: expected a positive integer, got \"x\""},
         {"negative job id",
-         "{\"v\":3,\"type\":\"RESULT\",\"worker\":\"w\",\"job_id\":-4,\"attempt\":1,"
-         "\"metrics\":{},\"provenance\":{}}",
+         "{\"v\":4,\"type\":\"RESULT\",\"worker\":\"w\",\"job_id\":-4,\"attempt\":1,"
+         "\"result\":{\"metrics\":{}}}",
          0, CS_EPROTO, "RESULT.job_id: expected a positive integer, got -4"},
         {"zero attempt",
-         "{\"v\":3,\"type\":\"JOB\",\"job_id\":1,\"attempt\":0,\"lease_s\":60,\"config\":{}}", 0,
+         "{\"v\":4,\"type\":\"JOB\",\"job_id\":1,\"attempt\":0,\"lease_s\":60,\"config\":{}}", 0,
          CS_EPROTO, "JOB.attempt: expected a positive integer, got 0"},
         {"fractional id",
-         "{\"v\":3,\"type\":\"JOB\",\"job_id\":1.5,\"attempt\":1,\"lease_s\":60,\"config\":{}}", 0,
+         "{\"v\":4,\"type\":\"JOB\",\"job_id\":1.5,\"attempt\":1,\"lease_s\":60,\"config\":{}}", 0,
          CS_EPROTO, "JOB.job_id"},
         {"id beyond 2^53",
-         "{\"v\":3,\"type\":\"JOB\",\"job_id\":1e17,\"attempt\":1,\"lease_s\":60,\"config\":{}}", 0,
+         "{\"v\":4,\"type\":\"JOB\",\"job_id\":1e17,\"attempt\":1,\"lease_s\":60,\"config\":{}}", 0,
          CS_EPROTO, "2^53"},
         {"config not an object",
-         "{\"v\":3,\"type\":\"JOB\",\"job_id\":1,\"attempt\":1," LEASE_KV "\"lease_s\":60,"
+         "{\"v\":4,\"type\":\"JOB\",\"job_id\":1,\"attempt\":1," LEASE_KV "\"lease_s\":60,"
          "\"config\":\"{}\"}",
          0, CS_EPROTO, "JOB.config: expected an object"},
         {"negative done", HB_HEAD "\"done\":-1,\"total\":1,\"log_tail\":\"\"}", 0, CS_EPROTO,
@@ -616,77 +648,77 @@ static const bad_case BAD[] = {
          CS_EPROTO, "HEARTBEAT.log_tail: expected a string, got an array"},
         {"empty stage", HB_HEAD0 "\"stage\":\"\",\"done\":0,\"total\":1,\"log_tail\":\"\"}", 0,
          CS_EPROTO, "HEARTBEAT.stage: expected a non-empty string"},
-        {"bool as int", "{\"v\":3,\"type\":\"ACK\",\"cancel\":1}", 0, CS_EPROTO,
+        {"bool as int", "{\"v\":4,\"type\":\"ACK\",\"cancel\":1}", 0, CS_EPROTO,
          "ACK.cancel: expected a boolean, got 1"},
-        {"embedded NUL", "{\"v\":3,\"type\":\"WORKERS\"}\0", 26, CS_EPARSE, "NUL"},
-        {"NUL inside string", "{\"v\":3,\"type\":\"BYE\",\"worker\":\"a\0b\"}", 35, CS_EPARSE,
+        {"embedded NUL", "{\"v\":4,\"type\":\"WORKERS\"}\0", 26, CS_EPARSE, "NUL"},
+        {"NUL inside string", "{\"v\":4,\"type\":\"BYE\",\"worker\":\"a\0b\"}", 35, CS_EPARSE,
          "NUL"},
-        {"escaped NUL", "{\"v\":3,\"type\":\"BYE\",\"worker\":\"a\\u0000b\"}", 0, CS_EPARSE,
+        {"escaped NUL", "{\"v\":4,\"type\":\"BYE\",\"worker\":\"a\\u0000b\"}", 0, CS_EPARSE,
          "\\u0000"},
-        {"invalid UTF-8", "{\"v\":3,\"type\":\"BYE\",\"worker\":\"a\xff\"}", 0, CS_EPARSE, "UTF-8"},
-        {"overlong UTF-8", "{\"v\":3,\"type\":\"BYE\",\"worker\":\"\xc0\xaf\"}", 0, CS_EPARSE,
+        {"invalid UTF-8", "{\"v\":4,\"type\":\"BYE\",\"worker\":\"a\xff\"}", 0, CS_EPARSE, "UTF-8"},
+        {"overlong UTF-8", "{\"v\":4,\"type\":\"BYE\",\"worker\":\"\xc0\xaf\"}", 0, CS_EPARSE,
          "UTF-8"},
-        {"lone surrogate", "{\"v\":3,\"type\":\"BYE\",\"worker\":\"\\udc00\"}", 0, CS_EPARSE,
+        {"lone surrogate", "{\"v\":4,\"type\":\"BYE\",\"worker\":\"\\udc00\"}", 0, CS_EPARSE,
          "message:1:"},
-        {"duplicate key", "{\"v\":3,\"type\":\"ACK\",\"cancel\":true,\"cancel\":false}", 0,
+        {"duplicate key", "{\"v\":4,\"type\":\"ACK\",\"cancel\":true,\"cancel\":false}", 0,
          CS_EPARSE, "duplicate key \"cancel\""},
         {"unknown fail kind",
-         "{\"v\":3,\"type\":\"FAIL\",\"worker\":\"w\"," LEASE_KV "\"job_id\":1,\"attempt\":1,"
+         "{\"v\":4,\"type\":\"FAIL\",\"worker\":\"w\"," LEASE_KV "\"job_id\":1,\"attempt\":1,"
          "\"kind\":\"segv\",\"reason\":\"\","
          "\"exit_status\":1,\"signal\":0,\"log_tail\":\"\"}",
          0, CS_EPROTO, "FAIL.kind: unknown failure kind \"segv\""},
         {"signal out of range",
-         "{\"v\":3,\"type\":\"FAIL\",\"worker\":\"w\"," LEASE_KV "\"job_id\":1,\"attempt\":1,"
+         "{\"v\":4,\"type\":\"FAIL\",\"worker\":\"w\"," LEASE_KV "\"job_id\":1,\"attempt\":1,"
          "\"kind\":\"crash\",\"reason\":\"\","
          "\"exit_status\":-1,\"signal\":300,\"log_tail\":\"\"}",
          0, CS_EPROTO, "FAIL.signal: expected an integer in 0..127, got "},
-        {"unknown error code", "{\"v\":3,\"type\":\"ERROR\",\"code\":\"EBAD\",\"message\":\"\"}", 0,
+        {"unknown error code", "{\"v\":4,\"type\":\"ERROR\",\"code\":\"EBAD\",\"message\":\"\"}", 0,
          CS_EPROTO, "ERROR.code: unknown error code \"EBAD\""},
-        {"CS_OK as error code", "{\"v\":3,\"type\":\"ERROR\",\"code\":\"CS_OK\",\"message\":\"\"}",
+        {"CS_OK as error code", "{\"v\":4,\"type\":\"ERROR\",\"code\":\"CS_OK\",\"message\":\"\"}",
          0, CS_EPROTO, "ERROR.code"},
         {"unknown job state",
-         "{\"v\":3,\"type\":\"JOBS\",\"state\":\"zombie\",\"limit\":1,"
+         "{\"v\":4,\"type\":\"JOBS\",\"state\":\"zombie\",\"limit\":1,"
          "\"offset\":0}",
          0, CS_EPROTO, "JOBS.state: unknown value \"zombie\""},
-        {"jobs limit 0", "{\"v\":3,\"type\":\"JOBS\",\"limit\":0,\"offset\":0}", 0, CS_EPROTO,
+        {"jobs limit 0", "{\"v\":4,\"type\":\"JOBS\",\"limit\":0,\"offset\":0}", 0, CS_EPROTO,
          "JOBS.limit: expected an integer in 1..100000"},
-        {"cancel with two targets", "{\"v\":3,\"type\":\"CANCEL\",\"sweep\":\"demo\",\"job\":3}", 0,
+        {"cancel with two targets", "{\"v\":4,\"type\":\"CANCEL\",\"sweep\":\"demo\",\"job\":3}", 0,
          CS_EPROTO, "CANCEL: expected exactly one of"},
-        {"cancel with nothing", "{\"v\":3,\"type\":\"CANCEL\"}", 0, CS_EPROTO,
+        {"cancel with nothing", "{\"v\":4,\"type\":\"CANCEL\"}", 0, CS_EPROTO,
          "expected exactly one of \"sweep\", \"job\", \"filter\", got 0"},
         {"capabilities missing key",
-         "{\"v\":3,\"type\":\"CLAIM\",\"worker\":\"w\",\"instance\":\"" INSTANCE
+         "{\"v\":4,\"type\":\"CLAIM\",\"worker\":\"w\",\"instance\":\"" INSTANCE
          "\",\"capabilities\":{\"backends\":[],"
          "\"models\":[],\"threads\":1,\"mem_mb\":0}}",
          0, CS_EPROTO, "CLAIM.capabilities: missing required key \"gpus\""},
         {"capabilities bad item",
-         "{\"v\":3,\"type\":\"CLAIM\",\"worker\":\"w\",\"instance\":\"" INSTANCE
+         "{\"v\":4,\"type\":\"CLAIM\",\"worker\":\"w\",\"instance\":\"" INSTANCE
          "\",\"capabilities\":{\"backends\":[\"native\","
          "7],\"models\":[],\"threads\":1,\"mem_mb\":0,\"gpus\":[]}}",
          0, CS_EPROTO, "CLAIM.capabilities.backends[1]: expected a string, got 7"},
         {"gpu unknown key",
-         "{\"v\":3,\"type\":\"HELLO\",\"worker\":\"w\",\"host\":\"h\",\"capabilities\":{"
+         "{\"v\":4,\"type\":\"HELLO\",\"worker\":\"w\",\"host\":\"h\",\"capabilities\":{"
          "\"backends\":[],\"models\":[],\"threads\":1,\"mem_mb\":0,\"gpus\":[{\"index\":0,"
          "\"name\":\"g\",\"mem_mb\":1,\"uuid\":\"x\"}]}}",
          0, CS_EPROTO, "HELLO.capabilities.gpus[0].uuid: unknown key"},
         {"zero threads",
-         "{\"v\":3,\"type\":\"CLAIM\",\"worker\":\"w\",\"instance\":\"" INSTANCE
+         "{\"v\":4,\"type\":\"CLAIM\",\"worker\":\"w\",\"instance\":\"" INSTANCE
          "\",\"capabilities\":{\"backends\":[],"
          "\"models\":[],\"threads\":0,\"mem_mb\":0,\"gpus\":[]}}",
          0, CS_EPROTO, "CLAIM.capabilities.threads"},
         {"release_job half",
-         "{\"v\":3,\"type\":\"BYE\",\"worker\":\"w\",\"instance\":\"" INSTANCE
+         "{\"v\":4,\"type\":\"BYE\",\"worker\":\"w\",\"instance\":\"" INSTANCE
          "\",\"release_job\":{\"job_id\":3}}",
          0, CS_EPROTO, "BYE.release_job: missing required key \"attempt\""},
-        {"token empty", "{\"v\":3,\"type\":\"WORKERS\",\"token\":\"\"}", 0, CS_EPROTO,
+        {"token empty", "{\"v\":4,\"type\":\"WORKERS\",\"token\":\"\"}", 0, CS_EPROTO,
          "WORKERS.token: expected a non-empty string"},
-        {"req_id negative", "{\"v\":3,\"type\":\"WORKERS\",\"req_id\":-1}", 0, CS_EPROTO,
+        {"req_id negative", "{\"v\":4,\"type\":\"WORKERS\",\"req_id\":-1}", 0, CS_EPROTO,
          "WORKERS.req_id"},
-        {"submit force missing", "{\"v\":3,\"type\":\"SUBMIT\",\"sweep\":{}}", 0, CS_EPROTO,
+        {"submit force missing", "{\"v\":4,\"type\":\"SUBMIT\",\"sweep\":{}}", 0, CS_EPROTO,
          "SUBMIT: missing required key \"force\""},
-        {"infinite number", "{\"v\":3,\"type\":\"NO_WORK\",\"retry_ms\":1e999}", 0, CS_EPARSE,
+        {"infinite number", "{\"v\":4,\"type\":\"NO_WORK\",\"retry_ms\":1e999}", 0, CS_EPARSE,
          "message"},
-        {"retry_ms too big", "{\"v\":3,\"type\":\"NO_WORK\",\"retry_ms\":1e12}", 0, CS_EPROTO,
+        {"retry_ms too big", "{\"v\":4,\"type\":\"NO_WORK\",\"retry_ms\":1e12}", 0, CS_EPROTO,
          "NO_WORK.retry_ms"},
         /* The claim that rides on a RESULT or FAIL (version 2), as strict as a CLAIM. */
         {"result claim not an object", RESULT_HEAD "\"claim\":\"w\"}", 0, CS_EPROTO,
@@ -713,49 +745,49 @@ static const bad_case BAD[] = {
                      "\"models\":[],\"threads\":0,\"mem_mb\":0,\"gpus\":[]}}}",
          0, CS_EPROTO, "RESULT.claim.capabilities.threads"},
         {"fail claim typo",
-         "{\"v\":3,\"type\":\"FAIL\",\"worker\":\"w\"," LEASE_KV "\"job_id\":1,\"attempt\":1,"
+         "{\"v\":4,\"type\":\"FAIL\",\"worker\":\"w\"," LEASE_KV "\"job_id\":1,\"attempt\":1,"
          "\"kind\":\"oom\",\"reason\":\"\",\"exit_status\":1,\"signal\":0,\"log_tail\":\"\","
          "\"claim\":{\"worker\":\"w\",\"instance\":\"" INSTANCE "\","
          "\"capabilites\":" CAPS_MIN "}}",
          0, CS_EPROTO, "did you mean \"capabilities\""},
         /* Version 3: every report names the worker and the lease token of its JOB. */
         {"heartbeat without lease_token",
-         "{\"v\":3,\"type\":\"HEARTBEAT\",\"worker\":\"w\",\"job_id\":1,\"attempt\":1,"
+         "{\"v\":4,\"type\":\"HEARTBEAT\",\"worker\":\"w\",\"job_id\":1,\"attempt\":1,"
          "\"stage\":\"load\",\"done\":0,\"total\":1,\"log_tail\":\"\"}",
          0, CS_EPROTO, "HEARTBEAT: missing required key \"lease_token\""},
         {"result without worker",
-         "{\"v\":3,\"type\":\"RESULT\"," LEASE_KV "\"job_id\":1,\"attempt\":1,\"metrics\":{},"
-         "\"provenance\":{}}",
+         "{\"v\":4,\"type\":\"RESULT\"," LEASE_KV "\"job_id\":1,\"attempt\":1,"
+         "\"result\":{\"metrics\":{}}}",
          0, CS_EPROTO, "RESULT: missing required key \"worker\""},
         {"lease_token too short",
          HB_HEAD0 "\"stage\":\"x\",\"done\":0,\"total\":1,\"log_tail\":"
                   "\"\",\"lease_token\":\"abc\"}",
          0, CS_EPARSE, "duplicate key \"lease_token\""},
         {"lease_token upper case",
-         "{\"v\":3,\"type\":\"FAIL\",\"worker\":\"w\",\"lease_token\":"
+         "{\"v\":4,\"type\":\"FAIL\",\"worker\":\"w\",\"lease_token\":"
          "\"5F0C2A9BE13D47A8C6F1E0D2B3A49587\",\"job_id\":1,\"attempt\":1,\"kind\":\"oom\","
          "\"reason\":\"\",\"exit_status\":1,\"signal\":0,\"log_tail\":\"\"}",
          0, CS_EPROTO, "FAIL.lease_token: expected 32 lowercase hex digits"},
         {"lease_token one digit long",
-         "{\"v\":3,\"type\":\"JOB\",\"job_id\":1,\"attempt\":1,\"lease_token\":\"" LEASE
+         "{\"v\":4,\"type\":\"JOB\",\"job_id\":1,\"attempt\":1,\"lease_token\":\"" LEASE
          "0\",\"lease_s\":60,\"config\":{}}",
          0, CS_EPROTO, "JOB.lease_token: expected 32 lowercase hex digits, got 33 characters"},
         {"lease_token not a string",
-         "{\"v\":3,\"type\":\"RESULT\",\"worker\":\"w\",\"lease_token\":7,\"job_id\":1,"
-         "\"attempt\":1,\"metrics\":{},\"provenance\":{}}",
+         "{\"v\":4,\"type\":\"RESULT\",\"worker\":\"w\",\"lease_token\":7,\"job_id\":1,"
+         "\"attempt\":1,\"result\":{\"metrics\":{}}}",
          0, CS_EPROTO, "RESULT.lease_token: expected a string, got 7"},
         {"claim without instance",
-         "{\"v\":3,\"type\":\"CLAIM\",\"worker\":\"w\",\"capabilities\":" CAPS_MIN "}", 0,
+         "{\"v\":4,\"type\":\"CLAIM\",\"worker\":\"w\",\"capabilities\":" CAPS_MIN "}", 0,
          CS_EPROTO, "CLAIM: missing required key \"instance\""},
         {"result claim without instance",
          RESULT_HEAD "\"claim\":{\"worker\":\"w\",\"capabilities\":" CAPS_MIN "}}", 0, CS_EPROTO,
          "RESULT.claim: missing required key \"instance\""},
         {"release_job without lease_token",
-         "{\"v\":3,\"type\":\"BYE\",\"worker\":\"w\",\"instance\":\"" INSTANCE
+         "{\"v\":4,\"type\":\"BYE\",\"worker\":\"w\",\"instance\":\"" INSTANCE
          "\",\"release_job\":{\"job_id\":3,\"attempt\":1}}",
          0, CS_EPROTO, "BYE.release_job: missing required key \"lease_token\""},
         {"release_job short lease_token",
-         "{\"v\":3,\"type\":\"BYE\",\"worker\":\"w\",\"instance\":\"" INSTANCE
+         "{\"v\":4,\"type\":\"BYE\",\"worker\":\"w\",\"instance\":\"" INSTANCE
          "\",\"release_job\":{\"job_id\":3,\"attempt\":1,\"lease_token\":\"00\"}}",
          0, CS_EPROTO, "BYE.release_job.lease_token: expected 32 lowercase hex digits"},
         {"claim on a heartbeat",
@@ -793,7 +825,7 @@ static void test_oversize(void **state)
     (void)state;
 
     /* A whole message over the cap is refused before parsing. */
-    assert_int_equal(cs_buf_puts(&b, "{\"v\":3,\"type\":\"OK\",\"data\":\""), CS_OK);
+    assert_int_equal(cs_buf_puts(&b, "{\"v\":4,\"type\":\"OK\",\"data\":\""), CS_OK);
     while (b.len <= CS_PROTO_MAX_BYTES) {
         assert_int_equal(
                 cs_buf_puts(&b, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"), CS_OK);
@@ -832,14 +864,14 @@ static void test_oversize(void **state)
 
     /* A name over CS_PROTO_MAX_NAME. */
     big[CS_PROTO_MAX_NAME + 1] = '\0';
-    assert_int_equal(cs_buf_printf(&b, "{\"v\":3,\"type\":\"BYE\",\"worker\":\"%s\"}", big), CS_OK);
+    assert_int_equal(cs_buf_printf(&b, "{\"v\":4,\"type\":\"BYE\",\"worker\":\"%s\"}", big), CS_OK);
     assert_int_equal(cs_msg_decode(b.data, b.len, &m, &err), CS_EPROTO);
     assert_non_null(strstr(err.msg, "BYE.worker: longer than 256 bytes"));
     cs_buf_fini(&b);
 
     /* A list over CS_PROTO_MAX_LIST. */
     assert_int_equal(
-            cs_buf_puts(&b, "{\"v\":3,\"type\":\"CLAIM\",\"worker\":\"w\",\"instance\":\"" INSTANCE
+            cs_buf_puts(&b, "{\"v\":4,\"type\":\"CLAIM\",\"worker\":\"w\",\"instance\":\"" INSTANCE
                             "\",\"capabilities\":"
                             "{\"threads\":1,\"mem_mb\":0,\"gpus\":[],\"backends\":[],"
                             "\"models\":["),

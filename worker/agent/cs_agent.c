@@ -1,6 +1,7 @@
 /* cs_agent.c - see cs_agent.h. */
 #include "cs_agent.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -286,7 +287,7 @@ static void send_msg(cs_agent *a, cs_msg *m)
     char *text = NULL;
     size_t len = 0;
     cs_err err = {0};
-    m->token = (char *)(uintptr_t)a->cfg.token;
+    m->token = a->cfg.token;
     m->req_id = ++a->req_id;
     if (cs_msg_encode(m, &text, &len, &err) != CS_OK) {
         cs_log(CS_LOG_ERROR, "cannot encode %s: %s", cs_msg_type_name(m->type), err.msg);
@@ -311,8 +312,8 @@ static void send_hello(cs_agent *a)
 {
     cs_msg m;
     cs_msg_init(&m, CS_MSG_HELLO);
-    m.hello.worker = (char *)(uintptr_t)a->cfg.name;
-    m.hello.host = (char *)(uintptr_t)a->cfg.host;
+    m.hello.worker = a->cfg.name;
+    m.hello.host = a->cfg.host;
     fill_caps(a, &m.hello.caps);
     send_msg(a, &m);
 }
@@ -321,7 +322,7 @@ static void send_claim(cs_agent *a)
 {
     cs_msg m;
     cs_msg_init(&m, CS_MSG_CLAIM);
-    m.claim.worker = (char *)(uintptr_t)a->cfg.name;
+    m.claim.worker = a->cfg.name;
     m.claim.instance = a->instance;
     fill_caps(a, &m.claim.caps);
     send_msg(a, &m);
@@ -331,7 +332,7 @@ static void send_bye(cs_agent *a)
 {
     cs_msg m;
     cs_msg_init(&m, CS_MSG_BYE);
-    m.bye.worker = (char *)(uintptr_t)a->cfg.name;
+    m.bye.worker = a->cfg.name;
     m.bye.instance = a->instance;
     m.bye.release_job_id = a->release_id;
     m.bye.release_attempt = a->release_attempt;
@@ -353,11 +354,11 @@ static void send_heartbeat(cs_agent *a)
     if (tail == NULL)
         return;
     cs_msg_init(&m, CS_MSG_HEARTBEAT);
-    m.heartbeat.worker = (char *)(uintptr_t)a->cfg.name;
+    m.heartbeat.worker = a->cfg.name;
     m.heartbeat.job_id = j->id;
     m.heartbeat.attempt = j->attempt;
     m.heartbeat.lease_token = j->lease_token;
-    m.heartbeat.stage = (char *)(uintptr_t)cs_child_stage(j->child);
+    m.heartbeat.stage = cs_child_stage(j->child);
     m.heartbeat.done = cs_child_done(j->child);
     m.heartbeat.total = cs_child_total(j->child);
     m.heartbeat.log_tail = tail;
@@ -410,6 +411,8 @@ static void job_free(agent_job *j)
 
 static void job_end(cs_agent *a)
 {
+    /* the lease ends once the runner has ended (its report answered, or the job dropped) */
+    assert(a->job != NULL && a->job->exited);
     job_free(a->job);
     a->job = NULL;
     a->jobs_ended++;
@@ -454,94 +457,67 @@ static bool claim_next(const cs_agent *a)
 static void set_report_claim(cs_agent *a, cs_msg_claim *cl)
 {
     if (claim_next(a)) {
-        cl->worker = (char *)(uintptr_t)a->cfg.name;
+        cl->worker = a->cfg.name;
         cl->instance = a->instance;
         fill_caps(a, &cl->caps);
     }
 }
 
-/* A metric that is not a finite number (JSON has no NaN or infinity: a runner that computed one
- * writes null) makes the result unusable: the job failed, and running it again gives the same.
- * The first such metric is named in reason. Values are numbers, or objects with a "value". */
-static bool metrics_finite(const cJSON *metrics, char *reason, size_t reason_cap)
+/* The worker's provenance on the result: its name, its log file, and its host when the runner
+ * named none. */
+static cs_rc add_provenance(const cs_agent *a, const agent_job *j, cs_result *r, cs_err *err)
 {
-    const cJSON *task, *v;
-    cJSON_ArrayForEach(task, metrics)
-    {
-        if (!cJSON_IsObject(task))
-            continue;
-        cJSON_ArrayForEach(v, task)
-        {
-            const cJSON *val = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "value") : v;
-            if (cJSON_IsNull(val)) {
-                snprintf(reason, reason_cap,
-                         "result.json metrics.%s.%s is not a finite number (null: NaN or "
-                         "infinity)",
-                         task->string, v->string);
-                return false;
-            }
-        }
-    }
-    return true;
+    free(r->worker);
+    free(r->log_path);
+    r->log_path = NULL;
+    r->worker = cs_strdup(a->cfg.name);
+    if (r->host == NULL)
+        r->host = cs_strdup(a->cfg.host);
+    if (r->worker == NULL || r->host == NULL)
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    return cs_path_join(j->dir, "stderr.log", &r->log_path, err);
 }
 
-/* RESULT from result.json, or NULL text with reason and *kind set when it is unusable. */
+/* RESULT from result.json, or NULL text with reason and *kind set when it is unusable. A metric
+ * that is not a finite number (JSON has no NaN or infinity: a runner that computed one writes
+ * null) makes the result unusable: the job failed, and running it again gives the same. */
 static char *build_result(cs_agent *a, agent_job *j, char *reason, size_t reason_cap,
                           cs_fail_kind *kind)
 {
-    char *path = NULL, *metrics = NULL, *prov = NULL, *text = NULL;
-    cJSON *doc = NULL;
+    char *path = NULL, *text = NULL;
     cs_err err = {0};
     cs_msg m;
-    if (cs_path_join(j->dir, "result.json", &path, &err) != CS_OK ||
-        cs_json_parse_file(path, 0, &doc, &err) != CS_OK) {
+    cs_msg_init(&m, CS_MSG_RESULT);
+    cs_rc rc = cs_path_join(j->dir, "result.json", &path, &err);
+    if (rc == CS_OK)
+        rc = cs_result_read_file(path, &m.result.result, &err);
+    if (rc == CS_ERANGE) {
         snprintf(reason, reason_cap, "exited 0 but result.json is unusable: %s", err.msg);
-        goto cleanup;
-    }
-    const cJSON *mo = cJSON_IsObject(doc) ? cJSON_GetObjectItemCaseSensitive(doc, "metrics") : NULL;
-    if (!cJSON_IsObject(mo)) {
-        snprintf(reason, reason_cap, "exited 0 but %s has no \"metrics\" object", path);
-        goto cleanup;
-    }
-    if (!metrics_finite(mo, reason, reason_cap)) {
         *kind = CS_FAIL_BAD_INPUT;
         goto cleanup;
     }
-    cJSON_DeleteItemFromObjectCaseSensitive(doc, "log_path");
-    cJSON_DeleteItemFromObjectCaseSensitive(doc, "worker");
-    if (cJSON_GetObjectItemCaseSensitive(doc, "host") == NULL)
-        cJSON_AddStringToObject(doc, "host", a->cfg.host);
-    char *log_path = NULL;
-    if (cs_path_join(j->dir, "stderr.log", &log_path, NULL) == CS_OK) {
-        cJSON_AddStringToObject(doc, "log_path", log_path);
-        free(log_path);
-    }
-    cJSON_AddStringToObject(doc, "worker", a->cfg.name);
-    metrics = cJSON_PrintUnformatted(mo);
-    prov = cJSON_PrintUnformatted(doc);
-    if (metrics == NULL || prov == NULL) {
-        snprintf(reason, reason_cap, "out of memory encoding the result");
+    if (rc != CS_OK) {
+        snprintf(reason, reason_cap, "exited 0 but result.json is unusable: %s", err.msg);
         goto cleanup;
     }
-    cs_msg_init(&m, CS_MSG_RESULT);
-    m.token = (char *)(uintptr_t)a->cfg.token;
+    if (add_provenance(a, j, &m.result.result, &err) != CS_OK) {
+        snprintf(reason, reason_cap, "result.json cannot be sent: %s", err.msg);
+        goto cleanup;
+    }
+    m.token = a->cfg.token;
     m.req_id = ++a->req_id;
-    m.result.worker = (char *)(uintptr_t)a->cfg.name;
+    m.result.worker = a->cfg.name;
     m.result.job_id = j->id;
     m.result.attempt = j->attempt;
     m.result.lease_token = j->lease_token;
-    m.result.metrics = metrics;
-    m.result.provenance = prov;
     set_report_claim(a, &m.result.claim);
     if (cs_msg_encode(&m, &text, NULL, &err) != CS_OK) {
         snprintf(reason, reason_cap, "result.json cannot be sent: %s", err.msg);
         text = NULL;
     }
 cleanup:
-    cJSON_Delete(doc);
+    cs_result_fini(&m.result.result); /* the rest of m is borrowed */
     free(path);
-    free(metrics);
-    free(prov);
     return text;
 }
 
@@ -615,9 +591,9 @@ static char *build_fail(cs_agent *a, agent_job *j, const cs_child_outcome *o,
     }
     tail = cs_child_log_tail(j->child ? cs_child_log_path(j->child) : NULL, FAIL_TAIL);
     cs_msg_init(&m, CS_MSG_FAIL);
-    m.token = (char *)(uintptr_t)a->cfg.token;
+    m.token = a->cfg.token;
     m.req_id = ++a->req_id;
-    m.fail.worker = (char *)(uintptr_t)a->cfg.name;
+    m.fail.worker = a->cfg.name;
     m.fail.job_id = j->id;
     m.fail.attempt = j->attempt;
     m.fail.lease_token = j->lease_token;
@@ -625,9 +601,9 @@ static char *build_fail(cs_agent *a, agent_job *j, const cs_child_outcome *o,
     m.fail.reason = reason;
     m.fail.exit_status = o->exit_status >= 0 && o->exit_status <= 255 ? o->exit_status : -1;
     m.fail.signal = o->signal > 0 && o->signal <= 127 ? o->signal : 0;
-    m.fail.log_tail = tail != NULL ? tail : (char *)(uintptr_t) "";
+    m.fail.log_tail = tail != NULL ? tail : "";
     /* the log stays in the attempt folder: calsweep logs reads it on this machine */
-    m.fail.log_path = j->child ? (char *)(uintptr_t)cs_child_log_path(j->child) : NULL;
+    m.fail.log_path = j->child ? cs_child_log_path(j->child) : NULL;
     set_report_claim(a, &m.fail.claim);
     if (cs_msg_encode(&m, &text, NULL, &err) != CS_OK) {
         cs_log(CS_LOG_ERROR, "cannot encode FAIL: %s", err.msg);
@@ -646,6 +622,7 @@ static void on_child_exit(cs_child *c, const cs_child_outcome *o, void *data)
     (void)c;
     if (j == NULL)
         return;
+    assert(!j->exited && j->report == NULL); /* a runner ends once, and only then is reported */
     j->exited = true;
     a->hb_due = false;
     uv_timer_stop(&a->hb);
@@ -731,30 +708,135 @@ static cs_rc backend_argv(const cs_agent *a, const char *config, const char **ar
     return rc;
 }
 
+/* The runner's environment: the job's ids and threads, and the folders it resolves paths
+ * against. */
+typedef struct runner_env {
+    char id[64], att[64], thr[64];
+    cs_buf base, roots, data, cache;
+    const char *env[8];
+} runner_env;
+
+static void runner_env_fini(runner_env *e)
+{
+    cs_buf_fini(&e->base);
+    cs_buf_fini(&e->roots);
+    cs_buf_fini(&e->data);
+    cs_buf_fini(&e->cache);
+}
+
+/* "NAME=" and the roots, each made absolute when it exists, joined by ':'. */
+static bool put_roots(cs_buf *b, const char *name, const char *const *roots, size_t n)
+{
+    char abs[4096];
+    bool ok = cs_buf_printf(b, "%s=", name) == CS_OK;
+    for (size_t r = 0; ok && r < n; r++) {
+        const char *root = roots[r];
+        if (realpath(root, abs) != NULL)
+            root = abs;
+        ok = cs_buf_printf(b, "%s%s", r ? ":" : "", root) == CS_OK;
+    }
+    return ok;
+}
+
+/* The runner works in the job's folder: it resolves the config's relative paths against the
+ * folder this worker runs in, and looks for model folders under the worker's model roots. */
+static cs_rc runner_env_make(const cs_agent *a, const agent_job *j, runner_env *e, cs_err *err)
+{
+    char cwd[4096];
+    memset(e, 0, sizeof *e);
+    snprintf(e->id, sizeof e->id, "CALSWEEP_JOB_ID=%" PRId64, j->id);
+    snprintf(e->att, sizeof e->att, "CALSWEEP_ATTEMPT=%" PRId64, j->attempt);
+    snprintf(e->thr, sizeof e->thr, "CALSWEEP_THREADS=%" PRId64, a->cfg.threads);
+    bool ok =
+            getcwd(cwd, sizeof cwd) != NULL &&
+            cs_buf_printf(&e->base, "CALSWEEP_BASE_DIR=%s", cwd) == CS_OK &&
+            put_roots(&e->roots, "CALSWEEP_MODEL_ROOTS", a->cfg.model_root, a->cfg.n_model_root) &&
+            put_roots(&e->data, "CALSWEEP_DATA_ROOTS", a->cfg.data_root, a->cfg.n_data_root);
+    if (ok && a->cfg.n_data_root == 0)
+        ok = cs_buf_printf(&e->data, "%s", cwd) == CS_OK;
+    if (ok && a->cfg.cache_dir != NULL) {
+        const char *cd = a->cfg.cache_dir;
+        if (cd[0] != '/')
+            ok = cs_buf_printf(&e->cache, "CALSWEEP_CACHE_DIR=%s/%s", cwd, cd) == CS_OK;
+        else
+            ok = cs_buf_printf(&e->cache, "CALSWEEP_CACHE_DIR=%s", cd) == CS_OK;
+    }
+    if (!ok)
+        return cs_err_set(err, CS_ENOMEM, 0, "cannot set up the runner's environment");
+    const char *list[] = {e->id,         e->att,       e->thr,        e->base.data,
+                          e->roots.data, e->data.data, e->cache.data, NULL};
+    memcpy(e->env, list, sizeof list); /* cache.data NULL (the end) without a cache */
+    return CS_OK;
+}
+
+/* The job's folder with job.json in it, and no result.json or error.json: a folder left by an
+ * earlier run of this attempt must not lend it its outcome. */
+static cs_rc job_dir_make(const cs_agent *a, agent_job *j, const char *config, cs_err *err)
+{
+    static const char *const stale[] = {"result.json", "error.json"};
+    char name[64], *path = NULL;
+    snprintf(name, sizeof name, "%" PRId64 "-%" PRId64, j->id, j->attempt);
+    cs_rc rc = cs_path_join(a->cfg.work_dir, name, &j->dir, err);
+    if (rc == CS_OK)
+        rc = cs_path_mkdir_p(j->dir, 0755, err);
+    for (size_t i = 0; rc == CS_OK && i < sizeof stale / sizeof stale[0]; i++) {
+        if (cs_path_join(j->dir, stale[i], &path, NULL) == CS_OK)
+            unlink(path);
+        free(path);
+        path = NULL;
+    }
+    if (rc == CS_OK)
+        rc = cs_path_join(j->dir, "job.json", &path, err);
+    if (rc == CS_OK)
+        rc = cs_path_write_atomic(path, config, strlen(config), 0644, err);
+    free(path);
+    return rc;
+}
+
+/* The runner could not be started: the job's report is a FAIL of kind fkind. */
+static void spawn_failed(cs_agent *a, agent_job *j, cs_fail_kind fkind, const cs_err *err)
+{
+    char *text = NULL;
+    cs_msg m;
+    cs_log(CS_LOG_ERROR, "job %" PRId64 ": %s", j->id, err->msg);
+    cs_msg_init(&m, CS_MSG_FAIL);
+    m.token = a->cfg.token;
+    m.req_id = ++a->req_id;
+    m.fail.worker = a->cfg.name;
+    m.fail.job_id = j->id;
+    m.fail.attempt = j->attempt;
+    m.fail.lease_token = j->lease_token;
+    m.fail.kind = fkind;
+    m.fail.reason = err->msg;
+    m.fail.exit_status = -1;
+    m.fail.log_tail = "";
+    set_report_claim(a, &m.fail.claim);
+    if (cs_msg_encode(&m, &text, NULL, NULL) != CS_OK)
+        text = NULL;
+    j->exited = true;
+    j->report = text;
+    j->rep_type = CS_MSG_FAIL;
+    j->drop = text == NULL;
+}
+
 static void start_job(cs_agent *a, const cs_msg_job *mj)
 {
     agent_job *j = calloc(1, sizeof *j);
-    char name[64], *path = NULL;
-    char env_id[64], env_att[64], env_thr[64];
     const char *argv[6];
-    const char *env[8];
-    cs_buf env_base, env_roots, env_data, env_cache;
+    runner_env env;
     cs_err err = {0};
     cs_fail_kind fkind = CS_FAIL_SPAWN;
-    cs_rc rc;
 
     if (j == NULL) {
         cs_log(CS_LOG_ERROR, "out of memory starting job %" PRId64, mj->job_id);
         return;
     }
-    cs_buf_init(&env_base);
-    cs_buf_init(&env_roots);
-    cs_buf_init(&env_data);
-    cs_buf_init(&env_cache);
+    assert(a->job == NULL); /* one job at a time: a JOB comes only in reply to a CLAIM */
     a->job = j;
     j->id = mj->job_id;
     j->attempt = mj->attempt;
     snprintf(j->lease_token, sizeof j->lease_token, "%s", mj->lease_token);
+    assert(cs_proto_token_ok(j->lease_token)); /* the lease it holds (JOB was decoded) */
     j->timeout_s = mj->timeout_s;
     pthread_mutex_lock(&a->mu);
     a->stats.jobs_started++;
@@ -762,122 +844,32 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
     cs_log(CS_LOG_INFO,
            "job %" PRId64 " attempt %" PRId64 " (lease %" PRId64 " s, timeout %" PRId64 " s)",
            j->id, j->attempt, mj->lease_s, mj->timeout_s);
-    snprintf(name, sizeof name, "%" PRId64 "-%" PRId64, j->id, j->attempt);
-    snprintf(env_id, sizeof env_id, "CALSWEEP_JOB_ID=%" PRId64, j->id);
-    snprintf(env_att, sizeof env_att, "CALSWEEP_ATTEMPT=%" PRId64, j->attempt);
-    snprintf(env_thr, sizeof env_thr, "CALSWEEP_THREADS=%" PRId64, a->cfg.threads);
-    /* The runner works in the job's folder: it resolves the config's relative paths against the
-     * folder this worker runs in, and looks for model folders under the worker's model roots. */
-    {
-        char cwd[4096], abs[4096];
-        bool ok = getcwd(cwd, sizeof cwd) != NULL &&
-                  cs_buf_printf(&env_base, "CALSWEEP_BASE_DIR=%s", cwd) == CS_OK &&
-                  cs_buf_printf(&env_roots, "CALSWEEP_MODEL_ROOTS=") == CS_OK;
-        for (size_t r = 0; ok && r < a->cfg.n_model_root; r++) {
-            const char *root = a->cfg.model_root[r];
-            if (realpath(root, abs) != NULL)
-                root = abs;
-            ok = cs_buf_printf(&env_roots, "%s%s", r ? ":" : "", root) == CS_OK;
-        }
-        ok = ok && cs_buf_printf(&env_data, "CALSWEEP_DATA_ROOTS=") == CS_OK;
-        for (size_t r = 0; ok && r < a->cfg.n_data_root; r++) {
-            const char *root = a->cfg.data_root[r];
-            if (realpath(root, abs) != NULL)
-                root = abs;
-            ok = cs_buf_printf(&env_data, "%s%s", r ? ":" : "", root) == CS_OK;
-        }
-        if (ok && a->cfg.n_data_root == 0)
-            ok = cs_buf_printf(&env_data, "%s", cwd) == CS_OK;
-        if (ok && a->cfg.cache_dir != NULL) {
-            const char *cd = a->cfg.cache_dir;
-            if (cd[0] != '/')
-                ok = cs_buf_printf(&env_cache, "CALSWEEP_CACHE_DIR=%s/%s", cwd, cd) == CS_OK;
-            else
-                ok = cs_buf_printf(&env_cache, "CALSWEEP_CACHE_DIR=%s", cd) == CS_OK;
-        }
-        if (!ok) {
-            rc = cs_err_set(&err, CS_ENOMEM, 0, "cannot set up the runner's environment");
-            goto spawn_fail;
-        }
-    }
-    env[0] = env_id;
-    env[1] = env_att;
-    env[2] = env_thr;
-    env[3] = env_base.data;
-    env[4] = env_roots.data;
-    env[5] = env_data.data;
-    env[6] = env_cache.data; /* NULL (the end) without a cache */
-    env[7] = NULL;
-    if ((rc = cs_path_join(a->cfg.work_dir, name, &j->dir, &err)) != CS_OK ||
-        (rc = cs_path_mkdir_p(j->dir, 0755, &err)) != CS_OK)
-        goto spawn_fail;
-    /* A folder left by an earlier run of this attempt must not lend it its outcome. */
-    static const char *const stale[] = {"result.json", "error.json"};
-    for (size_t i = 0; i < sizeof stale / sizeof stale[0]; i++) {
-        if (cs_path_join(j->dir, stale[i], &path, NULL) == CS_OK)
-            unlink(path);
-        free(path);
-        path = NULL;
-    }
-    if ((rc = cs_path_join(j->dir, "job.json", &path, &err)) != CS_OK ||
-        (rc = cs_path_write_atomic(path, mj->config, strlen(mj->config), 0644, &err)) != CS_OK)
-        goto spawn_fail;
-    free(path);
-    path = NULL;
-    if ((rc = backend_argv(a, mj->config, argv, &fkind, &err)) != CS_OK)
-        goto spawn_fail;
-    cs_child_spec spec = {.dir = j->dir,
-                          .argv = argv,
-                          .env = env,
-                          .timeout_ms = mj->timeout_s > 0 ? mj->timeout_s * 1000 : 0,
-                          .kill_grace_ms = a->cfg.kill_grace_ms,
-                          .guard = a->cfg.guard};
-    rc = cs_child_create(&a->loop, &j->child, &err);
+    cs_rc rc = runner_env_make(a, j, &env, &err);
     if (rc == CS_OK)
-        rc = cs_child_start(j->child, &spec, on_child_exit, a, &err);
-    cs_buf_fini(&env_base);
-    cs_buf_fini(&env_roots);
-    cs_buf_fini(&env_data);
-    cs_buf_fini(&env_cache);
-    if (rc != CS_OK)
-        goto spawn_fail;
+        rc = job_dir_make(a, j, mj->config, &err);
+    if (rc == CS_OK)
+        rc = backend_argv(a, mj->config, argv, &fkind, &err);
+    if (rc == CS_OK) {
+        cs_child_spec spec = {.dir = j->dir,
+                              .argv = argv,
+                              .env = env.env,
+                              .timeout_ms = mj->timeout_s > 0 ? mj->timeout_s * 1000 : 0,
+                              .kill_grace_ms = a->cfg.kill_grace_ms,
+                              .guard = a->cfg.guard};
+        rc = cs_child_create(&a->loop, &j->child, &err);
+        if (rc == CS_OK)
+            rc = cs_child_start(j->child, &spec, on_child_exit, a, &err);
+    }
+    runner_env_fini(&env);
+    if (rc != CS_OK) {
+        spawn_failed(a, j, fkind, &err);
+        return;
+    }
     /* at least three heartbeats per lease, so one lost heartbeat never loses the lease */
     int64_t hb_ms = a->cfg.heartbeat_ms;
     if (mj->lease_s > 0 && mj->lease_s * 1000 / 3 < hb_ms)
         hb_ms = mj->lease_s * 1000 / 3 > 100 ? mj->lease_s * 1000 / 3 : 100;
     uv_timer_start(&a->hb, on_hb, (uint64_t)hb_ms, (uint64_t)hb_ms);
-    return;
-
-spawn_fail:
-    free(path);
-    cs_buf_fini(&env_base);
-    cs_buf_fini(&env_roots);
-    cs_buf_fini(&env_data);
-    cs_buf_fini(&env_cache);
-    cs_log(CS_LOG_ERROR, "job %" PRId64 ": %s", j->id, err.msg);
-    {
-        cs_child_outcome o = {.exit_status = -1, .oom_before = -1, .oom_after = -1};
-        char *text = NULL;
-        cs_msg m;
-        cs_msg_init(&m, CS_MSG_FAIL);
-        m.token = (char *)(uintptr_t)a->cfg.token;
-        m.req_id = ++a->req_id;
-        m.fail.worker = (char *)(uintptr_t)a->cfg.name;
-        m.fail.job_id = j->id;
-        m.fail.attempt = j->attempt;
-        m.fail.lease_token = j->lease_token;
-        m.fail.kind = fkind;
-        m.fail.reason = err.msg;
-        m.fail.exit_status = o.exit_status;
-        m.fail.log_tail = (char *)(uintptr_t) "";
-        set_report_claim(a, &m.fail.claim);
-        if (cs_msg_encode(&m, &text, NULL, NULL) != CS_OK)
-            text = NULL;
-        j->exited = true;
-        j->report = text;
-        j->rep_type = CS_MSG_FAIL;
-        j->drop = text == NULL;
-    }
 }
 
 /* ---- the state machine ----------------------------------------------------------------- */
@@ -920,21 +912,20 @@ static void got_job(cs_agent *a, const cs_msg_job *job)
     }
 }
 
-static void handle_reply(cs_agent *a, cs_msg_type t, int rv, nng_msg *nm)
+/* The reply to request t as a message in *rep: CS_OK; another code when there is none (rv, or a
+ * reply that does not decode); CS_ECANCELED when the agent gave up for good (fatal called). */
+static cs_rc decode_reply(cs_agent *a, cs_msg_type t, int rv, nng_msg *nm, cs_msg *rep)
 {
-    cs_msg rep;
     cs_err err = {0};
     cs_rc rc = CS_EIO;
-    cs_msg_init(&rep, CS_MSG_NONE);
     if (rv == 0 && nm != NULL) {
-        rc = cs_msg_decode(nng_msg_body(nm), nng_msg_len(nm), &rep, &err);
+        rc = cs_msg_decode(nng_msg_body(nm), nng_msg_len(nm), rep, &err);
         if (rc == CS_EVERSION) {
-            nng_msg_free(nm);
             fatal(a, CS_EVERSION,
                   "calsweepd at %s speaks another protocol version (%s): upgrade calsweepd and "
                   "the workers together",
                   a->cfg.coordinator, err.msg);
-            return;
+            return CS_ECANCELED;
         }
         if (rc != CS_OK)
             cs_log(CS_LOG_WARN, "reply to %s: %s", cs_msg_type_name(t), err.msg);
@@ -946,126 +937,169 @@ static void handle_reply(cs_agent *a, cs_msg_type t, int rv, nng_msg *nm)
          * blocks the loop a few seconds at most, only while no job runs. */
         if (t == CS_MSG_HELLO && !a->registered && agent_tls(a) != NULL &&
             cs_net_tls_diagnose(a->cfg.coordinator, agent_tls(a), 3000, &err) != CS_OK) {
-            if (nm != NULL)
-                nng_msg_free(nm);
             fatal(a, CS_EAUTH, "%s", err.msg);
-            return;
+            return CS_ECANCELED;
         }
     }
+    return rc;
+}
+
+/* No usable reply to t: BYE ends the agent, a heartbeat is only missed, anything else is sent
+ * again after a backoff. */
+static void no_reply(cs_agent *a, cs_msg_type t, int rv)
+{
+    pthread_mutex_lock(&a->mu);
+    a->stats.request_errors++;
+    pthread_mutex_unlock(&a->mu);
+    if (t == CS_MSG_BYE) {
+        finish(a);
+    } else if (t != CS_MSG_HEARTBEAT && !(rv == NNG_ECANCELED && a->stop_mode != STOP_NONE)) {
+        delay(a, next_backoff(a));
+    }
+}
+
+/* calsweepd answers CS_EAUTH "authentication failed" to a wrong or missing token (and to
+ * anything it cannot read when it has one), CS_EVERSION to another protocol: permanent, so the
+ * agent gives up instead of retrying forever. Whether it did. */
+static bool refused_for_good(cs_agent *a, cs_msg_type t, const cs_msg *rep)
+{
+    if (rep->type != CS_MSG_ERROR ||
+        (rep->error.code != CS_EAUTH && rep->error.code != CS_EVERSION)) {
+        return false;
+    }
+    char what[200];
+    snprintf(what, sizeof what, "%s: %s", cs_msg_type_name(t),
+             rep->error.message != NULL ? rep->error.message : "");
+    fatal(a, rep->error.code,
+          rep->error.code == CS_EAUTH
+                  ? "calsweepd at %s refused this worker (%s): check --token-file "
+                    "(or CALSWEEP_TOKEN_FILE) against calsweepd's token; not retrying"
+                  : "calsweepd at %s refused this worker's protocol version (%s): upgrade "
+                    "calsweepd and the workers together",
+          a->cfg.coordinator, what);
+    return true;
+}
+
+static void on_hello_reply(cs_agent *a, const cs_msg *rep)
+{
+    if (rep->type == CS_MSG_OK) {
+        a->registered = true;
+        a->last_err_code = CS_OK;
+        cs_log(CS_LOG_INFO, "registered with %s as %s (%zu models)", a->cfg.coordinator,
+               a->cfg.name, a->n_models);
+        return;
+    }
+    if (rep->type == CS_MSG_ERROR)
+        log_error_reply(a, CS_MSG_HELLO, rep);
+    delay(a, next_backoff(a) + (rep->type == CS_MSG_ERROR ? 1000 : 0));
+}
+
+static void on_claim_reply(cs_agent *a, const cs_msg *rep)
+{
+    assert(a->job == NULL); /* a worker claims only while it holds no lease */
+    if (rep->type == CS_MSG_JOB) {
+        if (a->cfg.once)
+            a->claims_done = true;
+        got_job(a, &rep->job);
+    } else if (rep->type == CS_MSG_NO_WORK) {
+        if (a->cfg.once)
+            a->claims_done = true;
+        else
+            delay(a, rep->no_work.retry_ms > 60000 ? 60000 : rep->no_work.retry_ms);
+    } else {
+        if (rep->type == CS_MSG_ERROR)
+            log_error_reply(a, CS_MSG_CLAIM, rep);
+        a->registered = false;
+        delay(a, next_backoff(a));
+    }
+}
+
+static void on_heartbeat_reply(cs_agent *a, const cs_msg *rep)
+{
+    if (a->job == NULL || a->job->exited)
+        return;
+    if (rep->type == CS_MSG_ACK && rep->ack.cancel && !a->job->cancel_seen) {
+        a->job->cancel_seen = true;
+        pthread_mutex_lock(&a->mu);
+        a->stats.cancels++;
+        pthread_mutex_unlock(&a->mu);
+        cs_log(CS_LOG_INFO, "job %" PRId64 ": cancel requested", a->job->id);
+        cs_child_stop(a->job->child, CS_CHILD_STOP_CANCEL);
+    } else if (rep->type == CS_MSG_ERROR && rep->error.code == CS_ESTALE) {
+        cs_log(CS_LOG_WARN, "job %" PRId64 " attempt %" PRId64 " is stale: stopping it", a->job->id,
+               a->job->attempt);
+        cs_child_stop(a->job->child, CS_CHILD_STOP_STALE);
+    } else if (rep->type == CS_MSG_ERROR) {
+        log_error_reply(a, CS_MSG_HEARTBEAT, rep);
+    }
+}
+
+/* The reply to the report t (RESULT or FAIL) of the job that ended. */
+static void on_report_reply(cs_agent *a, cs_msg_type t, const cs_msg *rep)
+{
+    /* a report is sent only for a job that ended and is not dropped */
+    assert(a->job != NULL && a->job->exited && a->job->report != NULL && a->job->rep_type == t);
+    if (rep->type == CS_MSG_ACK || rep->type == CS_MSG_OK || rep->type == CS_MSG_JOB ||
+        rep->type == CS_MSG_NO_WORK) {
+        /* Stored. JOB and NO_WORK answer the claim that rode on the report. */
+        pthread_mutex_lock(&a->mu);
+        if (t == CS_MSG_RESULT)
+            a->stats.results++;
+        else
+            a->stats.fails++;
+        pthread_mutex_unlock(&a->mu);
+        job_end(a);
+        if (rep->type == CS_MSG_JOB) {
+            got_job(a, &rep->job);
+        } else if (rep->type == CS_MSG_NO_WORK && !a->claims_done) {
+            delay(a, rep->no_work.retry_ms > 60000 ? 60000 : rep->no_work.retry_ms);
+        }
+    } else if (rep->type == CS_MSG_ERROR && rep->error.code == CS_ESTALE) {
+        cs_log(CS_LOG_WARN, "%s of job %" PRId64 " refused as stale: dropped", cs_msg_type_name(t),
+               a->job->id);
+        pthread_mutex_lock(&a->mu);
+        a->stats.dropped++;
+        pthread_mutex_unlock(&a->mu);
+        job_end(a);
+    } else {
+        if (rep->type == CS_MSG_ERROR)
+            log_error_reply(a, t, rep);
+        delay(a, next_backoff(a));
+    }
+}
+
+static void handle_reply(cs_agent *a, cs_msg_type t, int rv, nng_msg *nm)
+{
+    cs_msg rep;
+    cs_msg_init(&rep, CS_MSG_NONE);
+    cs_rc rc = decode_reply(a, t, rv, nm, &rep);
     if (nm != NULL)
         nng_msg_free(nm);
+    if (rc == CS_ECANCELED)
+        return;
     if (rc != CS_OK) {
-        pthread_mutex_lock(&a->mu);
-        a->stats.request_errors++;
-        pthread_mutex_unlock(&a->mu);
-        switch (t) {
-        case CS_MSG_BYE:
-            finish(a);
-            break;
-        case CS_MSG_HEARTBEAT:
-            break;
-        default:
-            if (!(rv == NNG_ECANCELED && a->stop_mode != STOP_NONE))
-                delay(a, next_backoff(a));
-            break;
-        }
+        no_reply(a, t, rv);
         return;
     }
     cs_log(CS_LOG_DEBUG, "<- %s", cs_msg_type_name(rep.type));
-    if (rep.type == CS_MSG_ERROR && (rep.error.code == CS_EAUTH || rep.error.code == CS_EVERSION)) {
-        /* calsweepd answers CS_EAUTH "authentication failed" to a wrong or missing token (and
-         * to anything it cannot read when it has one): permanent, so do not retry forever. */
-        char what[200];
-        snprintf(what, sizeof what, "%s: %s", cs_msg_type_name(t),
-                 rep.error.message != NULL ? rep.error.message : "");
-        fatal(a, rep.error.code,
-              rep.error.code == CS_EAUTH
-                      ? "calsweepd at %s refused this worker (%s): check --token-file "
-                        "(or CALSWEEP_TOKEN_FILE) against calsweepd's token; not retrying"
-                      : "calsweepd at %s refused this worker's protocol version (%s): upgrade "
-                        "calsweepd and the workers together",
-              a->cfg.coordinator, what);
+    if (refused_for_good(a, t, &rep)) {
         cs_msg_fini(&rep);
         return;
     }
     a->backoff_ms = BACKOFF_MIN_MS;
     switch (t) {
     case CS_MSG_HELLO:
-        if (rep.type == CS_MSG_OK) {
-            a->registered = true;
-            a->last_err_code = CS_OK;
-            cs_log(CS_LOG_INFO, "registered with %s as %s (%zu models)", a->cfg.coordinator,
-                   a->cfg.name, a->n_models);
-        } else {
-            if (rep.type == CS_MSG_ERROR)
-                log_error_reply(a, t, &rep);
-            delay(a, next_backoff(a) + (rep.type == CS_MSG_ERROR ? 1000 : 0));
-        }
+        on_hello_reply(a, &rep);
         break;
     case CS_MSG_CLAIM:
-        if (rep.type == CS_MSG_JOB) {
-            if (a->cfg.once)
-                a->claims_done = true;
-            got_job(a, &rep.job);
-        } else if (rep.type == CS_MSG_NO_WORK) {
-            if (a->cfg.once)
-                a->claims_done = true;
-            else
-                delay(a, rep.no_work.retry_ms > 60000 ? 60000 : rep.no_work.retry_ms);
-        } else {
-            if (rep.type == CS_MSG_ERROR)
-                log_error_reply(a, t, &rep);
-            a->registered = false;
-            delay(a, next_backoff(a));
-        }
+        on_claim_reply(a, &rep);
         break;
     case CS_MSG_HEARTBEAT:
-        if (a->job == NULL || a->job->exited)
-            break;
-        if (rep.type == CS_MSG_ACK && rep.ack.cancel && !a->job->cancel_seen) {
-            a->job->cancel_seen = true;
-            pthread_mutex_lock(&a->mu);
-            a->stats.cancels++;
-            pthread_mutex_unlock(&a->mu);
-            cs_log(CS_LOG_INFO, "job %" PRId64 ": cancel requested", a->job->id);
-            cs_child_stop(a->job->child, CS_CHILD_STOP_CANCEL);
-        } else if (rep.type == CS_MSG_ERROR && rep.error.code == CS_ESTALE) {
-            cs_log(CS_LOG_WARN, "job %" PRId64 " attempt %" PRId64 " is stale: stopping it",
-                   a->job->id, a->job->attempt);
-            cs_child_stop(a->job->child, CS_CHILD_STOP_STALE);
-        } else if (rep.type == CS_MSG_ERROR) {
-            log_error_reply(a, t, &rep);
-        }
+        on_heartbeat_reply(a, &rep);
         break;
     case CS_MSG_RESULT:
     case CS_MSG_FAIL:
-        if (rep.type == CS_MSG_ACK || rep.type == CS_MSG_OK || rep.type == CS_MSG_JOB ||
-            rep.type == CS_MSG_NO_WORK) {
-            /* Stored. JOB and NO_WORK answer the claim that rode on the report. */
-            pthread_mutex_lock(&a->mu);
-            if (t == CS_MSG_RESULT)
-                a->stats.results++;
-            else
-                a->stats.fails++;
-            pthread_mutex_unlock(&a->mu);
-            job_end(a);
-            if (rep.type == CS_MSG_JOB) {
-                got_job(a, &rep.job);
-            } else if (rep.type == CS_MSG_NO_WORK && !a->claims_done) {
-                delay(a, rep.no_work.retry_ms > 60000 ? 60000 : rep.no_work.retry_ms);
-            }
-        } else if (rep.type == CS_MSG_ERROR && rep.error.code == CS_ESTALE) {
-            cs_log(CS_LOG_WARN, "%s of job %" PRId64 " refused as stale: dropped",
-                   cs_msg_type_name(t), a->job ? a->job->id : 0);
-            pthread_mutex_lock(&a->mu);
-            a->stats.dropped++;
-            pthread_mutex_unlock(&a->mu);
-            job_end(a);
-        } else {
-            if (rep.type == CS_MSG_ERROR)
-                log_error_reply(a, t, &rep);
-            delay(a, next_backoff(a));
-        }
+        on_report_reply(a, t, &rep);
         break;
     case CS_MSG_BYE:
         finish(a);

@@ -18,8 +18,9 @@
  * absolute, when set, where the runner keeps what jobs can share: the selectors' pool statistics);
  * HEARTBEAT every heartbeat_ms (at most lease_s/3) with stage, progress and the log tail;
  * ACK.cancel stops the child (FAIL kind cancelled); ERROR CS_ESTALE on a heartbeat stops it and
- * drops the job. When the child ends: exit 0 with result.json -> RESULT (metrics = its "metrics",
- * provenance = the whole document plus "log_path", "host", "worker"); otherwise FAIL with the exit
+ * drops the job. When the child ends: exit 0 with a result.json the result codec accepts
+ * (cs_result.h) -> RESULT (result = the document plus "log_path", "worker", and "host" when it
+ * names none; a null metric is FAIL bad_input instead); otherwise FAIL with the exit
  * status, signal, kind (error.json's kind, else crash/timeout/cancelled/oom/spawn), the log
  * tail and the log's path. Unless the agent is stopping, runs --once or ends its max_jobs with this
  * job, the RESULT or FAIL carries a claim for the next job (protocol v2), so one round trip reports

@@ -137,230 +137,270 @@ static char *default_runner(void)
     return out;
 }
 
-int main(int argc, char **argv)
+/* What the command line says: cfg (its roots point into roots and data_roots), and the options
+ * main acts on itself. */
+typedef struct worker_args {
+    cs_agent_cfg cfg;
+    const char *roots[MAX_ROOTS], *data_roots[MAX_ROOTS];
+    const char *token_file, *log_level;
+    bool no_cache, log_json;
+} worker_args;
+
+/* Strings main allocates for cfg, freed at exit. */
+typedef struct worker_owned {
+    char *url, *name, *runner, *work_dir, *token, *cache_dir, *guard;
+} worker_owned;
+
+/* The defaults the options start from: all the machine's CPUs and memory. */
+static void args_init(worker_args *w)
+{
+    memset(w, 0, sizeof *w);
+    cs_agent_cfg *cfg = &w->cfg;
+    cfg->threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    cfg->mem_mb = pages > 0 && psize > 0 ? (int64_t)pages / (1048576 / psize) : 0;
+    cfg->heartbeat_ms = 3000;
+    cfg->kill_grace_ms = 5000;
+    cfg->handle_signals = true;
+    cfg->model_root = w->roots;
+    cfg->data_root = w->data_roots;
+}
+
+/* A numeric option into its field of cfg; false (after saying why) when it is out of range. */
+static bool int_option(cs_agent_cfg *cfg, int id, const char *arg)
+{
+    int64_t min = id == OPT_THREADS ? 1 : id == OPT_HEARTBEAT_MS ? 10 : 0, v;
+    cs_err err = {0};
+    if (cs_parse_i64(arg, min, INT64_C(1) << 40, &v, opt_name(id), &err) != CS_OK) {
+        fprintf(stderr, "calsweep-worker: --%s\n", err.msg);
+        return false;
+    }
+    int64_t *dst = id == OPT_THREADS        ? &cfg->threads
+                   : id == OPT_MEM_MB       ? &cfg->mem_mb
+                   : id == OPT_HEARTBEAT_MS ? &cfg->heartbeat_ms
+                   : id == OPT_MAX_JOBS     ? &cfg->max_jobs
+                                            : &cfg->kill_grace_ms;
+    *dst = v;
+    return true;
+}
+
+/* A root option (--model-root, --data-root) appended to its list; false when the list is full. */
+static bool root_option(const char **list, size_t *n, const char *arg, const char *opt)
+{
+    if (*n >= MAX_ROOTS) {
+        fprintf(stderr, "calsweep-worker: at most %d --%s\n", MAX_ROOTS, opt);
+        return false;
+    }
+    list[(*n)++] = arg;
+    return true;
+}
+
+/* One option into w: -1 to go on, or the exit code (--help, --version, a bad value). */
+static int one_option(worker_args *w, int id, const char *arg)
+{
+    cs_agent_cfg *cfg = &w->cfg;
+    switch (id) {
+    case OPT_HELP:
+        usage(stdout);
+        return CS_EXIT_OK;
+    case OPT_VERSION:
+        printf("calsweep-worker %s (nng %s, libuv %s, cJSON %s)\n", CS_VERSION, nng_version(),
+               uv_version_string(), cJSON_Version());
+        return CS_EXIT_OK;
+    case OPT_MODEL_ROOT:
+        return root_option(w->roots, &cfg->n_model_root, arg, "model-root") ? -1 : CS_EXIT_USAGE;
+    case OPT_DATA_ROOT:
+        return root_option(w->data_roots, &cfg->n_data_root, arg, "data-root") ? -1 : CS_EXIT_USAGE;
+    case OPT_THREADS:
+    case OPT_MEM_MB:
+    case OPT_HEARTBEAT_MS:
+    case OPT_MAX_JOBS:
+    case OPT_KILL_GRACE_MS:
+        return int_option(cfg, id, arg) ? -1 : CS_EXIT_USAGE;
+    case OPT_COORDINATOR:
+        cfg->coordinator = arg;
+        return -1;
+    case OPT_NAME:
+        cfg->name = arg;
+        return -1;
+    case OPT_RUNNER:
+        cfg->runner = arg;
+        return -1;
+    case OPT_EXEC_TEMPLATE:
+        cfg->exec_template = arg;
+        return -1;
+    case OPT_WORK_DIR:
+        cfg->work_dir = arg;
+        return -1;
+    case OPT_CACHE_DIR:
+        cfg->cache_dir = arg;
+        return -1;
+    case OPT_NO_CACHE:
+        w->no_cache = true;
+        return -1;
+    case OPT_TOKEN_FILE:
+        w->token_file = arg;
+        return -1;
+    case OPT_TLS_CERT:
+        cfg->tls.cert = arg;
+        return -1;
+    case OPT_TLS_KEY:
+        cfg->tls.key = arg;
+        return -1;
+    case OPT_TLS_CA:
+        cfg->tls.ca = arg;
+        return -1;
+    case OPT_ONCE:
+        cfg->once = true;
+        return -1;
+    case OPT_DRAIN:
+    case OPT_RELEASE:
+        cfg->release_on_term = id == OPT_RELEASE;
+        return -1;
+    case OPT_LOG_JSON:
+        w->log_json = true;
+        return -1;
+    case OPT_LOG_LEVEL:
+        w->log_level = arg;
+        return -1;
+    default:
+        fprintf(stderr, "calsweep-worker: unexpected argument '%s' (see --help)\n", arg);
+        return CS_EXIT_USAGE;
+    }
+}
+
+/* The command line into w, and the log set up: -1 to go on, or the exit code. */
+static int parse_args(int argc, char **argv, worker_args *w)
 {
     cs_opt_parser p;
     cs_err err = {0};
-    int id, code = CS_EXIT_FAIL;
     const char *arg;
-    const char *roots[MAX_ROOTS], *data_roots[MAX_ROOTS];
-    const char *token_file = NULL, *log_level = NULL;
-    char *url = NULL, *name = NULL, *runner = NULL, *work_dir = NULL, *token = NULL;
-    char *cache_dir = NULL, *guard = NULL;
-    bool no_cache = false;
-    char host[256] = "localhost";
-    bool log_json = false;
-    cs_agent *a = NULL;
-    cs_agent_cfg cfg = {0};
-    int64_t v;
+    int id, code = -1;
     cs_rc rc;
-
-    cfg.threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
-    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
-    cfg.mem_mb = pages > 0 && psize > 0 ? (int64_t)pages / (1048576 / psize) : 0;
-    cfg.heartbeat_ms = 3000;
-    cfg.kill_grace_ms = 5000;
-    cfg.handle_signals = true;
-    cfg.model_root = roots;
-    cfg.data_root = data_roots;
-
-    if (argc >= 2 && strcmp(argv[1], CS_CHILD_GUARD_FLAG) == 0)
-        return cs_child_guard_main(argc, argv);
     cs_opt_init(&p, argc, argv, 1);
-    while ((rc = cs_opt_next(&p, options, N_OPTIONS, &id, &arg, &err)) == CS_OK) {
-        switch (id) {
-        case OPT_HELP:
-            usage(stdout);
-            return CS_EXIT_OK;
-        case OPT_VERSION:
-            printf("calsweep-worker %s (nng %s, libuv %s, cJSON %s)\n", CS_VERSION, nng_version(),
-                   uv_version_string(), cJSON_Version());
-            return CS_EXIT_OK;
-        case OPT_COORDINATOR:
-            cfg.coordinator = arg;
-            break;
-        case OPT_NAME:
-            cfg.name = arg;
-            break;
-        case OPT_MODEL_ROOT:
-            if (cfg.n_model_root >= MAX_ROOTS) {
-                fprintf(stderr, "calsweep-worker: at most %d --model-root\n", MAX_ROOTS);
-                return CS_EXIT_USAGE;
-            }
-            roots[cfg.n_model_root++] = arg;
-            break;
-        case OPT_DATA_ROOT:
-            if (cfg.n_data_root >= MAX_ROOTS) {
-                fprintf(stderr, "calsweep-worker: at most %d --data-root\n", MAX_ROOTS);
-                return CS_EXIT_USAGE;
-            }
-            data_roots[cfg.n_data_root++] = arg;
-            break;
-        case OPT_THREADS:
-        case OPT_MEM_MB:
-        case OPT_HEARTBEAT_MS:
-        case OPT_MAX_JOBS:
-        case OPT_KILL_GRACE_MS: {
-            int64_t min = id == OPT_THREADS ? 1 : id == OPT_HEARTBEAT_MS ? 10 : 0;
-            if (cs_parse_i64(arg, min, INT64_C(1) << 40, &v, opt_name(id), &err) != CS_OK) {
-                fprintf(stderr, "calsweep-worker: --%s\n", err.msg);
-                return CS_EXIT_USAGE;
-            }
-            if (id == OPT_THREADS)
-                cfg.threads = v;
-            else if (id == OPT_MEM_MB)
-                cfg.mem_mb = v;
-            else if (id == OPT_HEARTBEAT_MS)
-                cfg.heartbeat_ms = v;
-            else if (id == OPT_MAX_JOBS)
-                cfg.max_jobs = v;
-            else
-                cfg.kill_grace_ms = v;
-            break;
-        }
-        case OPT_RUNNER:
-            cfg.runner = arg;
-            break;
-        case OPT_EXEC_TEMPLATE:
-            cfg.exec_template = arg;
-            break;
-        case OPT_WORK_DIR:
-            cfg.work_dir = arg;
-            break;
-        case OPT_CACHE_DIR:
-            cfg.cache_dir = arg;
-            break;
-        case OPT_NO_CACHE:
-            no_cache = true;
-            break;
-        case OPT_TOKEN_FILE:
-            token_file = arg;
-            break;
-        case OPT_TLS_CERT:
-            cfg.tls.cert = arg;
-            break;
-        case OPT_TLS_KEY:
-            cfg.tls.key = arg;
-            break;
-        case OPT_TLS_CA:
-            cfg.tls.ca = arg;
-            break;
-        case OPT_ONCE:
-            cfg.once = true;
-            break;
-        case OPT_DRAIN:
-            cfg.release_on_term = false;
-            break;
-        case OPT_RELEASE:
-            cfg.release_on_term = true;
-            break;
-        case OPT_LOG_JSON:
-            log_json = true;
-            break;
-        case OPT_LOG_LEVEL:
-            log_level = arg;
-            break;
-        default:
-            fprintf(stderr, "calsweep-worker: unexpected argument '%s' (see --help)\n", arg);
-            return CS_EXIT_USAGE;
-        }
+    while (code < 0 && (rc = cs_opt_next(&p, options, N_OPTIONS, &id, &arg, &err)) == CS_OK) {
+        code = one_option(w, id, arg);
+    }
+    if (code >= 0) {
+        return code;
     }
     if (rc != CS_ENOENT) {
         fprintf(stderr, "calsweep-worker: %s (see --help)\n", err.msg);
         return CS_EXIT_USAGE;
     }
     cs_log_level level = CS_LOG_INFO;
-    if (log_level != NULL && cs_log_level_parse(log_level, &level) != CS_OK) {
-        fprintf(stderr, "calsweep-worker: --log-level: unknown level '%s'\n", log_level);
+    if (w->log_level != NULL && cs_log_level_parse(w->log_level, &level) != CS_OK) {
+        fprintf(stderr, "calsweep-worker: --log-level: unknown level '%s'\n", w->log_level);
         return CS_EXIT_USAGE;
     }
-    cs_log_setup(level, log_json, NULL);
-    signal(SIGPIPE, SIG_IGN); /* a vanished peer is an error return, never a death */
+    cs_log_setup(level, w->log_json, NULL);
+    return -1;
+}
 
-    if (gethostname(host, sizeof host) != 0 || host[0] == '\0')
-        snprintf(host, sizeof host, "localhost");
-    host[sizeof host - 1] = '\0';
-    if (cfg.name == NULL) {
+/* <state folder>/sub into *out (the state folder is created). */
+static cs_rc state_subdir(const char *sub, char **out, cs_err *err)
+{
+    char *state = NULL;
+    cs_rc rc = cs_path_state_dir(true, &state, err);
+    if (rc == CS_OK) {
+        rc = cs_path_join(state, sub, out, err);
+    }
+    free(state);
+    return rc;
+}
+
+/* The defaults of what the command line left out: name, coordinator, runner, guard, work and
+ * cache folders, token. -1 to go on, or the exit code (after saying why). */
+static int fill_defaults(worker_args *w, worker_owned *o, const char *host)
+{
+    cs_agent_cfg *cfg = &w->cfg;
+    cs_err err = {0};
+    if (cfg->name == NULL) {
         size_t n = strlen(host) + 32;
-        name = malloc(n);
-        if (name == NULL)
-            goto cleanup;
-        snprintf(name, n, "%s-%ld", host, (long)getpid());
-        cfg.name = name;
-    }
-    cfg.host = host;
-    if (cfg.coordinator == NULL) {
-        if (cs_net_default_url(CS_NET_WORK, &url, &err) != CS_OK) {
-            fprintf(stderr, "calsweep-worker: %s\n", err.msg);
-            goto cleanup;
+        if ((o->name = malloc(n)) == NULL) {
+            return CS_EXIT_FAIL;
         }
-        cfg.coordinator = url;
+        snprintf(o->name, n, "%s-%ld", host, (long)getpid());
+        cfg->name = o->name;
     }
-    if (cfg.runner == NULL) {
-        runner = default_runner();
-        cfg.runner = runner;
+    cfg->host = host;
+    if (cfg->coordinator == NULL && cs_net_default_url(CS_NET_WORK, &o->url, &err) != CS_OK) {
+        fprintf(stderr, "calsweep-worker: %s\n", err.msg);
+        return CS_EXIT_FAIL;
     }
-    guard = own_exe();
-    if (guard == NULL)
+    if (cfg->coordinator == NULL) {
+        cfg->coordinator = o->url;
+    }
+    if (cfg->runner == NULL) {
+        o->runner = default_runner();
+        cfg->runner = o->runner;
+    }
+    o->guard = own_exe();
+    if (o->guard == NULL) {
         cs_log(CS_LOG_WARN, "cannot find this program's path: jobs will not die with the worker");
-    cfg.guard = guard;
-    if (cfg.work_dir == NULL) {
-        char *state = NULL;
-        if (cs_path_state_dir(true, &state, &err) != CS_OK ||
-            cs_path_join(state, "work", &work_dir, &err) != CS_OK) {
-            free(state);
-            fprintf(stderr, "calsweep-worker: %s\n", err.msg);
-            goto cleanup;
-        }
-        free(state);
-        cfg.work_dir = work_dir;
     }
-    if (no_cache) {
-        cfg.cache_dir = NULL;
-    } else if (cfg.cache_dir == NULL) {
-        char *state = NULL;
-        if (cs_path_state_dir(true, &state, &err) != CS_OK ||
-            cs_path_join(state, "cache", &cache_dir, &err) != CS_OK) {
-            free(state);
-            fprintf(stderr, "calsweep-worker: %s\n", err.msg);
-            goto cleanup;
-        }
-        free(state);
-        cfg.cache_dir = cache_dir;
+    cfg->guard = o->guard;
+    if ((cfg->work_dir == NULL && state_subdir("work", &o->work_dir, &err) != CS_OK) ||
+        (!w->no_cache && cfg->cache_dir == NULL &&
+         state_subdir("cache", &o->cache_dir, &err) != CS_OK)) {
+        fprintf(stderr, "calsweep-worker: %s\n", err.msg);
+        return CS_EXIT_FAIL;
     }
-    if (token_file == NULL)
-        token_file = getenv("CALSWEEP_TOKEN_FILE");
+    if (cfg->work_dir == NULL) {
+        cfg->work_dir = o->work_dir;
+    }
+    cfg->cache_dir = w->no_cache ? NULL : cfg->cache_dir != NULL ? cfg->cache_dir : o->cache_dir;
+    const char *token_file = w->token_file != NULL ? w->token_file : getenv("CALSWEEP_TOKEN_FILE");
     if (token_file != NULL && token_file[0] != '\0') {
-        if (cs_net_token_load(token_file, &token, &err) != CS_OK) {
+        if (cs_net_token_load(token_file, &o->token, &err) != CS_OK) {
             fprintf(stderr, "calsweep-worker: --token-file: %s\n", err.msg);
-            code = CS_EXIT_USAGE;
-            goto cleanup;
+            return CS_EXIT_USAGE;
         }
-        cfg.token = token;
+        cfg->token = o->token;
     }
-    if (cs_agent_create(&cfg, &a, &err) != CS_OK) {
-        fprintf(stderr, "calsweep-worker: %s\n", err.msg);
-        goto cleanup;
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    cs_err err = {0};
+    char host[256] = "localhost";
+    worker_args w;
+    worker_owned o = {0};
+    cs_agent *a = NULL;
+
+    if (argc >= 2 && strcmp(argv[1], CS_CHILD_GUARD_FLAG) == 0) {
+        return cs_child_guard_main(argc, argv);
     }
-    if (cs_agent_run(a, &err) != CS_OK) {
-        fprintf(stderr, "calsweep-worker: %s\n", err.msg);
-        goto cleanup;
+    args_init(&w);
+    int code = parse_args(argc, argv, &w);
+    if (code >= 0) {
+        return code;
     }
-    cs_agent_stats st;
-    cs_agent_get_stats(a, &st);
-    cs_log(CS_LOG_INFO,
-           "exiting: %" PRId64 " jobs started, %" PRId64 " results, %" PRId64 " fails, %" PRId64
-           " dropped",
-           st.jobs_started, st.results, st.fails, st.dropped);
-    code = CS_EXIT_OK;
-cleanup:
+    signal(SIGPIPE, SIG_IGN); /* a vanished peer is an error return, never a death */
+    if (gethostname(host, sizeof host) != 0 || host[0] == '\0') {
+        snprintf(host, sizeof host, "localhost");
+    }
+    host[sizeof host - 1] = '\0';
+    code = fill_defaults(&w, &o, host);
+    if (code < 0) {
+        code = CS_EXIT_FAIL;
+        if (cs_agent_create(&w.cfg, &a, &err) != CS_OK || cs_agent_run(a, &err) != CS_OK) {
+            fprintf(stderr, "calsweep-worker: %s\n", err.msg);
+        } else {
+            cs_agent_stats st;
+            cs_agent_get_stats(a, &st);
+            cs_log(CS_LOG_INFO,
+                   "exiting: %" PRId64 " jobs started, %" PRId64 " results, %" PRId64
+                   " fails, %" PRId64 " dropped",
+                   st.jobs_started, st.results, st.fails, st.dropped);
+            code = CS_EXIT_OK;
+        }
+    }
     cs_agent_destroy(a);
-    free(url);
-    free(name);
-    free(runner);
-    free(guard);
-    free(work_dir);
-    free(cache_dir);
-    free(token);
+    char *owned[] = {o.url, o.name, o.runner, o.guard, o.work_dir, o.cache_dir, o.token};
+    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) {
+        free(owned[i]);
+    }
     return code;
 }

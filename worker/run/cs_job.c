@@ -30,6 +30,7 @@
 #include "cs_path.h"
 #include "cs_pipeline.h"
 #include "cs_pstat.h"
+#include "cs_result.h"
 #include "cs_score.h"
 #include "cs_select.h"
 #include "cs_source.h"
@@ -785,8 +786,17 @@ static cs_rc write_result(job *j, cs_err *err)
         cJSON_AddItemToObject(r, "extra", j->extra);
         j->extra = NULL;
     }
-    rc = write_json("result.json", r, err);
+    /* One decoder checks it and one encoder writes it (cs_result.h): the worker reads the same
+     * canonical text. */
+    cs_result res;
+    cs_jctx c;
+    cs_jctx_init(&c, NULL, err);
+    rc = cs_result_from_json(&c, r, &res);
     cJSON_Delete(r);
+    if (rc == CS_OK) {
+        rc = cs_result_write_file("result.json", &res, err);
+    }
+    cs_result_fini(&res);
     return rc;
 }
 
