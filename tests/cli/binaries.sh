@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every binary answers --help and --version with status 0 and refuses an unknown option with 2.
 n=0; fail=0
-ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
+ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
 echo "1..16"
 for b in "$CALSWEEPD" "$CALSWEEP" "$CALSWEEP_WORKER" "$CALSWEEP_RUN"; do
     name=$(basename "$b")

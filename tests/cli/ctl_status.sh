@@ -6,7 +6,7 @@
 # failures are written straight into the store, as a worker's permanent failures would end.
 cd "$CS_SOURCE_DIR" || exit 1
 n=0; fail=0
-ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
+ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
 has() { case "$1" in *"$2"*) return 0;; *) return 1;; esac; }
 cs() { timeout 40 "$CALSWEEP" --timeout-ms 15000 "$@"; }
 sql() { timeout 20 sqlite3 "$tmp/calsweep.db" "PRAGMA busy_timeout=5000; $1" >/dev/null; }

@@ -4,7 +4,7 @@
 # workers, cached jobs on a second submit, and cancelling a running job. Bounded by timeouts.
 cd "$CS_SOURCE_DIR" || exit 1
 n=0; fail=0
-ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
+ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
 has() { case "$1" in *"$2"*) return 0;; *) return 1;; esac; }
 # A loaded CI machine may stall the daemon's fsyncs for seconds: wait longer than the default.
 cs() { timeout 40 "$CALSWEEP" --timeout-ms 15000 "$@"; }

@@ -3,7 +3,7 @@
 # ppl of heldout.txt equal to README's figures within 1e-3 relative, greedy generation, --help of
 # each command, clear errors for a missing model, eval's few-shot options. (The job-file mode: tests/cli/run_job.sh.)
 n=0; fail=0
-ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
+ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
 R=$CALSWEEP_RUN
 S=${CS_SOURCE_DIR:-.}
 M=$S/sweeps/testbed/models

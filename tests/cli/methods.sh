@@ -5,7 +5,7 @@
 # drift; calsweep-run quantize's flags come from the same table.
 cd "$CS_SOURCE_DIR" || exit 1
 n=0; fail=0
-ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
+ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
 echo "1..7"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 

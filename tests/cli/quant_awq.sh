@@ -4,7 +4,7 @@
 # quantization_config.json (parameters, the calibration file's SHA-256, RTN fallbacks); fd 3
 # receives one JSON line per block; bad options exit 2 with the option named.
 n=0; fail=0
-ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
+ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
 R=$CALSWEEP_RUN
 S=$(cd "${CS_SOURCE_DIR:-.}" && pwd)
 M=$S/sweeps/testbed/models; D=$S/sweeps/testbed/data

@@ -9,7 +9,7 @@
 # every parameter and the per-layer types to quantization_config.json and reloads with the same
 # perplexity; bad parameters exit 2 naming the key, a calibration too short for one chunk exits 1.
 n=0; fail=0
-ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
+ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
 R=$CALSWEEP_RUN
 S=$(cd "${CS_SOURCE_DIR:-.}" && pwd)
 M=$S/sweeps/testbed/models; D=$S/sweeps/testbed/data

@@ -9,7 +9,7 @@
 # testbed models (with their outlier channels, sweeps/testbed/README.md) by 0.8-1.7 % at 4 bits
 # and 2.1-2.3 % at 3, and the shorter heldout.txt (14 windows) separates the methods less clearly.
 n=0; fail=0
-ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
+ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
 R=$CALSWEEP_RUN
 S=$(cd "${CS_SOURCE_DIR:-.}" && pwd)
 M=$S/sweeps/testbed/models; D=$S/sweeps/testbed/data

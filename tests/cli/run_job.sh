@@ -7,7 +7,7 @@
 # per-layer losses; a few-shot task scores as `calsweep-run eval --fewshot --shots` does; the
 # other algorithms run with the sweep's keys, llama.cpp imatrix included.
 n=0; fail=0
-ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
+ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
 R=$CALSWEEP_RUN
 S=$(cd "${CS_SOURCE_DIR:-.}" && pwd)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT

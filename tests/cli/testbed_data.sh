@@ -5,7 +5,7 @@ set -u
 src="$CS_SOURCE_DIR/sweeps/testbed/data"
 out="$CS_BUILD_DIR/testbed-data.$$"
 n=0; fail=0
-ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
+ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
 rm -rf "$out"
 files=$(cd "$src" && find . -type f | LC_ALL=C sort)
 count=$(printf '%s\n' "$files" | grep -c .)

@@ -4,7 +4,7 @@
 # exits 0 at once. Bounded by timeouts.
 cd "$CS_SOURCE_DIR" || exit 1
 n=0; fail=0
-ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
+ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
 has() { case "$1" in *"$2"*) return 0;; *) return 1;; esac; }
 w() { timeout 20 "$CALSWEEP_WORKER" "$@"; }
 echo "1..12"

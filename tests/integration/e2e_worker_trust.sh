@@ -15,7 +15,7 @@
 # Bounded by timeouts.
 cd "$CS_SOURCE_DIR" || exit 1
 n=0; fail=0
-ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi; }
+ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
 cs() { timeout 40 "$CALSWEEP" --timeout-ms 15000 "$@"; }
 q() { sqlite3 -readonly "$tmp/calsweep.db" "$1" 2>/dev/null; }
 # wait_for SECONDS SWEEP JQ-CONDITION-ON-COUNTS

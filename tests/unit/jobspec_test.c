@@ -73,7 +73,7 @@ static void test_shipped_cells_round_trip(void **state)
         }
         closedir(dir);
     }
-    print_message("%zu cells of %zu sweeps: parse -> write gives the config byte for byte\n",
+    print_message("# %zu cells of %zu sweeps: parse -> write gives the config byte for byte\n",
                   n_cells, n_sweeps);
     assert_true(n_sweeps >= 5 && n_cells >= 100);
 }

@@ -305,7 +305,7 @@ static void walk_family(cs_mfamily f)
         cJSON_Delete(name);
         cJSON_Delete(unk);
     }
-    print_message("%s: %zu values accepted by both, %zu refused by both with the same message\n",
+    print_message("# %s: %zu values accepted by both, %zu refused by both with the same message\n",
                   w.axis, w.n_accepted, w.n_refused);
     assert_true(w.n_accepted > 50 && w.n_refused > 50);
 }
