@@ -1,7 +1,8 @@
 /* cs_alloc.h - checked allocation and a growable byte buffer.
  *
- * Array allocations check n*size for overflow (STYLE.md R9): a product that does not fit in size_t
- * returns NULL exactly like an exhausted heap. Every pointer returned here is freed with free().
+ * Array allocations check n*size for overflow (docs/style.md R9): a product that does not fit in
+ * size_t returns NULL exactly like an exhausted heap. Every pointer returned here is freed with
+ * free().
  */
 #ifndef CS_COMMON_CS_ALLOC_H
 #define CS_COMMON_CS_ALLOC_H

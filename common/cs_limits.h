@@ -33,13 +33,13 @@
 #define CS_LIMIT_MSG_RECV_BYTES (CS_LIMIT_MSG_BYTES + 4096) /* NNG_OPT_RECVMAXSZ */
 #define CS_LIMIT_MSG_ENVELOPE   ((size_t)64 << 10) /* a message's fields around one document */
 #define CS_LIMIT_SWEEP_BYTES    ((size_t)4 << 20)  /* a sweep file, and its canonical text */
-#define CS_LIMIT_JOB_CONFIG_BYTES                                  \
-    (CS_LIMIT_MSG_BYTES - CS_LIMIT_MSG_ENVELOPE) /* one job config \
-                                                  */
-#define CS_LIMIT_TEXT_BYTES ((size_t)16 << 10)   /* log_tail, FAIL.reason, ERROR.message */
-#define CS_LIMIT_NAME_BYTES 256                  /* worker, host, stage, token, sweep refs */
-#define CS_LIMIT_LIST_ITEMS 1024                 /* items of a capabilities list */
-#define CS_LIMIT_JSON_DEPTH 64                   /* nesting of any JSON text cs_json_parse reads */
+#define CS_LIMIT_JOB_CONFIG_BYTES                                    \
+    (CS_LIMIT_MSG_BYTES - CS_LIMIT_MSG_ENVELOPE)   /* one job config \
+                                                    */
+#define CS_LIMIT_TEXT_BYTES     ((size_t)16 << 10) /* log_tail, FAIL.reason, ERROR.message */
+#define CS_LIMIT_NAME_BYTES     256                /* worker, host, stage, token, sweep refs */
+#define CS_LIMIT_LIST_ITEMS     1024               /* items of a capabilities list */
+#define CS_LIMIT_JSON_DEPTH     64    /* nesting of any JSON text cs_json_parse reads */
 #define CS_LIMIT_RESULT_METRICS 16384 /* metric values of one result (all tasks), and its tasks */
 
 /* ---- counts, durations and amounts: the numeric fields of a sweep file -------------------- */

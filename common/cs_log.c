@@ -8,7 +8,7 @@
 
 #include "cs_alloc.h"
 
-/* Process-wide log settings: the only global mutable state allowed (STYLE.md R15). */
+/* Process-wide log settings: the only global mutable state allowed (docs/style.md R15). */
 static cs_log_level g_level = CS_LOG_INFO;
 static bool g_json = false;
 static FILE *g_sink = NULL;

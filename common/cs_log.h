@@ -1,4 +1,4 @@
-/* cs_log.h - leveled logging with file:line, as text or JSON lines (STYLE.md R14).
+/* cs_log.h - leveled logging with file:line, as text or JSON lines (docs/style.md R14).
  *
  * The sink, level and format are process settings, set once in main() before any thread starts
  * (cs_log_setup); the write path only reads them, so logging is safe from any thread. The default

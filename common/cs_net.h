@@ -1,7 +1,7 @@
 /* cs_net.h - the nng sockets of calsweep: endpoints, listen/dial with mutual TLS, the shared token.
  *
- * Endpoints (ARCHITECTURE.md): the daemon listens on a work endpoint (workers, REP) and a control
- * endpoint (CLI, REP). Defaults are ipc:// sockets in the private runtime folder
+ * Endpoints (docs/architecture.md): the daemon listens on a work endpoint (workers, REP) and a
+ * control endpoint (CLI, REP). Defaults are ipc:// sockets in the private runtime folder
  * ($XDG_RUNTIME_DIR/calsweep, mode 0700; the socket itself 0600); CALSWEEP_WORK and
  * CALSWEEP_CONTROL override them. Remote workers use tcp:// with a shared token (checked on every
  * request, in constant time) or tls+tcp:// with mutual TLS (CA, certificate and key files).

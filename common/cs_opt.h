@@ -1,4 +1,4 @@
-/* cs_opt.h - table-driven command-line options (STYLE.md R16, after curl's tool).
+/* cs_opt.h - table-driven command-line options (docs/style.md R16, after curl's tool).
  *
  * One static const table of cs_opt gives both the parser and the --help text. The parser is
  * re-entrant (no getopt globals), so subcommands parse their own tables from where the parent
@@ -15,7 +15,7 @@
 
 #include "cs_err.h"
 
-/* Exit codes every calsweep binary uses (STYLE.md R12); only main() picks one. */
+/* Exit codes every calsweep binary uses (docs/style.md R12); only main() picks one. */
 typedef enum cs_exit {
     CS_EXIT_OK = 0,
     CS_EXIT_FAIL = 1,

@@ -4,7 +4,7 @@
  * Why: every byte that crosses an nng socket comes from another process, maybe another machine,
  * maybe an older or newer build. The codec turns it into a typed struct or into a clear error that
  * names the field ("HEARTBEAT.attempt: expected a positive integer, got \"x\""), and never crashes.
- * Nothing outside this file sees a cJSON tree of a message (STYLE.md R7).
+ * Nothing outside this file sees a cJSON tree of a message (docs/style.md R7).
  *
  * Wire format: one JSON object per nng message, in canonical form (cs_canon.h: sorted keys, no
  * whitespace), so an encoded message is a pure function of the struct (one exception: a sweep

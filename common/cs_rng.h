@@ -1,4 +1,4 @@
-/* cs_rng.h - explicit-state pseudo-random numbers (STYLE.md R11): xoshiro256** seeded through
+/* cs_rng.h - explicit-state pseudo-random numbers (docs/style.md R11): xoshiro256** seeded through
  * splitmix64. Every random choice in calsweep (k-means seeding, selectors, sampling, test fills)
  * takes a cs_rng so that a run replays from the seed stored with its job, never from the C
  * library's generator.

@@ -1,5 +1,5 @@
 /* cs_test.h - what every cmocka test includes: cmocka itself, float comparison with
- * atol + rtol*|ref| that reports the worst element, and seeded fills (STYLE.md R11, R19). */
+ * atol + rtol*|ref| that reports the worst element, and seeded fills (docs/style.md R11, R19). */
 #ifndef CS_TESTS_CS_TEST_H
 #define CS_TESTS_CS_TEST_H
 

@@ -41,7 +41,7 @@ cd "$CS_ROOT"
 mapfile -t csrc < <(git ls-files --cached --others --exclude-standard -- '*.c' '*.h' | while read -r f; do [ -f "$f" ] && echo "$f"; done)
 check "clang-format (.clang-format)" clang-format --dry-run -Werror "${csrc[@]}"
 banned() { ! grep -nE '\b(gets|sprintf|strcpy|strcat|atoi|atof|strtok|rand)\s*\(' "${csrc[@]}"; }
-check "no banned functions (STYLE.md R22)" banned
+check "no banned functions (docs/style.md R22)" banned
 
 werror=()
 [ "${CI:-}" = "true" ] && werror=(-Dwerror=true)

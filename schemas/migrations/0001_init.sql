@@ -4,7 +4,7 @@
 -- takes a database from version 0 to 1). The file is compiled into the binary (see
 -- coordinator/store/gen_migrations.c); editing it after a release means adding 0002_*.sql instead.
 --
--- Times are integer milliseconds since the Unix epoch. Job states (ARCHITECTURE.md):
+-- Times are integer milliseconds since the Unix epoch. Job states (docs/architecture.md):
 --   queued -> running -> done | retry_wait -> queued | failed | lost | cancelled, and cached.
 -- Every change of job.state writes a job_event row through the trigger at the end: each UPDATE
 -- that changes state also sets state_at (the time) and state_why (the reason).

@@ -1,6 +1,6 @@
 /* calsweep-testrun - the TEST job runner (tests only; never a default of the product).
  *
- * Follows the runner contract (ARCHITECTURE.md): run in the attempt folder as
+ * Follows the runner contract (docs/architecture.md): run in the attempt folder as
  * `calsweep-testrun job.json`; progress lines on fd 3; logs on stderr; result.json and exit 0 on
  * success, error.json {kind, message} and exit 1 otherwise. The job config's extra axes drive it:
  *   extra.test_sleep_ms      sleep this long in 10 steps, one progress line per step (default 0)

@@ -4,7 +4,7 @@
 Written for calsweep from the published algorithm (llama.cpp's ggml-quants.c: quantize_q4_0,
 quantize_q5_0 and quantize_q4_K with and without quant_weights, make_qx_quants,
 make_qkx2_quants / make_qkx3_quants, make_qp_quants, and the dequantize_row_* functions, as
-specs/ptq-algorithms.md section 7 describes them), in numpy float32, one operation at a time in
+docs/specs/ptq-algorithms.md section 7 describes them), in numpy float32, one operation at a time in
 the order of the C code: every binary operation's result is rounded to float32 (np.float32(...)
 around each one; numpy may widen a mix of float32 and Python numbers to float64, and a float64
 result of one +, -, *, / or sqrt of float32 operands rounds to the correctly rounded float32

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Reference outputs for calsweep's PTQ algorithms (tests/unit/quant_ref_test.c).
 
-Written for calsweep from the published algorithms as specs/ptq-algorithms.md describes them
+Written for calsweep from the published algorithms as docs/specs/ptq-algorithms.md describes them
 (IST-DASLab gptq fasterquant + quant.py, IST-DASLab sparsegpt fasterprune, locuslab wanda
 prune_wanda, mit-han-lab smoothquant smooth_ln_fcs, AutoAWQ's scale formula and auto_clip), in
 PyTorch fp32 as the references run. One deliberate choice, shared with calsweep (the spec's

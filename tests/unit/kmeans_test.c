@@ -1,5 +1,5 @@
 /* kmeans_test.c - worker/calib/cs_kmeans against a naive twin written from the header's rules
- * (double loops, no BLAS; STYLE.md R11), recovery of well-separated synthetic clusters, the
+ * (double loops, no BLAS; docs/style.md R11), recovery of well-separated synthetic clusters, the
  * degenerate cases (k > n, k == 0, duplicate points, k == n), determinism for a seed and change
  * with it, and the nearest member of each cluster against brute force. */
 #include <stdbool.h>

@@ -1,4 +1,4 @@
-/* quant_gptq_test.c - GPTQ and the Hessian accumulator (specs/ptq-algorithms.md section 2,
+/* quant_gptq_test.c - GPTQ and the Hessian accumulator (docs/specs/ptq-algorithms.md section 2,
  * tests 1-5 and the non-positive-definite policy). */
 #include <math.h>
 #include <stdlib.h>

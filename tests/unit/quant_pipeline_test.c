@@ -301,7 +301,7 @@ static void test_w8a8_outliers_rtn(void **state)
     w8a8_outliers("rtn");
 }
 
-/* specs/ptq-algorithms.md section 8's smoke test on the model with injected outlier channels:
+/* docs/specs/ptq-algorithms.md section 8's smoke test on the model with injected outlier channels:
  * GPTQ and AWQ (4 bits, groups of 64) end closer to the float model than RTN on the same grid
  * (held-out logits MSE). */
 static void test_gptq_awq_beat_rtn_outliers(void **state)

@@ -1,5 +1,5 @@
 /* quant_quantizer_test.c - the quantizer families, RTN and per-token activation quantization
- * (specs/ptq-algorithms.md sections 0, 1, 4): round half to even, all-zero groups, levels in
+ * (docs/specs/ptq-algorithms.md sections 0, 1, 4): round half to even, all-zero groups, levels in
  * range, error bound, group boundaries, the references' quirks. */
 #include <math.h>
 #include <stdlib.h>

@@ -1,5 +1,6 @@
 /* quant_smooth_awq_test.c - SmoothQuant scales and folding, W8A8 fake quantization, and AWQ's
- * forward-free parts with a linear layer as the module (specs/ptq-algorithms.md sections 3, 4). */
+ * forward-free parts with a linear layer as the module (docs/specs/ptq-algorithms.md sections 3,
+ * 4). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

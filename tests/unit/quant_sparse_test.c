@@ -1,4 +1,4 @@
-/* quant_sparse_test.c - SparseGPT and Wanda (specs/ptq-algorithms.md sections 5 and 6): exact
+/* quant_sparse_test.c - SparseGPT and Wanda (docs/specs/ptq-algorithms.md sections 5 and 6): exact
  * sparsity and N:M patterns, H = I is block-threshold magnitude pruning, equal input norms make
  * Wanda per-row magnitude pruning, and the output-error ranking on correlated inputs. */
 #include <math.h>

@@ -126,7 +126,7 @@ static const cs_axis *axis(const cs_sweep *s, cs_axis_kind k)
     return &s->axes[s->mission[k]];
 }
 
-/* Written by hand from shared/specs: the references' defaults. */
+/* Written by hand from docs/specs: the references' defaults. */
 static void test_defaults_filled(void **state)
 {
     cs_diags d;

@@ -1,5 +1,5 @@
-/* testbed_ref_test.c - a naive C twin of the testbed models' forward pass (STYLE.md R11) checks
- * the committed reference figures in sweeps/testbed/ref against the committed weights.
+/* testbed_ref_test.c - a naive C twin of the testbed models' forward pass (docs/style.md R11)
+ * checks the committed reference figures in sweeps/testbed/ref against the committed weights.
  *
  * The twin reads config.json and model.safetensors (bf16, upcast to float32) the way a Hugging
  * Face loader does and runs Llama / Qwen2 decoding one token at a time with a key/value cache:

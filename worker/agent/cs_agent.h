@@ -5,7 +5,7 @@
  * Threads: one libuv loop of its own does everything. Requests go out one at a time on an nng
  * REQ context with an asynchronous aio; the aio callback (an nng thread) only stores the reply
  * under a mutex and wakes the loop (uv_async_send), so the loop keeps supervising the child and
- * its timers while a CLAIM long poll is outstanding (STYLE.md R13).
+ * its timers while a CLAIM long poll is outstanding (docs/style.md R13).
  *
  * Each job runs under cfg.guard when it is set (cs_child.h), so it dies with the worker.
  *

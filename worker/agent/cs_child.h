@@ -1,5 +1,5 @@
 /* cs_child.h - one job runner child process supervised on a libuv loop (the runner contract of
- * ARCHITECTURE.md): spawned in its per-attempt folder, progress JSON lines read from its fd 3,
+ * docs/architecture.md): spawned in its per-attempt folder, progress JSON lines read from its fd 3,
  * stdout and stderr appended to stderr.log there, a wall-clock timeout, and a stop (SIGTERM to its
  * process group, SIGKILL after a grace period) for cancels, timeouts and releases.
  *

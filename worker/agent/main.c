@@ -1,5 +1,6 @@
 /* calsweep-worker - the worker agent: asks calsweepd for jobs and runs each in a child process
- * (cs_agent.h). Options are one table (STYLE.md R16); the runner contract is in docs/running.md.
+ * (cs_agent.h). Options are one table (docs/style.md R16); the runner contract is in
+ * docs/running.md.
  */
 #include <inttypes.h>
 #include <signal.h>

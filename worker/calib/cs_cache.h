@@ -1,5 +1,6 @@
-/* calib: the worker's content-addressed cache of expensive intermediate products (ARCHITECTURE.md
- * "The native engine": candidate activation statistics), so a sweep computes them once.
+/* calib: the worker's content-addressed cache of expensive intermediate products
+ * (docs/architecture.md "The native engine": candidate activation statistics), so a sweep computes
+ * them once.
  *
  * An entry is a file <dir>/<key>.bin, key = 64 lowercase hex digits (a SHA-256 the caller derives
  * from everything the content depends on). File layout (little-endian):

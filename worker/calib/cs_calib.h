@@ -1,6 +1,6 @@
 /* calib: calibration data for the quantizers (sources, composition, selectors).
  *
- * The shared vocabulary of worker/calib (shared/specs/selectors-and-metrics.md, S1-S8): a
+ * The shared vocabulary of worker/calib (docs/specs/selectors-and-metrics.md, S1-S8): a
  * candidate pool P of token sequences, each with a stable id that names where it came from, and a
  * selection = n indices into P (or n generated sequences) plus the selector's diagnostics. The
  * ids of a selection are written to result.json, so the exact calibration set of every job can be

@@ -1,4 +1,4 @@
-/* calib: the calibration-data selectors (shared/specs/selectors-and-metrics.md S1-S8).
+/* calib: the calibration-data selectors (docs/specs/selectors-and-metrics.md S1-S8).
  *
  * Every selector is deterministic for a given seed and reports its choice as a
  * cs_calib_selection: indices into the pool (random, zipcal, ppl_rank, cola, acdm, covercal) or

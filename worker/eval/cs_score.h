@@ -1,4 +1,4 @@
-/* eval: scoring a task with a model (shared/specs/selectors-and-metrics.md E1, E2, M1, M2).
+/* eval: scoring a task with a model (docs/specs/selectors-and-metrics.md E1, E2, M1, M2).
  *
  * Multiple choice, lm-eval's rule as sweeps/testbed/README.md writes it down:
  *   ctx  = encode(context without trailing whitespace) (with the model's special prefix, e.g.

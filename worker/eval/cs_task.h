@@ -1,4 +1,4 @@
-/* eval: task files (shared/specs/selectors-and-metrics.md, "Task JSONL format").
+/* eval: task files (docs/specs/selectors-and-metrics.md, "Task JSONL format").
  *
  * One JSON object per line; every item of a file has the same kind:
  *   MC          {"id","task","context","choices":[..],"gold":int}

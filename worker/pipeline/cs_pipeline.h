@@ -1,4 +1,5 @@
-/* quant: the model-level pipeline (ARCHITECTURE.md "The native engine"; specs/ptq-algorithms.md).
+/* quant: the model-level pipeline (docs/architecture.md "The native engine";
+ * docs/specs/ptq-algorithms.md).
  *
  * Simulated quantization of every linear layer of every block, block by block, in place in a
  * loaded cs_model: the calibration batch is embedded once; for each block the statistics its

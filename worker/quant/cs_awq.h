@@ -1,4 +1,4 @@
-/* cs_awq.h - the forward-free parts of AWQ (specs/ptq-algorithms.md section 3): the Q-AWQ
+/* cs_awq.h - the forward-free parts of AWQ (docs/specs/ptq-algorithms.md section 3): the Q-AWQ
  * quantization of scaled weights, the activation and weight means, the scale formula, the grid
  * search over a caller-supplied loss callback, and the clip search on cached inputs.
  *

@@ -1,4 +1,4 @@
-/* cs_gptq.h - GPTQ on one linear layer (specs/ptq-algorithms.md section 2), fake-quantized.
+/* cs_gptq.h - GPTQ on one linear layer (docs/specs/ptq-algorithms.md section 2), fake-quantized.
  *
  * Given W (rows x cols, f32, the PyTorch layout) and H (cols x cols, f32, e.g. 2 X^T X / n from
  * cs_hessian), quantizes W in place exactly as IST-DASLab fasterquant: per-row parameters taken

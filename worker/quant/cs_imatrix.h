@@ -1,5 +1,5 @@
 /* cs_imatrix.h - llama.cpp's importance-matrix quantization of one linear layer, simulated
- * (specs/ptq-algorithms.md section 7; ggml-quants.c quantize_q4_0 / quantize_q5_0 /
+ * (docs/specs/ptq-algorithms.md section 7; ggml-quants.c quantize_q4_0 / quantize_q5_0 /
  * quantize_q4_K with and without quant_weights, read for the facts, written for calsweep).
  *
  * The importance of input column j is imp[j] = sum_t x_tj^2 / count over the calibration tokens

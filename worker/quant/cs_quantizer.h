@@ -1,5 +1,5 @@
 /* cs_quantizer.h - the fake-quantizer families of the PTQ references, RTN, and per-token dynamic
- * activation quantization (specs/ptq-algorithms.md sections 0, 1 and 4).
+ * activation quantization (docs/specs/ptq-algorithms.md sections 0, 1 and 4).
  *
  * Every function returns the DEQUANTIZED value (simulated quantization). Rounding is round half
  * to even (rintf under the default FE_TONEAREST), as torch.round, and x/scale is a division, so

@@ -1,5 +1,5 @@
 /* cs_smooth.h - SmoothQuant's migration scales and the folding of per-channel scales into weights
- * (specs/ptq-algorithms.md section 4; the folds are shared with AWQ, section 3).
+ * (docs/specs/ptq-algorithms.md section 4; the folds are shared with AWQ, section 3).
  *
  * Pure functions on arrays: the caller applies them to a block's RMSNorm weights and linears.
  * Smoothing a pair norm -> {linears}: s = cs_smooth_scales(...); cs_smooth_fold_norm(norm, s);

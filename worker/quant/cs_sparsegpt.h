@@ -1,4 +1,4 @@
-/* cs_sparsegpt.h - SparseGPT pruning of one linear layer (specs/ptq-algorithms.md section 5).
+/* cs_sparsegpt.h - SparseGPT pruning of one linear layer (docs/specs/ptq-algorithms.md section 5).
  *
  * Uses GPTQ's Hessian, dead-column handling, damping, U (cs_gptq_hinv) and blocks. Unstructured:
  * per block of `blocksize` columns, score = W1^2 / diag(U_block)^2 over all rows x block entries

@@ -1,4 +1,4 @@
-/* cs_wanda.h - Wanda pruning of one linear layer (specs/ptq-algorithms.md section 6).
+/* cs_wanda.h - Wanda pruning of one linear layer (docs/specs/ptq-algorithms.md section 6).
  *
  * Metric S[r][j] = |W[r][j]| * sqrt(n_j) in float, with n_j = sum_t x_tj^2 (cs_hessian_diag or
  * cs_actstats.sum_sq; the reference's 1/n factor does not change the ranking, and n_j is rounded
