@@ -1,8 +1,8 @@
 /* cs_sweep_int.h - the sweep parser's state and helpers, shared by cs_sweep.c (the grid, zips,
  * excludes, includes and the top level) and cs_sweep_data.c (models, data, policy and the
  * algorithm and selector values). Not part of the sweep compiler's interface (cs_sweep.h). */
-#ifndef CS_COORDINATOR_CS_SWEEP_INT_H
-#define CS_COORDINATOR_CS_SWEEP_INT_H
+#ifndef CS_COORDINATOR_SWEEP_CS_SWEEP_INT_H
+#define CS_COORDINATOR_SWEEP_CS_SWEEP_INT_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -140,7 +140,7 @@ int main(int argc, char **argv)
     printf("bench: peak_rss_over_weights %.3f\n", rss / wbytes);
     free(ids);
     free(logits);
-    cs_model_free(m);
+    cs_model_destroy(m);
     if (!keep) {
         snprintf(p, sizeof(p), "%s/model.safetensors", dir);
         unlink(p);

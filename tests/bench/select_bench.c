@@ -98,7 +98,7 @@ static int run(const char *label, const cs_select_params *p, const cs_calib_pool
     printf("bench: %-20s forward_s %9.3f select_s %8.4f total_s %9.3f  %s%s\n", label,
            diag_num(&s, "forward_s"), diag_num(&s, "select_s"), total, note, extra);
     fflush(stdout);
-    cs_calib_selection_free(&s);
+    cs_calib_selection_fini(&s);
     return 0;
 }
 
@@ -233,20 +233,20 @@ static int bench_qwen05(const cs_calib_source *src, size_t n_src, const cs_calib
     t0 = now_s();
     if (cs_pstat_get(NULL, m, &sub, CS_PSTAT_HOOKED, 8, NULL, NULL, &st, &err) != CS_OK) {
         fprintf(stderr, "select_bench: %s\n", err.msg);
-        cs_model_free(m);
+        cs_model_destroy(m);
         return 1;
     }
     double t_hook = now_s() - t0;
-    cs_pstats_free(&st);
+    cs_pstats_fini(&st);
     t0 = now_s();
     if (cs_pstat_get(NULL, m, &sub, CS_PSTAT_BIT(CS_PSTAT_NLL), 8, NULL, NULL, &st, &err) !=
         CS_OK) {
         fprintf(stderr, "select_bench: %s\n", err.msg);
-        cs_model_free(m);
+        cs_model_destroy(m);
         return 1;
     }
     double t_nll = now_s() - t0;
-    cs_pstats_free(&st);
+    cs_pstats_fini(&st);
     double scale = (double)pool4->n / (double)sub.n;
     printf("bench: forward hook pass   %zu x %zu tokens in %.1f s (%.1f tok/s) -> %zu candidates: "
            "%.0f s (extrapolated)\n",
@@ -262,11 +262,11 @@ static int bench_qwen05(const cs_calib_source *src, size_t n_src, const cs_calib
     if (cs_pstat_get(NULL, m, ref, CS_PSTAT_BIT(CS_PSTAT_IN_MEAN), 8, NULL, NULL, &st, &err) !=
         CS_OK) {
         fprintf(stderr, "select_bench: %s\n", err.msg);
-        cs_model_free(m);
+        cs_model_destroy(m);
         return 1;
     }
     double t_ref = now_s() - t0;
-    cs_pstats_free(&st);
+    cs_pstats_fini(&st);
     printf("bench: forward reference   %zu items, %zu tokens in %.1f s (measured in full)\n",
            ref->n, ref_tok, t_ref);
     /* the selection part on the full pool: statistics of POOL windows of 8 tokens, cached */
@@ -281,23 +281,23 @@ static int bench_qwen05(const cs_calib_source *src, size_t n_src, const cs_calib
         cs_calib_ref_pool_build(src + n_src, 2, tok, 8, true, &short_ref, &err) != CS_OK ||
         open_cache(dir, sizeof dir, mdir, &ctx, id, &err) != CS_OK) {
         fprintf(stderr, "select_bench: %s\n", err.msg);
-        cs_model_free(m);
+        cs_model_destroy(m);
         return 1;
     }
     t0 = now_s();
     const unsigned all = CS_PSTAT_HOOKED | CS_PSTAT_BIT(CS_PSTAT_NLL);
     if (cs_pstat_get(&ctx, m, &short_pool, all, 8, NULL, NULL, &st, &err) != CS_OK) {
         fprintf(stderr, "select_bench: %s\n", err.msg);
-        cs_model_free(m);
+        cs_model_destroy(m);
         return 1;
     }
-    cs_pstats_free(&st);
+    cs_pstats_fini(&st);
     if (cs_pstat_get(&ctx, m, &short_ref, CS_PSTAT_HOOKED, 8, NULL, NULL, &st, &err) != CS_OK) {
         fprintf(stderr, "select_bench: %s\n", err.msg);
-        cs_model_free(m);
+        cs_model_destroy(m);
         return 1;
     }
-    cs_pstats_free(&st);
+    cs_pstats_fini(&st);
     printf("bench: statistics of %zu x 8 tokens (and the reference) for the selection part: "
            "%.1f s\n",
            short_pool.n, now_s() - t0);
@@ -317,9 +317,9 @@ static int bench_qwen05(const cs_calib_source *src, size_t n_src, const cs_calib
     if (gen_n > 0) {
         code |= gen_selectors(pool4, m, tok, gen_n, gen_m, L);
     }
-    cs_calib_pool_free(&short_pool);
-    cs_calib_pool_free(&short_ref);
-    cs_model_free(m);
+    cs_calib_pool_fini(&short_pool);
+    cs_calib_pool_fini(&short_ref);
+    cs_model_destroy(m);
     return code;
 }
 
@@ -398,10 +398,10 @@ int main(int argc, char **argv)
     code |= act_selectors(&pool4, &ref, m, tok, mdir, n);
     code |= gen_selectors(&pool4, m, tok, gen_n, gen_m, L);
 cleanup:
-    cs_calib_pool_free(&pool4);
-    cs_calib_pool_free(&pool1);
-    cs_calib_pool_free(&ref);
-    cs_model_free(m);
+    cs_calib_pool_fini(&pool4);
+    cs_calib_pool_fini(&pool1);
+    cs_calib_pool_fini(&ref);
+    cs_model_destroy(m);
     cs_tok_destroy(tok);
     for (size_t i = 0; i < 6; i++) {
         free(paths[i]);

@@ -71,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (s.n != (t.n < 3 ? t.n : 3) || s.kind != t.kind) {
         fail("the sample has the wrong size or kind", s.name);
     }
-    cs_task_free(&s);
-    cs_task_free(&t);
+    cs_task_fini(&s);
+    cs_task_fini(&t);
     return 0;
 }

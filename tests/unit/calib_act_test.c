@@ -83,7 +83,7 @@ static int teardown(void **state)
     if (system(cmd) != 0) {
         print_error("could not remove %s\n", f->dir);
     }
-    cs_model_free(f->m);
+    cs_model_destroy(f->m);
     cs_tok_destroy(f->tok);
     free(f->model_dir);
     free(f);
@@ -238,8 +238,8 @@ static void test_pstat_values(void **state)
         free(r.mean);
         free(r.absmean);
         free(r.absmax);
-        cs_pstats_free(&s3);
-        cs_pstats_free(&s1);
+        cs_pstats_fini(&s3);
+        cs_pstats_fini(&s1);
     }
     /* bad requests */
     cs_pstats s;
@@ -249,8 +249,8 @@ static void test_pstat_values(void **state)
                      CS_EINVAL);
     assert_non_null(strstr(err.msg, pool.items[2].id));
     pool.items[2].n_tokens = 20;
-    cs_calib_pool_free(&pool);
-    cs_calib_pool_free(&ref);
+    cs_calib_pool_fini(&pool);
+    cs_calib_pool_fini(&ref);
 }
 
 /* ---- the cache ---- */
@@ -419,20 +419,20 @@ static void test_pstat_cache(void **state)
     assert_int_equal(ctx.count.items, 10);
     assert_int_equal(ctx.count.hits, 4);
     assert_memory_equal(a.v[CS_PSTAT_MLP_MEAN], b.v[CS_PSTAT_MLP_MEAN], 10 * LH * sizeof(float));
-    cs_pstats_free(&b);
+    cs_pstats_fini(&b);
     /* nll is not a hook statistic: a pass for it alone */
     assert_int_equal(
             cs_pstat_get(&ctx, f->m, &pool, CS_PSTAT_BIT(CS_PSTAT_NLL), 4, NULL, NULL, &b, &err),
             CS_OK);
     assert_int_equal(ctx.count.items, 20);
     assert_int_equal(ctx.count.computed, 5);
-    cs_pstats_free(&b);
+    cs_pstats_fini(&b);
     /* another pool is another key */
     assert_int_equal(cs_pstat_get(&ctx, f->m, &other, CS_PSTAT_BIT(CS_PSTAT_MLP_MEAN), 4, NULL,
                                   NULL, &b, &err),
                      CS_OK);
     assert_int_equal(ctx.count.items, 30);
-    cs_pstats_free(&b);
+    cs_pstats_fini(&b);
     /* a corrupt entry is ignored with a warning, recomputed (same values) and rewritten */
     char key[CS_CACHE_KEY_LEN + 1];
     assert_int_equal(cs_pstat_key(id, &pool, CS_PSTAT_MLP_MEAN, key, &err), CS_OK);
@@ -443,18 +443,18 @@ static void test_pstat_cache(void **state)
                      CS_OK);
     assert_int_equal(ctx.count.items, 40);
     cs_assert_close(b.v[CS_PSTAT_MLP_MEAN], a.v[CS_PSTAT_MLP_MEAN], 10 * LH, 1e-6, 1e-5);
-    cs_pstats_free(&b);
+    cs_pstats_fini(&b);
     corrupt(path, 0, 150); /* truncated */
     assert_int_equal(cs_pstat_get(&ctx, f->m, &pool, CS_PSTAT_BIT(CS_PSTAT_MLP_MEAN), 4, NULL, NULL,
                                   &b, &err),
                      CS_OK);
     assert_int_equal(ctx.count.items, 50);
-    cs_pstats_free(&b);
+    cs_pstats_fini(&b);
     assert_int_equal(cs_pstat_get(&ctx, f->m, &pool, CS_PSTAT_BIT(CS_PSTAT_MLP_MEAN), 4, NULL, NULL,
                                   &b, &err),
                      CS_OK);
     assert_int_equal(ctx.count.items, 50); /* rewritten: a hit again */
-    cs_pstats_free(&b);
+    cs_pstats_fini(&b);
     /* the key depends on the model, the pool's tokens and seq_len, and the statistic */
     char k2[CS_CACHE_KEY_LEN + 1];
     assert_int_equal(cs_pstat_key(id, &pool, CS_PSTAT_IN_MEAN, k2, &err), CS_OK);
@@ -470,10 +470,10 @@ static void test_pstat_cache(void **state)
     assert_string_not_equal(key, k2);
     pool.seq_len--;
     free(path);
-    cs_pstats_free(&a);
+    cs_pstats_fini(&a);
     cs_cache_close(ctx.cache);
-    cs_calib_pool_free(&pool);
-    cs_calib_pool_free(&other);
+    cs_calib_pool_fini(&pool);
+    cs_calib_pool_fini(&other);
 }
 
 /* ---- selectors on the testbed ---- */
@@ -527,12 +527,12 @@ static void check_seeds(const fixture *f, cs_select_params *p, const cs_calib_po
         p->seed = s0 + d;
         run_sel(f, p, pool, env, &c);
         differs = !same_idx(&a, &c);
-        cs_calib_selection_free(&c);
+        cs_calib_selection_fini(&c);
     }
     p->seed = s0;
     assert_true(differs);
-    cs_calib_selection_free(&a);
-    cs_calib_selection_free(&b);
+    cs_calib_selection_fini(&a);
+    cs_calib_selection_fini(&b);
 }
 
 static void test_cola(void **state)
@@ -575,17 +575,17 @@ static void test_cola(void **state)
     assert_int_equal(total, 40);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(s.diag, "restart_inertia")), 10);
     assert_float_equal(cJSON_GetObjectItem(s.diag, "inertia")->valuedouble, km.inertia, 1e-9);
-    cs_km_result_free(&km);
+    cs_km_result_fini(&km);
     free(z);
-    cs_pstats_free(&st);
-    cs_calib_selection_free(&s);
+    cs_pstats_fini(&st);
+    cs_calib_selection_fini(&s);
     /* n > pool, k-means parameters out of range */
     p.n = 41;
     assert_int_equal(cs_select_run(&p, &pool, f->m, f->tok, NULL, NULL, &s, &err), CS_EINVAL);
     assert_int_equal(cs_select_params_parse_str("{\"name\":\"cola\",\"proj_dim\":0}", &p, &err),
                      CS_ESCHEMA);
     assert_non_null(strstr(err.msg, "selector.proj_dim"));
-    cs_calib_pool_free(&pool);
+    cs_calib_pool_fini(&pool);
 }
 
 /* COLA's features: a naive twin, and one pick per planted cluster. */
@@ -665,7 +665,7 @@ static void test_cola_constructed(void **state)
         assert_int_equal(km.size[c], n / G);
     }
     assert_int_equal(cs_cola_features(v, n, L, H, 0, 42, z, &err), CS_EINVAL);
-    cs_km_result_free(&km);
+    cs_km_result_fini(&km);
     free(v);
     free(z);
     free(zt);
@@ -887,7 +887,7 @@ static void test_acdm(void **state)
         assert_string_not_equal(t0, t1);
         free(t0);
         free(t1);
-        cs_calib_selection_free(&c);
+        cs_calib_selection_fini(&c);
         p.seed = 0;
         /* another pool (seed), another choice */
         run_sel(f, &p, &pool2, &env, &c);
@@ -896,7 +896,7 @@ static void test_acdm(void **state)
             differ = differ || strcmp(pool.items[a.index[q]].id, pool2.items[c.index[q]].id) != 0;
         }
         assert_true(differ);
-        cs_calib_selection_free(&c);
+        cs_calib_selection_fini(&c);
         /* minimax */
         p.acdm_mode = CS_ACDM_MINIMAX;
         run_sel(f, &p, &pool, &env, &c);
@@ -905,13 +905,13 @@ static void test_acdm(void **state)
             assert_true(cJSON_GetArrayItem(sc, (int)q - 1)->valuedouble <=
                         cJSON_GetArrayItem(sc, (int)q)->valuedouble);
         }
-        cs_calib_selection_free(&c);
+        cs_calib_selection_fini(&c);
         free(mu);
         free(d);
-        cs_pstats_free(&sp);
-        cs_pstats_free(&sr);
-        cs_calib_selection_free(&a);
-        cs_calib_selection_free(&b);
+        cs_pstats_fini(&sp);
+        cs_pstats_fini(&sr);
+        cs_calib_selection_fini(&a);
+        cs_calib_selection_fini(&b);
     }
     /* refusals: no reference; a reference item that is a pool item */
     cs_calib_selection s;
@@ -927,9 +927,9 @@ static void test_acdm(void **state)
     assert_non_null(
             strstr(err.msg, "selector.mode: unknown value \"low\" (known: quota, minimax)"));
     cs_cache_close(ctx.cache);
-    cs_calib_pool_free(&pool);
-    cs_calib_pool_free(&pool2);
-    cs_calib_pool_free(&ref);
+    cs_calib_pool_fini(&pool);
+    cs_calib_pool_fini(&pool2);
+    cs_calib_pool_fini(&ref);
 }
 
 /* CoverCal's greedy, the header's rule written out plainly. */
@@ -1100,17 +1100,17 @@ static void test_covercal(void **state)
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(a.diag, "outlier_channels")),
                      (int)f->m->cfg.n_layers);
     /* gains never grow between resets */
-    cs_calib_selection_free(&b);
+    cs_calib_selection_fini(&b);
     run_sel(f, &p, &pool2, NULL, &b);
     bool differ = false;
     for (size_t q = 0; q < a.n; q++) {
         differ = differ || strcmp(pool.items[a.index[q]].id, pool2.items[b.index[q]].id) != 0;
     }
     assert_true(differ);
-    cs_calib_selection_free(&a);
-    cs_calib_selection_free(&b);
-    cs_calib_pool_free(&pool);
-    cs_calib_pool_free(&pool2);
+    cs_calib_selection_fini(&a);
+    cs_calib_selection_fini(&b);
+    cs_calib_pool_fini(&pool);
+    cs_calib_pool_fini(&pool2);
 }
 
 /* One pool, a cache: COLA computes the hook statistics once; ACDM and CoverCal then forward only
@@ -1150,12 +1150,12 @@ static void test_shared_cache(void **state)
         const cJSON *cdir =
                 cJSON_GetObjectItem(cJSON_GetObjectItem(s[1][k].diag, "stats"), "cache");
         assert_true(cJSON_IsString(cdir));
-        cs_calib_selection_free(&s[0][k]);
-        cs_calib_selection_free(&s[1][k]);
+        cs_calib_selection_fini(&s[0][k]);
+        cs_calib_selection_fini(&s[1][k]);
     }
     cs_cache_close(ctx.cache);
-    cs_calib_pool_free(&pool);
-    cs_calib_pool_free(&ref);
+    cs_calib_pool_fini(&pool);
+    cs_calib_pool_fini(&ref);
 }
 
 static void test_ref_pool(void **state)
@@ -1177,8 +1177,8 @@ static void test_ref_pool(void **state)
         assert_true(a.items[i].n_tokens <= 64);
     }
     assert_string_equal(a.items[0].id, "arith:arith_mc-train-0000");
-    cs_calib_pool_free(&a);
-    cs_calib_pool_free(&b);
+    cs_calib_pool_fini(&a);
+    cs_calib_pool_fini(&b);
     free(h[1]);
     /* the reference must be disjoint from the evaluation split and from the pool's sources */
     char *ev = src_path("sweeps/testbed/data/tasks/arith_mc.eval.jsonl");

@@ -77,7 +77,7 @@ static int teardown(void **state)
     if (system(cmd) != 0) {
         print_error("could not remove %s\n", f->dir);
     }
-    cs_model_free(f->m);
+    cs_model_destroy(f->m);
     cs_tok_destroy(f->tok);
     free(f);
     return 0;
@@ -148,7 +148,7 @@ static void test_docs(void **state)
     assert_string_equal(d[1].text, "Second doc.");
     assert_int_equal(d[1].line, 6);
     assert_string_equal(d[2].id, "p3");
-    cs_calib_docs_free(d, n);
+    cs_calib_docs_destroy(d, n);
     free(p);
 
     p = tmp_file(f, "j.jsonl", "{\"id\":\"a\",\"body\":\"x  Y\"}\n\n{\"body\":\"z\"}\n");
@@ -158,7 +158,7 @@ static void test_docs(void **state)
     assert_string_equal(d[0].id, "a");
     assert_string_equal(d[0].key, "x y");
     assert_string_equal(d[1].id, "L3");
-    cs_calib_docs_free(d, n);
+    cs_calib_docs_destroy(d, n);
     free(p);
 
     /* task items: plain, and qa with the reasoning chain kept */
@@ -168,11 +168,11 @@ static void test_docs(void **state)
     s = (cs_calib_source){.kind = "task", .path = p, .format = CS_CALIB_FMT_QA};
     assert_int_equal(cs_calib_source_docs(&s, &d, &n, &err), CS_OK);
     assert_string_equal(d[0].text, "Question: 2+3?\nReasoning: 2 plus 3 is 5.\nAnswer: 5");
-    cs_calib_docs_free(d, n);
+    cs_calib_docs_destroy(d, n);
     s.format = CS_CALIB_FMT_PLAIN;
     assert_int_equal(cs_calib_source_docs(&s, &d, &n, &err), CS_OK);
     assert_string_equal(d[0].text, "Question: 2+3?\nAnswer: 2 plus 3 is 5. #### 5");
-    cs_calib_docs_free(d, n);
+    cs_calib_docs_destroy(d, n);
     free(p);
 
     /* an MC context holding the chain after "Answer:" keeps it as the reasoning */
@@ -184,7 +184,7 @@ static void test_docs(void **state)
     assert_non_null(strstr(d[0].text, "\nReasoning: Emma starts with 2 stickers."));
     assert_non_null(strstr(d[0].text, "\nAnswer: 2"));
     assert_int_equal(strncmp(d[0].text, "Question: Emma has 2", 20), 0);
-    cs_calib_docs_free(d, n);
+    cs_calib_docs_destroy(d, n);
     free(hold);
 }
 
@@ -278,9 +278,9 @@ static void test_compose(void **state)
                                  ->valueint,
                          3);
         cJSON_Delete(j);
-        cs_calib_pool_free(&a);
-        cs_calib_pool_free(&b);
-        cs_calib_pool_free(&c);
+        cs_calib_pool_fini(&a);
+        cs_calib_pool_fini(&b);
+        cs_calib_pool_fini(&c);
     }
     /* explicit quotas: prose 5, code takes the rest */
     s[0].quota = 5;
@@ -288,7 +288,7 @@ static void test_compose(void **state)
     build(f, s, 2, CS_COMPOSE_RANDOM_WINDOWS, 6, 16, 0, &q);
     assert_int_equal(q.items[4].source, 0);
     assert_int_equal(q.items[5].source, 1);
-    cs_calib_pool_free(&q);
+    cs_calib_pool_fini(&q);
     /* quotas above n are refused */
     s[0].quota = 9;
     cs_calib_compose_opts o;
@@ -429,7 +429,7 @@ static void check_seeds(const fixture *f, cs_select_params *p, const cs_calib_po
         p->seed += 1;
         run_sel(f, p, pool, &c);
         differs = !same_sel(&a, &c);
-        cs_calib_selection_free(&c);
+        cs_calib_selection_fini(&c);
     }
     assert_true(differs);
     for (size_t i = 0; a.index && i < a.n; i++) {
@@ -438,8 +438,8 @@ static void check_seeds(const fixture *f, cs_select_params *p, const cs_calib_po
             assert_int_not_equal(a.index[i], a.index[j]);
         }
     }
-    cs_calib_selection_free(&a);
-    cs_calib_selection_free(&b);
+    cs_calib_selection_fini(&a);
+    cs_calib_selection_fini(&b);
 }
 
 static void test_random(void **state)
@@ -471,13 +471,13 @@ static void test_random(void **state)
     assert_int_equal(per[2], 2);
     cJSON *ps = cJSON_GetObjectItem(a.diag, "per_source");
     assert_int_equal(cJSON_GetArraySize(ps), 3);
-    cs_calib_selection_free(&a);
+    cs_calib_selection_fini(&a);
     /* a stratum smaller than its share */
     p.n = 35;
     cs_err err = {0};
     assert_int_equal(cs_select_run(&p, &pool, NULL, NULL, NULL, NULL, &a, &err), CS_EINVAL);
     assert_non_null(strstr(err.msg, "arith"));
-    cs_calib_pool_free(&pool);
+    cs_calib_pool_fini(&pool);
     for (size_t i = 0; i < 3; i++) {
         free(h[i]);
     }
@@ -506,7 +506,7 @@ static void test_selfcal(void **state)
         assert_int_equal(a.generated[k].n_tokens, 33);
         assert_int_equal(a.generated[k].tokens[0], bos);
     }
-    cs_calib_selection_free(&a);
+    cs_calib_selection_fini(&a);
 
     /* t = 0 everywhere: argmax, the same sequence whatever the seed */
     cs_calib_selection g0, g1;
@@ -516,8 +516,8 @@ static void test_selfcal(void **state)
     run_sel(f, &p, NULL, &g1);
     assert_true(same_sel(&g0, &g1));
     assert_memory_equal(g0.generated[0].tokens, g0.generated[1].tokens, 33 * sizeof(int32_t));
-    cs_calib_selection_free(&g0);
-    cs_calib_selection_free(&g1);
+    cs_calib_selection_fini(&g0);
+    cs_calib_selection_fini(&g1);
 
     /* EOS -> BOS: a large bias on EOS makes every generation end at once; the sequence goes on
      * BOS EOS BOS EOS ... to exactly seq_len tokens */
@@ -536,7 +536,7 @@ static void test_selfcal(void **state)
     }
     assert_int_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(a.diag, "eos_restarts"), 0)->valueint,
                      4);
-    cs_calib_selection_free(&a);
+    cs_calib_selection_fini(&a);
 }
 
 static void test_selfgen(void **state)
@@ -576,13 +576,13 @@ static void test_selfgen(void **state)
         assert_true(j < pool.n);
         assert_memory_equal(g->tokens + 1, pool.items[j].tokens + 1, 2 * sizeof(int32_t));
     }
-    cs_calib_selection_free(&a);
+    cs_calib_selection_fini(&a);
     /* more survivors wanted than exist */
     p.n = 9;
     cs_err err = {0};
     assert_int_equal(cs_select_run(&p, &pool, f->m, f->tok, NULL, NULL, &a, &err), CS_EINVAL);
     assert_non_null(strstr(err.msg, "raise m"));
-    cs_calib_pool_free(&pool);
+    cs_calib_pool_fini(&pool);
     free(h);
 }
 
@@ -725,8 +725,8 @@ static void test_zipcal(void **state)
                     cJSON_GetArrayItem(gains, k - 1)->valueint);
     }
     assert_false(cJSON_IsTrue(cJSON_GetObjectItem(a.diag, "kcenter")));
-    cs_calib_selection_free(&a);
-    cs_calib_selection_free(&b);
+    cs_calib_selection_fini(&a);
+    cs_calib_selection_fini(&b);
 
     /* two sources: 6 each, then k-center down to 6 */
     build(f, s, 2, CS_COMPOSE_RANDOM_WINDOWS, 30, 32, 3, &two);
@@ -737,13 +737,13 @@ static void test_zipcal(void **state)
     assert_int_equal(a.n, 6);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(a.diag, "kcenter")));
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(a.diag, "per_source")), 2);
-    cs_calib_selection_free(&a);
+    cs_calib_selection_fini(&a);
     /* the model is needed for the embeddings */
     cs_err err = {0};
     assert_int_equal(cs_select_run(&p, &two, NULL, f->tok, NULL, NULL, &a, &err), CS_EINVAL);
     assert_non_null(strstr(err.msg, "embeddings"));
-    cs_calib_pool_free(&one);
-    cs_calib_pool_free(&two);
+    cs_calib_pool_fini(&one);
+    cs_calib_pool_fini(&two);
     free(h[0]);
     free(h[1]);
 }
@@ -814,8 +814,8 @@ static void test_ppl(void **state)
                 }
             }
         }
-        cs_calib_selection_free(&a);
-        cs_calib_selection_free(&b);
+        cs_calib_selection_fini(&a);
+        cs_calib_selection_fini(&b);
     }
     /* the selection follows the pool's seed */
     build(f, s, 2, CS_COMPOSE_RANDOM_WINDOWS, 12, 20, 1, &pool2);
@@ -830,10 +830,10 @@ static void test_ppl(void **state)
         differ = differ || strcmp(pool.items[a.index[i]].id, pool2.items[b.index[i]].id) != 0;
     }
     assert_true(differ);
-    cs_calib_selection_free(&a);
-    cs_calib_selection_free(&b);
-    cs_calib_pool_free(&pool);
-    cs_calib_pool_free(&pool2);
+    cs_calib_selection_fini(&a);
+    cs_calib_selection_fini(&b);
+    cs_calib_pool_fini(&pool);
+    cs_calib_pool_fini(&pool2);
     free(h[0]);
     free(h[1]);
 }

@@ -87,7 +87,7 @@ static cs_rc load_variant(const char *config, size_t config_len, const char *st,
     cs_model *m = NULL;
     memset(err, 0, sizeof(*err));
     cs_rc rc = cs_model_load(&m, dir, 1, err);
-    cs_model_free(m);
+    cs_model_destroy(m);
     free(c0);
     free(s0);
     rm_dir(dir);
@@ -255,7 +255,7 @@ static void test_sharded(void **state)
     assert_int_equal(cs_model_forward(m, ids, 1, 6, NULL, NULL, NULL, a, &err), CS_OK);
     assert_int_equal(cs_model_forward(ref, ids, 1, 6, NULL, NULL, NULL, b, &err), CS_OK);
     cs_assert_close(a, b, 6 * V, 0.0, 0.0);
-    cs_model_free(m);
+    cs_model_destroy(m);
     /* an index naming a tensor absent from its shard */
     idx.len = 0;
     assert_int_equal(cs_buf_puts(&idx, "{\"weight_map\":{\"nope.weight\":\"a.safetensors\"}}"),
@@ -270,7 +270,7 @@ static void test_sharded(void **state)
     expect_error(cs_model_load(&m, dir, 1, &err), &err, CS_EPARSE, "weight_map");
     cs_buf_fini(&idx);
     cs_st_close(s);
-    cs_model_free(ref);
+    cs_model_destroy(ref);
     free(a);
     free(b);
     free(cfg);
@@ -309,7 +309,7 @@ static void test_padded_batch(void **state)
         assert_non_null(strstr(err.msg, "position 1"));
         free(lb);
         free(l1);
-        cs_model_free(m);
+        cs_model_destroy(m);
     }
 }
 
@@ -337,7 +337,7 @@ static void test_kv_cache(void **state)
     cs_kvcache_fini(&kv);
     free(full);
     free(step);
-    cs_model_free(m);
+    cs_model_destroy(m);
 }
 
 typedef struct hook_stats {
@@ -495,7 +495,7 @@ static void test_hooks_and_blocks(void **state)
     free(logits);
     free(s.colsq);
     free(s.block0);
-    cs_model_free(m);
+    cs_model_destroy(m);
 }
 
 int main(void)

@@ -56,7 +56,7 @@ static void ref_load(ref *r, const char *name)
 
 static void ref_free(ref *r)
 {
-    cs_model_free(r->m);
+    cs_model_destroy(r->m);
     cJSON_Delete(r->j);
     free(r->bin);
 }

@@ -93,7 +93,7 @@ static void check_logits(const char *name)
     free(bin);
     free(bin_path);
     cJSON_Delete(j);
-    cs_model_free(m);
+    cs_model_destroy(m);
 }
 
 static void check_ppl(const char *name)
@@ -123,7 +123,7 @@ static void check_ppl(const char *name)
     free(ids);
     cJSON_Delete(h);
     cJSON_Delete(mj);
-    cs_model_free(m);
+    cs_model_destroy(m);
 }
 
 static void test_llama_logits(void **state)

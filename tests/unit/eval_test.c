@@ -183,13 +183,13 @@ static void test_task_seed(void **state)
     }
     assert_int_equal(same_b, 30);
     assert_true(same_c < 30);
-    cs_task_free(&a);
-    cs_task_free(&b);
-    cs_task_free(&c);
+    cs_task_fini(&a);
+    cs_task_fini(&b);
+    cs_task_fini(&c);
     /* a limit at or above the size keeps every item */
     assert_int_equal(cs_task_load(&a, p, 100000, &err), CS_OK);
     assert_int_equal(a.n, 200);
-    cs_task_free(&a);
+    cs_task_fini(&a);
     free(p);
 }
 
@@ -229,7 +229,7 @@ static void test_fewshot(void **state)
     assert_string_equal(t.items[0].text, "Sums.\n\nQ: 0+1 1\n\nQ: 3+3 6\n\nQ: 1+1");
     assert_string_equal(t.items[1].text, "Sums.\n\nQ: 0+1 1\n\nQ: 1+1 2\n\nQ: 2+2");
     assert_string_equal(t.items[1].options[1], "4"); /* choices untouched */
-    cs_task_free(&t);
+    cs_task_fini(&t);
     /* k = 0 changes nothing; too few shots for item a (it skips itself) is an error */
     load_tmp("{\"id\":\"a\",\"task\":\"t\",\"context\":\"Q: 1+1\",\"choices\":[\"2\",\"3\"],"
              "\"gold\":0}\n",
@@ -239,7 +239,7 @@ static void test_fewshot(void **state)
     assert_int_not_equal(cs_task_fewshot(&t, sp, 3, NULL, &err), CS_OK);
     assert_non_null(strstr(err.msg, sp));
     assert_non_null(strstr(err.msg, "3 shots"));
-    cs_task_free(&t);
+    cs_task_fini(&t);
     unlink(tp);
     /* generation: prompt + " " + answer, no description */
     load_tmp("{\"id\":\"g1\",\"task\":\"g\",\"prompt\":\"Question: 5-2?\\nAnswer:\",\"answer\":"
@@ -258,7 +258,7 @@ static void test_fewshot(void **state)
     write_tmp(bp, "{\"id\":\"h\",\"task\":\"g\",\"prompt\":\"p\",\"answer\":\"3\"}\n{oops\n");
     assert_int_not_equal(cs_task_fewshot(&g, bp, 1, NULL, &err), CS_OK);
     assert_non_null(strstr(err.msg, ":2"));
-    cs_task_free(&g);
+    cs_task_fini(&g);
     /* multiple input: the prefix goes before every context */
     load_tmp("{\"id\":\"w\",\"task\":\"w\",\"contexts\":[\"A cat\",\"A dog\"],\"continuation\":"
              "\"barks\",\"gold\":1}\n",
@@ -269,7 +269,7 @@ static void test_fewshot(void **state)
     assert_string_equal(t.items[0].options[0], "A cow moos\n\nA cat");
     assert_string_equal(t.items[0].options[1], "A cow moos\n\nA dog");
     assert_string_equal(t.items[0].text, "barks");
-    cs_task_free(&t);
+    cs_task_fini(&t);
     unlink(tp);
     unlink(sp);
     unlink(gp);
@@ -297,8 +297,8 @@ static void test_task_limit(void **state)
         later += a.items[i].line > 50;
     }
     assert_true(later > 0); /* a sample, not the first 50 */
-    cs_task_free(&a);
-    cs_task_free(&b);
+    cs_task_fini(&a);
+    cs_task_fini(&b);
     free(p);
 }
 
@@ -381,13 +381,13 @@ static void test_context_rules(void **state)
         unlink(path);
         assert_int_equal(cs_score_task(m, tok, &t, NULL, &sc, &err), CS_OK);
         assert_true(sc.ll[0] < 0 && sc.ll[1] < 0 && sc.ll[0] > sc.ll[1]);
-        cs_score_free(&sc);
-        cs_task_free(&t);
+        cs_score_fini(&sc);
+        cs_task_fini(&t);
         free(a);
         free(b);
         free(c);
         cs_tok_destroy(tok);
-        cs_model_free(m);
+        cs_model_destroy(m);
     }
 }
 
@@ -454,15 +454,15 @@ static void check_model(const char *name, const double *want_acc)
             assert_int_equal(sb.n_ll, 64);
             cs_assert_close_d(sb.ll, s.ll, sb.n_ll, 1e-4, 0);
             assert_memory_equal(sb.pred, s.pred, 16 * sizeof(int));
-            cs_score_free(&sb);
+            cs_score_fini(&sb);
         }
-        cs_score_free(&s);
-        cs_task_free(&t);
+        cs_score_fini(&s);
+        cs_task_fini(&t);
     }
     free(text);
     free(rp);
     cs_tok_destroy(tok);
-    cs_model_free(m);
+    cs_model_destroy(m);
 }
 
 static void test_mc_llama(void **state)
@@ -546,12 +546,12 @@ static void test_multi_input(void **state)
     assert_non_null(cJSON_GetObjectItem(js, "acc_stderr"));
     assert_null(cJSON_GetObjectItem(js, "acc_norm")); /* MC only */
     cJSON_Delete(js);
-    cs_score_free(&sm);
-    cs_score_free(&si);
-    cs_task_free(&mc);
-    cs_task_free(&mi);
+    cs_score_fini(&sm);
+    cs_score_fini(&si);
+    cs_task_fini(&mc);
+    cs_task_fini(&mi);
     cs_tok_destroy(tok);
-    cs_model_free(m);
+    cs_model_destroy(m);
 }
 
 /* ---- generation ------------------------------------------------------------------------------ */
@@ -602,10 +602,10 @@ static void check_gen(const char *name, double want)
         fail();
     }
     assert_true(s.exact_flex >= s.exact_strict - 1e-9 || s.exact_flex > 0.5);
-    cs_score_free(&s);
-    cs_task_free(&t);
+    cs_score_fini(&s);
+    cs_task_fini(&t);
     cs_tok_destroy(tok);
-    cs_model_free(m);
+    cs_model_destroy(m);
 }
 
 static bool until_three(void *ctx, const int32_t *gen, size_t n_gen)
@@ -639,7 +639,7 @@ static void test_gen_until(void **state)
     free(out);
     free(prompt);
     cs_tok_destroy(tok);
-    cs_model_free(m);
+    cs_model_destroy(m);
 }
 
 static void test_gen_llama(void **state)

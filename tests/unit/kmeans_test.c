@@ -236,7 +236,7 @@ static void test_twin(void **state)
         if (k == n) {
             assert_float_equal(r.inertia, 0.0, 1e-12); /* one point per cluster */
         }
-        cs_km_result_free(&r);
+        cs_km_result_fini(&r);
         naive_free(&o);
         free(x);
         free(truth);
@@ -296,7 +296,7 @@ static void test_separated(void **state)
             assert_int_equal(mem[c], want);
             assert_float_equal(md[c], wd, 1e-9);
         }
-        cs_km_result_free(&r);
+        cs_km_result_fini(&r);
     }
     free(x);
 }
@@ -327,7 +327,7 @@ static void test_seeds(void **state)
         p.seed = s;
         fit_ok(x, n, dim, &p, &c);
         differs = memcmp(a.label, c.label, n * sizeof(size_t)) != 0;
-        cs_km_result_free(&c);
+        cs_km_result_fini(&c);
     }
     assert_true(differs);
     /* more restarts never give a worse inertia than the first of them */
@@ -337,9 +337,9 @@ static void test_seeds(void **state)
     fit_ok(x, n, dim, &p, &m);
     assert_true(m.inertia <= a.inertia);
     assert_float_equal(m.restart_inertia[0], a.inertia, 1e-12); /* restart 0 is the same run */
-    cs_km_result_free(&m);
-    cs_km_result_free(&a);
-    cs_km_result_free(&b);
+    cs_km_result_fini(&m);
+    cs_km_result_fini(&a);
+    cs_km_result_fini(&b);
     free(x);
 }
 
@@ -385,7 +385,7 @@ static void test_degenerate(void **state)
     naive_fit(x, 12, 2, &p, &o);
     assert_memory_equal(r.label, o.label, 12 * sizeof(size_t));
     naive_free(&o);
-    cs_km_result_free(&r);
+    cs_km_result_fini(&r);
     /* all points equal, k = n = 3: every D^2 is 0, seeding falls back to uniform picks */
     float same[6] = {1, 2, 1, 2, 1, 2};
     p.k = 3;
@@ -394,8 +394,8 @@ static void test_degenerate(void **state)
     for (size_t c = 0; c < 3; c++) {
         assert_int_equal(r.size[c], 1);
     }
-    cs_km_result_free(&r);
-    cs_km_result_free(NULL);
+    cs_km_result_fini(&r);
+    cs_km_result_fini(NULL);
 }
 
 int main(void)

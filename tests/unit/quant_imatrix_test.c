@@ -778,7 +778,7 @@ static void test_collect_matches_twin(void **state)
     assert_non_null(strstr(err.msg, "no chunk of at least 16 tokens"));
     assert_null(imp);
     free(tok);
-    cs_model_free(m);
+    cs_model_destroy(m);
 }
 
 static cJSON *algo(const char *json)
@@ -873,7 +873,7 @@ static void test_pipeline_equals_layerwise(void **state)
         assert_int_equal(n_fallback, ti == 0 ? 0 : m->cfg.n_layers * 6);
         assert_true(n_better * 4 >= m->cfg.n_layers * CS_LIN_COUNT * 3);
         cs_pipe_report_fini(&rep);
-        cs_model_free(m);
+        cs_model_destroy(m);
     }
     /* calibration too short for one chunk */
     cJSON *a = algo("{\"name\":\"imatrix\"}");
@@ -885,7 +885,7 @@ static void test_pipeline_equals_layerwise(void **state)
     assert_non_null(strstr(err.msg, "no chunk of at least 16 tokens (seq_len 12, chunk 512)"));
     free(imp);
     free(tok);
-    cs_model_free(m0);
+    cs_model_destroy(m0);
 }
 
 static void test_params(void **state)

@@ -180,7 +180,7 @@ static void smooth_invariant(const char *name)
     free(after);
     free(x);
     free(tok);
-    cs_model_free(m);
+    cs_model_destroy(m);
 }
 
 static void test_smooth_invariant_llama(void **state)
@@ -283,8 +283,8 @@ static void w8a8_outliers(const char *weights)
     free(held);
     cs_pipe_report_fini(&ra);
     cs_pipe_report_fini(&rb);
-    cs_model_free(a);
-    cs_model_free(b);
+    cs_model_destroy(a);
+    cs_model_destroy(b);
     free(tok);
 }
 
@@ -333,7 +333,7 @@ static void test_gptq_awq_beat_rtn_outliers(void **state)
             e[i] = mse(lg, lf, nl);
             free(lg);
             cs_pipe_report_fini(&rep);
-            cs_model_free(m);
+            cs_model_destroy(m);
         }
         print_message(
                 "# %s with outliers: held-out logits MSE to float %.4g, RTN on its grid %.4g\n",
@@ -343,7 +343,7 @@ static void test_gptq_awq_beat_rtn_outliers(void **state)
     free(lf);
     free(held);
     free(tok);
-    cs_model_free(f);
+    cs_model_destroy(f);
 }
 
 static void test_save_reload(void **state)
@@ -369,9 +369,9 @@ static void test_save_reload(void **state)
     free(la);
     free(lb);
     cJSON_Delete(qc);
-    cs_model_free(r);
+    cs_model_destroy(r);
     cs_pipe_report_fini(&rep);
-    cs_model_free(m);
+    cs_model_destroy(m);
     const char *files[] = {"model.safetensors",     "config.json",
                            "tokenizer.json",        "quantization_config.json",
                            "tokenizer_config.json", "generation_config.json"};
@@ -426,7 +426,7 @@ static void check_sparse(const char *json, size_t n, size_t mm, bool per_row)
         }
     }
     cs_pipe_report_fini(&rep);
-    cs_model_free(m);
+    cs_model_destroy(m);
     free(tok);
 }
 
@@ -483,8 +483,8 @@ static void test_rtn_fallback(void **state)
         assert_memory_equal(lin->w, m->layers[1].lin[k].w, lin->out * lin->in * sizeof(float));
     }
     cs_pipe_report_fini(&rep);
-    cs_model_free(m);
-    cs_model_free(ref);
+    cs_model_destroy(m);
+    cs_model_destroy(ref);
     free(tok);
 }
 
@@ -569,8 +569,8 @@ static void test_gptq_early_stop_twin(void **state)
     assert_true(sum <= rep.seconds * 1.001 && sum >= rep.seconds * 0.8);
     cs_pipe_report_fini(&rep);
     free(tok);
-    cs_model_free(a);
-    cs_model_free(b);
+    cs_model_destroy(a);
+    cs_model_destroy(b);
 }
 
 /* issue 18: the original SmoothQuant (weights "rtn") takes every statistic from the unmodified
@@ -628,7 +628,7 @@ static void test_bad_params(void **state)
     assert_non_null(strstr(err.msg, "does not divide"));
     assert_int_equal(cs_pipe_quantize(m, NULL, 0, 0, &p, NULL, NULL, &rep, &err), CS_EINVAL);
     free(tok);
-    cs_model_free(m);
+    cs_model_destroy(m);
 }
 
 int main(void)

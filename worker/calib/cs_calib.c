@@ -10,7 +10,7 @@ static void item_fini(cs_calib_item *it)
     free(it->tokens);
 }
 
-void cs_calib_pool_free(cs_calib_pool *p)
+void cs_calib_pool_fini(cs_calib_pool *p)
 {
     if (!p)
         return;
@@ -23,7 +23,7 @@ void cs_calib_pool_free(cs_calib_pool *p)
     memset(p, 0, sizeof(*p));
 }
 
-void cs_calib_selection_free(cs_calib_selection *s)
+void cs_calib_selection_fini(cs_calib_selection *s)
 {
     if (!s)
         return;

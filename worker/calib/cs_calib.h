@@ -44,7 +44,7 @@ typedef struct cs_calib_selection {
 } cs_calib_selection;
 
 /* Frees the items, sources and arrays; NULL-safe, leaves *p zeroed. */
-void cs_calib_pool_free(cs_calib_pool *p);
-void cs_calib_selection_free(cs_calib_selection *s);
+void cs_calib_pool_fini(cs_calib_pool *p);
+void cs_calib_selection_fini(cs_calib_selection *s);
 
 #endif

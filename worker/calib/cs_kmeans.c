@@ -20,7 +20,7 @@ void cs_km_params_default(cs_km_params *p)
     p->tol = 1e-4;
 }
 
-void cs_km_result_free(cs_km_result *r)
+void cs_km_result_fini(cs_km_result *r)
 {
     if (!r) {
         return;
@@ -283,7 +283,7 @@ cs_rc cs_km_fit(const float *x, size_t n, size_t dim, const cs_km_params *p, cs_
 cleanup:
     ws_free(&w);
     if (rc != CS_OK) {
-        cs_km_result_free(out);
+        cs_km_result_fini(out);
     }
     return rc;
 }

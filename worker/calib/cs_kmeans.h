@@ -49,7 +49,7 @@ typedef struct cs_km_result {
 /* k = 128, n_init 10, max_iter 300, tol 1e-4, seed 0. */
 void cs_km_params_default(cs_km_params *p);
 
-/* Clusters x[n][dim] (row-major, borrowed). *out is zeroed first; free with cs_km_result_free
+/* Clusters x[n][dim] (row-major, borrowed). *out is zeroed first; free with cs_km_result_fini
  * (also after an error). CS_EINVAL for the degenerate parameters above, CS_ENOMEM. */
 cs_rc cs_km_fit(const float *x, size_t n, size_t dim, const cs_km_params *p, cs_km_result *out,
                 cs_err *err);
@@ -60,6 +60,6 @@ cs_rc cs_km_fit(const float *x, size_t n, size_t dim, const cs_km_params *p, cs_
 void cs_km_nearest_members(const float *x, const cs_km_result *r, size_t *member, double *dist);
 
 /* NULL-safe; leaves *r zeroed. */
-void cs_km_result_free(cs_km_result *r);
+void cs_km_result_fini(cs_km_result *r);
 
 #endif

@@ -29,7 +29,7 @@ const char *cs_pstat_name(cs_pstat_kind k)
     return (size_t)k < CS_PSTAT_COUNT ? stat_defs[k].name : "?";
 }
 
-void cs_pstats_free(cs_pstats *s)
+void cs_pstats_fini(cs_pstats *s)
 {
     if (!s) {
         return;
@@ -418,10 +418,10 @@ cs_rc cs_pstat_get(cs_pstat_ctx *ctx, cs_model *m, const cs_calib_pool *pool, un
             }
         }
     }
-    cs_pstats_free(&comp);
+    cs_pstats_fini(&comp);
     return CS_OK;
 fail:
-    cs_pstats_free(&comp);
-    cs_pstats_free(out);
+    cs_pstats_fini(&comp);
+    cs_pstats_fini(out);
     return rc;
 }

@@ -61,7 +61,7 @@ typedef struct cs_pstats {
     double *nll;            /* [n], owned */
 } cs_pstats;
 
-void cs_pstats_free(cs_pstats *s); /* NULL-safe; leaves *s zeroed */
+void cs_pstats_fini(cs_pstats *s); /* NULL-safe; leaves *s zeroed */
 
 /* Counters, accumulated over every cs_pstat_get of a context. */
 typedef struct cs_pstat_counters {
@@ -83,7 +83,7 @@ typedef struct cs_pstat_ctx {
 
 typedef void (*cs_pstat_progress)(void *ctx, const char *stage, size_t done, size_t total);
 
-/* Fills *out (zeroed first; free with cs_pstats_free) with the statistics of `want` (a mask of
+/* Fills *out (zeroed first; free with cs_pstats_fini) with the statistics of `want` (a mask of
  * CS_PSTAT_BIT) for every item of pool: from the cache when it holds them, else from one forward
  * pass over the pool in batches of `batch` sequences (right-padded). ctx may be NULL (no cache, no
  * counters). A cache write that fails is a warning, never an error. CS_EINVAL for an empty want,

@@ -385,7 +385,7 @@ static cs_rc sel_ppl(const cs_select_params *p, const cs_calib_pool *pool, cs_mo
     }
     rc = diag_times(out, fwd, sel, err);
 cleanup:
-    cs_pstats_free(&st);
+    cs_pstats_fini(&st);
     free(r);
     free(chosen);
     return rc;
@@ -1058,7 +1058,7 @@ cs_rc cs_select_run_env(const cs_select_params *p, const cs_calib_pool *pool, cs
                           "sources with train-side items)");
     }
     if ((rc = diag_init(p, out, err)) != CS_OK) {
-        cs_calib_selection_free(out);
+        cs_calib_selection_fini(out);
         return rc;
     }
     switch (p->kind) {
@@ -1098,7 +1098,7 @@ cs_rc cs_select_run_env(const cs_select_params *p, const cs_calib_pool *pool, cs
         rc = diag_stats(out, sc, &before, err);
     }
     if (rc != CS_OK) {
-        cs_calib_selection_free(out);
+        cs_calib_selection_fini(out);
     }
     return rc;
 }

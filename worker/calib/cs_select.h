@@ -90,7 +90,7 @@ typedef struct cs_select_env {
 
 /* Runs selector p->kind. m and tok may be NULL for random and single-source zipcal (tok is
  * needed by zipcal; m by every other one except random). *out is zeroed first; free with
- * cs_calib_selection_free. CS_EINVAL when the pool has fewer than n items (or a stratum fewer
+ * cs_calib_selection_fini. CS_EINVAL when the pool has fewer than n items (or a stratum fewer
  * than its share), and for acdm without reference items or with a reference item equal to a
  * pool item. env may be NULL. */
 cs_rc cs_select_run_env(const cs_select_params *p, const cs_calib_pool *pool, cs_model *m,

@@ -467,8 +467,8 @@ cs_rc cs_select_cola(const cs_select_params *p, const cs_calib_pool *pool, cs_mo
     }
     rc = times(out, fwd, sel, err);
 cleanup:
-    cs_pstats_free(&st);
-    cs_km_result_free(&km);
+    cs_pstats_fini(&st);
+    cs_km_result_fini(&km);
     free(z);
     free(mem);
     free(md);
@@ -649,8 +649,8 @@ cs_rc cs_select_acdm(const cs_select_params *p, const cs_calib_pool *pool,
         rc = times(out, fwd, sel, err);
     }
 cleanup:
-    cs_pstats_free(&sp);
-    cs_pstats_free(&sr);
+    cs_pstats_fini(&sp);
+    cs_pstats_fini(&sr);
     free(mu);
     free(d);
     free(score);
@@ -697,7 +697,7 @@ cs_rc cs_select_covercal(const cs_select_params *p, const cs_calib_pool *pool, c
     }
     rc = times(out, fwd, sel, err);
 cleanup:
-    cs_pstats_free(&st);
+    cs_pstats_fini(&st);
     free(gain);
     free(nout);
     return rc;

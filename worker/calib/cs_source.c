@@ -99,7 +99,7 @@ char *cs_calib_normalize(const char *text)
     return out;
 }
 
-void cs_calib_docs_free(cs_calib_doc *docs, size_t n)
+void cs_calib_docs_destroy(cs_calib_doc *docs, size_t n)
 {
     for (size_t i = 0; docs && i < n; i++) {
         free(docs[i].id);
@@ -351,7 +351,7 @@ static cs_rc docs_task(const cs_calib_source *src, doc_list *l, cs_err *err)
         }
         rc = docs_push(l, str_dup(it->id), cs_buf_take(&doc), it->text, it->line, err);
     }
-    cs_task_free(&t);
+    cs_task_fini(&t);
     return rc;
 }
 
@@ -378,7 +378,7 @@ cs_rc cs_calib_source_docs(const cs_calib_source *src, cs_calib_doc **docs, size
         rc = cs_err_set(err, CS_EINVAL, 0, "%s: no documents", src->path);
     }
     if (rc != CS_OK) {
-        cs_calib_docs_free(l.d, l.n);
+        cs_calib_docs_destroy(l.d, l.n);
         return rc;
     }
     *docs = l.d;
@@ -567,7 +567,7 @@ cs_rc cs_calib_pool_build(const cs_calib_source *src, size_t n_src, const cs_tok
     pool->items = cs_alloc_array(o->n, sizeof(cs_calib_item));
     pool->sources = cs_alloc_array(n_src, sizeof(char *));
     if (!pool->items || !pool->sources) {
-        cs_calib_pool_free(pool);
+        cs_calib_pool_fini(pool);
         return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
     }
     pool->seq_len = o->seq_len;
@@ -588,10 +588,10 @@ cs_rc cs_calib_pool_build(const cs_calib_source *src, size_t n_src, const cs_tok
         if (rc == CS_OK) {
             rc = compose_source(&src[i], i, name, d, nd, quota, tok, o, pool, o->n, err);
         }
-        cs_calib_docs_free(d, nd);
+        cs_calib_docs_destroy(d, nd);
     }
     if (rc != CS_OK) {
-        cs_calib_pool_free(pool);
+        cs_calib_pool_fini(pool);
     }
     return rc;
 }
@@ -730,13 +730,13 @@ cs_rc cs_calib_check_disjoint(const cs_calib_source *src, size_t n_src,
                                 other, why, src[s].path, d[i].line, hit->path, hit->line);
             }
         }
-        cs_calib_docs_free(d, nd);
+        cs_calib_docs_destroy(d, nd);
     }
     for (size_t i = 0; i < n_owned; i++) {
         free(owned[i]);
     }
     for (size_t e = 0; e < n_loaded; e++) {
-        cs_task_free(&tasks[e]);
+        cs_task_fini(&tasks[e]);
     }
     free(owned);
     free(texts);
@@ -765,7 +765,7 @@ cs_rc cs_calib_source_tokens(const cs_calib_source *src, const cs_tok *tok, int3
         rc = cs_tok_encode(tok, all.data ? all.data : "", all.len, 0, ids, n, err);
     }
     cs_buf_fini(&all);
-    cs_calib_docs_free(docs, n_docs);
+    cs_calib_docs_destroy(docs, n_docs);
     return rc;
 }
 
@@ -817,10 +817,10 @@ cs_rc cs_calib_ref_pool_build(const cs_calib_source *src, size_t n_src, const cs
             rc = cs_err_set(err, CS_EINVAL, 0, "reference source '%s' (%s) has no items", name,
                             src[i].path);
         }
-        cs_calib_docs_free(d, nd);
+        cs_calib_docs_destroy(d, nd);
     }
     if (rc != CS_OK) {
-        cs_calib_pool_free(pool);
+        cs_calib_pool_fini(pool);
     }
     return rc;
 }

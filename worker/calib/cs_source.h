@@ -80,12 +80,12 @@ typedef struct cs_calib_doc {
 
 /* Reads the documents of src into *docs (owned) / *n. Errors name file:line. */
 cs_rc cs_calib_source_docs(const cs_calib_source *src, cs_calib_doc **docs, size_t *n, cs_err *err);
-void cs_calib_docs_free(cs_calib_doc *docs, size_t n);
+void cs_calib_docs_destroy(cs_calib_doc *docs, size_t n);
 
 /* Lowercase ASCII, whitespace runs collapsed to one space, trimmed; owned (NULL on no memory). */
 char *cs_calib_normalize(const char *text);
 
-/* Builds *pool (zeroed first; free with cs_calib_pool_free) of o->n items of exactly o->seq_len
+/* Builds *pool (zeroed first; free with cs_calib_pool_fini) of o->n items of exactly o->seq_len
  * tokens from the sources, each giving its quota (sources with quota 0 share the rest evenly, the
  * remainder to the first). CS_EINVAL when a source is too short for its share, naming it. */
 cs_rc cs_calib_pool_build(const cs_calib_source *src, size_t n_src, const cs_tok *tok,
@@ -117,7 +117,7 @@ cs_rc cs_calib_check_disjoint(const cs_calib_source *src, size_t n_src, const ch
  * rendering {"id","task","text"} give the same items), tokenized without special tokens, BOS
  * first with add_bos and a tokenizer BOS, cut to seq_len tokens; shorter items are kept whole.
  * One pool source per source (its name, or "ref<k>"), ids "<name>:<document id>". *pool zeroed
- * first; free with cs_calib_pool_free. CS_EINVAL when a source has no item or two share a name;
+ * first; free with cs_calib_pool_fini. CS_EINVAL when a source has no item or two share a name;
  * errors of the source files name file:line. */
 cs_rc cs_calib_ref_pool_build(const cs_calib_source *src, size_t n_src, const cs_tok *tok,
                               size_t seq_len, bool add_bos, cs_calib_pool *pool, cs_err *err);

@@ -16,7 +16,7 @@ double cs_score_stderr(double p, size_t n)
     return n < 2 ? 0.0 : sqrt(p * (1.0 - p) / (double)(n - 1));
 }
 
-void cs_score_free(cs_score *s)
+void cs_score_fini(cs_score *s)
 {
     if (s) {
         free(s->ll);
@@ -424,7 +424,7 @@ cs_rc cs_score_task(cs_model *m, const cs_tok *tok, const cs_task *t, const cs_s
 fail:
     free(norm);
     free(bytes);
-    cs_score_free(out);
+    cs_score_fini(out);
     return rc;
 }
 

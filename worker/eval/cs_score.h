@@ -49,7 +49,7 @@ typedef struct cs_score_opts {
 cs_rc cs_score_task(cs_model *m, const cs_tok *tok, const cs_task *t, const cs_score_opts *o,
                     cs_score *out, cs_err *err);
 
-void cs_score_free(cs_score *s); /* NULL-safe */
+void cs_score_fini(cs_score *s); /* NULL-safe */
 
 /* Adds the metrics of s to obj, as result.json writes them: n, then acc, acc_stderr, acc_norm,
  * acc_norm_stderr, acc_bytes (MC), acc, acc_stderr (multi-input) or exact_match,

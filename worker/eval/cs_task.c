@@ -72,7 +72,7 @@ static void item_fini(cs_task_item *it)
     memset(it, 0, sizeof(*it));
 }
 
-void cs_task_free(cs_task *t)
+void cs_task_fini(cs_task *t)
 {
     if (!t) {
         return;
@@ -344,7 +344,7 @@ cs_rc cs_task_parse(cs_task *t, const char *path, const char *text, size_t len, 
     }
     return CS_OK;
 fail:
-    cs_task_free(t);
+    cs_task_fini(t);
     return rc;
 }
 
@@ -448,6 +448,6 @@ oom:
     rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
 out:
     cs_buf_fini(&pre);
-    cs_task_free(&shots);
+    cs_task_fini(&shots);
     return rc;
 }

@@ -82,7 +82,7 @@ cs_rc cs_task_fewshot(cs_task *t, const char *shots_path, size_t k, const char *
 /* Keeps the first n items (tests and quick runs). */
 void cs_task_truncate(cs_task *t, size_t n);
 
-void cs_task_free(cs_task *t); /* NULL-safe; leaves *t zeroed */
+void cs_task_fini(cs_task *t); /* NULL-safe; leaves *t zeroed */
 
 const char *cs_task_kind_name(cs_task_kind k);
 

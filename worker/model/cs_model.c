@@ -206,11 +206,11 @@ cs_rc cs_model_load(cs_model **out, const char *dir, int n_threads, cs_err *err)
     *out = m;
     m = NULL;
 cleanup:
-    cs_model_free(m);
+    cs_model_destroy(m);
     return rc;
 }
 
-void cs_model_free(cs_model *m)
+void cs_model_destroy(cs_model *m)
 {
     if (!m) {
         return;

@@ -75,7 +75,7 @@ typedef struct cs_model {
 cs_rc cs_model_load(cs_model **out, const char *dir, int n_threads, cs_err *err);
 
 /* NULL-safe. */
-void cs_model_free(cs_model *m);
+void cs_model_destroy(cs_model *m);
 
 /* The linear layer lin of layer i (NULL if out of range). Writable in place: edit w/b, or point w
  * (and b) at a buffer of the same shape that the caller owns and keeps alive until the model is

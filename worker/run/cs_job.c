@@ -331,9 +331,9 @@ static void calib_run_fini(calib_run *cr)
     free(cr->ref_src);
     free_strings(cr->ref_strs, 2 * cr->n_ref);
     cs_cache_close(cr->stats.cache);
-    cs_calib_pool_free(&cr->pool);
-    cs_calib_pool_free(&cr->ref);
-    cs_calib_selection_free(&cr->selection);
+    cs_calib_pool_fini(&cr->pool);
+    cs_calib_pool_fini(&cr->ref);
+    cs_calib_selection_fini(&cr->selection);
 }
 
 /* ACDM's reference: disjoint from the evaluation split and from the pool's source, read whole. */
@@ -667,8 +667,8 @@ static cs_rc eval_task(job *j, const cs_jobspec_task *spec, cs_err *err)
            t.kind == CS_TASK_GEN ? "exact match" : "acc",
            t.kind == CS_TASK_GEN ? s.exact_strict : s.acc, s.n);
 out:
-    cs_score_free(&s);
-    cs_task_free(&t);
+    cs_score_fini(&s);
+    cs_task_fini(&t);
     free(file);
     free(shots);
     return rc;
@@ -883,7 +883,7 @@ int cs_run_job(const char *job_path)
     if ((rc = write_result(&j, &err)) != CS_OK) {
         goto fail;
     }
-    cs_model_free(j.model);
+    cs_model_destroy(j.model);
     cs_tok_destroy(j.tok);
     cs_jobspec_fini(&j.js);
     free(j.calib);
@@ -901,7 +901,7 @@ fail:
         err.rc = rc;
     }
     write_error(j.stage, &err);
-    cs_model_free(j.model);
+    cs_model_destroy(j.model);
     cs_tok_destroy(j.tok);
     cs_jobspec_fini(&j.js);
     cJSON_Delete(j.metrics);

@@ -493,11 +493,11 @@ int cs_cmd_select(int argc, char **argv)
     }
     code = CS_EXIT_OK;
 cleanup:
-    cs_calib_selection_free(&sel);
-    cs_calib_pool_free(&pool);
-    cs_calib_pool_free(&ref);
+    cs_calib_selection_fini(&sel);
+    cs_calib_pool_fini(&pool);
+    cs_calib_pool_fini(&ref);
     cs_cache_close(stats.cache);
-    cs_model_free(m);
+    cs_model_destroy(m);
     cs_tok_destroy(tok);
     for (size_t i = 0; i < a.n_src || (i < MAX_SRC && a.src_buf[i]); i++) {
         free(a.src_buf[i]);

@@ -389,7 +389,7 @@ static int cmd_info(const run_args *a)
         printf(" %d", c->eos[i]);
     }
     printf("\nparameters: %zu\nf32_bytes: %zu\n", cs_model_params(m), cs_model_weight_bytes(m));
-    cs_model_free(m);
+    cs_model_destroy(m);
     return CS_EXIT_OK;
 }
 
@@ -492,7 +492,7 @@ cleanup:
     free(nll);
     free(ids);
     free(text);
-    cs_model_free(m);
+    cs_model_destroy(m);
     cs_tok_destroy(tok);
     return code;
 }
@@ -532,7 +532,7 @@ cleanup:
     free(dec);
     free(out);
     free(ids);
-    cs_model_free(m);
+    cs_model_destroy(m);
     cs_tok_destroy(tok);
     return code;
 }
@@ -598,13 +598,13 @@ static int cmd_eval(const run_args *a)
         }
         if (a->fewshot > 0 &&
             cs_task_fewshot(&t, a->shots[i], (size_t)a->fewshot, NULL, &err) != CS_OK) {
-            cs_task_free(&t);
+            cs_task_fini(&t);
             code = fail("eval", &err);
             goto out;
         }
         o.progress_ctx = t.name;
         if (cs_score_task(m, tok, &t, &o, &s, &err) != CS_OK) {
-            cs_task_free(&t);
+            cs_task_fini(&t);
             code = fail("eval", &err);
             goto out;
         }
@@ -613,8 +613,8 @@ static int cmd_eval(const run_args *a)
             cs_err_set(&err, CS_ENOMEM, 0, "out of memory");
         }
         if (!obj || cs_score_to_json(&s, t.kind, obj, &err) != CS_OK) {
-            cs_score_free(&s);
-            cs_task_free(&t);
+            cs_score_fini(&s);
+            cs_task_fini(&t);
             code = fail("eval", &err);
             goto out;
         }
@@ -630,8 +630,8 @@ static int cmd_eval(const run_args *a)
                        cs_score_stderr(s.acc, s.n), s.acc_norm, "-");
             }
         }
-        cs_score_free(&s);
-        cs_task_free(&t);
+        cs_score_fini(&s);
+        cs_task_fini(&t);
     }
     if (a->json) {
         char *text;
@@ -650,7 +650,7 @@ static int cmd_eval(const run_args *a)
     code = CS_EXIT_OK;
 out:
     cJSON_Delete(all);
-    cs_model_free(m);
+    cs_model_destroy(m);
     cs_tok_destroy(tok);
     return code;
 }
@@ -785,13 +785,13 @@ static cs_rc quant_eval(const run_args *a, cs_model *m, const cs_tok *tok, cs_er
             return rc;
         }
         if ((rc = cs_score_task(m, tok, &t, NULL, &s, err)) != CS_OK) {
-            cs_task_free(&t);
+            cs_task_fini(&t);
             return rc;
         }
         printf("%s: %s %.4f (%zu items)\n", t.name, t.kind == CS_TASK_GEN ? "exact_match" : "acc",
                t.kind == CS_TASK_GEN ? s.exact_strict : s.acc, s.n);
-        cs_score_free(&s);
-        cs_task_free(&t);
+        cs_score_fini(&s);
+        cs_task_fini(&t);
     }
     return CS_OK;
 }
@@ -870,7 +870,7 @@ out:
     cs_pipe_report_fini(&rep);
     cJSON_Delete(algo);
     free(calib);
-    cs_model_free(m);
+    cs_model_destroy(m);
     cs_tok_destroy(tok);
     return code;
 }
