@@ -93,8 +93,9 @@ static bool ratelog_ok(ratelog *r, const char *what)
 {
     int64_t now = cs_time_mono_ms();
     if (now - r->window >= 1000) {
-        if (r->suppressed > 0)
+        if (r->suppressed > 0) {
             cs_log(CS_LOG_WARN, "%u more %s messages suppressed", r->suppressed, what);
+        }
         r->window = now;
         r->n = 0;
         r->suppressed = 0;
@@ -113,8 +114,9 @@ static void peer_name(uint32_t pipe_id, char *buf, size_t n)
     nng_sockaddr sa;
     p.id = pipe_id;
     snprintf(buf, n, "pipe %u", (unsigned)pipe_id);
-    if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0)
+    if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0) {
         return;
+    }
     if (sa.s_family == NNG_AF_INET) {
         char ip[INET_ADDRSTRLEN] = "?";
         inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof ip);
@@ -137,27 +139,32 @@ static const char *ep_name(int ep)
 
 static void log_bad(cs_daemon *d, const dctx *c, const char *what, const char *detail)
 {
-    if (!ratelog_ok(&d->rl_bad, "bad-message"))
+    if (!ratelog_ok(&d->rl_bad, "bad-message")) {
         return;
+    }
     char peer[128], clean[300];
     size_t n = 0;
     peer_name(c->pipe, peer, sizeof peer);
     /* The detail may quote the peer's bytes: keep the log one printable line. */
-    for (const char *p = detail; p != NULL && *p != '\0' && n + 1 < sizeof clean; p++)
+    for (const char *p = detail; p != NULL && *p != '\0' && n + 1 < sizeof clean; p++) {
         clean[n++] = (*p >= ' ' && *p < 0x7f) ? *p : '?';
+    }
     clean[n] = '\0';
     cs_log(CS_LOG_WARN, "%s endpoint, %s: %s: %s", ep_name(c->ep), peer, what, clean);
 }
 
 static void log_auth(cs_daemon *d, const dctx *c)
 {
-    for (size_t i = 0; i < AUTH_RING; i++)
-        if (d->auth_ring[i] == c->pipe)
+    for (size_t i = 0; i < AUTH_RING; i++) {
+        if (d->auth_ring[i] == c->pipe) {
             return;
+        }
+    }
     d->auth_ring[d->auth_pos] = c->pipe;
     d->auth_pos = (d->auth_pos + 1) % AUTH_RING;
-    if (!ratelog_ok(&d->rl_auth, "authentication-failure"))
+    if (!ratelog_ok(&d->rl_auth, "authentication-failure")) {
         return;
+    }
     char peer[128];
     peer_name(c->pipe, peer, sizeof peer);
     cs_log(CS_LOG_WARN, "%s endpoint, %s: authentication failed", ep_name(c->ep), peer);
@@ -167,17 +174,20 @@ static void log_auth(cs_daemon *d, const dctx *c)
  * message (rate-limited), naming the peer and the worker it claimed to be. */
 static void log_refused(cs_daemon *d, const dctx *c, const char *worker, const cs_err *err)
 {
-    if (!ratelog_ok(&d->rl_lease, "refused-report"))
+    if (!ratelog_ok(&d->rl_lease, "refused-report")) {
         return;
+    }
     char peer[128], who[80], msg[300];
     size_t n = 0;
     peer_name(c->pipe, peer, sizeof peer);
-    for (const char *p = worker; p != NULL && *p != '\0' && n + 1 < sizeof who; p++)
+    for (const char *p = worker; p != NULL && *p != '\0' && n + 1 < sizeof who; p++) {
         who[n++] = (*p >= ' ' && *p < 0x7f && *p != '"') ? *p : '?';
+    }
     who[n] = '\0';
     n = 0;
-    for (const char *p = err->msg; *p != '\0' && n + 1 < sizeof msg; p++)
+    for (const char *p = err->msg; *p != '\0' && n + 1 < sizeof msg; p++) {
         msg[n++] = (*p >= ' ' && *p < 0x7f) ? *p : '?';
+    }
     msg[n] = '\0';
     cs_log(CS_LOG_WARN, "work endpoint, %s: %s from worker \"%s\" refused: %s", peer,
            cs_msg_type_name(c->req.type), who, msg);
@@ -192,15 +202,17 @@ static void set_reply(dctx *c, const cs_msg *rep)
     free(c->out);
     c->out = NULL;
     c->out_len = 0;
-    if (cs_msg_encode(rep, &c->out, &c->out_len, &err) == CS_OK)
+    if (cs_msg_encode(rep, &c->out, &c->out_len, &err) == CS_OK) {
         return;
+    }
     cs_log(CS_LOG_ERROR, "encode %s reply: %s", cs_msg_type_name(rep->type), err.msg);
     cs_msg e;
     cs_msg_init(&e, CS_MSG_ERROR);
     e.error.code = CS_EINTERNAL;
     e.error.message = "internal error";
-    if (cs_msg_encode(&e, &c->out, &c->out_len, &err) != CS_OK)
+    if (cs_msg_encode(&e, &c->out, &c->out_len, &err) != CS_OK) {
         c->out = NULL;
+    }
 }
 
 static void set_error(dctx *c, cs_rc code, const char *message)
@@ -229,8 +241,9 @@ static void send_reply(cs_daemon *d, dctx *c)
     cs_msg_fini(&c->req);
     c->in_batch = false;
     if (c->out == NULL || nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, c->out, c->out_len) != 0) {
-        if (m != NULL)
+        if (m != NULL) {
             nng_msg_free(m);
+        }
         free(c->out);
         c->out = NULL;
         atomic_store(&c->state, ST_RECV);
@@ -253,8 +266,9 @@ static void on_aio(void *arg)
     cs_daemon *d = c->d;
     int rv = nng_aio_result(c->aio);
     if (atomic_load(&c->state) == ST_SEND) {
-        if (rv != 0)
+        if (rv != 0) {
             nng_msg_free(nng_aio_get_msg(c->aio));
+        }
         atomic_fetch_sub(&d->n_sending, 1);
         if (atomic_load(&d->closing)) {
             atomic_store(&c->state, ST_IDLE);
@@ -279,10 +293,11 @@ static void on_aio(void *arg)
     atomic_store(&c->state, ST_QUEUED);
     pthread_mutex_lock(&d->mu);
     c->next = NULL;
-    if (d->q_tail != NULL)
+    if (d->q_tail != NULL) {
         d->q_tail->next = c;
-    else
+    } else {
         d->q_head = c;
+    }
     d->q_tail = c;
     pthread_mutex_unlock(&d->mu);
     uv_async_send(&d->async);
@@ -293,8 +308,9 @@ static void on_aio(void *arg)
 static size_t host_slot(const char *worker)
 {
     uint64_t h = 1469598103934665603u;
-    for (const unsigned char *p = (const unsigned char *)worker; *p != '\0'; p++)
+    for (const unsigned char *p = (const unsigned char *)worker; *p != '\0'; p++) {
         h = (h ^ *p) * 1099511628211u;
+    }
     return (size_t)(h % HOSTS);
 }
 
@@ -317,16 +333,19 @@ static void host_set(cs_daemon *d, const char *worker, const char *host)
 static const char *host_get(const cs_daemon *d, const char *worker)
 {
     size_t i = host_slot(worker);
-    if (d->hosts[i].worker != NULL && strcmp(d->hosts[i].worker, worker) == 0)
+    if (d->hosts[i].worker != NULL && strcmp(d->hosts[i].worker, worker) == 0) {
         return d->hosts[i].host;
+    }
     return NULL;
 }
 
 static bool has_str(char *const *list, size_t n, const char *s)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(list[i], s) == 0)
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(list[i], s) == 0) {
             return true;
+        }
+    }
     return false;
 }
 
@@ -335,24 +354,31 @@ static char *caps_json(const cs_caps *caps)
 {
     cJSON *o = cJSON_CreateObject(), *a;
     char *out = NULL;
-    if (o == NULL)
+    if (o == NULL) {
         return NULL;
-    if ((a = cJSON_AddArrayToObject(o, "backends")) == NULL)
+    }
+    if ((a = cJSON_AddArrayToObject(o, "backends")) == NULL) {
         goto cleanup;
-    for (size_t i = 0; i < caps->n_backends; i++)
+    }
+    for (size_t i = 0; i < caps->n_backends; i++) {
         cJSON_AddItemToArray(a, cJSON_CreateString(caps->backends[i]));
-    if ((a = cJSON_AddArrayToObject(o, "models")) == NULL)
+    }
+    if ((a = cJSON_AddArrayToObject(o, "models")) == NULL) {
         goto cleanup;
-    for (size_t i = 0; i < caps->n_models; i++)
+    }
+    for (size_t i = 0; i < caps->n_models; i++) {
         cJSON_AddItemToArray(a, cJSON_CreateString(caps->models[i]));
+    }
     cJSON_AddNumberToObject(o, "threads", (double)caps->threads);
     cJSON_AddNumberToObject(o, "mem_mb", (double)caps->mem_mb);
-    if ((a = cJSON_AddArrayToObject(o, "gpus")) == NULL)
+    if ((a = cJSON_AddArrayToObject(o, "gpus")) == NULL) {
         goto cleanup;
+    }
     for (size_t i = 0; i < caps->n_gpus; i++) {
         cJSON *g = cJSON_CreateObject();
-        if (g == NULL)
+        if (g == NULL) {
             goto cleanup;
+        }
         cJSON_AddItemToArray(a, g);
         cJSON_AddNumberToObject(g, "index", (double)caps->gpus[i].index);
         cJSON_AddStringToObject(g, "name", caps->gpus[i].name);
@@ -379,8 +405,9 @@ static void fail_unsendable(cs_daemon *d, const char *worker, const cs_store_cla
     cs_log(CS_LOG_ERROR, "job %lld: %s", (long long)job->job_id, reason);
     if (cs_store_fail(d->store, job->job_id, job->attempt, worker, job->lease_token, reason, &ex,
                       now, &next, &err) != CS_OK &&
-        ratelog_ok(&d->rl_db, "database-error"))
+        ratelog_ok(&d->rl_db, "database-error")) {
         cs_log(CS_LOG_ERROR, "job %lld: %s", (long long)job->job_id, err.msg);
+    }
     d->reap_soon = true;
 }
 
@@ -398,10 +425,12 @@ static cs_rc try_claim(cs_daemon *d, dctx *c, const cs_msg_claim *cl, int64_t no
     cs_rc rc;
     int unsendable = 0;
     cJSON *a = cJSON_CreateArray();
-    if (a == NULL)
+    if (a == NULL) {
         return CS_ENOMEM;
-    for (size_t i = 0; i < cl->caps.n_models; i++)
+    }
+    for (size_t i = 0; i < cl->caps.n_models; i++) {
         cJSON_AddItemToArray(a, cJSON_CreateString(cl->caps.models[i]));
+    }
     models = cJSON_PrintUnformatted(a);
     cJSON_Delete(a);
     if (models == NULL) {
@@ -420,8 +449,9 @@ static cs_rc try_claim(cs_daemon *d, dctx *c, const cs_msg_claim *cl, int64_t no
     };
     for (;;) {
         rc = cs_store_claim_job(d->store, &caps, d->o.lease_s * 1000, now, &job, &err);
-        if (rc != CS_OK)
+        if (rc != CS_OK) {
             break;
+        }
         cs_msg rep;
         char *text = NULL;
         size_t len = 0;
@@ -454,10 +484,12 @@ static cs_rc try_claim(cs_daemon *d, dctx *c, const cs_msg_claim *cl, int64_t no
         }
     }
     free(models);
-    if (rc == CS_OK || rc == CS_ENOENT)
+    if (rc == CS_OK || rc == CS_ENOENT) {
         return rc;
-    if (ratelog_ok(&d->rl_db, "database-error"))
+    }
+    if (ratelog_ok(&d->rl_db, "database-error")) {
         cs_log(CS_LOG_ERROR, "claim for %s: %s", cl->worker, err.msg);
+    }
     set_error(c, rc, err.msg);
     return rc;
 }
@@ -490,23 +522,27 @@ static void worker_touch(cs_daemon *d, const char *worker, const char *instance,
     size_t i = host_slot(worker);
     if (d->touched[i].worker != NULL && strcmp(d->touched[i].worker, worker) == 0 &&
         now - d->touched[i].at < 1000 && now >= d->touched[i].at &&
-        (instance == NULL || strcmp(instance, d->touched[i].instance) == 0))
+        (instance == NULL || strcmp(instance, d->touched[i].instance) == 0)) {
         return;
+    }
     if (cs_store_worker_touch(d->store, worker, instance, now, &err) != CS_OK) {
-        if (ratelog_ok(&d->rl_db, "database-error"))
+        if (ratelog_ok(&d->rl_db, "database-error")) {
             cs_log(CS_LOG_ERROR, "worker %s: %s", worker, err.msg);
+        }
         return;
     }
     if (d->touched[i].worker == NULL || strcmp(d->touched[i].worker, worker) != 0) {
         char *w = cs_strdup(worker);
-        if (w == NULL)
+        if (w == NULL) {
             return;
+        }
         free(d->touched[i].worker);
         d->touched[i].worker = w;
         d->touched[i].instance[0] = '\0';
     }
-    if (instance != NULL)
+    if (instance != NULL) {
         snprintf(d->touched[i].instance, sizeof d->touched[i].instance, "%s", instance);
+    }
     d->touched[i].at = now;
 }
 
@@ -514,8 +550,9 @@ static void worker_touch(cs_daemon *d, const char *worker, const char *instance,
 static void worker_untouch(cs_daemon *d, const char *worker)
 {
     size_t i = host_slot(worker);
-    if (d->touched[i].worker != NULL && strcmp(d->touched[i].worker, worker) == 0)
+    if (d->touched[i].worker != NULL && strcmp(d->touched[i].worker, worker) == 0) {
         d->touched[i].at = 0;
+    }
 }
 
 /* Reply for a store error: the store's message, logged (rate-limited) when it is the database's
@@ -523,8 +560,9 @@ static void worker_untouch(cs_daemon *d, const char *worker)
 static void store_error(cs_daemon *d, dctx *c, cs_rc rc, const cs_err *err)
 {
     if (rc == CS_EDB || rc == CS_ENOSPC || rc == CS_EIO || rc == CS_EBUSY || rc == CS_ENOMEM) {
-        if (ratelog_ok(&d->rl_db, "database-error"))
+        if (ratelog_ok(&d->rl_db, "database-error")) {
             cs_log(CS_LOG_ERROR, "%s: %s", cs_msg_type_name(c->req.type), err->msg);
+        }
     }
     set_error(c, rc, err->msg);
 }
@@ -537,8 +575,9 @@ static cs_rc long_form(const cs_result *r, cs_store_metric **out, size_t *n_out,
 {
     size_t n = 0, total = cs_result_count_metrics(r);
     cs_store_metric *m = cs_alloc_array(total > 0 ? total : 1, sizeof *m);
-    if (m == NULL)
+    if (m == NULL) {
         return cs_err_set(err, CS_ENOMEM, 0, "RESULT.result.metrics");
+    }
     for (size_t i = 0; i < r->n_tasks; i++) {
         const cs_result_task *t = &r->tasks[i];
         for (size_t k = 0; k < t->n_metrics; k++) {
@@ -548,8 +587,9 @@ static cs_rc long_form(const cs_result *r, cs_store_metric **out, size_t *n_out,
                 char base[CS_LIMIT_NAME_BYTES + 1];
                 memcpy(base, name, len - 7);
                 base[len - 7] = '\0';
-                if (cs_result_metric(t, base) != NULL)
+                if (cs_result_metric(t, base) != NULL) {
                     continue;
+                }
             }
             char key[CS_LIMIT_NAME_BYTES + 16];
             snprintf(key, sizeof key, "%s_stderr", name);
@@ -572,8 +612,9 @@ static cs_rc long_form(const cs_result *r, cs_store_metric **out, size_t *n_out,
 static void claim_after_report(cs_daemon *d, dctx *c, const cs_msg_claim *cl, int64_t now)
 {
     cs_rc rc;
-    if (cl->worker == NULL)
+    if (cl->worker == NULL) {
         return;
+    }
     if (strcmp(cl->worker,
                c->req.type == CS_MSG_RESULT ? c->req.result.worker : c->req.fail.worker) != 0) {
         no_work(c, 1000); /* the report stands; a claim for another name is not served */
@@ -581,10 +622,11 @@ static void claim_after_report(cs_daemon *d, dctx *c, const cs_msg_claim *cl, in
     }
     worker_touch(d, cl->worker, cl->instance, now);
     rc = try_claim(d, c, cl, now);
-    if (rc == CS_ENOENT)
+    if (rc == CS_ENOENT) {
         no_work(c, 0);
-    else if (rc != CS_OK)
+    } else if (rc != CS_OK) {
         no_work(c, 1000);
+    }
 }
 
 static void do_result(cs_daemon *d, dctx *c, int64_t now)
@@ -598,8 +640,9 @@ static void do_result(cs_daemon *d, dctx *c, int64_t now)
     /* The codec refused non-finite metrics and oversize results when the message was decoded;
      * what is stored is the result's canonical text, the same bytes wherever it is encoded. */
     cs_rc rc = long_form(&r->result, &metrics, &n_metrics, &err);
-    if (rc == CS_OK)
+    if (rc == CS_OK) {
         rc = cs_result_encode(&r->result, &text, NULL, &err);
+    }
     if (rc != CS_OK) {
         log_bad(d, c, "RESULT refused", err.msg);
         set_error(c, rc, err.msg);
@@ -616,13 +659,15 @@ static void do_result(cs_daemon *d, dctx *c, int64_t now)
         log_refused(d, c, r->worker, &err);
         set_error(c, rc, err.msg);
     } else if (rc == CS_OK) {
-        if (r->claim.worker == NULL)
+        if (r->claim.worker == NULL) {
             worker_touch(d, r->worker, NULL, now); /* else claim_after_report touches */
+        }
         cs_msg ack;
         cs_msg_init(&ack, CS_MSG_ACK);
         set_reply(c, &ack);
-        if (!dup)
+        if (!dup) {
             d->wake = true;
+        }
         claim_after_report(d, c, &r->claim, now);
     } else {
         store_error(d, c, rc, &err);
@@ -655,8 +700,9 @@ static void do_heartbeat(cs_daemon *d, dctx *c, int64_t now)
     cs_rc rc = cs_store_heartbeat(d->store, h->job_id, (int)h->attempt, h->worker, h->lease_token,
                                   d->o.lease_s * 1000, progress, now, &cancel, &err);
     free(progress);
-    if (rc == CS_ESTALE)
+    if (rc == CS_ESTALE) {
         log_refused(d, c, h->worker, &err);
+    }
     if (rc != CS_OK) {
         store_error(d, c, rc, &err);
         return;
@@ -696,14 +742,16 @@ static void do_fail(cs_daemon *d, dctx *c, int64_t now)
                        : cs_store_fail(d->store, f->job_id, (int)f->attempt, f->worker,
                                        f->lease_token, reason, &ex, now, &next, &err);
     free(reason);
-    if (rc == CS_ESTALE)
+    if (rc == CS_ESTALE) {
         log_refused(d, c, f->worker, &err);
+    }
     if (rc != CS_OK) {
         store_error(d, c, rc, &err);
         return;
     }
-    if (f->claim.worker == NULL)
+    if (f->claim.worker == NULL) {
         worker_touch(d, f->worker, NULL, now); /* else claim_after_report touches */
+    }
     cs_log(CS_LOG_INFO, "job %lld attempt %lld failed (%s): now %s", (long long)f->job_id,
            (long long)f->attempt, cs_fail_kind_name(f->kind), cs_job_state_name(next));
     d->wake = true;
@@ -748,8 +796,9 @@ static size_t drop_held_claims(cs_daemon *d, const char *worker, const char *ins
         send_reply(d, h);
         n++;
     }
-    if (n > 0)
+    if (n > 0) {
         hold_reschedule(d);
+    }
     return n;
 }
 
@@ -764,20 +813,23 @@ static void do_bye(cs_daemon *d, dctx *c, int64_t now)
                         ? cs_err_set(&err, CS_ESTALE, 0, "stale attempt")
                         : cs_store_release(d->store, b->release_job_id, (int)b->release_attempt,
                                            b->worker, b->release_lease_token, now, &released, &err);
-        if (rc == CS_ESTALE)
+        if (rc == CS_ESTALE) {
             log_refused(d, c, b->worker, &err);
+        }
         if (rc != CS_OK) {
             store_error(d, c, rc, &err);
             return;
         }
-        if (released)
+        if (released) {
             d->reap_soon = true;
+        }
     }
     size_t dropped = drop_held_claims(d, b->worker, b->instance);
     worker_untouch(d, b->worker);
     if (cs_store_worker_bye(d->store, b->worker, b->instance, now, NULL, &err) != CS_OK &&
-        ratelog_ok(&d->rl_db, "database-error"))
+        ratelog_ok(&d->rl_db, "database-error")) {
         cs_log(CS_LOG_ERROR, "bye of %s: %s", b->worker, err.msg);
+    }
     cs_log(CS_LOG_INFO, "worker %s says bye%s%s", b->worker,
            released ? ", handing back its job" : "",
            dropped > 0 ? ", its pending claim answered without a job" : "");
@@ -833,10 +885,11 @@ static bool admit(cs_daemon *d, dctx *c)
     c->in = NULL;
     if (rc != CS_OK) {
         log_bad(d, c, "malformed message", err.msg);
-        if (d->token != NULL)
+        if (d->token != NULL) {
             set_error(c, CS_EAUTH, "authentication failed");
-        else
+        } else {
             set_error(c, rc, err.msg);
+        }
         return false;
     }
     if (d->token != NULL && !cs_net_token_eq(d->token, c->req.token)) {
@@ -869,8 +922,9 @@ static void handle_control(cs_daemon *d, dctx *c, int64_t now)
         set_reply(c, &rep);
         if (rep.type == CS_MSG_OK &&
             (c->req.type == CS_MSG_SUBMIT || c->req.type == CS_MSG_EXTEND ||
-             c->req.type == CS_MSG_RETRY || c->req.type == CS_MSG_RESUME))
+             c->req.type == CS_MSG_RETRY || c->req.type == CS_MSG_RESUME)) {
             d->wake = true;
+        }
     }
     cs_msg_fini(&rep);
 }
@@ -881,16 +935,19 @@ static void on_hold_timer(uv_timer_t *t);
 
 static void hold_reschedule(cs_daemon *d)
 {
-    if (!d->handles_open)
+    if (!d->handles_open) {
         return;
+    }
     if (d->held == NULL) {
         uv_timer_stop(&d->hold_timer);
         return;
     }
     int64_t first = INT64_MAX, now = cs_time_mono_ms();
-    for (dctx *c = d->held; c != NULL; c = c->hnext)
-        if (c->hold_until < first)
+    for (dctx *c = d->held; c != NULL; c = c->hnext) {
+        if (c->hold_until < first) {
             first = c->hold_until;
+        }
+    }
     uv_timer_start(&d->hold_timer, on_hold_timer, (uint64_t)(first > now ? first - now : 0), 0);
 }
 
@@ -925,8 +982,9 @@ static void wake_held(cs_daemon *d)
     cs_err err = {0};
     int64_t now = cs_time_wall_ms();
     dctx *got = NULL;
-    if (d->held == NULL)
+    if (d->held == NULL) {
         return;
+    }
     bool batch = cs_store_begin(d->store, &err) == CS_OK;
     for (dctx **p = &d->held; *p != NULL;) {
         dctx *c = *p;
@@ -940,10 +998,12 @@ static void wake_held(cs_daemon *d)
         got = c;
     }
     if (batch && cs_store_commit(d->store, &err) != CS_OK) {
-        if (ratelog_ok(&d->rl_db, "database-error"))
+        if (ratelog_ok(&d->rl_db, "database-error")) {
             cs_log(CS_LOG_ERROR, "commit: %s", err.msg);
-        for (dctx *c = got; c != NULL; c = c->hnext)
+        }
+        for (dctx *c = got; c != NULL; c = c->hnext) {
             set_error(c, err.rc, err.msg);
+        }
     }
     while (got != NULL) {
         dctx *c = got;
@@ -960,15 +1020,18 @@ static void reap(cs_daemon *d)
     cs_err err = {0};
     cs_rc rc = cs_store_reap(d->store, cs_time_wall_ms(), &n, &err);
     if (rc != CS_OK) {
-        if (ratelog_ok(&d->rl_db, "database-error"))
+        if (ratelog_ok(&d->rl_db, "database-error")) {
             cs_log(CS_LOG_ERROR, "reaper: %s", err.msg);
+        }
         return;
     }
-    if (n.requeued + n.lost + n.cancelled + n.retried > 0)
+    if (n.requeued + n.lost + n.cancelled + n.retried > 0) {
         cs_log(CS_LOG_INFO, "reaper: %zu requeued, %zu lost, %zu cancelled, %zu retried",
                n.requeued, n.lost, n.cancelled, n.retried);
-    if (n.requeued + n.retried > 0)
+    }
+    if (n.requeued + n.retried > 0) {
         d->wake = true;
+    }
 }
 
 /* A control request that waited or ran for seconds: say so, since the client may have given up
@@ -976,9 +1039,10 @@ static void reap(cs_daemon *d)
 static void slow_request(cs_daemon *d, const dctx *c, int64_t t_start)
 {
     int64_t now = cs_time_mono_ms(), wait = t_start - c->t_recv, run = now - t_start;
-    if (wait + run >= 2000 && ratelog_ok(&d->rl_bad, "slow-request"))
+    if (wait + run >= 2000 && ratelog_ok(&d->rl_bad, "slow-request")) {
         cs_log(CS_LOG_WARN, "control %s: waited %.1f s in the queue, ran %.1f s",
                cs_msg_type_name(c->req.type), (double)wait / 1000.0, (double)run / 1000.0);
+    }
 }
 
 /* ---- the drain ------------------------------------------------------------------------------- */
@@ -1005,10 +1069,12 @@ static void drain(cs_daemon *d)
             for (;;) {
                 /* Requests that came while this batch was being built join it (one fsync
                  * for all of them), up to max_batch. */
-                if (q == NULL && n < d->o.max_batch)
+                if (q == NULL && n < d->o.max_batch) {
                     q = take_queue(d);
-                if (q == NULL || n >= d->o.max_batch)
+                }
+                if (q == NULL || n >= d->o.max_batch) {
                     break;
+                }
                 dctx *c = q;
                 q = c->next;
                 c->next = NULL;
@@ -1026,24 +1092,29 @@ static void drain(cs_daemon *d)
                 if (!batch && !cs_store_in_batch(d->store)) {
                     cs_err berr = {0};
                     batch = cs_store_begin(d->store, &berr) == CS_OK;
-                    if (!batch && ratelog_ok(&d->rl_db, "database-error"))
+                    if (!batch && ratelog_ok(&d->rl_db, "database-error")) {
                         cs_log(CS_LOG_ERROR, "begin: %s", berr.msg);
+                    }
                 }
                 n++;
                 handle_work(d, c, now);
-                if (atomic_load(&c->state) == ST_HELD)
+                if (atomic_load(&c->state) == ST_HELD) {
                     continue;
+                }
                 *done_tail = c;
                 done_tail = &c->next;
             }
             d->n_work += (uint64_t)n;
             d->n_commits += batch ? 1u : 0u;
             if (batch && cs_store_commit(d->store, &err) != CS_OK) {
-                if (ratelog_ok(&d->rl_db, "database-error"))
+                if (ratelog_ok(&d->rl_db, "database-error")) {
                     cs_log(CS_LOG_ERROR, "commit: %s", err.msg);
-                for (dctx *c = done; c != NULL; c = c->next)
-                    if (c->in_batch)
+                }
+                for (dctx *c = done; c != NULL; c = c->next) {
+                    if (c->in_batch) {
                         set_error(c, err.rc, err.msg);
+                    }
+                }
                 d->wake = false;
             }
             while (done != NULL) {
@@ -1086,12 +1157,14 @@ static void checkpoint_if_idle(cs_daemon *d)
     cs_err err = {0};
     bool idle = d->n_requests == d->n_requests_at_tick;
     d->n_requests_at_tick = d->n_requests;
-    if (!idle || cs_store_in_batch(d->store) || !cs_store_checkpoint_owed(d->store))
+    if (!idle || cs_store_in_batch(d->store) || !cs_store_checkpoint_owed(d->store)) {
         return;
+    }
     int64_t t0 = cs_time_mono_ms();
     if (cs_store_checkpoint(d->store, &err) != CS_OK) {
-        if (ratelog_ok(&d->rl_db, "database-error"))
+        if (ratelog_ok(&d->rl_db, "database-error")) {
             cs_log(CS_LOG_WARN, "checkpoint: %s", err.msg);
+        }
         return;
     }
     cs_log(CS_LOG_INFO, "checkpointed the write-ahead log of a bulk submit in %.1f s",
@@ -1105,22 +1178,27 @@ static void prune_workers(cs_daemon *d)
     cs_err err = {0};
     size_t n = 0;
     int64_t mono = cs_time_mono_ms(), every = d->o.worker_prune_s * 1000;
-    if (d->o.worker_prune_s <= 0)
+    if (d->o.worker_prune_s <= 0) {
         return;
-    if (every > 60000)
+    }
+    if (every > 60000) {
         every = 60000;
-    if (d->pruned_at != 0 && mono - d->pruned_at < every)
+    }
+    if (d->pruned_at != 0 && mono - d->pruned_at < every) {
         return;
+    }
     d->pruned_at = mono;
     if (cs_store_worker_prune(d->store, cs_time_wall_ms(), d->o.worker_prune_s * 1000, &n, &err) !=
         CS_OK) {
-        if (ratelog_ok(&d->rl_db, "database-error"))
+        if (ratelog_ok(&d->rl_db, "database-error")) {
             cs_log(CS_LOG_ERROR, "prune workers: %s", err.msg);
+        }
         return;
     }
-    if (n > 0)
+    if (n > 0) {
         cs_log(CS_LOG_INFO, "forgot %zu workers not seen for %lld s", n,
                (long long)d->o.worker_prune_s);
+    }
 }
 
 static void on_reap_timer(uv_timer_t *t)
@@ -1129,8 +1207,9 @@ static void on_reap_timer(uv_timer_t *t)
     reap(d);
     prune_workers(d);
     checkpoint_if_idle(d);
-    for (int i = 0; i < EP_COUNT && d->o.tls.cert != NULL; i++)
+    for (int i = 0; i < EP_COUNT && d->o.tls.cert != NULL; i++) {
         cs_net_tls_log_failures(d->sock[i], &d->tls_failed[i]);
+    }
     if (d->wake) {
         d->wake = false;
         wake_held(d);
@@ -1146,8 +1225,9 @@ static void on_close_handle(uv_handle_t *h)
 
 static void shutdown_loop(cs_daemon *d)
 {
-    if (d->stopping)
+    if (d->stopping) {
         return;
+    }
     d->stopping = true;
     cs_log(CS_LOG_INFO, "stopping: finishing the requests under way");
     uv_timer_stop(&d->reap_timer);
@@ -1162,19 +1242,24 @@ static void shutdown_loop(cs_daemon *d)
     }
     uv_timer_stop(&d->hold_timer);
     /* Let the replies leave before the sockets close (bounded). */
-    for (int i = 0; i < 100 && atomic_load(&d->n_sending) > 0; i++)
+    for (int i = 0; i < 100 && atomic_load(&d->n_sending) > 0; i++) {
         uv_sleep(5);
+    }
     atomic_store(&d->closing, true);
-    for (int e = 0; e < EP_COUNT; e++)
+    for (int e = 0; e < EP_COUNT; e++) {
         nng_close(d->sock[e]);
+    }
     d->sockets_open = false;
-    for (size_t i = 0; d->ctxs != NULL && i < d->n_ctxs; i++)
-        if (d->ctxs[i].aio != NULL)
+    for (size_t i = 0; d->ctxs != NULL && i < d->n_ctxs; i++) {
+        if (d->ctxs[i].aio != NULL) {
             nng_aio_stop(d->ctxs[i].aio);
+        }
+    }
     /* Requests that arrived during the stop are dropped (their REQ resends). */
     for (dctx *c = take_queue(d); c != NULL; c = c->next) {
-        if (c->in != NULL)
+        if (c->in != NULL) {
             nng_msg_free(c->in);
+        }
         c->in = NULL;
     }
     uv_close((uv_handle_t *)&d->async, on_close_handle);
@@ -1222,19 +1307,23 @@ cs_rc cs_daemon_open(const cs_daemon_opts *o, cs_daemon **out, cs_err *err)
     cs_rc rc;
     int rv;
     *out = NULL;
-    if (o->db == NULL || o->work_url == NULL || o->control_url == NULL)
+    if (o->db == NULL || o->work_url == NULL || o->control_url == NULL) {
         return cs_err_set(err, CS_EINVAL, 0, "the daemon needs a database and two endpoints");
+    }
     if (o->lease_s < 1 || o->claim_hold_ms < 0 || o->reap_ms < 1 || o->max_batch < 1 ||
-        o->n_work_ctx < 1 || o->n_control_ctx < 1 || o->worker_prune_s < 0)
+        o->n_work_ctx < 1 || o->n_control_ctx < 1 || o->worker_prune_s < 0) {
         return cs_err_set(err, CS_EINVAL, 0, "daemon options out of range");
+    }
     if ((rc = cs_net_check_listen(o->work_url, o->token != NULL, &o->tls, o->insecure, err)) !=
                 CS_OK ||
         (rc = cs_net_check_listen(o->control_url, o->token != NULL, &o->tls, o->insecure, err)) !=
-                CS_OK)
+                CS_OK) {
         return rc;
+    }
     d = calloc(1, sizeof *d);
-    if (d == NULL)
+    if (d == NULL) {
         return cs_err_set(err, CS_ENOMEM, 0, "daemon");
+    }
     d->o = *o;
     d->sock[0] = d->sock[1] = (nng_socket)NNG_SOCKET_INITIALIZER;
     pthread_mutex_init(&d->mu, NULL);
@@ -1242,8 +1331,9 @@ cs_rc cs_daemon_open(const cs_daemon_opts *o, cs_daemon **out, cs_err *err)
         rc = cs_err_set(err, CS_ENOMEM, 0, "daemon");
         goto fail;
     }
-    if ((rc = cs_store_open(o->db, &d->store, err)) != CS_OK)
+    if ((rc = cs_store_open(o->db, &d->store, err)) != CS_OK) {
         goto fail;
+    }
     reap(d);
     prune_workers(d);
     d->wake = false;
@@ -1265,10 +1355,12 @@ cs_rc cs_daemon_open(const cs_daemon_opts *o, cs_daemon **out, cs_err *err)
         uv_signal_start(&d->sig_int, on_signal, SIGINT);
     }
     d->handles_open = true;
-    if ((rc = cs_net_listen(&d->sock[EP_WORK], o->work_url, &o->tls, err)) != CS_OK)
+    if ((rc = cs_net_listen(&d->sock[EP_WORK], o->work_url, &o->tls, err)) != CS_OK) {
         goto fail;
-    if ((rc = cs_net_listen(&d->sock[EP_CONTROL], o->control_url, &o->tls, err)) != CS_OK)
+    }
+    if ((rc = cs_net_listen(&d->sock[EP_CONTROL], o->control_url, &o->tls, err)) != CS_OK) {
         goto fail;
+    }
     d->sockets_open = true;
     d->n_ctxs = (size_t)o->n_work_ctx + (size_t)o->n_control_ctx;
     d->ctxs = cs_calloc_array(d->n_ctxs, sizeof *d->ctxs);
@@ -1306,9 +1398,10 @@ cs_rc cs_daemon_run(cs_daemon *d, cs_err *err)
     uv_run(&d->loop, UV_RUN_DEFAULT);
     uv_rusage_t ru;
     double cpu = 0;
-    if (uv_getrusage(&ru) == 0)
+    if (uv_getrusage(&ru) == 0) {
         cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
               (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    }
     cs_log(CS_LOG_INFO, "calsweepd stopped: %llu work requests in %llu transactions, %.2f s CPU",
            (unsigned long long)d->n_work, (unsigned long long)d->n_commits, cpu);
     return CS_OK;
@@ -1321,15 +1414,18 @@ void cs_daemon_stop(cs_daemon *d)
 
 void cs_daemon_close(cs_daemon *d)
 {
-    if (d == NULL)
+    if (d == NULL) {
         return;
+    }
     if (d->handles_open) {
         shutdown_loop(d);
     } else if (d->sockets_open || d->sock[0].id != 0 || d->sock[1].id != 0) {
         atomic_store(&d->closing, true);
-        for (int e = 0; e < EP_COUNT; e++)
-            if (d->sock[e].id != 0)
+        for (int e = 0; e < EP_COUNT; e++) {
+            if (d->sock[e].id != 0) {
                 nng_close(d->sock[e]);
+            }
+        }
     }
     if (d->loop_ready) {
         uv_run(&d->loop, UV_RUN_DEFAULT);
@@ -1341,8 +1437,9 @@ void cs_daemon_close(cs_daemon *d)
             nng_aio_stop(c->aio);
             nng_aio_free(c->aio);
         }
-        if (c->in != NULL)
+        if (c->in != NULL) {
             nng_msg_free(c->in);
+        }
         cs_msg_fini(&c->req);
         free(c->out);
     }

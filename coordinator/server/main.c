@@ -98,8 +98,9 @@ static void usage(FILE *out)
 static cs_rc set_str(char **slot, const char *v, cs_err *err)
 {
     char *c = cs_strdup(v);
-    if (c == NULL)
+    if (c == NULL) {
         return cs_err_set(err, CS_ENOMEM, 0, "options");
+    }
     free(*slot);
     *slot = c;
     return CS_OK;
@@ -144,8 +145,9 @@ static cs_rc apply(settings *s, int id, const char *name, const char *arg, cs_er
     case OPT_WORKER_PRUNE_S:
         return cs_parse_i64(arg, 0, 86400 * 365, &s->worker_prune_s, name, err);
     case OPT_LOG_LEVEL:
-        if (cs_log_level_parse(arg, &s->level) != CS_OK)
+        if (cs_log_level_parse(arg, &s->level) != CS_OK) {
             return cs_err_set(err, CS_EINVAL, 0, "%s: unknown log level '%s'", name, arg);
+        }
         return CS_OK;
     default:
         return cs_err_set(err, CS_EINVAL, 0, "%s: not allowed here", name);
@@ -156,8 +158,9 @@ static cs_rc load_config(settings *s, const char *path, cs_err *err)
 {
     cJSON *root = NULL;
     cs_rc rc = cs_json_parse_file(path, 1 << 20, &root, err);
-    if (rc != CS_OK)
+    if (rc != CS_OK) {
         return rc;
+    }
     if (!cJSON_IsObject(root)) {
         rc = cs_err_set(err, CS_EINVAL, 0, "%s: expected a JSON object", path);
         goto cleanup;
@@ -168,9 +171,11 @@ static cs_rc load_config(settings *s, const char *path, cs_err *err)
         const cs_opt *o = NULL;
         char num[64];
         const char *arg = NULL;
-        for (size_t i = 0; i < N_OPTIONS; i++)
-            if (strcmp(options[i].lng, v->string) == 0)
+        for (size_t i = 0; i < N_OPTIONS; i++) {
+            if (strcmp(options[i].lng, v->string) == 0) {
                 o = &options[i];
+            }
+        }
         if (o == NULL || o->id == OPT_HELP || o->id == OPT_VERSION || o->id == OPT_CONFIG) {
             rc = cs_err_set(err, CS_EINVAL, 0, "%s: %s: unknown option", path, v->string);
             goto cleanup;
@@ -181,8 +186,9 @@ static cs_rc load_config(settings *s, const char *path, cs_err *err)
                                 v->string);
                 goto cleanup;
             }
-            if (cJSON_IsFalse(v))
+            if (cJSON_IsFalse(v)) {
                 continue;
+            }
         } else if (cJSON_IsString(v)) {
             arg = v->valuestring;
         } else if (cJSON_IsNumber(v) && v->valuedouble == (double)(int64_t)v->valuedouble) {
@@ -195,8 +201,9 @@ static cs_rc load_config(settings *s, const char *path, cs_err *err)
         }
         char name[96];
         snprintf(name, sizeof name, "%s: %s", path, o->lng);
-        if ((rc = apply(s, o->id, name, arg, err)) != CS_OK)
+        if ((rc = apply(s, o->id, name, arg, err)) != CS_OK) {
             goto cleanup;
+        }
     }
 cleanup:
     cJSON_Delete(root);
@@ -228,13 +235,16 @@ static cs_rc settings_defaults(settings *s, cs_err *err)
     s->worker_prune_s = 3600;
     s->level = CS_LOG_INFO;
     if ((rc = cs_net_default_url(CS_NET_WORK, &s->work, err)) != CS_OK ||
-        (rc = cs_net_default_url(CS_NET_CONTROL, &s->control, err)) != CS_OK)
+        (rc = cs_net_default_url(CS_NET_CONTROL, &s->control, err)) != CS_OK) {
         return rc;
+    }
     if ((env = getenv("CALSWEEP_TOKEN_FILE")) != NULL && env[0] != '\0' &&
-        (rc = set_str(&s->token_file, env, err)) != CS_OK)
+        (rc = set_str(&s->token_file, env, err)) != CS_OK) {
         return rc;
-    if ((env = getenv("CALSWEEP_DB")) != NULL && env[0] != '\0')
+    }
+    if ((env = getenv("CALSWEEP_DB")) != NULL && env[0] != '\0') {
         return set_str(&s->db, env, err);
+    }
     return CS_OK;
 }
 
@@ -265,13 +275,14 @@ static int lock_db(const char *db)
         int e = errno;
         got = pread(fd, pid, sizeof pid - 1, 0);
         pid[got > 0 ? strcspn(pid, "\n") : 0] = '\0';
-        if (e == EWOULDBLOCK)
+        if (e == EWOULDBLOCK) {
             fprintf(stderr,
                     "calsweepd: %s is in use by another calsweepd%s%s%s (it holds %s); stop "
                     "it first, or give this one another --db\n",
                     db, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "", path);
-        else
+        } else {
             fprintf(stderr, "calsweepd: %s: cannot lock: %s\n", path, strerror(e));
+        }
         goto fail;
     }
     snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
@@ -282,8 +293,9 @@ static int lock_db(const char *db)
     free(path);
     return fd;
 fail:
-    if (fd >= 0)
+    if (fd >= 0) {
         close(fd);
+    }
     free(path);
     return -1;
 }
@@ -302,8 +314,9 @@ static int serve(settings *s)
         }
     }
     lock = lock_db(s->db);
-    if (lock < 0)
+    if (lock < 0) {
         goto cleanup;
+    }
     if (s->token_file != NULL && cs_net_token_load(s->token_file, &token, &err) != CS_OK) {
         fprintf(stderr, "calsweepd: %s\n", err.msg);
         goto cleanup;
@@ -337,8 +350,9 @@ static int serve(settings *s)
     code = CS_EXIT_OK;
 cleanup:
     cs_daemon_close(d);
-    if (lock >= 0)
+    if (lock >= 0) {
         close(lock); /* after the store is closed: the lock outlives every write */
+    }
     free(token);
     free(dir);
     return code;
@@ -369,29 +383,35 @@ int main(int argc, char **argv)
             fprintf(stderr, "calsweepd: unexpected argument '%s' (see --help)\n", arg);
             return CS_EXIT_USAGE;
         }
-        if (id == OPT_CONFIG && set_str(&s.config, arg, &err) != CS_OK)
+        if (id == OPT_CONFIG && set_str(&s.config, arg, &err) != CS_OK) {
             goto fail;
+        }
     }
-    if (rc != CS_ENOENT)
+    if (rc != CS_ENOENT) {
         goto fail;
+    }
     if (settings_defaults(&s, &err) != CS_OK) {
         fprintf(stderr, "calsweepd: %s\n", err.msg);
         code = CS_EXIT_FAIL;
         goto out;
     }
-    if (s.config != NULL && load_config(&s, s.config, &err) != CS_OK)
+    if (s.config != NULL && load_config(&s, s.config, &err) != CS_OK) {
         goto fail;
+    }
     cs_opt_init(&p, argc, argv, 1);
     while ((rc = cs_opt_next(&p, options, N_OPTIONS, &id, &arg, &err)) == CS_OK) {
         char name[64];
-        if (id == OPT_CONFIG)
+        if (id == OPT_CONFIG) {
             continue;
+        }
         snprintf(name, sizeof name, "--%s", options[id].lng);
-        if (apply(&s, id, name, arg, &err) != CS_OK)
+        if (apply(&s, id, name, arg, &err) != CS_OK) {
             goto fail;
+        }
     }
-    if (rc != CS_ENOENT)
+    if (rc != CS_ENOENT) {
         goto fail;
+    }
     cs_log_setup(s.level, s.log_json, NULL);
     code = serve(&s);
     goto out;

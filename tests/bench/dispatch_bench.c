@@ -54,13 +54,15 @@ static void *worker(void *arg)
             break;
         }
         if (rep.type != CS_MSG_JOB) {
-            if (rep.type == CS_MSG_ERROR)
+            if (rep.type == CS_MSG_ERROR) {
                 w->errors++;
+            }
             cs_msg_fini(&rep);
             break; /* NO_WORK: the queue is empty */
         }
-        if (w->n_lat < w->cap)
+        if (w->n_lat < w->cap) {
             w->lat_us[w->n_lat++] = (int64_t)((t1 - t0) / 1000);
+        }
         int64_t id = rep.job.job_id, at = rep.job.attempt;
         char lease[CS_PROTO_TOKEN_LEN + 1];
         snprintf(lease, sizeof lease, "%s", rep.job.lease_token);
@@ -68,10 +70,11 @@ static void *worker(void *arg)
         t0 = cs_time_mono_ns();
         if (separate) {
             rc = dt_result(s, name, lease, id, at, NULL, 20000, &rep);
-            if (rc == CS_OK && rep.type == CS_MSG_ACK)
+            if (rc == CS_OK && rep.type == CS_MSG_ACK) {
                 w->done++;
-            else
+            } else {
                 w->errors++;
+            }
             cs_msg_fini(&rep);
             t0 = cs_time_mono_ns();
             rc = dt_claim(s, name, NULL, 20000, &rep);
@@ -79,8 +82,9 @@ static void *worker(void *arg)
         }
         /* The result carries the claim of the next job: JOB or NO_WORK acknowledge it. */
         rc = dt_result_claim(s, id, at, name, lease, 20000, &rep);
-        if (rc == CS_OK && (rep.type == CS_MSG_JOB || rep.type == CS_MSG_NO_WORK))
+        if (rc == CS_OK && (rep.type == CS_MSG_JOB || rep.type == CS_MSG_NO_WORK)) {
             w->done++;
+        }
     }
     nng_close(s);
     return NULL;
@@ -120,8 +124,9 @@ static bool a_send(aworker *w, const cs_msg *m)
     if (cs_msg_encode(m, &text, &len, NULL) != CS_OK || nng_msg_alloc(&msg, 0) != 0 ||
         nng_msg_append(msg, text, len) != 0) {
         free(text);
-        if (msg)
+        if (msg) {
             nng_msg_free(msg);
+        }
         return false;
     }
     free(text);
@@ -147,8 +152,9 @@ static void a_cb(void *arg)
     aworker *w = arg;
     int rv = nng_aio_result(w->aio);
     if (rv != 0) {
-        if (w->phase == 0 || w->phase == 2)
+        if (w->phase == 0 || w->phase == 2) {
             nng_msg_free(nng_aio_get_msg(w->aio));
+        }
         w->st.errors++;
         a_finish(w);
         return;
@@ -181,14 +187,16 @@ static void a_cb(void *arg)
     }
     if (w->phase == 1) {
         if (rep.type != CS_MSG_JOB) { /* NO_WORK: the queue is empty */
-            if (rep.type == CS_MSG_ERROR)
+            if (rep.type == CS_MSG_ERROR) {
                 w->st.errors++;
+            }
             cs_msg_fini(&rep);
             a_finish(w);
             return;
         }
-        if (w->st.n_lat < w->st.cap)
+        if (w->st.n_lat < w->st.cap) {
             w->st.lat_us[w->st.n_lat++] = (int64_t)((cs_time_mono_ns() - w->t0) / 1000);
+        }
         cs_msg m;
         cs_msg_init(&m, CS_MSG_RESULT);
         m.result.worker = w->name;
@@ -211,10 +219,11 @@ static void a_cb(void *arg)
         }
         return;
     }
-    if (rep.type == CS_MSG_ACK)
+    if (rep.type == CS_MSG_ACK) {
         w->st.done++;
-    else
+    } else {
         w->st.errors++;
+    }
     cs_msg_fini(&rep);
     if (!a_claim(w)) {
         w->st.errors++;
@@ -245,8 +254,9 @@ static void run_async(wstate *ws, int64_t workers)
         }
     }
     pthread_mutex_lock(&ctl.mu);
-    while (ctl.active > 0)
+    while (ctl.active > 0) {
         pthread_cond_wait(&ctl.cv, &ctl.mu);
+    }
     pthread_mutex_unlock(&ctl.mu);
     for (int64_t i = 0; i < workers; i++) {
         nng_aio_free(aw[i].aio);
@@ -268,12 +278,15 @@ static int64_t rss_kb(pid_t pid, const char *field)
     int64_t v = -1;
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
     FILE *f = fopen(path, "r");
-    if (f == NULL)
+    if (f == NULL) {
         return -1;
+    }
     size_t n = strlen(field);
-    while (fgets(line, sizeof line, f) != NULL)
-        if (strncmp(line, field, n) == 0 && line[n] == ':')
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, field, n) == 0 && line[n] == ':') {
             v = strtoll(line + n + 1, NULL, 10);
+        }
+    }
     fclose(f);
     return v;
 }
@@ -309,10 +322,12 @@ static int run(const char *label, bool tcp, bool async, int64_t jobs, int64_t wo
     if (async) {
         run_async(ws, workers);
     } else {
-        for (int64_t i = 0; i < workers; i++)
+        for (int64_t i = 0; i < workers; i++) {
             pthread_create(&th[i], NULL, worker, &ws[i]);
-        for (int64_t i = 0; i < workers; i++)
+        }
+        for (int64_t i = 0; i < workers; i++) {
             pthread_join(th[i], NULL);
+        }
     }
     double secs = (double)(cs_time_mono_ns() - t0) / 1e9;
     int64_t rss = rss_kb(e.pid, "VmHWM");
@@ -377,8 +392,9 @@ static int run_queued(int64_t queued)
         snprintf(lease, sizeof lease, "%s", rep.job.lease_token);
         cs_msg_fini(&rep);
         if (dt_result(s, "one", lease, id, at, NULL, 20000, &rep) == CS_OK &&
-            rep.type == CS_MSG_ACK)
+            rep.type == CS_MSG_ACK) {
             done++;
+        }
         cs_msg_fini(&rep);
     }
     double secs = (double)(cs_time_mono_ns() - t0) / 1e9;
@@ -422,10 +438,13 @@ int main(int argc, char **argv)
                             : "each RESULT carries the next CLAIM (protocol v2)");
     int rc = 0;
     static const char *const names[] = {"ipc-threads", "ipc-async", "tcp-threads", "tcp-async"};
-    for (int k = 0; k < 4; k++)
-        if (only == NULL || strcmp(only, names[k]) == 0)
+    for (int k = 0; k < 4; k++) {
+        if (only == NULL || strcmp(only, names[k]) == 0) {
             rc |= run(k < 2 ? "ipc" : "tcp", k >= 2, k % 2 == 1, jobs, workers);
-    if (queued > 0)
+        }
+    }
+    if (queued > 0) {
         rc |= run_queued(queued);
+    }
     return rc;
 }

@@ -100,8 +100,9 @@ static void kill_child(pid_t *pid)
 /* Ends whatever r still runs (also when a test failed half-way); no-op unless live. */
 static void run_fini(run *r)
 {
-    if (!r->live)
+    if (!r->live) {
         return;
+    }
     r->live = false;
     kill_child(&r->worker);
     kill_child(&r->runner);
@@ -123,11 +124,14 @@ static int64_t submit(run *r)
     snprintf(path, sizeof path, "%s/tests/data/sweeps-e2e/%s", r->src, SWEEP_FILE);
     if (cs_sweep_load(path, &sw, NULL, &err) != CS_OK ||
         cs_expand_create(sw, NULL, &ex, &err) != CS_OK ||
-        cs_store_open(r->env.db, &s, &err) != CS_OK)
+        cs_store_open(r->env.db, &s, &err) != CS_OK) {
         fail_msg("submit %s: %s", SWEEP_FILE, err.msg);
+    }
     cs_sweep_get_meta(sw, &meta);
-    if (cs_store_submit(s, &meta, cs_expand_next, ex, false, cs_time_wall_ms(), &c, &err) != CS_OK)
+    if (cs_store_submit(s, &meta, cs_expand_next, ex, false, cs_time_wall_ms(), &c, &err) !=
+        CS_OK) {
         fail_msg("submit %s: %s", SWEEP_FILE, err.msg);
+    }
     cs_store_close(s);
     cs_expand_destroy(ex);
     cs_sweep_destroy(sw);
@@ -159,10 +163,12 @@ static pid_t start_worker(run *r, const char *name, char *const *more)
                           work,          dt_mut("--heartbeat-ms"),
                           dt_mut("200"), dt_mut("--threads"),
                           dt_mut("1"),   NULL};
-    for (size_t i = 0; base[i] != NULL; i++)
+    for (size_t i = 0; base[i] != NULL; i++) {
         argv[k++] = base[i];
-    for (size_t i = 0; more[i] != NULL && k + 1 < sizeof argv / sizeof argv[0]; i++)
+    }
+    for (size_t i = 0; more[i] != NULL && k + 1 < sizeof argv / sizeof argv[0]; i++) {
         argv[k++] = more[i];
+    }
     argv[k] = NULL;
     pid_t pid = fork();
     if (pid == 0) {
@@ -171,8 +177,9 @@ static pid_t start_worker(run *r, const char *name, char *const *more)
             dup2(fd, 2);
             close(fd);
         }
-        if (chdir(r->src) != 0)
+        if (chdir(r->src) != 0) {
             _exit(126);
+        }
         execv(bin, argv);
         _exit(127);
     }
@@ -224,16 +231,18 @@ static void dump_logs(const run *r)
     char cmd[700];
     snprintf(cmd, sizeof cmd, "for f in '%s'/*.log; do echo \"== $f\"; tail -n 20 \"$f\"; done >&2",
              r->env.dir);
-    if (system(cmd) != 0)
+    if (system(cmd) != 0) {
         fprintf(stderr, "could not show the logs of %s\n", r->env.dir);
+    }
 }
 
 static int64_t sql(const run *r, const char *q)
 {
     for (int i = 0; i < 50; i++) {
         int64_t v = dt_sql_int(r->env.db, q);
-        if (v >= 0)
+        if (v >= 0) {
             return v;
+        }
         cs_time_sleep_ms(20);
     }
     return -1;
@@ -279,10 +288,12 @@ static char *encode(cs_msg *m, size_t *len)
 {
     char *text = NULL;
     cs_err err = {0};
-    if (m->token == NULL)
+    if (m->token == NULL) {
         m->token = dt_mut(TOKEN); /* an insider: the shared token, but no lease */
-    if (cs_msg_encode(m, &text, len, &err) != CS_OK)
+    }
+    if (cs_msg_encode(m, &text, len, &err) != CS_OK) {
         fail_msg("encode %s: %s", cs_msg_type_name(m->type), err.msg);
+    }
     return text;
 }
 
@@ -442,8 +453,9 @@ static char *flood(const char *head, const char *tail, size_t *len)
     assert_int_equal(cs_buf_reserve(&b, strlen(head) + 16 * (size_t)FLOOD_KEYS + strlen(tail)),
                      CS_OK);
     assert_int_equal(cs_buf_puts(&b, head), CS_OK);
-    for (size_t i = 0; i < FLOOD_KEYS; i++)
+    for (size_t i = 0; i < FLOOD_KEYS; i++) {
         assert_int_equal(cs_buf_printf(&b, "%s\"k%07zu\":%zu", i ? "," : "", i, i % 10), CS_OK);
+    }
     assert_int_equal(cs_buf_puts(&b, tail), CS_OK);
     return take(&b, len);
 }
@@ -504,10 +516,12 @@ static char *nested(const char *head, const char *tail, size_t *len)
     assert_int_equal(cs_buf_reserve(&b, strlen(head) + 2 * (size_t)NEST_DEPTH + strlen(tail)),
                      CS_OK);
     assert_int_equal(cs_buf_puts(&b, head), CS_OK);
-    for (size_t i = 0; i < NEST_DEPTH; i++)
+    for (size_t i = 0; i < NEST_DEPTH; i++) {
         assert_int_equal(cs_buf_putc(&b, '['), CS_OK);
-    for (size_t i = 0; i < NEST_DEPTH; i++)
+    }
+    for (size_t i = 0; i < NEST_DEPTH; i++) {
         assert_int_equal(cs_buf_putc(&b, ']'), CS_OK);
+    }
     assert_int_equal(cs_buf_puts(&b, tail), CS_OK);
     return take(&b, len);
 }
@@ -759,8 +773,9 @@ static bool decode_says(const attack *a, const char *msg, size_t len)
     cs_err err = {0};
     cs_rc rc = cs_msg_decode(msg, len, &m, &err);
     cs_msg_fini(&m);
-    if (rc != CS_OK && strstr(err.msg, a->decode) != NULL)
+    if (rc != CS_OK && strstr(err.msg, a->decode) != NULL) {
         return true;
+    }
     fprintf(stderr, "attack \"%s\": the codec says %s \"%s\", want \"%s\"\n", a->name,
             cs_rc_name(rc), err.msg, a->decode);
     return false;
@@ -779,11 +794,13 @@ static bool probe(sockets *ss, tally *ty, const char *after)
     int64_t ms = cs_time_mono_ms() - t0;
     bool ok = rc == CS_OK && rep.type == CS_MSG_OK;
     cs_msg_fini(&rep);
-    if (ms > ty->slowest_probe)
+    if (ms > ty->slowest_probe) {
         ty->slowest_probe = ms;
-    if (!ok)
+    }
+    if (!ok) {
         fprintf(stderr, "STATUS after \"%s\": %s after %lld ms\n", after,
                 rc == CS_OK ? "not OK" : cs_rc_name(rc), (long long)ms);
+    }
     return ok;
 }
 
@@ -797,8 +814,9 @@ static bool attack_once(sockets *ss, size_t i, const target *t, tally *ty)
     cs_msg rep;
     char *msg = a->build(t, &len);
     bool ok = true;
-    if (ty->sent[i] == 0 && a->decode != NULL)
+    if (ty->sent[i] == 0 && a->decode != NULL) {
         ok = decode_says(a, msg, len);
+    }
     /* A message nng may drop gets a socket of its own: the pipe it came on may be closed. */
     nng_socket s = a->may_drop ? dial_for(ss->r, a->to, DROP_MS)
                                : (a->to == TO_WORK ? ss->work : ss->control);
@@ -807,11 +825,13 @@ static bool attack_once(sockets *ss, size_t i, const target *t, tally *ty)
     int rv = nng_send(s, msg, len, 0);
     free(msg);
     ty->sent[i]++;
-    if (rv == 0)
+    if (rv == 0) {
         rv = nng_recv(s, &in, &n, NNG_FLAG_ALLOC);
+    }
     int64_t ms = cs_time_mono_ms() - t0;
-    if (a->may_drop)
+    if (a->may_drop) {
         nng_close(s);
+    }
     if (rv != 0) {
         if (a->may_drop) {
             ty->dropped[i]++;
@@ -821,8 +841,9 @@ static bool attack_once(sockets *ss, size_t i, const target *t, tally *ty)
                 nng_strerror(rv));
         return false;
     }
-    if (ms > ty->slowest[i])
+    if (ms > ty->slowest[i]) {
         ty->slowest[i] = ms;
+    }
     cs_rc rc = cs_msg_decode(in, n, &rep, NULL);
     nng_free(in, n);
     bool right = rc == CS_OK &&
@@ -853,8 +874,9 @@ static bool find_target(const run *r, target *t)
     t->worker = REAL;
     t->job_id = dt_sql_int(r->env.db, "SELECT coalesce(max(id), 0) FROM job WHERE state = "
                                       "'running' AND worker = '" REAL "'");
-    if (t->job_id <= 0)
+    if (t->job_id <= 0) {
         return false;
+    }
     char q[200];
     snprintf(q, sizeof q, "SELECT attempt FROM job WHERE id = %lld", (long long)t->job_id);
     t->attempt = dt_sql_int(r->env.db, q);
@@ -871,8 +893,9 @@ static int64_t run_sweep(run *r, bool attacking, tally *ty)
     assert_true(jobs >= 5);
     start_daemon(r);
     start_real(r);
-    if (attacking)
+    if (attacking) {
         start_runner(r);
+    }
     sockets ss = {.r = r};
     ss.work = dial_for(r, TO_WORK, REPLY_MS);
     ss.control = dial_for(r, TO_CONTROL, REPLY_MS);
@@ -886,8 +909,9 @@ static int64_t run_sweep(run *r, bool attacking, tally *ty)
             cs_time_sleep_ms(20);
             continue;
         }
-        for (size_t i = 0; ok && i < N_ATTACKS; i++)
+        for (size_t i = 0; ok && i < N_ATTACKS; i++) {
             ok = attack_once(&ss, i, &t, ty);
+        }
         ty->rounds++;
         cs_time_sleep_ms(5); /* leave the two CPUs of a CI machine to the worker now and then */
     }
@@ -919,11 +943,12 @@ static char *results_of(const run *r)
                                " ORDER BY j.key, m.task, m.metric",
                                -1, &st, NULL),
             SQLITE_OK);
-    while (sqlite3_step(st) == SQLITE_ROW)
+    while (sqlite3_step(st) == SQLITE_ROW) {
         assert_int_equal(cs_buf_printf(&b, "%s %s %s %.17g\n", sqlite3_column_text(st, 0),
                                        sqlite3_column_text(st, 1), sqlite3_column_text(st, 2),
                                        sqlite3_column_double(st, 3)),
                          CS_OK);
+    }
     sqlite3_finalize(st);
     sqlite3_close(h);
     return b.data ? cs_buf_take(&b) : cs_strdup("");
@@ -944,8 +969,9 @@ static char *stored_texts(const run *r)
                                         "job_event UNION ALL SELECT json FROM result",
                                         -1, &st, NULL),
                      SQLITE_OK);
-    while (sqlite3_step(st) == SQLITE_ROW)
+    while (sqlite3_step(st) == SQLITE_ROW) {
         assert_int_equal(cs_buf_printf(&b, "%s\n", sqlite3_column_text(st, 0)), CS_OK);
+    }
     sqlite3_finalize(st);
     sqlite3_close(h);
     return b.data ? cs_buf_take(&b) : cs_strdup("");
@@ -958,8 +984,9 @@ static void check_hostile(run *r)
     int64_t end = cs_time_mono_ms() + 60000;
     while (cs_time_mono_ms() < end &&
            sql(r, "SELECT count(*) FROM job WHERE sweep_id IN " HOSTILE
-                  " AND state NOT IN ('failed', 'done', 'cancelled')") != 0)
+                  " AND state NOT IN ('failed', 'done', 'cancelled')") != 0) {
         cs_time_sleep_ms(50);
+    }
     if (sql(r, "SELECT count(*) FROM job WHERE sweep_id IN " HOSTILE " AND (state != 'failed' OR "
                "last_error NOT LIKE 'bad_input: %is outside the allowed roots (%')") != 0) {
         dump_logs(r);
@@ -991,8 +1018,9 @@ static void check_hostile(run *r)
     fclose(f);
     line[strcspn(line, "\n")] = '\0';
     assert_true(strlen(line) >= 8);
-    if (strstr(texts, line) != NULL || strstr(texts, ":x:0:") != NULL)
+    if (strstr(texts, line) != NULL || strstr(texts, ":x:0:") != NULL) {
         fail_msg("text of /etc/passwd is stored:\n%s", texts);
+    }
     free(texts);
 }
 
@@ -1072,15 +1100,17 @@ static void test_adversaries_while_a_worker_runs(void **state)
      * every time, with calsweepd serving a STATUS right after each. */
     fprintf(stderr, "%zu rounds of %zu attacks; the slowest STATUS after one took %lld ms\n",
             ty.rounds, N_ATTACKS, (long long)ty.slowest_probe);
-    for (size_t i = 0; i < N_ATTACKS; i++)
+    for (size_t i = 0; i < N_ATTACKS; i++) {
         fprintf(stderr, "  %-50s answered %zu, dropped %zu, slowest reply %lld ms\n",
                 ATTACKS[i].name, ty.answered[i], ty.dropped[i], (long long)ty.slowest[i]);
+    }
     assert_true(ty.rounds >= 2);
     for (size_t i = 0; i < N_ATTACKS; i++) {
         assert_int_equal(ty.sent[i], ty.rounds);
         assert_int_equal(ty.answered[i] + ty.dropped[i], ty.sent[i]);
-        if (!ATTACKS[i].may_drop)
+        if (!ATTACKS[i].may_drop) {
             assert_int_equal(ty.dropped[i], 0);
+        }
     }
     /* The same results as without the adversary, each the real worker's, from its first attempt:
      * no forged result stored or cached, no forged failure, heartbeat or release took effect. */

@@ -27,8 +27,9 @@ static int64_t env_int(const char *name)
 {
     const char *s = getenv(name);
     char *end = NULL;
-    if (s == NULL || s[0] == '\0')
+    if (s == NULL || s[0] == '\0') {
         return 0;
+    }
     long long v = strtoll(s, &end, 10);
     return (end != NULL && *end == '\0') ? (int64_t)v : 0;
 }
@@ -65,14 +66,17 @@ int main(int argc, char **argv)
     const cJSON *extra = cJSON_GetObjectItemCaseSensitive(job, "extra");
     if (cJSON_IsObject(extra)) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(extra, "test_sleep_ms");
-        if (cJSON_IsNumber(v) && v->valuedouble > 0)
+        if (cJSON_IsNumber(v) && v->valuedouble > 0) {
             sleep_ms = (int64_t)v->valuedouble;
+        }
         v = cJSON_GetObjectItemCaseSensitive(extra, "test_fail");
-        if (cJSON_IsString(v))
+        if (cJSON_IsString(v)) {
             fail = v->valuestring;
+        }
         v = cJSON_GetObjectItemCaseSensitive(extra, "test_fail_attempts");
-        if (cJSON_IsNumber(v))
+        if (cJSON_IsNumber(v)) {
             fail_attempts = (int64_t)v->valuedouble;
+        }
     }
     int64_t job_id = env_int("CALSWEEP_JOB_ID"), attempt = env_int("CALSWEEP_ATTEMPT");
     fprintf(stderr, "testrun: job %lld attempt %lld sleep %lld ms fail %s\n", (long long)job_id,
@@ -81,8 +85,9 @@ int main(int argc, char **argv)
         cs_time_sleep_ms(sleep_ms / 10);
         if (progress) {
             int n = snprintf(buf, sizeof buf, "{\"stage\":\"test\",\"done\":%d,\"total\":10}\n", i);
-            if (write(3, buf, (size_t)n) < 0)
+            if (write(3, buf, (size_t)n) < 0) {
                 progress = false;
+            }
         }
     }
     bool failing = strcmp(fail, "none") != 0 && (fail_attempts < 0 || attempt <= fail_attempts);
@@ -108,8 +113,9 @@ int main(int argc, char **argv)
              "\"engine_version\":\"testrun\",\"host\":\"%s\"}",
              (long long)job_id, (long long)attempt, (double)sleep_ms / 1000.0, host);
     cJSON_Delete(job);
-    if (write_text("result.json", buf) != 0)
+    if (write_text("result.json", buf) != 0) {
         return 1;
+    }
     fprintf(stderr, "testrun: done\n");
     return 0;
 }

@@ -39,8 +39,9 @@ static int pick_port(int k)
 
 static void expect_auth_error(const cs_msg *rep)
 {
-    if (rep->type != CS_MSG_ERROR)
+    if (rep->type != CS_MSG_ERROR) {
         fail_msg("expected ERROR CS_EAUTH, got %s", cs_msg_type_name(rep->type));
+    }
     assert_int_equal(rep->error.code, CS_EAUTH);
     assert_string_equal(rep->error.message, "authentication failed");
 }
@@ -158,10 +159,11 @@ static void test_tls(void **state)
     run_sh(d, "openssl req -newkey rsa:2048 -nodes -subj /CN=worker -keyout bad.key "
               "-out bad.csr && openssl x509 -req -in bad.csr -CA evil.crt -CAkey evil.key "
               "-CAcreateserial -days 2 -out bad.crt");
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 6; i++) {
         snprintf(f->args[i], sizeof f->args[i], "%s/%s", d,
                  (const char *[]){"server.crt", "server.key", "ca.crt", "client.crt", "client.key",
                                   "bad.crt"}[i]);
+    }
     snprintf(f->args[6], sizeof f->args[6], "%s/bad.key", d);
     snprintf(f->e.work, sizeof f->e.work, "tls+tcp://localhost:%d", pick_port(3));
     const char *extra[] = {"--tls-cert", f->args[0], "--tls-key", f->args[1],

@@ -74,10 +74,12 @@ static cs_rc send_raw(nng_socket s, const void *data, size_t len, int timeout_ms
     *error = false;
     nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, timeout_ms);
     nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, timeout_ms);
-    if (nng_send(s, dt_mut(data), len, 0) != 0)
+    if (nng_send(s, dt_mut(data), len, 0) != 0) {
         return CS_ENET;
-    if (nng_recv(s, &in, &n, NNG_FLAG_ALLOC) != 0)
+    }
+    if (nng_recv(s, &in, &n, NNG_FLAG_ALLOC) != 0) {
         return CS_ETIMEDOUT;
+    }
     if (cs_msg_decode(in, n, &rep, NULL) == CS_OK) {
         *error = rep.type == CS_MSG_ERROR;
         cs_msg_fini(&rep);
@@ -111,8 +113,9 @@ static void test_garbage(void **state)
             kind = -1;
         } else if (kind == 0) { /* random bytes */
             len = (size_t)cs_rng_below(&rng, 300);
-            for (size_t k = 0; k < len; k++)
+            for (size_t k = 0; k < len; k++) {
                 buf[k] = (char)cs_rng_below(&rng, 256);
+            }
         } else if (kind == 1) { /* a truncated request */
             const char *t = samples[cs_rng_below(&rng, sizeof samples / sizeof samples[0])];
             len = (size_t)cs_rng_below(&rng, strlen(t));

@@ -30,8 +30,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    if (f->dialed)
+    if (f->dialed) {
         nng_close(f->w);
+    }
     dt_kill(&f->e);
     dt_env_fini(&f->e);
     free(f);
@@ -52,18 +53,21 @@ static cs_msg claim_job(nng_socket w, const char *worker)
 {
     cs_msg rep;
     assert_int_equal(dt_claim(w, worker, NULL, 5000, &rep), CS_OK);
-    if (rep.type != CS_MSG_JOB)
+    if (rep.type != CS_MSG_JOB) {
         fail_msg("CLAIM by %s: got %s", worker, cs_msg_type_name(rep.type));
+    }
     return rep;
 }
 
 static void expect_error(const cs_msg *rep, cs_rc code)
 {
-    if (rep->type != CS_MSG_ERROR)
+    if (rep->type != CS_MSG_ERROR) {
         fail_msg("expected ERROR %s, got %s", cs_rc_name(code), cs_msg_type_name(rep->type));
-    if (rep->error.code != code)
+    }
+    if (rep->error.code != code) {
         fail_msg("expected %s, got %s: %s", cs_rc_name(code), cs_rc_name(rep->error.code),
                  rep->error.message);
+    }
 }
 
 static void test_work_protocol(void **state)
@@ -155,8 +159,9 @@ static void test_report_claims_next(void **state)
     char lease2[CS_PROTO_TOKEN_LEN + 1], lease3[CS_PROTO_TOKEN_LEN + 1];
     assert_int_equal(dt_result_claim(f->w, j1.job.job_id, 1, "w1", j1.job.lease_token, 5000, &rep),
                      CS_OK);
-    if (rep.type != CS_MSG_JOB)
+    if (rep.type != CS_MSG_JOB) {
         fail_msg("RESULT with claim: got %s", cs_msg_type_name(rep.type));
+    }
     int64_t j2 = rep.job.job_id;
     snprintf(lease2, sizeof lease2, "%s", rep.job.lease_token);
     assert_int_not_equal(j2, j1.job.job_id);
@@ -235,8 +240,9 @@ static void test_no_work_within_hold(void **state)
     int64_t took = cs_time_mono_ms() - t0;
     assert_int_equal(rep.type, CS_MSG_NO_WORK);
     cs_msg_fini(&rep);
-    if (took < 250 || took > 1500)
+    if (took < 250 || took > 1500) {
         fail_msg("NO_WORK after %lld ms, want about the 300 ms hold", (long long)took);
+    }
 }
 
 /* A job whose JOB message cannot be encoded (a policy.timeout_s beyond the protocol's, as an older
@@ -286,8 +292,9 @@ static void test_unsendable_job_fails_once(void **state)
     char *log = NULL;
     assert_int_equal(cs_path_read_file(f->e.log, 0, &log, NULL, &err), CS_OK);
     size_t lines = 0;
-    for (const char *p = log; (p = strstr(p, "cannot send this job")) != NULL; p++)
+    for (const char *p = log; (p = strstr(p, "cannot send this job")) != NULL; p++) {
         lines++;
+    }
     free(log);
     assert_int_equal(lines, 2);
 }
@@ -337,8 +344,9 @@ static void test_dispatch_follows_plan(void **state)
     cs_msg_init(&m, CS_MSG_SUBMIT);
     m.submit.sweep = dt_mut(order_sweep);
     assert_int_equal(dt_call(ctl, &m, &rep, 20000), CS_OK);
-    if (rep.type != CS_MSG_OK)
+    if (rep.type != CS_MSG_OK) {
         fail_msg("SUBMIT: %s", rep.error.message);
+    }
     cs_msg_fini(&rep);
     nng_close(ctl);
 
@@ -346,13 +354,15 @@ static void test_dispatch_follows_plan(void **state)
         char sql[200], worker[16];
         snprintf(sql, sizeof sql, "SELECT count(*) FROM job WHERE id = %zu AND key = '%s'", i + 1,
                  keys[i]);
-        if (dt_sql_int(f->e.db, sql) != 1)
+        if (dt_sql_int(f->e.db, sql) != 1) {
             fail_msg("stored job %zu does not have plan's key %.12s", i + 1, keys[i]);
+        }
         snprintf(worker, sizeof worker, "w%zu", i);
         cs_msg j = claim_job(f->w, worker);
-        if (strcmp(j.job.config, configs[i]) != 0)
+        if (strcmp(j.job.config, configs[i]) != 0) {
             fail_msg("claim %zu got job %lld, not plan's job %zu:\n  %s\n  %s", i,
                      (long long)j.job.job_id, i, j.job.config, configs[i]);
+        }
         cs_msg_fini(&j);
         free(keys[i]);
         free(configs[i]);
@@ -482,8 +492,9 @@ static void test_config_file(void **state)
     int64_t took = cs_time_mono_ms() - t0;
     assert_int_equal(rep.type, CS_MSG_NO_WORK);
     cs_msg_fini(&rep);
-    if (took < 250 || took > 1500)
+    if (took < 250 || took > 1500) {
         fail_msg("NO_WORK after %lld ms, want the 300 ms hold of the config file", (long long)took);
+    }
     snprintf(cmd, sizeof cmd, "head -n 1 '%s' | grep -q '^{'", f->e.log);
     assert_int_equal(system(cmd), 0);
 }
@@ -526,18 +537,21 @@ static void test_submit_wakes_held_claim(void **state)
                    "\"eval\":{\"default\":{\"tasks\":{\"arc\":{\"path\":\"arc.jsonl\"}}}}},"
                    "\"grid\":{\"algorithm\":[\"rtn\"],\"seed\":[0,1]}}");
     assert_int_equal(dt_call(ctl, &m, &rep, 5000), CS_OK);
-    if (rep.type != CS_MSG_OK)
+    if (rep.type != CS_MSG_OK) {
         fail_msg("SUBMIT: %s %s", cs_msg_type_name(rep.type),
                  rep.type == CS_MSG_ERROR ? rep.error.message : "");
+    }
     cs_msg_fini(&rep);
     nng_close(ctl);
     pthread_join(th, NULL);
     assert_int_equal(c.rc, CS_OK);
-    if (c.rep.type != CS_MSG_JOB)
+    if (c.rep.type != CS_MSG_JOB) {
         fail_msg("held CLAIM: got %s", cs_msg_type_name(c.rep.type));
-    if (c.took_ms > 2500)
+    }
+    if (c.took_ms > 2500) {
         fail_msg("the held CLAIM was answered after %lld ms, not woken by the SUBMIT",
                  (long long)c.took_ms);
+    }
     cs_msg_fini(&c.rep);
 }
 
@@ -555,11 +569,13 @@ static void *answer_then_die(void *arg)
         nng_free(in, n);
         cs_msg_init(&rep, CS_MSG_OK);
         rep.ok.data = dt_mut("{\"workers\":[]}");
-        if (cs_msg_encode(&rep, &out, &len, NULL) == CS_OK)
+        if (cs_msg_encode(&rep, &out, &len, NULL) == CS_OK) {
             nng_send(*s, out, len, 0);
+        }
         free(out);
-        if (nng_recv(*s, &in, &n, NNG_FLAG_ALLOC) == 0)
+        if (nng_recv(*s, &in, &n, NNG_FLAG_ALLOC) == 0) {
             nng_free(in, n);
+        }
     }
     nng_close(*s);
     return NULL;
@@ -757,9 +773,10 @@ static void submit_over_control(fixture *f, const char *name)
     cs_msg_init(&m, CS_MSG_SUBMIT);
     m.submit.sweep = doc;
     assert_int_equal(dt_call(ctl, &m, &rep, 5000), CS_OK);
-    if (rep.type != CS_MSG_OK)
+    if (rep.type != CS_MSG_OK) {
         fail_msg("SUBMIT: %s %s", cs_msg_type_name(rep.type),
                  rep.type == CS_MSG_ERROR ? rep.error.message : "");
+    }
     cs_msg_fini(&rep);
     nng_close(ctl);
 }
@@ -790,9 +807,10 @@ static void test_bye_ends_pending_claim(void **state)
     submit_over_control(f, "after-bye");
     pthread_join(th, NULL);
     assert_int_equal(h.rc, CS_OK);
-    if (h.rep.type != CS_MSG_NO_WORK)
+    if (h.rep.type != CS_MSG_NO_WORK) {
         fail_msg("the pending CLAIM of a worker that said BYE got %s",
                  cs_msg_type_name(h.rep.type));
+    }
     assert_true(h.took_ms < 3000); /* answered at the BYE, not at the end of the 6 s hold */
     cs_msg_fini(&h.rep);
     assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM attempt"), 0);
@@ -835,8 +853,9 @@ static int worker_active(fixture *f, const char *worker)
     cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(d, "workers"))
     {
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(w, "name");
-        if (cJSON_IsString(name) && strcmp(name->valuestring, worker) == 0)
+        if (cJSON_IsString(name) && strcmp(name->valuestring, worker) == 0) {
             active = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(w, "active"));
+        }
     }
     cJSON_Delete(d);
     return active;
@@ -873,8 +892,9 @@ static void test_worker_liveness(void **state)
         cs_msg_fini(&rep);
     }
     int64_t seen = dt_sql_int(f->e.db, "SELECT last_seen FROM worker WHERE id = 'busy'");
-    if (seen - hello_at < 2500)
+    if (seen - hello_at < 2500) {
         fail_msg("last_seen moved %lld ms in 4 s of heartbeats", (long long)(seen - hello_at));
+    }
     /* ...and kept it from being pruned (it also runs a job). */
     assert_int_equal(worker_active(f, "busy"), 1);
 

@@ -59,11 +59,13 @@ static inline void dt_env_init(dt_env *e)
 static inline void dt_env_fini(dt_env *e)
 {
     char cmd[400];
-    if (getenv("DT_KEEP") != NULL)
+    if (getenv("DT_KEEP") != NULL) {
         return;
+    }
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
-    if (system(cmd) != 0)
+    if (system(cmd) != 0) {
         fprintf(stderr, "could not remove %s\n", e->dir);
+    }
 }
 
 /* Adds a sweep of n synthetic jobs (store_synth.h) to the database; returns the sweep id. */
@@ -115,8 +117,9 @@ static inline pid_t dt_start(dt_env *e, const char *const *extra)
     argv[k++] = e->work;
     argv[k++] = dt_mut("--control");
     argv[k++] = e->control;
-    for (size_t i = 0; extra != NULL && extra[i] != NULL && k < 38; i++)
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && k < 38; i++) {
         argv[k++] = dt_mut(extra[i]);
+    }
     argv[k] = NULL;
     pid_t pid = fork();
     if (pid == 0) {
@@ -139,8 +142,9 @@ static inline int dt_wait(pid_t pid, int64_t timeout_ms)
     int st = 0;
     while (cs_time_mono_ms() < end) {
         pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
+        if (r == pid) {
             return st;
+        }
         cs_time_sleep_ms(10);
     }
     kill(pid, SIGKILL);
@@ -219,8 +223,9 @@ static inline bool dt_ready(nng_socket s, const char *token, int64_t timeout_ms)
         cs_msg rep;
         cs_rc rc = dt_hello(s, "probe", token, 500, &rep);
         cs_msg_fini(&rep);
-        if (rc == CS_OK)
+        if (rc == CS_OK) {
             return true;
+        }
     }
     return false;
 }
@@ -347,10 +352,11 @@ static inline int64_t dt_sql_int(const char *db, const char *sql)
     sqlite3_stmt *st = NULL;
     int64_t v = -1;
     if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
         v = sqlite3_column_int64(st, 0);
-    else
+    } else {
         fprintf(stderr, "sql %s: %s\n", sql, sqlite3_errmsg(h));
+    }
     sqlite3_finalize(st);
     sqlite3_close(h);
     return v;
@@ -363,8 +369,9 @@ static inline bool dt_integrity_ok(const char *db)
     bool ok = false;
     if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
         sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
+        sqlite3_step(st) == SQLITE_ROW) {
         ok = strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
+    }
     sqlite3_finalize(st);
     sqlite3_close(h);
     return ok;

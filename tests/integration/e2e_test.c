@@ -50,8 +50,10 @@ static int64_t submit(e2e *t, const char *file)
         fail_msg("submit %s: %s", file, err.msg);
     }
     cs_sweep_get_meta(sw, &meta);
-    if (cs_store_submit(s, &meta, cs_expand_next, ex, false, cs_time_wall_ms(), &c, &err) != CS_OK)
+    if (cs_store_submit(s, &meta, cs_expand_next, ex, false, cs_time_wall_ms(), &c, &err) !=
+        CS_OK) {
         fail_msg("submit %s: %s", file, err.msg);
+    }
     cs_store_close(s);
     cs_expand_destroy(ex);
     cs_sweep_destroy(sw);
@@ -100,10 +102,13 @@ static pid_t start_worker_args(e2e *t, const char *name, const char *const *more
                     NULL,
                     NULL};
     size_t k = 0;
-    while (argv[k] != NULL)
+    while (argv[k] != NULL) {
         k++;
-    for (size_t i = 0; more != NULL && more[i] != NULL && k + 1 < sizeof argv / sizeof argv[0]; i++)
+    }
+    for (size_t i = 0; more != NULL && more[i] != NULL && k + 1 < sizeof argv / sizeof argv[0];
+         i++) {
         argv[k++] = dt_mut(more[i]);
+    }
     pid_t pid = fork();
     if (pid == 0) {
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
@@ -111,8 +116,9 @@ static pid_t start_worker_args(e2e *t, const char *name, const char *const *more
             dup2(fd, 2);
             close(fd);
         }
-        if (chdir(t->src) != 0)
+        if (chdir(t->src) != 0) {
             _exit(126);
+        }
         execv(bin, argv);
         _exit(127);
     }
@@ -128,8 +134,9 @@ static void dump_logs(const e2e *t)
     char cmd[700];
     snprintf(cmd, sizeof cmd, "for f in '%s'/*.log; do echo \"== $f\"; tail -n 15 \"$f\"; done >&2",
              t->env.dir);
-    if (system(cmd) != 0)
+    if (system(cmd) != 0) {
         fprintf(stderr, "could not show the logs of %s\n", t->env.dir);
+    }
 }
 
 static pid_t start_worker_tok(e2e *t, const char *name, const char *token_file)
@@ -148,12 +155,15 @@ static pid_t start_worker(e2e *t, const char *name)
  * build beside this one stretched that past 10 s twice in about 40 runs. */
 static void stop_workers(e2e *t)
 {
-    for (size_t i = 0; i < t->n_workers; i++)
-        if (t->workers[i] > 0)
-            kill(t->workers[i], SIGTERM);
     for (size_t i = 0; i < t->n_workers; i++) {
-        if (t->workers[i] <= 0)
+        if (t->workers[i] > 0) {
+            kill(t->workers[i], SIGTERM);
+        }
+    }
+    for (size_t i = 0; i < t->n_workers; i++) {
+        if (t->workers[i] <= 0) {
             continue;
+        }
         int st = dt_wait(t->workers[i], 30000);
         t->workers[i] = 0;
         if (!(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
@@ -170,8 +180,9 @@ static int64_t sql(e2e *t, const char *q)
 {
     for (int i = 0; i < 50; i++) {
         int64_t v = dt_sql_int(t->env.db, q);
-        if (v >= 0)
+        if (v >= 0) {
             return v;
+        }
         cs_time_sleep_ms(20);
     }
     return -1;
@@ -182,8 +193,9 @@ static bool wait_done(e2e *t, int64_t want, int64_t limit_ms)
 {
     int64_t end = cs_time_mono_ms() + limit_ms;
     while (cs_time_mono_ms() < end) {
-        if (sql(t, "SELECT count(*) FROM job WHERE state = 'done'") == want)
+        if (sql(t, "SELECT count(*) FROM job WHERE state = 'done'") == want) {
             return true;
+        }
         int st = 0;
         if (t->env.pid > 0 && waitpid(t->env.pid, &st, WNOHANG) == t->env.pid) {
             fprintf(stderr, "calsweepd ended unexpectedly (wait status %#x)\n", (unsigned)st);
@@ -219,8 +231,9 @@ static void check_one_result_each(e2e *t, int64_t jobs)
 static int setup(void **state)
 {
     e2e *t = calloc(1, sizeof *t);
-    if (t == NULL)
+    if (t == NULL) {
         return -1;
+    }
     paths(t);
     dt_env_init(&t->env);
     *state = t;
@@ -273,8 +286,9 @@ static void test_worker_sigkilled(void **state)
     int64_t end = cs_time_mono_ms() + 20000;
     while (cs_time_mono_ms() < end &&
            sql(t, "SELECT count(*) FROM job WHERE state = 'running' AND worker = 'doomed' AND "
-                  "baseline = 0") < 1)
+                  "baseline = 0") < 1) {
         cs_time_sleep_ms(50);
+    }
     int64_t victim = sql(t, "SELECT id FROM job WHERE state = 'running' AND worker = 'doomed' "
                             "AND baseline = 0");
     assert_true(victim > 0);
@@ -317,8 +331,9 @@ static void test_coordinator_sigkilled_5_times(void **state)
     assert_true(sql(t, "SELECT count(*) FROM job WHERE state = 'done'") < jobs);
     assert_true(wait_done(t, jobs, 240000));
     /* the workers came back on their own: all still alive */
-    for (size_t i = 0; i < t->n_workers; i++)
+    for (size_t i = 0; i < t->n_workers; i++) {
         assert_int_equal(waitpid(t->workers[i], NULL, WNOHANG), 0);
+    }
     stop_workers(t);
     check_one_result_each(t, jobs);
     assert_int_equal(sql(t, "SELECT count(*) FROM job WHERE state IN ('lost', 'failed')"), 0);
@@ -371,8 +386,9 @@ static void run_sh(const char *dir, const char *cmd)
 {
     char full[2048];
     snprintf(full, sizeof full, "cd '%s' && { %s ; } >openssl.log 2>&1", dir, cmd);
-    if (system(full) != 0)
+    if (system(full) != 0) {
         fail_msg("openssl failed: %s (see %s/openssl.log)", cmd, dir);
+    }
 }
 
 /* Mutual TLS on tls+tcp://localhost: a worker whose certificate another CA signed gets nothing;
@@ -398,8 +414,9 @@ static void test_tls_worker(void **state)
               "-CAcreateserial -days 2 -out bad.crt");
     static const char *const names[] = {"server.crt", "server.key", "ca.crt", "client.crt",
                                         "client.key", "bad.crt",    "bad.key"};
-    for (size_t i = 0; i < 7; i++)
+    for (size_t i = 0; i < 7; i++) {
         snprintf(f[i], sizeof f[i], "%s/%s", d, names[i]);
+    }
     snprintf(t->env.work, sizeof t->env.work, "tls+tcp://localhost:%d",
              21000 + (int)(getpid() % 19000) * 2);
     int64_t jobs = submit(t, "e2e-token.json");
@@ -448,7 +465,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_tls_worker, setup, teardown),
     };
     const char *only = getenv("E2E_ONLY"); /* run one test by name while debugging */
-    if (only != NULL)
+    if (only != NULL) {
         cmocka_set_test_filter(only);
+    }
     return cmocka_run_group_tests_name("e2e", tests, NULL, NULL);
 }

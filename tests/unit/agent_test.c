@@ -84,8 +84,9 @@ static void copy(char *dst, size_t cap, const char *src)
 static const char *lease_of(peer *p, int64_t id)
 {
     int64_t i = id - 41;
-    if (i < 0 || i >= 8 || i >= p->jobs_given)
+    if (i < 0 || i >= 8 || i >= p->jobs_given) {
         return NULL;
+    }
     return p->leases[i];
 }
 
@@ -147,9 +148,10 @@ static void peer_reply(peer *p, const cs_msg *req, cs_msg *rep, bool *drop)
             p->bye_release_id = req->bye.release_job_id;
             p->bye_release_attempt = req->bye.release_attempt;
             check_instance(p, req->bye.instance);
-            if (req->bye.release_job_id > 0)
+            if (req->bye.release_job_id > 0) {
                 check_lease(p, req->bye.worker, req->bye.release_job_id,
                             req->bye.release_lease_token);
+            }
         }
         cs_msg_init(rep, CS_MSG_OK);
         break;
@@ -181,10 +183,11 @@ static void peer_reply(peer *p, const cs_msg *req, cs_msg *rep, bool *drop)
         break;
     case CS_MSG_RESULT:
     case CS_MSG_FAIL:
-        if (req->type == CS_MSG_RESULT)
+        if (req->type == CS_MSG_RESULT) {
             check_lease(p, req->result.worker, req->result.job_id, req->result.lease_token);
-        else
+        } else {
             check_lease(p, req->fail.worker, req->fail.job_id, req->fail.lease_token);
+        }
         if (req->type == CS_MSG_RESULT) {
             /* metrics: the canonical text of the metrics alone; provenance: of the whole */
             const cs_result *r = &req->result.result;
@@ -245,10 +248,12 @@ static void *peer_main(void *arg)
         void *buf = NULL;
         size_t len = 0;
         int rv = nng_recv(p->sock, &buf, &len, NNG_FLAG_ALLOC);
-        if (rv == NNG_ETIMEDOUT)
+        if (rv == NNG_ETIMEDOUT) {
             continue;
-        if (rv != 0)
+        }
+        if (rv != 0) {
             break;
+        }
         cs_msg req, rep;
         cs_err err = {0};
         bool drop = false;
@@ -290,8 +295,9 @@ static void *peer_main(void *arg)
 static int write_script(const char *path, const char *body)
 {
     FILE *f = fopen(path, "w");
-    if (f == NULL)
+    if (f == NULL) {
         return -1;
+    }
     fprintf(f, "#!/bin/sh\n%s", body);
     fclose(f);
     return chmod(path, 0755);
@@ -302,8 +308,9 @@ static void *agent_thread(void *arg)
     fixture *f = arg;
     cs_err err = {0};
     f->run_rc = cs_agent_run(f->agent, &err);
-    if (f->run_rc != CS_OK)
+    if (f->run_rc != CS_OK) {
         fprintf(stderr, "agent: %s\n", err.msg);
+    }
     f->run_done = true;
     return NULL;
 }
@@ -312,8 +319,9 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/cs-agent-test-XXXXXX");
-    if (f == NULL || mkdtemp(f->dir) == NULL)
+    if (f == NULL || mkdtemp(f->dir) == NULL) {
         return -1;
+    }
     snprintf(f->work, sizeof f->work, "%s/work", f->dir);
     snprintf(f->runner, sizeof f->runner, "%s/runner.sh", f->dir);
     snprintf(f->p.url, sizeof f->p.url, "ipc://%s/work.sock", f->dir);
@@ -342,8 +350,9 @@ static int teardown(void **state)
     fixture *f = *state;
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
+    if (system(cmd) != 0) {
         fprintf(stderr, "cannot remove %s\n", f->dir);
+    }
     pthread_mutex_destroy(&f->p.mu);
     free(f);
     return 0;
@@ -368,8 +377,9 @@ static void finish(fixture *f, int64_t limit_ms)
         pthread_mutex_lock(&f->p.mu);
         bool bye = f->p.n[CS_MSG_BYE] > 0;
         pthread_mutex_unlock(&f->p.mu);
-        if (bye)
+        if (bye) {
             break;
+        }
         if (cs_time_mono_ms() - t0 > limit_ms) {
             late = true;
             cs_agent_request_stop(f->agent, CS_AGENT_RELEASE);
@@ -394,8 +404,9 @@ static bool wait_for(peer *p, cs_msg_type t, int count, int64_t limit_ms)
         pthread_mutex_lock(&p->mu);
         int n = p->n[t];
         pthread_mutex_unlock(&p->mu);
-        if (n >= count)
+        if (n >= count) {
             return true;
+        }
         cs_time_sleep_ms(10);
     }
     return false;
@@ -627,8 +638,9 @@ static void test_restart(void **state)
 static size_t count_of(const char *hay, const char *needle)
 {
     size_t n = 0;
-    for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle))
+    for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle)) {
         n++;
+    }
     return n;
 }
 
@@ -674,11 +686,13 @@ static void test_auth_refusal_is_final(void **state)
     f->cfg.token = "a-wrong-token";
     start(f);
     int64_t t0 = cs_time_mono_ms();
-    while (!f->run_done && cs_time_mono_ms() - t0 < 5000)
+    while (!f->run_done && cs_time_mono_ms() - t0 < 5000) {
         cs_time_sleep_ms(10);
+    }
     int64_t took = cs_time_mono_ms() - t0;
-    if (!f->run_done)
+    if (!f->run_done) {
         cs_agent_request_stop(f->agent, CS_AGENT_RELEASE); /* it kept retrying */
+    }
     pthread_join(f->th, NULL);
     f->p.stop = true;
     pthread_join(f->p.th, NULL);
@@ -913,8 +927,9 @@ static void test_scan_models(void **state)
     assert_string_equal(models[1], path);
     assert_string_equal(models[2], "a-model");
     assert_string_equal(models[3], "b-model");
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free(models[i]);
+    }
     free(models);
 }
 
@@ -924,8 +939,9 @@ static void test_log_tail(void **state)
     char path[400];
     cs_buf b = {0};
     cs_err err = {0};
-    for (int i = 0; i < 1000; i++)
+    for (int i = 0; i < 1000; i++) {
         assert_int_equal(cs_buf_printf(&b, "line %d\n", i), CS_OK);
+    }
     snprintf(path, sizeof path, "%s/log", f->dir);
     assert_int_equal(cs_path_write_atomic(path, b.data, b.len, 0644, &err), CS_OK);
     char *tail = cs_child_log_tail(path, 100);

@@ -98,8 +98,9 @@ static void *rep_once(void *arg)
     nng_socket *s = arg;
     void *in = NULL;
     size_t n = 0;
-    if (nng_recv(*s, &in, &n, NNG_FLAG_ALLOC) != 0)
+    if (nng_recv(*s, &in, &n, NNG_FLAG_ALLOC) != 0) {
         return NULL;
+    }
     cs_msg req, rep;
     cs_err err = {0};
     char data[64];
@@ -109,8 +110,9 @@ static void *rep_once(void *arg)
         snprintf(data, sizeof data, "{\"echo\":\"%s\"}", cs_msg_type_name(req.type));
         cs_msg_init(&rep, CS_MSG_OK);
         rep.ok.data = data;
-        if (cs_msg_encode(&rep, &out, &len, &err) == CS_OK)
+        if (cs_msg_encode(&rep, &out, &len, &err) == CS_OK) {
             nng_send(*s, out, len, 0);
+        }
         free(out);
         cs_msg_fini(&req);
     }
@@ -173,12 +175,14 @@ static void *die_after_request(void *arg)
     void *in = NULL;
     size_t n = 0;
     cs_err err = {0};
-    if (nng_recv(p->s, &in, &n, NNG_FLAG_ALLOC) != 0)
+    if (nng_recv(p->s, &in, &n, NNG_FLAG_ALLOC) != 0) {
         return NULL;
+    }
     nng_free(in, n);
     nng_close(p->s);
-    if (p->reopen && cs_net_listen(&p->s, p->url, NULL, &err) == CS_OK)
+    if (p->reopen && cs_net_listen(&p->s, p->url, NULL, &err) == CS_OK) {
         rep_once(&p->s);
+    }
     return NULL;
 }
 

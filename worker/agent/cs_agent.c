@@ -121,11 +121,13 @@ cs_rc cs_agent_scan_models(const char *const *roots, size_t n_roots, char ***out
         while ((e = readdir(d)) != NULL) {
             char path[4096];
             struct stat st;
-            if (e->d_name[0] == '.' || strlen(e->d_name) > CS_PROTO_MAX_NAME)
+            if (e->d_name[0] == '.' || strlen(e->d_name) > CS_PROTO_MAX_NAME) {
                 continue;
+            }
             int w = snprintf(path, sizeof path, "%s/%s/config.json", roots[r], e->d_name);
-            if (w < 0 || (size_t)w >= sizeof path || stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            if (w < 0 || (size_t)w >= sizeof path || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
                 continue;
+            }
             /* The coordinator matches a job's model folder as written in the sweep
              * (models.X.folder) against this list, so each model is advertised by its name,
              * by <root>/<name> as the root was given, and by its absolute path. */
@@ -134,13 +136,16 @@ cs_rc cs_agent_scan_models(const char *const *roots, size_t n_roots, char ***out
             int wr = snprintf(rel, sizeof rel, "%s%s%s", roots[r],
                               roots[r][0] && roots[r][strlen(roots[r]) - 1] == '/' ? "" : "/",
                               e->d_name);
-            if (wr > 0 && (size_t)wr < sizeof rel && strlen(rel) <= CS_PROTO_MAX_NAME)
+            if (wr > 0 && (size_t)wr < sizeof rel && strlen(rel) <= CS_PROTO_MAX_NAME) {
                 forms[1] = rel;
-            if (realpath(rel, absp) != NULL && strlen(absp) <= CS_PROTO_MAX_NAME)
+            }
+            if (realpath(rel, absp) != NULL && strlen(absp) <= CS_PROTO_MAX_NAME) {
                 forms[2] = absp;
+            }
             for (size_t f = 0; f < 3; f++) {
-                if (forms[f] == NULL)
+                if (forms[f] == NULL) {
                     continue;
+                }
                 if (len == cap) {
                     size_t ncap = cap ? cap * 2 : 8;
                     char **nl = cs_realloc_array(list, ncap, sizeof *nl);
@@ -163,8 +168,9 @@ cs_rc cs_agent_scan_models(const char *const *roots, size_t n_roots, char ***out
         }
         closedir(d);
     }
-    if (len > 1)
+    if (len > 1) {
         qsort(list, len, sizeof *list, cmp_str);
+    }
     size_t k = 0;
     for (size_t i = 0; i < len; i++) {
         if (k > 0 && strcmp(list[k - 1], list[i]) == 0) {
@@ -175,16 +181,18 @@ cs_rc cs_agent_scan_models(const char *const *roots, size_t n_roots, char ***out
     }
     if (k > CS_PROTO_MAX_LIST) {
         cs_log(CS_LOG_WARN, "%zu models found; advertising the first %d", k, CS_PROTO_MAX_LIST);
-        for (size_t i = CS_PROTO_MAX_LIST; i < k; i++)
+        for (size_t i = CS_PROTO_MAX_LIST; i < k; i++) {
             free(list[i]);
+        }
         k = CS_PROTO_MAX_LIST;
     }
     *out = list;
     *n = k;
     return CS_OK;
 fail:
-    for (size_t i = 0; i < len; i++)
+    for (size_t i = 0; i < len; i++) {
         free(list[i]);
+    }
     free(list);
     return rc;
 }
@@ -197,8 +205,9 @@ static void post(cs_agent *a, int rv, nng_msg *m)
     a->reply_ready = true;
     a->reply_rv = rv;
     a->reply_msg = m;
-    if (!a->wake_closed)
+    if (!a->wake_closed) {
         uv_async_send(&a->wake);
+    }
     pthread_mutex_unlock(&a->mu);
 }
 
@@ -221,8 +230,9 @@ static void on_aio(void *arg)
             return;
         }
         nng_msg *m = nng_aio_get_msg(a->aio);
-        if (m != NULL)
+        if (m != NULL) {
             nng_msg_free(m);
+        }
         nng_aio_set_msg(a->aio, NULL);
         post(a, rv, NULL);
         return;
@@ -232,8 +242,9 @@ static void on_aio(void *arg)
 
 static void cancel_inflight(cs_agent *a)
 {
-    if (a->inflight == CS_MSG_NONE)
+    if (a->inflight == CS_MSG_NONE) {
         return;
+    }
     pthread_mutex_lock(&a->mu);
     a->cancel_pending = true;
     nng_aio_cancel(a->aio);
@@ -248,12 +259,14 @@ static const cs_net_tls *agent_tls(const cs_agent *a)
 
 static int64_t timeout_for(const cs_agent *a, cs_msg_type t)
 {
-    if (t == CS_MSG_CLAIM)
+    if (t == CS_MSG_CLAIM) {
         return a->cfg.claim_timeout_ms > 0 ? a->cfg.claim_timeout_ms : 45000;
+    }
     int64_t ms = a->cfg.request_timeout_ms > 0 ? a->cfg.request_timeout_ms : 15000;
     /* A HELLO over TLS that gets no answer may be a failed handshake: find out soon. */
-    if ((t == CS_MSG_BYE || (t == CS_MSG_HELLO && agent_tls(a) != NULL)) && ms > 5000)
+    if ((t == CS_MSG_BYE || (t == CS_MSG_HELLO && agent_tls(a) != NULL)) && ms > 5000) {
         ms = 5000;
+    }
     return ms;
 }
 
@@ -262,11 +275,13 @@ static void send_text(cs_agent *a, cs_msg_type t, const char *text, size_t len)
 {
     nng_msg *m = NULL;
     int rv = nng_msg_alloc(&m, 0);
-    if (rv == 0)
+    if (rv == 0) {
         rv = nng_msg_append(m, text, len);
+    }
     if (rv != 0) {
-        if (m != NULL)
+        if (m != NULL) {
             nng_msg_free(m);
+        }
         cs_log(CS_LOG_ERROR, "%s: %s", cs_msg_type_name(t), nng_strerror(rv));
         return;
     }
@@ -338,11 +353,12 @@ static void send_bye(cs_agent *a)
     m.bye.release_attempt = a->release_attempt;
     m.bye.release_lease_token = a->release_id > 0 ? a->release_token : NULL;
     a->bye_sent = true;
-    if (a->release_id > 0)
+    if (a->release_id > 0) {
         cs_log(CS_LOG_INFO, "BYE, releasing job %" PRId64 " attempt %" PRId64, a->release_id,
                a->release_attempt);
-    else
+    } else {
         cs_log(CS_LOG_INFO, "BYE");
+    }
     send_msg(a, &m);
 }
 
@@ -351,8 +367,9 @@ static void send_heartbeat(cs_agent *a)
     agent_job *j = a->job;
     cs_msg m;
     char *tail = cs_child_log_tail(cs_child_log_path(j->child), HB_TAIL_BYTES);
-    if (tail == NULL)
+    if (tail == NULL) {
         return;
+    }
     cs_msg_init(&m, CS_MSG_HEARTBEAT);
     m.heartbeat.worker = a->cfg.name;
     m.heartbeat.job_id = j->id;
@@ -377,8 +394,9 @@ static void on_delay(uv_timer_t *t)
 
 static void delay(cs_agent *a, int64_t ms)
 {
-    if (ms < 0)
+    if (ms < 0) {
         ms = 0;
+    }
     a->waiting = true;
     uv_timer_start(&a->delay, on_delay, (uint64_t)ms, 0);
 }
@@ -401,8 +419,9 @@ static void on_hb(uv_timer_t *t)
 
 static void job_free(agent_job *j)
 {
-    if (j == NULL)
+    if (j == NULL) {
         return;
+    }
     cs_child_destroy(j->child);
     free(j->dir);
     free(j->report);
@@ -418,8 +437,9 @@ static void job_end(cs_agent *a)
     a->jobs_ended++;
     a->hb_due = false;
     uv_timer_stop(&a->hb);
-    if (a->cfg.once || (a->cfg.max_jobs > 0 && a->jobs_ended >= a->cfg.max_jobs))
+    if (a->cfg.once || (a->cfg.max_jobs > 0 && a->jobs_ended >= a->cfg.max_jobs)) {
         a->claims_done = true;
+    }
 }
 
 static const char *signal_name(int sig)
@@ -471,10 +491,12 @@ static cs_rc add_provenance(const cs_agent *a, const agent_job *j, cs_result *r,
     free(r->log_path);
     r->log_path = NULL;
     r->worker = cs_strdup(a->cfg.name);
-    if (r->host == NULL)
+    if (r->host == NULL) {
         r->host = cs_strdup(a->cfg.host);
-    if (r->worker == NULL || r->host == NULL)
+    }
+    if (r->worker == NULL || r->host == NULL) {
         return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
     return cs_path_join(j->dir, "stderr.log", &r->log_path, err);
 }
 
@@ -489,8 +511,9 @@ static char *build_result(cs_agent *a, agent_job *j, char *reason, size_t reason
     cs_msg m;
     cs_msg_init(&m, CS_MSG_RESULT);
     cs_rc rc = cs_path_join(j->dir, "result.json", &path, &err);
-    if (rc == CS_OK)
+    if (rc == CS_OK) {
         rc = cs_result_read_file(path, &m.result.result, &err);
+    }
     if (rc == CS_ERANGE) {
         snprintf(reason, reason_cap, "exited 0 but result.json is unusable: %s", err.msg);
         *kind = CS_FAIL_BAD_INPUT;
@@ -528,15 +551,17 @@ static void read_error_json(const agent_job *j, cs_fail_kind *kind, char *msg, s
     cJSON *doc = NULL;
     *kind = CS_FAIL_NONE;
     msg[0] = '\0';
-    if (cs_path_join(j->dir, "error.json", &path, NULL) != CS_OK)
+    if (cs_path_join(j->dir, "error.json", &path, NULL) != CS_OK) {
         return;
+    }
     if (cs_json_parse_file(path, 1 << 20, &doc, NULL) == CS_OK && cJSON_IsObject(doc)) {
         const cJSON *k = cJSON_GetObjectItemCaseSensitive(doc, "kind");
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "message");
         if (cJSON_IsString(k)) {
             *kind = cs_fail_kind_from_name(k->valuestring);
-            if (*kind == CS_FAIL_NONE || *kind > CS_FAIL_INTERNAL)
+            if (*kind == CS_FAIL_NONE || *kind > CS_FAIL_INTERNAL) {
                 *kind = CS_FAIL_INTERNAL;
+            }
         } else {
             *kind = CS_FAIL_INTERNAL;
         }
@@ -620,8 +645,9 @@ static void on_child_exit(cs_child *c, const cs_child_outcome *o, void *data)
     cs_agent *a = data;
     agent_job *j = a->job;
     (void)c;
-    if (j == NULL)
+    if (j == NULL) {
         return;
+    }
     assert(!j->exited && j->report == NULL); /* a runner ends once, and only then is reported */
     j->exited = true;
     a->hb_due = false;
@@ -653,11 +679,13 @@ static void on_child_exit(cs_child *c, const cs_child_outcome *o, void *data)
             j->rep_type = CS_MSG_FAIL;
         }
         j->report = text;
-        if (text == NULL)
+        if (text == NULL) {
             j->drop = true;
+        }
     }
-    if (a->inflight == CS_MSG_HEARTBEAT)
+    if (a->inflight == CS_MSG_HEARTBEAT) {
         cancel_inflight(a);
+    }
     step(a);
 }
 
@@ -675,10 +703,11 @@ static cs_rc backend_argv(const cs_agent *a, const char *config, const char **ar
     if (cs_json_parse(config, strlen(config), "job", &cfg, NULL) == CS_OK) {
         const cJSON *mo = cJSON_GetObjectItemCaseSensitive(cfg, "model");
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(mo, "backend");
-        if (cJSON_IsString(b))
+        if (cJSON_IsString(b)) {
             backend = b->valuestring;
-        else if (b != NULL && !cJSON_IsNull(b))
+        } else if (b != NULL && !cJSON_IsNull(b)) {
             backend = cs_json_describe(b, bdesc, sizeof bdesc);
+        }
     }
     if (strcmp(backend, "exec") == 0 && a->cfg.exec_template != NULL) {
         argv[0] = "/bin/sh";
@@ -731,8 +760,9 @@ static bool put_roots(cs_buf *b, const char *name, const char *const *roots, siz
     bool ok = cs_buf_printf(b, "%s=", name) == CS_OK;
     for (size_t r = 0; ok && r < n; r++) {
         const char *root = roots[r];
-        if (realpath(root, abs) != NULL)
+        if (realpath(root, abs) != NULL) {
             root = abs;
+        }
         ok = cs_buf_printf(b, "%s%s", r ? ":" : "", root) == CS_OK;
     }
     return ok;
@@ -752,17 +782,20 @@ static cs_rc runner_env_make(const cs_agent *a, const agent_job *j, runner_env *
             cs_buf_printf(&e->base, "CALSWEEP_BASE_DIR=%s", cwd) == CS_OK &&
             put_roots(&e->roots, "CALSWEEP_MODEL_ROOTS", a->cfg.model_root, a->cfg.n_model_root) &&
             put_roots(&e->data, "CALSWEEP_DATA_ROOTS", a->cfg.data_root, a->cfg.n_data_root);
-    if (ok && a->cfg.n_data_root == 0)
+    if (ok && a->cfg.n_data_root == 0) {
         ok = cs_buf_printf(&e->data, "%s", cwd) == CS_OK;
+    }
     if (ok && a->cfg.cache_dir != NULL) {
         const char *cd = a->cfg.cache_dir;
-        if (cd[0] != '/')
+        if (cd[0] != '/') {
             ok = cs_buf_printf(&e->cache, "CALSWEEP_CACHE_DIR=%s/%s", cwd, cd) == CS_OK;
-        else
+        } else {
             ok = cs_buf_printf(&e->cache, "CALSWEEP_CACHE_DIR=%s", cd) == CS_OK;
+        }
     }
-    if (!ok)
+    if (!ok) {
         return cs_err_set(err, CS_ENOMEM, 0, "cannot set up the runner's environment");
+    }
     const char *list[] = {e->id,         e->att,       e->thr,        e->base.data,
                           e->roots.data, e->data.data, e->cache.data, NULL};
     memcpy(e->env, list, sizeof list); /* cache.data NULL (the end) without a cache */
@@ -777,18 +810,22 @@ static cs_rc job_dir_make(const cs_agent *a, agent_job *j, const char *config, c
     char name[64], *path = NULL;
     snprintf(name, sizeof name, "%" PRId64 "-%" PRId64, j->id, j->attempt);
     cs_rc rc = cs_path_join(a->cfg.work_dir, name, &j->dir, err);
-    if (rc == CS_OK)
+    if (rc == CS_OK) {
         rc = cs_path_mkdir_p(j->dir, 0755, err);
+    }
     for (size_t i = 0; rc == CS_OK && i < sizeof stale / sizeof stale[0]; i++) {
-        if (cs_path_join(j->dir, stale[i], &path, NULL) == CS_OK)
+        if (cs_path_join(j->dir, stale[i], &path, NULL) == CS_OK) {
             unlink(path);
+        }
         free(path);
         path = NULL;
     }
-    if (rc == CS_OK)
+    if (rc == CS_OK) {
         rc = cs_path_join(j->dir, "job.json", &path, err);
-    if (rc == CS_OK)
+    }
+    if (rc == CS_OK) {
         rc = cs_path_write_atomic(path, config, strlen(config), 0644, err);
+    }
     free(path);
     return rc;
 }
@@ -811,8 +848,9 @@ static void spawn_failed(cs_agent *a, agent_job *j, cs_fail_kind fkind, const cs
     m.fail.exit_status = -1;
     m.fail.log_tail = "";
     set_report_claim(a, &m.fail.claim);
-    if (cs_msg_encode(&m, &text, NULL, NULL) != CS_OK)
+    if (cs_msg_encode(&m, &text, NULL, NULL) != CS_OK) {
         text = NULL;
+    }
     j->exited = true;
     j->report = text;
     j->rep_type = CS_MSG_FAIL;
@@ -845,10 +883,12 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
            "job %" PRId64 " attempt %" PRId64 " (lease %" PRId64 " s, timeout %" PRId64 " s)",
            j->id, j->attempt, mj->lease_s, mj->timeout_s);
     cs_rc rc = runner_env_make(a, j, &env, &err);
-    if (rc == CS_OK)
+    if (rc == CS_OK) {
         rc = job_dir_make(a, j, mj->config, &err);
-    if (rc == CS_OK)
+    }
+    if (rc == CS_OK) {
         rc = backend_argv(a, mj->config, argv, &fkind, &err);
+    }
     if (rc == CS_OK) {
         cs_child_spec spec = {.dir = j->dir,
                               .argv = argv,
@@ -857,8 +897,9 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
                               .kill_grace_ms = a->cfg.kill_grace_ms,
                               .guard = a->cfg.guard};
         rc = cs_child_create(&a->loop, &j->child, &err);
-        if (rc == CS_OK)
+        if (rc == CS_OK) {
             rc = cs_child_start(j->child, &spec, on_child_exit, a, &err);
+        }
     }
     runner_env_fini(&env);
     if (rc != CS_OK) {
@@ -867,8 +908,9 @@ static void start_job(cs_agent *a, const cs_msg_job *mj)
     }
     /* at least three heartbeats per lease, so one lost heartbeat never loses the lease */
     int64_t hb_ms = a->cfg.heartbeat_ms;
-    if (mj->lease_s > 0 && mj->lease_s * 1000 / 3 < hb_ms)
+    if (mj->lease_s > 0 && mj->lease_s * 1000 / 3 < hb_ms) {
         hb_ms = mj->lease_s * 1000 / 3 > 100 ? mj->lease_s * 1000 / 3 : 100;
+    }
     uv_timer_start(&a->hb, on_hb, (uint64_t)hb_ms, (uint64_t)hb_ms);
 }
 
@@ -927,8 +969,9 @@ static cs_rc decode_reply(cs_agent *a, cs_msg_type t, int rv, nng_msg *nm, cs_ms
                   a->cfg.coordinator, err.msg);
             return CS_ECANCELED;
         }
-        if (rc != CS_OK)
+        if (rc != CS_OK) {
             cs_log(CS_LOG_WARN, "reply to %s: %s", cs_msg_type_name(t), err.msg);
+        }
     } else if (rv != NNG_ECANCELED) {
         cs_log(t == CS_MSG_CLAIM || t == CS_MSG_HELLO ? CS_LOG_DEBUG : CS_LOG_INFO,
                "%s: no reply (%s)", cs_msg_type_name(t), nng_strerror(rv));
@@ -989,8 +1032,9 @@ static void on_hello_reply(cs_agent *a, const cs_msg *rep)
                a->cfg.name, a->n_models);
         return;
     }
-    if (rep->type == CS_MSG_ERROR)
+    if (rep->type == CS_MSG_ERROR) {
         log_error_reply(a, CS_MSG_HELLO, rep);
+    }
     delay(a, next_backoff(a) + (rep->type == CS_MSG_ERROR ? 1000 : 0));
 }
 
@@ -998,17 +1042,20 @@ static void on_claim_reply(cs_agent *a, const cs_msg *rep)
 {
     assert(a->job == NULL); /* a worker claims only while it holds no lease */
     if (rep->type == CS_MSG_JOB) {
-        if (a->cfg.once)
+        if (a->cfg.once) {
             a->claims_done = true;
+        }
         got_job(a, &rep->job);
     } else if (rep->type == CS_MSG_NO_WORK) {
-        if (a->cfg.once)
+        if (a->cfg.once) {
             a->claims_done = true;
-        else
+        } else {
             delay(a, rep->no_work.retry_ms > 60000 ? 60000 : rep->no_work.retry_ms);
+        }
     } else {
-        if (rep->type == CS_MSG_ERROR)
+        if (rep->type == CS_MSG_ERROR) {
             log_error_reply(a, CS_MSG_CLAIM, rep);
+        }
         a->registered = false;
         delay(a, next_backoff(a));
     }
@@ -1016,8 +1063,9 @@ static void on_claim_reply(cs_agent *a, const cs_msg *rep)
 
 static void on_heartbeat_reply(cs_agent *a, const cs_msg *rep)
 {
-    if (a->job == NULL || a->job->exited)
+    if (a->job == NULL || a->job->exited) {
         return;
+    }
     if (rep->type == CS_MSG_ACK && rep->ack.cancel && !a->job->cancel_seen) {
         a->job->cancel_seen = true;
         pthread_mutex_lock(&a->mu);
@@ -1043,10 +1091,11 @@ static void on_report_reply(cs_agent *a, cs_msg_type t, const cs_msg *rep)
         rep->type == CS_MSG_NO_WORK) {
         /* Stored. JOB and NO_WORK answer the claim that rode on the report. */
         pthread_mutex_lock(&a->mu);
-        if (t == CS_MSG_RESULT)
+        if (t == CS_MSG_RESULT) {
             a->stats.results++;
-        else
+        } else {
             a->stats.fails++;
+        }
         pthread_mutex_unlock(&a->mu);
         job_end(a);
         if (rep->type == CS_MSG_JOB) {
@@ -1062,8 +1111,9 @@ static void on_report_reply(cs_agent *a, cs_msg_type t, const cs_msg *rep)
         pthread_mutex_unlock(&a->mu);
         job_end(a);
     } else {
-        if (rep->type == CS_MSG_ERROR)
+        if (rep->type == CS_MSG_ERROR) {
             log_error_reply(a, t, rep);
+        }
         delay(a, next_backoff(a));
     }
 }
@@ -1073,10 +1123,12 @@ static void handle_reply(cs_agent *a, cs_msg_type t, int rv, nng_msg *nm)
     cs_msg rep;
     cs_msg_init(&rep, CS_MSG_NONE);
     cs_rc rc = decode_reply(a, t, rv, nm, &rep);
-    if (nm != NULL)
+    if (nm != NULL) {
         nng_msg_free(nm);
-    if (rc == CS_ECANCELED)
+    }
+    if (rc == CS_ECANCELED) {
         return;
+    }
     if (rc != CS_OK) {
         no_reply(a, t, rv);
         return;
@@ -1112,8 +1164,9 @@ static void handle_reply(cs_agent *a, cs_msg_type t, int rv, nng_msg *nm)
 
 static void step(cs_agent *a)
 {
-    if (a->finished || a->inflight != CS_MSG_NONE)
+    if (a->finished || a->inflight != CS_MSG_NONE) {
         return;
+    }
     agent_job *j = a->job;
     if (j != NULL) {
         if (!j->exited) {
@@ -1124,8 +1177,9 @@ static void step(cs_agent *a)
             return;
         }
         if (!j->drop && j->report != NULL) {
-            if (!a->waiting)
+            if (!a->waiting) {
                 send_text(a, j->rep_type, j->report, strlen(j->report));
+            }
             return;
         }
         if (j->drop && a->release_id != j->id) {
@@ -1143,24 +1197,29 @@ static void step(cs_agent *a)
         }
         return;
     }
-    if (a->waiting)
+    if (a->waiting) {
         return;
-    if (!a->registered)
+    }
+    if (!a->registered) {
         send_hello(a);
-    else
+    } else {
         send_claim(a);
+    }
 }
 
 static void handle_stop(cs_agent *a, int mode)
 {
-    if (mode <= a->stop_mode)
+    if (mode <= a->stop_mode) {
         return;
+    }
     a->stop_mode = mode;
     cs_log(CS_LOG_INFO, "stopping (%s)", mode == STOP_RELEASE ? "release" : "drain");
-    if (a->job != NULL && !a->job->exited && mode == STOP_RELEASE)
+    if (a->job != NULL && !a->job->exited && mode == STOP_RELEASE) {
         cs_child_stop(a->job->child, CS_CHILD_STOP_RELEASE);
-    if (a->job == NULL && (a->inflight == CS_MSG_CLAIM || a->inflight == CS_MSG_HELLO))
+    }
+    if (a->job == NULL && (a->inflight == CS_MSG_CLAIM || a->inflight == CS_MSG_HELLO)) {
         cancel_inflight(a);
+    }
     step(a);
 }
 
@@ -1181,8 +1240,9 @@ static void on_wake(uv_async_t *h)
         a->phase = PH_IDLE;
         handle_reply(a, t, rv, m);
     }
-    if (stop > a->stop_mode)
+    if (stop > a->stop_mode) {
         handle_stop(a, stop);
+    }
     step(a);
 }
 
@@ -1193,18 +1253,21 @@ static void on_signal(uv_signal_t *s, int signum)
     int64_t now = cs_time_mono_ms();
     /* A second signal means: do not wait for the job. Copies of the first that arrive together
      * (timeout(1) and shells signal the child and then its process group) do not count. */
-    if (a->stop_mode != STOP_NONE && now - a->first_signal_ms >= 1000)
+    if (a->stop_mode != STOP_NONE && now - a->first_signal_ms >= 1000) {
         mode = STOP_RELEASE;
-    if (a->stop_mode == STOP_NONE)
+    }
+    if (a->stop_mode == STOP_NONE) {
         a->first_signal_ms = now;
+    }
     cs_log(CS_LOG_INFO, "signal %d", signum);
     handle_stop(a, mode);
 }
 
 static void finish(cs_agent *a)
 {
-    if (a->finished)
+    if (a->finished) {
         return;
+    }
     a->finished = true;
     pthread_mutex_lock(&a->mu);
     a->wake_closed = true;
@@ -1230,38 +1293,46 @@ cs_rc cs_agent_create(const cs_agent_cfg *cfg, cs_agent **out, cs_err *err)
     int rv;
     *out = NULL;
     if (cfg->coordinator == NULL || cfg->name == NULL || cfg->host == NULL || cfg->runner == NULL ||
-        cfg->work_dir == NULL)
+        cfg->work_dir == NULL) {
         return cs_err_set(err, CS_EINVAL, 0,
                           "agent: coordinator, name, host, runner and "
                           "work dir are required");
-    if (strlen(cfg->name) == 0 || strlen(cfg->name) > CS_PROTO_MAX_NAME)
+    }
+    if (strlen(cfg->name) == 0 || strlen(cfg->name) > CS_PROTO_MAX_NAME) {
         return cs_err_set(err, CS_EINVAL, 0, "--name: 1..%d bytes", CS_PROTO_MAX_NAME);
-    if (cfg->threads < 1 || cfg->mem_mb < 0 || cfg->heartbeat_ms < 10 || cfg->kill_grace_ms < 0)
+    }
+    if (cfg->threads < 1 || cfg->mem_mb < 0 || cfg->heartbeat_ms < 10 || cfg->kill_grace_ms < 0) {
         return cs_err_set(err, CS_EINVAL, 0, "agent: threads >= 1, mem >= 0, heartbeat >= 10 ms");
+    }
     a = calloc(1, sizeof *a);
-    if (a == NULL)
+    if (a == NULL) {
         return cs_err_set(err, CS_ENOMEM, 0, "agent");
+    }
     a->cfg = *cfg;
     a->backoff_ms = BACKOFF_MIN_MS;
     a->last_err_code = CS_OK;
     cs_rng_seed(&a->rng, (uint64_t)cs_time_wall_ms() ^ ((uint64_t)getpid() << 32));
-    if ((rc = cs_proto_new_token(a->instance, err)) != CS_OK)
+    if ((rc = cs_proto_new_token(a->instance, err)) != CS_OK) {
         goto fail;
+    }
     pthread_mutex_init(&a->mu, NULL);
     a->backends[a->n_backends++] = "native";
-    if (cfg->exec_template != NULL)
+    if (cfg->exec_template != NULL) {
         a->backends[a->n_backends++] = "exec";
+    }
     if ((rc = cs_path_mkdir_p(cfg->work_dir, 0755, err)) != CS_OK) {
         cs_err_prefix(err, "--work-dir");
         goto fail;
     }
     if ((rc = cs_agent_scan_models(cfg->model_root, cfg->n_model_root, &a->models, &a->n_models,
-                                   err)) != CS_OK)
+                                   err)) != CS_OK) {
         goto fail;
+    }
     const cs_net_tls *tls = agent_tls(a);
     if ((rc = cs_net_dial(&a->sock, cfg->coordinator, tls,
-                          cfg->resend_ms > 0 ? (int)cfg->resend_ms : 30000, err)) != CS_OK)
+                          cfg->resend_ms > 0 ? (int)cfg->resend_ms : 30000, err)) != CS_OK) {
         goto fail;
+    }
     a->sock_open = true;
     if ((rv = nng_ctx_open(&a->ctx, a->sock)) != 0 ||
         (rv = nng_aio_alloc(&a->aio, on_aio, a)) != 0) {
@@ -1298,10 +1369,12 @@ cs_rc cs_agent_run(cs_agent *a, cs_err *err)
     step(a);
     int rv = uv_run(&a->loop, UV_RUN_DEFAULT);
     (void)rv;
-    if (a->fatal != CS_OK)
+    if (a->fatal != CS_OK) {
         return cs_err_set(err, a->fatal, 0, "%s", a->fatal_msg);
-    if (!a->finished)
+    }
+    if (!a->finished) {
         return cs_err_set(err, CS_EINTERNAL, 0, "the loop ended before BYE");
+    }
     return CS_OK;
 }
 
@@ -1309,10 +1382,12 @@ void cs_agent_request_stop(cs_agent *a, cs_agent_stop_mode mode)
 {
     pthread_mutex_lock(&a->mu);
     int m = mode == CS_AGENT_RELEASE ? STOP_RELEASE : STOP_DRAIN;
-    if (m > a->stop_req)
+    if (m > a->stop_req) {
         a->stop_req = m;
-    if (!a->wake_closed)
+    }
+    if (!a->wake_closed) {
         uv_async_send(&a->wake);
+    }
     pthread_mutex_unlock(&a->mu);
 }
 
@@ -1325,26 +1400,34 @@ void cs_agent_get_stats(cs_agent *a, cs_agent_stats *out)
 
 void cs_agent_destroy(cs_agent *a)
 {
-    if (a == NULL)
+    if (a == NULL) {
         return;
-    if (a->aio != NULL)
+    }
+    if (a->aio != NULL) {
         nng_aio_stop(a->aio);
+    }
     if (a->loop_init) {
-        if (!a->finished)
+        if (!a->finished) {
             finish(a);
+        }
         uv_run(&a->loop, UV_RUN_DEFAULT);
         uv_loop_close(&a->loop);
     }
-    if (a->aio != NULL)
+    if (a->aio != NULL) {
         nng_aio_free(a->aio);
-    if (a->ctx_open)
+    }
+    if (a->ctx_open) {
         nng_ctx_close(a->ctx);
-    if (a->sock_open)
+    }
+    if (a->sock_open) {
         nng_close(a->sock);
-    if (a->reply_msg != NULL)
+    }
+    if (a->reply_msg != NULL) {
         nng_msg_free(a->reply_msg);
-    for (size_t i = 0; i < a->n_models; i++)
+    }
+    for (size_t i = 0; i < a->n_models; i++) {
         free(a->models[i]);
+    }
     free(a->models);
     pthread_mutex_destroy(&a->mu);
     free(a);

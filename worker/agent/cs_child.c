@@ -54,8 +54,9 @@ int64_t cs_child_oom_kills(void)
 {
     char *cg = NULL, *events = NULL, path[4096];
     int64_t n = -1;
-    if (cs_path_read_file("/proc/self/cgroup", 1 << 16, &cg, NULL, NULL) != CS_OK)
+    if (cs_path_read_file("/proc/self/cgroup", 1 << 16, &cg, NULL, NULL) != CS_OK) {
         return -1;
+    }
     /* cgroup v2: the line "0::/path" */
     const char *p = strstr(cg, "0::");
     if (p != NULL && (p == cg || p[-1] == '\n')) {
@@ -68,8 +69,9 @@ int64_t cs_child_oom_kills(void)
             if (k != NULL && (k == events || k[-1] == '\n')) {
                 char *end = NULL;
                 long long v = strtoll(k + 9, &end, 10);
-                if (end != k + 9 && v >= 0)
+                if (end != k + 9 && v >= 0) {
                     n = (int64_t)v;
+                }
             }
         }
     }
@@ -159,8 +161,9 @@ cs_rc cs_child_create(uv_loop_t *loop, cs_child **out, cs_err *err)
 {
     cs_child *c = calloc(1, sizeof *c);
     *out = NULL;
-    if (c == NULL)
+    if (c == NULL) {
         return cs_err_set(err, CS_ENOMEM, 0, "child");
+    }
     c->loop = loop;
     snprintf(c->stage, sizeof c->stage, "starting");
     *out = c;
@@ -180,29 +183,34 @@ static void on_close(uv_handle_t *h)
 
 static void close_handle(cs_child *c, uv_handle_t *h)
 {
-    if (!uv_is_closing(h))
+    if (!uv_is_closing(h)) {
         uv_close(h, on_close);
+    }
     (void)c;
 }
 
 static void signal_group(cs_child *c, int sig)
 {
-    if (!c->running)
+    if (!c->running) {
         return;
+    }
     /* The child is a session leader (UV_PROCESS_DETACHED): signal its whole group, so an exec
      * command's own children stop too. */
-    if (kill(-c->proc.pid, sig) != 0)
+    if (kill(-c->proc.pid, sig) != 0) {
         uv_process_kill(&c->proc, sig);
+    }
 }
 
 /* Parses one progress line; malformed lines are logged at debug level and ignored. */
 static void progress_line(cs_child *c, const char *text, size_t len)
 {
     cJSON *doc = NULL;
-    while (len > 0 && (text[len - 1] == '\r' || text[len - 1] == ' '))
+    while (len > 0 && (text[len - 1] == '\r' || text[len - 1] == ' ')) {
         len--;
-    if (len == 0)
+    }
+    if (len == 0) {
         return;
+    }
     if (cs_json_parse(text, len, "fd 3", &doc, NULL) != CS_OK || !cJSON_IsObject(doc)) {
         cs_log(CS_LOG_DEBUG, "child %d: progress line is not a JSON object", (int)c->proc.pid);
         cJSON_Delete(doc);
@@ -219,10 +227,12 @@ static void progress_line(cs_child *c, const char *text, size_t len)
         }
         snprintf(c->stage, sizeof c->stage, "%s", st->valuestring);
     }
-    if (cJSON_IsNumber(d) && d->valuedouble >= 0 && d->valuedouble < 9e15)
+    if (cJSON_IsNumber(d) && d->valuedouble >= 0 && d->valuedouble < 9e15) {
         c->done = (int64_t)d->valuedouble;
-    if (cJSON_IsNumber(t) && t->valuedouble >= 0 && t->valuedouble < 9e15)
+    }
+    if (cJSON_IsNumber(t) && t->valuedouble >= 0 && t->valuedouble < 9e15) {
         c->total = (int64_t)t->valuedouble;
+    }
     cJSON_Delete(doc);
 }
 
@@ -245,8 +255,9 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     for (ssize_t i = 0; i < n; i++) {
         char ch = buf->base[i];
         if (ch == '\n') {
-            if (!c->line_overflow && c->line.len > 0)
+            if (!c->line_overflow && c->line.len > 0) {
                 progress_line(c, c->line.data, c->line.len);
+            }
             c->line.len = 0;
             c->line_overflow = false;
         } else if (c->line.len >= LINE_MAX_BYTES || c->line_overflow) {
@@ -271,8 +282,9 @@ static void on_grace(uv_timer_t *t)
 
 void cs_child_stop(cs_child *c, cs_child_reason why)
 {
-    if (c == NULL || !c->running || c->stopped_by != CS_CHILD_STOP_NONE)
+    if (c == NULL || !c->running || c->stopped_by != CS_CHILD_STOP_NONE) {
         return;
+    }
     c->stopped_by = why;
     signal_group(c, SIGTERM);
     if (c->grace_ms <= 0) {
@@ -306,8 +318,9 @@ static void on_exit_cb(uv_process_t *p, int64_t exit_status, int term_signal)
     o.oom = term_signal == SIGKILL && !c->sigkill_sent && o.oom_before >= 0 &&
             o.oom_after > o.oom_before;
     o.elapsed_ms = cs_time_mono_ms() - c->start_ms;
-    if (c->cb != NULL)
+    if (c->cb != NULL) {
         c->cb(c, &o, c->data);
+    }
 }
 
 /* environ plus extra, where extra replaces entries of the same name. Returns owned array of
@@ -315,24 +328,29 @@ static void on_exit_cb(uv_process_t *p, int64_t exit_status, int term_signal)
 static char **build_env(const char *const *extra)
 {
     size_t n_env = 0, n_extra = 0, k = 0;
-    while (environ != NULL && environ[n_env] != NULL)
+    while (environ != NULL && environ[n_env] != NULL) {
         n_env++;
-    while (extra != NULL && extra[n_extra] != NULL)
+    }
+    while (extra != NULL && extra[n_extra] != NULL) {
         n_extra++;
+    }
     char **env = cs_calloc_array(n_env + n_extra + 1, sizeof *env);
-    if (env == NULL)
+    if (env == NULL) {
         return NULL;
+    }
     for (size_t i = 0; i < n_env; i++) {
         bool replaced = false;
         for (size_t j = 0; j < n_extra && !replaced; j++) {
             size_t eq = strcspn(extra[j], "=");
             replaced = strncmp(environ[i], extra[j], eq + 1) == 0;
         }
-        if (!replaced)
+        if (!replaced) {
             env[k++] = environ[i];
+        }
     }
-    for (size_t j = 0; j < n_extra; j++)
+    for (size_t j = 0; j < n_extra; j++) {
         env[k++] = (char *)(uintptr_t)extra[j];
+    }
     env[k] = NULL;
     return env;
 }
@@ -347,13 +365,16 @@ cs_rc cs_child_start(cs_child *c, const cs_child_spec *spec, cs_child_exit_cb cb
     int log_fd = -1, rv;
     cs_rc rc = CS_OK;
 
-    if (c->running || c->proc_init)
+    if (c->running || c->proc_init) {
         return cs_err_set(err, CS_ESTATE, 0, "child already started");
-    if ((rc = cs_path_join(spec->dir, "stderr.log", &c->log_path, err)) != CS_OK)
+    }
+    if ((rc = cs_path_join(spec->dir, "stderr.log", &c->log_path, err)) != CS_OK) {
         return rc;
+    }
     log_fd = open(c->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log_fd < 0)
+    if (log_fd < 0) {
         return cs_err_errno(err, errno, "%s", c->log_path);
+    }
     env = build_env(spec->env);
     if (env == NULL) {
         rc = cs_err_set(err, CS_ENOMEM, 0, "child environment");
@@ -397,8 +418,9 @@ cs_rc cs_child_start(cs_child *c, const cs_child_spec *spec, cs_child_exit_cb cb
     }
     if (spec->guard != NULL) {
         size_t n = 0;
-        while (spec->argv[n] != NULL)
+        while (spec->argv[n] != NULL) {
             n++;
+        }
         gargv = cs_calloc_array(n + 5, sizeof *gargv);
         if (gargv == NULL) {
             rc = cs_err_set(err, CS_ENOMEM, 0, "child arguments");
@@ -409,8 +431,9 @@ cs_rc cs_child_start(cs_child *c, const cs_child_spec *spec, cs_child_exit_cb cb
         gargv[1] = (char *)(uintptr_t)CS_CHILD_GUARD_FLAG;
         gargv[2] = ppid;
         gargv[3] = (char *)(uintptr_t) "--";
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             gargv[4 + i] = (char *)(uintptr_t)spec->argv[i];
+        }
         opts.file = spec->guard;
         opts.args = gargv;
     }
@@ -434,11 +457,13 @@ cs_rc cs_child_start(cs_child *c, const cs_child_spec *spec, cs_child_exit_cb cb
     }
     c->running = true;
     uv_read_start((uv_stream_t *)&c->progress, on_alloc, on_read);
-    if (spec->timeout_ms > 0)
+    if (spec->timeout_ms > 0) {
         uv_timer_start(&c->timeout, on_timeout, (uint64_t)spec->timeout_ms, 0);
+    }
 cleanup:
-    if (log_fd >= 0)
+    if (log_fd >= 0) {
         close(log_fd);
+    }
     free(env);
     free(gargv);
     return rc;
@@ -479,14 +504,16 @@ char *cs_child_log_tail(const char *log_path, size_t max_bytes)
     char *buf = NULL, *out = NULL;
     int fd = log_path != NULL ? open(log_path, O_RDONLY | O_CLOEXEC) : -1;
     struct stat st;
-    if (fd < 0)
+    if (fd < 0) {
         return cs_strdup("");
+    }
     if (fstat(fd, &st) != 0 || st.st_size <= 0) {
         close(fd);
         return cs_strdup("");
     }
-    if (max_bytes > CS_PROTO_MAX_TEXT)
+    if (max_bytes > CS_PROTO_MAX_TEXT) {
         max_bytes = CS_PROTO_MAX_TEXT;
+    }
     size_t size = (size_t)st.st_size;
     size_t want = size < max_bytes ? size : max_bytes;
     off_t at = (off_t)(size - want);
@@ -497,14 +524,16 @@ char *cs_child_log_tail(const char *log_path, size_t max_bytes)
     }
     ssize_t got = pread(fd, buf, want, at);
     close(fd);
-    if (got < 0)
+    if (got < 0) {
         got = 0;
+    }
     size_t start = 0, len = (size_t)got;
     if (at > 0) {
         /* cut at the first line start inside the window when there is one */
         const char *nl = memchr(buf, '\n', len);
-        if (nl != NULL && (size_t)(nl - buf) + 1 < len)
+        if (nl != NULL && (size_t)(nl - buf) + 1 < len) {
             start = (size_t)(nl - buf) + 1;
+        }
     }
     out = cs_proto_log_tail(buf + start, len - start);
     free(buf);
@@ -513,8 +542,9 @@ char *cs_child_log_tail(const char *log_path, size_t max_bytes)
 
 void cs_child_destroy(cs_child *c)
 {
-    if (c == NULL)
+    if (c == NULL) {
         return;
+    }
     if (c->running) {
         c->sigkill_sent = true;
         signal_group(c, SIGKILL);
@@ -522,10 +552,12 @@ void cs_child_destroy(cs_child *c)
     }
     c->cb = NULL;
     c->destroyed = true;
-    if (c->proc_init)
+    if (c->proc_init) {
         close_handle(c, (uv_handle_t *)&c->proc);
-    if (c->pipe_init)
+    }
+    if (c->pipe_init) {
         close_handle(c, (uv_handle_t *)&c->progress);
+    }
     if (c->timers_init) {
         close_handle(c, (uv_handle_t *)&c->timeout);
         close_handle(c, (uv_handle_t *)&c->grace);

@@ -99,9 +99,11 @@ static const cs_opt options[] = {
 
 static const char *opt_name(int id)
 {
-    for (size_t i = 0; i < N_OPTIONS; i++)
-        if (options[i].id == id)
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (options[i].id == id) {
             return options[i].lng;
+        }
+    }
     return "?";
 }
 
@@ -126,15 +128,18 @@ static char *default_runner(void)
 {
     char exe[4096];
     size_t n = sizeof exe;
-    if (uv_exepath(exe, &n) != 0)
+    if (uv_exepath(exe, &n) != 0) {
         return cs_strdup("calsweep-run");
+    }
     char *slash = strrchr(exe, '/');
-    if (slash == NULL)
+    if (slash == NULL) {
         return cs_strdup("calsweep-run");
+    }
     *slash = '\0';
     char *out = NULL;
-    if (cs_path_join(exe, "calsweep-run", &out, NULL) != CS_OK)
+    if (cs_path_join(exe, "calsweep-run", &out, NULL) != CS_OK) {
         return NULL;
+    }
     return out;
 }
 

@@ -12,12 +12,15 @@ static void item_fini(cs_calib_item *it)
 
 void cs_calib_pool_fini(cs_calib_pool *p)
 {
-    if (!p)
+    if (!p) {
         return;
-    for (size_t i = 0; i < p->n; i++)
+    }
+    for (size_t i = 0; i < p->n; i++) {
         item_fini(&p->items[i]);
-    for (size_t i = 0; i < p->n_sources; i++)
+    }
+    for (size_t i = 0; i < p->n_sources; i++) {
         free(p->sources[i]);
+    }
     free(p->items);
     free(p->sources);
     memset(p, 0, sizeof(*p));
@@ -25,11 +28,13 @@ void cs_calib_pool_fini(cs_calib_pool *p)
 
 void cs_calib_selection_fini(cs_calib_selection *s)
 {
-    if (!s)
+    if (!s) {
         return;
+    }
     if (s->generated) {
-        for (size_t i = 0; i < s->n; i++)
+        for (size_t i = 0; i < s->n; i++) {
             item_fini(&s->generated[i]);
+        }
     }
     free(s->generated);
     free(s->index);
