@@ -71,6 +71,19 @@ demo() { # the README's main command must keep working at every commit
     deploy/run-demo.sh > build/meson-logs/demo.txt 2>&1 || { tail -n 20 build/meson-logs/demo.txt; return 1; }
 }
 [ -f build/build.ninja ] && check "deploy/run-demo.sh (log: build/meson-logs/demo.txt)" demo
+braces() { # docs/style.md R21: every if/else/for/while body in braces (needs the build's compile_commands.json)
+    local f out=0
+    for f in "${csrc[@]}"; do
+        case $f in tests/node/* | *.h) continue ;; esac # a header is checked where it is included
+        if clang-tidy -p build --quiet --checks='-*,readability-braces-around-statements' \
+            --header-filter="^$CS_ROOT/(common|coordinator|worker|sweeps|tests)/" \
+            --warnings-as-errors='*' "$f" >build/meson-logs/braces.txt 2>&1; then :; else
+            grep -m 3 'error:' build/meson-logs/braces.txt; out=1
+        fi
+    done
+    return $out
+}
+[ -f build/compile_commands.json ] && check "braces on every body (clang-tidy)" braces
 if [ $quick -eq 0 ]; then
     run_build build-asan clang -Db_sanitize=address,undefined -Db_lundef=false -Dfuzz=true
 fi
