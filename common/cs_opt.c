@@ -163,3 +163,13 @@ cs_rc cs_parse_double(const char *s, double *out, const char *what, cs_err *err)
     *out = v;
     return CS_OK;
 }
+
+cs_rc cs_opt_append(const char **list, size_t *n, size_t max, const char *arg, const char *option,
+                    cs_err *err)
+{
+    if (*n >= max) {
+        return cs_err_set(err, CS_ERANGE, 0, "at most %zu %s", max, option);
+    }
+    list[(*n)++] = arg;
+    return CS_OK;
+}

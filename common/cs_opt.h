@@ -65,4 +65,9 @@ cs_rc cs_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out, const 
                    cs_err *err);
 cs_rc cs_parse_double(const char *s, double *out, const char *what, cs_err *err);
 
+/* Appends arg to list[0..*n) of at most max entries (a repeatable option); CS_ERANGE "at most MAX
+ * OPTION" when full. The strings are borrowed (argv). */
+cs_rc cs_opt_append(const char **list, size_t *n, size_t max, const char *arg, const char *option,
+                    cs_err *err);
+
 #endif

@@ -175,6 +175,20 @@ static void test_parse_numbers(void **state)
     assert_int_equal(cs_parse_double("1e999", &d, "t", &err), CS_EINVAL);
 }
 
+static void test_opt_append(void **state)
+{
+    const char *list[2];
+    size_t n = 0;
+    cs_err err = {0};
+    (void)state;
+    assert_int_equal(cs_opt_append(list, &n, 2, "a.jsonl", "--task files", &err), CS_OK);
+    assert_int_equal(cs_opt_append(list, &n, 2, "b.jsonl", "--task files", &err), CS_OK);
+    assert_int_equal(cs_opt_append(list, &n, 2, "c.jsonl", "--task files", &err), CS_ERANGE);
+    assert_string_equal(err.msg, "at most 2 --task files");
+    assert_int_equal(n, 2);
+    assert_string_equal(list[1], "b.jsonl");
+}
+
 static void test_rng_determinism(void **state)
 {
     cs_rng a, b, c;
@@ -231,6 +245,7 @@ int main(void)
             cmocka_unit_test(test_opt_forms),
             cmocka_unit_test(test_opt_errors),
             cmocka_unit_test(test_parse_numbers),
+            cmocka_unit_test(test_opt_append),
             cmocka_unit_test(test_rng_determinism),
             cmocka_unit_test(test_rng_shuffle_is_permutation),
     };

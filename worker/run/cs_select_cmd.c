@@ -226,11 +226,7 @@ static cs_rc take_sel_option(sel_args *a, int id, const char *arg, cs_err *err)
         a->cache_dir = arg;
         break;
     case SEL_EVAL:
-        if (a->n_eval == MAX_SRC) {
-            rc = cs_err_set(err, CS_ERANGE, 0, "at most %d --eval", MAX_SRC);
-        } else {
-            a->eval[a->n_eval++] = arg;
-        }
+        rc = cs_opt_append(a->eval, &a->n_eval, MAX_SRC, arg, "--eval", err);
         break;
     case SEL_JSON:
         a->json = true;

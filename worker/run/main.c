@@ -239,21 +239,13 @@ static cs_rc take_option(run_args *a, int id, const char *arg, cs_err *err)
         a->prompt = arg;
         break;
     case OPT_TASK:
-        if (a->n_tasks == RUN_MAX_TASKS) {
-            rc = cs_err_set(err, CS_ERANGE, 0, "at most %d --task files", RUN_MAX_TASKS);
-        } else {
-            a->tasks[a->n_tasks++] = arg;
-        }
+        rc = cs_opt_append(a->tasks, &a->n_tasks, RUN_MAX_TASKS, arg, "--task files", err);
         break;
     case OPT_LIMIT:
         rc = cs_parse_i64(arg, 1, INT64_MAX, &a->limit, "--limit", err);
         break;
     case OPT_SHOTS:
-        if (a->n_shots == RUN_MAX_TASKS) {
-            rc = cs_err_set(err, CS_ERANGE, 0, "at most %d --shots files", RUN_MAX_TASKS);
-        } else {
-            a->shots[a->n_shots++] = arg;
-        }
+        rc = cs_opt_append(a->shots, &a->n_shots, RUN_MAX_TASKS, arg, "--shots files", err);
         break;
     case OPT_FEWSHOT:
         rc = cs_parse_i64(arg, 0, 1000, &a->fewshot, "--fewshot", err);
