@@ -115,18 +115,19 @@ static const cs_method algorithms[] = {
 
 static const cs_mparam p_random[] = {
         BOOL("stratified", 0, SB(stratified), .desc = "split n evenly over sources")};
-static const cs_mparam p_selfcal[] = {NUM("t_init", 1.0, 0, 10, SD(t_init)),
-                                      NUM("t_final", 1.0, 0, 10, SD(t_final)),
-                                      INT("n_sched", 10, 0, 1000000, S(n_sched))};
-static const cs_mparam p_selfgen[] = {INT("prefix_texts", 5000, 1, 10000000, S(m)),
-                                      INT("prefix_tokens", 2, 1, 4096, S(prefix_len)),
-                                      NUM("temperature", 0.6, 0, 10, SD(temperature)),
-                                      NUM_POS("top_p", 0.95, 1, SD(top_p)),
-                                      INT("top_k", 50, 0, 1000000, S(top_k)),
-                                      NUM_POS("repetition_penalty", 1.2, 10, SD(rep_penalty)),
-                                      NUM("ppl_quantile", 0.8, 0, 1, SD(ppl_quantile)),
-                                      BATCH_E};
-static const cs_mparam p_zipcal[] = {INT("search_limit", 2000, 1, 100000000, S(cap))};
+static const cs_mparam p_self_calibration[] = {NUM("t_init", 1.0, 0, 10, SD(t_init)),
+                                               NUM("t_final", 1.0, 0, 10, SD(t_final)),
+                                               INT("n_sched", 10, 0, 1000000, S(n_sched))};
+static const cs_mparam p_self_gen[] = {
+        INT("prefix_texts", 5000, 1, 10000000, S(prefix_texts)),
+        INT("prefix_tokens", 2, 1, 4096, S(prefix_tokens)),
+        NUM("temperature", 0.6, 0, 10, SD(temperature)),
+        NUM_POS("top_p", 0.95, 1, SD(top_p)),
+        INT("top_k", 50, 0, 1000000, S(top_k)),
+        NUM_POS("repetition_penalty", 1.2, 10, SD(repetition_penalty)),
+        NUM("ppl_quantile", 0.8, 0, 1, SD(ppl_quantile)),
+        BATCH_E};
+static const cs_mparam p_zipcal[] = {INT("search_limit", 2000, 1, 100000000, S(search_limit))};
 static const cs_mparam p_cola[] = {
         INT("proj_dim", 64, 1, 4096, S(proj_dim)), INT("n_init", 10, 1, 1000, S(n_init)),
         INT("max_iter", 300, 1, 1000000, S(max_iter)), NUM_POS("tol", 1e-4, 1, SD(tol)), BATCH_E};
@@ -144,15 +145,15 @@ static const cs_mparam p_covercal[] = {NUM_POS("outlier_factor", 6, 1000, SD(out
 
 static const cs_method selectors[] = {
         METHOD("random", CS_SEL_RANDOM, 0, p_random, "uniform random samples"),
-        METHOD("self_calibration", CS_SEL_SELFCAL, CS_METHOD_NO_SOURCE, p_selfcal,
+        METHOD("self_calibration", CS_SEL_SELF_CALIBRATION, CS_METHOD_NO_SOURCE, p_self_calibration,
                "the model generates its own calibration data from BOS (needs no source)"),
-        METHOD("self_gen", CS_SEL_SELFGEN, 0, p_selfgen,
+        METHOD("self_gen", CS_SEL_SELF_GEN, 0, p_self_gen,
                "Self-Gen: generations from short source prefixes, perplexity-filtered"),
         METHOD("zipcal", CS_SEL_ZIPCAL, 0, p_zipcal, "ZipCal greedy lexical coverage"),
         METHOD("cola", CS_SEL_COLA, 0, p_cola, "COLA stage 3: k-means in activation space"),
         METHOD("acdm", CS_SEL_ACDM, 0, p_acdm,
                "ACDM: activation statistics matched to task reference centroids"),
-        METHOD("ppl_rank", CS_SEL_PPL, 0, p_ppl, "rank by FP-model perplexity"),
+        METHOD("ppl_rank", CS_SEL_PPL_RANK, 0, p_ppl, "rank by FP-model perplexity"),
         METHOD("covercal", CS_SEL_COVERCAL, 0, p_covercal,
                "CoverCal: greedy cover of outlier channels"),
 };

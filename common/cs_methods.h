@@ -64,10 +64,10 @@ typedef struct cs_algo_params {
 /* Selector kinds in the engine's order (the table lists them in the sweep's order). */
 typedef enum cs_sel_kind {
     CS_SEL_RANDOM = 0,
-    CS_SEL_SELFCAL,
-    CS_SEL_SELFGEN,
+    CS_SEL_SELF_CALIBRATION,
+    CS_SEL_SELF_GEN,
     CS_SEL_ZIPCAL,
-    CS_SEL_PPL,
+    CS_SEL_PPL_RANK,
     CS_SEL_COLA,
     CS_SEL_ACDM,
     CS_SEL_COVERCAL,
@@ -92,13 +92,13 @@ typedef struct cs_select_params {
     size_t n_sched;         /* 10 */
     size_t seq_len;         /* self_calibration / self_gen: tokens per sequence, 2048 */
     /* self_gen */
-    size_t m;                               /* "prefix_texts": 5000 prefixes */
-    size_t prefix_len;                      /* "prefix_tokens": 2 */
-    double temperature, top_p, rep_penalty; /* 0.6, 0.95, 1.2 */
-    size_t top_k;                           /* 50 */
-    double ppl_quantile;                    /* 0.8 */
+    size_t prefix_texts;                           /* 5000 prefixes */
+    size_t prefix_tokens;                          /* 2 */
+    double temperature, top_p, repetition_penalty; /* 0.6, 0.95, 1.2 */
+    size_t top_k;                                  /* 50 */
+    double ppl_quantile;                           /* 0.8 */
     /* zipcal */
-    size_t cap; /* "search_limit": 2000 */
+    size_t search_limit; /* 2000 */
     /* ppl_rank */
     cs_ppl_mode mode; /* low */
     /* cola */

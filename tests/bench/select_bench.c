@@ -9,18 +9,17 @@
  *   ppl, cola, acdm (reference: the arith_mc and facts_mc train splits) and covercal pick N of it.
  *   MODEL tb-llama: every selector on the full pool, each cold (no cache, its own forward pass),
  *   then cola, acdm, covercal and ppl in a row sharing one cache (one pass for the first three).
- *   The generating selectors run smaller: selfcal makes GEN_N sequences of SEQ tokens; selfgen
- *   generates GEN_M continuations of up to SEQ tokens and keeps GEN_N.
- *   MODEL qwen05: the random-weight Qwen2.5-0.5B-shaped model of bench_qwen05.h (DIR/cs-bench-
- *   qwen05, written when missing and kept). Its forward pass over POOL x SEQ tokens would take
- *   hours on two cores, so it is timed on the first SUBSET candidates (one pass for the hook
- *   statistics, one for the NLL) and extrapolated linearly to POOL, and the reference items are
- *   forwarded in full; the selection part runs on the full POOL, on the statistics of a pool of
- *   POOL windows of 8 tokens (the statistics have the same size whatever the length), read from a
- *   cache. The generating selectors run GEN_N sequences (selfcal) and GEN_M generations keeping
- *   GEN_N (selfgen) of up to SEQ tokens, one sequence at a time, so their cost is linear in the
- *   count; GEN_N 0 skips them.
- * Prints "bench: selector forward_s select_s total_s note" lines.
+ *   The generating selectors run smaller: self_calibration makes GEN_N sequences of SEQ tokens;
+ * self_gen generates GEN_M continuations of up to SEQ tokens and keeps GEN_N. MODEL qwen05: the
+ * random-weight Qwen2.5-0.5B-shaped model of bench_qwen05.h (DIR/cs-bench- qwen05, written when
+ * missing and kept). Its forward pass over POOL x SEQ tokens would take hours on two cores, so it
+ * is timed on the first SUBSET candidates (one pass for the hook statistics, one for the NLL) and
+ * extrapolated linearly to POOL, and the reference items are forwarded in full; the selection part
+ * runs on the full POOL, on the statistics of a pool of POOL windows of 8 tokens (the statistics
+ * have the same size whatever the length), read from a cache. The generating selectors run GEN_N
+ * sequences (self_calibration) and GEN_M generations keeping GEN_N (self_gen) of up to SEQ tokens,
+ * one sequence at a time, so their cost is linear in the count; GEN_N 0 skips them. Prints "bench:
+ * selector forward_s select_s total_s note" lines.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,29 +165,29 @@ static int act_selectors(const cs_calib_pool *pool, const cs_calib_pool *ref, cs
     code |= run("cached: acdm-minimax", &p, pool, m, tok, &env, "from the cache");
     params(&p, CS_SEL_COVERCAL, n);
     code |= run("cached: covercal", &p, pool, m, tok, &env, "from the cache");
-    params(&p, CS_SEL_PPL, n);
+    params(&p, CS_SEL_PPL_RANK, n);
     code |= run("cached: ppl", &p, pool, m, tok, &env, "nll pass (output layer)");
     code |= run("cached: ppl again", &p, pool, m, tok, &env, "from the cache");
     drop_cache(dir, &ctx);
     return code;
 }
 
-/* selfcal (gen_n sequences of L tokens, one at a time) and selfgen (gen_m generations of up to L
- * tokens, keep gen_n; prefixes from pool). */
+/* self_calibration (gen_n sequences of L tokens, one at a time) and self_gen (gen_m generations of
+ * up to L tokens, keep gen_n; prefixes from pool). */
 static int gen_selectors(const cs_calib_pool *pool, cs_model *m, const cs_tok *tok, size_t gen_n,
                          size_t gen_m, size_t L)
 {
     cs_select_params p;
     char note[128];
-    params(&p, CS_SEL_SELFCAL, gen_n);
+    params(&p, CS_SEL_SELF_CALIBRATION, gen_n);
     p.seq_len = L;
     snprintf(note, sizeof note, "%zu sequences x %zu tokens, one at a time", gen_n, L);
-    int code = run("selfcal", &p, NULL, m, tok, NULL, note);
-    params(&p, CS_SEL_SELFGEN, gen_n);
-    p.m = gen_m;
+    int code = run("self_calibration", &p, NULL, m, tok, NULL, note);
+    params(&p, CS_SEL_SELF_GEN, gen_n);
+    p.prefix_texts = gen_m;
     p.seq_len = L;
     snprintf(note, sizeof note, "%zu generations of <= %zu tokens, keep %zu", gen_m, L, gen_n);
-    code |= run("selfgen", &p, pool, m, tok, NULL, note);
+    code |= run("self_gen", &p, pool, m, tok, NULL, note);
     return code;
 }
 
@@ -311,7 +310,7 @@ static int bench_qwen05(const cs_calib_source *src, size_t n_src, const cs_calib
     code |= run("sel: acdm-minimax", &sp, &short_pool, m, tok, &env, "");
     params(&sp, CS_SEL_COVERCAL, n);
     code |= run("sel: covercal", &sp, &short_pool, m, tok, &env, "");
-    params(&sp, CS_SEL_PPL, n);
+    params(&sp, CS_SEL_PPL_RANK, n);
     code |= run("sel: ppl", &sp, &short_pool, m, tok, &env, "");
     drop_cache(dir, &ctx);
     if (gen_n > 0) {
@@ -393,7 +392,7 @@ int main(int argc, char **argv)
     code |= run("zipcal-1src", &p, &pool1, m, tok, NULL, "prose only, cap 2000");
     code |= run("zipcal-4src", &p, &pool4, m, tok, NULL,
                 "n per source + k-center (forward = embeddings)");
-    params(&p, CS_SEL_PPL, n);
+    params(&p, CS_SEL_PPL_RANK, n);
     code |= run("ppl-low", &p, &pool4, m, tok, NULL, "cold: nll pass, batch 8");
     code |= act_selectors(&pool4, &ref, m, tok, mdir, n);
     code |= gen_selectors(&pool4, m, tok, gen_n, gen_m, L);

@@ -25,7 +25,7 @@ grep -q "select: building a pool of 40 x 32 tokens (random_windows)" "$TMP/err";
 j=$(sel --selector '{"name":"ppl_rank","mode":"mid"}' --compose concat --json)
 case "$j" in *'"composition":"concat"'*'"ids":['*'"selector":"ppl_rank"'*'"forward_s"'*) ok 0 "--json: pool record, ids, diagnostics";; *) ok 1 "--json: $j";; esac
 g=$("$R" select "$M" --selector '{"name":"self_calibration","t_init":1.5,"t_final":0.5}' --n 2 --seq-len 24 2>/dev/null)
-[ "$(printf '%s\n' "$g" | awk '{print NF-1}' | sort -u)" = 24 ] && printf '%s\n' "$g" | grep -q '^gen:1 1534 '; ok $? "selfcal: 2 sequences of exactly 24 tokens starting with BOS"
+[ "$(printf '%s\n' "$g" | awk '{print NF-1}' | sort -u)" = 24 ] && printf '%s\n' "$g" | grep -q '^gen:1 1534 '; ok $? "self_calibration: 2 sequences of exactly 24 tokens starting with BOS"
 T=$D/tasks
 out=$("$R" select "$M" --source "t=$T/arith_mc.train.jsonl" --eval "$T/arith_mc.eval.jsonl" --eval "$T/facts_mc.eval.jsonl" --pool 8 --seq-len 16 --n 2 2>&1); ok $? "train split vs eval splits: no overlap"
 { head -n 2 "$T/arith_mc.train.jsonl"; sed -n 5p "$T/arith_mc.eval.jsonl" | sed 's/"id":"[^"]*"/"id":"copied"/'; } > "$TMP/leak.jsonl"

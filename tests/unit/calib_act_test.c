@@ -1128,7 +1128,7 @@ static void test_shared_cache(void **state)
     cs_select_params_default(&pc, CS_SEL_COLA);
     cs_select_params_default(&pa, CS_SEL_ACDM);
     cs_select_params_default(&pv, CS_SEL_COVERCAL);
-    cs_select_params_default(&pp, CS_SEL_PPL);
+    cs_select_params_default(&pp, CS_SEL_PPL_RANK);
     pc.n = pa.n = pv.n = pp.n = 6;
     pc.proj_dim = 8;
     cs_calib_selection s[2][4];

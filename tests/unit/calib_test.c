@@ -483,11 +483,11 @@ static void test_random(void **state)
     }
 }
 
-static void test_selfcal(void **state)
+static void test_self_calibration(void **state)
 {
     fixture *f = *state;
     cs_select_params p;
-    cs_select_params_default(&p, CS_SEL_SELFCAL);
+    cs_select_params_default(&p, CS_SEL_SELF_CALIBRATION);
     p.n = 3;
     p.seq_len = 33;
     p.t_init = 1.5;
@@ -539,7 +539,7 @@ static void test_selfcal(void **state)
     cs_calib_selection_fini(&a);
 }
 
-static void test_selfgen(void **state)
+static void test_self_gen(void **state)
 {
     fixture *f = *state;
     char *h;
@@ -547,9 +547,9 @@ static void test_selfgen(void **state)
     cs_calib_pool pool;
     build(f, &s, 1, CS_COMPOSE_RANDOM_WINDOWS, 12, 16, 0, &pool);
     cs_select_params p;
-    cs_select_params_default(&p, CS_SEL_SELFGEN);
+    cs_select_params_default(&p, CS_SEL_SELF_GEN);
     p.n = 3;
-    p.m = 10;
+    p.prefix_texts = 10;
     p.seq_len = 20;
     check_seeds(f, &p, &pool);
     cs_calib_selection a;
@@ -708,11 +708,11 @@ static void test_zipcal(void **state)
     cs_select_params p;
     cs_select_params_default(&p, CS_SEL_ZIPCAL);
     p.n = 6;
-    p.cap = 10; /* fewer than the pool: the seed picks the search sets */
+    p.search_limit = 10; /* fewer than the pool: the seed picks the search sets */
     check_seeds(f, &p, &one);
     /* without the cap the rule is deterministic whatever the seed, and the first pick covers the
      * most distinct normalized tokens */
-    p.cap = 2000;
+    p.search_limit = 2000;
     cs_calib_selection a, b;
     run_sel(f, &p, &one, &a);
     p.seed = 77;
@@ -731,7 +731,7 @@ static void test_zipcal(void **state)
     /* two sources: 6 each, then k-center down to 6 */
     build(f, s, 2, CS_COMPOSE_RANDOM_WINDOWS, 30, 32, 3, &two);
     p.seed = 0;
-    p.cap = 8;
+    p.search_limit = 8;
     check_seeds(f, &p, &two);
     run_sel(f, &p, &two, &a);
     assert_int_equal(a.n, 6);
@@ -781,7 +781,7 @@ static void test_ppl(void **state)
     double med = 0.5 * (sorted[5] + sorted[6]);
     for (size_t k = 0; k < 3; k++) {
         cs_select_params p;
-        cs_select_params_default(&p, CS_SEL_PPL);
+        cs_select_params_default(&p, CS_SEL_PPL_RANK);
         p.n = 4;
         p.mode = modes[k];
         p.batch = 5; /* batches of 5, 5, 2: padding does not change the scores */
@@ -820,7 +820,7 @@ static void test_ppl(void **state)
     /* the selection follows the pool's seed */
     build(f, s, 2, CS_COMPOSE_RANDOM_WINDOWS, 12, 20, 1, &pool2);
     cs_select_params p;
-    cs_select_params_default(&p, CS_SEL_PPL);
+    cs_select_params_default(&p, CS_SEL_PPL_RANK);
     p.n = 4;
     cs_calib_selection a, b;
     run_sel(f, &p, &pool, &a);
@@ -845,14 +845,14 @@ static void test_params(void **state)
     cs_err err = {0};
     /* the spec's defaults */
     assert_int_equal(cs_select_params_parse_str("self_gen", &p, &err), CS_OK);
-    assert_int_equal(p.kind, CS_SEL_SELFGEN);
+    assert_int_equal(p.kind, CS_SEL_SELF_GEN);
     assert_int_equal(p.n, 128);
-    assert_int_equal(p.m, 5000);
-    assert_int_equal(p.prefix_len, 2);
+    assert_int_equal(p.prefix_texts, 5000);
+    assert_int_equal(p.prefix_tokens, 2);
     assert_int_equal(p.top_k, 50);
     assert_float_equal(p.temperature, 0.6, 1e-12);
     assert_float_equal(p.top_p, 0.95, 1e-12);
-    assert_float_equal(p.rep_penalty, 1.2, 1e-12);
+    assert_float_equal(p.repetition_penalty, 1.2, 1e-12);
     assert_float_equal(p.ppl_quantile, 0.8, 1e-12);
     assert_int_equal(cs_select_params_parse_str("self_calibration", &p, &err), CS_OK);
     assert_float_equal(p.t_init, 1.0, 0);
@@ -860,7 +860,7 @@ static void test_params(void **state)
     assert_int_equal(p.n_sched, 10);
     assert_int_equal(p.seq_len, 2048);
     assert_int_equal(cs_select_params_parse_str("zipcal", &p, &err), CS_OK);
-    assert_int_equal(p.cap, 2000);
+    assert_int_equal(p.search_limit, 2000);
     assert_int_equal(
             cs_select_params_parse_str("{\"name\":\"ppl_rank\",\"mode\":\"high\"}", &p, &err),
             CS_OK);
@@ -938,12 +938,12 @@ static void test_params(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_docs),    cmocka_unit_test(test_bad_input),
-            cmocka_unit_test(test_compose), cmocka_unit_test(test_overlap),
-            cmocka_unit_test(test_random),  cmocka_unit_test(test_selfcal),
-            cmocka_unit_test(test_selfgen), cmocka_unit_test(test_zipcal_brute),
-            cmocka_unit_test(test_kcenter), cmocka_unit_test(test_zipcal),
-            cmocka_unit_test(test_ppl),     cmocka_unit_test(test_params),
+            cmocka_unit_test(test_docs),     cmocka_unit_test(test_bad_input),
+            cmocka_unit_test(test_compose),  cmocka_unit_test(test_overlap),
+            cmocka_unit_test(test_random),   cmocka_unit_test(test_self_calibration),
+            cmocka_unit_test(test_self_gen), cmocka_unit_test(test_zipcal_brute),
+            cmocka_unit_test(test_kcenter),  cmocka_unit_test(test_zipcal),
+            cmocka_unit_test(test_ppl),      cmocka_unit_test(test_params),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,5 +1,5 @@
-/* calib: the selectors' parameters and dispatch, and random, selfcal, selfgen, zipcal and ppl
- * (cs_select.h); cola, acdm and covercal are in cs_select_act.c. */
+/* calib: the selectors' parameters and dispatch, and random, self_calibration, self_gen, zipcal and
+ * ppl_rank (cs_select.h); cola, acdm and covercal are in cs_select_act.c. */
 #include "cs_select.h"
 
 #include <math.h>
@@ -179,9 +179,9 @@ static bool is_eos(const cs_model *m, const cs_tok *tok, int32_t t)
     return tok && cs_tok_eos(tok) >= 0 && cs_tok_eos(tok) == t;
 }
 
-static cs_rc sel_selfcal(const cs_select_params *p, cs_model *m, const cs_tok *tok,
-                         cs_select_progress progress, void *pctx, cs_calib_selection *out,
-                         cs_err *err)
+static cs_rc sel_self_calibration(const cs_select_params *p, cs_model *m, const cs_tok *tok,
+                                  cs_select_progress progress, void *pctx, cs_calib_selection *out,
+                                  cs_err *err)
 {
     const size_t V = m->cfg.vocab, L = p->seq_len;
     int32_t bos = model_bos(m, tok);
@@ -193,7 +193,7 @@ static cs_rc sel_selfcal(const cs_select_params *p, cs_model *m, const cs_tok *t
     cs_rc rc = CS_OK;
     uint64_t t0 = cs_time_mono_ns();
     if (bos < 0) {
-        rc = cs_err_set(err, CS_EINVAL, 0, "selfcal: the model has no BOS token");
+        rc = cs_err_set(err, CS_EINVAL, 0, "self_calibration: the model has no BOS token");
         goto cleanup;
     }
     out->generated = cs_calloc_array(p->n, sizeof(cs_calib_item));
@@ -413,12 +413,12 @@ static double quantile(const double *v, size_t n, double q)
 
 /* Generates one continuation of a prefix of src (its first prefix_len tokens after BOS) into *it:
  * prompt and generation, of source src->source. j numbers the generation (its seed). */
-static cs_rc selfgen_one(const cs_select_params *p, cs_model *m, const cs_calib_item *src,
-                         int32_t bos, const int32_t *stop, size_t n_stop, size_t j,
-                         cs_calib_item *it, cs_err *err)
+static cs_rc self_gen_one(const cs_select_params *p, cs_model *m, const cs_calib_item *src,
+                          int32_t bos, const int32_t *stop, size_t n_stop, size_t j,
+                          cs_calib_item *it, cs_err *err)
 {
     size_t s0 = (bos >= 0 && src->n_tokens > 0 && src->tokens[0] == bos) ? 1 : 0;
-    size_t np = src->n_tokens - s0 < p->prefix_len ? src->n_tokens - s0 : p->prefix_len;
+    size_t np = src->n_tokens - s0 < p->prefix_tokens ? src->n_tokens - s0 : p->prefix_tokens;
     size_t head = bos >= 0 ? 1 : 0, plen = head + np;
     int32_t *prompt = cs_calloc_array(plen ? plen : 1, sizeof(int32_t)), *g = NULL;
     size_t n_g = 0;
@@ -433,7 +433,7 @@ static cs_rc selfgen_one(const cs_select_params *p, cs_model *m, const cs_calib_
     if (plen == 0 || plen >= p->seq_len) {
         free(prompt);
         return cs_err_set(err, CS_EINVAL, 0,
-                          "selfgen: prefix of %zu tokens leaves nothing to generate within "
+                          "self_gen: prefix of %zu tokens leaves nothing to generate within "
                           "seq_len %zu",
                           plen, p->seq_len);
     }
@@ -443,7 +443,7 @@ static cs_rc selfgen_one(const cs_select_params *p, cs_model *m, const cs_calib_
     gp.temperature = p->temperature;
     gp.top_k = p->top_k;
     gp.top_p = p->top_p;
-    gp.rep_penalty = p->rep_penalty;
+    gp.rep_penalty = p->repetition_penalty;
     gp.seed = p->seed ^ (UINT64_C(0x9e3779b97f4a7c15) * (j + 1));
     gp.stop = stop;
     gp.n_stop = n_stop;
@@ -465,9 +465,9 @@ static cs_rc selfgen_one(const cs_select_params *p, cs_model *m, const cs_calib_
 
 /* Moves the first p->n survivors surv[] of gen[] into out->generated ("gen:K") and records the
  * diagnostics: the prefix each came from, its perplexity, the threshold and the counts. */
-static cs_rc selfgen_output(const cs_select_params *p, cs_calib_item *gen, size_t n_gen,
-                            const size_t *surv, size_t n_surv, const double *ppl, double thr,
-                            const cJSON *prefix_ids, cs_calib_selection *out, cs_err *err)
+static cs_rc self_gen_output(const cs_select_params *p, cs_calib_item *gen, size_t n_gen,
+                             const size_t *surv, size_t n_surv, const double *ppl, double thr,
+                             const cJSON *prefix_ids, cs_calib_selection *out, cs_err *err)
 {
     cs_rc rc = CS_OK;
     out->generated = cs_calloc_array(p->n, sizeof(cs_calib_item));
@@ -508,11 +508,11 @@ static cs_rc selfgen_output(const cs_select_params *p, cs_calib_item *gen, size_
     return rc;
 }
 
-static cs_rc sel_selfgen(const cs_select_params *p, const cs_calib_pool *pool, cs_model *m,
-                         const cs_tok *tok, cs_select_progress progress, void *pctx,
-                         cs_calib_selection *out, cs_err *err)
+static cs_rc sel_self_gen(const cs_select_params *p, const cs_calib_pool *pool, cs_model *m,
+                          const cs_tok *tok, cs_select_progress progress, void *pctx,
+                          cs_calib_selection *out, cs_err *err)
 {
-    const size_t M = p->m < pool->n ? p->m : pool->n;
+    const size_t M = p->prefix_texts < pool->n ? p->prefix_texts : pool->n;
     int32_t bos = model_bos(m, tok);
     size_t *order = cs_calloc_array(pool->n, sizeof(size_t));
     size_t *surv = cs_calloc_array(M, sizeof(size_t));
@@ -541,7 +541,7 @@ static cs_rc sel_selfgen(const cs_select_params *p, const cs_calib_pool *pool, c
     uint64_t t0 = cs_time_mono_ns();
     for (size_t j = 0; j < M; j++) {
         const cs_calib_item *src = &pool->items[order[j]];
-        rc = selfgen_one(p, m, src, bos, stop, n_stop, j, &gen[n_gen], err);
+        rc = self_gen_one(p, m, src, bos, stop, n_stop, j, &gen[n_gen], err);
         if (rc == CS_OK) {
             n_gen++;
             cJSON *s = cJSON_CreateString(src->id);
@@ -574,13 +574,13 @@ static cs_rc sel_selfgen(const cs_select_params *p, const cs_calib_pool *pool, c
     }
     if (n_surv < p->n) {
         rc = cs_err_set(err, CS_EINVAL, 0,
-                        "selfgen: %zu of %zu generations are below the perplexity threshold "
+                        "self_gen: %zu of %zu generations are below the perplexity threshold "
                         "%.4g, fewer than n = %zu (raise m)",
                         n_surv, n_gen, thr, p->n);
         goto cleanup;
     }
     cs_rng_shuffle(&rng, surv, n_surv);
-    rc = selfgen_output(p, gen, n_gen, surv, n_surv, ppl, thr, prefix_ids, out, err);
+    rc = self_gen_output(p, gen, n_gen, surv, n_surv, ppl, thr, prefix_ids, out, err);
     if (rc == CS_OK) {
         rc = diag_times(out, fwd, secs_since(t0), err);
     }
@@ -858,7 +858,7 @@ static cs_rc zipcal_source(const cs_select_params *p, const cs_calib_pool *pool,
         ss[j] = w->sets[w->idx[j]];
         sn[j] = w->set_n[w->idx[j]];
     }
-    rc = cs_zipcal_greedy(ss, sn, k, n_classes, want, p->cap,
+    rc = cs_zipcal_greedy(ss, sn, k, n_classes, want, p->search_limit,
                           p->seed ^ (UINT64_C(0x9e3779b97f4a7c15) * (s + 1)), w->pick, w->gain,
                           err);
     free(ss);
@@ -1042,7 +1042,7 @@ cs_rc cs_select_run_env(const cs_select_params *p, const cs_calib_pool *pool, cs
         return cs_err_set(err, CS_EINVAL, 0, "selector %s: n must be positive",
                           cs_select_name(p->kind));
     }
-    bool generates = p->kind == CS_SEL_SELFCAL;
+    bool generates = p->kind == CS_SEL_SELF_CALIBRATION;
     if (!generates && (!pool || pool->n < p->n)) {
         return cs_err_set(err, CS_EINVAL, 0,
                           "selector %s: the pool has %zu items, fewer than n = %zu",
@@ -1065,16 +1065,16 @@ cs_rc cs_select_run_env(const cs_select_params *p, const cs_calib_pool *pool, cs
     case CS_SEL_RANDOM:
         rc = sel_random(p, pool, out, err);
         break;
-    case CS_SEL_SELFCAL:
-        rc = sel_selfcal(p, m, tok, progress, pctx, out, err);
+    case CS_SEL_SELF_CALIBRATION:
+        rc = sel_self_calibration(p, m, tok, progress, pctx, out, err);
         break;
-    case CS_SEL_SELFGEN:
-        rc = sel_selfgen(p, pool, m, tok, progress, pctx, out, err);
+    case CS_SEL_SELF_GEN:
+        rc = sel_self_gen(p, pool, m, tok, progress, pctx, out, err);
         break;
     case CS_SEL_ZIPCAL:
         rc = sel_zipcal(p, pool, m, tok, out, err);
         break;
-    case CS_SEL_PPL:
+    case CS_SEL_PPL_RANK:
         uses_stats = true;
         rc = sel_ppl(p, pool, m, sc, progress, pctx, out, err);
         break;

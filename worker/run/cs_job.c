@@ -392,7 +392,7 @@ static void calib_cache(job *j, calib_run *cr)
 {
     cs_sel_kind k = j->js.sel.kind;
     bool uses_stats =
-            k == CS_SEL_PPL || k == CS_SEL_COLA || k == CS_SEL_ACDM || k == CS_SEL_COVERCAL;
+            k == CS_SEL_PPL_RANK || k == CS_SEL_COLA || k == CS_SEL_ACDM || k == CS_SEL_COVERCAL;
     cs_err cerr = {0};
     if (!uses_stats || !j->cache_dir) {
         return;
@@ -488,7 +488,7 @@ static cs_rc stage_calibrate(job *j, cs_err *err)
                           "calibration: %s needs calibration data: the job has none",
                           js->algo_md->name);
     }
-    if (js->sel.kind != CS_SEL_SELFCAL) {
+    if (js->sel.kind != CS_SEL_SELF_CALIBRATION) {
         rc = calib_pool(j, &cr, err);
     }
     if (rc == CS_OK) {

@@ -44,8 +44,8 @@ static const cs_opt sel_options[] = {
          "a source (repeatable): .jsonl (FIELD, default \"text\"; a task file when its lines "
          "have \"task\"), else plain text (documents separated by blank lines); @Q = quota"},
         {"selector", 'S', CS_OPT_VALUE, SEL_SELECTOR, "NAME|JSON",
-         "random, selfcal, selfgen, zipcal, ppl, cola, acdm, covercal, or {\"name\":..., "
-         "params} (default random)"},
+         "random, self_calibration, self_gen, zipcal, ppl_rank, cola, acdm, covercal, or "
+         "{\"name\":..., params} (default random)"},
         {"reference", 'r', CS_OPT_VALUE, SEL_REFERENCE, "NAME=FILE",
          "acdm: a task's reference items, a task file (.train.jsonl or .ref.jsonl; repeatable, "
          "one per task)"},
@@ -54,8 +54,8 @@ static const cs_opt sel_options[] = {
          "else none)"},
         {"n", 'n', CS_OPT_VALUE, SEL_N, "N", "items to select (default: the selector's, 128)"},
         {"seq-len", 'L', CS_OPT_VALUE, SEL_SEQ_LEN, "N",
-         "tokens per pool item / generated sequence (default: zipcal 128, selfcal and selfgen "
-         "2048, others 512)"},
+         "tokens per pool item / generated sequence (default: zipcal 128, self_calibration and "
+         "self_gen 2048, others 512)"},
         {"seed", 0, CS_OPT_VALUE, SEL_SEED, "N", "seed of the pool and the selector (default 0)"},
         {"pool", 'p', CS_OPT_VALUE, SEL_POOL, "N", "candidate pool size (default 1000)"},
         {"compose", 0, CS_OPT_VALUE, SEL_COMPOSE, "MODE",
@@ -361,10 +361,10 @@ static int select_params(sel_args *a, cs_select_params *sp)
         sp->seq_len = (size_t)a->seq_len;
     } else if (sp->kind == CS_SEL_ZIPCAL) {
         a->seq_len = 128;
-    } else if (sp->kind == CS_SEL_SELFCAL || sp->kind == CS_SEL_SELFGEN) {
+    } else if (sp->kind == CS_SEL_SELF_CALIBRATION || sp->kind == CS_SEL_SELF_GEN) {
         a->seq_len = (int64_t)sp->seq_len;
     }
-    if (sp->kind != CS_SEL_SELFCAL && a->n_src == 0) {
+    if (sp->kind != CS_SEL_SELF_CALIBRATION && a->n_src == 0) {
         fprintf(stderr, "calsweep-run select: selector %s needs at least one --source\n",
                 cs_select_name(sp->kind));
         return CS_EXIT_USAGE;
