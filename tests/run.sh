@@ -75,9 +75,12 @@ braces() { # docs/style.md R21: every if/else/for/while body in braces (needs th
     local f out=0
     for f in "${csrc[@]}"; do
         case $f in tests/node/* | *.h) continue ;; esac # a header is checked where it is included
+        # gcc's flags (and CI's -Werror) are not clang's: only the braces check may fail
         if clang-tidy -p build --quiet --checks='-*,readability-braces-around-statements' \
+            --extra-arg=-Wno-unknown-warning-option --extra-arg=-Wno-error \
             --header-filter="^$CS_ROOT/(common|coordinator|worker|sweeps|tests)/" \
-            --warnings-as-errors='*' "$f" >build/meson-logs/braces.txt 2>&1; then :; else
+            --warnings-as-errors='readability-braces-around-statements' "$f" \
+            >build/meson-logs/braces.txt 2>&1; then :; else
             grep -m 3 'error:' build/meson-logs/braces.txt; out=1
         fi
     done
