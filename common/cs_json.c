@@ -962,7 +962,10 @@ char *cs_json_describe(const cJSON *v, char *buf, size_t n)
     if (n == 0) {
         return buf;
     }
-    if (cJSON_IsNumber(v)) {
+    if (cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) &&
+        fabs(v->valuedouble) < 1e15) {
+        snprintf(buf, n, "%.0f", v->valuedouble); /* an integer reads as one: 2000000, not 2e+06 */
+    } else if (cJSON_IsNumber(v)) {
         snprintf(buf, n, "%.17g", v->valuedouble);
         /* Prefer the short spelling when it reads back the same. */
         for (int p = 1; p < 17; p++) {

@@ -344,7 +344,8 @@ static void test_n_samples_past_limit(void **state)
                                            cJSON_Parse("[2000000]"));
     char *text = cJSON_PrintUnformatted(s), *diag = NULL;
     assert_null(plan(text, &diag));
-    assert_string_equal(diag, "grid.n_samples[0]: expected an integer in 1..1048576, got 2e+06");
+    assert_string_equal(diag, "grid.n_samples[0]: expected an integer in 1..1048576, got 2000000");
+    free(diag);
     char *good = plan(base_sweep, &diag);
     cJSON *cfg = cJSON_Parse(good);
     cJSON_ReplaceItemInObjectCaseSensitive(cfg, "n_samples", v);
@@ -352,7 +353,7 @@ static void test_n_samples_past_limit(void **state)
     cs_jobspec js;
     cs_err err = {0};
     assert_int_equal(cs_jobspec_parse(job, strlen(job), "job.json", &js, &err), CS_ESCHEMA);
-    assert_string_equal(err.msg, "n_samples: expected an integer in 1..1048576, got 2e+06");
+    assert_string_equal(err.msg, "n_samples: expected an integer in 1..1048576, got 2000000");
     free(diag);
     free(job);
     free(good);
