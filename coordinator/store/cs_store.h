@@ -211,6 +211,19 @@ typedef struct cs_store_exit {
     bool permanent;       /* fail only: do not retry (bad_input, model_missing) */
 } cs_store_exit;
 
+/* The outcomes of one (task, metric) of a result's per-item record (result.json version 2),
+ * stored in table item_outcome. data is the raw bytes: a bitset of ceil(n/8) bytes (acc,
+ * acc_norm, acc_bytes, exact_match, exact_match_flex: item i is bit (i & 7) of byte i >> 3) or n
+ * little-endian float32 (margin, window_loss). */
+typedef struct cs_store_outcome {
+    const char *task;   /* "arith_mc", "ppl:general", ... */
+    const char *metric; /* "acc", "margin", "window_loss", ... */
+    const char *sample; /* hex SHA-256 of the ordered item sample */
+    int64_t n;          /* items (windows for perplexity) */
+    const void *data;
+    size_t bytes;
+} cs_store_outcome;
+
 /* Stores the result of (job, attempt) and its metrics, moves the job to done and makes the result
  * the cached one for the job's key. Only from the lease holder: worker and token must be the
  * attempt's (cs_store_lease_check), else CS_ESTALE and nothing is stored or cached. Idempotent:
@@ -223,6 +236,16 @@ cs_rc cs_store_result(cs_store *s, int64_t job_id, int attempt, const char *work
                       const char *token, const char *json, const cs_store_metric *metrics,
                       size_t n_metrics, const cs_store_exit *ex, int64_t now, bool *duplicate,
                       cs_err *err);
+
+/* cs_store_result that also stores the result's per-item outcomes (n_outcomes rows of
+ * item_outcome under the new result id; outcomes may be NULL when n_outcomes is 0), in the same
+ * transaction. The json should not carry them again (the daemon stores the document without
+ * "items"). An outcome without task, metric or sample, or a (task, metric) given twice: CS_EINVAL
+ * and nothing is stored. */
+cs_rc cs_store_result_items(cs_store *s, int64_t job_id, int attempt, const char *worker,
+                            const char *token, const char *json, const cs_store_metric *metrics,
+                            size_t n_metrics, const cs_store_outcome *outcomes, size_t n_outcomes,
+                            const cs_store_exit *ex, int64_t now, bool *duplicate, cs_err *err);
 
 /* Records the failure of (job, attempt): with a cancel pending the job becomes cancelled; with
  * attempts left (and not ex->permanent) retry_wait until now + min(base * 2^(attempt-1), max);
@@ -432,6 +455,31 @@ void cs_store_attempt_log_fini(cs_store_attempt_log *l); /* NULL-safe; leaves l 
 
 /* The log path of the newest attempt of job_id that has one: *path owned, NULL when none. */
 cs_rc cs_store_last_log_path(cs_store *s, int64_t job_id, char **path, cs_err *err);
+
+/* ---- results (cs_store_results.c) ----------------------------------------------------------- */
+
+/* What cs_agg_run needs of one sweep (`calsweep results`, the RESULTS message). Everything is
+ * owned by the struct (cs_store_agg_fini). jobs are by id; state is the aggregator's name
+ * ("pending" for queued and retry_wait, "running", "done" for done and cached, "failed", "lost",
+ * "cancelled"); model and eval are the axes' "model" and "eval" values ("" when absent); only
+ * done and cached jobs carry metrics and outcomes (a cached job those of the result it reuses).
+ * headline_* are the "headline" metrics that the sweep's eval suites name per task (the stored
+ * sweep document; tasks without one are left out: the aggregator's default applies). */
+typedef struct cs_store_agg {
+    struct cs_agg_job *jobs;
+    size_t n_jobs;
+    const char **headline_task, **headline_metric;
+    size_t n_headline;
+    struct cs_store_agg_mem *mem; /* internal */
+} cs_store_agg;
+
+/* Loads sweep_id's jobs, their metrics and item outcomes in three streaming queries (plus the
+ * sweep's document). with_margin: also the "margin" outcomes (n floats per task, the largest).
+ * CS_ENOENT naming the sweep when it does not exist; CS_ENOMEM; SQLite errors. Works on
+ * read-only handles. *out is zeroed on error. */
+cs_rc cs_store_agg_load(cs_store *s, int64_t sweep_id, bool with_margin, cs_store_agg *out,
+                        cs_err *err);
+void cs_store_agg_fini(cs_store_agg *a); /* NULL-safe; leaves a zeroed */
 
 /* ---- WAL checkpoint ------------------------------------------------------------------------ */
 
