@@ -459,3 +459,94 @@ cs_rc cs_store_agg_load(cs_store *s, int64_t sweep_id, bool with_margin, cs_stor
     attach(out);
     return CS_OK;
 }
+
+typedef struct names_ctx {
+    char *buf;
+    size_t len, cap, n;
+} names_ctx;
+
+static cs_rc add_name(void *ctx, const cs_store_sweep_info *info, cs_err *err)
+{
+    names_ctx *c = ctx;
+    (void)err;
+    if (info->state == CS_SWEEP_CANCELLED || c->n >= 20) {
+        c->n += info->state != CS_SWEEP_CANCELLED;
+        return CS_OK;
+    }
+    int w = snprintf(c->buf + c->len, c->cap - c->len, "%s%s", c->n ? ", " : "", info->name);
+    if (w > 0 && (size_t)w < c->cap - c->len) {
+        c->len += (size_t)w;
+    }
+    c->n++;
+    return CS_OK;
+}
+
+cs_rc cs_store_sweep_resolve(cs_store *s, const char *ref, int64_t *id, cs_err *err)
+{
+    cs_store_sweep_info info;
+    cs_err e = {0};
+    char names[1024] = "";
+    names_ctx nc = {names, 0, sizeof(names), 0};
+    bool digits = ref[0] != '\0' && strlen(ref) <= 15;
+    for (const char *p = ref; digits && *p; p++) {
+        digits = *p >= '0' && *p <= '9';
+    }
+    if (digits && cs_store_sweep_get(s, strtoll(ref, NULL, 10), &info, &e) == CS_OK) {
+        *id = info.id;
+        return CS_OK;
+    }
+    cs_rc rc = cs_store_sweep_find(s, ref, id, &e);
+    if (rc != CS_ENOENT) {
+        return rc == CS_OK ? CS_OK : cs_err_set(err, rc, 0, "%s", e.msg);
+    }
+    rc = cs_store_sweep_list(s, add_name, &nc, &e);
+    if (rc != CS_OK || nc.n == 0) {
+        return cs_err_set(err, CS_ENOENT, 0, "no sweep '%s' (there are no sweeps)", ref);
+    }
+    return cs_err_set(err, CS_ENOENT, 0, "no sweep '%s'; sweeps: %s%s", ref, names,
+                      nc.n > 20 ? ", ..." : "");
+}
+
+cs_rc cs_store_results(cs_store *s, const char *sweep, const cs_store_results_req *q, cJSON **out,
+                       cs_err *err)
+{
+    cs_agg_opts o;
+    cs_store_agg a = {0};
+    char axis[CS_LIMIT_NAME_BYTES + 1] = "";
+    int64_t id = 0;
+    cs_rc rc;
+    *out = NULL;
+    cs_agg_opts_init(&o);
+    if (q->reference) {
+        const char *eq = strchr(q->reference, '=');
+        if (!eq || eq == q->reference || !eq[1] || (size_t)(eq - q->reference) >= sizeof(axis)) {
+            return cs_err_set(err, CS_EINVAL, 0,
+                              "--reference %s: expected AXIS=VALUE, e.g. algorithm=rtn",
+                              q->reference);
+        }
+        memcpy(axis, q->reference, (size_t)(eq - q->reference));
+        axis[eq - q->reference] = '\0';
+        o.ref_axis = axis;
+        o.ref_value = eq + 1;
+    }
+    rc = cs_store_sweep_resolve(s, sweep, &id, err);
+    if (rc == CS_OK) {
+        rc = cs_store_agg_load(s, id, false, &a, err);
+    }
+    if (rc != CS_OK) {
+        return rc;
+    }
+    o.by = q->by;
+    o.n_by = q->n_by;
+    o.metric = q->metric;
+    o.tasks = q->tasks;
+    o.n_tasks = q->n_tasks;
+    o.headline_task = a.headline_task;
+    o.headline_metric = a.headline_metric;
+    o.n_headline = a.n_headline;
+    o.resamples = q->resamples;
+    o.seed = q->seed;
+    rc = cs_agg_run(a.jobs, a.n_jobs, &o, out, err);
+    cs_store_agg_fini(&a);
+    return rc;
+}
