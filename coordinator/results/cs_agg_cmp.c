@@ -101,17 +101,18 @@ static cs_rc ref_error(const ag *a, size_t r, const size_t *cand, size_t n)
 static cs_rc no_value_error(const ag *a)
 {
     cs_buf b = {0};
-    char buf[256];
+    char buf[256], wbuf[256];
     size_t shown = 0;
     for (size_t r = 0; r < a->n_rows; r++) {
         const cJSON *v = row_value(a, &a->rows[r], a->ref_axis);
         bool dup = v == NULL;
+        const char *name = dup ? "" : ag_value_name(v, buf, sizeof(buf));
         for (size_t k = 0; k < r && !dup; k++) {
             const cJSON *w = row_value(a, &a->rows[k], a->ref_axis);
-            dup = w != NULL && cJSON_Compare(v, w, true);
+            dup = w != NULL && strcmp(ag_value_name(w, wbuf, sizeof(wbuf)), name) == 0;
         }
         if (!dup) {
-            cs_buf_printf(&b, "%s%s", shown++ ? ", " : "", ag_value_name(v, buf, sizeof(buf)));
+            cs_buf_printf(&b, "%s%s", shown++ ? ", " : "", name);
         }
     }
     cs_err_set(a->err, CS_EINVAL, 0, "--reference %s=%s: no row has %s=%s; values: %s",

@@ -113,7 +113,9 @@ static cJSON *vs_baseline(const ag *a, const ag_row *r)
 {
     const ag_row *b = &a->rows[r->base];
     cJSON *o = cJSON_CreateObject(), *tasks = cJSON_CreateObject();
-    double ret_sum = 0, ret_sq = 0, q_sum = 0, q_sq = 0, worst = -INFINITY, min_ret = INFINITY;
+    double worst = -INFINITY, min_ret = INFINITY;
+    double *rets = cs_alloc_array(a->n_tasks + 1, sizeof(*rets));
+    double *qs = cs_alloc_array(a->n_tasks + 1, sizeof(*qs));
     size_t n = 0;
     for (size_t t = 0; t < a->n_tasks; t++) {
         double q = r->head[t], f = b->head[t], ret = f != 0.0 ? q / f : NAN;
@@ -121,11 +123,9 @@ static cJSON *vs_baseline(const ag *a, const ag_row *r)
         add_num(to, "delta", q - f);
         add_num(to, "retention", ret);
         cJSON_AddItemToObject(tasks, a->tasks[t].name, to);
-        if (a->tasks[t].in_avg && isfinite(ret)) {
-            ret_sum += ret;
-            ret_sq += ret * ret;
-            q_sum += q;
-            q_sq += q * q;
+        if (a->tasks[t].in_avg && isfinite(ret) && rets != NULL && qs != NULL) {
+            rets[n] = ret;
+            qs[n] = q;
             worst = f - q > worst ? f - q : worst;
             min_ret = ret < min_ret ? ret : min_ret;
             n++;
@@ -138,16 +138,18 @@ static cJSON *vs_baseline(const ag *a, const ag_row *r)
     cJSON_AddItemToObject(o, "average", avg);
     if (n != a->n_avg || n == 0) {
         cJSON_AddNullToObject(o, "balance");
+        cs_free_each((void *const[]){rets, qs}, 2);
         return o;
     }
-    /* population std from the two sums; the variances are clamped at 0 against rounding */
-    double vr = ret_sq / (double)n - (ret_sum / (double)n) * (ret_sum / (double)n);
-    double vq = q_sq / (double)n - (q_sum / (double)n) * (q_sum / (double)n);
+    double mean, std_ret, std_acc, se;
+    moments(rets, n, &mean, &std_ret, &se);
+    moments(qs, n, &mean, &std_acc, &se);
+    cs_free_each((void *const[]){rets, qs}, 2);
     cJSON *bal = cJSON_CreateObject();
-    add_num(bal, "std_ret", sqrt(vr > 0 ? vr : 0));
+    add_num(bal, "std_ret", std_ret);
     add_num(bal, "worst_drop", worst);
     add_num(bal, "min_ret", min_ret);
-    add_num(bal, "std_acc", sqrt(vq > 0 ? vq : 0));
+    add_num(bal, "std_acc", std_acc);
     cJSON_AddItemToObject(o, "balance", bal);
     return o;
 }
