@@ -931,6 +931,12 @@ static cs_rc handle_results(cs_store *s, const cs_msg_results *m, cs_msg *rep, c
     if (rc != CS_OK) {
         return reply_from_err(rep, rc, &e, err);
     }
+    /* The aggregate may hold raw JSON items (numbers printed by cs_agg), which canonical text
+     * does not take: print it and parse it again into plain values. */
+    char *text = cJSON_PrintUnformatted(agg);
+    cJSON_Delete(agg);
+    agg = text ? cJSON_Parse(text) : NULL;
+    free(text);
     return reply_ok(rep, agg, err);
 }
 

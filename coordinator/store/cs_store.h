@@ -239,6 +239,18 @@ cs_rc cs_store_result(cs_store *s, int64_t job_id, int attempt, const char *work
                       size_t n_metrics, const cs_store_exit *ex, int64_t now, bool *duplicate,
                       cs_err *err);
 
+/* The item outcomes of a decoded result (version 2 "items"), one per (task, metric) that is
+ * present, ready for cs_store_result_items: bitsets borrowed from r, float arrays converted to
+ * little endian into o->floats. Valid while r lives; fini with cs_store_outcomes_fini. */
+typedef struct cs_store_outcomes {
+    cs_store_outcome *v;
+    size_t n;
+    uint8_t *floats; /* owned */
+} cs_store_outcomes;
+struct cs_result;
+cs_rc cs_store_outcomes_of(const struct cs_result *r, cs_store_outcomes *o, cs_err *err);
+void cs_store_outcomes_fini(cs_store_outcomes *o); /* NULL-safe; leaves o zeroed */
+
 /* cs_store_result that also stores the result's per-item outcomes (n_outcomes rows of
  * item_outcome under the new result id; outcomes may be NULL when n_outcomes is 0), in the same
  * transaction. The json should not carry them again (the daemon stores the document without

@@ -11,12 +11,9 @@
 #include "cs_agg.h"
 #include "cs_alloc.h"
 #include "cs_limits.h"
+#include "cs_result.h"
 #include "cs_store.h"
 #include "cs_store_int.h"
-
-#ifndef CS_LIMIT_RESULT_ITEMS
-#define CS_LIMIT_RESULT_ITEMS (1u << 22) /* common/cs_limits.h once the result codec has it */
-#endif
 
 struct cs_store_agg_mem {
     char **slot; /* the interned strings: an open-addressing set */
@@ -457,6 +454,81 @@ cs_rc cs_store_agg_load(cs_store *s, int64_t sweep_id, bool with_margin, cs_stor
         return rc;
     }
     attach(out);
+    return CS_OK;
+}
+
+void cs_store_outcomes_fini(cs_store_outcomes *o)
+{
+    if (o) {
+        free(o->v);
+        free(o->floats);
+        memset(o, 0, sizeof(*o));
+    }
+}
+
+/* Appends one outcome; floats (n of them) are written little endian into o->floats at *used. */
+static void put_outcome(cs_store_outcomes *o, const cs_result_items *it, const char *metric,
+                        const uint8_t *bits, const float *vals, size_t *used)
+{
+    cs_store_outcome *x = &o->v[o->n++];
+    x->task = it->task;
+    x->metric = metric;
+    x->sample = it->sample;
+    x->n = (int64_t)it->n;
+    if (bits) {
+        x->data = bits;
+        x->bytes = cs_result_bits_bytes(it->n);
+        return;
+    }
+    uint8_t *d = o->floats + *used;
+    for (size_t i = 0; i < it->n; i++) {
+        uint32_t u;
+        memcpy(&u, &vals[i], sizeof(u));
+        d[4 * i] = (uint8_t)u;
+        d[4 * i + 1] = (uint8_t)(u >> 8);
+        d[4 * i + 2] = (uint8_t)(u >> 16);
+        d[4 * i + 3] = (uint8_t)(u >> 24);
+    }
+    x->data = d;
+    x->bytes = 4 * it->n;
+    *used += 4 * it->n;
+}
+
+cs_rc cs_store_outcomes_of(const cs_result *r, cs_store_outcomes *o, cs_err *err)
+{
+    size_t floats = 0, used = 0;
+    memset(o, 0, sizeof(*o));
+    if (r->n_items == 0) {
+        return CS_OK;
+    }
+    for (size_t i = 0; i < r->n_items; i++) {
+        floats += (r->items[i].margin ? r->items[i].n : 0) +
+                  (r->items[i].window_loss ? r->items[i].n : 0);
+    }
+    o->v = cs_calloc_array(r->n_items * 7, sizeof(*o->v));
+    o->floats = malloc(floats > 0 ? floats * 4 : 1);
+    if (!o->v || !o->floats) {
+        cs_store_outcomes_fini(o);
+        return cs_err_set(err, CS_ENOMEM, 0, "store: result items: out of memory");
+    }
+    for (size_t i = 0; i < r->n_items; i++) {
+        const cs_result_items *it = &r->items[i];
+        const uint8_t *bits[5] = {it->acc, it->acc_norm, it->acc_bytes, it->exact_match,
+                                  it->exact_match_flex};
+        static const char *const bit_names[5] = {"acc", "acc_norm", "acc_bytes", "exact_match",
+                                                 "exact_match_flex"};
+        for (size_t k = 0; k < 5; k++) {
+            if (bits[k]) {
+                put_outcome(o, it, bit_names[k], bits[k], NULL, &used);
+            }
+        }
+        if (it->margin) {
+            put_outcome(o, it, "margin", NULL, it->margin, &used);
+        }
+        if (it->window_loss) {
+            put_outcome(o, it, "window_loss", NULL, it->window_loss, &used);
+        }
+    }
     return CS_OK;
 }
 
