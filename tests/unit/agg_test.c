@@ -106,18 +106,21 @@ static const cJSON *row_by_label(const cJSON *doc, const char *label)
     return NULL;
 }
 
-/* The object at a path of member names. */
+/* The object at a path of member names ("tasks.t1.value"; "" is o itself). */
 static const cJSON *at(const cJSON *o, const char *path)
 {
-    char buf[256];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k != NULL;
-         k = strtok_r(NULL, ".", &save)) {
-        o = cJSON_GetObjectItemCaseSensitive(o, k);
+    const char *p = path;
+    while (*p != '\0') {
+        const char *dot = strchr(p, '.');
+        size_t len = dot != NULL ? (size_t)(dot - p) : strlen(p);
+        char key[128];
+        snprintf(key, sizeof(key), "%.*s", (int)len, p);
+        o = cJSON_GetObjectItemCaseSensitive(o, key);
         if (o == NULL) {
-            print_error("no member %s of %s\n", k, path);
+            print_error("no member %s of %s\n", key, path);
             fail();
         }
+        p += len + (dot != NULL);
     }
     return o;
 }
