@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cs_agg.h"
+#include "cs_canon.h"
 #include "cs_rng.h"
 #include "cs_test.h"
 
@@ -535,6 +536,10 @@ static void test_identical_and_large(void **state)
     assert_non_null(strstr(text, "+20.0***"));
     assert_non_null(strstr(text, "reference algorithm=rtn"));
     free(text);
+    /* the document travels in a message: it has a canonical text (no raw items, no NaN) */
+    cs_buf canon = {0};
+    assert_int_equal(cs_canon_append(doc, &canon, NULL), CS_OK);
+    cs_buf_fini(&canon);
     cJSON_Delete(doc);
 }
 
