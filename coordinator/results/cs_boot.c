@@ -132,11 +132,27 @@ typedef struct plan {
     stage *st;
     size_t n_st;
     uint64_t n;
+    /* A tabulated cell (two categories, or three with values -v, 0, +v: one job per side): the
+     * resampled mean takes the values off + i * step, i < size, with the cumulative
+     * probabilities cdf[i]; guide[j] is the first i with cdf[i] > j / size (inversion by a guide
+     * table: one uniform and about one comparison per draw). NULL: draw by stages. */
+    double *cdf;
+    uint32_t *guide;
+    size_t size;
+    double off, step;
 } plan;
 
 /* One multinomial resample of a cell: the sum over categories of count * value, divided by n. */
 static double draw_cell(cs_rng *r, const plan *c, const double *lf)
 {
+    if (c->cdf != NULL) {
+        double u = cs_rng_uniform(r);
+        size_t i = c->guide[(size_t)(u * (double)c->size)];
+        while (i + 1 < c->size && c->cdf[i] <= u) {
+            i++;
+        }
+        return c->off + (double)i * c->step;
+    }
     uint64_t left = c->n;
     double sum = 0.0;
     for (size_t k = 0; k < c->n_st && left > 0; k++) {
@@ -194,8 +210,121 @@ static void make_plan(const cs_agg_hist *c, stage *st, plan *out)
         st[i].cnt = cnt;
         left -= cnt;
     }
-    out->st = st;
-    out->n_st = m;
+    *out = (plan){.st = st, .n_st = m, .n = out->n};
+}
+
+/* The probabilities of Binomial(n, p) at k = lo..hi into pmf[k] (room n + 1): the range where
+ * they exceed 1e-18 of the mode's (what is left out is below 1e-15 in all). */
+static void binom_pmf(uint64_t n, double p, const double *lf, double *pmf, uint64_t *lo,
+                      uint64_t *hi)
+{
+    if (p <= 0.0 || p >= 1.0 || n == 0) {
+        *lo = *hi = p >= 1.0 ? n : 0;
+        pmf[*lo] = 1.0;
+        return;
+    }
+    uint64_t m = (uint64_t)((double)(n + 1) * p);
+    m = m > n ? n : m;
+    double ratio = p / (1.0 - p);
+    double pm = exp(lf[n] - lf[m] - lf[n - m] + (double)m * log(p) + (double)(n - m) * log1p(-p));
+    double cut = pm * 1e-18;
+    pmf[m] = pm;
+    uint64_t k = m;
+    while (k > 0 && pmf[k] > cut) {
+        pmf[k - 1] = pmf[k] * (double)k / ((double)(n - k + 1) * ratio);
+        k--;
+    }
+    *lo = k;
+    k = m;
+    while (k < n && pmf[k] > cut) {
+        pmf[k + 1] = pmf[k] * ratio * (double)(n - k) / (double)(k + 1);
+        k++;
+    }
+    *hi = k;
+}
+
+/* Tabulates plan c when it has two categories (one binomial) or three with values -v, 0, +v (the
+ * difference of two counts, summed exactly over both). Leaves c->cdf NULL otherwise, for cells
+ * of more than 100,000 items, and when memory runs out: the stages then draw it, with the same
+ * distribution. */
+static void tabulate(plan *c, const double *lf)
+{
+    const stage *st = c->st;
+    uint64_t n = c->n;
+    if (n > 100000 || c->n_st < 2 || c->n_st > 3) {
+        return;
+    }
+    double v = 0.0, x = st[0].value, y = st[1].value;
+    size_t im = 0, ip = 0;
+    for (size_t k = 0; c->n_st == 3 && k < 3; k++) {
+        v = st[k].value > 0 ? st[k].value : v;
+        im = st[k].value < 0 ? k : im;
+        ip = st[k].value > 0 ? k : ip;
+    }
+    if (c->n_st == 3 && (v == 0.0 || st[im].value != -v || st[3 - im - ip].value != 0.0)) {
+        return;
+    }
+    double *pa = cs_alloc_array(n + 1, sizeof(*pa)), *pk = cs_alloc_array(n + 1, sizeof(*pk));
+    double *dist = cs_calloc_array(2 * n + 1, sizeof(*dist));
+    c->guide = NULL;
+    if (pa == NULL || pk == NULL || dist == NULL) {
+        cs_free_each((void *const[]){pa, pk, dist}, 3);
+        return;
+    }
+    uint64_t alo, ahi, klo, khi;
+    if (c->n_st == 2) { /* the count of x: value (g x + (n - g) y) / n */
+        binom_pmf(n, (double)st[0].cnt / (double)n, lf, pa, &alo, &ahi);
+        for (uint64_t g = alo; g <= ahi; g++) {
+            dist[n + g] = pa[g];
+        }
+        c->step = (x - y) / (double)n;
+        c->off = y - (double)n * c->step; /* index n + g */
+    } else { /* a = count of -v, k = count of +v given a: value (k - a) v / n */
+        double pm = (double)st[im].cnt / (double)n;
+        double q = (double)st[ip].cnt / (double)(n - st[im].cnt);
+        binom_pmf(n, pm, lf, pa, &alo, &ahi);
+        for (uint64_t a = alo; a <= ahi; a++) {
+            binom_pmf(n - a, q, lf, pk, &klo, &khi);
+            for (uint64_t k = klo; k <= khi; k++) {
+                dist[n + k - a] += pa[a] * pk[k];
+            }
+        }
+        c->step = v / (double)n;
+        c->off = -(double)n * c->step; /* index n + d */
+    }
+    size_t lo = 0, hi = 2 * n;
+    while (lo < hi && dist[lo] == 0.0) {
+        lo++;
+    }
+    while (hi > lo && dist[hi] == 0.0) {
+        hi--;
+    }
+    c->size = hi - lo + 1;
+    c->off += (double)lo * c->step;
+    c->cdf = cs_alloc_array(c->size, sizeof(*c->cdf));
+    c->guide = cs_alloc_array(c->size, sizeof(*c->guide));
+    if (c->cdf != NULL && c->guide != NULL) {
+        double total = 0.0, run = 0.0;
+        for (size_t i = lo; i <= hi; i++) {
+            total += dist[i];
+        }
+        for (size_t i = 0; i < c->size; i++) {
+            run += dist[lo + i];
+            c->cdf[i] = i + 1 == c->size ? 1.0 : run / total;
+        }
+        for (size_t j = 0, i = 0; j < c->size; j++) {
+            while (i + 1 < c->size && c->cdf[i] <= (double)j / (double)c->size) {
+                i++;
+            }
+            c->guide[j] = (uint32_t)i;
+        }
+    } else {
+        free(c->cdf);
+        free(c->guide);
+        c->cdf = NULL;
+        c->guide = NULL;
+    }
+    cs_free_each((void *const[]){pa, pk, dist}, 3);
 }
 
 /* The k-th smallest (0-based) of v[0..n), reordering v (Hoare's selection). */
@@ -295,6 +424,7 @@ cs_rc cs_agg_boot(const cs_agg_hist *cells, size_t n_units, size_t n_tasks, size
     }
     for (size_t i = 0, at = 0; i < n_cells; i++) {
         make_plan(&cells[i], &st[at], &plans[i]);
+        tabulate(&plans[i], lf);
         at += cells[i].n_cat;
     }
     cs_rng r;
@@ -321,6 +451,10 @@ cs_rc cs_agg_boot(const cs_agg_hist *cells, size_t n_units, size_t n_tasks, size
     out->lo = select_kth(v, resamples, klo - 1);
     out->hi = select_kth(v, resamples, khi - 1);
     out->p = cs_agg_pvalue(le, ge, resamples);
+    for (size_t i = 0; i < n_cells; i++) {
+        free(plans[i].cdf);
+        free(plans[i].guide);
+    }
     cs_free_each((void *const[]){lf, v, plans, st}, 4);
     return CS_OK;
 }
