@@ -279,14 +279,33 @@ static void tabulate(plan *c, const double *lf)
         }
         c->step = (x - y) / (double)n;
         c->off = y - (double)n * c->step; /* index n + g */
-    } else { /* a = count of -v, k = count of +v given a: value (k - a) v / n */
-        double pm = (double)st[im].cnt / (double)n;
-        double q = (double)st[ip].cnt / (double)(n - st[im].cnt);
-        binom_pmf(n, pm, lf, pa, &alo, &ahi);
-        for (uint64_t a = alo; a <= ahi; a++) {
-            binom_pmf(n - a, q, lf, pk, &klo, &khi);
+    } else {
+        /* m = items with a nonzero difference ~ Binomial(n, p_nz), k of them +v ~ Binomial(m, q)
+         * for every m with the same q, so the conditional law of m + 1 follows from that of m by
+         * Pascal's rule (no division, no exp): D = k - (m - k). */
+        uint64_t nz = st[im].cnt + st[ip].cnt;
+        double q = (double)st[ip].cnt / (double)nz;
+        binom_pmf(n, (double)nz / (double)n, lf, pa, &alo, &ahi);
+        binom_pmf(alo, q, lf, pk, &klo, &khi);
+        double tiny = pk[(klo + khi) / 2] * 1e-18;
+        for (uint64_t m = alo;; m++) {
             for (uint64_t k = klo; k <= khi; k++) {
-                dist[n + k - a] += pa[a] * pk[k];
+                dist[n + 2 * k - m] += pa[m] * pk[k];
+            }
+            if (m == ahi) {
+                break;
+            }
+            pk[khi + 1] = 0.0; /* law of m + 1: P(k) = P_m(k) (1 - q) + P_m(k - 1) q */
+            for (uint64_t k = khi + 1; k > klo; k--) {
+                pk[k] = pk[k] * (1.0 - q) + pk[k - 1] * q;
+            }
+            pk[klo] *= 1.0 - q;
+            khi = khi + 1 > m + 1 ? m + 1 : khi + 1;
+            while (klo < khi && pk[klo] < tiny) {
+                klo++;
+            }
+            while (khi > klo && pk[khi] < tiny) {
+                khi--;
             }
         }
         c->step = v / (double)n;
