@@ -32,7 +32,7 @@ const cs_agg_metric *ag_metric(const cs_agg_job *j, const char *task, const char
     for (size_t i = 0; i < j->n_metrics; i++) {
         const cs_agg_metric *m = &j->metrics[i];
         if (strcmp(m->task, task) == 0 && strcmp(m->metric, metric) == 0) {
-            return m;
+            return isfinite(m->value) ? m : NULL; /* a NaN (a null in the store) is missing */
         }
     }
     return NULL;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cs_agg.h"
+#include "cs_canon.h"
 #include "cs_rng.h"
 #include "cs_test.h"
 
@@ -106,18 +107,21 @@ static const cJSON *row_by_label(const cJSON *doc, const char *label)
     return NULL;
 }
 
-/* The object at a path of member names. */
+/* The object at a path of member names ("tasks.t1.value"; "" is o itself). */
 static const cJSON *at(const cJSON *o, const char *path)
 {
-    char buf[256];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k != NULL;
-         k = strtok_r(NULL, ".", &save)) {
-        o = cJSON_GetObjectItemCaseSensitive(o, k);
+    const char *p = path;
+    while (*p != '\0') {
+        const char *dot = strchr(p, '.');
+        size_t len = dot != NULL ? (size_t)(dot - p) : strlen(p);
+        char key[128];
+        snprintf(key, sizeof(key), "%.*s", (int)len, p);
+        o = cJSON_GetObjectItemCaseSensitive(o, key);
         if (o == NULL) {
-            print_error("no member %s of %s\n", k, path);
+            print_error("no member %s of %s\n", key, path);
             fail();
         }
+        p += len + (dot != NULL);
     }
     return o;
 }
@@ -532,6 +536,10 @@ static void test_identical_and_large(void **state)
     assert_non_null(strstr(text, "+20.0***"));
     assert_non_null(strstr(text, "reference algorithm=rtn"));
     free(text);
+    /* the document travels in a message: it has a canonical text (no raw items, no NaN) */
+    cs_buf canon = {0};
+    assert_int_equal(cs_canon_append(doc, &canon, NULL), CS_OK);
+    cs_buf_fini(&canon);
     cJSON_Delete(doc);
 }
 
@@ -638,30 +646,35 @@ static double lfact(int k)
 static void test_sampler_exact(void **state)
 {
     (void)state;
-    const uint32_t cases[][3] = {{20, 150, 30}, {4, 180, 16}, {70, 60, 70},
-                                 {45, 120, 35}, {2, 55, 3},   {0, 90, 10}};
-    const double values[3] = {-1.0, 0.0, 1.0};
+    /* {minus, zero, plus} counts; the value of "plus" (1: the tabulated path; 2: the stages) */
+    const struct {
+        uint32_t count[3];
+        double plus;
+    } cases[] = {{{20, 150, 30}, 1}, {{4, 180, 16}, 1}, {{70, 60, 70}, 1},
+                 {{45, 120, 35}, 1}, {{2, 55, 3}, 1},   {{0, 90, 10}, 1},
+                 {{30, 140, 30}, 2}, {{3, 150, 2}, 2},  {{60, 80, 25}, 2}};
     const size_t b = 100000;
     for (size_t c = 0; c < sizeof(cases) / sizeof(*cases); c++) {
-        int nm = (int)cases[c][0], n0 = (int)cases[c][1], np = (int)cases[c][2];
+        const double values[3] = {-1.0, 0.0, cases[c].plus};
+        int nm = (int)cases[c].count[0], n0 = (int)cases[c].count[1], np = (int)cases[c].count[2];
         int n = nm + n0 + np;
         double pm = (double)nm / n, p0 = (double)n0 / n, pp = (double)np / n;
         double le = 0.0, ge = 0.0;
         for (int a = 0; a <= n; a++) {
             for (int k = 0; a + k <= n; k++) { /* a minus, k plus */
+                if ((a > 0 && pm == 0) || (k > 0 && pp == 0) || (n - a - k > 0 && p0 == 0)) {
+                    continue;
+                }
                 double lp = lfact(n) - lfact(a) - lfact(k) - lfact(n - a - k);
                 lp += (a ? a * log(pm) : 0) + (k ? k * log(pp) : 0) +
                       (n - a - k ? (n - a - k) * log(p0) : 0);
-                if ((a > 0 && pm == 0) || (k > 0 && pp == 0)) {
-                    continue;
-                }
-                double pr = exp(lp);
-                le += k - a <= 0 ? pr : 0;
-                ge += k - a >= 0 ? pr : 0;
+                double pr = exp(lp), stat = (double)k * cases[c].plus - (double)a;
+                le += stat <= 0 ? pr : 0;
+                ge += stat >= 0 ? pr : 0;
             }
         }
         double pl = fmin(le, ge), want = fmin(1.0, 2.0 * pl);
-        cs_agg_hist cell = {3, cases[c], values};
+        cs_agg_hist cell = {3, cases[c].count, values};
         cs_agg_ci ci;
         assert_int_equal(cs_agg_boot(&cell, 1, 1, b, 1234 + c, &ci, NULL), CS_OK);
         double tol = 5.0 * 2.0 * sqrt(pl * (1.0 - pl) / (double)b) + 4.0 / (double)b;
@@ -669,7 +682,7 @@ static void test_sampler_exact(void **state)
             print_error("case %zu: p %g, exact %g (tol %g)\n", c, ci.p, want, tol);
             fail();
         }
-        assert_true(fabs(ci.delta - (double)(np - nm) / n) < 1e-15);
+        assert_true(fabs(ci.delta - ((double)np * cases[c].plus - nm) / n) < 1e-15);
         assert_true(ci.lo <= ci.delta && ci.delta <= ci.hi);
     }
 }
