@@ -4,7 +4,9 @@
  * result cache; the schema is schemas/migrations/ (compiled in, applied under PRAGMA user_version).
  * Since version 2 a job's config and axes are stored as lists of shared fragments (table job_row,
  * see 0002_fragments.sql); the view `job` and every accessor here give back the exact text that
- * was submitted.
+ * was submitted. Since version 4 a result's per-item outcomes are rows of table item_outcome (raw
+ * bytes per result, task and outcome), not part of the stored result json; cs_store_agg_load
+ * reads a sweep for the aggregator (cs_store_results.c).
  * Only the coordinator writes (cs_store_open); the CLI, TUI and exporters read
  * (cs_store_open_ro). Connections use WAL, synchronous=FULL, foreign_keys=ON and a busy timeout;
  * every write is a BEGIN IMMEDIATE transaction.
@@ -46,6 +48,8 @@
 #include "cs_plan.h"
 
 typedef struct cs_store cs_store;
+struct cJSON;
+struct cs_agg_job;
 
 typedef enum cs_job_state {
     CS_JOB_QUEUED = 0,
@@ -211,6 +215,19 @@ typedef struct cs_store_exit {
     bool permanent;       /* fail only: do not retry (bad_input, model_missing) */
 } cs_store_exit;
 
+/* The outcomes of one (task, metric) of a result's per-item record (result.json version 2),
+ * stored in table item_outcome. data is the raw bytes: a bitset of ceil(n/8) bytes (acc,
+ * acc_norm, acc_bytes, exact_match, exact_match_flex: item i is bit (i & 7) of byte i >> 3) or n
+ * little-endian float32 (margin, window_loss). */
+typedef struct cs_store_outcome {
+    const char *task;   /* "arith_mc", "ppl:general", ... */
+    const char *metric; /* "acc", "margin", "window_loss", ... */
+    const char *sample; /* hex SHA-256 of the ordered item sample */
+    int64_t n;          /* items (windows for perplexity) */
+    const void *data;
+    size_t bytes;
+} cs_store_outcome;
+
 /* Stores the result of (job, attempt) and its metrics, moves the job to done and makes the result
  * the cached one for the job's key. Only from the lease holder: worker and token must be the
  * attempt's (cs_store_lease_check), else CS_ESTALE and nothing is stored or cached. Idempotent:
@@ -223,6 +240,28 @@ cs_rc cs_store_result(cs_store *s, int64_t job_id, int attempt, const char *work
                       const char *token, const char *json, const cs_store_metric *metrics,
                       size_t n_metrics, const cs_store_exit *ex, int64_t now, bool *duplicate,
                       cs_err *err);
+
+/* The item outcomes of a decoded result (version 2 "items"), one per (task, metric) that is
+ * present, ready for cs_store_result_items: bitsets borrowed from r, float arrays converted to
+ * little endian into o->floats. Valid while r lives; fini with cs_store_outcomes_fini. */
+typedef struct cs_store_outcomes {
+    cs_store_outcome *v;
+    size_t n;
+    uint8_t *floats; /* owned */
+} cs_store_outcomes;
+struct cs_result;
+cs_rc cs_store_outcomes_of(const struct cs_result *r, cs_store_outcomes *o, cs_err *err);
+void cs_store_outcomes_fini(cs_store_outcomes *o); /* NULL-safe; leaves o zeroed */
+
+/* cs_store_result that also stores the result's per-item outcomes (n_outcomes rows of
+ * item_outcome under the new result id; outcomes may be NULL when n_outcomes is 0), in the same
+ * transaction. The json should not carry them again (the daemon stores the document without
+ * "items"). An outcome without task, metric or sample, or a (task, metric) given twice: CS_EINVAL
+ * and nothing is stored. */
+cs_rc cs_store_result_items(cs_store *s, int64_t job_id, int attempt, const char *worker,
+                            const char *token, const char *json, const cs_store_metric *metrics,
+                            size_t n_metrics, const cs_store_outcome *outcomes, size_t n_outcomes,
+                            const cs_store_exit *ex, int64_t now, bool *duplicate, cs_err *err);
 
 /* Records the failure of (job, attempt): with a cancel pending the job becomes cancelled; with
  * attempts left (and not ex->permanent) retry_wait until now + min(base * 2^(attempt-1), max);
@@ -432,6 +471,53 @@ void cs_store_attempt_log_fini(cs_store_attempt_log *l); /* NULL-safe; leaves l 
 
 /* The log path of the newest attempt of job_id that has one: *path owned, NULL when none. */
 cs_rc cs_store_last_log_path(cs_store *s, int64_t job_id, char **path, cs_err *err);
+
+/* ---- results (cs_store_results.c) ----------------------------------------------------------- */
+
+/* What cs_agg_run needs of one sweep (`calsweep results`, the RESULTS message). Everything is
+ * owned by the struct (cs_store_agg_fini). jobs are by id; state is the aggregator's name
+ * ("pending" for queued and retry_wait, "running", "done" for done and cached, "failed", "lost",
+ * "cancelled"); model and eval are the axes' "model" and "eval" values ("" when absent); only
+ * done and cached jobs carry metrics and outcomes (a cached job those of the result it reuses).
+ * headline_* are the "headline" metrics that the sweep's eval suites name per task (the stored
+ * sweep document; tasks without one are left out: the aggregator's default applies). */
+typedef struct cs_store_agg {
+    struct cs_agg_job *jobs;
+    size_t n_jobs;
+    const char **headline_task, **headline_metric;
+    size_t n_headline;
+    struct cs_store_agg_mem *mem; /* internal */
+} cs_store_agg;
+
+/* Loads sweep_id's jobs, their metrics and item outcomes in three streaming queries (plus the
+ * sweep's document). with_margin: also the "margin" outcomes (n floats per task, the largest).
+ * CS_ENOENT naming the sweep when it does not exist; CS_ENOMEM; SQLite errors. Works on
+ * read-only handles. *out is zeroed on error. */
+cs_rc cs_store_agg_load(cs_store *s, int64_t sweep_id, bool with_margin, cs_store_agg *out,
+                        cs_err *err);
+void cs_store_agg_fini(cs_store_agg *a); /* NULL-safe; leaves a zeroed */
+
+/* A sweep reference, its name or decimal id: CS_ENOENT naming it and the live sweeps' names. */
+cs_rc cs_store_sweep_resolve(cs_store *s, const char *ref, int64_t *id, cs_err *err);
+
+/* What `calsweep results` and the RESULTS message ask (cs_agg_opts, before the headlines). */
+typedef struct cs_store_results_req {
+    const char *const *by;
+    size_t n_by;
+    const char *metric;    /* NULL: each task's headline */
+    const char *reference; /* "AXIS=VALUE" or NULL */
+    const char *const *tasks;
+    size_t n_tasks;
+    size_t resamples;
+    uint64_t seed;
+} cs_store_results_req;
+
+/* The aggregate of sweep (a reference): cs_store_agg_load, the sweep's headline metrics, then
+ * cs_agg_run. *out owned (cJSON_Delete). CS_ENOENT for an unknown sweep (cs_store_sweep_resolve),
+ * CS_EINVAL for a malformed reference and what cs_agg_run refuses (unknown axis, task, metric, a
+ * reference matching no or several rows), with the message naming the value and the choices. */
+cs_rc cs_store_results(cs_store *s, const char *sweep, const cs_store_results_req *q,
+                       struct cJSON **out, cs_err *err);
 
 /* ---- WAL checkpoint ------------------------------------------------------------------------ */
 

@@ -136,6 +136,9 @@
                      " VALUES (?1, ?2, ?3, ?4)")                                                   \
     X(METRIC_INSERT, "INSERT INTO metric (result_id, job_id, task, metric, value, stderr, n)"      \
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                                       \
+    X(OUTCOME_INSERT,                                                                              \
+      "INSERT INTO item_outcome (result_id, job_id, task, metric, sample, n, data)"                \
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                                                      \
     X(JOB_DONE,                                                                                    \
       "UPDATE job_row SET state = 'done', state_at = ?2, state_why = ?3, result_id = ?4,"          \
       " lease_until = NULL, not_before = NULL WHERE id = ?1")                                      \
@@ -205,7 +208,19 @@
                " LEFT JOIN attempt a ON a.job_id = j.id AND a.n = (CASE WHEN ?2 > 0 THEN ?2 ELSE"  \
                " j.attempt END) WHERE j.id = ?1")                                                  \
     X(LAST_LOG_PATH, "SELECT log_path FROM attempt WHERE job_id = ?1 AND log_path IS NOT NULL"     \
-                     " ORDER BY n DESC LIMIT 1")
+                     " ORDER BY n DESC LIMIT 1")                                                   \
+    X(AGG_SPEC, "SELECT spec FROM sweep WHERE id = ?1")                                            \
+    X(AGG_JOBS, "SELECT j.id, j.state, j.baseline, j.axes, CASE WHEN j.result_id IS NULL THEN 0"   \
+                " WHEN EXISTS (SELECT 1 FROM item_outcome o WHERE o.result_id = j.result_id)"      \
+                " THEN 2 ELSE 1 END FROM job j WHERE j.sweep_id = ?1 ORDER BY j.id")               \
+    X(AGG_METRICS, "SELECT j.id, m.task, m.metric, m.value, m.stderr, m.n FROM job_row j"          \
+                   " JOIN metric m ON m.result_id = j.result_id WHERE j.sweep_id = ?1"             \
+                   " AND (j.state = 'done' OR j.state = 'cached') ORDER BY j.id")                  \
+    X(AGG_OUTCOMES,                                                                                \
+      "SELECT j.id, o.task, o.metric, o.sample, o.n, o.data FROM job_row j"                        \
+      " JOIN item_outcome o ON o.result_id = j.result_id WHERE j.sweep_id = ?1"                    \
+      " AND (j.state = 'done' OR j.state = 'cached') AND (?2 OR o.metric <> 'margin')"             \
+      " ORDER BY j.id")
 
 enum {
 #define STMT_ENUM(name, sql) S_##name,

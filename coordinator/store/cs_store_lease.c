@@ -428,6 +428,32 @@ static cs_rc insert_metrics(cs_store *s, int64_t result_id, int64_t job_id,
     return rc;
 }
 
+static cs_rc insert_outcomes(cs_store *s, int64_t result_id, int64_t job_id,
+                             const cs_store_outcome *o, size_t n, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    cs_rc rc = CS_OK;
+    for (size_t i = 0; i < n && rc == CS_OK; i++) {
+        rc = st_stmt(s, S_OUTCOME_INSERT, &st, err);
+        if (rc != CS_OK) {
+            break;
+        }
+        sqlite3_bind_int64(st, 1, result_id);
+        sqlite3_bind_int64(st, 2, job_id);
+        st_bind_text(st, 3, o[i].task);
+        st_bind_text(st, 4, o[i].metric);
+        st_bind_text(st, 5, o[i].sample);
+        sqlite3_bind_int64(st, 6, o[i].n);
+        sqlite3_bind_blob(st, 7, o[i].bytes > 0 ? o[i].data : "", (int)o[i].bytes, SQLITE_STATIC);
+        rc = st_run(s, st, "insert item outcome", err);
+        if (rc == CS_EEXIST) {
+            rc = cs_err_set(err, CS_EINVAL, 0, "store: result: item outcome %s/%s given twice",
+                            o[i].task, o[i].metric);
+        }
+    }
+    return rc;
+}
+
 static int metric_cmp(const void *a, const void *b)
 {
     const cs_store_metric *x = *(const cs_store_metric *const *)a;
@@ -470,10 +496,64 @@ static cs_rc check_metrics(const cs_store_metric *m, size_t n, cs_err *err)
     return rc;
 }
 
+static int outcome_cmp(const void *a, const void *b)
+{
+    const cs_store_outcome *x = *(const cs_store_outcome *const *)a;
+    const cs_store_outcome *y = *(const cs_store_outcome *const *)b;
+    int c = strcmp(x->task, y->task);
+    return c != 0 ? c : strcmp(x->metric, y->metric);
+}
+
+/* Every outcome is complete and each (task, metric) appears once: checked before anything is
+ * written, like check_metrics (a worker operation must not fail after it wrote). */
+static cs_rc check_outcomes(const cs_store_outcome *o, size_t n, cs_err *err)
+{
+    const cs_store_outcome **by_name = NULL;
+    cs_rc rc = CS_OK;
+    if (n > 0 && !o) {
+        return cs_err_set(err, CS_EINVAL, 0, "store: result: item outcomes missing");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!o[i].task || !o[i].metric || !o[i].sample || (o[i].bytes > 0 && !o[i].data) ||
+            o[i].n < 0 || o[i].bytes > INT32_MAX) {
+            return cs_err_set(err, CS_EINVAL, 0, "store: result: item outcome %zu is incomplete",
+                              i);
+        }
+    }
+    if (n < 2) {
+        return CS_OK;
+    }
+    by_name = cs_alloc_array(n, sizeof(*by_name));
+    if (!by_name) {
+        return cs_err_set(err, CS_ENOMEM, 0, "store: result: out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        by_name[i] = &o[i];
+    }
+    qsort(by_name, n, sizeof(*by_name), outcome_cmp);
+    for (size_t i = 1; i < n && rc == CS_OK; i++) {
+        if (outcome_cmp(&by_name[i - 1], &by_name[i]) == 0) {
+            rc = cs_err_set(err, CS_EINVAL, 0, "store: result: item outcome %s/%s given twice",
+                            by_name[i]->task, by_name[i]->metric);
+        }
+    }
+    free(by_name);
+    return rc;
+}
+
 cs_rc cs_store_result(cs_store *s, int64_t job_id, int attempt, const char *worker,
                       const char *token, const char *json, const cs_store_metric *metrics,
                       size_t n_metrics, const cs_store_exit *ex, int64_t now, bool *duplicate,
                       cs_err *err)
+{
+    return cs_store_result_items(s, job_id, attempt, worker, token, json, metrics, n_metrics, NULL,
+                                 0, ex, now, duplicate, err);
+}
+
+cs_rc cs_store_result_items(cs_store *s, int64_t job_id, int attempt, const char *worker,
+                            const char *token, const char *json, const cs_store_metric *metrics,
+                            size_t n_metrics, const cs_store_outcome *outcomes, size_t n_outcomes,
+                            const cs_store_exit *ex, int64_t now, bool *duplicate, cs_err *err)
 {
     st_op op;
     sqlite3_stmt *st = NULL;
@@ -487,6 +567,9 @@ cs_rc cs_store_result(cs_store *s, int64_t job_id, int attempt, const char *work
                           (long long)job_id);
     }
     rc = n_metrics > 0 && !metrics ? CS_OK : check_metrics(metrics, n_metrics, err);
+    if (rc == CS_OK) {
+        rc = check_outcomes(outcomes, n_outcomes, err);
+    }
     if (rc != CS_OK) {
         return rc;
     }
@@ -531,6 +614,9 @@ cs_rc cs_store_result(cs_store *s, int64_t job_id, int attempt, const char *work
     }
     result_id = sqlite3_last_insert_rowid(s->db);
     rc = insert_metrics(s, result_id, job_id, metrics, n_metrics, err);
+    if (rc == CS_OK) {
+        rc = insert_outcomes(s, result_id, job_id, outcomes, n_outcomes, err);
+    }
     if (rc != CS_OK) {
         goto out;
     }

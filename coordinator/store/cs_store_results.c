@@ -1,0 +1,624 @@
+/* cs_store_results.c - what the aggregator (coordinator/results/cs_agg.h) reads of one sweep:
+ * its jobs, their metrics and per-item outcomes (table item_outcome, schema version 4) and the
+ * headline metrics its eval suites name. Three streaming queries ordered by job id; task, metric
+ * and sample names are interned (a sweep of 100,000 jobs has few distinct ones). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cs_agg.h"
+#include "cs_alloc.h"
+#include "cs_limits.h"
+#include "cs_result.h"
+#include "cs_store.h"
+#include "cs_store_int.h"
+
+struct cs_store_agg_mem {
+    char **slot; /* the interned strings: an open-addressing set */
+    size_t cap, n_slot;
+    cs_agg_metric *metrics;
+    size_t n_metrics, cap_metrics;
+    cs_agg_outcome *outcomes;
+    size_t n_outcomes, cap_outcomes;
+    size_t *metric_job, *outcome_job; /* index into jobs of each metric and outcome */
+    char **axes;                      /* per job, owned */
+};
+
+static uint64_t str_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) {
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* The interned copy of text (NULL when out of memory). */
+static const char *intern(struct cs_store_agg_mem *m, const char *text)
+{
+    if (m->n_slot * 2 >= m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        char **slot = cs_calloc_array(cap, sizeof(*slot));
+        if (!slot) {
+            return NULL;
+        }
+        for (size_t i = 0; i < m->cap; i++) {
+            if (m->slot[i]) {
+                size_t k = str_hash(m->slot[i]) & (cap - 1);
+                while (slot[k]) {
+                    k = (k + 1) & (cap - 1);
+                }
+                slot[k] = m->slot[i];
+            }
+        }
+        free(m->slot);
+        m->slot = slot;
+        m->cap = cap;
+    }
+    size_t k = str_hash(text) & (m->cap - 1);
+    while (m->slot[k]) {
+        if (strcmp(m->slot[k], text) == 0) {
+            return m->slot[k];
+        }
+        k = (k + 1) & (m->cap - 1);
+    }
+    m->slot[k] = strdup(text);
+    if (m->slot[k]) {
+        m->n_slot++;
+    }
+    return m->slot[k];
+}
+
+static const char *col_intern(struct cs_store_agg_mem *m, sqlite3_stmt *st, int i, bool *oom)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    const char *r = intern(m, t ? (const char *)t : "");
+    if (!r) {
+        *oom = true;
+    }
+    return r;
+}
+
+void cs_store_agg_fini(cs_store_agg *a)
+{
+    struct cs_store_agg_mem *m = a ? a->mem : NULL;
+    if (!a) {
+        return;
+    }
+    if (m) {
+        for (size_t i = 0; i < m->n_outcomes; i++) {
+            void *p[2]; /* the buffers outcome_row allocated (const only for the aggregator) */
+            memcpy(&p[0], &m->outcomes[i].bits, sizeof(p[0]));
+            memcpy(&p[1], &m->outcomes[i].values, sizeof(p[1]));
+            free(p[0]);
+            free(p[1]);
+        }
+        for (size_t i = 0; m->axes && i < a->n_jobs; i++) {
+            free(m->axes[i]);
+        }
+        for (size_t i = 0; i < m->cap; i++) {
+            free(m->slot[i]);
+        }
+        free(m->slot);
+        free(m->metrics);
+        free(m->outcomes);
+        free(m->metric_job);
+        free(m->outcome_job);
+        free(m->axes);
+        free(m);
+    }
+    free(a->jobs);
+    free(a->headline_task);
+    free(a->headline_metric);
+    memset(a, 0, sizeof(*a));
+}
+
+/* The aggregator's name of a store state. */
+static const char *agg_state(const char *state)
+{
+    if (strcmp(state, "queued") == 0 || strcmp(state, "retry_wait") == 0) {
+        return "pending";
+    }
+    if (strcmp(state, "cached") == 0 || strcmp(state, "done") == 0) {
+        return "done";
+    }
+    if (strcmp(state, "running") == 0) {
+        return "running";
+    }
+    if (strcmp(state, "failed") == 0) {
+        return "failed";
+    }
+    return strcmp(state, "lost") == 0 ? "lost" : "cancelled";
+}
+
+/* The axes' value of name as an interned string: a string as is, anything else as JSON. */
+static const char *axis_name(struct cs_store_agg_mem *m, const cJSON *axes, const char *name,
+                             bool *oom)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(axes, name);
+    const char *r;
+    if (cJSON_IsString(v)) {
+        r = intern(m, v->valuestring);
+    } else if (v) {
+        char *t = cJSON_PrintUnformatted(v);
+        r = t ? intern(m, t) : NULL;
+        free(t);
+    } else {
+        r = intern(m, "");
+    }
+    if (!r) {
+        *oom = true;
+    }
+    return r;
+}
+
+static cs_rc load_jobs(cs_store *s, int64_t sweep_id, cs_store_agg *a, cs_err *err)
+{
+    struct cs_store_agg_mem *m = a->mem;
+    sqlite3_stmt *st = NULL;
+    size_t cap = 0;
+    bool oom = false;
+    int src;
+    cs_rc rc = st_query(s, S_AGG_JOBS, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, sweep_id);
+    while (!oom && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (a->n_jobs == cap) {
+            size_t nc = cap ? cap * 2 : 256;
+            cs_agg_job *j = cs_realloc_array(a->jobs, nc, sizeof(*j));
+            char **ax = j ? cs_realloc_array(m->axes, nc, sizeof(*ax)) : NULL;
+            if (j) {
+                a->jobs = j;
+            }
+            if (!ax) {
+                oom = true;
+                break;
+            }
+            m->axes = ax;
+            cap = nc;
+        }
+        cs_agg_job *j = &a->jobs[a->n_jobs];
+        memset(j, 0, sizeof(*j));
+        m->axes[a->n_jobs] = st_dup_col(st, 3, &oom);
+        a->n_jobs++;
+        j->job_id = sqlite3_column_int64(st, 0);
+        j->state = agg_state((const char *)sqlite3_column_text(st, 1));
+        j->baseline = sqlite3_column_int(st, 2) != 0;
+        j->axes = m->axes[a->n_jobs - 1] ? m->axes[a->n_jobs - 1] : "{}";
+        j->result_version = sqlite3_column_int(st, 4);
+        cJSON *ax = cJSON_Parse(j->axes);
+        j->model = axis_name(m, ax, "model", &oom);
+        j->eval = axis_name(m, ax, "eval", &oom);
+        cJSON_Delete(ax);
+    }
+    if (oom) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "store: results: out of memory");
+    } else if (src != SQLITE_DONE) {
+        rc = st_err(s->db, src, "read jobs", err);
+    }
+    st_rel(st);
+    return rc;
+}
+
+static int job_cmp(const void *key, const void *elem)
+{
+    int64_t id = *(const int64_t *)key, jid = ((const cs_agg_job *)elem)->job_id;
+    return id < jid ? -1 : id > jid;
+}
+
+/* The index in a->jobs of job id (jobs are by id); SIZE_MAX when absent. */
+static size_t job_index(const cs_store_agg *a, int64_t id)
+{
+    const cs_agg_job *j = bsearch(&id, a->jobs, a->n_jobs, sizeof(*a->jobs), job_cmp);
+    return j ? (size_t)(j - a->jobs) : SIZE_MAX;
+}
+
+/* Grows an array of rows and its job-index array together to hold one more. */
+static bool grow(void **rows, size_t **idx, size_t n, size_t *cap, size_t size)
+{
+    if (n < *cap) {
+        return true;
+    }
+    size_t nc = *cap ? *cap * 2 : 1024;
+    void *r = cs_realloc_array(*rows, nc, size);
+    if (!r) {
+        return false;
+    }
+    *rows = r;
+    size_t *x = cs_realloc_array(*idx, nc, sizeof(*x));
+    if (!x) {
+        return false;
+    }
+    *idx = x;
+    *cap = nc;
+    return true;
+}
+
+static cs_rc load_metrics(cs_store *s, int64_t sweep_id, cs_store_agg *a, cs_err *err)
+{
+    struct cs_store_agg_mem *m = a->mem;
+    sqlite3_stmt *st = NULL;
+    bool oom = false;
+    int src;
+    cs_rc rc = st_query(s, S_AGG_METRICS, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, sweep_id);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        size_t k = job_index(a, sqlite3_column_int64(st, 0));
+        if (k == SIZE_MAX) {
+            continue;
+        }
+        if (!grow((void **)&m->metrics, &m->metric_job, m->n_metrics, &m->cap_metrics,
+                  sizeof(*m->metrics))) {
+            oom = true;
+            break;
+        }
+        cs_agg_metric *x = &m->metrics[m->n_metrics];
+        x->task = col_intern(m, st, 1, &oom);
+        x->metric = col_intern(m, st, 2, &oom);
+        x->value = sqlite3_column_type(st, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 3);
+        x->stderr_ = sqlite3_column_type(st, 4) == SQLITE_NULL ? 0 : sqlite3_column_double(st, 4);
+        x->n = sqlite3_column_type(st, 5) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 5);
+        m->metric_job[m->n_metrics++] = k;
+        if (oom) {
+            break;
+        }
+    }
+    if (oom) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "store: results: out of memory");
+    } else if (src != SQLITE_DONE) {
+        rc = st_err(s->db, src, "read metrics", err);
+    }
+    st_rel(st);
+    return rc;
+}
+
+/* One item_outcome row into x: bits copied as they are, floats decoded from little endian.
+ * CS_EDB naming the job and task for a blob of the wrong length. */
+static cs_rc outcome_row(struct cs_store_agg_mem *m, sqlite3_stmt *st, cs_agg_outcome *x,
+                         cs_err *err)
+{
+    bool oom = false;
+    int64_t n = sqlite3_column_int64(st, 4);
+    const unsigned char *d = sqlite3_column_blob(st, 5);
+    size_t bytes = (size_t)sqlite3_column_bytes(st, 5);
+    memset(x, 0, sizeof(*x));
+    x->task = col_intern(m, st, 1, &oom);
+    x->metric = col_intern(m, st, 2, &oom);
+    x->sample = col_intern(m, st, 3, &oom);
+    if (oom) {
+        return cs_err_set(err, CS_ENOMEM, 0, "store: results: out of memory");
+    }
+    bool real = strcmp(x->metric, "margin") == 0 || strcmp(x->metric, "window_loss") == 0;
+    if (n < 0 || (size_t)n > CS_LIMIT_RESULT_ITEMS ||
+        bytes != (real ? (size_t)n * 4 : ((size_t)n + 7) / 8)) {
+        return cs_err_set(err, CS_EDB, 0,
+                          "store: results: job %lld: item outcome %s/%s has %zu bytes for %lld "
+                          "items",
+                          (long long)sqlite3_column_int64(st, 0), x->task, x->metric, bytes,
+                          (long long)n);
+    }
+    x->n = (size_t)n;
+    if (real) {
+        float *v = cs_alloc_array(n > 0 ? (size_t)n : 1, sizeof(*v));
+        for (size_t i = 0; v && i < (size_t)n; i++) {
+            uint32_t u = (uint32_t)d[4 * i] | (uint32_t)d[4 * i + 1] << 8 |
+                         (uint32_t)d[4 * i + 2] << 16 | (uint32_t)d[4 * i + 3] << 24;
+            memcpy(&v[i], &u, sizeof(u));
+        }
+        x->values = v;
+    } else {
+        uint8_t *b = malloc(bytes > 0 ? bytes : 1);
+        if (b && bytes > 0) {
+            memcpy(b, d, bytes);
+        }
+        x->bits = b;
+    }
+    return x->values || x->bits ? CS_OK
+                                : cs_err_set(err, CS_ENOMEM, 0, "store: results: out of memory");
+}
+
+static cs_rc load_outcomes(cs_store *s, int64_t sweep_id, bool with_margin, cs_store_agg *a,
+                           cs_err *err)
+{
+    struct cs_store_agg_mem *m = a->mem;
+    sqlite3_stmt *st = NULL;
+    int src = SQLITE_DONE;
+    cs_rc rc = st_query(s, S_AGG_OUTCOMES, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, sweep_id);
+    sqlite3_bind_int(st, 2, with_margin ? 1 : 0);
+    while (rc == CS_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        size_t k = job_index(a, sqlite3_column_int64(st, 0));
+        if (k == SIZE_MAX) {
+            continue;
+        }
+        if (!grow((void **)&m->outcomes, &m->outcome_job, m->n_outcomes, &m->cap_outcomes,
+                  sizeof(*m->outcomes))) {
+            rc = cs_err_set(err, CS_ENOMEM, 0, "store: results: out of memory");
+            break;
+        }
+        rc = outcome_row(m, st, &m->outcomes[m->n_outcomes], err);
+        m->outcome_job[m->n_outcomes++] = k; /* its buffers are freed with the rest */
+    }
+    if (rc == CS_OK && src != SQLITE_DONE) {
+        rc = st_err(s->db, src, "read item outcomes", err);
+    }
+    st_rel(st);
+    return rc;
+}
+
+/* Points each job at its run of metrics and outcomes (the rows came by job id). */
+static void attach(cs_store_agg *a)
+{
+    struct cs_store_agg_mem *m = a->mem;
+    for (size_t i = 0; i < m->n_metrics; i++) {
+        cs_agg_job *j = &a->jobs[m->metric_job[i]];
+        if (j->n_metrics++ == 0) {
+            j->metrics = &m->metrics[i];
+        }
+    }
+    for (size_t i = 0; i < m->n_outcomes; i++) {
+        cs_agg_job *j = &a->jobs[m->outcome_job[i]];
+        if (j->n_outcomes++ == 0) {
+            j->outcomes = &m->outcomes[i];
+        }
+    }
+}
+
+/* The "headline" of every task of the sweep document's eval suites (the first suite naming a
+ * task wins). */
+static cs_rc load_headlines(cs_store *s, int64_t sweep_id, cs_store_agg *a, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    bool oom = false;
+    cJSON *doc = NULL, *suite, *task;
+    cs_rc rc = st_query(s, S_AGG_SPEC, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, sweep_id);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        doc = cJSON_Parse((const char *)sqlite3_column_text(st, 0));
+    } else if (src == SQLITE_DONE) {
+        rc = cs_err_set(err, CS_ENOENT, 0, "store: results: no sweep %lld", (long long)sweep_id);
+    } else {
+        rc = st_err(s->db, src, "read sweep", err);
+    }
+    st_rel(st);
+    const cJSON *evals =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "data"), "eval");
+    size_t cap = 0;
+    cJSON_ArrayForEach(suite, evals)
+    {
+        cJSON_ArrayForEach(task, cJSON_GetObjectItemCaseSensitive(suite, "tasks"))
+        {
+            const cJSON *h = cJSON_GetObjectItemCaseSensitive(task, "headline");
+            bool seen = false;
+            for (size_t i = 0; i < a->n_headline && !seen; i++) {
+                seen = strcmp(a->headline_task[i], task->string) == 0;
+            }
+            if (!cJSON_IsString(h) || seen || oom) {
+                continue;
+            }
+            if (a->n_headline == cap) {
+                cap = cap ? cap * 2 : 8;
+                const char **t = cs_realloc_array(a->headline_task, cap, sizeof(*t));
+                a->headline_task = t ? t : a->headline_task;
+                const char **mm = cs_realloc_array(a->headline_metric, cap, sizeof(*mm));
+                a->headline_metric = mm ? mm : a->headline_metric;
+                oom = !t || !mm;
+            }
+            if (!oom) {
+                a->headline_task[a->n_headline] = intern(a->mem, task->string);
+                a->headline_metric[a->n_headline] = intern(a->mem, h->valuestring);
+                oom = !a->headline_task[a->n_headline] || !a->headline_metric[a->n_headline];
+                a->n_headline++;
+            }
+        }
+    }
+    cJSON_Delete(doc);
+    return rc == CS_OK && oom ? cs_err_set(err, CS_ENOMEM, 0, "store: results: out of memory") : rc;
+}
+
+cs_rc cs_store_agg_load(cs_store *s, int64_t sweep_id, bool with_margin, cs_store_agg *out,
+                        cs_err *err)
+{
+    cs_rc rc;
+    memset(out, 0, sizeof(*out));
+    out->mem = calloc(1, sizeof(*out->mem));
+    if (!out->mem) {
+        return cs_err_set(err, CS_ENOMEM, 0, "store: results: out of memory");
+    }
+    rc = load_headlines(s, sweep_id, out, err);
+    if (rc == CS_OK) {
+        rc = load_jobs(s, sweep_id, out, err);
+    }
+    if (rc == CS_OK) {
+        rc = load_metrics(s, sweep_id, out, err);
+    }
+    if (rc == CS_OK) {
+        rc = load_outcomes(s, sweep_id, with_margin, out, err);
+    }
+    if (rc != CS_OK) {
+        cs_store_agg_fini(out);
+        return rc;
+    }
+    attach(out);
+    return CS_OK;
+}
+
+void cs_store_outcomes_fini(cs_store_outcomes *o)
+{
+    if (o) {
+        free(o->v);
+        free(o->floats);
+        memset(o, 0, sizeof(*o));
+    }
+}
+
+/* Appends one outcome; floats (n of them) are written little endian into o->floats at *used. */
+static void put_outcome(cs_store_outcomes *o, const cs_result_items *it, const char *metric,
+                        const uint8_t *bits, const float *vals, size_t *used)
+{
+    cs_store_outcome *x = &o->v[o->n++];
+    x->task = it->task;
+    x->metric = metric;
+    x->sample = it->sample;
+    x->n = (int64_t)it->n;
+    if (bits) {
+        x->data = bits;
+        x->bytes = cs_result_bits_bytes(it->n);
+        return;
+    }
+    uint8_t *d = o->floats + *used;
+    for (size_t i = 0; i < it->n; i++) {
+        uint32_t u;
+        memcpy(&u, &vals[i], sizeof(u));
+        d[4 * i] = (uint8_t)u;
+        d[4 * i + 1] = (uint8_t)(u >> 8);
+        d[4 * i + 2] = (uint8_t)(u >> 16);
+        d[4 * i + 3] = (uint8_t)(u >> 24);
+    }
+    x->data = d;
+    x->bytes = 4 * it->n;
+    *used += 4 * it->n;
+}
+
+cs_rc cs_store_outcomes_of(const cs_result *r, cs_store_outcomes *o, cs_err *err)
+{
+    size_t floats = 0, used = 0;
+    memset(o, 0, sizeof(*o));
+    if (r->n_items == 0) {
+        return CS_OK;
+    }
+    for (size_t i = 0; i < r->n_items; i++) {
+        floats += (r->items[i].margin ? r->items[i].n : 0) +
+                  (r->items[i].window_loss ? r->items[i].n : 0);
+    }
+    o->v = cs_calloc_array(r->n_items * 7, sizeof(*o->v));
+    o->floats = malloc(floats > 0 ? floats * 4 : 1);
+    if (!o->v || !o->floats) {
+        cs_store_outcomes_fini(o);
+        return cs_err_set(err, CS_ENOMEM, 0, "store: result items: out of memory");
+    }
+    for (size_t i = 0; i < r->n_items; i++) {
+        const cs_result_items *it = &r->items[i];
+        const uint8_t *bits[5] = {it->acc, it->acc_norm, it->acc_bytes, it->exact_match,
+                                  it->exact_match_flex};
+        static const char *const bit_names[5] = {"acc", "acc_norm", "acc_bytes", "exact_match",
+                                                 "exact_match_flex"};
+        for (size_t k = 0; k < 5; k++) {
+            if (bits[k]) {
+                put_outcome(o, it, bit_names[k], bits[k], NULL, &used);
+            }
+        }
+        if (it->margin) {
+            put_outcome(o, it, "margin", NULL, it->margin, &used);
+        }
+        if (it->window_loss) {
+            put_outcome(o, it, "window_loss", NULL, it->window_loss, &used);
+        }
+    }
+    return CS_OK;
+}
+
+typedef struct names_ctx {
+    char *buf;
+    size_t len, cap, n;
+} names_ctx;
+
+static cs_rc add_name(void *ctx, const cs_store_sweep_info *info, cs_err *err)
+{
+    names_ctx *c = ctx;
+    (void)err;
+    if (info->state == CS_SWEEP_CANCELLED || c->n >= 20) {
+        c->n += info->state != CS_SWEEP_CANCELLED;
+        return CS_OK;
+    }
+    int w = snprintf(c->buf + c->len, c->cap - c->len, "%s%s", c->n ? ", " : "", info->name);
+    if (w > 0 && (size_t)w < c->cap - c->len) {
+        c->len += (size_t)w;
+    }
+    c->n++;
+    return CS_OK;
+}
+
+cs_rc cs_store_sweep_resolve(cs_store *s, const char *ref, int64_t *id, cs_err *err)
+{
+    cs_store_sweep_info info;
+    cs_err e = {0};
+    char names[1024] = "";
+    names_ctx nc = {names, 0, sizeof(names), 0};
+    bool digits = ref[0] != '\0' && strlen(ref) <= 15;
+    for (const char *p = ref; digits && *p; p++) {
+        digits = *p >= '0' && *p <= '9';
+    }
+    if (digits && cs_store_sweep_get(s, strtoll(ref, NULL, 10), &info, &e) == CS_OK) {
+        *id = info.id;
+        return CS_OK;
+    }
+    cs_rc rc = cs_store_sweep_find(s, ref, id, &e);
+    if (rc != CS_ENOENT) {
+        return rc == CS_OK ? CS_OK : cs_err_set(err, rc, 0, "%s", e.msg);
+    }
+    rc = cs_store_sweep_list(s, add_name, &nc, &e);
+    if (rc != CS_OK || nc.n == 0) {
+        return cs_err_set(err, CS_ENOENT, 0, "no sweep '%s' (there are no sweeps)", ref);
+    }
+    return cs_err_set(err, CS_ENOENT, 0, "no sweep '%s'; sweeps: %s%s", ref, names,
+                      nc.n > 20 ? ", ..." : "");
+}
+
+cs_rc cs_store_results(cs_store *s, const char *sweep, const cs_store_results_req *q, cJSON **out,
+                       cs_err *err)
+{
+    cs_agg_opts o;
+    cs_store_agg a = {0};
+    char axis[CS_LIMIT_NAME_BYTES + 1] = "";
+    int64_t id = 0;
+    cs_rc rc;
+    *out = NULL;
+    cs_agg_opts_init(&o);
+    if (q->reference) {
+        const char *eq = strchr(q->reference, '=');
+        if (!eq || eq == q->reference || !eq[1] || (size_t)(eq - q->reference) >= sizeof(axis)) {
+            return cs_err_set(err, CS_EINVAL, 0,
+                              "--reference %s: expected AXIS=VALUE, e.g. algorithm=rtn",
+                              q->reference);
+        }
+        memcpy(axis, q->reference, (size_t)(eq - q->reference));
+        axis[eq - q->reference] = '\0';
+        o.ref_axis = axis;
+        o.ref_value = eq + 1;
+    }
+    rc = cs_store_sweep_resolve(s, sweep, &id, err);
+    if (rc == CS_OK) {
+        rc = cs_store_agg_load(s, id, false, &a, err);
+    }
+    if (rc != CS_OK) {
+        return rc;
+    }
+    o.by = q->by;
+    o.n_by = q->n_by;
+    o.metric = q->metric;
+    o.tasks = q->tasks;
+    o.n_tasks = q->n_tasks;
+    o.headline_task = a.headline_task;
+    o.headline_metric = a.headline_metric;
+    o.n_headline = a.n_headline;
+    o.resamples = q->resamples;
+    o.seed = q->seed;
+    rc = cs_agg_run(a.jobs, a.n_jobs, &o, out, err);
+    cs_store_agg_fini(&a);
+    return rc;
+}
