@@ -697,11 +697,9 @@ static cs_rc ppl_items(job *j, const char *key, const int32_t *ids, size_t seq_l
     if (rc == CS_OK && (it.window_loss = to_f32(nll, nw, &finite)) == NULL) {
         rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
     }
-    if (rc == CS_OK && !finite) {
-        rc = cs_err_set(err, CS_ENUMERIC, 0,
-                        "%s: a window's loss is not finite (are the model's weights finite?)", key);
-    }
-    if (rc != CS_OK) {
+    if (rc != CS_OK || !finite) {
+        /* A non-finite window loss makes the perplexity non-finite too: the metrics check fails
+         * the job naming metrics.<key>.ppl, the message users and the worker know. */
         cs_result_items_fini(&it);
         return rc;
     }
