@@ -60,28 +60,119 @@ static const cJSON *row_value(const ag *a, const ag_row *r, size_t axis)
     return v != NULL && !cJSON_IsNull(v) ? v : NULL;
 }
 
-/* Candidate reference rows of row r: the rows matching the value whose other grouping axes are
- * equal to r's or null. */
-static size_t candidates(const ag *a, size_t r, const cJSON *parsed, size_t *out)
+/* The rows that match the reference value, indexed for the lookup of each row's candidates: a
+ * candidate's null grouping axes are wildcards, so candidates are grouped by their pattern of
+ * null axes, and within a pattern hashed by their other values (canonical JSON). A row then costs
+ * one lookup per pattern instead of a pass over every row. */
+typedef struct ref_index {
+    bool *pat; /* [n_pat][n_gax]: axis i is a wildcard (null) for the pattern's rows */
+    size_t n_pat;
+    char **key; /* open addressing, NULL = empty; several rows may share a key */
+    size_t *row;
+    size_t cap;
+} ref_index;
+
+static void ref_index_fini(ref_index *x)
 {
-    size_t n = 0;
-    for (size_t c = 0; c < a->n_rows; c++) {
-        const ag_row *cr = &a->rows[c];
-        if (c == r || cr->baseline ||
-            !value_matches(row_value(a, cr, a->ref_axis), a->o.ref_value, parsed)) {
+    for (size_t i = 0; i < x->cap && x->key != NULL; i++) {
+        free(x->key[i]);
+    }
+    free(x->key);
+    free(x->row);
+    free(x->pat);
+}
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s != '\0'; s++) {
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* The key of row r under pattern p: p, then the canonical values of the axes p does not leave
+ * open (the reference axis aside). */
+static cs_rc index_key(const ag *a, const ref_index *x, size_t r, size_t p, cs_buf *b)
+{
+    b->len = 0;
+    cs_rc rc = cs_buf_printf(b, "%zu", p);
+    for (size_t i = 0; i < a->n_gax && rc == CS_OK; i++) {
+        if (a->gax[i] == a->ref_axis || x->pat[p * a->n_gax + i]) {
             continue;
         }
-        bool ok = true;
-        for (size_t i = 0; i < a->n_gax && ok; i++) {
-            size_t ax = a->gax[i];
-            const cJSON *cv = row_value(a, cr, ax), *rv = row_value(a, &a->rows[r], ax);
-            ok = ax == a->ref_axis || cv == NULL || (rv != NULL && cJSON_Compare(cv, rv, true));
-        }
-        if (ok) {
-            out[n++] = c;
+        const cJSON *v = row_value(a, &a->rows[r], a->gax[i]);
+        rc = cs_buf_putc(b, '\x1f');
+        if (rc == CS_OK) {
+            rc = v == NULL ? cs_buf_puts(b, "null") : cs_canon_append(v, b, NULL);
         }
     }
-    return n;
+    return rc;
+}
+
+static cs_rc index_add(const ag *a, ref_index *x, size_t c, cs_buf *b)
+{
+    bool *mine = cs_alloc_array(a->n_gax + 1, sizeof(*mine));
+    if (mine == NULL) {
+        return CS_ENOMEM;
+    }
+    for (size_t i = 0; i < a->n_gax; i++) {
+        mine[i] = a->gax[i] == a->ref_axis || row_value(a, &a->rows[c], a->gax[i]) == NULL;
+    }
+    size_t p = 0;
+    while (p < x->n_pat && memcmp(&x->pat[p * a->n_gax], mine, a->n_gax * sizeof(*mine)) != 0) {
+        p++;
+    }
+    if (p == x->n_pat) {
+        bool *np = cs_realloc_array(x->pat, (x->n_pat + 1) * (a->n_gax + 1), sizeof(*np));
+        if (np == NULL) {
+            free(mine);
+            return CS_ENOMEM;
+        }
+        x->pat = np;
+        memcpy(&np[p * a->n_gax], mine, a->n_gax * sizeof(*mine));
+        x->n_pat++;
+    }
+    free(mine);
+    cs_rc rc = index_key(a, x, c, p, b);
+    size_t slot = (size_t)(hash_str(b->data) & (x->cap - 1));
+    while (rc == CS_OK && x->key[slot] != NULL) {
+        slot = (slot + 1) & (x->cap - 1);
+    }
+    if (rc == CS_OK) {
+        x->key[slot] = cs_strdup(b->data);
+        x->row[slot] = c;
+        rc = x->key[slot] == NULL ? CS_ENOMEM : CS_OK;
+    }
+    return rc;
+}
+
+static int size_cmp(const void *x, const void *y)
+{
+    size_t a = *(const size_t *)x, b = *(const size_t *)y;
+    return (a > b) - (a < b);
+}
+
+/* Candidate reference rows of row r (in row order): the indexed rows whose values on every other
+ * grouping axis equal r's or are null. */
+static cs_rc candidates(const ag *a, const ref_index *x, size_t r, size_t *out, size_t *n,
+                        cs_buf *b)
+{
+    *n = 0;
+    for (size_t p = 0; p < x->n_pat; p++) {
+        cs_rc rc = index_key(a, x, r, p, b);
+        if (rc != CS_OK) {
+            return rc;
+        }
+        for (size_t slot = (size_t)(hash_str(b->data) & (x->cap - 1)); x->key[slot] != NULL;
+             slot = (slot + 1) & (x->cap - 1)) {
+            if (strcmp(x->key[slot], b->data) == 0 && x->row[slot] != r) {
+                out[(*n)++] = x->row[slot];
+            }
+        }
+    }
+    qsort(out, *n, sizeof(*out), size_cmp);
+    return CS_OK;
 }
 
 static cs_rc ref_error(const ag *a, size_t r, const size_t *cand, size_t n)
@@ -122,6 +213,51 @@ static cs_rc no_value_error(const ag *a)
     return CS_EINVAL;
 }
 
+/* Indexes the rows that match (match[r]) and are not baselines. */
+static cs_rc index_build(const ag *a, const bool *match, ref_index *x)
+{
+    x->cap = 16;
+    while (x->cap < 2 * a->n_rows) {
+        x->cap *= 2;
+    }
+    x->key = cs_calloc_array(x->cap, sizeof(*x->key));
+    x->row = cs_alloc_array(x->cap, sizeof(*x->row));
+    cs_buf b = {0};
+    cs_rc rc = x->key == NULL || x->row == NULL ? CS_ENOMEM : CS_OK;
+    for (size_t c = 0; c < a->n_rows && rc == CS_OK; c++) {
+        if (match[c] && !a->rows[c].baseline) {
+            rc = index_add(a, x, c, &b);
+        }
+    }
+    cs_buf_fini(&b);
+    return rc;
+}
+
+/* The reference of row r: a single candidate, or the one candidate sharing r's parameters. */
+static cs_rc pick_ref(ag *a, const ref_index *x, size_t r, size_t *cand, cs_buf *b)
+{
+    ag_row *row = &a->rows[r];
+    const cJSON *rv = row_value(a, row, a->ref_axis);
+    size_t n = 0;
+    if (candidates(a, x, r, cand, &n, b) != CS_OK) {
+        return cs_err_set(a->err, CS_ENOMEM, 0, "results: reference rows");
+    }
+    if (n > 1) {
+        size_t w = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (shared_params_equal(rv, row_value(a, &a->rows[cand[i]], a->ref_axis))) {
+                cand[w++] = cand[i];
+            }
+        }
+        n = w > 0 ? w : n;
+    }
+    if (n != 1) {
+        return ref_error(a, r, cand, n);
+    }
+    row->ref = cand[0];
+    return CS_OK;
+}
+
 cs_rc ag_find_refs(ag *a)
 {
     if (a->ref_axis == AG_NONE) {
@@ -129,38 +265,34 @@ cs_rc ag_find_refs(ag *a)
     }
     cJSON *parsed = cJSON_Parse(a->o.ref_value);
     size_t *cand = cs_alloc_array(a->n_rows, sizeof(*cand));
-    if (cand == NULL) {
-        cJSON_Delete(parsed);
-        return cs_err_set(a->err, CS_ENOMEM, 0, "results: %zu rows", a->n_rows);
-    }
+    bool *match = cs_calloc_array(a->n_rows, sizeof(*match));
+    ref_index x = {0};
+    cs_buf b = {0};
+    cs_rc rc = cand == NULL || match == NULL ? CS_ENOMEM : CS_OK;
     bool any = false;
-    for (size_t r = 0; r < a->n_rows && !any; r++) {
-        any = value_matches(row_value(a, &a->rows[r], a->ref_axis), a->o.ref_value, parsed);
-    }
-    cs_rc rc = any || a->n_rows == 0 ? CS_OK : no_value_error(a);
     for (size_t r = 0; r < a->n_rows && rc == CS_OK; r++) {
-        ag_row *row = &a->rows[r];
-        const cJSON *rv = row_value(a, row, a->ref_axis);
-        if (row->baseline || rv == NULL || value_matches(rv, a->o.ref_value, parsed)) {
-            continue; /* the baseline, rows the axis does not apply to, the references */
-        }
-        size_t n = candidates(a, r, parsed, cand);
-        if (n > 1) {
-            size_t w = 0;
-            for (size_t i = 0; i < n; i++) {
-                if (shared_params_equal(rv, row_value(a, &a->rows[cand[i]], a->ref_axis))) {
-                    cand[w++] = cand[i];
-                }
-            }
-            n = w > 0 ? w : n;
-        }
-        if (n != 1) {
-            rc = ref_error(a, r, cand, n);
-        } else {
-            row->ref = cand[0];
-        }
+        match[r] = value_matches(row_value(a, &a->rows[r], a->ref_axis), a->o.ref_value, parsed);
+        any = any || match[r];
     }
+    if (rc == CS_OK) {
+        rc = index_build(a, match, &x);
+    }
+    if (rc == CS_ENOMEM) {
+        cs_err_set(a->err, CS_ENOMEM, 0, "results: reference rows of %zu rows", a->n_rows);
+    } else if (!any && a->n_rows > 0) {
+        rc = no_value_error(a);
+    }
+    for (size_t r = 0; r < a->n_rows && rc == CS_OK; r++) {
+        const ag_row *row = &a->rows[r];
+        if (row->baseline || match[r] || row_value(a, row, a->ref_axis) == NULL) {
+            continue; /* the baseline, the references, rows the axis does not apply to */
+        }
+        rc = pick_ref(a, &x, r, cand, &b);
+    }
+    ref_index_fini(&x);
+    cs_buf_fini(&b);
     free(cand);
+    free(match);
     cJSON_Delete(parsed);
     return rc;
 }
