@@ -460,6 +460,8 @@ static cs_rc group(ag *a)
         if (rc == CS_OK) {
             rc = row_push(&a->rows[ht[slot]], j);
         }
+        cJSON_Delete(a->jaxes[j]); /* the row kept a copy of its first job's; seeds are in seed[] */
+        a->jaxes[j] = NULL;
     }
     free(order);
     free(ht);

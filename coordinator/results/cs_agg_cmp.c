@@ -490,7 +490,7 @@ static uint64_t fnv(const char *s, uint64_t h)
 
 typedef struct boot_work {
     ag *a;
-    size_t first, step;
+    size_t first, step, to; /* comparisons first, first + step, ... below to */
     size_t resamples;
     cs_rc rc;
     cs_err err;
@@ -499,7 +499,7 @@ typedef struct boot_work {
 static void *boot_thread(void *arg)
 {
     boot_work *w = arg;
-    for (size_t i = w->first; i < w->a->n_cmps && w->rc == CS_OK; i += w->step) {
+    for (size_t i = w->first; i < w->to && w->rc == CS_OK; i += w->step) {
         ag_cmp *c = &w->a->cmps[i];
         if (c->reason == NULL) {
             w->rc = cs_agg_boot(c->cells, c->n_units, c->n_cells_tasks, w->resamples, c->seed,
@@ -510,9 +510,9 @@ static void *boot_thread(void *arg)
     return NULL;
 }
 
-/* The bootstraps, split over the threads by comparison index (each has its own seed, so the
- * results do not depend on the number of threads). */
-static cs_rc run_boots(ag *a)
+/* The bootstraps of comparisons from..to-1, split over the threads by comparison index (each has
+ * its own seed, so the results do not depend on the number of threads). */
+static cs_rc run_boots(ag *a, size_t from, size_t to)
 {
     unsigned nt = a->o.threads == 0 ? 2 : a->o.threads;
     nt = nt > 16 ? 16 : nt;
@@ -520,7 +520,8 @@ static cs_rc run_boots(ag *a)
     pthread_t th[16];
     bool started[16] = {false};
     for (unsigned k = 0; k < nt; k++) {
-        w[k] = (boot_work){.a = a, .first = k, .step = nt, .resamples = a->o.resamples};
+        w[k] = (boot_work){
+                .a = a, .first = from + k, .step = nt, .to = to, .resamples = a->o.resamples};
     }
     for (unsigned k = 1; k < nt; k++) {
         started[k] = pthread_create(&th[k], NULL, boot_thread, &w[k]) == 0;
@@ -575,9 +576,14 @@ cs_rc ag_compare(ag *a)
         return cs_err_set(a->err, CS_ENOMEM, 0, "results: %zu comparisons", n);
     }
     cs_rc rc = CS_OK;
+    size_t chunk = 0; /* the bootstraps run by chunks of comparisons, so few cells live at once */
     for (size_t r = 0; r < a->n_rows && rc == CS_OK; r++) {
         ag_row *row = &a->rows[r];
-        if (row->ref == AG_NONE) {
+        if (a->n_cmps - chunk >= 4096) {
+            rc = run_boots(a, chunk, a->n_cmps);
+            chunk = a->n_cmps;
+        }
+        if (row->ref == AG_NONE || rc != CS_OK) {
             continue;
         }
         const ag_row *ref = &a->rows[row->ref];
@@ -601,11 +607,14 @@ cs_rc ag_compare(ag *a)
             if (c->reason != NULL && strcmp(c->reason, "unpaired") == 0) {
                 row->flags |= AG_F_UNPAIRED;
             }
+            if (c->reason != NULL) {
+                cmp_free_cells(c);
+            }
         }
         pairing_fini(&p);
     }
     if (rc == CS_OK) {
-        rc = run_boots(a);
+        rc = run_boots(a, chunk, a->n_cmps);
     }
     if (rc == CS_OK) {
         rc = holm(a);
