@@ -128,6 +128,16 @@ typedef struct cs_agg_hist {
 cs_rc cs_agg_boot(const cs_agg_hist *cells, size_t n_units, size_t n_tasks, size_t resamples,
                   uint64_t seed, cs_agg_ci *out, cs_err *err);
 
+/* The bootstraps of one row against its reference, every task at once: cells[t][u] is task t,
+ * unit u. Each resample draws the units once (stream unit_seed, when n_units > 1) and then every
+ * task's items with the task's own stream (task_seed[t]), so a task's result does not depend on
+ * the other tasks; out[t] is task t's estimate (as cs_agg_boot of its cells alone), and with
+ * with_avg out[n_tasks] is that of the mean over the tasks, from the same resamples. Errors as
+ * cs_agg_boot. */
+cs_rc cs_agg_boot_tasks(const cs_agg_hist *const *cells, size_t n_units, size_t n_tasks,
+                        bool with_avg, size_t resamples, uint64_t unit_seed,
+                        const uint64_t *task_seed, cs_agg_ci *out, cs_err *err);
+
 /* Holm-Bonferroni: with the n p-values sorted ascending p_(1) <= ... <= p_(n) (ties in index
  * order), the adjusted value of p_(j) is min(1, max over k <= j of (n - k + 1) * p_(k)); written
  * to adj at the index of p_(j). p and adj may alias. CS_ENOMEM. */

@@ -460,6 +460,21 @@ static cs_rc prepare(const ag *a, const pairing *p, ag_cmp *c)
     return CS_OK;
 }
 
+/* Why the average of a row cannot be tested: the pairing's reason, or that of its first
+ * accuracy task that cannot (g: the row's task comparisons). NULL when every one can. */
+static const char *avg_reason(const ag *a, const pairing *p, const ag_cmp *g)
+{
+    if (p->reason != NULL) {
+        return p->reason;
+    }
+    for (size_t t = 0; t < a->n_tasks; t++) {
+        if (a->tasks[t].in_avg && g[t].reason != NULL) {
+            return g[t].reason;
+        }
+    }
+    return NULL;
+}
+
 static void cmp_free_cells(ag_cmp *c)
 {
     free(c->cells);
@@ -490,28 +505,66 @@ static uint64_t fnv(const char *s, uint64_t h)
 
 typedef struct boot_work {
     ag *a;
-    size_t first, step, to; /* comparisons first, first + step, ... below to */
+    size_t first, step, to; /* rows (of comparisons) first, first + step, ... below to */
     size_t resamples;
     cs_rc rc;
     cs_err err;
 } boot_work;
 
+/* The bootstraps of one row: its comparisons g[0..n_tasks) (tasks) and g[n_tasks] (the
+ * average), all from the same resamples (cs_agg_boot_tasks). */
+static cs_rc boot_row(const ag *a, ag_cmp *g, size_t resamples, cs_err *err)
+{
+    size_t n = 0, per_row = a->n_tasks + (a->n_avg > 0);
+    ag_cmp *avg = a->n_avg > 0 ? &g[a->n_tasks] : NULL;
+    const cs_agg_hist **cells = cs_alloc_array(per_row, sizeof(*cells));
+    uint64_t *seeds = cs_alloc_array(per_row, sizeof(*seeds));
+    size_t *which = cs_alloc_array(per_row, sizeof(*which));
+    cs_agg_ci *out = cs_alloc_array(per_row + 1, sizeof(*out));
+    cs_rc rc = cells == NULL || seeds == NULL || which == NULL || out == NULL ? CS_ENOMEM : CS_OK;
+    for (size_t t = 0; t < a->n_tasks && rc == CS_OK; t++) {
+        if (g[t].reason == NULL) {
+            cells[n] = g[t].cells;
+            seeds[n] = g[t].seed;
+            which[n++] = t;
+        }
+    }
+    bool with_avg = avg != NULL && avg->reason == NULL;
+    if (rc == CS_OK && n > 0) {
+        /* the units are those of the row's pairing: every task's cells have the same count */
+        rc = cs_agg_boot_tasks(cells, g[which[0]].n_units, n, with_avg, resamples,
+                               with_avg ? avg->seed : g[which[0]].seed ^ 0x9e3779b97f4a7c15ull,
+                               seeds, out, err);
+    }
+    for (size_t i = 0; i < n && rc == CS_OK; i++) {
+        g[which[i]].ci = out[i];
+    }
+    if (rc == CS_OK && with_avg) {
+        avg->ci = out[n];
+    }
+    cs_free_each((void *const[]){(void *)cells, seeds, which, out}, 4);
+    if (rc == CS_ENOMEM && err != NULL && err->rc != CS_ENOMEM) {
+        cs_err_set(err, CS_ENOMEM, 0, "results: bootstrap of a row");
+    }
+    return rc;
+}
+
 static void *boot_thread(void *arg)
 {
     boot_work *w = arg;
+    size_t per_row = w->a->n_tasks + (w->a->n_avg > 0);
     for (size_t i = w->first; i < w->to && w->rc == CS_OK; i += w->step) {
-        ag_cmp *c = &w->a->cmps[i];
-        if (c->reason == NULL) {
-            w->rc = cs_agg_boot(c->cells, c->n_units, c->n_cells_tasks, w->resamples, c->seed,
-                                &c->ci, &w->err);
+        ag_cmp *g = &w->a->cmps[i * per_row];
+        w->rc = boot_row(w->a, g, w->resamples, &w->err);
+        for (size_t k = 0; k < per_row; k++) {
+            cmp_free_cells(&g[k]);
         }
-        cmp_free_cells(c);
     }
     return NULL;
 }
 
-/* The bootstraps of comparisons from..to-1, split over the threads by comparison index (each has
- * its own seed, so the results do not depend on the number of threads). */
+/* The bootstraps of the rows whose comparisons are from..to-1, split over the threads by row
+ * (each has its own seeds, so the results do not depend on the number of threads). */
 static cs_rc run_boots(ag *a, size_t from, size_t to)
 {
     unsigned nt = a->o.threads == 0 ? 2 : a->o.threads;
@@ -520,8 +573,12 @@ static cs_rc run_boots(ag *a, size_t from, size_t to)
     pthread_t th[16];
     bool started[16] = {false};
     for (unsigned k = 0; k < nt; k++) {
-        w[k] = (boot_work){
-                .a = a, .first = from + k, .step = nt, .to = to, .resamples = a->o.resamples};
+        size_t per_row = a->n_tasks + (a->n_avg > 0);
+        w[k] = (boot_work){.a = a,
+                           .first = from / per_row + k,
+                           .step = nt,
+                           .to = to / per_row,
+                           .resamples = a->o.resamples};
     }
     for (unsigned k = 1; k < nt; k++) {
         started[k] = pthread_create(&th[k], NULL, boot_thread, &w[k]) == 0;
@@ -597,7 +654,11 @@ cs_rc ag_compare(ag *a)
             *c = (ag_cmp){.row = r, .ref = row->ref, .task = task, .delta = x - y};
             const char *name = task < a->n_tasks ? a->tasks[task].name : "average";
             c->seed = fnv(name, fnv(ref->key, fnv(row->key, 0xcbf29ce484222325ull ^ a->o.seed)));
-            rc = prepare(a, &p, c);
+            if (task < a->n_tasks) {
+                rc = prepare(a, &p, c);
+            } else {
+                c->reason = avg_reason(a, &p, c - a->n_tasks);
+            }
             if (c->reason == NULL && (isnan(x) || isnan(y))) {
                 c->reason = "no_value";
             }

@@ -457,6 +457,17 @@ static void test_bootstrap_vs_naive(void **state)
     assert_true(num(g, "vs_reference.tasks.t2.p_holm") == adj[1]);
     assert_true(num(g, "vs_reference.average.p_holm") == adj[2]);
     assert_int_equal(num(doc, "comparisons.tested"), 3);
+    /* a task's interval does not depend on the other tasks (each has its own stream) */
+    const char *only[] = {"t1"};
+    o.tasks = only;
+    o.n_tasks = 1;
+    cJSON *alone = run_ok(&o);
+    const cJSON *c1a = at(row_by_label(alone, L_RND), "vs_reference.tasks.t1");
+    assert_true(cJSON_Compare(at(c1a, "ci"), at(c1, "ci"), true));
+    assert_true(num(c1a, "p") == num(c1, "p"));
+    cJSON_Delete(alone);
+    o.tasks = NULL;
+    o.n_tasks = 0;
     /* the same seed gives the same numbers; 1 thread gives what 2 give */
     o.threads = 1;
     cJSON *again = run_ok(&o);
