@@ -78,7 +78,7 @@ typedef struct cs_agg_opts {
     const char *const *tasks;         /* tasks to report; n_tasks 0 = all */
     size_t n_tasks;
     const char *const *headline_task;   /* headline metric per task (the sweep's eval suite); */
-    const char *const *headline_metric; /* tasks not named here use "acc" (perplexity: "ppl") */
+    const char *const *headline_metric; /* others: "acc" ("exact_match" without acc; "ppl") */
     size_t n_headline;
     size_t resamples; /* bootstrap resamples (CS_AGG_RESAMPLES); 0 = no bootstrap */
     uint64_t seed;    /* bootstrap seed */
@@ -97,8 +97,9 @@ void cs_agg_opts_init(cs_agg_opts *o);
 cs_rc cs_agg_run(const cs_agg_job *jobs, size_t n, const cs_agg_opts *o, cJSON **out, cs_err *err);
 
 /* Renders an aggregate of cs_agg_run as an aligned text table (rows = groups, columns = tasks,
- * average, balance, delta with CI and the Holm significance mark *, **, ***) followed by the
- * flags. CS_EINVAL for a document that is not an aggregate; CS_EIO when writing fails. */
+ * average, balance, delta with CI and the Holm significance mark *, **, ***, and the row's
+ * flags), after a line naming the reference. CS_EINVAL for a document that is not an aggregate;
+ * CS_EIO when writing fails. */
 cs_rc cs_agg_print_text(const cJSON *agg, FILE *out, cs_err *err);
 
 /* The building blocks, exported for tests and benchmarks (cs_boot.c). */
