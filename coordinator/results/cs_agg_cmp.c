@@ -213,7 +213,7 @@ static cs_rc no_value_error(const ag *a)
     return CS_EINVAL;
 }
 
-/* Indexes the rows that match (match[r]) and are not baselines. */
+/* Indexes the rows that match (match[r]); a baseline too (--reference algorithm=none). */
 static cs_rc index_build(const ag *a, const bool *match, ref_index *x)
 {
     x->cap = 16;
@@ -225,7 +225,7 @@ static cs_rc index_build(const ag *a, const bool *match, ref_index *x)
     cs_buf b = {0};
     cs_rc rc = x->key == NULL || x->row == NULL ? CS_ENOMEM : CS_OK;
     for (size_t c = 0; c < a->n_rows && rc == CS_OK; c++) {
-        if (match[c] && !a->rows[c].baseline) {
+        if (match[c]) {
             rc = index_add(a, x, c, &b);
         }
     }

@@ -630,6 +630,14 @@ static void test_bad_input(void **state)
     assert_int_equal(num(row_by_label(doc, L_RND), "reference_row"),
                      num(row_by_label(doc, L_RTN), "id"));
     cJSON_Delete(doc);
+    /* the baseline can be the reference (its null axes match every row of its model) */
+    o = ref_opts("algorithm", "none");
+    doc = run_ok(&o);
+    assert_int_equal(num(row_by_label(doc, L_RND), "reference_row"),
+                     num(row_by_label(doc, L_BASE), "id"));
+    assert_string_equal(at(row_by_label(doc, L_RND), "vs_reference.tasks.t1.reason")->valuestring,
+                        "no_items");
+    cJSON_Delete(doc);
     /* a JSON value matches too (any member order): then gptq bits 4 is compared with rtn bits 3 */
     o = ref_opts("algorithm", "{\"name\":\"rtn\",\"bits\":3}");
     doc = run_ok(&o);
