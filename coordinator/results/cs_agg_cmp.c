@@ -567,6 +567,9 @@ static void *boot_thread(void *arg)
  * (each has its own seeds, so the results do not depend on the number of threads). */
 static cs_rc run_boots(ag *a, size_t from, size_t to)
 {
+    if (from >= to || a->o.resamples == 0) {
+        return CS_OK; /* no comparisons (and so at least one task per row below) */
+    }
     unsigned nt = a->o.threads == 0 ? 2 : a->o.threads;
     nt = nt > 16 ? 16 : nt;
     boot_work w[16];

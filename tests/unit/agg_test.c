@@ -588,6 +588,34 @@ static void test_flags(void **state)
     cJSON_Delete(doc);
 }
 
+/* No jobs (a sweep just submitted with nothing stored yet): an aggregate with no rows, printable.
+ */
+static void test_empty(void **state)
+{
+    (void)state;
+    cJSON *doc = NULL;
+    assert_int_equal(cs_agg_run(jobs, 0, NULL, &doc, NULL), CS_OK);
+    assert_int_equal(cJSON_GetArraySize(at(doc, "rows")), 0);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_int_equal(cs_agg_print_text(doc, f, NULL), CS_OK);
+    fclose(f);
+    assert_non_null(strstr(text, "row"));
+    free(text);
+    cJSON_Delete(doc);
+    /* a job without a state or axes counts as unfinished */
+    n_fx = 0;
+    fx_job *j = fx_add("done", false, NULL);
+    j->job.state = NULL;
+    doc = run_ok(NULL);
+    assert_true(has_flag(cJSON_GetArrayItem(at(doc, "rows"), 0), "partial"));
+    cJSON_Delete(doc);
+    assert_int_equal(cs_agg_print_text(at(doc = cJSON_CreateObject(), ""), stderr, NULL),
+                     CS_EINVAL);
+    cJSON_Delete(doc);
+}
+
 static void expect_einval(const cs_agg_opts *o, const char *want)
 {
     cJSON *doc = NULL;
@@ -709,10 +737,15 @@ static void test_sampler_exact(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_aggregates),          cmocka_unit_test(test_holm),
-            cmocka_unit_test(test_bootstrap_vs_naive),  cmocka_unit_test(test_bootstrap_seeds),
-            cmocka_unit_test(test_identical_and_large), cmocka_unit_test(test_flags),
-            cmocka_unit_test(test_bad_input),           cmocka_unit_test(test_sampler_exact),
+            cmocka_unit_test(test_aggregates),
+            cmocka_unit_test(test_holm),
+            cmocka_unit_test(test_bootstrap_vs_naive),
+            cmocka_unit_test(test_bootstrap_seeds),
+            cmocka_unit_test(test_identical_and_large),
+            cmocka_unit_test(test_flags),
+            cmocka_unit_test(test_bad_input),
+            cmocka_unit_test(test_sampler_exact),
+            cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
