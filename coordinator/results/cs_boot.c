@@ -411,6 +411,18 @@ static cs_rc observe(const cs_agg_hist *cells, size_t n_units, size_t n_tasks, d
     return CS_OK;
 }
 
+/* The percentile interval and p-value of the b statistics v (reordered) with le of them <= 0
+ * and ge >= 0. */
+static void finish(double *v, size_t b, size_t le, size_t ge, cs_agg_ci *out)
+{
+    size_t klo = (size_t)ceil(0.025 * (double)b), khi = (size_t)ceil(0.975 * (double)b);
+    klo = klo == 0 ? 1 : klo;
+    khi = khi == 0 ? 1 : khi;
+    out->lo = select_kth(v, b, klo - 1);
+    out->hi = select_kth(v, b, khi - 1);
+    out->p = cs_agg_pvalue(le, ge, b);
+}
+
 cs_rc cs_agg_boot(const cs_agg_hist *cells, size_t n_units, size_t n_tasks, size_t resamples,
                   uint64_t seed, cs_agg_ci *out, cs_err *err)
 {
@@ -463,17 +475,124 @@ cs_rc cs_agg_boot(const cs_agg_hist *cells, size_t n_units, size_t n_tasks, size
         ge += s >= -1e-12;
         v[b] = s;
     }
-    size_t klo = (size_t)ceil(0.025 * (double)resamples),
-           khi = (size_t)ceil(0.975 * (double)resamples);
-    klo = klo == 0 ? 1 : klo;
-    khi = khi == 0 ? 1 : khi;
-    out->lo = select_kth(v, resamples, klo - 1);
-    out->hi = select_kth(v, resamples, khi - 1);
-    out->p = cs_agg_pvalue(le, ge, resamples);
+    finish(v, resamples, le, ge, out);
     for (size_t i = 0; i < n_cells; i++) {
         free(plans[i].cdf);
         free(plans[i].guide);
     }
     cs_free_each((void *const[]){lf, v, plans, st}, 4);
     return CS_OK;
+}
+
+/* The plans of cells[t][u] (t < n_tasks, u < n_units) into plans[t * n_units + u]; st and lf
+ * sized by the caller. */
+static void plan_tasks(const cs_agg_hist *const *cells, size_t n_units, size_t n_tasks, stage *st,
+                       const double *lf, plan *plans)
+{
+    size_t at = 0;
+    for (size_t t = 0; t < n_tasks; t++) {
+        for (size_t u = 0; u < n_units; u++) {
+            make_plan(&cells[t][u], &st[at], &plans[t * n_units + u]);
+            tabulate(&plans[t * n_units + u], lf);
+            at += cells[t][u].n_cat;
+        }
+    }
+}
+
+/* One resample of every task (and the average) into v[t * b_total + b]. */
+static void resample_tasks(const plan *plans, size_t n_units, size_t n_tasks, bool with_avg,
+                           cs_rng *units, cs_rng *streams, size_t *drawn, const double *lf,
+                           double *stat)
+{
+    for (size_t j = 0; j < n_units; j++) {
+        drawn[j] = n_units > 1 ? (size_t)cs_rng_below(units, n_units) : j;
+    }
+    double avg = 0.0;
+    for (size_t t = 0; t < n_tasks; t++) {
+        double sum = 0.0;
+        for (size_t j = 0; j < n_units; j++) {
+            sum += draw_cell(&streams[t], &plans[t * n_units + drawn[j]], lf);
+        }
+        stat[t] = sum / (double)n_units;
+        avg += stat[t];
+    }
+    if (with_avg) {
+        stat[n_tasks] = avg / (double)n_tasks;
+    }
+}
+
+cs_rc cs_agg_boot_tasks(const cs_agg_hist *const *cells, size_t n_units, size_t n_tasks,
+                        bool with_avg, size_t resamples, uint64_t unit_seed,
+                        const uint64_t *task_seed, cs_agg_ci *out, cs_err *err)
+{
+    if (cells == NULL || n_units == 0 || n_tasks == 0 || resamples == 0) {
+        return cs_err_set(err, CS_EINVAL, 0,
+                          "results: bootstrap of %zu units x %zu tasks, %zu "
+                          "resamples",
+                          n_units, n_tasks, resamples);
+    }
+    size_t n_out = n_tasks + with_avg, n_cat = 0;
+    uint64_t max_n = 0;
+    for (size_t t = 0; t < n_tasks; t++) {
+        uint64_t task_max = 0;
+        cs_rc rc = observe(cells[t], n_units, 1, &out[t].delta, &task_max, err);
+        if (rc != CS_OK) {
+            return rc;
+        }
+        for (size_t u = 0; u < n_units; u++) {
+            n_cat += cells[t][u].n_cat;
+            max_n = cell_n(&cells[t][u]) > max_n ? cell_n(&cells[t][u]) : max_n;
+        }
+    }
+    double *lf = cs_alloc_array((size_t)max_n + 1, sizeof(*lf));
+    double *v = cs_alloc_array(resamples * n_out, sizeof(*v));
+    plan *plans = cs_calloc_array(n_units * n_tasks, sizeof(*plans));
+    stage *st = cs_alloc_array(n_cat, sizeof(*st));
+    cs_rng *streams = cs_alloc_array(n_tasks, sizeof(*streams));
+    size_t *drawn = cs_alloc_array(n_units, sizeof(*drawn));
+    double *stat = cs_alloc_array(n_out, sizeof(*stat));
+    size_t *le = cs_calloc_array(n_out, sizeof(*le)), *ge = cs_calloc_array(n_out, sizeof(*ge));
+    void *all[] = {lf, v, plans, st, streams, drawn, stat, le, ge};
+    cs_rc rc = CS_OK;
+    for (size_t i = 0; i < sizeof(all) / sizeof(*all); i++) {
+        rc = all[i] == NULL ? CS_ENOMEM : rc;
+    }
+    if (rc == CS_OK) {
+        lf[0] = 0.0;
+        for (uint64_t i = 1; i <= max_n; i++) {
+            lf[i] = lf[i - 1] + log((double)i);
+        }
+        plan_tasks(cells, n_units, n_tasks, st, lf, plans);
+        cs_rng units;
+        cs_rng_seed(&units, unit_seed);
+        for (size_t t = 0; t < n_tasks; t++) {
+            cs_rng_seed(&streams[t], task_seed[t]);
+        }
+        for (size_t b = 0; b < resamples; b++) {
+            resample_tasks(plans, n_units, n_tasks, with_avg, &units, streams, drawn, lf, stat);
+            for (size_t k = 0; k < n_out; k++) {
+                le[k] += stat[k] <= 1e-12;
+                ge[k] += stat[k] >= -1e-12;
+                v[k * resamples + b] = stat[k];
+            }
+        }
+        double avg = 0.0;
+        for (size_t t = 0; t < n_tasks; t++) {
+            avg += out[t].delta / (double)n_tasks;
+        }
+        if (with_avg) {
+            out[n_tasks].delta = avg;
+        }
+        for (size_t k = 0; k < n_out; k++) {
+            finish(&v[k * resamples], resamples, le[k], ge[k], &out[k]);
+        }
+    }
+    for (size_t i = 0; plans != NULL && i < n_units * n_tasks; i++) {
+        free(plans[i].cdf);
+        free(plans[i].guide);
+    }
+    cs_free_each(all, sizeof(all) / sizeof(*all));
+    return rc == CS_OK ? CS_OK
+                       : cs_err_set(err, CS_ENOMEM, 0, "results: bootstrap of %zu resamples",
+                                    resamples);
 }

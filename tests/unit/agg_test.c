@@ -457,6 +457,17 @@ static void test_bootstrap_vs_naive(void **state)
     assert_true(num(g, "vs_reference.tasks.t2.p_holm") == adj[1]);
     assert_true(num(g, "vs_reference.average.p_holm") == adj[2]);
     assert_int_equal(num(doc, "comparisons.tested"), 3);
+    /* a task's interval does not depend on the other tasks (each has its own stream) */
+    const char *only[] = {"t1"};
+    o.tasks = only;
+    o.n_tasks = 1;
+    cJSON *alone = run_ok(&o);
+    const cJSON *c1a = at(row_by_label(alone, L_RND), "vs_reference.tasks.t1");
+    assert_true(cJSON_Compare(at(c1a, "ci"), at(c1, "ci"), true));
+    assert_true(num(c1a, "p") == num(c1, "p"));
+    cJSON_Delete(alone);
+    o.tasks = NULL;
+    o.n_tasks = 0;
     /* the same seed gives the same numbers; 1 thread gives what 2 give */
     o.threads = 1;
     cJSON *again = run_ok(&o);
@@ -577,6 +588,34 @@ static void test_flags(void **state)
     cJSON_Delete(doc);
 }
 
+/* No jobs (a sweep just submitted with nothing stored yet): an aggregate with no rows, printable.
+ */
+static void test_empty(void **state)
+{
+    (void)state;
+    cJSON *doc = NULL;
+    assert_int_equal(cs_agg_run(jobs, 0, NULL, &doc, NULL), CS_OK);
+    assert_int_equal(cJSON_GetArraySize(at(doc, "rows")), 0);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_int_equal(cs_agg_print_text(doc, f, NULL), CS_OK);
+    fclose(f);
+    assert_non_null(strstr(text, "row"));
+    free(text);
+    cJSON_Delete(doc);
+    /* a job without a state or axes counts as unfinished */
+    n_fx = 0;
+    fx_job *j = fx_add("done", false, NULL);
+    j->job.state = NULL;
+    doc = run_ok(NULL);
+    assert_true(has_flag(cJSON_GetArrayItem(at(doc, "rows"), 0), "partial"));
+    cJSON_Delete(doc);
+    assert_int_equal(cs_agg_print_text(at(doc = cJSON_CreateObject(), ""), stderr, NULL),
+                     CS_EINVAL);
+    cJSON_Delete(doc);
+}
+
 static void expect_einval(const cs_agg_opts *o, const char *want)
 {
     cJSON *doc = NULL;
@@ -618,6 +657,14 @@ static void test_bad_input(void **state)
     cJSON *doc = run_ok(&o);
     assert_int_equal(num(row_by_label(doc, L_RND), "reference_row"),
                      num(row_by_label(doc, L_RTN), "id"));
+    cJSON_Delete(doc);
+    /* the baseline can be the reference (its null axes match every row of its model) */
+    o = ref_opts("algorithm", "none");
+    doc = run_ok(&o);
+    assert_int_equal(num(row_by_label(doc, L_RND), "reference_row"),
+                     num(row_by_label(doc, L_BASE), "id"));
+    assert_string_equal(at(row_by_label(doc, L_RND), "vs_reference.tasks.t1.reason")->valuestring,
+                        "no_items");
     cJSON_Delete(doc);
     /* a JSON value matches too (any member order): then gptq bits 4 is compared with rtn bits 3 */
     o = ref_opts("algorithm", "{\"name\":\"rtn\",\"bits\":3}");
@@ -690,10 +737,15 @@ static void test_sampler_exact(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_aggregates),          cmocka_unit_test(test_holm),
-            cmocka_unit_test(test_bootstrap_vs_naive),  cmocka_unit_test(test_bootstrap_seeds),
-            cmocka_unit_test(test_identical_and_large), cmocka_unit_test(test_flags),
-            cmocka_unit_test(test_bad_input),           cmocka_unit_test(test_sampler_exact),
+            cmocka_unit_test(test_aggregates),
+            cmocka_unit_test(test_holm),
+            cmocka_unit_test(test_bootstrap_vs_naive),
+            cmocka_unit_test(test_bootstrap_seeds),
+            cmocka_unit_test(test_identical_and_large),
+            cmocka_unit_test(test_flags),
+            cmocka_unit_test(test_bad_input),
+            cmocka_unit_test(test_sampler_exact),
+            cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
