@@ -543,7 +543,11 @@ static void test_identical_and_large(void **state)
     FILE *f = open_memstream(&text, &len);
     assert_int_equal(cs_agg_print_text(doc, f, NULL), CS_OK);
     fclose(f);
-    assert_non_null(strstr(text, L_RND));
+    /* short labels: the selector is the same wherever it is set, the gptq and rtn rows are alone
+     * with their names */
+    assert_non_null(strstr(text, "\nall rows: selector=random\nrow "));
+    assert_non_null(strstr(text, "\nalgorithm=gptq "));
+    assert_non_null(strstr(text, "\nbaseline "));
     assert_non_null(strstr(text, "+20.0***"));
     assert_non_null(strstr(text, "reference algorithm=rtn"));
     free(text);
@@ -751,6 +755,65 @@ static void test_demo_reference(void **state)
     assert_non_null(strstr(at(sq, "no_reference.message")->valuestring,
                            "rtn(bits=4,grid=\"gptq\",group_size=-1,sym=false) (row 1)"));
     assert_int_equal(num(doc, "comparisons.tested"), 6); /* 3 rows x (t1, average) */
+    /* the JSON keeps the full label */
+    assert_string_equal(at(cJSON_GetArrayItem(rows, 5), "label")->valuestring,
+                        "algorithm=gptq(bits=4,group_size=-1,sym=false) model=m "
+                        "selector=random(stratified=false)");
+    cJSON_Delete(doc);
+}
+
+/* The text table of the demo's shape: the common axes once, short labels, aligned columns, and
+ * the no_reference row's candidates below. */
+static void test_text_labels(void **state)
+{
+    (void)state;
+    build_demo();
+    cs_agg_opts o = ref_opts("algorithm", "rtn");
+    o.resamples = 200;
+    cJSON *doc = run_ok(&o);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_int_equal(cs_agg_print_text(doc, f, NULL), CS_OK);
+    fclose(f);
+    /* line 0: the reference; 1: the common axes; 2: the header; 3..11: the rows; 12: the note */
+    char *lines[16];
+    size_t n = 0;
+    for (char *p = text, *nl; n < 16 && (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+        *nl = '\0';
+        lines[n++] = p;
+    }
+    assert_int_equal(n, 13);
+    assert_string_equal(lines[1], "all rows: model=m selector=random");
+    const char *want[9] = {"baseline ",
+                           "algorithm=rtn(bits=4,grid=gptq,group_size=-1) ",
+                           "algorithm=rtn(bits=3,grid=gptq,group_size=-1) ",
+                           "algorithm=rtn(bits=4,grid=awq,group_size=64) ",
+                           "algorithm=rtn(bits=3,grid=awq,group_size=64) ",
+                           "algorithm=gptq(bits=4) ",
+                           "algorithm=gptq(bits=3) ",
+                           "algorithm=awq ",
+                           "algorithm=smoothquant "};
+    for (size_t r = 0; r < 9; r++) {
+        if (strncmp(lines[3 + r], want[r], strlen(want[r])) != 0) {
+            print_error("row %zu: [%s], want [%s...]\n", r, lines[3 + r], want[r]);
+            fail();
+        }
+    }
+    assert_non_null(strstr(lines[11], "  no_reference"));
+    /* aligned: the flags column starts at the same place on the header and every row */
+    size_t col = (size_t)(strstr(lines[2], "  flags") - lines[2]);
+    for (size_t r = 3; r < 12; r++) {
+        assert_true(strlen(lines[r]) > col + 2);
+        assert_true(lines[r][col] == ' ' && lines[r][col + 1] == ' ' && lines[r][col + 2] != ' ');
+        assert_true(lines[r][col - 1] != ' ');
+    }
+    assert_string_equal(lines[12], "no_reference [algorithm=smoothquant]: several rows match "
+                                   "algorithm=rtn: rtn(bits=4,grid=gptq,group_size=-1), "
+                                   "rtn(bits=3,grid=gptq,group_size=-1), "
+                                   "rtn(bits=4,grid=awq,group_size=64), "
+                                   "rtn(bits=3,grid=awq,group_size=64)");
+    free(text);
     cJSON_Delete(doc);
 }
 
@@ -812,11 +875,17 @@ static void test_sampler_exact(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_aggregates),          cmocka_unit_test(test_holm),
-            cmocka_unit_test(test_bootstrap_vs_naive),  cmocka_unit_test(test_bootstrap_seeds),
-            cmocka_unit_test(test_identical_and_large), cmocka_unit_test(test_flags),
-            cmocka_unit_test(test_bad_input),           cmocka_unit_test(test_demo_reference),
-            cmocka_unit_test(test_sampler_exact),       cmocka_unit_test(test_empty),
+            cmocka_unit_test(test_aggregates),
+            cmocka_unit_test(test_holm),
+            cmocka_unit_test(test_bootstrap_vs_naive),
+            cmocka_unit_test(test_bootstrap_seeds),
+            cmocka_unit_test(test_identical_and_large),
+            cmocka_unit_test(test_flags),
+            cmocka_unit_test(test_bad_input),
+            cmocka_unit_test(test_demo_reference),
+            cmocka_unit_test(test_text_labels),
+            cmocka_unit_test(test_sampler_exact),
+            cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
