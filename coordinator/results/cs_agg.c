@@ -18,8 +18,8 @@
 #include "cs_canon.h"
 
 const char *const ag_flag_names[AG_N_FLAGS] = {
-        "missing_seeds", "failed_jobs", "lost_jobs",   "cancelled_jobs", "partial",
-        "no_items",      "no_result",   "mixed_model", "no_baseline",    "unpaired"};
+        "missing_seeds", "failed_jobs", "lost_jobs",   "cancelled_jobs", "partial",     "no_items",
+        "no_result",     "mixed_model", "no_baseline", "unpaired",       "no_reference"};
 
 void cs_agg_opts_init(cs_agg_opts *o)
 {
@@ -569,12 +569,37 @@ static double row_mean(const ag *a, const ag_row *r, const char *task, const cha
     return *n ? s / (double)*n : NAN;
 }
 
+cs_rc ag_value_text(const cJSON *val, cs_buf *b)
+{
+    char nb[256];
+    cs_buf v = {0};
+    cs_rc rc = cs_buf_puts(b, ag_value_name(val, nb, sizeof(nb)));
+    if (!cJSON_IsObject(val) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(val, "name"))) {
+        return rc;
+    }
+    size_t k = 0;
+    for (const cJSON *m = val->child; m != NULL && rc == CS_OK; m = m->next) {
+        if (strcmp(m->string, "name") == 0) {
+            continue;
+        }
+        v.len = 0;
+        rc = cs_canon_append(m, &v, NULL);
+        if (rc == CS_OK) {
+            rc = cs_buf_printf(b, "%s%s=%s", k++ ? "," : "(", m->string, v.data);
+        }
+    }
+    if (rc == CS_OK && k > 0) {
+        rc = cs_buf_putc(b, ')');
+    }
+    cs_buf_fini(&v);
+    return rc;
+}
+
 /* "algorithm=gptq(bits=4) selector=random": the row's non-null grouping values; an object value is
  * its name and its other members. */
 static cs_rc row_label(const ag *a, ag_row *r)
 {
-    cs_buf b = {0}, v = {0};
-    char nb[256];
+    cs_buf b = {0};
     cs_rc rc = r->baseline ? cs_buf_puts(&b, "baseline") : CS_OK;
     for (size_t i = 0; i < a->n_gax && rc == CS_OK; i++) {
         const char *ax = a->axes[a->gax[i]];
@@ -582,24 +607,9 @@ static cs_rc row_label(const ag *a, ag_row *r)
         if (val == NULL || cJSON_IsNull(val)) {
             continue;
         }
-        rc = cs_buf_printf(&b, "%s%s=%s", b.len ? " " : "", ax, ag_value_name(val, nb, sizeof(nb)));
-        if (!cJSON_IsObject(val) ||
-            !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(val, "name"))) {
-            continue;
-        }
-        size_t k = 0;
-        for (const cJSON *m = val->child; m != NULL && rc == CS_OK; m = m->next) {
-            if (strcmp(m->string, "name") == 0) {
-                continue;
-            }
-            v.len = 0;
-            rc = cs_canon_append(m, &v, NULL);
-            if (rc == CS_OK) {
-                rc = cs_buf_printf(&b, "%s%s=%s", k++ ? "," : "(", m->string, v.data);
-            }
-        }
-        if (rc == CS_OK && k > 0) {
-            rc = cs_buf_putc(&b, ')');
+        rc = cs_buf_printf(&b, "%s%s=", b.len ? " " : "", ax);
+        if (rc == CS_OK) {
+            rc = ag_value_text(val, &b);
         }
     }
     r->label = rc == CS_OK ? cs_buf_take(&b) : NULL;
@@ -607,7 +617,6 @@ static cs_rc row_label(const ag *a, ag_row *r)
         r->label = cs_strdup("");
     }
     cs_buf_fini(&b);
-    cs_buf_fini(&v);
     return r->label == NULL ? cs_err_set(a->err, CS_ENOMEM, 0, "results: row labels") : CS_OK;
 }
 
@@ -681,6 +690,7 @@ static void ag_fini(ag *a)
         free(a->rows[r].key);
         cJSON_Delete(a->rows[r].axes);
         free(a->rows[r].label);
+        free(a->rows[r].no_ref_cand);
         free(a->rows[r].jobs);
         free(a->rows[r].head);
     }

@@ -91,8 +91,9 @@ void cs_agg_opts_init(cs_agg_opts *o);
 /* Aggregates the n jobs of one sweep (any order; any states). o may be NULL (the defaults).
  * CS_OK with *out = the aggregate (returns owned, free with cJSON_Delete; docs/results.md).
  * CS_EINVAL for an unknown axis in opts->by or opts->ref_axis, an unknown task or metric, a
- * reference value that matches no row or several ("--reference selector=randm: no row has
- * selector=randm; values: random, kmeans"), with the value and the choices in err; CS_ENOMEM.
+ * reference value that matches no row ("--reference selector=randm: no row has selector=randm;
+ * values: random, kmeans"), with the value and the choices in err; CS_ENOMEM. A row without a
+ * single reference row (none or several candidates) is flagged no_reference, not an error.
  * A sweep with no jobs gives an aggregate with no rows. */
 cs_rc cs_agg_run(const cs_agg_job *jobs, size_t n, const cs_agg_opts *o, cJSON **out, cs_err *err);
 

@@ -175,19 +175,6 @@ static cs_rc candidates(const ag *a, const ref_index *x, size_t r, size_t *out, 
     return CS_OK;
 }
 
-static cs_rc ref_error(const ag *a, size_t r, const size_t *cand, size_t n)
-{
-    cs_buf b = {0};
-    for (size_t i = 0; i < n; i++) {
-        cs_buf_printf(&b, "%s[%s]", i ? ", " : "", a->rows[cand[i]].label);
-    }
-    cs_err_set(a->err, CS_EINVAL, 0, "--reference %s=%s: %s for row [%s]%s%s", a->o.ref_axis,
-               a->o.ref_value, n == 0 ? "no row matches" : "several rows match", a->rows[r].label,
-               n ? ": " : "", n ? b.data : "");
-    cs_buf_fini(&b);
-    return CS_EINVAL;
-}
-
 /* Every value of the reference axis, for the message of a value that matches no row. */
 static cs_rc no_value_error(const ag *a)
 {
@@ -233,7 +220,8 @@ static cs_rc index_build(const ag *a, const bool *match, ref_index *x)
     return rc;
 }
 
-/* The reference of row r: a single candidate, or the one candidate sharing r's parameters. */
+/* The reference of row r: a single candidate, or the one candidate sharing r's parameters. A row
+ * without one is flagged no_reference with its candidates (docs/results.md "Reference rows"). */
 static cs_rc pick_ref(ag *a, const ref_index *x, size_t r, size_t *cand, cs_buf *b)
 {
     ag_row *row = &a->rows[r];
@@ -252,7 +240,17 @@ static cs_rc pick_ref(ag *a, const ref_index *x, size_t r, size_t *cand, cs_buf 
         n = w > 0 ? w : n;
     }
     if (n != 1) {
-        return ref_error(a, r, cand, n);
+        row->flags |= AG_F_NO_REF;
+        row->no_ref = n == 0 ? "no_candidate" : "several_candidates";
+        row->n_no_ref_cand = n;
+        row->no_ref_cand = n > 0 ? cs_alloc_array(n, sizeof(*row->no_ref_cand)) : NULL;
+        if (n > 0 && row->no_ref_cand == NULL) {
+            return cs_err_set(a->err, CS_ENOMEM, 0, "results: reference candidates");
+        }
+        if (n > 0) {
+            memcpy(row->no_ref_cand, cand, n * sizeof(*cand));
+        }
+        return CS_OK;
     }
     row->ref = cand[0];
     return CS_OK;

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "cs_agg.h"
+#include "cs_alloc.h"
 #include "cs_err.h"
 
 #define AG_NONE SIZE_MAX
@@ -28,7 +29,8 @@ enum {
     AG_F_MIXED = 1u << 7,         /* the row's jobs span several models or eval suites */
     AG_F_NO_BASELINE = 1u << 8,   /* no baseline row for the row's model and eval suite */
     AG_F_UNPAIRED = 1u << 9,      /* a comparison's samples differ: not tested */
-    AG_N_FLAGS = 10
+    AG_F_NO_REF = 1u << 10,       /* no single reference row for the row: no delta, no test */
+    AG_N_FLAGS = 11
 };
 extern const char *const ag_flag_names[AG_N_FLAGS];
 /* The flags that keep a row's comparisons from being tested. */
@@ -61,6 +63,10 @@ typedef struct ag_row {
     double avg;        /* M4 of the means, NAN unless every average task has a value */
     size_t base;       /* baseline row, AG_NONE */
     size_t ref;        /* reference row, AG_NONE */
+    /* AG_F_NO_REF: why ("no_candidate", "several_candidates": a literal) and the candidates */
+    const char *no_ref;
+    size_t *no_ref_cand; /* owned [n_no_ref_cand], row indices */
+    size_t n_no_ref_cand;
     unsigned flags;
 } ag_row;
 
@@ -110,6 +116,9 @@ const cs_agg_outcome *ag_outcome(const cs_agg_job *j, const char *task, const ch
 /* The display name of an axis value: a string itself, an object's "name", else its JSON text
  * (written to buf, size n). */
 const char *ag_value_name(const cJSON *v, char *buf, size_t n);
+/* Appends an axis value as the labels show it: its name, and an object's other members in
+ * parentheses ("gptq(bits=4,group_size=128)"). */
+cs_rc ag_value_text(const cJSON *v, cs_buf *b);
 
 /* cs_agg_cmp.c: references, pairing, the bootstrap on threads and Holm. */
 cs_rc ag_find_refs(ag *a);

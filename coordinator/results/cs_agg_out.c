@@ -215,6 +215,35 @@ static cJSON *jobs_obj(const ag *a, const ag_row *r)
     return o;
 }
 
+/* Why row r has no reference row: {"reason", "message", "candidates": [row ids]}, or null. */
+static cJSON *no_ref_obj(const ag *a, const ag_row *r)
+{
+    if (r->no_ref == NULL) {
+        return cJSON_CreateNull();
+    }
+    cJSON *o = cJSON_CreateObject(), *ids = cJSON_CreateArray();
+    cs_buf b = {0};
+    if (r->n_no_ref_cand == 0) {
+        cs_buf_printf(&b, "no row with %s=%s has this row's values on the other axes",
+                      a->o.ref_axis, a->o.ref_value);
+    } else {
+        cs_buf_printf(&b, "several rows match %s=%s: ", a->o.ref_axis, a->o.ref_value);
+    }
+    for (size_t i = 0; i < r->n_no_ref_cand; i++) {
+        size_t c = r->no_ref_cand[i];
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(a->rows[c].axes, a->o.ref_axis);
+        cs_buf_puts(&b, i > 0 ? ", " : "");
+        ag_value_text(v, &b);
+        cs_buf_printf(&b, " (row %zu)", c);
+        cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)c));
+    }
+    cJSON_AddItemToObjectCS(o, "reason", cJSON_CreateString(r->no_ref));
+    cJSON_AddItemToObjectCS(o, "message", cJSON_CreateString(b.data != NULL ? b.data : ""));
+    cJSON_AddItemToObjectCS(o, "candidates", ids);
+    cs_buf_fini(&b);
+    return o;
+}
+
 static cJSON *row_obj(const ag *a, size_t ri, const ag_cmp *cmps, double *scratch)
 {
     const ag_row *r = &a->rows[ri];
@@ -246,6 +275,7 @@ static cJSON *row_obj(const ag *a, size_t ri, const ag_cmp *cmps, double *scratc
     cJSON_AddItemToObjectCS(o, "reference_row",
                             r->ref != AG_NONE ? cJSON_CreateNumber((double)r->ref)
                                               : cJSON_CreateNull());
+    cJSON_AddItemToObjectCS(o, "no_reference", no_ref_obj(a, r));
     if (cmps == NULL) {
         cJSON_AddItemToObjectCS(o, "vs_reference", cJSON_CreateNull());
     } else {

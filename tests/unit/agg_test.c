@@ -543,7 +543,11 @@ static void test_identical_and_large(void **state)
     FILE *f = open_memstream(&text, &len);
     assert_int_equal(cs_agg_print_text(doc, f, NULL), CS_OK);
     fclose(f);
-    assert_non_null(strstr(text, L_RND));
+    /* short labels: the selector is the same wherever it is set, the gptq and rtn rows are alone
+     * with their names */
+    assert_non_null(strstr(text, "\nall rows: selector=random\nrow "));
+    assert_non_null(strstr(text, "\nalgorithm=gptq "));
+    assert_non_null(strstr(text, "\nbaseline "));
     assert_non_null(strstr(text, "+20.0***"));
     assert_non_null(strstr(text, "reference algorithm=rtn"));
     free(text);
@@ -672,11 +676,145 @@ static void test_bad_input(void **state)
     assert_int_equal(num(row_by_label(doc, L_RND), "reference_row"),
                      num(row_by_label(doc, "algorithm=rtn(bits=3)"), "id"));
     cJSON_Delete(doc);
-    /* without the shared parameter, two rtn rows are ambiguous */
+    /* without the shared parameter, two rtn rows are ambiguous: that row is flagged, no error */
     fx[1].job.axes = "{\"algorithm\":{\"name\":\"gptq\"},\"selector\":\"random\",\"seed\":null}";
     o = ref_opts("algorithm", "rtn");
-    expect_einval(&o, "several rows match for row [algorithm=gptq selector=random]: "
-                      "[algorithm=rtn(bits=4)], [algorithm=rtn(bits=3)]");
+    doc = run_ok(&o);
+    const cJSON *g = row_by_label(doc, "algorithm=gptq selector=random");
+    assert_true(has_flag(g, "no_reference"));
+    assert_true(cJSON_IsNull(at(g, "reference_row")));
+    assert_true(cJSON_IsNull(at(g, "vs_reference")));
+    assert_string_equal(at(g, "no_reference.reason")->valuestring, "several_candidates");
+    assert_string_equal(
+            at(g, "no_reference.message")->valuestring,
+            "several rows match algorithm=rtn: rtn(bits=4) (row 2), rtn(bits=3) (row 3)");
+    assert_int_equal(num(doc, "flags.no_reference"), 1);
+    cJSON_Delete(doc);
+}
+
+/* The demo's shape: RTN at 4 and 3 bits, each per-row (group_size -1, grid gptq) and with groups
+ * of 64 (grid awq); GPTQ per-row, AWQ g64 and SmoothQuant W8 against --reference algorithm=rtn.
+ * Each calibrated row gets the RTN row with its bits and group_size; SmoothQuant (bits 8: no RTN
+ * row shares it) is flagged no_reference and the table still comes out. */
+#define D_AX(alg, sel) "{\"algorithm\":" alg ",\"model\":\"m\",\"selector\":" sel ",\"seed\":null}"
+#define D_RTN(b, grid, g)                                          \
+    D_AX("{\"bits\":" b ",\"grid\":\"" grid "\",\"group_size\":" g \
+         ",\"name\":\"rtn\",\"sym\":false}",                       \
+         "null")
+#define D_SEL "{\"name\":\"random\",\"stratified\":false}"
+
+static void build_demo(void)
+{
+    n_fx = 0;
+    static const char *const axes[] = {
+            D_AX("{\"name\":\"none\"}", "null"),
+            D_RTN("4", "gptq", "-1"),
+            D_RTN("3", "gptq", "-1"),
+            D_RTN("4", "awq", "64"),
+            D_RTN("3", "awq", "64"),
+            D_AX("{\"bits\":4,\"group_size\":-1,\"name\":\"gptq\",\"sym\":false}", D_SEL),
+            D_AX("{\"bits\":3,\"group_size\":-1,\"name\":\"gptq\",\"sym\":false}", D_SEL),
+            D_AX("{\"bits\":4,\"group_size\":64,\"name\":\"awq\",\"zero_point\":true}", D_SEL),
+            D_AX("{\"act_bits\":8,\"bits\":8,\"name\":\"smoothquant\"}", D_SEL),
+    };
+    for (size_t i = 0; i < sizeof(axes) / sizeof(*axes); i++) {
+        fill(xa[0], 40, 0.5 + 0.02 * (double)i, 300 + i);
+        fx_items(fx_add("done", i == 0, axes[i]), "t1", "acc", SAMPLE, 40, xa[0]);
+    }
+}
+
+static void test_demo_reference(void **state)
+{
+    (void)state;
+    build_demo();
+    cs_agg_opts o = ref_opts("algorithm", "rtn");
+    o.resamples = 200;
+    cJSON *doc = run_ok(&o);
+    const cJSON *rows = at(doc, "rows");
+    /* rows in job order: 0 baseline, 1-4 rtn (4/-1, 3/-1, 4/64, 3/64), 5 gptq 4, 6 gptq 3,
+     * 7 awq 4 g64, 8 smoothquant */
+    const int want_ref[9] = {-1, -1, -1, -1, -1, 1, 2, 3, -1};
+    for (int r = 0; r < 9; r++) {
+        const cJSON *row = cJSON_GetArrayItem(rows, r);
+        if (want_ref[r] < 0) {
+            assert_true(cJSON_IsNull(at(row, "reference_row")));
+            assert_true(cJSON_IsNull(at(row, "vs_reference")));
+        } else {
+            assert_int_equal(num(row, "reference_row"), want_ref[r]);
+            assert_true(cJSON_IsTrue(at(row, "vs_reference.tasks.t1.tested")));
+        }
+        assert_int_equal(has_flag(row, "no_reference"), r == 8);
+    }
+    const cJSON *sq = cJSON_GetArrayItem(rows, 8);
+    assert_string_equal(at(sq, "no_reference.reason")->valuestring, "several_candidates");
+    const cJSON *cand = at(sq, "no_reference.candidates");
+    assert_int_equal(cJSON_GetArraySize(cand), 4);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(cJSON_GetArrayItem(cand, i)->valueint, i + 1);
+    }
+    assert_non_null(strstr(at(sq, "no_reference.message")->valuestring,
+                           "rtn(bits=4,grid=\"gptq\",group_size=-1,sym=false) (row 1)"));
+    assert_int_equal(num(doc, "comparisons.tested"), 6); /* 3 rows x (t1, average) */
+    /* the JSON keeps the full label */
+    assert_string_equal(at(cJSON_GetArrayItem(rows, 5), "label")->valuestring,
+                        "algorithm=gptq(bits=4,group_size=-1,sym=false) model=m "
+                        "selector=random(stratified=false)");
+    cJSON_Delete(doc);
+}
+
+/* The text table of the demo's shape: the common axes once, short labels, aligned columns, and
+ * the no_reference row's candidates below. */
+static void test_text_labels(void **state)
+{
+    (void)state;
+    build_demo();
+    cs_agg_opts o = ref_opts("algorithm", "rtn");
+    o.resamples = 200;
+    cJSON *doc = run_ok(&o);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_int_equal(cs_agg_print_text(doc, f, NULL), CS_OK);
+    fclose(f);
+    /* line 0: the reference; 1: the common axes; 2: the header; 3..11: the rows; 12: the note */
+    char *lines[16];
+    size_t n = 0;
+    for (char *p = text, *nl; n < 16 && (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+        *nl = '\0';
+        lines[n++] = p;
+    }
+    assert_int_equal(n, 13);
+    assert_string_equal(lines[1], "all rows: model=m selector=random");
+    const char *want[9] = {"baseline ",
+                           "algorithm=rtn(bits=4,grid=gptq,group_size=-1) ",
+                           "algorithm=rtn(bits=3,grid=gptq,group_size=-1) ",
+                           "algorithm=rtn(bits=4,grid=awq,group_size=64) ",
+                           "algorithm=rtn(bits=3,grid=awq,group_size=64) ",
+                           "algorithm=gptq(bits=4) ",
+                           "algorithm=gptq(bits=3) ",
+                           "algorithm=awq ",
+                           "algorithm=smoothquant "};
+    for (size_t r = 0; r < 9; r++) {
+        if (strncmp(lines[3 + r], want[r], strlen(want[r])) != 0) {
+            print_error("row %zu: [%s], want [%s...]\n", r, lines[3 + r], want[r]);
+            fail();
+        }
+    }
+    assert_non_null(strstr(lines[11], "  no_reference"));
+    /* aligned: the flags column starts at the same place on the header and every row */
+    size_t col = (size_t)(strstr(lines[2], "  flags") - lines[2]);
+    for (size_t r = 3; r < 12; r++) {
+        assert_true(strlen(lines[r]) > col + 2);
+        assert_true(lines[r][col] == ' ' && lines[r][col + 1] == ' ' && lines[r][col + 2] != ' ');
+        assert_true(lines[r][col - 1] != ' ');
+    }
+    assert_string_equal(lines[12], "no_reference [algorithm=smoothquant]: several rows match "
+                                   "algorithm=rtn: rtn(bits=4,grid=gptq,group_size=-1), "
+                                   "rtn(bits=3,grid=gptq,group_size=-1), "
+                                   "rtn(bits=4,grid=awq,group_size=64), "
+                                   "rtn(bits=3,grid=awq,group_size=64)");
+    free(text);
+    cJSON_Delete(doc);
 }
 
 /* The sampler against exact probabilities: with one pair of jobs, the resampled difference is
@@ -744,6 +882,8 @@ int main(void)
             cmocka_unit_test(test_identical_and_large),
             cmocka_unit_test(test_flags),
             cmocka_unit_test(test_bad_input),
+            cmocka_unit_test(test_demo_reference),
+            cmocka_unit_test(test_text_labels),
             cmocka_unit_test(test_sampler_exact),
             cmocka_unit_test(test_empty),
     };
