@@ -33,14 +33,16 @@
 #define CS_LIMIT_MSG_RECV_BYTES (CS_LIMIT_MSG_BYTES + 4096) /* NNG_OPT_RECVMAXSZ */
 #define CS_LIMIT_MSG_ENVELOPE   ((size_t)64 << 10) /* a message's fields around one document */
 #define CS_LIMIT_SWEEP_BYTES    ((size_t)4 << 20)  /* a sweep file, and its canonical text */
-#define CS_LIMIT_JOB_CONFIG_BYTES                                    \
-    (CS_LIMIT_MSG_BYTES - CS_LIMIT_MSG_ENVELOPE)   /* one job config \
-                                                    */
-#define CS_LIMIT_TEXT_BYTES     ((size_t)16 << 10) /* log_tail, FAIL.reason, ERROR.message */
-#define CS_LIMIT_NAME_BYTES     256                /* worker, host, stage, token, sweep refs */
-#define CS_LIMIT_LIST_ITEMS     1024               /* items of a capabilities list */
-#define CS_LIMIT_JSON_DEPTH     64    /* nesting of any JSON text cs_json_parse reads */
-#define CS_LIMIT_RESULT_METRICS 16384 /* metric values of one result (all tasks), and its tasks */
+#define CS_LIMIT_JOB_CONFIG_BYTES                                       \
+    (CS_LIMIT_MSG_BYTES - CS_LIMIT_MSG_ENVELOPE)      /* one job config \
+                                                       */
+#define CS_LIMIT_TEXT_BYTES        ((size_t)16 << 10) /* log_tail, FAIL.reason, ERROR.message */
+#define CS_LIMIT_NAME_BYTES        256                /* worker, host, stage, token, sweep refs */
+#define CS_LIMIT_LIST_ITEMS        1024               /* items of a capabilities list */
+#define CS_LIMIT_JSON_DEPTH        64    /* nesting of any JSON text cs_json_parse reads */
+#define CS_LIMIT_RESULT_METRICS    16384 /* metric values of a result (all tasks), and its tasks */
+#define CS_LIMIT_RESULT_ITEMS      ((size_t)1 << 19) /* item outcomes, one result */
+#define CS_LIMIT_RESULT_ITEM_BYTES 6 /* base64 of one item at most: 3 bits + a float32 */
 
 /* ---- counts, durations and amounts: the numeric fields of a sweep file -------------------- */
 
@@ -99,5 +101,8 @@ _Static_assert(CS_LIMIT_TIMEOUT_S <= CS_LIMIT_INT_EXACT / 1000, "timeouts in ms 
 _Static_assert(CS_LIMIT_GPUS <= CS_LIMIT_LIST_ITEMS, "a worker can list as many GPUs");
 _Static_assert(CS_LIMIT_RESULT_METRICS * 64 < CS_LIMIT_MSG_BYTES / 2,
                "a result of short-named metrics fits in RESULT");
+_Static_assert(CS_LIMIT_MSG_BYTES / 2 - CS_LIMIT_MSG_ENVELOPE >
+                       CS_LIMIT_RESULT_ITEMS * CS_LIMIT_RESULT_ITEM_BYTES,
+               "a result's per-item outcomes fit in RESULT beside its metrics");
 
 #endif

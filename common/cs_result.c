@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mbedtls/base64.h>
+
 #include "cs_alloc.h"
 #include "cs_canon.h"
 #include "cs_path.h"
@@ -19,8 +21,50 @@
 static const char *const KNOWN[] = {"version", "job_key",     "metrics",        "calibration",
                                     "timings", "peak_rss_mb", "engine_version", "host",
                                     "threads", "started_ms",  "ended_ms",       "extra",
-                                    "worker",  "log_path"};
+                                    "worker",  "log_path",    "items"};
 #define N_KNOWN (sizeof(KNOWN) / sizeof(KNOWN[0]))
+
+/* The outcomes of "items": bitsets, then float32 arrays; FIELD_KEYS[k] is bit k of a mask. */
+static const char *const FIELD_KEYS[] = {
+        "acc", "acc_norm", "acc_bytes", "exact_match", "exact_match_flex", "margin", "window_loss"};
+#define N_BITSETS 5
+#define N_FIELDS  (sizeof(FIELD_KEYS) / sizeof(FIELD_KEYS[0]))
+enum {
+    F_ACC = 1u << 0,
+    F_ACC_NORM = 1u << 1,
+    F_ACC_BYTES = 1u << 2,
+    F_EM = 1u << 3,
+    F_EM_FLEX = 1u << 4,
+    F_MARGIN = 1u << 5,
+    F_WLOSS = 1u << 6
+};
+
+/* The task kinds: the outcomes each requires and those it may have. */
+static const struct {
+    unsigned need, allow;
+} KINDS[] = {
+        {F_ACC | F_MARGIN, F_ACC | F_MARGIN | F_ACC_NORM | F_ACC_BYTES}, /* multiple choice */
+        {F_EM, F_EM | F_EM_FLEX},                                        /* generation */
+        {F_WLOSS, F_WLOSS},                                              /* perplexity */
+};
+
+/* Field k of it (k < N_BITSETS: a bitset, else a float array, as a byte pointer's address). */
+static void **field(cs_result_items *it, size_t k)
+{
+    void **f[] = {
+            (void **)&it->acc,         (void **)&it->acc_norm,         (void **)&it->acc_bytes,
+            (void **)&it->exact_match, (void **)&it->exact_match_flex, (void **)&it->margin,
+            (void **)&it->window_loss};
+    return f[k];
+}
+
+static const void *field_c(const cs_result_items *it, size_t k)
+{
+    const void *f[] = {it->acc,         it->acc_norm,         it->acc_bytes,
+                       it->exact_match, it->exact_match_flex, it->margin,
+                       it->window_loss};
+    return f[k];
+}
 
 /* ---- fini ---------------------------------------------------------------------------------- */
 
@@ -32,11 +76,26 @@ static void values_free(cs_result_value *v, size_t n)
     free(v);
 }
 
+void cs_result_items_fini(cs_result_items *it)
+{
+    if (it == NULL) {
+        return;
+    }
+    for (size_t k = 0; k < N_FIELDS; k++) {
+        free(*field(it, k));
+    }
+    memset(it, 0, sizeof *it);
+}
+
 void cs_result_fini(cs_result *r)
 {
     if (r == NULL) {
         return;
     }
+    for (size_t i = 0; r->items != NULL && i < r->n_items; i++) {
+        cs_result_items_fini(&r->items[i]);
+    }
+    free(r->items);
     for (size_t i = 0; r->tasks != NULL && i < r->n_tasks; i++) {
         free(r->tasks[i].name);
         values_free(r->tasks[i].metrics, r->tasks[i].n_metrics);
@@ -313,7 +372,7 @@ static cs_rc decode_others(cs_jctx *c, const cJSON *doc, cs_result *r)
 static cs_rc decode_scalars(cs_jctx *c, const cJSON *doc, cs_result *r)
 {
     const cJSON *v;
-    cs_rc rc = cs_json_opt_int(c, doc, "version", 0, 1, 1, &r->version);
+    cs_rc rc = cs_json_opt_int(c, doc, "version", 0, 1, 2, &r->version);
     if (rc == CS_OK) {
         rc = decode_string(c, doc, "job_key", 64, &r->job_key);
     }
@@ -354,6 +413,236 @@ static cs_rc decode_scalars(cs_jctx *c, const cJSON *doc, cs_result *r)
     return rc;
 }
 
+/* ---- per-item outcomes ("items", version 2) ------------------------------------------------ */
+
+size_t cs_result_bits_bytes(size_t n)
+{
+    return n / 8 + (n % 8 != 0);
+}
+
+bool cs_result_bit(const uint8_t *bits, size_t i)
+{
+    return (bits[i >> 3] >> (i & 7)) & 1u;
+}
+
+void cs_result_bit_set(uint8_t *bits, size_t i, bool v)
+{
+    uint8_t m = (uint8_t)(1u << (i & 7));
+    bits[i >> 3] = v ? (uint8_t)(bits[i >> 3] | m) : (uint8_t)(bits[i >> 3] & ~m);
+}
+
+/* Characters of the padded base64 of n bytes. */
+static size_t b64_len(size_t n)
+{
+    return 4 * (n / 3 + (n % 3 != 0));
+}
+
+/* The base64 text at the current path: exactly the canonical encoding of want bytes, decoded
+ * into *out (owned, want bytes, at least 1 allocated). what says what the bytes hold. */
+static cs_rc decode_b64(cs_jctx *c, const cJSON *v, size_t want, const char *what, uint8_t **out)
+{
+    const char *s = NULL;
+    char *again = NULL;
+    size_t olen = 0, len, cap;
+    cs_rc rc = cs_json_as_string(c, v, &s);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    len = strlen(s);
+    cap = len / 4 * 3 + 3;
+    *out = cs_alloc_array(cap, 1);
+    again = cs_alloc_array(len + 1, 1);
+    if (*out == NULL || again == NULL) {
+        free(again);
+        return oom(c);
+    }
+    again[0] = '\0';
+    if (mbedtls_base64_decode(*out, cap, &olen, (const unsigned char *)s, len) != 0) {
+        rc = cs_jctx_error(c, v, NULL, "not base64 (RFC 4648, padded)");
+    } else if (olen != want) {
+        rc = cs_jctx_error(c, v, NULL, "%s takes %zu bytes (%zu base64 characters), got %zu bytes",
+                           what, want, b64_len(want), olen);
+    } else if ((olen > 0 &&
+                mbedtls_base64_encode((unsigned char *)again, len + 1, &olen, *out, want) != 0) ||
+               strcmp(again, s) != 0) {
+        rc = cs_jctx_error(c, v, NULL, "not the canonical base64 of its bytes");
+    }
+    free(again);
+    return rc;
+}
+
+/* Outcome k of it from v (the current path): a bitset with no bit past item n-1, or n finite
+ * little-endian float32. */
+static cs_rc decode_field(cs_jctx *c, const cJSON *v, size_t k, cs_result_items *it)
+{
+    char what[96];
+    uint8_t *b = NULL;
+    size_t bytes = k < N_BITSETS ? cs_result_bits_bytes(it->n) : 4 * it->n;
+    snprintf(what, sizeof what, k < N_BITSETS ? "a bitset of %zu items" : "%zu float32", it->n);
+    cs_rc rc = decode_b64(c, v, bytes, what, &b);
+    if (rc != CS_OK) {
+        free(b);
+        return rc;
+    }
+    *field(it, k) = b;
+    if (k < N_BITSETS) {
+        if (it->n % 8 != 0 && (b[bytes - 1] >> (it->n % 8)) != 0) {
+            return cs_jctx_error(c, v, NULL, "bits past item %zu are set", it->n - 1);
+        }
+        return CS_OK;
+    }
+    float *f = (float *)b; /* malloc's alignment suits float; converted in place */
+    for (size_t i = 0; i < it->n; i++) {
+        const uint8_t *p = b + 4 * i;
+        uint32_t u =
+                (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        memcpy(&f[i], &u, sizeof u);
+        if (!isfinite(f[i])) {
+            cs_jctx_error(c, v, NULL, "value %zu is not finite", i);
+            if (c->err != NULL) {
+                c->err->rc = CS_ERANGE;
+            }
+            return CS_ERANGE;
+        }
+    }
+    return CS_OK;
+}
+
+/* The mask of outcomes present must be one task kind's. */
+static cs_rc check_kind(cs_jctx *c, const cJSON *v, unsigned mask)
+{
+    for (size_t i = 0; i < sizeof KINDS / sizeof KINDS[0]; i++) {
+        if ((mask & KINDS[i].need) == KINDS[i].need && (mask & ~KINDS[i].allow) == 0) {
+            return CS_OK;
+        }
+    }
+    return cs_jctx_error(c, v, NULL,
+                         "outcomes of no task kind (multiple choice: acc and margin, with "
+                         "acc_norm and acc_bytes or not; generation: exact_match, with "
+                         "exact_match_flex or not; perplexity: window_loss)");
+}
+
+/* One task's outcomes v into *it; *budget: items left to CS_LIMIT_RESULT_ITEMS. */
+static cs_rc decode_task_items(cs_jctx *c, const cJSON *v, const cs_result *r, cs_result_items *it,
+                               size_t *budget)
+{
+    static const char *const keys[] = {
+            "n",           "sample",           "acc",    "acc_norm",   "acc_bytes",
+            "exact_match", "exact_match_flex", "margin", "window_loss"};
+    const char *sample = NULL;
+    int64_t n = 0;
+    unsigned mask = 0;
+    cs_rc rc = cs_json_as_object(c, v);
+    for (size_t i = 0; rc == CS_OK && i < r->n_tasks && it->task == NULL; i++) {
+        it->task = strcmp(r->tasks[i].name, v->string) == 0 ? r->tasks[i].name : NULL;
+    }
+    if (rc == CS_OK && it->task == NULL) {
+        rc = cs_jctx_error(c, v, NULL, "no task of this name in \"metrics\"");
+    }
+    if (rc == CS_OK) {
+        rc = cs_json_check_keys(c, v, keys, sizeof keys / sizeof keys[0], CS_DIAG_ERROR);
+    }
+    if (rc == CS_OK) {
+        rc = cs_json_req_int(c, v, "n", 0, (int64_t)CS_LIMIT_RESULT_ITEMS, &n);
+    }
+    if (rc == CS_OK && (size_t)n > *budget) {
+        cs_jctx_error(c, v, "n", "more than %zu items in one result", CS_LIMIT_RESULT_ITEMS);
+        if (c->err != NULL) {
+            c->err->rc = CS_ETOOBIG;
+        }
+        return CS_ETOOBIG;
+    }
+    *budget -= rc == CS_OK ? (size_t)n : 0;
+    it->n = (size_t)n;
+    if (rc == CS_OK) {
+        rc = cs_json_req_string(c, v, "sample", &sample);
+    }
+    if (rc == CS_OK && !hex64(sample)) {
+        rc = cs_jctx_error(c, v, "sample", "expected 64 lowercase hex digits (a SHA-256)");
+    }
+    if (rc == CS_OK) {
+        memcpy(it->sample, sample, 65);
+    }
+    for (size_t k = 0; rc == CS_OK && k < N_FIELDS; k++) {
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(v, FIELD_KEYS[k]);
+        if (f != NULL) {
+            mask |= 1u << k;
+            cs_jpath_push_key(&c->path, FIELD_KEYS[k]);
+            rc = decode_field(c, f, k, it);
+            cs_jpath_pop(&c->path);
+        }
+    }
+    return rc == CS_OK ? check_kind(c, v, mask) : rc;
+}
+
+static cs_rc decode_items(cs_jctx *c, const cJSON *doc, cs_result *r)
+{
+    const cJSON *io = NULL;
+    size_t n = 0, budget = CS_LIMIT_RESULT_ITEMS;
+    cs_rc rc = cs_json_opt_object(c, doc, "items", &io);
+    if (rc != CS_OK || io == NULL) {
+        return rc;
+    }
+    if (r->version != 2) {
+        return cs_jctx_error(c, io, "items", "per-item outcomes need \"version\": 2");
+    }
+    for (const cJSON *t = io->child; t != NULL; t = t->next) {
+        n++;
+    }
+    r->items = cs_calloc_array(n > 0 ? n : 1, sizeof *r->items);
+    if (r->items == NULL) {
+        return oom(c);
+    }
+    cs_jpath_push_key(&c->path, "items");
+    for (const cJSON *t = io->child; rc == CS_OK && t != NULL; t = t->next) {
+        cs_jpath_push_key(&c->path, t->string);
+        r->n_items++;
+        rc = decode_task_items(c, t, r, &r->items[r->n_items - 1], &budget);
+        cs_jpath_pop(&c->path);
+    }
+    cs_jpath_pop(&c->path);
+    return rc;
+}
+
+const cs_result_items *cs_result_find_items(const cs_result *r, const char *task)
+{
+    for (size_t i = 0; i < r->n_items; i++) {
+        if (r->items[i].task != NULL && strcmp(r->items[i].task, task) == 0) {
+            return &r->items[i];
+        }
+    }
+    return NULL;
+}
+
+size_t cs_result_count_items(const cs_result *r)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_items; i++) {
+        n += r->items[i].n;
+    }
+    return n;
+}
+
+cs_rc cs_result_sample(const char *const *ids, size_t n, char out[65], cs_err *err)
+{
+    cs_buf b = {0};
+    cs_rc rc = CS_OK;
+    out[0] = '\0';
+    for (size_t i = 0; rc == CS_OK && i < n; i++) {
+        rc = i > 0 ? cs_buf_putc(&b, '\n') : CS_OK;
+        if (rc == CS_OK) {
+            rc = cs_buf_puts(&b, ids[i]);
+        }
+    }
+    if (rc != CS_OK) {
+        cs_buf_fini(&b);
+        return cs_err_set(err, CS_ENOMEM, 0, "result sample: out of memory");
+    }
+    rc = cs_sha256_hex(b.len > 0 ? b.data : "", b.len, out, err);
+    cs_buf_fini(&b);
+    return rc;
+}
+
 cs_rc cs_result_from_json(cs_jctx *c, const cJSON *v, cs_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -372,6 +661,9 @@ cs_rc cs_result_from_json(cs_jctx *c, const cJSON *v, cs_result *r)
     }
     if (rc == CS_OK) {
         rc = decode_json(c, v, "extra", false, &r->extra);
+    }
+    if (rc == CS_OK) {
+        rc = decode_items(c, v, r);
     }
     if (rc == CS_OK) {
         rc = decode_others(c, v, r);
@@ -532,6 +824,73 @@ static bool add_scalars(cJSON *doc, const cs_result *r)
            add_str(doc, "worker", r->worker) && add_str(doc, "log_path", r->log_path);
 }
 
+/* The base64 of bytes[0..n) under key in o. */
+static cs_rc add_b64(cJSON *o, const char *key, const uint8_t *bytes, size_t n, cs_err *err)
+{
+    size_t len = b64_len(n), olen = 0;
+    char *s = cs_alloc_array(len + 1, 1);
+    cs_rc rc = CS_OK;
+    if (s == NULL) {
+        return cs_err_set(err, CS_ENOMEM, 0, "encode result: out of memory");
+    }
+    s[0] = '\0';
+    if (n > 0 && mbedtls_base64_encode((unsigned char *)s, len + 1, &olen, bytes, n) != 0) {
+        rc = cs_err_set(err, CS_EINTERNAL, 0, "encode result.items.%s: base64 failed", key);
+    } else if (cJSON_AddStringToObject(o, key, s) == NULL) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "encode result: out of memory");
+    }
+    free(s);
+    return rc;
+}
+
+/* Float k of it as n little-endian float32 under its key in o. */
+static cs_rc add_f32(cJSON *o, const char *key, const float *v, size_t n, cs_err *err)
+{
+    uint8_t *b = cs_alloc_array(n + 1, 4);
+    if (b == NULL) {
+        return cs_err_set(err, CS_ENOMEM, 0, "encode result: out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], sizeof u);
+        for (size_t j = 0; j < 4; j++) {
+            b[4 * i + j] = (uint8_t)(u >> (8 * j));
+        }
+    }
+    cs_rc rc = add_b64(o, key, b, 4 * n, err);
+    free(b);
+    return rc;
+}
+
+static cs_rc add_items(cJSON *doc, const cs_result *r, cs_err *err)
+{
+    cJSON *io = r->n_items > 0 ? cJSON_AddObjectToObject(doc, "items") : NULL;
+    cs_rc rc = CS_OK;
+    if (r->n_items > 0 && io == NULL) {
+        return cs_err_set(err, CS_ENOMEM, 0, "encode result: out of memory");
+    }
+    for (size_t i = 0; rc == CS_OK && i < r->n_items; i++) {
+        const cs_result_items *it = &r->items[i];
+        cJSON *to;
+        if (it->task == NULL || it->task[0] == '\0') {
+            return enc_fail(err, "items", "(a NULL or empty task name)");
+        }
+        if ((to = cJSON_AddObjectToObject(io, it->task)) == NULL ||
+            cJSON_AddNumberToObject(to, "n", (double)it->n) == NULL ||
+            cJSON_AddStringToObject(to, "sample", it->sample) == NULL) {
+            return cs_err_set(err, CS_ENOMEM, 0, "encode result: out of memory");
+        }
+        for (size_t k = 0; rc == CS_OK && k < N_FIELDS; k++) {
+            const void *f = field_c(it, k);
+            if (f != NULL) {
+                rc = k < N_BITSETS ? add_b64(to, FIELD_KEYS[k], f, cs_result_bits_bytes(it->n), err)
+                                   : add_f32(to, FIELD_KEYS[k], f, it->n, err);
+            }
+        }
+    }
+    return rc;
+}
+
 /* The tree of r, unchecked: cs_result_to_json checks it by decoding it. */
 static cs_rc build_tree(const cs_result *r, cJSON *doc, cs_err *err)
 {
@@ -549,6 +908,9 @@ static cs_rc build_tree(const cs_result *r, cJSON *doc, cs_err *err)
     }
     if (rc == CS_OK) {
         rc = add_text(doc, "extra", r->extra, err);
+    }
+    if (rc == CS_OK) {
+        rc = add_items(doc, r, err);
     }
     if (rc == CS_OK) {
         rc = add_text(doc, NULL, r->others, err);

@@ -19,6 +19,21 @@
  * calsweep-worker adds (provenance). Members the contract does not name are kept as they are
  * ("others"), so an exec backend's own keys reach the store as before.
  *
+ * Version 2 adds "items": per task (the names of "metrics"), the outcome of every scored item in
+ * the order of the job's (seeded) item sample, so that two jobs that scored the same sample can be
+ * compared item by item (issue 19; docs/architecture.md, the runner contract):
+ *   multiple choice:  {"n", "sample", "acc", "margin"[, "acc_norm", "acc_bytes"]}
+ *   generation:       {"n", "sample", "exact_match"[, "exact_match_flex"]}
+ *   perplexity:       {"n", "sample", "window_loss"}
+ * "sample" is the hex SHA-256 of what was scored (cs_result_sample); a bitset is the base64
+ * (RFC 4648, padded) of ceil(n/8) bytes, item i being bit (i & 7) of byte i >> 3, the bits past
+ * item n-1 zero; a float array ("margin": LL(gold) - max LL of the other choices; "window_loss":
+ * a perplexity window's mean loss in nats) is the base64 of n little-endian IEEE float32, each
+ * finite. A base64 text that is not the canonical one of its bytes, a bitset or array of the
+ * wrong length, a member the task kind does not have, items whose task has no metrics, items in
+ * a document whose version is not 2, more than CS_LIMIT_RESULT_ITEMS items in all: refused,
+ * naming the path ("items.arith_mc.acc: ..."). Version 1 documents decode with n_items 0.
+ *
  * The canonical text (cs_result_encode) is cs_canon's form of the document: sorted keys, no
  * whitespace, the canonical number rule. Encoding a decoded result gives the canonical text of
  * the input; decoding that and encoding again gives the same bytes.
@@ -51,10 +66,20 @@ typedef struct cs_result_task {
     size_t n_metrics;
 } cs_result_task;
 
+/* The per-item outcomes of one task (version 2, "items"). */
+typedef struct cs_result_items {
+    const char *task; /* borrowed: the decoder points it at the cs_result_task's name */
+    char sample[65];  /* hex SHA-256 of the ordered item sample (cs_result_sample) */
+    size_t n;         /* items, or windows for perplexity */
+    /* NULL where the task kind has no such outcome; bitsets hold ceil(n/8) bytes */
+    uint8_t *acc, *acc_norm, *acc_bytes, *exact_match, *exact_match_flex; /* owned */
+    float *margin, *window_loss;                                          /* owned, n */
+} cs_result_items;
+
 /* result.json. Strings are owned and NULL when absent; JSON texts are canonical. A zeroed struct
  * is a valid result with no metrics. */
 typedef struct cs_result {
-    int64_t version;       /* 1; 0 = absent */
+    int64_t version;       /* 1 or 2 (with items); 0 = absent */
     char *job_key;         /* 64 lowercase hex digits */
     cs_result_task *tasks; /* "metrics", in the order read */
     size_t n_tasks;
@@ -72,6 +97,8 @@ typedef struct cs_result {
     char *worker;                 /* the worker that ran it (calsweep-worker adds it) */
     char *log_path;               /* the attempt's stderr.log on the worker's machine (idem) */
     char *others;                 /* an object's text: members the contract does not name */
+    cs_result_items *items;       /* owned, n_items; version 2 only, in the order read */
+    size_t n_items;
 } cs_result;
 
 /* Frees everything r owns and zeroes it. NULL-safe; safe on zeroed memory. */
@@ -106,5 +133,28 @@ const cs_result_value *cs_result_metric(const cs_result_task *t, const char *nam
 
 /* Metric values in all tasks (the number CS_LIMIT_RESULT_METRICS bounds). */
 size_t cs_result_count_metrics(const cs_result *r);
+
+/* ---- per-item outcomes ----------------------------------------------------------------------- */
+
+/* Bytes of a bitset of n items: ceil(n / 8). */
+size_t cs_result_bits_bytes(size_t n);
+
+/* Item i of a bitset (bit i & 7 of byte i >> 3), and setting it. */
+bool cs_result_bit(const uint8_t *bits, size_t i);
+void cs_result_bit_set(uint8_t *bits, size_t i, bool v);
+
+/* The items of task in r, or NULL (linear: a result has few tasks). */
+const cs_result_items *cs_result_find_items(const cs_result *r, const char *task);
+
+/* Items in all tasks (the number CS_LIMIT_RESULT_ITEMS bounds). */
+size_t cs_result_count_items(const cs_result *r);
+
+/* The "sample" of n scored items: hex SHA-256 of ids[0..n) joined by "\n" (no final newline)
+ * into out. Two jobs pair item by item iff their samples are equal. CS_EINTERNAL on a hashing
+ * failure. */
+cs_rc cs_result_sample(const char *const *ids, size_t n, char out[65], cs_err *err);
+
+/* Frees the outcomes one cs_result_items owns and zeroes it (task is borrowed). NULL-safe. */
+void cs_result_items_fini(cs_result_items *it);
 
 #endif

@@ -91,6 +91,39 @@ for (const must of ['protocol', 'result', 'task', 'error']) {
   check(must in validators, `schemas/${must}.schema.json exists and compiles`);
 }
 
+// The checks of "items" beyond the schema: problems as strings.
+function itemsProblems(doc) {
+  const out = [];
+  const items = (doc && typeof doc.items === 'object' && doc.items) || {};
+  for (const [task, it] of Object.entries(items)) {
+    if (!doc.metrics || !(task in doc.metrics)) {
+      out.push(`items.${task}: no task of this name in metrics`);
+    }
+    for (const [key, v] of Object.entries(it || {})) {
+      if (key === 'n' || key === 'sample' || typeof v !== 'string' || !Number.isInteger(it.n)) {
+        continue;
+      }
+      const bytes = Buffer.from(v, 'base64');
+      const isFloat = key === 'margin' || key === 'window_loss';
+      const want = isFloat ? 4 * it.n : Math.ceil(it.n / 8);
+      if (bytes.toString('base64') !== v) {
+        out.push(`items.${task}.${key}: not canonical base64`);
+      } else if (bytes.length !== want) {
+        out.push(`items.${task}.${key}: ${bytes.length} bytes for n = ${it.n}, want ${want}`);
+      } else if (isFloat) {
+        for (let i = 0; i < it.n; i++) {
+          if (!Number.isFinite(bytes.readFloatLE(4 * i))) {
+            out.push(`items.${task}.${key}: value ${i} is not finite`);
+          }
+        }
+      } else if (it.n % 8 !== 0 && (bytes[want - 1] >> (it.n % 8)) !== 0) {
+        out.push(`items.${task}.${key}: bits past item ${it.n - 1} are set`);
+      }
+    }
+  }
+  return out;
+}
+
 // 2. Examples.
 function validateFile(validate, file) {
   let doc;
@@ -99,8 +132,13 @@ function validateFile(validate, file) {
   } catch (e) {
     return {parsed: false, valid: false, errors: 'not JSON: ' + e.message};
   }
-  const valid = validate(doc);
-  return {parsed: true, valid, errors: valid ? '' : errorsText(validate.errors), doc};
+  let valid = validate(doc);
+  let errors = valid ? '' : errorsText(validate.errors);
+  if (valid && validate === validators.result && itemsProblems(doc).length > 0) {
+    valid = false;
+    errors = itemsProblems(doc).join('; ');
+  }
+  return {parsed: true, valid, errors, doc};
 }
 
 const examplesDir = path.join(schemaDir, 'examples');

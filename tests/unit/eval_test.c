@@ -391,6 +391,43 @@ static void test_context_rules(void **state)
     }
 }
 
+/* The mean of n 1/0 outcomes, as the scorer divides: the metric it must reproduce exactly. */
+static double mean_bits(const uint8_t *v, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_true(v[i] <= 1);
+        k += v[i];
+    }
+    return (double)k / (double)n;
+}
+
+/* Per-item outcomes: their means are the metrics (exactly), and each margin is LL(gold) - the
+ * best other LL of want_ll (n_opt per item), positive exactly where acc holds (no ties here). */
+static void check_items(const cs_score *s, const cs_task *t, const double *want_ll, size_t n_opt,
+                        double tol)
+{
+    assert_true(mean_bits(s->ok_acc, s->n) == s->acc);
+    if (t->kind == CS_TASK_MC) {
+        assert_true(mean_bits(s->ok_norm, s->n) == s->acc_norm);
+        assert_true(mean_bits(s->ok_bytes, s->n) == s->acc_bytes);
+    } else {
+        assert_null(s->ok_norm);
+        assert_null(s->ok_bytes);
+    }
+    assert_null(s->ok_strict);
+    for (size_t i = 0; i < s->n; i++) {
+        size_t g = (size_t)t->items[i].gold;
+        double other = -1e300;
+        for (size_t j = 0; j < n_opt; j++) {
+            other = j != g && want_ll[i * n_opt + j] > other ? want_ll[i * n_opt + j] : other;
+        }
+        double want = want_ll[i * n_opt + g] - other;
+        cs_assert_close_d(&s->margin[i], &want, 1, tol, 0);
+        assert_int_equal(s->ok_acc[i], s->margin[i] > 0);
+    }
+}
+
 static void check_model(const char *name, const double *want_acc)
 {
     cs_model *m = NULL;
@@ -414,6 +451,7 @@ static void check_model(const char *name, const double *want_acc)
         }
         assert_int_equal(rc, CS_OK);
         assert_int_equal(s.n, 40);
+        double ref_ll[40 * 4];
         /* the reference log-likelihoods, item by item (mc.jsonl lists the same 40 items) */
         for (size_t i = 0; i < t.n; i++) {
             char *nl = strchr(line, '\n');
@@ -423,7 +461,7 @@ static void check_model(const char *name, const double *want_acc)
             line = nl + 1;
             assert_string_equal(cJSON_GetObjectItem(ref, "id")->valuestring, t.items[i].id);
             const cJSON *ll = cJSON_GetObjectItem(ref, "ll");
-            double want[4];
+            double *want = ref_ll + 4 * i;
             for (int j = 0; j < 4; j++) {
                 want[j] = cJSON_GetArrayItem(ll, j)->valuedouble;
             }
@@ -436,6 +474,7 @@ static void check_model(const char *name, const double *want_acc)
             assert_int_equal(s.pred[i], best); /* the same argmax as PyTorch */
             cJSON_Delete(ref);
         }
+        check_items(&s, &t, ref_ll, 4, 2e-3); /* margins from PyTorch's LLs */
         if (fabs(s.acc - want_acc[k]) > 1.0 / 40 + 1e-9) {
             print_error("%s %s: acc %.4f, README first 40: %.4f (tolerance: one item)\n", name,
                         mc_tasks[k], s.acc, want_acc[k]);
@@ -537,6 +576,8 @@ static void test_multi_input(void **state)
         double want = sm.ll[4 * i + (size_t)mc.items[i].gold];
         cs_assert_close_d(&si.ll[2 * i + pos[i]], &want, 1, 1e-4, 0);
     }
+    check_items(&si, &mi, si.ll, 2, 0);
+    check_items(&sm, &mc, sm.ll, 4, 0);
     if (si.acc < 0.8) { /* chance is 0.5 */
         print_error("multi-input acc %.3f over 20 items\n", si.acc);
         fail();
@@ -602,6 +643,11 @@ static void check_gen(const char *name, double want)
         fail();
     }
     assert_true(s.exact_flex >= s.exact_strict - 1e-9 || s.exact_flex > 0.5);
+    /* the per-item flags give the metrics exactly; MC outcomes are absent */
+    assert_true(mean_bits(s.ok_strict, s.n) == s.exact_strict);
+    assert_true(mean_bits(s.ok_flex, s.n) == s.exact_flex);
+    assert_null(s.ok_acc);
+    assert_null(s.margin);
     cs_score_fini(&s);
     cs_task_fini(&t);
     cs_tok_destroy(tok);

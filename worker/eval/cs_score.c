@@ -21,6 +21,12 @@ void cs_score_fini(cs_score *s)
     if (s) {
         free(s->ll);
         free(s->pred);
+        free(s->ok_acc);
+        free(s->ok_norm);
+        free(s->ok_bytes);
+        free(s->ok_strict);
+        free(s->ok_flex);
+        free(s->margin);
         memset(s, 0, sizeof(*s));
     }
 }
@@ -342,6 +348,39 @@ done:
 
 /* ---- tasks ----------------------------------------------------------------------------------- */
 
+/* LL(gold) - max over the other options of LL; an item with one option has no rival: 0. */
+static double gold_margin(const double *ll, size_t n, size_t gold)
+{
+    double best = -INFINITY;
+    for (size_t j = 0; j < n; j++) {
+        if (j != gold && ll[j] > best) {
+            best = ll[j];
+        }
+    }
+    return n > 1 ? ll[gold] - best : 0.0;
+}
+
+/* The per-item outcome arrays the kind of t has (zeroed, t->n each). */
+static cs_rc alloc_outcomes(cs_score *s, const cs_task *t)
+{
+    size_t n = t->n ? t->n : 1;
+    if (t->kind == CS_TASK_GEN) {
+        s->ok_strict = cs_calloc_array(n, 1);
+        s->ok_flex = cs_calloc_array(n, 1);
+        return s->ok_strict && s->ok_flex ? CS_OK : CS_ENOMEM;
+    }
+    s->ok_acc = cs_calloc_array(n, 1);
+    s->margin = cs_calloc_array(n, sizeof(double));
+    if (t->kind == CS_TASK_MC) {
+        s->ok_norm = cs_calloc_array(n, 1);
+        s->ok_bytes = cs_calloc_array(n, 1);
+        if (!s->ok_norm || !s->ok_bytes) {
+            return CS_ENOMEM;
+        }
+    }
+    return s->ok_acc && s->margin ? CS_OK : CS_ENOMEM;
+}
+
 cs_rc cs_score_task(cs_model *m, const cs_tok *tok, const cs_task *t, const cs_score_opts *o,
                     cs_score *out, cs_err *err)
 {
@@ -361,7 +400,7 @@ cs_rc cs_score_task(cs_model *m, const cs_tok *tok, const cs_task *t, const cs_s
     out->ll = cs_calloc_array(out->n_ll ? out->n_ll : 1, sizeof(double));
     norm = cs_calloc_array(max_opt + 1, sizeof(double));
     bytes = cs_calloc_array(max_opt + 1, sizeof(double));
-    if (!out->pred || !out->ll || !norm || !bytes) {
+    if (!out->pred || !out->ll || !norm || !bytes || alloc_outcomes(out, t) != CS_OK) {
         rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
         goto fail;
     }
@@ -375,6 +414,8 @@ cs_rc cs_score_task(cs_model *m, const cs_tok *tok, const cs_task *t, const cs_s
                 goto fail;
             }
             out->pred[i] = sm;
+            out->ok_strict[i] = sm;
+            out->ok_flex[i] = f;
             hits += sm;
             hits_flex += f;
         } else {
@@ -397,9 +438,17 @@ cs_rc cs_score_task(cs_model *m, const cs_tok *tok, const cs_task *t, const cs_s
                     bytes[j] = ll[j] / (double)(nb ? nb : 1);
                 }
                 out->pred[k] = (int)argmax(ll, it->n_options);
-                hits += out->pred[k] == it->gold;
-                hits_norm += (int)argmax(norm, it->n_options) == it->gold;
-                hits_bytes += (int)argmax(bytes, it->n_options) == it->gold;
+                out->ok_acc[k] = out->pred[k] == it->gold;
+                out->margin[k] = gold_margin(ll, it->n_options, (size_t)it->gold);
+                hits += out->ok_acc[k];
+                bool ok_norm = (int)argmax(norm, it->n_options) == it->gold;
+                bool ok_bytes = (int)argmax(bytes, it->n_options) == it->gold;
+                hits_norm += ok_norm;
+                hits_bytes += ok_bytes;
+                if (out->ok_norm) {
+                    out->ok_norm[k] = ok_norm;
+                    out->ok_bytes[k] = ok_bytes;
+                }
                 off += it->n_options;
             }
         }

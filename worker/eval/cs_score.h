@@ -12,12 +12,16 @@
  * "stop" list plus a blank line) or EOS; strict = the first "#### <number>", flexible = the last
  * number of the output; numbers are compared after removing "," and "$" and a trailing ".".
  * Standard errors: sqrt(p (1 - p) / (N - 1)) (N = 1: 0).
+ * Per item (result.json version 2's "items"): each item's 1/0 outcome of every metric, and the
+ * gold margin LL(gold) - max over the other options of LL (raw log-likelihoods, M1; > 0 iff the
+ * gold option wins outright). The means of the outcomes are the metrics, exactly.
  */
 #ifndef CS_WORKER_EVAL_CS_SCORE_H
 #define CS_WORKER_EVAL_CS_SCORE_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cjson/cJSON.h>
 
@@ -32,6 +36,11 @@ typedef struct cs_score {
     double *ll; /* MC: per item the LL of each option, n_ll values in item order; owned */
     size_t n_ll;
     int *pred; /* per item the argmax of LL (MC) or 1/0 strict match (generation); owned */
+    /* Per item, n values in item order, owned; NULL where the kind has no such outcome. */
+    uint8_t *ok_acc;              /* 1 = argmax LL is gold (MC, multi-input) */
+    uint8_t *ok_norm, *ok_bytes;  /* the same with LL per character / per byte (MC) */
+    uint8_t *ok_strict, *ok_flex; /* exact match, strict and flexible (generation) */
+    double *margin; /* LL(gold) - max LL of the other options, nats (MC, multi-input) */
 } cs_score;
 
 /* Called after each item (may be NULL). */
