@@ -109,6 +109,25 @@ typedef struct cs_agg_ci {
     double delta, lo, hi, p;
 } cs_agg_ci;
 
+/* One cell of a paired bootstrap: the item differences of one unit (a pair of seeds, or all the
+ * jobs of both sides) on one task, as a histogram: count[c] of the n items have the difference
+ * value[c] (for one job per side: -1, 0, +1). */
+typedef struct cs_agg_hist {
+    size_t n_cat;
+    const uint32_t *count;
+    const double *value;
+} cs_agg_hist;
+
+/* The paired bootstrap of docs/results.md. cells[u * n_tasks + t] is unit u, task t. The statistic
+ * is the mean over tasks of the mean over units of the unit's mean item difference. A resample
+ * draws n_units units with replacement (when n_units > 1; the same draw for every task), then for
+ * each drawn unit and task a multinomial draw of n items over its categories with the observed
+ * frequencies (exact conditional binomials; equivalent to resampling item indices). The stream
+ * is cs_rng seeded with `seed`, so equal inputs give equal results. out->delta is the observed
+ * statistic. CS_EINVAL for no cells, a cell with n 0 or resamples 0; CS_ENOMEM. */
+cs_rc cs_agg_boot(const cs_agg_hist *cells, size_t n_units, size_t n_tasks, size_t resamples,
+                  uint64_t seed, cs_agg_ci *out, cs_err *err);
+
 /* Holm-Bonferroni: with the n p-values sorted ascending p_(1) <= ... <= p_(n) (ties in index
  * order), the adjusted value of p_(j) is min(1, max over k <= j of (n - k + 1) * p_(k)); written
  * to adj at the index of p_(j). p and adj may alias. CS_ENOMEM. */

@@ -1,9 +1,22 @@
 /* cs_boot.c - the paired bootstrap, the p-value and Holm-Bonferroni of the results module
- * (cs_agg.h; definitions in docs/results.md). */
+ * (cs_agg.h; the definitions are in docs/results.md).
+ *
+ * Why counts and not indices: for binary outcomes a resample's mean difference depends only on
+ * how many of the drawn items fall in each category of paired outcome (-1, 0, +1), and drawing N
+ * indices with replacement gives exactly a multinomial(N, observed frequencies) vector of those
+ * counts. So a resample costs a few binomial draws instead of N index draws: 10,000 resamples of
+ * 1,000 items are 20,000 binomials, not 10,000,000 lookups. The binomials are exact (inversion,
+ * searching outward from the mode), so the distribution is the one index resampling gives; the
+ * random streams differ, so results agree with an index bootstrap only within Monte Carlo error.
+ */
+#include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cs_agg.h"
 #include "cs_alloc.h"
+#include "cs_rng.h"
 
 double cs_agg_pvalue(size_t le, size_t ge, size_t b)
 {
@@ -43,5 +56,208 @@ cs_rc cs_agg_holm(const double *p, size_t n, double *adj, cs_err *err)
         adj[k[r].i] = run < 1.0 ? run : 1.0;
     }
     free(k);
+    return CS_OK;
+}
+
+/* Binomial(n, p) by inversion. The support is enumerated from the mode outward (m, m-1, m+1, m-2,
+ * ...): any fixed order of the outcomes gives an exact inversion sampler, and this one needs about
+ * 1.6 standard deviations of steps. lf[i] = log(i!) for i <= n. */
+static uint64_t binom(cs_rng *r, uint64_t n, double p, const double *lf)
+{
+    if (n == 0 || p <= 0.0) {
+        return 0;
+    }
+    if (p >= 1.0) {
+        return n;
+    }
+    if (p > 0.5) {
+        return n - binom(r, n, 1.0 - p, lf);
+    }
+    double q = 1.0 - p, ratio = p / q;
+    double u = cs_rng_uniform(r);
+    if ((double)n * p < 10.0) {
+        double f = exp((double)n * log1p(-p));
+        for (uint64_t k = 0; k < n; k++) {
+            if (u < f) {
+                return k;
+            }
+            u -= f;
+            f *= ratio * (double)(n - k) / (double)(k + 1);
+        }
+        return n;
+    }
+    uint64_t m = (uint64_t)((double)(n + 1) * p);
+    m = m > n ? n : m;
+    double pm = exp(lf[n] - lf[m] - lf[n - m] + (double)m * log(p) + (double)(n - m) * log1p(-p));
+    double plo = pm, phi = pm;
+    uint64_t lo = m, hi = m;
+    u -= pm;
+    while (u >= 0.0) {
+        if (lo == 0 && hi == n) {
+            return m; /* rounding left u >= 0 after the whole support */
+        }
+        if (lo > 0) {
+            plo *= (double)lo / ((double)(n - lo + 1) * ratio);
+            lo--;
+            u -= plo;
+            if (u < 0.0) {
+                return lo;
+            }
+        }
+        if (hi < n) {
+            phi *= ratio * (double)(n - hi) / (double)(hi + 1);
+            hi++;
+            u -= phi;
+        }
+    }
+    return hi;
+}
+
+/* One multinomial resample of cell c: the sum over categories of count * value, divided by n. */
+static double draw_cell(cs_rng *r, const cs_agg_hist *c, uint64_t n, const double *lf)
+{
+    uint64_t left = n, left_count = n;
+    double sum = 0.0;
+    for (size_t k = 0; k < c->n_cat && left > 0; k++) {
+        uint64_t got;
+        if (k + 1 == c->n_cat || c->count[k] == left_count) {
+            got = left;
+        } else {
+            got = binom(r, left, (double)c->count[k] / (double)left_count, lf);
+        }
+        sum += (double)got * c->value[k];
+        left -= got;
+        left_count -= c->count[k];
+    }
+    return sum / (double)n;
+}
+
+static uint64_t cell_n(const cs_agg_hist *c)
+{
+    uint64_t n = 0;
+    for (size_t k = 0; k < c->n_cat; k++) {
+        n += c->count[k];
+    }
+    return n;
+}
+
+/* The k-th smallest (0-based) of v[0..n), reordering v (Hoare's selection). */
+static double select_kth(double *v, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        double pivot = v[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < pivot) {
+                i++;
+            }
+            while (v[j] > pivot) {
+                j--;
+            }
+            if (i <= j) {
+                double t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+                i++;
+                if (j == 0) {
+                    break;
+                }
+                j--;
+            }
+        }
+        if (k <= j) {
+            hi = j;
+        } else if (k >= i) {
+            lo = i;
+        } else {
+            return v[k];
+        }
+    }
+    return v[k];
+}
+
+/* Observed statistic, and the largest n (for the log-factorial table); CS_EINVAL for an empty
+ * cell. */
+static cs_rc observe(const cs_agg_hist *cells, size_t n_units, size_t n_tasks, double *delta,
+                     uint64_t *max_n, cs_err *err)
+{
+    double total = 0.0;
+    *max_n = 0;
+    for (size_t t = 0; t < n_tasks; t++) {
+        double s = 0.0;
+        for (size_t u = 0; u < n_units; u++) {
+            const cs_agg_hist *c = &cells[u * n_tasks + t];
+            uint64_t n = cell_n(c);
+            if (n == 0) {
+                return cs_err_set(err, CS_EINVAL, 0, "results: bootstrap cell %zu has no items",
+                                  u * n_tasks + t);
+            }
+            double d = 0.0;
+            for (size_t k = 0; k < c->n_cat; k++) {
+                d += (double)c->count[k] * c->value[k];
+            }
+            s += d / (double)n;
+            *max_n = n > *max_n ? n : *max_n;
+        }
+        total += s / (double)n_units;
+    }
+    *delta = total / (double)n_tasks;
+    return CS_OK;
+}
+
+cs_rc cs_agg_boot(const cs_agg_hist *cells, size_t n_units, size_t n_tasks, size_t resamples,
+                  uint64_t seed, cs_agg_ci *out, cs_err *err)
+{
+    if (cells == NULL || n_units == 0 || n_tasks == 0 || resamples == 0) {
+        return cs_err_set(err, CS_EINVAL, 0,
+                          "results: bootstrap of %zu units x %zu tasks, %zu "
+                          "resamples",
+                          n_units, n_tasks, resamples);
+    }
+    uint64_t max_n = 0;
+    cs_rc rc = observe(cells, n_units, n_tasks, &out->delta, &max_n, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    double *lf = cs_alloc_array((size_t)max_n + 1, sizeof(*lf));
+    double *v = cs_alloc_array(resamples, sizeof(*v));
+    uint64_t *ns = cs_alloc_array(n_units * n_tasks, sizeof(*ns));
+    if (lf == NULL || v == NULL || ns == NULL) {
+        cs_free_each((void *const[]){lf, v, ns}, 3);
+        return cs_err_set(err, CS_ENOMEM, 0, "results: bootstrap of %zu resamples", resamples);
+    }
+    lf[0] = 0.0;
+    for (uint64_t i = 1; i <= max_n; i++) {
+        lf[i] = lf[i - 1] + log((double)i);
+    }
+    for (size_t i = 0; i < n_units * n_tasks; i++) {
+        ns[i] = cell_n(&cells[i]);
+    }
+    cs_rng r;
+    cs_rng_seed(&r, seed);
+    size_t le = 0, ge = 0;
+    for (size_t b = 0; b < resamples; b++) {
+        double total = 0.0;
+        for (size_t j = 0; j < n_units; j++) {
+            size_t u = n_units > 1 ? (size_t)cs_rng_below(&r, n_units) : j;
+            for (size_t t = 0; t < n_tasks; t++) {
+                total += draw_cell(&r, &cells[u * n_tasks + t], ns[u * n_tasks + t], lf);
+            }
+        }
+        double s = total / (double)(n_units * n_tasks);
+        /* differences of sums of counts over n: exact zeros stay exact; 1e-12 absorbs rounding */
+        le += s <= 1e-12;
+        ge += s >= -1e-12;
+        v[b] = s;
+    }
+    size_t klo = (size_t)ceil(0.025 * (double)resamples),
+           khi = (size_t)ceil(0.975 * (double)resamples);
+    klo = klo == 0 ? 1 : klo;
+    khi = khi == 0 ? 1 : khi;
+    out->lo = select_kth(v, resamples, klo - 1);
+    out->hi = select_kth(v, resamples, khi - 1);
+    out->p = cs_agg_pvalue(le, ge, resamples);
+    cs_free_each((void *const[]){lf, v, ns}, 3);
     return CS_OK;
 }

@@ -1,0 +1,482 @@
+/* cs_agg_cmp.c - the reference row of each row (--reference AXIS=VALUE), the pairing of their
+ * jobs and items, the paired bootstraps (on 2 threads) and the Holm adjustment of the table
+ * (cs_agg.h; docs/results.md "Reference", "Significance").
+ *
+ * Pairing: when both rows have several seeds, the units are the pairs of jobs with equal seeds
+ * (both rows must have the same seeds) and the bootstrap resamples units, then items; otherwise
+ * (one side has one job: a calibration-free method, the baseline) there is one unit, all jobs of
+ * both sides, and an item's difference is mean(row's outcomes) - mean(reference's outcomes).
+ * Items pair only when every job involved scored the same sample (equal "sample" hashes).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pthread.h>
+
+#include "cs_agg.h"
+#include "cs_agg_int.h"
+#include "cs_alloc.h"
+#include "cs_canon.h"
+
+/* Whether axis value v matches the user's text: its name, its canonical JSON or its JSON value. */
+static bool value_matches(const cJSON *v, const char *text, const cJSON *parsed)
+{
+    char buf[256];
+    if (v == NULL || cJSON_IsNull(v)) {
+        return false;
+    }
+    if (strcmp(ag_value_name(v, buf, sizeof(buf)), text) == 0) {
+        return true;
+    }
+    if (parsed != NULL && cJSON_Compare(v, parsed, true)) {
+        return true;
+    }
+    cs_buf b = {0};
+    bool eq = cs_canon_append(v, &b, NULL) == CS_OK && strcmp(b.data, text) == 0;
+    cs_buf_fini(&b);
+    return eq;
+}
+
+/* Whether the members that both objects x and y have, "name" aside, are equal (true for
+ * non-objects). */
+static bool shared_params_equal(const cJSON *x, const cJSON *y)
+{
+    if (!cJSON_IsObject(x) || !cJSON_IsObject(y)) {
+        return true;
+    }
+    for (const cJSON *m = x->child; m != NULL; m = m->next) {
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(y, m->string);
+        if (strcmp(m->string, "name") != 0 && o != NULL && !cJSON_Compare(m, o, true)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static const cJSON *row_value(const ag *a, const ag_row *r, size_t axis)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->axes, a->axes[axis]);
+    return v != NULL && !cJSON_IsNull(v) ? v : NULL;
+}
+
+/* Candidate reference rows of row r: the rows matching the value whose other grouping axes are
+ * equal to r's or null. */
+static size_t candidates(const ag *a, size_t r, const cJSON *parsed, size_t *out)
+{
+    size_t n = 0;
+    for (size_t c = 0; c < a->n_rows; c++) {
+        const ag_row *cr = &a->rows[c];
+        if (c == r || cr->baseline ||
+            !value_matches(row_value(a, cr, a->ref_axis), a->o.ref_value, parsed)) {
+            continue;
+        }
+        bool ok = true;
+        for (size_t i = 0; i < a->n_gax && ok; i++) {
+            size_t ax = a->gax[i];
+            const cJSON *cv = row_value(a, cr, ax), *rv = row_value(a, &a->rows[r], ax);
+            ok = ax == a->ref_axis || cv == NULL || (rv != NULL && cJSON_Compare(cv, rv, true));
+        }
+        if (ok) {
+            out[n++] = c;
+        }
+    }
+    return n;
+}
+
+static cs_rc ref_error(const ag *a, size_t r, const size_t *cand, size_t n)
+{
+    cs_buf b = {0};
+    for (size_t i = 0; i < n; i++) {
+        cs_buf_printf(&b, "%s[%s]", i ? ", " : "", a->rows[cand[i]].label);
+    }
+    cs_err_set(a->err, CS_EINVAL, 0, "--reference %s=%s: %s for row [%s]%s%s", a->o.ref_axis,
+               a->o.ref_value, n == 0 ? "no row matches" : "several rows match", a->rows[r].label,
+               n ? ": " : "", n ? b.data : "");
+    cs_buf_fini(&b);
+    return CS_EINVAL;
+}
+
+/* Every value of the reference axis, for the message of a value that matches no row. */
+static cs_rc no_value_error(const ag *a)
+{
+    cs_buf b = {0};
+    char buf[256], wbuf[256];
+    size_t shown = 0;
+    for (size_t r = 0; r < a->n_rows; r++) {
+        const cJSON *v = row_value(a, &a->rows[r], a->ref_axis);
+        bool dup = v == NULL;
+        const char *name = dup ? "" : ag_value_name(v, buf, sizeof(buf));
+        for (size_t k = 0; k < r && !dup; k++) {
+            const cJSON *w = row_value(a, &a->rows[k], a->ref_axis);
+            dup = w != NULL && strcmp(ag_value_name(w, wbuf, sizeof(wbuf)), name) == 0;
+        }
+        if (!dup) {
+            cs_buf_printf(&b, "%s%s", shown++ ? ", " : "", name);
+        }
+    }
+    cs_err_set(a->err, CS_EINVAL, 0, "--reference %s=%s: no row has %s=%s; values: %s",
+               a->o.ref_axis, a->o.ref_value, a->o.ref_axis, a->o.ref_value,
+               b.data != NULL ? b.data : "(none)");
+    cs_buf_fini(&b);
+    return CS_EINVAL;
+}
+
+cs_rc ag_find_refs(ag *a)
+{
+    if (a->ref_axis == AG_NONE) {
+        return CS_OK;
+    }
+    cJSON *parsed = cJSON_Parse(a->o.ref_value);
+    size_t *cand = cs_alloc_array(a->n_rows, sizeof(*cand));
+    if (cand == NULL) {
+        cJSON_Delete(parsed);
+        return cs_err_set(a->err, CS_ENOMEM, 0, "results: %zu rows", a->n_rows);
+    }
+    bool any = false;
+    for (size_t r = 0; r < a->n_rows && !any; r++) {
+        any = value_matches(row_value(a, &a->rows[r], a->ref_axis), a->o.ref_value, parsed);
+    }
+    cs_rc rc = any || a->n_rows == 0 ? CS_OK : no_value_error(a);
+    for (size_t r = 0; r < a->n_rows && rc == CS_OK; r++) {
+        ag_row *row = &a->rows[r];
+        const cJSON *rv = row_value(a, row, a->ref_axis);
+        if (row->baseline || rv == NULL || value_matches(rv, a->o.ref_value, parsed)) {
+            continue; /* the baseline, rows the axis does not apply to, the references */
+        }
+        size_t n = candidates(a, r, parsed, cand);
+        if (n > 1) {
+            size_t w = 0;
+            for (size_t i = 0; i < n; i++) {
+                if (shared_params_equal(rv, row_value(a, &a->rows[cand[i]], a->ref_axis))) {
+                    cand[w++] = cand[i];
+                }
+            }
+            n = w > 0 ? w : n;
+        }
+        if (n != 1) {
+            rc = ref_error(a, r, cand, n);
+        } else {
+            row->ref = cand[0];
+        }
+    }
+    free(cand);
+    cJSON_Delete(parsed);
+    return rc;
+}
+
+/* The jobs of one comparison: units of paired jobs (seed pairs), or one unit of all jobs. */
+typedef struct pairing {
+    const char *reason; /* not testable: a literal */
+    size_t n_units;
+    size_t kr, kc;         /* jobs per unit of the row and of the reference */
+    const cs_agg_job **rj; /* [n_units * kr] */
+    const cs_agg_job **cj; /* [n_units * kc] */
+} pairing;
+
+static void pairing_fini(pairing *p)
+{
+    free(p->rj);
+    free(p->cj);
+}
+
+static cs_rc make_pairing(const ag *a, const ag_row *r, const ag_row *c, pairing *p)
+{
+    memset(p, 0, sizeof(*p));
+    if ((r->flags | c->flags) & AG_F_UNTESTABLE) {
+        p->reason = "flagged";
+        return CS_OK;
+    }
+    if (r->n_done == 0 || c->n_done == 0) {
+        p->reason = "no_jobs";
+        return CS_OK;
+    }
+    p->rj = cs_alloc_array(r->n_done, sizeof(*p->rj));
+    p->cj = cs_alloc_array(c->n_done, sizeof(*p->cj));
+    if (p->rj == NULL || p->cj == NULL) {
+        return cs_err_set(a->err, CS_ENOMEM, 0, "results: pairing");
+    }
+    bool by_seed = r->n_done > 1 && c->n_done > 1;
+    p->n_units = by_seed ? r->n_done : 1;
+    p->kr = by_seed ? 1 : r->n_done;
+    p->kc = by_seed ? 1 : c->n_done;
+    if (by_seed && r->n_done != c->n_done) {
+        p->reason = "seeds_unpaired";
+        return CS_OK;
+    }
+    for (size_t i = 0; i < r->n_done; i++) {
+        p->rj[i] = &a->jobs[r->jobs[i]]; /* flags checked: every job is done */
+    }
+    for (size_t i = 0; i < c->n_done; i++) {
+        size_t pick = i;
+        for (size_t k = 0; by_seed && k < c->n_jobs; k++) {
+            pick = k;
+            if (a->seed[c->jobs[k]] != NULL && a->seed[r->jobs[i]] != NULL &&
+                strcmp(a->seed[c->jobs[k]], a->seed[r->jobs[i]]) == 0) {
+                break;
+            }
+            pick = AG_NONE;
+        }
+        if (pick == AG_NONE) {
+            p->reason = "seeds_unpaired";
+            return CS_OK;
+        }
+        p->cj[i] = &a->jobs[c->jobs[pick]];
+    }
+    return CS_OK;
+}
+
+static size_t popcount8(uint8_t x)
+{
+    return (size_t)__builtin_popcount(x);
+}
+
+/* The histogram of unit u on task t (headline metric m) into cell, with room for
+ * (kr + 1) * (kc + 1) categories at counts/values. Returns NULL or the reason it is untestable. */
+static const char *fill_cell(const pairing *p, size_t u, const char *task, const char *m,
+                             cs_agg_hist *cell, uint32_t *counts, double *values)
+{
+    const cs_agg_outcome *first = NULL;
+    size_t k_all = p->kr + p->kc;
+    for (size_t k = 0; k < k_all; k++) {
+        const cs_agg_job *j = k < p->kr ? p->rj[u * p->kr + k] : p->cj[u * p->kc + k - p->kr];
+        const cs_agg_outcome *o = ag_outcome(j, task, m);
+        if (o == NULL || o->bits == NULL || o->n == 0) {
+            return "no_items";
+        }
+        if (first != NULL && (o->n != first->n || o->sample == NULL || first->sample == NULL ||
+                              strcmp(o->sample, first->sample) != 0)) {
+            return "unpaired";
+        }
+        first = first != NULL ? first : o;
+    }
+    size_t n = first->n, n_cat = (p->kr + 1) * (p->kc + 1);
+    memset(counts, 0, n_cat * sizeof(*counts));
+    cell->n_cat = n_cat;
+    cell->count = counts;
+    cell->value = values;
+    for (size_t s = 0; s <= p->kr; s++) {
+        for (size_t t = 0; t <= p->kc; t++) {
+            values[s * (p->kc + 1) + t] = (double)s / (double)p->kr - (double)t / (double)p->kc;
+        }
+    }
+    if (p->kr == 1 && p->kc == 1) {
+        const uint8_t *x = ag_outcome(p->rj[u], task, m)->bits;
+        const uint8_t *y = ag_outcome(p->cj[u], task, m)->bits;
+        size_t plus = 0, minus = 0, both = 0, bytes = (n + 7) / 8;
+        for (size_t i = 0; i < bytes; i++) {
+            uint8_t mask = i + 1 < bytes || n % 8 == 0 ? 0xff : (uint8_t)((1u << (n % 8)) - 1);
+            plus += popcount8(x[i] & (uint8_t)~y[i] & mask);
+            minus += popcount8(y[i] & (uint8_t)~x[i] & mask);
+            both += popcount8(x[i] & y[i] & mask);
+        }
+        counts[2] = (uint32_t)plus;  /* s 1, t 0: +1 */
+        counts[1] = (uint32_t)minus; /* s 0, t 1: -1 */
+        counts[3] = (uint32_t)both;
+        counts[0] = (uint32_t)(n - plus - minus - both);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t s = 0, t = 0;
+        for (size_t k = 0; k < p->kr; k++) {
+            const uint8_t *b = ag_outcome(p->rj[u * p->kr + k], task, m)->bits;
+            s += (b[i >> 3] >> (i & 7)) & 1u;
+        }
+        for (size_t k = 0; k < p->kc; k++) {
+            const uint8_t *b = ag_outcome(p->cj[u * p->kc + k], task, m)->bits;
+            t += (b[i >> 3] >> (i & 7)) & 1u;
+        }
+        counts[s * (p->kc + 1) + t]++;
+    }
+    return NULL;
+}
+
+/* Fills comparison c (task c->task, or the average) from the pairing; sets c->reason when it
+ * cannot be tested. */
+static cs_rc prepare(const ag *a, const pairing *p, ag_cmp *c)
+{
+    if (p->reason != NULL) {
+        c->reason = p->reason;
+        return CS_OK;
+    }
+    bool avg = c->task == a->n_tasks;
+    if (!avg && a->tasks[c->task].ppl) {
+        c->reason = "perplexity";
+        return CS_OK;
+    }
+    size_t nt = avg ? a->n_avg : 1, n_cat = (p->kr + 1) * (p->kc + 1);
+    size_t n_cells = p->n_units * nt;
+    c->cells = cs_calloc_array(n_cells, sizeof(*c->cells));
+    c->counts = cs_calloc_array(n_cells * n_cat, sizeof(*c->counts));
+    c->values = cs_calloc_array(n_cells * n_cat, sizeof(*c->values));
+    if (c->cells == NULL || c->counts == NULL || c->values == NULL) {
+        return cs_err_set(a->err, CS_ENOMEM, 0, "results: bootstrap cells");
+    }
+    c->n_units = p->n_units;
+    c->n_cells_tasks = nt;
+    for (size_t u = 0; u < p->n_units && c->reason == NULL; u++) {
+        size_t ti = 0;
+        for (size_t t = 0; t < a->n_tasks && c->reason == NULL; t++) {
+            if ((avg && !a->tasks[t].in_avg) || (!avg && t != c->task)) {
+                continue;
+            }
+            size_t ci = u * nt + ti++;
+            c->reason = fill_cell(p, u, a->tasks[t].name, a->tasks[t].headline, &c->cells[ci],
+                                  &c->counts[ci * n_cat], &c->values[ci * n_cat]);
+        }
+    }
+    return CS_OK;
+}
+
+static void cmp_free_cells(ag_cmp *c)
+{
+    free(c->cells);
+    free(c->counts);
+    free(c->values);
+    c->cells = NULL;
+    c->counts = NULL;
+    c->values = NULL;
+}
+
+void ag_cmps_fini(ag *a)
+{
+    for (size_t i = 0; i < a->n_cmps; i++) {
+        cmp_free_cells(&a->cmps[i]);
+    }
+    free(a->cmps);
+    a->cmps = NULL;
+    a->n_cmps = 0;
+}
+
+static uint64_t fnv(const char *s, uint64_t h)
+{
+    for (; *s != '\0'; s++) {
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+typedef struct boot_work {
+    ag *a;
+    size_t first, step;
+    size_t resamples;
+    cs_rc rc;
+    cs_err err;
+} boot_work;
+
+static void *boot_thread(void *arg)
+{
+    boot_work *w = arg;
+    for (size_t i = w->first; i < w->a->n_cmps && w->rc == CS_OK; i += w->step) {
+        ag_cmp *c = &w->a->cmps[i];
+        if (c->reason == NULL) {
+            w->rc = cs_agg_boot(c->cells, c->n_units, c->n_cells_tasks, w->resamples, c->seed,
+                                &c->ci, &w->err);
+        }
+        cmp_free_cells(c);
+    }
+    return NULL;
+}
+
+/* The bootstraps, split over the threads by comparison index (each has its own seed, so the
+ * results do not depend on the number of threads). */
+static cs_rc run_boots(ag *a)
+{
+    unsigned nt = a->o.threads == 0 ? 2 : a->o.threads;
+    nt = nt > 16 ? 16 : nt;
+    boot_work w[16];
+    pthread_t th[16];
+    bool started[16] = {false};
+    for (unsigned k = 0; k < nt; k++) {
+        w[k] = (boot_work){.a = a, .first = k, .step = nt, .resamples = a->o.resamples};
+    }
+    for (unsigned k = 1; k < nt; k++) {
+        started[k] = pthread_create(&th[k], NULL, boot_thread, &w[k]) == 0;
+    }
+    boot_thread(&w[0]);
+    for (unsigned k = 1; k < nt; k++) {
+        if (started[k]) {
+            pthread_join(th[k], NULL);
+        } else {
+            boot_thread(&w[k]);
+        }
+    }
+    for (unsigned k = 0; k < nt; k++) {
+        if (w[k].rc != CS_OK) {
+            return cs_err_set(a->err, w[k].rc, 0, "%s", w[k].err.msg);
+        }
+    }
+    return CS_OK;
+}
+
+static cs_rc holm(ag *a)
+{
+    double *p = cs_alloc_array(a->n_cmps, sizeof(*p));
+    if (p == NULL) {
+        return cs_err_set(a->err, CS_ENOMEM, 0, "results: %zu comparisons", a->n_cmps);
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < a->n_cmps; i++) {
+        if (a->cmps[i].reason == NULL) {
+            p[m++] = a->cmps[i].ci.p;
+        }
+    }
+    cs_rc rc = cs_agg_holm(p, m, p, a->err);
+    m = 0;
+    for (size_t i = 0; i < a->n_cmps && rc == CS_OK; i++) {
+        if (a->cmps[i].reason == NULL) {
+            a->cmps[i].p_holm = p[m++];
+        }
+    }
+    free(p);
+    return rc;
+}
+
+cs_rc ag_compare(ag *a)
+{
+    size_t per_row = a->n_tasks + (a->n_avg > 0), n = 0;
+    for (size_t r = 0; r < a->n_rows; r++) {
+        n += a->rows[r].ref != AG_NONE ? per_row : 0;
+    }
+    a->cmps = cs_calloc_array(n, sizeof(*a->cmps));
+    if (a->cmps == NULL) {
+        return cs_err_set(a->err, CS_ENOMEM, 0, "results: %zu comparisons", n);
+    }
+    cs_rc rc = CS_OK;
+    for (size_t r = 0; r < a->n_rows && rc == CS_OK; r++) {
+        ag_row *row = &a->rows[r];
+        if (row->ref == AG_NONE) {
+            continue;
+        }
+        const ag_row *ref = &a->rows[row->ref];
+        pairing p;
+        rc = make_pairing(a, row, ref, &p);
+        for (size_t t = 0; t < per_row && rc == CS_OK; t++) {
+            size_t task = t < a->n_tasks ? t : a->n_tasks;
+            ag_cmp *c = &a->cmps[a->n_cmps++];
+            double x = task < a->n_tasks ? row->head[task] : row->avg;
+            double y = task < a->n_tasks ? ref->head[task] : ref->avg;
+            *c = (ag_cmp){.row = r, .ref = row->ref, .task = task, .delta = x - y};
+            const char *name = task < a->n_tasks ? a->tasks[task].name : "average";
+            c->seed = fnv(name, fnv(ref->key, fnv(row->key, 0xcbf29ce484222325ull ^ a->o.seed)));
+            rc = prepare(a, &p, c);
+            if (c->reason == NULL && (isnan(x) || isnan(y))) {
+                c->reason = "no_value";
+            }
+            if (c->reason == NULL && a->o.resamples == 0) {
+                c->reason = "no_bootstrap";
+            }
+            if (c->reason != NULL && strcmp(c->reason, "unpaired") == 0) {
+                row->flags |= AG_F_UNPAIRED;
+            }
+        }
+        pairing_fini(&p);
+    }
+    if (rc == CS_OK) {
+        rc = run_boots(a);
+    }
+    if (rc == CS_OK) {
+        rc = holm(a);
+    }
+    return rc;
+}

@@ -1,0 +1,344 @@
+/* cs_agg_out.c - the aggregate document of cs_agg_run: one JSON object whose field names are the
+ * stable interface of `calsweep results --json` and the RESULTS message (docs/results.md lists
+ * every field). Numbers that cannot be computed are null, never NaN. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cs_agg.h"
+#include "cs_agg_int.h"
+#include "cs_alloc.h"
+
+/* A number, or null when it is not finite. */
+static cJSON *num(double x)
+{
+    return isfinite(x) ? cJSON_CreateNumber(x) : cJSON_CreateNull();
+}
+
+static void add_num(cJSON *o, const char *k, double x)
+{
+    cJSON_AddItemToObject(o, k, num(x));
+}
+
+/* mean, population std and standard error (sample std / sqrt(n); 0 for n 1) of v[0..n). */
+static void moments(const double *v, size_t n, double *mean, double *std, double *se)
+{
+    double s = 0.0, q = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        s += v[i];
+    }
+    *mean = n ? s / (double)n : NAN;
+    for (size_t i = 0; i < n; i++) {
+        q += (v[i] - *mean) * (v[i] - *mean);
+    }
+    *std = n ? sqrt(q / (double)n) : NAN;
+    *se = n > 1 ? sqrt(q / ((double)n * (double)(n - 1))) : (n == 1 ? 0.0 : NAN);
+}
+
+static cJSON *stats_obj(const double *v, size_t n)
+{
+    double mean, std, se;
+    moments(v, n, &mean, &std, &se);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "n", (double)n);
+    add_num(o, "mean", mean);
+    add_num(o, "std", std);
+    add_num(o, "se", se);
+    return o;
+}
+
+/* One task of a row: the headline, its value, the seeds and items, and every metric's moments. */
+static cJSON *task_obj(const ag *a, const ag_row *r, size_t t, double *scratch)
+{
+    const ag_task *k = &a->tasks[t];
+    cJSON *o = cJSON_CreateObject(), *items = cJSON_CreateArray(), *ms = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "headline", k->headline);
+    add_num(o, "value", r->head[t]);
+    size_t seeds = 0;
+    for (size_t i = 0; i < r->n_jobs; i++) {
+        const cs_agg_job *j = &a->jobs[r->jobs[i]];
+        const cs_agg_metric *m = ag_is_done(j) ? ag_metric(j, k->name, k->headline) : NULL;
+        if (m != NULL) {
+            seeds++;
+            cJSON_AddItemToArray(items, cJSON_CreateNumber((double)m->n));
+        }
+    }
+    cJSON_AddNumberToObject(o, "n_seeds", (double)seeds);
+    cJSON_AddItemToObject(o, "items", items);
+    for (size_t mi = 0; mi < k->n_metrics; mi++) {
+        size_t n = 0;
+        for (size_t i = 0; i < r->n_jobs; i++) {
+            const cs_agg_job *j = &a->jobs[r->jobs[i]];
+            const cs_agg_metric *m = ag_is_done(j) ? ag_metric(j, k->name, k->metrics[mi]) : NULL;
+            if (m != NULL) {
+                scratch[n++] = m->value;
+            }
+        }
+        if (n > 0) {
+            cJSON_AddItemToObject(ms, k->metrics[mi], stats_obj(scratch, n));
+        }
+    }
+    cJSON_AddItemToObject(o, "metrics", ms);
+    return o;
+}
+
+/* M4 per job (the jobs with every average task), then its moments across them. */
+static cJSON *average_obj(const ag *a, const ag_row *r, double *scratch)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_jobs && a->n_avg > 0; i++) {
+        const cs_agg_job *j = &a->jobs[r->jobs[i]];
+        double s = 0.0;
+        size_t have = 0;
+        for (size_t t = 0; t < a->n_tasks && ag_is_done(j); t++) {
+            const cs_agg_metric *m = a->tasks[t].in_avg
+                                             ? ag_metric(j, a->tasks[t].name, a->tasks[t].headline)
+                                             : NULL;
+            if (m != NULL) {
+                s += m->value;
+                have++;
+            }
+        }
+        if (have == a->n_avg) {
+            scratch[n++] = s / (double)have;
+        }
+    }
+    cJSON *o = stats_obj(scratch, n);
+    add_num(o, "value", r->avg);
+    return o;
+}
+
+/* Delta and retention against the baseline row, and M5. */
+static cJSON *vs_baseline(const ag *a, const ag_row *r)
+{
+    const ag_row *b = &a->rows[r->base];
+    cJSON *o = cJSON_CreateObject(), *tasks = cJSON_CreateObject();
+    double worst = -INFINITY, min_ret = INFINITY;
+    double *rets = cs_alloc_array(a->n_tasks + 1, sizeof(*rets));
+    double *qs = cs_alloc_array(a->n_tasks + 1, sizeof(*qs));
+    size_t n = 0;
+    for (size_t t = 0; t < a->n_tasks; t++) {
+        double q = r->head[t], f = b->head[t], ret = f != 0.0 ? q / f : NAN;
+        cJSON *to = cJSON_CreateObject();
+        add_num(to, "delta", q - f);
+        add_num(to, "retention", ret);
+        cJSON_AddItemToObject(tasks, a->tasks[t].name, to);
+        if (a->tasks[t].in_avg && isfinite(ret) && rets != NULL && qs != NULL) {
+            rets[n] = ret;
+            qs[n] = q;
+            worst = f - q > worst ? f - q : worst;
+            min_ret = ret < min_ret ? ret : min_ret;
+            n++;
+        }
+    }
+    cJSON_AddItemToObject(o, "tasks", tasks);
+    cJSON *avg = cJSON_CreateObject();
+    add_num(avg, "delta", r->avg - b->avg);
+    add_num(avg, "retention", b->avg != 0.0 ? r->avg / b->avg : NAN);
+    cJSON_AddItemToObject(o, "average", avg);
+    if (n != a->n_avg || n == 0) {
+        cJSON_AddNullToObject(o, "balance");
+        cs_free_each((void *const[]){rets, qs}, 2);
+        return o;
+    }
+    double mean, std_ret, std_acc, se;
+    moments(rets, n, &mean, &std_ret, &se);
+    moments(qs, n, &mean, &std_acc, &se);
+    cs_free_each((void *const[]){rets, qs}, 2);
+    cJSON *bal = cJSON_CreateObject();
+    add_num(bal, "std_ret", std_ret);
+    add_num(bal, "worst_drop", worst);
+    add_num(bal, "min_ret", min_ret);
+    add_num(bal, "std_acc", std_acc);
+    cJSON_AddItemToObject(o, "balance", bal);
+    return o;
+}
+
+static const char *mark(double p)
+{
+    return p < 0.001 ? "***" : p < 0.01 ? "**" : p < 0.05 ? "*" : "";
+}
+
+static cJSON *cmp_obj(const ag_cmp *c)
+{
+    cJSON *o = cJSON_CreateObject();
+    add_num(o, "delta", c->delta);
+    cJSON_AddBoolToObject(o, "tested", c->reason == NULL);
+    if (c->reason != NULL) {
+        cJSON_AddStringToObject(o, "reason", c->reason);
+        cJSON_AddNullToObject(o, "ci");
+        cJSON_AddNullToObject(o, "p");
+        cJSON_AddNullToObject(o, "p_holm");
+        cJSON_AddStringToObject(o, "mark", "");
+        return o;
+    }
+    cJSON_AddNullToObject(o, "reason");
+    double ci[2] = {c->ci.lo, c->ci.hi};
+    cJSON_AddItemToObject(o, "ci", cJSON_CreateDoubleArray(ci, 2));
+    add_num(o, "p", c->ci.p);
+    add_num(o, "p_holm", c->p_holm);
+    cJSON_AddStringToObject(o, "mark", mark(c->p_holm));
+    return o;
+}
+
+static cJSON *flags_arr(unsigned flags)
+{
+    cJSON *f = cJSON_CreateArray();
+    for (unsigned k = 0; k < AG_N_FLAGS; k++) {
+        if (flags & (1u << k)) {
+            cJSON_AddItemToArray(f, cJSON_CreateString(ag_flag_names[k]));
+        }
+    }
+    return f;
+}
+
+static cJSON *jobs_obj(const ag *a, const ag_row *r)
+{
+    cJSON *o = cJSON_CreateObject(), *ids = cJSON_CreateArray(), *seeds = cJSON_CreateArray();
+    cJSON_AddNumberToObject(o, "total", (double)r->n_jobs);
+    cJSON_AddNumberToObject(o, "done", (double)r->n_done);
+    cJSON_AddNumberToObject(o, "failed", (double)r->n_failed);
+    cJSON_AddNumberToObject(o, "lost", (double)r->n_lost);
+    cJSON_AddNumberToObject(o, "cancelled", (double)r->n_cancelled);
+    cJSON_AddNumberToObject(o, "unfinished", (double)r->n_unfinished);
+    cJSON_AddNumberToObject(o, "no_result", (double)r->n_noresult);
+    cJSON_AddNumberToObject(o, "no_items", (double)r->n_v1);
+    for (size_t i = 0; i < r->n_jobs; i++) {
+        const cs_agg_job *j = &a->jobs[r->jobs[i]];
+        cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)j->job_id));
+        const char *s = a->seed[r->jobs[i]];
+        cJSON_AddItemToArray(seeds, s != NULL ? cJSON_CreateRaw(s) : cJSON_CreateNull());
+    }
+    cJSON_AddItemToObject(o, "ids", ids);
+    cJSON_AddItemToObject(o, "seeds", seeds);
+    return o;
+}
+
+static cJSON *row_obj(const ag *a, size_t ri, const ag_cmp *cmps, double *scratch)
+{
+    const ag_row *r = &a->rows[ri];
+    cJSON *o = cJSON_CreateObject(), *vals = cJSON_CreateObject(), *tasks = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", (double)ri);
+    cJSON_AddStringToObject(o, "label", r->label);
+    cJSON_AddBoolToObject(o, "baseline", r->baseline);
+    for (size_t i = 0; i < a->n_gax; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->axes, a->axes[a->gax[i]]);
+        cJSON_AddItemToObject(vals, a->axes[a->gax[i]],
+                              v != NULL ? cJSON_Duplicate(v, true) : cJSON_CreateNull());
+    }
+    cJSON_AddItemToObject(o, "values", vals);
+    cJSON_AddItemToObject(o, "model", r->model ? cJSON_CreateString(r->model) : cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "eval", r->eval ? cJSON_CreateString(r->eval) : cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "jobs", jobs_obj(a, r));
+    cJSON_AddNumberToObject(o, "n_seeds", (double)r->n_seeds_ok);
+    for (size_t t = 0; t < a->n_tasks; t++) {
+        cJSON_AddItemToObject(tasks, a->tasks[t].name, task_obj(a, r, t, scratch));
+    }
+    cJSON_AddItemToObject(o, "tasks", tasks);
+    cJSON_AddItemToObject(o, "average", average_obj(a, r, scratch));
+    cJSON_AddItemToObject(o, "baseline_row",
+                          r->base != AG_NONE ? cJSON_CreateNumber((double)r->base)
+                                             : cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "vs_baseline",
+                          r->base != AG_NONE ? vs_baseline(a, r) : cJSON_CreateNull());
+    cJSON_AddItemToObject(o, "reference_row",
+                          r->ref != AG_NONE ? cJSON_CreateNumber((double)r->ref)
+                                            : cJSON_CreateNull());
+    if (cmps == NULL) {
+        cJSON_AddNullToObject(o, "vs_reference");
+    } else {
+        cJSON *vr = cJSON_CreateObject(), *vt = cJSON_CreateObject();
+        for (size_t t = 0; t < a->n_tasks; t++) {
+            cJSON_AddItemToObject(vt, a->tasks[t].name, cmp_obj(&cmps[t]));
+        }
+        cJSON_AddItemToObject(vr, "tasks", vt);
+        cJSON_AddItemToObject(vr, "average",
+                              a->n_avg > 0 ? cmp_obj(&cmps[a->n_tasks]) : cJSON_CreateNull());
+        cJSON_AddItemToObject(o, "vs_reference", vr);
+    }
+    cJSON_AddItemToObject(o, "flags", flags_arr(r->flags));
+    return o;
+}
+
+static cJSON *head_obj(const ag *a)
+{
+    cJSON *o = cJSON_CreateObject(), *axes = cJSON_CreateArray(), *by = cJSON_CreateArray();
+    cJSON *tasks = cJSON_CreateArray();
+    cJSON_AddStringToObject(o, "format", "calsweep-results/1");
+    for (size_t i = 0; i < a->n_axes; i++) {
+        cJSON_AddItemToArray(axes, cJSON_CreateString(a->axes[i]));
+    }
+    for (size_t i = 0; i < a->n_gax; i++) {
+        cJSON_AddItemToArray(by, cJSON_CreateString(a->axes[a->gax[i]]));
+    }
+    cJSON_AddItemToObject(o, "axes", axes);
+    cJSON_AddItemToObject(o, "by", by);
+    cJSON_AddItemToObject(o, "metric",
+                          a->o.metric ? cJSON_CreateString(a->o.metric) : cJSON_CreateNull());
+    for (size_t t = 0; t < a->n_tasks; t++) {
+        cJSON *k = cJSON_CreateObject();
+        cJSON_AddStringToObject(k, "name", a->tasks[t].name);
+        cJSON_AddStringToObject(k, "headline", a->tasks[t].headline);
+        cJSON_AddStringToObject(k, "kind", a->tasks[t].ppl ? "perplexity" : "accuracy");
+        cJSON_AddBoolToObject(k, "in_average", a->tasks[t].in_avg);
+        cJSON_AddItemToArray(tasks, k);
+    }
+    cJSON_AddItemToObject(o, "tasks", tasks);
+    if (a->ref_axis == AG_NONE) {
+        cJSON_AddNullToObject(o, "reference");
+    } else {
+        cJSON *ref = cJSON_CreateObject();
+        cJSON_AddStringToObject(ref, "axis", a->o.ref_axis);
+        cJSON_AddStringToObject(ref, "value", a->o.ref_value);
+        cJSON_AddItemToObject(o, "reference", ref);
+    }
+    cJSON_AddNumberToObject(o, "resamples", (double)a->o.resamples);
+    cJSON_AddNumberToObject(o, "seed", (double)a->o.seed);
+    cJSON_AddNumberToObject(o, "max_seeds", (double)a->max_seeds);
+    cJSON_AddNumberToObject(o, "jobs", (double)a->n_jobs);
+    return o;
+}
+
+cs_rc ag_output(const ag *a, cJSON **out)
+{
+    size_t most = 1;
+    for (size_t r = 0; r < a->n_rows; r++) {
+        most = a->rows[r].n_jobs > most ? a->rows[r].n_jobs : most;
+    }
+    double *scratch = cs_alloc_array(most, sizeof(*scratch));
+    cJSON *doc = head_obj(a), *rows = cJSON_CreateArray(), *flags = cJSON_CreateObject();
+    if (scratch == NULL || doc == NULL || rows == NULL || flags == NULL) {
+        free(scratch);
+        cJSON_Delete(doc);
+        cJSON_Delete(rows);
+        cJSON_Delete(flags);
+        return cs_err_set(a->err, CS_ENOMEM, 0, "results: the aggregate document");
+    }
+    size_t ci = 0, tested = 0, counts[AG_N_FLAGS] = {0};
+    for (size_t r = 0; r < a->n_rows; r++) {
+        const ag_cmp *c = NULL;
+        if (a->rows[r].ref != AG_NONE) {
+            c = &a->cmps[ci];
+            ci += a->n_tasks + (a->n_avg > 0);
+        }
+        cJSON_AddItemToArray(rows, row_obj(a, r, c, scratch));
+        for (unsigned k = 0; k < AG_N_FLAGS; k++) {
+            counts[k] += (a->rows[r].flags >> k) & 1u;
+        }
+    }
+    for (size_t i = 0; i < a->n_cmps; i++) {
+        tested += a->cmps[i].reason == NULL;
+    }
+    cJSON_AddItemToObject(doc, "rows", rows);
+    cJSON *cmp = cJSON_CreateObject();
+    cJSON_AddNumberToObject(cmp, "total", (double)a->n_cmps);
+    cJSON_AddNumberToObject(cmp, "tested", (double)tested);
+    cJSON_AddItemToObject(doc, "comparisons", cmp);
+    for (unsigned k = 0; k < AG_N_FLAGS; k++) {
+        cJSON_AddNumberToObject(flags, ag_flag_names[k], (double)counts[k]);
+    }
+    cJSON_AddItemToObject(doc, "flags", flags);
+    free(scratch);
+    *out = doc;
+    return CS_OK;
+}

@@ -1,0 +1,686 @@
+/* agg_test.c - the results module (coordinator/results/cs_agg.h) on hand-built jobs with known
+ * per-item outcomes.
+ *
+ * The deterministic numbers (means, std, se, M4, M5, retention, Holm) are checked against values
+ * worked out by hand in the comments, or computed here by a second, plain implementation, to
+ * 1e-12. The bootstrap is checked against a naive bootstrap written here (draw item indices, and
+ * seed pairs, with replacement): the two use different random streams, so the CI bounds and the
+ * p-value are compared within a tolerance derived from the resample count (Monte Carlo error of a
+ * percentile and of a proportion), see boot_tolerance().
+ */
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cs_agg.h"
+#include "cs_rng.h"
+#include "cs_test.h"
+
+#define MAX_ITEMS 1000
+
+typedef struct fx_job {
+    cs_agg_job job;
+    cs_agg_metric m[16];
+    cs_agg_outcome o[8];
+    uint8_t bits[8][MAX_ITEMS / 8];
+} fx_job;
+
+static fx_job fx[64];
+static cs_agg_job jobs[64];
+static size_t n_fx;
+
+static fx_job *fx_add(const char *state, bool baseline, const char *axes)
+{
+    fx_job *f = &fx[n_fx];
+    memset(f, 0, sizeof(*f));
+    f->job = (cs_agg_job){.job_id = (int64_t)n_fx + 1,
+                          .state = state,
+                          .baseline = baseline,
+                          .axes = axes,
+                          .model = "m",
+                          .eval = "e",
+                          .result_version = strcmp(state, "done") == 0 ? 2 : 0,
+                          .metrics = f->m,
+                          .outcomes = f->o};
+    n_fx++;
+    return f;
+}
+
+static void fx_metric(fx_job *f, const char *task, const char *metric, double v, int64_t n)
+{
+    f->m[f->job.n_metrics++] = (cs_agg_metric){task, metric, v, 0.0, n};
+}
+
+/* Per-item outcomes (0/1) of task.metric, and the metric as their mean. */
+static void fx_items(fx_job *f, const char *task, const char *metric, const char *sample, size_t n,
+                     const int *y)
+{
+    size_t k = f->job.n_outcomes++;
+    size_t sum = 0;
+    memset(f->bits[k], 0, sizeof(f->bits[k]));
+    for (size_t i = 0; i < n; i++) {
+        if (y[i]) {
+            f->bits[k][i >> 3] |= (uint8_t)(1u << (i & 7));
+            sum++;
+        }
+    }
+    f->o[k] = (cs_agg_outcome){task, metric, sample, n, f->bits[k], NULL};
+    fx_metric(f, task, metric, (double)sum / (double)n, (int64_t)n);
+}
+
+static size_t fx_jobs(void)
+{
+    for (size_t i = 0; i < n_fx; i++) {
+        jobs[i] = fx[i].job;
+    }
+    return n_fx;
+}
+
+static cJSON *run_ok(const cs_agg_opts *o)
+{
+    cJSON *doc = NULL;
+    cs_err err = {0};
+    cs_rc rc = cs_agg_run(jobs, fx_jobs(), o, &doc, &err);
+    if (rc != CS_OK) {
+        print_error("cs_agg_run: %s\n", err.msg);
+    }
+    assert_int_equal(rc, CS_OK);
+    assert_non_null(doc);
+    return doc;
+}
+
+static const cJSON *row_by_label(const cJSON *doc, const char *label)
+{
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(doc, "rows"))
+    {
+        if (strcmp(cJSON_GetObjectItemCaseSensitive(r, "label")->valuestring, label) == 0) {
+            return r;
+        }
+    }
+    print_error("no row labelled [%s]\n", label);
+    fail();
+    return NULL;
+}
+
+/* The object at a path of member names. */
+static const cJSON *at(const cJSON *o, const char *path)
+{
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k != NULL;
+         k = strtok_r(NULL, ".", &save)) {
+        o = cJSON_GetObjectItemCaseSensitive(o, k);
+        if (o == NULL) {
+            print_error("no member %s of %s\n", k, path);
+            fail();
+        }
+    }
+    return o;
+}
+
+static double num(const cJSON *o, const char *path)
+{
+    const cJSON *v = at(o, path);
+    if (!cJSON_IsNumber(v)) {
+        print_error("%s is not a number\n", path);
+        fail();
+    }
+    return v->valuedouble;
+}
+
+static bool has_flag(const cJSON *row, const char *flag)
+{
+    const cJSON *f;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(row, "flags"))
+    {
+        if (strcmp(f->valuestring, flag) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+#define EXACT                     1e-12
+#define assert_num(o, path, want) assert_true(fabs(num((o), (path)) - (want)) <= EXACT)
+
+#define A_BASE "{\"algorithm\":{\"name\":\"none\"},\"selector\":null,\"seed\":null}"
+#define A_RND(s) \
+    "{\"algorithm\":{\"bits\":4,\"name\":\"gptq\"},\"selector\":\"random\",\"seed\":" s "}"
+#define A_KM(s) \
+    "{\"algorithm\":{\"bits\":4,\"name\":\"gptq\"},\"selector\":\"kmeans\",\"seed\":" s "}"
+#define L_RND  "algorithm=gptq(bits=4) selector=random"
+#define L_KM   "algorithm=gptq(bits=4) selector=kmeans"
+#define L_BASE "baseline algorithm=none"
+
+/* Metrics only (version 1 style numbers): the aggregates, M4, M5 worked out by hand. */
+static void build_metrics_sweep(void)
+{
+    n_fx = 0;
+    fx_job *b = fx_add("done", true, A_BASE);
+    fx_metric(b, "t1", "acc", 0.8, 100);
+    fx_metric(b, "t1", "acc_stderr", 0.04, 100);
+    fx_metric(b, "t2", "acc", 0.5, 50);
+    fx_metric(b, "t2", "acc_norm", 0.6, 50);
+    fx_metric(b, "ppl:w", "ppl", 10.0, 8);
+    const char *rnd[3] = {A_RND("0"), A_RND("1"), A_RND("2")};
+    const double t1[3] = {0.70, 0.74, 0.72}, t2n[3] = {0.50, 0.56, 0.53}, ppl[3] = {12, 13, 14};
+    for (int s = 0; s < 3; s++) {
+        fx_job *f = fx_add("done", false, rnd[s]);
+        fx_metric(f, "t1", "acc", t1[s], 100);
+        fx_metric(f, "t2", "acc", 0.4, 50);
+        fx_metric(f, "t2", "acc_norm", t2n[s], 50);
+        fx_metric(f, "ppl:w", "ppl", ppl[s], 8);
+    }
+    const char *km[2] = {A_KM("0"), A_KM("1")};
+    for (int s = 0; s < 2; s++) {
+        fx_job *f = fx_add("done", false, km[s]);
+        fx_metric(f, "t1", "acc", 0.75, 100);
+        fx_metric(f, "t2", "acc", 0.45, 50);
+        fx_metric(f, "t2", "acc_norm", 0.55, 50);
+        fx_metric(f, "ppl:w", "ppl", 11.0, 8);
+        f->job.result_version = 1;
+    }
+    fx_add("failed", false, A_KM("2"));
+}
+
+static void test_aggregates(void **state)
+{
+    (void)state;
+    build_metrics_sweep();
+    cs_agg_opts o;
+    cs_agg_opts_init(&o);
+    const char *ht[] = {"t2"}, *hm[] = {"acc_norm"};
+    o.headline_task = ht;
+    o.headline_metric = hm;
+    o.n_headline = 1;
+    cJSON *doc = run_ok(&o);
+    assert_int_equal(cJSON_GetArraySize(at(doc, "rows")), 3);
+    assert_int_equal(num(doc, "max_seeds"), 3);
+    const cJSON *r = row_by_label(doc, L_RND);
+    /* t1 acc: 0.70 0.74 0.72: mean 0.72, deviations -0.02 +0.02 0 */
+    assert_num(r, "tasks.t1.value", 0.72);
+    assert_num(r, "tasks.t1.metrics.acc.mean", (0.70 + 0.74 + 0.72) / 3);
+    assert_num(r, "tasks.t1.metrics.acc.std", sqrt(0.0008 / 3));
+    assert_num(r, "tasks.t1.metrics.acc.se", sqrt(0.0008 / 6));
+    assert_num(r, "tasks.t1.metrics.acc.n", 3);
+    assert_num(r, "tasks.t1.n_seeds", 3);
+    assert_int_equal(cJSON_GetArraySize(at(r, "tasks.t1.items")), 3);
+    assert_num(cJSON_GetArrayItem(at(r, "tasks.t1.items"), 0), "", 100);
+    /* t2 headline acc_norm: 0.50 0.56 0.53 -> 0.53; acc constant 0.4: std 0 */
+    assert_string_equal(at(r, "tasks.t2.headline")->valuestring, "acc_norm");
+    assert_num(r, "tasks.t2.value", (0.50 + 0.56 + 0.53) / 3);
+    assert_num(r, "tasks.t2.metrics.acc.std", 0.0);
+    assert_num(r, "tasks.ppl:w.value", 13.0);
+    /* M4: (0.72 + 0.53) / 2; the perplexity task is not in it */
+    double q1 = (0.70 + 0.74 + 0.72) / 3, q2 = (0.50 + 0.56 + 0.53) / 3;
+    assert_num(r, "average.value", (q1 + q2) / 2);
+    /* per-seed averages 0.60 0.65 0.625: std sqrt((0.025^2 * 2) / 3) */
+    assert_true(fabs(num(r, "average.std") - sqrt(0.00125 / 3)) < 1e-12);
+    /* M5 against the baseline (f1 0.8, f2 0.6): ret 0.9 and 0.8833.. */
+    double r1 = q1 / 0.8, r2 = q2 / 0.6;
+    assert_num(r, "vs_baseline.tasks.t1.delta", q1 - 0.8);
+    assert_num(r, "vs_baseline.tasks.t1.retention", r1);
+    assert_num(r, "vs_baseline.balance.std_ret", fabs(r1 - r2) / 2);
+    assert_num(r, "vs_baseline.balance.worst_drop", fmax(0.8 - q1, 0.6 - q2));
+    assert_num(r, "vs_baseline.balance.min_ret", fmin(r1, r2));
+    assert_num(r, "vs_baseline.balance.std_acc", fabs(q1 - q2) / 2);
+    assert_num(r, "vs_baseline.average.delta", (q1 + q2) / 2 - 0.7);
+    assert_num(r, "vs_baseline.average.retention", ((q1 + q2) / 2) / 0.7);
+    assert_int_equal(cJSON_GetArraySize(at(r, "flags")), 0);
+    const cJSON *b = row_by_label(doc, L_BASE);
+    assert_true(cJSON_IsTrue(at(b, "baseline")));
+    assert_true(cJSON_IsNull(at(b, "vs_baseline")));
+    assert_num(b, "average.value", 0.7);
+    /* kmeans: 2 of 3 seeds done (version 1), one failed */
+    const cJSON *k = row_by_label(doc, L_KM);
+    assert_true(has_flag(k, "missing_seeds"));
+    assert_true(has_flag(k, "failed_jobs"));
+    assert_true(has_flag(k, "no_items"));
+    assert_false(has_flag(k, "partial"));
+    assert_num(k, "jobs.failed", 1);
+    assert_num(k, "n_seeds", 2);
+    assert_num(doc, "flags.missing_seeds", 1);
+    cJSON_Delete(doc);
+}
+
+/* Holm against a plain O(n^2) implementation: adj(i) = min(1, max over j with p_j <= p_i (ties by
+ * index) of (n - rank(j)) * p_j). */
+static void holm_plain(const double *p, size_t n, double *adj)
+{
+    for (size_t i = 0; i < n; i++) {
+        double best = 0.0;
+        for (size_t j = 0; j < n; j++) {
+            bool before = p[j] < p[i] || (p[j] == p[i] && j <= i);
+            if (!before) {
+                continue;
+            }
+            size_t rank = 0; /* how many come before j */
+            for (size_t k = 0; k < n; k++) {
+                rank += p[k] < p[j] || (p[k] == p[j] && k < j);
+            }
+            double v = (double)(n - rank) * p[j];
+            best = v > best ? v : best;
+        }
+        adj[i] = best < 1.0 ? best : 1.0;
+    }
+}
+
+static void test_holm(void **state)
+{
+    (void)state;
+    /* by hand: sorted 0.005 0.01 0.03 0.04 -> 0.02 0.03 0.06 max(0.04, 0.06) */
+    const double p[4] = {0.01, 0.04, 0.03, 0.005};
+    double adj[4];
+    assert_int_equal(cs_agg_holm(p, 4, adj, NULL), CS_OK);
+    const double want[4] = {0.03, 0.06, 0.06, 0.02};
+    for (int i = 0; i < 4; i++) {
+        assert_true(fabs(adj[i] - want[i]) < 1e-15);
+    }
+    cs_rng r;
+    cs_rng_seed(&r, 7);
+    double q[50], a1[50], a2[50];
+    for (int i = 0; i < 50; i++) {
+        q[i] = i % 7 == 0 ? 0.02 : cs_rng_uniform(&r) * 0.1; /* with ties */
+    }
+    assert_int_equal(cs_agg_holm(q, 50, a1, NULL), CS_OK);
+    holm_plain(q, 50, a2);
+    for (int i = 0; i < 50; i++) {
+        assert_true(a1[i] == a2[i]);
+    }
+    /* the p-value of a distribution entirely on one side */
+    assert_true(fabs(cs_agg_pvalue(0, 10000, 10000) - 2.0 / 10001.0) < 1e-15);
+    assert_true(cs_agg_pvalue(10000, 10000, 10000) == 1.0);
+}
+
+/* ---- the bootstrap against a naive one ---- */
+
+typedef struct naive {
+    double lo, hi, p, sd;
+} naive;
+
+static int dcmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* units u = 0..nu-1 of paired outcome vectors x[u][i], y[u][i], i < n: draw nu units with
+ * replacement (nu > 1), then n item indices of each with replacement; statistic: the mean over the
+ * drawn units of mean(x - y) (several tasks: their mean, each drawn independently). */
+static naive naive_boot(const int *const *x, const int *const *y, size_t nu, size_t n_tasks,
+                        size_t n, size_t b, uint64_t seed)
+{
+    cs_rng r;
+    cs_rng_seed(&r, seed);
+    double *v = malloc(b * sizeof(*v));
+    size_t le = 0, ge = 0;
+    double s1 = 0, s2 = 0;
+    for (size_t k = 0; k < b; k++) {
+        double tot = 0;
+        for (size_t j = 0; j < nu; j++) {
+            size_t u = nu > 1 ? (size_t)cs_rng_below(&r, nu) : j;
+            for (size_t t = 0; t < n_tasks; t++) {
+                long d = 0;
+                for (size_t i = 0; i < n; i++) {
+                    size_t idx = (size_t)cs_rng_below(&r, n);
+                    d += x[u * n_tasks + t][idx] - y[u * n_tasks + t][idx];
+                }
+                tot += (double)d / (double)n;
+            }
+        }
+        v[k] = tot / (double)(nu * n_tasks);
+        le += v[k] <= 1e-12;
+        ge += v[k] >= -1e-12;
+        s1 += v[k];
+        s2 += v[k] * v[k];
+    }
+    qsort(v, b, sizeof(*v), dcmp);
+    naive out = {v[(size_t)ceil(0.025 * (double)b) - 1], v[(size_t)ceil(0.975 * (double)b) - 1], 0,
+                 sqrt(s2 / (double)b - (s1 / (double)b) * (s1 / (double)b))};
+    size_t m = le < ge ? le : ge;
+    out.p = fmin(1.0, 2.0 * ((double)m + 1) / ((double)b + 1));
+    free(v);
+    return out;
+}
+
+/* Two independent estimates of the 2.5 % point of the same distribution each have the standard
+ * error sd * sqrt(q (1 - q) / B) / phi(1.96) (phi the normal density, 0.0584): allow 5 of those
+ * for the difference (sqrt 2 of them), plus one item's step (1/n) for the discreteness. */
+static double boot_tolerance(double sd, size_t b, size_t n)
+{
+    return 5.0 * sqrt(2.0) * sd * sqrt(0.025 * 0.975 / (double)b) / 0.0584 + 1.0 / (double)n;
+}
+
+static double p_tolerance(double p, size_t b)
+{
+    return 5.0 * sqrt(2.0 * p * (1.0 - p) / (double)b) + 4.0 / (double)b;
+}
+
+static int xa[3][MAX_ITEMS], ya[3][MAX_ITEMS], xb[3][MAX_ITEMS], yb[3][MAX_ITEMS];
+
+/* Outcomes with success rate p (deterministic: the test's own stream). */
+static void fill(int *v, size_t n, double p, uint64_t seed)
+{
+    cs_rng r;
+    cs_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) {
+        v[i] = cs_rng_uniform(&r) < p;
+    }
+}
+
+#define A_RTN    "{\"algorithm\":{\"bits\":4,\"name\":\"rtn\"},\"selector\":null,\"seed\":null}"
+#define A_RTN3   "{\"algorithm\":{\"bits\":3,\"name\":\"rtn\"},\"selector\":null,\"seed\":null}"
+#define L_RTN    "algorithm=rtn(bits=4)"
+#define SAMPLE   "aa00000000000000000000000000000000000000000000000000000000000000"
+#define SAMPLE_B "bb00000000000000000000000000000000000000000000000000000000000000"
+
+/* One gptq job against one rtn job, 500 items of t1 (and t2 for the average). */
+static void build_pair(double px, double py, size_t n)
+{
+    n_fx = 0;
+    fx_job *b = fx_add("done", true, A_BASE);
+    fx_metric(b, "t1", "acc", 0.9, (int64_t)n);
+    fx_metric(b, "t2", "acc", 0.9, (int64_t)n);
+    fill(xa[0], n, px, 11);
+    fill(ya[0], n, py, 12);
+    fill(xb[0], n, px, 13);
+    fill(yb[0], n, py, 14);
+    fx_job *g = fx_add("done", false, A_RND("null"));
+    fx_items(g, "t1", "acc", SAMPLE, n, xa[0]);
+    fx_items(g, "t2", "acc", SAMPLE_B, n, xb[0]);
+    fx_job *r = fx_add("done", false, A_RTN);
+    fx_items(r, "t1", "acc", SAMPLE, n, ya[0]);
+    fx_items(r, "t2", "acc", SAMPLE_B, n, yb[0]);
+}
+
+static cs_agg_opts ref_opts(const char *axis, const char *value)
+{
+    cs_agg_opts o;
+    cs_agg_opts_init(&o);
+    o.ref_axis = axis;
+    o.ref_value = value;
+    o.seed = 42;
+    return o;
+}
+
+static void check_against_naive(const cJSON *cmp, const naive *nv, size_t b, size_t n)
+{
+    double tol = boot_tolerance(nv->sd, b, n);
+    const cJSON *ci = at(cmp, "ci");
+    double lo = cJSON_GetArrayItem(ci, 0)->valuedouble, hi = cJSON_GetArrayItem(ci, 1)->valuedouble;
+    if (fabs(lo - nv->lo) > tol || fabs(hi - nv->hi) > tol ||
+        fabs(num(cmp, "p") - nv->p) > p_tolerance(nv->p, b)) {
+        print_error("CI [%g, %g] p %g; naive [%g, %g] p %g (tol %g, p tol %g)\n", lo, hi,
+                    num(cmp, "p"), nv->lo, nv->hi, nv->p, tol, p_tolerance(nv->p, b));
+        fail();
+    }
+}
+
+static void test_bootstrap_vs_naive(void **state)
+{
+    (void)state;
+    const size_t n = 500, b = 10000;
+    build_pair(0.62, 0.58, n);
+    cs_agg_opts o = ref_opts("algorithm", "rtn");
+    cJSON *doc = run_ok(&o);
+    const cJSON *g = row_by_label(doc, L_RND);
+    assert_int_equal(num(g, "reference_row"), num(row_by_label(doc, L_RTN), "id"));
+    const cJSON *c1 = at(g, "vs_reference.tasks.t1");
+    assert_true(cJSON_IsTrue(at(c1, "tested")));
+    const int *x[1] = {xa[0]}, *y[1] = {ya[0]};
+    naive nv = naive_boot(x, y, 1, 1, n, b, 99);
+    /* the observed delta is the difference of the means, exactly */
+    long d = 0;
+    for (size_t i = 0; i < n; i++) {
+        d += xa[0][i] - ya[0][i];
+    }
+    assert_true(fabs(num(c1, "delta") - (double)d / (double)n) < 1e-12);
+    check_against_naive(c1, &nv, b, n);
+    /* the average: items resampled within each task */
+    const int *x2[2] = {xa[0], xb[0]}, *y2[2] = {ya[0], yb[0]};
+    naive na = naive_boot(x2, y2, 1, 2, n, b, 98);
+    check_against_naive(at(g, "vs_reference.average"), &na, b, n);
+    /* Holm over the table's tested comparisons (t1, t2, average), by the plain implementation */
+    double p[3] = {num(c1, "p"), num(g, "vs_reference.tasks.t2.p"),
+                   num(g, "vs_reference.average.p")};
+    double adj[3];
+    holm_plain(p, 3, adj);
+    assert_true(num(c1, "p_holm") == adj[0]);
+    assert_true(num(g, "vs_reference.tasks.t2.p_holm") == adj[1]);
+    assert_true(num(g, "vs_reference.average.p_holm") == adj[2]);
+    assert_int_equal(num(doc, "comparisons.tested"), 3);
+    /* the same seed gives the same numbers; 1 thread gives what 2 give */
+    o.threads = 1;
+    cJSON *again = run_ok(&o);
+    assert_true(cJSON_Compare(doc, again, true));
+    cJSON_Delete(again);
+    cJSON_Delete(doc);
+}
+
+/* Three seeds on each side: seed pairs, then items within each. */
+static void test_bootstrap_seeds(void **state)
+{
+    (void)state;
+    const size_t n = 300, b = 10000;
+    n_fx = 0;
+    fx_job *base = fx_add("done", true, A_BASE);
+    fx_metric(base, "t1", "acc", 0.9, (int64_t)n);
+    const char *rnd[3] = {A_RND("0"), A_RND("1"), A_RND("2")};
+    const char *km[3] = {A_KM("0"), A_KM("1"), A_KM("2")};
+    /* seeds that differ a lot: resampling them widens the interval well past the tolerance */
+    const double px[3] = {0.50, 0.72, 0.62}, py[3] = {0.58, 0.57, 0.60};
+    for (int s = 0; s < 3; s++) {
+        fill(xa[s], n, px[s], 100 + (uint64_t)s);
+        fill(ya[s], n, py[s], 200 + (uint64_t)s);
+        fx_items(fx_add("done", false, km[s]), "t1", "acc", SAMPLE, n, xa[s]);
+    }
+    for (int s = 2; s >= 0; s--) { /* another job order: pairs go by seed, not by position */
+        fx_items(fx_add("done", false, rnd[s]), "t1", "acc", SAMPLE, n, ya[s]);
+    }
+    cs_agg_opts o = ref_opts("selector", "random");
+    cJSON *doc = run_ok(&o);
+    const cJSON *c = at(row_by_label(doc, L_KM), "vs_reference.tasks.t1");
+    assert_true(cJSON_IsTrue(at(c, "tested")));
+    const int *x[3] = {xa[0], xa[1], xa[2]}, *y[3] = {ya[0], ya[1], ya[2]};
+    naive nv = naive_boot(x, y, 3, 1, n, b, 5);
+    check_against_naive(c, &nv, b, n);
+    cJSON_Delete(doc);
+}
+
+static void test_identical_and_large(void **state)
+{
+    (void)state;
+    const size_t n = 500;
+    n_fx = 0;
+    fx_add("done", true, A_BASE);
+    fill(xa[0], n, 0.6, 1);
+    fx_items(fx_add("done", false, A_RND("null")), "t1", "acc", SAMPLE, n, xa[0]);
+    fx_items(fx_add("done", false, A_RTN), "t1", "acc", SAMPLE, n, xa[0]);
+    cs_agg_opts o = ref_opts("algorithm", "rtn");
+    cJSON *doc = run_ok(&o);
+    const cJSON *c = at(row_by_label(doc, L_RND), "vs_reference.tasks.t1");
+    const cJSON *ci = at(c, "ci");
+    assert_true(cJSON_GetArrayItem(ci, 0)->valuedouble <= 0.0);
+    assert_true(cJSON_GetArrayItem(ci, 1)->valuedouble >= 0.0);
+    assert_true(num(c, "p") > 0.99);
+    assert_string_equal(at(c, "mark")->valuestring, "");
+    cJSON_Delete(doc);
+    /* 70 % against 50 %: 20 points on 500 items */
+    for (size_t i = 0; i < n; i++) {
+        xa[0][i] = i % 10 < 7;
+        ya[0][i] = i % 10 < 5;
+    }
+    n_fx = 0;
+    fx_add("done", true, A_BASE);
+    fx_items(fx_add("done", false, A_RND("null")), "t1", "acc", SAMPLE, n, xa[0]);
+    fx_items(fx_add("done", false, A_RTN), "t1", "acc", SAMPLE, n, ya[0]);
+    doc = run_ok(&o);
+    c = at(row_by_label(doc, L_RND), "vs_reference.tasks.t1");
+    assert_true(fabs(num(c, "delta") - 0.2) < 1e-12);
+    assert_true(num(c, "p") < 0.001);
+    assert_string_equal(at(c, "mark")->valuestring, "***");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_int_equal(cs_agg_print_text(doc, f, NULL), CS_OK);
+    fclose(f);
+    assert_non_null(strstr(text, L_RND));
+    assert_non_null(strstr(text, "+20.0***"));
+    assert_non_null(strstr(text, "reference algorithm=rtn"));
+    free(text);
+    cJSON_Delete(doc);
+}
+
+static void test_flags(void **state)
+{
+    (void)state;
+    const size_t n = 40;
+    fill(xa[0], n, 0.5, 3);
+    n_fx = 0;
+    fx_add("done", true, A_BASE);
+    fx_items(fx_add("done", false, A_RND("0")), "t1", "acc", SAMPLE, n, xa[0]);
+    fx_items(fx_add("done", false, A_RND("1")), "t1", "acc", SAMPLE, n, xa[0]);
+    fx_items(fx_add("done", false, A_KM("0")), "t1", "acc", SAMPLE_B, n, xa[0]); /* other sample */
+    fx_items(fx_add("done", false, A_KM("1")), "t1", "acc", SAMPLE_B, n, xa[0]);
+    cs_agg_opts o = ref_opts("selector", "random");
+    cJSON *doc = run_ok(&o);
+    const cJSON *k = row_by_label(doc, L_KM);
+    assert_true(has_flag(k, "unpaired"));
+    assert_false(cJSON_IsTrue(at(k, "vs_reference.tasks.t1.tested")));
+    assert_string_equal(at(k, "vs_reference.tasks.t1.reason")->valuestring, "unpaired");
+    assert_true(cJSON_IsNull(at(k, "vs_reference.tasks.t1.p")));
+    assert_int_equal(num(doc, "comparisons.tested"), 0);
+    cJSON_Delete(doc);
+    /* a pending job: partial, and the comparison is not tested */
+    fx_add("pending", false, A_KM("2"));
+    fx[3].o[0].sample = SAMPLE;
+    fx[4].o[0].sample = SAMPLE;
+    doc = run_ok(&o);
+    k = row_by_label(doc, L_KM);
+    assert_true(has_flag(k, "partial"));
+    assert_true(has_flag(k, "missing_seeds"));
+    assert_string_equal(at(k, "vs_reference.tasks.t1.reason")->valuestring, "flagged");
+    /* the random row has 2 of the sweep's 3 seeds too */
+    assert_true(has_flag(row_by_label(doc, L_RND), "missing_seeds"));
+    cJSON_Delete(doc);
+}
+
+static void expect_einval(const cs_agg_opts *o, const char *want)
+{
+    cJSON *doc = NULL;
+    cs_err err = {0};
+    assert_int_equal(cs_agg_run(jobs, fx_jobs(), o, &doc, &err), CS_EINVAL);
+    assert_null(doc);
+    if (strstr(err.msg, want) == NULL) {
+        print_error("message [%s] lacks [%s]\n", err.msg, want);
+        fail();
+    }
+}
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    build_pair(0.6, 0.5, 50);
+    fx_items(fx_add("done", false, A_RTN3), "t1", "acc", SAMPLE, 50, xa[0]);
+    cs_agg_opts o;
+    cs_agg_opts_init(&o);
+    const char *by[] = {"algoritm"};
+    o.by = by;
+    o.n_by = 1;
+    expect_einval(&o, "--by algoritm: no such axis; axes: algorithm, seed, selector");
+    cs_agg_opts_init(&o);
+    const char *tasks[] = {"t3"};
+    o.tasks = tasks;
+    o.n_tasks = 1;
+    expect_einval(&o, "--task t3: no such task; tasks: t1, t2");
+    cs_agg_opts_init(&o);
+    o.metric = "acc_nrm";
+    expect_einval(&o, "--metric acc_nrm: no task has it; metrics: acc");
+    o = ref_opts("selectr", "random");
+    expect_einval(&o, "--reference selectr=random: no such axis; axes: algorithm, seed, selector");
+    o = ref_opts("algorithm", "awq");
+    expect_einval(&o,
+                  "--reference algorithm=awq: no row has algorithm=awq; values: none, gptq, rtn");
+    /* rtn with bits 4 and 3 both match "rtn": gptq bits 4 prefers rtn bits 4, so that works */
+    o = ref_opts("algorithm", "rtn");
+    cJSON *doc = run_ok(&o);
+    assert_int_equal(num(row_by_label(doc, L_RND), "reference_row"),
+                     num(row_by_label(doc, L_RTN), "id"));
+    cJSON_Delete(doc);
+    /* a JSON value matches too (any member order): then gptq bits 4 is compared with rtn bits 3 */
+    o = ref_opts("algorithm", "{\"name\":\"rtn\",\"bits\":3}");
+    doc = run_ok(&o);
+    assert_int_equal(num(row_by_label(doc, L_RND), "reference_row"),
+                     num(row_by_label(doc, "algorithm=rtn(bits=3)"), "id"));
+    cJSON_Delete(doc);
+    /* without the shared parameter, two rtn rows are ambiguous */
+    fx[1].job.axes = "{\"algorithm\":{\"name\":\"gptq\"},\"selector\":\"random\",\"seed\":null}";
+    o = ref_opts("algorithm", "rtn");
+    expect_einval(&o, "several rows match for row [algorithm=gptq selector=random]: "
+                      "[algorithm=rtn(bits=4)], [algorithm=rtn(bits=3)]");
+}
+
+/* The sampler against exact probabilities: with one pair of jobs, the resampled difference is
+ * D / n with (n-, n0, n+) ~ multinomial(n; observed frequencies) and D = n+ - n-. The test sums
+ * the trinomial probabilities (log space) for P(D <= 0) and P(D >= 0), and compares the
+ * product's p-value, 2 min(P) with the +1 correction, at 100,000 resamples within 5 Monte Carlo
+ * standard deviations. The counts exercise both branches of the binomial sampler (n p < 10 and
+ * the search from the mode) and both tails. */
+static double lfact(int k)
+{
+    return lgamma((double)k + 1.0);
+}
+
+static void test_sampler_exact(void **state)
+{
+    (void)state;
+    const uint32_t cases[][3] = {{20, 150, 30}, {4, 180, 16}, {70, 60, 70},
+                                 {45, 120, 35}, {2, 55, 3},   {0, 90, 10}};
+    const double values[3] = {-1.0, 0.0, 1.0};
+    const size_t b = 100000;
+    for (size_t c = 0; c < sizeof(cases) / sizeof(*cases); c++) {
+        int nm = (int)cases[c][0], n0 = (int)cases[c][1], np = (int)cases[c][2];
+        int n = nm + n0 + np;
+        double pm = (double)nm / n, p0 = (double)n0 / n, pp = (double)np / n;
+        double le = 0.0, ge = 0.0;
+        for (int a = 0; a <= n; a++) {
+            for (int k = 0; a + k <= n; k++) { /* a minus, k plus */
+                double lp = lfact(n) - lfact(a) - lfact(k) - lfact(n - a - k);
+                lp += (a ? a * log(pm) : 0) + (k ? k * log(pp) : 0) +
+                      (n - a - k ? (n - a - k) * log(p0) : 0);
+                if ((a > 0 && pm == 0) || (k > 0 && pp == 0)) {
+                    continue;
+                }
+                double pr = exp(lp);
+                le += k - a <= 0 ? pr : 0;
+                ge += k - a >= 0 ? pr : 0;
+            }
+        }
+        double pl = fmin(le, ge), want = fmin(1.0, 2.0 * pl);
+        cs_agg_hist cell = {3, cases[c], values};
+        cs_agg_ci ci;
+        assert_int_equal(cs_agg_boot(&cell, 1, 1, b, 1234 + c, &ci, NULL), CS_OK);
+        double tol = 5.0 * 2.0 * sqrt(pl * (1.0 - pl) / (double)b) + 4.0 / (double)b;
+        if (fabs(ci.p - want) > tol) {
+            print_error("case %zu: p %g, exact %g (tol %g)\n", c, ci.p, want, tol);
+            fail();
+        }
+        assert_true(fabs(ci.delta - (double)(np - nm) / n) < 1e-15);
+        assert_true(ci.lo <= ci.delta && ci.delta <= ci.hi);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_aggregates),          cmocka_unit_test(test_holm),
+            cmocka_unit_test(test_bootstrap_vs_naive),  cmocka_unit_test(test_bootstrap_seeds),
+            cmocka_unit_test(test_identical_and_large), cmocka_unit_test(test_flags),
+            cmocka_unit_test(test_bad_input),           cmocka_unit_test(test_sampler_exact),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
