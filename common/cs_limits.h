@@ -59,6 +59,7 @@
 #define CS_LIMIT_LEASE_S        (7 * 86400)        /* calsweepd --lease-s and JOB.lease_s */
 #define CS_LIMIT_BACKOFF_S      86400              /* policy.backoff_s */
 #define CS_LIMIT_BACKOFF_MAX_S  (7 * 86400)        /* policy.backoff_max_s */
+#define CS_LIMIT_RESAMPLES      1000000            /* RESULTS.resamples (bootstrap) */
 #define CS_LIMIT_ATTEMPTS       100                /* policy.max_attempts */
 #define CS_LIMIT_PRIORITY       1000000            /* policy.priority in -this..this */
 #define CS_LIMIT_MAX_RUNNING    1000000            /* policy.max_running */

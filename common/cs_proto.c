@@ -131,6 +131,8 @@ typedef enum fkind {
                    absent */
     F_TOKEN,    /* char *: CS_PROTO_TOKEN_LEN lowercase hex digits */
     F_RESDOC,   /* cs_result: result.json (cs_result.h) */
+    F_NAMES,    /* char ** at off, size_t count at off2: a list of at most max names; optional
+                   (absent = 0 items) */
 } fkind;
 
 typedef struct field {
@@ -263,6 +265,18 @@ static const field F_LOGS[] = {
         FINT("attempt", false, logs.attempt, 1, INT64_MAX),
         FINT("tail", false, logs.tail, 1, INT64_MAX),
 };
+static const field F_RESULTS[] = {
+        FLD("sweep", F_NAME, true, results.sweep),
+        {"by", F_NAMES, false, offsetof(cs_msg, results.by), offsetof(cs_msg, results.n_by), 0,
+         CS_PROTO_MAX_RESULTS_LIST, NULL, 0, 0},
+        FLD("metric", F_NAME, false, results.metric),
+        FLD("reference", F_NAME, false, results.reference),
+        {"tasks", F_NAMES, false, offsetof(cs_msg, results.tasks),
+         offsetof(cs_msg, results.n_tasks), 0, CS_PROTO_MAX_RESULTS_LIST, NULL, 0, 0},
+        {"resamples", F_INT, true, offsetof(cs_msg, results.resamples), 0, 0, CS_LIMIT_RESAMPLES,
+         NULL, 0, 0},
+        {"seed", F_INT, true, offsetof(cs_msg, results.seed), 0, 0, INT64_MAX, NULL, 0, 0},
+};
 static const field F_OK[] = {
         FLD("data", F_ANY, false, ok.data),
 };
@@ -293,7 +307,7 @@ static const type_fields FIELDS[CS_MSG_TYPE_COUNT] = {
         [CS_MSG_RETRY] = TF(F_RETRY),     [CS_MSG_EXTEND] = TF(F_EXTEND),
         [CS_MSG_JOBS] = TF(F_JOBS),       [CS_MSG_WORKERS] = {NULL, 0},
         [CS_MSG_LOGS] = TF(F_LOGS),       [CS_MSG_OK] = TF(F_OK),
-        [CS_MSG_ERROR] = TF(F_ERROR),
+        [CS_MSG_ERROR] = TF(F_ERROR),     [CS_MSG_RESULTS] = TF(F_RESULTS),
 };
 
 static bool type_valid(cs_msg_type t)
@@ -303,7 +317,8 @@ static bool type_valid(cs_msg_type t)
 
 /* Typed access to a field's storage. */
 #define AT(m, off, T) ((T *)(void *)((char *)(m) + (off)))
-typedef char *str_ptr; /* so that const str_ptr * is char *const * */
+typedef char *str_ptr;   /* so that const str_ptr * is char *const * */
+typedef char **str_list; /* so that const str_list * is char **const * */
 #define CAT(m, off, T) ((const T *)(const void *)((const char *)(m) + (off)))
 
 /* ---- init / fini ------------------------------------------------------------------------- */
@@ -362,6 +377,11 @@ static void fields_fini(cs_msg *m, const field *f, size_t n)
             break;
         case F_RESDOC:
             cs_result_fini(AT(m, f[i].off, cs_result));
+            break;
+        case F_NAMES:
+            str_list_free(*AT(m, f[i].off, char **), *AT(m, f[i].off2, size_t));
+            *AT(m, f[i].off, char **) = NULL;
+            *AT(m, f[i].off2, size_t) = 0;
             break;
         case F_INT:
         case F_BOOL:
@@ -842,6 +862,16 @@ static cs_rc decode_field(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *
         return decode_jobref(c, obj, f, m);
     case F_RESDOC:
         return decode_result(c, obj, f, AT(m, f->off, cs_result));
+    case F_NAMES:
+        if (!v || cJSON_IsNull(v)) {
+            return CS_OK;
+        }
+        rc = decode_name_list(c, obj, f->key, AT(m, f->off, char **), AT(m, f->off2, size_t));
+        if (rc == CS_OK && *AT(m, f->off2, size_t) > (size_t)f->max) {
+            rc = cs_jctx_error(c, v, f->key, "more than %lld items (%zu)", (long long)f->max,
+                               *AT(m, f->off2, size_t));
+        }
+        return rc;
     case F_RC:
     case F_KIND:
         rc = cs_json_req_string(c, obj, f->key, &s);
@@ -1202,6 +1232,14 @@ static cs_rc encode_field(cJSON *obj, const field *f, const cs_msg *m, const cha
             return cs_err_set(err, CS_ENOMEM, 0, "encode: out of memory");
         }
         return encode_caps(o, "capabilities", &cl->caps, type, err);
+    }
+    case F_NAMES: {
+        char *const *items = *CAT(m, f->off, str_list);
+        size_t n = *CAT(m, f->off2, size_t);
+        if (n > (size_t)f->max) {
+            return enc_fail(err, type, f->key, "too many items");
+        }
+        return n == 0 ? CS_OK : add_name_list(obj, f->key, items, n, type, err);
     }
     case F_RESDOC: {
         cJSON *t = NULL;

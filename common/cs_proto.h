@@ -42,6 +42,8 @@
  *     SUBMIT {sweep, force}  PLAN {sweep}  STATUS {sweep?}  CANCEL {sweep? | job? | filter?}
  *     PAUSE {sweep}  RESUME {sweep}  RETRY {sweep?, failed, lost}  EXTEND {sweep_id, sweep}
  *     JOBS {sweep?, state?, limit, offset}  WORKERS {}  LOGS {job_id, attempt?, tail?}
+ *     RESULTS {sweep, by?, metric?, reference?, tasks?, resamples, seed}: OK's data is the
+ *       sweep's aggregate (coordinator/results/cs_agg.h, docs/results.md)
  *
  * Leases (version 3): JOB.lease_token is a secret the coordinator draws for each attempt it
  * leases (CS_PROTO_TOKEN_LEN lowercase hex digits, 128 random bits). Every message about a job
@@ -95,9 +97,10 @@
 #define CS_PROTO_TOKEN_LEN 32 /* lease_token, instance: lowercase hex digits (128 bits) */
 #define CS_PROTO_MAX_BYTES \
     CS_LIMIT_MSG_BYTES /* whole message; sockets take CS_LIMIT_MSG_RECV_BYTES */
-#define CS_PROTO_MAX_TEXT CS_LIMIT_TEXT_BYTES /* log_tail, FAIL.reason, ERROR.message */
-#define CS_PROTO_MAX_NAME CS_LIMIT_NAME_BYTES /* worker, host, stage, token, sweep refs, ... */
-#define CS_PROTO_MAX_LIST CS_LIMIT_LIST_ITEMS /* items of capabilities lists */
+#define CS_PROTO_MAX_TEXT         CS_LIMIT_TEXT_BYTES /* log_tail, FAIL.reason, ERROR.message */
+#define CS_PROTO_MAX_NAME         CS_LIMIT_NAME_BYTES /* worker, host, stage, token, sweep refs, ... */
+#define CS_PROTO_MAX_LIST         CS_LIMIT_LIST_ITEMS /* items of capabilities lists */
+#define CS_PROTO_MAX_RESULTS_LIST 64                  /* RESULTS.by and RESULTS.tasks items */
 
 /* X(enum, wire name, endpoint): the one list of message types. Endpoint: 'W' work request,
  * 'C' control request, 'R' reply (on either endpoint). */
@@ -123,7 +126,8 @@
     X(CS_MSG_WORKERS, "WORKERS", 'C')     \
     X(CS_MSG_LOGS, "LOGS", 'C')           \
     X(CS_MSG_OK, "OK", 'R')               \
-    X(CS_MSG_ERROR, "ERROR", 'R')
+    X(CS_MSG_ERROR, "ERROR", 'R')         \
+    X(CS_MSG_RESULTS, "RESULTS", 'C')
 
 typedef enum cs_msg_type {
     CS_MSG_NONE = 0, /* a zeroed message; never encoded */
@@ -279,6 +283,18 @@ typedef struct cs_msg_logs {
     int64_t attempt; /* 0 = the latest */
     int64_t tail;    /* bytes from the end, 0 = the whole log */
 } cs_msg_logs;
+/* The aggregate of a sweep (`calsweep results`; coordinator/results/cs_agg.h). */
+typedef struct cs_msg_results {
+    const char *sweep;     /* sweep reference */
+    char **by;             /* axes to group by; n_by 0 = every axis but seed */
+    size_t n_by;           /* at most CS_PROTO_MAX_RESULTS_LIST */
+    const char *metric;    /* NULL = each task's headline */
+    const char *reference; /* "AXIS=VALUE", NULL = none */
+    char **tasks;          /* tasks to report; n_tasks 0 = all */
+    size_t n_tasks;        /* at most CS_PROTO_MAX_RESULTS_LIST */
+    int64_t resamples;     /* bootstrap resamples, 0..CS_LIMIT_RESAMPLES (0 = no bootstrap) */
+    int64_t seed;          /* bootstrap seed, >= 0 */
+} cs_msg_results;
 typedef struct cs_msg_ok {
     const char *data; /* any JSON value, NULL = absent */
 } cs_msg_ok;
@@ -316,6 +332,7 @@ typedef struct cs_msg {
         cs_msg_extend extend;
         cs_msg_jobs jobs;
         cs_msg_logs logs;
+        cs_msg_results results;
         cs_msg_ok ok;
         cs_msg_error error;
     };

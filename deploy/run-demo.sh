@@ -4,8 +4,9 @@
 # What it does: prints the versions, checks the shipped sweeps (`calsweep plan`), then starts a
 # private calsweepd (sockets and database in a temporary folder) and one calsweep-worker, submits
 # sweeps/demo.json (both testbed models, RTN, GPTQ, AWQ at 4 and 3 bits and SmoothQuant+GPTQ,
-# plus the unquantized baselines), shows the progress, and prints a table of held-out perplexity
-# and multiple-choice accuracy per job from the runners' result.json files. Everything it starts
+# plus the unquantized baselines), shows the progress, and ends with `calsweep results demo`:
+# held-out perplexity, accuracy per task and on average, delta, retention and balance against the
+# unquantized model, then the same against RTN (--reference algorithm=rtn). Everything it starts
 # is stopped on exit. CALSWEEP_DEMO_KEEP=1 keeps the folder (database, job folders, logs).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -61,18 +62,10 @@ while :; do
 done
 "$B/coordinator/calsweep" status demo
 
-cs_say "results (held-out perplexity on heldout_long.txt, windows of 256; mean accuracy over 5 tasks, a fixed sample of 50 items each)"
-printf '%-9s %-34s %-9s %9s %9s\n' model algorithm calib ppl mean_acc
-for r in "$dir"/work/*/result.json; do
-    j=${r%/result.json}/job.json
-    jq -r --slurpfile res "$r" '
-        [ (.model.folder | split("/") | last),
-          (.algorithm | if .name == "none" then "none (unquantized)" elif .name == "smoothquant" then "smoothquant+gptq W\(.bits)A\(.act_bits) a=\(.alpha)" else "\(.name) \(.bits)-bit \(if .group_size == -1 then "per row" else "g\(.group_size)" end)" end),
-          (if .calibration == null then "-" else (.calibration.source.path | split("/") | last | split(".") | first) end),
-          ($res[0].metrics["ppl:heldout"].ppl | . * 10000 | round / 10000 | tostring),
-          ([$res[0].metrics | to_entries[] | select(.value.acc != null) | .value.acc] | add / length | . * 1000 | round / 10 | tostring)
-        ] | @tsv' "$j"
-done | sort -k1,1 -k2,2 | awk -F'\t' '{ printf "%-9s %-34s %-9s %9s %8s%%\n", $1, $2, $3, $4, $5 }'
+cs_say "calsweep results demo (per row: the mean over its jobs of each task's headline metric, held-out perplexity, the average accuracy and its delta, retention and balance against the unquantized model)"
+"$B/coordinator/calsweep" results demo
+cs_say "calsweep results demo --reference algorithm=rtn (the calibrated methods against RTN with the same bits and model; paired bootstrap 95 % CI, Holm-adjusted)"
+"$B/coordinator/calsweep" results demo --reference algorithm=rtn || true
 n_failed=$("$B/coordinator/calsweep" jobs --json --sweep demo --state failed | jq '.total')
 if [ "$n_failed" != 0 ]; then
     cs_say "$n_failed jobs failed: calsweep jobs --state failed; calsweep logs JOB (folder kept)"

@@ -174,7 +174,9 @@ sweep = {
       "properties": {
         "tasks": {"type": "object", "additionalProperties": {"type": "object", "required": ["path"], "additionalProperties": False, "properties": {
           "path": {"type": "string"}, "limit": {"type": "integer", "minimum": 0, "maximum": L["EVAL_ITEMS"], "description": "0 = all items"},
-          "fewshot": {"type": "integer", "minimum": 0, "maximum": L["FEWSHOT"]}, "fewshot_path": {"type": "string"}}}},
+          "fewshot": {"type": "integer", "minimum": 0, "maximum": L["FEWSHOT"]}, "fewshot_path": {"type": "string"},
+          "headline": {"enum": ["acc", "acc_norm", "acc_bytes", "exact_match", "exact_match_flex"], "default": "acc",
+            "description": "the metric `calsweep results` reports for this task (average accuracy, balance); never part of a job"}}}},
         "perplexity": {"type": "object", "additionalProperties": {"type": "object", "required": ["path"], "additionalProperties": False, "properties": {
           "path": {"type": "string"}, "seq_len": {"type": "integer", "minimum": 2, "maximum": L["SEQ_LEN"], "default": 2048},
           "max_windows": {"type": "integer", "minimum": 0, "maximum": L["PPL_WINDOWS"], "default": 0}}}},

@@ -1,5 +1,5 @@
 /* calsweep - the user's command: plan, submit, status, jobs, workers, logs, cancel, pause, resume,
- * retry, extend.
+ * retry, extend, results.
  *
  * Global options (the connection to calsweepd) come before the subcommand; each subcommand parses
  * the rest itself and accepts the connection options too. The subcommands are one table (name,
@@ -45,6 +45,7 @@ static const cs_cli_cmd commands[] = {
         {"resume", cs_cmd_resume, "hand out a paused sweep's jobs again"},
         {"retry", cs_cmd_retry, "requeue failed or lost jobs"},
         {"extend", cs_cmd_extend, "add the new cells of a changed sweep file to its sweep"},
+        {"results", cs_cmd_results, "aggregate a sweep over seeds: accuracy, balance, deltas"},
         {"help", cmd_help, "show help for calsweep or one of its commands"},
 };
 

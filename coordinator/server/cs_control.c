@@ -911,6 +911,35 @@ static cs_rc handle_retry(cs_store *s, const cs_msg_retry *m, int64_t now, cs_ms
     return reply_ok(rep, root, err);
 }
 
+/* ---- RESULTS: the aggregate of a sweep (coordinator/results/cs_agg.h) ------------------------ */
+
+static cs_rc handle_results(cs_store *s, const cs_msg_results *m, cs_msg *rep, cs_err *err)
+{
+    cs_store_results_req q = {
+            .by = (const char *const *)m->by,
+            .n_by = m->n_by,
+            .metric = m->metric,
+            .reference = m->reference,
+            .tasks = (const char *const *)m->tasks,
+            .n_tasks = m->n_tasks,
+            .resamples = (size_t)m->resamples,
+            .seed = (uint64_t)m->seed,
+    };
+    cJSON *agg = NULL;
+    cs_err e = {0};
+    cs_rc rc = cs_store_results(s, m->sweep, &q, &agg, &e);
+    if (rc != CS_OK) {
+        return reply_from_err(rep, rc, &e, err);
+    }
+    /* The aggregate may hold raw JSON items (numbers printed by cs_agg), which canonical text
+     * does not take: print it and parse it again into plain values. */
+    char *text = cJSON_PrintUnformatted(agg);
+    cJSON_Delete(agg);
+    agg = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    return reply_ok(rep, agg, err);
+}
+
 /* ---- dispatch -------------------------------------------------------------------------------- */
 
 cs_rc cs_control_handle(cs_store *s, const cs_msg *req, int64_t now, cs_msg *rep, cs_err *err)
@@ -939,6 +968,8 @@ cs_rc cs_control_handle(cs_store *s, const cs_msg *req, int64_t now, cs_msg *rep
         return handle_pause_resume(s, &req->resume, false, now, rep, err);
     case CS_MSG_RETRY:
         return handle_retry(s, &req->retry, now, rep, err);
+    case CS_MSG_RESULTS:
+        return handle_results(s, &req->results, rep, err);
     default:
         break;
     }

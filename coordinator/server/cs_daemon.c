@@ -639,9 +639,16 @@ static void do_result(cs_daemon *d, dctx *c, int64_t now)
     bool dup = false;
     /* The codec refused non-finite metrics and oversize results when the message was decoded;
      * what is stored is the result's canonical text, the same bytes wherever it is encoded. */
+    cs_store_outcomes items = {0};
+    cs_result doc = r->result; /* stored without "items": they go to table item_outcome */
+    doc.items = NULL;
+    doc.n_items = 0;
     cs_rc rc = long_form(&r->result, &metrics, &n_metrics, &err);
     if (rc == CS_OK) {
-        rc = cs_result_encode(&r->result, &text, NULL, &err);
+        rc = cs_result_encode(&doc, &text, NULL, &err);
+    }
+    if (rc == CS_OK) {
+        rc = cs_store_outcomes_of(&r->result, &items, &err);
     }
     if (rc != CS_OK) {
         log_bad(d, c, "RESULT refused", err.msg);
@@ -653,8 +660,8 @@ static void do_result(cs_daemon *d, dctx *c, int64_t now)
         set_error(c, CS_ESTALE, "stale attempt");
         goto cleanup;
     }
-    rc = cs_store_result(d->store, r->job_id, (int)r->attempt, r->worker, r->lease_token, text,
-                         metrics, n_metrics, &ex, now, &dup, &err);
+    rc = cs_store_result_items(d->store, r->job_id, (int)r->attempt, r->worker, r->lease_token,
+                               text, metrics, n_metrics, items.v, items.n, &ex, now, &dup, &err);
     if (rc == CS_ESTALE) {
         log_refused(d, c, r->worker, &err);
         set_error(c, rc, err.msg);
@@ -673,6 +680,7 @@ static void do_result(cs_daemon *d, dctx *c, int64_t now)
         store_error(d, c, rc, &err);
     }
 cleanup:
+    cs_store_outcomes_fini(&items);
     free(metrics);
     free(text);
 }

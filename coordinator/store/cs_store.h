@@ -46,6 +46,8 @@
 #include "cs_plan.h"
 
 typedef struct cs_store cs_store;
+struct cJSON;
+struct cs_agg_job;
 
 typedef enum cs_job_state {
     CS_JOB_QUEUED = 0,
@@ -236,6 +238,18 @@ cs_rc cs_store_result(cs_store *s, int64_t job_id, int attempt, const char *work
                       const char *token, const char *json, const cs_store_metric *metrics,
                       size_t n_metrics, const cs_store_exit *ex, int64_t now, bool *duplicate,
                       cs_err *err);
+
+/* The item outcomes of a decoded result (version 2 "items"), one per (task, metric) that is
+ * present, ready for cs_store_result_items: bitsets borrowed from r, float arrays converted to
+ * little endian into o->floats. Valid while r lives; fini with cs_store_outcomes_fini. */
+typedef struct cs_store_outcomes {
+    cs_store_outcome *v;
+    size_t n;
+    uint8_t *floats; /* owned */
+} cs_store_outcomes;
+struct cs_result;
+cs_rc cs_store_outcomes_of(const struct cs_result *r, cs_store_outcomes *o, cs_err *err);
+void cs_store_outcomes_fini(cs_store_outcomes *o); /* NULL-safe; leaves o zeroed */
 
 /* cs_store_result that also stores the result's per-item outcomes (n_outcomes rows of
  * item_outcome under the new result id; outcomes may be NULL when n_outcomes is 0), in the same
@@ -480,6 +494,28 @@ typedef struct cs_store_agg {
 cs_rc cs_store_agg_load(cs_store *s, int64_t sweep_id, bool with_margin, cs_store_agg *out,
                         cs_err *err);
 void cs_store_agg_fini(cs_store_agg *a); /* NULL-safe; leaves a zeroed */
+
+/* A sweep reference, its name or decimal id: CS_ENOENT naming it and the live sweeps' names. */
+cs_rc cs_store_sweep_resolve(cs_store *s, const char *ref, int64_t *id, cs_err *err);
+
+/* What `calsweep results` and the RESULTS message ask (cs_agg_opts, before the headlines). */
+typedef struct cs_store_results_req {
+    const char *const *by;
+    size_t n_by;
+    const char *metric;    /* NULL: each task's headline */
+    const char *reference; /* "AXIS=VALUE" or NULL */
+    const char *const *tasks;
+    size_t n_tasks;
+    size_t resamples;
+    uint64_t seed;
+} cs_store_results_req;
+
+/* The aggregate of sweep (a reference): cs_store_agg_load, the sweep's headline metrics, then
+ * cs_agg_run. *out owned (cJSON_Delete). CS_ENOENT for an unknown sweep (cs_store_sweep_resolve),
+ * CS_EINVAL for a malformed reference and what cs_agg_run refuses (unknown axis, task, metric, a
+ * reference matching no or several rows), with the message naming the value and the choices. */
+cs_rc cs_store_results(cs_store *s, const char *sweep, const cs_store_results_req *q,
+                       struct cJSON **out, cs_err *err);
 
 /* ---- WAL checkpoint ------------------------------------------------------------------------ */
 

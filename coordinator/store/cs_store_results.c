@@ -11,12 +11,9 @@
 #include "cs_agg.h"
 #include "cs_alloc.h"
 #include "cs_limits.h"
+#include "cs_result.h"
 #include "cs_store.h"
 #include "cs_store_int.h"
-
-#ifndef CS_LIMIT_RESULT_ITEMS
-#define CS_LIMIT_RESULT_ITEMS (1u << 22) /* common/cs_limits.h once the result codec has it */
-#endif
 
 struct cs_store_agg_mem {
     char **slot; /* the interned strings: an open-addressing set */
@@ -458,4 +455,170 @@ cs_rc cs_store_agg_load(cs_store *s, int64_t sweep_id, bool with_margin, cs_stor
     }
     attach(out);
     return CS_OK;
+}
+
+void cs_store_outcomes_fini(cs_store_outcomes *o)
+{
+    if (o) {
+        free(o->v);
+        free(o->floats);
+        memset(o, 0, sizeof(*o));
+    }
+}
+
+/* Appends one outcome; floats (n of them) are written little endian into o->floats at *used. */
+static void put_outcome(cs_store_outcomes *o, const cs_result_items *it, const char *metric,
+                        const uint8_t *bits, const float *vals, size_t *used)
+{
+    cs_store_outcome *x = &o->v[o->n++];
+    x->task = it->task;
+    x->metric = metric;
+    x->sample = it->sample;
+    x->n = (int64_t)it->n;
+    if (bits) {
+        x->data = bits;
+        x->bytes = cs_result_bits_bytes(it->n);
+        return;
+    }
+    uint8_t *d = o->floats + *used;
+    for (size_t i = 0; i < it->n; i++) {
+        uint32_t u;
+        memcpy(&u, &vals[i], sizeof(u));
+        d[4 * i] = (uint8_t)u;
+        d[4 * i + 1] = (uint8_t)(u >> 8);
+        d[4 * i + 2] = (uint8_t)(u >> 16);
+        d[4 * i + 3] = (uint8_t)(u >> 24);
+    }
+    x->data = d;
+    x->bytes = 4 * it->n;
+    *used += 4 * it->n;
+}
+
+cs_rc cs_store_outcomes_of(const cs_result *r, cs_store_outcomes *o, cs_err *err)
+{
+    size_t floats = 0, used = 0;
+    memset(o, 0, sizeof(*o));
+    if (r->n_items == 0) {
+        return CS_OK;
+    }
+    for (size_t i = 0; i < r->n_items; i++) {
+        floats += (r->items[i].margin ? r->items[i].n : 0) +
+                  (r->items[i].window_loss ? r->items[i].n : 0);
+    }
+    o->v = cs_calloc_array(r->n_items * 7, sizeof(*o->v));
+    o->floats = malloc(floats > 0 ? floats * 4 : 1);
+    if (!o->v || !o->floats) {
+        cs_store_outcomes_fini(o);
+        return cs_err_set(err, CS_ENOMEM, 0, "store: result items: out of memory");
+    }
+    for (size_t i = 0; i < r->n_items; i++) {
+        const cs_result_items *it = &r->items[i];
+        const uint8_t *bits[5] = {it->acc, it->acc_norm, it->acc_bytes, it->exact_match,
+                                  it->exact_match_flex};
+        static const char *const bit_names[5] = {"acc", "acc_norm", "acc_bytes", "exact_match",
+                                                 "exact_match_flex"};
+        for (size_t k = 0; k < 5; k++) {
+            if (bits[k]) {
+                put_outcome(o, it, bit_names[k], bits[k], NULL, &used);
+            }
+        }
+        if (it->margin) {
+            put_outcome(o, it, "margin", NULL, it->margin, &used);
+        }
+        if (it->window_loss) {
+            put_outcome(o, it, "window_loss", NULL, it->window_loss, &used);
+        }
+    }
+    return CS_OK;
+}
+
+typedef struct names_ctx {
+    char *buf;
+    size_t len, cap, n;
+} names_ctx;
+
+static cs_rc add_name(void *ctx, const cs_store_sweep_info *info, cs_err *err)
+{
+    names_ctx *c = ctx;
+    (void)err;
+    if (info->state == CS_SWEEP_CANCELLED || c->n >= 20) {
+        c->n += info->state != CS_SWEEP_CANCELLED;
+        return CS_OK;
+    }
+    int w = snprintf(c->buf + c->len, c->cap - c->len, "%s%s", c->n ? ", " : "", info->name);
+    if (w > 0 && (size_t)w < c->cap - c->len) {
+        c->len += (size_t)w;
+    }
+    c->n++;
+    return CS_OK;
+}
+
+cs_rc cs_store_sweep_resolve(cs_store *s, const char *ref, int64_t *id, cs_err *err)
+{
+    cs_store_sweep_info info;
+    cs_err e = {0};
+    char names[1024] = "";
+    names_ctx nc = {names, 0, sizeof(names), 0};
+    bool digits = ref[0] != '\0' && strlen(ref) <= 15;
+    for (const char *p = ref; digits && *p; p++) {
+        digits = *p >= '0' && *p <= '9';
+    }
+    if (digits && cs_store_sweep_get(s, strtoll(ref, NULL, 10), &info, &e) == CS_OK) {
+        *id = info.id;
+        return CS_OK;
+    }
+    cs_rc rc = cs_store_sweep_find(s, ref, id, &e);
+    if (rc != CS_ENOENT) {
+        return rc == CS_OK ? CS_OK : cs_err_set(err, rc, 0, "%s", e.msg);
+    }
+    rc = cs_store_sweep_list(s, add_name, &nc, &e);
+    if (rc != CS_OK || nc.n == 0) {
+        return cs_err_set(err, CS_ENOENT, 0, "no sweep '%s' (there are no sweeps)", ref);
+    }
+    return cs_err_set(err, CS_ENOENT, 0, "no sweep '%s'; sweeps: %s%s", ref, names,
+                      nc.n > 20 ? ", ..." : "");
+}
+
+cs_rc cs_store_results(cs_store *s, const char *sweep, const cs_store_results_req *q, cJSON **out,
+                       cs_err *err)
+{
+    cs_agg_opts o;
+    cs_store_agg a = {0};
+    char axis[CS_LIMIT_NAME_BYTES + 1] = "";
+    int64_t id = 0;
+    cs_rc rc;
+    *out = NULL;
+    cs_agg_opts_init(&o);
+    if (q->reference) {
+        const char *eq = strchr(q->reference, '=');
+        if (!eq || eq == q->reference || !eq[1] || (size_t)(eq - q->reference) >= sizeof(axis)) {
+            return cs_err_set(err, CS_EINVAL, 0,
+                              "--reference %s: expected AXIS=VALUE, e.g. algorithm=rtn",
+                              q->reference);
+        }
+        memcpy(axis, q->reference, (size_t)(eq - q->reference));
+        axis[eq - q->reference] = '\0';
+        o.ref_axis = axis;
+        o.ref_value = eq + 1;
+    }
+    rc = cs_store_sweep_resolve(s, sweep, &id, err);
+    if (rc == CS_OK) {
+        rc = cs_store_agg_load(s, id, false, &a, err);
+    }
+    if (rc != CS_OK) {
+        return rc;
+    }
+    o.by = q->by;
+    o.n_by = q->n_by;
+    o.metric = q->metric;
+    o.tasks = q->tasks;
+    o.n_tasks = q->n_tasks;
+    o.headline_task = a.headline_task;
+    o.headline_metric = a.headline_metric;
+    o.n_headline = a.n_headline;
+    o.resamples = q->resamples;
+    o.seed = q->seed;
+    rc = cs_agg_run(a.jobs, a.n_jobs, &o, out, err);
+    cs_store_agg_fini(&a);
+    return rc;
 }

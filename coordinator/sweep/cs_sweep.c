@@ -1278,6 +1278,7 @@ void cs_sweep_destroy(cs_sweep *s)
     for (size_t i = 0; i < s->n_evals; i++) {
         free(s->evals[i].name);
         free(s->evals[i].canon);
+        free(s->evals[i].headline);
     }
     free(s->evals);
     for (size_t i = 0; i < s->n_includes; i++) {

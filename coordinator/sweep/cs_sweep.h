@@ -107,8 +107,10 @@ typedef struct cs_sweep_source {
 } cs_sweep_source;
 
 typedef struct cs_sweep_eval {
-    char *name;  /* owned: the key in data.eval */
-    char *canon; /* owned: canonical {"perplexity":{...},"tasks":{...}} with limits folded in */
+    char *name;     /* owned: the key in data.eval */
+    char *canon;    /* owned: canonical {"perplexity":{...},"tasks":{...}} with limits folded in */
+    char *headline; /* owned: canonical {"task":"metric",...} of the tasks that name a "headline"
+                       (`calsweep results`; acc when absent); never part of a job's config */
 } cs_sweep_eval;
 
 typedef struct cs_sweep {

@@ -200,16 +200,20 @@ static void parse_sources(parser *p, const cJSON *sources)
     }
 }
 
-/* One eval suite: {"tasks": {name: {path, limit, fewshot, fewshot_path}}, "perplexity": {name:
- * {path, seq_len, max_windows}}, "limit", "fewshot"} -> canonical with the limits folded in. */
+/* One eval suite: {"tasks": {name: {path, limit, fewshot, fewshot_path, headline}},
+ * "perplexity": {name: {path, seq_len, max_windows}}, "limit", "fewshot"} -> canonical with the
+ * limits folded in (ev->canon, what jobs get) and the tasks' headline metrics (ev->headline, a
+ * reporting choice kept out of job configs so job keys do not depend on it). */
 static void parse_eval_suite(parser *p, const cJSON *m, cs_sweep_eval *ev)
 {
     static const char *const keys[] = {"tasks", "perplexity", "limit", "fewshot"};
-    static const char *const task_keys[] = {"path", "limit", "fewshot", "fewshot_path"};
+    static const char *const task_keys[] = {"path", "limit", "fewshot", "fewshot_path", "headline"};
+    static const char *const headlines[] = {"acc", "acc_norm", "acc_bytes", "exact_match",
+                                            "exact_match_flex"};
     static const char *const ppl_keys[] = {"path", "seq_len", "max_windows"};
     const cJSON *tasks = NULL, *ppl = NULL, *t;
     int64_t limit = 0, fewshot = 0;
-    cJSON *o = NULL, *ot = NULL, *op = NULL;
+    cJSON *o = NULL, *ot = NULL, *op = NULL, *oh = cJSON_CreateObject();
 
     cs_json_check_keys(&p->c, m, keys, 4, CS_DIAG_ERROR);
     cs_json_opt_int(&p->c, m, "limit", 0, 0, CS_LIMIT_EVAL_ITEMS, &limit);
@@ -230,17 +234,31 @@ static void parse_eval_suite(parser *p, const cJSON *m, cs_sweep_eval *ev)
         cs_jpath_push_key(&p->c.path, "tasks");
         cJSON_ArrayForEach(t, tasks)
         {
-            const char *path = NULL, *fpath = NULL;
+            const char *path = NULL, *fpath = NULL, *head = NULL;
             int64_t tl = limit, tf = fewshot;
             cJSON *x = cJSON_CreateObject();
             check_member_name(p, t, "task");
             cs_jpath_push_key(&p->c.path, t->string);
             if (cs_json_as_object(&p->c, t) == CS_OK) {
-                cs_json_check_keys(&p->c, t, task_keys, 4, CS_DIAG_ERROR);
+                cs_json_check_keys(&p->c, t, task_keys, 5, CS_DIAG_ERROR);
                 cs_json_req_string(&p->c, t, "path", &path);
                 cs_json_opt_int(&p->c, t, "limit", limit, 0, CS_LIMIT_EVAL_ITEMS, &tl);
                 cs_json_opt_int(&p->c, t, "fewshot", fewshot, 0, CS_LIMIT_FEWSHOT, &tf);
                 cs_json_opt_string(&p->c, t, "fewshot_path", NULL, &fpath);
+                /* "headline": a reporting choice (calsweep results), never part of the job */
+                if (cs_json_opt_string(&p->c, t, "headline", NULL, &head) == CS_OK && head) {
+                    bool known = false;
+                    for (size_t k = 0; k < sizeof(headlines) / sizeof(*headlines); k++) {
+                        known = known || strcmp(head, headlines[k]) == 0;
+                    }
+                    if (!known) {
+                        cs_jctx_error(&p->c, t, "headline",
+                                      "unknown headline metric \"%s\"; one of acc, acc_norm, "
+                                      "acc_bytes, exact_match, exact_match_flex",
+                                      head);
+                        head = NULL;
+                    }
+                }
                 if (tf > 0 && !fpath) {
                     cs_jctx_error(&p->c, t, NULL,
                                   "fewshot is %lld but no \"fewshot_path\" gives the shots",
@@ -255,6 +273,9 @@ static void parse_eval_suite(parser *p, const cJSON *m, cs_sweep_eval *ev)
                               fpath ? cJSON_CreateString(fpath) : cJSON_CreateNull());
             }
             sw_add_or_oom(p, ot, t->string, x);
+            if (head && oh) {
+                sw_add_or_oom(p, oh, t->string, cJSON_CreateString(head));
+            }
             cs_jpath_pop(&p->c.path);
         }
         cs_jpath_pop(&p->c.path);
@@ -288,7 +309,13 @@ static void parse_eval_suite(parser *p, const cJSON *m, cs_sweep_eval *ev)
     sw_add_or_oom(p, o, "perplexity", op);
     ot = op = NULL;
     ev->canon = sw_canon_of(p, o);
+    if (oh) {
+        ev->headline = sw_canon_of(p, oh);
+    } else {
+        p->oom = CS_ENOMEM;
+    }
 out:
+    cJSON_Delete(oh);
     cJSON_Delete(o);
     cJSON_Delete(ot);
     cJSON_Delete(op);

@@ -230,6 +230,24 @@ static void fill_logs(cs_msg *m)
     m->logs.attempt = 2;
     m->logs.tail = 4096;
 }
+static char *RESULTS_BY[] = {"algorithm", "selector"};
+static char *RESULTS_TASKS[] = {"arith", "ppl:general"};
+static void fill_results(cs_msg *m)
+{
+    m->results.sweep = "demo";
+    m->results.by = RESULTS_BY;
+    m->results.n_by = 2;
+    m->results.metric = "acc_norm";
+    m->results.reference = "algorithm=rtn";
+    m->results.tasks = RESULTS_TASKS;
+    m->results.n_tasks = 2;
+    m->results.resamples = 10000;
+    m->results.seed = 7;
+}
+static void fill_results_min(cs_msg *m)
+{
+    m->results.sweep = "12";
+}
 static void fill_ok(cs_msg *m)
 {
     m->ok.data = "{\"cached\":3,\"jobs\":120,\"sweep_id\":12}";
@@ -278,6 +296,8 @@ static const sample SAMPLES[] = {
         {"jobs", CS_MSG_JOBS, fill_jobs},
         {"workers", CS_MSG_WORKERS, fill_workers},
         {"logs", CS_MSG_LOGS, fill_logs},
+        {"results", CS_MSG_RESULTS, fill_results},
+        {"results_min", CS_MSG_RESULTS, fill_results_min},
         {"ok", CS_MSG_OK, fill_ok},
         {"ok_empty", CS_MSG_OK, fill_ok_empty},
         {"error", CS_MSG_ERROR, fill_error},
@@ -453,6 +473,21 @@ static void assert_msg_eq(const cs_msg *want, const cs_msg *got)
         assert_int_equal(want->logs.attempt, got->logs.attempt);
         assert_int_equal(want->logs.tail, got->logs.tail);
         break;
+    case CS_MSG_RESULTS:
+        assert_str_eq(want->results.sweep, got->results.sweep);
+        assert_str_eq(want->results.metric, got->results.metric);
+        assert_str_eq(want->results.reference, got->results.reference);
+        assert_int_equal(want->results.n_by, got->results.n_by);
+        for (size_t i = 0; i < want->results.n_by; i++) {
+            assert_string_equal(want->results.by[i], got->results.by[i]);
+        }
+        assert_int_equal(want->results.n_tasks, got->results.n_tasks);
+        for (size_t i = 0; i < want->results.n_tasks; i++) {
+            assert_string_equal(want->results.tasks[i], got->results.tasks[i]);
+        }
+        assert_int_equal(want->results.resamples, got->results.resamples);
+        assert_int_equal(want->results.seed, got->results.seed);
+        break;
     case CS_MSG_OK:
         assert_str_eq(want->ok.data, got->ok.data);
         break;
@@ -607,6 +642,20 @@ static const bad_case BAD[] = {
                         "\"metrics\":{}}",
          0, CS_EPROTO, "RESULT.metrics: unknown key"},
         {"version 0", "{\"v\":0,\"type\":\"WORKERS\"}", 0, CS_EVERSION, "protocol version 0"},
+        /* RESULTS: bounded lists of names, bounded resamples */
+        {"results by not a list",
+         "{\"v\":4,\"type\":\"RESULTS\",\"sweep\":\"d\",\"by\":\"seed\",\"resamples\":0,"
+         "\"seed\":0}",
+         0, CS_EPROTO, "RESULTS.by: expected an array"},
+        {"results empty task name",
+         "{\"v\":4,\"type\":\"RESULTS\",\"sweep\":\"d\",\"tasks\":[\"\"],\"resamples\":0,"
+         "\"seed\":0}",
+         0, CS_EPROTO, "RESULTS.tasks[0]: expected a non-empty string"},
+        {"results resamples too many",
+         "{\"v\":4,\"type\":\"RESULTS\",\"sweep\":\"d\",\"resamples\":1000001,\"seed\":0}", 0,
+         CS_EPROTO, "RESULTS.resamples"},
+        {"results without seed", "{\"v\":4,\"type\":\"RESULTS\",\"sweep\":\"d\",\"resamples\":0}",
+         0, CS_EPROTO, "RESULTS: missing required key \"seed\""},
         {"version 1.5", "{\"v\":1.5,\"type\":\"WORKERS\"}", 0, CS_EPROTO, "got 1.5"},
         {"no type", "{\"v\":4}", 0, CS_EPROTO, "missing required key \"type\""},
         {"type not a string", "{\"v\":4,\"type\":3}", 0, CS_EPROTO, "type: expected a string"},

@@ -420,6 +420,35 @@ static void test_exclude_work_bounded(void **state)
     cs_buf_fini(&b);
 }
 
+/* "headline" is validated and exposed (cs_sweep_eval.headline) but never enters the eval suite's
+ * canonical text, so job configs and keys are those of the same sweep without it. */
+static void test_headline_kept_out_of_jobs(void **state)
+{
+    static const char *const docs[2] = {
+            "{\"name\":\"h\",\"models\":{\"m\":{\"folder\":\"tests/data\"}},\"data\":{"
+            "\"sources\":{\"c4\":{\"kind\":\"jsonl\",\"path\":\"c4.jsonl\"}},\"eval\":{"
+            "\"default\":{\"tasks\":{\"arc\":{\"path\":\"arc.jsonl\",\"headline\":"
+            "\"acc_norm\"},\"gsm\":{\"path\":\"g.jsonl\"}}}}},\"grid\":{\"algorithm\":["
+            "\"rtn\"]}}",
+            "{\"name\":\"h\",\"models\":{\"m\":{\"folder\":\"tests/data\"}},\"data\":{"
+            "\"sources\":{\"c4\":{\"kind\":\"jsonl\",\"path\":\"c4.jsonl\"}},\"eval\":{"
+            "\"default\":{\"tasks\":{\"arc\":{\"path\":\"arc.jsonl\"},\"gsm\":{\"path\":"
+            "\"g.jsonl\"}}}}},\"grid\":{\"algorithm\":[\"rtn\"]}}",
+    };
+    cs_sweep *s[2] = {NULL, NULL};
+    cs_err err = {0};
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(cs_sweep_parse(docs[i], strlen(docs[i]), "h", &s[i], NULL, &err), CS_OK);
+    }
+    assert_string_equal(s[0]->evals[0].headline, "{\"arc\":\"acc_norm\"}");
+    assert_string_equal(s[1]->evals[0].headline, "{}");
+    assert_string_equal(s[0]->evals[0].canon, s[1]->evals[0].canon);
+    assert_null(strstr(s[0]->evals[0].canon, "headline"));
+    cs_sweep_destroy(s[0]);
+    cs_sweep_destroy(s[1]);
+}
+
 int main(void)
 {
     const char *src = getenv("CS_SOURCE_DIR");
@@ -432,6 +461,7 @@ int main(void)
             cmocka_unit_test(test_shipped_sweeps),
             cmocka_unit_test(test_many_references_resolve_fast),
             cmocka_unit_test(test_exclude_work_bounded),
+            cmocka_unit_test(test_headline_kept_out_of_jobs),
     };
     if (!src || chdir(src) != 0) {
         fprintf(stderr, "sweep_test: CS_SOURCE_DIR must name the source tree\n");
