@@ -206,8 +206,8 @@ static cJSON *jobs_obj(const ag *a, const ag_row *r)
     for (size_t i = 0; i < r->n_jobs; i++) {
         const cs_agg_job *j = &a->jobs[r->jobs[i]];
         cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)j->job_id));
-        const char *s = a->seed[r->jobs[i]];
-        cJSON_AddItemToArray(seeds, s != NULL ? cJSON_CreateRaw(s) : cJSON_CreateNull());
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(a->jaxes[r->jobs[i]], "seed");
+        cJSON_AddItemToArray(seeds, s != NULL ? cJSON_Duplicate(s, true) : cJSON_CreateNull());
     }
     cJSON_AddItemToObject(o, "ids", ids);
     cJSON_AddItemToObject(o, "seeds", seeds);

@@ -202,13 +202,14 @@ cs_rc cs_agg_print_text(const cJSON *agg, FILE *out, cs_err *err)
     const cJSON *ref = cJSON_GetObjectItemCaseSensitive(agg, "reference");
     const cJSON *cmp = cJSON_GetObjectItemCaseSensitive(agg, "comparisons");
     int rc = 0;
-    if (cJSON_IsObject(ref)) {
+    const cJSON *rax = cJSON_GetObjectItemCaseSensitive(ref, "axis");
+    const cJSON *rval = cJSON_GetObjectItemCaseSensitive(ref, "value");
+    if (cJSON_IsString(rax) && cJSON_IsString(rval)) {
         rc = fprintf(out,
                      "reference %s=%s: paired bootstrap, %.0f resamples, seed %.0f; Holm over %.0f "
                      "tests (* p<0.05, ** p<0.01, *** p<0.001)\n",
-                     cJSON_GetObjectItemCaseSensitive(ref, "axis")->valuestring,
-                     cJSON_GetObjectItemCaseSensitive(ref, "value")->valuestring,
-                     get_num(agg, "resamples"), get_num(agg, "seed"), get_num(cmp, "tested"));
+                     rax->valuestring, rval->valuestring, get_num(agg, "resamples"),
+                     get_num(agg, "seed"), get_num(cmp, "tested"));
     }
     rc = rc >= 0 ? print_grid(&g, out) : rc;
     cs_free_each((void *const *)g.cell, g.rows * g.cols);

@@ -59,24 +59,38 @@ cs_rc cs_agg_holm(const double *p, size_t n, double *adj, cs_err *err)
     return CS_OK;
 }
 
-/* Binomial(n, p) by inversion. The support is enumerated from the mode outward (m, m-1, m+1, m-2,
- * ...): any fixed order of the outcomes gives an exact inversion sampler, and this one needs about
- * 1.6 standard deviations of steps. lf[i] = log(i!) for i <= n. */
-static uint64_t binom(cs_rng *r, uint64_t n, double p, const double *lf)
+/* One stage of a multinomial draw: the items left are Binomial(left, p) in this category. p is
+ * fixed per stage (the category's count over the counts left), so its logarithms are computed
+ * once per comparison, not per draw. flip: the stage draws the complement (p > 0.5). */
+typedef struct stage {
+    double p, lp, lq, ratio; /* p <= 0.5, log p, log(1 - p), p / (1 - p) */
+    double value;
+    uint64_t cnt;   /* the category's count */
+    bool flip, all; /* all: the last category, it takes what is left */
+} stage;
+
+static stage make_stage(double p, double value, bool all)
 {
+    stage s = {.value = value, .all = all, .flip = p > 0.5};
+    s.p = s.flip ? 1.0 - p : p;
+    s.lp = s.p > 0.0 ? log(s.p) : 0.0;
+    s.lq = log1p(-s.p);
+    s.ratio = s.p / (1.0 - s.p);
+    return s;
+}
+
+/* Binomial(n, s->p) by inversion. The support is enumerated from the mode outward (m, m-1, m+1,
+ * m-2, ...): any fixed order of the outcomes gives an exact inversion sampler, and this one needs
+ * about 1.6 standard deviations of steps. lf[i] = log(i!) for i <= n. */
+static uint64_t binom(cs_rng *r, uint64_t n, const stage *s, const double *lf)
+{
+    double p = s->p, ratio = s->ratio;
     if (n == 0 || p <= 0.0) {
         return 0;
     }
-    if (p >= 1.0) {
-        return n;
-    }
-    if (p > 0.5) {
-        return n - binom(r, n, 1.0 - p, lf);
-    }
-    double q = 1.0 - p, ratio = p / q;
     double u = cs_rng_uniform(r);
     if ((double)n * p < 10.0) {
-        double f = exp((double)n * log1p(-p));
+        double f = exp((double)n * s->lq);
         for (uint64_t k = 0; k < n; k++) {
             if (u < f) {
                 return k;
@@ -88,7 +102,7 @@ static uint64_t binom(cs_rng *r, uint64_t n, double p, const double *lf)
     }
     uint64_t m = (uint64_t)((double)(n + 1) * p);
     m = m > n ? n : m;
-    double pm = exp(lf[n] - lf[m] - lf[n - m] + (double)m * log(p) + (double)(n - m) * log1p(-p));
+    double pm = exp(lf[n] - lf[m] - lf[n - m] + (double)m * s->lp + (double)(n - m) * s->lq);
     double plo = pm, phi = pm;
     uint64_t lo = m, hi = m;
     u -= pm;
@@ -113,23 +127,26 @@ static uint64_t binom(cs_rng *r, uint64_t n, double p, const double *lf)
     return hi;
 }
 
-/* One multinomial resample of cell c: the sum over categories of count * value, divided by n. */
-static double draw_cell(cs_rng *r, const cs_agg_hist *c, uint64_t n, const double *lf)
+/* A cell prepared for drawing: its categories with a count > 0 as stages, largest first. */
+typedef struct plan {
+    stage *st;
+    size_t n_st;
+    uint64_t n;
+} plan;
+
+/* One multinomial resample of a cell: the sum over categories of count * value, divided by n. */
+static double draw_cell(cs_rng *r, const plan *c, const double *lf)
 {
-    uint64_t left = n, left_count = n;
+    uint64_t left = c->n;
     double sum = 0.0;
-    for (size_t k = 0; k < c->n_cat && left > 0; k++) {
-        uint64_t got;
-        if (k + 1 == c->n_cat || c->count[k] == left_count) {
-            got = left;
-        } else {
-            got = binom(r, left, (double)c->count[k] / (double)left_count, lf);
-        }
-        sum += (double)got * c->value[k];
+    for (size_t k = 0; k < c->n_st && left > 0; k++) {
+        const stage *s = &c->st[k];
+        uint64_t got = s->all ? left : binom(r, left, s, lf);
+        got = s->flip && !s->all ? left - got : got;
+        sum += (double)got * s->value;
         left -= got;
-        left_count -= c->count[k];
     }
-    return sum / (double)n;
+    return sum / (double)c->n;
 }
 
 static uint64_t cell_n(const cs_agg_hist *c)
@@ -139,6 +156,46 @@ static uint64_t cell_n(const cs_agg_hist *c)
         n += c->count[k];
     }
     return n;
+}
+
+/* The stages of cell c into st (room for c->n_cat): categories with equal values merged, empty
+ * ones dropped, the largest count first (its draw then takes most of the items at once). */
+static void make_plan(const cs_agg_hist *c, stage *st, plan *out)
+{
+    size_t m = 0;
+    for (size_t k = 0; k < c->n_cat; k++) {
+        if (c->count[k] == 0) {
+            continue;
+        }
+        size_t at = m;
+        for (size_t i = 0; i < m; i++) {
+            at = st[i].value == c->value[k] ? i : at;
+        }
+        if (at == m) {
+            st[m++] = (stage){.value = c->value[k]};
+        }
+        st[at].cnt += c->count[k];
+    }
+    for (size_t i = 1; i < m; i++) { /* insertion sort, descending counts */
+        for (size_t k = i; k > 0 && st[k].cnt > st[k - 1].cnt; k--) {
+            stage t = st[k];
+            st[k] = st[k - 1];
+            st[k - 1] = t;
+        }
+    }
+    uint64_t left = 0;
+    for (size_t i = 0; i < m; i++) {
+        left += st[i].cnt;
+    }
+    out->n = left;
+    for (size_t i = 0; i < m; i++) {
+        uint64_t cnt = st[i].cnt;
+        st[i] = make_stage((double)cnt / (double)left, st[i].value, i + 1 == m);
+        st[i].cnt = cnt;
+        left -= cnt;
+    }
+    out->st = st;
+    out->n_st = m;
 }
 
 /* The k-th smallest (0-based) of v[0..n), reordering v (Hoare's selection). */
@@ -220,19 +277,25 @@ cs_rc cs_agg_boot(const cs_agg_hist *cells, size_t n_units, size_t n_tasks, size
     if (rc != CS_OK) {
         return rc;
     }
+    size_t n_cells = n_units * n_tasks, n_cat = 0;
+    for (size_t i = 0; i < n_cells; i++) {
+        n_cat += cells[i].n_cat;
+    }
     double *lf = cs_alloc_array((size_t)max_n + 1, sizeof(*lf));
     double *v = cs_alloc_array(resamples, sizeof(*v));
-    uint64_t *ns = cs_alloc_array(n_units * n_tasks, sizeof(*ns));
-    if (lf == NULL || v == NULL || ns == NULL) {
-        cs_free_each((void *const[]){lf, v, ns}, 3);
+    plan *plans = cs_alloc_array(n_cells, sizeof(*plans));
+    stage *st = cs_alloc_array(n_cat, sizeof(*st));
+    if (lf == NULL || v == NULL || plans == NULL || st == NULL) {
+        cs_free_each((void *const[]){lf, v, plans, st}, 4);
         return cs_err_set(err, CS_ENOMEM, 0, "results: bootstrap of %zu resamples", resamples);
     }
     lf[0] = 0.0;
     for (uint64_t i = 1; i <= max_n; i++) {
         lf[i] = lf[i - 1] + log((double)i);
     }
-    for (size_t i = 0; i < n_units * n_tasks; i++) {
-        ns[i] = cell_n(&cells[i]);
+    for (size_t i = 0, at = 0; i < n_cells; i++) {
+        make_plan(&cells[i], &st[at], &plans[i]);
+        at += cells[i].n_cat;
     }
     cs_rng r;
     cs_rng_seed(&r, seed);
@@ -242,7 +305,7 @@ cs_rc cs_agg_boot(const cs_agg_hist *cells, size_t n_units, size_t n_tasks, size
         for (size_t j = 0; j < n_units; j++) {
             size_t u = n_units > 1 ? (size_t)cs_rng_below(&r, n_units) : j;
             for (size_t t = 0; t < n_tasks; t++) {
-                total += draw_cell(&r, &cells[u * n_tasks + t], ns[u * n_tasks + t], lf);
+                total += draw_cell(&r, &plans[u * n_tasks + t], lf);
             }
         }
         double s = total / (double)(n_units * n_tasks);
@@ -258,6 +321,6 @@ cs_rc cs_agg_boot(const cs_agg_hist *cells, size_t n_units, size_t n_tasks, size
     out->lo = select_kth(v, resamples, klo - 1);
     out->hi = select_kth(v, resamples, khi - 1);
     out->p = cs_agg_pvalue(le, ge, resamples);
-    cs_free_each((void *const[]){lf, v, ns}, 3);
+    cs_free_each((void *const[]){lf, v, plans, st}, 4);
     return CS_OK;
 }

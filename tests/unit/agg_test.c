@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cs_agg.h"
+#include "cs_canon.h"
 #include "cs_rng.h"
 #include "cs_test.h"
 
@@ -106,18 +107,21 @@ static const cJSON *row_by_label(const cJSON *doc, const char *label)
     return NULL;
 }
 
-/* The object at a path of member names. */
+/* The object at a path of member names ("tasks.t1.value"; "" is o itself). */
 static const cJSON *at(const cJSON *o, const char *path)
 {
-    char buf[256];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k != NULL;
-         k = strtok_r(NULL, ".", &save)) {
-        o = cJSON_GetObjectItemCaseSensitive(o, k);
+    const char *p = path;
+    while (*p != '\0') {
+        const char *dot = strchr(p, '.');
+        size_t len = dot != NULL ? (size_t)(dot - p) : strlen(p);
+        char key[128];
+        snprintf(key, sizeof(key), "%.*s", (int)len, p);
+        o = cJSON_GetObjectItemCaseSensitive(o, key);
         if (o == NULL) {
-            print_error("no member %s of %s\n", k, path);
+            print_error("no member %s of %s\n", key, path);
             fail();
         }
+        p += len + (dot != NULL);
     }
     return o;
 }
@@ -532,6 +536,10 @@ static void test_identical_and_large(void **state)
     assert_non_null(strstr(text, "+20.0***"));
     assert_non_null(strstr(text, "reference algorithm=rtn"));
     free(text);
+    /* the document travels in a message: it has a canonical text (no raw items, no NaN) */
+    cs_buf canon = {0};
+    assert_int_equal(cs_canon_append(doc, &canon, NULL), CS_OK);
+    cs_buf_fini(&canon);
     cJSON_Delete(doc);
 }
 
