@@ -9,10 +9,11 @@
  *     and float32 margins (result.json v2 "items", stored as item_outcome rows), and metrics that
  *     agree with the bits. The stored text is cs_result_encode's of the document without "items"
  *     (as calsweepd stores it) and the metrics are the daemon's long form (cs_daemon.c).
- * (b) Runs the real CLI, `calsweep results SWEEP --db DB`, as a child process: without the
- *     bootstrap (--resamples 0) and with the default 10,000 resamples, a few times each; wall
- *     time (min and median), CPU time and peak RSS of the child (wait4's rusage); also the
- *     bootstrap with --json and with --reference selector=random (the Delta column's tests).
+ * (b) Runs the real CLI, `calsweep results SWEEP --db DB`, as a child process: with
+ *     --resamples 0, with the defaults (text and --json), and with a reference row
+ *     (--reference selector=random(stratified=false): the bootstrap only runs for the Delta
+ *     against a reference) at 100 and 1,000 resamples (10,000 with --full); wall time (min and
+ *     median), CPU time and peak RSS of the child (wait4's rusage).
  * (c) Where the time goes, in this process: cs_store_agg_load with and without the margins, and
  *     cs_agg_run on the loaded jobs without and with the bootstrap.
  *
@@ -27,11 +28,14 @@
  * testbed: the paired bootstrap has effects to find and noise to reject.
  *
  * Usage: results_bench [--dir DIR] [--db PATH] [--runs N] [--timeout S] [--build-only] [--no-cli]
+ *                      [--full]
  *   --dir DIR   where the scratch database goes (default /tmp); removed at the end
  *   --db PATH   use (or build, if missing) the database at PATH and keep it
  *   --runs N    runs of each CLI measurement (default 3)
  *   --timeout S a CLI run that takes longer is killed and reported as such (default 300)
  *   --build-only, --no-cli  stop after (a); skip (b)
+ *   --full      also the reference bootstrap with the default 10,000 resamples (minutes: it
+ *               grows linearly with the resamples, which the runs with 100 and 1,000 show)
  * The CLI is CS_BUILD_DIR/coordinator/calsweep (CS_BUILD_DIR defaults to "build"). Prints one
  * "bench: key value unit" line per measurement.
  */
@@ -707,7 +711,7 @@ int main(int argc, char **argv)
     char path[512], cli[512];
     size_t runs = 3;
     int timeout_s = 300, rc = 0;
-    bool build_only = false, no_cli = false;
+    bool build_only = false, no_cli = false, full = false;
     struct stat st;
 
     for (int i = 1; i < argc; i++) {
@@ -723,9 +727,11 @@ int main(int argc, char **argv)
             build_only = true;
         } else if (strcmp(argv[i], "--no-cli") == 0) {
             no_cli = true;
+        } else if (strcmp(argv[i], "--full") == 0) {
+            full = true;
         } else {
             fprintf(stderr, "usage: results_bench [--dir DIR] [--db PATH] [--runs N] "
-                            "[--timeout S] [--build-only] [--no-cli]\n");
+                            "[--timeout S] [--build-only] [--no-cli] [--full]\n");
             return 2;
         }
     }
@@ -744,14 +750,25 @@ int main(int argc, char **argv)
     }
     snprintf(cli, sizeof(cli), "%s/coordinator/calsweep", bdir != NULL ? bdir : "build");
     if (rc == 0 && !build_only && !no_cli) {
+        /* The bootstrap runs only for the Delta against a reference row (docs/results.md):
+         * random(stratified=false) is every quantized row's reference, same everything else. */
+        char ref[] = "selector={\"name\":\"random\",\"stratified\":false}";
         char *a0[] = {cli, "results", SWEEP, "--db", path, "--resamples", "0", NULL};
         char *a1[] = {cli, "results", SWEEP, "--db", path, NULL};
         char *a2[] = {cli, "results", SWEEP, "--db", path, "--json", NULL};
-        char *a3[] = {cli, "results", SWEEP, "--db", path, "--reference", "selector=random", NULL};
-        rc |= time_cli("results_no_bootstrap", a0, runs, timeout_s);
-        rc |= time_cli("results_bootstrap", a1, runs, timeout_s);
-        rc |= time_cli("results_bootstrap_json", a2, 1, timeout_s);
-        rc |= time_cli("results_bootstrap_reference", a3, runs, timeout_s);
+        char *a3[] = {cli,           "results", SWEEP,         "--db", path,
+                      "--reference", ref,       "--resamples", "100",  NULL};
+        char *a4[] = {cli,           "results", SWEEP,         "--db", path,
+                      "--reference", ref,       "--resamples", "1000", NULL};
+        char *a5[] = {cli, "results", SWEEP, "--db", path, "--reference", ref, NULL};
+        rc |= time_cli("results_resamples0", a0, runs, timeout_s);
+        rc |= time_cli("results_default", a1, runs, timeout_s);
+        rc |= time_cli("results_default_json", a2, 1, timeout_s);
+        rc |= time_cli("results_reference_resamples100", a3, runs, timeout_s);
+        rc |= time_cli("results_reference_resamples1000", a4, 1, timeout_s);
+        if (full) {
+            rc |= time_cli("results_reference_resamples10000", a5, 1, timeout_s);
+        }
     }
     if (rc == 0 && !build_only) {
         rc |= in_child(breakdown, path);
