@@ -14,8 +14,9 @@
  *     (--reference selector=random(stratified=false): the bootstrap only runs for the Delta
  *     against a reference) at 100 and 1,000 resamples (10,000 with --full); wall time (min and
  *     median), CPU time and peak RSS of the child (wait4's rusage).
- * (c) Where the time goes, in this process: cs_store_agg_load with and without the margins, and
- *     cs_agg_run on the loaded jobs without and with the bootstrap.
+ * (c) Where the time goes, in this process: cs_store_agg_load (without the margins), then
+ *     cs_agg_run on the loaded jobs without a reference, with one and no bootstrap, and with one
+ *     and 100 resamples.
  *
  * Synthetic outcomes (seeded, so the database is the same on every run): every job scores the
  * same 1,000 items per task (the eval suite's fixed-seed sample), so all jobs pair item by item.
@@ -612,30 +613,33 @@ static int breakdown(const char *path)
         fail("open", &err);
         goto done;
     }
-    for (int margin = 1; margin >= 0; margin--) {
+    {
         size_t n_out = 0;
         int64_t c0 = cpu_ms_self();
         t0 = cs_time_mono_ms();
-        if (cs_store_agg_load(s, id, margin != 0, &a, &err) != CS_OK) {
+        if (cs_store_agg_load(s, id, false, &a, &err) != CS_OK) {
             fail("cs_store_agg_load", &err);
             goto done;
         }
         for (size_t i = 0; i < a.n_jobs; i++) {
             n_out += a.jobs[i].n_outcomes;
         }
-        printf("bench: store_load%s_ms %lld ms (cpu %lld ms; %zu jobs, %zu outcome rows; VmHWM "
-               "so far %.0f MB)\n",
-               margin ? "_with_margin" : "", (long long)(cs_time_mono_ms() - t0),
-               (long long)(cpu_ms_self() - c0), a.n_jobs, n_out, proc_hwm_mb());
-        if (margin) {
-            cs_store_agg_fini(&a);
-        }
+        printf("bench: store_load_ms %lld ms (cpu %lld ms; %zu jobs, %zu outcome rows without "
+               "the margins; VmHWM %.0f MB)\n",
+               (long long)(cs_time_mono_ms() - t0), (long long)(cpu_ms_self() - c0), a.n_jobs,
+               n_out, proc_hwm_mb());
     }
-    for (int boot = 0; boot < 2; boot++) {
+    /* No reference (no comparison), a reference without the bootstrap (pairing and deltas
+     * only), a reference with 100 resamples (the bootstrap grows linearly with them). */
+    for (int k = 0; k < 3; k++) {
+        static const char *const label[] = {"no_reference", "reference_resamples0",
+                                            "reference_resamples100"};
         cs_agg_opts o;
         cJSON *out = NULL;
         cs_agg_opts_init(&o);
-        o.resamples = boot ? CS_AGG_RESAMPLES : 0;
+        o.resamples = k == 2 ? 100 : 0;
+        o.ref_axis = k > 0 ? "selector" : NULL;
+        o.ref_value = k > 0 ? "{\"name\":\"random\",\"stratified\":false}" : NULL;
         o.headline_task = a.headline_task;
         o.headline_metric = a.headline_metric;
         o.n_headline = a.n_headline;
@@ -646,9 +650,9 @@ static int breakdown(const char *path)
             goto done;
         }
         printf("bench: agg_run_%s_ms %lld ms (cpu %lld ms, all threads; cs_agg_run on the "
-               "loaded jobs)\n",
-               boot ? "bootstrap" : "no_bootstrap", (long long)(cs_time_mono_ms() - t0),
-               (long long)(cpu_ms_self() - c0));
+               "loaded jobs; VmHWM %.0f MB)\n",
+               label[k], (long long)(cs_time_mono_ms() - t0), (long long)(cpu_ms_self() - c0),
+               proc_hwm_mb());
         cJSON_Delete(out);
     }
     rc = 0;
