@@ -32,7 +32,7 @@ const cs_agg_metric *ag_metric(const cs_agg_job *j, const char *task, const char
     for (size_t i = 0; i < j->n_metrics; i++) {
         const cs_agg_metric *m = &j->metrics[i];
         if (strcmp(m->task, task) == 0 && strcmp(m->metric, metric) == 0) {
-            return m;
+            return isfinite(m->value) ? m : NULL; /* a NaN (a null in the store) is missing */
         }
     }
     return NULL;
@@ -106,6 +106,9 @@ static cs_rc set_add(char ***v, size_t *n, const char *s)
 
 static size_t set_find(char *const *v, size_t n, const char *s)
 {
+    if (n == 0) {
+        return AG_NONE;
+    }
     char *const *hit = bsearch(&s, v, n, sizeof(*v), str_cmp);
     return hit == NULL ? AG_NONE : (size_t)(hit - v);
 }
@@ -217,7 +220,9 @@ static cs_rc collect_tasks(ag *a)
             return cs_err_set(a->err, CS_ENOMEM, 0, "results: task names");
         }
     }
-    qsort(a->tasks, a->n_tasks, sizeof(*a->tasks), task_cmp);
+    if (a->n_tasks > 1) {
+        qsort(a->tasks, a->n_tasks, sizeof(*a->tasks), task_cmp);
+    }
     if (a->o.n_tasks == 0) {
         return CS_OK;
     }
@@ -460,6 +465,8 @@ static cs_rc group(ag *a)
         if (rc == CS_OK) {
             rc = row_push(&a->rows[ht[slot]], j);
         }
+        cJSON_Delete(a->jaxes[j]); /* the row kept a copy of its first job's; seeds are in seed[] */
+        a->jaxes[j] = NULL;
     }
     free(order);
     free(ht);

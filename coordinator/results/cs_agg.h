@@ -78,7 +78,7 @@ typedef struct cs_agg_opts {
     const char *const *tasks;         /* tasks to report; n_tasks 0 = all */
     size_t n_tasks;
     const char *const *headline_task;   /* headline metric per task (the sweep's eval suite); */
-    const char *const *headline_metric; /* tasks not named here use "acc" (perplexity: "ppl") */
+    const char *const *headline_metric; /* others: "acc" ("exact_match" without acc; "ppl") */
     size_t n_headline;
     size_t resamples; /* bootstrap resamples (CS_AGG_RESAMPLES); 0 = no bootstrap */
     uint64_t seed;    /* bootstrap seed */
@@ -97,8 +97,9 @@ void cs_agg_opts_init(cs_agg_opts *o);
 cs_rc cs_agg_run(const cs_agg_job *jobs, size_t n, const cs_agg_opts *o, cJSON **out, cs_err *err);
 
 /* Renders an aggregate of cs_agg_run as an aligned text table (rows = groups, columns = tasks,
- * average, balance, delta with CI and the Holm significance mark *, **, ***) followed by the
- * flags. CS_EINVAL for a document that is not an aggregate; CS_EIO when writing fails. */
+ * average, balance, delta with CI and the Holm significance mark *, **, ***, and the row's
+ * flags), after a line naming the reference. CS_EINVAL for a document that is not an aggregate;
+ * CS_EIO when writing fails. */
 cs_rc cs_agg_print_text(const cJSON *agg, FILE *out, cs_err *err);
 
 /* The building blocks, exported for tests and benchmarks (cs_boot.c). */
@@ -127,6 +128,16 @@ typedef struct cs_agg_hist {
  * statistic. CS_EINVAL for no cells, a cell with n 0 or resamples 0; CS_ENOMEM. */
 cs_rc cs_agg_boot(const cs_agg_hist *cells, size_t n_units, size_t n_tasks, size_t resamples,
                   uint64_t seed, cs_agg_ci *out, cs_err *err);
+
+/* The bootstraps of one row against its reference, every task at once: cells[t][u] is task t,
+ * unit u. Each resample draws the units once (stream unit_seed, when n_units > 1) and then every
+ * task's items with the task's own stream (task_seed[t]), so a task's result does not depend on
+ * the other tasks; out[t] is task t's estimate (as cs_agg_boot of its cells alone), and with
+ * with_avg out[n_tasks] is that of the mean over the tasks, from the same resamples. Errors as
+ * cs_agg_boot. */
+cs_rc cs_agg_boot_tasks(const cs_agg_hist *const *cells, size_t n_units, size_t n_tasks,
+                        bool with_avg, size_t resamples, uint64_t unit_seed,
+                        const uint64_t *task_seed, cs_agg_ci *out, cs_err *err);
 
 /* Holm-Bonferroni: with the n p-values sorted ascending p_(1) <= ... <= p_(n) (ties in index
  * order), the adjusted value of p_(j) is min(1, max over k <= j of (n - k + 1) * p_(k)); written

@@ -60,28 +60,119 @@ static const cJSON *row_value(const ag *a, const ag_row *r, size_t axis)
     return v != NULL && !cJSON_IsNull(v) ? v : NULL;
 }
 
-/* Candidate reference rows of row r: the rows matching the value (refs[0..n_refs), not
- * baselines) whose other grouping axes are equal to r's or null. */
-static size_t candidates(const ag *a, size_t r, const size_t *refs, size_t n_refs, size_t *out)
+/* The rows that match the reference value, indexed for the lookup of each row's candidates: a
+ * candidate's null grouping axes are wildcards, so candidates are grouped by their pattern of
+ * null axes, and within a pattern hashed by their other values (canonical JSON). A row then costs
+ * one lookup per pattern instead of a pass over every row. */
+typedef struct ref_index {
+    bool *pat; /* [n_pat][n_gax]: axis i is a wildcard (null) for the pattern's rows */
+    size_t n_pat;
+    char **key; /* open addressing, NULL = empty; several rows may share a key */
+    size_t *row;
+    size_t cap;
+} ref_index;
+
+static void ref_index_fini(ref_index *x)
 {
-    size_t n = 0;
-    for (size_t k = 0; k < n_refs; k++) {
-        size_t c = refs[k];
-        const ag_row *cr = &a->rows[c];
-        if (c == r) {
+    for (size_t i = 0; i < x->cap && x->key != NULL; i++) {
+        free(x->key[i]);
+    }
+    free(x->key);
+    free(x->row);
+    free(x->pat);
+}
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s != '\0'; s++) {
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* The key of row r under pattern p: p, then the canonical values of the axes p does not leave
+ * open (the reference axis aside). */
+static cs_rc index_key(const ag *a, const ref_index *x, size_t r, size_t p, cs_buf *b)
+{
+    b->len = 0;
+    cs_rc rc = cs_buf_printf(b, "%zu", p);
+    for (size_t i = 0; i < a->n_gax && rc == CS_OK; i++) {
+        if (a->gax[i] == a->ref_axis || x->pat[p * a->n_gax + i]) {
             continue;
         }
-        bool ok = true;
-        for (size_t i = 0; i < a->n_gax && ok; i++) {
-            size_t ax = a->gax[i];
-            const cJSON *cv = row_value(a, cr, ax), *rv = row_value(a, &a->rows[r], ax);
-            ok = ax == a->ref_axis || cv == NULL || (rv != NULL && cJSON_Compare(cv, rv, true));
-        }
-        if (ok) {
-            out[n++] = c;
+        const cJSON *v = row_value(a, &a->rows[r], a->gax[i]);
+        rc = cs_buf_putc(b, '\x1f');
+        if (rc == CS_OK) {
+            rc = v == NULL ? cs_buf_puts(b, "null") : cs_canon_append(v, b, NULL);
         }
     }
-    return n;
+    return rc;
+}
+
+static cs_rc index_add(const ag *a, ref_index *x, size_t c, cs_buf *b)
+{
+    bool *mine = cs_alloc_array(a->n_gax + 1, sizeof(*mine));
+    if (mine == NULL) {
+        return CS_ENOMEM;
+    }
+    for (size_t i = 0; i < a->n_gax; i++) {
+        mine[i] = a->gax[i] == a->ref_axis || row_value(a, &a->rows[c], a->gax[i]) == NULL;
+    }
+    size_t p = 0;
+    while (p < x->n_pat && memcmp(&x->pat[p * a->n_gax], mine, a->n_gax * sizeof(*mine)) != 0) {
+        p++;
+    }
+    if (p == x->n_pat) {
+        bool *np = cs_realloc_array(x->pat, (x->n_pat + 1) * (a->n_gax + 1), sizeof(*np));
+        if (np == NULL) {
+            free(mine);
+            return CS_ENOMEM;
+        }
+        x->pat = np;
+        memcpy(&np[p * a->n_gax], mine, a->n_gax * sizeof(*mine));
+        x->n_pat++;
+    }
+    free(mine);
+    cs_rc rc = index_key(a, x, c, p, b);
+    size_t slot = (size_t)(hash_str(b->data) & (x->cap - 1));
+    while (rc == CS_OK && x->key[slot] != NULL) {
+        slot = (slot + 1) & (x->cap - 1);
+    }
+    if (rc == CS_OK) {
+        x->key[slot] = cs_strdup(b->data);
+        x->row[slot] = c;
+        rc = x->key[slot] == NULL ? CS_ENOMEM : CS_OK;
+    }
+    return rc;
+}
+
+static int size_cmp(const void *x, const void *y)
+{
+    size_t a = *(const size_t *)x, b = *(const size_t *)y;
+    return (a > b) - (a < b);
+}
+
+/* Candidate reference rows of row r (in row order): the indexed rows whose values on every other
+ * grouping axis equal r's or are null. */
+static cs_rc candidates(const ag *a, const ref_index *x, size_t r, size_t *out, size_t *n,
+                        cs_buf *b)
+{
+    *n = 0;
+    for (size_t p = 0; p < x->n_pat; p++) {
+        cs_rc rc = index_key(a, x, r, p, b);
+        if (rc != CS_OK) {
+            return rc;
+        }
+        for (size_t slot = (size_t)(hash_str(b->data) & (x->cap - 1)); x->key[slot] != NULL;
+             slot = (slot + 1) & (x->cap - 1)) {
+            if (strcmp(x->key[slot], b->data) == 0 && x->row[slot] != r) {
+                out[(*n)++] = x->row[slot];
+            }
+        }
+    }
+    qsort(out, *n, sizeof(*out), size_cmp);
+    return CS_OK;
 }
 
 static cs_rc ref_error(const ag *a, size_t r, const size_t *cand, size_t n)
@@ -122,108 +213,49 @@ static cs_rc no_value_error(const ag *a)
     return CS_EINVAL;
 }
 
-/* The reference rows, as ag_find_refs sees them: which rows match the value (once each), and
- * the key of their other grouping axes, sorted, so that a row finds the references with equal
- * axes by binary search instead of comparing every pair of rows (33,600 rows of a 100,000-job
- * sweep: 10^9 pairs). The search is exact only when no reference has a null (wildcard) axis;
- * otherwise candidates() scans the references. */
-typedef struct ref_key {
-    const char *key; /* borrowed from ref_index.key */
-    size_t row;
-} ref_key;
-
-typedef struct ref_index {
-    size_t *refs; /* [n_refs] row indices, sorted by key */
-    size_t n_refs;
-    char **key;     /* [n_rows] owned: other axes' canonical texts */
-    bool wildcards; /* a reference has a null grouping axis */
-    size_t n_rows;
-} ref_index;
-
-static void ref_index_fini(ref_index *x)
+/* Indexes the rows that match (match[r]); a baseline too (--reference algorithm=none). */
+static cs_rc index_build(const ag *a, const bool *match, ref_index *x)
 {
-    for (size_t i = 0; x->key != NULL && i < x->n_rows; i++) {
-        free(x->key[i]);
+    x->cap = 16;
+    while (x->cap < 2 * a->n_rows) {
+        x->cap *= 2;
     }
-    free(x->key);
-    free(x->refs);
-    memset(x, 0, sizeof(*x));
-}
-
-/* Row r's other grouping axes as text (owned; NULL when out of memory); *has_null when one is
- * null. */
-static char *other_key(const ag *a, const ag_row *r, bool *has_null)
-{
+    x->key = cs_calloc_array(x->cap, sizeof(*x->key));
+    x->row = cs_alloc_array(x->cap, sizeof(*x->row));
     cs_buf b = {0};
-    for (size_t i = 0; i < a->n_gax; i++) {
-        if (a->gax[i] == a->ref_axis) {
-            continue;
-        }
-        const cJSON *v = row_value(a, r, a->gax[i]);
-        *has_null = *has_null || v == NULL;
-        if ((v == NULL ? cs_buf_puts(&b, "null") : cs_canon_append(v, &b, NULL)) != CS_OK ||
-            cs_buf_putc(&b, '\x1f') != CS_OK) {
-            cs_buf_fini(&b);
-            return NULL;
+    cs_rc rc = x->key == NULL || x->row == NULL ? CS_ENOMEM : CS_OK;
+    for (size_t c = 0; c < a->n_rows && rc == CS_OK; c++) {
+        if (match[c]) {
+            rc = index_add(a, x, c, &b);
         }
     }
-    return cs_buf_take(&b);
+    cs_buf_fini(&b);
+    return rc;
 }
 
-static int ref_key_cmp(const void *x, const void *y)
+/* The reference of row r: a single candidate, or the one candidate sharing r's parameters. */
+static cs_rc pick_ref(ag *a, const ref_index *x, size_t r, size_t *cand, cs_buf *b)
 {
-    return strcmp(((const ref_key *)x)->key, ((const ref_key *)y)->key);
-}
-
-static cs_rc ref_index_build(ag *a, const cJSON *parsed, ref_index *x)
-{
-    ref_key *rk = cs_alloc_array(a->n_rows + 1, sizeof(*rk));
-    x->n_rows = a->n_rows;
-    x->refs = cs_alloc_array(a->n_rows + 1, sizeof(*x->refs));
-    x->key = cs_calloc_array(a->n_rows + 1, sizeof(*x->key));
-    if (rk == NULL || x->refs == NULL || x->key == NULL) {
-        free(rk);
-        return cs_err_set(a->err, CS_ENOMEM, 0, "results: %zu rows", a->n_rows);
+    ag_row *row = &a->rows[r];
+    const cJSON *rv = row_value(a, row, a->ref_axis);
+    size_t n = 0;
+    if (candidates(a, x, r, cand, &n, b) != CS_OK) {
+        return cs_err_set(a->err, CS_ENOMEM, 0, "results: reference rows");
     }
-    for (size_t r = 0; r < a->n_rows; r++) {
-        const ag_row *row = &a->rows[r];
-        bool has_null = false;
-        x->key[r] = other_key(a, row, &has_null);
-        if (x->key[r] == NULL) {
-            free(rk);
-            return cs_err_set(a->err, CS_ENOMEM, 0, "results: %zu rows", a->n_rows);
+    if (n > 1) {
+        size_t w = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (shared_params_equal(rv, row_value(a, &a->rows[cand[i]], a->ref_axis))) {
+                cand[w++] = cand[i];
+            }
         }
-        if (!row->baseline &&
-            value_matches(row_value(a, row, a->ref_axis), a->o.ref_value, parsed)) {
-            rk[x->n_refs++] = (ref_key){.key = x->key[r], .row = r};
-            x->wildcards = x->wildcards || has_null;
-        }
+        n = w > 0 ? w : n;
     }
-    qsort(rk, x->n_refs, sizeof(*rk), ref_key_cmp);
-    for (size_t k = 0; k < x->n_refs; k++) {
-        x->refs[k] = rk[k].row;
+    if (n != 1) {
+        return ref_error(a, r, cand, n);
     }
-    free(rk);
+    row->ref = cand[0];
     return CS_OK;
-}
-
-/* The references whose key equals row r's: [*lo, *hi) of x->refs. */
-static void ref_range(const ref_index *x, size_t r, size_t *lo, size_t *hi)
-{
-    size_t l = 0, h = x->n_refs;
-    while (l < h) {
-        size_t m = l + (h - l) / 2;
-        if (strcmp(x->key[x->refs[m]], x->key[r]) < 0) {
-            l = m + 1;
-        } else {
-            h = m;
-        }
-    }
-    *lo = l;
-    while (l < x->n_refs && strcmp(x->key[x->refs[l]], x->key[r]) == 0) {
-        l++;
-    }
-    *hi = l;
 }
 
 cs_rc ag_find_refs(ag *a)
@@ -233,47 +265,34 @@ cs_rc ag_find_refs(ag *a)
     }
     cJSON *parsed = cJSON_Parse(a->o.ref_value);
     size_t *cand = cs_alloc_array(a->n_rows, sizeof(*cand));
-    if (cand == NULL) {
-        cJSON_Delete(parsed);
-        return cs_err_set(a->err, CS_ENOMEM, 0, "results: %zu rows", a->n_rows);
-    }
-    bool any = false;
-    for (size_t r = 0; r < a->n_rows && !any; r++) {
-        any = value_matches(row_value(a, &a->rows[r], a->ref_axis), a->o.ref_value, parsed);
-    }
+    bool *match = cs_calloc_array(a->n_rows, sizeof(*match));
     ref_index x = {0};
-    cs_rc rc = any || a->n_rows == 0 ? CS_OK : no_value_error(a);
+    cs_buf b = {0};
+    cs_rc rc = cand == NULL || match == NULL ? CS_ENOMEM : CS_OK;
+    bool any = false;
+    for (size_t r = 0; r < a->n_rows && rc == CS_OK; r++) {
+        match[r] = value_matches(row_value(a, &a->rows[r], a->ref_axis), a->o.ref_value, parsed);
+        any = any || match[r];
+    }
     if (rc == CS_OK) {
-        rc = ref_index_build(a, parsed, &x);
+        rc = index_build(a, match, &x);
+    }
+    if (rc == CS_ENOMEM) {
+        cs_err_set(a->err, CS_ENOMEM, 0, "results: reference rows of %zu rows", a->n_rows);
+    } else if (!any && a->n_rows > 0) {
+        rc = no_value_error(a);
     }
     for (size_t r = 0; r < a->n_rows && rc == CS_OK; r++) {
-        ag_row *row = &a->rows[r];
-        const cJSON *rv = row_value(a, row, a->ref_axis);
-        if (row->baseline || rv == NULL || value_matches(rv, a->o.ref_value, parsed)) {
-            continue; /* the baseline, rows the axis does not apply to, the references */
+        const ag_row *row = &a->rows[r];
+        if (row->baseline || match[r] || row_value(a, row, a->ref_axis) == NULL) {
+            continue; /* the baseline, the references, rows the axis does not apply to */
         }
-        size_t lo = 0, hi = x.n_refs;
-        if (!x.wildcards) {
-            ref_range(&x, r, &lo, &hi);
-        }
-        size_t n = candidates(a, r, x.refs + lo, hi - lo, cand);
-        if (n > 1) {
-            size_t w = 0;
-            for (size_t i = 0; i < n; i++) {
-                if (shared_params_equal(rv, row_value(a, &a->rows[cand[i]], a->ref_axis))) {
-                    cand[w++] = cand[i];
-                }
-            }
-            n = w > 0 ? w : n;
-        }
-        if (n != 1) {
-            rc = ref_error(a, r, cand, n);
-        } else {
-            row->ref = cand[0];
-        }
+        rc = pick_ref(a, &x, r, cand, &b);
     }
     ref_index_fini(&x);
+    cs_buf_fini(&b);
     free(cand);
+    free(match);
     cJSON_Delete(parsed);
     return rc;
 }
@@ -441,6 +460,21 @@ static cs_rc prepare(const ag *a, const pairing *p, ag_cmp *c)
     return CS_OK;
 }
 
+/* Why the average of a row cannot be tested: the pairing's reason, or that of its first
+ * accuracy task that cannot (g: the row's task comparisons). NULL when every one can. */
+static const char *avg_reason(const ag *a, const pairing *p, const ag_cmp *g)
+{
+    if (p->reason != NULL) {
+        return p->reason;
+    }
+    for (size_t t = 0; t < a->n_tasks; t++) {
+        if (a->tasks[t].in_avg && g[t].reason != NULL) {
+            return g[t].reason;
+        }
+    }
+    return NULL;
+}
+
 static void cmp_free_cells(ag_cmp *c)
 {
     free(c->cells);
@@ -471,37 +505,83 @@ static uint64_t fnv(const char *s, uint64_t h)
 
 typedef struct boot_work {
     ag *a;
-    size_t first, step;
+    size_t first, step, to; /* rows (of comparisons) first, first + step, ... below to */
     size_t resamples;
     cs_rc rc;
     cs_err err;
 } boot_work;
 
+/* The bootstraps of one row: its comparisons g[0..n_tasks) (tasks) and g[n_tasks] (the
+ * average), all from the same resamples (cs_agg_boot_tasks). */
+static cs_rc boot_row(const ag *a, ag_cmp *g, size_t resamples, cs_err *err)
+{
+    size_t n = 0, per_row = a->n_tasks + (a->n_avg > 0);
+    ag_cmp *avg = a->n_avg > 0 ? &g[a->n_tasks] : NULL;
+    const cs_agg_hist **cells = cs_alloc_array(per_row, sizeof(*cells));
+    uint64_t *seeds = cs_alloc_array(per_row, sizeof(*seeds));
+    size_t *which = cs_alloc_array(per_row, sizeof(*which));
+    cs_agg_ci *out = cs_alloc_array(per_row + 1, sizeof(*out));
+    cs_rc rc = cells == NULL || seeds == NULL || which == NULL || out == NULL ? CS_ENOMEM : CS_OK;
+    for (size_t t = 0; t < a->n_tasks && rc == CS_OK; t++) {
+        if (g[t].reason == NULL) {
+            cells[n] = g[t].cells;
+            seeds[n] = g[t].seed;
+            which[n++] = t;
+        }
+    }
+    bool with_avg = avg != NULL && avg->reason == NULL;
+    if (rc == CS_OK && n > 0) {
+        /* the units are those of the row's pairing: every task's cells have the same count */
+        rc = cs_agg_boot_tasks(cells, g[which[0]].n_units, n, with_avg, resamples,
+                               with_avg ? avg->seed : g[which[0]].seed ^ 0x9e3779b97f4a7c15ull,
+                               seeds, out, err);
+    }
+    for (size_t i = 0; i < n && rc == CS_OK; i++) {
+        g[which[i]].ci = out[i];
+    }
+    if (rc == CS_OK && with_avg) {
+        avg->ci = out[n];
+    }
+    cs_free_each((void *const[]){(void *)cells, seeds, which, out}, 4);
+    if (rc == CS_ENOMEM && err != NULL && err->rc != CS_ENOMEM) {
+        cs_err_set(err, CS_ENOMEM, 0, "results: bootstrap of a row");
+    }
+    return rc;
+}
+
 static void *boot_thread(void *arg)
 {
     boot_work *w = arg;
-    for (size_t i = w->first; i < w->a->n_cmps && w->rc == CS_OK; i += w->step) {
-        ag_cmp *c = &w->a->cmps[i];
-        if (c->reason == NULL) {
-            w->rc = cs_agg_boot(c->cells, c->n_units, c->n_cells_tasks, w->resamples, c->seed,
-                                &c->ci, &w->err);
+    size_t per_row = w->a->n_tasks + (w->a->n_avg > 0);
+    for (size_t i = w->first; i < w->to && w->rc == CS_OK; i += w->step) {
+        ag_cmp *g = &w->a->cmps[i * per_row];
+        w->rc = boot_row(w->a, g, w->resamples, &w->err);
+        for (size_t k = 0; k < per_row; k++) {
+            cmp_free_cells(&g[k]);
         }
-        cmp_free_cells(c);
     }
     return NULL;
 }
 
-/* The bootstraps, split over the threads by comparison index (each has its own seed, so the
- * results do not depend on the number of threads). */
-static cs_rc run_boots(ag *a)
+/* The bootstraps of the rows whose comparisons are from..to-1, split over the threads by row
+ * (each has its own seeds, so the results do not depend on the number of threads). */
+static cs_rc run_boots(ag *a, size_t from, size_t to)
 {
+    if (from >= to || a->o.resamples == 0) {
+        return CS_OK; /* no comparisons (and so at least one task per row below) */
+    }
     unsigned nt = a->o.threads == 0 ? 2 : a->o.threads;
     nt = nt > 16 ? 16 : nt;
     boot_work w[16];
     pthread_t th[16];
     bool started[16] = {false};
     for (unsigned k = 0; k < nt; k++) {
-        w[k] = (boot_work){.a = a, .first = k, .step = nt, .resamples = a->o.resamples};
+        size_t per_row = a->n_tasks + (a->n_avg > 0);
+        w[k] = (boot_work){.a = a,
+                           .first = from / per_row + k,
+                           .step = nt,
+                           .to = to / per_row,
+                           .resamples = a->o.resamples};
     }
     for (unsigned k = 1; k < nt; k++) {
         started[k] = pthread_create(&th[k], NULL, boot_thread, &w[k]) == 0;
@@ -556,9 +636,14 @@ cs_rc ag_compare(ag *a)
         return cs_err_set(a->err, CS_ENOMEM, 0, "results: %zu comparisons", n);
     }
     cs_rc rc = CS_OK;
+    size_t chunk = 0; /* the bootstraps run by chunks of comparisons, so few cells live at once */
     for (size_t r = 0; r < a->n_rows && rc == CS_OK; r++) {
         ag_row *row = &a->rows[r];
-        if (row->ref == AG_NONE) {
+        if (a->n_cmps - chunk >= 4096) {
+            rc = run_boots(a, chunk, a->n_cmps);
+            chunk = a->n_cmps;
+        }
+        if (row->ref == AG_NONE || rc != CS_OK) {
             continue;
         }
         const ag_row *ref = &a->rows[row->ref];
@@ -572,7 +657,11 @@ cs_rc ag_compare(ag *a)
             *c = (ag_cmp){.row = r, .ref = row->ref, .task = task, .delta = x - y};
             const char *name = task < a->n_tasks ? a->tasks[task].name : "average";
             c->seed = fnv(name, fnv(ref->key, fnv(row->key, 0xcbf29ce484222325ull ^ a->o.seed)));
-            rc = prepare(a, &p, c);
+            if (task < a->n_tasks) {
+                rc = prepare(a, &p, c);
+            } else {
+                c->reason = avg_reason(a, &p, c - a->n_tasks);
+            }
             if (c->reason == NULL && (isnan(x) || isnan(y))) {
                 c->reason = "no_value";
             }
@@ -582,11 +671,14 @@ cs_rc ag_compare(ag *a)
             if (c->reason != NULL && strcmp(c->reason, "unpaired") == 0) {
                 row->flags |= AG_F_UNPAIRED;
             }
+            if (c->reason != NULL) {
+                cmp_free_cells(c);
+            }
         }
         pairing_fini(&p);
     }
     if (rc == CS_OK) {
-        rc = run_boots(a);
+        rc = run_boots(a, chunk, a->n_cmps);
     }
     if (rc == CS_OK) {
         rc = holm(a);

@@ -82,7 +82,7 @@ typedef struct ag {
     const cs_agg_job *jobs;
     size_t n_jobs;
     cs_agg_opts o;
-    cJSON **jaxes; /* owned [n_jobs] */
+    cJSON **jaxes; /* owned [n_jobs]: each job's parsed axes, freed once grouped */
     char **seed;   /* owned [n_jobs]: canonical text of the seed, NULL when null */
     char **axes;   /* owned, sorted: every axis name */
     size_t n_axes;

@@ -17,7 +17,7 @@ static cJSON *num(double x)
 
 static void add_num(cJSON *o, const char *k, double x)
 {
-    cJSON_AddItemToObject(o, k, num(x));
+    cJSON_AddItemToObjectCS(o, k, num(x)); /* k is a literal */
 }
 
 /* mean, population std and standard error (sample std / sqrt(n); 0 for n 1) of v[0..n). */
@@ -40,7 +40,7 @@ static cJSON *stats_obj(const double *v, size_t n)
     double mean, std, se;
     moments(v, n, &mean, &std, &se);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "n", (double)n);
+    cJSON_AddItemToObjectCS(o, "n", cJSON_CreateNumber((double)n));
     add_num(o, "mean", mean);
     add_num(o, "std", std);
     add_num(o, "se", se);
@@ -52,7 +52,7 @@ static cJSON *task_obj(const ag *a, const ag_row *r, size_t t, double *scratch)
 {
     const ag_task *k = &a->tasks[t];
     cJSON *o = cJSON_CreateObject(), *items = cJSON_CreateArray(), *ms = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "headline", k->headline);
+    cJSON_AddItemToObjectCS(o, "headline", cJSON_CreateString(k->headline));
     add_num(o, "value", r->head[t]);
     size_t seeds = 0;
     for (size_t i = 0; i < r->n_jobs; i++) {
@@ -63,8 +63,8 @@ static cJSON *task_obj(const ag *a, const ag_row *r, size_t t, double *scratch)
             cJSON_AddItemToArray(items, cJSON_CreateNumber((double)m->n));
         }
     }
-    cJSON_AddNumberToObject(o, "n_seeds", (double)seeds);
-    cJSON_AddItemToObject(o, "items", items);
+    cJSON_AddItemToObjectCS(o, "n_seeds", cJSON_CreateNumber((double)seeds));
+    cJSON_AddItemToObjectCS(o, "items", items);
     for (size_t mi = 0; mi < k->n_metrics; mi++) {
         size_t n = 0;
         for (size_t i = 0; i < r->n_jobs; i++) {
@@ -78,7 +78,7 @@ static cJSON *task_obj(const ag *a, const ag_row *r, size_t t, double *scratch)
             cJSON_AddItemToObject(ms, k->metrics[mi], stats_obj(scratch, n));
         }
     }
-    cJSON_AddItemToObject(o, "metrics", ms);
+    cJSON_AddItemToObjectCS(o, "metrics", ms);
     return o;
 }
 
@@ -131,13 +131,13 @@ static cJSON *vs_baseline(const ag *a, const ag_row *r)
             n++;
         }
     }
-    cJSON_AddItemToObject(o, "tasks", tasks);
+    cJSON_AddItemToObjectCS(o, "tasks", tasks);
     cJSON *avg = cJSON_CreateObject();
     add_num(avg, "delta", r->avg - b->avg);
     add_num(avg, "retention", b->avg != 0.0 ? r->avg / b->avg : NAN);
-    cJSON_AddItemToObject(o, "average", avg);
+    cJSON_AddItemToObjectCS(o, "average", avg);
     if (n != a->n_avg || n == 0) {
-        cJSON_AddNullToObject(o, "balance");
+        cJSON_AddItemToObjectCS(o, "balance", cJSON_CreateNull());
         cs_free_each((void *const[]){rets, qs}, 2);
         return o;
     }
@@ -150,7 +150,7 @@ static cJSON *vs_baseline(const ag *a, const ag_row *r)
     add_num(bal, "worst_drop", worst);
     add_num(bal, "min_ret", min_ret);
     add_num(bal, "std_acc", std_acc);
-    cJSON_AddItemToObject(o, "balance", bal);
+    cJSON_AddItemToObjectCS(o, "balance", bal);
     return o;
 }
 
@@ -163,21 +163,21 @@ static cJSON *cmp_obj(const ag_cmp *c)
 {
     cJSON *o = cJSON_CreateObject();
     add_num(o, "delta", c->delta);
-    cJSON_AddBoolToObject(o, "tested", c->reason == NULL);
+    cJSON_AddItemToObjectCS(o, "tested", cJSON_CreateBool(c->reason == NULL));
     if (c->reason != NULL) {
-        cJSON_AddStringToObject(o, "reason", c->reason);
-        cJSON_AddNullToObject(o, "ci");
-        cJSON_AddNullToObject(o, "p");
-        cJSON_AddNullToObject(o, "p_holm");
-        cJSON_AddStringToObject(o, "mark", "");
+        cJSON_AddItemToObjectCS(o, "reason", cJSON_CreateString(c->reason));
+        cJSON_AddItemToObjectCS(o, "ci", cJSON_CreateNull());
+        cJSON_AddItemToObjectCS(o, "p", cJSON_CreateNull());
+        cJSON_AddItemToObjectCS(o, "p_holm", cJSON_CreateNull());
+        cJSON_AddItemToObjectCS(o, "mark", cJSON_CreateString(""));
         return o;
     }
-    cJSON_AddNullToObject(o, "reason");
+    cJSON_AddItemToObjectCS(o, "reason", cJSON_CreateNull());
     double ci[2] = {c->ci.lo, c->ci.hi};
-    cJSON_AddItemToObject(o, "ci", cJSON_CreateDoubleArray(ci, 2));
+    cJSON_AddItemToObjectCS(o, "ci", cJSON_CreateDoubleArray(ci, 2));
     add_num(o, "p", c->ci.p);
     add_num(o, "p_holm", c->p_holm);
-    cJSON_AddStringToObject(o, "mark", mark(c->p_holm));
+    cJSON_AddItemToObjectCS(o, "mark", cJSON_CreateString(mark(c->p_holm)));
     return o;
 }
 
@@ -195,22 +195,23 @@ static cJSON *flags_arr(unsigned flags)
 static cJSON *jobs_obj(const ag *a, const ag_row *r)
 {
     cJSON *o = cJSON_CreateObject(), *ids = cJSON_CreateArray(), *seeds = cJSON_CreateArray();
-    cJSON_AddNumberToObject(o, "total", (double)r->n_jobs);
-    cJSON_AddNumberToObject(o, "done", (double)r->n_done);
-    cJSON_AddNumberToObject(o, "failed", (double)r->n_failed);
-    cJSON_AddNumberToObject(o, "lost", (double)r->n_lost);
-    cJSON_AddNumberToObject(o, "cancelled", (double)r->n_cancelled);
-    cJSON_AddNumberToObject(o, "unfinished", (double)r->n_unfinished);
-    cJSON_AddNumberToObject(o, "no_result", (double)r->n_noresult);
-    cJSON_AddNumberToObject(o, "no_items", (double)r->n_v1);
+    cJSON_AddItemToObjectCS(o, "total", cJSON_CreateNumber((double)r->n_jobs));
+    cJSON_AddItemToObjectCS(o, "done", cJSON_CreateNumber((double)r->n_done));
+    cJSON_AddItemToObjectCS(o, "failed", cJSON_CreateNumber((double)r->n_failed));
+    cJSON_AddItemToObjectCS(o, "lost", cJSON_CreateNumber((double)r->n_lost));
+    cJSON_AddItemToObjectCS(o, "cancelled", cJSON_CreateNumber((double)r->n_cancelled));
+    cJSON_AddItemToObjectCS(o, "unfinished", cJSON_CreateNumber((double)r->n_unfinished));
+    cJSON_AddItemToObjectCS(o, "no_result", cJSON_CreateNumber((double)r->n_noresult));
+    cJSON_AddItemToObjectCS(o, "no_items", cJSON_CreateNumber((double)r->n_v1));
     for (size_t i = 0; i < r->n_jobs; i++) {
         const cs_agg_job *j = &a->jobs[r->jobs[i]];
         cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)j->job_id));
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(a->jaxes[r->jobs[i]], "seed");
-        cJSON_AddItemToArray(seeds, s != NULL ? cJSON_Duplicate(s, true) : cJSON_CreateNull());
+        const char *s = a->seed[r->jobs[i]]; /* canonical JSON of the seed, or NULL */
+        cJSON *v = s != NULL ? cJSON_Parse(s) : NULL;
+        cJSON_AddItemToArray(seeds, v != NULL ? v : cJSON_CreateNull());
     }
-    cJSON_AddItemToObject(o, "ids", ids);
-    cJSON_AddItemToObject(o, "seeds", seeds);
+    cJSON_AddItemToObjectCS(o, "ids", ids);
+    cJSON_AddItemToObjectCS(o, "seeds", seeds);
     return o;
 }
 
@@ -218,45 +219,46 @@ static cJSON *row_obj(const ag *a, size_t ri, const ag_cmp *cmps, double *scratc
 {
     const ag_row *r = &a->rows[ri];
     cJSON *o = cJSON_CreateObject(), *vals = cJSON_CreateObject(), *tasks = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "id", (double)ri);
-    cJSON_AddStringToObject(o, "label", r->label);
-    cJSON_AddBoolToObject(o, "baseline", r->baseline);
+    cJSON_AddItemToObjectCS(o, "id", cJSON_CreateNumber((double)ri));
+    cJSON_AddItemToObjectCS(o, "label", cJSON_CreateString(r->label));
+    cJSON_AddItemToObjectCS(o, "baseline", cJSON_CreateBool(r->baseline));
     for (size_t i = 0; i < a->n_gax; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->axes, a->axes[a->gax[i]]);
         cJSON_AddItemToObject(vals, a->axes[a->gax[i]],
                               v != NULL ? cJSON_Duplicate(v, true) : cJSON_CreateNull());
     }
-    cJSON_AddItemToObject(o, "values", vals);
-    cJSON_AddItemToObject(o, "model", r->model ? cJSON_CreateString(r->model) : cJSON_CreateNull());
-    cJSON_AddItemToObject(o, "eval", r->eval ? cJSON_CreateString(r->eval) : cJSON_CreateNull());
-    cJSON_AddItemToObject(o, "jobs", jobs_obj(a, r));
-    cJSON_AddNumberToObject(o, "n_seeds", (double)r->n_seeds_ok);
+    cJSON_AddItemToObjectCS(o, "values", vals);
+    cJSON_AddItemToObjectCS(o, "model",
+                            r->model ? cJSON_CreateString(r->model) : cJSON_CreateNull());
+    cJSON_AddItemToObjectCS(o, "eval", r->eval ? cJSON_CreateString(r->eval) : cJSON_CreateNull());
+    cJSON_AddItemToObjectCS(o, "jobs", jobs_obj(a, r));
+    cJSON_AddItemToObjectCS(o, "n_seeds", cJSON_CreateNumber((double)r->n_seeds_ok));
     for (size_t t = 0; t < a->n_tasks; t++) {
         cJSON_AddItemToObject(tasks, a->tasks[t].name, task_obj(a, r, t, scratch));
     }
-    cJSON_AddItemToObject(o, "tasks", tasks);
-    cJSON_AddItemToObject(o, "average", average_obj(a, r, scratch));
-    cJSON_AddItemToObject(o, "baseline_row",
-                          r->base != AG_NONE ? cJSON_CreateNumber((double)r->base)
-                                             : cJSON_CreateNull());
-    cJSON_AddItemToObject(o, "vs_baseline",
-                          r->base != AG_NONE ? vs_baseline(a, r) : cJSON_CreateNull());
-    cJSON_AddItemToObject(o, "reference_row",
-                          r->ref != AG_NONE ? cJSON_CreateNumber((double)r->ref)
-                                            : cJSON_CreateNull());
+    cJSON_AddItemToObjectCS(o, "tasks", tasks);
+    cJSON_AddItemToObjectCS(o, "average", average_obj(a, r, scratch));
+    cJSON_AddItemToObjectCS(o, "baseline_row",
+                            r->base != AG_NONE ? cJSON_CreateNumber((double)r->base)
+                                               : cJSON_CreateNull());
+    cJSON_AddItemToObjectCS(o, "vs_baseline",
+                            r->base != AG_NONE ? vs_baseline(a, r) : cJSON_CreateNull());
+    cJSON_AddItemToObjectCS(o, "reference_row",
+                            r->ref != AG_NONE ? cJSON_CreateNumber((double)r->ref)
+                                              : cJSON_CreateNull());
     if (cmps == NULL) {
-        cJSON_AddNullToObject(o, "vs_reference");
+        cJSON_AddItemToObjectCS(o, "vs_reference", cJSON_CreateNull());
     } else {
         cJSON *vr = cJSON_CreateObject(), *vt = cJSON_CreateObject();
         for (size_t t = 0; t < a->n_tasks; t++) {
             cJSON_AddItemToObject(vt, a->tasks[t].name, cmp_obj(&cmps[t]));
         }
-        cJSON_AddItemToObject(vr, "tasks", vt);
-        cJSON_AddItemToObject(vr, "average",
-                              a->n_avg > 0 ? cmp_obj(&cmps[a->n_tasks]) : cJSON_CreateNull());
-        cJSON_AddItemToObject(o, "vs_reference", vr);
+        cJSON_AddItemToObjectCS(vr, "tasks", vt);
+        cJSON_AddItemToObjectCS(vr, "average",
+                                a->n_avg > 0 ? cmp_obj(&cmps[a->n_tasks]) : cJSON_CreateNull());
+        cJSON_AddItemToObjectCS(o, "vs_reference", vr);
     }
-    cJSON_AddItemToObject(o, "flags", flags_arr(r->flags));
+    cJSON_AddItemToObjectCS(o, "flags", flags_arr(r->flags));
     return o;
 }
 
@@ -264,38 +266,39 @@ static cJSON *head_obj(const ag *a)
 {
     cJSON *o = cJSON_CreateObject(), *axes = cJSON_CreateArray(), *by = cJSON_CreateArray();
     cJSON *tasks = cJSON_CreateArray();
-    cJSON_AddStringToObject(o, "format", "calsweep-results/1");
+    cJSON_AddItemToObjectCS(o, "format", cJSON_CreateString("calsweep-results/1"));
     for (size_t i = 0; i < a->n_axes; i++) {
         cJSON_AddItemToArray(axes, cJSON_CreateString(a->axes[i]));
     }
     for (size_t i = 0; i < a->n_gax; i++) {
         cJSON_AddItemToArray(by, cJSON_CreateString(a->axes[a->gax[i]]));
     }
-    cJSON_AddItemToObject(o, "axes", axes);
-    cJSON_AddItemToObject(o, "by", by);
-    cJSON_AddItemToObject(o, "metric",
-                          a->o.metric ? cJSON_CreateString(a->o.metric) : cJSON_CreateNull());
+    cJSON_AddItemToObjectCS(o, "axes", axes);
+    cJSON_AddItemToObjectCS(o, "by", by);
+    cJSON_AddItemToObjectCS(o, "metric",
+                            a->o.metric ? cJSON_CreateString(a->o.metric) : cJSON_CreateNull());
     for (size_t t = 0; t < a->n_tasks; t++) {
         cJSON *k = cJSON_CreateObject();
-        cJSON_AddStringToObject(k, "name", a->tasks[t].name);
-        cJSON_AddStringToObject(k, "headline", a->tasks[t].headline);
-        cJSON_AddStringToObject(k, "kind", a->tasks[t].ppl ? "perplexity" : "accuracy");
-        cJSON_AddBoolToObject(k, "in_average", a->tasks[t].in_avg);
+        cJSON_AddItemToObjectCS(k, "name", cJSON_CreateString(a->tasks[t].name));
+        cJSON_AddItemToObjectCS(k, "headline", cJSON_CreateString(a->tasks[t].headline));
+        cJSON_AddItemToObjectCS(k, "kind",
+                                cJSON_CreateString(a->tasks[t].ppl ? "perplexity" : "accuracy"));
+        cJSON_AddItemToObjectCS(k, "in_average", cJSON_CreateBool(a->tasks[t].in_avg));
         cJSON_AddItemToArray(tasks, k);
     }
-    cJSON_AddItemToObject(o, "tasks", tasks);
+    cJSON_AddItemToObjectCS(o, "tasks", tasks);
     if (a->ref_axis == AG_NONE) {
-        cJSON_AddNullToObject(o, "reference");
+        cJSON_AddItemToObjectCS(o, "reference", cJSON_CreateNull());
     } else {
         cJSON *ref = cJSON_CreateObject();
-        cJSON_AddStringToObject(ref, "axis", a->o.ref_axis);
-        cJSON_AddStringToObject(ref, "value", a->o.ref_value);
-        cJSON_AddItemToObject(o, "reference", ref);
+        cJSON_AddItemToObjectCS(ref, "axis", cJSON_CreateString(a->o.ref_axis));
+        cJSON_AddItemToObjectCS(ref, "value", cJSON_CreateString(a->o.ref_value));
+        cJSON_AddItemToObjectCS(o, "reference", ref);
     }
-    cJSON_AddNumberToObject(o, "resamples", (double)a->o.resamples);
-    cJSON_AddNumberToObject(o, "seed", (double)a->o.seed);
-    cJSON_AddNumberToObject(o, "max_seeds", (double)a->max_seeds);
-    cJSON_AddNumberToObject(o, "jobs", (double)a->n_jobs);
+    cJSON_AddItemToObjectCS(o, "resamples", cJSON_CreateNumber((double)a->o.resamples));
+    cJSON_AddItemToObjectCS(o, "seed", cJSON_CreateNumber((double)a->o.seed));
+    cJSON_AddItemToObjectCS(o, "max_seeds", cJSON_CreateNumber((double)a->max_seeds));
+    cJSON_AddItemToObjectCS(o, "jobs", cJSON_CreateNumber((double)a->n_jobs));
     return o;
 }
 
@@ -329,15 +332,15 @@ cs_rc ag_output(const ag *a, cJSON **out)
     for (size_t i = 0; i < a->n_cmps; i++) {
         tested += a->cmps[i].reason == NULL;
     }
-    cJSON_AddItemToObject(doc, "rows", rows);
+    cJSON_AddItemToObjectCS(doc, "rows", rows);
     cJSON *cmp = cJSON_CreateObject();
-    cJSON_AddNumberToObject(cmp, "total", (double)a->n_cmps);
-    cJSON_AddNumberToObject(cmp, "tested", (double)tested);
-    cJSON_AddItemToObject(doc, "comparisons", cmp);
+    cJSON_AddItemToObjectCS(cmp, "total", cJSON_CreateNumber((double)a->n_cmps));
+    cJSON_AddItemToObjectCS(cmp, "tested", cJSON_CreateNumber((double)tested));
+    cJSON_AddItemToObjectCS(doc, "comparisons", cmp);
     for (unsigned k = 0; k < AG_N_FLAGS; k++) {
         cJSON_AddNumberToObject(flags, ag_flag_names[k], (double)counts[k]);
     }
-    cJSON_AddItemToObject(doc, "flags", flags);
+    cJSON_AddItemToObjectCS(doc, "flags", flags);
     free(scratch);
     *out = doc;
     return CS_OK;

@@ -457,6 +457,17 @@ static void test_bootstrap_vs_naive(void **state)
     assert_true(num(g, "vs_reference.tasks.t2.p_holm") == adj[1]);
     assert_true(num(g, "vs_reference.average.p_holm") == adj[2]);
     assert_int_equal(num(doc, "comparisons.tested"), 3);
+    /* a task's interval does not depend on the other tasks (each has its own stream) */
+    const char *only[] = {"t1"};
+    o.tasks = only;
+    o.n_tasks = 1;
+    cJSON *alone = run_ok(&o);
+    const cJSON *c1a = at(row_by_label(alone, L_RND), "vs_reference.tasks.t1");
+    assert_true(cJSON_Compare(at(c1a, "ci"), at(c1, "ci"), true));
+    assert_true(num(c1a, "p") == num(c1, "p"));
+    cJSON_Delete(alone);
+    o.tasks = NULL;
+    o.n_tasks = 0;
     /* the same seed gives the same numbers; 1 thread gives what 2 give */
     o.threads = 1;
     cJSON *again = run_ok(&o);
@@ -577,6 +588,34 @@ static void test_flags(void **state)
     cJSON_Delete(doc);
 }
 
+/* No jobs (a sweep just submitted with nothing stored yet): an aggregate with no rows, printable.
+ */
+static void test_empty(void **state)
+{
+    (void)state;
+    cJSON *doc = NULL;
+    assert_int_equal(cs_agg_run(jobs, 0, NULL, &doc, NULL), CS_OK);
+    assert_int_equal(cJSON_GetArraySize(at(doc, "rows")), 0);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_int_equal(cs_agg_print_text(doc, f, NULL), CS_OK);
+    fclose(f);
+    assert_non_null(strstr(text, "row"));
+    free(text);
+    cJSON_Delete(doc);
+    /* a job without a state or axes counts as unfinished */
+    n_fx = 0;
+    fx_job *j = fx_add("done", false, NULL);
+    j->job.state = NULL;
+    doc = run_ok(NULL);
+    assert_true(has_flag(cJSON_GetArrayItem(at(doc, "rows"), 0), "partial"));
+    cJSON_Delete(doc);
+    assert_int_equal(cs_agg_print_text(at(doc = cJSON_CreateObject(), ""), stderr, NULL),
+                     CS_EINVAL);
+    cJSON_Delete(doc);
+}
+
 static void expect_einval(const cs_agg_opts *o, const char *want)
 {
     cJSON *doc = NULL;
@@ -619,6 +658,14 @@ static void test_bad_input(void **state)
     assert_int_equal(num(row_by_label(doc, L_RND), "reference_row"),
                      num(row_by_label(doc, L_RTN), "id"));
     cJSON_Delete(doc);
+    /* the baseline can be the reference (its null axes match every row of its model) */
+    o = ref_opts("algorithm", "none");
+    doc = run_ok(&o);
+    assert_int_equal(num(row_by_label(doc, L_RND), "reference_row"),
+                     num(row_by_label(doc, L_BASE), "id"));
+    assert_string_equal(at(row_by_label(doc, L_RND), "vs_reference.tasks.t1.reason")->valuestring,
+                        "no_items");
+    cJSON_Delete(doc);
     /* a JSON value matches too (any member order): then gptq bits 4 is compared with rtn bits 3 */
     o = ref_opts("algorithm", "{\"name\":\"rtn\",\"bits\":3}");
     doc = run_ok(&o);
@@ -646,30 +693,35 @@ static double lfact(int k)
 static void test_sampler_exact(void **state)
 {
     (void)state;
-    const uint32_t cases[][3] = {{20, 150, 30}, {4, 180, 16}, {70, 60, 70},
-                                 {45, 120, 35}, {2, 55, 3},   {0, 90, 10}};
-    const double values[3] = {-1.0, 0.0, 1.0};
+    /* {minus, zero, plus} counts; the value of "plus" (1: the tabulated path; 2: the stages) */
+    const struct {
+        uint32_t count[3];
+        double plus;
+    } cases[] = {{{20, 150, 30}, 1}, {{4, 180, 16}, 1}, {{70, 60, 70}, 1},
+                 {{45, 120, 35}, 1}, {{2, 55, 3}, 1},   {{0, 90, 10}, 1},
+                 {{30, 140, 30}, 2}, {{3, 150, 2}, 2},  {{60, 80, 25}, 2}};
     const size_t b = 100000;
     for (size_t c = 0; c < sizeof(cases) / sizeof(*cases); c++) {
-        int nm = (int)cases[c][0], n0 = (int)cases[c][1], np = (int)cases[c][2];
+        const double values[3] = {-1.0, 0.0, cases[c].plus};
+        int nm = (int)cases[c].count[0], n0 = (int)cases[c].count[1], np = (int)cases[c].count[2];
         int n = nm + n0 + np;
         double pm = (double)nm / n, p0 = (double)n0 / n, pp = (double)np / n;
         double le = 0.0, ge = 0.0;
         for (int a = 0; a <= n; a++) {
             for (int k = 0; a + k <= n; k++) { /* a minus, k plus */
+                if ((a > 0 && pm == 0) || (k > 0 && pp == 0) || (n - a - k > 0 && p0 == 0)) {
+                    continue;
+                }
                 double lp = lfact(n) - lfact(a) - lfact(k) - lfact(n - a - k);
                 lp += (a ? a * log(pm) : 0) + (k ? k * log(pp) : 0) +
                       (n - a - k ? (n - a - k) * log(p0) : 0);
-                if ((a > 0 && pm == 0) || (k > 0 && pp == 0)) {
-                    continue;
-                }
-                double pr = exp(lp);
-                le += k - a <= 0 ? pr : 0;
-                ge += k - a >= 0 ? pr : 0;
+                double pr = exp(lp), stat = (double)k * cases[c].plus - (double)a;
+                le += stat <= 0 ? pr : 0;
+                ge += stat >= 0 ? pr : 0;
             }
         }
         double pl = fmin(le, ge), want = fmin(1.0, 2.0 * pl);
-        cs_agg_hist cell = {3, cases[c], values};
+        cs_agg_hist cell = {3, cases[c].count, values};
         cs_agg_ci ci;
         assert_int_equal(cs_agg_boot(&cell, 1, 1, b, 1234 + c, &ci, NULL), CS_OK);
         double tol = 5.0 * 2.0 * sqrt(pl * (1.0 - pl) / (double)b) + 4.0 / (double)b;
@@ -677,7 +729,7 @@ static void test_sampler_exact(void **state)
             print_error("case %zu: p %g, exact %g (tol %g)\n", c, ci.p, want, tol);
             fail();
         }
-        assert_true(fabs(ci.delta - (double)(np - nm) / n) < 1e-15);
+        assert_true(fabs(ci.delta - ((double)np * cases[c].plus - nm) / n) < 1e-15);
         assert_true(ci.lo <= ci.delta && ci.delta <= ci.hi);
     }
 }
@@ -685,10 +737,15 @@ static void test_sampler_exact(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_aggregates),          cmocka_unit_test(test_holm),
-            cmocka_unit_test(test_bootstrap_vs_naive),  cmocka_unit_test(test_bootstrap_seeds),
-            cmocka_unit_test(test_identical_and_large), cmocka_unit_test(test_flags),
-            cmocka_unit_test(test_bad_input),           cmocka_unit_test(test_sampler_exact),
+            cmocka_unit_test(test_aggregates),
+            cmocka_unit_test(test_holm),
+            cmocka_unit_test(test_bootstrap_vs_naive),
+            cmocka_unit_test(test_bootstrap_seeds),
+            cmocka_unit_test(test_identical_and_large),
+            cmocka_unit_test(test_flags),
+            cmocka_unit_test(test_bad_input),
+            cmocka_unit_test(test_sampler_exact),
+            cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
