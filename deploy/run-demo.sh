@@ -65,7 +65,8 @@ done
 cs_say "calsweep results demo (per row: the mean over its jobs of each task's headline metric, held-out perplexity, the average accuracy and its delta, retention and balance against the unquantized model)"
 "$B/coordinator/calsweep" results demo
 cs_say "calsweep results demo --reference algorithm=rtn (the calibrated methods against RTN with the same bits and model; paired bootstrap 95 % CI, Holm-adjusted)"
-"$B/coordinator/calsweep" results demo --reference algorithm=rtn || true
+"$B/coordinator/calsweep" results demo --reference algorithm=rtn ||
+    cs_say "(a row without exactly one RTN row to compare with: the message above names it)"
 n_failed=$("$B/coordinator/calsweep" jobs --json --sweep demo --state failed | jq '.total')
 if [ "$n_failed" != 0 ]; then
     cs_say "$n_failed jobs failed: calsweep jobs --state failed; calsweep logs JOB (folder kept)"

@@ -4,7 +4,9 @@
  * result cache; the schema is schemas/migrations/ (compiled in, applied under PRAGMA user_version).
  * Since version 2 a job's config and axes are stored as lists of shared fragments (table job_row,
  * see 0002_fragments.sql); the view `job` and every accessor here give back the exact text that
- * was submitted.
+ * was submitted. Since version 4 a result's per-item outcomes are rows of table item_outcome (raw
+ * bytes per result, task and outcome), not part of the stored result json; cs_store_agg_load
+ * reads a sweep for the aggregator (cs_store_results.c).
  * Only the coordinator writes (cs_store_open); the CLI, TUI and exporters read
  * (cs_store_open_ro). Connections use WAL, synchronous=FULL, foreign_keys=ON and a busy timeout;
  * every write is a BEGIN IMMEDIATE transaction.

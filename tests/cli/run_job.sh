@@ -5,7 +5,9 @@
 # CALSWEEP_BASE_DIR and model folders found under CALSWEEP_MODEL_ROOTS; failures write
 # error.json with the right kind and stage and exit 1; a GPTQ job records its calibration set and
 # per-layer losses; a few-shot task scores as `calsweep-run eval --fewshot --shots` does; the
-# other algorithms run with the sweep's keys, llama.cpp imatrix included.
+# other algorithms run with the sweep's keys, llama.cpp imatrix included; result.json version 2
+# holds every scored item's outcome, whose means are the metrics, and a "sample" hash that is
+# equal between jobs that scored the same items (the ids' SHA-256 as sha256sum computes it).
 n=0; fail=0
 ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
 R=$CALSWEEP_RUN
@@ -14,6 +16,16 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 # result.json holds the exact doubles (canonical JSON); `eval --json` prints cJSON's 15 digits,
 # which may be 1 ulp off: compare to 12 significant places, keys sorted
 r12() { jq -cS 'with_entries(if .key != "n" and (.value | type) == "number" then .value |= (. * 1e12 | round) else . end)'; }
+# per-item outcomes of result.json file at jq path: bits() prints item i's bit on line i + 1
+# (padding bits too), f32() one float per line (od: host order, little-endian here)
+bits() { jq -r "$2" "$1" | base64 -d | od -An -tu1 -v | awk '{for (i = 1; i <= NF; i++) { v = $i; for (b = 0; b < 8; b++) { print v % 2; v = int(v / 2) } } }'; }
+f32() { jq -r "$2" "$1" | base64 -d | od -An -tf4 -v | tr -s ' ' '\n' | grep -v '^$'; }
+# mean_is FILE TASK METRIC BITS: the mean of the first n bits is the metric (to 1e-12)
+mean_is() {
+    local nn m k; nn=$(jq ".items[\"$2\"].n" "$1"); m=$(jq ".metrics[\"$2\"].$3" "$1")
+    k=$(bits "$1" ".items[\"$2\"].$4" | head -n "$nn" | awk '{ k += $1 } END { print k + 0 }')
+    awk -v k="$k" -v n="$nn" -v m="$m" 'BEGIN { d = k / n - m; exit !(n > 0 && d < 1e-12 && d > -1e-12) }'
+}
 validate() { node "$S/tests/node/validate-file.js" "$S/schemas/$1.schema.json" "$2"; }
 job() { # folder algorithm ppl-path tasks-json [calibration n_samples seq_len]
     printf '{"algorithm":%s,"calibration":%s,"n_samples":%s,"seq_len":%s,"seed":3,"eval":{"perplexity":{"heldout":{"max_windows":0,"path":"%s","seq_len":256}},"tasks":%s},"extra":{},"model":{"arch":"llama","backend":"native","folder":"%s"}}\n' \
@@ -22,7 +34,7 @@ job() { # folder algorithm ppl-path tasks-json [calibration n_samples seq_len]
 run() { # dir: runs the job of dir/job.json there, progress to dir/progress
     (cd "$1" && rm -f result.json error.json && CALSWEEP_BASE_DIR=$S CALSWEEP_THREADS=2 "$R" job.json 3>progress 2>stderr)
 }
-echo "1..40"
+echo "1..49"
 
 mkdir "$tmp/a"; job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt >"$tmp/a/job.json"
 run "$tmp/a"; ok $? "a baseline job exits 0"
@@ -76,6 +88,18 @@ got=$(jq -cS '.metrics.arith' "$tmp/f/result.json" | r12)
 [ -n "$want" ] && [ "$got" = "$want" ]; ok $? "task metrics equal calsweep-run eval's on the same 40 items: $got"
 [ "$(jq '.metrics.gen | .n, (has("exact_match") and has("exact_match_stderr"))' "$tmp/f/result.json" | tr '\n' ' ')" = "8 true " ]
 ok $? "the generation task reports exact match over 8 items"
+F=$tmp/f/result.json
+jq -e '.version == 2 and (.items | keys) == (.metrics | keys) and .items.arith.n == 40 and .items.gen.n == 8 and .items["ppl:heldout"].n == 14' "$F" >/dev/null
+ok $? "result.json version 2 has items for every task and perplexity text: 40, 8 items, 14 windows"
+mean_is "$F" arith acc acc && mean_is "$F" arith acc_norm acc_norm && mean_is "$F" arith acc_bytes acc_bytes &&
+    mean_is "$F" gen exact_match exact_match && mean_is "$F" gen exact_match_flex exact_match_flex
+ok $? "the means of the per-item bits are acc, acc_norm, acc_bytes, exact_match and exact_match_flex"
+[ "$(bits "$F" .items.arith.acc | head -n 40 | tr -d '\n')" = "$(f32 "$F" .items.arith.margin | awk '{ printf "%d", ($1 > 0) }')" ]
+ok $? "an item is right (acc) exactly where its gold margin is positive, item by item"
+w=$(f32 "$F" '.items["ppl:heldout"].window_loss' | awk '{ s += $1; n++ } END { printf "%d %.9g", n, exp(s / n) }')
+p=$(jq '.metrics["ppl:heldout"].ppl' "$F")
+awk -v w="$w" -v p="$p" 'BEGIN { split(w, a, " "); d = (a[2] - p) / p; exit !(a[1] == 14 && d < 1e-6 && d > -1e-6) }'
+ok $? "exp(mean of the 14 window losses) is the perplexity: $w vs $p"
 
 mkdir "$tmp/g"
 job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt \
@@ -92,6 +116,22 @@ zero=$(cd "$S" && "$R" eval sweeps/testbed/models/tb-llama --task $T/arith_mc.ev
 got=$(jq -cS '.metrics.arith' "$tmp/g2/result.json" | r12)
 [ -n "$want" ] && [ "$got" = "$want" ] && [ "$(jq .n <<<"$got")" = 12 ]
 ok $? "its metrics equal calsweep-run eval --fewshot 3 --shots on the same 12 items: $got (0-shot: $zero)"
+
+# the item sample: equal between jobs that scored the same items, whatever their algorithm
+mkdir "$tmp/s"
+job sweeps/testbed/models/tb-llama '{"name":"rtn","bits":4,"group_size":32}' sweeps/testbed/data/heldout.txt \
+    "{\"arith\":{\"path\":\"$T/arith_mc.eval.jsonl\",\"limit\":40},\"gen\":{\"path\":\"$T/arith_gen.eval.jsonl\",\"limit\":8},\"facts\":{\"path\":\"$T/facts_mc.eval.jsonl\",\"limit\":0}}" >"$tmp/s/job.json"
+run "$tmp/s"; ok $? "an RTN job on the same tasks exits 0"
+validate result "$tmp/s/result.json"; ok $? "its result.json (version 2, with items) validates"
+sample() { jq -r ".items[\"$2\"].sample" "$1/result.json"; }
+[ "$(sample "$tmp/s" arith)" = "$(sample "$tmp/f" arith)" ] && [ "$(sample "$tmp/s" gen)" = "$(sample "$tmp/f" gen)" ] &&
+    [ "$(sample "$tmp/s" ppl:heldout)" = "$(sample "$tmp/f" ppl:heldout)" ] && [ "$(sample "$tmp/a" ppl:heldout)" = "$(sample "$tmp/f" ppl:heldout)" ] &&
+    [ "$(sample "$tmp/g2" arith)" != "$(sample "$tmp/f" arith)" ] && [ "$(sample "$tmp/b" ppl:heldout)" != "$(sample "$tmp/f" ppl:heldout)" ]
+ok $? "same task file and limit, same sample (none vs rtn); limit 12 vs 40 and another model's windows differ"
+[ "$(sample "$tmp/s" facts)" = "$(jq -r .id "$S/$T/facts_mc.eval.jsonl" | head -c -1 | sha256sum | cut -d' ' -f1)" ] && mean_is "$tmp/s/result.json" facts acc acc
+ok $? "the sample of a whole file is the SHA-256 of its ids joined by newlines; acc is the mean of 200 bits"
+jq -e '(.items.facts | tostring | length) < 1400' "$tmp/s/result.json" >/dev/null
+ok $? "200 items' outcomes (3 bitsets and 200 float32 margins) take $(jq '.items.facts | tostring | length' "$tmp/s/result.json") bytes"
 
 # quantization jobs: GPTQ with random calibration windows, RTN without calibration
 CAL='{"selector":{"name":"random","stratified":false},"source":{"kind":"jsonl","path":"sweeps/testbed/data/corpus/arith.jsonl","text_field":"text"}}'

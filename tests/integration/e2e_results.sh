@@ -120,6 +120,19 @@ out=$(cs results e2e-results --resamples 200); rc=$?
 out=$(cs results e2e-results --reference selector=random --by algorithm,selector --json --resamples 200); rc=$?
 [ $rc = 0 ] && [ "$(jq '[.rows[] | select(.vs_reference != null)] | length' <<<"$out")" = 2 ]
 ok $? "--reference selector=random compares the 2 zipcal rows"
+# Every job scored the same item sample (result.json version 2), so the comparisons are tested:
+# the delta is the difference of the recomputed means, inside its interval, with p in [0, 1].
+jq -e --slurpfile e "$tmp/expect.json" '
+    def mean($a; $s; $t; $m): [$e[0][] | select(.alg == $a and .sel == $s and .task == $t
+                                               and .metric == $m)][0].mean;
+    [.rows[] | select(.vs_reference != null) | .values.algorithm.name as $a
+     | .vs_reference.tasks as $c
+     | [["arith", "acc_norm"], ["facts", "acc"]][] as [$t, $m] | $c[$t]
+     | .tested and .ci != null and .ci[0] <= .delta and .delta <= .ci[1]
+       and .p >= 0 and .p <= 1 and .p_holm >= .p
+       and ((.delta - (mean($a; "zipcal"; $t; $m) - mean($a; "random"; $t; $m))) | fabs) < 1e-9]
+    | length == 4 and all' <<<"$out" >/dev/null
+ok $? "... paired over items and seeds: delta = the difference of the means, inside its CI, p in [0, 1]"
 
 # Bad input: exit 1, naming the value and the choices.
 out=$(cs results nosuch 2>&1); rc=$?

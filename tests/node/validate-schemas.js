@@ -5,8 +5,9 @@
 //   - for each schema X, every schemas/examples/X/good/*.json validates and every
 //     schemas/examples/X/bad/*.json does not (a bad example that is not even JSON counts as bad);
 //   - every protocol message type has a good example;
-//   - every sweep file (sweeps/**/*.json outside the testbed's data and model folders, and
-//     tests/data/sweeps/*.json) validates against sweep.schema.json, when that schema exists;
+//   - every sweep file (sweeps/**/*.json outside the testbed's data and model folders,
+//     tests/data/sweeps/*.json and tests/data/sweeps-results/*.json) validates against
+//     sweep.schema.json, when that schema exists;
 //   - every line of sweeps/testbed/data/tasks/*.jsonl validates against task.schema.json;
 //   - the runner's error kinds agree between error.schema.json, result.schema.json and the
 //     protocol's FAIL.kind.
@@ -173,7 +174,8 @@ if (schemas.protocol) {
 if (validators.sweep) {
   const notSweep = (r, isDir) => isDir && /^sweeps\/testbed\/./.test(r);
   const sweepFiles = walkJson(path.join(root, 'sweeps'), notSweep, [])
-      .concat(listJson(path.join(root, 'tests', 'data', 'sweeps')));
+      .concat(listJson(path.join(root, 'tests', 'data', 'sweeps')))
+      .concat(listJson(path.join(root, 'tests', 'data', 'sweeps-results')));
   for (const f of sweepFiles) {
     const r = validateFile(validators.sweep, f);
     check(r.valid, `${rel(f)} validates against sweep.schema.json`, r.errors);

@@ -515,6 +515,49 @@ static void test_cancel_pause_resume_retry_extend(void **state)
     free(call_err(f, &req, CS_ESTATE));
 }
 
+/* RESULTS: the aggregate of a sweep that has not run yet (every row partial), by name or id;
+ * an unknown sweep names the live ones; bad options are CS_EINVAL naming the value. */
+static void test_results(void **state)
+{
+    fixture *f = *state;
+    cs_msg req;
+    cJSON *d;
+    char *msg, ref[32];
+    int64_t id = submit_product(f);
+    static char *by[] = {"algorithm"};
+    static char *bogus[] = {"bogus"};
+
+    cs_msg_init(&req, CS_MSG_RESULTS);
+    req.results.sweep = "product";
+    d = call_ok(f, &req);
+    assert_int_equal((int)num(d, "jobs"), 9);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(d, "rows")), 5);
+    cJSON_Delete(d);
+    snprintf(ref, sizeof(ref), "%lld", (long long)id);
+    req.results.sweep = ref;
+    req.results.by = by;
+    req.results.n_by = 1;
+    d = call_ok(f, &req);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(d, "rows")), 3);
+    cJSON_Delete(d);
+
+    req.results.sweep = "nosuch";
+    msg = call_err(f, &req, CS_ENOENT);
+    assert_non_null(strstr(msg, "no sweep 'nosuch'; sweeps: product"));
+    free(msg);
+    req.results.sweep = "product";
+    req.results.by = bogus;
+    msg = call_err(f, &req, CS_EINVAL);
+    assert_non_null(strstr(msg, "bogus"));
+    free(msg);
+    req.results.by = NULL;
+    req.results.n_by = 0;
+    req.results.reference = "algorithm";
+    msg = call_err(f, &req, CS_EINVAL);
+    assert_non_null(strstr(msg, "expected AXIS=VALUE"));
+    free(msg);
+}
+
 static void test_not_control(void **state)
 {
     fixture *f = *state;
@@ -531,6 +574,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_plan, setup, teardown),
             cmocka_unit_test_setup_teardown(test_jobs_workers_logs, setup, teardown),
             cmocka_unit_test_setup_teardown(test_cancel_pause_resume_retry_extend, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_results, setup, teardown),
             cmocka_unit_test_setup_teardown(test_not_control, setup, teardown),
     };
     return cmocka_run_group_tests_name("control", tests, NULL, NULL);

@@ -244,12 +244,58 @@ static void test_runner_refuses_past_limits(void **state)
     }
 }
 
+/* The largest per-item outcomes a result may hold (CS_LIMIT_RESULT_ITEMS multiple-choice items:
+ * three bitsets and a float32 margin each, the worst case per item) travel in one RESULT, with
+ * room to spare for the metrics (CS_LIMIT_RESULT_ITEM_BYTES, checked at compile time, is true). */
+static void test_result_items_fit(void **state)
+{
+    (void)state;
+    const size_t n = CS_LIMIT_RESULT_ITEMS;
+    uint8_t *bits = calloc(n / 8, 1);
+    float *margin = calloc(n, sizeof *margin);
+    cs_result_value v = {"acc", 0.5};
+    cs_result_task t = {"mc", true, (int64_t)n, &v, 1};
+    cs_result_items it = {.task = "mc",
+                          .n = n,
+                          .acc = bits,
+                          .acc_norm = bits,
+                          .acc_bytes = bits,
+                          .margin = margin};
+    cs_msg m, back;
+    cs_err err = {0};
+    char *text = NULL;
+    size_t len = 0;
+    assert_non_null(bits);
+    assert_non_null(margin);
+    memset(it.sample, 'f', 64);
+    cs_msg_init(&m, CS_MSG_RESULT);
+    m.result.worker = "w";
+    m.result.job_id = 1;
+    m.result.attempt = 1;
+    m.result.lease_token = (char *)(uintptr_t) "0123456789abcdef0123456789abcdef";
+    m.result.result =
+            (cs_result){.version = 2, .tasks = &t, .n_tasks = 1, .items = &it, .n_items = 1};
+    if (cs_msg_encode(&m, &text, &len, &err) != CS_OK) {
+        fail_msg("RESULT with %zu items: %s", n, err.msg);
+    }
+    assert_true(len <= n * CS_LIMIT_RESULT_ITEM_BYTES + 4096);
+    assert_true(len < CS_LIMIT_MSG_BYTES / 2);
+    assert_int_equal(cs_msg_decode(text, len, &back, &err), CS_OK);
+    assert_int_equal(back.result.result.n_items, 1);
+    assert_int_equal(back.result.result.items[0].n, n);
+    cs_msg_fini(&back);
+    free(text);
+    free(bits);
+    free(margin);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_limits_table),
             cmocka_unit_test(test_limits_sweep_size),
             cmocka_unit_test(test_runner_refuses_past_limits),
+            cmocka_unit_test(test_result_items_fit),
     };
     return CS_RUN_TESTS(tests);
 }

@@ -610,6 +610,7 @@ typedef struct bad_case {
 #define HB_HEAD0 \
     "{\"v\":4,\"type\":\"HEARTBEAT\",\"worker\":\"w\"," LEASE_KV "\"job_id\":1,\"attempt\":1,"
 #define HB_HEAD HB_HEAD0 "\"stage\":\"load\","
+#define SHA64   "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #define RESULT_HEAD_NR \
     "{\"v\":4,\"type\":\"RESULT\",\"worker\":\"w\"," LEASE_KV "\"job_id\":1,\"attempt\":1,"
 #define RESULT_HEAD                                                                         \
@@ -635,6 +636,10 @@ static const bad_case BAD[] = {
         {"result metric a string",
          RESULT_HEAD_NR "\"result\":{\"metrics\":{\"t\":{\"acc\":\"1\"}}}}", 0, CS_EPROTO,
          "RESULT.result.metrics.t.acc: expected a finite number"},
+        {"result items bad base64",
+         RESULT_HEAD_NR "\"result\":{\"version\":2,\"metrics\":{\"t\":{}},\"items\":{\"t\":{"
+                        "\"n\":3,\"sample\":\"" SHA64 "\",\"exact_match\":\"*A==\"}}}}",
+         0, CS_EPROTO, "RESULT.result.items.t.exact_match: not base64"},
         {"result without metrics", RESULT_HEAD_NR "\"result\":{\"host\":\"h\"}}", 0, CS_EPROTO,
          "RESULT.result: missing required key \"metrics\""},
         {"result metrics twice over (version 3)",

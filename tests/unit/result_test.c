@@ -491,6 +491,45 @@ static void items_examples(void **state)
     assert_true(n_good >= 1 && n_bad >= 5);
 }
 
+/* Compactness (issue 19): 5 multiple-choice tasks x 1,000 items stay about 6 KB per task (three
+ * bitsets of 125 bytes and 4,000 bytes of float32 margins, in base64: 4 x 168 + 5,336 characters
+ * plus the names and the sample), not one JSON object per item. */
+static void items_compact(void **state)
+{
+    (void)state;
+    enum { TASKS = 5, N = 1000 };
+    static uint8_t bits[TASKS][3][N / 8];
+    static float margin[TASKS][N];
+    cs_result_value v = {"acc", 0.5};
+    cs_result_task t[TASKS];
+    cs_result_items it[TASKS];
+    char names[TASKS][16];
+    cs_rng rng;
+    cs_rng_seed(&rng, 19);
+    for (size_t k = 0; k < TASKS; k++) {
+        snprintf(names[k], sizeof names[k], "task_%zu", k);
+        t[k] = (cs_result_task){names[k], true, N, &v, 1};
+        it[k] = (cs_result_items){.task = names[k], .n = N};
+        memset(it[k].sample, 'c', 64);
+        for (size_t i = 0; i < N; i++) {
+            for (size_t b = 0; b < 3; b++) {
+                cs_result_bit_set(bits[k][b], i, cs_rng_u64(&rng) & 1);
+            }
+            margin[k][i] = (float)cs_rng_uniform(&rng) * 8.0f - 4.0f;
+        }
+        it[k].acc = bits[k][0];
+        it[k].acc_norm = bits[k][1];
+        it[k].acc_bytes = bits[k][2];
+        it[k].margin = margin[k];
+    }
+    cs_result r = {.version = 2, .tasks = t, .n_tasks = TASKS, .items = it, .n_items = TASKS};
+    char *text = encode(&r);
+    size_t len = strlen(text);
+    print_message("# 5 tasks x 1000 items: %zu bytes (%zu per task)\n", len, len / TASKS);
+    assert_true(len / TASKS < 6200);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -501,6 +540,7 @@ int main(void)
             cmocka_unit_test(items_built),    cmocka_unit_test(items_version_1),
             cmocka_unit_test(items_refusals), cmocka_unit_test(items_too_many),
             cmocka_unit_test(items_sample),   cmocka_unit_test(items_examples),
+            cmocka_unit_test(items_compact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

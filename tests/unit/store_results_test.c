@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cs_agg.h"
+#include "cs_result.h"
 #include "cs_store.h"
 #include "cs_store_testing.h"
 #include "cs_test.h"
@@ -320,6 +321,59 @@ static void test_version1_result(void **state)
     cs_store_claim_fini(&c);
 }
 
+/* A decoded result's items become one outcome per array present: bitsets as they are, floats as
+ * little-endian bytes; stored and loaded back. */
+static void test_outcomes_of_result(void **state)
+{
+    fixture *f = *state;
+    uint8_t acc[2] = {0x0d, 0x03}, em[1] = {0x05};
+    float margin[3] = {0.5f, -1.25f, 2.0f}, loss[2] = {1.5f, 0.25f};
+    cs_result_task tasks[3] = {{.name = "arith"}, {.name = "gen"}, {.name = "ppl:x"}};
+    cs_result_items items[3] = {
+            {.task = "arith", .n = 10, .acc = acc, .margin = margin},
+            {.task = "gen", .n = 3, .exact_match = em},
+            {.task = "ppl:x", .n = 2, .window_loss = loss},
+    };
+    cs_result r = {.version = 2, .tasks = tasks, .n_tasks = 3, .items = items, .n_items = 3};
+    cs_store_outcomes o;
+    cs_store_agg a = {0};
+    cs_err err = {0};
+    char text[64];
+    memcpy(items[0].sample, SAMPLE, 65);
+    memcpy(items[1].sample, SAMPLE, 65);
+    memcpy(items[2].sample, SAMPLE, 65);
+    items[0].n = 3; /* margins: 3 items; acc then holds 1 byte's worth */
+    assert_int_equal(cs_store_outcomes_of(&r, &o, &err), CS_OK);
+    assert_int_equal(o.n, 4);
+    assert_string_equal(o.v[0].metric, "acc");
+    assert_int_equal(o.v[0].bytes, 1);
+    assert_string_equal(o.v[1].metric, "margin");
+    assert_int_equal(o.v[1].bytes, 12);
+    assert_memory_equal(o.v[1].data, MARGIN, 12);
+    assert_string_equal(o.v[2].metric, "exact_match");
+    assert_string_equal(o.v[3].metric, "window_loss");
+    int64_t sw = submit(f->s, "a", NULL, 1);
+    cs_store_claim c = claim(f->s);
+    bool dup = false;
+    assert_int_equal(cs_store_result_items(f->s, c.job_id, c.attempt, WORKER, c.lease_token, "{}",
+                                           NULL, 0, o.v, o.n, NULL, T0 + 1, &dup, &err),
+                     CS_OK);
+    cs_store_outcomes_fini(&o);
+    q_text(f->s, "SELECT hex(data) FROM item_outcome WHERE metric = 'window_loss'", text,
+           sizeof(text));
+    assert_string_equal(text, "0000C03F0000803E");
+    assert_int_equal(cs_store_agg_load(f->s, sw, true, &a, &err), CS_OK);
+    assert_int_equal(a.jobs[0].n_outcomes, 4);
+    for (size_t i = 0; i < 4; i++) {
+        if (strcmp(a.jobs[0].outcomes[i].metric, "window_loss") == 0) {
+            assert_true(a.jobs[0].outcomes[i].values[0] == 1.5f);
+            assert_true(a.jobs[0].outcomes[i].values[1] == 0.25f);
+        }
+    }
+    cs_store_agg_fini(&a);
+    cs_store_claim_fini(&c);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -331,6 +385,7 @@ int main(void)
             T(test_cached_outcomes_follow_result),
             T(test_agg_load_errors),
             T(test_version1_result),
+            T(test_outcomes_of_result),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

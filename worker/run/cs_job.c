@@ -20,6 +20,7 @@
 
 #include "cs_alloc.h"
 #include "cs_cache.h"
+#include "cs_canon.h"
 #include "cs_err.h"
 #include "cs_jobspec.h"
 #include "cs_json.h"
@@ -63,6 +64,9 @@ typedef struct job {
     size_t n_samples, seq_len;
     int64_t started_ms;
     uint64_t t_job, t_stage;
+    cs_result_items *items; /* result.json's "items", in evaluation order; owned, n_items */
+    char **item_names;      /* owned, n_names: the task names items[i].task borrows */
+    size_t n_items, n_names;
 } job;
 
 /* ---- small helpers --------------------------------------------------------------------------- */
@@ -556,6 +560,154 @@ static cs_rc stage_quantize(job *j, cs_err *err)
     return CS_OK;
 }
 
+/* ---- per-item outcomes (result.json version 2, "items") ------------------------------------- */
+
+/* Adds one task's outcomes (*it is taken and zeroed) under the name task. Outcomes that would
+ * pass CS_LIMIT_RESULT_ITEMS in all are left out with a warning: the metrics still stand, and the
+ * aggregator flags the task as unpaired. */
+static cs_rc keep_items(job *j, const char *task, cs_result_items *it, cs_err *err)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < j->n_items; i++) {
+        used += j->items[i].n;
+    }
+    if (it->n > CS_LIMIT_RESULT_ITEMS - used) {
+        cs_log(CS_LOG_WARN,
+               "%s: %zu item outcomes would pass the %zu of one result: result.json "
+               "leaves them out",
+               task, it->n, CS_LIMIT_RESULT_ITEMS);
+        cs_result_items_fini(it);
+        return CS_OK;
+    }
+    cs_result_items *items = cs_realloc_array(j->items, j->n_items + 1, sizeof *items);
+    if (items != NULL) {
+        j->items = items;
+    }
+    char **names = items ? cs_realloc_array(j->item_names, j->n_names + 1, sizeof *names) : NULL;
+    if (names != NULL) {
+        j->item_names = names;
+        names[j->n_names] = cs_strdup(task);
+    }
+    if (names == NULL || names[j->n_names] == NULL) {
+        cs_result_items_fini(it);
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    items[j->n_items] = *it;
+    items[j->n_items].task = names[j->n_names++];
+    j->n_items++;
+    memset(it, 0, sizeof *it);
+    return CS_OK;
+}
+
+/* n 1/0 outcomes as a bitset (owned), or NULL on no memory. */
+static uint8_t *pack_bits(const uint8_t *v, size_t n)
+{
+    uint8_t *b = cs_calloc_array(cs_result_bits_bytes(n) + 1, 1);
+    for (size_t i = 0; b != NULL && i < n; i++) {
+        cs_result_bit_set(b, i, v[i] != 0);
+    }
+    return b;
+}
+
+/* n doubles as float32 (owned), or NULL on no memory or when one is not finite (*finite false). */
+static float *to_f32(const double *v, size_t n, bool *finite)
+{
+    float *f = cs_alloc_array(n + 1, sizeof *f);
+    *finite = true;
+    for (size_t i = 0; f != NULL && i < n; i++) {
+        f[i] = (float)v[i];
+        *finite = *finite && isfinite(f[i]);
+    }
+    return f;
+}
+
+/* The outcomes of task name, scored as s over the items of t in order: "sample" is the SHA-256 of
+ * the item ids joined by "\n" (cs_result_sample). */
+static cs_rc task_items(job *j, const char *name, const cs_task *t, const cs_score *s, cs_err *err)
+{
+    cs_result_items it = {.n = s->n};
+    const char **ids = cs_alloc_array(t->n + 1, sizeof *ids);
+    bool finite = true, gen = t->kind == CS_TASK_GEN;
+    cs_rc rc = ids != NULL ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    for (size_t i = 0; rc == CS_OK && i < t->n; i++) {
+        ids[i] = t->items[i].id;
+    }
+    if (rc == CS_OK) {
+        rc = cs_result_sample(ids, t->n, it.sample, err);
+    }
+    free(ids);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    if (gen) {
+        it.exact_match = pack_bits(s->ok_strict, s->n);
+        it.exact_match_flex = pack_bits(s->ok_flex, s->n);
+    } else {
+        it.acc = pack_bits(s->ok_acc, s->n);
+        it.margin = to_f32(s->margin, s->n, &finite);
+        it.acc_norm = s->ok_norm ? pack_bits(s->ok_norm, s->n) : NULL;
+        it.acc_bytes = s->ok_bytes ? pack_bits(s->ok_bytes, s->n) : NULL;
+    }
+    if (gen ? !it.exact_match || !it.exact_match_flex
+            : !it.acc || !it.margin || (s->ok_norm && (!it.acc_norm || !it.acc_bytes))) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    } else if (!finite) {
+        rc = cs_err_set(err, CS_ENUMERIC, 0,
+                        "eval.tasks.%s: a log-likelihood margin is not finite (are the model's "
+                        "weights finite?)",
+                        name);
+    }
+    if (rc != CS_OK) {
+        cs_result_items_fini(&it);
+        return rc;
+    }
+    return keep_items(j, name, &it, err);
+}
+
+/* The outcomes of perplexity text key: each window's mean loss. Its "sample" identifies the
+ * windows: cs_result_sample of "perplexity", seq_len, the window count and the hex SHA-256 of the
+ * scored token ids (int32 little-endian), so two jobs pair iff they scored the same tokens in the
+ * same windows (same text, tokenizer, seq_len and max_windows). */
+static cs_rc ppl_items(job *j, const char *key, const int32_t *ids, size_t seq_len,
+                       const double *nll, size_t nw, cs_err *err)
+{
+    cs_result_items it = {.n = nw};
+    char sl[32], w[32], tok_hex[CS_SHA256_HEX_LEN + 1];
+    const char *parts[] = {"perplexity", sl, w, tok_hex};
+    size_t n = nw * seq_len;
+    uint8_t *b = cs_alloc_array(4 * n + 1, 1);
+    bool finite = true;
+    cs_rc rc = CS_OK;
+    if (b == NULL) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)ids[i];
+        for (size_t k = 0; k < 4; k++) {
+            b[4 * i + k] = (uint8_t)(u >> (8 * k));
+        }
+    }
+    snprintf(sl, sizeof sl, "%zu", seq_len);
+    snprintf(w, sizeof w, "%zu", nw);
+    rc = cs_sha256_hex(b, 4 * n, tok_hex, err);
+    free(b);
+    if (rc == CS_OK) {
+        rc = cs_result_sample(parts, 4, it.sample, err);
+    }
+    if (rc == CS_OK && (it.window_loss = to_f32(nll, nw, &finite)) == NULL) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    if (rc == CS_OK && !finite) {
+        rc = cs_err_set(err, CS_ENUMERIC, 0,
+                        "%s: a window's loss is not finite (are the model's weights finite?)", key);
+    }
+    if (rc != CS_OK) {
+        cs_result_items_fini(&it);
+        return rc;
+    }
+    return keep_items(j, key, &it, err);
+}
+
 /* One perplexity text: config.eval.perplexity.<name> = {path, seq_len, max_windows}. */
 static cs_rc eval_ppl(job *j, const cs_jobspec_ppl *spec, cs_err *err)
 {
@@ -597,6 +749,9 @@ static cs_rc eval_ppl(job *j, const cs_jobspec_ppl *spec, cs_err *err)
         !cJSON_AddNumberToObject(m, "ppl", ppl) ||
         !cJSON_AddNumberToObject(m, "tokens", (double)(nw * (size_t)seq_len))) {
         rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+    if ((rc = ppl_items(j, key, ids, (size_t)seq_len, nll, nw, err)) != CS_OK) {
         goto out;
     }
     cs_log(CS_LOG_INFO, "ppl:%s = %.4f (%zu windows of %lld)", spec->name, ppl, nw,
@@ -660,7 +815,8 @@ static cs_rc eval_task(job *j, const cs_jobspec_task *spec, cs_err *err)
         rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
         goto out;
     }
-    if ((rc = cs_score_to_json(&s, t.kind, m, err)) != CS_OK) {
+    if ((rc = cs_score_to_json(&s, t.kind, m, err)) != CS_OK ||
+        (rc = task_items(j, spec->name, &t, &s, err)) != CS_OK) {
         goto out;
     }
     cs_log(CS_LOG_INFO, "%s: %s %.4f over %zu items", spec->name,
@@ -759,7 +915,7 @@ static cs_rc write_result(job *j, cs_err *err)
     host[sizeof host - 1] = '\0';
     if (!cJSON_AddNumberToObject(j->timings, "total",
                                  (double)(cs_time_mono_ns() - j->t_job) / 1e9) ||
-        !r || !cJSON_AddNumberToObject(r, "version", 1)) {
+        !r || !cJSON_AddNumberToObject(r, "version", 2)) {
         cJSON_Delete(r);
         return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
     }
@@ -793,7 +949,11 @@ static cs_rc write_result(job *j, cs_err *err)
     cs_jctx_init(&c, NULL, err);
     rc = cs_result_from_json(&c, r, &res);
     cJSON_Delete(r);
-    if (rc == CS_OK) {
+    if (rc == CS_OK) { /* the outcomes go in as they are: no detour through cJSON */
+        res.items = j->items;
+        res.n_items = j->n_items;
+        j->items = NULL;
+        j->n_items = 0;
         rc = cs_result_write_file("result.json", &res, err);
     }
     cs_result_fini(&res);
@@ -817,6 +977,18 @@ static void write_error(const char *stage, const cs_err *e)
 }
 
 /* ---- the job --------------------------------------------------------------------------------- */
+
+static void items_fini(job *j)
+{
+    for (size_t i = 0; i < j->n_items; i++) {
+        cs_result_items_fini(&j->items[i]);
+    }
+    free(j->items);
+    for (size_t i = 0; i < j->n_names; i++) {
+        free(j->item_names[i]);
+    }
+    free(j->item_names);
+}
 
 int cs_run_job(const char *job_path)
 {
@@ -886,6 +1058,7 @@ int cs_run_job(const char *job_path)
     cs_model_destroy(j.model);
     cs_tok_destroy(j.tok);
     cs_jobspec_fini(&j.js);
+    items_fini(&j);
     free(j.calib);
     free(j.model_dir);
     if (j.progress) {
@@ -908,6 +1081,7 @@ fail:
     cJSON_Delete(j.timings);
     cJSON_Delete(j.calibration);
     cJSON_Delete(j.extra);
+    items_fini(&j);
     free(j.calib);
     free(j.model_dir);
     if (j.progress) {
