@@ -35,8 +35,8 @@
  *   --runs N    runs of each CLI measurement (default 3)
  *   --timeout S a CLI run that takes longer is killed and reported as such (default 300)
  *   --build-only, --no-cli  stop after (a); skip (b)
- *   --full      also the reference bootstrap with the default 10,000 resamples (minutes: it
- *               grows linearly with the resamples, which the runs with 100 and 1,000 show)
+ *   --full      also the reference bootstrap with the default 10,000 resamples (about a minute:
+ *               100 and 1,000 resamples show its fixed part and its slope)
  * The CLI is CS_BUILD_DIR/coordinator/calsweep (CS_BUILD_DIR defaults to "build"). Prints one
  * "bench: key value unit" line per measurement.
  */
