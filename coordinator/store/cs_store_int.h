@@ -215,12 +215,11 @@
                 " THEN 2 ELSE 1 END FROM job j WHERE j.sweep_id = ?1 ORDER BY j.id")               \
     X(AGG_METRICS, "SELECT j.id, m.task, m.metric, m.value, m.stderr, m.n FROM job_row j"          \
                    " JOIN metric m ON m.result_id = j.result_id WHERE j.sweep_id = ?1"             \
-                   " AND (j.state = 'done' OR j.state = 'cached') ORDER BY j.id")                  \
-    X(AGG_OUTCOMES,                                                                                \
-      "SELECT j.id, o.task, o.metric, o.sample, o.n, o.data FROM job_row j"                        \
-      " JOIN item_outcome o ON o.result_id = j.result_id WHERE j.sweep_id = ?1"                    \
-      " AND (j.state = 'done' OR j.state = 'cached') AND (?2 OR o.metric <> 'margin')"             \
-      " ORDER BY j.id")
+                   " AND j.state IN ('cached', 'done') ORDER BY j.state, j.priority DESC, j.id")   \
+    X(AGG_OUTCOMES, "SELECT j.id, o.task, o.metric, o.sample, o.n, o.data FROM job_row j"          \
+                    " JOIN item_outcome o ON o.result_id = j.result_id WHERE j.sweep_id = ?1"      \
+                    " AND j.state IN ('cached', 'done') AND (?2 OR o.metric <> 'margin')"          \
+                    " ORDER BY j.state, j.priority DESC, j.id")
 
 enum {
 #define STMT_ENUM(name, sql) S_##name,

@@ -356,7 +356,9 @@ static cs_rc load_outcomes(cs_store *s, int64_t sweep_id, bool with_margin, cs_s
     return rc;
 }
 
-/* Points each job at its run of metrics and outcomes (the rows came by job id). */
+/* Points each job at its run of metrics and outcomes. The rows of one job come together; the
+ * queries order them as index job_claim does (state, priority, id), so SQLite needs no sort (a
+ * temporary B-tree of every row, blobs included, with ORDER BY j.id alone). */
 static void attach(cs_store_agg *a)
 {
     struct cs_store_agg_mem *m = a->mem;
@@ -430,8 +432,9 @@ static cs_rc load_headlines(cs_store *s, int64_t sweep_id, cs_store_agg *a, cs_e
     return rc == CS_OK && oom ? cs_err_set(err, CS_ENOMEM, 0, "store: results: out of memory") : rc;
 }
 
-cs_rc cs_store_agg_load(cs_store *s, int64_t sweep_id, bool with_margin, cs_store_agg *out,
-                        cs_err *err)
+/* cs_store_agg_load; outcomes 0: none (no comparison will read them), 1: all but the margins,
+ * 2: all. */
+static cs_rc agg_load(cs_store *s, int64_t sweep_id, int outcomes, cs_store_agg *out, cs_err *err)
 {
     cs_rc rc;
     memset(out, 0, sizeof(*out));
@@ -446,8 +449,8 @@ cs_rc cs_store_agg_load(cs_store *s, int64_t sweep_id, bool with_margin, cs_stor
     if (rc == CS_OK) {
         rc = load_metrics(s, sweep_id, out, err);
     }
-    if (rc == CS_OK) {
-        rc = load_outcomes(s, sweep_id, with_margin, out, err);
+    if (rc == CS_OK && outcomes > 0) {
+        rc = load_outcomes(s, sweep_id, outcomes > 1, out, err);
     }
     if (rc != CS_OK) {
         cs_store_agg_fini(out);
@@ -455,6 +458,12 @@ cs_rc cs_store_agg_load(cs_store *s, int64_t sweep_id, bool with_margin, cs_stor
     }
     attach(out);
     return CS_OK;
+}
+
+cs_rc cs_store_agg_load(cs_store *s, int64_t sweep_id, bool with_margin, cs_store_agg *out,
+                        cs_err *err)
+{
+    return agg_load(s, sweep_id, with_margin ? 2 : 1, out, err);
 }
 
 void cs_store_outcomes_fini(cs_store_outcomes *o)
@@ -603,7 +612,9 @@ cs_rc cs_store_results(cs_store *s, const char *sweep, const cs_store_results_re
     }
     rc = cs_store_sweep_resolve(s, sweep, &id, err);
     if (rc == CS_OK) {
-        rc = cs_store_agg_load(s, id, false, &a, err);
+        /* Only the comparisons with a reference row read per-item outcomes (pairing and the
+         * bootstrap): without one, the 1.5M bitset rows of a 100,000-job sweep stay unread. */
+        rc = agg_load(s, id, q->reference != NULL ? 1 : 0, &a, err);
     }
     if (rc != CS_OK) {
         return rc;
