@@ -454,21 +454,39 @@ static cs_rc insert_outcomes(cs_store *s, int64_t result_id, int64_t job_id,
     return rc;
 }
 
-static int metric_cmp(const void *a, const void *b)
+/* A (task, metric) name pair of a metric or an item outcome, for the uniqueness check. */
+typedef struct name_pair {
+    const char *task, *metric;
+} name_pair;
+
+static int pair_cmp(const void *a, const void *b)
 {
-    const cs_store_metric *x = *(const cs_store_metric *const *)a;
-    const cs_store_metric *y = *(const cs_store_metric *const *)b;
+    const name_pair *x = a, *y = b;
     int c = strcmp(x->task, y->task);
     return c != 0 ? c : strcmp(x->metric, y->metric);
 }
 
+/* Each (task, metric) of p[0..n) appears once; what names them in the message ("metric", "item
+ * outcome"). O(n log n): the pairs are sorted, not compared pairwise (a RESULT, forged or not,
+ * may carry 150,000 of them). p is reordered. */
+static cs_rc check_unique_pairs(name_pair *p, size_t n, const char *what, cs_err *err)
+{
+    qsort(p, n, sizeof(*p), pair_cmp);
+    for (size_t i = 1; i < n; i++) {
+        if (pair_cmp(&p[i - 1], &p[i]) == 0) {
+            return cs_err_set(err, CS_EINVAL, 0, "store: result: %s %s/%s given twice", what,
+                              p[i].task, p[i].metric);
+        }
+    }
+    return CS_OK;
+}
+
 /* The metrics' names are set and each (task, metric) appears once: checked before anything is
- * written (st_enter). O(n log n): the metrics are sorted, not compared pairwise (a RESULT,
- * forged or not, may carry 150,000 of them). */
+ * written (st_enter). */
 static cs_rc check_metrics(const cs_store_metric *m, size_t n, cs_err *err)
 {
-    const cs_store_metric **by_name = NULL;
-    cs_rc rc = CS_OK;
+    name_pair *p = NULL;
+    cs_rc rc;
     for (size_t i = 0; i < n; i++) {
         if (!m[i].task || !m[i].metric) {
             return cs_err_set(err, CS_EINVAL, 0, "store: result: metric %zu has no task or name",
@@ -478,38 +496,24 @@ static cs_rc check_metrics(const cs_store_metric *m, size_t n, cs_err *err)
     if (n < 2) {
         return CS_OK;
     }
-    by_name = cs_alloc_array(n, sizeof(*by_name));
-    if (!by_name) {
+    p = cs_alloc_array(n, sizeof(*p));
+    if (!p) {
         return cs_err_set(err, CS_ENOMEM, 0, "store: result: out of memory");
     }
     for (size_t i = 0; i < n; i++) {
-        by_name[i] = &m[i];
+        p[i] = (name_pair){m[i].task, m[i].metric};
     }
-    qsort(by_name, n, sizeof(*by_name), metric_cmp);
-    for (size_t i = 1; i < n && rc == CS_OK; i++) {
-        if (metric_cmp(&by_name[i - 1], &by_name[i]) == 0) {
-            rc = cs_err_set(err, CS_EINVAL, 0, "store: result: metric %s/%s given twice",
-                            by_name[i]->task, by_name[i]->metric);
-        }
-    }
-    free(by_name);
+    rc = check_unique_pairs(p, n, "metric", err);
+    free(p);
     return rc;
-}
-
-static int outcome_cmp(const void *a, const void *b)
-{
-    const cs_store_outcome *x = *(const cs_store_outcome *const *)a;
-    const cs_store_outcome *y = *(const cs_store_outcome *const *)b;
-    int c = strcmp(x->task, y->task);
-    return c != 0 ? c : strcmp(x->metric, y->metric);
 }
 
 /* Every outcome is complete and each (task, metric) appears once: checked before anything is
  * written, like check_metrics (a worker operation must not fail after it wrote). */
 static cs_rc check_outcomes(const cs_store_outcome *o, size_t n, cs_err *err)
 {
-    const cs_store_outcome **by_name = NULL;
-    cs_rc rc = CS_OK;
+    name_pair *p = NULL;
+    cs_rc rc;
     if (n > 0 && !o) {
         return cs_err_set(err, CS_EINVAL, 0, "store: result: item outcomes missing");
     }
@@ -523,21 +527,15 @@ static cs_rc check_outcomes(const cs_store_outcome *o, size_t n, cs_err *err)
     if (n < 2) {
         return CS_OK;
     }
-    by_name = cs_alloc_array(n, sizeof(*by_name));
-    if (!by_name) {
+    p = cs_alloc_array(n, sizeof(*p));
+    if (!p) {
         return cs_err_set(err, CS_ENOMEM, 0, "store: result: out of memory");
     }
     for (size_t i = 0; i < n; i++) {
-        by_name[i] = &o[i];
+        p[i] = (name_pair){o[i].task, o[i].metric};
     }
-    qsort(by_name, n, sizeof(*by_name), outcome_cmp);
-    for (size_t i = 1; i < n && rc == CS_OK; i++) {
-        if (outcome_cmp(&by_name[i - 1], &by_name[i]) == 0) {
-            rc = cs_err_set(err, CS_EINVAL, 0, "store: result: item outcome %s/%s given twice",
-                            by_name[i]->task, by_name[i]->metric);
-        }
-    }
-    free(by_name);
+    rc = check_unique_pairs(p, n, "item outcome", err);
+    free(p);
     return rc;
 }
 
