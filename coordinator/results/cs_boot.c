@@ -244,19 +244,6 @@ static inline uint32_t half_next(halves *h)
     return (uint32_t)(h->x >> 32);
 }
 
-/* Uniform in [0, n), 0 < n < 2^32, by Lemire's multiply-and-reject (unbiased). */
-static inline uint32_t below(halves *h, uint32_t n)
-{
-    uint64_t m = (uint64_t)half_next(h) * n;
-    if ((uint32_t)m < n) {
-        uint32_t t = (uint32_t)(-n) % n;
-        while ((uint32_t)m < t) {
-            m = (uint64_t)half_next(h) * n;
-        }
-    }
-    return (uint32_t)(m >> 32);
-}
-
 /* The memory of one row's bootstrap. */
 typedef struct row_boot {
     size_t n_units, n_tasks, n_out, resamples;
@@ -266,10 +253,10 @@ typedef struct row_boot {
     cs_rng *streams;
     stat_acc *acc; /* [n_out] */
     /* in the cache's buffer: */
-    uint32_t *drawn;               /* [resamples * n_units] */
-    int32_t *v0, *v1;              /* [resamples * n_units]: draws of two tasks */
-    double *scratch, *avg;         /* [resamples] */
-    int64_t *sums, *sums2, *total; /* [resamples] */
+    uint32_t *drawn;       /* [resamples * n_units] */
+    int32_t *v0, *v1;      /* [resamples * n_units]: draws of two tasks */
+    double *scratch, *avg; /* [resamples] */
+    int64_t *total;        /* [resamples] */
 } row_boot;
 
 static void row_boot_fini(row_boot *w)
@@ -290,7 +277,7 @@ static bool task_lattice(const row_boot *w, size_t t, stat_acc *a)
     const bt_plan *p = &w->plans[t * w->n_units];
     int64_t lo = INT64_MAX, hi = INT64_MIN;
     if (w->n_units > 64) {
-        return false; /* lat_sums keeps the laws of 64 units at most */
+        return false; /* lat_draws keeps the laws of 64 units at most */
     }
     for (size_t u = 0; u < w->n_units; u++) {
         if (p[u].lw == NULL || p[u].lattice != p[0].lattice) {
@@ -321,20 +308,18 @@ static cs_rc row_boot_init(row_boot *w, const cs_agg_hist *const *cells, cs_agg_
     /* the resample-sized arrays, in the thread's buffer (pages not faulted in again per row) */
     size_t nb = w->resamples, nu = w->n_units;
     unsigned char *buf = NULL;
-    if (nb <= SIZE_MAX / 8 / (5 + 3 * nu)) {
-        buf = bt_cache_buffer(cache, nb * 8 * 5 + nb * nu * 4 * 3);
+    if (nb <= SIZE_MAX / 8 / (3 + 3 * nu)) {
+        buf = bt_cache_buffer(cache, nb * 8 * 3 + nb * nu * 4 * 3);
     }
     if (!w->plans || !w->st || !w->streams || !w->acc || buf == NULL) {
         return CS_ENOMEM;
     }
     w->scratch = (double *)buf;
     w->avg = (double *)(buf + nb * 8);
-    w->sums = (int64_t *)(buf + nb * 16);
-    w->sums2 = (int64_t *)(buf + nb * 24);
-    w->total = (int64_t *)(buf + nb * 32);
-    w->drawn = (uint32_t *)(buf + nb * 40);
-    w->v0 = (int32_t *)(buf + nb * 40 + nb * nu * 4);
-    w->v1 = (int32_t *)(buf + nb * 40 + nb * nu * 8);
+    w->total = (int64_t *)(buf + nb * 16);
+    w->drawn = (uint32_t *)(buf + nb * 24);
+    w->v0 = (int32_t *)(buf + nb * 24 + nb * nu * 4);
+    w->v1 = (int32_t *)(buf + nb * 24 + nb * nu * 8);
     memset(w->avg, 0, nb * sizeof(*w->avg));
     memset(w->total, 0, nb * sizeof(*w->total));
     for (size_t t = 0, at = 0; t < w->n_tasks; t++) {
@@ -387,14 +372,28 @@ static void count_value(stat_acc *a, size_t b, double x)
 /* The units of every resample into drawn[b * n_units + j] (stream units), drawn first so that
  * each task then runs through all of its resamples at once: the task's stream and its cells'
  * tables stay in registers and L1, and the streams are consumed in the same order as resample by
- * resample (each stream belongs to one task), so the numbers are those of that order. */
+ * resample (each stream belongs to one task), so the numbers are those of that order. A unit is
+ * a base-n digit of a 32-bit number (x n: the high word is the digit, the low word the rest);
+ * a number gives the k digits with n^k <= 256, whose n^k combinations are then equally likely
+ * to within a relative 2^-24. */
 static void draw_units(row_boot *w, cs_rng *units)
 {
-    size_t nu = w->n_units;
+    uint32_t nu = (uint32_t)w->n_units, *drawn = w->drawn;
+    size_t n = w->n_units * w->resamples, per = 1;
+    if (nu == 1) {
+        memset(drawn, 0, n * sizeof(*drawn));
+        return;
+    }
+    for (uint64_t pw = nu; pw * nu <= 256; pw *= nu) {
+        per++;
+    }
     halves h = {.r = *units};
-    for (size_t b = 0; b < w->resamples; b++) {
-        for (size_t j = 0; j < nu; j++) {
-            w->drawn[b * nu + j] = nu > 1 ? below(&h, (uint32_t)nu) : (uint32_t)j;
+    for (size_t k = 0; k < n;) {
+        uint32_t x = half_next(&h);
+        for (size_t d = 0; d < per && k < n; d++) {
+            uint64_t m = (uint64_t)x * nu;
+            drawn[k++] = (uint32_t)(m >> 32);
+            x = (uint32_t)m;
         }
     }
 }
@@ -423,21 +422,19 @@ static inline int32_t lat_draw(const lat_laws *l, uint32_t u, uint32_t bits)
     return (e->keep & keep) | (e->other & ~keep);
 }
 
-/* The sums of tasks t0 and t1 (on their lattices, at most 64 units) of every resample into s0[b]
- * and s1[b]. The draws go in resample order, two per 64-bit number of the task's stream (high
- * word first), into v0 and v1 (room resamples * units), then are summed per resample: the
- * draws of one task are independent of each other, and the two tasks' streams interleave, so
- * the processor overlaps them. t0 == t1 draws one task (s1 is then not written). */
-static void lat_sums(row_boot *w, size_t t0, size_t t1, int64_t *s0, int64_t *s1)
+/* The draws of tasks t0 and t1 (on their lattices, at most 64 units) for every resample, in
+ * resample order, into v0 and v1 (room resamples * units): two per 64-bit number of the task's
+ * stream (high word first). The draws of one task do not depend on each other, and the two
+ * tasks' streams interleave, so the processor overlaps them. t0 == t1 draws one task (v1 is then
+ * not written). */
+static void lat_draws(row_boot *w, size_t t0, size_t t1, int32_t *v0, int32_t *v1)
 {
-    size_t nu = w->n_units, nb = w->resamples, n = nu * nb;
+    size_t n = w->n_units * w->resamples, k = 0;
     const uint32_t *drawn = w->drawn;
-    int32_t *v0 = w->v0, *v1 = w->v1;
     lat_laws a, c;
     cs_rng r0 = w->streams[t0], r1 = w->streams[t1];
     lat_open(w, t0, &a);
     lat_open(w, t1, &c);
-    size_t k = 0;
     if (t1 != t0) {
         for (; k + 1 < n; k += 2) {
             uint64_t x = cs_rng_u64(&r0), y = cs_rng_u64(&r1);
@@ -450,13 +447,6 @@ static void lat_sums(row_boot *w, size_t t0, size_t t1, int64_t *s0, int64_t *s1
         if (k < n) {
             v1[k] = lat_draw(&c, drawn[k], (uint32_t)(cs_rng_u64(&r1) >> 32));
         }
-        for (size_t b = 0; b < nb; b++) {
-            int64_t sum = 0;
-            for (size_t j = 0; j < nu; j++) {
-                sum += v1[b * nu + j];
-            }
-            s1[b] = sum;
-        }
         w->streams[t1] = r1;
     } else {
         for (; k + 1 < n; k += 2) {
@@ -468,35 +458,31 @@ static void lat_sums(row_boot *w, size_t t0, size_t t1, int64_t *s0, int64_t *s1
     if (k < n) {
         v0[k] = lat_draw(&a, drawn[k], (uint32_t)(cs_rng_u64(&r0) >> 32));
     }
-    for (size_t b = 0; b < nb; b++) {
-        int64_t sum = 0;
-        for (size_t j = 0; j < nu; j++) {
-            sum += v0[b * nu + j];
-        }
-        s0[b] = sum;
-    }
     w->streams[t0] = r0;
 }
 
-/* Counts task t's sums s[0..resamples) and adds them to the average's. */
-static void lat_count(row_boot *w, size_t t, const int64_t *s)
+/* Task t's sums of its draws v per resample: counted, and added to the average's. */
+static void lat_fold(row_boot *w, size_t t, const int32_t *v)
 {
     const stat_acc *a = &w->acc[t], *avg = w->with_avg ? &w->acc[w->n_tasks] : NULL;
-    size_t nb = w->resamples;
+    size_t nb = w->resamples, nu = w->n_units;
     uint32_t *hist = a->hist;
-    int64_t lo = a->lo;
-    for (size_t b = 0; b < nb; b++) { /* 4 interleaved counts: see stat_acc */
-        hist[(size_t)(s[b] - lo) * 4 + (b & 3)]++;
-    }
-    if (avg != NULL && avg->lat) {
-        int64_t *total = w->total;
-        for (size_t b = 0; b < nb; b++) {
-            total[b] += s[b];
+    int64_t lo = a->lo, *total = avg != NULL && avg->lat ? w->total : NULL;
+    double *vals = avg != NULL && !avg->lat ? w->avg : NULL, scale = a->scale;
+    for (size_t b = 0; b < nb; b++) {
+        int64_t sum = 0;
+        if (nu == 3) {
+            sum = (int64_t)v[3 * b] + v[3 * b + 1] + v[3 * b + 2];
+        } else {
+            for (size_t j = 0; j < nu; j++) {
+                sum += v[b * nu + j];
+            }
         }
-    } else if (avg != NULL) {
-        double *v = w->avg, scale = a->scale;
-        for (size_t b = 0; b < nb; b++) {
-            v[b] += (double)s[b] * scale;
+        hist[(size_t)(sum - lo) * 4 + (b & 3)]++; /* 4 interleaved counts: see stat_acc */
+        if (total != NULL) {
+            total[b] += sum;
+        } else if (vals != NULL) {
+            vals[b] += (double)sum * scale;
         }
     }
 }
@@ -528,15 +514,15 @@ static void run_tasks(row_boot *w)
         } else if (pending == SIZE_MAX) {
             pending = t;
         } else {
-            lat_sums(w, pending, t, w->sums, w->sums2);
-            lat_count(w, pending, w->sums);
-            lat_count(w, t, w->sums2);
+            lat_draws(w, pending, t, w->v0, w->v1);
+            lat_fold(w, pending, w->v0);
+            lat_fold(w, t, w->v1);
             pending = SIZE_MAX;
         }
     }
     if (pending != SIZE_MAX) {
-        lat_sums(w, pending, pending, w->sums, w->sums);
-        lat_count(w, pending, w->sums);
+        lat_draws(w, pending, pending, w->v0, w->v0);
+        lat_fold(w, pending, w->v0);
     }
     for (size_t b = 0; avg != NULL && b < nb; b++) {
         if (avg->lat) {
