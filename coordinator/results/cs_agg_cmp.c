@@ -19,7 +19,8 @@
 #include "cs_alloc.h"
 #include "cs_canon.h"
 
-/* Whether axis value v matches the user's text: its name, its canonical JSON or its JSON value. */
+/* Whether axis value v matches the user's text: its name, its label form as the table shows it
+ * ("random(stratified=false)"), its canonical JSON or its JSON value. */
 static bool value_matches(const cJSON *v, const char *text, const cJSON *parsed)
 {
     char buf[256];
@@ -34,6 +35,8 @@ static bool value_matches(const cJSON *v, const char *text, const cJSON *parsed)
     }
     cs_buf b = {0};
     bool eq = cs_canon_append(v, &b, NULL) == CS_OK && strcmp(b.data, text) == 0;
+    b.len = 0;
+    eq = eq || (ag_value_text(v, &b) == CS_OK && strcmp(b.data, text) == 0);
     cs_buf_fini(&b);
     return eq;
 }
@@ -175,27 +178,58 @@ static cs_rc candidates(const ag *a, const ref_index *x, size_t r, size_t *out, 
     return CS_OK;
 }
 
-/* Every value of the reference axis, for the message of a value that matches no row. */
+typedef struct text_at {
+    char *text;
+    size_t at;
+} text_at;
+
+static int text_at_cmp(const void *x, const void *y)
+{
+    const text_at *a = x, *b = y;
+    int c = strcmp(a->text, b->text);
+    return c != 0 ? c : (a->at > b->at) - (a->at < b->at);
+}
+
+static int at_cmp(const void *x, const void *y)
+{
+    const text_at *a = x, *b = y;
+    return (a->at > b->at) - (a->at < b->at);
+}
+
+/* Every value of the reference axis in its label form (what --reference takes), once each, in
+ * the order of the rows, for the message of a value that matches no row. */
 static cs_rc no_value_error(const ag *a)
 {
+    text_at *v = cs_calloc_array(a->n_rows + 1, sizeof(*v));
     cs_buf b = {0};
-    char buf[256], wbuf[256];
-    size_t shown = 0;
-    for (size_t r = 0; r < a->n_rows; r++) {
-        const cJSON *v = row_value(a, &a->rows[r], a->ref_axis);
-        bool dup = v == NULL;
-        const char *name = dup ? "" : ag_value_name(v, buf, sizeof(buf));
-        for (size_t k = 0; k < r && !dup; k++) {
-            const cJSON *w = row_value(a, &a->rows[k], a->ref_axis);
-            dup = w != NULL && strcmp(ag_value_name(w, wbuf, sizeof(wbuf)), name) == 0;
-        }
-        if (!dup) {
-            cs_buf_printf(&b, "%s%s", shown++ ? ", " : "", name);
+    size_t n = 0, shown = 0;
+    for (size_t r = 0; v != NULL && r < a->n_rows; r++) {
+        const cJSON *x = row_value(a, &a->rows[r], a->ref_axis);
+        b.len = 0;
+        if (x != NULL && ag_value_text(x, &b) == CS_OK) {
+            v[n] = (text_at){cs_strdup(b.data), r};
+            n += v[n].text != NULL;
         }
     }
+    qsort(v, n, sizeof(*v), text_at_cmp); /* the first row of each text, then by row */
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m > 0 && strcmp(v[m - 1].text, v[i].text) == 0) {
+            free(v[i].text);
+        } else {
+            v[m++] = v[i];
+        }
+    }
+    qsort(v, m, sizeof(*v), at_cmp);
+    b.len = 0;
+    for (size_t i = 0; i < m; i++) {
+        cs_buf_printf(&b, "%s%s", shown++ ? ", " : "", v[i].text);
+        free(v[i].text);
+    }
+    free(v);
     cs_err_set(a->err, CS_EINVAL, 0, "--reference %s=%s: no row has %s=%s; values: %s",
                a->o.ref_axis, a->o.ref_value, a->o.ref_axis, a->o.ref_value,
-               b.data != NULL ? b.data : "(none)");
+               shown > 0 ? b.data : "(none)");
     cs_buf_fini(&b);
     return CS_EINVAL;
 }

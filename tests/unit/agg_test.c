@@ -654,8 +654,14 @@ static void test_bad_input(void **state)
     o = ref_opts("selectr", "random");
     expect_einval(&o, "--reference selectr=random: no such axis; axes: algorithm, seed, selector");
     o = ref_opts("algorithm", "awq");
-    expect_einval(&o,
-                  "--reference algorithm=awq: no row has algorithm=awq; values: none, gptq, rtn");
+    expect_einval(&o, "--reference algorithm=awq: no row has algorithm=awq; values: none, "
+                      "gptq(bits=4), rtn(bits=4), rtn(bits=3)");
+    /* the label form the table shows is a value --reference takes */
+    o = ref_opts("algorithm", "rtn(bits=3)");
+    cJSON *by_label = run_ok(&o);
+    assert_int_equal(num(row_by_label(by_label, L_RND), "reference_row"),
+                     num(row_by_label(by_label, "algorithm=rtn(bits=3)"), "id"));
+    cJSON_Delete(by_label);
     /* rtn with bits 4 and 3 both match "rtn": gptq bits 4 prefers rtn bits 4, so that works */
     o = ref_opts("algorithm", "rtn");
     cJSON *doc = run_ok(&o);
