@@ -124,21 +124,30 @@ typedef struct cs_agg_hist {
  * is the mean over tasks of the mean over units of the unit's mean item difference. A resample
  * draws n_units units with replacement (when n_units > 1; the same draw for every task), then for
  * each drawn unit and task a multinomial draw of n items over its categories with the observed
- * frequencies (exact conditional binomials; equivalent to resampling item indices). The stream
- * is cs_rng seeded with `seed`, so equal inputs give equal results. out->delta is the observed
- * statistic. CS_EINVAL for no cells, a cell with n 0 or resamples 0; CS_ENOMEM. */
+ * frequencies (equivalent to resampling item indices; cs_boot_law.c). It is cs_agg_boot_tasks
+ * with the average over the tasks (streams derived from `seed`), so equal inputs give equal
+ * results. out->delta is the observed statistic. CS_EINVAL for no cells, a cell with n 0 or
+ * resamples 0; CS_ENOMEM. */
 cs_rc cs_agg_boot(const cs_agg_hist *cells, size_t n_units, size_t n_tasks, size_t resamples,
                   uint64_t seed, cs_agg_ci *out, cs_err *err);
+
+/* The per-thread state of the row bootstraps: a cache of the tabulated laws of cells (cells of
+ * equal counts share one) and scratch. Not thread-safe: one per thread. NULL when memory runs
+ * out. */
+typedef struct cs_agg_boot_cache cs_agg_boot_cache;
+cs_agg_boot_cache *cs_agg_boot_cache_new(void);
+void cs_agg_boot_cache_destroy(cs_agg_boot_cache *c); /* NULL-safe */
 
 /* The bootstraps of one row against its reference, every task at once: cells[t][u] is task t,
  * unit u. Each resample draws the units once (stream unit_seed, when n_units > 1) and then every
  * task's items with the task's own stream (task_seed[t]), so a task's result does not depend on
  * the other tasks; out[t] is task t's estimate (as cs_agg_boot of its cells alone), and with
- * with_avg out[n_tasks] is that of the mean over the tasks, from the same resamples. Errors as
- * cs_agg_boot. */
+ * with_avg out[n_tasks] is that of the mean over the tasks, from the same resamples. cache: the
+ * calling thread's (required). Errors as cs_agg_boot. */
 cs_rc cs_agg_boot_tasks(const cs_agg_hist *const *cells, size_t n_units, size_t n_tasks,
                         bool with_avg, size_t resamples, uint64_t unit_seed,
-                        const uint64_t *task_seed, cs_agg_ci *out, cs_err *err);
+                        const uint64_t *task_seed, cs_agg_boot_cache *cache, cs_agg_ci *out,
+                        cs_err *err);
 
 /* Holm-Bonferroni: with the n p-values sorted ascending p_(1) <= ... <= p_(n) (ties in index
  * order), the adjusted value of p_(j) is min(1, max over k <= j of (n - k + 1) * p_(k)); written

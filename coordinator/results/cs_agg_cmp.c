@@ -19,7 +19,8 @@
 #include "cs_alloc.h"
 #include "cs_canon.h"
 
-/* Whether axis value v matches the user's text: its name, its canonical JSON or its JSON value. */
+/* Whether axis value v matches the user's text: its name, its label form as the table shows it
+ * ("random(stratified=false)"), its canonical JSON or its JSON value. */
 static bool value_matches(const cJSON *v, const char *text, const cJSON *parsed)
 {
     char buf[256];
@@ -34,6 +35,8 @@ static bool value_matches(const cJSON *v, const char *text, const cJSON *parsed)
     }
     cs_buf b = {0};
     bool eq = cs_canon_append(v, &b, NULL) == CS_OK && strcmp(b.data, text) == 0;
+    b.len = 0;
+    eq = eq || (ag_value_text(v, &b) == CS_OK && strcmp(b.data, text) == 0);
     cs_buf_fini(&b);
     return eq;
 }
@@ -175,27 +178,58 @@ static cs_rc candidates(const ag *a, const ref_index *x, size_t r, size_t *out, 
     return CS_OK;
 }
 
-/* Every value of the reference axis, for the message of a value that matches no row. */
+typedef struct text_at {
+    char *text;
+    size_t at;
+} text_at;
+
+static int text_at_cmp(const void *x, const void *y)
+{
+    const text_at *a = x, *b = y;
+    int c = strcmp(a->text, b->text);
+    return c != 0 ? c : (a->at > b->at) - (a->at < b->at);
+}
+
+static int at_cmp(const void *x, const void *y)
+{
+    const text_at *a = x, *b = y;
+    return (a->at > b->at) - (a->at < b->at);
+}
+
+/* Every value of the reference axis in its label form (what --reference takes), once each, in
+ * the order of the rows, for the message of a value that matches no row. */
 static cs_rc no_value_error(const ag *a)
 {
+    text_at *v = cs_calloc_array(a->n_rows + 1, sizeof(*v));
     cs_buf b = {0};
-    char buf[256], wbuf[256];
-    size_t shown = 0;
-    for (size_t r = 0; r < a->n_rows; r++) {
-        const cJSON *v = row_value(a, &a->rows[r], a->ref_axis);
-        bool dup = v == NULL;
-        const char *name = dup ? "" : ag_value_name(v, buf, sizeof(buf));
-        for (size_t k = 0; k < r && !dup; k++) {
-            const cJSON *w = row_value(a, &a->rows[k], a->ref_axis);
-            dup = w != NULL && strcmp(ag_value_name(w, wbuf, sizeof(wbuf)), name) == 0;
-        }
-        if (!dup) {
-            cs_buf_printf(&b, "%s%s", shown++ ? ", " : "", name);
+    size_t n = 0, shown = 0;
+    for (size_t r = 0; v != NULL && r < a->n_rows; r++) {
+        const cJSON *x = row_value(a, &a->rows[r], a->ref_axis);
+        b.len = 0;
+        if (x != NULL && ag_value_text(x, &b) == CS_OK) {
+            v[n] = (text_at){cs_strdup(b.data), r};
+            n += v[n].text != NULL;
         }
     }
+    qsort(v, n, sizeof(*v), text_at_cmp); /* the first row of each text, then by row */
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m > 0 && strcmp(v[m - 1].text, v[i].text) == 0) {
+            free(v[i].text);
+        } else {
+            v[m++] = v[i];
+        }
+    }
+    qsort(v, m, sizeof(*v), at_cmp);
+    b.len = 0;
+    for (size_t i = 0; i < m; i++) {
+        cs_buf_printf(&b, "%s%s", shown++ ? ", " : "", v[i].text);
+        free(v[i].text);
+    }
+    free(v);
     cs_err_set(a->err, CS_EINVAL, 0, "--reference %s=%s: no row has %s=%s; values: %s",
                a->o.ref_axis, a->o.ref_value, a->o.ref_axis, a->o.ref_value,
-               b.data != NULL ? b.data : "(none)");
+               shown > 0 ? b.data : "(none)");
     cs_buf_fini(&b);
     return CS_EINVAL;
 }
@@ -310,7 +344,7 @@ static void pairing_fini(pairing *p)
     free(p->cj);
 }
 
-static cs_rc make_pairing(const ag *a, const ag_row *r, const ag_row *c, pairing *p)
+static cs_rc make_pairing(const ag *a, const ag_row *r, const ag_row *c, pairing *p, cs_err *err)
 {
     memset(p, 0, sizeof(*p));
     if ((r->flags | c->flags) & AG_F_UNTESTABLE) {
@@ -324,7 +358,7 @@ static cs_rc make_pairing(const ag *a, const ag_row *r, const ag_row *c, pairing
     p->rj = cs_alloc_array(r->n_done, sizeof(*p->rj));
     p->cj = cs_alloc_array(c->n_done, sizeof(*p->cj));
     if (p->rj == NULL || p->cj == NULL) {
-        return cs_err_set(a->err, CS_ENOMEM, 0, "results: pairing");
+        return cs_err_set(err, CS_ENOMEM, 0, "results: pairing");
     }
     bool by_seed = r->n_done > 1 && c->n_done > 1;
     p->n_units = by_seed ? r->n_done : 1;
@@ -356,9 +390,14 @@ static cs_rc make_pairing(const ag *a, const ag_row *r, const ag_row *c, pairing
     return CS_OK;
 }
 
-static size_t popcount8(uint8_t x)
+/* A little-endian word read with memcpy as the host's (item i is bit i of the word). */
+static uint64_t le64(uint64_t w)
 {
-    return (size_t)__builtin_popcount(x);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return __builtin_bswap64(w);
+#else
+    return w;
+#endif
 }
 
 /* The histogram of unit u on task t (headline metric m) into cell, with room for
@@ -393,12 +432,16 @@ static const char *fill_cell(const pairing *p, size_t u, const char *task, const
     if (p->kr == 1 && p->kc == 1) {
         const uint8_t *x = ag_outcome(p->rj[u], task, m)->bits;
         const uint8_t *y = ag_outcome(p->cj[u], task, m)->bits;
-        size_t plus = 0, minus = 0, both = 0, bytes = (n + 7) / 8;
-        for (size_t i = 0; i < bytes; i++) {
-            uint8_t mask = i + 1 < bytes || n % 8 == 0 ? 0xff : (uint8_t)((1u << (n % 8)) - 1);
-            plus += popcount8(x[i] & (uint8_t)~y[i] & mask);
-            minus += popcount8(y[i] & (uint8_t)~x[i] & mask);
-            both += popcount8(x[i] & y[i] & mask);
+        size_t plus = 0, minus = 0, both = 0;
+        for (size_t i = 0; i < n; i += 64) { /* 64 items a word; the last word masked */
+            uint64_t xw = 0, yw = 0, mask = n - i >= 64 ? ~0ull : (1ull << (n - i)) - 1;
+            memcpy(&xw, &x[i / 8], n - i >= 64 ? 8 : (n - i + 7) / 8);
+            memcpy(&yw, &y[i / 8], n - i >= 64 ? 8 : (n - i + 7) / 8);
+            xw = le64(xw) & mask;
+            yw = le64(yw) & mask;
+            plus += (size_t)__builtin_popcountll(xw & ~yw);
+            minus += (size_t)__builtin_popcountll(yw & ~xw);
+            both += (size_t)__builtin_popcountll(xw & yw);
         }
         counts[2] = (uint32_t)plus;  /* s 1, t 0: +1 */
         counts[1] = (uint32_t)minus; /* s 0, t 1: -1 */
@@ -423,7 +466,7 @@ static const char *fill_cell(const pairing *p, size_t u, const char *task, const
 
 /* Fills comparison c (task c->task, or the average) from the pairing; sets c->reason when it
  * cannot be tested. */
-static cs_rc prepare(const ag *a, const pairing *p, ag_cmp *c)
+static cs_rc prepare(const ag *a, const pairing *p, ag_cmp *c, cs_err *err)
 {
     if (p->reason != NULL) {
         c->reason = p->reason;
@@ -440,7 +483,7 @@ static cs_rc prepare(const ag *a, const pairing *p, ag_cmp *c)
     c->counts = cs_calloc_array(n_cells * n_cat, sizeof(*c->counts));
     c->values = cs_calloc_array(n_cells * n_cat, sizeof(*c->values));
     if (c->cells == NULL || c->counts == NULL || c->values == NULL) {
-        return cs_err_set(a->err, CS_ENOMEM, 0, "results: bootstrap cells");
+        return cs_err_set(err, CS_ENOMEM, 0, "results: bootstrap cells");
     }
     c->n_units = p->n_units;
     c->n_cells_tasks = nt;
@@ -501,17 +544,22 @@ static uint64_t fnv(const char *s, uint64_t h)
     return h;
 }
 
+#define BOOT_THREADS 16 /* at most */
+
 typedef struct boot_work {
     ag *a;
-    size_t first, step, to; /* rows (of comparisons) first, first + step, ... below to */
-    size_t resamples;
+    const size_t *rows; /* the rows with a reference: rows[first], rows[first + step], ... */
+    size_t first, step, n_rows;
+    bool *unpaired;           /* [n_rows of a]: the row's comparison found unpaired samples */
+    cs_agg_boot_cache *cache; /* the thread's: laws shared by the rows it runs */
     cs_rc rc;
     cs_err err;
 } boot_work;
 
 /* The bootstraps of one row: its comparisons g[0..n_tasks) (tasks) and g[n_tasks] (the
  * average), all from the same resamples (cs_agg_boot_tasks). */
-static cs_rc boot_row(const ag *a, ag_cmp *g, size_t resamples, cs_err *err)
+static cs_rc boot_row(const ag *a, ag_cmp *g, size_t resamples, cs_agg_boot_cache *cache,
+                      cs_err *err)
 {
     size_t n = 0, per_row = a->n_tasks + (a->n_avg > 0);
     ag_cmp *avg = a->n_avg > 0 ? &g[a->n_tasks] : NULL;
@@ -532,7 +580,7 @@ static cs_rc boot_row(const ag *a, ag_cmp *g, size_t resamples, cs_err *err)
         /* the units are those of the row's pairing: every task's cells have the same count */
         rc = cs_agg_boot_tasks(cells, g[which[0]].n_units, n, with_avg, resamples,
                                with_avg ? avg->seed : g[which[0]].seed ^ 0x9e3779b97f4a7c15ull,
-                               seeds, out, err);
+                               seeds, cache, out, err);
     }
     for (size_t i = 0; i < n && rc == CS_OK; i++) {
         g[which[i]].ci = out[i];
@@ -547,45 +595,83 @@ static cs_rc boot_row(const ag *a, ag_cmp *g, size_t resamples, cs_err *err)
     return rc;
 }
 
+/* Row r's comparisons g (made by ag_compare): the pairing of its jobs with its reference's,
+ * the cells of every task, why a comparison cannot be tested, and the bootstraps. */
+static cs_rc compare_row(const ag *a, size_t r, ag_cmp *g, bool *unpaired, cs_agg_boot_cache *cache,
+                         cs_err *err)
+{
+    size_t per_row = a->n_tasks + (a->n_avg > 0);
+    pairing p;
+    cs_rc rc = make_pairing(a, &a->rows[r], &a->rows[a->rows[r].ref], &p, err);
+    for (size_t t = 0; t < per_row && rc == CS_OK; t++) {
+        ag_cmp *c = &g[t];
+        rc = c->task < a->n_tasks ? prepare(a, &p, c, err) : CS_OK;
+        if (c->task == a->n_tasks) {
+            c->reason = avg_reason(a, &p, g);
+        }
+        if (c->reason == NULL && isnan(c->delta)) {
+            c->reason = "no_value";
+        }
+        if (c->reason == NULL && a->o.resamples == 0) {
+            c->reason = "no_bootstrap";
+        }
+        if (c->reason != NULL && strcmp(c->reason, "unpaired") == 0) {
+            *unpaired = true;
+        }
+        if (c->reason != NULL) {
+            cmp_free_cells(c);
+        }
+    }
+    pairing_fini(&p);
+    if (rc == CS_OK && a->o.resamples > 0) {
+        rc = boot_row(a, g, a->o.resamples, cache, err);
+    }
+    for (size_t k = 0; k < per_row; k++) {
+        cmp_free_cells(&g[k]);
+    }
+    return rc;
+}
+
 static void *boot_thread(void *arg)
 {
     boot_work *w = arg;
     size_t per_row = w->a->n_tasks + (w->a->n_avg > 0);
-    for (size_t i = w->first; i < w->to && w->rc == CS_OK; i += w->step) {
-        ag_cmp *g = &w->a->cmps[i * per_row];
-        w->rc = boot_row(w->a, g, w->resamples, &w->err);
-        for (size_t k = 0; k < per_row; k++) {
-            cmp_free_cells(&g[k]);
-        }
+    for (size_t i = w->first; i < w->n_rows && w->rc == CS_OK; i += w->step) {
+        size_t r = w->rows[i];
+        w->rc = compare_row(w->a, r, &w->a->cmps[i * per_row], &w->unpaired[r], w->cache, &w->err);
     }
     return NULL;
 }
 
-/* The bootstraps of the rows whose comparisons are from..to-1, split over the threads by row
- * (each has its own seeds, so the results do not depend on the number of threads). */
-static cs_rc run_boots(ag *a, size_t from, size_t to)
+/* The comparisons of the rows rows[0..n) (each has per_row in a->cmps, in that order), split
+ * over the threads by row: each row has its own seeds, so the results do not depend on the
+ * number of threads, and a thread writes only its rows' comparisons and unpaired flags. */
+static cs_rc run_rows(ag *a, const size_t *rows, size_t n, bool *unpaired)
 {
-    if (from >= to || a->o.resamples == 0) {
-        return CS_OK; /* no comparisons (and so at least one task per row below) */
-    }
     unsigned nt = a->o.threads == 0 ? 2 : a->o.threads;
-    nt = nt > 16 ? 16 : nt;
-    boot_work w[16];
-    pthread_t th[16];
-    bool started[16] = {false};
+    nt = nt > BOOT_THREADS ? BOOT_THREADS : nt;
+    nt = n < nt ? (unsigned)(n > 0 ? n : 1) : nt;
+    boot_work w[BOOT_THREADS];
+    pthread_t th[BOOT_THREADS];
+    bool started[BOOT_THREADS] = {false};
+    cs_rc rc = CS_OK;
     for (unsigned k = 0; k < nt; k++) {
-        size_t per_row = a->n_tasks + (a->n_avg > 0);
         w[k] = (boot_work){.a = a,
-                           .first = from / per_row + k,
+                           .rows = rows,
+                           .first = k,
                            .step = nt,
-                           .to = to / per_row,
-                           .resamples = a->o.resamples};
+                           .n_rows = n,
+                           .unpaired = unpaired,
+                           .cache = cs_agg_boot_cache_new()};
+        rc = w[k].cache == NULL ? CS_ENOMEM : rc;
     }
-    for (unsigned k = 1; k < nt; k++) {
+    for (unsigned k = 1; k < nt && rc == CS_OK; k++) {
         started[k] = pthread_create(&th[k], NULL, boot_thread, &w[k]) == 0;
     }
-    boot_thread(&w[0]);
-    for (unsigned k = 1; k < nt; k++) {
+    if (rc == CS_OK) {
+        boot_thread(&w[0]);
+    }
+    for (unsigned k = 1; k < nt && rc == CS_OK; k++) {
         if (started[k]) {
             pthread_join(th[k], NULL);
         } else {
@@ -593,11 +679,14 @@ static cs_rc run_boots(ag *a, size_t from, size_t to)
         }
     }
     for (unsigned k = 0; k < nt; k++) {
-        if (w[k].rc != CS_OK) {
-            return cs_err_set(a->err, w[k].rc, 0, "%s", w[k].err.msg);
+        cs_agg_boot_cache_destroy(w[k].cache);
+        if (rc == CS_OK && w[k].rc != CS_OK) {
+            rc = cs_err_set(a->err, w[k].rc, 0, "%s", w[k].err.msg);
         }
     }
-    return CS_OK;
+    return rc == CS_ENOMEM && (a->err == NULL || a->err->rc != CS_ENOMEM)
+                   ? cs_err_set(a->err, CS_ENOMEM, 0, "results: bootstrap threads")
+                   : rc;
 }
 
 static cs_rc holm(ag *a)
@@ -627,57 +716,38 @@ cs_rc ag_compare(ag *a)
 {
     size_t per_row = a->n_tasks + (a->n_avg > 0), n = 0;
     for (size_t r = 0; r < a->n_rows; r++) {
-        n += a->rows[r].ref != AG_NONE ? per_row : 0;
+        n += a->rows[r].ref != AG_NONE;
     }
-    a->cmps = cs_calloc_array(n, sizeof(*a->cmps));
-    if (a->cmps == NULL) {
-        return cs_err_set(a->err, CS_ENOMEM, 0, "results: %zu comparisons", n);
+    a->cmps = cs_calloc_array(n * per_row, sizeof(*a->cmps));
+    size_t *rows = cs_alloc_array(n + 1, sizeof(*rows));
+    bool *unpaired = cs_calloc_array(a->n_rows + 1, sizeof(*unpaired));
+    if (a->cmps == NULL || rows == NULL || unpaired == NULL) {
+        cs_free_each((void *const[]){rows, unpaired}, 2);
+        return cs_err_set(a->err, CS_ENOMEM, 0, "results: %zu comparisons", n * per_row);
     }
-    cs_rc rc = CS_OK;
-    size_t chunk = 0; /* the bootstraps run by chunks of comparisons, so few cells live at once */
-    for (size_t r = 0; r < a->n_rows && rc == CS_OK; r++) {
-        ag_row *row = &a->rows[r];
-        if (a->n_cmps - chunk >= 4096) {
-            rc = run_boots(a, chunk, a->n_cmps);
-            chunk = a->n_cmps;
-        }
-        if (row->ref == AG_NONE || rc != CS_OK) {
+    n = 0;
+    for (size_t r = 0; r < a->n_rows; r++) {
+        const ag_row *row = &a->rows[r], *ref = &a->rows[row->ref];
+        if (row->ref == AG_NONE) {
             continue;
         }
-        const ag_row *ref = &a->rows[row->ref];
-        pairing p;
-        rc = make_pairing(a, row, ref, &p);
-        for (size_t t = 0; t < per_row && rc == CS_OK; t++) {
+        rows[n++] = r;
+        for (size_t t = 0; t < per_row; t++) {
             size_t task = t < a->n_tasks ? t : a->n_tasks;
-            ag_cmp *c = &a->cmps[a->n_cmps++];
             double x = task < a->n_tasks ? row->head[task] : row->avg;
             double y = task < a->n_tasks ? ref->head[task] : ref->avg;
-            *c = (ag_cmp){.row = r, .ref = row->ref, .task = task, .delta = x - y};
             const char *name = task < a->n_tasks ? a->tasks[task].name : "average";
+            ag_cmp *c = &a->cmps[a->n_cmps++];
+            *c = (ag_cmp){.row = r, .ref = row->ref, .task = task, .delta = x - y};
+            c->delta = isnan(x) || isnan(y) ? NAN : c->delta;
             c->seed = fnv(name, fnv(ref->key, fnv(row->key, 0xcbf29ce484222325ull ^ a->o.seed)));
-            if (task < a->n_tasks) {
-                rc = prepare(a, &p, c);
-            } else {
-                c->reason = avg_reason(a, &p, c - a->n_tasks);
-            }
-            if (c->reason == NULL && (isnan(x) || isnan(y))) {
-                c->reason = "no_value";
-            }
-            if (c->reason == NULL && a->o.resamples == 0) {
-                c->reason = "no_bootstrap";
-            }
-            if (c->reason != NULL && strcmp(c->reason, "unpaired") == 0) {
-                row->flags |= AG_F_UNPAIRED;
-            }
-            if (c->reason != NULL) {
-                cmp_free_cells(c);
-            }
         }
-        pairing_fini(&p);
     }
-    if (rc == CS_OK) {
-        rc = run_boots(a, chunk, a->n_cmps);
+    cs_rc rc = n > 0 ? run_rows(a, rows, n, unpaired) : CS_OK;
+    for (size_t r = 0; r < a->n_rows && rc == CS_OK; r++) {
+        a->rows[r].flags |= unpaired[r] ? AG_F_UNPAIRED : 0;
     }
+    cs_free_each((void *const[]){rows, unpaired}, 2);
     if (rc == CS_OK) {
         rc = holm(a);
     }

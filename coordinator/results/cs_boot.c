@@ -1,13 +1,19 @@
-/* cs_boot.c - the paired bootstrap, the p-value and Holm-Bonferroni of the results module
- * (cs_agg.h; the definitions are in docs/results.md).
+/* cs_boot.c - the paired bootstrap of a row against its reference, the p-value and
+ * Holm-Bonferroni of the results module (cs_agg.h; the definitions are in docs/results.md).
  *
  * Why counts and not indices: for binary outcomes a resample's mean difference depends only on
  * how many of the drawn items fall in each category of paired outcome (-1, 0, +1), and drawing N
  * indices with replacement gives exactly a multinomial(N, observed frequencies) vector of those
- * counts. So a resample costs a few binomial draws instead of N index draws: 10,000 resamples of
- * 1,000 items are 20,000 binomials, not 10,000,000 lookups. The binomials are exact (inversion,
- * searching outward from the mode), so the distribution is the one index resampling gives; the
- * random streams differ, so results agree with an index bootstrap only within Monte Carlo error.
+ * counts, whose sum has a law that can be tabulated once and drawn with one random number
+ * (cs_boot_law.c). The random streams differ from an index bootstrap's, so the results agree
+ * with one within Monte Carlo error.
+ *
+ * Why histograms: with laws on a common lattice, every statistic of a resample is an integer
+ * number of lattice units, so the 10,000 resamples of a statistic are counted in a histogram of
+ * its (few hundred) possible values, and the percentiles and the p-value are read off it, instead
+ * of being selected from 10,000 doubles. Statistics off a common lattice (cells without a law,
+ * tasks with different item counts in the average) keep their values and select the
+ * percentiles from them.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -16,6 +22,7 @@
 
 #include "cs_agg.h"
 #include "cs_alloc.h"
+#include "cs_boot_int.h"
 #include "cs_rng.h"
 
 double cs_agg_pvalue(size_t le, size_t ge, size_t b)
@@ -59,293 +66,6 @@ cs_rc cs_agg_holm(const double *p, size_t n, double *adj, cs_err *err)
     return CS_OK;
 }
 
-/* One stage of a multinomial draw: the items left are Binomial(left, p) in this category. p is
- * fixed per stage (the category's count over the counts left), so its logarithms are computed
- * once per comparison, not per draw. flip: the stage draws the complement (p > 0.5). */
-typedef struct stage {
-    double p, lp, lq, ratio; /* p <= 0.5, log p, log(1 - p), p / (1 - p) */
-    double value;
-    uint64_t cnt;   /* the category's count */
-    bool flip, all; /* all: the last category, it takes what is left */
-} stage;
-
-static stage make_stage(double p, double value, bool all)
-{
-    stage s = {.value = value, .all = all, .flip = p > 0.5};
-    s.p = s.flip ? 1.0 - p : p;
-    s.lp = s.p > 0.0 ? log(s.p) : 0.0;
-    s.lq = log1p(-s.p);
-    s.ratio = s.p / (1.0 - s.p);
-    return s;
-}
-
-/* Binomial(n, s->p) by inversion. The support is enumerated from the mode outward (m, m-1, m+1,
- * m-2, ...): any fixed order of the outcomes gives an exact inversion sampler, and this one needs
- * about 1.6 standard deviations of steps. lf[i] = log(i!) for i <= n. */
-static uint64_t binom(cs_rng *r, uint64_t n, const stage *s, const double *lf)
-{
-    double p = s->p, ratio = s->ratio;
-    if (n == 0 || p <= 0.0) {
-        return 0;
-    }
-    double u = cs_rng_uniform(r);
-    if ((double)n * p < 10.0) {
-        double f = exp((double)n * s->lq);
-        for (uint64_t k = 0; k < n; k++) {
-            if (u < f) {
-                return k;
-            }
-            u -= f;
-            f *= ratio * (double)(n - k) / (double)(k + 1);
-        }
-        return n;
-    }
-    uint64_t m = (uint64_t)((double)(n + 1) * p);
-    m = m > n ? n : m;
-    double pm = exp(lf[n] - lf[m] - lf[n - m] + (double)m * s->lp + (double)(n - m) * s->lq);
-    double plo = pm, phi = pm;
-    uint64_t lo = m, hi = m;
-    u -= pm;
-    while (u >= 0.0) {
-        if (lo == 0 && hi == n) {
-            return m; /* rounding left u >= 0 after the whole support */
-        }
-        if (lo > 0) {
-            plo *= (double)lo / ((double)(n - lo + 1) * ratio);
-            lo--;
-            u -= plo;
-            if (u < 0.0) {
-                return lo;
-            }
-        }
-        if (hi < n) {
-            phi *= ratio * (double)(n - hi) / (double)(hi + 1);
-            hi++;
-            u -= phi;
-        }
-    }
-    return hi;
-}
-
-/* A cell prepared for drawing: its categories with a count > 0 as stages, largest first. */
-typedef struct plan {
-    stage *st;
-    size_t n_st;
-    uint64_t n;
-    /* A tabulated cell (two categories, or three with values -v, 0, +v: one job per side): the
-     * resampled mean takes the values off + i * step, i < size, with the cumulative
-     * probabilities cdf[i]; guide[j] is the first i with cdf[i] > j / size (inversion by a guide
-     * table: one uniform and about one comparison per draw). NULL: draw by stages. */
-    double *cdf;
-    uint32_t *guide;
-    size_t size;
-    double off, step;
-} plan;
-
-/* One multinomial resample of a cell: the sum over categories of count * value, divided by n. */
-static double draw_cell(cs_rng *r, const plan *c, const double *lf)
-{
-    if (c->cdf != NULL) {
-        double u = cs_rng_uniform(r);
-        size_t i = c->guide[(size_t)(u * (double)c->size)];
-        while (i + 1 < c->size && c->cdf[i] <= u) {
-            i++;
-        }
-        return c->off + (double)i * c->step;
-    }
-    uint64_t left = c->n;
-    double sum = 0.0;
-    for (size_t k = 0; k < c->n_st && left > 0; k++) {
-        const stage *s = &c->st[k];
-        uint64_t got = s->all ? left : binom(r, left, s, lf);
-        got = s->flip && !s->all ? left - got : got;
-        sum += (double)got * s->value;
-        left -= got;
-    }
-    return sum / (double)c->n;
-}
-
-static uint64_t cell_n(const cs_agg_hist *c)
-{
-    uint64_t n = 0;
-    for (size_t k = 0; k < c->n_cat; k++) {
-        n += c->count[k];
-    }
-    return n;
-}
-
-/* The stages of cell c into st (room for c->n_cat): categories with equal values merged, empty
- * ones dropped, the largest count first (its draw then takes most of the items at once). */
-static void make_plan(const cs_agg_hist *c, stage *st, plan *out)
-{
-    size_t m = 0;
-    for (size_t k = 0; k < c->n_cat; k++) {
-        if (c->count[k] == 0) {
-            continue;
-        }
-        size_t at = m;
-        for (size_t i = 0; i < m; i++) {
-            at = st[i].value == c->value[k] ? i : at;
-        }
-        if (at == m) {
-            st[m++] = (stage){.value = c->value[k]};
-        }
-        st[at].cnt += c->count[k];
-    }
-    for (size_t i = 1; i < m; i++) { /* insertion sort, descending counts */
-        for (size_t k = i; k > 0 && st[k].cnt > st[k - 1].cnt; k--) {
-            stage t = st[k];
-            st[k] = st[k - 1];
-            st[k - 1] = t;
-        }
-    }
-    uint64_t left = 0;
-    for (size_t i = 0; i < m; i++) {
-        left += st[i].cnt;
-    }
-    out->n = left;
-    for (size_t i = 0; i < m; i++) {
-        uint64_t cnt = st[i].cnt;
-        st[i] = make_stage((double)cnt / (double)left, st[i].value, i + 1 == m);
-        st[i].cnt = cnt;
-        left -= cnt;
-    }
-    *out = (plan){.st = st, .n_st = m, .n = out->n};
-}
-
-/* The probabilities of Binomial(n, p) at k = lo..hi into pmf[k] (room n + 1): the range where
- * they exceed 1e-18 of the mode's (what is left out is below 1e-15 in all). */
-static void binom_pmf(uint64_t n, double p, const double *lf, double *pmf, uint64_t *lo,
-                      uint64_t *hi)
-{
-    if (p <= 0.0 || p >= 1.0 || n == 0) {
-        *lo = *hi = p >= 1.0 ? n : 0;
-        pmf[*lo] = 1.0;
-        return;
-    }
-    uint64_t m = (uint64_t)((double)(n + 1) * p);
-    m = m > n ? n : m;
-    double ratio = p / (1.0 - p);
-    double pm = exp(lf[n] - lf[m] - lf[n - m] + (double)m * log(p) + (double)(n - m) * log1p(-p));
-    double cut = pm * 1e-18;
-    pmf[m] = pm;
-    uint64_t k = m;
-    while (k > 0 && pmf[k] > cut) {
-        pmf[k - 1] = pmf[k] * (double)k / ((double)(n - k + 1) * ratio);
-        k--;
-    }
-    *lo = k;
-    k = m;
-    while (k < n && pmf[k] > cut) {
-        pmf[k + 1] = pmf[k] * ratio * (double)(n - k) / (double)(k + 1);
-        k++;
-    }
-    *hi = k;
-}
-
-/* Tabulates plan c when it has two categories (one binomial) or three with values -v, 0, +v (the
- * difference of two counts, summed exactly over both). Leaves c->cdf NULL otherwise, for cells
- * of more than 100,000 items, and when memory runs out: the stages then draw it, with the same
- * distribution. */
-static void tabulate(plan *c, const double *lf)
-{
-    const stage *st = c->st;
-    uint64_t n = c->n;
-    if (n > 100000 || c->n_st < 2 || c->n_st > 3) {
-        return;
-    }
-    double v = 0.0, x = st[0].value, y = st[1].value;
-    size_t im = 0, ip = 0;
-    for (size_t k = 0; c->n_st == 3 && k < 3; k++) {
-        v = st[k].value > 0 ? st[k].value : v;
-        im = st[k].value < 0 ? k : im;
-        ip = st[k].value > 0 ? k : ip;
-    }
-    if (c->n_st == 3 && (v == 0.0 || st[im].value != -v || st[3 - im - ip].value != 0.0)) {
-        return;
-    }
-    double *pa = cs_alloc_array(n + 1, sizeof(*pa)), *pk = cs_alloc_array(n + 1, sizeof(*pk));
-    double *dist = cs_calloc_array(2 * n + 1, sizeof(*dist));
-    c->guide = NULL;
-    if (pa == NULL || pk == NULL || dist == NULL) {
-        cs_free_each((void *const[]){pa, pk, dist}, 3);
-        return;
-    }
-    uint64_t alo, ahi, klo, khi;
-    if (c->n_st == 2) { /* the count of x: value (g x + (n - g) y) / n */
-        binom_pmf(n, (double)st[0].cnt / (double)n, lf, pa, &alo, &ahi);
-        for (uint64_t g = alo; g <= ahi; g++) {
-            dist[n + g] = pa[g];
-        }
-        c->step = (x - y) / (double)n;
-        c->off = y - (double)n * c->step; /* index n + g */
-    } else {
-        /* m = items with a nonzero difference ~ Binomial(n, p_nz), k of them +v ~ Binomial(m, q)
-         * for every m with the same q, so the conditional law of m + 1 follows from that of m by
-         * Pascal's rule (no division, no exp): D = k - (m - k). */
-        uint64_t nz = st[im].cnt + st[ip].cnt;
-        double q = (double)st[ip].cnt / (double)nz;
-        binom_pmf(n, (double)nz / (double)n, lf, pa, &alo, &ahi);
-        binom_pmf(alo, q, lf, pk, &klo, &khi);
-        double tiny = pk[(klo + khi) / 2] * 1e-18;
-        for (uint64_t m = alo;; m++) {
-            for (uint64_t k = klo; k <= khi; k++) {
-                dist[n + 2 * k - m] += pa[m] * pk[k];
-            }
-            if (m == ahi) {
-                break;
-            }
-            pk[khi + 1] = 0.0; /* law of m + 1: P(k) = P_m(k) (1 - q) + P_m(k - 1) q */
-            for (uint64_t k = khi + 1; k > klo; k--) {
-                pk[k] = pk[k] * (1.0 - q) + pk[k - 1] * q;
-            }
-            pk[klo] *= 1.0 - q;
-            khi = khi + 1 > m + 1 ? m + 1 : khi + 1;
-            while (klo < khi && pk[klo] < tiny) {
-                klo++;
-            }
-            while (khi > klo && pk[khi] < tiny) {
-                khi--;
-            }
-        }
-        c->step = v / (double)n;
-        c->off = -(double)n * c->step; /* index n + d */
-    }
-    size_t lo = 0, hi = 2 * n;
-    while (lo < hi && dist[lo] == 0.0) {
-        lo++;
-    }
-    while (hi > lo && dist[hi] == 0.0) {
-        hi--;
-    }
-    c->size = hi - lo + 1;
-    c->off += (double)lo * c->step;
-    c->cdf = cs_alloc_array(c->size, sizeof(*c->cdf));
-    c->guide = cs_alloc_array(c->size, sizeof(*c->guide));
-    if (c->cdf != NULL && c->guide != NULL) {
-        double total = 0.0, run = 0.0;
-        for (size_t i = lo; i <= hi; i++) {
-            total += dist[i];
-        }
-        for (size_t i = 0; i < c->size; i++) {
-            run += dist[lo + i];
-            c->cdf[i] = i + 1 == c->size ? 1.0 : run / total;
-        }
-        for (size_t j = 0, i = 0; j < c->size; j++) {
-            while (i + 1 < c->size && c->cdf[i] <= (double)j / (double)c->size) {
-                i++;
-            }
-            c->guide[j] = (uint32_t)i;
-        }
-    } else {
-        free(c->cdf);
-        free(c->guide);
-        c->cdf = NULL;
-        c->guide = NULL;
-    }
-    cs_free_each((void *const[]){pa, pk, dist}, 3);
-}
-
 /* The k-th smallest (0-based) of v[0..n), reordering v (Hoare's selection). */
 static double select_kth(double *v, size_t n, size_t k)
 {
@@ -382,6 +102,15 @@ static double select_kth(double *v, size_t n, size_t k)
     return v[k];
 }
 
+static uint64_t cell_n(const cs_agg_hist *c)
+{
+    uint64_t n = 0;
+    for (size_t k = 0; k < c->n_cat; k++) {
+        n += c->count[k];
+    }
+    return n;
+}
+
 /* Observed statistic, and the largest n (for the log-factorial table); CS_EINVAL for an empty
  * cell. */
 static cs_rc observe(const cs_agg_hist *cells, size_t n_units, size_t n_tasks, double *delta,
@@ -411,16 +140,445 @@ static cs_rc observe(const cs_agg_hist *cells, size_t n_units, size_t n_tasks, d
     return CS_OK;
 }
 
-/* The percentile interval and p-value of the b statistics v (reordered) with le of them <= 0
- * and ge >= 0. */
-static void finish(double *v, size_t b, size_t le, size_t ge, cs_agg_ci *out)
+/* The resamples of one statistic: a histogram of integer sums (lat), or the values. */
+typedef struct stat_acc {
+    bool lat;
+    double scale;  /* lat: the statistic of a sum S is S * scale */
+    int64_t lo;    /* lat: the sum counted in hist[0..3] */
+    size_t n_bins; /* lat */
+    /* [4 * n_bins]: sum lo + i in hist[4 i + (b & 3)] for resample b. Four counts per bin, so
+     * that consecutive resamples with equal sums (the common case) do not wait on each other's
+     * increment of one counter. */
+    uint32_t *hist;
+    double *v; /* !lat: [resamples] */
+    size_t le, ge;
+} stat_acc;
+
+/* The two order statistics k1 <= k2 (1-based) of v[0..b), reordering v: the values are counted
+ * in 1,024 equal intervals of [min, max], and each is selected among the values of its interval
+ * only (a monotone bucketing keeps the order between intervals). */
+static void two_quantiles(double *v, size_t b, size_t k1, size_t k2, double *scratch, double *q1,
+                          double *q2)
+{
+    enum { NB = 1024 };
+    size_t cnt[NB] = {0};
+    double mn = v[0], mx = v[0];
+    for (size_t i = 1; i < b; i++) {
+        mn = v[i] < mn ? v[i] : mn;
+        mx = v[i] > mx ? v[i] : mx;
+    }
+    if (!(mx > mn)) {
+        *q1 = *q2 = mn;
+        return;
+    }
+    double w = (double)NB / (mx - mn);
+    for (size_t i = 0; i < b; i++) {
+        size_t k = (size_t)((v[i] - mn) * w);
+        cnt[k < NB ? k : NB - 1]++;
+    }
+    size_t want[2] = {k1, k2};
+    double *got[2] = {q1, q2};
+    for (int z = 0; z < 2; z++) {
+        size_t bucket = 0, before = 0;
+        while (before + cnt[bucket] < want[z]) {
+            before += cnt[bucket++];
+        }
+        size_t m = 0;
+        for (size_t i = 0; i < b; i++) {
+            size_t k = (size_t)((v[i] - mn) * w);
+            if ((k < NB ? k : NB - 1) == bucket) {
+                scratch[m++] = v[i];
+            }
+        }
+        *got[z] = select_kth(scratch, m, want[z] - before - 1);
+    }
+}
+
+/* The interval and p-value of a statistic's resamples (docs/results.md). */
+static void finish(stat_acc *s, size_t b, double *scratch, cs_agg_ci *out)
 {
     size_t klo = (size_t)ceil(0.025 * (double)b), khi = (size_t)ceil(0.975 * (double)b);
     klo = klo == 0 ? 1 : klo;
     khi = khi == 0 ? 1 : khi;
-    out->lo = select_kth(v, b, klo - 1);
-    out->hi = select_kth(v, b, khi - 1);
+    if (!s->lat) {
+        two_quantiles(s->v, b, klo, khi, scratch, &out->lo, &out->hi);
+        out->p = cs_agg_pvalue(s->le, s->ge, b);
+        return;
+    }
+    size_t cum = 0, le = 0, ge = 0;
+    bool lo_set = false, hi_set = false;
+    for (size_t i = 0; i < s->n_bins; i++) {
+        int64_t sum = s->lo + (int64_t)i;
+        const uint32_t *h = &s->hist[4 * i];
+        size_t n = (size_t)h[0] + h[1] + h[2] + h[3];
+        cum += n;
+        le += sum <= 0 ? n : 0;
+        ge += sum >= 0 ? n : 0;
+        if (!lo_set && cum >= klo) {
+            out->lo = (double)sum * s->scale;
+            lo_set = true;
+        }
+        if (!hi_set && cum >= khi) {
+            out->hi = (double)sum * s->scale;
+            hi_set = true;
+        }
+    }
     out->p = cs_agg_pvalue(le, ge, b);
+}
+
+/* A stream of 32-bit numbers, two per 64-bit number of r (high word first). */
+typedef struct halves {
+    cs_rng r;
+    uint64_t x;
+    bool odd; /* the low word of x is next */
+} halves;
+
+static inline uint32_t half_next(halves *h)
+{
+    if (h->odd) {
+        h->odd = false;
+        return (uint32_t)h->x;
+    }
+    h->x = cs_rng_u64(&h->r);
+    h->odd = true;
+    return (uint32_t)(h->x >> 32);
+}
+
+/* The memory of one row's bootstrap. */
+typedef struct row_boot {
+    size_t n_units, n_tasks, n_out, resamples;
+    bool with_avg;
+    bt_plan *plans; /* [t * n_units + u] */
+    bt_stage *st;
+    cs_rng *streams;
+    stat_acc *acc; /* [n_out] */
+    /* in the cache's buffer: */
+    uint32_t *drawn;       /* [resamples * n_units] */
+    int32_t *v0, *v1;      /* [resamples * n_units]: draws of two tasks */
+    double *scratch, *avg; /* [resamples] */
+    int64_t *total;        /* [resamples] */
+} row_boot;
+
+static void row_boot_fini(row_boot *w)
+{
+    for (size_t i = 0; w->plans != NULL && i < w->n_units * w->n_tasks; i++) {
+        bt_plan_fini(&w->plans[i]);
+    }
+    for (size_t k = 0; w->acc != NULL && k < w->n_out; k++) {
+        free(w->acc[k].hist);
+        free(w->acc[k].v);
+    }
+    cs_free_each((void *const[]){w->plans, w->st, w->streams, w->acc}, 4);
+}
+
+/* Whether task t's cells all have laws on one lattice; then its sums' range into a. */
+static bool task_lattice(const row_boot *w, size_t t, stat_acc *a)
+{
+    const bt_plan *p = &w->plans[t * w->n_units];
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    if (w->n_units > 64) {
+        return false; /* lat_draws keeps the laws of 64 units at most */
+    }
+    for (size_t u = 0; u < w->n_units; u++) {
+        if (p[u].lw == NULL || p[u].lattice != p[0].lattice) {
+            return false;
+        }
+        lo = p[u].lw->lmin < lo ? p[u].lw->lmin : lo;
+        hi = p[u].lw->lmax > hi ? p[u].lw->lmax : hi;
+    }
+    a->lo = lo * (int64_t)w->n_units;
+    a->n_bins = (size_t)((hi - lo) * (int64_t)w->n_units + 1);
+    a->scale = p[0].unit / (double)w->n_units;
+    return a->n_bins <= (1u << 22);
+}
+
+/* The plans of every cell and the accumulators of every statistic. */
+static cs_rc row_boot_init(row_boot *w, const cs_agg_hist *const *cells, cs_agg_boot_cache *cache)
+{
+    size_t n_cat = 0, n_cells = w->n_units * w->n_tasks;
+    for (size_t t = 0; t < w->n_tasks; t++) {
+        for (size_t u = 0; u < w->n_units; u++) {
+            n_cat += cells[t][u].n_cat;
+        }
+    }
+    w->plans = cs_calloc_array(n_cells, sizeof(*w->plans));
+    w->st = cs_calloc_array(n_cat, sizeof(*w->st));
+    w->streams = cs_alloc_array(w->n_tasks, sizeof(*w->streams));
+    w->acc = cs_calloc_array(w->n_out, sizeof(*w->acc));
+    /* the resample-sized arrays, in the thread's buffer (pages not faulted in again per row) */
+    size_t nb = w->resamples, nu = w->n_units;
+    unsigned char *buf = NULL;
+    if (nb <= SIZE_MAX / 8 / (3 + 3 * nu)) {
+        buf = bt_cache_buffer(cache, nb * 8 * 3 + nb * nu * 4 * 3);
+    }
+    if (!w->plans || !w->st || !w->streams || !w->acc || buf == NULL) {
+        return CS_ENOMEM;
+    }
+    w->scratch = (double *)buf;
+    w->avg = (double *)(buf + nb * 8);
+    w->total = (int64_t *)(buf + nb * 16);
+    w->drawn = (uint32_t *)(buf + nb * 24);
+    w->v0 = (int32_t *)(buf + nb * 24 + nb * nu * 4);
+    w->v1 = (int32_t *)(buf + nb * 24 + nb * nu * 8);
+    memset(w->avg, 0, nb * sizeof(*w->avg));
+    memset(w->total, 0, nb * sizeof(*w->total));
+    for (size_t t = 0, at = 0; t < w->n_tasks; t++) {
+        for (size_t u = 0; u < w->n_units; u++) {
+            cs_rc rc = bt_plan_make(&cells[t][u], &w->st[at], cache, &w->plans[t * w->n_units + u]);
+            if (rc != CS_OK) {
+                return rc;
+            }
+            at += cells[t][u].n_cat;
+        }
+    }
+    bool all_lat = true;
+    uint64_t lattice = w->plans[0].lattice;
+    stat_acc *avg = w->with_avg ? &w->acc[w->n_tasks] : NULL;
+    for (size_t t = 0; t < w->n_tasks; t++) {
+        w->acc[t].lat = task_lattice(w, t, &w->acc[t]);
+        all_lat = all_lat && w->acc[t].lat && w->plans[t * w->n_units].lattice == lattice;
+        if (avg != NULL && w->acc[t].lat) {
+            avg->lo += w->acc[t].lo;
+            avg->n_bins += w->acc[t].n_bins - 1;
+        }
+    }
+    if (avg != NULL) {
+        avg->lat = all_lat && avg->n_bins + 1 <= (1u << 22);
+        avg->n_bins += 1;
+        avg->scale = w->acc[0].scale / (double)w->n_tasks;
+    }
+    for (size_t k = 0; k < w->n_out; k++) {
+        stat_acc *a = &w->acc[k];
+        if (a->lat) {
+            a->hist = cs_calloc_array(4 * a->n_bins, sizeof(*a->hist));
+        } else {
+            a->v = cs_alloc_array(w->resamples, sizeof(*a->v));
+        }
+        if (a->hist == NULL && a->v == NULL) {
+            return CS_ENOMEM;
+        }
+    }
+    return CS_OK;
+}
+
+static void count_value(stat_acc *a, size_t b, double x)
+{
+    a->v[b] = x;
+    /* differences of sums of counts over n: exact zeros stay exact; 1e-12 absorbs rounding */
+    a->le += x <= 1e-12;
+    a->ge += x >= -1e-12;
+}
+
+/* The units of every resample into drawn[b * n_units + j] (stream units), drawn first so that
+ * each task then runs through all of its resamples at once: the task's stream and its cells'
+ * tables stay in registers and L1, and the streams are consumed in the same order as resample by
+ * resample (each stream belongs to one task), so the numbers are those of that order. A unit is
+ * a base-n digit of a 32-bit number (x n: the high word is the digit, the low word the rest);
+ * a number gives the k digits with n^k <= 256, whose n^k combinations are then equally likely
+ * to within a relative 2^-24. */
+static void draw_units(row_boot *w, cs_rng *units)
+{
+    uint32_t nu = (uint32_t)w->n_units, *drawn = w->drawn;
+    size_t n = w->n_units * w->resamples, per = 1;
+    if (nu == 1) {
+        memset(drawn, 0, n * sizeof(*drawn));
+        return;
+    }
+    for (uint64_t pw = nu; pw * nu <= 256; pw *= nu) {
+        per++;
+    }
+    halves h = {.r = *units};
+    for (size_t k = 0; k < n;) {
+        uint32_t x = half_next(&h);
+        for (size_t d = 0; d < per && k < n; d++) {
+            uint64_t m = (uint64_t)x * nu;
+            drawn[k++] = (uint32_t)(m >> 32);
+            x = (uint32_t)m;
+        }
+    }
+}
+
+/* Task t's laws by unit, for the loop below. */
+typedef struct lat_laws {
+    const bt_alias *tab[64];
+    uint64_t size[64];
+} lat_laws;
+
+static void lat_open(const row_boot *w, size_t t, lat_laws *l)
+{
+    for (size_t u = 0; u < w->n_units; u++) {
+        const bt_law *lw = w->plans[t * w->n_units + u].lw;
+        l->tab[u] = lw->tab;
+        l->size[u] = lw->size;
+    }
+}
+
+/* The draw of the law at l[u] from 32 random bits (bt_law_draw32). */
+static inline int32_t lat_draw(const lat_laws *l, uint32_t u, uint32_t bits)
+{
+    uint64_t x = (uint64_t)bits * l->size[u];
+    const bt_alias *e = &l->tab[u][x >> 32];
+    int32_t keep = -(int32_t)((uint32_t)x < e->thr);
+    return (e->keep & keep) | (e->other & ~keep);
+}
+
+/* The draws of tasks t0 and t1 (on their lattices, at most 64 units) for every resample, in
+ * resample order, into v0 and v1 (room resamples * units): two per 64-bit number of the task's
+ * stream (high word first). The draws of one task do not depend on each other, and the two
+ * tasks' streams interleave, so the processor overlaps them. t0 == t1 draws one task (v1 is then
+ * not written). */
+static void lat_draws(row_boot *w, size_t t0, size_t t1, int32_t *v0, int32_t *v1)
+{
+    size_t n = w->n_units * w->resamples, k = 0;
+    const uint32_t *drawn = w->drawn;
+    lat_laws a, c;
+    cs_rng r0 = w->streams[t0], r1 = w->streams[t1];
+    lat_open(w, t0, &a);
+    lat_open(w, t1, &c);
+    if (t1 != t0) {
+        for (; k + 1 < n; k += 2) {
+            uint64_t x = cs_rng_u64(&r0), y = cs_rng_u64(&r1);
+            uint32_t u = drawn[k], z = drawn[k + 1];
+            v0[k] = lat_draw(&a, u, (uint32_t)(x >> 32));
+            v1[k] = lat_draw(&c, u, (uint32_t)(y >> 32));
+            v0[k + 1] = lat_draw(&a, z, (uint32_t)x);
+            v1[k + 1] = lat_draw(&c, z, (uint32_t)y);
+        }
+        if (k < n) {
+            v1[k] = lat_draw(&c, drawn[k], (uint32_t)(cs_rng_u64(&r1) >> 32));
+        }
+        w->streams[t1] = r1;
+    } else {
+        for (; k + 1 < n; k += 2) {
+            uint64_t x = cs_rng_u64(&r0);
+            v0[k] = lat_draw(&a, drawn[k], (uint32_t)(x >> 32));
+            v0[k + 1] = lat_draw(&a, drawn[k + 1], (uint32_t)x);
+        }
+    }
+    if (k < n) {
+        v0[k] = lat_draw(&a, drawn[k], (uint32_t)(cs_rng_u64(&r0) >> 32));
+    }
+    w->streams[t0] = r0;
+}
+
+/* Task t's sums of its draws v per resample: counted, and added to the average's. */
+static void lat_fold(row_boot *w, size_t t, const int32_t *v)
+{
+    const stat_acc *a = &w->acc[t], *avg = w->with_avg ? &w->acc[w->n_tasks] : NULL;
+    size_t nb = w->resamples, nu = w->n_units;
+    uint32_t *hist = a->hist;
+    int64_t lo = a->lo, *total = avg != NULL && avg->lat ? w->total : NULL;
+    double *vals = avg != NULL && !avg->lat ? w->avg : NULL, scale = a->scale;
+    for (size_t b = 0; b < nb; b++) {
+        int64_t sum = 0;
+        if (nu == 3) {
+            sum = (int64_t)v[3 * b] + v[3 * b + 1] + v[3 * b + 2];
+        } else {
+            for (size_t j = 0; j < nu; j++) {
+                sum += v[b * nu + j];
+            }
+        }
+        hist[(size_t)(sum - lo) * 4 + (b & 3)]++; /* 4 interleaved counts: see stat_acc */
+        if (total != NULL) {
+            total[b] += sum;
+        } else if (vals != NULL) {
+            vals[b] += (double)sum * scale;
+        }
+    }
+}
+
+/* Task t's resamples off a lattice: values kept; avg[b] += the value. */
+static void task_values(row_boot *w, size_t t, double *avg)
+{
+    size_t nu = w->n_units;
+    const bt_plan *p = &w->plans[t * nu];
+    for (size_t b = 0; b < w->resamples; b++) {
+        double sum = 0.0;
+        for (size_t j = 0; j < nu; j++) {
+            sum += bt_draw(&w->streams[t], &p[w->drawn[b * nu + j]]);
+        }
+        count_value(&w->acc[t], b, sum / (double)nu);
+        avg[b] += sum / (double)nu;
+    }
+}
+
+/* Every task's resamples (the tasks on a lattice two at a time), then the average's: its sum
+ * over the tasks on their common lattice, or its value. */
+static void run_tasks(row_boot *w)
+{
+    size_t nb = w->resamples, pending = SIZE_MAX;
+    stat_acc *avg = w->with_avg ? &w->acc[w->n_tasks] : NULL;
+    for (size_t t = 0; t < w->n_tasks; t++) {
+        if (!w->acc[t].lat) {
+            task_values(w, t, w->avg);
+        } else if (pending == SIZE_MAX) {
+            pending = t;
+        } else {
+            lat_draws(w, pending, t, w->v0, w->v1);
+            lat_fold(w, pending, w->v0);
+            lat_fold(w, t, w->v1);
+            pending = SIZE_MAX;
+        }
+    }
+    if (pending != SIZE_MAX) {
+        lat_draws(w, pending, pending, w->v0, w->v0);
+        lat_fold(w, pending, w->v0);
+    }
+    for (size_t b = 0; avg != NULL && b < nb; b++) {
+        if (avg->lat) {
+            avg->hist[(size_t)(w->total[b] - avg->lo) * 4 + (b & 3)]++;
+        } else {
+            count_value(avg, b, w->avg[b] / (double)w->n_tasks);
+        }
+    }
+}
+
+cs_rc cs_agg_boot_tasks(const cs_agg_hist *const *cells, size_t n_units, size_t n_tasks,
+                        bool with_avg, size_t resamples, uint64_t unit_seed,
+                        const uint64_t *task_seed, cs_agg_boot_cache *cache, cs_agg_ci *out,
+                        cs_err *err)
+{
+    if (cells == NULL || n_units == 0 || n_units > UINT32_MAX || n_tasks == 0 || resamples == 0 ||
+        cache == NULL) {
+        return cs_err_set(err, CS_EINVAL, 0,
+                          "results: bootstrap of %zu units x %zu tasks, %zu "
+                          "resamples",
+                          n_units, n_tasks, resamples);
+    }
+    double avg = 0.0;
+    for (size_t t = 0; t < n_tasks; t++) {
+        uint64_t max_n;
+        cs_rc rc = observe(cells[t], n_units, 1, &out[t].delta, &max_n, err);
+        if (rc != CS_OK) {
+            return rc;
+        }
+        avg += out[t].delta / (double)n_tasks;
+    }
+    row_boot w = {.n_units = n_units,
+                  .n_tasks = n_tasks,
+                  .n_out = n_tasks + with_avg,
+                  .resamples = resamples,
+                  .with_avg = with_avg};
+    cs_rc rc = row_boot_init(&w, cells, cache);
+    if (rc == CS_OK) {
+        cs_rng units;
+        cs_rng_seed(&units, unit_seed);
+        for (size_t t = 0; t < n_tasks; t++) {
+            cs_rng_seed(&w.streams[t], task_seed[t]);
+        }
+        draw_units(&w, &units);
+        run_tasks(&w);
+        if (with_avg) {
+            out[n_tasks].delta = avg;
+        }
+        for (size_t k = 0; k < w.n_out; k++) {
+            finish(&w.acc[k], resamples, w.scratch, &out[k]);
+        }
+    }
+    row_boot_fini(&w);
+    return rc == CS_OK ? CS_OK
+                       : cs_err_set(err, CS_ENOMEM, 0, "results: bootstrap of %zu resamples",
+                                    resamples);
 }
 
 cs_rc cs_agg_boot(const cs_agg_hist *cells, size_t n_units, size_t n_tasks, size_t resamples,
@@ -432,167 +590,31 @@ cs_rc cs_agg_boot(const cs_agg_hist *cells, size_t n_units, size_t n_tasks, size
                           "resamples",
                           n_units, n_tasks, resamples);
     }
-    uint64_t max_n = 0;
-    cs_rc rc = observe(cells, n_units, n_tasks, &out->delta, &max_n, err);
-    if (rc != CS_OK) {
-        return rc;
+    /* the cells by task (cells[u * n_tasks + t] -> by_task[t][u]), one stream per task */
+    cs_agg_hist *tr = cs_alloc_array(n_units * n_tasks, sizeof(*tr));
+    const cs_agg_hist **by_task = cs_alloc_array(n_tasks, sizeof(*by_task));
+    uint64_t *seeds = cs_alloc_array(n_tasks, sizeof(*seeds));
+    cs_agg_ci *all = cs_alloc_array(n_tasks + 1, sizeof(*all));
+    cs_agg_boot_cache *cache = cs_agg_boot_cache_new();
+    cs_rc rc = CS_ENOMEM;
+    if (tr != NULL && by_task != NULL && seeds != NULL && all != NULL && cache != NULL) {
+        for (size_t t = 0; t < n_tasks; t++) {
+            for (size_t u = 0; u < n_units; u++) {
+                tr[t * n_units + u] = cells[u * n_tasks + t];
+            }
+            by_task[t] = &tr[t * n_units];
+            seeds[t] = seed ^ (0x9e3779b97f4a7c15ull * (t + 1));
+        }
+        rc = cs_agg_boot_tasks(by_task, n_units, n_tasks, n_tasks > 1, resamples, seed, seeds,
+                               cache, all, err);
+        if (rc == CS_OK) {
+            *out = all[n_tasks > 1 ? n_tasks : 0];
+        }
     }
-    size_t n_cells = n_units * n_tasks, n_cat = 0;
-    for (size_t i = 0; i < n_cells; i++) {
-        n_cat += cells[i].n_cat;
-    }
-    double *lf = cs_alloc_array((size_t)max_n + 1, sizeof(*lf));
-    double *v = cs_alloc_array(resamples, sizeof(*v));
-    plan *plans = cs_alloc_array(n_cells, sizeof(*plans));
-    stage *st = cs_alloc_array(n_cat, sizeof(*st));
-    if (lf == NULL || v == NULL || plans == NULL || st == NULL) {
-        cs_free_each((void *const[]){lf, v, plans, st}, 4);
+    cs_agg_boot_cache_destroy(cache);
+    cs_free_each((void *const[]){tr, (void *)by_task, seeds, all}, 4);
+    if (rc == CS_ENOMEM && (err == NULL || err->rc != CS_ENOMEM)) {
         return cs_err_set(err, CS_ENOMEM, 0, "results: bootstrap of %zu resamples", resamples);
     }
-    lf[0] = 0.0;
-    for (uint64_t i = 1; i <= max_n; i++) {
-        lf[i] = lf[i - 1] + log((double)i);
-    }
-    for (size_t i = 0, at = 0; i < n_cells; i++) {
-        make_plan(&cells[i], &st[at], &plans[i]);
-        tabulate(&plans[i], lf);
-        at += cells[i].n_cat;
-    }
-    cs_rng r;
-    cs_rng_seed(&r, seed);
-    size_t le = 0, ge = 0;
-    for (size_t b = 0; b < resamples; b++) {
-        double total = 0.0;
-        for (size_t j = 0; j < n_units; j++) {
-            size_t u = n_units > 1 ? (size_t)cs_rng_below(&r, n_units) : j;
-            for (size_t t = 0; t < n_tasks; t++) {
-                total += draw_cell(&r, &plans[u * n_tasks + t], lf);
-            }
-        }
-        double s = total / (double)(n_units * n_tasks);
-        /* differences of sums of counts over n: exact zeros stay exact; 1e-12 absorbs rounding */
-        le += s <= 1e-12;
-        ge += s >= -1e-12;
-        v[b] = s;
-    }
-    finish(v, resamples, le, ge, out);
-    for (size_t i = 0; i < n_cells; i++) {
-        free(plans[i].cdf);
-        free(plans[i].guide);
-    }
-    cs_free_each((void *const[]){lf, v, plans, st}, 4);
-    return CS_OK;
-}
-
-/* The plans of cells[t][u] (t < n_tasks, u < n_units) into plans[t * n_units + u]; st and lf
- * sized by the caller. */
-static void plan_tasks(const cs_agg_hist *const *cells, size_t n_units, size_t n_tasks, stage *st,
-                       const double *lf, plan *plans)
-{
-    size_t at = 0;
-    for (size_t t = 0; t < n_tasks; t++) {
-        for (size_t u = 0; u < n_units; u++) {
-            make_plan(&cells[t][u], &st[at], &plans[t * n_units + u]);
-            tabulate(&plans[t * n_units + u], lf);
-            at += cells[t][u].n_cat;
-        }
-    }
-}
-
-/* One resample of every task (and the average) into v[t * b_total + b]. */
-static void resample_tasks(const plan *plans, size_t n_units, size_t n_tasks, bool with_avg,
-                           cs_rng *units, cs_rng *streams, size_t *drawn, const double *lf,
-                           double *stat)
-{
-    for (size_t j = 0; j < n_units; j++) {
-        drawn[j] = n_units > 1 ? (size_t)cs_rng_below(units, n_units) : j;
-    }
-    double avg = 0.0;
-    for (size_t t = 0; t < n_tasks; t++) {
-        double sum = 0.0;
-        for (size_t j = 0; j < n_units; j++) {
-            sum += draw_cell(&streams[t], &plans[t * n_units + drawn[j]], lf);
-        }
-        stat[t] = sum / (double)n_units;
-        avg += stat[t];
-    }
-    if (with_avg) {
-        stat[n_tasks] = avg / (double)n_tasks;
-    }
-}
-
-cs_rc cs_agg_boot_tasks(const cs_agg_hist *const *cells, size_t n_units, size_t n_tasks,
-                        bool with_avg, size_t resamples, uint64_t unit_seed,
-                        const uint64_t *task_seed, cs_agg_ci *out, cs_err *err)
-{
-    if (cells == NULL || n_units == 0 || n_tasks == 0 || resamples == 0) {
-        return cs_err_set(err, CS_EINVAL, 0,
-                          "results: bootstrap of %zu units x %zu tasks, %zu "
-                          "resamples",
-                          n_units, n_tasks, resamples);
-    }
-    size_t n_out = n_tasks + with_avg, n_cat = 0;
-    uint64_t max_n = 0;
-    for (size_t t = 0; t < n_tasks; t++) {
-        uint64_t task_max = 0;
-        cs_rc rc = observe(cells[t], n_units, 1, &out[t].delta, &task_max, err);
-        if (rc != CS_OK) {
-            return rc;
-        }
-        for (size_t u = 0; u < n_units; u++) {
-            n_cat += cells[t][u].n_cat;
-            max_n = cell_n(&cells[t][u]) > max_n ? cell_n(&cells[t][u]) : max_n;
-        }
-    }
-    double *lf = cs_alloc_array((size_t)max_n + 1, sizeof(*lf));
-    double *v = cs_alloc_array(resamples * n_out, sizeof(*v));
-    plan *plans = cs_calloc_array(n_units * n_tasks, sizeof(*plans));
-    stage *st = cs_alloc_array(n_cat, sizeof(*st));
-    cs_rng *streams = cs_alloc_array(n_tasks, sizeof(*streams));
-    size_t *drawn = cs_alloc_array(n_units, sizeof(*drawn));
-    double *stat = cs_alloc_array(n_out, sizeof(*stat));
-    size_t *le = cs_calloc_array(n_out, sizeof(*le)), *ge = cs_calloc_array(n_out, sizeof(*ge));
-    void *all[] = {lf, v, plans, st, streams, drawn, stat, le, ge};
-    cs_rc rc = CS_OK;
-    for (size_t i = 0; i < sizeof(all) / sizeof(*all); i++) {
-        rc = all[i] == NULL ? CS_ENOMEM : rc;
-    }
-    if (rc == CS_OK) {
-        lf[0] = 0.0;
-        for (uint64_t i = 1; i <= max_n; i++) {
-            lf[i] = lf[i - 1] + log((double)i);
-        }
-        plan_tasks(cells, n_units, n_tasks, st, lf, plans);
-        cs_rng units;
-        cs_rng_seed(&units, unit_seed);
-        for (size_t t = 0; t < n_tasks; t++) {
-            cs_rng_seed(&streams[t], task_seed[t]);
-        }
-        for (size_t b = 0; b < resamples; b++) {
-            resample_tasks(plans, n_units, n_tasks, with_avg, &units, streams, drawn, lf, stat);
-            for (size_t k = 0; k < n_out; k++) {
-                le[k] += stat[k] <= 1e-12;
-                ge[k] += stat[k] >= -1e-12;
-                v[k * resamples + b] = stat[k];
-            }
-        }
-        double avg = 0.0;
-        for (size_t t = 0; t < n_tasks; t++) {
-            avg += out[t].delta / (double)n_tasks;
-        }
-        if (with_avg) {
-            out[n_tasks].delta = avg;
-        }
-        for (size_t k = 0; k < n_out; k++) {
-            finish(&v[k * resamples], resamples, le[k], ge[k], &out[k]);
-        }
-    }
-    for (size_t i = 0; plans != NULL && i < n_units * n_tasks; i++) {
-        free(plans[i].cdf);
-        free(plans[i].guide);
-    }
-    cs_free_each(all, sizeof(all) / sizeof(*all));
-    return rc == CS_OK ? CS_OK
-                       : cs_err_set(err, CS_ENOMEM, 0, "results: bootstrap of %zu resamples",
-                                    resamples);
+    return rc;
 }

@@ -654,8 +654,14 @@ static void test_bad_input(void **state)
     o = ref_opts("selectr", "random");
     expect_einval(&o, "--reference selectr=random: no such axis; axes: algorithm, seed, selector");
     o = ref_opts("algorithm", "awq");
-    expect_einval(&o,
-                  "--reference algorithm=awq: no row has algorithm=awq; values: none, gptq, rtn");
+    expect_einval(&o, "--reference algorithm=awq: no row has algorithm=awq; values: none, "
+                      "gptq(bits=4), rtn(bits=4), rtn(bits=3)");
+    /* the label form the table shows is a value --reference takes */
+    o = ref_opts("algorithm", "rtn(bits=3)");
+    cJSON *by_label = run_ok(&o);
+    assert_int_equal(num(row_by_label(by_label, L_RND), "reference_row"),
+                     num(row_by_label(by_label, "algorithm=rtn(bits=3)"), "id"));
+    cJSON_Delete(by_label);
     /* rtn with bits 4 and 3 both match "rtn": gptq bits 4 prefers rtn bits 4, so that works */
     o = ref_opts("algorithm", "rtn");
     cJSON *doc = run_ok(&o);
@@ -872,20 +878,109 @@ static void test_sampler_exact(void **state)
     }
 }
 
+/* The sampler's three paths against a naive bootstrap of item indices: a cell whose values have
+ * no law (five categories: the stages), an average over tasks of different sizes (off a common
+ * lattice: values and selection instead of a histogram), and one unit. A cell is given as its
+ * histogram; the naive one expands it into n items and draws n indices. */
+static naive naive_cells(const cs_agg_hist *cells, size_t n_tasks, size_t b, uint64_t seed)
+{
+    cs_rng r;
+    cs_rng_seed(&r, seed);
+    double *v = malloc(b * sizeof(*v)), *items[4];
+    size_t n[4];
+    for (size_t t = 0; t < n_tasks; t++) {
+        n[t] = 0;
+        items[t] = malloc(MAX_ITEMS * sizeof(double));
+        for (size_t c = 0; c < cells[t].n_cat; c++) {
+            for (uint32_t k = 0; k < cells[t].count[c]; k++) {
+                items[t][n[t]++] = cells[t].value[c];
+            }
+        }
+    }
+    size_t le = 0, ge = 0;
+    double s1 = 0, s2 = 0;
+    for (size_t k = 0; k < b; k++) {
+        double tot = 0;
+        for (size_t t = 0; t < n_tasks; t++) {
+            double d = 0;
+            for (size_t i = 0; i < n[t]; i++) {
+                d += items[t][cs_rng_below(&r, n[t])];
+            }
+            tot += d / (double)n[t];
+        }
+        v[k] = tot / (double)n_tasks;
+        le += v[k] <= 1e-12;
+        ge += v[k] >= -1e-12;
+        s1 += v[k];
+        s2 += v[k] * v[k];
+    }
+    qsort(v, b, sizeof(*v), dcmp);
+    naive out = {v[(size_t)ceil(0.025 * (double)b) - 1], v[(size_t)ceil(0.975 * (double)b) - 1], 0,
+                 sqrt(s2 / (double)b - (s1 / (double)b) * (s1 / (double)b))};
+    size_t m = le < ge ? le : ge;
+    out.p = fmin(1.0, 2.0 * ((double)m + 1) / ((double)b + 1));
+    for (size_t t = 0; t < n_tasks; t++) {
+        free(items[t]);
+    }
+    free(v);
+    return out;
+}
+
+static void check_ci(const cs_agg_ci *ci, const naive *nv, size_t b, size_t n)
+{
+    double tol = boot_tolerance(nv->sd, b, n);
+    if (fabs(ci->lo - nv->lo) > tol || fabs(ci->hi - nv->hi) > tol ||
+        fabs(ci->p - nv->p) > p_tolerance(nv->p, b)) {
+        print_error("CI [%g, %g] p %g; naive [%g, %g] p %g (tol %g)\n", ci->lo, ci->hi, ci->p,
+                    nv->lo, nv->hi, nv->p, tol);
+        fail();
+    }
+}
+
+static void test_sampler_paths(void **state)
+{
+    (void)state;
+    const size_t b = 10000;
+    /* five categories (three seeds against one job: values s / 3 - t), 300 items */
+    static const double v5[5] = {-1.0, -1.0 / 3.0, 0.0, 1.0 / 3.0, 2.0 / 3.0};
+    static const uint32_t c5[5] = {30, 45, 150, 50, 25};
+    cs_agg_hist five = {5, c5, v5};
+    cs_agg_ci ci;
+    assert_int_equal(cs_agg_boot(&five, 1, 1, b, 7, &ci, NULL), CS_OK);
+    naive nv = naive_cells(&five, 1, b, 70);
+    check_ci(&ci, &nv, b, 300);
+    /* two tasks of 500 and 300 items: the average is off a common lattice */
+    static const double v3[3] = {-1.0, 0.0, 1.0};
+    static const uint32_t ca[3] = {40, 400, 60}, cb[3] = {45, 220, 35};
+    cs_agg_hist two[2] = {{3, ca, v3}, {3, cb, v3}};
+    assert_int_equal(cs_agg_boot(two, 1, 2, b, 8, &ci, NULL), CS_OK);
+    nv = naive_cells(two, 2, b, 80);
+    check_ci(&ci, &nv, b, 300);
+    assert_true(fabs(ci.delta - (20.0 / 500.0 - 10.0 / 300.0) / 2.0) < 1e-15);
+    /* a warm cache (the laws of these cells already built) gives what a fresh one gives */
+    const cs_agg_hist *by_task[2] = {&two[0], &two[1]};
+    const uint64_t seeds[2] = {11, 12};
+    cs_agg_ci fresh[3], warm[3];
+    cs_agg_boot_cache *c = cs_agg_boot_cache_new();
+    assert_non_null(c);
+    assert_int_equal(cs_agg_boot_tasks(by_task, 1, 2, true, 2000, 5, seeds, c, fresh, NULL), CS_OK);
+    assert_int_equal(cs_agg_boot_tasks(by_task, 1, 2, true, 2000, 5, seeds, c, warm, NULL), CS_OK);
+    assert_memory_equal(fresh, warm, sizeof(fresh));
+    /* no cache, no bootstrap */
+    assert_int_equal(cs_agg_boot_tasks(by_task, 1, 2, true, 2000, 5, seeds, NULL, warm, NULL),
+                     CS_EINVAL);
+    cs_agg_boot_cache_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_aggregates),
-            cmocka_unit_test(test_holm),
-            cmocka_unit_test(test_bootstrap_vs_naive),
-            cmocka_unit_test(test_bootstrap_seeds),
-            cmocka_unit_test(test_identical_and_large),
-            cmocka_unit_test(test_flags),
-            cmocka_unit_test(test_bad_input),
-            cmocka_unit_test(test_demo_reference),
-            cmocka_unit_test(test_text_labels),
-            cmocka_unit_test(test_sampler_exact),
-            cmocka_unit_test(test_empty),
+            cmocka_unit_test(test_aggregates),          cmocka_unit_test(test_holm),
+            cmocka_unit_test(test_bootstrap_vs_naive),  cmocka_unit_test(test_bootstrap_seeds),
+            cmocka_unit_test(test_identical_and_large), cmocka_unit_test(test_flags),
+            cmocka_unit_test(test_bad_input),           cmocka_unit_test(test_demo_reference),
+            cmocka_unit_test(test_text_labels),         cmocka_unit_test(test_sampler_exact),
+            cmocka_unit_test(test_sampler_paths),       cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
