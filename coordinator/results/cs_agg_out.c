@@ -1,6 +1,10 @@
 /* cs_agg_out.c - the aggregate document of cs_agg_run: one JSON object whose field names are the
  * stable interface of `calsweep results --json` and the RESULTS message (docs/results.md lists
- * every field). Numbers that cannot be computed are null, never NaN. */
+ * every field). Numbers that cannot be computed are null, never NaN.
+ *
+ * With opts.slim the rows leave out what grows with the jobs and metrics and the text table does
+ * not read (docs/results.md "Slim form"): the same builders, each skipping those members, so the
+ * slim document is the full one minus members and cs_agg_print_text renders both alike. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,13 +51,18 @@ static cJSON *stats_obj(const double *v, size_t n)
     return o;
 }
 
-/* One task of a row: the headline, its value, the seeds and items, and every metric's moments. */
+/* One task of a row: the headline, its value, the seeds and items, and every metric's moments
+ * (slim: the headline and its value). */
 static cJSON *task_obj(const ag *a, const ag_row *r, size_t t, double *scratch)
 {
     const ag_task *k = &a->tasks[t];
-    cJSON *o = cJSON_CreateObject(), *items = cJSON_CreateArray(), *ms = cJSON_CreateObject();
+    cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObjectCS(o, "headline", cJSON_CreateString(k->headline));
     add_num(o, "value", r->head[t]);
+    if (a->o.slim) {
+        return o;
+    }
+    cJSON *items = cJSON_CreateArray(), *ms = cJSON_CreateObject();
     size_t seeds = 0;
     for (size_t i = 0; i < r->n_jobs; i++) {
         const cs_agg_job *j = &a->jobs[r->jobs[i]];
@@ -82,9 +91,14 @@ static cJSON *task_obj(const ag *a, const ag_row *r, size_t t, double *scratch)
     return o;
 }
 
-/* M4 per job (the jobs with every average task), then its moments across them. */
+/* M4 per job (the jobs with every average task), then its moments across them (slim: M4). */
 static cJSON *average_obj(const ag *a, const ag_row *r, double *scratch)
 {
+    if (a->o.slim) {
+        cJSON *o = cJSON_CreateObject();
+        add_num(o, "value", r->avg);
+        return o;
+    }
     size_t n = 0;
     for (size_t i = 0; i < r->n_jobs && a->n_avg > 0; i++) {
         const cs_agg_job *j = &a->jobs[r->jobs[i]];
@@ -108,21 +122,23 @@ static cJSON *average_obj(const ag *a, const ag_row *r, double *scratch)
     return o;
 }
 
-/* Delta and retention against the baseline row, and M5. */
+/* Delta and retention against the baseline row, and M5 (slim: without the tasks). */
 static cJSON *vs_baseline(const ag *a, const ag_row *r)
 {
     const ag_row *b = &a->rows[r->base];
-    cJSON *o = cJSON_CreateObject(), *tasks = cJSON_CreateObject();
+    cJSON *o = cJSON_CreateObject(), *tasks = a->o.slim ? NULL : cJSON_CreateObject();
     double worst = -INFINITY, min_ret = INFINITY;
     double *rets = cs_alloc_array(a->n_tasks + 1, sizeof(*rets));
     double *qs = cs_alloc_array(a->n_tasks + 1, sizeof(*qs));
     size_t n = 0;
     for (size_t t = 0; t < a->n_tasks; t++) {
         double q = r->head[t], f = b->head[t], ret = f != 0.0 ? q / f : NAN;
-        cJSON *to = cJSON_CreateObject();
-        add_num(to, "delta", q - f);
-        add_num(to, "retention", ret);
-        cJSON_AddItemToObject(tasks, a->tasks[t].name, to);
+        if (tasks != NULL) {
+            cJSON *to = cJSON_CreateObject();
+            add_num(to, "delta", q - f);
+            add_num(to, "retention", ret);
+            cJSON_AddItemToObject(tasks, a->tasks[t].name, to);
+        }
         if (a->tasks[t].in_avg && isfinite(ret) && rets != NULL && qs != NULL) {
             rets[n] = ret;
             qs[n] = q;
@@ -131,7 +147,9 @@ static cJSON *vs_baseline(const ag *a, const ag_row *r)
             n++;
         }
     }
-    cJSON_AddItemToObjectCS(o, "tasks", tasks);
+    if (tasks != NULL) {
+        cJSON_AddItemToObjectCS(o, "tasks", tasks);
+    }
     cJSON *avg = cJSON_CreateObject();
     add_num(avg, "delta", r->avg - b->avg);
     add_num(avg, "retention", b->avg != 0.0 ? r->avg / b->avg : NAN);
@@ -260,7 +278,9 @@ static cJSON *row_obj(const ag *a, size_t ri, const ag_cmp *cmps, double *scratc
     cJSON_AddItemToObjectCS(o, "model",
                             r->model ? cJSON_CreateString(r->model) : cJSON_CreateNull());
     cJSON_AddItemToObjectCS(o, "eval", r->eval ? cJSON_CreateString(r->eval) : cJSON_CreateNull());
-    cJSON_AddItemToObjectCS(o, "jobs", jobs_obj(a, r));
+    if (!a->o.slim) {
+        cJSON_AddItemToObjectCS(o, "jobs", jobs_obj(a, r));
+    }
     cJSON_AddItemToObjectCS(o, "n_seeds", cJSON_CreateNumber((double)r->n_seeds_ok));
     for (size_t t = 0; t < a->n_tasks; t++) {
         cJSON_AddItemToObject(tasks, a->tasks[t].name, task_obj(a, r, t, scratch));

@@ -817,6 +817,92 @@ static void test_text_labels(void **state)
     cJSON_Delete(doc);
 }
 
+/* *text = cs_agg_print_text's table of an aggregate (owned, free); *len its length. */
+static void table(const cJSON *doc, char **text, size_t *len)
+{
+    FILE *f = open_memstream(text, len);
+    assert_non_null(f);
+    assert_int_equal(cs_agg_print_text(doc, f, NULL), CS_OK);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Whether every member of slim is in full with an equal value (slim is full minus members). */
+static bool is_part(const cJSON *slim, const cJSON *full)
+{
+    if (cJSON_IsArray(slim) && cJSON_IsArray(full)) {
+        const cJSON *f = full->child, *m;
+        cJSON_ArrayForEach(m, slim)
+        {
+            if (f == NULL || !is_part(m, f)) {
+                return false;
+            }
+            f = f->next;
+        }
+        return f == NULL;
+    }
+    if (cJSON_IsObject(slim) && cJSON_IsObject(full)) {
+        const cJSON *m;
+        cJSON_ArrayForEach(m, slim)
+        {
+            if (!is_part(m, cJSON_GetObjectItemCaseSensitive(full, m->string))) {
+                print_error("member %s differs\n", m->string);
+                return false;
+            }
+        }
+        return true;
+    }
+    return cJSON_Compare(slim, full, true);
+}
+
+/* The slim aggregate (opts.slim) prints the same table as the full one, on every fixture shape:
+ * with and without a reference, baseline rows, no_reference rows, flags and several tasks. */
+static void test_slim_text(void **state)
+{
+    (void)state;
+    for (int c = 0; c < 5; c++) {
+        cs_agg_opts o;
+        if (c < 2) {
+            build_demo();
+            o = c == 0 ? ref_opts("algorithm", "rtn") : ref_opts(NULL, NULL);
+            o.resamples = 200;
+        } else if (c < 4) {
+            build_pair(0.7, 0.6, 200);
+            o = c == 2 ? ref_opts("selector", "random") : ref_opts(NULL, NULL);
+            o.resamples = 100;
+        } else {
+            build_pair(0.7, 0.6, 40);
+            fx_add("failed", false, A_RTN3);
+            fx_add("pending", false, A_RND("1"));
+            o = ref_opts("selector", "random");
+            o.resamples = 100;
+        }
+        cJSON *full = run_ok(&o);
+        o.slim = true;
+        cJSON *slim = run_ok(&o);
+        char *a = NULL, *b = NULL;
+        size_t la = 0, lb = 0;
+        table(full, &a, &la);
+        table(slim, &b, &lb);
+        if (strcmp(a, b) != 0) {
+            print_error("case %d: full\n%s\nslim\n%s\n", c, a, b);
+            fail();
+        }
+        assert_true(strlen(a) > 100);
+        assert_true(is_part(slim, full));
+        /* slim leaves the jobs, the metrics' moments and vs_baseline.tasks out */
+        const cJSON *r = cJSON_GetArrayItem(at(slim, "rows"), 1);
+        assert_null(cJSON_GetObjectItemCaseSensitive(r, "jobs"));
+        assert_null(cJSON_GetObjectItemCaseSensitive(at(r, "tasks.t1"), "metrics"));
+        assert_null(cJSON_GetObjectItemCaseSensitive(at(r, "average"), "mean"));
+        assert_non_null(cJSON_GetObjectItemCaseSensitive(at(r, "tasks.t1"), "value"));
+        char *js = cJSON_PrintUnformatted(slim), *jf = cJSON_PrintUnformatted(full);
+        assert_true(strlen(js) < strlen(jf));
+        cs_free_each((void *const[]){a, b, js, jf}, 4);
+        cJSON_Delete(full);
+        cJSON_Delete(slim);
+    }
+}
+
 /* The sampler against exact probabilities: with one pair of jobs, the resampled difference is
  * D / n with (n-, n0, n+) ~ multinomial(n; observed frequencies) and D = n+ - n-. The test sums
  * the trinomial probabilities (log space) for P(D <= 0) and P(D >= 0), and compares the
@@ -884,6 +970,7 @@ int main(void)
             cmocka_unit_test(test_bad_input),
             cmocka_unit_test(test_demo_reference),
             cmocka_unit_test(test_text_labels),
+            cmocka_unit_test(test_slim_text),
             cmocka_unit_test(test_sampler_exact),
             cmocka_unit_test(test_empty),
     };
