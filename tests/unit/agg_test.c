@@ -903,6 +903,86 @@ static void test_slim_text(void **state)
     }
 }
 
+/* The table's numbers against printf's: a document with one row per value x, whose cells show x
+ * as "%.1f" of 100 x (accuracy), "%.3f" (perplexity, retentions) and "%+.1f" (the delta): random
+ * values of every size, values next to and on rounding ties, negative zero. */
+static void test_text_numbers(void **state)
+{
+    (void)state;
+    enum { N = 6000 };
+    static double xs[N];
+    cs_rng r;
+    cs_rng_seed(&r, 77);
+    for (size_t i = 0; i < N; i++) {
+        double u = cs_rng_uniform(&r), e = pow(10.0, (double)(i % 14) - 6.0);
+        switch (i % 4) {
+        case 0: /* random, 1e-6 .. 1e7, either sign */
+            xs[i] = (u - 0.5) * e;
+            break;
+        case 1: /* exact binary ties at 3 and (x100) 1 decimals: k / 2^j */
+            xs[i] = (double)(i % 4096) / (double)(1u << (3 + i % 9)) * (u < 0.5 ? -1 : 1);
+            break;
+        case 2: /* decimal ties, not exact in binary: (k + 0.5) / 1000 */
+            xs[i] = ((double)(i % 20000) + 0.5) / (i % 8 < 4 ? 1000.0 : 10.0);
+            break;
+        default: /* one ulp around them */
+            xs[i] = nextafter(((double)(i % 20000) + 0.5) / 1000.0, u < 0.5 ? 0.0 : 1e9);
+            break;
+        }
+    }
+    xs[3] = -0.0;
+    xs[7] = -0.0004;
+    xs[11] = 1e9 + 0.25;
+    cJSON *doc = cJSON_Parse("{\"by\":[],\"tasks\":[{\"name\":\"a\",\"headline\":\"acc\","
+                             "\"kind\":\"accuracy\"},{\"name\":\"p\",\"headline\":\"ppl\","
+                             "\"kind\":\"perplexity\"}],\"rows\":[]}");
+    cJSON *rows = cJSON_GetObjectItemCaseSensitive(doc, "rows");
+    for (size_t i = 0; i < N; i++) {
+        char row[512];
+        double x = xs[i];
+        snprintf(row, sizeof(row),
+                 "{\"n_seeds\":1,\"tasks\":{\"a\":{\"value\":%.17g},\"p\":{\"value\":%.17g}},"
+                 "\"vs_baseline\":{\"average\":{\"delta\":%.17g},\"balance\":{\"std_ret\":%.17g,"
+                 "\"worst_drop\":%.17g,\"min_ret\":%.17g}},\"flags\":[]}",
+                 x, x, x, x, x, x);
+        cJSON *o = cJSON_Parse(row); /* %.17g reads back as x, -0 included */
+        assert_non_null(o);
+        assert_true(memcmp(&at(o, "tasks.a.value")->valuedouble, &x, sizeof(x)) == 0);
+        cJSON_AddItemToArray(rows, o);
+    }
+    char *text = NULL;
+    size_t len = 0;
+    table(doc, &text, &len);
+    char *p = strchr(text, '\n') + 1; /* after the header */
+    for (size_t i = 0; i < N; i++) {
+        double x = xs[i];
+        char want[6][64], got[11][64];
+        snprintf(want[0], 64, "%.1f", 100.0 * x);
+        snprintf(want[1], 64, "%.3f", x);
+        snprintf(want[2], 64, "%+.1f", 100.0 * x);
+        snprintf(want[3], 64, "%.3f", x);
+        snprintf(want[4], 64, "%.1f", 100.0 * x);
+        snprintf(want[5], 64, "%.3f", x);
+        /* label, seeds, a, p, avg, d_base, std_ret, worst_drop, min_ret, d_ref, flags */
+        assert_int_equal(sscanf(p, "%63s %63s %63s %63s %63s %63s %63s %63s %63s %63s %63s", got[0],
+                                got[1], got[2], got[3], got[4], got[5], got[6], got[7], got[8],
+                                got[9], got[10]),
+                         11);
+        const int col[6] = {2, 3, 5, 6, 7, 8};
+        for (size_t k = 0; k < 6; k++) {
+            if (strcmp(got[col[k]], want[k]) != 0) {
+                print_error("x %.17g: cell %d [%s], printf [%s]\n", x, col[k], got[col[k]],
+                            want[k]);
+                fail();
+            }
+        }
+        assert_string_equal(got[1], "1");
+        p = strchr(p, '\n') + 1;
+    }
+    free(text);
+    cJSON_Delete(doc);
+}
+
 /* The sampler against exact probabilities: with one pair of jobs, the resampled difference is
  * D / n with (n-, n0, n+) ~ multinomial(n; observed frequencies) and D = n+ - n-. The test sums
  * the trinomial probabilities (log space) for P(D <= 0) and P(D >= 0), and compares the
@@ -971,6 +1051,7 @@ int main(void)
             cmocka_unit_test(test_demo_reference),
             cmocka_unit_test(test_text_labels),
             cmocka_unit_test(test_slim_text),
+            cmocka_unit_test(test_text_numbers),
             cmocka_unit_test(test_sampler_exact),
             cmocka_unit_test(test_empty),
     };
