@@ -6,7 +6,7 @@
  * otherwise calsweepd answers a RESULTS message with the same aggregate (cs_store_results on both
  * sides). Text output is cs_agg_print_text's table, rendered from the slim aggregate (only the
  * members the table reads; docs/results.md "Slim form"); --json prints the full aggregate as one
- * line. */
+ * line (cs_agg_print_json: cJSON_PrintUnformatted's text, streamed). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,9 +198,8 @@ int cs_cmd_results(const cs_client *base, int argc, char **argv)
         cJSON_Delete(agg);
         return code;
     }
-    if (a.json) {
-        code = cs_client_print_json(agg, "results");
-    } else if (cs_agg_print_text(agg, stdout, &err) != CS_OK) {
+    if (a.json ? cs_agg_print_json(agg, stdout, &err) != CS_OK
+               : cs_agg_print_text(agg, stdout, &err) != CS_OK) {
         fprintf(stderr, "calsweep results: %s\n", err.msg);
         code = CS_EXIT_FAIL;
     }

@@ -105,6 +105,13 @@ cs_rc cs_agg_run(const cs_agg_job *jobs, size_t n, const cs_agg_opts *o, cJSON *
  * not an aggregate; CS_EIO when writing fails. */
 cs_rc cs_agg_print_text(const cJSON *agg, FILE *out, cs_err *err);
 
+/* Writes an aggregate (any cJSON tree: the full document, slim, or one that came from calsweepd)
+ * to out as cJSON_PrintUnformatted's text followed by a newline, byte for byte (`calsweep results
+ * --json`), without holding the text in memory and with cheaper number formatting. CS_EINVAL for
+ * NULL or an item cJSON would not print (invalid, raw without text); CS_EIO when writing fails.
+ * On error part of the text may have been written. */
+cs_rc cs_agg_print_json(const cJSON *agg, FILE *out, cs_err *err);
+
 /* The building blocks, exported for tests and benchmarks (cs_boot.c). */
 
 /* A bootstrap estimate of a paired difference: delta is the observed value, [lo, hi] the 95 %

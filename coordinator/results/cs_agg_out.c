@@ -4,7 +4,11 @@
  *
  * With opts.slim the rows leave out what grows with the jobs and metrics and the text table does
  * not read (docs/results.md "Slim form"): the same builders, each skipping those members, so the
- * slim document is the full one minus members and cs_agg_print_text renders both alike. */
+ * slim document is the full one minus members and cs_agg_print_text renders both alike.
+ *
+ * cs_agg_print_json writes a document as cJSON_PrintUnformatted would (`--json`), streamed. */
+#include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -393,5 +397,196 @@ cs_rc ag_output(const ag *a, cJSON **out)
     cJSON_AddItemToObjectCS(doc, "flags", flags);
     free(scratch);
     *out = doc;
+    return CS_OK;
+}
+
+/* ---- cs_agg_print_json: cJSON_PrintUnformatted's text, streamed ------------------------------ */
+
+/* The writer: text accumulates in b and goes to out in blocks. */
+typedef struct jw {
+    cs_buf b;
+    FILE *out;
+    bool bad;   /* an item cJSON cannot print */
+    bool error; /* out of memory or a write failed */
+} jw;
+
+enum { JW_BLOCK = 1 << 16 };
+
+static void jw_flush(jw *w)
+{
+    if (w->b.len > 0 && !w->error && fwrite(w->b.data, 1, w->b.len, w->out) != w->b.len) {
+        w->error = true;
+    }
+    w->b.len = 0;
+}
+
+static void jw_put(jw *w, const char *s, size_t n)
+{
+    if (w->b.len + n > JW_BLOCK) {
+        jw_flush(w);
+    }
+    w->error = w->error || cs_buf_append(&w->b, s, n) != CS_OK;
+}
+
+/* print_string_ptr of cJSON: ", \, \b, \f, \n, \r, \t escaped by name, other bytes below 32 as
+ * \u00xx (lowercase hex), everything else as it is; NULL as "". */
+static void jw_string(jw *w, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    jw_put(w, "\"", 1);
+    const unsigned char *p = (const unsigned char *)(s != NULL ? s : ""), *run = p;
+    for (; *p != '\0'; p++) {
+        if (*p >= 32 && *p != '"' && *p != '\\') {
+            continue;
+        }
+        jw_put(w, (const char *)run, (size_t)(p - run));
+        run = p + 1;
+        char e[6] = {'\\', (char)*p, 0, 0, 0, 0};
+        size_t n = 2;
+        switch (*p) {
+        case '\b':
+            e[1] = 'b';
+            break;
+        case '\f':
+            e[1] = 'f';
+            break;
+        case '\n':
+            e[1] = 'n';
+            break;
+        case '\r':
+            e[1] = 'r';
+            break;
+        case '\t':
+            e[1] = 't';
+            break;
+        case '"':
+        case '\\':
+            break;
+        default:
+            memcpy(e + 1, "u00", 3);
+            e[4] = hex[*p >> 4];
+            e[5] = hex[*p & 15];
+            n = 6;
+            break;
+        }
+        jw_put(w, e, n);
+    }
+    jw_put(w, (const char *)run, (size_t)(p - run));
+    jw_put(w, "\"", 1);
+}
+
+/* print_number of cJSON 1.7.15: null for NaN and infinities, else "%1.15g" when it reads back
+ * within cJSON's tolerance (|a - b| <= max(|a|, |b|) DBL_EPSILON; read with strtod where cJSON
+ * uses sscanf, the same conversion), else "%1.17g"; the C locale's decimal point. An integer
+ * below 1e15 in magnitude is written without printf: "%1.15g" writes its digits (and "-0" for
+ * -0). Other versions of cJSON format numbers differently (1.7.16 and later print an int-valued
+ * number with "%d"): with them each number is cJSON's own print of it. */
+static void jw_number(jw *w, const cJSON *item)
+{
+    double d = item->valuedouble;
+    char t[32];
+    int n;
+    if (isnan(d) || isinf(d)) {
+        jw_put(w, "null", 4);
+        return;
+    }
+#if CJSON_VERSION_MAJOR == 1 && CJSON_VERSION_MINOR == 7 && CJSON_VERSION_PATCH == 15
+    if (d == floor(d) && fabs(d) < 1e15) {
+        uint64_t u = (uint64_t)fabs(d);
+        char *p = t + sizeof(t);
+        do {
+            *--p = (char)('0' + u % 10);
+            u /= 10;
+        } while (u > 0);
+        if (signbit(d)) {
+            *--p = '-';
+        }
+        jw_put(w, p, (size_t)(t + sizeof(t) - p));
+        return;
+    }
+    n = snprintf(t, sizeof(t), "%1.15g", d);
+    double back = strtod(t, NULL), most = fabs(back) > fabs(d) ? fabs(back) : fabs(d);
+    if (!(fabs(back - d) <= most * DBL_EPSILON)) {
+        n = snprintf(t, sizeof(t), "%1.17g", d);
+    }
+#else
+    n = cJSON_PrintPreallocated((cJSON *)(uintptr_t)item, t, (int)sizeof(t), false)
+                ? (int)strlen(t)
+                : -1;
+#endif
+    if (n < 0 || (size_t)n >= sizeof(t)) {
+        w->bad = true;
+        return;
+    }
+    jw_put(w, t, (size_t)n);
+}
+
+static void jw_value(jw *w, const cJSON *item)
+{
+    switch (item->type & 0xFF) {
+    case cJSON_NULL:
+        jw_put(w, "null", 4);
+        return;
+    case cJSON_False:
+        jw_put(w, "false", 5);
+        return;
+    case cJSON_True:
+        jw_put(w, "true", 4);
+        return;
+    case cJSON_Number:
+        jw_number(w, item);
+        return;
+    case cJSON_Raw:
+        if (item->valuestring == NULL) {
+            w->bad = true;
+            return;
+        }
+        jw_put(w, item->valuestring, strlen(item->valuestring));
+        return;
+    case cJSON_String:
+        jw_string(w, item->valuestring);
+        return;
+    case cJSON_Array:
+    case cJSON_Object: {
+        bool obj = (item->type & 0xFF) == cJSON_Object;
+        jw_put(w, obj ? "{" : "[", 1);
+        for (const cJSON *c = item->child; c != NULL && !w->bad; c = c->next) {
+            if (obj) {
+                jw_string(w, c->string);
+                jw_put(w, ":", 1);
+            }
+            jw_value(w, c);
+            if (c->next != NULL) {
+                jw_put(w, ",", 1);
+            }
+        }
+        jw_put(w, obj ? "}" : "]", 1);
+        return;
+    }
+    default:
+        w->bad = true;
+        return;
+    }
+}
+
+cs_rc cs_agg_print_json(const cJSON *agg, FILE *out, cs_err *err)
+{
+    jw w = {.out = out};
+    if (agg == NULL) {
+        return cs_err_set(err, CS_EINVAL, 0, "results: no aggregate to print");
+    }
+    w.error = cs_buf_reserve(&w.b, JW_BLOCK) != CS_OK;
+    jw_value(&w, agg);
+    jw_put(&w, "\n", 1);
+    jw_flush(&w);
+    cs_buf_fini(&w.b);
+    if (w.bad) {
+        return cs_err_set(err, CS_EINVAL, 0,
+                          "results: the aggregate has an item JSON cannot "
+                          "write (invalid, or raw without text)");
+    }
+    if (w.error) {
+        return cs_err_errno(err, errno, "results: writing the aggregate");
+    }
     return CS_OK;
 }

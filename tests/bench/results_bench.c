@@ -623,16 +623,9 @@ static int agg_once(const cs_store_agg *a, const char *label, bool ref, size_t r
         goto done;
     }
     t1 = cs_time_mono_ms();
-    if (json) {
-        char *text = cJSON_PrintUnformatted(out);
-        if (text == NULL || fprintf(null, "%s\n", text) < 0) {
-            free(text);
-            fprintf(stderr, "results_bench: printing the aggregate failed\n");
-            goto done;
-        }
-        free(text);
-    } else if (cs_agg_print_text(out, null, &err) != CS_OK) {
-        fail("cs_agg_print_text", &err);
+    if (json ? cs_agg_print_json(out, null, &err) != CS_OK
+             : cs_agg_print_text(out, null, &err) != CS_OK) {
+        fail(json ? "cs_agg_print_json" : "cs_agg_print_text", &err);
         goto done;
     }
     t2 = cs_time_mono_ms();
@@ -642,7 +635,7 @@ static int agg_once(const cs_store_agg *a, const char *label, bool ref, size_t r
     printf("bench: agg_%s_%s_ms %lld ms (cpu %lld ms, all threads; cs_agg_run %lld ms on the "
            "loaded jobs, %s %lld ms, cJSON_Delete %lld ms; VmHWM %.0f MB)\n",
            label, json ? "json" : "text", (long long)(t3 - t0), (long long)(cpu_ms_self() - c0),
-           (long long)(t1 - t0), json ? "cJSON_PrintUnformatted" : "cs_agg_print_text",
+           (long long)(t1 - t0), json ? "cs_agg_print_json" : "cs_agg_print_text",
            (long long)(t2 - t1), (long long)(t3 - t2), proc_hwm_mb());
     rc = 0;
 done:

@@ -8,6 +8,7 @@
  * p-value are compared within a tolerance derived from the resample count (Monte Carlo error of a
  * percentile and of a proportion), see boot_tolerance().
  */
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -983,6 +984,115 @@ static void test_text_numbers(void **state)
     cJSON_Delete(doc);
 }
 
+/* cs_agg_print_json's text of doc must be cJSON_PrintUnformatted's and a newline. */
+static void same_as_cjson(const cJSON *doc)
+{
+    char *text = NULL, *want = cJSON_PrintUnformatted(doc);
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    assert_non_null(want);
+    assert_int_equal(cs_agg_print_json(doc, f, NULL), CS_OK);
+    assert_int_equal(fclose(f), 0);
+    if (len != strlen(want) + 1 || memcmp(text, want, len - 1) != 0 || text[len - 1] != '\n') {
+        size_t i = 0;
+        while (text[i] == want[i]) {
+            i++;
+        }
+        print_error("differs at %zu: [%.60s] cJSON [%.60s]\n", i, text + i, want + i);
+        fail();
+    }
+    cs_free_each((void *const[]){text, want}, 2);
+}
+
+/* --json's writer against cJSON's printer: the fixtures' aggregates, full and slim, and a
+ * document of numbers of every kind (integers, ints past INT_MAX, values that need 17 digits,
+ * tiny, huge, -0, NaN) and strings with every escape. */
+static void test_print_json(void **state)
+{
+    (void)state;
+    for (int c = 0; c < 4; c++) {
+        cs_agg_opts o;
+        if (c < 2) {
+            build_demo();
+            o = ref_opts("algorithm", "rtn");
+        } else {
+            build_pair(0.7, 0.6, 200);
+            o = ref_opts(NULL, NULL);
+        }
+        o.resamples = 100;
+        o.slim = c % 2 == 1;
+        cJSON *doc = run_ok(&o);
+        same_as_cjson(doc);
+        cJSON_Delete(doc);
+    }
+    cJSON *doc = cJSON_CreateObject(), *nums = cJSON_CreateArray();
+    cs_rng r;
+    cs_rng_seed(&r, 5);
+    for (int i = 0; i < 20000; i++) {
+        double u = cs_rng_uniform(&r), x;
+        switch (i % 5) {
+        case 0:
+            x = floor((u - 0.5) * 1e6);
+            break;
+        case 1:
+            x = (u - 0.5) * pow(10.0, (double)(i % 40) - 20.0);
+            break;
+        case 2:
+            x = floor(u * 1e15) / 1e3;
+            break;
+        case 3:
+            x = ldexp(u, i % 2000 - 1000);
+            break;
+        default:
+            x = (double)(i % 1000) / 1000.0 + 1.0 / 3.0;
+            break;
+        }
+        cJSON_AddItemToArray(nums, cJSON_CreateNumber(x));
+    }
+    const double special[] = {0.0,
+                              -0.0,
+                              1.0,
+                              -1.0,
+                              2147483647.0,
+                              2147483648.0,
+                              -2147483648.0,
+                              -2147483649.0,
+                              1e300,
+                              -1e-300,
+                              5e-324,
+                              DBL_MAX,
+                              0.1,
+                              1.0 / 3.0,
+                              NAN,
+                              INFINITY,
+                              9007199254740993.0};
+    for (size_t i = 0; i < sizeof(special) / sizeof(*special); i++) {
+        cJSON_AddItemToArray(nums, cJSON_CreateNumber(special[i]));
+    }
+    cJSON_AddItemToObject(doc, "nums", nums);
+    cJSON_AddItemToObject(doc, "s\"k\\",
+                          cJSON_CreateString("q\" b\\ \b\f\n\r\t \x01\x1f\x7f \xc3\xa9 / end"));
+    cJSON_AddItemToObject(doc, "e", cJSON_CreateString(""));
+    cJSON_AddItemToObject(doc, "o", cJSON_CreateObject());
+    cJSON_AddItemToObject(doc, "a", cJSON_CreateArray());
+    cJSON_AddItemToObject(doc, "raw", cJSON_CreateRaw("{\"x\":1}"));
+    cJSON_AddItemToObject(doc, "t", cJSON_CreateTrue());
+    cJSON_AddItemToObject(doc, "n", cJSON_CreateNull());
+    same_as_cjson(doc);
+    cJSON_Delete(doc);
+    /* what cJSON refuses to print, refused */
+    cJSON bad = {0};
+    bad.type = cJSON_Raw;
+    cs_err err = {0};
+    FILE *f = fopen("/dev/null", "w");
+    assert_non_null(f);
+    assert_int_equal(cs_agg_print_json(&bad, f, &err), CS_EINVAL);
+    assert_non_null(strstr(err.msg, "raw without text"));
+    assert_int_equal(cs_agg_print_json(NULL, f, NULL), CS_EINVAL);
+    fclose(f);
+}
+
 /* The sampler against exact probabilities: with one pair of jobs, the resampled difference is
  * D / n with (n-, n0, n+) ~ multinomial(n; observed frequencies) and D = n+ - n-. The test sums
  * the trinomial probabilities (log space) for P(D <= 0) and P(D >= 0), and compares the
@@ -1041,19 +1151,13 @@ static void test_sampler_exact(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_aggregates),
-            cmocka_unit_test(test_holm),
-            cmocka_unit_test(test_bootstrap_vs_naive),
-            cmocka_unit_test(test_bootstrap_seeds),
-            cmocka_unit_test(test_identical_and_large),
-            cmocka_unit_test(test_flags),
-            cmocka_unit_test(test_bad_input),
-            cmocka_unit_test(test_demo_reference),
-            cmocka_unit_test(test_text_labels),
-            cmocka_unit_test(test_slim_text),
-            cmocka_unit_test(test_text_numbers),
-            cmocka_unit_test(test_sampler_exact),
-            cmocka_unit_test(test_empty),
+            cmocka_unit_test(test_aggregates),          cmocka_unit_test(test_holm),
+            cmocka_unit_test(test_bootstrap_vs_naive),  cmocka_unit_test(test_bootstrap_seeds),
+            cmocka_unit_test(test_identical_and_large), cmocka_unit_test(test_flags),
+            cmocka_unit_test(test_bad_input),           cmocka_unit_test(test_demo_reference),
+            cmocka_unit_test(test_text_labels),         cmocka_unit_test(test_slim_text),
+            cmocka_unit_test(test_text_numbers),        cmocka_unit_test(test_print_json),
+            cmocka_unit_test(test_sampler_exact),       cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
