@@ -1081,6 +1081,29 @@ static void test_print_json(void **state)
     cJSON_AddItemToObject(doc, "n", cJSON_CreateNull());
     same_as_cjson(doc);
     cJSON_Delete(doc);
+    /* jobs.seeds: each seed as cJSON_Parse reads its canonical text */
+    static const char *const seeds[] = {
+            "0",     "7",     "-3",  "-12", "1.5", "123456789012345", "1234567890123456789",
+            "\"s\"", "[1,2]", "null"};
+    n_fx = 0;
+    for (size_t i = 0; i < sizeof(seeds) / sizeof(*seeds); i++) {
+        static char axes[10][128];
+        snprintf(axes[i], sizeof(axes[i]), "{\"selector\":\"random\",\"seed\":%s}", seeds[i]);
+        fx_add("done", false, axes[i]);
+    }
+    doc = run_ok(NULL);
+    const cJSON *got = at(cJSON_GetArrayItem(at(doc, "rows"), 0), "jobs.seeds");
+    assert_int_equal(cJSON_GetArraySize(got), 10);
+    for (size_t i = 0; i < sizeof(seeds) / sizeof(*seeds); i++) {
+        cJSON *want = cJSON_Parse(seeds[i]);
+        const cJSON *g = cJSON_GetArrayItem(got, (int)i);
+        char *pg = cJSON_PrintUnformatted(g), *pw = cJSON_PrintUnformatted(want);
+        assert_string_equal(pg, pw);
+        assert_true(g->valueint == want->valueint && g->type == want->type);
+        cs_free_each((void *const[]){pg, pw}, 2);
+        cJSON_Delete(want);
+    }
+    cJSON_Delete(doc);
     /* what cJSON refuses to print, refused */
     cJSON bad = {0};
     bad.type = cJSON_Raw;
