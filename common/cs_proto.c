@@ -119,7 +119,7 @@ typedef enum fkind {
     F_NAME,     /* char *: 1..CS_PROTO_MAX_NAME bytes; with enums: one of them */
     F_TEXT,     /* char *: 0..CS_PROTO_MAX_TEXT bytes */
     F_INT,      /* int64_t in [min, max]; optional ones use 0 for absent (min >= 1) */
-    F_BOOL,     /* bool */
+    F_BOOL,     /* bool; optional ones: absent = false, and false is not written */
     F_OBJ,      /* char *: JSON object text */
     F_DOC,      /* char *: JSON object text kept as written (compact, members in their order) */
     F_ANY,      /* char *: any JSON value as text */
@@ -276,6 +276,7 @@ static const field F_RESULTS[] = {
         {"resamples", F_INT, true, offsetof(cs_msg, results.resamples), 0, 0, CS_LIMIT_RESAMPLES,
          NULL, 0, 0},
         {"seed", F_INT, true, offsetof(cs_msg, results.seed), 0, 0, INT64_MAX, NULL, 0, 0},
+        FLD("slim", F_BOOL, false, results.slim),
 };
 static const field F_OK[] = {
         FLD("data", F_ANY, false, ok.data),
@@ -830,7 +831,8 @@ static cs_rc decode_field(cs_jctx *c, const cJSON *obj, const field *f, cs_msg *
                        ? cs_json_req_int(c, obj, f->key, f->min, f->max, AT(m, f->off, int64_t))
                        : cs_json_opt_int(c, obj, f->key, 0, f->min, f->max, AT(m, f->off, int64_t));
     case F_BOOL:
-        return cs_json_req_bool(c, obj, f->key, AT(m, f->off, bool));
+        return f->required ? cs_json_req_bool(c, obj, f->key, AT(m, f->off, bool))
+                           : cs_json_opt_bool(c, obj, f->key, false, AT(m, f->off, bool));
     case F_OBJ:
     case F_DOC: {
         const cJSON *o = NULL;
@@ -1213,6 +1215,9 @@ static cs_rc encode_field(cJSON *obj, const field *f, const cs_msg *m, const cha
         break;
     }
     case F_BOOL:
+        if (!f->required && !*CAT(m, f->off, bool)) {
+            return CS_OK;
+        }
         ok = cJSON_AddBoolToObject(obj, f->key, *CAT(m, f->off, bool)) != NULL;
         break;
     case F_CAPS:

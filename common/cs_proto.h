@@ -42,8 +42,9 @@
  *     SUBMIT {sweep, force}  PLAN {sweep}  STATUS {sweep?}  CANCEL {sweep? | job? | filter?}
  *     PAUSE {sweep}  RESUME {sweep}  RETRY {sweep?, failed, lost}  EXTEND {sweep_id, sweep}
  *     JOBS {sweep?, state?, limit, offset}  WORKERS {}  LOGS {job_id, attempt?, tail?}
- *     RESULTS {sweep, by?, metric?, reference?, tasks?, resamples, seed}: OK's data is the
- *       sweep's aggregate (coordinator/results/cs_agg.h, docs/results.md)
+ *     RESULTS {sweep, by?, metric?, reference?, tasks?, resamples, seed, slim?}: OK's data is the
+ *       sweep's aggregate, with slim its slim form (coordinator/results/cs_agg.h,
+ *       docs/results.md)
  *
  * Leases (version 3): JOB.lease_token is a secret the coordinator draws for each attempt it
  * leases (CS_PROTO_TOKEN_LEN lowercase hex digits, 128 random bits). Every message about a job
@@ -294,6 +295,7 @@ typedef struct cs_msg_results {
     size_t n_tasks;        /* at most CS_PROTO_MAX_RESULTS_LIST */
     int64_t resamples;     /* bootstrap resamples, 0..CS_LIMIT_RESAMPLES (0 = no bootstrap) */
     int64_t seed;          /* bootstrap seed, >= 0 */
+    bool slim;             /* the slim aggregate (the text table's fields); optional, false */
 } cs_msg_results;
 typedef struct cs_msg_ok {
     const char *data; /* any JSON value, NULL = absent */

@@ -129,9 +129,9 @@ MESSAGES = [
      [("job_id", ref("id"), True), ("attempt", opt(ref("id")), False),
       ("tail", opt(integer(1, EXACT, "bytes from the end")), False)]),
     ("RESULTS", "control request", "The aggregate of a sweep's results (`calsweep results`); "
-     "reply OK with data = the aggregate (docs/results.md) or ERROR (CS_ENOENT for an unknown "
-     "sweep, CS_EINVAL for an unknown axis, task or metric, or a reference matching no or "
-     "several rows).",
+     "reply OK with data = the aggregate (docs/results.md; with slim, its slim form) or ERROR "
+     "(CS_ENOENT for an unknown sweep, CS_EINVAL for an unknown axis, task or metric, or a "
+     "reference matching no or several rows).",
      [("sweep", ref("sweep_ref"), True),
       ("by", opt({"type": "array", "maxItems": 64, "items": ref("name"),
                   "description": "axes to group by; absent = every axis but seed"}), False),
@@ -140,7 +140,10 @@ MESSAGES = [
       ("tasks", opt({"type": "array", "maxItems": 64, "items": ref("name"),
                      "description": "tasks to report; absent = all"}), False),
       ("resamples", integer(0, L["RESAMPLES"], "bootstrap resamples; 0 = no bootstrap"), True),
-      ("seed", integer(0, EXACT - 1, "bootstrap seed"), True)]),
+      ("seed", integer(0, EXACT - 1, "bootstrap seed"), True),
+      ("slim", opt({"type": "boolean", "description": "the slim aggregate: only the members "
+                    "the text table reads (docs/results.md \"Slim form\"); absent = false"}),
+       False)]),
     ("OK", "reply", "Success; data is any JSON value, absent when there is nothing to say.",
      [("data", {"description": "any JSON value"}, False)]),
     ("ERROR", "reply", "Failure: code is a cs_rc name (common/cs_err.h).",

@@ -4,7 +4,9 @@
  *
  * With --db the database is read directly (opened read-only, no daemon needed, as `plan --db`);
  * otherwise calsweepd answers a RESULTS message with the same aggregate (cs_store_results on both
- * sides). Text output is cs_agg_print_text's table; --json prints the aggregate as one line. */
+ * sides). Text output is cs_agg_print_text's table, rendered from the slim aggregate (only the
+ * members the table reads; docs/results.md "Slim form"); --json prints the full aggregate as one
+ * line (cs_agg_print_json: cJSON_PrintUnformatted's text, streamed). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,7 +116,8 @@ static int from_db(const res_args *a, cJSON **agg)
                               .tasks = a->tasks,
                               .n_tasks = a->n_tasks,
                               .resamples = (size_t)a->resamples,
-                              .seed = (uint64_t)a->seed};
+                              .seed = (uint64_t)a->seed,
+                              .slim = !a->json};
     if (stat(a->db, &st) != 0 || !S_ISREG(st.st_mode)) {
         fprintf(stderr, "calsweep results: --db %s: no database there\n", a->db);
         return CS_EXIT_FAIL;
@@ -145,6 +148,7 @@ static int from_daemon(const cs_client *c, const res_args *a, cJSON **agg)
     req.results.n_tasks = a->n_tasks;
     req.results.resamples = a->resamples;
     req.results.seed = a->seed;
+    req.results.slim = !a->json;
     return cs_client_call_long(c, "results", &req, NULL, CS_CLIENT_LONG_MS, agg);
 }
 
@@ -194,9 +198,8 @@ int cs_cmd_results(const cs_client *base, int argc, char **argv)
         cJSON_Delete(agg);
         return code;
     }
-    if (a.json) {
-        code = cs_client_print_json(agg, "results");
-    } else if (cs_agg_print_text(agg, stdout, &err) != CS_OK) {
+    if (a.json ? cs_agg_print_json(agg, stdout, &err) != CS_OK
+               : cs_agg_print_text(agg, stdout, &err) != CS_OK) {
         fprintf(stderr, "calsweep results: %s\n", err.msg);
         code = CS_EXIT_FAIL;
     }

@@ -83,6 +83,8 @@ typedef struct cs_agg_opts {
     size_t resamples; /* bootstrap resamples (CS_AGG_RESAMPLES); 0 = no bootstrap */
     uint64_t seed;    /* bootstrap seed */
     unsigned threads; /* bootstrap threads: 0 = 2 (the default), 1 = none */
+    bool slim;        /* the slim aggregate: only what cs_agg_print_text reads (docs/results.md
+                         "Slim form"), a fraction of the full one's size and time */
 } cs_agg_opts;
 
 /* Zero-fills o and sets resamples = CS_AGG_RESAMPLES. */
@@ -97,11 +99,18 @@ void cs_agg_opts_init(cs_agg_opts *o);
  * A sweep with no jobs gives an aggregate with no rows. */
 cs_rc cs_agg_run(const cs_agg_job *jobs, size_t n, const cs_agg_opts *o, cJSON **out, cs_err *err);
 
-/* Renders an aggregate of cs_agg_run as an aligned text table (rows = groups, columns = tasks,
- * average, balance, delta with CI and the Holm significance mark *, **, ***, and the row's
- * flags), after a line naming the reference. CS_EINVAL for a document that is not an aggregate;
- * CS_EIO when writing fails. */
+/* Renders an aggregate of cs_agg_run (full or slim: the same table) as an aligned text table (rows
+ * = groups, columns = tasks, average, balance, delta with CI and the Holm significance mark *, **,
+ * ***, and the row's flags), after a line naming the reference. CS_EINVAL for a document that is
+ * not an aggregate; CS_EIO when writing fails. */
 cs_rc cs_agg_print_text(const cJSON *agg, FILE *out, cs_err *err);
+
+/* Writes an aggregate (any cJSON tree: the full document, slim, or one that came from calsweepd)
+ * to out as cJSON_PrintUnformatted's text followed by a newline, byte for byte (`calsweep results
+ * --json`), without holding the text in memory and with cheaper number formatting. CS_EINVAL for
+ * NULL or an item cJSON would not print (invalid, raw without text); CS_EIO when writing fails.
+ * On error part of the text may have been written. */
+cs_rc cs_agg_print_json(const cJSON *agg, FILE *out, cs_err *err);
 
 /* The building blocks, exported for tests and benchmarks (cs_boot.c). */
 

@@ -1,6 +1,14 @@
 /* cs_agg_out.c - the aggregate document of cs_agg_run: one JSON object whose field names are the
  * stable interface of `calsweep results --json` and the RESULTS message (docs/results.md lists
- * every field). Numbers that cannot be computed are null, never NaN. */
+ * every field). Numbers that cannot be computed are null, never NaN.
+ *
+ * With opts.slim the rows leave out what grows with the jobs and metrics and the text table does
+ * not read (docs/results.md "Slim form"): the same builders, each skipping those members, so the
+ * slim document is the full one minus members and cs_agg_print_text renders both alike.
+ *
+ * cs_agg_print_json writes a document as cJSON_PrintUnformatted would (`--json`), streamed. */
+#include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,13 +55,18 @@ static cJSON *stats_obj(const double *v, size_t n)
     return o;
 }
 
-/* One task of a row: the headline, its value, the seeds and items, and every metric's moments. */
+/* One task of a row: the headline, its value, the seeds and items, and every metric's moments
+ * (slim: the headline and its value). */
 static cJSON *task_obj(const ag *a, const ag_row *r, size_t t, double *scratch)
 {
     const ag_task *k = &a->tasks[t];
-    cJSON *o = cJSON_CreateObject(), *items = cJSON_CreateArray(), *ms = cJSON_CreateObject();
+    cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObjectCS(o, "headline", cJSON_CreateString(k->headline));
     add_num(o, "value", r->head[t]);
+    if (a->o.slim) {
+        return o;
+    }
+    cJSON *items = cJSON_CreateArray(), *ms = cJSON_CreateObject();
     size_t seeds = 0;
     for (size_t i = 0; i < r->n_jobs; i++) {
         const cs_agg_job *j = &a->jobs[r->jobs[i]];
@@ -82,9 +95,14 @@ static cJSON *task_obj(const ag *a, const ag_row *r, size_t t, double *scratch)
     return o;
 }
 
-/* M4 per job (the jobs with every average task), then its moments across them. */
+/* M4 per job (the jobs with every average task), then its moments across them (slim: M4). */
 static cJSON *average_obj(const ag *a, const ag_row *r, double *scratch)
 {
+    if (a->o.slim) {
+        cJSON *o = cJSON_CreateObject();
+        add_num(o, "value", r->avg);
+        return o;
+    }
     size_t n = 0;
     for (size_t i = 0; i < r->n_jobs && a->n_avg > 0; i++) {
         const cs_agg_job *j = &a->jobs[r->jobs[i]];
@@ -108,21 +126,23 @@ static cJSON *average_obj(const ag *a, const ag_row *r, double *scratch)
     return o;
 }
 
-/* Delta and retention against the baseline row, and M5. */
+/* Delta and retention against the baseline row, and M5 (slim: without the tasks). */
 static cJSON *vs_baseline(const ag *a, const ag_row *r)
 {
     const ag_row *b = &a->rows[r->base];
-    cJSON *o = cJSON_CreateObject(), *tasks = cJSON_CreateObject();
+    cJSON *o = cJSON_CreateObject(), *tasks = a->o.slim ? NULL : cJSON_CreateObject();
     double worst = -INFINITY, min_ret = INFINITY;
     double *rets = cs_alloc_array(a->n_tasks + 1, sizeof(*rets));
     double *qs = cs_alloc_array(a->n_tasks + 1, sizeof(*qs));
     size_t n = 0;
     for (size_t t = 0; t < a->n_tasks; t++) {
         double q = r->head[t], f = b->head[t], ret = f != 0.0 ? q / f : NAN;
-        cJSON *to = cJSON_CreateObject();
-        add_num(to, "delta", q - f);
-        add_num(to, "retention", ret);
-        cJSON_AddItemToObject(tasks, a->tasks[t].name, to);
+        if (tasks != NULL) {
+            cJSON *to = cJSON_CreateObject();
+            add_num(to, "delta", q - f);
+            add_num(to, "retention", ret);
+            cJSON_AddItemToObject(tasks, a->tasks[t].name, to);
+        }
         if (a->tasks[t].in_avg && isfinite(ret) && rets != NULL && qs != NULL) {
             rets[n] = ret;
             qs[n] = q;
@@ -131,7 +151,9 @@ static cJSON *vs_baseline(const ag *a, const ag_row *r)
             n++;
         }
     }
-    cJSON_AddItemToObjectCS(o, "tasks", tasks);
+    if (tasks != NULL) {
+        cJSON_AddItemToObjectCS(o, "tasks", tasks);
+    }
     cJSON *avg = cJSON_CreateObject();
     add_num(avg, "delta", r->avg - b->avg);
     add_num(avg, "retention", b->avg != 0.0 ? r->avg / b->avg : NAN);
@@ -192,6 +214,18 @@ static cJSON *flags_arr(unsigned flags)
     return f;
 }
 
+/* A seed's canonical JSON text as an item: cJSON_Parse's, read directly when it is a small
+ * integer (the usual seed; a parse per job was a tenth of the document's time). */
+static cJSON *seed_item(const char *s)
+{
+    size_t len = strlen(s), neg = s[0] == '-';
+    bool digits = len > neg && len - neg <= 15 && (s[neg] != '0' || len == neg + 1);
+    for (size_t i = neg; digits && i < len; i++) {
+        digits = s[i] >= '0' && s[i] <= '9';
+    }
+    return digits ? cJSON_CreateNumber(strtod(s, NULL)) : cJSON_Parse(s);
+}
+
 static cJSON *jobs_obj(const ag *a, const ag_row *r)
 {
     cJSON *o = cJSON_CreateObject(), *ids = cJSON_CreateArray(), *seeds = cJSON_CreateArray();
@@ -207,7 +241,7 @@ static cJSON *jobs_obj(const ag *a, const ag_row *r)
         const cs_agg_job *j = &a->jobs[r->jobs[i]];
         cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)j->job_id));
         const char *s = a->seed[r->jobs[i]]; /* canonical JSON of the seed, or NULL */
-        cJSON *v = s != NULL ? cJSON_Parse(s) : NULL;
+        cJSON *v = s != NULL ? seed_item(s) : NULL;
         cJSON_AddItemToArray(seeds, v != NULL ? v : cJSON_CreateNull());
     }
     cJSON_AddItemToObjectCS(o, "ids", ids);
@@ -260,7 +294,9 @@ static cJSON *row_obj(const ag *a, size_t ri, const ag_cmp *cmps, double *scratc
     cJSON_AddItemToObjectCS(o, "model",
                             r->model ? cJSON_CreateString(r->model) : cJSON_CreateNull());
     cJSON_AddItemToObjectCS(o, "eval", r->eval ? cJSON_CreateString(r->eval) : cJSON_CreateNull());
-    cJSON_AddItemToObjectCS(o, "jobs", jobs_obj(a, r));
+    if (!a->o.slim) {
+        cJSON_AddItemToObjectCS(o, "jobs", jobs_obj(a, r));
+    }
     cJSON_AddItemToObjectCS(o, "n_seeds", cJSON_CreateNumber((double)r->n_seeds_ok));
     for (size_t t = 0; t < a->n_tasks; t++) {
         cJSON_AddItemToObject(tasks, a->tasks[t].name, task_obj(a, r, t, scratch));
@@ -373,5 +409,195 @@ cs_rc ag_output(const ag *a, cJSON **out)
     cJSON_AddItemToObjectCS(doc, "flags", flags);
     free(scratch);
     *out = doc;
+    return CS_OK;
+}
+
+/* ---- cs_agg_print_json: cJSON_PrintUnformatted's text, streamed ------------------------------ */
+
+/* The writer: text accumulates in b and goes to out in blocks. */
+typedef struct jw {
+    cs_buf b;
+    FILE *out;
+    bool bad;   /* an item cJSON cannot print */
+    bool error; /* out of memory or a write failed */
+} jw;
+
+enum { JW_BLOCK = 1 << 16 };
+
+static void jw_flush(jw *w)
+{
+    if (w->b.len > 0 && !w->error && fwrite(w->b.data, 1, w->b.len, w->out) != w->b.len) {
+        w->error = true;
+    }
+    w->b.len = 0;
+}
+
+static void jw_put(jw *w, const char *s, size_t n)
+{
+    if (w->b.len + n > JW_BLOCK) {
+        jw_flush(w);
+    }
+    w->error = w->error || cs_buf_append(&w->b, s, n) != CS_OK;
+}
+
+/* print_string_ptr of cJSON: ", \, \b, \f, \n, \r, \t escaped by name, other bytes below 32 as
+ * \u00xx (lowercase hex), everything else as it is; NULL as "". */
+static void jw_string(jw *w, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    jw_put(w, "\"", 1);
+    const unsigned char *p = (const unsigned char *)(s != NULL ? s : ""), *run = p;
+    for (; *p != '\0'; p++) {
+        if (*p >= 32 && *p != '"' && *p != '\\') {
+            continue;
+        }
+        jw_put(w, (const char *)run, (size_t)(p - run));
+        run = p + 1;
+        char e[6] = {'\\', (char)*p, 0, 0, 0, 0};
+        size_t n = 2;
+        switch (*p) {
+        case '\b':
+            e[1] = 'b';
+            break;
+        case '\f':
+            e[1] = 'f';
+            break;
+        case '\n':
+            e[1] = 'n';
+            break;
+        case '\r':
+            e[1] = 'r';
+            break;
+        case '\t':
+            e[1] = 't';
+            break;
+        case '"':
+        case '\\':
+            break;
+        default:
+            memcpy(e + 1, "u00", 3);
+            e[4] = hex[*p >> 4];
+            e[5] = hex[*p & 15];
+            n = 6;
+            break;
+        }
+        jw_put(w, e, n);
+    }
+    jw_put(w, (const char *)run, (size_t)(p - run));
+    jw_put(w, "\"", 1);
+}
+
+/* print_number of cJSON 1.7.15: null for NaN and infinities, else "%1.15g" when it reads back
+ * within cJSON's tolerance (|a - b| <= max(|a|, |b|) DBL_EPSILON; read with strtod where cJSON
+ * uses sscanf, the same conversion), else "%1.17g"; the C locale's decimal point. An integer
+ * below 1e15 in magnitude is written without printf: "%1.15g" writes its digits (and "-0" for
+ * -0). Other versions of cJSON format numbers differently (1.7.16 and later print an int-valued
+ * number with "%d"): with them each number is cJSON's own print of it. */
+static void jw_number(jw *w, const cJSON *item)
+{
+    double d = item->valuedouble;
+    char t[32];
+    int n;
+    if (isnan(d) || isinf(d)) {
+        jw_put(w, "null", 4);
+        return;
+    }
+#if CJSON_VERSION_MAJOR == 1 && CJSON_VERSION_MINOR == 7 && CJSON_VERSION_PATCH == 15
+    if (d == floor(d) && fabs(d) < 1e15) {
+        uint64_t u = (uint64_t)fabs(d);
+        char *p = t + sizeof(t);
+        do {
+            *--p = (char)('0' + u % 10);
+            u /= 10;
+        } while (u > 0);
+        if (signbit(d)) {
+            *--p = '-';
+        }
+        jw_put(w, p, (size_t)(t + sizeof(t) - p));
+        return;
+    }
+    n = snprintf(t, sizeof(t), "%1.15g", d);
+    double back = strtod(t, NULL), most = fabs(back) > fabs(d) ? fabs(back) : fabs(d);
+    if (!(fabs(back - d) <= most * DBL_EPSILON)) {
+        n = snprintf(t, sizeof(t), "%1.17g", d);
+    }
+#else
+    n = cJSON_PrintPreallocated((cJSON *)(uintptr_t)item, t, (int)sizeof(t), false) ? (int)strlen(t)
+                                                                                    : -1;
+#endif
+    if (n < 0 || (size_t)n >= sizeof(t)) {
+        w->bad = true;
+        return;
+    }
+    jw_put(w, t, (size_t)n);
+}
+
+static void jw_value(jw *w, const cJSON *item)
+{
+    switch (item->type & 0xFF) {
+    case cJSON_NULL:
+        jw_put(w, "null", 4);
+        return;
+    case cJSON_False:
+        jw_put(w, "false", 5);
+        return;
+    case cJSON_True:
+        jw_put(w, "true", 4);
+        return;
+    case cJSON_Number:
+        jw_number(w, item);
+        return;
+    case cJSON_Raw:
+        if (item->valuestring == NULL) {
+            w->bad = true;
+            return;
+        }
+        jw_put(w, item->valuestring, strlen(item->valuestring));
+        return;
+    case cJSON_String:
+        jw_string(w, item->valuestring);
+        return;
+    case cJSON_Array:
+    case cJSON_Object: {
+        bool obj = (item->type & 0xFF) == cJSON_Object;
+        jw_put(w, obj ? "{" : "[", 1);
+        for (const cJSON *c = item->child; c != NULL && !w->bad; c = c->next) {
+            if (obj) {
+                jw_string(w, c->string);
+                jw_put(w, ":", 1);
+            }
+            jw_value(w, c);
+            if (c->next != NULL) {
+                jw_put(w, ",", 1);
+            }
+        }
+        jw_put(w, obj ? "}" : "]", 1);
+        return;
+    }
+    default:
+        w->bad = true;
+        return;
+    }
+}
+
+cs_rc cs_agg_print_json(const cJSON *agg, FILE *out, cs_err *err)
+{
+    jw w = {.out = out};
+    if (agg == NULL) {
+        return cs_err_set(err, CS_EINVAL, 0, "results: no aggregate to print");
+    }
+    w.error = cs_buf_reserve(&w.b, JW_BLOCK) != CS_OK;
+    jw_value(&w, agg);
+    jw_put(&w, "\n", 1);
+    jw_flush(&w);
+    cs_buf_fini(&w.b);
+    if (w.bad) {
+        return cs_err_set(err, CS_EINVAL, 0,
+                          "results: the aggregate has an item JSON cannot "
+                          "write (invalid, or raw without text)");
+    }
+    if (w.error) {
+        return cs_err_errno(err, errno, "results: writing the aggregate");
+    }
     return CS_OK;
 }

@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,15 +27,46 @@ static double get_num(const cJSON *o, const char *k)
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
+/* Appends the finite x as printf's "%.*f" (with sign "%+.*f") writes it, dec 0..3. printf rounds
+ * x's exact value to nearest: the digits here come from x * 10^dec rounded in double arithmetic,
+ * which decides the same except within its error of a tie (.5), where printf itself writes them
+ * (tests/unit/agg_test.c compares the two). */
+static void put_fixed(cs_buf *b, double x, int dec, bool sign)
+{
+    static const double scale[] = {1.0, 10.0, 100.0, 1000.0};
+    double q = fabs(x) * scale[dec], r = floor(q), f = q - r;
+    if (!(q < 1e9) || fabs(f - 0.5) < 1e-6) {
+        cs_buf_printf(b, sign ? "%+.*f" : "%.*f", dec, x);
+        return;
+    }
+    uint64_t d = (uint64_t)r + (f > 0.5);
+    char t[32], *p = t + sizeof(t);
+    for (int i = 0; i < dec; i++) {
+        *--p = (char)('0' + d % 10);
+        d /= 10;
+    }
+    if (dec > 0) {
+        *--p = '.';
+    }
+    do {
+        *--p = (char)('0' + d % 10);
+        d /= 10;
+    } while (d > 0);
+    if (signbit(x) || sign) {
+        *--p = signbit(x) ? '-' : '+';
+    }
+    cs_buf_append(b, p, (size_t)(t + sizeof(t) - p));
+}
+
 /* Appends x scaled (percent for accuracies) or "-" when null. */
 static void put_val(cs_buf *b, double x, bool pct, bool sign)
 {
     if (!isfinite(x)) {
         cs_buf_puts(b, "-");
     } else if (pct) {
-        cs_buf_printf(b, sign ? "%+.1f" : "%.1f", 100.0 * x);
+        put_fixed(b, 100.0 * x, 1, sign);
     } else {
-        cs_buf_printf(b, sign ? "%+.3f" : "%.3f", x);
+        put_fixed(b, x, 3, sign);
     }
 }
 
@@ -63,12 +95,53 @@ static void put_cmp(cs_buf *b, const cJSON *c, bool pct, bool with_ci)
     }
 }
 
-/* A row's value on axis ax, NULL when null or absent. */
-static const cJSON *row_val(const cJSON *row, const char *ax)
+/* The rows as the labels read them, looked up once (a walk of the tree per row and axis is what
+ * made the table slow: every lookup chases the row's members through memory). */
+typedef struct rowset {
+    const cJSON **row; /* [n]: the rows */
+    bool *base;        /* [n]: "baseline" is true */
+    const cJSON **val; /* [n_by][n]: the row's value on by[a], NULL when null or absent */
+    size_t n, n_by;
+} rowset;
+
+static void rowset_fini(rowset *rs)
 {
-    const cJSON *v =
-            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(row, "values"), ax);
+    cs_free_each((void *const[]){rs->row, rs->base, rs->val}, 3);
+}
+
+/* A value, NULL when null or absent. */
+static const cJSON *not_null(const cJSON *v)
+{
     return v != NULL && !cJSON_IsNull(v) ? v : NULL;
+}
+
+/* rs of rows and their values on the by axes (by[a] NULL: none). CS_ENOMEM. */
+static cs_rc rowset_init(rowset *rs, const cJSON *rows, const char *const *by, size_t n_by)
+{
+    memset(rs, 0, sizeof(*rs));
+    rs->n = (size_t)cJSON_GetArraySize(rows);
+    rs->n_by = n_by;
+    rs->row = cs_calloc_array(rs->n + 1, sizeof(*rs->row));
+    rs->base = cs_calloc_array(rs->n + 1, sizeof(*rs->base));
+    rs->val = cs_calloc_array(rs->n * n_by + 1, sizeof(*rs->val));
+    if (rs->row == NULL || rs->base == NULL || rs->val == NULL) {
+        return CS_ENOMEM;
+    }
+    size_t i = 0;
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows)
+    {
+        const cJSON *values = cJSON_GetObjectItemCaseSensitive(row, "values");
+        rs->row[i] = row;
+        rs->base[i] = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "baseline"));
+        for (size_t a = 0; a < n_by; a++) {
+            rs->val[a * rs->n + i] =
+                    by[a] != NULL ? not_null(cJSON_GetObjectItemCaseSensitive(values, by[a]))
+                                  : NULL;
+        }
+        i++;
+    }
+    return CS_OK;
 }
 
 static const char *obj_name(const cJSON *v)
@@ -84,37 +157,55 @@ static void mark_key(cJSON *keys, const char *k)
     }
 }
 
-/* For axis ax: {name: {member: true}} with, per object name, the members (name aside) whose values
- * differ among the rows having that name (absent counts as a value). Each row is compared with
- * the first row of its name. NULL on no memory. */
-static cJSON *name_diffs(const cJSON *rows, const char *ax)
+/* Marks in keys the members of v and rep whose values differ (absent counts as a value). Objects
+ * whose members have the same names in the same order (the canonical axes' sorted keys) compare
+ * pairwise; others by name, each way. */
+static void diff_members(cJSON *keys, const cJSON *v, const cJSON *rep)
+{
+    const cJSON *m = v->child, *r = rep->child;
+    while (m != NULL && r != NULL && strcmp(m->string, r->string) == 0) {
+        m = m->next;
+        r = r->next;
+    }
+    if (m == NULL && r == NULL) {
+        for (m = v->child, r = rep->child; m != NULL; m = m->next, r = r->next) {
+            if (!cJSON_Compare(m, r, true)) {
+                mark_key(keys, m->string);
+            }
+        }
+        return;
+    }
+    for (m = v->child; m != NULL; m = m->next) {
+        if (!cJSON_Compare(m, cJSON_GetObjectItemCaseSensitive(rep, m->string), true)) {
+            mark_key(keys, m->string);
+        }
+    }
+    for (r = rep->child; r != NULL; r = r->next) {
+        if (cJSON_GetObjectItemCaseSensitive(v, r->string) == NULL) {
+            mark_key(keys, r->string);
+        }
+    }
+}
+
+/* For the values col[0..n): {name: {member: true}} with, per object name, the members (name
+ * aside) whose values differ among the values having that name. Each value is compared with the
+ * first of its name. NULL on no memory. */
+static cJSON *name_diffs(const cJSON *const *col, size_t n)
 {
     cJSON *reps = cJSON_CreateObject(), *diffs = cJSON_CreateObject();
-    const cJSON *row;
-    cJSON_ArrayForEach(row, rows)
-    {
-        const cJSON *v = row_val(row, ax);
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *v = col[i];
         const char *name = obj_name(v);
         if (name == NULL || reps == NULL || diffs == NULL) {
             continue;
         }
         const cJSON *rep = cJSON_GetObjectItemCaseSensitive(reps, name);
-        cJSON *keys = cJSON_GetObjectItemCaseSensitive(diffs, name);
         if (rep == NULL) {
             cJSON_AddItemToObject(reps, name, cJSON_CreateObjectReference(v->child));
             cJSON_AddItemToObject(diffs, name, cJSON_CreateObject());
             continue;
         }
-        for (const cJSON *m = v->child; m != NULL; m = m->next) {
-            if (!cJSON_Compare(m, cJSON_GetObjectItemCaseSensitive(rep, m->string), true)) {
-                mark_key(keys, m->string);
-            }
-        }
-        for (const cJSON *m = rep->child; m != NULL; m = m->next) {
-            if (cJSON_GetObjectItemCaseSensitive(v, m->string) == NULL) {
-                mark_key(keys, m->string);
-            }
-        }
+        diff_members(cJSON_GetObjectItemCaseSensitive(diffs, name), v, rep);
     }
     cJSON_Delete(reps);
     return diffs;
@@ -142,9 +233,11 @@ static void put_short(cs_buf *b, const cJSON *v, const cJSON *diffs)
     cs_buf_puts(b, name);
     const cJSON *keys = cJSON_GetObjectItemCaseSensitive(diffs, name);
     size_t k = 0;
-    for (const cJSON *m = v->child; m != NULL; m = m->next) {
+    for (const cJSON *m = v->child; m != NULL && keys != NULL && keys->child != NULL; m = m->next) {
         if (cJSON_GetObjectItemCaseSensitive(keys, m->string) != NULL) {
-            cs_buf_printf(b, "%s%s=", k++ ? "," : "(", m->string);
+            cs_buf_puts(b, k++ ? "," : "(");
+            cs_buf_puts(b, m->string);
+            cs_buf_putc(b, '=');
             put_plain(b, m);
         }
     }
@@ -155,15 +248,13 @@ static void put_short(cs_buf *b, const cJSON *v, const cJSON *diffs)
 
 enum { AX_NULL, AX_COMMON, AX_VARIES };
 
-/* Whether axis ax is null in every row, has the same value in every row that has one, or varies;
- * *first: the first value. */
-static int axis_kind(const cJSON *rows, const char *ax, const cJSON **first)
+/* Whether the values col[0..n) are all null, the same wherever not null, or vary; *first: the
+ * first value. */
+static int axis_kind(const cJSON *const *col, size_t n, const cJSON **first)
 {
     *first = NULL;
-    const cJSON *row;
-    cJSON_ArrayForEach(row, rows)
-    {
-        const cJSON *v = row_val(row, ax);
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *v = col[i];
         if (v != NULL && *first == NULL) {
             *first = v;
         } else if (v != NULL && !cJSON_Compare(v, *first, true)) {
@@ -173,26 +264,23 @@ static int axis_kind(const cJSON *rows, const char *ax, const cJSON **first)
     return *first != NULL ? AX_COMMON : AX_NULL;
 }
 
-/* Whether axis ax marks the baseline rows (algorithm=none): every baseline row has one value
- * there that no other row has. Baseline rows leave such an axis out of their label. */
-static bool baseline_marker(const cJSON *rows, const char *ax)
+/* Whether the axis of the values col marks the baseline rows (algorithm=none): every baseline row
+ * has one value there that no other row has. Baseline rows leave such an axis out of their
+ * label. */
+static bool baseline_marker(const rowset *rs, const cJSON *const *col)
 {
-    const cJSON *mark = NULL, *row;
-    cJSON_ArrayForEach(row, rows)
-    {
-        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "baseline"))) {
-            const cJSON *v = row_val(row, ax);
+    const cJSON *mark = NULL;
+    for (size_t i = 0; i < rs->n; i++) {
+        if (rs->base[i]) {
+            const cJSON *v = col[i];
             if (v == NULL || (mark != NULL && !cJSON_Compare(v, mark, true))) {
                 return false;
             }
             mark = v;
         }
     }
-    cJSON_ArrayForEach(row, rows)
-    {
-        const cJSON *v = row_val(row, ax);
-        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "baseline")) && v != NULL &&
-            cJSON_Compare(v, mark, true)) {
+    for (size_t i = 0; i < rs->n; i++) {
+        if (!rs->base[i] && col[i] != NULL && cJSON_Compare(col[i], mark, true)) {
             return false;
         }
     }
@@ -213,195 +301,236 @@ static void labels_fini(labels *l)
     free(l->label);
 }
 
-/* Appends axis ax to the common line or to every row's label. */
-static void label_axis(labels *l, const cJSON *rows, const char *ax, cs_buf *common, cs_buf *lb)
+/* Appends axis a (named ax) to the common line or to every row's label lb[i]. */
+static void label_axis(const rowset *rs, size_t a, const char *ax, cs_buf *common, cs_buf *lb)
 {
+    const cJSON *const *col = rs->val + a * rs->n;
     const cJSON *first;
-    int kind = axis_kind(rows, ax, &first);
+    int kind = axis_kind(col, rs->n, &first);
     if (kind == AX_NULL) {
         return;
     }
-    cJSON *diffs = name_diffs(rows, ax);
+    cJSON *diffs = name_diffs(col, rs->n);
     if (kind == AX_COMMON) {
         cs_buf_printf(common, "%s%s=", common->len ? " " : "", ax);
         put_short(common, first, diffs);
         cJSON_Delete(diffs);
         return;
     }
-    bool marker = baseline_marker(rows, ax);
-    size_t i = 0;
-    const cJSON *row;
-    cJSON_ArrayForEach(row, rows)
-    {
-        const cJSON *v = row_val(row, ax);
-        bool base = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "baseline"));
-        if (v != NULL && !(base && marker)) {
-            lb[i].len = 0;
-            cs_buf_puts(&lb[i], l->label[i]);
-            cs_buf_printf(&lb[i], "%s%s=", lb[i].len ? " " : "", ax);
-            put_short(&lb[i], v, diffs);
-            free(l->label[i]);
-            l->label[i] = cs_buf_take(&lb[i]);
+    bool marker = baseline_marker(rs, col);
+    for (size_t i = 0; i < rs->n; i++) {
+        if (col[i] != NULL && !(rs->base[i] && marker)) {
+            cs_buf_puts(&lb[i], lb[i].len ? " " : "");
+            cs_buf_puts(&lb[i], ax);
+            cs_buf_putc(&lb[i], '=');
+            put_short(&lb[i], col[i], diffs);
         }
-        i++;
     }
     cJSON_Delete(diffs);
 }
 
-static cs_rc make_labels(const cJSON *agg, labels *l)
+/* The names of the by axes (NULL for an item that is not a string); *n their count. */
+static const char **by_names(const cJSON *by, size_t *n)
 {
-    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(agg, "rows");
-    const cJSON *by = cJSON_GetObjectItemCaseSensitive(agg, "by");
+    *n = (size_t)cJSON_GetArraySize(by);
+    const char **names = cs_calloc_array(*n + 1, sizeof(*names));
+    size_t i = 0;
+    const cJSON *ax;
+    cJSON_ArrayForEach(ax, by)
+    {
+        if (names != NULL) {
+            names[i++] = cJSON_IsString(ax) ? ax->valuestring : NULL;
+        }
+    }
+    return names;
+}
+
+static cs_rc make_labels(const rowset *rs, const char *const *by, labels *l)
+{
     memset(l, 0, sizeof(*l));
-    l->n = (size_t)cJSON_GetArraySize(rows);
+    l->n = rs->n;
     l->label = cs_calloc_array(l->n + 1, sizeof(*l->label));
     cs_buf *lb = cs_calloc_array(l->n + 1, sizeof(*lb));
     cs_buf common = {0};
     bool ok = l->label != NULL && lb != NULL;
-    size_t i = 0;
-    const cJSON *row;
-    cJSON_ArrayForEach(row, rows)
-    {
-        bool base = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "baseline"));
-        ok = ok && (l->label[i++] = cs_strdup(base ? "baseline" : "")) != NULL;
+    for (size_t i = 0; ok && i < l->n; i++) {
+        ok = !rs->base[i] || cs_buf_puts(&lb[i], "baseline") == CS_OK;
     }
-    const cJSON *ax;
-    cJSON_ArrayForEach(ax, by)
-    {
-        if (ok && cJSON_IsString(ax)) {
-            label_axis(l, rows, ax->valuestring, &common, lb);
+    for (size_t a = 0; ok && a < rs->n_by; a++) {
+        if (by[a] != NULL) {
+            label_axis(rs, a, by[a], &common, lb);
         }
     }
-    for (i = 0; ok && i < l->n; i++) {
-        ok = l->label[i] != NULL;
+    for (size_t i = 0; ok && i < l->n; i++) {
+        ok = (l->label[i] = cs_buf_take(&lb[i])) != NULL;
     }
     l->common = common.len > 0 ? cs_buf_take(&common) : NULL;
     cs_buf_fini(&common);
-    for (i = 0; lb != NULL && i <= l->n; i++) {
+    for (size_t i = 0; lb != NULL && i <= l->n; i++) {
         cs_buf_fini(&lb[i]);
     }
     free(lb);
     return ok ? CS_OK : CS_ENOMEM;
 }
 
+/* The table's cells in one buffer, written in order (row 0 is the header): cell k = r * cols + c
+ * is text.data + off[k], NUL-terminated, of length off[k + 1] - off[k] - 1. */
 typedef struct grid {
-    char **cell; /* [rows][cols] */
-    size_t rows, cols;
+    cs_buf text;
+    size_t *off; /* [rows * cols + 1] */
+    size_t rows, cols, k;
+    bool failed; /* an append ran out of memory */
 } grid;
 
-static void set_cell(grid *g, size_t r, size_t c, cs_buf *b)
+/* Ends the cell being written at the end of g->text. */
+static void end_cell(grid *g)
 {
-    g->cell[r * g->cols + c] = cs_buf_take(b);
+    g->failed = g->failed || cs_buf_putc(&g->text, '\0') != CS_OK || g->k >= g->rows * g->cols;
+    if (!g->failed) {
+        g->off[++g->k] = g->text.len;
+    }
 }
 
-static void header(grid *g, const cJSON *tasks, cs_buf *b)
+/* The tasks of the aggregate as the cells read them: name and percent (not perplexity). */
+typedef struct task_col {
+    const char *name;
+    bool pct;
+} task_col;
+
+static void header(grid *g, const cJSON *tasks, task_col *tc)
 {
-    size_t c = 0;
+    cs_buf *b = &g->text;
     const char *fixed[] = {"row", "seeds"};
     for (size_t i = 0; i < 2; i++) {
         cs_buf_puts(b, fixed[i]);
-        set_cell(g, 0, c++, b);
+        end_cell(g);
     }
+    size_t i = 0;
     const cJSON *t;
     cJSON_ArrayForEach(t, tasks)
     {
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(t, "name");
         const cJSON *head = cJSON_GetObjectItemCaseSensitive(t, "headline");
+        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(t, "kind");
         cs_buf_printf(b, "%s:%s", cJSON_IsString(name) ? name->valuestring : "?",
                       cJSON_IsString(head) ? head->valuestring : "?");
-        set_cell(g, 0, c++, b);
+        end_cell(g);
+        tc[i].name = cJSON_IsString(name) ? name->valuestring : "";
+        tc[i].pct = !(cJSON_IsString(kind) && strcmp(kind->valuestring, "perplexity") == 0);
+        i++;
     }
     const char *rest[] = {
             "avg", "d_base", "std_ret", "worst_drop", "min_ret", "d_ref avg [95% CI]", "flags"};
-    for (size_t i = 0; i < sizeof(rest) / sizeof(*rest); i++) {
-        cs_buf_puts(b, rest[i]);
-        set_cell(g, 0, c++, b);
+    for (size_t r = 0; r < sizeof(rest) / sizeof(*rest); r++) {
+        cs_buf_puts(b, rest[r]);
+        end_cell(g);
     }
 }
 
-static void row_cells(grid *g, size_t ri, const cJSON *row, const cJSON *tasks, const char *label,
-                      cs_buf *b)
+static void row_cells(grid *g, const cJSON *row, const task_col *tc, size_t n_tasks,
+                      const char *label)
 {
-    size_t c = 0;
+    cs_buf *b = &g->text;
     cs_buf_puts(b, label != NULL && label[0] != '\0' ? label : "-");
-    set_cell(g, ri, c++, b);
-    cs_buf_printf(b, "%.0f", get_num(row, "n_seeds"));
-    set_cell(g, ri, c++, b);
+    end_cell(g);
+    double seeds = get_num(row, "n_seeds");
+    if (isfinite(seeds)) {
+        put_fixed(b, seeds, 0, false);
+    } else {
+        cs_buf_printf(b, "%.0f", seeds);
+    }
+    end_cell(g);
     const cJSON *rt = cJSON_GetObjectItemCaseSensitive(row, "tasks");
     const cJSON *vr = cJSON_GetObjectItemCaseSensitive(row, "vs_reference");
-    const cJSON *t;
-    cJSON_ArrayForEach(t, tasks)
-    {
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(t, "name");
-        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(t, "kind");
-        bool pct = !(cJSON_IsString(kind) && strcmp(kind->valuestring, "perplexity") == 0);
-        const char *n = cJSON_IsString(name) ? name->valuestring : "";
-        put_val(b, get_num(cJSON_GetObjectItemCaseSensitive(rt, n), "value"), pct, false);
+    const cJSON *vrt = cJSON_GetObjectItemCaseSensitive(vr, "tasks");
+    for (size_t t = 0; t < n_tasks; t++) {
+        put_val(b, get_num(cJSON_GetObjectItemCaseSensitive(rt, tc[t].name), "value"), tc[t].pct,
+                false);
         if (cJSON_IsObject(vr)) {
             cs_buf_putc(b, ' ');
-            put_cmp(b,
-                    cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(vr, "tasks"),
-                                                     n),
-                    pct, false);
+            put_cmp(b, cJSON_GetObjectItemCaseSensitive(vrt, tc[t].name), tc[t].pct, false);
         }
-        set_cell(g, ri, c++, b);
+        end_cell(g);
     }
     put_val(b, get_num(cJSON_GetObjectItemCaseSensitive(row, "average"), "value"), true, false);
-    set_cell(g, ri, c++, b);
+    end_cell(g);
     const cJSON *vb = cJSON_GetObjectItemCaseSensitive(row, "vs_baseline");
     const cJSON *bal = cJSON_GetObjectItemCaseSensitive(vb, "balance");
     put_val(b, get_num(cJSON_GetObjectItemCaseSensitive(vb, "average"), "delta"), true, true);
-    set_cell(g, ri, c++, b);
+    end_cell(g);
     put_val(b, get_num(bal, "std_ret"), false, false);
-    set_cell(g, ri, c++, b);
+    end_cell(g);
     put_val(b, get_num(bal, "worst_drop"), true, false);
-    set_cell(g, ri, c++, b);
+    end_cell(g);
     put_val(b, get_num(bal, "min_ret"), false, false);
-    set_cell(g, ri, c++, b);
+    end_cell(g);
     put_cmp(b, cJSON_GetObjectItemCaseSensitive(vr, "average"), true, true);
-    set_cell(g, ri, c++, b);
+    end_cell(g);
+    size_t start = b->len;
     const cJSON *f;
     cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(row, "flags"))
     {
-        cs_buf_printf(b, "%s%s", b->len ? "," : "", cJSON_IsString(f) ? f->valuestring : "?");
+        cs_buf_printf(b, "%s%s", b->len > start ? "," : "",
+                      cJSON_IsString(f) ? f->valuestring : "?");
     }
-    if (b->len == 0) {
+    if (b->len == start) {
         cs_buf_puts(b, "-");
     }
-    set_cell(g, ri, c++, b);
+    end_cell(g);
 }
 
+/* Appends s padded with spaces to width w, on the left (right-aligned) or on the right. */
+static void put_pad(cs_buf *line, const char *s, size_t len, size_t w, bool left)
+{
+    size_t pad = w > len ? w - len : 0;
+    if (cs_buf_reserve(line, pad + len) != CS_OK) {
+        return;
+    }
+    if (!left) {
+        memset(line->data + line->len, ' ', pad);
+        line->len += pad;
+    }
+    memcpy(line->data + line->len, s, len);
+    line->len += len;
+    if (left) {
+        memset(line->data + line->len, ' ', pad);
+        line->len += pad;
+    }
+    line->data[line->len] = '\0';
+}
+
+/* Writes the grid: the label left-aligned, numbers right-aligned, the flags last without
+ * padding, two spaces between columns. 0, or -1 when writing fails or memory runs out. */
 static int print_grid(const grid *g, FILE *out)
 {
     size_t *w = cs_calloc_array(g->cols, sizeof(*w));
+    cs_buf line = {0};
     if (w == NULL) {
         return -1;
     }
-    for (size_t r = 0; r < g->rows; r++) {
-        for (size_t c = 0; c < g->cols; c++) {
-            const char *s = g->cell[r * g->cols + c];
-            size_t len = s != NULL ? strlen(s) : 0;
-            w[c] = len > w[c] ? len : w[c];
-        }
+    for (size_t k = 0; k < g->rows * g->cols; k++) {
+        size_t len = g->off[k + 1] - g->off[k] - 1;
+        w[k % g->cols] = len > w[k % g->cols] ? len : w[k % g->cols];
     }
     int rc = 0;
     for (size_t r = 0; r < g->rows && rc >= 0; r++) {
-        for (size_t c = 0; c < g->cols && rc >= 0; c++) {
-            const char *s = g->cell[r * g->cols + c];
-            bool last = c + 1 == g->cols;
-            /* the label left-aligned, numbers right-aligned, the flags last without padding */
-            if (c == 0) {
-                rc = fprintf(out, "%-*s", (int)w[c], s != NULL ? s : "");
-            } else if (last) {
-                rc = fprintf(out, "  %s", s != NULL ? s : "");
-            } else {
-                rc = fprintf(out, "  %*s", (int)w[c], s != NULL ? s : "");
+        line.len = 0;
+        for (size_t c = 0; c < g->cols; c++) {
+            size_t k = r * g->cols + c;
+            const char *s = g->text.data + g->off[k];
+            size_t len = g->off[k + 1] - g->off[k] - 1;
+            if (c > 0) {
+                cs_buf_puts(&line, "  ");
             }
+            put_pad(&line, s, len, c + 1 == g->cols ? 0 : w[c], c == 0);
         }
-        rc = rc >= 0 ? fputc('\n', out) : rc;
+        rc = cs_buf_putc(&line, '\n') != CS_OK || fwrite(line.data, 1, line.len, out) != line.len
+                     ? -1
+                     : 0;
     }
+    cs_buf_fini(&line);
     free(w);
-    return rc < 0 ? -1 : 0;
+    return rc;
 }
 
 /* The reference line and the axes common to every row, above the table. */
@@ -427,40 +556,43 @@ static int print_head(const cJSON *agg, const labels *l, FILE *out)
 
 /* Below the table, per no_reference row: its candidates by their short value on the reference
  * axis ("several rows match algorithm=rtn: rtn(bits=4,group_size=-1), ..."). */
-static int print_no_ref(const cJSON *agg, const labels *l, FILE *out)
+static int print_no_ref(const cJSON *agg, const rowset *rs, const labels *l, FILE *out)
 {
-    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(agg, "rows"), *row;
     const cJSON *ref = cJSON_GetObjectItemCaseSensitive(agg, "reference");
     const cJSON *rax = cJSON_GetObjectItemCaseSensitive(ref, "axis");
     const cJSON *rval = cJSON_GetObjectItemCaseSensitive(ref, "value");
     if (!cJSON_IsString(rax) || !cJSON_IsString(rval)) {
         return 0;
     }
-    cJSON *diffs = name_diffs(rows, rax->valuestring);
+    rowset rr;
+    const char *ax = rax->valuestring;
+    if (rowset_init(&rr, cJSON_GetObjectItemCaseSensitive(agg, "rows"), &ax, 1) != CS_OK) {
+        rowset_fini(&rr);
+        return -1;
+    }
+    cJSON *diffs = name_diffs(rr.val, rr.n);
     cs_buf b = {0};
     int rc = 0;
-    size_t i = 0;
-    cJSON_ArrayForEach(row, rows)
-    {
-        const cJSON *nr = cJSON_GetObjectItemCaseSensitive(row, "no_reference");
+    for (size_t i = 0; i < rs->n && rc >= 0; i++) {
+        const cJSON *nr = cJSON_GetObjectItemCaseSensitive(rs->row[i], "no_reference");
         const cJSON *cand = cJSON_GetObjectItemCaseSensitive(nr, "candidates"), *c;
-        const char *lab = l->label[i++];
-        if (!cJSON_IsObject(nr) || rc < 0) {
+        const char *lab = l->label[i];
+        if (!cJSON_IsObject(nr)) {
             continue;
         }
         b.len = 0;
         cs_buf_printf(&b, "no_reference [%s]: ", lab[0] != '\0' ? lab : "-");
         if (cJSON_GetArraySize(cand) == 0) {
-            cs_buf_printf(&b, "no row with %s=%s has its other values", rax->valuestring,
-                          rval->valuestring);
+            cs_buf_printf(&b, "no row with %s=%s has its other values", ax, rval->valuestring);
         } else {
-            cs_buf_printf(&b, "several rows match %s=%s:", rax->valuestring, rval->valuestring);
+            cs_buf_printf(&b, "several rows match %s=%s:", ax, rval->valuestring);
         }
         size_t k = 0;
         cJSON_ArrayForEach(c, cand)
         {
-            const cJSON *cr = cJSON_IsNumber(c) ? cJSON_GetArrayItem(rows, c->valueint) : NULL;
-            const cJSON *v = row_val(cr, rax->valuestring);
+            /* cJSON_GetArrayItem's row, without its walk from the first row */
+            int ci = cJSON_IsNumber(c) ? c->valueint : -1;
+            const cJSON *v = ci >= 0 && (size_t)ci < rr.n ? rr.val[ci] : NULL;
             cs_buf_puts(&b, k++ ? ", " : " ");
             if (v != NULL) {
                 put_short(&b, v, diffs);
@@ -472,6 +604,7 @@ static int print_no_ref(const cJSON *agg, const labels *l, FILE *out)
     }
     cs_buf_fini(&b);
     cJSON_Delete(diffs);
+    rowset_fini(&rr);
     return rc;
 }
 
@@ -482,32 +615,36 @@ cs_rc cs_agg_print_text(const cJSON *agg, FILE *out, cs_err *err)
     if (!cJSON_IsArray(rows) || !cJSON_IsArray(tasks)) {
         return cs_err_set(err, CS_EINVAL, 0, "results: not an aggregate (no rows or tasks)");
     }
-    grid g = {.rows = (size_t)cJSON_GetArraySize(rows) + 1,
-              .cols = (size_t)cJSON_GetArraySize(tasks) + 9};
-    g.cell = cs_calloc_array(g.rows * g.cols, sizeof(*g.cell));
-    labels l;
-    if (make_labels(agg, &l) != CS_OK || g.cell == NULL) {
-        labels_fini(&l);
-        free(g.cell);
+    size_t n_by = 0, n_tasks = (size_t)cJSON_GetArraySize(tasks);
+    const char **by = by_names(cJSON_GetObjectItemCaseSensitive(agg, "by"), &n_by);
+    task_col *tc = cs_calloc_array(n_tasks + 1, sizeof(*tc));
+    rowset rs = {0};
+    labels l = {0};
+    cs_rc rc = by != NULL && tc != NULL ? rowset_init(&rs, rows, by, n_by) : CS_ENOMEM;
+    grid g = {.rows = rs.n + 1, .cols = n_tasks + 9};
+    g.off = cs_calloc_array(g.rows * g.cols + 1, sizeof(*g.off));
+    rc = rc == CS_OK ? make_labels(&rs, by, &l) : rc;
+    int wr = 0;
+    g.failed = rc != CS_OK || g.off == NULL;
+    if (!g.failed) {
+        header(&g, tasks, tc);
+        for (size_t i = 0; i < rs.n; i++) {
+            row_cells(&g, rs.row[i], tc, n_tasks, l.label[i]);
+        }
+    }
+    if (!g.failed) {
+        wr = print_head(agg, &l, out);
+        wr = wr >= 0 ? print_grid(&g, out) : wr;
+        wr = wr >= 0 ? print_no_ref(agg, &rs, &l, out) : wr;
+    }
+    labels_fini(&l);
+    rowset_fini(&rs);
+    cs_buf_fini(&g.text);
+    cs_free_each((void *const[]){g.off, tc, by}, 3);
+    if (g.failed) {
         return cs_err_set(err, CS_ENOMEM, 0, "results: a table of %zu rows", g.rows);
     }
-    cs_buf b = {0};
-    header(&g, tasks, &b);
-    size_t ri = 1;
-    const cJSON *row;
-    cJSON_ArrayForEach(row, rows)
-    {
-        row_cells(&g, ri, row, tasks, l.label[ri - 1], &b);
-        ri++;
-    }
-    cs_buf_fini(&b);
-    int rc = print_head(agg, &l, out);
-    rc = rc >= 0 ? print_grid(&g, out) : rc;
-    rc = rc >= 0 ? print_no_ref(agg, &l, out) : rc;
-    labels_fini(&l);
-    cs_free_each((void *const *)g.cell, g.rows * g.cols);
-    free(g.cell);
-    if (rc < 0) {
+    if (wr < 0) {
         return cs_err_errno(err, errno, "results: writing the table");
     }
     return CS_OK;

@@ -924,6 +924,7 @@ static cs_rc handle_results(cs_store *s, const cs_msg_results *m, cs_msg *rep, c
             .n_tasks = m->n_tasks,
             .resamples = (size_t)m->resamples,
             .seed = (uint64_t)m->seed,
+            .slim = m->slim,
     };
     cJSON *agg = NULL;
     cs_err e = {0};

@@ -510,6 +510,7 @@ typedef struct cs_store_results_req {
     size_t n_tasks;
     size_t resamples;
     uint64_t seed;
+    bool slim; /* the slim aggregate (cs_agg_opts.slim) */
 } cs_store_results_req;
 
 /* The aggregate of sweep (a reference): cs_store_agg_load, the sweep's headline metrics, then

@@ -629,6 +629,7 @@ cs_rc cs_store_results(cs_store *s, const char *sweep, const cs_store_results_re
     o.n_headline = a.n_headline;
     o.resamples = q->resamples;
     o.seed = q->seed;
+    o.slim = q->slim;
     rc = cs_agg_run(a.jobs, a.n_jobs, &o, out, err);
     cs_store_agg_fini(&a);
     return rc;

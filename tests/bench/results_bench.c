@@ -15,8 +15,9 @@
  *     against a reference) at 100 and 1,000 resamples (10,000 with --full); wall time (min and
  *     median), CPU time and peak RSS of the child (wait4's rusage).
  * (c) Where the time goes, in this process: cs_store_agg_load (without the margins), then
- *     cs_agg_run on the loaded jobs without a reference, with one and no bootstrap, and with one
- *     and 100 resamples.
+ *     cs_agg_run on the loaded jobs and the rendering as the CLI does them (the slim aggregate
+ *     and the text table; the full one and --json's line): the table without a reference, with
+ *     one and no bootstrap, and with one and 100 resamples, then --json without a reference.
  *
  * Synthetic outcomes (seeded, so the database is the same on every run): every job scores the
  * same 1,000 items per task (the eval suite's fixed-seed sample), so all jobs pair item by item.
@@ -598,8 +599,55 @@ static int time_cli(const char *label, char *const argv[], size_t runs, int time
     return ok ? 0 : 1;
 }
 
-/* (c) In process, for the breakdown: cs_store_agg_load without and with the margins, and
- * cs_agg_run on what it loaded (without and with the bootstrap), each once. */
+/* One cs_agg_run on the loaded jobs as the CLI takes it, both parts timed: the slim aggregate
+ * and the text table, or (json) the full aggregate and --json's one line, written to /dev/null;
+ * then the document freed. */
+static int agg_once(const cs_store_agg *a, const char *label, bool ref, size_t resamples, bool json)
+{
+    cs_agg_opts o;
+    cJSON *out = NULL;
+    cs_err err = {0};
+    FILE *null = fopen("/dev/null", "w");
+    int rc = 1;
+    cs_agg_opts_init(&o);
+    o.resamples = resamples;
+    o.ref_axis = ref ? "selector" : NULL;
+    o.ref_value = ref ? "{\"name\":\"random\",\"stratified\":false}" : NULL;
+    o.headline_task = a->headline_task;
+    o.headline_metric = a->headline_metric;
+    o.n_headline = a->n_headline;
+    o.slim = !json;
+    int64_t c0 = cpu_ms_self(), t0 = cs_time_mono_ms(), t1, t2, t3;
+    if (null == NULL || cs_agg_run(a->jobs, a->n_jobs, &o, &out, &err) != CS_OK) {
+        fail("cs_agg_run", &err);
+        goto done;
+    }
+    t1 = cs_time_mono_ms();
+    if (json ? cs_agg_print_json(out, null, &err) != CS_OK
+             : cs_agg_print_text(out, null, &err) != CS_OK) {
+        fail(json ? "cs_agg_print_json" : "cs_agg_print_text", &err);
+        goto done;
+    }
+    t2 = cs_time_mono_ms();
+    cJSON_Delete(out);
+    out = NULL;
+    t3 = cs_time_mono_ms();
+    printf("bench: agg_%s_%s_ms %lld ms (cpu %lld ms, all threads; cs_agg_run %lld ms on the "
+           "loaded jobs, %s %lld ms, cJSON_Delete %lld ms; VmHWM %.0f MB)\n",
+           label, json ? "json" : "text", (long long)(t3 - t0), (long long)(cpu_ms_self() - c0),
+           (long long)(t1 - t0), json ? "cs_agg_print_json" : "cs_agg_print_text",
+           (long long)(t2 - t1), (long long)(t3 - t2), proc_hwm_mb());
+    rc = 0;
+done:
+    cJSON_Delete(out);
+    if (null != NULL) {
+        fclose(null);
+    }
+    return rc;
+}
+
+/* (c) In process, for the breakdown: cs_store_agg_load without the margins, then cs_agg_run on
+ * what it loaded and its rendering, as the CLI does them (agg_once), each once. */
 static int breakdown(const char *path)
 {
     cs_store *s = NULL;
@@ -629,31 +677,14 @@ static int breakdown(const char *path)
                (long long)(cs_time_mono_ms() - t0), (long long)(cpu_ms_self() - c0), a.n_jobs,
                n_out, proc_hwm_mb());
     }
-    /* No reference (no comparison), a reference without the bootstrap (pairing and deltas
-     * only), a reference with 100 resamples (the bootstrap grows linearly with them). */
-    for (int k = 0; k < 3; k++) {
-        static const char *const label[] = {"no_reference", "reference_resamples0",
-                                            "reference_resamples100"};
-        cs_agg_opts o;
-        cJSON *out = NULL;
-        cs_agg_opts_init(&o);
-        o.resamples = k == 2 ? 100 : 0;
-        o.ref_axis = k > 0 ? "selector" : NULL;
-        o.ref_value = k > 0 ? "{\"name\":\"random\",\"stratified\":false}" : NULL;
-        o.headline_task = a.headline_task;
-        o.headline_metric = a.headline_metric;
-        o.n_headline = a.n_headline;
-        int64_t c0 = cpu_ms_self();
-        t0 = cs_time_mono_ms();
-        if (cs_agg_run(a.jobs, a.n_jobs, &o, &out, &err) != CS_OK) {
-            fail("cs_agg_run", &err);
-            goto done;
-        }
-        printf("bench: agg_run_%s_ms %lld ms (cpu %lld ms, all threads; cs_agg_run on the "
-               "loaded jobs; VmHWM %.0f MB)\n",
-               label[k], (long long)(cs_time_mono_ms() - t0), (long long)(cpu_ms_self() - c0),
-               proc_hwm_mb());
-        cJSON_Delete(out);
+    /* The text table without a reference (no comparison), with one and without the bootstrap
+     * (pairing and deltas only), with one and 100 resamples (the bootstrap grows linearly with
+     * them); then --json without a reference (last: the full document raises VmHWM). */
+    if (agg_once(&a, "no_reference", false, 0, false) != 0 ||
+        agg_once(&a, "reference_resamples0", true, 0, false) != 0 ||
+        agg_once(&a, "reference_resamples100", true, 100, false) != 0 ||
+        agg_once(&a, "no_reference", false, 0, true) != 0) {
+        goto done;
     }
     rc = 0;
 done:

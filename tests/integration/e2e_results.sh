@@ -117,6 +117,13 @@ ok $? "average accuracy, retention, delta, std_ret, min_ret, worst_drop and std_
 
 out=$(cs results e2e-results --resamples 200); rc=$?
 [ $rc = 0 ] && has "$out" "arith:acc_norm" && has "$out" "baseline"; ok $? "the text table"
+# The text table comes from the slim aggregate (RESULTS slim), calsweepd's as --db's.
+[ "$out" = "$(cs results e2e-results --db "$db" --resamples 200)" ]
+ok $? "the text table through calsweepd is the one read with --db"
+out=$(cs results e2e-results --reference selector=random --by algorithm,selector --resamples 200)
+[ $? = 0 ] && [ "$out" = "$(cs results e2e-results --db "$db" --reference selector=random \
+    --by algorithm,selector --resamples 200)" ] && has "$out" "reference selector=random"
+ok $? "... and with a reference"
 out=$(cs results e2e-results --reference selector=random --by algorithm,selector --json --resamples 200); rc=$?
 [ $rc = 0 ] && [ "$(jq '[.rows[] | select(.vs_reference != null)] | length' <<<"$out")" = 2 ]
 ok $? "--reference selector=random compares the 2 zipcal rows"

@@ -8,6 +8,7 @@
  * p-value are compared within a tolerance derived from the resample count (Monte Carlo error of a
  * percentile and of a proportion), see boot_tolerance().
  */
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -823,6 +824,304 @@ static void test_text_labels(void **state)
     cJSON_Delete(doc);
 }
 
+/* *text = cs_agg_print_text's table of an aggregate (owned, free); *len its length. */
+static void table(const cJSON *doc, char **text, size_t *len)
+{
+    FILE *f = open_memstream(text, len);
+    assert_non_null(f);
+    assert_int_equal(cs_agg_print_text(doc, f, NULL), CS_OK);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Whether every member of slim is in full with an equal value (slim is full minus members). */
+static bool is_part(const cJSON *slim, const cJSON *full)
+{
+    if (cJSON_IsArray(slim) && cJSON_IsArray(full)) {
+        const cJSON *f = full->child, *m;
+        cJSON_ArrayForEach(m, slim)
+        {
+            if (f == NULL || !is_part(m, f)) {
+                return false;
+            }
+            f = f->next;
+        }
+        return f == NULL;
+    }
+    if (cJSON_IsObject(slim) && cJSON_IsObject(full)) {
+        const cJSON *m;
+        cJSON_ArrayForEach(m, slim)
+        {
+            if (!is_part(m, cJSON_GetObjectItemCaseSensitive(full, m->string))) {
+                print_error("member %s differs\n", m->string);
+                return false;
+            }
+        }
+        return true;
+    }
+    return cJSON_Compare(slim, full, true);
+}
+
+/* The slim aggregate (opts.slim) prints the same table as the full one, on every fixture shape:
+ * with and without a reference, baseline rows, no_reference rows, flags and several tasks. */
+static void test_slim_text(void **state)
+{
+    (void)state;
+    for (int c = 0; c < 5; c++) {
+        cs_agg_opts o;
+        if (c < 2) {
+            build_demo();
+            o = c == 0 ? ref_opts("algorithm", "rtn") : ref_opts(NULL, NULL);
+            o.resamples = 200;
+        } else if (c < 4) {
+            build_pair(0.7, 0.6, 200);
+            o = c == 2 ? ref_opts("selector", "random") : ref_opts(NULL, NULL);
+            o.resamples = 100;
+        } else {
+            build_pair(0.7, 0.6, 40);
+            fx_add("failed", false, A_RTN3);
+            fx_add("pending", false, A_RND("1"));
+            o = ref_opts("selector", "random");
+            o.resamples = 100;
+        }
+        cJSON *full = run_ok(&o);
+        o.slim = true;
+        cJSON *slim = run_ok(&o);
+        char *a = NULL, *b = NULL;
+        size_t la = 0, lb = 0;
+        table(full, &a, &la);
+        table(slim, &b, &lb);
+        if (strcmp(a, b) != 0) {
+            print_error("case %d: full\n%s\nslim\n%s\n", c, a, b);
+            fail();
+        }
+        assert_true(strlen(a) > 100);
+        assert_true(is_part(slim, full));
+        /* slim leaves the jobs, the metrics' moments and vs_baseline.tasks out */
+        const cJSON *r = cJSON_GetArrayItem(at(slim, "rows"), 1);
+        assert_null(cJSON_GetObjectItemCaseSensitive(r, "jobs"));
+        assert_null(cJSON_GetObjectItemCaseSensitive(at(r, "tasks.t1"), "metrics"));
+        assert_null(cJSON_GetObjectItemCaseSensitive(at(r, "average"), "mean"));
+        assert_non_null(cJSON_GetObjectItemCaseSensitive(at(r, "tasks.t1"), "value"));
+        char *js = cJSON_PrintUnformatted(slim), *jf = cJSON_PrintUnformatted(full);
+        assert_true(strlen(js) < strlen(jf));
+        cs_free_each((void *const[]){a, b, js, jf}, 4);
+        cJSON_Delete(full);
+        cJSON_Delete(slim);
+    }
+}
+
+/* The table's numbers against printf's: a document with one row per value x, whose cells show x
+ * as "%.1f" of 100 x (accuracy), "%.3f" (perplexity, retentions) and "%+.1f" (the delta): random
+ * values of every size, values next to and on rounding ties, negative zero. */
+static void test_text_numbers(void **state)
+{
+    (void)state;
+    enum { N = 6000 };
+    static double xs[N];
+    cs_rng r;
+    cs_rng_seed(&r, 77);
+    for (size_t i = 0; i < N; i++) {
+        double u = cs_rng_uniform(&r), e = pow(10.0, (double)(i % 14) - 6.0);
+        switch (i % 4) {
+        case 0: /* random, 1e-6 .. 1e7, either sign */
+            xs[i] = (u - 0.5) * e;
+            break;
+        case 1: /* exact binary ties at 3 and (x100) 1 decimals: k / 2^j */
+            xs[i] = (double)(i % 4096) / (double)(1u << (3 + i % 9)) * (u < 0.5 ? -1 : 1);
+            break;
+        case 2: /* decimal ties, not exact in binary: (k + 0.5) / 1000 */
+            xs[i] = ((double)(i % 20000) + 0.5) / (i % 8 < 4 ? 1000.0 : 10.0);
+            break;
+        default: /* one ulp around them */
+            xs[i] = nextafter(((double)(i % 20000) + 0.5) / 1000.0, u < 0.5 ? 0.0 : 1e9);
+            break;
+        }
+    }
+    xs[3] = -0.0;
+    xs[7] = -0.0004;
+    xs[11] = 1e9 + 0.25;
+    cJSON *doc = cJSON_Parse("{\"by\":[],\"tasks\":[{\"name\":\"a\",\"headline\":\"acc\","
+                             "\"kind\":\"accuracy\"},{\"name\":\"p\",\"headline\":\"ppl\","
+                             "\"kind\":\"perplexity\"}],\"rows\":[]}");
+    cJSON *rows = cJSON_GetObjectItemCaseSensitive(doc, "rows");
+    for (size_t i = 0; i < N; i++) {
+        char row[512];
+        double x = xs[i];
+        snprintf(row, sizeof(row),
+                 "{\"n_seeds\":1,\"tasks\":{\"a\":{\"value\":%.17g},\"p\":{\"value\":%.17g}},"
+                 "\"vs_baseline\":{\"average\":{\"delta\":%.17g},\"balance\":{\"std_ret\":%.17g,"
+                 "\"worst_drop\":%.17g,\"min_ret\":%.17g}},\"flags\":[]}",
+                 x, x, x, x, x, x);
+        cJSON *o = cJSON_Parse(row); /* %.17g reads back as x, -0 included */
+        assert_non_null(o);
+        assert_true(memcmp(&at(o, "tasks.a.value")->valuedouble, &x, sizeof(x)) == 0);
+        cJSON_AddItemToArray(rows, o);
+    }
+    char *text = NULL;
+    size_t len = 0;
+    table(doc, &text, &len);
+    char *p = strchr(text, '\n') + 1; /* after the header */
+    for (size_t i = 0; i < N; i++) {
+        double x = xs[i];
+        char want[6][64], got[11][64];
+        snprintf(want[0], 64, "%.1f", 100.0 * x);
+        snprintf(want[1], 64, "%.3f", x);
+        snprintf(want[2], 64, "%+.1f", 100.0 * x);
+        snprintf(want[3], 64, "%.3f", x);
+        snprintf(want[4], 64, "%.1f", 100.0 * x);
+        snprintf(want[5], 64, "%.3f", x);
+        /* label, seeds, a, p, avg, d_base, std_ret, worst_drop, min_ret, d_ref, flags */
+        assert_int_equal(sscanf(p, "%63s %63s %63s %63s %63s %63s %63s %63s %63s %63s %63s", got[0],
+                                got[1], got[2], got[3], got[4], got[5], got[6], got[7], got[8],
+                                got[9], got[10]),
+                         11);
+        const int col[6] = {2, 3, 5, 6, 7, 8};
+        for (size_t k = 0; k < 6; k++) {
+            if (strcmp(got[col[k]], want[k]) != 0) {
+                print_error("x %.17g: cell %d [%s], printf [%s]\n", x, col[k], got[col[k]],
+                            want[k]);
+                fail();
+            }
+        }
+        assert_string_equal(got[1], "1");
+        p = strchr(p, '\n') + 1;
+    }
+    free(text);
+    cJSON_Delete(doc);
+}
+
+/* cs_agg_print_json's text of doc must be cJSON_PrintUnformatted's and a newline. */
+static void same_as_cjson(const cJSON *doc)
+{
+    char *text = NULL, *want = cJSON_PrintUnformatted(doc);
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    assert_non_null(want);
+    assert_int_equal(cs_agg_print_json(doc, f, NULL), CS_OK);
+    assert_int_equal(fclose(f), 0);
+    if (len != strlen(want) + 1 || memcmp(text, want, len - 1) != 0 || text[len - 1] != '\n') {
+        size_t i = 0;
+        while (text[i] == want[i]) {
+            i++;
+        }
+        print_error("differs at %zu: [%.60s] cJSON [%.60s]\n", i, text + i, want + i);
+        fail();
+    }
+    cs_free_each((void *const[]){text, want}, 2);
+}
+
+/* --json's writer against cJSON's printer: the fixtures' aggregates, full and slim, and a
+ * document of numbers of every kind (integers, ints past INT_MAX, values that need 17 digits,
+ * tiny, huge, -0, NaN) and strings with every escape. */
+static void test_print_json(void **state)
+{
+    (void)state;
+    for (int c = 0; c < 4; c++) {
+        cs_agg_opts o;
+        if (c < 2) {
+            build_demo();
+            o = ref_opts("algorithm", "rtn");
+        } else {
+            build_pair(0.7, 0.6, 200);
+            o = ref_opts(NULL, NULL);
+        }
+        o.resamples = 100;
+        o.slim = c % 2 == 1;
+        cJSON *doc = run_ok(&o);
+        same_as_cjson(doc);
+        cJSON_Delete(doc);
+    }
+    cJSON *doc = cJSON_CreateObject(), *nums = cJSON_CreateArray();
+    cs_rng r;
+    cs_rng_seed(&r, 5);
+    for (int i = 0; i < 20000; i++) {
+        double u = cs_rng_uniform(&r), x;
+        switch (i % 5) {
+        case 0:
+            x = floor((u - 0.5) * 1e6);
+            break;
+        case 1:
+            x = (u - 0.5) * pow(10.0, (double)(i % 40) - 20.0);
+            break;
+        case 2:
+            x = floor(u * 1e15) / 1e3;
+            break;
+        case 3:
+            x = ldexp(u, i % 2000 - 1000);
+            break;
+        default:
+            x = (double)(i % 1000) / 1000.0 + 1.0 / 3.0;
+            break;
+        }
+        cJSON_AddItemToArray(nums, cJSON_CreateNumber(x));
+    }
+    const double special[] = {0.0,
+                              -0.0,
+                              1.0,
+                              -1.0,
+                              2147483647.0,
+                              2147483648.0,
+                              -2147483648.0,
+                              -2147483649.0,
+                              1e300,
+                              -1e-300,
+                              5e-324,
+                              DBL_MAX,
+                              0.1,
+                              1.0 / 3.0,
+                              NAN,
+                              INFINITY,
+                              9007199254740993.0};
+    for (size_t i = 0; i < sizeof(special) / sizeof(*special); i++) {
+        cJSON_AddItemToArray(nums, cJSON_CreateNumber(special[i]));
+    }
+    cJSON_AddItemToObject(doc, "nums", nums);
+    cJSON_AddItemToObject(doc, "s\"k\\",
+                          cJSON_CreateString("q\" b\\ \b\f\n\r\t \x01\x1f\x7f \xc3\xa9 / end"));
+    cJSON_AddItemToObject(doc, "e", cJSON_CreateString(""));
+    cJSON_AddItemToObject(doc, "o", cJSON_CreateObject());
+    cJSON_AddItemToObject(doc, "a", cJSON_CreateArray());
+    cJSON_AddItemToObject(doc, "raw", cJSON_CreateRaw("{\"x\":1}"));
+    cJSON_AddItemToObject(doc, "t", cJSON_CreateTrue());
+    cJSON_AddItemToObject(doc, "n", cJSON_CreateNull());
+    same_as_cjson(doc);
+    cJSON_Delete(doc);
+    /* jobs.seeds: each seed as cJSON_Parse reads its canonical text */
+    static const char *const seeds[] = {
+            "0",     "7",     "-3",  "-12", "1.5", "123456789012345", "1234567890123456789",
+            "\"s\"", "[1,2]", "null"};
+    n_fx = 0;
+    for (size_t i = 0; i < sizeof(seeds) / sizeof(*seeds); i++) {
+        static char axes[10][128];
+        snprintf(axes[i], sizeof(axes[i]), "{\"selector\":\"random\",\"seed\":%s}", seeds[i]);
+        fx_add("done", false, axes[i]);
+    }
+    doc = run_ok(NULL);
+    const cJSON *got = at(cJSON_GetArrayItem(at(doc, "rows"), 0), "jobs.seeds");
+    assert_int_equal(cJSON_GetArraySize(got), 10);
+    for (size_t i = 0; i < sizeof(seeds) / sizeof(*seeds); i++) {
+        cJSON *want = cJSON_Parse(seeds[i]);
+        const cJSON *g = cJSON_GetArrayItem(got, (int)i);
+        char *pg = cJSON_PrintUnformatted(g), *pw = cJSON_PrintUnformatted(want);
+        assert_string_equal(pg, pw);
+        assert_true(g->valueint == want->valueint && g->type == want->type);
+        cs_free_each((void *const[]){pg, pw}, 2);
+        cJSON_Delete(want);
+    }
+    cJSON_Delete(doc);
+    /* what cJSON refuses to print, refused */
+    cJSON bad = {0};
+    bad.type = cJSON_Raw;
+    cs_err err = {0};
+    FILE *f = fopen("/dev/null", "w");
+    assert_non_null(f);
+    assert_int_equal(cs_agg_print_json(&bad, f, &err), CS_EINVAL);
+    assert_non_null(strstr(err.msg, "raw without text"));
+    assert_int_equal(cs_agg_print_json(NULL, f, NULL), CS_EINVAL);
+    fclose(f);
+}
+
 /* The sampler against exact probabilities: with one pair of jobs, the resampled difference is
  * D / n with (n-, n0, n+) ~ multinomial(n; observed frequencies) and D = n+ - n-. The test sums
  * the trinomial probabilities (log space) for P(D <= 0) and P(D >= 0), and compares the
@@ -975,12 +1274,21 @@ static void test_sampler_paths(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_aggregates),          cmocka_unit_test(test_holm),
-            cmocka_unit_test(test_bootstrap_vs_naive),  cmocka_unit_test(test_bootstrap_seeds),
-            cmocka_unit_test(test_identical_and_large), cmocka_unit_test(test_flags),
-            cmocka_unit_test(test_bad_input),           cmocka_unit_test(test_demo_reference),
-            cmocka_unit_test(test_text_labels),         cmocka_unit_test(test_sampler_exact),
-            cmocka_unit_test(test_sampler_paths),       cmocka_unit_test(test_empty),
+            cmocka_unit_test(test_aggregates),
+            cmocka_unit_test(test_holm),
+            cmocka_unit_test(test_bootstrap_vs_naive),
+            cmocka_unit_test(test_bootstrap_seeds),
+            cmocka_unit_test(test_identical_and_large),
+            cmocka_unit_test(test_flags),
+            cmocka_unit_test(test_bad_input),
+            cmocka_unit_test(test_demo_reference),
+            cmocka_unit_test(test_text_labels),
+            cmocka_unit_test(test_slim_text),
+            cmocka_unit_test(test_text_numbers),
+            cmocka_unit_test(test_print_json),
+            cmocka_unit_test(test_sampler_exact),
+            cmocka_unit_test(test_sampler_paths),
+            cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -243,6 +243,7 @@ static void fill_results(cs_msg *m)
     m->results.n_tasks = 2;
     m->results.resamples = 10000;
     m->results.seed = 7;
+    m->results.slim = true;
 }
 static void fill_results_min(cs_msg *m)
 {
