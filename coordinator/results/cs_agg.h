@@ -58,7 +58,12 @@ typedef struct cs_agg_job {
     int64_t job_id;
     const char *state; /* "pending", "leased", "running", "done", "failed", "lost", "cancelled" */
     bool baseline;     /* the automatic baseline job (algorithm none) of its model and eval */
-    const char *axes;  /* canonical JSON object of the cell's axis values */
+    const char *axes;  /* canonical JSON object of the cell's axis values (with members NULL) */
+    /* Optional, instead of axes: the axes object's members in its order, each the canonical text
+     * '"name":value' (as the store's fragment table holds it). Jobs that share a member should
+     * share the pointer (the aggregator parses each distinct pointer once). NULL: axes is read. */
+    const char *const *members;
+    size_t n_members;
     const char *model, *eval; /* model and eval-suite names (baseline matching, M5) */
     int result_version;       /* 0 no result, 1 no items, 2 with items */
     const cs_agg_metric *metrics;
