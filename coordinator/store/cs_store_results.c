@@ -15,6 +15,13 @@
 #include "cs_store.h"
 #include "cs_store_int.h"
 
+/* One fragment (an axes member) of the sweep's jobs. */
+typedef struct agg_frag {
+    int64_t id;
+    const char *text;         /* interned: '"name":value' */
+    const char *model, *eval; /* interned: the value of a "model" or "eval" member, else NULL */
+} agg_frag;
+
 struct cs_store_agg_mem {
     char **slot; /* the interned strings: an open-addressing set */
     size_t cap, n_slot;
@@ -23,7 +30,12 @@ struct cs_store_agg_mem {
     cs_agg_outcome *outcomes;
     size_t n_outcomes, cap_outcomes;
     size_t *metric_job, *outcome_job; /* index into jobs of each metric and outcome */
-    char **axes;                      /* per job, owned */
+    char **axes;                      /* per job, owned: axes_raw, else NULL */
+    size_t *moff;                     /* per job: its first member in members (SIZE_MAX: none) */
+    const char **members;             /* the jobs' axes members (fragment texts, interned) */
+    size_t n_members, cap_members;
+    agg_frag *frag; /* the fragments read, by id through fslot (open addressing) */
+    size_t n_frag, *fslot, fcap;
 };
 
 static uint64_t str_hash(const char *s)
@@ -107,6 +119,10 @@ void cs_store_agg_fini(cs_store_agg *a)
         free(m->metric_job);
         free(m->outcome_job);
         free(m->axes);
+        free(m->moff);
+        free(m->members);
+        free(m->frag);
+        free(m->fslot);
         free(m);
     }
     free(a->jobs);
@@ -133,11 +149,10 @@ static const char *agg_state(const char *state)
     return strcmp(state, "lost") == 0 ? "lost" : "cancelled";
 }
 
-/* The axes' value of name as an interned string: a string as is, anything else as JSON. */
-static const char *axis_name(struct cs_store_agg_mem *m, const cJSON *axes, const char *name,
-                             bool *oom)
+/* The model or eval value of an axes object as an interned string: a string as is, anything else
+ * as JSON. */
+static const char *axis_value(struct cs_store_agg_mem *m, const cJSON *v, bool *oom)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(axes, name);
     const char *r;
     if (cJSON_IsString(v)) {
         r = intern(m, v->valuestring);
@@ -154,53 +169,208 @@ static const char *axis_name(struct cs_store_agg_mem *m, const cJSON *axes, cons
     return r;
 }
 
+/* The axes' value of name (axis_value). */
+static const char *axis_name(struct cs_store_agg_mem *m, const cJSON *axes, const char *name,
+                             bool *oom)
+{
+    return axis_value(m, cJSON_GetObjectItemCaseSensitive(axes, name), oom);
+}
+
+/* Fragment id from the cache, else read (its text interned, and parsed once for a "model" or
+ * "eval" member's value). *f NULL with CS_OK when out of memory (*oom). */
+static cs_rc frag_get(cs_store *s, struct cs_store_agg_mem *m, int64_t id, int64_t job_id,
+                      const agg_frag **f, bool *oom, cs_err *err)
+{
+    if (2 * (m->n_frag + 1) > m->fcap) {
+        size_t nc = m->fcap ? 2 * m->fcap : 256;
+        size_t *slot = cs_alloc_array(nc, sizeof(*slot));
+        agg_frag *fr = slot ? cs_realloc_array(m->frag, nc / 2, sizeof(*fr)) : NULL;
+        if (!fr) {
+            free(slot);
+            *oom = true;
+            *f = NULL;
+            return CS_OK;
+        }
+        m->frag = fr;
+        for (size_t i = 0; i < nc; i++) {
+            slot[i] = SIZE_MAX;
+        }
+        for (size_t i = 0; i < m->n_frag; i++) {
+            size_t k = (size_t)((uint64_t)m->frag[i].id * 0x9e3779b97f4a7c15ull >> 20) & (nc - 1);
+            while (slot[k] != SIZE_MAX) {
+                k = (k + 1) & (nc - 1);
+            }
+            slot[k] = i;
+        }
+        free(m->fslot);
+        m->fslot = slot;
+        m->fcap = nc;
+    }
+    size_t k = (size_t)((uint64_t)id * 0x9e3779b97f4a7c15ull >> 20) & (m->fcap - 1);
+    while (m->fslot[k] != SIZE_MAX && m->frag[m->fslot[k]].id != id) {
+        k = (k + 1) & (m->fcap - 1);
+    }
+    if (m->fslot[k] != SIZE_MAX) {
+        *f = &m->frag[m->fslot[k]];
+        return CS_OK;
+    }
+    sqlite3_stmt *st = NULL;
+    cs_rc rc = st_stmt(s, S_AGG_FRAGMENT, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    int src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        rc = src == SQLITE_DONE ? cs_err_set(err, CS_EDB, 0,
+                                             "store: results: job %lld: axes fragment %lld is "
+                                             "missing",
+                                             (long long)job_id, (long long)id)
+                                : st_err(s->db, src, "read fragments", err);
+        st_rel(st);
+        return rc;
+    }
+    agg_frag *x = &m->frag[m->n_frag];
+    memset(x, 0, sizeof(*x));
+    x->id = id;
+    x->text = col_intern(m, st, 0, oom);
+    st_rel(st);
+    size_t len = x->text ? strlen(x->text) + 3 : 0;
+    char *obj = len ? malloc(len) : NULL;
+    if (obj) {
+        snprintf(obj, len, "{%s}", x->text);
+        cJSON *o = cJSON_Parse(obj);
+        const cJSON *c = cJSON_IsObject(o) ? o->child : NULL;
+        if (c && strcmp(c->string, "model") == 0) {
+            x->model = axis_value(m, c, oom);
+        } else if (c && strcmp(c->string, "eval") == 0) {
+            x->eval = axis_value(m, c, oom);
+        }
+        cJSON_Delete(o);
+    }
+    *oom = *oom || !obj;
+    free(obj);
+    m->fslot[k] = m->n_frag++;
+    *f = x;
+    return CS_OK;
+}
+
+/* Appends a job's axes members (the fragments of its axs list) to m->members, and sets its model
+ * and eval from them. CS_EDB for a list that is not a JSON array of ids. */
+static cs_rc job_frags(cs_store *s, struct cs_store_agg_mem *m, cs_agg_job *j, const char *axs,
+                       bool *oom, cs_err *err)
+{
+    const char *p = axs ? axs + strspn(axs, " \t\r\n") : "";
+    bool ok = *p == '[';
+    p = ok ? p + 1 + strspn(p + 1, " \t\r\n") : p;
+    bool more = ok && *p != ']';
+    while (more && !*oom) {
+        char *end;
+        const agg_frag *f = NULL;
+        ok = *p >= '0' && *p <= '9';
+        if (!ok) {
+            break;
+        }
+        cs_rc rc = frag_get(s, m, strtoll(p, &end, 10), j->job_id, &f, oom, err);
+        if (rc != CS_OK || !f) {
+            return rc; /* !f: out of memory */
+        }
+        if (m->n_members == m->cap_members) {
+            size_t nc = m->cap_members ? 2 * m->cap_members : 1024;
+            const char **mb = cs_realloc_array(m->members, nc, sizeof(*mb));
+            if (!mb) {
+                *oom = true;
+                return CS_OK;
+            }
+            m->members = mb;
+            m->cap_members = nc;
+        }
+        m->members[m->n_members++] = f->text;
+        j->n_members++;
+        j->model = !j->model && f->model ? f->model : j->model;
+        j->eval = !j->eval && f->eval ? f->eval : j->eval;
+        p = end + strspn(end, " \t\r\n");
+        ok = *p == ']' || *p == ',';
+        more = *p == ',';
+        p = more ? p + 1 + strspn(p + 1, " \t\r\n") : p;
+    }
+    if (!ok) {
+        return cs_err_set(err, CS_EDB, 0,
+                          "store: results: job %lld: axes list %.40s is not an "
+                          "array of fragment ids",
+                          (long long)j->job_id, axs ? axs : "(null)");
+    }
+    j->model = j->model ? j->model : intern(m, "");
+    j->eval = j->eval ? j->eval : intern(m, "");
+    *oom = *oom || !j->model || !j->eval;
+    return CS_OK;
+}
+
+/* One job row into j: its axes as fragment members, or axes_raw's text when set. */
+static cs_rc job_row(cs_store *s, struct cs_store_agg_mem *m, sqlite3_stmt *st, cs_agg_job *j,
+                     size_t i, bool *oom, cs_err *err)
+{
+    memset(j, 0, sizeof(*j));
+    j->job_id = sqlite3_column_int64(st, 0);
+    j->state = agg_state((const char *)sqlite3_column_text(st, 1));
+    j->baseline = sqlite3_column_int(st, 2) != 0;
+    j->result_version = sqlite3_column_int(st, 5);
+    m->axes[i] = NULL;
+    m->moff[i] = SIZE_MAX;
+    if (sqlite3_column_type(st, 4) != SQLITE_NULL) {
+        m->axes[i] = st_dup_col(st, 4, oom);
+        j->axes = m->axes[i] ? m->axes[i] : "{}";
+        cJSON *ax = cJSON_Parse(j->axes);
+        j->model = axis_name(m, ax, "model", oom);
+        j->eval = axis_name(m, ax, "eval", oom);
+        cJSON_Delete(ax);
+        return CS_OK;
+    }
+    m->moff[i] = m->n_members;
+    return job_frags(s, m, j, (const char *)sqlite3_column_text(st, 3), oom, err);
+}
+
 static cs_rc load_jobs(cs_store *s, int64_t sweep_id, cs_store_agg *a, cs_err *err)
 {
     struct cs_store_agg_mem *m = a->mem;
     sqlite3_stmt *st = NULL;
     size_t cap = 0;
     bool oom = false;
-    int src;
+    int src = SQLITE_DONE;
     cs_rc rc = st_query(s, S_AGG_JOBS, &st, err);
     if (rc != CS_OK) {
         return rc;
     }
     sqlite3_bind_int64(st, 1, sweep_id);
-    while (!oom && (src = sqlite3_step(st)) == SQLITE_ROW) {
+    while (rc == CS_OK && !oom && (src = sqlite3_step(st)) == SQLITE_ROW) {
         if (a->n_jobs == cap) {
             size_t nc = cap ? cap * 2 : 256;
             cs_agg_job *j = cs_realloc_array(a->jobs, nc, sizeof(*j));
             char **ax = j ? cs_realloc_array(m->axes, nc, sizeof(*ax)) : NULL;
-            if (j) {
-                a->jobs = j;
-            }
-            if (!ax) {
+            size_t *mo = ax ? cs_realloc_array(m->moff, nc, sizeof(*mo)) : NULL;
+            a->jobs = j ? j : a->jobs;
+            m->axes = ax ? ax : m->axes;
+            if (!mo) {
                 oom = true;
                 break;
             }
-            m->axes = ax;
+            m->moff = mo;
             cap = nc;
         }
-        cs_agg_job *j = &a->jobs[a->n_jobs];
-        memset(j, 0, sizeof(*j));
-        m->axes[a->n_jobs] = st_dup_col(st, 3, &oom);
+        rc = job_row(s, m, st, &a->jobs[a->n_jobs], a->n_jobs, &oom, err);
         a->n_jobs++;
-        j->job_id = sqlite3_column_int64(st, 0);
-        j->state = agg_state((const char *)sqlite3_column_text(st, 1));
-        j->baseline = sqlite3_column_int(st, 2) != 0;
-        j->axes = m->axes[a->n_jobs - 1] ? m->axes[a->n_jobs - 1] : "{}";
-        j->result_version = sqlite3_column_int(st, 4);
-        cJSON *ax = cJSON_Parse(j->axes);
-        j->model = axis_name(m, ax, "model", &oom);
-        j->eval = axis_name(m, ax, "eval", &oom);
-        cJSON_Delete(ax);
     }
-    if (oom) {
+    if (rc == CS_OK && oom) {
         rc = cs_err_set(err, CS_ENOMEM, 0, "store: results: out of memory");
-    } else if (src != SQLITE_DONE) {
+    } else if (rc == CS_OK && src != SQLITE_DONE) {
         rc = st_err(s->db, src, "read jobs", err);
     }
     st_rel(st);
+    for (size_t i = 0; rc == CS_OK && i < a->n_jobs; i++) {
+        if (m->moff[i] != SIZE_MAX && m->members) { /* the array has stopped moving */
+            a->jobs[i].members = m->members + m->moff[i];
+        }
+    }
     return rc;
 }
 
