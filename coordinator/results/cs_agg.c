@@ -477,6 +477,27 @@ static cs_rc collect_tasks(ag *a)
     return CS_OK;
 }
 
+const char *cs_agg_headline(const cs_agg_opts *o, const char *task, bool has_acc,
+                            bool has_exact_match)
+{
+    if (o->metric != NULL) {
+        return o->metric;
+    }
+    const char *h = NULL;
+    for (size_t i = 0; i < o->n_headline; i++) {
+        if (strcmp(o->headline_task[i], task) == 0) {
+            h = o->headline_metric[i]; /* the last entry for task wins */
+        }
+    }
+    if (h != NULL) {
+        return h;
+    }
+    if (strncmp(task, "ppl:", 4) == 0) {
+        return "ppl";
+    }
+    return !has_acc && has_exact_match ? "exact_match" : "acc";
+}
+
 /* The headline metric of each task: --metric, the sweep's choice, else acc (exact_match for a
  * task that has no acc, ppl for perplexity). --metric must be a metric of some task. */
 static cs_rc choose_headlines(ag *a)
@@ -489,17 +510,9 @@ static cs_rc choose_headlines(ag *a)
             known = known || set_find(k->metrics, k->n_metrics, a->o.metric) != AG_NONE;
             continue;
         }
-        k->headline = NULL;
-        for (size_t i = 0; i < a->o.n_headline; i++) {
-            if (strcmp(a->o.headline_task[i], k->name) == 0) {
-                k->headline = a->o.headline_metric[i];
-            }
-        }
-        if (k->headline == NULL) {
-            bool has_acc = set_find(k->metrics, k->n_metrics, "acc") != AG_NONE;
-            bool has_em = set_find(k->metrics, k->n_metrics, "exact_match") != AG_NONE;
-            k->headline = k->ppl ? "ppl" : (!has_acc && has_em ? "exact_match" : "acc");
-        }
+        k->headline = cs_agg_headline(&a->o, k->name,
+                                      set_find(k->metrics, k->n_metrics, "acc") != AG_NONE,
+                                      set_find(k->metrics, k->n_metrics, "exact_match") != AG_NONE);
     }
     if (!known) {
         char **all = NULL;

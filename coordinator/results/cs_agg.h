@@ -102,6 +102,14 @@ void cs_agg_opts_init(cs_agg_opts *o);
  * A sweep with no jobs gives an aggregate with no rows. */
 cs_rc cs_agg_run(const cs_agg_job *jobs, size_t n, const cs_agg_opts *o, cJSON **out, cs_err *err);
 
+/* The headline metric of task as cs_agg_run chooses it: o->metric when set; else the headline
+ * table's (o->headline_task/metric); else "ppl" for a perplexity task ("ppl:NAME"),
+ * "exact_match" for a task whose results have exact_match but no acc, and "acc" otherwise.
+ * has_acc, has_exact_match: whether some job's metrics of the task have them. The string is o's
+ * or a literal. The comparisons read the per-item outcomes of these metrics only. */
+const char *cs_agg_headline(const cs_agg_opts *o, const char *task, bool has_acc,
+                            bool has_exact_match);
+
 /* Renders an aggregate of cs_agg_run as an aligned text table (rows = groups, columns = tasks,
  * average, balance, delta with CI and the Holm significance mark *, **, ***, and the row's
  * flags), after a line naming the reference. CS_EINVAL for a document that is not an aggregate;

@@ -495,6 +495,11 @@ typedef struct cs_store_agg {
  * read-only handles. *out is zeroed on error. */
 cs_rc cs_store_agg_load(cs_store *s, int64_t sweep_id, bool with_margin, cs_store_agg *out,
                         cs_err *err);
+/* As cs_store_agg_load, with only the outcomes that cs_agg_run's comparisons read: those of each
+ * task's headline metric (cs_agg_headline: metric when not NULL, else the sweep's headline or
+ * the default), a third of them on a sweep with acc, acc_norm and acc_bytes. */
+cs_rc cs_store_agg_load_headlines(cs_store *s, int64_t sweep_id, const char *metric,
+                                  cs_store_agg *out, cs_err *err);
 void cs_store_agg_fini(cs_store_agg *a); /* NULL-safe; leaves a zeroed */
 
 /* A sweep reference, its name or decimal id: CS_ENOENT naming it and the live sweeps' names. */

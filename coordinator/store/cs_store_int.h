@@ -224,7 +224,14 @@
     X(AGG_OUTCOMES, "SELECT j.id, o.task, o.metric, o.sample, o.n, o.data FROM job_row j"          \
                     " JOIN item_outcome o ON o.result_id = j.result_id WHERE j.sweep_id = ?1"      \
                     " AND j.state IN ('cached', 'done') AND (?2 OR o.metric <> 'margin')"          \
-                    " ORDER BY j.state, j.priority DESC, j.id")
+                    " ORDER BY j.state, j.priority DESC, j.id")                                    \
+    /* ?2: {"TASK":"METRIC",...}: one primary-key lookup per job and task (CROSS JOIN: in this     \
+     * order, so the rows come in index job_claim's order, without a sort). */                     \
+    X(AGG_OUTCOMES_OF, "SELECT j.id, o.task, o.metric, o.sample, o.n, o.data FROM job_row j"       \
+                       " CROSS JOIN json_each(?2) h CROSS JOIN item_outcome o"                     \
+                       " ON o.result_id = j.result_id AND o.task = h.key AND o.metric = h.value"   \
+                       " WHERE j.sweep_id = ?1 AND j.state IN ('cached', 'done')"                  \
+                       " ORDER BY j.state, j.priority DESC, j.id")
 
 enum {
 #define STMT_ENUM(name, sql) S_##name,

@@ -494,18 +494,66 @@ static cs_rc outcome_row(struct cs_store_agg_mem *m, sqlite3_stmt *st, cs_agg_ou
                                 : cs_err_set(err, CS_ENOMEM, 0, "store: results: out of memory");
 }
 
-static cs_rc load_outcomes(cs_store *s, int64_t sweep_id, bool with_margin, cs_store_agg *a,
-                           cs_err *err)
+/* The outcomes the comparisons read, as S_AGG_OUTCOMES_OF takes them: {"TASK":"METRIC",...}, the
+ * headline metric of each task of the loaded metrics and of the headline table, as cs_agg_run
+ * chooses it (cs_agg_headline). Owned; NULL when out of memory. */
+static char *headline_filter(const cs_store_agg *a, const char *metric)
+{
+    struct cs_store_agg_mem *m = a->mem;
+    const char *acc = intern(m, "acc"), *em = intern(m, "exact_match");
+    size_t n = 0, last = 0, cap = m->n_metrics + a->n_headline;
+    struct {
+        const char *task;
+        bool acc, em;
+    } *t = cs_calloc_array(cap ? cap : 1, sizeof(*t));
+    cJSON *f = t && acc && em ? cJSON_CreateObject() : NULL;
+    for (size_t i = 0; f && i < cap; i++) { /* task names are interned: compared by address */
+        const char *task =
+                i < m->n_metrics ? m->metrics[i].task : a->headline_task[i - m->n_metrics];
+        if (n == 0 || t[last].task != task) {
+            for (last = 0; last < n && t[last].task != task; last++) {
+            }
+            n += last == n;
+            t[last].task = task;
+        }
+        t[last].acc = t[last].acc || (i < m->n_metrics && m->metrics[i].metric == acc);
+        t[last].em = t[last].em || (i < m->n_metrics && m->metrics[i].metric == em);
+    }
+    cs_agg_opts o;
+    cs_agg_opts_init(&o);
+    o.metric = metric;
+    o.headline_task = a->headline_task;
+    o.headline_metric = a->headline_metric;
+    o.n_headline = a->n_headline;
+    bool ok = f != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        ok = cJSON_AddStringToObject(f, t[i].task,
+                                     cs_agg_headline(&o, t[i].task, t[i].acc, t[i].em)) != NULL;
+    }
+    char *text = ok ? cJSON_PrintUnformatted(f) : NULL;
+    cJSON_Delete(f);
+    free(t);
+    return text;
+}
+
+/* The outcomes of the done and cached jobs: filter NULL: all (the margins with with_margin),
+ * else those it names (headline_filter). */
+static cs_rc load_outcomes(cs_store *s, int64_t sweep_id, bool with_margin, const char *filter,
+                           cs_store_agg *a, cs_err *err)
 {
     struct cs_store_agg_mem *m = a->mem;
     sqlite3_stmt *st = NULL;
     int src = SQLITE_DONE;
-    cs_rc rc = st_query(s, S_AGG_OUTCOMES, &st, err);
+    cs_rc rc = st_query(s, filter ? S_AGG_OUTCOMES_OF : S_AGG_OUTCOMES, &st, err);
     if (rc != CS_OK) {
         return rc;
     }
     sqlite3_bind_int64(st, 1, sweep_id);
-    sqlite3_bind_int(st, 2, with_margin ? 1 : 0);
+    if (filter) {
+        st_bind_text(st, 2, filter);
+    } else {
+        sqlite3_bind_int(st, 2, with_margin ? 1 : 0);
+    }
     while (rc == CS_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
         size_t k = job_index(a, sqlite3_column_int64(st, 0));
         if (k == SIZE_MAX) {
@@ -603,9 +651,11 @@ static cs_rc load_headlines(cs_store *s, int64_t sweep_id, cs_store_agg *a, cs_e
 }
 
 /* cs_store_agg_load; outcomes 0: none (no comparison will read them), 1: all but the margins,
- * 2: all. */
-static cs_rc agg_load(cs_store *s, int64_t sweep_id, int outcomes, cs_store_agg *out, cs_err *err)
+ * 2: all, 3: those of the headline metrics (metric: --metric, or NULL). */
+static cs_rc agg_load(cs_store *s, int64_t sweep_id, int outcomes, const char *metric,
+                      cs_store_agg *out, cs_err *err)
 {
+    char *filter = NULL;
     cs_rc rc;
     memset(out, 0, sizeof(*out));
     out->mem = calloc(1, sizeof(*out->mem));
@@ -619,9 +669,14 @@ static cs_rc agg_load(cs_store *s, int64_t sweep_id, int outcomes, cs_store_agg 
     if (rc == CS_OK) {
         rc = load_metrics(s, sweep_id, out, err);
     }
-    if (rc == CS_OK && outcomes > 0) {
-        rc = load_outcomes(s, sweep_id, outcomes > 1, out, err);
+    if (rc == CS_OK && outcomes == 3) {
+        filter = headline_filter(out, metric);
+        rc = filter ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "store: results: out of memory");
     }
+    if (rc == CS_OK && outcomes > 0) {
+        rc = load_outcomes(s, sweep_id, outcomes == 2, filter, out, err);
+    }
+    free(filter);
     if (rc != CS_OK) {
         cs_store_agg_fini(out);
         return rc;
@@ -633,7 +688,13 @@ static cs_rc agg_load(cs_store *s, int64_t sweep_id, int outcomes, cs_store_agg 
 cs_rc cs_store_agg_load(cs_store *s, int64_t sweep_id, bool with_margin, cs_store_agg *out,
                         cs_err *err)
 {
-    return agg_load(s, sweep_id, with_margin ? 2 : 1, out, err);
+    return agg_load(s, sweep_id, with_margin ? 2 : 1, NULL, out, err);
+}
+
+cs_rc cs_store_agg_load_headlines(cs_store *s, int64_t sweep_id, const char *metric,
+                                  cs_store_agg *out, cs_err *err)
+{
+    return agg_load(s, sweep_id, 3, metric, out, err);
 }
 
 void cs_store_outcomes_fini(cs_store_outcomes *o)
@@ -783,8 +844,9 @@ cs_rc cs_store_results(cs_store *s, const char *sweep, const cs_store_results_re
     rc = cs_store_sweep_resolve(s, sweep, &id, err);
     if (rc == CS_OK) {
         /* Only the comparisons with a reference row read per-item outcomes (pairing and the
-         * bootstrap): without one, the 1.5M bitset rows of a 100,000-job sweep stay unread. */
-        rc = agg_load(s, id, q->reference != NULL ? 1 : 0, &a, err);
+         * bootstrap), and only those of the headline metrics: without one, the 1.5M bitset rows
+         * of a 100,000-job sweep stay unread, with one a third of them are read. */
+        rc = agg_load(s, id, q->reference != NULL ? 3 : 0, q->metric, &a, err);
     }
     if (rc != CS_OK) {
         return rc;

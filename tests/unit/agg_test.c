@@ -1019,6 +1019,27 @@ static void test_bad_member(void **state)
     }
 }
 
+/* The headline rule that cs_agg_run applies and the store's outcome filter shares. */
+static void test_headline(void **state)
+{
+    (void)state;
+    cs_agg_opts o;
+    cs_agg_opts_init(&o);
+    const char *ht[] = {"t1", "t2", "t1"}, *hm[] = {"acc_norm", "margin", "acc_bytes"};
+    o.headline_task = ht;
+    o.headline_metric = hm;
+    o.n_headline = 3;
+    assert_string_equal(cs_agg_headline(&o, "t1", true, false), "acc_bytes"); /* the last */
+    assert_string_equal(cs_agg_headline(&o, "t2", true, true), "margin");
+    assert_string_equal(cs_agg_headline(&o, "t3", true, true), "acc");
+    assert_string_equal(cs_agg_headline(&o, "t3", false, true), "exact_match");
+    assert_string_equal(cs_agg_headline(&o, "t3", false, false), "acc");
+    assert_string_equal(cs_agg_headline(&o, "ppl:w", false, true), "ppl");
+    o.metric = "acc_norm";
+    assert_string_equal(cs_agg_headline(&o, "t2", true, true), "acc_norm");
+    assert_string_equal(cs_agg_headline(&o, "ppl:w", false, false), "acc_norm");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1035,6 +1056,7 @@ int main(void)
             cmocka_unit_test(test_empty),
             cmocka_unit_test(test_members),
             cmocka_unit_test(test_bad_member),
+            cmocka_unit_test(test_headline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,7 @@
  * with a result (raw bytes, the (task, metric) pairs checked before anything is written), a cached
  * job reading the outcomes of the result it reuses, and cs_store_agg_load: states, metrics,
  * outcomes (floats decoded from little endian), headline metrics from the sweep document, an
- * unknown sweep; axes as fragment members or axes_raw text. Each
+ * unknown sweep; axes as fragment members or axes_raw text, and the headline outcomes only. Each
  * test works on its own database in a fresh temporary directory. */
 #include <math.h>
 #include <stdbool.h>
@@ -459,6 +459,46 @@ static void test_agg_load_axes_raw(void **state)
     assert_non_null(strstr(err.msg, "axes fragment 99999 is missing"));
 }
 
+/* cs_store_agg_load_headlines reads only the outcomes of each task's headline metric: the sweep's
+ * choice, the default (acc), or --metric. */
+static void test_agg_load_headlines(void **state)
+{
+    fixture *f = *state;
+    cs_store_agg a = {0};
+    cs_err err = {0};
+    static const char *spec = "{\"data\":{\"eval\":{\"default\":{\"tasks\":{\"arith\":{"
+                              "\"headline\":\"margin\",\"path\":\"x\"}}}}}}";
+    int64_t sw = submit(f->s, "a", NULL, 1), sw2 = submit(f->s, "b", spec, 1);
+    cs_store_claim c = claim(f->s);
+    assert_int_equal(report(f->s, &c, OUTCOMES, 2), CS_OK);
+    cs_store_claim d = claim(f->s);
+    assert_int_equal(report(f->s, &d, OUTCOMES, 2), CS_OK);
+    const struct {
+        int64_t sweep;
+        const char *metric, *want; /* want NULL: no outcome */
+    } cases[] = {{sw, NULL, "acc"},
+                 {sw, "margin", "margin"},
+                 {sw, "acc_norm", NULL},
+                 {sw2, NULL, "margin"},
+                 {sw2, "acc", "acc"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        assert_int_equal(
+                cs_store_agg_load_headlines(f->s, cases[i].sweep, cases[i].metric, &a, &err),
+                CS_OK);
+        assert_int_equal(a.n_jobs, 1);
+        assert_int_equal(a.jobs[0].n_metrics, 2);
+        assert_int_equal(a.jobs[0].result_version, 2);
+        assert_int_equal(a.jobs[0].n_outcomes, cases[i].want ? 1 : 0);
+        if (cases[i].want) {
+            assert_string_equal(a.jobs[0].outcomes[0].metric, cases[i].want);
+            assert_string_equal(a.jobs[0].outcomes[0].task, "arith");
+        }
+        cs_store_agg_fini(&a);
+    }
+    cs_store_claim_fini(&c);
+    cs_store_claim_fini(&d);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -472,6 +512,7 @@ int main(void)
             T(test_version1_result),
             T(test_outcomes_of_result),
             T(test_agg_load_axes_raw),
+            T(test_agg_load_headlines),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
