@@ -724,10 +724,12 @@ static cs_rc group(ag *a)
     for (size_t i = 0; rc == CS_OK && i <= a->n_axes; i++) {
         pos[i] = AG_NONE;
     }
+    bool sorted = true; /* the store's jobs come by id */
     for (size_t j = 0; rc == CS_OK && j < a->n_jobs; j++) {
         order[j] = (id_idx){a->jobs[j].job_id, j};
+        sorted = sorted && (j == 0 || order[j - 1].id < order[j].id);
     }
-    if (rc == CS_OK) {
+    if (rc == CS_OK && !sorted) {
         qsort(order, a->n_jobs, sizeof(*order), id_cmp);
     }
     for (size_t k = 0; rc == CS_OK && k < a->n_jobs; k++) {
