@@ -22,9 +22,21 @@ typedef struct agg_frag {
     const char *model, *eval; /* interned: the value of a "model" or "eval" member, else NULL */
 } agg_frag;
 
+/* The last distinct values of one column, interned (the rows of a sweep repeat a few task,
+ * metric and sample names: a hit costs a strcmp or two, no hash). */
+typedef struct agg_recent {
+    const char *v[8];
+    unsigned n, next;
+} agg_recent;
+
+enum { R_MT, R_MM, R_OT, R_OM, R_OS, R_N }; /* metric task, metric name; outcome task, ... */
+
 struct cs_store_agg_mem {
     char **slot; /* the interned strings: an open-addressing set */
     size_t cap, n_slot;
+    agg_recent recent[R_N];
+    uint8_t **chunk; /* the outcomes' bits and values, in chunks of at least 1 MiB */
+    size_t n_chunk, chunk_used, chunk_cap;
     cs_agg_metric *metrics;
     size_t n_metrics, cap_metrics;
     cs_agg_outcome *outcomes;
@@ -93,6 +105,53 @@ static const char *col_intern(struct cs_store_agg_mem *m, sqlite3_stmt *st, int 
     return r;
 }
 
+/* col_intern through the column's recent values. */
+static const char *col_recent(struct cs_store_agg_mem *m, int which, sqlite3_stmt *st, int i,
+                              bool *oom)
+{
+    agg_recent *r = &m->recent[which];
+    const unsigned char *t = sqlite3_column_text(st, i);
+    const char *text = t ? (const char *)t : "";
+    for (unsigned k = 0; k < r->n; k++) {
+        if (strcmp(r->v[k], text) == 0) {
+            return r->v[k];
+        }
+    }
+    const char *v = intern(m, text);
+    if (!v) {
+        *oom = true;
+        return NULL;
+    }
+    r->v[r->next] = v;
+    r->next = (r->next + 1) % 8;
+    r->n += r->n < 8;
+    return v;
+}
+
+/* bytes (> 0) of the outcomes' chunks, 8-byte aligned; NULL when out of memory. */
+static void *chunk_alloc(struct cs_store_agg_mem *m, size_t bytes)
+{
+    bytes = (bytes + 7) & ~(size_t)7;
+    if (m->n_chunk == 0 || m->chunk_cap - m->chunk_used < bytes) {
+        size_t cap = bytes > ((size_t)1 << 20) ? bytes : (size_t)1 << 20;
+        uint8_t **c = cs_realloc_array(m->chunk, m->n_chunk + 1, sizeof(*c));
+        if (!c) {
+            return NULL;
+        }
+        m->chunk = c;
+        c[m->n_chunk] = malloc(cap);
+        if (!c[m->n_chunk]) {
+            return NULL;
+        }
+        m->n_chunk++;
+        m->chunk_used = 0;
+        m->chunk_cap = cap;
+    }
+    void *p = m->chunk[m->n_chunk - 1] + m->chunk_used;
+    m->chunk_used += bytes;
+    return p;
+}
+
 void cs_store_agg_fini(cs_store_agg *a)
 {
     struct cs_store_agg_mem *m = a ? a->mem : NULL;
@@ -100,13 +159,10 @@ void cs_store_agg_fini(cs_store_agg *a)
         return;
     }
     if (m) {
-        for (size_t i = 0; i < m->n_outcomes; i++) {
-            void *p[2]; /* the buffers outcome_row allocated (const only for the aggregator) */
-            memcpy(&p[0], &m->outcomes[i].bits, sizeof(p[0]));
-            memcpy(&p[1], &m->outcomes[i].values, sizeof(p[1]));
-            free(p[0]);
-            free(p[1]);
+        for (size_t i = 0; i < m->n_chunk; i++) {
+            free(m->chunk[i]);
         }
+        free(m->chunk);
         for (size_t i = 0; m->axes && i < a->n_jobs; i++) {
             free(m->axes[i]);
         }
@@ -387,6 +443,22 @@ static size_t job_index(const cs_store_agg *a, int64_t id)
     return j ? (size_t)(j - a->jobs) : SIZE_MAX;
 }
 
+/* job_index, trying first the job after *hint (the rows of a query come by job; equal ids
+ * are one job); *hint = the index found. */
+static size_t job_next(const cs_store_agg *a, int64_t id, size_t *hint)
+{
+    size_t h = *hint;
+    if (h < a->n_jobs && a->jobs[h].job_id == id) {
+        return h;
+    }
+    if (h + 1 < a->n_jobs && a->jobs[h + 1].job_id == id) {
+        return *hint = h + 1;
+    }
+    size_t k = job_index(a, id);
+    *hint = k != SIZE_MAX ? k : *hint;
+    return k;
+}
+
 /* Grows an array of rows and its job-index array together to hold one more. */
 static bool grow(void **rows, size_t **idx, size_t n, size_t *cap, size_t size)
 {
@@ -414,13 +486,14 @@ static cs_rc load_metrics(cs_store *s, int64_t sweep_id, cs_store_agg *a, cs_err
     sqlite3_stmt *st = NULL;
     bool oom = false;
     int src;
+    size_t hint = 0;
     cs_rc rc = st_query(s, S_AGG_METRICS, &st, err);
     if (rc != CS_OK) {
         return rc;
     }
     sqlite3_bind_int64(st, 1, sweep_id);
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        size_t k = job_index(a, sqlite3_column_int64(st, 0));
+        size_t k = job_next(a, sqlite3_column_int64(st, 0), &hint);
         if (k == SIZE_MAX) {
             continue;
         }
@@ -430,8 +503,8 @@ static cs_rc load_metrics(cs_store *s, int64_t sweep_id, cs_store_agg *a, cs_err
             break;
         }
         cs_agg_metric *x = &m->metrics[m->n_metrics];
-        x->task = col_intern(m, st, 1, &oom);
-        x->metric = col_intern(m, st, 2, &oom);
+        x->task = col_recent(m, R_MT, st, 1, &oom);
+        x->metric = col_recent(m, R_MM, st, 2, &oom);
         x->value = sqlite3_column_type(st, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 3);
         x->stderr_ = sqlite3_column_type(st, 4) == SQLITE_NULL ? 0 : sqlite3_column_double(st, 4);
         x->n = sqlite3_column_type(st, 5) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 5);
@@ -459,9 +532,9 @@ static cs_rc outcome_row(struct cs_store_agg_mem *m, sqlite3_stmt *st, cs_agg_ou
     const unsigned char *d = sqlite3_column_blob(st, 5);
     size_t bytes = (size_t)sqlite3_column_bytes(st, 5);
     memset(x, 0, sizeof(*x));
-    x->task = col_intern(m, st, 1, &oom);
-    x->metric = col_intern(m, st, 2, &oom);
-    x->sample = col_intern(m, st, 3, &oom);
+    x->task = col_recent(m, R_OT, st, 1, &oom);
+    x->metric = col_recent(m, R_OM, st, 2, &oom);
+    x->sample = col_recent(m, R_OS, st, 3, &oom);
     if (oom) {
         return cs_err_set(err, CS_ENOMEM, 0, "store: results: out of memory");
     }
@@ -476,7 +549,7 @@ static cs_rc outcome_row(struct cs_store_agg_mem *m, sqlite3_stmt *st, cs_agg_ou
     }
     x->n = (size_t)n;
     if (real) {
-        float *v = cs_alloc_array(n > 0 ? (size_t)n : 1, sizeof(*v));
+        float *v = chunk_alloc(m, n > 0 ? (size_t)n * sizeof(*v) : 1);
         for (size_t i = 0; v && i < (size_t)n; i++) {
             uint32_t u = (uint32_t)d[4 * i] | (uint32_t)d[4 * i + 1] << 8 |
                          (uint32_t)d[4 * i + 2] << 16 | (uint32_t)d[4 * i + 3] << 24;
@@ -484,7 +557,7 @@ static cs_rc outcome_row(struct cs_store_agg_mem *m, sqlite3_stmt *st, cs_agg_ou
         }
         x->values = v;
     } else {
-        uint8_t *b = malloc(bytes > 0 ? bytes : 1);
+        uint8_t *b = chunk_alloc(m, bytes > 0 ? bytes : 1);
         if (b && bytes > 0) {
             memcpy(b, d, bytes);
         }
@@ -544,6 +617,7 @@ static cs_rc load_outcomes(cs_store *s, int64_t sweep_id, bool with_margin, cons
     struct cs_store_agg_mem *m = a->mem;
     sqlite3_stmt *st = NULL;
     int src = SQLITE_DONE;
+    size_t hint = 0;
     cs_rc rc = st_query(s, filter ? S_AGG_OUTCOMES_OF : S_AGG_OUTCOMES, &st, err);
     if (rc != CS_OK) {
         return rc;
@@ -555,7 +629,7 @@ static cs_rc load_outcomes(cs_store *s, int64_t sweep_id, bool with_margin, cons
         sqlite3_bind_int(st, 2, with_margin ? 1 : 0);
     }
     while (rc == CS_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        size_t k = job_index(a, sqlite3_column_int64(st, 0));
+        size_t k = job_next(a, sqlite3_column_int64(st, 0), &hint);
         if (k == SIZE_MAX) {
             continue;
         }
