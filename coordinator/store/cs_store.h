@@ -477,8 +477,10 @@ cs_rc cs_store_last_log_path(cs_store *s, int64_t job_id, char **path, cs_err *e
 /* What cs_agg_run needs of one sweep (`calsweep results`, the RESULTS message). Everything is
  * owned by the struct (cs_store_agg_fini). jobs are by id; state is the aggregator's name
  * ("pending" for queued and retry_wait, "running", "done" for done and cached, "failed", "lost",
- * "cancelled"); model and eval are the axes' "model" and "eval" values ("" when absent); only
- * done and cached jobs carry metrics and outcomes (a cached job those of the result it reuses).
+ * "cancelled"); a job's axes are its members (the fragment texts, interned: jobs share the
+ * pointers) with axes NULL, or, for a job with axes_raw, that text with members NULL; model and
+ * eval are the axes' "model" and "eval" values ("" when absent); only done and cached jobs carry
+ * metrics and outcomes (a cached job those of the result it reuses).
  * headline_* are the "headline" metrics that the sweep's eval suites name per task (the stored
  * sweep document; tasks without one are left out: the aggregator's default applies). */
 typedef struct cs_store_agg {
