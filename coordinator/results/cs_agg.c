@@ -129,41 +129,257 @@ static bool is_metric_name(const char *m)
     return strcmp(m, "n") != 0 && !(len > 7 && strcmp(m + len - 7, "_stderr") == 0);
 }
 
-/* Parses every job's axes and collects the axis names, the task names and their metric names. */
-static cs_rc read_jobs(ag *a)
+/* The tables of read_jobs: member pointers already parsed (open addressing by address) and the
+ * value classes (by canonical text, borrowed from a->mem). */
+typedef struct mread {
+    const char **pkey;
+    uint32_t *pval;
+    size_t pcap, pn;
+    const char **ckey;
+    uint32_t *cval;
+    size_t ccap, cn;
+    size_t cap_mem, cap_jm, n_jm;
+    cs_buf b;
+} mread;
+
+static size_t ptr_hash(const void *p)
 {
-    a->jaxes = cs_calloc_array(a->n_jobs, sizeof(*a->jaxes));
-    a->seed = cs_calloc_array(a->n_jobs, sizeof(*a->seed));
-    if (a->jaxes == NULL || a->seed == NULL) {
-        return cs_err_set(a->err, CS_ENOMEM, 0, "results: %zu jobs", a->n_jobs);
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    return (size_t)(x ^ (x >> 33));
+}
+
+static uint64_t fnv(const char *s, uint64_t h)
+{
+    for (; *s != '\0'; s++) {
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* Doubles an open-addressing table of keys and values (hash: by address, else the text). */
+static bool table_grow(const char ***key, uint32_t **val, size_t *cap, bool by_addr)
+{
+    size_t nc = *cap ? 2 * *cap : 64;
+    const char **nk = cs_calloc_array(nc, sizeof(*nk));
+    uint32_t *nv = cs_alloc_array(nc, sizeof(*nv));
+    if (nk == NULL || nv == NULL) {
+        free(nk);
+        free(nv);
+        return false;
+    }
+    for (size_t i = 0; i < *cap; i++) {
+        if ((*key)[i] != NULL) {
+            size_t h =
+                    by_addr ? ptr_hash((*key)[i]) : (size_t)fnv((*key)[i], 0xcbf29ce484222325ull);
+            size_t k = h & (nc - 1);
+            while (nk[k] != NULL) {
+                k = (k + 1) & (nc - 1);
+            }
+            nk[k] = (*key)[i];
+            nv[k] = (*val)[i];
+        }
+    }
+    free(*key);
+    free(*val);
+    *key = nk;
+    *val = nv;
+    *cap = nc;
+    return true;
+}
+
+/* Appends a member (value owned from now on, its name in value->string) as *id; its canonical
+ * text stays NULL when it has none (reported where it is needed). */
+static cs_rc mem_add(ag *a, mread *r, cJSON *value, uint32_t *id)
+{
+    if (a->n_mem == r->cap_mem) {
+        size_t nc = r->cap_mem ? 2 * r->cap_mem : 64;
+        ag_member *nm = nc < UINT32_MAX ? cs_realloc_array(a->mem, nc, sizeof(*nm)) : NULL;
+        if (nm == NULL) {
+            cJSON_Delete(value);
+            return CS_ENOMEM;
+        }
+        a->mem = nm;
+        r->cap_mem = nc;
+    }
+    ag_member *m = &a->mem[a->n_mem];
+    memset(m, 0, sizeof(*m));
+    m->value = value;
+    *id = (uint32_t)a->n_mem++;
+    r->b.len = 0;
+    if (cs_canon_append(value, &r->b, NULL) == CS_OK) {
+        m->vtext = cs_strdup(r->b.data);
+        if (m->vtext == NULL) {
+            return CS_ENOMEM;
+        }
+    }
+    return set_add(&a->axes, &a->n_axes, value->string);
+}
+
+static cs_rc jm_push(ag *a, mread *r, uint32_t id)
+{
+    if (r->n_jm == r->cap_jm) {
+        size_t nc = r->cap_jm ? 2 * r->cap_jm : 1024;
+        uint32_t *nj = cs_realloc_array(a->jm, nc, sizeof(*nj));
+        if (nj == NULL) {
+            return CS_ENOMEM;
+        }
+        a->jm = nj;
+        r->cap_jm = nc;
+    }
+    a->jm[r->n_jm++] = id;
+    return CS_OK;
+}
+
+/* The member of a job's member text: parsed the first time its pointer is seen. */
+static cs_rc member_of(ag *a, mread *r, const cs_agg_job *job, const char *text, uint32_t *id)
+{
+    if (2 * (r->pn + 1) > r->pcap && !table_grow(&r->pkey, &r->pval, &r->pcap, true)) {
+        return cs_err_set(a->err, CS_ENOMEM, 0, "results: axes members");
+    }
+    size_t k = ptr_hash(text) & (r->pcap - 1);
+    while (r->pkey[k] != NULL && r->pkey[k] != text) {
+        k = (k + 1) & (r->pcap - 1);
+    }
+    if (r->pkey[k] != NULL) {
+        *id = r->pval[k];
+        return CS_OK;
+    }
+    r->b.len = 0;
+    cs_rc rc = cs_buf_printf(&r->b, "{%s}", text);
+    cJSON *obj = rc == CS_OK ? cJSON_Parse(r->b.data) : NULL;
+    cJSON *c = cJSON_IsObject(obj) ? obj->child : NULL;
+    if (rc != CS_OK || c == NULL || c->next != NULL) {
+        cJSON_Delete(obj);
+        return rc != CS_OK ? cs_err_set(a->err, CS_ENOMEM, 0, "results: axes members")
+                           : cs_err_set(a->err, CS_EINVAL, 0,
+                                        "results: job %lld: axes member %.80s is not a "
+                                        "\"name\":value member",
+                                        (long long)job->job_id, text);
+    }
+    cJSON_DetachItemViaPointer(obj, c);
+    cJSON_Delete(obj);
+    if (mem_add(a, r, c, id) != CS_OK) {
+        return cs_err_set(a->err, CS_ENOMEM, 0, "results: axes members");
+    }
+    r->pkey[k] = text;
+    r->pval[k] = *id;
+    r->pn++;
+    return CS_OK;
+}
+
+/* Job j's members into a->jm: its member texts, else the members of its axes text. */
+static cs_rc job_members(ag *a, mread *r, size_t j)
+{
+    const cs_agg_job *job = &a->jobs[j];
+    uint32_t id = 0;
+    a->jm_off[j] = r->n_jm;
+    if (job->members != NULL) {
+        for (size_t i = 0; i < job->n_members; i++) {
+            cs_rc rc = member_of(a, r, job, job->members[i], &id);
+            if (rc != CS_OK) {
+                return rc;
+            }
+            if (jm_push(a, r, id) != CS_OK) {
+                return cs_err_set(a->err, CS_ENOMEM, 0, "results: %zu jobs", a->n_jobs);
+            }
+        }
+        return CS_OK;
+    }
+    cJSON *ax = cJSON_Parse(job->axes != NULL ? job->axes : "{}");
+    if (!cJSON_IsObject(ax)) {
+        cJSON_Delete(ax);
+        return cs_err_set(a->err, CS_EINVAL, 0, "results: job %lld: axes are not a JSON object",
+                          (long long)job->job_id);
+    }
+    cs_rc rc = CS_OK;
+    while (rc == CS_OK && ax->child != NULL) {
+        cJSON *c = cJSON_DetachItemViaPointer(ax, ax->child);
+        rc = mem_add(a, r, c, &id);
+        rc = rc == CS_OK ? jm_push(a, r, id) : rc;
+    }
+    cJSON_Delete(ax);
+    return rc == CS_OK ? CS_OK : cs_err_set(a->err, CS_ENOMEM, 0, "results: axis names");
+}
+
+/* Each member's axis index and value class: equal canonical values share one. */
+static cs_rc classify(ag *a, mread *r)
+{
+    uint32_t next = AG_NULL_CLS + 1;
+    for (size_t i = 0; i < a->n_mem; i++) {
+        ag_member *m = &a->mem[i];
+        m->axis = set_find(a->axes, a->n_axes, m->value->string);
+        if (cJSON_IsNull(m->value)) {
+            m->cls = AG_NULL_CLS;
+            continue;
+        }
+        if (m->vtext == NULL) {
+            m->cls = next++;
+            continue;
+        }
+        if (2 * (r->cn + 1) > r->ccap && !table_grow(&r->ckey, &r->cval, &r->ccap, false)) {
+            return cs_err_set(a->err, CS_ENOMEM, 0, "results: axes members");
+        }
+        size_t k = (size_t)fnv(m->vtext, 0xcbf29ce484222325ull) & (r->ccap - 1);
+        while (r->ckey[k] != NULL && strcmp(r->ckey[k], m->vtext) != 0) {
+            k = (k + 1) & (r->ccap - 1);
+        }
+        if (r->ckey[k] == NULL) {
+            r->ckey[k] = m->vtext;
+            r->cval[k] = next++;
+            r->cn++;
+        }
+        m->cls = r->cval[k];
+    }
+    return CS_OK;
+}
+
+/* The canonical text of a member's value; for one that has none, the error (as cs_canon says). */
+static cs_rc member_text(const ag *a, const ag_member *m, const char **out)
+{
+    *out = m->vtext;
+    if (m->vtext != NULL) {
+        return CS_OK;
     }
     cs_buf b = {0};
-    for (size_t j = 0; j < a->n_jobs; j++) {
-        const cs_agg_job *job = &a->jobs[j];
-        cJSON *ax = cJSON_Parse(job->axes != NULL ? job->axes : "{}");
-        if (!cJSON_IsObject(ax)) {
-            cJSON_Delete(ax);
-            return cs_err_set(a->err, CS_EINVAL, 0, "results: job %lld: axes are not a JSON object",
-                              (long long)job->job_id);
-        }
-        a->jaxes[j] = ax;
-        for (const cJSON *it = ax->child; it != NULL; it = it->next) {
-            if (set_add(&a->axes, &a->n_axes, it->string) != CS_OK) {
-                return cs_err_set(a->err, CS_ENOMEM, 0, "results: axis names");
+    cs_rc rc = cs_canon_append(m->value, &b, a->err);
+    cs_buf_fini(&b);
+    return rc != CS_OK ? rc : cs_err_set(a->err, CS_ENOMEM, 0, "results: axes members");
+}
+
+/* Reads every job's axes members (each distinct member text parsed once), collects the axis
+ * names and each job's seed. */
+static cs_rc read_jobs(ag *a)
+{
+    mread r = {0};
+    a->jm_off = cs_alloc_array(a->n_jobs + 1, sizeof(*a->jm_off));
+    a->seed = cs_calloc_array(a->n_jobs, sizeof(*a->seed));
+    if (a->jm_off == NULL || a->seed == NULL) {
+        return cs_err_set(a->err, CS_ENOMEM, 0, "results: %zu jobs", a->n_jobs);
+    }
+    cs_rc rc = CS_OK;
+    for (size_t j = 0; j < a->n_jobs && rc == CS_OK; j++) {
+        rc = job_members(a, &r, j);
+    }
+    a->jm_off[a->n_jobs] = r.n_jm;
+    rc = rc == CS_OK ? classify(a, &r) : rc;
+    size_t seed = set_find(a->axes, a->n_axes, "seed");
+    for (size_t j = 0; j < a->n_jobs && rc == CS_OK && seed != AG_NONE; j++) {
+        for (size_t i = a->jm_off[j]; i < a->jm_off[j + 1]; i++) {
+            const ag_member *m = &a->mem[a->jm[i]];
+            if (m->axis == seed) {
+                rc = cJSON_IsNull(m->value) ? CS_OK : member_text(a, m, &a->seed[j]);
+                break;
             }
-        }
-        const cJSON *sv = cJSON_GetObjectItemCaseSensitive(ax, "seed");
-        if (sv != NULL && !cJSON_IsNull(sv)) {
-            b.len = 0;
-            if (cs_canon_append(sv, &b, a->err) != CS_OK) {
-                cs_buf_fini(&b);
-                return a->err != NULL ? a->err->rc : CS_EINVAL;
-            }
-            a->seed[j] = cs_strdup(b.data);
         }
     }
-    cs_buf_fini(&b);
-    return CS_OK;
+    free(r.pkey);
+    free(r.pval);
+    free(r.ckey);
+    free(r.cval);
+    cs_buf_fini(&r.b);
+    return rc;
 }
 
 static cs_rc task_add(ag *a, const char *name, size_t *out)
@@ -261,6 +477,27 @@ static cs_rc collect_tasks(ag *a)
     return CS_OK;
 }
 
+const char *cs_agg_headline(const cs_agg_opts *o, const char *task, bool has_acc,
+                            bool has_exact_match)
+{
+    if (o->metric != NULL) {
+        return o->metric;
+    }
+    const char *h = NULL;
+    for (size_t i = 0; i < o->n_headline; i++) {
+        if (strcmp(o->headline_task[i], task) == 0) {
+            h = o->headline_metric[i]; /* the last entry for task wins */
+        }
+    }
+    if (h != NULL) {
+        return h;
+    }
+    if (strncmp(task, "ppl:", 4) == 0) {
+        return "ppl";
+    }
+    return !has_acc && has_exact_match ? "exact_match" : "acc";
+}
+
 /* The headline metric of each task: --metric, the sweep's choice, else acc (exact_match for a
  * task that has no acc, ppl for perplexity). --metric must be a metric of some task. */
 static cs_rc choose_headlines(ag *a)
@@ -273,17 +510,9 @@ static cs_rc choose_headlines(ag *a)
             known = known || set_find(k->metrics, k->n_metrics, a->o.metric) != AG_NONE;
             continue;
         }
-        k->headline = NULL;
-        for (size_t i = 0; i < a->o.n_headline; i++) {
-            if (strcmp(a->o.headline_task[i], k->name) == 0) {
-                k->headline = a->o.headline_metric[i];
-            }
-        }
-        if (k->headline == NULL) {
-            bool has_acc = set_find(k->metrics, k->n_metrics, "acc") != AG_NONE;
-            bool has_em = set_find(k->metrics, k->n_metrics, "exact_match") != AG_NONE;
-            k->headline = k->ppl ? "ppl" : (!has_acc && has_em ? "exact_match" : "acc");
-        }
+        k->headline = cs_agg_headline(&a->o, k->name,
+                                      set_find(k->metrics, k->n_metrics, "acc") != AG_NONE,
+                                      set_find(k->metrics, k->n_metrics, "exact_match") != AG_NONE);
     }
     if (!known) {
         char **all = NULL;
@@ -359,46 +588,84 @@ static cs_rc choose_axes(ag *a)
     return CS_OK;
 }
 
-static uint64_t fnv(const char *s, uint64_t h)
+/* The first member of job j on each axis into pos[axis] (pos is all AG_NONE on entry; job_clear
+ * restores it). */
+static void job_pos(const ag *a, size_t j, size_t *pos)
 {
-    for (; *s != '\0'; s++) {
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    }
-    return h;
-}
-
-/* The grouping key of job j into b. */
-static cs_rc job_key(const ag *a, size_t j, cs_buf *b)
-{
-    b->len = 0;
-    cs_rc rc = cs_buf_puts(b, a->jobs[j].baseline ? "B" : "R");
-    for (size_t i = 0; i < a->n_gax && rc == CS_OK; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(a->jaxes[j], a->axes[a->gax[i]]);
-        rc = cs_buf_putc(b, '\x1f');
-        if (rc == CS_OK) {
-            rc = v == NULL ? cs_buf_puts(b, "null") : cs_canon_append(v, b, a->err);
+    for (size_t i = a->jm_off[j]; i < a->jm_off[j + 1]; i++) {
+        size_t x = a->mem[a->jm[i]].axis;
+        if (pos[x] == AG_NONE) {
+            pos[x] = a->jm[i];
         }
     }
+}
+
+static void job_clear(const ag *a, size_t j, size_t *pos)
+{
+    for (size_t i = a->jm_off[j]; i < a->jm_off[j + 1]; i++) {
+        pos[a->mem[a->jm[i]].axis] = AG_NONE;
+    }
+}
+
+/* The grouping key of job j into key[0..n_gax]: baseline or not, then the value class of the
+ * job's value on each grouping axis (null where the axis is absent or null). pos as job_pos. */
+static cs_rc job_key(const ag *a, size_t j, size_t *pos, uint32_t *key)
+{
+    cs_rc rc = CS_OK;
+    const char *text = NULL;
+    job_pos(a, j, pos);
+    key[0] = a->jobs[j].baseline ? 1u : 0u;
+    for (size_t i = 0; i < a->n_gax && rc == CS_OK; i++) {
+        size_t m = pos[a->gax[i]];
+        key[i + 1] = m == AG_NONE ? AG_NULL_CLS : a->mem[m].cls;
+        if (m != AG_NONE) {
+            rc = member_text(a, &a->mem[m], &text);
+        }
+    }
+    job_clear(a, j, pos);
     return rc;
 }
 
-static cs_rc row_new(ag *a, size_t j, const char *key, size_t *out)
+/* A new row for job j, its first job: the key text (kept for the bootstrap's seeds) and the axes
+ * object, from the job's members. */
+static cs_rc row_new(ag *a, size_t j, size_t *pos, size_t *out)
 {
-    ag_row *nr = cs_realloc_array(a->rows, a->n_rows + 1, sizeof(*nr));
-    if (nr == NULL) {
-        return CS_ENOMEM;
+    if ((a->n_rows & (a->n_rows - 1)) == 0) { /* capacity: the next power of two */
+        ag_row *nr = cs_realloc_array(a->rows, a->n_rows ? 2 * a->n_rows : 1, sizeof(*nr));
+        if (nr == NULL) {
+            return CS_ENOMEM;
+        }
+        a->rows = nr;
     }
-    a->rows = nr;
-    ag_row *r = &nr[a->n_rows];
+    ag_row *r = &a->rows[a->n_rows];
     memset(r, 0, sizeof(*r));
-    r->key = cs_strdup(key);
-    r->axes = cJSON_Duplicate(a->jaxes[j], true);
+    *out = a->n_rows++;
+    cs_buf b = {0};
+    cs_rc rc = cs_buf_puts(&b, a->jobs[j].baseline ? "B" : "R");
+    job_pos(a, j, pos);
+    for (size_t i = 0; i < a->n_gax && rc == CS_OK; i++) {
+        size_t m = pos[a->gax[i]];
+        rc = cs_buf_putc(&b, '\x1f');
+        rc = rc == CS_OK ? cs_buf_puts(&b, m == AG_NONE ? "null" : a->mem[m].vtext) : rc;
+    }
+    job_clear(a, j, pos);
+    r->key = rc == CS_OK ? cs_buf_take(&b) : NULL;
+    cs_buf_fini(&b);
+    r->axes = cJSON_CreateObject();
+    for (size_t i = a->jm_off[j]; i < a->jm_off[j + 1] && r->axes != NULL; i++) {
+        cJSON *v = cJSON_Duplicate(a->mem[a->jm[i]].value, true); /* with its name */
+        if (v == NULL) {
+            cJSON_Delete(r->axes);
+            r->axes = NULL;
+        } else {
+            cJSON_AddItemToArray(r->axes, v);
+        }
+    }
     r->head = cs_alloc_array(a->n_tasks + 1, sizeof(*r->head));
     r->baseline = a->jobs[j].baseline;
     r->base = r->ref = AG_NONE;
     r->model = a->jobs[j].model;
     r->eval = a->jobs[j].eval;
-    *out = a->n_rows++;
     return r->key == NULL || r->axes == NULL || r->head == NULL ? CS_ENOMEM : CS_OK;
 }
 
@@ -428,49 +695,65 @@ static int id_cmp(const void *x, const void *y)
     return a->id < b->id ? -1 : (a->id > b->id);
 }
 
-/* Groups the jobs, in job id order, into rows through an open-addressing table of the keys. */
+static uint64_t key_hash(const uint32_t *key, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ key[i]) * 0x100000001b3ull;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+/* Groups the jobs, in job id order, into rows through an open-addressing table of the keys
+ * (value classes, keys[row * nk]). */
 static cs_rc group(ag *a)
 {
-    size_t cap = 16;
+    size_t cap = 16, nk = a->n_gax + 1;
     while (cap < 2 * a->n_jobs) {
         cap *= 2;
     }
     id_idx *order = cs_alloc_array(a->n_jobs, sizeof(*order));
     size_t *ht = cs_alloc_array(cap, sizeof(*ht));
-    cs_buf b = {0};
-    cs_rc rc = order == NULL || ht == NULL ? CS_ENOMEM : CS_OK;
+    size_t *pos = cs_alloc_array(a->n_axes + 1, sizeof(*pos));
+    uint32_t *keys = cs_alloc_array((a->n_jobs + 1) * nk, sizeof(*keys));
+    cs_rc rc = order == NULL || ht == NULL || pos == NULL || keys == NULL ? CS_ENOMEM : CS_OK;
     for (size_t i = 0; rc == CS_OK && i < cap; i++) {
         ht[i] = AG_NONE;
     }
+    for (size_t i = 0; rc == CS_OK && i <= a->n_axes; i++) {
+        pos[i] = AG_NONE;
+    }
+    bool sorted = true; /* the store's jobs come by id */
     for (size_t j = 0; rc == CS_OK && j < a->n_jobs; j++) {
         order[j] = (id_idx){a->jobs[j].job_id, j};
+        sorted = sorted && (j == 0 || order[j - 1].id < order[j].id);
     }
-    if (rc == CS_OK) {
+    if (rc == CS_OK && !sorted) {
         qsort(order, a->n_jobs, sizeof(*order), id_cmp);
     }
     for (size_t k = 0; rc == CS_OK && k < a->n_jobs; k++) {
         size_t j = order[k].i;
-        rc = job_key(a, j, &b);
+        uint32_t *key = &keys[a->n_rows * nk]; /* the next row's place */
+        rc = job_key(a, j, pos, key);
         if (rc != CS_OK) {
             break;
         }
-        uint64_t h = fnv(b.data, 0xcbf29ce484222325ull);
-        size_t slot = (size_t)(h & (cap - 1));
-        while (ht[slot] != AG_NONE && strcmp(a->rows[ht[slot]].key, b.data) != 0) {
+        size_t slot = (size_t)(key_hash(key, nk) & (cap - 1));
+        while (ht[slot] != AG_NONE && memcmp(&keys[ht[slot] * nk], key, nk * sizeof(*key)) != 0) {
             slot = (slot + 1) & (cap - 1);
         }
         if (ht[slot] == AG_NONE) {
-            rc = row_new(a, j, b.data, &ht[slot]);
+            rc = row_new(a, j, pos, &ht[slot]);
         }
         if (rc == CS_OK) {
             rc = row_push(&a->rows[ht[slot]], j);
         }
-        cJSON_Delete(a->jaxes[j]); /* the row kept a copy of its first job's; seeds are in seed[] */
-        a->jaxes[j] = NULL;
     }
     free(order);
     free(ht);
-    cs_buf_fini(&b);
+    free(pos);
+    free(keys);
     if (rc == CS_ENOMEM) {
         return cs_err_set(a->err, CS_ENOMEM, 0, "results: grouping %zu jobs", a->n_jobs);
     }
@@ -671,13 +954,13 @@ static cs_rc row_stats(ag *a)
 
 static void ag_fini(ag *a)
 {
-    for (size_t j = 0; j < a->n_jobs && a->jaxes != NULL; j++) {
-        cJSON_Delete(a->jaxes[j]);
+    for (size_t i = 0; i < a->n_mem; i++) {
+        cJSON_Delete(a->mem[i].value);
+        free(a->mem[i].vtext);
     }
-    free(a->jaxes);
-    if (a->seed != NULL) {
-        cs_free_each((void *const *)a->seed, a->n_jobs);
-    }
+    free(a->mem);
+    free(a->jm);
+    free(a->jm_off);
     free(a->seed);
     cs_free_each((void *const *)a->axes, a->n_axes);
     free(a->axes);

@@ -58,7 +58,12 @@ typedef struct cs_agg_job {
     int64_t job_id;
     const char *state; /* "pending", "leased", "running", "done", "failed", "lost", "cancelled" */
     bool baseline;     /* the automatic baseline job (algorithm none) of its model and eval */
-    const char *axes;  /* canonical JSON object of the cell's axis values */
+    const char *axes;  /* canonical JSON object of the cell's axis values (with members NULL) */
+    /* Optional, instead of axes: the axes object's members in its order, each the canonical text
+     * '"name":value' (as the store's fragment table holds it). Jobs that share a member should
+     * share the pointer (the aggregator parses each distinct pointer once). NULL: axes is read. */
+    const char *const *members;
+    size_t n_members;
     const char *model, *eval; /* model and eval-suite names (baseline matching, M5) */
     int result_version;       /* 0 no result, 1 no items, 2 with items */
     const cs_agg_metric *metrics;
@@ -98,6 +103,14 @@ void cs_agg_opts_init(cs_agg_opts *o);
  * single reference row (none or several candidates) is flagged no_reference, not an error.
  * A sweep with no jobs gives an aggregate with no rows. */
 cs_rc cs_agg_run(const cs_agg_job *jobs, size_t n, const cs_agg_opts *o, cJSON **out, cs_err *err);
+
+/* The headline metric of task as cs_agg_run chooses it: o->metric when set; else the headline
+ * table's (o->headline_task/metric); else "ppl" for a perplexity task ("ppl:NAME"),
+ * "exact_match" for a task whose results have exact_match but no acc, and "acc" otherwise.
+ * has_acc, has_exact_match: whether some job's metrics of the task have them. The string is o's
+ * or a literal. The comparisons read the per-item outcomes of these metrics only. */
+const char *cs_agg_headline(const cs_agg_opts *o, const char *task, bool has_acc,
+                            bool has_exact_match);
 
 /* Renders an aggregate of cs_agg_run (full or slim: the same table) as an aligned text table (rows
  * = groups, columns = tasks, average, balance, delta with CI and the Holm significance mark *, **,

@@ -84,13 +84,28 @@ typedef struct ag_cmp {
     double *values;
 } ag_cmp;
 
+/* One distinct member of the jobs' axes (a job's '"name":value' pointer, parsed once, or a member
+ * of a job's axes text). */
+typedef struct ag_member {
+    cJSON *value; /* owned: the value, its name in value->string */
+    char *vtext;  /* owned: the canonical text of the value; NULL when it has none (the error is
+                     reported where the value is needed: a seed or a grouping axis) */
+    size_t axis;  /* index into axes */
+    uint32_t cls; /* equal for equal canonical values; AG_NULL_CLS for null */
+} ag_member;
+
+#define AG_NULL_CLS 0u /* the class of a null or absent value */
+
 typedef struct ag {
     const cs_agg_job *jobs;
     size_t n_jobs;
     cs_agg_opts o;
-    cJSON **jaxes; /* owned [n_jobs]: each job's parsed axes, freed once grouped */
-    char **seed;   /* owned [n_jobs]: canonical text of the seed, NULL when null */
-    char **axes;   /* owned, sorted: every axis name */
+    ag_member *mem; /* owned [n_mem]: the distinct members */
+    size_t n_mem;
+    uint32_t *jm;   /* owned: job j's members, in its axes' order, are jm[jm_off[j]..jm_off[j+1]) */
+    size_t *jm_off; /* owned [n_jobs + 1] */
+    const char **seed; /* owned [n_jobs] (the texts are mem's): canonical seed, NULL when null */
+    char **axes;       /* owned, sorted: every axis name */
     size_t n_axes;
     size_t *gax; /* owned: grouping axes (indices into axes) */
     size_t n_gax;

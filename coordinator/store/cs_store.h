@@ -477,8 +477,10 @@ cs_rc cs_store_last_log_path(cs_store *s, int64_t job_id, char **path, cs_err *e
 /* What cs_agg_run needs of one sweep (`calsweep results`, the RESULTS message). Everything is
  * owned by the struct (cs_store_agg_fini). jobs are by id; state is the aggregator's name
  * ("pending" for queued and retry_wait, "running", "done" for done and cached, "failed", "lost",
- * "cancelled"); model and eval are the axes' "model" and "eval" values ("" when absent); only
- * done and cached jobs carry metrics and outcomes (a cached job those of the result it reuses).
+ * "cancelled"); a job's axes are its members (the fragment texts, interned: jobs share the
+ * pointers) with axes NULL, or, for a job with axes_raw, that text with members NULL; model and
+ * eval are the axes' "model" and "eval" values ("" when absent); only done and cached jobs carry
+ * metrics and outcomes (a cached job those of the result it reuses).
  * headline_* are the "headline" metrics that the sweep's eval suites name per task (the stored
  * sweep document; tasks without one are left out: the aggregator's default applies). */
 typedef struct cs_store_agg {
@@ -495,6 +497,11 @@ typedef struct cs_store_agg {
  * read-only handles. *out is zeroed on error. */
 cs_rc cs_store_agg_load(cs_store *s, int64_t sweep_id, bool with_margin, cs_store_agg *out,
                         cs_err *err);
+/* As cs_store_agg_load, with only the outcomes that cs_agg_run's comparisons read: those of each
+ * task's headline metric (cs_agg_headline: metric when not NULL, else the sweep's headline or
+ * the default), a third of them on a sweep with acc, acc_norm and acc_bytes. */
+cs_rc cs_store_agg_load_headlines(cs_store *s, int64_t sweep_id, const char *metric,
+                                  cs_store_agg *out, cs_err *err);
 void cs_store_agg_fini(cs_store_agg *a); /* NULL-safe; leaves a zeroed */
 
 /* A sweep reference, its name or decimal id: CS_ENOENT naming it and the live sweeps' names. */

@@ -210,16 +210,28 @@
     X(LAST_LOG_PATH, "SELECT log_path FROM attempt WHERE job_id = ?1 AND log_path IS NOT NULL"     \
                      " ORDER BY n DESC LIMIT 1")                                                   \
     X(AGG_SPEC, "SELECT spec FROM sweep WHERE id = ?1")                                            \
-    X(AGG_JOBS, "SELECT j.id, j.state, j.baseline, j.axes, CASE WHEN j.result_id IS NULL THEN 0"   \
-                " WHEN EXISTS (SELECT 1 FROM item_outcome o WHERE o.result_id = j.result_id)"      \
-                " THEN 2 ELSE 1 END FROM job j WHERE j.sweep_id = ?1 ORDER BY j.id")               \
+    /* The result's version: 2 when it has item outcomes. The first probe (index item_outcome_job, \
+     * small) finds those of a job's own result; the second (the table) the others. */             \
+    X(AGG_JOBS, "SELECT j.id, j.state, j.baseline, j.axs, j.axes_raw, CASE WHEN j.result_id"       \
+                " IS NULL THEN 0 WHEN EXISTS (SELECT 1 FROM item_outcome o WHERE o.job_id = j.id"  \
+                " AND o.result_id = j.result_id) THEN 2 WHEN EXISTS (SELECT 1 FROM item_outcome o" \
+                " WHERE o.result_id = j.result_id) THEN 2 ELSE 1 END FROM job_row j"               \
+                " WHERE j.sweep_id = ?1 ORDER BY j.id")                                            \
+    X(AGG_FRAGMENT, "SELECT text FROM fragment WHERE id = ?1")                                     \
     X(AGG_METRICS, "SELECT j.id, m.task, m.metric, m.value, m.stderr, m.n FROM job_row j"          \
                    " JOIN metric m ON m.result_id = j.result_id WHERE j.sweep_id = ?1"             \
                    " AND j.state IN ('cached', 'done') ORDER BY j.state, j.priority DESC, j.id")   \
     X(AGG_OUTCOMES, "SELECT j.id, o.task, o.metric, o.sample, o.n, o.data FROM job_row j"          \
                     " JOIN item_outcome o ON o.result_id = j.result_id WHERE j.sweep_id = ?1"      \
                     " AND j.state IN ('cached', 'done') AND (?2 OR o.metric <> 'margin')"          \
-                    " ORDER BY j.state, j.priority DESC, j.id")
+                    " ORDER BY j.state, j.priority DESC, j.id")                                    \
+    /* ?2: {"TASK":"METRIC",...}: one primary-key lookup per job and task (CROSS JOIN: in this     \
+     * order, so the rows come in index job_claim's order, without a sort). */                     \
+    X(AGG_OUTCOMES_OF, "SELECT j.id, o.task, o.metric, o.sample, o.n, o.data FROM job_row j"       \
+                       " CROSS JOIN json_each(?2) h CROSS JOIN item_outcome o"                     \
+                       " ON o.result_id = j.result_id AND o.task = h.key AND o.metric = h.value"   \
+                       " WHERE j.sweep_id = ?1 AND j.state IN ('cached', 'done')"                  \
+                       " ORDER BY j.state, j.priority DESC, j.id")
 
 enum {
 #define STMT_ENUM(name, sql) S_##name,

@@ -15,15 +15,39 @@
 #include "cs_store.h"
 #include "cs_store_int.h"
 
+/* One fragment (an axes member) of the sweep's jobs. */
+typedef struct agg_frag {
+    int64_t id;
+    const char *text;         /* interned: '"name":value' */
+    const char *model, *eval; /* interned: the value of a "model" or "eval" member, else NULL */
+} agg_frag;
+
+/* The last distinct values of one column, interned (the rows of a sweep repeat a few task,
+ * metric and sample names: a hit costs a strcmp or two, no hash). */
+typedef struct agg_recent {
+    const char *v[8];
+    unsigned n, next;
+} agg_recent;
+
+enum { R_MT, R_MM, R_OT, R_OM, R_OS, R_N }; /* metric task, metric name; outcome task, ... */
+
 struct cs_store_agg_mem {
     char **slot; /* the interned strings: an open-addressing set */
     size_t cap, n_slot;
+    agg_recent recent[R_N];
+    uint8_t **chunk; /* the outcomes' bits and values, in chunks of at least 1 MiB */
+    size_t n_chunk, chunk_used, chunk_cap;
     cs_agg_metric *metrics;
     size_t n_metrics, cap_metrics;
     cs_agg_outcome *outcomes;
     size_t n_outcomes, cap_outcomes;
     size_t *metric_job, *outcome_job; /* index into jobs of each metric and outcome */
-    char **axes;                      /* per job, owned */
+    char **axes;                      /* per job, owned: axes_raw, else NULL */
+    size_t *moff;                     /* per job: its first member in members (SIZE_MAX: none) */
+    const char **members;             /* the jobs' axes members (fragment texts, interned) */
+    size_t n_members, cap_members;
+    agg_frag *frag; /* the fragments read, by id through fslot (open addressing) */
+    size_t n_frag, *fslot, fcap;
 };
 
 static uint64_t str_hash(const char *s)
@@ -81,6 +105,53 @@ static const char *col_intern(struct cs_store_agg_mem *m, sqlite3_stmt *st, int 
     return r;
 }
 
+/* col_intern through the column's recent values. */
+static const char *col_recent(struct cs_store_agg_mem *m, int which, sqlite3_stmt *st, int i,
+                              bool *oom)
+{
+    agg_recent *r = &m->recent[which];
+    const unsigned char *t = sqlite3_column_text(st, i);
+    const char *text = t ? (const char *)t : "";
+    for (unsigned k = 0; k < r->n; k++) {
+        if (strcmp(r->v[k], text) == 0) {
+            return r->v[k];
+        }
+    }
+    const char *v = intern(m, text);
+    if (!v) {
+        *oom = true;
+        return NULL;
+    }
+    r->v[r->next] = v;
+    r->next = (r->next + 1) % 8;
+    r->n += r->n < 8;
+    return v;
+}
+
+/* bytes (> 0) of the outcomes' chunks, 8-byte aligned; NULL when out of memory. */
+static void *chunk_alloc(struct cs_store_agg_mem *m, size_t bytes)
+{
+    bytes = (bytes + 7) & ~(size_t)7;
+    if (m->n_chunk == 0 || m->chunk_cap - m->chunk_used < bytes) {
+        size_t cap = bytes > ((size_t)1 << 20) ? bytes : (size_t)1 << 20;
+        uint8_t **c = cs_realloc_array(m->chunk, m->n_chunk + 1, sizeof(*c));
+        if (!c) {
+            return NULL;
+        }
+        m->chunk = c;
+        c[m->n_chunk] = malloc(cap);
+        if (!c[m->n_chunk]) {
+            return NULL;
+        }
+        m->n_chunk++;
+        m->chunk_used = 0;
+        m->chunk_cap = cap;
+    }
+    void *p = m->chunk[m->n_chunk - 1] + m->chunk_used;
+    m->chunk_used += bytes;
+    return p;
+}
+
 void cs_store_agg_fini(cs_store_agg *a)
 {
     struct cs_store_agg_mem *m = a ? a->mem : NULL;
@@ -88,13 +159,10 @@ void cs_store_agg_fini(cs_store_agg *a)
         return;
     }
     if (m) {
-        for (size_t i = 0; i < m->n_outcomes; i++) {
-            void *p[2]; /* the buffers outcome_row allocated (const only for the aggregator) */
-            memcpy(&p[0], &m->outcomes[i].bits, sizeof(p[0]));
-            memcpy(&p[1], &m->outcomes[i].values, sizeof(p[1]));
-            free(p[0]);
-            free(p[1]);
+        for (size_t i = 0; i < m->n_chunk; i++) {
+            free(m->chunk[i]);
         }
+        free(m->chunk);
         for (size_t i = 0; m->axes && i < a->n_jobs; i++) {
             free(m->axes[i]);
         }
@@ -107,6 +175,10 @@ void cs_store_agg_fini(cs_store_agg *a)
         free(m->metric_job);
         free(m->outcome_job);
         free(m->axes);
+        free(m->moff);
+        free(m->members);
+        free(m->frag);
+        free(m->fslot);
         free(m);
     }
     free(a->jobs);
@@ -133,11 +205,10 @@ static const char *agg_state(const char *state)
     return strcmp(state, "lost") == 0 ? "lost" : "cancelled";
 }
 
-/* The axes' value of name as an interned string: a string as is, anything else as JSON. */
-static const char *axis_name(struct cs_store_agg_mem *m, const cJSON *axes, const char *name,
-                             bool *oom)
+/* The model or eval value of an axes object as an interned string: a string as is, anything else
+ * as JSON. */
+static const char *axis_value(struct cs_store_agg_mem *m, const cJSON *v, bool *oom)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(axes, name);
     const char *r;
     if (cJSON_IsString(v)) {
         r = intern(m, v->valuestring);
@@ -154,53 +225,208 @@ static const char *axis_name(struct cs_store_agg_mem *m, const cJSON *axes, cons
     return r;
 }
 
+/* The axes' value of name (axis_value). */
+static const char *axis_name(struct cs_store_agg_mem *m, const cJSON *axes, const char *name,
+                             bool *oom)
+{
+    return axis_value(m, cJSON_GetObjectItemCaseSensitive(axes, name), oom);
+}
+
+/* Fragment id from the cache, else read (its text interned, and parsed once for a "model" or
+ * "eval" member's value). *f NULL with CS_OK when out of memory (*oom). */
+static cs_rc frag_get(cs_store *s, struct cs_store_agg_mem *m, int64_t id, int64_t job_id,
+                      const agg_frag **f, bool *oom, cs_err *err)
+{
+    if (2 * (m->n_frag + 1) > m->fcap) {
+        size_t nc = m->fcap ? 2 * m->fcap : 256;
+        size_t *slot = cs_alloc_array(nc, sizeof(*slot));
+        agg_frag *fr = slot ? cs_realloc_array(m->frag, nc / 2, sizeof(*fr)) : NULL;
+        if (!fr) {
+            free(slot);
+            *oom = true;
+            *f = NULL;
+            return CS_OK;
+        }
+        m->frag = fr;
+        for (size_t i = 0; i < nc; i++) {
+            slot[i] = SIZE_MAX;
+        }
+        for (size_t i = 0; i < m->n_frag; i++) {
+            size_t k = (size_t)((uint64_t)m->frag[i].id * 0x9e3779b97f4a7c15ull >> 20) & (nc - 1);
+            while (slot[k] != SIZE_MAX) {
+                k = (k + 1) & (nc - 1);
+            }
+            slot[k] = i;
+        }
+        free(m->fslot);
+        m->fslot = slot;
+        m->fcap = nc;
+    }
+    size_t k = (size_t)((uint64_t)id * 0x9e3779b97f4a7c15ull >> 20) & (m->fcap - 1);
+    while (m->fslot[k] != SIZE_MAX && m->frag[m->fslot[k]].id != id) {
+        k = (k + 1) & (m->fcap - 1);
+    }
+    if (m->fslot[k] != SIZE_MAX) {
+        *f = &m->frag[m->fslot[k]];
+        return CS_OK;
+    }
+    sqlite3_stmt *st = NULL;
+    cs_rc rc = st_stmt(s, S_AGG_FRAGMENT, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    int src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        rc = src == SQLITE_DONE ? cs_err_set(err, CS_EDB, 0,
+                                             "store: results: job %lld: axes fragment %lld is "
+                                             "missing",
+                                             (long long)job_id, (long long)id)
+                                : st_err(s->db, src, "read fragments", err);
+        st_rel(st);
+        return rc;
+    }
+    agg_frag *x = &m->frag[m->n_frag];
+    memset(x, 0, sizeof(*x));
+    x->id = id;
+    x->text = col_intern(m, st, 0, oom);
+    st_rel(st);
+    size_t len = x->text ? strlen(x->text) + 3 : 0;
+    char *obj = len ? malloc(len) : NULL;
+    if (obj) {
+        snprintf(obj, len, "{%s}", x->text);
+        cJSON *o = cJSON_Parse(obj);
+        const cJSON *c = cJSON_IsObject(o) ? o->child : NULL;
+        if (c && strcmp(c->string, "model") == 0) {
+            x->model = axis_value(m, c, oom);
+        } else if (c && strcmp(c->string, "eval") == 0) {
+            x->eval = axis_value(m, c, oom);
+        }
+        cJSON_Delete(o);
+    }
+    *oom = *oom || !obj;
+    free(obj);
+    m->fslot[k] = m->n_frag++;
+    *f = x;
+    return CS_OK;
+}
+
+/* Appends a job's axes members (the fragments of its axs list) to m->members, and sets its model
+ * and eval from them. CS_EDB for a list that is not a JSON array of ids. */
+static cs_rc job_frags(cs_store *s, struct cs_store_agg_mem *m, cs_agg_job *j, const char *axs,
+                       bool *oom, cs_err *err)
+{
+    const char *p = axs ? axs + strspn(axs, " \t\r\n") : "";
+    bool ok = *p == '[';
+    p = ok ? p + 1 + strspn(p + 1, " \t\r\n") : p;
+    bool more = ok && *p != ']';
+    while (more && !*oom) {
+        char *end;
+        const agg_frag *f = NULL;
+        ok = *p >= '0' && *p <= '9';
+        if (!ok) {
+            break;
+        }
+        cs_rc rc = frag_get(s, m, strtoll(p, &end, 10), j->job_id, &f, oom, err);
+        if (rc != CS_OK || !f) {
+            return rc; /* !f: out of memory */
+        }
+        if (m->n_members == m->cap_members) {
+            size_t nc = m->cap_members ? 2 * m->cap_members : 1024;
+            const char **mb = cs_realloc_array(m->members, nc, sizeof(*mb));
+            if (!mb) {
+                *oom = true;
+                return CS_OK;
+            }
+            m->members = mb;
+            m->cap_members = nc;
+        }
+        m->members[m->n_members++] = f->text;
+        j->n_members++;
+        j->model = !j->model && f->model ? f->model : j->model;
+        j->eval = !j->eval && f->eval ? f->eval : j->eval;
+        p = end + strspn(end, " \t\r\n");
+        ok = *p == ']' || *p == ',';
+        more = *p == ',';
+        p = more ? p + 1 + strspn(p + 1, " \t\r\n") : p;
+    }
+    if (!ok) {
+        return cs_err_set(err, CS_EDB, 0,
+                          "store: results: job %lld: axes list %.40s is not an "
+                          "array of fragment ids",
+                          (long long)j->job_id, axs ? axs : "(null)");
+    }
+    j->model = j->model ? j->model : intern(m, "");
+    j->eval = j->eval ? j->eval : intern(m, "");
+    *oom = *oom || !j->model || !j->eval;
+    return CS_OK;
+}
+
+/* One job row into j: its axes as fragment members, or axes_raw's text when set. */
+static cs_rc job_row(cs_store *s, struct cs_store_agg_mem *m, sqlite3_stmt *st, cs_agg_job *j,
+                     size_t i, bool *oom, cs_err *err)
+{
+    memset(j, 0, sizeof(*j));
+    j->job_id = sqlite3_column_int64(st, 0);
+    j->state = agg_state((const char *)sqlite3_column_text(st, 1));
+    j->baseline = sqlite3_column_int(st, 2) != 0;
+    j->result_version = sqlite3_column_int(st, 5);
+    m->axes[i] = NULL;
+    m->moff[i] = SIZE_MAX;
+    if (sqlite3_column_type(st, 4) != SQLITE_NULL) {
+        m->axes[i] = st_dup_col(st, 4, oom);
+        j->axes = m->axes[i] ? m->axes[i] : "{}";
+        cJSON *ax = cJSON_Parse(j->axes);
+        j->model = axis_name(m, ax, "model", oom);
+        j->eval = axis_name(m, ax, "eval", oom);
+        cJSON_Delete(ax);
+        return CS_OK;
+    }
+    m->moff[i] = m->n_members;
+    return job_frags(s, m, j, (const char *)sqlite3_column_text(st, 3), oom, err);
+}
+
 static cs_rc load_jobs(cs_store *s, int64_t sweep_id, cs_store_agg *a, cs_err *err)
 {
     struct cs_store_agg_mem *m = a->mem;
     sqlite3_stmt *st = NULL;
     size_t cap = 0;
     bool oom = false;
-    int src;
+    int src = SQLITE_DONE;
     cs_rc rc = st_query(s, S_AGG_JOBS, &st, err);
     if (rc != CS_OK) {
         return rc;
     }
     sqlite3_bind_int64(st, 1, sweep_id);
-    while (!oom && (src = sqlite3_step(st)) == SQLITE_ROW) {
+    while (rc == CS_OK && !oom && (src = sqlite3_step(st)) == SQLITE_ROW) {
         if (a->n_jobs == cap) {
             size_t nc = cap ? cap * 2 : 256;
             cs_agg_job *j = cs_realloc_array(a->jobs, nc, sizeof(*j));
             char **ax = j ? cs_realloc_array(m->axes, nc, sizeof(*ax)) : NULL;
-            if (j) {
-                a->jobs = j;
-            }
-            if (!ax) {
+            size_t *mo = ax ? cs_realloc_array(m->moff, nc, sizeof(*mo)) : NULL;
+            a->jobs = j ? j : a->jobs;
+            m->axes = ax ? ax : m->axes;
+            if (!mo) {
                 oom = true;
                 break;
             }
-            m->axes = ax;
+            m->moff = mo;
             cap = nc;
         }
-        cs_agg_job *j = &a->jobs[a->n_jobs];
-        memset(j, 0, sizeof(*j));
-        m->axes[a->n_jobs] = st_dup_col(st, 3, &oom);
+        rc = job_row(s, m, st, &a->jobs[a->n_jobs], a->n_jobs, &oom, err);
         a->n_jobs++;
-        j->job_id = sqlite3_column_int64(st, 0);
-        j->state = agg_state((const char *)sqlite3_column_text(st, 1));
-        j->baseline = sqlite3_column_int(st, 2) != 0;
-        j->axes = m->axes[a->n_jobs - 1] ? m->axes[a->n_jobs - 1] : "{}";
-        j->result_version = sqlite3_column_int(st, 4);
-        cJSON *ax = cJSON_Parse(j->axes);
-        j->model = axis_name(m, ax, "model", &oom);
-        j->eval = axis_name(m, ax, "eval", &oom);
-        cJSON_Delete(ax);
     }
-    if (oom) {
+    if (rc == CS_OK && oom) {
         rc = cs_err_set(err, CS_ENOMEM, 0, "store: results: out of memory");
-    } else if (src != SQLITE_DONE) {
+    } else if (rc == CS_OK && src != SQLITE_DONE) {
         rc = st_err(s->db, src, "read jobs", err);
     }
     st_rel(st);
+    for (size_t i = 0; rc == CS_OK && i < a->n_jobs; i++) {
+        if (m->moff[i] != SIZE_MAX && m->members) { /* the array has stopped moving */
+            a->jobs[i].members = m->members + m->moff[i];
+        }
+    }
     return rc;
 }
 
@@ -215,6 +441,22 @@ static size_t job_index(const cs_store_agg *a, int64_t id)
 {
     const cs_agg_job *j = bsearch(&id, a->jobs, a->n_jobs, sizeof(*a->jobs), job_cmp);
     return j ? (size_t)(j - a->jobs) : SIZE_MAX;
+}
+
+/* job_index, trying first the job after *hint (the rows of a query come by job; equal ids
+ * are one job); *hint = the index found. */
+static size_t job_next(const cs_store_agg *a, int64_t id, size_t *hint)
+{
+    size_t h = *hint;
+    if (h < a->n_jobs && a->jobs[h].job_id == id) {
+        return h;
+    }
+    if (h + 1 < a->n_jobs && a->jobs[h + 1].job_id == id) {
+        return *hint = h + 1;
+    }
+    size_t k = job_index(a, id);
+    *hint = k != SIZE_MAX ? k : *hint;
+    return k;
 }
 
 /* Grows an array of rows and its job-index array together to hold one more. */
@@ -244,13 +486,14 @@ static cs_rc load_metrics(cs_store *s, int64_t sweep_id, cs_store_agg *a, cs_err
     sqlite3_stmt *st = NULL;
     bool oom = false;
     int src;
+    size_t hint = 0;
     cs_rc rc = st_query(s, S_AGG_METRICS, &st, err);
     if (rc != CS_OK) {
         return rc;
     }
     sqlite3_bind_int64(st, 1, sweep_id);
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        size_t k = job_index(a, sqlite3_column_int64(st, 0));
+        size_t k = job_next(a, sqlite3_column_int64(st, 0), &hint);
         if (k == SIZE_MAX) {
             continue;
         }
@@ -260,8 +503,8 @@ static cs_rc load_metrics(cs_store *s, int64_t sweep_id, cs_store_agg *a, cs_err
             break;
         }
         cs_agg_metric *x = &m->metrics[m->n_metrics];
-        x->task = col_intern(m, st, 1, &oom);
-        x->metric = col_intern(m, st, 2, &oom);
+        x->task = col_recent(m, R_MT, st, 1, &oom);
+        x->metric = col_recent(m, R_MM, st, 2, &oom);
         x->value = sqlite3_column_type(st, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 3);
         x->stderr_ = sqlite3_column_type(st, 4) == SQLITE_NULL ? 0 : sqlite3_column_double(st, 4);
         x->n = sqlite3_column_type(st, 5) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 5);
@@ -289,9 +532,9 @@ static cs_rc outcome_row(struct cs_store_agg_mem *m, sqlite3_stmt *st, cs_agg_ou
     const unsigned char *d = sqlite3_column_blob(st, 5);
     size_t bytes = (size_t)sqlite3_column_bytes(st, 5);
     memset(x, 0, sizeof(*x));
-    x->task = col_intern(m, st, 1, &oom);
-    x->metric = col_intern(m, st, 2, &oom);
-    x->sample = col_intern(m, st, 3, &oom);
+    x->task = col_recent(m, R_OT, st, 1, &oom);
+    x->metric = col_recent(m, R_OM, st, 2, &oom);
+    x->sample = col_recent(m, R_OS, st, 3, &oom);
     if (oom) {
         return cs_err_set(err, CS_ENOMEM, 0, "store: results: out of memory");
     }
@@ -306,7 +549,7 @@ static cs_rc outcome_row(struct cs_store_agg_mem *m, sqlite3_stmt *st, cs_agg_ou
     }
     x->n = (size_t)n;
     if (real) {
-        float *v = cs_alloc_array(n > 0 ? (size_t)n : 1, sizeof(*v));
+        float *v = chunk_alloc(m, n > 0 ? (size_t)n * sizeof(*v) : 1);
         for (size_t i = 0; v && i < (size_t)n; i++) {
             uint32_t u = (uint32_t)d[4 * i] | (uint32_t)d[4 * i + 1] << 8 |
                          (uint32_t)d[4 * i + 2] << 16 | (uint32_t)d[4 * i + 3] << 24;
@@ -314,7 +557,7 @@ static cs_rc outcome_row(struct cs_store_agg_mem *m, sqlite3_stmt *st, cs_agg_ou
         }
         x->values = v;
     } else {
-        uint8_t *b = malloc(bytes > 0 ? bytes : 1);
+        uint8_t *b = chunk_alloc(m, bytes > 0 ? bytes : 1);
         if (b && bytes > 0) {
             memcpy(b, d, bytes);
         }
@@ -324,20 +567,69 @@ static cs_rc outcome_row(struct cs_store_agg_mem *m, sqlite3_stmt *st, cs_agg_ou
                                 : cs_err_set(err, CS_ENOMEM, 0, "store: results: out of memory");
 }
 
-static cs_rc load_outcomes(cs_store *s, int64_t sweep_id, bool with_margin, cs_store_agg *a,
-                           cs_err *err)
+/* The outcomes the comparisons read, as S_AGG_OUTCOMES_OF takes them: {"TASK":"METRIC",...}, the
+ * headline metric of each task of the loaded metrics and of the headline table, as cs_agg_run
+ * chooses it (cs_agg_headline). Owned; NULL when out of memory. */
+static char *headline_filter(const cs_store_agg *a, const char *metric)
+{
+    struct cs_store_agg_mem *m = a->mem;
+    const char *acc = intern(m, "acc"), *em = intern(m, "exact_match");
+    size_t n = 0, last = 0, cap = m->n_metrics + a->n_headline;
+    struct {
+        const char *task;
+        bool acc, em;
+    } *t = cs_calloc_array(cap ? cap : 1, sizeof(*t));
+    cJSON *f = t && acc && em ? cJSON_CreateObject() : NULL;
+    for (size_t i = 0; f && i < cap; i++) { /* task names are interned: compared by address */
+        const char *task =
+                i < m->n_metrics ? m->metrics[i].task : a->headline_task[i - m->n_metrics];
+        if (n == 0 || t[last].task != task) {
+            for (last = 0; last < n && t[last].task != task; last++) {
+            }
+            n += last == n;
+            t[last].task = task;
+        }
+        t[last].acc = t[last].acc || (i < m->n_metrics && m->metrics[i].metric == acc);
+        t[last].em = t[last].em || (i < m->n_metrics && m->metrics[i].metric == em);
+    }
+    cs_agg_opts o;
+    cs_agg_opts_init(&o);
+    o.metric = metric;
+    o.headline_task = a->headline_task;
+    o.headline_metric = a->headline_metric;
+    o.n_headline = a->n_headline;
+    bool ok = f != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        ok = cJSON_AddStringToObject(f, t[i].task,
+                                     cs_agg_headline(&o, t[i].task, t[i].acc, t[i].em)) != NULL;
+    }
+    char *text = ok ? cJSON_PrintUnformatted(f) : NULL;
+    cJSON_Delete(f);
+    free(t);
+    return text;
+}
+
+/* The outcomes of the done and cached jobs: filter NULL: all (the margins with with_margin),
+ * else those it names (headline_filter). */
+static cs_rc load_outcomes(cs_store *s, int64_t sweep_id, bool with_margin, const char *filter,
+                           cs_store_agg *a, cs_err *err)
 {
     struct cs_store_agg_mem *m = a->mem;
     sqlite3_stmt *st = NULL;
     int src = SQLITE_DONE;
-    cs_rc rc = st_query(s, S_AGG_OUTCOMES, &st, err);
+    size_t hint = 0;
+    cs_rc rc = st_query(s, filter ? S_AGG_OUTCOMES_OF : S_AGG_OUTCOMES, &st, err);
     if (rc != CS_OK) {
         return rc;
     }
     sqlite3_bind_int64(st, 1, sweep_id);
-    sqlite3_bind_int(st, 2, with_margin ? 1 : 0);
+    if (filter) {
+        st_bind_text(st, 2, filter);
+    } else {
+        sqlite3_bind_int(st, 2, with_margin ? 1 : 0);
+    }
     while (rc == CS_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        size_t k = job_index(a, sqlite3_column_int64(st, 0));
+        size_t k = job_next(a, sqlite3_column_int64(st, 0), &hint);
         if (k == SIZE_MAX) {
             continue;
         }
@@ -433,9 +725,11 @@ static cs_rc load_headlines(cs_store *s, int64_t sweep_id, cs_store_agg *a, cs_e
 }
 
 /* cs_store_agg_load; outcomes 0: none (no comparison will read them), 1: all but the margins,
- * 2: all. */
-static cs_rc agg_load(cs_store *s, int64_t sweep_id, int outcomes, cs_store_agg *out, cs_err *err)
+ * 2: all, 3: those of the headline metrics (metric: --metric, or NULL). */
+static cs_rc agg_load(cs_store *s, int64_t sweep_id, int outcomes, const char *metric,
+                      cs_store_agg *out, cs_err *err)
 {
+    char *filter = NULL;
     cs_rc rc;
     memset(out, 0, sizeof(*out));
     out->mem = calloc(1, sizeof(*out->mem));
@@ -449,9 +743,14 @@ static cs_rc agg_load(cs_store *s, int64_t sweep_id, int outcomes, cs_store_agg 
     if (rc == CS_OK) {
         rc = load_metrics(s, sweep_id, out, err);
     }
-    if (rc == CS_OK && outcomes > 0) {
-        rc = load_outcomes(s, sweep_id, outcomes > 1, out, err);
+    if (rc == CS_OK && outcomes == 3) {
+        filter = headline_filter(out, metric);
+        rc = filter ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "store: results: out of memory");
     }
+    if (rc == CS_OK && outcomes > 0) {
+        rc = load_outcomes(s, sweep_id, outcomes == 2, filter, out, err);
+    }
+    free(filter);
     if (rc != CS_OK) {
         cs_store_agg_fini(out);
         return rc;
@@ -463,7 +762,13 @@ static cs_rc agg_load(cs_store *s, int64_t sweep_id, int outcomes, cs_store_agg 
 cs_rc cs_store_agg_load(cs_store *s, int64_t sweep_id, bool with_margin, cs_store_agg *out,
                         cs_err *err)
 {
-    return agg_load(s, sweep_id, with_margin ? 2 : 1, out, err);
+    return agg_load(s, sweep_id, with_margin ? 2 : 1, NULL, out, err);
+}
+
+cs_rc cs_store_agg_load_headlines(cs_store *s, int64_t sweep_id, const char *metric,
+                                  cs_store_agg *out, cs_err *err)
+{
+    return agg_load(s, sweep_id, 3, metric, out, err);
 }
 
 void cs_store_outcomes_fini(cs_store_outcomes *o)
@@ -613,8 +918,9 @@ cs_rc cs_store_results(cs_store *s, const char *sweep, const cs_store_results_re
     rc = cs_store_sweep_resolve(s, sweep, &id, err);
     if (rc == CS_OK) {
         /* Only the comparisons with a reference row read per-item outcomes (pairing and the
-         * bootstrap): without one, the 1.5M bitset rows of a 100,000-job sweep stay unread. */
-        rc = agg_load(s, id, q->reference != NULL ? 1 : 0, &a, err);
+         * bootstrap), and only those of the headline metrics: without one, the 1.5M bitset rows
+         * of a 100,000-job sweep stay unread, with one a third of them are read. */
+        rc = agg_load(s, id, q->reference != NULL ? 3 : 0, q->metric, &a, err);
     }
     if (rc != CS_OK) {
         return rc;

@@ -1271,6 +1271,174 @@ static void test_sampler_paths(void **state)
     cs_agg_boot_cache_destroy(c);
 }
 
+/* Members (cs_agg_job.members) instead of axes texts: each job's axes split into canonical
+ * '"name":value' texts, kept in pool (shared: equal texts share one pointer, as the store gives
+ * them; else one copy per job). */
+static char *pool[1024];
+static const char *mptr[64][16];
+static size_t n_pool;
+
+static const char *pool_add(const char *text, bool shared)
+{
+    for (size_t i = 0; shared && i < n_pool; i++) {
+        if (strcmp(pool[i], text) == 0) {
+            return pool[i];
+        }
+    }
+    assert_true(n_pool < sizeof(pool) / sizeof(*pool));
+    pool[n_pool] = strdup(text);
+    assert_non_null(pool[n_pool]);
+    return pool[n_pool++];
+}
+
+static void pool_free(void)
+{
+    for (size_t i = 0; i < n_pool; i++) {
+        free(pool[i]);
+    }
+    n_pool = 0;
+}
+
+/* jobs[] from fx with members: every job (odd = false: only the odd ones). The axes text is
+ * replaced by one that cannot be read, so only the members count. */
+static void to_members(size_t n, bool shared, bool all)
+{
+    for (size_t j = 0; j < n; j++) {
+        if (!all && j % 2 == 0) {
+            continue;
+        }
+        cJSON *ax = cJSON_Parse(jobs[j].axes);
+        const cJSON *c;
+        size_t k = 0;
+        assert_non_null(ax);
+        cJSON_ArrayForEach(c, ax)
+        {
+            cJSON *name = cJSON_CreateString(c->string);
+            cs_buf b = {0};
+            assert_int_equal(cs_canon_append(name, &b, NULL), CS_OK);
+            assert_int_equal(cs_buf_putc(&b, ':'), CS_OK);
+            assert_int_equal(cs_canon_append(c, &b, NULL), CS_OK);
+            mptr[j][k++] = pool_add(b.data, shared);
+            cs_buf_fini(&b);
+            cJSON_Delete(name);
+        }
+        cJSON_Delete(ax);
+        jobs[j].members = mptr[j];
+        jobs[j].n_members = k;
+        jobs[j].axes = "not read";
+    }
+}
+
+/* The aggregate of the fixture as text: mode 0 axes texts, 1 shared members, 2 a copy of each
+ * member per job, 3 every other job with members. */
+static char *agg_text(const cs_agg_opts *o, int mode)
+{
+    cJSON *doc = NULL;
+    cs_err err = {0};
+    size_t n = fx_jobs();
+    if (mode > 0) {
+        to_members(n, mode != 2, mode != 3);
+    }
+    cs_rc rc = cs_agg_run(jobs, n, o, &doc, &err);
+    if (rc != CS_OK) {
+        print_error("cs_agg_run: %s\n", err.msg);
+    }
+    assert_int_equal(rc, CS_OK);
+    char *text = cJSON_PrintUnformatted(doc);
+    assert_non_null(text);
+    cJSON_Delete(doc);
+    pool_free();
+    return text;
+}
+
+/* Every mode of agg_text gives the same document (the rows' keys, and so the bootstrap's
+ * streams, included). */
+static void expect_same_with_members(const cs_agg_opts *o)
+{
+    char *want = agg_text(o, 0);
+    for (int mode = 1; mode <= 3; mode++) {
+        char *got = agg_text(o, mode);
+        assert_string_equal(got, want);
+        free(got);
+    }
+    free(want);
+}
+
+static void test_members(void **state)
+{
+    (void)state;
+    cs_agg_opts o;
+    cs_agg_opts_init(&o);
+    build_metrics_sweep();
+    expect_same_with_members(&o);
+    const char *by[] = {"selector"};
+    o.by = by;
+    o.n_by = 1;
+    expect_same_with_members(&o);
+    build_demo();
+    o = ref_opts("algorithm", "rtn");
+    o.resamples = 200;
+    expect_same_with_members(&o);
+    /* null and absent group together; 1 and 1.0 are one value; an object value */
+    n_fx = 0;
+    const int y[4] = {1, 0, 1, 1};
+    fx_items(fx_add("done", false, "{\"a\":\"x\",\"seed\":0,\"v\":null}"), "t1", "acc", SAMPLE, 4,
+             y);
+    fx_items(fx_add("done", false, "{\"a\":\"x\",\"seed\":1}"), "t1", "acc", SAMPLE, 4, y);
+    fx_items(fx_add("done", false, "{\"a\":\"y\",\"seed\":0,\"v\":1}"), "t1", "acc", SAMPLE, 4, y);
+    fx_items(fx_add("done", false, "{\"a\":\"y\",\"seed\":1,\"v\":1.0}"), "t1", "acc", SAMPLE, 4,
+             y);
+    fx_items(fx_add("done", false, "{\"a\":{\"k\":[1,2],\"name\":\"z\"},\"seed\":0}"), "t1", "acc",
+             SAMPLE, 4, y);
+    fx_items(fx_add("done", true, "{\"a\":\"x\",\"seed\":null}"), "t1", "acc", SAMPLE, 4, y);
+    o = ref_opts("a", "x");
+    o.resamples = 50;
+    expect_same_with_members(&o);
+    cJSON *doc = run_ok(&o);
+    assert_int_equal(cJSON_GetArraySize(at(doc, "rows")), 4);
+    assert_int_equal(num(cJSON_GetArrayItem(at(doc, "rows"), 0), "jobs.total"), 2);
+    assert_int_equal(num(cJSON_GetArrayItem(at(doc, "rows"), 1), "jobs.total"), 2);
+    cJSON_Delete(doc);
+}
+
+/* A member that is not '"name":value' is refused, naming the job. */
+static void test_bad_member(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"\"seed\":0,\"x\":1", "seed", "\"seed\":"};
+    cs_agg_job job = {.job_id = 7, .state = "done", .model = "m", .eval = "e"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        cJSON *doc = NULL;
+        cs_err err = {0};
+        job.members = &bad[i];
+        job.n_members = 1;
+        assert_int_equal(cs_agg_run(&job, 1, NULL, &doc, &err), CS_EINVAL);
+        assert_null(doc);
+        assert_non_null(strstr(err.msg, "job 7: axes member"));
+    }
+}
+
+/* The headline rule that cs_agg_run applies and the store's outcome filter shares. */
+static void test_headline(void **state)
+{
+    (void)state;
+    cs_agg_opts o;
+    cs_agg_opts_init(&o);
+    const char *ht[] = {"t1", "t2", "t1"}, *hm[] = {"acc_norm", "margin", "acc_bytes"};
+    o.headline_task = ht;
+    o.headline_metric = hm;
+    o.n_headline = 3;
+    assert_string_equal(cs_agg_headline(&o, "t1", true, false), "acc_bytes"); /* the last */
+    assert_string_equal(cs_agg_headline(&o, "t2", true, true), "margin");
+    assert_string_equal(cs_agg_headline(&o, "t3", true, true), "acc");
+    assert_string_equal(cs_agg_headline(&o, "t3", false, true), "exact_match");
+    assert_string_equal(cs_agg_headline(&o, "t3", false, false), "acc");
+    assert_string_equal(cs_agg_headline(&o, "ppl:w", false, true), "ppl");
+    o.metric = "acc_norm";
+    assert_string_equal(cs_agg_headline(&o, "t2", true, true), "acc_norm");
+    assert_string_equal(cs_agg_headline(&o, "ppl:w", false, false), "acc_norm");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1289,6 +1457,9 @@ int main(void)
             cmocka_unit_test(test_sampler_exact),
             cmocka_unit_test(test_sampler_paths),
             cmocka_unit_test(test_empty),
+            cmocka_unit_test(test_members),
+            cmocka_unit_test(test_bad_member),
+            cmocka_unit_test(test_headline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  * with a result (raw bytes, the (task, metric) pairs checked before anything is written), a cached
  * job reading the outcomes of the result it reuses, and cs_store_agg_load: states, metrics,
  * outcomes (floats decoded from little endian), headline metrics from the sweep document, an
- * unknown sweep. Each test works on its own database in a fresh temporary directory. */
+ * unknown sweep; axes as fragment members or axes_raw text, and the headline outcomes only. Each
+ * test works on its own database in a fresh temporary directory. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -204,6 +205,17 @@ static const cs_agg_job *job_of(const cs_store_agg *a, int64_t id)
     return NULL;
 }
 
+/* Whether job j's axes members include text. */
+static bool has_member(const cs_agg_job *j, const char *text)
+{
+    for (size_t i = 0; i < j->n_members; i++) {
+        if (strcmp(j->members[i], text) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void test_agg_load(void **state)
 {
     fixture *f = *state;
@@ -225,7 +237,8 @@ static void test_agg_load(void **state)
     assert_int_equal(j->result_version, 2);
     assert_false(j->baseline);
     assert_string_equal(j->model, "");
-    assert_non_null(strstr(j->axes, "\"seed\":0"));
+    assert_null(j->axes); /* the axes' members, as the fragment table holds them */
+    assert_true(has_member(j, "\"seed\":0"));
     assert_int_equal(j->n_metrics, 2);
     assert_string_equal(j->metrics[0].task, "arith");
     assert_true(j->metrics[0].value == 0.5 || j->metrics[1].value == 0.5);
@@ -374,6 +387,118 @@ static void test_outcomes_of_result(void **state)
     cs_store_claim_fini(&c);
 }
 
+/* The aggregate of sweep "a" as JSON text (owned). */
+static char *results_text(cs_store *s, const char *reference)
+{
+    cs_store_results_req q = {.reference = reference, .resamples = 20, .seed = 1};
+    cJSON *out = NULL;
+    cs_err err = {0};
+    if (cs_store_results(s, "a", &q, &out, &err) != CS_OK) {
+        fail_msg("results: %s", err.msg);
+    }
+    char *text = cJSON_PrintUnformatted(out);
+    cJSON_Delete(out);
+    assert_non_null(text);
+    return text;
+}
+
+/* A job whose axes the fragments cannot represent keeps them whole in axes_raw: loaded as that
+ * text (no members), it aggregates as the same job read through its fragments. */
+static void test_agg_load_axes_raw(void **state)
+{
+    fixture *f = *state;
+    cs_store_agg a = {0};
+    cs_err err = {0};
+    char sql[256];
+    int64_t sw = submit(f->s, "a", NULL, 3);
+    for (int i = 0; i < 3; i++) {
+        cs_store_claim c = claim(f->s);
+        assert_int_equal(report(f->s, &c, OUTCOMES, 2), CS_OK);
+        cs_store_claim_fini(&c);
+    }
+    int64_t id = q_int(f->s, "SELECT min(id) FROM job_row");
+    char *want = results_text(f->s, NULL), *want_ref = results_text(f->s, "i=2");
+    snprintf(sql, sizeof(sql),
+             "UPDATE job_row SET axes_raw = (SELECT axes FROM job WHERE id = %lld), axs = '[]'"
+             " WHERE id = %lld",
+             (long long)id, (long long)id);
+    assert_int_equal(sqlite3_exec(cs_store_test_db(f->s), sql, NULL, NULL, NULL), SQLITE_OK);
+    char *got = results_text(f->s, NULL), *got_ref = results_text(f->s, "i=2");
+    assert_string_equal(got, want);
+    assert_string_equal(got_ref, want_ref);
+    free(want);
+    free(want_ref);
+    free(got);
+    free(got_ref);
+    /* the raw text as it is, model and eval from it; the other jobs have members */
+    snprintf(sql, sizeof(sql),
+             "UPDATE job_row SET axes_raw = '{\"model\":{\"n\":1},\"eval\":\"e\",\"seed\":0}'"
+             " WHERE id = %lld",
+             (long long)id);
+    assert_int_equal(sqlite3_exec(cs_store_test_db(f->s), sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(cs_store_agg_load(f->s, sw, false, &a, &err), CS_OK);
+    const cs_agg_job *j = job_of(&a, id);
+    assert_null(j->members);
+    assert_string_equal(j->axes, "{\"model\":{\"n\":1},\"eval\":\"e\",\"seed\":0}");
+    assert_string_equal(j->model, "{\"n\":1}");
+    assert_string_equal(j->eval, "e");
+    j = job_of(&a, id + 1);
+    assert_null(j->axes);
+    assert_int_equal(j->n_members, 2);
+    assert_true(has_member(j, "\"i\":2") && has_member(j, "\"seed\":0"));
+    cs_store_agg_fini(&a);
+    /* a fragment list that is not one, or names no fragment: a database error naming the job */
+    snprintf(sql, sizeof(sql), "UPDATE job_row SET axs = '[1,' WHERE id = %lld", (long long)id + 1);
+    assert_int_equal(sqlite3_exec(cs_store_test_db(f->s), sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(cs_store_agg_load(f->s, sw, false, &a, &err), CS_EDB);
+    assert_non_null(strstr(err.msg, "is not an array of fragment ids"));
+    snprintf(sql, sizeof(sql), "UPDATE job_row SET axs = '[ 99999 ]' WHERE id = %lld",
+             (long long)id + 1);
+    assert_int_equal(sqlite3_exec(cs_store_test_db(f->s), sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(cs_store_agg_load(f->s, sw, false, &a, &err), CS_EDB);
+    assert_non_null(strstr(err.msg, "axes fragment 99999 is missing"));
+}
+
+/* cs_store_agg_load_headlines reads only the outcomes of each task's headline metric: the sweep's
+ * choice, the default (acc), or --metric. */
+static void test_agg_load_headlines(void **state)
+{
+    fixture *f = *state;
+    cs_store_agg a = {0};
+    cs_err err = {0};
+    static const char *spec = "{\"data\":{\"eval\":{\"default\":{\"tasks\":{\"arith\":{"
+                              "\"headline\":\"margin\",\"path\":\"x\"}}}}}}";
+    int64_t sw = submit(f->s, "a", NULL, 1), sw2 = submit(f->s, "b", spec, 1);
+    cs_store_claim c = claim(f->s);
+    assert_int_equal(report(f->s, &c, OUTCOMES, 2), CS_OK);
+    cs_store_claim d = claim(f->s);
+    assert_int_equal(report(f->s, &d, OUTCOMES, 2), CS_OK);
+    const struct {
+        int64_t sweep;
+        const char *metric, *want; /* want NULL: no outcome */
+    } cases[] = {{sw, NULL, "acc"},
+                 {sw, "margin", "margin"},
+                 {sw, "acc_norm", NULL},
+                 {sw2, NULL, "margin"},
+                 {sw2, "acc", "acc"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        assert_int_equal(
+                cs_store_agg_load_headlines(f->s, cases[i].sweep, cases[i].metric, &a, &err),
+                CS_OK);
+        assert_int_equal(a.n_jobs, 1);
+        assert_int_equal(a.jobs[0].n_metrics, 2);
+        assert_int_equal(a.jobs[0].result_version, 2);
+        assert_int_equal(a.jobs[0].n_outcomes, cases[i].want ? 1 : 0);
+        if (cases[i].want) {
+            assert_string_equal(a.jobs[0].outcomes[0].metric, cases[i].want);
+            assert_string_equal(a.jobs[0].outcomes[0].task, "arith");
+        }
+        cs_store_agg_fini(&a);
+    }
+    cs_store_claim_fini(&c);
+    cs_store_claim_fini(&d);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -386,6 +511,8 @@ int main(void)
             T(test_agg_load_errors),
             T(test_version1_result),
             T(test_outcomes_of_result),
+            T(test_agg_load_axes_raw),
+            T(test_agg_load_headlines),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
