@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <sqlite3.h>
 
@@ -139,6 +140,8 @@
     X(OUTCOME_INSERT,                                                                              \
       "INSERT INTO item_outcome (result_id, job_id, task, metric, sample, n, data)"                \
       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                                                      \
+    X(VALUE_INSERT, "INSERT INTO item_value (result_id, job_id, task, metric, sample, n, data)"    \
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                                        \
     X(JOB_DONE,                                                                                    \
       "UPDATE job_row SET state = 'done', state_at = ?2, state_why = ?3, result_id = ?4,"          \
       " lease_until = NULL, not_before = NULL WHERE id = ?1")                                      \
@@ -210,28 +213,47 @@
     X(LAST_LOG_PATH, "SELECT log_path FROM attempt WHERE job_id = ?1 AND log_path IS NOT NULL"     \
                      " ORDER BY n DESC LIMIT 1")                                                   \
     X(AGG_SPEC, "SELECT spec FROM sweep WHERE id = ?1")                                            \
-    /* The result's version: 2 when it has item outcomes. The first probe (index item_outcome_job, \
-     * small) finds those of a job's own result; the second (the table) the others. */             \
+    /* The result's version: 2 when it has item outcomes (bitsets or values). The first probes     \
+     * (indexes item_outcome_job, item_value_job: small) find those of a job's own result; the     \
+     * others (the tables' keys) those of a cached job's. */                                       \
     X(AGG_JOBS, "SELECT j.id, j.state, j.baseline, j.axs, j.axes_raw, CASE WHEN j.result_id"       \
                 " IS NULL THEN 0 WHEN EXISTS (SELECT 1 FROM item_outcome o WHERE o.job_id = j.id"  \
-                " AND o.result_id = j.result_id) THEN 2 WHEN EXISTS (SELECT 1 FROM item_outcome o" \
-                " WHERE o.result_id = j.result_id) THEN 2 ELSE 1 END FROM job_row j"               \
-                " WHERE j.sweep_id = ?1 ORDER BY j.id")                                            \
+                " AND o.result_id = j.result_id) THEN 2 WHEN EXISTS (SELECT 1 FROM item_value o"   \
+                " WHERE o.job_id = j.id AND o.result_id = j.result_id) THEN 2 WHEN EXISTS"         \
+                " (SELECT 1 FROM item_outcome o WHERE o.result_id = j.result_id) THEN 2 WHEN"      \
+                " EXISTS (SELECT 1 FROM item_value o WHERE o.result_id = j.result_id) THEN 2"      \
+                " ELSE 1 END FROM job_row j WHERE j.sweep_id = ?1 ORDER BY j.id")                  \
     X(AGG_FRAGMENT, "SELECT text FROM fragment WHERE id = ?1")                                     \
     X(AGG_METRICS, "SELECT j.id, m.task, m.metric, m.value, m.stderr, m.n FROM job_row j"          \
                    " JOIN metric m ON m.result_id = j.result_id WHERE j.sweep_id = ?1"             \
                    " AND j.state IN ('cached', 'done') ORDER BY j.state, j.priority DESC, j.id")   \
     X(AGG_OUTCOMES, "SELECT j.id, o.task, o.metric, o.sample, o.n, o.data FROM job_row j"          \
                     " JOIN item_outcome o ON o.result_id = j.result_id WHERE j.sweep_id = ?1"      \
-                    " AND j.state IN ('cached', 'done') AND (?2 OR o.metric <> 'margin')"          \
-                    " ORDER BY j.state, j.priority DESC, j.id")                                    \
+                    " AND j.state IN ('cached', 'done') ORDER BY j.state, j.priority DESC, j.id")  \
+    /* ?2: with the margins (else only window_loss) */                                             \
+    X(AGG_VALUES, "SELECT j.id, o.task, o.metric, o.sample, o.n, o.data FROM job_row j"            \
+                  " JOIN item_value o ON o.result_id = j.result_id WHERE j.sweep_id = ?1"          \
+                  " AND j.state IN ('cached', 'done') AND (?2 OR o.metric <> 'margin')"            \
+                  " ORDER BY j.state, j.priority DESC, j.id")                                      \
     /* ?2: {"TASK":"METRIC",...}: one primary-key lookup per job and task (CROSS JOIN: in this     \
      * order, so the rows come in index job_claim's order, without a sort). */                     \
     X(AGG_OUTCOMES_OF, "SELECT j.id, o.task, o.metric, o.sample, o.n, o.data FROM job_row j"       \
                        " CROSS JOIN json_each(?2) h CROSS JOIN item_outcome o"                     \
                        " ON o.result_id = j.result_id AND o.task = h.key AND o.metric = h.value"   \
                        " WHERE j.sweep_id = ?1 AND j.state IN ('cached', 'done')"                  \
-                       " ORDER BY j.state, j.priority DESC, j.id")
+                       " ORDER BY j.state, j.priority DESC, j.id")                                 \
+    X(AGG_VALUES_OF, "SELECT j.id, o.task, o.metric, o.sample, o.n, o.data FROM job_row j"         \
+                     " CROSS JOIN json_each(?2) h CROSS JOIN item_value o"                         \
+                     " ON o.result_id = j.result_id AND o.task = h.key AND o.metric = h.value"     \
+                     " WHERE j.sweep_id = ?1 AND j.state IN ('cached', 'done')"                    \
+                     " ORDER BY j.state, j.priority DESC, j.id")
+
+/* Whether an item outcome is real-valued (n float32: table item_value) rather than a bitset
+ * (table item_outcome), by its metric name (schemas/migrations/0005_item_values.sql). */
+static inline bool st_outcome_real(const char *metric)
+{
+    return strcmp(metric, "margin") == 0 || strcmp(metric, "window_loss") == 0;
+}
 
 enum {
 #define STMT_ENUM(name, sql) S_##name,

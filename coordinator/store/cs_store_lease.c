@@ -434,7 +434,7 @@ static cs_rc insert_outcomes(cs_store *s, int64_t result_id, int64_t job_id,
     sqlite3_stmt *st = NULL;
     cs_rc rc = CS_OK;
     for (size_t i = 0; i < n && rc == CS_OK; i++) {
-        rc = st_stmt(s, S_OUTCOME_INSERT, &st, err);
+        rc = st_stmt(s, st_outcome_real(o[i].metric) ? S_VALUE_INSERT : S_OUTCOME_INSERT, &st, err);
         if (rc != CS_OK) {
             break;
         }

@@ -538,7 +538,7 @@ static cs_rc outcome_row(struct cs_store_agg_mem *m, sqlite3_stmt *st, cs_agg_ou
     if (oom) {
         return cs_err_set(err, CS_ENOMEM, 0, "store: results: out of memory");
     }
-    bool real = strcmp(x->metric, "margin") == 0 || strcmp(x->metric, "window_loss") == 0;
+    bool real = st_outcome_real(x->metric);
     if (n < 0 || (size_t)n > CS_LIMIT_RESULT_ITEMS ||
         bytes != (real ? (size_t)n * 4 : ((size_t)n + 7) / 8)) {
         return cs_err_set(err, CS_EDB, 0,
@@ -570,7 +570,7 @@ static cs_rc outcome_row(struct cs_store_agg_mem *m, sqlite3_stmt *st, cs_agg_ou
 /* The outcomes the comparisons read, as S_AGG_OUTCOMES_OF takes them: {"TASK":"METRIC",...}, the
  * headline metric of each task of the loaded metrics and of the headline table, as cs_agg_run
  * chooses it (cs_agg_headline). Owned; NULL when out of memory. */
-static char *headline_filter(const cs_store_agg *a, const char *metric)
+static char *headline_filter(const cs_store_agg *a, const char *metric, bool *real)
 {
     struct cs_store_agg_mem *m = a->mem;
     const char *acc = intern(m, "acc"), *em = intern(m, "exact_match");
@@ -599,9 +599,11 @@ static char *headline_filter(const cs_store_agg *a, const char *metric)
     o.headline_metric = a->headline_metric;
     o.n_headline = a->n_headline;
     bool ok = f != NULL;
+    *real = false;
     for (size_t i = 0; ok && i < n; i++) {
-        ok = cJSON_AddStringToObject(f, t[i].task,
-                                     cs_agg_headline(&o, t[i].task, t[i].acc, t[i].em)) != NULL;
+        const char *h = cs_agg_headline(&o, t[i].task, t[i].acc, t[i].em);
+        *real = *real || st_outcome_real(h);
+        ok = cJSON_AddStringToObject(f, t[i].task, h) != NULL;
     }
     char *text = ok ? cJSON_PrintUnformatted(f) : NULL;
     cJSON_Delete(f);
@@ -609,25 +611,13 @@ static char *headline_filter(const cs_store_agg *a, const char *metric)
     return text;
 }
 
-/* The outcomes of the done and cached jobs: filter NULL: all (the margins with with_margin),
- * else those it names (headline_filter). */
-static cs_rc load_outcomes(cs_store *s, int64_t sweep_id, bool with_margin, const char *filter,
-                           cs_store_agg *a, cs_err *err)
+/* The rows of statement st (bound): job id, task, metric, sample, n, data. */
+static cs_rc outcome_rows(cs_store *s, sqlite3_stmt *st, cs_store_agg *a, cs_err *err)
 {
     struct cs_store_agg_mem *m = a->mem;
-    sqlite3_stmt *st = NULL;
     int src = SQLITE_DONE;
     size_t hint = 0;
-    cs_rc rc = st_query(s, filter ? S_AGG_OUTCOMES_OF : S_AGG_OUTCOMES, &st, err);
-    if (rc != CS_OK) {
-        return rc;
-    }
-    sqlite3_bind_int64(st, 1, sweep_id);
-    if (filter) {
-        st_bind_text(st, 2, filter);
-    } else {
-        sqlite3_bind_int(st, 2, with_margin ? 1 : 0);
-    }
+    cs_rc rc = CS_OK;
     while (rc == CS_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
         size_t k = job_next(a, sqlite3_column_int64(st, 0), &hint);
         if (k == SIZE_MAX) {
@@ -644,7 +634,79 @@ static cs_rc load_outcomes(cs_store *s, int64_t sweep_id, bool with_margin, cons
     if (rc == CS_OK && src != SQLITE_DONE) {
         rc = st_err(s->db, src, "read item outcomes", err);
     }
+    return rc;
+}
+
+typedef struct by_job {
+    size_t job, at;
+} by_job;
+
+static int by_job_cmp(const void *x, const void *y)
+{
+    const by_job *a = x, *b = y;
+    if (a->job != b->job) {
+        return a->job < b->job ? -1 : 1;
+    }
+    return (a->at > b->at) - (a->at < b->at);
+}
+
+/* Orders the outcomes by job (stable), so each job's come together for attach() after the
+ * bitsets and the values were read by two queries. */
+static cs_rc outcomes_by_job(cs_store_agg *a, cs_err *err)
+{
+    struct cs_store_agg_mem *m = a->mem;
+    by_job *k = cs_alloc_array(m->n_outcomes + 1, sizeof(*k));
+    cs_agg_outcome *o = cs_alloc_array(m->n_outcomes + 1, sizeof(*o));
+    if (k == NULL || o == NULL) {
+        cs_free_each((void *const[]){k, o}, 2);
+        return cs_err_set(err, CS_ENOMEM, 0, "store: results: out of memory");
+    }
+    for (size_t i = 0; i < m->n_outcomes; i++) {
+        k[i] = (by_job){m->outcome_job[i], i};
+    }
+    qsort(k, m->n_outcomes, sizeof(*k), by_job_cmp);
+    for (size_t i = 0; i < m->n_outcomes; i++) {
+        o[i] = m->outcomes[k[i].at];
+        m->outcome_job[i] = k[i].job;
+    }
+    memcpy(m->outcomes, o, m->n_outcomes * sizeof(*o));
+    cs_free_each((void *const[]){k, o}, 2);
+    return CS_OK;
+}
+
+/* Runs statement which (?1 the sweep, ?2 filter or with_margin) and reads its rows. */
+static cs_rc outcome_query(cs_store *s, int which, int64_t sweep_id, const char *filter,
+                           bool with_margin, cs_store_agg *a, cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    cs_rc rc = st_query(s, which, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, sweep_id);
+    if (filter) {
+        st_bind_text(st, 2, filter);
+    } else {
+        sqlite3_bind_int(st, 2, with_margin ? 1 : 0);
+    }
+    rc = outcome_rows(s, st, a, err);
     st_rel(st);
+    return rc;
+}
+
+/* The outcomes of the done and cached jobs: filter NULL: all (the bitsets, then the values: the
+ * margins with with_margin), else those it names (headline_filter; real: it names a real-valued
+ * one, so item_value is read too: its lookups are costly, each may read a float array). */
+static cs_rc load_outcomes(cs_store *s, int64_t sweep_id, bool with_margin, const char *filter,
+                           bool real, cs_store_agg *a, cs_err *err)
+{
+    cs_rc rc = outcome_query(s, filter ? S_AGG_OUTCOMES_OF : S_AGG_OUTCOMES, sweep_id, filter,
+                             with_margin, a, err);
+    if (rc == CS_OK && (filter == NULL || real)) {
+        rc = outcome_query(s, filter ? S_AGG_VALUES_OF : S_AGG_VALUES, sweep_id, filter,
+                           with_margin, a, err);
+        rc = rc == CS_OK ? outcomes_by_job(a, err) : rc;
+    }
     return rc;
 }
 
@@ -730,6 +792,7 @@ static cs_rc agg_load(cs_store *s, int64_t sweep_id, int outcomes, const char *m
                       cs_store_agg *out, cs_err *err)
 {
     char *filter = NULL;
+    bool real = false;
     cs_rc rc;
     memset(out, 0, sizeof(*out));
     out->mem = calloc(1, sizeof(*out->mem));
@@ -744,11 +807,11 @@ static cs_rc agg_load(cs_store *s, int64_t sweep_id, int outcomes, const char *m
         rc = load_metrics(s, sweep_id, out, err);
     }
     if (rc == CS_OK && outcomes == 3) {
-        filter = headline_filter(out, metric);
+        filter = headline_filter(out, metric, &real);
         rc = filter ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "store: results: out of memory");
     }
     if (rc == CS_OK && outcomes > 0) {
-        rc = load_outcomes(s, sweep_id, outcomes == 2, filter, out, err);
+        rc = load_outcomes(s, sweep_id, outcomes == 2, filter, real, out, err);
     }
     free(filter);
     if (rc != CS_OK) {

@@ -47,11 +47,15 @@ for _ in $(seq 1200); do
 done
 [ "$(q "SELECT count(*) FROM job WHERE state = 'done'")" = 13 ]; ok $? "all 13 jobs are done"
 
-# The per-item outcomes are stored once: in item_outcome (one row per task and outcome array of
-# each result.json's "items"), never in the stored result json.
+# The per-item outcomes are stored once: in item_outcome (bitsets) and item_value (float arrays),
+# one row per task and outcome array of each result.json's "items", never in the stored result
+# json.
 want=$(cat "$tmp"/work/*/result.json | jq -s '[.[] | (.items // {})[] | keys[] | select(. != "n" and . != "sample")] | length')
-got=$(q "SELECT count(*) FROM item_outcome")
-[ "$want" = "$got" ]; ok $? "item_outcome holds every outcome array of the results ($got of $want)"
+got=$(q "SELECT (SELECT count(*) FROM item_outcome) + (SELECT count(*) FROM item_value)")
+[ "$want" = "$got" ]; ok $? "item_outcome and item_value hold every outcome array of the results ($got of $want)"
+[ "$(q "SELECT count(*) FROM item_value WHERE metric NOT IN ('margin', 'window_loss')")" = 0 ] &&
+    [ "$(q "SELECT count(*) FROM item_outcome WHERE metric IN ('margin', 'window_loss')")" = 0 ]
+ok $? "bitsets in item_outcome, float arrays in item_value"
 [ "$(q "SELECT count(*) FROM result WHERE json_extract(json, '\$.items') IS NOT NULL")" = 0 ]
 ok $? "the stored result json has no items"
 

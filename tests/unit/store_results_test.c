@@ -1,5 +1,6 @@
-/* store_results_test.c - the store's side of results (schema version 4): item outcomes stored
- * with a result (raw bytes, the (task, metric) pairs checked before anything is written), a cached
+/* store_results_test.c - the store's side of results (schema versions 4 and 5): item outcomes
+ * stored with a result (raw bytes: bitsets in item_outcome, float arrays in item_value; the
+ * (task, metric) pairs checked before anything is written), the migration from version 4, a cached
  * job reading the outcomes of the result it reuses, and cs_store_agg_load: states, metrics,
  * outcomes (floats decoded from little endian), headline metrics from the sweep document, an
  * unknown sweep; axes as fragment members or axes_raw text, and the headline outcomes only. Each
@@ -149,14 +150,14 @@ static const cs_store_outcome OUTCOMES[2] = {
 static void test_schema_has_items(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(cs_store_schema_version(), 4);
-    assert_int_equal(q_int(f->s, "PRAGMA user_version"), 4);
+    assert_int_equal(cs_store_schema_version(), 5);
+    assert_int_equal(q_int(f->s, "PRAGMA user_version"), 5);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND"
-                                 " name = 'item_outcome'"),
-                     1);
+                                 " name IN ('item_outcome', 'item_value')"),
+                     2);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND"
-                                 " name = 'item_outcome_job'"),
-                     1);
+                                 " name IN ('item_outcome_job', 'item_value_job')"),
+                     2);
 }
 
 static void test_result_stores_outcomes(void **state)
@@ -166,15 +167,19 @@ static void test_result_stores_outcomes(void **state)
     submit(f->s, "a", NULL, 1);
     cs_store_claim c = claim(f->s);
     assert_int_equal(report(f->s, &c, OUTCOMES, 2), CS_OK);
-    assert_int_equal(q_int(f->s, "SELECT count(*) FROM item_outcome"), 2);
+    /* the bitset in item_outcome, the float array in item_value */
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM item_outcome"), 1);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM item_value"), 1);
     q_text(f->s,
            "SELECT hex(data) || ' ' || n || ' ' || sample FROM item_outcome WHERE metric = 'acc'",
            text, sizeof(text));
     assert_string_equal(text, "0D03 10 " SAMPLE);
-    q_text(f->s, "SELECT hex(data) FROM item_outcome WHERE metric = 'margin'", text, sizeof(text));
+    q_text(f->s, "SELECT hex(data) FROM item_value WHERE metric = 'margin'", text, sizeof(text));
     assert_string_equal(text, "0000003F0000A0BF00000040");
-    assert_int_equal(q_int(f->s, "SELECT count(*) FROM item_outcome o JOIN job j ON"
-                                 " j.result_id = o.result_id AND j.id = o.job_id"),
+    assert_int_equal(q_int(f->s, "SELECT (SELECT count(*) FROM item_outcome o JOIN job j ON"
+                                 " j.result_id = o.result_id AND j.id = o.job_id) + (SELECT"
+                                 " count(*) FROM item_value o JOIN job j ON j.result_id ="
+                                 " o.result_id AND j.id = o.job_id)"),
                      2);
     cs_store_claim_fini(&c);
 }
@@ -372,7 +377,7 @@ static void test_outcomes_of_result(void **state)
                                            NULL, 0, o.v, o.n, NULL, T0 + 1, &dup, &err),
                      CS_OK);
     cs_store_outcomes_fini(&o);
-    q_text(f->s, "SELECT hex(data) FROM item_outcome WHERE metric = 'window_loss'", text,
+    q_text(f->s, "SELECT hex(data) FROM item_value WHERE metric = 'window_loss'", text,
            sizeof(text));
     assert_string_equal(text, "0000C03F0000803E");
     assert_int_equal(cs_store_agg_load(f->s, sw, true, &a, &err), CS_OK);
@@ -499,6 +504,43 @@ static void test_agg_load_headlines(void **state)
     cs_store_claim_fini(&d);
 }
 
+/* A version-4 database (every outcome in item_outcome) migrates to version 5: the float arrays
+ * move to item_value, the bitsets stay, nothing is lost, and the aggregator reads both. */
+static void test_migrate_values(void **state)
+{
+    fixture *f = *state;
+    cs_store_agg a = {0};
+    cs_err err = {0};
+    int64_t sw = submit(f->s, "a", NULL, 1);
+    cs_store_claim c = claim(f->s);
+    assert_int_equal(report(f->s, &c, OUTCOMES, 2), CS_OK);
+    cs_store_claim_fini(&c);
+    /* back to version 4: the margin row where version 4 kept it, item_value gone */
+    sqlite3 *db = cs_store_test_db(f->s);
+    assert_int_equal(sqlite3_exec(db,
+                                  "BEGIN; INSERT INTO item_outcome SELECT * FROM item_value;"
+                                  " DROP TABLE item_value; PRAGMA user_version = 4; COMMIT",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM item_outcome"), 2);
+    cs_store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(cs_store_open(f->path, &f->s, &err), CS_OK);
+    assert_int_equal(q_int(f->s, "PRAGMA user_version"), 5);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM item_outcome WHERE metric = 'acc'"), 1);
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM item_outcome"), 1);
+    char text[64];
+    q_text(f->s, "SELECT hex(data) FROM item_value WHERE metric = 'margin'", text, sizeof(text));
+    assert_string_equal(text, "0000003F0000A0BF00000040");
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND"
+                                 " name IN ('item_outcome_job', 'item_value_job')"),
+                     2);
+    assert_int_equal(cs_store_agg_load(f->s, sw, true, &a, &err), CS_OK);
+    assert_int_equal(a.jobs[0].result_version, 2);
+    assert_int_equal(a.jobs[0].n_outcomes, 2);
+    cs_store_agg_fini(&a);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -513,6 +555,7 @@ int main(void)
             T(test_outcomes_of_result),
             T(test_agg_load_axes_raw),
             T(test_agg_load_headlines),
+            T(test_migrate_values),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
