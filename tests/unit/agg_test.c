@@ -313,6 +313,26 @@ static int dcmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The percentile interval, p-value and standard deviation of b bootstrap statistics v
+ * (sorted here), as docs/results.md defines them. */
+static naive naive_summary(double *v, size_t b)
+{
+    size_t le = 0, ge = 0;
+    double s1 = 0, s2 = 0;
+    for (size_t k = 0; k < b; k++) {
+        le += v[k] <= 1e-12;
+        ge += v[k] >= -1e-12;
+        s1 += v[k];
+        s2 += v[k] * v[k];
+    }
+    qsort(v, b, sizeof(*v), dcmp);
+    naive out = {v[(size_t)ceil(0.025 * (double)b) - 1], v[(size_t)ceil(0.975 * (double)b) - 1], 0,
+                 sqrt(s2 / (double)b - (s1 / (double)b) * (s1 / (double)b))};
+    size_t m = le < ge ? le : ge;
+    out.p = fmin(1.0, 2.0 * ((double)m + 1) / ((double)b + 1));
+    return out;
+}
+
 /* units u = 0..nu-1 of paired outcome vectors x[u][i], y[u][i], i < n: draw nu units with
  * replacement (nu > 1), then n item indices of each with replacement; statistic: the mean over the
  * drawn units of mean(x - y) (several tasks: their mean, each drawn independently). */
@@ -322,8 +342,6 @@ static naive naive_boot(const int *const *x, const int *const *y, size_t nu, siz
     cs_rng r;
     cs_rng_seed(&r, seed);
     double *v = malloc(b * sizeof(*v));
-    size_t le = 0, ge = 0;
-    double s1 = 0, s2 = 0;
     for (size_t k = 0; k < b; k++) {
         double tot = 0;
         for (size_t j = 0; j < nu; j++) {
@@ -338,16 +356,8 @@ static naive naive_boot(const int *const *x, const int *const *y, size_t nu, siz
             }
         }
         v[k] = tot / (double)(nu * n_tasks);
-        le += v[k] <= 1e-12;
-        ge += v[k] >= -1e-12;
-        s1 += v[k];
-        s2 += v[k] * v[k];
     }
-    qsort(v, b, sizeof(*v), dcmp);
-    naive out = {v[(size_t)ceil(0.025 * (double)b) - 1], v[(size_t)ceil(0.975 * (double)b) - 1], 0,
-                 sqrt(s2 / (double)b - (s1 / (double)b) * (s1 / (double)b))};
-    size_t m = le < ge ? le : ge;
-    out.p = fmin(1.0, 2.0 * ((double)m + 1) / ((double)b + 1));
+    naive out = naive_summary(v, b);
     free(v);
     return out;
 }
@@ -1196,8 +1206,6 @@ static naive naive_cells(const cs_agg_hist *cells, size_t n_tasks, size_t b, uin
             }
         }
     }
-    size_t le = 0, ge = 0;
-    double s1 = 0, s2 = 0;
     for (size_t k = 0; k < b; k++) {
         double tot = 0;
         for (size_t t = 0; t < n_tasks; t++) {
@@ -1208,16 +1216,8 @@ static naive naive_cells(const cs_agg_hist *cells, size_t n_tasks, size_t b, uin
             tot += d / (double)n[t];
         }
         v[k] = tot / (double)n_tasks;
-        le += v[k] <= 1e-12;
-        ge += v[k] >= -1e-12;
-        s1 += v[k];
-        s2 += v[k] * v[k];
     }
-    qsort(v, b, sizeof(*v), dcmp);
-    naive out = {v[(size_t)ceil(0.025 * (double)b) - 1], v[(size_t)ceil(0.975 * (double)b) - 1], 0,
-                 sqrt(s2 / (double)b - (s1 / (double)b) * (s1 / (double)b))};
-    size_t m = le < ge ? le : ge;
-    out.p = fmin(1.0, 2.0 * ((double)m + 1) / ((double)b + 1));
+    naive out = naive_summary(v, b);
     for (size_t t = 0; t < n_tasks; t++) {
         free(items[t]);
     }
