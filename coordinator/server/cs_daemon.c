@@ -17,6 +17,7 @@
 #include "cs_alloc.h"
 #include "cs_canon.h"
 #include "cs_control.h"
+#include "cs_dlog.h"
 #include "cs_json.h"
 #include "cs_log.h"
 #include "cs_store.h"
@@ -24,7 +25,7 @@
 
 enum { EP_WORK = 0, EP_CONTROL = 1, EP_COUNT = 2 };
 enum { ST_IDLE = 0, ST_RECV, ST_QUEUED, ST_HELD, ST_SEND };
-enum { AUTH_RING = 256, LOG_PER_SEC = 5, HOSTS = 1024 };
+enum { AUTH_RING = 256, HOSTS = 1024 };
 
 typedef struct dctx dctx;
 struct dctx {
@@ -44,11 +45,6 @@ struct dctx {
     uint32_t pipe;      /* nng pipe id of the peer */
     int64_t t_recv;     /* monotonic ms when it arrived (slow-request warnings) */
 };
-
-typedef struct ratelog {
-    int64_t window; /* monotonic ms of the current one-second window */
-    unsigned n, suppressed;
-} ratelog;
 
 struct cs_daemon {
     cs_daemon_opts o;
@@ -70,7 +66,7 @@ struct cs_daemon {
     _Atomic bool closing;
     bool stopping;
     bool wake, reap_soon;
-    ratelog rl_bad, rl_auth, rl_db, rl_lease;
+    cs_ratelog rl_bad, rl_auth, rl_db, rl_lease;
     uint64_t tls_failed[EP_COUNT]; /* failed TLS handshakes logged so far, per endpoint */
     int64_t pruned_at;             /* monotonic ms of the last worker prune */
     struct {
@@ -89,49 +85,6 @@ struct cs_daemon {
 
 /* ---- logging, rate-limited ----------------------------------------------------------------- */
 
-static bool ratelog_ok(ratelog *r, const char *what)
-{
-    int64_t now = cs_time_mono_ms();
-    if (now - r->window >= 1000) {
-        if (r->suppressed > 0) {
-            cs_log(CS_LOG_WARN, "%u more %s messages suppressed", r->suppressed, what);
-        }
-        r->window = now;
-        r->n = 0;
-        r->suppressed = 0;
-    }
-    if (r->n < LOG_PER_SEC) {
-        r->n++;
-        return true;
-    }
-    r->suppressed++;
-    return false;
-}
-
-static void peer_name(uint32_t pipe_id, char *buf, size_t n)
-{
-    nng_pipe p = NNG_PIPE_INITIALIZER;
-    nng_sockaddr sa;
-    p.id = pipe_id;
-    snprintf(buf, n, "pipe %u", (unsigned)pipe_id);
-    if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0) {
-        return;
-    }
-    if (sa.s_family == NNG_AF_INET) {
-        char ip[INET_ADDRSTRLEN] = "?";
-        inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof ip);
-        snprintf(buf, n, "%s:%u (pipe %u)", ip, (unsigned)ntohs(sa.s_in.sa_port),
-                 (unsigned)pipe_id);
-    } else if (sa.s_family == NNG_AF_INET6) {
-        char ip[INET6_ADDRSTRLEN] = "?";
-        inet_ntop(AF_INET6, sa.s_in6.sa_addr, ip, sizeof ip);
-        snprintf(buf, n, "[%s]:%u (pipe %u)", ip, (unsigned)ntohs(sa.s_in6.sa_port),
-                 (unsigned)pipe_id);
-    } else if (sa.s_family == NNG_AF_IPC) {
-        snprintf(buf, n, "ipc peer (pipe %u)", (unsigned)pipe_id);
-    }
-}
-
 static const char *ep_name(int ep)
 {
     return ep == EP_WORK ? "work" : "control";
@@ -139,17 +92,12 @@ static const char *ep_name(int ep)
 
 static void log_bad(cs_daemon *d, const dctx *c, const char *what, const char *detail)
 {
-    if (!ratelog_ok(&d->rl_bad, "bad-message")) {
+    if (!cs_ratelog_ok(&d->rl_bad, "bad-message")) {
         return;
     }
     char peer[128], clean[300];
-    size_t n = 0;
-    peer_name(c->pipe, peer, sizeof peer);
-    /* The detail may quote the peer's bytes: keep the log one printable line. */
-    for (const char *p = detail; p != NULL && *p != '\0' && n + 1 < sizeof clean; p++) {
-        clean[n++] = (*p >= ' ' && *p < 0x7f) ? *p : '?';
-    }
-    clean[n] = '\0';
+    cs_peer_name(c->pipe, peer, sizeof peer);
+    cs_printable(clean, sizeof clean, detail, NULL); /* it may quote the peer's bytes */
     cs_log(CS_LOG_WARN, "%s endpoint, %s: %s: %s", ep_name(c->ep), peer, what, clean);
 }
 
@@ -162,11 +110,11 @@ static void log_auth(cs_daemon *d, const dctx *c)
     }
     d->auth_ring[d->auth_pos] = c->pipe;
     d->auth_pos = (d->auth_pos + 1) % AUTH_RING;
-    if (!ratelog_ok(&d->rl_auth, "authentication-failure")) {
+    if (!cs_ratelog_ok(&d->rl_auth, "authentication-failure")) {
         return;
     }
     char peer[128];
-    peer_name(c->pipe, peer, sizeof peer);
+    cs_peer_name(c->pipe, peer, sizeof peer);
     cs_log(CS_LOG_WARN, "%s endpoint, %s: authentication failed", ep_name(c->ep), peer);
 }
 
@@ -174,21 +122,13 @@ static void log_auth(cs_daemon *d, const dctx *c)
  * message (rate-limited), naming the peer and the worker it claimed to be. */
 static void log_refused(cs_daemon *d, const dctx *c, const char *worker, const cs_err *err)
 {
-    if (!ratelog_ok(&d->rl_lease, "refused-report")) {
+    if (!cs_ratelog_ok(&d->rl_lease, "refused-report")) {
         return;
     }
     char peer[128], who[80], msg[300];
-    size_t n = 0;
-    peer_name(c->pipe, peer, sizeof peer);
-    for (const char *p = worker; p != NULL && *p != '\0' && n + 1 < sizeof who; p++) {
-        who[n++] = (*p >= ' ' && *p < 0x7f && *p != '"') ? *p : '?';
-    }
-    who[n] = '\0';
-    n = 0;
-    for (const char *p = err->msg; *p != '\0' && n + 1 < sizeof msg; p++) {
-        msg[n++] = (*p >= ' ' && *p < 0x7f) ? *p : '?';
-    }
-    msg[n] = '\0';
+    cs_peer_name(c->pipe, peer, sizeof peer);
+    cs_printable(who, sizeof who, worker, "\"");
+    cs_printable(msg, sizeof msg, err->msg, NULL);
     cs_log(CS_LOG_WARN, "work endpoint, %s: %s from worker \"%s\" refused: %s", peer,
            cs_msg_type_name(c->req.type), who, msg);
 }
@@ -405,7 +345,7 @@ static void fail_unsendable(cs_daemon *d, const char *worker, const cs_store_cla
     cs_log(CS_LOG_ERROR, "job %lld: %s", (long long)job->job_id, reason);
     if (cs_store_fail(d->store, job->job_id, job->attempt, worker, job->lease_token, reason, &ex,
                       now, &next, &err) != CS_OK &&
-        ratelog_ok(&d->rl_db, "database-error")) {
+        cs_ratelog_ok(&d->rl_db, "database-error")) {
         cs_log(CS_LOG_ERROR, "job %lld: %s", (long long)job->job_id, err.msg);
     }
     d->reap_soon = true;
@@ -487,7 +427,7 @@ static cs_rc try_claim(cs_daemon *d, dctx *c, const cs_msg_claim *cl, int64_t no
     if (rc == CS_OK || rc == CS_ENOENT) {
         return rc;
     }
-    if (ratelog_ok(&d->rl_db, "database-error")) {
+    if (cs_ratelog_ok(&d->rl_db, "database-error")) {
         cs_log(CS_LOG_ERROR, "claim for %s: %s", cl->worker, err.msg);
     }
     set_error(c, rc, err.msg);
@@ -526,7 +466,7 @@ static void worker_touch(cs_daemon *d, const char *worker, const char *instance,
         return;
     }
     if (cs_store_worker_touch(d->store, worker, instance, now, &err) != CS_OK) {
-        if (ratelog_ok(&d->rl_db, "database-error")) {
+        if (cs_ratelog_ok(&d->rl_db, "database-error")) {
             cs_log(CS_LOG_ERROR, "worker %s: %s", worker, err.msg);
         }
         return;
@@ -560,7 +500,7 @@ static void worker_untouch(cs_daemon *d, const char *worker)
 static void store_error(cs_daemon *d, dctx *c, cs_rc rc, const cs_err *err)
 {
     if (rc == CS_EDB || rc == CS_ENOSPC || rc == CS_EIO || rc == CS_EBUSY || rc == CS_ENOMEM) {
-        if (ratelog_ok(&d->rl_db, "database-error")) {
+        if (cs_ratelog_ok(&d->rl_db, "database-error")) {
             cs_log(CS_LOG_ERROR, "%s: %s", cs_msg_type_name(c->req.type), err->msg);
         }
     }
@@ -835,7 +775,7 @@ static void do_bye(cs_daemon *d, dctx *c, int64_t now)
     size_t dropped = drop_held_claims(d, b->worker, b->instance);
     worker_untouch(d, b->worker);
     if (cs_store_worker_bye(d->store, b->worker, b->instance, now, NULL, &err) != CS_OK &&
-        ratelog_ok(&d->rl_db, "database-error")) {
+        cs_ratelog_ok(&d->rl_db, "database-error")) {
         cs_log(CS_LOG_ERROR, "bye of %s: %s", b->worker, err.msg);
     }
     cs_log(CS_LOG_INFO, "worker %s says bye%s%s", b->worker,
@@ -1006,7 +946,7 @@ static void wake_held(cs_daemon *d)
         got = c;
     }
     if (batch && cs_store_commit(d->store, &err) != CS_OK) {
-        if (ratelog_ok(&d->rl_db, "database-error")) {
+        if (cs_ratelog_ok(&d->rl_db, "database-error")) {
             cs_log(CS_LOG_ERROR, "commit: %s", err.msg);
         }
         for (dctx *c = got; c != NULL; c = c->hnext) {
@@ -1028,7 +968,7 @@ static void reap(cs_daemon *d)
     cs_err err = {0};
     cs_rc rc = cs_store_reap(d->store, cs_time_wall_ms(), &n, &err);
     if (rc != CS_OK) {
-        if (ratelog_ok(&d->rl_db, "database-error")) {
+        if (cs_ratelog_ok(&d->rl_db, "database-error")) {
             cs_log(CS_LOG_ERROR, "reaper: %s", err.msg);
         }
         return;
@@ -1047,7 +987,7 @@ static void reap(cs_daemon *d)
 static void slow_request(cs_daemon *d, const dctx *c, int64_t t_start)
 {
     int64_t now = cs_time_mono_ms(), wait = t_start - c->t_recv, run = now - t_start;
-    if (wait + run >= 2000 && ratelog_ok(&d->rl_bad, "slow-request")) {
+    if (wait + run >= 2000 && cs_ratelog_ok(&d->rl_bad, "slow-request")) {
         cs_log(CS_LOG_WARN, "control %s: waited %.1f s in the queue, ran %.1f s",
                cs_msg_type_name(c->req.type), (double)wait / 1000.0, (double)run / 1000.0);
     }
@@ -1100,7 +1040,7 @@ static void drain(cs_daemon *d)
                 if (!batch && !cs_store_in_batch(d->store)) {
                     cs_err berr = {0};
                     batch = cs_store_begin(d->store, &berr) == CS_OK;
-                    if (!batch && ratelog_ok(&d->rl_db, "database-error")) {
+                    if (!batch && cs_ratelog_ok(&d->rl_db, "database-error")) {
                         cs_log(CS_LOG_ERROR, "begin: %s", berr.msg);
                     }
                 }
@@ -1115,7 +1055,7 @@ static void drain(cs_daemon *d)
             d->n_work += (uint64_t)n;
             d->n_commits += batch ? 1u : 0u;
             if (batch && cs_store_commit(d->store, &err) != CS_OK) {
-                if (ratelog_ok(&d->rl_db, "database-error")) {
+                if (cs_ratelog_ok(&d->rl_db, "database-error")) {
                     cs_log(CS_LOG_ERROR, "commit: %s", err.msg);
                 }
                 for (dctx *c = done; c != NULL; c = c->next) {
@@ -1170,7 +1110,7 @@ static void checkpoint_if_idle(cs_daemon *d)
     }
     int64_t t0 = cs_time_mono_ms();
     if (cs_store_checkpoint(d->store, &err) != CS_OK) {
-        if (ratelog_ok(&d->rl_db, "database-error")) {
+        if (cs_ratelog_ok(&d->rl_db, "database-error")) {
             cs_log(CS_LOG_WARN, "checkpoint: %s", err.msg);
         }
         return;
@@ -1198,7 +1138,7 @@ static void prune_workers(cs_daemon *d)
     d->pruned_at = mono;
     if (cs_store_worker_prune(d->store, cs_time_wall_ms(), d->o.worker_prune_s * 1000, &n, &err) !=
         CS_OK) {
-        if (ratelog_ok(&d->rl_db, "database-error")) {
+        if (cs_ratelog_ok(&d->rl_db, "database-error")) {
             cs_log(CS_LOG_ERROR, "prune workers: %s", err.msg);
         }
         return;
