@@ -24,7 +24,7 @@
 #include "cs_time.h"
 
 enum { EP_WORK = 0, EP_CONTROL = 1, EP_COUNT = 2 };
-enum { ST_IDLE = 0, ST_RECV, ST_QUEUED, ST_HELD, ST_SEND };
+enum { ST_IDLE = 0, ST_RECV, ST_QUEUED, ST_HELD, ST_WORK, ST_SEND };
 enum { AUTH_RING = 256, HOSTS = 1024 };
 
 typedef struct dctx dctx;
@@ -44,6 +44,8 @@ struct dctx {
     int64_t hold_until; /* monotonic ms, held claims */
     uint32_t pipe;      /* nng pipe id of the peer */
     int64_t t_recv;     /* monotonic ms when it arrived (slow-request warnings) */
+    uv_work_t work;     /* a RESULTS request on the thread pool (ST_WORK) */
+    int64_t t_start;    /* monotonic ms when its work was queued */
 };
 
 struct cs_daemon {
@@ -65,6 +67,7 @@ struct cs_daemon {
     _Atomic int n_sending;
     _Atomic bool closing;
     bool stopping;
+    int n_work_running; /* RESULTS requests on the thread pool (loop thread) */
     bool wake, reap_soon;
     cs_ratelog rl_bad, rl_auth, rl_db, rl_lease;
     uint64_t tls_failed[EP_COUNT]; /* failed TLS handshakes logged so far, per endpoint */
@@ -993,6 +996,64 @@ static void slow_request(cs_daemon *d, const dctx *c, int64_t t_start)
     }
 }
 
+/* ---- RESULTS off the loop thread ----------------------------------------------------------- */
+
+/* Why: an aggregate reads the whole sweep and may run a bootstrap (9 s for a 100,000-job sweep
+ * with 10,000 resamples, docs/results.md); on the loop thread it would hold every worker's
+ * claim, result and heartbeat that long. It runs on libuv's thread pool instead, with its own
+ * read-only connection (WAL: it reads the last committed state while the loop writes), and its
+ * reply is sent from the loop thread when it is done. */
+static void results_work(uv_work_t *w)
+{
+    dctx *c = w->data;
+    cs_store *ro = NULL;
+    cs_err err = {0};
+    cs_msg rep;
+    cs_msg_init(&rep, CS_MSG_NONE);
+    cs_rc rc = cs_store_open_ro(c->d->o.db, &ro, &err);
+    if (rc == CS_OK) {
+        rc = cs_control_handle(ro, &c->req, cs_time_wall_ms(), &rep, &err);
+    }
+    cs_store_close(ro);
+    if (rc != CS_OK) {
+        cs_log(CS_LOG_ERROR, "control %s: %s", cs_msg_type_name(c->req.type), err.msg);
+        set_error(c, CS_EINTERNAL, "internal error");
+    } else {
+        set_reply(c, &rep);
+    }
+    cs_msg_fini(&rep);
+}
+
+static void results_done(uv_work_t *w, int status)
+{
+    dctx *c = w->data;
+    cs_daemon *d = c->d;
+    d->n_work_running--;
+    slow_request(d, c, c->t_start);
+    if (status != 0 || d->stopping) { /* cancelled, or the sockets are closed: the REQ resends */
+        free(c->out);
+        c->out = NULL;
+        cs_msg_fini(&c->req);
+        atomic_store(&c->state, ST_IDLE);
+        return;
+    }
+    send_reply(d, c);
+}
+
+/* Queues control request c on the thread pool; false when it cannot (then it runs here). */
+static bool results_start(cs_daemon *d, dctx *c)
+{
+    c->work.data = c;
+    c->t_start = cs_time_mono_ms();
+    atomic_store(&c->state, ST_WORK);
+    if (uv_queue_work(&d->loop, &c->work, results_work, results_done) != 0) {
+        atomic_store(&c->state, ST_QUEUED);
+        return false;
+    }
+    d->n_work_running++;
+    return true;
+}
+
 /* ---- the drain ------------------------------------------------------------------------------- */
 
 static dctx *take_queue(cs_daemon *d)
@@ -1075,6 +1136,9 @@ static void drain(cs_daemon *d)
                 dctx *c = ctrl;
                 ctrl = c->next;
                 c->next = NULL;
+                if (c->req.type == CS_MSG_RESULTS && !d->stopping && results_start(d, c)) {
+                    continue;
+                }
                 int64_t t0 = cs_time_mono_ms();
                 handle_control(d, c, cs_time_wall_ms());
                 slow_request(d, c, t0);

@@ -6,8 +6,9 @@
 # the seeds, mean and population std of every metric, the average accuracy of the headline
 # metrics (arith's is acc_norm, set in the sweep), retention, delta, std_ret, worst_drop, min_ret
 # and std_acc against the baseline (M4, M5). Also: results while nothing ran yet (partial), the
-# item outcomes stored once (table item_outcome, not in the result json), and bad input (exit 1
-# naming the value and the choices). Bounded by timeouts; everything started is stopped on exit.
+# item outcomes stored once (tables item_outcome and item_value, not in the result json), bad
+# input (exit 1 naming the value and the choices), and calsweepd answering other requests while a
+# RESULTS of 400,001 jobs runs. Bounded by timeouts; everything started is stopped on exit.
 cd "$CS_SOURCE_DIR" || exit 1
 n=0; fail=0
 ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
@@ -156,6 +157,26 @@ out=$(cs results e2e-results --reference algorithm=rtn 2>&1); rc=$?
 [ $rc = 1 ] && has "$out" "rtn" && has "$out" "gptq"; ok $? "a reference matching no row ($out)"
 out=$(cs results e2e-results --reference algorithm 2>&1); rc=$?
 [ $rc = 1 ] && has "$out" "AXIS=VALUE"; ok $? "a reference without a value ($out)"
+
+# RESULTS runs off calsweepd's loop thread: while it aggregates a large sweep, other requests are
+# answered. The worker is stopped first (it would claim the big sweep's jobs). STATUS is sent
+# once RESULTS is under way; on the loop thread it would wait for the whole aggregate, so it must
+# come back in less than half the time RESULTS still needs (the text table's reply is the slim
+# aggregate, so the RESULTS client ends right after its reply).
+kill "$wpid" 2>/dev/null; wait "$wpid" 2>/dev/null; wpid=
+jq '.name = "big" | .grid.seed = [range(0; 1000)] | .grid.n_samples = [range(1; 101)]' \
+    tests/data/sweeps-results/e2e-results.json >"$tmp/big.json"
+cs submit "$tmp/big.json" >/dev/null; ok $? "a sweep of 400,001 jobs is submitted"
+( cs results big --resamples 0 >"$tmp/big.out" 2>"$tmp/big.err"; echo $? >"$tmp/big.rc"
+  date +%s%N >"$tmp/big.end" ) &
+rpid=$!
+sleep 0.15
+ts=$(date +%s%N); cs status --json >/dev/null; st=$?; t1=$(date +%s%N)
+wait "$rpid"
+t2=$(cat "$tmp/big.end")
+rows=$(grep -c '^algorithm=\|^baseline' "$tmp/big.out")
+[ $st = 0 ] && [ "$(cat "$tmp/big.rc")" = 0 ] && [ "$rows" = 401 ] && [ $(( (t1 - ts) * 2 )) -lt $(( t2 - ts )) ]
+ok $? "STATUS is answered while RESULTS aggregates 400,001 jobs (STATUS in $(( (t1 - ts) / 1000000 )) ms, RESULTS done $(( (t2 - ts) / 1000000 )) ms after it was sent; $rows rows$(head -c 300 "$tmp/big.err"))"
 
 echo "1..$n"
 [ $fail = 0 ] || { sed 's/^/# /' "$tmp/daemon.log" | tail -10; sed 's/^/# /' "$tmp/worker.log" | tail -10; }
