@@ -727,10 +727,11 @@ cs_rc ag_compare(ag *a)
     }
     n = 0;
     for (size_t r = 0; r < a->n_rows; r++) {
-        const ag_row *row = &a->rows[r], *ref = &a->rows[row->ref];
+        const ag_row *row = &a->rows[r];
         if (row->ref == AG_NONE) {
             continue;
         }
+        const ag_row *ref = &a->rows[row->ref];
         rows[n++] = r;
         for (size_t t = 0; t < per_row; t++) {
             size_t task = t < a->n_tasks ? t : a->n_tasks;
