@@ -44,6 +44,7 @@ timeout 600 "$CALSWEEP_WORKER" --coordinator "ipc://$tmp/work.sock" --name w1 \
 wpid=$!
 for _ in $(seq 1200); do
     [ "$(q "SELECT count(*) FROM job WHERE state IN ('done','failed','lost','cancelled')")" = 13 ] && break
+    kill -0 "$dpid" 2>/dev/null && kill -0 "$wpid" 2>/dev/null || break # one died: fail now
     sleep 0.5
 done
 [ "$(q "SELECT count(*) FROM job WHERE state = 'done'")" = 13 ]; ok $? "all 13 jobs are done"
