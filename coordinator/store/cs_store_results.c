@@ -655,6 +655,9 @@ static int by_job_cmp(const void *x, const void *y)
 static cs_rc outcomes_by_job(cs_store_agg *a, cs_err *err)
 {
     struct cs_store_agg_mem *m = a->mem;
+    if (m->n_outcomes == 0) {
+        return CS_OK; /* m->outcomes is NULL then */
+    }
     by_job *k = cs_alloc_array(m->n_outcomes + 1, sizeof(*k));
     cs_agg_outcome *o = cs_alloc_array(m->n_outcomes + 1, sizeof(*o));
     if (k == NULL || o == NULL) {
