@@ -77,8 +77,7 @@ cs_rc cs_canon_number(double v, char *buf, size_t n, cs_err *err)
     return CS_OK;
 }
 
-/* Appends s as a JSON string with minimal escaping. */
-static cs_rc put_string(cs_buf *out, const char *s)
+cs_rc cs_canon_put_string(cs_buf *out, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     const char *run = s;
@@ -215,7 +214,7 @@ static cs_rc canon(const cJSON *v, cs_buf *out, cs_jpath *path, size_t depth, bo
                         : CS_EINVAL;
         }
         rc = check_utf8(v->valuestring, path, "string", err);
-        return rc == CS_OK ? put_string(out, v->valuestring) : rc;
+        return rc == CS_OK ? cs_canon_put_string(out, v->valuestring) : rc;
     case cJSON_Array:
         rc = cs_buf_putc(out, '[');
         i = 0;
@@ -266,7 +265,7 @@ static cs_rc canon(const cJSON *v, cs_buf *out, cs_jpath *path, size_t depth, bo
                 rc = cs_buf_putc(out, ',');
             }
             if (rc == CS_OK) {
-                rc = put_string(out, members[i]->string);
+                rc = cs_canon_put_string(out, members[i]->string);
             }
             if (rc == CS_OK) {
                 rc = cs_buf_putc(out, ':');

@@ -64,6 +64,11 @@ bool cs_canon_is_canonical(const char *text, size_t len);
  * length in *len (may be NULL). Errors as cs_canon_append; *out = NULL on error. */
 cs_rc cs_canon_string(const cJSON *tree, char **out, size_t *len, cs_err *err);
 
+/* Appends s as a JSON string with minimal escaping, the way cJSON prints strings: '"' and '\\'
+ * escaped, \b \f \n \r \t by name, other bytes below 0x20 as \u00xx (lowercase hex), every other
+ * byte (UTF-8 included) as it is. CS_ENOMEM. */
+cs_rc cs_canon_put_string(cs_buf *out, const char *s);
+
 /* Writes the canonical number text of v into buf (n >= 32 always suffices); the rule above.
  * Returns CS_ERANGE for NaN/Inf, CS_EINVAL when n is too small. */
 cs_rc cs_canon_number(double v, char *buf, size_t n, cs_err *err);

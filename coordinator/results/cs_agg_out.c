@@ -16,6 +16,7 @@
 #include "cs_agg.h"
 #include "cs_agg_int.h"
 #include "cs_alloc.h"
+#include "cs_canon.h"
 
 /* A number, or null when it is not finite. */
 static cJSON *num(double x)
@@ -440,51 +441,13 @@ static void jw_put(jw *w, const char *s, size_t n)
     w->error = w->error || cs_buf_append(&w->b, s, n) != CS_OK;
 }
 
-/* print_string_ptr of cJSON: ", \, \b, \f, \n, \r, \t escaped by name, other bytes below 32 as
- * \u00xx (lowercase hex), everything else as it is; NULL as "". */
+/* print_string_ptr of cJSON (cs_canon_put_string escapes the same way); NULL as "". */
 static void jw_string(jw *w, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    jw_put(w, "\"", 1);
-    const unsigned char *p = (const unsigned char *)(s != NULL ? s : ""), *run = p;
-    for (; *p != '\0'; p++) {
-        if (*p >= 32 && *p != '"' && *p != '\\') {
-            continue;
-        }
-        jw_put(w, (const char *)run, (size_t)(p - run));
-        run = p + 1;
-        char e[6] = {'\\', (char)*p, 0, 0, 0, 0};
-        size_t n = 2;
-        switch (*p) {
-        case '\b':
-            e[1] = 'b';
-            break;
-        case '\f':
-            e[1] = 'f';
-            break;
-        case '\n':
-            e[1] = 'n';
-            break;
-        case '\r':
-            e[1] = 'r';
-            break;
-        case '\t':
-            e[1] = 't';
-            break;
-        case '"':
-        case '\\':
-            break;
-        default:
-            memcpy(e + 1, "u00", 3);
-            e[4] = hex[*p >> 4];
-            e[5] = hex[*p & 15];
-            n = 6;
-            break;
-        }
-        jw_put(w, e, n);
+    if (w->b.len > JW_BLOCK) {
+        jw_flush(w);
     }
-    jw_put(w, (const char *)run, (size_t)(p - run));
-    jw_put(w, "\"", 1);
+    w->error = w->error || cs_canon_put_string(&w->b, s != NULL ? s : "") != CS_OK;
 }
 
 /* print_number of cJSON 1.7.15: null for NaN and infinities, else "%1.15g" when it reads back
