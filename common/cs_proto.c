@@ -191,6 +191,8 @@ static const field F_HEARTBEAT[] = {
         FINT("done", true, heartbeat.done, 0, INT64_MAX),
         FINT("total", true, heartbeat.total, 0, INT64_MAX),
         FLD("log_tail", F_TEXT, true, heartbeat.log_tail),
+        FLD("detail", F_NAME, false, heartbeat.detail),
+        FINT("stage_ms", false, heartbeat.stage_ms, 1, INT64_MAX),
 };
 static const field F_ACK[] = {
         FLD("cancel", F_BOOL, true, ack.cancel),
@@ -278,6 +280,14 @@ static const field F_RESULTS[] = {
         {"seed", F_INT, true, offsetof(cs_msg, results.seed), 0, 0, INT64_MAX, NULL, 0, 0},
         FLD("slim", F_BOOL, false, results.slim),
 };
+static const field F_WATCH[] = {
+        FLD("sweep", F_NAME, false, watch.sweep),
+        FINT("top", false, watch.top, 1, 100),
+        FINT("problems", false, watch.problems, 1, 1000),
+};
+static const field F_JOB_INFO[] = {
+        ID("job_id", job_info.job_id),
+};
 static const field F_OK[] = {
         FLD("data", F_ANY, false, ok.data),
 };
@@ -309,6 +319,7 @@ static const type_fields FIELDS[CS_MSG_TYPE_COUNT] = {
         [CS_MSG_JOBS] = TF(F_JOBS),       [CS_MSG_WORKERS] = {NULL, 0},
         [CS_MSG_LOGS] = TF(F_LOGS),       [CS_MSG_OK] = TF(F_OK),
         [CS_MSG_ERROR] = TF(F_ERROR),     [CS_MSG_RESULTS] = TF(F_RESULTS),
+        [CS_MSG_WATCH] = TF(F_WATCH),     [CS_MSG_JOB_INFO] = TF(F_JOB_INFO),
 };
 
 static bool type_valid(cs_msg_type t)

@@ -23,8 +23,8 @@
  *     CLAIM     {worker, instance, capabilities}
  *                 -> JOB {job_id, attempt, lease_token, lease_s, timeout_s?, config}
  *                  | NO_WORK {retry_ms} | ERROR
- *     HEARTBEAT {worker, job_id, attempt, lease_token, stage, done, total, log_tail}
- *                                                                  -> ACK | ERROR (CS_ESTALE)
+ *     HEARTBEAT {worker, job_id, attempt, lease_token, stage, done, total, log_tail, detail?,
+ *                stage_ms?}                                        -> ACK | ERROR (CS_ESTALE)
  *     RESULT    {worker, job_id, attempt, lease_token, result, claim?}  -> ACK | ERROR
  *               result = result.json as the worker read it, plus its "worker" and "log_path"
  *               (cs_result.h): the metrics travel once, inside it
@@ -45,6 +45,8 @@
  *     RESULTS {sweep, by?, metric?, reference?, tasks?, resamples, seed, slim?}: OK's data is the
  *       sweep's aggregate, with slim its slim form (coordinator/results/cs_agg.h,
  *       docs/results.md)
+ *     WATCH {sweep?, top?, problems?}: OK's data is the live view's document (docs/watch.md)
+ *     JOB_INFO {job_id}: OK's data is the job whole (config, attempts, reproduce command)
  *
  * Leases (version 3): JOB.lease_token is a secret the coordinator draws for each attempt it
  * leases (CS_PROTO_TOKEN_LEN lowercase hex digits, 128 random bits). Every message about a job
@@ -128,7 +130,9 @@
     X(CS_MSG_LOGS, "LOGS", 'C')           \
     X(CS_MSG_OK, "OK", 'R')               \
     X(CS_MSG_ERROR, "ERROR", 'R')         \
-    X(CS_MSG_RESULTS, "RESULTS", 'C')
+    X(CS_MSG_RESULTS, "RESULTS", 'C')     \
+    X(CS_MSG_WATCH, "WATCH", 'C')         \
+    X(CS_MSG_JOB_INFO, "JOB_INFO", 'C')
 
 typedef enum cs_msg_type {
     CS_MSG_NONE = 0, /* a zeroed message; never encoded */
@@ -216,6 +220,9 @@ typedef struct cs_msg_heartbeat {
     const char *stage;       /* "load", "calibrate", "quantize", "evaluate", ... */
     int64_t done, total;     /* >= 0, progress within the stage */
     const char *log_tail;    /* may be "" */
+    const char *detail;      /* optional, NULL = absent: what the stage works on ("arith_mc",
+                                "layer", "cola:stats") */
+    int64_t stage_ms;        /* optional, 0 = absent: time spent in the stage so far, ms */
 } cs_msg_heartbeat;
 typedef struct cs_msg_ack {
     bool cancel;
@@ -297,6 +304,17 @@ typedef struct cs_msg_results {
     int64_t seed;          /* bootstrap seed, >= 0 */
     bool slim;             /* the slim aggregate (the text table's fields); optional, false */
 } cs_msg_results;
+/* The live view's one request (`calsweep watch`): sweeps, workers, problems and the best groups
+ * (docs/watch.md). */
+typedef struct cs_msg_watch {
+    const char *sweep; /* sweep reference, NULL = all sweeps */
+    int64_t top;       /* best groups per sweep, 1..100; 0 = absent (5) */
+    int64_t problems;  /* failing and lost jobs, 1..1000; 0 = absent (20) */
+} cs_msg_watch;
+/* One job whole: config, axes, attempts, progress and the command that reproduces it. */
+typedef struct cs_msg_job_info {
+    int64_t job_id;
+} cs_msg_job_info;
 typedef struct cs_msg_ok {
     const char *data; /* any JSON value, NULL = absent */
 } cs_msg_ok;
@@ -335,6 +353,8 @@ typedef struct cs_msg {
         cs_msg_jobs jobs;
         cs_msg_logs logs;
         cs_msg_results results;
+        cs_msg_watch watch;
+        cs_msg_job_info job_info;
         cs_msg_ok ok;
         cs_msg_error error;
     };

@@ -73,7 +73,9 @@ MESSAGES = [
      [("worker", ref("name"), True), ("job_id", ref("id"), True), ("attempt", ref("id"), True),
       ("lease_token", ref("lease_token"), True), ("stage", ref("name"), True),
       ("done", ref("count"), True), ("total", ref("count"), True),
-      ("log_tail", ref("text"), True)]),
+      ("log_tail", ref("text"), True),
+      ("detail", opt(ref("name")), False),
+      ("stage_ms", opt(integer(1, EXACT, "time spent in the stage so far, ms")), False)]),
     ("ACK", "reply", "Acknowledges HEARTBEAT, RESULT or FAIL; cancel asks the worker to stop.",
      [("cancel", {"type": "boolean"}, True)]),
     ("RESULT", "work request", "The result of an attempt; stored idempotently per (job_id, "
@@ -144,6 +146,15 @@ MESSAGES = [
       ("slim", opt({"type": "boolean", "description": "the slim aggregate: only the members "
                     "the text table reads (docs/results.md \"Slim form\"); absent = false"}),
        False)]),
+    ("WATCH", "control request", "The live view's one request (`calsweep watch`): sweeps with "
+     "counts, rates and ETA, workers with their jobs' progress, failing and lost jobs, and the "
+     "best groups so far; reply OK with data = that document (docs/watch.md).",
+     [("sweep", opt(ref("sweep_ref")), False),
+      ("top", opt(integer(1, 100, "best groups per sweep; absent = 5")), False),
+      ("problems", opt(integer(1, 1000, "failing and lost jobs listed; absent = 20")), False)]),
+    ("JOB_INFO", "control request", "One job whole: its config, axes, attempts with worker and "
+     "exit, progress, and the command that reproduces it on one machine.",
+     [("job_id", ref("id"), True)]),
     ("OK", "reply", "Success; data is any JSON value, absent when there is nothing to say.",
      [("data", {"description": "any JSON value"}, False)]),
     ("ERROR", "reply", "Failure: code is a cs_rc name (common/cs_err.h).",

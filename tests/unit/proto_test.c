@@ -88,6 +88,15 @@ static void fill_heartbeat(cs_msg *m)
     m->heartbeat.log_tail = "layer 6: err 0.0123\nlayer 7: err 0.0131 \xc3\xa9\t\"q\"\n";
     m->req_id = 77;
 }
+static void fill_heartbeat_detail(cs_msg *m)
+{
+    fill_heartbeat(m);
+    m->heartbeat.stage = "evaluate";
+    m->heartbeat.detail = "arith_mc";
+    m->heartbeat.done = 300;
+    m->heartbeat.total = 1000;
+    m->heartbeat.stage_ms = 41250;
+}
 static void fill_ack(cs_msg *m)
 {
     m->ack.cancel = true;
@@ -249,6 +258,20 @@ static void fill_results_min(cs_msg *m)
 {
     m->results.sweep = "12";
 }
+static void fill_watch(cs_msg *m)
+{
+    m->watch.sweep = "demo";
+    m->watch.top = 10;
+    m->watch.problems = 50;
+}
+static void fill_watch_all(cs_msg *m)
+{
+    (void)m;
+}
+static void fill_job_info(cs_msg *m)
+{
+    m->job_info.job_id = 42;
+}
 static void fill_ok(cs_msg *m)
 {
     m->ok.data = "{\"cached\":3,\"jobs\":120,\"sweep_id\":12}";
@@ -299,6 +322,10 @@ static const sample SAMPLES[] = {
         {"logs", CS_MSG_LOGS, fill_logs},
         {"results", CS_MSG_RESULTS, fill_results},
         {"results_min", CS_MSG_RESULTS, fill_results_min},
+        {"watch", CS_MSG_WATCH, fill_watch},
+        {"watch_all", CS_MSG_WATCH, fill_watch_all},
+        {"job_info", CS_MSG_JOB_INFO, fill_job_info},
+        {"heartbeat_detail", CS_MSG_HEARTBEAT, fill_heartbeat_detail},
         {"ok", CS_MSG_OK, fill_ok},
         {"ok_empty", CS_MSG_OK, fill_ok_empty},
         {"error", CS_MSG_ERROR, fill_error},
@@ -396,6 +423,8 @@ static void assert_msg_eq(const cs_msg *want, const cs_msg *got)
         assert_int_equal(want->heartbeat.done, got->heartbeat.done);
         assert_int_equal(want->heartbeat.total, got->heartbeat.total);
         assert_str_eq(want->heartbeat.log_tail, got->heartbeat.log_tail);
+        assert_str_eq(want->heartbeat.detail, got->heartbeat.detail);
+        assert_int_equal(want->heartbeat.stage_ms, got->heartbeat.stage_ms);
         break;
     case CS_MSG_ACK:
         assert_int_equal(want->ack.cancel, got->ack.cancel);
@@ -488,6 +517,14 @@ static void assert_msg_eq(const cs_msg *want, const cs_msg *got)
         }
         assert_int_equal(want->results.resamples, got->results.resamples);
         assert_int_equal(want->results.seed, got->results.seed);
+        break;
+    case CS_MSG_WATCH:
+        assert_str_eq(want->watch.sweep, got->watch.sweep);
+        assert_int_equal(want->watch.top, got->watch.top);
+        assert_int_equal(want->watch.problems, got->watch.problems);
+        break;
+    case CS_MSG_JOB_INFO:
+        assert_int_equal(want->job_info.job_id, got->job_info.job_id);
         break;
     case CS_MSG_OK:
         assert_str_eq(want->ok.data, got->ok.data);
@@ -660,6 +697,15 @@ static const bad_case BAD[] = {
         {"results resamples too many",
          "{\"v\":4,\"type\":\"RESULTS\",\"sweep\":\"d\",\"resamples\":1000001,\"seed\":0}", 0,
          CS_EPROTO, "RESULTS.resamples"},
+        /* WATCH and JOB_INFO: bounded counts, a job id */
+        {"watch top too many", "{\"v\":4,\"type\":\"WATCH\",\"top\":101}", 0, CS_EPROTO,
+         "WATCH.top"},
+        {"watch problems zero", "{\"v\":4,\"type\":\"WATCH\",\"problems\":0}", 0, CS_EPROTO,
+         "WATCH.problems"},
+        {"job_info without id", "{\"v\":4,\"type\":\"JOB_INFO\"}", 0, CS_EPROTO,
+         "JOB_INFO: missing required key \"job_id\""},
+        {"heartbeat empty detail", HB_HEAD "\"done\":0,\"total\":1,\"log_tail\":\"\",\"detail\":\"\"}",
+         0, CS_EPROTO, "HEARTBEAT.detail"},
         {"results without seed", "{\"v\":4,\"type\":\"RESULTS\",\"sweep\":\"d\",\"resamples\":0}",
          0, CS_EPROTO, "RESULTS: missing required key \"seed\""},
         {"version 1.5", "{\"v\":1.5,\"type\":\"WORKERS\"}", 0, CS_EPROTO, "got 1.5"},
