@@ -11,8 +11,15 @@
  * CLAIM. With --separate 1 they send CLAIM and RESULT as two requests (protocol v1's pattern).
  * Claim latency: a request that claims (CLAIM, or RESULT with its claim) sent -> JOB received.
  *
+ * With --watchers N (issue 20: a live view must not slow dispatch), each selected configuration
+ * runs --rounds R times twice, alternately without and with N processes that loop
+ * `calsweep --control URL watch --once; sleep 1` against the same calsweepd for the whole run
+ * (the view's own rate: one WATCH a second, every pane's data in one request), and prints the
+ * throughput ratio of the two, measured side by side.
+ *
  *   dispatch_bench [--jobs N (20000)] [--workers W (64)] [--queued Q (1000000; 0 = skip)]
  *                  [--separate 0|1 (0)] [--only ipc-async|... (all four)]
+ *                  [--watchers N (0)] [--rounds R (3)]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +31,78 @@
 #include "integration/daemon_util.h"
 
 static bool separate; /* --separate: CLAIM and RESULT as two requests */
+
+/* Path of the calsweep CLI (CS_BUILD_DIR/coordinator/calsweep, or $CALSWEEP). */
+static void cli_path(char *buf, size_t n)
+{
+    const char *p = getenv("CALSWEEP");
+    const char *b = getenv("CS_BUILD_DIR");
+    if (p != NULL) {
+        snprintf(buf, n, "%s", p);
+    } else {
+        snprintf(buf, n, "%s/coordinator/calsweep", b != NULL ? b : "build");
+    }
+}
+
+/* Starts n processes that each run `calsweep --control URL watch --once` once a second until killed
+ * (SIGKILL to their process group); returns the group's id, 0 when n is 0. The loop counts its
+ * rounds and failures into dir/watch-<i>.count (one line per round: 0 or the exit code). */
+static pid_t start_watchers(int64_t n, const char *control, const char *dir)
+{
+    char cli[512];
+    if (n <= 0) {
+        return 0;
+    }
+    cli_path(cli, sizeof cli);
+    pid_t leader = fork();
+    if (leader == 0) {
+        setpgid(0, 0);
+        for (int64_t i = 0; i < n; i++) {
+            if (fork() == 0) {
+                char count[600];
+                snprintf(count, sizeof count, "%s/watch-%lld.count", dir, (long long)i);
+                execl("/bin/sh", "sh", "-c",
+                      "while :; do \"$0\" --control \"$1\" watch --once >/dev/null 2>&1; "
+                      "echo $? >> \"$2\"; sleep 1; done",
+                      cli, control, count, (char *)NULL);
+                _exit(127);
+            }
+        }
+        for (;;) {
+            pause();
+        }
+    }
+    setpgid(leader, leader);
+    return leader;
+}
+
+/* Stops the watchers of start_watchers and prints their rounds and failures; returns false
+ * when a watch failed or none answered (a failing watch would not load calsweepd). */
+static bool stop_watchers(pid_t group, int64_t n, const char *dir)
+{
+    long rounds = 0, failed = 0;
+    if (group <= 0) {
+        return true;
+    }
+    kill(-group, SIGKILL);
+    while (waitpid(group, NULL, 0) < 0 && errno == EINTR) {
+    }
+    for (int64_t i = 0; i < n; i++) {
+        char path[600], line[32];
+        snprintf(path, sizeof path, "%s/watch-%lld.count", dir, (long long)i);
+        FILE *f = fopen(path, "r");
+        while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+            rounds++;
+            failed += atoi(line) != 0;
+        }
+        if (f != NULL) {
+            fclose(f);
+        }
+    }
+    printf("     %lld watch --once loops: %ld answers, %ld failed\n", (long long)n, rounds,
+           failed);
+    return rounds > 0 && failed == 0;
+}
 
 typedef struct wstate {
     const char *url;
@@ -291,7 +370,11 @@ static int64_t rss_kb(pid_t pid, const char *field)
     return v;
 }
 
-static int run(const char *label, bool tcp, bool async, int64_t jobs, int64_t workers)
+/* Jobs per second of the last run() (for the --watchers ratio). */
+static double last_rate;
+
+static int run(const char *label, bool tcp, bool async, int64_t jobs, int64_t workers,
+               int64_t watchers)
 {
     dt_env e;
     dt_env_init(&e);
@@ -309,6 +392,10 @@ static int run(const char *label, bool tcp, bool async, int64_t jobs, int64_t wo
         return 1;
     }
     nng_close(probe);
+    pid_t wgroup = start_watchers(watchers, e.control, e.dir);
+    if (watchers > 0) {
+        usleep(300000); /* the loops are running before the workers start */
+    }
 
     wstate *ws = calloc((size_t)workers, sizeof *ws);
     pthread_t *th = calloc((size_t)workers, sizeof *th);
@@ -330,6 +417,7 @@ static int run(const char *label, bool tcp, bool async, int64_t jobs, int64_t wo
         }
     }
     double secs = (double)(cs_time_mono_ns() - t0) / 1e9;
+    bool watch_ok = stop_watchers(wgroup, watchers, e.dir);
     int64_t rss = rss_kb(e.pid, "VmHWM");
     size_t done = 0, errors = 0, n = 0;
     for (int64_t i = 0; i < workers; i++) {
@@ -348,11 +436,13 @@ static int run(const char *label, bool tcp, bool async, int64_t jobs, int64_t wo
     kill(e.pid, SIGTERM);
     int st = dt_wait(e.pid, 20000);
     int64_t stored = dt_sql_int(e.db, "SELECT count(*) FROM result");
-    printf("%-4s %-7s workers %lld: %zu jobs claimed+completed in %.2f s = %.0f jobs/s; claim "
+    last_rate = (double)done / secs;
+    printf("%-4s %-7s workers %lld%s: %zu jobs claimed+completed in %.2f s = %.0f jobs/s; claim "
            "latency "
            "p50 %.2f ms, p99 %.2f ms; errors %zu; results stored %lld; daemon peak RSS %lld KB; "
            "exit %d; (submit %lld ms)\n",
-           label, async ? "async" : "threads", (long long)workers, done, secs, (double)done / secs,
+           label, async ? "async" : "threads", (long long)workers,
+           watchers > 0 ? " + watch loops" : "", done, secs, (double)done / secs,
            n ? (double)all[n / 2] / 1000.0 : 0.0, n ? (double)all[(n * 99) / 100] / 1000.0 : 0.0,
            errors, (long long)stored, (long long)rss,
            st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1, (long long)t_sub);
@@ -361,7 +451,7 @@ static int run(const char *label, bool tcp, bool async, int64_t jobs, int64_t wo
     free(ws);
     free(th);
     dt_env_fini(&e);
-    return (stored == jobs && errors == 0) ? 0 : 1;
+    return (stored == jobs && errors == 0 && watch_ok) ? 0 : 1;
 }
 
 static int run_queued(int64_t queued)
@@ -412,7 +502,7 @@ static int run_queued(int64_t queued)
 
 int main(int argc, char **argv)
 {
-    int64_t jobs = 20000, workers = 64, queued = 1000000, sep = 0;
+    int64_t jobs = 20000, workers = 64, queued = 1000000, sep = 0, watchers = 0, rounds = 3;
     const char *only = NULL;
     cs_err err = {0};
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -424,11 +514,14 @@ int main(int argc, char **argv)
                         : strcmp(argv[i], "--workers") == 0  ? &workers
                         : strcmp(argv[i], "--queued") == 0   ? &queued
                         : strcmp(argv[i], "--separate") == 0 ? &sep
+                        : strcmp(argv[i], "--watchers") == 0 ? &watchers
+                        : strcmp(argv[i], "--rounds") == 0   ? &rounds
                                                              : NULL;
         if (slot == NULL || cs_parse_i64(argv[i + 1], 0, 100000000, slot, argv[i], &err) != CS_OK) {
             fprintf(stderr,
                     "usage: dispatch_bench [--jobs N] [--workers W] [--queued Q] [--separate 0|1]"
-                    " [--only ipc-threads|ipc-async|tcp-threads|tcp-async] %s\n",
+                    " [--only ipc-threads|ipc-async|tcp-threads|tcp-async] [--watchers N]"
+                    " [--rounds R] %s\n",
                     err.msg);
             return 2;
         }
@@ -439,9 +532,30 @@ int main(int argc, char **argv)
     int rc = 0;
     static const char *const names[] = {"ipc-threads", "ipc-async", "tcp-threads", "tcp-async"};
     for (int k = 0; k < 4; k++) {
-        if (only == NULL || strcmp(only, names[k]) == 0) {
-            rc |= run(k < 2 ? "ipc" : "tcp", k >= 2, k % 2 == 1, jobs, workers);
+        if (only != NULL && strcmp(only, names[k]) != 0) {
+            continue;
         }
+        if (watchers == 0) {
+            rc |= run(k < 2 ? "ipc" : "tcp", k >= 2, k % 2 == 1, jobs, workers, 0);
+            continue;
+        }
+        /* Side by side: without and with the watch loops, alternately, R rounds. */
+        double sum[2] = {0, 0}, lo = 1e300, hi = 0;
+        for (int64_t r = 0; r < (rounds > 0 ? rounds : 1); r++) {
+            double pair[2];
+            for (int with = 0; with < 2; with++) {
+                rc |= run(k < 2 ? "ipc" : "tcp", k >= 2, k % 2 == 1, jobs, workers,
+                          with ? watchers : 0);
+                pair[with] = last_rate;
+                sum[with] += last_rate;
+            }
+            double ratio = pair[1] / pair[0];
+            lo = ratio < lo ? ratio : lo;
+            hi = ratio > hi ? ratio : hi;
+        }
+        printf("%s: with %lld watch loops / without = %.3f (mean of %lld rounds; per round "
+               "%.3f..%.3f)\n",
+               names[k], (long long)watchers, sum[1] / sum[0], (long long)rounds, lo, hi);
     }
     if (queued > 0) {
         rc |= run_queued(queued);
