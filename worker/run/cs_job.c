@@ -40,6 +40,8 @@
 #include "cs_tok.h"
 #include "cs_version.h"
 
+/* Perplexity windows per forward pass. */
+#define PPL_BATCH 4
 /* Largest perplexity text read into memory. */
 #define JOB_MAX_TEXT   ((size_t)256 << 20)
 #define JOB_MAX_CONFIG CS_LIMIT_JOB_CONFIG_BYTES
@@ -492,6 +494,7 @@ static cs_rc stage_calibrate(job *j, cs_err *err)
                           "calibration: %s needs calibration data: the job has none",
                           js->algo_md->name);
     }
+    progress(j, "step", "pool", 0, 1); /* the stage begins: reading the candidate pool */
     if (js->sel.kind != CS_SEL_SELF_CALIBRATION) {
         rc = calib_pool(j, &cr, err);
     }
@@ -511,14 +514,19 @@ static cs_rc stage_calibrate(job *j, cs_err *err)
     return rc;
 }
 
+static void layer_line(job *j, size_t layer, size_t done, size_t n_layers)
+{
+    if (j->progress) {
+        fprintf(j->progress, "{\"stage\":\"quantize\",\"layer\":%zu,\"done\":%zu,\"total\":%zu}\n",
+                layer, done, n_layers);
+        fflush(j->progress);
+    }
+}
+
 static void on_layer(void *ctx, size_t layer, size_t n_layers, double secs)
 {
     job *j = ctx;
-    if (j->progress) {
-        fprintf(j->progress, "{\"stage\":\"quantize\",\"layer\":%zu,\"done\":%zu,\"total\":%zu}\n",
-                layer, layer + 1, n_layers);
-        fflush(j->progress);
-    }
+    layer_line(j, layer, layer + 1, n_layers);
     cs_log(CS_LOG_INFO, "quantize: layer %zu/%zu in %.2f s", layer + 1, n_layers, secs);
 }
 
@@ -543,6 +551,7 @@ static cs_rc stage_quantize(job *j, cs_err *err)
         }
         j->stage = "quantize";
     }
+    layer_line(j, 0, 0, j->model->cfg.n_layers); /* quantizing the first layer */
     if ((rc = cs_pipe_quantize(j->model, j->calib, j->n_samples, j->seq_len, &pp, on_layer, j, &rep,
                                err)) != CS_OK) {
         return rc;
@@ -737,10 +746,23 @@ static cs_rc eval_ppl(job *j, const cs_jobspec_ppl *spec, cs_err *err)
         rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
         goto out;
     }
-    progress(j, "task", spec->name, 0, 1);
-    if ((rc = cs_model_ppl(j->model, ids, n, (size_t)seq_len, 4, nll, &nw, &ppl, err)) != CS_OK) {
-        goto out;
+    /* PPL_BATCH windows per call, as cs_model_ppl batches them, so that the progress counts
+     * windows; the window means add up in the same order, so ppl is the same to the bit */
+    nw = n / (size_t)seq_len;
+    progress(j, "task", spec->name, 0, nw);
+    for (size_t w0 = 0; w0 < nw; w0 += PPL_BATCH) {
+        size_t b = nw - w0 < PPL_BATCH ? nw - w0 : PPL_BATCH, got = 0;
+        double part;
+        if ((rc = cs_model_ppl(j->model, ids + w0 * (size_t)seq_len, b * (size_t)seq_len,
+                               (size_t)seq_len, PPL_BATCH, nll + w0, &got, &part, err)) != CS_OK) {
+            goto out;
+        }
+        progress(j, "task", spec->name, w0 + b, nw);
     }
+    for (size_t w = 0; w < nw; w++) {
+        ppl += nll[w];
+    }
+    ppl = exp(ppl / (double)nw);
     snprintf(key, sizeof key, "ppl:%s", spec->name);
     cJSON *m = cJSON_AddObjectToObject(j->metrics, key);
     if (!m || !cJSON_AddNumberToObject(m, "n", (double)nw) ||
