@@ -73,17 +73,25 @@ typedef struct job {
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
+/* One progress line: {"stage", what: name (a task's name escaped as JSON), "done", "total"}. */
 static void progress(job *j, const char *what, const char *name, size_t done, size_t total)
 {
+    cs_buf q;
     if (!j->progress) {
+        return;
+    }
+    cs_buf_init(&q);
+    if (name && cs_canon_put_string(&q, name) != CS_OK) {
+        cs_buf_fini(&q);
         return;
     }
     fprintf(j->progress, "{\"stage\":\"%s\"", j->stage);
     if (name) {
-        fprintf(j->progress, ",\"%s\":\"%s\"", what, name);
+        fprintf(j->progress, ",\"%s\":%s", what, q.data);
     }
     fprintf(j->progress, ",\"done\":%zu,\"total\":%zu}\n", done, total);
     fflush(j->progress);
+    cs_buf_fini(&q);
 }
 
 static void stage_begin(job *j, const char *stage)
