@@ -834,8 +834,11 @@ static cs_rc eval_task(job *j, const cs_jobspec_task *spec, cs_err *err)
     snprintf(what, sizeof what, "eval.tasks.%s.path", spec->name);
     if ((rc = resolve(j, what, path, &file, err)) != CS_OK ||
         (rc = cs_task_load(&t, file, (size_t)limit, err)) != CS_OK ||
-        (shots && (rc = cs_task_fewshot(&t, shots, (size_t)fewshot, NULL, err)) != CS_OK) ||
-        (rc = cs_score_task(j->model, j->tok, &t, &o, &s, err)) != CS_OK) {
+        (shots && (rc = cs_task_fewshot(&t, shots, (size_t)fewshot, NULL, err)) != CS_OK)) {
+        goto out;
+    }
+    progress(j, "task", spec->name, 0, t.n); /* scoring begins */
+    if ((rc = cs_score_task(j->model, j->tok, &t, &o, &s, err)) != CS_OK) {
         goto out;
     }
     cJSON *m = cJSON_AddObjectToObject(j->metrics, spec->name);
