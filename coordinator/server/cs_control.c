@@ -125,7 +125,10 @@ static bool add_progress(cJSON *o, const char *key, const char *json)
          add_str_or_null(p, "detail", cJSON_IsString(de) ? de->valuestring : NULL) &&
          add_num(p, "done", cJSON_IsNumber(dn) ? dn->valuedouble : 0) &&
          add_num(p, "total", cJSON_IsNumber(tt) ? tt->valuedouble : 0) &&
-         add_ms_or_null(p, "stage_ms", cJSON_IsNumber(sm) ? (int64_t)sm->valuedouble : 0);
+         add_ms_or_null(p, "stage_ms",
+                        cJSON_IsNumber(sm) && sm->valuedouble >= 1 && sm->valuedouble < 9e15
+                                ? (int64_t)sm->valuedouble
+                                : 0);
     cJSON_Delete(in);
     return ok;
 }
