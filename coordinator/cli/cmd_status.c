@@ -245,11 +245,59 @@ static const char *error_cell(const char *text, char *cell)
     return cell;
 }
 
+/* The PROGRESS column of calsweep jobs and calsweep workers, from a reply row's progress
+ * ({stage, detail, done, total, stage_ms}, see README.md "Control replies"): "stage [detail]
+ * [done/total] [(time in the stage)]", e.g. "quantize layer 7/24 (12 s)", "evaluate arith_mc
+ * 300/1000 (41 s)"; "-" when the row has none. */
+#define PROGRESS_CELL 160
+static const char *progress_cell(const cJSON *row, char *cell)
+{
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(row, "progress");
+    const char *detail = cs_client_str(p, "detail");
+    int64_t done = cs_client_int(p, "done"), total = cs_client_int(p, "total");
+    int64_t s = cs_client_int(p, "stage_ms") / 1000;
+    size_t n;
+    if (!cJSON_IsObject(p)) {
+        snprintf(cell, PROGRESS_CELL, "-");
+        return cell;
+    }
+    n = (size_t)snprintf(cell, PROGRESS_CELL, "%.64s%s%.64s", cs_client_str(p, "stage"),
+                         detail[0] ? " " : "", detail);
+    if (n < PROGRESS_CELL && (total > 0 || done > 0)) {
+        n += (size_t)snprintf(cell + n, PROGRESS_CELL - n, total > 0 ? " %lld/%lld" : " %lld",
+                              (long long)done, (long long)total);
+    }
+    if (n < PROGRESS_CELL && cs_client_int(p, "stage_ms") > 0) {
+        snprintf(cell + n, PROGRESS_CELL - n,
+                 s < 120    ? " (%lld s)"
+                 : s < 7200 ? " (%lld min)"
+                            : " (%lld h)",
+                 (long long)(s < 120    ? s
+                             : s < 7200 ? s / 60
+                                        : s / 3600));
+    }
+    return cell;
+}
+
+/* The widest PROGRESS cell of a reply's rows (at least the heading's). */
+static int progress_width(const cJSON *rows)
+{
+    const cJSON *r;
+    char cell[PROGRESS_CELL];
+    int w = (int)strlen("PROGRESS");
+    cJSON_ArrayForEach(r, rows)
+    {
+        int n = (int)strlen(progress_cell(r, cell));
+        w = n > w ? n : w;
+    }
+    return w;
+}
+
 static void print_jobs(const cJSON *d)
 {
     const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(d, "jobs"), *j;
     int64_t now = cs_time_wall_ms();
-    int wworker = 6;
+    int wworker = 6, wprog = progress_width(jobs);
     char ago[32];
 
     cJSON_ArrayForEach(j, jobs)
@@ -258,19 +306,20 @@ static void print_jobs(const cJSON *d)
         wworker = n > wworker ? n : wworker;
     }
     if (cJSON_GetArraySize(jobs) > 0) {
-        printf("%-6s %-5s %-10s %3s %-*s %-9s %-*s %-12s %s\n", "ID", "SWEEP", "STATE", "ATT",
-               wworker, "WORKER", "UPDATED", JOBS_ERROR_WIDTH, "LAST ERROR", "KEY", "AXES");
+        printf("%-6s %-5s %-10s %3s %-*s %-9s %-*s %-*s %-12s %s\n", "ID", "SWEEP", "STATE", "ATT",
+               wworker, "WORKER", "UPDATED", wprog, "PROGRESS", JOBS_ERROR_WIDTH, "LAST ERROR",
+               "KEY", "AXES");
     }
     cJSON_ArrayForEach(j, jobs)
     {
         const char *w = cs_client_str(j, "worker");
-        char error[JOBS_ERROR_CELL];
-        printf("%-6lld %-5lld %-10s %3lld %-*s %-9s %-*s %-12.12s ",
+        char error[JOBS_ERROR_CELL], prog[PROGRESS_CELL];
+        printf("%-6lld %-5lld %-10s %3lld %-*s %-9s %-*s %-*s %-12.12s ",
                (long long)cs_client_int(j, "id"), (long long)cs_client_int(j, "sweep_id"),
                cs_client_str(j, "state"), (long long)cs_client_int(j, "attempt"), wworker,
                w[0] ? w : "-", cs_client_ago(cs_client_int(j, "updated_ms"), now, ago, sizeof(ago)),
-               JOBS_ERROR_WIDTH, error_cell(cs_client_str(j, "last_error"), error),
-               cs_client_str(j, "key"));
+               wprog, progress_cell(j, prog), JOBS_ERROR_WIDTH,
+               error_cell(cs_client_str(j, "last_error"), error), cs_client_str(j, "key"));
         print_axes(cJSON_GetObjectItemCaseSensitive(j, "axes"));
         printf("\n");
     }
@@ -282,9 +331,10 @@ int cs_cmd_jobs(const cs_client *base, int argc, char **argv)
 {
     static const char usage[] =
             "usage: calsweep jobs [OPTIONS]\n\n"
-            "Lists jobs, oldest first: id, sweep id, state, attempt, worker, last change, last\n"
-            "error (kind and first line of the reason; see calsweep logs for all of it), key and\n"
-            "axis values. States: queued, running, retry_wait, done, failed, lost, cancelled,\n"
+            "Lists jobs, oldest first: id, sweep id, state, attempt, worker, last change, the\n"
+            "running job's progress (stage, what it works on, done/total, time in the stage),\n"
+            "last error (kind and first line of the reason; see calsweep logs for all of it), key\n"
+            "and axis values. States: queued, running, retry_wait, done, failed, lost, cancelled,\n"
             "cached.\n";
     static const cs_opt own[] = {
             {"sweep", 0, CS_OPT_VALUE, OPT_SWEEP, "SWEEP", "only this sweep (name or id)"},
@@ -334,12 +384,13 @@ static int json_only_opt(void *ctx, int id, const char *arg)
 
 int cs_cmd_workers(const cs_client *base, int argc, char **argv)
 {
-    static const char usage[] = "usage: calsweep workers [OPTIONS]\n\n"
-                                "Lists the workers calsweepd has heard from: name, host, state, "
-                                "when it was last\nheard from and the job it runs. A worker is "
-                                "active when calsweepd heard from\nit recently and it has not "
-                                "said goodbye; calsweepd forgets idle workers after\n"
-                                "--worker-prune-s.\n";
+    static const char usage[] =
+            "usage: calsweep workers [OPTIONS]\n\n"
+            "Lists the workers calsweepd has heard from: name, host, state, when it was last\n"
+            "heard from, the job it runs and that job's progress (stage, what it works on,\n"
+            "done/total, time in the stage). A worker is active when calsweepd heard from it\n"
+            "recently and it has not said goodbye; calsweepd forgets idle workers after\n"
+            "--worker-prune-s.\n";
     const cJSON *w;
     int64_t now = cs_time_wall_ms();
     bool json = false, done;
@@ -369,20 +420,21 @@ int cs_cmd_workers(const cs_client *base, int argc, char **argv)
         if (cJSON_GetArraySize(list) == 0) {
             printf("no workers yet (start one: calsweep-worker --model-root DIR)\n");
         } else {
-            printf("%-*s %-*s %-6s %-10s %s\n", wname, "WORKER", whost, "HOST", "STATE",
-                   "LAST SEEN", "JOB");
+            printf("%-*s %-*s %-6s %-10s %-6s %s\n", wname, "WORKER", whost, "HOST", "STATE",
+                   "LAST SEEN", "JOB", "PROGRESS");
         }
         cJSON_ArrayForEach(w, list)
         {
             const cJSON *job = cJSON_GetObjectItemCaseSensitive(w, "job_id");
-            char jb[32] = "idle";
+            char jb[32] = "idle", prog[PROGRESS_CELL];
             if (cJSON_IsNumber(job)) {
                 snprintf(jb, sizeof(jb), "%lld", (long long)job->valuedouble);
             }
-            printf("%-*s %-*s %-6s %-10s %s\n", wname, cs_client_str(w, "name"), whost,
+            printf("%-*s %-*s %-6s %-10s %-6s %s\n", wname, cs_client_str(w, "name"), whost,
                    cs_client_str(w, "host"),
                    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(w, "active")) ? "active" : "gone",
-                   cs_client_ago(cs_client_int(w, "last_seen_ms"), now, ago, sizeof(ago)), jb);
+                   cs_client_ago(cs_client_int(w, "last_seen_ms"), now, ago, sizeof(ago)), jb,
+                   progress_cell(w, prog));
         }
     }
     cJSON_Delete(d);

@@ -634,19 +634,23 @@ static void do_heartbeat(cs_daemon *d, dctx *c, int64_t now)
     cs_err err = {0};
     bool cancel = false;
     char *progress = NULL;
+    if (h->attempt > INT32_MAX) {
+        set_error(c, CS_ESTALE, "stale attempt");
+        return;
+    }
     cJSON *o = cJSON_CreateObject();
     if (o != NULL) {
         cJSON_AddStringToObject(o, "stage", h->stage);
+        cJSON_AddItemToObject(o, "detail",
+                              h->detail ? cJSON_CreateString(h->detail) : cJSON_CreateNull());
         cJSON_AddNumberToObject(o, "done", (double)h->done);
         cJSON_AddNumberToObject(o, "total", (double)h->total);
+        cJSON_AddItemToObject(o, "stage_ms",
+                              h->stage_ms > 0 ? cJSON_CreateNumber((double)h->stage_ms)
+                                              : cJSON_CreateNull());
         cJSON_AddStringToObject(o, "log_tail", h->log_tail != NULL ? h->log_tail : "");
         progress = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
-    }
-    if (h->attempt > INT32_MAX) {
-        set_error(c, CS_ESTALE, "stale attempt");
-        free(progress);
-        return;
     }
     cs_rc rc = cs_store_heartbeat(d->store, h->job_id, (int)h->attempt, h->worker, h->lease_token,
                                   d->o.lease_s * 1000, progress, now, &cancel, &err);

@@ -418,6 +418,9 @@ typedef struct cs_store_worker_row {
     const char *capabilities; /* JSON text as the worker sent it; NULL when none */
     int64_t job_id;           /* its running job with the lowest id; 0 when none */
     bool active;              /* see cs_store_worker_count_active */
+    const char *progress;     /* that job's last heartbeat progress (JSON, without log_tail);
+                                 NULL when none */
+    int64_t heartbeat_at;     /* ms: that job's last heartbeat; 0 when none */
 } cs_store_worker_row;
 typedef cs_rc (*cs_store_worker_fn)(void *ctx, const cs_store_worker_row *w, cs_err *err);
 
@@ -445,6 +448,10 @@ typedef struct cs_store_job_row {
     int64_t state_at;       /* ms: when it entered its state */
     const char *axes;       /* JSON text */
     const char *last_error; /* NULL when none */
+    const char *progress;   /* running: the last heartbeat's progress (JSON, without log_tail);
+                               NULL when none or not running */
+    int64_t heartbeat_at;   /* ms: the last heartbeat (or the claim) of its latest attempt; 0 when
+                               none */
 } cs_store_job_row;
 typedef cs_rc (*cs_store_job_row_fn)(void *ctx, const cs_store_job_row *j, cs_err *err);
 

@@ -35,6 +35,9 @@
 #define WORKER_ACTIVE "(last_seen >= ?1 AND bye_at IS NULL)"
 /* The jobs that cs_store_job_list selects: one sweep (?1, 0 = any), one state (?2, NULL = any). */
 #define JOBS_WHERE " FROM job WHERE (?1 = 0 OR sweep_id = ?1) AND (?2 IS NULL OR state = ?2)"
+/* A job's progress JSON without its log tail (the JOBS and WORKERS rows); NULL when none. */
+#define PROGRESS_SLIM(col) \
+    "CASE WHEN json_valid(" col ") THEN json_remove(" col ", '$.log_tail') END"
 
 #define STMT_LIST(X)                                                                               \
     X(BEGIN, "BEGIN IMMEDIATE")                                                                    \
@@ -200,13 +203,18 @@
     X(WORKER_PRUNE, "DELETE FROM worker WHERE last_seen < ?1 AND NOT EXISTS (SELECT 1 FROM"        \
                     " job_row j WHERE j.worker = worker.id AND j.state = 'running')")              \
     X(WORKERS_ACTIVE, "SELECT count(*) FROM worker WHERE " WORKER_ACTIVE)                          \
+    /* A worker's running job with the lowest id, its progress (PROGRESS_SLIM) and heartbeat. */   \
     X(WORKER_LIST,                                                                                 \
-      "SELECT w.id, w.host, w.last_seen, w.capabilities, (SELECT j.id FROM job j WHERE"            \
-      " j.worker = w.id AND j.state = 'running' ORDER BY j.id LIMIT 1), " WORKER_ACTIVE            \
-      " FROM worker w ORDER BY w.id")                                                              \
+      "SELECT w.id, w.host, w.last_seen, w.capabilities, j.id, " WORKER_ACTIVE ", " PROGRESS_SLIM( \
+              "j.progress") ", j.heartbeat_at FROM worker w LEFT JOIN job_row j ON j.id ="         \
+                            " (SELECT r.id FROM job_row r WHERE r.worker = w.id AND r.state = "    \
+                            "'running' ORDER BY r.id"                                              \
+                            " LIMIT 1) ORDER BY w.id")                                             \
     X(JOB_COUNT, "SELECT count(*)" JOBS_WHERE)                                                     \
-    X(JOB_LIST, "SELECT id, sweep_id, state, attempt, key, worker, state_at, axes,"                \
-                " substr(last_error, 1, ?5)" JOBS_WHERE " ORDER BY id LIMIT ?3 OFFSET ?4")         \
+    X(JOB_LIST,                                                                                    \
+      "SELECT id, sweep_id, state, attempt, key, worker, state_at, axes,"                          \
+      " substr(last_error, 1, ?5), CASE WHEN state = 'running' THEN " PROGRESS_SLIM(               \
+              "progress") " END, heartbeat_at" JOBS_WHERE " ORDER BY id LIMIT ?3 OFFSET ?4")       \
     X(JOB_LOG, "SELECT j.attempt, j.progress, j.last_error, a.log_path, a.error, a.n FROM job j"   \
                " LEFT JOIN attempt a ON a.job_id = j.id AND a.n = (CASE WHEN ?2 > 0 THEN ?2 ELSE"  \
                " j.attempt END) WHERE j.id = ?1")                                                  \

@@ -461,6 +461,8 @@ static cs_rc worker_row(cs_store *s, sqlite3_stmt *st, void *ctx, cs_err *err)
             .capabilities = (const char *)sqlite3_column_text(st, 3),
             .job_id = sqlite3_column_int64(st, 4),
             .active = sqlite3_column_int(st, 5) != 0,
+            .progress = (const char *)sqlite3_column_text(st, 6),
+            .heartbeat_at = sqlite3_column_int64(st, 7),
     };
     (void)s;
     return cb->fn(cb->ctx, &w, err);
@@ -497,6 +499,8 @@ static cs_rc job_row(cs_store *s, sqlite3_stmt *st, void *ctx, cs_err *err)
             .state_at = sqlite3_column_int64(st, 6),
             .axes = (const char *)sqlite3_column_text(st, 7),
             .last_error = (const char *)sqlite3_column_text(st, 8),
+            .progress = (const char *)sqlite3_column_text(st, 9),
+            .heartbeat_at = sqlite3_column_int64(st, 10),
     };
     (void)s;
     return cb->fn(cb->ctx, &j, err);

@@ -836,6 +836,9 @@ static cJSON *control_data(fixture *f, cs_msg_type t)
     nng_socket ctl = dt_dial(f->e.control, NULL);
     cs_msg m, rep;
     cs_msg_init(&m, t);
+    if (t == CS_MSG_JOBS) {
+        m.jobs.limit = 100;
+    }
     assert_int_equal(dt_call(ctl, &m, &rep, 5000), CS_OK);
     assert_int_equal(rep.type, CS_MSG_OK);
     cJSON *d = cJSON_Parse(rep.ok.data);
@@ -930,6 +933,126 @@ static void test_worker_liveness(void **state)
     cs_msg_fini(&j);
 }
 
+/* The row of JOBS (state running) or WORKERS whose member key equals v (owned list d). */
+static cJSON *row_by(cJSON *d, const char *list, const char *key, double v)
+{
+    cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(d, list))
+    {
+        if (cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, key)) == v) {
+            return r;
+        }
+    }
+    fail_msg("%s: no row with %s %g", list, key, v);
+    return NULL;
+}
+
+/* Checks a JOBS or WORKERS row's progress: stage, done, total, detail (NULL: null) and stage_ms
+ * (0: null); no log_tail. */
+static void check_progress(const cJSON *row, const char *stage, const char *detail, double done,
+                           double total, double stage_ms)
+{
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(row, "progress");
+    assert_true(cJSON_IsObject(p));
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "stage")), stage);
+    if (detail) {
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "detail")),
+                            detail);
+    } else {
+        assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(p, "detail")));
+    }
+    if (stage_ms > 0) {
+        assert_true(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p, "stage_ms")) ==
+                    stage_ms);
+    } else {
+        assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(p, "stage_ms")));
+    }
+    assert_true(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p, "done")) == done);
+    assert_true(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p, "total")) == total);
+    assert_null(cJSON_GetObjectItemCaseSensitive(p, "log_tail"));
+    assert_true(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(row, "heartbeat_at_ms")) >
+                1e12);
+}
+
+/* Step 11: a HEARTBEAT's stage, detail, counts and stage_ms show in the JOBS and WORKERS replies
+ * (the log tail does not); a heartbeat without detail and stage_ms shows them as null; a job that
+ * is no longer running shows no progress. */
+static void test_heartbeat_progress(void **state)
+{
+    fixture *f = *state;
+    cs_msg m, rep;
+    cJSON *d;
+    dt_submit(f->e.db, "s", 0, 2, 3);
+    start(f, (const char *const[]){"--claim-hold-ms", "300", "--lease-s", "30", NULL});
+    assert_int_equal(dt_hello(f->w, "w1", NULL, 5000, &rep), CS_OK);
+    cs_msg_fini(&rep);
+    cs_msg j = claim_job(f->w, "w1");
+    double id = (double)j.job.job_id;
+
+    /* Before any heartbeat: no progress yet. */
+    d = control_data(f, CS_MSG_JOBS);
+    assert_true(cJSON_IsNull(
+            cJSON_GetObjectItemCaseSensitive(row_by(d, "jobs", "id", id), "progress")));
+    cJSON_Delete(d);
+
+    cs_msg_init(&m, CS_MSG_HEARTBEAT);
+    m.heartbeat.worker = dt_mut("w1");
+    m.heartbeat.lease_token = j.job.lease_token;
+    m.heartbeat.job_id = j.job.job_id;
+    m.heartbeat.attempt = j.job.attempt;
+    m.heartbeat.stage = dt_mut("evaluate");
+    m.heartbeat.detail = dt_mut("arith_mc");
+    m.heartbeat.done = 300;
+    m.heartbeat.total = 1000;
+    m.heartbeat.stage_ms = 41250;
+    m.heartbeat.log_tail = dt_mut("item 300\n");
+    assert_int_equal(dt_call(f->w, &m, &rep, 5000), CS_OK);
+    assert_int_equal(rep.type, CS_MSG_ACK);
+    cs_msg_fini(&rep);
+    d = control_data(f, CS_MSG_JOBS);
+    check_progress(row_by(d, "jobs", "id", id), "evaluate", "arith_mc", 300, 1000, 41250);
+    cJSON_Delete(d);
+    d = control_data(f, CS_MSG_WORKERS);
+    check_progress(row_by(d, "workers", "job_id", id), "evaluate", "arith_mc", 300, 1000, 41250);
+    cJSON_Delete(d);
+    /* One UPDATE per heartbeat: the stored progress is the whole of it, log tail included. */
+    assert_int_equal(dt_sql_int(f->e.db, "SELECT count(*) FROM job_row WHERE progress LIKE"
+                                         " '%\"stage_ms\":41250%' AND progress LIKE '%item 300%'"),
+                     1);
+
+    /* An older worker: no detail, no stage_ms. */
+    assert_int_equal(
+            dt_heartbeat(f->w, "w1", j.job.lease_token, j.job.job_id, j.job.attempt, 5000, &rep),
+            CS_OK);
+    assert_int_equal(rep.type, CS_MSG_ACK);
+    cs_msg_fini(&rep);
+    d = control_data(f, CS_MSG_WORKERS);
+    check_progress(row_by(d, "workers", "job_id", id), "load", NULL, 0, 10, 0);
+    cJSON_Delete(d);
+
+    /* Done: the job row keeps no progress, the worker has no job. */
+    assert_int_equal(
+            dt_result(f->w, "w1", j.job.lease_token, j.job.job_id, j.job.attempt, NULL, 5000, &rep),
+            CS_OK);
+    assert_int_equal(rep.type, CS_MSG_ACK);
+    cs_msg_fini(&rep);
+    d = control_data(f, CS_MSG_JOBS);
+    assert_true(cJSON_IsNull(
+            cJSON_GetObjectItemCaseSensitive(row_by(d, "jobs", "id", id), "progress")));
+    cJSON_Delete(d);
+    d = control_data(f, CS_MSG_WORKERS);
+    cJSON *w;
+    cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(d, "workers"))
+    {
+        if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(w, "name")), "w1") == 0) {
+            assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(w, "progress")));
+            assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(w, "heartbeat_at_ms")));
+        }
+    }
+    cJSON_Delete(d);
+    cs_msg_fini(&j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -948,6 +1071,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_null_metric_refused, setup, teardown),
             cmocka_unit_test_setup_teardown(test_bye_ends_pending_claim, setup, teardown),
             cmocka_unit_test_setup_teardown(test_worker_liveness, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_heartbeat_progress, setup, teardown),
     };
     return cmocka_run_group_tests_name("daemon", tests, NULL, NULL);
 }

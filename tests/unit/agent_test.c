@@ -48,6 +48,10 @@ typedef struct peer {
     bool restarted, first_report_refused;
     char hb_stage[64];
     int64_t hb_done, hb_total;
+    char hb_detail[64];          /* the latest heartbeat's detail, "" = absent */
+    int64_t hb_stage_ms;         /* the latest heartbeat's stage_ms */
+    int64_t hb_plain_ms_max;     /* the largest stage_ms of a heartbeat without detail */
+    int64_t hb_detail_first_ms;  /* stage_ms of the first heartbeat with a detail, -1 = none */
     char hb_tail[4096];
     char metrics[1024], provenance[4096];
     char result_wire[8192]; /* the last RESULT as it came over the wire */
@@ -170,6 +174,14 @@ static void peer_reply(peer *p, const cs_msg *req, cs_msg *rep, bool *drop)
         copy(p->hb_tail, sizeof p->hb_tail, req->heartbeat.log_tail);
         p->hb_done = req->heartbeat.done;
         p->hb_total = req->heartbeat.total;
+        copy(p->hb_detail, sizeof p->hb_detail, req->heartbeat.detail ? req->heartbeat.detail : "");
+        p->hb_stage_ms = req->heartbeat.stage_ms;
+        if (req->heartbeat.detail == NULL && req->heartbeat.stage_ms > p->hb_plain_ms_max) {
+            p->hb_plain_ms_max = req->heartbeat.stage_ms;
+        }
+        if (req->heartbeat.detail != NULL && p->hb_detail_first_ms < 0) {
+            p->hb_detail_first_ms = req->heartbeat.stage_ms;
+        }
         if (p->mode == MODE_STALE) {
             cs_msg_init(rep, CS_MSG_ERROR);
             rep->error.code = CS_ESTALE;
@@ -327,6 +339,7 @@ static int setup(void **state)
     snprintf(f->p.url, sizeof f->p.url, "ipc://%s/work.sock", f->dir);
     pthread_mutex_init(&f->p.mu, NULL);
     f->p.jobs_to_give = 1;
+    f->p.hb_detail_first_ms = -1;
     f->p.config = "{\"extra\":{\"test_sleep_ms\":100},\"model\":{\"folder\":\"m\"}}";
     f->cfg.coordinator = f->p.url;
     f->cfg.name = "w1";
@@ -432,7 +445,8 @@ static void test_result(void **state)
                          "echo '{\"stage\":\"work\",\"done\":1,\"total\":4}' >&3\n"
                          "sleep 0.4\n"
                          "echo 'not json' >&3\n"
-                         "echo '{\"stage\":\"work\",\"done\":2,\"total\":4}' >&3\n"
+                         "echo '{\"stage\":\"work\",\"task\":\"arith_mc\",\"done\":2,"
+                         "\"total\":4}' >&3\n"
                          "sleep 0.3\n"
                          "printf '{\"metrics\":{\"t\":{\"acc\":0.5}},\"host\":\"h\","
                          "\"env_job\":\"%s\"}' \"$CALSWEEP_JOB_ID\" > result.json\n"),
@@ -453,6 +467,13 @@ static void test_result(void **state)
     assert_string_equal(f->p.hb_stage, "work");
     assert_true(f->p.hb_done >= 1);
     assert_int_equal(f->p.hb_total, 4);
+    /* detail and stage_ms (cs_child.h): the task names the detail, and the stage clock restarts
+     * with a new (stage, detail). */
+    assert_string_equal(f->p.hb_detail, "arith_mc");
+    assert_true(f->p.hb_stage_ms >= 1);
+    assert_true(f->p.hb_plain_ms_max >= 200); /* "work" without detail for 0.4 s */
+    assert_true(f->p.hb_detail_first_ms >= 1);
+    assert_true(f->p.hb_detail_first_ms < f->p.hb_plain_ms_max);
     assert_non_null(strstr(f->p.hb_tail, "runner start job=41 attempt=1 arg=job.json threads=1"));
     assert_string_equal(f->p.metrics, "{\"t\":{\"acc\":0.5}}");
     assert_non_null(strstr(f->p.provenance, "\"env_job\":\"41\""));

@@ -289,7 +289,7 @@ static void test_jobs_workers_logs(void **state)
     cs_store_caps caps = {.worker = "w1", .host = "h1", .native = true, .mem_mb = -1};
     cs_store_claim claim = {0};
     cs_store_exit ex = {0};
-    cs_msg req;
+    cs_msg req, r2;
     cJSON *d, *j;
     cs_err err = {0};
     bool cancel = false;
@@ -361,6 +361,16 @@ static void test_jobs_workers_logs(void **state)
             cs_store_heartbeat(f->s, claim.job_id, claim.attempt, caps.worker, claim.lease_token,
                                60000, "{\"log_tail\":\"step 1\\nstep 2\\n\"}", 9500, &cancel, &err),
             CS_OK);
+    /* A stored progress without a stage (an older daemon's, or damaged) shows as null. */
+    cs_msg_init(&req, CS_MSG_JOBS);
+    req.jobs.state = "running";
+    req.jobs.limit = 10;
+    d = call_ok(f, &req);
+    j = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(d, "jobs"), 0);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "progress")));
+    assert_int_equal((int64_t)num(j, "heartbeat_at_ms"), 9500);
+    cJSON_Delete(d);
+
     cs_msg_init(&req, CS_MSG_LOGS);
     req.logs.job_id = claim.job_id;
     d = call_ok(f, &req);
@@ -368,6 +378,47 @@ static void test_jobs_workers_logs(void **state)
     assert_string_equal(str(d, "log"), "step 1\nstep 2\n");
     assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(d, "path")));
     assert_int_equal((int)num(d, "attempt"), 1);
+    cJSON_Delete(d);
+
+    /* Progress as do_heartbeat stores it: JOBS and WORKERS show it without the log tail; a
+     * heartbeat of an older worker (detail and stage_ms null) keeps them null. (r2: req stays
+     * the LOGS request.) */
+    assert_int_equal(cs_store_heartbeat(f->s, claim.job_id, claim.attempt, caps.worker,
+                                        claim.lease_token, 60000,
+                                        "{\"stage\":\"evaluate\",\"detail\":\"arith_mc\","
+                                        "\"done\":300,\"total\":1000,\"stage_ms\":41250,"
+                                        "\"log_tail\":\"item 300\\n\"}",
+                                        9600, &cancel, &err),
+                     CS_OK);
+    cs_msg_init(&r2, CS_MSG_JOBS);
+    r2.jobs.state = "running";
+    r2.jobs.limit = 10;
+    d = call_ok(f, &r2);
+    j = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(d, "jobs"), 0), "progress");
+    {
+        char *t = cJSON_PrintUnformatted(j);
+        assert_string_equal(t, "{\"detail\":\"arith_mc\",\"done\":300,\"stage\":\"evaluate\","
+                               "\"stage_ms\":41250,\"total\":1000}");
+        free(t);
+    }
+    cJSON_Delete(d);
+    assert_int_equal(cs_store_heartbeat(f->s, claim.job_id, claim.attempt, caps.worker,
+                                        claim.lease_token, 60000,
+                                        "{\"stage\":\"load\",\"detail\":null,\"done\":0,"
+                                        "\"total\":1,\"stage_ms\":null,\"log_tail\":\"\"}",
+                                        9700, &cancel, &err),
+                     CS_OK);
+    cs_msg_init(&r2, CS_MSG_WORKERS);
+    d = call_ok(f, &r2);
+    j = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(d, "workers"), 0);
+    assert_int_equal((int64_t)num(j, "heartbeat_at_ms"), 9700);
+    j = cJSON_GetObjectItemCaseSensitive(j, "progress");
+    assert_string_equal(str(j, "stage"), "load");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "detail")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "stage_ms")));
+    assert_int_equal((int)num(j, "total"), 1);
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "log_tail"));
     cJSON_Delete(d);
 
     /* With a result naming the log file: read from the file, at most tail bytes. */

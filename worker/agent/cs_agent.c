@@ -378,6 +378,8 @@ static void send_heartbeat(cs_agent *a)
     m.heartbeat.stage = cs_child_stage(j->child);
     m.heartbeat.done = cs_child_done(j->child);
     m.heartbeat.total = cs_child_total(j->child);
+    m.heartbeat.detail = cs_child_detail(j->child);
+    m.heartbeat.stage_ms = cs_child_stage_ms(j->child);
     m.heartbeat.log_tail = tail;
     send_msg(a, &m);
     free(tail);

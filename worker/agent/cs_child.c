@@ -47,7 +47,9 @@ struct cs_child {
     cs_buf line;
     bool line_overflow;
     char stage[CS_PROTO_MAX_NAME + 1];
+    char detail[CS_PROTO_MAX_NAME + 1]; /* "" = none */
     int64_t done, total;
+    int64_t stage_start_ms; /* monotonic: when the current (stage, detail) began */
 };
 
 int64_t cs_child_oom_kills(void)
@@ -166,6 +168,7 @@ cs_rc cs_child_create(uv_loop_t *loop, cs_child **out, cs_err *err)
     }
     c->loop = loop;
     snprintf(c->stage, sizeof c->stage, "starting");
+    c->stage_start_ms = cs_time_mono_ms();
     *out = c;
     return CS_OK;
 }
@@ -201,7 +204,24 @@ static void signal_group(cs_child *c, int sig)
     }
 }
 
-/* Parses one progress line; malformed lines are logged at debug level and ignored. */
+/* What a progress line's stage works on: its "task", else its "step" (strings), else "layer"
+ * when it has a "layer" member; "" when none (or the name is too long). Borrowed from doc. */
+static const char *line_detail(const cJSON *doc)
+{
+    static const char *const keys[] = {"task", "step"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, keys[i]);
+        if (cJSON_IsString(v) && v->valuestring[0] != '\0' &&
+            strlen(v->valuestring) <= CS_PROTO_MAX_NAME) {
+            return v->valuestring;
+        }
+    }
+    return cJSON_GetObjectItemCaseSensitive(doc, "layer") ? "layer" : "";
+}
+
+/* Parses one progress line; malformed lines are logged at debug level and ignored. A line whose
+ * stage differs from the current one resets done and total; a new (stage, detail) restarts the
+ * stage clock. */
 static void progress_line(cs_child *c, const char *text, size_t len)
 {
     cJSON *doc = NULL;
@@ -219,13 +239,20 @@ static void progress_line(cs_child *c, const char *text, size_t len)
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(doc, "stage");
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(doc, "done");
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(doc, "total");
-    if (cJSON_IsString(st) && st->valuestring[0] != '\0' &&
-        strlen(st->valuestring) <= CS_PROTO_MAX_NAME) {
-        if (strcmp(st->valuestring, c->stage) != 0) {
+    bool stage_ok = cJSON_IsString(st) && st->valuestring[0] != '\0' &&
+                    strlen(st->valuestring) <= CS_PROTO_MAX_NAME;
+    if (stage_ok) {
+        const char *detail = line_detail(doc);
+        bool new_stage = strcmp(st->valuestring, c->stage) != 0;
+        if (new_stage) {
             c->done = 0;
             c->total = 0;
         }
+        if (new_stage || strcmp(detail, c->detail) != 0) {
+            c->stage_start_ms = cs_time_mono_ms();
+        }
         snprintf(c->stage, sizeof c->stage, "%s", st->valuestring);
+        snprintf(c->detail, sizeof c->detail, "%s", detail);
     }
     if (cJSON_IsNumber(d) && d->valuedouble >= 0 && d->valuedouble < 9e15) {
         c->done = (int64_t)d->valuedouble;
@@ -448,6 +475,7 @@ cs_rc cs_child_start(cs_child *c, const cs_child_spec *spec, cs_child_exit_cb cb
     c->grace_ms = spec->kill_grace_ms;
     c->oom_before = cs_child_oom_kills();
     c->start_ms = cs_time_mono_ms();
+    c->stage_start_ms = c->start_ms;
     rv = uv_spawn(c->loop, &c->proc, &opts);
     c->proc_init = true;
     c->n_open++;
@@ -472,6 +500,17 @@ cleanup:
 const char *cs_child_stage(const cs_child *c)
 {
     return c->stage;
+}
+
+const char *cs_child_detail(const cs_child *c)
+{
+    return c->detail[0] != '\0' ? c->detail : NULL;
+}
+
+int64_t cs_child_stage_ms(const cs_child *c)
+{
+    int64_t ms = cs_time_mono_ms() - c->stage_start_ms;
+    return ms >= 1 ? ms : 1;
 }
 
 int64_t cs_child_done(const cs_child *c)

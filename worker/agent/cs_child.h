@@ -90,6 +90,12 @@ void cs_child_stop(cs_child *c, cs_child_reason why);
 /* The latest progress line: stage ("starting" before any), done, total. Borrowed, valid until the
  * next loop iteration. */
 const char *cs_child_stage(const cs_child *c);
+/* What the stage works on: the latest line's "task", else its "step", else "layer" when it has a
+ * "layer" member; NULL when none. Borrowed like cs_child_stage. */
+const char *cs_child_detail(const cs_child *c);
+/* Milliseconds (>= 1, monotonic clock) since the current (stage, detail) began: since the spawn
+ * before any progress line. */
+int64_t cs_child_stage_ms(const cs_child *c);
 int64_t cs_child_done(const cs_child *c);
 int64_t cs_child_total(const cs_child *c);
 bool cs_child_running(const cs_child *c);

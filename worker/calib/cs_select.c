@@ -931,7 +931,8 @@ static cs_rc zipcal_kcenter(const cs_select_params *p, const cs_calib_pool *pool
 }
 
 static cs_rc sel_zipcal(const cs_select_params *p, const cs_calib_pool *pool, cs_model *m,
-                        const cs_tok *tok, cs_calib_selection *out, cs_err *err)
+                        const cs_tok *tok, cs_select_progress progress, void *pctx,
+                        cs_calib_selection *out, cs_err *err)
 {
     uint64_t t0 = cs_time_mono_ns();
     uint32_t *cls = NULL;
@@ -962,6 +963,9 @@ static cs_rc sel_zipcal(const cs_select_params *p, const cs_calib_pool *pool, cs
     /* per source: n each (all of a smaller source) */
     for (size_t s = 0; rc == CS_OK && s < pool->n_sources; s++) {
         rc = zipcal_source(p, pool, s, n_classes, &w, per, err);
+        if (rc == CS_OK && progress) {
+            progress(pctx, "zipcal", s + 1, pool->n_sources);
+        }
     }
     if (rc != CS_OK) {
         goto cleanup;
@@ -1072,7 +1076,7 @@ cs_rc cs_select_run_env(const cs_select_params *p, const cs_calib_pool *pool, cs
         rc = sel_self_gen(p, pool, m, tok, progress, pctx, out, err);
         break;
     case CS_SEL_ZIPCAL:
-        rc = sel_zipcal(p, pool, m, tok, out, err);
+        rc = sel_zipcal(p, pool, m, tok, progress, pctx, out, err);
         break;
     case CS_SEL_PPL_RANK:
         uses_stats = true;

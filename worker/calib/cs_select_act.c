@@ -590,6 +590,20 @@ static cs_rc acdm_diag(const cs_select_params *p, const cs_calib_pool *reference
     return CS_OK;
 }
 
+/* ACDM's progress: the reference items' forward passes report as step "reference", so that a
+ * watcher tells them from the pool's ("forward"). */
+typedef struct ref_progress {
+    cs_select_progress fn;
+    void *ctx;
+} ref_progress;
+
+static void on_ref_progress(void *ctx, const char *stage, size_t done, size_t total)
+{
+    const ref_progress *r = ctx;
+    (void)stage;
+    r->fn(r->ctx, "reference", done, total);
+}
+
 cs_rc cs_select_acdm(const cs_select_params *p, const cs_calib_pool *pool,
                      const cs_calib_pool *reference, cs_model *m, cs_pstat_ctx *stats,
                      cs_select_progress progress, void *pctx, cs_calib_selection *out, cs_err *err)
@@ -609,11 +623,12 @@ cs_rc cs_select_acdm(const cs_select_params *p, const cs_calib_pool *pool,
     if ((rc = check_disjoint(pool, reference, err)) != CS_OK) {
         return rc;
     }
+    ref_progress rp = {progress, pctx};
     uint64_t t0 = cs_time_mono_ns();
     if ((rc = cs_pstat_get(stats, m, pool, CS_PSTAT_BIT(kind), p->batch, progress, pctx, &sp,
                            err)) != CS_OK ||
-        (rc = cs_pstat_get(stats, m, reference, CS_PSTAT_BIT(kind), p->batch, progress, pctx, &sr,
-                           err)) != CS_OK) {
+        (rc = cs_pstat_get(stats, m, reference, CS_PSTAT_BIT(kind), p->batch,
+                           progress ? on_ref_progress : NULL, &rp, &sr, err)) != CS_OK) {
         goto cleanup;
     }
     double fwd = secs_since(t0);

@@ -40,6 +40,8 @@
 #include "cs_tok.h"
 #include "cs_version.h"
 
+/* Perplexity windows per forward pass. */
+#define PPL_BATCH 4
 /* Largest perplexity text read into memory. */
 #define JOB_MAX_TEXT   ((size_t)256 << 20)
 #define JOB_MAX_CONFIG CS_LIMIT_JOB_CONFIG_BYTES
@@ -71,17 +73,25 @@ typedef struct job {
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
+/* One progress line: {"stage", what: name (a task's name escaped as JSON), "done", "total"}. */
 static void progress(job *j, const char *what, const char *name, size_t done, size_t total)
 {
+    cs_buf q;
     if (!j->progress) {
+        return;
+    }
+    cs_buf_init(&q);
+    if (name && cs_canon_put_string(&q, name) != CS_OK) {
+        cs_buf_fini(&q);
         return;
     }
     fprintf(j->progress, "{\"stage\":\"%s\"", j->stage);
     if (name) {
-        fprintf(j->progress, ",\"%s\":\"%s\"", what, name);
+        fprintf(j->progress, ",\"%s\":%s", what, q.data);
     }
     fprintf(j->progress, ",\"done\":%zu,\"total\":%zu}\n", done, total);
     fflush(j->progress);
+    cs_buf_fini(&q);
 }
 
 static void stage_begin(job *j, const char *stage)
@@ -492,6 +502,7 @@ static cs_rc stage_calibrate(job *j, cs_err *err)
                           "calibration: %s needs calibration data: the job has none",
                           js->algo_md->name);
     }
+    progress(j, "step", "pool", 0, 1); /* the stage begins: reading the candidate pool */
     if (js->sel.kind != CS_SEL_SELF_CALIBRATION) {
         rc = calib_pool(j, &cr, err);
     }
@@ -511,14 +522,19 @@ static cs_rc stage_calibrate(job *j, cs_err *err)
     return rc;
 }
 
+static void layer_line(job *j, size_t layer, size_t done, size_t n_layers)
+{
+    if (j->progress) {
+        fprintf(j->progress, "{\"stage\":\"quantize\",\"layer\":%zu,\"done\":%zu,\"total\":%zu}\n",
+                layer, done, n_layers);
+        fflush(j->progress);
+    }
+}
+
 static void on_layer(void *ctx, size_t layer, size_t n_layers, double secs)
 {
     job *j = ctx;
-    if (j->progress) {
-        fprintf(j->progress, "{\"stage\":\"quantize\",\"layer\":%zu,\"done\":%zu,\"total\":%zu}\n",
-                layer, layer + 1, n_layers);
-        fflush(j->progress);
-    }
+    layer_line(j, layer, layer + 1, n_layers);
     cs_log(CS_LOG_INFO, "quantize: layer %zu/%zu in %.2f s", layer + 1, n_layers, secs);
 }
 
@@ -543,6 +559,7 @@ static cs_rc stage_quantize(job *j, cs_err *err)
         }
         j->stage = "quantize";
     }
+    layer_line(j, 0, 0, j->model->cfg.n_layers); /* quantizing the first layer */
     if ((rc = cs_pipe_quantize(j->model, j->calib, j->n_samples, j->seq_len, &pp, on_layer, j, &rep,
                                err)) != CS_OK) {
         return rc;
@@ -737,10 +754,23 @@ static cs_rc eval_ppl(job *j, const cs_jobspec_ppl *spec, cs_err *err)
         rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
         goto out;
     }
-    progress(j, "task", spec->name, 0, 1);
-    if ((rc = cs_model_ppl(j->model, ids, n, (size_t)seq_len, 4, nll, &nw, &ppl, err)) != CS_OK) {
-        goto out;
+    /* PPL_BATCH windows per call, as cs_model_ppl batches them, so that the progress counts
+     * windows; the window means add up in the same order, so ppl is the same to the bit */
+    nw = n / (size_t)seq_len;
+    progress(j, "task", spec->name, 0, nw);
+    for (size_t w0 = 0; w0 < nw; w0 += PPL_BATCH) {
+        size_t b = nw - w0 < PPL_BATCH ? nw - w0 : PPL_BATCH, got = 0;
+        double part;
+        if ((rc = cs_model_ppl(j->model, ids + w0 * (size_t)seq_len, b * (size_t)seq_len,
+                               (size_t)seq_len, PPL_BATCH, nll + w0, &got, &part, err)) != CS_OK) {
+            goto out;
+        }
+        progress(j, "task", spec->name, w0 + b, nw);
     }
+    for (size_t w = 0; w < nw; w++) {
+        ppl += nll[w];
+    }
+    ppl = exp(ppl / (double)nw);
     snprintf(key, sizeof key, "ppl:%s", spec->name);
     cJSON *m = cJSON_AddObjectToObject(j->metrics, key);
     if (!m || !cJSON_AddNumberToObject(m, "n", (double)nw) ||
@@ -804,8 +834,11 @@ static cs_rc eval_task(job *j, const cs_jobspec_task *spec, cs_err *err)
     snprintf(what, sizeof what, "eval.tasks.%s.path", spec->name);
     if ((rc = resolve(j, what, path, &file, err)) != CS_OK ||
         (rc = cs_task_load(&t, file, (size_t)limit, err)) != CS_OK ||
-        (shots && (rc = cs_task_fewshot(&t, shots, (size_t)fewshot, NULL, err)) != CS_OK) ||
-        (rc = cs_score_task(j->model, j->tok, &t, &o, &s, err)) != CS_OK) {
+        (shots && (rc = cs_task_fewshot(&t, shots, (size_t)fewshot, NULL, err)) != CS_OK)) {
+        goto out;
+    }
+    progress(j, "task", spec->name, 0, t.n); /* scoring begins */
+    if ((rc = cs_score_task(j->model, j->tok, &t, &o, &s, err)) != CS_OK) {
         goto out;
     }
     cJSON *m = cJSON_AddObjectToObject(j->metrics, spec->name);
