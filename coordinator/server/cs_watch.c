@@ -798,7 +798,9 @@ static cs_rc attempt_row(void *ctx, const cs_store_attempt_row *a, cs_err *err)
     return ok ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "job info: attempts");
 }
 
-/* The shell lines that write the job's config out and run it on one machine. */
+/* The shell lines that write the job's config out and run it on one machine, typed in the folder
+ * a worker would have been started in: the config's relative paths resolve against
+ * CALSWEEP_BASE_DIR, which is that folder ($OLDPWD after the cd) unless it is set already. */
 static cs_rc add_reproduce(cJSON *o, const cs_store_job_info *j, cs_err *err)
 {
     cJSON *cfg = j->config ? cJSON_Parse(j->config) : NULL;
@@ -807,7 +809,8 @@ static cs_rc add_reproduce(cJSON *o, const cs_store_job_info *j, cs_err *err)
     cs_buf_init(&b);
     cs_rc rc = cs_buf_printf(&b,
                              "mkdir job-%lld && cd job-%lld && cat > job.json <<'EOF' && "
-                             "calsweep-run job.json\n%s\nEOF\n",
+                             "CALSWEEP_BASE_DIR=\"${CALSWEEP_BASE_DIR:-$OLDPWD}\" calsweep-run "
+                             "job.json\n%s\nEOF\n",
                              (long long)j->id, (long long)j->id, pretty ? pretty : "{}");
     free(pretty);
     cJSON_Delete(cfg);

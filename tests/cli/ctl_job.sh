@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # calsweep job: one job whole (JOB_INFO) from a real calsweepd: state, attempts with worker and
 # exit, the last error, --json, and the reproduce lines, which are run here with a stand-in
-# calsweep-run that keeps the job.json they write (it must be the job's config). An unknown job
+# calsweep-run that keeps the job.json they write (it must be the job's config) and the
+# CALSWEEP_BASE_DIR they give it (the folder they were typed in). An unknown job
 # is exit 1 naming it; a missing or bad job id is a usage error. The failed attempt is written
 # straight into the store, as a worker's failure would leave it.
 cd "$CS_SOURCE_DIR" || exit 1
@@ -47,12 +48,13 @@ ok $? "--json: the job whole"
 
 # The reproduce lines write job.json and run calsweep-run on it (a stand-in here).
 mkdir -p "$tmp/bin" "$tmp/run"
-printf '#!/bin/sh\ncp "$1" "%s/seen.json"\n' "$tmp" >"$tmp/bin/calsweep-run"
+printf '#!/bin/sh\ncp "$1" "%s/seen.json"\necho "$CALSWEEP_BASE_DIR" >"%s/base"\n' "$tmp" "$tmp" \
+    >"$tmp/bin/calsweep-run"
 chmod +x "$tmp/bin/calsweep-run"
 (cd "$tmp/run" && PATH="$tmp/bin:$PATH" bash -c "$(printf '%s' "$j" | jq -r .reproduce)") &&
   [ "$(jq -cS . "$tmp/seen.json")" = "$(printf '%s' "$j" | jq -cS .config)" ] &&
-  [ -f "$tmp/run/job-2/job.json" ]
-ok $? "the reproduce lines write the config to job-2/job.json and run calsweep-run on it"
+  [ -f "$tmp/run/job-2/job.json" ] && [ "$(cat "$tmp/base")" = "$tmp/run" ]
+ok $? "the reproduce lines write the config to job-2/job.json and run calsweep-run on it, relative paths against the folder they were typed in"
 
 out=$(cs job 1); has "$out" "attempts  none yet" && has "$out" "queued"
 ok $? "a job that never ran has no attempts"

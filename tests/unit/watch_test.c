@@ -525,7 +525,8 @@ static void test_job_info(void **state)
 
     /* The reproduce lines write the config out, byte for byte as JSON, and run it. */
     const char *rep = str(d, "reproduce");
-    const char *head = "mkdir job-5 && cd job-5 && cat > job.json <<'EOF' && calsweep-run "
+    const char *head = "mkdir job-5 && cd job-5 && cat > job.json <<'EOF' && "
+                       "CALSWEEP_BASE_DIR=\"${CALSWEEP_BASE_DIR:-$OLDPWD}\" calsweep-run "
                        "job.json\n";
     assert_int_equal(strncmp(rep, head, strlen(head)), 0);
     const char *end = strstr(rep, "\nEOF\n");
