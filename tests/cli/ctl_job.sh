@@ -11,7 +11,7 @@ ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - 
 has() { case "$1" in *"$2"*) return 0;; *) return 1;; esac; }
 cs() { timeout 40 "$CALSWEEP" --timeout-ms 15000 "$@"; }
 sql() { timeout 20 sqlite3 "$tmp/calsweep.db" "PRAGMA busy_timeout=5000; $1" >/dev/null; }
-echo "1..10"
+echo "1..11"
 tmp=$(mktemp -d); pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
@@ -55,6 +55,18 @@ chmod +x "$tmp/bin/calsweep-run"
   [ "$(jq -cS . "$tmp/seen.json")" = "$(printf '%s' "$j" | jq -cS .config)" ] &&
   [ -f "$tmp/run/job-2/job.json" ] && [ "$(cat "$tmp/base")" = "$tmp/run" ]
 ok $? "the reproduce lines write the config to job-2/job.json and run calsweep-run on it, relative paths against the folder they were typed in"
+
+# The real calsweep-run on a testbed job (tiny sizes): the lines typed in a scratch folder, the
+# config's relative paths resolved against the repository as a worker started there would.
+cs submit tests/data/sweeps-results/e2e-results.json >/dev/null
+id=$(cs jobs --sweep e2e-results --json --limit 2 | jq '.jobs[1].id')
+mkdir -p "$tmp/real" "$tmp/rbin"
+ln -sf "$CALSWEEP_RUN" "$tmp/rbin/calsweep-run"
+(cd "$tmp/real" && CALSWEEP_BASE_DIR="$CS_SOURCE_DIR" PATH="$tmp/rbin:$PATH" timeout 120 \
+    bash -c "$(cs job "$id" --json | jq -r .reproduce)" >"$tmp/real.log" 2>&1) &&
+  jq -e '.metrics | length > 0' "$tmp/real/job-$id/result.json" >/dev/null
+r=$?; why=; [ $r = 0 ] || why=": $(tail -c 300 "$tmp/real.log" 2>/dev/null)"
+ok $r "the reproduce lines of a testbed job run the real calsweep-run to a result.json$why"
 
 out=$(cs job 1); has "$out" "attempts  none yet" && has "$out" "queued"
 ok $? "a job that never ran has no attempts"
