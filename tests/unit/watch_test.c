@@ -423,6 +423,32 @@ static void test_best(void **state)
     assert_int_equal((int)num(ar, "n_seeds"), 2);
     cJSON_Delete(agg);
     cJSON_Delete(d);
+
+    /* Job 6 (awq, 16 samples, seed 0) scores better: its row ranks first, one of its two seeds
+     * done (not complete). WATCH.top cuts the list. */
+    cs_store_claim c = claim(f, "w1", T1 + 2000);
+    assert_int_equal(c.job_id, 6);
+    finish(f, &c, "w1", 0.9, T1 + 3000);
+    cs_msg_watch m = {.top = 1};
+    cs_msg rep;
+    cs_err err = {0};
+    assert_int_equal(cs_watch_handle(f->w, f->s, &m, T1 + 20000, &rep, &err), CS_OK);
+    d = ok_data(&rep);
+    rows = get(cJSON_GetArrayItem(get(d, "best"), 0), "rows");
+    assert_int_equal(cJSON_GetArraySize(rows), 1);
+    r = cJSON_GetArrayItem(rows, 0);
+    assert_non_null(strstr(str(r, "label"), "algorithm=awq("));
+    assert_float_equal(num(r, "mean"), 0.9, 1e-9);
+    assert_int_equal((int)num(r, "n"), 1);
+    assert_true(cJSON_IsFalse(get(r, "complete")));
+    cJSON_Delete(d);
+    d = watch(f, NULL, T1 + 20000);
+    rows = get(cJSON_GetArrayItem(get(d, "best"), 0), "rows");
+    assert_int_equal(cJSON_GetArraySize(rows), 2);
+    assert_float_equal(num(cJSON_GetArrayItem(rows, 0), "mean"), 0.9, 1e-9);
+    assert_float_equal(num(cJSON_GetArrayItem(rows, 1), "mean"), 0.65, 1e-9);
+    assert_int_equal((int)num(cJSON_GetArrayItem(get(d, "best"), 0), "jobs"), 4);
+    cJSON_Delete(d);
 }
 
 /* The cache: nothing is recomputed while the counts stay; the ETA when they change; the
