@@ -254,21 +254,40 @@ static void test_watch_while_results(void **state)
     assert_int_equal(cJSON_GetArraySize(get(d, "workers")), 4); /* probe, w1, w2, w3 */
     cJSON_Delete(d);
 
-    /* A job starts: the big sweep's counts change. Its ETA is computed again, not its
-     * aggregate (at most once per max(10 s, 20 x its cost)). */
-    cs_msg j3;
+    /* A job of the big sweep runs 0.3 s: the counts change. The next WATCH answers at once from
+     * the cache (the old average) while the cache's thread computes the ETA again (not the
+     * aggregate: at most once per max(10 s, 20 x its cost)); a later WATCH has the new average. */
+    d = watch(f->c, "big", &ms);
+    double avg0 = get(cJSON_GetArrayItem(get(d, "sweeps"), 0), "avg_job_s")->valuedouble;
+    cJSON_Delete(d);
+    cs_msg j3, rep3;
     assert_int_equal(dt_claim(f->w, "w3", NULL, 5000, &j3), CS_OK);
     assert_int_equal(j3.type, CS_MSG_JOB);
+    struct timespec job_time = {0, 300 * 1000 * 1000};
+    nanosleep(&job_time, NULL);
+    assert_int_equal(dt_result(f->w, "w3", j3.job.lease_token, j3.job.job_id, j3.job.attempt, NULL,
+                               5000, &rep3),
+                     CS_OK);
+    cs_msg_fini(&rep3);
     cs_msg_fini(&j3);
     d = watch(f->c, NULL, &ms);
-    print_message("# WATCH all after a claim (the ETA again): %lld ms\n", (long long)ms);
+    print_message("# WATCH all after a job finished: %lld ms\n", (long long)ms);
     assert_true(ms * 2 < wa.ms || ms < 500);
     big = cJSON_GetArrayItem(get(d, "sweeps"), 0);
-    assert_int_equal(num(get(big, "counts"), "running"), 1);
-    assert_true(cJSON_IsNumber(get(big, "eta_s")));
+    assert_int_equal(num(get(big, "counts"), "done"), 3);
     best = cJSON_GetArrayItem(get(d, "best"), 0);
-    assert_int_equal(num(best, "jobs"), 2);
+    assert_int_equal(num(best, "jobs"), 2); /* the cached aggregate */
     cJSON_Delete(d);
+    double avg = avg0;
+    int64_t until = cs_time_mono_ms() + 30000;
+    while (avg == avg0 && cs_time_mono_ms() < until) {
+        nanosleep(&pause, NULL);
+        d = watch(f->c, "big", &ms);
+        avg = get(cJSON_GetArrayItem(get(d, "sweeps"), 0), "avg_job_s")->valuedouble;
+        cJSON_Delete(d);
+    }
+    print_message("# average job: %.3f s, then %.3f s\n", avg0, avg);
+    assert_true(avg > avg0 + 0.05); /* (two jobs of ~0 s and one of 0.3 s) / 3 */
 
     /* JOB_INFO of the done job; an unknown job and an unknown sweep are CS_ENOENT. */
     cs_msg m, rep;
