@@ -40,6 +40,7 @@ static const cs_cli_cmd commands[] = {
         {"jobs", cs_cmd_jobs, "list jobs: state, attempt, worker, axis values"},
         {"workers", cs_cmd_workers, "list the workers and what they run"},
         {"logs", cs_cmd_logs, "print the log of a job's attempt"},
+        {"job", cs_cmd_job, "one job whole: attempts, config and the command that reruns it"},
         {"cancel", cs_cmd_cancel, "cancel a sweep or one job"},
         {"pause", cs_cmd_pause, "stop handing out a sweep's jobs"},
         {"resume", cs_cmd_resume, "hand out a paused sweep's jobs again"},
