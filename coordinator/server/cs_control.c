@@ -104,36 +104,6 @@ static bool add_ms_or_null(cJSON *o, const char *key, int64_t ms)
     return ms > 0 ? add_num(o, key, (double)ms) : cJSON_AddNullToObject(o, key) != NULL;
 }
 
-/* Adds a job's stored progress (the JSON do_heartbeat writes) as {stage, detail, done, total,
- * stage_ms}: detail and stage_ms null when the heartbeat had none, no log_tail. null when the text
- * is absent or not an object with a stage. */
-static bool add_progress(cJSON *o, const char *key, const char *json)
-{
-    cJSON *in = json ? cJSON_Parse(json) : NULL;
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(in, "stage");
-    const cJSON *de = cJSON_GetObjectItemCaseSensitive(in, "detail");
-    const cJSON *sm = cJSON_GetObjectItemCaseSensitive(in, "stage_ms");
-    const cJSON *dn = cJSON_GetObjectItemCaseSensitive(in, "done");
-    const cJSON *tt = cJSON_GetObjectItemCaseSensitive(in, "total");
-    cJSON *p;
-    bool ok;
-    if (!cJSON_IsString(st)) {
-        cJSON_Delete(in);
-        return cJSON_AddNullToObject(o, key) != NULL;
-    }
-    p = cJSON_AddObjectToObject(o, key);
-    ok = p && cJSON_AddStringToObject(p, "stage", st->valuestring) &&
-         add_str_or_null(p, "detail", cJSON_IsString(de) ? de->valuestring : NULL) &&
-         add_num(p, "done", cJSON_IsNumber(dn) ? dn->valuedouble : 0) &&
-         add_num(p, "total", cJSON_IsNumber(tt) ? tt->valuedouble : 0) &&
-         add_ms_or_null(p, "stage_ms",
-                        cJSON_IsNumber(sm) && sm->valuedouble >= 1 && sm->valuedouble < 9e15
-                                ? (int64_t)sm->valuedouble
-                                : 0);
-    cJSON_Delete(in);
-    return ok;
-}
-
 /* ---- sweep references ------------------------------------------------------------------------ */
 
 /* A name or a decimal id; CS_ENOENT naming the reference. */
@@ -535,7 +505,7 @@ static cs_rc job_row_cb(void *ctx, const cs_store_job_row *j, cs_err *err)
         !add_str_or_null(o, "worker", j->worker) ||
         !add_num(o, "updated_ms", (double)j->state_at) || !add_raw(o, "axes", j->axes) ||
         !add_str_or_null(o, "last_error", j->last_error) ||
-        !add_progress(o, "progress", j->progress) ||
+        !cs_watch_add_progress(o, "progress", j->progress) ||
         !add_ms_or_null(o, "heartbeat_at_ms", j->heartbeat_at)) {
         return cs_err_set(err, CS_ENOMEM, 0, "control reply");
     }
@@ -591,7 +561,7 @@ static cs_rc worker_row_cb(void *ctx, const cs_store_worker_row *w, cs_err *err)
         !add_raw(o, "capabilities", w->capabilities) ||
         !(w->job_id ? add_num(o, "job_id", (double)w->job_id)
                     : cJSON_AddNullToObject(o, "job_id") != NULL) ||
-        !add_progress(o, "progress", w->progress) ||
+        !cs_watch_add_progress(o, "progress", w->progress) ||
         !add_ms_or_null(o, "heartbeat_at_ms", w->heartbeat_at)) {
         return cs_err_set(err, CS_ENOMEM, 0, "control reply");
     }

@@ -606,9 +606,7 @@ static bool add_cut(cJSON *o, const char *key, const char *text, size_t len, siz
     return true;
 }
 
-/* The document's progress object of a stored progress JSON: {stage, detail, done, total,
- * stage_ms}; null for none or one without a stage. Returns false when out of memory. */
-static bool add_progress(cJSON *o, const char *key, const char *json)
+bool cs_watch_add_progress(cJSON *o, const char *key, const char *json)
 {
     cJSON *p = json ? cJSON_Parse(json) : NULL;
     const cJSON *stage = cJSON_GetObjectItemCaseSensitive(p, "stage");
@@ -733,7 +731,7 @@ static bool add_worker_job(cJSON *o, const cs_store_watch_worker *r)
            add_num(j, "attempt", (double)r->attempt) && add_raw(j, "axes", r->axes) &&
            add_num(j, "started_ms", (double)r->started) &&
            add_num(j, "heartbeat_at_ms", (double)r->heartbeat_at) &&
-           add_progress(j, "progress", r->progress);
+           cs_watch_add_progress(j, "progress", r->progress);
 }
 
 static cs_rc worker_row(void *ctx, const cs_store_watch_worker *r, cs_err *err)

@@ -16,7 +16,10 @@
 #ifndef CS_COORDINATOR_SERVER_CS_WATCH_H
 #define CS_COORDINATOR_SERVER_CS_WATCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
+
+#include <cjson/cJSON.h>
 
 #include "cs_err.h"
 #include "cs_proto.h"
@@ -56,6 +59,12 @@ cs_rc cs_watch_handle(cs_watch *w, cs_store *s, const cs_msg_watch *m, int64_t n
  * max_attempts, axes, config, progress, last_error, created_ms, updated_ms, attempts,
  * reproduce} (docs/watch.md), or ERROR CS_ENOENT "no job N". Errors as cs_watch_handle. */
 cs_rc cs_watch_job_info(cs_store *s, const cs_msg_job_info *m, cs_msg *rep, cs_err *err);
+
+/* Adds to o, under key, the progress object of a job's stored progress (the JSON do_heartbeat
+ * writes): {stage, detail, done, total, stage_ms}, detail and stage_ms null when the heartbeat
+ * had none, never the log tail; null when json is NULL or not an object with a stage. The one
+ * reading of stored progress, for WATCH, JOB_INFO, JOBS and WORKERS. false: out of memory. */
+bool cs_watch_add_progress(cJSON *o, const char *key, const char *json);
 
 /* The counters so far (under the cache's mutex). */
 void cs_watch_stats_get(cs_watch *w, cs_watch_stats *out);
