@@ -18,6 +18,7 @@
 #include "cs_plan_report.h"
 #include "cs_prefetch.h"
 #include "cs_sweep.h"
+#include "cs_watch.h"
 
 /* A worker heard from within this long (any message: heartbeats every few seconds, long-poll
  * claims every 10 s) and that has not said BYE since counts as active (STATUS.workers,
@@ -971,6 +972,10 @@ cs_rc cs_control_handle(cs_store *s, const cs_msg *req, int64_t now, cs_msg *rep
         return handle_retry(s, &req->retry, now, rep, err);
     case CS_MSG_RESULTS:
         return handle_results(s, &req->results, rep, err);
+    case CS_MSG_WATCH: /* without the daemon's cache (calsweepd passes WATCH to cs_watch itself) */
+        return cs_watch_handle(NULL, s, &req->watch, now, rep, err);
+    case CS_MSG_JOB_INFO:
+        return cs_watch_job_info(s, &req->job_info, rep, err);
     default:
         break;
     }

@@ -22,6 +22,7 @@
 #include "cs_log.h"
 #include "cs_store.h"
 #include "cs_time.h"
+#include "cs_watch.h"
 
 enum { EP_WORK = 0, EP_CONTROL = 1, EP_COUNT = 2 };
 enum { ST_IDLE = 0, ST_RECV, ST_QUEUED, ST_HELD, ST_WORK, ST_SEND };
@@ -44,7 +45,7 @@ struct dctx {
     int64_t hold_until; /* monotonic ms, held claims */
     uint32_t pipe;      /* nng pipe id of the peer */
     int64_t t_recv;     /* monotonic ms when it arrived (slow-request warnings) */
-    uv_work_t work;     /* a RESULTS request on the thread pool (ST_WORK) */
+    uv_work_t work;     /* a RESULTS or WATCH request on the thread pool (ST_WORK) */
     int64_t t_start;    /* monotonic ms when its work was queued */
 };
 
@@ -52,6 +53,7 @@ struct cs_daemon {
     cs_daemon_opts o;
     char *token;
     cs_store *store;
+    cs_watch *watch; /* WATCH's per-sweep cache, shared by the pool threads */
     uv_loop_t loop;
     uv_async_t async;
     uv_async_t stop_async;
@@ -67,7 +69,7 @@ struct cs_daemon {
     _Atomic int n_sending;
     _Atomic bool closing;
     bool stopping;
-    int n_work_running; /* RESULTS requests on the thread pool (loop thread) */
+    int n_work_running; /* RESULTS and WATCH requests on the thread pool (loop thread) */
     bool wake, reap_soon;
     cs_ratelog rl_bad, rl_auth, rl_db, rl_lease;
     uint64_t tls_failed[EP_COUNT]; /* failed TLS handshakes logged so far, per endpoint */
@@ -860,12 +862,20 @@ static bool admit(cs_daemon *d, dctx *c)
     return true;
 }
 
+/* WATCH is answered with the daemon's cache (cs_watch.h), the others by cs_control. */
+static cs_rc control_answer(cs_daemon *d, cs_store *s, const cs_msg *req, int64_t now, cs_msg *rep,
+                            cs_err *err)
+{
+    return req->type == CS_MSG_WATCH ? cs_watch_handle(d->watch, s, &req->watch, now, rep, err)
+                                     : cs_control_handle(s, req, now, rep, err);
+}
+
 static void handle_control(cs_daemon *d, dctx *c, int64_t now)
 {
     cs_msg rep;
     cs_err err = {0};
     cs_msg_init(&rep, CS_MSG_NONE);
-    cs_rc rc = cs_control_handle(d->store, &c->req, now, &rep, &err);
+    cs_rc rc = control_answer(d, d->store, &c->req, now, &rep, &err);
     if (rc != CS_OK) {
         cs_log(CS_LOG_ERROR, "control %s: %s", cs_msg_type_name(c->req.type), err.msg);
         set_error(c, CS_EINTERNAL, "internal error");
@@ -996,13 +1006,14 @@ static void slow_request(cs_daemon *d, const dctx *c, int64_t t_start)
     }
 }
 
-/* ---- RESULTS off the loop thread ----------------------------------------------------------- */
+/* ---- RESULTS and WATCH off the loop thread ------------------------------------------------- */
 
-/* Why: an aggregate reads the whole sweep and may run a bootstrap (9 s for a 100,000-job sweep
- * with 10,000 resamples, docs/results.md); on the loop thread it would hold every worker's
- * claim, result and heartbeat that long. It runs on libuv's thread pool instead, with its own
- * read-only connection (WAL: it reads the last committed state while the loop writes), and its
- * reply is sent from the loop thread when it is done. */
+/* Why (WATCH likewise: it reads every pane's rows and may aggregate, cs_watch.h): an aggregate
+ * reads the whole sweep and may run a bootstrap (9 s for a 100,000-job sweep with 10,000 resamples,
+ * docs/results.md); on the loop thread it would hold every worker's claim, result and heartbeat
+ * that long. It runs on libuv's thread pool instead, with its own read-only connection (WAL: it
+ * reads the last committed state while the loop writes), and its reply is sent from the loop thread
+ * when it is done. */
 static void results_work(uv_work_t *w)
 {
     dctx *c = w->data;
@@ -1012,7 +1023,7 @@ static void results_work(uv_work_t *w)
     cs_msg_init(&rep, CS_MSG_NONE);
     cs_rc rc = cs_store_open_ro(c->d->o.db, &ro, &err);
     if (rc == CS_OK) {
-        rc = cs_control_handle(ro, &c->req, cs_time_wall_ms(), &rep, &err);
+        rc = control_answer(c->d, ro, &c->req, cs_time_wall_ms(), &rep, &err);
     }
     cs_store_close(ro);
     if (rc != CS_OK) {
@@ -1136,7 +1147,8 @@ static void drain(cs_daemon *d)
                 dctx *c = ctrl;
                 ctrl = c->next;
                 c->next = NULL;
-                if (c->req.type == CS_MSG_RESULTS && !d->stopping && results_start(d, c)) {
+                if ((c->req.type == CS_MSG_RESULTS || c->req.type == CS_MSG_WATCH) &&
+                    !d->stopping && results_start(d, c)) {
                     continue;
                 }
                 int64_t t0 = cs_time_mono_ms();
@@ -1343,7 +1355,8 @@ cs_rc cs_daemon_open(const cs_daemon_opts *o, cs_daemon **out, cs_err *err)
         rc = cs_err_set(err, CS_ENOMEM, 0, "daemon");
         goto fail;
     }
-    if ((rc = cs_store_open(o->db, &d->store, err)) != CS_OK) {
+    if ((rc = cs_store_open(o->db, &d->store, err)) != CS_OK ||
+        (rc = cs_watch_create(o->lease_s * 1000, &d->watch, err)) != CS_OK) {
         goto fail;
     }
     reap(d);
@@ -1462,6 +1475,7 @@ void cs_daemon_close(cs_daemon *d)
         free(d->touched[i].worker);
     }
     cs_store_close(d->store);
+    cs_watch_destroy(d->watch);
     pthread_mutex_destroy(&d->mu);
     free(d->token);
     free(d);

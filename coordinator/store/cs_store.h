@@ -544,4 +544,130 @@ cs_rc cs_store_checkpoint(cs_store *s, cs_err *err);
 /* Whether a bulk commit skipped its checkpoint and cs_store_checkpoint() has not made up for it. */
 bool cs_store_checkpoint_owed(const cs_store *s);
 
+/* ---- the live view: WATCH and JOB_INFO (cs_store_watch.c) ------------------------------------ */
+
+/* Queries only (read-only handles too); calsweepd runs the WATCH ones on its thread pool with a
+ * connection of their own. Rows are borrowed: valid until the callback returns; a non-OK return
+ * of a callback stops the walk and is returned. */
+
+/* One sweep as the live view shows it (its counts: cs_store_count). */
+typedef struct cs_store_watch_sweep {
+    int64_t id;
+    const char *name;
+    cs_sweep_state state;
+    int64_t priority;
+    int64_t created; /* ms */
+    int64_t updated; /* ms: the sweep's last change of state (or spec) */
+} cs_store_watch_sweep;
+typedef cs_rc (*cs_store_watch_sweep_fn)(void *ctx, const cs_store_watch_sweep *w, cs_err *err);
+
+/* Every sweep (sweep_id 0) or that one, by id. */
+cs_rc cs_store_watch_sweeps(cs_store *s, int64_t sweep_id, cs_store_watch_sweep_fn fn, void *ctx,
+                            cs_err *err);
+
+/* *n = the jobs of sweep_id that became done, failed or lost at or after since (ms). Reads the
+ * sweep's job_event rows newest first and stops at the first one older than since: the cost is
+ * the window's events, not the sweep's history. */
+cs_rc cs_store_watch_finished(cs_store *s, int64_t sweep_id, int64_t since, size_t *n,
+                              cs_err *err);
+
+/* One (algorithm, model) group of a sweep's jobs, for the ETA. */
+typedef struct cs_store_watch_group {
+    const char *algorithm; /* the config's "algorithm" value, JSON text ("" when absent) */
+    const char *model;     /* the job's model folder (job_row.req_model; "" when none) */
+    size_t remaining;      /* queued, running and retry_wait jobs */
+    size_t n_done;         /* done attempts (outcome done, with an end time) */
+    double sum_ms;         /* their summed durations (ended - started), ms */
+} cs_store_watch_group;
+typedef cs_rc (*cs_store_watch_group_fn)(void *ctx, const cs_store_watch_group *g, cs_err *err);
+
+/* The groups of sweep_id that have a job left to run or a done job, by algorithm then model. One
+ * query over the sweep's queued, running, retry_wait and done jobs. */
+cs_rc cs_store_watch_groups(cs_store *s, int64_t sweep_id, cs_store_watch_group_fn fn, void *ctx,
+                            cs_err *err);
+
+/* One worker and the running job it holds (its lowest job id), if any. */
+typedef struct cs_store_watch_worker {
+    const char *name;
+    const char *host;         /* NULL when unknown */
+    const char *capabilities; /* JSON text as the worker sent it; NULL when none */
+    int64_t last_seen;        /* ms */
+    int64_t bye_at;           /* ms of its BYE; 0 when none since it was last heard */
+    int64_t job_id;           /* 0 when it runs nothing; the fields below are then 0/NULL */
+    int64_t sweep_id;
+    const char *sweep; /* the job's sweep name */
+    const char *key;
+    int64_t attempt;
+    const char *axes;     /* JSON text */
+    int64_t started;      /* ms: the attempt's start */
+    int64_t heartbeat_at; /* ms: the job's last heartbeat (or its claim) */
+    const char *progress; /* the last heartbeat's progress JSON; NULL when none */
+} cs_store_watch_worker;
+typedef cs_rc (*cs_store_watch_worker_fn)(void *ctx, const cs_store_watch_worker *w, cs_err *err);
+
+/* The workers seen at or after seen_since, and every worker that holds a running job: those with
+ * a job first, then by name. */
+cs_rc cs_store_watch_workers(cs_store *s, int64_t seen_since, cs_store_watch_worker_fn fn,
+                             void *ctx, cs_err *err);
+
+/* One failed, lost or retry_wait job. */
+typedef struct cs_store_watch_problem {
+    int64_t id;
+    int64_t sweep_id;
+    const char *sweep;
+    const char *key;
+    const char *state; /* "failed", "lost", "retry_wait" */
+    int64_t attempt, max_attempts;
+    const char *axes;       /* JSON text */
+    const char *last_error; /* NULL when none; FAIL's "kind: reason\n--- log tail ---\n..." */
+    const char *progress;   /* the last heartbeat's progress JSON (its log_tail); NULL when none */
+    int64_t updated;        /* ms: when it entered its state */
+} cs_store_watch_problem;
+typedef cs_rc (*cs_store_watch_problem_fn)(void *ctx, const cs_store_watch_problem *p,
+                                           cs_err *err);
+
+/* *total = the failed, lost and retry_wait jobs of sweep_id (0: of every sweep); then calls fn for
+ * the newest limit of them (latest change of state first). */
+cs_rc cs_store_watch_problems(cs_store *s, int64_t sweep_id, int64_t limit, int64_t *total,
+                              cs_store_watch_problem_fn fn, void *ctx, cs_err *err);
+
+/* One job whole, for JOB_INFO. Strings owned (cs_store_job_info_fini), NULL when the column is. */
+typedef struct cs_store_job_info {
+    int64_t id;
+    int64_t sweep_id;
+    char *sweep; /* its name */
+    char key[65];
+    char *state; /* its name */
+    int64_t attempt, max_attempts;
+    char *axes, *config; /* JSON text, exactly as submitted */
+    char *progress;      /* the last heartbeat's progress JSON */
+    char *last_error;
+    int64_t created; /* ms */
+    int64_t updated; /* ms: its last change of state */
+} cs_store_job_info;
+
+/* CS_ENOENT "no job N" for an unknown id. *out zeroed on error. */
+cs_rc cs_store_job_info_get(cs_store *s, int64_t id, cs_store_job_info *out, cs_err *err);
+void cs_store_job_info_fini(cs_store_job_info *j); /* NULL-safe; leaves j zeroed */
+
+/* One attempt of a job. */
+typedef struct cs_store_attempt_row {
+    int64_t n;
+    const char *worker;
+    const char *host;    /* NULL when unknown */
+    int64_t started;     /* ms */
+    int64_t ended;       /* ms; 0 while it runs */
+    const char *outcome; /* "done", "failed", "expired", "cancelled"; NULL while it runs */
+    bool has_exit_status;
+    int64_t exit_status;
+    int64_t signal; /* 0 = none */
+    const char *error;
+    const char *log_path;
+} cs_store_attempt_row;
+typedef cs_rc (*cs_store_attempt_fn)(void *ctx, const cs_store_attempt_row *a, cs_err *err);
+
+/* The attempts of job_id, by number (none for an unknown job). */
+cs_rc cs_store_attempt_list(cs_store *s, int64_t job_id, cs_store_attempt_fn fn, void *ctx,
+                            cs_err *err);
+
 #endif

@@ -1,0 +1,859 @@
+/* cs_watch.c - see cs_watch.h. The document's members and how each is computed: docs/watch.md. */
+#include "cs_watch.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+
+#include "cs_alloc.h"
+#include "cs_canon.h"
+#include "cs_json.h"
+#include "cs_log.h"
+#include "cs_time.h"
+
+/* A worker heard from within this long and not gone counts as idle (else lost); the same
+ * window as STATUS.workers and WORKERS[].active (cs_control.c). */
+#define W_ALIVE_MS ((int64_t)120000)
+/* Workers seen within this long are listed. */
+#define W_LIST_MS ((int64_t)24 * 3600 * 1000)
+/* The rate's window. */
+#define W_RATE_MS ((int64_t)600000)
+/* The aggregate of a sweep is computed at most once per max(W_BEST_GAP_MS, W_COST_X x its last
+ * computing time); the ETA at most once per W_COST_X x its last computing time. */
+#define W_BEST_GAP_MS ((int64_t)10000)
+#define W_COST_X      20
+/* The most best rows kept per sweep (WATCH.top is at most this). */
+#define W_BEST_KEEP 100
+#define W_ERROR_MAX 200 /* bytes of a problem's error line */
+#define W_LINE_MAX  300 /* bytes of one log line */
+#define W_LOG_LINES 5
+#define W_LOG_MARK  "\n--- log tail ---\n" /* what calsweepd puts between FAIL's reason and tail */
+
+/* When a cached value was computed, from which counts, and whether a thread is at it now. */
+typedef struct slot {
+    bool valid, busy;
+    cs_store_counts counts;
+    int64_t at;      /* wall ms of the computation */
+    int64_t cost_ms; /* how long it took */
+} slot;
+
+typedef struct wentry {
+    int64_t sweep_id;
+    slot eta;
+    bool has_avg, has_eta;
+    double avg_s, eta_s;
+    slot best;
+    cJSON *rows;         /* ranked best rows (at most W_BEST_KEEP); NULL before the first */
+    int64_t best_jobs;   /* done + cached jobs when they were computed */
+    int64_t computed_ms; /* wall ms of that computation */
+} wentry;
+
+struct cs_watch {
+    pthread_mutex_t mu;
+    int64_t lease_ms;
+    wentry *v;
+    size_t n, cap;
+    cs_watch_stats stats;
+};
+
+cs_rc cs_watch_create(int64_t lease_ms, cs_watch **out, cs_err *err)
+{
+    *out = NULL;
+    if (lease_ms < 1) {
+        return cs_err_set(err, CS_EINVAL, 0, "watch: lease_ms must be >= 1, got %lld",
+                          (long long)lease_ms);
+    }
+    cs_watch *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        return cs_err_set(err, CS_ENOMEM, 0, "watch cache");
+    }
+    pthread_mutex_init(&w->mu, NULL);
+    w->lease_ms = lease_ms;
+    *out = w;
+    return CS_OK;
+}
+
+void cs_watch_destroy(cs_watch *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < w->n; i++) {
+        cJSON_Delete(w->v[i].rows);
+    }
+    free(w->v);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
+void cs_watch_stats_get(cs_watch *w, cs_watch_stats *out)
+{
+    pthread_mutex_lock(&w->mu);
+    *out = w->stats;
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* The entry of sweep_id, created when missing (under w->mu); NULL when out of memory. */
+static wentry *entry_of(cs_watch *w, int64_t sweep_id)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        if (w->v[i].sweep_id == sweep_id) {
+            return &w->v[i];
+        }
+    }
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 16;
+        wentry *v = cs_realloc_array(w->v, cap, sizeof *v);
+        if (v == NULL) {
+            return NULL;
+        }
+        w->v = v;
+        w->cap = cap;
+    }
+    wentry *e = &w->v[w->n++];
+    memset(e, 0, sizeof *e);
+    e->sweep_id = sweep_id;
+    return e;
+}
+
+/* Whether the value of sl should be computed again for counts c at now (under w->mu). */
+static bool slot_due(const slot *sl, const cs_store_counts *c, int64_t now, int64_t min_gap)
+{
+    if (sl->busy) {
+        return false;
+    }
+    if (!sl->valid) {
+        return true;
+    }
+    if (memcmp(&sl->counts, c, sizeof *c) == 0) {
+        return false;
+    }
+    int64_t gap = W_COST_X * sl->cost_ms;
+    return now - sl->at >= (gap > min_gap ? gap : min_gap);
+}
+
+static void slot_done(slot *sl, const cs_store_counts *c, int64_t now, int64_t t0)
+{
+    sl->busy = false;
+    sl->valid = true;
+    sl->counts = *c;
+    sl->at = now;
+    sl->cost_ms = cs_time_mono_ms() - t0;
+}
+
+/* ---- ETA and average duration ---------------------------------------------------------------- */
+
+typedef struct eta_acc {
+    double known_ms; /* sum of remaining x the group's mean, over groups with done attempts */
+    double unknown;  /* remaining jobs of groups without */
+    double done_ms;  /* summed durations of every done attempt */
+    double n_done;   /* done attempts */
+} eta_acc;
+
+static cs_rc eta_group(void *ctx, const cs_store_watch_group *g, cs_err *err)
+{
+    eta_acc *a = ctx;
+    (void)err;
+    if (g->n_done > 0) {
+        a->known_ms += (double)g->remaining * (g->sum_ms / (double)g->n_done);
+    } else {
+        a->unknown += (double)g->remaining;
+    }
+    a->done_ms += g->sum_ms;
+    a->n_done += (double)g->n_done;
+    return CS_OK;
+}
+
+/* The sweep's average duration and ETA (docs/watch.md "ETA"), running = its running jobs. */
+static cs_rc eta_compute(cs_store *s, int64_t sweep_id, size_t running, wentry *out, cs_err *err)
+{
+    eta_acc a = {0};
+    cs_rc rc = cs_store_watch_groups(s, sweep_id, eta_group, &a, err);
+    out->has_avg = out->has_eta = false;
+    if (rc != CS_OK || a.n_done <= 0) {
+        return rc;
+    }
+    double mean_ms = a.done_ms / a.n_done;
+    out->has_avg = out->has_eta = true;
+    out->avg_s = mean_ms / 1000.0;
+    out->eta_s = (a.known_ms + a.unknown * mean_ms) / 1000.0 / (double)(running > 0 ? running : 1);
+    return CS_OK;
+}
+
+/* Fills e's ETA fields (a copy) from the cache, computing them first when due. */
+static cs_rc eta_get(cs_watch *w, cs_store *s, int64_t sweep_id, const cs_store_counts *c,
+                     int64_t now, wentry *copy, cs_err *err)
+{
+    size_t running = c->n[CS_JOB_RUNNING];
+    if (w == NULL) {
+        return eta_compute(s, sweep_id, running, copy, err);
+    }
+    pthread_mutex_lock(&w->mu);
+    wentry *e = entry_of(w, sweep_id);
+    bool due = e != NULL && slot_due(&e->eta, c, now, 0);
+    if (due) {
+        e->eta.busy = true;
+        w->stats.eta_runs++;
+    } else if (e != NULL) {
+        *copy = *e;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (e == NULL) {
+        return cs_err_set(err, CS_ENOMEM, 0, "watch cache");
+    }
+    if (!due) {
+        return CS_OK;
+    }
+    int64_t t0 = cs_time_mono_ms();
+    wentry fresh = {0};
+    cs_rc rc = eta_compute(s, sweep_id, running, &fresh, err);
+    pthread_mutex_lock(&w->mu);
+    e = entry_of(w, sweep_id); /* the array may have moved */
+    if (e != NULL) {
+        e->eta.busy = false;
+        if (rc == CS_OK) {
+            slot_done(&e->eta, c, now, t0);
+            e->has_avg = fresh.has_avg;
+            e->has_eta = fresh.has_eta;
+            e->avg_s = fresh.avg_s;
+            e->eta_s = fresh.eta_s;
+        }
+        *copy = *e;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+/* ---- best so far ----------------------------------------------------------------------------- */
+
+static double num_or_nan(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static int row_cmp(const void *a, const void *b)
+{
+    double x = num_or_nan(*(const cJSON *const *)a, "mean");
+    double y = num_or_nan(*(const cJSON *const *)b, "mean");
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* One best row of an aggregate row, or NULL (a baseline row, no average accuracy, out of
+ * memory: *oom says which). */
+static cJSON *best_row(const cJSON *row, bool *oom)
+{
+    const cJSON *avg = cJSON_GetObjectItemCaseSensitive(row, "average");
+    const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(row, "jobs");
+    const cJSON *label = cJSON_GetObjectItemCaseSensitive(row, "label");
+    double mean = num_or_nan(avg, "value"), sd = num_or_nan(avg, "std");
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "baseline")) || !isfinite(mean)) {
+        return NULL;
+    }
+    cJSON *o = cJSON_CreateObject();
+    double n = num_or_nan(row, "n_seeds");
+    bool complete = num_or_nan(jobs, "done") == num_or_nan(jobs, "total");
+    if (o == NULL ||
+        !cJSON_AddStringToObject(o, "label", cJSON_IsString(label) ? label->valuestring : "") ||
+        !cJSON_AddNumberToObject(o, "mean", mean) ||
+        !(isfinite(sd) ? cJSON_AddNumberToObject(o, "std", sd) : cJSON_AddNullToObject(o, "std")) ||
+        !cJSON_AddNumberToObject(o, "n", isfinite(n) ? n : 0) ||
+        !cJSON_AddBoolToObject(o, "complete", complete)) {
+        cJSON_Delete(o);
+        *oom = true;
+        return NULL;
+    }
+    return o;
+}
+
+/* The ranked best rows of sweep_id (at most W_BEST_KEEP) into *out (owned). An aggregate that
+ * cannot be computed (no accuracy task, ...) gives no rows and a warning. */
+static cs_rc best_compute(cs_store *s, int64_t sweep_id, cJSON **out, cs_err *err)
+{
+    char ref[32];
+    cs_store_results_req q = {.resamples = 0};
+    cJSON *agg = NULL, **v = NULL;
+    cs_err e = {0};
+    bool oom = false;
+    size_t n = 0;
+    snprintf(ref, sizeof ref, "%lld", (long long)sweep_id);
+    *out = cJSON_CreateArray();
+    if (*out == NULL) {
+        return cs_err_set(err, CS_ENOMEM, 0, "watch: best rows");
+    }
+    cs_rc rc = cs_store_results(s, ref, &q, &agg, &e);
+    if (rc == CS_ENOMEM) {
+        return cs_err_set(err, rc, 0, "watch: sweep %lld: %s", (long long)sweep_id, e.msg);
+    }
+    if (rc != CS_OK) {
+        cs_log(CS_LOG_WARN, "watch: sweep %lld: no best rows: %s", (long long)sweep_id, e.msg);
+        return CS_OK;
+    }
+    /* The aggregate may hold raw numbers (cs_agg prints them): read them back as plain values. */
+    char *text = cJSON_PrintUnformatted(agg);
+    cJSON_Delete(agg);
+    agg = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(agg, "rows");
+    size_t cap = (size_t)cJSON_GetArraySize(rows);
+    v = cap ? cs_calloc_array(cap, sizeof *v) : NULL;
+    oom = agg == NULL || (cap > 0 && v == NULL);
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows)
+    {
+        cJSON *b = oom ? NULL : best_row(row, &oom);
+        if (b != NULL) {
+            v[n++] = b;
+        }
+    }
+    qsort(v, n, sizeof *v, row_cmp);
+    for (size_t i = 0; i < n; i++) {
+        if (oom || i >= W_BEST_KEEP || !cJSON_AddItemToArray(*out, v[i])) {
+            cJSON_Delete(v[i]);
+            oom = oom || i < W_BEST_KEEP;
+        }
+    }
+    free(v);
+    cJSON_Delete(agg);
+    return oom ? cs_err_set(err, CS_ENOMEM, 0, "watch: best rows") : CS_OK;
+}
+
+/* The best object of a sweep for the document (owned), from the cache, computing it first when
+ * due; NULL in *out while no computation has finished (another thread's first one). */
+static cs_rc best_get(cs_watch *w, cs_store *s, int64_t sweep_id, const char *name,
+                      const cs_store_counts *c, int64_t now, int top, cJSON **out, cs_err *err)
+{
+    cJSON *rows = NULL;
+    int64_t jobs = (int64_t)(c->n[CS_JOB_DONE] + c->n[CS_JOB_CACHED]), at = now;
+    cs_rc rc = CS_OK;
+    *out = NULL;
+    if (w == NULL) {
+        rc = best_compute(s, sweep_id, &rows, err);
+    } else {
+        pthread_mutex_lock(&w->mu);
+        wentry *e = entry_of(w, sweep_id);
+        bool due = e != NULL && slot_due(&e->best, c, now, W_BEST_GAP_MS);
+        if (due) {
+            e->best.busy = true;
+            w->stats.best_runs++;
+        }
+        pthread_mutex_unlock(&w->mu);
+        if (e == NULL) {
+            return cs_err_set(err, CS_ENOMEM, 0, "watch cache");
+        }
+        int64_t t0 = cs_time_mono_ms();
+        cJSON *fresh = NULL;
+        if (due) {
+            rc = best_compute(s, sweep_id, &fresh, err);
+        }
+        pthread_mutex_lock(&w->mu);
+        e = entry_of(w, sweep_id);
+        if (e != NULL && due) {
+            e->best.busy = false;
+            if (rc == CS_OK) {
+                slot_done(&e->best, c, now, t0);
+                cJSON_Delete(e->rows);
+                e->rows = fresh;
+                e->best_jobs = jobs;
+                e->computed_ms = now;
+                fresh = NULL;
+            }
+        }
+        if (e != NULL && e->rows != NULL) {
+            rows = cJSON_Duplicate(e->rows, true);
+            jobs = e->best_jobs;
+            at = e->computed_ms;
+            if (rows == NULL && rc == CS_OK) {
+                rc = cs_err_set(err, CS_ENOMEM, 0, "watch: best rows");
+            }
+        }
+        pthread_mutex_unlock(&w->mu);
+        cJSON_Delete(fresh);
+    }
+    if (rc != CS_OK || rows == NULL) {
+        cJSON_Delete(rows);
+        return rc;
+    }
+    while (cJSON_GetArraySize(rows) > top) {
+        cJSON_DeleteItemFromArray(rows, cJSON_GetArraySize(rows) - 1);
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL || !cJSON_AddNumberToObject(o, "sweep_id", (double)sweep_id) ||
+        !cJSON_AddStringToObject(o, "sweep", name) ||
+        !cJSON_AddStringToObject(o, "source", "results") ||
+        !cJSON_AddStringToObject(o, "metric", "average accuracy") ||
+        !cJSON_AddNumberToObject(o, "computed_ms", (double)at) ||
+        !cJSON_AddNumberToObject(o, "jobs", (double)jobs) ||
+        !cJSON_AddItemToObject(o, "rows", rows)) {
+        cJSON_Delete(o);
+        cJSON_Delete(rows);
+        return cs_err_set(err, CS_ENOMEM, 0, "watch: best rows");
+    }
+    *out = o;
+    return CS_OK;
+}
+
+/* ---- small JSON helpers ---------------------------------------------------------------------- */
+
+static bool add_num(cJSON *o, const char *key, double v)
+{
+    return cJSON_AddNumberToObject(o, key, v) != NULL;
+}
+
+static bool add_str_or_null(cJSON *o, const char *key, const char *v)
+{
+    return (v ? cJSON_AddStringToObject(o, key, v) : cJSON_AddNullToObject(o, key)) != NULL;
+}
+
+/* Adds JSON text as a value (an invalid or absent text becomes null). */
+static bool add_raw(cJSON *o, const char *key, const char *json)
+{
+    cJSON *v = json ? cJSON_Parse(json) : NULL;
+    if (v == NULL) {
+        v = cJSON_CreateNull();
+    }
+    if (v == NULL || !cJSON_AddItemToObject(o, key, v)) {
+        cJSON_Delete(v);
+        return false;
+    }
+    return true;
+}
+
+/* A string item of the first len bytes of text, cut before the first byte that is not valid
+ * UTF-8 and then before max bytes without splitting a character; NULL when out of memory. */
+static cJSON *cut_string(const char *text, size_t len, size_t max)
+{
+    size_t bad = len;
+    if (!cs_utf8_valid(text, len, &bad)) {
+        len = bad;
+    }
+    if (len > max) {
+        len = max;
+        while (len > 0 && ((unsigned char)text[len] & 0xC0u) == 0x80u) {
+            len--;
+        }
+    }
+    char *s = cs_strndup(text, len);
+    cJSON *v = s ? cJSON_CreateString(s) : NULL;
+    free(s);
+    return v;
+}
+
+static bool add_cut(cJSON *o, const char *key, const char *text, size_t len, size_t max)
+{
+    cJSON *v = cut_string(text, len, max);
+    if (v == NULL || !cJSON_AddItemToObject(o, key, v)) {
+        cJSON_Delete(v);
+        return false;
+    }
+    return true;
+}
+
+/* The document's progress object of a stored progress JSON: {stage, detail, done, total,
+ * stage_ms}; null for none or one without a stage. Returns false when out of memory. */
+static bool add_progress(cJSON *o, const char *key, const char *json)
+{
+    cJSON *p = json ? cJSON_Parse(json) : NULL;
+    const cJSON *stage = cJSON_GetObjectItemCaseSensitive(p, "stage");
+    const cJSON *detail = cJSON_GetObjectItemCaseSensitive(p, "detail");
+    double stage_ms = num_or_nan(p, "stage_ms"), done = num_or_nan(p, "done");
+    double total = num_or_nan(p, "total");
+    bool ok;
+    if (!cJSON_IsString(stage)) {
+        cJSON_Delete(p);
+        return cJSON_AddNullToObject(o, key) != NULL;
+    }
+    cJSON *v = cJSON_AddObjectToObject(o, key);
+    ok = v != NULL && cJSON_AddStringToObject(v, "stage", stage->valuestring) &&
+         add_str_or_null(v, "detail", cJSON_IsString(detail) ? detail->valuestring : NULL) &&
+         add_num(v, "done", isfinite(done) ? done : 0) &&
+         add_num(v, "total", isfinite(total) ? total : 0) &&
+         (isfinite(stage_ms) && stage_ms >= 1 ? add_num(v, "stage_ms", stage_ms)
+                                              : cJSON_AddNullToObject(v, "stage_ms") != NULL);
+    cJSON_Delete(p);
+    return ok;
+}
+
+/* ---- sweeps ---------------------------------------------------------------------------------- */
+
+typedef struct doc {
+    cs_watch *w;
+    cs_store *s;
+    const cs_msg_watch *m;
+    int64_t now;
+    int top;
+    cJSON *sweeps, *workers, *problems, *best;
+} doc;
+
+static cs_rc sweep_row(void *ctx, const cs_store_watch_sweep *sw, cs_err *err)
+{
+    doc *d = ctx;
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL || !cJSON_AddItemToArray(d->sweeps, o) || !add_num(o, "id", (double)sw->id) ||
+        !cJSON_AddStringToObject(o, "name", sw->name) ||
+        !cJSON_AddStringToObject(o, "state", cs_sweep_state_name(sw->state)) ||
+        !add_num(o, "priority", (double)sw->priority) ||
+        !add_num(o, "created_ms", (double)sw->created) ||
+        !add_num(o, "updated_ms", (double)sw->updated)) {
+        return cs_err_set(err, CS_ENOMEM, 0, "watch: sweeps");
+    }
+    return CS_OK;
+}
+
+/* Completes sweep object o: counts, rate, average and ETA; and its best object. */
+static cs_rc sweep_fill(doc *d, cJSON *o, cs_err *err)
+{
+    int64_t id = (int64_t)num_or_nan(o, "id");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
+    cs_store_counts c;
+    size_t finished = 0;
+    wentry eta = {0};
+    cJSON *best = NULL;
+    cs_rc rc = cs_store_count(d->s, id, &c, err);
+    if (rc == CS_OK) {
+        rc = cs_store_watch_finished(d->s, id, d->now - W_RATE_MS, &finished, err);
+    }
+    if (rc == CS_OK) {
+        rc = eta_get(d->w, d->s, id, &c, d->now, &eta, err);
+    }
+    if (rc == CS_OK && c.n[CS_JOB_DONE] + c.n[CS_JOB_CACHED] > 0) {
+        rc = best_get(d->w, d->s, id, name->valuestring, &c, d->now, d->top, &best, err);
+    }
+    if (rc != CS_OK) {
+        return rc;
+    }
+    if (best != NULL && !cJSON_AddItemToArray(d->best, best)) {
+        cJSON_Delete(best);
+        return cs_err_set(err, CS_ENOMEM, 0, "watch: best");
+    }
+    cJSON *counts = cJSON_AddObjectToObject(o, "counts");
+    bool ok = counts != NULL && add_num(o, "total", (double)c.total) &&
+              add_num(o, "rate_per_h", (double)finished * (3600000.0 / (double)W_RATE_MS)) &&
+              add_num(o, "rate_window_s", (double)(W_RATE_MS / 1000)) &&
+              (eta.has_avg ? add_num(o, "avg_job_s", eta.avg_s)
+                           : cJSON_AddNullToObject(o, "avg_job_s") != NULL) &&
+              (eta.has_eta ? add_num(o, "eta_s", eta.eta_s)
+                           : cJSON_AddNullToObject(o, "eta_s") != NULL);
+    for (int st = 0; ok && st < CS_JOB_NSTATES; st++) {
+        ok = add_num(counts, cs_job_state_name((cs_job_state)st), (double)c.n[st]);
+    }
+    return ok ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "watch: sweeps");
+}
+
+/* ---- workers --------------------------------------------------------------------------------- */
+
+/* "gpu0,gpu1" from the capabilities' gpus, "cpu" without GPUs; NULL without capabilities. */
+static bool add_slot(cJSON *o, const char *caps)
+{
+    cJSON *c = caps ? cJSON_Parse(caps) : NULL;
+    const cJSON *gpus = cJSON_GetObjectItemCaseSensitive(c, "gpus"), *g;
+    char text[256] = "";
+    size_t n = 0;
+    cJSON_ArrayForEach(g, gpus)
+    {
+        double idx = num_or_nan(g, "index");
+        if (isfinite(idx) && n < sizeof text) {
+            int k = snprintf(text + n, sizeof text - n, "%sgpu%lld", n ? "," : "", (long long)idx);
+            n += k > 0 ? (size_t)k : 0;
+        }
+    }
+    bool ok = c == NULL ? cJSON_AddNullToObject(o, "slot") != NULL
+                        : cJSON_AddStringToObject(o, "slot", n ? text : "cpu") != NULL;
+    cJSON_Delete(c);
+    return ok;
+}
+
+static bool add_worker_job(cJSON *o, const cs_store_watch_worker *r)
+{
+    if (r->job_id == 0) {
+        return cJSON_AddNullToObject(o, "job") != NULL;
+    }
+    cJSON *j = cJSON_AddObjectToObject(o, "job");
+    return j != NULL && add_num(j, "id", (double)r->job_id) &&
+           add_num(j, "sweep_id", (double)r->sweep_id) &&
+           cJSON_AddStringToObject(j, "sweep", r->sweep ? r->sweep : "") &&
+           cJSON_AddStringToObject(j, "key", r->key ? r->key : "") &&
+           add_num(j, "attempt", (double)r->attempt) && add_raw(j, "axes", r->axes) &&
+           add_num(j, "started_ms", (double)r->started) &&
+           add_num(j, "heartbeat_at_ms", (double)r->heartbeat_at) &&
+           add_progress(j, "progress", r->progress);
+}
+
+static cs_rc worker_row(void *ctx, const cs_store_watch_worker *r, cs_err *err)
+{
+    doc *d = ctx;
+    const char *state = r->job_id                             ? "busy"
+                        : r->bye_at != 0                      ? "gone"
+                        : r->last_seen >= d->now - W_ALIVE_MS ? "idle"
+                                                              : "lost";
+    int64_t since = r->job_id ? r->heartbeat_at : r->last_seen;
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL || !cJSON_AddItemToArray(d->workers, o) ||
+        !cJSON_AddStringToObject(o, "name", r->name) || !add_str_or_null(o, "host", r->host) ||
+        !add_slot(o, r->capabilities) || !cJSON_AddStringToObject(o, "state", state) ||
+        !add_num(o, "last_seen_ms", (double)r->last_seen) ||
+        !add_num(o, "heartbeat_age_ms", (double)(d->now - since)) || !add_worker_job(o, r)) {
+        return cs_err_set(err, CS_ENOMEM, 0, "watch: workers");
+    }
+    return CS_OK;
+}
+
+/* ---- problems -------------------------------------------------------------------------------- */
+
+/* The FAIL kind that begins last_error ("oom: ..."), "lost" for a lost job, else NULL. */
+static const char *problem_kind(const cs_store_watch_problem *p)
+{
+    if (strcmp(p->state, "lost") == 0) {
+        return "lost";
+    }
+    const char *colon = p->last_error ? strstr(p->last_error, ": ") : NULL;
+    char name[32];
+    if (colon == NULL || (size_t)(colon - p->last_error) >= sizeof name) {
+        return NULL;
+    }
+    memcpy(name, p->last_error, (size_t)(colon - p->last_error));
+    name[colon - p->last_error] = '\0';
+    cs_fail_kind k = cs_fail_kind_from_name(name);
+    return k == CS_FAIL_NONE ? NULL : cs_fail_kind_name(k);
+}
+
+/* The last W_LOG_LINES non-empty lines of the log tail: the part of last_error after the FAIL
+ * marker, else the last heartbeat's log_tail. */
+static bool add_log(cJSON *o, const cs_store_watch_problem *p)
+{
+    const char *mark = p->last_error ? strstr(p->last_error, W_LOG_MARK) : NULL;
+    cJSON *prog = NULL, *log = cJSON_AddArrayToObject(o, "log");
+    const char *tail = NULL;
+    const char *ends[W_LOG_LINES], *begins[W_LOG_LINES];
+    size_t n = 0;
+    bool ok = log != NULL;
+    if (mark != NULL) {
+        tail = mark + strlen(W_LOG_MARK);
+    } else if (p->progress != NULL) {
+        prog = cJSON_Parse(p->progress);
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(prog, "log_tail");
+        tail = cJSON_IsString(t) ? t->valuestring : NULL;
+    }
+    /* Walk the lines backwards, keeping the last non-empty ones. */
+    const char *end = tail ? tail + strlen(tail) : NULL;
+    while (tail != NULL && end > tail && n < W_LOG_LINES) {
+        const char *b = end;
+        while (b > tail && b[-1] != '\n') {
+            b--;
+        }
+        const char *e = end;
+        while (e > b && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t')) {
+            e--;
+        }
+        if (e > b) {
+            begins[n] = b;
+            ends[n] = e;
+            n++;
+        }
+        end = b > tail ? b - 1 : tail;
+    }
+    for (size_t i = n; ok && i-- > 0;) {
+        cJSON *s = cut_string(begins[i], (size_t)(ends[i] - begins[i]), W_LINE_MAX);
+        ok = s != NULL && cJSON_AddItemToArray(log, s);
+        if (!ok) {
+            cJSON_Delete(s);
+        }
+    }
+    cJSON_Delete(prog);
+    return ok;
+}
+
+static cs_rc problem_row(void *ctx, const cs_store_watch_problem *p, cs_err *err)
+{
+    doc *d = ctx;
+    const char *e = p->last_error ? p->last_error : "";
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL || !cJSON_AddItemToArray(d->problems, o) || !add_num(o, "id", (double)p->id) ||
+        !add_num(o, "sweep_id", (double)p->sweep_id) ||
+        !cJSON_AddStringToObject(o, "sweep", p->sweep) ||
+        !cJSON_AddStringToObject(o, "key", p->key) ||
+        !cJSON_AddStringToObject(o, "state", p->state) ||
+        !add_num(o, "attempt", (double)p->attempt) ||
+        !add_num(o, "max_attempts", (double)p->max_attempts) || !add_raw(o, "axes", p->axes) ||
+        !add_str_or_null(o, "kind", problem_kind(p)) ||
+        !add_cut(o, "error", e, strcspn(e, "\n"), W_ERROR_MAX) || !add_log(o, p) ||
+        !add_num(o, "updated_ms", (double)p->updated)) {
+        return cs_err_set(err, CS_ENOMEM, 0, "watch: problems");
+    }
+    return CS_OK;
+}
+
+/* ---- WATCH ----------------------------------------------------------------------------------- */
+
+/* Takes root (deleted here) and makes it the canonical data of an OK reply. */
+static cs_rc reply_ok(cs_msg *rep, cJSON *root, const char *what, cs_err *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    cs_rc rc = cs_canon_string(root, &text, &len, err);
+    cJSON_Delete(root);
+    if (rc != CS_OK) {
+        cs_err_prefix(err, "%s", what);
+        return rc;
+    }
+    cs_msg_init(rep, CS_MSG_OK);
+    rep->ok.data = text;
+    return CS_OK;
+}
+
+static cs_rc reply_error(cs_msg *rep, cs_rc code, const char *message, cs_err *err)
+{
+    cs_msg_init(rep, CS_MSG_ERROR);
+    rep->error.code = code;
+    rep->error.message = cs_strndup(message, strnlen(message, CS_PROTO_MAX_TEXT - 1));
+    return rep->error.message ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "watch: reply");
+}
+
+/* The document's parts, in order; each appends to d. */
+static cs_rc watch_build(doc *d, int64_t sweep_id, cJSON *root, cs_err *err)
+{
+    int64_t total = 0;
+    cs_rc rc = cs_store_watch_sweeps(d->s, sweep_id, sweep_row, d, err);
+    cJSON *o;
+    cJSON_ArrayForEach(o, d->sweeps)
+    {
+        if (rc == CS_OK) {
+            rc = sweep_fill(d, o, err);
+        }
+    }
+    if (rc == CS_OK) {
+        rc = cs_store_watch_workers(d->s, d->now - W_LIST_MS, worker_row, d, err);
+    }
+    if (rc == CS_OK) {
+        int64_t limit = d->m->problems > 0 ? d->m->problems : 20;
+        rc = cs_store_watch_problems(d->s, sweep_id, limit, &total, problem_row, d, err);
+    }
+    if (rc == CS_OK && !add_num(root, "problems_total", (double)total)) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "watch: document");
+    }
+    return rc;
+}
+
+cs_rc cs_watch_handle(cs_watch *w, cs_store *s, const cs_msg_watch *m, int64_t now, cs_msg *rep,
+                      cs_err *err)
+{
+    int64_t lease = w ? w->lease_ms : CS_WATCH_LEASE_MS, sweep_id = 0;
+    cJSON *root = cJSON_CreateObject();
+    doc d = {.w = w, .s = s, .m = m, .now = now, .top = m->top > 0 ? (int)m->top : 5};
+    cs_err e = {0};
+    cs_rc rc = CS_OK;
+    memset(rep, 0, sizeof *rep);
+    if (root == NULL || !add_num(root, "now_ms", (double)now) ||
+        !add_num(root, "lease_ms", (double)lease) ||
+        !add_num(root, "heartbeat_ms", (double)(lease / 3)) ||
+        (d.sweeps = cJSON_AddArrayToObject(root, "sweeps")) == NULL ||
+        (d.workers = cJSON_AddArrayToObject(root, "workers")) == NULL ||
+        (d.problems = cJSON_AddArrayToObject(root, "problems")) == NULL ||
+        (d.best = cJSON_AddArrayToObject(root, "best")) == NULL) {
+        cJSON_Delete(root);
+        return cs_err_set(err, CS_ENOMEM, 0, "watch: document");
+    }
+    if (m->sweep != NULL) {
+        rc = cs_store_sweep_resolve(s, m->sweep, &sweep_id, &e);
+        if (rc == CS_ENOENT) {
+            cJSON_Delete(root);
+            return reply_error(rep, rc, e.msg, err);
+        }
+    }
+    if (rc == CS_OK) {
+        rc = watch_build(&d, sweep_id, root, &e);
+    }
+    if (rc != CS_OK) {
+        cJSON_Delete(root);
+        return cs_err_set(err, rc, 0, "watch: %s", e.msg);
+    }
+    if (w != NULL) {
+        pthread_mutex_lock(&w->mu);
+        w->stats.requests++;
+        pthread_mutex_unlock(&w->mu);
+    }
+    return reply_ok(rep, root, "watch", err);
+}
+
+/* ---- JOB_INFO -------------------------------------------------------------------------------- */
+
+static cs_rc attempt_row(void *ctx, const cs_store_attempt_row *a, cs_err *err)
+{
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o != NULL && cJSON_AddItemToArray(ctx, o);
+    ok = ok && add_num(o, "n", (double)a->n) && cJSON_AddStringToObject(o, "worker", a->worker) &&
+         add_str_or_null(o, "host", a->host) && add_num(o, "started_ms", (double)a->started) &&
+         (a->ended ? add_num(o, "ended_ms", (double)a->ended)
+                   : cJSON_AddNullToObject(o, "ended_ms") != NULL) &&
+         add_str_or_null(o, "outcome", a->outcome) &&
+         (a->has_exit_status ? add_num(o, "exit_status", (double)a->exit_status)
+                             : cJSON_AddNullToObject(o, "exit_status") != NULL) &&
+         (a->signal ? add_num(o, "signal", (double)a->signal)
+                    : cJSON_AddNullToObject(o, "signal") != NULL) &&
+         add_str_or_null(o, "error", a->error) && add_str_or_null(o, "log_path", a->log_path);
+    return ok ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "job info: attempts");
+}
+
+/* The shell lines that write the job's config out and run it on one machine. */
+static cs_rc add_reproduce(cJSON *o, const cs_store_job_info *j, cs_err *err)
+{
+    cJSON *cfg = j->config ? cJSON_Parse(j->config) : NULL;
+    char *pretty = cfg ? cJSON_Print(cfg) : NULL;
+    cs_buf b;
+    cs_buf_init(&b);
+    cs_rc rc = cs_buf_printf(&b,
+                             "mkdir job-%lld && cd job-%lld && cat > job.json <<'EOF' && "
+                             "calsweep-run job.json\n%s\nEOF\n",
+                             (long long)j->id, (long long)j->id, pretty ? pretty : "{}");
+    free(pretty);
+    cJSON_Delete(cfg);
+    if (rc == CS_OK && cJSON_AddStringToObject(o, "reproduce", b.data ? b.data : "") == NULL) {
+        rc = CS_ENOMEM;
+    }
+    cs_buf_fini(&b);
+    return rc == CS_OK ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "job info: reproduce");
+}
+
+cs_rc cs_watch_job_info(cs_store *s, const cs_msg_job_info *m, cs_msg *rep, cs_err *err)
+{
+    cs_store_job_info j;
+    cs_err e = {0};
+    cJSON *root = NULL, *attempts = NULL;
+    memset(rep, 0, sizeof *rep);
+    cs_rc rc = cs_store_job_info_get(s, m->job_id, &j, &e);
+    if (rc == CS_ENOENT) {
+        return reply_error(rep, rc, e.msg, err);
+    }
+    if (rc != CS_OK) {
+        return cs_err_set(err, rc, 0, "job info: %s", e.msg);
+    }
+    root = cJSON_CreateObject();
+    bool ok = root != NULL && add_num(root, "id", (double)j.id) &&
+              add_num(root, "sweep_id", (double)j.sweep_id) &&
+              cJSON_AddStringToObject(root, "sweep", j.sweep ? j.sweep : "") &&
+              cJSON_AddStringToObject(root, "key", j.key) &&
+              cJSON_AddStringToObject(root, "state", j.state ? j.state : "") &&
+              add_num(root, "attempt", (double)j.attempt) &&
+              add_num(root, "max_attempts", (double)j.max_attempts) &&
+              add_raw(root, "axes", j.axes) && add_raw(root, "config", j.config) &&
+              add_raw(root, "progress", j.progress) &&
+              add_str_or_null(root, "last_error", j.last_error) &&
+              add_num(root, "created_ms", (double)j.created) &&
+              add_num(root, "updated_ms", (double)j.updated) &&
+              (attempts = cJSON_AddArrayToObject(root, "attempts")) != NULL;
+    rc = ok ? cs_store_attempt_list(s, j.id, attempt_row, attempts, &e)
+            : cs_err_set(&e, CS_ENOMEM, 0, "job info: reply");
+    if (rc == CS_OK) {
+        rc = add_reproduce(root, &j, &e);
+    }
+    cs_store_job_info_fini(&j);
+    if (rc != CS_OK) {
+        cJSON_Delete(root);
+        return cs_err_set(err, rc, 0, "job info %lld: %s", (long long)m->job_id, e.msg);
+    }
+    return reply_ok(rep, root, "job info", err);
+}
