@@ -609,13 +609,22 @@ void cs_view_best(const cJSON *doc, const cs_view_opts *o, int width, cs_view_li
 
 /* ---- the job view ---------------------------------------------------------------------------- */
 
-/* Appends text one line per line of it, in style, each with prefix. */
+/* Appends text one line per line of it, in style, each with prefix; a tab indents by two spaces
+ * and is one space after the indentation (cJSON_Print's "key":<tab>value). */
 static void add_text(cs_view_lines *out, int width, cs_view_style st, const char *prefix,
                      const char *text)
 {
     while (text && *text) {
         size_t n = strcspn(text, "\n");
-        cs_view_add(out, width, st, -1, "%s%.*s", prefix, (int)n, text);
+        lb x = {0};
+        lb_printf(&x, "%s", prefix);
+        bool lead = true; /* indentation: two spaces a tab; one elsewhere */
+        for (size_t i = 0; i < n; i++) {
+            lead = lead && text[i] == '\t';
+            lb_printf(&x, "%.*s", text[i] == '\t' && lead ? 2 : 1,
+                      text[i] == '\t' ? "  " : text + i);
+        }
+        lb_commit(out, &x, width, st, -1);
         text += n + (text[n] == '\n');
     }
 }
@@ -648,7 +657,7 @@ static void job_attempts(const cJSON *info, int width, cs_view_lines *out)
 
 void cs_view_job(const cJSON *info, const cJSON *logs, int width, cs_view_lines *out)
 {
-    char prog[160], *axes = NULL, *config = NULL;
+    char prog[160], *axes = NULL;
     if (!info) {
         cs_view_add(out, width, CS_VIEW_DIM, -1, "loading the job ...");
         return;
@@ -666,11 +675,9 @@ void cs_view_job(const cJSON *info, const cJSON *logs, int width, cs_view_lines 
     }
     add_text(out, width, CS_VIEW_BAD, "error ", str(info, "last_error", NULL));
     job_attempts(info, width, out);
-    cs_view_add(out, width, CS_VIEW_TITLE, -1, "REPRODUCE  (on one machine)");
+    cs_view_add(out, width, CS_VIEW_TITLE, -1,
+                "REPRODUCE  (on one machine: the job's config written out, then run)");
     add_text(out, width, CS_VIEW_NORMAL, "  ", str(info, "reproduce", "-"));
-    cs_view_add(out, width, CS_VIEW_TITLE, -1, "CONFIG");
-    config = cJSON_Print(item(info, "config"));
-    add_text(out, width, CS_VIEW_NORMAL, "  ", config ? config : "-");
     if (!logs) {
         cs_view_add(out, width, CS_VIEW_TITLE, -1, "LOG  (loading)");
     } else {
@@ -681,6 +688,5 @@ void cs_view_job(const cJSON *info, const cJSON *logs, int width, cs_view_lines 
                             : "the last lines the worker sent");
         add_text(out, width, CS_VIEW_NORMAL, "", str(logs, "log", ""));
     }
-    free(config);
     free(axes);
 }

@@ -470,7 +470,7 @@ static void open_job(tui *t)
     }
     t->job_id = id;
     t->job_top = 0;
-    t->follow = true;
+    t->follow = false;
     cJSON_Delete(t->info);
     cJSON_Delete(t->logs);
     t->info = t->logs = NULL;
