@@ -24,6 +24,8 @@ counts_of() {
 }
 tmp=$(mktemp -d); pid=; wpid=
 watch_cleanup() {
+    # a worker stops only once its job has ended: cancel the 60 s ones first
+    [ -n "$pid" ] && timeout 10 "$CALSWEEP" cancel watch-slow >/dev/null 2>&1
     [ -n "$wpid" ] && kill "$wpid" 2>/dev/null && wait "$wpid" 2>/dev/null
     [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
     rm -rf "$tmp"

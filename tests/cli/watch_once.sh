@@ -5,6 +5,7 @@
 # colours only on a terminal and never with NO_COLOR, --sweep, an unknown sweep (exit 1), no
 # calsweepd (exit 3), bad options (exit 2), and the layout of a saved document at 80 columns.
 source "$(dirname "$0")/watch_lib.sh"
+export LC_ALL=C.UTF-8 # ${#line} counts characters
 echo "1..18"
 watch_setup
 
@@ -54,7 +55,8 @@ out=$(CALSWEEP_CONTROL="ipc://$tmp/none.sock" "$CALSWEEP" watch --once 2>&1); rc
 
 # The layout of a saved document (tests/data/watch/sample.json) at 80 columns: nothing wider.
 out=$(COLUMNS=80 "$CALSWEEP" watch --from tests/data/watch/sample.json)
-[ "$(printf '%s\n' "$out" | awk '{ if (length($0) > w) w = length($0) } END { print w }')" -le 80 ] &&
+wide=0; while IFS= read -r line; do [ ${#line} -gt 80 ] && wide=1; done <<<"$out"
+[ $wide = 0 ] &&
     printf '%s\n' "$out" | grep -Eq '^3 demo +active +\[#####\.\.\.\] +64% 77/120 42.0/h ETA 1h q40 r2 ' &&
     printf '%s\n' "$out" | grep -Eq '^node7-1234 +node7:gpu0 busy +25s #42 3f2a1b +16m40s evaluate arith_mc 300/100' &&
     has "$out" "| out of memory [31m"
