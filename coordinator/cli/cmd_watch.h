@@ -63,7 +63,7 @@ typedef struct cs_view_opts {
     const char *filter; /* substring of sweep names, job keys, axes, worker names; NULL = all */
     int worker_sort;    /* CS_VIEW_WORKERS_BY_* */
     int problem_sort;   /* CS_VIEW_PROBLEMS_BY_* */
-    int open_problem;   /* the problem (item) whose log lines are shown; -1 = every problem's */
+    int open_problem;   /* the problem (item) whose log lines are shown; -1 = every one's */
 } cs_view_opts;
 
 /* The pane titles, which the tests look for on the screen. */
@@ -80,6 +80,9 @@ void cs_view_sweeps(const cJSON *doc, const cs_view_opts *o, int width, cs_view_
 void cs_view_workers(const cJSON *doc, const cs_view_opts *o, int width, cs_view_lines *out);
 void cs_view_problems(const cJSON *doc, const cs_view_opts *o, int width, cs_view_lines *out);
 void cs_view_best(const cJSON *doc, const cs_view_opts *o, int width, cs_view_lines *out);
+
+/* The job view asks LOGS for at most this much of the end of the log each interval. */
+#define CS_VIEW_LOG_BYTES (1 << 20)
 
 /* The job view from a JOB_INFO reply and a LOGS reply (either may be NULL: not there yet). */
 void cs_view_job(const cJSON *info, const cJSON *logs, int width, cs_view_lines *out);

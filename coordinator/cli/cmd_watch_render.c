@@ -681,8 +681,9 @@ void cs_view_job(const cJSON *info, const cJSON *logs, int width, cs_view_lines 
     if (!logs) {
         cs_view_add(out, width, CS_VIEW_TITLE, -1, "LOG  (loading)");
     } else {
-        cs_view_add(out, width, CS_VIEW_TITLE, -1, "LOG  attempt %lld (%s)",
+        cs_view_add(out, width, CS_VIEW_TITLE, -1, "LOG  attempt %lld (%s%s)",
                     (long long)i64(logs, "attempt"),
+                    strlen(str(logs, "log", "")) >= CS_VIEW_LOG_BYTES ? "its last MiB, " : "",
                     strcmp(str(logs, "source", ""), "file") == 0
                             ? "log file"
                             : "the last lines the worker sent");

@@ -11,6 +11,7 @@
  * While the view runs, stderr goes to a pipe that the loop drains after each request: what
  * cs_client_call reports (an ERROR reply, a refused token) is shown on the status line instead of
  * scribbled over the screen. */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,6 +129,7 @@ static void poll_job(tui *t)
     }
     cs_msg_init(&req, CS_MSG_LOGS);
     req.logs.job_id = t->job_id;
+    req.logs.tail = CS_VIEW_LOG_BYTES;
     if (call(t, &req, &d) == CS_EXIT_OK) {
         cJSON_Delete(t->logs);
         t->logs = d;
@@ -179,7 +181,7 @@ static void act(tui *t, cs_msg_type type, int64_t sweep_id, const char *what)
 static void render_pane(const tui *t, int p, int width, cs_view_lines *l)
 {
     cs_view_opts o = t->opts;
-    o.open_problem = t->sel[PANE_PROBLEMS];
+    o.open_problem = t->sel[PANE_PROBLEMS] >= 0 ? t->sel[PANE_PROBLEMS] : INT_MAX; /* none */
     switch (p) {
     case PANE_SWEEPS:
         cs_view_sweeps(t->doc, &o, width, l);

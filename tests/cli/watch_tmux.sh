@@ -32,7 +32,7 @@ start() {
     T new-session -d -s "$1" -x 120 -y 40 \
         "CALSWEEP_CONTROL='$2' '$CALSWEEP' watch; echo \$? > '$tmp/$1.rc'; echo after-watch; sleep 120"
 }
-echo "1..20"
+echo "1..22"
 watch_setup
 
 start w "$CALSWEEP_CONTROL"
@@ -62,6 +62,11 @@ wait_screen 5 w "terminal too small (60x20): calsweep watch needs 80x24"; ok $? 
 T resize-window -t w -x 120 -y 40
 wait_screen 5 w "${titles[@]}" "watch-slow"; ok $? "back at 120 x 40 every pane is there"
 
+T send-keys -t w / watch-f Enter
+wait_screen 5 w "watch-fail done" "[filter: watch-f]" && ! has "$(screen w)" "watch-slow active"
+ok $? "/ filters the sweeps by name"
+T send-keys -t w Escape
+wait_screen 5 w "watch-slow active"; ok $? "Esc clears the filter"
 T send-keys -t w '?'
 wait_screen 5 w "keys of the terminal view"; ok $? "? shows the keys"
 T send-keys -t w x Tab Enter
