@@ -49,6 +49,7 @@ typedef struct lb {
     cs_rc rc;
 } lb;
 
+static void lb_vprintf(lb *x, const char *fmt, va_list ap) CS_PRINTF(2, 0);
 static void lb_vprintf(lb *x, const char *fmt, va_list ap)
 {
     char small[512], *big = NULL;
