@@ -41,6 +41,7 @@ static const cs_cli_cmd commands[] = {
         {"workers", cs_cmd_workers, "list the workers and what they run"},
         {"watch", cs_cmd_watch, "the live view: sweeps, workers, failing jobs, best so far"},
         {"logs", cs_cmd_logs, "print the log of a job's attempt"},
+        {"job", cs_cmd_job, "one job whole: attempts, config and the command that reruns it"},
         {"cancel", cs_cmd_cancel, "cancel a sweep or one job"},
         {"pause", cs_cmd_pause, "stop handing out a sweep's jobs"},
         {"resume", cs_cmd_resume, "hand out a paused sweep's jobs again"},

@@ -1356,7 +1356,7 @@ cs_rc cs_daemon_open(const cs_daemon_opts *o, cs_daemon **out, cs_err *err)
         goto fail;
     }
     if ((rc = cs_store_open(o->db, &d->store, err)) != CS_OK ||
-        (rc = cs_watch_create(o->lease_s * 1000, &d->watch, err)) != CS_OK) {
+        (rc = cs_watch_create(o->lease_s * 1000, o->db, &d->watch, err)) != CS_OK) {
         goto fail;
     }
     reap(d);

@@ -33,12 +33,15 @@
 #define W_LOG_LINES 5
 #define W_LOG_MARK  "\n--- log tail ---\n" /* what calsweepd puts between FAIL's reason and tail */
 
-/* When a cached value was computed, from which counts, and whether a thread is at it now. */
+/* When a cached value was computed, from which counts, and whether a thread is at it now or
+ * the background thread is asked to. */
 typedef struct slot {
-    bool valid, busy;
-    cs_store_counts counts;
-    int64_t at;      /* wall ms of the computation */
-    int64_t cost_ms; /* how long it took */
+    bool valid, busy, want;
+    cs_store_counts counts;      /* the counts it was computed for */
+    int64_t at;                  /* wall ms (the request's now) of the computation */
+    int64_t cost_ms;             /* how long it took */
+    cs_store_counts want_counts; /* want: the counts of the request that asked */
+    int64_t want_now;            /* want: that request's now */
 } slot;
 
 typedef struct wentry {
@@ -53,14 +56,20 @@ typedef struct wentry {
 } wentry;
 
 struct cs_watch {
-    pthread_mutex_t mu;
+    pthread_mutex_t mu; /* guards everything below */
+    pthread_cond_t cv;  /* the background thread waits on it for work (pending) or stop */
+    pthread_t th;
+    bool th_started, stop, pending;
+    char *db; /* the database the background thread reads; NULL: no background thread */
     int64_t lease_ms;
     wentry *v;
     size_t n, cap;
     cs_watch_stats stats;
 };
 
-cs_rc cs_watch_create(int64_t lease_ms, cs_watch **out, cs_err *err)
+static void *bg_main(void *arg);
+
+cs_rc cs_watch_create(int64_t lease_ms, const char *db, cs_watch **out, cs_err *err)
 {
     *out = NULL;
     if (lease_ms < 1) {
@@ -68,11 +77,21 @@ cs_rc cs_watch_create(int64_t lease_ms, cs_watch **out, cs_err *err)
                           (long long)lease_ms);
     }
     cs_watch *w = calloc(1, sizeof *w);
-    if (w == NULL) {
+    if (w == NULL || (db != NULL && (w->db = cs_strdup(db)) == NULL)) {
+        free(w);
         return cs_err_set(err, CS_ENOMEM, 0, "watch cache");
     }
     pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
     w->lease_ms = lease_ms;
+    if (db != NULL) {
+        int rv = pthread_create(&w->th, NULL, bg_main, w);
+        if (rv != 0) {
+            cs_watch_destroy(w);
+            return cs_err_set(err, CS_ENOMEM, rv, "watch: cannot start its thread");
+        }
+        w->th_started = true;
+    }
     *out = w;
     return CS_OK;
 }
@@ -82,10 +101,19 @@ void cs_watch_destroy(cs_watch *w)
     if (w == NULL) {
         return;
     }
+    if (w->th_started) {
+        pthread_mutex_lock(&w->mu);
+        w->stop = true;
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->th, NULL);
+    }
     for (size_t i = 0; i < w->n; i++) {
         cJSON_Delete(w->v[i].rows);
     }
     free(w->v);
+    free(w->db);
+    pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     free(w);
 }
@@ -123,7 +151,7 @@ static wentry *entry_of(cs_watch *w, int64_t sweep_id)
 /* Whether the value of sl should be computed again for counts c at now (under w->mu). */
 static bool slot_due(const slot *sl, const cs_store_counts *c, int64_t now, int64_t min_gap)
 {
-    if (sl->busy) {
+    if (sl->busy || sl->want) {
         return false;
     }
     if (!sl->valid) {
@@ -136,6 +164,29 @@ static bool slot_due(const slot *sl, const cs_store_counts *c, int64_t now, int6
     return now - sl->at >= (gap > min_gap ? gap : min_gap);
 }
 
+/* What a request does about slot sl (under w->mu): true when it computes the value itself (none
+ * is cached yet, or there is no background thread: sl is then busy and runs counted); false when
+ * it answers from the cache: the value is fresh, a thread is at it, or the background thread is
+ * asked to compute it again now (sl wanted). */
+static bool slot_take(cs_watch *w, slot *sl, const cs_store_counts *c, int64_t now, int64_t min_gap,
+                      uint64_t *runs)
+{
+    if (!slot_due(sl, c, now, min_gap)) {
+        return false;
+    }
+    if (sl->valid && w->th_started) {
+        sl->want = true;
+        sl->want_counts = *c;
+        sl->want_now = now;
+        w->pending = true;
+        pthread_cond_signal(&w->cv);
+        return false;
+    }
+    sl->busy = true;
+    (*runs)++;
+    return true;
+}
+
 static void slot_done(slot *sl, const cs_store_counts *c, int64_t now, int64_t t0)
 {
     sl->busy = false;
@@ -143,6 +194,44 @@ static void slot_done(slot *sl, const cs_store_counts *c, int64_t now, int64_t t
     sl->counts = *c;
     sl->at = now;
     sl->cost_ms = cs_time_mono_ms() - t0;
+}
+
+/* Stores a computed ETA into sweep_id's entry (under w->mu), or only ends the computation when it
+ * failed (rc). */
+static void eta_store(cs_watch *w, int64_t sweep_id, cs_rc rc, const wentry *fresh,
+                      const cs_store_counts *c, int64_t now, int64_t t0)
+{
+    wentry *e = entry_of(w, sweep_id);
+    if (e == NULL) {
+        return;
+    }
+    e->eta.busy = false;
+    if (rc == CS_OK) {
+        slot_done(&e->eta, c, now, t0);
+        e->has_avg = fresh->has_avg;
+        e->has_eta = fresh->has_eta;
+        e->avg_s = fresh->avg_s;
+        e->eta_s = fresh->eta_s;
+    }
+}
+
+/* The same for the best rows (taken: *rows is NULL afterwards when they were stored). */
+static void best_store(cs_watch *w, int64_t sweep_id, cs_rc rc, cJSON **rows,
+                       const cs_store_counts *c, int64_t now, int64_t t0)
+{
+    wentry *e = entry_of(w, sweep_id);
+    if (e == NULL) {
+        return;
+    }
+    e->best.busy = false;
+    if (rc == CS_OK) {
+        slot_done(&e->best, c, now, t0);
+        cJSON_Delete(e->rows);
+        e->rows = *rows;
+        e->best_jobs = (int64_t)(c->n[CS_JOB_DONE] + c->n[CS_JOB_CACHED]);
+        e->computed_ms = now;
+        *rows = NULL;
+    }
 }
 
 /* ---- ETA and average duration ---------------------------------------------------------------- */
@@ -184,7 +273,7 @@ static cs_rc eta_compute(cs_store *s, int64_t sweep_id, size_t running, wentry *
     return CS_OK;
 }
 
-/* Fills e's ETA fields (a copy) from the cache, computing them first when due. */
+/* Fills copy's ETA fields from the cache, computing them first when due (see slot_take). */
 static cs_rc eta_get(cs_watch *w, cs_store *s, int64_t sweep_id, const cs_store_counts *c,
                      int64_t now, wentry *copy, cs_err *err)
 {
@@ -194,36 +283,23 @@ static cs_rc eta_get(cs_watch *w, cs_store *s, int64_t sweep_id, const cs_store_
     }
     pthread_mutex_lock(&w->mu);
     wentry *e = entry_of(w, sweep_id);
-    bool due = e != NULL && slot_due(&e->eta, c, now, 0);
-    if (due) {
-        e->eta.busy = true;
-        w->stats.eta_runs++;
-    } else if (e != NULL) {
+    bool here = e != NULL && slot_take(w, &e->eta, c, now, 0, &w->stats.eta_runs);
+    if (e != NULL && !here) {
         *copy = *e;
     }
     pthread_mutex_unlock(&w->mu);
     if (e == NULL) {
         return cs_err_set(err, CS_ENOMEM, 0, "watch cache");
     }
-    if (!due) {
+    if (!here) {
         return CS_OK;
     }
     int64_t t0 = cs_time_mono_ms();
     wentry fresh = {0};
     cs_rc rc = eta_compute(s, sweep_id, running, &fresh, err);
     pthread_mutex_lock(&w->mu);
-    e = entry_of(w, sweep_id); /* the array may have moved */
-    if (e != NULL) {
-        e->eta.busy = false;
-        if (rc == CS_OK) {
-            slot_done(&e->eta, c, now, t0);
-            e->has_avg = fresh.has_avg;
-            e->has_eta = fresh.has_eta;
-            e->avg_s = fresh.avg_s;
-            e->eta_s = fresh.eta_s;
-        }
-        *copy = *e;
-    }
+    eta_store(w, sweep_id, rc, &fresh, c, now, t0);
+    *copy = fresh;
     pthread_mutex_unlock(&w->mu);
     return rc;
 }
@@ -323,7 +399,7 @@ static cs_rc best_compute(cs_store *s, int64_t sweep_id, cJSON **out, cs_err *er
 }
 
 /* The best object of a sweep for the document (owned), from the cache, computing it first when
- * due; NULL in *out while no computation has finished (another thread's first one). */
+ * due (see slot_take); NULL in *out while no computation has finished (another thread's first). */
 static cs_rc best_get(cs_watch *w, cs_store *s, int64_t sweep_id, const char *name,
                       const cs_store_counts *c, int64_t now, int top, cJSON **out, cs_err *err)
 {
@@ -336,33 +412,21 @@ static cs_rc best_get(cs_watch *w, cs_store *s, int64_t sweep_id, const char *na
     } else {
         pthread_mutex_lock(&w->mu);
         wentry *e = entry_of(w, sweep_id);
-        bool due = e != NULL && slot_due(&e->best, c, now, W_BEST_GAP_MS);
-        if (due) {
-            e->best.busy = true;
-            w->stats.best_runs++;
-        }
+        bool here = e != NULL && slot_take(w, &e->best, c, now, W_BEST_GAP_MS, &w->stats.best_runs);
         pthread_mutex_unlock(&w->mu);
         if (e == NULL) {
             return cs_err_set(err, CS_ENOMEM, 0, "watch cache");
         }
         int64_t t0 = cs_time_mono_ms();
         cJSON *fresh = NULL;
-        if (due) {
+        if (here) {
             rc = best_compute(s, sweep_id, &fresh, err);
         }
         pthread_mutex_lock(&w->mu);
-        e = entry_of(w, sweep_id);
-        if (e != NULL && due) {
-            e->best.busy = false;
-            if (rc == CS_OK) {
-                slot_done(&e->best, c, now, t0);
-                cJSON_Delete(e->rows);
-                e->rows = fresh;
-                e->best_jobs = jobs;
-                e->computed_ms = now;
-                fresh = NULL;
-            }
+        if (here) {
+            best_store(w, sweep_id, rc, &fresh, c, now, t0);
         }
+        e = entry_of(w, sweep_id);
         if (e != NULL && e->rows != NULL) {
             rows = cJSON_Duplicate(e->rows, true);
             jobs = e->best_jobs;
@@ -395,6 +459,95 @@ static cs_rc best_get(cs_watch *w, cs_store *s, int64_t sweep_id, const char *na
     }
     *out = o;
     return CS_OK;
+}
+
+/* ---- the background thread: recomputations ----------------------------------------------------
+ */
+
+/* Takes the next wanted slot (under w->mu): its sweep, kind (false ETA, true best), counts and
+ * the asking request's now; marks it busy. False when nothing is wanted. */
+static bool bg_next(cs_watch *w, int64_t *id, bool *best, cs_store_counts *c, int64_t *now)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        slot *sl = w->v[i].eta.want ? &w->v[i].eta : w->v[i].best.want ? &w->v[i].best : NULL;
+        if (sl == NULL) {
+            continue;
+        }
+        *id = w->v[i].sweep_id;
+        *best = sl == &w->v[i].best;
+        *c = sl->want_counts;
+        *now = sl->want_now;
+        sl->want = false;
+        sl->busy = true;
+        if (*best) {
+            w->stats.best_runs++;
+        } else {
+            w->stats.eta_runs++;
+        }
+        return true;
+    }
+    return false;
+}
+
+/* Computes every wanted slot with a read-only connection of its own. */
+static void bg_round(cs_watch *w)
+{
+    cs_store *s = NULL;
+    cs_err err = {0};
+    int64_t id, now;
+    bool best;
+    cs_store_counts c;
+    if (cs_store_open_ro(w->db, &s, &err) != CS_OK) {
+        cs_log(CS_LOG_WARN, "watch: cannot read the database: %s", err.msg);
+        pthread_mutex_lock(&w->mu);
+        for (size_t i = 0; i < w->n; i++) {
+            w->v[i].eta.want = w->v[i].best.want = false; /* asked again by the next request */
+        }
+        pthread_mutex_unlock(&w->mu);
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop && bg_next(w, &id, &best, &c, &now)) {
+        pthread_mutex_unlock(&w->mu);
+        int64_t t0 = cs_time_mono_ms();
+        wentry fresh = {0};
+        cJSON *rows = NULL;
+        cs_err e = {0};
+        cs_rc rc = best ? best_compute(s, id, &rows, &e)
+                        : eta_compute(s, id, c.n[CS_JOB_RUNNING], &fresh, &e);
+        if (rc != CS_OK) {
+            cs_log(CS_LOG_WARN, "watch: sweep %lld: %s", (long long)id, e.msg);
+        }
+        pthread_mutex_lock(&w->mu);
+        if (best) {
+            best_store(w, id, rc, &rows, &c, now, t0);
+        } else {
+            eta_store(w, id, rc, &fresh, &c, now, t0);
+        }
+        cJSON_Delete(rows);
+    }
+    pthread_mutex_unlock(&w->mu);
+    cs_store_close(s);
+}
+
+static void *bg_main(void *arg)
+{
+    cs_watch *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->stop && !w->pending) {
+            pthread_cond_wait(&w->cv, &w->mu);
+        }
+        if (w->stop) {
+            break;
+        }
+        w->pending = false;
+        pthread_mutex_unlock(&w->mu);
+        bg_round(w);
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
 }
 
 /* ---- small JSON helpers ---------------------------------------------------------------------- */
@@ -798,7 +951,9 @@ static cs_rc attempt_row(void *ctx, const cs_store_attempt_row *a, cs_err *err)
     return ok ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "job info: attempts");
 }
 
-/* The shell lines that write the job's config out and run it on one machine. */
+/* The shell lines that write the job's config out and run it on one machine, typed in the folder
+ * a worker would have been started in: the config's relative paths resolve against
+ * CALSWEEP_BASE_DIR, which is that folder ($OLDPWD after the cd) unless it is set already. */
 static cs_rc add_reproduce(cJSON *o, const cs_store_job_info *j, cs_err *err)
 {
     cJSON *cfg = j->config ? cJSON_Parse(j->config) : NULL;
@@ -807,7 +962,8 @@ static cs_rc add_reproduce(cJSON *o, const cs_store_job_info *j, cs_err *err)
     cs_buf_init(&b);
     cs_rc rc = cs_buf_printf(&b,
                              "mkdir job-%lld && cd job-%lld && cat > job.json <<'EOF' && "
-                             "calsweep-run job.json\n%s\nEOF\n",
+                             "CALSWEEP_BASE_DIR=\"${CALSWEEP_BASE_DIR:-$OLDPWD}\" calsweep-run "
+                             "job.json\n%s\nEOF\n",
                              (long long)j->id, (long long)j->id, pretty ? pretty : "{}");
     free(pretty);
     cJSON_Delete(cfg);

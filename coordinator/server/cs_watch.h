@@ -4,10 +4,13 @@
  * Threads: calsweepd answers WATCH on libuv's thread pool, each request with a read-only store
  * connection of its own (like RESULTS), so several threads may call cs_watch_handle at once on
  * one cs_watch. The cs_watch is the per-sweep cache they share (under its mutex): each sweep's
- * ETA and average duration, recomputed only when the sweep's job counts changed, and its "best
- * so far" rows (the aggregate of cs_store_results, full form, no bootstrap), recomputed only when
- * the counts changed and at most once per max(10 s, 20 x the last computation's time). While one
- * thread recomputes an entry, the others answer from the cached copy and never wait for it.
+ * ETA and average duration, recomputed only when the sweep's job counts changed (and at most once
+ * per 20 x the last computation's time), and its "best so far" rows (the aggregate of
+ * cs_store_results, full form, no bootstrap), recomputed only when the counts changed and at most
+ * once per max(10 s, 20 x the last computation's time). The first computation of an entry is done
+ * by the request that needs it (so a single `calsweep watch --once` shows every pane); the later
+ * ones by the cache's own thread, with a read-only connection of its own, while the requests
+ * answer from the cached copy: no request waits for a recomputation, nor for another thread's.
  * JOB_INFO keeps nothing and runs wherever the daemon calls it (its loop thread).
  */
 #ifndef CS_COORDINATOR_SERVER_CS_WATCH_H
@@ -23,15 +26,19 @@ typedef struct cs_watch cs_watch;
 
 /* Counters of the cache's work (tests; the daemon logs nothing of them). */
 typedef struct cs_watch_stats {
-    uint64_t eta_runs;  /* ETA and average-duration computations (one per sweep each) */
-    uint64_t best_runs; /* aggregates computed for "best so far" */
+    uint64_t eta_runs;  /* ETA and average-duration computations started (one per sweep each) */
+    uint64_t best_runs; /* aggregates started for "best so far" */
     uint64_t requests;  /* WATCH requests answered */
 } cs_watch_stats;
 
 /* A cache for a daemon whose lease is lease_ms (the document's lease_ms; heartbeat_ms is a
- * third of it). *out owned (cs_watch_destroy). CS_ENOMEM, CS_EINVAL for lease_ms < 1. */
-cs_rc cs_watch_create(int64_t lease_ms, cs_watch **out, cs_err *err);
-/* NULL-safe. No cs_watch_handle may be running. */
+ * third of it). db (borrowed; may be NULL) is the database its thread reads for recomputations;
+ * without one there is no thread and every recomputation is done by the request that finds it
+ * due (the tests' mode). *out owned (cs_watch_destroy). CS_ENOMEM (also when the thread cannot
+ * be started), CS_EINVAL for lease_ms < 1. */
+cs_rc cs_watch_create(int64_t lease_ms, const char *db, cs_watch **out, cs_err *err);
+/* Stops and joins the thread (after the recomputation it is in, if any). NULL-safe. No
+ * cs_watch_handle may be running. */
 void cs_watch_destroy(cs_watch *w);
 
 /* Answers WATCH m from store s (any thread; s is used by this thread alone during the call) into

@@ -568,8 +568,7 @@ cs_rc cs_store_watch_sweeps(cs_store *s, int64_t sweep_id, cs_store_watch_sweep_
 /* *n = the jobs of sweep_id that became done, failed or lost at or after since (ms). Reads the
  * sweep's job_event rows newest first and stops at the first one older than since: the cost is
  * the window's events, not the sweep's history. */
-cs_rc cs_store_watch_finished(cs_store *s, int64_t sweep_id, int64_t since, size_t *n,
-                              cs_err *err);
+cs_rc cs_store_watch_finished(cs_store *s, int64_t sweep_id, int64_t since, size_t *n, cs_err *err);
 
 /* One (algorithm, model) group of a sweep's jobs, for the ETA. */
 typedef struct cs_store_watch_group {
@@ -623,8 +622,7 @@ typedef struct cs_store_watch_problem {
     const char *progress;   /* the last heartbeat's progress JSON (its log_tail); NULL when none */
     int64_t updated;        /* ms: when it entered its state */
 } cs_store_watch_problem;
-typedef cs_rc (*cs_store_watch_problem_fn)(void *ctx, const cs_store_watch_problem *p,
-                                           cs_err *err);
+typedef cs_rc (*cs_store_watch_problem_fn)(void *ctx, const cs_store_watch_problem *p, cs_err *err);
 
 /* *total = the failed, lost and retry_wait jobs of sweep_id (0: of every sweep); then calls fn for
  * the newest limit of them (latest change of state first). */

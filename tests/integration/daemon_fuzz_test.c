@@ -1,7 +1,8 @@
 /* daemon_fuzz_test.c - 1,000 malformed or random messages on both endpoints of the real calsweepd
  * (random bytes, truncated JSON, wrong field types, unknown types and keys, requests of the other
- * endpoint, unknown jobs and attempts, oversized messages): every one that nng delivers gets an
- * ERROR reply, the log stays short (rate-limited), and afterwards a small sweep still completes. */
+ * endpoint, unknown jobs, attempts and sweeps, out-of-range WATCH limits, oversized messages):
+ * every one that nng delivers gets an ERROR reply, the log stays short (rate-limited), and
+ * afterwards a small sweep still completes. */
 #include "cs_test.h"
 #include "integration/daemon_util.h"
 
@@ -36,6 +37,8 @@ static const char *const samples[] = {
         "\"job_id\":1,\"attempt\":1,\"stage\":\"x\",\"done\":0,\"total\":1,\"log_tail\":\"\"}",
         "{\"v\":4,\"type\":\"STATUS\"}",
         "{\"v\":4,\"type\":\"SUBMIT\",\"sweep\":{},\"force\":false}",
+        "{\"v\":4,\"type\":\"WATCH\",\"sweep\":\"s\",\"top\":3,\"problems\":10}",
+        "{\"v\":4,\"type\":\"JOB_INFO\",\"job_id\":1}",
 };
 
 /* Well-formed requests that must be refused: wrong types, unknown keys and types, requests of
@@ -63,6 +66,13 @@ static const char *const refused[] = {
         "",
         "{\"v\":4,\"type\":\"SUBMIT\",\"sweep\":{},\"force\":false}",
         "{\"v\":4,\"type\":\"STATUS\",\"sweep\":[]}",
+        "{\"v\":4,\"type\":\"WATCH\",\"sweep\":\"nosuch\"}",
+        "{\"v\":4,\"type\":\"WATCH\",\"top\":0}",
+        "{\"v\":4,\"type\":\"WATCH\",\"problems\":1000000}",
+        "{\"v\":4,\"type\":\"WATCH\",\"sweep\":7}",
+        "{\"v\":4,\"type\":\"JOB_INFO\",\"job_id\":999999}",
+        "{\"v\":4,\"type\":\"JOB_INFO\",\"job_id\":-1}",
+        "{\"v\":4,\"type\":\"JOB_INFO\"}",
 };
 
 /* One message: CS_OK when an ERROR came back, CS_ETIMEDOUT when none did. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <unistd.h>
@@ -132,7 +133,7 @@ static int setup(void **state)
     }
     snprintf(f->db, sizeof(f->db), "%s/calsweep.db", f->dir);
     if (cs_store_open(f->db, &f->s, &err) != CS_OK ||
-        cs_watch_create(LEASE, &f->w, &err) != CS_OK) {
+        cs_watch_create(LEASE, NULL, &f->w, &err) != CS_OK) {
         fprintf(stderr, "watch_test: %s\n", err.msg);
         return -1;
     }
@@ -423,6 +424,32 @@ static void test_best(void **state)
     assert_int_equal((int)num(ar, "n_seeds"), 2);
     cJSON_Delete(agg);
     cJSON_Delete(d);
+
+    /* Job 6 (awq, 16 samples, seed 0) scores better: its row ranks first, one of its two seeds
+     * done (not complete). WATCH.top cuts the list. */
+    cs_store_claim c = claim(f, "w1", T1 + 2000);
+    assert_int_equal(c.job_id, 6);
+    finish(f, &c, "w1", 0.9, T1 + 3000);
+    cs_msg_watch m = {.top = 1};
+    cs_msg rep;
+    cs_err err = {0};
+    assert_int_equal(cs_watch_handle(f->w, f->s, &m, T1 + 20000, &rep, &err), CS_OK);
+    d = ok_data(&rep);
+    rows = get(cJSON_GetArrayItem(get(d, "best"), 0), "rows");
+    assert_int_equal(cJSON_GetArraySize(rows), 1);
+    r = cJSON_GetArrayItem(rows, 0);
+    assert_non_null(strstr(str(r, "label"), "algorithm=awq("));
+    assert_float_equal(num(r, "mean"), 0.9, 1e-9);
+    assert_int_equal((int)num(r, "n"), 1);
+    assert_true(cJSON_IsFalse(get(r, "complete")));
+    cJSON_Delete(d);
+    d = watch(f, NULL, T1 + 20000);
+    rows = get(cJSON_GetArrayItem(get(d, "best"), 0), "rows");
+    assert_int_equal(cJSON_GetArraySize(rows), 2);
+    assert_float_equal(num(cJSON_GetArrayItem(rows, 0), "mean"), 0.9, 1e-9);
+    assert_float_equal(num(cJSON_GetArrayItem(rows, 1), "mean"), 0.65, 1e-9);
+    assert_int_equal((int)num(cJSON_GetArrayItem(get(d, "best"), 0), "jobs"), 4);
+    cJSON_Delete(d);
 }
 
 /* The cache: nothing is recomputed while the counts stay; the ETA when they change; the
@@ -467,6 +494,55 @@ static void test_cache(void **state)
     cs_watch_stats_get(f->w, &st);
     assert_int_equal(st.eta_runs, 3);
     assert_int_equal(st.best_runs, 3);
+}
+
+/* With its thread (a database to read), the cache computes an entry the first time in the
+ * request that needs it, and later in its thread while requests answer from the cached copy. */
+static void test_background(void **state)
+{
+    fixture *f = *state;
+    cs_watch *w = NULL;
+    cs_watch_stats st;
+    cs_err err = {0};
+    scene(f);
+    assert_int_equal(cs_watch_create(LEASE, f->db, &w, &err), CS_OK);
+    cs_watch_destroy(f->w);
+    f->w = w;
+    cJSON *d = watch(f, NULL, T1 + 1000);
+    const cJSON *sw = cJSON_GetArrayItem(get(d, "sweeps"), 0);
+    assert_float_equal(num(sw, "avg_job_s"), 100.0 / 3.0, 1e-6);
+    assert_int_equal((int64_t)num(cJSON_GetArrayItem(get(d, "best"), 0), "computed_ms"), T1 + 1000);
+    cJSON_Delete(d);
+
+    /* Job 6 takes 1 s: the counts change. The next request answers from the cache at once. */
+    cs_store_claim c = claim(f, "w1", T1 + 2000);
+    finish(f, &c, "w1", 0.9, T1 + 3000);
+    d = watch(f, NULL, T1 + 20000);
+    sw = cJSON_GetArrayItem(get(d, "sweeps"), 0);
+    assert_int_equal((int)num(get(sw, "counts"), "done"), 4);
+    assert_float_equal(num(sw, "avg_job_s"), 100.0 / 3.0, 1e-6);
+    assert_int_equal((int64_t)num(cJSON_GetArrayItem(get(d, "best"), 0), "computed_ms"), T1 + 1000);
+    cJSON_Delete(d);
+
+    /* The thread recomputes both, for that request's counts and time. */
+    int64_t computed = 0;
+    for (int i = 0; i < 1000 && computed != T1 + 20000; i++) {
+        struct timespec ms10 = {0, 10 * 1000 * 1000};
+        nanosleep(&ms10, NULL);
+        d = watch(f, NULL, T1 + 20000);
+        computed = (int64_t)num(cJSON_GetArrayItem(get(d, "best"), 0), "computed_ms");
+        sw = cJSON_GetArrayItem(get(d, "sweeps"), 0);
+        if (computed == T1 + 20000) {
+            assert_float_equal(num(sw, "avg_job_s"), 101.0 / 4.0, 1e-6);
+            assert_int_equal(cJSON_GetArraySize(get(cJSON_GetArrayItem(get(d, "best"), 0), "rows")),
+                             2);
+        }
+        cJSON_Delete(d);
+    }
+    assert_int_equal(computed, T1 + 20000);
+    cs_watch_stats_get(w, &st);
+    assert_int_equal(st.eta_runs, 2);
+    assert_int_equal(st.best_runs, 2);
 }
 
 static void test_errors(void **state)
@@ -525,7 +601,8 @@ static void test_job_info(void **state)
 
     /* The reproduce lines write the config out, byte for byte as JSON, and run it. */
     const char *rep = str(d, "reproduce");
-    const char *head = "mkdir job-5 && cd job-5 && cat > job.json <<'EOF' && calsweep-run "
+    const char *head = "mkdir job-5 && cd job-5 && cat > job.json <<'EOF' && "
+                       "CALSWEEP_BASE_DIR=\"${CALSWEEP_BASE_DIR:-$OLDPWD}\" calsweep-run "
                        "job.json\n";
     assert_int_equal(strncmp(rep, head, strlen(head)), 0);
     const char *end = strstr(rep, "\nEOF\n");
@@ -556,6 +633,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_workers_problems, setup, teardown),
             cmocka_unit_test_setup_teardown(test_best, setup, teardown),
             cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_background, setup, teardown),
             cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
             cmocka_unit_test_setup_teardown(test_job_info, setup, teardown),
     };
