@@ -70,7 +70,7 @@ wait_screen 5 w "watch-slow active"; ok $? "Esc clears the filter"
 T send-keys -t w '?'
 wait_screen 5 w "keys of the terminal view"; ok $? "? shows the keys"
 T send-keys -t w x Tab Enter
-wait_screen 8 w "JOB $job" "ATTEMPTS" "REPRODUCE" "cat > job.json" "calsweep-run job.json" '"test_sleep_ms": 60000'
+wait_screen 8 w "JOB $job" "ATTEMPTS" "REPRODUCE" "cat > job.json" "calsweep-run" '"test_sleep_ms": 60000'
 ok $? "Tab to the workers, Enter: the job view of job $job, its attempts, its config and how to run it"
 T send-keys -t w F
 wait_screen 8 w "LOG" "testrun: job $job" "follow the log (on)"; ok $? "F follows its log"
