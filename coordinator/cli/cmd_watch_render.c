@@ -610,22 +610,33 @@ void cs_view_best(const cJSON *doc, const cs_view_opts *o, int width, cs_view_li
 
 /* ---- the job view ---------------------------------------------------------------------------- */
 
-/* Appends text one line per line of it, in style, each with prefix; a tab indents by two spaces
- * and is one space after the indentation (cJSON_Print's "key":<tab>value). */
+/* Appends text one line per line of it, in style, each with prefix, long lines wrapped at width
+ * (so a command or a log line is there whole); a tab indents by two spaces and is one space
+ * after the indentation (cJSON_Print's "key":<tab>value). */
 static void add_text(cs_view_lines *out, int width, cs_view_style st, const char *prefix,
                      const char *text)
 {
+    size_t cols = width > (int)strlen(prefix) + 10 ? (size_t)width - strlen(prefix) : 10;
     while (text && *text) {
         size_t n = strcspn(text, "\n");
+        bool lead = true;
+        const char *p;
         lb x = {0};
-        lb_printf(&x, "%s", prefix);
-        bool lead = true; /* indentation: two spaces a tab; one elsewhere */
         for (size_t i = 0; i < n; i++) {
             lead = lead && text[i] == '\t';
             lb_printf(&x, "%.*s", text[i] == '\t' && lead ? 2 : 1,
                       text[i] == '\t' ? "  " : text + i);
         }
-        lb_commit(out, &x, width, st, -1);
+        p = x.b.data ? x.b.data : "";
+        do {
+            size_t cut = cs_view_cut(p, cols);
+            cs_view_add(out, width, st, -1, "%s%.*s", prefix, (int)cut, p);
+            p += cut;
+        } while (*p);
+        if (x.rc != CS_OK && out->rc == CS_OK) {
+            out->rc = x.rc;
+        }
+        cs_buf_fini(&x.b);
         text += n + (text[n] == '\n');
     }
 }
