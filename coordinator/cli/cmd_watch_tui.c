@@ -48,6 +48,7 @@ typedef struct tui {
     char status[256];     /* the status line's message */
     int64_t status_until; /* monotonic ms when it goes */
     int64_t next_poll;    /* monotonic ms of the next request */
+    int64_t last_watch;   /* monotonic ms of the last WATCH (at most one a second) */
     int64_t last_draw;    /* monotonic ms of the last redraw */
     bool dirty;           /* something changed since the last redraw */
     mode mode;
@@ -97,10 +98,17 @@ static int call(tui *t, cs_msg *req, cJSON **data)
     return code;
 }
 
+/* Asks for the next request as soon as one second since the last WATCH allows. */
+static void poll_soon(tui *t)
+{
+    t->next_poll = t->last_watch + 1000;
+}
+
 static void poll_watch(tui *t)
 {
     cs_msg req;
     cJSON *d = NULL;
+    t->last_watch = cs_time_mono_ms();
     cs_msg_init(&req, CS_MSG_WATCH);
     req.watch.sweep = cs_client_borrow(t->sweep);
     if (call(t, &req, &d) == CS_EXIT_OK && cJSON_IsObject(d)) {
@@ -173,7 +181,7 @@ static void act(tui *t, cs_msg_type type, int64_t sweep_id, const char *what)
         set_status(t, "%s: calsweepd not reachable at %s", what, t->url);
     }
     cJSON_Delete(d);
-    t->next_poll = 0;
+    poll_soon(t);
 }
 
 /* ---- panes ----------------------------------------------------------------------------------- */
@@ -308,12 +316,10 @@ static void draw_footer(tui *t)
         cs_view_add(&l, w, CS_VIEW_BAD, -1,
                     "cancel sweep %lld and all its queued and running jobs? y/n",
                     (long long)t->confirm_id);
-    } else if (t->status[0]) {
-        cs_view_add(&l, w, CS_VIEW_WARN, -1, "%s", t->status);
-    } else if (t->filter[0]) {
-        cs_view_add(&l, w, CS_VIEW_DIM, -1, "[filter: %s]  %s", t->filter, keys_line);
     } else {
-        cs_view_add(&l, w, CS_VIEW_DIM, -1, "%s", keys_line);
+        cs_view_add(&l, w, t->status[0] ? CS_VIEW_WARN : CS_VIEW_DIM, -1, "%s%s%s%s",
+                    t->filter[0] ? "[filter: " : "", t->filter, t->filter[0] ? "]  " : "",
+                    t->status[0] ? t->status : keys_line);
     }
     if (l.n > 0) {
         draw_line(t, LINES - 1, &l.v[0], A_NORMAL);
@@ -477,7 +483,7 @@ static void open_job(tui *t)
     cJSON_Delete(t->logs);
     t->info = t->logs = NULL;
     t->mode = MODE_JOB;
-    t->next_poll = 0;
+    t->next_poll = 0; /* JOB_INFO and LOGS: the view's only requests while it is open */
 }
 
 static void key_filter(tui *t, int ch)
@@ -509,7 +515,7 @@ static void key_job(tui *t, int ch)
                                               : 0;
     if (ch == KEY_ESCAPE || ch == 'q') {
         t->mode = MODE_MAIN;
-        t->next_poll = 0;
+        poll_soon(t);
     } else if (ch == 'F' || ch == 'f') {
         t->follow = !t->follow;
     } else if (step != 0) {

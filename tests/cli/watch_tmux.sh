@@ -3,7 +3,7 @@
 # calsweepd and a real calsweep-worker (tests/cli/watch_lib.sh), reads the screen with
 # `tmux capture-pane`, and checks the counts and the worker line against `calsweep status --json`
 # and `calsweep workers --json`; p / r / c (with its y/n) / R act on the selected sweep (checked
-# through the CLI); the job view (Enter); resizes to 80 x 24 and back keep every pane title on
+# through the CLI); / filters; s sorts; the job view (Enter); resizes to 80 x 24 and back keep every pane title on
 # screen; 60 x 20 shows the one-line notice; q exits 0 and gives the terminal back; with no
 # calsweepd the view says so and keeps retrying. Skips when tmux is missing.
 if ! command -v tmux >/dev/null; then echo "1..0 # SKIP tmux is not installed"; exit 0; fi
@@ -32,7 +32,7 @@ start() {
     T new-session -d -s "$1" -x 120 -y 40 \
         "CALSWEEP_CONTROL='$2' '$CALSWEEP' watch; echo \$? > '$tmp/$1.rc'; echo after-watch; sleep 120"
 }
-echo "1..22"
+echo "1..23"
 watch_setup
 
 start w "$CALSWEEP_CONTROL"
@@ -63,7 +63,8 @@ T resize-window -t w -x 120 -y 40
 wait_screen 5 w "${titles[@]}" "watch-slow"; ok $? "back at 120 x 40 every pane is there"
 
 T send-keys -t w / watch-f Enter
-wait_screen 5 w "watch-fail done" "[filter: watch-f]" && ! has "$(screen w)" "watch-slow active"
+wait_screen 5 w "watch-fail done" "[filter: watch-f]" "no worker matches the filter" &&
+    ! has "$(screen w)" "watch-slow active"
 ok $? "/ filters the sweeps by name"
 T send-keys -t w Escape
 wait_screen 5 w "watch-slow active"; ok $? "Esc clears the filter"
@@ -76,6 +77,10 @@ T send-keys -t w F
 wait_screen 8 w "LOG" "testrun: job $job" "follow the log (on)"; ok $? "F follows its log"
 T send-keys -t w Escape
 wait_screen 5 w "${titles[@]}"; ok $? "Esc goes back"
+T send-keys -t w s
+wait_screen 5 w "by heartbeat age)" && T send-keys -t w s s &&
+    wait_screen 5 w "busy first, by name)"
+ok $? "s cycles the workers' sort order"
 
 T send-keys -t w BTab k R
 wait_for 8 '.sweeps[0].counts.failed == 0' status watch-fail; ok $? "R retries watch-fail's failed jobs"
