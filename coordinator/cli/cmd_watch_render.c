@@ -599,6 +599,9 @@ void cs_view_best(const cJSON *doc, const cs_view_opts *o, int width, cs_view_li
                       cJSON_IsFalse(item(row, "complete")) ? "*" : " ", str(row, "label", "?"));
             lb_commit(out, &x, width, CS_VIEW_NORMAL, idx);
         }
+        if (rank == 1) {
+            cs_view_add(out, width, CS_VIEW_DIM, idx, "   no group has a score yet");
+        }
         shown++;
         idx++;
     }

@@ -240,30 +240,37 @@ static void draw_line(const tui *t, int y, const cs_view_line *line, attr_t extr
     attrset(A_NORMAL);
 }
 
-/* The selectable elements of a pane's lines in order; returns how many (at most max). */
-static int items_of(const cs_view_lines *l, int *items, int max)
+/* The element after (delta > 0) or before (delta < 0) cur among the pane's lines, cur itself at
+ * either end or for delta 0; the first element when cur is not shown; -1 when there is none. */
+static int step_item(const cs_view_lines *l, int cur, int delta)
 {
-    int n = 0;
+    int first = -1, prev = -1, last = -1;
+    bool at_cur = false;
     for (size_t i = 0; i < l->n; i++) {
         int it = l->v[i].item;
-        if (it >= 0 && (n == 0 || items[n - 1] != it) && n < max) {
-            items[n++] = it;
+        if (it < 0 || it == last) {
+            continue;
         }
+        if (at_cur) {
+            return it;
+        }
+        if (it == cur) {
+            if (delta <= 0) {
+                return delta < 0 && prev >= 0 ? prev : cur;
+            }
+            at_cur = true;
+        }
+        first = first < 0 ? it : first;
+        prev = last = it;
     }
-    return n;
+    return at_cur ? cur : first;
 }
 
 /* Keeps the pane's selection on an element it shows, and on screen in its h - 1 body lines. */
 static void fix_selection(tui *t, int p, const cs_view_lines *l, int h)
 {
-    int items[512], n = items_of(l, items, 512), first = -1;
-    bool found = false;
-    for (int i = 0; i < n; i++) {
-        found = found || items[i] == t->sel[p];
-    }
-    if (!found) {
-        t->sel[p] = n > 0 ? items[0] : -1;
-    }
+    int first = -1;
+    t->sel[p] = step_item(l, t->sel[p], 0);
     for (size_t i = 1; i < l->n && first < 0; i++) {
         first = l->v[i].item == t->sel[p] && t->sel[p] >= 0 ? (int)i - 1 : -1;
     }
@@ -440,15 +447,8 @@ static const cJSON *doc_array(const tui *t, int p)
 static void move_selection(tui *t, int delta)
 {
     cs_view_lines l = {0};
-    int items[512], n, at = 0;
     render_pane(t, t->focus, COLS, &l);
-    n = items_of(&l, items, 512);
-    for (int i = 0; i < n; i++) {
-        at = items[i] == t->sel[t->focus] ? i : at;
-    }
-    at += delta;
-    at = at < 0 ? 0 : at >= n ? n - 1 : at;
-    t->sel[t->focus] = n > 0 ? items[at] : -1;
+    t->sel[t->focus] = step_item(&l, t->sel[t->focus], delta);
     cs_view_lines_fini(&l);
 }
 
