@@ -31,6 +31,9 @@ int cs_cmd_logs(const cs_client *base, int argc, char **argv);
 /* calsweep job JOB [--json]: one job whole, its attempts and how to rerun it (cmd_job.c) */
 int cs_cmd_job(const cs_client *base, int argc, char **argv);
 
+/* calsweep watch [SWEEP] [--once] [--interval S]: the live view (cmd_watch.c) */
+int cs_cmd_watch(const cs_client *base, int argc, char **argv);
+
 /* calsweep cancel, pause, resume, retry (cmd_control.c) */
 int cs_cmd_cancel(const cs_client *base, int argc, char **argv);
 int cs_cmd_pause(const cs_client *base, int argc, char **argv);

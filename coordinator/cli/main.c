@@ -1,5 +1,5 @@
-/* calsweep - the user's command: plan, submit, status, jobs, workers, logs, cancel, pause, resume,
- * retry, extend, results.
+/* calsweep - the user's command: plan, submit, status, jobs, workers, watch, logs, cancel, pause,
+ * resume, retry, extend, results.
  *
  * Global options (the connection to calsweepd) come before the subcommand; each subcommand parses
  * the rest itself and accepts the connection options too. The subcommands are one table (name,
@@ -39,6 +39,7 @@ static const cs_cli_cmd commands[] = {
         {"status", cs_cmd_status, "progress of every sweep (or one) and the active workers"},
         {"jobs", cs_cmd_jobs, "list jobs: state, attempt, worker, axis values"},
         {"workers", cs_cmd_workers, "list the workers and what they run"},
+        {"watch", cs_cmd_watch, "the live view: sweeps, workers, failing jobs, best so far"},
         {"logs", cs_cmd_logs, "print the log of a job's attempt"},
         {"job", cs_cmd_job, "one job whole: attempts, config and the command that reruns it"},
         {"cancel", cs_cmd_cancel, "cancel a sweep or one job"},
