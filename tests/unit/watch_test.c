@@ -514,14 +514,18 @@ static void test_background(void **state)
     assert_int_equal((int64_t)num(cJSON_GetArrayItem(get(d, "best"), 0), "computed_ms"), T1 + 1000);
     cJSON_Delete(d);
 
-    /* Job 6 takes 1 s: the counts change. The next request answers from the cache at once. */
+    /* Job 6 takes 1 s: the counts change. The next request does not wait: it answers from the
+     * cache, which holds the old entries unless the thread it woke was quicker than the rest of
+     * the request (both are right; a loaded machine gives either). */
     cs_store_claim c = claim(f, "w1", T1 + 2000);
     finish(f, &c, "w1", 0.9, T1 + 3000);
     d = watch(f, NULL, T1 + 20000);
     sw = cJSON_GetArrayItem(get(d, "sweeps"), 0);
     assert_int_equal((int)num(get(sw, "counts"), "done"), 4);
-    assert_float_equal(num(sw, "avg_job_s"), 100.0 / 3.0, 1e-6);
-    assert_int_equal((int64_t)num(cJSON_GetArrayItem(get(d, "best"), 0), "computed_ms"), T1 + 1000);
+    double avg = num(sw, "avg_job_s");
+    assert_true(fabs(avg - 100.0 / 3.0) < 1e-6 || fabs(avg - 101.0 / 4.0) < 1e-6);
+    int64_t at = (int64_t)num(cJSON_GetArrayItem(get(d, "best"), 0), "computed_ms");
+    assert_true(at == T1 + 1000 || at == T1 + 20000);
     cJSON_Delete(d);
 
     /* The thread recomputes both, for that request's counts and time. */
