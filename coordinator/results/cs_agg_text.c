@@ -649,3 +649,36 @@ cs_rc cs_agg_print_text(const cJSON *agg, FILE *out, cs_err *err)
     }
     return CS_OK;
 }
+
+cs_rc cs_agg_short_labels(const cJSON *agg, char **common, char ***label, size_t *n, cs_err *err)
+{
+    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(agg, "rows");
+    size_t n_by = 0;
+    rowset rs = {0};
+    labels l = {0};
+    *common = NULL;
+    *label = NULL;
+    *n = 0;
+    if (!cJSON_IsArray(rows)) {
+        return cs_err_set(err, CS_EINVAL, 0, "results: not an aggregate (no rows)");
+    }
+    const char **by = by_names(cJSON_GetObjectItemCaseSensitive(agg, "by"), &n_by);
+    cs_rc rc = by != NULL ? rowset_init(&rs, rows, by, n_by) : CS_ENOMEM;
+    rc = rc == CS_OK ? make_labels(&rs, by, &l) : rc;
+    rowset_fini(&rs);
+    free(by);
+    if (rc != CS_OK) {
+        labels_fini(&l);
+        return cs_err_set(err, CS_ENOMEM, 0, "results: the labels of %zu rows", rs.n);
+    }
+    *common = l.common;
+    *label = l.label;
+    *n = l.n;
+    return CS_OK;
+}
+
+void cs_agg_labels_free(char *common, char **label, size_t n)
+{
+    labels l = {.common = common, .label = label, .n = n};
+    labels_fini(&l);
+}

@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <pthread.h>
 
+#include "cs_agg.h"
 #include "cs_alloc.h"
 #include "cs_canon.h"
 #include "cs_json.h"
@@ -319,13 +320,13 @@ static int row_cmp(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* One best row of an aggregate row, or NULL (a baseline row, no average accuracy, out of
- * memory: *oom says which). */
-static cJSON *best_row(const cJSON *row, bool *oom)
+/* One best row of an aggregate row labelled label (the results table's short label), or NULL
+ * (a baseline row, no average accuracy, out of memory: *oom says which). The std over seeds is
+ * null below two seeds. */
+static cJSON *best_row(const cJSON *row, const char *label, bool *oom)
 {
     const cJSON *avg = cJSON_GetObjectItemCaseSensitive(row, "average");
     const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(row, "jobs");
-    const cJSON *label = cJSON_GetObjectItemCaseSensitive(row, "label");
     double mean = num_or_nan(avg, "value"), sd = num_or_nan(avg, "std");
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "baseline")) || !isfinite(mean)) {
         return NULL;
@@ -333,8 +334,10 @@ static cJSON *best_row(const cJSON *row, bool *oom)
     cJSON *o = cJSON_CreateObject();
     double n = num_or_nan(row, "n_seeds");
     bool complete = num_or_nan(jobs, "done") == num_or_nan(jobs, "total");
-    if (o == NULL ||
-        !cJSON_AddStringToObject(o, "label", cJSON_IsString(label) ? label->valuestring : "") ||
+    if (!(n >= 2)) {
+        sd = NAN;
+    }
+    if (o == NULL || !cJSON_AddStringToObject(o, "label", label != NULL ? label : "") ||
         !cJSON_AddNumberToObject(o, "mean", mean) ||
         !(isfinite(sd) ? cJSON_AddNumberToObject(o, "std", sd) : cJSON_AddNullToObject(o, "std")) ||
         !cJSON_AddNumberToObject(o, "n", isfinite(n) ? n : 0) ||
@@ -375,22 +378,26 @@ static cs_rc best_compute(cs_store *s, int64_t sweep_id, cJSON **out, cs_err *er
     agg = text ? cJSON_Parse(text) : NULL;
     free(text);
     const cJSON *rows = cJSON_GetObjectItemCaseSensitive(agg, "rows");
-    size_t cap = (size_t)cJSON_GetArraySize(rows);
+    size_t cap = (size_t)cJSON_GetArraySize(rows), n_labels = 0, i = 0;
+    char *common = NULL, **labels = NULL;
     v = cap ? cs_calloc_array(cap, sizeof *v) : NULL;
-    oom = agg == NULL || (cap > 0 && v == NULL);
+    oom = agg == NULL || (cap > 0 && v == NULL) ||
+          cs_agg_short_labels(agg, &common, &labels, &n_labels, &e) != CS_OK;
     const cJSON *row;
     cJSON_ArrayForEach(row, rows)
     {
-        cJSON *b = oom ? NULL : best_row(row, &oom);
+        cJSON *b = oom ? NULL : best_row(row, i < n_labels ? labels[i] : NULL, &oom);
         if (b != NULL) {
             v[n++] = b;
         }
+        i++;
     }
+    cs_agg_labels_free(common, labels, n_labels);
     qsort(v, n, sizeof *v, row_cmp);
-    for (size_t i = 0; i < n; i++) {
-        if (oom || i >= W_BEST_KEEP || !cJSON_AddItemToArray(*out, v[i])) {
-            cJSON_Delete(v[i]);
-            oom = oom || i < W_BEST_KEEP;
+    for (size_t k = 0; k < n; k++) {
+        if (oom || k >= W_BEST_KEEP || !cJSON_AddItemToArray(*out, v[k])) {
+            cJSON_Delete(v[k]);
+            oom = oom || k < W_BEST_KEEP;
         }
     }
     free(v);
