@@ -309,8 +309,11 @@ static void layout(const cs_view_lines *l, int avail, int *h)
     }
 }
 
-static const char keys_line[] = "p pause  r resume  c cancel  R retry failed  / filter  s sort  "
-                                "Tab pane  j/k select  Enter job  ? help  q quit";
+/* The keys, most wanted first; the short form fits the 79 columns of an 80-column terminal. */
+static const char keys_line[] = "? help  q quit  p pause  r resume  c cancel  R retry failed  "
+                                "/ filter  s sort  Tab pane  j/k select  Enter job";
+static const char keys_short[] = "?help q quit p/r pause/resume c cancel R retry /filter s sort "
+                                 "Tab Enter";
 
 static void draw_footer(tui *t)
 {
@@ -326,7 +329,8 @@ static void draw_footer(tui *t)
     } else {
         cs_view_add(&l, w, t->status[0] ? CS_VIEW_WARN : CS_VIEW_DIM, -1, "%s%s%s%s",
                     t->filter[0] ? "[filter: " : "", t->filter, t->filter[0] ? "]  " : "",
-                    t->status[0] ? t->status : keys_line);
+                    t->status[0] ? t->status : w >= (int)sizeof(keys_line) - 1 ? keys_line
+                                                                           : keys_short);
     }
     if (l.n > 0) {
         draw_line(t, LINES - 1, &l.v[0], A_NORMAL);

@@ -32,7 +32,7 @@ start() {
     T new-session -d -s "$1" -x 120 -y 40 \
         "CALSWEEP_CONTROL='$2' '$CALSWEEP' watch; echo \$? > '$tmp/$1.rc'; echo after-watch; sleep 120"
 }
-echo "1..23"
+echo "1..24"
 watch_setup
 
 start w "$CALSWEEP_CONTROL"
@@ -57,6 +57,7 @@ wait_for 5 '.sweeps[0].state == "active"' status watch-slow; ok $? "r resumes it
 
 T resize-window -t w -x 80 -y 24
 wait_screen 5 w "${titles[@]}" "watch-slow" "w1 "; ok $? "at 80 x 24 every pane is still on screen"
+wait_screen 10 w "?help" "q quit"; ok $? "at 80 x 24 the keys line fits (once r's message is gone)"
 T resize-window -t w -x 60 -y 20
 wait_screen 5 w "terminal too small (60x20): calsweep watch needs 80x24"; ok $? "60 x 20: the notice"
 T resize-window -t w -x 120 -y 40
