@@ -359,8 +359,10 @@ void cs_view_sweeps(const cJSON *doc, const cs_view_opts *o, int width, cs_view_
 
 /* ---- workers --------------------------------------------------------------------------------- */
 
-/* "evaluate arith_mc 300/1000 (41s)" into buf; "" without progress. */
-static const char *progress_text(const cJSON *p, char *buf, size_t n)
+/* "evaluate arith_mc 300/1000 (41s)" into buf; "" without progress. The time in the stage is
+ * its stage_ms plus since_ms, the age of the heartbeat that reported it (so it runs on between
+ * heartbeats). */
+static const char *progress_text(const cJSON *p, int64_t since_ms, char *buf, size_t n)
 {
     double done = 0, total = 0, ms = 0;
     char d[40];
@@ -377,7 +379,8 @@ static const char *progress_text(const cJSON *p, char *buf, size_t n)
         k += snprintf(buf + k, n - (size_t)k, " %.0f/%.0f", done, total);
     }
     if (num(p, "stage_ms", &ms) && ms > 0 && k >= 0 && (size_t)k < n) {
-        snprintf(buf + k, n - (size_t)k, " (%s)", dur((int64_t)ms, d, sizeof(d)));
+        snprintf(buf + k, n - (size_t)k, " (%s)",
+                 dur((int64_t)ms + (since_ms > 0 ? since_ms : 0), d, sizeof(d)));
     }
     return buf;
 }
@@ -459,7 +462,7 @@ static void worker_line(const cJSON *doc, const cJSON *w, int idx, int width, cs
         lb_printf(
                 &x, " %-11s %6s %-*s", jb,
                 dur(i64(job, "started_ms") > 0 ? now - i64(job, "started_ms") : -1, t1, sizeof(t1)),
-                width >= 120 ? 34 : 0, progress_text(item(job, "progress"), prog, sizeof(prog)));
+                width >= 120 ? 34 : 0, progress_text(item(job, "progress"), age, prog, sizeof(prog)));
         axes = axes_text(job);
     } else {
         lb_printf(&x, " -");
@@ -686,7 +689,7 @@ void cs_view_job(const cJSON *info, const cJSON *logs, int width, cs_view_lines 
     cs_view_add(out, width, CS_VIEW_NORMAL, -1, "axes  %s", axes ? axes : "");
     if (cJSON_IsObject(item(info, "progress"))) {
         cs_view_add(out, width, CS_VIEW_NORMAL, -1, "now   %s",
-                    progress_text(item(info, "progress"), prog, sizeof(prog)));
+                    progress_text(item(info, "progress"), 0, prog, sizeof(prog)));
     }
     add_text(out, width, CS_VIEW_BAD, "error ", str(info, "last_error", NULL));
     job_attempts(info, width, out);

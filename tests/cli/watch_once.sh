@@ -6,7 +6,7 @@
 # calsweepd (exit 3), bad options (exit 2), and the layout of a saved document at 80 columns.
 source "$(dirname "$0")/watch_lib.sh"
 export LC_ALL=C.UTF-8 # ${#line} counts characters
-echo "1..18"
+echo "1..19"
 watch_setup
 
 # The counts are read before and after the view; they hold still while watch-slow's job sleeps.
@@ -61,5 +61,9 @@ wide=0; while IFS= read -r line; do [ ${#line} -gt 80 ] && wide=1; done <<<"$out
     printf '%s\n' "$out" | grep -Eq '^node7-1234 +node7:gpu0 busy +25s #42 3f2a1b +16m40s evaluate arith_mc 300/100' &&
     has "$out" "| out of memory [31m"
 ok $? "a saved document at 80 columns: lines fit, control characters replaced"
+# The stage's clock runs on between heartbeats: stage_ms 41.25 s + the heartbeat's age 25 s.
+out=$(COLUMNS=160 "$CALSWEEP" watch --from tests/data/watch/sample.json)
+has "$out" "evaluate arith_mc 300/1000 (1m6s)"
+ok $? "the time in the stage is stage_ms plus the heartbeat's age"
 watch_report
 [ $fail = 0 ]
