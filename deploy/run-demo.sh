@@ -55,6 +55,11 @@ while :; do
         last=$finished
     fi
     [ "$finished" -ge "$total" ] && break
+    if [ -z "${shown_watch:-}" ] && [ $((finished * 2)) -ge "$total" ]; then
+        cs_say "halfway: calsweep watch --once demo (the live view's panes as text; calsweep watch is the full-screen view)"
+        "$B/coordinator/calsweep" watch --once demo
+        shown_watch=1
+    fi
     if ! kill -0 "$wpid" 2>/dev/null || ! kill -0 "$dpid" 2>/dev/null; then
         cs_say "calsweepd or the worker stopped; see $dir/*.log"; CALSWEEP_DEMO_KEEP=1; exit 1
     fi
