@@ -1,13 +1,18 @@
 /* cs_watch.c - see cs_watch.h. The document's members and how each is computed: docs/watch.md. */
 #include "cs_watch.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "cs_agg.h"
 #include "cs_alloc.h"
@@ -26,7 +31,10 @@
 /* The aggregate of a sweep is computed at most once per max(W_BEST_GAP_MS, W_COST_X x its last
  * computing time); the ETA at most once per W_COST_X x its last computing time. */
 #define W_BEST_GAP_MS ((int64_t)10000)
-#define W_COST_X      20
+/* How long a request waits for the first ETA, and again for the first best rows, of a sweep
+ * (first_wait): twice this stays below the view's request timeout. */
+#define W_FIRST_WAIT_MS ((int64_t)600)
+#define W_COST_X      50 /* so they cost at most 2 % of a core */
 /* The most best rows kept per sweep (WATCH.top is at most this). */
 #define W_BEST_KEEP 100
 #define W_ERROR_MAX 200 /* bytes of a problem's error line */
@@ -54,11 +62,20 @@ typedef struct wentry {
     cJSON *rows;         /* ranked best rows (at most W_BEST_KEEP); NULL before the first */
     int64_t best_jobs;   /* done + cached jobs when they were computed */
     int64_t computed_ms; /* wall ms of that computation */
+    /* The rate: the times of the sweep's finishing events read so far that may still be in the
+     * window, oldest first (fin[fin_head..fin_n)), and the id of the newest event read. Each
+     * request reads only the events after it (rate_busy: one request at a time; the others
+     * count what is there). */
+    int64_t *fin;
+    size_t fin_head, fin_n, fin_cap;
+    int64_t rate_last_id, rate_now;
+    bool rate_busy;
 } wentry;
 
 struct cs_watch {
-    pthread_mutex_t mu; /* guards everything below */
-    pthread_cond_t cv;  /* the background thread waits on it for work (pending) or stop */
+    pthread_mutex_t mu;      /* guards everything below */
+    pthread_cond_t cv;       /* the background thread waits on it for work (pending) or stop */
+    pthread_cond_t done_cv;  /* broadcast when a computation ends (first_wait); monotonic clock */
     pthread_t th;
     bool th_started, stop, pending;
     char *db; /* the database the background thread reads; NULL: no background thread */
@@ -82,8 +99,13 @@ cs_rc cs_watch_create(int64_t lease_ms, const char *db, cs_watch **out, cs_err *
         free(w);
         return cs_err_set(err, CS_ENOMEM, 0, "watch cache");
     }
+    pthread_condattr_t ca;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->done_cv, &ca);
+    pthread_condattr_destroy(&ca);
     w->lease_ms = lease_ms;
     if (db != NULL) {
         int rv = pthread_create(&w->th, NULL, bg_main, w);
@@ -111,10 +133,12 @@ void cs_watch_destroy(cs_watch *w)
     }
     for (size_t i = 0; i < w->n; i++) {
         cJSON_Delete(w->v[i].rows);
+        free(w->v[i].fin);
     }
     free(w->v);
     free(w->db);
     pthread_cond_destroy(&w->cv);
+    pthread_cond_destroy(&w->done_cv);
     pthread_mutex_destroy(&w->mu);
     free(w);
 }
@@ -165,17 +189,17 @@ static bool slot_due(const slot *sl, const cs_store_counts *c, int64_t now, int6
     return now - sl->at >= (gap > min_gap ? gap : min_gap);
 }
 
-/* What a request does about slot sl (under w->mu): true when it computes the value itself (none
- * is cached yet, or there is no background thread: sl is then busy and runs counted); false when
- * it answers from the cache: the value is fresh, a thread is at it, or the background thread is
- * asked to compute it again now (sl wanted). */
+/* What a request does about slot sl (under w->mu): true when it computes the value itself (only
+ * without a background thread: sl is then busy and runs counted); false when it answers from the
+ * cache: the value is fresh, a thread is at it, or the background thread is asked to compute it
+ * now (sl wanted; a request that finds no value yet waits a little for it: first_wait). */
 static bool slot_take(cs_watch *w, slot *sl, const cs_store_counts *c, int64_t now, int64_t min_gap,
                       uint64_t *runs)
 {
     if (!slot_due(sl, c, now, min_gap)) {
         return false;
     }
-    if (sl->valid && w->th_started) {
+    if (w->th_started) {
         sl->want = true;
         sl->want_counts = *c;
         sl->want_now = now;
@@ -186,6 +210,28 @@ static bool slot_take(cs_watch *w, slot *sl, const cs_store_counts *c, int64_t n
     sl->busy = true;
     (*runs)++;
     return true;
+}
+
+/* With the background thread, a request that finds no value of sweep_id's ETA (best false) or
+ * best rows yet waits for the thread's first computation, at most W_FIRST_WAIT_MS (under w->mu,
+ * which it releases while it waits). Returns the entry again (the table may have moved), NULL
+ * when out of memory. A small sweep's first value is there in milliseconds, so one `calsweep
+ * watch --once` shows every pane; a big one's comes with a later request. */
+static wentry *first_wait(cs_watch *w, int64_t sweep_id, bool best)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_nsec += (long)(W_FIRST_WAIT_MS % 1000) * 1000000L;
+    dl.tv_sec += (time_t)(W_FIRST_WAIT_MS / 1000) + dl.tv_nsec / 1000000000L;
+    dl.tv_nsec %= 1000000000L;
+    for (;;) {
+        wentry *e = entry_of(w, sweep_id);
+        const slot *sl = e == NULL ? NULL : best ? &e->best : &e->eta;
+        if (sl == NULL || sl->valid || (!sl->busy && !sl->want) || w->stop ||
+            pthread_cond_timedwait(&w->done_cv, &w->mu, &dl) == ETIMEDOUT) {
+            return entry_of(w, sweep_id);
+        }
+    }
 }
 
 static void slot_done(slot *sl, const cs_store_counts *c, int64_t now, int64_t t0)
@@ -203,6 +249,7 @@ static void eta_store(cs_watch *w, int64_t sweep_id, cs_rc rc, const wentry *fre
                       const cs_store_counts *c, int64_t now, int64_t t0)
 {
     wentry *e = entry_of(w, sweep_id);
+    pthread_cond_broadcast(&w->done_cv);
     if (e == NULL) {
         return;
     }
@@ -221,6 +268,7 @@ static void best_store(cs_watch *w, int64_t sweep_id, cs_rc rc, cJSON **rows,
                        const cs_store_counts *c, int64_t now, int64_t t0)
 {
     wentry *e = entry_of(w, sweep_id);
+    pthread_cond_broadcast(&w->done_cv);
     if (e == NULL) {
         return;
     }
@@ -285,8 +333,13 @@ static cs_rc eta_get(cs_watch *w, cs_store *s, int64_t sweep_id, const cs_store_
     pthread_mutex_lock(&w->mu);
     wentry *e = entry_of(w, sweep_id);
     bool here = e != NULL && slot_take(w, &e->eta, c, now, 0, &w->stats.eta_runs);
+    if (e != NULL && !here && !e->eta.valid && w->th_started) {
+        e = first_wait(w, sweep_id, false);
+    }
     if (e != NULL && !here) {
         *copy = *e;
+        copy->fin = NULL; /* the copy is for the ETA only */
+        copy->rows = NULL;
     }
     pthread_mutex_unlock(&w->mu);
     if (e == NULL) {
@@ -420,6 +473,9 @@ static cs_rc best_get(cs_watch *w, cs_store *s, int64_t sweep_id, const char *na
         pthread_mutex_lock(&w->mu);
         wentry *e = entry_of(w, sweep_id);
         bool here = e != NULL && slot_take(w, &e->best, c, now, W_BEST_GAP_MS, &w->stats.best_runs);
+        if (e != NULL && !here && !e->best.valid && w->th_started) {
+            e = first_wait(w, sweep_id, true);
+        }
         pthread_mutex_unlock(&w->mu);
         if (e == NULL) {
             return cs_err_set(err, CS_ENOMEM, 0, "watch cache");
@@ -510,6 +566,7 @@ static void bg_round(cs_watch *w)
         for (size_t i = 0; i < w->n; i++) {
             w->v[i].eta.want = w->v[i].best.want = false; /* asked again by the next request */
         }
+        pthread_cond_broadcast(&w->done_cv);
         pthread_mutex_unlock(&w->mu);
         return;
     }
@@ -540,6 +597,13 @@ static void bg_round(cs_watch *w)
 static void *bg_main(void *arg)
 {
     cs_watch *w = arg;
+    /* The recomputations are for a display: they yield to calsweepd's dispatch (nice 19 on this
+     * thread alone, Linux's per-thread nice), so a loaded coordinator hands out work first and
+     * shows the best rows later. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) != 0) {
+        cs_log(CS_LOG_DEBUG, "watch: cannot lower the cache thread's priority: %s",
+               strerror(errno));
+    }
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (!w->stop && !w->pending) {
@@ -662,6 +726,148 @@ static cs_rc sweep_row(void *ctx, const cs_store_watch_sweep *sw, cs_err *err)
     return CS_OK;
 }
 
+/* ---- the rate --------------------------------------------------------------------------------- */
+
+/* At most this many finishing events are kept per sweep (8 MB): a sweep that finishes more jobs
+ * in W_RATE_MS (1,700 a second for 10 minutes) shows a rate this long a window cannot hold. */
+#define W_RATE_KEEP ((size_t)1 << 20)
+
+/* The new events of one read, newest first. */
+typedef struct fin_read {
+    int64_t *t;
+    size_t n, cap;
+    int64_t last_id; /* the newest event's id (the first one read) */
+} fin_read;
+
+static cs_rc fin_add(void *ctx, int64_t id, int64_t time, cs_err *err)
+{
+    fin_read *r = ctx;
+    if (r->n == 0) {
+        r->last_id = id;
+    }
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 64;
+        int64_t *t = cap <= W_RATE_KEEP ? cs_realloc_array(r->t, cap, sizeof *t) : NULL;
+        if (t == NULL) {
+            return r->n >= W_RATE_KEEP ? CS_ECANCELED
+                                       : cs_err_set(err, CS_ENOMEM, 0, "watch: the rate");
+        }
+        r->t = t;
+        r->cap = cap;
+    }
+    r->t[r->n++] = time;
+    return CS_OK;
+}
+
+/* The number of fin[] times at or after since (fin is in time order). */
+static size_t fin_count(const wentry *e, int64_t since)
+{
+    size_t lo = e->fin_head, hi = e->fin_n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (e->fin[mid] < since) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return e->fin_n - lo;
+}
+
+/* Appends r's times (newest first) to e's, oldest first, and forgets those before the window
+ * of the latest request (under w->mu). false: out of memory (e unchanged). */
+static bool fin_merge(wentry *e, const fin_read *r, int64_t now)
+{
+    if (now > e->rate_now) {
+        e->rate_now = now;
+    }
+    while (e->fin_head < e->fin_n && e->fin[e->fin_head] < e->rate_now - W_RATE_MS) {
+        e->fin_head++;
+    }
+    if (e->fin_head > 0 && (e->fin_head * 2 >= e->fin_n || e->fin_n + r->n > e->fin_cap)) {
+        memmove(e->fin, e->fin + e->fin_head, (e->fin_n - e->fin_head) * sizeof *e->fin);
+        e->fin_n -= e->fin_head;
+        e->fin_head = 0;
+    }
+    size_t keep = r->n < W_RATE_KEEP ? r->n : W_RATE_KEEP;
+    if (e->fin_n + keep > W_RATE_KEEP) { /* the oldest go */
+        size_t drop = e->fin_n + keep - W_RATE_KEEP;
+        drop = drop < e->fin_n ? drop : e->fin_n;
+        memmove(e->fin, e->fin + drop, (e->fin_n - drop) * sizeof *e->fin);
+        e->fin_n -= drop;
+    }
+    if (e->fin_n + keep > e->fin_cap) {
+        size_t cap = e->fin_cap ? e->fin_cap : 64;
+        while (cap < e->fin_n + keep) {
+            cap *= 2;
+        }
+        int64_t *f = cs_realloc_array(e->fin, cap, sizeof *f);
+        if (f == NULL) {
+            return false;
+        }
+        e->fin = f;
+        e->fin_cap = cap;
+    }
+    for (size_t i = 0; i < keep; i++) {
+        e->fin[e->fin_n++] = r->t[keep - 1 - i];
+    }
+    return true;
+}
+
+/* *n = the jobs of sweep_id that finished (done, failed, lost) in the window before now. With a
+ * cache only the events after the last read are read (one request at a time; a request that
+ * finds another reading counts what the cache holds); without one, the window's events. */
+static cs_rc rate_get(cs_watch *w, cs_store *s, int64_t sweep_id, int64_t now, size_t *n,
+                      cs_err *err)
+{
+    fin_read r = {0};
+    int64_t after = 0;
+    bool reader = true;
+    cs_rc rc;
+    *n = 0;
+    if (w != NULL) {
+        pthread_mutex_lock(&w->mu);
+        wentry *e = entry_of(w, sweep_id);
+        if (e != NULL) {
+            reader = !e->rate_busy;
+            e->rate_busy = true;
+            after = e->rate_last_id;
+            *n = reader ? 0 : fin_count(e, now - W_RATE_MS);
+        }
+        pthread_mutex_unlock(&w->mu);
+        if (e == NULL) {
+            return cs_err_set(err, CS_ENOMEM, 0, "watch cache");
+        }
+        if (!reader) {
+            return CS_OK;
+        }
+    }
+    rc = cs_store_watch_finishes(s, sweep_id, after, now - W_RATE_MS, fin_add, &r, err);
+    if (rc == CS_ECANCELED) { /* more than the cache keeps: those read are the newest */
+        rc = CS_OK;
+    }
+    if (w == NULL) {
+        *n = r.n;
+        free(r.t);
+        return rc;
+    }
+    pthread_mutex_lock(&w->mu);
+    wentry *e = entry_of(w, sweep_id); /* the table may have moved meanwhile */
+    if (rc == CS_OK && e != NULL && !fin_merge(e, &r, now)) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "watch: the rate");
+    }
+    if (e != NULL) {
+        if (rc == CS_OK && r.n > 0) {
+            e->rate_last_id = r.last_id;
+        }
+        e->rate_busy = false;
+        *n = fin_count(e, now - W_RATE_MS);
+    }
+    pthread_mutex_unlock(&w->mu);
+    free(r.t);
+    return rc;
+}
+
 /* Completes sweep object o: counts, rate, average and ETA; and its best object. */
 static cs_rc sweep_fill(doc *d, cJSON *o, cs_err *err)
 {
@@ -673,7 +879,7 @@ static cs_rc sweep_fill(doc *d, cJSON *o, cs_err *err)
     cJSON *best = NULL;
     cs_rc rc = cs_store_count(d->s, id, &c, err);
     if (rc == CS_OK) {
-        rc = cs_store_watch_finished(d->s, id, d->now - W_RATE_MS, &finished, err);
+        rc = rate_get(d->w, d->s, id, d->now, &finished, err);
     }
     if (rc == CS_OK) {
         rc = eta_get(d->w, d->s, id, &c, d->now, &eta, err);

@@ -5,12 +5,14 @@
  * connection of its own (like RESULTS), so several threads may call cs_watch_handle at once on
  * one cs_watch. The cs_watch is the per-sweep cache they share (under its mutex): each sweep's
  * ETA and average duration, recomputed only when the sweep's job counts changed (and at most once
- * per 20 x the last computation's time), and its "best so far" rows (the aggregate of
+ * per 50 x the last computation's time), its "best so far" rows (the aggregate of
  * cs_store_results, full form, no bootstrap), recomputed only when the counts changed and at most
- * once per max(10 s, 20 x the last computation's time). The first computation of an entry is done
- * by the request that needs it (so a single `calsweep watch --once` shows every pane); the later
- * ones by the cache's own thread, with a read-only connection of its own, while the requests
- * answer from the cached copy: no request waits for a recomputation, nor for another thread's.
+ * once per max(10 s, 50 x the last computation's time), and the times of its jobs' recent ends
+ * (the rate; each request reads only the events after the last one read). The ETA and the best
+ * rows are computed by the cache's own thread, at the lowest priority (nice 19), with a read-only
+ * connection of its own; a request answers from the cached copy, and waits (at most 600 ms each)
+ * only for a sweep's first ETA and first best rows. With db NULL there is no thread and the
+ * request that finds a value due computes it (the tests' mode).
  * JOB_INFO keeps nothing and runs wherever the daemon calls it (its loop thread).
  */
 #ifndef CS_COORDINATOR_SERVER_CS_WATCH_H

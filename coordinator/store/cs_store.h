@@ -572,10 +572,14 @@ typedef cs_rc (*cs_store_watch_sweep_fn)(void *ctx, const cs_store_watch_sweep *
 cs_rc cs_store_watch_sweeps(cs_store *s, int64_t sweep_id, cs_store_watch_sweep_fn fn, void *ctx,
                             cs_err *err);
 
-/* *n = the jobs of sweep_id that became done, failed or lost at or after since (ms). Reads the
- * sweep's job_event rows newest first and stops at the first one older than since: the cost is
- * the window's events, not the sweep's history. */
-cs_rc cs_store_watch_finished(cs_store *s, int64_t sweep_id, int64_t since, size_t *n, cs_err *err);
+/* Calls fn(ctx, event id, time) for each event of sweep_id by which a job became done, failed or
+ * lost, with an id above after_id and a time at or after since (ms), newest first. Reads the
+ * sweep's job_event rows newest first and stops at after_id or at the first one older than
+ * since: the cost is the window's new events, not the sweep's history. A non-OK return of fn
+ * stops and is returned. */
+typedef cs_rc (*cs_store_watch_finish_fn)(void *ctx, int64_t id, int64_t time, cs_err *err);
+cs_rc cs_store_watch_finishes(cs_store *s, int64_t sweep_id, int64_t after_id, int64_t since,
+                              cs_store_watch_finish_fn fn, void *ctx, cs_err *err);
 
 /* One (algorithm, model) group of a sweep's jobs, for the ETA. */
 typedef struct cs_store_watch_group {

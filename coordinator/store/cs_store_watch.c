@@ -19,8 +19,8 @@
 static const char SQL_SWEEPS[] = "SELECT id, name, state, priority, created, updated FROM sweep"
                                  " WHERE ?1 = 0 OR id = ?1 ORDER BY id";
 /* Newest first through index job_event_sweep (sweep_id, id): the caller stops at the window. */
-static const char SQL_EVENTS[] =
-        "SELECT time, to_state, job_id FROM job_event WHERE sweep_id = ?1 ORDER BY id DESC";
+static const char SQL_EVENTS[] = "SELECT time, to_state, job_id, id FROM job_event"
+                                 " WHERE sweep_id = ?1 AND id > ?2 ORDER BY id DESC";
 /* Per (algorithm, model) of a sweep: jobs left to run, and the count and summed duration of the
  * done attempts. The algorithm is the config's "algorithm" fragment (0002_fragments.sql), or the
  * member of config_raw for a job stored whole. */
@@ -140,33 +140,36 @@ cs_rc cs_store_watch_sweeps(cs_store *s, int64_t sweep_id, cs_store_watch_sweep_
     return each_row(s, st, sweep_row, &cb, "watch: list sweeps", err);
 }
 
-cs_rc cs_store_watch_finished(cs_store *s, int64_t sweep_id, int64_t since, size_t *n, cs_err *err)
+cs_rc cs_store_watch_finishes(cs_store *s, int64_t sweep_id, int64_t after_id, int64_t since,
+                              cs_store_watch_finish_fn fn, void *ctx, cs_err *err)
 {
     sqlite3_stmt *st = NULL;
-    size_t k = 0;
     int src;
     cs_rc rc = prepare(s, SQL_EVENTS, "watch: read job events", &st, err);
-    *n = 0;
     if (rc != CS_OK) {
         return rc;
     }
     sqlite3_bind_int64(st, 1, sweep_id);
+    sqlite3_bind_int64(st, 2, after_id);
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (sqlite3_column_int64(st, 0) < since) {
+        int64_t t = sqlite3_column_int64(st, 0);
+        if (t < since) {
             src = SQLITE_DONE; /* events are in time order: the window is over */
             break;
         }
         const char *to = col_text(st, 1);
         if (sqlite3_column_type(st, 2) != SQLITE_NULL && to != NULL &&
             (strcmp(to, "done") == 0 || strcmp(to, "failed") == 0 || strcmp(to, "lost") == 0)) {
-            k++;
+            rc = fn(ctx, sqlite3_column_int64(st, 3), t, err);
+            if (rc != CS_OK) {
+                break;
+            }
         }
     }
-    if (src != SQLITE_DONE) {
+    if (rc == CS_OK && src != SQLITE_DONE) {
         rc = st_err(s->db, src, "watch: read job events", err);
     }
     sqlite3_finalize(st);
-    *n = rc == CS_OK ? k : 0;
     return rc;
 }
 

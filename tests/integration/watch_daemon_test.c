@@ -197,8 +197,9 @@ static void test_watch_while_results(void **state)
     assert_int_equal(num(d, "lease_ms"), 60000);
     cJSON_Delete(d);
 
-    /* Every sweep: the big one's best rows need its aggregate. Work requests are answered
-     * meanwhile: the loop thread does not wait for it. */
+    /* Every sweep: the big one's best rows need its aggregate (seconds), which the cache's
+     * thread computes. The WATCH waits for it a little (first_wait, at most 2 x 600 ms) and
+     * answers without those rows; work requests are answered meanwhile. */
     bg wa = {.url = f->e.control};
     cs_msg_init(&wa.req, CS_MSG_WATCH);
     assert_int_equal(pthread_create(&th, NULL, bg_call, &wa), 0);
@@ -212,35 +213,36 @@ static void test_watch_while_results(void **state)
         int64_t took = cs_time_mono_ms() - t0;
         worst = took > worst ? took : worst;
     }
-    /* A second WATCH meanwhile, once the first is into the big sweep's aggregate (its ETA query
-     * takes a fraction of a second), does not wait for it: it answers without the big sweep's
-     * best rows, which are not computed yet. */
-    struct timespec into = {1, 500 * 1000 * 1000};
-    nanosleep(&into, NULL);
-    int64_t ms2 = 0;
-    d = watch(f->c, NULL, &ms2);
-    int64_t at2 = cs_time_mono_ms();
-    const cJSON *b;
-    cJSON_ArrayForEach(b, get(d, "best"))
-    {
-        assert_string_not_equal(get(b, "sweep")->valuestring, "big");
-    }
-    cJSON_Delete(d);
     pthread_join(th, NULL);
     if (wa.type != CS_MSG_OK) {
         fail_with_log(f, "WATCH", wa.error);
     }
-    print_message("# WATCH all: %lld ms; HELLO meanwhile: at most %lld ms; a second WATCH "
-                  "meanwhile: %lld ms\n",
-                  (long long)wa.ms, (long long)worst, (long long)ms2);
-    assert_true(worst * 2 < wa.ms || worst < 1000);
-    assert_true(at2 < wa.end);
-    assert_true(ms2 * 2 < wa.ms);
+    /* Later WATCHes answer from the cache at once until the thread has the rows. */
+    int64_t ms2 = 0, slowest = 0, until = cs_time_mono_ms() + 120000;
+    bool have_big = false;
+    while (!have_big && cs_time_mono_ms() < until) {
+        nanosleep(&pause, NULL);
+        d = watch(f->c, NULL, &ms2);
+        slowest = ms2 > slowest ? ms2 : slowest;
+        const cJSON *b;
+        cJSON_ArrayForEach(b, get(d, "best"))
+        {
+            have_big = have_big || strcmp(get(b, "sweep")->valuestring, "big") == 0;
+        }
+        cJSON_Delete(d);
+    }
+    print_message("# WATCH all: %lld ms; HELLO meanwhile: at most %lld ms; later WATCHes until "
+                  "the big sweep's best rows came: at most %lld ms\n",
+                  (long long)wa.ms, (long long)worst, (long long)slowest);
+    assert_true(have_big);
+    assert_true(worst < 1000);
+    assert_true(wa.ms < 5000); /* 2 x 600 ms of waiting and the queries, on a loaded machine */
+    assert_true(slowest < 5000);
 
     /* Again: nothing changed, everything comes from the cache. */
     d = watch(f->c, NULL, &ms);
     print_message("# WATCH all, cached: %lld ms\n", (long long)ms);
-    assert_true(ms * 2 < wa.ms || ms < 500);
+    assert_true(ms < 1000);
     const cJSON *big = cJSON_GetArrayItem(get(d, "sweeps"), 0);
     assert_int_equal(num(big, "total"), BIG_JOBS);
     assert_int_equal(num(get(big, "counts"), "done"), 2);
@@ -272,14 +274,14 @@ static void test_watch_while_results(void **state)
     cs_msg_fini(&j3);
     d = watch(f->c, NULL, &ms);
     print_message("# WATCH all after a job finished: %lld ms\n", (long long)ms);
-    assert_true(ms * 2 < wa.ms || ms < 500);
+    assert_true(ms < 1000);
     big = cJSON_GetArrayItem(get(d, "sweeps"), 0);
     assert_int_equal(num(get(big, "counts"), "done"), 3);
     best = cJSON_GetArrayItem(get(d, "best"), 0);
     assert_int_equal(num(best, "jobs"), 2); /* the cached aggregate */
     cJSON_Delete(d);
     double avg = avg0;
-    int64_t until = cs_time_mono_ms() + 30000;
+    until = cs_time_mono_ms() + 30000;
     while (avg == avg0 && cs_time_mono_ms() < until) {
         nanosleep(&pause, NULL);
         d = watch(f->c, "big", &ms);

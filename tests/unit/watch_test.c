@@ -196,6 +196,7 @@ static void finish(fixture *f, cs_store_claim *c, const char *worker, double acc
  *   job 5 (gptq) failed once with oom (retry_wait), its log tail in last_error;
  *   w3 last seen 10 min ago (lost), w4 said BYE (gone). The clock reads T1 + 1 s. */
 #define T1 (T0 + 2000000)
+#define W_WINDOW ((int64_t)600000) /* the rate's window */
 static void scene(fixture *f)
 {
     cs_err err = {0};
@@ -278,6 +279,26 @@ static void test_sweeps(void **state)
     sw = cJSON_GetArrayItem(get(d, "sweeps"), 0);
     assert_float_equal(num(sw, "rate_per_h"), 6.0, 1e-9);
     cJSON_Delete(d);
+
+    /* The cache reads only the events after the last one it read: job 6 finishing now counts
+     * with job 3, as a fresh count (no cache) says too; 10 minutes on, both are out. */
+    cs_store_claim c6 = claim(f, "w1", T1 + 571000);
+    finish(f, &c6, "w1", 0.5, T1 + 572000);
+    cs_msg_watch m = {.sweep = "product"};
+    cs_msg rep;
+    cs_err err = {0};
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t now = pass == 0 ? T1 + 573000 : T1 + 572000 + W_WINDOW + 1;
+        d = watch(f, "product", now);
+        assert_int_equal(cs_watch_handle(NULL, f->s, &m, now, &rep, &err), CS_OK);
+        cJSON *fresh = ok_data(&rep);
+        sw = cJSON_GetArrayItem(get(d, "sweeps"), 0);
+        assert_float_equal(num(sw, "rate_per_h"), pass == 0 ? 12.0 : 0.0, 1e-9);
+        assert_float_equal(num(cJSON_GetArrayItem(get(fresh, "sweeps"), 0), "rate_per_h"),
+                           num(sw, "rate_per_h"), 1e-9);
+        cJSON_Delete(fresh);
+        cJSON_Delete(d);
+    }
 }
 
 static void test_workers_problems(void **state)
