@@ -96,14 +96,10 @@ static cJSON *task_obj(const ag *a, const ag_row *r, size_t t, double *scratch)
     return o;
 }
 
-/* M4 per job (the jobs with every average task), then its moments across them (slim: M4). */
+/* M4 per job (the jobs with every average task), then its moments across them (slim: M4 and
+ * the std of the per-job values, which `calsweep watch`'s best rows show). */
 static cJSON *average_obj(const ag *a, const ag_row *r, double *scratch)
 {
-    if (a->o.slim) {
-        cJSON *o = cJSON_CreateObject();
-        add_num(o, "value", r->avg);
-        return o;
-    }
     size_t n = 0;
     for (size_t i = 0; i < r->n_jobs && a->n_avg > 0; i++) {
         const cs_agg_job *j = &a->jobs[r->jobs[i]];
@@ -124,6 +120,11 @@ static cJSON *average_obj(const ag *a, const ag_row *r, double *scratch)
     }
     cJSON *o = stats_obj(scratch, n);
     add_num(o, "value", r->avg);
+    if (a->o.slim) {
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "n");
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "mean");
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "se");
+    }
     return o;
 }
 

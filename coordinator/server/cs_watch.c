@@ -34,6 +34,9 @@
 /* How long a request waits for the first ETA, and again for the first best rows, of a sweep
  * (first_wait): twice this stays below the view's request timeout. */
 #define W_FIRST_WAIT_MS ((int64_t)600)
+/* A sweep's job counts are read again when the last read is older than this (the view asks
+ * once a second; ten views cost one count, an index scan of the sweep's jobs). */
+#define W_COUNTS_MS ((int64_t)1000)
 #define W_COST_X      50 /* so they cost at most 2 % of a core */
 /* The most best rows kept per sweep (WATCH.top is at most this). */
 #define W_BEST_KEEP 100
@@ -68,6 +71,10 @@ typedef struct wentry {
      * count what is there). */
     int64_t *fin;
     size_t fin_head, fin_n, fin_cap;
+    /* The job counts of the last request that read them (one read a second serves them all). */
+    cs_store_counts counts;
+    int64_t counts_at;
+    bool counts_valid;
     int64_t rate_last_id, rate_now;
     bool rate_busy;
 } wentry;
@@ -379,14 +386,21 @@ static int row_cmp(const void *a, const void *b)
 static cJSON *best_row(const cJSON *row, const char *label, bool *oom)
 {
     const cJSON *avg = cJSON_GetObjectItemCaseSensitive(row, "average");
-    const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(row, "jobs");
+    const cJSON *flags = cJSON_GetObjectItemCaseSensitive(row, "flags"), *f;
     double mean = num_or_nan(avg, "value"), sd = num_or_nan(avg, "std");
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "baseline")) || !isfinite(mean)) {
         return NULL;
     }
     cJSON *o = cJSON_CreateObject();
     double n = num_or_nan(row, "n_seeds");
-    bool complete = num_or_nan(jobs, "done") == num_or_nan(jobs, "total");
+    bool complete = true; /* every job of the row done: none unfinished, failed, lost, cancelled */
+    cJSON_ArrayForEach(f, flags)
+    {
+        complete = complete && !(cJSON_IsString(f) && (strcmp(f->valuestring, "partial") == 0 ||
+                                                      strcmp(f->valuestring, "failed_jobs") == 0 ||
+                                                      strcmp(f->valuestring, "lost_jobs") == 0 ||
+                                                      strcmp(f->valuestring, "cancelled_jobs") == 0));
+    }
     if (!(n >= 2)) {
         sd = NAN;
     }
@@ -407,7 +421,7 @@ static cJSON *best_row(const cJSON *row, const char *label, bool *oom)
 static cs_rc best_compute(cs_store *s, int64_t sweep_id, cJSON **out, cs_err *err)
 {
     char ref[32];
-    cs_store_results_req q = {.resamples = 0};
+    cs_store_results_req q = {.resamples = 0, .slim = true}; /* slim: a third of the memory */
     cJSON *agg = NULL, **v = NULL;
     cs_err e = {0};
     bool oom = false;
@@ -425,11 +439,6 @@ static cs_rc best_compute(cs_store *s, int64_t sweep_id, cJSON **out, cs_err *er
         cs_log(CS_LOG_WARN, "watch: sweep %lld: no best rows: %s", (long long)sweep_id, e.msg);
         return CS_OK;
     }
-    /* The aggregate may hold raw numbers (cs_agg prints them): read them back as plain values. */
-    char *text = cJSON_PrintUnformatted(agg);
-    cJSON_Delete(agg);
-    agg = text ? cJSON_Parse(text) : NULL;
-    free(text);
     const cJSON *rows = cJSON_GetObjectItemCaseSensitive(agg, "rows");
     size_t cap = (size_t)cJSON_GetArraySize(rows), n_labels = 0, i = 0;
     char *common = NULL, **labels = NULL;
@@ -868,6 +877,37 @@ static cs_rc rate_get(cs_watch *w, cs_store *s, int64_t sweep_id, int64_t now, s
     return rc;
 }
 
+/* The job counts of sweep_id: from the cache when read less than W_COUNTS_MS before now. */
+static cs_rc counts_get(cs_watch *w, cs_store *s, int64_t sweep_id, int64_t now,
+                        cs_store_counts *c, cs_err *err)
+{
+    if (w != NULL) {
+        pthread_mutex_lock(&w->mu);
+        wentry *e = entry_of(w, sweep_id);
+        bool fresh = e != NULL && e->counts_valid && now >= e->counts_at &&
+                     now - e->counts_at < W_COUNTS_MS;
+        if (fresh) {
+            *c = e->counts;
+        }
+        pthread_mutex_unlock(&w->mu);
+        if (fresh) {
+            return CS_OK;
+        }
+    }
+    cs_rc rc = cs_store_count(s, sweep_id, c, err);
+    if (rc == CS_OK && w != NULL) {
+        pthread_mutex_lock(&w->mu);
+        wentry *e = entry_of(w, sweep_id);
+        if (e != NULL) {
+            e->counts = *c;
+            e->counts_at = now;
+            e->counts_valid = true;
+        }
+        pthread_mutex_unlock(&w->mu);
+    }
+    return rc;
+}
+
 /* Completes sweep object o: counts, rate, average and ETA; and its best object. */
 static cs_rc sweep_fill(doc *d, cJSON *o, cs_err *err)
 {
@@ -877,7 +917,7 @@ static cs_rc sweep_fill(doc *d, cJSON *o, cs_err *err)
     size_t finished = 0;
     wentry eta = {0};
     cJSON *best = NULL;
-    cs_rc rc = cs_store_count(d->s, id, &c, err);
+    cs_rc rc = counts_get(d->w, d->s, id, d->now, &c, err);
     if (rc == CS_OK) {
         rc = rate_get(d->w, d->s, id, d->now, &finished, err);
     }
