@@ -1420,3 +1420,14 @@ bool cs_json_add(cJSON *obj, const char *key, cJSON *item)
     }
     return true;
 }
+
+bool cs_json_add_str_or_null(cJSON *obj, const char *key, const char *v)
+{
+    return cs_json_add(obj, key, v ? cJSON_CreateString(v) : cJSON_CreateNull());
+}
+
+bool cs_json_add_parsed(cJSON *obj, const char *key, const char *json)
+{
+    cJSON *v = json ? cJSON_Parse(json) : NULL;
+    return cs_json_add(obj, key, v ? v : cJSON_CreateNull());
+}

@@ -202,6 +202,11 @@ cJSON *cs_json_double_array(const double *v, size_t n);
 
 /* Adds item (owned) to obj under key; false, with item freed, when item is NULL or on no memory. */
 bool cs_json_add(cJSON *obj, const char *key, cJSON *item);
+/* Adds the string v, or null when v is NULL; false on no memory. */
+bool cs_json_add_str_or_null(cJSON *obj, const char *key, const char *v);
+/* Adds the JSON value that the text json holds (a stored document), or null when json is NULL
+ * or does not parse; false on no memory. */
+bool cs_json_add_parsed(cJSON *obj, const char *key, const char *json);
 
 /* Objects and arrays: *out is the member (borrowed); opt_* gives NULL when missing or null. */
 cs_rc cs_json_req_object(cs_jctx *c, const cJSON *obj, const char *key, const cJSON **out);

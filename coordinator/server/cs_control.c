@@ -84,21 +84,6 @@ static bool add_num(cJSON *o, const char *key, double v)
     return cJSON_AddNumberToObject(o, key, v) != NULL;
 }
 
-static bool add_str_or_null(cJSON *o, const char *key, const char *v)
-{
-    return (v ? cJSON_AddStringToObject(o, key, v) : cJSON_AddNullToObject(o, key)) != NULL;
-}
-
-/* Adds JSON text as a value (an invalid or absent text becomes null). */
-static bool add_raw(cJSON *o, const char *key, const char *json)
-{
-    cJSON *v = json ? cJSON_Parse(json) : NULL;
-    if (v == NULL) {
-        v = cJSON_CreateNull();
-    }
-    return v != NULL && cJSON_AddItemToObject(o, key, v);
-}
-
 static bool add_ms_or_null(cJSON *o, const char *key, int64_t ms)
 {
     return ms > 0 ? add_num(o, key, (double)ms) : cJSON_AddNullToObject(o, key) != NULL;
@@ -502,9 +487,9 @@ static cs_rc job_row_cb(void *ctx, const cs_store_job_row *j, cs_err *err)
         !add_num(o, "sweep_id", (double)j->sweep_id) ||
         !cJSON_AddStringToObject(o, "state", j->state) ||
         !add_num(o, "attempt", (double)j->attempt) || !cJSON_AddStringToObject(o, "key", j->key) ||
-        !add_str_or_null(o, "worker", j->worker) ||
-        !add_num(o, "updated_ms", (double)j->state_at) || !add_raw(o, "axes", j->axes) ||
-        !add_str_or_null(o, "last_error", j->last_error) ||
+        !cs_json_add_str_or_null(o, "worker", j->worker) ||
+        !add_num(o, "updated_ms", (double)j->state_at) || !cs_json_add_parsed(o, "axes", j->axes) ||
+        !cs_json_add_str_or_null(o, "last_error", j->last_error) ||
         !cs_watch_add_progress(o, "progress", j->progress) ||
         !add_ms_or_null(o, "heartbeat_at_ms", j->heartbeat_at)) {
         return cs_err_set(err, CS_ENOMEM, 0, "control reply");
@@ -556,9 +541,9 @@ static cs_rc worker_row_cb(void *ctx, const cs_store_worker_row *w, cs_err *err)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o || !cJSON_AddItemToArray(ctx, o) || !cJSON_AddStringToObject(o, "name", w->name) ||
-        !add_str_or_null(o, "host", w->host) || !add_num(o, "last_seen_ms", (double)w->last_seen) ||
+        !cs_json_add_str_or_null(o, "host", w->host) || !add_num(o, "last_seen_ms", (double)w->last_seen) ||
         !cJSON_AddBoolToObject(o, "active", w->active) ||
-        !add_raw(o, "capabilities", w->capabilities) ||
+        !cs_json_add_parsed(o, "capabilities", w->capabilities) ||
         !(w->job_id ? add_num(o, "job_id", (double)w->job_id)
                     : cJSON_AddNullToObject(o, "job_id") != NULL) ||
         !cs_watch_add_progress(o, "progress", w->progress) ||
@@ -771,7 +756,7 @@ static cs_rc handle_logs(cs_store *s, const cs_msg_logs *m, cs_msg *rep, cs_err 
     }
     if (root &&
         (!add_num(root, "job_id", (double)m->job_id) ||
-         !add_num(root, "attempt", (double)attempt) || !add_str_or_null(root, "path", path) ||
+         !add_num(root, "attempt", (double)attempt) || !cs_json_add_str_or_null(root, "path", path) ||
          !cJSON_AddStringToObject(root, "source", from_file ? "file" : "heartbeat") ||
          !cJSON_AddStringToObject(root, "log", log))) {
         cJSON_Delete(root);

@@ -637,25 +637,6 @@ static bool add_num(cJSON *o, const char *key, double v)
     return cJSON_AddNumberToObject(o, key, v) != NULL;
 }
 
-static bool add_str_or_null(cJSON *o, const char *key, const char *v)
-{
-    return (v ? cJSON_AddStringToObject(o, key, v) : cJSON_AddNullToObject(o, key)) != NULL;
-}
-
-/* Adds JSON text as a value (an invalid or absent text becomes null). */
-static bool add_raw(cJSON *o, const char *key, const char *json)
-{
-    cJSON *v = json ? cJSON_Parse(json) : NULL;
-    if (v == NULL) {
-        v = cJSON_CreateNull();
-    }
-    if (v == NULL || !cJSON_AddItemToObject(o, key, v)) {
-        cJSON_Delete(v);
-        return false;
-    }
-    return true;
-}
-
 /* A string item of the first len bytes of text, cut before the first byte that is not valid
  * UTF-8 and then before max bytes without splitting a character; NULL when out of memory. */
 static cJSON *cut_string(const char *text, size_t len, size_t max)
@@ -700,7 +681,7 @@ bool cs_watch_add_progress(cJSON *o, const char *key, const char *json)
     }
     cJSON *v = cJSON_AddObjectToObject(o, key);
     ok = v != NULL && cJSON_AddStringToObject(v, "stage", stage->valuestring) &&
-         add_str_or_null(v, "detail", cJSON_IsString(detail) ? detail->valuestring : NULL) &&
+         cs_json_add_str_or_null(v, "detail", cJSON_IsString(detail) ? detail->valuestring : NULL) &&
          add_num(v, "done", isfinite(done) ? done : 0) &&
          add_num(v, "total", isfinite(total) ? total : 0) &&
          (isfinite(stage_ms) && stage_ms >= 1 ? add_num(v, "stage_ms", stage_ms)
@@ -981,7 +962,7 @@ static bool add_worker_job(cJSON *o, const cs_store_watch_worker *r)
            add_num(j, "sweep_id", (double)r->sweep_id) &&
            cJSON_AddStringToObject(j, "sweep", r->sweep ? r->sweep : "") &&
            cJSON_AddStringToObject(j, "key", r->key ? r->key : "") &&
-           add_num(j, "attempt", (double)r->attempt) && add_raw(j, "axes", r->axes) &&
+           add_num(j, "attempt", (double)r->attempt) && cs_json_add_parsed(j, "axes", r->axes) &&
            add_num(j, "started_ms", (double)r->started) &&
            add_num(j, "heartbeat_at_ms", (double)r->heartbeat_at) &&
            cs_watch_add_progress(j, "progress", r->progress);
@@ -997,7 +978,7 @@ static cs_rc worker_row(void *ctx, const cs_store_watch_worker *r, cs_err *err)
     int64_t since = r->job_id ? r->heartbeat_at : r->last_seen;
     cJSON *o = cJSON_CreateObject();
     if (o == NULL || !cJSON_AddItemToArray(d->workers, o) ||
-        !cJSON_AddStringToObject(o, "name", r->name) || !add_str_or_null(o, "host", r->host) ||
+        !cJSON_AddStringToObject(o, "name", r->name) || !cs_json_add_str_or_null(o, "host", r->host) ||
         !add_slot(o, r->capabilities) || !cJSON_AddStringToObject(o, "state", state) ||
         !add_num(o, "last_seen_ms", (double)r->last_seen) ||
         !add_num(o, "heartbeat_age_ms", (double)(d->now - since)) || !add_worker_job(o, r)) {
@@ -1082,8 +1063,8 @@ static cs_rc problem_row(void *ctx, const cs_store_watch_problem *p, cs_err *err
         !cJSON_AddStringToObject(o, "key", p->key) ||
         !cJSON_AddStringToObject(o, "state", p->state) ||
         !add_num(o, "attempt", (double)p->attempt) ||
-        !add_num(o, "max_attempts", (double)p->max_attempts) || !add_raw(o, "axes", p->axes) ||
-        !add_str_or_null(o, "kind", problem_kind(p)) ||
+        !add_num(o, "max_attempts", (double)p->max_attempts) || !cs_json_add_parsed(o, "axes", p->axes) ||
+        !cs_json_add_str_or_null(o, "kind", problem_kind(p)) ||
         !add_cut(o, "error", e, strcspn(e, "\n"), W_ERROR_MAX) || !add_log(o, p) ||
         !add_num(o, "updated_ms", (double)p->updated)) {
         return cs_err_set(err, CS_ENOMEM, 0, "watch: problems");
@@ -1190,15 +1171,15 @@ static cs_rc attempt_row(void *ctx, const cs_store_attempt_row *a, cs_err *err)
     cJSON *o = cJSON_CreateObject();
     bool ok = o != NULL && cJSON_AddItemToArray(ctx, o);
     ok = ok && add_num(o, "n", (double)a->n) && cJSON_AddStringToObject(o, "worker", a->worker) &&
-         add_str_or_null(o, "host", a->host) && add_num(o, "started_ms", (double)a->started) &&
+         cs_json_add_str_or_null(o, "host", a->host) && add_num(o, "started_ms", (double)a->started) &&
          (a->ended ? add_num(o, "ended_ms", (double)a->ended)
                    : cJSON_AddNullToObject(o, "ended_ms") != NULL) &&
-         add_str_or_null(o, "outcome", a->outcome) &&
+         cs_json_add_str_or_null(o, "outcome", a->outcome) &&
          (a->has_exit_status ? add_num(o, "exit_status", (double)a->exit_status)
                              : cJSON_AddNullToObject(o, "exit_status") != NULL) &&
          (a->signal ? add_num(o, "signal", (double)a->signal)
                     : cJSON_AddNullToObject(o, "signal") != NULL) &&
-         add_str_or_null(o, "error", a->error) && add_str_or_null(o, "log_path", a->log_path);
+         cs_json_add_str_or_null(o, "error", a->error) && cs_json_add_str_or_null(o, "log_path", a->log_path);
     return ok ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "job info: attempts");
 }
 
@@ -1246,9 +1227,9 @@ cs_rc cs_watch_job_info(cs_store *s, const cs_msg_job_info *m, cs_msg *rep, cs_e
               cJSON_AddStringToObject(root, "state", j.state ? j.state : "") &&
               add_num(root, "attempt", (double)j.attempt) &&
               add_num(root, "max_attempts", (double)j.max_attempts) &&
-              add_raw(root, "axes", j.axes) && add_raw(root, "config", j.config) &&
-              add_raw(root, "progress", j.progress) &&
-              add_str_or_null(root, "last_error", j.last_error) &&
+              cs_json_add_parsed(root, "axes", j.axes) && cs_json_add_parsed(root, "config", j.config) &&
+              cs_json_add_parsed(root, "progress", j.progress) &&
+              cs_json_add_str_or_null(root, "last_error", j.last_error) &&
               add_num(root, "created_ms", (double)j.created) &&
               add_num(root, "updated_ms", (double)j.updated) &&
               (attempts = cJSON_AddArrayToObject(root, "attempts")) != NULL;
