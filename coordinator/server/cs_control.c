@@ -541,7 +541,8 @@ static cs_rc worker_row_cb(void *ctx, const cs_store_worker_row *w, cs_err *err)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o || !cJSON_AddItemToArray(ctx, o) || !cJSON_AddStringToObject(o, "name", w->name) ||
-        !cs_json_add_str_or_null(o, "host", w->host) || !add_num(o, "last_seen_ms", (double)w->last_seen) ||
+        !cs_json_add_str_or_null(o, "host", w->host) ||
+        !add_num(o, "last_seen_ms", (double)w->last_seen) ||
         !cJSON_AddBoolToObject(o, "active", w->active) ||
         !cs_json_add_parsed(o, "capabilities", w->capabilities) ||
         !(w->job_id ? add_num(o, "job_id", (double)w->job_id)
@@ -754,11 +755,11 @@ static cs_rc handle_logs(cs_store *s, const cs_msg_logs *m, cs_msg *rep, cs_err 
         utf8_scrub(log, len);
         root = cJSON_CreateObject();
     }
-    if (root &&
-        (!add_num(root, "job_id", (double)m->job_id) ||
-         !add_num(root, "attempt", (double)attempt) || !cs_json_add_str_or_null(root, "path", path) ||
-         !cJSON_AddStringToObject(root, "source", from_file ? "file" : "heartbeat") ||
-         !cJSON_AddStringToObject(root, "log", log))) {
+    if (root && (!add_num(root, "job_id", (double)m->job_id) ||
+                 !add_num(root, "attempt", (double)attempt) ||
+                 !cs_json_add_str_or_null(root, "path", path) ||
+                 !cJSON_AddStringToObject(root, "source", from_file ? "file" : "heartbeat") ||
+                 !cJSON_AddStringToObject(root, "log", log))) {
         cJSON_Delete(root);
         root = NULL;
     }

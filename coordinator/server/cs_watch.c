@@ -37,7 +37,7 @@
 /* A sweep's job counts are read again when the last read is older than this (the view asks
  * once a second; ten views cost one count, an index scan of the sweep's jobs). */
 #define W_COUNTS_MS ((int64_t)1000)
-#define W_COST_X      50 /* so they cost at most 2 % of a core */
+#define W_COST_X    50 /* so they cost at most 2 % of a core */
 /* The most best rows kept per sweep (WATCH.top is at most this). */
 #define W_BEST_KEEP 100
 #define W_ERROR_MAX 200 /* bytes of a problem's error line */
@@ -80,9 +80,9 @@ typedef struct wentry {
 } wentry;
 
 struct cs_watch {
-    pthread_mutex_t mu;      /* guards everything below */
-    pthread_cond_t cv;       /* the background thread waits on it for work (pending) or stop */
-    pthread_cond_t done_cv;  /* broadcast when a computation ends (first_wait); monotonic clock */
+    pthread_mutex_t mu;     /* guards everything below */
+    pthread_cond_t cv;      /* the background thread waits on it for work (pending) or stop */
+    pthread_cond_t done_cv; /* broadcast when a computation ends (first_wait); monotonic clock */
     pthread_t th;
     bool th_started, stop, pending;
     char *db; /* the database the background thread reads; NULL: no background thread */
@@ -396,10 +396,11 @@ static cJSON *best_row(const cJSON *row, const char *label, bool *oom)
     bool complete = true; /* every job of the row done: none unfinished, failed, lost, cancelled */
     cJSON_ArrayForEach(f, flags)
     {
-        complete = complete && !(cJSON_IsString(f) && (strcmp(f->valuestring, "partial") == 0 ||
-                                                      strcmp(f->valuestring, "failed_jobs") == 0 ||
-                                                      strcmp(f->valuestring, "lost_jobs") == 0 ||
-                                                      strcmp(f->valuestring, "cancelled_jobs") == 0));
+        complete =
+                complete && !(cJSON_IsString(f) && (strcmp(f->valuestring, "partial") == 0 ||
+                                                    strcmp(f->valuestring, "failed_jobs") == 0 ||
+                                                    strcmp(f->valuestring, "lost_jobs") == 0 ||
+                                                    strcmp(f->valuestring, "cancelled_jobs") == 0));
     }
     if (!(n >= 2)) {
         sd = NAN;
@@ -681,7 +682,8 @@ bool cs_watch_add_progress(cJSON *o, const char *key, const char *json)
     }
     cJSON *v = cJSON_AddObjectToObject(o, key);
     ok = v != NULL && cJSON_AddStringToObject(v, "stage", stage->valuestring) &&
-         cs_json_add_str_or_null(v, "detail", cJSON_IsString(detail) ? detail->valuestring : NULL) &&
+         cs_json_add_str_or_null(v, "detail",
+                                 cJSON_IsString(detail) ? detail->valuestring : NULL) &&
          add_num(v, "done", isfinite(done) ? done : 0) &&
          add_num(v, "total", isfinite(total) ? total : 0) &&
          (isfinite(stage_ms) && stage_ms >= 1 ? add_num(v, "stage_ms", stage_ms)
@@ -716,7 +718,8 @@ static cs_rc sweep_row(void *ctx, const cs_store_watch_sweep *sw, cs_err *err)
     return CS_OK;
 }
 
-/* ---- the rate --------------------------------------------------------------------------------- */
+/* ---- the rate ---------------------------------------------------------------------------------
+ */
 
 /* At most this many finishing events are kept per sweep (8 MB): a sweep that finishes more jobs
  * in W_RATE_MS (1,700 a second for 10 minutes) shows a rate this long a window cannot hold. */
@@ -859,8 +862,8 @@ static cs_rc rate_get(cs_watch *w, cs_store *s, int64_t sweep_id, int64_t now, s
 }
 
 /* The job counts of sweep_id: from the cache when read less than W_COUNTS_MS before now. */
-static cs_rc counts_get(cs_watch *w, cs_store *s, int64_t sweep_id, int64_t now,
-                        cs_store_counts *c, cs_err *err)
+static cs_rc counts_get(cs_watch *w, cs_store *s, int64_t sweep_id, int64_t now, cs_store_counts *c,
+                        cs_err *err)
 {
     if (w != NULL) {
         pthread_mutex_lock(&w->mu);
@@ -978,8 +981,9 @@ static cs_rc worker_row(void *ctx, const cs_store_watch_worker *r, cs_err *err)
     int64_t since = r->job_id ? r->heartbeat_at : r->last_seen;
     cJSON *o = cJSON_CreateObject();
     if (o == NULL || !cJSON_AddItemToArray(d->workers, o) ||
-        !cJSON_AddStringToObject(o, "name", r->name) || !cs_json_add_str_or_null(o, "host", r->host) ||
-        !add_slot(o, r->capabilities) || !cJSON_AddStringToObject(o, "state", state) ||
+        !cJSON_AddStringToObject(o, "name", r->name) ||
+        !cs_json_add_str_or_null(o, "host", r->host) || !add_slot(o, r->capabilities) ||
+        !cJSON_AddStringToObject(o, "state", state) ||
         !add_num(o, "last_seen_ms", (double)r->last_seen) ||
         !add_num(o, "heartbeat_age_ms", (double)(d->now - since)) || !add_worker_job(o, r)) {
         return cs_err_set(err, CS_ENOMEM, 0, "watch: workers");
@@ -1063,7 +1067,8 @@ static cs_rc problem_row(void *ctx, const cs_store_watch_problem *p, cs_err *err
         !cJSON_AddStringToObject(o, "key", p->key) ||
         !cJSON_AddStringToObject(o, "state", p->state) ||
         !add_num(o, "attempt", (double)p->attempt) ||
-        !add_num(o, "max_attempts", (double)p->max_attempts) || !cs_json_add_parsed(o, "axes", p->axes) ||
+        !add_num(o, "max_attempts", (double)p->max_attempts) ||
+        !cs_json_add_parsed(o, "axes", p->axes) ||
         !cs_json_add_str_or_null(o, "kind", problem_kind(p)) ||
         !add_cut(o, "error", e, strcspn(e, "\n"), W_ERROR_MAX) || !add_log(o, p) ||
         !add_num(o, "updated_ms", (double)p->updated)) {
@@ -1171,7 +1176,8 @@ static cs_rc attempt_row(void *ctx, const cs_store_attempt_row *a, cs_err *err)
     cJSON *o = cJSON_CreateObject();
     bool ok = o != NULL && cJSON_AddItemToArray(ctx, o);
     ok = ok && add_num(o, "n", (double)a->n) && cJSON_AddStringToObject(o, "worker", a->worker) &&
-         cs_json_add_str_or_null(o, "host", a->host) && add_num(o, "started_ms", (double)a->started) &&
+         cs_json_add_str_or_null(o, "host", a->host) &&
+         add_num(o, "started_ms", (double)a->started) &&
          (a->ended ? add_num(o, "ended_ms", (double)a->ended)
                    : cJSON_AddNullToObject(o, "ended_ms") != NULL) &&
          cs_json_add_str_or_null(o, "outcome", a->outcome) &&
@@ -1179,7 +1185,8 @@ static cs_rc attempt_row(void *ctx, const cs_store_attempt_row *a, cs_err *err)
                              : cJSON_AddNullToObject(o, "exit_status") != NULL) &&
          (a->signal ? add_num(o, "signal", (double)a->signal)
                     : cJSON_AddNullToObject(o, "signal") != NULL) &&
-         cs_json_add_str_or_null(o, "error", a->error) && cs_json_add_str_or_null(o, "log_path", a->log_path);
+         cs_json_add_str_or_null(o, "error", a->error) &&
+         cs_json_add_str_or_null(o, "log_path", a->log_path);
     return ok ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "job info: attempts");
 }
 
@@ -1227,7 +1234,8 @@ cs_rc cs_watch_job_info(cs_store *s, const cs_msg_job_info *m, cs_msg *rep, cs_e
               cJSON_AddStringToObject(root, "state", j.state ? j.state : "") &&
               add_num(root, "attempt", (double)j.attempt) &&
               add_num(root, "max_attempts", (double)j.max_attempts) &&
-              cs_json_add_parsed(root, "axes", j.axes) && cs_json_add_parsed(root, "config", j.config) &&
+              cs_json_add_parsed(root, "axes", j.axes) &&
+              cs_json_add_parsed(root, "config", j.config) &&
               cs_json_add_parsed(root, "progress", j.progress) &&
               cs_json_add_str_or_null(root, "last_error", j.last_error) &&
               add_num(root, "created_ms", (double)j.created) &&
