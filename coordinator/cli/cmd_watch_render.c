@@ -462,7 +462,8 @@ static void worker_line(const cJSON *doc, const cJSON *w, int idx, int width, cs
         lb_printf(
                 &x, " %-11s %6s %-*s", jb,
                 dur(i64(job, "started_ms") > 0 ? now - i64(job, "started_ms") : -1, t1, sizeof(t1)),
-                width >= 120 ? 34 : 0, progress_text(item(job, "progress"), age, prog, sizeof(prog)));
+                width >= 120 ? 34 : 0,
+                progress_text(item(job, "progress"), age, prog, sizeof(prog)));
         axes = axes_text(job);
     } else {
         lb_printf(&x, " -");

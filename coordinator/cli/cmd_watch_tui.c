@@ -329,8 +329,9 @@ static void draw_footer(tui *t)
     } else {
         cs_view_add(&l, w, t->status[0] ? CS_VIEW_WARN : CS_VIEW_DIM, -1, "%s%s%s%s",
                     t->filter[0] ? "[filter: " : "", t->filter, t->filter[0] ? "]  " : "",
-                    t->status[0] ? t->status : w >= (int)sizeof(keys_line) - 1 ? keys_line
-                                                                           : keys_short);
+                    t->status[0]                      ? t->status
+                    : w >= (int)sizeof(keys_line) - 1 ? keys_line
+                                                      : keys_short);
     }
     if (l.n > 0) {
         draw_line(t, LINES - 1, &l.v[0], A_NORMAL);

@@ -99,8 +99,7 @@ static bool stop_watchers(pid_t group, int64_t n, const char *dir)
             fclose(f);
         }
     }
-    printf("     %lld watch --once loops: %ld answers, %ld failed\n", (long long)n, rounds,
-           failed);
+    printf("     %lld watch --once loops: %ld answers, %ld failed\n", (long long)n, rounds, failed);
     return rounds > 0 && failed == 0;
 }
 

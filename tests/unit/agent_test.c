@@ -48,10 +48,10 @@ typedef struct peer {
     bool restarted, first_report_refused;
     char hb_stage[64];
     int64_t hb_done, hb_total;
-    char hb_detail[64];          /* the latest heartbeat's detail, "" = absent */
-    int64_t hb_stage_ms;         /* the latest heartbeat's stage_ms */
-    int64_t hb_plain_ms_max;     /* the largest stage_ms of a heartbeat without detail */
-    int64_t hb_detail_first_ms;  /* stage_ms of the first heartbeat with a detail, -1 = none */
+    char hb_detail[64];         /* the latest heartbeat's detail, "" = absent */
+    int64_t hb_stage_ms;        /* the latest heartbeat's stage_ms */
+    int64_t hb_plain_ms_max;    /* the largest stage_ms of a heartbeat without detail */
+    int64_t hb_detail_first_ms; /* stage_ms of the first heartbeat with a detail, -1 = none */
     char hb_tail[4096];
     char metrics[1024], provenance[4096];
     char result_wire[8192]; /* the last RESULT as it came over the wire */

@@ -195,7 +195,7 @@ static void finish(fixture *f, cs_store_claim *c, const char *worker, double acc
  *   job 4 (gptq) running on w2 (gpu1) with a heartbeat's progress;
  *   job 5 (gptq) failed once with oom (retry_wait), its log tail in last_error;
  *   w3 last seen 10 min ago (lost), w4 said BYE (gone). The clock reads T1 + 1 s. */
-#define T1 (T0 + 2000000)
+#define T1       (T0 + 2000000)
 #define W_WINDOW ((int64_t)600000) /* the rate's window */
 static void scene(fixture *f)
 {
