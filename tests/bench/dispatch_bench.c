@@ -93,7 +93,7 @@ static bool stop_watchers(pid_t group, int64_t n, const char *dir)
         FILE *f = fopen(path, "r");
         while (f != NULL && fgets(line, sizeof line, f) != NULL) {
             rounds++;
-            failed += atoi(line) != 0;
+            failed += strtol(line, NULL, 10) != 0;
         }
         if (f != NULL) {
             fclose(f);
