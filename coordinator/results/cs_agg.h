@@ -120,11 +120,11 @@ cs_rc cs_agg_print_text(const cJSON *agg, FILE *out, cs_err *err);
 
 /* The text table's short row labels of an aggregate (docs/results.md "Text table"): *common
  * (owned, NULL when no axis is the same in every row) the axes shared by all rows
- * ("eval=default seq_len=128"), and (*label)[i] (owned, free with cs_agg_labels_free) the label of
+ * ("eval=default seq_len=128"), and (*label)[i] (owned, free with cs_agg_labels_fini) the label of
  * row i ("algorithm=gptq(bits=4) source=prose", "baseline model=tb-llama"); *n the rows.
  * CS_EINVAL for a document that is not an aggregate, CS_ENOMEM. */
 cs_rc cs_agg_short_labels(const cJSON *agg, char **common, char ***label, size_t *n, cs_err *err);
-void cs_agg_labels_free(char *common, char **label, size_t n);
+void cs_agg_labels_fini(char *common, char **label, size_t n);
 
 /* Writes an aggregate (any cJSON tree: the full document, slim, or one that came from calsweepd)
  * to out as cJSON_PrintUnformatted's text followed by a newline, byte for byte (`calsweep results

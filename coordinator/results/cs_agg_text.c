@@ -677,7 +677,7 @@ cs_rc cs_agg_short_labels(const cJSON *agg, char **common, char ***label, size_t
     return CS_OK;
 }
 
-void cs_agg_labels_free(char *common, char **label, size_t n)
+void cs_agg_labels_fini(char *common, char **label, size_t n)
 {
     labels l = {.common = common, .label = label, .n = n};
     labels_fini(&l);

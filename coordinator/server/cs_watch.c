@@ -455,7 +455,7 @@ static cs_rc best_compute(cs_store *s, int64_t sweep_id, cJSON **out, cs_err *er
         }
         i++;
     }
-    cs_agg_labels_free(common, labels, n_labels);
+    cs_agg_labels_fini(common, labels, n_labels);
     qsort(v, n, sizeof *v, row_cmp);
     for (size_t k = 0; k < n; k++) {
         if (oom || k >= W_BEST_KEEP || !cJSON_AddItemToArray(*out, v[k])) {

@@ -439,7 +439,7 @@ static void test_best(void **state)
     }
     assert_non_null(ar);
     assert_string_equal(str(r, "label"), "algorithm=gptq n_samples=16");
-    cs_agg_labels_free(common, labels, n_labels);
+    cs_agg_labels_fini(common, labels, n_labels);
     assert_float_equal(num(get(ar, "average"), "value"), num(r, "mean"), 1e-12);
     assert_float_equal(num(get(ar, "average"), "std"), num(r, "std"), 1e-12);
     assert_int_equal((int)num(ar, "n_seeds"), 2);
