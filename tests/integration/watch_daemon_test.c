@@ -258,7 +258,7 @@ static void test_watch_while_results(void **state)
 
     /* A job of the big sweep runs 0.3 s: the counts change. The next WATCH answers at once from
      * the cache (the old average) while the cache's thread computes the ETA again (not the
-     * aggregate: at most once per max(10 s, 20 x its cost)); a later WATCH has the new average. */
+     * aggregate: at most once per max(10 s, 50 x its cost)); a later WATCH has the new average. */
     d = watch(f->c, "big", &ms);
     double avg0 = get(cJSON_GetArrayItem(get(d, "sweeps"), 0), "avg_job_s")->valuedouble;
     cJSON_Delete(d);
@@ -272,14 +272,25 @@ static void test_watch_while_results(void **state)
                      CS_OK);
     cs_msg_fini(&rep3);
     cs_msg_fini(&j3);
-    d = watch(f->c, NULL, &ms);
-    print_message("# WATCH all after a job finished: %lld ms\n", (long long)ms);
-    assert_true(ms < 1000);
-    big = cJSON_GetArrayItem(get(d, "sweeps"), 0);
-    assert_int_equal(num(get(big, "counts"), "done"), 3);
-    best = cJSON_GetArrayItem(get(d, "best"), 0);
-    assert_int_equal(num(best, "jobs"), 2); /* the cached aggregate */
-    cJSON_Delete(d);
+    /* The counts are read again once the last read is a second old (one read serves every
+     * view for a second): within a few WATCHes the new job shows, each answered at once, while
+     * the best rows stay those of the cached aggregate. */
+    int64_t slow = 0, done3 = 0, count_until = cs_time_mono_ms() + 10000;
+    while (done3 != 3 && cs_time_mono_ms() < count_until) {
+        d = watch(f->c, NULL, &ms);
+        slow = ms > slow ? ms : slow;
+        big = cJSON_GetArrayItem(get(d, "sweeps"), 0);
+        done3 = num(get(big, "counts"), "done");
+        best = cJSON_GetArrayItem(get(d, "best"), 0);
+        assert_int_equal(num(best, "jobs"), 2); /* the cached aggregate */
+        cJSON_Delete(d);
+        if (done3 != 3) {
+            nanosleep(&pause, NULL);
+        }
+    }
+    print_message("# WATCH all after a job finished: at most %lld ms\n", (long long)slow);
+    assert_int_equal(done3, 3);
+    assert_true(slow < 1000);
     double avg = avg0;
     until = cs_time_mono_ms() + 30000;
     while (avg == avg0 && cs_time_mono_ms() < until) {
