@@ -28,7 +28,7 @@
  * codec, says about the same bytes, and the daemon log names the reason.
  * To add an adversary, add a builder and a row.
  *
- * Every wait is bounded; sized for two busy CPU cores (8 jobs of 1.2 s, and a baseline run:
+ * Every wait is bounded; sized for two busy CPU cores (16 jobs of 1.2 s, and a baseline run:
  * an ASan build on a busy machine still fits two rounds of attacks). */
 #include <signal.h>
 #include <stdio.h>
