@@ -34,7 +34,9 @@ enum {
     OPT_OUTPUT,
     OPT_FORCE,
     OPT_RESAMPLES,
-    OPT_SEED
+    OPT_SEED,
+    OPT_FRAGMENT,
+    OPT_STANDALONE
 };
 
 #define MAX_LIST CS_PROTO_MAX_RESULTS_LIST
@@ -58,7 +60,8 @@ static const struct {
 } FORMATS[] = {{"markdown", CS_EXPORT_MARKDOWN},
                {"csv", CS_EXPORT_CSV},
                {"csv-long", CS_EXPORT_CSV_LONG},
-               {"json", CS_EXPORT_JSON}};
+               {"json", CS_EXPORT_JSON},
+               {"latex", CS_EXPORT_LATEX}};
 
 static int take_format(exp_args *a, const char *arg)
 {
@@ -70,7 +73,7 @@ static int take_format(exp_args *a, const char *arg)
     }
     fprintf(stderr,
             "calsweep export: --format %s: unknown; formats: markdown, csv, csv-long, "
-            "json\n",
+            "json, latex\n",
             arg);
     return CS_EXIT_USAGE;
 }
@@ -154,6 +157,10 @@ static int exp_opt(void *ctx, int id, const char *arg)
         break;
     case OPT_FORCE:
         a->force = true;
+        break;
+    case OPT_FRAGMENT:
+    case OPT_STANDALONE:
+        a->o.standalone = id == OPT_STANDALONE;
         break;
     case OPT_RESAMPLES:
         rc = cs_parse_i64(arg, 0, CS_LIMIT_RESAMPLES, &a->resamples, "--resamples", &err);
@@ -324,7 +331,12 @@ static const char EXPORT_USAGE[] =
 static const cs_opt EXPORT_OPTS[] = {
         {"db", 0, CS_OPT_VALUE, OPT_DB, "PATH", "read this database (read-only, no daemon)"},
         {"format", 0, CS_OPT_VALUE, OPT_FORMAT, "F",
-         "markdown (default), csv (wide), csv-long (a line per job, task and metric), json"},
+         "markdown (default), csv (wide), csv-long (a line per job, task and metric), json, "
+         "latex"},
+        {"fragment", 0, CS_OPT_NONE, OPT_FRAGMENT, NULL,
+         "latex: a table environment for \\input (the default)"},
+        {"standalone", 0, CS_OPT_NONE, OPT_STANDALONE, NULL,
+         "latex: a whole document (pdflatex with booktabs, multirow)"},
         {"rows", 0, CS_OPT_VALUE, OPT_ROWS, "AXES",
          "group rows by these axes (comma-separated); default: every axis but seed"},
         {"cols", 0, CS_OPT_VALUE, OPT_COLS, "tasks|AXIS",

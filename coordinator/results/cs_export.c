@@ -62,7 +62,7 @@ static cs_rc md_comment(cs_buf *b, const char *text)
 
 static cs_rc md_cell(cs_buf *b, const ex_col *c, const ex_cell *x, const cs_export_opts *o)
 {
-    int d = !c->scale ? 3 : o->digits >= 0 ? o->digits : o->percent ? 1 : 3;
+    int d = ex_digits(o, c);
     switch (c->kind) {
     case EX_AXIS:
         return md_text(b, x->text && *x->text ? x->text : "-");
@@ -286,7 +286,8 @@ cs_rc cs_export_render(const cJSON *agg, const cs_export_opts *o, cs_buf *out, c
     if (o->format == CS_EXPORT_JSON) {
         return write_json(out, agg, o, err);
     }
-    if (o->format != CS_EXPORT_MARKDOWN && o->format != CS_EXPORT_CSV) {
+    if (o->format != CS_EXPORT_MARKDOWN && o->format != CS_EXPORT_CSV &&
+        o->format != CS_EXPORT_LATEX) {
         return cs_err_set(err, CS_EINVAL, 0, "export: format %d is not a table of the aggregate",
                           (int)o->format);
     }
@@ -294,7 +295,14 @@ cs_rc cs_export_render(const cJSON *agg, const cs_export_opts *o, cs_buf *out, c
     if (rc != CS_OK) {
         return rc;
     }
-    rc = o->format == CS_EXPORT_MARKDOWN ? write_markdown(out, &t, o) : write_csv(out, &t, o);
+    if (o->format == CS_EXPORT_LATEX) {
+        cs_buf note = {0};
+        rc = put_note(&note, o, t.jobs);
+        rc = rc == CS_OK ? ex_write_latex(out, &t, o, note.data) : rc;
+        cs_buf_fini(&note);
+    } else {
+        rc = o->format == CS_EXPORT_MARKDOWN ? write_markdown(out, &t, o) : write_csv(out, &t, o);
+    }
     ex_table_fini(&t);
     return rc == CS_OK ? CS_OK : cs_err_set(err, rc, 0, "export: out of memory");
 }

@@ -31,6 +31,7 @@ typedef enum cs_export_format {
     CS_EXPORT_CSV,      /* wide: the table as shown, one line per row */
     CS_EXPORT_CSV_LONG, /* long: one line per job x task x metric (cs_export_render_long) */
     CS_EXPORT_JSON,     /* the aggregate, its rows filtered by where, plus "export" */
+    CS_EXPORT_LATEX,    /* a booktabs table (cs_export_latex.c) */
 } cs_export_format;
 
 /* One --where AXIS=VALUE (both borrowed). */
@@ -43,8 +44,9 @@ typedef struct cs_export_opts {
     const char *cols; /* NULL or "tasks": a column per task; else an axis: a column per value */
     const cs_export_where *where; /* rows kept: those whose value matches on every axis */
     size_t n_where;
-    int digits;   /* decimals of markdown numbers; < 0: 1 with percent, 3 without */
-    bool percent; /* accuracies (and their deltas) times 100 */
+    int digits;      /* decimals of markdown numbers; < 0: 1 with percent, 3 without */
+    bool percent;    /* accuracies (and their deltas) times 100 */
+    bool standalone; /* latex: a whole document around the table (else a fragment for \input) */
     /* The reproducibility note (borrowed): */
     const char *sweep;          /* the sweep as named on the command line */
     int64_t sweep_id;           /* its id in the database, 0 when unknown (from calsweepd) */

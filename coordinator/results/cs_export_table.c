@@ -356,6 +356,26 @@ static cs_rc task_cols(ex_table *t, const cJSON *agg, const cJSON *rows)
     return rc;
 }
 
+/* Whether an aggregate row may hold a best value (ex_cell.rankable). */
+static bool row_rankable(const cJSON *row)
+{
+    static const char *const bad[] = {"missing_seeds",  "failed_jobs", "lost_jobs",
+                                      "cancelled_jobs", "partial",     "no_result"};
+    const cJSON *f;
+    if (cJSON_IsTrue(get(row, "baseline"))) {
+        return false;
+    }
+    cJSON_ArrayForEach(f, get(row, "flags"))
+    {
+        for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+            if (cJSON_IsString(f) && strcmp(f->valuestring, bad[i]) == 0) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 static void set_moments(ex_cell *c, const cJSON *m, double value)
 {
     c->mean = value;
@@ -372,6 +392,7 @@ static void task_cells(ex_table *t, size_t r, const cJSON *row, size_t first)
     for (; c < t->n_cols && t->cols[c].kind == EX_NUM; c++) {
         const char *name = t->cols[c].name;
         ex_cell *x = cell(t, r, c);
+        x->rankable = row_rankable(row);
         if (strcmp(name, "average") == 0) {
             const cJSON *avg = get(row, "average");
             set_moments(x, avg, num(avg, "value"));
@@ -479,10 +500,52 @@ static cs_rc build_pivot(ex_table *t, const cJSON *agg, const cJSON *rows, const
         if (rc == CS_OK && c < t->n_cols) {
             const cJSON *avg = get(row, "average");
             set_moments(cell(t, r, c), avg, num(avg, "value"));
+            cell(t, r, c)->rankable = row_rankable(row);
         }
         cs_buf_fini(&b);
     }
     return rc;
+}
+
+/* Marks for best and second per column: 1 best, 2 second, 0 neither (ex_table_ranks). */
+cs_rc ex_table_ranks(const ex_table *t, int digits_scaled, bool percent, uint8_t **out)
+{
+    uint8_t *rank = cs_calloc_array(t->n_rows * t->n_cols + 1, 1);
+    if (!rank) {
+        return CS_ENOMEM;
+    }
+    for (size_t c = 0; c < t->n_cols; c++) {
+        const ex_col *col = &t->cols[c];
+        int d = col->scale ? digits_scaled : 3;
+        double best = NAN, second = NAN, k;
+        if (col->kind != EX_NUM || col->dir == 0) {
+            continue;
+        }
+        /* Values as shown (rounded to d decimals) times the direction: larger is better. */
+        for (int pass = 0; pass < 2; pass++) {
+            for (size_t r = 0; r < t->n_rows; r++) {
+                const ex_cell *x = &t->cells[r * t->n_cols + c];
+                if (!x->rankable || !isfinite(x->mean)) {
+                    continue;
+                }
+                k = col->dir * round((percent && col->scale ? 100.0 : 1.0) * x->mean * pow(10, d));
+                if (pass == 0) {
+                    best = isnan(best) || k > best ? k : best;
+                } else if (k < best && (isnan(second) || k > second)) {
+                    second = k;
+                }
+            }
+        }
+        for (size_t r = 0; r < t->n_rows; r++) {
+            const ex_cell *x = &t->cells[r * t->n_cols + c];
+            if (x->rankable && isfinite(x->mean)) {
+                k = col->dir * round((percent && col->scale ? 100.0 : 1.0) * x->mean * pow(10, d));
+                rank[r * t->n_cols + c] = k == best ? 1 : k == second ? 2 : 0;
+            }
+        }
+    }
+    *out = rank;
+    return CS_OK;
 }
 
 cs_rc ex_table_build(ex_table *t, const cJSON *agg, const cs_export_opts *o, cs_err *err)
@@ -499,6 +562,13 @@ cs_rc ex_table_build(ex_table *t, const cJSON *agg, const cs_export_opts *o, cs_
     if (pivot && !has_axis(get(agg, "by"), o->cols)) {
         cJSON_Delete(rows);
         return no_axis(agg, "--cols", o->cols, NULL, err);
+    }
+    t->max_seeds = to_i64(num(agg, "max_seeds"));
+    t->resamples = to_i64(num(agg, "resamples"));
+    if (cJSON_IsString(get(get(agg, "reference"), "axis")) &&
+        cJSON_IsString(get(get(agg, "reference"), "value"))) {
+        t->ref_axis = get(get(agg, "reference"), "axis")->valuestring;
+        t->ref_value = get(get(agg, "reference"), "value")->valuestring;
     }
     axes = cs_alloc_array((size_t)cJSON_GetArraySize(get(agg, "by")) + 1, sizeof(*axes));
     rc = !axes   ? CS_ENOMEM

@@ -29,6 +29,8 @@ typedef struct ex_cell {
     double p;         /* delta: p_holm, NaN when not tested */
     int64_t n;        /* seeds behind mean; EX_SEEDS: the number */
     const char *mark; /* delta: "", "*", "**", "***" (borrowed from the aggregate) */
+    bool rankable;    /* may be best or second: not a baseline, every seed done, no job failed,
+                         lost, cancelled, unfinished or without result (docs/results.md Flags) */
 } ex_cell;
 
 typedef struct ex_table {
@@ -41,11 +43,29 @@ typedef struct ex_table {
                         "delta average: against selector=random, paired bootstrap (B
                         resamples), Holm-adjusted: * p<0.05, ** p<0.01, *** p<0.001" */
     int64_t jobs;    /* done jobs of the aggregate rows used */
+    int64_t max_seeds, resamples;     /* the aggregate's */
+    const char *ref_axis, *ref_value; /* the aggregate's reference (borrowed), or NULL */
 } ex_table;
 
 /* Lays out agg under o (cs_export_render's errors). *t zeroed first; free with ex_table_fini. */
 cs_rc ex_table_build(ex_table *t, const cJSON *agg, const cs_export_opts *o, cs_err *err);
 void ex_table_fini(ex_table *t); /* NULL-safe; leaves t zeroed */
+
+/* Per cell (row-major, owned, free()): 1 the best value of its column, 2 the second best, else
+ * 0, over the rankable cells of the columns with a direction, compared as shown (rounded to
+ * digits_scaled decimals for accuracies, 3 otherwise, times 100 with percent): equal values get
+ * the same mark. CS_ENOMEM. */
+cs_rc ex_table_ranks(const ex_table *t, int digits_scaled, bool percent, uint8_t **out);
+
+/* Decimals of a column's numbers in markdown and LaTeX: --digits for accuracies (default 1 with
+ * --percent, else 3), 3 for the others (perplexity, std_ret). */
+static inline int ex_digits(const cs_export_opts *o, const ex_col *c)
+{
+    return !c->scale ? 3 : o->digits >= 0 ? o->digits : o->percent ? 1 : 3;
+}
+
+/* Writes t as a LaTeX table (cs_export_latex.c) after the note; CS_ENOMEM. */
+cs_rc ex_write_latex(cs_buf *b, const ex_table *t, const cs_export_opts *o, const char *note);
 
 /* The rows of agg that o->where keeps, in order, as a cJSON array of references (owned,
  * cJSON_Delete; the rows stay agg's). Errors as cs_export_render's. */

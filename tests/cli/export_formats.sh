@@ -7,7 +7,7 @@
 cd "$CS_SOURCE_DIR" || exit 1
 n=0; fail=0
 ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
-echo "1..20"
+echo "1..22"
 gold="$CS_SOURCE_DIR/tests/data/export"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -30,6 +30,8 @@ golden table-long.csv --format csv-long
 golden table.json --format json
 golden sensitivity.md --cols n_samples --where algorithm=gptq --percent --digits 2
 golden reference.csv --format csv --reference selector=random --resamples 1000 --percent
+golden table.tex --format latex --percent --reference selector=random --resamples 1000
+golden standalone.tex --format latex --standalone --rows algorithm,selector,n_samples --digits 2
 
 # bad ARGS -- MESSAGE: exit 1, the message on stderr, no output file
 bad() {
@@ -64,5 +66,5 @@ timeout 60 "$CALSWEEP" export --db fx.db fixture -o nodir/out.md 2>err.txt; rc=$
 ok $? "a folder that does not exist: exit 1, naming the file"
 
 timeout 60 "$CALSWEEP" export --db fx.db fixture --format tex 2>err.txt; rc=$?
-[ $rc = 2 ] && grep -qF "formats: markdown, csv, csv-long, json" err.txt; ok $? "an unknown format is a usage error listing the formats"
+[ $rc = 2 ] && grep -qF "formats: markdown, csv, csv-long, json, latex" err.txt; ok $? "an unknown format is a usage error listing the formats"
 [ $fail = 0 ]

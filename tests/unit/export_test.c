@@ -235,6 +235,70 @@ static void test_long(void **state)
     cJSON_Delete(agg);
 }
 
+/* The LaTeX of the fixture, percent, after edit(agg) (may be NULL). Returns owned text. */
+static char *latex(bool standalone, void (*edit)(cJSON *agg))
+{
+    cJSON *agg = fx_agg();
+    cs_export_opts o;
+    opts(&o, CS_EXPORT_LATEX);
+    o.percent = true;
+    o.standalone = standalone;
+    if (edit) {
+        edit(agg);
+    }
+    char *t = render(agg, &o, CS_OK, NULL);
+    cJSON_Delete(agg);
+    return t;
+}
+
+static void has(const char *text, const char *part)
+{
+    if (!strstr(text, part)) {
+        fail_msg("missing '%s' in:\n%s", part, text);
+    }
+}
+
+/* Row 1 (gptq random): a selector of every LaTeX special, and the flag missing_seeds. */
+static void edit_specials(cJSON *agg)
+{
+    cJSON *row = cJSON_GetArrayItem(cJSON_GetObjectItem(agg, "rows"), 1);
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(row, "values"), "selector",
+                              cJSON_CreateString("a_b%&#${}~^\\z"));
+    cJSON_AddItemToArray(cJSON_GetObjectItem(row, "flags"), cJSON_CreateString("missing_seeds"));
+}
+
+static void test_latex(void **state)
+{
+    (void)state;
+    char *t = latex(false, NULL);
+    /* booktabs, no vertical rules, arrows, the note as a comment, a fragment */
+    has(t, "% calsweep export: sweep s (id 7), engine e/1, 6 jobs; command: calsweep export s\n");
+    has(t, "\\begin{tabular}{llrrrrr}\n\\toprule\n");
+    has(t, "algorithm & selector & seeds & t\\_a acc $\\uparrow$ & t\\_b acc $\\uparrow$ & "
+           "average $\\uparrow$ & std\\_ret $\\downarrow$ \\\\\n\\midrule\n");
+    has(t, "\\bottomrule\n\\end{tabular}\n\\end{table}\n");
+    has(t, "(2 seeds; rows with one job show its value), accuracies in percent.");
+    assert_null(strstr(t, "\\documentclass"));
+    /* the gptq rows grouped; best bold, second underlined, the baseline never ranked, the tie
+     * on t_b (52.0 and 52.0) both bold and the next value (46.0) second */
+    has(t, "\\multirow{2}{*}{gptq(bits=4)} & random & 2 & \\underline{71.0$\\pm$1.0} & "
+           "\\textbf{52.0$\\pm$2.0} & \\underline{61.5$\\pm$1.5} & \\textbf{0.010} \\\\\n");
+    has(t, " & k|m,x & 2 & \\textbf{75.0$\\pm$1.0} & \\textbf{52.0$\\pm$0.0} & "
+           "\\textbf{63.5$\\pm$0.5} & 0.035 \\\\\n");
+    has(t, "none & -- & 1 & 80.0 & 60.0 & 70.0 & -- \\\\\n");
+    has(t, "rtn(bits=4) & -- & 1 & 66.0 & \\underline{46.0} & 56.0 & \\underline{0.029} \\\\\n");
+    free(t);
+    /* specials escaped; a row with missing seeds is never best or second */
+    t = latex(true, edit_specials);
+    has(t, "\\documentclass{article}\n");
+    has(t, "\\end{document}\n");
+    has(t, "a\\_b\\%\\&\\#\\$\\{\\}\\textasciitilde{}\\textasciicircum{}\\textbackslash{}z & "
+           "2 & 71.0$\\pm$1.0 & 52.0$\\pm$2.0 & 61.5$\\pm$1.5 & 0.010 \\\\\n");
+    has(t, "rtn(bits=4) & -- & 1 & \\underline{66.0} & \\underline{46.0} & \\underline{56.0} & "
+           "\\textbf{0.029} \\\\\n");
+    free(t);
+}
+
 static void test_values(void **state)
 {
     (void)state;
@@ -262,6 +326,7 @@ int main(void)
             cmocka_unit_test(test_markdown), cmocka_unit_test(test_csv_where_digits),
             cmocka_unit_test(test_json),     cmocka_unit_test(test_errors),
             cmocka_unit_test(test_long),     cmocka_unit_test(test_values),
+            cmocka_unit_test(test_latex),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
