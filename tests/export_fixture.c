@@ -1,7 +1,8 @@
 /* export_fixture.c - writes the export tests' fixture database (tests/cli/export_*.sh) from known
  * numbers, through the store API as a worker would report them.
  *
- * Usage: export_fixture DB. The sweep "fixture" (model tb, eval suite default) has 10 jobs:
+ * Usage: export_fixture DB. The sweep "grid" (fx_fill_grid) serves the presets. The sweep "fixture"
+ * (model tb, eval suite default) has 10 jobs:
  *   - the baseline (algorithm none): arc_e 0.80, hella_swag 0.60, ppl:wiki 10.0;
  *   - gptq(bits=4) x selector {random, k_means} x n_samples {16, 32} x seed {0, 1}:
  *     arc_e = 0.70 + 0.04 s + 0.02 n + 0.01 seed, hella_swag = 0.50 + 0.02 s + 0.04 n - 0.02 seed,
@@ -19,12 +20,13 @@
 #include "cs_store.h"
 #include "store_synth.h"
 
-#define T0       1700000000000LL
-#define WORKER   "fixture"
-#define INSTANCE "00112233445566778899aabbccddeeff"
-#define SAMPLE   "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
-#define N_CELLS  10
-#define N_ITEMS  100
+#define T0        1700000000000LL
+#define WORKER    "fixture"
+#define INSTANCE  "00112233445566778899aabbccddeeff"
+#define SAMPLE    "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+#define N_FIXTURE 10 /* cells of sweep "fixture"; then those of sweep "grid" */
+#define N_CELLS   (N_FIXTURE + 36)
+#define N_ITEMS   100
 
 typedef struct fx_cell {
     const char *algorithm; /* canonical JSON */
@@ -32,21 +34,67 @@ typedef struct fx_cell {
     int n_samples, seed;
     bool baseline;
     double arc_e, hella, ppl;
+    int seq_len;       /* 0: no seq_len axis (sweep "fixture") */
+    const char *model; /* NULL: "tb" */
 } fx_cell;
 
 typedef struct fx_gen {
     fx_cell cells[N_CELLS];
-    size_t i;
+    size_t i, end; /* the cells [i, end) are streamed */
     char key[CS_SHA256_HEX_LEN + 1];
     char config[512];
     char axes[256];
 } fx_gen;
 
+/* Sweep "grid" from cell c on: per model m (tb, tb2) the baseline, rtn(bits=4), and gptq(bits=4)
+ * x n_samples {16, 32} x seq_len {64, 128} x selector {random, k_means} x seed {0, 1}:
+ * arc_e = 0.70 + 0.02 n + 0.01 q + 0.01 s + 0.01 seed - 0.05 m, hella_swag = 0.50 + 0.04 n +
+ * 0.02 q + 0.01 s - 0.02 seed - 0.05 m (n, q, s: the n_samples', seq_len's and selector's index);
+ * baselines 0.80/0.60 - 0.05 m, rtn 0.66/0.46 - 0.05 m; ppl:wiki 11 + m - 0.5 n (gptq). */
+static void fx_fill_grid(fx_gen *g, size_t c)
+{
+    static const char *const sel[2] = {"random", "k_means"}, *const model[2] = {"tb", "tb2"};
+    for (int m = 0; m < 2; m++) {
+        g->cells[c++] =
+                (fx_cell){"{\"name\":\"none\"}", NULL,     0, 0,       true, 0.80 - 0.05 * m,
+                          0.60 - 0.05 * m,       10.0 + m, 0, model[m]};
+        g->cells[c++] = (fx_cell){"{\"bits\":4,\"name\":\"rtn\"}",
+                                  NULL,
+                                  0,
+                                  0,
+                                  false,
+                                  0.66 - 0.05 * m,
+                                  0.46 - 0.05 * m,
+                                  14.0 + m,
+                                  0,
+                                  model[m]};
+        for (int n = 0; n < 2; n++) {
+            for (int q = 0; q < 2; q++) {
+                for (int s = 0; s < 2; s++) {
+                    for (int seed = 0; seed < 2; seed++) {
+                        g->cells[c++] = (fx_cell){
+                                "{\"bits\":4,\"name\":\"gptq\"}",
+                                sel[s],
+                                16 << n,
+                                seed,
+                                false,
+                                0.70 + 0.02 * n + 0.01 * q + 0.01 * s + 0.01 * seed - 0.05 * m,
+                                0.50 + 0.04 * n + 0.02 * q + 0.01 * s - 0.02 * seed - 0.05 * m,
+                                11.0 + m - 0.5 * n,
+                                64 << q,
+                                model[m]};
+                    }
+                }
+            }
+        }
+    }
+}
+
 static void fx_fill(fx_gen *g)
 {
     static const char *const sel[2] = {"random", "k_means"};
     size_t c = 0;
-    g->cells[c++] = (fx_cell){"{\"name\":\"none\"}", NULL, 0, 0, true, 0.80, 0.60, 10.0};
+    g->cells[c++] = (fx_cell){"{\"name\":\"none\"}", NULL, 0, 0, true, 0.80, 0.60, 10.0, 0, NULL};
     for (int s = 0; s < 2; s++) {
         for (int n = 0; n < 2; n++) {
             for (int seed = 0; seed < 2; seed++) {
@@ -57,40 +105,53 @@ static void fx_fill(fx_gen *g)
                                           false,
                                           0.70 + 0.04 * s + 0.02 * n + 0.01 * seed,
                                           0.50 + 0.02 * s + 0.04 * n - 0.02 * seed,
-                                          12.0 - 0.5 * s - 0.25 * n};
+                                          12.0 - 0.5 * s - 0.25 * n,
+                                          0,
+                                          NULL};
             }
         }
     }
-    g->cells[c++] = (fx_cell){"{\"bits\":4,\"name\":\"rtn\"}", NULL, 0, 0, false, 0.66, 0.46, 14.0};
+    g->cells[c++] = (fx_cell){
+            "{\"bits\":4,\"name\":\"rtn\"}", NULL, 0, 0, false, 0.66, 0.46, 14.0, 0, NULL};
+    fx_fill_grid(g, c);
 }
 
 /* A cs_cell_next_fn over the fixture's cells. */
 static cs_rc fx_next(void *ctx, cs_cell *out, cs_err *err)
 {
     fx_gen *g = ctx;
-    char calib[96] = "null", sel[32] = "null", ns[16] = "null", seed[16] = "null";
-    if (g->i == N_CELLS) {
+    char calib[128] = "null", sel[32] = "null", ns[16] = "null", seed[16] = "null";
+    char seq[32] = "", seq_v[16] = "null";
+    if (g->i == g->end) {
         return CS_ENOENT;
     }
     const fx_cell *c = &g->cells[g->i];
+    const char *model = c->model ? c->model : "tb";
     if (c->selector) {
         snprintf(sel, sizeof(sel), "\"%s\"", c->selector);
         snprintf(ns, sizeof(ns), "%d", c->n_samples);
         snprintf(seed, sizeof(seed), "%d", c->seed);
-        snprintf(calib, sizeof(calib), "{\"n_samples\":%s,\"selector\":{\"name\":%s}}", ns, sel);
+        if (c->seq_len) {
+            snprintf(seq_v, sizeof(seq_v), "%d", c->seq_len);
+        }
+        snprintf(calib, sizeof(calib),
+                 "{\"n_samples\":%s,\"selector\":{\"name\":%s},\"seq_len\":%s}", ns, sel, seq_v);
+    }
+    if (g->i >= N_FIXTURE) {
+        snprintf(seq, sizeof(seq), ",\"seq_len\":%s", seq_v);
     }
     int w = snprintf(g->config, sizeof(g->config),
                      "{\"algorithm\":%s,\"calibration\":%s,\"cell\":%zu,\"eval\":{\"limit\":100},"
                      "\"model\":{\"arch\":\"llama\",\"backend\":\"native\",\"folder\":"
-                     "\"models/tb\"},\"seed\":%s}",
-                     c->algorithm, calib, g->i, seed);
+                     "\"models/%s\"},\"seed\":%s}",
+                     c->algorithm, calib, g->i, model, seed);
     if (w < 0 || (size_t)w >= sizeof(g->config)) {
         return cs_err_set(err, CS_ETOOBIG, 0, "export_fixture: cell %zu: config too long", g->i);
     }
     snprintf(g->axes, sizeof(g->axes),
-             "{\"algorithm\":%s,\"eval\":\"default\",\"model\":\"tb\",\"n_samples\":%s,"
-             "\"selector\":%s,\"seed\":%s}",
-             c->algorithm, ns, sel, seed);
+             "{\"algorithm\":%s,\"eval\":\"default\",\"model\":\"%s\",\"n_samples\":%s,"
+             "\"selector\":%s,\"seed\":%s%s}",
+             c->algorithm, model, ns, sel, seed, seq);
     if (cs_sha256_hex(g->config, (size_t)w, g->key, err) != CS_OK) {
         return CS_EINTERNAL;
     }
@@ -152,7 +213,7 @@ int main(int argc, char **argv)
     cs_store *s = NULL;
     cs_err err = {0};
     cs_store_submit_counts counts;
-    cs_sweep_meta meta = cs_synth_meta("fixture");
+    cs_sweep_meta meta = cs_synth_meta("fixture"), grid = cs_synth_meta("grid");
     FILE *f;
 
     if (argc != 2) {
@@ -168,7 +229,12 @@ int main(int argc, char **argv)
     fx_fill(&g);
     cs_rc rc = cs_store_open(argv[1], &s, &err);
     if (rc == CS_OK) {
+        g.end = N_FIXTURE;
         rc = cs_store_submit(s, &meta, fx_next, &g, false, T0, &counts, &err);
+    }
+    if (rc == CS_OK) {
+        g.end = N_CELLS;
+        rc = cs_store_submit(s, &grid, fx_next, &g, false, T0, &counts, &err);
     }
     for (size_t i = 0; rc == CS_OK && i < N_CELLS; i++) {
         rc = fx_report(s, &g, &err);

@@ -36,7 +36,30 @@ enum {
     OPT_RESAMPLES,
     OPT_SEED,
     OPT_FRAGMENT,
-    OPT_STANDALONE
+    OPT_STANDALONE,
+    OPT_PRESET
+};
+
+/* The presets (issue 21): the grouping, the columns and one table per value of the split axes. */
+typedef struct exp_preset {
+    const char *name;
+    const char *by[5];
+    size_t n_by;
+    const char *cols;
+    const char *split[2];
+    size_t n_split;
+} exp_preset;
+
+static const exp_preset PRESETS[] = {
+        /* rows algorithm x selector; columns the tasks, average, std_ret; a table per model */
+        {"selectors", {"algorithm", "selector", "model", "eval"}, 4, "tasks", {"model"}, 1},
+        /* rows n_samples, columns seq_len, cells the average; a table per algorithm and model */
+        {"sensitivity",
+         {"algorithm", "model", "eval", "n_samples", "seq_len"},
+         5,
+         "seq_len",
+         {"algorithm", "model"},
+         2},
 };
 
 #define MAX_LIST CS_PROTO_MAX_RESULTS_LIST
@@ -51,6 +74,7 @@ typedef struct exp_args {
     size_t n_where;
     int64_t resamples, seed, digits;
     bool force;
+    const exp_preset *preset;
     cs_export_opts o;
 } exp_args;
 
@@ -76,6 +100,39 @@ static int take_format(exp_args *a, const char *arg)
             "json, latex\n",
             arg);
     return CS_EXIT_USAGE;
+}
+
+static int take_preset(exp_args *a, const char *arg)
+{
+    for (size_t i = 0; i < sizeof(PRESETS) / sizeof(*PRESETS); i++) {
+        if (strcmp(arg, PRESETS[i].name) == 0) {
+            a->preset = &PRESETS[i];
+            return CS_EXIT_OK;
+        }
+    }
+    fprintf(stderr, "calsweep export: --preset %s: unknown; presets: selectors, sensitivity\n",
+            arg);
+    return CS_EXIT_USAGE;
+}
+
+/* --preset sets the grouping and the columns: --rows and --cols may not be given with it. */
+static int apply_preset(exp_args *a)
+{
+    if (!a->preset) {
+        return CS_EXIT_OK;
+    }
+    if (a->n_by > 0 || a->cols) {
+        fprintf(stderr,
+                "calsweep export: --preset %s sets the rows and columns: give it without "
+                "--rows and --cols\n",
+                a->preset->name);
+        return CS_EXIT_USAGE;
+    }
+    for (size_t i = 0; i < a->preset->n_by; i++) {
+        a->by[a->n_by++] = a->preset->by[i];
+    }
+    a->cols = a->preset->cols;
+    return CS_EXIT_OK;
 }
 
 /* --rows AXES: comma-separated axis names (copied: the list points into rows_text). */
@@ -158,6 +215,8 @@ static int exp_opt(void *ctx, int id, const char *arg)
     case OPT_FORCE:
         a->force = true;
         break;
+    case OPT_PRESET:
+        return take_preset(a, arg);
     case OPT_FRAGMENT:
     case OPT_STANDALONE:
         a->o.standalone = id == OPT_STANDALONE;
@@ -212,11 +271,25 @@ static char *command_line(int argc, char **argv)
     return cs_buf_take(&b);
 }
 
-/* An error of the results layer, whose option --by is export's --rows. */
-static void print_error(const cs_err *err)
+/* An error of the results layer, whose option --by is export's --rows (or the preset's axes). */
+static void print_error(const exp_args *a, const cs_err *err)
 {
     bool by = strncmp(err->msg, "--by ", 5) == 0;
-    fprintf(stderr, "calsweep export: %s%s\n", by ? "--rows " : "", err->msg + (by ? 5 : 0));
+    const char *msg = err->msg + (by ? 5 : 0);
+    if (a->preset) {
+        fprintf(stderr, "calsweep export: --preset %s: %s%s\n", a->preset->name, by ? "axis " : "",
+                msg);
+    } else {
+        fprintf(stderr, "calsweep export: %s%s\n", by ? "--rows " : "", msg);
+    }
+}
+
+/* The export of the aggregate: one table, or the preset's one per split value. */
+static cs_rc render_agg(const exp_args *a, const cJSON *agg, cs_buf *out, cs_err *err)
+{
+    return a->preset ? cs_export_render_split(agg, &a->o, a->preset->split, a->preset->n_split, out,
+                                              err)
+                     : cs_export_render(agg, &a->o, out, err);
 }
 
 /* The aggregate (or for csv-long the jobs) from the database at a->db, read-only. */
@@ -244,13 +317,13 @@ static int render_db(exp_args *a, cs_buf *out)
         rc = rc == CS_OK ? cs_export_render_long(jobs.jobs, jobs.n_jobs, &a->o, out, &err) : rc;
     } else if (rc == CS_OK) {
         rc = cs_store_results(s, a->sweep, &q, &agg, &err);
-        rc = rc == CS_OK ? cs_export_render(agg, &a->o, out, &err) : rc;
+        rc = rc == CS_OK ? render_agg(a, agg, out, &err) : rc;
     }
     cs_store_agg_fini(&jobs);
     cJSON_Delete(agg);
     cs_store_close(s);
     if (rc != CS_OK) {
-        print_error(&err);
+        print_error(a, &err);
         return CS_EXIT_FAIL;
     }
     return CS_EXIT_OK;
@@ -275,8 +348,8 @@ static int render_daemon(const cs_client *c, exp_args *a, cs_buf *out)
     req.results.resamples = a->resamples;
     req.results.seed = a->seed;
     int code = cs_client_call_long(c, "export", &req, NULL, CS_CLIENT_LONG_MS, &agg);
-    if (code == CS_EXIT_OK && cs_export_render(agg, &a->o, out, &err) != CS_OK) {
-        print_error(&err);
+    if (code == CS_EXIT_OK && render_agg(a, agg, out, &err) != CS_OK) {
+        print_error(a, &err);
         code = CS_EXIT_FAIL;
     }
     cJSON_Delete(agg);
@@ -333,6 +406,9 @@ static const cs_opt EXPORT_OPTS[] = {
         {"format", 0, CS_OPT_VALUE, OPT_FORMAT, "F",
          "markdown (default), csv (wide), csv-long (a line per job, task and metric), json, "
          "latex"},
+        {"preset", 0, CS_OPT_VALUE, OPT_PRESET, "P",
+         "selectors (rows algorithm x selector, a table per model) or sensitivity (rows "
+         "n_samples, columns seq_len, a table per algorithm and model)"},
         {"fragment", 0, CS_OPT_NONE, OPT_FRAGMENT, NULL,
          "latex: a table environment for \\input (the default)"},
         {"standalone", 0, CS_OPT_NONE, OPT_STANDALONE, NULL,
@@ -377,6 +453,10 @@ int cs_cmd_export(const cs_client *base, int argc, char **argv)
     if (!a->sweep) {
         fprintf(stderr, "calsweep export: expected a sweep (see calsweep export --help)\n");
         code = CS_EXIT_USAGE;
+        goto out;
+    }
+    code = apply_preset(a);
+    if (code != CS_EXIT_OK) {
         goto out;
     }
     if (a->cols && strcmp(a->cols, "tasks") != 0 && a->n_by > 0) {

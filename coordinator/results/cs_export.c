@@ -306,3 +306,115 @@ cs_rc cs_export_render(const cJSON *agg, const cs_export_opts *o, cs_buf *out, c
     ex_table_fini(&t);
     return rc == CS_OK ? CS_OK : cs_err_set(err, rc, 0, "export: out of memory");
 }
+
+/* ---- one table per combination of the split axes ------------------------------------------ */
+
+/* The distinct combinations of the split axes' values among agg's rows (all non-null), each as
+ * a JSON array of the values, in first-seen order (owned, cJSON_Delete). */
+static cJSON *split_combos(const cJSON *agg, const char *const *split, size_t n_split)
+{
+    cJSON *combos = cJSON_CreateArray();
+    const cJSON *row, *c;
+    cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(agg, "rows"))
+    {
+        const cJSON *values = cJSON_GetObjectItemCaseSensitive(row, "values");
+        cJSON *combo = cJSON_CreateArray();
+        bool seen = false, whole = true;
+        for (size_t i = 0; i < n_split && combo; i++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(values, split[i]);
+            whole = whole && v && !cJSON_IsNull(v);
+            if (whole) {
+                cJSON_AddItemToArray(combo, cJSON_Duplicate(v, true));
+            }
+        }
+        cJSON_ArrayForEach(c, combos)
+        {
+            seen = seen || cJSON_Compare(c, combo, true);
+        }
+        if (!combos || !combo || !whole || seen) {
+            cJSON_Delete(combo);
+        } else {
+            cJSON_AddItemToArray(combos, combo);
+        }
+    }
+    return combos;
+}
+
+/* One combination's table, appended to out after its heading; out unchanged on error (and for
+ * an empty selection, CS_ENOENT). */
+static cs_rc split_one(const cJSON *agg, const cs_export_opts *o, const char *const *split,
+                       const cJSON *combo, cs_buf *out, cs_err *err)
+{
+    size_t n = (size_t)cJSON_GetArraySize(combo);
+    cs_export_where *w = cs_calloc_array(o->n_where + n + 1, sizeof(*w));
+    char **texts = cs_calloc_array(n + 1, sizeof(*texts));
+    cs_export_opts one = *o;
+    cs_buf head = {0}, part = {0};
+    cs_rc rc = w && texts ? CS_OK : CS_ENOMEM;
+    for (size_t i = 0; i < o->n_where && rc == CS_OK; i++) {
+        w[i] = o->where[i];
+    }
+    for (size_t i = 0; i < n && rc == CS_OK; i++) {
+        const cJSON *v = cJSON_GetArrayItem(combo, (int)i);
+        texts[i] = cJSON_PrintUnformatted(v);
+        rc = texts[i] ? cs_buf_printf(&head, "%s%s=", i ? " " : "", split[i]) : CS_ENOMEM;
+        rc = rc == CS_OK ? cs_export_value_text(&head, v) : rc;
+        w[o->n_where + i] = (cs_export_where){split[i], texts[i]};
+    }
+    one.where = w;
+    one.n_where = o->n_where + n;
+    one.standalone = false;
+    rc = rc == CS_OK ? cs_export_render(agg, &one, &part, err)
+                     : cs_err_set(err, rc, 0, "export: out of memory");
+    if (rc == CS_OK && o->format == CS_EXPORT_MARKDOWN) {
+        rc = cs_buf_printf(out, "%s### %s\n\n", out->len ? "\n" : "", head.data);
+    } else if (rc == CS_OK && out->len) {
+        rc = cs_buf_putc(out, '\n');
+    }
+    rc = rc == CS_OK ? cs_buf_append(out, part.data, part.len) : rc;
+    for (size_t i = 0; texts && i < n; i++) {
+        cJSON_free(texts[i]);
+    }
+    free(texts);
+    free(w);
+    cs_buf_fini(&head);
+    cs_buf_fini(&part);
+    return rc;
+}
+
+cs_rc cs_export_render_split(const cJSON *agg, const cs_export_opts *o, const char *const *split,
+                             size_t n_split, cs_buf *out, cs_err *err)
+{
+    cJSON *combos;
+    const cJSON *c;
+    cs_rc rc = CS_OK;
+    size_t made = 0;
+    if (n_split == 0 || (o->format != CS_EXPORT_MARKDOWN && o->format != CS_EXPORT_LATEX)) {
+        return cs_export_render(agg, o, out, err);
+    }
+    combos = split_combos(agg, split, n_split);
+    if (!combos) {
+        return cs_err_set(err, CS_ENOMEM, 0, "export: out of memory");
+    }
+    if (o->standalone && o->format == CS_EXPORT_LATEX) {
+        rc = ex_latex_document(out, true);
+    }
+    cJSON_ArrayForEach(c, combos)
+    {
+        if (rc == CS_OK || rc == CS_ENOENT) {
+            rc = split_one(agg, o, split, c, out, err);
+            made += rc == CS_OK;
+        }
+    }
+    cJSON_Delete(combos);
+    if (rc == CS_ENOENT && made > 0) {
+        rc = CS_OK;
+    }
+    if (rc == CS_OK && made == 0) {
+        rc = cs_err_set(err, CS_ENOENT, 0, "no table has a row (the sweep has no rows to show)");
+    }
+    if (rc == CS_OK && o->standalone && o->format == CS_EXPORT_LATEX) {
+        rc = ex_latex_document(out, false);
+    }
+    return rc;
+}

@@ -66,6 +66,15 @@ void cs_export_opts_init(cs_export_opts *o);
  * error except for CS_ENOMEM. */
 cs_rc cs_export_render(const cJSON *agg, const cs_export_opts *o, cs_buf *out, cs_err *err);
 
+/* cs_export_render once per combination of values of the split axes (first-seen order among the
+ * rows where every split axis has a value), each with those values added to o->where: the presets'
+ * "one table per model" (markdown: each after a heading "### model=tb"; LaTeX: one table
+ * environment each, in one document with o->standalone). Combinations whose selection is empty
+ * (CS_ENOENT: e.g. the baseline in a pivot over seq_len) are left out; CS_ENOENT when every one
+ * is. CSV and JSON are one table: split is ignored. Other errors as cs_export_render's. */
+cs_rc cs_export_render_split(const cJSON *agg, const cs_export_opts *o, const char *const *split,
+                             size_t n_split, cs_buf *out, cs_err *err);
+
 /* Appends the long CSV of the n jobs (as cs_store_agg_load gives them) to out: a header, then one
  * line per done job, task and metric: job_id, baseline, model, eval, every axis flattened (an
  * object's members as axis.member, one column each, the union over the jobs in sorted order),

@@ -180,6 +180,15 @@ static cs_rc tex_caption(cs_buf *b, const ex_table *t, const cs_export_opts *o)
     return rc == CS_OK ? cs_buf_puts(b, "}\n") : rc;
 }
 
+cs_rc ex_latex_document(cs_buf *b, bool begin)
+{
+    return cs_buf_puts(b, begin ? "\\documentclass{article}\n\\usepackage[T1]{fontenc}\n"
+                                  "\\usepackage{booktabs}\n\\usepackage{multirow}\n"
+                                  "\\usepackage[margin=1cm,landscape]{geometry}\n"
+                                  "\\begin{document}\n"
+                                : "\\end{document}\n");
+}
+
 cs_rc ex_write_latex(cs_buf *b, const ex_table *t, const cs_export_opts *o, const char *note)
 {
     uint8_t *rank = NULL;
@@ -194,10 +203,7 @@ cs_rc ex_write_latex(cs_buf *b, const ex_table *t, const cs_export_opts *o, cons
     }
     rc = rc == CS_OK ? cs_buf_putc(b, '\n') : rc;
     if (rc == CS_OK && o->standalone) {
-        rc = cs_buf_puts(b, "\\documentclass{article}\n\\usepackage[T1]{fontenc}\n"
-                            "\\usepackage{booktabs}\n\\usepackage{multirow}\n"
-                            "\\usepackage[margin=1cm,landscape]{geometry}\n"
-                            "\\begin{document}\n");
+        rc = ex_latex_document(b, true);
     } else if (rc == CS_OK) {
         rc = cs_buf_puts(b, "% needs \\usepackage{booktabs} and \\usepackage{multirow}\n");
     }
@@ -207,7 +213,7 @@ cs_rc ex_write_latex(cs_buf *b, const ex_table *t, const cs_export_opts *o, cons
     rc = rc == CS_OK ? tex_body(b, t, o, rank) : rc;
     rc = rc == CS_OK ? cs_buf_puts(b, "\\bottomrule\n\\end{tabular}\n\\end{table}\n") : rc;
     if (rc == CS_OK && o->standalone) {
-        rc = cs_buf_puts(b, "\\end{document}\n");
+        rc = ex_latex_document(b, false);
     }
     free(rank);
     return rc;

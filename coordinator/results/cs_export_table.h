@@ -67,6 +67,9 @@ static inline int ex_digits(const cs_export_opts *o, const ex_col *c)
 /* Writes t as a LaTeX table (cs_export_latex.c) after the note; CS_ENOMEM. */
 cs_rc ex_write_latex(cs_buf *b, const ex_table *t, const cs_export_opts *o, const char *note);
 
+/* The start (begin) or end of the standalone LaTeX document around the tables; CS_ENOMEM. */
+cs_rc ex_latex_document(cs_buf *b, bool begin);
+
 /* The rows of agg that o->where keeps, in order, as a cJSON array of references (owned,
  * cJSON_Delete; the rows stay agg's). Errors as cs_export_render's. */
 cs_rc ex_select_rows(const cJSON *agg, const cs_export_opts *o, cJSON **out, cs_err *err);

@@ -70,8 +70,8 @@ bool cs_export_value_matches(const cJSON *v, const char *text)
     if (!v || cJSON_IsNull(v) || !text) {
         return false;
     }
-    if (cJSON_IsString(v)) {
-        return strcmp(v->valuestring, text) == 0;
+    if (cJSON_IsString(v) && strcmp(v->valuestring, text) == 0) {
+        return true;
     }
     if (cJSON_IsString(name) && strcmp(name->valuestring, text) == 0) {
         return true;

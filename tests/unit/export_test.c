@@ -299,6 +299,45 @@ static void test_latex(void **state)
     free(t);
 }
 
+/* One table per algorithm; in a pivot over selector the rows without one (none, rtn) leave
+ * their tables out; a split whose every table is empty is CS_ENOENT. */
+static void test_split(void **state)
+{
+    (void)state;
+    cJSON *agg = fx_agg();
+    const char *const split[] = {"algorithm"};
+    cs_export_where w[1] = {{"algorithm", "rtn"}};
+    cs_export_opts o;
+    cs_buf b = {0};
+    cs_err err = {0};
+    opts(&o, CS_EXPORT_MARKDOWN);
+    assert_int_equal(cs_export_render_split(agg, &o, split, 1, &b, &err), CS_OK);
+    has(b.data, "### algorithm=none\n\n<!-- calsweep export: sweep s (id 7), engine e/1, 1 jobs;");
+    has(b.data, "\n\n### algorithm=gptq(bits=4)\n\n<!-- calsweep export: sweep s (id 7), engine "
+                "e/1, 4 jobs;");
+    has(b.data, "\n\n### algorithm=rtn(bits=4)\n\n");
+    cs_buf_fini(&b);
+    o.cols = "selector";
+    assert_int_equal(cs_export_render_split(agg, &o, split, 1, &b, &err), CS_OK);
+    assert_true(strncmp(b.data, "### algorithm=gptq(bits=4)\n\n", 28) == 0);
+    assert_null(strstr(b.data, "### algorithm=rtn"));
+    cs_buf_fini(&b);
+    o.where = w;
+    o.n_where = 1;
+    assert_int_equal(cs_export_render_split(agg, &o, split, 1, &b, &err), CS_ENOENT);
+    cs_buf_fini(&b);
+    o.format = CS_EXPORT_LATEX;
+    o.cols = NULL;
+    o.n_where = 0;
+    o.standalone = true;
+    assert_int_equal(cs_export_render_split(agg, &o, split, 1, &b, &err), CS_OK);
+    assert_true(strncmp(b.data, "\\documentclass{article}\n", 24) == 0);
+    assert_non_null(strstr(b.data, "\\end{table}\n\\end{document}\n"));
+    assert_null(strstr(strstr(b.data, "\\begin{document}") + 1, "\\begin{document}"));
+    cs_buf_fini(&b);
+    cJSON_Delete(agg);
+}
+
 static void test_values(void **state)
 {
     (void)state;
@@ -313,6 +352,11 @@ static void test_values(void **state)
     assert_true(cs_export_value_matches(v, "{\"name\":\"rtn\",\"grid\":\"g\",\"bits\":4}"));
     assert_false(cs_export_value_matches(v, "rtn(bits=3)"));
     assert_true(cs_export_value_matches(n, "16"));
+    cJSON *str = cJSON_CreateString("tb");
+    assert_true(cs_export_value_matches(str, "tb"));
+    assert_true(cs_export_value_matches(str, "\"tb\""));
+    assert_false(cs_export_value_matches(str, "tb2"));
+    cJSON_Delete(str);
     assert_false(cs_export_value_matches(n, "32"));
     assert_false(cs_export_value_matches(NULL, "16"));
     cs_buf_fini(&b);
@@ -326,7 +370,7 @@ int main(void)
             cmocka_unit_test(test_markdown), cmocka_unit_test(test_csv_where_digits),
             cmocka_unit_test(test_json),     cmocka_unit_test(test_errors),
             cmocka_unit_test(test_long),     cmocka_unit_test(test_values),
-            cmocka_unit_test(test_latex),
+            cmocka_unit_test(test_latex),    cmocka_unit_test(test_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
