@@ -48,7 +48,7 @@ static const cs_cli_cmd commands[] = {
         {"retry", cs_cmd_retry, "requeue failed or lost jobs"},
         {"extend", cs_cmd_extend, "add the new cells of a changed sweep file to its sweep"},
         {"results", cs_cmd_results, "aggregate a sweep over seeds: accuracy, balance, deltas"},
-        {"export", cs_cmd_export, "a sweep's results as a table: markdown, CSV, JSON"},
+        {"export", cs_cmd_export, "a sweep's results as a table: LaTeX, markdown, CSV, JSON"},
         {"help", cmd_help, "show help for calsweep or one of its commands"},
 };
 
