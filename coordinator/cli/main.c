@@ -1,5 +1,5 @@
 /* calsweep - the user's command: plan, submit, status, jobs, workers, watch, logs, cancel, pause,
- * resume, retry, extend, results.
+ * resume, retry, extend, results, export.
  *
  * Global options (the connection to calsweepd) come before the subcommand; each subcommand parses
  * the rest itself and accepts the connection options too. The subcommands are one table (name,
@@ -48,6 +48,7 @@ static const cs_cli_cmd commands[] = {
         {"retry", cs_cmd_retry, "requeue failed or lost jobs"},
         {"extend", cs_cmd_extend, "add the new cells of a changed sweep file to its sweep"},
         {"results", cs_cmd_results, "aggregate a sweep over seeds: accuracy, balance, deltas"},
+        {"export", cs_cmd_export, "a sweep's results as a table: LaTeX, markdown, CSV, JSON"},
         {"help", cmd_help, "show help for calsweep or one of its commands"},
 };
 
