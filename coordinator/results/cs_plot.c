@@ -205,13 +205,20 @@ static cs_rc check_where(const cJSON *agg, const cs_plot_opts *o, where *w, cs_e
     return CS_OK;
 }
 
-/* The axes a figure reads from its rows (NULL-terminated). */
-static const char *const *figure_axes(cs_plot_kind k)
+/* The axes figure o->kind reads from its rows into out[0..4), NULL-terminated: the heatmap's
+ * panels and cells, the others' series (o->series, "selector" by default) and x axis. */
+static void figure_axes(const cs_plot_opts *o, const char *out[4])
 {
-    static const char *const heat[] = {"algorithm", "model", "n_samples", "seq_len", NULL};
-    static const char *const lines[] = {"selector", "n_samples", NULL};
-    static const char *const bars[] = {"selector", NULL};
-    return k == CS_PLOT_HEATMAP ? heat : k == CS_PLOT_NSAMPLES ? lines : bars;
+    const char *series = o->series ? o->series : "selector";
+    memset(out, 0, 4 * sizeof(*out));
+    if (o->kind == CS_PLOT_HEATMAP) {
+        out[0] = "algorithm";
+        out[1] = "n_samples";
+        out[2] = "seq_len";
+    } else {
+        out[0] = series;
+        out[1] = o->kind == CS_PLOT_NSAMPLES ? "n_samples" : NULL;
+    }
 }
 
 static bool in_list(const char *const *list, const char *s)
@@ -225,7 +232,7 @@ static bool in_list(const char *const *list, const char *s)
 }
 
 /* Whether row is plotted: not a baseline, every filter holds, every figure axis has a value. */
-static bool selected(const cJSON *row, const where *w, size_t n_where, cs_plot_kind k)
+static bool selected(const cJSON *row, const where *w, size_t n_where, const char *const *shown)
 {
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "baseline"))) {
         return false;
@@ -236,7 +243,7 @@ static bool selected(const cJSON *row, const where *w, size_t n_where, cs_plot_k
             return false;
         }
     }
-    for (const char *const *a = figure_axes(k); *a; a++) {
+    for (const char *const *a = shown; *a; a++) {
         if (!row_axis(row, *a)) {
             return false;
         }
@@ -244,14 +251,19 @@ static bool selected(const cJSON *row, const where *w, size_t n_where, cs_plot_k
     return true;
 }
 
-/* CS_EINVAL when the selected rows sel[0..n) differ on axis (one the figure does not show). */
+/* CS_EINVAL when the selected rows sel[0..n) have two values on axis (one the figure does not
+ * show). A row without a value there (null: the axis does not apply to it, as the selector to
+ * RTN) agrees with any. */
 static cs_rc one_value(const cJSON *rows, const cJSON **sel, size_t n, const char *axis,
                        cs_err *err)
 {
+    const cJSON *first = NULL;
     cs_buf b;
     cs_rc rc;
-    for (size_t i = 1; i < n; i++) {
-        if (!same(row_axis(sel[i], axis), row_axis(sel[0], axis))) {
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *v = row_axis(sel[i], axis);
+        first = first ? first : v;
+        if (v && !same(v, first)) {
             cs_buf_init(&b);
             list_values(rows, axis, &b);
             rc = cs_err_set(err, CS_EINVAL, 0,
@@ -272,31 +284,37 @@ static cs_rc select_rows(const cJSON *agg, const cs_plot_opts *o, const where *w
 {
     const cJSON *rows = cJSON_GetObjectItemCaseSensitive(agg, "rows");
     const cJSON *row, *axis;
-    const char *const *shown = figure_axes(o->kind);
+    const char *shown[4];
     cs_rc rc = CS_OK;
+    figure_axes(o, shown);
     *n = 0;
     cJSON_ArrayForEach(row, rows)
     {
-        if (selected(row, w, o->n_where, o->kind) && *n < max) {
-            sel[(*n)++] = row;
+        if (!selected(row, w, o->n_where, shown)) {
+            continue;
         }
+        if (*n == max) {
+            return cs_err_set(err, CS_ETOOBIG, 0, "more than %zu rows to plot; narrow with --where",
+                              max);
+        }
+        sel[(*n)++] = row;
     }
     if (*n == 0) {
         return cs_err_set(err, CS_ENOENT, 0,
-                          "no rows to plot: no row %shas %s (check --where and the sweep's axes)",
-                          o->n_where ? "that matches every --where " : "",
-                          o->kind == CS_PLOT_HEATMAP    ? "algorithm, n_samples and seq_len"
-                          : o->kind == CS_PLOT_NSAMPLES ? "a selector and n_samples"
-                                                        : "a selector");
+                          "no rows to plot: no row %shas a value on %s%s%s%s%s (check --where)",
+                          o->n_where ? "that matches every --where " : "", shown[0],
+                          shown[1] ? ", " : "", shown[1] ? shown[1] : "", shown[2] ? ", " : "",
+                          shown[2] ? shown[2] : "");
     }
     cJSON_ArrayForEach(axis, cJSON_GetObjectItemCaseSensitive(agg, "by"))
     {
         if (rc == CS_OK && cJSON_IsString(axis) && strcmp(axis->valuestring, "seed") != 0 &&
-            !in_list(shown, axis->valuestring)) {
+            !in_list(shown, axis->valuestring) &&
+            !(o->kind == CS_PLOT_HEATMAP && strcmp(axis->valuestring, "model") == 0)) {
             rc = one_value(rows, sel, *n, axis->valuestring, err);
         }
     }
-    if (rc == CS_OK && !in_list(shown, "model")) {
+    if (rc == CS_OK && o->kind != CS_PLOT_HEATMAP && !in_list(shown, "model")) {
         rc = one_value(rows, sel, *n, "model", err);
     }
     return rc;
@@ -420,7 +438,8 @@ static cs_rc model_heatmap(const cJSON **sel, size_t n, cs_plot_model *m, cs_err
     return rc;
 }
 
-static cs_rc model_lines(const cJSON **sel, size_t n, cs_plot_model *m, cs_err *err)
+static cs_rc model_lines(const cJSON **sel, size_t n, const char *series, cs_plot_model *m,
+                         cs_err *err)
 {
     const cJSON *keys[CS_PLOT_MAX][2];
     size_t s;
@@ -429,8 +448,8 @@ static cs_rc model_lines(const cJSON **sel, size_t n, cs_plot_model *m, cs_err *
         double x = 0;
         rc = axis_num(sel[i], "n_samples", &x, err);
         rc = rc == CS_OK ? num_slot(m->x, &m->n_x, x, "n_samples", err) : rc;
-        rc = rc == CS_OK ? cat_slot(row_axis(sel[i], "selector"), NULL, keys, m->series,
-                                    &m->n_series, &s, "selectors", err)
+        rc = rc == CS_OK ? cat_slot(row_axis(sel[i], series), NULL, keys, m->series, &m->n_series,
+                                    &s, "series", err)
                          : rc;
     }
     for (size_t a = 0; a < CS_PLOT_MAX; a++) {
@@ -444,12 +463,12 @@ static cs_rc model_lines(const cJSON **sel, size_t n, cs_plot_model *m, cs_err *
                se = num(sel[i], "average", "se", NULL);
         size_t ix;
         axis_num(sel[i], "n_samples", &x, NULL);
-        cat_slot(row_axis(sel[i], "selector"), NULL, keys, m->series, &m->n_series, &s, "selectors",
+        cat_slot(row_axis(sel[i], series), NULL, keys, m->series, &m->n_series, &s, "selectors",
                  NULL);
         ix = num_index(m->x, m->n_x, x);
         if (!isnan(m->mean[s][ix])) {
             return cs_err_set(err, CS_EINVAL, 0,
-                              "two rows have selector %s and n_samples=%g; group by more axes",
+                              "two rows have %s %s and n_samples=%g; group by more axes", series,
                               m->series[s], x);
         }
         m->mean[s][ix] = num(sel[i], "average", "mean", NULL);
@@ -462,8 +481,8 @@ static cs_rc model_lines(const cJSON **sel, size_t n, cs_plot_model *m, cs_err *
     return rc;
 }
 
-static cs_rc model_bars(const cJSON *agg, const cJSON **sel, size_t n, cs_plot_model *m,
-                        cs_err *err)
+static cs_rc model_bars(const cJSON *agg, const cJSON **sel, size_t n, const char *series,
+                        cs_plot_model *m, cs_err *err)
 {
     const cJSON *keys[CS_PLOT_MAX][2];
     const cJSON *rows = cJSON_GetObjectItemCaseSensitive(agg, "rows"), *t;
@@ -489,8 +508,8 @@ static cs_rc model_bars(const cJSON *agg, const cJSON **sel, size_t n, cs_plot_m
     for (size_t i = 0; i < n && rc == CS_OK; i++) {
         double id = num(sel[i], "baseline_row", NULL, NULL);
         const cJSON *base = isnan(id) ? NULL : cJSON_GetArrayItem(rows, (int)id);
-        rc = cat_slot(row_axis(sel[i], "selector"), NULL, keys, m->series, &m->n_series, &s,
-                      "selectors", err);
+        rc = cat_slot(row_axis(sel[i], series), NULL, keys, m->series, &m->n_series, &s, "series",
+                      err);
         for (size_t k = 0; k < m->n_tasks && rc == CS_OK; k++) {
             m->mean[s][k] = num(cJSON_GetObjectItemCaseSensitive(sel[i], "tasks"), m->task[k],
                                 "value", NULL);
@@ -519,6 +538,8 @@ double cs_plot_t975(size_t df)
 cs_rc cs_plot_model_build(const cJSON *agg, const cs_plot_opts *o, cs_plot_model *m, cs_err *err)
 {
     where w[16];
+    const char *shown[4];
+    const char *series = o->series ? o->series : "selector";
     const cJSON *sel[CS_PLOT_MAX * CS_PLOT_MAX];
     size_t n = 0;
     cs_rc rc;
@@ -540,7 +561,8 @@ cs_rc cs_plot_model_build(const cJSON *agg, const cs_plot_opts *o, cs_plot_model
                           o->metric, KINDS[o->kind],
                           o->kind == CS_PLOT_HEATMAP ? "accuracy, std_ret" : "accuracy");
     }
-    for (const char *const *a = figure_axes(o->kind); *a; a++) {
+    figure_axes(o, shown);
+    for (const char *const *a = shown; *a; a++) {
         if (!has_axis(agg, *a)) {
             return no_axis(agg, KINDS[o->kind], *a, err);
         }
@@ -551,8 +573,8 @@ cs_rc cs_plot_model_build(const cJSON *agg, const cs_plot_opts *o, cs_plot_model
         return rc;
     }
     return o->kind == CS_PLOT_HEATMAP    ? model_heatmap(sel, n, m, err)
-           : o->kind == CS_PLOT_NSAMPLES ? model_lines(sel, n, m, err)
-                                         : model_bars(agg, sel, n, m, err);
+           : o->kind == CS_PLOT_NSAMPLES ? model_lines(sel, n, series, m, err)
+                                         : model_bars(agg, sel, n, series, m, err);
 }
 
 /* The format of path by its extension. */

@@ -4,17 +4,18 @@
  * The figures read the aggregate of cs_agg_run (docs/results.md; the full form, not the slim one):
  *   - heatmap: n_samples x seq_len cells of the average accuracy (M4) or of std_ret (M5), one
  *     panel per algorithm and model, the value written in each cell, and a colour bar;
- *   - nsamples: the average accuracy against n_samples, one line per selector, with 95 % error
- *     bars across seeds (mean +- t(0.975, k - 1) x SE over the k per-job averages); a selector
- *     with one seed has no interval and says so in the legend;
- *   - tasks: per task, one bar per selector, and the unquantized model (the baseline row of the
- *     rows' model and eval suite) as a horizontal line across the task's bars.
+ *   - nsamples: the average accuracy against n_samples, one line per selector (or per value of
+ *     o->series), with 95 % error bars across seeds (mean +- t(0.975, k - 1) x SE over the k
+ *     per-job averages); a series with one seed has no interval and says so in the legend;
+ *   - tasks: per task, one bar per selector (or o->series), and the unquantized model (the
+ *     baseline row of the rows' model and eval suite) as a horizontal line across the bars.
  * Rows are the aggregate's non-baseline rows that match every --where and have a value on each
- * axis the figure uses; every other grouping axis must then have one value (else the error names
- * the axis and its values, so the user adds a --where). The pseudo-axis "model" is the row's model.
- * Colours: Okabe and Ito's colour-blind-safe palette for series, viridis for the heatmap. Sizes
- * are in points, for a figure --width inches wide (3.3 one column, 6.8 two); cairo's PDF surface
- * embeds the subset of the font it uses.
+ * axis the figure uses; every other grouping axis must then have one value among the rows that
+ * have one (else the error names the axis and its values, so the user adds a --where; a row
+ * without a value there, e.g. RTN's selector, goes with any). The pseudo-axis "model" is the
+ * row's model. Colours: Okabe and Ito's colour-blind-safe palette for series, viridis for the
+ * heatmap. Sizes are in points, for a figure --width inches wide (3.3 one column, 6.8 two);
+ * cairo's PDF surface embeds the subset of the font it uses.
  *
  * The output is written to a temporary file beside the target and renamed over it, so a failed
  * run leaves no partial file; an existing target is refused unless force is set. Reentrant. */
@@ -44,6 +45,7 @@ typedef enum cs_plot_format {
 typedef struct cs_plot_opts {
     cs_plot_kind kind;
     cs_plot_format format;
+    const char *series;       /* nsamples, tasks: the axis of the series; NULL = "selector" */
     const char *metric;       /* heatmap: "accuracy" (NULL) or "std_ret"; others: "accuracy" */
     const char *const *where; /* "AXIS=VALUE" filters, all must hold (borrowed) */
     size_t n_where;

@@ -103,6 +103,14 @@ static cs_rc build(const cJSON *agg, cs_plot_kind k, const char *metric, const c
     return cs_plot_model_build(agg, &o, m, err);
 }
 
+static void expect(cs_rc want, cs_rc got, const cs_err *err, const char *part)
+{
+    assert_int_equal(got, want);
+    if (!strstr(err->msg, part)) {
+        fail_msg("message '%s' lacks '%s'", err->msg, part);
+    }
+}
+
 static void test_t975(void **state)
 {
     (void)state;
@@ -180,6 +188,18 @@ static void test_bars_numbers(void **state)
     assert_true(fabs(m->base[1] - 0.60) < 1e-9);
     assert_true(fabs(m->mean[0][0] - 0.71) < 1e-9);
     assert_true(fabs(m->mean[1][1] - 0.54) < 1e-9);
+
+    /* --series n_samples: the random rows at seq_len 64, one bar per n_samples */
+    static const char *const where_n[] = {"seq_len=64", "selector=random"};
+    cs_plot_opts o = {.kind = CS_PLOT_TASKS, .series = "n_samples", .where = where_n, .n_where = 2};
+    memset(m, 0, sizeof(*m));
+    assert_int_equal(cs_plot_model_build(agg, &o, m, &err), CS_OK);
+    assert_int_equal(m->n_series, 2);
+    assert_string_equal(m->series[0], "16");
+    assert_string_equal(m->series[1], "32");
+    assert_true(fabs(m->mean[1][0] - 0.71) < 1e-9);
+    o.series = "sel";
+    expect(CS_EINVAL, cs_plot_model_build(agg, &o, m, &err), &err, "the sweep has no axis sel");
     cJSON_Delete(agg);
     free(m);
 }
@@ -317,14 +337,6 @@ static void test_files(void **state)
     check_files(dir, "tasks", 330);
     assert_int_equal(rmdir(dir), 0); /* no temporary file left behind */
     cJSON_Delete(agg);
-}
-
-static void expect(cs_rc want, cs_rc got, const cs_err *err, const char *part)
-{
-    assert_int_equal(got, want);
-    if (!strstr(err->msg, part)) {
-        fail_msg("message '%s' lacks '%s'", err->msg, part);
-    }
 }
 
 static void test_errors(void **state)
