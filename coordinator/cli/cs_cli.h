@@ -44,6 +44,10 @@ int cs_cmd_retry(const cs_client *base, int argc, char **argv);
  * [--task T]... [--json] [--resamples N] [--seed N] (cmd_results.c) */
 int cs_cmd_results(const cs_client *base, int argc, char **argv);
 
+/* calsweep plot SWEEP -o FILE [--db PATH] [--figure F] [--metric M] [--where AXIS=VALUE]...
+ * [--format F] [--width IN] [--dpi N] [--force] (cmd_plot.c) */
+int cs_cmd_plot(const cs_client *base, int argc, char **argv);
+
 /* Shared by the control subcommands: parses argv[1..] with own options, -h/--help and the
  * connection options into *c (a copy of base). For each own option or positional calls
  * fn(ctx, id, arg) (id CS_OPT_POSITIONAL for positionals), which returns CS_EXIT_OK to go on or
