@@ -231,7 +231,9 @@ static bool in_list(const char *const *list, const char *s)
     return false;
 }
 
-/* Whether row is plotted: not a baseline, every filter holds, every figure axis has a value. */
+/* Whether row is plotted: not a baseline; on each filtered axis, one of its filters holds (so
+ * --where algorithm=gptq --where algorithm=awq keeps both), or the row has no value there (the
+ * axis does not apply to it: RTN under --where selector=random); every figure axis has a value. */
 static bool selected(const cJSON *row, const where *w, size_t n_where, const char *const *shown)
 {
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "baseline"))) {
@@ -239,7 +241,14 @@ static bool selected(const cJSON *row, const where *w, size_t n_where, const cha
     }
     for (size_t i = 0; i < n_where; i++) {
         const cJSON *v = row_axis(row, w[i].axis);
-        if (!v || !matches(v, w[i].value)) {
+        bool seen = false, ok = !v;
+        for (size_t j = 0; j < i; j++) {
+            seen = seen || strcmp(w[j].axis, w[i].axis) == 0;
+        }
+        for (size_t j = i; j < n_where && !seen && !ok; j++) {
+            ok = strcmp(w[j].axis, w[i].axis) == 0 && matches(v, w[j].value);
+        }
+        if (!seen && !ok) {
             return false;
         }
     }
@@ -377,6 +386,66 @@ static cs_rc cat_slot(const cJSON *k1, const cJSON *k2, const cJSON *(*keys)[2],
     return CS_OK;
 }
 
+/* Appends to b the members of v (an object; "name" and "bits" aside, which its short name
+ * shows) whose values differ in some peer (or that a peer lacks), as " (k=v,...)". */
+static void differing_members(const cJSON *v, const cJSON *const *peers, size_t n_peers, cs_buf *b)
+{
+    const cJSON *c;
+    char item[CS_PLOT_LABEL];
+    size_t k = 0;
+    cJSON_ArrayForEach(c, v)
+    {
+        bool differs = false;
+        if (strcmp(c->string, "name") == 0 || strcmp(c->string, "bits") == 0) {
+            continue;
+        }
+        for (size_t j = 0; j < n_peers; j++) {
+            const cJSON *o = cJSON_GetObjectItemCaseSensitive(peers[j], c->string);
+            differs = differs || !o || !cJSON_Compare(o, c, true);
+        }
+        if (differs) {
+            value_name(c, item, sizeof(item));
+            cs_buf_printf(b, "%s%s=%s", k++ ? "," : " (", c->string,
+                          cJSON_IsBool(c) ? (cJSON_IsTrue(c) ? "true" : "false") : item);
+        }
+    }
+    if (k) {
+        cs_buf_printf(b, ")");
+    }
+}
+
+/* Gives the categories lab[0..n) whose short labels collide (RTN at 4 bits on GPTQ's grid and on
+ * AWQ's) the members that tell them apart: "rtn w4 (grid=gptq,group_size=-1)", as the results
+ * table shortens its labels (docs/results.md "Text table"). */
+static void unique_labels(const cJSON *(*keys)[2], char (*lab)[CS_PLOT_LABEL], size_t n)
+{
+    char orig[CS_PLOT_MAX][CS_PLOT_LABEL], name[CS_PLOT_LABEL], model[CS_PLOT_LABEL] = "";
+    const cJSON *peers[CS_PLOT_MAX];
+    memcpy(orig, lab, n * sizeof(*orig));
+    for (size_t i = 0; i < n; i++) {
+        size_t n_peers = 0;
+        cs_buf b;
+        for (size_t j = 0; j < n; j++) {
+            if (j != i && strcmp(orig[i], orig[j]) == 0) {
+                peers[n_peers++] = keys[j][0];
+            }
+        }
+        if (n_peers == 0 || !cJSON_IsObject(keys[i][0])) {
+            continue;
+        }
+        cs_buf_init(&b);
+        value_name(keys[i][0], name, sizeof(name));
+        cs_buf_printf(&b, "%s", name);
+        differing_members(keys[i][0], peers, n_peers, &b);
+        if (keys[i][1]) {
+            value_name(keys[i][1], model, sizeof(model));
+            cs_buf_printf(&b, ", %s", model);
+        }
+        snprintf(lab[i], CS_PLOT_LABEL, "%s", b.data ? b.data : orig[i]);
+        cs_buf_fini(&b);
+    }
+}
+
 /* A number member (nested by names), NAN when absent or null. */
 static double num(const cJSON *o, const char *a, const char *b, const char *c)
 {
@@ -435,6 +504,9 @@ static cs_rc model_heatmap(const cJSON **sel, size_t n, cs_plot_model *m, cs_err
         m->cell[p][iy][ix] = m->std_ret ? num(sel[i], "vs_baseline", "balance", "std_ret")
                                         : num(sel[i], "average", "value", NULL);
     }
+    if (rc == CS_OK) {
+        unique_labels(keys, m->panel, m->n_panels);
+    }
     return rc;
 }
 
@@ -478,6 +550,9 @@ static cs_rc model_lines(const cJSON **sel, size_t n, const char *series, cs_plo
             m->no_interval[s] = true;
         }
     }
+    if (rc == CS_OK) {
+        unique_labels(keys, m->series, m->n_series);
+    }
     return rc;
 }
 
@@ -518,6 +593,9 @@ static cs_rc model_bars(const cJSON *agg, const cJSON **sel, size_t n, const cha
                                  "value", NULL);
             }
         }
+    }
+    if (rc == CS_OK) {
+        unique_labels(keys, m->series, m->n_series);
     }
     return rc;
 }
@@ -572,9 +650,16 @@ cs_rc cs_plot_model_build(const cJSON *agg, const cs_plot_opts *o, cs_plot_model
     if (rc != CS_OK) {
         return rc;
     }
-    return o->kind == CS_PLOT_HEATMAP    ? model_heatmap(sel, n, m, err)
-           : o->kind == CS_PLOT_NSAMPLES ? model_lines(sel, n, series, m, err)
-                                         : model_bars(agg, sel, n, series, m, err);
+    rc = o->kind == CS_PLOT_HEATMAP    ? model_heatmap(sel, n, m, err)
+         : o->kind == CS_PLOT_NSAMPLES ? model_lines(sel, n, series, m, err)
+                                       : model_bars(agg, sel, n, series, m, err);
+    if (rc == CS_OK && m->n_series > CS_PLOT_COLOURS) {
+        return cs_err_set(err, CS_EINVAL, 0,
+                          "%zu values of %s, more than the %d colours of the palette; choose "
+                          "some with --where %s=VALUE (repeatable)",
+                          m->n_series, series, CS_PLOT_COLOURS, series);
+    }
+    return rc;
 }
 
 /* The format of path by its extension. */

@@ -15,13 +15,13 @@
 #define GAP      8.0
 
 /* Okabe-Ito: orange, sky blue, bluish green, blue, vermillion, reddish purple, yellow, black. */
-static const double PALETTE[8][3] = {
+static const double PALETTE[CS_PLOT_COLOURS][3] = {
         {0.902, 0.624, 0.000}, {0.337, 0.706, 0.914}, {0.000, 0.620, 0.451}, {0.000, 0.447, 0.698},
         {0.835, 0.369, 0.000}, {0.800, 0.475, 0.655}, {0.941, 0.894, 0.259}, {0.000, 0.000, 0.000}};
 
 static void colour(cairo_t *cr, size_t i)
 {
-    const double *c = PALETTE[i % 8];
+    const double *c = PALETTE[i % CS_PLOT_COLOURS];
     cairo_set_source_rgb(cr, c[0], c[1], c[2]);
 }
 
@@ -47,15 +47,19 @@ static void text(cairo_t *cr, double x, double y, const char *s, double pt, doub
                  bool up)
 {
     cairo_text_extents_t e;
+    cairo_font_extents_t fe;
     cairo_save(cr);
     cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
     cairo_set_font_size(cr, pt);
     cairo_text_extents(cr, s, &e);
+    cairo_font_extents(cr, &fe);
     cairo_translate(cr, x, y);
     if (up) {
         cairo_rotate(cr, -M_PI / 2);
     }
-    cairo_move_to(cr, -e.x_bearing - ax * e.width, -e.y_bearing - ay * e.height);
+    /* vertically by the font's ascent and descent, so labels share a baseline whatever their
+     * letters */
+    cairo_move_to(cr, -e.x_bearing - ax * e.width, fe.ascent - ay * (fe.ascent + fe.descent));
     cairo_show_text(cr, s);
     cairo_restore(cr);
 }
@@ -104,8 +108,17 @@ static void y_axis(cairo_t *cr, double x0, double y0, double pw, double ph, doub
 static double legend(cairo_t *cr, const cs_plot_model *m, double w, double y, bool draw)
 {
     size_t n = m->n_series + (m->kind == CS_PLOT_TASKS ? 1 : 0);
-    size_t cols = w > 300 ? 3 : 2;
-    double cw = (w - LEFT) / (double)cols;
+    size_t cols, longest = strlen("unquantized (baseline)");
+    double cw;
+    for (size_t i = 0; i < m->n_series; i++) {
+        size_t len = strlen(m->series[i]) + (m->no_interval[i] ? 22 : 0);
+        longest = len > longest ? len : longest;
+    }
+    /* as many columns as the longest entry allows (DejaVu Sans averages 0.6 em a letter), so
+     * that height and drawing agree without a cairo context */
+    cw = (double)longest * 0.6 * TICK_PT + 16;
+    cols = (size_t)fmax(1.0, fmin(3.0, floor((w - LEFT) / cw)));
+    cw = (w - LEFT) / (double)cols;
     char s[CS_PLOT_LABEL + 32];
     for (size_t i = 0; draw && i < n; i++) {
         double x = LEFT + (double)(i % cols) * cw, yy = y + 5 + 9.0 * (double)(i / cols);
@@ -347,6 +360,11 @@ static void bars(cairo_t *cr, const cs_plot_model *m, double w)
         }
     }
     a = area_of(m, w, 0, hi > 0 ? hi * 1.04 : 1, true); /* the baseline clear of the frame */
+    if (a.hi > 100 && hi <= 100) { /* accuracy ends at 100 %: no empty band above it */
+        a.hi = 100;
+        a.step = ticks(&a.lo, &a.hi, 5);
+        a.hi = 104;
+    }
     y_axis(cr, a.x0, a.y0, a.pw, a.ph, a.lo, a.hi, a.step, "accuracy (%)");
     for (size_t t = 0; t < m->n_tasks; t++) {
         double gx = a.x0 + (double)t * dx + dx * 0.1;
@@ -369,7 +387,9 @@ static void bars(cairo_t *cr, const cs_plot_model *m, double w)
             cairo_set_dash(cr, NULL, 0, 0);
         }
         cairo_set_source_rgb(cr, 0, 0, 0);
-        text(cr, gx + dx * 0.4, a.y0 + a.ph + 2, m->task[t], fmin(TICK_PT, dx / 4), 0.5, 0.0,
+        /* shrunk to fit its group (0.6 em a letter), not below 4.5 pt */
+        text(cr, gx + dx * 0.4, a.y0 + a.ph + 2, m->task[t],
+             fmax(4.5, fmin(TICK_PT, dx * 0.95 / (0.6 * (double)strlen(m->task[t])))), 0.5, 0.0,
              false);
     }
     text(cr, a.x0 + a.pw / 2, a.y0 + a.ph + 11, "task (headline metric)", LABEL_PT, 0.5, 0.0,

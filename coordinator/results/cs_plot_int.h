@@ -10,6 +10,8 @@
 /* Most panels, series, x or y values and tasks of one figure. */
 #define CS_PLOT_MAX   24
 #define CS_PLOT_LABEL 96
+/* The colours of the series (Okabe and Ito's palette): more series are refused, not repeated. */
+#define CS_PLOT_COLOURS 8
 
 /* The numbers of one figure; NAN where a value is missing. */
 typedef struct cs_plot_model {

@@ -8,7 +8,7 @@
 n=0; fail=0
 ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
 has() { case "$1" in *"$2"*) return 0;; *) return 1;; esac; }
-echo "1..41"
+echo "1..42"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 db=$tmp/fx.db
 plot() { "$CALSWEEP" plot --db "$db" plotfx "$@"; }
@@ -39,6 +39,10 @@ done
 plot --figure tasks --where seq_len=64 --where n_samples=32 --format png -o "$tmp/fig.out"; rc=$?
 [ $rc = 0 ] && [ "$(head -c 4 "$tmp/fig.out" | od -An -c | tr -d ' ')" = '211PNG' ]
 ok $? "--format png writes a PNG whatever the extension"
+
+plot --figure tasks --series algorithm --where selector=random --where n_samples=16 \
+    --where seq_len=64 -o "$tmp/alg.svg"; rc=$?
+ok $rc "--series algorithm: gptq and RTN (which has no selector) in one figure"
 
 plot -o "$tmp/h.svg" 2>"$tmp/err"; rc=$?
 [ $rc = 1 ]; ok $? "rows that differ on a hidden axis: exit 1"

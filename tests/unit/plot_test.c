@@ -26,8 +26,8 @@ typedef struct fx_job {
     char axes[160];
 } fx_job;
 
-static fx_job fx[40];
-static cs_agg_job jobs[40];
+static fx_job fx[48];
+static cs_agg_job jobs[48];
 static size_t n_fx;
 
 static void add(bool baseline, const char *axes, double t1, double t2)
@@ -53,7 +53,7 @@ static void add(bool baseline, const char *axes, double t1, double t2)
 /* The baseline (t1 0.80, t2 0.60); gptq w4 rows for selectors random and kmeans, n_samples 16
  * and 32, seq_len 64 and 128, seeds 0..2: both tasks 0.70 / 0.50 plus 0.01 for n_samples 32, 0.02
  * for seq_len 128, 0.03 for kmeans and 0.01 x (seed - 1), so the row averages are 0.60 plus the
- * first three; zipcal with seed 0 only at seq_len 64 (one seed: no interval). */
+ * first three; zipcal with seed 0 only at seq_len 64 (one seed: no interval); two RTN rows. */
 static cJSON *fixture(void)
 {
     char axes[160];
@@ -87,6 +87,16 @@ static cJSON *fixture(void)
             }
         }
     }
+    /* two RTN variants at 4 bits (no selector, n_samples or seq_len): 0.65 / 0.45 and 0.66 / 0.46
+     */
+    add(false,
+        "{\"algorithm\":{\"bits\":4,\"name\":\"rtn\"},\"n_samples\":null,\"selector\":null,"
+        "\"seed\":0,\"seq_len\":null}",
+        0.65, 0.45);
+    add(false,
+        "{\"algorithm\":{\"bits\":4,\"group_size\":64,\"name\":\"rtn\"},\"n_samples\":null,"
+        "\"selector\":null,\"seed\":0,\"seq_len\":null}",
+        0.66, 0.46);
     cs_agg_opts_init(&o);
     o.resamples = 0;
     if (cs_agg_run(jobs, n_fx, &o, &doc, &err) != CS_OK) {
@@ -198,6 +208,20 @@ static void test_bars_numbers(void **state)
     assert_string_equal(m->series[0], "16");
     assert_string_equal(m->series[1], "32");
     assert_true(fabs(m->mean[1][0] - 0.71) < 1e-9);
+    /* --series algorithm: gptq w4 and the RTN rows, which have no selector, n_samples or
+     * seq_len and so pass those filters; the two RTN variants are told apart */
+    static const char *const where_a[] = {"seq_len=64", "selector=random", "n_samples=16"};
+    o = (cs_plot_opts){
+            .kind = CS_PLOT_TASKS, .series = "algorithm", .where = where_a, .n_where = 3};
+    memset(m, 0, sizeof(*m));
+    assert_int_equal(cs_plot_model_build(agg, &o, m, &err), CS_OK);
+    assert_int_equal(m->n_series, 3);
+    assert_string_equal(m->series[0], "gptq w4");
+    assert_string_equal(m->series[1], "rtn w4"); /* no member of its own tells it apart */
+    assert_string_equal(m->series[2], "rtn w4 (group_size=64)");
+    assert_true(fabs(m->mean[0][0] - 0.70) < 1e-9);
+    assert_true(fabs(m->mean[2][1] - 0.46) < 1e-9);
+    assert_true(fabs(m->base[1] - 0.60) < 1e-9);
     o.series = "sel";
     expect(CS_EINVAL, cs_plot_model_build(agg, &o, m, &err), &err, "the sweep has no axis sel");
     cJSON_Delete(agg);
@@ -339,6 +363,41 @@ static void test_files(void **state)
     cJSON_Delete(agg);
 }
 
+/* Repeated --where on one axis keeps the rows that match any; more series than colours is
+ * refused. */
+static void test_where_any_and_colours(void **state)
+{
+    static const char *const two[] = {"seq_len=64", "n_samples=16", "selector=random",
+                                      "selector=zipcal"};
+    char axes[160];
+    cs_plot_model *m = calloc(1, sizeof(*m));
+    cJSON *agg = fixture(), *many = NULL;
+    cs_plot_opts o = {.kind = CS_PLOT_TASKS, .where = two, .n_where = 4};
+    cs_agg_opts ao;
+    cs_err err = {0};
+    (void)state;
+    assert_int_equal(cs_plot_model_build(agg, &o, m, &err), CS_OK);
+    assert_int_equal(m->n_series, 2);
+    assert_string_equal(m->series[0], "random");
+    assert_string_equal(m->series[1], "zipcal");
+
+    n_fx = 0;
+    for (int i = 0; i < 9; i++) {
+        snprintf(axes, sizeof(axes), "{\"algorithm\":\"gptq\",\"selector\":\"s%d\"}", i);
+        add(false, axes, 0.5, 0.5);
+    }
+    cs_agg_opts_init(&ao);
+    ao.resamples = 0;
+    assert_int_equal(cs_agg_run(jobs, n_fx, &ao, &many, &err), CS_OK);
+    memset(m, 0, sizeof(*m));
+    o = (cs_plot_opts){.kind = CS_PLOT_TASKS};
+    expect(CS_EINVAL, cs_plot_model_build(many, &o, m, &err), &err,
+           "9 values of selector, more than the 8 colours of the palette");
+    cJSON_Delete(many);
+    cJSON_Delete(agg);
+    free(m);
+}
+
 static void test_errors(void **state)
 {
     static const char *const bad_axis[] = {"selectr=random"};
@@ -415,7 +474,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_t975),          cmocka_unit_test(test_heatmap_numbers),
             cmocka_unit_test(test_lines_numbers), cmocka_unit_test(test_bars_numbers),
-            cmocka_unit_test(test_files),         cmocka_unit_test(test_errors),
+            cmocka_unit_test(test_files),         cmocka_unit_test(test_where_any_and_colours),
+            cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
