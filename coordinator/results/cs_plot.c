@@ -498,7 +498,7 @@ static cs_rc model_heatmap(const cJSON **sel, size_t n, cs_plot_model *m, cs_err
         iy = num_index(m->y, m->n_y, y);
         if (!isnan(m->cell[p][iy][ix])) {
             return cs_err_set(err, CS_EINVAL, 0,
-                              "two rows have %s, n_samples=%g, seq_len=%g; group by more axes",
+                              "two rows have %s, n_samples=%g, seq_len=%g; narrow with --where",
                               m->panel[p], y, x);
         }
         m->cell[p][iy][ix] = m->std_ret ? num(sel[i], "vs_baseline", "balance", "std_ret")
@@ -540,7 +540,7 @@ static cs_rc model_lines(const cJSON **sel, size_t n, const char *series, cs_plo
         ix = num_index(m->x, m->n_x, x);
         if (!isnan(m->mean[s][ix])) {
             return cs_err_set(err, CS_EINVAL, 0,
-                              "two rows have %s %s and n_samples=%g; group by more axes", series,
+                              "two rows have %s %s and n_samples=%g; narrow with --where", series,
                               m->series[s], x);
         }
         m->mean[s][ix] = num(sel[i], "average", "mean", NULL);
@@ -583,8 +583,15 @@ static cs_rc model_bars(const cJSON *agg, const cJSON **sel, size_t n, const cha
     for (size_t i = 0; i < n && rc == CS_OK; i++) {
         double id = num(sel[i], "baseline_row", NULL, NULL);
         const cJSON *base = isnan(id) ? NULL : cJSON_GetArrayItem(rows, (int)id);
+        size_t before = m->n_series;
         rc = cat_slot(row_axis(sel[i], series), NULL, keys, m->series, &m->n_series, &s, "series",
                       err);
+        if (rc == CS_OK && m->n_series == before) {
+            return cs_err_set(err, CS_EINVAL, 0,
+                              "two rows have %s %s; narrow with --where (an axis that one of "
+                              "them lacks)",
+                              series, m->series[s]);
+        }
         for (size_t k = 0; k < m->n_tasks && rc == CS_OK; k++) {
             m->mean[s][k] = num(cJSON_GetObjectItemCaseSensitive(sel[i], "tasks"), m->task[k],
                                 "value", NULL);

@@ -363,8 +363,8 @@ static void test_files(void **state)
     cJSON_Delete(agg);
 }
 
-/* Repeated --where on one axis keeps the rows that match any; more series than colours is
- * refused. */
+/* Repeated --where on one axis keeps the rows that match any; more series than colours, and two
+ * rows on one bar, are refused. */
 static void test_where_any_and_colours(void **state)
 {
     static const char *const two[] = {"seq_len=64", "n_samples=16", "selector=random",
@@ -393,6 +393,35 @@ static void test_where_any_and_colours(void **state)
     o = (cs_plot_opts){.kind = CS_PLOT_TASKS};
     expect(CS_EINVAL, cs_plot_model_build(many, &o, m, &err), &err,
            "9 values of selector, more than the 8 colours of the palette");
+    cJSON_Delete(many);
+
+    /* two rows on one bar: each lacks an axis the other has, so neither hidden axis differs */
+    n_fx = 0;
+    add(false, "{\"algorithm\":\"gptq\",\"selector\":null,\"x\":1}", 0.5, 0.5);
+    add(false, "{\"algorithm\":\"gptq\",\"selector\":\"random\",\"x\":null}", 0.6, 0.6);
+    assert_int_equal(cs_agg_run(jobs, n_fx, &ao, &many, &err), CS_OK);
+    memset(m, 0, sizeof(*m));
+    o = (cs_plot_opts){.kind = CS_PLOT_TASKS, .series = "algorithm"};
+    expect(CS_EINVAL, cs_plot_model_build(many, &o, m, &err), &err,
+           "two rows have algorithm gptq; narrow with --where");
+    cJSON_Delete(many);
+    /* the same in a heatmap cell and on a line's point */
+    n_fx = 0;
+    add(false, "{\"algorithm\":\"gptq\",\"n_samples\":16,\"selector\":null,\"seq_len\":64,\"x\":1}",
+        0.5, 0.5);
+    add(false,
+        "{\"algorithm\":\"gptq\",\"n_samples\":16,\"selector\":\"random\",\"seq_len\":64,"
+        "\"x\":null}",
+        0.6, 0.6);
+    assert_int_equal(cs_agg_run(jobs, n_fx, &ao, &many, &err), CS_OK);
+    memset(m, 0, sizeof(*m));
+    o = (cs_plot_opts){.kind = CS_PLOT_HEATMAP};
+    expect(CS_EINVAL, cs_plot_model_build(many, &o, m, &err), &err,
+           "two rows have gptq, m, n_samples=16, seq_len=64; narrow with --where");
+    memset(m, 0, sizeof(*m));
+    o = (cs_plot_opts){.kind = CS_PLOT_NSAMPLES, .series = "algorithm"};
+    expect(CS_EINVAL, cs_plot_model_build(many, &o, m, &err), &err,
+           "two rows have algorithm gptq and n_samples=16; narrow with --where");
     cJSON_Delete(many);
     cJSON_Delete(agg);
     free(m);
