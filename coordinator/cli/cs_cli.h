@@ -47,6 +47,9 @@ int cs_cmd_results(const cs_client *base, int argc, char **argv);
 /* calsweep export SWEEP [--db PATH] [--format F] [--rows AXES] [--cols tasks|AXIS] ...
  * (cmd_export.c) */
 int cs_cmd_export(const cs_client *base, int argc, char **argv);
+/* calsweep plot SWEEP -o FILE [--db PATH] [--figure F] [--metric M] [--where AXIS=VALUE]...
+ * [--format F] [--width IN] [--dpi N] [--force] (cmd_plot.c) */
+int cs_cmd_plot(const cs_client *base, int argc, char **argv);
 
 /* Shared by the control subcommands: parses argv[1..] with own options, -h/--help and the
  * connection options into *c (a copy of base). For each own option or positional calls

@@ -49,6 +49,7 @@ static const cs_cli_cmd commands[] = {
         {"extend", cs_cmd_extend, "add the new cells of a changed sweep file to its sweep"},
         {"results", cs_cmd_results, "aggregate a sweep over seeds: accuracy, balance, deltas"},
         {"export", cs_cmd_export, "a sweep's results as a table: LaTeX, markdown, CSV, JSON"},
+        {"plot", cs_cmd_plot, "draw a figure of a sweep's results (SVG, PDF, PNG)"},
         {"help", cmd_help, "show help for calsweep or one of its commands"},
 };
 
