@@ -339,6 +339,17 @@ static int render_daemon(const cs_client *c, exp_args *a, cs_buf *out)
         fprintf(stderr, "calsweep export: --format csv-long reads the jobs: it needs --db PATH\n");
         return CS_EXIT_USAGE;
     }
+    /* The sweep's database id for the reproducibility note: the aggregate does not carry it. */
+    cJSON *st = NULL;
+    cs_msg_init(&req, CS_MSG_STATUS);
+    req.status.sweep = cs_client_borrow(a->sweep);
+    int code = cs_client_call(c, "export", &req, NULL, &st);
+    if (code != CS_EXIT_OK) {
+        return code;
+    }
+    a->o.sweep_id = cs_client_int(
+            cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(st, "sweeps"), 0), "id");
+    cJSON_Delete(st);
     cs_msg_init(&req, CS_MSG_RESULTS);
     req.results.sweep = a->sweep;
     req.results.by = (char **)(uintptr_t)a->by; /* borrowed for sending (cs_client_borrow) */
@@ -347,7 +358,7 @@ static int render_daemon(const cs_client *c, exp_args *a, cs_buf *out)
     req.results.reference = a->reference;
     req.results.resamples = a->resamples;
     req.results.seed = a->seed;
-    int code = cs_client_call_long(c, "export", &req, NULL, CS_CLIENT_LONG_MS, &agg);
+    code = cs_client_call_long(c, "export", &req, NULL, CS_CLIENT_LONG_MS, &agg);
     if (code == CS_EXIT_OK && render_agg(a, agg, out, &err) != CS_OK) {
         print_error(a, &err);
         code = CS_EXIT_FAIL;
