@@ -18,6 +18,7 @@
 #include "cs_agg.h"
 #include "cs_cli.h"
 #include "cs_export.h"
+#include "cs_path.h"
 #include "cs_store.h"
 #include "cs_version.h"
 
@@ -367,37 +368,18 @@ static int render_daemon(const cs_client *c, exp_args *a, cs_buf *out)
     return code;
 }
 
-/* Writes data to path through a temporary file in the same folder and a rename. */
+/* Writes data to path (cs_path_write_atomic: a temporary file beside it, renamed over it), unless
+ * path exists and force is not set. */
 static int write_output(const char *path, const cs_buf *data, bool force)
 {
     struct stat st;
-    char tmp[4096];
-    int fd;
-    FILE *f;
+    cs_err err = {0};
     if (!force && lstat(path, &st) == 0) {
         fprintf(stderr, "calsweep export: %s exists (use --force to overwrite it)\n", path);
         return CS_EXIT_FAIL;
     }
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp)) {
-        fprintf(stderr, "calsweep export: -o %s: path too long\n", path);
-        return CS_EXIT_FAIL;
-    }
-    fd = mkstemp(tmp);
-    f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) {
-        fprintf(stderr, "calsweep export: %s: cannot create a temporary file beside it: %s\n", path,
-                strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-            unlink(tmp);
-        }
-        return CS_EXIT_FAIL;
-    }
-    bool ok = fwrite(data->data, 1, data->len, f) == data->len;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        fprintf(stderr, "calsweep export: %s: %s\n", ok ? path : tmp, strerror(errno));
-        unlink(tmp);
+    if (cs_path_write_atomic(path, data->data, data->len, 0644, &err) != CS_OK) {
+        fprintf(stderr, "calsweep export: %s\n", err.msg);
         return CS_EXIT_FAIL;
     }
     return CS_EXIT_OK;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cs_alloc.h"
+#include "cs_path.h"
 #include "cs_plot_int.h"
 
 static const char *const KINDS[] = {"heatmap", "nsamples", "tasks"};
@@ -724,11 +725,10 @@ cs_rc cs_plot_write(const cJSON *agg, const cs_plot_opts *o, const char *path, c
 {
     cs_plot_model *m = NULL;
     cs_plot_format fmt = o->format;
-    char tmp[4096];
     struct stat st;
+    char *mem = NULL;
+    size_t len = 0;
     FILE *f = NULL;
-    int fd;
-    bool made = false;
     double w = (o->width_in > 0 ? o->width_in : 3.3) * 72.0;
     cs_rc rc = fmt == CS_PLOT_AUTO ? format_of(path, &fmt, err) : CS_OK;
     if (rc != CS_OK) {
@@ -736,9 +736,6 @@ cs_rc cs_plot_write(const cJSON *agg, const cs_plot_opts *o, const char *path, c
     }
     if (!o->force && stat(path, &st) == 0) {
         return cs_err_set(err, CS_EEXIST, 0, "%s: exists; --force overwrites it", path);
-    }
-    if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp)) {
-        return cs_err_set(err, CS_ETOOBIG, 0, "%s: path too long", path);
     }
     m = calloc(1, sizeof(*m));
     if (!m) {
@@ -748,36 +745,22 @@ cs_rc cs_plot_write(const cJSON *agg, const cs_plot_opts *o, const char *path, c
     if (rc != CS_OK) {
         goto done;
     }
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        rc = cs_err_errno(err, errno, "%s: cannot create a temporary file", tmp);
-        goto done;
-    }
-    made = true;
-    /* mkstemp makes the file 0600; a figure is for sharing, as files made by open(2) under the
-     * usual umask 022. */
-    if (fchmod(fd, 0644) != 0) {
-        rc = cs_err_errno(err, errno, "%s: chmod", tmp);
-        close(fd);
-        goto done;
-    }
-    f = fdopen(fd, "wb");
+    /* The figure is drawn in memory, then written whole (cs_path_write_atomic: a temporary file
+     * beside path, renamed over it), so a failure leaves no file and no old one half replaced. */
+    f = open_memstream(&mem, &len);
     if (!f) {
-        rc = cs_err_errno(err, errno, "%s: fdopen", tmp);
-        close(fd);
+        rc = cs_err_errno(err, errno, "plot: out of memory");
         goto done;
     }
     rc = render(m, fmt, w, cs_plot_height(m, w), o->dpi > 0 ? o->dpi : 300.0, f, path, err);
     if (fclose(f) != 0 && rc == CS_OK) {
-        rc = cs_err_errno(err, errno, "%s: write", tmp);
+        rc = cs_err_errno(err, errno, "plot: out of memory");
     }
-    if (rc == CS_OK && rename(tmp, path) != 0) {
-        rc = cs_err_errno(err, errno, "%s: cannot rename to %s", tmp, path);
+    if (rc == CS_OK) {
+        rc = cs_path_write_atomic(path, mem, len, 0644, err);
     }
 done:
-    if (rc != CS_OK && made) {
-        unlink(tmp);
-    }
+    free(mem);
     free(m);
     return rc;
 }
