@@ -23,8 +23,8 @@ ok $? "the finished watch-fail is one line with its counts ($(counts_of watch-fa
 wj=$(cs workers --json)
 job=$(jq -r '.workers[0].job_id' <<<"$wj")
 key=$(cs jobs --json --sweep watch-slow --state running | jq -r '.jobs[0].key')
-printf '%s\n' "$out" | grep -Eq "^w1 +[^ ]+ +busy +[0-9a-z]+ +#$job ${key:0:6} "
-ok $? "the worker line: w1, busy, job #$job ${key:0:6} (calsweep workers --json)"
+printf '%s\n' "$out" | grep -Eq "^w1 +[^ ]+ +busy +[^ ]+ +#$job ${key:0:6} "
+ok $? "the worker line: w1, busy, job #$job ${key:0:6} (calsweep workers --json; seen: $(grep '^w1 ' <<<"$out"))"
 has "$out" "rtn" && has "$out" "test_i="; ok $? "and the job's axes"
 fj=$(cs jobs --json --sweep watch-fail --state failed | jq -r '.jobs[].id' | sort -n | tr '\n' ' ')
 bad=0

@@ -45,7 +45,7 @@ printf '%s\n' "$scr" | grep -Eq "^[0-9]+ +watch-fail +done .* $(counts_of watch-
 ok $? "the finished watch-fail line has its counts"
 job=$(cs workers --json | jq -r '.workers[0].job_id')
 key=$(cs jobs --json --sweep watch-slow --state running | jq -r '.jobs[0].key')
-printf '%s\n' "$scr" | grep -Eq "^w1 +[^ ]+ +busy +[0-9a-z]+ +#$job ${key:0:6} "
+printf '%s\n' "$scr" | grep -Eq "^w1 +[^ ]+ +busy +[^ ]+ +#$job ${key:0:6} "
 ok $? "the worker line: w1 busy #$job ${key:0:6} (calsweep workers --json)"
 
 # The sweeps are listed by id: watch-fail first, then watch-slow.
