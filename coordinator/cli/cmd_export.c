@@ -299,6 +299,7 @@ static int render_db(exp_args *a, cs_buf *out)
     struct stat st;
     cs_store *s = NULL;
     cs_store_agg jobs = {0};
+    char **configs = NULL;
     cJSON *agg = NULL;
     cs_err err = {0};
     cs_store_results_req q = {.by = a->by,
@@ -315,11 +316,22 @@ static int render_db(exp_args *a, cs_buf *out)
     rc = rc == CS_OK ? cs_store_sweep_resolve(s, a->sweep, &a->o.sweep_id, &err) : rc;
     if (rc == CS_OK && a->o.format == CS_EXPORT_CSV_LONG) {
         rc = cs_store_agg_load(s, a->o.sweep_id, false, &jobs, &err);
-        rc = rc == CS_OK ? cs_export_render_long(jobs.jobs, jobs.n_jobs, &a->o, out, &err) : rc;
+        configs = rc == CS_OK ? cs_calloc_array(jobs.n_jobs + 1, sizeof(*configs)) : NULL;
+        if (rc == CS_OK && !configs) {
+            rc = cs_err_set(&err, CS_ENOMEM, 0, "export: out of memory");
+        }
+        rc = rc == CS_OK ? cs_store_agg_configs(s, a->o.sweep_id, &jobs, configs, &err) : rc;
+        rc = rc == CS_OK ? cs_export_render_long(jobs.jobs, jobs.n_jobs,
+                                                 (const char *const *)configs, &a->o, out, &err)
+                         : rc;
     } else if (rc == CS_OK) {
         rc = cs_store_results(s, a->sweep, &q, &agg, &err);
         rc = rc == CS_OK ? render_agg(a, agg, out, &err) : rc;
     }
+    for (size_t i = 0; configs && i < jobs.n_jobs; i++) {
+        free(configs[i]);
+    }
+    free(configs);
     cs_store_agg_fini(&jobs);
     cJSON_Delete(agg);
     cs_store_close(s);

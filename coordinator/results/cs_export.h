@@ -76,13 +76,15 @@ cs_rc cs_export_render_split(const cJSON *agg, const cs_export_opts *o, const ch
                              size_t n_split, cs_buf *out, cs_err *err);
 
 /* Appends the long CSV of the n jobs (as cs_store_agg_load gives them) to out: a header, then one
- * line per done job, task and metric: job_id, baseline, model, eval, every axis flattened (an
- * object's members as axis.member, one column each, the union over the jobs in sorted order),
- * task, metric, value, n. Jobs are filtered by o->where as rows are. CS_EINVAL for a where axis no
- * job has (listing those it has) or axes that are not JSON objects, CS_ENOENT when no done job is
- * left, CS_ENOMEM. */
-cs_rc cs_export_render_long(const cs_agg_job *jobs, size_t n, const cs_export_opts *o, cs_buf *out,
-                            cs_err *err);
+ * line per done job, task and metric: job_id, baseline, every axis flattened (an object's members
+ * as axis.member, one column each, the union over the jobs in sorted order), then, when configs
+ * is not NULL, every member of the jobs' configs (configs[i] the config text of jobs[i], or NULL)
+ * flattened at every depth (config.calibration.selector.name; an array as its JSON text, null and
+ * absent members empty), then task, metric, value, n. Jobs are filtered by o->where as rows are.
+ * CS_EINVAL for a where axis no job has (listing those it has) or axes or a config that are not
+ * JSON objects, CS_ENOENT when no done job is left, CS_ENOMEM. */
+cs_rc cs_export_render_long(const cs_agg_job *jobs, size_t n, const char *const *configs,
+                            const cs_export_opts *o, cs_buf *out, cs_err *err);
 
 /* Whether a value of an axis (a JSON value from an aggregate's row "values" or a job's axes)
  * matches text as --where and --reference match (docs/results.md "Reference rows"): its name, its

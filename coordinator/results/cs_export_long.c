@@ -1,7 +1,9 @@
 /* cs_export_long.c - cs_export_render_long: the long CSV, one line per done job, task and metric
- * with the job's axes flattened into columns (an object axis as axis.member columns), for tools
- * that want every number (`calsweep export --format csv-long`). The jobs are those cs_agg_run
- * reads (cs_store_agg_load); their axes come as text or as the fragment members. */
+ * with the job's axes flattened into columns (an object axis as axis.member columns) and, when
+ * given, its whole config flattened too (config.a.b.c, at every depth), for tools that want every
+ * number (`calsweep export --format csv-long`). The jobs are those cs_agg_run reads
+ * (cs_store_agg_load); their axes come as text or as the fragment members, their configs from
+ * cs_store_agg_configs. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,15 +12,19 @@
 
 typedef struct long_ctx {
     cJSON **axes;  /* per job: its axes object, NULL for jobs not written */
+    cJSON **cfgs;  /* per job: its config flattened ({"config.a.b": value}), NULL when none */
     cJSON *keys;   /* the flattened column names, as an object used as a set */
     char **sorted; /* borrowed from keys, sorted */
     size_t n_keys;
     int64_t jobs; /* jobs written */
 } long_ctx;
 
-static int cmp_str(const void *a, const void *b)
+/* The axes' columns by name, then the config's (config.*) by name. */
+static int cmp_col(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    const char *x = *(char *const *)a, *y = *(char *const *)b;
+    int cx = strncmp(x, "config.", 7) == 0, cy = strncmp(y, "config.", 7) == 0;
+    return cx != cy ? cx - cy : strcmp(x, y);
 }
 
 /* A job's axes as one object: its text, or its members joined. */
@@ -69,6 +75,51 @@ static cs_rc add_keys(long_ctx *x, const cJSON *axes)
     return CS_OK;
 }
 
+/* Adds the members of config under prefix to flat ({"prefix.name.sub": value}, every depth; an
+ * array is one column, its JSON text; null leaves no column) and their names to the set of columns.
+ */
+static cs_rc flatten(long_ctx *x, const cJSON *config, const char *prefix, cJSON *flat)
+{
+    const cJSON *m;
+    cs_rc rc = CS_OK;
+    cJSON_ArrayForEach(m, config)
+    {
+        cs_buf k = {0};
+        rc = cs_buf_printf(&k, "%s.%s", prefix, m->string);
+        if (rc == CS_OK && cJSON_IsObject(m)) {
+            rc = flatten(x, m, k.data, flat);
+        } else if (rc == CS_OK && !cJSON_IsNull(m)) { /* null: an empty field, no column */
+            cJSON *v = cJSON_Duplicate(m, true);
+            if (!v || !cJSON_AddItemToObject(flat, k.data, v) ||
+                (!cJSON_GetObjectItemCaseSensitive(x->keys, k.data) &&
+                 !cJSON_AddTrueToObject(x->keys, k.data))) {
+                rc = CS_ENOMEM;
+            }
+        }
+        cs_buf_fini(&k);
+        if (rc != CS_OK) {
+            return rc;
+        }
+    }
+    return rc;
+}
+
+/* Parses job i's config and flattens it into x->cfgs[i]. */
+static cs_rc add_config(long_ctx *x, size_t i, const cs_agg_job *j, const char *text, cs_err *err)
+{
+    cJSON *c = cJSON_Parse(text);
+    cs_rc rc;
+    if (!cJSON_IsObject(c)) {
+        cJSON_Delete(c);
+        return cs_err_set(err, CS_EINVAL, 0, "export: job %lld: config is not a JSON object",
+                          (long long)j->job_id);
+    }
+    x->cfgs[i] = cJSON_CreateObject();
+    rc = x->cfgs[i] ? flatten(x, c, "config", x->cfgs[i]) : CS_ENOMEM;
+    cJSON_Delete(c);
+    return rc;
+}
+
 static bool job_kept(const cJSON *axes, const cs_export_opts *o)
 {
     for (size_t w = 0; w < o->n_where; w++) {
@@ -81,8 +132,8 @@ static bool job_kept(const cJSON *axes, const cs_export_opts *o)
 }
 
 /* Parses the done jobs' axes, checks the --where axes, collects and sorts the columns. */
-static cs_rc long_prepare(long_ctx *x, const cs_agg_job *jobs, size_t n, const cs_export_opts *o,
-                          cs_err *err)
+static cs_rc long_prepare(long_ctx *x, const cs_agg_job *jobs, size_t n, const char *const *configs,
+                          const cs_export_opts *o, cs_err *err)
 {
     cJSON *all = cJSON_CreateObject(); /* every top-level axis, for the --where check */
     cs_rc rc = all ? CS_OK : CS_ENOMEM;
@@ -108,6 +159,13 @@ static cs_rc long_prepare(long_ctx *x, const cs_agg_job *jobs, size_t n, const c
         x->axes[i] = a;
         x->jobs++;
         rc = add_keys(x, a);
+        if (rc == CS_OK && configs && configs[i]) {
+            rc = add_config(x, i, &jobs[i], configs[i], err);
+            if (rc == CS_EINVAL) {
+                cJSON_Delete(all);
+                return rc;
+            }
+        }
     }
     for (size_t w = 0; w < o->n_where && rc == CS_OK; w++) {
         if (!cJSON_GetObjectItemCaseSensitive(all, o->where[w].axis)) {
@@ -142,7 +200,7 @@ static cs_rc long_prepare(long_ctx *x, const cs_agg_job *jobs, size_t n, const c
         {
             x->sorted[k++] = m->string;
         }
-        qsort(x->sorted, x->n_keys, sizeof(*x->sorted), cmp_str);
+        qsort(x->sorted, x->n_keys, sizeof(*x->sorted), cmp_col);
     }
     return rc;
 }
@@ -164,11 +222,11 @@ static cs_rc field(cs_buf *b, const char *s)
 /* The value of column key (flattened) in axes as text: strings as is, null and absent empty. */
 static cs_rc axis_field(cs_buf *b, const cJSON *axes, const char *key)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(axes, key);
+    const cJSON *v = axes ? cJSON_GetObjectItemCaseSensitive(axes, key) : NULL;
     const char *dot = strchr(key, '.');
     char *text = NULL;
     cs_rc rc;
-    if (!v && dot) {
+    if (!v && dot && axes) {
         cs_buf top = {0};
         rc = cs_buf_append(&top, key, (size_t)(dot - key));
         v = rc == CS_OK ? cJSON_GetObjectItemCaseSensitive(
@@ -200,7 +258,8 @@ static cs_rc long_write(cs_buf *b, const long_ctx *x, const cs_agg_job *jobs, si
         for (size_t m = 0; x->axes[i] && m < j->n_metrics && rc == CS_OK; m++) {
             rc = cs_buf_printf(b, "%lld,%d", (long long)j->job_id, j->baseline ? 1 : 0);
             for (size_t k = 0; k < x->n_keys && rc == CS_OK; k++) {
-                rc = axis_field(b, x->axes[i], x->sorted[k]);
+                bool cfg = strncmp(x->sorted[k], "config.", 7) == 0;
+                rc = axis_field(b, cfg ? x->cfgs[i] : x->axes[i], x->sorted[k]);
             }
             rc = rc == CS_OK ? field(b, j->metrics[m].task) : rc;
             rc = rc == CS_OK ? field(b, j->metrics[m].metric) : rc;
@@ -214,15 +273,16 @@ static cs_rc long_write(cs_buf *b, const long_ctx *x, const cs_agg_job *jobs, si
     return rc;
 }
 
-cs_rc cs_export_render_long(const cs_agg_job *jobs, size_t n, const cs_export_opts *o, cs_buf *out,
-                            cs_err *err)
+cs_rc cs_export_render_long(const cs_agg_job *jobs, size_t n, const char *const *configs,
+                            const cs_export_opts *o, cs_buf *out, cs_err *err)
 {
     long_ctx x = {0};
     cs_rc rc = CS_ENOMEM;
     x.axes = cs_calloc_array(n + 1, sizeof(*x.axes));
+    x.cfgs = cs_calloc_array(n + 1, sizeof(*x.cfgs));
     x.keys = cJSON_CreateObject();
-    if (x.axes && x.keys) {
-        rc = long_prepare(&x, jobs, n, o, err);
+    if (x.axes && x.cfgs && x.keys) {
+        rc = long_prepare(&x, jobs, n, configs, o, err);
     } else {
         cs_err_set(err, rc, 0, "export: out of memory");
     }
@@ -238,10 +298,12 @@ cs_rc cs_export_render_long(const cs_agg_job *jobs, size_t n, const cs_export_op
             cs_err_set(err, rc, 0, "export: out of memory");
         }
     }
-    for (size_t i = 0; x.axes && i < n; i++) {
-        cJSON_Delete(x.axes[i]);
+    for (size_t i = 0; i < n; i++) {
+        cJSON_Delete(x.axes ? x.axes[i] : NULL);
+        cJSON_Delete(x.cfgs ? x.cfgs[i] : NULL);
     }
     free(x.axes);
+    free(x.cfgs);
     free(x.sorted);
     cJSON_Delete(x.keys);
     return rc;

@@ -510,6 +510,11 @@ cs_rc cs_store_agg_load(cs_store *s, int64_t sweep_id, bool with_margin, cs_stor
 cs_rc cs_store_agg_load_headlines(cs_store *s, int64_t sweep_id, const char *metric,
                                   cs_store_agg *out, cs_err *err);
 void cs_store_agg_fini(cs_store_agg *a); /* NULL-safe; leaves a zeroed */
+/* The configs of a's done (and cached) jobs, as submitted: configs[i] (owned, free()) is the
+ * config text of a->jobs[i], left NULL for the other jobs. configs has a->n_jobs entries, NULL on
+ * entry; the long CSV of `calsweep export` flattens them into columns. */
+cs_rc cs_store_agg_configs(cs_store *s, int64_t sweep_id, const cs_store_agg *a, char **configs,
+                           cs_err *err);
 
 /* A sweep reference, its name or decimal id: CS_ENOENT naming it and the live sweeps' names. */
 cs_rc cs_store_sweep_resolve(cs_store *s, const char *ref, int64_t *id, cs_err *err);

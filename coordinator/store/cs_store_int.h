@@ -232,6 +232,8 @@
                 " EXISTS (SELECT 1 FROM item_value o WHERE o.result_id = j.result_id) THEN 2"      \
                 " ELSE 1 END FROM job_row j WHERE j.sweep_id = ?1 ORDER BY j.id")                  \
     X(AGG_FRAGMENT, "SELECT text FROM fragment WHERE id = ?1")                                     \
+    X(AGG_CONFIGS, "SELECT id, cfg, config_raw FROM job_row WHERE sweep_id = ?1"                   \
+                   " AND state IN ('cached', 'done') ORDER BY id")                                 \
     X(AGG_METRICS, "SELECT j.id, m.task, m.metric, m.value, m.stderr, m.n FROM job_row j"          \
                    " JOIN metric m ON m.result_id = j.result_id WHERE j.sweep_id = ?1"             \
                    " AND j.state IN ('cached', 'done') ORDER BY j.state, j.priority DESC, j.id")   \

@@ -837,6 +837,36 @@ cs_rc cs_store_agg_load_headlines(cs_store *s, int64_t sweep_id, const char *met
     return agg_load(s, sweep_id, 3, metric, out, err);
 }
 
+cs_rc cs_store_agg_configs(cs_store *s, int64_t sweep_id, const cs_store_agg *a, char **configs,
+                           cs_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    size_t hint = 0;
+    int src = SQLITE_DONE;
+    cs_rc rc = st_query(s, S_AGG_CONFIGS, &st, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, sweep_id);
+    while (rc == CS_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        size_t k = job_next(a, sqlite3_column_int64(st, 0), &hint);
+        bool oom = false;
+        char *ids = st_dup_col(st, 1, &oom), *raw = st_dup_col(st, 2, &oom);
+        if (oom) {
+            rc = cs_err_set(err, CS_ENOMEM, 0, "store: configs: out of memory");
+        } else if (k != SIZE_MAX && !configs[k]) {
+            rc = st_rebuild(s, ids, raw, &configs[k], err);
+        }
+        free(ids);
+        free(raw);
+    }
+    if (rc == CS_OK && src != SQLITE_DONE) {
+        rc = st_err(s->db, src, "read configs", err);
+    }
+    st_rel(st);
+    return rc;
+}
+
 void cs_store_outcomes_fini(cs_store_outcomes *o)
 {
     if (o) {

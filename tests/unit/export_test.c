@@ -211,7 +211,7 @@ static void test_long(void **state)
     opts(&o, CS_EXPORT_CSV_LONG);
     o.where = w;
     o.n_where = 1;
-    assert_int_equal(cs_export_render_long(jobs, 6, &o, &b, &err), CS_OK);
+    assert_int_equal(cs_export_render_long(jobs, 6, NULL, &o, &b, &err), CS_OK);
     assert_string_equal(b.data, "# calsweep export: sweep s (id 7), engine e/1, 2 jobs; command: "
                                 "calsweep export s\n"
                                 "job_id,baseline,algorithm.bits,algorithm.name,model,seed,selector,"
@@ -221,14 +221,36 @@ static void test_long(void **state)
                                 "5,0,4,gptq,m,1,\"k|m,x\",t_a,acc,0.76,100\n"
                                 "5,0,4,gptq,m,1,\"k|m,x\",t_b,acc,0.52,100\n");
     cs_buf_fini(&b);
+    /* Every config member, at every depth, after the axes; null and absent empty, arrays whole;
+     * the configs of jobs not written (ids 1, 2, 4, 6) add no column. */
+    const char *configs[6] = {"{\"unused\":1}",
+                              NULL,
+                              "{\"calib\":{\"selector\":{\"name\":\"random\",\"k\":2}},"
+                              "\"tasks\":[\"a\",\"b\"],\"extra\":{},\"x\":null}",
+                              NULL,
+                              "{\"calib\":{\"selector\":{\"name\":\"k,m\"}},\"x\":1.5}",
+                              NULL};
+    assert_int_equal(cs_export_render_long(jobs, 6, configs, &o, &b, &err), CS_OK);
+    assert_non_null(strstr(b.data,
+                           "job_id,baseline,algorithm.bits,algorithm.name,model,seed,selector,"
+                           "config.calib.selector.k,config.calib.selector.name,config.tasks,"
+                           "config.x,task,metric,value,n\n"
+                           "3,0,4,gptq,m,1,random,2,random,\"[\"\"a\"\",\"\"b\"\"]\",,t_a,acc,"
+                           "0.72,100\n"));
+    assert_non_null(strstr(b.data, "\n5,0,4,gptq,m,1,\"k|m,x\",,\"k,m\",,1.5,t_b,acc,0.52,100\n"));
+    cs_buf_fini(&b);
+    configs[2] = "[1]";
+    assert_int_equal(cs_export_render_long(jobs, 6, configs, &o, &b, &err), CS_EINVAL);
+    assert_string_equal(err.msg, "export: job 3: config is not a JSON object");
+    cs_buf_fini(&b);
     o.where = bad;
-    assert_int_equal(cs_export_render_long(jobs, 6, &o, &b, &err), CS_EINVAL);
+    assert_int_equal(cs_export_render_long(jobs, 6, NULL, &o, &b, &err), CS_EINVAL);
     assert_string_equal(err.msg,
                         "--where sed=1: no such axis; axes: algorithm, model, selector, seed");
     jobs[0].state = jobs[1].state = jobs[2].state = jobs[3].state = jobs[4].state = jobs[5].state =
             "failed";
     o.n_where = 0;
-    assert_int_equal(cs_export_render_long(jobs, 6, &o, &b, &err), CS_ENOENT);
+    assert_int_equal(cs_export_render_long(jobs, 6, NULL, &o, &b, &err), CS_ENOENT);
     assert_string_equal(err.msg, "no done job");
     assert_true(b.len == 0);
     cs_buf_fini(&b);
