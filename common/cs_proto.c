@@ -277,6 +277,8 @@ static const field F_RESULTS[] = {
          offsetof(cs_msg, results.n_tasks), 0, CS_PROTO_MAX_RESULTS_LIST, NULL, 0, 0},
         {"resamples", F_INT, true, offsetof(cs_msg, results.resamples), 0, 0, CS_LIMIT_RESAMPLES,
          NULL, 0, 0},
+        {"item_resamples", F_INT, false, offsetof(cs_msg, results.item_resamples), 0, 0,
+         CS_LIMIT_RESAMPLES, NULL, 0, 0},
         {"seed", F_INT, true, offsetof(cs_msg, results.seed), 0, 0, INT64_MAX, NULL, 0, 0},
         FLD("slim", F_BOOL, false, results.slim),
 };

@@ -42,7 +42,8 @@
  *     SUBMIT {sweep, force}  PLAN {sweep}  STATUS {sweep?}  CANCEL {sweep? | job? | filter?}
  *     PAUSE {sweep}  RESUME {sweep}  RETRY {sweep?, failed, lost}  EXTEND {sweep_id, sweep}
  *     JOBS {sweep?, state?, limit, offset}  WORKERS {}  LOGS {job_id, attempt?, tail?}
- *     RESULTS {sweep, by?, metric?, reference?, tasks?, resamples, seed, slim?}: OK's data is the
+ *     RESULTS {sweep, by?, metric?, reference?, tasks?, resamples, item_resamples?, seed,
+ *       slim?}: OK's data is the
  *       sweep's aggregate, with slim its slim form (coordinator/results/cs_agg.h,
  *       docs/results.md)
  *     WATCH {sweep?, top?, problems?}: OK's data is the live view's document (docs/watch.md)
@@ -293,16 +294,17 @@ typedef struct cs_msg_logs {
 } cs_msg_logs;
 /* The aggregate of a sweep (`calsweep results`; coordinator/results/cs_agg.h). */
 typedef struct cs_msg_results {
-    const char *sweep;     /* sweep reference */
-    char **by;             /* axes to group by; n_by 0 = every axis but seed */
-    size_t n_by;           /* at most CS_PROTO_MAX_RESULTS_LIST */
-    const char *metric;    /* NULL = each task's headline */
-    const char *reference; /* "AXIS=VALUE", NULL = none */
-    char **tasks;          /* tasks to report; n_tasks 0 = all */
-    size_t n_tasks;        /* at most CS_PROTO_MAX_RESULTS_LIST */
-    int64_t resamples;     /* bootstrap resamples, 0..CS_LIMIT_RESAMPLES (0 = no bootstrap) */
-    int64_t seed;          /* bootstrap seed, >= 0 */
-    bool slim;             /* the slim aggregate (the text table's fields); optional, false */
+    const char *sweep;      /* sweep reference */
+    char **by;              /* axes to group by; n_by 0 = every axis but seed */
+    size_t n_by;            /* at most CS_PROTO_MAX_RESULTS_LIST */
+    const char *metric;     /* NULL = each task's headline */
+    const char *reference;  /* "AXIS=VALUE", NULL = none */
+    char **tasks;           /* tasks to report; n_tasks 0 = all */
+    size_t n_tasks;         /* at most CS_PROTO_MAX_RESULTS_LIST */
+    int64_t resamples;      /* bootstrap resamples, 0..CS_LIMIT_RESAMPLES (0 = no bootstrap) */
+    int64_t item_resamples; /* resamples of average.item_ci, 0..CS_LIMIT_RESAMPLES; optional, 0 */
+    int64_t seed;           /* bootstrap seed, >= 0 */
+    bool slim;              /* the slim aggregate (the text table's fields); optional, false */
 } cs_msg_results;
 /* The live view's one request (`calsweep watch`): sweeps, workers, problems and the best groups
  * (docs/watch.md). */

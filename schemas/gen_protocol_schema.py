@@ -142,6 +142,9 @@ MESSAGES = [
       ("tasks", opt({"type": "array", "maxItems": 64, "items": ref("name"),
                      "description": "tasks to report; absent = all"}), False),
       ("resamples", integer(0, L["RESAMPLES"], "bootstrap resamples; 0 = no bootstrap"), True),
+      ("item_resamples", opt(integer(0, L["RESAMPLES"], "resamples of the bootstrap over items "
+                                     "of the average of each row of one done job "
+                                     "(average.item_ci); absent = 0, none")), False),
       ("seed", integer(0, EXACT - 1, "bootstrap seed"), True),
       ("slim", opt({"type": "boolean", "description": "the slim aggregate: only the members "
                     "the text table reads (docs/results.md \"Slim form\"); absent = false"}),

@@ -8,6 +8,7 @@
 
 #include <sys/stat.h>
 
+#include "cs_agg.h"
 #include "cs_cli.h"
 #include "cs_plot.h"
 #include "cs_store.h"
@@ -92,13 +93,20 @@ static int plot_opt(void *ctx, int id, const char *arg)
     return CS_EXIT_OK;
 }
 
+/* The nsamples figure's error bars of one-seed points are a bootstrap over items
+ * (average.item_ci); no other figure reads one. */
+static size_t item_resamples(const plot_args *a)
+{
+    return a->o.kind == CS_PLOT_NSAMPLES ? CS_AGG_RESAMPLES : 0;
+}
+
 /* The full aggregate from the database at path (read-only). */
 static int from_db(const plot_args *a, cJSON **agg)
 {
     struct stat st;
     cs_store *s = NULL;
     cs_err err = {0};
-    cs_store_results_req q = {.resamples = 0};
+    cs_store_results_req q = {.resamples = 0, .item_resamples = item_resamples(a)};
     if (stat(a->db, &st) != 0 || !S_ISREG(st.st_mode)) {
         fprintf(stderr, "calsweep plot: --db %s: no database there\n", a->db);
         return CS_EXIT_FAIL;
@@ -115,13 +123,14 @@ static int from_db(const plot_args *a, cJSON **agg)
     return CS_EXIT_OK;
 }
 
-/* The full aggregate from calsweepd (RESULTS, no bootstrap: the figures need none). */
+/* The full aggregate from calsweepd (RESULTS, no comparisons: the figures draw none). */
 static int from_daemon(const cs_client *c, const plot_args *a, cJSON **agg)
 {
     cs_msg req;
     cs_msg_init(&req, CS_MSG_RESULTS);
     req.results.sweep = a->sweep;
     req.results.resamples = 0;
+    req.results.item_resamples = (int64_t)item_resamples(a);
     return cs_client_call_long(c, "plot", &req, NULL, CS_CLIENT_LONG_MS, agg);
 }
 

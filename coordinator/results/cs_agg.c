@@ -1013,6 +1013,9 @@ cs_rc cs_agg_run(const cs_agg_job *jobs, size_t n, const cs_agg_opts *o, cJSON *
         rc = ag_compare(&a);
     }
     if (rc == CS_OK) {
+        rc = ag_item_cis(&a);
+    }
+    if (rc == CS_OK) {
         rc = ag_output(&a, out);
     }
     ag_fini(&a);

@@ -86,6 +86,9 @@ typedef struct cs_agg_opts {
     const char *const *headline_metric; /* others: "acc" ("exact_match" without acc; "ppl") */
     size_t n_headline;
     size_t resamples; /* bootstrap resamples (CS_AGG_RESAMPLES); 0 = no bootstrap */
+    /* resamples of the bootstrap over items of the average of each row of one done job
+     * (average.item_ci, docs/results.md "Intervals over items"); 0 = none (the default) */
+    size_t item_resamples;
     uint64_t seed;    /* bootstrap seed */
     unsigned threads; /* bootstrap threads: 0 = 2 (the default), 1 = none */
     bool slim;        /* the slim aggregate: only what cs_agg_print_text reads (docs/results.md

@@ -56,13 +56,14 @@ typedef struct ag_row {
     size_t *jobs;             /* owned: job indices, by job id */
     size_t n_jobs, cap;
     size_t n_done, n_failed, n_lost, n_cancelled, n_unfinished, n_noresult, n_v1;
-    size_t n_seeds;    /* distinct seeds among all the row's jobs */
-    size_t n_seeds_ok; /* distinct seeds among done jobs with a result */
-    bool seeded;       /* a job has a non-null seed */
-    double *head;      /* owned [n_tasks]: mean of the headline metric, NAN where none */
-    double avg;        /* M4 of the means, NAN unless every average task has a value */
-    size_t base;       /* baseline row, AG_NONE */
-    size_t ref;        /* reference row, AG_NONE */
+    size_t n_seeds;          /* distinct seeds among all the row's jobs */
+    size_t n_seeds_ok;       /* distinct seeds among done jobs with a result */
+    bool seeded;             /* a job has a non-null seed */
+    double *head;            /* owned [n_tasks]: mean of the headline metric, NAN where none */
+    double avg;              /* M4 of the means, NAN unless every average task has a value */
+    double item_lo, item_hi; /* the bootstrap over items of a one-job row's M4 (cs_agg_item.c) */
+    size_t base;             /* baseline row, AG_NONE */
+    size_t ref;              /* reference row, AG_NONE */
     /* AG_F_NO_REF: why ("no_candidate", "several_candidates": a literal) and the candidates */
     const char *no_ref;
     size_t *no_ref_cand; /* owned [n_no_ref_cand], row indices */
@@ -139,6 +140,9 @@ cs_rc ag_value_text(const cJSON *v, cs_buf *b);
 cs_rc ag_find_refs(ag *a);
 cs_rc ag_compare(ag *a);
 void ag_cmps_fini(ag *a);
+
+/* cs_agg_item.c: average.item_ci of the rows of one done job (o.item_resamples > 0). */
+cs_rc ag_item_cis(ag *a);
 
 /* cs_agg_out.c: the aggregate document. */
 cs_rc ag_output(const ag *a, cJSON **out);

@@ -120,6 +120,14 @@ static cJSON *average_obj(const ag *a, const ag_row *r, double *scratch)
     }
     cJSON *o = stats_obj(scratch, n);
     add_num(o, "value", r->avg);
+    if (a->o.item_resamples > 0 && !a->o.slim) {
+        cJSON *ci = isnan(r->item_lo) ? cJSON_CreateNull() : cJSON_CreateArray();
+        if (ci != NULL && !isnan(r->item_lo)) {
+            cJSON_AddItemToArray(ci, num(r->item_lo));
+            cJSON_AddItemToArray(ci, num(r->item_hi));
+        }
+        cJSON_AddItemToObjectCS(o, "item_ci", ci);
+    }
     if (a->o.slim) {
         cJSON_DeleteItemFromObjectCaseSensitive(o, "n");
         cJSON_DeleteItemFromObjectCaseSensitive(o, "mean");

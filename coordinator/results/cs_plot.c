@@ -528,7 +528,7 @@ static cs_rc model_lines(const cJSON **sel, size_t n, const char *series, cs_plo
     for (size_t a = 0; a < CS_PLOT_MAX; a++) {
         for (size_t b = 0; b < CS_PLOT_MAX; b++) {
             m->mean[a][b] = NAN;
-            m->half[a][b] = NAN;
+            m->elo[a][b] = m->ehi[a][b] = NAN;
         }
     }
     for (size_t i = 0; i < n && rc == CS_OK; i++) {
@@ -545,8 +545,18 @@ static cs_rc model_lines(const cJSON **sel, size_t n, const char *series, cs_plo
                               m->series[s], x);
         }
         m->mean[s][ix] = num(sel[i], "average", "mean", NULL);
+        const cJSON *ci = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(sel[i], "average"), "item_ci");
         if (k >= 2 && !isnan(se)) {
-            m->half[s][ix] = cs_plot_t975((size_t)k - 1) * se;
+            double half = cs_plot_t975((size_t)k - 1) * se;
+            m->elo[s][ix] = m->mean[s][ix] - half;
+            m->ehi[s][ix] = m->mean[s][ix] + half;
+        } else if (k == 1 && cJSON_GetArraySize(ci) == 2 &&
+                   cJSON_IsNumber(cJSON_GetArrayItem(ci, 0)) &&
+                   cJSON_IsNumber(cJSON_GetArrayItem(ci, 1))) {
+            m->elo[s][ix] = cJSON_GetArrayItem(ci, 0)->valuedouble;
+            m->ehi[s][ix] = cJSON_GetArrayItem(ci, 1)->valuedouble;
+            m->item_interval[s] = true;
         } else if (!isnan(m->mean[s][ix])) {
             m->no_interval[s] = true;
         }

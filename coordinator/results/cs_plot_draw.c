@@ -103,6 +103,16 @@ static void y_axis(cairo_t *cr, double x0, double y0, double pw, double ph, doub
     cairo_stroke(cr);
 }
 
+/* What a series' legend entry adds about its error bars: points of one seed are either drawn
+ * with the bootstrap over items or, without per-item outcomes, have none. */
+static const char *interval_note(const cs_plot_model *m, size_t i)
+{
+    if (m->no_interval[i]) {
+        return " (1 seed, no interval)";
+    }
+    return m->item_interval[i] ? " (1 seed: CI over items)" : "";
+}
+
 /* The legend below a plot from y: one entry per series (with a mark), cols per line. Returns
  * its height. When draw is false only measures. */
 static double legend(cairo_t *cr, const cs_plot_model *m, double w, double y, bool draw)
@@ -111,7 +121,7 @@ static double legend(cairo_t *cr, const cs_plot_model *m, double w, double y, bo
     size_t cols, longest = strlen("unquantized (baseline)");
     double cw;
     for (size_t i = 0; i < m->n_series; i++) {
-        size_t len = strlen(m->series[i]) + (m->no_interval[i] ? 22 : 0);
+        size_t len = strlen(m->series[i]) + strlen(interval_note(m, i));
         longest = len > longest ? len : longest;
     }
     /* as many columns as the longest entry allows (DejaVu Sans averages 0.6 em a letter), so
@@ -142,7 +152,7 @@ static double legend(cairo_t *cr, const cs_plot_model *m, double w, double y, bo
         cairo_set_dash(cr, NULL, 0, 0);
         cairo_set_source_rgb(cr, 0, 0, 0);
         snprintf(s, sizeof(s), "%s%s", base ? "unquantized (baseline)" : m->series[i],
-                 !base && m->no_interval[i] ? " (1 seed, no interval)" : "");
+                 base ? "" : interval_note(m, i));
         text(cr, x + 11, yy, s, TICK_PT, 0.0, 0.5, false);
     }
     return 4 + 9.0 * (double)((n + cols - 1) / cols);
@@ -292,9 +302,11 @@ static void lines(cairo_t *cr, const cs_plot_model *m, double w)
     area a;
     for (size_t i = 0; i < m->n_series; i++) {
         for (size_t j = 0; j < m->n_x; j++) {
-            double v = m->mean[i][j] * 100, e = isnan(m->half[i][j]) ? 0 : m->half[i][j] * 100;
-            lo = isnan(v) ? lo : fmin(lo, v - e);
-            hi = isnan(v) ? hi : fmax(hi, v + e);
+            double v = m->mean[i][j] * 100;
+            double el = isnan(m->elo[i][j]) ? v : m->elo[i][j] * 100;
+            double eh = isnan(m->ehi[i][j]) ? v : m->ehi[i][j] * 100;
+            lo = isnan(v) ? lo : fmin(lo, fmin(v, el));
+            hi = isnan(v) ? hi : fmax(hi, fmax(v, eh));
         }
     }
     if (!(hi >= lo)) {
@@ -326,20 +338,20 @@ static void lines(cairo_t *cr, const cs_plot_model *m, double w)
         cairo_stroke(cr);
         for (size_t j = 0; j < m->n_x; j++) {
             double x = a.x0 + ((double)j + 0.5) * dx + off, v = m->mean[i][j] * 100;
-            double e = m->half[i][j] * 100;
+            double el = m->elo[i][j] * 100, eh = m->ehi[i][j] * 100;
             if (isnan(v)) {
                 continue;
             }
             cairo_arc(cr, x, ya(&a, v), 1.6, 0, 2 * M_PI);
             cairo_fill(cr);
-            if (!isnan(e)) {
+            if (!isnan(el) && !isnan(eh)) {
                 cairo_set_line_width(cr, 0.7);
-                cairo_move_to(cr, x, ya(&a, v - e));
-                cairo_line_to(cr, x, ya(&a, v + e));
-                cairo_move_to(cr, x - 1.5, ya(&a, v - e));
-                cairo_line_to(cr, x + 1.5, ya(&a, v - e));
-                cairo_move_to(cr, x - 1.5, ya(&a, v + e));
-                cairo_line_to(cr, x + 1.5, ya(&a, v + e));
+                cairo_move_to(cr, x, ya(&a, el));
+                cairo_line_to(cr, x, ya(&a, eh));
+                cairo_move_to(cr, x - 1.5, ya(&a, el));
+                cairo_line_to(cr, x + 1.5, ya(&a, el));
+                cairo_move_to(cr, x - 1.5, ya(&a, eh));
+                cairo_line_to(cr, x + 1.5, ya(&a, eh));
                 cairo_stroke(cr);
             }
         }

@@ -24,14 +24,16 @@ typedef struct cs_plot_model {
     char panel[CS_PLOT_MAX][CS_PLOT_LABEL];
     size_t n_series; /* nsamples, tasks: selectors */
     char series[CS_PLOT_MAX][CS_PLOT_LABEL];
-    bool no_interval[CS_PLOT_MAX]; /* nsamples: the series has points with one seed only */
-    size_t n_tasks;                /* tasks: the accuracy tasks */
+    bool no_interval[CS_PLOT_MAX];   /* nsamples: a point of the series has one seed, no items */
+    bool item_interval[CS_PLOT_MAX]; /* nsamples: a point's bar is the bootstrap over items */
+    size_t n_tasks;                  /* tasks: the accuracy tasks */
     char task[CS_PLOT_MAX][CS_PLOT_LABEL];
-    /* heatmap: cell[p][iy][ix] (fraction or std_ret); nsamples: mean[s][ix] and half[s][ix] (the
-     * 95 % half-width, NAN without an interval), fractions; tasks: mean[s][t], base[t]. */
+    /* heatmap: cell[p][iy][ix] (fraction or std_ret); nsamples: mean[s][ix] and the 95 % interval
+     * [elo, ehi][s][ix] (NAN without one), fractions; tasks: mean[s][t], base[t]. */
     double cell[CS_PLOT_MAX][CS_PLOT_MAX][CS_PLOT_MAX];
     double mean[CS_PLOT_MAX][CS_PLOT_MAX];
-    double half[CS_PLOT_MAX][CS_PLOT_MAX];
+    double elo[CS_PLOT_MAX][CS_PLOT_MAX];
+    double ehi[CS_PLOT_MAX][CS_PLOT_MAX];
     double base[CS_PLOT_MAX];
 } cs_plot_model;
 

@@ -919,6 +919,7 @@ static cs_rc handle_results(cs_store *s, const cs_msg_results *m, cs_msg *rep, c
             .tasks = (const char *const *)m->tasks,
             .n_tasks = m->n_tasks,
             .resamples = (size_t)m->resamples,
+            .item_resamples = (size_t)m->item_resamples,
             .seed = (uint64_t)m->seed,
             .slim = m->slim,
     };

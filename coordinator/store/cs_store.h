@@ -528,6 +528,7 @@ typedef struct cs_store_results_req {
     const char *const *tasks;
     size_t n_tasks;
     size_t resamples;
+    size_t item_resamples; /* cs_agg_opts.item_resamples */
     uint64_t seed;
     bool slim; /* the slim aggregate (cs_agg_opts.slim) */
 } cs_store_results_req;

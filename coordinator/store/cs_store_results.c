@@ -1014,9 +1014,11 @@ cs_rc cs_store_results(cs_store *s, const char *sweep, const cs_store_results_re
     rc = cs_store_sweep_resolve(s, sweep, &id, err);
     if (rc == CS_OK) {
         /* Only the comparisons with a reference row read per-item outcomes (pairing and the
-         * bootstrap), and only those of the headline metrics: without one, the 1.5M bitset rows
+         * bootstrap) and the intervals over items, and only those of the headline metrics:
+         * without either, the 1.5M bitset rows
          * of a 100,000-job sweep stay unread, with one a third of them are read. */
-        rc = agg_load(s, id, q->reference != NULL ? 3 : 0, q->metric, &a, err);
+        rc = agg_load(s, id, q->reference != NULL || q->item_resamples > 0 ? 3 : 0, q->metric, &a,
+                      err);
     }
     if (rc != CS_OK) {
         return rc;
@@ -1030,6 +1032,7 @@ cs_rc cs_store_results(cs_store *s, const char *sweep, const cs_store_results_re
     o.headline_metric = a.headline_metric;
     o.n_headline = a.n_headline;
     o.resamples = q->resamples;
+    o.item_resamples = q->item_resamples;
     o.seed = q->seed;
     o.slim = q->slim;
     rc = cs_agg_run(a.jobs, a.n_jobs, &o, out, err);

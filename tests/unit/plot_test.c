@@ -173,12 +173,35 @@ static void test_lines_numbers(void **state)
     assert_int_equal(m->n_x, 2);
     /* random at 16: per-job averages 0.59, 0.60, 0.61: SE 0.01 / sqrt(3), t(2) = 4.303 */
     assert_true(fabs(m->mean[0][0] - 0.60) < 1e-9);
-    assert_true(fabs(m->half[0][0] - 4.303 * 0.01 / sqrt(3.0)) < 1e-9);
+    assert_true(fabs(m->ehi[0][0] - 0.60 - 4.303 * 0.01 / sqrt(3.0)) < 1e-9);
+    assert_true(fabs(0.60 - m->elo[0][0] - 4.303 * 0.01 / sqrt(3.0)) < 1e-9);
     assert_true(fabs(m->mean[1][1] - 0.64) < 1e-9);
     assert_false(m->no_interval[0]);
     assert_true(m->no_interval[2]);
-    assert_true(isnan(m->half[2][0]));
+    assert_false(m->item_interval[2]);
+    assert_true(isnan(m->elo[2][0]) && isnan(m->ehi[2][0]));
     assert_true(fabs(m->mean[2][0] - 0.59) < 1e-9);
+    /* with the bootstrap over items of its one job (average.item_ci), a one-seed point has that
+     * interval, and the series says so */
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(agg, "rows"))
+    {
+        cJSON *avg = cJSON_GetObjectItemCaseSensitive(r, "average");
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(avg, "n");
+        cJSON *ci = cJSON_CreateArray();
+        cJSON_AddItemToArray(ci, cJSON_CreateNumber(0.55));
+        cJSON_AddItemToArray(ci, cJSON_CreateNumber(0.62));
+        if (cJSON_IsNumber(n) && n->valuedouble == 1) {
+            cJSON_AddItemToObject(avg, "item_ci", ci);
+        } else {
+            cJSON_Delete(ci);
+        }
+    }
+    assert_int_equal(build(agg, CS_PLOT_NSAMPLES, NULL, where, 1, m, &err), CS_OK);
+    assert_false(m->no_interval[2]);
+    assert_true(m->item_interval[2]);
+    assert_false(m->item_interval[0]);
+    assert_true(m->elo[2][0] == 0.55 && m->ehi[2][0] == 0.62);
     cJSON_Delete(agg);
     free(m);
 }

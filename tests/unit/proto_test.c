@@ -251,6 +251,7 @@ static void fill_results(cs_msg *m)
     m->results.tasks = RESULTS_TASKS;
     m->results.n_tasks = 2;
     m->results.resamples = 10000;
+    m->results.item_resamples = 2000;
     m->results.seed = 7;
     m->results.slim = true;
 }
@@ -516,6 +517,7 @@ static void assert_msg_eq(const cs_msg *want, const cs_msg *got)
             assert_string_equal(want->results.tasks[i], got->results.tasks[i]);
         }
         assert_int_equal(want->results.resamples, got->results.resamples);
+        assert_int_equal(want->results.item_resamples, got->results.item_resamples);
         assert_int_equal(want->results.seed, got->results.seed);
         break;
     case CS_MSG_WATCH:
@@ -697,6 +699,10 @@ static const bad_case BAD[] = {
         {"results resamples too many",
          "{\"v\":4,\"type\":\"RESULTS\",\"sweep\":\"d\",\"resamples\":1000001,\"seed\":0}", 0,
          CS_EPROTO, "RESULTS.resamples"},
+        {"results item_resamples negative",
+         "{\"v\":4,\"type\":\"RESULTS\",\"sweep\":\"d\",\"resamples\":0,\"item_resamples\":-1,"
+         "\"seed\":0}",
+         0, CS_EPROTO, "RESULTS.item_resamples"},
         /* WATCH and JOB_INFO: bounded counts, a job id */
         {"watch top too many", "{\"v\":4,\"type\":\"WATCH\",\"top\":101}", 0, CS_EPROTO,
          "WATCH.top"},
