@@ -74,16 +74,18 @@ cs_say "calsweep results demo --reference algorithm=rtn (the calibrated methods 
 
 cs_say "calsweep export demo --preset selectors --percent (the paper's table; also --format latex|csv|json)"
 "$B/coordinator/calsweep" export demo --preset selectors --percent
-# Both presets' tables hold the numbers of `calsweep results --json` grouped by the same axes:
-# the JSON row by row, the CSV's cells as a set (selectors: its average column; sensitivity: the
-# seq_len columns' averages; columns counted from the end of the line, since the quoted labels in
-# front may hold commas).
+# Both presets' tables hold the numbers of `calsweep results --json`, which groups as they do (by
+# every axis but seed): the JSON row by row, the CSV's cells as a set (selectors: its average
+# column; sensitivity: the seq_len columns' averages; columns counted from the end of the line,
+# since the quoted labels in front may hold commas).
 rows='[.rows[] | {v: .values, a: .average.value, t: (.tasks | map_values(.value))}] | sort_by(.v | tostring)'
-for p in selectors:algorithm,selector,model,eval:average sensitivity:algorithm,model,eval,n_samples,seq_len:seq_len=; do
-    IFS=: read -r preset by col <<<"$p"
+"$B/coordinator/calsweep" results demo --json >"$dir/results.json" || {
+    cs_say "calsweep results --json failed"; CALSWEEP_DEMO_KEEP=1; exit 1; }
+for p in selectors:average sensitivity:seq_len=; do
+    IFS=: read -r preset col <<<"$p"
     "$B/coordinator/calsweep" export demo --preset "$preset" --format json >"$dir/$preset.json" &&
         "$B/coordinator/calsweep" export demo --preset "$preset" --format csv >"$dir/$preset.csv" &&
-        "$B/coordinator/calsweep" results demo --json --by "$by" >"$dir/$preset.results.json" || {
+        cp "$dir/results.json" "$dir/$preset.results.json" || {
         cs_say "calsweep export --preset $preset failed"; CALSWEEP_DEMO_KEEP=1; exit 1; }
     csv=$(grep -v '^#' "$dir/$preset.csv" | awk -F, -v col="$col" '
         NR == 1 { for (i = 1; i <= NF; i++) if (index($i, col) == 1 && $i !~ /\.std$/) keep[NF - i] = 1; next }
@@ -93,11 +95,11 @@ for p in selectors:algorithm,selector,model,eval:average sensitivity:algorithm,m
     if ! diff <(jq -S "$rows" "$dir/$preset.json") <(jq -S "$rows" "$dir/$preset.results.json") >/dev/null ||
         [ -z "$csv" ] || [ "$csv" != "$res" ] ||
         ! head -n 1 "$dir/$preset.csv" | grep -q "^# calsweep export: sweep demo (id [1-9]"; then
-        cs_say "calsweep export --preset $preset: its numbers differ from calsweep results --json --by $by (folder kept)"
+        cs_say "calsweep export --preset $preset: its numbers differ from calsweep results --json (folder kept)"
         CALSWEEP_DEMO_KEEP=1
         exit 1
     fi
-    echo "  --preset $preset: $(wc -l <<<"$csv") table cells equal calsweep results --json --by $by"
+    echo "  --preset $preset: $(wc -l <<<"$csv") table cells equal calsweep results --json"
 done
 n_failed=$("$B/coordinator/calsweep" jobs --json --sweep demo --state failed | jq '.total')
 if [ "$n_failed" != 0 ]; then

@@ -41,26 +41,41 @@ enum {
     OPT_PRESET
 };
 
-/* The presets (issue 21): the grouping, the columns and one table per value of the split axes. */
+/* The presets (issue 21): the label columns that lead, the columns, one table per value of the
+ * split axes, and the axes the sweep must have. The rows are grouped by every axis but seed (the
+ * default of `calsweep results`), so a row never pools jobs that differ in something other than
+ * the seed: an axis the layout does not name that the sweep varies (source, n_samples) becomes a
+ * label column after the lead ones. */
 typedef struct exp_preset {
     const char *name;
-    const char *by[5];
-    size_t n_by;
+    const char *lead[2];
+    size_t n_lead;
     const char *cols;
     const char *split[2];
     size_t n_split;
+    const char *need[5];
+    size_t n_need;
 } exp_preset;
 
 static const exp_preset PRESETS[] = {
         /* rows algorithm x selector; columns the tasks, average, std_ret; a table per model */
-        {"selectors", {"algorithm", "selector", "model", "eval"}, 4, "tasks", {"model"}, 1},
+        {"selectors",
+         {"algorithm", "selector"},
+         2,
+         "tasks",
+         {"model"},
+         1,
+         {"algorithm", "selector", "model"},
+         3},
         /* rows n_samples, columns seq_len, cells the average; a table per algorithm and model */
         {"sensitivity",
-         {"algorithm", "model", "eval", "n_samples", "seq_len"},
-         5,
+         {"n_samples"},
+         1,
          "seq_len",
          {"algorithm", "model"},
-         2},
+         2,
+         {"algorithm", "model", "n_samples", "seq_len"},
+         4},
 };
 
 #define MAX_LIST CS_PROTO_MAX_RESULTS_LIST
@@ -129,9 +144,8 @@ static int apply_preset(exp_args *a)
                 a->preset->name);
         return CS_EXIT_USAGE;
     }
-    for (size_t i = 0; i < a->preset->n_by; i++) {
-        a->by[a->n_by++] = a->preset->by[i];
-    }
+    a->o.lead = a->preset->lead;
+    a->o.n_lead = a->preset->n_lead;
     a->cols = a->preset->cols;
     return CS_EXIT_OK;
 }
@@ -285,12 +299,42 @@ static void print_error(const exp_args *a, const cs_err *err)
     }
 }
 
+/* CS_EINVAL when the aggregate lacks an axis the preset needs, listing the axes it has. */
+static cs_rc preset_axes(const exp_preset *p, const cJSON *agg, cs_err *err)
+{
+    const cJSON *axes = cJSON_GetObjectItemCaseSensitive(agg, "axes"), *x;
+    for (size_t i = 0; i < p->n_need; i++) {
+        bool found = false;
+        cJSON_ArrayForEach(x, axes)
+        {
+            found = found || (cJSON_IsString(x) && strcmp(x->valuestring, p->need[i]) == 0);
+        }
+        if (!found) {
+            cs_buf b = {0};
+            cJSON_ArrayForEach(x, axes)
+            {
+                cs_buf_printf(&b, "%s%s", b.len ? ", " : "",
+                              cJSON_IsString(x) ? x->valuestring : "?");
+            }
+            cs_rc rc = cs_err_set(err, CS_EINVAL, 0, "--by %s: no such axis; axes: %s", p->need[i],
+                                  b.data ? b.data : "");
+            cs_buf_fini(&b);
+            return rc;
+        }
+    }
+    return CS_OK;
+}
+
 /* The export of the aggregate: one table, or the preset's one per split value. */
 static cs_rc render_agg(const exp_args *a, const cJSON *agg, cs_buf *out, cs_err *err)
 {
-    return a->preset ? cs_export_render_split(agg, &a->o, a->preset->split, a->preset->n_split, out,
-                                              err)
-                     : cs_export_render(agg, &a->o, out, err);
+    if (!a->preset) {
+        return cs_export_render(agg, &a->o, out, err);
+    }
+    cs_rc rc = preset_axes(a->preset, agg, err);
+    return rc == CS_OK ? cs_export_render_split(agg, &a->o, a->preset->split, a->preset->n_split,
+                                                out, err)
+                       : rc;
 }
 
 /* The aggregate (or for csv-long the jobs) from the database at a->db, read-only. */

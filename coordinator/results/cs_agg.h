@@ -129,6 +129,17 @@ cs_rc cs_agg_print_text(const cJSON *agg, FILE *out, cs_err *err);
 cs_rc cs_agg_short_labels(const cJSON *agg, char **common, char ***label, size_t *n, cs_err *err);
 void cs_agg_labels_fini(char *common, char **label, size_t n);
 
+/* The short form of one axis's values, as the text table's labels show them: diffs =
+ * cs_agg_value_diffs(values, n) over every value of the axis that a table shows ({name: {member:
+ * true}}: per object name, the members other than "name" whose values differ among the values of
+ * that name; owned, cJSON_Delete; NULL when memory runs out), then cs_agg_value_short appends one
+ * of them to b: a string as is, an object with a name as name(member=value,...) with only the
+ * members of diffs[name] ("gptq(bits=4)", or "gptq" when every gptq value is alike), anything
+ * else as its canonical JSON. Distinct objects of one name get distinct texts. CS_ENOMEM. */
+struct cs_buf;
+cJSON *cs_agg_value_diffs(const cJSON *const *values, size_t n);
+cs_rc cs_agg_value_short(struct cs_buf *b, const cJSON *v, const cJSON *diffs);
+
 /* Writes an aggregate (any cJSON tree: the full document, slim, or one that came from calsweepd)
  * to out as cJSON_PrintUnformatted's text followed by a newline, byte for byte (`calsweep results
  * --json`), without holding the text in memory and with cheaper number formatting. CS_EINVAL for

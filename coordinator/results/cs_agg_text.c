@@ -187,10 +187,10 @@ static void diff_members(cJSON *keys, const cJSON *v, const cJSON *rep)
     }
 }
 
-/* For the values col[0..n): {name: {member: true}} with, per object name, the members (name
- * aside) whose values differ among the values having that name. Each value is compared with the
- * first of its name. NULL on no memory. */
-static cJSON *name_diffs(const cJSON *const *col, size_t n)
+/* cs_agg_value_diffs: {name: {member: true}} with, per object name, the members (name aside)
+ * whose values differ among the values having that name. Each value is compared with the first
+ * of its name. */
+cJSON *cs_agg_value_diffs(const cJSON *const *col, size_t n)
 {
     cJSON *reps = cJSON_CreateObject(), *diffs = cJSON_CreateObject();
     for (size_t i = 0; i < n; i++) {
@@ -207,43 +207,51 @@ static cJSON *name_diffs(const cJSON *const *col, size_t n)
         }
         diff_members(cJSON_GetObjectItemCaseSensitive(diffs, name), v, rep);
     }
+    if (reps == NULL) {
+        cJSON_Delete(diffs);
+        diffs = NULL;
+    }
     cJSON_Delete(reps);
     return diffs;
 }
 
 /* A scalar as labels show it: a string as is, anything else as canonical JSON. */
-static void put_plain(cs_buf *b, const cJSON *v)
+static cs_rc put_plain(cs_buf *b, const cJSON *v)
 {
     if (cJSON_IsString(v)) {
-        cs_buf_puts(b, v->valuestring);
-    } else if (cs_canon_append(v, b, NULL) != CS_OK) {
-        cs_buf_puts(b, "?");
+        return cs_buf_puts(b, v->valuestring);
     }
+    return cs_canon_append(v, b, NULL) == CS_OK ? CS_OK : cs_buf_puts(b, "?");
 }
 
 /* An axis value: an object with a name as name(member=value,...) with the members of diffs[name];
  * anything else plainly. */
 static void put_short(cs_buf *b, const cJSON *v, const cJSON *diffs)
 {
+    (void)cs_agg_value_short(b, v, diffs); /* out of memory: the label is cut short */
+}
+
+cs_rc cs_agg_value_short(cs_buf *b, const cJSON *v, const cJSON *diffs)
+{
     const char *name = obj_name(v);
+    bool bad = false;
     if (name == NULL) {
-        put_plain(b, v);
-        return;
+        return put_plain(b, v);
     }
-    cs_buf_puts(b, name);
+    bad = cs_buf_puts(b, name) != CS_OK;
     const cJSON *keys = cJSON_GetObjectItemCaseSensitive(diffs, name);
     size_t k = 0;
     for (const cJSON *m = v->child; m != NULL && keys != NULL && keys->child != NULL; m = m->next) {
         if (cJSON_GetObjectItemCaseSensitive(keys, m->string) != NULL) {
-            cs_buf_puts(b, k++ ? "," : "(");
-            cs_buf_puts(b, m->string);
-            cs_buf_putc(b, '=');
-            put_plain(b, m);
+            bad = bad || cs_buf_puts(b, k++ ? "," : "(") != CS_OK ||
+                  cs_buf_puts(b, m->string) != CS_OK || cs_buf_putc(b, '=') != CS_OK ||
+                  put_plain(b, m) != CS_OK;
         }
     }
     if (k > 0) {
-        cs_buf_putc(b, ')');
+        bad = bad || cs_buf_putc(b, ')') != CS_OK;
     }
+    return bad ? CS_ENOMEM : CS_OK;
 }
 
 enum { AX_NULL, AX_COMMON, AX_VARIES };
@@ -310,7 +318,7 @@ static void label_axis(const rowset *rs, size_t a, const char *ax, cs_buf *commo
     if (kind == AX_NULL) {
         return;
     }
-    cJSON *diffs = name_diffs(col, rs->n);
+    cJSON *diffs = cs_agg_value_diffs(col, rs->n);
     if (kind == AX_COMMON) {
         cs_buf_printf(common, "%s%s=", common->len ? " " : "", ax);
         put_short(common, first, diffs);
@@ -570,7 +578,7 @@ static int print_no_ref(const cJSON *agg, const rowset *rs, const labels *l, FIL
         rowset_fini(&rr);
         return -1;
     }
-    cJSON *diffs = name_diffs(rr.val, rr.n);
+    cJSON *diffs = cs_agg_value_diffs(rr.val, rr.n);
     cs_buf b = {0};
     int rc = 0;
     for (size_t i = 0; i < rs->n && rc >= 0; i++) {

@@ -340,10 +340,35 @@ static cJSON *split_combos(const cJSON *agg, const char *const *split, size_t n_
     return combos;
 }
 
+/* Per split axis, the members that tell its values apart among the combinations (an array of
+ * cs_agg_value_diffs, owned), so that headings are short ("algorithm=gptq(bits=4)"). */
+static cJSON *split_diffs(const cJSON *combos, size_t n_split)
+{
+    size_t n = (size_t)cJSON_GetArraySize(combos), k;
+    const cJSON **col = cs_alloc_array(n + 1, sizeof(*col));
+    cJSON *all = col ? cJSON_CreateArray() : NULL;
+    for (size_t i = 0; i < n_split && all; i++) {
+        const cJSON *c;
+        k = 0;
+        cJSON_ArrayForEach(c, combos)
+        {
+            col[k++] = cJSON_GetArrayItem(c, (int)i);
+        }
+        cJSON *d = ex_value_diffs(col, k);
+        if (!d || !cJSON_AddItemToArray(all, d)) {
+            cJSON_Delete(d);
+            cJSON_Delete(all);
+            all = NULL;
+        }
+    }
+    free(col);
+    return all;
+}
+
 /* One combination's table, appended to out after its heading; out unchanged on error (and for
  * an empty selection, CS_ENOENT). */
 static cs_rc split_one(const cJSON *agg, const cs_export_opts *o, const char *const *split,
-                       const cJSON *combo, cs_buf *out, cs_err *err)
+                       const cJSON *combo, const cJSON *diffs, cs_buf *out, cs_err *err)
 {
     size_t n = (size_t)cJSON_GetArraySize(combo);
     cs_export_where *w = cs_calloc_array(o->n_where + n + 1, sizeof(*w));
@@ -358,7 +383,7 @@ static cs_rc split_one(const cJSON *agg, const cs_export_opts *o, const char *co
         const cJSON *v = cJSON_GetArrayItem(combo, (int)i);
         texts[i] = cJSON_PrintUnformatted(v);
         rc = texts[i] ? cs_buf_printf(&head, "%s%s=", i ? " " : "", split[i]) : CS_ENOMEM;
-        rc = rc == CS_OK ? cs_export_value_text(&head, v) : rc;
+        rc = rc == CS_OK ? cs_agg_value_short(&head, v, cJSON_GetArrayItem(diffs, (int)i)) : rc;
         w[o->n_where + i] = (cs_export_where){split[i], texts[i]};
     }
     one.where = w;
@@ -385,7 +410,7 @@ static cs_rc split_one(const cJSON *agg, const cs_export_opts *o, const char *co
 cs_rc cs_export_render_split(const cJSON *agg, const cs_export_opts *o, const char *const *split,
                              size_t n_split, cs_buf *out, cs_err *err)
 {
-    cJSON *combos;
+    cJSON *combos, *diffs;
     const cJSON *c;
     cs_rc rc = CS_OK;
     size_t made = 0;
@@ -393,7 +418,9 @@ cs_rc cs_export_render_split(const cJSON *agg, const cs_export_opts *o, const ch
         return cs_export_render(agg, o, out, err);
     }
     combos = split_combos(agg, split, n_split);
-    if (!combos) {
+    diffs = combos ? split_diffs(combos, n_split) : NULL;
+    if (!diffs) {
+        cJSON_Delete(combos);
         return cs_err_set(err, CS_ENOMEM, 0, "export: out of memory");
     }
     if (o->standalone && o->format == CS_EXPORT_LATEX) {
@@ -402,11 +429,12 @@ cs_rc cs_export_render_split(const cJSON *agg, const cs_export_opts *o, const ch
     cJSON_ArrayForEach(c, combos)
     {
         if (rc == CS_OK || rc == CS_ENOENT) {
-            rc = split_one(agg, o, split, c, out, err);
+            rc = split_one(agg, o, split, c, diffs, out, err);
             made += rc == CS_OK;
         }
     }
     cJSON_Delete(combos);
+    cJSON_Delete(diffs);
     if (rc == CS_ENOENT && made > 0) {
         rc = CS_OK;
     }

@@ -42,6 +42,10 @@ typedef struct cs_export_where {
 typedef struct cs_export_opts {
     cs_export_format format;
     const char *cols; /* NULL or "tasks": a column per task; else an axis: a column per value */
+    /* The row-label columns that come first, in this order (when they vary among the rows);
+     * the other varying grouping axes follow in the aggregate's "by" order. */
+    const char *const *lead;
+    size_t n_lead;
     const cs_export_where *where; /* rows kept: those whose value matches on every axis */
     size_t n_where;
     int digits;      /* decimals of markdown numbers; < 0: 1 with percent, 3 without */
@@ -87,8 +91,9 @@ cs_rc cs_export_render_long(const cs_agg_job *jobs, size_t n, const char *const 
                             const cs_export_opts *o, cs_buf *out, cs_err *err);
 
 /* Whether a value of an axis (a JSON value from an aggregate's row "values" or a job's axes)
- * matches text as --where and --reference match (docs/results.md "Reference rows"): its name, its
- * display form ("gptq(bits=4)"), its canonical JSON, or the same value parsed as JSON. */
+ * matches text as --where matches (docs/results.md "Exports"): its name, its display form
+ * ("gptq(act_order=true,bits=4,...)"), a short label as the tables show it (the name and some
+ * members: "gptq(bits=4)"), its canonical JSON, or the same value parsed as JSON. */
 bool cs_export_value_matches(const cJSON *v, const char *text);
 
 /* Appends the display form of an axis value to b: a string as is, an object with a "name" as the

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cs_agg.h"
 #include "cs_alloc.h"
 
 static const cJSON *get(const cJSON *o, const char *k)
@@ -178,6 +179,7 @@ void ex_table_fini(ex_table *t)
     free(t->cells);
     free(t->common);
     free(t->reference);
+    cJSON_Delete(t->diffs);
     memset(t, 0, sizeof(*t));
 }
 
@@ -228,14 +230,54 @@ static ex_cell *cell(ex_table *t, size_t r, size_t c)
     return &t->cells[r * t->n_cols + c];
 }
 
-/* The label axes: the grouping axes (but skip) whose non-null values differ among rows, in
- * `by` order, into axes (n_by entries at most); the ones with a single value go to t->common. */
+/* Appends v, a value of axis, in its short form among the selected rows (nothing for null), with
+ * the members of ex_value_diffs over them (found once per axis). CS_ENOMEM. */
+static cs_rc short_text(ex_table *t, cs_buf *b, const char *axis, const cJSON *v)
+{
+    const cJSON *d;
+    if (!v || cJSON_IsNull(v)) {
+        return CS_OK;
+    }
+    if (!t->diffs && !(t->diffs = cJSON_CreateObject())) {
+        return CS_ENOMEM;
+    }
+    d = get(t->diffs, axis);
+    if (!d) {
+        size_t n = 0, cap = (size_t)cJSON_GetArraySize(t->rows);
+        const cJSON **col = cs_alloc_array(cap + 1, sizeof(*col));
+        const cJSON *r;
+        cJSON *nd;
+        if (!col) {
+            return CS_ENOMEM;
+        }
+        cJSON_ArrayForEach(r, t->rows)
+        {
+            const cJSON *x = get(get(r, "values"), axis);
+            if (x && !cJSON_IsNull(x) && n < cap) {
+                col[n++] = x;
+            }
+        }
+        nd = ex_value_diffs(col, n);
+        free(col);
+        if (!nd || !cJSON_AddItemToObject(t->diffs, axis, nd)) {
+            cJSON_Delete(nd);
+            return CS_ENOMEM;
+        }
+        d = nd;
+    }
+    return cs_agg_value_short(b, v, d);
+}
+
+/* The label axes: the grouping axes (but skip) whose non-null values differ among rows, lead's
+ * first (in its order), then the others in `by` order, into axes (n_by entries at most); the
+ * ones with a single value go to t->common. */
 static cs_rc split_axes(ex_table *t, const cJSON *agg, const cJSON *rows, const char *skip,
-                        const char **axes, size_t *n_axes)
+                        const cs_export_opts *o, const char **axes, size_t *n_axes)
 {
     cs_buf common = {0};
     const cJSON *a;
     cs_rc rc = CS_OK;
+    size_t n_lead = 0;
     *n_axes = 0;
     cJSON_ArrayForEach(a, get(agg, "by"))
     {
@@ -257,10 +299,21 @@ static cs_rc split_axes(ex_table *t, const cJSON *agg, const cJSON *rows, const 
             axes[(*n_axes)++] = a->valuestring;
         } else if (first) {
             rc = cs_buf_printf(&common, "%s%s=", common.len ? " " : "", a->valuestring);
-            rc = rc == CS_OK ? cs_export_value_text(&common, first) : rc;
+            rc = rc == CS_OK ? short_text(t, &common, a->valuestring, first) : rc;
         }
         if (rc != CS_OK) {
             break;
+        }
+    }
+    /* lead's axes to the front, in lead's order; the others keep theirs */
+    for (size_t l = 0; l < o->n_lead; l++) {
+        for (size_t i = n_lead; i < *n_axes; i++) {
+            if (strcmp(axes[i], o->lead[l]) == 0) {
+                const char *x = axes[i];
+                memmove(&axes[n_lead + 1], &axes[n_lead], (i - n_lead) * sizeof(*axes));
+                axes[n_lead++] = x;
+                break;
+            }
         }
     }
     t->common = rc == CS_OK ? cs_buf_take(&common) : NULL;
@@ -283,7 +336,7 @@ static cs_rc fill_labels(ex_table *t, size_t r, const cJSON *row, size_t n_axes)
     for (size_t c = 0; c < n_axes; c++) {
         cs_buf b = {0};
         const cJSON *v = get(get(row, "values"), t->cols[c].axis);
-        if (cs_export_value_text(&b, v) != CS_OK) {
+        if (short_text(t, &b, t->cols[c].axis, v) != CS_OK) {
             cs_buf_fini(&b);
             return CS_ENOMEM;
         }
@@ -417,11 +470,12 @@ static void task_cells(ex_table *t, size_t r, const cJSON *row, size_t first)
 }
 
 /* --cols tasks: one table row per aggregate row. */
-static cs_rc build_tasks(ex_table *t, const cJSON *agg, const cJSON *rows, const char **axes)
+static cs_rc build_tasks(ex_table *t, const cJSON *agg, const cJSON *rows, const cs_export_opts *o,
+                         const char **axes)
 {
     size_t n_axes = 0, r;
     const cJSON *row;
-    cs_rc rc = split_axes(t, agg, rows, NULL, axes, &n_axes);
+    cs_rc rc = split_axes(t, agg, rows, NULL, o, axes, &n_axes);
     rc = rc == CS_OK ? add_label_cols(t, axes, n_axes) : rc;
     rc = rc == CS_OK ? task_cols(t, agg, rows) : rc;
     cJSON_ArrayForEach(row, rows)
@@ -442,7 +496,8 @@ static size_t find_row(ex_table *t, const cJSON *row, size_t n_axes)
         bool same = true;
         for (size_t c = 0; c < n_axes && same; c++) {
             cs_buf b = {0};
-            same = cs_export_value_text(&b, get(get(row, "values"), t->cols[c].axis)) == CS_OK &&
+            same = short_text(t, &b, t->cols[c].axis, get(get(row, "values"), t->cols[c].axis)) ==
+                           CS_OK &&
                    strcmp(b.data ? b.data : "", cell(t, r, c)->text) == 0;
             cs_buf_fini(&b);
         }
@@ -455,11 +510,11 @@ static size_t find_row(ex_table *t, const cJSON *row, size_t n_axes)
 
 /* --cols AXIS: a column per value of AXIS (first-seen order), the rows' averages in them. */
 static cs_rc build_pivot(ex_table *t, const cJSON *agg, const cJSON *rows, const char *axis,
-                         const char **axes)
+                         const cs_export_opts *o, const char **axes)
 {
     size_t n_axes = 0;
     const cJSON *row;
-    cs_rc rc = split_axes(t, agg, rows, axis, axes, &n_axes);
+    cs_rc rc = split_axes(t, agg, rows, axis, o, axes, &n_axes);
     rc = rc == CS_OK ? add_label_cols(t, axes, n_axes) : rc;
     cJSON_ArrayForEach(row, rows)
     {
@@ -467,7 +522,7 @@ static cs_rc build_pivot(ex_table *t, const cJSON *agg, const cJSON *rows, const
         const cJSON *v = get(get(row, "values"), axis);
         bool seen = false;
         if (rc == CS_OK && v && !cJSON_IsNull(v)) {
-            rc = cs_export_value_text(&b, v);
+            rc = short_text(t, &b, axis, v);
             for (size_t c = n_axes; c < t->n_cols && rc == CS_OK; c++) {
                 seen = seen || strcmp(t->cols[c].name, b.data) == 0;
             }
@@ -493,7 +548,7 @@ static cs_rc build_pivot(ex_table *t, const cJSON *agg, const cJSON *rows, const
         } else {
             t->jobs += to_i64(num(get(row, "jobs"), "done"));
         }
-        rc = rc == CS_OK ? cs_export_value_text(&b, v) : rc;
+        rc = rc == CS_OK ? short_text(t, &b, axis, v) : rc;
         while (rc == CS_OK && c < t->n_cols && strcmp(t->cols[c].name, b.data) != 0) {
             c++;
         }
@@ -570,12 +625,14 @@ cs_rc ex_table_build(ex_table *t, const cJSON *agg, const cs_export_opts *o, cs_
         t->ref_axis = get(get(agg, "reference"), "axis")->valuestring;
         t->ref_value = get(get(agg, "reference"), "value")->valuestring;
     }
+    t->rows = rows;
     axes = cs_alloc_array((size_t)cJSON_GetArraySize(get(agg, "by")) + 1, sizeof(*axes));
     rc = !axes   ? CS_ENOMEM
-         : pivot ? build_pivot(t, agg, rows, o->cols, axes)
-                 : build_tasks(t, agg, rows, axes);
+         : pivot ? build_pivot(t, agg, rows, o->cols, o, axes)
+                 : build_tasks(t, agg, rows, o, axes);
     free(axes);
     cJSON_Delete(rows);
+    t->rows = NULL;
     if (rc == CS_ENOENT) {
         ex_table_fini(t);
         return cs_err_set(err, rc, 0, "--cols %s: no selected row has a value of %s", o->cols,

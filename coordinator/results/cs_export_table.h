@@ -1,7 +1,9 @@
 /* cs_export_table.h - private to coordinator/results/cs_export*.c: the table that the exports
  * lay out from an aggregate before any format writes it (rows selected by --where, row-label
- * columns, one value column per task or per value of the --cols axis). Each format (markdown and
- * CSV in cs_export.c) walks the same table, so they show the same numbers. */
+ * columns, one value column per task or per value of the --cols axis). Axis values are shown
+ * short, as `calsweep results` labels them: an object by its name and the members that differ
+ * among the selected rows' values of that name ("gptq(bits=4)", cs_agg_value_short). Each format
+ * (markdown and CSV in cs_export.c) walks the same table, so they show the same numbers. */
 #ifndef CS_COORDINATOR_RESULTS_CS_EXPORT_TABLE_H
 #define CS_COORDINATOR_RESULTS_CS_EXPORT_TABLE_H
 
@@ -45,7 +47,16 @@ typedef struct ex_table {
     int64_t jobs;    /* done jobs of the aggregate rows used */
     int64_t max_seeds, resamples;     /* the aggregate's */
     const char *ref_axis, *ref_value; /* the aggregate's reference (borrowed), or NULL */
+    /* While building: the selected rows (borrowed), and per axis the members that tell its
+     * values apart among them ({axis: cs_agg_value_diffs}, owned), for the short labels. */
+    const cJSON *rows;
+    cJSON *diffs;
 } ex_table;
+
+/* The members shown of an axis's values (values[0..n), non-null): cs_agg_value_diffs, plus a
+ * method's bits always ("gptq(bits=4)" even when every gptq row has 4 bits: a paper's reader needs
+ * the width). Owned (cJSON_Delete); NULL when memory runs out. */
+cJSON *ex_value_diffs(const cJSON *const *values, size_t n);
 
 /* Lays out agg under o (cs_export_render's errors). *t zeroed first; free with ex_table_fini. */
 cs_rc ex_table_build(ex_table *t, const cJSON *agg, const cs_export_opts *o, cs_err *err);

@@ -2,7 +2,8 @@
 # calsweep export --preset on the fixture database's sweep "grid" (tests/export_fixture.c: two
 # models, gptq x n_samples x seq_len x selector x seed, rtn and the baselines): the presets match
 # their golden files (one table per model; per algorithm and model), every number of their CSV
-# equals `calsweep results --json` grouped the same way, and a preset on a sweep without its axes
+# equals `calsweep results --json` (both group by every axis but seed, so no row pools the grid's
+# n_samples or seq_len), and a preset on a sweep without its axes
 # exits 1 naming the axis. Regenerate the goldens with CS_EXPORT_REGEN=1 (and review them).
 cd "$CS_SOURCE_DIR" || exit 1
 n=0; fail=0
@@ -26,36 +27,43 @@ golden selectors.md --preset selectors --percent
 golden sensitivity-preset.md --preset sensitivity --percent --digits 2
 golden sensitivity-preset.tex --preset sensitivity --format latex --standalone --percent
 
-# name of an algorithm value as the CSV shows it ("gptq(bits=4)" -> "gptq")
-jq_rows='.rows[] | [(.values.algorithm | if type == "object" then .name else . end),
+# The presets group by every axis but seed, as `calsweep results` does by default; their CSV is
+# read by its header's names (col NAME...: those columns of every data line, "|"-joined).
+col() {
+    awk -F, -v want="$*" 'BEGIN { n = split(want, w, " ") } /^#/ { next }
+        !h { for (i = 1; i <= NF; i++) at[$i] = i; h = 1; next }
+        { line = ""; for (k = 1; k <= n; k++) line = line (k > 1 ? "|" : "") (w[k] in at ? $(at[w[k]]) : "?"); print line }'
+}
+jq_rows='.rows[] | [(.values.algorithm | if type == "object" then "\(.name)(bits=\(.bits))" else . end),
          (.values.selector // ""), (.values.model // ""), (.values.n_samples // "" | tostring),
          (.values.seq_len // "" | tostring), .tasks.arc_e.value, .tasks.hella_swag.value,
-         .average.value] | @tsv'
+         .average.value] | join("|")'
+# numbers compared to 1e-9: the CSV prints ten significant digits
+same() { join -t ' ' "$1" "$2" | awk -v want="$3" '{ n = split($2, a, "|"); split($3, b, "|")
+    for (i = 1; i <= n; i++) if ((a[i] - b[i])^2 > 1e-18) bad = 1 } END { exit bad || NR != want }'; }
 
-# selectors: algorithm,selector,model,seeds,arc_e.acc,arc_e.acc.std,hella_swag.acc,...,average,...
+# selectors: a row per algorithm x selector x n_samples x seq_len (the grid varies both) per model
 timeout 60 "$CALSWEEP" export --db fx.db grid --preset selectors --format csv >sel.csv &&
-timeout 60 "$CALSWEEP" results --db fx.db grid --json --by algorithm,selector,model,eval |
-    jq -r "$jq_rows" >sel.tsv
-ok $? "the selectors preset and results --json --by algorithm,selector,model,eval run"
-grep -v '^#' sel.csv | awk -F, 'NR > 1 { sub(/\(.*/, "", $1); print $1 "|" $2 "|" $3, $5, $7, $11 }' |
+timeout 60 "$CALSWEEP" results --db fx.db grid --json | jq -r "$jq_rows" >sel.txt
+ok $? "the selectors preset and results --json run"
+col algorithm selector model n_samples seq_len arc_e.acc hella_swag.acc average <sel.csv |
+    awk -F'|' '{ print $1 "|" $2 "|" $3 "|" $4 "|" $5 " " $6 "|" $7 "|" $8 }' | sed 's/^none(bits=null)/none/' |
     sort >sel.export
-awk -F'\t' '{ print $1 "|" $2 "|" $3, $6, $7, $8 }' sel.tsv | sort >sel.results
-[ "$(wc -l <sel.export)" = 8 ] &&
-    join sel.export sel.results | awk '{ for (i = 2; i <= 4; i++) if (($i - $(i+3))^2 > 1e-18) bad = 1 }
-                                      END { exit bad || NR != 8 }'
-ok $? "its 8 rows x (arc_e, hella_swag, average) equal results --json"
+awk -F'|' '{ sub(/\(bits=null\)/, "", $1); print $1 "|" $2 "|" $3 "|" $4 "|" $5 " " $6 "|" $7 "|" $8 }' sel.txt |
+    sort >sel.results
+[ "$(wc -l <sel.export)" = 20 ] && same sel.export sel.results 20
+ok $? "its 20 rows x (arc_e, hella_swag, average) equal results --json, none pooled"
 
-# sensitivity: algorithm,model,n_samples,seq_len=64,seq_len=64.std,seq_len=128,seq_len=128.std
-timeout 60 "$CALSWEEP" export --db fx.db grid --preset sensitivity --format csv >sens.csv &&
-timeout 60 "$CALSWEEP" results --db fx.db grid --json --by algorithm,model,eval,n_samples,seq_len |
-    jq -r "$jq_rows" >sens.tsv
-ok $? "the sensitivity preset and results --json --by algorithm,model,eval,n_samples,seq_len run"
-grep -v '^#' sens.csv | awk -F, 'NR == 1 { for (i = 4; i <= NF; i++) if ($i !~ /std/) { sub(/seq_len=/, "", $i); col[i] = $i } next }
-    { sub(/\(.*/, "", $1); for (i in col) print $1 "|" $2 "|" $3 "|" col[i], $i }' | sort >sens.export
-awk -F'\t' '$5 != "" { print $1 "|" $3 "|" $4 "|" $5, $8 }' sens.tsv | sort >sens.results
-[ "$(wc -l <sens.export)" = 8 ] &&
-    join sens.export sens.results | awk '{ if (($2 - $3)^2 > 1e-18) bad = 1 } END { exit bad || NR != 8 }'
-ok $? "its 8 cells (2 models x 2 n_samples x 2 seq_len) equal the averages of results --json"
+# sensitivity: cells seq_len=64 and seq_len=128 of rows n_samples x selector, per algorithm, model
+timeout 60 "$CALSWEEP" export --db fx.db grid --preset sensitivity --format csv >sens.csv
+ok $? "the sensitivity preset runs"
+for q in 64 128; do
+    col algorithm model selector n_samples "seq_len=$q" <sens.csv |
+        awk -F'|' -v q=$q '{ print $1 "|" $3 "|" $2 "|" $4 "|" q " " $5 }'
+done | sort >sens.export
+awk -F'|' '$5 != "" { print $1 "|" $2 "|" $3 "|" $4 "|" $5 " " $8 }' sel.txt | sort >sens.results
+[ "$(wc -l <sens.export)" = 16 ] && same sens.export sens.results 16
+ok $? "its 16 cells (2 models x 2 n_samples x 2 selectors x 2 seq_len) equal the averages of results --json"
 
 out=$(timeout 60 "$CALSWEEP" export --db fx.db fixture --preset sensitivity -o s.md 2>&1); rc=$?
 [ $rc = 1 ] && [ ! -e s.md ] && [ "$out" = "calsweep export: --preset sensitivity: axis seq_len: no such axis; axes: algorithm, eval, model, n_samples, seed, selector" ]

@@ -373,6 +373,14 @@ static void test_values(void **state)
     assert_true(cs_export_value_matches(v, "{\"bits\":4,\"grid\":\"g\",\"name\":\"rtn\"}"));
     assert_true(cs_export_value_matches(v, "{\"name\":\"rtn\",\"grid\":\"g\",\"bits\":4}"));
     assert_false(cs_export_value_matches(v, "rtn(bits=3)"));
+    /* short labels: the name and some members, the others free */
+    assert_true(cs_export_value_matches(v, "rtn(bits=4)"));
+    assert_true(cs_export_value_matches(v, "rtn(grid=g)"));
+    assert_false(cs_export_value_matches(v, "rtn(grid=h)"));
+    assert_false(cs_export_value_matches(v, "rtn(size=4)"));
+    assert_false(cs_export_value_matches(v, "gptq(bits=4)"));
+    assert_false(cs_export_value_matches(v, "rtn()"));
+    assert_false(cs_export_value_matches(v, "rtn(bits)"));
     assert_true(cs_export_value_matches(n, "16"));
     cJSON *str = cJSON_CreateString("tb");
     assert_true(cs_export_value_matches(str, "tb"));
