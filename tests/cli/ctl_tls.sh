@@ -14,7 +14,13 @@ tmp=$(mktemp -d); pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 unset CALSWEEP_TOKEN_FILE CALSWEEP_CONTROL
-port=$((20000 + $$ % 20000 * 2 + 1))
+# Below Linux's ephemeral range (32768..60999), where concurrent tests' outgoing connections
+# take their local ports; two ports that nothing listens on (bash's /dev/tcp connects only to a
+# listener).
+port=$((10000 + $$ % 11000 * 2))
+while (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null || (exec 3<>/dev/tcp/127.0.0.1/$((port + 1))) 2>/dev/null; do
+    port=$((port + 2))
+done
 url="tls+tcp://127.0.0.1:$port"
 ( cd "$tmp" &&
   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.crt &&

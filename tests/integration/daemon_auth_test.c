@@ -32,11 +32,6 @@ static int teardown(void **state)
 }
 
 /* A port from the pid, so parallel runs of different test binaries rarely collide. */
-static int pick_port(int k)
-{
-    return 20000 + (int)(getpid() % 20000) * 2 + k;
-}
-
 static void expect_auth_error(const cs_msg *rep)
 {
     if (rep->type != CS_MSG_ERROR) {
@@ -56,8 +51,8 @@ static void test_token(void **state)
     fputs("s3cret-token\n", tf);
     fclose(tf);
     assert_int_equal(chmod(f->token_file, 0600), 0);
-    snprintf(f->e.work, sizeof f->e.work, "tcp://127.0.0.1:%d", pick_port(0));
-    snprintf(f->e.control, sizeof f->e.control, "tcp://127.0.0.1:%d", pick_port(1));
+    snprintf(f->e.work, sizeof f->e.work, "tcp://127.0.0.1:%d", dt_free_port());
+    snprintf(f->e.control, sizeof f->e.control, "tcp://127.0.0.1:%d", dt_free_port());
     const char *extra[] = {"--token-file", f->token_file, "--claim-hold-ms", "200", NULL};
     dt_start(&f->e, extra);
     nng_socket w = dt_dial(f->e.work, NULL), c = dt_dial(f->e.control, NULL);
@@ -116,7 +111,7 @@ static void test_token(void **state)
 static void test_refuse_open_listener(void **state)
 {
     fixture *f = *state;
-    snprintf(f->e.work, sizeof f->e.work, "tcp://0.0.0.0:%d", pick_port(2));
+    snprintf(f->e.work, sizeof f->e.work, "tcp://0.0.0.0:%d", dt_free_port());
     dt_start(&f->e, NULL);
     int st = dt_wait(f->e.pid, 10000);
     f->e.pid = 0;
@@ -165,7 +160,7 @@ static void test_tls(void **state)
                                   "bad.crt"}[i]);
     }
     snprintf(f->args[6], sizeof f->args[6], "%s/bad.key", d);
-    snprintf(f->e.work, sizeof f->e.work, "tls+tcp://localhost:%d", pick_port(3));
+    snprintf(f->e.work, sizeof f->e.work, "tls+tcp://localhost:%d", dt_free_port());
     const char *extra[] = {"--tls-cert", f->args[0], "--tls-key", f->args[1],
                            "--tls-ca",   f->args[2], NULL};
     dt_start(&f->e, extra);

@@ -6,14 +6,19 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <sqlite3.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +27,32 @@
 #include "cs_store.h"
 #include "cs_time.h"
 #include "unit/store_synth.h"
+
+/* A TCP port of 127.0.0.1 that nothing holds now, for a test's listener. Ports are taken below
+ * Linux's ephemeral range (32768..60999): there the outgoing connections of every concurrent test
+ * draw their local ports, and one of them could hold the port between this check and the
+ * daemon's bind. The search starts at a place derived from the pid (concurrent tests start apart)
+ * and moves on from call to call; a port counts as free when a socket binds it. */
+static inline int dt_free_port(void)
+{
+    static int next;
+    if (next == 0) {
+        next = (int)(getpid() % 2200) * 10;
+    }
+    for (int tries = 0; tries < 22000; tries++) {
+        int port = 10000 + next++ % 22000, fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        if (fd >= 0) {
+            close(fd);
+        }
+        if (ok) {
+            return port;
+        }
+    }
+    return 0;
+}
 
 /* A borrowed string for a cs_msg field (cs_msg_encode only reads it). */
 static inline char *dt_mut(const char *s)

@@ -417,8 +417,7 @@ static void test_tls_worker(void **state)
     for (size_t i = 0; i < 7; i++) {
         snprintf(f[i], sizeof f[i], "%s/%s", d, names[i]);
     }
-    snprintf(t->env.work, sizeof t->env.work, "tls+tcp://localhost:%d",
-             21000 + (int)(getpid() % 19000) * 2);
+    snprintf(t->env.work, sizeof t->env.work, "tls+tcp://localhost:%d", dt_free_port());
     int64_t jobs = submit(t, "e2e-token.json");
     const char *extra[] = {"--claim-hold-ms", "300", "--reap-ms", "200", "--tls-cert", f[0],
                            "--tls-key",       f[1],  "--tls-ca",  f[2],  NULL};
