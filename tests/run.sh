@@ -102,6 +102,21 @@ slowest() { # the 10 slowest tests of both builds: seconds, build, name (meson's
 }
 slowest
 
+# Why each failed test failed, where a CI log is all there is to read: its "not ok" lines and the
+# last lines it wrote (the integration tests dump calsweepd's and the workers' logs on failure).
+failures() {
+    local d
+    for d in "${logs[@]}"; do
+        jq -r --arg b "${d%%/*}" 'select(.result != "OK" and .result != "SKIP" and
+                .result != "EXPECTEDFAIL")
+            | "---- \($b) \(.name): \(.result)",
+              ((.stdout // "") | split("\n") | map(select(test("^not ok"))) | .[:10][]),
+              ((((.stdout // "") + "\n" + (.stderr // "")) | split("\n")
+                | map(select(length > 0)) | .[-40:][]) | "  | " + .)' "$d"
+    done
+}
+[ $failed -eq 0 ] || failures
+
 if [ $skipped -gt 0 ]; then
     echo "$passed passed, $failed failed, $skipped skipped"
 else
