@@ -485,6 +485,26 @@ static void check_model(const char *name, const double *want_acc)
         assert_true(s.acc_norm > 0.35);
         assert_true(fabs(cs_score_stderr(s.acc, s.n) -
                          sqrt(s.acc * (1 - s.acc) / (double)(s.n - 1))) < 1e-12);
+        /* The shared-context scorer (the default: the context once, the options as
+         * continuations of its key/value cache) against every option's whole sequence on its
+         * own: per-item LLs to 1e-5 and the same predictions. */
+        {
+            cs_score su;
+            cs_score_opts ou = {.unshared = true};
+            assert_int_equal(cs_score_task(m, tok, &t, &ou, &su, &err), CS_OK);
+            assert_int_equal(su.n_ll, s.n_ll);
+            double worst = 0;
+            for (size_t j = 0; j < s.n_ll; j++) {
+                worst = fmax(worst, fabs(su.ll[j] - s.ll[j]));
+            }
+            if (worst > 1e-5) {
+                print_error("%s %s: shared and unshared LLs differ by %.3g\n", name, mc_tasks[k],
+                            worst);
+                fail();
+            }
+            assert_memory_equal(su.pred, s.pred, s.n * sizeof(int));
+            cs_score_fini(&su);
+        }
         if (k == 2) { /* arith_mc (contexts of many lengths): 8 items per pass, right-padded */
             cs_score sb;
             cs_score_opts ob = {.batch_rows = 32};

@@ -7,6 +7,7 @@
 
 #include "cs_alloc.h"
 #include "cs_generate.h"
+#include "cs_kernels.h"
 
 #define SCORE_MAX_NEW    256
 #define SCORE_BATCH_ROWS 1 /* one item per pass: on CPU less padding beats bigger batches */
@@ -52,6 +53,41 @@ cs_rc cs_score_encode(const cs_tok *tok, const char *a, const char *b, int32_t *
     }
     rc = cs_tok_encode(tok, s.data, s.len, CS_TOK_ADD_SPECIAL, ids, n, err);
     cs_buf_fini(&s);
+    return rc;
+}
+
+/* The ids of the context as the scorer reads it: encode(context without trailing whitespace), or
+ * [stand_in] when those are none (an empty context, no BOS). Owned *ids, *n >= 1. */
+static cs_rc context_ids(const cs_tok *tok, int32_t stand_in, const char *context, int32_t **ids,
+                         size_t *n, cs_err *err)
+{
+    size_t keep = strlen(context);
+    char *trimmed;
+    cs_rc rc;
+    *ids = NULL;
+    *n = 0;
+    while (keep > 0 && strchr(" \t\n\r", context[keep - 1])) {
+        keep--;
+    }
+    if (!(trimmed = cs_strndup(context, keep))) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    rc = cs_score_encode(tok, trimmed, NULL, ids, n, err);
+    free(trimmed);
+    if (rc == CS_OK && *n == 0) {
+        free(*ids);
+        *ids = NULL;
+        if (stand_in < 0) {
+            return cs_err_set(
+                    err, CS_EINVAL, 0,
+                    "an empty context, and the model has neither BOS nor EOS to stand in");
+        }
+        if (!(*ids = cs_alloc_array(1, sizeof(int32_t)))) {
+            return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        }
+        (*ids)[0] = stand_in;
+        *n = 1;
+    }
     return rc;
 }
 
@@ -381,9 +417,113 @@ static cs_rc alloc_outcomes(cs_score *s, const cs_task *t)
     return s->ok_acc && s->margin ? CS_OK : CS_ENOMEM;
 }
 
+/* The buffers of shared_ll, kept from item to item (grown when an item needs more). */
+typedef struct shared_ws {
+    cs_kvcache one, many; /* the context's cache (one sequence); its fork, a sequence per option */
+    int32_t *tokens;
+    float *logits;
+    size_t cap_tokens;
+} shared_ws;
+
+static void shared_ws_fini(shared_ws *w)
+{
+    cs_kvcache_fini(&w->one);
+    cs_kvcache_fini(&w->many);
+    free(w->tokens);
+    free(w->logits);
+    memset(w, 0, sizeof(*w));
+}
+
+/* w's caches: one sequence of at least n1 positions, k sequences of at least nk. */
+static cs_rc shared_caches(shared_ws *w, const cs_model *m, size_t n1, size_t k, size_t nk,
+                           cs_err *err)
+{
+    cs_rc rc = CS_OK;
+    if (w->one.cap < n1 || w->one.batch != 1) {
+        cs_kvcache_fini(&w->one);
+        rc = cs_kvcache_init(&w->one, m, 1, n1 < 64 ? 64 : n1 * 2, err);
+    }
+    if (rc == CS_OK && (w->many.cap < nk || w->many.batch != k)) {
+        cs_kvcache_fini(&w->many);
+        rc = cs_kvcache_init(&w->many, m, k, nk < 64 ? 64 : nk * 2, err);
+    }
+    w->one.pos = w->many.pos = 0;
+    return rc;
+}
+
+/* LL of every option of MC item i, into ll, the context computed once: lm-eval's rule reads
+ * encode(context) followed by each option's continuation, so the context but its last token
+ * runs once through a one-sequence key/value cache, which is forked into one sequence per
+ * option; the options then run as one batch, row j = [the context's last token, continuation j,
+ * padding], and the logits at row j's first len(continuation j) positions give the
+ * log-probabilities of its tokens. Padding comes after the real tokens, so causal attention keeps
+ * it out of them. Equal to batch_ll's LL up to float rounding whenever encode(context + " " +
+ * option) starts with encode(context), which it almost always does (where it does not, this is
+ * lm-eval's input and batch_ll's is not). */
+static cs_rc shared_ll(cs_model *m, const cs_tok *tok, const cs_task *t, size_t i, shared_ws *w,
+                       double *ll, cs_err *err)
+{
+    const cs_task_item *it = &t->items[i];
+    const size_t K = it->n_options, V = m->cfg.vocab;
+    int32_t stand_in = m->cfg.n_eos > 0 ? m->cfg.eos[0] : -1;
+    int32_t *ctx = NULL, **full = cs_calloc_array(K, sizeof(int32_t *));
+    size_t nc = 0, T = 1, *nfull = cs_calloc_array(K, sizeof(size_t));
+    size_t *nctx = cs_calloc_array(K, sizeof(size_t));
+    cs_rc rc = full && nfull && nctx ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    rc = rc == CS_OK ? context_ids(tok, stand_in, it->text, &ctx, &nc, err) : rc;
+    for (size_t j = 0; j < K && rc == CS_OK; j++) {
+        rc = cs_score_split(tok, stand_in, it->text, it->options[j], &full[j], &nfull[j], &nctx[j],
+                            err);
+        if (rc == CS_OK && nfull[j] <= nctx[j]) {
+            rc = cs_err_set(err, CS_EINVAL, 0, "%s:%zu: item %s: option %zu adds no tokens",
+                            t->path, it->line, it->id, j);
+        }
+        T = rc == CS_OK && 1 + nfull[j] - nctx[j] > T ? 1 + nfull[j] - nctx[j] : T;
+    }
+    if (rc == CS_OK && K * T > w->cap_tokens) {
+        free(w->tokens);
+        free(w->logits);
+        w->cap_tokens = K * T * 2;
+        w->tokens = cs_alloc_array(w->cap_tokens, sizeof(int32_t));
+        w->logits = cs_alloc_array(w->cap_tokens, V * sizeof(float));
+        if (!w->tokens || !w->logits) {
+            w->cap_tokens = 0;
+            rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory for %zu x %zu logits", K * T, V);
+        }
+    }
+    rc = rc == CS_OK ? shared_caches(w, m, nc - 1, K, nc - 1 + T, err) : rc;
+    if (rc == CS_OK && nc > 1) {
+        rc = cs_model_forward(m, ctx, 1, nc - 1, NULL, &w->one, NULL, NULL, err);
+    }
+    rc = rc == CS_OK ? cs_kvcache_fork(&w->one, &w->many, err) : rc;
+    if (rc == CS_OK) {
+        memset(w->tokens, 0, K * T * sizeof(int32_t));
+        for (size_t j = 0; j < K; j++) {
+            w->tokens[j * T] = ctx[nc - 1];
+            memcpy(w->tokens + j * T + 1, full[j] + nctx[j],
+                   (nfull[j] - nctx[j]) * sizeof(int32_t));
+        }
+        rc = cs_model_forward(m, w->tokens, K, T, NULL, &w->many, NULL, w->logits, err);
+    }
+    for (size_t j = 0; j < K && rc == CS_OK; j++) {
+        double sum = 0;
+        for (size_t p = 0; p < nfull[j] - nctx[j]; p++) {
+            sum += cs_log_softmax_at(w->logits + (j * T + p) * V, V,
+                                     (size_t)w->tokens[j * T + p + 1]);
+        }
+        ll[j] = sum;
+    }
+    for (size_t j = 0; full && j < K; j++) {
+        free(full[j]);
+    }
+    cs_free_each((void *const[]){ctx, full, nfull, nctx}, 4);
+    return rc;
+}
+
 cs_rc cs_score_task(cs_model *m, const cs_tok *tok, const cs_task *t, const cs_score_opts *o,
                     cs_score *out, cs_err *err)
 {
+    shared_ws ws = {0};
     size_t max_opt = 0, hits = 0, hits_norm = 0, hits_bytes = 0, hits_flex = 0;
     double *norm = NULL, *bytes = NULL;
     cs_rc rc = CS_OK;
@@ -426,7 +566,14 @@ cs_rc cs_score_task(cs_model *m, const cs_tok *tok, const cs_task *t, const cs_s
                     break;
                 }
             }
-            if ((rc = batch_ll(m, tok, t, i, i1, out->ll + off, err)) != CS_OK) {
+            bool shared = t->kind == CS_TASK_MC && !(o && (o->batch_rows || o->unshared));
+            if (shared) {
+                i1 = i + 1;
+                rc = shared_ll(m, tok, t, i, &ws, out->ll + off, err);
+            } else {
+                rc = batch_ll(m, tok, t, i, i1, out->ll + off, err);
+            }
+            if (rc != CS_OK) {
                 goto fail;
             }
             for (size_t k = i; k < i1; k++) {
@@ -469,10 +616,12 @@ cs_rc cs_score_task(cs_model *m, const cs_tok *tok, const cs_task *t, const cs_s
     }
     free(norm);
     free(bytes);
+    shared_ws_fini(&ws);
     return CS_OK;
 fail:
     free(norm);
     free(bytes);
+    shared_ws_fini(&ws);
     cs_score_fini(out);
     return rc;
 }

@@ -49,7 +49,10 @@ typedef void (*cs_score_progress_fn)(void *ctx, size_t done, size_t total);
 typedef struct cs_score_opts {
     size_t max_new;    /* generation: 0 = 256 */
     size_t batch_rows; /* MC / multi-input: sequences per forward pass, whole items; 0 = one item
-                          per pass (fastest on CPU) */
+                          per pass (fastest on CPU). MC with 0: the context once per item, the
+                          options as continuations of its key/value cache */
+    bool unshared;     /* MC: every option's whole sequence (context + option) run on its own, as
+                          batch_rows > 0 does; the reference path of the shared-context one */
     cs_score_progress_fn progress;
     void *progress_ctx;
 } cs_score_opts;

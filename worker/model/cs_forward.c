@@ -30,6 +30,28 @@ cs_rc cs_kvcache_init(cs_kvcache *c, const cs_model *m, size_t batch, size_t cap
     return CS_OK;
 }
 
+cs_rc cs_kvcache_fork(const cs_kvcache *src, cs_kvcache *dst, cs_err *err)
+{
+    if (src->n_layers != dst->n_layers || src->kv_dim != dst->kv_dim || src->batch == 0 ||
+        src->pos > dst->cap) {
+        return cs_err_set(err, CS_EINVAL, 0,
+                          "cannot fork a key/value cache of %zu positions into one of %zu",
+                          src->pos, dst->cap);
+    }
+    size_t row = src->pos * src->kv_dim;
+    for (size_t l = 0; l < src->n_layers && row > 0; l++) {
+        const float *k = src->k + l * src->batch * src->cap * src->kv_dim;
+        const float *v = src->v + l * src->batch * src->cap * src->kv_dim;
+        for (size_t b = 0; b < dst->batch; b++) {
+            size_t off = (l * dst->batch + b) * dst->cap * dst->kv_dim;
+            memcpy(dst->k + off, k, row * sizeof(float));
+            memcpy(dst->v + off, v, row * sizeof(float));
+        }
+    }
+    dst->pos = src->pos;
+    return CS_OK;
+}
+
 void cs_kvcache_fini(cs_kvcache *c)
 {
     if (!c) {

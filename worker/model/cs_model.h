@@ -126,6 +126,11 @@ typedef struct cs_kvcache {
 
 cs_rc cs_kvcache_init(cs_kvcache *c, const cs_model *m, size_t batch, size_t cap, cs_err *err);
 void cs_kvcache_fini(cs_kvcache *c); /* NULL-safe */
+/* Copies the src->pos cached positions of src's sequence 0 into every sequence of dst and sets
+ * dst->pos to them: a prefix computed once, continued by dst->batch sequences (multiple-choice
+ * scoring: the context once, each choice a continuation). CS_EINVAL when the caches belong to
+ * different models or dst->cap < src->pos. */
+cs_rc cs_kvcache_fork(const cs_kvcache *src, cs_kvcache *dst, cs_err *err);
 
 /* ---- forward ---- */
 
