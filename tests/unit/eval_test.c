@@ -487,7 +487,13 @@ static void check_model(const char *name, const double *want_acc)
                          sqrt(s.acc * (1 - s.acc) / (double)(s.n - 1))) < 1e-12);
         /* The shared-context scorer (the default: the context once, the options as
          * continuations of its key/value cache) against every option's whole sequence on its
-         * own: per-item LLs to 1e-5 and the same predictions. */
+         * own: per-item LLs to 3e-5 of max(1, |LL|) and the same predictions. The two run the
+         * same float32 arithmetic on differently shaped products (one row per context token,
+         * against a batch of four), so each of an LL's token terms differs by a few float
+         * roundings of the logits (~1e-7 relative, logits of magnitude ~10), more after a long
+         * context: on this machine's kernels the largest difference in the first 50 items of
+         * every task is 9.5e-6 (tb-llama) and 2.5e-5 (tb-qwen, arith_mc item 43, |LL| 4.5); the
+         * tolerance leaves room for other BLAS kernels. */
         {
             cs_score su;
             cs_score_opts ou = {.unshared = true};
@@ -495,9 +501,9 @@ static void check_model(const char *name, const double *want_acc)
             assert_int_equal(su.n_ll, s.n_ll);
             double worst = 0;
             for (size_t j = 0; j < s.n_ll; j++) {
-                worst = fmax(worst, fabs(su.ll[j] - s.ll[j]));
+                worst = fmax(worst, fabs(su.ll[j] - s.ll[j]) / fmax(1.0, fabs(s.ll[j])));
             }
-            if (worst > 1e-5) {
+            if (worst > 3e-5) {
                 print_error("%s %s: shared and unshared LLs differ by %.3g\n", name, mc_tasks[k],
                             worst);
                 fail();
