@@ -1,7 +1,12 @@
 /* engine_kernels_test.c - the threaded kernels equal naive double-precision versions, and give the
- * same result with 1, 2 and 7 threads. */
+ * same result with 1, 2 and 7 threads; cs_par_for's pool covers every range once when calls nest,
+ * come from two threads at once, or from a forked child. */
 #include <stdlib.h>
 #include <string.h>
+
+#include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cs_kernels.h"
 #include "cs_test.h"
@@ -121,12 +126,100 @@ static void test_par_for_covers_once(void **state)
     cs_par_for(4, 0, 1, mark, NULL); /* empty range: fn not called */
 }
 
+/* Causal softmax: row r keeps its first n0 + r entries as a softmax, the rest 0; the same on any
+ * number of threads. */
+static void test_softmax_causal(void **state)
+{
+    (void)state;
+    enum { R = 20, W = 24, N0 = 5 };
+    float x[R * W], y[R * W], y1[R * W];
+    fill(x, R * W, 5);
+    memcpy(y1, x, sizeof(x));
+    cs_softmax_causal(1, y1, R, W, N0);
+    for (size_t r = 0; r < R; r++) {
+        size_t n = N0 + r < W ? N0 + r : W;
+        float row[W];
+        memcpy(row, x + r * W, sizeof(row));
+        cs_softmax_rows(1, row, 1, n, W);
+        for (size_t i = 0; i < W; i++) {
+            assert_true(y1[r * W + i] == (i < n ? row[i] : 0.0f));
+        }
+    }
+    memcpy(y, x, sizeof(x));
+    cs_softmax_causal(3, y, R, W, N0);
+    assert_memory_equal(y, y1, sizeof(y));
+}
+
+typedef struct nest_ctx {
+    cover inner[4];
+    int bad;
+} nest_ctx;
+
+/* Each chunk runs a cs_par_for of its own while the pool is busy with the outer one. */
+static void nest_chunk(void *ctx, size_t b, size_t e)
+{
+    nest_ctx *n = ctx;
+    for (size_t i = b; i < e; i++) {
+        cs_par_for(2, 1000, 7, mark, &n->inner[i]);
+    }
+}
+
+static void *par_thread(void *arg)
+{
+    cover *c = arg;
+    for (int k = 0; k < 50; k++) {
+        cs_par_for(2, 1000, 7, mark, c);
+    }
+    return NULL;
+}
+
+/* The pool: nested calls, calls from two threads at once, and a forked child, each range still
+ * covered exactly once. */
+static void test_par_for_pool(void **state)
+{
+    (void)state;
+    nest_ctx n;
+    memset(&n, 0, sizeof(n));
+    cs_par_for(2, 4, 1, nest_chunk, &n);
+    for (int k = 0; k < 4; k++) {
+        for (int i = 0; i < 1000; i++) {
+            assert_int_equal(n.inner[k].hits[i], 1);
+        }
+    }
+    static cover c1, c2;
+    pthread_t t1, t2;
+    assert_int_equal(pthread_create(&t1, NULL, par_thread, &c1), 0);
+    assert_int_equal(pthread_create(&t2, NULL, par_thread, &c2), 0);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(c1.hits[i], 50);
+        assert_int_equal(c2.hits[i], 50);
+    }
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* the child has no workers of the parent's: it must start its own */
+        cover c;
+        memset(&c, 0, sizeof(c));
+        cs_par_for(2, 1000, 7, mark, &c);
+        for (int i = 0; i < 1000; i++) {
+            if (c.hits[i] != 1) {
+                _exit(1);
+            }
+        }
+        _exit(0);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_rmsnorm_softmax_silu),
-            cmocka_unit_test(test_rope),
-            cmocka_unit_test(test_par_for_covers_once),
+            cmocka_unit_test(test_rmsnorm_softmax_silu), cmocka_unit_test(test_rope),
+            cmocka_unit_test(test_par_for_covers_once),  cmocka_unit_test(test_softmax_causal),
+            cmocka_unit_test(test_par_for_pool),
     };
     return cmocka_run_group_tests_name("engine_kernels", tests, NULL, NULL);
 }

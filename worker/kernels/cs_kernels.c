@@ -2,6 +2,7 @@
 #include "cs_kernels.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include <pthread.h>
@@ -19,6 +20,103 @@ static void *par_main(void *arg)
     par_job *j = arg;
     j->fn(j->ctx, j->begin, j->end);
     return NULL;
+}
+
+/* The pool: workers started on first use and kept for the life of the process, each waiting for
+ * the next generation of jobs. One cs_par_for at a time uses it (a call made while it is busy, from
+ * another thread or from inside a job, starts threads of its own, as every call once did). */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    bool busy;
+    size_t n_workers;
+    unsigned long gen;
+    par_job *jobs; /* jobs[1..n_jobs): jobs[i] runs on worker i - 1 */
+    size_t n_jobs, pending;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER,
+          .go = PTHREAD_COND_INITIALIZER,
+          .done = PTHREAD_COND_INITIALIZER};
+
+static void *pool_main(void *arg)
+{
+    const size_t id = (size_t)(uintptr_t)arg;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&pool.mu);
+    for (;;) {
+        while (pool.gen == seen) {
+            pthread_cond_wait(&pool.go, &pool.mu);
+        }
+        seen = pool.gen;
+        if (id + 1 < pool.n_jobs) {
+            par_job *j = &pool.jobs[id + 1];
+            pthread_mutex_unlock(&pool.mu);
+            j->fn(j->ctx, j->begin, j->end);
+            pthread_mutex_lock(&pool.mu);
+            if (--pool.pending == 0) {
+                pthread_cond_signal(&pool.done);
+            }
+        }
+    }
+    return NULL;
+}
+
+/* A child of fork() has none of the parent's workers: it starts its own. */
+static void pool_after_fork(void)
+{
+    pthread_mutex_init(&pool.mu, NULL);
+    pthread_cond_init(&pool.go, NULL);
+    pthread_cond_init(&pool.done, NULL);
+    pool.busy = false;
+    pool.n_workers = 0;
+}
+
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_init(void)
+{
+    pthread_atfork(NULL, NULL, pool_after_fork);
+}
+
+/* Runs jobs[0..nt) on the pool (jobs[0] on the caller); false when the pool is busy or cannot
+ * start enough workers. */
+static bool pool_run(par_job *jobs, size_t nt)
+{
+    pthread_once(&pool_once, pool_init);
+    pthread_mutex_lock(&pool.mu);
+    if (pool.busy) {
+        pthread_mutex_unlock(&pool.mu);
+        return false;
+    }
+    while (pool.n_workers + 1 < nt) {
+        pthread_t tid;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        int e = pthread_create(&tid, &at, pool_main, (void *)(uintptr_t)pool.n_workers);
+        pthread_attr_destroy(&at);
+        if (e != 0) {
+            pthread_mutex_unlock(&pool.mu);
+            return false;
+        }
+        pool.n_workers++;
+    }
+    pool.busy = true;
+    pool.jobs = jobs;
+    pool.n_jobs = nt;
+    pool.pending = nt - 1;
+    pool.gen++;
+    pthread_cond_broadcast(&pool.go);
+    pthread_mutex_unlock(&pool.mu);
+    jobs[0].fn(jobs[0].ctx, jobs[0].begin, jobs[0].end);
+    pthread_mutex_lock(&pool.mu);
+    while (pool.pending > 0) {
+        pthread_cond_wait(&pool.done, &pool.mu);
+    }
+    pool.busy = false;
+    pool.jobs = NULL;
+    pool.n_jobs = 0;
+    pthread_mutex_unlock(&pool.mu);
+    return true;
 }
 
 void cs_par_for(int n_threads, size_t n, size_t min_chunk, cs_range_fn fn, void *ctx)
@@ -48,6 +146,9 @@ void cs_par_for(int n_threads, size_t n, size_t min_chunk, cs_range_fn fn, void 
         jobs[i].ctx = ctx;
         jobs[i].begin = n * i / nt;
         jobs[i].end = n * (i + 1) / nt;
+    }
+    if (pool_run(jobs, nt)) {
+        return;
     }
     for (size_t i = 1; i < nt; i++) {
         started[i] = pthread_create(&tids[i], NULL, par_main, &jobs[i]) == 0;
@@ -172,6 +273,31 @@ void cs_softmax_rows(int n_threads, float *x, size_t rows, size_t n, size_t ld)
 {
     sm_ctx c = {x, n, ld};
     cs_par_for(n_threads, rows, 8, sm_range, &c);
+}
+
+typedef struct smc_ctx {
+    float *x;
+    size_t width, n0;
+} smc_ctx;
+
+static void smc_range(void *c, size_t b, size_t e)
+{
+    const smc_ctx *k = c;
+    for (size_t r = b; r < e; r++) {
+        float *x = k->x + r * k->width;
+        size_t n = k->n0 + r < k->width ? k->n0 + r : k->width;
+        sm_ctx one = {x, n, k->width};
+        sm_range(&one, 0, 1);
+        for (size_t i = n; i < k->width; i++) {
+            x[i] = 0.0f;
+        }
+    }
+}
+
+void cs_softmax_causal(int n_threads, float *x, size_t rows, size_t width, size_t n0)
+{
+    smc_ctx c = {x, width, n0};
+    cs_par_for(n_threads, rows, 8, smc_range, &c);
 }
 
 typedef struct ew_ctx {

@@ -1,9 +1,11 @@
 /* cs_kernels.h - the engine's non-BLAS kernels (f32), multi-threaded through cs_par_for.
  *
  * cs_par_for splits [0, n) into n_threads contiguous chunks and runs fn on each in its own
- * thread (the calling thread takes the first chunk). Threads are created per call: the kernels
- * here are called a few times per layer, so the cost (tens of microseconds) is small next to the
- * matrix products. */
+ * thread (the calling thread takes the first chunk). The other chunks go to a pool of workers
+ * started on first use and kept for the life of the process (a child of fork() starts its own);
+ * a call made while the pool is busy (from another thread, or from inside a chunk) starts
+ * threads of its own for the time of the call. Every chunk boundary is the same either way, so
+ * the results are too. */
 #ifndef CS_WORKER_KERNELS_CS_KERNELS_H
 #define CS_WORKER_KERNELS_CS_KERNELS_H
 
@@ -27,6 +29,10 @@ void cs_rope(int n_threads, float *x, size_t rows, size_t ld, size_t n_heads, si
 
 /* In place softmax of each row x[r][0..n); entries equal to -INFINITY get probability 0. */
 void cs_softmax_rows(int n_threads, float *x, size_t rows, size_t n, size_t ld);
+
+/* Causal softmax of x[rows][width] in place: row r's first n0 + r entries (at most width) are
+ * its scores, the rest are set to 0 (probability 0, never read as scores). */
+void cs_softmax_causal(int n_threads, float *x, size_t rows, size_t width, size_t n0);
 
 /* g[i] = silu(g[i]) * u[i] for i in [0, n). */
 void cs_silu_mul(int n_threads, float *g, const float *u, size_t n);
