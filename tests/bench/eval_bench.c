@@ -31,11 +31,17 @@ static int die(const cs_err *err)
     return 1;
 }
 
-/* Scores every task; *ms the wall time; s[k] each task's score (owned). */
-static cs_rc run(cs_model *m, const cs_tok *tok, cs_task *t, bool unshared, cs_score *s, double *ms,
-                 cs_err *err)
+/* The scorers compared: the whole-sequence path (before), the shared context one item per pass,
+ * the shared context with items batched (the default). */
+#define N_WAYS 3
+static const char *const WAYS[N_WAYS] = {"whole sequences", "shared, 1 item/pass",
+                                         "shared, batched"};
+
+/* Scores every task the way `way` says; *ms the wall time; s[k] each task's score (owned). */
+static cs_rc run(cs_model *m, const cs_tok *tok, cs_task *t, int way, size_t per_pass, cs_score *s,
+                 double *ms, cs_err *err)
 {
-    cs_score_opts o = {.unshared = unshared};
+    cs_score_opts o = {.unshared = way == 0, .items_per_pass = way == 1 ? 1 : per_pass};
     uint64_t t0 = cs_time_mono_ns();
     for (size_t k = 0; k < N_TASKS; k++) {
         cs_rc rc = cs_score_task(m, tok, &t[k], &o, &s[k], err);
@@ -47,19 +53,36 @@ static cs_rc run(cs_model *m, const cs_tok *tok, cs_task *t, bool unshared, cs_s
     return CS_OK;
 }
 
+/* The largest difference of an LL of a from b's, relative to max(1, |LL|) as
+ * tests/unit/eval_test.c compares; *differ += the predictions that differ. */
+static double ll_diff(const cs_score *a, const cs_score *b, size_t *differ)
+{
+    double worst = 0;
+    for (size_t k = 0; k < N_TASKS; k++) {
+        for (size_t j = 0; j < a[k].n_ll; j++) {
+            worst = fmax(worst, fabs(a[k].ll[j] - b[k].ll[j]) / fmax(1.0, fabs(b[k].ll[j])));
+        }
+        for (size_t i = 0; i < a[k].n; i++) {
+            *differ += a[k].pred[i] != b[k].pred[i];
+        }
+    }
+    return worst;
+}
+
 int main(int argc, char **argv)
 {
     const char *name = argc > 1 ? argv[1] : "tb-llama", *root = getenv("CS_SOURCE_DIR");
     size_t limit = argc > 2 ? strtoul(argv[2], NULL, 10) : 50;
     int rounds = argc > 3 ? (int)strtol(argv[3], NULL, 10) : 3;
     int threads = argc > 4 ? (int)strtol(argv[4], NULL, 10) : 2;
+    size_t per_pass = argc > 5 ? strtoul(argv[5], NULL, 10) : 0;
     char path[1024];
     cs_model *m = NULL;
     cs_tok *tok = NULL;
     cs_task t[N_TASKS];
     cs_err err = {0};
-    double best[2] = {INFINITY, INFINITY}, worst_ll = 0;
-    size_t items = 0, options = 0, differ = 0;
+    double best[N_WAYS], worst[N_WAYS] = {0};
+    size_t items = 0, options = 0, differ[N_WAYS] = {0};
     root = root ? root : ".";
     openblas_set_num_threads(threads); /* as calsweep-run --threads does */
     snprintf(path, sizeof path, "%s/sweeps/testbed/models/%s", root, name);
@@ -83,39 +106,44 @@ int main(int argc, char **argv)
     }
     printf("eval_bench: %s, %zu tasks, %zu items, %zu options, %d threads, %d rounds\n", name,
            N_TASKS, items, options, threads, rounds);
+    for (int w = 0; w < N_WAYS; w++) {
+        best[w] = INFINITY;
+    }
     for (int r = 0; r < rounds; r++) {
-        cs_score s[2][N_TASKS];
-        double ms[2];
-        for (int v = 0; v < 2; v++) { /* unshared first in even rounds, shared first in odd */
-            int which = (r + v) % 2;
-            if (run(m, tok, t, which == 0, s[which], &ms[which], &err) != CS_OK) {
+        cs_score s[N_WAYS][N_TASKS];
+        double ms[N_WAYS];
+        for (int v = 0; v < N_WAYS; v++) { /* each round starts with another way */
+            int w = (r + v) % N_WAYS;
+            if (run(m, tok, t, w, per_pass, s[w], &ms[w], &err) != CS_OK) {
                 return die(&err);
             }
-            best[which] = fmin(best[which], ms[which]);
+            best[w] = fmin(best[w], ms[w]);
         }
-        printf("  round %d: unshared %.0f ms, shared %.0f ms (%.2fx)\n", r + 1, ms[0], ms[1],
-               ms[0] / ms[1]);
-        for (size_t k = 0; k < N_TASKS; k++) {
-            for (size_t j = 0; j < s[0][k].n_ll; j++) {
-                /* relative to max(1, |LL|), as tests/unit/eval_test.c compares */
-                worst_ll = fmax(worst_ll, fabs(s[0][k].ll[j] - s[1][k].ll[j]) /
-                                                  fmax(1.0, fabs(s[0][k].ll[j])));
+        printf("  round %d:", r + 1);
+        for (int w = 0; w < N_WAYS; w++) {
+            printf(" %s %.0f ms%s", WAYS[w], ms[w], w + 1 < N_WAYS ? "," : "\n");
+        }
+        for (int w = 1; w < N_WAYS; w++) {
+            worst[w] = fmax(worst[w], ll_diff(s[w], s[0], &differ[w]));
+        }
+        for (int w = 0; w < N_WAYS; w++) {
+            for (size_t k = 0; k < N_TASKS; k++) {
+                cs_score_fini(&s[w][k]);
             }
-            for (size_t i = 0; i < s[0][k].n; i++) {
-                differ += s[0][k].pred[i] != s[1][k].pred[i];
-            }
-            cs_score_fini(&s[0][k]);
-            cs_score_fini(&s[1][k]);
         }
     }
-    printf("best: unshared %.0f ms, shared %.0f ms: %.2fx faster; largest LL difference %.2g "
-           "(of max(1, |LL|)), "
-           "%zu predictions differ\n",
-           best[0], best[1], best[0] / best[1], worst_ll, differ);
+    for (int w = 0; w < N_WAYS; w++) {
+        printf("best: %-20s %6.0f ms  %5.2fx", WAYS[w], best[w], best[0] / best[w]);
+        if (w > 0) {
+            printf("  largest LL difference %.2g of max(1, |LL|), %zu predictions differ", worst[w],
+                   differ[w]);
+        }
+        printf("\n");
+    }
     for (size_t k = 0; k < N_TASKS; k++) {
         cs_task_fini(&t[k]);
     }
     cs_tok_destroy(tok);
     cs_model_destroy(m);
-    return worst_ll <= 3e-5 && differ == 0 ? 0 : 1;
+    return worst[1] <= 3e-5 && worst[2] <= 3e-5 && differ[1] + differ[2] == 0 ? 0 : 1;
 }

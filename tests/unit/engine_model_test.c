@@ -340,6 +340,56 @@ static void test_kv_cache(void **state)
     cs_model_destroy(m);
 }
 
+/* Two sequences at their own places in one cache (cs_model_forward_at): sequence 0 has 6 tokens
+ * cached, sequence 1 has 2 (copied from another cache with cs_kvcache_copy); each continues with
+ * its own tokens (sequence 1 padded), and the real rows' logits, packed, equal full passes of the
+ * whole sequences. Errors: past the capacity, more sequences than the cache. */
+static void test_ragged_cache(void **state)
+{
+    (void)state;
+    cs_model *m = load("tb-llama");
+    const size_t V = m->cfg.vocab;
+    const int32_t a[9] = {1534, 100, 200, 300, 400, 500, 600, 700, 800};
+    const int32_t b[5] = {1534, 900, 901, 902, 903};
+    float *fa = calloc(9 * V, sizeof(float)), *fb = calloc(5 * V, sizeof(float));
+    float *got = calloc(6 * V, sizeof(float));
+    cs_err err = {0};
+    assert_int_equal(cs_model_forward(m, a, 1, 9, NULL, NULL, NULL, fa, &err), CS_OK);
+    assert_int_equal(cs_model_forward(m, b, 1, 5, NULL, NULL, NULL, fb, &err), CS_OK);
+    cs_kvcache one, kv;
+    assert_int_equal(cs_kvcache_init(&one, m, 1, 8, &err), CS_OK);
+    assert_int_equal(cs_kvcache_init(&kv, m, 3, 12, &err), CS_OK);
+    /* b's first 2 tokens into a one-sequence cache, copied to sequence 1 of kv */
+    assert_int_equal(cs_model_forward(m, b, 1, 2, NULL, &one, NULL, NULL, &err), CS_OK);
+    assert_int_equal(cs_kvcache_copy(&one, 0, 2, &kv, 1, &err), CS_OK);
+    /* a's first 6 tokens straight into sequence 0 (sequence 1 rides along as padding) */
+    int32_t first[2 * 6] = {0};
+    memcpy(first, a, 6 * sizeof(int32_t));
+    size_t past0[2] = {0, 6}, lens0[2] = {6, 0}; /* sequence 1's padding lands after its prefix */
+    assert_int_equal(cs_model_forward_at(m, first, 2, 6, lens0, past0, &kv, NULL, &err), CS_OK);
+    /* continue: sequence 0 with a[6..9), sequence 1 with b[2..5) minus one: 3 and 2 real rows */
+    int32_t next[2 * 3] = {a[6], a[7], a[8], b[2], b[3], 0};
+    size_t past[2] = {6, 2}, lens[2] = {3, 2};
+    assert_int_equal(cs_model_forward_at(m, next, 2, 3, lens, past, &kv, got, &err), CS_OK);
+    cs_assert_close(got, fa + 6 * V, 3 * V, 1e-4, 0.0);
+    cs_assert_close(got + 3 * V, fb + 2 * V, 2 * V, 1e-4, 0.0);
+    assert_int_equal(kv.pos, 0); /* not used */
+    /* errors */
+    size_t far[2] = {10, 0};
+    assert_int_equal(cs_model_forward_at(m, next, 2, 3, lens, far, &kv, got, &err), CS_ERANGE);
+    size_t p4[4] = {0}, l4[4] = {1, 1, 1, 1};
+    int32_t t4[4] = {1, 2, 3, 4};
+    assert_int_equal(cs_model_forward_at(m, t4, 4, 1, l4, p4, &kv, NULL, &err), CS_EINVAL);
+    assert_int_equal(cs_kvcache_copy(&one, 0, 9, &kv, 0, &err), CS_EINVAL);
+    assert_int_equal(cs_kvcache_copy(&one, 1, 1, &kv, 0, &err), CS_EINVAL);
+    cs_kvcache_fini(&one);
+    cs_kvcache_fini(&kv);
+    free(fa);
+    free(fb);
+    free(got);
+    cs_model_destroy(m);
+}
+
 typedef struct hook_stats {
     size_t n_lin[8][CS_LIN_COUNT], n_mlp[8], n_block[8];
     size_t bad_shape;
@@ -504,6 +554,7 @@ int main(void)
             cmocka_unit_test(test_config_errors), cmocka_unit_test(test_safetensors_errors),
             cmocka_unit_test(test_sharded),       cmocka_unit_test(test_padded_batch),
             cmocka_unit_test(test_kv_cache),      cmocka_unit_test(test_hooks_and_blocks),
+            cmocka_unit_test(test_ragged_cache),
     };
     return cmocka_run_group_tests_name("engine_model", tests, NULL, NULL);
 }

@@ -485,30 +485,36 @@ static void check_model(const char *name, const double *want_acc)
         assert_true(s.acc_norm > 0.35);
         assert_true(fabs(cs_score_stderr(s.acc, s.n) -
                          sqrt(s.acc * (1 - s.acc) / (double)(s.n - 1))) < 1e-12);
-        /* The shared-context scorer (the default: the context once, the options as
-         * continuations of its key/value cache) against every option's whole sequence on its
-         * own: per-item LLs to 3e-5 of max(1, |LL|) and the same predictions. The two run the
-         * same float32 arithmetic on differently shaped products (one row per context token,
-         * against a batch of four), so each of an LL's token terms differs by a few float
-         * roundings of the logits (~1e-7 relative, logits of magnitude ~10), more after a long
-         * context: on this machine's kernels the largest difference in the first 50 items of
-         * every task is 9.5e-6 (tb-llama) and 2.5e-5 (tb-qwen, arith_mc item 43, |LL| 4.5); the
-         * tolerance leaves room for other BLAS kernels. */
-        {
+        /* The default scorer (contexts of 16 items as one batch, then all their options as
+         * continuations of the cached contexts) against, first, the same one item per pass
+         * (unbatched): per-item LLs to 1e-5 of max(1, |LL|); then against every option's whole
+         * sequence on its own: to 3e-5. Both run the same float32 arithmetic on differently
+         * shaped products, so each of an LL's token terms differs by a few float roundings of
+         * the logits (~1e-7 relative, logits of magnitude ~10), more after a long context: on
+         * this machine's kernels the largest differences in the first 50 items of every task
+         * are 4e-6 and 9.6e-6 (batched against unbatched, tb-llama and tb-qwen) and 2.3e-6 and
+         * 2.5e-5 (against whole sequences; tb-qwen's arith_mc item 43, |LL| 4.5, one row per
+         * context token against a batch of four). The predictions are the same. */
+        for (int way = 0; way < 2; way++) {
             cs_score su;
-            cs_score_opts ou = {.unshared = true};
+            cs_score_opts ou = {.items_per_pass = 1, .unshared = way == 1};
+            const double tol = way == 0 ? 1e-5 : 3e-5;
             assert_int_equal(cs_score_task(m, tok, &t, &ou, &su, &err), CS_OK);
             assert_int_equal(su.n_ll, s.n_ll);
             double worst = 0;
             for (size_t j = 0; j < s.n_ll; j++) {
-                worst = fmax(worst, fabs(su.ll[j] - s.ll[j]) / fmax(1.0, fabs(s.ll[j])));
+                worst = fmax(worst, fabs(su.ll[j] - s.ll[j]) / fmax(1.0, fabs(su.ll[j])));
             }
-            if (worst > 3e-5) {
-                print_error("%s %s: shared and unshared LLs differ by %.3g\n", name, mc_tasks[k],
-                            worst);
+            if (worst > tol) {
+                print_error("%s %s: batched and %s LLs differ by %.3g > %g\n", name, mc_tasks[k],
+                            way == 0 ? "unbatched" : "whole-sequence", worst, tol);
                 fail();
             }
             assert_memory_equal(su.pred, s.pred, s.n * sizeof(int));
+            /* the work the floor counts is the scoring's, whichever path ran it */
+            assert_true(su.work_tokens == s.work_tokens && s.work_tokens > 0);
+            assert_true(su.work_head_rows == s.work_head_rows && s.work_head_rows > 0);
+            assert_true(su.work_attn_pairs == s.work_attn_pairs);
             cs_score_fini(&su);
         }
         if (k == 2) { /* arith_mc (contexts of many lengths): 8 items per pass, right-padded */

@@ -9,8 +9,9 @@
 #include "cs_generate.h"
 #include "cs_kernels.h"
 
-#define SCORE_MAX_NEW    256
-#define SCORE_BATCH_ROWS 1 /* one item per pass: on CPU less padding beats bigger batches */
+#define SCORE_MAX_NEW        256
+#define SCORE_BATCH_ROWS     1  /* one item per pass: on CPU less padding beats bigger batches */
+#define SCORE_ITEMS_PER_PASS 16 /* MC, shared context: items per pair of passes */
 
 double cs_score_stderr(double p, size_t n)
 {
@@ -145,11 +146,19 @@ out:
     return rc;
 }
 
+/* Counts in s the work of n tokens at positions past..past+n-1, head of them through the head. */
+static void work_add(cs_score *s, size_t past, size_t n, size_t head)
+{
+    s->work_tokens += (double)n;
+    s->work_head_rows += (double)head;
+    s->work_attn_pairs += (double)n * (double)past + (double)n * ((double)n + 1) / 2;
+}
+
 /* LL of every option of items [i0, i1) of t, in item order into ll, all in one batched forward
  * pass. MC: the context is it->text and option j the continuation; multi-input: option j is the
  * context and it->text the continuation. */
 static cs_rc batch_ll(cs_model *m, const cs_tok *tok, const cs_task *t, size_t i0, size_t i1,
-                      double *ll, cs_err *err)
+                      double *ll, cs_score *s, cs_err *err)
 {
     size_t B = 0, T = 0, b = 0;
     int32_t **full = NULL, *tokens = NULL;
@@ -183,6 +192,10 @@ static cs_rc batch_ll(cs_model *m, const cs_tok *tok, const cs_task *t, size_t i
                 goto out;
             }
             T = nfull[b] > T ? nfull[b] : T;
+            if (j == 0 || t->kind != CS_TASK_MC) { /* MC: the context once per item */
+                work_add(s, 0, nctx[b] - 1, 0);
+            }
+            work_add(s, nctx[b] - 1, nfull[b] - nctx[b], nfull[b] - nctx[b]);
         }
     }
     tokens = cs_calloc_array(B * T, sizeof(int32_t));
@@ -339,7 +352,7 @@ static bool gen_until(void *ctx, const int32_t *gen, size_t n_gen)
 }
 
 static cs_rc gen_item(cs_model *m, const cs_tok *tok, const cs_task_item *it, size_t max_new,
-                      bool *strict_ok, bool *flex_ok, cs_err *err)
+                      bool *strict_ok, bool *flex_ok, cs_score *s, cs_err *err)
 {
     int32_t *prompt = NULL, *out = NULL;
     size_t n_prompt = 0, n_out = 0, len = 0;
@@ -359,6 +372,8 @@ static cs_rc gen_item(cs_model *m, const cs_tok *tok, const cs_task_item *it, si
         (rc = cs_tok_decode(tok, out, n_out, true, &text, &len, err)) != CS_OK) {
         goto done;
     }
+    work_add(s, 0, n_prompt, 1);
+    work_add(s, n_prompt, n_out, n_out);
     for (size_t i = 0; i < it->n_options; i++) {
         cut_at(text, it->options[i]);
     }
@@ -417,106 +432,176 @@ static cs_rc alloc_outcomes(cs_score *s, const cs_task *t)
     return s->ok_acc && s->margin ? CS_OK : CS_ENOMEM;
 }
 
-/* The buffers of shared_ll, kept from item to item (grown when an item needs more). */
+/* The buffers of shared_ll, kept from pass to pass (grown when a pass needs more). */
 typedef struct shared_ws {
-    cs_kvcache one, many; /* the context's cache (one sequence); its fork, a sequence per option */
+    cs_kvcache ctx, opt; /* a sequence per item (its context); a sequence per option */
     int32_t *tokens;
     float *logits;
-    size_t cap_tokens;
+    size_t *lens, *past;
+    size_t cap_tokens, cap_logits, cap_seqs;
 } shared_ws;
 
 static void shared_ws_fini(shared_ws *w)
 {
-    cs_kvcache_fini(&w->one);
-    cs_kvcache_fini(&w->many);
-    free(w->tokens);
-    free(w->logits);
+    cs_kvcache_fini(&w->ctx);
+    cs_kvcache_fini(&w->opt);
+    cs_free_each((void *const[]){w->tokens, w->logits, w->lens, w->past}, 4);
     memset(w, 0, sizeof(*w));
 }
 
-/* w's caches: one sequence of at least n1 positions, k sequences of at least nk. */
-static cs_rc shared_caches(shared_ws *w, const cs_model *m, size_t n1, size_t k, size_t nk,
-                           cs_err *err)
+/* Makes *c hold at least batch sequences of cap positions. */
+static cs_rc shared_cache(cs_kvcache *c, const cs_model *m, size_t batch, size_t cap, cs_err *err)
 {
-    cs_rc rc = CS_OK;
-    if (w->one.cap < n1 || w->one.batch != 1) {
-        cs_kvcache_fini(&w->one);
-        rc = cs_kvcache_init(&w->one, m, 1, n1 < 64 ? 64 : n1 * 2, err);
+    if (c->batch >= batch && c->cap >= cap) {
+        return CS_OK;
     }
-    if (rc == CS_OK && (w->many.cap < nk || w->many.batch != k)) {
-        cs_kvcache_fini(&w->many);
-        rc = cs_kvcache_init(&w->many, m, k, nk < 64 ? 64 : nk * 2, err);
-    }
-    w->one.pos = w->many.pos = 0;
-    return rc;
+    size_t nb = batch > c->batch ? batch : c->batch, nc = cap > c->cap ? cap : c->cap;
+    cs_kvcache_fini(c);
+    return cs_kvcache_init(c, m, nb, nc < 64 ? 64 : nc * 2, err);
 }
 
-/* LL of every option of MC item i, into ll, the context computed once: lm-eval's rule reads
- * encode(context) followed by each option's continuation, so the context but its last token
- * runs once through a one-sequence key/value cache, which is forked into one sequence per
- * option; the options then run as one batch, row j = [the context's last token, continuation j,
- * padding], and the logits at row j's first len(continuation j) positions give the
- * log-probabilities of its tokens. Padding comes after the real tokens, so causal attention keeps
- * it out of them. Equal to batch_ll's LL up to float rounding whenever encode(context + " " +
- * option) starts with encode(context), which it almost always does (where it does not, this is
- * lm-eval's input and batch_ll's is not). */
-static cs_rc shared_ll(cs_model *m, const cs_tok *tok, const cs_task *t, size_t i, shared_ws *w,
-                       double *ll, cs_err *err)
+/* Grows w's token, length and logit buffers to n tokens, seqs sequences and nl logit rows. */
+static cs_rc shared_bufs(shared_ws *w, size_t n, size_t seqs, size_t nl, size_t vocab, cs_err *err)
+{
+    if (n > w->cap_tokens) {
+        free(w->tokens);
+        w->cap_tokens = n * 2;
+        w->tokens = cs_alloc_array(w->cap_tokens, sizeof(int32_t));
+    }
+    if (seqs > w->cap_seqs) {
+        free(w->lens);
+        free(w->past);
+        w->cap_seqs = seqs * 2;
+        w->lens = cs_alloc_array(w->cap_seqs, sizeof(size_t));
+        w->past = cs_alloc_array(w->cap_seqs, sizeof(size_t));
+    }
+    if (nl > w->cap_logits) {
+        free(w->logits);
+        w->cap_logits = nl * 2;
+        w->logits = cs_alloc_array(w->cap_logits, vocab * sizeof(float));
+    }
+    if (!w->tokens || !w->lens || !w->past || !w->logits) {
+        shared_ws_fini(w);
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory for %zu x %zu logits", nl, vocab);
+    }
+    return CS_OK;
+}
+
+/* The ids of one MC item: its context's and, per option, the E1 split (the continuation is
+ * full[j][nctx[j]..nfull[j])). */
+typedef struct item_ids {
+    int32_t *ctx, **full;
+    size_t nc, *nfull, *nctx;
+} item_ids;
+
+static void item_ids_fini(item_ids *d, size_t K)
+{
+    for (size_t j = 0; d->full && j < K; j++) {
+        free(d->full[j]);
+    }
+    cs_free_each((void *const[]){d->ctx, d->full, d->nfull, d->nctx}, 4);
+}
+
+static cs_rc item_ids_get(const cs_tok *tok, int32_t stand_in, const cs_task *t, size_t i,
+                          item_ids *d, cs_err *err)
 {
     const cs_task_item *it = &t->items[i];
-    const size_t K = it->n_options, V = m->cfg.vocab;
-    int32_t stand_in = m->cfg.n_eos > 0 ? m->cfg.eos[0] : -1;
-    int32_t *ctx = NULL, **full = cs_calloc_array(K, sizeof(int32_t *));
-    size_t nc = 0, T = 1, *nfull = cs_calloc_array(K, sizeof(size_t));
-    size_t *nctx = cs_calloc_array(K, sizeof(size_t));
-    cs_rc rc = full && nfull && nctx ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "out of memory");
-    rc = rc == CS_OK ? context_ids(tok, stand_in, it->text, &ctx, &nc, err) : rc;
+    const size_t K = it->n_options;
+    memset(d, 0, sizeof(*d));
+    d->full = cs_calloc_array(K, sizeof(int32_t *));
+    d->nfull = cs_calloc_array(K, sizeof(size_t));
+    d->nctx = cs_calloc_array(K, sizeof(size_t));
+    cs_rc rc =
+            d->full && d->nfull && d->nctx ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    rc = rc == CS_OK ? context_ids(tok, stand_in, it->text, &d->ctx, &d->nc, err) : rc;
     for (size_t j = 0; j < K && rc == CS_OK; j++) {
-        rc = cs_score_split(tok, stand_in, it->text, it->options[j], &full[j], &nfull[j], &nctx[j],
-                            err);
-        if (rc == CS_OK && nfull[j] <= nctx[j]) {
+        rc = cs_score_split(tok, stand_in, it->text, it->options[j], &d->full[j], &d->nfull[j],
+                            &d->nctx[j], err);
+        if (rc == CS_OK && d->nfull[j] <= d->nctx[j]) {
             rc = cs_err_set(err, CS_EINVAL, 0, "%s:%zu: item %s: option %zu adds no tokens",
                             t->path, it->line, it->id, j);
         }
-        T = rc == CS_OK && 1 + nfull[j] - nctx[j] > T ? 1 + nfull[j] - nctx[j] : T;
     }
-    if (rc == CS_OK && K * T > w->cap_tokens) {
-        free(w->tokens);
-        free(w->logits);
-        w->cap_tokens = K * T * 2;
-        w->tokens = cs_alloc_array(w->cap_tokens, sizeof(int32_t));
-        w->logits = cs_alloc_array(w->cap_tokens, V * sizeof(float));
-        if (!w->tokens || !w->logits) {
-            w->cap_tokens = 0;
-            rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory for %zu x %zu logits", K * T, V);
+    return rc;
+}
+
+/* LL of every option of the MC items [i0, i1), in item order into ll, each context computed
+ * once: lm-eval's rule reads encode(context) followed by each option's continuation, so pass 1
+ * runs every item's context but its last token, a sequence per item, into the key/value cache
+ * w->ctx; each item's cached context is copied to one sequence per option of w->opt, and pass 2
+ * runs every option of every item as one batch, sequence j = [the context's last token,
+ * continuation j but its last token, padding] at its own item's position: the logits at its
+ * rows give the log-probabilities of the continuation's tokens. Padding comes after the real
+ * tokens, so causal attention keeps it out of them. Equal to batch_ll's LL up to float rounding
+ * whenever encode(context + " " + option) starts with encode(context), which it almost always
+ * does (where it does not, this is lm-eval's input and batch_ll's is not). */
+static cs_rc shared_ll(cs_model *m, const cs_tok *tok, const cs_task *t, size_t i0, size_t i1,
+                       shared_ws *w, double *ll, cs_score *s, cs_err *err)
+{
+    const size_t N = i1 - i0, V = m->cfg.vocab;
+    const int32_t stand_in = m->cfg.n_eos > 0 ? m->cfg.eos[0] : -1;
+    size_t T1 = 0, T2 = 0, S = 0, rows = 0, b = 0;
+    item_ids *d = cs_calloc_array(N, sizeof(item_ids));
+    cs_rc rc = d ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    for (size_t i = 0; i < N && rc == CS_OK; i++) {
+        rc = item_ids_get(tok, stand_in, t, i0 + i, &d[i], err);
+        if (rc != CS_OK) {
+            break;
+        }
+        T1 = d[i].nc - 1 > T1 ? d[i].nc - 1 : T1;
+        work_add(s, 0, d[i].nc - 1, 0);
+        for (size_t j = 0; j < t->items[i0 + i].n_options; j++, S++) {
+            size_t c = d[i].nfull[j] - d[i].nctx[j];
+            T2 = c > T2 ? c : T2;
+            rows += c;
+            work_add(s, d[i].nc - 1, c, c);
         }
     }
-    rc = rc == CS_OK ? shared_caches(w, m, nc - 1, K, nc - 1 + T, err) : rc;
-    if (rc == CS_OK && nc > 1) {
-        rc = cs_model_forward(m, ctx, 1, nc - 1, NULL, &w->one, NULL, NULL, err);
-    }
-    rc = rc == CS_OK ? cs_kvcache_fork(&w->one, &w->many, err) : rc;
-    if (rc == CS_OK) {
-        memset(w->tokens, 0, K * T * sizeof(int32_t));
-        for (size_t j = 0; j < K; j++) {
-            w->tokens[j * T] = ctx[nc - 1];
-            memcpy(w->tokens + j * T + 1, full[j] + nctx[j],
-                   (nfull[j] - nctx[j]) * sizeof(int32_t));
+    size_t need = (N * T1 > S * T2 ? N * T1 : S * T2);
+    rc = rc == CS_OK ? shared_bufs(w, need, N > S ? N : S, rows, V, err) : rc;
+    rc = rc == CS_OK ? shared_cache(&w->ctx, m, N, T1 ? T1 : 1, err) : rc;
+    rc = rc == CS_OK ? shared_cache(&w->opt, m, S, T1 + T2, err) : rc;
+    if (rc == CS_OK && T1 > 0) { /* pass 1: the contexts */
+        memset(w->tokens, 0, N * T1 * sizeof(int32_t));
+        for (size_t i = 0; i < N; i++) {
+            memcpy(w->tokens + i * T1, d[i].ctx, (d[i].nc - 1) * sizeof(int32_t));
+            w->lens[i] = d[i].nc - 1;
+            w->past[i] = 0;
         }
-        rc = cs_model_forward(m, w->tokens, K, T, NULL, &w->many, NULL, w->logits, err);
+        rc = cs_model_forward_at(m, w->tokens, N, T1, w->lens, w->past, &w->ctx, NULL, err);
     }
-    for (size_t j = 0; j < K && rc == CS_OK; j++) {
-        double sum = 0;
-        for (size_t p = 0; p < nfull[j] - nctx[j]; p++) {
-            sum += cs_log_softmax_at(w->logits + (j * T + p) * V, V,
-                                     (size_t)w->tokens[j * T + p + 1]);
+    if (rc == CS_OK) { /* pass 2: the options */
+        memset(w->tokens, 0, S * T2 * sizeof(int32_t));
+        for (size_t i = 0; i < N && rc == CS_OK; i++) {
+            for (size_t j = 0; j < t->items[i0 + i].n_options && rc == CS_OK; j++, b++) {
+                size_t c = d[i].nfull[j] - d[i].nctx[j];
+                w->tokens[b * T2] = d[i].ctx[d[i].nc - 1];
+                memcpy(w->tokens + b * T2 + 1, d[i].full[j] + d[i].nctx[j],
+                       (c - 1) * sizeof(int32_t));
+                w->lens[b] = c;
+                w->past[b] = d[i].nc - 1;
+                rc = cs_kvcache_copy(&w->ctx, i, d[i].nc - 1, &w->opt, b, err);
+            }
         }
-        ll[j] = sum;
+        rc = rc == CS_OK ? cs_model_forward_at(m, w->tokens, S, T2, w->lens, w->past, &w->opt,
+                                               w->logits, err)
+                         : rc;
     }
-    for (size_t j = 0; full && j < K; j++) {
-        free(full[j]);
+    b = 0;
+    for (size_t i = 0, r = 0; i < N && rc == CS_OK; i++) {
+        for (size_t j = 0; j < t->items[i0 + i].n_options; j++, b++) {
+            const int32_t *cont = d[i].full[j] + d[i].nctx[j];
+            double sum = 0;
+            for (size_t p = 0; p < w->lens[b]; p++, r++) {
+                sum += cs_log_softmax_at(w->logits + r * V, V, (size_t)cont[p]);
+            }
+            ll[b] = sum;
+        }
     }
-    cs_free_each((void *const[]){ctx, full, nfull, nctx}, 4);
+    for (size_t i = 0; d && i < N; i++) {
+        item_ids_fini(&d[i], t->items[i0 + i].n_options);
+    }
+    free(d);
     return rc;
 }
 
@@ -550,7 +635,7 @@ cs_rc cs_score_task(cs_model *m, const cs_tok *tok, const cs_task *t, const cs_s
         if (t->kind == CS_TASK_GEN) {
             bool sm = false, f = false;
             if ((rc = gen_item(m, tok, &t->items[i], o && o->max_new ? o->max_new : SCORE_MAX_NEW,
-                               &sm, &f, err)) != CS_OK) {
+                               &sm, &f, out, err)) != CS_OK) {
                 goto fail;
             }
             out->pred[i] = sm;
@@ -568,10 +653,11 @@ cs_rc cs_score_task(cs_model *m, const cs_tok *tok, const cs_task *t, const cs_s
             }
             bool shared = t->kind == CS_TASK_MC && !(o && (o->batch_rows || o->unshared));
             if (shared) {
-                i1 = i + 1;
-                rc = shared_ll(m, tok, t, i, &ws, out->ll + off, err);
+                size_t per = o && o->items_per_pass ? o->items_per_pass : SCORE_ITEMS_PER_PASS;
+                i1 = i + per < t->n ? i + per : t->n;
+                rc = shared_ll(m, tok, t, i, i1, &ws, out->ll + off, out, err);
             } else {
-                rc = batch_ll(m, tok, t, i, i1, out->ll + off, err);
+                rc = batch_ll(m, tok, t, i, i1, out->ll + off, out, err);
             }
             if (rc != CS_OK) {
                 goto fail;

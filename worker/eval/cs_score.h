@@ -41,6 +41,11 @@ typedef struct cs_score {
     uint8_t *ok_norm, *ok_bytes;  /* the same with LL per character / per byte (MC) */
     uint8_t *ok_strict, *ok_flex; /* exact match, strict and flexible (generation) */
     double *margin; /* LL(gold) - max LL of the other options, nats (MC, multi-input) */
+    /* The work the scoring must do, whatever path ran it (the floor of worker/pipeline/cs_floor.h):
+     * tokens through the blocks, rows through the output head, causal (query, key) pairs. An MC
+     * item's context counts once, each option's continuation after it; a generation counts its
+     * prompt and every generated token. */
+    double work_tokens, work_head_rows, work_attn_pairs;
 } cs_score;
 
 /* Called after each item (may be NULL). */
@@ -53,6 +58,8 @@ typedef struct cs_score_opts {
                           options as continuations of its key/value cache */
     bool unshared;     /* MC: every option's whole sequence (context + option) run on its own, as
                           batch_rows > 0 does; the reference path of the shared-context one */
+    size_t items_per_pass; /* MC, shared context: items whose contexts run as one batch, then
+                              all their options as another; 0 = 16 */
     cs_score_progress_fn progress;
     void *progress_ctx;
 } cs_score_opts;

@@ -9,6 +9,9 @@
 #include "cs_kernels.h"
 #include "cs_model.h"
 
+/* Queries per attention product: a block sees the keys up to its last query. */
+#define ATT_ROWS 64
+
 cs_rc cs_kvcache_init(cs_kvcache *c, const cs_model *m, size_t batch, size_t cap, cs_err *err)
 {
     memset(c, 0, sizeof(*c));
@@ -30,25 +33,23 @@ cs_rc cs_kvcache_init(cs_kvcache *c, const cs_model *m, size_t batch, size_t cap
     return CS_OK;
 }
 
-cs_rc cs_kvcache_fork(const cs_kvcache *src, cs_kvcache *dst, cs_err *err)
+cs_rc cs_kvcache_copy(const cs_kvcache *src, size_t sb, size_t n, cs_kvcache *dst, size_t db,
+                      cs_err *err)
 {
-    if (src->n_layers != dst->n_layers || src->kv_dim != dst->kv_dim || src->batch == 0 ||
-        src->pos > dst->cap) {
+    if (src->n_layers != dst->n_layers || src->kv_dim != dst->kv_dim || sb >= src->batch ||
+        db >= dst->batch || n > src->cap || n > dst->cap) {
         return cs_err_set(err, CS_EINVAL, 0,
-                          "cannot fork a key/value cache of %zu positions into one of %zu",
-                          src->pos, dst->cap);
+                          "cannot copy %zu positions of sequence %zu of a key/value cache of %zu x "
+                          "%zu into sequence %zu of one of %zu x %zu",
+                          n, sb, src->batch, src->cap, db, dst->batch, dst->cap);
     }
-    size_t row = src->pos * src->kv_dim;
+    const size_t row = n * src->kv_dim;
     for (size_t l = 0; l < src->n_layers && row > 0; l++) {
-        const float *k = src->k + l * src->batch * src->cap * src->kv_dim;
-        const float *v = src->v + l * src->batch * src->cap * src->kv_dim;
-        for (size_t b = 0; b < dst->batch; b++) {
-            size_t off = (l * dst->batch + b) * dst->cap * dst->kv_dim;
-            memcpy(dst->k + off, k, row * sizeof(float));
-            memcpy(dst->v + off, v, row * sizeof(float));
-        }
+        size_t so = ((l * src->batch + sb) * src->cap) * src->kv_dim;
+        size_t d = ((l * dst->batch + db) * dst->cap) * dst->kv_dim;
+        memcpy(dst->k + d, src->k + so, row * sizeof(float));
+        memcpy(dst->v + d, src->v + so, row * sizeof(float));
     }
-    dst->pos = src->pos;
     return CS_OK;
 }
 
@@ -108,6 +109,9 @@ typedef struct block_ws {
     float *h, *q, *k, *v, *att, *o, *g, *u, *scores;
     int32_t *pos;
     uint8_t *valid;
+    size_t rows, n_scores; /* capacity: rows, and floats of scores */
+    bool busy;             /* a pass is using it (a hook that runs a pass gets its own) */
+    bool kept;             /* the model's (cs_model.fwd_ws), not the pass's own */
 } block_ws;
 
 static void ws_free(block_ws *w)
@@ -139,13 +143,70 @@ static cs_rc ws_alloc(block_ws *w, const cs_model *m, size_t rows, size_t T, siz
         ws_free(w);
         return cs_err_set(err, CS_ENOMEM, 0, "out of memory for the forward pass (%zu rows)", rows);
     }
+    w->rows = rows;
+    w->n_scores = T * L;
     return CS_OK;
 }
 
-/* One block on x[B*T][H], tokens at positions pos0..pos0+T-1. kc/vc: this layer's cache
- * [B][cap][kvd] (cap >= pos0+T) holding pos0 earlier entries, or NULL (then pos0 == 0 and k/v of
- * the workspace are used directly). */
-static cs_rc block_fwd(cs_model *m, size_t layer, float *x, size_t B, size_t T, size_t pos0,
+/* The model's workspace for a pass of `rows` rows and T x L attention scores: the one kept from
+ * earlier passes when it is big enough, else a new one (the old one freed first). Passes over the
+ * same calibration batch, block after block, so reuse the same buffers, whose pages stay mapped,
+ * instead of mapping and faulting in gigabytes on every pass. */
+static cs_rc ws_get(cs_model *m, size_t rows, size_t T, size_t L, block_ws **out, cs_err *err)
+{
+    block_ws *w = m->fwd_ws;
+    bool kept = !w || !w->busy;
+    *out = NULL;
+    if (kept && w && w->rows >= rows && w->n_scores >= T * L) {
+        w->busy = true;
+        *out = w;
+        return CS_OK;
+    }
+    if (!kept) {
+        w = NULL;
+    }
+    if (!w && !(w = calloc(1, sizeof(*w)))) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    ws_free(w);
+    if (kept) {
+        m->fwd_ws = w;
+    }
+    cs_rc rc = ws_alloc(w, m, rows, T, L, err);
+    if (rc != CS_OK && !kept) {
+        free(w);
+        return rc;
+    }
+    w->busy = rc == CS_OK;
+    w->kept = kept;
+    *out = rc == CS_OK ? w : NULL;
+    return rc;
+}
+
+/* Ends a pass's use of w (NULL-safe). */
+static void ws_put(block_ws *w)
+{
+    if (w && w->kept) {
+        w->busy = false;
+    } else if (w) {
+        ws_free(w);
+        free(w);
+    }
+}
+
+void cs_model_release_workspace(cs_model *m)
+{
+    if (m && m->fwd_ws) {
+        ws_free(m->fwd_ws);
+        free(m->fwd_ws);
+        m->fwd_ws = NULL;
+    }
+}
+
+/* One block on x[B*T][H], sequence b's tokens at positions past[b]..past[b]+T-1 (past NULL: 0).
+ * kc/vc: this layer's cache [B][cap][kvd] (cap >= past[b]+T) holding past[b] earlier entries of
+ * sequence b, or NULL (then past is NULL and k/v of the workspace are used directly). */
+static cs_rc block_fwd(cs_model *m, size_t layer, float *x, size_t B, size_t T, const size_t *past,
                        float *kc, float *vc, size_t cap, block_ws *w, const cs_hooks *hooks,
                        cs_err *err)
 {
@@ -153,7 +214,6 @@ static cs_rc block_fwd(cs_model *m, size_t layer, float *x, size_t B, size_t T, 
     cs_layer *Ly = &m->layers[layer];
     const size_t H = c->hidden, hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads;
     const size_t qd = nh * hd, kvd = nkv * hd, rows = B * T, ni = c->intermediate;
-    const size_t L = pos0 + T;
     const int nt = m->n_threads;
     cs_rc rc;
 
@@ -177,8 +237,9 @@ static cs_rc block_fwd(cs_model *m, size_t layer, float *x, size_t B, size_t T, 
     size_t ldkv_b = T * kvd; /* floats between sequences */
     if (kc) {
         for (size_t b = 0; b < B; b++) {
-            memcpy(kc + (b * cap + pos0) * kvd, w->k + b * T * kvd, T * kvd * sizeof(float));
-            memcpy(vc + (b * cap + pos0) * kvd, w->v + b * T * kvd, T * kvd * sizeof(float));
+            size_t p0 = past ? past[b] : 0;
+            memcpy(kc + (b * cap + p0) * kvd, w->k + b * T * kvd, T * kvd * sizeof(float));
+            memcpy(vc + (b * cap + p0) * kvd, w->v + b * T * kvd, T * kvd * sizeof(float));
         }
         K = kc;
         V = vc;
@@ -187,22 +248,24 @@ static cs_rc block_fwd(cs_model *m, size_t layer, float *x, size_t B, size_t T, 
     const float scale = 1.0f / sqrtf((float)hd);
     const size_t group = nh / nkv;
     for (size_t b = 0; b < B; b++) {
+        const size_t pos0 = past ? past[b] : 0;
         for (size_t h = 0; h < nh; h++) {
             const float *Qh = w->q + b * T * qd + h * hd;
             const float *Kh = K + b * ldkv_b + (h / group) * hd;
             const float *Vh = V + b * ldkv_b + (h / group) * hd;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)L, (int)hd, scale, Qh,
-                        (int)qd, Kh, (int)kvd, 0.0f, w->scores, (int)L);
-            for (size_t i = 0; i < T; i++) {
-                float *s = w->scores + i * L;
-                for (size_t j = pos0 + i + 1; j < L; j++) {
-                    s[j] = -INFINITY;
-                }
+            /* causal: the queries i0..i1-1 see the keys 0..pos0+i1-1 only, so each block of
+             * queries multiplies only those (half the products of the full square, and half
+             * its exponentials) */
+            for (size_t i0 = 0; i0 < T; i0 += ATT_ROWS) {
+                const size_t i1 = i0 + ATT_ROWS < T ? i0 + ATT_ROWS : T, Lb = pos0 + i1;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(i1 - i0), (int)Lb,
+                            (int)hd, scale, Qh + i0 * qd, (int)qd, Kh, (int)kvd, 0.0f, w->scores,
+                            (int)Lb);
+                cs_softmax_causal(nt, w->scores, i1 - i0, Lb, pos0 + i0 + 1);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(i1 - i0), (int)hd,
+                            (int)Lb, 1.0f, w->scores, (int)Lb, Vh, (int)kvd, 0.0f,
+                            w->att + (b * T + i0) * qd + h * hd, (int)qd);
             }
-            cs_softmax_rows(nt, w->scores, T, L, L);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hd, (int)L, 1.0f,
-                        w->scores, (int)L, Vh, (int)kvd, 0.0f, w->att + b * T * qd + h * hd,
-                        (int)qd);
         }
     }
     rc = call_hook(hooks, CS_HOOK_LINEAR_IN, layer, CS_LIN_O, w->att, rows, qd, w->valid,
@@ -248,11 +311,11 @@ static cs_rc block_fwd(cs_model *m, size_t layer, float *x, size_t B, size_t T, 
                      err);
 }
 
-static void set_pos(block_ws *w, size_t B, size_t T, size_t pos0, const size_t *lens)
+static void set_pos(block_ws *w, size_t B, size_t T, const size_t *past, const size_t *lens)
 {
     for (size_t b = 0; b < B; b++) {
         for (size_t t = 0; t < T; t++) {
-            w->pos[b * T + t] = (int32_t)(pos0 + t);
+            w->pos[b * T + t] = (int32_t)((past ? past[b] : 0) + t);
             w->valid[b * T + t] = (uint8_t)(!lens || t < lens[b]);
         }
     }
@@ -289,7 +352,7 @@ cs_rc cs_model_embed(const cs_model *m, const int32_t *tokens, size_t n, float *
 cs_rc cs_model_block(cs_model *m, size_t layer, float *x, size_t B, size_t T, const size_t *lens,
                      const cs_hooks *hooks, cs_err *err)
 {
-    block_ws w;
+    block_ws *w;
     if (layer >= m->cfg.n_layers) {
         return cs_err_set(err, CS_ERANGE, 0, "layer %zu: the model has %zu layers", layer,
                           m->cfg.n_layers);
@@ -298,13 +361,13 @@ cs_rc cs_model_block(cs_model *m, size_t layer, float *x, size_t B, size_t T, co
     if (rc != CS_OK) {
         return rc;
     }
-    rc = ws_alloc(&w, m, B * T, T, T, err);
+    rc = ws_get(m, B * T, T, T, &w, err);
     if (rc != CS_OK) {
         return rc;
     }
-    set_pos(&w, B, T, 0, lens);
-    rc = block_fwd(m, layer, x, B, T, 0, NULL, NULL, 0, &w, hooks, err);
-    ws_free(&w);
+    set_pos(w, B, T, NULL, lens);
+    rc = block_fwd(m, layer, x, B, T, NULL, NULL, NULL, 0, w, hooks, err);
+    ws_put(w);
     return rc;
 }
 
@@ -321,13 +384,56 @@ cs_rc cs_model_head(cs_model *m, const float *x, size_t rows, float *logits, cs_
     return CS_OK;
 }
 
+/* The blocks of the model on tokens[B][T]: *xo = the final residual stream [B*T][hidden] (owned).
+ * past: NULL (no cache, or every sequence at cache->pos) or each sequence's cached positions. */
+static cs_rc run_blocks(cs_model *m, const int32_t *tokens, size_t B, size_t T, const size_t *lens,
+                        const size_t *past, cs_kvcache *cache, const cs_hooks *hooks, float **xo,
+                        cs_err *err)
+{
+    block_ws *w = NULL;
+    const size_t H = m->cfg.hidden, rows = B * T;
+    size_t *at = NULL, Lmax = T;
+    float *x = cs_alloc_array(rows, H * sizeof(float));
+    cs_rc rc = x ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    if (rc == CS_OK && cache && !past) { /* every sequence at cache->pos */
+        at = cs_alloc_array(B, sizeof(size_t));
+        rc = at ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        for (size_t b = 0; at && b < B; b++) {
+            at[b] = cache->pos;
+        }
+        past = at;
+    }
+    for (size_t b = 0; past && b < B; b++) {
+        Lmax = past[b] + T > Lmax ? past[b] + T : Lmax;
+    }
+    rc = rc == CS_OK ? cs_model_embed(m, tokens, rows, x, err) : rc;
+    rc = rc == CS_OK ? ws_get(m, rows, T, Lmax, &w, err) : rc;
+    if (rc == CS_OK) {
+        set_pos(w, B, T, past, lens);
+    }
+    for (size_t l = 0; l < m->cfg.n_layers && rc == CS_OK; l++) {
+        float *kc = NULL, *vc = NULL;
+        if (cache) {
+            size_t off = l * cache->batch * cache->cap * cache->kv_dim;
+            kc = cache->k + off;
+            vc = cache->v + off;
+        }
+        rc = block_fwd(m, l, x, B, T, past, kc, vc, cache ? cache->cap : 0, w, hooks, err);
+    }
+    ws_put(w);
+    free(at);
+    if (rc != CS_OK) {
+        free(x);
+        x = NULL;
+    }
+    *xo = x;
+    return rc;
+}
+
 cs_rc cs_model_forward(cs_model *m, const int32_t *tokens, size_t B, size_t T, const size_t *lens,
                        cs_kvcache *cache, const cs_hooks *hooks, float *logits, cs_err *err)
 {
-    block_ws w = {0};
     float *x = NULL;
-    const size_t H = m->cfg.hidden, rows = B * T;
-    size_t pos0 = 0;
     cs_rc rc = check_lens(B, T, lens, err);
     if (rc != CS_OK) {
         return rc;
@@ -343,41 +449,52 @@ cs_rc cs_model_forward(cs_model *m, const int32_t *tokens, size_t B, size_t T, c
                               "after %zu",
                               cache->batch, cache->cap, B, T, cache->pos);
         }
-        pos0 = cache->pos;
     }
-    x = cs_alloc_array(rows, H * sizeof(float));
-    if (!x) {
-        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
-    }
-    rc = cs_model_embed(m, tokens, rows, x, err);
-    if (rc != CS_OK) {
-        goto cleanup;
-    }
-    rc = ws_alloc(&w, m, rows, T, pos0 + T, err);
-    if (rc != CS_OK) {
-        goto cleanup;
-    }
-    set_pos(&w, B, T, pos0, lens);
-    for (size_t l = 0; l < m->cfg.n_layers; l++) {
-        float *kc = NULL, *vc = NULL;
-        if (cache) {
-            size_t off = l * cache->batch * cache->cap * cache->kv_dim;
-            kc = cache->k + off;
-            vc = cache->v + off;
-        }
-        rc = block_fwd(m, l, x, B, T, pos0, kc, vc, cache ? cache->cap : 0, &w, hooks, err);
-        if (rc != CS_OK) {
-            goto cleanup;
-        }
-    }
-    if (cache) {
+    rc = run_blocks(m, tokens, B, T, lens, NULL, cache, hooks, &x, err);
+    if (rc == CS_OK && cache) {
         cache->pos += T;
     }
-    if (logits) {
-        rc = cs_model_head(m, x, rows, logits, err);
+    if (rc == CS_OK && logits) {
+        rc = cs_model_head(m, x, B * T, logits, err);
     }
-cleanup:
-    ws_free(&w);
+    free(x);
+    return rc;
+}
+
+cs_rc cs_model_forward_at(cs_model *m, const int32_t *tokens, size_t B, size_t T,
+                          const size_t *lens, const size_t *past, cs_kvcache *cache, float *logits,
+                          cs_err *err)
+{
+    const size_t H = m->cfg.hidden;
+    float *x = NULL;
+    cs_rc rc = check_lens(B, T, lens, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    if (cache->batch < B || cache->n_layers != m->cfg.n_layers) {
+        return cs_err_set(err, CS_EINVAL, 0,
+                          "key/value cache of %zu sequences and %zu layers for %zu sequences of a "
+                          "model of %zu layers",
+                          cache->batch, cache->n_layers, B, m->cfg.n_layers);
+    }
+    for (size_t b = 0; b < B; b++) {
+        if (past[b] + T > cache->cap) {
+            return cs_err_set(err, CS_ERANGE, 0,
+                              "sequence %zu: key/value cache of %zu positions cannot take %zu "
+                              "more after %zu",
+                              b, cache->cap, T, past[b]);
+        }
+    }
+    rc = run_blocks(m, tokens, B, T, lens, past, cache, NULL, &x, err);
+    if (rc == CS_OK && logits) {
+        size_t n = 0; /* the real rows, moved down over the padding (never past their source) */
+        for (size_t b = 0; b < B; b++) {
+            size_t nb = lens ? lens[b] : T;
+            memmove(x + n * H, x + b * T * H, nb * H * sizeof(float));
+            n += nb;
+        }
+        rc = n ? cs_model_head(m, x, n, logits, err) : CS_OK;
+    }
     free(x);
     return rc;
 }

@@ -216,6 +216,7 @@ void cs_model_destroy(cs_model *m)
         return;
     }
     model_priv *p = m->priv;
+    cs_model_release_workspace(m);
     if (p) {
         for (size_t i = 0; i < p->n_owned; i++) {
             free(p->owned[i]);

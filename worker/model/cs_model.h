@@ -67,6 +67,7 @@ typedef struct cs_model {
     int act_bits;
     /* private */
     void *priv;
+    void *fwd_ws; /* the forward passes' workspace, kept between passes (cs_forward.c) */
 } cs_model;
 
 /* Loads config.json and the safetensors weights of a model folder. Errors name the file and the
@@ -81,6 +82,10 @@ void cs_model_destroy(cs_model *m);
  * (and b) at a buffer of the same shape that the caller owns and keeps alive until the model is
  * freed or the pointer restored (the model frees only what it allocated at load). */
 cs_linear *cs_model_linear(cs_model *m, size_t layer, cs_lin lin);
+
+/* Frees the workspace the forward passes keep from pass to pass (it grows to the largest pass,
+ * e.g. a block over a whole calibration batch; freed with the model). NULL-safe. */
+void cs_model_release_workspace(cs_model *m);
 
 /* Bytes of f32 weights the model holds (tied embedding counted once). */
 size_t cs_model_weight_bytes(const cs_model *m);
@@ -126,11 +131,12 @@ typedef struct cs_kvcache {
 
 cs_rc cs_kvcache_init(cs_kvcache *c, const cs_model *m, size_t batch, size_t cap, cs_err *err);
 void cs_kvcache_fini(cs_kvcache *c); /* NULL-safe */
-/* Copies the src->pos cached positions of src's sequence 0 into every sequence of dst and sets
- * dst->pos to them: a prefix computed once, continued by dst->batch sequences (multiple-choice
- * scoring: the context once, each choice a continuation). CS_EINVAL when the caches belong to
- * different models or dst->cap < src->pos. */
-cs_rc cs_kvcache_fork(const cs_kvcache *src, cs_kvcache *dst, cs_err *err);
+/* Copies the first n cached positions of sequence sb of src into sequence db of dst (the prefix
+ * of multiple-choice scoring: an item's context once, continued by a sequence per option).
+ * dst->pos is not changed. CS_EINVAL when the caches belong to different models, a sequence is out
+ * of range or n exceeds either capacity. */
+cs_rc cs_kvcache_copy(const cs_kvcache *src, size_t sb, size_t n, cs_kvcache *dst, size_t db,
+                      cs_err *err);
 
 /* ---- forward ---- */
 
@@ -140,6 +146,17 @@ cs_rc cs_kvcache_fork(const cs_kvcache *src, cs_kvcache *dst, cs_err *err);
  * vocabulary are CS_ERANGE naming the position. */
 cs_rc cs_model_forward(cs_model *m, const int32_t *tokens, size_t B, size_t T, const size_t *lens,
                        cs_kvcache *cache, const cs_hooks *hooks, float *logits, cs_err *err);
+
+/* A batch of sequences, each at its own place in the cache: sequence b's tokens[b][0..T) (right
+ * padded, lens[b] real tokens; lens NULL = all T) continue the past[b] positions cached for it,
+ * at positions past[b]..past[b]+T-1, and their keys and values are stored there (the padding's
+ * too, past the real ones, where a later call overwrites them). cache->pos is neither read nor
+ * changed. The batch uses the cache's first B sequences (B <= cache->batch). logits: NULL or
+ * [sum of lens][vocab], the real rows only, sequence after sequence. CS_ERANGE when past[b] + T
+ * exceeds the cache. */
+cs_rc cs_model_forward_at(cs_model *m, const int32_t *tokens, size_t B, size_t T,
+                          const size_t *lens, const size_t *past, cs_kvcache *cache, float *logits,
+                          cs_err *err);
 
 /* Block-by-block interface (for layer-wise quantization). x[B*T][hidden]. */
 cs_rc cs_model_embed(const cs_model *m, const int32_t *tokens, size_t n, float *x, cs_err *err);

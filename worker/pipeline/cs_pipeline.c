@@ -809,7 +809,7 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
                        cs_pipe_report *rep, cs_err *err)
 {
     size_t L = m->cfg.n_layers, hidden = m->cfg.hidden, rows = n_samples * seq_len;
-    float *x = NULL, *work = NULL, *xfp = NULL;
+    float *x = NULL, *work = NULL, *xfp = NULL, *next = NULL;
     size_t *lens = NULL;
     uint64_t t0 = cs_time_mono_ns();
     cs_rc rc = CS_OK;
@@ -873,7 +873,6 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
                 rc = rtn_layer(m, layer, p, rep, err);
             }
         } else {
-            float *next = NULL;
             uint64_t ts = cs_time_mono_ns();
             if (p->algo == CS_PIPE_SMOOTHQUANT && p->smooth) {
                 /* statistics from the FP trajectory (xfp), which the smoothing leaves unchanged */
@@ -882,8 +881,9 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
             }
             ts = cs_time_mono_ns();
             if (rc == CS_OK && p->fp_trajectory) {
-                /* the next block's input is this block's output before quantization */
-                if (!(next = cs_alloc_array(rows * hidden, sizeof(float)))) {
+                /* the next block's input is this block's output before quantization (one buffer
+                 * for every block) */
+                if (!next && !(next = cs_alloc_array(rows * hidden, sizeof(float)))) {
                     rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
                     goto out;
                 }
@@ -902,7 +902,6 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
                 rc = cs_model_block(m, layer, x, n_samples, seq_len, lens, NULL, err);
             }
             rep->t.forward += secs_since(ts);
-            free(next);
         }
         if (rc != CS_OK) {
             goto out;
@@ -916,6 +915,8 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
     }
 out:
     rep->seconds = (double)(cs_time_mono_ns() - t0) / 1e9;
+    cs_model_release_workspace(m); /* the passes' buffers, sized for the calibration batch */
+    free(next);
     free(xfp);
     free(x);
     free(work);
