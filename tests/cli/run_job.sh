@@ -34,7 +34,7 @@ job() { # folder algorithm ppl-path tasks-json [calibration n_samples seq_len]
 run() { # dir: runs the job of dir/job.json there, progress to dir/progress
     (cd "$1" && rm -f result.json error.json && CALSWEEP_BASE_DIR=$S CALSWEEP_THREADS=2 "$R" job.json 3>progress 2>stderr)
 }
-echo "1..49"
+echo "1..51"
 
 mkdir "$tmp/a"; job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt >"$tmp/a/job.json"
 run "$tmp/a"; ok $? "a baseline job exits 0"
@@ -145,6 +145,16 @@ ok $? "it records the calibration set: selector, n, seq_len, tokens and the 16 w
 [ "$(jq '.extra.layers | length' "$tmp/h/result.json")" = 21 ] && [ "$(jq '.extra.rtn_fallbacks' "$tmp/h/result.json")" = 0 ]
 ok $? "and each of the 21 quantized linears with its GPTQ loss"
 grep -q '"stage":"quantize","layer":2,"done":3,"total":3' "$tmp/h/progress"; ok $? "per-layer progress on fd 3"
+jq -e '.extra.profile as $p | ($p.peak.sgemm_gflops > 0 and $p.peak.dgemm_gflops > 0 and $p.peak.threads == 2)
+    and ([$p.stages[].stage] | index("forward") != null and index("statistics") != null and index("solve") != null and index("evaluate") != null)
+    and all($p.stages[] | select(.stage == "forward" or .stage == "statistics" or .stage == "solve" or .stage == "evaluate");
+            .seconds > 0 and .floor_s > 0 and .gflop_f32 + .gflop_f64 > 0 and ((.ratio - .seconds / .floor_s) | fabs) < 1e-9 * .ratio)' \
+    "$tmp/h/result.json" >/dev/null
+ok $? "extra.profile: the peaks, and forward, statistics, solve and evaluate with time, work, floor and ratio"
+mkdir "$tmp/h2"; cp "$tmp/h/job.json" "$tmp/h2/"
+(cd "$tmp/h2" && CALSWEEP_BASE_DIR=$S CALSWEEP_THREADS=2 "$R" --profile job.json 3>/dev/null 2>stderr) &&
+    grep -q '^profile: 2 threads; peaks measured here: sgemm' "$tmp/h2/stderr" && grep -Eq '^  forward +[0-9.]+ .* [0-9.]+x$' "$tmp/h2/stderr"
+ok $? "--profile prints the table to stderr"
 mkdir "$tmp/i"; job sweeps/testbed/models/tb-qwen '{"name":"gptq","bits":4,"group_size":32}' sweeps/testbed/data/heldout.txt "" \
     '{"selector":{"name":"covercal"},"source":{"kind":"jsonl","path":"sweeps/testbed/data/corpus/arith.jsonl"}}' 16 64 >"$tmp/i/job.json"
 run "$tmp/i"; rc=$?

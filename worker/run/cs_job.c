@@ -22,6 +22,7 @@
 #include "cs_cache.h"
 #include "cs_canon.h"
 #include "cs_err.h"
+#include "cs_floor.h"
 #include "cs_jobspec.h"
 #include "cs_json.h"
 #include "cs_limits.h"
@@ -69,6 +70,10 @@ typedef struct job {
     cs_result_items *items; /* result.json's "items", in evaluation order; owned, n_items */
     char **item_names;      /* owned, n_names: the task names items[i].task borrows */
     size_t n_items, n_names;
+    cs_floor floor;         /* each stage's work and time (result.json extra.profile) */
+    cs_fwd_count eval_work; /* what evaluation must compute, summed over its tasks */
+    double eval_s;          /* the evaluate stage's seconds */
+    bool profile;           /* print the profile to stderr */
 } job;
 
 /* ---- small helpers --------------------------------------------------------------------------- */
@@ -104,6 +109,9 @@ static void stage_begin(job *j, const char *stage)
 static cs_rc stage_end(job *j, cs_err *err)
 {
     double s = (double)(cs_time_mono_ns() - j->t_stage) / 1e9;
+    if (strcmp(j->stage, "evaluate") == 0) {
+        j->eval_s = s;
+    }
     if (!cJSON_AddNumberToObject(j->timings, j->stage, s)) {
         return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
     }
@@ -564,6 +572,8 @@ static cs_rc stage_quantize(job *j, cs_err *err)
                                err)) != CS_OK) {
         return rc;
     }
+    cs_floor_quant(&j->floor, &j->model->cfg, &pp, j->n_samples, j->seq_len);
+    cs_floor_set_times(&j->floor, &rep.t);
     if (!(j->extra = cJSON_CreateObject()) ||
         !cJSON_AddNumberToObject(j->extra, "quant_loss", rep.loss) ||
         !cJSON_AddNumberToObject(j->extra, "rtn_fallbacks", (double)rep.n_fallback) ||
@@ -770,6 +780,9 @@ static cs_rc eval_ppl(job *j, const cs_jobspec_ppl *spec, cs_err *err)
     for (size_t w = 0; w < nw; w++) {
         ppl += nll[w];
     }
+    j->eval_work.tokens += (double)(nw * (size_t)seq_len);
+    j->eval_work.head_rows += (double)(nw * ((size_t)seq_len - 1));
+    j->eval_work.attn_pairs += (double)nw * (double)seq_len * ((double)seq_len + 1) / 2;
     ppl = exp(ppl / (double)nw);
     snprintf(key, sizeof key, "ppl:%s", spec->name);
     cJSON *m = cJSON_AddObjectToObject(j->metrics, key);
@@ -841,6 +854,9 @@ static cs_rc eval_task(job *j, const cs_jobspec_task *spec, cs_err *err)
     if ((rc = cs_score_task(j->model, j->tok, &t, &o, &s, err)) != CS_OK) {
         goto out;
     }
+    j->eval_work.tokens += s.work_tokens;
+    j->eval_work.head_rows += s.work_head_rows;
+    j->eval_work.attn_pairs += s.work_attn_pairs;
     cJSON *m = cJSON_AddObjectToObject(j->metrics, spec->name);
     if (!m) {
         rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
@@ -934,12 +950,39 @@ static double peak_rss_mb(void)
     return (double)ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
 }
 
+/* extra.profile: each stage's time next to its floor at the peaks measured now (cs_floor.h). */
+static cs_rc add_profile(job *j, cs_err *err)
+{
+    cs_peak peak;
+    cs_rc rc = cs_peak_measure(&peak, err);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    if (j->eval_work.tokens > 0) {
+        cs_floor_eval(&j->floor, &j->model->cfg, &j->eval_work);
+        j->floor.st[CS_STAGE_EVAL].seconds = j->eval_s;
+    }
+    if (j->profile) {
+        cs_floor_print(stderr, &j->floor, &peak);
+    }
+    cJSON *pj = cs_floor_json(&j->floor, &peak);
+    if (!pj || (!j->extra && !(j->extra = cJSON_CreateObject())) ||
+        !cJSON_AddItemToObject(j->extra, "profile", pj)) {
+        cJSON_Delete(pj);
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    return CS_OK;
+}
+
 static cs_rc write_result(job *j, cs_err *err)
 {
     char host[256] = "unknown";
-    cJSON *r = cJSON_CreateObject();
-    cs_rc rc;
+    cJSON *r = NULL;
+    cs_rc rc = add_profile(j, err);
 
+    if (rc != CS_OK || !(r = cJSON_CreateObject())) {
+        return rc != CS_OK ? rc : cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
     if (gethostname(host, sizeof host - 1) != 0) {
         snprintf(host, sizeof host, "unknown");
     }
@@ -1021,7 +1064,7 @@ static void items_fini(job *j)
     free(j->item_names);
 }
 
-int cs_run_job(const char *job_path)
+int cs_run_job(const char *job_path, bool profile)
 {
     job j = {0};
     cs_err err = {0};
@@ -1029,6 +1072,8 @@ int cs_run_job(const char *job_path)
     const char *env;
     int64_t threads = 1;
 
+    j.profile = profile;
+    cs_floor_init(&j.floor);
     j.t_job = cs_time_mono_ns();
     j.started_ms = cs_time_wall_ms();
     j.base = getenv("CALSWEEP_BASE_DIR");

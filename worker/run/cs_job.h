@@ -27,6 +27,8 @@
 #ifndef CS_WORKER_RUN_CS_JOB_H
 #define CS_WORKER_RUN_CS_JOB_H
 
+#include <stdbool.h>
+
 #include <cjson/cJSON.h>
 
 #include "cs_err.h"
@@ -38,7 +40,9 @@
  * ("eval.tasks.arith.limit: expected an integer in 0..16777216, got ..."). */
 cs_rc cs_job_check_limits(const cJSON *cfg, cs_err *err);
 
-/* Runs the job of `job_path`; returns the process exit code (0, or 1 with error.json written). */
-int cs_run_job(const char *job_path);
+/* Runs the job of `job_path`; returns the process exit code (0, or 1 with error.json written).
+ * result.json's extra.profile always has each stage's time next to its arithmetic floor
+ * (cs_floor.h); profile also prints that table to stderr. */
+int cs_run_job(const char *job_path, bool profile);
 
 #endif

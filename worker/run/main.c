@@ -14,6 +14,7 @@
 #include "cs_alloc.h"
 #include "cs_canon.h"
 #include "cs_config.h"
+#include "cs_floor.h"
 #include "cs_generate.h"
 #include "cs_job.h"
 #include "cs_json.h"
@@ -57,6 +58,7 @@ enum {
     OPT_FEWSHOT,
     OPT_SHOTS,
     OPT_SAVE,
+    OPT_PROFILE,
     OPT_PARAM = 1000, /* and on: the algorithms' parameters (quant_flags) */
 };
 
@@ -73,6 +75,8 @@ enum {
 static const cs_opt main_options[] = {
         OPT_HELP_ROW,
         {"version", 'V', CS_OPT_NONE, OPT_VERSION, NULL, "show versions and exit"},
+        {"profile", 0, CS_OPT_NONE, OPT_PROFILE, NULL,
+         "print each stage's time next to its arithmetic floor (result.json has it always)"},
 };
 static const cs_opt info_options[] = {OPT_HELP_ROW};
 static const cs_opt tok_options[] = {
@@ -133,6 +137,8 @@ static const cs_opt quant_options[] = {
         {"task", 'T', CS_OPT_VALUE, OPT_TASK, "FILE", "after quantizing: score a task file"},
         {"save", 0, CS_OPT_VALUE, OPT_SAVE, "DIR",
          "write the quantized model (F32 safetensors) and quantization_config.json"},
+        {"profile", 0, CS_OPT_NONE, OPT_PROFILE, NULL,
+         "print each stage's time next to its arithmetic floor at the peaks measured here"},
 };
 
 #define N_OPTS(t)     (sizeof(t) / sizeof((t)[0]))
@@ -146,7 +152,7 @@ typedef struct run_args {
     const char *model;
     const char *text, *data, *prompt;
     int64_t threads, seq_len, batch, limit, first;
-    bool no_special, json;
+    bool no_special, json, profile;
     cs_gen_params gen;
     const char *tasks[RUN_MAX_TASKS];
     size_t n_tasks;
@@ -270,6 +276,9 @@ static cs_rc take_option(run_args *a, int id, const char *arg, cs_err *err)
         break;
     case OPT_SAVE:
         a->save = arg;
+        break;
+    case OPT_PROFILE:
+        a->profile = true;
         break;
     case OPT_MAX_NEW: {
         int64_t v;
@@ -837,6 +846,18 @@ static int cmd_quantize(run_args *a)
            "clip %.2f s, smoothing %.2f s, rtn %.2f s, imatrix %.2f s\n",
            rep.t.embed, rep.t.forward, rep.t.stats, rep.t.solve, rep.t.search, rep.t.clip,
            rep.t.smooth, rep.t.rtn, rep.t.imatrix);
+    if (a->profile) {
+        cs_peak peak;
+        cs_floor fl;
+        cs_floor_init(&fl);
+        cs_floor_quant(&fl, &m->cfg, &pp, (size_t)a->n_samples, (size_t)a->seq_len);
+        cs_floor_set_times(&fl, &rep.t);
+        if (cs_peak_measure(&peak, &err) != CS_OK) {
+            code = fail("quantize", &err);
+            goto out;
+        }
+        cs_floor_print(stdout, &fl, &peak);
+    }
     if (a->save) {
         cJSON *qc = quant_config(a, algo, &pp, &rep, calib_sha);
         if (!qc) {
@@ -873,6 +894,7 @@ int main(int argc, char **argv)
     cs_err err = {0};
     int id;
     const char *arg;
+    bool profile = false;
     cs_rc rc;
 
     if (argc >= 2 && argv[1][0] != '-') {
@@ -935,8 +957,11 @@ int main(int argc, char **argv)
             printf("calsweep-run %s (OpenBLAS %s, utf8proc %s)\n", CS_VERSION,
                    openblas_get_config(), utf8proc_version());
             return CS_EXIT_OK;
+        case OPT_PROFILE:
+            profile = true;
+            break;
         case CS_OPT_POSITIONAL:
-            return cs_run_job(arg);
+            return cs_run_job(arg, profile);
         default:
             fprintf(stderr, "calsweep-run: unexpected argument '%s' (see --help)\n", arg);
             return CS_EXIT_USAGE;
