@@ -56,8 +56,8 @@ static cs_model *load_model(const char *name)
     return m;
 }
 
-/* N_CAL windows of T_CAL tokens from the prose corpus (seed 0). */
-static int32_t *calib_tokens(const char *name)
+/* n windows of T tokens from the prose corpus (seed 0). */
+static int32_t *calib_windows(const char *name, size_t n, size_t T)
 {
     char rel[128];
     snprintf(rel, sizeof(rel), "sweeps/testbed/models/%s/tokenizer.json", name);
@@ -65,17 +65,24 @@ static int32_t *calib_tokens(const char *name)
     cs_tok *tok = NULL;
     cs_err err = {0};
     int32_t *stream = NULL, *out = NULL;
-    size_t n = 0, *offs = NULL;
+    size_t nw = n, *offs = NULL;
+    n = 0;
     check_rc(cs_tok_load(&tok, tp, &err), &err);
     cs_calib_source src = {.kind = "jsonl", .path = cp};
     check_rc(cs_calib_source_tokens(&src, tok, &stream, &n, &err), &err);
-    check_rc(cs_calib_random_windows(stream, n, N_CAL, T_CAL, 0, &out, &offs, &err), &err);
+    check_rc(cs_calib_random_windows(stream, n, nw, T, 0, &out, &offs, &err), &err);
     free(stream);
     free(offs);
     free(tp);
     free(cp);
     cs_tok_destroy(tok);
     return out;
+}
+
+/* N_CAL windows of T_CAL tokens. */
+static int32_t *calib_tokens(const char *name)
+{
+    return calib_windows(name, N_CAL, T_CAL);
 }
 
 /* The held-out text's ids (owned; *n of them). */
@@ -488,7 +495,8 @@ static void test_rtn_fallback(void **state)
     free(tok);
 }
 
-/* The naive twin of true-sequential GPTQ: every statistics pass runs the whole block. */
+/* The naive twin of true-sequential GPTQ: every statistics pass runs the whole block over the
+ * whole batch at once (the pipeline's passes run chunks of it). */
 typedef struct twin_ctx {
     cs_hessian *h;
     cs_lin lin;
@@ -503,13 +511,13 @@ static cs_rc twin_hook(void *ctx, const cs_hook_event *ev, cs_err *err)
     return CS_OK;
 }
 
-static void gptq_twin(cs_model *m, const int32_t *tok, const cs_pipe_params *p)
+static void gptq_twin(cs_model *m, const int32_t *tok, size_t n, size_t T, const cs_pipe_params *p)
 {
     static const cs_lin groups[4][3] = {{CS_LIN_Q, CS_LIN_K, CS_LIN_V},
                                         {CS_LIN_O, CS_LIN_COUNT, CS_LIN_COUNT},
                                         {CS_LIN_GATE, CS_LIN_UP, CS_LIN_COUNT},
                                         {CS_LIN_DOWN, CS_LIN_COUNT, CS_LIN_COUNT}};
-    const size_t H = m->cfg.hidden, rows = N_CAL * T_CAL;
+    const size_t H = m->cfg.hidden, rows = n * T;
     float *x = malloc(rows * H * sizeof(float)), *work = malloc(rows * H * sizeof(float));
     cs_err err = {0};
     assert_true(x && work);
@@ -523,7 +531,7 @@ static void gptq_twin(cs_model *m, const int32_t *tok, const cs_pipe_params *p)
             assert_non_null(h);
             check_rc(cs_hessian_create(&t.h, cols, &err), &err);
             memcpy(work, x, rows * H * sizeof(float));
-            check_rc(cs_model_block(m, l, work, N_CAL, T_CAL, NULL, &hooks, &err), &err);
+            check_rc(cs_model_block(m, l, work, n, T, NULL, &hooks, &err), &err);
             check_rc(cs_hessian_get(t.h, h, &err), &err);
             for (int k = 0; k < 3 && groups[g][k] != CS_LIN_COUNT; k++) {
                 cs_linear *lin = &m->layers[l].lin[groups[g][k]];
@@ -534,10 +542,23 @@ static void gptq_twin(cs_model *m, const int32_t *tok, const cs_pipe_params *p)
             cs_hessian_destroy(t.h);
             free(h);
         }
-        check_rc(cs_model_block(m, l, x, N_CAL, T_CAL, NULL, NULL, &err), &err);
+        check_rc(cs_model_block(m, l, x, n, T, NULL, NULL, &err), &err);
     }
     free(x);
     free(work);
+}
+
+/* Every weight of a and b equal to the bit: the number of linears that differ. */
+static size_t linears_differ(const cs_model *a, const cs_model *b)
+{
+    size_t differ = 0;
+    for (size_t l = 0; l < a->cfg.n_layers; l++) {
+        for (int k = 0; k < CS_LIN_COUNT; k++) {
+            const cs_linear *la = &a->layers[l].lin[k], *lb = &b->layers[l].lin[k];
+            differ += memcmp(la->w, lb->w, la->out * la->in * sizeof(float)) != 0;
+        }
+    }
+    return differ;
 }
 
 static void test_gptq_early_stop_twin(void **state)
@@ -550,15 +571,8 @@ static void test_gptq_early_stop_twin(void **state)
     params(&p, "{\"name\":\"gptq\",\"bits\":3,\"group_size\":64}");
     assert_true(p.true_sequential);
     quantize(a, tok, &p, &rep);
-    gptq_twin(b, tok, &p);
-    size_t differ = 0;
-    for (size_t l = 0; l < a->cfg.n_layers; l++) {
-        for (int k = 0; k < CS_LIN_COUNT; k++) {
-            const cs_linear *la = &a->layers[l].lin[k], *lb = &b->layers[l].lin[k];
-            differ += memcmp(la->w, lb->w, la->out * la->in * sizeof(float)) != 0;
-        }
-    }
-    assert_int_equal(differ, 0);
+    gptq_twin(b, tok, N_CAL, T_CAL, &p);
+    assert_int_equal(linears_differ(a, b), 0);
     const cs_pipe_timing *t = &rep.t;
     double sum =
             t->embed + t->forward + t->stats + t->solve + t->search + t->clip + t->smooth + t->rtn;
@@ -567,6 +581,27 @@ static void test_gptq_early_stop_twin(void **state)
     assert_true(t->forward > 0 && t->stats > 0 && t->solve > 0);
     assert_true(t->search == 0 && t->clip == 0 && t->smooth == 0 && t->rtn == 0);
     assert_true(sum <= rep.seconds * 1.001 && sum >= rep.seconds * 0.8);
+    cs_pipe_report_fini(&rep);
+    free(tok);
+    cs_model_destroy(a);
+    cs_model_destroy(b);
+}
+
+/* A batch larger than one chunk of a pass (72 windows of 96 tokens: chunks of 40 and 32 windows,
+ * 3,840 and 3,072 rows, multiples of the Hessian's 256-row batches): the pipeline's chunked
+ * passes give the twin's weights, whose passes run the whole batch at once, to the bit. */
+static void test_gptq_chunks_twin(void **state)
+{
+    (void)state;
+    cs_model *a = load_model("tb-qwen"), *b = load_model("tb-qwen");
+    int32_t *tok = calib_windows("tb-qwen", 72, 96);
+    cs_pipe_params p;
+    cs_pipe_report rep;
+    cs_err err = {0};
+    params(&p, "{\"name\":\"gptq\",\"bits\":4,\"group_size\":64}");
+    check_rc(cs_pipe_quantize(a, tok, 72, 96, &p, NULL, NULL, &rep, &err), &err);
+    gptq_twin(b, tok, 72, 96, &p);
+    assert_int_equal(linears_differ(a, b), 0);
     cs_pipe_report_fini(&rep);
     free(tok);
     cs_model_destroy(a);
@@ -647,6 +682,7 @@ int main(void)
             cmocka_unit_test(test_sparsegpt_4_8),
             cmocka_unit_test(test_rtn_fallback),
             cmocka_unit_test(test_gptq_early_stop_twin),
+            cmocka_unit_test(test_gptq_chunks_twin),
             cmocka_unit_test(test_bad_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

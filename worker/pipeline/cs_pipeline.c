@@ -244,6 +244,61 @@ static cs_rc rtn_layer(cs_model *m, size_t layer, const cs_pipe_params *p, cs_pi
     return CS_OK;
 }
 
+/* Rows a block pass runs at a time (about; whole sequences, see pass_seqs). */
+#define PASS_ROWS 4096
+/* cs_hessian_add's batch: chunks of a multiple of it add up in the same order as the whole. */
+#define HESSIAN_ROWS 256
+
+static size_t gcd(size_t a, size_t b)
+{
+    while (b) {
+        size_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* Sequences per chunk of a block pass over n sequences of T tokens: about PASS_ROWS rows, whole
+ * sequences (attention stays within a sequence), and a multiple of HESSIAN_ROWS rows, so that the
+ * statistics the hooks accumulate chunk after chunk (Hessians in batches of 256 rows, sums and
+ * maxima row after row) are the same to the bit as over the whole batch at once. */
+static size_t pass_seqs(size_t n, size_t T)
+{
+    size_t k = HESSIAN_ROWS / gcd(T, HESSIAN_ROWS); /* k sequences: a multiple of 256 rows */
+    size_t per = PASS_ROWS / (k * T);
+    per = (per ? per : 1) * k;
+    return per < n ? per : n;
+}
+
+/* One pass of block `layer` over the n sequences of x[n*T][hidden] (right padding by lens), a
+ * chunk of pass_seqs sequences at a time, so that the pass's workspace (the MLP's intermediate
+ * above all) is sized to the chunk and stays mapped from pass to pass. With scratch (room for a
+ * chunk) each chunk is copied there and x is unchanged; without, x becomes the block's output.
+ * The hooks see each chunk as a batch of its own. A CS_ECANCELED with *stopped set (a hook that
+ * has seen all it needs of this chunk) ends the chunk, not the pass. */
+static cs_rc block_pass(cs_model *m, size_t layer, float *x, float *scratch, size_t n, size_t T,
+                        const size_t *lens, const cs_hooks *hooks, const bool *stopped, cs_err *err)
+{
+    const size_t H = m->cfg.hidden, per = pass_seqs(n, T);
+    for (size_t s0 = 0; s0 < n; s0 += per) {
+        size_t nb = n - s0 < per ? n - s0 : per;
+        float *xc = x + s0 * T * H;
+        if (scratch) {
+            memcpy(scratch, xc, nb * T * H * sizeof(float));
+            xc = scratch;
+        }
+        cs_rc rc = cs_model_block(m, layer, xc, nb, T, lens ? lens + s0 : NULL, hooks, err);
+        if (rc == CS_ECANCELED && stopped && *stopped) {
+            rc = CS_OK;
+        }
+        if (rc != CS_OK) {
+            return rc;
+        }
+    }
+    return CS_OK;
+}
+
 typedef struct hook_ctx {
     cs_hessian *h[CS_LIN_COUNT];   /* for the first linear of each group being collected */
     cs_actstats *st[CS_LIN_COUNT]; /* the same for Wanda, which needs only sum_t x_tj^2 */
@@ -274,17 +329,17 @@ static cs_rc on_linear_in(void *ctx, const cs_hook_event *ev, cs_err *err)
     return CS_OK;
 }
 
-/* GPTQ, SparseGPT or Wanda of the groups [g0, g1) of one block: one forward pass of the block on a
- * copy of x collects their Hessians (it stops at the input of group g1 - 1, whose statistics are
- * the last it needs), then each of their linears is quantized. */
-static cs_rc gptq_groups(cs_model *m, size_t layer, const float *x, float *work, size_t n, size_t T,
+/* GPTQ, SparseGPT or Wanda of the groups [g0, g1) of one block: one forward pass of the block,
+ * chunk by chunk on copies in work (x is unchanged), collects their Hessians (each chunk stops at
+ * the input of group g1 - 1, whose statistics are the last it needs), then each of their
+ * linears is quantized. */
+static cs_rc gptq_groups(cs_model *m, size_t layer, float *x, float *work, size_t n, size_t T,
                          const size_t *lens, int g0, int g1, const cs_pipe_params *p,
                          cs_pipe_report *rep, cs_err *err)
 {
     hook_ctx hc = {.stop_at = group_lins[g1 - 1][0]};
     cs_hooks hooks = {.fn = on_linear_in, .ctx = &hc, .mask = 1u << CS_HOOK_LINEAR_IN};
     uint64_t t0;
-    size_t hidden = m->cfg.hidden;
     float *h = NULL;
     cs_actstats st[CS_LIN_COUNT];
     cs_rc rc = CS_OK;
@@ -302,14 +357,10 @@ static cs_rc gptq_groups(cs_model *m, size_t layer, const float *x, float *work,
     if (rc != CS_OK) {
         goto out;
     }
-    memcpy(work, x, n * T * hidden * sizeof(float));
     t0 = cs_time_mono_ns();
-    rc = cs_model_block(m, layer, work, n, T, lens, &hooks, err);
+    rc = block_pass(m, layer, x, work, n, T, lens, &hooks, &hc.stopped, err);
     rep->t.forward += secs_since(t0) - hc.stats_s;
     rep->t.stats += hc.stats_s;
-    if (rc == CS_ECANCELED && hc.stopped) {
-        rc = CS_OK;
-    }
     if (rc != CS_OK) {
         goto out;
     }
@@ -773,7 +824,7 @@ cs_rc cs_pipe_smooth_block(cs_model *m, size_t layer, float *x, size_t n, size_t
     }
     if ((rc = cs_actstats_init(&c.st[0], H, err)) != CS_OK ||
         (rc = cs_actstats_init(&c.st[1], H, err)) != CS_OK ||
-        (rc = cs_model_block(m, layer, x, n, T, lens, &hooks, err)) != CS_OK) {
+        (rc = block_pass(m, layer, x, NULL, n, T, lens, &hooks, NULL, err)) != CS_OK) {
         goto out;
     }
     for (int k = 0; k < 2; k++) {
@@ -831,7 +882,10 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
             goto out;
         }
         x = cs_alloc_array(rows * hidden, sizeof(float));
-        work = cs_alloc_array(rows * hidden, sizeof(float));
+        /* AWQ's trial forwards run on a copy of the whole batch; the others' passes, a chunk */
+        work = cs_alloc_array(p->algo == CS_PIPE_AWQ ? rows
+                                                     : pass_seqs(n_samples, seq_len) * seq_len,
+                              hidden * sizeof(float));
         lens = cs_alloc_array(n_samples, sizeof(size_t));
         if (!x || !work || !lens) {
             rc = cs_err_set(err, CS_ENOMEM, 0,
@@ -888,7 +942,7 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
                     goto out;
                 }
                 memcpy(next, x, rows * hidden * sizeof(float));
-                rc = cs_model_block(m, layer, next, n_samples, seq_len, lens, NULL, err);
+                rc = block_pass(m, layer, next, NULL, n_samples, seq_len, lens, NULL, NULL, err);
             }
             rep->t.forward += secs_since(ts);
             for (int g = 0; g < N_GROUPS && rc == CS_OK; g += p->true_sequential ? 1 : N_GROUPS) {
@@ -899,7 +953,7 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
             if (rc == CS_OK && next) {
                 memcpy(x, next, rows * hidden * sizeof(float));
             } else if (rc == CS_OK) {
-                rc = cs_model_block(m, layer, x, n_samples, seq_len, lens, NULL, err);
+                rc = block_pass(m, layer, x, NULL, n_samples, seq_len, lens, NULL, NULL, err);
             }
             rep->t.forward += secs_since(ts);
         }
@@ -1093,7 +1147,7 @@ static cs_rc imx_block(cs_model *m, size_t layer, float *x, size_t n, size_t T, 
         goto out;
     }
     t0 = cs_time_mono_ns();
-    rc = cs_model_block(m, layer, x, n, T, lens, &hooks, err);
+    rc = block_pass(m, layer, x, NULL, n, T, lens, &hooks, NULL, err);
     rep->t.forward += secs_since(t0) - c.stats_s;
     rep->t.stats += c.stats_s;
     if (rc != CS_OK) {
