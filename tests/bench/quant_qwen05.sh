@@ -9,6 +9,8 @@
 #     ALGOS      any of rtn gptq awq smoothquant sparsegpt wanda imatrix imatrix-q4k (default: all)
 #   Environment: CS_BENCH_DIR (default /tmp) receives cs-bench-qwen05/ (~2 GB, f32, written by
 #   prefill_bench, reused when present, never committed; remove it yourself afterwards).
+#   CS_BENCH_PROFILE=1 adds --profile and prints, after each row, the run's table of each stage
+#   against its arithmetic floor (calsweep-run before that option: leave it unset).
 #   CS_BENCH_QWEN05_LAYERS=N quantizes a model of only the first N of the 24 blocks (the same
 #   weights; folder cs-bench-qwen05-LN/): every block has the same shape and sees the same number
 #   of calibration tokens, so the pipeline's per-block phases scale by 24/N while loading, the
@@ -57,6 +59,7 @@ for a in "${algos[@]}"; do
     # fd 3 to /dev/null first, so that time -o does not get fd 3 (calsweep-run writes progress there)
     /usr/bin/time -f "%e %U %S %M" -o "$tmp/t" "$R" quantize "$M" --algo "${a%-q4k}" "${o[@]}" \
         --calib "$tmp/calib.jsonl" --n-samples "$NS" --seq-len "$SL" --threads 2 \
+        ${CS_BENCH_PROFILE:+--profile} \
         >"$tmp/out" 2>"$tmp/err" 3>/dev/null || { tail -n 5 "$tmp/err" >&2; exit 1; }
     read -r wall usr sys rss <"$tmp/t"
     # "time: embed 0.01 s, forward 3.28 s, statistics ... rtn 0.01 s" -> the numbers
@@ -68,4 +71,5 @@ for a in "${algos[@]}"; do
         n = split(s, a, " "); blk = 0; for (i = 2; i <= n; i++) blk += a[i];
         if (l == 24) printf " %.1f (measured) |\n", w;
         else printf " %.0f (extrapolated) |\n", w - blk + blk * 24 / l }'
+    [ -z "${CS_BENCH_PROFILE:-}" ] || sed -n '/^profile:/,$p' "$tmp/out" | sed 's/^/    /'
 done
