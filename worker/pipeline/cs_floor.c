@@ -21,8 +21,8 @@ const char *cs_stage_name(cs_stage s)
 
 /* Sizes of the peak measurement: products of this order are where OpenBLAS reaches its peak,
  * and a copy this large leaves every cache. */
-#define PEAK_N      768
-#define PEAK_DN     512
+#define PEAK_N      1024
+#define PEAK_DN     1024
 #define PEAK_COPY   ((size_t)32 << 20)
 #define PEAK_ROUNDS 3
 

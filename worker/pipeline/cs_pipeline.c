@@ -744,6 +744,9 @@ static cs_rc awq_layer(cs_model *m, size_t layer, float *x, float *work, size_t 
             goto out;
         }
     }
+    /* the trial forwards of the attention search stop at o_proj's input: a workspace of their
+     * own leaves the MLP's intermediate, which this whole pass filled, unmapped */
+    cs_model_release_workspace(m);
     rep->t.forward += secs_since(t0);
     t0 = cs_time_mono_ns();
     /* the four searches on the unmodified block (v -> o only for multi-head attention with

@@ -5,12 +5,16 @@
  * loaded cs_model: the calibration batch is embedded once; for each block the statistics its
  * algorithm needs are streamed through the forward hooks of cs_model_block (Hessians in double,
  * cs_hessian), its linears are quantized, and the block's output becomes the next block's input.
- * Memory: the batch's hidden states twice (input and working copy) plus one Hessian per group of
- * linears that share an input (Wanda: only per-column sums of squares, sum_t x_tj^2; imatrix:
- * the hidden states of its chunks once, and four per-column sums); no activation of another
- * block is kept. AWQ adds this block's
- * cached inputs of q, o, gate and down and two module outputs; SmoothQuant a third copy of the
- * hidden states (its FP trajectory for the smoothing statistics).
+ * Every pass of a block runs the batch a chunk of whole sequences at a time (about 4,096 rows, a
+ * multiple of the Hessian's 256-row batches, so the statistics are those of one whole-batch pass
+ * to the bit), and the forward pass's workspace, sized to a chunk, is kept from pass to pass and
+ * block to block (cs_model_release_workspace at the end). Memory: the batch's hidden states once,
+ * a chunk's working copy and workspace, plus one Hessian per group of linears that share an input
+ * (Wanda: only per-column sums of squares, sum_t x_tj^2; imatrix: the hidden states of its chunks
+ * once, and four per-column sums); no activation of another block is kept. AWQ (whose passes run
+ * the whole batch) adds a copy of the hidden states, this block's cached inputs of q, o, gate and
+ * down and two module outputs; SmoothQuant a second copy of the hidden states (its FP trajectory
+ * for the smoothing statistics).
  *
  * Trajectory: "quantized" (the default, as the GPTQ reference: block i+1 sees the output of the
  * already quantized block i) or "fp" (statistics from the unmodified model). With
