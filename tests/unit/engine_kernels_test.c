@@ -1,6 +1,7 @@
 /* engine_kernels_test.c - the threaded kernels equal naive double-precision versions, and give the
  * same result with 1, 2 and 7 threads; cs_par_for's pool covers every range once when calls nest,
  * come from two threads at once, or from a forked child. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,6 +127,41 @@ static void test_par_for_covers_once(void **state)
     cs_par_for(4, 0, 1, mark, NULL); /* empty range: fn not called */
 }
 
+/* cs_exp_inplace against exp in double over the whole float range, tails of every length
+ * included: a relative error below 2e-7 down to -87.3, exactly 0 below and for -INFINITY. */
+static void test_exp(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    static float x[N], y[N];
+    double worst = 0;
+    for (size_t i = 0; i < N; i++) {
+        x[i] = -87.3f + (float)i * (88.3f + 87.3f) / (float)N;
+    }
+    memcpy(y, x, sizeof(x));
+    cs_exp_inplace(y, N);
+    for (size_t i = 0; i < N; i++) {
+        double want = exp((double)x[i]);
+        worst = fmax(worst, fabs((double)y[i] - want) / want);
+    }
+    print_message("# cs_exp_inplace: largest relative error %.3g\n", worst);
+    assert_true(worst < 2e-7);
+    for (size_t n = 0; n <= 17; n++) { /* every tail length, and the lanes past it untouched */
+        float v[24];
+        for (size_t i = 0; i < 24; i++) {
+            v[i] = i < n ? (float)i * 0.25f - 2.0f : 123.0f;
+        }
+        cs_exp_inplace(v, n);
+        for (size_t i = 0; i < 24; i++) {
+            double want = i < n ? exp((double)i * 0.25 - 2.0) : 123.0;
+            assert_true(fabs(v[i] - want) <= 2e-7 * want);
+        }
+    }
+    float z[4] = {-INFINITY, -88.0f, -1000.0f, 0.0f};
+    cs_exp_inplace(z, 4);
+    assert_true(z[0] == 0.0f && z[1] == 0.0f && z[2] == 0.0f && z[3] == 1.0f);
+}
+
 /* Causal softmax: row r keeps its first n0 + r entries as a softmax, the rest 0; the same on any
  * number of threads. */
 static void test_softmax_causal(void **state)
@@ -219,7 +255,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_rmsnorm_softmax_silu), cmocka_unit_test(test_rope),
             cmocka_unit_test(test_par_for_covers_once),  cmocka_unit_test(test_softmax_causal),
-            cmocka_unit_test(test_par_for_pool),
+            cmocka_unit_test(test_par_for_pool),         cmocka_unit_test(test_exp),
     };
     return cmocka_run_group_tests_name("engine_kernels", tests, NULL, NULL);
 }

@@ -4,10 +4,142 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <pthread.h>
 
 #define CS_MAX_THREADS 256
+
+/* ---- exp, eight lanes at a time ---------------------------------------------------------------
+ * Cephes' expf (range reduction by ln 2 in two parts, a degree-6 polynomial, 2^n put in the
+ * exponent bits), written with the compiler's vector types so that it runs on SSE2 everywhere and
+ * on AVX2 with FMA where the CPU has them (chosen once at run time): a relative error below
+ * 2e-7 against exp in double (tests/unit/engine_kernels_test.c). Below -87.3 (where expf is
+ * subnormal or 0), and for -INFINITY, the result is exactly 0. */
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+#define v8_set(a) ((v8f){(a), (a), (a), (a), (a), (a), (a), (a)})
+
+/* *px = exp(*px), lane by lane (in place: no vector crosses a call boundary, whose ABI would
+ * depend on the target). */
+static inline __attribute__((always_inline)) void v8_exp(v8f *px)
+{
+    v8f x = *px;
+    const v8f hi = v8_set(88.3762626647949f), lo = v8_set(-87.3365447505531f);
+    v8i under = x < lo;
+    v8i over = x > hi;
+    x = (v8f)(((v8i)x & ~over) | ((v8i)hi & over));
+    x = (v8f)(((v8i)x & ~under) | ((v8i)lo & under));
+    v8f fx = x * v8_set(1.44269504088896341f) + v8_set(0.5f);
+    v8i n = __builtin_convertvector(fx, v8i); /* truncation: floor for fx >= 0 */
+    v8f t = __builtin_convertvector(n, v8f);
+    v8i neg = t > fx; /* floor for negative fx */
+    t = t - (v8f)((v8i)v8_set(1.0f) & neg);
+    n = __builtin_convertvector(t, v8i);
+    x = x - t * v8_set(0.693359375f) - t * v8_set(-2.12194440e-4f);
+    v8f p = v8_set(1.9875691500e-4f);
+    p = p * x + v8_set(1.3981999507e-3f);
+    p = p * x + v8_set(8.3334519073e-3f);
+    p = p * x + v8_set(4.1665795894e-2f);
+    p = p * x + v8_set(1.6666665459e-1f);
+    p = p * x + v8_set(5.0000001201e-1f);
+    p = p * x * x + x + v8_set(1.0f);
+    v8i e = (n + 127) << 23;
+    *px = (v8f)((v8i)(p * (v8f)e) & ~under);
+}
+
+/* x[i] = exp(x[i]) for i in [0, n), in place. */
+static inline __attribute__((always_inline)) void exp_body(float *x, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8f v;
+        memcpy(&v, x + i, sizeof v);
+        v8_exp(&v);
+        memcpy(x + i, &v, sizeof v);
+    }
+    if (i < n) {
+        v8f v = v8_set(-INFINITY);
+        memcpy(&v, x + i, (n - i) * sizeof(float));
+        v8_exp(&v);
+        memcpy(x + i, &v, (n - i) * sizeof(float));
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void exp_avx2(float *x, size_t n)
+{
+    exp_body(x, n);
+}
+
+static void exp_base(float *x, size_t n)
+{
+    exp_body(x, n);
+}
+
+static void (*exp_impl)(float *, size_t);
+static pthread_once_t exp_once = PTHREAD_ONCE_INIT;
+
+static void exp_pick(void)
+{
+    __builtin_cpu_init();
+    exp_impl =
+            __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? exp_avx2 : exp_base;
+}
+
+void cs_exp_inplace(float *x, size_t n)
+{
+    pthread_once(&exp_once, exp_pick);
+    exp_impl(x, n);
+}
+
+/* max of x[0..n) (-INFINITY for n == 0), eight independent lanes (no serial dependency). */
+static float max_of(const float *x, size_t n)
+{
+    float m[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY,
+                  -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (int k = 0; k < 8; k++) {
+            m[k] = x[i + k] > m[k] ? x[i + k] : m[k];
+        }
+    }
+    for (; i < n; i++) {
+        m[0] = x[i] > m[0] ? x[i] : m[0];
+    }
+    for (int k = 1; k < 8; k++) {
+        m[0] = m[k] > m[0] ? m[k] : m[0];
+    }
+    return m[0];
+}
+
+/* sum of x[0..n) in double, four independent partial sums. */
+static double sum_of(const float *x, size_t n)
+{
+    double s[4] = {0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        for (int k = 0; k < 4; k++) {
+            s[k] += (double)x[i + k];
+        }
+    }
+    for (; i < n; i++) {
+        s[0] += (double)x[i];
+    }
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+/* The least work a chunk of cs_par_for is given, in elements touched: handing a chunk to another
+ * thread costs a wake-up, and OpenBLAS's own threads, spinning between products, compete with it
+ * for the cores, so a small kernel runs faster on the calling thread alone. */
+#define PAR_MIN_WORK ((size_t)1 << 18)
+
+/* Rows of `width` elements per chunk for at least PAR_MIN_WORK elements. */
+static size_t rows_for(size_t width)
+{
+    size_t r = PAR_MIN_WORK / (width ? width : 1);
+    return r ? r : 1;
+}
 
 typedef struct par_job {
     cs_range_fn fn;
@@ -177,12 +309,19 @@ static void rms_range(void *c, size_t b, size_t e)
     for (size_t r = b; r < e; r++) {
         const float *x = k->x + r * k->dim;
         float *y = k->y + r * k->dim;
-        double ss = 0.0;
-        for (size_t i = 0; i < k->dim; i++) {
-            ss += (double)x[i] * (double)x[i];
+        double p[4] = {0, 0, 0, 0}; /* four independent partial sums */
+        size_t i = 0;
+        for (; i + 4 <= k->dim; i += 4) {
+            for (int q = 0; q < 4; q++) {
+                p[q] += (double)x[i + q] * (double)x[i + q];
+            }
         }
+        for (; i < k->dim; i++) {
+            p[0] += (double)x[i] * (double)x[i];
+        }
+        double ss = (p[0] + p[1]) + (p[2] + p[3]);
         float inv = (float)(1.0 / sqrt(ss / (double)k->dim + (double)k->eps));
-        for (size_t i = 0; i < k->dim; i++) {
+        for (i = 0; i < k->dim; i++) {
             y[i] = k->w[i] * (x[i] * inv);
         }
     }
@@ -192,7 +331,7 @@ void cs_rmsnorm(int n_threads, float *y, const float *x, const float *w, size_t 
                 float eps)
 {
     rms_ctx c = {y, x, w, dim, eps};
-    cs_par_for(n_threads, rows, 16, rms_range, &c);
+    cs_par_for(n_threads, rows, rows_for(dim), rms_range, &c);
 }
 
 typedef struct rope_ctx {
@@ -233,7 +372,7 @@ void cs_rope(int n_threads, float *x, size_t rows, size_t ld, size_t n_heads, si
              const int32_t *pos, const float *inv_freq)
 {
     rope_ctx c = {x, ld, n_heads, head_dim, pos, inv_freq};
-    cs_par_for(n_threads, rows, 8, rope_range, &c);
+    cs_par_for(n_threads, rows, rows_for(n_heads * head_dim), rope_range, &c);
 }
 
 typedef struct sm_ctx {
@@ -246,23 +385,18 @@ static void sm_range(void *c, size_t b, size_t e)
     const sm_ctx *k = c;
     for (size_t r = b; r < e; r++) {
         float *x = k->x + r * k->ld;
-        float m = -INFINITY;
-        for (size_t i = 0; i < k->n; i++) {
-            m = x[i] > m ? x[i] : m;
-        }
+        float m = max_of(x, k->n);
         if (m == -INFINITY) {
             for (size_t i = 0; i < k->n; i++) {
                 x[i] = 0.0f;
             }
             continue;
         }
-        double s = 0.0;
         for (size_t i = 0; i < k->n; i++) {
-            float v = expf(x[i] - m);
-            x[i] = v;
-            s += v;
+            x[i] -= m;
         }
-        float inv = (float)(1.0 / s);
+        cs_exp_inplace(x, k->n);
+        float inv = (float)(1.0 / sum_of(x, k->n));
         for (size_t i = 0; i < k->n; i++) {
             x[i] *= inv;
         }
@@ -272,7 +406,7 @@ static void sm_range(void *c, size_t b, size_t e)
 void cs_softmax_rows(int n_threads, float *x, size_t rows, size_t n, size_t ld)
 {
     sm_ctx c = {x, n, ld};
-    cs_par_for(n_threads, rows, 8, sm_range, &c);
+    cs_par_for(n_threads, rows, rows_for(n), sm_range, &c);
 }
 
 typedef struct smc_ctx {
@@ -297,7 +431,7 @@ static void smc_range(void *c, size_t b, size_t e)
 void cs_softmax_causal(int n_threads, float *x, size_t rows, size_t width, size_t n0)
 {
     smc_ctx c = {x, width, n0};
-    cs_par_for(n_threads, rows, 8, smc_range, &c);
+    cs_par_for(n_threads, rows, rows_for(width / 2), smc_range, &c);
 }
 
 typedef struct ew_ctx {
@@ -308,16 +442,23 @@ typedef struct ew_ctx {
 static void silu_range(void *c, size_t b, size_t e)
 {
     const ew_ctx *k = c;
-    for (size_t i = b; i < e; i++) {
-        float g = k->g[i];
-        k->g[i] = g / (1.0f + expf(-g)) * k->u[i];
+    float t[256];
+    for (size_t i0 = b; i0 < e; i0 += 256) {
+        size_t n = e - i0 < 256 ? e - i0 : 256;
+        for (size_t i = 0; i < n; i++) {
+            t[i] = -k->g[i0 + i];
+        }
+        cs_exp_inplace(t, n);
+        for (size_t i = 0; i < n; i++) {
+            k->g[i0 + i] = k->g[i0 + i] / (1.0f + t[i]) * k->u[i0 + i];
+        }
     }
 }
 
 void cs_silu_mul(int n_threads, float *g, const float *u, size_t n)
 {
     ew_ctx c = {g, u};
-    cs_par_for(n_threads, n, 16384, silu_range, &c);
+    cs_par_for(n_threads, n, PAR_MIN_WORK / 4, silu_range, &c);
 }
 
 static void add_range(void *c, size_t b, size_t e)
@@ -331,18 +472,20 @@ static void add_range(void *c, size_t b, size_t e)
 void cs_add(int n_threads, float *y, const float *x, size_t n)
 {
     ew_ctx c = {y, x};
-    cs_par_for(n_threads, n, 65536, add_range, &c);
+    cs_par_for(n_threads, n, PAR_MIN_WORK * 4, add_range, &c);
 }
 
 double cs_log_softmax_at(const float *x, size_t n, size_t col)
 {
-    float m = -INFINITY;
-    for (size_t i = 0; i < n; i++) {
-        m = x[i] > m ? x[i] : m;
-    }
+    float m = max_of(x, n), t[256];
     double s = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        s += exp((double)x[i] - (double)m);
+    for (size_t i0 = 0; i0 < n; i0 += 256) {
+        size_t k = n - i0 < 256 ? n - i0 : 256;
+        for (size_t i = 0; i < k; i++) {
+            t[i] = x[i0 + i] - m;
+        }
+        cs_exp_inplace(t, k);
+        s += sum_of(t, k);
     }
     return (double)x[col] - (double)m - log(s);
 }
