@@ -13,6 +13,7 @@
 #include "cs_imatrix.h"
 #include "cs_json.h"
 #include "cs_log.h"
+#include "cs_pass.h"
 #include "cs_path.h"
 #include "cs_smooth.h"
 #include "cs_sparsegpt.h"
@@ -244,61 +245,6 @@ static cs_rc rtn_layer(cs_model *m, size_t layer, const cs_pipe_params *p, cs_pi
     return CS_OK;
 }
 
-/* Rows a block pass runs at a time (about; whole sequences, see pass_seqs). */
-#define PASS_ROWS 4096
-/* cs_hessian_add's batch: chunks of a multiple of it add up in the same order as the whole. */
-#define HESSIAN_ROWS 256
-
-static size_t gcd(size_t a, size_t b)
-{
-    while (b) {
-        size_t t = a % b;
-        a = b;
-        b = t;
-    }
-    return a;
-}
-
-/* Sequences per chunk of a block pass over n sequences of T tokens: about PASS_ROWS rows, whole
- * sequences (attention stays within a sequence), and a multiple of HESSIAN_ROWS rows, so that the
- * statistics the hooks accumulate chunk after chunk (Hessians in batches of 256 rows, sums and
- * maxima row after row) are the same to the bit as over the whole batch at once. */
-static size_t pass_seqs(size_t n, size_t T)
-{
-    size_t k = HESSIAN_ROWS / gcd(T, HESSIAN_ROWS); /* k sequences: a multiple of 256 rows */
-    size_t per = PASS_ROWS / (k * T);
-    per = (per ? per : 1) * k;
-    return per < n ? per : n;
-}
-
-/* One pass of block `layer` over the n sequences of x[n*T][hidden] (right padding by lens), a
- * chunk of pass_seqs sequences at a time, so that the pass's workspace (the MLP's intermediate
- * above all) is sized to the chunk and stays mapped from pass to pass. With scratch (room for a
- * chunk) each chunk is copied there and x is unchanged; without, x becomes the block's output.
- * The hooks see each chunk as a batch of its own. A CS_ECANCELED with *stopped set (a hook that
- * has seen all it needs of this chunk) ends the chunk, not the pass. */
-static cs_rc block_pass(cs_model *m, size_t layer, float *x, float *scratch, size_t n, size_t T,
-                        const size_t *lens, const cs_hooks *hooks, const bool *stopped, cs_err *err)
-{
-    const size_t H = m->cfg.hidden, per = pass_seqs(n, T);
-    for (size_t s0 = 0; s0 < n; s0 += per) {
-        size_t nb = n - s0 < per ? n - s0 : per;
-        float *xc = x + s0 * T * H;
-        if (scratch) {
-            memcpy(scratch, xc, nb * T * H * sizeof(float));
-            xc = scratch;
-        }
-        cs_rc rc = cs_model_block(m, layer, xc, nb, T, lens ? lens + s0 : NULL, hooks, err);
-        if (rc == CS_ECANCELED && stopped && *stopped) {
-            rc = CS_OK;
-        }
-        if (rc != CS_OK) {
-            return rc;
-        }
-    }
-    return CS_OK;
-}
-
 typedef struct hook_ctx {
     cs_hessian *h[CS_LIN_COUNT];   /* for the first linear of each group being collected */
     cs_actstats *st[CS_LIN_COUNT]; /* the same for Wanda, which needs only sum_t x_tj^2 */
@@ -358,7 +304,7 @@ static cs_rc gptq_groups(cs_model *m, size_t layer, float *x, float *work, size_
         goto out;
     }
     t0 = cs_time_mono_ns();
-    rc = block_pass(m, layer, x, work, n, T, lens, &hooks, &hc.stopped, err);
+    rc = cs_pass_block(m, layer, x, work, n, T, lens, &hooks, &hc.stopped, err);
     rep->t.forward += secs_since(t0) - hc.stats_s;
     rep->t.stats += hc.stats_s;
     if (rc != CS_OK) {
@@ -827,7 +773,7 @@ cs_rc cs_pipe_smooth_block(cs_model *m, size_t layer, float *x, size_t n, size_t
     }
     if ((rc = cs_actstats_init(&c.st[0], H, err)) != CS_OK ||
         (rc = cs_actstats_init(&c.st[1], H, err)) != CS_OK ||
-        (rc = block_pass(m, layer, x, NULL, n, T, lens, &hooks, NULL, err)) != CS_OK) {
+        (rc = cs_pass_block(m, layer, x, NULL, n, T, lens, &hooks, NULL, err)) != CS_OK) {
         goto out;
     }
     for (int k = 0; k < 2; k++) {
@@ -858,6 +804,45 @@ static cs_rc imx_run(cs_model *m, const int32_t *tokens, size_t n_samples, size_
                      cs_pipe_progress_fn progress, void *progress_ctx, cs_pipe_report *rep,
                      cs_err *err);
 
+/* One block of GPTQ, SparseGPT, Wanda or SmoothQuant+GPTQ: SmoothQuant's smoothing from the FP
+ * trajectory xfp, the statistics passes of the groups, and x becomes the next block's input (the
+ * quantized block's output, or with the FP trajectory this block's output before quantization,
+ * kept in *next, one buffer for every block). */
+static cs_rc hessian_layer(cs_model *m, size_t layer, float *x, float *work, float *xfp,
+                           float **next, size_t n, size_t T, const size_t *lens,
+                           const cs_pipe_params *p, cs_pipe_report *rep, cs_err *err)
+{
+    const size_t H = m->cfg.hidden, rows = n * T;
+    cs_rc rc = CS_OK;
+    uint64_t ts = cs_time_mono_ns();
+    if (p->algo == CS_PIPE_SMOOTHQUANT && p->smooth) {
+        /* statistics from the FP trajectory (xfp), which the smoothing leaves unchanged */
+        rc = cs_pipe_smooth_block(m, layer, xfp, n, T, lens, p->alpha, err);
+        rep->t.smooth += secs_since(ts);
+    }
+    ts = cs_time_mono_ns();
+    if (rc == CS_OK && p->fp_trajectory) {
+        if (!*next && !(*next = cs_alloc_array(rows * H, sizeof(float)))) {
+            return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        }
+        memcpy(*next, x, rows * H * sizeof(float));
+        rc = cs_pass_block(m, layer, *next, NULL, n, T, lens, NULL, NULL, err);
+    }
+    rep->t.forward += secs_since(ts);
+    for (int g = 0; g < N_GROUPS && rc == CS_OK; g += p->true_sequential ? 1 : N_GROUPS) {
+        rc = gptq_groups(m, layer, x, work, n, T, lens, g, p->true_sequential ? g + 1 : N_GROUPS, p,
+                         rep, err);
+    }
+    ts = cs_time_mono_ns();
+    if (rc == CS_OK && *next) {
+        memcpy(x, *next, rows * H * sizeof(float));
+    } else if (rc == CS_OK) {
+        rc = cs_pass_block(m, layer, x, NULL, n, T, lens, NULL, NULL, err);
+    }
+    rep->t.forward += secs_since(ts);
+    return rc;
+}
+
 cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, size_t seq_len,
                        const cs_pipe_params *p, cs_pipe_progress_fn progress, void *progress_ctx,
                        cs_pipe_report *rep, cs_err *err)
@@ -887,7 +872,7 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
         x = cs_alloc_array(rows * hidden, sizeof(float));
         /* AWQ's trial forwards run on a copy of the whole batch; the others' passes, a chunk */
         work = cs_alloc_array(p->algo == CS_PIPE_AWQ ? rows
-                                                     : pass_seqs(n_samples, seq_len) * seq_len,
+                                                     : cs_pass_seqs(n_samples, seq_len) * seq_len,
                               hidden * sizeof(float));
         lens = cs_alloc_array(n_samples, sizeof(size_t));
         if (!x || !work || !lens) {
@@ -930,35 +915,8 @@ cs_rc cs_pipe_quantize(cs_model *m, const int32_t *tokens, size_t n_samples, siz
                 rc = rtn_layer(m, layer, p, rep, err);
             }
         } else {
-            uint64_t ts = cs_time_mono_ns();
-            if (p->algo == CS_PIPE_SMOOTHQUANT && p->smooth) {
-                /* statistics from the FP trajectory (xfp), which the smoothing leaves unchanged */
-                rc = cs_pipe_smooth_block(m, layer, xfp, n_samples, seq_len, lens, p->alpha, err);
-                rep->t.smooth += secs_since(ts);
-            }
-            ts = cs_time_mono_ns();
-            if (rc == CS_OK && p->fp_trajectory) {
-                /* the next block's input is this block's output before quantization (one buffer
-                 * for every block) */
-                if (!next && !(next = cs_alloc_array(rows * hidden, sizeof(float)))) {
-                    rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
-                    goto out;
-                }
-                memcpy(next, x, rows * hidden * sizeof(float));
-                rc = block_pass(m, layer, next, NULL, n_samples, seq_len, lens, NULL, NULL, err);
-            }
-            rep->t.forward += secs_since(ts);
-            for (int g = 0; g < N_GROUPS && rc == CS_OK; g += p->true_sequential ? 1 : N_GROUPS) {
-                rc = gptq_groups(m, layer, x, work, n_samples, seq_len, lens, g,
-                                 p->true_sequential ? g + 1 : N_GROUPS, p, rep, err);
-            }
-            ts = cs_time_mono_ns();
-            if (rc == CS_OK && next) {
-                memcpy(x, next, rows * hidden * sizeof(float));
-            } else if (rc == CS_OK) {
-                rc = block_pass(m, layer, x, NULL, n_samples, seq_len, lens, NULL, NULL, err);
-            }
-            rep->t.forward += secs_since(ts);
+            rc = hessian_layer(m, layer, x, work, xfp, &next, n_samples, seq_len, lens, p, rep,
+                               err);
         }
         if (rc != CS_OK) {
             goto out;
@@ -1150,7 +1108,7 @@ static cs_rc imx_block(cs_model *m, size_t layer, float *x, size_t n, size_t T, 
         goto out;
     }
     t0 = cs_time_mono_ns();
-    rc = block_pass(m, layer, x, NULL, n, T, lens, &hooks, NULL, err);
+    rc = cs_pass_block(m, layer, x, NULL, n, T, lens, &hooks, NULL, err);
     rep->t.forward += secs_since(t0) - c.stats_s;
     rep->t.stats += c.stats_s;
     if (rc != CS_OK) {

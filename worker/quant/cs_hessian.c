@@ -9,7 +9,7 @@
 
 #include "cs_alloc.h"
 
-#define BATCH_ROWS 256 /* rows converted to double per SYRK call */
+#define BATCH_ROWS CS_HESSIAN_BATCH_ROWS /* rows converted to double per SYRK call */
 
 struct cs_hessian {
     size_t cols;

@@ -13,6 +13,10 @@
 
 typedef struct cs_hessian cs_hessian;
 
+/* cs_hessian_add converts and adds its rows in batches of this many, in order: rows added in
+ * calls of a multiple of it sum exactly as in one call. */
+#define CS_HESSIAN_BATCH_ROWS 256
+
 /* Returns CS_OK and an owned accumulator (free with cs_hessian_destroy); CS_EINVAL if cols == 0,
  * CS_ENOMEM. */
 cs_rc cs_hessian_create(cs_hessian **out, size_t cols, cs_err *err);
