@@ -114,8 +114,9 @@ int main(int argc, char **argv)
             best = s;
         }
     }
-    /* FLOPs of the linear layers and lm_head (2*params*seq) plus attention (QK^T and PV, causal
-     * rows computed in full as the engine does). */
+    /* FLOPs of the linear layers and lm_head (2*params*seq) plus causal attention (QK^T and PV
+     * over the seq (seq + 1) / 2 query-key pairs: the floor's count, worker/pipeline/cs_floor.h;
+     * the engine multiplies blocks of 64 queries by the keys up to the block's last one). */
     double lin = 0;
     for (size_t l = 0; l < m->cfg.n_layers; l++) {
         for (int k = 0; k < CS_LIN_COUNT; k++) {
@@ -124,7 +125,7 @@ int main(int argc, char **argv)
     }
     lin += (double)VOCAB * HID;
     double flops = 2.0 * lin * (double)seq +
-                   4.0 * (double)m->cfg.n_layers * HEADS * (double)seq * seq * HD;
+                   4.0 * (double)m->cfg.n_layers * HEADS * (double)seq * ((double)seq + 1) / 2 * HD;
     double gf = flops / best / 1e9;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
