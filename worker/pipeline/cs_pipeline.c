@@ -12,6 +12,7 @@
 #include "cs_hessian.h"
 #include "cs_imatrix.h"
 #include "cs_json.h"
+#include "cs_kernels.h"
 #include "cs_log.h"
 #include "cs_pass.h"
 #include "cs_path.h"
@@ -446,10 +447,7 @@ static cs_rc awq_module(awq_ctx *c, float *y, cs_err *err)
     if (c->kind == 1) {
         awq_linear(&ly->lin[CS_LIN_GATE], c->cap[CS_LIN_GATE], rows, c->g);
         awq_linear(&ly->lin[CS_LIN_UP], c->cap[CS_LIN_GATE], rows, c->u);
-        for (size_t i = 0; i < rows * ni; i++) {
-            float g = c->g[i];
-            c->g[i] = g / (1.0f + expf(-g)) * c->u[i];
-        }
+        cs_silu_mul(c->m->n_threads, c->g, c->u, rows * ni); /* the block forward's SwiGLU */
         awq_linear(&ly->lin[CS_LIN_DOWN], c->g, rows, y);
         return CS_OK;
     }
