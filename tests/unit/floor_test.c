@@ -38,14 +38,15 @@ static void params(cs_pipe_params *p, cs_pipe_algo algo)
 /* 3 samples of 5 tokens: N = 15 tokens, 3 * 15 = 45 causal pairs per head. Per block, in
  * multiply-adds: q,k,v 15*8*(8+4+4) = 1920, attention 2 * 45 * 4 * 2 heads = 720, o 15*8*8 = 960,
  * gate+up 2*15*8*16 = 3840, down 15*16*8 = 1920; each FLOP count is twice that. */
+static const double qkv = 2 * 1920.0, att = 2 * 720.0, o = 2 * 960.0, gu = 2 * 3840.0,
+                    down = 2 * 1920.0, full = 2 * (1920.0 + 720 + 960 + 3840 + 1920);
+
 static void test_gptq(void **state)
 {
     (void)state;
     cs_hfconfig c = shape();
     cs_pipe_params p;
     cs_floor f;
-    const double qkv = 2 * 1920.0, att = 2 * 720.0, o = 2 * 960.0, gu = 2 * 3840.0,
-                 down = 2 * 1920.0, full = qkv + att + o + gu + down;
 
     params(&p, CS_PIPE_GPTQ);
     p.true_sequential = true;
@@ -84,8 +85,6 @@ static void test_awq_rtn(void **state)
     cs_hfconfig c = shape();
     cs_pipe_params p;
     cs_floor f;
-    const double qkv = 2 * 1920.0, att = 2 * 720.0, o = 2 * 960.0, gu = 2 * 3840.0,
-                 down = 2 * 1920.0, full = qkv + att + o + gu + down;
     params(&p, CS_PIPE_AWQ);
     p.awq_clip = true;
     cs_floor_init(&f);

@@ -695,7 +695,9 @@ static cs_rc awq_layer(cs_model *m, size_t layer, float *x, float *work, size_t 
     t0 = cs_time_mono_ns();
     /* the four searches on the unmodified block (v -> o only for multi-head attention with
      * v and o of the same shape: never for the GQA models; skipped) */
-    if ((rc = awq_search(&c, 0, qkv, 3, c.cap[CS_LIN_Q], H, s_qkv, layer, rep, err)) != CS_OK ||
+    rc = awq_search(&c, 0, qkv, 3, c.cap[CS_LIN_Q], H, s_qkv, layer, rep, err);
+    cs_model_release_workspace(m); /* the MLP searches run no block forward */
+    if (rc != CS_OK ||
         (rc = awq_search(&c, 1, gu, 2, c.cap[CS_LIN_GATE], H, s_gu, layer, rep, err)) != CS_OK ||
         (rc = awq_search(&c, 2, dn, 1, c.cap[CS_LIN_DOWN], ni, s_d, layer, rep, err)) != CS_OK) {
         goto out;
