@@ -1,14 +1,14 @@
-/* eval_bench.c - the multiple-choice evaluation of a testbed model, the shared-context scorer
- * (the default: each item's context once, the options as continuations of its key/value cache)
- * against every option's whole sequence on its own (cs_score_opts.unshared, the scorer before
- * it), side by side: the rounds alternate the two so that a noisy machine slows both alike. Also
- * checks that the two give the same predictions and LLs within 3e-5 of max(1, |LL|), as
- * tests/unit/eval_test.c does. See
- * BENCHMARKS.md
- * "Evaluation".
+/* eval_bench.c - the multiple-choice evaluation of a testbed model by the scorer's three paths,
+ * side by side: every option's whole sequence on its own (cs_score_opts.unshared, the scorer
+ * before the shared context), each item's context once with its options as continuations of the
+ * cached context (items_per_pass = 1), and that for ITEMS_PER_PASS items per pair of passes (the
+ * default, 16). Each round runs every path, starting with another one, so that a noisy machine
+ * slows all alike. Also checks that the two shared paths give the whole-sequence path's
+ * predictions and LLs within 3e-5 of max(1, |LL|). See BENCHMARKS.md "Evaluation".
  *
- * Usage: eval_bench [MODEL [LIMIT [ROUNDS [THREADS]]]] (defaults: tb-llama, 50 items per task as
- * the demo's eval suite, 3 rounds, 2 threads), run from the source root (CS_SOURCE_DIR). */
+ * Usage: eval_bench [MODEL [LIMIT [ROUNDS [THREADS [ITEMS_PER_PASS]]]]] (defaults: tb-llama, 50
+ * items per task as the demo's eval suite, 3 rounds, 2 threads, 16), run from the source root
+ * (CS_SOURCE_DIR). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
