@@ -146,6 +146,23 @@ out:
     return rc;
 }
 
+/* The E1 split of option j of item i of t (MC: the item's text is the context and the option the
+ * continuation; multi-input: the other way round); an option that adds no token is CS_EINVAL
+ * naming the item. */
+static cs_rc split_option(const cs_tok *tok, int32_t stand_in, const cs_task *t, size_t i, size_t j,
+                          int32_t **full, size_t *nfull, size_t *nctx, cs_err *err)
+{
+    const cs_task_item *it = &t->items[i];
+    const char *c = t->kind == CS_TASK_MC ? it->text : it->options[j];
+    const char *x = t->kind == CS_TASK_MC ? it->options[j] : it->text;
+    cs_rc rc = cs_score_split(tok, stand_in, c, x, full, nfull, nctx, err);
+    if (rc == CS_OK && *nfull <= *nctx) {
+        rc = cs_err_set(err, CS_EINVAL, 0, "%s:%zu: item %s: option %zu adds no tokens", t->path,
+                        it->line, it->id, j);
+    }
+    return rc;
+}
+
 /* Counts in s the work of n tokens at positions past..past+n-1, head of them through the head. */
 static void work_add(cs_score *s, size_t past, size_t n, size_t head)
 {
@@ -180,15 +197,8 @@ static cs_rc batch_ll(cs_model *m, const cs_tok *tok, const cs_task *t, size_t i
     for (size_t i = i0; i < i1; i++) {
         const cs_task_item *it = &t->items[i];
         for (size_t j = 0; j < it->n_options; j++, b++) {
-            const char *c = t->kind == CS_TASK_MC ? it->text : it->options[j];
-            const char *x = t->kind == CS_TASK_MC ? it->options[j] : it->text;
-            if ((rc = cs_score_split(tok, stand_in, c, x, &full[b], &nfull[b], &nctx[b], err)) !=
+            if ((rc = split_option(tok, stand_in, t, i, j, &full[b], &nfull[b], &nctx[b], err)) !=
                 CS_OK) {
-                goto out;
-            }
-            if (nfull[b] <= nctx[b]) {
-                rc = cs_err_set(err, CS_EINVAL, 0, "%s:%zu: item %s: option %zu adds no tokens",
-                                t->path, it->line, it->id, j);
                 goto out;
             }
             T = nfull[b] > T ? nfull[b] : T;
@@ -515,12 +525,7 @@ static cs_rc item_ids_get(const cs_tok *tok, int32_t stand_in, const cs_task *t,
             d->full && d->nfull && d->nctx ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "out of memory");
     rc = rc == CS_OK ? context_ids(tok, stand_in, it->text, &d->ctx, &d->nc, err) : rc;
     for (size_t j = 0; j < K && rc == CS_OK; j++) {
-        rc = cs_score_split(tok, stand_in, it->text, it->options[j], &d->full[j], &d->nfull[j],
-                            &d->nctx[j], err);
-        if (rc == CS_OK && d->nfull[j] <= d->nctx[j]) {
-            rc = cs_err_set(err, CS_EINVAL, 0, "%s:%zu: item %s: option %zu adds no tokens",
-                            t->path, it->line, it->id, j);
-        }
+        rc = split_option(tok, stand_in, t, i, j, &d->full[j], &d->nfull[j], &d->nctx[j], err);
     }
     return rc;
 }
