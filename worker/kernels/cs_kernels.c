@@ -375,38 +375,22 @@ void cs_rope(int n_threads, float *x, size_t rows, size_t ld, size_t n_heads, si
     cs_par_for(n_threads, rows, rows_for(n_heads * head_dim), rope_range, &c);
 }
 
-typedef struct sm_ctx {
-    float *x;
-    size_t n, ld;
-} sm_ctx;
-
-static void sm_range(void *c, size_t b, size_t e)
+/* x[0..n) = softmax(x[0..n)) in place (a row of -INFINITY becomes zeros). */
+static void softmax_row(float *x, size_t n)
 {
-    const sm_ctx *k = c;
-    for (size_t r = b; r < e; r++) {
-        float *x = k->x + r * k->ld;
-        float m = max_of(x, k->n);
-        if (m == -INFINITY) {
-            for (size_t i = 0; i < k->n; i++) {
-                x[i] = 0.0f;
-            }
-            continue;
-        }
-        for (size_t i = 0; i < k->n; i++) {
-            x[i] -= m;
-        }
-        cs_exp_inplace(x, k->n);
-        float inv = (float)(1.0 / sum_of(x, k->n));
-        for (size_t i = 0; i < k->n; i++) {
-            x[i] *= inv;
-        }
+    float m = max_of(x, n);
+    if (m == -INFINITY) {
+        memset(x, 0, n * sizeof(float));
+        return;
     }
-}
-
-void cs_softmax_rows(int n_threads, float *x, size_t rows, size_t n, size_t ld)
-{
-    sm_ctx c = {x, n, ld};
-    cs_par_for(n_threads, rows, rows_for(n), sm_range, &c);
+    for (size_t i = 0; i < n; i++) {
+        x[i] -= m;
+    }
+    cs_exp_inplace(x, n);
+    float inv = (float)(1.0 / sum_of(x, n));
+    for (size_t i = 0; i < n; i++) {
+        x[i] *= inv;
+    }
 }
 
 typedef struct smc_ctx {
@@ -420,11 +404,8 @@ static void smc_range(void *c, size_t b, size_t e)
     for (size_t r = b; r < e; r++) {
         float *x = k->x + r * k->width;
         size_t n = k->n0 + r < k->width ? k->n0 + r : k->width;
-        sm_ctx one = {x, n, k->width};
-        sm_range(&one, 0, 1);
-        for (size_t i = n; i < k->width; i++) {
-            x[i] = 0.0f;
-        }
+        softmax_row(x, n);
+        memset(x + n, 0, (k->width - n) * sizeof(float));
     }
 }
 

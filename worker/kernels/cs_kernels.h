@@ -27,9 +27,6 @@ void cs_rmsnorm(int n_threads, float *y, const float *x, const float *w, size_t 
 void cs_rope(int n_threads, float *x, size_t rows, size_t ld, size_t n_heads, size_t head_dim,
              const int32_t *pos, const float *inv_freq);
 
-/* In place softmax of each row x[r][0..n); entries equal to -INFINITY get probability 0. */
-void cs_softmax_rows(int n_threads, float *x, size_t rows, size_t n, size_t ld);
-
 /* Causal softmax of x[rows][width] in place: row r's first n0 + r entries (at most width) are
  * its scores, the rest are set to 0 (probability 0, never read as scores). */
 void cs_softmax_causal(int n_threads, float *x, size_t rows, size_t width, size_t n0);
