@@ -495,6 +495,17 @@ static void check_model(const char *name, const double *want_acc)
          * are 4e-6 and 9.6e-6 (batched against unbatched, tb-llama and tb-qwen) and 2.3e-6 and
          * 2.5e-5 (against whole sequences; tb-qwen's arith_mc item 43, |LL| 4.5, one row per
          * context token against a batch of four). The predictions are the same. */
+        { /* a cache budget of one byte splits every batch down to single items: the LLs of
+           * the one-item-per-pass path, to the bit */
+            cs_score s1, sb;
+            cs_score_opts o1 = {.items_per_pass = 1}, ob = {.cache_bytes = 1};
+            assert_int_equal(cs_score_task(m, tok, &t, &o1, &s1, &err), CS_OK);
+            assert_int_equal(cs_score_task(m, tok, &t, &ob, &sb, &err), CS_OK);
+            assert_memory_equal(sb.ll, s1.ll, s1.n_ll * sizeof(double));
+            assert_true(sb.work_tokens == s.work_tokens && sb.work_attn_pairs == s.work_attn_pairs);
+            cs_score_fini(&s1);
+            cs_score_fini(&sb);
+        }
         for (int way = 0; way < 2; way++) {
             cs_score su;
             cs_score_opts ou = {.items_per_pass = 1, .unshared = way == 1};

@@ -12,6 +12,9 @@
 #define SCORE_MAX_NEW        256
 #define SCORE_BATCH_ROWS     1  /* one item per pass: on CPU less padding beats bigger batches */
 #define SCORE_ITEMS_PER_PASS 16 /* MC, shared context: items per pair of passes */
+/* MC, shared context: the most the key/value caches of a pair of passes may take; fewer items
+ * run together when their contexts are long */
+#define SCORE_CACHE_BYTES ((double)(256 << 20))
 
 double cs_score_stderr(double p, size_t n)
 {
@@ -541,7 +544,7 @@ static cs_rc item_ids_get(const cs_tok *tok, int32_t stand_in, const cs_task *t,
  * whenever encode(context + " " + option) starts with encode(context), which it almost always
  * does (where it does not, this is lm-eval's input and batch_ll's is not). */
 static cs_rc shared_ll(cs_model *m, const cs_tok *tok, const cs_task *t, size_t i0, size_t i1,
-                       shared_ws *w, double *ll, cs_score *s, cs_err *err)
+                       double budget, shared_ws *w, double *ll, cs_score *s, cs_err *err)
 {
     const size_t N = i1 - i0, V = m->cfg.vocab;
     const int32_t stand_in = m->cfg.n_eos > 0 ? m->cfg.eos[0] : -1;
@@ -554,11 +557,33 @@ static cs_rc shared_ll(cs_model *m, const cs_tok *tok, const cs_task *t, size_t 
             break;
         }
         T1 = d[i].nc - 1 > T1 ? d[i].nc - 1 : T1;
-        work_add(s, 0, d[i].nc - 1, 0);
         for (size_t j = 0; j < t->items[i0 + i].n_options; j++, S++) {
             size_t c = d[i].nfull[j] - d[i].nctx[j];
             T2 = c > T2 ? c : T2;
             rows += c;
+        }
+    }
+    /* the two caches' bytes: more than budget (long contexts of a large model), and each half of
+     * the items runs on its own */
+    double bytes = ((double)S * (double)(T1 + T2) + (double)N * (double)T1) *
+                   (double)(m->cfg.n_layers * m->cfg.n_kv_heads * m->cfg.head_dim) * 2.0 *
+                   sizeof(float);
+    if (rc == CS_OK && N > 1 && bytes > budget) {
+        size_t mid = i0 + N / 2, off = 0;
+        for (size_t i = i0; i < mid; i++) {
+            off += t->items[i].n_options;
+        }
+        for (size_t i = 0; i < N; i++) {
+            item_ids_fini(&d[i], t->items[i0 + i].n_options);
+        }
+        free(d);
+        rc = shared_ll(m, tok, t, i0, mid, budget, w, ll, s, err);
+        return rc == CS_OK ? shared_ll(m, tok, t, mid, i1, budget, w, ll + off, s, err) : rc;
+    }
+    for (size_t i = 0; i < N && rc == CS_OK; i++) {
+        work_add(s, 0, d[i].nc - 1, 0);
+        for (size_t j = 0; j < t->items[i0 + i].n_options; j++) {
+            size_t c = d[i].nfull[j] - d[i].nctx[j];
             work_add(s, d[i].nc - 1, c, c);
         }
     }
@@ -660,7 +685,8 @@ cs_rc cs_score_task(cs_model *m, const cs_tok *tok, const cs_task *t, const cs_s
             if (shared) {
                 size_t per = o && o->items_per_pass ? o->items_per_pass : SCORE_ITEMS_PER_PASS;
                 i1 = i + per < t->n ? i + per : t->n;
-                rc = shared_ll(m, tok, t, i, i1, &ws, out->ll + off, out, err);
+                double budget = o && o->cache_bytes ? (double)o->cache_bytes : SCORE_CACHE_BYTES;
+                rc = shared_ll(m, tok, t, i, i1, budget, &ws, out->ll + off, out, err);
             } else {
                 rc = batch_ll(m, tok, t, i, i1, out->ll + off, out, err);
             }

@@ -60,6 +60,9 @@ typedef struct cs_score_opts {
                           batch_rows > 0 does; the reference path of the shared-context one */
     size_t items_per_pass; /* MC, shared context: items whose contexts run as one batch, then
                               all their options as another; 0 = 16 */
+    size_t cache_bytes;    /* MC, shared context: the most the two passes' key/value caches may
+                              take (fewer items run together when their contexts are long); 0 =
+                              256 MiB */
     cs_score_progress_fn progress;
     void *progress_ctx;
 } cs_score_opts;
