@@ -12,6 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The most threads cs_par_for runs (a larger n_threads is clamped to it). */
+#define CS_MAX_THREADS 256
+
 typedef void (*cs_range_fn)(void *ctx, size_t begin, size_t end);
 
 /* Runs fn over [0, n) on up to n_threads threads (1 or fewer = inline). Chunks smaller than
