@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <cblas.h>
+#include <stdatomic.h>
 
 #include "cs_alloc.h"
 #include "cs_kernels.h"
@@ -105,6 +106,14 @@ static void act_fake_quant(float *x, size_t rows, size_t cols, int bits)
     }
 }
 
+/* Slots of attention scores: one per thread of attention (att_range), each ATT_ROWS x L. */
+static size_t att_slots(const cs_model *m)
+{
+    return m->n_threads < 1                ? 1
+           : m->n_threads > CS_MAX_THREADS ? CS_MAX_THREADS
+                                           : (size_t)m->n_threads;
+}
+
 typedef struct block_ws {
     float *h, *q, *k, *v, *att, *o, *g, *u, *scores;
     int32_t *pos;
@@ -135,7 +144,7 @@ static cs_rc ws_alloc(block_ws *w, const cs_model *m, size_t rows, size_t T, siz
     w->o = cs_alloc_array(rows, c->hidden * sizeof(float));
     w->g = cs_alloc_array(rows, c->intermediate * sizeof(float));
     w->u = cs_alloc_array(rows, c->intermediate * sizeof(float));
-    w->scores = cs_alloc_array(T, L * sizeof(float));
+    w->scores = cs_alloc_array(att_slots(m) * (T < ATT_ROWS ? T : ATT_ROWS), L * sizeof(float));
     w->pos = cs_alloc_array(rows, sizeof(int32_t));
     w->valid = cs_alloc_array(rows, 1);
     if (!w->h || !w->q || !w->k || !w->v || !w->att || !w->o || !w->g || !w->u || !w->scores ||
@@ -144,7 +153,7 @@ static cs_rc ws_alloc(block_ws *w, const cs_model *m, size_t rows, size_t T, siz
         return cs_err_set(err, CS_ENOMEM, 0, "out of memory for the forward pass (%zu rows)", rows);
     }
     w->rows = rows;
-    w->n_scores = T * L;
+    w->n_scores = att_slots(m) * (T < ATT_ROWS ? T : ATT_ROWS) * L;
     return CS_OK;
 }
 
@@ -157,7 +166,8 @@ static cs_rc ws_get(cs_model *m, size_t rows, size_t T, size_t L, block_ws **out
     block_ws *w = m->fwd_ws;
     bool kept = !w || !w->busy;
     *out = NULL;
-    if (kept && w && w->rows >= rows && w->n_scores >= T * L) {
+    if (kept && w && w->rows >= rows &&
+        w->n_scores >= att_slots(m) * (T < ATT_ROWS ? T : ATT_ROWS) * L) {
         w->busy = true;
         *out = w;
         return CS_OK;
@@ -203,6 +213,75 @@ void cs_model_release_workspace(cs_model *m)
     }
 }
 
+typedef struct att_ctx {
+    const cs_hfconfig *c;
+    const float *q, *K, *V;
+    float *att, *scores;
+    size_t T, ldkv_b, slot_floats;
+    const size_t *past;
+    atomic_size_t next_slot;
+} att_ctx;
+
+/* Causal attention of the (sequence, head) pairs [b, e): each pair's queries by blocks of
+ * ATT_ROWS against the keys up to the block's last query (half the products of the full square,
+ * and half its exponentials), in a slot of scores of its own. */
+static void att_range(void *ctx, size_t b, size_t e)
+{
+    att_ctx *a = ctx;
+    const cs_hfconfig *c = a->c;
+    const size_t hd = c->head_dim, nh = c->n_heads, qd = nh * hd, kvd = c->n_kv_heads * hd;
+    const size_t group = nh / c->n_kv_heads, T = a->T;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *scores = a->scores + atomic_fetch_add(&a->next_slot, 1) * a->slot_floats;
+    for (size_t task = b; task < e; task++) {
+        const size_t s = task / nh, h = task % nh, pos0 = a->past ? a->past[s] : 0;
+        const float *Qh = a->q + s * T * qd + h * hd;
+        const float *Kh = a->K + s * a->ldkv_b + (h / group) * hd;
+        const float *Vh = a->V + s * a->ldkv_b + (h / group) * hd;
+        for (size_t i0 = 0; i0 < T; i0 += ATT_ROWS) {
+            const size_t i1 = i0 + ATT_ROWS < T ? i0 + ATT_ROWS : T, Lb = pos0 + i1;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(i1 - i0), (int)Lb, (int)hd,
+                        scale, Qh + i0 * qd, (int)qd, Kh, (int)kvd, 0.0f, scores, (int)Lb);
+            cs_softmax_causal(1, scores, i1 - i0, Lb, pos0 + i0 + 1);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(i1 - i0), (int)hd, (int)Lb,
+                        1.0f, scores, (int)Lb, Vh, (int)kvd, 0.0f,
+                        a->att + (s * T + i0) * qd + h * hd, (int)qd);
+        }
+    }
+}
+
+/* Attention of B sequences of T queries (w->q) over K/V (ldkv_b floats between sequences) into
+ * w->att. The (sequence, head) pairs are spread over the model's threads, each running its
+ * products on OpenBLAS single-threaded. One product (an inner dimension of head_dim) is too small
+ * to be worth OpenBLAS's hand-off to its own threads, which a pass would pay thousands of times;
+ * and between products OpenBLAS's threads spin, where the pool's workers sleep, so the softmax
+ * between the two products of a block no longer competes with them for the cores. The BLAS
+ * thread count is process-wide: nothing else runs BLAS during a forward pass (hooks run between
+ * blocks' steps, with the count restored). */
+static void attention(const cs_model *m, block_ws *w, size_t B, size_t T, const size_t *past,
+                      const float *K, const float *V, size_t ldkv_b)
+{
+    att_ctx a = {.c = &m->cfg,
+                 .q = w->q,
+                 .K = K,
+                 .V = V,
+                 .att = w->att,
+                 .scores = w->scores,
+                 .T = T,
+                 .ldkv_b = ldkv_b,
+                 .slot_floats = w->n_scores / att_slots(m),
+                 .past = past};
+    atomic_init(&a.next_slot, 0);
+    const int ob = openblas_get_num_threads();
+    if (ob > 1 && m->n_threads > 1) {
+        openblas_set_num_threads(1);
+    }
+    cs_par_for(m->n_threads, B * m->cfg.n_heads, 1, att_range, &a);
+    if (ob > 1 && m->n_threads > 1) {
+        openblas_set_num_threads(ob);
+    }
+}
+
 /* One block on x[B*T][H], sequence b's tokens at positions past[b]..past[b]+T-1 (past NULL: 0).
  * kc/vc: this layer's cache [B][cap][kvd] (cap >= past[b]+T) holding past[b] earlier entries of
  * sequence b, or NULL (then past is NULL and k/v of the workspace are used directly). */
@@ -245,29 +324,7 @@ static cs_rc block_fwd(cs_model *m, size_t layer, float *x, size_t B, size_t T, 
         V = vc;
         ldkv_b = cap * kvd;
     }
-    const float scale = 1.0f / sqrtf((float)hd);
-    const size_t group = nh / nkv;
-    for (size_t b = 0; b < B; b++) {
-        const size_t pos0 = past ? past[b] : 0;
-        for (size_t h = 0; h < nh; h++) {
-            const float *Qh = w->q + b * T * qd + h * hd;
-            const float *Kh = K + b * ldkv_b + (h / group) * hd;
-            const float *Vh = V + b * ldkv_b + (h / group) * hd;
-            /* causal: the queries i0..i1-1 see the keys 0..pos0+i1-1 only, so each block of
-             * queries multiplies only those (half the products of the full square, and half
-             * its exponentials) */
-            for (size_t i0 = 0; i0 < T; i0 += ATT_ROWS) {
-                const size_t i1 = i0 + ATT_ROWS < T ? i0 + ATT_ROWS : T, Lb = pos0 + i1;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(i1 - i0), (int)Lb,
-                            (int)hd, scale, Qh + i0 * qd, (int)qd, Kh, (int)kvd, 0.0f, w->scores,
-                            (int)Lb);
-                cs_softmax_causal(nt, w->scores, i1 - i0, Lb, pos0 + i0 + 1);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(i1 - i0), (int)hd,
-                            (int)Lb, 1.0f, w->scores, (int)Lb, Vh, (int)kvd, 0.0f,
-                            w->att + (b * T + i0) * qd + h * hd, (int)qd);
-            }
-        }
-    }
+    attention(m, w, B, T, past, K, V, ldkv_b);
     rc = call_hook(hooks, CS_HOOK_LINEAR_IN, layer, CS_LIN_O, w->att, rows, qd, w->valid,
                    &Ly->lin[CS_LIN_O], err);
     if (rc != CS_OK) {
