@@ -17,26 +17,9 @@
 #include <cjson/cJSON.h>
 
 #include "cs_calib.h"
+#include "cs_docs.h"
 #include "cs_err.h"
 #include "cs_tok.h"
-
-/* How a task source's items become text: "plain" (MC context + " " + gold choice; generation
- * prompt + " " + answer; reference text) or "qa" (COLA stage 2: "Question: ...\nReasoning:
- * ...\nAnswer: ...", the reasoning chain kept: a generation answer "chain #### final" is split at
- * "####"; an MC context already holding "Answer: chain" keeps it as the reasoning). */
-typedef enum cs_calib_format {
-    CS_CALIB_FMT_PLAIN = 0,
-    CS_CALIB_FMT_QA = 1,
-} cs_calib_format;
-
-typedef struct cs_calib_source {
-    const char *kind;       /* "jsonl", "text" or "task" */
-    const char *path;       /* resolved */
-    const char *text_field; /* jsonl: NULL = "text" */
-    const char *name;       /* pool source name (ids "<name>:..."); NULL = "src<k>" */
-    cs_calib_format format; /* task sources only */
-    size_t quota;           /* pool items from this source; 0 = an even share of the rest */
-} cs_calib_source;
 
 /* The composition of n samples x seq_len tokens (a named option, recorded in result.json):
  * - random_windows (default, the GPTQ convention): the documents in file order joined with
@@ -70,21 +53,6 @@ const char *cs_calib_compose_name(cs_calib_compose m);
 /* CS_EINVAL naming the accepted names. */
 cs_rc cs_calib_compose_parse(const char *name, cs_calib_compose *out, cs_err *err);
 
-/* One document of a source (text already formatted). */
-typedef struct cs_calib_doc {
-    char *id;   /* document id (see cs_calib_compose) */
-    char *text; /* the document's text */
-    char *key;  /* normalized text used by the overlap check (task sources: the question) */
-    size_t line;
-} cs_calib_doc;
-
-/* Reads the documents of src into *docs (owned) / *n. Errors name file:line. */
-cs_rc cs_calib_source_docs(const cs_calib_source *src, cs_calib_doc **docs, size_t *n, cs_err *err);
-void cs_calib_docs_destroy(cs_calib_doc *docs, size_t n);
-
-/* Lowercase ASCII, whitespace runs collapsed to one space, trimmed; owned (NULL on no memory). */
-char *cs_calib_normalize(const char *text);
-
 /* Builds *pool (zeroed first; free with cs_calib_pool_fini) of o->n items of exactly o->seq_len
  * tokens from the sources, each giving its quota (sources with quota 0 share the rest evenly, the
  * remainder to the first). CS_EINVAL when a source is too short for its share, naming it. */
@@ -96,21 +64,6 @@ cs_rc cs_calib_pool_build(const cs_calib_source *src, size_t n_src, const cs_tok
  * no memory. */
 cJSON *cs_calib_pool_describe(const cs_calib_pool *pool, const cs_calib_source *src, size_t n_src,
                               const cs_calib_compose_opts *o);
-
-/* Refuses a calibration source that shares an item with an evaluation file (a task file): the
- * same item id, or the same normalized text (task sources: the question/context; other sources:
- * the whole document, against the eval item's text and its text + gold answer). CS_EINVAL with
- * "calibration overlaps evaluation (same id|same text): <file>:<line> '<id>' = <eval file>:<line>
- * '<id>'" for the first overlapping item (a calibration item may never come from an evaluation
- * split). */
-cs_rc cs_calib_check_overlap(const cs_calib_source *src, size_t n_src,
-                             const char *const *eval_paths, size_t n_eval, cs_err *err);
-
-/* cs_calib_check_overlap with other words: refuses a document of src that shares an id or a
- * normalized text with an item of the task files paths, saying "<what> overlaps <other> (same
- * id|same text): ..." (e.g. "ACDM reference overlaps evaluation"). */
-cs_rc cs_calib_check_disjoint(const cs_calib_source *src, size_t n_src, const char *const *paths,
-                              size_t n_paths, const char *what, const char *other, cs_err *err);
 
 /* ACDM's reference items: every document of each source, in file order (a task file's items as
  * text: an MC item as context + " " + gold choice, so a .train.jsonl split and its .ref.jsonl

@@ -7,8 +7,8 @@
  *   reference   {"id","task","text"}                                      (ACDM's train side)
  * Errors name the file and line: "tasks/x.jsonl:12: choices[2]: expected a string, got 3".
  */
-#ifndef CS_WORKER_EVAL_CS_TASK_H
-#define CS_WORKER_EVAL_CS_TASK_H
+#ifndef CS_COMMON_CS_TASK_H
+#define CS_COMMON_CS_TASK_H
 
 #include <stddef.h>
 #include <stdint.h>
