@@ -1,6 +1,7 @@
 /* cs_docs.c - documents of calibration sources; the leak checks (cs_docs.h). */
 #include "cs_docs.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -426,4 +427,70 @@ cs_rc cs_calib_check_disjoint(const cs_calib_source *src, size_t n_src,
     free(ids);
     free(tasks);
     return rc;
+}
+
+/* ---- pool shares ---- */
+
+cs_rc cs_calib_shares(const int64_t *quota, const double *weight, size_t n, size_t total,
+                      size_t *out, cs_err *err)
+{
+    size_t fixed = 0, left, given = 0;
+    double wsum = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = quota[i] > 0 ? (size_t)quota[i] : 0;
+        fixed += out[i];
+        wsum += quota[i] > 0 ? 0.0 : weight[i];
+    }
+    if (fixed > total) {
+        return cs_err_set(err, CS_EINVAL, 0,
+                          "the quotas ask for %zu items, more than the %zu of the pool", fixed,
+                          total);
+    }
+    left = total - fixed;
+    if (left > 0 && !(wsum > 0.0)) {
+        return cs_err_set(err, CS_EINVAL, 0,
+                          "the quotas give %zu of %zu items and no source has a weight", fixed,
+                          total);
+    }
+    for (size_t i = 0; i < n && left > 0; i++) {
+        if (quota[i] <= 0) {
+            out[i] = (size_t)floor((double)left * weight[i] / wsum);
+            given += out[i];
+        }
+    }
+    /* the remainder, one item each, to the largest fractional parts (earlier source on a tie) */
+    while (left > 0 && given < left) {
+        size_t best = n;
+        double best_frac = -1.0;
+        for (size_t i = 0; i < n; i++) {
+            if (quota[i] > 0) {
+                continue;
+            }
+            double exact = (double)left * weight[i] / wsum, frac = exact - (double)out[i];
+            if (frac > best_frac) {
+                best_frac = frac;
+                best = i;
+            }
+        }
+        out[best]++;
+        given++;
+    }
+    return CS_OK;
+}
+
+size_t cs_calib_capacity(const cs_calib_doc *docs, size_t n, const char *compose, size_t seq_len)
+{
+    size_t need = seq_len > 1 ? seq_len - 1 : 1, bytes = 0, fit = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(docs[i].text);
+        bytes += len + (i > 0 ? 2 : 0); /* documents are joined with a blank line */
+        fit += len >= need;
+    }
+    if (strcmp(compose, "per_doc") == 0) {
+        return fit;
+    }
+    if (strcmp(compose, "concat") == 0) {
+        return bytes / need;
+    }
+    return bytes >= need ? bytes - need + 1 : 0; /* random_windows: distinct offsets */
 }

@@ -14,10 +14,11 @@
 #define CS_COMMON_CS_DOCS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cs_err.h"
 
-/* How a task source's items become text: "plain" (MC context + " " + gold choice; generation
+/* How a task source's items become text: "text" (MC context + " " + gold choice; generation
  * prompt + " " + answer; reference text) or "qa" (COLA stage 2: "Question: ...\nReasoning:
  * ...\nAnswer: ...", the reasoning chain kept: a generation answer "chain #### final" is split at
  * "####"; an MC context already holding "Answer: chain" keeps it as the reasoning). */
@@ -67,5 +68,20 @@ cs_rc cs_calib_check_overlap(const cs_calib_source *src, size_t n_src,
  * id|same text): ..." (e.g. "ACDM reference overlaps evaluation"). */
 cs_rc cs_calib_check_disjoint(const cs_calib_source *src, size_t n_src, const char *const *paths,
                               size_t n_paths, const char *what, const char *other, cs_err *err);
+
+/* The items each of n pool sources gives to a pool of `total` items: quota[i] items where
+ * quota[i] > 0, and what the quotas leave split over the other sources in proportion to
+ * weight[i] (largest remainders first, ties to the earlier source). out[n]. CS_EINVAL when the
+ * quotas pass total, or leave items and no source has a weight ("quotas give 96 of 128 items and
+ * no source has a weight"). The sweep compiler and the worker both use it, so a plan's checks
+ * see the shares a job will build. */
+cs_rc cs_calib_shares(const int64_t *quota, const double *weight, size_t n, size_t total,
+                      size_t *out, cs_err *err);
+
+/* An upper bound on the items of seq_len tokens that `compose` ("random_windows", "concat",
+ * "per_doc") can cut from docs[0..n): a token is at least one byte, so a document of fewer bytes
+ * than seq_len - 1 (one place may go to BOS) never fills an item. A pool needing more than this
+ * can never be built; one needing less may still fail at the job, where the tokens are known. */
+size_t cs_calib_capacity(const cs_calib_doc *docs, size_t n, const char *compose, size_t seq_len);
 
 #endif

@@ -107,6 +107,84 @@ static cs_rc parse_source(cs_jctx *c, const cJSON *o, cs_jobspec_source *s)
     return CS_OK;
 }
 
+static cs_rc parse_pool_src(cs_jctx *c, const cJSON *o, cs_jobspec_pool_src *ps)
+{
+    cs_rc rc;
+    ps->name = o->string;
+    if ((rc = parse_source(c, o, &ps->src)) != CS_OK ||
+        (rc = cs_json_opt_int(c, o, "quota", 0, 1, INT64_C(1) << 24, &ps->quota)) != CS_OK ||
+        (rc = cs_json_opt_number(c, o, "weight", 0.0, 0.0, 1e6, &ps->weight)) != CS_OK ||
+        (rc = cs_json_opt_string(c, o, "format", NULL, &ps->format)) != CS_OK) {
+        return rc;
+    }
+    if (strcmp(ps->src.kind, "pool") == 0) {
+        return cs_jctx_error(c, o, NULL, "a pool's source cannot be a pool");
+    }
+    if ((ps->quota > 0) == (ps->weight > 0.0)) {
+        return cs_jctx_error(c, o, NULL, "expected a \"quota\" or a \"weight\"");
+    }
+    if (ps->format && strcmp(ps->format, "text") != 0 &&
+        !(strcmp(ps->format, "qa") == 0 && strcmp(ps->src.kind, "task") == 0)) {
+        return cs_jctx_error(c, o, "format", "format \"%s\" is not one of a %s source", ps->format,
+                             ps->src.kind);
+    }
+    return CS_OK;
+}
+
+/* calibration.source of kind "pool". */
+static cs_rc parse_pool(cs_jctx *c, const cJSON *o, cs_jobspec_pool *pl, cs_err *err)
+{
+    const cJSON *srcs = NULL, *ko = NULL, *size, *e;
+    cs_rc rc;
+    if ((rc = cs_json_req_string(c, o, "composition", &pl->composition)) != CS_OK ||
+        (rc = cs_json_req_object(c, o, "sources", &srcs)) != CS_OK ||
+        (rc = cs_json_req_array(c, o, "keep_out", &ko)) != CS_OK) {
+        return rc;
+    }
+    size = cJSON_GetObjectItemCaseSensitive(o, "size");
+    cs_jpath_push_key(&c->path, "size");
+    if (cJSON_IsObject(size)) {
+        rc = cs_json_req_int(c, size, "multiple", 1, 1024, &pl->multiple);
+    } else {
+        rc = cs_json_as_int(c, size, 1, INT64_C(1) << 24, &pl->size);
+    }
+    cs_jpath_pop(&c->path);
+    if (rc != CS_OK) {
+        return rc;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(srcs), nk = (size_t)cJSON_GetArraySize(ko);
+    if (n == 0) {
+        return cs_jctx_error(c, srcs, "sources", "a pool needs at least one source");
+    }
+    pl->srcs = cs_calloc_array(n, sizeof(*pl->srcs));
+    pl->keep_out = cs_calloc_array(nk + 1, sizeof(*pl->keep_out));
+    if (!pl->srcs || !pl->keep_out) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    cs_jpath_push_key(&c->path, "sources");
+    cJSON_ArrayForEach(e, srcs)
+    {
+        cs_jpath_push_key(&c->path, e->string);
+        if ((rc = parse_pool_src(c, e, &pl->srcs[pl->n_srcs++])) != CS_OK) {
+            return rc;
+        }
+        cs_jpath_pop(&c->path);
+    }
+    cs_jpath_pop(&c->path);
+    cs_jpath_push_key(&c->path, "keep_out");
+    cJSON_ArrayForEach(e, ko)
+    {
+        cs_jpath_push_index(&c->path, pl->n_keep_out);
+        if ((rc = cs_json_as_string(c, e, &pl->keep_out[pl->n_keep_out])) != CS_OK) {
+            return rc;
+        }
+        pl->n_keep_out++;
+        cs_jpath_pop(&c->path);
+    }
+    cs_jpath_pop(&c->path);
+    return CS_OK;
+}
+
 /* acdm's reference: resolved source objects (the table checked it is a non-empty list). */
 static cs_rc parse_reference(cs_jctx *c, const cJSON *sel, cs_jobspec *js, cs_err *err)
 {
@@ -168,7 +246,16 @@ static cs_rc parse_calibration(cs_jctx *c, const cJSON *cfg, cs_jobspec *js, cs_
     js->has_source = src && !cJSON_IsNull(src);
     if (js->has_source) {
         cs_jpath_push_key(&c->path, "source");
-        if ((rc = parse_source(c, src, &js->source)) != CS_OK) {
+        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(src, "kind");
+        js->is_pool = cJSON_IsString(kind) && strcmp(kind->valuestring, "pool") == 0;
+        if (js->is_pool) {
+            js->source.kind = "pool";
+            js->source.path = "";
+            if ((rc = cs_json_as_object(c, src)) != CS_OK ||
+                (rc = parse_pool(c, src, &js->pool, err)) != CS_OK) {
+                return rc;
+            }
+        } else if ((rc = parse_source(c, src, &js->source)) != CS_OK) {
             return rc;
         }
         cs_jpath_pop(&c->path);
@@ -263,6 +350,8 @@ void cs_jobspec_fini(cs_jobspec *js)
         return;
     }
     cJSON_Delete(js->doc);
+    free(js->pool.srcs);
+    free(js->pool.keep_out);
     free(js->reference);
     free(js->tasks);
     free(js->ppl);
@@ -283,6 +372,37 @@ static cJSON *source_json(const cs_jobspec_source *s)
     return o;
 }
 
+static cJSON *pool_json(const cs_jobspec_pool *pl)
+{
+    cJSON *o = cJSON_CreateObject(), *srcs = NULL, *ko = NULL, *size = NULL;
+    bool ok = o && cJSON_AddStringToObject(o, "kind", "pool") &&
+              cJSON_AddStringToObject(o, "composition", pl->composition) &&
+              (srcs = cJSON_AddObjectToObject(o, "sources")) &&
+              (ko = cJSON_AddArrayToObject(o, "keep_out"));
+    if (ok && pl->multiple > 0) {
+        ok = (size = cJSON_AddObjectToObject(o, "size")) &&
+             cJSON_AddNumberToObject(size, "multiple", (double)pl->multiple);
+    } else if (ok) {
+        ok = cJSON_AddNumberToObject(o, "size", (double)pl->size) != NULL;
+    }
+    for (size_t i = 0; ok && i < pl->n_keep_out; i++) {
+        ok = cJSON_AddItemToArray(ko, cJSON_CreateString(pl->keep_out[i]));
+    }
+    for (size_t i = 0; ok && i < pl->n_srcs; i++) {
+        const cs_jobspec_pool_src *ps = &pl->srcs[i];
+        cJSON *s = source_json(&ps->src);
+        ok = s && cJSON_AddItemToObject(srcs, ps->name, s) &&
+             (ps->quota > 0 ? cJSON_AddNumberToObject(s, "quota", (double)ps->quota)
+                            : cJSON_AddNumberToObject(s, "weight", ps->weight)) &&
+             (!ps->format || cJSON_AddStringToObject(s, "format", ps->format));
+    }
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
 static cJSON *calibration_json(const cs_jobspec *js)
 {
     cJSON *cal = cJSON_CreateObject(), *sel, *ref;
@@ -293,7 +413,9 @@ static cJSON *calibration_json(const cs_jobspec *js)
     sel = cs_method_to_json(js->sel_md, &js->sel, false);
     if (!cs_json_add(cal, "selector", sel) ||
         !cs_json_add(cal, "source",
-                     js->has_source ? source_json(&js->source) : cJSON_CreateNull())) {
+                     !js->has_source ? cJSON_CreateNull()
+                     : js->is_pool   ? pool_json(&js->pool)
+                                     : source_json(&js->source))) {
         cJSON_Delete(cal);
         return NULL;
     }

@@ -30,6 +30,27 @@ typedef struct cs_jobspec_source {
     const char *text_field;  /* NULL when absent (only "jsonl" sources have one) */
 } cs_jobspec_source;
 
+/* One source of a pool (calibration.source of kind "pool"). */
+typedef struct cs_jobspec_pool_src {
+    const char *name;      /* its name in the pool (item ids "<name>:...") */
+    cs_jobspec_source src; /* kind, path, text_field */
+    int64_t quota;         /* items, or 0 when weighted */
+    double weight;         /* share of what the quotas leave, when quota is 0 */
+    const char *format;    /* "text" or "qa" (task sources), NULL for other kinds */
+} cs_jobspec_pool_src;
+
+/* calibration.source {"kind": "pool", "composition", "keep_out", "size", "sources"}: a candidate
+ * pool mixed from several sources (coordinator/sweep/cs_sweep_pool.c writes it). */
+typedef struct cs_jobspec_pool {
+    const char *composition;   /* "random_windows", "concat" or "per_doc" */
+    int64_t size;              /* items, or 0 when sized by multiple */
+    int64_t multiple;          /* items = multiple x n_samples, or 0 */
+    cs_jobspec_pool_src *srcs; /* owned, sorted by name (as the canonical text) */
+    size_t n_srcs;
+    const char **keep_out; /* owned array of borrowed strings: eval task files to keep out */
+    size_t n_keep_out;
+} cs_jobspec_pool;
+
 typedef struct cs_jobspec_task {
     const char *name, *path;
     int64_t limit, fewshot;
@@ -50,9 +71,11 @@ typedef struct cs_jobspec {
     cs_algo_params algo;      /* every parameter, defaults filled */
     bool has_calibration;     /* false: calibration is null (the baseline, rtn) */
     const cs_method *sel_md;
-    cs_select_params sel; /* n, seed, seq_len from the job */
-    bool has_source;      /* false: calibration.source is null (self_calibration) */
-    cs_jobspec_source source;
+    cs_select_params sel;     /* n, seed, seq_len from the job */
+    bool has_source;          /* false: calibration.source is null (self_calibration) */
+    cs_jobspec_source source; /* kind "pool": path "", and the pool in `pool` */
+    bool is_pool;
+    cs_jobspec_pool pool;
     cs_jobspec_source *reference; /* owned: acdm's reference sources */
     size_t n_reference;
     cs_jobspec_task *tasks; /* owned */

@@ -131,8 +131,18 @@ sweep = {
              "properties": {
                "sources": {"type": "object", "propertyNames": {"pattern": name_re},
                            "additionalProperties": {"$ref": "#/$defs/source"}},
+               "pools": {"type": "object", "propertyNames": {"pattern": name_re},
+                         "additionalProperties": {"$ref": "#/$defs/pool"},
+                         "description": "candidate pools mixed from several sources; a pool's name is a value of the source axis like a source's"},
                "eval": {"type": "object", "minProperties": 1, "propertyNames": {"pattern": name_re},
                         "additionalProperties": {"$ref": "#/$defs/eval_suite"}}}},
+    "grid": {"$ref": "#/$defs/grid"},
+    "zip": {"$ref": "#/$defs/zip"},
+    "include": {"$ref": "#/$defs/include"},
+    "exclude": {"$ref": "#/$defs/exclude"},
+    "policy": {"$ref": "#/$defs/policy"}
+  },
+  "$defs": {
     "grid": {"type": "object", "required": ["algorithm"],
              "properties": {
                "model": axis({"type": "string"}),
@@ -152,9 +162,20 @@ sweep = {
                 "description": "extra cells: one value per axis; axes left out must have one value in the grid"},
     "exclude": {"type": "array", "items": {"type": "object", "minProperties": 1,
                 "description": "a cell is left out when every entry matches: keys are axes or dotted paths (algorithm.name), values literals, globs with *, or lists of either"}},
-    "policy": {"$ref": "#/$defs/policy"}
-  },
-  "$defs": {
+    "pool": {"type": "object", "required": ["sources"], "additionalProperties": False, "properties": {
+      "sources": {"type": "object", "minProperties": 1, "propertyNames": {"pattern": name_re},
+                  "additionalProperties": {"type": "object", "additionalProperties": False, "properties": {
+                    "quota": {"type": "integer", "minimum": 1, "maximum": 16777216, "description": "items from this source"},
+                    "weight": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000000, "default": 1, "description": "share of the items the quotas leave"},
+                    "format": {"enum": ["text", "qa"], "default": "text", "description": "qa: task items as question, reasoning, answer (COLA stage 2); task sources only"}}},
+                  "description": "names of data.sources"},
+      "size": {"oneOf": [{"type": "integer", "minimum": 1, "maximum": 16777216},
+                         {"type": "object", "required": ["multiple"], "additionalProperties": False,
+                          "properties": {"multiple": {"type": "integer", "minimum": 1, "maximum": 1024}}}],
+               "description": "items in the pool, or {\"multiple\": K}: K x the job's n_samples (default 4, or the sum of the quotas when every source has one)"},
+      "composition": {"enum": ["random_windows", "concat", "per_doc"], "default": "random_windows"},
+      "keep_out": {"type": "array", "items": {"type": "string"},
+                   "description": "eval suites whose task files the pool must not share an item with (default: every suite)"}}},
     "range": range_def,
     "algorithm": alg_def,
     "selector": sel_def,
@@ -217,7 +238,7 @@ job = {
     "algorithm": {"$ref": "#/$defs/algorithm"},
     "calibration": {"oneOf": [{"type": "null"}, {"type": "object", "required": ["selector", "source"], "additionalProperties": False,
       "properties": {"selector": {"$ref": "#/$defs/selector"},
-                     "source": {"oneOf": [{"type": "null", "description": "the selector makes its own data"}, {"$ref": "#/$defs/source"}]}}}]},
+                     "source": {"oneOf": [{"type": "null", "description": "the selector makes its own data"}, {"$ref": "#/$defs/source"}, {"$ref": "#/$defs/pool"}]}}}]},
     "eval": {"type": "object", "required": ["perplexity", "tasks"], "additionalProperties": False, "properties": {
       "tasks": {"type": "object", "additionalProperties": {"type": "object", "required": ["path", "limit", "fewshot", "fewshot_path"],
         "additionalProperties": False, "properties": {"path": {"type": "string"}, "limit": {"type": "integer", "minimum": 0, "maximum": L["EVAL_ITEMS"]},
@@ -238,7 +259,16 @@ job = {
     "algorithm": resolved(alg_variants),
     "selector": resolved([v for v in sel_variants]),
     "source": {"type": "object", "required": ["kind", "path"], "additionalProperties": False, "properties": {
-      "kind": {"enum": ["jsonl", "text", "task"]}, "path": {"type": "string"}, "text_field": {"type": "string"}}}
+      "kind": {"enum": ["jsonl", "text", "task"]}, "path": {"type": "string"}, "text_field": {"type": "string"}}},
+    "pool": {"type": "object", "required": ["kind", "composition", "keep_out", "size", "sources"], "additionalProperties": False, "properties": {
+      "kind": {"const": "pool"}, "composition": {"enum": ["random_windows", "concat", "per_doc"]},
+      "keep_out": {"type": "array", "items": {"type": "string"}},
+      "size": {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "object", "required": ["multiple"], "additionalProperties": False,
+                         "properties": {"multiple": {"type": "integer", "minimum": 1, "maximum": 1024}}}]},
+      "sources": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "object", "required": ["kind", "path"], "additionalProperties": False,
+        "properties": {"kind": {"enum": ["jsonl", "text", "task"]}, "path": {"type": "string"}, "text_field": {"type": "string"},
+                       "quota": {"type": "integer", "minimum": 1}, "weight": {"type": "number", "exclusiveMinimum": 0},
+                       "format": {"enum": ["text", "qa"]}}}}}}
   }
 }
 # acdm.reference resolves to source objects

@@ -125,6 +125,9 @@ static cs_sweep *load_sweep(const char *file)
 
     cs_diags_init(&diags);
     rc = cs_sweep_load(file, &s, &diags, &err);
+    if (rc == CS_OK) {
+        cs_sweep_check_files(s, &diags);
+    }
     cs_diags_print(&diags, NULL, file, stderr);
     if (rc != CS_OK) {
         if (diags.len == 0) {

@@ -524,7 +524,8 @@ static void default_source(parser *p, const cJSON *grid)
     const char *names[64];
 
     for (size_t i = 0; i < s->n_sources; i++) {
-        if (s->sources[i].kind && strcmp(s->sources[i].kind, "task") != 0) {
+        if (s->sources[i].kind && strcmp(s->sources[i].kind, "task") != 0 &&
+            strcmp(s->sources[i].kind, "pool") != 0) {
             if (n_corpora < 64) {
                 names[n_corpora] = s->sources[i].name;
             }
@@ -1143,6 +1144,9 @@ static void parse_doc(parser *p, const cJSON *doc)
     if (cs_json_opt_array(&p->c, doc, "include", &incl) == CS_OK && incl) {
         parse_includes(p, incl);
     }
+    if (!p->oom) {
+        sw_check_pools(p, data);
+    }
 }
 
 cs_rc cs_sweep_parse(const char *text, size_t len, const char *name, cs_sweep **out,
@@ -1273,6 +1277,7 @@ void cs_sweep_destroy(cs_sweep *s)
         free(s->sources[i].kind);
         free(s->sources[i].path);
         free(s->sources[i].canon);
+        sw_pool_free(s->sources[i].pool);
     }
     free(s->sources);
     for (size_t i = 0; i < s->n_evals; i++) {

@@ -99,11 +99,36 @@ typedef struct cs_sweep_model {
     char *canon; /* owned: canonical {"arch","backend","folder"} as it enters the job config */
 } cs_sweep_model;
 
+/* One source of a pool: its share (a quota of items, or a weight of what the quotas leave) and
+ * the format of a task source's items. */
+typedef struct cs_sweep_pool_src {
+    size_t source; /* index into cs_sweep.sources (a plain source) */
+    int64_t quota; /* items, or 0 when the source has a weight */
+    double weight; /* > 0 when quota is 0 */
+    bool qa;       /* task sources: "qa" (COLA's question/reasoning/answer), else "text" */
+} cs_sweep_pool_src;
+
+/* A candidate pool of data.pools: several sources with quotas or weights, its size (items, or a
+ * multiple of the job's n_samples), how items are cut (cs_calib_compose), and the evaluation
+ * task files it must not share an item with (the leak check). */
+typedef struct cs_sweep_pool {
+    cs_sweep_pool_src *srcs; /* owned */
+    size_t n_srcs;
+    int64_t size;     /* items; 0 when sized by multiple */
+    int64_t multiple; /* size = multiple x n_samples; 0 when size is absolute */
+    char *compose;    /* owned: "random_windows", "concat" or "per_doc" */
+    char **keep_out;  /* owned: task files, sorted, unique */
+    size_t n_keep_out;
+} cs_sweep_pool;
+
+/* A calibration source of data.sources, or a pool of data.pools: one namespace, since both are
+ * values of the source axis (pools follow the plain sources in cs_sweep.sources). */
 typedef struct cs_sweep_source {
-    char *name;  /* owned: the key in data.sources */
-    char *kind;  /* owned: "jsonl", "text" or "task" */
-    char *path;  /* owned: as written */
-    char *canon; /* owned: canonical {"kind","path",...} */
+    char *name;          /* owned: the key in data.sources or data.pools */
+    char *kind;          /* owned: "jsonl", "text", "task", or "pool" */
+    char *path;          /* owned: as written ("" for a pool) */
+    char *canon;         /* owned: canonical {"kind","path",...} as it enters a job */
+    cs_sweep_pool *pool; /* owned: kind "pool" only */
 } cs_sweep_source;
 
 typedef struct cs_sweep_eval {
@@ -157,6 +182,12 @@ cs_rc cs_sweep_load(const char *path, cs_sweep **out, cs_diags *diags, cs_err *e
 
 /* NULL-safe. */
 void cs_sweep_destroy(cs_sweep *s);
+
+/* Adds a warning to d for every data and eval file of s (sources, eval tasks, few-shot files,
+ * perplexity texts) that does not exist on this machine, at its JSON path ("data.sources.c4.path:
+ * file does not exist on this machine: c4.jsonl"). `calsweep plan` runs it; the daemon does not
+ * (workers may see other file systems). */
+void cs_sweep_check_files(const cs_sweep *s, cs_diags *d);
 
 /* Fills *out for the store; the strings are borrowed from s, valid until cs_sweep_destroy. */
 void cs_sweep_get_meta(const cs_sweep *s, cs_sweep_meta *out);

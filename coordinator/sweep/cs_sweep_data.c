@@ -323,12 +323,12 @@ out:
 
 void sw_parse_data(parser *p, const cJSON *data)
 {
-    static const char *const keys[] = {"sources", "eval"};
-    const cJSON *sources = NULL, *eval = NULL, *m;
+    static const char *const keys[] = {"sources", "pools", "eval"};
+    const cJSON *sources = NULL, *eval = NULL, *pools = NULL, *m;
     cs_sweep *s = p->s;
     size_t i = 0, n;
 
-    cs_json_check_keys(&p->c, data, keys, 2, CS_DIAG_ERROR);
+    cs_json_check_keys(&p->c, data, keys, 3, CS_DIAG_ERROR);
     if (cs_json_opt_object(&p->c, data, "sources", &sources) == CS_OK && sources) {
         cs_jpath_push_key(&p->c.path, "sources");
         parse_sources(p, sources);
@@ -365,6 +365,11 @@ void sw_parse_data(parser *p, const cJSON *data)
         }
     }
     cs_jpath_pop(&p->c.path);
+    if (cs_json_opt_object(&p->c, data, "pools", &pools) == CS_OK && pools) {
+        cs_jpath_push_key(&p->c.path, "pools");
+        sw_parse_pools(p, pools, eval);
+        cs_jpath_pop(&p->c.path);
+    }
 }
 
 void sw_parse_policy(parser *p, const cJSON *pol)

@@ -59,6 +59,13 @@ bool sw_valid_name(const char *s);
 void sw_parse_models(parser *p, const cJSON *models);
 void sw_parse_data(parser *p, const cJSON *data);
 void sw_parse_policy(parser *p, const cJSON *pol);
+/* cs_sweep_pool.c: data.pools (after sources and eval; evals is data.eval), appended to
+ * s->sources as kind "pool"; after the grid, each pool against its files and the grid's sizes
+ * (data is the sweep's "data" member). */
+void sw_parse_pools(parser *p, const cJSON *pools, const cJSON *evals);
+void sw_check_pools(parser *p, const cJSON *data);
+void sw_pool_free(cs_sweep_pool *pl);
+
 /* Resolves an algorithm or selector value with the table (common/cs_methods.h) into val. */
 bool sw_resolve_method(parser *p, const cJSON *v, cs_mfamily f, cs_axis_value *val);
 

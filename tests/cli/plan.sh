@@ -5,7 +5,7 @@ cd "$CS_SOURCE_DIR" || exit 1
 n=0; fail=0
 ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
 has() { case "$1" in *"$2"*) return 0;; *) return 1;; esac; }
-echo "1..26"
+echo "1..28"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 out=$("$CALSWEEP" plan tests/data/sweeps/exclude.json 2>"$tmp/err"); rc=$?
@@ -16,7 +16,13 @@ printf '%s\n' "$out" | grep -Eq '^    awq +2$'; ok $? "plan counts jobs per axis
 printf '%s\n' "$out" | grep -Eq '^    gptq +1$'; ok $? "plan counts jobs per axis value (gptq 1)"
 has "$out" "cached: not checked (no --db)"; ok $? "plan says the cache was not checked"
 [ "$(printf '%s\n' "$out" | grep -c '^  [0-9a-f]\{12\}')" = 4 ]; ok $? "plan shows example cells"
-[ ! -s "$tmp/err" ]; ok $? "no warnings for a clean sweep"
+grep -q 'warning: data.sources.c4.path: file does not exist on this machine: c4.jsonl' "$tmp/err"
+ok $? "plan warns about a data file missing here, naming its JSON path and the file"
+grep -q 'warning: data.eval.default.tasks.arc.path: file does not exist on this machine: arc.jsonl' "$tmp/err"
+ok $? "plan warns about an eval file missing here"
+mkdir -p "$tmp/here/tests/data" && touch "$tmp/here/c4.jsonl" "$tmp/here/arc.jsonl"
+(cd "$tmp/here" && "$CALSWEEP" plan "$CS_SOURCE_DIR/tests/data/sweeps/exclude.json" >/dev/null 2>"$tmp/err")
+[ ! -s "$tmp/err" ]; ok $? "no warnings for a clean sweep whose files exist"
 
 out=$("$CALSWEEP" plan --examples 1 --json tests/data/sweeps/seeds.json); rc=$?
 ok $rc "plan --json exits 0"

@@ -34,7 +34,7 @@ job() { # folder algorithm ppl-path tasks-json [calibration n_samples seq_len]
 run() { # dir: runs the job of dir/job.json there, progress to dir/progress
     (cd "$1" && rm -f result.json error.json && CALSWEEP_BASE_DIR=$S CALSWEEP_THREADS=2 "$R" job.json 3>progress 2>stderr)
 }
-echo "1..51"
+echo "1..56"
 
 mkdir "$tmp/a"; job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt >"$tmp/a/job.json"
 run "$tmp/a"; ok $? "a baseline job exits 0"
@@ -199,4 +199,20 @@ mkdir "$tmp/r"; job sweeps/testbed/models/tb-qwen '{"name":"imatrix","type":"q3_
 run "$tmp/r"; rc=$?
 [ $rc = 1 ] && [ "$(jq -r .kind "$tmp/r/error.json")" = bad_input ] && jq -r .message "$tmp/r/error.json" | grep -q "algorithm.type"
 ok $? "an unknown imatrix type is refused as bad_input naming algorithm.type"
+
+# a mixed pool (data.pools of tests/data/sweeps/pools.json): prose weight 3, arith weight 1 as qa,
+# 4 x n_samples = 32 items; the config is the one calsweep plan resolves for the sweep
+mkdir "$tmp/pool"
+(cd "$S" && "$CALSWEEP" plan --json --examples 10 tests/data/sweeps/pools.json) |
+    jq -c '[.examples[] | select(.axes.source == "mix")][0].config' >"$tmp/pool/job.json"
+run "$tmp/pool"; ok $? "a GPTQ job on a mixed pool exits 0"
+validate result "$tmp/pool/result.json"; ok $? "its result.json validates"
+jq -e '.calibration.pool as $p | $p.n == 32 and $p.composition == "random_windows" and ([$p.sources[] | [.name, .items, (.format // "-")]] == [["arith", 8, "qa"], ["prose", 24, "-"]])' "$tmp/pool/result.json" >/dev/null
+ok $? "result.json records the pool: 32 items, arith 8 (weight 1 of 4, as qa) and prose 24"
+jq -e '(.calibration.sample_ids | length == 8) and all(.calibration.sample_ids[]; test("^(arith|prose):w[0-9]+$"))' "$tmp/pool/result.json" >/dev/null
+ok $? "the 8 chosen samples are named by their pool source"
+jq -c '.calibration.source.sources.leak = {"kind": "task", "path": "sweeps/testbed/data/tasks/arith_mc.eval.jsonl", "weight": 1, "format": "text"}' "$tmp/pool/job.json" >"$tmp/pool/leak.json" && mv "$tmp/pool/leak.json" "$tmp/pool/job.json"
+run "$tmp/pool"; rc=$?
+[ $rc = 1 ] && jq -r .message "$tmp/pool/error.json" | grep -q "calibration overlaps evaluation"
+ok $? "a pool that holds an evaluation file is refused (calibration overlaps evaluation)"
 exit $fail

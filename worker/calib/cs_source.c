@@ -309,7 +309,7 @@ cJSON *cs_calib_pool_describe(const cs_calib_pool *pool, const cs_calib_source *
             (src[i].text_field && !cJSON_AddStringToObject(s, "field", src[i].text_field)) ||
             (strcmp(src[i].kind, "task") == 0 &&
              !cJSON_AddStringToObject(s, "format",
-                                      src[i].format == CS_CALIB_FMT_QA ? "qa" : "plain")) ||
+                                      src[i].format == CS_CALIB_FMT_QA ? "qa" : "text")) ||
             !cJSON_AddNumberToObject(s, "items", (double)cnt)) {
             cJSON_Delete(j);
             return NULL;

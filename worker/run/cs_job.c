@@ -340,6 +340,11 @@ typedef struct calib_run {
     char *file, **evals, **ref_strs;
     size_t n_evals, n_ref;
     cs_calib_source *ref_src;
+    cs_calib_source *src; /* the pool's sources (one for a plain source) */
+    char **src_paths;     /* resolved paths of a mixed pool's sources */
+    size_t n_src;
+    cs_calib_compose_opts co;
+    cJSON *pool_record; /* a mixed pool's record for result.json */
     cs_calib_pool pool, ref;
     cs_calib_selection selection;
     cs_pstat_ctx stats;
@@ -352,6 +357,9 @@ static void calib_run_fini(calib_run *cr)
     free(cr->file);
     free(cr->ref_src);
     free_strings(cr->ref_strs, 2 * cr->n_ref);
+    free(cr->src);
+    free_strings(cr->src_paths, cr->n_src);
+    cJSON_Delete(cr->pool_record);
     cs_cache_close(cr->stats.cache);
     cs_calib_pool_fini(&cr->pool);
     cs_calib_pool_fini(&cr->ref);
@@ -359,7 +367,8 @@ static void calib_run_fini(calib_run *cr)
 }
 
 /* ACDM's reference: disjoint from the evaluation split and from the pool's source, read whole. */
-static cs_rc calib_reference(job *j, calib_run *cr, const cs_calib_source *src, cs_err *err)
+static cs_rc calib_reference(job *j, calib_run *cr, const cs_calib_source *src, size_t n_src,
+                             cs_err *err)
 {
     cs_rc rc;
     if (j->js.n_reference == 0) {
@@ -369,13 +378,102 @@ static cs_rc calib_reference(job *j, calib_run *cr, const cs_calib_source *src, 
     if ((rc = reference_sources(j, &cr->ref_src, &cr->ref_strs, &cr->n_ref, err)) != CS_OK) {
         return rc;
     }
-    return cs_calib_acdm_reference(cr->ref_src, cr->n_ref, src, 1, (const char *const *)cr->evals,
-                                   cr->n_evals, j->tok, (size_t)j->js.seq_len, false, &cr->ref,
-                                   err);
+    return cs_calib_acdm_reference(cr->ref_src, cr->n_ref, src, n_src,
+                                   (const char *const *)cr->evals, cr->n_evals, j->tok,
+                                   (size_t)j->js.seq_len, false, &cr->ref, err);
+}
+
+/* A mixed pool's sources (calibration.source of kind "pool"): each source's share of the pool's
+ * items (cs_calib_shares, as `calsweep plan` computed it), its item format, its resolved path;
+ * sources whose share is 0 are left out. The pool's keep_out files join the evaluation files of
+ * the leak check. */
+static cs_rc mixed_sources(job *j, calib_run *cr, cs_err *err)
+{
+    const cs_jobspec_pool *pl = &j->js.pool;
+    size_t n = pl->n_srcs, total, *share = cs_calloc_array(n + 1, sizeof(size_t));
+    int64_t *quota = cs_calloc_array(n + 1, sizeof(int64_t));
+    double *weight = cs_calloc_array(n + 1, sizeof(double));
+    char **ev = NULL;
+    cs_rc rc = CS_OK;
+    cr->src = cs_calloc_array(n + 1, sizeof(*cr->src));
+    cr->src_paths = cs_calloc_array(n + 1, sizeof(char *));
+    if (!share || !quota || !weight || !cr->src || !cr->src_paths) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+        goto out;
+    }
+    total = pl->multiple > 0 ? (size_t)(pl->multiple * j->js.n_samples) : (size_t)pl->size;
+    for (size_t i = 0; i < n; i++) {
+        quota[i] = pl->srcs[i].quota;
+        weight[i] = pl->srcs[i].weight;
+    }
+    if ((rc = cs_calib_shares(quota, weight, n, total, share, err)) != CS_OK) {
+        goto out;
+    }
+    for (size_t i = 0; i < n && rc == CS_OK; i++) {
+        const cs_jobspec_pool_src *ps = &pl->srcs[i];
+        if (share[i] == 0) {
+            continue;
+        }
+        rc = resolve(j, "calibration.source.sources", ps->src.path, &cr->src_paths[cr->n_src], err);
+        cr->src[cr->n_src] = (cs_calib_source){.kind = ps->src.kind,
+                                               .path = cr->src_paths[cr->n_src],
+                                               .text_field = ps->src.text_field,
+                                               .name = ps->name,
+                                               .format = ps->format && strcmp(ps->format, "qa") == 0
+                                                                 ? CS_CALIB_FMT_QA
+                                                                 : CS_CALIB_FMT_PLAIN,
+                                               .quota = share[i]};
+        cr->n_src += rc == CS_OK;
+    }
+    if (rc == CS_OK && (rc = cs_calib_compose_parse(pl->composition, &cr->co.mode, err)) == CS_OK) {
+        cr->co.n = total;
+    }
+    ev = rc == CS_OK ? realloc(cr->evals, (cr->n_evals + pl->n_keep_out + 1) * sizeof(char *))
+                     : NULL;
+    if (rc == CS_OK && !ev) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    for (size_t i = 0; ev && i < pl->n_keep_out; i++) {
+        cr->evals = ev;
+        cs_err e = {0};
+        if (resolve(j, "calibration.source.keep_out", pl->keep_out[i], &ev[cr->n_evals], &e) ==
+            CS_OK) {
+            cr->n_evals++;
+        }
+    }
+    if (ev) {
+        cr->evals = ev;
+    }
+out:
+    free(share);
+    free(quota);
+    free(weight);
+    return rc;
+}
+
+/* A mixed pool's record for result.json, with its sources' paths as the job names them. */
+static cs_rc pool_record(job *j, calib_run *cr, cs_err *err)
+{
+    cs_calib_source *shown = cs_calloc_array(cr->n_src + 1, sizeof(*shown));
+    if (!shown) {
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    for (size_t i = 0; i < cr->n_src; i++) {
+        shown[i] = cr->src[i];
+        for (size_t k = 0; k < j->js.pool.n_srcs; k++) {
+            if (strcmp(j->js.pool.srcs[k].name, cr->src[i].name) == 0) {
+                shown[i].path = j->js.pool.srcs[k].src.path;
+            }
+        }
+    }
+    cr->pool_record = cs_calib_pool_describe(&cr->pool, shown, cr->n_src, &cr->co);
+    free(shown);
+    return cr->pool_record ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "out of memory");
 }
 
 /* The candidate pool: random windows of the source (n_samples for random, 4 x n_samples for the
- * selectors that choose), checked against the evaluation files for overlap. */
+ * selectors that choose), or the job's mixed pool; checked against the evaluation files for
+ * overlap. */
 static cs_rc calib_pool(job *j, calib_run *cr, cs_err *err)
 {
     const cs_jobspec *js = &j->js;
@@ -384,29 +482,39 @@ static cs_rc calib_pool(job *j, calib_run *cr, cs_err *err)
         return cs_err_set(err, CS_ESCHEMA, 0, "calibration.source: %s needs a source",
                           js->sel_md->name);
     }
-    if ((rc = resolve(j, "calibration.source.path", js->source.path, &cr->file, err)) != CS_OK) {
+    cs_calib_compose_opts_default(&cr->co);
+    cr->co.mode = CS_COMPOSE_RANDOM_WINDOWS;
+    cr->co.n = js->sel.kind == CS_SEL_RANDOM ? (size_t)js->n_samples : 4 * (size_t)js->n_samples;
+    cr->co.seq_len = (size_t)js->seq_len;
+    cr->co.seed = (uint64_t)js->seed;
+    cr->co.add_bos = false;
+    if ((rc = eval_paths(j, &cr->evals, &cr->n_evals, err)) != CS_OK) {
         return rc;
     }
-    cs_calib_source cs = {.kind = js->source.kind,
-                          .path = cr->file,
-                          .text_field = js->source.text_field,
-                          .name = "source"};
-    cs_calib_compose_opts co;
-    cs_calib_compose_opts_default(&co);
-    co.mode = CS_COMPOSE_RANDOM_WINDOWS;
-    co.n = js->sel.kind == CS_SEL_RANDOM ? (size_t)js->n_samples : 4 * (size_t)js->n_samples;
-    co.seq_len = (size_t)js->seq_len;
-    co.seed = (uint64_t)js->seed;
-    co.add_bos = false;
-    if ((rc = eval_paths(j, &cr->evals, &cr->n_evals, err)) != CS_OK ||
-        (rc = cs_calib_check_overlap(&cs, 1, (const char *const *)cr->evals, cr->n_evals, err)) !=
-                CS_OK) {
+    if (js->is_pool) {
+        rc = mixed_sources(j, cr, err);
+    } else if ((rc = resolve(j, "calibration.source.path", js->source.path, &cr->file, err)) ==
+                       CS_OK &&
+               !(cr->src = calloc(1, sizeof(*cr->src)))) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    } else if (rc == CS_OK) {
+        *cr->src = (cs_calib_source){.kind = js->source.kind,
+                                     .path = cr->file,
+                                     .text_field = js->source.text_field,
+                                     .name = "source"};
+        cr->n_src = 1;
+    }
+    if (rc != CS_OK ||
+        (rc = cs_calib_check_overlap(cr->src, cr->n_src, (const char *const *)cr->evals,
+                                     cr->n_evals, err)) != CS_OK) {
         return rc;
     }
-    if (js->sel.kind == CS_SEL_ACDM && (rc = calib_reference(j, cr, &cs, err)) != CS_OK) {
+    if (js->sel.kind == CS_SEL_ACDM &&
+        (rc = calib_reference(j, cr, cr->src, cr->n_src, err)) != CS_OK) {
         return rc;
     }
-    return cs_calib_pool_build(&cs, 1, j->tok, &co, &cr->pool, err);
+    rc = cs_calib_pool_build(cr->src, cr->n_src, j->tok, &cr->co, &cr->pool, err);
+    return rc == CS_OK && js->is_pool ? pool_record(j, cr, err) : rc;
 }
 
 /* The pool statistics go through the cache of $CALSWEEP_CACHE_DIR when it is set. */
@@ -466,7 +574,8 @@ static cs_rc calib_record(job *j, calib_run *cr, cs_err *err)
     cJSON *r = j->calibration = cJSON_CreateObject(), *ids = NULL, *det = NULL;
     cs_rc rc;
     if (!r || !cJSON_AddStringToObject(r, "selector", js->sel_md->name) ||
-        (js->has_source && !cJSON_AddStringToObject(r, "source", js->source.path)) ||
+        (js->has_source && !js->is_pool &&
+         !cJSON_AddStringToObject(r, "source", js->source.path)) ||
         !cJSON_AddNumberToObject(r, "n", (double)js->n_samples) ||
         !cJSON_AddNumberToObject(r, "seq_len", (double)js->seq_len) ||
         !cJSON_AddNumberToObject(r, "tokens", (double)(js->n_samples * js->seq_len)) ||
@@ -478,9 +587,15 @@ static cs_rc calib_record(job *j, calib_run *cr, cs_err *err)
     }
     det = cr->selection.diag ? cr->selection.diag : cJSON_CreateObject();
     cr->selection.diag = NULL;
+    if (cr->pool_record && !cJSON_AddItemToObject(r, "pool", cr->pool_record)) {
+        cr->pool_record = NULL;
+        return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    }
+    cr->pool_record = NULL;
     if (!det || !cJSON_AddItemToObject(r, "details", det) ||
         !cJSON_AddStringToObject(det, "composition",
-                                 js->has_source ? "random_windows" : "generated") ||
+                                 !js->has_source ? "generated"
+                                                 : cs_calib_compose_name(cr->co.mode)) ||
         !cJSON_AddNumberToObject(det, "pool", (double)cr->pool.n)) {
         return cs_err_set(err, CS_ENOMEM, 0, "out of memory");
     }

@@ -60,7 +60,7 @@ static const cs_opt sel_options[] = {
         {"pool", 'p', CS_OPT_VALUE, SEL_POOL, "N", "candidate pool size (default 1000)"},
         {"compose", 0, CS_OPT_VALUE, SEL_COMPOSE, "MODE",
          "random_windows (default), concat or per_doc"},
-        {"format", 0, CS_OPT_VALUE, SEL_FORMAT, "F", "task sources: plain (default) or qa"},
+        {"format", 0, CS_OPT_VALUE, SEL_FORMAT, "F", "task sources: text (default) or qa"},
         {"no-bos", 0, CS_OPT_NONE, SEL_NO_BOS, NULL, "do not start pool items with BOS"},
         {"eval", 'e', CS_OPT_VALUE, SEL_EVAL, "FILE",
          "evaluation task file (repeatable): refuse any overlap with the sources"},
@@ -210,10 +210,10 @@ static cs_rc take_sel_option(sel_args *a, int id, const char *arg, cs_err *err)
         rc = cs_calib_compose_parse(arg, &a->compose, err);
         break;
     case SEL_FORMAT:
-        if (strcmp(arg, "plain") == 0 || strcmp(arg, "qa") == 0) {
+        if (strcmp(arg, "text") == 0 || strcmp(arg, "plain") == 0 || strcmp(arg, "qa") == 0) {
             a->format = arg[0] == 'q' ? CS_CALIB_FMT_QA : CS_CALIB_FMT_PLAIN;
         } else {
-            rc = cs_err_set(err, CS_EINVAL, 0, "--format '%s': expected plain or qa", arg);
+            rc = cs_err_set(err, CS_EINVAL, 0, "--format '%s': expected text or qa", arg);
         }
         break;
     case SEL_NO_BOS:
