@@ -118,7 +118,8 @@ sweep = {
   "title": "calsweep sweep file",
   "description": "One study: models, data, a grid of job settings, and how to run the jobs. calsweep validates more than this schema can say (references between sections, zip lengths, exclude axes); `calsweep plan FILE` is the authority.",
   "type": "object",
-  "required": ["name", "models", "data", "grid"],
+  "required": ["name", "models", "data"],
+  "oneOf": [{"required": ["grid"]}, {"required": ["grids"]}],
   "additionalProperties": False,
   "properties": {
     "$schema": {"type": "string"},
@@ -140,6 +141,11 @@ sweep = {
     "zip": {"$ref": "#/$defs/zip"},
     "include": {"$ref": "#/$defs/include"},
     "exclude": {"$ref": "#/$defs/exclude"},
+    "grids": {"type": "object", "minProperties": 1, "propertyNames": {"pattern": name_re},
+              "additionalProperties": {"type": "object", "required": ["grid"], "additionalProperties": False,
+                "properties": {"grid": {"$ref": "#/$defs/grid"}, "zip": {"$ref": "#/$defs/zip"},
+                               "include": {"$ref": "#/$defs/include"}, "exclude": {"$ref": "#/$defs/exclude"}}},
+              "description": "a union of named sub-grids sharing models, data and policy (instead of grid, zip, include and exclude); a job two sub-grids share runs once, labelled with the first; the sub-grid's name is the label axis \"grid\""},
     "policy": {"$ref": "#/$defs/policy"}
   },
   "$defs": {

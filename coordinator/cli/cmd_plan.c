@@ -86,10 +86,25 @@ static void print_text(const plan_opts *o, const cs_sweep *s, const cJSON *r)
            s->policy.max_attempts, s->policy.backoff_base_s, s->policy.backoff_max_s,
            (long long)s->policy.timeout_s, s->policy.priority, s->policy.max_running,
            s->policy.stop_on_failure ? "stop" : "continue");
+    for (size_t g = 0; g < s->n_grids; g++) {
+        const cJSON *gr = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(r, "grids"), s->grid_names[g]);
+        printf("  grids.%s: %zu jobs (%zu more shared with an earlier sub-grid); %zu cells, %zu "
+               "excluded, %zu included, %zu duplicates removed\n",
+               s->grid_names[g], count_of(gr, "jobs"), count_of(gr, "shared"),
+               count_of(gr, "grid_cells"), count_of(gr, "excluded"), count_of(gr, "included"),
+               count_of(gr, "duplicates"));
+    }
     printf("\njobs per axis value:\n");
-    for (size_t a = 0; a < s->n_axes; a++) {
-        printf("  %s%s\n", s->axes[a].name, s->axes[a].implicit ? " (default)" : "");
-        cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(axes, s->axes[a].name))
+    const cs_sweep *first = s->n_grids ? s->grids[0] : s;
+    for (const cJSON *ax = axes ? axes->child : NULL; ax; ax = ax->next) {
+        bool implicit = false;
+        for (size_t a = 0; a < first->n_axes; a++) {
+            implicit = implicit ||
+                       (first->axes[a].implicit && strcmp(first->axes[a].name, ax->string) == 0);
+        }
+        printf("  %s%s\n", ax->string, implicit && !s->n_grids ? " (default)" : "");
+        cJSON_ArrayForEach(v, ax)
         {
             bool na = cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(v, "value"));
             printf("    %-40s %zu\n", na ? "(does not apply)" : text_of(v, "text"),

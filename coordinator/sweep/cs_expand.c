@@ -58,6 +58,8 @@ struct cs_expander {
     int cur;     /* slot of the last cell returned, -1 before the first */
     int pending; /* slot waiting to be returned after a baseline, -1 if none */
     cs_axis_value none_value;
+    cs_expander **subs; /* a union of grids: one expander per sub-grid, streamed in order */
+    size_t n_subs, cur_sub;
     mbedtls_sha256_context mid; /* hash state after mid_text */
     cs_buf mid_text;            /* the config prefix hashed into mid */
     bool mid_ok;
@@ -239,6 +241,85 @@ static void sort_axes(const cs_sweep *s, size_t *v, size_t n)
     }
 }
 
+/* A union of grids (cs_sweep.grids): an expander per sub-grid, and this one's set to drop the
+ * jobs a later sub-grid shares with an earlier one. */
+static cs_rc union_create(const cs_sweep *s, const cs_expand_opts *opts, cs_expander **out,
+                          cs_err *err)
+{
+    cs_expander *e = calloc(1, sizeof(*e));
+    size_t upper = 0;
+    cs_rc rc = CS_OK;
+    if (!e || !(e->subs = cs_calloc_array(s->n_grids, sizeof(*e->subs)))) {
+        free(e);
+        return cs_err_set(err, CS_ENOMEM, 0, "expand: out of memory");
+    }
+    e->s = s;
+    e->cur = e->pending = -1;
+    e->max_jobs = opts && opts->max_jobs ? opts->max_jobs : CS_EXPAND_DEFAULT_MAX;
+    mbedtls_sha256_init(&e->mid);
+    for (size_t i = 0; i < s->n_grids && rc == CS_OK; i++) {
+        cs_err sub = {0};
+        rc = cs_expand_create(s->grids[i], opts, &e->subs[i], &sub);
+        if (rc != CS_OK) {
+            rc = cs_err_set(err, rc, 0, "grids.%s: %s", s->grid_names[i], sub.msg);
+            break;
+        }
+        e->n_subs++;
+        upper += e->subs[i]->counts.upper;
+    }
+    if (rc == CS_OK && upper > e->max_jobs) {
+        rc = cs_err_set(err, CS_ETOOBIG, 0,
+                        "the sweep's %zu sub-grids expand to up to %zu jobs, more than the limit "
+                        "of %zu",
+                        s->n_grids, upper, e->max_jobs);
+    }
+    e->cap = 16;
+    while (rc == CS_OK && e->cap < 2 * upper) {
+        e->cap *= 2;
+    }
+    if (rc == CS_OK &&
+        (!(e->set = cs_alloc_array(e->cap, 32)) || !(e->used = cs_calloc_array(e->cap, 1)))) {
+        rc = cs_err_set(err, CS_ENOMEM, 0, "expand: out of memory for %zu keys", e->cap);
+    }
+    if (rc != CS_OK) {
+        cs_expand_destroy(e);
+        return rc;
+    }
+    *out = e;
+    return CS_OK;
+}
+
+/* The next cell of a union: the sub-grids in order, a key once. */
+static cs_rc union_next(cs_expander *e, cs_cell *out, cs_err *err)
+{
+    while (e->cur_sub < e->n_subs) {
+        cs_rc rc = cs_expand_next(e->subs[e->cur_sub], out, err);
+        uint8_t raw[32];
+        if (rc == CS_ENOENT) {
+            e->cur_sub++;
+            continue;
+        }
+        if (rc != CS_OK) {
+            return rc;
+        }
+        for (size_t i = 0; i < 32; i++) {
+            unsigned hi = (unsigned)out->key[2 * i], lo = (unsigned)out->key[2 * i + 1];
+            hi = hi <= '9' ? hi - '0' : hi - 'a' + 10;
+            lo = lo <= '9' ? lo - '0' : lo - 'a' + 10;
+            raw[i] = (uint8_t)(hi << 4 | lo);
+        }
+        if (!set_insert(e, raw)) {
+            e->counts.duplicates++;
+            continue;
+        }
+        e->counts.emitted++;
+        e->counts.baselines += out->baseline;
+        return CS_OK;
+    }
+    e->counts.done = true;
+    return CS_ENOENT;
+}
+
 cs_rc cs_expand_create(const cs_sweep *s, const cs_expand_opts *opts, cs_expander **out,
                        cs_err *err)
 {
@@ -247,6 +328,9 @@ cs_rc cs_expand_create(const cs_sweep *s, const cs_expand_opts *opts, cs_expande
     cs_rc rc = CS_OK;
 
     *out = NULL;
+    if (s->n_grids > 0) {
+        return union_create(s, opts, out, err);
+    }
     if (s->n_axes == 0 || s->n_models == 0 || s->n_evals == 0) {
         return cs_err_set(err, CS_EINVAL, 0, "expand: the sweep has no axes, models or evals");
     }
@@ -324,6 +408,10 @@ void cs_expand_destroy(cs_expander *e)
     if (!e) {
         return;
     }
+    for (size_t i = 0; i < e->n_subs; i++) {
+        cs_expand_destroy(e->subs[i]);
+    }
+    free(e->subs);
     free(e->idx);
     free(e->dim_of);
     free(e->src);
@@ -599,6 +687,9 @@ cs_rc cs_expand_next(void *ctx, cs_cell *out, cs_err *err)
     const size_t *m = s->mission;
     cs_rc rc;
 
+    if (e->subs) {
+        return union_next(e, out, err);
+    }
     if (e->pending >= 0) {
         e->cur = e->pending;
         e->pending = -1;
@@ -674,6 +765,9 @@ cs_rc cs_expand_next(void *ctx, cs_cell *out, cs_err *err)
 
 const cs_axis_value *const *cs_expand_cell_values(const cs_expander *e)
 {
+    if (e->subs) {
+        return e->cur_sub < e->n_subs ? cs_expand_cell_values(e->subs[e->cur_sub]) : NULL;
+    }
     if (e->cur < 0) {
         return NULL;
     }
@@ -683,4 +777,28 @@ const cs_axis_value *const *cs_expand_cell_values(const cs_expander *e)
 void cs_expand_get_counts(const cs_expander *e, cs_expand_counts *out)
 {
     *out = e->counts;
+    for (size_t i = 0; i < e->n_subs; i++) { /* a union: the sub-grids' counts, summed */
+        const cs_expand_counts *c = &e->subs[i]->counts;
+        out->product += c->product;
+        out->excluded += c->excluded;
+        out->included += c->included;
+        out->baselines_max += c->baselines_max;
+        out->upper += c->upper;
+        out->duplicates += c->duplicates;
+    }
+}
+
+size_t cs_expand_n_grids(const cs_expander *e)
+{
+    return e->n_subs;
+}
+
+size_t cs_expand_current_grid(const cs_expander *e)
+{
+    return e->cur_sub;
+}
+
+const cs_expander *cs_expand_grid(const cs_expander *e, size_t i)
+{
+    return i < e->n_subs ? e->subs[i] : NULL;
 }

@@ -70,6 +70,18 @@ const cs_axis_value *const *cs_expand_cell_values(const cs_expander *e);
 
 void cs_expand_get_counts(const cs_expander *e, cs_expand_counts *out);
 
+/* A union of grids (cs_sweep.grids): the sub-grids are streamed in order and a job a later
+ * sub-grid shares with an earlier one is dropped (counted in duplicates; it keeps the label of
+ * the first, its "grid" axis). get_counts sums the sub-grids' counts; cell_values gives the
+ * values of the current sub-grid's axes (cs_sweep.grids[i]->axes). cs_expand_n_grids: the
+ * sub-grids (0 for a single grid); cs_expand_grid: the expander of sub-grid i (borrowed), whose
+ * own counts are that sub-grid's. A sub-grid that gives no job or too many is refused by create,
+ * naming it ("grids.selectors: the sweep expands to 0 jobs: ..."). */
+size_t cs_expand_n_grids(const cs_expander *e);
+/* The sub-grid of the last cell returned (a union only). */
+size_t cs_expand_current_grid(const cs_expander *e);
+const cs_expander *cs_expand_grid(const cs_expander *e, size_t i);
+
 /* NULL-safe. */
 void cs_expand_destroy(cs_expander *e);
 

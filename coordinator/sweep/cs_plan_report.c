@@ -222,19 +222,30 @@ static bool add_totals(cJSON *root, const cs_sweep *sw, const cs_expand_counts *
                     : cJSON_AddNullToObject(root, "cached"));
 }
 
-/* Reads every cell of e: counts its axis values, asks whether it is cached, keeps the first
- * examples in examples. */
+/* The sweep whose axes the cells of e come from now: s, or the current sub-grid of a union. */
+static const cs_sweep *grid_of(const cs_sweep *sw, const cs_expander *e, size_t *g)
+{
+    *g = sw->n_grids ? cs_expand_current_grid(e) : 0;
+    return sw->n_grids ? sw->grids[*g] : sw;
+}
+
+/* Reads every cell of e: counts its axis values (per sub-grid in a union: ac[g], jobs[g]), asks
+ * whether it is cached, keeps the first examples in examples. */
 static cs_rc read_cells(const cs_sweep *sw, cs_expander *e, const cs_plan_report_opts *o,
-                        axis_counts *ac, cJSON *examples, size_t *cached, cs_err *err)
+                        axis_counts **ac, size_t *jobs, cJSON *examples, size_t *cached,
+                        cs_err *err)
 {
     size_t n_ex = 0;
     cs_cell cell;
     cs_rc rc;
     while ((rc = cs_expand_next(e, &cell, err)) == CS_OK) {
         const cs_axis_value *const *vals = cs_expand_cell_values(e);
+        size_t g;
+        const cs_sweep *gs = grid_of(sw, e, &g);
         bool hit = false;
-        for (size_t a = 0; a < sw->n_axes; a++) {
-            if (count_value(&ac[a], &sw->axes[a], vals[a]) != CS_OK) {
+        jobs[g]++;
+        for (size_t a = 0; a < gs->n_axes; a++) {
+            if (count_value(&ac[g][a], &gs->axes[a], vals[a]) != CS_OK) {
                 return cs_err_set(err, CS_ENOMEM, 0, "plan report: out of memory");
             }
         }
@@ -259,19 +270,82 @@ static cs_rc read_cells(const cs_sweep *sw, cs_expander *e, const cs_plan_report
     return rc;
 }
 
+/* Adds the values of axes (one sub-grid's "axes") into all: the same value (by its text) of the
+ * same axis sums its jobs. */
+static bool merge_axes(cJSON *all, const cJSON *axes)
+{
+    const cJSON *ax, *v;
+    cJSON_ArrayForEach(ax, axes)
+    {
+        cJSON *dst = cJSON_GetObjectItemCaseSensitive(all, ax->string);
+        if (!dst && !(dst = cJSON_AddArrayToObject(all, ax->string))) {
+            return false;
+        }
+        cJSON_ArrayForEach(v, ax)
+        {
+            const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "text");
+            cJSON *hit = NULL, *d;
+            cJSON_ArrayForEach(d, dst)
+            {
+                const cJSON *dt = cJSON_GetObjectItemCaseSensitive(d, "text");
+                if (!hit && cJSON_IsString(t) && cJSON_IsString(dt) &&
+                    strcmp(t->valuestring, dt->valuestring) == 0) {
+                    hit = d;
+                }
+            }
+            if (hit) {
+                cJSON *n = cJSON_GetObjectItemCaseSensitive(hit, "jobs");
+                cJSON_SetNumberValue(
+                        n,
+                        n->valuedouble + cJSON_GetObjectItemCaseSensitive(v, "jobs")->valuedouble);
+            } else if (!cJSON_AddItemToArray(dst, cJSON_Duplicate(v, true))) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* A union's "grids": per sub-grid its counts, the jobs it added, and its axes; and the merged
+ * "axes" of all of them. */
+static bool add_grids(cJSON *root, const cs_sweep *sw, const cs_expander *e, axis_counts **ac,
+                      const size_t *jobs, bool raw)
+{
+    cJSON *grids = cJSON_AddObjectToObject(root, "grids");
+    cJSON *all = cJSON_AddObjectToObject(root, "axes");
+    bool ok = grids && all;
+    for (size_t g = 0; ok && g < sw->n_grids; g++) {
+        cs_expand_counts c;
+        cJSON *o = cJSON_AddObjectToObject(grids, sw->grid_names[g]);
+        cs_expand_get_counts(cs_expand_grid(e, g), &c);
+        ok = o && cJSON_AddNumberToObject(o, "jobs", (double)jobs[g]) &&
+             cJSON_AddNumberToObject(o, "shared", (double)(c.emitted - jobs[g])) &&
+             cJSON_AddNumberToObject(o, "grid_cells", (double)c.product) &&
+             cJSON_AddNumberToObject(o, "excluded", (double)c.excluded) &&
+             cJSON_AddNumberToObject(o, "included", (double)c.included) &&
+             cJSON_AddNumberToObject(o, "duplicates", (double)c.duplicates) &&
+             add_axes(o, sw->grids[g], ac[g], raw) &&
+             merge_axes(all, cJSON_GetObjectItemCaseSensitive(o, "axes"));
+    }
+    return ok;
+}
+
 cs_rc cs_plan_report_build(const cs_sweep *sw, cs_expander *e, const cs_plan_report_opts *o,
                            cJSON **out, cs_err *err)
 {
-    axis_counts *ac = NULL;
+    size_t n_g = sw->n_grids ? sw->n_grids : 1, cached = 0;
+    axis_counts **ac = cs_calloc_array(n_g, sizeof(*ac));
+    size_t *jobs = cs_calloc_array(n_g, sizeof(*jobs));
     cJSON *root = NULL, *examples = cJSON_CreateArray();
     cs_expand_counts c;
-    size_t cached = 0;
-    cs_rc rc;
+    cs_rc rc = examples && ac && jobs ? CS_OK : CS_ENOMEM;
 
     *out = NULL;
-    rc = examples ? counts_init(sw, &ac) : CS_ENOMEM;
+    for (size_t g = 0; rc == CS_OK && g < n_g; g++) {
+        rc = counts_init(sw->n_grids ? sw->grids[g] : sw, &ac[g]);
+    }
     if (rc == CS_OK) {
-        rc = read_cells(sw, e, o, ac, examples, &cached, err);
+        rc = read_cells(sw, e, o, ac, jobs, examples, &cached, err);
     } else {
         cs_err_set(err, CS_ENOMEM, 0, "plan report: out of memory");
     }
@@ -279,14 +353,19 @@ cs_rc cs_plan_report_build(const cs_sweep *sw, cs_expander *e, const cs_plan_rep
         cs_expand_get_counts(e, &c);
         root = cJSON_CreateObject();
         if (!root || !add_totals(root, sw, &c, o->cached != NULL, cached) ||
-            !add_axes(root, sw, ac, o->raw_texts) ||
+            !(sw->n_grids ? add_grids(root, sw, e, ac, jobs, o->raw_texts)
+                          : add_axes(root, sw, ac[0], o->raw_texts)) ||
             !cJSON_AddItemToObject(root, "examples", examples)) {
             rc = cs_err_set(err, CS_ENOMEM, 0, "plan report: out of memory");
         } else {
             examples = NULL;
         }
     }
-    counts_free(sw, ac);
+    for (size_t g = 0; ac && g < n_g; g++) {
+        counts_free(sw->n_grids ? sw->grids[g] : sw, ac[g]);
+    }
+    free(ac);
+    free(jobs);
     cJSON_Delete(examples);
     if (rc != CS_OK) {
         cJSON_Delete(root);

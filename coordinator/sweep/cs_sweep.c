@@ -38,7 +38,7 @@ const char *cs_axis_kind_name(cs_axis_kind kind)
     if ((size_t)kind < CS_AXIS_N_MISSION) {
         return mission_names[kind];
     }
-    return "extra";
+    return kind == CS_AXIS_GRID ? "grid" : "extra";
 }
 
 char *sw_dup(parser *p, const char *str)
@@ -234,6 +234,7 @@ static bool resolve_value(parser *p, const cJSON *v, cs_axis_kind kind, cs_axis_
     case CS_AXIS_SEED:
         return resolve_int(p, v, kind, val);
     case CS_AXIS_EXTRA:
+    case CS_AXIS_GRID:
         val->canon = sw_canon_of(p, v);
         val->label = val->canon ? sw_dup(p, val->canon) : NULL;
         val->text = val->canon ? sw_dup(p, val->canon) : NULL;
@@ -1071,15 +1072,162 @@ static void parse_includes(parser *p, const cJSON *incl)
 
 /* ---- top level ------------------------------------------------------------------------------ */
 
+/* Drops what the parser keeps per grid (the axis name index, exclude labels) before it moves to
+ * another grid of a union. */
+static void reset_grid_state(parser *p)
+{
+    free(p->names[NAMES_AXES].refs);
+    memset(&p->names[NAMES_AXES], 0, sizeof(p->names[NAMES_AXES]));
+    for (size_t a = 0; p->labels && a < p->s->n_axes; a++) {
+        for (size_t i = 0; p->labels[a] && i < p->s->axes[a].n; i++) {
+            cJSON_Delete(p->labels[a][i]);
+        }
+        free(p->labels[a]);
+    }
+    free(p->labels);
+    p->labels = NULL;
+    p->exclude_tests = 0;
+}
+
+/* The label axis "grid" of a sub-grid: one value, its name. */
+static void add_grid_label(parser *p, const char *name)
+{
+    cs_sweep *s = p->s;
+    cs_axis *grown = realloc(s->axes, (s->n_axes + 1) * sizeof(*s->axes));
+    if (!grown) {
+        p->oom = CS_ENOMEM;
+        return;
+    }
+    s->axes = grown;
+    cs_axis *ax = &s->axes[s->n_axes];
+    memset(ax, 0, sizeof(*ax));
+    ax->values = calloc(1, sizeof(*ax->values));
+    if (!ax->values) {
+        p->oom = CS_ENOMEM;
+        return;
+    }
+    ax->name = sw_dup(p, "grid");
+    ax->kind = CS_AXIS_GRID;
+    ax->implicit = true;
+    ax->n = 1;
+    ax->values[0].canon = sw_canon_string_value(p, name);
+    ax->values[0].label = sw_canon_string_value(p, name);
+    ax->values[0].text = sw_dup(p, name);
+    s->n_axes++;
+}
+
+/* grid, zip, exclude and include of obj (the top level, or a sub-grid called name), then the
+ * pools against this grid's sizes. */
+static void parse_grid_body(parser *p, const cJSON *obj, const cJSON *data, const char *name)
+{
+    const cJSON *grid = cJSON_GetObjectItemCaseSensitive(obj, "grid"), *zip = NULL, *excl = NULL;
+    const cJSON *incl = NULL;
+    parse_grid(p, grid);
+    if (p->oom || !p->s->axes) {
+        return;
+    }
+    if (name) {
+        if (cJSON_GetObjectItemCaseSensitive(grid, "grid")) {
+            cs_jpath_push_key(&p->c.path, "grid");
+            cs_jctx_error(&p->c, cJSON_GetObjectItemCaseSensitive(grid, "grid"), "grid",
+                          "\"grid\" names the sub-grid in a sweep of \"grids\": give the axis "
+                          "another name");
+            cs_jpath_pop(&p->c.path);
+        }
+        add_grid_label(p, name);
+    }
+    if (cs_json_opt_array(&p->c, obj, "zip", &zip) == CS_OK) {
+        parse_zip(p, zip);
+    }
+    if (cs_json_opt_array(&p->c, obj, "exclude", &excl) == CS_OK && excl) {
+        parse_excludes(p, excl);
+    }
+    if (cs_json_opt_array(&p->c, obj, "include", &incl) == CS_OK && incl) {
+        parse_includes(p, incl);
+    }
+    if (!p->oom) {
+        sw_check_pools(p, data);
+    }
+}
+
+/* "grids": {name: {"grid", "zip", "include", "exclude"}}: a sub-grid per member, each parsed as
+ * a grid of its own (paths "grids.<name>.grid...") that shares the parent's models, data and
+ * policy. */
+static void parse_grids(parser *p, const cJSON *doc, const cJSON *data)
+{
+    static const char *const keys[] = {"grid", "zip", "include", "exclude"};
+    static const char *const single[] = {"grid", "zip", "include", "exclude"};
+    cs_sweep *parent = p->s;
+    const cJSON *grids = NULL, *g;
+    size_t n;
+    for (size_t k = 0; k < 4; k++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(doc, single[k]);
+        if (x) {
+            cs_jctx_error(&p->c, x, single[k],
+                          "a sweep has \"grid\" (with zip, include and exclude) or \"grids\", "
+                          "not both: move it into a sub-grid");
+        }
+    }
+    if (cs_json_req_object(&p->c, doc, "grids", &grids) != CS_OK) {
+        return;
+    }
+    n = (size_t)cJSON_GetArraySize(grids);
+    if (n == 0) {
+        cs_jctx_error(&p->c, grids, "grids", "expected at least one named sub-grid");
+        return;
+    }
+    parent->grids = cs_calloc_array(n, sizeof(*parent->grids));
+    parent->grid_names = cs_calloc_array(n, sizeof(*parent->grid_names));
+    if (!parent->grids || !parent->grid_names) {
+        p->oom = CS_ENOMEM;
+        return;
+    }
+    cs_jpath_push_key(&p->c.path, "grids");
+    cJSON_ArrayForEach(g, grids)
+    {
+        cs_sweep *c = calloc(1, sizeof(*c));
+        if (!c) {
+            p->oom = CS_ENOMEM;
+            break;
+        }
+        parent->grids[parent->n_grids] = c;
+        parent->grid_names[parent->n_grids++] = sw_dup(p, g->string);
+        c->shared = true;
+        c->name = sw_dup(p, parent->name);
+        c->models = parent->models, c->n_models = parent->n_models;
+        c->sources = parent->sources, c->n_sources = parent->n_sources;
+        c->evals = parent->evals, c->n_evals = parent->n_evals;
+        c->policy = parent->policy;
+        if (!sw_valid_name(g->string)) {
+            cs_jctx_error(&p->c, g, g->string,
+                          "sub-grid names use letters, digits, '_', '-' and '.' (at most 64), "
+                          "got \"%s\"",
+                          g->string);
+        }
+        cs_jpath_push_key(&p->c.path, g->string);
+        if (cs_json_as_object(&p->c, g) == CS_OK) {
+            const cJSON *grid = NULL;
+            cs_json_check_keys(&p->c, g, keys, 4, CS_DIAG_ERROR);
+            p->s = c;
+            if (cs_json_req_object(&p->c, g, "grid", &grid) == CS_OK && !p->oom) {
+                parse_grid_body(p, g, data, g->string);
+            }
+            reset_grid_state(p);
+            p->s = parent;
+        }
+        cs_jpath_pop(&p->c.path);
+    }
+    cs_jpath_pop(&p->c.path);
+}
+
 static void parse_doc(parser *p, const cJSON *doc)
 {
     static const char *const keys[] = {"$schema", "name",    "description", "tags",
                                        "models",  "data",    "grid",        "zip",
-                                       "include", "exclude", "policy"};
+                                       "include", "exclude", "policy",      "grids"};
     cs_sweep *s = p->s;
     const char *name = NULL, *desc = "";
-    const cJSON *tags = NULL, *models = NULL, *data = NULL, *grid = NULL, *zip = NULL;
-    const cJSON *incl = NULL, *excl = NULL, *pol = NULL;
+    const cJSON *tags = NULL, *models = NULL, *data = NULL, *grid = NULL, *pol = NULL;
 
     if (cs_json_as_object(&p->c, doc) != CS_OK) {
         return;
@@ -1128,25 +1276,14 @@ static void parse_doc(parser *p, const cJSON *doc)
     if (cs_json_opt_object(&p->c, doc, "policy", &pol) == CS_OK) {
         sw_parse_policy(p, pol);
     }
+    if (cJSON_GetObjectItemCaseSensitive(doc, "grids")) {
+        parse_grids(p, doc, data);
+        return;
+    }
     if (cs_json_req_object(&p->c, doc, "grid", &grid) != CS_OK || p->oom) {
         return;
     }
-    parse_grid(p, grid);
-    if (p->oom || !s->axes) {
-        return;
-    }
-    if (cs_json_opt_array(&p->c, doc, "zip", &zip) == CS_OK) {
-        parse_zip(p, zip);
-    }
-    if (cs_json_opt_array(&p->c, doc, "exclude", &excl) == CS_OK && excl) {
-        parse_excludes(p, excl);
-    }
-    if (cs_json_opt_array(&p->c, doc, "include", &incl) == CS_OK && incl) {
-        parse_includes(p, incl);
-    }
-    if (!p->oom) {
-        sw_check_pools(p, data);
-    }
+    parse_grid_body(p, doc, data, NULL);
 }
 
 cs_rc cs_sweep_parse(const char *text, size_t len, const char *name, cs_sweep **out,
@@ -1259,6 +1396,18 @@ void cs_sweep_destroy(cs_sweep *s)
     if (!s) {
         return;
     }
+    for (size_t i = 0; i < s->n_grids; i++) {
+        cs_sweep *g = s->grids[i];
+        if (g) { /* what it shares is the parent's */
+            g->models = NULL, g->n_models = 0;
+            g->sources = NULL, g->n_sources = 0;
+            g->evals = NULL, g->n_evals = 0;
+        }
+        cs_sweep_destroy(g);
+        free(s->grid_names[i]);
+    }
+    free(s->grids);
+    free(s->grid_names);
     free(s->name);
     free(s->description);
     for (size_t i = 0; i < s->n_tags; i++) {

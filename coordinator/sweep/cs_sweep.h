@@ -35,6 +35,9 @@ typedef enum cs_axis_kind {
     CS_AXIS_SEED,      /* default 0 */
     CS_AXIS_EVAL,      /* names of data.eval; default: every eval suite */
     CS_AXIS_EXTRA,     /* any other name: passed to the job under "extra" */
+    CS_AXIS_GRID,      /* "grid": the sub-grid's name (a union of "grids"): a label for results,
+                          never part of a job's config, so sub-grids that share a cell share
+                          its job */
 } cs_axis_kind;
 
 #define CS_AXIS_N_MISSION 8
@@ -161,7 +164,14 @@ typedef struct cs_sweep {
     cs_policy policy;
     size_t n_name_cmp; /* name comparisons made resolving references to models, sources and
                           eval suites: O(log n) each (tests count them) */
-    char *spec;        /* owned: canonical JSON of the whole file */
+    /* A union of named sub-grids ("grids"): each a cs_sweep with its own axes, dims, excludes
+     * and includes that shares models, sources, evals and policy with this one (which then has
+     * no axes of its own). cs_expand streams them in order, a job once. */
+    struct cs_sweep **grids; /* owned, n_grids; NULL for a single grid */
+    char **grid_names;       /* owned, n_grids */
+    size_t n_grids;
+    bool shared; /* a sub-grid: models, sources, evals belong to the parent */
+    char *spec;  /* owned: canonical JSON of the whole file */
     char spec_hash[CS_SHA256_HEX_LEN + 1]; /* hex SHA-256 of spec */
 } cs_sweep;
 

@@ -5,7 +5,7 @@ cd "$CS_SOURCE_DIR" || exit 1
 n=0; fail=0
 ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
 has() { case "$1" in *"$2"*) return 0;; *) return 1;; esac; }
-echo "1..28"
+echo "1..32"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 out=$("$CALSWEEP" plan tests/data/sweeps/exclude.json 2>"$tmp/err"); rc=$?
@@ -69,4 +69,16 @@ for cmd in plan submit; do
     [ $rc = 1 ] && grep -q "canonical JSON is [0-9]* bytes, above the limit of 4194304" "$tmp/err"
     ok $? "$cmd refuses a sweep whose canonical JSON is over 4 MiB"
 done
+
+# a union of sub-grids (tests/data/sweeps/grids.json): per sub-grid counts, the shared cell once
+out=$("$CALSWEEP" plan tests/data/sweeps/grids.json 2>/dev/null); rc=$?
+ok $rc "plan exits 0 on a union of sub-grids"
+has "$out" "grids.selectors: 3 jobs (2 more shared with an earlier sub-grid); 4 cells, 0 excluded"
+ok $? "plan reports each sub-grid, with the jobs it shares with an earlier one"
+printf '%s\n' "$out" | grep -Eq '^    selectors +3$'; ok $? "the sub-grid's name is an axis (grid: selectors 3)"
+jq '.grids.sensitivity.exclude = [{"n_samples": [16, 32]}]' tests/data/sweeps/grids.json >"$tmp/empty-grid.json"
+"$CALSWEEP" plan "$tmp/empty-grid.json" >/dev/null 2>"$tmp/err"; rc=$?
+[ $rc = 1 ] && grep -q "grids.sensitivity: the sweep expands to 0 jobs" "$tmp/err"
+ok $? "a sub-grid that expands to nothing is refused, naming it"
+
 exit $fail

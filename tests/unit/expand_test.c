@@ -198,7 +198,9 @@ static void run_cells_file(const char *name)
     keys = cs_calloc_array(n_expected + 1, sizeof(*keys));
     assert_non_null(keys);
     while ((rc = cs_expand_next(e, &cell, &err)) == CS_OK) {
-        cell_line(s, cs_expand_cell_values(e), cell.baseline, axes, n_axes, &b);
+        /* a union of grids: the values are those of the current sub-grid's axes */
+        cell_line(s->n_grids ? s->grids[cs_expand_current_grid(e)] : s, cs_expand_cell_values(e),
+                  cell.baseline, axes, n_axes, &b);
         if (got >= n_expected) {
             fail_msg("%s: more cells than expected; extra cell %zu: %s", name, got + 1, b.data);
         }
