@@ -296,8 +296,9 @@ cs_rc cs_store_worker_seen(cs_store *s, const char *worker, const char *host,
 cs_rc cs_store_worker_touch(cs_store *s, const char *worker, const char *instance, int64_t now,
                             cs_err *err);
 
-/* A worker hands back the job it holds (BYE.release_job): the lease of (job, attempt) expires
- * now, so the next cs_store_reap puts the job back to queued (the attempt counts as used). Only
+/* A worker hands back the job it holds (BYE.release_job; it was asked to stop): the job is queued
+ * again at once (cancelled when a cancel is pending), its attempt ends as "released" and is given
+ * back (max_attempts + 1), so stopping a worker costs the job no attempt. Only
  * the lease holder may: CS_ESTALE when worker and token are not the attempt's
  * (cs_store_lease_check) and nothing changes; CS_OK and nothing changes when the job has no such
  * attempt. *released (may be NULL) says whether a running lease of that attempt existed. */

@@ -196,8 +196,17 @@
       "SELECT id, sweep_id, key, state, priority, attempt, max_attempts, lease_until, not_before," \
       " result_id, cancel_requested, baseline, cfg, config_raw, axs, axes_raw, worker, last_error" \
       " FROM job_row WHERE id = ?1")                                                               \
-    X(RELEASE_LEASE, "UPDATE job_row SET lease_until = ?3 WHERE id = ?1 AND attempt = ?2"          \
-                     " AND state = 'running' AND lease_until > ?3")                                \
+    /* BYE.release_job: the job queued again at once, its attempt given back (0006_released). */   \
+    X(RELEASE_ATTEMPT, "UPDATE attempt SET ended = ?3, outcome = 'released',"                      \
+                       " error = 'handed back by its worker (not counted)'"                        \
+                       " WHERE job_id = ?1 AND n = ?2 AND ended IS NULL")                          \
+    X(RELEASE_LEASE,                                                                               \
+      "UPDATE job_row SET state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,"  \
+      " state_at = ?3, state_why = CASE WHEN cancel_requested"                                     \
+      " THEN 'handed back by its worker with a cancel pending' ELSE 'handed back by its worker'"   \
+      " END, max_attempts = max_attempts + 1, lease_until = NULL,"                                 \
+      " worker = CASE WHEN cancel_requested THEN worker ELSE NULL END"                             \
+      " WHERE id = ?1 AND attempt = ?2 AND state = 'running' RETURNING state")                     \
     X(WORKER_BYE, "UPDATE worker SET bye_at = ?3, last_seen = max(last_seen, ?3) WHERE id = ?1"    \
                   " AND (instance IS NULL OR ?2 IS NULL OR instance = ?2)")                        \
     X(WORKER_PRUNE, "DELETE FROM worker WHERE last_seen < ?1 AND NOT EXISTS (SELECT 1 FROM"        \

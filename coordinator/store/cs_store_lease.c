@@ -882,15 +882,35 @@ cs_rc cs_store_release(cs_store *s, int64_t job_id, int attempt, const char *wor
     if (rc != CS_OK) {
         return rc;
     }
-    rc = st_stmt(s, S_RELEASE_LEASE, &st, err);
+    rc = st_stmt(s, S_RELEASE_ATTEMPT, &st, err);
     if (rc == CS_OK) {
         sqlite3_bind_int64(st, 1, job_id);
         sqlite3_bind_int(st, 2, attempt);
         sqlite3_bind_int64(st, 3, now);
-        rc = st_run(s, st, "release job", err);
+        rc = st_run(s, st, "release attempt", err);
     }
-    if (rc == CS_OK && released) {
-        *released = sqlite3_changes(s->db) > 0;
+    if (rc == CS_OK) {
+        rc = st_stmt(s, S_RELEASE_LEASE, &st, err);
+    }
+    if (rc == CS_OK) {
+        int src;
+        sqlite3_bind_int64(st, 1, job_id);
+        sqlite3_bind_int(st, 2, attempt);
+        sqlite3_bind_int64(st, 3, now);
+        while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+            st_job_transition(CS_JOB_RUNNING,
+                              st_job_state_of((const char *)sqlite3_column_text(st, 0)));
+            if (released) {
+                *released = true;
+            }
+        }
+        if (src != SQLITE_DONE) {
+            rc = st_err(s->db, src, "release job", err);
+        }
+        st_rel(st);
+    }
+    if (rc == CS_OK) {
+        rc = st_settle_all(s, now, err);
     }
     return st_leave(&op, rc, err);
 }

@@ -150,8 +150,8 @@ static const cs_store_outcome OUTCOMES[2] = {
 static void test_schema_has_items(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(cs_store_schema_version(), 5);
-    assert_int_equal(q_int(f->s, "PRAGMA user_version"), 5);
+    assert_int_equal(cs_store_schema_version(), 6);
+    assert_int_equal(q_int(f->s, "PRAGMA user_version"), 6);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND"
                                  " name IN ('item_outcome', 'item_value')"),
                      2);
@@ -526,7 +526,7 @@ static void test_migrate_values(void **state)
     cs_store_close(f->s);
     f->s = NULL;
     assert_int_equal(cs_store_open(f->path, &f->s, &err), CS_OK);
-    assert_int_equal(q_int(f->s, "PRAGMA user_version"), 5);
+    assert_int_equal(q_int(f->s, "PRAGMA user_version"), 6);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM item_outcome WHERE metric = 'acc'"), 1);
     assert_int_equal(q_int(f->s, "SELECT count(*) FROM item_outcome"), 1);
     char text[64];

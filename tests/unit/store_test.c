@@ -1384,6 +1384,16 @@ static void test_lease_bound_reports(void **state)
                                       T0 + 6000, &released, &err),
                      CS_OK);
     assert_true(released);
+    /* ... and is queued again at once, its attempt ended as released and given back */
+    job_state_is(f->s, other.job_id, CS_JOB_QUEUED);
+    {
+        char sql[160];
+        snprintf(sql, sizeof sql, "SELECT max_attempts - attempt FROM job_row WHERE id = %lld",
+                 (long long)other.job_id);
+        int left_before = 2; /* the fixture's max_attempts 3, one attempt started */
+        assert_int_equal(q_int(f->s, sql), left_before + 1);
+    }
+    assert_int_equal(q_int(f->s, "SELECT count(*) FROM attempt WHERE outcome = 'released'"), 1);
     cs_store_claim_fini(&c);
     cs_store_claim_fini(&other);
 }

@@ -54,6 +54,7 @@ struct cs_agent {
     uv_async_t wake;
     uv_timer_t delay;
     uv_timer_t hb;
+    uv_timer_t drain; /* --drain-s: the deadline of a drain */
     uv_signal_t sigterm, sigint;
     bool loop_init;
     nng_socket sock;
@@ -1248,6 +1249,16 @@ static void on_wake(uv_async_t *h)
     step(a);
 }
 
+static void on_drain_deadline(uv_timer_t *t)
+{
+    cs_agent *a = t->data;
+    if (a->job != NULL && !a->job->exited) {
+        cs_log(CS_LOG_INFO, "drain: the job has not finished in %" PRId64 " s: handing it back",
+               a->cfg.drain_s);
+    }
+    handle_stop(a, STOP_RELEASE);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     cs_agent *a = s->data;
@@ -1262,6 +1273,9 @@ static void on_signal(uv_signal_t *s, int signum)
         a->first_signal_ms = now;
     }
     cs_log(CS_LOG_INFO, "signal %d", signum);
+    if (mode == STOP_DRAIN && a->stop_mode == STOP_NONE && a->cfg.drain_s > 0) {
+        uv_timer_start(&a->drain, on_drain_deadline, (uint64_t)a->cfg.drain_s * 1000, 0);
+    }
     handle_stop(a, mode);
 }
 
@@ -1282,6 +1296,7 @@ static void finish(cs_agent *a)
     uv_close((uv_handle_t *)&a->wake, NULL);
     uv_close((uv_handle_t *)&a->delay, NULL);
     uv_close((uv_handle_t *)&a->hb, NULL);
+    uv_close((uv_handle_t *)&a->drain, NULL);
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->sigint, NULL);
 }
@@ -1350,9 +1365,11 @@ cs_rc cs_agent_create(const cs_agent_cfg *cfg, cs_agent **out, cs_err *err)
     uv_async_init(&a->loop, &a->wake, on_wake);
     uv_timer_init(&a->loop, &a->delay);
     uv_timer_init(&a->loop, &a->hb);
+    uv_timer_init(&a->loop, &a->drain);
     uv_signal_init(&a->loop, &a->sigterm);
     uv_signal_init(&a->loop, &a->sigint);
-    a->wake.data = a->delay.data = a->hb.data = a->sigterm.data = a->sigint.data = a;
+    a->wake.data = a->delay.data = a->hb.data = a->drain.data = a->sigterm.data = a->sigint.data =
+            a;
     *out = a;
     return CS_OK;
 fail:

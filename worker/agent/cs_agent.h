@@ -36,7 +36,9 @@
  *
  * Stopping (cs_agent_request_stop, or SIGTERM/SIGINT when handle_signals): drain = finish and
  * report the current job, then BYE; release = stop the child and BYE with release_job. A second
- * signal while draining (at least 1 s after the first) switches to release. --once (once): one
+ * signal while draining (at least 1 s after the first) switches to release, and so does the end
+ * of drain_s after the first signal. A released job is queued again at once by calsweepd, its
+ * attempt not counted against max_attempts. --once (once): one
  * CLAIM answer, at most one job, then BYE. max_jobs: BYE after that many jobs ended (reported or
  * dropped).
  */
@@ -79,6 +81,8 @@ typedef struct cs_agent_cfg {
     bool once;                  /* one CLAIM answer, at most one job */
     int64_t max_jobs;           /* 0 = no limit */
     bool release_on_term;       /* SIGTERM: release (true) or drain (false) */
+    int64_t drain_s;            /* draining: release the job still running this long after the
+                                   first signal; 0 = wait for it */
     bool handle_signals;        /* SIGTERM/SIGINT stop the agent */
 } cs_agent_cfg;
 

@@ -46,6 +46,7 @@ enum {
     OPT_DRAIN,
     OPT_RELEASE,
     OPT_KILL_GRACE_MS,
+    OPT_DRAIN_S,
     OPT_LOG_JSON,
     OPT_LOG_LEVEL,
 };
@@ -87,6 +88,8 @@ static const cs_opt options[] = {
          "on SIGTERM finish the current job, then exit (default)"},
         {"release", 0, CS_OPT_NONE, OPT_RELEASE, NULL,
          "on SIGTERM stop the current job and hand it back"},
+        {"drain-s", 0, CS_OPT_VALUE, OPT_DRAIN_S, "N",
+         "draining: hand the job back if it has not finished N s after SIGTERM (0 = wait)"},
         {"kill-grace-ms", 0, CS_OPT_VALUE, OPT_KILL_GRACE_MS, "N",
          "SIGTERM to SIGKILL delay when stopping a job (default 5000)"},
         {"log-json", 0, CS_OPT_NONE, OPT_LOG_JSON, NULL, "log JSON lines"},
@@ -185,6 +188,7 @@ static bool int_option(cs_agent_cfg *cfg, int id, const char *arg)
                    : id == OPT_MEM_MB       ? &cfg->mem_mb
                    : id == OPT_HEARTBEAT_MS ? &cfg->heartbeat_ms
                    : id == OPT_MAX_JOBS     ? &cfg->max_jobs
+                   : id == OPT_DRAIN_S      ? &cfg->drain_s
                                             : &cfg->kill_grace_ms;
     *dst = v;
     return true;
@@ -222,6 +226,7 @@ static int one_option(worker_args *w, int id, const char *arg)
     case OPT_HEARTBEAT_MS:
     case OPT_MAX_JOBS:
     case OPT_KILL_GRACE_MS:
+    case OPT_DRAIN_S:
         return int_option(cfg, id, arg) ? -1 : CS_EXIT_USAGE;
     case OPT_COORDINATOR:
         cfg->coordinator = arg;
