@@ -4,6 +4,10 @@
  * and dir/model.safetensors (weights uniform with the per-tensor scales below, seeded). Shared by
  * tests/bench/prefill_bench.c and select_bench.c; static, include once per program.
  *
+ * write_model_as(dir, bf16, n_shards) writes the same weights (rounded to bf16 when asked) as
+ * n_shards files model-0000K-of-0000N.safetensors and model.safetensors.index.json, the layout of
+ * a real checkpoint (tests/bench/shards_bench.c).
+ *
  * CS_BENCH_QWEN05_LAYERS=N (1..24) writes only the first N blocks (the same weights as the first N
  * blocks of the full model: one seeded stream, tensors in file order) into cs-bench-qwen05-LN/, so
  * that a slow whole-model benchmark can measure a few blocks at full size and scale the per-block
@@ -12,8 +16,11 @@
 #define CS_TESTS_BENCH_QWEN05_H
 
 #include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <sys/stat.h>
 
@@ -31,7 +38,7 @@ static int bench_layers(void)
 }
 
 /* dir = base/cs-bench-qwen05, or base/cs-bench-qwen05-LN when fewer blocks are asked for. */
-static void bench_model_dir(char *dir, size_t cap, const char *base)
+__attribute__((unused)) static void bench_model_dir(char *dir, size_t cap, const char *base)
 {
     int n = bench_layers();
     if (n == LAYERS_FULL) {
@@ -84,17 +91,15 @@ static size_t list_tensors(tdesc *t)
     return n;
 }
 
-static int write_model(const char *dir)
+/* Writes the config.json of the shape (layers blocks) into dir. */
+static int write_config(const char *dir)
 {
     char p[512];
-    tdesc *t = calloc(2 + (size_t)bench_layers() * 12, sizeof(*t));
-    size_t n = list_tensors(t);
     mkdir(dir, 0755);
     snprintf(p, sizeof(p), "%s/config.json", dir);
     FILE *f = fopen(p, "w");
     if (!f) {
         perror(p);
-        free(t);
         return -1;
     }
     fprintf(f,
@@ -105,36 +110,39 @@ static int write_model(const char *dir)
             "\"silu\","
             "\"bos_token_id\":151643,\"eos_token_id\":151645}\n",
             HID, INTER, bench_layers(), HEADS, KV, VOCAB);
-    fclose(f);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+/* Opens dir/name and writes the safetensors header of tensors t[b..e) (esz bytes per element,
+ * dtype "F32" or "BF16"); NULL on failure. */
+static FILE *open_shard(const char *dir, const char *name, const tdesc *t, size_t b, size_t e,
+                        size_t esz)
+{
+    char p[512];
     cs_buf h;
     cs_buf_init(&h);
     cs_buf_putc(&h, '{');
     size_t off = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = b; i < e; i++) {
         size_t numel = t[i].rows * (t[i].cols ? t[i].cols : 1);
+        cs_buf_printf(&h, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[%zu", i > b ? "," : "", t[i].name,
+                      esz == 4 ? "F32" : "BF16", t[i].rows);
         if (t[i].cols) {
-            cs_buf_printf(
-                    &h,
-                    "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%zu,%zu],\"data_offsets\":[%zu,%zu]}",
-                    i ? "," : "", t[i].name, t[i].rows, t[i].cols, off, off + numel * 4);
-        } else {
-            cs_buf_printf(&h,
-                          "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%zu],\"data_offsets\":[%zu,%zu]}",
-                          i ? "," : "", t[i].name, t[i].rows, off, off + numel * 4);
+            cs_buf_printf(&h, ",%zu", t[i].cols);
         }
-        off += numel * 4;
+        cs_buf_printf(&h, "],\"data_offsets\":[%zu,%zu]}", off, off + numel * esz);
+        off += numel * esz;
     }
     cs_buf_putc(&h, '}');
     while (h.len % 8) {
         cs_buf_putc(&h, ' ');
     }
-    snprintf(p, sizeof(p), "%s/model.safetensors", dir);
-    f = fopen(p, "wb");
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    FILE *f = fopen(p, "wb");
     if (!f) {
         perror(p);
         cs_buf_fini(&h);
-        free(t);
-        return -1;
+        return NULL;
     }
     uint8_t len8[8];
     for (int i = 0; i < 8; i++) {
@@ -142,28 +150,100 @@ static int write_model(const char *dir)
     }
     fwrite(len8, 1, 8, f);
     fwrite(h.data, 1, h.len, f);
+    cs_buf_fini(&h);
+    return f;
+}
+
+/* The weights of tensor t, drawn from rng (one stream over the tensors in order), written as f32
+ * or bf16 (round to nearest even; h16 holds 2^20 halves). */
+static void write_tensor(FILE *f, const tdesc *t, cs_rng *rng, bool bf16, float *chunk,
+                         uint16_t *h16)
+{
+    size_t numel = t->rows * (t->cols ? t->cols : 1);
+    float a = t->scale * 1.7320508f;
+    for (size_t done = 0; done < numel;) {
+        size_t k = numel - done < (1u << 20) ? numel - done : (1u << 20);
+        for (size_t j = 0; j < k; j++) {
+            uint64_t u = cs_rng_u64(rng);
+            chunk[j] = t->offset + a * ((float)(u >> 40) * (2.0f / 16777216.0f) - 1.0f);
+        }
+        if (bf16) {
+            for (size_t j = 0; j < k; j++) {
+                uint32_t x;
+                memcpy(&x, &chunk[j], 4);
+                x += 0x7fffu + ((x >> 16) & 1u);
+                h16[j] = (uint16_t)(x >> 16);
+            }
+            fwrite(h16, 2, k, f);
+        } else {
+            fwrite(chunk, sizeof(float), k, f);
+        }
+        done += k;
+    }
+}
+
+static int write_model_as(const char *dir, bool bf16, size_t n_shards)
+{
+    tdesc *t = calloc(2 + (size_t)bench_layers() * 12, sizeof(*t));
+    size_t n = list_tensors(t), esz = bf16 ? 2 : 4, total = 0, *start = NULL;
+    float *chunk = malloc((size_t)(1u << 20) * sizeof(float));
+    uint16_t *h16 = malloc((size_t)(1u << 20) * sizeof(uint16_t));
+    int bad = !t || !chunk || !h16 || write_config(dir) != 0;
+    for (size_t i = 0; i < n; i++) {
+        total += t[i].rows * (t[i].cols ? t[i].cols : 1) * esz;
+    }
+    n_shards = n_shards < 1 ? 1 : n_shards;
+    start = calloc(n_shards + 1, sizeof(*start));
+    bad = bad || !start;
+    /* shard k holds the tensors whose running size passes k * total / n_shards */
+    for (size_t i = 0, k = 1, run = 0; !bad && i < n; i++) {
+        if (k < n_shards && run >= k * (total / n_shards)) {
+            start[k++] = i;
+        }
+        run += t[i].rows * (t[i].cols ? t[i].cols : 1) * esz;
+    }
+    if (!bad) {
+        start[n_shards] = n;
+    }
     cs_rng rng;
     cs_rng_seed(&rng, 20261125);
-    float *chunk = malloc((size_t)(1u << 20) * sizeof(float));
-    for (size_t i = 0; i < n; i++) {
-        size_t numel = t[i].rows * (t[i].cols ? t[i].cols : 1);
-        float a = t[i].scale * 1.7320508f;
-        for (size_t done = 0; done < numel;) {
-            size_t k = numel - done < (1u << 20) ? numel - done : (1u << 20);
-            for (size_t j = 0; j < k; j++) {
-                uint64_t u = cs_rng_u64(&rng);
-                chunk[j] = t[i].offset + a * ((float)(u >> 40) * (2.0f / 16777216.0f) - 1.0f);
-            }
-            fwrite(chunk, sizeof(float), k, f);
-            done += k;
+    cs_buf idx;
+    cs_buf_init(&idx);
+    cs_buf_printf(&idx, "{\"metadata\":{\"total_size\":%zu},\"weight_map\":{", total);
+    for (size_t k = 0; !bad && k < n_shards; k++) {
+        char name[96];
+        if (n_shards == 1) {
+            snprintf(name, sizeof(name), "model.safetensors");
+        } else {
+            snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", k + 1, n_shards);
         }
+        FILE *f = open_shard(dir, name, t, start[k], start[k + 1], esz);
+        bad = !f;
+        for (size_t i = start[k]; f && i < start[k + 1]; i++) {
+            write_tensor(f, &t[i], &rng, bf16, chunk, h16);
+            cs_buf_printf(&idx, "%s\"%s\":\"%s\"", i ? "," : "", t[i].name, name);
+        }
+        bad = bad || ferror(f) || fclose(f) != 0;
     }
-    int bad = ferror(f);
-    fclose(f);
+    cs_buf_puts(&idx, "}}\n");
+    if (!bad && n_shards > 1) {
+        char p[512];
+        snprintf(p, sizeof(p), "%s/model.safetensors.index.json", dir);
+        FILE *f = fopen(p, "w");
+        bad = !f || fwrite(idx.data, 1, idx.len, f) != idx.len;
+        bad = (f && fclose(f) != 0) || bad;
+    }
+    cs_buf_fini(&idx);
+    free(start);
     free(chunk);
-    cs_buf_fini(&h);
+    free(h16);
     free(t);
     return bad ? -1 : 0;
+}
+
+__attribute__((unused)) static int write_model(const char *dir)
+{
+    return write_model_as(dir, false, 1);
 }
 
 #endif

@@ -86,6 +86,7 @@ static cs_rc get_tensor(cs_model *m, const char *dir, const char *name, size_t d
         free(buf);
         return rc;
     }
+    cs_st_drop(p->st, t); /* converted: its pages of the file are not needed any more */
     rc = own(p, buf, err);
     if (rc == CS_OK) {
         *out = buf;

@@ -330,6 +330,21 @@ cleanup:
     return rc;
 }
 
+void cs_st_drop(cs_st *st, const cs_st_tensor *t)
+{
+    const cs_st_map *m = st && t && t->file_index < st->n_maps ? &st->maps[t->file_index] : NULL;
+    long pg = sysconf(_SC_PAGESIZE);
+    if (!m || !m->base || pg <= 0 || t->nbytes == 0) {
+        return; /* borrowed memory: never advised away */
+    }
+    uintptr_t b = (uintptr_t)t->data, e = b + t->nbytes, ps = (uintptr_t)pg;
+    b = (b + ps - 1) / ps * ps; /* only whole pages of this tensor: a neighbour's stay */
+    e = e / ps * ps;
+    if (e > b) {
+        (void)madvise((void *)b, e - b, MADV_DONTNEED);
+    }
+}
+
 cs_rc cs_st_open_file(cs_st **out, const char *path, cs_err *err)
 {
     *out = NULL;

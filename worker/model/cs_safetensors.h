@@ -71,6 +71,13 @@ size_t cs_st_dtype_size(cs_st_dtype d);
 /* Converts t (f32, f16 or bf16) to f32 in dst[0..t->numel). CS_ENOTSUP for other dtypes. */
 cs_rc cs_st_to_f32(const cs_st_tensor *t, float *dst, cs_err *err);
 
+/* Gives back the memory of t's pages once it was converted (its whole pages only, so that a
+ * neighbour used in place keeps its own): a checkpoint in bf16 or f16 is converted tensor by
+ * tensor, and without this every page read would stay resident until the end of the load, half
+ * as much again as the f32 weights. Reading t after this reads the file again. No-op for memory
+ * given to cs_st_open_mem. */
+void cs_st_drop(cs_st *st, const cs_st_tensor *t);
+
 /* Drops the mappings (after all tensors were converted). Tensors keep names and shapes but their
  * data pointers become NULL. */
 void cs_st_unmap(cs_st *st);

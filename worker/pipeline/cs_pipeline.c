@@ -325,6 +325,10 @@ static cs_rc gptq_groups(cs_model *m, size_t layer, float *x, float *work, size_
             if ((rc = cs_hessian_get(hc.h[first], h, err)) != CS_OK) {
                 goto out;
             }
+            /* the float copy is all the solves read: the accumulator (doubles, twice its size)
+             * goes before them, not after the block */
+            cs_hessian_destroy(hc.h[first]);
+            hc.h[first] = NULL;
         }
         if (h && p->fault_nonpd_layer >= 0 && (size_t)p->fault_nonpd_layer == layer) {
             for (size_t i = 0; i < cols * cols; i++) {
