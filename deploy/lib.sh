@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by deploy/run-demo.sh and tests/run.sh: install missing Debian packages, configure, build.
 # Source it; it defines functions only. Everything is idempotent: a second run skips what is done.
 

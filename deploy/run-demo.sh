@@ -9,6 +9,7 @@
 # unquantized model, then the same against RTN (--reference algorithm=rtn). Everything it starts
 # is stopped on exit. CALSWEEP_DEMO_KEEP=1 keeps the folder (database, job folders, logs).
 set -euo pipefail
+# shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "$0")/lib.sh"
 cs_install_deps
 cs_build build
@@ -27,10 +28,10 @@ for s in sweeps/gptq-nsamples-seqlen.json sweeps/selectors-compare.json sweeps/d
 done
 
 dir=$(mktemp -d /tmp/calsweep-demo.XXXXXX)
-dpid= wpid=
+dpid='' wpid=''
 stop() {
-    [ -n "$wpid" ] && kill "$wpid" 2>/dev/null && wait "$wpid" 2>/dev/null || true
-    [ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null || true
+    if [ -n "$wpid" ] && kill "$wpid" 2>/dev/null; then wait "$wpid" 2>/dev/null || true; fi
+    if [ -n "$dpid" ] && kill "$dpid" 2>/dev/null; then wait "$dpid" 2>/dev/null || true; fi
     if [ "${CALSWEEP_DEMO_KEEP:-0}" = 1 ]; then echo "kept: $dir"; else rm -rf "$dir"; fi
 }
 trap stop EXIT
@@ -83,10 +84,11 @@ rows='[.rows[] | {v: .values, a: .average.value, t: (.tasks | map_values(.value)
     cs_say "calsweep results --json failed"; CALSWEEP_DEMO_KEEP=1; exit 1; }
 for p in selectors:average sensitivity:seq_len=; do
     IFS=: read -r preset col <<<"$p"
-    "$B/coordinator/calsweep" export demo --preset "$preset" --format json >"$dir/$preset.json" &&
-        "$B/coordinator/calsweep" export demo --preset "$preset" --format csv >"$dir/$preset.csv" &&
-        cp "$dir/results.json" "$dir/$preset.results.json" || {
-        cs_say "calsweep export --preset $preset failed"; CALSWEEP_DEMO_KEEP=1; exit 1; }
+    if ! "$B/coordinator/calsweep" export demo --preset "$preset" --format json >"$dir/$preset.json" ||
+        ! "$B/coordinator/calsweep" export demo --preset "$preset" --format csv >"$dir/$preset.csv" ||
+        ! cp "$dir/results.json" "$dir/$preset.results.json"; then
+        cs_say "calsweep export --preset $preset failed"; CALSWEEP_DEMO_KEEP=1; exit 1
+    fi
     csv=$(grep -v '^#' "$dir/$preset.csv" | awk -F, -v col="$col" '
         NR == 1 { for (i = 1; i <= NF; i++) if (index($i, col) == 1 && $i !~ /\.std$/) keep[NF - i] = 1; next }
         { for (d in keep) if ($(NF - d) != "") printf "%.9f\n", $(NF - d) }' | sort)

@@ -7,6 +7,7 @@
 #   tests/run.sh --quick    plain build only, no fuzzing
 #   tests/run.sh --suite S  only suite S (repeatable), in both builds
 set -uo pipefail
+# shellcheck source=SCRIPTDIR/../deploy/lib.sh
 . "$(dirname "$0")/../deploy/lib.sh"
 
 quick=0
