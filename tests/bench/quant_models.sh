@@ -12,10 +12,10 @@ echo "| model | algorithm | wall s | peak RSS MB | held-out ppl |"
 echo "|---|---|---|---|---|"
 for m in tb-llama tb-qwen; do
     for a in rtn gptq awq smoothquant sparsegpt wanda; do
-        case $a in smoothquant) o="--bits 8 --group-size -1";; sparsegpt|wanda) o="";;
-                   *) o="--bits 4 --group-size 64";; esac
+        case $a in smoothquant) o=(--bits 8 --group-size -1);; sparsegpt|wanda) o=();;
+                   *) o=(--bits 4 --group-size 64);; esac
         # fd 3 to /dev/null first, so that time -o does not get fd 3 (calsweep-run writes progress there)
-        /usr/bin/time -f "%e %M" -o "$tmp/t" "$R" quantize "$S/sweeps/testbed/models/$m" --algo $a $o \
+        /usr/bin/time -f "%e %M" -o "$tmp/t" "$R" quantize "$S/sweeps/testbed/models/$m" --algo "$a" "${o[@]}" \
             --calib "$tmp/calib.jsonl" --n-samples "$NS" --seq-len "$SL" --threads 2 \
             --ppl "$S/sweeps/testbed/data/heldout.txt" >"$tmp/out" 2>/dev/null 3>/dev/null
         read -r wall rss <"$tmp/t"

@@ -26,6 +26,7 @@ for m in tb-llama tb-qwen; do
     d=$S/sweeps/testbed/models/$m
     f=$(ppl "$d" none)
     for cfg in "4 128" "3 128" "4 64" "3 64" "4 -1" "3 -1"; do
+        # shellcheck disable=SC2086 # split "BITS GROUP" into $1 $2 on purpose
         set -- $cfg
         r=$(ppl "$d" '{"name":"rtn","grid":"gptq"}' "$1" "$2")
         g=$(ppl "$d" '{"name":"gptq","sym":false}' "$1" "$2")

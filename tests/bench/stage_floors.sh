@@ -39,7 +39,7 @@ for algo in "${algos[@]}"; do
     printf '{"algorithm":%s,"calibration":%s,"n_samples":32,"seq_len":128,"seed":0,"eval":{"perplexity":{"heldout":{"max_windows":0,"path":"sweeps/testbed/data/heldout_long.txt","seq_len":256}},"tasks":%s},"extra":{},"model":{"arch":"%s","backend":"native","folder":"sweeps/testbed/models/%s"}}\n' \
         "$algo" "$cal" "$tasks" "$(case $model in tb-qwen) echo qwen2;; *) echo llama;; esac)" "$model" >"$d/job.json"
     : >"$tmp/b.txt"; : >"$tmp/a.txt"
-    for r in $(seq "$rounds"); do
+    for _ in $(seq "$rounds"); do
         for which in before after; do
             bin=$after; [ $which = after ] || bin=$before
             [ -n "$bin" ] || continue

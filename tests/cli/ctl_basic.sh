@@ -77,23 +77,23 @@ cs jobs --state sleeping >/dev/null 2>"$tmp/err"; rc=$?
 
 [ "$(cs workers --json | jq '.workers | length')" = 0 ]; ok $? "workers --json: none yet"
 
-out=$(cs pause product); [ $? = 0 ] && has "$out" "paused"; ok $? "pause"
+out=$(cs pause product) && has "$out" "paused"; ok $? "pause"
 [ "$(cs status --json 1 | jq -r '.sweeps[0].state')" = paused ]; ok $? "status shows the sweep paused (by id)"
-out=$(cs resume product); [ $? = 0 ] && has "$out" "active"; ok $? "resume"
+out=$(cs resume product) && has "$out" "active"; ok $? "resume"
 cs resume product >/dev/null 2>&1; [ $? = 1 ]; ok $? "resume of an active sweep exits 1"
 
-out=$(cs cancel --job 1); [ $? = 0 ] && has "$out" "cancelled 1 job"; ok $? "cancel --job"
+out=$(cs cancel --job 1) && has "$out" "cancelled 1 job"; ok $? "cancel --job"
 [ "$(cs jobs --json --state cancelled | jq '.jobs[0].id')" = 1 ]; ok $? "jobs shows job 1 cancelled"
 
 # A failed job (written straight into the store, as a worker's permanent failure would end).
 timeout 20 sqlite3 "$tmp/calsweep.db" "PRAGMA busy_timeout=5000; UPDATE job SET state='failed', state_at=1 WHERE id=2" >/dev/null
 [ "$(cs jobs --json --state failed | jq '.total')" = 1 ]; ok $? "jobs shows the failed job"
-out=$(cs retry product --failed); [ $? = 0 ] && has "$out" "requeued 1 job"; ok $? "retry --failed requeues it"
+out=$(cs retry product --failed) && has "$out" "requeued 1 job"; ok $? "retry --failed requeues it"
 [ "$(cs jobs --json --state failed | jq '.total')" = 0 ] && [ "$(cs jobs --json --state queued | jq '.total')" = 8 ]
 ok $? "jobs shows it queued again"
 
 sed 's/"seed": \[0, 1\]/"seed": [0, 2]/' tests/data/sweeps/product.json >"$tmp/product.json"
-out=$(cs extend product "$tmp/product.json"); [ $? = 0 ] && has "$out" "4 jobs added (0 cached), 5 already there"
+out=$(cs extend product "$tmp/product.json") && has "$out" "4 jobs added (0 cached), 5 already there"
 ok $? "extend adds the new cells"
 [ "$(cs status --json product | jq '.sweeps[0].total')" = 13 ]; ok $? "status counts them"
 
@@ -101,7 +101,7 @@ out=$(cs logs 3 2>&1); ok $? "logs of a job that never ran exits 0"
 cs logs 999 >/dev/null 2>"$tmp/err"; rc=$?
 [ $rc = 1 ] && grep -q "no job 999" "$tmp/err"; ok $? "logs of an unknown job exits 1"
 
-out=$(cs cancel product); [ $? = 0 ] && has "$out" "cancelled 12 jobs"; ok $? "cancel a sweep"
+out=$(cs cancel product) && has "$out" "cancelled 12 jobs"; ok $? "cancel a sweep"
 [ "$(cs status --json product 2>/dev/null | jq -r '.sweeps[0].state')" != active ] && \
     [ "$(cs status --json 1 | jq -r '.sweeps[0].state')" = cancelled ]; ok $? "the sweep is cancelled"
 

@@ -48,6 +48,7 @@ ok $? "--json: the job whole"
 
 # The reproduce lines write job.json and run calsweep-run on it (a stand-in here).
 mkdir -p "$tmp/bin" "$tmp/run"
+# shellcheck disable=SC2016 # $1 and $CALSWEEP_BASE_DIR belong to the stand-in script, not here
 printf '#!/bin/sh\ncp "$1" "%s/seen.json"\necho "$CALSWEEP_BASE_DIR" >"%s/base"\n' "$tmp" "$tmp" \
     >"$tmp/bin/calsweep-run"
 chmod +x "$tmp/bin/calsweep-run"

@@ -84,7 +84,7 @@ out=$(cs jobs --state running)
 printf '%s\n' "$out" | grep -Eq ' evaluate arith_mc 300/1000 \([0-9]+ s\) '; ok $? "jobs shows 'evaluate arith_mc 300/1000 (N s)': $out"
 
 touch "$tmp/go2"
-wait_for 30 '.sweeps[0].counts.done == 2' status ctl-sleep # the job and its baseline
-[ $? = 0 ] && printf '%s\n' "$(cs workers)" | grep -Eq '^w1 .* idle +-$'
+# the job and its baseline
+wait_for 30 '.sweeps[0].counts.done == 2' status ctl-sleep && printf '%s\n' "$(cs workers)" | grep -Eq '^w1 .* idle +-$'
 ok $? "all done: the worker is idle, no progress"
 [ $fail = 0 ]

@@ -60,7 +60,8 @@ timeout 60 "$CALSWEEP" export --db fx.db fixture -o out.md --force; rc=$?
 [ $rc = 0 ] && cmp -s <(tail -n +2 out.md) <(tail -n +2 "$gold/table.md") &&
     grep -qF -- "command: calsweep export --db fx.db fixture -o out.md --force -->" out.md
 ok $? "--force replaces it with the export, its command in the comment"
-[ -z "$(ls -A | grep -E '^\.|\.tmp\.')" ] && [ "$(ls -A | wc -l)" -gt 3 ]
+[ -z "$(find . -mindepth 1 -maxdepth 1 \( -name '.*' -o -name '*.tmp.*' \))" ] &&
+    [ "$(find . -mindepth 1 -maxdepth 1 | wc -l)" -gt 3 ]
 ok $? "no temporary file is left (cs_path_write_atomic writes .out.md.XXXXXX)"
 timeout 60 "$CALSWEEP" export --db fx.db fixture -o nodir/out.md 2>err.txt; rc=$?
 [ $rc = 1 ] && grep -qxF "calsweep export: create temporary file for nodir/out.md: No such file or directory" err.txt

@@ -6,6 +6,7 @@ n=0; fail=0
 ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
 echo "1..7"
 tmp=$(mktemp -d); pid=
+# shellcheck disable=SC2317 # called by the EXIT trap only
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 unset CALSWEEP_TOKEN_FILE CALSWEEP_DB

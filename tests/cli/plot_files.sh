@@ -7,7 +7,6 @@
 # and no temporary file left behind.
 n=0; fail=0
 ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
-has() { case "$1" in *"$2"*) return 0;; *) return 1;; esac; }
 echo "1..42"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 db=$tmp/fx.db

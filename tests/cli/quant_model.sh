@@ -32,12 +32,13 @@ done
 [ "${CS_SANITIZED:-0}" = 1 ] && runs=("tb-llama 4 -1" "tb-qwen 3 64")
 echo "1..$((2 * ${#runs[@]} + 7))"
 for run in "${runs[@]}"; do
+    # shellcheck disable=SC2086 # split "MODEL BITS GROUP" into $1 $2 $3 on purpose
     set -- $run
     model=$1; shift
     grp="groups of $2"; [ "$2" = -1 ] && grp="per row"
-    r=$(ppl $model '{"name":"rtn","grid":"gptq"}' "$1" "$2")
-    g=$(ppl $model '{"name":"gptq","sym":false}' "$1" "$2")
-    a=$(ppl $model awq "$1" "$2")
+    r=$(ppl "$model" '{"name":"rtn","grid":"gptq"}' "$1" "$2")
+    g=$(ppl "$model" '{"name":"gptq","sym":false}' "$1" "$2")
+    a=$(ppl "$model" awq "$1" "$2")
     awk -v r="$r" -v g="$g" 'BEGIN { exit !(r > 0 && g > 0 && g < r) }'
     ok $? "$model, $1 bits, $grp: GPTQ ppl $g < RTN ppl $r"
     awk -v r="$r" -v g="$a" 'BEGIN { exit !(r > 0 && g > 0 && g < r) }'

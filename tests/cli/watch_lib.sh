@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by tests/cli/watch_once.sh and watch_tmux.sh: TAP helpers and a real calsweepd with a
 # real calsweep-worker (the test runner, tests/calsweep-testrun, on tests/data/e2e-models) that
 # has run tests/data/watch/watch-fail.json (two jobs failed, the sweep done) and is running

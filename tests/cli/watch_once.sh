@@ -4,6 +4,7 @@
 # `calsweep status --json` and `calsweep workers --json`, the failed jobs are listed as problems,
 # colours only on a terminal and never with NO_COLOR, --sweep, an unknown sweep (exit 1), no
 # calsweepd (exit 3), bad options (exit 2), and the layout of a saved document at 80 columns.
+# shellcheck source=SCRIPTDIR/watch_lib.sh
 source "$(dirname "$0")/watch_lib.sh"
 export LC_ALL=C.UTF-8 # ${#line} counts characters
 echo "1..19"

@@ -7,6 +7,7 @@
 # screen; 60 x 20 shows the one-line notice; q exits 0 and gives the terminal back; with no
 # calsweepd the view says so and keeps retrying. Skips when tmux is missing.
 if ! command -v tmux >/dev/null; then echo "1..0 # SKIP tmux is not installed"; exit 0; fi
+# shellcheck source=SCRIPTDIR/watch_lib.sh
 source "$(dirname "$0")/watch_lib.sh"
 sock="cs-watch-$$"
 T() { tmux -L "$sock" -f /dev/null "$@"; }

@@ -47,7 +47,7 @@ cs submit tests/data/sweeps-e2e/e2e-pause.json >/dev/null; ok $? "submit e2e-pau
 wait_for 30 e2e-pause '.done >= 3'; ok $? "the workers make progress"
 cs pause e2e-pause >/dev/null; ok $? "pause"
 wait_for 10 e2e-pause '.running == 0'; ok $? "the running jobs finish, no new ones start"
-d1=$(count e2e-pause done); sleep 1.5; d2=$(count e2e-pause done); qd=$(count e2e-pause queued)
+d1=$(count e2e-pause 'done'); sleep 1.5; d2=$(count e2e-pause 'done'); qd=$(count e2e-pause queued)
 [ "$d1" = "$d2" ] && [ "$qd" -gt 0 ]; ok $? "paused: nothing more is done ($d1 = $d2, $qd queued)"
 cs resume e2e-pause >/dev/null; ok $? "resume"
 wait_for 60 e2e-pause '.done == 20'; ok $? "after resume the sweep completes"

@@ -13,7 +13,7 @@ cd "$CS_SOURCE_DIR" || exit 1
 n=0; fail=0
 ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
 has() { case "$1" in *"$2"*) return 0;; *) return 1;; esac; }
-tmp=$(mktemp -d); dpid= wpid=
+tmp=$(mktemp -d); dpid='' wpid=''
 cleanup() {
     [ -n "$wpid" ] && kill "$wpid" 2>/dev/null && wait "$wpid" 2>/dev/null
     [ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
@@ -44,7 +44,7 @@ timeout 600 "$CALSWEEP_WORKER" --coordinator "ipc://$tmp/work.sock" --name w1 \
 wpid=$!
 for _ in $(seq 1200); do
     [ "$(q "SELECT count(*) FROM job WHERE state IN ('done','failed','lost','cancelled')")" = 13 ] && break
-    kill -0 "$dpid" 2>/dev/null && kill -0 "$wpid" 2>/dev/null || break # one died: fail now
+    if ! kill -0 "$dpid" 2>/dev/null || ! kill -0 "$wpid" 2>/dev/null; then break; fi # one died: fail now
     sleep 0.5
 done
 [ "$(q "SELECT count(*) FROM job WHERE state = 'done'")" = 13 ]; ok $? "all 13 jobs are done"
@@ -126,8 +126,8 @@ out=$(cs results e2e-results --resamples 200); rc=$?
 # The text table comes from the slim aggregate (RESULTS slim), calsweepd's as --db's.
 [ "$out" = "$(cs results e2e-results --db "$db" --resamples 200)" ]
 ok $? "the text table through calsweepd is the one read with --db"
-out=$(cs results e2e-results --reference selector=random --by algorithm,selector --resamples 200)
-[ $? = 0 ] && [ "$out" = "$(cs results e2e-results --db "$db" --reference selector=random \
+out=$(cs results e2e-results --reference selector=random --by algorithm,selector --resamples 200) &&
+    [ "$out" = "$(cs results e2e-results --db "$db" --reference selector=random \
     --by algorithm,selector --resamples 200)" ] && has "$out" "reference selector=random"
 ok $? "... and with a reference"
 out=$(cs results e2e-results --reference selector=random --by algorithm,selector --json --resamples 200); rc=$?

@@ -9,7 +9,8 @@
 cd "$CS_SOURCE_DIR" || exit 1
 n=0; fail=0
 ok() { local m=${2//$'\n'/ | }; n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $m"; else echo "not ok $n - $m"; fail=1; fi; }
-tmp=$(mktemp -d); dpid= wpid=
+tmp=$(mktemp -d); dpid='' wpid=''
+# shellcheck disable=SC2317 # called by the EXIT trap only
 cleanup() {
     [ -n "$wpid" ] && kill "$wpid" 2>/dev/null && wait "$wpid" 2>/dev/null
     [ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
@@ -38,7 +39,7 @@ timeout 1400 "$CALSWEEP_WORKER" --coordinator "ipc://$tmp/work.sock" --name w1 \
 wpid=$!
 for _ in $(seq 2600); do
     [ "$(q "SELECT count(*) FROM job WHERE state IN ('done','failed','lost','cancelled')")" = "$total" ] && break
-    kill -0 "$dpid" 2>/dev/null && kill -0 "$wpid" 2>/dev/null || break # one died: fail now
+    if ! kill -0 "$dpid" 2>/dev/null || ! kill -0 "$wpid" 2>/dev/null; then break; fi # one died: fail now
     sleep 0.5
 done
 done_n=$(q "SELECT count(*) FROM job WHERE state = 'done'")

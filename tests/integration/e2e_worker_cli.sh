@@ -84,8 +84,8 @@ ok $? "its attempt ended as released"
     --model-root tests/data/e2e-models --runner "$CS_BUILD_DIR/tests/calsweep-testrun" \
     --work-dir "$tmp/w4" --heartbeat-ms 200 2>"$tmp/d2.log" &
 wp=$!
-for _ in $(seq 200); do [ "$(dq "SELECT state FROM job WHERE id = $djob")" = done ] && break; sleep 0.1; done
-[ "$(dq "SELECT state FROM job WHERE id = $djob")" = done ]
+for _ in $(seq 200); do [ "$(dq "SELECT state FROM job WHERE id = $djob")" = 'done' ] && break; sleep 0.1; done
+[ "$(dq "SELECT state FROM job WHERE id = $djob")" = 'done' ]
 ok $? "another worker finishes it, though the sweep allows one attempt"
 [ "$(dq "SELECT outcome || ' ' || worker FROM attempt WHERE job_id = $djob AND n = 2")" = "done d2" ]
 ok $? "the second attempt is the other worker's"

@@ -30,7 +30,9 @@ wait_for() {
 tmp=$(cd "$(mktemp -d)" && pwd -P); pid=; wp=
 cleanup() {
     for p in $wp $pid; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    for g in $(cat "$tmp/groups" 2>/dev/null); do kill -9 -- "-$g" 2>/dev/null; done
+    if [ -f "$tmp/groups" ]; then
+        while read -r g; do kill -9 -- "-$g" 2>/dev/null; done <"$tmp/groups"
+    fi
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -163,7 +165,7 @@ ok $? "... and is never handed a job of the exec sweep (3 queued, no attempt)"
 wnp=$wp
 worker wx --model-root tests/data/e2e-models --runner "$testrun" --exec-template "$tmp/exec.sh \"\$1\""
 wait_for 30 x-exec '.done == 3'; ok $? "a worker with --exec-template runs the exec sweep"
-[ "$(ls "$tmp/marks" | wc -l)" = 3 ] &&
+[ "$(find "$tmp/marks" -mindepth 1 -maxdepth 1 | wc -l)" = 3 ] &&
     [ "$(q "SELECT count(*) FROM attempt a JOIN job j ON j.id = a.job_id JOIN sweep s ON s.id = j.sweep_id WHERE s.name = 'x-exec' AND a.worker = 'wx'")" = 3 ]
 ok $? "through the script: 3 marker files, every attempt on wx"
 [ "$(q "SELECT count(*) FROM metric m JOIN job j ON j.id = m.job_id JOIN sweep s ON s.id = j.sweep_id WHERE s.name = 'x-exec' AND m.task = 'exec' AND m.value = 4242")" = 3 ] &&
@@ -172,7 +174,8 @@ ok $? "the stored results are the script's (metric exec.value 4242, engine exec-
 stop_worker; wp=$wnp; stop_worker
 # calsweep-run itself refuses an exec job rather than run it natively
 mkdir -p "$tmp/run-exec"
-jq -c '.model.backend = "exec"' "$(ls "$tmp"/work-wx/*/job.json | head -1)" >"$tmp/run-exec/job.json"
+wx_jobs=("$tmp"/work-wx/*/job.json)
+jq -c '.model.backend = "exec"' "${wx_jobs[0]}" >"$tmp/run-exec/job.json"
 (cd "$tmp/run-exec" && "$CALSWEEP_RUN" job.json 2>/dev/null); rc=$?
 [ $rc = 1 ] && [ "$(jq -r .kind "$tmp/run-exec/error.json")" = bad_input ] &&
     jq -r .message "$tmp/run-exec/error.json" | grep -q 'model.backend is "exec": calsweep-run runs only "native" jobs'
@@ -185,6 +188,7 @@ procs() {
     local f st
     for f in /proc/[0-9]*/stat; do
         st=$(cat "$f" 2>/dev/null) || continue
+        # shellcheck disable=SC2086 # split the fields after "(comm)" into $1 $2 $3 on purpose
         set -- ${st##*) }
         echo "${f//[^0-9]/} $1 $2 $3"
     done
