@@ -10,6 +10,10 @@
 #        owns), *_close (handle); no *_free in a product header but cs_free* of common/cs_alloc.h
 #        (which frees memory, not an object)
 #   docs no file names a place outside the repository (the design notes live in docs/)
+#   sh   shellcheck -x (default severity: style and info too) finds nothing in the tracked shell
+#        scripts of deploy/, tests/ and .ci/ (*.sh, or a sh/bash/dash/ksh #! line); a deliberate
+#        idiom carries "# shellcheck disable=SCxxxx # reason" on its line. Skipped (TAP SKIP)
+#        without shellcheck or when SOURCE_DIR is not the top of a git work tree.
 #
 # A function is what clang-format writes: a line that is only "{" opens a body, the next line
 # that is only "}" closes it. Usage: rules.sh [SOURCE_DIR] (default $CS_SOURCE_DIR, then .).
@@ -77,6 +81,34 @@ outside_refs() {
         2>/dev/null | grep -v '^tests/cli/rules.sh:' | grep -v node_modules
 }
 check "no file names a place outside the repository" "$(outside_refs)"
+
+# The shell scripts git tracks under deploy/, tests/ and .ci/: by name (*.sh, sourced ones
+# included) or by a #! line naming sh, bash, dash or ksh (.ci/run, a future *.sbatch).
+shell_scripts() {
+    local f
+    git ls-files -- deploy tests .ci | while IFS= read -r f; do
+        [ -f "$f" ] || continue
+        case "$f" in
+            *.sh) echo "$f" ;;
+            *) head -n 1 "$f" | grep -qE '^#!.*[/[:space:]](ba|da|k)?sh([[:space:]]|$)' && echo "$f" ;;
+        esac
+    done
+}
+sc_name="shellcheck accepts every shell script in deploy/ and tests/"
+if ! command -v shellcheck >/dev/null 2>&1; then
+    n=$((n + 1)); echo "ok $n - $sc_name # SKIP shellcheck is not installed (apt-get install shellcheck)"
+elif [ "$(git rev-parse --show-toplevel 2>/dev/null)" != "$(pwd -P)" ]; then
+    n=$((n + 1)); echo "ok $n - $sc_name # SKIP $src is not a git work tree (the scripts are found with git ls-files)"
+else
+    mapfile -t scripts < <(shell_scripts)
+    if [ ${#scripts[@]} -eq 0 ]; then
+        not_ok "$sc_name" "git ls-files found no shell script under deploy/, tests/ or .ci/"
+    else
+        sc_out=$(shellcheck -x -f gcc -- "${scripts[@]}" 2>&1) || sc_rc=$?
+        [ "${sc_rc:-0}" -eq 0 ] || [ -n "$sc_out" ] || sc_out="shellcheck exited ${sc_rc}"
+        check "$sc_name" "$sc_out"
+    fi
+fi
 
 # The checks can fail: each finds its fault in a file made to have it.
 tmp=$(mktemp -d)
