@@ -1,11 +1,17 @@
 /* cs_docs.c - documents of calibration sources; the leak checks (cs_docs.h). */
 #include "cs_docs.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cs_alloc.h"
 #include "cs_json.h"
@@ -13,6 +19,8 @@
 #include "cs_task.h"
 
 #define SOURCE_MAX_FILE ((size_t)1 << 30) /* the largest source file read */
+
+extern char **environ;
 
 char *cs_calib_normalize(const char *text)
 {
@@ -98,12 +106,88 @@ static char *id_line(size_t line, char prefix)
     return cs_strdup(b);
 }
 
+/* A source file's bytes: as they are, or decompressed when the name ends in ".gz" (C4 and
+ * pile-val are published gzipped), by the system's gzip (gzip -dc, reading the file on its stdin,
+ * its output read here up to SOURCE_MAX_FILE bytes). */
+static cs_rc read_source(const char *path, char **out, size_t *len, cs_err *err)
+{
+    size_t n = strlen(path);
+    if (n < 3 || strcmp(path + n - 3, ".gz") != 0) {
+        return cs_path_read_file(path, SOURCE_MAX_FILE, out, len, err);
+    }
+    *out = NULL;
+    *len = 0;
+    int in = open(path, O_RDONLY | O_CLOEXEC), pfd[2] = {-1, -1}, status = 0;
+    if (in < 0) {
+        return cs_err_errno(err, errno, "%s", path);
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    pid_t pid = -1;
+    cs_buf b = {0};
+    cs_rc rc = CS_OK;
+    char *const argv[] = {"gzip", "-dc", NULL};
+    if (pipe(pfd) != 0) {
+        rc = cs_err_errno(err, errno, "%s: pipe", path);
+    } else {
+        posix_spawn_file_actions_adddup2(&fa, in, 0);
+        posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+        int e = posix_spawnp(&pid, "gzip", &fa, NULL, argv, environ);
+        if (e != 0) {
+            rc = cs_err_errno(err, e, "%s: cannot run gzip to decompress it", path);
+            pid = -1;
+        }
+        close(pfd[1]);
+    }
+    while (rc == CS_OK) {
+        if (b.cap - b.len < 2 && cs_buf_reserve(&b, b.cap ? b.cap : 1 << 16) != CS_OK) {
+            rc = cs_err_set(err, CS_ENOMEM, 0, "%s: out of memory", path);
+            break;
+        }
+        ssize_t r = read(pfd[0], b.data + b.len, b.cap - b.len - 1);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            break;
+        }
+        b.len += (size_t)r;
+        if (b.len > SOURCE_MAX_FILE) {
+            rc = cs_err_set(err, CS_ETOOBIG, EFBIG,
+                            "%s: decompresses to more than the limit of %zu bytes", path,
+                            (size_t)SOURCE_MAX_FILE);
+        }
+    }
+    if (pfd[0] >= 0) {
+        close(pfd[0]);
+    }
+    close(in);
+    posix_spawn_file_actions_destroy(&fa);
+    while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (rc == CS_OK && pid > 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        rc = cs_err_set(err, CS_EPARSE, 0, "%s: not a valid gzip file (gzip -dc failed)", path);
+    }
+    if (rc != CS_OK) {
+        cs_buf_fini(&b);
+        return rc;
+    }
+    if (!b.data && cs_buf_reserve(&b, 1) != CS_OK) {
+        return cs_err_set(err, CS_ENOMEM, 0, "%s: out of memory", path);
+    }
+    b.data[b.len] = '\0';
+    *out = b.data;
+    *len = b.len;
+    return CS_OK;
+}
+
 static cs_rc docs_jsonl(const cs_calib_source *src, doc_list *l, cs_err *err)
 {
     const char *field = src->text_field ? src->text_field : "text";
     char *text = NULL, name[512];
     size_t len = 0, line = 0;
-    cs_rc rc = cs_path_read_file(src->path, SOURCE_MAX_FILE, &text, &len, err);
+    cs_rc rc = read_source(src->path, &text, &len, err);
     if (rc != CS_OK) {
         return rc;
     }
@@ -137,7 +221,7 @@ static cs_rc docs_text(const cs_calib_source *src, doc_list *l, cs_err *err)
 {
     char *text = NULL;
     size_t len = 0, line = 1, k = 0;
-    cs_rc rc = cs_path_read_file(src->path, SOURCE_MAX_FILE, &text, &len, err);
+    cs_rc rc = read_source(src->path, &text, &len, err);
     size_t i = 0;
     while (rc == CS_OK && i < len) {
         /* skip blank lines */

@@ -8,7 +8,8 @@
  * A source is a file of documents: "jsonl" (one JSON object per line, the text in text_field,
  * default "text"), "text" (documents separated by a blank line) or "task" (a task file's items
  * as text: MC context + " " + the gold choice; generation prompt + " " + answer; reference
- * text).
+ * text). A path ending in ".gz" is decompressed by the system's gzip as it is read (C4 and
+ * pile-val are published gzipped).
  */
 #ifndef CS_COMMON_CS_DOCS_H
 #define CS_COMMON_CS_DOCS_H

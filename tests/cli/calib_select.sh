@@ -12,7 +12,7 @@ S=${CS_SOURCE_DIR:-.}
 M=$S/sweeps/testbed/models/tb-llama
 D=$S/sweeps/testbed/data
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
-echo "1..23"
+echo "1..26"
 "$R" select --help | grep -q "usage: calsweep-run select"; ok $? "select --help"
 sel() { "$R" select "$M" --source "prose=$D/corpus/prose.jsonl" --source "code=$D/corpus/code.jsonl:text" --pool 40 --seq-len 32 --n 5 "$@" 2>"$TMP/err"; }
 a=$(sel --selector zipcal --seed 1); ok $? "zipcal exits 0"
@@ -53,4 +53,16 @@ x=$(big); y=$(big)
 [ "$(jq -c '[.diag.stats.items_forwarded, .diag.stats.cache_writes]' <<<"$x")" = '[1000,4]' ] && [ "$(jq -c '[.diag.stats.items_forwarded, .diag.stats.forward_passes, .diag.stats.cache_hits]' <<<"$y")" = '[0,0,1]' ]
 ok $? "--cache-dir: 1,000 candidates forwarded once, the second selection reads the cache"
 [ "$(jq -c .ids <<<"$x")" = "$(jq -c .ids <<<"$y")" ] && [ "$(jq '.ids | length' <<<"$y")" = 16 ]; ok $? "and picks the same 16"
+# a gzipped source (C4 and pile-val are published so) reads as the file it decompresses to
+gzip -c "$D/corpus/prose.jsonl" >"$TMP/prose.jsonl.gz"
+a=$("$R" select "$M" --source "prose=$D/corpus/prose.jsonl" --pool 40 --seq-len 32 --n 5 2>/dev/null)
+b=$("$R" select "$M" --source "prose=$TMP/prose.jsonl.gz" --pool 40 --seq-len 32 --n 5 2>/dev/null)
+[ -n "$a" ] && [ "$a" = "$b" ]; ok $? "a .gz source gives the same pool and picks as the plain file"
+printf 'not gzip\n' >"$TMP/bad.jsonl.gz"
+out=$("$R" select "$M" --source "x=$TMP/bad.jsonl.gz" --pool 4 --seq-len 8 --n 2 2>&1); rc=$?
+[ $rc != 0 ] && case "$out" in *"bad.jsonl.gz: not a valid gzip file"*) true;; *) false;; esac
+ok $? "a .gz file that is not gzip is refused naming it ($rc)"
+out=$("$R" select "$M" --source "x=$TMP/none.jsonl.gz" --pool 4 --seq-len 8 --n 2 2>&1); rc=$?
+[ $rc != 0 ] && case "$out" in *"none.jsonl.gz"*"No such file"*) true;; *) false;; esac
+ok $? "a missing .gz file is named"
 exit $fail

@@ -41,7 +41,8 @@ static const cs_opt sel_options[] = {
         {"help", 'h', CS_OPT_NONE, SEL_HELP, NULL, "show this help and exit"},
         {"threads", 't', CS_OPT_VALUE, SEL_THREADS, "N", "threads (default 1)"},
         {"source", 's', CS_OPT_VALUE, SEL_SOURCE, "NAME[@Q]=FILE[:FIELD]",
-         "a source (repeatable): .jsonl (FIELD, default \"text\"; a task file when its lines "
+         "a source (repeatable): .jsonl or .jsonl.gz (FIELD, default \"text\"; a task file when "
+         "its lines "
          "have \"task\"), else plain text (documents separated by blank lines); @Q = quota"},
         {"selector", 'S', CS_OPT_VALUE, SEL_SELECTOR, "NAME|JSON",
          "random, self_calibration, self_gen, zipcal, ppl_rank, cola, acdm, covercal, or "
@@ -126,9 +127,11 @@ static cs_rc parse_source(sel_args *a, const char *arg, cs_err *err)
         c->text_field = colon + 1;
     }
     size_t n = strlen(c->path);
-    if (n > 6 && strcmp(c->path + n - 6, ".jsonl") == 0) {
+    bool gz = n > 3 && strcmp(c->path + n - 3, ".gz") == 0; /* read through gzip (cs_docs.h) */
+    n -= gz ? 3 : 0;
+    if (n > 6 && strncmp(c->path + n - 6, ".jsonl", 6) == 0) {
         c->kind = "jsonl";
-        if (!c->text_field) {
+        if (!c->text_field && !gz) {
             /* a task file when its first line has "task" */
             FILE *f = fopen(c->path, "r");
             char line[4096];
