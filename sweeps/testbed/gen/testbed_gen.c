@@ -18,6 +18,8 @@
  * fails otherwise, that no train-side context equals an eval context, that no arithmetic question
  * or program of a task occurs in the corpora, and that no held-out document occurs in the corpora.
  */
+#include "testbed_gen.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,12 +34,7 @@
 #include "cs_opt.h"
 #include "cs_rng.h"
 
-#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
-
 enum {
-    N_CITIES = 72,
-    N_SCHOLARS = 60,
-    NAME_MAX_LEN = 24,
     N_EVAL_MC = 200,
     N_TRAIN_MC = 100,
     N_EVAL_GEN = 100,
@@ -52,14 +49,7 @@ enum {
 
 /* ---------------------------------------------------------------- world tables */
 
-typedef struct tb_person {
-    const char *name;
-    const char *pron; /* he / she */
-    const char *poss; /* his / her */
-    const char *cap;  /* He / She */
-} tb_person;
-
-static const tb_person k_people[] = {
+const tb_person tb_people[TB_N_PEOPLE] = {
         {"Tom", "he", "his", "He"},    {"Mia", "she", "her", "She"},  {"Ben", "he", "his", "He"},
         {"Lily", "she", "her", "She"}, {"Sam", "he", "his", "He"},    {"Anna", "she", "her", "She"},
         {"Leo", "he", "his", "He"},    {"Emma", "she", "her", "She"}, {"Max", "he", "his", "He"},
@@ -68,13 +58,7 @@ static const tb_person k_people[] = {
         {"Nora", "she", "her", "She"},
 };
 
-typedef struct tb_prof {
-    const char *prof;
-    const char *place;
-    const char *act;
-} tb_prof;
-
-static const tb_prof k_profs[] = {
+const tb_prof tb_profs[TB_N_PROFS] = {
         {"baker", "bakery", "bakes fresh bread"},      {"farmer", "farm", "feeds the cows"},
         {"teacher", "school", "teaches the children"}, {"doctor", "hospital", "helps sick people"},
         {"fisher", "harbor", "catches fish"},          {"painter", "studio", "paints pictures"},
@@ -83,13 +67,8 @@ static const tb_prof k_profs[] = {
         {"gardener", "garden", "waters the flowers"},  {"tailor", "tailor shop", "sews coats"},
 };
 
-typedef struct tb_pair {
-    const char *a;
-    const char *b;
-} tb_pair;
-
 /* state -> what a person does about it (the prose_cause task) */
-static const tb_pair k_states[] = {
+const tb_pair tb_states[TB_N_STATES] = {
         {"hungry", "ate a piece of bread"}, {"tired", "went to bed early"},
         {"cold", "put on a warm coat"},     {"thirsty", "drank a glass of water"},
         {"bored", "read a long book"},      {"dirty", "took a hot bath"},
@@ -97,7 +76,7 @@ static const tb_pair k_states[] = {
         {"sick", "stayed at home all day"}, {"lost", "asked someone for directions"},
 };
 
-static const tb_pair k_weathers[] = {
+const tb_pair tb_weathers[TB_N_WEATHERS] = {
         {"sunny", "went for a walk in the park"},
         {"rainy", "stayed inside with a cup of tea"},
         {"snowy", "built a snowman"},
@@ -106,8 +85,8 @@ static const tb_pair k_weathers[] = {
         {"hot", "went swimming in the lake"},
 };
 
-static const char *const k_topics[] = {"the weather",    "their families", "an old song",
-                                       "the new bridge", "a funny dream",  "the market"};
+const char *const tb_topics[TB_N_TOPICS] = {"the weather",    "their families", "an old song",
+                                            "the new bridge", "a funny dream",  "the market"};
 static const char *const k_evenings[] = {"cooked dinner",     "wrote a letter", "played the piano",
                                          "watched the stars", "fed the cat",    "read the news"};
 static const char *const k_items[] = {"apples",   "pens",  "marbles", "books", "cards",
@@ -118,14 +97,14 @@ static const tb_pair k_varnames[] = {{"a", "b"}, {"x", "y"}, {"m", "n"}, {"p", "
 static const tb_pair k_branch_words[] = {
         {"big", "small"}, {"hot", "cold"}, {"yes", "no"}, {"up", "down"}};
 
-static const char *const k_countries[] = {"Dastria",  "Korveth", "Ilmara", "Sundral",
-                                          "Vantoria", "Eskel",   "Mirath", "Toluna"};
-static const char *const k_rivers[] = {"Olen", "Varda", "Tessin", "Morrow", "Kelbe",
-                                       "Arun", "Sille", "Dravo",  "Hune",   "Pallas"};
-static const char *const k_goods[] = {"copper", "silk",  "glass",  "wine",   "salt",
-                                      "horses", "paper", "clocks", "cheese", "pottery"};
-static const char *const k_jobs[] = {"sculptor", "merchant", "poet",      "weaver", "potter",
-                                     "singer",   "scholar",  "navigator", "healer", "mapmaker"};
+const char *const tb_countries[TB_N_COUNTRIES] = {"Dastria",  "Korveth", "Ilmara", "Sundral",
+                                                  "Vantoria", "Eskel",   "Mirath", "Toluna"};
+const char *const tb_rivers[TB_N_RIVERS] = {"Olen", "Varda", "Tessin", "Morrow", "Kelbe",
+                                            "Arun", "Sille", "Dravo",  "Hune",   "Pallas"};
+const char *const tb_goods[TB_N_GOODS] = {"copper", "silk",  "glass",  "wine",   "salt",
+                                          "horses", "paper", "clocks", "cheese", "pottery"};
+const char *const tb_jobs[TB_N_JOBS] = {"sculptor", "merchant", "poet",      "weaver", "potter",
+                                        "singer",   "scholar",  "navigator", "healer", "mapmaker"};
 
 static const char *const k_onsets[] = {"b", "d", "f", "g", "k",  "l",  "m",  "n",  "p",  "r",
                                        "s", "t", "v", "z", "br", "dr", "gr", "kr", "th", "st"};
@@ -133,37 +112,9 @@ static const char *const k_vowels[] = {"a", "e", "i", "o", "u", "ai", "ei", "ou"
 static const char *const k_codas[] = {"", "n", "r", "s", "l", "m"};
 static const char *const k_city_ends[] = {"ora", "ath", "ven", "mere", "dell", "wick"};
 
-typedef struct tb_city {
-    char name[NAME_MAX_LEN];
-    size_t country, river, good;
-} tb_city;
-
-typedef struct tb_scholar {
-    char name[NAME_MAX_LEN];
-    size_t city, job;
-} tb_scholar;
-
-/* A set of strings (open addressing, FNV-1a); owns its copies. */
-typedef struct tb_set {
-    char **slot;
-    size_t cap; /* power of two */
-    size_t n;
-} tb_set;
-
-typedef struct tb_gen {
-    cs_rng rng;
-    tb_city cities[N_CITIES];
-    tb_scholar scholars[N_SCHOLARS];
-    tb_set reserved;    /* questions and programs of all tasks: kept out of the corpora */
-    tb_set corpus_keys; /* questions and programs that went into the corpora */
-    tb_set corpus_docs; /* every corpus document text */
-    const char *out_dir;
-    cs_buf summary;
-} tb_gen;
-
 /* ---------------------------------------------------------------- small helpers */
 
-static size_t pick(cs_rng *r, size_t n)
+size_t tb_pick(cs_rng *r, size_t n)
 {
     return (size_t)cs_rng_below(r, n);
 }
@@ -173,7 +124,7 @@ static int rand_int(cs_rng *r, int lo, int hi)
     return lo + (int)cs_rng_below(r, (uint64_t)(hi - lo + 1));
 }
 
-static bool chance(cs_rng *r, unsigned pct)
+bool tb_chance(cs_rng *r, unsigned pct)
 {
     return cs_rng_below(r, 100) < pct;
 }
@@ -188,7 +139,7 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
-static void set_fini(tb_set *s)
+void tb_set_fini(tb_set *s)
 {
     if (!s->slot) {
         return;
@@ -200,7 +151,7 @@ static void set_fini(tb_set *s)
     memset(s, 0, sizeof(*s));
 }
 
-static bool set_has(const tb_set *s, const char *k)
+bool tb_set_has(const tb_set *s, const char *k)
 {
     if (!s->slot) {
         return false;
@@ -238,10 +189,10 @@ static cs_rc set_grow(tb_set *s, cs_err *err)
 }
 
 /* Adds a copy of k; *added says whether it was new. */
-static cs_rc set_add(tb_set *s, const char *k, bool *added, cs_err *err)
+cs_rc tb_set_add(tb_set *s, const char *k, bool *added, cs_err *err)
 {
     *added = false;
-    if (set_has(s, k)) {
+    if (tb_set_has(s, k)) {
         return CS_OK;
     }
     if ((s->n + 1) * 2 > s->cap) {
@@ -263,7 +214,7 @@ static cs_rc set_add(tb_set *s, const char *k, bool *added, cs_err *err)
     return CS_OK;
 }
 
-static cs_rc put_json_str(cs_buf *b, const char *s)
+cs_rc tb_put_json_str(cs_buf *b, const char *s)
 {
     cs_rc rc = cs_buf_putc(b, '"');
     for (; rc == CS_OK && *s; s++) {
@@ -287,7 +238,7 @@ static cs_rc put_json_str(cs_buf *b, const char *s)
     return rc;
 }
 
-static cs_rc mkdir_p(const char *path, cs_err *err)
+cs_rc tb_mkdir_p(const char *path, cs_err *err)
 {
     if (mkdir(path, 0755) != 0 && errno != EEXIST) {
         return cs_err_errno(err, errno, "mkdir %s", path);
@@ -295,7 +246,7 @@ static cs_rc mkdir_p(const char *path, cs_err *err)
     return CS_OK;
 }
 
-static cs_rc write_file(const tb_gen *g, const char *rel, const cs_buf *b, cs_err *err)
+cs_rc tb_write_file(const tb_gen *g, const char *rel, const cs_buf *b, cs_err *err)
 {
     cs_buf path = {0};
     FILE *f = NULL;
@@ -327,21 +278,14 @@ cleanup:
     return rc;
 }
 
-/* Picks 3 distinct distractor strings from pool (n >= 4 entries that differ from gold where
- * possible) and writes the 4 choices with the gold at a random place. */
-typedef struct tb_mc {
-    char choices[4][64];
-    int gold;
-} tb_mc;
-
-static cs_rc mc_fill(cs_rng *r, tb_mc *mc, const char *gold, const char *const *pool, size_t n,
-                     cs_err *err)
+cs_rc tb_mc_fill(cs_rng *r, tb_mc *mc, const char *gold, const char *const *pool, size_t n,
+                 cs_err *err)
 {
     const char *picked[3] = {NULL, NULL, NULL};
     size_t got = 0;
     size_t guard = 0;
     while (got < 3) {
-        const char *c = pool[pick(r, n)];
+        const char *c = pool[tb_pick(r, n)];
         bool dup = strcmp(c, gold) == 0;
         for (size_t i = 0; i < got; i++) {
             dup = dup || strcmp(picked[i], c) == 0;
@@ -353,7 +297,7 @@ static cs_rc mc_fill(cs_rng *r, tb_mc *mc, const char *gold, const char *const *
             return cs_err_set(err, CS_EINTERNAL, 0, "too few distractors for \"%s\"", gold);
         }
     }
-    mc->gold = (int)pick(r, 4);
+    mc->gold = (int)tb_pick(r, 4);
     size_t k = 0;
     for (int i = 0; i < 4; i++) {
         const char *c = i == mc->gold ? gold : picked[k++];
@@ -366,8 +310,7 @@ static cs_rc mc_fill(cs_rng *r, tb_mc *mc, const char *gold, const char *const *
 }
 
 /* Numeric distractors: near misses and operands, all distinct and >= 0. */
-static cs_rc mc_fill_num(cs_rng *r, tb_mc *mc, int gold, const int *extra, size_t n_extra,
-                         cs_err *err)
+cs_rc tb_mc_fill_num(cs_rng *r, tb_mc *mc, int gold, const int *extra, size_t n_extra, cs_err *err)
 {
     char pool_s[16][16];
     const char *pool[16];
@@ -389,7 +332,7 @@ static cs_rc mc_fill_num(cs_rng *r, tb_mc *mc, int gold, const int *extra, size_
     }
     char gold_s[16];
     snprintf(gold_s, sizeof(gold_s), "%d", gold);
-    return mc_fill(r, mc, gold_s, pool, n, err);
+    return tb_mc_fill(r, mc, gold_s, pool, n, err);
 }
 
 static cs_rc mc_line(cs_buf *out, const char *task, const char *split, size_t idx, const char *ctx,
@@ -398,13 +341,13 @@ static cs_rc mc_line(cs_buf *out, const char *task, const char *split, size_t id
     cs_rc rc = cs_buf_printf(out, "{\"id\":\"%s-%s-%04zu\",\"task\":\"%s\",\"context\":", task,
                              split, idx, task);
     if (rc == CS_OK) {
-        rc = put_json_str(out, ctx);
+        rc = tb_put_json_str(out, ctx);
     }
     if (rc == CS_OK) {
         rc = cs_buf_puts(out, ",\"choices\":[");
     }
     for (int i = 0; rc == CS_OK && i < 4; i++) {
-        rc = put_json_str(out, mc->choices[i]);
+        rc = tb_put_json_str(out, mc->choices[i]);
         if (rc == CS_OK && i < 3) {
             rc = cs_buf_putc(out, ',');
         }
@@ -420,7 +363,7 @@ static cs_rc ref_line(cs_buf *out, const char *task, size_t idx, const char *tex
     cs_rc rc = cs_buf_printf(out, "{\"id\":\"%s-ref-%04zu\",\"task\":\"%s\",\"text\":", task, idx,
                              task);
     if (rc == CS_OK) {
-        rc = put_json_str(out, text);
+        rc = tb_put_json_str(out, text);
     }
     if (rc == CS_OK) {
         rc = cs_buf_puts(out, "}\n");
@@ -436,11 +379,11 @@ static void make_name(cs_rng *r, char *out, size_t cap, size_t syllables, const 
     out[0] = '\0';
     for (size_t s = 0; s < syllables; s++) {
         /* one draw per statement: argument evaluation order is unspecified in C */
-        size_t v = pick(r, N_ELEMS(k_vowels));
-        size_t o = pick(r, N_ELEMS(k_onsets));
+        size_t v = tb_pick(r, N_ELEMS(k_vowels));
+        size_t o = tb_pick(r, N_ELEMS(k_onsets));
         len += (size_t)snprintf(out + len, cap - len, "%s%s", k_onsets[o], k_vowels[v]);
     }
-    snprintf(out + len, cap - len, "%s", end ? end : k_codas[pick(r, N_ELEMS(k_codas))]);
+    snprintf(out + len, cap - len, "%s", end ? end : k_codas[tb_pick(r, N_ELEMS(k_codas))]);
     out[0] = (char)(out[0] - 'a' + 'A');
 }
 
@@ -450,44 +393,44 @@ static cs_rc build_world(tb_gen *g, cs_err *err)
     bool added = false;
     cs_rc rc = CS_OK;
     /* the fixed vocabularies of the world must not collide with generated names */
-    const char *const *fixed[] = {k_countries, k_rivers};
-    const size_t n_fixed[] = {N_ELEMS(k_countries), N_ELEMS(k_rivers)};
+    const char *const *fixed[] = {tb_countries, tb_rivers};
+    const size_t n_fixed[] = {N_ELEMS(tb_countries), N_ELEMS(tb_rivers)};
     for (size_t t = 0; t < 2; t++) {
         for (size_t i = 0; i < n_fixed[t] && rc == CS_OK; i++) {
-            rc = set_add(&names, fixed[t][i], &added, err);
+            rc = tb_set_add(&names, fixed[t][i], &added, err);
         }
     }
     for (size_t i = 0; i < N_CITIES && rc == CS_OK; i++) {
         tb_city *c = &g->cities[i];
         do {
-            size_t end = pick(&g->rng, N_ELEMS(k_city_ends));
-            size_t syllables = 1 + pick(&g->rng, 2);
+            size_t end = tb_pick(&g->rng, N_ELEMS(k_city_ends));
+            size_t syllables = 1 + tb_pick(&g->rng, 2);
             make_name(&g->rng, c->name, sizeof(c->name), syllables, k_city_ends[end]);
-            rc = set_add(&names, c->name, &added, err);
+            rc = tb_set_add(&names, c->name, &added, err);
         } while (rc == CS_OK && !added);
-        c->country = pick(&g->rng, N_ELEMS(k_countries));
-        c->river = pick(&g->rng, N_ELEMS(k_rivers));
-        c->good = pick(&g->rng, N_ELEMS(k_goods));
+        c->country = tb_pick(&g->rng, N_ELEMS(tb_countries));
+        c->river = tb_pick(&g->rng, N_ELEMS(tb_rivers));
+        c->good = tb_pick(&g->rng, N_ELEMS(tb_goods));
     }
     for (size_t i = 0; i < N_SCHOLARS && rc == CS_OK; i++) {
         tb_scholar *s = &g->scholars[i];
         do {
             make_name(&g->rng, s->name, sizeof(s->name), 2, NULL);
-            rc = set_add(&names, s->name, &added, err);
+            rc = tb_set_add(&names, s->name, &added, err);
         } while (rc == CS_OK && !added);
-        s->city = pick(&g->rng, N_CITIES);
-        s->job = pick(&g->rng, N_ELEMS(k_jobs));
+        s->city = tb_pick(&g->rng, N_CITIES);
+        s->job = tb_pick(&g->rng, N_ELEMS(tb_jobs));
     }
-    set_fini(&names);
+    tb_set_fini(&names);
     return rc;
 }
 
 /* Sentences about a city (fact statements in several paraphrases). */
-static cs_rc city_sentence(cs_rng *r, cs_buf *b, const tb_city *c, size_t kind)
+cs_rc tb_city_sentence(cs_rng *r, cs_buf *b, const tb_city *c, size_t kind)
 {
-    const char *k = k_countries[c->country];
-    const char *rv = k_rivers[c->river];
-    const char *p = k_goods[c->good];
+    const char *k = tb_countries[c->country];
+    const char *rv = tb_rivers[c->river];
+    const char *p = tb_goods[c->good];
     switch (kind) {
     case 0:
         return cs_buf_printf(b, "%s is a city in %s.", c->name, k);
@@ -500,18 +443,17 @@ static cs_rc city_sentence(cs_rng *r, cs_buf *b, const tb_city *c, size_t kind)
     case 4:
         return cs_buf_printf(b, "Traders come to %s to buy %s.", c->name, p);
     default:
-        if (chance(r, 50)) {
+        if (tb_chance(r, 50)) {
             return cs_buf_printf(b, "In %s, the city of %s is known for %s.", k, c->name, p);
         }
         return cs_buf_printf(b, "The %s flows through %s, a city in %s.", rv, c->name, k);
     }
 }
 
-static cs_rc scholar_sentence(const tb_gen *g, cs_rng *r, cs_buf *b, const tb_scholar *s,
-                              size_t kind)
+cs_rc tb_scholar_sentence(const tb_gen *g, cs_rng *r, cs_buf *b, const tb_scholar *s, size_t kind)
 {
     const tb_city *c = &g->cities[s->city];
-    const char *j = k_jobs[s->job];
+    const char *j = tb_jobs[s->job];
     switch (kind) {
     case 0:
         return cs_buf_printf(b, "%s was born in %s.", s->name, c->name);
@@ -519,11 +461,11 @@ static cs_rc scholar_sentence(const tb_gen *g, cs_rng *r, cs_buf *b, const tb_sc
         return cs_buf_printf(b, "%s worked as a %s.", s->name, j);
     case 2:
         return cs_buf_printf(b, "%s grew up in %s, a city in %s.", s->name, c->name,
-                             k_countries[c->country]);
+                             tb_countries[c->country]);
     default:
-        if (chance(r, 50)) {
+        if (tb_chance(r, 50)) {
             return cs_buf_printf(b, "%s, a %s from %s, was well known in %s.", s->name, j, c->name,
-                                 k_countries[c->country]);
+                                 tb_countries[c->country]);
         }
         return cs_buf_printf(b, "As a %s, %s often returned to %s.", j, s->name, c->name);
     }
@@ -539,7 +481,7 @@ static cs_rc fact_doc(tb_gen *g, cs_rng *r, cs_buf *b, size_t entity)
     cs_rng_shuffle(r, order, n);
     bool first = true;
     for (size_t i = 0; i < n && rc == CS_OK; i++) {
-        if (!chance(r, 70)) {
+        if (!tb_chance(r, 70)) {
             continue;
         }
         if (!first) {
@@ -547,22 +489,22 @@ static cs_rc fact_doc(tb_gen *g, cs_rng *r, cs_buf *b, size_t entity)
         }
         first = false;
         if (rc == CS_OK) {
-            rc = is_city ? city_sentence(r, b, &g->cities[entity], order[i])
-                         : scholar_sentence(g, r, b, &g->scholars[entity - N_CITIES], order[i]);
+            rc = is_city ? tb_city_sentence(r, b, &g->cities[entity], order[i])
+                         : tb_scholar_sentence(g, r, b, &g->scholars[entity - N_CITIES], order[i]);
         }
     }
     if (first && rc == CS_OK) {
-        rc = is_city ? city_sentence(r, b, &g->cities[entity], 0)
-                     : scholar_sentence(g, r, b, &g->scholars[entity - N_CITIES], 0);
+        rc = is_city ? tb_city_sentence(r, b, &g->cities[entity], 0)
+                     : tb_scholar_sentence(g, r, b, &g->scholars[entity - N_CITIES], 0);
     }
     return rc;
 }
 
 /* ---------------------------------------------------------------- prose */
 
-static cs_rc prose_intro(cs_rng *r, cs_buf *b, const tb_person *p, const tb_prof *f)
+cs_rc tb_prose_intro(cs_rng *r, cs_buf *b, const tb_person *p, const tb_prof *f)
 {
-    if (chance(r, 50)) {
+    if (tb_chance(r, 50)) {
         return cs_buf_printf(b, "%s is a %s.", p->name, f->prof);
     }
     return cs_buf_printf(b, "%s works as a %s.", p->name, f->prof);
@@ -570,71 +512,64 @@ static cs_rc prose_intro(cs_rng *r, cs_buf *b, const tb_person *p, const tb_prof
 
 static cs_rc prose_story(cs_rng *r, cs_buf *b)
 {
-    const tb_person *p = &k_people[pick(r, N_ELEMS(k_people))];
-    const tb_person *q = &k_people[pick(r, N_ELEMS(k_people))];
-    const tb_prof *f = &k_profs[pick(r, N_ELEMS(k_profs))];
-    const tb_prof *f2 = &k_profs[pick(r, N_ELEMS(k_profs))];
-    const tb_pair *st = &k_states[pick(r, N_ELEMS(k_states))];
-    const tb_pair *st2 = &k_states[pick(r, N_ELEMS(k_states))];
-    const tb_pair *w = &k_weathers[pick(r, N_ELEMS(k_weathers))];
-    cs_rc rc = prose_intro(r, b, p, f);
+    const tb_person *p = &tb_people[tb_pick(r, N_ELEMS(tb_people))];
+    const tb_person *q = &tb_people[tb_pick(r, N_ELEMS(tb_people))];
+    const tb_prof *f = &tb_profs[tb_pick(r, N_ELEMS(tb_profs))];
+    const tb_prof *f2 = &tb_profs[tb_pick(r, N_ELEMS(tb_profs))];
+    const tb_pair *st = &tb_states[tb_pick(r, N_ELEMS(tb_states))];
+    const tb_pair *st2 = &tb_states[tb_pick(r, N_ELEMS(tb_states))];
+    const tb_pair *w = &tb_weathers[tb_pick(r, N_ELEMS(tb_weathers))];
+    cs_rc rc = tb_prose_intro(r, b, p, f);
     if (rc == CS_OK) {
         rc = cs_buf_printf(b, " Every morning %s goes to the %s, where %s %s.", p->pron, f->place,
                            p->pron, f->act);
     }
-    if (rc == CS_OK && chance(r, 60)) {
+    if (rc == CS_OK && tb_chance(r, 60)) {
         rc = cs_buf_printf(b, " One day %s was %s, so %s %s.", p->name, st->a, p->pron, st->b);
     }
-    if (rc == CS_OK && chance(r, 50)) {
+    if (rc == CS_OK && tb_chance(r, 50)) {
         rc = cs_buf_printf(b, " The weather was %s, so %s %s.", w->a, p->name, w->b);
     }
-    if (rc == CS_OK && q != p && chance(r, 60)) {
+    if (rc == CS_OK && q != p && tb_chance(r, 60)) {
         rc = cs_buf_printf(b, " Later, %s met %s at the %s.", p->name, q->name, f2->place);
         if (rc == CS_OK) {
             rc = cs_buf_printf(b, " %s is a %s, and %s %s every day.", q->name, f2->prof, q->pron,
                                f2->act);
         }
-        if (rc == CS_OK && chance(r, 50)) {
+        if (rc == CS_OK && tb_chance(r, 50)) {
             rc = cs_buf_printf(b, " They talked about %s for a long time.",
-                               k_topics[pick(r, N_ELEMS(k_topics))]);
+                               tb_topics[tb_pick(r, N_ELEMS(tb_topics))]);
         }
-        if (rc == CS_OK && chance(r, 40)) {
+        if (rc == CS_OK && tb_chance(r, 40)) {
             rc = cs_buf_printf(b, " %s was %s, so %s %s.", q->name, st2->a, q->pron, st2->b);
         }
     }
-    if (rc == CS_OK && chance(r, 50)) {
+    if (rc == CS_OK && tb_chance(r, 50)) {
         rc = cs_buf_printf(b, " In the evening, %s went home and %s.", p->name,
-                           k_evenings[pick(r, N_ELEMS(k_evenings))]);
+                           k_evenings[tb_pick(r, N_ELEMS(k_evenings))]);
     }
     return rc;
 }
 
 /* ---------------------------------------------------------------- arithmetic */
 
-typedef struct tb_arith {
-    cs_buf q;     /* the question */
-    cs_buf chain; /* the reasoning up to and including the last " =" */
-    int ans;
-    int ops[3];
-} tb_arith;
-
-static void arith_fini(tb_arith *a)
+void tb_arith_fini(tb_arith *a)
 {
     cs_buf_fini(&a->q);
     cs_buf_fini(&a->chain);
 }
 
-static cs_rc arith_make(cs_rng *r, tb_arith *a)
+cs_rc tb_arith_make(cs_rng *r, tb_arith *a)
 {
-    const tb_person *p = &k_people[pick(r, N_ELEMS(k_people))];
-    const tb_person *p2 = &k_people[pick(r, N_ELEMS(k_people))];
-    const char *it = k_items[pick(r, N_ELEMS(k_items))];
-    size_t kind = pick(r, 4);
+    const tb_person *p = &tb_people[tb_pick(r, N_ELEMS(tb_people))];
+    const tb_person *p2 = &tb_people[tb_pick(r, N_ELEMS(tb_people))];
+    const char *it = k_items[tb_pick(r, N_ELEMS(k_items))];
+    size_t kind = tb_pick(r, 4);
     cs_rc rc = CS_OK;
     a->q.len = 0;
     a->chain.len = 0;
     if (p2 == p) {
-        p2 = &k_people[(size_t)(p - k_people + 1) % N_ELEMS(k_people)];
+        p2 = &tb_people[(size_t)(p - tb_people + 1) % N_ELEMS(tb_people)];
     }
     if (kind == 0) {
         int x = rand_int(r, 1, 12), y = rand_int(r, 1, 12);
@@ -697,13 +632,6 @@ static cs_rc arith_text(cs_buf *b, const tb_arith *a)
 
 /* ---------------------------------------------------------------- code */
 
-typedef struct tb_code {
-    cs_buf prog;
-    char out[64];
-    char pool[8][64]; /* distractor outputs */
-    size_t n_pool;
-} tb_code;
-
 static void add_pool(tb_code *c, const char *fmt_s, int v)
 {
     if (c->n_pool < N_ELEMS(c->pool)) {
@@ -719,10 +647,10 @@ static void add_pool(tb_code *c, const char *fmt_s, int v)
     }
 }
 
-static cs_rc code_make(cs_rng *r, tb_code *c)
+cs_rc tb_code_make(cs_rng *r, tb_code *c)
 {
-    size_t kind = pick(r, 8);
-    const tb_pair *vn = &k_varnames[pick(r, N_ELEMS(k_varnames))];
+    size_t kind = tb_pick(r, 8);
+    const tb_pair *vn = &k_varnames[tb_pick(r, N_ELEMS(k_varnames))];
     cs_rc rc = CS_OK;
     c->prog.len = 0;
     c->n_pool = 0;
@@ -753,7 +681,7 @@ static cs_rc code_make(cs_rng *r, tb_code *c)
                 }
             } while (dup);
         }
-        size_t at = pick(r, 4);
+        size_t at = tb_pick(r, 4);
         rc = cs_buf_printf(&c->prog, "nums = [%d, %d, %d, %d]\nprint(nums[%zu])", v[0], v[1], v[2],
                            v[3], at);
         snprintf(c->out, sizeof(c->out), "%d", v[at]);
@@ -761,7 +689,7 @@ static cs_rc code_make(cs_rng *r, tb_code *c)
             add_pool(c, NULL, v[i]);
         }
     } else if (kind == 3) {
-        size_t i1 = pick(r, N_ELEMS(k_words)), i2 = pick(r, N_ELEMS(k_words) - 1);
+        size_t i1 = tb_pick(r, N_ELEMS(k_words)), i2 = tb_pick(r, N_ELEMS(k_words) - 1);
         i2 += i2 >= i1;
         const char *w1 = k_words[i1], *w2 = k_words[i2];
         char tmp[4][32];
@@ -777,9 +705,9 @@ static cs_rc code_make(cs_rng *r, tb_code *c)
         }
     } else if (kind == 4) {
         static const char *const vars[] = {"word", "s", "name", "text"};
-        const char *w1 = k_words[pick(r, N_ELEMS(k_words))];
-        const char *w2 = chance(r, 50) ? k_words[pick(r, N_ELEMS(k_words))] : "";
-        const char *v = vars[pick(r, N_ELEMS(vars))];
+        const char *w1 = k_words[tb_pick(r, N_ELEMS(k_words))];
+        const char *w2 = tb_chance(r, 50) ? k_words[tb_pick(r, N_ELEMS(k_words))] : "";
+        const char *v = vars[tb_pick(r, N_ELEMS(vars))];
         int n = (int)(strlen(w1) + strlen(w2));
         rc = cs_buf_printf(&c->prog, "%s = \"%s%s\"\nprint(len(%s))", v, w1, w2, v);
         snprintf(c->out, sizeof(c->out), "%d", n);
@@ -800,7 +728,7 @@ static cs_rc code_make(cs_rng *r, tb_code *c)
             } while (dup);
             m = v[i] > m ? v[i] : m;
         }
-        bool is_max = chance(r, 50);
+        bool is_max = tb_chance(r, 50);
         int mn = v[0] < v[1] ? (v[0] < v[2] ? v[0] : v[2]) : (v[1] < v[2] ? v[1] : v[2]);
         rc = cs_buf_printf(&c->prog, "print(%s(%d, %d, %d))", is_max ? "max" : "min", v[0], v[1],
                            v[2]);
@@ -811,7 +739,7 @@ static cs_rc code_make(cs_rng *r, tb_code *c)
         add_pool(c, NULL, m + mn);
     } else if (kind == 6) {
         static const char *const vars[] = {"total", "acc", "count", "t"};
-        const char *v = vars[pick(r, N_ELEMS(vars))];
+        const char *v = vars[tb_pick(r, N_ELEMS(vars))];
         int n = rand_int(r, 2, 7), s0 = rand_int(r, 0, 9);
         int v_out = s0 + n * (n - 1) / 2;
         rc = cs_buf_printf(&c->prog, "%s = %d\nfor i in range(%d):\n    %s = %s + i\nprint(%s)", v,
@@ -824,7 +752,7 @@ static cs_rc code_make(cs_rng *r, tb_code *c)
             }
         }
     } else {
-        size_t wp = pick(r, N_ELEMS(k_branch_words));
+        size_t wp = tb_pick(r, N_ELEMS(k_branch_words));
         const tb_pair *bw = &k_branch_words[wp];
         const tb_pair *other = &k_branch_words[(wp + 1) % N_ELEMS(k_branch_words)];
         int x = rand_int(r, 1, 20), y = rand_int(r, 1, 20);
@@ -857,22 +785,22 @@ static const char *const k_task_names[] = {"prose_cause", "prose_work", "arith_m
 static cs_rc task_prose_cause(cs_rng *r, cs_buf *ctx, tb_mc *mc, cs_err *err)
 {
     cs_rc rc;
-    const tb_person *p = &k_people[pick(r, N_ELEMS(k_people))];
-    const tb_prof *f = &k_profs[pick(r, N_ELEMS(k_profs))];
-    size_t s = pick(r, N_ELEMS(k_states));
-    const char *pool[N_ELEMS(k_states)];
-    for (size_t i = 0; i < N_ELEMS(k_states); i++) {
-        pool[i] = k_states[i].b;
+    const tb_person *p = &tb_people[tb_pick(r, N_ELEMS(tb_people))];
+    const tb_prof *f = &tb_profs[tb_pick(r, N_ELEMS(tb_profs))];
+    size_t s = tb_pick(r, N_ELEMS(tb_states));
+    const char *pool[N_ELEMS(tb_states)];
+    for (size_t i = 0; i < N_ELEMS(tb_states); i++) {
+        pool[i] = tb_states[i].b;
     }
-    rc = prose_intro(r, ctx, p, f);
+    rc = tb_prose_intro(r, ctx, p, f);
     if (rc == CS_OK) {
         rc = cs_buf_printf(ctx,
                            " Every morning %s goes to the %s, where %s %s. One day %s was %s, "
                            "so %s",
-                           p->pron, f->place, p->pron, f->act, p->name, k_states[s].a, p->pron);
+                           p->pron, f->place, p->pron, f->act, p->name, tb_states[s].a, p->pron);
     }
     if (rc == CS_OK) {
-        rc = mc_fill(r, mc, k_states[s].b, pool, N_ELEMS(pool), err);
+        rc = tb_mc_fill(r, mc, tb_states[s].b, pool, N_ELEMS(pool), err);
     }
     return rc;
 }
@@ -881,18 +809,18 @@ static cs_rc task_prose_cause(cs_rng *r, cs_buf *ctx, tb_mc *mc, cs_err *err)
 static cs_rc task_prose_work(cs_rng *r, cs_buf *ctx, tb_mc *mc, cs_err *err)
 {
     cs_rc rc;
-    const tb_person *p = &k_people[pick(r, N_ELEMS(k_people))];
-    size_t fi = pick(r, N_ELEMS(k_profs));
-    const char *pool[N_ELEMS(k_profs)];
-    for (size_t i = 0; i < N_ELEMS(k_profs); i++) {
-        pool[i] = k_profs[i].place;
+    const tb_person *p = &tb_people[tb_pick(r, N_ELEMS(tb_people))];
+    size_t fi = tb_pick(r, N_ELEMS(tb_profs));
+    const char *pool[N_ELEMS(tb_profs)];
+    for (size_t i = 0; i < N_ELEMS(tb_profs); i++) {
+        pool[i] = tb_profs[i].place;
     }
-    rc = prose_intro(r, ctx, p, &k_profs[fi]);
+    rc = tb_prose_intro(r, ctx, p, &tb_profs[fi]);
     if (rc == CS_OK) {
         rc = cs_buf_printf(ctx, " Every morning %s goes to the", p->pron);
     }
     if (rc == CS_OK) {
-        rc = mc_fill(r, mc, k_profs[fi].place, pool, N_ELEMS(pool), err);
+        rc = tb_mc_fill(r, mc, tb_profs[fi].place, pool, N_ELEMS(pool), err);
     }
     return rc;
 }
@@ -903,14 +831,16 @@ static cs_rc task_facts(tb_gen *g, cs_buf *ctx, tb_mc *mc, cs_err *err)
 {
     cs_rng *r = &g->rng;
     cs_rc rc;
-    size_t rel = pick(r, 5);
+    size_t rel = tb_pick(r, 5);
     const char *pool[N_CITIES];
     const char *gold = NULL;
     size_t n_pool = 0;
     if (rel < 3) {
-        const tb_city *cy = &g->cities[pick(r, N_CITIES)];
-        const char *const *tab = rel == 0 ? k_countries : rel == 1 ? k_rivers : k_goods;
-        n_pool = rel == 0 ? N_ELEMS(k_countries) : rel == 1 ? N_ELEMS(k_rivers) : N_ELEMS(k_goods);
+        const tb_city *cy = &g->cities[tb_pick(r, N_CITIES)];
+        const char *const *tab = rel == 0 ? tb_countries : rel == 1 ? tb_rivers : tb_goods;
+        n_pool = rel == 0   ? N_ELEMS(tb_countries)
+                 : rel == 1 ? N_ELEMS(tb_rivers)
+                            : N_ELEMS(tb_goods);
         for (size_t i = 0; i < n_pool; i++) {
             pool[i] = tab[i];
         }
@@ -919,7 +849,7 @@ static cs_rc task_facts(tb_gen *g, cs_buf *ctx, tb_mc *mc, cs_err *err)
              : rel == 1 ? cs_buf_printf(ctx, "The river that flows through %s is the", cy->name)
                         : cs_buf_printf(ctx, "%s is famous for its", cy->name);
     } else {
-        const tb_scholar *s = &g->scholars[pick(r, N_SCHOLARS)];
+        const tb_scholar *s = &g->scholars[tb_pick(r, N_SCHOLARS)];
         if (rel == 3) {
             n_pool = N_CITIES;
             for (size_t i = 0; i < N_CITIES; i++) {
@@ -928,16 +858,16 @@ static cs_rc task_facts(tb_gen *g, cs_buf *ctx, tb_mc *mc, cs_err *err)
             gold = g->cities[s->city].name;
             rc = cs_buf_printf(ctx, "%s was born in", s->name);
         } else {
-            n_pool = N_ELEMS(k_jobs);
+            n_pool = N_ELEMS(tb_jobs);
             for (size_t i = 0; i < n_pool; i++) {
-                pool[i] = k_jobs[i];
+                pool[i] = tb_jobs[i];
             }
-            gold = k_jobs[s->job];
+            gold = tb_jobs[s->job];
             rc = cs_buf_printf(ctx, "%s worked as a", s->name);
         }
     }
     if (rc == CS_OK) {
-        rc = mc_fill(r, mc, gold, pool, n_pool, err);
+        rc = tb_mc_fill(r, mc, gold, pool, n_pool, err);
     }
     return rc;
 }
@@ -964,21 +894,21 @@ static cs_rc task_item(tb_gen *g, tb_task_kind t, cs_buf *ctx, cs_buf *key2, cs_
         break;
     case TASK_ARITH_MC:
     case TASK_ARITH_GEN:
-        rc = arith_make(r, &a);
+        rc = tb_arith_make(r, &a);
         if (rc == CS_OK) {
             rc = cs_buf_puts(key2, a.q.data);
         }
         if (rc == CS_OK && t == TASK_ARITH_MC) {
             rc = cs_buf_printf(ctx, "Question: %s\nAnswer: %s", a.q.data, a.chain.data);
             if (rc == CS_OK) {
-                rc = mc_fill_num(r, &mc, a.ans, a.ops, 3, err);
+                rc = tb_mc_fill_num(r, &mc, a.ans, a.ops, 3, err);
             }
         } else if (rc == CS_OK) {
             rc = cs_buf_printf(ctx, "Question: %s\nAnswer:", a.q.data);
         }
         break;
     case TASK_CODE_MC: {
-        rc = code_make(r, &c);
+        rc = tb_code_make(r, &c);
         const char *pool[N_ELEMS(c.pool)];
         for (size_t i = 0; i < c.n_pool; i++) {
             pool[i] = c.pool[i];
@@ -990,7 +920,7 @@ static cs_rc task_item(tb_gen *g, tb_task_kind t, cs_buf *ctx, cs_buf *key2, cs_
             rc = cs_buf_printf(ctx, "%s\n# output:", c.prog.data);
         }
         if (rc == CS_OK) {
-            rc = mc_fill(r, &mc, c.out, pool, c.n_pool, err);
+            rc = tb_mc_fill(r, &mc, c.out, pool, c.n_pool, err);
         }
         break;
     }
@@ -1006,7 +936,7 @@ static cs_rc task_item(tb_gen *g, tb_task_kind t, cs_buf *ctx, cs_buf *key2, cs_
                            "{\"id\":\"%s-%s-%04zu\",\"task\":\"%s\",\"prompt\":", k_task_names[t],
                            split, idx, k_task_names[t]);
         if (rc == CS_OK) {
-            rc = put_json_str(line, ctx->data);
+            rc = tb_put_json_str(line, ctx->data);
         }
         if (rc == CS_OK) {
             rc = cs_buf_printf(line, ",\"answer\":\"%d\",\"stop\":[\"Question:\"]}\n", a.ans);
@@ -1021,7 +951,7 @@ static cs_rc task_item(tb_gen *g, tb_task_kind t, cs_buf *ctx, cs_buf *key2, cs_
         }
     }
 cleanup:
-    arith_fini(&a);
+    tb_arith_fini(&a);
     cs_buf_fini(&c.prog);
     return rc;
 }
@@ -1053,7 +983,7 @@ static cs_rc gen_task(tb_gen *g, tb_task_kind t, cs_err *err)
                 line.len = 0;
                 rc = task_item(g, t, &ctx, &key2, &line, split_names[s], i, &text, err);
                 if (rc == CS_OK) {
-                    rc = set_add(&seen, ctx.data, &added, err);
+                    rc = tb_set_add(&seen, ctx.data, &added, err);
                 }
                 if (rc == CS_OK && ++guard > 100000) {
                     rc = cs_err_set(err, CS_EINTERNAL, 0, "%s: cannot draw %zu distinct items",
@@ -1069,7 +999,7 @@ static cs_rc gen_task(tb_gen *g, tb_task_kind t, cs_err *err)
                 break;
             }
             if (key2.len) {
-                rc = set_add(&g->reserved, key2.data, &added, err);
+                rc = tb_set_add(&g->reserved, key2.data, &added, err);
             }
             if (rc == CS_OK) {
                 rc = cs_buf_append(&files[s], line.data, line.len);
@@ -1100,7 +1030,7 @@ static cs_rc gen_task(tb_gen *g, tb_task_kind t, cs_err *err)
         name.len = 0;
         rc = cs_buf_printf(&name, "tasks/%s.%s.jsonl", k_task_names[t], split_names[s]);
         if (rc == CS_OK) {
-            rc = write_file(g, name.data, &files[s], err);
+            rc = tb_write_file(g, name.data, &files[s], err);
         }
     }
     name.len = 0;
@@ -1108,7 +1038,7 @@ static cs_rc gen_task(tb_gen *g, tb_task_kind t, cs_err *err)
         rc = cs_buf_printf(&name, "tasks/%s.ref.jsonl", k_task_names[t]);
     }
     if (rc == CS_OK) {
-        rc = write_file(g, name.data, &ref, err);
+        rc = tb_write_file(g, name.data, &ref, err);
     }
     if (rc == CS_OK) {
         rc = cs_buf_printf(
@@ -1123,7 +1053,7 @@ cleanup:
         }
         cs_buf_fini(&files[s]);
     }
-    set_fini(&seen);
+    tb_set_fini(&seen);
     cs_buf_fini(&ctx);
     cs_buf_fini(&key2);
     cs_buf_fini(&line);
@@ -1151,17 +1081,18 @@ static cs_rc domain_doc(tb_gen *g, tb_domain d, size_t idx, cs_buf *doc, size_t 
     if (d == DOM_PROSE) {
         rc = prose_story(r, doc);
     } else if (d == DOM_ARITH || d == DOM_CODE) {
-        size_t n = d == DOM_ARITH ? 2 + pick(r, 3) : 3 + pick(r, 4);
+        size_t n = d == DOM_ARITH ? 2 + tb_pick(r, 3) : 3 + tb_pick(r, 4);
         for (size_t i = 0; i < n && rc == CS_OK; i++) {
             if (i) {
                 rc = cs_buf_puts(doc, "\n\n");
             }
             /* an item of a task is drawn again, not kept out with its whole document */
             do {
-                rc = d == DOM_ARITH ? arith_make(r, &a) : code_make(r, &c);
+                rc = d == DOM_ARITH ? tb_arith_make(r, &a) : tb_code_make(r, &c);
                 *redrawn += rc == CS_OK &&
-                            set_has(&g->reserved, d == DOM_ARITH ? a.q.data : c.prog.data);
-            } while (rc == CS_OK && set_has(&g->reserved, d == DOM_ARITH ? a.q.data : c.prog.data));
+                            tb_set_has(&g->reserved, d == DOM_ARITH ? a.q.data : c.prog.data);
+            } while (rc == CS_OK &&
+                     tb_set_has(&g->reserved, d == DOM_ARITH ? a.q.data : c.prog.data));
             if (rc == CS_OK) {
                 rc = d == DOM_ARITH ? arith_text(doc, &a)
                                     : cs_buf_printf(doc, "%s\n# output: %s", c.prog.data, c.out);
@@ -1171,14 +1102,14 @@ static cs_rc domain_doc(tb_gen *g, tb_domain d, size_t idx, cs_buf *doc, size_t 
         /* every entity has the same number of entries; a third of them also mention a second */
         size_t entity = idx % (N_CITIES + N_SCHOLARS);
         rc = fact_doc(g, r, doc, entity);
-        if (rc == CS_OK && chance(r, 33)) {
+        if (rc == CS_OK && tb_chance(r, 33)) {
             rc = cs_buf_putc(doc, ' ');
             if (rc == CS_OK) {
-                rc = fact_doc(g, r, doc, pick(r, N_CITIES + N_SCHOLARS));
+                rc = fact_doc(g, r, doc, tb_pick(r, N_CITIES + N_SCHOLARS));
             }
         }
     }
-    arith_fini(&a);
+    tb_arith_fini(&a);
     cs_buf_fini(&c.prog);
     if (rc != CS_OK && err && err->rc == CS_OK) {
         rc = cs_err_set(err, rc, 0, "%s document %zu", k_domain_names[d], idx);
@@ -1216,19 +1147,19 @@ static cs_rc gen_corpus(tb_gen *g, tb_domain d, cs_err *err)
                 if (cut) {
                     *cut = '\0';
                 }
-                rc = set_add(&g->corpus_keys, piece, &added, err);
+                rc = tb_set_add(&g->corpus_keys, piece, &added, err);
                 free(piece);
                 p = end ? end + 2 : p + n;
             }
         }
         if (rc == CS_OK) {
-            rc = set_add(&g->corpus_docs, doc.data, &added, err);
+            rc = tb_set_add(&g->corpus_docs, doc.data, &added, err);
         }
         if (rc == CS_OK) {
             rc = cs_buf_printf(&out, "{\"id\":\"%s-%05zu\",\"text\":", k_domain_names[d], i);
         }
         if (rc == CS_OK) {
-            rc = put_json_str(&out, doc.data);
+            rc = tb_put_json_str(&out, doc.data);
         }
         if (rc == CS_OK) {
             rc = cs_buf_puts(&out, "}\n");
@@ -1238,7 +1169,7 @@ static cs_rc gen_corpus(tb_gen *g, tb_domain d, cs_err *err)
         rc = cs_buf_printf(&name, "corpus/%s.jsonl", k_domain_names[d]);
     }
     if (rc == CS_OK) {
-        rc = write_file(g, name.data, &out, err);
+        rc = tb_write_file(g, name.data, &out, err);
     }
     if (rc == CS_OK) {
         rc = cs_buf_printf(&g->summary,
@@ -1257,7 +1188,7 @@ static cs_rc write_heldout(tb_gen *g, const char *name, cs_buf *out, size_t n, c
 {
     cs_rc rc = cs_buf_putc(out, '\n');
     if (rc == CS_OK) {
-        rc = write_file(g, name, out, err);
+        rc = tb_write_file(g, name, out, err);
     }
     if (rc == CS_OK) {
         rc = cs_buf_printf(&g->summary,
@@ -1282,9 +1213,9 @@ static cs_rc gen_heldout(tb_gen *g, cs_err *err)
     for (size_t i = 0; i < N_HELDOUT_LONG_PER_DOMAIN && rc == CS_OK; i++) {
         for (size_t d = 0; d < 4 && rc == CS_OK; d++) {
             do {
-                rc = domain_doc(g, (tb_domain)d, pick(&g->rng, N_CITIES + N_SCHOLARS), &doc,
+                rc = domain_doc(g, (tb_domain)d, tb_pick(&g->rng, N_CITIES + N_SCHOLARS), &doc,
                                 &redrawn, err);
-            } while (rc == CS_OK && set_has(&g->corpus_docs, doc.data));
+            } while (rc == CS_OK && tb_set_has(&g->corpus_docs, doc.data));
             if (rc == CS_OK && n++) {
                 rc = cs_buf_puts(&out, "\n\n");
             }
@@ -1309,7 +1240,7 @@ static cs_rc check_reserved(tb_gen *g, cs_err *err)
 {
     size_t clash = 0;
     for (size_t i = 0; i < g->reserved.cap; i++) {
-        if (g->reserved.slot[i] && set_has(&g->corpus_keys, g->reserved.slot[i])) {
+        if (g->reserved.slot[i] && tb_set_has(&g->corpus_keys, g->reserved.slot[i])) {
             clash++;
         }
     }
@@ -1330,13 +1261,13 @@ static cs_rc run(tb_gen *g, uint64_t seed, cs_err *err)
     cs_rng_seed(&g->rng, seed);
     rc = cs_buf_printf(&g->summary, "testbed-gen seed %llu\n", (unsigned long long)seed);
     if (rc == CS_OK) {
-        rc = mkdir_p(g->out_dir, err);
+        rc = tb_mkdir_p(g->out_dir, err);
     }
     for (size_t i = 0; i < 2 && rc == CS_OK; i++) {
         sub.len = 0;
         rc = cs_buf_printf(&sub, "%s/%s", g->out_dir, i ? "tasks" : "corpus");
         if (rc == CS_OK) {
-            rc = mkdir_p(sub.data, err);
+            rc = tb_mkdir_p(sub.data, err);
         }
     }
     if (rc == CS_OK) {
@@ -1355,7 +1286,7 @@ static cs_rc run(tb_gen *g, uint64_t seed, cs_err *err)
         rc = check_reserved(g, err);
     }
     if (rc == CS_OK) {
-        rc = write_file(g, "SUMMARY.txt", &g->summary, err);
+        rc = tb_write_file(g, "SUMMARY.txt", &g->summary, err);
     }
     cs_buf_fini(&sub);
     return rc;
@@ -1406,9 +1337,9 @@ int main(int argc, char **argv)
         return CS_EXIT_USAGE;
     }
     rc = run(&g, (uint64_t)seed, &err);
-    set_fini(&g.reserved);
-    set_fini(&g.corpus_keys);
-    set_fini(&g.corpus_docs);
+    tb_set_fini(&g.reserved);
+    tb_set_fini(&g.corpus_keys);
+    tb_set_fini(&g.corpus_docs);
     if (rc == CS_OK) {
         fputs(g.summary.data, stdout);
     }
