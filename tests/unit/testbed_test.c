@@ -3,7 +3,8 @@
  * eval split (checked again here, on the committed files, independently of the generator), the
  * model folders hold what a Hugging Face loader expects (config keys, bf16 safetensors whose
  * tensors have the shapes the config implies, widths that allow group sizes 32 and 64, at most
- * 24 MB together), and the reference logits have the size their index says. */
+ * 24 MB together), and the reference logits have the size their index says. The default eval
+ * suite (data/suite) follows the same format, with ids that end in the item's unit. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -99,11 +100,12 @@ static bool is_space(char c)
     return c == ' ' || c == '\n' || c == '\t' || c == '\r';
 }
 
-/* Parses one split file (suffix ".eval.jsonl" or ".train.jsonl"), checks every line, stores the
- * ids in ids[0..want) and returns the contexts, sorted (owned: free_strs). */
-static char **read_split(const tb_task *t, const char *split, size_t want, char **ids)
+/* Parses one split file (DIR/<task> and the suffix ".eval.jsonl" or ".train.jsonl"), checks every
+ * line, stores the ids in ids[0..want) and returns the contexts, sorted (owned: free_strs). */
+static char **read_split(const char *dir, const tb_task *t, const char *split, size_t want,
+                         char **ids)
 {
-    char *path = testbed_path("data/tasks/", t->name, split, "");
+    char *path = testbed_path(dir, t->name, split, "");
     size_t len = 0, n = 0;
     char *text = read_all(path, &len);
     char **ctx = cs_calloc_array(want + 1, sizeof(char *));
@@ -179,8 +181,8 @@ static void test_tasks_well_formed_and_disjoint(void **state)
         size_t n_ids = tk->n_eval + tk->n_train;
         char **ids = cs_calloc_array(n_ids, sizeof(char *));
         assert_non_null(ids);
-        char **ev = read_split(tk, ".eval.jsonl", tk->n_eval, ids);
-        char **tr = read_split(tk, ".train.jsonl", tk->n_train, ids + tk->n_eval);
+        char **ev = read_split("data/tasks/", tk, ".eval.jsonl", tk->n_eval, ids);
+        char **tr = read_split("data/tasks/", tk, ".train.jsonl", tk->n_train, ids + tk->n_eval);
         size_t shared = 0;
         for (size_t i = 0, j = 0; i < tk->n_eval && j < tk->n_train;) {
             int c = strcmp(ev[i], tr[j]);
@@ -200,6 +202,52 @@ static void test_tasks_well_formed_and_disjoint(void **state)
         free_strs(ev, tk->n_eval);
         free_strs(tr, tk->n_train);
         free_strs(ids, n_ids);
+    }
+}
+
+/* The default eval suite (data/suite/, README "The default eval suite"): its five multiple-choice
+ * tasks hold the default limit of items each, well formed as above, ids "<task>-<5 digits>-<unit>"
+ * and unique; contexts are unique but in facts_recall, whose 360 prompts repeat (its items differ
+ * by their choices, which the generator checks). */
+static const tb_task k_suite[] = {
+        {"prose_state", false, 6000, 0},  {"prose_role", false, 6000, 0},
+        {"arith_chain", false, 6000, 0},  {"code_output", false, 6000, 0},
+        {"facts_recall", false, 6000, 0},
+};
+
+static void test_suite_well_formed(void **state)
+{
+    (void)state;
+    for (size_t t = 0; t < N_ELEMS(k_suite); t++) {
+        const tb_task *tk = &k_suite[t];
+        char **ids = cs_calloc_array(tk->n_eval, sizeof(char *));
+        assert_non_null(ids);
+        char **ctx = read_split("data/suite/", tk, ".eval.jsonl", tk->n_eval, ids);
+        size_t same_ctx = 0;
+        for (size_t i = 0; i < tk->n_eval; i++) {
+            size_t k = strlen(tk->name);
+            const char *s = ids[i];
+            bool ok = strncmp(s, tk->name, k) == 0 && s[k] == '-' && strlen(s) > k + 7 &&
+                      s[k + 6] == '-';
+            for (size_t j = 1; ok && j <= 5; j++) {
+                ok = s[k + j] >= '0' && s[k + j] <= '9';
+            }
+            if (!ok) {
+                fail_msg("%s: id \"%s\" is not <task>-<5 digits>-<unit>", tk->name, s);
+            }
+            same_ctx += i > 0 && strcmp(ctx[i - 1], ctx[i]) == 0;
+        }
+        if (strcmp(tk->name, "facts_recall") != 0 && same_ctx) {
+            fail_msg("%s: %zu repeated contexts", tk->name, same_ctx);
+        }
+        qsort(ids, tk->n_eval, sizeof(char *), cmp_str);
+        for (size_t i = 1; i < tk->n_eval; i++) {
+            if (strcmp(ids[i - 1], ids[i]) == 0) {
+                fail_msg("%s: duplicate id %s", tk->name, ids[i]);
+            }
+        }
+        free_strs(ctx, tk->n_eval);
+        free_strs(ids, tk->n_eval);
     }
 }
 
@@ -404,6 +452,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_tasks_well_formed_and_disjoint),
+            cmocka_unit_test(test_suite_well_formed),
             cmocka_unit_test(test_reference_items),
             cmocka_unit_test(test_model_folders),
     };

@@ -14,7 +14,8 @@
  * tasks/<task>.ref.jsonl, the train split as ACDM reference items ({"id","task","text"});
  * heldout.txt, held-out mixed-domain text for perplexity (40 documents), and heldout_long.txt,
  * the same 40 followed by 360 more (for comparisons of quantizers whose perplexities differ by
- * tenths of a percent); SUMMARY.txt, sizes and the disjointness proof. The program checks, and
+ * tenths of a percent); SUMMARY.txt, sizes and the disjointness proof; suite/, the default
+ * evaluation suite (testbed_suite.c, from a stream of its own). The program checks, and
  * fails otherwise, that no train-side context equals an eval context, that no arithmetic question
  * or program of a task occurs in the corpora, and that no held-out document occurs in the corpora.
  */
@@ -1287,6 +1288,9 @@ static cs_rc run(tb_gen *g, uint64_t seed, cs_err *err)
     }
     if (rc == CS_OK) {
         rc = tb_write_file(g, "SUMMARY.txt", &g->summary, err);
+    }
+    if (rc == CS_OK) {
+        rc = tb_suite_run(g, seed, err); /* last, from its own stream: nothing above changes */
     }
     cs_buf_fini(&sub);
     return rc;

@@ -1,7 +1,11 @@
-/* testbed_gen.h - the testbed generator's made-up world (its tables and the generated cities and
- * scholars), its state, and the helpers that draw items and write them as JSON lines, for the
- * files of the generator that share them. Shared symbols start with tb_; everything else stays
- * static.
+/* testbed_gen.h - what the testbed generator's two files share: the made-up world (its tables and
+ * the generated cities and scholars), the generator's state, and the helpers that draw items and
+ * write them as JSON lines.
+ *
+ * testbed_gen.c writes the corpora, the small task splits and the held-out text from one cs_rng
+ * stream; testbed_suite.c then writes the default evaluation suite (data/suite/) from its own
+ * stream, so that adding or changing the suite never changes a byte of what came before it.
+ * Symbols shared between the two files start with tb_; everything else stays static.
  */
 #ifndef CS_SWEEPS_TESTBED_GEN_TESTBED_GEN_H
 #define CS_SWEEPS_TESTBED_GEN_TESTBED_GEN_H
@@ -143,5 +147,11 @@ typedef struct tb_code {
 } tb_code;
 
 cs_rc tb_code_make(cs_rng *r, tb_code *c);
+
+/* ---------------------------------------------------------------- the suite (testbed_suite.c) */
+
+/* Writes OUT_DIR/suite/: the default evaluation suite, drawn from its own stream seeded from
+ * seed, after the corpora (whose questions and programs it keeps out). */
+cs_rc tb_suite_run(tb_gen *g, uint64_t seed, cs_err *err);
 
 #endif
