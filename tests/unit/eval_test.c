@@ -659,6 +659,17 @@ static void test_extract(void **state)
     assert_int_equal(cs_score_extract("no number", &s, &f, &err), CS_OK);
     assert_null(s);
     assert_null(f);
+    /* the gold number: a worked solution's "#### N", else the whole answer */
+    assert_int_equal(cs_score_gold("She has 3 * 4 = <<3*4=12>>12 cups.\n#### 1,212", &s, &err),
+                     CS_OK);
+    assert_string_equal(s, "1212");
+    free(s);
+    assert_int_equal(cs_score_gold("12.", &s, &err), CS_OK);
+    assert_string_equal(s, "12");
+    free(s);
+    assert_int_equal(cs_score_gold("$1,000", &s, &err), CS_OK);
+    assert_string_equal(s, "1000");
+    free(s);
 }
 
 /* arith_gen, the first 40 items, greedy, 48 new tokens (the README's rule): README has 68.0 % /

@@ -326,6 +326,19 @@ cs_rc cs_score_extract(const char *text, char **strict, char **flex, cs_err *err
     return CS_OK;
 }
 
+cs_rc cs_score_gold(const char *answer, char **want, cs_err *err)
+{
+    char *strict = NULL, *flex = NULL;
+    cs_rc rc = cs_score_extract(answer, &strict, &flex, err);
+    free(flex);
+    *want = NULL;
+    if (rc != CS_OK) {
+        return rc;
+    }
+    *want = strict ? strict : normalize_number(answer, strlen(answer));
+    return *want ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+}
+
 static void cut_at(char *text, const char *stop)
 {
     char *p = stop[0] ? strstr(text, stop) : NULL;
@@ -394,8 +407,7 @@ static cs_rc gen_item(cs_model *m, const cs_tok *tok, const cs_task_item *it, si
     if ((rc = cs_score_extract(text, &strict, &flex, err)) != CS_OK) {
         goto done;
     }
-    if (!(want = normalize_number(it->answer, strlen(it->answer)))) {
-        rc = cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    if ((rc = cs_score_gold(it->answer, &want, err)) != CS_OK) {
         goto done;
     }
     *strict_ok = strict && strcmp(strict, want) == 0;

@@ -10,7 +10,8 @@
  * Multiple input (WinoGrande): the one continuation is scored after each context, LL as above.
  * Generation: greedy decoding of at most max_new tokens, cut at the first stop string (the item's
  * "stop" list plus a blank line) or EOS; strict = the first "#### <number>", flexible = the last
- * number of the output; numbers are compared after removing "," and "$" and a trailing ".".
+ * number of the output; numbers are compared after removing "," and "$" and a trailing ".", with
+ * the item's answer: its "#### <number>" when it has one (a GSM8K solution), else all of it.
  * Standard errors: sqrt(p (1 - p) / (N - 1)) (N = 1: 0).
  * Per item (result.json version 2's "items"): each item's 1/0 outcome of every metric, and the
  * gold margin LL(gold) - max over the other options of LL (raw log-likelihoods, M1; > 0 iff the
@@ -99,5 +100,10 @@ double cs_score_stderr(double p, size_t n);
 /* Generation answers: the strict "#### number" (NULL if none) and the last number (NULL if none)
  * of text, normalized; owned strings. */
 cs_rc cs_score_extract(const char *text, char **strict, char **flex, cs_err *err);
+
+/* The number a generation item's answer asks for, normalized as cs_score_extract's: the strict
+ * "#### <number>" of answer when it has one (a worked solution, as GSM8K's answers are), else the
+ * whole answer ("12"). Owned *want. */
+cs_rc cs_score_gold(const char *answer, char **want, cs_err *err);
 
 #endif
