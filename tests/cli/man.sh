@@ -37,7 +37,7 @@ subs=$("$CALSWEEP" --help | awk '/^commands:$/ {c = 1; next} c && /^  [a-z]/ {pr
 check "$M/calsweep.1" "$CALSWEEP" $subs
 check "$M/calsweepd.8" "$CALSWEEPD"
 check "$M/calsweep-worker.8" "$CALSWEEP_WORKER"
-check "$M/calsweep-run.1" "$CALSWEEP_RUN" info tokenize ppl generate quantize eval select
+check "$M/calsweep-run.1" "$CALSWEEP_RUN" info tokenize ppl generate quantize eval select convert-task
 
 page=deploy/man/calsweep-sweep.5
 MANWIDTH=100 man -l "$page" >/dev/null 2>&1; ok $? "calsweep-sweep.5 renders with man -l"

@@ -14,6 +14,7 @@
 #include "cs_alloc.h"
 #include "cs_canon.h"
 #include "cs_config.h"
+#include "cs_convert_cmd.h"
 #include "cs_floor.h"
 #include "cs_generate.h"
 #include "cs_job.h"
@@ -177,9 +178,11 @@ static void usage(FILE *out)
             "       calsweep-run eval MODEL --task FILE [--task FILE ...] [--limit N] [--seed S]\n"
             "                         [--fewshot K --shots FILE ...] [--json]\n"
             "       calsweep-run select MODEL --source NAME=FILE[:field] ... --selector "
-            "NAME|JSON\n\n"
+            "NAME|JSON\n"
+            "       calsweep-run convert-task FORMAT IN OUT [--task NAME] [--split-train N]\n\n"
             "Runs one calsweep job in this process and writes result.json, or runs one engine\n"
-            "command on a Hugging Face model folder (COMMAND --help for its options).\n"
+            "command on a Hugging Face model folder (COMMAND --help for its options);\n"
+            "convert-task turns a benchmark's published rows into a task file.\n"
             "A job writes result.json (or error.json and exit 1) in the current folder and its\n"
             "progress to fd 3; relative paths are resolved against $CALSWEEP_BASE_DIR, model\n"
             "folders also under $CALSWEEP_MODEL_ROOTS (':'-separated); model folders must lie\n"
@@ -940,6 +943,9 @@ int main(int argc, char **argv)
         }
         if (strcmp(cmd, "select") == 0) {
             return cs_cmd_select(argc, argv);
+        }
+        if (strcmp(cmd, "convert-task") == 0) {
+            return cs_cmd_convert(argc, argv);
         }
         if (strcmp(cmd, "eval") == 0) {
             a.gen.max_new = 0;
