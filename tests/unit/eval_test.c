@@ -3,7 +3,8 @@
  * <model>.mc.jsonl (atol 1e-3, same argmax) from the same ctx/cont token ids, and the "first 40"
  * accuracies of sweeps/testbed/README.md within one item on every task and both models; generation
  * exact match on the first 40 arith_gen items within 10 points of the README; the number extraction
- * rules; few-shot prompts; multiple-input (WinoGrande-style) scoring. */
+ * rules; few-shot prompts; multiple-input (WinoGrande-style) scoring, also of the WinoGrande items
+ * convert-task writes. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -638,6 +639,62 @@ static void test_multi_input(void **state)
     cs_model_destroy(m);
 }
 
+/* The WinoGrande items convert-task writes (tests/data/convert/winogrande.want.jsonl, which
+ * tests/cli/convert_task.sh compares byte for byte with its output) are scored as multiple-input
+ * items: the log-likelihood each context gets is that of the one shared continuation after it,
+ * equal to the MC scorer's LL of the continuation as a choice after that context. */
+static void test_converted_winogrande(void **state)
+{
+    (void)state;
+    cs_model *m = NULL;
+    cs_tok *tok = NULL;
+    cs_task wi, mc;
+    cs_score si, sm;
+    cs_err err = {0};
+    cs_buf b;
+    char *path = src_path("tests/data/convert/winogrande.want.jsonl");
+    load("tb-llama", &m, &tok);
+    assert_int_equal(cs_task_load(&wi, path, 0, &err), CS_OK);
+    free(path);
+    assert_int_equal(wi.kind, CS_TASK_MULTI);
+    assert_int_equal(wi.n, 4);
+    assert_int_equal(cs_score_task(m, tok, &wi, NULL, &si, &err), CS_OK);
+    assert_int_equal(si.n, 4);
+    assert_int_equal(si.n_ll, 8);
+    cs_buf_init(&b);
+    for (size_t i = 0; i < wi.n; i++) {
+        for (size_t j = 0; j < 2; j++) {
+            cJSON *o = cJSON_CreateObject(), *ch;
+            char id[32];
+            snprintf(id, sizeof id, "w%zu-%zu", i, j);
+            cJSON_AddStringToObject(o, "id", id);
+            cJSON_AddStringToObject(o, "task", "mc");
+            cJSON_AddStringToObject(o, "context", wi.items[i].options[j]);
+            ch = cJSON_AddArrayToObject(o, "choices");
+            cJSON_AddItemToArray(ch, cJSON_CreateString(wi.items[i].text));
+            cJSON_AddItemToArray(ch, cJSON_CreateString("."));
+            cJSON_AddNumberToObject(o, "gold", 0);
+            char *line = cJSON_PrintUnformatted(o);
+            assert_int_equal(cs_buf_printf(&b, "%s\n", line), CS_OK);
+            free(line);
+            cJSON_Delete(o);
+        }
+    }
+    assert_int_equal(cs_task_parse(&mc, "mc", b.data, b.len, 0, 0, &err), CS_OK);
+    cs_buf_fini(&b);
+    assert_int_equal(cs_score_task(m, tok, &mc, NULL, &sm, &err), CS_OK);
+    for (size_t k = 0; k < 2 * wi.n; k++) {
+        cs_assert_close_d(&si.ll[k], &sm.ll[2 * k], 1, 1e-4, 0);
+    }
+    check_items(&si, &wi, si.ll, 2, 0);
+    cs_score_fini(&si);
+    cs_score_fini(&sm);
+    cs_task_fini(&wi);
+    cs_task_fini(&mc);
+    cs_tok_destroy(tok);
+    cs_model_destroy(m);
+}
+
 /* ---- generation ------------------------------------------------------------------------------ */
 
 static void test_extract(void **state)
@@ -763,7 +820,7 @@ int main(void)
             cmocka_unit_test(test_gen_llama),   cmocka_unit_test(test_gen_qwen),
             cmocka_unit_test(test_task_seed),   cmocka_unit_test(test_fewshot),
             cmocka_unit_test(test_multi_input), cmocka_unit_test(test_context_rules),
-            cmocka_unit_test(test_gen_until),
+            cmocka_unit_test(test_gen_until),   cmocka_unit_test(test_converted_winogrande),
     };
     return cmocka_run_group_tests_name("eval", tests, NULL, NULL);
 }
