@@ -573,8 +573,16 @@ size_t cs_calib_capacity(const cs_calib_doc *docs, size_t n, const char *compose
     if (strcmp(compose, "per_doc") == 0) {
         return fit;
     }
-    if (strcmp(compose, "concat") == 0) {
+    if (strcmp(compose, "concat") == 0 || strcmp(compose, "awq_concat") == 0) {
         return bytes / need;
+    }
+    if (strcmp(compose, "doc_windows") == 0) { /* windows inside one document each */
+        size_t w = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t len = strlen(docs[i].text);
+            w += len > need ? len - need : 0;
+        }
+        return w;
     }
     return bytes >= need ? bytes - need + 1 : 0; /* random_windows: distinct offsets */
 }

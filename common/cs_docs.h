@@ -80,9 +80,10 @@ cs_rc cs_calib_shares(const int64_t *quota, const double *weight, size_t n, size
                       size_t *out, cs_err *err);
 
 /* An upper bound on the items of seq_len tokens that `compose` ("random_windows", "concat",
- * "per_doc") can cut from docs[0..n): a token is at least one byte, so a document of fewer bytes
- * than seq_len - 1 (one place may go to BOS) never fills an item. A pool needing more than this
- * can never be built; one needing less may still fail at the job, where the tokens are known. */
+ * "per_doc", "doc_windows", "awq_concat") can cut from docs[0..n): a token is at least one byte, so
+ * a document of fewer bytes than seq_len - 1 (one place may go to BOS) never fills an item. A pool
+ * needing more than this can never be built; one needing less may still fail at the job, where the
+ * tokens are known. */
 size_t cs_calib_capacity(const cs_calib_doc *docs, size_t n, const char *compose, size_t seq_len);
 
 #endif

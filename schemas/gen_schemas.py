@@ -179,7 +179,8 @@ sweep = {
                          {"type": "object", "required": ["multiple"], "additionalProperties": False,
                           "properties": {"multiple": {"type": "integer", "minimum": 1, "maximum": 1024}}}],
                "description": "items in the pool, or {\"multiple\": K}: K x the job's n_samples (default 4, or the sum of the quotas when every source has one)"},
-      "composition": {"enum": ["random_windows", "concat", "per_doc"], "default": "random_windows"},
+      "composition": {"enum": ["random_windows", "concat", "per_doc", "doc_windows", "awq_concat"], "default": "random_windows",
+                      "description": "doc_windows: GPTQ's C4 sampler (a window inside one random document longer than seq_len); awq_concat: AWQ's pile-val recipe (documents of at most seq_len tokens joined and cut)"},
       "keep_out": {"type": "array", "items": {"type": "string"},
                    "description": "eval suites whose task files the pool must not share an item with (default: every suite)"}}},
     "range": range_def,
@@ -267,7 +268,7 @@ job = {
     "source": {"type": "object", "required": ["kind", "path"], "additionalProperties": False, "properties": {
       "kind": {"enum": ["jsonl", "text", "task"]}, "path": {"type": "string"}, "text_field": {"type": "string"}}},
     "pool": {"type": "object", "required": ["kind", "composition", "keep_out", "size", "sources"], "additionalProperties": False, "properties": {
-      "kind": {"const": "pool"}, "composition": {"enum": ["random_windows", "concat", "per_doc"]},
+      "kind": {"const": "pool"}, "composition": {"enum": ["random_windows", "concat", "per_doc", "doc_windows", "awq_concat"]},
       "keep_out": {"type": "array", "items": {"type": "string"}},
       "size": {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "object", "required": ["multiple"], "additionalProperties": False,
                          "properties": {"multiple": {"type": "integer", "minimum": 1, "maximum": 1024}}}]},

@@ -27,7 +27,8 @@
 #define POOL_MAX_MULTIPLE 1024
 #define POOL_MAX_ITEMS    (INT64_C(1) << 24)
 
-static const char *const k_compose[] = {"random_windows", "concat", "per_doc"};
+static const char *const k_compose[] = {"random_windows", "concat", "per_doc", "doc_windows",
+                                        "awq_concat"};
 
 /* Index of the plain source called name among the first n_plain sources, or SIZE_MAX. */
 static size_t plain_source(const cs_sweep *s, size_t n_plain, const char *name)
@@ -273,10 +274,11 @@ static void parse_pool(parser *p, const cJSON *m, size_t n_plain, const cJSON *e
     cs_json_check_keys(&p->c, m, keys, 4, CS_DIAG_ERROR);
     if (cs_json_opt_string(&p->c, m, "composition", "random_windows", &compose) == CS_OK &&
         strcmp(compose, "random_windows") != 0 && strcmp(compose, "concat") != 0 &&
-        strcmp(compose, "per_doc") != 0) {
+        strcmp(compose, "per_doc") != 0 && strcmp(compose, "doc_windows") != 0 &&
+        strcmp(compose, "awq_concat") != 0) {
         cs_jpath_push_key(&p->c.path, "composition");
         sw_unknown_name(p, cJSON_GetObjectItemCaseSensitive(m, "composition"), "composition",
-                        compose, k_compose, 3);
+                        compose, k_compose, 5);
         cs_jpath_pop(&p->c.path);
     }
     pl->compose = sw_dup(p, compose);

@@ -12,7 +12,7 @@ S=${CS_SOURCE_DIR:-.}
 M=$S/sweeps/testbed/models/tb-llama
 D=$S/sweeps/testbed/data
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
-echo "1..26"
+echo "1..28"
 "$R" select --help | grep -q "usage: calsweep-run select"; ok $? "select --help"
 sel() { "$R" select "$M" --source "prose=$D/corpus/prose.jsonl" --source "code=$D/corpus/code.jsonl:text" --pool 40 --seq-len 32 --n 5 "$@" 2>"$TMP/err"; }
 a=$(sel --selector zipcal --seed 1); ok $? "zipcal exits 0"
@@ -65,4 +65,12 @@ ok $? "a .gz file that is not gzip is refused naming it ($rc)"
 out=$("$R" select "$M" --source "x=$TMP/none.jsonl.gz" --pool 4 --seq-len 8 --n 2 2>&1); rc=$?
 [ $rc != 0 ] && case "$out" in *"none.jsonl.gz"*"No such file"*) true;; *) false;; esac
 ok $? "a missing .gz file is named"
+# the reference scripts' recipes: GPTQ's windows inside one random document, AWQ's short documents
+# joined and cut
+j=$("$R" select "$M" --source "prose=$D/corpus/prose.jsonl" --compose doc_windows --pool 12 --seq-len 48 --n 4 --json 2>/dev/null)
+[ "$(jq '[.pool.items // .pool.n, (.ids | length), ([.ids[] | select(test("^prose:prose-[0-9]+@[0-9]+$"))] | length)]' -c <<<"$j")" = "[12,4,4]" ] && [ "$(jq -r .pool.composition <<<"$j")" = doc_windows ]
+ok $? "--compose doc_windows: 12 windows named document@offset, 4 chosen"
+j=$("$R" select "$M" --source "prose=$D/corpus/prose.jsonl" --compose awq_concat --pool 12 --seq-len 48 --n 4 --json 2>/dev/null)
+[ "$(jq -c '[.pool.n, ([.ids[] | select(test("^prose:a[0-9]+$"))] | length)]' <<<"$j")" = "[12,4]" ] && [ "$(jq -r .pool.composition <<<"$j")" = awq_concat ]
+ok $? "--compose awq_concat: 12 blocks of joined short documents, 4 chosen"
 exit $fail

@@ -34,7 +34,7 @@ job() { # folder algorithm ppl-path tasks-json [calibration n_samples seq_len]
 run() { # dir: runs the job of dir/job.json there, progress to dir/progress
     (cd "$1" && rm -f result.json error.json && CALSWEEP_BASE_DIR=$S CALSWEEP_THREADS=2 "$R" job.json 3>progress 2>stderr)
 }
-echo "1..56"
+echo "1..57"
 
 mkdir "$tmp/a"; job sweeps/testbed/models/tb-llama none sweeps/testbed/data/heldout.txt >"$tmp/a/job.json"
 run "$tmp/a"; ok $? "a baseline job exits 0"
@@ -211,6 +211,10 @@ jq -e '.calibration.pool as $p | $p.n == 32 and $p.composition == "random_window
 ok $? "result.json records the pool: 32 items, arith 8 (weight 1 of 4, as qa) and prose 24"
 jq -e '(.calibration.sample_ids | length == 8) and all(.calibration.sample_ids[]; test("^(arith|prose):w[0-9]+$"))' "$tmp/pool/result.json" >/dev/null
 ok $? "the 8 chosen samples are named by their pool source"
+jq -c '.calibration.source.composition = "doc_windows"' "$tmp/pool/job.json" >"$tmp/pool/dw.json"
+mkdir "$tmp/pool-dw" && mv "$tmp/pool/dw.json" "$tmp/pool-dw/job.json" && run "$tmp/pool-dw"
+jq -e '.calibration.pool.composition == "doc_windows" and all(.calibration.sample_ids[]; test("^(arith|prose):[a-z_]+-[0-9a-z-]+@[0-9]+$"))' "$tmp/pool-dw/result.json" >/dev/null
+ok $? "the same pool composed as GPTQ's C4 sampler (doc_windows): samples named document@offset"
 jq -c '.calibration.source.sources.leak = {"kind": "task", "path": "sweeps/testbed/data/tasks/arith_mc.eval.jsonl", "weight": 1, "format": "text"}' "$tmp/pool/job.json" >"$tmp/pool/leak.json" && mv "$tmp/pool/leak.json" "$tmp/pool/job.json"
 run "$tmp/pool"; rc=$?
 [ $rc = 1 ] && jq -r .message "$tmp/pool/error.json" | grep -q "calibration overlaps evaluation"

@@ -45,7 +45,8 @@ cs_rc cs_calib_random_windows(const int32_t *stream, size_t n_stream, size_t n, 
 
 /* ---- documents, pools and the overlap check ---- */
 
-static const char *const compose_names[] = {"random_windows", "concat", "per_doc"};
+static const char *const compose_names[] = {"random_windows", "concat", "per_doc", "doc_windows",
+                                            "awq_concat"};
 
 void cs_calib_compose_opts_default(cs_calib_compose_opts *o)
 {
@@ -70,7 +71,9 @@ cs_rc cs_calib_compose_parse(const char *name, cs_calib_compose *out, cs_err *er
         }
     }
     return cs_err_set(err, CS_EINVAL, 0,
-                      "composition '%s': expected random_windows, concat or per_doc", name);
+                      "composition '%s': expected random_windows, concat, per_doc, doc_windows or "
+                      "awq_concat",
+                      name);
 }
 
 /* ---- pool ---- */
@@ -119,6 +122,90 @@ static cs_rc join_tokens(const cs_calib_doc *d, const size_t *order, size_t n, c
     return rc;
 }
 
+/* doc_windows (GPTQ's C4 sampler): each sample a random document of more than L tokens and a
+ * window of L tokens at a random offset in it (offset < n - L, as GPTQ's randint(0, n - L - 1));
+ * id "<name>:<document id>@<offset>", a pair drawn twice is drawn again. */
+static cs_rc compose_doc_windows(const cs_calib_source *src, size_t si, const char *name,
+                                 const cs_calib_doc *d, size_t nd, size_t quota, const cs_tok *tok,
+                                 size_t L, int32_t bos, cs_rng *rng, cs_calib_pool *p, size_t cap,
+                                 cs_err *err)
+{
+    size_t got = 0, tries = 0, n_head = bos >= 0 ? 1 : 0;
+    const size_t max_tries = 64 * quota + 4 * nd;
+    cs_rc rc = CS_OK;
+    while (rc == CS_OK && got < quota && tries++ < max_tries && nd > 0) {
+        const cs_calib_doc *doc = &d[cs_rng_below(rng, (uint64_t)nd)];
+        int32_t *ids = NULL;
+        size_t n = 0;
+        rc = cs_tok_encode(tok, doc->text, strlen(doc->text), 0, &ids, &n, err);
+        if (rc == CS_OK && n > L) {
+            size_t off = (size_t)cs_rng_below(rng, (uint64_t)(n - L));
+            char at[40];
+            snprintf(at, sizeof at, "@%zu", off);
+            char *id = cs_calib_join_id(name, doc->id), *full = NULL;
+            if (id && (full = malloc(strlen(id) + strlen(at) + 1)) != NULL) {
+                memcpy(full, id, strlen(id));
+                memcpy(full + strlen(id), at, strlen(at) + 1);
+            }
+            free(id);
+            bool dup = false;
+            for (size_t k = p->n - got; full && k < p->n && !dup; k++) {
+                dup = strcmp(p->items[k].id, full) == 0;
+            }
+            if (dup) {
+                free(full);
+            } else {
+                rc = pool_add(p, cap, si, full, &bos, n_head, ids + off, L, err);
+                got += rc == CS_OK;
+            }
+        }
+        free(ids);
+    }
+    if (rc == CS_OK && got < quota) {
+        rc = cs_err_set(err, CS_EINVAL, 0,
+                        "source '%s' (%s): found %zu distinct windows of %zu tokens inside "
+                        "documents longer than that, fewer than its %zu samples (doc_windows)",
+                        name, src->path, got, L, quota);
+    }
+    return rc;
+}
+
+/* awq_concat (AWQ's pile-val recipe): the documents in a seeded shuffled order, those of more
+ * than L tokens skipped, their tokens joined with no separator and cut into samples of L tokens;
+ * id "<name>:a<k>". */
+static cs_rc compose_awq(const cs_calib_source *src, size_t si, const char *name,
+                         const cs_calib_doc *d, const size_t *order, size_t nd, size_t quota,
+                         const cs_tok *tok, size_t L, int32_t bos, cs_calib_pool *p, size_t cap,
+                         cs_err *err)
+{
+    size_t n_head = bos >= 0 ? 1 : 0, len = 0, need = quota * L;
+    int32_t *all = cs_alloc_array(need ? need : 1, sizeof(int32_t));
+    cs_rc rc = all ? CS_OK : cs_err_set(err, CS_ENOMEM, 0, "out of memory");
+    for (size_t i = 0; rc == CS_OK && i < nd && len < need; i++) {
+        const cs_calib_doc *doc = &d[order[i]];
+        int32_t *ids = NULL;
+        size_t n = 0;
+        rc = cs_tok_encode(tok, doc->text, strlen(doc->text), 0, &ids, &n, err);
+        if (rc == CS_OK && n <= L) {
+            size_t take = n < need - len ? n : need - len;
+            memcpy(all + len, ids, take * sizeof(int32_t));
+            len += take;
+        }
+        free(ids);
+    }
+    if (rc == CS_OK && len < need) {
+        rc = cs_err_set(err, CS_EINVAL, 0,
+                        "source '%s' (%s): its documents of at most %zu tokens hold %zu tokens, "
+                        "fewer than %zu samples x %zu (awq_concat)",
+                        name, src->path, L, len, quota, L);
+    }
+    for (size_t k = 0; rc == CS_OK && k < quota; k++) {
+        rc = pool_add(p, cap, si, item_id(name, 'a', k), &bos, n_head, all + k * L, L, err);
+    }
+    free(all);
+    return rc;
+}
+
 static cs_rc compose_source(const cs_calib_source *src, size_t si, const char *name,
                             const cs_calib_doc *d, size_t nd, size_t quota, const cs_tok *tok,
                             const cs_calib_compose_opts *o, cs_calib_pool *p, size_t cap,
@@ -144,6 +231,14 @@ static cs_rc compose_source(const cs_calib_source *src, size_t si, const char *n
             order[i] = i;
         }
         cs_rng_shuffle(&rng, order, nd);
+    }
+    if (o->mode == CS_COMPOSE_DOC_WINDOWS || o->mode == CS_COMPOSE_AWQ_CONCAT) {
+        rc = o->mode == CS_COMPOSE_DOC_WINDOWS
+                     ? compose_doc_windows(src, si, name, d, nd, quota, tok, L, bos, &rng, p, cap,
+                                           err)
+                     : compose_awq(src, si, name, d, order, nd, quota, tok, L, bos, p, cap, err);
+        free(order);
+        return rc;
     }
     if (o->mode == CS_COMPOSE_PER_DOC) {
         size_t got = 0;
@@ -240,7 +335,7 @@ cs_rc cs_calib_pool_build(const cs_calib_source *src, size_t n_src, const cs_tok
         return cs_err_set(err, CS_EINVAL, 0,
                           "calibration: need at least one source, n >= 1 and seq_len >= 2");
     }
-    if ((size_t)o->mode > CS_COMPOSE_PER_DOC) {
+    if ((size_t)o->mode > CS_COMPOSE_AWQ_CONCAT) {
         return cs_err_set(err, CS_EINVAL, 0, "calibration: unknown composition %d", (int)o->mode);
     }
     for (size_t i = 0; i < n_src; i++) {

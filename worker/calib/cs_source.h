@@ -29,6 +29,12 @@
  *   tokenized, cut into consecutive samples; id "<name>:c<k>".
  * - per_doc: one document per sample in a seeded shuffled order, truncated to seq_len; a
  *   document shorter than seq_len is skipped; id "<name>:<document id>".
+ * - doc_windows (GPTQ's C4 sampler): a random document longer than seq_len, a window at a random
+ *   offset inside it; id "<name>:<document id>@<offset>".
+ * - awq_concat (AWQ's pile-val recipe): documents in a seeded shuffled order, those longer than
+ *   seq_len skipped, their tokens joined without separator and cut into samples; id "<name>:a<k>".
+ * The last two follow the reference scripts' recipes with calsweep's seeded generator (the
+ * scripts draw with Python's random module and torch, so the samples differ, not the method).
  * With add_bos and a model BOS, each sample is BOS + seq_len-1 text tokens. A plain-text source's
  * documents are separated by blank lines (id "p<k>", 1-based); a JSONL source's document id is its
  * "id" string when present, else "L<line>"; a task source's is the item id. */
@@ -36,6 +42,8 @@ typedef enum cs_calib_compose {
     CS_COMPOSE_RANDOM_WINDOWS = 0,
     CS_COMPOSE_CONCAT = 1,
     CS_COMPOSE_PER_DOC = 2,
+    CS_COMPOSE_DOC_WINDOWS = 3,
+    CS_COMPOSE_AWQ_CONCAT = 4,
 } cs_calib_compose;
 
 typedef struct cs_calib_compose_opts {
@@ -48,7 +56,7 @@ typedef struct cs_calib_compose_opts {
 
 /* random_windows, n 128, seq_len 2048, seed 0, add_bos true. */
 void cs_calib_compose_opts_default(cs_calib_compose_opts *o);
-/* "random_windows", "concat", "per_doc". */
+/* "random_windows", "concat", "per_doc", "doc_windows", "awq_concat". */
 const char *cs_calib_compose_name(cs_calib_compose m);
 /* CS_EINVAL naming the accepted names. */
 cs_rc cs_calib_compose_parse(const char *name, cs_calib_compose *out, cs_err *err);

@@ -60,7 +60,8 @@ static const cs_opt sel_options[] = {
         {"seed", 0, CS_OPT_VALUE, SEL_SEED, "N", "seed of the pool and the selector (default 0)"},
         {"pool", 'p', CS_OPT_VALUE, SEL_POOL, "N", "candidate pool size (default 1000)"},
         {"compose", 0, CS_OPT_VALUE, SEL_COMPOSE, "MODE",
-         "random_windows (default), concat or per_doc"},
+         "random_windows (default), concat, per_doc, doc_windows (GPTQ's C4) or awq_concat (AWQ's "
+         "pile-val)"},
         {"format", 0, CS_OPT_VALUE, SEL_FORMAT, "F", "task sources: text (default) or qa"},
         {"no-bos", 0, CS_OPT_NONE, SEL_NO_BOS, NULL, "do not start pool items with BOS"},
         {"eval", 'e', CS_OPT_VALUE, SEL_EVAL, "FILE",
