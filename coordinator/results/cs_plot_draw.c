@@ -241,6 +241,7 @@ static void heatmap(cairo_t *cr, const cs_plot_model *m, double w, double h)
             double y = y0 + l.ph - (double)(iy + 1) * l.ch;
             if (p % l.cols == 0) {
                 snprintf(s, sizeof(s), "%g", m->y[iy]);
+                cairo_set_source_rgb(cr, 0, 0, 0); /* the last cell's value may have left white */
                 text(cr, x0 - 2, y + l.ch / 2, s, TICK_PT, 1.0, 0.5, false);
             }
             for (size_t ix = 0; ix < m->n_x; ix++) {
